@@ -1,0 +1,499 @@
+# cython: language_level=3, boundscheck=False, embedsignature=True
+"""The compiled core: the twin of ``muckrack_hmr/_core_py.py``.
+
+Same public names, signatures, exceptions and iteration order as the pure
+twin (the parity and differential tests hold both to it).  What differs is
+how: typed node ids, C-level loops, and an import hook that calls
+``PyImport_ImportModuleLevelObject`` directly and reads the caller's globals
+with ``PyEval_GetGlobals`` instead of walking frames.
+"""
+
+import builtins
+import sys
+import threading
+
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
+
+cdef extern from "Python.h":
+    object PyImport_ImportModuleLevelObject(
+        object name, object globals, object locals, object fromlist, int level
+    )
+    PyObject* PyEval_GetGlobals()
+
+__all__ = ["DependencyGraph", "ImportTracker", "resolve_relative"]
+
+cdef object _BUILTIN_IMPORT = builtins.__import__
+cdef dict _UNTRACKED = {}
+cdef object _NAME = "__name__"
+
+
+def resolve_relative(str name, package, int level):
+    """Resolve ``from .name import ...`` issued by ``package`` at ``level``."""
+    if not package:
+        raise ImportError("attempted relative import with no known parent package")
+    bits = package.rsplit(".", level - 1)
+    if len(bits) < level:
+        raise ImportError("attempted relative import beyond top-level package")
+    base = bits[0]
+    return f"{base}.{name}" if name else base
+
+
+cdef object _package_of(object globals):
+    package = globals.get("__package__")
+    if package is None:
+        spec = globals.get("__spec__")
+        if spec is not None:
+            package = spec.parent
+        else:
+            name = globals.get("__name__")
+            if not isinstance(name, str):
+                return None
+            package = name if "__path__" in globals else name.rpartition(".")[0]
+    return package if isinstance(package, str) else None
+
+
+cdef class DependencyGraph:
+    """Import edges between project modules, importer -> imported.
+
+    Nodes are module names.  Every query answers in a deterministic order:
+    the order in which modules and edges were first recorded.
+    """
+
+    cdef dict _ids
+    cdef list _names
+    cdef list _out
+    cdef list _in
+    cdef dict _bindings
+
+    def __init__(self):
+        self._ids = {}
+        self._names = []
+        self._out = []
+        self._in = []
+        self._bindings = {}
+
+    cdef Py_ssize_t _node(self, str name):
+        cdef object node = self._ids.get(name)
+        cdef Py_ssize_t index
+        if node is None:
+            index = len(self._names)
+            self._ids[name] = index
+            self._names.append(name)
+            self._out.append({})
+            self._in.append({})
+            return index
+        return <Py_ssize_t>node
+
+    def __len__(self):
+        return len(self._ids)
+
+    def __contains__(self, name):
+        return name in self._ids
+
+    def modules(self):
+        """Every module in the graph, in the order it was first seen."""
+        return list(self._ids)
+
+    def add_module(self, str name):
+        """Add ``name`` as a node with no edges (no-op if present)."""
+        self._node(name)
+
+    def add_edge(self, str importer, str imported):
+        """Record that ``importer`` imports ``imported``; True if the edge is new."""
+        if importer == imported:
+            return False
+        cdef Py_ssize_t source = self._node(importer)
+        cdef Py_ssize_t target = self._node(imported)
+        cdef dict out = <dict>self._out[source]
+        if target in out:
+            return False
+        out[target] = None
+        (<dict>self._in[target])[source] = None
+        return True
+
+    def add_binding(self, str importer, str imported, str name):
+        """Record that ``importer`` ran ``from imported import name``."""
+        self._bindings.setdefault(importer, {}).setdefault(imported, {})[name] = None
+
+    def bound_names(self, str importer, str imported):
+        """Names that ``importer`` bound with ``from imported import ...``."""
+        return list(self._bindings.get(importer, {}).get(imported, ()))
+
+    def clear_dependencies(self, str importer):
+        """Drop the outgoing edges and bindings of ``importer``; return them."""
+        node = self._ids.get(importer)
+        if node is None:
+            return [], {}
+        cdef list names = self._names
+        cdef dict out = <dict>self._out[<Py_ssize_t>node]
+        previous = [names[target] for target in out]
+        for target in out:
+            del (<dict>self._in[<Py_ssize_t>target])[node]
+        out.clear()
+        bindings = self._bindings.pop(importer, {})
+        return previous, {imported: list(bound) for imported, bound in bindings.items()}
+
+    def restore_dependencies(self, str importer, tuple saved):
+        """Put back exactly what :meth:`clear_dependencies` returned."""
+        self.clear_dependencies(importer)
+        edges, bindings = saved
+        self._node(importer)
+        for imported in edges:
+            self.add_edge(importer, imported)
+        if bindings:
+            self._bindings[importer] = {
+                imported: dict.fromkeys(bound) for imported, bound in bindings.items()
+            }
+
+    def remove_module(self, str name):
+        """Forget ``name`` and every edge that touches it."""
+        node = self._ids.pop(name, None)
+        if node is None:
+            return
+        cdef Py_ssize_t index = node
+        for target in <dict>self._out[index]:
+            del (<dict>self._in[<Py_ssize_t>target])[node]
+        for source in <dict>self._in[index]:
+            del (<dict>self._out[<Py_ssize_t>source])[node]
+        self._out[index] = {}
+        self._in[index] = {}
+        self._bindings.pop(name, None)
+        for bound in self._bindings.values():
+            bound.pop(name, None)
+
+    def dependencies_of(self, str name):
+        """Modules that ``name`` imports directly."""
+        node = self._ids.get(name)
+        if node is None:
+            return []
+        cdef list names = self._names
+        return [names[target] for target in <dict>self._out[<Py_ssize_t>node]]
+
+    def dependents_of(self, str name):
+        """Modules that import ``name`` directly."""
+        node = self._ids.get(name)
+        if node is None:
+            return []
+        cdef list names = self._names
+        return [names[source] for source in <dict>self._in[<Py_ssize_t>node]]
+
+    cdef list _reach(self, object starts, list edges):
+        cdef set seen = set()
+        cdef list queue = []
+        cdef Py_ssize_t start_count, index
+        for name in starts:
+            node = self._ids.get(name)
+            if node is not None and node not in seen:
+                seen.add(node)
+                queue.append(node)
+        start_count = len(queue)
+        index = 0
+        while index < len(queue):
+            for nxt in <dict>edges[<Py_ssize_t>queue[index]]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    queue.append(nxt)
+            index += 1
+        cdef list names = self._names
+        return [names[<Py_ssize_t>node] for node in queue[start_count:]]
+
+    def transitive_dependencies(self, str name):
+        """Everything ``name`` imports, directly or not (breadth-first)."""
+        return self._reach((name,), self._out)
+
+    def transitive_dependents(self, names):
+        """Everything that imports one of ``names``, directly or not.
+
+        Breadth-first; the starting modules themselves are never included.
+        """
+        return self._reach(names, self._in)
+
+    def topological_order(self, names):
+        """Order ``names`` so that dependencies come before their dependents.
+
+        Only edges between members of ``names`` count.  Each import cycle is
+        collapsed into one group; a module outside any cycle is a group of
+        one.  Members of a group are in first-seen order.  Unknown names are
+        placed first, each alone.
+        """
+        cdef dict ids = self._ids
+        cdef dict members = {}
+        cdef list groups = []
+        for name in names:
+            node = ids.get(name)
+            if node is None:
+                groups.append([name])
+            else:
+                members[node] = None
+        cdef list out = self._out
+        cdef dict index_of = {}
+        cdef dict lowlink = {}
+        cdef set on_stack = set()
+        cdef list stack = []
+        cdef list names_list = self._names
+        cdef list work
+        cdef list succ
+        cdef list component
+        cdef Py_ssize_t counter = 0
+        cdef Py_ssize_t pos
+        for root in sorted(members):
+            if root in index_of:
+                continue
+            work = []
+            index_of[root] = counter
+            lowlink[root] = counter
+            counter += 1
+            stack.append(root)
+            on_stack.add(root)
+            work.append([root, [t for t in <dict>out[<Py_ssize_t>root] if t in members], 0])
+            while work:
+                frame = <list>work[-1]
+                node = frame[0]
+                succ = <list>frame[1]
+                pos = frame[2]
+                if pos < len(succ):
+                    frame[2] = pos + 1
+                    nxt = succ[pos]
+                    if nxt not in index_of:
+                        index_of[nxt] = counter
+                        lowlink[nxt] = counter
+                        counter += 1
+                        stack.append(nxt)
+                        on_stack.add(nxt)
+                        work.append(
+                            [nxt, [t for t in <dict>out[<Py_ssize_t>nxt] if t in members], 0]
+                        )
+                    elif nxt in on_stack and index_of[nxt] < lowlink[node]:
+                        lowlink[node] = index_of[nxt]
+                    continue
+                work.pop()
+                if work:
+                    parent = (<list>work[-1])[0]
+                    if lowlink[node] < lowlink[parent]:
+                        lowlink[parent] = lowlink[node]
+                if lowlink[node] == index_of[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    component.sort()
+                    groups.append([names_list[<Py_ssize_t>member] for member in component])
+        return groups
+
+
+cdef class ImportTracker:
+    """Stands in for ``builtins.__import__`` and ``importlib.import_module``.
+
+    Every import still goes through the original function first; the tracker
+    only records what happened.  A repeated import statement costs one call
+    to the original plus three dict lookups: no lock, no allocation.
+    """
+
+    cdef public DependencyGraph graph
+    cdef public object lock
+    cdef object _classify
+    cdef object _original_import
+    cdef object _original_import_module
+    cdef bint _original_is_builtin
+    cdef dict _seen
+
+    def __init__(self, DependencyGraph graph, classify, original_import, original_import_module):
+        self.graph = graph
+        self._classify = classify
+        self._original_import = original_import
+        self._original_import_module = original_import_module
+        self._original_is_builtin = original_import is _BUILTIN_IMPORT
+        self._seen = {}
+        self.lock = threading.RLock()
+
+    # -- the hot path ---------------------------------------------------------
+
+    def import_(self, name, globals=None, locals=None, fromlist=(), level=0):
+        """The replacement for ``builtins.__import__``."""
+        cdef object module
+        cdef PyObject* frame_globals
+        cdef PyObject* importer
+        cdef PyObject* found
+        cdef dict seen
+        if self._original_is_builtin:
+            module = PyImport_ImportModuleLevelObject(name, globals, locals, fromlist, level)
+        else:
+            module = self._original_import(name, globals, locals, fromlist, level)
+        if globals is None:
+            # An explicit ``__import__("x")``: credit the calling module.
+            frame_globals = PyEval_GetGlobals()
+            if frame_globals == NULL:
+                return module
+            globals = <object>frame_globals
+        found = NULL
+        if type(globals) is dict:
+            importer = PyDict_GetItem(globals, _NAME)
+            if importer != NULL:
+                found = PyDict_GetItem(self._seen, <object>importer)
+        if found == NULL:
+            seen = self._classify_importer(globals)
+        else:
+            seen = <dict>found
+        if seen is _UNTRACKED:
+            return module
+        found = PyDict_GetItem(seen, name)
+        if found != NULL:
+            for variant in <list>found:
+                if (<tuple>variant)[0] == level and (
+                    (<tuple>variant)[1] is fromlist or (<tuple>variant)[1] == fromlist
+                ):
+                    return module
+        self._record_import(globals, name, fromlist, level, module)
+        return module
+
+    def import_module(self, name, package=None):
+        """The replacement for ``importlib.import_module``."""
+        module = self._original_import_module(name, package)
+        cdef PyObject* frame_globals = PyEval_GetGlobals()
+        if frame_globals == NULL:
+            return module
+        globals = <object>frame_globals
+        cdef PyObject* found = NULL
+        cdef PyObject* importer
+        cdef dict seen
+        if type(globals) is dict:
+            importer = PyDict_GetItem(globals, _NAME)
+            if importer != NULL:
+                found = PyDict_GetItem(self._seen, <object>importer)
+        if found == NULL:
+            seen = self._classify_importer(globals)
+        else:
+            seen = <dict>found
+        if seen is _UNTRACKED:
+            # The importer is not ours (a framework loading the user's app,
+            # say), but the imported module may be: classify it now.
+            self._is_tracked(getattr(module, "__name__", name))
+            return module
+        found = PyDict_GetItem(seen, name)
+        if found != NULL:
+            for variant in <list>found:
+                if (<tuple>variant)[0] == -1 and (<tuple>variant)[1] == package:
+                    return module
+        self._record_import_module(globals, name, package, module)
+        return module
+
+    # -- the slow path: first time an importer runs a given statement --------
+
+    cdef dict _classify_importer(self, object globals):
+        try:
+            importer = globals["__name__"]
+        except (KeyError, TypeError):
+            return _UNTRACKED
+        if not isinstance(importer, str):
+            return _UNTRACKED
+        with self.lock:
+            seen = self._seen.get(importer)
+            if seen is None:
+                seen = {} if self._classify(importer, globals) else _UNTRACKED
+                self._seen[importer] = seen
+                if seen is not _UNTRACKED:
+                    self.graph.add_module(importer)
+            return seen
+
+    cdef bint _is_tracked(self, object name) except -1:
+        seen = self._seen.get(name)
+        if seen is None:
+            module = sys.modules.get(name)
+            if module is None:
+                return False
+            namespace = getattr(module, "__dict__", None)
+            if not isinstance(namespace, dict):
+                return False
+            seen = self._classify_importer(namespace)
+        return seen is not _UNTRACKED
+
+    cdef _record_import(self, globals, name, fromlist, level, module):
+        importer = globals["__name__"]
+        if level > 0:
+            try:
+                base = resolve_relative(name, _package_of(globals), level)
+            except ImportError:
+                return
+        else:
+            base = name
+        cdef list targets = []
+        cdef list bindings = []
+        cdef Py_ssize_t start, dot
+        if fromlist:
+            # ``from base import a, b``: ``module`` is ``base`` itself.
+            targets.append(base)
+            modules = sys.modules
+            for item in fromlist:
+                if not isinstance(item, str):
+                    continue
+                if item == "*":
+                    bindings.append(item)
+                    continue
+                submodule = modules.get(f"{base}.{item}")
+                if submodule is not None and getattr(module, item, None) is submodule:
+                    targets.append(f"{base}.{item}")
+                else:
+                    bindings.append(item)
+        else:
+            # ``import a.b.c`` imports (and depends on) a, a.b and a.b.c.
+            start = 0
+            while True:
+                dot = base.find(".", start)
+                if dot < 0:
+                    targets.append(base)
+                    break
+                targets.append(base[:dot])
+                start = dot + 1
+        with self.lock:
+            graph = self.graph
+            for target in targets:
+                if target != importer and self._is_tracked(target):
+                    graph.add_edge(importer, target)
+            if bindings and self._is_tracked(base):
+                for item in bindings:
+                    graph.add_binding(importer, base, item)
+            seen = self._seen.get(importer)
+            if seen is not None and seen is not _UNTRACKED:
+                seen.setdefault(name, []).append((level, fromlist))
+
+    cdef _record_import_module(self, globals, name, package, module):
+        importer = globals["__name__"]
+        target = getattr(module, "__name__", None)
+        if not isinstance(target, str):
+            return
+        with self.lock:
+            if target != importer and self._is_tracked(target):
+                self.graph.add_edge(importer, target)
+            seen = self._seen.get(importer)
+            if seen is not None and seen is not _UNTRACKED:
+                seen.setdefault(name, []).append((-1, package))
+
+    # -- bookkeeping for the reloader -----------------------------------------
+
+    def is_tracked(self, name):
+        """Is the module ``name`` (as found in ``sys.modules``) project code?"""
+        return self._is_tracked(name)
+
+    def forget_statements(self, importer):
+        """Forget which import statements ``importer`` ran, before it re-executes."""
+        with self.lock:
+            seen = self._seen.get(importer)
+            if seen is not None and seen is not _UNTRACKED:
+                seen.clear()
+
+    def forget_classification(self):
+        """Classify every module afresh (after the project roots changed)."""
+        with self.lock:
+            self._seen.clear()
+
+    def tracked_modules(self):
+        """Project modules currently in ``sys.modules``, in import order."""
+        result = []
+        for name in list(sys.modules):
+            if self._is_tracked(name):
+                result.append(name)
+        return result

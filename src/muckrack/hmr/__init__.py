@@ -1,0 +1,1 @@
+"""``python -m muckrack.hmr``: see :mod:`muckrack_hmr.cli`."""

@@ -1,0 +1,24 @@
+"""Hot module replacement for Python: save a file, the running program runs the new code.
+
+Programmatic use::
+
+    import muckrack_hmr
+    hmr = muckrack_hmr.install(["/path/to/project"])   # first thing in the process
+    ...
+    hmr.reload_module("app.views")                    # or __hmr__.reload_module(...)
+
+Most users run ``python -m muckrack.hmr script.py`` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ._core import USING_EXTENSION
+from ._version import __version__
+from .api import HMR
+from .tracking import active, install, uninstall
+
+__all__ = ["HMR", "USING_EXTENSION", "__version__", "active", "install", "uninstall"]
+
+logging.getLogger("muckrack_hmr").addHandler(logging.NullHandler())

@@ -1,0 +1,3 @@
+from muckrack_hmr.cli import console_main
+
+console_main()

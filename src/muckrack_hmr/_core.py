@@ -1,0 +1,42 @@
+"""Selects the core: the compiled ``_hmr_core`` when built, else the pure twin.
+
+The rest of the package imports the core only from here.
+``MUCKRACK_HMR_NO_EXTENSIONS=1`` forces the pure twin.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from . import _core_py
+
+NO_EXTENSIONS = os.environ.get("MUCKRACK_HMR_NO_EXTENSIONS", "") not in ("", "0")
+
+if TYPE_CHECKING:
+    from ._core_py import DependencyGraph, ImportTracker, resolve_relative
+
+    USING_EXTENSION = False
+    core: ModuleType = _core_py
+else:
+    core: ModuleType = _core_py
+    USING_EXTENSION = False
+    if not NO_EXTENSIONS:
+        try:
+            from . import _hmr_core as core
+        except ImportError:
+            pass
+        else:
+            USING_EXTENSION = True
+    DependencyGraph = core.DependencyGraph
+    ImportTracker = core.ImportTracker
+    resolve_relative = core.resolve_relative
+
+__all__ = [
+    "USING_EXTENSION",
+    "DependencyGraph",
+    "ImportTracker",
+    "core",
+    "resolve_relative",
+]

@@ -1,0 +1,494 @@
+"""The pure-Python core: the reference implementation of the hot paths.
+
+``src/_hmr_core.pyx`` is its compiled twin.  Behaviour changes land here first,
+with a test; the twin follows with the same public names, signatures,
+exceptions and iteration order (``tests/test_core_parity.py`` checks it).
+
+Two classes live here:
+
+* :class:`DependencyGraph` - which project module imported which, and which
+  names each importer bound with ``from X import name``;
+* :class:`ImportTracker` - the replacement for ``builtins.__import__`` and
+  ``importlib.import_module`` that feeds the graph.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
+from typing import Any
+
+__all__ = ["DependencyGraph", "ImportTracker", "resolve_relative"]
+
+#: ``classify(name, module) -> bool``: is this module project code?
+Classifier = Callable[[str, Any], bool]
+
+# What the import-statement cache holds for an importer that is not project
+# code.  A distinct object, so one dict lookup answers "unknown, untracked or
+# tracked".
+_UNTRACKED: dict[str, Any] = {}
+
+
+def resolve_relative(name: str, package: str | None, level: int) -> str:
+    """Resolve ``from .name import ...`` issued by ``package`` at ``level``."""
+    if not package:
+        raise ImportError("attempted relative import with no known parent package")
+    bits = package.rsplit(".", level - 1)
+    if len(bits) < level:
+        raise ImportError("attempted relative import beyond top-level package")
+    base = bits[0]
+    return f"{base}.{name}" if name else base
+
+
+def _package_of(globals: Mapping[str, Any]) -> str | None:
+    package = globals.get("__package__")
+    if package is None:
+        spec = globals.get("__spec__")
+        if spec is not None:
+            package = spec.parent
+        else:
+            name = globals.get("__name__")
+            if not isinstance(name, str):
+                return None
+            package = name if "__path__" in globals else name.rpartition(".")[0]
+    return package if isinstance(package, str) else None
+
+
+class DependencyGraph:
+    """Import edges between project modules, importer -> imported.
+
+    Nodes are module names.  Every query answers in a deterministic order:
+    the order in which modules and edges were first recorded.
+    """
+
+    __slots__ = ("_bindings", "_ids", "_in", "_names", "_out")
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._names: list[str] = []
+        self._out: list[dict[int, None]] = []
+        self._in: list[dict[int, None]] = []
+        # importer -> imported -> names bound by ``from imported import name``
+        self._bindings: dict[str, dict[str, dict[str, None]]] = {}
+
+    def _node(self, name: str) -> int:
+        node = self._ids.get(name)
+        if node is None:
+            node = len(self._names)
+            self._ids[name] = node
+            self._names.append(name)
+            self._out.append({})
+            self._in.append({})
+        return node
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._ids
+
+    def modules(self) -> list[str]:
+        """Every module in the graph, in the order it was first seen."""
+        return list(self._ids)
+
+    def add_module(self, name: str) -> None:
+        """Add ``name`` as a node with no edges (no-op if present)."""
+        self._node(name)
+
+    def add_edge(self, importer: str, imported: str) -> bool:
+        """Record that ``importer`` imports ``imported``; True if the edge is new."""
+        if importer == imported:
+            return False
+        source = self._node(importer)
+        target = self._node(imported)
+        out = self._out[source]
+        if target in out:
+            return False
+        out[target] = None
+        self._in[target][source] = None
+        return True
+
+    def add_binding(self, importer: str, imported: str, name: str) -> None:
+        """Record that ``importer`` ran ``from imported import name``."""
+        self._bindings.setdefault(importer, {}).setdefault(imported, {})[name] = None
+
+    def bound_names(self, importer: str, imported: str) -> list[str]:
+        """Names that ``importer`` bound with ``from imported import ...``."""
+        return list(self._bindings.get(importer, {}).get(imported, ()))
+
+    def clear_dependencies(self, importer: str) -> tuple[list[str], dict[str, list[str]]]:
+        """Drop the outgoing edges and bindings of ``importer``; return them."""
+        node = self._ids.get(importer)
+        if node is None:
+            return [], {}
+        names = self._names
+        out = self._out[node]
+        previous = [names[target] for target in out]
+        for target in out:
+            del self._in[target][node]
+        out.clear()
+        bindings = self._bindings.pop(importer, {})
+        return previous, {imported: list(bound) for imported, bound in bindings.items()}
+
+    def restore_dependencies(
+        self, importer: str, saved: tuple[list[str], dict[str, list[str]]]
+    ) -> None:
+        """Put back exactly what :meth:`clear_dependencies` returned."""
+        self.clear_dependencies(importer)
+        edges, bindings = saved
+        self._node(importer)
+        for imported in edges:
+            self.add_edge(importer, imported)
+        if bindings:
+            self._bindings[importer] = {
+                imported: dict.fromkeys(bound) for imported, bound in bindings.items()
+            }
+
+    def remove_module(self, name: str) -> None:
+        """Forget ``name`` and every edge that touches it."""
+        node = self._ids.pop(name, None)
+        if node is None:
+            return
+        for target in self._out[node]:
+            del self._in[target][node]
+        for source in self._in[node]:
+            del self._out[source][node]
+        self._out[node] = {}
+        self._in[node] = {}
+        self._bindings.pop(name, None)
+        for bound in self._bindings.values():
+            bound.pop(name, None)
+
+    def dependencies_of(self, name: str) -> list[str]:
+        """Modules that ``name`` imports directly."""
+        node = self._ids.get(name)
+        if node is None:
+            return []
+        names = self._names
+        return [names[target] for target in self._out[node]]
+
+    def dependents_of(self, name: str) -> list[str]:
+        """Modules that import ``name`` directly."""
+        node = self._ids.get(name)
+        if node is None:
+            return []
+        names = self._names
+        return [names[source] for source in self._in[node]]
+
+    def _reach(self, starts: Iterable[str], edges: list[dict[int, None]]) -> list[str]:
+        seen: set[int] = set()
+        queue: list[int] = []
+        for name in starts:
+            node = self._ids.get(name)
+            if node is not None and node not in seen:
+                seen.add(node)
+                queue.append(node)
+        start_count = len(queue)
+        index = 0
+        while index < len(queue):
+            for nxt in edges[queue[index]]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    queue.append(nxt)
+            index += 1
+        names = self._names
+        return [names[node] for node in queue[start_count:]]
+
+    def transitive_dependencies(self, name: str) -> list[str]:
+        """Everything ``name`` imports, directly or not (breadth-first)."""
+        return self._reach((name,), self._out)
+
+    def transitive_dependents(self, names: Iterable[str]) -> list[str]:
+        """Everything that imports one of ``names``, directly or not.
+
+        Breadth-first; the starting modules themselves are never included.
+        """
+        return self._reach(names, self._in)
+
+    def topological_order(self, names: Iterable[str]) -> list[list[str]]:
+        """Order ``names`` so that dependencies come before their dependents.
+
+        Only edges between members of ``names`` count.  Each import cycle is
+        collapsed into one group; a module outside any cycle is a group of
+        one.  Members of a group are in first-seen order.  Unknown names are
+        placed first, each alone.
+        """
+        ids = self._ids
+        members: dict[int, None] = {}
+        unknown: list[list[str]] = []
+        for name in names:
+            node = ids.get(name)
+            if node is None:
+                unknown.append([name])
+            else:
+                members[node] = None
+        # Iterative Tarjan: an SCC is emitted once everything it imports has
+        # been, which is exactly "dependencies first".
+        out = self._out
+        index_of: dict[int, int] = {}
+        lowlink: dict[int, int] = {}
+        on_stack: set[int] = set()
+        stack: list[int] = []
+        groups: list[list[str]] = unknown
+        names_list = self._names
+        counter = 0
+        for root in sorted(members):
+            if root in index_of:
+                continue
+            work: list[tuple[int, list[int], int]] = []
+            index_of[root] = lowlink[root] = counter
+            counter += 1
+            stack.append(root)
+            on_stack.add(root)
+            work.append((root, [t for t in out[root] if t in members], 0))
+            while work:
+                node, succ, pos = work[-1]
+                if pos < len(succ):
+                    work[-1] = (node, succ, pos + 1)
+                    nxt = succ[pos]
+                    if nxt not in index_of:
+                        index_of[nxt] = lowlink[nxt] = counter
+                        counter += 1
+                        stack.append(nxt)
+                        on_stack.add(nxt)
+                        work.append((nxt, [t for t in out[nxt] if t in members], 0))
+                    elif nxt in on_stack and index_of[nxt] < lowlink[node]:
+                        lowlink[node] = index_of[nxt]
+                    continue
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    if lowlink[node] < lowlink[parent]:
+                        lowlink[parent] = lowlink[node]
+                if lowlink[node] == index_of[node]:
+                    component: list[int] = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    component.sort()
+                    groups.append([names_list[member] for member in component])
+        return groups
+
+
+class ImportTracker:
+    """Stands in for ``builtins.__import__`` and ``importlib.import_module``.
+
+    Every import still goes through the original function first; the tracker
+    only records what happened.  A repeated import statement costs one call
+    to the original plus three dict lookups: no lock, no allocation.
+    """
+
+    __slots__ = (
+        "_classify",
+        "_original_import",
+        "_original_import_module",
+        "_seen",
+        "graph",
+        "lock",
+    )
+
+    def __init__(
+        self,
+        graph: DependencyGraph,
+        classify: Classifier,
+        original_import: Callable[..., ModuleType],
+        original_import_module: Callable[..., ModuleType],
+    ) -> None:
+        self.graph = graph
+        self._classify = classify
+        self._original_import = original_import
+        self._original_import_module = original_import_module
+        #: importer -> {name: [(level, fromlist), ...]} for import statements
+        #: already recorded, or _UNTRACKED for a module that is not ours.
+        self._seen: dict[str, dict[str, list[tuple[int, object]]]] = {}
+        self.lock = threading.RLock()
+
+    # -- the hot path ---------------------------------------------------------
+
+    def import_(
+        self,
+        name: str,
+        globals: Mapping[str, Any] | None = None,
+        locals: Mapping[str, Any] | None = None,
+        fromlist: Iterable[str] | None = (),
+        level: int = 0,
+    ) -> ModuleType:
+        """The replacement for ``builtins.__import__``."""
+        module = self._original_import(name, globals, locals, fromlist, level)
+        if globals is None:
+            # An explicit ``__import__("x")``: credit the calling module.
+            globals = sys._getframe(1).f_globals
+        try:
+            importer = globals["__name__"]
+            seen = self._seen[importer]
+        except (KeyError, TypeError):
+            seen = self._classify_importer(globals)
+        if seen is _UNTRACKED:
+            return module
+        variants = seen.get(name)
+        if variants is not None:
+            for seen_level, seen_fromlist in variants:
+                if seen_level == level and (
+                    seen_fromlist is fromlist or seen_fromlist == fromlist
+                ):
+                    return module
+        self._record_import(globals, name, fromlist, level, module)
+        return module
+
+    def import_module(self, name: str, package: str | None = None) -> ModuleType:
+        """The replacement for ``importlib.import_module``."""
+        module = self._original_import_module(name, package)
+        globals = sys._getframe(1).f_globals
+        try:
+            importer = globals["__name__"]
+            seen = self._seen[importer]
+        except (KeyError, TypeError):
+            seen = self._classify_importer(globals)
+        if seen is _UNTRACKED:
+            # The importer is not ours (a framework loading the user's app,
+            # say), but the imported module may be: classify it now.
+            self._is_tracked(getattr(module, "__name__", name))
+            return module
+        variants = seen.get(name)
+        if variants is not None:
+            for seen_level, seen_package in variants:
+                if seen_level == -1 and seen_package == package:
+                    return module
+        self._record_import_module(globals, name, package, module)
+        return module
+
+    # -- the slow path: first time an importer runs a given statement --------
+
+    def _classify_importer(
+        self, globals: Mapping[str, Any]
+    ) -> dict[str, list[tuple[int, object]]]:
+        try:
+            importer = globals["__name__"]
+        except (KeyError, TypeError):
+            return _UNTRACKED
+        if not isinstance(importer, str):
+            return _UNTRACKED
+        with self.lock:
+            seen = self._seen.get(importer)
+            if seen is None:
+                seen = {} if self._classify(importer, globals) else _UNTRACKED
+                self._seen[importer] = seen
+                if seen is not _UNTRACKED:
+                    self.graph.add_module(importer)
+            return seen
+
+    def _is_tracked(self, name: str) -> bool:
+        seen = self._seen.get(name)
+        if seen is None:
+            module = sys.modules.get(name)
+            if module is None:
+                return False
+            namespace = getattr(module, "__dict__", None)
+            if not isinstance(namespace, dict):
+                return False
+            seen = self._classify_importer(namespace)
+        return seen is not _UNTRACKED
+
+    def _record_import(
+        self,
+        globals: Mapping[str, Any],
+        name: str,
+        fromlist: Iterable[str] | None,
+        level: int,
+        module: ModuleType,
+    ) -> None:
+        importer = globals["__name__"]
+        if level > 0:
+            try:
+                base = resolve_relative(name, _package_of(globals), level)
+            except ImportError:
+                return
+        else:
+            base = name
+        targets: list[str] = []
+        bindings: list[str] = []
+        if fromlist:
+            # ``from base import a, b``: ``module`` is ``base`` itself.
+            targets.append(base)
+            modules = sys.modules
+            for item in fromlist:
+                if not isinstance(item, str):
+                    continue
+                if item == "*":
+                    bindings.append(item)
+                    continue
+                submodule = modules.get(f"{base}.{item}")
+                if submodule is not None and getattr(module, item, None) is submodule:
+                    targets.append(f"{base}.{item}")
+                else:
+                    bindings.append(item)
+        else:
+            # ``import a.b.c`` imports (and depends on) a, a.b and a.b.c.
+            start = 0
+            while True:
+                dot = base.find(".", start)
+                if dot < 0:
+                    targets.append(base)
+                    break
+                targets.append(base[:dot])
+                start = dot + 1
+        with self.lock:
+            graph = self.graph
+            for target in targets:
+                if target != importer and self._is_tracked(target):
+                    graph.add_edge(importer, target)
+            if bindings and self._is_tracked(base):
+                for item in bindings:
+                    graph.add_binding(importer, base, item)
+            seen = self._seen.get(importer)
+            if seen is not None and seen is not _UNTRACKED:
+                seen.setdefault(name, []).append((level, fromlist))
+
+    def _record_import_module(
+        self,
+        globals: Mapping[str, Any],
+        name: str,
+        package: str | None,
+        module: ModuleType,
+    ) -> None:
+        importer = globals["__name__"]
+        target = getattr(module, "__name__", None)
+        if not isinstance(target, str):
+            return
+        with self.lock:
+            if target != importer and self._is_tracked(target):
+                self.graph.add_edge(importer, target)
+            seen = self._seen.get(importer)
+            if seen is not None and seen is not _UNTRACKED:
+                seen.setdefault(name, []).append((-1, package))
+
+    # -- bookkeeping for the reloader -----------------------------------------
+
+    def is_tracked(self, name: str) -> bool:
+        """Is the module ``name`` (as found in ``sys.modules``) project code?"""
+        return self._is_tracked(name)
+
+    def forget_statements(self, importer: str) -> None:
+        """Forget which import statements ``importer`` ran, before it re-executes."""
+        with self.lock:
+            seen = self._seen.get(importer)
+            if seen is not None and seen is not _UNTRACKED:
+                seen.clear()
+
+    def forget_classification(self) -> None:
+        """Classify every module afresh (after the project roots changed)."""
+        with self.lock:
+            self._seen.clear()
+
+    def tracked_modules(self) -> list[str]:
+        """Project modules currently in ``sys.modules``, in import order."""
+        result = []
+        for name in list(sys.modules):
+            if self._is_tracked(name):
+                result.append(name)
+        return result

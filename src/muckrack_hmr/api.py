@@ -1,0 +1,88 @@
+"""The object behind ``builtins.__hmr__``: the running program's handle on HMR."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .reloader import ErrorHandler, Hook, Hooks, Reloader
+from .tracking import ProjectFilter
+
+__all__ = ["HMR"]
+
+
+class HMR:
+    """Reload modules, hook into reloads, and inspect the dependency graph.
+
+    Made by :func:`muckrack_hmr.install` (the CLI calls it first thing) and
+    available everywhere as ``__hmr__``.
+    """
+
+    def __init__(self, tracker: Any, project: ProjectFilter) -> None:
+        self.tracker = tracker
+        self.graph = tracker.graph
+        self.project = project
+        self.hooks = Hooks()
+        self.reloader = Reloader(tracker, self.hooks)
+        self.watcher: Any = None
+
+    # -- reloading ------------------------------------------------------------
+
+    def reload_module(self, name: str) -> tuple[list[str], float]:
+        """Re-execute ``name`` and its dependents: ``(modules re-executed, wall ms)``."""
+        return self.reloader.reload([name])
+
+    def reload_modules(self, names: list[str]) -> tuple[list[str], float]:
+        """Reload several modules as one transaction (a burst of saves)."""
+        return self.reloader.reload(names)
+
+    # -- hooks ----------------------------------------------------------------
+
+    def add_pre_reload_hook(self, hook: Hook) -> None:
+        """Call ``hook(module_name)`` just before each module re-executes."""
+        self.hooks.pre_reload.append(hook)
+
+    def remove_pre_reload_hook(self, hook: Hook) -> None:
+        """Stop calling a pre-reload hook (ValueError if it was not added)."""
+        self.hooks.pre_reload.remove(hook)
+
+    def add_post_reload_hook(self, hook: Hook) -> None:
+        """Call ``hook(module_name)`` just after each module re-executed successfully."""
+        self.hooks.post_reload.append(hook)
+
+    def remove_post_reload_hook(self, hook: Hook) -> None:
+        """Stop calling a post-reload hook (ValueError if it was not added)."""
+        self.hooks.post_reload.remove(hook)
+
+    def add_error_handler(self, handler: ErrorHandler) -> None:
+        """Call ``handler(module_name, exception)`` once for each failed module."""
+        self.hooks.error_handlers.append(handler)
+
+    def remove_error_handler(self, handler: ErrorHandler) -> None:
+        """Stop calling an error handler (ValueError if it was not added)."""
+        self.hooks.error_handlers.remove(handler)
+
+    # -- the dependency graph ---------------------------------------------------
+
+    def dependents_of(self, name: str, transitive: bool = False) -> list[str]:
+        """Project modules that import ``name`` (directly, or also indirectly)."""
+        with self.tracker.lock:
+            if transitive:
+                return list(self.graph.transitive_dependents([name]))
+            return list(self.graph.dependents_of(name))
+
+    def dependencies_of(self, name: str, transitive: bool = False) -> list[str]:
+        """Project modules that ``name`` imports (directly, or also indirectly)."""
+        with self.tracker.lock:
+            if transitive:
+                return list(self.graph.transitive_dependencies(name))
+            return list(self.graph.dependencies_of(name))
+
+    def tracked_modules(self) -> list[str]:
+        """Project modules loaded so far, in ``sys.modules`` order."""
+        return list(self.tracker.tracked_modules())
+
+    def close(self) -> None:
+        """Stop the watcher, if one runs."""
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None

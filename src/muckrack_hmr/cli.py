@@ -1,0 +1,227 @@
+"""``python -m muckrack.hmr [options] (script.py | -m module) [args...]``.
+
+Argument parsing and process plumbing only: :func:`main` is testable
+in-process and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from . import _core
+from ._version import __version__
+
+__all__ = ["console_main", "main"]
+
+PROG = "python -m muckrack.hmr"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# Options that take a value: needed to find where our options end and the
+# target (script or -m module) begins.
+_VALUE_OPTIONS = {"--root", "--debounce"}
+
+
+class UsageError(Exception):
+    """A bad command line: one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "Run a Python program like `python` does, and hot-reload its modules "
+            "in place when you save them."
+        ),
+        epilog="Everything after the script (or -m module) is passed to the program.",
+        add_help=False,
+    )
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    parser.add_argument(
+        "--version", action="store_true", help="print the version and which core runs"
+    )
+    parser.add_argument(
+        "-m", dest="module", metavar="MODULE", help="run a library module as a script"
+    )
+    parser.add_argument(
+        "--root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a project folder whose modules are tracked and reloaded (repeatable; "
+        "default: the script's folder, or the current folder with -m)",
+    )
+    parser.add_argument(
+        "--no-watch", action="store_true", help="don't watch files (reload only via __hmr__)"
+    )
+    parser.add_argument(
+        "--debounce",
+        type=float,
+        default=20.0,
+        metavar="MS",
+        help="quiet time after a save before reloading (default: 20 ms)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log only errors")
+    parser.add_argument("--no-color", action="store_true", help="no colours in log lines")
+    return parser
+
+
+def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Our options, and the target with the program's arguments."""
+    ours: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            return ours, list(argv[index + 1 :])
+        if arg == "-m" or (arg.startswith("-m") and not arg.startswith("--")):
+            if arg == "-m":
+                return ours + argv[index : index + 2], list(argv[index + 2 :])
+            return [*ours, "-m", arg[2:]], list(argv[index + 1 :])
+        if not arg.startswith("-") or arg == "-":
+            return ours + [arg], list(argv[index + 1 :])
+        ours.append(arg)
+        if arg in _VALUE_OPTIONS:
+            if index + 1 < len(argv):
+                ours.append(argv[index + 1])
+            index += 1
+        index += 1
+    return ours, []
+
+
+class _Formatter(logging.Formatter):
+    COLORS = {logging.ERROR: "\033[31m", logging.WARNING: "\033[33m", logging.INFO: "\033[32m"}
+
+    def __init__(self, color: bool) -> None:
+        super().__init__("%(message)s")
+        self.color = color
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if not self.color:
+            return text
+        color = self.COLORS.get(record.levelno)
+        if color is None:
+            return text
+        first, sep, rest = text.partition("\n")
+        return f"{color}{first}\033[0m{sep}{rest}"
+
+
+def _use_color(disabled: bool) -> bool:
+    if disabled or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
+def _setup_logging(verbose: bool, quiet: bool, no_color: bool) -> None:
+    logger = logging.getLogger("muckrack_hmr")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(_use_color(no_color)))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO)
+    logger.propagate = False
+
+
+def _version_line() -> str:
+    core = "compiled (Cython)" if _core.USING_EXTENSION else "pure Python"
+    return f"muckrack-python-hmr {__version__} ({core} core) on Python {sys.version.split()[0]}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the program's, or 2 for our errors)."""
+    from . import runner, tracking
+    from .watcher import Watcher
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    ours, program_args = _split(args_list)
+    parser = _parser()
+    parser.add_argument("target", nargs="?", help="the script to run")
+    try:
+        options = parser.parse_args(ours)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc} (see --help)", file=sys.stderr)
+        return EXIT_USAGE
+    if options.help:
+        parser.print_help()
+        return 0
+    if options.version:
+        print(_version_line())
+        return 0
+    if options.module and options.target:
+        program_args = [options.target, *program_args]
+        options.target = None
+    if not options.module and not options.target:
+        print(f"{PROG}: error: give a script to run, or -m MODULE (see --help)", file=sys.stderr)
+        return EXIT_USAGE
+    if options.debounce < 0:
+        print(f"{PROG}: error: --debounce must be >= 0 ms", file=sys.stderr)
+        return EXIT_USAGE
+    _setup_logging(options.verbose, options.quiet, options.no_color)
+
+    if options.root:
+        missing = [root for root in options.root if not os.path.isdir(root)]
+        if missing:
+            print(f"{PROG}: error: --root {missing[0]!r} is not a folder", file=sys.stderr)
+            return EXIT_USAGE
+        roots = list(options.root)
+    elif options.module:
+        roots = [os.getcwd()]
+    else:
+        roots = tracking.roots_for_script(options.target)
+
+    # First thing: from here on every import is tracked.
+    hmr = tracking.install(roots)
+    try:
+        if options.module:
+            code, main_module = runner.prepare_module(options.module, program_args)
+        else:
+            code, main_module = runner.prepare_script(options.target, program_args)
+    except runner.TargetError as exc:
+        tracking.uninstall()
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SyntaxError as exc:
+        tracking.uninstall()
+        traceback.print_exception(type(exc), exc, None)
+        return 1
+
+    if not options.no_watch:
+        watcher = Watcher(hmr, debounce=options.debounce / 1000.0)
+        hmr.watcher = watcher
+        watcher.start()
+    try:
+        runner.run_code(code, main_module)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt as exc:
+        _print_user_exception(exc)
+        return EXIT_INTERRUPTED
+    except BaseException as exc:
+        _print_user_exception(exc)
+        return 1
+    return 0
+
+
+def _print_user_exception(exc: BaseException) -> None:
+    from .errors import strip_own_frames
+
+    tb = strip_own_frames(exc.__traceback__)
+    sys.excepthook(type(exc), exc.with_traceback(tb), tb)
+
+
+def console_main() -> None:
+    """Entry point of the ``muckrack-hmr`` script and ``python -m muckrack.hmr``."""
+    sys.exit(main())

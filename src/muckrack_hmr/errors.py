@@ -1,0 +1,48 @@
+"""Turning an exception raised by user code into a message about user code."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from types import TracebackType
+
+__all__ = ["location_of", "strip_own_frames", "user_traceback"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
+# Frames of the import machinery are noise in a user's traceback too.
+_NOISE = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+
+
+def _is_own(filename: str) -> bool:
+    if filename in _NOISE:
+        return True
+    return os.path.realpath(filename).startswith(_PACKAGE_DIR + os.sep)
+
+
+def strip_own_frames(tb: TracebackType | None) -> TracebackType | None:
+    """Drop the leading frames that belong to muckrack_hmr or importlib."""
+    while tb is not None and _is_own(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return tb
+
+
+def location_of(exc: BaseException) -> str:
+    """``file:line`` of the innermost user frame, or of the syntax error."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not _is_own(filename):
+            where = f"{filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where or "<unknown>"
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` as Python would print it, minus our frames."""
+    if isinstance(exc, SyntaxError):
+        return "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+    tb = strip_own_frames(exc.__traceback__)
+    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()

@@ -1,0 +1,341 @@
+"""The reload transaction: re-execute a module and its dependents, atomically.
+
+A call to :meth:`Reloader.reload` is one transaction:
+
+1. the requested modules that are project code are the *roots*;
+2. the affected set is the roots plus their transitive dependents
+   (``__main__`` excepted: the script is never re-executed);
+3. the affected set is run in topological order, dependencies first, each
+   module once, every import cycle as one group;
+4. each module's re-execution is all-or-nothing: when its new code fails to
+   compile or raises, its namespace and its import edges are restored
+   exactly, and every module that depends on it is left alone;
+5. modules that are not re-executed (``__main__``) get their
+   ``from module import name`` bindings pointed at the new objects.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import CodeType, ModuleType
+from typing import Any
+
+from .errors import location_of, user_traceback
+
+__all__ = ["ErrorHandler", "Hook", "Hooks", "Reloader", "from_import_aliases"]
+
+log = logging.getLogger("muckrack_hmr")
+
+Hook = Callable[[str], object]
+ErrorHandler = Callable[[str, BaseException], object]
+
+# Names the import system put in a module namespace; they survive the
+# clearing that makes names deleted from the source disappear.
+_MODULE_METADATA = frozenset(
+    {
+        "__name__",
+        "__file__",
+        "__spec__",
+        "__loader__",
+        "__package__",
+        "__path__",
+        "__builtins__",
+        "__cached__",
+    }
+)
+
+
+class Hooks:
+    """The callbacks of ``__hmr__``: pre-reload, post-reload and error handlers."""
+
+    def __init__(self) -> None:
+        self.pre_reload: list[Hook] = []
+        self.post_reload: list[Hook] = []
+        self.error_handlers: list[ErrorHandler] = []
+
+    def report_error(self, name: str, exc: BaseException) -> None:
+        """Pass ``exc`` to every error handler; a handler that raises is logged."""
+        for handler in list(self.error_handlers):
+            try:
+                handler(name, exc)
+            except Exception:
+                log.exception("hmr: error handler %r raised", handler)
+
+    def run(self, hooks: list[Hook], name: str, kind: str) -> None:
+        """Run ``hooks`` for ``name``; one that raises is logged and reported."""
+        for hook in list(hooks):
+            try:
+                hook(name)
+            except Exception as exc:
+                log.error(
+                    "hmr: %s hook %s raised for %s (%s): %s: %s",
+                    kind,
+                    getattr(hook, "__qualname__", repr(hook)),
+                    name,
+                    location_of(exc),
+                    type(exc).__name__,
+                    exc,
+                )
+                self.report_error(name, exc)
+
+
+def _read_source(module: ModuleType) -> tuple[str, bytes]:
+    filename = getattr(module, "__file__", None)
+    if not isinstance(filename, str):
+        raise ImportError(f"{module.__name__} has no source file", name=module.__name__)
+    with open(filename, "rb") as handle:
+        return filename, handle.read()
+
+
+_alias_cache: dict[tuple[str, int, int], dict[tuple[str, str], list[str]]] = {}
+
+
+def from_import_aliases(
+    filename: str, package: str | None
+) -> dict[tuple[str, str], list[str]]:
+    """Module-level ``from X import name as alias`` statements of a file.
+
+    Maps ``(absolute X, name)`` to the aliases bound in the module namespace.
+    Imports inside functions and classes bind local names and are skipped.
+    """
+    try:
+        stat = os.stat(filename)
+    except OSError:
+        return {}
+    key = (filename, stat.st_mtime_ns, stat.st_size)
+    cached = _alias_cache.get(key)
+    if cached is not None:
+        return cached
+    try:
+        with open(filename, "rb") as handle:
+            tree = ast.parse(handle.read(), filename)
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    aliases: dict[tuple[str, str], list[str]] = {}
+    pending: list[ast.AST] = [tree]
+    while pending:
+        node = pending.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+                continue
+            if isinstance(child, ast.ImportFrom):
+                source = child.module or ""
+                if child.level:
+                    if not package:
+                        continue
+                    bits = package.rsplit(".", child.level - 1)
+                    if len(bits) < child.level:
+                        continue
+                    source = f"{bits[0]}.{source}" if source else bits[0]
+                for alias in child.names:
+                    aliases.setdefault((source, alias.name), []).append(alias.asname or alias.name)
+            elif isinstance(child, ast.stmt | ast.excepthandler | ast.match_case):
+                pending.append(child)
+    _alias_cache[key] = aliases
+    return aliases
+
+
+class Reloader:
+    """Runs reload transactions over the modules an import tracker knows."""
+
+    def __init__(self, tracker: Any, hooks: Hooks) -> None:
+        self.tracker = tracker
+        self.graph = tracker.graph
+        self.hooks = hooks
+        # Reentrant, so that a hook or a module that asks for a reload while
+        # one runs gets its request queued instead of deadlocking.
+        self._lock = threading.RLock()
+        self._running = False
+        self._queued: list[str] = []
+
+    # -- what can be reloaded -----------------------------------------------
+
+    def why_not_reloadable(self, name: str) -> str | None:
+        """None if ``name`` is a project module that can be re-executed, else why not."""
+        if name == "__main__":
+            return "the main script is never re-executed (its imported names are updated)"
+        module = sys.modules.get(name)
+        if module is None:
+            return "it was never imported"
+        if not isinstance(module, ModuleType):
+            return "sys.modules holds a non-module object under that name"
+        if not self.tracker.is_tracked(name):
+            return "it is not a project module (standard library, site-packages or outside the roots)"
+        return None
+
+    # -- the transaction ----------------------------------------------------
+
+    def reload(self, names: Iterable[str]) -> tuple[list[str], float]:
+        """Re-execute ``names`` and their dependents; ``(re-executed, ms)``."""
+        start = time.perf_counter()
+        with self._lock:
+            if self._running:
+                # A reload asked for from inside a reload: run it afterwards.
+                self._queued.extend(names)
+                return [], (time.perf_counter() - start) * 1000.0
+            self._running = True
+            try:
+                reloaded = self._transaction(list(names))
+                while self._queued:
+                    queued, self._queued = self._queued, []
+                    reloaded.extend(self._transaction(queued))
+            finally:
+                self._running = False
+                self._queued = []
+        return reloaded, (time.perf_counter() - start) * 1000.0
+
+    def _transaction(self, names: list[str]) -> list[str]:
+        started = time.perf_counter()
+        roots: list[str] = []
+        for name in names:
+            reason = self.why_not_reloadable(name)
+            if reason is not None:
+                log.info("hmr: not reloading %s: %s", name, reason)
+            elif name not in roots:
+                roots.append(name)
+        if not roots:
+            return []
+        with self.tracker.lock:
+            dependents = self.graph.transitive_dependents(roots)
+            affected = roots + [
+                name for name in dependents if self.why_not_reloadable(name) is None
+            ]
+            groups = self.graph.topological_order(affected)
+        root_set = set(roots)
+        affected_set = set(affected)
+        reloaded: list[str] = []
+        broken: set[str] = set()  # failed, or left alone because a dependency failed
+        for group in groups:
+            # Inside an import cycle the edited modules go first.
+            group.sort(key=lambda member: member not in root_set)
+            for name in group:
+                if name not in root_set and any(
+                    dep in broken for dep in self.graph.dependencies_of(name)
+                ):
+                    broken.add(name)
+                    log.warning("hmr: left %s alone: a module it imports failed to reload", name)
+                    continue
+                if self._reexecute(name, affected_set):
+                    reloaded.append(name)
+                else:
+                    broken.add(name)
+        elapsed = (time.perf_counter() - started) * 1000.0
+        if reloaded:
+            first = reloaded[0]
+            more = len(reloaded) - 1
+            extra = f" (+{more} dependent{'s' if more != 1 else ''})" if more else ""
+            log.info("hmr: reloaded %s%s in %.1f ms", first, extra, elapsed)
+        return reloaded
+
+    def _reexecute(self, name: str, affected: set[str]) -> bool:
+        module = sys.modules[name]
+        self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
+        try:
+            filename, source = _read_source(module)
+            code: CodeType = compile(source, filename, "exec", dont_inherit=True)
+        except (OSError, SyntaxError, ValueError, ImportError) as exc:
+            self._fail(name, exc)
+            return False
+        namespace = module.__dict__
+        snapshot = dict(namespace)
+        tracker = self.tracker
+        with tracker.lock:
+            saved_edges = self.graph.clear_dependencies(name)
+            tracker.forget_statements(name)
+        # Clear the namespace so that names deleted from the source disappear.
+        # Submodules stay: the import system set them and will not set them again.
+        prefix = name + "."
+        for key, value in snapshot.items():
+            if key in _MODULE_METADATA:
+                continue
+            if isinstance(value, ModuleType) and value.__name__ == prefix + key:
+                continue
+            del namespace[key]
+        linecache.checkcache(filename)
+        try:
+            exec(code, namespace)
+        except KeyboardInterrupt:
+            self._restore(name, namespace, snapshot, saved_edges)
+            raise
+        except BaseException as exc:  # SystemExit from module code must not end the program
+            self._restore(name, namespace, snapshot, saved_edges)
+            self._fail(name, exc)
+            return False
+        self._rebind_dependents(name, snapshot, namespace, affected)
+        self.hooks.run(self.hooks.post_reload, name, "post-reload")
+        return True
+
+    def _restore(
+        self,
+        name: str,
+        namespace: dict[str, Any],
+        snapshot: dict[str, Any],
+        saved_edges: Any,
+    ) -> None:
+        namespace.clear()
+        namespace.update(snapshot)
+        with self.tracker.lock:
+            self.graph.restore_dependencies(name, saved_edges)
+            self.tracker.forget_statements(name)
+
+    def _fail(self, name: str, exc: BaseException) -> None:
+        log.error(
+            "hmr: failed to reload %s (%s): %s: %s; the old code keeps running\n%s",
+            name,
+            location_of(exc),
+            type(exc).__name__,
+            exc,
+            user_traceback(exc),
+        )
+        self.hooks.report_error(name, exc)
+
+    def _rebind_dependents(
+        self,
+        name: str,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        affected: set[str],
+    ) -> None:
+        """Point ``from name import x`` bindings of modules not re-executed at the new ``x``."""
+        for importer in self.graph.dependents_of(name):
+            if importer in affected:
+                continue  # re-executed in this transaction: it imports afresh
+            bound = self.graph.bound_names(importer, name)
+            if not bound:
+                continue
+            module = sys.modules.get(importer)
+            if module is None:
+                continue
+            namespace = module.__dict__
+            filename = getattr(module, "__file__", None)
+            aliases = (
+                from_import_aliases(filename, namespace.get("__package__"))
+                if isinstance(filename, str)
+                else {}
+            )
+            for attr in bound:
+                if attr == "*":
+                    continue
+                if attr not in old:
+                    continue
+                previous = old[attr]
+                for alias in aliases.get((name, attr), [attr]):
+                    # Only a binding that still holds the old object is ours to
+                    # update; the program may have rebound the name since.
+                    if alias in namespace and namespace[alias] is previous:
+                        if attr in new:
+                            namespace[alias] = new[attr]
+                        else:
+                            log.warning(
+                                "hmr: %s still refers to %s.%s, which the new code removed",
+                                importer,
+                                name,
+                                attr,
+                            )

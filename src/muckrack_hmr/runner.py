@@ -1,0 +1,99 @@
+"""Running a script or a module as ``__main__``, exactly as ``python`` does."""
+
+from __future__ import annotations
+
+import builtins
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import types
+from typing import Any
+
+__all__ = ["TargetError", "prepare_module", "prepare_script", "run_code"]
+
+
+class TargetError(Exception):
+    """The script or module to run cannot be found or read (exit code 2)."""
+
+
+def _fresh_main() -> types.ModuleType:
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = builtins
+    return main
+
+
+def prepare_script(path: str, args: list[str]) -> tuple[types.CodeType, types.ModuleType]:
+    """Compile ``path`` and set up ``sys.argv``, ``sys.path[0]`` and ``__main__``."""
+    if os.path.isdir(path):
+        raise TargetError(f"{path} is a folder; run a script file or use -m")
+    try:
+        with open(path, "rb") as handle:
+            source = handle.read()
+    except OSError as exc:
+        raise TargetError(f"can't open file {path!r}: [Errno {exc.errno}] {exc.strerror}") from None
+    filename = os.path.abspath(path)
+    code = compile(source, filename, "exec", dont_inherit=True)
+    main = _fresh_main()
+    main.__dict__.update(
+        __file__=filename,
+        __cached__=None,
+        __spec__=None,  # as for ``python script.py``
+        __package__=None,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", filename),
+    )
+    sys.argv[:] = [path, *args]
+    # Python puts the script's folder, symlinks resolved, first on sys.path.
+    script_dir = os.path.dirname(os.path.realpath(path))
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        sys.path[0] = script_dir
+    else:
+        sys.path.insert(0, script_dir)
+    sys.modules["__main__"] = main
+    return code, main
+
+
+def prepare_module(name: str, args: list[str]) -> tuple[types.CodeType, types.ModuleType]:
+    """Find ``name`` like ``python -m`` and set up ``sys.argv`` and ``__main__``."""
+    if not name or name.startswith("."):
+        raise TargetError(f"relative module names are not supported: {name!r}")
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as exc:
+        raise TargetError(f"error while finding module specification for {name!r} ({exc})") from None
+    if spec is None:
+        raise TargetError(f"No module named {name}")
+    if spec.submodule_search_locations is not None:
+        # A package runs its __main__ submodule.
+        main_name = f"{name}.__main__"
+        try:
+            spec = importlib.util.find_spec(main_name)
+        except ImportError:
+            spec = None
+        if spec is None:
+            raise TargetError(f"No module named {main_name}; {name!r} is a package and cannot be directly executed")
+    loader = spec.loader
+    if loader is None or not hasattr(loader, "get_code"):
+        raise TargetError(f"{name!r} has no code object to run")
+    try:
+        code = loader.get_code(spec.name)
+    except ImportError as exc:
+        raise TargetError(str(exc)) from None
+    if code is None:
+        raise TargetError(f"No code object available for {name}")
+    main = _fresh_main()
+    main.__dict__.update(
+        __file__=spec.origin,
+        __cached__=spec.cached,
+        __spec__=spec,
+        __package__=spec.parent,
+        __loader__=loader,
+    )
+    sys.argv[:] = [spec.origin or name, *args]
+    sys.modules["__main__"] = main
+    return code, main
+
+
+def run_code(code: types.CodeType, main: types.ModuleType) -> Any:
+    """Execute the prepared ``__main__``; exceptions propagate to the caller."""
+    exec(code, main.__dict__)

@@ -1,0 +1,155 @@
+"""Installing the import hooks, and deciding which modules are project code."""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import os
+import site
+import sys
+import sysconfig
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from . import _core
+
+__all__ = ["ProjectFilter", "active", "install", "uninstall"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
+
+
+def _excluded_dirs() -> list[str]:
+    """Folders whose modules are never project code, even under a project root.
+
+    A virtualenv made inside the project folder is the usual reason: its
+    site-packages lies under the root but must never be reloaded.
+    """
+    dirs = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, _PACKAGE_DIR}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            dirs.add(path)
+    try:
+        dirs.update(site.getsitepackages())
+    except AttributeError:  # some embedded interpreters lack it
+        pass
+    user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    if user_site:
+        dirs.add(user_site)
+    return sorted({os.path.realpath(path) for path in dirs})
+
+
+def _is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class ProjectFilter:
+    """Says whether a module is project code: a ``.py`` file under a root.
+
+    Built-in, frozen and extension modules, the standard library and
+    site-packages are never project code, wherever they lie.
+    """
+
+    def __init__(self, roots: Iterable[str | os.PathLike[str]]) -> None:
+        self.roots = [os.path.realpath(os.fspath(root)) for root in roots]
+        self.excluded = [
+            path
+            for path in _excluded_dirs()
+            # A root inside an excluded folder (a project kept under the
+            # interpreter's prefix) still counts: its excluded parent doesn't.
+            if not any(_is_under(root, path) and root != path for root in self.roots)
+            or path == _PACKAGE_DIR
+        ]
+
+    def contains_file(self, filename: str) -> bool:
+        """Is ``filename`` a Python source file of the project?"""
+        if not filename.endswith((".py", ".pyw")):
+            return False
+        path = os.path.realpath(filename)
+        if not any(_is_under(path, root) for root in self.roots):
+            return False
+        return not any(_is_under(path, folder) for folder in self.excluded)
+
+    def __call__(self, name: str, namespace: Any) -> bool:
+        """The core's classifier: ``namespace`` is the module's globals."""
+        try:
+            filename = namespace.get("__file__")
+        except AttributeError:
+            return False
+        return isinstance(filename, str) and self.contains_file(filename)
+
+
+# The one installation per process, and what it replaced.
+_state: dict[str, Any] = {}
+
+
+def active() -> Any:
+    """The installed :class:`~muckrack_hmr.api.HMR`, or None."""
+    return _state.get("hmr")
+
+
+def install(
+    roots: Iterable[str | os.PathLike[str]] | None = None,
+    *,
+    core: ModuleType | None = None,
+) -> Any:
+    """Wrap ``builtins.__import__`` and ``importlib.import_module``.
+
+    ``roots`` are the project folders (default: the current folder).  Returns
+    the :class:`~muckrack_hmr.api.HMR` object, also set as ``builtins.__hmr__``.
+    ``core`` picks the core module (tests and benchmarks use it to compare the
+    compiled core with the pure twin).  Installing twice returns the first
+    installation.
+    """
+    from .api import HMR
+
+    current = _state.get("hmr")
+    if current is not None:
+        return current
+    chosen = core if core is not None else _core.core
+    project = ProjectFilter(roots if roots is not None else [os.getcwd()])
+    graph = chosen.DependencyGraph()
+    original_import = builtins.__import__
+    original_import_module = importlib.import_module
+    tracker = chosen.ImportTracker(graph, project, original_import, original_import_module)
+    hmr = HMR(tracker, project)
+    _state.update(
+        hmr=hmr,
+        tracker=tracker,
+        original_import=original_import,
+        original_import_module=original_import_module,
+        had_hmr=hasattr(builtins, "__hmr__"),
+        previous_hmr=getattr(builtins, "__hmr__", None),
+    )
+    builtins.__import__ = tracker.import_
+    importlib.import_module = tracker.import_module
+    builtins.__hmr__ = hmr  # type: ignore[attr-defined]
+    return hmr
+
+
+def uninstall() -> None:
+    """Undo :func:`install` exactly: the original functions are put back."""
+    hmr = _state.get("hmr")
+    if hmr is None:
+        return
+    hmr.close()
+    builtins.__import__ = _state["original_import"]
+    importlib.import_module = _state["original_import_module"]
+    if _state["had_hmr"]:
+        builtins.__hmr__ = _state["previous_hmr"]  # type: ignore[attr-defined]
+    elif hasattr(builtins, "__hmr__"):
+        del builtins.__hmr__  # type: ignore[attr-defined]
+    _state.clear()
+
+
+def module_file(module: ModuleType) -> str | None:
+    """The source file of ``module``, or None."""
+    filename = getattr(module, "__file__", None)
+    return filename if isinstance(filename, str) else None
+
+
+def roots_for_script(script: str | os.PathLike[str]) -> list[str]:
+    """The default project root for ``python -m muckrack.hmr script.py``."""
+    return [str(Path(os.path.realpath(script)).parent)]
