@@ -1,0 +1,140 @@
+"""Shared fixtures: both cores, a throwaway project, an installed HMR."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import muckrack_hmr
+from muckrack_hmr import _core_py
+
+try:
+    from muckrack_hmr import _hmr_core
+except ImportError:  # built without a compiler
+    _hmr_core = None  # type: ignore[assignment]
+
+# In CI the compiled core must have been built: a silent skip would hide a
+# broken build.
+REQUIRE_EXTENSION = os.environ.get("MUCKRACK_HMR_REQUIRE_EXTENSIONS", "") not in ("", "0")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-c-extensions",
+        action="store_true",
+        default=False,
+        help="run the tests against the pure-Python core only",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--no-c-extensions"):
+        return
+    kept, deselected = [], []
+    for item in items:
+        (deselected if item.get_closest_marker("c_extension") else kept).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+CORE_PARAMS = [
+    pytest.param("c", marks=pytest.mark.c_extension, id="c"),
+    pytest.param("py", id="py"),
+]
+
+
+def _core_module(name: str) -> ModuleType:
+    if name == "py":
+        return _core_py
+    if _hmr_core is None:
+        if REQUIRE_EXTENSION:
+            pytest.fail("the compiled core was not built (MUCKRACK_HMR_REQUIRE_EXTENSIONS=1)")
+        pytest.skip("the compiled core was not built")
+    return _hmr_core
+
+
+@pytest.fixture(scope="session", params=CORE_PARAMS)
+def core_name(request: pytest.FixtureRequest) -> str:
+    """``"c"`` or ``"py"``: every test that uses it runs once per core."""
+    _core_module(request.param)
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def core(core_name: str) -> ModuleType:
+    """The core module itself (compiled ``_hmr_core`` or pure ``_core_py``)."""
+    return _core_module(core_name)
+
+
+@pytest.fixture
+def core_env(core_name: str) -> dict[str, str]:
+    """Environment for a subprocess that must run on the same core."""
+    env = dict(os.environ)
+    env.pop("MUCKRACK_HMR_NO_EXTENSIONS", None)
+    if core_name == "py":
+        env["MUCKRACK_HMR_NO_EXTENSIONS"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["NO_COLOR"] = "1"
+    env.pop("FORCE_COLOR", None)
+    return env
+
+
+class Project:
+    """A throwaway folder of modules, importable while the test runs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, relpath: str, source: str) -> Path:
+        path = self.root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+        return path
+
+    def module_names(self) -> list[str]:
+        names = []
+        for name, module in list(sys.modules.items()):
+            filename = getattr(module, "__file__", None)
+            if isinstance(filename, str) and Path(filename).resolve().is_relative_to(
+                self.root.resolve()
+            ):
+                names.append(name)
+        return names
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    """A project folder on ``sys.path``; its modules are unloaded afterwards."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    proj = Project(root)
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    try:
+        yield proj
+    finally:
+        for name in proj.module_names():
+            sys.modules.pop(name, None)
+        sys.path.remove(str(root))
+        importlib.invalidate_caches()
+
+
+@pytest.fixture
+def hmr(project: Project, core: ModuleType) -> Iterator[Any]:
+    """HMR installed on ``project`` with the core under test; uninstalled after."""
+    muckrack_hmr.uninstall()
+    installed = muckrack_hmr.install([project.root], core=core)
+    assert type(installed.tracker).__module__ == core.__name__
+    try:
+        yield installed
+    finally:
+        muckrack_hmr.uninstall()
