@@ -260,8 +260,7 @@ class DependencyGraph:
                 work.pop()
                 if work:
                     parent = work[-1][0]
-                    if lowlink[node] < lowlink[parent]:
-                        lowlink[parent] = lowlink[node]
+                    lowlink[parent] = min(lowlink[parent], lowlink[node])
                 if lowlink[node] == index_of[node]:
                     component: list[int] = []
                     while True:
@@ -315,7 +314,7 @@ class ImportTracker:
         name: str,
         globals: Mapping[str, Any] | None = None,
         locals: Mapping[str, Any] | None = None,
-        fromlist: Iterable[str] | None = (),
+        fromlist: Iterable[Any] | None = (),
         level: int = 0,
     ) -> ModuleType:
         """The replacement for ``builtins.__import__``."""
@@ -333,9 +332,7 @@ class ImportTracker:
         variants = seen.get(name)
         if variants is not None:
             for seen_level, seen_fromlist in variants:
-                if seen_level == level and (
-                    seen_fromlist is fromlist or seen_fromlist == fromlist
-                ):
+                if seen_level == level and (seen_fromlist is fromlist or seen_fromlist == fromlist):
                     return module
         self._record_import(globals, name, fromlist, level, module)
         return module
@@ -364,9 +361,7 @@ class ImportTracker:
 
     # -- the slow path: first time an importer runs a given statement --------
 
-    def _classify_importer(
-        self, globals: Mapping[str, Any]
-    ) -> dict[str, list[tuple[int, object]]]:
+    def _classify_importer(self, globals: Mapping[str, Any]) -> dict[str, list[tuple[int, object]]]:
         try:
             importer = globals["__name__"]
         except (KeyError, TypeError):
@@ -398,7 +393,7 @@ class ImportTracker:
         self,
         globals: Mapping[str, Any],
         name: str,
-        fromlist: Iterable[str] | None,
+        fromlist: Iterable[Any] | None,
         level: int,
         module: ModuleType,
     ) -> None:

@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import ClassVar
 
 from . import _core
 from ._version import __version__
@@ -79,6 +80,7 @@ def _parser() -> _Parser:
 
 def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """Our options, and the target with the program's arguments."""
+    argv = list(argv)
     ours: list[str] = []
     index = 0
     while index < len(argv):
@@ -90,7 +92,7 @@ def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
                 return ours + argv[index : index + 2], list(argv[index + 2 :])
             return [*ours, "-m", arg[2:]], list(argv[index + 1 :])
         if not arg.startswith("-") or arg == "-":
-            return ours + [arg], list(argv[index + 1 :])
+            return [*ours, arg], list(argv[index + 1 :])
         ours.append(arg)
         if arg in _VALUE_OPTIONS:
             if index + 1 < len(argv):
@@ -101,7 +103,11 @@ def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 class _Formatter(logging.Formatter):
-    COLORS = {logging.ERROR: "\033[31m", logging.WARNING: "\033[33m", logging.INFO: "\033[32m"}
+    COLORS: ClassVar[dict[int, str]] = {
+        logging.ERROR: "\033[31m",
+        logging.WARNING: "\033[33m",
+        logging.INFO: "\033[32m",
+    }
 
     def __init__(self, color: bool) -> None:
         super().__init__("%(message)s")

@@ -97,9 +97,7 @@ def _read_source(module: ModuleType) -> tuple[str, bytes]:
 _alias_cache: dict[tuple[str, int, int], dict[tuple[str, str], list[str]]] = {}
 
 
-def from_import_aliases(
-    filename: str, package: str | None
-) -> dict[tuple[str, str], list[str]]:
+def from_import_aliases(filename: str, package: str | None) -> dict[tuple[str, str], list[str]]:
     """Module-level ``from X import name as alias`` statements of a file.
 
     Maps ``(absolute X, name)`` to the aliases bound in the module namespace.
@@ -123,7 +121,9 @@ def from_import_aliases(
     while pending:
         node = pending.pop()
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            if isinstance(
+                child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda
+            ):
                 continue
             if isinstance(child, ast.ImportFrom):
                 source = child.module or ""
@@ -161,13 +161,15 @@ class Reloader:
         """None if ``name`` is a project module that can be re-executed, else why not."""
         if name == "__main__":
             return "the main script is never re-executed (its imported names are updated)"
-        module = sys.modules.get(name)
+        module: object = sys.modules.get(name)
         if module is None:
             return "it was never imported"
         if not isinstance(module, ModuleType):
             return "sys.modules holds a non-module object under that name"
         if not self.tracker.is_tracked(name):
-            return "it is not a project module (standard library, site-packages or outside the roots)"
+            return (
+                "it is not a project module (standard library, site-packages or outside the roots)"
+            )
         return None
 
     # -- the transaction ----------------------------------------------------

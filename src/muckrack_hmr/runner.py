@@ -60,7 +60,9 @@ def prepare_module(name: str, args: list[str]) -> tuple[types.CodeType, types.Mo
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError) as exc:
-        raise TargetError(f"error while finding module specification for {name!r} ({exc})") from None
+        raise TargetError(
+            f"error while finding module specification for {name!r} ({exc})"
+        ) from None
     if spec is None:
         raise TargetError(f"No module named {name}")
     if spec.submodule_search_locations is not None:
@@ -71,7 +73,10 @@ def prepare_module(name: str, args: list[str]) -> tuple[types.CodeType, types.Mo
         except ImportError:
             spec = None
         if spec is None:
-            raise TargetError(f"No module named {main_name}; {name!r} is a package and cannot be directly executed")
+            raise TargetError(
+                f"No module named {main_name}; "
+                f"{name!r} is a package and cannot be directly executed"
+            )
     loader = spec.loader
     if loader is None or not hasattr(loader, "get_code"):
         raise TargetError(f"{name!r} has no code object to run")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import importlib
 import os
 import site
@@ -31,10 +32,8 @@ def _excluded_dirs() -> list[str]:
         path = sysconfig.get_paths().get(key)
         if path:
             dirs.add(path)
-    try:
+    with contextlib.suppress(AttributeError):  # some embedded interpreters lack it
         dirs.update(site.getsitepackages())
-    except AttributeError:  # some embedded interpreters lack it
-        pass
     user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
     if user_site:
         dirs.add(user_site)
@@ -140,14 +139,8 @@ def uninstall() -> None:
     if _state["had_hmr"]:
         builtins.__hmr__ = _state["previous_hmr"]  # type: ignore[attr-defined]
     elif hasattr(builtins, "__hmr__"):
-        del builtins.__hmr__  # type: ignore[attr-defined]
+        del builtins.__hmr__
     _state.clear()
-
-
-def module_file(module: ModuleType) -> str | None:
-    """The source file of ``module``, or None."""
-    filename = getattr(module, "__file__", None)
-    return filename if isinstance(filename, str) else None
 
 
 def roots_for_script(script: str | os.PathLike[str]) -> list[str]:

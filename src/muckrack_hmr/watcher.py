@@ -43,7 +43,7 @@ class Watcher:
         self._pending: set[str] = set()
         self._last_event = 0.0
         self._wake = threading.Condition()
-        self._stopping = False
+        self._stopping = threading.Event()
         self._modules_seen = -1
         self._observer: Any = None
         self._thread: threading.Thread | None = None
@@ -63,7 +63,7 @@ class Watcher:
     def stop(self) -> None:
         """Stop watching; a reload in progress finishes first."""
         with self._wake:
-            self._stopping = True
+            self._stopping.set()
             self._wake.notify_all()
         if self._observer is not None:
             self._observer.stop()
@@ -108,10 +108,10 @@ class Watcher:
     def _run(self) -> None:
         while True:
             with self._wake:
-                if self._stopping:
+                if self._stopping.is_set():
                     return
                 self._wake.wait(self.rescan)
-                if self._stopping:
+                if self._stopping.is_set():
                     return
                 ready = bool(self._pending) and (
                     time.monotonic() - self._last_event >= self.debounce

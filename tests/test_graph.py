@@ -1,0 +1,129 @@
+"""DependencyGraph, on both cores."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+
+def make(core: ModuleType, edges: list[tuple[str, str]]) -> Any:
+    graph = core.DependencyGraph()
+    for importer, imported in edges:
+        graph.add_edge(importer, imported)
+    return graph
+
+
+def test_edges_in_and_out(core: ModuleType) -> None:
+    graph = make(core, [("b", "a"), ("c", "a"), ("c", "b")])
+    assert graph.dependencies_of("c") == ["a", "b"]
+    assert graph.dependents_of("a") == ["b", "c"]
+    assert graph.dependencies_of("a") == []
+    assert graph.dependents_of("missing") == []
+    assert "a" in graph
+    assert "zzz" not in graph
+    assert len(graph) == 3
+    assert graph.modules() == ["b", "a", "c"]
+
+
+def test_add_edge_reports_new_edges_and_ignores_self_loops(core: ModuleType) -> None:
+    graph = core.DependencyGraph()
+    assert graph.add_edge("b", "a") is True
+    assert graph.add_edge("b", "a") is False
+    assert graph.add_edge("a", "a") is False
+    assert graph.dependencies_of("a") == []
+
+
+def test_transitive_dependents_excludes_the_start_even_in_a_cycle(core: ModuleType) -> None:
+    graph = make(core, [("b", "a"), ("c", "b"), ("a", "c"), ("d", "c"), ("x", "y")])
+    assert graph.transitive_dependents(["a"]) == ["b", "c", "d"]
+    assert graph.transitive_dependents(["y"]) == ["x"]
+    assert graph.transitive_dependents(["x"]) == []
+    assert graph.transitive_dependencies("d") == ["c", "b", "a"]
+
+
+def test_topological_order_puts_dependencies_first(core: ModuleType) -> None:
+    # The diamond: d imports b and c, both import a.
+    graph = make(core, [("d", "b"), ("d", "c"), ("b", "a"), ("c", "a")])
+    order = [group[0] for group in graph.topological_order(["d", "c", "b", "a"])]
+    assert order.index("a") < order.index("b") < order.index("d")
+    assert order.index("c") < order.index("d")
+    assert sorted(order) == ["a", "b", "c", "d"]
+
+
+def test_topological_order_collapses_cycles(core: ModuleType) -> None:
+    graph = make(core, [("a", "b"), ("b", "a"), ("c", "a"), ("b", "base")])
+    groups = graph.topological_order(["c", "a", "b", "base"])
+    assert groups == [["base"], ["a", "b"], ["c"]]
+
+
+def test_topological_order_only_counts_edges_inside_the_set(core: ModuleType) -> None:
+    graph = make(core, [("c", "b"), ("b", "a")])
+    assert graph.topological_order(["c", "a"]) in ([["c"], ["a"]], [["a"], ["c"]])
+    assert graph.topological_order(["unknown", "a"]) == [["unknown"], ["a"]]
+
+
+def test_deep_chain_has_no_recursion_limit(core: ModuleType) -> None:
+    chain = [(f"m{i + 1}", f"m{i}") for i in range(5000)]
+    graph = make(core, chain)
+    groups = graph.topological_order([f"m{i}" for i in range(5001)])
+    assert [group[0] for group in groups] == [f"m{i}" for i in range(5001)]
+    assert len(graph.transitive_dependents(["m0"])) == 5000
+
+
+def test_clear_and_restore_dependencies(core: ModuleType) -> None:
+    graph = make(core, [("b", "a"), ("b", "c")])
+    graph.add_binding("b", "a", "f")
+    saved = graph.clear_dependencies("b")
+    assert graph.dependencies_of("b") == []
+    assert graph.dependents_of("a") == []
+    assert graph.bound_names("b", "a") == []
+    graph.add_edge("b", "new")
+    graph.restore_dependencies("b", saved)
+    assert graph.dependencies_of("b") == ["a", "c"]
+    assert graph.dependents_of("new") == []
+    assert graph.bound_names("b", "a") == ["f"]
+
+
+def test_bindings(core: ModuleType) -> None:
+    graph = core.DependencyGraph()
+    graph.add_binding("b", "a", "f")
+    graph.add_binding("b", "a", "g")
+    graph.add_binding("b", "a", "f")
+    assert graph.bound_names("b", "a") == ["f", "g"]
+    assert graph.bound_names("b", "zzz") == []
+
+
+def test_remove_module(core: ModuleType) -> None:
+    graph = make(core, [("b", "a"), ("c", "b")])
+    graph.add_binding("c", "b", "x")
+    graph.remove_module("b")
+    assert "b" not in graph
+    assert graph.dependents_of("a") == []
+    assert graph.dependencies_of("c") == []
+    assert graph.bound_names("c", "b") == []
+    graph.add_edge("b", "a")  # comes back as a fresh node
+    assert graph.dependents_of("a") == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("name", "package", "level", "expected"),
+    [
+        ("x", "pkg", 1, "pkg.x"),
+        ("", "pkg.sub", 1, "pkg.sub"),
+        ("y", "pkg.sub", 2, "pkg.y"),
+        ("", "pkg.sub", 2, "pkg"),
+    ],
+)
+def test_resolve_relative(
+    core: ModuleType, name: str, package: str, level: int, expected: str
+) -> None:
+    assert core.resolve_relative(name, package, level) == expected
+
+
+def test_resolve_relative_errors(core: ModuleType) -> None:
+    with pytest.raises(ImportError, match="no known parent package"):
+        core.resolve_relative("x", "", 1)
+    with pytest.raises(ImportError, match="beyond top-level package"):
+        core.resolve_relative("x", "pkg", 3)

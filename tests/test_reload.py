@@ -1,0 +1,329 @@
+"""reload_module: order, atomicity, hooks and return values, on both cores."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from typing import Any
+
+import pytest
+
+from tests.conftest import Project
+
+# Modules append their name here when they execute, so tests can see exactly
+# which modules ran, in which order.
+LOG_MODULE = "hmr_test_exec_log"
+
+
+@pytest.fixture
+def runs() -> Any:
+    log: list[str] = []
+    module = type(sys)(LOG_MODULE)
+    module.runs = log  # type: ignore[attr-defined]
+    sys.modules[LOG_MODULE] = module
+    yield log
+    sys.modules.pop(LOG_MODULE, None)
+
+
+def logged(name: str, body: str) -> str:
+    """Source that records its own execution in the run log, then runs ``body``."""
+    return f"import {LOG_MODULE}\n{LOG_MODULE}.runs.append({name!r})\n{body}\n"
+
+
+def test_diamond_dependency_ends_fresh(project: Project, hmr: Any, runs: list[str]) -> None:
+    project.write("a.py", logged("a", "X = 1"))
+    project.write("b.py", logged("b", "import a\nY = a.X + 10"))
+    project.write("c.py", logged("c", "from a import X\nZ = X + 100"))
+    project.write("d.py", logged("d", "import c\nimport b\nTOTAL = b.Y + c.Z"))
+    d = importlib.import_module("d")
+    assert d.TOTAL == 112
+    runs.clear()
+    project.write("a.py", logged("a", "X = 2"))
+    reloaded, elapsed = hmr.reload_module("a")
+    assert d.TOTAL == 114
+    assert reloaded == runs  # each module once, and what it says it ran
+    assert sorted(reloaded) == ["a", "b", "c", "d"]
+    assert reloaded[0] == "a"
+    assert reloaded[-1] == "d"
+    assert isinstance(elapsed, float)
+    assert 0.0 < elapsed < 10_000.0
+
+
+def test_reload_returns_milliseconds(project: Project, hmr: Any) -> None:
+    project.write("slow.py", "import time\ntime.sleep(0.05)\n")
+    importlib.import_module("slow")
+    reloaded, elapsed = hmr.reload_module("slow")
+    assert reloaded == ["slow"]
+    assert elapsed >= 50.0  # milliseconds, not seconds
+
+
+def test_reads_the_source_never_a_stale_pyc(project: Project, hmr: Any) -> None:
+    path = project.write("same.py", "X = 1\n")
+    stat = os.stat(path)
+    module = importlib.import_module("same")
+    assert module.X == 1
+    # Same size, same mtime: Python's own .pyc check cannot tell the difference.
+    path.write_text("X = 2\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    hmr.reload_module("same")
+    assert module.X == 2
+
+
+def test_names_removed_from_the_source_disappear(project: Project, hmr: Any) -> None:
+    project.write("a.py", "def keep(): return 1\ndef gone(): return 2\n")
+    a = importlib.import_module("a")
+    assert hasattr(a, "gone")
+    project.write("a.py", "def keep(): return 10\n")
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert not hasattr(a, "gone")
+    assert a.keep() == 10
+
+
+def test_package_reload_keeps_submodule_attributes(project: Project, hmr: Any) -> None:
+    project.write("pkg/__init__.py", "X = 1\n")
+    project.write("pkg/sub.py", "Y = 2\n")
+    pkg = importlib.import_module("pkg")
+    importlib.import_module("pkg.sub")
+    project.write("pkg/__init__.py", "X = 5\n")
+    hmr.reload_module("pkg")
+    assert pkg.X == 5
+    assert pkg.sub.Y == 2  # type: ignore[attr-defined]
+
+
+def test_failing_module_is_restored_exactly(
+    project: Project, hmr: Any, runs: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write("a.py", logged("a", "X = 1\ndef old(): return 'old'\nCACHE = {'k': 1}"))
+    project.write("b.py", logged("b", "from a import X\nY = X * 2"))
+    a = importlib.import_module("a")
+    b = importlib.import_module("b")
+    before = dict(a.__dict__)
+    errors: list[tuple[str, BaseException]] = []
+    hmr.add_error_handler(lambda name, exc: errors.append((name, exc)))
+    runs.clear()
+    # The new code adds a name, drops another, rebinds a third, then raises.
+    project.write("a.py", logged("a", "X = 2\nADDED = True\nCACHE = {}\n1 / 0"))
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        reloaded, _ = hmr.reload_module("a")
+    assert reloaded == []
+    assert runs == ["a"]  # b was left alone
+    assert a.__dict__.keys() == before.keys()
+    assert all(a.__dict__[key] is value for key, value in before.items())
+    assert not hasattr(a, "ADDED")
+    assert a.old() == "old"
+    assert b.Y == 2
+    assert [name for name, _ in errors] == ["a"]
+    assert isinstance(errors[0][1], ZeroDivisionError)
+    failure = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(failure) == 1
+    message = failure[0].getMessage()
+    assert f"{project.root / 'a.py'}:6" in message  # two lines of run logging first
+    assert "ZeroDivisionError" in message
+    assert "muckrack_hmr" not in message.split("\n", 1)[1]  # the traceback is the user's
+    # The next good save applies.
+    project.write("a.py", logged("a", "X = 3"))
+    assert hmr.reload_module("a")[0] == ["a", "b"]
+    assert b.Y == 6
+    assert not hasattr(a, "old")
+
+
+def test_syntax_error_keeps_the_old_code(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write("a.py", "def f(): return 'old'\n")
+    a = importlib.import_module("a")
+    errors: list[tuple[str, BaseException]] = []
+    hmr.add_error_handler(lambda name, exc: errors.append((name, exc)))
+    project.write("a.py", "def f(): return 'new'\n\ndef broken(:\n")
+    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+        assert hmr.reload_module("a")[0] == []
+    assert a.f() == "old"
+    assert isinstance(errors[0][1], SyntaxError)
+    assert f"{project.root / 'a.py'}:3" in caplog.records[0].getMessage()
+    project.write("a.py", "def f(): return 'new'\n")
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert a.f() == "new"
+
+
+def test_system_exit_in_module_code_does_not_end_the_program(project: Project, hmr: Any) -> None:
+    project.write("a.py", "X = 1\n")
+    a = importlib.import_module("a")
+    project.write("a.py", "import sys\nX = 2\nsys.exit(3)\n")
+    assert hmr.reload_module("a")[0] == []
+    assert a.X == 1
+
+
+def test_modules_reloaded_before_a_failure_stay_reloaded(
+    project: Project, hmr: Any, runs: list[str]
+) -> None:
+    project.write("a.py", logged("a", "X = 1"))
+    project.write("ok.py", logged("ok", "import a\nV = a.X"))
+    project.write("bad.py", logged("bad", "import a\nassert a.X < 2, 'X too big'\nV = a.X"))
+    project.write("top.py", logged("top", "import bad\nimport ok\nV = bad.V + ok.V"))
+    ok = importlib.import_module("ok")
+    bad = importlib.import_module("bad")
+    top = importlib.import_module("top")
+    failed: list[str] = []
+    hmr.add_error_handler(lambda name, exc: failed.append(name))
+    runs.clear()
+    project.write("a.py", logged("a", "X = 5"))
+    reloaded, _ = hmr.reload_module("a")
+    assert reloaded == ["a", "ok"]
+    assert failed == ["bad"]
+    assert "top" not in runs  # depends on the failed module: left alone
+    assert (ok.V, bad.V, top.V) == (5, 1, 2)
+    # A failed module is retried on the next reload.
+    project.write("a.py", logged("a", "X = 0"))
+    reloaded, _ = hmr.reload_module("a")
+    assert sorted(reloaded) == ["a", "bad", "ok", "top"]
+    assert (ok.V, bad.V, top.V) == (0, 0, 0)
+
+
+def test_dependent_of_a_removed_name_fails_with_an_import_error(project: Project, hmr: Any) -> None:
+    project.write("a.py", "def helper(): return 1\n")
+    project.write("b.py", "from a import helper\nVALUE = helper()\n")
+    b = importlib.import_module("b")
+    errors: list[tuple[str, BaseException]] = []
+    hmr.add_error_handler(lambda name, exc: errors.append((name, exc)))
+    project.write("a.py", "def renamed(): return 2\n")
+    reloaded, _ = hmr.reload_module("a")
+    assert reloaded == ["a"]
+    assert [name for name, _ in errors] == ["b"]
+    assert isinstance(errors[0][1], ImportError)
+    assert "helper" in str(errors[0][1])
+    assert b.VALUE == 1
+    assert b.helper() == 1
+
+
+def test_import_cycles_reload_each_module_once(project: Project, hmr: Any, runs: list[str]) -> None:
+    project.write("x.py", logged("x", "import y\nX = 1\ndef get(): return y.Y"))
+    project.write("y.py", logged("y", "import x\nY = 2\ndef get(): return x.X"))
+    project.write("z.py", logged("z", "import x\nZ = x.X"))
+    x = importlib.import_module("x")
+    z = importlib.import_module("z")
+    runs.clear()
+    project.write("y.py", logged("y", "import x\nY = 20\ndef get(): return x.X"))
+    reloaded, _ = hmr.reload_module("y")
+    assert reloaded == runs
+    assert reloaded[:2] == ["y", "x"]  # the edited module first inside its cycle
+    assert reloaded[2:] == ["z"]
+    assert x.get() == 20
+    assert z.Z == 1
+
+
+@pytest.mark.parametrize("name", ["json", "pytest", "never_imported_xyz", "__main__"])
+def test_names_that_are_not_project_modules_execute_nothing(
+    project: Project, hmr: Any, runs: list[str], caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    project.write("uses_json.py", logged("uses_json", "import json\nimport pytest"))
+    importlib.import_module("uses_json")
+    runs.clear()
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        reloaded, elapsed = hmr.reload_module(name)
+    assert reloaded == []
+    assert isinstance(elapsed, float)
+    assert runs == []
+    assert any(f"not reloading {name}" in r.getMessage() for r in caplog.records)
+
+
+def test_hooks_run_once_per_module_in_order(project: Project, hmr: Any) -> None:
+    project.write("a.py", "X = 1\n")
+    project.write("b.py", "import a\nY = a.X\n")
+    a = importlib.import_module("a")
+    importlib.import_module("b")
+    events: list[tuple[str, str, int]] = []
+
+    def pre(name: str) -> None:
+        events.append(("pre", name, a.X))
+
+    def post(name: str) -> None:
+        events.append(("post", name, a.X))
+
+    hmr.add_pre_reload_hook(pre)
+    hmr.add_post_reload_hook(post)
+    project.write("a.py", "X = 2\n")
+    hmr.reload_module("a")
+    assert events == [("pre", "a", 1), ("post", "a", 2), ("pre", "b", 2), ("post", "b", 2)]
+    hmr.remove_pre_reload_hook(pre)
+    hmr.remove_post_reload_hook(post)
+    events.clear()
+    hmr.reload_module("a")
+    assert events == []
+    with pytest.raises(ValueError, match="not in list"):
+        hmr.remove_pre_reload_hook(pre)
+
+
+def test_a_raising_hook_is_reported_and_does_not_abort(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write("a.py", "X = 1\n")
+    a = importlib.import_module("a")
+    errors: list[tuple[str, BaseException]] = []
+
+    def handler(name: str, exc: BaseException) -> None:
+        errors.append((name, exc))
+
+    def bad_hook(name: str) -> None:
+        raise RuntimeError(f"hook failed for {name}")
+
+    def bad_handler(name: str, exc: BaseException) -> None:
+        raise RuntimeError("handler failed too")
+
+    hmr.add_error_handler(handler)
+    hmr.add_error_handler(bad_handler)
+    hmr.add_pre_reload_hook(bad_hook)
+    hmr.add_post_reload_hook(bad_hook)
+    project.write("a.py", "X = 2\n")
+    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+        assert hmr.reload_module("a")[0] == ["a"]
+    assert a.X == 2
+    assert [(name, str(exc)) for name, exc in errors] == [
+        ("a", "hook failed for a"),
+        ("a", "hook failed for a"),
+    ]
+    assert any("pre-reload hook" in r.getMessage() for r in caplog.records)
+    hmr.remove_error_handler(bad_handler)
+    hmr.remove_error_handler(handler)
+    errors.clear()
+    project.write("a.py", "1/0\n")
+    hmr.reload_module("a")
+    assert errors == []
+
+
+def test_a_reload_requested_during_a_reload_runs_afterwards(
+    project: Project, hmr: Any, runs: list[str]
+) -> None:
+    project.write("a.py", logged("a", "X = 1"))
+    project.write("other.py", logged("other", "Y = 1"))
+    importlib.import_module("a")
+    importlib.import_module("other")
+    nested: list[Any] = []
+
+    def hook(name: str) -> None:
+        if name == "a":
+            nested.append(hmr.reload_module("other"))
+
+    hmr.add_post_reload_hook(hook)
+    runs.clear()
+    reloaded, _ = hmr.reload_module("a")
+    assert nested[0][0] == []  # queued, not run inside the reload of a
+    assert reloaded == ["a", "other"]
+    assert runs == ["a", "other"]
+
+
+def test_one_info_line_per_reload(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write("a.py", "X = 1\n")
+    project.write("b.py", "import a\n")
+    project.write("c.py", "import a\n")
+    importlib.import_module("b")
+    importlib.import_module("c")
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        hmr.reload_module("a")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1
+    assert lines[0].startswith("hmr: reloaded a (+2 dependents) in ")
+    assert lines[0].endswith(" ms")

@@ -1,0 +1,221 @@
+"""Import tracking: which edges each import form records, on both cores."""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import sys
+import threading
+from typing import Any
+
+import pytest
+
+import muckrack_hmr
+from tests.conftest import Project
+
+
+def deps(hmr: Any, name: str) -> list[str]:
+    return hmr.dependencies_of(name)
+
+
+def test_install_and_uninstall_restore_the_originals_exactly(project: Project, core: Any) -> None:
+    muckrack_hmr.uninstall()
+    original_import = builtins.__import__
+    original_import_module = importlib.import_module
+    assert not hasattr(builtins, "__hmr__")
+    hmr = muckrack_hmr.install([project.root], core=core)
+    assert builtins.__import__ is not original_import
+    assert importlib.import_module is not original_import_module
+    assert builtins.__hmr__ is hmr  # type: ignore[attr-defined]
+    assert muckrack_hmr.active() is hmr
+    assert muckrack_hmr.install([project.root], core=core) is hmr
+    muckrack_hmr.uninstall()
+    assert builtins.__import__ is original_import
+    assert importlib.import_module is original_import_module
+    assert not hasattr(builtins, "__hmr__")
+    assert muckrack_hmr.active() is None
+
+
+def test_dotted_import_records_the_module_and_its_parents(project: Project, hmr: Any) -> None:
+    project.write("a/__init__.py", "")
+    project.write("a/b/__init__.py", "")
+    project.write("a/b/c.py", "X = 1")
+    project.write("user.py", "import a.b.c\nimport a.b.c as abc\n")
+    assert deps(hmr, "user") == []
+    importlib.import_module("user")
+    assert deps(hmr, "user") == ["a", "a.b", "a.b.c"]
+    assert hmr.dependents_of("a.b.c") == ["user"]
+
+
+def test_import_as_records_the_real_name(project: Project, hmr: Any) -> None:
+    project.write("target.py", "X = 1")
+    project.write("user.py", "import target as renamed\n")
+    importlib.import_module("user")
+    assert deps(hmr, "user") == ["target"]
+
+
+def test_from_package_import_submodule_records_the_submodule(project: Project, hmr: Any) -> None:
+    project.write("pkg/__init__.py", "")
+    project.write("pkg/sub.py", "X = 1")
+    project.write("user.py", "from pkg import sub\n")
+    importlib.import_module("user")
+    assert deps(hmr, "user") == ["pkg", "pkg.sub"]
+    # ``sub`` is a module, not a name bound from pkg's namespace.
+    assert hmr.graph.bound_names("user", "pkg") == []
+
+
+def test_relative_imports_resolve_against_the_package(project: Project, hmr: Any) -> None:
+    project.write("pkg/__init__.py", "from . import base\n")
+    project.write("pkg/base.py", "VALUE = 1\ndef helper(): return 1\n")
+    project.write("pkg/deep/__init__.py", "")
+    project.write("pkg/deep/sibling.py", "Y = 2")
+    project.write(
+        "pkg/deep/leaf.py",
+        "from . import sibling\nfrom ..base import VALUE, helper\nfrom .. import base\n",
+    )
+    importlib.import_module("pkg.deep.leaf")
+    assert deps(hmr, "pkg") == ["pkg.base"]
+    assert deps(hmr, "pkg.deep.leaf") == ["pkg.deep", "pkg.deep.sibling", "pkg.base", "pkg"]
+    assert hmr.graph.bound_names("pkg.deep.leaf", "pkg.base") == ["VALUE", "helper"]
+
+
+def test_import_module_absolute_and_relative(project: Project, hmr: Any) -> None:
+    project.write("pkg/__init__.py", "")
+    project.write("pkg/plugin.py", "X = 1")
+    project.write("other.py", "X = 1")
+    project.write(
+        "pkg/loader.py",
+        "import importlib\n"
+        "importlib.import_module('other')\n"
+        "importlib.import_module('.plugin', package='pkg')\n",
+    )
+    importlib.import_module("pkg.loader")
+    assert deps(hmr, "pkg.loader") == ["other", "pkg.plugin"]
+
+
+def test_explicit_dunder_import_is_credited_to_the_caller(project: Project, hmr: Any) -> None:
+    project.write("target.py", "X = 1")
+    project.write("caller.py", "mod = __import__('target')\n")
+    importlib.import_module("caller")
+    assert deps(hmr, "caller") == ["target"]
+
+
+def test_lazy_import_is_recorded_when_it_runs(project: Project, hmr: Any) -> None:
+    project.write("late.py", "X = 1")
+    project.write(
+        "user.py",
+        "def later():\n    import late\n    return late.X\n",
+    )
+    user = importlib.import_module("user")
+    assert deps(hmr, "user") == []
+    assert user.later() == 1
+    assert deps(hmr, "user") == ["late"]
+    for _ in range(3):  # the repeated statement is recorded once
+        user.later()
+    assert deps(hmr, "user") == ["late"]
+
+
+def test_from_import_names_are_recorded(project: Project, hmr: Any) -> None:
+    project.write("a.py", "def f(): pass\ndef g(): pass\nX = 1\n")
+    project.write("user.py", "from a import f, X as renamed\n")
+    importlib.import_module("user")
+    assert hmr.graph.bound_names("user", "a") == ["f", "X"]
+
+
+def test_only_project_modules_are_tracked(project: Project, hmr: Any, tmp_path: Any) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "foreign_mod.py").write_text("X = 1\n")
+    sys.path.insert(0, str(outside))
+    try:
+        project.write(
+            "user.py",
+            "import json, collections.abc, _thread, math\nimport pytest\nimport foreign_mod\n",
+        )
+        importlib.import_module("user")
+        assert deps(hmr, "user") == []
+        assert hmr.tracked_modules() == ["user"]
+        assert not hmr.tracker.is_tracked("json")
+        assert not hmr.tracker.is_tracked("pytest")
+        assert not hmr.tracker.is_tracked("foreign_mod")
+    finally:
+        sys.path.remove(str(outside))
+        sys.modules.pop("foreign_mod", None)
+
+
+def test_a_virtualenv_inside_the_project_is_not_project_code(project: Project, core: Any) -> None:
+    # Make the project root the folder that holds this interpreter's
+    # site-packages: its modules must still count as third-party.
+    site_packages = next(p for p in sys.path if p.endswith("site-packages"))
+    filter_ = muckrack_hmr.tracking.ProjectFilter([site_packages + "/.."])
+    assert not filter_.contains_file(pytest.__file__)
+    assert filter_.contains_file(str(project.root / "x.py")) is False
+    assert muckrack_hmr.tracking.ProjectFilter([project.root]).contains_file(
+        str(project.root / "x.py")
+    )
+
+
+def test_reexecution_replaces_outgoing_edges(project: Project, hmr: Any) -> None:
+    project.write("one.py", "X = 1")
+    project.write("two.py", "X = 2")
+    project.write("user.py", "import one\nimport two\n")
+    importlib.import_module("user")
+    assert deps(hmr, "user") == ["one", "two"]
+    project.write("user.py", "import two\n")
+    reloaded, _ = hmr.reload_module("user")
+    assert reloaded == ["user"]
+    assert deps(hmr, "user") == ["two"]
+    assert hmr.dependents_of("one") == []
+
+
+def test_transitive_queries(project: Project, hmr: Any) -> None:
+    project.write("base.py", "X = 1")
+    project.write("mid.py", "import base")
+    project.write("top.py", "import mid")
+    importlib.import_module("top")
+    assert hmr.dependents_of("base") == ["mid"]
+    assert hmr.dependents_of("base", transitive=True) == ["mid", "top"]
+    assert hmr.dependencies_of("top", transitive=True) == ["mid", "base"]
+
+
+def test_imports_on_other_threads_during_reloads(project: Project, hmr: Any) -> None:
+    """Threads importing while reloads run: no corruption, no deadlock."""
+    count = 40
+    for i in range(count):
+        project.write(f"lazy{i}.py", f"import base\nX = {i}\n")
+    project.write("base.py", "VALUE = 0\n")
+    project.write(
+        "worker.py",
+        "import importlib\n"
+        "def load(i):\n"
+        "    return importlib.import_module(f'lazy{i}').X\n"
+        "def lazy_json():\n"
+        "    import json\n"
+        "    return json\n",
+    )
+    worker = importlib.import_module("worker")
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def run() -> None:
+        try:
+            start.wait(timeout=10)
+            for i in range(count):
+                assert worker.load(i) == i
+                worker.lazy_json()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    start.wait(timeout=10)
+    for _ in range(20):
+        hmr.reload_module("base")
+    for thread in threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "deadlock: an importing thread never finished"
+    assert errors == []
+    assert sorted(hmr.dependencies_of("worker")) == sorted(f"lazy{i}" for i in range(count))
+    for i in range(count):
+        assert hmr.dependencies_of(f"lazy{i}") == ["base"]
