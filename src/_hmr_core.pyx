@@ -13,7 +13,7 @@ import sys
 import threading
 
 from cpython.dict cimport PyDict_GetItem
-from cpython.ref cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 
 cdef extern from "Python.h":
     object PyImport_ImportModuleLevelObject(
@@ -26,6 +26,9 @@ __all__ = ["DependencyGraph", "ImportTracker", "resolve_relative"]
 cdef object _BUILTIN_IMPORT = builtins.__import__
 cdef dict _UNTRACKED = {}
 cdef object _NAME = "__name__"
+# Slots of the globals-identity cache of ImportTracker (a power of two).
+cdef enum:
+    _CACHE_SIZE = 64
 
 
 def resolve_relative(str name, package, int level):
@@ -51,6 +54,17 @@ cdef object _package_of(object globals):
                 return None
             package = name if "__path__" in globals else name.rpartition(".")[0]
     return package if isinstance(package, str) else None
+
+
+cdef class ImportTracker
+cdef ImportTracker _HOOKED = None
+
+
+def _tracked_import(name, globals=None, locals=None, fromlist=(), level=0):
+    """Import a module, recording project imports (see ImportTracker.import_hook)."""
+    if _HOOKED is None:
+        return PyImport_ImportModuleLevelObject(name, globals, locals, fromlist, level)
+    return _HOOKED._import(name, globals, locals, fromlist, level)
 
 
 cdef class DependencyGraph:
@@ -291,6 +305,12 @@ cdef class ImportTracker:
     Every import still goes through the original function first; the tracker
     only records what happened.  A repeated import statement costs one call
     to the original plus three dict lookups: no lock, no allocation.
+
+    Compiled only: the first two lookups (the importer's ``__name__``, then
+    its statement table) are usually skipped by a small direct-mapped cache
+    keyed by the identity of the importer's globals dict.  The cache holds a
+    strong reference to each globals dict it maps, so an address can never be
+    reused by another dict while it is cached.
     """
 
     cdef public DependencyGraph graph
@@ -300,6 +320,19 @@ cdef class ImportTracker:
     cdef object _original_import_module
     cdef bint _original_is_builtin
     cdef dict _seen
+    cdef PyObject* _cached_globals[_CACHE_SIZE]
+    cdef PyObject* _cached_seen[_CACHE_SIZE]
+
+    def __dealloc__(self):
+        self._clear_cache()
+
+    cdef void _clear_cache(self):
+        cdef Py_ssize_t slot
+        for slot in range(_CACHE_SIZE):
+            Py_XDECREF(self._cached_globals[slot])
+            Py_XDECREF(self._cached_seen[slot])
+            self._cached_globals[slot] = NULL
+            self._cached_seen[slot] = NULL
 
     def __init__(self, DependencyGraph graph, classify, original_import, original_import_module):
         self.graph = graph
@@ -314,6 +347,22 @@ cdef class ImportTracker:
 
     def import_(self, name, globals=None, locals=None, fromlist=(), level=0):
         """The replacement for ``builtins.__import__``."""
+        return self._import(name, globals, locals, fromlist, level)
+
+    def import_hook(self):
+        """The function to install as ``builtins.__import__``.
+
+        It behaves as :meth:`import_`.  Here it is a module-level function
+        that calls the C-level fast path of the most recent tracker to ask
+        for it (only one can be installed at a time): a plain function call
+        costs less than a bound method or a closure on every import statement.
+        """
+        global _HOOKED
+        _HOOKED = self
+        return _tracked_import
+
+    cdef object _import(self, object name, object globals, object locals, object fromlist,
+                        object level):
         cdef object module
         cdef PyObject* frame_globals
         cdef PyObject* importer
@@ -329,15 +378,26 @@ cdef class ImportTracker:
             if frame_globals == NULL:
                 return module
             globals = <object>frame_globals
-        found = NULL
-        if type(globals) is dict:
-            importer = PyDict_GetItem(globals, _NAME)
-            if importer != NULL:
-                found = PyDict_GetItem(self._seen, <object>importer)
-        if found == NULL:
-            seen = self._classify_importer(globals)
+        cdef size_t slot = (<size_t><PyObject*>globals >> 4) & (_CACHE_SIZE - 1)
+        if self._cached_globals[slot] == <PyObject*>globals:
+            seen = <dict>self._cached_seen[slot]
         else:
-            seen = <dict>found
+            found = NULL
+            if type(globals) is dict:
+                importer = PyDict_GetItem(globals, _NAME)
+                if importer != NULL:
+                    found = PyDict_GetItem(self._seen, <object>importer)
+            if found == NULL:
+                seen = self._classify_importer(globals)
+            else:
+                seen = <dict>found
+            if type(globals) is dict:
+                Py_INCREF(globals)
+                Py_INCREF(seen)
+                Py_XDECREF(self._cached_globals[slot])
+                Py_XDECREF(self._cached_seen[slot])
+                self._cached_globals[slot] = <PyObject*>globals
+                self._cached_seen[slot] = <PyObject*>seen
         if seen is _UNTRACKED:
             return module
         found = PyDict_GetItem(seen, name)
@@ -489,6 +549,7 @@ cdef class ImportTracker:
         """Classify every module afresh (after the project roots changed)."""
         with self.lock:
             self._seen.clear()
+            self._clear_cache()
 
     def tracked_modules(self):
         """Project modules currently in ``sys.modules``, in import order."""

@@ -337,6 +337,13 @@ class ImportTracker:
         self._record_import(globals, name, fromlist, level, module)
         return module
 
+    def import_hook(self) -> Callable[..., ModuleType]:
+        """The function to install as ``builtins.__import__``.
+
+        It behaves as :meth:`import_`; here it is that bound method itself.
+        """
+        return self.import_
+
     def import_module(self, name: str, package: str | None = None) -> ModuleType:
         """The replacement for ``importlib.import_module``."""
         module = self._original_import_module(name, package)

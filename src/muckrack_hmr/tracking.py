@@ -122,7 +122,7 @@ def install(
         had_hmr=hasattr(builtins, "__hmr__"),
         previous_hmr=getattr(builtins, "__hmr__", None),
     )
-    builtins.__import__ = tracker.import_
+    builtins.__import__ = tracker.import_hook()
     importlib.import_module = tracker.import_module
     builtins.__hmr__ = hmr  # type: ignore[attr-defined]
     return hmr
