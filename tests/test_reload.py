@@ -327,3 +327,53 @@ def test_one_info_line_per_reload(
     assert len(lines) == 1
     assert lines[0].startswith("hmr: reloaded a (+2 dependents) in ")
     assert lines[0].endswith(" ms")
+
+
+@pytest.fixture
+def fake_main(project: Project) -> Any:
+    """Run a script in a real ``__main__`` module (as the CLI does), in-process."""
+    saved = sys.modules["__main__"]
+
+    def run(source: str) -> dict[str, Any]:
+        path = project.write("script.py", source)
+        main = type(sys)("__main__")
+        main.__file__ = str(path)
+        sys.modules["__main__"] = main
+        exec(compile(path.read_text(), str(path), "exec"), main.__dict__)
+        return main.__dict__
+
+    yield run
+    sys.modules["__main__"] = saved
+
+
+def test_main_from_imports_follow_the_new_objects(
+    project: Project, hmr: Any, fake_main: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write("a.py", "def f(): return 'old'\nX = 1\nY = 1\ndef gone(): return 1\n")
+    project.write("stars.py", "__all__ = ['s']\ndef s(): return 'old'\n")
+    main = fake_main(
+        "from a import f, f as g, X, Y, gone\nfrom stars import *\nY = 'mine'\n"
+        "def call(): return f()\n"
+    )
+    assert (main["f"](), main["g"](), main["X"], main["call"](), main["s"]()) == (
+        "old",
+        "old",
+        1,
+        "old",
+        "old",
+    )
+    project.write("a.py", "def f(): return 'new'\nX = 2\nY = 2\n")
+    project.write("stars.py", "__all__ = ['s', 'added']\ndef s(): return 'new'\nadded = 1\n")
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        assert hmr.reload_modules(["a", "stars"])[0] == ["a", "stars"]
+    assert (main["f"](), main["g"](), main["X"], main["call"](), main["s"]()) == (
+        "new",
+        "new",
+        2,
+        "new",
+        "new",
+    )
+    assert main["added"] == 1
+    assert main["Y"] == "mine"  # rebound by the script itself: left alone
+    assert main["gone"]() == 1  # removed from a: the script keeps its object, with a warning
+    assert any("__main__ still refers to a.gone" in r.getMessage() for r in caplog.records)

@@ -142,6 +142,10 @@ def from_import_aliases(filename: str, package: str | None) -> dict[tuple[str, s
     return aliases
 
 
+def _warn_removed(importer: str, name: str, attr: str) -> None:
+    log.warning("hmr: %s still refers to %s.%s, which the new code removed", importer, name, attr)
+
+
 class Reloader:
     """Runs reload transactions over the modules an import tracker knows."""
 
@@ -324,6 +328,7 @@ class Reloader:
             )
             for attr in bound:
                 if attr == "*":
+                    self._rebind_star(importer, namespace, name, old, new)
                     continue
                 if attr not in old:
                     continue
@@ -335,9 +340,31 @@ class Reloader:
                         if attr in new:
                             namespace[alias] = new[attr]
                         else:
-                            log.warning(
-                                "hmr: %s still refers to %s.%s, which the new code removed",
-                                importer,
-                                name,
-                                attr,
-                            )
+                            _warn_removed(importer, name, attr)
+
+    @staticmethod
+    def _rebind_star(
+        importer: str,
+        namespace: dict[str, Any],
+        name: str,
+        old: dict[str, Any],
+        new: dict[str, Any],
+    ) -> None:
+        """``from name import *``: update every public name still bound to its old object."""
+        exported = old.get("__all__")
+        if not isinstance(exported, list | tuple):
+            exported = [key for key in old if not key.startswith("_")]
+        for attr in exported:
+            if attr not in old or namespace.get(attr) is not old[attr]:
+                continue
+            if attr in new:
+                namespace[attr] = new[attr]
+            else:
+                _warn_removed(importer, name, attr)
+        new_exported = new.get("__all__")
+        if not isinstance(new_exported, list | tuple):
+            new_exported = [key for key in new if not key.startswith("_")]
+        for attr in new_exported:
+            # Names the new code added to the star export appear too.
+            if attr not in old and attr not in namespace and attr in new:
+                namespace[attr] = new[attr]

@@ -53,6 +53,7 @@ class ProjectFilter:
 
     def __init__(self, roots: Iterable[str | os.PathLike[str]]) -> None:
         self.roots = [os.path.realpath(os.fspath(root)) for root in roots]
+        self._folders: dict[str, str] = {}
         self.excluded = [
             path
             for path in _excluded_dirs()
@@ -66,10 +67,22 @@ class ProjectFilter:
         """Is ``filename`` a Python source file of the project?"""
         if not filename.endswith((".py", ".pyw")):
             return False
-        path = os.path.realpath(filename)
+        path = self._resolve(filename)
         if not any(_is_under(path, root) for root in self.roots):
             return False
         return not any(_is_under(path, folder) for folder in self.excluded)
+
+    def _resolve(self, filename: str) -> str:
+        # Resolving symlinks costs a system call per path component; modules
+        # come many to a folder, so resolve each folder once.  A symlinked
+        # file still gets resolved on its own (one lstat to find out).
+        if os.path.islink(filename):
+            return os.path.realpath(filename)
+        folder, base = os.path.split(os.path.abspath(filename))
+        resolved = self._folders.get(folder)
+        if resolved is None:
+            resolved = self._folders[folder] = os.path.realpath(folder)
+        return os.path.join(resolved, base)
 
     def __call__(self, name: str, namespace: Any) -> bool:
         """The core's classifier: ``namespace`` is the module's globals."""
