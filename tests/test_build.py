@@ -31,7 +31,12 @@ def test_env_var_forces_the_pure_core() -> None:
     )
     assert forced.stdout.split() == ["False", "muckrack_hmr._core_py"]
     default = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     try:
         import muckrack_hmr._hmr_core  # noqa: F401
