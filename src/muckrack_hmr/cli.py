@@ -86,7 +86,9 @@ def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     while index < len(argv):
         arg = argv[index]
         if arg == "--":
-            return ours, list(argv[index + 1 :])
+            # As for python: the argument after ``--`` is the script.
+            rest = argv[index + 1 :]
+            return ([*ours, "--", rest[0]], rest[1:]) if rest else (ours, [])
         if arg == "-m" or (arg.startswith("-m") and not arg.startswith("--")):
             if arg == "-m":
                 return ours + argv[index : index + 2], list(argv[index + 2 :])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from types import TracebackType
+from types import FrameType, TracebackType
 
 __all__ = ["location_of", "strip_own_frames", "user_traceback"]
 
@@ -13,17 +13,28 @@ _PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
 _NOISE = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
 
 
-def _is_own(filename: str) -> bool:
+def _is_own_frame(frame: FrameType) -> bool:
+    filename = frame.f_code.co_filename
     if filename in _NOISE:
+        return True
+    # Compiled frames carry a relative file name; their module name tells.
+    name = frame.f_globals.get("__name__")
+    if isinstance(name, str) and (name == "muckrack_hmr" or name.startswith("muckrack_hmr.")):
         return True
     return os.path.realpath(filename).startswith(_PACKAGE_DIR + os.sep)
 
 
 def strip_own_frames(tb: TracebackType | None) -> TracebackType | None:
-    """Drop the leading frames that belong to muckrack_hmr or importlib."""
-    while tb is not None and _is_own(tb.tb_frame.f_code.co_filename):
+    """The traceback without the frames of muckrack_hmr and importlib, wherever they are."""
+    kept: list[TracebackType] = []
+    while tb is not None:
+        if not _is_own_frame(tb.tb_frame):
+            kept.append(tb)
         tb = tb.tb_next
-    return tb
+    result: TracebackType | None = None
+    for entry in reversed(kept):
+        result = TracebackType(result, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return result
 
 
 def location_of(exc: BaseException) -> str:
@@ -33,9 +44,8 @@ def location_of(exc: BaseException) -> str:
     where = ""
     tb = exc.__traceback__
     while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if not _is_own(filename):
-            where = f"{filename}:{tb.tb_lineno}"
+        if not _is_own_frame(tb.tb_frame):
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
         tb = tb.tb_next
     return where or "<unknown>"
 

@@ -20,6 +20,8 @@ class TargetError(Exception):
 def _fresh_main() -> types.ModuleType:
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
+    # python's __main__ always has one (3.10-3.13); set it as python does, in the dict.
+    main.__dict__["__annotations__"] = {}  # noqa: RUF063
     return main
 
 

@@ -54,6 +54,10 @@ class ProjectFilter:
     def __init__(self, roots: Iterable[str | os.PathLike[str]]) -> None:
         self.roots = [os.path.realpath(os.fspath(root)) for root in roots]
         self._folders: dict[str, str] = {}
+        #: real path -> (module name, (mtime_ns, size) when it was classified),
+        #: for every project module seen so far: the watcher's baseline, so
+        #: that a save between the import and the first watch is not lost.
+        self.loaded: dict[str, tuple[str, tuple[int, int] | None]] = {}
         self.excluded = [
             path
             for path in _excluded_dirs()
@@ -90,7 +94,16 @@ class ProjectFilter:
             filename = namespace.get("__file__")
         except AttributeError:
             return False
-        return isinstance(filename, str) and self.contains_file(filename)
+        if not isinstance(filename, str) or not self.contains_file(filename):
+            return False
+        path = self._resolve(filename)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            self.loaded[path] = (name, None)
+        else:
+            self.loaded[path] = (name, (stat.st_mtime_ns, stat.st_size))
+        return True
 
 
 # The one installation per process, and what it replaced.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
 import threading
 import time
 from typing import Any
@@ -44,7 +43,7 @@ class Watcher:
         self._last_event = 0.0
         self._wake = threading.Condition()
         self._stopping = threading.Event()
-        self._modules_seen = -1
+        self._loaded_seen = 0
         self._observer: Any = None
         self._thread: threading.Thread | None = None
 
@@ -57,6 +56,10 @@ class Watcher:
         self._observer = Observer()
         self._observer.daemon = True
         self._observer.start()
+        # The roots at once: the script's first imports come from there, and
+        # may be saved before the first refresh.
+        for root in self.hmr.project.roots:
+            self._watch(root)
         self._thread = threading.Thread(target=self._run, name="muckrack-hmr-watcher", daemon=True)
         self._thread.start()
 
@@ -74,25 +77,34 @@ class Watcher:
 
     def refresh(self) -> None:
         """Watch the folders of project modules loaded since the last call."""
-        if len(sys.modules) == self._modules_seen:
+        loaded = self.hmr.project.loaded
+        if len(loaded) == self._loaded_seen:
             return
-        self._modules_seen = len(sys.modules)
-        for name in self.hmr.tracked_modules():
+        new = list(loaded.items())[self._loaded_seen :]
+        self._loaded_seen += len(new)
+        for path, (name, baseline) in new:
             if name == "__main__":
-                continue
-            filename = getattr(sys.modules.get(name), "__file__", None)
-            if not isinstance(filename, str):
-                continue
-            path = os.path.realpath(filename)
-            if self._files.get(path) == name:
-                continue
+                continue  # the script is never re-executed
             self._files[path] = name
-            self._digests[path] = _digest(path)
-            folder = os.path.dirname(path)
-            if folder not in self._watched_dirs and self._observer is not None:
-                self._watched_dirs.add(folder)
-                self._observer.schedule(_Handler(self), folder, recursive=False)
-                log.debug("hmr: watching %s", folder)
+            self._watch(os.path.dirname(path))
+            try:
+                stat = os.stat(path)
+                current: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+            except OSError:
+                current = None
+            if current is not None and current == baseline:
+                self._digests[path] = _digest(path)
+            else:
+                # Saved between its import and now: no baseline, reload it.
+                self._digests[path] = None
+                self.notify(path)
+
+    def _watch(self, folder: str) -> None:
+        if folder in self._watched_dirs or self._observer is None:
+            return
+        self._watched_dirs.add(folder)
+        self._observer.schedule(_Handler(self), folder, recursive=False)
+        log.debug("hmr: watching %s", folder)
 
     # -- events -----------------------------------------------------------------
 
@@ -106,24 +118,21 @@ class Watcher:
             self._wake.notify_all()
 
     def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             with self._wake:
-                if self._stopping.is_set():
-                    return
-                self._wake.wait(self.rescan)
-                if self._stopping.is_set():
-                    return
-                ready = bool(self._pending) and (
-                    time.monotonic() - self._last_event >= self.debounce
-                )
-                if self._pending and not ready:
+                if not self._pending:
+                    self._wake.wait(self.rescan)
+                    paths: set[str] = set()
+                else:
                     # Saves come in bursts (an editor's several writes, a
                     # formatter, a checkout): wait until they settle.
                     remaining = self.debounce - (time.monotonic() - self._last_event)
-                    self._wake.wait(max(remaining, 0.0))
-                    if time.monotonic() - self._last_event < self.debounce:
+                    if remaining > 0:
+                        self._wake.wait(remaining)
                         continue
-                paths, self._pending = self._pending, set()
+                    paths, self._pending = self._pending, set()
+            if self._stopping.is_set():
+                return
             try:
                 self.refresh()
                 if paths:
@@ -142,7 +151,7 @@ class Watcher:
                 continue
             digest = _digest(path)
             if digest is None or digest == self._digests.get(path):
-                continue  # touched, or saved with the same content
+                continue  # touched, or saved with the same content as loaded
             if os.path.getsize(path) == 0:
                 continue  # truncated; the write that follows brings the content
             self._digests[path] = digest

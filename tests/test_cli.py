@@ -1,0 +1,819 @@
+"""End-to-end tests of ``python -m muckrack.hmr``: real subprocesses on throwaway projects.
+
+Every test runs the CLI in a child interpreter on both cores (through the
+``core_env`` fixture) and, where it makes sense, runs the same program with
+plain ``python`` and compares.  Nothing here sleeps to synchronise: the tests
+wait, with a deadline, for the child's output lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, NoReturn
+
+import pytest
+
+PROG = "python -m muckrack.hmr"
+# The longest a test waits for one line of output from a child.
+DEADLINE = 15.0
+# One-shot runs.
+RUN_TIMEOUT = 60
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def write(path: Path, source: str) -> Path:
+    """Write ``source`` (dedented) to ``path``, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return path
+
+
+def save_atomically(path: Path, source: str) -> None:
+    """Save like editors that write a temporary file and rename it over the original."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(textwrap.dedent(source), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_python(
+    args: list[str], *, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Plain ``python *args``, to completion: the behaviour to match."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+
+
+def run_hmr(args: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m muckrack.hmr *args``, to completion."""
+    return run_python(["-m", "muckrack.hmr", *args], cwd=cwd, env=env)
+
+
+def facts_of(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    """The JSON object a probe script printed as its last stdout line."""
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines, f"no output; stderr:\n{result.stderr}"
+    facts: dict[str, object] = json.loads(lines[-1])
+    return facts
+
+
+def _contains(text: str) -> Callable[[str], bool]:
+    def predicate(line: str) -> bool:
+        return text in line
+
+    predicate.__name__ = repr(text)
+    return predicate
+
+
+def _starts(prefix: str) -> Callable[[str], bool]:
+    def predicate(line: str) -> bool:
+        return line.startswith(prefix)
+
+    predicate.__name__ = f"a line starting with {prefix!r}"
+    return predicate
+
+
+class Child:
+    """A running ``python -u -m muckrack.hmr ...`` whose output is read line by line.
+
+    One reader thread per stream feeds a queue; :meth:`expect` takes lines
+    from it with a deadline, so a test never waits unboundedly.
+    """
+
+    def __init__(self, args: list[str], *, cwd: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", "-m", "muckrack.hmr", *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+        self.seen: dict[str, list[str]] = {"out": [], "err": []}
+        self._queues: dict[str, queue.Queue[str | None]] = {
+            "out": queue.Queue(),
+            "err": queue.Queue(),
+        }
+        self._threads = [
+            threading.Thread(target=self._pump, args=(name, stream), daemon=True)
+            for name, stream in (("out", self.proc.stdout), ("err", self.proc.stderr))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _pump(self, name: str, stream: IO[str]) -> None:
+        try:
+            for raw in stream:
+                line = raw.rstrip("\r\n")
+                self.seen[name].append(line)
+                self._queues[name].put(line)
+        except (OSError, ValueError):
+            pass  # the pipe was closed under us
+        finally:
+            self._queues[name].put(None)
+
+    def expect(
+        self, match: str | Callable[[str], bool], *, stream: str = "out", timeout: float = DEADLINE
+    ) -> str:
+        """Consume lines of ``stream`` until one matches; return it.
+
+        ``match`` is a substring or a predicate.  Fails the test when the
+        deadline passes or the stream ends first.
+        """
+        predicate = _contains(match) if isinstance(match, str) else match
+        what = getattr(predicate, "__name__", repr(predicate))
+        deadline = time.monotonic() + timeout
+        lines = self._queues[stream]
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._fail(f"timed out after {timeout:.0f} s waiting for {what} on std{stream}")
+            try:
+                line = lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                lines.put(None)  # later calls see the end too
+                self._fail(
+                    f"std{stream} ended (exit code {self.proc.poll()}) before {what} appeared"
+                )
+            if predicate(line):
+                return line
+
+    def wait(self, timeout: float = DEADLINE) -> int:
+        """Wait for the child to exit; its exit code.  Output is complete afterwards."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._fail(f"the child did not exit within {timeout:.0f} s")
+        for thread in self._threads:
+            thread.join(timeout=timeout)
+        return code
+
+    def stderr_text(self) -> str:
+        return "\n".join(self.seen["err"])
+
+    def _fail(self, message: str) -> NoReturn:
+        out = "\n".join(self.seen["out"][-20:])
+        err = "\n".join(self.seen["err"][-40:])
+        pytest.fail(f"{message}\n--- stdout (tail) ---\n{out}\n--- stderr (tail) ---\n{err}")
+
+    def close(self) -> None:
+        """Kill the child if it still runs, and reap it."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=10)
+        finally:
+            for thread in self._threads:
+                thread.join(timeout=5)
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+
+@pytest.fixture
+def proj(tmp_path: Path) -> Path:
+    """An empty project folder."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def spawn(core_env: dict[str, str]) -> Iterator[Callable[..., Child]]:
+    """Start ``python -u -m muckrack.hmr *args`` in the background; killed after the test."""
+    children: list[Child] = []
+
+    def start(args: list[str], *, cwd: Path) -> Child:
+        child = Child(args, cwd=cwd, env=core_env)
+        children.append(child)
+        return child
+
+    try:
+        yield start
+    finally:
+        for child in children:
+            child.close()
+
+
+# A script that reports how it was run, as one JSON line.  It is also used as
+# a module run with -m.
+PROBE = '''\
+"""The probe's docstring."""
+import json
+import pickle
+import sys
+
+import __main__ as imported_main
+
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+
+def facts():
+    point = pickle.loads(pickle.dumps(Point(7)))
+    spec = globals()["__spec__"]
+    loader = globals()["__loader__"]
+    return {
+        "argv": sys.argv,
+        "path0": sys.path[0],
+        "path": sys.path,
+        "name": __name__,
+        "file": __file__,
+        "doc": __doc__,
+        "package": __package__,
+        "cached": __cached__,
+        "spec_is_none": spec is None,
+        "spec_name": None if spec is None else spec.name,
+        "spec_parent": None if spec is None else spec.parent,
+        "spec_origin": None if spec is None else spec.origin,
+        "loader": [type(loader).__name__, getattr(loader, "name", None)],
+        "builtins": type(__builtins__).__name__,
+        "main_in_sys_modules": "__main__" in sys.modules,
+        "sys_modules_main_is_this": sys.modules["__main__"].__dict__ is globals(),
+        "import_main_is_this": imported_main.__dict__ is globals(),
+        "point_class": [type(point).__module__, type(point).__qualname__],
+        "point_is_point": type(point) is Point,
+        "point_x": point.x,
+        "loaded": [name for name in ("pkg", "pkg.mod", "pkg.__main__") if name in sys.modules],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(facts()), flush=True)
+'''
+
+PROGRAM_ARGS = ["a", "b", "-m", "x", "--help", "--version"]
+
+
+# -- 1. script: sys.argv and sys.path[0] ---------------------------------------
+
+
+def _layout_script(proj: Path, case: str) -> tuple[Path, str, Path]:
+    """(cwd, target as typed, the real script file) for each way to name a script."""
+    if case == "same-folder":
+        write(proj / "script.py", PROBE)
+        return proj, "script.py", proj / "script.py"
+    if case == "relative-from-other-cwd":
+        write(proj / "sub" / "script.py", PROBE)
+        return proj, os.path.join("sub", "script.py"), proj / "sub" / "script.py"
+    assert case == "symlink"
+    real = write(proj / "real" / "script.py", PROBE)
+    link = proj / "links" / "link.py"
+    link.parent.mkdir()
+    try:
+        link.symlink_to(real)
+    except (OSError, NotImplementedError) as exc:
+        pytest.skip(f"cannot make symlinks here: {exc}")
+    return proj, os.path.join("links", "link.py"), real
+
+
+@pytest.mark.parametrize("case", ["same-folder", "relative-from-other-cwd", "symlink"])
+def test_script_gets_argv_and_path_like_python(
+    proj: Path, core_env: dict[str, str], case: str
+) -> None:
+    cwd, target, real = _layout_script(proj, case)
+
+    expected = facts_of(run_python([target, *PROGRAM_ARGS], cwd=cwd, env=core_env))
+    got = facts_of(run_hmr([target, *PROGRAM_ARGS], cwd=cwd, env=core_env))
+
+    # What python does, spelled out: argv as typed, the real folder first on sys.path.
+    assert expected["argv"] == [target, *PROGRAM_ARGS]
+    assert os.path.samefile(str(expected["path0"]), real.parent)
+    # ... and the CLI does the same, options after the script included.
+    assert got["argv"] == expected["argv"]
+    assert got["path0"] == expected["path0"]
+    assert got["path"] == expected["path"]
+    assert got["file"] == expected["file"]
+    assert got == expected
+
+
+# -- 2. __main__ ------------------------------------------------------------------
+
+
+def test_script_runs_as_main_like_python(proj: Path, core_env: dict[str, str]) -> None:
+    write(proj / "script.py", PROBE)
+
+    expected = facts_of(run_python(["script.py"], cwd=proj, env=core_env))
+    got = facts_of(run_hmr(["script.py"], cwd=proj, env=core_env))
+
+    assert got["name"] == "__main__"  # the `if __name__ == "__main__"` block ran
+    assert got["main_in_sys_modules"] is True
+    assert got["sys_modules_main_is_this"] is True
+    assert got["import_main_is_this"] is True
+    assert got["spec_is_none"] is True
+    assert got["file"] == expected["file"]
+    assert os.path.samefile(str(got["file"]), proj / "script.py")
+    # Pickling an instance of a class defined in the script round-trips.
+    assert got["point_class"] == ["__main__", "Point"]
+    assert got["point_is_point"] is True
+    assert got["point_x"] == 7
+    assert got == expected
+
+
+def test_main_namespace_has_the_same_dunder_names_as_python(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    # A script that reads a module-level dunder python always provides.
+    write(
+        proj / "script.py",
+        """\
+        print(sorted(name for name in globals() if name.startswith("__")), flush=True)
+        print(__annotations__, flush=True)
+        """,
+    )
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    assert expected.returncode == 0, expected.stderr
+
+    got = run_hmr(["script.py"], cwd=proj, env=core_env)
+
+    assert (got.returncode, got.stdout, got.stderr) == (
+        expected.returncode,
+        expected.stdout,
+        expected.stderr,
+    )
+
+
+def test_double_dash_ends_options_like_python(proj: Path, core_env: dict[str, str]) -> None:
+    write(proj / "script.py", PROBE)
+
+    expected = facts_of(run_python(["--", "script.py", "x"], cwd=proj, env=core_env))
+    got = facts_of(run_hmr(["--debounce", "5", "--", "script.py", "x"], cwd=proj, env=core_env))
+
+    assert expected["argv"] == ["script.py", "x"]
+    assert got == expected
+
+
+# -- 3. -m module ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("module_args", "main_file", "spec_name"),
+    [
+        pytest.param(["-m", "pkg.mod"], "mod.py", "pkg.mod", id="pkg.mod"),
+        pytest.param(["-mpkg.mod"], "mod.py", "pkg.mod", id="attached-pkg.mod"),
+        pytest.param(["-m", "pkg"], "__main__.py", "pkg.__main__", id="pkg"),
+    ],
+)
+def test_module_runs_like_python_dash_m(
+    proj: Path,
+    core_env: dict[str, str],
+    module_args: list[str],
+    main_file: str,
+    spec_name: str,
+) -> None:
+    write(proj / "pkg" / "__init__.py", "")
+    write(proj / "pkg" / "mod.py", PROBE)
+    write(proj / "pkg" / "__main__.py", PROBE)
+
+    expected = facts_of(run_python([*module_args, *PROGRAM_ARGS], cwd=proj, env=core_env))
+    got = facts_of(run_hmr([*module_args, *PROGRAM_ARGS], cwd=proj, env=core_env))
+
+    assert os.path.samefile(str(expected["argv"][0]), proj / "pkg" / main_file)  # type: ignore[index]
+    assert got["argv"] == expected["argv"]
+    assert got["argv"][1:] == PROGRAM_ARGS  # type: ignore[index]
+    assert got["spec_name"] == spec_name
+    assert got["name"] == "__main__"
+    assert got["package"] == "pkg"
+    assert os.path.samefile(str(got["path0"]), proj)
+    assert got["path0"] == expected["path0"]
+    assert got["file"] == expected["file"]
+    assert got["sys_modules_main_is_this"] is True
+    assert got["point_is_point"] is True
+    assert got == expected
+
+
+# -- 4. exit codes --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statement", "code", "stdout", "stderr"),
+    [
+        pytest.param("sys.exit(3)", 3, "before\n", "", id="exit-3"),
+        pytest.param(
+            'sys.exit("fatal: no config")', 1, "before\n", "fatal: no config\n", id="exit-message"
+        ),
+        pytest.param("sys.exit()", 0, "before\n", "", id="exit-none"),
+        pytest.param("pass", 0, "before\nafter\n", "", id="normal-end"),
+    ],
+)
+def test_exit_code_passes_through(
+    proj: Path, core_env: dict[str, str], statement: str, code: int, stdout: str, stderr: str
+) -> None:
+    write(
+        proj / "script.py",
+        f"""\
+        import sys
+        print("before", flush=True)
+        {statement}
+        print("after", flush=True)
+        """,
+    )
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    assert (expected.returncode, expected.stdout, expected.stderr) == (code, stdout, stderr)
+
+    got = run_hmr(["script.py"], cwd=proj, env=core_env)
+
+    assert got.returncode == code
+    assert got.stdout == stdout
+    assert got.stderr == stderr
+
+
+# -- 5. uncaught exceptions -------------------------------------------------------
+
+
+def _assert_clean_traceback(stderr: str) -> None:
+    lines = stderr.splitlines()
+    assert lines, "nothing on stderr"
+    assert lines[0] == "Traceback (most recent call last):", stderr
+    for noise in ("muckrack_hmr", "_hmr_core", "runpy", "<frozen"):
+        assert noise not in stderr, f"{noise!r} in the traceback:\n{stderr}"
+
+
+def test_uncaught_exception_prints_a_plain_traceback(proj: Path, core_env: dict[str, str]) -> None:
+    write(
+        proj / "script.py",
+        """\
+        def fail(value):
+            raise ValueError(f"bad value {value}")
+
+
+        fail(42)
+        """,
+    )
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    assert expected.returncode == 1
+
+    got = run_hmr(["script.py"], cwd=proj, env=core_env)
+
+    assert got.returncode == 1
+    _assert_clean_traceback(got.stderr)
+    assert re.search(r'File "[^"]*script\.py", line 5, in <module>', got.stderr)
+    assert re.search(r'File "[^"]*script\.py", line 2, in fail', got.stderr)
+    assert got.stderr.splitlines()[-1] == "ValueError: bad value 42"
+    assert got.stderr == expected.stderr
+
+
+def test_exception_while_importing_a_project_module_prints_a_plain_traceback(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    # The most common crash of all: a module-level error in an imported module.
+    write(proj / "script.py", "import broken\n")
+    write(
+        proj / "broken.py",
+        """\
+        SETTING = 1
+        raise RuntimeError("broken at import")
+        """,
+    )
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    assert expected.returncode == 1
+
+    got = run_hmr(["script.py"], cwd=proj, env=core_env)
+
+    assert got.returncode == 1
+    assert got.stderr.splitlines()[-1] == "RuntimeError: broken at import"
+    assert re.search(r'File "[^"]*broken\.py", line 2, in <module>', got.stderr)
+    _assert_clean_traceback(got.stderr)
+    assert got.stderr == expected.stderr
+
+
+def test_syntax_error_in_the_script_reports_like_python(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    write(
+        proj / "script.py",
+        """\
+        print("never runs")
+        value = (1 +
+        """,
+    )
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    assert expected.returncode == 1
+
+    got = run_hmr(["script.py"], cwd=proj, env=core_env)
+
+    assert got.returncode == 1
+    assert got.stdout == ""
+    assert "SyntaxError" in got.stderr.splitlines()[-1]
+    assert "muckrack_hmr" not in got.stderr
+    assert got.stderr == expected.stderr
+
+
+# -- 6. Ctrl-C --------------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX only")
+def test_ctrl_c_exits_130(proj: Path, spawn: Callable[..., Child]) -> None:
+    write(
+        proj / "script.py",
+        """\
+        import time
+
+        print("ready", flush=True)
+        while True:
+            time.sleep(0.05)
+        """,
+    )
+    child = spawn(["script.py"], cwd=proj)
+    child.expect("ready")
+    assert child.proc.poll() is None
+
+    child.proc.send_signal(signal.SIGINT)
+
+    assert child.wait() == 130
+    stderr = child.stderr_text()
+    _assert_clean_traceback(stderr)
+    assert stderr.splitlines()[-1] == "KeyboardInterrupt"
+    assert re.search(r'File "[^"]*script\.py", line \d+, in <module>', stderr)
+
+
+# -- 7. our own errors --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        pytest.param(["missing_script.py"], "missing_script.py", id="missing-script"),
+        pytest.param(["--bogus", "script.py"], "--bogus", id="unknown-option"),
+        pytest.param([], "script", id="no-target"),
+        pytest.param(["-m", "nonexistent_mod_xyz"], "nonexistent_mod_xyz", id="missing-module"),
+        pytest.param(["--debounce", "-1", "script.py"], "--debounce", id="negative-debounce"),
+        pytest.param(["--root", "no_such_dir", "script.py"], "no_such_dir", id="missing-root"),
+        pytest.param(["sub"], "sub", id="folder-as-script"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    proj: Path, core_env: dict[str, str], args: list[str], names: str
+) -> None:
+    write(proj / "script.py", 'print("the script ran", flush=True)\n')
+    (proj / "sub").mkdir()
+
+    got = run_hmr(args, cwd=proj, env=core_env)
+
+    assert got.returncode == 2, got.stderr
+    assert got.stdout == ""  # the script did not run
+    lines = got.stderr.splitlines()
+    assert len(lines) == 1, got.stderr
+    assert lines[0].startswith(f"{PROG}: error: "), lines[0]
+    assert names in lines[0]
+
+
+# -- 8. --help and --version ------------------------------------------------------
+
+
+def test_help(proj: Path, core_env: dict[str, str]) -> None:
+    got = run_hmr(["--help"], cwd=proj, env=core_env)
+
+    assert got.returncode == 0
+    assert got.stderr == ""
+    assert got.stdout.startswith("usage: python -m muckrack.hmr")
+    assert "-m MODULE" in got.stdout
+
+
+def test_version_names_the_core(proj: Path, core_env: dict[str, str], core_name: str) -> None:
+    got = run_hmr(["--version"], cwd=proj, env=core_env)
+
+    assert got.returncode == 0
+    assert got.stderr == ""
+    lines = got.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("muckrack-python-hmr ")
+    wanted, other = ("compiled", "pure") if core_name == "c" else ("pure", "compiled")
+    assert wanted in lines[0]
+    assert other not in lines[0]
+
+
+# -- 9. reloading through __hmr__ ----------------------------------------------------
+
+A_OLD = """\
+X = 1
+
+
+def f():
+    return "old"
+"""
+
+A_NEW = """\
+X = 2
+
+
+def f():
+    return "new"
+"""
+
+
+def test_reload_module_rebinds_from_imports_in_main(proj: Path, core_env: dict[str, str]) -> None:
+    write(proj / "a.py", A_OLD)
+    write(
+        proj / "main.py",
+        f"""\
+        import json
+        import pathlib
+
+        from a import f, X
+        from a import f as g
+        from a import f as h
+
+        h = len  # rebound by the program: HMR must leave it alone
+
+
+        def show(tag):
+            print(tag, f(), X, g(), h is len, flush=True)
+
+
+        show("before")
+        pathlib.Path(__file__).with_name("a.py").write_text({A_NEW!r})
+        result = __hmr__.reload_module("a")
+        names, ms = result
+        print(
+            "result",
+            json.dumps([type(result).__name__, names, type(ms).__name__, ms]),
+            flush=True,
+        )
+        show("after")
+        """,
+    )
+
+    got = run_hmr(["--no-watch", "main.py"], cwd=proj, env=core_env)
+
+    assert got.returncode == 0, got.stderr
+    lines = got.stdout.splitlines()
+    assert lines[0] == "before old 1 old True"
+    assert lines[1].startswith("result ")
+    kind, names, ms_type, ms = json.loads(lines[1].removeprefix("result "))
+    assert kind == "tuple"
+    assert names == ["a"]
+    assert ms_type == "float"
+    assert ms >= 0
+    assert lines[2] == "after new 2 new True"
+    assert len(lines) == 3
+    assert (proj / "a.py").read_text(encoding="utf-8") == A_NEW
+    assert any(line.startswith("hmr: reloaded a") for line in got.stderr.splitlines()), got.stderr
+
+
+# -- 10. the watcher ------------------------------------------------------------------
+
+WATCHED_MAIN = """\
+import sys
+import time
+
+import b
+from a import X, f
+from b import Y
+
+
+def out(text):
+    sys.stdout.write(text + "\\n")
+    sys.stdout.flush()
+
+
+__hmr__.add_error_handler(lambda name, exc: out(f"error-handler {name} {type(exc).__name__}"))
+
+tick = 0
+while True:
+    out(f"tick {tick} f={f()} X={X} Y={Y} b.Y={b.Y}")
+    tick += 1
+    time.sleep(0.02)  # pacing only: the test waits for lines, not for time
+"""
+
+B_SOURCE = """\
+from a import X
+
+Y = X * 2
+"""
+
+
+def _watched_project(proj: Path) -> None:
+    write(proj / "a.py", A_OLD)
+    write(proj / "b.py", B_SOURCE)
+    write(proj / "main.py", WATCHED_MAIN)
+
+
+def _start_watched(spawn: Callable[..., Child], proj: Path, *options: str) -> Child:
+    child = spawn(["--debounce", "5", *options, "main.py"], cwd=proj)
+    # The old behaviour first.
+    child.expect("f=old X=1 Y=2 b.Y=2")
+    return child
+
+
+def test_watcher_reloads_a_module_saved_right_after_start(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    _watched_project(proj)
+    child = _start_watched(spawn, proj)
+
+    # Saved as soon as the program has printed its first line.
+    write(proj / "a.py", A_NEW)
+
+    child.expect("f=new X=2")
+    child.expect(_starts("hmr: reloaded a"), stream="err")
+
+
+def _start_watched_and_ready(spawn: Callable[..., Child], proj: Path) -> Child:
+    """A watched program, once the watcher reports (with -v) that it watches the project."""
+    child = _start_watched(spawn, proj, "-v")
+    child.expect(_starts("hmr: watching"), stream="err")
+    return child
+
+
+def test_watcher_reloads_a_saved_module(proj: Path, spawn: Callable[..., Child]) -> None:
+    _watched_project(proj)
+    child = _start_watched_and_ready(spawn, proj)
+
+    write(proj / "a.py", A_NEW)  # saved in place
+
+    child.expect("f=new X=2 Y=4 b.Y=4")
+    line = child.expect(_starts("hmr: reloaded a"), stream="err")
+    assert "(+1 dependent)" in line
+
+
+def test_watcher_keeps_old_code_after_a_syntax_error_then_applies_the_fix(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    _watched_project(proj)
+    child = _start_watched_and_ready(spawn, proj)
+
+    write(
+        proj / "a.py",
+        """\
+        X = 3
+
+
+        def f():
+            return "broken" +
+        """,
+    )
+
+    error = child.expect(_starts("hmr: failed to reload a"), stream="err")
+    assert re.search(r"a\.py:5\b", error), error
+    assert "SyntaxError" in error
+    child.expect("error-handler a SyntaxError")
+    # Every line printed after the failure still comes from the old code.
+    assert "f=old X=1 Y=2 b.Y=2" in child.expect(_starts("tick "))
+    assert child.proc.poll() is None
+
+    write(
+        proj / "a.py",
+        """\
+        X = 3
+
+
+        def f():
+            return "fixed"
+        """,
+    )
+
+    child.expect("f=fixed X=3 Y=6 b.Y=6")
+    child.expect(_starts("hmr: reloaded a"), stream="err")
+
+
+def test_watcher_reloads_the_dependents_of_a_module_saved_by_rename(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    _watched_project(proj)
+    child = _start_watched_and_ready(spawn, proj)
+
+    save_atomically(
+        proj / "a.py",
+        """\
+        X = 5
+
+
+        def f():
+            return "renamed"
+        """,
+    )
+
+    # b re-executed (b.Y), and __main__'s `from b import Y` points at the new Y.
+    child.expect("f=renamed X=5 Y=10 b.Y=10")
+    line = child.expect(_starts("hmr: reloaded a"), stream="err")
+    assert "(+1 dependent)" in line
