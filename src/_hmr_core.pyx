@@ -16,6 +16,7 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 
 cdef extern from "Python.h":
+    PyObject* PyImport_GetModuleDict()
     object PyImport_ImportModuleLevelObject(
         object name, object globals, object locals, object fromlist, int level
     )
@@ -33,6 +34,10 @@ cdef enum:
 
 def resolve_relative(str name, package, int level):
     """Resolve ``from .name import ...`` issued by ``package`` at ``level``."""
+    return _resolve_relative(name, package, level)
+
+
+cdef str _resolve_relative(str name, object package, int level):
     if not package:
         raise ImportError("attempted relative import with no known parent package")
     bits = package.rsplit(".", level - 1)
@@ -43,6 +48,11 @@ def resolve_relative(str name, package, int level):
 
 
 cdef object _package_of(object globals):
+    cdef PyObject* found
+    if type(globals) is dict:
+        found = PyDict_GetItem(globals, "__package__")
+        if found != NULL and type(<object>found) is str:
+            return <object>found
     package = globals.get("__package__")
     if package is None:
         spec = globals.get("__spec__")
@@ -115,6 +125,9 @@ cdef class DependencyGraph:
 
     def add_edge(self, str importer, str imported):
         """Record that ``importer`` imports ``imported``; True if the edge is new."""
+        return self._add_edge(importer, imported)
+
+    cdef bint _add_edge(self, str importer, str imported) except -1:
         if importer == imported:
             return False
         cdef Py_ssize_t source = self._node(importer)
@@ -314,10 +327,12 @@ cdef class ImportTracker:
     """
 
     cdef public DependencyGraph graph
-    cdef public object lock
+    cdef readonly object lock
     cdef object _classify
     cdef object _original_import
     cdef object _original_import_module
+    cdef object _lock_acquire
+    cdef object _lock_release
     cdef bint _original_is_builtin
     cdef dict _seen
     cdef PyObject* _cached_globals[_CACHE_SIZE]
@@ -342,6 +357,9 @@ cdef class ImportTracker:
         self._original_is_builtin = original_import is _BUILTIN_IMPORT
         self._seen = {}
         self.lock = threading.RLock()
+        # Bound once: ``with self.lock`` looks both methods up on every use.
+        self._lock_acquire = self.lock.acquire
+        self._lock_release = self.lock.release
 
     # -- the hot path ---------------------------------------------------------
 
@@ -471,33 +489,42 @@ cdef class ImportTracker:
             seen = self._classify_importer(namespace)
         return seen is not _UNTRACKED
 
-    cdef _record_import(self, globals, name, fromlist, level, module):
-        importer = globals["__name__"]
+    cdef _record_import(self, object globals, object name, object fromlist, object level,
+                        object module):
+        cdef str importer = globals["__name__"]
+        cdef str base
+        cdef str item_name
+        cdef str target
+        cdef Py_ssize_t start, dot
+        cdef list targets = []
+        cdef list bindings = []
         if level > 0:
             try:
-                base = resolve_relative(name, _package_of(globals), level)
+                base = _resolve_relative(name, _package_of(globals), level)
             except ImportError:
                 return
         else:
             base = name
-        cdef list targets = []
-        cdef list bindings = []
-        cdef Py_ssize_t start, dot
+        cdef dict modules = <dict>PyImport_GetModuleDict()
         if fromlist:
             # ``from base import a, b``: ``module`` is ``base`` itself.
             targets.append(base)
-            modules = sys.modules
             for item in fromlist:
-                if not isinstance(item, str):
-                    continue
-                if item == "*":
-                    bindings.append(item)
-                    continue
-                submodule = modules.get(f"{base}.{item}")
-                if submodule is not None and getattr(module, item, None) is submodule:
-                    targets.append(f"{base}.{item}")
+                if type(item) is str:
+                    item_name = item
+                elif isinstance(item, str):
+                    item_name = str(item)  # a str subclass: typed locals take exact str
                 else:
-                    bindings.append(item)
+                    continue
+                if item_name == "*":
+                    bindings.append(item_name)
+                    continue
+                target = base + "." + item_name
+                submodule = modules.get(target)
+                if submodule is not None and getattr(module, item_name, None) is submodule:
+                    targets.append(target)
+                else:
+                    bindings.append(item_name)
         else:
             # ``import a.b.c`` imports (and depends on) a, a.b and a.b.c.
             start = 0
@@ -508,29 +535,41 @@ cdef class ImportTracker:
                     break
                 targets.append(base[:dot])
                 start = dot + 1
-        with self.lock:
-            graph = self.graph
-            for target in targets:
-                if target != importer and self._is_tracked(target):
-                    graph.add_edge(importer, target)
-            if bindings and self._is_tracked(base):
-                for item in bindings:
-                    graph.add_binding(importer, base, item)
-            seen = self._seen.get(importer)
-            if seen is not None and seen is not _UNTRACKED:
-                seen.setdefault(name, []).append((level, fromlist))
+        # Classify first: it may run Python code, which must not run under the lock.
+        cdef list tracked = [t for t in targets if t != importer and self._is_tracked(t)]
+        cdef bint bind = bool(bindings) and self._is_tracked(base)
+        cdef DependencyGraph graph = self.graph
+        self._lock_acquire()
+        try:
+            for target in tracked:
+                graph._add_edge(importer, target)
+            if bind:
+                for item_name in bindings:
+                    graph.add_binding(importer, base, item_name)
+            self._remember_statement(importer, name, (level, fromlist))
+        finally:
+            self._lock_release()
+
+    cdef _remember_statement(self, str importer, object name, tuple variant):
+        cdef PyObject* found = PyDict_GetItem(self._seen, importer)
+        if found == NULL or <dict>found is _UNTRACKED:
+            return
+        cdef PyObject* variants = PyDict_GetItem(<dict>found, name)
+        if variants == NULL:
+            (<dict>found)[name] = [variant]
+        else:
+            (<list>variants).append(variant)
 
     cdef _record_import_module(self, globals, name, package, module):
         importer = globals["__name__"]
         target = getattr(module, "__name__", None)
         if not isinstance(target, str):
             return
+        cdef bint tracked = target != importer and self._is_tracked(target)
         with self.lock:
-            if target != importer and self._is_tracked(target):
-                self.graph.add_edge(importer, target)
-            seen = self._seen.get(importer)
-            if seen is not None and seen is not _UNTRACKED:
-                seen.setdefault(name, []).append((-1, package))
+            if tracked:
+                self.graph._add_edge(importer, target)
+            self._remember_statement(importer, name, (-1, package))
 
     # -- bookkeeping for the reloader -----------------------------------------
 

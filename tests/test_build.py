@@ -63,7 +63,7 @@ def test_version_says_which_core_runs() -> None:
 def test_build_without_a_compiler_warns_and_falls_back(tmp_path: Path) -> None:
     pytest.importorskip("Cython")
     pytest.importorskip("setuptools")
-    for name in ("setup.py", "pyproject.toml", "README.md"):
+    for name in ("setup.py", "pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, tmp_path / name)
     shutil.copytree(
         REPO / "src",

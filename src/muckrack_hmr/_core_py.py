@@ -439,17 +439,21 @@ class ImportTracker:
                     break
                 targets.append(base[:dot])
                 start = dot + 1
+        # Classify first: it may run Python code, which must not run under the lock.
+        tracked = [t for t in targets if t != importer and self._is_tracked(t)]
+        bind = bool(bindings) and self._is_tracked(base)
         with self.lock:
-            graph = self.graph
-            for target in targets:
-                if target != importer and self._is_tracked(target):
-                    graph.add_edge(importer, target)
-            if bindings and self._is_tracked(base):
+            for target in tracked:
+                self.graph.add_edge(importer, target)
+            if bind:
                 for item in bindings:
-                    graph.add_binding(importer, base, item)
-            seen = self._seen.get(importer)
-            if seen is not None and seen is not _UNTRACKED:
-                seen.setdefault(name, []).append((level, fromlist))
+                    self.graph.add_binding(importer, base, item)
+            self._remember_statement(importer, name, (level, fromlist))
+
+    def _remember_statement(self, importer: str, name: str, variant: tuple[int, object]) -> None:
+        seen = self._seen.get(importer)
+        if seen is not None and seen is not _UNTRACKED:
+            seen.setdefault(name, []).append(variant)
 
     def _record_import_module(
         self,
@@ -462,12 +466,11 @@ class ImportTracker:
         target = getattr(module, "__name__", None)
         if not isinstance(target, str):
             return
+        tracked = target != importer and self._is_tracked(target)
         with self.lock:
-            if target != importer and self._is_tracked(target):
+            if tracked:
                 self.graph.add_edge(importer, target)
-            seen = self._seen.get(importer)
-            if seen is not None and seen is not _UNTRACKED:
-                seen.setdefault(name, []).append((-1, package))
+            self._remember_statement(importer, name, (-1, package))
 
     # -- bookkeeping for the reloader -----------------------------------------
 

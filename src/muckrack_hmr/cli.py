@@ -151,7 +151,6 @@ def _version_line() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the program's, or 2 for our errors)."""
     from . import runner, tracking
-    from .watcher import Watcher
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     ours, program_args = _split(args_list)
@@ -207,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     if not options.no_watch:
+        from .watcher import Watcher
+
         watcher = Watcher(hmr, debounce=options.debounce / 1000.0)
         hmr.watcher = watcher
         watcher.start()

@@ -17,6 +17,7 @@ A call to :meth:`Reloader.reload` is one transaction:
 from __future__ import annotations
 
 import ast
+import hashlib
 import linecache
 import logging
 import os
@@ -158,6 +159,19 @@ class Reloader:
         self._lock = threading.RLock()
         self._running = False
         self._queued: list[str] = []
+        # filename -> (digest of the source, its code): a dependent re-executed
+        # again and again is compiled once, not on every reload.
+        self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
+
+    def _compile(self, filename: str, source: bytes) -> CodeType:
+        """Compile ``source``; the same bytes read again reuse the code object."""
+        digest = hashlib.blake2b(source, digest_size=16).digest()
+        cached = self._code_cache.get(filename)
+        if cached is not None and cached[0] == digest:
+            return cached[1]
+        code = compile(source, filename, "exec", dont_inherit=True)
+        self._code_cache[filename] = (digest, code)
+        return code
 
     # -- what can be reloaded -----------------------------------------------
 
@@ -245,7 +259,7 @@ class Reloader:
         self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
         try:
             filename, source = _read_source(module)
-            code: CodeType = compile(source, filename, "exec", dont_inherit=True)
+            code = self._compile(filename, source)
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
             self._fail(name, exc)
             return False

@@ -9,8 +9,8 @@ import os
 import site
 import sys
 import sysconfig
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from stat import S_ISLNK
 from types import ModuleType
 from typing import Any
 
@@ -40,6 +40,9 @@ def _excluded_dirs() -> list[str]:
     return sorted({os.path.realpath(path) for path in dirs})
 
 
+_SOURCE_SUFFIXES = (".py", ".pyw")
+
+
 def _is_under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
@@ -53,11 +56,6 @@ class ProjectFilter:
 
     def __init__(self, roots: Iterable[str | os.PathLike[str]]) -> None:
         self.roots = [os.path.realpath(os.fspath(root)) for root in roots]
-        self._folders: dict[str, str] = {}
-        #: real path -> (module name, (mtime_ns, size) when it was classified),
-        #: for every project module seen so far: the watcher's baseline, so
-        #: that a save between the import and the first watch is not lost.
-        self.loaded: dict[str, tuple[str, tuple[int, int] | None]] = {}
         self.excluded = [
             path
             for path in _excluded_dirs()
@@ -66,27 +64,44 @@ class ProjectFilter:
             if not any(_is_under(root, path) and root != path for root in self.roots)
             or path == _PACKAGE_DIR
         ]
+        self._root_prefixes = tuple(root.rstrip(os.sep) + os.sep for root in self.roots)
+        self._excluded_prefixes = tuple(path.rstrip(os.sep) + os.sep for path in self.excluded)
+        # folder as written -> its real path if project files can live there, else None.
+        self._folders: dict[str, str | None] = {}
+        #: real path -> (module name, (mtime_ns, size) when it was classified),
+        #: for every project module seen so far: the watcher's baseline, so
+        #: that a save between the import and the first watch is not lost.
+        self.loaded: dict[str, tuple[str, tuple[int, int] | None]] = {}
+
+    def _project_path(self, filename: str) -> str | None:
+        """The real path of ``filename`` if it is a project source file, else None.
+
+        Resolving symlinks costs a system call per path component, and
+        modules come many to a folder: each folder is resolved and judged
+        once.  A symlinked file is resolved on its own (callers lstat it).
+        """
+        if not filename.endswith(_SOURCE_SUFFIXES):
+            return None
+        folder, base = os.path.split(filename)
+        try:
+            resolved = self._folders[folder]
+        except KeyError:
+            real = os.path.realpath(folder or os.curdir)
+            inside = self._is_project_dir(real + os.sep)
+            resolved = self._folders[folder] = real + os.sep if inside else None
+        return None if resolved is None else resolved + base
+
+    def _is_project_dir(self, prefix: str) -> bool:
+        return prefix.startswith(self._root_prefixes) and not prefix.startswith(
+            self._excluded_prefixes
+        )
 
     def contains_file(self, filename: str) -> bool:
         """Is ``filename`` a Python source file of the project?"""
-        if not filename.endswith((".py", ".pyw")):
-            return False
-        path = self._resolve(filename)
-        if not any(_is_under(path, root) for root in self.roots):
-            return False
-        return not any(_is_under(path, folder) for folder in self.excluded)
-
-    def _resolve(self, filename: str) -> str:
-        # Resolving symlinks costs a system call per path component; modules
-        # come many to a folder, so resolve each folder once.  A symlinked
-        # file still gets resolved on its own (one lstat to find out).
-        if os.path.islink(filename):
-            return os.path.realpath(filename)
-        folder, base = os.path.split(os.path.abspath(filename))
-        resolved = self._folders.get(folder)
-        if resolved is None:
-            resolved = self._folders[folder] = os.path.realpath(folder)
-        return os.path.join(resolved, base)
+        path = self._project_path(filename)
+        if path is not None and os.path.islink(path):
+            path = self._project_path(os.path.realpath(path))
+        return path is not None
 
     def __call__(self, name: str, namespace: Any) -> bool:
         """The core's classifier: ``namespace`` is the module's globals."""
@@ -94,16 +109,29 @@ class ProjectFilter:
             filename = namespace.get("__file__")
         except AttributeError:
             return False
-        if not isinstance(filename, str) or not self.contains_file(filename):
+        if not isinstance(filename, str):
             return False
-        path = self._resolve(filename)
-        try:
-            stat = os.stat(path)
-        except OSError:
-            self.loaded[path] = (name, None)
-        else:
-            self.loaded[path] = (name, (stat.st_mtime_ns, stat.st_size))
+        path = self._project_path(filename)
+        if path is None:
+            return False
+        # One lstat: it says whether the file is a symlink, and otherwise
+        # gives the watcher's baseline.
+        stat = _stat(path, os.lstat)
+        if stat is not None and S_ISLNK(stat.st_mode):
+            real = self._project_path(os.path.realpath(path))
+            if real is None:
+                return False  # a link that leads out of the project
+            path = real
+            stat = _stat(path, os.stat)
+        self.loaded[path] = (name, None if stat is None else (stat.st_mtime_ns, stat.st_size))
         return True
+
+
+def _stat(path: str, how: Callable[[str], os.stat_result]) -> os.stat_result | None:
+    try:
+        return how(path)
+    except OSError:
+        return None
 
 
 # The one installation per process, and what it replaced.
@@ -171,4 +199,4 @@ def uninstall() -> None:
 
 def roots_for_script(script: str | os.PathLike[str]) -> list[str]:
     """The default project root for ``python -m muckrack.hmr script.py``."""
-    return [str(Path(os.path.realpath(script)).parent)]
+    return [os.path.dirname(os.path.realpath(script))]

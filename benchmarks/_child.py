@@ -1,0 +1,249 @@
+"""One measurement, in a fresh interpreter: run by ``python -m benchmarks``, never imported.
+
+``python benchmarks/_child.py MODE ARGS...`` prints one JSON line last:
+
+* ``import ROOT VARIANT``: time the import of the whole app (``main.py``'s
+  imports) with ``time.perf_counter``; VARIANT is ``plain`` (no HMR) or
+  ``hmr`` (``muckrack_hmr.install([ROOT])`` first; the core is picked by
+  ``MUCKRACK_HMR_NO_EXTENSIONS`` as for users).  ``muckrack_hmr`` is imported
+  in both variants so that both start with the same modules loaded.
+* ``lazy ROOT MODULE NUMBER ROUNDS``: ``timeit`` of ``MODULE.lazy_json`` (a
+  function doing ``import json``) with the original ``builtins.__import__``
+  and with the tracker's, interleaved round by round, in one process.
+* ``reload INFO_JSON REPS TAG``: run ``main.py`` under HMR as the CLI does,
+  check the dependency graph, then REPS times edit ``marker()`` of the leaf,
+  mid and core modules (round-robin) and ``__hmr__.reload_module`` each.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+import json
+import os
+import sys
+import time
+import timeit
+
+EXPECTED_CORE = {
+    "c": "muckrack_hmr._hmr_core",
+    "py": "muckrack_hmr._core_py",
+}
+
+
+def _core_name() -> str:
+    return "py" if os.environ.get("MUCKRACK_HMR_NO_EXTENSIONS", "") not in ("", "0") else "c"
+
+
+def _check_core(hmr: object, errors: list[str]) -> None:
+    want = EXPECTED_CORE[_core_name()]
+    got = type(hmr.tracker).__module__  # type: ignore[attr-defined]
+    if got != want:
+        errors.append(f"expected the {want} core, got {got}")
+
+
+def _emit(result: dict[str, object]) -> None:
+    sys.stdout.flush()
+    print(json.dumps(result))
+
+
+def measure_import(root: str, variant: str) -> None:
+    import muckrack_hmr  # in both variants: the same modules are loaded before timing
+
+    errors: list[str] = []
+    if variant == "hmr":
+        hmr = muckrack_hmr.install([root])
+        _check_core(hmr, errors)
+    main = os.path.join(root, "main.py")
+    with open(main, "rb") as handle:
+        code = compile(handle.read(), main, "exec")
+    sys.path.insert(0, root)
+    # Not "__main__": only the imports of main.py run, not its main().
+    namespace = {"__name__": "__bench_main__", "__file__": main, "__builtins__": builtins}
+    start = time.perf_counter()
+    exec(code, namespace)
+    elapsed = time.perf_counter() - start
+    loaded = sum(1 for name in sys.modules if name == "app" or name.startswith("app."))
+    registered = len(namespace["registry"].REGISTRY)
+    tracked = -1
+    if variant == "hmr":
+        tracked = len(muckrack_hmr.active().tracked_modules())
+    _emit(
+        {
+            "ms": elapsed * 1000.0,
+            "loaded": loaded,
+            "registered": registered,
+            "tracked": tracked,
+            "errors": errors,
+        }
+    )
+
+
+def measure_lazy(root: str, module_name: str, number: int, rounds: int) -> None:
+    import importlib
+
+    import muckrack_hmr
+
+    errors: list[str] = []
+    original = builtins.__import__
+    hmr = muckrack_hmr.install([root])
+    _check_core(hmr, errors)
+    wrapped = builtins.__import__
+    sys.path.insert(0, root)
+    module = importlib.import_module(module_name)
+    func = module.lazy_json
+    if not hmr.tracker.is_tracked(module_name):
+        errors.append(f"{module_name} is not tracked: the benchmark would not measure the hook")
+    if wrapped is original:
+        errors.append("install() did not replace builtins.__import__")
+    if func() is not sys.modules["json"]:
+        errors.append("lazy_json() did not return the json module")
+    timer = timeit.Timer(func)
+    timer.timeit(number // 10 or 1)  # warm up both paths
+    builtins.__import__ = original
+    timer.timeit(number // 10 or 1)
+    builtins.__import__ = wrapped
+    plain: list[float] = []
+    hooked: list[float] = []
+    for index in range(rounds):
+        order = ("plain", "hmr") if index % 2 == 0 else ("hmr", "plain")
+        for variant in order:
+            builtins.__import__ = original if variant == "plain" else wrapped
+            try:
+                seconds = timer.timeit(number)
+            finally:
+                builtins.__import__ = wrapped
+            (plain if variant == "plain" else hooked).append(seconds / number * 1e9)
+    _emit({"plain_ns": plain, "hmr_ns": hooked, "errors": errors})
+
+
+def _stale_bindings(dependent: object, target: object, target_name: str) -> list[str]:
+    """Functions and classes of ``target`` that ``dependent`` still holds in an old version."""
+    stale = []
+    for attr, value in vars(dependent).items():
+        if getattr(value, "__module__", None) != target_name:
+            continue
+        if not (callable(value) and hasattr(value, "__qualname__")):
+            continue
+        current = getattr(target, value.__name__, None)
+        if current is not None and current is not value:
+            stale.append(attr)
+    return stale
+
+
+def measure_reload(info_path: str, reps: int, tag: str) -> None:
+    import muckrack_hmr
+
+    with open(info_path) as handle:
+        info = json.load(handle)
+    root = info["root"]
+    sys.path.insert(0, info["repo"])
+    from pathlib import Path
+
+    from benchmarks.generate import edit_marker
+
+    errors: list[str] = []
+    hmr = muckrack_hmr.install([root])
+    _check_core(hmr, errors)
+    from muckrack_hmr import runner
+
+    main = os.path.join(root, "main.py")
+    code, main_module = runner.prepare_script(main, [])
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        runner.run_code(code, main_module)
+    if f"app: {info['registering']} modules registered" not in out.getvalue():
+        errors.append(f"main.py printed {out.getvalue()!r}")
+
+    # The graph must hold exactly the import-time edges between modules.
+    deps: dict[str, list[str]] = info["deps"]
+    modules = set(deps)
+    for name, want in deps.items():
+        got = [dep for dep in hmr.dependencies_of(name) if dep in modules]
+        if sorted(got) != sorted(want):
+            errors.append(f"graph: {name} imports {sorted(want)}, the tracker says {sorted(got)}")
+            if len(errors) > 10:
+                break
+
+    targets = {"leaf": info["leaf"], "mid": info["mid"], "core": info["core"]}
+    paths = {kind: os.path.join(root, *name.split(".")) + ".py" for kind, name in targets.items()}
+    originals = {}
+    for kind, path in paths.items():
+        with open(path, "rb") as handle:
+            originals[kind] = handle.read()
+    results: dict[str, list[dict[str, float]]] = {kind: [] for kind in targets}
+    kinds = list(targets)
+    try:
+        for rep in range(reps):
+            for kind in kinds[rep % 3 :] + kinds[: rep % 3]:
+                name = targets[kind]
+                marker = f"{tag}-{rep}-{kind}"
+                edit_marker(Path(paths[kind]), marker)
+                start = time.perf_counter()
+                names, ms = builtins.__hmr__.reload_module(name)
+                wall = (time.perf_counter() - start) * 1000.0
+                results[kind].append({"ms": ms, "wall": wall, "n": len(names)})
+                errors.extend(_check_reload(info, kind, name, marker, names))
+    finally:
+        for kind, path in paths.items():
+            with open(path, "wb") as handle:
+                handle.write(originals[kind])
+    _emit({"results": results, "errors": errors[:20]})
+
+
+def _check_reload(
+    info: dict[str, object], kind: str, name: str, marker: str, names: list[str]
+) -> list[str]:
+    errors = []
+    module = sys.modules[name]
+    if module.marker() != marker:
+        errors.append(f"{kind} reload of {name}: marker() is {module.marker()!r}, want {marker!r}")
+    expected = set(info["expected"][kind])  # type: ignore[index]
+    if set(names) != expected:
+        missing = sorted(expected - set(names))[:5]
+        extra = sorted(set(names) - expected)[:5]
+        errors.append(
+            f"{kind} reload of {name}: re-executed {len(names)} modules, want {len(expected)}"
+            f" (missing {missing}, extra {extra})"
+        )
+    if names and names[0] != name:
+        errors.append(f"{kind} reload of {name}: {names[0]} ran first")
+    deps: dict[str, list[str]] = info["deps"]  # type: ignore[assignment]
+    position = {module_name: index for index, module_name in enumerate(names)}
+    if len(position) != len(names):
+        errors.append(f"{kind} reload of {name}: a module was re-executed twice")
+    for module_name in names:
+        for dep in deps.get(module_name, ()):
+            if dep in position and position[dep] > position[module_name]:
+                errors.append(f"{kind} reload of {name}: {module_name} ran before {dep}")
+    registry = sys.modules[info["core"]]  # type: ignore[index]
+    if len(registry.REGISTRY) != info["registering"]:
+        errors.append(
+            f"{kind} reload of {name}: the registry holds {len(registry.REGISTRY)} entries,"
+            f" want {info['registering']}"
+        )
+    describe = registry.REGISTRY.get(name)
+    if describe is not None and describe() != f"{name}:{marker}":
+        errors.append(f"{kind} reload of {name}: the registry calls old code ({describe()!r})")
+    for dependent in names[1:]:
+        stale = _stale_bindings(sys.modules[dependent], module, name)
+        if stale:
+            errors.append(f"{kind} reload of {name}: {dependent} still holds old {stale}")
+            break
+    return errors
+
+
+def main(argv: list[str]) -> None:
+    mode = argv[0]
+    if mode == "import":
+        measure_import(argv[1], argv[2])
+    elif mode == "lazy":
+        measure_lazy(argv[1], argv[2], int(argv[3]), int(argv[4]))
+    elif mode == "reload":
+        measure_reload(argv[1], int(argv[2]), argv[3])
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
