@@ -383,7 +383,6 @@ cdef class ImportTracker:
                         object level):
         cdef object module
         cdef PyObject* frame_globals
-        cdef PyObject* importer
         cdef PyObject* found
         cdef dict seen
         if self._original_is_builtin:
@@ -396,26 +395,7 @@ cdef class ImportTracker:
             if frame_globals == NULL:
                 return module
             globals = <object>frame_globals
-        cdef size_t slot = (<size_t><PyObject*>globals >> 4) & (_CACHE_SIZE - 1)
-        if self._cached_globals[slot] == <PyObject*>globals:
-            seen = <dict>self._cached_seen[slot]
-        else:
-            found = NULL
-            if type(globals) is dict:
-                importer = PyDict_GetItem(globals, _NAME)
-                if importer != NULL:
-                    found = PyDict_GetItem(self._seen, <object>importer)
-            if found == NULL:
-                seen = self._classify_importer(globals)
-            else:
-                seen = <dict>found
-            if type(globals) is dict:
-                Py_INCREF(globals)
-                Py_INCREF(seen)
-                Py_XDECREF(self._cached_globals[slot])
-                Py_XDECREF(self._cached_seen[slot])
-                self._cached_globals[slot] = <PyObject*>globals
-                self._cached_seen[slot] = <PyObject*>seen
+        seen = self._statements_of(globals)
         if seen is _UNTRACKED:
             return module
         found = PyDict_GetItem(seen, name)
@@ -435,17 +415,8 @@ cdef class ImportTracker:
         if frame_globals == NULL:
             return module
         globals = <object>frame_globals
-        cdef PyObject* found = NULL
-        cdef PyObject* importer
-        cdef dict seen
-        if type(globals) is dict:
-            importer = PyDict_GetItem(globals, _NAME)
-            if importer != NULL:
-                found = PyDict_GetItem(self._seen, <object>importer)
-        if found == NULL:
-            seen = self._classify_importer(globals)
-        else:
-            seen = <dict>found
+        cdef PyObject* found
+        cdef dict seen = self._statements_of(globals)
         if seen is _UNTRACKED:
             # The importer is not ours (a framework loading the user's app,
             # say), but the imported module may be: classify it now.
@@ -458,6 +429,31 @@ cdef class ImportTracker:
                     return module
         self._record_import_module(globals, name, package, module)
         return module
+
+    cdef inline dict _statements_of(self, object globals):
+        """The import statements already recorded for the module of ``globals``.
+
+        _UNTRACKED if that module is not project code.
+        """
+        cdef PyObject* importer
+        cdef PyObject* found = NULL
+        cdef dict seen
+        cdef size_t slot = (<size_t><PyObject*>globals >> 4) & (_CACHE_SIZE - 1)
+        if self._cached_globals[slot] == <PyObject*>globals:
+            return <dict>self._cached_seen[slot]
+        if type(globals) is dict:
+            importer = PyDict_GetItem(globals, _NAME)
+            if importer != NULL:
+                found = PyDict_GetItem(self._seen, <object>importer)
+        seen = self._classify_importer(globals) if found == NULL else <dict>found
+        if type(globals) is dict:
+            Py_INCREF(globals)
+            Py_INCREF(seen)
+            Py_XDECREF(self._cached_globals[slot])
+            Py_XDECREF(self._cached_seen[slot])
+            self._cached_globals[slot] = <PyObject*>globals
+            self._cached_seen[slot] = <PyObject*>seen
+        return seen
 
     # -- the slow path: first time an importer runs a given statement --------
 

@@ -322,11 +322,7 @@ class ImportTracker:
         if globals is None:
             # An explicit ``__import__("x")``: credit the calling module.
             globals = sys._getframe(1).f_globals
-        try:
-            importer = globals["__name__"]
-            seen = self._seen[importer]
-        except (KeyError, TypeError):
-            seen = self._classify_importer(globals)
+        seen = self._statements_of(globals)
         if seen is _UNTRACKED:
             return module
         variants = seen.get(name)
@@ -348,11 +344,7 @@ class ImportTracker:
         """The replacement for ``importlib.import_module``."""
         module = self._original_import_module(name, package)
         globals = sys._getframe(1).f_globals
-        try:
-            importer = globals["__name__"]
-            seen = self._seen[importer]
-        except (KeyError, TypeError):
-            seen = self._classify_importer(globals)
+        seen = self._statements_of(globals)
         if seen is _UNTRACKED:
             # The importer is not ours (a framework loading the user's app,
             # say), but the imported module may be: classify it now.
@@ -365,6 +357,16 @@ class ImportTracker:
                     return module
         self._record_import_module(globals, name, package, module)
         return module
+
+    def _statements_of(self, globals: Mapping[str, Any]) -> dict[str, list[tuple[int, object]]]:
+        """The import statements already recorded for the module of ``globals``.
+
+        _UNTRACKED if that module is not project code.
+        """
+        try:
+            return self._seen[globals["__name__"]]
+        except (KeyError, TypeError):
+            return self._classify_importer(globals)
 
     # -- the slow path: first time an importer runs a given statement --------
 
