@@ -753,7 +753,7 @@ def test_watcher_reloads_a_saved_module(proj: Path, spawn: Callable[..., Child])
 
     child.expect("f=new X=2 Y=4 b.Y=4")
     line = child.expect(_starts("hmr: reloaded a"), stream="err")
-    assert "(+1 dependent)" in line
+    assert "(+1 dependent, 1 patched)" in line  # b re-executed; f patched in place
 
 
 def test_watcher_keeps_old_code_after_a_syntax_error_then_applies_the_fix(
@@ -816,4 +816,4 @@ def test_watcher_reloads_the_dependents_of_a_module_saved_by_rename(
     # b re-executed (b.Y), and __main__'s `from b import Y` points at the new Y.
     child.expect("f=renamed X=5 Y=10 b.Y=10")
     line = child.expect(_starts("hmr: reloaded a"), stream="err")
-    assert "(+1 dependent)" in line
+    assert "(+1 dependent, 1 patched)" in line  # b re-executed; f patched in place

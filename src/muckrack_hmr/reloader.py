@@ -29,6 +29,7 @@ from types import CodeType, ModuleType
 from typing import Any
 
 from .errors import location_of, user_traceback
+from .patching import patch_namespace
 
 __all__ = ["ErrorHandler", "Hook", "Hooks", "Reloader", "from_import_aliases"]
 
@@ -159,6 +160,7 @@ class Reloader:
         self._lock = threading.RLock()
         self._running = False
         self._queued: list[str] = []
+        self._patched = 0  # functions and classes patched in the running transaction
         # filename -> (digest of the source, its code): a dependent re-executed
         # again and again is compiled once, not on every reload.
         self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
@@ -230,6 +232,7 @@ class Reloader:
             groups = self.graph.topological_order(affected)
         root_set = set(roots)
         affected_set = set(affected)
+        self._patched = 0
         reloaded: list[str] = []
         broken: set[str] = set()  # failed, or left alone because a dependency failed
         for group in groups:
@@ -248,10 +251,12 @@ class Reloader:
                     broken.add(name)
         elapsed = (time.perf_counter() - started) * 1000.0
         if reloaded:
-            first = reloaded[0]
             more = len(reloaded) - 1
-            extra = f" (+{more} dependent{'s' if more != 1 else ''})" if more else ""
-            log.info("hmr: reloaded %s%s in %.1f ms", first, extra, elapsed)
+            details = [f"+{more} dependent{'s' if more != 1 else ''}"] if more else []
+            if self._patched:
+                details.append(f"{self._patched} patched")
+            extra = f" ({', '.join(details)})" if details else ""
+            log.info("hmr: reloaded %s%s in %.1f ms", reloaded[0], extra, elapsed)
         return reloaded
 
     def _reexecute(self, name: str, affected: set[str]) -> bool:
@@ -288,6 +293,16 @@ class Reloader:
             self._restore(name, namespace, snapshot, saved_edges)
             self._fail(name, exc)
             return False
+        report = patch_namespace(name, snapshot, namespace)
+        self._patched += len(report.patched)
+        for message in report.refused:
+            log.error("hmr: kept the old %s", message)
+        for qualname in report.replaced:
+            log.warning(
+                "hmr: %s changed its closure: references to the old function keep running "
+                "the old code",
+                qualname,
+            )
         self._rebind_dependents(name, snapshot, namespace, affected)
         self.hooks.run(self.hooks.post_reload, name, "post-reload")
         return True

@@ -1,0 +1,326 @@
+"""Patching the old objects of a reloaded module with its new definitions.
+
+After a module re-executes, its namespace holds new function and class
+objects, while the rest of the program (registries, callbacks, bound methods,
+decorators, instances, subclasses, ``from module import name`` bindings)
+still holds the old ones.  Instead of chasing every reference, the old
+objects take the new definitions and go back into the namespace:
+
+* a function keeps its identity and gets the new code, defaults, annotations
+  and closure values, so every reference to it runs the new body;
+* a class keeps its identity and gets the new members (methods patched in
+  place, added, removed), so ``isinstance``, subclasses and ``super()`` keep
+  working and existing instances see the new behaviour.
+
+What cannot be applied to a live object (a function whose closure changed
+shape, a class whose bases, metaclass or ``__slots__`` changed) is reported,
+and the old object stays as it was: nothing is half-applied.  The checks all
+run before the first change.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+__all__ = ["PatchReport", "patch_namespace"]
+
+# Members of a class __dict__ that belong to the class object itself.
+_CLASS_INTERNALS = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__"})
+
+
+@dataclass
+class PatchReport:
+    """What :func:`patch_namespace` did to one module."""
+
+    patched: list[str] = field(default_factory=list)
+    """Qualified names of functions and classes patched in place."""
+    refused: list[str] = field(default_factory=list)
+    """One message per definition that needs a restart (the old object is kept)."""
+    replaced: list[str] = field(default_factory=list)
+    """Functions whose closure changed shape: the new object replaced the old one."""
+
+
+def _defined_in(obj: Any, module: str) -> bool:
+    return getattr(obj, "__module__", None) == module
+
+
+def _same_definition(old: Any, new: Any) -> bool:
+    return getattr(old, "__qualname__", None) == getattr(new, "__qualname__", None)
+
+
+class _Patcher:
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self.report = PatchReport()
+        # new object -> the old object that stands for it from now on
+        self.new_to_old: dict[int, Any] = {}
+        self.keep_alive: list[Any] = []  # ids in new_to_old stay valid
+        self.actions: list[Callable[[], None]] = []
+
+    # -- planning: every check, no change ---------------------------------------
+
+    def map(self, value: Any) -> Any:
+        """The object that stands for ``value`` after the patch."""
+        return self.new_to_old.get(id(value), value)
+
+    def plan_function(self, old: types.FunctionType, new: types.FunctionType) -> bool:
+        """Schedule ``old`` to take ``new``'s definition; False if it cannot."""
+        if old is new or id(new) in self.new_to_old:
+            return True
+        if _is_single_dispatch(old) and _is_single_dispatch(new):
+            return self._plan_single_dispatch(old, new)
+        if old.__code__.co_freevars != new.__code__.co_freevars:
+            return False
+        self.new_to_old[id(new)] = old
+        self.keep_alive.append(new)
+        cells = list(zip(old.__closure__ or (), new.__closure__ or (), strict=True))
+        for name, (old_cell, new_cell) in zip(old.__code__.co_freevars, cells, strict=True):
+            self._plan_cell(name, old_cell, new_cell)
+        self.actions.append(functools.partial(self._apply_function, old, new))
+        self.report.patched.append(f"{self.module}.{old.__qualname__}")
+        return True
+
+    def _plan_cell(self, name: str, old_cell: Any, new_cell: Any) -> None:
+        try:
+            old_value = old_cell.cell_contents
+            new_value = new_cell.cell_contents
+        except ValueError:  # an empty cell: nothing to carry over
+            return
+        if old_value is new_value or name == "__class__":
+            return  # ``__class__`` must keep pointing at the old class
+        if (
+            isinstance(old_value, types.FunctionType)
+            and isinstance(new_value, types.FunctionType)
+            and _same_definition(old_value, new_value)
+            and self.plan_function(old_value, new_value)
+        ):
+            return  # the wrapped function of a decorator, patched in place
+        self.actions.append(lambda: setattr(old_cell, "cell_contents", self.map(new_value)))
+
+    def _plan_single_dispatch(self, old: Any, new: Any) -> bool:
+        # The old dispatcher stays: other modules registered implementations
+        # in its registry.  Its base implementation gets the new code, and the
+        # module's own (re-executed) registrations are added to it.
+        base_old, base_new = old.registry[object], new.registry[object]
+        if not (
+            isinstance(base_old, types.FunctionType)
+            and isinstance(base_new, types.FunctionType)
+            and self.plan_function(base_old, base_new)
+        ):
+            return False
+        self.new_to_old[id(new)] = old
+        self.keep_alive.append(new)
+
+        def merge() -> None:
+            for cls, impl in new.registry.items():
+                if cls is not object:
+                    old.register(self.map(cls), self.map(impl))
+
+        self.actions.append(merge)
+        return True
+
+    def plan_class(self, old: type, new: type) -> str | None:
+        """Schedule ``old`` to take ``new``'s members; the reason if it cannot."""
+        if old is new or id(new) in self.new_to_old:
+            return None
+        if type(old) is not type(new):
+            return f"its metaclass changed ({type(old).__name__} -> {type(new).__name__})"
+        new_bases = tuple(self.map(base) for base in new.__bases__)
+        if new_bases != old.__bases__:
+            names = ", ".join(base.__name__ for base in new.__bases__)
+            return f"its bases changed (now {names})"
+        if old.__dict__.get("__slots__") != new.__dict__.get("__slots__"):
+            return "its __slots__ changed"
+        if issubclass(old, Enum) and _enum_members(old) != _enum_members(new):
+            return "its members changed (added, removed or given new values)"
+        if getattr(old, "_fields", None) != getattr(new, "_fields", None):
+            return "its fields changed"
+        self.new_to_old[id(new)] = old
+        self.keep_alive.append(new)
+        members = _members(new)
+        for key, value in members.items():
+            current = old.__dict__.get(key)
+            if (
+                isinstance(value, types.FunctionType)
+                and isinstance(current, types.FunctionType)
+                and _same_definition(current, value)
+                and self.plan_function(current, value)
+            ):
+                continue
+            wrapped = _unwrap_pair(current, value)
+            if wrapped is not None and self.plan_function(*wrapped):
+                continue
+            if self._plan_property(current, value):
+                continue
+            if isinstance(current, types.FunctionType) and isinstance(value, types.FunctionType):
+                # Same name, but the closure changed shape: the class gets the new
+                # function, and old bound methods keep the old one.
+                self.report.replaced.append(f"{self.module}.{current.__qualname__}")
+            self.actions.append(functools.partial(self._set_member, old, key, value))
+        for key in old.__dict__:
+            if key not in members and key not in _CLASS_INTERNALS and not _is_member(old, key):
+                self.actions.append(functools.partial(_delete_member, old, key))
+        self.report.patched.append(f"{self.module}.{old.__qualname__}")
+        return None
+
+    def _plan_property(self, old: Any, new: Any) -> bool:
+        if not (isinstance(old, property) and isinstance(new, property)):
+            return False
+        pairs = [(old.fget, new.fget), (old.fset, new.fset), (old.fdel, new.fdel)]
+        for old_accessor, new_accessor in pairs:
+            if (old_accessor is None) != (new_accessor is None):
+                return False  # an accessor added or removed: a new property
+        for old_accessor, new_accessor in pairs:
+            if old_accessor is None:
+                continue
+            if not (
+                isinstance(old_accessor, types.FunctionType)
+                and isinstance(new_accessor, types.FunctionType)
+                and self.plan_function(old_accessor, new_accessor)
+            ):
+                return False
+        return True
+
+    # -- applying: runs only once every check passed ------------------------------
+
+    def apply(self) -> None:
+        for action in self.actions:
+            action()
+
+    def _apply_function(self, old: types.FunctionType, new: types.FunctionType) -> None:
+        old.__code__ = new.__code__
+        old.__defaults__ = new.__defaults__
+        old.__kwdefaults__ = new.__kwdefaults__
+        old.__annotations__ = new.__annotations__
+        old.__doc__ = new.__doc__
+        old.__name__ = new.__name__
+        old.__qualname__ = new.__qualname__
+        attributes = {key: self.map(value) for key, value in new.__dict__.items()}
+        old.__dict__.clear()
+        old.__dict__.update(attributes)
+
+    def _set_member(self, cls: type, key: str, value: Any) -> None:
+        setattr(cls, key, self._rehome(cls, value))
+
+    def _rehome(self, cls: type, value: Any) -> Any:
+        """A new method whose ``super()`` must see the old class, not the new one."""
+        if isinstance(value, staticmethod | classmethod):
+            return type(value)(self._rehome(cls, value.__func__))
+        if isinstance(value, property):
+            return property(
+                self._rehome(cls, value.fget),
+                self._rehome(cls, value.fset),
+                self._rehome(cls, value.fdel),
+                value.__doc__,
+            )
+        if (
+            not isinstance(value, types.FunctionType)
+            or "__class__" not in value.__code__.co_freevars
+        ):
+            return self.map(value)
+        closure = tuple(
+            types.CellType(cls) if name == "__class__" else cell
+            for name, cell in zip(value.__code__.co_freevars, value.__closure__ or (), strict=True)
+        )
+        rebuilt = types.FunctionType(
+            value.__code__, value.__globals__, value.__name__, value.__defaults__, closure
+        )
+        rebuilt.__kwdefaults__ = value.__kwdefaults__
+        rebuilt.__annotations__ = value.__annotations__
+        rebuilt.__qualname__ = value.__qualname__
+        rebuilt.__doc__ = value.__doc__
+        rebuilt.__dict__.update(value.__dict__)
+        return rebuilt
+
+
+def _members(cls: type) -> dict[str, Any]:
+    """The members of ``cls`` that a patch copies: enum members excluded."""
+    return {
+        key: value
+        for key, value in cls.__dict__.items()
+        if key not in _CLASS_INTERNALS and not _is_member(cls, key)
+    }
+
+
+def _is_member(cls: type, key: str) -> bool:
+    """An enum member, or enum bookkeeping (``_member_map_``...), or ABC state."""
+    if key == "_abc_impl":
+        return True  # virtual subclasses registered with the old class
+    if not issubclass(cls, Enum):
+        return False
+    return key in cls.__members__ or (key.startswith("_") and key.endswith("_"))
+
+
+def _enum_members(cls: Any) -> list[tuple[str, Any]]:
+    return [(name, member.value) for name, member in cls.__members__.items()]
+
+
+def _delete_member(cls: type, key: str) -> None:
+    delattr(cls, key)
+
+
+def _unwrap_pair(old: Any, new: Any) -> tuple[types.FunctionType, types.FunctionType] | None:
+    """The functions inside a static/class method pair, when both are of one kind."""
+    if type(old) is type(new) and isinstance(old, staticmethod | classmethod):
+        old_func, new_func = old.__func__, new.__func__
+        if isinstance(old_func, types.FunctionType) and isinstance(new_func, types.FunctionType):
+            return old_func, new_func
+    return None
+
+
+def _is_single_dispatch(func: Any) -> bool:
+    return all(hasattr(func, attr) for attr in ("dispatch", "register", "registry"))
+
+
+def patch_namespace(module: str, old: dict[str, Any], new: dict[str, Any]) -> PatchReport:
+    """Give the old functions and classes of ``module`` its new definitions.
+
+    ``old`` is the namespace before the module re-executed, ``new`` the live
+    namespace after it (changed in place: patched old objects go back in).
+    """
+    patcher = _Patcher(module)
+    back: dict[str, Any] = {}
+    # Classes first, in definition order: a class's bases map to old classes
+    # before its subclasses are checked.
+    for name, value in new.items():
+        previous = old.get(name)
+        if (
+            isinstance(value, type)
+            and isinstance(previous, type)
+            and _defined_in(value, module)
+            and _defined_in(previous, module)
+            and _same_definition(previous, value)
+        ):
+            reason = patcher.plan_class(previous, value)
+            if reason is None:
+                back[name] = previous
+            else:
+                patcher.report.refused.append(
+                    f"class {module}.{previous.__qualname__}: {reason}; restart to apply it"
+                )
+                back[name] = previous
+    for name, value in new.items():
+        previous = old.get(name)
+        if (
+            isinstance(value, types.FunctionType)
+            and isinstance(previous, types.FunctionType)
+            and _same_definition(previous, value)
+            and (
+                (_defined_in(value, module) and _defined_in(previous, module))
+                # A wrapper made again by an unchanged decorator of another
+                # module: same code, new closure (the decorated function).
+                or previous.__code__ is value.__code__
+            )
+        ):
+            if patcher.plan_function(previous, value):
+                back[name] = previous
+            else:
+                patcher.report.replaced.append(f"{module}.{previous.__qualname__}")
+    patcher.apply()
+    new.update(back)
+    return patcher.report

@@ -1,0 +1,410 @@
+"""In-place patching: old references run the new code, classes keep their identity.
+
+Each test holds references the way programs do, checks they run the old code,
+edits the module's file, reloads, and checks the same references run the new
+code.  On both cores (the ``hmr`` fixture).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+from typing import Any
+
+import pytest
+
+from tests.conftest import Project
+
+
+def test_every_kind_of_function_reference_runs_the_new_body(project: Project, hmr: Any) -> None:
+    source = """\
+        def f(x=1):
+            return ("{tag}", x)
+        """
+    project.write("a.py", source.format(tag="old"))
+    a = importlib.import_module("a")
+    f = a.f
+    held = {
+        "name": f,
+        "dict": {"k": a.f}["k"],
+        "list": [a.f][0],
+        "set": next(iter({a.f})),
+        "partial": functools.partial(a.f, 2),
+    }
+
+    class Holder:
+        callback = staticmethod(a.f)
+
+    def default_arg(cb: Any = a.f) -> Any:
+        return cb()
+
+    assert [h() for h in held.values()] == [("old", 1)] * 4 + [("old", 2)]
+    assert Holder.callback() == ("old", 1)
+    assert default_arg() == ("old", 1)
+
+    project.write("a.py", source.format(tag="new").replace("x=1", "x=5"))
+    reloaded, _ = hmr.reload_module("a")
+
+    assert reloaded == ["a"]
+    assert a.f is f  # identity kept
+    assert [h() for h in held.values()] == [("new", 5)] * 4 + [("new", 2)]
+    assert Holder.callback() == ("new", 5)
+    assert default_arg() == ("new", 5)
+
+
+def test_decorated_functions_and_changed_closure_values(project: Project, hmr: Any) -> None:
+    project.write(
+        "deco.py",
+        """\
+        import functools
+
+        def wrapping(func):
+            @functools.wraps(func)
+            def wrapper(*args):
+                return ("wrapped", func(*args))
+            return wrapper
+
+        def bare(func):
+            def wrapper(*args):
+                return ("bare", func(*args))
+            return wrapper
+
+        def tagged(tag):
+            def decorator(func):
+                def wrapper(*args):
+                    return (tag, func(*args))
+                return wrapper
+            return decorator
+        """,
+    )
+    source = """\
+        from deco import bare, tagged, wrapping
+
+        @wrapping
+        def w():
+            return "{body}"
+
+        @bare
+        def b():
+            return "{body}"
+
+        @tagged("{tag}")
+        def t():
+            return "{body}"
+        """
+    project.write("a.py", source.format(body="old", tag="v1"))
+    a = importlib.import_module("a")
+    refs = (a.w, a.b, a.t)
+    assert [r() for r in refs] == [("wrapped", "old"), ("bare", "old"), ("v1", "old")]
+
+    project.write("a.py", source.format(body="new", tag="v2"))
+    assert hmr.reload_module("a")[0] == ["a"]
+
+    assert (a.w, a.b, a.t) == refs
+    assert [r() for r in refs] == [("wrapped", "new"), ("bare", "new"), ("v2", "new")]
+    assert a.w.__wrapped__() == "new"
+
+
+def test_async_functions_and_generators(project: Project, hmr: Any) -> None:
+    import asyncio
+
+    source = """\
+        async def fetch():
+            return "{tag}"
+
+        def numbers():
+            yield from {values}
+        """
+    project.write("a.py", source.format(tag="old", values="[1, 2]"))
+    a = importlib.import_module("a")
+    fetch, numbers = a.fetch, a.numbers
+    assert asyncio.run(fetch()) == "old"
+    assert list(numbers()) == [1, 2]
+    project.write("a.py", source.format(tag="new", values="[3]"))
+    hmr.reload_module("a")
+    assert asyncio.run(fetch()) == "new"
+    assert list(numbers()) == [3]
+
+
+CLASS_V1 = """\
+class Base:
+    def hello(self):
+        return "base-v1"
+
+class C(Base):
+    KIND = "v1"
+
+    def __init__(self):
+        self.state = "kept"
+
+    def method(self):
+        return "method-v1"
+
+    def removed(self):
+        return "gone soon"
+
+    @property
+    def prop(self):
+        return "prop-v1"
+
+    @classmethod
+    def cm(cls):
+        return ("cm-v1", cls.__name__)
+
+    @staticmethod
+    def sm():
+        return "sm-v1"
+
+    def hello(self):
+        return ("child-v1", super().hello())
+"""
+
+CLASS_V2 = """\
+class Base:
+    def hello(self):
+        return "base-v2"
+
+class C(Base):
+    KIND = "v2"
+
+    def __init__(self):
+        self.state = "kept"
+
+    def method(self):
+        return "method-v2"
+
+    def added(self):
+        return ("added", super().hello())
+
+    @property
+    def prop(self):
+        return "prop-v2"
+
+    @classmethod
+    def cm(cls):
+        return ("cm-v2", cls.__name__)
+
+    @staticmethod
+    def sm():
+        return "sm-v2"
+
+    def hello(self):
+        return ("child-v2", super().hello())
+"""
+
+
+def test_classes_keep_their_identity_and_instances_see_the_new_members(
+    project: Project, hmr: Any
+) -> None:
+    project.write("a.py", CLASS_V1)
+    project.write(
+        "b.py",
+        """\
+        from a import C
+
+        class Sub(C):
+            def hello(self):
+                return ("sub", super().hello())
+        """,
+    )
+    a = importlib.import_module("a")
+    b = importlib.import_module("b")
+    C, Sub = a.C, b.Sub
+    instance, sub = a.C(), b.Sub()
+    bound = instance.method
+    assert (bound(), instance.prop, C.cm(), C.sm(), C.KIND) == (
+        "method-v1",
+        "prop-v1",
+        ("cm-v1", "C"),
+        "sm-v1",
+        "v1",
+    )
+    assert sub.hello() == ("sub", ("child-v1", "base-v1"))
+    assert instance.removed() == "gone soon"
+
+    project.write("a.py", CLASS_V2)
+    reloaded, _ = hmr.reload_module("a")
+
+    assert reloaded == ["a", "b"]
+    assert a.C is C
+    assert b.Sub is Sub
+    assert isinstance(instance, a.C)
+    assert isinstance(sub, a.C)
+    assert issubclass(b.Sub, a.C)
+    assert instance.state == "kept"
+    assert (bound(), instance.prop, C.cm(), C.sm(), C.KIND) == (
+        "method-v2",
+        "prop-v2",
+        ("cm-v2", "C"),
+        "sm-v2",
+        "v2",
+    )
+    assert instance.added() == ("added", "base-v2")  # super() in a new method
+    assert sub.hello() == ("sub", ("child-v2", "base-v2"))
+    assert not hasattr(instance, "removed")
+
+
+def test_dataclasses_and_named_tuples(project: Project, hmr: Any) -> None:
+    source = """\
+        from dataclasses import dataclass
+        from typing import NamedTuple
+
+        @dataclass
+        class Point:
+            x: int
+            y: int = {default}
+
+            def norm(self):
+                return {norm}
+
+        class Pair(NamedTuple):
+            left: int
+            right: int
+
+            def total(self):
+                return {total}
+        """
+    project.write("a.py", source.format(default=0, norm="abs(self.x) + abs(self.y)", total="0"))
+    a = importlib.import_module("a")
+    Point, Pair = a.Point, a.Pair
+    p, pair = a.Point(3, -4), a.Pair(1, 2)
+    assert (p.norm(), a.Point(1).y, pair.total()) == (7, 0, 0)
+    project.write(
+        "a.py",
+        source.format(default=10, norm="(self.x**2 + self.y**2) ** 0.5", total="self.left + 2"),
+    )
+    hmr.reload_module("a")
+    assert (a.Point, a.Pair) == (Point, Pair)
+    assert (p.norm(), a.Point(1).y, pair.total()) == (5.0, 10, 3)
+    assert isinstance(p, a.Point)
+
+
+def test_enum_members_keep_their_identity(project: Project, hmr: Any) -> None:
+    source = """\
+        import enum
+
+        class Color(enum.Enum):
+            RED = 1
+            GREEN = 2
+
+            def describe(self):
+                return "{tag} " + self.name.lower()
+        """
+    project.write("a.py", source.format(tag="old"))
+    a = importlib.import_module("a")
+    red = a.Color.RED
+    assert red.describe() == "old red"
+    project.write("a.py", source.format(tag="new"))
+    hmr.reload_module("a")
+    assert a.Color.RED is red
+    assert a.Color(1) is red
+    assert red.describe() == "new red"
+
+
+def test_single_dispatch_registrations_from_other_modules_survive(
+    project: Project, hmr: Any
+) -> None:
+    source = """\
+        import functools
+
+        @functools.singledispatch
+        def show(value):
+            return "{tag} default"
+
+        @show.register(int)
+        def _(value):
+            return "{tag} int"
+        """
+    project.write("a.py", source.format(tag="old"))
+    project.write(
+        "plugin.py",
+        "import a\n\n@a.show.register(str)\ndef _(value):\n    return 'plugin str'\n",
+    )
+    a = importlib.import_module("a")
+    importlib.import_module("plugin")
+    show = a.show
+    assert (show(1.5), show(1), show("s")) == ("old default", "old int", "plugin str")
+    project.write("a.py", source.format(tag="new"))
+    reloaded, _ = hmr.reload_module("a")
+    assert reloaded == ["a", "plugin"]
+    assert a.show is show
+    assert (show(1.5), show(1), show("s")) == ("new default", "new int", "plugin str")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "reason"),
+    [
+        ("class C:\n    pass\n", "class C(Exception):\n    pass\n", "its bases changed"),
+        (
+            "class C:\n    __slots__ = ('a',)\n",
+            "class C:\n    __slots__ = ('a', 'b')\n",
+            "its __slots__ changed",
+        ),
+        (
+            "import enum\nclass C(enum.Enum):\n    A = 1\n",
+            "import enum\nclass C(enum.Enum):\n    A = 1\n    B = 2\n",
+            "its members changed",
+        ),
+    ],
+)
+def test_structural_class_changes_are_refused_whole(
+    project: Project,
+    hmr: Any,
+    caplog: pytest.LogCaptureFixture,
+    before: str,
+    after: str,
+    reason: str,
+) -> None:
+    project.write("a.py", before + "\ndef f():\n    return 'old'\n")
+    a = importlib.import_module("a")
+    C, f = a.C, a.f
+    project.write("a.py", after + "\ndef f():\n    return 'new'\n")
+    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+        assert hmr.reload_module("a")[0] == ["a"]
+    assert a.C is C  # the old class, untouched
+    assert a.f is f
+    assert f() == "new"  # the rest of the module applied
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(f"class a.C: {reason}" in m and "restart" in m for m in messages), messages
+
+
+def test_closure_shape_change_is_warned_about(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = """\
+        def make(n):
+            def inner():
+                return {body}
+            return inner
+
+        handler = make(1)
+        """
+    project.write("a.py", source.format(body="'old'"))
+    a = importlib.import_module("a")
+    handler = a.handler
+    assert handler() == "old"
+    # ``inner`` now closes over ``n``: its closure has a new shape.
+    project.write("a.py", source.format(body="('new', n)"))
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        hmr.reload_module("a")
+    assert a.handler() == ("new", 1)
+    assert handler() == "old"
+    assert any("make.<locals>.inner changed its closure" in r.getMessage() for r in caplog.records)
+
+
+def test_a_failing_edit_patches_nothing(project: Project, hmr: Any) -> None:
+    project.write(
+        "a.py", "def f():\n    return 'old'\n\nclass C:\n    def m(self):\n        return 1\n"
+    )
+    a = importlib.import_module("a")
+    f, C = a.f, a.C
+    code = f.__code__
+    project.write(
+        "a.py",
+        "def f():\n    return 'new'\n\nclass C:\n    def m(self):\n        return 2\n\n1/0\n",
+    )
+    assert hmr.reload_module("a")[0] == []
+    assert (a.f, a.C) == (f, C)
+    assert f.__code__ is code
+    assert (f(), C().m()) == ("old", 1)
