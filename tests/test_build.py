@@ -55,7 +55,7 @@ def test_version_says_which_core_runs() -> None:
         check=True,
     )
     assert muckrack_hmr.__version__ in result.stdout
-    expected = "compiled" if muckrack_hmr.USING_EXTENSION else "pure Python"
+    expected = "compiled core" if muckrack_hmr.USING_EXTENSION else "pure-Python core"
     assert expected in result.stdout
 
 

@@ -817,3 +817,22 @@ def test_watcher_reloads_the_dependents_of_a_module_saved_by_rename(
     child.expect("f=renamed X=5 Y=10 b.Y=10")
     line = child.expect(_starts("hmr: reloaded a"), stream="err")
     assert "(+1 dependent, 1 patched)" in line  # b re-executed; f patched in place
+
+
+def test_the_quick_start_demo_shows_a_live_reload(core_env: dict[str, str]) -> None:
+    """The README's first command: the demo edits a running program and sees the change."""
+    result = subprocess.run(
+        [sys.executable, "-m", "muckrack_hmr.demo", "--once"],
+        env=core_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "hello from the original code" in out
+    assert "hmr: reloaded greet" in out
+    assert out.index("hello from the original code") < out.index("HELLO FROM THE EDITED CODE")
+    assert out.count("demo: the running program now runs the new code") == 1
+    # The same process: one pid line only.
+    assert out.count("demo: process ") == 1

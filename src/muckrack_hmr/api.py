@@ -81,6 +81,15 @@ class HMR:
         """Project modules loaded so far, in ``sys.modules`` order."""
         return list(self.tracker.tracked_modules())
 
+    def watch(self, debounce_ms: float = 20.0) -> None:
+        """Start watching the project's files and reload what is saved (the CLI does this)."""
+        if self.watcher is not None:
+            return
+        from .watcher import Watcher
+
+        self.watcher = Watcher(self, debounce=debounce_ms / 1000.0)
+        self.watcher.start()
+
     def close(self) -> None:
         """Stop the watcher, if one runs."""
         if self.watcher is not None:

@@ -72,8 +72,11 @@ def _parser() -> _Parser:
         metavar="MS",
         help="quiet time after a save before reloading (default: 20 ms)",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log only errors")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-v", "--verbose", action="store_true", help="log debug details (the watched folders)"
+    )
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="log only errors")
     parser.add_argument("--no-color", action="store_true", help="no colours in log lines")
     return parser
 
@@ -129,7 +132,7 @@ class _Formatter(logging.Formatter):
 def _use_color(disabled: bool) -> bool:
     if disabled or os.environ.get("NO_COLOR"):
         return False
-    if os.environ.get("FORCE_COLOR"):
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
         return True
     return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
 
@@ -144,8 +147,8 @@ def _setup_logging(verbose: bool, quiet: bool, no_color: bool) -> None:
 
 
 def _version_line() -> str:
-    core = "compiled (Cython)" if _core.USING_EXTENSION else "pure Python"
-    return f"muckrack-python-hmr {__version__} ({core} core) on Python {sys.version.split()[0]}"
+    core = "compiled core (Cython)" if _core.USING_EXTENSION else "pure-Python core"
+    return f"muckrack-python-hmr {__version__}, {core}, Python {sys.version.split()[0]}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,11 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     if not options.no_watch:
-        from .watcher import Watcher
-
-        watcher = Watcher(hmr, debounce=options.debounce / 1000.0)
-        hmr.watcher = watcher
-        watcher.start()
+        hmr.watch(options.debounce)
     try:
         runner.run_code(code, main_module)
     except SystemExit:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,10 @@ def _pump(stream: object, lines: queue.Queue[str]) -> None:
         lines.put(line)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m muckrack_hmr.demo", description=__doc__)
@@ -68,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             text=True,
             env=env,
         )
+        # ``timeout`` and service managers stop with SIGTERM: clean up as for Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt)
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=_pump, args=(child.stdout, lines), daemon=True).start()
         try:
@@ -86,6 +93,7 @@ def _show(child: subprocess.Popen[str], lines: queue.Queue[str], greet: Path, on
     deadline = time.monotonic() + 30
     ticks = 0
     edited = False
+    announced = False
     while time.monotonic() < deadline:
         try:
             line = lines.get(timeout=0.5)
@@ -101,7 +109,8 @@ def _show(child: subprocess.Popen[str], lines: queue.Queue[str], greet: Path, on
             edited = True
             print(f"\ndemo: editing {greet.name} while the program runs...\n", flush=True)
             greet.write_text(GREET_V2)
-        if edited and "EDITED" in line:
+        if edited and not announced and "EDITED" in line:
+            announced = True
             print(
                 textwrap.dedent(
                     """

@@ -19,6 +19,8 @@ from . import _core
 __all__ = ["ProjectFilter", "active", "install", "uninstall"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
+# The ``python -m muckrack.hmr`` shim lives beside the package.
+_SHIM_DIR = os.path.join(os.path.dirname(_PACKAGE_DIR), "muckrack")
 
 
 def _excluded_dirs() -> list[str]:
@@ -27,7 +29,14 @@ def _excluded_dirs() -> list[str]:
     A virtualenv made inside the project folder is the usual reason: its
     site-packages lies under the root but must never be reloaded.
     """
-    dirs = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, _PACKAGE_DIR}
+    dirs = {
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        _PACKAGE_DIR,
+        _SHIM_DIR,
+    }
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         path = sysconfig.get_paths().get(key)
         if path:
@@ -62,7 +71,7 @@ class ProjectFilter:
             # A root inside an excluded folder (a project kept under the
             # interpreter's prefix) still counts: its excluded parent doesn't.
             if not any(_is_under(root, path) and root != path for root in self.roots)
-            or path == _PACKAGE_DIR
+            or path in (_PACKAGE_DIR, _SHIM_DIR)
         ]
         self._root_prefixes = tuple(root.rstrip(os.sep) + os.sep for root in self.roots)
         self._excluded_prefixes = tuple(path.rstrip(os.sep) + os.sep for path in self.excluded)

@@ -1,0 +1,222 @@
+"""What each top-level statement of a module binds, reads and calls at import time.
+
+The reloader uses this to re-run only what an edit touched:
+
+* a statement whose text changed (or that is new) runs again;
+* a statement that reads a name whose value changed, or calls a function
+  whose behaviour changed, runs again, inside the module and across modules
+  (``from a import LIMIT`` then ``X = LIMIT * 2``; ``TABLE = a.build()``);
+* everything else keeps its state and does not run again.
+
+Function bodies do not run at import time: what a function reads and calls
+only matters when an import-time statement calls that function.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+__all__ = ["ModuleSummary", "Statement", "summarize"]
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One top-level statement of a module."""
+
+    node: ast.stmt
+    fingerprint: str
+    """``ast.dump`` without positions: equal text (moved or not) gives equal fingerprints."""
+    binds: frozenset[str]
+    reads: frozenset[str]
+    """Names (and ``name.attr``) loaded while the statement runs at import time."""
+    calls: frozenset[str]
+    """Names (and ``name.attr``) called while it runs (calls, decorators)."""
+    body_reads: frozenset[str]
+    """For a definition: names (and ``name.attr``) its function bodies load when called."""
+    body_calls: frozenset[str]
+    shape: str
+    """For a class: the fingerprint with method bodies left out (its structure)."""
+
+
+@dataclass
+class ModuleSummary:
+    """A module's top-level statements, and what its imports bind."""
+
+    statements: list[Statement]
+    imports: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """Local name -> (module, attribute), or (module, None) for the module itself."""
+
+
+class _Collector(ast.NodeVisitor):
+    """Collects import-time reads and calls, and call-time ones of nested bodies."""
+
+    def __init__(self) -> None:
+        self.reads: set[str] = set()
+        self.calls: set[str] = set()
+        self.body_reads: set[str] = set()
+        self.body_calls: set[str] = set()
+        self.binds: set[str] = set()
+        self.depth = 0  # > 0 inside a function body
+
+    def _read(self, name: str) -> None:
+        (self.body_reads if self.depth else self.reads).add(name)
+
+    def _call(self, name: str) -> None:
+        (self.body_calls if self.depth else self.calls).add(name)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self._read(node.id)
+        elif not self.depth:
+            self.binds.add(node.id)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.value, ast.Name) and isinstance(node.ctx, ast.Load):
+            self._read(f"{node.value.id}.{node.attr}")
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self._callee(node.func)
+        self.generic_visit(node)
+
+    def _callee(self, func: ast.expr) -> None:
+        if isinstance(func, ast.Name):
+            self._call(func.id)
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            self._call(f"{func.value.id}.{func.attr}")
+
+    def _definition_header(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        # Decorators, defaults and annotations are evaluated when the def runs.
+        for decorator in node.decorator_list:
+            self._callee(decorator)
+            self.visit(decorator)
+        self.visit(node.args)
+        if node.returns is not None:
+            self.visit(node.returns)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._function(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._function(node)
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        if not self.depth:
+            self.binds.add(node.name)
+        self._definition_header(node)
+        self.depth += 1
+        for statement in node.body:
+            self.visit(statement)
+        self.depth -= 1
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self.visit(node.args)
+        self.depth += 1
+        self.visit(node.body)
+        self.depth -= 1
+
+    def visit_arguments(self, node: ast.arguments) -> None:
+        for default in [*node.defaults, *node.kw_defaults]:
+            if default is not None:
+                self.visit(default)
+        for arg in [*node.posonlyargs, *node.args, *node.kwonlyargs, node.vararg, node.kwarg]:
+            if arg is not None and arg.annotation is not None:
+                self.visit(arg.annotation)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        if not self.depth:
+            self.binds.add(node.name)
+        for decorator in node.decorator_list:
+            self._callee(decorator)
+            self.visit(decorator)
+        for base in node.bases:
+            self.visit(base)
+        for keyword in node.keywords:
+            self.visit(keyword)
+        # A class body runs at import time; the class's own names are local
+        # to it, so they are not module bindings.
+        binds = self.binds
+        self.binds = set()
+        for statement in node.body:
+            self.visit(statement)
+        self.binds = binds
+
+    def visit_Import(self, node: ast.Import) -> None:
+        if not self.depth:
+            for alias in node.names:
+                self.binds.add(alias.asname or alias.name.partition(".")[0])
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if not self.depth:
+            for alias in node.names:
+                if alias.name != "*":
+                    self.binds.add(alias.asname or alias.name)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.name and not self.depth:
+            self.binds.add(node.name)
+        self.generic_visit(node)
+
+
+def _shape(node: ast.stmt) -> str:
+    """The structure of a class: its text with every method body left out."""
+    if not isinstance(node, ast.ClassDef):
+        return ""
+    copy = ast.parse(ast.unparse(node)).body[0]
+    for child in ast.walk(copy):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+            child.body = [ast.Pass()]
+    return ast.dump(copy)
+
+
+def _imports(tree: ast.Module, package: str | None) -> dict[str, tuple[str, str | None]]:
+    found: dict[str, tuple[str, str | None]] = {}
+    for node in tree.body:
+        for child in ast.walk(node):
+            if isinstance(child, _FUNCTIONS | ast.ClassDef) and child is not node:
+                continue
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    if alias.asname:
+                        found[alias.asname] = (alias.name, None)
+                    else:
+                        top = alias.name.partition(".")[0]
+                        found[top] = (top, None)
+            elif isinstance(child, ast.ImportFrom):
+                source = child.module or ""
+                if child.level:
+                    if not package:
+                        continue
+                    bits = package.rsplit(".", child.level - 1)
+                    if len(bits) < child.level:
+                        continue
+                    source = f"{bits[0]}.{source}" if source else bits[0]
+                for alias in child.names:
+                    if alias.name != "*":
+                        found[alias.asname or alias.name] = (source, alias.name)
+    return found
+
+
+def summarize(source: bytes | str, filename: str, package: str | None) -> ModuleSummary:
+    """Parse ``source`` (raises SyntaxError) and describe its top-level statements."""
+    tree = ast.parse(source, filename)
+    statements = []
+    for node in tree.body:
+        collector = _Collector()
+        collector.visit(node)
+        statements.append(
+            Statement(
+                node=node,
+                fingerprint=ast.dump(node),
+                binds=frozenset(collector.binds),
+                reads=frozenset(collector.reads),
+                calls=frozenset(collector.calls),
+                body_reads=frozenset(collector.body_reads),
+                body_calls=frozenset(collector.body_calls),
+                shape=_shape(node),
+            )
+        )
+    return ModuleSummary(statements, _imports(tree, package))
