@@ -174,30 +174,44 @@ def _shape(node: ast.stmt) -> str:
 
 def _imports(tree: ast.Module, package: str | None) -> dict[str, tuple[str, str | None]]:
     found: dict[str, tuple[str, str | None]] = {}
-    for node in tree.body:
-        for child in ast.walk(node):
-            if isinstance(child, _FUNCTIONS | ast.ClassDef) and child is not node:
-                continue
-            if isinstance(child, ast.Import):
-                for alias in child.names:
-                    if alias.asname:
-                        found[alias.asname] = (alias.name, None)
-                    else:
-                        top = alias.name.partition(".")[0]
-                        found[top] = (top, None)
-            elif isinstance(child, ast.ImportFrom):
-                source = child.module or ""
-                if child.level:
-                    if not package:
-                        continue
-                    bits = package.rsplit(".", child.level - 1)
-                    if len(bits) < child.level:
-                        continue
-                    source = f"{bits[0]}.{source}" if source else bits[0]
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        child = pending.pop(0)
+        if isinstance(child, (*_FUNCTIONS, ast.ClassDef)):
+            continue  # imports in a body bind local names
+        if isinstance(child, ast.Import):
+            for alias in child.names:
+                if alias.asname:
+                    found[alias.asname] = (alias.name, None)
+                else:
+                    top = alias.name.partition(".")[0]
+                    found[top] = (top, None)
+        elif isinstance(child, ast.ImportFrom):
+            source = _absolute(child, package)
+            if source is not None:
                 for alias in child.names:
                     if alias.name != "*":
                         found[alias.asname or alias.name] = (source, alias.name)
+        else:
+            pending.extend(
+                node
+                for node in ast.iter_child_nodes(child)
+                if isinstance(node, ast.stmt | ast.excepthandler | ast.match_case)
+            )
     return found
+
+
+def _absolute(node: ast.ImportFrom, package: str | None) -> str | None:
+    """The module a ``from ... import`` names, relative levels resolved."""
+    source = node.module or ""
+    if not node.level:
+        return source
+    if not package:
+        return None
+    bits = package.rsplit(".", node.level - 1)
+    if len(bits) < node.level:
+        return None
+    return f"{bits[0]}.{source}" if source else bits[0]
 
 
 def summarize(source: bytes | str, filename: str, package: str | None) -> ModuleSummary:

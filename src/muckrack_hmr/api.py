@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .reloader import ErrorHandler, Hook, Hooks, Reloader
+from .reloader import CASCADES, ErrorHandler, Hook, Hooks, Reloader
 from .tracking import ProjectFilter
 
 __all__ = ["HMR"]
@@ -22,7 +22,7 @@ class HMR:
         self.graph = tracker.graph
         self.project = project
         self.hooks = Hooks()
-        self.reloader = Reloader(tracker, self.hooks)
+        self.reloader = Reloader(tracker, self.hooks, project)
         self.watcher: Any = None
 
     # -- reloading ------------------------------------------------------------
@@ -34,6 +34,31 @@ class HMR:
     def reload_modules(self, names: list[str]) -> tuple[list[str], float]:
         """Reload several modules as one transaction (a burst of saves)."""
         return self.reloader.reload(names)
+
+    @property
+    def cascade(self) -> str:
+        """Which dependents re-run: ``"auto"`` (default), ``"always"`` or ``"never"``.
+
+        ``auto`` re-runs the statements that consumed a change at import time
+        (a value they read, a changed function they called); ``always``
+        re-executes every transitive dependent whole; ``never`` re-runs only
+        the saved modules.
+        """
+        return str(self.reloader.cascade)
+
+    @cascade.setter
+    def cascade(self, policy: str) -> None:
+        if policy not in CASCADES:
+            raise ValueError(f"cascade must be one of {', '.join(CASCADES)}, not {policy!r}")
+        self.reloader.cascade = policy
+
+    def remember_sources(self) -> int:
+        """Keep the source of every module still as imported (the watcher does this).
+
+        An edit is compared with it to re-run only what changed; a module
+        with no remembered source re-executes whole on its first reload.
+        """
+        return int(self.reloader.remember_sources())
 
     # -- hooks ----------------------------------------------------------------
 

@@ -24,16 +24,25 @@ import os
 import sys
 import threading
 import time
+import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from types import CodeType, ModuleType
 from typing import Any
 
+from .analysis import ModuleSummary, summarize
 from .errors import location_of, user_traceback
+from .incremental import Changes, StatementError, plan_and_run, translate_incoming
 from .patching import patch_namespace
 
 __all__ = ["ErrorHandler", "Hook", "Hooks", "Reloader", "from_import_aliases"]
 
 log = logging.getLogger("muckrack_hmr")
+
+# Parsed modules kept for the next reload (dependents are parsed to see what they consume).
+_SUMMARY_CACHE_SIZE = 512
+
+CASCADES = ("auto", "always", "never")
 
 Hook = Callable[[str], object]
 ErrorHandler = Callable[[str, BaseException], object]
@@ -151,10 +160,18 @@ def _warn_removed(importer: str, name: str, attr: str) -> None:
 class Reloader:
     """Runs reload transactions over the modules an import tracker knows."""
 
-    def __init__(self, tracker: Any, hooks: Hooks) -> None:
+    def __init__(self, tracker: Any, hooks: Hooks, project: Any = None) -> None:
         self.tracker = tracker
         self.graph = tracker.graph
         self.hooks = hooks
+        self.project = project
+        #: "auto": re-run only what consumed a change; "always": re-execute every
+        #: transitive dependent whole; "never": re-run only the saved modules.
+        self.cascade = "auto"
+        # module -> its source as it last ran, compressed: what an edit is compared with.
+        self._sources: dict[str, bytes] = {}
+        self._remembered = 0  # how many entries of project.loaded were looked at
+        self._summaries: OrderedDict[tuple[str, bytes], ModuleSummary] = OrderedDict()
         # Reentrant, so that a hook or a module that asks for a reload while
         # one runs gets its request queued instead of deadlocking.
         self._lock = threading.RLock()
@@ -164,6 +181,59 @@ class Reloader:
         # filename -> (digest of the source, its code): a dependent re-executed
         # again and again is compiled once, not on every reload.
         self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
+
+    def remember_sources(self, untrusted: Iterable[str] = ()) -> int:
+        """Keep the source of every project module still as it was imported; how many new.
+
+        An edit is compared with this copy to find what changed.  A module
+        saved after its import and before this call has no copy: its first
+        reload re-executes it whole.  ``untrusted`` modules (the ones being
+        reloaded) are never copied: their file may already hold the edit, and
+        a same-size save within one clock tick passes the stat check.
+        """
+        skip = set(untrusted)
+        loaded = getattr(self.project, "loaded", None)
+        if loaded is None:
+            return 0
+        entries = list(loaded.items())[self._remembered :]
+        self._remembered += len(entries)
+        added = 0
+        for path, (name, baseline) in entries:
+            if name == "__main__" or name in self._sources or baseline is None or name in skip:
+                continue
+            try:
+                stat = os.stat(path)
+                if (stat.st_mtime_ns, stat.st_size) != baseline:
+                    continue  # saved since its import: not the code that runs
+                with open(path, "rb") as handle:
+                    self._sources[name] = zlib.compress(handle.read(), 1)
+                added += 1
+            except OSError:
+                continue
+        return added
+
+    def _edited(self, name: str) -> bool:
+        """Does the file of ``name`` differ from the source it last ran?"""
+        remembered = self._sources.get(name)
+        if remembered is None:
+            return False
+        try:
+            _, source = _read_source(sys.modules[name])
+        except (OSError, ImportError):
+            return False
+        return zlib.decompress(remembered) != source
+
+    def _summary(self, filename: str, source: bytes, package: str | None) -> ModuleSummary:
+        key = (filename, hashlib.blake2b(source, digest_size=16).digest())
+        summary = self._summaries.get(key)
+        if summary is None:
+            summary = summarize(source, filename, package)
+            self._summaries[key] = summary
+            if len(self._summaries) > _SUMMARY_CACHE_SIZE:
+                self._summaries.popitem(last=False)
+        else:
+            self._summaries.move_to_end(key)
+        return summary
 
     def _compile(self, filename: str, source: bytes) -> CodeType:
         """Compile ``source``; the same bytes read again reuse the code object."""
@@ -233,22 +303,41 @@ class Reloader:
         root_set = set(roots)
         affected_set = set(affected)
         self._patched = 0
+        self.remember_sources(untrusted=root_set)
         reloaded: list[str] = []
         broken: set[str] = set()  # failed, or left alone because a dependency failed
+        changes: dict[str, Changes] = {}
         for group in groups:
             # Inside an import cycle the edited modules go first.
             group.sort(key=lambda member: member not in root_set)
             for name in group:
-                if name not in root_set and any(
-                    dep in broken for dep in self.graph.dependencies_of(name)
-                ):
+                is_root = name in root_set
+                dependencies = self.graph.dependencies_of(name)
+                if not is_root and any(dep in broken for dep in dependencies):
                     broken.add(name)
                     log.warning("hmr: left %s alone: a module it imports failed to reload", name)
                     continue
-                if self._reexecute(name, affected_set):
-                    reloaded.append(name)
+                if not is_root and self.cascade == "never":
+                    continue
+                if (
+                    not is_root
+                    and self.cascade == "auto"
+                    and not any(changes.get(dep) for dep in dependencies)
+                ):
+                    continue  # early cutoff: nothing it imports changed
+                if self.cascade == "always" or (is_root and not self._edited(name)):
+                    # Asked for by name with no edit we can see (or no copy of
+                    # the source it ran): the caller wants it to run again.
+                    outcome = self._reexecute(name, affected_set)
                 else:
+                    outcome = self._incremental(name, changes, affected_set)
+                if outcome is None:
                     broken.add(name)
+                    continue
+                if outcome.executed:
+                    reloaded.append(name)
+                if outcome:
+                    changes[name] = outcome
         elapsed = (time.perf_counter() - started) * 1000.0
         if reloaded:
             more = len(reloaded) - 1
@@ -259,7 +348,8 @@ class Reloader:
             log.info("hmr: reloaded %s%s in %.1f ms", reloaded[0], extra, elapsed)
         return reloaded
 
-    def _reexecute(self, name: str, affected: set[str]) -> bool:
+    def _reexecute(self, name: str, affected: set[str]) -> Changes | None:
+        """Re-execute ``name`` whole: everything it binds counts as changed."""
         module = sys.modules[name]
         self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
         try:
@@ -267,7 +357,7 @@ class Reloader:
             code = self._compile(filename, source)
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
             self._fail(name, exc)
-            return False
+            return None
         namespace = module.__dict__
         snapshot = dict(namespace)
         tracker = self.tracker
@@ -292,7 +382,15 @@ class Reloader:
         except BaseException as exc:  # SystemExit from module code must not end the program
             self._restore(name, namespace, snapshot, saved_edges)
             self._fail(name, exc)
-            return False
+            return None
+        self._patch(name, snapshot, namespace)
+        self._sources[name] = zlib.compress(source, 1)
+        self._rebind_dependents(name, snapshot, namespace, affected)
+        self.hooks.run(self.hooks.post_reload, name, "post-reload")
+        everything = {key for key in {*snapshot, *namespace} if key not in _MODULE_METADATA}
+        return Changes(values=set(everything), behaviors=everything, old=snapshot, executed=1)
+
+    def _patch(self, name: str, snapshot: dict[str, Any], namespace: dict[str, Any]) -> None:
         report = patch_namespace(name, snapshot, namespace)
         self._patched += len(report.patched)
         for message in report.refused:
@@ -303,9 +401,54 @@ class Reloader:
                 "the old code",
                 qualname,
             )
+
+    def _incremental(
+        self, name: str, changes: dict[str, Changes], affected: set[str]
+    ) -> Changes | None:
+        """Re-run the statements of ``name`` that its edit or its imports' changes touched."""
+        module = sys.modules[name]
+        namespace = module.__dict__
+        package = namespace.get("__package__")
+        try:
+            filename, source = _read_source(module)
+            new = self._summary(filename, source, package)
+            remembered = self._sources.get(name)
+            old_source = zlib.decompress(remembered) if remembered is not None else source
+            old = new if old_source == source else self._summary(filename, old_source, package)
+        except (OSError, SyntaxError, ValueError, ImportError) as exc:
+            self._fail(name, exc)
+            return None
+        snapshot = dict(namespace)
+
+        def before_first() -> None:
+            self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
+            linecache.checkcache(filename)
+
+        try:
+            outcome = plan_and_run(
+                namespace, filename, (old, new), translate_incoming(new, changes), before_first
+            )
+        except StatementError as error:
+            namespace.clear()
+            namespace.update(snapshot)
+            cause = error.__cause__
+            if isinstance(cause, KeyboardInterrupt):
+                raise cause from None
+            self._fail(name, cause if cause is not None else error)
+            return None
+        self._sources[name] = zlib.compress(source, 1)
+        if outcome.executed or old is not new:
+            self._patch(name, snapshot, namespace)
+            # A function that could not be patched in place is a new object.
+            outcome.values |= {
+                key
+                for key in outcome.behaviors
+                if key in snapshot and namespace.get(key) is not snapshot[key]
+            }
         self._rebind_dependents(name, snapshot, namespace, affected)
-        self.hooks.run(self.hooks.post_reload, name, "post-reload")
-        return True
+        if outcome.executed:
+            self.hooks.run(self.hooks.post_reload, name, "post-reload")
+        return outcome
 
     def _restore(
         self,

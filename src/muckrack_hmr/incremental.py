@@ -1,0 +1,250 @@
+"""Re-running only the top-level statements that an edit touched.
+
+Given a module's statements before and after an edit (or the same statements
+when only its imports changed), :func:`plan_and_run` runs, in source order,
+exactly the statements that must run again:
+
+* a statement whose text changed, or that is new;
+* a statement that reads a name whose value changed, or calls a function
+  whose behaviour changed (directly, or through the module's own functions
+  it calls), in this module or in a module it imports;
+* a ``from x import name`` whose source value changed (it rebinds);
+* a definition that only moved (same text, other lines): it runs again so
+  that tracebacks point at the right lines, without counting as a change.
+
+It reports which names changed value (a new object) and which changed
+behaviour (a function patched with new code, or that calls one), which is
+what the module's dependents consume.
+"""
+
+from __future__ import annotations
+import __future__
+
+import ast
+import sys
+import types
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .analysis import ModuleSummary, Statement
+
+__all__ = ["Changes", "StatementError", "plan_and_run", "translate_incoming"]
+
+_MISSING = object()
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_PLAIN_VALUES = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)
+
+
+@dataclass
+class Changes:
+    """What changed in one module during a reload."""
+
+    values: set[str] = field(default_factory=set)
+    """Names now bound to another object (constants, containers, refused patches...)."""
+    behaviors: set[str] = field(default_factory=set)
+    """Functions (patched in place) whose behaviour changed, directly or through calls."""
+    old: dict[str, Any] = field(default_factory=dict)
+    """The namespace before the reload (to rebind ``from module import name`` elsewhere)."""
+    executed: int = 0
+    """How many top-level statements ran."""
+
+    def __bool__(self) -> bool:
+        return bool(self.values or self.behaviors)
+
+
+class StatementError(Exception):
+    """A statement raised while re-running; ``__cause__`` is the user's exception."""
+
+
+def translate_incoming(
+    summary: ModuleSummary, changes: dict[str, Changes]
+) -> tuple[set[str], set[str]]:
+    """Changes of imported modules, named as this module names them.
+
+    ``from a import X`` makes ``X`` changed when ``a.X`` is; ``import a`` makes
+    ``a.X`` changed.  Returns (values, behaviors).
+    """
+    values: set[str] = set()
+    behaviors: set[str] = set()
+    for local, (module, attr) in summary.imports.items():
+        if attr is not None:
+            submodule = f"{module}.{attr}"
+            if isinstance(sys.modules.get(submodule), types.ModuleType):
+                module, attr = submodule, None  # ``from pkg import sub``
+        if attr is None:
+            for changed_module, change in changes.items():
+                if not change:
+                    continue
+                if changed_module == module:
+                    values.update(f"{local}.{name}" for name in change.values)
+                    behaviors.update(f"{local}.{name}" for name in change.behaviors)
+                elif changed_module.startswith(module + "."):
+                    # ``import pkg`` then ``pkg.sub.X``: the sub-attribute is the best we see.
+                    head = changed_module[len(module) + 1 :].partition(".")[0]
+                    values.add(f"{local}.{head}")
+            continue
+        found = changes.get(module)
+        if found is None:
+            continue
+        change = found
+        if attr in change.values:
+            values.add(local)
+        if attr in change.behaviors:
+            behaviors.add(local)
+    return values, behaviors
+
+
+class _Expander:
+    """What a statement reads and calls, through the module's own functions it calls."""
+
+    def __init__(self, summary: ModuleSummary) -> None:
+        self.defs: dict[str, Statement] = {}
+        for statement in summary.statements:
+            if isinstance(statement.node, ast.FunctionDef | ast.AsyncFunctionDef):
+                self.defs[statement.node.name] = statement
+        self.memo: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+    def body(self, name: str) -> tuple[frozenset[str], frozenset[str]]:
+        """Reads and calls of calling the module function ``name``, transitively."""
+        done = self.memo.get(name)
+        if done is not None:
+            return done
+        self.memo[name] = (frozenset(), frozenset())  # a recursive call adds nothing new
+        statement = self.defs[name]
+        reads, calls = set(statement.body_reads), set(statement.body_calls)
+        for callee in list(calls):
+            if callee in self.defs:
+                more_reads, more_calls = self.body(callee)
+                reads |= more_reads
+                calls |= more_calls
+        result = (frozenset(reads), frozenset(calls))
+        self.memo[name] = result
+        return result
+
+    def statement(self, statement: Statement) -> tuple[set[str], set[str]]:
+        reads, calls = set(statement.reads), set(statement.calls)
+        for callee in statement.calls:
+            if callee in self.defs and self.defs[callee] is not statement:
+                more_reads, more_calls = self.body(callee)
+                reads |= more_reads
+                calls |= more_calls
+        return reads, calls
+
+
+def _match(old: ModuleSummary, new: ModuleSummary) -> tuple[list[bool], list[bool], set[str]]:
+    """Which new statements are edited, which only moved, and the names no longer bound."""
+    if old is new:
+        count = len(new.statements)
+        return [False] * count, [False] * count, set()
+    unmatched = Counter(statement.fingerprint for statement in old.statements)
+    old_lines: dict[str, list[int]] = {}
+    for statement in old.statements:
+        old_lines.setdefault(statement.fingerprint, []).append(statement.node.lineno)
+    edited, moved = [], []
+    for statement in new.statements:
+        if unmatched[statement.fingerprint] > 0:
+            unmatched[statement.fingerprint] -= 1
+            line = old_lines[statement.fingerprint].pop(0)
+            edited.append(False)
+            moved.append(isinstance(statement.node, _DEFINITIONS) and line != statement.node.lineno)
+        else:
+            edited.append(True)
+            moved.append(False)
+    still_bound = set().union(*(s.binds for s in new.statements)) if new.statements else set()
+    was_bound = set().union(*(s.binds for s in old.statements)) if old.statements else set()
+    return edited, moved, was_bound - still_bound
+
+
+def _future_flags(summary: ModuleSummary) -> int:
+    flags = 0
+    for statement in summary.statements:
+        node = statement.node
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            for alias in node.names:
+                feature = getattr(__future__, alias.name, None)
+                if feature is not None:
+                    flags |= feature.compiler_flag
+    return flags
+
+
+def _shapes(summary: ModuleSummary) -> dict[str, str]:
+    return {
+        statement.node.name: statement.shape
+        for statement in summary.statements
+        if isinstance(statement.node, ast.ClassDef)
+    }
+
+
+def plan_and_run(
+    namespace: dict[str, Any],
+    filename: str,
+    summaries: tuple[ModuleSummary, ModuleSummary],
+    incoming: tuple[set[str], set[str]],
+    before_first: Callable[[], None],
+) -> Changes:
+    """Run what must run again in ``namespace``; the caller restores it on StatementError.
+
+    ``summaries`` are the module's statements before and after the edit (the
+    same object twice when its source did not change).  ``incoming``
+    is :func:`translate_incoming`'s answer.  ``before_first`` runs once, just
+    before the first statement (the pre-reload hooks).
+    """
+    old, new = summaries
+    edited, moved, removed = _match(old, new)
+    values, behaviors = set(incoming[0]), set(incoming[1])
+    changes = Changes(old=dict(namespace))
+    expander = _Expander(new)
+    flags = _future_flags(new)
+    old_shapes = _shapes(old)
+    new_shapes = _shapes(new)
+    for index, statement in enumerate(new.statements):
+        reads, calls = expander.statement(statement)
+        rebinds = isinstance(statement.node, ast.ImportFrom) and bool(statement.binds & values)
+        must_run = edited[index] or rebinds or bool(reads & values) or bool(calls & behaviors)
+        if not (must_run or moved[index]):
+            continue
+        if changes.executed == 0:
+            before_first()
+        before = {name: namespace.get(name, _MISSING) for name in statement.binds}
+        code = compile(
+            ast.Module(body=[statement.node], type_ignores=[]),
+            filename,
+            "exec",
+            flags=flags,
+            dont_inherit=True,
+        )
+        try:
+            exec(code, namespace)
+        except BaseException as exc:
+            raise StatementError(str(exc)) from exc
+        changes.executed += 1
+        if not must_run:
+            continue  # only moved: same definition, no change to report
+        for name in statement.binds:
+            now, then = namespace.get(name, _MISSING), before[name]
+            if now is then:
+                continue
+            if isinstance(now, types.FunctionType) and isinstance(then, types.FunctionType):
+                behaviors.add(name)
+            elif isinstance(now, type) and isinstance(then, type):
+                if old_shapes.get(name) != new_shapes.get(name):
+                    values.add(name)  # its structure changed: subclasses must follow
+            elif type(now) is type(then) and isinstance(now, _PLAIN_VALUES) and now == then:
+                continue
+            else:
+                values.add(name)
+    for name in removed:
+        if namespace.pop(name, _MISSING) is not _MISSING:
+            values.add(name)
+    # Functions that did not run again, but now compute something else.
+    for name in expander.defs:
+        if name not in behaviors:
+            body_reads, body_calls = expander.body(name)
+            if body_reads & values or body_calls & behaviors:
+                behaviors.add(name)
+    changes.values = {name for name in values if "." not in name and name in changes.old}
+    changes.values |= {name for name in removed}
+    changes.behaviors = {name for name in behaviors if "." not in name}
+    return changes
