@@ -49,6 +49,8 @@ class Changes:
     """The namespace before the reload (to rebind ``from module import name`` elsewhere)."""
     executed: int = 0
     """How many top-level statements ran."""
+    applied: bool = False
+    """Whether anything was done to the module (statements ran, or names were removed)."""
 
     def __bool__(self) -> bool:
         return bool(self.values or self.behaviors)
@@ -202,7 +204,8 @@ def plan_and_run(
     for index, statement in enumerate(new.statements):
         reads, calls = expander.statement(statement)
         rebinds = isinstance(statement.node, ast.ImportFrom) and bool(statement.binds & values)
-        must_run = edited[index] or rebinds or bool(reads & values) or bool(calls & behaviors)
+        inputs_changed = bool(reads & values) or bool(calls & behaviors)
+        must_run = edited[index] or rebinds or inputs_changed
         if not (must_run or moved[index]):
             continue
         if changes.executed == 0:
@@ -229,15 +232,21 @@ def plan_and_run(
             if isinstance(now, types.FunctionType) and isinstance(then, types.FunctionType):
                 behaviors.add(name)
             elif isinstance(now, type) and isinstance(then, type):
-                if old_shapes.get(name) != new_shapes.get(name):
-                    values.add(name)  # its structure changed: subclasses must follow
+                if inputs_changed or old_shapes.get(name) != new_shapes.get(name):
+                    # Its structure, or what it inherits, changed: readers follow.
+                    values.add(name)
             elif type(now) is type(then) and isinstance(now, _PLAIN_VALUES) and now == then:
                 continue
             else:
                 values.add(name)
     for name in removed:
-        if namespace.pop(name, _MISSING) is not _MISSING:
+        if name in namespace:
+            if changes.executed == 0 and not changes.applied:
+                before_first()
+            del namespace[name]
             values.add(name)
+            changes.applied = True
+    changes.applied = changes.applied or changes.executed > 0
     # Functions that did not run again, but now compute something else.
     for name in expander.defs:
         if name not in behaviors:

@@ -334,7 +334,7 @@ class Reloader:
                 if outcome is None:
                     broken.add(name)
                     continue
-                if outcome.executed:
+                if outcome.applied:
                     reloaded.append(name)
                 if outcome:
                     changes[name] = outcome
@@ -388,7 +388,9 @@ class Reloader:
         self._rebind_dependents(name, snapshot, namespace, affected)
         self.hooks.run(self.hooks.post_reload, name, "post-reload")
         everything = {key for key in {*snapshot, *namespace} if key not in _MODULE_METADATA}
-        return Changes(values=set(everything), behaviors=everything, old=snapshot, executed=1)
+        return Changes(
+            values=set(everything), behaviors=everything, old=snapshot, executed=1, applied=True
+        )
 
     def _patch(self, name: str, snapshot: dict[str, Any], namespace: dict[str, Any]) -> None:
         report = patch_namespace(name, snapshot, namespace)
@@ -437,7 +439,7 @@ class Reloader:
             self._fail(name, cause if cause is not None else error)
             return None
         self._sources[name] = zlib.compress(source, 1)
-        if outcome.executed or old is not new:
+        if outcome.applied:
             self._patch(name, snapshot, namespace)
             # A function that could not be patched in place is a new object.
             outcome.values |= {
@@ -446,7 +448,7 @@ class Reloader:
                 if key in snapshot and namespace.get(key) is not snapshot[key]
             }
         self._rebind_dependents(name, snapshot, namespace, affected)
-        if outcome.executed:
+        if outcome.applied:
             self.hooks.run(self.hooks.post_reload, name, "post-reload")
         return outcome
 

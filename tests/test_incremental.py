@@ -1,0 +1,246 @@
+"""Statement-level reloads and early cutoff (cascade "auto"), on both cores.
+
+The ``fresh`` helper imports modules and remembers their sources, as the
+watcher does right after a program's imports: an edit is then compared with
+the source that ran.
+"""
+
+from __future__ import annotations
+
+import importlib
+import traceback
+from typing import Any
+
+import pytest
+
+from tests.conftest import Project
+
+
+def fresh(hmr: Any, *names: str) -> list[Any]:
+    modules = [importlib.import_module(name) for name in names]
+    hmr.remember_sources()
+    return modules
+
+
+def test_module_state_that_the_edit_did_not_touch_survives(project: Project, hmr: Any) -> None:
+    project.write("registry.py", "HANDLERS = []\ndef register(f):\n    HANDLERS.append(f)\n")
+    source = """\
+        import registry
+
+        CACHE = {{}}
+        COUNT = 0
+
+        def bump():
+            global COUNT
+            COUNT += 1
+            CACHE[COUNT] = "hit"
+
+        def handler():
+            return "{tag}"
+
+        registry.register(handler)
+        """
+    project.write("a.py", source.format(tag="old"))
+    a, registry = fresh(hmr, "a", "registry")
+    a.bump()
+    a.bump()
+    cache = a.CACHE
+    assert (a.COUNT, cache, [h() for h in registry.HANDLERS]) == (2, {1: "hit", 2: "hit"}, ["old"])
+
+    project.write("a.py", source.format(tag="new"))
+    reloaded, _ = hmr.reload_module("a")
+
+    assert reloaded == ["a"]
+    assert a.COUNT == 2
+    assert a.CACHE is cache
+    assert cache == {1: "hit", 2: "hit"}
+    # The register(...) call did not change: it did not run again.
+    assert [h() for h in registry.HANDLERS] == ["new"]
+
+
+def test_dependents_run_again_only_when_they_consumed_a_change(project: Project, hmr: Any) -> None:
+    project.write(
+        "a.py",
+        """\
+        LIMIT = 10
+
+        def build():
+            return [1, 2]
+
+        def compute():
+            return 5
+
+        def helper():
+            return "helper-v1"
+
+        def deco(func):
+            func.tag = "v1"
+            return func
+
+        def register(item):
+            return item
+        """,
+    )
+    project.write("uses_in_body.py", "from a import helper\n\ndef g():\n    return helper()\n")
+    project.write("calls_build.py", "from a import build\n\nTABLE = build()\n")
+    project.write("reads_limit.py", "import a\n\nDOUBLE = a.LIMIT * 2\n")
+    project.write(
+        "through_own_function.py",
+        "import a\n\ndef local():\n    return a.compute() + 1\n\nVALUE = local()\n",
+    )
+    project.write("decorated.py", "from a import deco\n\n@deco\ndef h():\n    return 1\n")
+    project.write("registers.py", "import a\n\na.register('me')\nX = 1\n")
+    mods = fresh(
+        hmr,
+        "a",
+        "uses_in_body",
+        "calls_build",
+        "reads_limit",
+        "through_own_function",
+        "decorated",
+        "registers",
+    )
+    _a, uses_in_body, calls_build, reads_limit, through, decorated, _registers = mods
+    assert (uses_in_body.g(), calls_build.TABLE, reads_limit.DOUBLE, through.VALUE) == (
+        "helper-v1",
+        [1, 2],
+        20,
+        6,
+    )
+
+    def edit(old: str, new: str) -> list[str]:
+        path = project.root / "a.py"
+        path.write_text(path.read_text().replace(old, new))
+        reloaded, _ = hmr.reload_module("a")
+        return reloaded
+
+    # A body used only inside another module's function: nobody runs again.
+    assert edit('"helper-v1"', '"helper-v2"') == ["a"]
+    assert uses_in_body.g() == "helper-v2"
+    # A function called at import time.
+    assert edit("[1, 2]", "[3]") == ["a", "calls_build"]
+    assert calls_build.TABLE == [3]
+    # A value read at import time.
+    assert edit("LIMIT = 10", "LIMIT = 7") == ["a", "reads_limit"]
+    assert reads_limit.DOUBLE == 14
+    # A changed function called through the dependent's own function.
+    assert edit("return 5", "return 50") == ["a", "through_own_function"]
+    assert through.VALUE == 51
+    # A decorator applied at import time.
+    assert edit('func.tag = "v1"', 'func.tag = "v2"') == ["a", "decorated"]
+    assert decorated.h.tag == "v2"
+    # register(...) is called by a dependent at import time: when it changes,
+    # that dependent runs the call again; other edits leave it alone.
+    assert edit("return item", "return (item,)") == ["a", "registers"]
+
+
+def test_subclasses_follow_structural_changes_only(project: Project, hmr: Any) -> None:
+    project.write("a.py", "class Base:\n    KIND = 1\n\n    def m(self):\n        return 1\n")
+    project.write("b.py", "from a import Base\n\nclass Sub(Base):\n    pass\n\nSEEN = Sub.KIND\n")
+    a, b = fresh(hmr, "a", "b")
+    sub = b.Sub
+    # A method body: the class is patched in place, b does not run again.
+    (project.root / "a.py").write_text(
+        "class Base:\n    KIND = 1\n\n    def m(self):\n        return 2\n"
+    )
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert b.Sub().m() == 2
+    # Its structure (a class attribute): b reads it at import time, so it runs again.
+    (project.root / "a.py").write_text(
+        "class Base:\n    KIND = 5\n\n    def m(self):\n        return 2\n"
+    )
+    assert hmr.reload_module("a")[0] == ["a", "b"]
+    assert b.SEEN == 5
+    assert b.Sub is sub  # re-run, and patched in place
+    assert issubclass(b.Sub, a.Base)
+
+
+def test_from_import_of_a_changed_value_is_rebound(project: Project, hmr: Any) -> None:
+    project.write("a.py", "LIMIT = 1\nNAMES = ['x']\n")
+    project.write("b.py", "from a import LIMIT, NAMES\n\ndef limit():\n    return LIMIT\n")
+    _a, b = fresh(hmr, "a", "b")
+    assert (b.LIMIT, b.limit(), b.NAMES) == (1, 1, ["x"])
+    (project.root / "a.py").write_text("LIMIT = 2\nNAMES = ['x', 'y']\n")
+    assert hmr.reload_module("a")[0] == ["a", "b"]
+    assert (b.LIMIT, b.limit(), b.NAMES) == (2, 2, ["x", "y"])
+
+
+def test_an_unchanged_value_does_not_cascade(project: Project, hmr: Any) -> None:
+    project.write("a.py", "LIMIT = 1\n\ndef f():\n    return 1\n")
+    project.write("b.py", "from a import LIMIT\n\nDOUBLE = LIMIT * 2\n")
+    a, _b = fresh(hmr, "a", "b")
+    # LIMIT moved down a line (same text: it does not run again); only f changed.
+    (project.root / "a.py").write_text("\nLIMIT = 1\n\ndef f():\n    return 2\n")
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert a.f() == 2
+
+
+def test_removed_names_disappear_and_importers_fail_atomically(project: Project, hmr: Any) -> None:
+    project.write("a.py", "def keep():\n    return 1\n\ndef helper():\n    return 2\n")
+    project.write("b.py", "from a import helper\n\nSTATE = []\n")
+    a, b = fresh(hmr, "a", "b")
+    b.STATE.append("kept")
+    before = dict(b.__dict__)
+    errors: list[tuple[str, BaseException]] = []
+    hmr.add_error_handler(lambda name, exc: errors.append((name, exc)))
+    (project.root / "a.py").write_text("def keep():\n    return 1\n")
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert not hasattr(a, "helper")
+    assert [name for name, _ in errors] == ["b"]
+    assert isinstance(errors[0][1], ImportError)
+    assert "helper" in str(errors[0][1])
+    assert b.__dict__ == before  # b keeps its old namespace
+    assert b.STATE == ["kept"]
+
+
+def test_a_failing_statement_leaves_everything_as_it_was(project: Project, hmr: Any) -> None:
+    project.write("a.py", "X = 1\n\ndef f():\n    return 'old'\n")
+    (a,) = fresh(hmr, "a")
+    f, code = a.f, a.f.__code__
+    (project.root / "a.py").write_text("X = 1 / 0\n\ndef f():\n    return 'new'\n")
+    assert hmr.reload_module("a")[0] == []
+    assert (a.X, a.f, a.f.__code__) == (1, f, code)
+    assert f() == "old"
+    (project.root / "a.py").write_text("X = 2\n\ndef f():\n    return 'new'\n")
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert (a.X, f()) == (2, "new")
+
+
+def test_moved_definitions_report_the_right_lines(project: Project, hmr: Any) -> None:
+    project.write("a.py", "def boom():\n    raise ValueError('boom')\n")
+    (a,) = fresh(hmr, "a")
+    (project.root / "a.py").write_text(
+        "# a comment\n\nEXTRA = 1\n\n\ndef boom():\n    raise ValueError('boom')\n"
+    )
+    assert hmr.reload_module("a")[0] == ["a"]
+    with pytest.raises(ValueError, match="boom") as caught:
+        a.boom()
+    last = traceback.extract_tb(caught.value.__traceback__)[-1]
+    assert (last.lineno, last.line) == (7, "raise ValueError('boom')")
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"), [("auto", ["a", "b"]), ("always", ["a", "b", "c"]), ("never", ["a"])]
+)
+def test_cascade_policies(project: Project, hmr: Any, policy: str, expected: list[str]) -> None:
+    project.write("a.py", "X = 1\n")
+    project.write("b.py", "import a\n\nY = a.X\n")
+    project.write("c.py", "import a\n")
+    fresh(hmr, "a", "b", "c")
+    hmr.cascade = policy
+    (project.root / "a.py").write_text("X = 2\n")
+    assert sorted(hmr.reload_module("a")[0]) == expected
+    with pytest.raises(ValueError, match="cascade must be one of"):
+        hmr.cascade = "sometimes"
+
+
+def test_an_explicit_reload_of_an_unchanged_module_runs_it_again(
+    project: Project, hmr: Any
+) -> None:
+    project.write("counter.py", "RUNS = 0\n")
+    project.write("a.py", "import counter\n\ncounter.RUNS += 1\n")
+    counter, _ = fresh(hmr, "counter", "a")
+    assert counter.RUNS == 1
+    # Nothing changed on disk, but the caller asked for it by name.
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert counter.RUNS == 2
