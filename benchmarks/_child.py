@@ -154,6 +154,9 @@ def measure_reload(info_path: str, reps: int, tag: str) -> None:
         runner.run_code(code, main_module)
     if f"app: {info['registering']} modules registered" not in out.getvalue():
         errors.append(f"main.py printed {out.getvalue()!r}")
+    # What the watcher does right after the program's imports: keep the
+    # sources as they ran, so that an edit is compared with them.
+    hmr.remember_sources()
 
     # The graph must hold exactly the import-time edges between modules.
     deps: dict[str, list[str]] = info["deps"]

@@ -135,8 +135,12 @@ class Info:
         return queue[1:]
 
     def expected_reload(self, name: str) -> set[str]:
-        """The modules a reload of ``name`` must re-execute (no early cutoff)."""
-        return {name, *self.transitive_dependents(name)}
+        """The modules a ``marker()`` edit of ``name`` must re-execute.
+
+        No module calls ``marker()`` at import time, so with early cutoff (the
+        default cascade) only the edited module runs again.
+        """
+        return {name}
 
     def order_errors(self, order: list[str]) -> list[str]:
         """Problems with ``order`` as a dependencies-first execution order."""

@@ -89,6 +89,7 @@ cdef class DependencyGraph:
     cdef list _out
     cdef list _in
     cdef dict _bindings
+    cdef public Py_ssize_t version
 
     def __init__(self):
         self._ids = {}
@@ -96,11 +97,13 @@ cdef class DependencyGraph:
         self._out = []
         self._in = []
         self._bindings = {}
+        self.version = 0
 
     cdef Py_ssize_t _node(self, str name):
         cdef object node = self._ids.get(name)
         cdef Py_ssize_t index
         if node is None:
+            self.version += 1
             index = len(self._names)
             self._ids[name] = index
             self._names.append(name)
@@ -137,6 +140,7 @@ cdef class DependencyGraph:
             return False
         out[target] = None
         (<dict>self._in[target])[source] = None
+        self.version += 1
         return True
 
     def add_binding(self, str importer, str imported, str name):
@@ -155,6 +159,8 @@ cdef class DependencyGraph:
         cdef list names = self._names
         cdef dict out = <dict>self._out[<Py_ssize_t>node]
         previous = [names[target] for target in out]
+        if out:
+            self.version += 1
         for target in out:
             del (<dict>self._in[<Py_ssize_t>target])[node]
         out.clear()
@@ -178,6 +184,7 @@ cdef class DependencyGraph:
         node = self._ids.pop(name, None)
         if node is None:
             return
+        self.version += 1
         cdef Py_ssize_t index = node
         for target in <dict>self._out[index]:
             del (<dict>self._in[<Py_ssize_t>target])[node]

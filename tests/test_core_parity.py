@@ -110,6 +110,7 @@ def run_program(core: ModuleType, ops: list[tuple[Any, ...]]) -> list[Any]:
                     graph.bound_names(name, sample[0]),
                     graph.modules(),
                     len(graph),
+                    graph.version,
                 )
             )
     return answers

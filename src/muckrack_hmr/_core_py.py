@@ -63,7 +63,7 @@ class DependencyGraph:
     the order in which modules and edges were first recorded.
     """
 
-    __slots__ = ("_bindings", "_ids", "_in", "_names", "_out")
+    __slots__ = ("_bindings", "_ids", "_in", "_names", "_out", "version")
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
@@ -72,10 +72,14 @@ class DependencyGraph:
         self._in: list[dict[int, None]] = []
         # importer -> imported -> names bound by ``from imported import name``
         self._bindings: dict[str, dict[str, dict[str, None]]] = {}
+        #: Grows whenever a module or an edge is added or removed (not bindings):
+        #: what was derived from the graph is stale when it changed.
+        self.version = 0
 
     def _node(self, name: str) -> int:
         node = self._ids.get(name)
         if node is None:
+            self.version += 1
             node = len(self._names)
             self._ids[name] = node
             self._names.append(name)
@@ -108,6 +112,7 @@ class DependencyGraph:
             return False
         out[target] = None
         self._in[target][source] = None
+        self.version += 1
         return True
 
     def add_binding(self, importer: str, imported: str, name: str) -> None:
@@ -126,6 +131,8 @@ class DependencyGraph:
         names = self._names
         out = self._out[node]
         previous = [names[target] for target in out]
+        if out:
+            self.version += 1
         for target in out:
             del self._in[target][node]
         out.clear()
@@ -151,6 +158,7 @@ class DependencyGraph:
         node = self._ids.pop(name, None)
         if node is None:
             return
+        self.version += 1
         for target in self._out[node]:
             del self._in[target][node]
         for source in self._in[node]:

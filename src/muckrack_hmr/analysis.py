@@ -15,6 +15,7 @@ only matters when an import-time statement calls that function.
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass, field
 
 __all__ = ["ModuleSummary", "Statement", "summarize"]
@@ -27,8 +28,6 @@ class Statement:
     """One top-level statement of a module."""
 
     node: ast.stmt
-    fingerprint: str
-    """``ast.dump`` without positions: equal text (moved or not) gives equal fingerprints."""
     binds: frozenset[str]
     reads: frozenset[str]
     """Names (and ``name.attr``) loaded while the statement runs at import time."""
@@ -37,8 +36,19 @@ class Statement:
     body_reads: frozenset[str]
     """For a definition: names (and ``name.attr``) its function bodies load when called."""
     body_calls: frozenset[str]
-    shape: str
-    """For a class: the fingerprint with method bodies left out (its structure)."""
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """``ast.dump`` without positions: equal text (moved or not) gives equal fingerprints.
+
+        Computed when first asked for: only an edited module's statements are compared.
+        """
+        return ast.dump(self.node)
+
+    @functools.cached_property
+    def shape(self) -> str:
+        """For a class: the fingerprint with method bodies left out (its structure)."""
+        return _shape(self.node)
 
 
 @dataclass
@@ -74,8 +84,14 @@ class _Collector(ast.NodeVisitor):
             self.binds.add(node.id)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
-        if isinstance(node.value, ast.Name) and isinstance(node.ctx, ast.Load):
-            self._read(f"{node.value.id}.{node.attr}")
+        chain = _dotted(node)
+        if chain is not None and isinstance(node.ctx, ast.Load):
+            # ``a.b.c`` reads a, a.b and a.b.c: a change to any of them counts.
+            parts = chain.split(".")
+            for end in range(2, len(parts) + 1):
+                self._read(".".join(parts[:end]))
+            self._read(parts[0])
+            return
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -83,10 +99,9 @@ class _Collector(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _callee(self, func: ast.expr) -> None:
-        if isinstance(func, ast.Name):
-            self._call(func.id)
-        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-            self._call(f"{func.value.id}.{func.attr}")
+        chain = _dotted(func)
+        if chain is not None:
+            self._call(chain)
 
     def _definition_header(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         # Decorators, defaults and annotations are evaluated when the def runs.
@@ -161,6 +176,18 @@ class _Collector(ast.NodeVisitor):
         self.generic_visit(node)
 
 
+def _dotted(node: ast.expr) -> str | None:
+    """``a.b.c`` for a chain of attributes on a name, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
 def _shape(node: ast.stmt) -> str:
     """The structure of a class: its text with every method body left out."""
     if not isinstance(node, ast.ClassDef):
@@ -224,13 +251,11 @@ def summarize(source: bytes | str, filename: str, package: str | None) -> Module
         statements.append(
             Statement(
                 node=node,
-                fingerprint=ast.dump(node),
                 binds=frozenset(collector.binds),
                 reads=frozenset(collector.reads),
                 calls=frozenset(collector.calls),
                 body_reads=frozenset(collector.body_reads),
                 body_calls=frozenset(collector.body_calls),
-                shape=_shape(node),
             )
         )
     return ModuleSummary(statements, _imports(tree, package))

@@ -30,7 +30,15 @@ from typing import Any
 
 from .analysis import ModuleSummary, Statement
 
-__all__ = ["Changes", "StatementError", "plan_and_run", "translate_incoming"]
+__all__ = [
+    "ChangeSet",
+    "Changes",
+    "Consumption",
+    "StatementError",
+    "consumption_of",
+    "plan_and_run",
+    "translate_incoming",
+]
 
 _MISSING = object()
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -56,12 +64,76 @@ class Changes:
         return bool(self.values or self.behaviors)
 
 
+@dataclass(frozen=True)
+class Consumption:
+    """What a module's code takes from the modules it imports: small enough to keep for all.
+
+    Only names bound by imports count (``X`` for ``from a import X``,
+    ``a.X`` for ``import a``): a change elsewhere reaches a module through them.
+    """
+
+    imports: dict[str, tuple[str, str | None]]
+    at_import: frozenset[str]
+    """Imported names read or called while the module's top level runs."""
+    from_binds: frozenset[str]
+    """Local names bound by ``from x import name``."""
+    bodies: dict[str, frozenset[str]]
+    """Function -> imported names its body reads or calls, through the module's functions."""
+
+    def touched_by(self, values: set[str], behaviors: set[str]) -> bool:
+        """Must some statement of the module run again for these incoming changes?"""
+        return bool(values & (self.at_import | self.from_binds) or behaviors & self.at_import)
+
+    def behaviors_through(self, values: set[str], behaviors: set[str]) -> set[str]:
+        """Functions of the module that compute something else after these changes."""
+        changed = values | behaviors
+        return {name for name, used in self.bodies.items() if used & changed}
+
+
+def consumption_of(summary: ModuleSummary) -> Consumption:
+    """Boil a parsed module down to what it consumes from its imports."""
+    imported = set(summary.imports)
+
+    def keep(names: frozenset[str] | set[str]) -> frozenset[str]:
+        return frozenset(name for name in names if name.partition(".")[0] in imported)
+
+    expander = _Expander(summary)
+    at_import: set[str] = set()
+    from_binds: set[str] = set()
+    for statement in summary.statements:
+        reads, calls = expander.statement(statement)
+        at_import |= reads | calls
+        if isinstance(statement.node, ast.ImportFrom):
+            from_binds |= statement.binds
+    bodies = {}
+    for name in expander.defs:
+        body_reads, body_calls = expander.body(name)
+        used = keep(body_reads | body_calls)
+        if used:
+            bodies[name] = used
+    return Consumption(summary.imports, keep(at_import), frozenset(from_binds), bodies)
+
+
 class StatementError(Exception):
     """A statement raised while re-running; ``__cause__`` is the user's exception."""
 
 
+class ChangeSet(dict[str, Changes]):
+    """The changes of a reload by module, with the changed submodules of each package."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.below: dict[str, set[str]] = {}
+
+    def __setitem__(self, name: str, change: Changes) -> None:
+        super().__setitem__(name, change)
+        parts = name.split(".")
+        for end in range(1, len(parts)):
+            self.below.setdefault(".".join(parts[:end]), set()).add(name)
+
+
 def translate_incoming(
-    summary: ModuleSummary, changes: dict[str, Changes]
+    imports: dict[str, tuple[str, str | None]], changes: ChangeSet
 ) -> tuple[set[str], set[str]]:
     """Changes of imported modules, named as this module names them.
 
@@ -70,30 +142,30 @@ def translate_incoming(
     """
     values: set[str] = set()
     behaviors: set[str] = set()
-    for local, (module, attr) in summary.imports.items():
+    for local, (module, attr) in imports.items():
         if attr is not None:
             submodule = f"{module}.{attr}"
             if isinstance(sys.modules.get(submodule), types.ModuleType):
                 module, attr = submodule, None  # ``from pkg import sub``
         if attr is None:
-            for changed_module, change in changes.items():
-                if not change:
-                    continue
-                if changed_module == module:
-                    values.update(f"{local}.{name}" for name in change.values)
-                    behaviors.update(f"{local}.{name}" for name in change.behaviors)
-                elif changed_module.startswith(module + "."):
-                    # ``import pkg`` then ``pkg.sub.X``: the sub-attribute is the best we see.
-                    head = changed_module[len(module) + 1 :].partition(".")[0]
-                    values.add(f"{local}.{head}")
+            change = changes.get(module)
+            if change:
+                values.update(f"{local}.{name}" for name in change.values)
+                behaviors.update(f"{local}.{name}" for name in change.behaviors)
+            for changed_module in changes.below.get(module, ()):
+                change = changes[changed_module]
+                if change:
+                    # ``import pkg.sub`` binds ``pkg``; the code says ``pkg.sub.X``.
+                    path = local + changed_module[len(module) :]
+                    values.update(f"{path}.{name}" for name in change.values)
+                    behaviors.update(f"{path}.{name}" for name in change.behaviors)
             continue
         found = changes.get(module)
         if found is None:
             continue
-        change = found
-        if attr in change.values:
+        if attr in found.values:
             values.add(local)
-        if attr in change.behaviors:
+        if attr in found.behaviors:
             behaviors.add(local)
     return values, behaviors
 

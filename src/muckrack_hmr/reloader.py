@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import heapq
 import linecache
 import logging
 import os
@@ -32,7 +33,15 @@ from typing import Any
 
 from .analysis import ModuleSummary, summarize
 from .errors import location_of, user_traceback
-from .incremental import Changes, StatementError, plan_and_run, translate_incoming
+from .incremental import (
+    Changes,
+    ChangeSet,
+    Consumption,
+    StatementError,
+    consumption_of,
+    plan_and_run,
+    translate_incoming,
+)
 from .patching import patch_namespace
 
 __all__ = ["ErrorHandler", "Hook", "Hooks", "Reloader", "from_import_aliases"]
@@ -172,6 +181,9 @@ class Reloader:
         self._sources: dict[str, bytes] = {}
         self._remembered = 0  # how many entries of project.loaded were looked at
         self._summaries: OrderedDict[tuple[str, bytes], ModuleSummary] = OrderedDict()
+        self._consumptions: dict[str, Consumption] = {}
+        self._positions: dict[str, tuple[int, int]] = {}
+        self._positions_version = -1
         # Reentrant, so that a hook or a module that asks for a reload while
         # one runs gets its request queued instead of deadlocking.
         self._lock = threading.RLock()
@@ -206,11 +218,16 @@ class Reloader:
                 if (stat.st_mtime_ns, stat.st_size) != baseline:
                     continue  # saved since its import: not the code that runs
                 with open(path, "rb") as handle:
-                    self._sources[name] = zlib.compress(handle.read(), 1)
+                    self._remember(name, handle.read())
                 added += 1
             except OSError:
                 continue
         return added
+
+    def _remember(self, name: str, source: bytes) -> None:
+        """``source`` is what ``name`` runs now."""
+        self._sources[name] = zlib.compress(source, 1)
+        self._consumptions.pop(name, None)
 
     def _edited(self, name: str) -> bool:
         """Does the file of ``name`` differ from the source it last ran?"""
@@ -294,50 +311,49 @@ class Reloader:
                 roots.append(name)
         if not roots:
             return []
-        with self.tracker.lock:
-            dependents = self.graph.transitive_dependents(roots)
-            affected = roots + [
-                name for name in dependents if self.why_not_reloadable(name) is None
-            ]
-            groups = self.graph.topological_order(affected)
         root_set = set(roots)
-        affected_set = set(affected)
         self._patched = 0
         self.remember_sources(untrusted=root_set)
+        position = self._topological_positions()
+        # Modules run in dependency order; a dependent joins the queue only
+        # when a module it imports changed (early cutoff), so the work follows
+        # the size of the change, not of the codebase.
+        queue = [(position.get(name, (-1, 0)), name) for name in roots]
+        heapq.heapify(queue)
+        queued = set(root_set)
         reloaded: list[str] = []
         broken: set[str] = set()  # failed, or left alone because a dependency failed
-        changes: dict[str, Changes] = {}
-        for group in groups:
-            # Inside an import cycle the edited modules go first.
-            group.sort(key=lambda member: member not in root_set)
-            for name in group:
-                is_root = name in root_set
-                dependencies = self.graph.dependencies_of(name)
-                if not is_root and any(dep in broken for dep in dependencies):
-                    broken.add(name)
-                    log.warning("hmr: left %s alone: a module it imports failed to reload", name)
-                    continue
-                if not is_root and self.cascade == "never":
-                    continue
-                if (
-                    not is_root
-                    and self.cascade == "auto"
-                    and not any(changes.get(dep) for dep in dependencies)
-                ):
-                    continue  # early cutoff: nothing it imports changed
-                if self.cascade == "always" or (is_root and not self._edited(name)):
-                    # Asked for by name with no edit we can see (or no copy of
-                    # the source it ran): the caller wants it to run again.
-                    outcome = self._reexecute(name, affected_set)
-                else:
-                    outcome = self._incremental(name, changes, affected_set)
-                if outcome is None:
-                    broken.add(name)
-                    continue
-                if outcome.applied:
-                    reloaded.append(name)
-                if outcome:
-                    changes[name] = outcome
+        changes = ChangeSet()
+        while queue:
+            _, name = heapq.heappop(queue)
+            is_root = name in root_set
+            if not is_root and any(dep in broken for dep in self.graph.dependencies_of(name)):
+                broken.add(name)
+                log.warning("hmr: left %s alone: a module it imports failed to reload", name)
+                continue
+            if self.cascade == "always" or (is_root and not self._edited(name)):
+                # Asked for by name with no edit we can see (or no copy of the
+                # source it ran): the caller wants it to run again.
+                outcome = self._reexecute(name)
+            elif is_root:
+                outcome = self._incremental(name, changes)
+            else:
+                outcome = self._follow(name, changes)
+            if outcome is None:
+                broken.add(name)
+                continue
+            if outcome.applied:
+                reloaded.append(name)
+            if not outcome:
+                continue
+            changes[name] = outcome
+            if self.cascade != "never":
+                for dependent in self.graph.dependents_of(name):
+                    if dependent not in queued and self.why_not_reloadable(dependent) is None:
+                        queued.add(dependent)
+                        heapq.heappush(queue, (position.get(dependent, (-1, 0)), dependent))
+            # Importers that will not run again (the script, say) follow by rebinding.
+            self._rebind_dependents(name, outcome.old, sys.modules[name].__dict__, queued)
         elapsed = (time.perf_counter() - started) * 1000.0
         if reloaded:
             more = len(reloaded) - 1
@@ -348,7 +364,56 @@ class Reloader:
             log.info("hmr: reloaded %s%s in %.1f ms", reloaded[0], extra, elapsed)
         return reloaded
 
-    def _reexecute(self, name: str, affected: set[str]) -> Changes | None:
+    def _topological_positions(self) -> dict[str, tuple[int, int]]:
+        """Each module's place in dependency order; recomputed when the graph changed."""
+        graph = self.graph
+        with self.tracker.lock:
+            if self._positions_version != graph.version:
+                groups = graph.topological_order(graph.modules())
+                self._positions = {
+                    name: (group_index, member_index)
+                    for group_index, group in enumerate(groups)
+                    for member_index, name in enumerate(group)
+                }
+                self._positions_version = graph.version
+            return self._positions
+
+    def _consumption(self, name: str) -> Consumption | None:
+        """What ``name`` takes from its imports, as of the source it last ran."""
+        found = self._consumptions.get(name)
+        if found is not None:
+            return found
+        remembered = self._sources.get(name)
+        module = sys.modules.get(name)
+        if remembered is None or module is None:
+            return None
+        filename = getattr(module, "__file__", None)
+        if not isinstance(filename, str):
+            return None
+        try:
+            summary = self._summary(
+                filename, zlib.decompress(remembered), module.__dict__.get("__package__")
+            )
+        except (SyntaxError, ValueError):
+            return None
+        found = consumption_of(summary)
+        self._consumptions[name] = found
+        return found
+
+    def _follow(self, name: str, changes: ChangeSet) -> Changes | None:
+        """A dependent: run what consumed the changes of its imports, if anything."""
+        consumption = self._consumption(name)
+        if consumption is None:
+            return self._incremental(name, changes)
+        values, behaviors = translate_incoming(consumption.imports, changes)
+        if consumption.touched_by(values, behaviors):
+            return self._incremental(name, changes)
+        # Nothing runs again; its functions that use what changed now behave
+        # differently, which matters to whoever calls them at import time.
+        through = consumption.behaviors_through(values, behaviors)
+        return Changes(behaviors=through, old=dict(sys.modules[name].__dict__))
+
+    def _reexecute(self, name: str) -> Changes | None:
         """Re-execute ``name`` whole: everything it binds counts as changed."""
         module = sys.modules[name]
         self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
@@ -384,8 +449,7 @@ class Reloader:
             self._fail(name, exc)
             return None
         self._patch(name, snapshot, namespace)
-        self._sources[name] = zlib.compress(source, 1)
-        self._rebind_dependents(name, snapshot, namespace, affected)
+        self._remember(name, source)
         self.hooks.run(self.hooks.post_reload, name, "post-reload")
         everything = {key for key in {*snapshot, *namespace} if key not in _MODULE_METADATA}
         return Changes(
@@ -404,9 +468,7 @@ class Reloader:
                 qualname,
             )
 
-    def _incremental(
-        self, name: str, changes: dict[str, Changes], affected: set[str]
-    ) -> Changes | None:
+    def _incremental(self, name: str, changes: ChangeSet) -> Changes | None:
         """Re-run the statements of ``name`` that its edit or its imports' changes touched."""
         module = sys.modules[name]
         namespace = module.__dict__
@@ -428,7 +490,11 @@ class Reloader:
 
         try:
             outcome = plan_and_run(
-                namespace, filename, (old, new), translate_incoming(new, changes), before_first
+                namespace,
+                filename,
+                (old, new),
+                translate_incoming(new.imports, changes),
+                before_first,
             )
         except StatementError as error:
             namespace.clear()
@@ -438,7 +504,7 @@ class Reloader:
                 raise cause from None
             self._fail(name, cause if cause is not None else error)
             return None
-        self._sources[name] = zlib.compress(source, 1)
+        self._remember(name, source)
         if outcome.applied:
             self._patch(name, snapshot, namespace)
             # A function that could not be patched in place is a new object.
@@ -447,7 +513,6 @@ class Reloader:
                 for key in outcome.behaviors
                 if key in snapshot and namespace.get(key) is not snapshot[key]
             }
-        self._rebind_dependents(name, snapshot, namespace, affected)
         if outcome.applied:
             self.hooks.run(self.hooks.post_reload, name, "post-reload")
         return outcome
