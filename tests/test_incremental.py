@@ -244,3 +244,37 @@ def test_an_explicit_reload_of_an_unchanged_module_runs_it_again(
     # Nothing changed on disk, but the caller asked for it by name.
     assert hmr.reload_module("a")[0] == ["a"]
     assert counter.RUNS == 2
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_changes_reach_users_through_package_attribute_chains(
+    project: Project, hmr: Any, warm: bool
+) -> None:
+    project.write("pkg/__init__.py", "")
+    project.write("pkg/sub.py", "X = 1\n\ndef other():\n    return 0\n")
+    project.write("chain.py", "import pkg.sub\n\nY = pkg.sub.X * 2\n")
+    project.write("aliased.py", "import pkg.sub as s\n\ndef f():\n    return s.X\n\nZ = f()\n")
+    project.write("unrelated.py", "import pkg.sub\n\nW = pkg.sub.other\n")
+    _, _, chain, aliased, _ = fresh(hmr, "pkg", "pkg.sub", "chain", "aliased", "unrelated")
+    if warm:
+        assert hmr.warm() >= 4
+    (project.root / "pkg" / "sub.py").write_text("X = 5\n\ndef other():\n    return 0\n")
+    assert sorted(hmr.reload_module("pkg.sub")[0]) == ["aliased", "chain", "pkg.sub"]
+    assert (chain.Y, aliased.Z) == (10, 5)
+
+
+def test_graph_version_moves_with_edges(core: Any) -> None:
+    graph = core.DependencyGraph()
+    start = graph.version
+    graph.add_edge("b", "a")
+    after_edge = graph.version
+    assert after_edge > start
+    graph.add_edge("b", "a")  # not new
+    graph.add_binding("b", "a", "f")  # bindings are not edges
+    assert graph.version == after_edge
+    saved = graph.clear_dependencies("b")
+    assert graph.version > after_edge
+    graph.restore_dependencies("b", saved)
+    cleared = graph.version
+    graph.remove_module("a")
+    assert graph.version > cleared

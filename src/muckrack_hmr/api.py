@@ -60,6 +60,15 @@ class HMR:
         """
         return int(self.reloader.remember_sources())
 
+    def warm(self) -> int:
+        """Analyze every remembered module now (the watcher does it a few at a time).
+
+        The first reload that reaches a module not analyzed yet parses it;
+        after this call, reloads only look at the dependents that use what
+        changed.  Returns how many modules were analyzed.
+        """
+        return int(self.reloader.warm())
+
     # -- hooks ----------------------------------------------------------------
 
     def add_pre_reload_hook(self, hook: Hook) -> None:

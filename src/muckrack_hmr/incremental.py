@@ -80,6 +80,10 @@ class Consumption:
     bodies: dict[str, frozenset[str]]
     """Function -> imported names its body reads or calls, through the module's functions."""
 
+    def references(self) -> frozenset[str]:
+        """Every imported name the module uses, at import time or in a function."""
+        return self.at_import.union(self.from_binds, *self.bodies.values())
+
     def touched_by(self, values: set[str], behaviors: set[str]) -> bool:
         """Must some statement of the module run again for these incoming changes?"""
         return bool(values & (self.at_import | self.from_binds) or behaviors & self.at_import)

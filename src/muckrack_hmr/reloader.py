@@ -162,6 +162,29 @@ def from_import_aliases(filename: str, package: str | None) -> dict[tuple[str, s
     return aliases
 
 
+def _resolve_reference(
+    imports: dict[str, tuple[str, str | None]], reference: str
+) -> tuple[str, str] | None:
+    """``reference`` (``X`` or ``a.b.X``, as the module writes it) as (module, name)."""
+    local, _, rest = reference.partition(".")
+    bound = imports.get(local)
+    if bound is None:
+        return None
+    module, attr = bound
+    parts = rest.split(".") if rest else []
+    if attr is not None:
+        parts.insert(0, attr)
+    # Walk down the submodules the reference goes through.
+    while parts and isinstance(sys.modules.get(f"{module}.{parts[0]}"), ModuleType):
+        module = f"{module}.{parts.pop(0)}"
+    if not parts:
+        return None  # the module itself: its identity does not change
+    return module, parts[0]
+
+
+_GONE = object()
+
+
 def _warn_removed(importer: str, name: str, attr: str) -> None:
     log.warning("hmr: %s still refers to %s.%s, which the new code removed", importer, name, attr)
 
@@ -182,6 +205,10 @@ class Reloader:
         self._remembered = 0  # how many entries of project.loaded were looked at
         self._summaries: OrderedDict[tuple[str, bytes], ModuleSummary] = OrderedDict()
         self._consumptions: dict[str, Consumption] = {}
+        # (module, name) -> modules whose code uses module.name: the dependents
+        # a change can reach, found without looking at the others.
+        self._consumers: dict[tuple[str, str], set[str]] = {}
+        self._uses: dict[str, frozenset[tuple[str, str]]] = {}
         self._positions: dict[str, tuple[int, int]] = {}
         self._positions_version = -1
         # Reentrant, so that a hook or a module that asks for a reload while
@@ -227,7 +254,8 @@ class Reloader:
     def _remember(self, name: str, source: bytes) -> None:
         """``source`` is what ``name`` runs now."""
         self._sources[name] = zlib.compress(source, 1)
-        self._consumptions.pop(name, None)
+        if self._consumptions.pop(name, None) is not None:
+            self._index(name, None)
 
     def _edited(self, name: str) -> bool:
         """Does the file of ``name`` differ from the source it last ran?"""
@@ -347,11 +375,10 @@ class Reloader:
             if not outcome:
                 continue
             changes[name] = outcome
-            if self.cascade != "never":
-                for dependent in self.graph.dependents_of(name):
-                    if dependent not in queued and self.why_not_reloadable(dependent) is None:
-                        queued.add(dependent)
-                        heapq.heappush(queue, (position.get(dependent, (-1, 0)), dependent))
+            for dependent in self._reached(name, outcome):
+                if dependent not in queued and self.why_not_reloadable(dependent) is None:
+                    queued.add(dependent)
+                    heapq.heappush(queue, (position.get(dependent, (-1, 0)), dependent))
             # Importers that will not run again (the script, say) follow by rebinding.
             self._rebind_dependents(name, outcome.old, sys.modules[name].__dict__, queued)
         elapsed = (time.perf_counter() - started) * 1000.0
@@ -398,7 +425,51 @@ class Reloader:
             return None
         found = consumption_of(summary)
         self._consumptions[name] = found
+        self._index(name, found)
         return found
+
+    def _index(self, name: str, consumption: Consumption | None) -> None:
+        """Record (or forget, with None) which module names ``name`` uses."""
+        for key in self._uses.pop(name, frozenset()):
+            users = self._consumers.get(key)
+            if users is not None:
+                users.discard(name)
+                if not users:
+                    del self._consumers[key]
+        if consumption is None:
+            return
+        resolved = (
+            _resolve_reference(consumption.imports, reference)
+            for reference in consumption.references()
+        )
+        keys = frozenset(key for key in resolved if key is not None)
+        for key in keys:
+            self._consumers.setdefault(key, set()).add(name)
+        self._uses[name] = keys
+
+    def warm(self, limit: int | None = None) -> int:
+        """Analyze remembered modules not analyzed yet (at most ``limit``); how many."""
+        done = 0
+        for name in list(self._sources):
+            if limit is not None and done >= limit:
+                break
+            if name not in self._consumptions and self._consumption(name) is not None:
+                done += 1
+        return done
+
+    def _reached(self, name: str, outcome: Changes) -> set[str]:
+        """The dependents of ``name`` that its changes can reach."""
+        if self.cascade == "never":
+            return set()
+        dependents = self.graph.dependents_of(name)
+        if self.cascade == "always":
+            return set(dependents)
+        # Analyzed dependents are reached through the names they use; the
+        # others have to be looked at.
+        reached = {dependent for dependent in dependents if dependent not in self._uses}
+        for changed in outcome.values | outcome.behaviors:
+            reached |= self._consumers.get((name, changed), set())
+        return reached
 
     def _follow(self, name: str, changes: ChangeSet) -> Changes | None:
         """A dependent: run what consumed the changes of its imports, if anything."""
@@ -549,11 +620,16 @@ class Reloader:
         affected: set[str],
     ) -> None:
         """Point ``from name import x`` bindings of modules not re-executed at the new ``x``."""
+        # Functions and classes patched in place kept their identity: only
+        # names now bound to another object (or gone) need rebinding.
+        replaced = {key for key, value in old.items() if new.get(key, _GONE) is not value}
+        if not replaced:
+            return
         for importer in self.graph.dependents_of(name):
             if importer in affected:
                 continue  # re-executed in this transaction: it imports afresh
             bound = self.graph.bound_names(importer, name)
-            if not bound:
+            if not bound or not ("*" in bound or replaced.intersection(bound)):
                 continue
             module = sys.modules.get(importer)
             if module is None:
