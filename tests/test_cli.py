@@ -836,3 +836,16 @@ def test_the_quick_start_demo_shows_a_live_reload(core_env: dict[str, str]) -> N
     assert out.count("demo: the running program now runs the new code") == 1
     # The same process: one pid line only.
     assert out.count("demo: process ") == 1
+
+
+@pytest.mark.parametrize("policy", ["auto", "always", "never"])
+def test_cascade_option_sets_the_policy(proj: Path, core_env: dict[str, str], policy: str) -> None:
+    write(proj / "main.py", "print(__hmr__.cascade)\n")
+    args = (
+        ["--no-watch", "main.py"]
+        if policy == "auto"
+        else ["--cascade", policy, "--no-watch", "main.py"]
+    )
+    got = run_hmr(args, cwd=proj, env=core_env)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == policy

@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from . import _core
 from ._version import __version__
+from .reloader import CASCADES
 
 __all__ = ["console_main", "main"]
 
@@ -25,7 +26,7 @@ EXIT_INTERRUPTED = 130
 
 # Options that take a value: needed to find where our options end and the
 # target (script or -m module) begins.
-_VALUE_OPTIONS = {"--root", "--debounce"}
+_VALUE_OPTIONS = {"--root", "--debounce", "--cascade"}
 
 
 class UsageError(Exception):
@@ -64,6 +65,13 @@ def _parser() -> _Parser:
     )
     parser.add_argument(
         "--no-watch", action="store_true", help="don't watch files (reload only via __hmr__)"
+    )
+    parser.add_argument(
+        "--cascade",
+        choices=CASCADES,
+        default="auto",
+        help="which dependents run again after an edit: auto (the statements that consumed "
+        "what changed; default), always (every dependent, whole) or never",
     )
     parser.add_argument(
         "--debounce",
@@ -194,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # First thing: from here on every import is tracked.
     hmr = tracking.install(roots)
+    hmr.cascade = options.cascade
     try:
         if options.module:
             code, main_module = runner.prepare_module(options.module, program_args)
