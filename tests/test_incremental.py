@@ -278,3 +278,33 @@ def test_graph_version_moves_with_edges(core: Any) -> None:
     cleared = graph.version
     graph.remove_module("a")
     assert graph.version > cleared
+
+
+def test_the_rich_result_says_what_the_reload_did(project: Project, hmr: Any) -> None:
+    import sys
+
+    project.write("a.py", "LIMIT = 1\n\ndef f():\n    return 1\n")
+    project.write("b.py", "from a import LIMIT\n\nDOUBLE = LIMIT * 2\n")
+    project.write("c.py", "from a import LIMIT\n\nassert LIMIT < 5, 'too big'\n")
+    project.write("d.py", "import c\n\nX = c.LIMIT\n")
+    fresh(hmr, "a", "b", "c", "d")
+    saved_main = sys.modules["__main__"]
+    main = type(sys)("__main__")
+    main.__file__ = str(project.write("script.py", "from a import LIMIT\n"))
+    exec("from a import LIMIT", main.__dict__)
+    sys.modules["__main__"] = main
+    try:
+        (project.root / "a.py").write_text("LIMIT = 9\n\ndef f():\n    return 2\n")
+        result = hmr.reload("a")
+    finally:
+        sys.modules["__main__"] = saved_main
+    assert result.reloaded == ["a", "b"]
+    assert result.patched == ["a.f"]
+    assert result.rebound == ["__main__.LIMIT"]
+    assert list(result.failed) == ["c"]
+    assert isinstance(result.failed["c"], AssertionError)
+    assert result.left_alone == ["d"]
+    assert set(result.module_ms) == {"a", "b"}
+    assert result.total_ms >= sum(result.module_ms.values())
+    assert result.summary() == "a (+1 dependent, 1 patched, 1 rebound, 1 failed)"
+    assert main.LIMIT == 9

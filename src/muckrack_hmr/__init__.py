@@ -17,8 +17,17 @@ import logging
 from ._core import USING_EXTENSION
 from ._version import __version__
 from .api import HMR
+from .reloader import ReloadResult
 from .tracking import active, install, uninstall
 
-__all__ = ["HMR", "USING_EXTENSION", "__version__", "active", "install", "uninstall"]
+__all__ = [
+    "HMR",
+    "USING_EXTENSION",
+    "ReloadResult",
+    "__version__",
+    "active",
+    "install",
+    "uninstall",
+]
 
 logging.getLogger("muckrack_hmr").addHandler(logging.NullHandler())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .reloader import CASCADES, ErrorHandler, Hook, Hooks, Reloader
+from .reloader import CASCADES, ErrorHandler, Hook, Hooks, Reloader, ReloadResult
 from .tracking import ProjectFilter
 
 __all__ = ["HMR"]
@@ -30,6 +30,10 @@ class HMR:
     def reload_module(self, name: str) -> tuple[list[str], float]:
         """Re-execute ``name`` and its dependents: ``(modules re-executed, wall ms)``."""
         return self.reloader.reload([name])
+
+    def reload(self, name: str) -> ReloadResult:
+        """Like :meth:`reload_module`, with everything the reload did (patched, rebound...)."""
+        return self.reloader.reload_result([name])
 
     def reload_modules(self, names: list[str]) -> tuple[list[str], float]:
         """Reload several modules as one transaction (a burst of saves)."""

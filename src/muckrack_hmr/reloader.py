@@ -28,6 +28,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import Any
 
@@ -44,7 +45,15 @@ from .incremental import (
 )
 from .patching import patch_namespace
 
-__all__ = ["ErrorHandler", "Hook", "Hooks", "Reloader", "from_import_aliases"]
+__all__ = [
+    "CASCADES",
+    "ErrorHandler",
+    "Hook",
+    "Hooks",
+    "ReloadResult",
+    "Reloader",
+    "from_import_aliases",
+]
 
 log = logging.getLogger("muckrack_hmr")
 
@@ -70,6 +79,43 @@ _MODULE_METADATA = frozenset(
         "__cached__",
     }
 )
+
+
+@dataclass
+class ReloadResult:
+    """Everything one reload did (``HMR.reload``); ``reload_module`` returns the short form."""
+
+    reloaded: list[str] = field(default_factory=list)
+    """Modules whose code ran again, in the order they ran."""
+    patched: list[str] = field(default_factory=list)
+    """Functions and classes given new definitions in place (``module.qualname``)."""
+    rebound: list[str] = field(default_factory=list)
+    """``importer.name`` bindings pointed at a new object (modules that did not run again)."""
+    failed: dict[str, BaseException] = field(default_factory=dict)
+    """Modules whose new code failed: they keep their old namespace."""
+    left_alone: list[str] = field(default_factory=list)
+    """Dependents not run because a module they import failed."""
+    refused: list[str] = field(default_factory=list)
+    """Changes that need a restart (a class whose bases changed...)."""
+    module_ms: dict[str, float] = field(default_factory=dict)
+    """Time spent on each module that ran again."""
+    total_ms: float = 0.0
+    """Wall time of the whole call."""
+
+    def summary(self) -> str:
+        """The log line: ``a (+2 dependents, 3 patched)``."""
+        if not self.reloaded:
+            return ""
+        more = len(self.reloaded) - 1
+        details = [f"+{more} dependent{'s' if more != 1 else ''}"] if more else []
+        if self.patched:
+            details.append(f"{len(self.patched)} patched")
+        if self.rebound:
+            details.append(f"{len(self.rebound)} rebound")
+        if self.failed:
+            details.append(f"{len(self.failed)} failed")
+        extra = f" ({', '.join(details)})" if details else ""
+        return f"{self.reloaded[0]}{extra}"
 
 
 class Hooks:
@@ -216,7 +262,7 @@ class Reloader:
         self._lock = threading.RLock()
         self._running = False
         self._queued: list[str] = []
-        self._patched = 0  # functions and classes patched in the running transaction
+        self._result = ReloadResult()  # what the running reload did
         # filename -> (digest of the source, its code): a dependent re-executed
         # again and again is compiled once, not on every reload.
         self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
@@ -311,22 +357,31 @@ class Reloader:
 
     def reload(self, names: Iterable[str]) -> tuple[list[str], float]:
         """Re-execute ``names`` and their dependents; ``(re-executed, ms)``."""
+        result = self.reload_result(names)
+        return result.reloaded, result.total_ms
+
+    def reload_result(self, names: Iterable[str]) -> ReloadResult:
+        """Like :meth:`reload`, with everything the reload did."""
         start = time.perf_counter()
+        result = ReloadResult()
         with self._lock:
             if self._running:
                 # A reload asked for from inside a reload: run it afterwards.
                 self._queued.extend(names)
-                return [], (time.perf_counter() - start) * 1000.0
+                result.total_ms = (time.perf_counter() - start) * 1000.0
+                return result
             self._running = True
+            self._result = result
             try:
-                reloaded = self._transaction(list(names))
+                self._transaction(list(names))
                 while self._queued:
                     queued, self._queued = self._queued, []
-                    reloaded.extend(self._transaction(queued))
+                    self._transaction(queued)
             finally:
                 self._running = False
                 self._queued = []
-        return reloaded, (time.perf_counter() - start) * 1000.0
+        result.total_ms = (time.perf_counter() - start) * 1000.0
+        return result
 
     def _transaction(self, names: list[str]) -> list[str]:
         started = time.perf_counter()
@@ -340,7 +395,8 @@ class Reloader:
         if not roots:
             return []
         root_set = set(roots)
-        self._patched = 0
+        result = self._result
+        first = len(result.reloaded)
         self.remember_sources(untrusted=root_set)
         position = self._topological_positions()
         # Modules run in dependency order; a dependent joins the queue only
@@ -352,13 +408,22 @@ class Reloader:
         reloaded: list[str] = []
         broken: set[str] = set()  # failed, or left alone because a dependency failed
         changes = ChangeSet()
+
+        def enqueue(dependents: Iterable[str]) -> None:
+            for dependent in dependents:
+                if dependent not in queued and self.why_not_reloadable(dependent) is None:
+                    queued.add(dependent)
+                    heapq.heappush(queue, (position.get(dependent, (-1, 0)), dependent))
+
         while queue:
             _, name = heapq.heappop(queue)
             is_root = name in root_set
             if not is_root and any(dep in broken for dep in self.graph.dependencies_of(name)):
                 broken.add(name)
+                result.left_alone.append(name)
                 log.warning("hmr: left %s alone: a module it imports failed to reload", name)
                 continue
+            module_started = time.perf_counter()
             if self.cascade == "always" or (is_root and not self._edited(name)):
                 # Asked for by name with no edit we can see (or no copy of the
                 # source it ran): the caller wants it to run again.
@@ -369,26 +434,23 @@ class Reloader:
                 outcome = self._follow(name, changes)
             if outcome is None:
                 broken.add(name)
+                # Its importers would have followed its change: they are left
+                # alone, and say so.
+                enqueue(self.graph.dependents_of(name))
                 continue
             if outcome.applied:
                 reloaded.append(name)
+                result.reloaded.append(name)
+                result.module_ms[name] = (time.perf_counter() - module_started) * 1000.0
             if not outcome:
                 continue
             changes[name] = outcome
-            for dependent in self._reached(name, outcome):
-                if dependent not in queued and self.why_not_reloadable(dependent) is None:
-                    queued.add(dependent)
-                    heapq.heappush(queue, (position.get(dependent, (-1, 0)), dependent))
+            enqueue(self._reached(name, outcome))
             # Importers that will not run again (the script, say) follow by rebinding.
             self._rebind_dependents(name, outcome.old, sys.modules[name].__dict__, queued)
         elapsed = (time.perf_counter() - started) * 1000.0
-        if reloaded:
-            more = len(reloaded) - 1
-            details = [f"+{more} dependent{'s' if more != 1 else ''}"] if more else []
-            if self._patched:
-                details.append(f"{self._patched} patched")
-            extra = f" ({', '.join(details)})" if details else ""
-            log.info("hmr: reloaded %s%s in %.1f ms", reloaded[0], extra, elapsed)
+        if len(result.reloaded) > first:
+            log.info("hmr: reloaded %s in %.1f ms", result.summary(), elapsed)
         return reloaded
 
     def _topological_positions(self) -> dict[str, tuple[int, int]]:
@@ -529,7 +591,8 @@ class Reloader:
 
     def _patch(self, name: str, snapshot: dict[str, Any], namespace: dict[str, Any]) -> None:
         report = patch_namespace(name, snapshot, namespace)
-        self._patched += len(report.patched)
+        self._result.patched.extend(report.patched)
+        self._result.refused.extend(report.refused)
         for message in report.refused:
             log.error("hmr: kept the old %s", message)
         for qualname in report.replaced:
@@ -602,6 +665,7 @@ class Reloader:
             self.tracker.forget_statements(name)
 
     def _fail(self, name: str, exc: BaseException) -> None:
+        self._result.failed[name] = exc
         log.error(
             "hmr: failed to reload %s (%s): %s: %s; the old code keeps running\n%s",
             name,
@@ -654,6 +718,7 @@ class Reloader:
                     if alias in namespace and namespace[alias] is previous:
                         if attr in new:
                             namespace[alias] = new[attr]
+                            self._result.rebound.append(f"{importer}.{alias}")
                         else:
                             _warn_removed(importer, name, attr)
 
