@@ -19,8 +19,9 @@ e. cold restart / reload.
 Variants that are compared run interleaved, round-robin with a rotating
 order, and ratios are medians of per-round ratios.  Every run also checks
 its results (the new code is visible after a reload, the re-executed modules
-are exactly the edited one and its transitive dependents, in dependency
-order, the dependency graph matches the generated imports, ...): the exit
+are exactly the ones early cutoff must run (``marker()`` is called by nobody
+at import time, so only the edited module), in dependency order, the
+dependency graph matches the generated imports, ...): the exit
 status is 1 when any check fails, whatever the timings.
 """
 
@@ -512,8 +513,10 @@ def report(run: Run, results: dict[int, dict[str, Any]], cores: list[str], argv:
     out.append("")
     out.append(
         "`__hmr__.reload_module(name)` after rewriting `marker()`: the ms it returns, the "
-        "wall time around the call, the modules it re-executed (the module and all its "
-        "transitive dependents: no early cutoff yet), and `python main.py` / wall."
+        "wall time around the call, the modules whose code ran (early cutoff: nobody calls "
+        "`marker()` at import time, so only the edited module, however many import it), "
+        "and `python main.py` / wall. Measured after `remember_sources()` and `warm()`, as "
+        "the watcher leaves a running program."
     )
     out.append("")
     header = [
