@@ -72,34 +72,44 @@ class Consumption:
     ``a.X`` for ``import a``): a change elsewhere reaches a module through them.
     """
 
+    # Tuples, not sets: this is kept for every module, and a tuple of interned
+    # strings is a fraction of a set's size.
     imports: dict[str, tuple[str, str | None]]
-    at_import: frozenset[str]
+    at_import: tuple[str, ...]
     """Imported names read or called while the module's top level runs."""
-    from_binds: frozenset[str]
+    from_binds: tuple[str, ...]
     """Local names bound by ``from x import name``."""
-    bodies: dict[str, frozenset[str]]
+    bodies: dict[str, tuple[str, ...]]
     """Function -> imported names its body reads or calls, through the module's functions."""
 
-    def references(self) -> frozenset[str]:
+    def references(self) -> set[str]:
         """Every imported name the module uses, at import time or in a function."""
-        return self.at_import.union(self.from_binds, *self.bodies.values())
+        return set(self.at_import).union(self.from_binds, *self.bodies.values())
 
     def touched_by(self, values: set[str], behaviors: set[str]) -> bool:
         """Must some statement of the module run again for these incoming changes?"""
-        return bool(values & (self.at_import | self.from_binds) or behaviors & self.at_import)
+        return (
+            not values.isdisjoint(self.at_import)
+            or not values.isdisjoint(self.from_binds)
+            or not behaviors.isdisjoint(self.at_import)
+        )
 
     def behaviors_through(self, values: set[str], behaviors: set[str]) -> set[str]:
         """Functions of the module that compute something else after these changes."""
         changed = values | behaviors
-        return {name for name, used in self.bodies.items() if used & changed}
+        return {name for name, used in self.bodies.items() if not changed.isdisjoint(used)}
 
 
 def consumption_of(summary: ModuleSummary) -> Consumption:
     """Boil a parsed module down to what it consumes from its imports."""
     imported = set(summary.imports)
 
-    def keep(names: frozenset[str] | set[str]) -> frozenset[str]:
-        return frozenset(name for name in names if name.partition(".")[0] in imported)
+    def keep(names: frozenset[str] | set[str]) -> tuple[str, ...]:
+        # Interned: every module of an app spells its imports alike, and this
+        # is kept for all of them.
+        return tuple(
+            sorted(sys.intern(name) for name in names if name.partition(".")[0] in imported)
+        )
 
     expander = _Expander(summary)
     at_import: set[str] = set()
@@ -109,13 +119,17 @@ def consumption_of(summary: ModuleSummary) -> Consumption:
         at_import |= reads | calls
         if isinstance(statement.node, ast.ImportFrom):
             from_binds |= statement.binds
-    bodies = {}
+    bodies: dict[str, tuple[str, ...]] = {}
     for name in expander.defs:
         body_reads, body_calls = expander.body(name)
         used = keep(body_reads | body_calls)
         if used:
             bodies[name] = used
-    return Consumption(summary.imports, keep(at_import), frozenset(from_binds), bodies)
+    imports = {
+        sys.intern(local): (sys.intern(module), None if attr is None else sys.intern(attr))
+        for local, (module, attr) in summary.imports.items()
+    }
+    return Consumption(imports, keep(at_import), keep(from_binds), bodies)
 
 
 class StatementError(Exception):

@@ -57,8 +57,8 @@ __all__ = [
 
 log = logging.getLogger("muckrack_hmr")
 
-# Parsed modules kept for the next reload (dependents are parsed to see what they consume).
-_SUMMARY_CACHE_SIZE = 512
+# Parsed modules kept for the next reload: the last sources of the modules being edited.
+_SUMMARY_CACHE_SIZE = 16
 
 CASCADES = ("auto", "always", "never")
 
@@ -225,7 +225,7 @@ def _resolve_reference(
         module = f"{module}.{parts.pop(0)}"
     if not parts:
         return None  # the module itself: its identity does not change
-    return module, parts[0]
+    return sys.intern(module), sys.intern(parts[0])
 
 
 _GONE = object()
@@ -254,7 +254,7 @@ class Reloader:
         # (module, name) -> modules whose code uses module.name: the dependents
         # a change can reach, found without looking at the others.
         self._consumers: dict[tuple[str, str], set[str]] = {}
-        self._uses: dict[str, frozenset[tuple[str, str]]] = {}
+        self._keys: dict[tuple[str, str], tuple[str, str]] = {}  # one tuple per key
         self._positions: dict[str, tuple[int, int]] = {}
         self._positions_version = -1
         # Reentrant, so that a hook or a module that asks for a reload while
@@ -300,8 +300,7 @@ class Reloader:
     def _remember(self, name: str, source: bytes) -> None:
         """``source`` is what ``name`` runs now."""
         self._sources[name] = zlib.compress(source, 1)
-        if self._consumptions.pop(name, None) is not None:
-            self._index(name, None)
+        self._forget_consumption(name)
 
     def _edited(self, name: str) -> bool:
         """Does the file of ``name`` differ from the source it last ran?"""
@@ -480,34 +479,38 @@ class Reloader:
         if not isinstance(filename, str):
             return None
         try:
-            summary = self._summary(
-                filename, zlib.decompress(remembered), module.__dict__.get("__package__")
+            # Not through the summary cache: parsed trees are large, and only
+            # the small consumption is kept for every module.
+            summary = summarize(
+                zlib.decompress(remembered), filename, module.__dict__.get("__package__")
             )
         except (SyntaxError, ValueError):
             return None
         found = consumption_of(summary)
         self._consumptions[name] = found
-        self._index(name, found)
+        for key in self._keys_of(found):
+            self._consumers.setdefault(key, set()).add(name)
         return found
 
-    def _index(self, name: str, consumption: Consumption | None) -> None:
-        """Record (or forget, with None) which module names ``name`` uses."""
-        for key in self._uses.pop(name, frozenset()):
+    def _forget_consumption(self, name: str) -> None:
+        consumption = self._consumptions.pop(name, None)
+        if consumption is None:
+            return
+        for key in self._keys_of(consumption):
             users = self._consumers.get(key)
             if users is not None:
                 users.discard(name)
                 if not users:
                     del self._consumers[key]
-        if consumption is None:
-            return
-        resolved = (
-            _resolve_reference(consumption.imports, reference)
-            for reference in consumption.references()
-        )
-        keys = frozenset(key for key in resolved if key is not None)
-        for key in keys:
-            self._consumers.setdefault(key, set()).add(name)
-        self._uses[name] = keys
+
+    def _keys_of(self, consumption: Consumption) -> set[tuple[str, str]]:
+        """The (module, name) pairs a module's code uses."""
+        keys = set()
+        for reference in consumption.references():
+            key = _resolve_reference(consumption.imports, reference)
+            if key is not None:
+                keys.add(self._keys.setdefault(key, key))
+        return keys
 
     def warm(self, limit: int | None = None) -> int:
         """Analyze remembered modules not analyzed yet (at most ``limit``); how many."""
@@ -528,7 +531,7 @@ class Reloader:
             return set(dependents)
         # Analyzed dependents are reached through the names they use; the
         # others have to be looked at.
-        reached = {dependent for dependent in dependents if dependent not in self._uses}
+        reached = {dependent for dependent in dependents if dependent not in self._consumptions}
         for changed in outcome.values | outcome.behaviors:
             reached |= self._consumers.get((name, changed), set())
         return reached
