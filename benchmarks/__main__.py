@@ -319,7 +319,7 @@ def measure_reload(
             _, result = run.child(what, ["reload", str(info_path), str(reps), tag], core, info.root)
             if result is not None:
                 for kind, values in result["results"].items():
-                    samples[core][kind] += values
+                    samples[core].setdefault(kind, []).extend(values)
     run.progress(
         f"N={info.n_modules}: reload: "
         + "; ".join(

@@ -188,6 +188,19 @@ def measure_reload(info_path: str, reps: int, tag: str) -> None:
                 wall = (time.perf_counter() - start) * 1000.0
                 results[kind].append({"ms": ms, "wall": wall, "n": len(names)})
                 errors.extend(_check_reload(info, kind, name, marker, names))
+        # The same core edits with a million more live (gc-tracked) objects:
+        # a reload must not walk the heap, so its cost must not grow with it.
+        ballast = [[index] for index in range(1_000_000)]
+        results["core, 1M objects"] = []
+        for rep in range(reps):
+            marker = f"{tag}-heap-{rep}"
+            edit_marker(Path(paths["core"]), marker)
+            start = time.perf_counter()
+            names, ms = builtins.__hmr__.reload_module(targets["core"])
+            wall = (time.perf_counter() - start) * 1000.0
+            results["core, 1M objects"].append({"ms": ms, "wall": wall, "n": len(names)})
+            errors.extend(_check_reload(info, "core", targets["core"], marker, names))
+        del ballast
     finally:
         for kind, path in paths.items():
             with open(path, "wb") as handle:
