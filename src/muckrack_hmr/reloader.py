@@ -16,34 +16,29 @@ A call to :meth:`Reloader.reload` is one transaction:
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import heapq
 import linecache
 import logging
-import os
 import sys
 import threading
 import time
-import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import Any
 
-from .analysis import ModuleSummary, summarize
 from .errors import location_of, user_traceback
 from .incremental import (
     Changes,
     ChangeSet,
-    Consumption,
     StatementError,
-    consumption_of,
     plan_and_run,
     translate_incoming,
 )
 from .patching import patch_namespace
+from .rebinding import rebind_importers
+from .sources import SourceStore, read_source
 
 __all__ = [
     "CASCADES",
@@ -52,13 +47,10 @@ __all__ = [
     "Hooks",
     "ReloadResult",
     "Reloader",
-    "from_import_aliases",
 ]
 
 log = logging.getLogger("muckrack_hmr")
 
-# Parsed modules kept for the next reload: the last sources of the modules being edited.
-_SUMMARY_CACHE_SIZE = 16
 
 CASCADES = ("auto", "always", "never")
 
@@ -152,89 +144,6 @@ class Hooks:
                 self.report_error(name, exc)
 
 
-def _read_source(module: ModuleType) -> tuple[str, bytes]:
-    filename = getattr(module, "__file__", None)
-    if not isinstance(filename, str):
-        raise ImportError(f"{module.__name__} has no source file", name=module.__name__)
-    with open(filename, "rb") as handle:
-        return filename, handle.read()
-
-
-_alias_cache: dict[tuple[str, int, int], dict[tuple[str, str], list[str]]] = {}
-
-
-def from_import_aliases(filename: str, package: str | None) -> dict[tuple[str, str], list[str]]:
-    """Module-level ``from X import name as alias`` statements of a file.
-
-    Maps ``(absolute X, name)`` to the aliases bound in the module namespace.
-    Imports inside functions and classes bind local names and are skipped.
-    """
-    try:
-        stat = os.stat(filename)
-    except OSError:
-        return {}
-    key = (filename, stat.st_mtime_ns, stat.st_size)
-    cached = _alias_cache.get(key)
-    if cached is not None:
-        return cached
-    try:
-        with open(filename, "rb") as handle:
-            tree = ast.parse(handle.read(), filename)
-    except (OSError, SyntaxError, ValueError):
-        return {}
-    aliases: dict[tuple[str, str], list[str]] = {}
-    pending: list[ast.AST] = [tree]
-    while pending:
-        node = pending.pop()
-        for child in ast.iter_child_nodes(node):
-            if isinstance(
-                child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda
-            ):
-                continue
-            if isinstance(child, ast.ImportFrom):
-                source = child.module or ""
-                if child.level:
-                    if not package:
-                        continue
-                    bits = package.rsplit(".", child.level - 1)
-                    if len(bits) < child.level:
-                        continue
-                    source = f"{bits[0]}.{source}" if source else bits[0]
-                for alias in child.names:
-                    aliases.setdefault((source, alias.name), []).append(alias.asname or alias.name)
-            elif isinstance(child, ast.stmt | ast.excepthandler | ast.match_case):
-                pending.append(child)
-    _alias_cache[key] = aliases
-    return aliases
-
-
-def _resolve_reference(
-    imports: dict[str, tuple[str, str | None]], reference: str
-) -> tuple[str, str] | None:
-    """``reference`` (``X`` or ``a.b.X``, as the module writes it) as (module, name)."""
-    local, _, rest = reference.partition(".")
-    bound = imports.get(local)
-    if bound is None:
-        return None
-    module, attr = bound
-    parts = rest.split(".") if rest else []
-    if attr is not None:
-        parts.insert(0, attr)
-    # Walk down the submodules the reference goes through.
-    while parts and isinstance(sys.modules.get(f"{module}.{parts[0]}"), ModuleType):
-        module = f"{module}.{parts.pop(0)}"
-    if not parts:
-        return None  # the module itself: its identity does not change
-    return sys.intern(module), sys.intern(parts[0])
-
-
-_GONE = object()
-
-
-def _warn_removed(importer: str, name: str, attr: str) -> None:
-    log.warning("hmr: %s still refers to %s.%s, which the new code removed", importer, name, attr)
-
-
 class Reloader:
     """Runs reload transactions over the modules an import tracker knows."""
 
@@ -246,15 +155,7 @@ class Reloader:
         #: "auto": re-run only what consumed a change; "always": re-execute every
         #: transitive dependent whole; "never": re-run only the saved modules.
         self.cascade = "auto"
-        # module -> its source as it last ran, compressed: what an edit is compared with.
-        self._sources: dict[str, bytes] = {}
-        self._remembered = 0  # how many entries of project.loaded were looked at
-        self._summaries: OrderedDict[tuple[str, bytes], ModuleSummary] = OrderedDict()
-        self._consumptions: dict[str, Consumption] = {}
-        # (module, name) -> modules whose code uses module.name: the dependents
-        # a change can reach, found without looking at the others.
-        self._consumers: dict[tuple[str, str], set[str]] = {}
-        self._keys: dict[tuple[str, str], tuple[str, str]] = {}  # one tuple per key
+        self.sources = SourceStore(project)
         self._positions: dict[str, tuple[int, int]] = {}
         self._positions_version = -1
         # Reentrant, so that a hook or a module that asks for a reload while
@@ -268,62 +169,14 @@ class Reloader:
         self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
 
     def remember_sources(self, untrusted: Iterable[str] = ()) -> int:
-        """Keep the source of every project module still as it was imported; how many new.
+        """Keep the sources of modules still as imported (see SourceStore.remember_all)."""
+        with self._lock:
+            return self.sources.remember_all(untrusted)
 
-        An edit is compared with this copy to find what changed.  A module
-        saved after its import and before this call has no copy: its first
-        reload re-executes it whole.  ``untrusted`` modules (the ones being
-        reloaded) are never copied: their file may already hold the edit, and
-        a same-size save within one clock tick passes the stat check.
-        """
-        skip = set(untrusted)
-        loaded = getattr(self.project, "loaded", None)
-        if loaded is None:
-            return 0
-        entries = list(loaded.items())[self._remembered :]
-        self._remembered += len(entries)
-        added = 0
-        for path, (name, baseline) in entries:
-            if name == "__main__" or name in self._sources or baseline is None or name in skip:
-                continue
-            try:
-                stat = os.stat(path)
-                if (stat.st_mtime_ns, stat.st_size) != baseline:
-                    continue  # saved since its import: not the code that runs
-                with open(path, "rb") as handle:
-                    self._remember(name, handle.read())
-                added += 1
-            except OSError:
-                continue
-        return added
-
-    def _remember(self, name: str, source: bytes) -> None:
-        """``source`` is what ``name`` runs now."""
-        self._sources[name] = zlib.compress(source, 1)
-        self._forget_consumption(name)
-
-    def _edited(self, name: str) -> bool:
-        """Does the file of ``name`` differ from the source it last ran?"""
-        remembered = self._sources.get(name)
-        if remembered is None:
-            return False
-        try:
-            _, source = _read_source(sys.modules[name])
-        except (OSError, ImportError):
-            return False
-        return zlib.decompress(remembered) != source
-
-    def _summary(self, filename: str, source: bytes, package: str | None) -> ModuleSummary:
-        key = (filename, hashlib.blake2b(source, digest_size=16).digest())
-        summary = self._summaries.get(key)
-        if summary is None:
-            summary = summarize(source, filename, package)
-            self._summaries[key] = summary
-            if len(self._summaries) > _SUMMARY_CACHE_SIZE:
-                self._summaries.popitem(last=False)
-        else:
-            self._summaries.move_to_end(key)
-        return summary
+    def warm(self, limit: int | None = None) -> int:
+        """Analyze up to ``limit`` remembered modules for early cutoff (all with None)."""
+        with self._lock:
+            return self.sources.warm(limit)
 
     def _compile(self, filename: str, source: bytes) -> CodeType:
         """Compile ``source``; the same bytes read again reuse the code object."""
@@ -423,7 +276,7 @@ class Reloader:
                 log.warning("hmr: left %s alone: a module it imports failed to reload", name)
                 continue
             module_started = time.perf_counter()
-            if self.cascade == "always" or (is_root and not self._edited(name)):
+            if self.cascade == "always" or (is_root and not self.sources.edited(name)):
                 # Asked for by name with no edit we can see (or no copy of the
                 # source it ran): the caller wants it to run again.
                 outcome = self._reexecute(name)
@@ -446,7 +299,14 @@ class Reloader:
             changes[name] = outcome
             enqueue(self._reached(name, outcome))
             # Importers that will not run again (the script, say) follow by rebinding.
-            self._rebind_dependents(name, outcome.old, sys.modules[name].__dict__, queued)
+            rebind_importers(
+                self.graph,
+                name,
+                outcome.old,
+                sys.modules[name].__dict__,
+                skip=queued,
+                rebound=result.rebound,
+            )
         elapsed = (time.perf_counter() - started) * 1000.0
         if len(result.reloaded) > first:
             log.info("hmr: reloaded %s in %.1f ms", result.summary(), elapsed)
@@ -466,62 +326,6 @@ class Reloader:
                 self._positions_version = graph.version
             return self._positions
 
-    def _consumption(self, name: str) -> Consumption | None:
-        """What ``name`` takes from its imports, as of the source it last ran."""
-        found = self._consumptions.get(name)
-        if found is not None:
-            return found
-        remembered = self._sources.get(name)
-        module = sys.modules.get(name)
-        if remembered is None or module is None:
-            return None
-        filename = getattr(module, "__file__", None)
-        if not isinstance(filename, str):
-            return None
-        try:
-            # Not through the summary cache: parsed trees are large, and only
-            # the small consumption is kept for every module.
-            summary = summarize(
-                zlib.decompress(remembered), filename, module.__dict__.get("__package__")
-            )
-        except (SyntaxError, ValueError):
-            return None
-        found = consumption_of(summary)
-        self._consumptions[name] = found
-        for key in self._keys_of(found):
-            self._consumers.setdefault(key, set()).add(name)
-        return found
-
-    def _forget_consumption(self, name: str) -> None:
-        consumption = self._consumptions.pop(name, None)
-        if consumption is None:
-            return
-        for key in self._keys_of(consumption):
-            users = self._consumers.get(key)
-            if users is not None:
-                users.discard(name)
-                if not users:
-                    del self._consumers[key]
-
-    def _keys_of(self, consumption: Consumption) -> set[tuple[str, str]]:
-        """The (module, name) pairs a module's code uses."""
-        keys = set()
-        for reference in consumption.references():
-            key = _resolve_reference(consumption.imports, reference)
-            if key is not None:
-                keys.add(self._keys.setdefault(key, key))
-        return keys
-
-    def warm(self, limit: int | None = None) -> int:
-        """Analyze remembered modules not analyzed yet (at most ``limit``); how many."""
-        done = 0
-        for name in list(self._sources):
-            if limit is not None and done >= limit:
-                break
-            if name not in self._consumptions and self._consumption(name) is not None:
-                done += 1
-        return done
-
     def _reached(self, name: str, outcome: Changes) -> set[str]:
         """The dependents of ``name`` that its changes can reach."""
         if self.cascade == "never":
@@ -531,14 +335,14 @@ class Reloader:
             return set(dependents)
         # Analyzed dependents are reached through the names they use; the
         # others have to be looked at.
-        reached = {dependent for dependent in dependents if dependent not in self._consumptions}
+        reached = {dependent for dependent in dependents if not self.sources.analyzed(dependent)}
         for changed in outcome.values | outcome.behaviors:
-            reached |= self._consumers.get((name, changed), set())
+            reached |= self.sources.consumers.get((name, changed), set())
         return reached
 
     def _follow(self, name: str, changes: ChangeSet) -> Changes | None:
         """A dependent: run what consumed the changes of its imports, if anything."""
-        consumption = self._consumption(name)
+        consumption = self.sources.consumption(name)
         if consumption is None:
             return self._incremental(name, changes)
         values, behaviors = translate_incoming(consumption.imports, changes)
@@ -554,7 +358,7 @@ class Reloader:
         module = sys.modules[name]
         self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
         try:
-            filename, source = _read_source(module)
+            filename, source = read_source(module)
             code = self._compile(filename, source)
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
             self._fail(name, exc)
@@ -585,7 +389,7 @@ class Reloader:
             self._fail(name, exc)
             return None
         self._patch(name, snapshot, namespace)
-        self._remember(name, source)
+        self.sources.remember(name, source)
         self.hooks.run(self.hooks.post_reload, name, "post-reload")
         everything = {key for key in {*snapshot, *namespace} if key not in _MODULE_METADATA}
         return Changes(
@@ -611,11 +415,13 @@ class Reloader:
         namespace = module.__dict__
         package = namespace.get("__package__")
         try:
-            filename, source = _read_source(module)
-            new = self._summary(filename, source, package)
-            remembered = self._sources.get(name)
-            old_source = zlib.decompress(remembered) if remembered is not None else source
-            old = new if old_source == source else self._summary(filename, old_source, package)
+            filename, source = read_source(module)
+            new = self.sources.summary(filename, source, package)
+            old_source = self.sources.ran(name)
+            if old_source is None or old_source == source:
+                old = new
+            else:
+                old = self.sources.summary(filename, old_source, package)
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
             self._fail(name, exc)
             return None
@@ -641,7 +447,7 @@ class Reloader:
                 raise cause from None
             self._fail(name, cause if cause is not None else error)
             return None
-        self._remember(name, source)
+        self.sources.remember(name, source)
         if outcome.applied:
             self._patch(name, snapshot, namespace)
             # A function that could not be patched in place is a new object.
@@ -678,76 +484,3 @@ class Reloader:
             user_traceback(exc),
         )
         self.hooks.report_error(name, exc)
-
-    def _rebind_dependents(
-        self,
-        name: str,
-        old: dict[str, Any],
-        new: dict[str, Any],
-        affected: set[str],
-    ) -> None:
-        """Point ``from name import x`` bindings of modules not re-executed at the new ``x``."""
-        # Functions and classes patched in place kept their identity: only
-        # names now bound to another object (or gone) need rebinding.
-        replaced = {key for key, value in old.items() if new.get(key, _GONE) is not value}
-        if not replaced:
-            return
-        for importer in self.graph.dependents_of(name):
-            if importer in affected:
-                continue  # re-executed in this transaction: it imports afresh
-            bound = self.graph.bound_names(importer, name)
-            if not bound or not ("*" in bound or replaced.intersection(bound)):
-                continue
-            module = sys.modules.get(importer)
-            if module is None:
-                continue
-            namespace = module.__dict__
-            filename = getattr(module, "__file__", None)
-            aliases = (
-                from_import_aliases(filename, namespace.get("__package__"))
-                if isinstance(filename, str)
-                else {}
-            )
-            for attr in bound:
-                if attr == "*":
-                    self._rebind_star(importer, namespace, name, old, new)
-                    continue
-                if attr not in old:
-                    continue
-                previous = old[attr]
-                for alias in aliases.get((name, attr), [attr]):
-                    # Only a binding that still holds the old object is ours to
-                    # update; the program may have rebound the name since.
-                    if alias in namespace and namespace[alias] is previous:
-                        if attr in new:
-                            namespace[alias] = new[attr]
-                            self._result.rebound.append(f"{importer}.{alias}")
-                        else:
-                            _warn_removed(importer, name, attr)
-
-    @staticmethod
-    def _rebind_star(
-        importer: str,
-        namespace: dict[str, Any],
-        name: str,
-        old: dict[str, Any],
-        new: dict[str, Any],
-    ) -> None:
-        """``from name import *``: update every public name still bound to its old object."""
-        exported = old.get("__all__")
-        if not isinstance(exported, list | tuple):
-            exported = [key for key in old if not key.startswith("_")]
-        for attr in exported:
-            if attr not in old or namespace.get(attr) is not old[attr]:
-                continue
-            if attr in new:
-                namespace[attr] = new[attr]
-            else:
-                _warn_removed(importer, name, attr)
-        new_exported = new.get("__all__")
-        if not isinstance(new_exported, list | tuple):
-            new_exported = [key for key in new if not key.startswith("_")]
-        for attr in new_exported:
-            # Names the new code added to the star export appear too.
-            if attr not in old and attr not in namespace and attr in new:
-                namespace[attr] = new[attr]

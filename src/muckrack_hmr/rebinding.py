@@ -1,0 +1,152 @@
+"""Pointing ``from module import name`` bindings at the objects a reload made.
+
+Functions and classes are patched in place and keep their identity; a name
+now bound to another object (a constant, a container, a function that could
+not be patched) is rebound in the importers that will not run again (the
+script, or every importer with ``cascade="never"``).  Only a binding that still
+holds the old object is touched: the program may have rebound the name since.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import sys
+from typing import Any
+
+__all__ = ["from_import_aliases", "rebind_importers"]
+
+log = logging.getLogger("muckrack_hmr")
+
+_GONE = object()
+
+_alias_cache: dict[tuple[str, int, int], dict[tuple[str, str], list[str]]] = {}
+
+
+def from_import_aliases(filename: str, package: str | None) -> dict[tuple[str, str], list[str]]:
+    """Module-level ``from X import name as alias`` statements of a file.
+
+    Maps ``(absolute X, name)`` to the aliases bound in the module namespace.
+    Imports inside functions and classes bind local names and are skipped.
+    """
+    try:
+        stat = os.stat(filename)
+    except OSError:
+        return {}
+    key = (filename, stat.st_mtime_ns, stat.st_size)
+    cached = _alias_cache.get(key)
+    if cached is not None:
+        return cached
+    try:
+        with open(filename, "rb") as handle:
+            tree = ast.parse(handle.read(), filename)
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    aliases: dict[tuple[str, str], list[str]] = {}
+    pending: list[ast.AST] = [tree]
+    while pending:
+        node = pending.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(
+                child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda
+            ):
+                continue
+            if isinstance(child, ast.ImportFrom):
+                source = child.module or ""
+                if child.level:
+                    if not package:
+                        continue
+                    bits = package.rsplit(".", child.level - 1)
+                    if len(bits) < child.level:
+                        continue
+                    source = f"{bits[0]}.{source}" if source else bits[0]
+                for alias in child.names:
+                    aliases.setdefault((source, alias.name), []).append(alias.asname or alias.name)
+            elif isinstance(child, ast.stmt | ast.excepthandler | ast.match_case):
+                pending.append(child)
+    _alias_cache[key] = aliases
+    return aliases
+
+
+_GONE = object()
+
+
+def _warn_removed(importer: str, name: str, attr: str) -> None:
+    log.warning("hmr: %s still refers to %s.%s, which the new code removed", importer, name, attr)
+
+
+def rebind_importers(
+    graph: Any,
+    name: str,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    skip: set[str],
+    rebound: list[str],
+) -> None:
+    """Point ``from name import x`` bindings of modules not re-executed at the new ``x``."""
+    # Functions and classes patched in place kept their identity: only
+    # names now bound to another object (or gone) need rebinding.
+    replaced = {key for key, value in old.items() if new.get(key, _GONE) is not value}
+    if not replaced:
+        return
+    for importer in graph.dependents_of(name):
+        if importer in skip:
+            continue  # re-executed in this transaction: it imports afresh
+        bound = graph.bound_names(importer, name)
+        if not bound or not ("*" in bound or replaced.intersection(bound)):
+            continue
+        module = sys.modules.get(importer)
+        if module is None:
+            continue
+        namespace = module.__dict__
+        filename = getattr(module, "__file__", None)
+        aliases = (
+            from_import_aliases(filename, namespace.get("__package__"))
+            if isinstance(filename, str)
+            else {}
+        )
+        for attr in bound:
+            if attr == "*":
+                _rebind_star(importer, namespace, name, old, new)
+                continue
+            if attr not in old:
+                continue
+            previous = old[attr]
+            for alias in aliases.get((name, attr), [attr]):
+                # Only a binding that still holds the old object is ours to
+                # update; the program may have rebound the name since.
+                if alias in namespace and namespace[alias] is previous:
+                    if attr in new:
+                        namespace[alias] = new[attr]
+                        rebound.append(f"{importer}.{alias}")
+                    else:
+                        _warn_removed(importer, name, attr)
+
+
+def _rebind_star(
+    importer: str,
+    namespace: dict[str, Any],
+    name: str,
+    old: dict[str, Any],
+    new: dict[str, Any],
+) -> None:
+    """``from name import *``: update every public name still bound to its old object."""
+    exported = old.get("__all__")
+    if not isinstance(exported, list | tuple):
+        exported = [key for key in old if not key.startswith("_")]
+    for attr in exported:
+        if attr not in old or namespace.get(attr) is not old[attr]:
+            continue
+        if attr in new:
+            namespace[attr] = new[attr]
+        else:
+            _warn_removed(importer, name, attr)
+    new_exported = new.get("__all__")
+    if not isinstance(new_exported, list | tuple):
+        new_exported = [key for key in new if not key.startswith("_")]
+    for attr in new_exported:
+        # Names the new code added to the star export appear too.
+        if attr not in old and attr not in namespace and attr in new:
+            namespace[attr] = new[attr]
