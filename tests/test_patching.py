@@ -408,3 +408,33 @@ def test_a_failing_edit_patches_nothing(project: Project, hmr: Any) -> None:
     assert (a.f, a.C) == (f, C)
     assert f.__code__ is code
     assert (f(), C().m()) == ("old", 1)
+
+
+def test_closures_made_before_the_edit_run_the_new_code(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = """\
+        def make(n):
+            def inner(x):
+                return ("{tag}", n, x)
+            return inner
+
+        def counter():
+            count = 0
+            def step():
+                nonlocal count
+                count += {step}
+                return count
+            return step
+        """
+    project.write("a.py", source.format(tag="old", step=1))
+    a = importlib.import_module("a")
+    made = a.make(3)  # at run time, as a request handler would be
+    step = a.counter()
+    assert (made(1), step(), step()) == (("old", 3, 1), 1, 2)
+    project.write("a.py", source.format(tag="new", step=10))
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        hmr.reload_module("a")
+    assert made(1) == ("new", 3, 1)  # new code, its own closure values
+    assert step() == 12  # the count it had kept, the new step
+    assert any("heap walk" in r.getMessage() for r in caplog.records)

@@ -21,6 +21,9 @@ run before the first change.
 from __future__ import annotations
 
 import functools
+import gc
+import logging
+import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +31,8 @@ from enum import Enum
 from typing import Any
 
 __all__ = ["PatchReport", "patch_namespace"]
+
+log = logging.getLogger("muckrack_hmr")
 
 # Members of a class __dict__ that belong to the class object itself.
 _CLASS_INTERNALS = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__"})
@@ -43,6 +48,8 @@ class PatchReport:
     """One message per definition that needs a restart (the old object is kept)."""
     replaced: list[str] = field(default_factory=list)
     """Functions whose closure changed shape: the new object replaced the old one."""
+    closures: int = 0
+    """Closures made before the edit by a changed factory, given the new code."""
 
 
 def _defined_in(obj: Any, module: str) -> bool:
@@ -61,6 +68,9 @@ class _Patcher:
         self.new_to_old: dict[int, Any] = {}
         self.keep_alive: list[Any] = []  # ids in new_to_old stay valid
         self.actions: list[Callable[[], None]] = []
+        # Code of functions nested in a patched one, old -> new: closures a
+        # factory made before the edit still run the old code.
+        self.nested: dict[types.CodeType, types.CodeType] = {}
 
     # -- planning: every check, no change ---------------------------------------
 
@@ -83,6 +93,8 @@ class _Patcher:
             self._plan_cell(name, old_cell, new_cell)
         self.actions.append(functools.partial(self._apply_function, old, new))
         self.report.patched.append(f"{self.module}.{old.__qualname__}")
+        if old.__code__ is not new.__code__:
+            _pair_nested(old.__code__, new.__code__, self.nested)
         return True
 
     def _plan_cell(self, name: str, old_cell: Any, new_cell: Any) -> None:
@@ -191,6 +203,30 @@ class _Patcher:
     def apply(self) -> None:
         for action in self.actions:
             action()
+        if self.nested:
+            self._update_closures()
+
+    def _update_closures(self) -> None:
+        """The fallback: find live closures of the changed nested code on the heap.
+
+        It walks the heap (``gc.get_referrers``), so it runs only when a
+        function that makes closures changed them, and it is logged.
+        """
+        started = time.perf_counter()
+        updated = 0
+        for referrer in gc.get_referrers(*self.nested):
+            if isinstance(referrer, types.FunctionType):
+                new_code = self.nested.get(referrer.__code__)
+                if new_code is not None and new_code.co_freevars == referrer.__code__.co_freevars:
+                    referrer.__code__ = new_code
+                    updated += 1
+        self.report.closures += updated
+        log.info(
+            "hmr: looked for closures made before the edit in %s: %d updated (heap walk, %.1f ms)",
+            self.module,
+            updated,
+            (time.perf_counter() - started) * 1000.0,
+        )
 
     def _apply_function(self, old: types.FunctionType, new: types.FunctionType) -> None:
         old.__code__ = new.__code__
@@ -236,6 +272,29 @@ class _Patcher:
         rebuilt.__doc__ = value.__doc__
         rebuilt.__dict__.update(value.__dict__)
         return rebuilt
+
+
+_COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
+
+
+def _pair_nested(
+    old: types.CodeType, new: types.CodeType, pairs: dict[types.CodeType, types.CodeType]
+) -> None:
+    """Pair the nested function code of ``old`` and ``new`` by name, recursively."""
+    new_by_name: dict[str, list[types.CodeType]] = {}
+    for const in new.co_consts:
+        if isinstance(const, types.CodeType) and const.co_name not in _COMPREHENSIONS:
+            new_by_name.setdefault(const.co_name, []).append(const)
+    for const in old.co_consts:
+        if not isinstance(const, types.CodeType) or const.co_name not in new_by_name:
+            continue
+        candidates = new_by_name[const.co_name]
+        if not candidates:
+            continue
+        replacement = candidates.pop(0)
+        if replacement != const:
+            pairs[const] = replacement
+        _pair_nested(const, replacement, pairs)
 
 
 def _members(cls: type) -> dict[str, Any]:
