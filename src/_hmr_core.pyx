@@ -587,12 +587,6 @@ cdef class ImportTracker:
             if seen is not None and seen is not _UNTRACKED:
                 seen.clear()
 
-    def forget_classification(self):
-        """Classify every module afresh (after the project roots changed)."""
-        with self.lock:
-            self._seen.clear()
-            self._clear_cache()
-
     def tracked_modules(self):
         """Project modules currently in ``sys.modules``, in import order."""
         result = []

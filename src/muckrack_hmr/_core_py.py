@@ -495,11 +495,6 @@ class ImportTracker:
             if seen is not None and seen is not _UNTRACKED:
                 seen.clear()
 
-    def forget_classification(self) -> None:
-        """Classify every module afresh (after the project roots changed)."""
-        with self.lock:
-            self._seen.clear()
-
     def tracked_modules(self) -> list[str]:
         """Project modules currently in ``sys.modules``, in import order."""
         result = []

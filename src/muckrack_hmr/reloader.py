@@ -151,7 +151,6 @@ class Reloader:
         self.tracker = tracker
         self.graph = tracker.graph
         self.hooks = hooks
-        self.project = project
         #: "auto": re-run only what consumed a change; "always": re-execute every
         #: transitive dependent whole; "never": re-run only the saved modules.
         self.cascade = "auto"
@@ -447,7 +446,7 @@ class Reloader:
                 raise cause from None
             self._fail(name, cause if cause is not None else error)
             return None
-        self.sources.remember(name, source)
+        self.sources.remember(name, source, new)
         if outcome.applied:
             self._patch(name, snapshot, namespace)
             # A function that could not be patched in place is a new object.

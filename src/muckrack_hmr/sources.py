@@ -107,10 +107,12 @@ class SourceStore:
                 continue
         return added
 
-    def remember(self, name: str, source: bytes) -> None:
-        """``source`` is what ``name`` runs now."""
+    def remember(self, name: str, source: bytes, summary: ModuleSummary | None = None) -> None:
+        """``source`` is what ``name`` runs now; ``summary``, if given, is it parsed."""
         self._kept[name] = zlib.compress(source, 1)
         self._forget_consumption(name)
+        if summary is not None:
+            self._index(name, consumption_of(summary))
 
     def ran(self, name: str) -> bytes | None:
         """The source ``name`` last ran, if it was kept."""
@@ -162,10 +164,13 @@ class SourceStore:
         except (SyntaxError, ValueError):
             return None
         found = consumption_of(summary)
-        self._consumptions[name] = found
-        for key in self._keys_of(found):
-            self.consumers.setdefault(key, set()).add(name)
+        self._index(name, found)
         return found
+
+    def _index(self, name: str, consumption: Consumption) -> None:
+        self._consumptions[name] = consumption
+        for key in self._keys_of(consumption):
+            self.consumers.setdefault(key, set()).add(name)
 
     def _forget_consumption(self, name: str) -> None:
         consumption = self._consumptions.pop(name, None)
