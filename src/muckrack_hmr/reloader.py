@@ -275,12 +275,10 @@ class Reloader:
                 log.warning("hmr: left %s alone: a module it imports failed to reload", name)
                 continue
             module_started = time.perf_counter()
-            if self.cascade == "always" or (is_root and not self.sources.edited(name)):
-                # Asked for by name with no edit we can see (or no copy of the
-                # source it ran): the caller wants it to run again.
+            if self.cascade == "always":
                 outcome = self._reexecute(name)
             elif is_root:
-                outcome = self._incremental(name, changes)
+                outcome = self._incremental(name, changes, asked_for=True)
             else:
                 outcome = self._follow(name, changes)
             if outcome is None:
@@ -408,19 +406,33 @@ class Reloader:
                 qualname,
             )
 
-    def _incremental(self, name: str, changes: ChangeSet) -> Changes | None:
-        """Re-run the statements of ``name`` that its edit or its imports' changes touched."""
+    def _incremental(
+        self, name: str, changes: ChangeSet, *, asked_for: bool = False
+    ) -> Changes | None:
+        """Re-run the statements of ``name`` that its edit or its imports' changes touched.
+
+        A module ``asked_for`` by name whose source shows no edit (or whose
+        source that ran was not kept) re-executes whole: the caller wants it
+        to run again.
+        """
         module = sys.modules[name]
         namespace = module.__dict__
         package = namespace.get("__package__")
         try:
             filename, source = read_source(module)
+        except (OSError, ImportError) as exc:
+            self._fail(name, exc)
+            return None
+        old_source = self.sources.ran(name)
+        if old_source is None or old_source == source:
+            if asked_for:
+                return self._reexecute(name)
+            old_source = source
+        try:
             new = self.sources.summary(filename, source, package)
-            old_source = self.sources.ran(name)
-            if old_source is None or old_source == source:
-                old = new
-            else:
-                old = self.sources.summary(filename, old_source, package)
+            old = (
+                new if old_source is source else self.sources.summary(filename, old_source, package)
+            )
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
             self._fail(name, exc)
             return None

@@ -119,17 +119,6 @@ class SourceStore:
         kept = self._kept.get(name)
         return None if kept is None else zlib.decompress(kept)
 
-    def edited(self, name: str) -> bool:
-        """Does the file of ``name`` differ from the source it last ran?"""
-        remembered = self._kept.get(name)
-        if remembered is None:
-            return False
-        try:
-            _, source = read_source(sys.modules[name])
-        except (OSError, ImportError):
-            return False
-        return zlib.decompress(remembered) != source
-
     def summary(self, filename: str, source: bytes, package: str | None) -> ModuleSummary:
         """``source`` parsed; the last few are kept (an edit compares two of them)."""
         key = (filename, hashlib.blake2b(source, digest_size=16).digest())
