@@ -438,3 +438,25 @@ def test_closures_made_before_the_edit_run_the_new_code(
     assert made(1) == ("new", 3, 1)  # new code, its own closure values
     assert step() == 12  # the count it had kept, the new step
     assert any("heap walk" in r.getMessage() for r in caplog.records)
+
+
+def test_cache_wrappers_held_elsewhere_run_the_new_code(project: Project, hmr: Any) -> None:
+    source = """\
+        import functools
+
+        @functools.lru_cache(maxsize=None)
+        def square(x):
+            return ("{tag}", x * x)
+
+        @functools.cache
+        def cube(x):
+            return ("{tag}", x ** 3)
+        """
+    project.write("a.py", source.format(tag="old"))
+    a = importlib.import_module("a")
+    held = {"square": a.square, "cube": a.cube}
+    assert (held["square"](3), held["cube"](2)) == (("old", 9), ("old", 8))
+    project.write("a.py", source.format(tag="new"))
+    hmr.reload_module("a")
+    assert a.square is held["square"]
+    assert (held["square"](3), held["cube"](2)) == (("new", 9), ("new", 8))  # caches emptied

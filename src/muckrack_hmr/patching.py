@@ -297,6 +297,24 @@ def _pair_nested(
         _pair_nested(const, replacement, pairs)
 
 
+def _wrapped_pair(
+    old: Any, new: Any, module: str
+) -> tuple[types.FunctionType, types.FunctionType] | None:
+    """The functions inside two wrapper objects of one kind, defined in ``module``."""
+    if old is new or type(old) is not type(new) or isinstance(old, types.FunctionType | type):
+        return None
+    old_function = getattr(old, "__wrapped__", None)
+    new_function = getattr(new, "__wrapped__", None)
+    if (
+        isinstance(old_function, types.FunctionType)
+        and isinstance(new_function, types.FunctionType)
+        and _defined_in(old_function, module)
+        and _same_definition(old_function, new_function)
+    ):
+        return old_function, new_function
+    return None
+
+
 def _members(cls: type) -> dict[str, Any]:
     """The members of ``cls`` that a patch copies: enum members excluded."""
     return {
@@ -380,6 +398,20 @@ def patch_namespace(module: str, old: dict[str, Any], new: dict[str, Any]) -> Pa
                 back[name] = previous
             else:
                 patcher.report.replaced.append(f"{module}.{previous.__qualname__}")
+            continue
+        pair = _wrapped_pair(previous, value, module)
+        if pair is not None:
+            # A wrapper object around a function of the module (``lru_cache``,
+            # ``cache``...): the old wrapper stays, its function gets the new
+            # code, and its cache is emptied.
+            old_function, new_function = pair
+            if patcher.plan_function(old_function, new_function):
+                back[name] = previous
+                clear = getattr(previous, "cache_clear", None)
+                if callable(clear):
+                    patcher.actions.append(clear)
+            else:
+                patcher.report.replaced.append(f"{module}.{old_function.__qualname__}")
     patcher.apply()
     new.update(back)
     return patcher.report
