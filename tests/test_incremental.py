@@ -8,6 +8,7 @@ the source that ran.
 from __future__ import annotations
 
 import importlib
+import textwrap
 import traceback
 from typing import Any
 
@@ -308,3 +309,51 @@ def test_the_rich_result_says_what_the_reload_did(project: Project, hmr: Any) ->
     assert result.total_ms >= sum(result.module_ms.values())
     assert result.summary() == "a (+1 dependent, 1 patched, 1 rebound, 1 failed)"
     assert main.LIMIT == 9
+
+
+def test_editing_a_decorated_body_does_not_run_the_decorator_again(
+    project: Project, hmr: Any
+) -> None:
+    project.write(
+        "routes.py",
+        """\
+        ROUTES = {}
+
+        def route(path):
+            def register(view):
+                if path in ROUTES:  # as Flask does once it served a request
+                    raise AssertionError(f"{path} is already routed")
+                ROUTES[path] = view
+                return view
+            return register
+        """,
+    )
+    source = """\
+        from routes import route
+
+        @route("/")
+        def index():
+            return "{tag}"
+
+        SEEN = index()
+        """
+    project.write("views.py", source.format(tag="index-v1"))
+    routes, views = fresh(hmr, "routes", "views")
+    handler = routes.ROUTES["/"]
+    assert handler() == "index-v1"
+    (project.root / "views.py").write_text(textwrap.dedent(source.format(tag="index-v2")))
+    result = hmr.reload("views")
+    assert result.failed == {}
+    assert result.reloaded == ["views"]
+    assert {"/": handler} == routes.ROUTES  # registered once, the same view
+    assert handler() == "index-v2"
+    assert views.SEEN == "index-v2"  # a statement that calls it ran again
+
+
+def test_a_body_replaced_before_a_failing_statement_is_put_back(project: Project, hmr: Any) -> None:
+    project.write("a.py", "def f():\n    return 'old'\n\nX = 1\n")
+    (a,) = fresh(hmr, "a")
+    f = a.f
+    (project.root / "a.py").write_text("def f():\n    return 'new'\n\nX = 1 / 0\n")
+    assert hmr.reload_module("a")[0] == []
+    assert (a.f, f()) == (f, "old")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import __future__
 
 import ast
+import copy
 import sys
 import types
 from collections import Counter
@@ -56,7 +57,9 @@ class Changes:
     old: dict[str, Any] = field(default_factory=dict)
     """The namespace before the reload (to rebind ``from module import name`` elsewhere)."""
     executed: int = 0
-    """How many top-level statements ran."""
+    """How many top-level statements ran (or function bodies were replaced)."""
+    body_patches: list[tuple[types.FunctionType, types.CodeType, Any]] = field(default_factory=list)
+    """(old function given a new body, its old code, its old docstring)."""
     applied: bool = False
     """Whether anything was done to the module (statements ran, or names were removed)."""
 
@@ -249,6 +252,90 @@ def _match(old: ModuleSummary, new: ModuleSummary) -> tuple[list[bool], list[boo
     return edited, moved, was_bound - still_bound
 
 
+def _header(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """A function definition without its body: kind, name, decorators, signature."""
+    parts = [type(node).__name__, node.name, ast.dump(node.args)]
+    parts += [ast.dump(decorator) for decorator in node.decorator_list]
+    if node.returns is not None:
+        parts.append(ast.dump(node.returns))
+    return "|".join(parts)
+
+
+def _original(value: Any, name: str, filename: str) -> types.FunctionType | None:
+    """The function a decorator wrapped, found through ``__wrapped__`` or closure cells."""
+    seen: set[int] = set()
+    pending = [value]
+    while pending:
+        candidate = pending.pop()
+        if id(candidate) in seen or len(seen) > 32:
+            continue
+        seen.add(id(candidate))
+        if isinstance(candidate, types.FunctionType):
+            code = candidate.__code__
+            if code.co_name == name and code.co_filename == filename:
+                return candidate
+            for cell in candidate.__closure__ or ():
+                try:
+                    pending.append(cell.cell_contents)
+                except ValueError:
+                    continue
+        wrapped = getattr(candidate, "__wrapped__", None)
+        if wrapped is not None:
+            pending.append(wrapped)
+    return None
+
+
+def _body_only_edit(
+    statement: Statement,
+    old: ModuleSummary,
+    namespace: dict[str, Any],
+    filename: str,
+    flags: int,
+) -> tuple[types.FunctionType, types.FunctionType] | None:
+    """For a def whose body alone changed: (its old function, one with the new body)."""
+    node = statement.node
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return None
+    header = _header(node)
+    if not any(
+        isinstance(previous.node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and _header(previous.node) == header
+        for previous in old.statements
+    ):
+        return None
+    target = _original(namespace.get(node.name), node.name, filename)
+    if target is None:
+        return None
+    bare = copy.copy(node)  # shallow: the children are shared, not changed
+    bare.decorator_list = []
+    code = compile(
+        ast.fix_missing_locations(ast.Module(body=[bare], type_ignores=[])),
+        filename,
+        "exec",
+        flags=flags,
+        dont_inherit=True,
+    )
+    scratch = dict(namespace)  # defaults and annotations evaluate as in the module
+    try:
+        exec(code, scratch)
+    except BaseException as exc:
+        raise StatementError(str(exc)) from exc
+    fresh = scratch.get(node.name)
+    if not isinstance(fresh, types.FunctionType):
+        return None
+    if fresh.__code__.co_freevars != target.__code__.co_freevars:
+        return None
+    return target, fresh
+
+
+def _undo_bodies(changes: Changes) -> None:
+    """A later statement failed: the functions whose body was replaced get it back."""
+    for target, code, doc in reversed(changes.body_patches):
+        target.__code__ = code
+        target.__doc__ = doc
+    changes.body_patches.clear()
+
+
 def _future_flags(summary: ModuleSummary) -> int:
     flags = 0
     for statement in summary.statements:
@@ -300,6 +387,24 @@ def plan_and_run(
             continue
         if changes.executed == 0:
             before_first()
+        if edited[index] and not (rebinds or inputs_changed):
+            try:
+                pair = _body_only_edit(statement, old, namespace, filename, flags)
+            except StatementError:
+                _undo_bodies(changes)
+                raise
+            if pair is not None:
+                # Only the body of a (decorated) function changed: its old
+                # function gets the new code now (later statements may call
+                # it), and its decorators do not run again (a route, a
+                # registration, happens once).
+                target, fresh = pair
+                changes.body_patches.append((target, target.__code__, target.__doc__))
+                target.__code__ = fresh.__code__
+                target.__doc__ = fresh.__doc__
+                changes.executed += 1
+                behaviors.add(statement.node.name)  # type: ignore[attr-defined]
+                continue
         before = {name: namespace.get(name, _MISSING) for name in statement.binds}
         code = compile(
             ast.Module(body=[statement.node], type_ignores=[]),
@@ -311,6 +416,7 @@ def plan_and_run(
         try:
             exec(code, namespace)
         except BaseException as exc:
+            _undo_bodies(changes)
             raise StatementError(str(exc)) from exc
         changes.executed += 1
         if not must_run:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["PatchReport", "patch_namespace"]
+__all__ = ["PatchReport", "patch_bodies", "patch_namespace"]
 
 log = logging.getLogger("muckrack_hmr")
 
@@ -352,6 +352,29 @@ def _unwrap_pair(old: Any, new: Any) -> tuple[types.FunctionType, types.Function
 
 def _is_single_dispatch(func: Any) -> bool:
     return all(hasattr(func, attr) for attr in ("dispatch", "register", "registry"))
+
+
+def patch_bodies(
+    module: str, pairs: list[tuple[types.FunctionType, types.CodeType, Any]]
+) -> PatchReport:
+    """Report functions whose body was replaced in place, and follow their closures.
+
+    The bodies were replaced while the module's statements ran (later
+    statements may call them); closures these functions made before the edit
+    still run the old nested code, and get the new one here.
+    """
+    patcher = _Patcher(module)
+    for function, previous_code, _ in pairs:
+        patcher.nested.update(_nested_pairs(previous_code, function.__code__))
+        patcher.report.patched.append(f"{module}.{function.__qualname__}")
+    patcher.apply()
+    return patcher.report
+
+
+def _nested_pairs(old: types.CodeType, new: types.CodeType) -> dict[types.CodeType, types.CodeType]:
+    pairs: dict[types.CodeType, types.CodeType] = {}
+    _pair_nested(old, new, pairs)
+    return pairs
 
 
 def patch_namespace(module: str, old: dict[str, Any], new: dict[str, Any]) -> PatchReport:

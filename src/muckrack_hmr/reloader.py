@@ -36,7 +36,7 @@ from .incremental import (
     plan_and_run,
     translate_incoming,
 )
-from .patching import patch_namespace
+from .patching import PatchReport, patch_bodies, patch_namespace
 from .rebinding import rebind_importers
 from .sources import SourceStore, read_source
 
@@ -394,7 +394,9 @@ class Reloader:
         )
 
     def _patch(self, name: str, snapshot: dict[str, Any], namespace: dict[str, Any]) -> None:
-        report = patch_namespace(name, snapshot, namespace)
+        self._report(patch_namespace(name, snapshot, namespace))
+
+    def _report(self, report: PatchReport) -> None:
         self._result.patched.extend(report.patched)
         self._result.refused.extend(report.refused)
         for message in report.refused:
@@ -461,6 +463,8 @@ class Reloader:
         self.sources.remember(name, source, new)
         if outcome.applied:
             self._patch(name, snapshot, namespace)
+            if outcome.body_patches:
+                self._report(patch_bodies(name, outcome.body_patches))
             # A function that could not be patched in place is a new object.
             outcome.values |= {
                 key
