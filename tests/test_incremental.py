@@ -357,3 +357,62 @@ def test_a_body_replaced_before_a_failing_statement_is_put_back(project: Project
     (project.root / "a.py").write_text("def f():\n    return 'new'\n\nX = 1 / 0\n")
     assert hmr.reload_module("a")[0] == []
     assert (a.f, f()) == (f, "old")
+
+
+def test_editing_method_bodies_does_not_run_the_class_statement_again(
+    project: Project, hmr: Any
+) -> None:
+    project.write(
+        "plugins.py",
+        """\
+        PLUGINS = []
+        DECORATED = []
+
+        class Plugin:
+            def __init_subclass__(cls, **kwargs):
+                super().__init_subclass__(**kwargs)
+                PLUGINS.append(cls)
+
+            def name(self):
+                return "base"
+
+        def decorated(cls):
+            DECORATED.append(cls)
+            return cls
+        """,
+    )
+    source = """\
+        from plugins import Plugin, decorated
+
+        @decorated
+        class Mine(Plugin):
+            def name(self):
+                return ("{tag}", super().name())
+
+            @property
+            def label(self):
+                return "{tag}-label"
+
+            @staticmethod
+            def helper():
+                return "{tag}-helper"
+        """
+    project.write("mine.py", source.format(tag="v1"))
+    plugins, mine = fresh(hmr, "plugins", "mine")
+    instance = mine.Mine()
+    assert (instance.name(), instance.label, mine.Mine.helper()) == (
+        ("v1", "base"),
+        "v1-label",
+        "v1-helper",
+    )
+    (project.root / "mine.py").write_text(textwrap.dedent(source.format(tag="v2")))
+    result = hmr.reload("mine")
+    assert result.reloaded == ["mine"]
+    # __init_subclass__ and the class decorator ran once, for the class that stays.
+    assert (len(plugins.PLUGINS), len(plugins.DECORATED)) == (1, 1)
+    assert plugins.PLUGINS[0] is plugins.DECORATED[0] is mine.Mine
+    assert (instance.name(), instance.label, mine.Mine.helper()) == (
+        ("v2", "base"),
+        "v2-label",
+        "v2-helper",
+    )

@@ -308,13 +308,7 @@ def _body_only_edit(
         return None
     bare = copy.copy(node)  # shallow: the children are shared, not changed
     bare.decorator_list = []
-    code = compile(
-        ast.fix_missing_locations(ast.Module(body=[bare], type_ignores=[])),
-        filename,
-        "exec",
-        flags=flags,
-        dont_inherit=True,
-    )
+    code = _compile_one(bare, filename, flags)
     scratch = dict(namespace)  # defaults and annotations evaluate as in the module
     try:
         exec(code, scratch)
@@ -326,6 +320,110 @@ def _body_only_edit(
     if fresh.__code__.co_freevars != target.__code__.co_freevars:
         return None
     return target, fresh
+
+
+def _method_bodies_edit(
+    statement: Statement,
+    old: ModuleSummary,
+    namespace: dict[str, Any],
+    filename: str,
+    flags: int,
+) -> list[tuple[types.FunctionType, types.FunctionType]] | None:
+    """For a class whose method bodies alone changed: (old method, new method) pairs.
+
+    The class statement then does not run again: its decorators and its bases'
+    ``__init_subclass__`` see the class once.
+    """
+    node = statement.node
+    if not isinstance(node, ast.ClassDef):
+        return None
+    previous = next(
+        (
+            candidate
+            for candidate in old.statements
+            if isinstance(candidate.node, ast.ClassDef)
+            and candidate.node.name == node.name
+            and candidate.shape == statement.shape
+        ),
+        None,
+    )
+    cls = namespace.get(node.name)
+    if previous is None or not isinstance(cls, type):
+        return None
+    assert isinstance(previous.node, ast.ClassDef)
+    methods = (ast.FunctionDef, ast.AsyncFunctionDef)
+    old_methods = {m.name: m for m in previous.node.body if isinstance(m, methods)}
+    new_methods = [m for m in node.body if isinstance(m, methods)]
+    names = [m.name for m in new_methods]
+    if len(set(names)) != len(names) or len(old_methods) != sum(
+        isinstance(m, methods) for m in previous.node.body
+    ):
+        return None  # a property with a setter, say: one name, several functions
+    changed = [
+        m
+        for m in new_methods
+        if m.name in old_methods and ast.dump(m) != ast.dump(old_methods[m.name])
+    ]
+    # Nothing but those method bodies may differ.
+    rebuilt = copy.copy(node)
+    rebuilt.body = [old_methods[m.name] if m in changed else m for m in node.body]
+    if not changed or ast.dump(rebuilt) != ast.dump(previous.node):
+        return None
+    synthetic = copy.copy(node)  # same name: private names mangle alike
+    synthetic.bases, synthetic.keywords, synthetic.decorator_list = [], [], []
+    synthetic.body = []
+    for method in changed:
+        bare = copy.copy(method)
+        bare.decorator_list = []
+        synthetic.body.append(bare)
+    scratch = dict(namespace)
+    try:
+        exec(_compile_one(synthetic, filename, flags), scratch)
+    except BaseException as exc:
+        raise StatementError(str(exc)) from exc
+    fresh_class = scratch[node.name]
+    pairs = []
+    for method in changed:
+        member = cls.__dict__.get(method.name)
+        if isinstance(member, staticmethod | classmethod):
+            member = member.__func__
+        elif isinstance(member, property):
+            member = member.fget
+        target = _original(member, method.name, filename)
+        fresh = fresh_class.__dict__.get(method.name)
+        if (
+            target is None
+            or not isinstance(fresh, types.FunctionType)
+            or fresh.__code__.co_freevars != target.__code__.co_freevars
+        ):
+            return None
+        pairs.append((target, fresh))
+    return pairs
+
+
+def _compile_one(node: ast.stmt, filename: str, flags: int) -> types.CodeType:
+    code: types.CodeType = compile(
+        ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[])),
+        filename,
+        "exec",
+        flags=flags,
+        dont_inherit=True,
+    )
+    return code
+
+
+def _in_place_edit(
+    statement: Statement,
+    old: ModuleSummary,
+    namespace: dict[str, Any],
+    filename: str,
+    flags: int,
+) -> list[tuple[types.FunctionType, types.FunctionType]] | None:
+    """The functions to give new bodies, when that is all the edit of ``statement`` does."""
+    if isinstance(statement.node, ast.ClassDef):
+        return _method_bodies_edit(statement, old, namespace, filename, flags)
+    pair = _body_only_edit(statement, old, namespace, filename, flags)
+    return None if pair is None else [pair]
 
 
 def _undo_bodies(changes: Changes) -> None:
@@ -389,21 +487,23 @@ def plan_and_run(
             before_first()
         if edited[index] and not (rebinds or inputs_changed):
             try:
-                pair = _body_only_edit(statement, old, namespace, filename, flags)
+                pairs = _in_place_edit(statement, old, namespace, filename, flags)
             except StatementError:
                 _undo_bodies(changes)
                 raise
-            if pair is not None:
-                # Only the body of a (decorated) function changed: its old
-                # function gets the new code now (later statements may call
-                # it), and its decorators do not run again (a route, a
-                # registration, happens once).
-                target, fresh = pair
-                changes.body_patches.append((target, target.__code__, target.__doc__))
-                target.__code__ = fresh.__code__
-                target.__doc__ = fresh.__doc__
+            if pairs is not None:
+                # Only bodies changed (a function's, or methods of a class):
+                # the old functions get the new code now (later statements
+                # may call them), and no decorator, class statement or
+                # ``__init_subclass__`` runs again: a route, a registration,
+                # happens once.
+                for target, fresh in pairs:
+                    changes.body_patches.append((target, target.__code__, target.__doc__))
+                    target.__code__ = fresh.__code__
+                    target.__doc__ = fresh.__doc__
                 changes.executed += 1
-                behaviors.add(statement.node.name)  # type: ignore[attr-defined]
+                if not isinstance(statement.node, ast.ClassDef):
+                    behaviors.add(statement.node.name)  # type: ignore[attr-defined]
                 continue
         before = {name: namespace.get(name, _MISSING) for name in statement.binds}
         code = compile(
