@@ -21,7 +21,6 @@ from __future__ import annotations
 import __future__
 
 import ast
-import copy
 import sys
 import types
 from collections import Counter
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .analysis import ModuleSummary, Statement
+from .body_edits import StatementError, compile_one, in_place_edit
 
 __all__ = [
     "ChangeSet",
@@ -133,10 +133,6 @@ def consumption_of(summary: ModuleSummary) -> Consumption:
         for local, (module, attr) in summary.imports.items()
     }
     return Consumption(imports, keep(at_import), keep(from_binds), bodies)
-
-
-class StatementError(Exception):
-    """A statement raised while re-running; ``__cause__`` is the user's exception."""
 
 
 class ChangeSet(dict[str, Changes]):
@@ -252,180 +248,6 @@ def _match(old: ModuleSummary, new: ModuleSummary) -> tuple[list[bool], list[boo
     return edited, moved, was_bound - still_bound
 
 
-def _header(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
-    """A function definition without its body: kind, name, decorators, signature."""
-    parts = [type(node).__name__, node.name, ast.dump(node.args)]
-    parts += [ast.dump(decorator) for decorator in node.decorator_list]
-    if node.returns is not None:
-        parts.append(ast.dump(node.returns))
-    return "|".join(parts)
-
-
-def _original(value: Any, name: str, filename: str) -> types.FunctionType | None:
-    """The function a decorator wrapped, found through ``__wrapped__`` or closure cells."""
-    seen: set[int] = set()
-    pending = [value]
-    while pending:
-        candidate = pending.pop()
-        if id(candidate) in seen or len(seen) > 32:
-            continue
-        seen.add(id(candidate))
-        if isinstance(candidate, types.FunctionType):
-            code = candidate.__code__
-            if code.co_name == name and code.co_filename == filename:
-                return candidate
-            for cell in candidate.__closure__ or ():
-                try:
-                    pending.append(cell.cell_contents)
-                except ValueError:
-                    continue
-        wrapped = getattr(candidate, "__wrapped__", None)
-        if wrapped is not None:
-            pending.append(wrapped)
-    return None
-
-
-def _body_only_edit(
-    statement: Statement,
-    old: ModuleSummary,
-    namespace: dict[str, Any],
-    filename: str,
-    flags: int,
-) -> tuple[types.FunctionType, types.FunctionType] | None:
-    """For a def whose body alone changed: (its old function, one with the new body)."""
-    node = statement.node
-    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-        return None
-    header = _header(node)
-    if not any(
-        isinstance(previous.node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and _header(previous.node) == header
-        for previous in old.statements
-    ):
-        return None
-    target = _original(namespace.get(node.name), node.name, filename)
-    if target is None:
-        return None
-    bare = copy.copy(node)  # shallow: the children are shared, not changed
-    bare.decorator_list = []
-    code = _compile_one(bare, filename, flags)
-    scratch = dict(namespace)  # defaults and annotations evaluate as in the module
-    try:
-        exec(code, scratch)
-    except BaseException as exc:
-        raise StatementError(str(exc)) from exc
-    fresh = scratch.get(node.name)
-    if not isinstance(fresh, types.FunctionType):
-        return None
-    if fresh.__code__.co_freevars != target.__code__.co_freevars:
-        return None
-    return target, fresh
-
-
-def _method_bodies_edit(
-    statement: Statement,
-    old: ModuleSummary,
-    namespace: dict[str, Any],
-    filename: str,
-    flags: int,
-) -> list[tuple[types.FunctionType, types.FunctionType]] | None:
-    """For a class whose method bodies alone changed: (old method, new method) pairs.
-
-    The class statement then does not run again: its decorators and its bases'
-    ``__init_subclass__`` see the class once.
-    """
-    node = statement.node
-    if not isinstance(node, ast.ClassDef):
-        return None
-    previous = next(
-        (
-            candidate
-            for candidate in old.statements
-            if isinstance(candidate.node, ast.ClassDef)
-            and candidate.node.name == node.name
-            and candidate.shape == statement.shape
-        ),
-        None,
-    )
-    cls = namespace.get(node.name)
-    if previous is None or not isinstance(cls, type):
-        return None
-    assert isinstance(previous.node, ast.ClassDef)
-    methods = (ast.FunctionDef, ast.AsyncFunctionDef)
-    old_methods = {m.name: m for m in previous.node.body if isinstance(m, methods)}
-    new_methods = [m for m in node.body if isinstance(m, methods)]
-    names = [m.name for m in new_methods]
-    if len(set(names)) != len(names) or len(old_methods) != sum(
-        isinstance(m, methods) for m in previous.node.body
-    ):
-        return None  # a property with a setter, say: one name, several functions
-    changed = [
-        m
-        for m in new_methods
-        if m.name in old_methods and ast.dump(m) != ast.dump(old_methods[m.name])
-    ]
-    # Nothing but those method bodies may differ.
-    rebuilt = copy.copy(node)
-    rebuilt.body = [old_methods[m.name] if m in changed else m for m in node.body]
-    if not changed or ast.dump(rebuilt) != ast.dump(previous.node):
-        return None
-    synthetic = copy.copy(node)  # same name: private names mangle alike
-    synthetic.bases, synthetic.keywords, synthetic.decorator_list = [], [], []
-    synthetic.body = []
-    for method in changed:
-        bare = copy.copy(method)
-        bare.decorator_list = []
-        synthetic.body.append(bare)
-    scratch = dict(namespace)
-    try:
-        exec(_compile_one(synthetic, filename, flags), scratch)
-    except BaseException as exc:
-        raise StatementError(str(exc)) from exc
-    fresh_class = scratch[node.name]
-    pairs = []
-    for method in changed:
-        member = cls.__dict__.get(method.name)
-        if isinstance(member, staticmethod | classmethod):
-            member = member.__func__
-        elif isinstance(member, property):
-            member = member.fget
-        target = _original(member, method.name, filename)
-        fresh = fresh_class.__dict__.get(method.name)
-        if (
-            target is None
-            or not isinstance(fresh, types.FunctionType)
-            or fresh.__code__.co_freevars != target.__code__.co_freevars
-        ):
-            return None
-        pairs.append((target, fresh))
-    return pairs
-
-
-def _compile_one(node: ast.stmt, filename: str, flags: int) -> types.CodeType:
-    code: types.CodeType = compile(
-        ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[])),
-        filename,
-        "exec",
-        flags=flags,
-        dont_inherit=True,
-    )
-    return code
-
-
-def _in_place_edit(
-    statement: Statement,
-    old: ModuleSummary,
-    namespace: dict[str, Any],
-    filename: str,
-    flags: int,
-) -> list[tuple[types.FunctionType, types.FunctionType]] | None:
-    """The functions to give new bodies, when that is all the edit of ``statement`` does."""
-    if isinstance(statement.node, ast.ClassDef):
-        return _method_bodies_edit(statement, old, namespace, filename, flags)
-    pair = _body_only_edit(statement, old, namespace, filename, flags)
-    return None if pair is None else [pair]
-
-
 def _undo_bodies(changes: Changes) -> None:
     """A later statement failed: the functions whose body was replaced get it back."""
     for target, code, doc in reversed(changes.body_patches):
@@ -487,7 +309,7 @@ def plan_and_run(
             before_first()
         if edited[index] and not (rebinds or inputs_changed):
             try:
-                pairs = _in_place_edit(statement, old, namespace, filename, flags)
+                pairs = in_place_edit(statement, old, namespace, filename, flags)
             except StatementError:
                 _undo_bodies(changes)
                 raise
@@ -506,13 +328,7 @@ def plan_and_run(
                     behaviors.add(statement.node.name)  # type: ignore[attr-defined]
                 continue
         before = {name: namespace.get(name, _MISSING) for name in statement.binds}
-        code = compile(
-            ast.Module(body=[statement.node], type_ignores=[]),
-            filename,
-            "exec",
-            flags=flags,
-            dont_inherit=True,
-        )
+        code = compile_one(statement.node, filename, flags)
         try:
             exec(code, namespace)
         except BaseException as exc:
