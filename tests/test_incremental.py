@@ -169,11 +169,14 @@ def test_from_import_of_a_changed_value_is_rebound(project: Project, hmr: Any) -
 def test_an_unchanged_value_does_not_cascade(project: Project, hmr: Any) -> None:
     project.write("a.py", "LIMIT = 1\n\ndef f():\n    return 1\n")
     project.write("b.py", "from a import LIMIT\n\nDOUBLE = LIMIT * 2\n")
-    a, _b = fresh(hmr, "a", "b")
+    a, b = fresh(hmr, "a", "b")
+    assert (a.f(), b.DOUBLE) == (1, 2)
+    b.DOUBLE = "kept"  # state b would lose if it ran again
     # LIMIT moved down a line (same text: it does not run again); only f changed.
     (project.root / "a.py").write_text("\nLIMIT = 1\n\ndef f():\n    return 2\n")
     assert hmr.reload_module("a")[0] == ["a"]
     assert a.f() == 2
+    assert b.DOUBLE == "kept"
 
 
 def test_removed_names_disappear_and_importers_fail_atomically(project: Project, hmr: Any) -> None:
@@ -227,10 +230,12 @@ def test_cascade_policies(project: Project, hmr: Any, policy: str, expected: lis
     project.write("a.py", "X = 1\n")
     project.write("b.py", "import a\n\nY = a.X\n")
     project.write("c.py", "import a\n")
-    fresh(hmr, "a", "b", "c")
+    _, b, _ = fresh(hmr, "a", "b", "c")
+    assert b.Y == 1
     hmr.cascade = policy
     (project.root / "a.py").write_text("X = 2\n")
     assert sorted(hmr.reload_module("a")[0]) == expected
+    assert (1 if policy == "never" else 2) == b.Y
     with pytest.raises(ValueError, match="cascade must be one of"):
         hmr.cascade = "sometimes"
 

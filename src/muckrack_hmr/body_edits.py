@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import copy
 import types
-from typing import Any
+from typing import Any, TypeGuard
 
 from .analysis import ModuleSummary, Statement
 
@@ -81,18 +81,8 @@ def _body_only_edit(
         return None
     bare = copy.copy(node)  # shallow: the children are shared, not changed
     bare.decorator_list = []
-    code = compile_one(bare, filename, flags)
-    scratch = dict(namespace)  # defaults and annotations evaluate as in the module
-    try:
-        exec(code, scratch)
-    except BaseException as exc:
-        raise StatementError(str(exc)) from exc
-    fresh = scratch.get(node.name)
-    if not isinstance(fresh, types.FunctionType):
-        return None
-    if fresh.__code__.co_freevars != target.__code__.co_freevars:
-        return None
-    return target, fresh
+    fresh = _define_alone(bare, namespace, filename, flags)
+    return (target, fresh) if _fits(fresh, target) else None
 
 
 def _method_bodies_edit(
@@ -149,12 +139,9 @@ def _method_bodies_edit(
         bare = copy.copy(method)
         bare.decorator_list = []
         synthetic.body.append(bare)
-    scratch = dict(namespace)
-    try:
-        exec(compile_one(synthetic, filename, flags), scratch)
-    except BaseException as exc:
-        raise StatementError(str(exc)) from exc
-    fresh_class = scratch[node.name]
+    fresh_class = _define_alone(synthetic, namespace, filename, flags)
+    if not isinstance(fresh_class, type):
+        return None
     pairs = []
     for method in changed:
         member = cls.__dict__.get(method.name)
@@ -164,14 +151,37 @@ def _method_bodies_edit(
             member = member.fget
         target = _original(member, method.name, filename)
         fresh = fresh_class.__dict__.get(method.name)
-        if (
-            target is None
-            or not isinstance(fresh, types.FunctionType)
-            or fresh.__code__.co_freevars != target.__code__.co_freevars
-        ):
+        if target is None or not _fits(fresh, target):
             return None
         pairs.append((target, fresh))
     return pairs
+
+
+def _define_alone(
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+    namespace: dict[str, Any],
+    filename: str,
+    flags: int,
+) -> Any:
+    """Run the definition ``node`` in a copy of the module namespace; what it defines.
+
+    A copy: defaults and annotations evaluate as in the module, and the
+    module itself is not touched.
+    """
+    scratch = dict(namespace)
+    try:
+        exec(compile_one(node, filename, flags), scratch)
+    except BaseException as exc:
+        raise StatementError(str(exc)) from exc
+    return scratch.get(node.name)
+
+
+def _fits(fresh: Any, target: types.FunctionType) -> TypeGuard[types.FunctionType]:
+    """Can ``target`` take the code of ``fresh`` (a function with the same free variables)?"""
+    return (
+        isinstance(fresh, types.FunctionType)
+        and fresh.__code__.co_freevars == target.__code__.co_freevars
+    )
 
 
 def compile_one(node: ast.stmt, filename: str, flags: int) -> types.CodeType:
