@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,6 +15,8 @@ import pytest
 
 import muckrack_hmr
 from muckrack_hmr import _core_py
+
+from .subprocesses import Child
 
 try:
     from muckrack_hmr import _hmr_core
@@ -138,3 +140,28 @@ def hmr(project: Project, core: ModuleType) -> Iterator[Any]:
         yield installed
     finally:
         muckrack_hmr.uninstall()
+
+
+@pytest.fixture
+def proj(tmp_path: Path) -> Path:
+    """An empty project folder, for the end-to-end tests."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def spawn(core_env: dict[str, str]) -> Iterator[Callable[..., Child]]:
+    """Start ``python -u -m muckrack.hmr *args`` in the background; killed after the test."""
+    children: list[Child] = []
+
+    def start(args: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Child:
+        child = Child(args, cwd=cwd, env=core_env if env is None else env)
+        children.append(child)
+        return child
+
+    try:
+        yield start
+    finally:
+        for child in children:
+            child.close()

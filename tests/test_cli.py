@@ -10,216 +10,26 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import textwrap
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, NoReturn
 
 import pytest
 
+from .subprocesses import (
+    Child,
+    facts_of,
+    run_hmr,
+    run_python,
+    save_atomically,
+    starts,
+    write,
+)
+
 PROG = "python -m muckrack.hmr"
-# The longest a test waits for one line of output from a child.
-DEADLINE = 15.0
-# One-shot runs.
-RUN_TIMEOUT = 60
-
-
-# -- helpers -------------------------------------------------------------------
-
-
-def write(path: Path, source: str) -> Path:
-    """Write ``source`` (dedented) to ``path``, creating its folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(source), encoding="utf-8")
-    return path
-
-
-def save_atomically(path: Path, source: str) -> None:
-    """Save like editors that write a temporary file and rename it over the original."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(textwrap.dedent(source), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def run_python(
-    args: list[str], *, cwd: Path, env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """Plain ``python *args``, to completion: the behaviour to match."""
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
-
-
-def run_hmr(args: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``python -m muckrack.hmr *args``, to completion."""
-    return run_python(["-m", "muckrack.hmr", *args], cwd=cwd, env=env)
-
-
-def facts_of(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
-    """The JSON object a probe script printed as its last stdout line."""
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines, f"no output; stderr:\n{result.stderr}"
-    facts: dict[str, object] = json.loads(lines[-1])
-    return facts
-
-
-def _contains(text: str) -> Callable[[str], bool]:
-    def predicate(line: str) -> bool:
-        return text in line
-
-    predicate.__name__ = repr(text)
-    return predicate
-
-
-def _starts(prefix: str) -> Callable[[str], bool]:
-    def predicate(line: str) -> bool:
-        return line.startswith(prefix)
-
-    predicate.__name__ = f"a line starting with {prefix!r}"
-    return predicate
-
-
-class Child:
-    """A running ``python -u -m muckrack.hmr ...`` whose output is read line by line.
-
-    One reader thread per stream feeds a queue; :meth:`expect` takes lines
-    from it with a deadline, so a test never waits unboundedly.
-    """
-
-    def __init__(self, args: list[str], *, cwd: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "muckrack.hmr", *args],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        )
-        self.seen: dict[str, list[str]] = {"out": [], "err": []}
-        self._queues: dict[str, queue.Queue[str | None]] = {
-            "out": queue.Queue(),
-            "err": queue.Queue(),
-        }
-        self._threads = [
-            threading.Thread(target=self._pump, args=(name, stream), daemon=True)
-            for name, stream in (("out", self.proc.stdout), ("err", self.proc.stderr))
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _pump(self, name: str, stream: IO[str]) -> None:
-        try:
-            for raw in stream:
-                line = raw.rstrip("\r\n")
-                self.seen[name].append(line)
-                self._queues[name].put(line)
-        except (OSError, ValueError):
-            pass  # the pipe was closed under us
-        finally:
-            self._queues[name].put(None)
-
-    def expect(
-        self, match: str | Callable[[str], bool], *, stream: str = "out", timeout: float = DEADLINE
-    ) -> str:
-        """Consume lines of ``stream`` until one matches; return it.
-
-        ``match`` is a substring or a predicate.  Fails the test when the
-        deadline passes or the stream ends first.
-        """
-        predicate = _contains(match) if isinstance(match, str) else match
-        what = getattr(predicate, "__name__", repr(predicate))
-        deadline = time.monotonic() + timeout
-        lines = self._queues[stream]
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._fail(f"timed out after {timeout:.0f} s waiting for {what} on std{stream}")
-            try:
-                line = lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                lines.put(None)  # later calls see the end too
-                self._fail(
-                    f"std{stream} ended (exit code {self.proc.poll()}) before {what} appeared"
-                )
-            if predicate(line):
-                return line
-
-    def wait(self, timeout: float = DEADLINE) -> int:
-        """Wait for the child to exit; its exit code.  Output is complete afterwards."""
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._fail(f"the child did not exit within {timeout:.0f} s")
-        for thread in self._threads:
-            thread.join(timeout=timeout)
-        return code
-
-    def stderr_text(self) -> str:
-        return "\n".join(self.seen["err"])
-
-    def _fail(self, message: str) -> NoReturn:
-        out = "\n".join(self.seen["out"][-20:])
-        err = "\n".join(self.seen["err"][-40:])
-        pytest.fail(f"{message}\n--- stdout (tail) ---\n{out}\n--- stderr (tail) ---\n{err}")
-
-    def close(self) -> None:
-        """Kill the child if it still runs, and reap it."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        try:
-            self.proc.wait(timeout=10)
-        finally:
-            for thread in self._threads:
-                thread.join(timeout=5)
-            for pipe in (self.proc.stdout, self.proc.stderr):
-                if pipe is not None:
-                    pipe.close()
-
-
-@pytest.fixture
-def proj(tmp_path: Path) -> Path:
-    """An empty project folder."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def spawn(core_env: dict[str, str]) -> Iterator[Callable[..., Child]]:
-    """Start ``python -u -m muckrack.hmr *args`` in the background; killed after the test."""
-    children: list[Child] = []
-
-    def start(args: list[str], *, cwd: Path) -> Child:
-        child = Child(args, cwd=cwd, env=core_env)
-        children.append(child)
-        return child
-
-    try:
-        yield start
-    finally:
-        for child in children:
-            child.close()
 
 
 # A script that reports how it was run, as one JSON line.  It is also used as
@@ -735,13 +545,13 @@ def test_watcher_reloads_a_module_saved_right_after_start(
     write(proj / "a.py", A_NEW)
 
     child.expect("f=new X=2")
-    child.expect(_starts("hmr: reloaded a"), stream="err")
+    child.expect(starts("hmr: reloaded a"), stream="err")
 
 
 def _start_watched_and_ready(spawn: Callable[..., Child], proj: Path) -> Child:
     """A watched program, once the watcher reports (with -v) that it watches the project."""
     child = _start_watched(spawn, proj, "-v")
-    child.expect(_starts("hmr: watching"), stream="err")
+    child.expect(starts("hmr: watching"), stream="err")
     return child
 
 
@@ -752,7 +562,7 @@ def test_watcher_reloads_a_saved_module(proj: Path, spawn: Callable[..., Child])
     write(proj / "a.py", A_NEW)  # saved in place
 
     child.expect("f=new X=2 Y=4 b.Y=4")
-    line = child.expect(_starts("hmr: reloaded a"), stream="err")
+    line = child.expect(starts("hmr: reloaded a"), stream="err")
     # b ran again, f was patched in place, and __main__'s X, Y and b.Y bindings followed.
     assert "(+1 dependent, 1 patched, 3 rebound)" in line
 
@@ -774,12 +584,12 @@ def test_watcher_keeps_old_code_after_a_syntax_error_then_applies_the_fix(
         """,
     )
 
-    error = child.expect(_starts("hmr: failed to reload a"), stream="err")
+    error = child.expect(starts("hmr: failed to reload a"), stream="err")
     assert re.search(r"a\.py:5\b", error), error
     assert "SyntaxError" in error
     child.expect("error-handler a SyntaxError")
     # Every line printed after the failure still comes from the old code.
-    assert "f=old X=1 Y=2 b.Y=2" in child.expect(_starts("tick "))
+    assert "f=old X=1 Y=2 b.Y=2" in child.expect(starts("tick "))
     assert child.proc.poll() is None
 
     write(
@@ -794,7 +604,7 @@ def test_watcher_keeps_old_code_after_a_syntax_error_then_applies_the_fix(
     )
 
     child.expect("f=fixed X=3 Y=6 b.Y=6")
-    child.expect(_starts("hmr: reloaded a"), stream="err")
+    child.expect(starts("hmr: reloaded a"), stream="err")
 
 
 def test_watcher_reloads_the_dependents_of_a_module_saved_by_rename(
@@ -816,7 +626,7 @@ def test_watcher_reloads_the_dependents_of_a_module_saved_by_rename(
 
     # b re-executed (b.Y), and __main__'s `from b import Y` points at the new Y.
     child.expect("f=renamed X=5 Y=10 b.Y=10")
-    line = child.expect(_starts("hmr: reloaded a"), stream="err")
+    line = child.expect(starts("hmr: reloaded a"), stream="err")
     # b ran again, f was patched in place, and __main__'s X, Y and b.Y bindings followed.
     assert "(+1 dependent, 1 patched, 3 rebound)" in line
 
