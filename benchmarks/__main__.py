@@ -320,6 +320,7 @@ def measure_reload(
             if result is not None:
                 for kind, values in result["results"].items():
                     samples[core].setdefault(kind, []).extend(values)
+                samples[core]["memory"] = [result["memory"]]
     run.progress(
         f"N={info.n_modules}: reload: "
         + "; ".join(
@@ -327,6 +328,7 @@ def measure_reload(
             + ", ".join(
                 f"{kind} {median([v['wall'] for v in values]):.2f} ms"
                 for kind, values in by_kind.items()
+                if kind != "memory"
             )
             for core, by_kind in samples.items()
         )
@@ -534,6 +536,8 @@ def report(run: Run, results: dict[int, dict[str, Any]], cores: list[str], argv:
         restart = median(result["cold"]["restart-plain"])
         for core in cores:
             for kind, values in result["reload"][core].items():
+                if kind == "memory":
+                    continue
                 if not values:
                     rows.append([str(n), core, kind, "n/a", "n/a", "n/a", "n/a", "n/a"])
                     continue
@@ -551,6 +555,32 @@ def report(run: Run, results: dict[int, dict[str, Any]], cores: list[str], argv:
                         f"{restart / wall:,.1f}x",
                     ]
                 )
+    out.append(table(header, rows))
+    out.append("")
+
+    out.append("## f. Bookkeeping memory")
+    out.append("")
+    out.append(
+        "What the HMR's records hold in the running program after `remember_sources()` and "
+        "`warm()`: the import graph, the tracker's record of import statements, the project "
+        "filter's baselines, and the source store (its index and the analysis of every module; "
+        "the source snapshots themselves are kept in an unlinked temporary file). KB, from a "
+        "walk of those objects (`benchmarks/_child.py: bookkeeping_bytes`)."
+    )
+    out.append("")
+    header = ["N", "core", "graph", "tracker", "project", "sources", "total", "per module"]
+    rows = []
+    for n, result in results.items():
+        for core in cores:
+            memory = result["reload"][core].get("memory")
+            if not memory:
+                continue
+            sizes = memory[-1]
+            rows.append(
+                [str(n), core]
+                + [fmt(sizes[part] / 1024) for part in ("graph", "tracker", "project", "sources")]
+                + [fmt(sizes["total"] / 1024), fmt(sizes["total"] / n / 1024, 2)]
+            )
     out.append(table(header, rows))
     return "\n".join(out)
 

@@ -132,6 +132,51 @@ def _stale_bindings(dependent: object, target: object, target_name: str) -> list
     return stale
 
 
+def bookkeeping_bytes(hmr: object) -> dict[str, int]:
+    """Bytes held by the HMR's own records, by part, and their total.
+
+    A walk from the graph, the tracker, the project filter and the source
+    store through containers, strings, numbers and the package's own objects.
+    What the import system owns anyway (modules, their namespaces, names and
+    file names) is not counted; each object is counted once.
+    """
+    import gc
+
+    seen: set[int] = set()
+    for key, module in list(sys.modules.items()):
+        seen.update(map(id, (key, module, getattr(module, "__dict__", None))))
+        seen.update(map(id, (getattr(module, "__name__", None), getattr(module, "__file__", None))))
+    containers = (dict, list, tuple, set, frozenset)
+    leaves = (str, bytes, int, float)
+
+    def walk(root: object) -> int:
+        total = 0
+        stack = [root]
+        while stack:
+            obj = stack.pop()
+            if id(obj) in seen or obj is None:
+                continue
+            own = type(obj).__module__.startswith("muckrack_hmr")
+            if not isinstance(obj, containers + leaves) and not own:
+                continue  # functions, classes, locks, files: not records
+            seen.add(id(obj))
+            total += sys.getsizeof(obj)
+            if not isinstance(obj, leaves):
+                stack.extend(gc.get_referents(obj))
+        return total
+
+    parts = {
+        "project": hmr.project,  # type: ignore[attr-defined]
+        "graph": hmr.graph,  # type: ignore[attr-defined]
+        "tracker": hmr.tracker,  # type: ignore[attr-defined]
+        "sources": hmr.reloader.sources,  # type: ignore[attr-defined]
+    }
+    seen.update(map(id, (hmr, hmr.reloader)))  # type: ignore[attr-defined]
+    sizes = {label: walk(obj) for label, obj in parts.items()}
+    sizes["total"] = sum(sizes.values())
+    return sizes
+
+
 def measure_reload(info_path: str, reps: int, tag: str) -> None:
     import muckrack_hmr
 
@@ -158,6 +203,7 @@ def measure_reload(info_path: str, reps: int, tag: str) -> None:
     # sources as they ran, so that an edit is compared with them.
     hmr.remember_sources()
     hmr.warm()  # what the watcher does in the background while the program runs
+    memory = bookkeeping_bytes(hmr)
 
     # The graph must hold exactly the import-time edges between modules.
     deps: dict[str, list[str]] = info["deps"]
@@ -205,7 +251,7 @@ def measure_reload(info_path: str, reps: int, tag: str) -> None:
         for kind, path in paths.items():
             with open(path, "wb") as handle:
                 handle.write(originals[kind])
-    _emit({"results": results, "errors": errors[:20]})
+    _emit({"results": results, "memory": memory, "errors": errors[:20]})
 
 
 def _check_reload(

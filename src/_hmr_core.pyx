@@ -26,6 +26,7 @@ __all__ = ["DependencyGraph", "ImportTracker", "resolve_relative"]
 
 cdef object _BUILTIN_IMPORT = builtins.__import__
 cdef dict _UNTRACKED = {}
+cdef object _MISSING = object()
 cdef object _NAME = "__name__"
 # Slots of the globals-identity cache of ImportTracker (a power of two).
 cdef enum:
@@ -107,8 +108,10 @@ cdef class DependencyGraph:
             index = len(self._names)
             self._ids[name] = index
             self._names.append(name)
-            self._out.append({})
-            self._in.append({})
+            # Adjacency lists of shared ints: several times smaller than dicts
+            # (see the twin).
+            self._out.append([])
+            self._in.append([])
             return index
         return <Py_ssize_t>node
 
@@ -135,21 +138,37 @@ cdef class DependencyGraph:
             return False
         cdef Py_ssize_t source = self._node(importer)
         cdef Py_ssize_t target = self._node(imported)
-        cdef dict out = <dict>self._out[source]
-        if target in out:
+        cdef list out = <list>self._out[source]
+        # The ints from ``_ids``, not new ones: one object per module, shared
+        # by all its edges, keeps the graph small.
+        cdef object target_id = self._ids[imported]
+        if target_id in out:
             return False
-        out[target] = None
-        (<dict>self._in[target])[source] = None
+        out.append(target_id)
+        (<list>self._in[target]).append(self._ids[importer])
         self.version += 1
         return True
 
     def add_binding(self, str importer, str imported, str name):
         """Record that ``importer`` ran ``from imported import name``."""
-        self._bindings.setdefault(importer, {}).setdefault(imported, {})[name] = None
+        cdef list flat = self._bindings.get(importer)
+        cdef Py_ssize_t index
+        if flat is None:
+            self._bindings[importer] = [imported, name]
+            return
+        for index in range(0, len(flat), 2):
+            if flat[index + 1] == name and flat[index] == imported:
+                return
+        flat.append(imported)
+        flat.append(name)
 
     def bound_names(self, str importer, str imported):
         """Names that ``importer`` bound with ``from imported import ...``."""
-        return list(self._bindings.get(importer, {}).get(imported, ()))
+        cdef list flat = self._bindings.get(importer)
+        cdef Py_ssize_t index
+        if flat is None:
+            return []
+        return [flat[index + 1] for index in range(0, len(flat), 2) if flat[index] == imported]
 
     def clear_dependencies(self, str importer):
         """Drop the outgoing edges and bindings of ``importer``; return them."""
@@ -157,15 +176,20 @@ cdef class DependencyGraph:
         if node is None:
             return [], {}
         cdef list names = self._names
-        cdef dict out = <dict>self._out[<Py_ssize_t>node]
+        cdef list out = <list>self._out[<Py_ssize_t>node]
+        cdef Py_ssize_t index
         previous = [names[target] for target in out]
         if out:
             self.version += 1
         for target in out:
-            del (<dict>self._in[<Py_ssize_t>target])[node]
-        out.clear()
-        bindings = self._bindings.pop(importer, {})
-        return previous, {imported: list(bound) for imported, bound in bindings.items()}
+            (<list>self._in[<Py_ssize_t>target]).remove(node)
+        del out[:]
+        cdef dict bindings = {}
+        cdef list flat = self._bindings.pop(importer, None)
+        if flat is not None:
+            for index in range(0, len(flat), 2):
+                bindings.setdefault(flat[index], []).append(flat[index + 1])
+        return previous, bindings
 
     def restore_dependencies(self, str importer, tuple saved):
         """Put back exactly what :meth:`clear_dependencies` returned."""
@@ -174,10 +198,9 @@ cdef class DependencyGraph:
         self._node(importer)
         for imported in edges:
             self.add_edge(importer, imported)
-        if bindings:
-            self._bindings[importer] = {
-                imported: dict.fromkeys(bound) for imported, bound in bindings.items()
-            }
+        for imported, bound in bindings.items():
+            for name in bound:
+                self.add_binding(importer, imported, name)
 
     def remove_module(self, str name):
         """Forget ``name`` and every edge that touches it."""
@@ -186,15 +209,28 @@ cdef class DependencyGraph:
             return
         self.version += 1
         cdef Py_ssize_t index = node
-        for target in <dict>self._out[index]:
-            del (<dict>self._in[<Py_ssize_t>target])[node]
-        for source in <dict>self._in[index]:
-            del (<dict>self._out[<Py_ssize_t>source])[node]
-        self._out[index] = {}
-        self._in[index] = {}
+        for target in <list>self._out[index]:
+            (<list>self._in[<Py_ssize_t>target]).remove(node)
+        for source in <list>self._in[index]:
+            (<list>self._out[<Py_ssize_t>source]).remove(node)
+        self._out[index] = []
+        self._in[index] = []
         self._bindings.pop(name, None)
-        for bound in self._bindings.values():
-            bound.pop(name, None)
+        cdef list flat
+        cdef list kept
+        cdef Py_ssize_t position
+        for importer in list(self._bindings):
+            flat = <list>self._bindings[importer]
+            if name in flat:
+                kept = []
+                for position in range(0, len(flat), 2):
+                    if flat[position] != name:
+                        kept.append(flat[position])
+                        kept.append(flat[position + 1])
+                if kept:
+                    self._bindings[importer] = kept
+                else:
+                    del self._bindings[importer]
 
     def dependencies_of(self, str name):
         """Modules that ``name`` imports directly."""
@@ -202,7 +238,7 @@ cdef class DependencyGraph:
         if node is None:
             return []
         cdef list names = self._names
-        return [names[target] for target in <dict>self._out[<Py_ssize_t>node]]
+        return [names[target] for target in <list>self._out[<Py_ssize_t>node]]
 
     def dependents_of(self, str name):
         """Modules that import ``name`` directly."""
@@ -210,7 +246,7 @@ cdef class DependencyGraph:
         if node is None:
             return []
         cdef list names = self._names
-        return [names[source] for source in <dict>self._in[<Py_ssize_t>node]]
+        return [names[source] for source in <list>self._in[<Py_ssize_t>node]]
 
     cdef list _reach(self, object starts, list edges):
         cdef set seen = set()
@@ -224,7 +260,7 @@ cdef class DependencyGraph:
         start_count = len(queue)
         index = 0
         while index < len(queue):
-            for nxt in <dict>edges[<Py_ssize_t>queue[index]]:
+            for nxt in <list>edges[<Py_ssize_t>queue[index]]:
                 if nxt not in seen:
                     seen.add(nxt)
                     queue.append(nxt)
@@ -280,7 +316,7 @@ cdef class DependencyGraph:
             counter += 1
             stack.append(root)
             on_stack.add(root)
-            work.append([root, [t for t in <dict>out[<Py_ssize_t>root] if t in members], 0])
+            work.append([root, [t for t in <list>out[<Py_ssize_t>root] if t in members], 0])
             while work:
                 frame = <list>work[-1]
                 node = frame[0]
@@ -296,7 +332,7 @@ cdef class DependencyGraph:
                         stack.append(nxt)
                         on_stack.add(nxt)
                         work.append(
-                            [nxt, [t for t in <dict>out[<Py_ssize_t>nxt] if t in members], 0]
+                            [nxt, [t for t in <list>out[<Py_ssize_t>nxt] if t in members], 0]
                         )
                     elif nxt in on_stack and index_of[nxt] < lowlink[node]:
                         lowlink[node] = index_of[nxt]
@@ -407,11 +443,19 @@ cdef class ImportTracker:
             return module
         found = PyDict_GetItem(seen, name)
         if found != NULL:
-            for variant in <list>found:
-                if (<tuple>variant)[0] == level and (
-                    (<tuple>variant)[1] is fromlist or (<tuple>variant)[1] == fromlist
-                ):
+            # The usual case first: one statement at level 0, recorded as its
+            # fromlist (see the twin), and the same constant passed again.
+            if <object>found is fromlist:
+                if level == 0:
                     return module
+            elif type(<object>found) is list:
+                for variant in <list>found:
+                    if (<tuple>variant)[0] == level and (
+                        (<tuple>variant)[1] is fromlist or (<tuple>variant)[1] == fromlist
+                    ):
+                        return module
+            elif level == 0 and <object>found == fromlist:
+                return module
         self._record_import(globals, name, fromlist, level, module)
         return module
 
@@ -430,7 +474,7 @@ cdef class ImportTracker:
             self._is_tracked(getattr(module, "__name__", name))
             return module
         found = PyDict_GetItem(seen, name)
-        if found != NULL:
+        if found != NULL and type(<object>found) is list:
             for variant in <list>found:
                 if (<tuple>variant)[0] == -1 and (<tuple>variant)[1] == package:
                     return module
@@ -549,19 +593,25 @@ cdef class ImportTracker:
             if bind:
                 for item_name in bindings:
                     graph.add_binding(importer, base, item_name)
-            self._remember_statement(importer, name, (level, fromlist))
+            self._remember_statement(importer, name, level, fromlist)
         finally:
             self._lock_release()
 
-    cdef _remember_statement(self, str importer, object name, tuple variant):
+    cdef _remember_statement(self, str importer, object name, object level, object fromlist):
         cdef PyObject* found = PyDict_GetItem(self._seen, importer)
         if found == NULL or <dict>found is _UNTRACKED:
             return
-        cdef PyObject* variants = PyDict_GetItem(<dict>found, name)
-        if variants == NULL:
-            (<dict>found)[name] = [variant]
+        cdef dict seen = <dict>found
+        cdef object statements = seen.get(name, _MISSING)
+        if statements is _MISSING:
+            if level == 0 and (fromlist is None or type(fromlist) is tuple):
+                seen[name] = fromlist
+            else:
+                seen[name] = [(level, fromlist)]
+        elif type(statements) is list:
+            (<list>statements).append((level, fromlist))
         else:
-            (<list>variants).append(variant)
+            seen[name] = [(0, statements), (level, fromlist)]
 
     cdef _record_import_module(self, globals, name, package, module):
         importer = globals["__name__"]
@@ -572,7 +622,7 @@ cdef class ImportTracker:
         with self.lock:
             if tracked:
                 self.graph._add_edge(importer, target)
-            self._remember_statement(importer, name, (-1, package))
+            self._remember_statement(importer, name, -1, package)
 
     # -- bookkeeping for the reloader -----------------------------------------
 
@@ -586,6 +636,26 @@ cdef class ImportTracker:
             seen = self._seen.get(importer)
             if seen is not None and seen is not _UNTRACKED:
                 seen.clear()
+
+    def trim_statements(self):
+        """Forget the statements recorded for modules whose import finished; how many names.
+
+        See the twin: the record of top-level imports is dead weight once a
+        module is imported; imports inside functions are recorded again.
+        """
+        cdef Py_ssize_t trimmed = 0
+        modules = sys.modules
+        with self.lock:
+            for importer, seen in self._seen.items():
+                if not seen or seen is _UNTRACKED:
+                    continue
+                module = modules.get(importer)
+                spec = getattr(module, "__spec__", None)
+                if module is None or getattr(spec, "_initializing", False):
+                    continue  # still running its top level
+                trimmed += len(<dict>seen)
+                (<dict>seen).clear()
+        return trimmed
 
     def tracked_modules(self):
         """Project modules currently in ``sys.modules``, in import order."""

@@ -115,6 +115,50 @@ def test_lazy_import_is_recorded_when_it_runs(project: Project, hmr: Any) -> Non
     assert deps(hmr, "user") == ["late"]
 
 
+def test_statements_of_imported_modules_are_trimmed_and_recorded_again(
+    project: Project, hmr: Any
+) -> None:
+    project.write("late.py", "X = 1")
+    project.write("other.py", "Y = 2")
+    project.write(
+        "user.py",
+        """\
+import other
+def later():
+    import late
+    from other import Y
+    import other
+    return late.X + Y
+""",
+    )
+    user = importlib.import_module("user")
+    assert user.later() == 3
+    assert deps(hmr, "user") == ["other", "late"]
+    assert hmr.tracker.trim_statements() == 2  # "other" (two statements) and "late"
+    assert hmr.tracker.trim_statements() == 0
+    # Trimming leaves the graph alone ...
+    assert deps(hmr, "user") == ["other", "late"]
+    # ... and a statement that runs again is recorded again.
+    hmr.graph.clear_dependencies("user")
+    assert user.later() == 3
+    assert deps(hmr, "user") == ["late", "other"]
+    assert hmr.graph.bound_names("user", "other") == ["Y"]
+    for _ in range(3):
+        assert user.later() == 3
+    assert deps(hmr, "user") == ["late", "other"]
+
+
+def test_a_module_still_importing_keeps_its_statements(project: Project, hmr: Any) -> None:
+    project.write("other.py", "Y = 2")
+    project.write(
+        "busy.py",
+        "import other\nimport builtins\nTRIMMED = builtins.__hmr__.tracker.trim_statements()\n",
+    )
+    busy = importlib.import_module("busy")
+    assert busy.TRIMMED == 0  # busy was still running its top level
+    assert hmr.tracker.trim_statements() == 2  # "other" and "builtins"
+
+
 def test_from_import_names_are_recorded(project: Project, hmr: Any) -> None:
     project.write("a.py", "def f(): pass\ndef g(): pass\nX = 1\n")
     project.write("user.py", "from a import f, X as renamed\n")

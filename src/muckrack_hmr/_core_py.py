@@ -29,6 +29,7 @@ Classifier = Callable[[str, Any], bool]
 # code.  A distinct object, so one dict lookup answers "unknown, untracked or
 # tracked".
 _UNTRACKED: dict[str, Any] = {}
+_MISSING = object()
 
 
 def resolve_relative(name: str, package: str | None, level: int) -> str:
@@ -68,10 +69,14 @@ class DependencyGraph:
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
         self._names: list[str] = []
-        self._out: list[dict[int, None]] = []
-        self._in: list[dict[int, None]] = []
-        # importer -> imported -> names bound by ``from imported import name``
-        self._bindings: dict[str, dict[str, dict[str, None]]] = {}
+        # Adjacency lists, not sets or dicts: the graph is kept for the whole
+        # run, and a list of shared ints is several times smaller.  Membership
+        # is checked only in a module's own (short) list of imports.
+        self._out: list[list[int]] = []
+        self._in: list[list[int]] = []
+        # importer -> [imported, name, imported, name, ...] for each
+        # ``from imported import name`` it ran, flat for the same reason.
+        self._bindings: dict[str, list[str]] = {}
         #: Grows whenever a module or an edge is added or removed (not bindings):
         #: what was derived from the graph is stale when it changed.
         self.version = 0
@@ -83,8 +88,8 @@ class DependencyGraph:
             node = len(self._names)
             self._ids[name] = node
             self._names.append(name)
-            self._out.append({})
-            self._in.append({})
+            self._out.append([])
+            self._in.append([])
         return node
 
     def __len__(self) -> int:
@@ -110,18 +115,27 @@ class DependencyGraph:
         out = self._out[source]
         if target in out:
             return False
-        out[target] = None
-        self._in[target][source] = None
+        out.append(target)
+        self._in[target].append(source)
         self.version += 1
         return True
 
     def add_binding(self, importer: str, imported: str, name: str) -> None:
         """Record that ``importer`` ran ``from imported import name``."""
-        self._bindings.setdefault(importer, {}).setdefault(imported, {})[name] = None
+        flat = self._bindings.get(importer)
+        if flat is None:
+            self._bindings[importer] = [imported, name]
+            return
+        for index in range(0, len(flat), 2):
+            if flat[index + 1] == name and flat[index] == imported:
+                return
+        flat.append(imported)
+        flat.append(name)
 
     def bound_names(self, importer: str, imported: str) -> list[str]:
         """Names that ``importer`` bound with ``from imported import ...``."""
-        return list(self._bindings.get(importer, {}).get(imported, ()))
+        flat = self._bindings.get(importer, ())
+        return [flat[index + 1] for index in range(0, len(flat), 2) if flat[index] == imported]
 
     def clear_dependencies(self, importer: str) -> tuple[list[str], dict[str, list[str]]]:
         """Drop the outgoing edges and bindings of ``importer``; return them."""
@@ -134,10 +148,13 @@ class DependencyGraph:
         if out:
             self.version += 1
         for target in out:
-            del self._in[target][node]
+            self._in[target].remove(node)
         out.clear()
-        bindings = self._bindings.pop(importer, {})
-        return previous, {imported: list(bound) for imported, bound in bindings.items()}
+        bindings: dict[str, list[str]] = {}
+        flat = self._bindings.pop(importer, ())
+        for index in range(0, len(flat), 2):
+            bindings.setdefault(flat[index], []).append(flat[index + 1])
+        return previous, bindings
 
     def restore_dependencies(
         self, importer: str, saved: tuple[list[str], dict[str, list[str]]]
@@ -148,10 +165,9 @@ class DependencyGraph:
         self._node(importer)
         for imported in edges:
             self.add_edge(importer, imported)
-        if bindings:
-            self._bindings[importer] = {
-                imported: dict.fromkeys(bound) for imported, bound in bindings.items()
-            }
+        for imported, bound in bindings.items():
+            for name in bound:
+                self.add_binding(importer, imported, name)
 
     def remove_module(self, name: str) -> None:
         """Forget ``name`` and every edge that touches it."""
@@ -160,14 +176,24 @@ class DependencyGraph:
             return
         self.version += 1
         for target in self._out[node]:
-            del self._in[target][node]
+            self._in[target].remove(node)
         for source in self._in[node]:
-            del self._out[source][node]
-        self._out[node] = {}
-        self._in[node] = {}
+            self._out[source].remove(node)
+        self._out[node] = []
+        self._in[node] = []
         self._bindings.pop(name, None)
-        for bound in self._bindings.values():
-            bound.pop(name, None)
+        for importer, flat in list(self._bindings.items()):
+            if name in flat:
+                kept = [
+                    item
+                    for index in range(0, len(flat), 2)
+                    if flat[index] != name
+                    for item in flat[index : index + 2]
+                ]
+                if kept:
+                    self._bindings[importer] = kept
+                else:
+                    del self._bindings[importer]
 
     def dependencies_of(self, name: str) -> list[str]:
         """Modules that ``name`` imports directly."""
@@ -185,7 +211,7 @@ class DependencyGraph:
         names = self._names
         return [names[source] for source in self._in[node]]
 
-    def _reach(self, starts: Iterable[str], edges: list[dict[int, None]]) -> list[str]:
+    def _reach(self, starts: Iterable[str], edges: list[list[int]]) -> list[str]:
         seen: set[int] = set()
         queue: list[int] = []
         for name in starts:
@@ -310,9 +336,12 @@ class ImportTracker:
         self._classify = classify
         self._original_import = original_import
         self._original_import_module = original_import_module
-        #: importer -> {name: [(level, fromlist), ...]} for import statements
-        #: already recorded, or _UNTRACKED for a module that is not ours.
-        self._seen: dict[str, dict[str, list[tuple[int, object]]]] = {}
+        #: importer -> {name: statements} for import statements already
+        #: recorded, or _UNTRACKED for a module that is not ours.  For the
+        #: usual single ``import name`` / ``from name import ...`` at level 0,
+        #: ``statements`` is the fromlist itself (None or the code's constant
+        #: tuple: nothing allocated); otherwise a list of (level, fromlist).
+        self._seen: dict[str, dict[str, object]] = {}
         self.lock = threading.RLock()
 
     # -- the hot path ---------------------------------------------------------
@@ -333,11 +362,16 @@ class ImportTracker:
         seen = self._statements_of(globals)
         if seen is _UNTRACKED:
             return module
-        variants = seen.get(name)
-        if variants is not None:
-            for seen_level, seen_fromlist in variants:
-                if seen_level == level and (seen_fromlist is fromlist or seen_fromlist == fromlist):
-                    return module
+        found = seen.get(name, _MISSING)
+        if found is not _MISSING:
+            if type(found) is list:
+                for seen_level, seen_fromlist in found:
+                    if seen_level == level and (
+                        seen_fromlist is fromlist or seen_fromlist == fromlist
+                    ):
+                        return module
+            elif level == 0 and (found is fromlist or found == fromlist):
+                return module
         self._record_import(globals, name, fromlist, level, module)
         return module
 
@@ -358,15 +392,15 @@ class ImportTracker:
             # say), but the imported module may be: classify it now.
             self._is_tracked(getattr(module, "__name__", name))
             return module
-        variants = seen.get(name)
-        if variants is not None:
-            for seen_level, seen_package in variants:
+        found = seen.get(name)
+        if type(found) is list:
+            for seen_level, seen_package in found:
                 if seen_level == -1 and seen_package == package:
                     return module
         self._record_import_module(globals, name, package, module)
         return module
 
-    def _statements_of(self, globals: Mapping[str, Any]) -> dict[str, list[tuple[int, object]]]:
+    def _statements_of(self, globals: Mapping[str, Any]) -> dict[str, object]:
         """The import statements already recorded for the module of ``globals``.
 
         _UNTRACKED if that module is not project code.
@@ -378,7 +412,7 @@ class ImportTracker:
 
     # -- the slow path: first time an importer runs a given statement --------
 
-    def _classify_importer(self, globals: Mapping[str, Any]) -> dict[str, list[tuple[int, object]]]:
+    def _classify_importer(self, globals: Mapping[str, Any]) -> dict[str, object]:
         try:
             importer = globals["__name__"]
         except (KeyError, TypeError):
@@ -458,12 +492,22 @@ class ImportTracker:
             if bind:
                 for item in bindings:
                     self.graph.add_binding(importer, base, item)
-            self._remember_statement(importer, name, (level, fromlist))
+            self._remember_statement(importer, name, level, fromlist)
 
-    def _remember_statement(self, importer: str, name: str, variant: tuple[int, object]) -> None:
+    def _remember_statement(self, importer: str, name: str, level: int, fromlist: object) -> None:
         seen = self._seen.get(importer)
-        if seen is not None and seen is not _UNTRACKED:
-            seen.setdefault(name, []).append(variant)
+        if seen is None or seen is _UNTRACKED:
+            return
+        found = seen.get(name, _MISSING)
+        if found is _MISSING:
+            if level == 0 and (fromlist is None or type(fromlist) is tuple):
+                seen[name] = fromlist
+            else:
+                seen[name] = [(level, fromlist)]
+        elif type(found) is list:
+            found.append((level, fromlist))
+        else:
+            seen[name] = [(0, found), (level, fromlist)]
 
     def _record_import_module(
         self,
@@ -480,7 +524,7 @@ class ImportTracker:
         with self.lock:
             if tracked:
                 self.graph.add_edge(importer, target)
-            self._remember_statement(importer, name, (-1, package))
+            self._remember_statement(importer, name, -1, package)
 
     # -- bookkeeping for the reloader -----------------------------------------
 
@@ -494,6 +538,29 @@ class ImportTracker:
             seen = self._seen.get(importer)
             if seen is not None and seen is not _UNTRACKED:
                 seen.clear()
+
+    def trim_statements(self) -> int:
+        """Forget the statements recorded for modules whose import finished; how many names.
+
+        The record only spares a repeated import statement the slow path.  A
+        module's top-level imports do not run again once it is imported (a
+        reload forgets them first), so the record is dead weight kept for
+        every module.  Imports inside functions are recorded again the next
+        time they run.
+        """
+        trimmed = 0
+        modules = sys.modules
+        with self.lock:
+            for importer, seen in self._seen.items():
+                if not seen or seen is _UNTRACKED:
+                    continue
+                module = modules.get(importer)
+                spec = getattr(module, "__spec__", None)
+                if module is None or getattr(spec, "_initializing", False):
+                    continue  # still running its top level
+                trimmed += len(seen)
+                seen.clear()
+        return trimmed
 
     def tracked_modules(self) -> list[str]:
         """Project modules currently in ``sys.modules``, in import order."""

@@ -24,7 +24,7 @@ import ast
 import sys
 import types
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,72 +67,100 @@ class Changes:
         return bool(self.values or self.behaviors)
 
 
-@dataclass(frozen=True)
-class Consumption:
-    """What a module's code takes from the modules it imports: small enough to keep for all.
+#: (local name, module, attribute or None): what one top-level import binds.
+Binding = tuple[str, str, "str | None"]
 
-    Only names bound by imports count (``X`` for ``from a import X``,
-    ``a.X`` for ``import a``): a change elsewhere reaches a module through them.
+# Kept for every module, so equal tuples are shared: every module of an app
+# spells its imports (and what its functions use) alike.
+_shared: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}
+
+
+def _share(items: tuple[Any, ...]) -> Any:
+    return _shared.setdefault(items, items) if items else ()
+
+
+@dataclass(frozen=True, slots=True)
+class Consumption:
+    """What a module's code takes from the project modules it imports: kept for all.
+
+    Only names bound by imports of project modules count (``X`` for ``from a
+    import X``, ``a.X`` for ``import a``): a change reaches a module through
+    them.  Tuples of shared, interned strings, not sets or dicts: this is
+    kept for every module of the program.
     """
 
-    # Tuples, not sets: this is kept for every module, and a tuple of interned
-    # strings is a fraction of a set's size.
-    imports: dict[str, tuple[str, str | None]]
+    imports: tuple[Binding, ...]
+    """The top-level imports of project modules, as (local, module, attribute)."""
     at_import: tuple[str, ...]
     """Imported names read or called while the module's top level runs."""
-    from_binds: tuple[str, ...]
-    """Local names bound by ``from x import name``."""
-    bodies: dict[str, tuple[str, ...]]
-    """Function -> imported names its body reads or calls, through the module's functions."""
+    bodies: tuple[Any, ...]
+    """Flat (function, names, function, names, ...): the imported names each body reads
+    or calls, through the module's functions."""
+
+    @property
+    def from_binds(self) -> tuple[str, ...]:
+        """Local names bound by ``from x import name`` (at the top level, in blocks too)."""
+        return tuple(local for local, _, attr in self.imports if attr is not None)
 
     def references(self) -> set[str]:
         """Every imported name the module uses, at import time or in a function."""
-        return set(self.at_import).union(self.from_binds, *self.bodies.values())
+        return set(self.at_import).union(self.from_binds, *self.bodies[1::2])
 
     def touched_by(self, values: set[str], behaviors: set[str]) -> bool:
         """Must some statement of the module run again for these incoming changes?"""
         return (
             not values.isdisjoint(self.at_import)
-            or not values.isdisjoint(self.from_binds)
             or not behaviors.isdisjoint(self.at_import)
+            or any(attr is not None and local in values for local, _, attr in self.imports)
         )
 
     def behaviors_through(self, values: set[str], behaviors: set[str]) -> set[str]:
         """Functions of the module that compute something else after these changes."""
         changed = values | behaviors
-        return {name for name, used in self.bodies.items() if not changed.isdisjoint(used)}
+        bodies = self.bodies
+        return {
+            bodies[index]
+            for index in range(0, len(bodies), 2)
+            if not changed.isdisjoint(bodies[index + 1])
+        }
 
 
-def consumption_of(summary: ModuleSummary) -> Consumption:
-    """Boil a parsed module down to what it consumes from its imports."""
-    imported = set(summary.imports)
+def bindings_of(imports: dict[str, tuple[str, str | None]]) -> list[Binding]:
+    """A summary's imports as (local, module, attribute) triples."""
+    return [(local, module, attr) for local, (module, attr) in imports.items()]
+
+
+def consumption_of(
+    summary: ModuleSummary, is_project: Callable[[str], bool] = lambda name: True
+) -> Consumption:
+    """Boil a parsed module down to what it consumes from the project modules it imports."""
+    intern = sys.intern
+    imports: list[Binding] = []
+    for local, module, attr in bindings_of(summary.imports):
+        if is_project(module) or (attr is not None and is_project(f"{module}.{attr}")):
+            imports.append(
+                _share((intern(local), intern(module), None if attr is None else intern(attr)))
+            )
+    imported = {local for local, _, _ in imports}
 
     def keep(names: frozenset[str] | set[str]) -> tuple[str, ...]:
-        # Interned: every module of an app spells its imports alike, and this
-        # is kept for all of them.
-        return tuple(
-            sorted(sys.intern(name) for name in names if name.partition(".")[0] in imported)
+        kept: tuple[str, ...] = _share(
+            tuple(sorted(intern(name) for name in names if name.partition(".")[0] in imported))
         )
+        return kept
 
     expander = _Expander(summary)
     at_import: set[str] = set()
-    from_binds: set[str] = set()
     for statement in summary.statements:
         reads, calls = expander.statement(statement)
         at_import |= reads | calls
-        if isinstance(statement.node, ast.ImportFrom):
-            from_binds |= statement.binds
-    bodies: dict[str, tuple[str, ...]] = {}
+    bodies: list[Any] = []
     for name in expander.defs:
         body_reads, body_calls = expander.body(name)
         used = keep(body_reads | body_calls)
         if used:
-            bodies[name] = used
-    imports = {
-        sys.intern(local): (sys.intern(module), None if attr is None else sys.intern(attr))
-        for local, (module, attr) in summary.imports.items()
-    }
-    return Consumption(imports, keep(at_import), keep(from_binds), bodies)
+            bodies += (intern(name), used)
+    return Consumption(_share(tuple(imports)), keep(at_import), tuple(bodies))
 
 
 class ChangeSet(dict[str, Changes]):
@@ -149,9 +177,7 @@ class ChangeSet(dict[str, Changes]):
             self.below.setdefault(".".join(parts[:end]), set()).add(name)
 
 
-def translate_incoming(
-    imports: dict[str, tuple[str, str | None]], changes: ChangeSet
-) -> tuple[set[str], set[str]]:
+def translate_incoming(imports: Iterable[Binding], changes: ChangeSet) -> tuple[set[str], set[str]]:
     """Changes of imported modules, named as this module names them.
 
     ``from a import X`` makes ``X`` changed when ``a.X`` is; ``import a`` makes
@@ -159,7 +185,7 @@ def translate_incoming(
     """
     values: set[str] = set()
     behaviors: set[str] = set()
-    for local, (module, attr) in imports.items():
+    for local, module, attr in imports:
         if attr is not None:
             submodule = f"{module}.{attr}"
             if isinstance(sys.modules.get(submodule), types.ModuleType):

@@ -33,6 +33,7 @@ from .incremental import (
     Changes,
     ChangeSet,
     StatementError,
+    bindings_of,
     plan_and_run,
     translate_incoming,
 )
@@ -154,7 +155,7 @@ class Reloader:
         #: "auto": re-run only what consumed a change; "always": re-execute every
         #: transitive dependent whole; "never": re-run only the saved modules.
         self.cascade = "auto"
-        self.sources = SourceStore(project)
+        self.sources = SourceStore(project, tracker.is_tracked)
         self._positions: dict[str, tuple[int, int]] = {}
         self._positions_version = -1
         # Reentrant, so that a hook or a module that asks for a reload while
@@ -170,7 +171,12 @@ class Reloader:
     def remember_sources(self, untrusted: Iterable[str] = ()) -> int:
         """Keep the sources of modules still as imported (see SourceStore.remember_all)."""
         with self._lock:
-            return self.sources.remember_all(untrusted)
+            added = self.sources.remember_all(untrusted)
+        if added:
+            # Modules were imported since the last call: what the tracker
+            # recorded of their top-level imports is no longer needed.
+            self.tracker.trim_statements()
+        return added
 
     def warm(self, limit: int | None = None) -> int:
         """Analyze up to ``limit`` remembered modules for early cutoff (all with None)."""
@@ -334,7 +340,7 @@ class Reloader:
         # others have to be looked at.
         reached = {dependent for dependent in dependents if not self.sources.analyzed(dependent)}
         for changed in outcome.values | outcome.behaviors:
-            reached |= self.sources.consumers.get((name, changed), set())
+            reached.update(self.sources.consumers.get((name, changed), ()))
         return reached
 
     def _follow(self, name: str, changes: ChangeSet) -> Changes | None:
@@ -449,7 +455,7 @@ class Reloader:
                 namespace,
                 filename,
                 (old, new),
-                translate_incoming(new.imports, changes),
+                translate_incoming(bindings_of(new.imports), changes),
                 before_first,
             )
         except StatementError as error:

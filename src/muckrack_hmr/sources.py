@@ -5,21 +5,28 @@ compressed), and finds the dependents a change can reach through an index of
 which module uses which imported name.  Both are filled in the background by
 the watcher (``remember_all`` right after imports, ``warm`` a few modules at a
 time), or by ``HMR.remember_sources()`` and ``HMR.warm()``.
+
+The sources are kept compressed in an unlinked temporary file, not in the
+program's memory: a reload reads back one of them, and the bookkeeping of a
+thousand-module program stays within a couple of megabytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sys
+import tempfile
+import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
 from .analysis import ModuleSummary, summarize
-from .incremental import Consumption, consumption_of
+from .incremental import Binding, Consumption, consumption_of
 
 __all__ = ["SourceStore", "read_source"]
 
@@ -35,15 +42,13 @@ def read_source(module: ModuleType) -> tuple[str, bytes]:
         return filename, handle.read()
 
 
-def _resolve_reference(
-    imports: dict[str, tuple[str, str | None]], reference: str
-) -> tuple[str, str] | None:
+def _resolve_reference(imports: dict[str, Binding], reference: str) -> tuple[str, str] | None:
     """``reference`` (``X`` or ``a.b.X``, as the module writes it) as (module, name)."""
     local, _, rest = reference.partition(".")
     bound = imports.get(local)
     if bound is None:
         return None
-    module, attr = bound
+    _, module, attr = bound
     parts = rest.split(".") if rest else []
     if attr is not None:
         parts.insert(0, attr)
@@ -55,19 +60,81 @@ def _resolve_reference(
     return sys.intern(module), sys.intern(parts[0])
 
 
+class _Spill:
+    """Append-only storage of byte strings in an unlinked temporary file.
+
+    Falls back to memory where no temporary file can be made.  Space freed by
+    a newer copy is reclaimed when it outgrows what is live.
+    """
+
+    _RECLAIM_AT = 8 << 20
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._file = self._open()
+        self._end = 0
+        self._garbage = 0
+
+    @staticmethod
+    def _open() -> io.BufferedRandom | io.BytesIO:
+        try:
+            return tempfile.TemporaryFile(prefix="muckrack-hmr-")
+        except OSError:
+            return io.BytesIO()
+
+    # A position is one int, offset << 32 | length: the index is kept for
+    # every module, and an int is a third of a tuple of two.
+    def put(self, data: bytes) -> int:
+        with self._lock:
+            self._file.seek(self._end)
+            self._file.write(data)
+            offset, self._end = self._end, self._end + len(data)
+            return offset << 32 | len(data)
+
+    def get(self, where: int) -> bytes:
+        with self._lock:
+            self._file.seek(where >> 32)
+            return self._file.read(where & 0xFFFFFFFF)
+
+    def drop(self, where: int) -> None:
+        self._garbage += where & 0xFFFFFFFF
+
+    def needs_compaction(self) -> bool:
+        return self._garbage > self._RECLAIM_AT and self._garbage > self._end - self._garbage
+
+    def compacted(self, live: dict[str, int]) -> dict[str, int]:
+        """Copy what ``live`` points at to a new file; the new positions."""
+        fresh = _Spill()
+        moved = {name: fresh.put(self.get(where)) for name, where in live.items()}
+        with self._lock:
+            self._file.close()
+            self._file, self._end, self._garbage = fresh._file, fresh._end, 0
+        return moved
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
 class SourceStore:
     """The sources project modules last ran, and the index of what they use."""
 
-    def __init__(self, project: Any) -> None:
+    def __init__(self, project: Any, is_project: Callable[[str], bool] = lambda name: True) -> None:
         self.project = project
-        # module -> its source as it last ran, compressed: what an edit is compared with.
-        self._kept: dict[str, bytes] = {}
+        #: Is a module (by name) project code?  Only imports of project code
+        #: can bring a change, so only those are indexed.
+        self.is_project = is_project
+        self._spill = _Spill()
+        # module -> where its source as it last ran (compressed) is in the
+        # spill file: what an edit is compared with.
+        self._kept: dict[str, int] = {}
         self._remembered = 0  # how many entries of project.loaded were looked at
         self._summaries: OrderedDict[tuple[str, bytes], ModuleSummary] = OrderedDict()
         self._consumptions: dict[str, Consumption] = {}
         #: (module, name) -> modules whose code uses module.name: the dependents
-        #: a change can reach, found without looking at the others.
-        self.consumers: dict[tuple[str, str], set[str]] = {}
+        #: a change can reach, found without looking at the others.  Tuples:
+        #: most names have a few users, and this is kept for all of them.
+        self.consumers: dict[tuple[str, str], tuple[str, ...]] = {}
         self._keys: dict[tuple[str, str], tuple[str, str]] = {}  # one tuple per key
 
     def __contains__(self, name: object) -> bool:
@@ -109,15 +176,20 @@ class SourceStore:
 
     def remember(self, name: str, source: bytes, summary: ModuleSummary | None = None) -> None:
         """``source`` is what ``name`` runs now; ``summary``, if given, is it parsed."""
-        self._kept[name] = zlib.compress(source, 1)
+        previous = self._kept.get(name)
+        if previous is not None:
+            self._spill.drop(previous)
+        self._kept[name] = self._spill.put(zlib.compress(source, 1))
+        if self._spill.needs_compaction():
+            self._kept = self._spill.compacted(self._kept)
         self._forget_consumption(name)
         if summary is not None:
-            self._index(name, consumption_of(summary))
+            self._index(name, consumption_of(summary, self.is_project))
 
     def ran(self, name: str) -> bytes | None:
         """The source ``name`` last ran, if it was kept."""
         kept = self._kept.get(name)
-        return None if kept is None else zlib.decompress(kept)
+        return None if kept is None else zlib.decompress(self._spill.get(kept))
 
     def summary(self, filename: str, source: bytes, package: str | None) -> ModuleSummary:
         """``source`` parsed; the last few are kept (an edit compares two of them)."""
@@ -148,35 +220,42 @@ class SourceStore:
             # Not through the summary cache: parsed trees are large, and only
             # the small consumption is kept for every module.
             summary = summarize(
-                zlib.decompress(remembered), filename, module.__dict__.get("__package__")
+                zlib.decompress(self._spill.get(remembered)),
+                filename,
+                module.__dict__.get("__package__"),
             )
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, OSError, zlib.error):
             return None
-        found = consumption_of(summary)
+        found = consumption_of(summary, self.is_project)
         self._index(name, found)
         return found
 
     def _index(self, name: str, consumption: Consumption) -> None:
         self._consumptions[name] = consumption
+        consumers = self.consumers
         for key in self._keys_of(consumption):
-            self.consumers.setdefault(key, set()).add(name)
+            users = consumers.get(key, ())
+            if name not in users:
+                consumers[key] = (*users, name)
 
     def _forget_consumption(self, name: str) -> None:
         consumption = self._consumptions.pop(name, None)
         if consumption is None:
             return
+        consumers = self.consumers
         for key in self._keys_of(consumption):
-            users = self.consumers.get(key)
-            if users is not None:
-                users.discard(name)
-                if not users:
-                    del self.consumers[key]
+            users = tuple(user for user in consumers.get(key, ()) if user != name)
+            if users:
+                consumers[key] = users
+            else:
+                consumers.pop(key, None)
 
     def _keys_of(self, consumption: Consumption) -> set[tuple[str, str]]:
         """The (module, name) pairs a module's code uses."""
         keys = set()
+        imports = {binding[0]: binding for binding in consumption.imports}
         for reference in consumption.references():
-            key = _resolve_reference(consumption.imports, reference)
+            key = _resolve_reference(imports, reference)
             if key is not None:
                 keys.add(self._keys.setdefault(key, key))
         return keys
