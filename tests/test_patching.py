@@ -302,6 +302,136 @@ def test_enum_members_keep_their_identity(project: Project, hmr: Any) -> None:
     assert red.describe() == "new red"
 
 
+@pytest.mark.parametrize("base", ["enum.Enum", "enum.IntEnum", "str, enum.Enum", "enum.Flag"])
+def test_members_added_to_an_enum_join_the_live_class(
+    project: Project, hmr: Any, base: str
+) -> None:
+    source = """\
+        import enum
+
+        class Color({base}):
+            RED = 1
+            GREEN = 2
+            {added}
+
+            def describe(self):
+                return "{tag} " + self.name.lower()
+
+        FAVOURITE = Color.RED
+        """
+    values = {"enum.Enum": 4, "enum.IntEnum": 4, "str, enum.Enum": "blue", "enum.Flag": 4}
+    blue = values[base]
+    project.write("a.py", source.format(base=base, added="", tag="old"))
+    project.write(
+        "b.py", "from a import Color\n\ndef names():\n    return [c.name for c in Color]\n"
+    )
+    a = importlib.import_module("a")
+    b = importlib.import_module("b")
+    Color, red = a.Color, a.Color.RED
+    assert b.names() == ["RED", "GREEN"]
+    assert not hasattr(Color, "BLUE")
+    added = f"BLUE = {blue!r}\n            CRIMSON = 1"  # a new member and an alias of RED
+    project.write("a.py", source.format(base=base, added=added, tag="new"))
+    hmr.reload_module("a")
+    assert a.Color is Color
+    assert Color.RED is red
+    assert Color.CRIMSON is red
+    assert a.FAVOURITE is red
+    assert b.names() == ["RED", "GREEN", "BLUE"]
+    new = Color.BLUE
+    assert isinstance(new, Color)
+    assert type(new) is Color
+    assert Color(blue) is new
+    assert Color["BLUE"] is new
+    assert new.describe() == "new blue"
+    assert red.describe() == "new red"
+    assert len(Color) == 3
+
+
+@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+def test_statements_after_a_class_see_the_live_class(
+    project: Project, hmr: Any, remembered: bool
+) -> None:
+    source = """\
+        import enum
+
+        class C:
+            LIMIT = {limit}
+
+            def limit(self):
+                return self.LIMIT
+
+        class D(C):
+            pass
+
+        INSTANCE = C()
+        CHILD = D()
+        KINDS = {{"c": C}}
+
+        class Color(enum.Enum):
+            RED = 1
+            {added}
+
+        DEFAULT = Color.RED
+        """
+    project.write("a.py", source.format(limit=1, added=""))
+    a = importlib.import_module("a")
+    if remembered:
+        hmr.remember_sources()
+    C, D, red = a.C, a.D, a.Color.RED
+    assert (a.INSTANCE.limit(), a.CHILD.limit()) == (1, 1)
+    project.write("a.py", source.format(limit=2, added="GREEN = 2"))
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert a.C is C
+    assert a.D is D
+    assert a.Color.RED is red
+    # Made again by statements that consumed the class: instances of the live one.
+    assert type(a.INSTANCE) is C
+    assert type(a.CHILD) is D
+    assert a.KINDS["c"] is C
+    assert a.DEFAULT is red
+    assert issubclass(D, C)
+    assert (a.INSTANCE.limit(), a.CHILD.limit()) == (2, 2)
+    assert a.Color.GREEN.value == 2
+
+
+@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+def test_a_failure_after_a_class_statement_puts_the_class_back(
+    project: Project, hmr: Any, remembered: bool
+) -> None:
+    source = """\
+        import enum
+
+        class C:
+            LIMIT = {limit}
+
+            def limit(self):
+                return ("{tag}", self.LIMIT)
+
+        class Color(enum.Enum):
+            RED = 1
+            {added}
+
+        VALUE = {value}
+        """
+    project.write("a.py", source.format(limit=1, tag="old", added="", value=1))
+    a = importlib.import_module("a")
+    if remembered:
+        hmr.remember_sources()
+    C, instance, limit = a.C, a.C(), a.C.limit
+    edit = source.format(limit=2, tag="new", added="GREEN = 2", value="1 / 0")
+    project.write("a.py", edit)
+    reloaded, _ = hmr.reload_module("a")
+    assert reloaded == []
+    assert a.C is C
+    assert C.LIMIT == 1
+    assert C.limit is limit
+    assert instance.limit() == ("old", 1)
+    assert not hasattr(a.Color, "GREEN")
+    assert list(a.Color) == [a.Color.RED]
+    assert a.VALUE == 1
+
+
 def test_single_dispatch_registrations_from_other_modules_survive(
     project: Project, hmr: Any
 ) -> None:
@@ -342,8 +472,13 @@ def test_single_dispatch_registrations_from_other_modules_survive(
             "its __slots__ changed",
         ),
         (
-            "import enum\nclass C(enum.Enum):\n    A = 1\n",
             "import enum\nclass C(enum.Enum):\n    A = 1\n    B = 2\n",
+            "import enum\nclass C(enum.Enum):\n    A = 1\n    B = 3\n",
+            "its members changed",
+        ),
+        (
+            "import enum\nclass C(enum.Enum):\n    A = 1\n    B = 2\n",
+            "import enum\nclass C(enum.Enum):\n    A = 1\n",
             "its members changed",
         ),
     ],

@@ -30,6 +30,7 @@ from typing import Any
 
 from .analysis import ModuleSummary, Statement
 from .body_edits import StatementError, compile_one, in_place_edit
+from .patching import PatchReport, patch_class_now
 
 __all__ = [
     "ChangeSet",
@@ -60,6 +61,8 @@ class Changes:
     """How many top-level statements ran (or function bodies were replaced)."""
     body_patches: list[tuple[types.FunctionType, types.CodeType, Any]] = field(default_factory=list)
     """(old function given a new body, its old code, its old docstring)."""
+    class_patches: list[tuple[PatchReport, Callable[[], None]]] = field(default_factory=list)
+    """Live classes given their new definition as their statement ran, and the undo of each."""
     applied: bool = False
     """Whether anything was done to the module (statements ran, or names were removed)."""
 
@@ -275,11 +278,68 @@ def _match(old: ModuleSummary, new: ModuleSummary) -> tuple[list[bool], list[boo
 
 
 def _undo_bodies(changes: Changes) -> None:
-    """A later statement failed: the functions whose body was replaced get it back."""
+    """A later statement failed: put back the classes and function bodies patched so far."""
+    for _, undo in reversed(changes.class_patches):
+        undo()
+    changes.class_patches.clear()
     for target, code, doc in reversed(changes.body_patches):
         target.__code__ = code
         target.__doc__ = doc
     changes.body_patches.clear()
+
+
+def _adopt_class(
+    namespace: dict[str, Any], name: str, before: dict[str, Any], changes: Changes
+) -> None:
+    """A class statement ran again: the live class takes the new definition now.
+
+    The statements after it (``INSTANCE = C()``, ``DEFAULT = Color.RED``, a
+    subclass) then see the class every reference holds, not a new one that
+    the patch would leave behind.
+    """
+    now, then = namespace.get(name), before.get(name)
+    module = namespace.get("__name__")
+    if not (
+        isinstance(now, type)
+        and isinstance(then, type)
+        and now is not then
+        and isinstance(module, str)
+        and getattr(now, "__module__", None) == module
+        and getattr(then, "__module__", None) == module
+        and now.__qualname__ == then.__qualname__
+    ):
+        return
+    try:
+        changes.class_patches.append(patch_class_now(module, then, now))
+    except Exception as exc:
+        _undo_bodies(changes)
+        raise StatementError(f"patching class {name} failed: {exc}") from exc
+    namespace[name] = then
+
+
+def run_all(
+    namespace: dict[str, Any], filename: str, summary: ModuleSummary, old: dict[str, Any]
+) -> Changes:
+    """Run every statement of ``summary`` in order; live classes take their new definitions.
+
+    For a module re-executed whole (its previous source unknown): statement
+    by statement rather than one ``exec``, so that a class statement is
+    followed at once by the patch of the live class (``old`` is the namespace
+    before) and the statements after it see that class.  Raises
+    StatementError, with every class patch undone, when a statement fails.
+    """
+    changes = Changes(old=old)
+    flags = _future_flags(summary)
+    for statement in summary.statements:
+        code = compile_one(statement.node, filename, flags)
+        try:
+            exec(code, namespace)
+        except BaseException as exc:
+            _undo_bodies(changes)
+            raise StatementError(str(exc)) from exc
+        if isinstance(statement.node, ast.ClassDef):
+            _adopt_class(namespace, statement.node.name, old, changes)
+    return changes
 
 
 def _future_flags(summary: ModuleSummary) -> int:
@@ -377,6 +437,8 @@ def plan_and_run(
                 continue
             else:
                 values.add(name)
+        if isinstance(statement.node, ast.ClassDef):
+            _adopt_class(namespace, statement.node.name, before, changes)
     for name in removed:
         if name in namespace:
             if changes.executed == 0 and not changes.applied:

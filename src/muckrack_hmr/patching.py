@@ -20,6 +20,7 @@ run before the first change.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import logging
@@ -71,6 +72,9 @@ class _Patcher:
         # Code of functions nested in a patched one, old -> new: closures a
         # factory made before the edit still run the old code.
         self.nested: dict[types.CodeType, types.CodeType] = {}
+        #: When a list, apply() records here how to put back each thing it
+        #: changes (for a patch made while later statements may still fail).
+        self.undo: list[Callable[[], None]] | None = None
 
     # -- planning: every check, no change ---------------------------------------
 
@@ -112,7 +116,13 @@ class _Patcher:
             and self.plan_function(old_value, new_value)
         ):
             return  # the wrapped function of a decorator, patched in place
-        self.actions.append(lambda: setattr(old_cell, "cell_contents", self.map(new_value)))
+
+        def set_cell() -> None:
+            if self.undo is not None:
+                self.undo.append(functools.partial(setattr, old_cell, "cell_contents", old_value))
+            old_cell.cell_contents = self.map(new_value)
+
+        self.actions.append(set_cell)
 
     def _plan_single_dispatch(self, old: Any, new: Any) -> bool:
         # The old dispatcher stays: other modules registered implementations
@@ -148,8 +158,15 @@ class _Patcher:
             return f"its bases changed (now {names})"
         if old.__dict__.get("__slots__") != new.__dict__.get("__slots__"):
             return "its __slots__ changed"
-        if issubclass(old, Enum) and _enum_members(old) != _enum_members(new):
-            return "its members changed (added, removed or given new values)"
+        if issubclass(old, Enum):
+            added = _enum_additions(old, new)
+            if added is None:
+                return "its members changed (removed, renamed or given new values)"
+            if added:
+                reason = _adopt_members(old, new, added)
+                if reason is not None:
+                    return reason
+                self.actions.append(functools.partial(self._add_enum_members, old, new, added))
         if getattr(old, "_fields", None) != getattr(new, "_fields", None):
             return "its fields changed"
         self.new_to_old[id(new)] = old
@@ -176,7 +193,7 @@ class _Patcher:
             self.actions.append(functools.partial(self._set_member, old, key, value))
         for key in old.__dict__:
             if key not in members and key not in _CLASS_INTERNALS and not _is_member(old, key):
-                self.actions.append(functools.partial(_delete_member, old, key))
+                self.actions.append(functools.partial(self._delete_member, old, key))
         self.report.patched.append(f"{self.module}.{old.__qualname__}")
         return None
 
@@ -218,6 +235,10 @@ class _Patcher:
             if isinstance(referrer, types.FunctionType):
                 new_code = self.nested.get(referrer.__code__)
                 if new_code is not None and new_code.co_freevars == referrer.__code__.co_freevars:
+                    if self.undo is not None:
+                        self.undo.append(
+                            functools.partial(setattr, referrer, "__code__", referrer.__code__)
+                        )
                     referrer.__code__ = new_code
                     updated += 1
         self.report.closures += updated
@@ -229,6 +250,8 @@ class _Patcher:
         )
 
     def _apply_function(self, old: types.FunctionType, new: types.FunctionType) -> None:
+        if self.undo is not None:
+            self.undo.append(functools.partial(_restore_function, old, _function_state(old)))
         old.__code__ = new.__code__
         old.__defaults__ = new.__defaults__
         old.__kwdefaults__ = new.__kwdefaults__
@@ -241,7 +264,47 @@ class _Patcher:
         old.__dict__.update(attributes)
 
     def _set_member(self, cls: type, key: str, value: Any) -> None:
+        self._remember_member(cls, key)
         setattr(cls, key, self._rehome(cls, value))
+
+    def _delete_member(self, cls: type, key: str) -> None:
+        self._remember_member(cls, key)
+        delattr(cls, key)
+
+    def _add_enum_members(self, old: Any, new: Any, added: list[str]) -> None:
+        """Add the (adopted) members ``added`` to the live enum ``old``."""
+        if self.undo is not None:
+            maps = (old._member_names_, old._member_map_, old._value2member_map_)
+            copies = [type(each)(each) for each in maps]
+            for name in [*added, *_FLAG_BOOKKEEPING]:
+                self._remember_member(old, name)
+            self.undo.append(functools.partial(_refill, maps, copies))
+        for name in added:
+            twin = member = new.__members__[name]
+            canonical = member.name == name
+            if canonical:
+                old._member_names_.append(name)
+                # An unhashable value is found by a scan of the members.
+                with contextlib.suppress(TypeError):
+                    old._value2member_map_.setdefault(member._value_, member)
+            else:
+                member = old._member_map_[member.name]
+            old._member_map_[name] = member
+            # As the class statement left it: the member itself (3.11+), a
+            # descriptor where the name clashes with something, or nothing (3.10,
+            # where the metaclass finds members in _member_map_).
+            found = new.__dict__.get(name)
+            if found is not None:
+                type.__setattr__(old, name, member if found is twin else found)
+        for key in _FLAG_BOOKKEEPING:
+            if key in new.__dict__:
+                type.__setattr__(old, key, new.__dict__[key])
+
+    def _remember_member(self, cls: type, key: str) -> None:
+        if self.undo is not None:
+            self.undo.append(
+                functools.partial(_restore_member, cls, key, cls.__dict__.get(key, _ABSENT))
+            )
 
     def _rehome(self, cls: type, value: Any) -> Any:
         """A new method whose ``super()`` must see the old class, not the new one."""
@@ -333,12 +396,83 @@ def _is_member(cls: type, key: str) -> bool:
     return key in cls.__members__ or (key.startswith("_") and key.endswith("_"))
 
 
-def _enum_members(cls: Any) -> list[tuple[str, Any]]:
-    return [(name, member.value) for name, member in cls.__members__.items()]
+def _enum_additions(old: Any, new: Any) -> list[str] | None:
+    """Names of members ``new`` adds to ``old``; None if it drops or changes any."""
+    fresh = new.__members__
+    for name, member in old.__members__.items():
+        twin = fresh.get(name)
+        if twin is None or twin.value != member.value or twin.name != member.name:
+            return None
+    return [name for name in fresh if name not in old.__members__]
 
 
-def _delete_member(cls: type, key: str) -> None:
-    delattr(cls, key)
+# Flag enums keep masks of their members' bits (3.11+), which must cover the added ones.
+_FLAG_BOOKKEEPING = ("_flag_mask_", "_singles_mask_", "_all_bits_")
+
+
+def _adopt_members(old: Any, new: Any, added: list[str]) -> str | None:
+    """Make ``new``'s added members instances of ``old``; the reason if one cannot be.
+
+    The members are new objects that nothing but the discarded new class
+    holds, so this changes nothing live if the reload is then refused.
+    """
+    for name in added:
+        member = new.__members__[name]
+        if member.name != name:
+            continue  # an alias: it will name the old class's member
+        try:
+            member.__class__ = old
+        except TypeError as error:
+            return f"its new member {name} cannot join the live enum ({error})"
+        if hasattr(member, "__objclass__"):
+            member.__objclass__ = old
+    return None
+
+
+_ABSENT = object()
+
+
+def _refill(targets: tuple[Any, ...], copies: list[Any]) -> None:
+    for target, copy in zip(targets, copies, strict=True):
+        target.clear()
+        (target.extend if isinstance(target, list) else target.update)(copy)
+
+
+def _restore_member(cls: type, key: str, value: Any) -> None:
+    # type's own setattr: a metaclass may refuse (an enum's members) or react.
+    if value is _ABSENT:
+        if key in cls.__dict__:
+            type.__delattr__(cls, key)
+    else:
+        type.__setattr__(cls, key, value)
+
+
+def _function_state(function: types.FunctionType) -> tuple[Any, ...]:
+    return (
+        function.__code__,
+        function.__defaults__,
+        function.__kwdefaults__,
+        function.__annotations__,
+        function.__doc__,
+        function.__name__,
+        function.__qualname__,
+        dict(function.__dict__),
+    )
+
+
+def _restore_function(function: types.FunctionType, state: tuple[Any, ...]) -> None:
+    (
+        function.__code__,
+        function.__defaults__,
+        function.__kwdefaults__,
+        function.__annotations__,
+        function.__doc__,
+        function.__name__,
+        function.__qualname__,
+        attributes,
+    ) = state
+    function.__dict__.clear()
+    function.__dict__.update(attributes)
 
 
 def _unwrap_pair(old: Any, new: Any) -> tuple[types.FunctionType, types.FunctionType] | None:
@@ -352,6 +486,32 @@ def _unwrap_pair(old: Any, new: Any) -> tuple[types.FunctionType, types.Function
 
 def _is_single_dispatch(func: Any) -> bool:
     return all(hasattr(func, attr) for attr in ("dispatch", "register", "registry"))
+
+
+def patch_class_now(module: str, old: type, new: type) -> tuple[PatchReport, Callable[[], None]]:
+    """Give the live class ``old`` the definition of ``new`` at once; and how to undo it.
+
+    For a class statement that ran again while the module's later statements
+    have yet to run: they must see (and instantiate) the class that every
+    reference holds.  If a later statement fails, the undo puts back every
+    member, method body and enum member as it was.
+    """
+    patcher = _Patcher(module)
+    patcher.undo = []
+    reason = patcher.plan_class(old, new)
+    if reason is not None:
+        patcher.report.refused.append(
+            f"class {module}.{old.__qualname__}: {reason}; restart to apply it"
+        )
+        return patcher.report, lambda: None
+    patcher.apply()
+    undo = patcher.undo
+
+    def revert() -> None:
+        for action in reversed(undo):
+            action()
+
+    return patcher.report, revert
 
 
 def patch_bodies(

@@ -35,6 +35,7 @@ from .incremental import (
     StatementError,
     bindings_of,
     plan_and_run,
+    run_all,
     translate_incoming,
 )
 from .patching import PatchReport, patch_bodies, patch_namespace
@@ -382,11 +383,29 @@ class Reloader:
                 continue
             del namespace[key]
         linecache.checkcache(filename)
+        # A module that defines classes runs statement by statement: each live
+        # class takes its new definition before the statements after it run.
+        defines_classes = any(
+            isinstance(value, type) and value.__module__ == name for value in snapshot.values()
+        )
         try:
-            exec(code, namespace)
+            if defines_classes:
+                package = snapshot.get("__package__")
+                summary = self.sources.summary(filename, source, package)
+                for report, _ in run_all(namespace, filename, summary, snapshot).class_patches:
+                    self._report(report)
+            else:
+                exec(code, namespace)
         except KeyboardInterrupt:
             self._restore(name, namespace, snapshot, saved_edges)
             raise
+        except StatementError as error:
+            self._restore(name, namespace, snapshot, saved_edges)
+            cause = error.__cause__
+            if isinstance(cause, KeyboardInterrupt):
+                raise cause from None
+            self._fail(name, cause if cause is not None else error)
+            return None
         except BaseException as exc:  # SystemExit from module code must not end the program
             self._restore(name, namespace, snapshot, saved_edges)
             self._fail(name, exc)
@@ -467,6 +486,8 @@ class Reloader:
             self._fail(name, cause if cause is not None else error)
             return None
         self.sources.remember(name, source, new)
+        for report, _ in outcome.class_patches:
+            self._report(report)
         if outcome.applied:
             self._patch(name, snapshot, namespace)
             if outcome.body_patches:
