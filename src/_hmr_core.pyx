@@ -14,6 +14,8 @@ import threading
 
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memset
 
 cdef extern from "Python.h":
     PyObject* PyImport_GetModuleDict()
@@ -91,6 +93,16 @@ cdef class DependencyGraph:
     cdef list _in
     cdef dict _bindings
     cdef public Py_ssize_t version
+    # The queries run on C arrays: a compressed copy of the adjacency lists
+    # (CSR: node i's edges are targets[start[i]:start[i + 1]]), made again
+    # when ``version`` moved.  Edits are rare (imports); queries run on
+    # every reload, over thousands of modules.
+    cdef Py_ssize_t _csr_version
+    cdef Py_ssize_t _csr_nodes
+    cdef Py_ssize_t* _out_start
+    cdef Py_ssize_t* _out_targets
+    cdef Py_ssize_t* _in_start
+    cdef Py_ssize_t* _in_targets
 
     def __init__(self):
         self._ids = {}
@@ -99,6 +111,56 @@ cdef class DependencyGraph:
         self._in = []
         self._bindings = {}
         self.version = 0
+        self._csr_version = -1
+
+    def __dealloc__(self):
+        self._free_csr()
+
+    cdef void _free_csr(self):
+        free(self._out_start)
+        free(self._out_targets)
+        free(self._in_start)
+        free(self._in_targets)
+        self._out_start = self._out_targets = self._in_start = self._in_targets = NULL
+        self._csr_version = -1
+
+    cdef int _pack(self, list lists, Py_ssize_t** start_out, Py_ssize_t** targets_out) except -1:
+        cdef Py_ssize_t n = len(lists)
+        cdef Py_ssize_t total = 0
+        cdef Py_ssize_t node, position = 0
+        cdef list edges
+        for node in range(n):
+            total += len(<list>lists[node])
+        cdef Py_ssize_t* start = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t* targets = <Py_ssize_t*>malloc((total + 1) * sizeof(Py_ssize_t))
+        if start == NULL or targets == NULL:
+            free(start)
+            free(targets)
+            raise MemoryError()
+        for node in range(n):
+            start[node] = position
+            edges = <list>lists[node]
+            for item in edges:
+                targets[position] = <Py_ssize_t>item
+                position += 1
+        start[n] = position
+        start_out[0] = start
+        targets_out[0] = targets
+        return 0
+
+    cdef int _csr(self) except -1:
+        if self._csr_version == self.version and self._out_start != NULL:
+            return 0
+        self._free_csr()
+        self._pack(self._out, &self._out_start, &self._out_targets)
+        try:
+            self._pack(self._in, &self._in_start, &self._in_targets)
+        except MemoryError:
+            self._free_csr()
+            raise
+        self._csr_nodes = len(self._names)
+        self._csr_version = self.version
+        return 0
 
     cdef Py_ssize_t _node(self, str name):
         cdef object node = self._ids.get(name)
@@ -248,36 +310,57 @@ cdef class DependencyGraph:
         cdef list names = self._names
         return [names[source] for source in <list>self._in[<Py_ssize_t>node]]
 
-    cdef list _reach(self, object starts, list edges):
-        cdef set seen = set()
-        cdef list queue = []
-        cdef Py_ssize_t start_count, index
-        for name in starts:
-            node = self._ids.get(name)
-            if node is not None and node not in seen:
-                seen.add(node)
-                queue.append(node)
-        start_count = len(queue)
-        index = 0
-        while index < len(queue):
-            for nxt in <list>edges[<Py_ssize_t>queue[index]]:
-                if nxt not in seen:
-                    seen.add(nxt)
-                    queue.append(nxt)
-            index += 1
+    cdef list _reach(self, object starts, bint incoming):
+        self._csr()
+        cdef Py_ssize_t n = self._csr_nodes
+        cdef Py_ssize_t* start = self._in_start if incoming else self._out_start
+        cdef Py_ssize_t* targets = self._in_targets if incoming else self._out_targets
+        cdef char* seen = <char*>calloc(n + 1, 1)
+        cdef Py_ssize_t* queue = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t start_count, index, node, edge, nxt, length = 0
         cdef list names = self._names
-        return [names[<Py_ssize_t>node] for node in queue[start_count:]]
+        cdef list result
+        if seen == NULL or queue == NULL:
+            free(seen)
+            free(queue)
+            raise MemoryError()
+        try:
+            for name in starts:
+                found = self._ids.get(name)
+                if found is None:
+                    continue
+                node = <Py_ssize_t>found
+                if not seen[node]:
+                    seen[node] = 1
+                    queue[length] = node
+                    length += 1
+            start_count = length
+            index = 0
+            while index < length:
+                node = queue[index]
+                for edge in range(start[node], start[node + 1]):
+                    nxt = targets[edge]
+                    if not seen[nxt]:
+                        seen[nxt] = 1
+                        queue[length] = nxt
+                        length += 1
+                index += 1
+            result = [names[queue[index]] for index in range(start_count, length)]
+        finally:
+            free(seen)
+            free(queue)
+        return result
 
     def transitive_dependencies(self, str name):
         """Everything ``name`` imports, directly or not (breadth-first)."""
-        return self._reach((name,), self._out)
+        return self._reach((name,), False)
 
     def transitive_dependents(self, names):
         """Everything that imports one of ``names``, directly or not.
 
         Breadth-first; the starting modules themselves are never included.
         """
-        return self._reach(names, self._in)
+        return self._reach(names, True)
 
     def topological_order(self, names):
         """Order ``names`` so that dependencies come before their dependents.
@@ -288,70 +371,98 @@ cdef class DependencyGraph:
         placed first, each alone.
         """
         cdef dict ids = self._ids
-        cdef dict members = {}
         cdef list groups = []
-        for name in names:
-            node = ids.get(name)
-            if node is None:
-                groups.append([name])
-            else:
-                members[node] = None
-        cdef list out = self._out
-        cdef dict index_of = {}
-        cdef dict lowlink = {}
-        cdef set on_stack = set()
-        cdef list stack = []
+        self._csr()
+        cdef Py_ssize_t n = self._csr_nodes
+        # Per node: member flag, Tarjan index (-1: not visited), lowlink,
+        # on-stack flag; the SCC stack; the DFS stack of (node, next edge).
+        cdef char* member = <char*>calloc(n + 1, 1)
+        cdef char* on_stack = <char*>calloc(n + 1, 1)
+        cdef Py_ssize_t* index_of = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t* lowlink = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t* stack = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t* work_node = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t* work_edge = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t* start = self._out_start
+        cdef Py_ssize_t* targets = self._out_targets
+        cdef Py_ssize_t root, node, nxt, edge, member_node, parent
+        cdef Py_ssize_t counter = 0, depth = 0, height = 0, first
         cdef list names_list = self._names
-        cdef list work
-        cdef list succ
         cdef list component
-        cdef Py_ssize_t counter = 0
-        cdef Py_ssize_t pos
-        for root in sorted(members):
-            if root in index_of:
-                continue
-            work = []
-            index_of[root] = counter
-            lowlink[root] = counter
-            counter += 1
-            stack.append(root)
-            on_stack.add(root)
-            work.append([root, [t for t in <list>out[<Py_ssize_t>root] if t in members], 0])
-            while work:
-                frame = <list>work[-1]
-                node = frame[0]
-                succ = <list>frame[1]
-                pos = frame[2]
-                if pos < len(succ):
-                    frame[2] = pos + 1
-                    nxt = succ[pos]
-                    if nxt not in index_of:
-                        index_of[nxt] = counter
-                        lowlink[nxt] = counter
-                        counter += 1
-                        stack.append(nxt)
-                        on_stack.add(nxt)
-                        work.append(
-                            [nxt, [t for t in <list>out[<Py_ssize_t>nxt] if t in members], 0]
-                        )
-                    elif nxt in on_stack and index_of[nxt] < lowlink[node]:
-                        lowlink[node] = index_of[nxt]
+        try:
+            if (member == NULL or on_stack == NULL or index_of == NULL or lowlink == NULL
+                    or stack == NULL or work_node == NULL or work_edge == NULL):
+                raise MemoryError()
+            for name in names:
+                found = ids.get(name)
+                if found is None:
+                    groups.append([name])
+                else:
+                    member[<Py_ssize_t>found] = 1
+            for node in range(n):
+                index_of[node] = -1
+            # Iterative Tarjan, roots in id order (the twin's sorted(members)):
+            # an SCC is emitted once everything it imports has been.
+            for root in range(n):
+                if not member[root] or index_of[root] >= 0:
                     continue
-                work.pop()
-                if work:
-                    parent = (<list>work[-1])[0]
-                    if lowlink[node] < lowlink[parent]:
-                        lowlink[parent] = lowlink[node]
-                if lowlink[node] == index_of[node]:
-                    component = []
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        component.append(member)
-                        if member == node:
-                            break
-                    component.sort()
-                    groups.append([names_list[<Py_ssize_t>member] for member in component])
+                index_of[root] = lowlink[root] = counter
+                counter += 1
+                stack[height] = root
+                height += 1
+                on_stack[root] = 1
+                work_node[0] = root
+                work_edge[0] = start[root]
+                depth = 1
+                while depth:
+                    node = work_node[depth - 1]
+                    edge = work_edge[depth - 1]
+                    if edge < start[node + 1]:
+                        work_edge[depth - 1] = edge + 1
+                        nxt = targets[edge]
+                        if not member[nxt]:
+                            continue
+                        if index_of[nxt] < 0:
+                            index_of[nxt] = lowlink[nxt] = counter
+                            counter += 1
+                            stack[height] = nxt
+                            height += 1
+                            on_stack[nxt] = 1
+                            work_node[depth] = nxt
+                            work_edge[depth] = start[nxt]
+                            depth += 1
+                        elif on_stack[nxt] and index_of[nxt] < lowlink[node]:
+                            lowlink[node] = index_of[nxt]
+                        continue
+                    depth -= 1
+                    if depth:
+                        parent = work_node[depth - 1]
+                        if lowlink[node] < lowlink[parent]:
+                            lowlink[parent] = lowlink[node]
+                    if lowlink[node] == index_of[node]:
+                        if stack[height - 1] == node:  # the usual case: no cycle
+                            height -= 1
+                            on_stack[node] = 0
+                            groups.append([names_list[node]])
+                            continue
+                        first = height - 1
+                        while stack[first] != node:
+                            first -= 1
+                        component = []
+                        for member_node in range(first, height):
+                            on_stack[stack[member_node]] = 0
+                            component.append(stack[member_node])
+                        height = first
+                        component.sort()
+                        groups.append([names_list[<Py_ssize_t>item] for item in component])
+        finally:
+            free(member)
+            free(on_stack)
+            free(index_of)
+            free(lowlink)
+            free(stack)
+            free(work_node)
+            free(work_edge)
         return groups
 
 
