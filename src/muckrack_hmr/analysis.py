@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib.util
 from dataclasses import dataclass, field
 
 __all__ = ["ModuleSummary", "Statement", "summarize"]
@@ -28,6 +29,8 @@ class Statement:
     """One top-level statement of a module."""
 
     node: ast.stmt
+    text: str
+    """Its source text, with its position on its lines: equal text means equal code."""
     binds: frozenset[str]
     reads: frozenset[str]
     """Names (and ``name.attr``) loaded while the statement runs at import time."""
@@ -39,9 +42,10 @@ class Statement:
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """``ast.dump`` without positions: equal text (moved or not) gives equal fingerprints.
+        """``ast.dump`` without positions: equal code (moved or reformatted) gives equal ones.
 
-        Computed when first asked for: only an edited module's statements are compared.
+        Computed when first asked for: statements are matched by their text
+        first, and only the few left over by their fingerprint.
         """
         return ast.dump(self.node)
 
@@ -244,13 +248,18 @@ def _absolute(node: ast.ImportFrom, package: str | None) -> str | None:
 def summarize(source: bytes | str, filename: str, package: str | None) -> ModuleSummary:
     """Parse ``source`` (raises SyntaxError) and describe its top-level statements."""
     tree = ast.parse(source, filename)
+    text = importlib.util.decode_source(source) if isinstance(source, bytes) else source
+    lines = text.splitlines(keepends=True)
     statements = []
     for node in tree.body:
         collector = _Collector()
         collector.visit(node)
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
+        segment = "".join(lines[first - 1 : node.end_lineno])
         statements.append(
             Statement(
                 node=node,
+                text=f"{node.col_offset}:{node.end_col_offset}:{segment}",
                 binds=frozenset(collector.binds),
                 reads=frozenset(collector.reads),
                 calls=frozenset(collector.calls),

@@ -23,7 +23,6 @@ import __future__
 import ast
 import sys
 import types
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -258,23 +257,44 @@ def _match(old: ModuleSummary, new: ModuleSummary) -> tuple[list[bool], list[boo
     if old is new:
         count = len(new.statements)
         return [False] * count, [False] * count, set()
-    unmatched = Counter(statement.fingerprint for statement in old.statements)
-    old_lines: dict[str, list[int]] = {}
+    count = len(new.statements)
+    edited, moved = [True] * count, [False] * count
+    # Equal text is equal code: most statements match that way, cheaply.  The
+    # few left over (edited, or only reformatted) are compared as trees.
+    left_old: list[Statement] = []
+    by_text: dict[str, list[Statement]] = {}
     for statement in old.statements:
-        old_lines.setdefault(statement.fingerprint, []).append(statement.node.lineno)
-    edited, moved = [], []
-    for statement in new.statements:
-        if unmatched[statement.fingerprint] > 0:
-            unmatched[statement.fingerprint] -= 1
-            line = old_lines[statement.fingerprint].pop(0)
-            edited.append(False)
-            moved.append(isinstance(statement.node, _DEFINITIONS) and line != statement.node.lineno)
+        by_text.setdefault(statement.text, []).append(statement)
+    left_new: list[int] = []
+    for index, statement in enumerate(new.statements):
+        twins = by_text.get(statement.text)
+        if twins:
+            _matched(index, statement, twins.pop(0), edited, moved)
         else:
-            edited.append(True)
-            moved.append(False)
+            left_new.append(index)
+    if left_new:
+        by_tree: dict[str, list[Statement]] = {}
+        for twins in by_text.values():
+            left_old.extend(twins)
+        for statement in sorted(left_old, key=lambda s: s.node.lineno):
+            by_tree.setdefault(statement.fingerprint, []).append(statement)
+        for index in left_new:
+            statement = new.statements[index]
+            twins = by_tree.get(statement.fingerprint)
+            if twins:
+                _matched(index, statement, twins.pop(0), edited, moved)
     still_bound = set().union(*(s.binds for s in new.statements)) if new.statements else set()
     was_bound = set().union(*(s.binds for s in old.statements)) if old.statements else set()
     return edited, moved, was_bound - still_bound
+
+
+def _matched(
+    index: int, statement: Statement, previous: Statement, edited: list[bool], moved: list[bool]
+) -> None:
+    edited[index] = False
+    moved[index] = (
+        isinstance(statement.node, _DEFINITIONS) and previous.node.lineno != statement.node.lineno
+    )
 
 
 def _undo_bodies(changes: Changes) -> None:
@@ -354,12 +374,12 @@ def _future_flags(summary: ModuleSummary) -> int:
     return flags
 
 
-def _shapes(summary: ModuleSummary) -> dict[str, str]:
-    return {
-        statement.node.name: statement.shape
-        for statement in summary.statements
-        if isinstance(statement.node, ast.ClassDef)
-    }
+def _shape_of(summary: ModuleSummary, name: str) -> str | None:
+    """The structure of the class ``name`` as ``summary`` defines it (computed on demand)."""
+    for statement in summary.statements:
+        if isinstance(statement.node, ast.ClassDef) and statement.node.name == name:
+            return statement.shape
+    return None
 
 
 def plan_and_run(
@@ -382,8 +402,6 @@ def plan_and_run(
     changes = Changes(old=dict(namespace))
     expander = _Expander(new)
     flags = _future_flags(new)
-    old_shapes = _shapes(old)
-    new_shapes = _shapes(new)
     for index, statement in enumerate(new.statements):
         reads, calls = expander.statement(statement)
         rebinds = isinstance(statement.node, ast.ImportFrom) and bool(statement.binds & values)
@@ -430,7 +448,7 @@ def plan_and_run(
             if isinstance(now, types.FunctionType) and isinstance(then, types.FunctionType):
                 behaviors.add(name)
             elif isinstance(now, type) and isinstance(then, type):
-                if inputs_changed or old_shapes.get(name) != new_shapes.get(name):
+                if inputs_changed or _shape_of(old, name) != _shape_of(new, name):
                     # Its structure, or what it inherits, changed: readers follow.
                     values.add(name)
             elif type(now) is type(then) and isinstance(now, _PLAIN_VALUES) and now == then:
