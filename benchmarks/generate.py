@@ -39,7 +39,13 @@ FLAT_LAYER_MAX = 25  # a layer with more modules is split into subpackages
 PACKAGE_SIZE = 20  # modules per subpackage
 
 ORIGINAL_MARKER = "orig"
-_MARKER_RE = re.compile(r'(def marker\(\) -> str:\n    return )"[^"\n]*"')
+# What an edit rewrites, by kind: a function body, a module constant nobody
+# reads at import time, and a method of a class (``TAGGED`` names the class).
+EDITS = {
+    "body": re.compile(r'(def marker\(\) -> str:\n    return )"[^"\n]*"'),
+    "constant": re.compile(r'(?m)^(LABEL = )"[^"\n]*"'),
+    "method": re.compile(r'(    def tag\(self\) -> str:\n        return )"[^"\n]*"'),
+}
 
 
 @dataclass
@@ -352,6 +358,7 @@ def lazy_{i}() -> int:
 
 WEIGHT = {i % 97 + 1}
 LIMITS = {{"low": {i % 13}, "high": {i % 13 + 50}}}
+LABEL = "{ORIGINAL_MARKER}"
 
 
 def marker() -> str:
@@ -399,6 +406,9 @@ class C{i}:
     def double(self) -> int:
         return self.value * 2
 
+    def tag(self) -> str:
+        return "{ORIGINAL_MARKER}"
+
     def __repr__(self) -> str:
         return f"C{i}({{self.value}})"
 
@@ -413,6 +423,9 @@ class D{i}:
 
     def total(self) -> int:
         return self.size + len(self.tags)
+
+
+TAGGED = C{i}
 
 
 def describe() -> str:
@@ -430,6 +443,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 REGISTRY: dict[str, Callable[[], str]] = {{}}
+LABEL = "{ORIGINAL_MARKER}"
 
 
 def marker() -> str:
@@ -443,6 +457,16 @@ def register(name: str, func: Callable[[], str]) -> Callable[[], str]:
 
 def registered() -> list[str]:
     return sorted(REGISTRY)
+
+
+class Entry:
+    """A registry entry."""
+
+    def tag(self) -> str:
+        return "{ORIGINAL_MARKER}"
+
+
+TAGGED = Entry
 
 
 def lazy_json() -> object:
@@ -503,10 +527,24 @@ def generate(root: Path, n_modules: int, seed: int = 0) -> Info:
     return info
 
 
+def edit(path: Path, kind: str, tag: str) -> None:
+    """Make ``path`` give ``tag``: ``marker()`` (body), ``LABEL`` (constant), ``TAGGED().tag()``."""
+    source = path.read_text()
+    new, count = EDITS[kind].subn(lambda match: f'{match.group(1)}"{tag}"', source)
+    if count != 1:
+        raise ValueError(f"{path}: nothing to edit for a {kind} edit")
+    path.write_text(new)
+
+
+def edited_value(module: object, kind: str) -> object:
+    """What an edit of ``kind`` changes in ``module``, as the running program sees it."""
+    if kind == "body":
+        return module.marker()  # type: ignore[attr-defined]
+    if kind == "constant":
+        return module.LABEL  # type: ignore[attr-defined]
+    return module.TAGGED().tag()  # type: ignore[attr-defined]
+
+
 def edit_marker(path: Path, tag: str) -> None:
     """Rewrite the body of ``marker()`` in ``path`` to return ``tag``."""
-    source = path.read_text()
-    new, count = _MARKER_RE.subn(lambda match: f'{match.group(1)}"{tag}"', source)
-    if count != 1:
-        raise ValueError(f"{path}: marker() not found")
-    path.write_text(new)
+    edit(path, "body", tag)

@@ -339,7 +339,8 @@ class Reloader:
             return set(dependents)
         # Analyzed dependents are reached through the names they use; the
         # others have to be looked at.
-        reached = {dependent for dependent in dependents if not self.sources.analyzed(dependent)}
+        analyzed = self.sources.analyzed_modules
+        reached = {dependent for dependent in dependents if dependent not in analyzed}
         for changed in outcome.values | outcome.behaviors:
             reached.update(self.sources.consumers.get((name, changed), ()))
         return reached

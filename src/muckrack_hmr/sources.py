@@ -21,7 +21,7 @@ import tempfile
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -144,6 +144,11 @@ class SourceStore:
         """Is ``name`` in the index of what modules use?"""
         return name in self._consumptions
 
+    @property
+    def analyzed_modules(self) -> Mapping[str, object]:
+        """The modules in the index of what modules use (a read-only view)."""
+        return self._consumptions
+
     def remember_all(self, untrusted: Iterable[str] = ()) -> int:
         """Keep the source of every project module still as it was imported; how many new.
 
@@ -155,8 +160,8 @@ class SourceStore:
         """
         skip = set(untrusted)
         loaded = getattr(self.project, "loaded", None)
-        if loaded is None:
-            return 0
+        if loaded is None or len(loaded) == self._remembered:
+            return 0  # nothing imported since the last call (entries are never removed)
         entries = list(loaded.items())[self._remembered :]
         self._remembered += len(entries)
         added = 0
