@@ -183,6 +183,8 @@ def measure_size(run: Run, n: int, cores: list[str]) -> dict[str, Any]:
         result["cold"] = measure_cold(run, info, cores)
         result["lazy"] = measure_lazy(run, info, cores)
         result["reload"] = measure_reload(run, info, info_path, cores)
+        if cores == ["c", "py"]:
+            result["hotpaths"] = measure_hotpaths(run, info)
         return result
     finally:
         if args.keep:
@@ -300,6 +302,26 @@ def measure_lazy(run: Run, info: Info, cores: list[str]) -> dict[str, dict[str, 
         )
     )
     return samples
+
+
+def measure_hotpaths(run: Run, info: Info) -> dict[str, Any]:
+    """f.: the graph's hot paths on the app's graph, both cores side by side in one process."""
+    assert info.root is not None
+    rounds = 5 if run.args.quick else 30
+    what = f"N={info.n_modules} hot paths"
+    _, result = run.child(
+        what, ["hotpaths", str(info.root), info.core, str(rounds)], None, info.root
+    )
+    if result is None:
+        return {}
+    run.progress(
+        f"N={info.n_modules}: hot paths: "
+        + "; ".join(
+            f"{label} c {median(t['c']):.3f} ms, py {median(t['py']):.3f} ms"
+            for label, t in result["ms"].items()
+        )
+    )
+    return dict(result["ms"])
 
 
 def measure_reload(
@@ -561,7 +583,50 @@ def report(run: Run, results: dict[int, dict[str, Any]], cores: list[str], argv:
     out.append(table(header, rows))
     out.append("")
 
-    out.append("## f. Bookkeeping memory")
+    out.append("## f. Compiled core against the pure twin, per hot path")
+    out.append("")
+    out.append(
+        "The import hook: the overhead of a repeated lazy import over the plain one (from c.). "
+        "The graph: the app's import graph copied into both cores in one process, each query "
+        "timed on both, interleaved (ms per call): the dependents of the core module plus "
+        "their topological order (what a reload of it plans), and the importers that bound "
+        "a name from it (what rebinding traverses)."
+    )
+    out.append("")
+    header = ["N", "hot path", "c", "py", "py / c"]
+    rows = []
+    for n, result in results.items():
+        lazy = result["lazy"]
+        if "c" in lazy and "py" in lazy:
+            overhead = {
+                core: [
+                    h - p for h, p in zip(lazy[core]["hmr_ns"], lazy[core]["plain_ns"], strict=True)
+                ]
+                for core in ("c", "py")
+            }
+            rows.append(
+                [
+                    str(n),
+                    "import hook, repeated lazy import (overhead ns)",
+                    fmt(median(overhead["c"])),
+                    fmt(median(overhead["py"])),
+                    f"{median(overhead['py']) / max(median(overhead['c']), 1e-9):.1f}x",
+                ]
+            )
+        for label, timing in result.get("hotpaths", {}).items():
+            rows.append(
+                [
+                    str(n),
+                    f"graph: {label} (ms)",
+                    fmt(median(timing["c"]), 3),
+                    fmt(median(timing["py"]), 3),
+                    fmt_ratio(ratios(timing["py"], timing["c"])),
+                ]
+            )
+    out.append(table(header, rows))
+    out.append("")
+
+    out.append("## g. Bookkeeping memory")
     out.append("")
     out.append(
         "What the HMR's records hold in the running program after `remember_sources()` and "

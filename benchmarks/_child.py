@@ -25,6 +25,7 @@ import os
 import sys
 import time
 import timeit
+from typing import Any
 
 EXPECTED_CORE = {
     "c": "muckrack_hmr._hmr_core",
@@ -335,6 +336,66 @@ def _check_reload(
     return errors
 
 
+def measure_hotpaths(root: str, core_module: str, rounds: int) -> None:
+    """The graph's hot paths on the app's real import graph, both cores in this process.
+
+    The app is imported under HMR; its graph is copied into a compiled and a
+    pure ``DependencyGraph``, and each query is timed on both, interleaved
+    round by round.
+    """
+    import muckrack_hmr
+    from muckrack_hmr import _core_py
+
+    errors: list[str] = []
+    try:
+        from muckrack_hmr import _hmr_core
+    except ImportError:
+        _emit({"errors": ["the compiled core is not built"]})
+        return
+    hmr = muckrack_hmr.install([root])
+    main = os.path.join(root, "main.py")
+    with open(main, "rb") as handle:
+        code = compile(handle.read(), main, "exec")
+    sys.path.insert(0, root)
+    exec(code, {"__name__": "__bench_main__", "__file__": main, "__builtins__": builtins})
+    source = hmr.graph
+    graphs = {"c": _hmr_core.DependencyGraph(), "py": _core_py.DependencyGraph()}
+    modules = source.modules()
+    for graph in graphs.values():
+        for name in modules:
+            graph.add_module(name)
+            for dependency in source.dependencies_of(name):
+                graph.add_edge(name, dependency)
+        for name in modules:
+            for dependency in source.dependencies_of(name):
+                for bound in source.bound_names(name, dependency):
+                    graph.add_binding(name, dependency, bound)
+    names_of_core = list(vars(sys.modules[core_module]))
+
+    def reload_order(graph: Any) -> int:
+        dependents = graph.transitive_dependents([core_module])
+        return len(graph.topological_order([core_module, *dependents]))
+
+    def binders(graph: Any) -> int:
+        return len(graph.binders(core_module, names_of_core))
+
+    ops = {"dependents + topological order": reload_order, "binders": binders}
+    for label, op in ops.items():
+        answers = {core: op(graph) for core, graph in graphs.items()}
+        if answers["c"] != answers["py"] or not answers["c"]:
+            errors.append(f"{label}: the cores disagree or found nothing: {answers}")
+    timings: dict[str, dict[str, list[float]]] = {label: {"c": [], "py": []} for label in ops}
+    for index in range(rounds):
+        for label, op in ops.items():
+            order = ("c", "py") if index % 2 == 0 else ("py", "c")
+            for core in order:
+                graph = graphs[core]
+                timer = timeit.Timer(lambda op=op, graph=graph: op(graph))
+                number = 5
+                timings[label][core].append(timer.timeit(number) / number * 1000.0)
+    _emit({"ms": timings, "modules": len(modules), "errors": errors})
+
+
 def main(argv: list[str]) -> None:
     mode = argv[0]
     if mode == "import":
@@ -343,6 +404,8 @@ def main(argv: list[str]) -> None:
         measure_lazy(argv[1], argv[2], int(argv[3]), int(argv[4]))
     elif mode == "reload":
         measure_reload(argv[1], int(argv[2]), argv[3])
+    elif mode == "hotpaths":
+        measure_hotpaths(argv[1], argv[2], int(argv[3]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

@@ -232,6 +232,36 @@ cdef class DependencyGraph:
             return []
         return [flat[index + 1] for index in range(0, len(flat), 2) if flat[index] == imported]
 
+    def binders(self, str imported, names):
+        """Direct importers of ``imported`` that bound one of ``names`` (or ``*``) from it.
+
+        In dependents order: the importers whose ``from imported import ...``
+        bindings a change of those names concerns.
+        """
+        found_node = self._ids.get(imported)
+        if found_node is None:
+            return []
+        cdef set wanted = set(names)
+        wanted.add("*")
+        cdef list found = []
+        cdef list names_list = self._names
+        cdef dict bindings = self._bindings
+        cdef list flat
+        cdef PyObject* entry
+        cdef Py_ssize_t index, length
+        for source in <list>self._in[<Py_ssize_t>found_node]:
+            importer = names_list[<Py_ssize_t>source]
+            entry = PyDict_GetItem(bindings, importer)
+            if entry == NULL:
+                continue
+            flat = <list>entry
+            length = len(flat)
+            for index in range(0, length, 2):
+                if flat[index] == imported and flat[index + 1] in wanted:
+                    found.append(importer)
+                    break
+        return found
+
     def clear_dependencies(self, str importer):
         """Drop the outgoing edges and bindings of ``importer``; return them."""
         node = self._ids.get(importer)

@@ -108,6 +108,7 @@ def run_program(core: ModuleType, ops: list[tuple[Any, ...]]) -> list[Any]:
                     graph.transitive_dependencies(name),
                     graph.topological_order(sample),
                     graph.bound_names(name, sample[0]),
+                    graph.binders(name, "fg"),
                     graph.modules(),
                     len(graph),
                     graph.version,

@@ -95,6 +95,21 @@ def test_bindings(core: ModuleType) -> None:
     assert graph.bound_names("b", "zzz") == []
 
 
+def test_binders_are_the_importers_that_bound_a_name(core: ModuleType) -> None:
+    graph = core.DependencyGraph()
+    for importer, names in (("b", "fg"), ("c", "h"), ("d", "*"), ("e", "")):
+        graph.add_edge(importer, "a")
+        for name in names:
+            graph.add_binding(importer, "a", name)
+    graph.add_binding("c", "other", "f")  # f bound from another module
+    assert graph.binders("a", ["f"]) == ["b", "d"]
+    assert graph.binders("a", {"g", "h"}) == ["b", "c", "d"]
+    assert graph.binders("a", []) == ["d"]  # a star import takes every name
+    assert graph.binders("zzz", ["f"]) == []
+    graph.clear_dependencies("b")
+    assert graph.binders("a", ["f"]) == ["d"]
+
+
 def test_remove_module(core: ModuleType) -> None:
     graph = make(core, [("b", "a"), ("c", "b")])
     graph.add_binding("c", "b", "x")

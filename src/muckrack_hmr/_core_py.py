@@ -137,6 +137,31 @@ class DependencyGraph:
         flat = self._bindings.get(importer, ())
         return [flat[index + 1] for index in range(0, len(flat), 2) if flat[index] == imported]
 
+    def binders(self, imported: str, names: Iterable[str]) -> list[str]:
+        """Direct importers of ``imported`` that bound one of ``names`` (or ``*``) from it.
+
+        In dependents order: the importers whose ``from imported import ...``
+        bindings a change of those names concerns.
+        """
+        node = self._ids.get(imported)
+        if node is None:
+            return []
+        wanted = set(names)
+        wanted.add("*")
+        found = []
+        names_list = self._names
+        bindings = self._bindings
+        for source in self._in[node]:
+            importer = names_list[source]
+            flat = bindings.get(importer)
+            if flat is None:
+                continue
+            for index in range(0, len(flat), 2):
+                if flat[index] == imported and flat[index + 1] in wanted:
+                    found.append(importer)
+                    break
+        return found
+
     def clear_dependencies(self, importer: str) -> tuple[list[str], dict[str, list[str]]]:
         """Drop the outgoing edges and bindings of ``importer``; return them."""
         node = self._ids.get(importer)

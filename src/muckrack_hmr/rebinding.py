@@ -69,9 +69,6 @@ def from_import_aliases(filename: str, package: str | None) -> dict[tuple[str, s
     return aliases
 
 
-_GONE = object()
-
-
 def _warn_removed(importer: str, name: str, attr: str) -> None:
     log.warning("hmr: %s still refers to %s.%s, which the new code removed", importer, name, attr)
 
@@ -91,12 +88,10 @@ def rebind_importers(
     replaced = {key for key, value in old.items() if new.get(key, _GONE) is not value}
     if not replaced:
         return
-    for importer in graph.dependents_of(name):
+    for importer in graph.binders(name, replaced):
         if importer in skip:
             continue  # re-executed in this transaction: it imports afresh
         bound = graph.bound_names(importer, name)
-        if not bound or not ("*" in bound or replaced.intersection(bound)):
-            continue
         module = sys.modules.get(importer)
         if module is None:
             continue
