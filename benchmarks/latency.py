@@ -4,10 +4,10 @@ For each framework (Flask's werkzeug dev server, FastAPI under uvicorn,
 Django's ``runserver``) a small app is written to a temporary folder, once per
 variant, and every variant's server runs at the same time on its own port:
 
-* ``hmr-c`` / ``hmr-py``: ``python -m muckrack.hmr ...`` on the compiled or
-  the pure core, with the framework's restarter off (Flask:
-  ``use_reloader=False``; uvicorn: no ``--reload``; Django: plain
-  ``runserver``, whose autoreloader HMR turns off);
+* HMR: ``python -m muckrack.hmr ...`` on the compiled and on the pure core
+  (and once more per ``--hmr-args`` set of options), with the framework's
+  restarter off (Flask: ``use_reloader=False``; uvicorn: no ``--reload``;
+  Django: plain ``runserver``, whose autoreloader HMR turns off);
 * ``restart``: the framework's own restart reloader, without HMR (Flask:
   ``use_reloader=True`` with werkzeug's stat reloader; ``uvicorn --reload``;
   ``manage.py runserver``).
@@ -234,8 +234,10 @@ class Variant:
     """One server of one framework: ours on a core, or the framework's restarter."""
 
     framework: str
-    name: str  # hmr-c, hmr-py, restart
+    name: str  # "restart", or "HMR, c core" and the like
     root: Path
+    core: str | None = None  # None: the framework's restart reloader
+    hmr_args: list[str] = field(default_factory=list)
     helper: Path = field(init=False)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
@@ -245,9 +247,9 @@ class Variant:
 
     @property
     def restart(self) -> bool:
-        return self.name == "restart"
+        return self.core is None
 
-    def start(self, python: str, hmr_args: list[str]) -> None:
+    def start(self, python: str) -> None:
         self.helper = make_app(self.framework, self.root, reloader=self.restart)
         self.port = free_port()
         env = dict(os.environ)
@@ -255,10 +257,10 @@ class Variant:
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # restarts read .pyc files, as usual
         env["NO_COLOR"] = "1"
         env["PYTHONUNBUFFERED"] = "1"
-        if self.name == "hmr-py":
+        if self.core == "py":
             env["MUCKRACK_HMR_NO_EXTENSIONS"] = "1"
         args = server_args(self.framework, self.port, self.restart)
-        prefix = [python] if self.restart else [python, "-m", "muckrack.hmr", *hmr_args]
+        prefix = [python] if self.restart else [python, "-m", "muckrack.hmr", *self.hmr_args]
         self.log = self.root.parent / f"{self.root.name}.log"
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -317,16 +319,28 @@ class Errors(list[str]):
         print(f"  ERROR: {message}", file=sys.stderr, flush=True)
 
 
+def hmr_variants(cores: list[str], args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
+    """(column name, core, CLI options) of each HMR server."""
+    found = []
+    for options in args.hmr_args:
+        for core in cores:
+            name = f"HMR, {core} core" + (f", {options}" if options else "")
+            found.append((name, core, shlex.split(options)))
+    return found
+
+
 def measure_framework(
     framework: str, cores: list[str], args: argparse.Namespace, errors: Errors
 ) -> list[Variant]:
     tmp = Path(tempfile.mkdtemp(prefix=f"hmr-latency-{framework}-"))
-    variants = [Variant(framework, f"hmr-{core}", tmp / f"hmr-{core}") for core in cores]
+    variants = [
+        Variant(framework, name, tmp / f"hmr{index}", core, options)
+        for index, (name, core, options) in enumerate(hmr_variants(cores, args))
+    ]
     variants.append(Variant(framework, "restart", tmp / "restart"))
-    hmr_args = shlex.split(args.hmr_args)
     try:
         for variant in variants:
-            variant.start(sys.executable, hmr_args)
+            variant.start(sys.executable)
         for variant in variants:
             if variant.wait_live(lambda got: got["value"] == "start", LIVE_DEADLINE) is None:
                 errors.add(
@@ -401,7 +415,7 @@ def fmt_ms(values: list[float]) -> str:
 
 
 def report(results: dict[str, list[Variant]], cores: list[str], args: argparse.Namespace) -> None:
-    hmr_args = args.hmr_args or "(defaults)"
+    names = [name for name, _, _ in hmr_variants(cores, args)]
     print()
     print(
         f"Edit-to-live latency: median [quartiles] over {args.edits} edits per server, "
@@ -409,11 +423,10 @@ def report(results: dict[str, list[Variant]], cores: list[str], args: argparse.N
     )
     print(
         f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs; muckrack.hmr options: {hmr_args}"
+        f"{os.cpu_count()} CPUs"
     )
     print()
-    header = ["framework", *[f"HMR, {core} core" for core in cores], "restart reloader"]
-    header += ["restart / HMR"]
+    header = ["framework", *names, "restart reloader", f"restart / {names[0]}"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for framework, variants in results.items():
@@ -421,10 +434,8 @@ def report(results: dict[str, list[Variant]], cores: list[str], args: argparse.N
             continue
         by_name = {variant.name: variant for variant in variants}
         restart = by_name["restart"]
-        ours = by_name[f"hmr-{cores[0]}"]
-        ratio = median(ratios(restart.latencies, ours.latencies))
-        cells = [framework]
-        cells += [fmt_ms(by_name[f"hmr-{core}"].latencies) for core in cores]
+        ratio = median(ratios(restart.latencies, by_name[names[0]].latencies))
+        cells = [framework, *(fmt_ms(by_name[name].latencies) for name in names)]
         cells += [f"{fmt_ms(restart.latencies)} ({restart_reloader_name(framework)})"]
         cells += [f"{ratio:.0f}x" if ratio == ratio else "n/a"]
         print("| " + " | ".join(cells) + " |")
@@ -445,8 +456,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cores", help="comma-separated subset of c,py (default: both)")
     parser.add_argument(
         "--hmr-args",
-        default="",
-        help='options for python -m muckrack.hmr, as one string (say --hmr-args="--debounce 5")',
+        action="append",
+        metavar="OPTIONS",
+        help="options for python -m muckrack.hmr, as one string (--hmr-args='--debounce 5'); "
+        "repeat it to compare several sets side by side (default: the CLI's defaults)",
     )
     parser.add_argument(
         "--pause", type=float, help="seconds between edits (default 1.0; quick: 0.7)"
@@ -456,6 +469,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.edits is None:
         args.edits = 3 if args.quick else 20
+    if not args.hmr_args:
+        args.hmr_args = [""]
     if args.pause is None:
         args.pause = 0.7 if args.quick else 1.0
     return args
@@ -474,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     errors = Errors()
     results: dict[str, list[Variant]] = {}
     for framework in frameworks:
-        print(f"{framework}: {args.edits} edits x {len(cores) + 1} servers", file=sys.stderr)
+        servers = len(cores) * len(args.hmr_args) + 1
+        print(f"{framework}: {args.edits} edits x {servers} servers", file=sys.stderr)
         started = time.perf_counter()
         results[framework] = measure_framework(framework, cores, args, errors)
         print(f"{framework}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
