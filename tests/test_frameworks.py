@@ -19,6 +19,7 @@ ID throughout (no restart, no reloader child process).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -34,10 +35,10 @@ import pytest
 
 from .subprocesses import DEADLINE, Child, save_atomically, starts, write
 
-pytest.importorskip("flask")
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-pytest.importorskip("django")
+# The frameworks come with the test extra: a missing one is an error, not a skip.
+for _framework in ("flask", "fastapi", "uvicorn", "django"):
+    if importlib.util.find_spec(_framework) is None:
+        raise ImportError(f"{_framework} is missing: pip install -e '.[test]'")
 
 Spawn = Callable[..., Child]
 
@@ -486,6 +487,7 @@ def test_django_runserver_reloads_in_place_without_noreload(proj: Path, spawn: S
 # -- a plain worker loop -------------------------------------------------------------------
 
 WORKER = """\
+import importlib.util
 import json
 import os
 import sys

@@ -89,7 +89,7 @@ def test_forget_all_takes_the_finder_away(project: Project) -> None:
 
 
 def test_werkzeug_reloader_serves_in_this_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    reloader = pytest.importorskip("werkzeug._reloader")
+    reloader = importlib.import_module("werkzeug._reloader")
     monkeypatch.setattr(reloader, "run_with_reloader", reloader.run_with_reloader)
     assert not getattr(reloader.run_with_reloader, "__muckrack_hmr__", False)
 
@@ -103,7 +103,7 @@ def test_werkzeug_reloader_serves_in_this_thread(monkeypatch: pytest.MonkeyPatch
 def test_uvicorn_reload_option_is_turned_off(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config_module = pytest.importorskip("uvicorn.config")
+    config_module = importlib.import_module("uvicorn.config")
     monkeypatch.setattr(config_module.Config, "__init__", config_module.Config.__init__)
     assert config_module.Config("app:app", reload=True).reload is True
 
@@ -141,7 +141,7 @@ def test_watch_dir_globs(relative: str, pattern: str, expected: bool) -> None:
 def test_django_file_changed_receivers_hear_of_watched_files(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    autoreload = pytest.importorskip("django.utils.autoreload")
+    autoreload = importlib.import_module("django.utils.autoreload")
     templates = tmp_path / "templates"
     signals = django_integration.FileSignals()
     signals.watch_dir(templates, "**/*")
@@ -172,7 +172,7 @@ def test_django_file_changed_receivers_hear_of_watched_files(
 def test_django_restarter_is_replaced_when_autoreload_is_imported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    autoreload = pytest.importorskip("django.utils.autoreload")
+    autoreload = importlib.import_module("django.utils.autoreload")
     monkeypatch.setattr(autoreload, "run_with_reloader", autoreload.run_with_reloader)
     hooks: list[Any] = []
 

@@ -9,13 +9,18 @@ wraps its loader, so that the callbacks run once the module has executed.
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # Only for the types: importing importlib.abc costs more than 10 ms at
+    # start-up (it pulls in importlib.resources); the import system needs
+    # no base classes, only the methods.
+    from importlib.machinery import ModuleSpec
 
 __all__ = ["forget_all", "when_imported"]
 
@@ -37,19 +42,20 @@ def _run(callbacks: list[Callback], module: ModuleType) -> None:
             )
 
 
-class _NotifyingLoader(importlib.abc.Loader):
+class _NotifyingLoader:
     """Loads like the real loader, then runs the callbacks.
 
     The module keeps the real loader as ``__loader__`` and ``__spec__.loader``,
     so resource readers and introspection see no difference.
     """
 
-    def __init__(self, loader: importlib.abc.Loader, finder: _PostImportFinder) -> None:
+    def __init__(self, loader: Any, finder: _PostImportFinder) -> None:
         self.loader = loader
         self.finder = finder
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self.loader.create_module(spec)
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        module: ModuleType | None = self.loader.create_module(spec)
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
         module.__loader__ = self.loader
@@ -60,7 +66,7 @@ class _NotifyingLoader(importlib.abc.Loader):
         self.finder.fire(module.__name__)
 
 
-class _PostImportFinder(importlib.abc.MetaPathFinder):
+class _PostImportFinder:
     """Finds nothing itself: it marks the modules some callback waits for."""
 
     def __init__(self) -> None:
@@ -73,7 +79,7 @@ class _PostImportFinder(importlib.abc.MetaPathFinder):
         fullname: str,
         path: Sequence[str] | None,
         target: ModuleType | None = None,
-    ) -> importlib.machinery.ModuleSpec | None:
+    ) -> ModuleSpec | None:
         if fullname not in self.callbacks:
             return None
         busy: set[str] = self._looking_up.__dict__.setdefault("names", set())
@@ -85,19 +91,20 @@ class _PostImportFinder(importlib.abc.MetaPathFinder):
         finally:
             busy.discard(fullname)
         if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _NotifyingLoader(spec.loader, self)
+            # A loader is anything with the methods (no base class needed).
+            spec.loader = _NotifyingLoader(spec.loader, self)  # type: ignore[assignment]
         return spec
 
     def _spec_from_the_others(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None
-    ) -> importlib.machinery.ModuleSpec | None:
+    ) -> ModuleSpec | None:
         for finder in list(sys.meta_path):
             if finder is self:
                 continue
             find_spec = getattr(finder, "find_spec", None)
             if find_spec is None:
                 continue
-            spec: importlib.machinery.ModuleSpec | None = find_spec(fullname, path, target)
+            spec: ModuleSpec | None = find_spec(fullname, path, target)
             if spec is not None:
                 return spec
         return None
