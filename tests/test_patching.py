@@ -595,3 +595,35 @@ def test_cache_wrappers_held_elsewhere_run_the_new_code(project: Project, hmr: A
     hmr.reload_module("a")
     assert a.square is held["square"]
     assert (held["square"](3), held["cube"](2)) == (("new", 9), ("new", 8))  # caches emptied
+
+
+def test_body_edit_of_a_cached_function_empties_its_cache(project: Project, hmr: Any) -> None:
+    """The body-only path (sources kept, as the watcher does) empties caches too."""
+    source = """\
+        import functools
+
+        @functools.lru_cache(maxsize=None)
+        def label():
+            return "{tag}"
+
+        class Shape:
+            @functools.cache
+            def name(self):
+                return "{tag}"
+
+            @staticmethod
+            @functools.cache
+            def kind():
+                return "{tag}"
+        """
+    project.write("a.py", source.format(tag="old"))
+    a = importlib.import_module("a")
+    hmr.remember_sources()
+    held, shape = a.label, a.Shape()
+    assert (held(), shape.name(), a.Shape.kind()) == ("old", "old", "old")
+    project.write("a.py", source.format(tag="new"))
+    result = hmr.reload("a")
+    # Only bodies changed: no decorator ran again, the wrappers are the old ones.
+    assert a.label is held
+    assert sorted(result.patched) == ["a.Shape.kind", "a.Shape.name", "a.label"]
+    assert (held(), shape.name(), a.Shape.kind()) == ("new", "new", "new")

@@ -161,7 +161,7 @@ def _version_line() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the program's, or 2 for our errors)."""
-    from . import runner, tracking
+    from . import integrations, runner, tracking
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     ours, program_args = _split(args_list)
@@ -203,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # First thing: from here on every import is tracked.
     hmr = tracking.install(roots)
     hmr.cascade = options.cascade
+    # Before the target is even found: `-m uvicorn` imports uvicorn to find it.
+    integrations.activate(hmr)
     try:
         if options.module:
             code, main_module = runner.prepare_module(options.module, program_args)

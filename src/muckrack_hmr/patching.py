@@ -515,20 +515,63 @@ def patch_class_now(module: str, old: type, new: type) -> tuple[PatchReport, Cal
 
 
 def patch_bodies(
-    module: str, pairs: list[tuple[types.FunctionType, types.CodeType, Any]]
+    module: str,
+    pairs: list[tuple[types.FunctionType, types.CodeType, Any]],
+    namespace: dict[str, Any] | None = None,
 ) -> PatchReport:
     """Report functions whose body was replaced in place, and follow their closures.
 
     The bodies were replaced while the module's statements ran (later
     statements may call them); closures these functions made before the edit
-    still run the old nested code, and get the new one here.
+    still run the old nested code, and get the new one here.  The caches of
+    ``lru_cache``/``cache`` wrappers around them in ``namespace`` (and its
+    classes) are emptied: they hold results of the old code.
     """
     patcher = _Patcher(module)
     for function, previous_code, _ in pairs:
         patcher.nested.update(_nested_pairs(previous_code, function.__code__))
         patcher.report.patched.append(f"{module}.{function.__qualname__}")
+    if namespace is not None:
+        patched = {id(function) for function, _, _ in pairs}
+        for wrapper in _cache_wrappers(namespace, module):
+            if _wraps_one_of(wrapper, patched):
+                patcher.actions.append(wrapper.cache_clear)
     patcher.apply()
     return patcher.report
+
+
+# What ``functools.lru_cache`` and ``functools.cache`` return.
+_CACHE_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
+
+
+def _cache_wrappers(namespace: dict[str, Any], module: str) -> list[Any]:
+    """The cache wrappers a module holds at top level and in its own classes.
+
+    Only exact type checks: a namespace may hold lazy objects whose
+    attribute lookups have side effects.
+    """
+    found: list[Any] = []
+    for value in list(namespace.values()):
+        members = [value]
+        if isinstance(value, type) and value.__module__ == module:
+            members = list(vars(value).values())
+        for member in members:
+            if isinstance(member, staticmethod | classmethod):
+                member = member.__func__
+            if isinstance(member, _CACHE_WRAPPER):
+                found.append(member)
+    return found
+
+
+def _wraps_one_of(wrapper: Any, functions: set[int]) -> bool:
+    inner = wrapper
+    for _ in range(8):  # decorators stacked under the cache
+        inner = getattr(inner, "__wrapped__", None)
+        if inner is None:
+            return False
+        if id(inner) in functions:
+            return True
+    return False
 
 
 def _nested_pairs(old: types.CodeType, new: types.CodeType) -> dict[types.CodeType, types.CodeType]:

@@ -492,7 +492,7 @@ class Reloader:
         if outcome.applied:
             self._patch(name, snapshot, namespace)
             if outcome.body_patches:
-                self._report(patch_bodies(name, outcome.body_patches))
+                self._report(patch_bodies(name, outcome.body_patches, namespace))
             # A function that could not be patched in place is a new object.
             outcome.values |= {
                 key

@@ -1,0 +1,53 @@
+"""Opt-in integrations with web frameworks whose own machinery fights in-place reloading.
+
+Restart reloaders (Django's ``runserver`` autoreloader, werkzeug's reloader
+behind Flask's ``debug=True``, ``uvicorn --reload``) serve from a child
+process that never loads the import hooks; under HMR they are turned off, so
+that the server runs in the process that reloads.  Django's derived caches
+(URL resolvers, compiled templates) are refreshed after each reload.
+
+The CLI calls :func:`activate`.  Nothing is imported up front: each
+integration waits until the program imports its framework.  Programs that
+call :func:`muckrack_hmr.install` themselves can call :func:`activate` too.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .. import tracking
+from ._imports import forget_all, when_imported
+
+__all__ = ["FRAMEWORKS", "activate", "deactivate"]
+
+#: The package whose import enables each integration module.
+FRAMEWORKS = {
+    "django": "muckrack_hmr.integrations.django",
+    "werkzeug": "muckrack_hmr.integrations.werkzeug",
+    "uvicorn": "muckrack_hmr.integrations.uvicorn",
+}
+
+_active: dict[str, Any] = {}
+
+
+def activate(hmr: Any) -> None:
+    """Enable each framework's integration when (and if) the program imports it."""
+    if _active.get("hmr") is hmr:
+        return
+    deactivate()
+    _active["hmr"] = hmr
+    for package, integration in FRAMEWORKS.items():
+
+        def enable(_module: Any, integration: str = integration) -> None:
+            # Not for an installation that is gone (uninstalled, replaced).
+            if _active.get("hmr") is hmr and tracking.active() is hmr:
+                importlib.import_module(integration).enable(hmr)
+
+        when_imported(package, enable)
+
+
+def deactivate() -> None:
+    """Enable no further integration (those already enabled stay)."""
+    _active.clear()
+    forget_all()

@@ -1,0 +1,228 @@
+"""Django under HMR: ``runserver`` serves in this process, and Django's caches follow reloads.
+
+* Django's autoreloader (``runserver`` without ``--noreload``) restarts the
+  program in a child process that never loads the import hooks, and kills it
+  on every save.  Under HMR, :func:`django.utils.autoreload.run_with_reloader`
+  runs the server right here instead, as ``--noreload`` does.
+* What Django's reloader did besides restarting is kept (in ``runserver``,
+  or wherever ``run_with_reloader`` is called): the receivers of its
+  ``autoreload_started`` signal name the non-Python files they care about
+  (template folders, translation catalogs), and on a change of one of them
+  the ``file_changed`` signal goes out, so that Django resets its template
+  loaders or its translations itself.  Python files are the HMR watcher's.
+* After each module reload, the URL resolvers are dropped
+  (:func:`django.urls.clear_url_caches`: an edited ``urlpatterns`` is read
+  again) and the template loaders reset (a compiled template holds the
+  filters and tags of its time).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path, PurePath
+from typing import Any
+
+from ._imports import when_imported
+
+__all__ = ["FileSignals", "enable", "refresh_caches", "run_in_place"]
+
+log = logging.getLogger("muckrack_hmr")
+
+_MARK = "__muckrack_hmr__"
+
+
+def enable(hmr: Any) -> None:
+    """Turn Django's restarter off and refresh Django's caches after each reload."""
+    when_imported("django.utils.autoreload", _replace_restarter)
+    hmr.add_post_reload_hook(refresh_caches)
+
+
+# -- the restarter ----------------------------------------------------------------
+
+
+def _replace_restarter(autoreload: Any) -> None:
+    if getattr(autoreload.run_with_reloader, _MARK, False):
+        return
+    autoreload.run_with_reloader = run_in_place
+
+
+def run_in_place(main_func: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    """Stands in for ``run_with_reloader``: run the server in this process."""
+    from django.apps import apps
+
+    log.info("hmr: Django's autoreloader is off; saved modules are reloaded in this process")
+    signals = FileSignals()
+    threading.Thread(
+        target=signals.run_when_ready, args=(apps,), name="muckrack-hmr-django", daemon=True
+    ).start()
+    try:
+        main_func(*args, **kwargs)
+    except KeyboardInterrupt:
+        pass  # as Django's reloader does
+    finally:
+        signals.stop()
+
+
+setattr(run_in_place, _MARK, True)
+
+
+# -- caches derived from the code -----------------------------------------------
+
+
+def refresh_caches(module_name: str) -> None:
+    """Drop Django's URL resolvers and reset its template loaders (a post-reload hook)."""
+    apps_module = sys.modules.get("django.apps")
+    if apps_module is None or not apps_module.apps.ready:
+        return
+    from django.urls import clear_url_caches
+
+    clear_url_caches()
+    try:
+        from django.template.autoreload import reset_loaders
+    except ImportError:  # Django < 3.2
+        return
+    reset_loaders()
+
+
+# -- the non-Python files Django's reloader watched -------------------------------
+
+
+def _matches(relative: PurePath, pattern: str) -> bool:
+    """Does a path below a watched folder match a ``watch_dir`` glob like ``**/*.mo``?"""
+    parts = pattern.split("/")
+    names = relative.parts
+    if parts[0] == "**":
+        parts = parts[1:]
+        if len(names) < len(parts):
+            return False
+        names = names[len(names) - len(parts) :]
+    elif len(names) != len(parts):
+        return False
+    return all(fnmatch.fnmatchcase(name, part) for name, part in zip(names, parts, strict=True))
+
+
+class FileSignals:
+    """The part of Django's reloader that other code talks to, without the restart.
+
+    ``autoreload_started`` receivers call :meth:`watch_dir` (or
+    :meth:`watch_file`); a change of such a file sends ``file_changed``.  When
+    no receiver handles it (returns True), Django would have restarted: we
+    say that a restart applies the change.
+    """
+
+    def __init__(self) -> None:
+        self.directory_globs: dict[Path, set[str]] = {}
+        self.extra_files: set[Path] = set()
+        self._observer: Any = None
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._warned: set[Path] = set()
+
+    def watch_dir(self, path: str | os.PathLike[str], glob: str) -> None:
+        """Watch the files under ``path`` that match ``glob`` (Django's reloader API)."""
+        self.directory_globs.setdefault(Path(path).absolute(), set()).add(glob)
+
+    def watch_file(self, path: str | os.PathLike[str]) -> None:
+        """Watch one more file (Django's reloader API)."""
+        self.extra_files.add(Path(path).absolute())
+
+    def run_when_ready(self, apps: Any) -> None:
+        """Wait for Django's apps, collect what the receivers watch, and start watching."""
+        apps.ready_event.wait()
+        try:
+            # As Django's reloader does: the URLconf imports the views, which
+            # import what connects the receivers (template loaders...).
+            from django.urls import get_resolver
+
+            get_resolver().urlconf_module  # noqa: B018
+        except Exception:
+            log.debug("hmr: the URLconf did not import; the server will say why", exc_info=True)
+        from django.utils.autoreload import autoreload_started
+
+        autoreload_started.send(sender=self)
+        self.start()
+
+    def start(self) -> None:
+        """Watch the folders named so far (a daemon watchdog observer)."""
+        from watchdog.observers import Observer
+
+        folders: dict[Path, bool] = {}
+        for folder, globs in self.directory_globs.items():
+            recursive = any(glob.startswith("**") for glob in globs)
+            folders[folder] = folders.get(folder, False) or recursive
+        for path in self.extra_files:
+            folders.setdefault(path.parent, False)
+        observer: Any = Observer()
+        observer.daemon = True
+        handler = _Handler(self)
+        for folder, recursive in folders.items():
+            if folder.is_dir():
+                observer.schedule(handler, str(folder), recursive=recursive)
+                log.debug("hmr: watching %s for Django", folder)
+        with self._lock:
+            if self._stopped:
+                return
+            observer.start()
+            self._observer = observer
+
+    def stop(self) -> None:
+        """Stop watching (also before :meth:`start`)."""
+        with self._lock:
+            self._stopped = True
+            if self._observer is not None:
+                self._observer.stop()
+                self._observer = None
+
+    def is_watched(self, path: Path) -> bool:
+        """Did a receiver ask for this file?"""
+        if path in self.extra_files:
+            return True
+        for folder, globs in self.directory_globs.items():
+            if folder in path.parents:
+                relative = path.relative_to(folder)
+                if any(_matches(relative, glob) for glob in globs):
+                    return True
+        return False
+
+    def changed(self, path: Path) -> None:
+        """Tell Django's ``file_changed`` receivers about a watched file."""
+        if path.suffix in (".py", ".pyc") or not self.is_watched(path):
+            return  # Python files are the HMR watcher's
+        from django.utils.autoreload import file_changed
+
+        results = file_changed.send(sender=self, file_path=path)
+        if any(handled for _receiver, handled in results):
+            log.debug("hmr: Django refreshed what it derived from %s", path)
+        elif path not in self._warned:
+            self._warned.add(path)
+            log.warning("hmr: %s changed; Django applies it only when the server restarts", path)
+
+
+# watchdog also reports files opened and closed without a write: a template
+# read by the loader must not reset the loader.
+_WRITES = frozenset({"created", "modified", "moved", "deleted", "closed"})
+
+
+class _Handler:
+    """The watchdog event handler: every path a write event names."""
+
+    def __init__(self, signals: FileSignals) -> None:
+        self.signals = signals
+
+    def dispatch(self, event: Any) -> None:
+        if event.is_directory or event.event_type not in _WRITES:
+            return
+        for attr in ("src_path", "dest_path"):
+            path = getattr(event, attr, "")
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            if path:
+                try:
+                    self.signals.changed(Path(path))
+                except Exception:
+                    log.exception("hmr: Django's file_changed receivers failed for %s", path)

@@ -1,0 +1,52 @@
+"""uvicorn under HMR: ``--reload`` serves in this process; several workers get a warning.
+
+``uvicorn --reload`` serves from a child process that never loads the import
+hooks and restarts it on every save.  Under HMR the option is turned off (as
+uvicorn itself does, it also means one worker), so that the server runs in
+the process that reloads.  ``--workers N`` starts N processes that HMR cannot
+reach: they keep the code they imported, and a warning says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from types import ModuleType
+from typing import Any
+
+from ._imports import when_imported
+
+__all__ = ["enable"]
+
+log = logging.getLogger("muckrack_hmr")
+
+_MARK = "__muckrack_hmr__"
+
+
+def enable(hmr: Any) -> None:
+    """Adjust uvicorn's ``Config`` when it is imported."""
+    when_imported("uvicorn.config", _adjust_config)
+
+
+def _adjust_config(config_module: ModuleType) -> None:
+    config_class = config_module.Config
+    original = config_class.__init__
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if getattr(self, "reload", False):
+            log.info("hmr: uvicorn's --reload is off; saved modules are reloaded in this process")
+            self.reload = False
+            self.workers = 1  # uvicorn ignores --workers with --reload
+        elif getattr(self, "workers", 1) > 1:
+            log.warning(
+                "hmr: uvicorn starts %d worker processes that hot reloading cannot reach; "
+                "run one worker to see your edits",
+                self.workers,
+            )
+
+    setattr(__init__, _MARK, True)
+    config_class.__init__ = __init__

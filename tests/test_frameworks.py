@@ -1,0 +1,573 @@
+"""Real web servers (Flask, FastAPI under uvicorn, Django) and a worker loop under HMR.
+
+Each test starts ``python -m muckrack.hmr`` in a child process on both cores,
+serving on 127.0.0.1 on a port the test picked, and goes through one sequence
+of edits of real files, polling the HTTP endpoint with a deadline after each:
+
+1. a helper module's function body changes;
+2. the view module itself changes (a view registered in the framework's
+   routing table);
+3. the view module gets a syntax error: the error is logged with the file and
+   line, and the old code keeps serving;
+4. the fix applies;
+5. what the framework derived from the code follows (Django's URL resolver
+   and template loaders; a FastAPI dependency; an ``lru_cache``).
+
+Every response carries ``os.getpid()``: it must stay the child's own process
+ID throughout (no restart, no reloader child process).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .subprocesses import DEADLINE, Child, save_atomically, starts, write
+
+# The frameworks come with the test extra: a missing one is an error, not a skip.
+for _framework in ("flask", "fastapi", "uvicorn", "django"):
+    if importlib.util.find_spec(_framework) is None:
+        raise ImportError(f"{_framework} is missing: pip install -e '.[test]'")
+
+Spawn = Callable[..., Child]
+
+
+# -- HTTP with deadlines -----------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (the server binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fetch(port: int, path: str = "/") -> tuple[int, str]:
+    """(status, body) of one GET; raises OSError while nothing listens."""
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+def poll(
+    child: Child,
+    port: int,
+    want: Callable[[Any], bool],
+    *,
+    path: str = "/",
+    parse: Callable[[str], Any] = json.loads,
+    timeout: float = DEADLINE,
+) -> Any:
+    """GET ``path`` until the parsed 200 response satisfies ``want``; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: object = "no response"
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            child.wait()
+            pytest.fail(
+                f"the server exited with {child.proc.returncode}\n"
+                f"--- stderr ---\n{child.stderr_text()[-4000:]}"
+            )
+        try:
+            status, body = fetch(port, path)
+        except OSError as exc:  # not listening yet
+            last = exc
+        else:
+            last = (status, body[:300])
+            if status == 200:
+                value = parse(body)
+                if want(value):
+                    return value
+        time.sleep(0.01)  # pacing between polls; the deadline bounds the wait
+    pytest.fail(
+        f"GET {path} never gave what the test waits for within {timeout:.0f} s; last: {last!r}\n"
+        f"--- stderr (tail) ---\n{child.stderr_text()[-4000:]}"
+    )
+
+
+def failed_reload_line(child: Child, module: str, filename: str, line: int) -> str:
+    """Wait for the one-line error of a failed reload; it names the file and line."""
+    error = child.expect(starts(f"hmr: failed to reload {module} "), stream="err")
+    assert re.search(rf"{re.escape(filename)}:{line}\b", error), error
+    assert "SyntaxError" in error
+    return error
+
+
+# -- the shared sequence of edits ------------------------------------------------------
+
+
+def helper_source(value: str) -> str:
+    return f'''\
+def greeting():
+    return "{value}"
+'''
+
+
+def go_through_edits(
+    child: Child,
+    port: int,
+    *,
+    helper: Path,
+    helper_source: Callable[[str], str] = helper_source,
+    view: Path,
+    view_module: str,
+    view_source: Callable[[str], str],
+    broken_view: str,
+    broken_line: int,
+) -> int:
+    """Steps 1-4 of the module docstring; returns the server's process ID."""
+    first = poll(child, port, lambda got: got["helper"] == "h1" and got["view"] == "v1")
+    pid = first["pid"]
+    # The process we started serves: no reloader child in between.
+    assert pid == child.proc.pid
+
+    # 1. A helper module.
+    write(helper, helper_source("h2"))
+    got = poll(child, port, lambda got: got["helper"] == "h2")
+    assert (got["view"], got["pid"]) == ("v1", pid)
+
+    # 2. The view module itself (saved the way editors that rename do).
+    save_atomically(view, view_source("v2"))
+    got = poll(child, port, lambda got: got["view"] == "v2")
+    assert (got["helper"], got["pid"]) == ("h2", pid)
+
+    # 3. A syntax error: logged with file and line; the old code keeps serving.
+    write(view, broken_view)
+    failed_reload_line(child, view_module, view.name, broken_line)
+    status, body = fetch(port)
+    assert status == 200
+    assert json.loads(body) == {"pid": pid, "helper": "h2", "view": "v2"}
+
+    # 4. The fix applies.
+    write(view, view_source("v3"))
+    got = poll(child, port, lambda got: got["view"] == "v3")
+    assert (got["helper"], got["pid"]) == ("h2", pid)
+    return int(pid)
+
+
+# -- Flask -------------------------------------------------------------------------
+
+
+def flask_views(view: str) -> str:
+    return f'''\
+import os
+
+from flask import Flask, jsonify
+
+import helpers
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return jsonify(pid=os.getpid(), helper=helpers.greeting(), view="{view}")
+
+
+@app.route("/twice")
+def twice():
+    return jsonify(pid=os.getpid(), value=helpers.greeting() * 2)
+'''
+
+
+FLASK_BROKEN = """\
+import os
+
+from flask import Flask, jsonify
+
+import helpers
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index(:
+    return "never"
+"""
+
+FLASK_SERVER = """\
+import sys
+
+from views import app
+
+app.run(host="127.0.0.1", port=int(sys.argv[1]), {options})
+"""
+
+
+def flask_project(proj: Path, options: str) -> None:
+    write(proj / "helpers.py", helper_source("h1"))
+    write(proj / "views.py", flask_views("v1"))
+    write(proj / "server.py", FLASK_SERVER.format(options=options))
+
+
+def test_flask_dev_server_reloads_in_place(proj: Path, spawn: Spawn) -> None:
+    flask_project(proj, "use_reloader=False")
+    port = free_port()
+    child = spawn(["server.py", str(port)], cwd=proj)
+
+    pid = go_through_edits(
+        child,
+        port,
+        helper=proj / "helpers.py",
+        view=proj / "views.py",
+        view_module="views",
+        view_source=flask_views,
+        broken_view=FLASK_BROKEN,
+        broken_line=11,
+    )
+
+    # 5. Another route of the app's url_map runs the edited helper too.
+    assert poll(child, port, lambda got: True, path="/twice") == {"pid": pid, "value": "h2h2"}
+    write(proj / "helpers.py", helper_source("h4"))
+    got = poll(child, port, lambda got: got["value"] == "h4h4", path="/twice")
+    assert got["pid"] == pid
+
+
+def test_flask_debug_mode_serves_in_this_process(proj: Path, spawn: Spawn) -> None:
+    """``debug=True`` turns werkzeug's restarting reloader on; under HMR it stays off."""
+    flask_project(proj, "debug=True")
+    port = free_port()
+    child = spawn(["server.py", str(port)], cwd=proj)
+
+    first = poll(child, port, lambda got: got["helper"] == "h1")
+    assert first["pid"] == child.proc.pid
+    child.expect("hmr: werkzeug's reloader is off", stream="err")
+
+    write(proj / "helpers.py", helper_source("h2"))
+    got = poll(child, port, lambda got: got["helper"] == "h2")
+    assert got["pid"] == child.proc.pid
+
+
+# -- FastAPI under uvicorn ---------------------------------------------------------------
+
+
+def fastapi_app(view: str) -> str:
+    return f'''\
+import os
+
+from fastapi import Depends, FastAPI
+
+import helpers
+
+app = FastAPI()
+
+
+@app.get("/")
+async def index():
+    return {{"pid": os.getpid(), "helper": helpers.greeting(), "view": "{view}"}}
+
+
+@app.get("/user")
+def user(name: str = Depends(helpers.current_user)):
+    return {{"pid": os.getpid(), "user": name}}
+'''
+
+
+FASTAPI_BROKEN = """\
+import os
+
+from fastapi import FastAPI
+
+import helpers
+
+app = FastAPI()
+
+
+@app.get("/")
+async def index():
+    return {"pid": os.getpid(),
+"""
+
+
+def fastapi_helpers(greeting: str, user: str) -> str:
+    return f'''\
+def greeting():
+    return "{greeting}"
+
+
+def current_user():
+    return "{user}"
+'''
+
+
+def uvicorn_project(proj: Path) -> None:
+    write(proj / "helpers.py", fastapi_helpers("h1", "alice"))
+    write(proj / "app.py", fastapi_app("v1"))
+
+
+def test_fastapi_under_uvicorn_reloads_in_place(proj: Path, spawn: Spawn) -> None:
+    uvicorn_project(proj)
+    port = free_port()
+    child = spawn(
+        ["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+
+    pid = go_through_edits(
+        child,
+        port,
+        helper=proj / "helpers.py",
+        helper_source=lambda greeting: fastapi_helpers(greeting, "alice"),
+        view=proj / "app.py",
+        view_module="app",
+        view_source=fastapi_app,
+        broken_view=FASTAPI_BROKEN,
+        broken_line=12,
+    )
+
+    # 5. A dependency FastAPI resolved when the route was declared runs its new code.
+    assert poll(child, port, lambda got: True, path="/user") == {"pid": pid, "user": "alice"}
+    write(proj / "helpers.py", fastapi_helpers("h2", "bob"))
+    got = poll(child, port, lambda got: got["user"] == "bob", path="/user")
+    assert got["pid"] == pid
+
+
+def test_uvicorn_reload_option_serves_in_this_process(proj: Path, spawn: Spawn) -> None:
+    """``uvicorn --reload`` would serve from a child process; under HMR it stays off."""
+    uvicorn_project(proj)
+    port = free_port()
+    child = spawn(
+        ["-m", "uvicorn", "app:app", "--reload", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=proj,
+    )
+
+    first = poll(child, port, lambda got: got["helper"] == "h1")
+    assert first["pid"] == child.proc.pid
+    child.expect("hmr: uvicorn's --reload is off", stream="err")
+
+    write(proj / "helpers.py", fastapi_helpers("h2", "alice"))
+    got = poll(child, port, lambda got: got["helper"] == "h2")
+    assert got["pid"] == child.proc.pid
+
+
+# -- Django ------------------------------------------------------------------------------
+
+DJANGO_MANAGE = """\
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+"""
+
+DJANGO_SETTINGS = """\
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEBUG = True
+SECRET_KEY = "only-for-the-tests"
+ALLOWED_HOSTS = ["127.0.0.1"]
+ROOT_URLCONF = "mysite.urls"
+INSTALLED_APPS = []
+DATABASES = {}
+USE_TZ = True
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+    }
+]
+"""
+
+
+def django_views(view: str) -> str:
+    return f'''\
+import os
+
+from django.http import JsonResponse
+from django.shortcuts import render
+
+from . import helpers
+
+
+def index(request):
+    return JsonResponse({{"pid": os.getpid(), "helper": helpers.greeting(), "view": "{view}"}})
+
+
+def page(request):
+    return render(request, "page.html", {{"pid": os.getpid()}})
+'''
+
+
+DJANGO_BROKEN = """\
+import os
+
+from django.http import JsonResponse
+from django.shortcuts import render
+
+from . import helpers
+
+
+def index(request)
+    return JsonResponse({})
+"""
+
+
+def django_urls(*extra: str) -> str:
+    routes = "".join(f'    path("{route}", views.index),\n' for route in extra)
+    return f"""\
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.index),
+    path("page", views.page),
+{routes}]
+"""
+
+
+def django_project(proj: Path) -> None:
+    write(proj / "manage.py", DJANGO_MANAGE)
+    write(proj / "mysite" / "__init__.py", "")
+    write(proj / "mysite" / "settings.py", DJANGO_SETTINGS)
+    write(proj / "mysite" / "helpers.py", helper_source("h1"))
+    write(proj / "mysite" / "views.py", django_views("v1"))
+    write(proj / "mysite" / "urls.py", django_urls())
+    write(proj / "templates" / "page.html", "template one, pid {{ pid }}\n")
+
+
+def page_text(body: str) -> str:
+    return body.strip()
+
+
+def test_django_runserver_reloads_in_place_without_noreload(proj: Path, spawn: Spawn) -> None:
+    django_project(proj)
+    port = free_port()
+    # No --noreload: Django's autoreloader would serve from a child process.
+    child = spawn(["-v", "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=proj)
+    # The package folder is watched from its first import on; wait for it, so
+    # that the first edit does not race the watch being set up.
+    child.expect(f"hmr: watching {os.path.realpath(proj / 'mysite')}", stream="err")
+
+    pid = go_through_edits(
+        child,
+        port,
+        helper=proj / "mysite" / "helpers.py",
+        view=proj / "mysite" / "views.py",
+        view_module="mysite.views",
+        view_source=django_views,
+        broken_view=DJANGO_BROKEN,
+        broken_line=9,
+    )
+    assert "hmr: Django's autoreloader is off" in child.stderr_text()
+
+    # 5a. The URL resolver Django cached is dropped: a new route serves.
+    status, _ = fetch(port, "/added")
+    assert status == 404
+    write(proj / "mysite" / "urls.py", django_urls("added"))
+    got = poll(child, port, lambda got: got["view"] == "v3", path="/added")
+    assert got["pid"] == pid
+
+    # 5b. The compiled template Django cached is dropped when the template changes.
+    expected = f"template one, pid {pid}"
+    assert poll(child, port, lambda text: True, path="/page", parse=page_text) == expected
+    write(proj / "templates" / "page.html", "template two, pid {{ pid }}\n")
+    poll(
+        child, port, lambda text: text == f"template two, pid {pid}", path="/page", parse=page_text
+    )
+
+
+# -- a plain worker loop -------------------------------------------------------------------
+
+WORKER = """\
+import importlib.util
+import json
+import os
+import sys
+import time
+
+import tasks
+
+while True:
+    sys.stdout.write(json.dumps({"pid": os.getpid(), "result": tasks.work()}) + "\\n")
+    sys.stdout.flush()
+    time.sleep(0.01)  # the loop's own pace; the test waits for lines
+"""
+
+
+def worker_tasks(view: str) -> str:
+    return f'''\
+import functools
+
+import helpers
+
+
+@functools.lru_cache(maxsize=None)
+def label():
+    return "{view}"
+
+
+def work():
+    return f"{{helpers.greeting()}}-{{label()}}"
+'''
+
+
+WORKER_BROKEN = """\
+import helpers
+
+
+def work():
+    return helpers.greeting() +
+"""
+
+
+class Lines:
+    """The worker's JSON lines, read with a deadline."""
+
+    def __init__(self, child: Child) -> None:
+        self.child = child
+
+    def until(self, result: str) -> dict[str, Any]:
+        line = self.child.expect(f'"result": "{result}"')
+        facts: dict[str, Any] = json.loads(line)
+        return facts
+
+    def next(self) -> dict[str, Any]:
+        facts: dict[str, Any] = json.loads(self.child.expect(starts("{")))
+        return facts
+
+
+def test_worker_loop_runs_new_code_in_place(proj: Path, spawn: Spawn) -> None:
+    write(proj / "helpers.py", helper_source("h1"))
+    write(proj / "tasks.py", worker_tasks("v1"))
+    write(proj / "worker.py", WORKER)
+    child = spawn(["worker.py"], cwd=proj)
+    lines = Lines(child)
+
+    pid = lines.until("h1-v1")["pid"]
+    assert pid == child.proc.pid
+
+    # 1. A helper module.
+    write(proj / "helpers.py", helper_source("h2"))
+    assert lines.until("h2-v1")["pid"] == pid
+
+    # 2. The module the loop calls; the lru_cache it holds is emptied, so the
+    #    cached label follows too.
+    save_atomically(proj / "tasks.py", worker_tasks("v2"))
+    assert lines.until("h2-v2")["pid"] == pid
+
+    # 3. A syntax error: logged, and the loop goes on with the old code.
+    write(proj / "tasks.py", WORKER_BROKEN)
+    failed_reload_line(child, "tasks", "tasks.py", 5)
+    assert lines.next() == {"pid": pid, "result": "h2-v2"}
+
+    # 4. The fix applies.
+    write(proj / "tasks.py", worker_tasks("v3"))
+    assert lines.until("h2-v3")["pid"] == pid

@@ -1,0 +1,186 @@
+"""The framework integrations in-process: post-import hooks, restarters off, Django signals.
+
+The end-to-end behaviour (real servers under the CLI) is in test_frameworks.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path, PurePath
+from typing import Any
+
+import pytest
+
+from muckrack_hmr.integrations import _imports
+from muckrack_hmr.integrations import django as django_integration
+from muckrack_hmr.integrations import uvicorn as uvicorn_integration
+from muckrack_hmr.integrations import werkzeug as werkzeug_integration
+from tests.conftest import Project
+
+
+@pytest.fixture(autouse=True)
+def _no_waiting_callbacks() -> Iterator[None]:
+    yield
+    _imports.forget_all()
+
+
+# -- post-import hooks ------------------------------------------------------------------
+
+
+def test_callback_runs_once_the_module_has_executed(project: Project) -> None:
+    project.write("late.py", "VALUE = 41\nVALUE += 1\n")
+    seen: list[Any] = []
+    _imports.when_imported("late", lambda module: seen.append((module.__name__, module.VALUE)))
+    assert seen == []  # nothing imported yet
+
+    module = importlib.import_module("late")
+
+    assert seen == [("late", 42)]
+    # The module keeps its real loader: resource readers and tools see no wrapper.
+    assert type(module.__loader__).__name__ == "SourceFileLoader"
+    assert module.__spec__.loader is module.__loader__
+    assert _imports._finder not in sys.meta_path or "late" not in _imports._finder.callbacks
+
+
+def test_callback_runs_at_once_for_a_module_already_imported(project: Project) -> None:
+    project.write("early.py", "VALUE = 1\n")
+    importlib.import_module("early")
+    seen: list[str] = []
+
+    _imports.when_imported("early", lambda module: seen.append(module.__name__))
+
+    assert seen == ["early"]
+
+
+def test_a_failing_callback_is_logged_and_the_import_goes_on(
+    project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write("fragile.py", "VALUE = 3\n")
+
+    def broken(module: Any) -> None:
+        raise RuntimeError("integration bug")
+
+    _imports.when_imported("fragile", broken)
+    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+        module = importlib.import_module("fragile")
+
+    assert module.VALUE == 3
+    assert any("integration hook" in record.getMessage() for record in caplog.records)
+
+
+def test_forget_all_takes_the_finder_away(project: Project) -> None:
+    project.write("never.py", "VALUE = 1\n")
+    seen: list[str] = []
+    _imports.when_imported("never", lambda module: seen.append(module.__name__))
+    assert _imports._finder in sys.meta_path
+
+    _imports.forget_all()
+    importlib.import_module("never")
+
+    assert _imports._finder not in sys.meta_path
+    assert seen == []
+
+
+# -- werkzeug and uvicorn ---------------------------------------------------------------------
+
+
+def test_werkzeug_reloader_serves_in_this_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    reloader = importlib.import_module("werkzeug._reloader")
+    monkeypatch.setattr(reloader, "run_with_reloader", reloader.run_with_reloader)
+    assert not getattr(reloader.run_with_reloader, "__muckrack_hmr__", False)
+
+    werkzeug_integration.enable(hmr=None)
+
+    ran: list[threading.Thread] = []
+    reloader.run_with_reloader(lambda: ran.append(threading.current_thread()), extra_files=[])
+    assert ran == [threading.current_thread()]  # no child process, no other thread
+
+
+def test_uvicorn_reload_option_is_turned_off(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config_module = importlib.import_module("uvicorn.config")
+    monkeypatch.setattr(config_module.Config, "__init__", config_module.Config.__init__)
+    assert config_module.Config("app:app", reload=True).reload is True
+
+    uvicorn_integration.enable(hmr=None)
+
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        reloading = config_module.Config("app:app", reload=True, workers=3)
+        several = config_module.Config("app:app", workers=3)
+    assert (reloading.reload, reloading.workers, reloading.should_reload) == (False, 1, False)
+    assert several.workers == 3  # left as asked, with a warning
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("--reload is off" in message for message in messages)
+    assert any("3 worker processes" in message for message in messages)
+
+
+# -- Django ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("relative", "pattern", "expected"),
+    [
+        ("page.html", "**/*", True),
+        ("blog/post.html", "**/*", True),
+        ("fr/LC_MESSAGES/django.mo", "**/*.mo", True),
+        ("fr/LC_MESSAGES/django.po", "**/*.mo", False),
+        ("page.html", "*.html", True),
+        ("blog/post.html", "*.html", False),
+        ("blog/post.html", "blog/*.html", True),
+    ],
+)
+def test_watch_dir_globs(relative: str, pattern: str, expected: bool) -> None:
+    assert django_integration._matches(PurePath(relative), pattern) is expected
+
+
+def test_django_file_changed_receivers_hear_of_watched_files(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    autoreload = importlib.import_module("django.utils.autoreload")
+    templates = tmp_path / "templates"
+    signals = django_integration.FileSignals()
+    signals.watch_dir(templates, "**/*")
+    signals.watch_dir(tmp_path / "locale", "**/*.mo")
+    heard: list[Path] = []
+
+    def receiver(sender: Any, file_path: Path, **kwargs: Any) -> bool:
+        heard.append(file_path)
+        return file_path.suffix != ".mo"  # handled; a catalog "needs a restart"
+
+    autoreload.file_changed.connect(receiver)
+    try:
+        with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+            signals.changed(templates / "blog" / "post.html")
+            signals.changed(templates / "views.py")  # Python: the HMR watcher's
+            signals.changed(tmp_path / "elsewhere.html")  # nobody asked for it
+            signals.changed(tmp_path / "locale" / "fr" / "django.mo")
+            signals.changed(tmp_path / "locale" / "fr" / "django.mo")
+    finally:
+        autoreload.file_changed.disconnect(receiver)
+
+    catalog = tmp_path / "locale" / "fr" / "django.mo"
+    assert heard == [templates / "blog" / "post.html", catalog, catalog]
+    warnings = [record.getMessage() for record in caplog.records]
+    assert warnings == [f"hmr: {catalog} changed; Django applies it only when the server restarts"]
+
+
+def test_django_restarter_is_replaced_when_autoreload_is_imported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    autoreload = importlib.import_module("django.utils.autoreload")
+    monkeypatch.setattr(autoreload, "run_with_reloader", autoreload.run_with_reloader)
+    hooks: list[Any] = []
+
+    class FakeHMR:
+        def add_post_reload_hook(self, hook: Any) -> None:
+            hooks.append(hook)
+
+    django_integration.enable(FakeHMR())
+
+    assert autoreload.run_with_reloader is django_integration.run_in_place
+    assert hooks == [django_integration.refresh_caches]
