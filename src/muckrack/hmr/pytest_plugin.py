@@ -31,9 +31,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--hmr-debounce",
         type=float,
-        default=20.0,
+        default=10.0,
         metavar="MS",
-        help="with --hmr: quiet time after a save before reloading (default: 20 ms)",
+        help="with --hmr: quiet time after a save before reloading (default: 10 ms)",
     )
     group.addoption(
         "--hmr-root",

@@ -211,7 +211,13 @@ class WatchLoop:
             reporter._sessionstarttime = time.time()
 
     def _run(
-        self, items: list[pytest.Item], started: float, lines: list[str], *, modify: bool = True
+        self,
+        items: list[pytest.Item],
+        started: float,
+        lines: list[str],
+        *,
+        modify: bool = True,
+        since: str = "the save",
     ) -> None:
         session, config = self.session, self.config
         for text in lines:
@@ -242,7 +248,7 @@ class WatchLoop:
         if lines:
             self._line(
                 f"hmr: {len(self._ran)} test{'s' if len(self._ran) != 1 else ''} ran in "
-                f"{run_ms:.1f} ms; results {total:.1f} ms after the save"
+                f"{run_ms:.1f} ms; results {total:.1f} ms after {since}"
             )
         failing = [
             nodeid
@@ -357,7 +363,7 @@ class WatchLoop:
         if only is not None:
             items = [item for item in items if item.nodeid in only]
         lines.append(self._selection_line(items, files, collected))
-        self._run(items, started, lines)
+        self._run(items, started, lines, since="the command")
 
     # -- a batch of saves ------------------------------------------------------------
 
@@ -561,11 +567,11 @@ class WatchLoop:
     def _forget_imports(self, name: str) -> None:
         """``name`` is about to be imported afresh: its import statements run again."""
         tracker = self.hmr.tracker
-        files = sum(
-            1 for module in self._test_modules() if module.__name__ == name
-        )  # conftests of folders without __init__.py share the name "conftest"
+        # Conftests of folders without __init__.py share the name "conftest":
+        # the graph's node then stands for all of them, and keeps their edges.
+        shared = sum(1 for module in self.conftests.values() if module.__name__ == name) > 1
         with tracker.lock:
-            if files <= 1:
+            if not shared:
                 self.hmr.graph.clear_dependencies(name)
             tracker.forget_statements(name)
 
