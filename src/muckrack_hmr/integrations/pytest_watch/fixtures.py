@@ -237,6 +237,20 @@ class Fixtures:
                 finished.append(old.argname)
         return kept, finished
 
+    def changed(
+        self, old_defs: list[Any], new_defs: list[Any], old_globals: dict[str, Any]
+    ) -> set[str]:
+        """Fixture names whose definition is new, gone, or not the same as before."""
+        old_by_name = {fixturedef.argname: fixturedef for fixturedef in old_defs}
+        new_by_name = {fixturedef.argname: fixturedef for fixturedef in new_defs}
+        return {
+            name
+            for name in old_by_name.keys() | new_by_name.keys()
+            if name not in old_by_name
+            or name not in new_by_name
+            or not self._same(old_by_name[name], new_by_name[name], old_globals)
+        }
+
     @staticmethod
     def _same(old: Any, new: Any, old_globals: dict[str, Any]) -> bool:
         if (old.scope, old.params, old.ids, old.argnames) != (

@@ -38,7 +38,7 @@ import pytest
 
 from .events import Batch, Events
 from .fixtures import Fixtures
-from .suite import Suite, real
+from .suite import Suite, file_of, real
 
 __all__ = ["CONTROLS", "WatchLoop"]
 
@@ -116,6 +116,8 @@ class WatchLoop:
         self._collect_errors = 0
         self._fresh: set[str] = set()
         self._quit = False
+        self._whole: set[str] = set()
+        self._partial: dict[str, set[str]] = {}
 
     # -- pytest hooks ----------------------------------------------------------
 
@@ -421,7 +423,8 @@ class WatchLoop:
         code_reached = set(changes.code) | set(changes.deleted_code)
         for name in list(code_reached):
             code_reached.update(self.hmr.dependents_of(name, transitive=True))
-        files = self._affected(changes, code_reached)
+        self._affected(changes, code_reached)
+        files = self._whole | set(self._partial)
 
         if changes.code:
             result, messages = self._reload(changes.code)
@@ -438,25 +441,30 @@ class WatchLoop:
             key for key, module in self.conftests.items() if module.__name__ in code_reached
         }
         for key in sorted(conftests, key=lambda key: len(Path(key).parts)):
-            reloaded = self._reimport_conftest(key, keep=key not in self._reached(code_reached))
-            if reloaded is None:
+            edited_only = key not in self._reached(code_reached)
+            reimported = self._reimport_conftest(key, keep=edited_only)
+            if reimported is None:
                 self._wait_for_fix(files, [self._relative(key)])
                 return
-            files |= self._plugin_users(reloaded, os.path.dirname(key))
+            module, changed = reimported
+            # Edited alone: the tests using what changed; reached by a change
+            # of code it imports: the tests using any of its fixtures.
+            names = changed if edited_only else None
+            self._plugin_users(module, os.path.dirname(key), names)
         self._finish_reached_fixtures(code_reached)
         for key in changes.deleted_tests:
             self._drop_test_file(key)
-        files -= changes.deleted_tests
-        files |= changes.candidates
-        files |= self.pending
+        self._whole |= changes.candidates | self.pending
         self.pending = set()
+        files = (self._whole | set(self._partial)) - changes.deleted_tests
 
         collected = time.perf_counter()
         before = set(self.suite.files)
         keep = {key for key in files if key in changes.tests} - self._reached_files(code_reached)
         self._collect(files, keep)
-        files = {key for key in files if key in self.suite.files} | (set(self.suite.files) - before)
-        items = self._items(files)
+        self._whole |= set(self.suite.files) - before
+        files = {key for key in files | self._whole if key in self.suite.files}
+        items = [item for item in self._items(files) if self._wanted(item, files)]
         self._run(items, batch.first_event, [self._selection_line(items, files, collected)])
 
     def _reached(self, code_reached: set[str]) -> set[str]:
@@ -470,11 +478,19 @@ class WatchLoop:
             if test_file.module_name() in code_reached
         }
 
-    def _affected(self, changes: _Changes, code_reached: set[str]) -> set[str]:
-        """The test files to run after ``changes`` (before conftests are imported again)."""
+    def _affected(self, changes: _Changes, code_reached: set[str]) -> None:
+        """The test files to run after ``changes``, before conftests are imported again.
+
+        Files are run whole (``self._whole``: their module imports what
+        changed), or only for the tests that use certain fixtures
+        (``self._partial``: a conftest changed).
+        """
+        self._whole = set()
+        self._partial = {}
         if self.run_all:
-            return set(self.suite.files) | changes.tests
-        files = set(changes.tests)
+            self._whole = set(self.suite.files) | changes.tests
+            return
+        self._whole |= changes.tests
         reached = set(code_reached)
         for key in changes.tests:
             test_file = self.suite.files.get(key)
@@ -484,12 +500,12 @@ class WatchLoop:
                 reached.update(self.hmr.dependents_of(name, transitive=True))
         for key, test_file in self.suite.files.items():
             if test_file.module_name() in reached:
-                files.add(key)
+                self._whole.add(key)
         for key, module in self.conftests.items():
             if key in changes.conftests and not os.path.exists(key):
-                files |= set(self.suite.under(os.path.dirname(key)))
-            elif key in changes.conftests or module.__name__ in code_reached:
-                files |= self._plugin_users(module, os.path.dirname(key))
+                self._whole |= set(self.suite.under(os.path.dirname(key)))
+            elif module.__name__ in code_reached:
+                self._plugin_users(module, os.path.dirname(key))
         # Project modules loaded as plugins (``pytest_plugins``) serve every test.
         for name, plugin in self.config.pluginmanager.list_name_plugin():
             if (
@@ -497,27 +513,37 @@ class WatchLoop:
                 and plugin.__name__ in code_reached
                 and not str(name).endswith("conftest.py")
             ):
-                files |= self._plugin_users(plugin, str(self.config.rootpath))
-        return files
+                self._plugin_users(plugin, str(self.config.rootpath))
 
-    def _plugin_users(self, module: ModuleType, folder: str) -> set[str]:
-        """Test files under ``folder`` whose tests use a fixture ``module`` defines.
+    def _plugin_users(self, module: ModuleType, folder: str, names: set[str] | None = None) -> None:
+        """Select the tests under ``folder`` that use fixtures ``module`` defines.
 
-        All of them when it defines hooks, or an autouse fixture.
+        Those named ``names`` (default: all of them); every test file there
+        when the module defines hooks, or one of the fixtures is autouse.
         """
         under = self.suite.under(real(folder))
         defs = self.fixtures.defined_in(module.__dict__)
-        if _has_hooks(module) or any(getattr(d, "_autouse", False) for d in defs):
-            return set(under)
-        names = {fixturedef.argname for fixturedef in defs}
-        return {
-            key
-            for key in under
+        if names is None:
+            names = {fixturedef.argname for fixturedef in defs}
+        if _has_hooks(module) or any(
+            getattr(d, "_autouse", False) for d in defs if d.argname in names
+        ):
+            self._whole |= set(under)
+            return
+        for key in under:
             if any(
                 names.intersection(getattr(item, "fixturenames", ()))
                 for item in self.suite.files[key].items
-            )
-        }
+            ):
+                self._partial.setdefault(key, set()).update(names)
+
+    def _wanted(self, item: pytest.Item, files: set[str]) -> bool:
+        """Run ``item``? All of a file run whole; the users of the fixtures otherwise."""
+        owner = file_of(item)
+        key = real(owner.path) if owner is not None else ""
+        if key in self._whole or key not in self._partial:
+            return True
+        return bool(self._partial[key].intersection(getattr(item, "fixturenames", ())))
 
     def _changed_line(self, changes: _Changes) -> str:
         deleted = changes.deleted_tests | {
@@ -615,9 +641,10 @@ class WatchLoop:
 
     # -- conftests ---------------------------------------------------------------------
 
-    def _reimport_conftest(self, key: str, keep: bool) -> ModuleType | None:
+    def _reimport_conftest(self, key: str, keep: bool) -> tuple[ModuleType, set[str]] | None:
         """Import a conftest afresh in place of the old one; None if it fails to import.
 
+        Returns the new module and the names of the fixtures that changed.
         Its cached session fixtures are kept when ``keep`` and their code is
         unchanged.  A deleted conftest is unregistered (its old module is
         returned, for the selection).
@@ -645,7 +672,7 @@ class WatchLoop:
                 self._finish(fixturedef)
             self.fixtures.remove(old_defs)
             del self.conftests[key]
-            return old
+            return old, {fixturedef.argname for fixturedef in old_defs}
         try:
             new = pm._importconftest(path, **self._importconftest_options())
         except Exception as exc:
@@ -667,10 +694,11 @@ class WatchLoop:
             mods[index] = new
         self.fixtures.parse_conftest(new, path.parent, self.suite.dirs.get(real(path.parent)))
         new_defs = self.fixtures.defined_in(new.__dict__)
+        changed = self.fixtures.changed(old_defs, new_defs, old.__dict__)
         kept, _ = self.fixtures.carry_over(old_defs, new_defs, old.__dict__, keep)
         self.fixtures.remove([d for d in old_defs if d.argname not in kept])
         self.conftests[key] = new
-        return new
+        return new, changed
 
     def _importconftest_options(self) -> dict[str, Any]:
         pm = self.config.pluginmanager

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["Suite", "TestFile"]
+__all__ = ["Suite", "TestFile", "file_of", "real"]
 
 
 def real(path: str | os.PathLike[str]) -> str:
@@ -57,7 +57,7 @@ class TestFile:
         return list(found.values())
 
 
-def _file_of(item: pytest.Item) -> pytest.File | None:
+def file_of(item: pytest.Item) -> pytest.File | None:
     """The file node an item belongs to."""
     for node in reversed(item.listchain()):
         if isinstance(node, pytest.File):
@@ -128,7 +128,7 @@ class Suite:
         for test_file in self.files.values():
             test_file.items = []
         for item in items:
-            owner = _file_of(item)
+            owner = file_of(item)
             if owner is None:
                 continue
             known = self.files.get(real(owner.path))
@@ -191,7 +191,7 @@ class Suite:
             cache.clear()  # it would keep every collected node alive
         kept = []
         for item in items:
-            owner = _file_of(item)
+            owner = file_of(item)
             file = real(owner.path) if owner is not None else key
             if not self.selected(item, file):
                 continue
