@@ -10,6 +10,7 @@ the plugin); the entry point itself is tested by the inert and CLI tests.
 from __future__ import annotations
 
 import os
+import random
 import re
 import subprocess
 import sys
@@ -453,3 +454,197 @@ def test_under_the_cli(proj: Path, watch: Callable[..., Watch]) -> None:
     run = session.run()
     assert run.outcomes == {f"{TEXT}::test_shout": "FAILED"}
     assert run.has("E       AssertionError: assert 'Hi' == 'HI'")
+
+
+# -- the differential test: the runs of --hmr against fresh pytest runs ------------
+
+
+@dataclass
+class Model:
+    """A sample project as data: code modules, tests, a conftest fixture."""
+
+    k: int
+    constants: list[int]
+    uses_base: list[bool]
+    factor: int
+    # test file -> [(test name, module index, expected value)]
+    tests: dict[str, list[tuple[str, int, int]]]
+    broken: int | None = None
+    counter: int = 0
+
+    def value(self, module: int) -> int:
+        x = self.factor
+        return (x * self.k if self.uses_base[module] else x) + self.constants[module]
+
+    def render_base(self) -> str:
+        return f"K = {self.k}\n\n\ndef scale(x):\n    return x * K\n"
+
+    def render_module(self, index: int) -> str:
+        if self.broken == index:
+            return "def value(x:\n    return\n"
+        body = "scale(x)" if self.uses_base[index] else "x"
+        head = "from lib.base import scale\n\n" if self.uses_base[index] else ""
+        return f"{head}C = {self.constants[index]}\n\n\ndef value(x):\n    return {body} + C\n"
+
+    def render_conftest(self) -> str:
+        return f"import pytest\n\n\n@pytest.fixture\ndef factor():\n    return {self.factor}\n"
+
+    def render_test(self, name: str) -> str:
+        modules = sorted({module for _, module, _ in self.tests[name]})
+        lines = [f"from lib import m{module}\n" for module in modules]
+        for test, module, expected in self.tests[name]:
+            lines.append(
+                f"\n\ndef test_{test}(factor):\n    assert m{module}.value(factor) == {expected}\n"
+            )
+        return "".join(lines)
+
+    def write_all(self, root: Path) -> None:
+        write(root / "pytest.ini", "[pytest]\n")
+        write(root / "lib" / "__init__.py", "")
+        write(root / "lib" / "base.py", self.render_base())
+        for index in range(len(self.constants)):
+            write(root / "lib" / f"m{index}.py", self.render_module(index))
+        write(root / "tests" / "conftest.py", self.render_conftest())
+        for name in self.tests:
+            write(root / "tests" / f"test_{name}.py", self.render_test(name))
+
+    def new_test(self, rng: random.Random) -> tuple[str, int, int]:
+        self.counter += 1
+        module = rng.randrange(len(self.constants))
+        expected = self.value(module) + rng.choice((0, 0, 1))
+        return f"t{self.counter}", module, expected
+
+
+def make_model(rng: random.Random) -> Model:
+    model = Model(
+        k=rng.randint(1, 3),
+        constants=[rng.randint(0, 5) for _ in range(4)],
+        uses_base=[rng.random() < 0.6 for _ in range(4)],
+        factor=rng.randint(1, 4),
+        tests={},
+    )
+    for index in range(4):
+        model.tests[f"f{index}"] = [model.new_test(rng) for _ in range(3)]
+    return model
+
+
+def edit_model(model: Model, root: Path, rng: random.Random) -> str:
+    """Apply one random edit to the model and the files; what it was."""
+    if model.broken is not None:
+        index, model.broken = model.broken, None
+        write(root / "lib" / f"m{index}.py", model.render_module(index))
+        return f"fix m{index}"
+    kind = rng.choice(
+        [
+            "base",
+            "constant",
+            "constant",
+            "expected",
+            "add test",
+            "add file",
+            "delete test",
+            "delete file",
+            "conftest",
+            "break",
+        ]
+    )
+    files = sorted(model.tests)
+    if kind == "base":
+        model.k = rng.randint(1, 3)
+        write(root / "lib" / "base.py", model.render_base())
+    elif kind == "constant":
+        index = rng.randrange(len(model.constants))
+        model.constants[index] = rng.randint(0, 5)
+        write(root / "lib" / f"m{index}.py", model.render_module(index))
+    elif kind == "expected" and files:
+        name = rng.choice(files)
+        tests = model.tests[name]
+        if tests:
+            at = rng.randrange(len(tests))
+            test, module, expected = tests[at]
+            tests[at] = (test, module, expected + rng.choice((-1, 1)))
+            write(root / "tests" / f"test_{name}.py", model.render_test(name))
+    elif kind == "add test" and files:
+        name = rng.choice(files)
+        model.tests[name].append(model.new_test(rng))
+        write(root / "tests" / f"test_{name}.py", model.render_test(name))
+    elif kind == "add file":
+        model.counter += 1
+        name = f"n{model.counter}"
+        model.tests[name] = [model.new_test(rng) for _ in range(2)]
+        write(root / "tests" / f"test_{name}.py", model.render_test(name))
+    elif kind == "delete test" and files:
+        name = rng.choice(files)
+        if len(model.tests[name]) > 1:
+            model.tests[name].pop(rng.randrange(len(model.tests[name])))
+            write(root / "tests" / f"test_{name}.py", model.render_test(name))
+    elif kind == "delete file" and len(files) > 1:
+        name = rng.choice(files)
+        del model.tests[name]
+        (root / "tests" / f"test_{name}.py").unlink()
+    elif kind == "conftest":
+        model.factor = rng.randint(1, 4)
+        write(root / "tests" / "conftest.py", model.render_conftest())
+    elif kind == "break":
+        model.broken = rng.randrange(len(model.constants))
+        write(root / "lib" / f"m{model.broken}.py", model.render_module(model.broken))
+    else:
+        return edit_model(model, root, rng)
+    return kind
+
+
+_FRESH: dict[str, tuple[int, dict[str, str]]] = {}
+
+
+def fresh_pytest(root: Path, env: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """Exit code and outcome per test id of a new ``pytest -v`` run on the same files."""
+    key = "\n".join(
+        f"{path.relative_to(root)}\n{path.read_text()}" for path in sorted(root.rglob("*.py"))
+    )
+    if key not in _FRESH:
+        env = dict(env, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider"],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+        _FRESH[key] = (result.returncode, Run(result.stdout.splitlines()).outcomes)
+    return _FRESH[key]
+
+
+# Seeds whose edit sequences cover every kind of edit (a code module broken and fixed too).
+@pytest.mark.parametrize("seed", [3, 4, 7])
+def test_results_equal_a_fresh_run(
+    tmp_path: Path, watch: Callable[..., Watch], core_env: dict[str, str], seed: int
+) -> None:
+    """After each random edit, the selected tests' results are those of a fresh ``pytest``,
+    and every test not selected has the result it had before the edit."""
+    rng = random.Random(seed)
+    root = tmp_path / f"sample{seed}"
+    model = make_model(rng)
+    model.write_all(root)
+    session = watch(root)
+    first = session.run()
+    code, before = fresh_pytest(root, core_env)
+    assert first.outcomes == before
+    for step in range(7):
+        what = edit_model(model, root, rng)
+        context = f"seed {seed}, step {step}: {what}"
+        code, after = fresh_pytest(root, core_env)
+        if what == "break":
+            session.expect("hmr: not running tests until")
+            assert code != 0, context  # the fresh run fails at collection
+            continue
+        ran = session.run().outcomes
+        assert ran or what == "delete file", context
+        for test_id, outcome in ran.items():
+            assert after.get(test_id) == outcome, f"{context}: {test_id}"
+        for test_id, outcome in after.items():
+            if test_id not in ran:
+                assert before.get(test_id) == outcome, f"{context}: {test_id} not re-run"
+        before = after
