@@ -528,6 +528,11 @@ def make_model(rng: random.Random) -> Model:
     return model
 
 
+def other(rng: random.Random, current: int, low: int, high: int) -> int:
+    """A value in [low, high] that is not ``current``: every edit changes the file."""
+    return rng.choice([value for value in range(low, high + 1) if value != current])
+
+
 def edit_model(model: Model, root: Path, rng: random.Random) -> str:
     """Apply one random edit to the model and the files; what it was."""
     if model.broken is not None:
@@ -550,11 +555,11 @@ def edit_model(model: Model, root: Path, rng: random.Random) -> str:
     )
     files = sorted(model.tests)
     if kind == "base":
-        model.k = rng.randint(1, 3)
+        model.k = other(rng, model.k, 1, 3)
         write(root / "lib" / "base.py", model.render_base())
     elif kind == "constant":
         index = rng.randrange(len(model.constants))
-        model.constants[index] = rng.randint(0, 5)
+        model.constants[index] = other(rng, model.constants[index], 0, 5)
         write(root / "lib" / f"m{index}.py", model.render_module(index))
     elif kind == "expected" and files:
         name = rng.choice(files)
@@ -583,7 +588,7 @@ def edit_model(model: Model, root: Path, rng: random.Random) -> str:
         del model.tests[name]
         (root / "tests" / f"test_{name}.py").unlink()
     elif kind == "conftest":
-        model.factor = rng.randint(1, 4)
+        model.factor = other(rng, model.factor, 1, 4)
         write(root / "tests" / "conftest.py", model.render_conftest())
     elif kind == "break":
         model.broken = rng.randrange(len(model.constants))
@@ -618,7 +623,7 @@ def fresh_pytest(root: Path, env: dict[str, str]) -> tuple[int, dict[str, str]]:
 
 
 # Seeds whose edit sequences cover every kind of edit (a code module broken and fixed too).
-@pytest.mark.parametrize("seed", [3, 4, 7])
+@pytest.mark.parametrize("seed", [3, 4, 5])
 def test_results_equal_a_fresh_run(
     tmp_path: Path, watch: Callable[..., Watch], core_env: dict[str, str], seed: int
 ) -> None:
