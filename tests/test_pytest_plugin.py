@@ -306,6 +306,17 @@ def test_syntax_errors_are_reported_and_watching_goes_on(
     run = session.run()
     assert run.outcomes == {f"{TEXT}::test_shout": "PASSED"}
 
+    # A module of code deleted: the tests importing it fail to import, as in a
+    # fresh run; restored, they run again.
+    source = (proj / "app" / "text.py").read_text()
+    (proj / "app" / "text.py").unlink()
+    run = session.run()
+    assert run.has("hmr: deleted app/text.py")
+    assert run.has("ERROR collecting tests/test_text.py")
+    write(proj / "app" / "text.py", source)
+    run = session.run()
+    assert run.outcomes == {f"{TEXT}::test_shout": "PASSED"}
+
 
 def test_conftest_changes_and_session_fixtures(proj: Path, watch: Callable[..., Watch]) -> None:
     project(proj)

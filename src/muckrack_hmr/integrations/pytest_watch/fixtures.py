@@ -112,11 +112,15 @@ class Fixtures:
 
     def defined_in(self, namespace: dict[str, Any]) -> list[Any]:
         """The definitions whose function was defined in the module of ``namespace``."""
-        found = []
+        return self.by_module().get(id(namespace), [])
+
+    def by_module(self) -> dict[int, list[Any]]:
+        """``id(module namespace) -> definitions`` of every registered fixture, in one pass."""
+        found: dict[int, list[Any]] = {}
         for fixturedef in self.all():
             func = _function_of(fixturedef)
-            if func is not None and func.__globals__ is namespace:
-                found.append(fixturedef)
+            if func is not None:
+                found.setdefault(id(func.__globals__), []).append(fixturedef)
         return found
 
     def remove(self, doomed: list[Any]) -> None:

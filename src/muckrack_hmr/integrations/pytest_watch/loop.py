@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import importlib
 import inspect
 import logging
 import os
@@ -118,6 +119,7 @@ class WatchLoop:
         self._quit = False
         self._whole: set[str] = set()
         self._partial: dict[str, set[str]] = {}
+        self._broken: set[str] = set()
 
     # -- pytest hooks ----------------------------------------------------------
 
@@ -127,6 +129,9 @@ class WatchLoop:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self._collect_errors += 1
+            # A file that failed to import is retried with every change: what
+            # it imports is not in the graph.
+            self._broken.add(real(self.config.rootpath / report.fspath))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed:
@@ -435,6 +440,8 @@ class WatchLoop:
             if result.failed or result.refused:
                 self._wait_for_fix(files, [*result.failed, *result.refused])
                 return
+        if changes.deleted_code or changes.candidates or changes.deleted_tests:
+            importlib.invalidate_caches()
         for name in changes.deleted_code:
             self._drop_code(name)
         conftests = changes.conftests | {
@@ -490,7 +497,7 @@ class WatchLoop:
         if self.run_all:
             self._whole = set(self.suite.files) | changes.tests
             return
-        self._whole |= changes.tests
+        self._whole |= changes.tests | (self._broken & set(self.suite.files))
         reached = set(code_reached)
         for key in changes.tests:
             test_file = self.suite.files.get(key)
@@ -611,6 +618,11 @@ class WatchLoop:
             if doomed in tests or doomed not in sys.modules:
                 continue
             del sys.modules[doomed]
+            parent, _, attr = doomed.rpartition(".")
+            package = sys.modules.get(parent)
+            if package is not None and isinstance(getattr(package, attr, None), ModuleType):
+                # Or ``from package import module`` would still find it there.
+                delattr(package, attr)
             self._forget_imports(doomed)
             self._fresh.add(doomed)
 
@@ -740,12 +752,13 @@ class WatchLoop:
         (a shared base class) imports the new one.
         """
         old: dict[str, tuple[ModuleType | None, list[Any], list[Any]]] = {}
+        defined = self.fixtures.by_module()
         for key in files:
             test_file = self.suite.files.get(key)
             if test_file is None:
                 continue
             module = test_file.module()
-            defs = self.fixtures.defined_in(module.__dict__) if module is not None else []
+            defs = defined.get(id(module.__dict__), []) if module is not None else []
             old[key] = (module, defs, test_file.nodes())
             for item in test_file.items:
                 self.outcomes.pop(item.nodeid, None)
@@ -754,18 +767,22 @@ class WatchLoop:
                     del sys.modules[module.__name__]
                 self._forget_imports(module.__name__)
         for key in sorted(files, key=self.suite.order):
+            self._broken.discard(key)
             self.suite.collect(self.session, key)
-            if key not in old:
-                continue
-            module, old_defs, old_nodes = old[key]
+        defined = self.fixtures.by_module()
+        doomed: list[Any] = []
+        gone: list[Any] = []
+        for key, (module, old_defs, old_nodes) in old.items():
             test_file = self.suite.files.get(key)
             new = test_file.module() if test_file is not None else None
-            new_defs = self.fixtures.defined_in(new.__dict__) if new is not None else []
+            new_defs = defined.get(id(new.__dict__), []) if new is not None else []
             kept: list[str] = []
-            if module is not None:
+            if module is not None and old_defs:
                 kept, _ = self.fixtures.carry_over(old_defs, new_defs, module.__dict__, key in keep)
-            self.fixtures.remove([d for d in old_defs if d.argname not in kept])
-            self.fixtures.forget_nodes(old_nodes)
+            doomed.extend(d for d in old_defs if d.argname not in kept)
+            gone.extend(old_nodes)
+        self.fixtures.remove(doomed)
+        self.fixtures.forget_nodes(gone)
         self._after_imports()
 
     def _after_imports(self) -> None:

@@ -10,6 +10,7 @@ line selected them (``pytest tests/test_x.py::test_y`` keeps ``test_y``);
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,13 @@ __all__ = ["Suite", "TestFile", "file_of", "real"]
 
 def real(path: str | os.PathLike[str]) -> str:
     """The key of a file or folder: its real path."""
-    return os.path.realpath(os.fspath(path))
+    return _real(os.fspath(path))
+
+
+@functools.lru_cache(maxsize=8192)
+def _real(path: str) -> str:
+    # Paths come back run after run, and resolving one costs a system call per folder.
+    return os.path.realpath(path)
 
 
 @dataclass
