@@ -15,7 +15,8 @@ the write of a file to the moment the runner's summary line
   each save, with its default delay and with ``--delay 0``.
 
 Medians over the edits (20 per scenario, 3 with ``--quick``; half as many
-cold runs and pytest-watcher runs), rotating over modules.  It fails (exit
+cold runs and pytest-watcher runs, and ``--quick`` skips ``--delay 0``),
+rotating over modules.  It fails (exit
 status 1) on wrong results: a summary line that does not show the expected
 number of passed tests (5 for a leaf or test module, 250 for the core: what
 ``--hmr`` must have selected); never on timing.
@@ -351,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         results.update(measure_cold(root, cold_rounds, errors))
         if have_ptw():
             results["pytest-watcher (default delay)"] = measure_ptw(root, cold_rounds, None, errors)
-            results["pytest-watcher --delay 0"] = measure_ptw(root, cold_rounds, "0", errors)
+            if not args.quick:
+                results["pytest-watcher --delay 0"] = measure_ptw(root, cold_rounds, "0", errors)
         else:
             print("pytest-watcher is not installed: pip install -e '.[bench]'", file=sys.stderr)
     finally:
