@@ -365,6 +365,7 @@ class WatchLoop:
         self, files: set[str], started: float, lines: list[str], only: set[str] | None = None
     ) -> None:
         collected = time.perf_counter()
+        self._finish_reached_fixtures(set())  # cached setup errors are retried
         self._collect(files, keep=set(files))
         items = self._items(files)
         if only is not None:
@@ -437,8 +438,17 @@ class WatchLoop:
                 self._line(f"hmr: reloaded {result.summary()} in {result.total_ms:.1f} ms")
             for message in messages:
                 self._line(message, red=True)
-            if result.failed or result.refused:
-                self._wait_for_fix(files, [*result.failed, *result.refused])
+            if result.failed:
+                self._wait_for_fix(files, list(result.failed))
+                return
+            if result.refused:
+                # The engine kept the old definitions: the tests would not see the save.
+                self.pending |= files
+                self._line(
+                    f"hmr: not running tests: {len(result.refused)} change(s) need a restart "
+                    "of pytest --hmr (see above)",
+                    red=True,
+                )
                 return
         if changes.deleted_code or changes.candidates or changes.deleted_tests:
             importlib.invalidate_caches()
