@@ -317,6 +317,18 @@ def test_syntax_errors_are_reported_and_watching_goes_on(
     run = session.run()
     assert run.outcomes == {f"{TEXT}::test_shout": "PASSED"}
 
+    # A change the engine refuses (a class's bases): the tests wait for a restart.
+    classes = "class A:\n    pass\n\n\nclass B:\n    pass\n\n\nclass C({}):\n    pass\n"
+    write(proj / "app" / "shapes.py", classes.format("A"))
+    write(
+        proj / "tests" / "test_shapes.py",
+        "from app.shapes import C\n\ndef test_c():\n    assert C\n",
+    )
+    assert session.run().outcomes == {"tests/test_shapes.py::test_c": "PASSED"}
+    write(proj / "app" / "shapes.py", classes.format("B"))
+    session.expect("hmr: kept the old class app.shapes.C: its bases changed")
+    session.expect("change(s) need a restart of pytest --hmr")
+
 
 def test_conftest_changes_and_session_fixtures(proj: Path, watch: Callable[..., Watch]) -> None:
     project(proj)
