@@ -89,18 +89,26 @@ def starts(prefix: str) -> Callable[[str], bool]:
 
 
 class Child:
-    """A running ``python -u -m muckrack.hmr ...`` whose output is read line by line.
+    """A running ``python -u -m muckrack.hmr ...`` (or another ``command``) read line by line.
 
     One reader thread per stream feeds a queue; :meth:`expect` takes lines
     from it with a deadline, so a test never waits unboundedly.
     """
 
-    def __init__(self, args: list[str], *, cwd: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        command: tuple[str, ...] = ("-u", "-m", "muckrack.hmr"),
+        stdin: bool = False,
+    ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "muckrack.hmr", *args],
+            [sys.executable, *command, *args],
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -158,6 +166,12 @@ class Child:
             if predicate(line):
                 return line
 
+    def send(self, line: str) -> None:
+        """Write ``line`` and a newline to the child's standard input (``stdin=True``)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
     def wait(self, timeout: float = DEADLINE) -> int:
         """Wait for the child to exit; its exit code.  Output is complete afterwards."""
         try:
@@ -185,6 +199,6 @@ class Child:
         finally:
             for thread in self._threads:
                 thread.join(timeout=5)
-            for pipe in (self.proc.stdout, self.proc.stderr):
+            for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
                 if pipe is not None:
                     pipe.close()

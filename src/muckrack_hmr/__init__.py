@@ -8,6 +8,9 @@ Programmatic use::
     hmr.reload_module("app.views")                    # or __hmr__.reload_module(...)
 
 Most users run ``python -m muckrack.hmr script.py`` instead.
+
+PYTEST_DONT_REWRITE: pytest marks plugin packages for assert rewriting, and
+this one is already imported under ``python -m muckrack.hmr -m pytest``.
 """
 
 from __future__ import annotations

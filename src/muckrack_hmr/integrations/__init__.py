@@ -1,4 +1,5 @@
-"""Opt-in integrations with web frameworks whose own machinery fights in-place reloading.
+"""Opt-in integrations: web frameworks whose machinery fights in-place reloading, and
+``pytest --hmr`` (in ``pytest_watch``, loaded by its pytest plugin only).
 
 Restart reloaders (Django's ``runserver`` autoreloader, werkzeug's reloader
 behind Flask's ``debug=True``, ``uvicorn --reload``) serve from a child

@@ -1,0 +1,64 @@
+"""The ``pytest --hmr`` plugin's entry point (``pytest11``): options only, inert without ``--hmr``.
+
+pytest imports every installed plugin on every run, so this module imports
+nothing of muckrack_hmr: the watch mode in
+:mod:`muckrack_hmr.integrations.pytest_watch` is imported only when ``--hmr``
+is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hmr", "hot module replacement (muckrack-python-hmr)")
+    group.addoption(
+        "--hmr",
+        action="store_true",
+        default=False,
+        help="run the tests, then watch: on each save hot-reload the changed modules and "
+        "re-run only the tests that depend on them, in the same process",
+    )
+    group.addoption(
+        "--hmr-all",
+        action="store_true",
+        default=False,
+        help="with --hmr: re-run every test after each change",
+    )
+    group.addoption(
+        "--hmr-debounce",
+        type=float,
+        default=10.0,
+        metavar="MS",
+        help="with --hmr: quiet time after a save before reloading (default: 10 ms)",
+    )
+    group.addoption(
+        "--hmr-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="with --hmr: another folder of project code to track and reload (repeatable; "
+        "the rootdir always is one)",
+    )
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None, None, None]:
+    # Outside pytest's capturing (it starts in a wrapper of this hook too),
+    # and before the conftests, the test modules and the code under test are
+    # imported: from here on every import is tracked.
+    if getattr(early_config.known_args_namespace, "hmr", False):
+        from muckrack_hmr.integrations import pytest_watch
+
+        pytest_watch.install(early_config)
+    return (yield)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("hmr", False):
+        from muckrack_hmr.integrations import pytest_watch
+
+        pytest_watch.configure(config)

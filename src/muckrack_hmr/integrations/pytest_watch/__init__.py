@@ -1,0 +1,80 @@
+"""``pytest --hmr``: run the tests once, then re-run only the affected ones after each save.
+
+The entry point (:mod:`muckrack.hmr.pytest_plugin`) calls :func:`install`
+before the conftests are imported, and :func:`configure` once pytest is
+configured; the watch loop itself is :class:`~.loop.WatchLoop`, a plugin
+that takes over ``pytest_runtestloop``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import pytest
+
+__all__ = ["configure", "install"]
+
+_HMR = pytest.StashKey[Any]()
+_COMMANDS = pytest.StashKey[int | None]()
+
+
+def install(config: pytest.Config) -> None:
+    """Track imports from now on: the rootdir (and ``--hmr-root`` folders) is project code.
+
+    Under ``python -m muckrack.hmr -m pytest --hmr`` the HMR is already
+    installed: it is reused, and its watcher stopped, because reloads must
+    happen between runs, never during one.
+    """
+    from ... import tracking
+
+    hmr = tracking.active()
+    if hmr is None:
+        roots = [str(config.rootpath), *config.known_args_namespace.hmr_root]
+        missing = [root for root in roots if not os.path.isdir(root)]
+        if missing:
+            raise pytest.UsageError(f"--hmr-root {missing[0]!r} is not a folder")
+        hmr = tracking.install(roots)
+    else:
+        hmr.close()
+    config.stash[_HMR] = hmr
+    config.stash[_COMMANDS] = _command_input(config)
+
+
+def configure(config: pytest.Config) -> None:
+    """Check the options and register the watch loop."""
+    from .loop import WatchLoop
+
+    if config.option.collectonly:
+        raise pytest.UsageError("--hmr runs tests: it cannot be combined with --collect-only")
+    workers = getattr(config.option, "numprocesses", None)
+    if workers not in (None, 0, "0"):
+        raise pytest.UsageError(
+            "--hmr runs the tests in its own process: it cannot be combined with -n"
+        )
+    if config.getoption("hmr_debounce") < 0:
+        raise pytest.UsageError("--hmr-debounce must be >= 0 ms")
+    if _HMR not in config.stash:  # the plugin was registered after the conftests were loaded
+        install(config)
+    loop = WatchLoop(config, config.stash[_HMR], config.stash[_COMMANDS])
+    config.pluginmanager.register(loop, "hmr-watch")
+
+
+def _command_input(config: pytest.Config) -> int | None:
+    """A private duplicate of standard input for the commands, or None.
+
+    Made before pytest's capturing starts: it points descriptor 0 at
+    /dev/null while tests run (and while conftests load); the duplicate
+    keeps reading the terminal (or pipe).  None with a debugger, which reads
+    standard input too.
+    """
+    options = config.known_args_namespace
+    if getattr(options, "usepdb", False) or getattr(options, "trace", False):
+        return None
+    try:
+        fd = sys.stdin.fileno()
+        os.fstat(fd)
+        return os.dup(fd)
+    except (AttributeError, OSError, ValueError):
+        return None

@@ -1,0 +1,678 @@
+"""End-to-end tests of ``pytest --hmr``: real ``python -m pytest --hmr`` children on temp projects.
+
+Each test asserts the first run's results, edits real files, and waits, with
+a deadline, for the run that follows (its lines end with ``hmr: watching``),
+on both cores.  Children run with plugin autoloading off and ``-p
+muckrack.hmr.pytest_plugin`` (faster to start, and the explicit way to load
+the plugin); the entry point itself is tested by the inert and CLI tests.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .subprocesses import RUN_TIMEOUT, Child, save_atomically, write
+
+PLUGIN = ["-p", "muckrack.hmr.pytest_plugin"]
+OUTCOME = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
+SUMMARY = re.compile(r"^=+ .*\b(passed|failed|errors?|no tests ran)\b.* in [\d.]+s.* =+$")
+
+
+@dataclass
+class Run:
+    """The output of one run: from the line after the previous run to ``hmr: watching``."""
+
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def outcomes(self) -> dict[str, str]:
+        found = {}
+        for line in self.lines:
+            match = OUTCOME.match(line)
+            if match:
+                found[match.group(1)] = match.group(2)
+        return found
+
+    @property
+    def summary(self) -> str:
+        for line in self.lines:
+            if SUMMARY.match(line):
+                return line.strip("= ")
+        return ""
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+
+class Watch:
+    """A running ``python -m pytest --hmr -v`` child."""
+
+    def __init__(self, child: Child) -> None:
+        self.child = child
+
+    def run(self) -> Run:
+        """The next run's output, up to its ``hmr: watching`` line."""
+        run = Run()
+
+        def collect(line: str) -> bool:
+            run.lines.append(line)
+            return line.startswith("hmr: watching")
+
+        collect.__name__ = "the 'hmr: watching' line ending a run"
+        self.child.expect(collect)
+        return run
+
+    def expect(self, text: str) -> str:
+        return self.child.expect(text)
+
+
+@pytest.fixture
+def watch(core_env: dict[str, str]) -> Iterator[Callable[..., Watch]]:
+    children: list[Child] = []
+
+    def start(
+        proj: Path, *args: str, cli: bool = False, autoload: bool = False, stdin: bool = False
+    ) -> Watch:
+        env = dict(core_env)
+        if autoload or cli:
+            env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+            plugin: list[str] = []
+        else:
+            env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+            plugin = PLUGIN
+        command = ("-u", "-m", "muckrack.hmr", "-m", "pytest") if cli else ("-u", "-m", "pytest")
+        child = Child(
+            [*plugin, "--hmr", "-v", "-p", "no:cacheprovider", *args],
+            cwd=proj,
+            env=env,
+            command=command,
+            stdin=stdin,
+        )
+        children.append(child)
+        return Watch(child)
+
+    try:
+        yield start
+    finally:
+        for child in children:
+            child.close()
+
+
+def project(proj: Path) -> Path:
+    """Two code modules, a conftest fixture and a test module for each."""
+    write(proj / "pytest.ini", "[pytest]\n")
+    write(proj / "app" / "__init__.py", "")
+    write(
+        proj / "app" / "calc.py",
+        """\
+        def add(a, b):
+            return a + b
+        """,
+    )
+    write(
+        proj / "app" / "text.py",
+        """\
+        def shout(word):
+            return word.upper()
+        """,
+    )
+    write(
+        proj / "tests" / "conftest.py",
+        """\
+        import pytest
+
+        @pytest.fixture
+        def two():
+            return 2
+        """,
+    )
+    write(
+        proj / "tests" / "test_calc.py",
+        """\
+        from app.calc import add
+
+        def test_add(two):
+            assert add(two, 2) == 4
+
+        def test_add_zero():
+            assert add(0, 0) == 0
+        """,
+    )
+    write(
+        proj / "tests" / "test_text.py",
+        """\
+        from app import text
+
+        def test_shout():
+            assert text.shout("hi") == "HI"
+        """,
+    )
+    return proj
+
+
+CALC = "tests/test_calc.py"
+TEXT = "tests/test_text.py"
+
+
+def test_inert_without_hmr(proj: Path) -> None:
+    """Installed, the plugin adds its options and imports nothing else without --hmr."""
+    project(proj)
+    write(
+        proj / "tests" / "test_probe.py",
+        """\
+        import builtins
+        import sys
+
+        def test_nothing_of_hmr_loaded():
+            assert "muckrack_hmr" not in sys.modules
+            assert not hasattr(builtins, "__hmr__")
+        """,
+    )
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
+        cwd=proj,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 passed" in result.stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help"],
+        cwd=proj,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    ).stdout
+    assert "--hmr-all" in help_text
+
+
+def test_code_edit_runs_only_the_tests_that_import_it(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    session = watch(project(proj))
+    first = session.run()
+    assert first.outcomes == {
+        f"{CALC}::test_add": "PASSED",
+        f"{CALC}::test_add_zero": "PASSED",
+        f"{TEXT}::test_shout": "PASSED",
+    }
+    assert first.summary.startswith("3 passed")
+
+    write(proj / "app" / "calc.py", "def add(a, b):\n    return a + b + 1\n")
+    run = session.run()
+    assert run.has("hmr: changed app/calc.py")
+    assert run.has("hmr: reloaded app.calc")
+    assert run.has("hmr: selected 2 tests in 1 file: tests/test_calc.py")
+    assert run.outcomes == {f"{CALC}::test_add": "FAILED", f"{CALC}::test_add_zero": "FAILED"}
+    assert run.summary.startswith("2 failed in")
+    assert run.has("E       assert 5 == 4")  # asserts in the re-imported test module are rewritten
+
+    save_atomically(proj / "app" / "text.py", "def shout(word):\n    return word.lower()\n")
+    run = session.run()
+    assert run.outcomes == {f"{TEXT}::test_shout": "FAILED"}
+    assert run.has("2 failing test(s) not re-run")
+
+    write(proj / "app" / "calc.py", "def add(a, b):\n    return a + b\n")
+    run = session.run()
+    assert run.outcomes == {f"{CALC}::test_add": "PASSED", f"{CALC}::test_add_zero": "PASSED"}
+    assert run.summary.startswith("2 passed")
+
+
+def test_test_files_edited_added_and_deleted(proj: Path, watch: Callable[..., Watch]) -> None:
+    session = watch(project(proj), stdin=True)
+    assert session.run().summary.startswith("3 passed")
+
+    calc_tests = (proj / CALC).read_text()
+    write(proj / CALC, calc_tests + "\ndef test_new():\n    assert add(1, 1) == 3\n")
+    run = session.run()
+    assert run.has("hmr: changed tests/test_calc.py")
+    assert run.outcomes == {
+        f"{CALC}::test_add": "PASSED",
+        f"{CALC}::test_add_zero": "PASSED",
+        f"{CALC}::test_new": "FAILED",
+    }
+
+    write(
+        proj / "tests" / "sub" / "test_more.py",
+        "from app.text import shout\n\ndef test_more():\n    assert shout('a') == 'A'\n",
+    )
+    run = session.run()
+    assert run.outcomes == {"tests/sub/test_more.py::test_more": "PASSED"}
+
+    # The new file's tests follow its imports like the others.
+    write(proj / "app" / "text.py", "def shout(word):\n    return word.upper() + '!'\n")
+    run = session.run()
+    assert run.outcomes == {
+        f"{TEXT}::test_shout": "FAILED",
+        "tests/sub/test_more.py::test_more": "FAILED",
+    }
+
+    (proj / CALC).unlink()
+    run = session.run()
+    assert run.has("hmr: deleted tests/test_calc.py")
+    assert run.outcomes == {}
+    session.child.send("a")
+    run = session.run()
+    assert run.outcomes == {
+        f"{TEXT}::test_shout": "FAILED",
+        "tests/sub/test_more.py::test_more": "FAILED",
+    }
+
+
+def test_syntax_errors_are_reported_and_watching_goes_on(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    session = watch(project(proj))
+    assert session.run().summary.startswith("3 passed")
+
+    write(proj / "app" / "calc.py", "def add(a, b):\n    return (a +\n")
+    session.expect("hmr: changed app/calc.py")
+    error = session.expect("hmr: failed to reload app.calc")
+    assert f"{os.sep}app{os.sep}calc.py:2" in error
+    session.expect("SyntaxError")
+    session.expect("hmr: not running tests until app.calc loads again (1 test file(s) waiting)")
+
+    write(proj / "app" / "calc.py", "def add(a, b):\n    return a + b\n")
+    run = session.run()
+    assert run.outcomes == {f"{CALC}::test_add": "PASSED", f"{CALC}::test_add_zero": "PASSED"}
+
+    write(proj / TEXT, "def test_shout(:\n    pass\n")
+    run = session.run()
+    assert run.has("ERROR collecting tests/test_text.py")
+    assert run.has("Interrupted: 1 error during collection")
+    assert run.summary.startswith("1 error in")
+
+    write(
+        proj / TEXT,
+        "from app import text\n\ndef test_shout():\n    assert text.shout('x') == 'X'\n",
+    )
+    run = session.run()
+    assert run.outcomes == {f"{TEXT}::test_shout": "PASSED"}
+
+    # A module of code deleted: the tests importing it fail to import, as in a
+    # fresh run; restored, they run again.
+    source = (proj / "app" / "text.py").read_text()
+    (proj / "app" / "text.py").unlink()
+    run = session.run()
+    assert run.has("hmr: deleted app/text.py")
+    assert run.has("ERROR collecting tests/test_text.py")
+    write(proj / "app" / "text.py", source)
+    run = session.run()
+    assert run.outcomes == {f"{TEXT}::test_shout": "PASSED"}
+
+    # A change the engine refuses (a class's bases): the tests wait for a restart.
+    classes = "class A:\n    pass\n\n\nclass B:\n    pass\n\n\nclass C({}):\n    pass\n"
+    write(proj / "app" / "shapes.py", classes.format("A"))
+    write(
+        proj / "tests" / "test_shapes.py",
+        "from app.shapes import C\n\ndef test_c():\n    assert C\n",
+    )
+    assert session.run().outcomes == {"tests/test_shapes.py::test_c": "PASSED"}
+    write(proj / "app" / "shapes.py", classes.format("B"))
+    session.expect("hmr: kept the old class app.shapes.C: its bases changed")
+    session.expect("change(s) need a restart of pytest --hmr")
+
+
+def test_conftest_changes_and_session_fixtures(proj: Path, watch: Callable[..., Watch]) -> None:
+    project(proj)
+    log = proj / "fixture.log"
+    write(
+        proj / "tests" / "conftest.py",
+        f"""\
+        import pytest
+
+        LOG = {str(log)!r}
+
+        def note(text):
+            with open(LOG, "a") as handle:
+                handle.write(text + "\\n")
+
+        @pytest.fixture(scope="session")
+        def resource():
+            note("setup")
+            yield {{"rows": 3}}
+            note("teardown")
+
+        @pytest.fixture
+        def two():
+            return 2
+        """,
+    )
+    write(
+        proj / "tests" / "test_resource.py",
+        """\
+        def test_rows(resource):
+            assert resource["rows"] == 3
+        """,
+    )
+    session = watch(proj)
+    assert session.run().summary.startswith("4 passed")
+    assert log.read_text().split() == ["setup"]
+
+    # A test module edit: the session fixture lives on.
+    write(
+        proj / "tests" / "test_resource.py",
+        """\
+        def test_rows(resource):
+            assert resource["rows"] > 2
+        """,
+    )
+    run = session.run()
+    assert run.outcomes == {"tests/test_resource.py::test_rows": "PASSED"}
+    assert log.read_text().split() == ["setup"]
+
+    # An edit of another fixture of the conftest: only its users run again,
+    # and the unchanged session fixture is kept.
+    conftest = proj / "tests" / "conftest.py"
+    write(conftest, conftest.read_text().replace("return 2", "return 3"))
+    run = session.run()
+    assert run.has("hmr: changed tests/conftest.py")
+    assert run.outcomes == {f"{CALC}::test_add": "FAILED"}
+    assert log.read_text().split() == ["setup"]
+
+    # The session fixture's own code changes: set up again, after a teardown.
+    write(conftest, conftest.read_text().replace('{"rows": 3}', '{"rows": 4}'))
+    run = session.run()
+    assert run.outcomes == {"tests/test_resource.py::test_rows": "PASSED"}
+    assert log.read_text().split() == ["setup", "teardown", "setup"]
+
+
+def test_module_state_and_monkeypatching_behave_as_in_a_fresh_run(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    project(proj)
+    write(
+        proj / "tests" / "test_state.py",
+        """\
+        import app.calc
+
+        CALLS = []
+
+        def test_first():
+            CALLS.append(app.calc.add(1, 1))
+            assert CALLS == [2]
+
+        def test_second():
+            assert len(CALLS) == 1
+
+        def test_patched(monkeypatch):
+            monkeypatch.setattr(app.calc, "add", lambda a, b: 0)
+            assert app.calc.add(5, 5) == 0
+
+        def test_real():
+            assert app.calc.add(5, 5) == 10
+        """,
+    )
+    session = watch(proj)
+    assert session.run().summary.startswith("7 passed")
+    expected = {
+        f"{CALC}::test_add": "PASSED",
+        f"{CALC}::test_add_zero": "PASSED",
+        "tests/test_state.py::test_first": "PASSED",
+        "tests/test_state.py::test_second": "PASSED",
+        "tests/test_state.py::test_patched": "PASSED",
+        "tests/test_state.py::test_real": "PASSED",
+    }
+    for body in ("return b + a", "return a + b"):
+        write(proj / "app" / "calc.py", f"def add(a, b):\n    {body}\n")
+        assert session.run().outcomes == expected
+
+
+def test_commands_and_exit_code(proj: Path, watch: Callable[..., Watch]) -> None:
+    session = watch(project(proj), stdin=True)
+    assert session.run().summary.startswith("3 passed")
+    write(proj / "app" / "calc.py", "def add(a, b):\n    return a * b\n")
+    run = session.run()
+    assert run.outcomes == {f"{CALC}::test_add": "PASSED", f"{CALC}::test_add_zero": "PASSED"}
+    write(proj / "app" / "text.py", "def shout(word):\n    return word\n")
+    assert session.run().outcomes == {f"{TEXT}::test_shout": "FAILED"}
+
+    session.child.send("f")
+    run = session.run()
+    assert run.has("hmr: re-running 1 failing test(s)")
+    assert run.outcomes == {f"{TEXT}::test_shout": "FAILED"}
+    session.child.send("a")
+    run = session.run()
+    assert len(run.outcomes) == 3
+    assert run.summary.startswith("1 failed, 2 passed")
+    session.child.send("bogus")
+    session.expect("hmr: unknown command 'bogus'")
+    session.child.send("q")
+    assert session.child.wait() == 1  # the last run failed
+
+
+def test_hmr_all_runs_everything(proj: Path, watch: Callable[..., Watch]) -> None:
+    session = watch(project(proj), "--hmr-all")
+    assert session.run().summary.startswith("3 passed")
+    write(proj / "app" / "text.py", "def shout(word):\n    return word.upper() + ''\n")
+    run = session.run()
+    assert len(run.outcomes) == 3
+    assert run.summary.startswith("3 passed")
+
+
+def test_under_the_cli(proj: Path, watch: Callable[..., Watch]) -> None:
+    """``python -m muckrack.hmr -m pytest --hmr``: the CLI's HMR is reused, its watcher stopped."""
+    session = watch(project(proj), cli=True)
+    first = session.run()
+    assert first.summary.startswith("3 passed")
+    assert not first.has("PytestAssertRewriteWarning")
+    write(proj / "app" / "text.py", "def shout(word):\n    return word.title()\n")
+    run = session.run()
+    assert run.outcomes == {f"{TEXT}::test_shout": "FAILED"}
+    assert run.has("E       AssertionError: assert 'Hi' == 'HI'")
+
+
+# -- the differential test: the runs of --hmr against fresh pytest runs ------------
+
+
+@dataclass
+class Model:
+    """A sample project as data: code modules, tests, a conftest fixture."""
+
+    k: int
+    constants: list[int]
+    uses_base: list[bool]
+    factor: int
+    # test file -> [(test name, module index, expected value)]
+    tests: dict[str, list[tuple[str, int, int]]]
+    broken: int | None = None
+    counter: int = 0
+
+    def value(self, module: int) -> int:
+        x = self.factor
+        return (x * self.k if self.uses_base[module] else x) + self.constants[module]
+
+    def render_base(self) -> str:
+        return f"K = {self.k}\n\n\ndef scale(x):\n    return x * K\n"
+
+    def render_module(self, index: int) -> str:
+        if self.broken == index:
+            return "def value(x:\n    return\n"
+        body = "scale(x)" if self.uses_base[index] else "x"
+        head = "from lib.base import scale\n\n" if self.uses_base[index] else ""
+        return f"{head}C = {self.constants[index]}\n\n\ndef value(x):\n    return {body} + C\n"
+
+    def render_conftest(self) -> str:
+        return f"import pytest\n\n\n@pytest.fixture\ndef factor():\n    return {self.factor}\n"
+
+    def render_test(self, name: str) -> str:
+        modules = sorted({module for _, module, _ in self.tests[name]})
+        lines = [f"from lib import m{module}\n" for module in modules]
+        for test, module, expected in self.tests[name]:
+            lines.append(
+                f"\n\ndef test_{test}(factor):\n    assert m{module}.value(factor) == {expected}\n"
+            )
+        return "".join(lines)
+
+    def write_all(self, root: Path) -> None:
+        write(root / "pytest.ini", "[pytest]\n")
+        write(root / "lib" / "__init__.py", "")
+        write(root / "lib" / "base.py", self.render_base())
+        for index in range(len(self.constants)):
+            write(root / "lib" / f"m{index}.py", self.render_module(index))
+        write(root / "tests" / "conftest.py", self.render_conftest())
+        for name in self.tests:
+            write(root / "tests" / f"test_{name}.py", self.render_test(name))
+
+    def new_test(self, rng: random.Random) -> tuple[str, int, int]:
+        self.counter += 1
+        module = rng.randrange(len(self.constants))
+        expected = self.value(module) + rng.choice((0, 0, 1))
+        return f"t{self.counter}", module, expected
+
+
+def make_model(rng: random.Random) -> Model:
+    model = Model(
+        k=rng.randint(1, 3),
+        constants=[rng.randint(0, 5) for _ in range(4)],
+        uses_base=[rng.random() < 0.6 for _ in range(4)],
+        factor=rng.randint(1, 4),
+        tests={},
+    )
+    for index in range(4):
+        model.tests[f"f{index}"] = [model.new_test(rng) for _ in range(3)]
+    return model
+
+
+def other(rng: random.Random, current: int, low: int, high: int) -> int:
+    """A value in [low, high] that is not ``current``: every edit changes the file."""
+    return rng.choice([value for value in range(low, high + 1) if value != current])
+
+
+def edit_model(model: Model, root: Path, rng: random.Random) -> str:
+    """Apply one random edit to the model and the files; what it was."""
+    if model.broken is not None:
+        index, model.broken = model.broken, None
+        write(root / "lib" / f"m{index}.py", model.render_module(index))
+        return f"fix m{index}"
+    kind = rng.choice(
+        [
+            "base",
+            "constant",
+            "constant",
+            "expected",
+            "add test",
+            "add file",
+            "delete test",
+            "delete file",
+            "conftest",
+            "break",
+        ]
+    )
+    files = sorted(model.tests)
+    if kind == "base":
+        model.k = other(rng, model.k, 1, 3)
+        write(root / "lib" / "base.py", model.render_base())
+    elif kind == "constant":
+        index = rng.randrange(len(model.constants))
+        model.constants[index] = other(rng, model.constants[index], 0, 5)
+        write(root / "lib" / f"m{index}.py", model.render_module(index))
+    elif kind == "expected" and files:
+        name = rng.choice(files)
+        tests = model.tests[name]
+        if tests:
+            at = rng.randrange(len(tests))
+            test, module, expected = tests[at]
+            tests[at] = (test, module, expected + rng.choice((-1, 1)))
+            write(root / "tests" / f"test_{name}.py", model.render_test(name))
+    elif kind == "add test" and files:
+        name = rng.choice(files)
+        model.tests[name].append(model.new_test(rng))
+        write(root / "tests" / f"test_{name}.py", model.render_test(name))
+    elif kind == "add file":
+        model.counter += 1
+        name = f"n{model.counter}"
+        model.tests[name] = [model.new_test(rng) for _ in range(2)]
+        write(root / "tests" / f"test_{name}.py", model.render_test(name))
+    elif kind == "delete test" and files:
+        name = rng.choice(files)
+        if len(model.tests[name]) > 1:
+            model.tests[name].pop(rng.randrange(len(model.tests[name])))
+            write(root / "tests" / f"test_{name}.py", model.render_test(name))
+    elif kind == "delete file" and len(files) > 1:
+        name = rng.choice(files)
+        del model.tests[name]
+        (root / "tests" / f"test_{name}.py").unlink()
+    elif kind == "conftest":
+        model.factor = other(rng, model.factor, 1, 4)
+        write(root / "tests" / "conftest.py", model.render_conftest())
+    elif kind == "break":
+        model.broken = rng.randrange(len(model.constants))
+        write(root / "lib" / f"m{model.broken}.py", model.render_module(model.broken))
+    else:
+        return edit_model(model, root, rng)
+    return kind
+
+
+_FRESH: dict[str, tuple[int, dict[str, str]]] = {}
+
+
+def fresh_pytest(root: Path, env: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """Exit code and outcome per test id of a new ``pytest -v`` run on the same files."""
+    key = "\n".join(
+        f"{path.relative_to(root)}\n{path.read_text()}" for path in sorted(root.rglob("*.py"))
+    )
+    if key not in _FRESH:
+        env = dict(env, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider"],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+        _FRESH[key] = (result.returncode, Run(result.stdout.splitlines()).outcomes)
+    return _FRESH[key]
+
+
+# Seeds whose edit sequences cover every kind of edit (a code module broken and fixed too).
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_results_equal_a_fresh_run(
+    tmp_path: Path, watch: Callable[..., Watch], core_env: dict[str, str], seed: int
+) -> None:
+    """After each random edit, the selected tests' results are those of a fresh ``pytest``,
+    and every test not selected has the result it had before the edit."""
+    rng = random.Random(seed)
+    root = tmp_path / f"sample{seed}"
+    model = make_model(rng)
+    model.write_all(root)
+    session = watch(root)
+    first = session.run()
+    code, before = fresh_pytest(root, core_env)
+    assert first.outcomes == before
+    for step in range(7):
+        what = edit_model(model, root, rng)
+        context = f"seed {seed}, step {step}: {what}"
+        code, after = fresh_pytest(root, core_env)
+        if what == "break":
+            session.expect("hmr: not running tests until")
+            assert code != 0, context  # the fresh run fails at collection
+            continue
+        ran = session.run().outcomes
+        assert ran or what == "delete file", context
+        for test_id, outcome in ran.items():
+            assert after.get(test_id) == outcome, f"{context}: {test_id}"
+        for test_id, outcome in after.items():
+            if test_id not in ran:
+                assert before.get(test_id) == outcome, f"{context}: {test_id} not re-run"
+        before = after
