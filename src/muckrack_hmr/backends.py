@@ -10,6 +10,7 @@ one place that picks one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import platform
@@ -188,12 +189,29 @@ class WatchdogBackend(Backend):
 
 # -- polling ------------------------------------------------------------------------
 
-_Snapshot = dict[str, tuple[int, int, int, int]]
+# path -> ((mtime_ns, ctime_ns, size, inode), digest of the content or None)
+_Snapshot = dict[str, tuple[tuple[int, int, int, int], bytes | None]]
+
+# A file modified this recently may be modified again without its stat
+# changing: Linux stamps files with a coarse clock (a tick of 1-10 ms) and FAT
+# with a 2-second one, so two same-size saves within one tick look identical.
+# Like git's "racily clean" index entries, such files are compared by content.
+_RACY_NS = 2_000_000_000
+_RACY_MAX_SIZE = 1 << 20
+
+
+def _content_digest(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.blake2b(handle.read(), digest_size=16).digest()
+    except OSError:
+        return None
 
 
 def _snapshot(folder: str) -> _Snapshot:
-    """Each regular file of ``folder``: (mtime_ns, ctime_ns, size, inode)."""
+    """Each regular file of ``folder``: its stat, and its digest while it is racy."""
     found: _Snapshot = {}
+    now = time.time_ns()
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
@@ -204,13 +222,23 @@ def _snapshot(folder: str) -> _Snapshot:
                     continue
                 if entry.is_dir():
                     continue
-                # ctime and the inode catch a same-size rewrite within one
-                # mtime tick (coarse on FAT, SMB, some network filesystems)
-                # and a rename into place.
-                found[entry.path] = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
+                # ctime and the inode catch a rename into place, and a
+                # same-size rewrite on filesystems with coarse mtimes.
+                key = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
+                racy = now - stat.st_mtime_ns < _RACY_NS and stat.st_size <= _RACY_MAX_SIZE
+                found[entry.path] = (key, _content_digest(entry.path) if racy else None)
     except OSError:
         pass  # the folder is gone (for now): its files read as deleted
     return found
+
+
+def _differs(
+    old: tuple[tuple[int, int, int, int], bytes | None],
+    new: tuple[tuple[int, int, int, int], bytes | None],
+) -> bool:
+    if old[0] != new[0]:
+        return True
+    return old[1] is not None and new[1] is not None and old[1] != new[1]
 
 
 class PollingBackend(Backend):
@@ -259,13 +287,13 @@ class PollingBackend(Backend):
             after = _snapshot(folder)
             with self._lock:
                 self._folders[folder] = after
-            if self._sink is None or after == before:
+            if self._sink is None:
                 continue
-            for path, stat in after.items():
+            for path, entry in after.items():
                 old = before.get(path)
                 if old is None:
                     self._sink(path, CREATED)
-                elif old != stat:
+                elif _differs(old, entry):
                     self._sink(path, MODIFIED)
             for path in before.keys() - after.keys():
                 self._sink(path, DELETED)
@@ -389,8 +417,9 @@ class WatchfilesBackend(Backend):
                 continue  # newly watched: the watcher compares its files itself
             new = _snapshot(folder)
             for path in {*old, *new}:
-                if old.get(path) != new.get(path):
-                    self._sink(path, MODIFIED if path in new else DELETED)
+                was, now = old.get(path), new.get(path)
+                if was is None or now is None or _differs(was, now):
+                    self._sink(path, MODIFIED if now is not None else DELETED)
 
 
 # -- choosing one -------------------------------------------------------------------

@@ -53,13 +53,16 @@ log = logging.getLogger("muckrack_hmr")
 
 # Modules analyzed per idle tick of the watcher (a tick is ``rescan``, 0.1 s).
 _WARM_BATCH = 8
-#: How long a file that looks unfinished (still open for writing, empty,
-#: missing, unreadable or not parsing) may stay so before it is judged as it is.
+#: How long a file that looks unfinished (empty, missing, unreadable, or not
+#: parsing) may stay so before it is judged as it is.
 SETTLE = 0.1
+#: How long a file that a writer still holds open is waited for (inotify
+#: reports the close; other backends don't, and rely on SETTLE).
+OPEN_PATIENCE = 2.0
 #: The longest quiet time a burst can make the watcher wait for (the debounce
 #: grows with the size of a burst up to this, or to the debounce if larger).
 MAX_QUIET = 0.1
-#: A burst that never stops is applied after this long anyway.
+#: A burst that never settles is judged after this long anyway.
 FORCE_AFTER = 2.0
 #: How long a reload waits for another thread's import to finish.
 IMPORT_PATIENCE = 2.0
@@ -75,12 +78,11 @@ def _digest(data: bytes) -> bytes:
 class Batch:
     """Changed paths waiting for the quiet time that ends a burst of saves.
 
-    The quiet time adapts: one file saved waits ``debounce`` after its last
+    The quiet time adapts: one file saved waits ``debounce`` after the last
     event; a burst of ``n`` files waits ``debounce * (1 + log2 n)``, and at
     least twice the longest gap seen between its events, so that a checkout
     or a formatter slowed down by a busy machine still lands as one
-    transaction.  A file that a writer still holds open (when the backend
-    reports closes) is waited for up to ``SETTLE``.
+    transaction (up to ``MAX_QUIET``).
     """
 
     def __init__(self, debounce: float, reports_close: bool) -> None:
@@ -102,6 +104,8 @@ class Batch:
             self.max_gap = max(self.max_gap, now - self.latest)
         self.latest = now
         self.last[path] = now
+        # Something happened: whatever was waited for is judged again.
+        self.hold_until = 0.0
         if kind == CLOSED:
             self.writing.discard(path)
         elif kind in (MODIFIED, CREATED) and self.reports_close:
@@ -110,7 +114,7 @@ class Batch:
             self.writing.discard(path)
 
     def quiet(self) -> float:
-        """How long the burst must be quiet before it is applied."""
+        """How long the burst must be quiet before it is judged."""
         quiet = self.debounce
         count = len(self.last)
         if count > 1:
@@ -121,32 +125,34 @@ class Batch:
         """Seconds until the batch is due (0: now), or None when nothing is pending."""
         if not self.last:
             return None
+        if self.hold_until:
+            return max(self.hold_until - now, 0.0)
         if now - self.first >= FORCE_AFTER:
             return 0.0
-        wait = self.latest + self.quiet() - now
-        for path in self.writing:
-            wait = max(wait, self.last[path] + SETTLE - now)
-        wait = max(wait, self.hold_until - now)
-        return max(wait, 0.0)
+        return max(self.latest + self.quiet() - now, 0.0)
 
-    def take(self) -> tuple[dict[str, float], float]:
-        """The pending paths (with their last event times) and the burst's start."""
-        taken, first = self.last, self.first
+    def take(self) -> tuple[dict[str, float], float, set[str]]:
+        """The pending paths (with their last event times), the burst's start, the open ones."""
+        taken = (self.last, self.first, self.writing)
         self.last = {}
         self.writing = set()
         self.hold_until = 0.0
-        return taken, first
+        return taken
 
-    def hold(self, paths: dict[str, float], first: float, until: float) -> None:
-        """Put ``paths`` back, to be looked at again at ``until`` (or after a later event)."""
-        if self.last:  # events came in meanwhile: the burst started with the older ones
+    def hold(self, taken: tuple[dict[str, float], float, set[str]], until: float) -> None:
+        """Put a taken batch back, to be judged again at ``until`` or after the next event."""
+        paths, first, writing = taken
+        fresh = set(self.last)  # paths with events since the batch was taken
+        if self.last:
+            # Events came in meanwhile: they are judged (with these) after the
+            # usual quiet time; the burst started with the older ones.
             self.first = min(first, self.first)
         else:
-            self.first, self.latest, self.max_gap = first, 0.0, 0.0
+            self.first, self.latest, self.max_gap = first, max(paths.values()), 0.0
+            self.hold_until = until
         for path, when in paths.items():
             self.last[path] = max(when, self.last.get(path, when))
-        self.latest = max(self.latest, *paths.values())
-        self.hold_until = max(self.hold_until, until)
+        self.writing |= writing - fresh
 
 
 @dataclass
@@ -154,10 +160,16 @@ class _FileState:
     """What the watcher told the user about one file, so that it says it once."""
 
     problem: str = ""  # the warning last logged for it ("" when fine)
+    waiting: str = ""  # why the watcher waits for it ("" when it doesn't)
     failed: bytes | None = None  # digest of a content whose reload failed
 
 
-_HOLD = object()  # a file that looks unfinished: look again a little later
+@dataclass
+class _Wait:
+    """A file that looks unfinished: judge it again at ``until`` (or at its next event)."""
+
+    until: float
+    why: str
 
 
 class Watcher:
@@ -256,6 +268,7 @@ class Watcher:
         if len(loaded) != self._loaded_seen:
             new = list(loaded.items())[self._loaded_seen :]
             self._loaded_seen += len(new)
+            names = []
             for path, (name, baseline) in new:
                 if name == "__main__":
                     continue  # the script is never re-executed
@@ -265,16 +278,19 @@ class Watcher:
                 self._files[path] = name
                 self._watch(os.path.dirname(path))
                 self._digests[path] = self._baseline_digest(path, baseline)
+                names.append(name)
+            if names:
+                log.debug("hmr: tracking %s", ", ".join(names))
         if self.data is not None:
             new_data = self.data.since(self._data_seen)
             self._data_seen += len(new_data)
             for path in new_data:
-                owners = ", ".join(sorted(self.data.owners.get(path, ())))
-                log.debug("hmr: %s read %s at import: watching it", owners, path)
                 self._watch(os.path.dirname(path))
                 self._data_digests[path] = self._baseline_digest(
                     path, self.data.baselines.get(path)
                 )
+                owners = ", ".join(sorted(self.data.owners.get(path, ())))
+                log.debug("hmr: %s read %s at import: watching it", owners, path)
 
     def _baseline_digest(self, path: str, baseline: tuple[int, int] | None) -> bytes | None:
         """The digest of ``path`` if it is still as it was loaded, else None (and look at it)."""
@@ -374,7 +390,7 @@ class Watcher:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            taken: tuple[dict[str, float], float] | None = None
+            taken: tuple[dict[str, float], float, set[str]] | None = None
             idle = False
             with self._wake:
                 wait = self._batch.due_in(self.clock())
@@ -415,7 +431,7 @@ class Watcher:
 
     # -- judging what changed -----------------------------------------------------
 
-    def _process(self, paths: dict[str, float], first: float) -> None:
+    def _process(self, paths: dict[str, float], first: float, writing: set[str]) -> None:
         self.refresh()
         now = self.clock()
         can_wait = now - first < FORCE_AFTER
@@ -423,30 +439,36 @@ class Watcher:
         tried: dict[str, tuple[str, bytes]] = {}  # module -> (path, digest of what it got)
         hold_until = 0.0
         for path, last in sorted(paths.items()):
-            recent = can_wait and now - last < SETTLE
+            if not can_wait:
+                last = -math.inf  # judged as it is now: nothing is waited for any more
             name = self._files.get(path)
             if name is None and path in self.project.loaded:
                 self.refresh()  # imported since: pick it up
                 name = self._files.get(path)
+            verdicts: list[tuple[object, str | None]] = []
             if name is not None:
-                verdict = self._judge_module(path, name, recent)
-                if verdict is _HOLD:
-                    hold_until = max(hold_until, last + SETTLE)
-                elif isinstance(verdict, bytes):
-                    if name not in names:
-                        names.append(name)
-                    tried[name] = (path, verdict)
+                verdicts.append((self._judge_module(path, name, last, now, path in writing), name))
             if self.data is not None and path in self.data.owners:
-                owners = self._judge_data(path, recent)
-                if owners is _HOLD:
-                    hold_until = max(hold_until, last + SETTLE)
-                elif isinstance(owners, list):
-                    names.extend(owner for owner in owners if owner not in names)
+                verdicts.append((self._judge_data(path, last, now), None))
+            for verdict, module in verdicts:
+                if isinstance(verdict, _Wait) and can_wait:
+                    state = self._state(path)
+                    if state.waiting != verdict.why:
+                        state.waiting = verdict.why
+                        log.debug("hmr: waiting for %s: %s", path, verdict.why)
+                    hold_until = max(hold_until, verdict.until)
+                    continue
+                self._state(path).waiting = ""
+                if isinstance(verdict, bytes) and module is not None:
+                    tried[module] = (path, verdict)
+                    verdict = [module]
+                if isinstance(verdict, list):
+                    names.extend(owner for owner in verdict if owner not in names)
         if hold_until:
-            # Something looks half-written: wait for the rest, and apply the
-            # whole burst together.
+            # Something looks half-written: wait for the rest, and judge the
+            # whole burst together again.
             with self._wake:
-                self._batch.hold(paths, first, hold_until)
+                self._batch.hold((paths, first, writing), hold_until)
                 self._wake.notify_all()
             return
         if names:
@@ -465,20 +487,24 @@ class Watcher:
             state.problem = message
             log.warning("%s", message)
 
-    def _judge_module(self, path: str, name: str, recent: bool) -> object:
-        """The digest of the new content to reload, None to leave it, or _HOLD."""
-        state = self._state(path)
+    def _judge_module(
+        self, path: str, name: str, last: float, now: float, open_for_writing: bool
+    ) -> object:
+        """The digest of the new content to reload, None to leave it, or a _Wait."""
+        settle = _Wait(last + SETTLE, "")
+        recent = now < settle.until
+        if open_for_writing and now < last + OPEN_PATIENCE:
+            return _Wait(last + OPEN_PATIENCE, "still open for writing")
         try:
             link = S_ISLNK(os.lstat(path).st_mode)
         except FileNotFoundError:
-            if recent:
-                return _HOLD  # a rename or a delete-and-create in progress
+            if recent:  # a rename or a delete-and-create in progress
+                return _Wait(settle.until, "missing")
             self._problem(path, f"hmr: {path} was deleted; {name} keeps running its old code")
             return None
         except OSError as exc:
-            link = False
             if recent:
-                return _HOLD
+                return _Wait(settle.until, f"cannot look at it ({exc})")
             self._problem(path, f"hmr: cannot read {path} ({exc}); {name} keeps its old code")
             return None
         if link:
@@ -497,28 +523,30 @@ class Watcher:
         except OSError as exc:
             # Windows refuses to open a file that an editor is still writing.
             if recent:
-                return _HOLD
+                return _Wait(settle.until, f"cannot read it ({exc})")
             self._problem(path, f"hmr: cannot read {path} ({exc}); {name} keeps its old code")
             return None
+        state = self._state(path)
         digest = _digest(source)
         if self._unchanged(name, path, source, digest):
             if state.problem:
-                log.info("hmr: %s is back, as the code that runs", path)
+                log.info("hmr: %s is back, with the code that runs", path)
                 state.problem = ""
             self._recovered_unchanged(name)
             return None
         if not source.strip():
-            if recent:
-                return _HOLD  # truncated; the write that brings the content follows
+            if recent:  # truncated; the write that brings the content follows
+                return _Wait(settle.until, "empty")
             self._problem(
                 path, f"hmr: {path} is empty; {name} keeps running its old code (save it again)"
             )
             return None
         if state.failed == digest and name in self.hmr.reloader.failing:
             return None  # the same broken content again: already reported
-        error = self.hmr.reloader.check_source(name, source)
-        if error is not None and recent:
-            return _HOLD  # maybe the rest of the file is on its way
+        if recent:
+            error = self.hmr.reloader.check_source(name, source)
+            if error is not None:  # maybe the rest of the file is on its way
+                return _Wait(settle.until, f"it does not parse yet ({type(error).__name__})")
         state.problem = ""
         return digest
 
@@ -537,22 +565,23 @@ class Watcher:
             failing.discard(name)
             log.info("hmr: %s recovered (its file is back to the code that runs)", name)
 
-    def _judge_data(self, path: str, recent: bool) -> object:
-        """The modules to reload for a changed data file, None, or _HOLD."""
+    def _judge_data(self, path: str, last: float, now: float) -> object:
+        """The modules to reload for a changed data file, None, or a _Wait."""
         assert self.data is not None
+        recent = now < last + SETTLE
         try:
             with open(path, "rb") as handle:
                 content = handle.read()
-        except OSError:
+        except OSError as exc:
             if recent:
-                return _HOLD
+                return _Wait(last + SETTLE, f"cannot read it ({exc})")
             log.debug("hmr: %s is gone or unreadable; its readers are left alone", path)
             return None
         digest = _digest(content)
         if digest == self._data_digests.get(path):
             return None
         if not content.strip() and recent:
-            return _HOLD
+            return _Wait(last + SETTLE, "empty")
         self._data_digests[path] = digest
         return [
             owner
