@@ -411,9 +411,10 @@ def test_rename_and_recreate_saves_apply_once(
         elif style == "temp-rename":  # JetBrains, VS Code: write a.py.tmp, rename over a.py
             path.with_name("a.py.tmp").write_text(A_NEW)
             os.replace(path.with_name("a.py.tmp"), path)
-            rig.emit("a.py", CREATED)  # a rename into place: no close event follows
             rig.backend.sink(str(path.with_name("a.py.tmp")), MOVED_AWAY)
-            rig.emit("a.py", CLOSED)
+            rig.emit("a.py", CREATED)  # renamed into place: complete, no close event follows
+            assert rig.step_after(DEBOUNCE)  # applied at once, not after OPEN_PATIENCE
+            assert rig.transactions == [["a"]]
         else:
             path.unlink()
             rig.emit("a.py", DELETED)

@@ -34,12 +34,10 @@ from types import FrameType
 from typing import Any
 
 from .backends import (
-    CLOSED,
     CREATED,
     DEFAULT_POLL_INTERVAL,
-    DELETED,
     MODIFIED,
-    MOVED_AWAY,
+    TOUCHED,
     Backend,
     PollingBackend,
     choose_backend,
@@ -106,11 +104,13 @@ class Batch:
         self.last[path] = now
         # Something happened: whatever was waited for is judged again.
         self.hold_until = 0.0
-        if kind == CLOSED:
-            self.writing.discard(path)
-        elif kind in (MODIFIED, CREATED) and self.reports_close:
-            self.writing.add(path)
-        elif kind in (DELETED, MOVED_AWAY):
+        if kind == MODIFIED:
+            if self.reports_close:
+                self.writing.add(path)
+        elif kind != TOUCHED:
+            # Closed, deleted, or created: a file renamed into place is
+            # complete, and one created empty is judged by its content (its
+            # writes, if any, come as MODIFIED).
             self.writing.discard(path)
 
     def quiet(self) -> float:
