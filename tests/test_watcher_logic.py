@@ -234,6 +234,24 @@ def test_a_burst_of_saves_is_one_transaction_in_dependency_order(make_rig: Any) 
     assert chain.m29.V == 1000 + 2 * 29
 
 
+def test_a_file_of_the_burst_whose_event_is_late_joins_it(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    rig.project.write("b.py", "import a\n\nY = a.X * 10\n")
+    _, b = rig.load("a", "b")
+
+    rig.project.write("b.py", "import a\n\nY = a.X * 100\n")  # its event is still on its way
+    rig.save("a.py", A_NEW)
+    rig.settle()
+
+    assert len(rig.transactions) == 1
+    assert sorted(rig.transactions[0]) == ["a", "b"]
+    assert b.Y == 200
+    rig.emit("b.py", MODIFIED, CLOSED)  # the late event: nothing left to do
+    rig.settle()
+    assert len(rig.transactions) == 1
+
+
 # -- what counts as a change -------------------------------------------------------
 
 

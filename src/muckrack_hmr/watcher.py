@@ -62,6 +62,9 @@ OPEN_PATIENCE = 2.0
 MAX_QUIET = 0.1
 #: A burst that never settles is judged after this long anyway.
 FORCE_AFTER = 2.0
+#: A file changed this long before a burst's first event arrived may still
+#: belong to it (its own event late): it is looked at with the burst.
+LAG_MARGIN = 1.0
 #: How long a reload waits for another thread's import to finish.
 IMPORT_PATIENCE = 2.0
 _IMPORT_RETRY = 0.002
@@ -209,6 +212,7 @@ class Watcher:
                 filter=self.filter,
             )
         self._files: dict[str, str] = {}  # real path -> module name
+        self._by_folder: dict[str, list[str]] = {}  # folder -> its module and data files
         self._digests: dict[str, bytes | None] = {}  # what the watcher first saw
         self._states: dict[str, _FileState] = {}
         self._data_seen = 0
@@ -276,6 +280,7 @@ class Watcher:
                     log.debug("hmr: not watching %s (--exclude)", path)
                     continue
                 self._files[path] = name
+                self._by_folder.setdefault(os.path.dirname(path), []).append(path)
                 self._watch(os.path.dirname(path))
                 self._digests[path] = self._baseline_digest(path, baseline)
                 names.append(name)
@@ -285,6 +290,7 @@ class Watcher:
             new_data = self.data.since(self._data_seen)
             self._data_seen += len(new_data)
             for path in new_data:
+                self._by_folder.setdefault(os.path.dirname(path), []).append(path)
                 self._watch(os.path.dirname(path))
                 self._data_digests[path] = self._baseline_digest(
                     path, self.data.baselines.get(path)
@@ -434,6 +440,7 @@ class Watcher:
     def _process(self, paths: dict[str, float], first: float, writing: set[str]) -> None:
         self.refresh()
         now = self.clock()
+        self._add_laggards(paths, first, now)
         can_wait = now - first < FORCE_AFTER
         names: list[str] = []
         tried: dict[str, tuple[str, bytes]] = {}  # module -> (path, digest of what it got)
@@ -473,6 +480,30 @@ class Watcher:
             return
         if names:
             self._reload(names, tried)
+
+    def _add_laggards(self, paths: dict[str, float], first: float, now: float) -> None:
+        """Add the files of the burst whose events have not arrived yet.
+
+        Events reach us late when the program keeps the CPU busy (the
+        backend's thread waits for its turn): a file changed since the burst
+        began is part of it, event or not.  A file added for nothing costs a
+        read: its content is compared with the code that runs.
+        """
+        since_ns = int((time.time() - (now - first) - LAG_MARGIN) * 1e9)
+        if len(paths) > 1:
+            candidates: Iterable[str] = [*self._files, *self._data_digests]
+        else:
+            folder = os.path.dirname(next(iter(paths)))
+            candidates = self._by_folder.get(folder, ())
+        for path in candidates:
+            if path in paths:
+                continue
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            if max(stat.st_mtime_ns, stat.st_ctime_ns) >= since_ns:
+                paths[path] = now
 
     def _state(self, path: str) -> _FileState:
         state = self._states.get(path)
