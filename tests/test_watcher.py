@@ -522,6 +522,35 @@ def test_a_failed_reload_is_one_red_line_and_a_traceback_then_a_recovery_line(
     child.expect(contains("hmr: a recovered"), stream="err")
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(b"", "is empty; a keeps running its old code", id="empty"),
+        pytest.param(b"\n  \n", "is empty; a keeps running its old code", id="blank"),
+        pytest.param(
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff",
+            "is not Python source (it holds null bytes); a keeps running its old code",
+            id="binary",
+        ),
+    ],
+)
+def test_a_bad_save_keeps_the_old_code_with_one_clear_line(
+    proj: Path, spawn: Callable[..., Child], content: bytes, message: str
+) -> None:
+    root = project(proj)
+    child = start(spawn, root)
+
+    (root / "a.py").write_bytes(content)
+
+    line = child.expect(contains(message), stream="err")
+    assert line == f"hmr: {root / 'a.py'} {message}", line
+    assert "f=old X=1" in child.expect(starts("tick "))
+    write(root / "a.py", A_NEW)
+    child.expect("f=new X=2")
+    child.expect(reloaded("a"), stream="err")
+    assert_never_half_applied(child)
+
+
 def test_clear_clears_the_terminal_before_each_reload(
     proj: Path, spawn: Callable[..., Child]
 ) -> None:

@@ -406,6 +406,41 @@ def test_reverting_a_broken_save_recovers_without_a_reload(
     assert "a" not in rig.hmr.reloader.failing
 
 
+def test_an_unreadable_file_keeps_the_old_code_with_one_warning(
+    make_rig: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+    path = rig.path("a.py")
+
+    def refusing_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if file == path:
+            raise PermissionError(13, "Permission denied", file)
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(watcher_module, "open", refusing_open, raising=False)
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        rig.save("a.py", A_NEW)
+        assert rig.step_after(DEBOUNCE)
+        assert rig.transactions == []  # maybe a writer still holds it (Windows): wait
+        rig.settle()
+        rig.emit("a.py", MODIFIED, CLOSED)
+        rig.settle()
+
+    assert rig.transactions == []
+    assert a.f() == "old"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"hmr: cannot read {path} ([Errno 13] Permission denied: {path!r}); a keeps its old code"
+    ]
+    monkeypatch.delattr(watcher_module, "open")  # readable again
+    rig.emit("a.py", MODIFIED, CLOSED)
+    rig.settle()
+    assert rig.transactions == [["a"]]
+    assert a.f() == "new"
+
+
 # -- rename saves, deletion -------------------------------------------------------------
 
 

@@ -304,7 +304,10 @@ class Watcher:
             stat = os.stat(path)
             if (stat.st_mtime_ns, stat.st_size) == baseline:
                 with open(path, "rb") as handle:
-                    return _digest(handle.read())
+                    content = handle.read()
+                stat = os.stat(path)  # a save may have begun during the read
+                if (stat.st_mtime_ns, stat.st_size) == baseline:
+                    return _digest(content)
         except OSError:
             pass
         # Saved between its import and now: no baseline, reload it.
@@ -568,8 +571,15 @@ class Watcher:
         if not source.strip():
             if recent:  # truncated; the write that brings the content follows
                 return _Wait(settle.until, "empty")
+            self._problem(path, f"hmr: {path} is empty; {name} keeps running its old code")
+            return None
+        if b"\0" in source:
+            if recent:
+                return _Wait(settle.until, "it holds null bytes")
             self._problem(
-                path, f"hmr: {path} is empty; {name} keeps running its old code (save it again)"
+                path,
+                f"hmr: {path} is not Python source (it holds null bytes); "
+                f"{name} keeps running its old code",
             )
             return None
         if state.failed == digest and name in self.hmr.reloader.failing:
