@@ -32,7 +32,8 @@ from muckrack_hmr.backends import (
     Backend,
     PollingBackend,
 )
-from muckrack_hmr.watcher import MAX_QUIET, OPEN_PATIENCE, SETTLE, Batch, Watcher
+from muckrack_hmr.debounce import MAX_QUIET, Batch
+from muckrack_hmr.watcher import OPEN_PATIENCE, SETTLE, Watcher
 from tests.conftest import Project
 
 DEBOUNCE = 0.005
