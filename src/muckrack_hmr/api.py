@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from .reloader import CASCADES, ErrorHandler, Hook, Hooks, Reloader, ReloadResult
@@ -119,14 +120,41 @@ class HMR:
         """Project modules loaded so far, in ``sys.modules`` order."""
         return list(self.tracker.tracked_modules())
 
-    def watch(self, debounce_ms: float = 20.0) -> None:
-        """Start watching the project's files and reload what is saved (the CLI does this)."""
+    def watch(
+        self,
+        debounce_ms: float = 5.0,
+        *,
+        backend: str = "auto",
+        poll: float | None = None,
+        include: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        watch_data: bool = False,
+        clear: bool = False,
+    ) -> None:
+        """Start watching the project's files and reload what is saved (the CLI does this).
+
+        ``backend`` is ``"auto"`` (watchdog), ``"watchdog"``, ``"polling"`` or
+        ``"watchfiles"``; ``poll`` (seconds) forces polling; ``include`` and
+        ``exclude`` are globs; ``watch_data`` reloads a module when a data
+        file it read at import time changes; ``clear`` clears the terminal
+        before each reload's output.
+        """
         if self.watcher is not None:
             return
         from .watcher import Watcher
 
-        self.watcher = Watcher(self, debounce=debounce_ms / 1000.0)
-        self.watcher.start()
+        watcher = Watcher(
+            self,
+            debounce=debounce_ms / 1000.0,
+            backend=backend,
+            poll=poll,
+            include=include,
+            exclude=exclude,
+            watch_data=watch_data,
+            clear=clear,
+        )
+        watcher.start()
+        self.watcher = watcher
 
     def close(self) -> None:
         """Stop the watcher, if one runs."""

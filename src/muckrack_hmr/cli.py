@@ -16,9 +16,13 @@ from typing import ClassVar
 
 from . import _core
 from ._version import __version__
+from .backends import BACKENDS, DEFAULT_POLL_INTERVAL, BackendUnavailable
+from .config import ConfigError, find_pyproject, load_settings
 from .reloader import CASCADES
 
 __all__ = ["console_main", "main"]
+
+log = logging.getLogger("muckrack_hmr")
 
 PROG = "python -m muckrack.hmr"
 EXIT_USAGE = 2
@@ -26,7 +30,18 @@ EXIT_INTERRUPTED = 130
 
 # Options that take a value: needed to find where our options end and the
 # target (script or -m module) begins.
-_VALUE_OPTIONS = {"--root", "--debounce", "--cascade"}
+_VALUE_OPTIONS = {
+    "--root",
+    "--debounce",
+    "--cascade",
+    "--watch",
+    "--include",
+    "--exclude",
+    "--backend",
+}
+# Takes a value only when one follows (``--poll``, ``--poll 0.5``).
+_OPTIONAL_NUMBER_OPTIONS = {"--poll"}
+DEFAULT_DEBOUNCE_MS = 5.0
 
 
 class UsageError(Exception):
@@ -45,8 +60,13 @@ def _parser() -> _Parser:
             "Run a Python program like `python` does, and hot-reload its modules "
             "in place when you save them."
         ),
-        epilog="Everything after the script (or -m module) is passed to the program.",
+        epilog=(
+            "Everything after the script (or -m module) is passed to the program. "
+            "Options can also be set in [tool.muckrack-hmr] of the nearest pyproject.toml "
+            "(the command line wins)."
+        ),
         add_help=False,
+        allow_abbrev=False,
     )
     parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
     parser.add_argument(
@@ -58,35 +78,108 @@ def _parser() -> _Parser:
     parser.add_argument(
         "--root",
         action="append",
-        default=[],
+        default=None,
         metavar="DIR",
         help="a project folder whose modules are tracked and reloaded (repeatable; "
         "default: the script's folder, or the current folder with -m)",
     )
     parser.add_argument(
-        "--no-watch", action="store_true", help="don't watch files (reload only via __hmr__)"
+        "--watch",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="also track, watch and reload the modules under DIR (repeatable; "
+        "the default root stays)",
+    )
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help="also reload a module when a matching file it read at import time changes "
+        "(repeatable)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help="never reload matching modules, nor watch matching files (repeatable)",
+    )
+    parser.add_argument(
+        "--no-watch",
+        action="store_true",
+        default=None,
+        help="don't watch files (reload only via __hmr__)",
     )
     parser.add_argument(
         "--cascade",
         choices=CASCADES,
-        default="auto",
+        default=None,
         help="which dependents run again after an edit: auto (the statements that consumed "
         "what changed; default), always (every dependent, whole) or never",
     )
     parser.add_argument(
+        "--poll",
+        nargs="?",
+        type=float,
+        const=DEFAULT_POLL_INTERVAL,
+        default=None,
+        metavar="SECONDS",
+        help=f"poll for changes every SECONDS (default {DEFAULT_POLL_INTERVAL:g}) instead of "
+        "OS events: network drives, containers, VMs",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="where file events come from: auto (watchdog, or polling where events can't be "
+        "had; default), watchdog, polling or watchfiles (if installed)",
+    )
+    parser.add_argument(
         "--debounce",
         type=float,
-        default=20.0,
+        default=None,
         metavar="MS",
-        help="quiet time after a save before reloading (default: 20 ms)",
+        help=f"quiet time after a save before reloading (default: {DEFAULT_DEBOUNCE_MS:g} ms, "
+        "longer for a burst of many files)",
+    )
+    parser.add_argument(
+        "--watch-data",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="reload a module when a data file it read at import time (JSON, TOML, YAML, "
+        "INI, templates...) changes (default: off)",
+    )
+    parser.add_argument(
+        "--clear",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="clear the terminal before each reload's output",
     )
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument(
-        "-v", "--verbose", action="store_true", help="log debug details (the watched folders)"
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=None,
+        help="log debug details (the watched folders)",
     )
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="log only errors")
-    parser.add_argument("--no-color", action="store_true", help="no colours in log lines")
+    verbosity.add_argument(
+        "-q", "--quiet", action="store_true", default=None, help="log only errors"
+    )
+    parser.add_argument(
+        "--no-color", action="store_true", default=None, help="no colours in log lines"
+    )
     return parser
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -105,11 +198,20 @@ def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
                 return ours + argv[index : index + 2], list(argv[index + 2 :])
             return [*ours, "-m", arg[2:]], list(argv[index + 1 :])
         if not arg.startswith("-") or arg == "-":
-            return [*ours, arg], list(argv[index + 1 :])
+            # ``--`` first: an option that takes an optional value (--poll)
+            # must not take the script as its value.
+            return [*ours, "--", arg], list(argv[index + 1 :])
         ours.append(arg)
         if arg in _VALUE_OPTIONS:
             if index + 1 < len(argv):
                 ours.append(argv[index + 1])
+            index += 1
+        elif (
+            arg in _OPTIONAL_NUMBER_OPTIONS
+            and index + 1 < len(argv)
+            and _is_number(argv[index + 1])
+        ):
+            ours.append(argv[index + 1])
             index += 1
         index += 1
     return ours, []
@@ -159,6 +261,67 @@ def _version_line() -> str:
     return f"muckrack-python-hmr {__version__}, {core}, Python {sys.version.split()[0]}"
 
 
+# Built-in values of the options that [tool.muckrack-hmr] can also set.
+_DEFAULTS: dict[str, object] = {
+    "root": [],
+    "watch": [],
+    "include": [],
+    "exclude": [],
+    "poll": None,
+    "backend": "auto",
+    "debounce": DEFAULT_DEBOUNCE_MS,
+    "cascade": "auto",
+    "watch_data": False,
+    "clear": False,
+    "no_watch": False,
+    "verbose": False,
+    "quiet": False,
+    "no_color": False,
+}
+
+
+def _apply_config(options: argparse.Namespace) -> str | None:
+    """Fill the options not given on the command line from pyproject.toml, then defaults.
+
+    The nearest pyproject.toml above the script's folder (the current folder
+    with -m); returns its path if it has a [tool.muckrack-hmr] table.
+    """
+    start = os.getcwd() if options.module else os.path.dirname(os.path.abspath(options.target))
+    path = find_pyproject(start)
+    settings = load_settings(path) if path is not None else {}
+    if settings.get("verbose") and settings.get("quiet"):
+        raise ConfigError(f"{path}: [tool.muckrack-hmr] sets both verbose and quiet")
+    if options.verbose or options.quiet:
+        settings.pop("verbose", None)
+        settings.pop("quiet", None)
+    for attribute, default in _DEFAULTS.items():
+        if getattr(options, attribute) is None:
+            value = settings.get(attribute, default)
+            setattr(options, attribute, list(value) if isinstance(value, list) else value)
+    if options.debounce < 0:
+        raise UsageError("--debounce must be >= 0 ms")
+    if options.poll is not None and options.poll <= 0:
+        raise UsageError("--poll must be > 0 seconds")
+    return path if settings else None
+
+
+def _roots(options: argparse.Namespace) -> list[str]:
+    """The project roots: --root (or the default) and every --watch folder."""
+    from . import tracking
+
+    for option, folders in (("--root", options.root), ("--watch", options.watch)):
+        for folder in folders:
+            if not os.path.isdir(folder):
+                raise UsageError(f"{option} {folder!r} is not a folder")
+    if options.root:
+        roots = list(options.root)
+    elif options.module:
+        roots = [os.getcwd()]
+    else:
+        roots = tracking.roots_for_script(options.target)
+    return roots + list(options.watch)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the program's, or 2 for our errors)."""
     from . import integrations, runner, tracking
@@ -184,21 +347,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not options.module and not options.target:
         print(f"{PROG}: error: give a script to run, or -m MODULE (see --help)", file=sys.stderr)
         return EXIT_USAGE
-    if options.debounce < 0:
-        print(f"{PROG}: error: --debounce must be >= 0 ms", file=sys.stderr)
+    try:
+        config_path = _apply_config(options)
+        roots = _roots(options)
+    except (ConfigError, UsageError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _setup_logging(options.verbose, options.quiet, options.no_color)
-
-    if options.root:
-        missing = [root for root in options.root if not os.path.isdir(root)]
-        if missing:
-            print(f"{PROG}: error: --root {missing[0]!r} is not a folder", file=sys.stderr)
-            return EXIT_USAGE
-        roots = list(options.root)
-    elif options.module:
-        roots = [os.getcwd()]
-    else:
-        roots = tracking.roots_for_script(options.target)
+    if config_path is not None:
+        log.debug("hmr: settings from %s", config_path)
 
     # First thing: from here on every import is tracked.
     hmr = tracking.install(roots)
@@ -220,7 +377,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     if not options.no_watch:
-        hmr.watch(options.debounce)
+        try:
+            hmr.watch(
+                options.debounce,
+                backend=options.backend,
+                poll=options.poll,
+                include=options.include,
+                exclude=options.exclude,
+                watch_data=options.watch_data,
+                clear=options.clear,
+            )
+        except BackendUnavailable as exc:
+            tracking.uninstall()
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         runner.run_code(code, main_module)
     except SystemExit:

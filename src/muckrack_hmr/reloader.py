@@ -168,6 +168,8 @@ class Reloader:
         # filename -> (digest of the source, its code): a dependent re-executed
         # again and again is compiled once, not on every reload.
         self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
+        #: Modules whose last reload failed: the next one that succeeds says so.
+        self.failing: set[str] = set()
 
     def remember_sources(self, untrusted: Iterable[str] = ()) -> int:
         """Keep the sources of modules still as imported (see SourceStore.remember_all)."""
@@ -183,6 +185,26 @@ class Reloader:
         """Analyze up to ``limit`` remembered modules for early cutoff (all with None)."""
         with self._lock:
             return self.sources.warm(limit)
+
+    def check_source(self, name: str, source: bytes) -> Exception | None:
+        """Parse ``source`` as the next code of ``name``: the error, or None.
+
+        The watcher asks before a reload, to give a file still being written
+        time to be complete; the parse is kept for the reload that follows.
+        """
+        module = sys.modules.get(name)
+        filename = getattr(module, "__file__", None)
+        if module is None or not isinstance(filename, str):
+            return None
+        with self._lock:
+            try:
+                if self.cascade == "always" or name not in self.sources:
+                    self._compile(filename, source)  # what _reexecute runs
+                else:
+                    self.sources.summary(filename, source, module.__dict__.get("__package__"))
+            except Exception as exc:
+                return exc
+        return None
 
     def _compile(self, filename: str, source: bytes) -> CodeType:
         """Compile ``source``; the same bytes read again reuse the code object."""
@@ -264,6 +286,7 @@ class Reloader:
         heapq.heapify(queue)
         queued = set(root_set)
         reloaded: list[str] = []
+        recovered: list[str] = []
         broken: set[str] = set()  # failed, or left alone because a dependency failed
         changes = ChangeSet()
 
@@ -294,6 +317,9 @@ class Reloader:
                 # alone, and say so.
                 enqueue(self.graph.dependents_of(name))
                 continue
+            if name in self.failing and (is_root or outcome.applied):
+                self.failing.discard(name)
+                recovered.append(name)
             if outcome.applied:
                 reloaded.append(name)
                 result.reloaded.append(name)
@@ -314,6 +340,8 @@ class Reloader:
         elapsed = (time.perf_counter() - started) * 1000.0
         if len(result.reloaded) > first:
             log.info("hmr: reloaded %s in %.1f ms", result.summary(), elapsed)
+        for name in recovered:
+            log.info("hmr: %s recovered", name)
         return reloaded
 
     def _topological_positions(self) -> dict[str, tuple[int, int]]:
@@ -518,6 +546,7 @@ class Reloader:
 
     def _fail(self, name: str, exc: BaseException) -> None:
         self._result.failed[name] = exc
+        self.failing.add(name)
         log.error(
             "hmr: failed to reload %s (%s): %s: %s; the old code keeps running\n%s",
             name,

@@ -173,7 +173,12 @@ class SourceStore:
                 if (stat.st_mtime_ns, stat.st_size) != baseline:
                     continue  # saved since its import: not the code that runs
                 with open(path, "rb") as handle:
-                    self.remember(name, handle.read())
+                    source = handle.read()
+                # A save may have begun between the stat and the read.
+                stat = os.stat(path)
+                if (stat.st_mtime_ns, stat.st_size) != baseline:
+                    continue
+                self.remember(name, source)
                 added += 1
             except OSError:
                 continue

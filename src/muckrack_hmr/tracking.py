@@ -34,10 +34,19 @@ def _excluded_dirs() -> list[str]:
         sys.exec_prefix,
         sys.base_prefix,
         sys.base_exec_prefix,
-        _PACKAGE_DIR,
-        _SHIM_DIR,
+        *_never_project_dirs(),
     }
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+    for key in ("stdlib", "platstdlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            dirs.add(path)
+    return sorted({os.path.realpath(path) for path in dirs})
+
+
+def _never_project_dirs() -> set[str]:
+    """site-packages and this package: excluded even when a root lies inside them."""
+    dirs = {_PACKAGE_DIR, _SHIM_DIR}
+    for key in ("purelib", "platlib"):
         path = sysconfig.get_paths().get(key)
         if path:
             dirs.add(path)
@@ -46,7 +55,7 @@ def _excluded_dirs() -> list[str]:
     user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
     if user_site:
         dirs.add(user_site)
-    return sorted({os.path.realpath(path) for path in dirs})
+    return {os.path.realpath(path) for path in dirs}
 
 
 _SOURCE_SUFFIXES = (".py", ".pyw")
@@ -65,13 +74,15 @@ class ProjectFilter:
 
     def __init__(self, roots: Iterable[str | os.PathLike[str]]) -> None:
         self.roots = [os.path.realpath(os.fspath(root)) for root in roots]
+        never = _never_project_dirs()
         self.excluded = [
             path
             for path in _excluded_dirs()
             # A root inside an excluded folder (a project kept under the
             # interpreter's prefix) still counts: its excluded parent doesn't.
+            # site-packages never does: its modules are never reloaded.
             if not any(_is_under(root, path) and root != path for root in self.roots)
-            or path in (_PACKAGE_DIR, _SHIM_DIR)
+            or path in never
         ]
         self._root_prefixes = tuple(root.rstrip(os.sep) + os.sep for root in self.roots)
         self._excluded_prefixes = tuple(path.rstrip(os.sep) + os.sep for path in self.excluded)

@@ -1,0 +1,602 @@
+"""End-to-end tests of the watcher: real saves to real files under ``python -m muckrack.hmr``.
+
+Every test starts the CLI in a child interpreter (both cores, through
+``core_env``), waits with a deadline until the watcher tracks the program's
+modules (``-v`` prints ``hmr: tracking ...``), saves files the way editors and
+tools do, and waits for the program's output and the log lines.  To show that
+something did *not* happen, a test makes a second, later save and asserts
+that the first reload line that follows is that save's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .subprocesses import Child, contains, run_hmr, save_atomically, starts, write
+
+A_OLD = """\
+X = 1
+
+
+def f():
+    return "old"
+"""
+
+A_NEW = """\
+X = 2
+
+
+def f():
+    return "new"
+"""
+
+B_OLD = "Y = 1\n"
+B_NEW = "Y = 2\n"
+
+# Reads the module attributes on every tick: a module applied half-written
+# would show MISSING.
+MAIN = """\
+import sys
+import time
+
+import a
+import b
+
+
+def out(text):
+    sys.stdout.write(text + "\\n")
+    sys.stdout.flush()
+
+
+tick = 0
+while True:
+    f = getattr(a, "f", None)
+    value = f() if f is not None else "MISSING"
+    out(f"tick {tick} f={value} X={getattr(a, 'X', 'MISSING')} Y={getattr(b, 'Y', 'MISSING')}")
+    tick += 1
+    time.sleep(0.02)  # pacing only: the tests wait for lines, not for time
+"""
+
+
+def tracking(*names: str) -> Callable[[str], bool]:
+    """The -v line that says the watcher has taken the baseline of these modules."""
+
+    def predicate(line: str) -> bool:
+        if not line.startswith("hmr: tracking "):
+            return False
+        tracked = line.removeprefix("hmr: tracking ").split(", ")
+        return all(name in tracked for name in names)
+
+    predicate.__name__ = f"hmr: tracking {', '.join(names)}"
+    return predicate
+
+
+def project(proj: Path) -> Path:
+    write(proj / "a.py", A_OLD)
+    write(proj / "b.py", B_OLD)
+    write(proj / "main.py", MAIN)
+    return Path(os.path.realpath(proj))
+
+
+def start(
+    spawn: Callable[..., Child],
+    proj: Path,
+    *options: str,
+    env: dict[str, str] | None = None,
+    modules: tuple[str, ...] = ("a", "b"),
+) -> Child:
+    """The program under the CLI, once the watcher tracks ``modules``; the old code first."""
+    child = spawn(["-v", *options, "main.py"], cwd=proj, env=env)
+    child.expect("f=old X=1 Y=1")
+    child.expect(tracking(*modules), stream="err")
+    return child
+
+
+def reloaded(name: str) -> Callable[[str], bool]:
+    return starts(f"hmr: reloaded {name} ")
+
+
+def assert_never_half_applied(child: Child) -> None:
+    assert not any("MISSING" in line for line in child.seen["out"]), child.seen["out"][-5:]
+    assert not any("failed to reload" in line for line in child.seen["err"]), child.stderr_text()
+
+
+# -- every save style ----------------------------------------------------------------
+
+
+def _in_place(path: Path) -> None:
+    path.write_text(A_NEW)
+
+
+def _temp_then_rename(path: Path) -> None:  # VS Code, and editors' "atomic save"
+    save_atomically(path, A_NEW)
+
+
+def _jetbrains_safe_write(path: Path) -> None:
+    tmp = path.with_name(path.name + "___jb_tmp___")
+    old = path.with_name(path.name + "___jb_old___")
+    tmp.write_text(A_NEW)
+    os.replace(path, old)
+    os.replace(tmp, path)
+    old.unlink()
+
+
+def _backup_rename(path: Path) -> None:  # vim with backupcopy=no: a.py -> a.py~, new a.py
+    os.replace(path, path.with_name(path.name + "~"))
+    path.write_text(A_NEW)
+
+
+def _delete_and_recreate(path: Path) -> None:
+    path.unlink()
+    path.write_text(A_NEW)
+
+
+SAVES = {
+    "in-place": _in_place,
+    "temp-then-rename": _temp_then_rename,
+    "jetbrains-safe-write": _jetbrains_safe_write,
+    "backup-rename": _backup_rename,
+    "delete-and-recreate": _delete_and_recreate,
+}
+
+
+@pytest.mark.parametrize("style", SAVES)
+def test_every_save_style_is_applied_once(
+    proj: Path, spawn: Callable[..., Child], style: str
+) -> None:
+    root = project(proj)
+    child = start(spawn, root)
+
+    SAVES[style](root / "a.py")
+
+    child.expect("f=new X=2 Y=1")
+    line = child.expect(starts("hmr: reloaded"), stream="err")
+    assert line.startswith("hmr: reloaded a (1 patched) in "), line
+    # One transaction: the next reload line is the next save's.
+    write(root / "b.py", B_NEW)
+    child.expect("f=new X=2 Y=2")
+    assert child.expect(starts("hmr: reloaded"), stream="err").startswith("hmr: reloaded b ")
+    assert_never_half_applied(child)
+
+
+@pytest.mark.parametrize("backend", ["watchdog", "polling"])
+def test_a_truncated_then_written_file_is_never_applied_half_written(
+    proj: Path, spawn: Callable[..., Child], backend: str
+) -> None:
+    root = project(proj)
+    options = ["--poll", "0.02"] if backend == "polling" else []
+    child = start(spawn, root, *options)
+    path = root / "a.py"
+
+    with path.open("w", encoding="utf-8") as handle:  # truncated, and held open
+        # The watcher has seen the empty file, and waits for the rest.
+        child.expect(starts(f"hmr: waiting for {path}: "), stream="err")
+        handle.write(A_NEW[:12])  # "X = 2\n\n\ndef f" does not parse: still waiting
+        handle.flush()
+        handle.write(A_NEW[12:])
+
+    child.expect("f=new X=2 Y=1")
+    line = child.expect(starts("hmr: reloaded"), stream="err")
+    assert line.startswith("hmr: reloaded a (1 patched)"), line
+    assert_never_half_applied(child)
+
+
+def test_a_touch_or_a_save_of_the_running_code_reloads_nothing(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    root = project(proj)
+    child = start(spawn, root)
+
+    os.utime(root / "a.py")
+    write(root / "a.py", A_OLD)  # saved again, unchanged
+    save_atomically(root / "a.py", A_OLD)
+    write(root / "b.py", B_NEW)  # a later, real save
+
+    child.expect("f=old X=1 Y=2")
+    line = child.expect(starts("hmr: reloaded"), stream="err")
+    assert line.startswith("hmr: reloaded b in "), line
+
+
+def test_a_burst_of_200_files_is_one_transaction_in_dependency_order(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    count = 200
+    burst = proj / "burst"
+    write(burst / "m000.py", "V = 0\n")
+    for index in range(1, count):
+        write(
+            burst / f"m{index:03d}.py", f"from .m{index - 1:03d} import V as PREV\nV = PREV + 1\n"
+        )
+    write(burst / "__init__.py", "".join(f"from . import m{i:03d}\n" for i in range(count)))
+    write(
+        proj / "main.py",
+        """\
+        import sys
+        import time
+
+        import burst
+
+        while True:
+            sys.stdout.write(f"V={burst.m199.V}\\n")
+            sys.stdout.flush()
+            time.sleep(0.02)
+        """,
+    )
+    # A quiet time long enough for this test's writes on a busy machine; the
+    # adaptive default is tested in test_watcher_logic.py.
+    child = spawn(["-v", "--debounce", "300", "main.py"], cwd=proj)
+    child.expect("V=199")
+    child.expect(tracking("burst.m199"), stream="err")
+
+    # Like a checkout: every file written aside, then renamed into place.
+    for index in reversed(range(count)):
+        new = (
+            "V = 1000\n"
+            if index == 0
+            else f"from .m{index - 1:03d} import V as PREV\nV = PREV + 2\n"
+        )
+        (burst / f"m{index:03d}.py.tmp").write_text(new)
+    for index in reversed(range(count)):
+        os.replace(burst / f"m{index:03d}.py.tmp", burst / f"m{index:03d}.py")
+
+    child.expect(f"V={1000 + 2 * (count - 1)}")
+    line = child.expect(starts("hmr: reloaded"), stream="err")
+    assert line.startswith("hmr: reloaded burst.m000 (+199 dependents)"), line
+    # Nothing of the burst is left for a second transaction.
+    write(burst / "m199.py", "from .m198 import V as PREV\nV = PREV + 5\n")
+    child.expect(f"V={1000 + 2 * (count - 2) + 5}")
+    line = child.expect(starts("hmr: reloaded"), stream="err")
+    assert line.startswith("hmr: reloaded burst.m199 in "), line
+
+
+# -- backends ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["--poll", "environment"])
+def test_the_polling_backend(
+    proj: Path, spawn: Callable[..., Child], core_env: dict[str, str], how: str
+) -> None:
+    root = project(proj)
+    env = dict(core_env)
+    if how == "--poll":
+        child = start(spawn, root, "--poll", "0.05")
+        expected = "hmr: file events from polling every 0.05 s (--poll)"
+    else:
+        env["MUCKRACK_HMR_FORCE_POLLING"] = "1"
+        child = start(spawn, root, env=env)
+        expected = "hmr: file events from polling every 0.1 s (MUCKRACK_HMR_FORCE_POLLING is set)"
+    assert expected in child.seen["err"]
+
+    write(root / "a.py", A_NEW)
+
+    child.expect("f=new X=2 Y=1")
+    child.expect(reloaded("a"), stream="err")
+
+
+def test_the_watchfiles_backend(proj: Path, spawn: Callable[..., Child]) -> None:
+    pytest.importorskip("watchfiles")  # in the test extra: it runs in CI
+    root = project(proj)
+    child = start(spawn, root, "--backend", "watchfiles")
+    assert any(line.startswith("hmr: file events from watchfiles") for line in child.seen["err"])
+
+    save_atomically(root / "a.py", A_NEW)
+
+    child.expect("f=new X=2 Y=1")
+    child.expect(reloaded("a"), stream="err")
+
+
+# -- what is watched -----------------------------------------------------------------
+
+
+def test_watch_adds_a_folder_outside_the_project(
+    tmp_path: Path, proj: Path, spawn: Callable[..., Child], core_env: dict[str, str]
+) -> None:
+    root = project(proj)
+    lib = tmp_path / "lib"
+    write(lib / "helper.py", "def greet():\n    return 'hello'\n")
+    write(
+        root / "main.py",
+        MAIN.replace("import b\n", "import b\nimport helper\n").replace(
+            "Y={getattr(b, 'Y', 'MISSING')}", "Y={getattr(b, 'Y', 'MISSING')} {helper.greet()}"
+        ),
+    )
+    env = dict(core_env, PYTHONPATH=str(lib))
+
+    child = start(spawn, root, "--watch", str(lib), env=env, modules=("a", "b", "helper"))
+    child.expect("Y=1 hello")
+    write(lib / "helper.py", "def greet():\n    return 'bonjour'\n")
+
+    child.expect("Y=1 bonjour")
+    child.expect(reloaded("helper"), stream="err")
+
+
+def test_exclude_and_include_globs(proj: Path, spawn: Callable[..., Child]) -> None:
+    root = project(proj)
+    write(root / "gen_table.py", "ROWS = 1\n")
+    write(root / "table.dat", "10")
+    write(
+        root / "reader.py",
+        """\
+        from pathlib import Path
+
+        TABLE = int(Path(__file__).with_name("table.dat").read_text())
+        """,
+    )
+    write(
+        root / "main.py",
+        MAIN.replace("import b\n", "import b\nimport gen_table\nimport reader\n").replace(
+            "Y={getattr(b, 'Y', 'MISSING')}",
+            "Y={getattr(b, 'Y', 'MISSING')} rows={gen_table.ROWS} table={reader.TABLE}",
+        ),
+    )
+    child = start(
+        spawn, root, "--exclude", "gen_*.py", "--include", "*.dat", modules=("a", "reader")
+    )
+    child.expect("rows=1 table=10")
+    assert not any("gen_table" in line for line in child.seen["err"] if "tracking" in line)
+
+    write(root / "gen_table.py", "ROWS = 2\n")  # excluded: never reloaded
+    write(root / "table.dat", "20")  # read by reader at import: reloads it
+
+    child.expect("rows=1 table=20")
+    line = child.expect(starts("hmr: reloaded"), stream="err")
+    assert line.startswith("hmr: reloaded reader in "), line
+
+
+def test_a_data_file_read_at_import_reloads_its_reader_with_watch_data(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    root = project(proj)
+    write(
+        root / "util.py",
+        """\
+        import json
+        import os
+
+
+        def load(name):
+            with open(os.path.join(os.path.dirname(__file__), name)) as handle:
+                return json.load(handle)
+        """,
+    )
+    write(root / "config.json", '{"greeting": "hi"}')
+    write(root / "settings.py", "import util\n\nGREETING = util.load('config.json')['greeting']\n")
+    write(
+        root / "main.py",
+        MAIN.replace("import b\n", "import b\nimport settings\n").replace(
+            "Y={getattr(b, 'Y', 'MISSING')}", "Y={getattr(b, 'Y', 'MISSING')} {settings.GREETING}"
+        ),
+    )
+    child = start(spawn, root, "--watch-data", modules=("a", "settings"))
+    child.expect("Y=1 hi")
+    child.expect(contains(f"hmr: settings read {root / 'config.json'} at import"), stream="err")
+
+    write(root / "config.json", '{"greeting": "hello"}')
+
+    child.expect("Y=1 hello")
+    line = child.expect(starts("hmr: reloaded"), stream="err")
+    assert line.startswith("hmr: reloaded settings in "), line
+
+
+def test_settings_come_from_pyproject_and_the_command_line_wins(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    root = project(proj)
+    write(
+        root / "pyproject.toml",
+        """\
+        [project]
+        name = "app"
+
+        [tool.muckrack-hmr]
+        exclude = ["gen_*.py"]
+        cascade = "never"
+        watch-data = true
+        """,
+    )
+    write(root / "gen_table.py", "ROWS = 1\n")
+    write(root / "config.json", '{"n": 1}')
+    write(root / "settings.py", "import json\n\nN = json.load(open('config.json'))['n']\n")
+    write(
+        root / "main.py",
+        "print('cascade', __hmr__.cascade, flush=True)\n"
+        + MAIN.replace("import b\n", "import b\nimport gen_table\nimport settings\n").replace(
+            "Y={getattr(b, 'Y', 'MISSING')}",
+            "Y={getattr(b, 'Y', 'MISSING')} rows={gen_table.ROWS} n={settings.N}",
+        ),
+    )
+    child = start(spawn, root, "--cascade", "always", modules=("a", "settings"))
+    assert "cascade always" in child.seen["out"]  # the command line wins over the file
+    assert f"hmr: settings from {root / 'pyproject.toml'}" in child.seen["err"]
+
+    write(root / "gen_table.py", "ROWS = 2\n")  # excluded by the file
+    write(root / "config.json", '{"n": 2}')  # watch-data from the file
+
+    child.expect("rows=1 n=2")
+    line = child.expect(starts("hmr: reloaded"), stream="err")
+    assert line.startswith("hmr: reloaded settings in "), line
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "message"),
+    [
+        ("debounse = 5", 4, "unknown key 'debounse'"),
+        ("watch-data = 'yes'", 4, "watch-data must be true or false"),
+    ],
+)
+def test_a_bad_pyproject_setting_is_one_line_naming_the_file_and_line(
+    proj: Path, core_env: dict[str, str], table: str, line: int, message: str
+) -> None:
+    write(proj / "main.py", "print('ran')\n")
+    write(proj / "pyproject.toml", f"[project]\nname = 'app'\n[tool.muckrack-hmr]\n{table}\n")
+
+    result = run_hmr(["main.py"], cwd=proj, env=core_env)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"python -m muckrack.hmr: error: {proj / 'pyproject.toml'}:{line}: ")
+    assert message in lines[0]
+
+
+# -- deletion, symlinks ----------------------------------------------------------------
+
+
+def test_a_deleted_module_keeps_running_and_its_recreation_applies(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    root = project(proj)
+    child = start(spawn, root)
+
+    (root / "a.py").unlink()
+
+    child.expect(f"hmr: {root / 'a.py'} was deleted; a keeps running its old code", stream="err")
+    assert "f=old X=1" in child.expect(starts("tick "))
+    write(root / "a.py", A_NEW)
+
+    child.expect("f=new X=2")
+    child.expect(reloaded("a"), stream="err")
+
+
+def test_symlinks_out_of_the_project_are_not_followed(
+    tmp_path: Path, proj: Path, spawn: Callable[..., Child]
+) -> None:
+    root = project(proj)
+    outside = tmp_path / "outside"
+    write(outside / "linked.py", "NAME = 'outside'\n")
+    write(outside / "evil.py", "X = 666\n\n\ndef f():\n    return 'evil'\n")
+    try:
+        (root / "linked.py").symlink_to(outside / "linked.py")
+    except (OSError, NotImplementedError) as exc:
+        pytest.skip(f"cannot make symlinks here: {exc}")
+    write(root / "main.py", MAIN.replace("import b\n", "import b\nimport linked\n"))
+    child = start(spawn, root)
+
+    write(outside / "linked.py", "NAME = 'changed outside'\n")  # not project code
+    (root / "a.py").unlink()
+    (root / "a.py").symlink_to(outside / "evil.py")  # a module now leading out
+    child.expect(
+        contains(f"hmr: {root / 'a.py'} is now a symlink to {outside / 'evil.py'}"), stream="err"
+    )
+    write(root / "b.py", B_NEW)
+
+    child.expect("f=old X=1 Y=2")
+    line = child.expect(starts("hmr: reloaded"), stream="err")
+    assert line.startswith("hmr: reloaded b in "), line
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+def test_a_failed_reload_is_one_red_line_and_a_traceback_then_a_recovery_line(
+    proj: Path, spawn: Callable[..., Child], core_env: dict[str, str]
+) -> None:
+    root = project(proj)
+    env = dict(core_env, FORCE_COLOR="1")
+    env.pop("NO_COLOR", None)
+    child = start(spawn, root, env=env)
+
+    write(root / "a.py", "X = 2\n\n\ndef f():\n    return 1 / 0\n\n\nf()\n")
+
+    error = child.expect(contains("hmr: failed to reload a"), stream="err")
+    assert error.startswith("\033[31mhmr: failed to reload a (")
+    assert error.endswith("\033[0m")
+    assert re.search(r"a\.py:5\b", error), error
+    assert child.expect(starts("Traceback"), stream="err")
+    frame = child.expect(contains('a.py", line 5, in f'), stream="err")
+    assert str(root / "a.py") in frame
+    child.expect("ZeroDivisionError: division by zero", stream="err")
+    assert "f=old X=1" in child.expect(starts("tick "))
+
+    write(root / "a.py", A_NEW)
+
+    child.expect("f=new X=2")
+    child.expect(contains("hmr: reloaded a (1 patched)"), stream="err")
+    child.expect(contains("hmr: a recovered"), stream="err")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(b"", "is empty; a keeps running its old code", id="empty"),
+        pytest.param(b"\n  \n", "is empty; a keeps running its old code", id="blank"),
+        pytest.param(
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff",
+            "is not Python source (it holds null bytes); a keeps running its old code",
+            id="binary",
+        ),
+    ],
+)
+def test_a_bad_save_keeps_the_old_code_with_one_clear_line(
+    proj: Path, spawn: Callable[..., Child], content: bytes, message: str
+) -> None:
+    root = project(proj)
+    child = start(spawn, root)
+
+    (root / "a.py").write_bytes(content)
+
+    line = child.expect(contains(message), stream="err")
+    assert line == f"hmr: {root / 'a.py'} {message}", line
+    assert "f=old X=1" in child.expect(starts("tick "))
+    write(root / "a.py", A_NEW)
+    child.expect("f=new X=2")
+    child.expect(reloaded("a"), stream="err")
+    assert_never_half_applied(child)
+
+
+def test_clear_clears_the_terminal_before_each_reload(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    root = project(proj)
+    child = start(spawn, root, "--clear")
+
+    write(root / "a.py", A_NEW)
+
+    line = child.expect(contains("hmr: reloaded a"), stream="err")
+    assert line.startswith("\033[H\033[2J\033[3Jhmr: reloaded a "), repr(line)
+
+
+def test_a_thread_running_a_loop_calls_the_new_code(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    root = project(proj)
+    write(
+        root / "main.py",
+        textwrap.dedent(
+            """\
+            import sys
+            import threading
+            import time
+
+            import a
+            import b
+
+
+            def worker():
+                while True:
+                    sys.stdout.write(f"worker f={a.f()} X=1 Y={b.Y}\\n")
+                    sys.stdout.flush()
+                    time.sleep(0.02)
+
+
+            threading.Thread(target=worker, daemon=True).start()
+            sys.stdout.write("tick f=old X=1 Y=1\\n")
+            sys.stdout.flush()
+            threading.Event().wait()
+            """
+        ),
+    )
+    child = start(spawn, root)
+
+    write(root / "a.py", A_NEW)
+
+    # The thread never stopped: its next call runs the new body.
+    child.expect("worker f=new")
+    child.expect(reloaded("a"), stream="err")

@@ -1,0 +1,765 @@
+"""The watcher's decisions, driven in-process with a fake backend and a fake clock.
+
+A real HMR (both cores) on a real throwaway project reloads real modules; only
+the OS boundary (where file events come from) and time are faked, so each test
+feeds events, moves the clock, and asserts exactly which reload transactions
+happened.  The real backends run in ``test_watcher.py``.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from muckrack_hmr import backends
+from muckrack_hmr import watcher as watcher_module
+from muckrack_hmr.backends import (
+    CLOSED,
+    CREATED,
+    DELETED,
+    MODIFIED,
+    MOVED_AWAY,
+    TOUCHED,
+    Backend,
+    PollingBackend,
+)
+from muckrack_hmr.debounce import MAX_QUIET, Batch
+from muckrack_hmr.watcher import OPEN_PATIENCE, SETTLE, Watcher
+from tests.conftest import Project
+
+DEBOUNCE = 0.005
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeBackend(Backend):
+    """Reports what the test emits; ``refuse``: out of watches, like inotify can be."""
+
+    name = "fake"
+
+    def __init__(self, *, reports_close: bool = True, refuse: bool = False) -> None:
+        self.reports_close = reports_close
+        self.refuse = refuse
+        self.folders: list[str] = []
+        self.rewatched: list[str] = []
+        self.sink: Any = None
+        self.stopped = False
+
+    def start(self, sink: Any) -> None:
+        self.sink = sink
+
+    def watch(self, folder: str) -> None:
+        if self.refuse:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+        self.folders.append(folder)
+
+    def rewatch(self, folder: str) -> None:
+        self.rewatched.append(folder)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+class Rig:
+    """A watcher on the project with a fake backend and clock, recording transactions."""
+
+    def __init__(self, project: Project, hmr: Any, watcher: Watcher, backend: FakeBackend) -> None:
+        self.project = project
+        self.hmr = hmr
+        self.watcher = watcher
+        self.backend = backend
+        self.clock: FakeClock = watcher.clock  # type: ignore[assignment]
+        self.transactions: list[list[str]] = []
+        self.results: list[Any] = []
+
+    def path(self, relpath: str) -> str:
+        """The path the backend reports: the watched (real) folder, then the name."""
+        return os.path.join(os.path.realpath(self.project.root), relpath)
+
+    def load(self, *names: str) -> list[Any]:
+        modules = [importlib.import_module(name) for name in names]
+        self.watcher.refresh()
+        self.hmr.remember_sources()
+        return modules
+
+    def emit(self, relpath: str, *kinds: str) -> None:
+        for kind in kinds:
+            self.backend.sink(self.path(relpath), kind)
+
+    def save(self, relpath: str, source: str, *kinds: str) -> None:
+        """Write ``relpath`` in place and report it (modified then closed, by default)."""
+        self.project.write(relpath, source)
+        self.emit(relpath, *(kinds or (MODIFIED, CLOSED)))
+
+    def step_after(self, seconds: float) -> bool:
+        self.clock.advance(seconds)
+        return self.watcher.step()
+
+    def settle(self) -> None:
+        """Move the clock until nothing is pending, judging each batch when it is due."""
+        for _ in range(100):
+            due = self.watcher._batch.due_in(self.clock())
+            if due is None:
+                return
+            self.clock.advance(due)
+            self.watcher.step()
+        raise AssertionError("the watcher never settled")
+
+
+@pytest.fixture
+def make_rig(project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    rigs: list[Rig] = []
+
+    def make(**options: Any) -> Rig:
+        backend = options.pop("backend", None) or FakeBackend()
+        watcher = Watcher(hmr, debounce=DEBOUNCE, backend=backend, clock=FakeClock(), **options)
+        rig = Rig(project, hmr, watcher, backend)
+        original = hmr.reloader.reload_result
+
+        def recording(names: Any) -> Any:
+            names = list(names)
+            rig.transactions.append(names)
+            result = original(names)
+            rig.results.append(result)
+            return result
+
+        monkeypatch.setattr(hmr.reloader, "reload_result", recording)
+        watcher.start(thread=False)
+        rigs.append(rig)
+        return rig
+
+    try:
+        yield make
+    finally:
+        for rig in rigs:
+            rig.watcher.stop()
+
+
+A_OLD = """\
+X = 1
+
+
+def f():
+    return "old"
+"""
+
+A_NEW = """\
+X = 2
+
+
+def f():
+    return "new"
+"""
+
+
+# -- the debounce ----------------------------------------------------------------
+
+
+def test_a_save_is_applied_once_the_debounce_has_passed(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+    assert a.f() == "old"
+
+    rig.save("a.py", A_NEW)
+
+    assert not rig.step_after(DEBOUNCE * 0.8)  # still within the quiet time
+    assert rig.transactions == []
+    assert rig.step_after(DEBOUNCE * 0.4)
+    assert rig.transactions == [["a"]]
+    assert (a.f(), a.X) == ("new", 2)
+
+
+def test_quiet_time_grows_with_the_burst_and_its_gaps() -> None:
+    batch = Batch(DEBOUNCE, reports_close=False)
+    batch.add("/p/a.py", MODIFIED, 0.0)
+    assert batch.quiet() == pytest.approx(DEBOUNCE)
+    for index in range(1, 16):
+        batch.add(f"/p/m{index}.py", MODIFIED, 0.0001 * index)
+    assert batch.quiet() == pytest.approx(DEBOUNCE * 5)  # 16 files: 1 + log2(16)
+    batch.add("/p/late.py", MODIFIED, 0.0015 + 0.04)  # a 40 ms gap: the machine is busy
+    assert batch.quiet() == pytest.approx(0.08)
+    batch.add("/p/later.py", MODIFIED, 0.0415 + 0.2)
+    assert batch.quiet() == pytest.approx(MAX_QUIET)  # capped
+    slow = Batch(0.5, reports_close=False)
+    slow.add("/p/a.py", MODIFIED, 0.0)
+    slow.add("/p/b.py", MODIFIED, 0.0)
+    assert slow.quiet() == pytest.approx(0.5)  # a debounce above the cap is kept
+
+
+def test_a_burst_of_saves_is_one_transaction_in_dependency_order(make_rig: Any) -> None:
+    rig = make_rig()
+    count = 30
+    rig.project.write("chain/m00.py", "V = 0\n")
+    for index in range(1, count):
+        rig.project.write(
+            f"chain/m{index:02d}.py", f"from .m{index - 1:02d} import V as PREV\nV = PREV + 1\n"
+        )
+    rig.project.write(
+        "chain/__init__.py", "".join(f"from . import m{index:02d}\n" for index in range(count))
+    )
+    (chain,) = rig.load("chain")
+    assert chain.m29.V == 29
+
+    # A checkout rewrites every file, the last one first.
+    for index in reversed(range(1, count)):
+        rig.save(
+            f"chain/m{index:02d}.py", f"from .m{index - 1:02d} import V as PREV\nV = PREV + 2\n"
+        )
+        rig.clock.advance(0.002)  # gaps within the burst
+    rig.save("chain/m00.py", "V = 1000\n")
+    rig.settle()
+
+    assert len(rig.transactions) == 1
+    assert sorted(rig.transactions[0]) == [f"chain.m{index:02d}" for index in range(count)]
+    # Dependencies first: each module ran once, after the one it imports.
+    assert rig.results[0].reloaded == [f"chain.m{index:02d}" for index in range(count)]
+    assert chain.m29.V == 1000 + 2 * 29
+
+
+def test_a_file_of_the_burst_whose_event_is_late_joins_it(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    rig.project.write("b.py", "import a\n\nY = a.X * 10\n")
+    _, b = rig.load("a", "b")
+
+    rig.project.write("b.py", "import a\n\nY = a.X * 100\n")  # its event is still on its way
+    rig.save("a.py", A_NEW)
+    rig.settle()
+
+    assert len(rig.transactions) == 1
+    assert sorted(rig.transactions[0]) == ["a", "b"]
+    assert b.Y == 200
+    rig.emit("b.py", MODIFIED, CLOSED)  # the late event: nothing left to do
+    rig.settle()
+    assert len(rig.transactions) == 1
+
+
+# -- what counts as a change -------------------------------------------------------
+
+
+def test_a_touch_or_the_same_content_reloads_nothing(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    rig.load("a")
+
+    os.utime(rig.path("a.py"))
+    rig.emit("a.py", TOUCHED)
+    rig.save("a.py", A_OLD)  # saved again, unchanged
+    rig.settle()
+
+    assert rig.transactions == []
+
+
+def test_a_new_file_nobody_imports_is_ignored(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    rig.load("a")
+
+    rig.save("fresh.py", "raise SystemExit('never run')\n", CREATED, MODIFIED, CLOSED)
+
+    assert rig.watcher._batch.due_in(rig.clock()) is None  # not even pending
+    rig.settle()
+    assert rig.transactions == []
+
+
+def test_excluded_modules_are_not_reloaded(make_rig: Any) -> None:
+    rig = make_rig(exclude=["gen_*.py"])
+    rig.project.write("gen_table.py", "ROWS = 1\n")
+    rig.project.write("a.py", A_OLD)
+    gen_table, _ = rig.load("gen_table", "a")
+
+    rig.save("gen_table.py", "ROWS = 2\n")
+    rig.save("a.py", A_NEW)
+    rig.settle()
+
+    assert rig.transactions == [["a"]]
+    assert gen_table.ROWS == 1
+
+
+# -- unfinished files -----------------------------------------------------------------
+
+
+def test_a_truncated_file_is_never_applied(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+
+    rig.save("a.py", "")  # truncated (and even closed) ...
+    assert rig.step_after(DEBOUNCE)  # judged: it waits
+    assert rig.transactions == []
+    rig.clock.advance(SETTLE / 2)
+    rig.save("a.py", A_NEW)  # ... then the content arrives
+    rig.settle()
+
+    assert rig.transactions == [["a"]]
+    assert (a.f(), a.X) == ("new", 2)
+
+
+def test_an_empty_save_that_stays_empty_keeps_the_old_code(
+    make_rig: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        rig.save("a.py", "\n")
+        rig.settle()
+        rig.save("a.py", "\n")  # saved again: said once
+        rig.settle()
+
+    assert rig.transactions == []
+    assert a.f() == "old"
+    warnings = [r.getMessage() for r in caplog.records if "is empty" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "a keeps running its old code" in warnings[0]
+
+
+def test_a_file_still_open_for_writing_is_waited_for(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+
+    rig.save("a.py", "X = 2\n", MODIFIED)  # parses, but the writer has not closed it
+    assert rig.step_after(SETTLE * 3)
+    assert rig.transactions == []
+    assert rig.watcher._batch.due_in(rig.clock()) == pytest.approx(OPEN_PATIENCE - SETTLE * 3)
+    rig.save("a.py", A_NEW, MODIFIED, CLOSED)
+    rig.settle()
+
+    assert rig.transactions == [["a"]]
+    assert (a.f(), a.X) == ("new", 2)
+
+
+def test_a_backend_without_close_events_does_not_wait_for_them(make_rig: Any) -> None:
+    rig = make_rig(backend=FakeBackend(reports_close=False))
+    rig.project.write("a.py", A_OLD)
+    rig.load("a")
+
+    rig.save("a.py", A_NEW, MODIFIED)
+
+    assert rig.step_after(DEBOUNCE)
+    assert rig.transactions == [["a"]]
+
+
+def test_a_file_that_does_not_parse_waits_then_is_reported_once_then_recovers(
+    make_rig: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        rig.save("a.py", "X = 3\n\n\ndef f(:\n")
+        assert rig.step_after(DEBOUNCE)
+        assert rig.transactions == []  # maybe the rest is on its way
+        rig.settle()  # it is not: the error is the user's
+        assert rig.transactions == [["a"]]
+        assert "a" in rig.results[0].failed
+        rig.save("a.py", "X = 3\n\n\ndef f(:\n")  # the same broken content again
+        rig.settle()
+        assert len(rig.transactions) == 1
+        rig.save("a.py", A_NEW)
+        rig.settle()
+
+    assert rig.transactions == [["a"], ["a"]]
+    assert (a.f(), a.X) == ("new", 2)
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum(message.startswith("hmr: failed to reload a") for message in messages) == 1
+    assert "hmr: a recovered" in messages
+
+
+def test_reverting_a_broken_save_recovers_without_a_reload(
+    make_rig: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    rig.load("a")
+    rig.save("a.py", "raise RuntimeError('boom')\n")
+    rig.settle()
+    assert "a" in rig.results[0].failed
+
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        rig.save("a.py", A_OLD)  # undo: the file is the code that runs again
+        rig.settle()
+
+    assert len(rig.transactions) == 1
+    assert any("a recovered" in record.getMessage() for record in caplog.records)
+    assert "a" not in rig.hmr.reloader.failing
+
+
+def test_an_unreadable_file_keeps_the_old_code_with_one_warning(
+    make_rig: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+    path = rig.path("a.py")
+
+    def refusing_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if file == path:
+            raise PermissionError(13, "Permission denied", file)
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(watcher_module, "open", refusing_open, raising=False)
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        rig.save("a.py", A_NEW)
+        assert rig.step_after(DEBOUNCE)
+        assert rig.transactions == []  # maybe a writer still holds it (Windows): wait
+        rig.settle()
+        rig.emit("a.py", MODIFIED, CLOSED)
+        rig.settle()
+
+    assert rig.transactions == []
+    assert a.f() == "old"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"hmr: cannot read {path} ([Errno 13] Permission denied: {path!r}); a keeps its old code"
+    ]
+    monkeypatch.delattr(watcher_module, "open")  # readable again
+    rig.emit("a.py", MODIFIED, CLOSED)
+    rig.settle()
+    assert rig.transactions == [["a"]]
+    assert a.f() == "new"
+
+
+# -- rename saves, deletion -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("style", ["backup-rename", "temp-rename", "delete-recreate"])
+def test_rename_and_recreate_saves_apply_once(
+    make_rig: Any, caplog: pytest.LogCaptureFixture, style: str
+) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+    path = Path(rig.path("a.py"))
+
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        if style == "backup-rename":  # vim: a.py -> a.py~, then a new a.py
+            os.replace(path, path.with_name("a.py~"))
+            rig.emit("a.py", MOVED_AWAY)
+            assert rig.step_after(DEBOUNCE)  # the file is missing: wait for it
+            assert rig.transactions == []
+            rig.clock.advance(SETTLE / 2)
+            rig.save("a.py", A_NEW, CREATED, MODIFIED, CLOSED)
+        elif style == "temp-rename":  # JetBrains, VS Code: write a.py.tmp, rename over a.py
+            path.with_name("a.py.tmp").write_text(A_NEW)
+            os.replace(path.with_name("a.py.tmp"), path)
+            rig.backend.sink(str(path.with_name("a.py.tmp")), MOVED_AWAY)
+            rig.emit("a.py", CREATED)  # renamed into place: complete, no close event follows
+            assert rig.step_after(DEBOUNCE)  # applied at once, not after OPEN_PATIENCE
+            assert rig.transactions == [["a"]]
+        else:
+            path.unlink()
+            rig.emit("a.py", DELETED)
+            rig.save("a.py", A_NEW, CREATED, MODIFIED, CLOSED)
+        rig.settle()
+
+    assert rig.transactions == [["a"]]
+    assert (a.f(), a.X) == ("new", 2)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # no "deleted"
+
+
+def test_a_deleted_module_warns_once_and_a_recreated_one_applies(
+    make_rig: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        Path(rig.path("a.py")).unlink()
+        rig.emit("a.py", DELETED)
+        rig.settle()
+        rig.emit("a.py", DELETED)
+        rig.settle()
+        assert a.f() == "old"
+        assert rig.transactions == []
+        rig.save("a.py", A_NEW, CREATED, MODIFIED, CLOSED)
+        rig.settle()
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"hmr: {rig.path('a.py')} was deleted; a keeps running its old code"]
+    assert rig.transactions == [["a"]]
+    assert a.f() == "new"
+
+
+def test_a_module_file_replaced_by_a_symlink_out_of_the_project_is_not_followed(
+    make_rig: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+    outside = tmp_path / "elsewhere" / "evil.py"
+    outside.parent.mkdir()
+    outside.write_text("def f():\n    return 'evil'\n")
+    path = Path(rig.path("a.py"))
+    path.unlink()
+    try:
+        path.symlink_to(outside)
+    except (OSError, NotImplementedError) as exc:
+        pytest.skip(f"cannot make symlinks here: {exc}")
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+            rig.emit("a.py", CREATED)
+            rig.settle()
+    finally:
+        path.unlink()  # the project fixture would not see the module as its own any more
+        sys.modules.pop("a", None)
+
+    assert rig.transactions == []
+    assert a.f() == "old"
+    assert any("outside the project; not following it" in r.getMessage() for r in caplog.records)
+
+
+# -- backends -----------------------------------------------------------------------------
+
+
+class ManualPolling(PollingBackend):
+    """The polling backend without its thread: the test calls poll_once."""
+
+    def start(self, sink: Any) -> None:
+        self._sink = sink
+
+
+def test_a_backend_out_of_watches_falls_back_to_polling(
+    make_rig: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watcher_module, "PollingBackend", ManualPolling)
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        rig = make_rig(backend=FakeBackend(refuse=True))
+    try:
+        assert isinstance(rig.watcher.backend, ManualPolling)
+        assert "inotify watch limit reached" in caplog.text
+        assert "polling every" in caplog.text
+        rig.project.write("a.py", A_OLD)
+        (a,) = rig.load("a")
+        rig.watcher.backend.poll_once()  # the baseline of the new folder
+        rig.settle()
+
+        rig.project.write("a.py", A_NEW)
+        rig.watcher.backend.poll_once()
+        rig.settle()
+
+        assert rig.transactions == [["a"]]
+        assert a.f() == "new"
+    finally:
+        rig.watcher.backend.stop()
+
+
+def test_a_folder_made_again_is_watched_anew(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.project.write("pkg/__init__.py", "")
+    rig.project.write("pkg/mod.py", A_OLD)
+    (mod,) = rig.load("pkg.mod")
+    folder = Path(rig.path("pkg"))
+
+    # A branch switch removes the folder and writes it again.
+    moved = folder.with_name("pkg-old")
+    folder.rename(moved)
+    rig.project.write("pkg/__init__.py", "")
+    rig.project.write("pkg/mod.py", A_NEW)
+    rig.watcher._check_folders()
+    rig.settle()
+
+    assert rig.backend.rewatched == [str(folder)]
+    assert rig.transactions == [["pkg.mod"]]
+    assert mod.f() == "new"
+
+
+def test_choose_backend_follows_the_options_and_the_environment() -> None:
+    backend, why = backends.choose_backend("auto", poll_interval=0.5, environ={})
+    assert isinstance(backend, PollingBackend)
+    assert backend.interval == 0.5
+    assert why == "--poll"
+    backend, why = backends.choose_backend("watchdog", environ={"MUCKRACK_HMR_FORCE_POLLING": "1"})
+    assert isinstance(backend, PollingBackend)
+    assert "MUCKRACK_HMR_FORCE_POLLING" in why
+    backend, _ = backends.choose_backend("auto", environ={"MUCKRACK_HMR_FORCE_POLLING": "0"})
+    assert isinstance(backend, backends.WatchdogBackend)
+    backend, _ = backends.choose_backend("watchfiles", environ={})
+    assert isinstance(backend, backends.WatchfilesBackend)
+    with pytest.raises(ValueError, match="unknown backend"):
+        backends.choose_backend("inotify", environ={})
+
+
+def test_wsl_polls_only_for_a_project_on_a_windows_drive() -> None:
+    mounts = (
+        "/dev/sdc / ext4 rw,relatime 0 0\n"
+        "C:\\134 /mnt/c 9p rw,noatime,aname=drvfs 0 0\n"
+        "drvfs /mnt/d drvfs rw 0 0\n"
+    )
+    wsl = "5.15.153.1-microsoft-standard-WSL2"
+    assert backends.windows_drive_mounts(mounts) == ["/mnt/c", "/mnt/d"]
+    assert backends.needs_polling_on_wsl(["/mnt/c/Users/me/app"], wsl, mounts)
+    assert not backends.needs_polling_on_wsl(["/home/me/app"], wsl, mounts)
+    assert not backends.needs_polling_on_wsl(["/mnt/c/app"], "6.1.0-18-amd64", mounts)
+
+
+def test_the_polling_backend_reports_creates_changes_and_deletes(tmp_path: Path) -> None:
+    events: list[tuple[str, str]] = []
+    backend = PollingBackend(interval=60)  # driven by poll_once, not its thread
+    backend._sink = lambda path, kind: events.append((os.path.basename(path), kind))
+    (tmp_path / "a.py").write_text("A = 1\n")
+    (tmp_path / "b.py").write_text("B = 1\n")
+    backend.watch(str(tmp_path))
+
+    backend.poll_once()
+    assert events == []
+    (tmp_path / "a.py").write_text("A = 22\n")
+    (tmp_path / "b.py").unlink()
+    (tmp_path / "c.py").write_text("C = 1\n")
+    backend.poll_once()
+
+    assert sorted(events) == [("a.py", MODIFIED), ("b.py", DELETED), ("c.py", CREATED)]
+
+
+# -- the safe point -----------------------------------------------------------------------
+
+
+def test_a_reload_waits_while_another_thread_holds_the_import_lock(
+    make_rig: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    rig.load("a")
+    answers = [True, True, True, False]
+    seen: list[bool] = []
+
+    def lock_held() -> bool:
+        answer = answers.pop(0) if answers else False
+        seen.append(answer)
+        if not answer:
+            assert rig.transactions == []  # nothing ran while the lock was held
+        return answer
+
+    monkeypatch.setattr(watcher_module._imp, "lock_held", lock_held)
+    rig.save("a.py", A_NEW)
+    rig.settle()
+
+    assert seen[:4] == [True, True, True, False]
+    assert rig.transactions == [["a"]]
+
+
+def test_another_thread_in_the_middle_of_an_import_is_seen(make_rig: Any) -> None:
+    rig = make_rig()
+    release = threading.Event()
+    entered = threading.Event()
+    sys.modules["hmr_test_gate"] = type(sys)("hmr_test_gate")
+    sys.modules["hmr_test_gate"].release = release  # type: ignore[attr-defined]
+    sys.modules["hmr_test_gate"].entered = entered  # type: ignore[attr-defined]
+    rig.project.write(
+        "slow_import.py",
+        "import hmr_test_gate\nhmr_test_gate.entered.set()\nhmr_test_gate.release.wait(30)\n",
+    )
+    thread = threading.Thread(target=importlib.import_module, args=("slow_import",))
+    try:
+        assert rig.watcher._other_thread_importing() is None
+        thread.start()
+        assert entered.wait(15)
+        ident, _ = rig.watcher._other_thread_importing() or (None, None)
+        assert ident == thread.ident
+    finally:
+        release.set()
+        thread.join(15)
+        sys.modules.pop("hmr_test_gate", None)
+    assert rig.watcher._other_thread_importing() is None
+
+
+# -- data files ---------------------------------------------------------------------------
+
+UTIL = """\
+import json
+import os
+
+
+def load(name):
+    with open(os.path.join(os.path.dirname(__file__), name)) as handle:
+        return json.load(handle)
+"""
+
+
+def test_a_data_file_read_at_import_reloads_the_module_that_read_it(make_rig: Any) -> None:
+    rig = make_rig(watch_data=True)
+    rig.project.write("config.json", '{"value": 1}')
+    rig.project.write("notes.json", '{"value": 1}')
+    rig.project.write("util.py", UTIL)
+    rig.project.write("settings.py", "import util\n\nVALUE = util.load('config.json')['value']\n")
+    util, settings = rig.load("util", "settings")
+    assert settings.VALUE == 1
+    assert util.load("notes.json") == {"value": 1}  # read at run time: not credited
+    rig.watcher.refresh()
+    assert rig.watcher.data is not None
+    # Credited to the module whose import read it, not to the helper that opened it.
+    assert rig.watcher.data.owners == {rig.path("config.json"): {"settings"}}
+
+    os.utime(rig.path("config.json"))
+    rig.emit("config.json", TOUCHED)
+    rig.settle()
+    assert rig.transactions == []
+    rig.project.write("config.json", '{"value": 2}')
+    rig.emit("config.json", MODIFIED, CLOSED)
+    rig.settle()
+
+    assert rig.transactions == [["settings"]]
+    assert settings.VALUE == 2
+
+
+def test_data_files_are_not_followed_by_default(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.project.write("config.json", '{"value": 1}')
+    rig.project.write("util.py", UTIL)
+    rig.project.write("settings.py", "import util\n\nVALUE = util.load('config.json')['value']\n")
+    rig.load("util", "settings")
+
+    assert rig.watcher.data is None
+    rig.project.write("config.json", '{"value": 2}')
+    rig.backend.sink(rig.path("config.json"), MODIFIED)
+    rig.settle()
+    assert rig.transactions == []
+
+
+def test_include_globs_follow_matching_data_files_only(make_rig: Any) -> None:
+    rig = make_rig(include=["*.dat"])
+    rig.project.write("table.dat", "1")
+    rig.project.write("config.json", '{"value": 1}')
+    rig.project.write(
+        "reader.py",
+        "import json\n"
+        "with open(__file__.replace('reader.py', 'table.dat')) as handle:\n"
+        "    TABLE = int(handle.read())\n"
+        "with open(__file__.replace('reader.py', 'config.json')) as handle:\n"
+        "    VALUE = json.load(handle)['value']\n",
+    )
+    (reader,) = rig.load("reader")
+    rig.watcher.refresh()
+    assert rig.watcher.data is not None
+    assert set(rig.watcher.data.owners) == {rig.path("table.dat")}
+
+    rig.project.write("table.dat", "2")
+    rig.emit("table.dat", MODIFIED, CLOSED)
+    rig.settle()
+
+    assert rig.transactions == [["reader"]]
+    assert reader.TABLE == 2
