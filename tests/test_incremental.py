@@ -421,3 +421,26 @@ def test_editing_method_bodies_does_not_run_the_class_statement_again(
         "v2-label",
         "v2-helper",
     )
+
+
+def test_a_summary_reuses_the_analysis_of_unchanged_statements() -> None:
+    from muckrack_hmr.analysis import summarize
+
+    before = "import a\n\nX = a.f(1)\n\n\ndef g():\n    return a.h()\n"
+    after = "import a\n\nX = a.f(2)\n\n\ndef g():\n    return a.h()\n\nY = g()\n"
+    old = summarize(before, "m.py", None)
+    reused = summarize(after, "m.py", None, old)
+    fresh = summarize(after, "m.py", None)
+
+    def facts(summary: Any) -> list[tuple[Any, ...]]:
+        return [
+            (s.text, s.binds, s.reads, s.calls, s.body_reads, s.body_calls, s.node.lineno)
+            for s in summary.statements
+        ]
+
+    assert facts(reused) == facts(fresh)
+    assert reused.imports == fresh.imports
+    # The unchanged ``def g`` was not analyzed again; the edited statement was.
+    assert reused.statements[2].body_calls is old.statements[2].body_calls
+    assert reused.statements[1].reads is not old.statements[1].reads
+    assert reused.statements[2].node is not old.statements[2].node

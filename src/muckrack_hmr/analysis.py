@@ -245,21 +245,47 @@ def _absolute(node: ast.ImportFrom, package: str | None) -> str | None:
     return f"{bits[0]}.{source}" if source else bits[0]
 
 
-def summarize(source: bytes | str, filename: str, package: str | None) -> ModuleSummary:
-    """Parse ``source`` (raises SyntaxError) and describe its top-level statements."""
+def summarize(
+    source: bytes | str,
+    filename: str,
+    package: str | None,
+    previous: ModuleSummary | None = None,
+) -> ModuleSummary:
+    """Parse ``source`` (raises SyntaxError) and describe its top-level statements.
+
+    What a statement binds, reads and calls depends on its code alone: the
+    statements of ``previous`` (the same module before an edit) with the
+    same text are not analyzed again.
+    """
     tree = ast.parse(source, filename)
     text = importlib.util.decode_source(source) if isinstance(source, bytes) else source
     lines = text.splitlines(keepends=True)
+    known = {} if previous is None else {s.text: s for s in previous.statements}
     statements = []
     for node in tree.body:
-        collector = _Collector()
-        collector.visit(node)
         first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
         segment = "".join(lines[first - 1 : node.end_lineno])
+        key = f"{node.col_offset}:{node.end_col_offset}:{segment}"
+        twin = known.get(key)
+        if twin is not None:
+            statements.append(
+                Statement(
+                    node,
+                    key,
+                    twin.binds,
+                    twin.reads,
+                    twin.calls,
+                    twin.body_reads,
+                    twin.body_calls,
+                )
+            )
+            continue
+        collector = _Collector()
+        collector.visit(node)
         statements.append(
             Statement(
                 node=node,
-                text=f"{node.col_offset}:{node.end_col_offset}:{segment}",
+                text=key,
                 binds=frozenset(collector.binds),
                 reads=frozenset(collector.reads),
                 calls=frozenset(collector.calls),

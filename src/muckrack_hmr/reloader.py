@@ -485,10 +485,11 @@ class Reloader:
                 return self._reexecute(name)
             old_source = source
         try:
-            new = self.sources.summary(filename, source, package)
-            old = (
-                new if old_source is source else self.sources.summary(filename, old_source, package)
-            )
+            if old_source is source:
+                old = new = self.sources.summary(filename, source, package)
+            else:
+                old = self.sources.summary(filename, old_source, package)
+                new = self.sources.summary(filename, source, package, old)
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
             self._fail(name, exc)
             return None

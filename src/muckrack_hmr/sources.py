@@ -201,12 +201,22 @@ class SourceStore:
         kept = self._kept.get(name)
         return None if kept is None else zlib.decompress(self._spill.get(kept))
 
-    def summary(self, filename: str, source: bytes, package: str | None) -> ModuleSummary:
-        """``source`` parsed; the last few are kept (an edit compares two of them)."""
+    def summary(
+        self,
+        filename: str,
+        source: bytes,
+        package: str | None,
+        previous: ModuleSummary | None = None,
+    ) -> ModuleSummary:
+        """``source`` parsed; the last few are kept (an edit compares two of them).
+
+        ``previous``, the module parsed before an edit, spares analyzing its
+        unchanged statements again.
+        """
         key = (filename, hashlib.blake2b(source, digest_size=16).digest())
         summary = self._summaries.get(key)
         if summary is None:
-            summary = summarize(source, filename, package)
+            summary = summarize(source, filename, package, previous)
             self._summaries[key] = summary
             if len(self._summaries) > _SUMMARY_CACHE_SIZE:
                 self._summaries.popitem(last=False)
