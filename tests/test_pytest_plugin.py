@@ -80,7 +80,12 @@ def watch(core_env: dict[str, str]) -> Iterator[Callable[..., Watch]]:
     children: list[Child] = []
 
     def start(
-        proj: Path, *args: str, cli: bool = False, autoload: bool = False, stdin: bool = False
+        proj: Path,
+        *args: str,
+        cli: bool = False,
+        autoload: bool = False,
+        stdin: bool = False,
+        flag: str = "--hmr",
     ) -> Watch:
         env = dict(core_env)
         if autoload or cli:
@@ -91,7 +96,7 @@ def watch(core_env: dict[str, str]) -> Iterator[Callable[..., Watch]]:
             plugin = PLUGIN
         command = ("-u", "-m", "muckrack.hmr", "-m", "pytest") if cli else ("-u", "-m", "pytest")
         child = Child(
-            [*plugin, "--hmr", "-v", "-p", "no:cacheprovider", *args],
+            [*plugin, flag, "-v", "-p", "no:cacheprovider", *args],
             cwd=proj,
             env=env,
             command=command,
@@ -458,8 +463,11 @@ def test_commands_and_exit_code(proj: Path, watch: Callable[..., Watch]) -> None
     assert session.child.wait() == 1  # the last run failed
 
 
-def test_hmr_all_runs_everything(proj: Path, watch: Callable[..., Watch]) -> None:
-    session = watch(project(proj), "--hmr-all")
+@pytest.mark.parametrize("options", [["--hmr", "--hmr-all"], ["--hmr-all"]], ids=["both", "alone"])
+def test_hmr_all_runs_everything(
+    proj: Path, watch: Callable[..., Watch], options: list[str]
+) -> None:
+    session = watch(project(proj), *options[1:], flag=options[0])
     assert session.run().summary.startswith("3 passed")
     write(proj / "app" / "text.py", "def shout(word):\n    return word.upper() + ''\n")
     run = session.run()
@@ -477,6 +485,9 @@ def test_under_the_cli(proj: Path, watch: Callable[..., Watch]) -> None:
     run = session.run()
     assert run.outcomes == {f"{TEXT}::test_shout": "FAILED"}
     assert run.has("E       AssertionError: assert 'Hi' == 'HI'")
+    # Said once, by the loop: not a second time by the CLI's log handler.
+    assert sum("hmr: reloaded app.text" in line for line in run.lines) == 1
+    assert "hmr: reloaded" not in session.child.stderr_text()
 
 
 # -- the differential test: the runs of --hmr against fresh pytest runs ------------

@@ -146,6 +146,39 @@ def test_syntax_error_keeps_the_old_code(
     assert a.f() == "new"
 
 
+def test_an_error_raised_in_a_library_is_located_in_the_users_code(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write("a.py", "import json\nCONFIG = json.loads('{}')\n")
+    a = importlib.import_module("a")
+    assert a.CONFIG == {}
+    # json raises deep inside the standard library.
+    project.write("a.py", "import json\nCONFIG = json.loads('{bad')\n")
+    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+        assert hmr.reload_module("a")[0] == []
+    assert a.CONFIG == {}
+    summary = caplog.records[0].getMessage().splitlines()[0]
+    assert f"({project.root / 'a.py'}:2)" in summary
+    assert "JSONDecodeError" in summary
+    assert "decoder.py" not in summary
+
+
+def test_a_message_on_several_lines_is_summarized_on_one(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write("a.py", "X = 1\n")
+    a = importlib.import_module("a")
+    project.write("a.py", "X = 2\nraise RuntimeError('first line\\nsecond line')\n")
+    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+        assert hmr.reload_module("a")[0] == []
+    assert a.X == 1
+    message = caplog.records[0].getMessage()
+    summary, _, rest = message.partition("\n")
+    assert "RuntimeError: first line [...]; the old code keeps running" in summary
+    assert "second line" not in summary
+    assert "second line" in rest  # the traceback has all of it
+
+
 def test_system_exit_in_module_code_does_not_end_the_program(project: Project, hmr: Any) -> None:
     project.write("a.py", "X = 1\n")
     a = importlib.import_module("a")

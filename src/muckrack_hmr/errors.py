@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import sysconfig
 import traceback
 from types import FrameType, TracebackType
 
-__all__ = ["location_of", "strip_own_frames", "user_traceback"]
+__all__ = ["first_line", "location_of", "strip_own_frames", "user_traceback"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
 # Frames of the import machinery are noise in a user's traceback too.
@@ -37,17 +38,54 @@ def strip_own_frames(tb: TracebackType | None) -> TracebackType | None:
     return result
 
 
+def _library_prefixes() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    found = {
+        os.path.realpath(paths[key]) + os.sep
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if key in paths
+    }
+    return tuple(sorted(found))
+
+
+_LIBRARIES = _library_prefixes()
+
+
+def _is_library(filename: str) -> bool:
+    if filename.startswith("<"):
+        return True  # <frozen ...>, <string>: not a file the user edits
+    path = os.path.realpath(filename)
+    parts = path.split(os.sep)
+    return path.startswith(_LIBRARIES) or "site-packages" in parts or "dist-packages" in parts
+
+
 def location_of(exc: BaseException) -> str:
-    """``file:line`` of the innermost user frame, or of the syntax error."""
+    """``file:line`` of the syntax error, or of the innermost frame in the user's code.
+
+    An error raised inside the standard library or an installed package
+    (``json.loads`` of bad text, a framework refusing a call) is located where
+    the user's code called it; the traceback shows the rest.
+    """
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{exc.filename}:{exc.lineno}"
-    where = ""
+    innermost = user = ""
     tb = exc.__traceback__
     while tb is not None:
         if not _is_own_frame(tb.tb_frame):
-            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+            filename = tb.tb_frame.f_code.co_filename
+            innermost = f"{filename}:{tb.tb_lineno}"
+            if not _is_library(filename):
+                user = innermost
         tb = tb.tb_next
-    return where or "<unknown>"
+    return user or innermost or "<unknown>"
+
+
+def first_line(exc: BaseException) -> str:
+    """The exception's message on one line (the traceback that follows has all of it)."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return ""
+    return lines[0] + (" [...]" if len(lines) > 1 else "")
 
 
 def user_traceback(exc: BaseException) -> str:

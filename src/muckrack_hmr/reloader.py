@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import Any
 
-from .errors import location_of, user_traceback
+from .errors import first_line, location_of, user_traceback
 from .incremental import (
     Changes,
     ChangeSet,
@@ -553,7 +553,7 @@ class Reloader:
             name,
             location_of(exc),
             type(exc).__name__,
-            exc,
+            first_line(exc),
             user_traceback(exc),
         )
         self.hooks.report_error(name, exc)

@@ -26,7 +26,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--hmr-all",
         action="store_true",
         default=False,
-        help="with --hmr: re-run every test after each change",
+        help="--hmr, re-running every test after each change",
     )
     group.addoption(
         "--hmr-debounce",
@@ -50,7 +50,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
     # Outside pytest's capturing (it starts in a wrapper of this hook too),
     # and before the conftests, the test modules and the code under test are
     # imported: from here on every import is tracked.
-    if getattr(early_config.known_args_namespace, "hmr", False):
+    known = early_config.known_args_namespace
+    if getattr(known, "hmr", False) or getattr(known, "hmr_all", False):
         from muckrack_hmr.integrations import pytest_watch
 
         pytest_watch.install(early_config)
@@ -58,7 +59,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("hmr", False):
+    if config.getoption("hmr", False) or config.getoption("hmr_all", False):
         from muckrack_hmr.integrations import pytest_watch
 
         pytest_watch.configure(config)

@@ -27,6 +27,7 @@ import importlib
 import inspect
 import logging
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterable
@@ -52,7 +53,10 @@ _WARM_BATCH = 8
 
 
 def _digest(path: str) -> bytes | None:
+    """The content's digest, for a regular file only: opening a FIFO would block."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         with open(path, "rb") as handle:
             return hashlib.blake2b(handle.read(), digest_size=16).digest()
     except OSError:
@@ -392,9 +396,11 @@ class WatchLoop:
                         )
                     changes.paths.extend(sorted(changes.candidates))
                 continue
+            known = path in self.digests
+            if not known and path not in loaded and not path.endswith((".py", ".pyw")):
+                continue  # a log, a data file, a pipe: nothing the tests import
             exists = os.path.exists(path)
             digest = _digest(path) if exists else None
-            known = path in self.digests
             if known and digest == self.digests[path]:
                 continue  # touched, or saved unchanged
             if exists and digest is not None and os.path.getsize(path) == 0 and known:
@@ -597,12 +603,16 @@ class WatchLoop:
         for module in self._test_modules():
             if sys.modules.get(module.__name__) is module:
                 hidden[module.__name__] = sys.modules.pop(module.__name__)
+        # The loop prints what the reload did itself: the engine's own log
+        # lines (the CLI's handler, under ``python -m muckrack.hmr``) would
+        # say it a second time.
         messages = _Messages()
-        log.addHandler(messages)
+        handlers, propagate = log.handlers, log.propagate
+        log.handlers, log.propagate = [messages], False
         try:
             result = self.hmr.reloader.reload_result(names)
         finally:
-            log.removeHandler(messages)
+            log.handlers, log.propagate = handlers, propagate
             for name, module in hidden.items():
                 sys.modules.setdefault(name, module)
         return result, messages.lines
