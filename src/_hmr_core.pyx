@@ -213,6 +213,9 @@ cdef class DependencyGraph:
 
     def add_binding(self, str importer, str imported, str name):
         """Record that ``importer`` ran ``from imported import name``."""
+        # Interned (see the twin): binders() compares by identity first.
+        imported = sys.intern(imported)
+        name = sys.intern(name)
         cdef list flat = self._bindings.get(importer)
         cdef Py_ssize_t index
         if flat is None:
@@ -248,6 +251,8 @@ cdef class DependencyGraph:
         cdef dict bindings = self._bindings
         cdef list flat
         cdef PyObject* entry
+        cdef str interned = sys.intern(imported)
+        cdef PyObject* key = <PyObject*>interned
         cdef Py_ssize_t index, length
         for source in <list>self._in[<Py_ssize_t>found_node]:
             importer = names_list[<Py_ssize_t>source]
@@ -257,7 +262,8 @@ cdef class DependencyGraph:
             flat = <list>entry
             length = len(flat)
             for index in range(0, length, 2):
-                if flat[index] == imported and flat[index + 1] in wanted:
+                # Interned by add_binding: the same module is the same object.
+                if <PyObject*>flat[index] == key and flat[index + 1] in wanted:
                     found.append(importer)
                     break
         return found

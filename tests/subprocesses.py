@@ -202,3 +202,21 @@ class Child:
             for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
                 if pipe is not None:
                     pipe.close()
+
+
+# A module before and after an edit: a constant and a function change.
+A_OLD = """\
+X = 1
+
+
+def f():
+    return "old"
+"""
+
+A_NEW = """\
+X = 2
+
+
+def f():
+    return "new"
+"""

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from .subprocesses import (
+    A_NEW,
+    A_OLD,
     Child,
     facts_of,
     run_hmr,
@@ -423,22 +425,6 @@ def test_version_names_the_core(proj: Path, core_env: dict[str, str], core_name:
 
 
 # -- 9. reloading through __hmr__ ----------------------------------------------------
-
-A_OLD = """\
-X = 1
-
-
-def f():
-    return "old"
-"""
-
-A_NEW = """\
-X = 2
-
-
-def f():
-    return "new"
-"""
 
 
 def test_reload_module_rebinds_from_imports_in_main(proj: Path, core_env: dict[str, str]) -> None:

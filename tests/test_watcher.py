@@ -18,23 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from .subprocesses import Child, contains, run_hmr, save_atomically, starts, write
-
-A_OLD = """\
-X = 1
-
-
-def f():
-    return "old"
-"""
-
-A_NEW = """\
-X = 2
-
-
-def f():
-    return "new"
-"""
+from .subprocesses import (
+    A_NEW,
+    A_OLD,
+    Child,
+    contains,
+    run_hmr,
+    save_atomically,
+    starts,
+    write,
+)
 
 B_OLD = "Y = 1\n"
 B_NEW = "Y = 2\n"

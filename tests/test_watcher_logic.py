@@ -35,6 +35,7 @@ from muckrack_hmr.backends import (
 from muckrack_hmr.debounce import MAX_QUIET, Batch
 from muckrack_hmr.watcher import OPEN_PATIENCE, SETTLE, Watcher
 from tests.conftest import Project
+from tests.subprocesses import A_NEW, A_OLD
 
 DEBOUNCE = 0.005
 
@@ -151,23 +152,6 @@ def make_rig(project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch) -> Ite
     finally:
         for rig in rigs:
             rig.watcher.stop()
-
-
-A_OLD = """\
-X = 1
-
-
-def f():
-    return "old"
-"""
-
-A_NEW = """\
-X = 2
-
-
-def f():
-    return "new"
-"""
 
 
 # -- the debounce ----------------------------------------------------------------

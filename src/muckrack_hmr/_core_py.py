@@ -122,6 +122,9 @@ class DependencyGraph:
 
     def add_binding(self, importer: str, imported: str, name: str) -> None:
         """Record that ``importer`` ran ``from imported import name``."""
+        # Interned: module names recur in every importer's list, and lookups
+        # compare by identity first.
+        imported, name = sys.intern(imported), sys.intern(name)
         flat = self._bindings.get(importer)
         if flat is None:
             self._bindings[importer] = [imported, name]

@@ -351,15 +351,22 @@ def run_all(
     changes = Changes(old=old)
     flags = _future_flags(summary)
     for statement in summary.statements:
-        code = compile_one(statement.node, filename, flags)
-        try:
-            exec(code, namespace)
-        except BaseException as exc:
-            _undo_bodies(changes)
-            raise StatementError(str(exc)) from exc
+        _run_statement(statement, namespace, filename, flags, changes)
         if isinstance(statement.node, ast.ClassDef):
             _adopt_class(namespace, statement.node.name, old, changes)
     return changes
+
+
+def _run_statement(
+    statement: Statement, namespace: dict[str, Any], filename: str, flags: int, changes: Changes
+) -> None:
+    """Run one top-level statement; if it raises, undo this reload's patches (StatementError)."""
+    code = compile_one(statement.node, filename, flags)
+    try:
+        exec(code, namespace)
+    except BaseException as exc:
+        _undo_bodies(changes)
+        raise StatementError(str(exc)) from exc
 
 
 def _future_flags(summary: ModuleSummary) -> int:
@@ -432,12 +439,7 @@ def plan_and_run(
                     behaviors.add(statement.node.name)  # type: ignore[attr-defined]
                 continue
         before = {name: namespace.get(name, _MISSING) for name in statement.binds}
-        code = compile_one(statement.node, filename, flags)
-        try:
-            exec(code, namespace)
-        except BaseException as exc:
-            _undo_bodies(changes)
-            raise StatementError(str(exc)) from exc
+        _run_statement(statement, namespace, filename, flags, changes)
         changes.executed += 1
         if not must_run:
             continue  # only moved: same definition, no change to report

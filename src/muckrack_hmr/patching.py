@@ -447,30 +447,26 @@ def _restore_member(cls: type, key: str, value: Any) -> None:
         type.__setattr__(cls, key, value)
 
 
+# What a patch gives an old function; what an undo puts back.
+_FUNCTION_STATE = (
+    "__code__",
+    "__defaults__",
+    "__kwdefaults__",
+    "__annotations__",
+    "__doc__",
+    "__name__",
+    "__qualname__",
+)
+
+
 def _function_state(function: types.FunctionType) -> tuple[Any, ...]:
-    return (
-        function.__code__,
-        function.__defaults__,
-        function.__kwdefaults__,
-        function.__annotations__,
-        function.__doc__,
-        function.__name__,
-        function.__qualname__,
-        dict(function.__dict__),
-    )
+    return (*(getattr(function, key) for key in _FUNCTION_STATE), dict(function.__dict__))
 
 
 def _restore_function(function: types.FunctionType, state: tuple[Any, ...]) -> None:
-    (
-        function.__code__,
-        function.__defaults__,
-        function.__kwdefaults__,
-        function.__annotations__,
-        function.__doc__,
-        function.__name__,
-        function.__qualname__,
-        attributes,
-    ) = state
+    *values, attributes = state
+    for key, value in zip(_FUNCTION_STATE, values, strict=True):
+        setattr(function, key, value)
     function.__dict__.clear()
     function.__dict__.update(attributes)
 
