@@ -72,14 +72,6 @@ class Changes:
 #: (local name, module, attribute or None): what one top-level import binds.
 Binding = tuple[str, str, "str | None"]
 
-# Kept for every module, so equal tuples are shared: every module of an app
-# spells its imports (and what its functions use) alike.
-_shared: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}
-
-
-def _share(items: tuple[Any, ...]) -> Any:
-    return _shared.setdefault(items, items) if items else ()
-
 
 @dataclass(frozen=True, slots=True)
 class Consumption:
@@ -133,9 +125,21 @@ def bindings_of(imports: dict[str, tuple[str, str | None]]) -> list[Binding]:
 
 
 def consumption_of(
-    summary: ModuleSummary, is_project: Callable[[str], bool] = lambda name: True
+    summary: ModuleSummary,
+    is_project: Callable[[str], bool] = lambda name: True,
+    shared: dict[Any, Any] | None = None,
 ) -> Consumption:
-    """Boil a parsed module down to what it consumes from the project modules it imports."""
+    """Boil a parsed module down to what it consumes from the project modules it imports.
+
+    ``shared`` maps tuples to one equal copy: consumptions are kept for every
+    module, and every module of an app spells its imports (and what its
+    functions use) alike, so equal tuples are kept once.
+    """
+    table: dict[Any, Any] = {} if shared is None else shared
+
+    def _share(items: tuple[Any, ...]) -> Any:
+        return table.setdefault(items, items) if items else ()
+
     intern = sys.intern
     imports: list[Binding] = []
     for local, module, attr in bindings_of(summary.imports):

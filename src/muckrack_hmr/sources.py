@@ -136,6 +136,8 @@ class SourceStore:
         #: most names have a few users, and this is kept for all of them.
         self.consumers: dict[tuple[str, str], tuple[str, ...]] = {}
         self._keys: dict[tuple[str, str], tuple[str, str]] = {}  # one tuple per key
+        # Equal tuples of the consumptions, kept once (see consumption_of).
+        self._shared: dict[Any, Any] = {}
 
     def __contains__(self, name: object) -> bool:
         return name in self._kept
@@ -194,7 +196,7 @@ class SourceStore:
             self._kept = self._spill.compacted(self._kept)
         self._forget_consumption(name)
         if summary is not None:
-            self._index(name, consumption_of(summary, self.is_project))
+            self._index(name, consumption_of(summary, self.is_project, self._shared))
 
     def ran(self, name: str) -> bytes | None:
         """The source ``name`` last ran, if it was kept."""
@@ -246,7 +248,7 @@ class SourceStore:
             )
         except (SyntaxError, ValueError, OSError, zlib.error):
             return None
-        found = consumption_of(summary, self.is_project)
+        found = consumption_of(summary, self.is_project, self._shared)
         self._index(name, found)
         return found
 
@@ -288,4 +290,8 @@ class SourceStore:
                 break
             if name not in self._consumptions and self.consumption(name) is not None:
                 done += 1
+        else:
+            # Every module is analyzed: the table that made their equal tuples
+            # one copy has done its work (what it holds stays shared).
+            self._shared.clear()
         return done
