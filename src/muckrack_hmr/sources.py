@@ -111,10 +111,6 @@ class _Spill:
             self._file, self._end, self._garbage = fresh._file, fresh._end, 0
         return moved
 
-    def close(self) -> None:
-        with self._lock:
-            self._file.close()
-
 
 class SourceStore:
     """The sources project modules last ran, and the index of what they use."""
