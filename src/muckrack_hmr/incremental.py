@@ -105,7 +105,7 @@ class Consumption:
         return (
             not values.isdisjoint(self.at_import)
             or not behaviors.isdisjoint(self.at_import)
-            or any(attr is not None and local in values for local, _, attr in self.imports)
+            or not values.isdisjoint(self.from_binds)
         )
 
     def behaviors_through(self, values: set[str], behaviors: set[str]) -> set[str]:

@@ -138,10 +138,6 @@ class SourceStore:
     def __contains__(self, name: object) -> bool:
         return name in self._kept
 
-    def analyzed(self, name: str) -> bool:
-        """Is ``name`` in the index of what modules use?"""
-        return name in self._consumptions
-
     @property
     def analyzed_modules(self) -> Mapping[str, object]:
         """The modules in the index of what modules use (a read-only view)."""
