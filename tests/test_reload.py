@@ -6,6 +6,7 @@ import importlib
 import logging
 import os
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -68,6 +69,56 @@ def test_reads_the_source_never_a_stale_pyc(project: Project, hmr: Any) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     hmr.reload_module("same")
     assert module.X == 2
+
+
+def test_other_threads_never_see_a_name_missing_while_a_module_runs_again(
+    project: Project, hmr: Any
+) -> None:
+    project.write("paced.py", "import time\n\nX = 1\ntime.sleep(0.05)\nY = 2\n")
+    paced = importlib.import_module("paced")
+    misses: list[str] = []
+    reads = 0
+    stop = threading.Event()
+
+    def read() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            for name in ("X", "Y", "time"):
+                if not hasattr(paced, name):
+                    misses.append(name)
+            reads += 1
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        # Unchanged source, asked for by name: the module runs again whole,
+        # sleeping half-way while the reader keeps reading.
+        assert hmr.reload_module("paced")[0] == ["paced"]
+    finally:
+        stop.set()
+        reader.join(timeout=10)
+    assert not reader.is_alive()
+    assert reads > 0
+    assert misses == []
+    assert (paced.X, paced.Y) == (1, 2)
+
+
+def test_names_bound_out_of_sight_survive_a_whole_run(project: Project, hmr: Any) -> None:
+    project.write("consts.py", "__all__ = ['K']\nK = 7\n")
+    project.write(
+        "dyn.py",
+        "from consts import *\nfor _name in ('A', 'B'):\n    globals()[_name] = _name\n",
+    )
+    project.write("star.py", "from consts import *\nGONE = 1\n")
+    dyn = importlib.import_module("dyn")
+    star = importlib.import_module("star")
+    assert (dyn.A, dyn.B, dyn.K, star.K, star.GONE) == ("A", "B", 7, 7, 1)
+    assert hmr.reload_module("dyn")[0] == ["dyn"]
+    assert (dyn.A, dyn.B, dyn.K) == ("A", "B", 7)
+    project.write("star.py", "from consts import *\n")
+    assert "star" in hmr.reload_module("star")[0]
+    assert star.K == 7
+    assert not hasattr(star, "GONE")
 
 
 def test_names_removed_from_the_source_disappear(project: Project, hmr: Any) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import __future__
 
 import ast
+import importlib.util
 import sys
 import types
 from collections.abc import Callable, Iterable
@@ -36,6 +37,7 @@ __all__ = [
     "Changes",
     "Consumption",
     "StatementError",
+    "bound_names",
     "consumption_of",
     "plan_and_run",
     "translate_incoming",
@@ -371,6 +373,59 @@ def _run_statement(
     except BaseException as exc:
         _undo_bodies(changes)
         raise StatementError(str(exc)) from exc
+
+
+# Calls through which a module can bind names its statements do not show.
+_DYNAMIC_BINDERS = frozenset({"globals", "vars", "setattr", "exec", "locals"})
+
+
+def bound_names(summary: ModuleSummary, package: str | None) -> set[str] | None:
+    """Every name a run of ``summary`` may bind in its module, or None if it cannot be told.
+
+    Names bound by assignments, definitions and imports at any depth of the
+    top level, names declared ``global`` in functions, and the names a star
+    import brings.  None when the module may bind names dynamically
+    (``globals()``, ``setattr``, ``exec``, ``__dict__``) or star-imports a
+    module that is not loaded.
+    """
+    bound: set[str] = set()
+    for statement in summary.statements:
+        bound |= statement.binds
+        for node in ast.walk(statement.node):
+            if isinstance(node, ast.Global):
+                bound.update(node.names)
+            elif _binds_dynamically(node):
+                return None
+            elif isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+                exported = _star_exports(node, package)
+                if exported is None:
+                    return None
+                bound |= exported
+    return bound
+
+
+def _binds_dynamically(node: ast.AST) -> bool:
+    if isinstance(node, ast.Attribute):
+        return node.attr == "__dict__"
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _DYNAMIC_BINDERS
+    )
+
+
+def _star_exports(node: ast.ImportFrom, package: str | None) -> set[str] | None:
+    relative = "." * node.level + (node.module or "")
+    try:
+        source = sys.modules.get(importlib.util.resolve_name(relative, package))
+    except (ImportError, ValueError):
+        return None
+    if source is None:
+        return None
+    names = getattr(source, "__all__", None)
+    if names is None:
+        return {name for name in vars(source) if not name.startswith("_")}
+    return {name for name in names if isinstance(name, str)}
 
 
 def _future_flags(summary: ModuleSummary) -> int:

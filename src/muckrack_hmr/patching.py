@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["PatchReport", "patch_bodies", "patch_namespace"]
+__all__ = ["PatchReport", "patch_bodies", "patch_namespace", "refill"]
 
 log = logging.getLogger("muckrack_hmr")
 
@@ -259,9 +259,7 @@ class _Patcher:
         old.__doc__ = new.__doc__
         old.__name__ = new.__name__
         old.__qualname__ = new.__qualname__
-        attributes = {key: self.map(value) for key, value in new.__dict__.items()}
-        old.__dict__.clear()
-        old.__dict__.update(attributes)
+        refill(old.__dict__, {key: self.map(value) for key, value in new.__dict__.items()})
 
     def _set_member(self, cls: type, key: str, value: Any) -> None:
         self._remember_member(cls, key)
@@ -432,6 +430,17 @@ def _adopt_members(old: Any, new: Any, added: list[str]) -> str | None:
 _ABSENT = object()
 
 
+def refill(target: dict[str, Any], items: dict[str, Any]) -> None:
+    """Make ``target`` hold exactly ``items``, never missing a name on the way.
+
+    Other threads keep running during a reload: a clear-then-update would
+    let them see a module (or a function) without a name it always has.
+    """
+    target.update(items)
+    for key in [key for key in target if key not in items]:
+        del target[key]
+
+
 def _refill(targets: tuple[Any, ...], copies: list[Any]) -> None:
     for target, copy in zip(targets, copies, strict=True):
         target.clear()
@@ -467,8 +476,7 @@ def _restore_function(function: types.FunctionType, state: tuple[Any, ...]) -> N
     *values, attributes = state
     for key, value in zip(_FUNCTION_STATE, values, strict=True):
         setattr(function, key, value)
-    function.__dict__.clear()
-    function.__dict__.update(attributes)
+    refill(function.__dict__, attributes)
 
 
 def _unwrap_pair(old: Any, new: Any) -> tuple[types.FunctionType, types.FunctionType] | None:

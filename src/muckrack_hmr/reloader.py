@@ -34,11 +34,12 @@ from .incremental import (
     ChangeSet,
     StatementError,
     bindings_of,
+    bound_names,
     plan_and_run,
     run_all,
     translate_incoming,
 )
-from .patching import PatchReport, patch_bodies, patch_namespace
+from .patching import PatchReport, patch_bodies, patch_namespace, refill
 from .rebinding import rebind_importers
 from .sources import SourceStore, read_source
 
@@ -73,6 +74,9 @@ _MODULE_METADATA = frozenset(
         "__cached__",
     }
 )
+
+
+_GONE = object()
 
 
 @dataclass
@@ -402,25 +406,20 @@ class Reloader:
         with tracker.lock:
             saved_edges = self.graph.clear_dependencies(name)
             tracker.forget_statements(name)
-        # Clear the namespace so that names deleted from the source disappear.
-        # Submodules stay: the import system set them and will not set them again.
-        prefix = name + "."
-        for key, value in snapshot.items():
-            if key in _MODULE_METADATA:
-                continue
-            if isinstance(value, ModuleType) and value.__name__ == prefix + key:
-                continue
-            del namespace[key]
+        # The new code runs in the live namespace, which keeps every name
+        # until the run is over: the program's other threads never see the
+        # module without a name it has (``importlib.reload`` does the same).
+        # Names the new source no longer binds are dropped afterwards.
         linecache.checkcache(filename)
         # A module that defines classes runs statement by statement: each live
         # class takes its new definition before the statements after it run.
         defines_classes = any(
             isinstance(value, type) and value.__module__ == name for value in snapshot.values()
         )
+        package = snapshot.get("__package__")
         try:
+            summary = self.sources.summary(filename, source, package)
             if defines_classes:
-                package = snapshot.get("__package__")
-                summary = self.sources.summary(filename, source, package)
                 for report, _ in run_all(namespace, filename, summary, snapshot).class_patches:
                     self._report(report)
             else:
@@ -439,6 +438,7 @@ class Reloader:
             self._restore(name, namespace, snapshot, saved_edges)
             self._fail(name, exc)
             return None
+        self._drop_leftovers(name, bound_names(summary, package), snapshot, namespace)
         self._patch(name, snapshot, namespace)
         self.sources.remember(name, source)
         self.hooks.run(self.hooks.post_reload, name, "post-reload")
@@ -446,6 +446,26 @@ class Reloader:
         return Changes(
             values=set(everything), behaviors=everything, old=snapshot, executed=1, applied=True
         )
+
+    @staticmethod
+    def _drop_leftovers(
+        name: str, bound: set[str] | None, snapshot: dict[str, Any], namespace: dict[str, Any]
+    ) -> None:
+        """Names of the old run that the new source does not bind disappear.
+
+        A name stays when the run gave it another object, when the module may
+        bind names in ways its source does not show (``bound`` is None), and
+        when it is a submodule: the import system set it and will not again.
+        """
+        if bound is None:
+            return
+        prefix = name + "."
+        for key, value in snapshot.items():
+            if key in bound or key in _MODULE_METADATA or namespace.get(key, _GONE) is not value:
+                continue
+            if isinstance(value, ModuleType) and value.__name__ == prefix + key:
+                continue
+            del namespace[key]
 
     def _patch(self, name: str, snapshot: dict[str, Any], namespace: dict[str, Any]) -> None:
         self._report(patch_namespace(name, snapshot, namespace))
@@ -508,8 +528,7 @@ class Reloader:
                 before_first,
             )
         except StatementError as error:
-            namespace.clear()
-            namespace.update(snapshot)
+            refill(namespace, snapshot)
             cause = error.__cause__
             if isinstance(cause, KeyboardInterrupt):
                 raise cause from None
@@ -539,8 +558,7 @@ class Reloader:
         snapshot: dict[str, Any],
         saved_edges: Any,
     ) -> None:
-        namespace.clear()
-        namespace.update(snapshot)
+        refill(namespace, snapshot)
         with self.tracker.lock:
             self.graph.restore_dependencies(name, saved_edges)
             self.tracker.forget_statements(name)
