@@ -396,6 +396,66 @@ def test_statements_after_a_class_see_the_live_class(
 
 
 @pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+def test_a_class_that_registers_itself_is_registered_once_as_the_live_class(
+    project: Project, hmr: Any, remembered: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write(
+        "reg.py",
+        """\
+        BY_NAME = {}
+        LISTED = []
+        KINDS = set()
+
+        def register(cls):
+            BY_NAME[cls.__name__] = cls
+            LISTED.append(cls)
+            KINDS.add(cls)
+            return cls
+
+        class Plugin:
+            plugins = []
+
+            def __init_subclass__(cls, **kwargs):
+                super().__init_subclass__(**kwargs)
+                Plugin.plugins.append(cls)
+        """,
+    )
+    source = """\
+        from reg import Plugin, register
+
+        @register
+        class C:
+            def f(self):
+                return {value}
+            {added}
+
+        class P(Plugin):
+            {added}
+        """
+    project.write("a.py", source.format(value=1, added="pass"))
+    a = importlib.import_module("a")
+    reg = importlib.import_module("reg")
+    if remembered:
+        hmr.remember_sources()
+    C, P = a.C, a.P
+    assert (reg.BY_NAME, reg.LISTED, reg.KINDS, reg.Plugin.plugins) == ({"C": C}, [C], {C}, [P])
+    # A member added: the class statements run again, and with them the
+    # decorator and ``__init_subclass__``, on the new class objects.
+    project.write("a.py", source.format(value=2, added="def g(self):\n                return 3"))
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        assert hmr.reload_module("a")[0] == ["a"]
+    assert (a.C, a.P) == (C, P)
+    assert reg.BY_NAME["C"] is C
+    assert [id(cls) for cls in reg.LISTED] == [id(C)]
+    assert [id(cls) for cls in reg.KINDS] == [id(C)]
+    assert [id(cls) for cls in reg.Plugin.plugins] == [id(P)]
+    made = reg.BY_NAME["C"]()
+    assert isinstance(made, C)
+    assert (made.f(), made.g(), P().g()) == (2, 3, 3)
+    assert "registrations of the new a.C" in caplog.text
+
+
+@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
 def test_a_failure_after_a_class_statement_puts_the_class_back(
     project: Project, hmr: Any, remembered: bool
 ) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from .analysis import ModuleSummary, Statement
 from .body_edits import StatementError, compile_one, in_place_edit
-from .patching import PatchReport, patch_class_now
+from .patching import PatchReport, may_register, patch_class_now
 
 __all__ = [
     "ChangeSet",
@@ -315,7 +315,7 @@ def _undo_bodies(changes: Changes) -> None:
 
 
 def _adopt_class(
-    namespace: dict[str, Any], name: str, before: dict[str, Any], changes: Changes
+    namespace: dict[str, Any], node: ast.ClassDef, before: dict[str, Any], changes: Changes
 ) -> None:
     """A class statement ran again: the live class takes the new definition now.
 
@@ -323,6 +323,7 @@ def _adopt_class(
     subclass) then see the class every reference holds, not a new one that
     the patch would leave behind.
     """
+    name = node.name
     now, then = namespace.get(name), before.get(name)
     module = namespace.get("__name__")
     if not (
@@ -336,11 +337,21 @@ def _adopt_class(
     ):
         return
     try:
-        changes.class_patches.append(patch_class_now(module, then, now))
+        registered = may_register(then, map(_last_name, node.decorator_list))
+        changes.class_patches.append(patch_class_now(module, then, now, registered))
     except Exception as exc:
         _undo_bodies(changes)
         raise StatementError(f"patching class {name} failed: {exc}") from exc
     namespace[name] = then
+
+
+def _last_name(decorator: ast.expr) -> str:
+    """``register`` for ``@register``, ``@reg.register`` or ``@register(...)``."""
+    if isinstance(decorator, ast.Call):
+        decorator = decorator.func
+    if isinstance(decorator, ast.Attribute):
+        return decorator.attr
+    return decorator.id if isinstance(decorator, ast.Name) else ""
 
 
 def run_all(
@@ -359,7 +370,7 @@ def run_all(
     for statement in summary.statements:
         _run_statement(statement, namespace, filename, flags, changes)
         if isinstance(statement.node, ast.ClassDef):
-            _adopt_class(namespace, statement.node.name, old, changes)
+            _adopt_class(namespace, statement.node, old, changes)
     return changes
 
 
@@ -517,7 +528,7 @@ def plan_and_run(
             else:
                 values.add(name)
         if isinstance(statement.node, ast.ClassDef):
-            _adopt_class(namespace, statement.node.name, before, changes)
+            _adopt_class(namespace, statement.node, before, changes)
     for name in removed:
         if name in namespace:
             if changes.executed == 0 and not changes.applied:

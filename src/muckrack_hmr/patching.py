@@ -20,18 +20,20 @@ run before the first change.
 
 from __future__ import annotations
 
+import abc
 import contextlib
+import enum
 import functools
 import gc
 import logging
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["PatchReport", "patch_bodies", "patch_namespace", "refill"]
+__all__ = ["PatchReport", "may_register", "patch_bodies", "patch_namespace", "refill"]
 
 log = logging.getLogger("muckrack_hmr")
 
@@ -492,17 +494,93 @@ def _is_single_dispatch(func: Any) -> bool:
     return all(hasattr(func, attr) for attr in ("dispatch", "register", "registry"))
 
 
-def patch_class_now(module: str, old: type, new: type) -> tuple[PatchReport, Callable[[], None]]:
+# What runs when a class statement does, and is known to keep the class nowhere.
+_QUIET_METACLASSES = (type, abc.ABCMeta, enum.EnumMeta)
+_QUIET_DECORATORS = frozenset(
+    {"dataclass", "total_ordering", "final", "unique", "runtime_checkable"}
+)
+
+
+def may_register(cls: type, decorators: Iterable[str]) -> bool:
+    """Whether running the class statement of ``cls`` again may have stored the new class.
+
+    A class decorator (``@register``), an ``__init_subclass__`` of a base, or
+    a metaclass (Django's models) can keep the class in a registry; the
+    known ones that do not are left out.  ``decorators`` are the last parts
+    of the decorators' names.
+    """
+    if any(name not in _QUIET_DECORATORS for name in decorators):
+        return True
+    if type(cls) not in _QUIET_METACLASSES:
+        return True
+    return any(
+        "__init_subclass__" in vars(base)
+        for base in cls.__mro__[1:-1]
+        if base.__module__ not in ("typing", "typing_extensions", "builtins")
+    )
+
+
+def _redirect(new: type, old: type, internal: Iterable[Any]) -> int:
+    """Registries that took ``new`` when its class statement ran hold ``old`` instead.
+
+    Dict values and keys, list items and set members; a list that already
+    holds ``old`` drops ``new`` rather than holding the class twice.  Tuples
+    and other immutable holders are left as they are.  ``internal`` lists
+    holders to leave alone.
+    """
+    skip = {id(holder) for holder in internal}
+    skip.update(id(referent) for referent in gc.get_referents(new))
+    redirected = 0
+    for holder in gc.get_referrers(new):
+        if id(holder) in skip:
+            continue
+        if isinstance(holder, dict):
+            for key, value in list(holder.items()):
+                if value is new:
+                    holder[key] = old
+                    redirected += 1
+                if key is new:
+                    holder.setdefault(old, holder.pop(new))
+                    redirected += 1
+        elif isinstance(holder, list):
+            twice = any(item is old for item in holder)
+            redirected += sum(1 for item in holder if item is new)
+            holder[:] = [
+                old if item is new else item for item in holder if not (item is new and twice)
+            ]
+        elif isinstance(holder, set):
+            holder.discard(new)
+            holder.add(old)
+            redirected += 1
+    return redirected
+
+
+def patch_class_now(
+    module: str, old: type, new: type, registered: bool = False
+) -> tuple[PatchReport, Callable[[], None]]:
     """Give the live class ``old`` the definition of ``new`` at once; and how to undo it.
 
     For a class statement that ran again while the module's later statements
     have yet to run: they must see (and instantiate) the class that every
     reference holds.  If a later statement fails, the undo puts back every
-    member, method body and enum member as it was.
+    member, method body and enum member as it was.  With ``registered``
+    (see :func:`may_register`), the registries that took ``new`` get ``old``
+    back; that stands whether the reload succeeds or not.
     """
     patcher = _Patcher(module)
     patcher.undo = []
     reason = patcher.plan_class(old, new)
+    if registered:
+        started = time.perf_counter()
+        redirected = _redirect(new, old, (patcher.keep_alive,))
+        log.info(
+            "hmr: looked for registrations of the new %s.%s: %d redirected to the live class "
+            "(heap walk, %.1f ms)",
+            module,
+            old.__qualname__,
+            redirected,
+            (time.perf_counter() - started) * 1000.0,
+        )
     if reason is not None:
         patcher.report.refused.append(
             f"class {module}.{old.__qualname__}: {reason}; restart to apply it"
