@@ -19,7 +19,16 @@ import functools
 import importlib.util
 from dataclasses import dataclass, field
 
-__all__ = ["ModuleSummary", "Statement", "summarize"]
+__all__ = [
+    "Frame",
+    "ModuleSummary",
+    "Statement",
+    "changed_bodies",
+    "framed_alike",
+    "same_code",
+    "same_shape",
+    "summarize",
+]
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
@@ -53,6 +62,116 @@ class Statement:
     def shape(self) -> str:
         """For a class: the fingerprint with method bodies left out (its structure)."""
         return _shape(self.node)
+
+    @functools.cached_property
+    def frame(self) -> Frame | None:
+        """For a definition: its text with the function bodies cut out (see :class:`Frame`)."""
+        return _frame(self)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A definition's source text with its function bodies cut out, and those bodies.
+
+    For a function, its own body; for a class, the bodies of its methods (and
+    of the methods of classes nested in it).  Two definitions with equal
+    frame texts differ at most in those bodies, so comparing them costs only
+    the bodies whose text changed.  Cheap: it is cut from the text by the
+    nodes' positions, without walking the bodies.
+    """
+
+    text: str
+    functions: tuple[ast.FunctionDef | ast.AsyncFunctionDef, ...]
+    bodies: tuple[str, ...]
+
+
+def _frame(statement: Statement) -> Frame | None:
+    node = statement.node
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return None
+    segment = statement.text.split(":", 2)[2]
+    if not segment.isascii():
+        return None  # positions count UTF-8 bytes: cut only where they are characters
+    first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    starts = [0]
+    for line in segment.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+
+    def offset(lineno: int, col: int) -> int:
+        return starts[lineno - first] + col
+
+    functions = _outer_functions(node)
+    pieces, bodies, done = [], [], 0
+    for function in functions:
+        head, tail = function.body[0], function.body[-1]
+        start = offset(head.lineno, head.col_offset)
+        end = offset(tail.end_lineno or tail.lineno, tail.end_col_offset or 0)
+        pieces.append(segment[done:start])
+        bodies.append(segment[start:end])
+        done = end
+    pieces.append(segment[done:])
+    return Frame("\0".join(pieces), tuple(functions), tuple(bodies))
+
+
+def _outer_functions(node: ast.AST) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The functions defined in ``node``, in source order, not looking inside functions."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return [node]
+    found = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.stmt | ast.excepthandler | ast.match_case):
+            found.extend(_outer_functions(child))
+    return found
+
+
+def _body_dump(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    return [ast.dump(statement) for statement in function.body]
+
+
+def changed_bodies(old: Frame, new: Frame) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The functions of ``new`` whose bodies differ from ``old``'s as trees (equal frames).
+
+    Only the bodies whose text changed are compared as trees: a body that
+    was only reformatted does not count.
+    """
+    return [
+        after
+        for text, new_text, before, after in zip(
+            old.bodies, new.bodies, old.functions, new.functions, strict=True
+        )
+        if text != new_text and _body_dump(before) != _body_dump(after)
+    ]
+
+
+def framed_alike(a: Statement, b: Statement) -> tuple[Frame, Frame] | None:
+    """Both frames, when they can be cut and their texts are equal."""
+    old, new = a.frame, b.frame
+    if old is None or new is None or old.text != new.text:
+        return None
+    return old, new
+
+
+def same_code(a: Statement, b: Statement) -> bool:
+    """Do two statements hold the same code (as ``ast.dump`` sees it, positions aside)?
+
+    By text when it is equal; for definitions whose frames are equal, by the
+    bodies whose text changed; else by the whole trees.
+    """
+    if a.text == b.text:
+        return True
+    if type(a.node) is not type(b.node) or getattr(a.node, "name", None) != getattr(
+        b.node, "name", None
+    ):
+        return False
+    framed = framed_alike(a, b)
+    if framed is not None:
+        return not changed_bodies(*framed)
+    return a.fingerprint == b.fingerprint
+
+
+def same_shape(a: Statement, b: Statement) -> bool:
+    """Do two class statements have the same structure (method bodies aside)?"""
+    return framed_alike(a, b) is not None or a.shape == b.shape
 
 
 @dataclass

@@ -16,7 +16,7 @@ import copy
 import types
 from typing import Any, TypeGuard
 
-from .analysis import ModuleSummary, Statement
+from .analysis import ModuleSummary, Statement, changed_bodies, framed_alike, same_shape
 
 __all__ = ["StatementError", "compile_one", "in_place_edit"]
 
@@ -32,6 +32,15 @@ def _header(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     if node.returns is not None:
         parts.append(ast.dump(node.returns))
     return "|".join(parts)
+
+
+def _same_header(old: Statement, new: Statement) -> bool:
+    """Same decorators and signature: by the text around the body, else by the trees."""
+    if framed_alike(old, new) is not None:
+        return True
+    assert isinstance(old.node, ast.FunctionDef | ast.AsyncFunctionDef)
+    assert isinstance(new.node, ast.FunctionDef | ast.AsyncFunctionDef)
+    return _header(old.node) == _header(new.node)
 
 
 def _original(value: Any, name: str, filename: str) -> types.FunctionType | None:
@@ -69,10 +78,10 @@ def _body_only_edit(
     node = statement.node
     if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         return None
-    header = _header(node)
     if not any(
         isinstance(previous.node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and _header(previous.node) == header
+        and previous.node.name == node.name
+        and _same_header(previous, statement)
         for previous in old.statements
     ):
         return None
@@ -106,7 +115,7 @@ def _method_bodies_edit(
             for candidate in old.statements
             if isinstance(candidate.node, ast.ClassDef)
             and candidate.node.name == node.name
-            and candidate.shape == statement.shape
+            and same_shape(candidate, statement)
         ),
         None,
     )
@@ -122,15 +131,19 @@ def _method_bodies_edit(
         isinstance(m, methods) for m in previous.node.body
     ):
         return None  # a property with a setter, say: one name, several functions
-    changed = [
-        m
-        for m in new_methods
-        if m.name in old_methods and ast.dump(m) != ast.dump(old_methods[m.name])
-    ]
-    # Nothing but those method bodies may differ.
-    rebuilt = copy.copy(node)
-    rebuilt.body = [old_methods[m.name] if m in changed else m for m in node.body]
-    if not changed or ast.dump(rebuilt) != ast.dump(previous.node):
+    changed = _changed_methods(previous, statement, new_methods)
+    if changed is None:
+        changed = [
+            m
+            for m in new_methods
+            if m.name in old_methods and ast.dump(m) != ast.dump(old_methods[m.name])
+        ]
+        # Nothing but those method bodies may differ.
+        rebuilt = copy.copy(node)
+        rebuilt.body = [old_methods[m.name] if m in changed else m for m in node.body]
+        if ast.dump(rebuilt) != ast.dump(previous.node):
+            return None
+    if not changed:
         return None
     synthetic = copy.copy(node)  # same name: private names mangle alike
     synthetic.bases, synthetic.keywords, synthetic.decorator_list = [], [], []
@@ -155,6 +168,22 @@ def _method_bodies_edit(
             return None
         pairs.append((target, fresh))
     return pairs
+
+
+def _changed_methods(
+    old: Statement, new: Statement, methods: list[ast.FunctionDef | ast.AsyncFunctionDef]
+) -> list[ast.FunctionDef | ast.AsyncFunctionDef] | None:
+    """The class's own methods whose bodies changed, when its frame text did not.
+
+    An empty list when another body changed (a method of a nested class);
+    None when the frames differ or cannot be cut: the caller compares trees.
+    """
+    framed = framed_alike(old, new)
+    if framed is None:
+        return None
+    changed = changed_bodies(*framed)
+    own = {id(method) for method in methods}
+    return changed if all(id(function) in own for function in changed) else []
 
 
 def _define_alone(

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .analysis import ModuleSummary, Statement
+from .analysis import ModuleSummary, Statement, same_code, same_shape
 from .body_edits import StatementError, compile_one, in_place_edit
 from .patching import PatchReport, may_register, patch_class_now
 
@@ -279,19 +279,26 @@ def _match(old: ModuleSummary, new: ModuleSummary) -> tuple[list[bool], list[boo
         else:
             left_new.append(index)
     if left_new:
-        by_tree: dict[str, list[Statement]] = {}
+        # Same kind and name first: equal code needs both.
+        by_kind: dict[tuple[type, str | None], list[Statement]] = {}
         for twins in by_text.values():
             left_old.extend(twins)
         for statement in sorted(left_old, key=lambda s: s.node.lineno):
-            by_tree.setdefault(statement.fingerprint, []).append(statement)
+            by_kind.setdefault(_kind(statement), []).append(statement)
         for index in left_new:
             statement = new.statements[index]
-            twins = by_tree.get(statement.fingerprint)
-            if twins:
-                _matched(index, statement, twins.pop(0), edited, moved)
+            twins = by_kind.get(_kind(statement), [])
+            twin = next((twin for twin in twins if same_code(twin, statement)), None)
+            if twin is not None:
+                twins.remove(twin)
+                _matched(index, statement, twin, edited, moved)
     still_bound = set().union(*(s.binds for s in new.statements)) if new.statements else set()
     was_bound = set().union(*(s.binds for s in old.statements)) if old.statements else set()
     return edited, moved, was_bound - still_bound
+
+
+def _kind(statement: Statement) -> tuple[type, str | None]:
+    return type(statement.node), getattr(statement.node, "name", None)
 
 
 def _matched(
@@ -451,12 +458,19 @@ def _future_flags(summary: ModuleSummary) -> int:
     return flags
 
 
-def _shape_of(summary: ModuleSummary, name: str) -> str | None:
-    """The structure of the class ``name`` as ``summary`` defines it (computed on demand)."""
+def _class_statement(summary: ModuleSummary, name: str) -> Statement | None:
     for statement in summary.statements:
         if isinstance(statement.node, ast.ClassDef) and statement.node.name == name:
-            return statement.shape
+            return statement
     return None
+
+
+def _same_structure(old: ModuleSummary, new: ModuleSummary, name: str) -> bool:
+    """Does the class ``name`` have the same structure in both summaries?"""
+    before, after = _class_statement(old, name), _class_statement(new, name)
+    if before is None or after is None:
+        return before is after
+    return same_shape(before, after)
 
 
 def plan_and_run(
@@ -520,7 +534,7 @@ def plan_and_run(
             if isinstance(now, types.FunctionType) and isinstance(then, types.FunctionType):
                 behaviors.add(name)
             elif isinstance(now, type) and isinstance(then, type):
-                if inputs_changed or _shape_of(old, name) != _shape_of(new, name):
+                if inputs_changed or not _same_structure(old, new, name):
                     # Its structure, or what it inherits, changed: readers follow.
                     values.add(name)
             elif type(now) is type(then) and isinstance(now, _PLAIN_VALUES) and now == then:
