@@ -262,9 +262,13 @@ class WatchLoop:
         files = selection.files()
 
         if changes.code:
+            failing = set(self.hmr.reloader.failing)
             result, messages = self._reload(changes.code)
             if result.reloaded:
                 self.report.line(f"hmr: reloaded {result.summary()} in {result.total_ms:.1f} ms")
+            # As the CLI says it (the engine's own line is not printed here).
+            for name in sorted(failing - self.hmr.reloader.failing):
+                self.report.line(f"hmr: {name} recovered")
             for message in messages:
                 self.report.line(message, red=True)
             if result.failed:

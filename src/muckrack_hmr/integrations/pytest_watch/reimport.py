@@ -41,6 +41,7 @@ class Reimporter:
         #: what they import is not in the graph
         self.broken: set[str] = set()
         self._fresh: set[str] = set()
+        self._failed_conftests: set[str] = set()
 
     def begin(self, session: pytest.Session, fixtures: Any) -> None:
         """The loop starts: note the session's conftests."""
@@ -122,7 +123,8 @@ class Reimporter:
         Returns the new module and the names of the fixtures that changed.
         Its cached session fixtures are kept when ``keep`` and their code is
         unchanged.  A deleted conftest is unregistered (its old module is
-        returned, for the selection).
+        returned, for the selection).  One that failed to import and now
+        imports is said to have recovered.
         """
         pm = self.config.pluginmanager
         old = self.conftests[key]
@@ -147,6 +149,7 @@ class Reimporter:
                 self._finish(fixturedef)
             self.fixtures.remove(old_defs)
             del self.conftests[key]
+            self._failed_conftests.discard(key)
             return old, {fixturedef.argname for fixturedef in old_defs}
         try:
             new = pm._importconftest(path, **self._importconftest_options())
@@ -161,6 +164,7 @@ class Reimporter:
                 f"{type(cause).__name__}: {cause}; the old one stays\n{user_traceback(cause)}",
                 red=True,
             )
+            self._failed_conftests.add(key)
             return None
         for mods in pm._dirpath2confmods.values():
             while new in mods:
@@ -173,6 +177,9 @@ class Reimporter:
         kept, _ = self.fixtures.carry_over(old_defs, new_defs, old.__dict__, keep)
         self.fixtures.remove([d for d in old_defs if d.argname not in kept])
         self.conftests[key] = new
+        if key in self._failed_conftests:
+            self._failed_conftests.discard(key)
+            self.report.line(f"hmr: {self.report.relative(key)} recovered")
         return new, changed
 
     def _importconftest_options(self) -> dict[str, Any]:
@@ -214,7 +221,8 @@ class Reimporter:
 
         Every module goes first, so that a test module importing another one
         (a shared base class) imports the new one.  The fixtures of the files
-        in ``keep`` keep their cached values if their code is unchanged.
+        in ``keep`` keep their cached values if their code is unchanged.  A
+        file that failed to collect and now collects is said to have recovered.
         """
         old: dict[str, tuple[ModuleType | None, list[Any], list[Any]]] = {}
         defined = self.fixtures.by_module()
@@ -232,8 +240,11 @@ class Reimporter:
                     del sys.modules[module.__name__]
                 self._forget_imports(module.__name__)
         for key in sorted(files, key=self.suite.order):
+            was_broken = key in self.broken
             self.broken.discard(key)
             self.suite.collect(self.session, key)
+            if was_broken and key not in self.broken and key in self.suite.files:
+                self.report.line(f"hmr: {self.report.relative(key)} recovered")
         defined = self.fixtures.by_module()
         doomed: list[Any] = []
         gone: list[Any] = []
