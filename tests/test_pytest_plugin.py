@@ -335,6 +335,47 @@ def test_syntax_errors_are_reported_and_watching_goes_on(
     session.expect("change(s) need a restart of pytest --hmr")
 
 
+def test_a_fix_after_a_failed_reload_or_collection_says_recovered(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """As the CLI does: ``hmr: app.calc recovered`` once a save fixes what failed."""
+    session = watch(project(proj))
+    assert session.run().summary.startswith("3 passed")
+    write(proj / "app" / "calc.py", "def add(a, b):\n    return b + a\n")
+    run = session.run()
+    assert run.outcomes == {f"{CALC}::test_add": "PASSED", f"{CALC}::test_add_zero": "PASSED"}
+    assert not run.has("recovered")  # nothing had failed
+
+    # A module of code that fails to reload, then fixed with new code.
+    write(proj / "app" / "calc.py", "def add(a, b):\n    return (a +\n")
+    session.expect("hmr: not running tests until app.calc loads again")
+    write(proj / "app" / "calc.py", "def add(a, b):\n    return a + b + 0\n")
+    run = session.run()
+    assert run.has("hmr: app.calc recovered")
+    assert run.outcomes == {f"{CALC}::test_add": "PASSED", f"{CALC}::test_add_zero": "PASSED"}
+
+    # A test module that fails to collect, then fixed.
+    write(proj / TEXT, "def test_shout(:\n    pass\n")
+    run = session.run()
+    assert run.has("ERROR collecting tests/test_text.py")
+    assert not run.has("recovered")
+    write(proj / TEXT, "from app import text\n\ndef test_shout():\n    assert text.shout('a')\n")
+    run = session.run()
+    assert run.has(f"hmr: {TEXT} recovered")
+    assert run.outcomes == {f"{TEXT}::test_shout": "PASSED"}
+
+    # A conftest that fails to import, then fixed.
+    conftest = proj / "tests" / "conftest.py"
+    source = conftest.read_text()
+    write(conftest, source + "\ndef broken(:\n")
+    session.expect("hmr: tests/conftest.py failed to import")
+    session.expect("hmr: not running tests until tests/conftest.py loads again")
+    write(conftest, source + "\n\nEXTRA = 1\n")
+    run = session.run()
+    assert run.has("hmr: tests/conftest.py recovered")
+    assert not run.has("app.calc recovered")  # said once
+
+
 def test_conftest_changes_and_session_fixtures(proj: Path, watch: Callable[..., Watch]) -> None:
     project(proj)
     log = proj / "fixture.log"

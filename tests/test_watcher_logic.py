@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from muckrack_hmr import backends
+from muckrack_hmr import backends, safepoint, saves
 from muckrack_hmr import watcher as watcher_module
 from muckrack_hmr.backends import (
     CLOSED,
@@ -404,7 +404,7 @@ def test_an_unreadable_file_keeps_the_old_code_with_one_warning(
             raise PermissionError(13, "Permission denied", file)
         return open(file, *args, **kwargs)
 
-    monkeypatch.setattr(watcher_module, "open", refusing_open, raising=False)
+    monkeypatch.setattr(saves, "open", refusing_open, raising=False)
     with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
         rig.save("a.py", A_NEW)
         assert rig.step_after(DEBOUNCE)
@@ -419,7 +419,7 @@ def test_an_unreadable_file_keeps_the_old_code_with_one_warning(
     assert warnings == [
         f"hmr: cannot read {path} ([Errno 13] Permission denied: {path!r}); a keeps its old code"
     ]
-    monkeypatch.delattr(watcher_module, "open")  # readable again
+    monkeypatch.delattr(saves, "open")  # readable again
     rig.emit("a.py", MODIFIED, CLOSED)
     rig.settle()
     assert rig.transactions == [["a"]]
@@ -638,7 +638,7 @@ def test_a_reload_waits_while_another_thread_holds_the_import_lock(
             assert rig.transactions == []  # nothing ran while the lock was held
         return answer
 
-    monkeypatch.setattr(watcher_module._imp, "lock_held", lock_held)
+    monkeypatch.setattr(safepoint._imp, "lock_held", lock_held)
     rig.save("a.py", A_NEW)
     rig.settle()
 
@@ -659,16 +659,16 @@ def test_another_thread_in_the_middle_of_an_import_is_seen(make_rig: Any) -> Non
     )
     thread = threading.Thread(target=importlib.import_module, args=("slow_import",))
     try:
-        assert rig.watcher._other_thread_importing() is None
+        assert rig.watcher._safe_point.other_thread_importing() is None
         thread.start()
         assert entered.wait(15)
-        ident, _ = rig.watcher._other_thread_importing() or (None, None)
+        ident, _ = rig.watcher._safe_point.other_thread_importing() or (None, None)
         assert ident == thread.ident
     finally:
         release.set()
         thread.join(15)
         sys.modules.pop("hmr_test_gate", None)
-    assert rig.watcher._other_thread_importing() is None
+    assert rig.watcher._safe_point.other_thread_importing() is None
 
 
 # -- data files ---------------------------------------------------------------------------

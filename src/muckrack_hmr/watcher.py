@@ -6,21 +6,12 @@ of saves (an editor's several writes, a formatter, a ``git checkout``) until
 they settle, and reloads every module whose file now holds new code in one
 transaction, on its own thread, while the program's threads keep running.
 
-Saves come in many shapes, and none may be missed or applied half-written:
-
-* written in place, or truncated then written: a file still open for writing
-  (inotify reports the close), empty, or that does not parse yet is given a
-  little time (``SETTLE``) for the rest of the write before it is judged;
-* written to a temporary file renamed over the original (vim, JetBrains,
-  VS Code), deleted and created again, or renamed to a backup first: the
-  watcher follows the path, not the file, and compares contents;
-* a touch, or a save of the code that already runs, reloads nothing.
+What a save holds, and whether it is finished, is judged by :mod:`.saves`;
+a reload waits for other threads' imports (:mod:`.safepoint`).
 """
 
 from __future__ import annotations
 
-import _imp
-import hashlib
 import logging
 import math
 import os
@@ -28,9 +19,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from stat import S_ISLNK
-from types import FrameType
 from typing import Any
 
 from .backends import (
@@ -44,48 +32,20 @@ from .backends import (
 from .datafiles import DEFAULT_DATA_SUFFIXES, DataFiles
 from .debounce import FORCE_AFTER, Batch
 from .filters import PathFilter
+from .safepoint import SafePoint
+from .saves import OPEN_PATIENCE, SETTLE, SaveJudge, Wait, digest
 
-__all__ = ["Watcher"]
+__all__ = ["OPEN_PATIENCE", "SETTLE", "Watcher"]
 
 log = logging.getLogger("muckrack_hmr")
 
 # Modules analyzed per idle tick of the watcher (a tick is ``rescan``, 0.1 s).
 _WARM_BATCH = 8
-#: How long a file that looks unfinished (empty, missing, unreadable, or not
-#: parsing) may stay so before it is judged as it is.
-SETTLE = 0.1
-#: How long a file that a writer still holds open is waited for (inotify
-#: reports the close; other backends don't, and rely on SETTLE).
-OPEN_PATIENCE = 2.0
 #: A file changed this long before a burst's first event arrived may still
 #: belong to it (its own event late): it is looked at with the burst.
 LAG_MARGIN = 1.0
-#: How long a reload waits for another thread's import to finish.
-IMPORT_PATIENCE = 2.0
-_IMPORT_RETRY = 0.002
 
 _CLEAR_SCREEN = "\033[H\033[2J\033[3J"
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
-@dataclass
-class _FileState:
-    """What the watcher told the user about one file, so that it says it once."""
-
-    problem: str = ""  # the warning last logged for it ("" when fine)
-    waiting: str = ""  # why the watcher waits for it ("" when it doesn't)
-    failed: bytes | None = None  # digest of a content whose reload failed
-
-
-@dataclass
-class _Wait:
-    """A file that looks unfinished: judge it again at ``until`` (or at its next event)."""
-
-    until: float
-    why: str
 
 
 class Watcher:
@@ -126,16 +86,14 @@ class Watcher:
             )
         self._files: dict[str, str] = {}  # real path -> module name
         self._by_folder: dict[str, list[str]] = {}  # folder -> its module and data files
-        self._digests: dict[str, bytes | None] = {}  # what the watcher first saw
-        self._states: dict[str, _FileState] = {}
+        self._saves = SaveJudge(hmr, self.data)
         self._data_seen = 0
-        self._data_digests: dict[str, bytes | None] = {}
         self._folders: dict[str, int | None] = {}  # watched folder -> its inode
         self._batch = Batch(debounce, reports_close=False)
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._loaded_seen = 0
-        self._long_imports: set[tuple[int, int]] = set()
+        self._safe_point = SafePoint(clock)
         self._thread: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------
@@ -195,7 +153,7 @@ class Watcher:
                 self._files[path] = name
                 self._by_folder.setdefault(os.path.dirname(path), []).append(path)
                 self._watch(os.path.dirname(path))
-                self._digests[path] = self._baseline_digest(path, baseline)
+                self._saves.baselines[path] = self._baseline_digest(path, baseline)
                 names.append(name)
             if names:
                 log.debug("hmr: tracking %s", ", ".join(names))
@@ -205,7 +163,7 @@ class Watcher:
             for path in new_data:
                 self._by_folder.setdefault(os.path.dirname(path), []).append(path)
                 self._watch(os.path.dirname(path))
-                self._data_digests[path] = self._baseline_digest(
+                self._saves.data_digests[path] = self._baseline_digest(
                     path, self.data.baselines.get(path)
                 )
                 owners = ", ".join(sorted(self.data.owners.get(path, ())))
@@ -220,7 +178,7 @@ class Watcher:
                     content = handle.read()
                 stat = os.stat(path)  # a save may have begun during the read
                 if (stat.st_mtime_ns, stat.st_size) == baseline:
-                    return _digest(content)
+                    return digest(content)
         except OSError:
             pass
         # Saved between its import and now: no baseline, reload it.
@@ -268,7 +226,7 @@ class Watcher:
         self.backend = backend
         self._batch.reports_close = False
         # Whatever changed while nothing watched is found by comparing contents.
-        for path in [*self._files, *self._data_digests]:
+        for path in [*self._files, *self._saves.data_digests]:
             self.notify(path, MODIFIED)
 
     def _check_folders(self) -> None:
@@ -292,7 +250,7 @@ class Watcher:
             except OSError as exc:
                 self._fall_back_to_polling(exc)
             prefix = folder.rstrip(os.sep) + os.sep
-            for path in [*self._files, *self._data_digests]:
+            for path in [*self._files, *self._saves.data_digests]:
                 if path.startswith(prefix) and os.sep not in path[len(prefix) :]:
                     self.notify(path, CREATED)
 
@@ -370,18 +328,20 @@ class Watcher:
                 name = self._files.get(path)
             verdicts: list[tuple[object, str | None]] = []
             if name is not None:
-                verdicts.append((self._judge_module(path, name, last, now, path in writing), name))
+                verdicts.append(
+                    (self._saves.judge_module(path, name, last, now, path in writing), name)
+                )
             if self.data is not None and path in self.data.owners:
-                verdicts.append((self._judge_data(path, last, now), None))
+                verdicts.append((self._saves.judge_data(path, last, now), None))
             for verdict, module in verdicts:
-                if isinstance(verdict, _Wait) and can_wait:
-                    state = self._state(path)
+                if isinstance(verdict, Wait) and can_wait:
+                    state = self._saves.state(path)
                     if state.waiting != verdict.why:
                         state.waiting = verdict.why
                         log.debug("hmr: waiting for %s: %s", path, verdict.why)
                     hold_until = max(hold_until, verdict.until)
                     continue
-                self._state(path).waiting = ""
+                self._saves.state(path).waiting = ""
                 if isinstance(verdict, bytes) and module is not None:
                     tried[module] = (path, verdict)
                     verdict = [module]
@@ -407,7 +367,7 @@ class Watcher:
         """
         since_ns = int((time.time() - (now - first) - LAG_MARGIN) * 1e9)
         if len(paths) > 1:
-            candidates: Iterable[str] = [*self._files, *self._data_digests]
+            candidates: Iterable[str] = [*self._files, *self._saves.data_digests]
         else:
             folder = os.path.dirname(next(iter(paths)))
             candidates = self._by_folder.get(folder, ())
@@ -421,171 +381,13 @@ class Watcher:
             if max(stat.st_mtime_ns, stat.st_ctime_ns) >= since_ns:
                 paths[path] = now
 
-    def _state(self, path: str) -> _FileState:
-        state = self._states.get(path)
-        if state is None:
-            state = self._states[path] = _FileState()
-        return state
-
-    def _problem(self, path: str, message: str) -> None:
-        """Log ``message`` as a warning, once for as long as it holds."""
-        state = self._state(path)
-        if state.problem != message:
-            state.problem = message
-            log.warning("%s", message)
-
-    def _judge_module(
-        self, path: str, name: str, last: float, now: float, open_for_writing: bool
-    ) -> object:
-        """The digest of the new content to reload, None to leave it, or a _Wait."""
-        settle = _Wait(last + SETTLE, "")
-        recent = now < settle.until
-        if open_for_writing and now < last + OPEN_PATIENCE:
-            return _Wait(last + OPEN_PATIENCE, "still open for writing")
-        try:
-            link = S_ISLNK(os.lstat(path).st_mode)
-        except FileNotFoundError:
-            if recent:  # a rename or a delete-and-create in progress
-                return _Wait(settle.until, "missing")
-            self._problem(path, f"hmr: {path} was deleted; {name} keeps running its old code")
-            return None
-        except OSError as exc:
-            if recent:
-                return _Wait(settle.until, f"cannot look at it ({exc})")
-            self._problem(path, f"hmr: cannot read {path} ({exc}); {name} keeps its old code")
-            return None
-        if link:
-            target = os.path.realpath(path)
-            if not self.project.contains_file(target):
-                # Never execute a file from outside the roots, however it got there.
-                self._problem(
-                    path,
-                    f"hmr: {path} is now a symlink to {target}, outside the project; "
-                    f"not following it ({name} keeps its old code)",
-                )
-                return None
-        try:
-            with open(path, "rb") as handle:
-                source = handle.read()
-        except OSError as exc:
-            # Windows refuses to open a file that an editor is still writing.
-            if recent:
-                return _Wait(settle.until, f"cannot read it ({exc})")
-            self._problem(path, f"hmr: cannot read {path} ({exc}); {name} keeps its old code")
-            return None
-        state = self._state(path)
-        digest = _digest(source)
-        if self._unchanged(name, path, source, digest):
-            if state.problem:
-                log.info("hmr: %s is back, with the code that runs", path)
-                state.problem = ""
-            self._recovered_unchanged(name)
-            return None
-        if not source.strip():
-            if recent:  # truncated; the write that brings the content follows
-                return _Wait(settle.until, "empty")
-            self._problem(path, f"hmr: {path} is empty; {name} keeps running its old code")
-            return None
-        if b"\0" in source:
-            if recent:
-                return _Wait(settle.until, "it holds null bytes")
-            self._problem(
-                path,
-                f"hmr: {path} is not Python source (it holds null bytes); "
-                f"{name} keeps running its old code",
-            )
-            return None
-        if state.failed == digest and name in self.hmr.reloader.failing:
-            return None  # the same broken content again: already reported
-        if recent:
-            error = self.hmr.reloader.check_source(name, source)
-            if error is not None:  # maybe the rest of the file is on its way
-                return _Wait(settle.until, f"it does not parse yet ({type(error).__name__})")
-        state.problem = ""
-        return digest
-
-    def _unchanged(self, name: str, path: str, source: bytes, digest: bytes) -> bool:
-        """Is ``source`` the code ``name`` runs now?"""
-        ran = self.hmr.reloader.sources.ran(name)
-        if ran is not None:
-            return bool(ran == source)
-        baseline = self._digests.get(path)
-        return baseline is not None and baseline == digest
-
-    def _recovered_unchanged(self, name: str) -> None:
-        """A failed module whose file is back to the code that runs is fine again."""
-        failing = self.hmr.reloader.failing
-        if name in failing:
-            failing.discard(name)
-            log.info("hmr: %s recovered (its file is back to the code that runs)", name)
-
-    def _judge_data(self, path: str, last: float, now: float) -> object:
-        """The modules to reload for a changed data file, None, or a _Wait."""
-        assert self.data is not None
-        recent = now < last + SETTLE
-        try:
-            with open(path, "rb") as handle:
-                content = handle.read()
-        except OSError as exc:
-            if recent:
-                return _Wait(last + SETTLE, f"cannot read it ({exc})")
-            log.debug("hmr: %s is gone or unreadable; its readers are left alone", path)
-            return None
-        digest = _digest(content)
-        if digest == self._data_digests.get(path):
-            return None
-        if not content.strip() and recent:
-            return _Wait(last + SETTLE, "empty")
-        self._data_digests[path] = digest
-        return [
-            owner
-            for owner in sorted(self.data.owners.get(path, ()))
-            if self.hmr.reloader.why_not_reloadable(owner) is None
-        ]
-
     # -- applying -------------------------------------------------------------------
 
     def _reload(self, names: list[str], tried: dict[str, tuple[str, bytes]]) -> None:
-        self._wait_for_safe_point()
+        self._safe_point.wait()
         if self.clear:
             sys.stderr.write(_CLEAR_SCREEN)
             sys.stderr.flush()
         result = self.hmr.reloader.reload_result(names)
-        for name, (path, digest) in tried.items():
-            self._state(path).failed = digest if name in result.failed else None
-
-    def _wait_for_safe_point(self) -> None:
-        """Wait (a little) while another thread imports: its module may need what we'd replace."""
-        deadline = self.clock() + IMPORT_PATIENCE
-        while True:
-            locked = _imp.lock_held()
-            importing = None if locked else self._other_thread_importing()
-            if not locked and importing is None:
-                return
-            if self.clock() >= deadline:
-                if importing is not None:
-                    # A thread that stays in an import (a module that runs a
-                    # server at import time) is not waited for again.
-                    self._long_imports.add(importing)
-                log.debug("hmr: another thread is still importing; reloading anyway")
-                return
-            time.sleep(_IMPORT_RETRY)
-
-    def _other_thread_importing(self) -> tuple[int, int] | None:
-        """(thread id, frame id) of another thread's import in progress, if any."""
-        me = threading.get_ident()
-        for ident, top in sys._current_frames().items():
-            if ident == me:
-                continue
-            frame: FrameType | None = top
-            while frame is not None:
-                code = frame.f_code
-                if code.co_name == "_find_and_load" and code.co_filename.startswith(
-                    "<frozen importlib"
-                ):
-                    key = (ident, id(frame))
-                    if key not in self._long_imports:
-                        return key
-                    break
-                frame = frame.f_back
-        return None
+        for name, (path, content) in tried.items():
+            self._saves.state(path).failed = content if name in result.failed else None

@@ -1,0 +1,249 @@
+"""What a batch of saves changed, and the tests it affects.
+
+Saved paths are sorted by kind (project code, test files, conftests, new
+test files), by content: a touch, or a save of the same content, changes
+nothing.  The affected test files are those whose module imports changed
+code, directly or not (the dependency graph says), the saved test files,
+and those whose tests use fixtures of a conftest (or project plugin) that
+changed or imports changed code: run whole, or only for the tests that use
+the fixtures that changed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from .events import Events
+from .reimport import Reimporter
+from .suite import Suite, file_of, real
+
+__all__ = ["Changes", "Classifier", "Selection"]
+
+
+def _digest(path: str) -> bytes | None:
+    """The content's digest, for a regular file only: opening a FIFO would block."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with open(path, "rb") as handle:
+            return hashlib.blake2b(handle.read(), digest_size=16).digest()
+    except OSError:
+        return None
+
+
+def _has_hooks(module: ModuleType) -> bool:
+    """Does a plugin module define hooks (which can change any test's run)?"""
+    return any(
+        name.startswith("pytest_") and (callable(value) or name == "pytest_plugins")
+        for name, value in vars(module).items()
+    )
+
+
+@dataclass
+class Changes:
+    """What a batch of saves changed, by kind."""
+
+    paths: list[str] = field(default_factory=list)
+    code: list[str] = field(default_factory=list)
+    deleted_code: list[str] = field(default_factory=list)
+    tests: set[str] = field(default_factory=set)
+    deleted_tests: set[str] = field(default_factory=set)
+    conftests: set[str] = field(default_factory=set)
+    candidates: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.paths)
+
+    def describe(self, relative: Callable[[str], str]) -> str:
+        """The line that says what changed (paths shown by ``relative``)."""
+        deleted = self.deleted_tests | {path for path in self.paths if not os.path.exists(path)}
+        changed = [relative(path) for path in self.paths if path not in deleted]
+        parts = []
+        if changed:
+            parts.append(f"changed {', '.join(changed)}")
+        if deleted:
+            parts.append(f"deleted {', '.join(relative(path) for path in sorted(deleted))}")
+        return f"hmr: {'; '.join(parts)}"
+
+
+class Classifier:
+    """Sorts saved paths by kind, comparing each file with the content last seen."""
+
+    def __init__(
+        self, config: pytest.Config, hmr: Any, suite: Suite, reimport: Reimporter, events: Events
+    ) -> None:
+        self.config = config
+        self.hmr = hmr
+        self.suite = suite
+        self.reimport = reimport
+        self.events = events
+        #: path -> digest of its content last seen (None: not a regular file, or gone)
+        self.digests: dict[str, bytes | None] = {}
+
+    def note(self, paths: Iterable[str]) -> None:
+        """Note the content of the ``paths`` not seen yet: a save is compared with it."""
+        for path in paths:
+            if path not in self.digests:
+                self.digests[path] = _digest(path)
+
+    def classify(self, paths: Iterable[str]) -> Changes:
+        """Sort the saved ``paths`` by kind; those saved unchanged are left out."""
+        changes = Changes()
+        loaded = self.hmr.project.loaded
+        for path in sorted(paths):
+            if os.path.isdir(path):
+                if self.suite.wanted(path):
+                    # A new folder: watch it, and look at what it already holds.
+                    self.events.watch([path])
+                    for folder, _, names in os.walk(path):
+                        self.events.watch([folder])
+                        changes.candidates.update(
+                            os.path.join(folder, name)
+                            for name in names
+                            if self.test_file_name(name)
+                        )
+                    changes.paths.extend(sorted(changes.candidates))
+                continue
+            known = path in self.digests
+            if not known and path not in loaded and not path.endswith((".py", ".pyw")):
+                continue  # a log, a data file, a pipe: nothing the tests import
+            exists = os.path.exists(path)
+            digest = _digest(path) if exists else None
+            if known and digest == self.digests[path]:
+                continue  # touched, or saved unchanged
+            if exists and digest is not None and os.path.getsize(path) == 0 and known:
+                continue  # truncated: the write that follows brings the content
+            self.digests[path] = digest
+            if path in self.reimport.conftests:
+                changes.conftests.add(path)
+            elif path in self.suite.files:
+                (changes.tests if exists else changes.deleted_tests).add(path)
+            elif path in loaded and loaded[path][0] != "__main__":
+                name = loaded[path][0]
+                (changes.code if exists else changes.deleted_code).append(name)
+            elif exists and self.suite.wanted(path) and self.test_file_name(path):
+                changes.candidates.add(path)
+            else:
+                continue
+            changes.paths.append(path)
+        return changes
+
+    def test_file_name(self, path: str) -> bool:
+        """Is ``path`` named as a test file (``python_files``)?"""
+        name = os.path.basename(path)
+        return name.endswith(".py") and any(
+            fnmatch.fnmatch(name, pattern) for pattern in self.config.getini("python_files")
+        )
+
+
+class Selection:
+    """The test files a batch of saves affects: run whole, or for some fixtures' users."""
+
+    def __init__(
+        self, config: pytest.Config, hmr: Any, suite: Suite, reimport: Reimporter, run_all: bool
+    ) -> None:
+        self.config = config
+        self.hmr = hmr
+        self.suite = suite
+        self.reimport = reimport
+        self.run_all = run_all
+        #: test files run whole
+        self.whole: set[str] = set()
+        #: test file -> the fixtures whose users in it are run
+        self.partial: dict[str, set[str]] = {}
+
+    def files(self) -> set[str]:
+        """Every test file selected, whole or in part."""
+        return self.whole | set(self.partial)
+
+    def reached_conftests(self, code_reached: set[str]) -> set[str]:
+        """Conftests reached by a change of code they import."""
+        return {
+            key
+            for key, module in self.reimport.conftests.items()
+            if module.__name__ in code_reached
+        }
+
+    def reached_files(self, code_reached: set[str]) -> set[str]:
+        """Test files whose module is reached by a change."""
+        return {
+            key
+            for key, test_file in self.suite.files.items()
+            if test_file.module_name() in code_reached
+        }
+
+    def affected(self, changes: Changes, code_reached: set[str]) -> None:
+        """The test files to run after ``changes``, before conftests are imported again.
+
+        Files are run whole (``whole``: their module imports what
+        changed), or only for the tests that use certain fixtures
+        (``partial``: a conftest changed).
+        """
+        self.whole = set()
+        self.partial = {}
+        if self.run_all:
+            self.whole = set(self.suite.files) | changes.tests
+            return
+        self.whole |= changes.tests | (self.reimport.broken & set(self.suite.files))
+        reached = set(code_reached)
+        for key in changes.tests:
+            test_file = self.suite.files.get(key)
+            name = test_file.module_name() if test_file is not None else None
+            if name is not None:
+                # Test modules that import the saved one (a shared base class...).
+                reached.update(self.hmr.dependents_of(name, transitive=True))
+        for key, test_file in self.suite.files.items():
+            if test_file.module_name() in reached:
+                self.whole.add(key)
+        for key, module in self.reimport.conftests.items():
+            if key in changes.conftests and not os.path.exists(key):
+                self.whole |= set(self.suite.under(os.path.dirname(key)))
+            elif module.__name__ in code_reached:
+                self.plugin_users(module, os.path.dirname(key))
+        # Project modules loaded as plugins (``pytest_plugins``) serve every test.
+        for name, plugin in self.config.pluginmanager.list_name_plugin():
+            if (
+                isinstance(plugin, ModuleType)
+                and plugin.__name__ in code_reached
+                and not str(name).endswith("conftest.py")
+            ):
+                self.plugin_users(plugin, str(self.config.rootpath))
+
+    def plugin_users(self, module: ModuleType, folder: str, names: set[str] | None = None) -> None:
+        """Select the tests under ``folder`` that use fixtures ``module`` defines.
+
+        Those named ``names`` (default: all of them); every test file there
+        when the module defines hooks, or one of the fixtures is autouse.
+        """
+        under = self.suite.under(real(folder))
+        defs = self.reimport.fixtures.defined_in(module.__dict__)
+        if names is None:
+            names = {fixturedef.argname for fixturedef in defs}
+        if _has_hooks(module) or any(
+            getattr(d, "_autouse", False) for d in defs if d.argname in names
+        ):
+            self.whole |= set(under)
+            return
+        for key in under:
+            if any(
+                names.intersection(getattr(item, "fixturenames", ()))
+                for item in self.suite.files[key].items
+            ):
+                self.partial.setdefault(key, set()).update(names)
+
+    def wanted(self, item: pytest.Item, files: set[str]) -> bool:
+        """Run ``item``? All of a file run whole; the users of the fixtures otherwise."""
+        owner = file_of(item)
+        key = real(owner.path) if owner is not None else ""
+        if key in self.whole or key not in self.partial:
+            return True
+        return bool(self.partial[key].intersection(getattr(item, "fixturenames", ())))

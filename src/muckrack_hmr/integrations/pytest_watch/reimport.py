@@ -1,0 +1,276 @@
+"""Importing conftests and test modules afresh in the session that ``pytest --hmr`` keeps.
+
+Test modules and conftests are not hot-reloaded by the engine: each is
+imported again (a conftest in place of the old one in pytest's plugin
+manager, a test file collected again under its folder's node), its import
+statements forgotten first so that the dependency graph learns them anew.
+The fixtures they define are handed over: a session fixture whose
+definition is unchanged keeps its cached value, the others are torn down.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from .report import Report
+from .suite import Suite, real
+
+__all__ = ["Reimporter"]
+
+
+class Reimporter:
+    """Imports conftests and test files afresh, and hands their fixtures over."""
+
+    def __init__(self, config: pytest.Config, hmr: Any, suite: Suite, report: Report) -> None:
+        self.config = config
+        self.hmr = hmr
+        self.suite = suite
+        self.report = report
+        self.session: Any = None
+        self.fixtures: Any = None
+        #: real path -> the conftest module registered for it
+        self.conftests: dict[str, ModuleType] = {}
+        #: test files that failed to collect: retried with every change, as
+        #: what they import is not in the graph
+        self.broken: set[str] = set()
+        self._fresh: set[str] = set()
+        self._failed_conftests: set[str] = set()
+
+    def begin(self, session: pytest.Session, fixtures: Any) -> None:
+        """The loop starts: note the session's conftests."""
+        self.session = session
+        self.fixtures = fixtures
+        self.conftests = {}
+        for name, plugin in self.config.pluginmanager.list_name_plugin():
+            if isinstance(plugin, ModuleType) and str(name).endswith("conftest.py"):
+                self.conftests[real(name)] = plugin
+
+    def test_modules(self) -> list[ModuleType]:
+        """The conftests and test modules: imported afresh, never hot-reloaded."""
+        modules = [module for module in self.conftests.values()]
+        for test_file in self.suite.files.values():
+            module = test_file.module()
+            if module is not None:
+                modules.append(module)
+        return modules
+
+    def _forget_imports(self, name: str) -> None:
+        """``name`` is about to be imported afresh: its import statements run again."""
+        tracker = self.hmr.tracker
+        # Conftests of folders without __init__.py share the name "conftest":
+        # the graph's node then stands for all of them, and keeps their edges.
+        shared = sum(1 for module in self.conftests.values() if module.__name__ == name) > 1
+        with tracker.lock:
+            if not shared:
+                self.hmr.graph.clear_dependencies(name)
+            tracker.forget_statements(name)
+
+    def drop_code(self, name: str) -> None:
+        """A project module was deleted: it and the project modules importing it go.
+
+        The tests that import them import them again, and fail as in a fresh run.
+        """
+        tests = {module.__name__ for module in self.test_modules()}
+        for doomed in [name, *self.hmr.dependents_of(name, transitive=True)]:
+            if doomed in tests or doomed not in sys.modules:
+                continue
+            del sys.modules[doomed]
+            parent, _, attr = doomed.rpartition(".")
+            package = sys.modules.get(parent)
+            if package is not None and isinstance(getattr(package, attr, None), ModuleType):
+                # Or ``from package import module`` would still find it there.
+                delattr(package, attr)
+            self._forget_imports(doomed)
+            self._fresh.add(doomed)
+
+    def finish_reached_fixtures(self, code_reached: set[str]) -> None:
+        """Tear down cached session fixtures of project plugins that a change reached.
+
+        Also cached setup errors, which a fresh run would retry.
+        """
+        for fixturedef in self.fixtures.cached():
+            func = getattr(fixturedef, "func", None)
+            module = getattr(func, "__module__", None)
+            failed = fixturedef.cached_result[2] is not None
+            if failed or (module in code_reached and module not in self._conftest_names()):
+                self._finish(fixturedef)
+
+    def _conftest_names(self) -> set[str]:
+        return {module.__name__ for module in self.conftests.values()}
+
+    def _finish(self, fixturedef: Any) -> None:
+        try:
+            self.fixtures.finish(fixturedef)
+        except Exception as exc:
+            self.report.line(
+                f"hmr: tearing down fixture {fixturedef.argname!r} raised "
+                f"{type(exc).__name__}: {exc}",
+                red=True,
+            )
+
+    # -- conftests ---------------------------------------------------------------------
+
+    def reimport_conftest(self, key: str, keep: bool) -> tuple[ModuleType, set[str]] | None:
+        """Import a conftest afresh in place of the old one; None if it fails to import.
+
+        Returns the new module and the names of the fixtures that changed.
+        Its cached session fixtures are kept when ``keep`` and their code is
+        unchanged.  A deleted conftest is unregistered (its old module is
+        returned, for the selection).  One that failed to import and now
+        imports is said to have recovered.
+        """
+        pm = self.config.pluginmanager
+        old = self.conftests[key]
+        name = pm.get_name(old) or key
+        path = Path(name)
+        old_defs = self.fixtures.defined_in(old.__dict__)
+        places = [
+            (mods, index)
+            for mods in pm._dirpath2confmods.values()
+            for index, module in enumerate(mods)
+            if module is old
+        ]
+        pm.unregister(old)
+        pm._conftest_plugins.discard(old)
+        if sys.modules.get(old.__name__) is old:
+            del sys.modules[old.__name__]
+        self._forget_imports(old.__name__)
+        if not os.path.exists(key):
+            for mods, _ in places:
+                mods.remove(old)
+            for fixturedef in old_defs:
+                self._finish(fixturedef)
+            self.fixtures.remove(old_defs)
+            del self.conftests[key]
+            self._failed_conftests.discard(key)
+            return old, {fixturedef.argname for fixturedef in old_defs}
+        try:
+            new = pm._importconftest(path, **self._importconftest_options())
+        except Exception as exc:
+            pm.register(old, name)
+            pm._conftest_plugins.add(old)
+            cause = exc.__cause__ or exc
+            from ...errors import location_of, user_traceback
+
+            self.report.line(
+                f"hmr: {self.report.relative(key)} failed to import ({location_of(cause)}): "
+                f"{type(cause).__name__}: {cause}; the old one stays\n{user_traceback(cause)}",
+                red=True,
+            )
+            self._failed_conftests.add(key)
+            return None
+        for mods in pm._dirpath2confmods.values():
+            while new in mods:
+                mods.remove(new)
+        for mods, index in places:
+            mods[index] = new
+        self.fixtures.parse_conftest(new, path.parent, self.suite.dirs.get(real(path.parent)))
+        new_defs = self.fixtures.defined_in(new.__dict__)
+        changed = self.fixtures.changed(old_defs, new_defs, old.__dict__)
+        kept, _ = self.fixtures.carry_over(old_defs, new_defs, old.__dict__, keep)
+        self.fixtures.remove([d for d in old_defs if d.argname not in kept])
+        self.conftests[key] = new
+        if key in self._failed_conftests:
+            self._failed_conftests.discard(key)
+            self.report.line(f"hmr: {self.report.relative(key)} recovered")
+        return new, changed
+
+    def _importconftest_options(self) -> dict[str, Any]:
+        pm = self.config.pluginmanager
+        parameters = inspect.signature(pm._importconftest).parameters
+        options: dict[str, Any] = {
+            "importmode": self.config.getoption("importmode"),
+            "rootpath": self.config.rootpath,
+        }
+        if "consider_namespace_packages" in parameters:
+            options["consider_namespace_packages"] = self.config.getini(
+                "consider_namespace_packages"
+            )
+        return options
+
+    # -- test files --------------------------------------------------------------------
+
+    def drop_test_file(self, key: str) -> None:
+        """A test file was deleted: its module, fixtures, nodes and outcomes go."""
+        test_file = self.suite.forget(key)
+        if test_file is None:
+            return
+        module = test_file.module()
+        if module is not None:
+            old_defs = self.fixtures.defined_in(module.__dict__)
+            for fixturedef in old_defs:
+                self._finish(fixturedef)
+            self.fixtures.remove(old_defs)
+            if sys.modules.get(module.__name__) is module:
+                del sys.modules[module.__name__]
+            with self.hmr.tracker.lock:
+                self.hmr.graph.remove_module(module.__name__)
+        self.fixtures.forget_nodes(test_file.nodes())
+        for item in test_file.items:
+            self.report.outcomes.pop(item.nodeid, None)
+
+    def collect(self, files: set[str], keep: set[str]) -> None:
+        """Collect ``files`` again, each module imported afresh.
+
+        Every module goes first, so that a test module importing another one
+        (a shared base class) imports the new one.  The fixtures of the files
+        in ``keep`` keep their cached values if their code is unchanged.  A
+        file that failed to collect and now collects is said to have recovered.
+        """
+        old: dict[str, tuple[ModuleType | None, list[Any], list[Any]]] = {}
+        defined = self.fixtures.by_module()
+        for key in files:
+            test_file = self.suite.files.get(key)
+            if test_file is None:
+                continue
+            module = test_file.module()
+            defs = defined.get(id(module.__dict__), []) if module is not None else []
+            old[key] = (module, defs, test_file.nodes())
+            for item in test_file.items:
+                self.report.outcomes.pop(item.nodeid, None)
+            if module is not None:
+                if sys.modules.get(module.__name__) is module:
+                    del sys.modules[module.__name__]
+                self._forget_imports(module.__name__)
+        for key in sorted(files, key=self.suite.order):
+            was_broken = key in self.broken
+            self.broken.discard(key)
+            self.suite.collect(self.session, key)
+            if was_broken and key not in self.broken and key in self.suite.files:
+                self.report.line(f"hmr: {self.report.relative(key)} recovered")
+        defined = self.fixtures.by_module()
+        doomed: list[Any] = []
+        gone: list[Any] = []
+        for key, (module, old_defs, old_nodes) in old.items():
+            test_file = self.suite.files.get(key)
+            new = test_file.module() if test_file is not None else None
+            new_defs = defined.get(id(new.__dict__), []) if new is not None else []
+            kept: list[str] = []
+            if module is not None and old_defs:
+                kept, _ = self.fixtures.carry_over(old_defs, new_defs, module.__dict__, key in keep)
+            doomed.extend(d for d in old_defs if d.argname not in kept)
+            gone.extend(old_nodes)
+        self.fixtures.remove(doomed)
+        self.fixtures.forget_nodes(gone)
+        self._remember_fresh()
+
+    def _remember_fresh(self) -> None:
+        """Keep what ran as the engine's reference."""
+        for name in list(self._fresh):
+            module = sys.modules.get(name)
+            filename = getattr(module, "__file__", None)
+            if isinstance(filename, str):
+                try:
+                    with open(filename, "rb") as handle:
+                        self.hmr.reloader.sources.remember(name, handle.read())
+                except OSError:
+                    continue
+                self._fresh.discard(name)
+        self.hmr.remember_sources()

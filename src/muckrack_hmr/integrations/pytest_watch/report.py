@@ -1,0 +1,127 @@
+"""What ``pytest --hmr`` tells the user: its own lines, and pytest's report of each run.
+
+pytest's terminal reporter is kept with the session; its statistics and
+timers are reset before each run, so that the summary line it writes after
+the run is that run's.  The outcome of every test's latest run is kept for
+the ``f`` command and the "failing tests not re-run" note.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pytest
+
+from .suite import real
+
+__all__ = ["CONTROLS", "Report"]
+
+CONTROLS = "type f Enter to re-run failed tests, a Enter for all, q Enter to quit"
+_RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
+
+
+class Report:
+    """The loop's terminal output, and the outcomes of the tests it ran."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        #: pytest's terminal reporter, once the loop starts (None without one)
+        self.reporter: Any = None
+        #: test id -> outcome of its latest run ("passed", "failed", "error", "skipped")
+        self.outcomes: dict[str, str] = {}
+        #: the same, for the tests of the current run
+        self.ran: dict[str, str] = {}
+        #: files that failed to collect in the current run
+        self.collect_errors = 0
+
+    def line(self, text: str, **markup: bool) -> None:
+        """Write a line of the loop's own."""
+        if self.reporter is not None:
+            self.reporter.write_line(text, **markup)
+        else:
+            print(text, flush=True)
+
+    def relative(self, path: str) -> str:
+        """``path`` as shown: relative to the rootdir when it is under it."""
+        root = str(self.config.rootpath)
+        try:
+            return os.path.relpath(path, root) if real(path).startswith(real(root)) else path
+        except ValueError:  # another drive
+            return path
+
+    def stats(self, key: str) -> list[Any]:
+        """The terminal reporter's reports of kind ``key`` ("error", "failed"...)."""
+        stats = getattr(self.reporter, "stats", None)
+        return list(stats.get(key, ())) if isinstance(stats, dict) else []
+
+    def record(self, report: pytest.TestReport) -> None:
+        """Note a test's outcome: the worst of its setup, call and teardown."""
+        if report.failed:
+            outcome = "failed" if report.when == "call" else "error"
+        else:
+            outcome = "skipped" if report.skipped else "passed"
+        before = self.ran.get(report.nodeid)
+        if before is None or _RANK[outcome] > _RANK[before]:
+            self.ran[report.nodeid] = outcome
+
+    def reset(self) -> None:
+        """Forget the previous run's counts and the reporter's statistics."""
+        self.collect_errors = 0
+        self.ran = {}
+        reporter = self.reporter
+        if reporter is None:
+            return
+        reporter.stats = {}
+        reporter._main_color = None
+        reporter._known_types = None
+        reporter.currentfspath = None
+        if hasattr(reporter, "_progress_nodeids_reported"):
+            reporter._progress_nodeids_reported = set()
+        for attr in ("_session_start", "_collect_report_last_write"):
+            instant = getattr(reporter, attr, None)
+            if instant is not None and not isinstance(instant, float):
+                setattr(reporter, attr, type(instant)())  # timing.Instant: now
+        if isinstance(getattr(reporter, "_sessionstarttime", None), float):  # pytest < 8.4
+            reporter._sessionstarttime = time.time()
+
+    def summary(
+        self, session: pytest.Session, items: list[pytest.Item], interrupted: str | None
+    ) -> None:
+        """pytest's end-of-run report: the terminal summary and the statistics line."""
+        reporter = self.reporter
+        if reporter is None:
+            return
+        if (
+            getattr(reporter, "_show_progress_info", False)
+            and reporter.verbosity <= 0
+            and reporter.reported_progress
+            and hasattr(reporter, "_write_progress_information_filling_space")
+        ):
+            reporter._write_progress_information_filling_space()
+        reporter.line("")
+        if interrupted:
+            status = pytest.ExitCode.INTERRUPTED
+        elif session.testsfailed:
+            status = pytest.ExitCode.TESTS_FAILED
+        elif not items:
+            status = pytest.ExitCode.NO_TESTS_COLLECTED
+        else:
+            status = pytest.ExitCode.OK
+        self.config.hook.pytest_terminal_summary(
+            terminalreporter=reporter, exitstatus=status, config=self.config
+        )
+        if interrupted:
+            reporter.write_sep("!", interrupted, red=True)
+        elif session.shouldfail:
+            reporter.write_sep("!", str(session.shouldfail), red=True)
+        reporter.summary_stats()
+
+    def hand_back(self, session: pytest.Session) -> None:
+        """Hand the session back to pytest: its final summary is the last run's line."""
+        self.config.option.no_summary = True
+        if self.reporter is not None and hasattr(self.reporter, "_progress_nodeids_reported"):
+            self.reporter._progress_nodeids_reported = set()
+        if self.collect_errors and not session.testsfailed:
+            session.testsfailed = self.collect_errors

@@ -1,0 +1,193 @@
+"""Judging a saved file for the watcher: is the save finished, and is there new code to run?
+
+Saves come in many shapes, and none may be missed or applied half-written:
+
+* written in place, or truncated then written: a file still open for writing
+  (inotify reports the close), empty, or that does not parse yet is given a
+  little time (``SETTLE``) for the rest of the write before it is judged;
+* written to a temporary file renamed over the original (vim, JetBrains,
+  VS Code), deleted and created again, or renamed to a backup first: the
+  watcher follows the path, not the file, and compares contents;
+* a touch, or a save of the code that already runs, reloads nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from stat import S_ISLNK
+from typing import Any
+
+from .datafiles import DataFiles
+
+__all__ = ["OPEN_PATIENCE", "SETTLE", "SaveJudge", "Wait", "digest"]
+
+log = logging.getLogger("muckrack_hmr")
+
+#: How long a file that looks unfinished (empty, missing, unreadable, or not
+#: parsing) may stay so before it is judged as it is.
+SETTLE = 0.1
+#: How long a file that a writer still holds open is waited for (inotify
+#: reports the close; other backends don't, and rely on SETTLE).
+OPEN_PATIENCE = 2.0
+
+
+def digest(data: bytes) -> bytes:
+    """The digest the watcher compares contents by."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+@dataclass
+class FileState:
+    """What the watcher told the user about one file, so that it says it once."""
+
+    problem: str = ""  # the warning last logged for it ("" when fine)
+    waiting: str = ""  # why the watcher waits for it ("" when it doesn't)
+    failed: bytes | None = None  # digest of a content whose reload failed
+
+
+@dataclass
+class Wait:
+    """A file that looks unfinished: judge it again at ``until`` (or at its next event)."""
+
+    until: float
+    why: str
+
+
+class SaveJudge:
+    """The contents the watcher knows of its files, and its judgement of each save."""
+
+    def __init__(self, hmr: Any, data: DataFiles | None) -> None:
+        self.hmr = hmr
+        self.project = hmr.project
+        self.data = data
+        #: module file -> digest of what the watcher first saw (None: look at it)
+        self.baselines: dict[str, bytes | None] = {}
+        #: data file -> digest of the content its readers last read
+        self.data_digests: dict[str, bytes | None] = {}
+        self._states: dict[str, FileState] = {}
+
+    def state(self, path: str) -> FileState:
+        """What the watcher told the user about ``path``."""
+        state = self._states.get(path)
+        if state is None:
+            state = self._states[path] = FileState()
+        return state
+
+    def problem(self, path: str, message: str) -> None:
+        """Log ``message`` as a warning, once for as long as it holds."""
+        state = self.state(path)
+        if state.problem != message:
+            state.problem = message
+            log.warning("%s", message)
+
+    def judge_module(
+        self, path: str, name: str, last: float, now: float, open_for_writing: bool
+    ) -> object:
+        """The digest of the new content to reload, None to leave it, or a Wait."""
+        settle = Wait(last + SETTLE, "")
+        recent = now < settle.until
+        if open_for_writing and now < last + OPEN_PATIENCE:
+            return Wait(last + OPEN_PATIENCE, "still open for writing")
+        try:
+            link = S_ISLNK(os.lstat(path).st_mode)
+        except FileNotFoundError:
+            if recent:  # a rename or a delete-and-create in progress
+                return Wait(settle.until, "missing")
+            self.problem(path, f"hmr: {path} was deleted; {name} keeps running its old code")
+            return None
+        except OSError as exc:
+            if recent:
+                return Wait(settle.until, f"cannot look at it ({exc})")
+            self.problem(path, f"hmr: cannot read {path} ({exc}); {name} keeps its old code")
+            return None
+        if link:
+            target = os.path.realpath(path)
+            if not self.project.contains_file(target):
+                # Never execute a file from outside the roots, however it got there.
+                self.problem(
+                    path,
+                    f"hmr: {path} is now a symlink to {target}, outside the project; "
+                    f"not following it ({name} keeps its old code)",
+                )
+                return None
+        try:
+            with open(path, "rb") as handle:
+                source = handle.read()
+        except OSError as exc:
+            # Windows refuses to open a file that an editor is still writing.
+            if recent:
+                return Wait(settle.until, f"cannot read it ({exc})")
+            self.problem(path, f"hmr: cannot read {path} ({exc}); {name} keeps its old code")
+            return None
+        state = self.state(path)
+        new = digest(source)
+        if self._unchanged(name, path, source, new):
+            if state.problem:
+                log.info("hmr: %s is back, with the code that runs", path)
+                state.problem = ""
+            self._recovered_unchanged(name)
+            return None
+        if not source.strip():
+            if recent:  # truncated; the write that brings the content follows
+                return Wait(settle.until, "empty")
+            self.problem(path, f"hmr: {path} is empty; {name} keeps running its old code")
+            return None
+        if b"\0" in source:
+            if recent:
+                return Wait(settle.until, "it holds null bytes")
+            self.problem(
+                path,
+                f"hmr: {path} is not Python source (it holds null bytes); "
+                f"{name} keeps running its old code",
+            )
+            return None
+        if state.failed == new and name in self.hmr.reloader.failing:
+            return None  # the same broken content again: already reported
+        if recent:
+            error = self.hmr.reloader.check_source(name, source)
+            if error is not None:  # maybe the rest of the file is on its way
+                return Wait(settle.until, f"it does not parse yet ({type(error).__name__})")
+        state.problem = ""
+        return new
+
+    def _unchanged(self, name: str, path: str, source: bytes, new: bytes) -> bool:
+        """Is ``source`` the code ``name`` runs now?"""
+        ran = self.hmr.reloader.sources.ran(name)
+        if ran is not None:
+            return bool(ran == source)
+        baseline = self.baselines.get(path)
+        return baseline is not None and baseline == new
+
+    def _recovered_unchanged(self, name: str) -> None:
+        """A failed module whose file is back to the code that runs is fine again."""
+        failing = self.hmr.reloader.failing
+        if name in failing:
+            failing.discard(name)
+            log.info("hmr: %s recovered (its file is back to the code that runs)", name)
+
+    def judge_data(self, path: str, last: float, now: float) -> object:
+        """The modules to reload for a changed data file, None, or a Wait."""
+        assert self.data is not None
+        recent = now < last + SETTLE
+        try:
+            with open(path, "rb") as handle:
+                content = handle.read()
+        except OSError as exc:
+            if recent:
+                return Wait(last + SETTLE, f"cannot read it ({exc})")
+            log.debug("hmr: %s is gone or unreadable; its readers are left alone", path)
+            return None
+        new = digest(content)
+        if new == self.data_digests.get(path):
+            return None
+        if not content.strip() and recent:
+            return Wait(last + SETTLE, "empty")
+        self.data_digests[path] = new
+        return [
+            owner
+            for owner in sorted(self.data.owners.get(path, ()))
+            if self.hmr.reloader.why_not_reloadable(owner) is None
+        ]
