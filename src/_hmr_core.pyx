@@ -9,6 +9,7 @@ with ``PyEval_GetGlobals`` instead of walking frames.
 """
 
 import builtins
+import os
 import sys
 import threading
 
@@ -30,6 +31,9 @@ cdef object _BUILTIN_IMPORT = builtins.__import__
 cdef dict _UNTRACKED = {}
 cdef object _MISSING = object()
 cdef object _NAME = "__name__"
+cdef object _FILE = "__file__"
+cdef object _lstat = os.lstat
+cdef tuple _SOURCE_SUFFIXES = (".py", ".pyw")
 # Slots of the globals-identity cache of ImportTracker (a power of two).
 cdef enum:
     _CACHE_SIZE = 64
@@ -201,13 +205,19 @@ cdef class DependencyGraph:
         cdef Py_ssize_t source = self._node(importer)
         cdef Py_ssize_t target = self._node(imported)
         cdef list out = <list>self._out[source]
+        cdef list into = <list>self._in[target]
         # The ints from ``_ids``, not new ones: one object per module, shared
         # by all its edges, keeps the graph small.
         cdef object target_id = self._ids[imported]
-        if target_id in out:
+        cdef object source_id = self._ids[importer]
+        # An edge is in both lists: look in the shorter (see the twin).
+        if len(out) <= len(into):
+            if target_id in out:
+                return False
+        elif source_id in into:
             return False
         out.append(target_id)
-        (<list>self._in[target]).append(self._ids[importer])
+        into.append(source_id)
         self.version += 1
         return True
 
@@ -525,6 +535,8 @@ cdef class ImportTracker:
     cdef object _lock_release
     cdef bint _original_is_builtin
     cdef dict _seen
+    cdef dict _folders
+    cdef dict _loaded
     cdef PyObject* _cached_globals[_CACHE_SIZE]
     cdef PyObject* _cached_seen[_CACHE_SIZE]
 
@@ -546,6 +558,11 @@ cdef class ImportTracker:
         self._original_import_module = original_import_module
         self._original_is_builtin = original_import is _BUILTIN_IMPORT
         self._seen = {}
+        # The classifier's own tables, when it offers them (ProjectFilter.verdicts).
+        verdicts = getattr(classify, "verdicts", None)
+        tables = verdicts() if verdicts is not None else None
+        if tables is not None:
+            self._folders, self._loaded = tables
         self.lock = threading.RLock()
         # Bound once: ``with self.lock`` looks both methods up on every use.
         self._lock_acquire = self.lock.acquire
@@ -665,11 +682,45 @@ cdef class ImportTracker:
         with self.lock:
             seen = self._seen.get(importer)
             if seen is None:
-                seen = {} if self._classify(importer, globals) else _UNTRACKED
+                seen = {} if self._classify_module(importer, globals) else _UNTRACKED
                 self._seen[importer] = seen
                 if seen is not _UNTRACKED:
                     self.graph.add_module(importer)
             return seen
+
+    cdef bint _classify_module(self, str importer, object globals) except -1:
+        """What the classifier says of the module; compiled only: without calling it when it can.
+
+        A module whose folder the classifier has judged already is classified
+        here, as :meth:`ProjectFilter.__call__` would: a project folder's file
+        is recorded in the baselines with its ``lstat``.  A new folder, a
+        symlink, a path the simple split cannot take, or a classifier without
+        tables goes to the classifier.
+        """
+        cdef PyObject* found
+        cdef Py_ssize_t slash
+        cdef long mode
+        if self._folders is not None and type(globals) is dict:
+            found = PyDict_GetItem(globals, _FILE)
+            if found != NULL and type(<object>found) is str:
+                filename = <str>found
+                slash = filename.rfind("/")
+                if slash > 0 and filename.endswith(_SOURCE_SUFFIXES):
+                    found = PyDict_GetItem(self._folders, filename[:slash])
+                    if found != NULL:
+                        if <object>found is None:
+                            return False
+                        path = <str>found + filename[slash + 1 :]
+                        try:
+                            status = _lstat(path)
+                        except OSError:
+                            self._loaded[path] = (importer, None)
+                            return True
+                        mode = status.st_mode
+                        if (mode & 0o170000) != 0o120000:  # not a symlink
+                            self._loaded[path] = (importer, (status.st_mtime_ns, status.st_size))
+                            return True
+        return bool(self._classify(importer, globals))
 
     cdef bint _is_tracked(self, object name) except -1:
         seen = self._seen.get(name)

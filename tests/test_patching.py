@@ -274,10 +274,15 @@ def test_dataclasses_and_named_tuples(project: Project, hmr: Any) -> None:
         "a.py",
         source.format(default=10, norm="(self.x**2 + self.y**2) ** 0.5", total="self.left + 2"),
     )
-    hmr.reload_module("a")
+    result = hmr.reload("a")
+    assert result.reloaded == ["a"]
     assert (a.Point, a.Pair) == (Point, Pair)
     assert (p.norm(), a.Point(1).y, pair.total()) == (5.0, 10, 3)
     assert isinstance(p, a.Point)
+    # Methods the dataclass made are reported as members of their class.
+    assert "a.Point.__init__" in result.patched
+    assert "a.Point.norm" in result.patched
+    assert not [name for name in result.patched if "<locals>" in name], result.patched
 
 
 def test_enum_members_keep_their_identity(project: Project, hmr: Any) -> None:

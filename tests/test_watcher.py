@@ -458,6 +458,32 @@ def test_a_deleted_module_keeps_running_and_its_recreation_applies(
     child.expect(reloaded("a"), stream="err")
 
 
+def test_a_save_of_the_running_script_is_answered_with_a_warning(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    root = project(proj)
+    child = start(spawn, root)
+    script = root / "main.py"
+
+    os.utime(script)  # a touch: nothing to say
+    write(root / "b.py", B_NEW)  # a later, real save
+    child.expect(reloaded("b"), stream="err")
+    assert not any("running script" in line for line in child.seen["err"]), child.stderr_text()
+
+    write(script, MAIN + "# edited\n")
+
+    warning = (
+        f"hmr: {script} is the running script (__main__), which is never reloaded: "
+        "restart to apply the edit"
+    )
+    child.expect(warning, stream="err")
+    write(script, MAIN + "# edited\n")  # the same content again: said once
+    write(root / "a.py", A_NEW)
+    child.expect(reloaded("a"), stream="err")
+    child.expect("f=new X=2 Y=2")  # the program runs on, as it was started
+    assert [line for line in child.seen["err"] if "running script" in line] == [warning]
+
+
 def test_symlinks_out_of_the_project_are_not_followed(
     tmp_path: Path, proj: Path, spawn: Callable[..., Child]
 ) -> None:

@@ -112,11 +112,13 @@ class DependencyGraph:
             return False
         source = self._node(importer)
         target = self._node(imported)
-        out = self._out[source]
-        if target in out:
+        out, into = self._out[source], self._in[target]
+        # An edge is in both lists: look in the shorter (``main`` imports
+        # hundreds of modules, hundreds import the core one).
+        if (target in out) if len(out) <= len(into) else (source in into):
             return False
         out.append(target)
-        self._in[target].append(source)
+        into.append(source)
         self.version += 1
         return True
 

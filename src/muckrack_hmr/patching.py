@@ -84,8 +84,15 @@ class _Patcher:
         """The object that stands for ``value`` after the patch."""
         return self.new_to_old.get(id(value), value)
 
-    def plan_function(self, old: types.FunctionType, new: types.FunctionType) -> bool:
-        """Schedule ``old`` to take ``new``'s definition; False if it cannot."""
+    def plan_function(
+        self, old: types.FunctionType, new: types.FunctionType, label: str | None = None
+    ) -> bool:
+        """Schedule ``old`` to take ``new``'s definition; False if it cannot.
+
+        ``label`` names it in the report (a class member: ``C.method``, also
+        when a code generator gave it another qualified name); an empty label
+        leaves it out (the function a wrapper holds: one definition, one entry).
+        """
         if old is new or id(new) in self.new_to_old:
             return True
         if _is_single_dispatch(old) and _is_single_dispatch(new):
@@ -98,7 +105,8 @@ class _Patcher:
         for name, (old_cell, new_cell) in zip(old.__code__.co_freevars, cells, strict=True):
             self._plan_cell(name, old_cell, new_cell)
         self.actions.append(functools.partial(self._apply_function, old, new))
-        self.report.patched.append(f"{self.module}.{old.__qualname__}")
+        if label != "":
+            self.report.patched.append(f"{self.module}.{label or old.__qualname__}")
         if old.__code__ is not new.__code__:
             _pair_nested(old.__code__, new.__code__, self.nested)
         return True
@@ -115,7 +123,7 @@ class _Patcher:
             isinstance(old_value, types.FunctionType)
             and isinstance(new_value, types.FunctionType)
             and _same_definition(old_value, new_value)
-            and self.plan_function(old_value, new_value)
+            and self.plan_function(old_value, new_value, "")
         ):
             return  # the wrapped function of a decorator, patched in place
 
@@ -180,7 +188,7 @@ class _Patcher:
                 isinstance(value, types.FunctionType)
                 and isinstance(current, types.FunctionType)
                 and _same_definition(current, value)
-                and self.plan_function(current, value)
+                and self.plan_function(current, value, f"{old.__qualname__}.{key}")
             ):
                 continue
             wrapped = _unwrap_pair(current, value)

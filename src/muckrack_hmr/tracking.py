@@ -116,6 +116,22 @@ class ProjectFilter:
             self._excluded_prefixes
         )
 
+    def verdicts(
+        self,
+    ) -> tuple[dict[str, str | None], dict[str, tuple[str, tuple[int, int] | None]]] | None:
+        """The folder verdicts and the baselines, for the compiled core's fast path.
+
+        With them the core classifies a module whose folder was judged
+        already without calling this filter: the folder is the file name up
+        to its last ``/``, a project file is recorded in ``loaded`` with its
+        ``lstat`` exactly as :meth:`__call__` records it, and anything else
+        (a new folder, a symlink) still comes here.  None where paths may use
+        another separator (Windows): the core then always calls.
+        """
+        if os.sep != "/" or os.altsep is not None:
+            return None
+        return self._folders, self.loaded
+
     def contains_file(self, filename: str) -> bool:
         """Is ``filename`` a Python source file of the project?"""
         path = self._project_path(filename)

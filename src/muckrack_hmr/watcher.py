@@ -85,6 +85,7 @@ class Watcher:
                 filter=self.filter,
             )
         self._files: dict[str, str] = {}  # real path -> module name
+        self._scripts: dict[str, bytes | None] = {}  # the script's path -> digest of what ran
         self._by_folder: dict[str, list[str]] = {}  # folder -> its module and data files
         self._saves = SaveJudge(hmr, self.data)
         self._data_seen = 0
@@ -146,7 +147,10 @@ class Watcher:
             names = []
             for path, (name, baseline) in new:
                 if name == "__main__":
-                    continue  # the script is never re-executed
+                    # Never re-executed: a save of it is only answered with a warning.
+                    self._scripts[path] = self._baseline_digest(path, baseline)
+                    self._watch(os.path.dirname(path))
+                    continue
                 if self.filter.excluded(path):
                     log.debug("hmr: not watching %s (--exclude)", path)
                     continue
@@ -326,6 +330,9 @@ class Watcher:
             if name is None and path in self.project.loaded:
                 self.refresh()  # imported since: pick it up
                 name = self._files.get(path)
+            if name is None and path in self._scripts:
+                self._script_saved(path)
+                continue
             verdicts: list[tuple[object, str | None]] = []
             if name is not None:
                 verdicts.append(
@@ -356,6 +363,22 @@ class Watcher:
             return
         if names:
             self._reload(names, tried)
+
+    def _script_saved(self, path: str) -> None:
+        """The running script changed: say once per new content that it is not reloaded."""
+        try:
+            with open(path, "rb") as handle:
+                content = digest(handle.read())
+        except OSError:
+            return
+        if content == self._scripts[path]:
+            return  # a touch, or saved back as it runs
+        self._scripts[path] = content
+        log.warning(
+            "hmr: %s is the running script (__main__), which is never reloaded: "
+            "restart to apply the edit",
+            path,
+        )
 
     def _add_laggards(self, paths: dict[str, float], first: float, now: float) -> None:
         """Add the files of the burst whose events have not arrived yet.
