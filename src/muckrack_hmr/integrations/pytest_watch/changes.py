@@ -29,13 +29,21 @@ from .suite import Suite, file_of, real
 __all__ = ["Changes", "Classifier", "Selection"]
 
 
+def _blake(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+# An empty file: truncated, with the content still to come.
+_EMPTY = _blake(b"")
+
+
 def _digest(path: str) -> bytes | None:
     """The content's digest, for a regular file only: opening a FIFO would block."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return None
         with open(path, "rb") as handle:
-            return hashlib.blake2b(handle.read(), digest_size=16).digest()
+            return _blake(handle.read())
     except OSError:
         return None
 
@@ -120,8 +128,11 @@ class Classifier:
             digest = _digest(path) if exists else None
             if known and digest == self.digests[path]:
                 continue  # touched, or saved unchanged
-            if exists and digest is not None and os.path.getsize(path) == 0 and known:
-                continue  # truncated: the write that follows brings the content
+            if digest == _EMPTY and known:
+                # Truncated: the write that follows brings the content.  Told
+                # by the content read, not by another look at the file: the
+                # write may land in between.
+                continue
             self.digests[path] = digest
             if path in self.reimport.conftests:
                 changes.conftests.add(path)
