@@ -167,19 +167,22 @@ cdef class DependencyGraph:
         return 0
 
     cdef Py_ssize_t _node(self, str name):
-        cdef object node = self._ids.get(name)
-        cdef Py_ssize_t index
-        if node is None:
-            self.version += 1
-            index = len(self._names)
-            self._ids[name] = index
-            self._names.append(name)
-            # Adjacency lists of shared ints: several times smaller than dicts
-            # (see the twin).
-            self._out.append([])
-            self._in.append([])
-            return index
-        return <Py_ssize_t>node
+        return <Py_ssize_t>self._node_id(name)
+
+    cdef object _node_id(self, str name):
+        """The node of ``name`` (added if new), as the one int object its edges share."""
+        cdef PyObject* found = PyDict_GetItem(self._ids, name)
+        if found != NULL:
+            return <object>found
+        self.version += 1
+        node = len(self._names)
+        self._ids[name] = node
+        self._names.append(name)
+        # Adjacency lists of shared ints: several times smaller than dicts
+        # (see the twin).
+        self._out.append([])
+        self._in.append([])
+        return node
 
     def __len__(self):
         return len(self._ids)
@@ -202,14 +205,12 @@ cdef class DependencyGraph:
     cdef bint _add_edge(self, str importer, str imported) except -1:
         if importer == imported:
             return False
-        cdef Py_ssize_t source = self._node(importer)
-        cdef Py_ssize_t target = self._node(imported)
-        cdef list out = <list>self._out[source]
-        cdef list into = <list>self._in[target]
         # The ints from ``_ids``, not new ones: one object per module, shared
         # by all its edges, keeps the graph small.
-        cdef object target_id = self._ids[imported]
-        cdef object source_id = self._ids[importer]
+        cdef object source_id = self._node_id(importer)
+        cdef object target_id = self._node_id(imported)
+        cdef list out = <list>self._out[<Py_ssize_t>source_id]
+        cdef list into = <list>self._in[<Py_ssize_t>target_id]
         # An edge is in both lists: look in the shorter (see the twin).
         if len(out) <= len(into):
             if target_id in out:
