@@ -516,6 +516,31 @@ def test_hmr_all_runs_everything(
     assert run.summary.startswith("3 passed")
 
 
+def test_selection_counts_only_the_tests_left_after_deselection(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """-k (as -m or --deselect): the selection line counts what runs; none left, no run."""
+    session = watch(project(proj), "-k", "shout", stdin=True)
+    first = session.run()
+    assert first.outcomes == {f"{TEXT}::test_shout": "PASSED"}
+    assert first.summary.startswith("1 passed, 2 deselected")
+
+    # Every test of app.calc is deselected: one line, and no empty run.
+    write(proj / "app" / "calc.py", "def add(a, b):\n    return a + b + 1\n")
+    session.expect("hmr: reloaded app.calc")
+    session.expect("hmr: no tests to run: 2 affected tests deselected; collected in")
+    write(proj / "app" / "text.py", "def shout(word):\n    return word.upper() + ''\n")
+    run = session.run()
+    assert run.lines[0] == "hmr: changed app/text.py"  # nothing ran in between
+    assert run.has("hmr: selected 1 test in 1 file: tests/test_text.py;")
+    assert run.outcomes == {f"{TEXT}::test_shout": "PASSED"}
+
+    session.child.send("a")
+    run = session.run()
+    assert run.has("hmr: selected 1 test (2 deselected) in 1 file: tests/test_text.py;")
+    assert run.summary.startswith("1 passed, 2 deselected")
+
+
 def test_under_the_cli(proj: Path, watch: Callable[..., Watch]) -> None:
     """``python -m muckrack.hmr -m pytest --hmr``: the CLI's HMR is reused, its watcher stopped."""
     session = watch(project(proj), cli=True)
