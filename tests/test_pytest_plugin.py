@@ -376,6 +376,33 @@ def test_a_fix_after_a_failed_reload_or_collection_says_recovered(
     assert not run.has("app.calc recovered")  # said once
 
 
+def test_a_broken_conftest_counts_the_test_files_that_wait_and_runs_them_once_fixed(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    project(proj)
+    conftest = proj / "tests" / "conftest.py"
+    source = conftest.read_text()
+    write(conftest, source + "\n\n@pytest.fixture\ndef val():\n    return 1\n")
+    write(proj / "tests" / "test_fix.py", "def test_fix(val):\n    assert val == 1\n")
+    session = watch(proj)
+    assert session.run().summary.startswith("4 passed")
+
+    # The users of its fixtures wait: tests/test_calc.py (two) and tests/test_fix.py (val).
+    write(conftest, source + "\n\n@pytest.fixture\ndef val():\n    return (1\n")
+    session.expect("hmr: tests/conftest.py failed to import")
+    session.expect(
+        "hmr: not running tests until tests/conftest.py loads again (2 test file(s) waiting)"
+    )
+    write(conftest, source + "\n\n@pytest.fixture\ndef val():\n    return 2\n")
+    run = session.run()
+    assert run.has("hmr: tests/conftest.py recovered")
+    assert run.outcomes == {
+        f"{CALC}::test_add": "PASSED",
+        f"{CALC}::test_add_zero": "PASSED",
+        "tests/test_fix.py::test_fix": "FAILED",
+    }
+
+
 def test_conftest_changes_and_session_fixtures(proj: Path, watch: Callable[..., Watch]) -> None:
     project(proj)
     log = proj / "fixture.log"

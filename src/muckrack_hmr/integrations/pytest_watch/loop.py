@@ -291,7 +291,11 @@ class WatchLoop:
             edited_only = key not in reached
             reimported = self.reimport.reimport_conftest(key, keep=edited_only)
             if reimported is None:
-                self._wait_for_fix(files, [self.report.relative(key)])
+                # Which fixtures the fix will change is known only once it
+                # imports: the tests using any of the old module's wait, as
+                # the dependents of a module that failed to reload do.
+                selection.plugin_users(self.reimport.conftests[key], os.path.dirname(key))
+                self._wait_for_fix(selection.files(), [self.report.relative(key)])
                 return
             module, changed = reimported
             # Edited alone: the tests using what changed; reached by a change
