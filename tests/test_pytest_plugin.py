@@ -335,6 +335,48 @@ def test_syntax_errors_are_reported_and_watching_goes_on(
     session.expect("change(s) need a restart of pytest --hmr")
 
 
+def errors_section(lines: list[str]) -> list[str]:
+    """pytest's ERRORS section: from its header to the short test summary."""
+    start = next(index for index, line in enumerate(lines) if re.match(r"^=+ ERRORS =+$", line))
+    end = next(index for index, line in enumerate(lines) if "short test summary info" in line)
+    return lines[start:end]
+
+
+def test_collection_errors_show_no_frames_of_the_import_hook(
+    proj: Path, watch: Callable[..., Watch], core_env: dict[str, str]
+) -> None:
+    """The traceback of a test module's failed import is the one a plain pytest run shows."""
+    project(proj)
+    write(proj / "tests" / "test_missing.py", "import app.missing\n\ndef test_x():\n    pass\n")
+    write(proj / "app" / "deep.py", "from app.gone import name\n")
+    write(proj / "tests" / "test_deep.py", "import app.deep\n\ndef test_y():\n    pass\n")
+    plain = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider"],
+        cwd=proj,
+        env=dict(core_env, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    expected = errors_section(plain.stdout.splitlines())
+    assert any("No module named 'app.missing'" in line for line in expected)
+    assert any("No module named 'app.gone'" in line for line in expected)
+
+    session = watch(proj)
+    first = session.run()
+    assert errors_section(first.lines) == expected
+    assert not any("_hmr_core" in line or "_core_py" in line for line in first.lines)
+
+    # Collected again in the loop: the same.
+    write(proj / "tests" / "test_missing.py", "import app.absent\n\ndef test_x():\n    pass\n")
+    run = session.run()
+    assert run.has("E   ModuleNotFoundError: No module named 'app.absent'")
+    assert run.has("tests/test_missing.py:1: in <module>")
+    assert not any("_hmr_core" in line or "_core_py" in line for line in run.lines)
+
+
 def test_a_fix_after_a_failed_reload_or_collection_says_recovered(
     proj: Path, watch: Callable[..., Watch]
 ) -> None:
