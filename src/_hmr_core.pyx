@@ -27,6 +27,14 @@ cdef extern from "Python.h":
 
 __all__ = ["DependencyGraph", "ImportTracker", "resolve_relative"]
 
+# pytest leaves out of its tracebacks the frames whose locals or globals set
+# __tracebackhide__.  Ours sit between every import statement and the module
+# it imports (the hook), so without it an ImportError in a test module shows
+# "src/_hmr_core.pyx:611: in ...import_module ???" lines that a plain pytest
+# run does not have.  A Cython frame's globals are this module's namespace,
+# and it has no locals: the whole module is marked (--full-trace shows it).
+__tracebackhide__ = True
+
 cdef object _BUILTIN_IMPORT = builtins.__import__
 cdef dict _UNTRACKED = {}
 cdef object _MISSING = object()

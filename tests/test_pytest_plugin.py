@@ -335,6 +335,48 @@ def test_syntax_errors_are_reported_and_watching_goes_on(
     session.expect("change(s) need a restart of pytest --hmr")
 
 
+def errors_section(lines: list[str]) -> list[str]:
+    """pytest's ERRORS section: from its header to the short test summary."""
+    start = next(index for index, line in enumerate(lines) if re.match(r"^=+ ERRORS =+$", line))
+    end = next(index for index, line in enumerate(lines) if "short test summary info" in line)
+    return lines[start:end]
+
+
+def test_collection_errors_show_no_frames_of_the_import_hook(
+    proj: Path, watch: Callable[..., Watch], core_env: dict[str, str]
+) -> None:
+    """The traceback of a test module's failed import is the one a plain pytest run shows."""
+    project(proj)
+    write(proj / "tests" / "test_missing.py", "import app.missing\n\ndef test_x():\n    pass\n")
+    write(proj / "app" / "deep.py", "from app.gone import name\n")
+    write(proj / "tests" / "test_deep.py", "import app.deep\n\ndef test_y():\n    pass\n")
+    plain = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider"],
+        cwd=proj,
+        env=dict(core_env, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    expected = errors_section(plain.stdout.splitlines())
+    assert any("No module named 'app.missing'" in line for line in expected)
+    assert any("No module named 'app.gone'" in line for line in expected)
+
+    session = watch(proj)
+    first = session.run()
+    assert errors_section(first.lines) == expected
+    assert not any("_hmr_core" in line or "_core_py" in line for line in first.lines)
+
+    # Collected again in the loop: the same.
+    write(proj / "tests" / "test_missing.py", "import app.absent\n\ndef test_x():\n    pass\n")
+    run = session.run()
+    assert run.has("E   ModuleNotFoundError: No module named 'app.absent'")
+    assert run.has("tests/test_missing.py:1: in <module>")
+    assert not any("_hmr_core" in line or "_core_py" in line for line in run.lines)
+
+
 def test_a_fix_after_a_failed_reload_or_collection_says_recovered(
     proj: Path, watch: Callable[..., Watch]
 ) -> None:
@@ -374,6 +416,33 @@ def test_a_fix_after_a_failed_reload_or_collection_says_recovered(
     run = session.run()
     assert run.has("hmr: tests/conftest.py recovered")
     assert not run.has("app.calc recovered")  # said once
+
+
+def test_a_broken_conftest_counts_the_test_files_that_wait_and_runs_them_once_fixed(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    project(proj)
+    conftest = proj / "tests" / "conftest.py"
+    source = conftest.read_text()
+    write(conftest, source + "\n\n@pytest.fixture\ndef val():\n    return 1\n")
+    write(proj / "tests" / "test_fix.py", "def test_fix(val):\n    assert val == 1\n")
+    session = watch(proj)
+    assert session.run().summary.startswith("4 passed")
+
+    # The users of its fixtures wait: tests/test_calc.py (two) and tests/test_fix.py (val).
+    write(conftest, source + "\n\n@pytest.fixture\ndef val():\n    return (1\n")
+    session.expect("hmr: tests/conftest.py failed to import")
+    session.expect(
+        "hmr: not running tests until tests/conftest.py loads again (2 test file(s) waiting)"
+    )
+    write(conftest, source + "\n\n@pytest.fixture\ndef val():\n    return 2\n")
+    run = session.run()
+    assert run.has("hmr: tests/conftest.py recovered")
+    assert run.outcomes == {
+        f"{CALC}::test_add": "PASSED",
+        f"{CALC}::test_add_zero": "PASSED",
+        "tests/test_fix.py::test_fix": "FAILED",
+    }
 
 
 def test_conftest_changes_and_session_fixtures(proj: Path, watch: Callable[..., Watch]) -> None:
@@ -514,6 +583,31 @@ def test_hmr_all_runs_everything(
     run = session.run()
     assert len(run.outcomes) == 3
     assert run.summary.startswith("3 passed")
+
+
+def test_selection_counts_only_the_tests_left_after_deselection(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """-k (as -m or --deselect): the selection line counts what runs; none left, no run."""
+    session = watch(project(proj), "-k", "shout", stdin=True)
+    first = session.run()
+    assert first.outcomes == {f"{TEXT}::test_shout": "PASSED"}
+    assert first.summary.startswith("1 passed, 2 deselected")
+
+    # Every test of app.calc is deselected: one line, and no empty run.
+    write(proj / "app" / "calc.py", "def add(a, b):\n    return a + b + 1\n")
+    session.expect("hmr: reloaded app.calc")
+    session.expect("hmr: no tests to run: 2 affected tests deselected; collected in")
+    write(proj / "app" / "text.py", "def shout(word):\n    return word.upper() + ''\n")
+    run = session.run()
+    assert run.lines[0] == "hmr: changed app/text.py"  # nothing ran in between
+    assert run.has("hmr: selected 1 test in 1 file: tests/test_text.py;")
+    assert run.outcomes == {f"{TEXT}::test_shout": "PASSED"}
+
+    session.child.send("a")
+    run = session.run()
+    assert run.has("hmr: selected 1 test (2 deselected) in 1 file: tests/test_text.py;")
+    assert run.summary.startswith("1 passed, 2 deselected")
 
 
 def test_under_the_cli(proj: Path, watch: Callable[..., Watch]) -> None:

@@ -385,6 +385,12 @@ class ImportTracker:
         level: int = 0,
     ) -> ModuleType:
         """The replacement for ``builtins.__import__``."""
+        # pytest leaves this frame, which stands between an import statement
+        # and the module imported, out of its tracebacks, as a plain run has
+        # no such frame.  Only the hook's frames: the rest of the twin is
+        # what a failing core test needs to show.  The compiled core, whose
+        # frames have no locals, marks its whole module.
+        __tracebackhide__ = True
         module = self._original_import(name, globals, locals, fromlist, level)
         if globals is None:
             # An explicit ``__import__("x")``: credit the calling module.
@@ -414,6 +420,7 @@ class ImportTracker:
 
     def import_module(self, name: str, package: str | None = None) -> ModuleType:
         """The replacement for ``importlib.import_module``."""
+        __tracebackhide__ = True  # for pytest, as in import_
         module = self._original_import_module(name, package)
         globals = sys._getframe(1).f_globals
         seen = self._statements_of(globals)

@@ -106,7 +106,7 @@ class WatchLoop:
             self.events.read_commands(self.commands)
             self.commands = None
         self.report.collect_errors = len(self.report.stats("error"))
-        self._run(list(session.items), time.perf_counter(), [], modify=False)
+        self._run(list(session.items), time.perf_counter(), [])
         try:
             while not self._quit:
                 batch = self.events.next_batch(self._idle)
@@ -140,15 +140,11 @@ class WatchLoop:
         started: float,
         lines: list[str],
         *,
-        modify: bool = True,
         since: str = "the save",
     ) -> None:
         session, config = self.session, self.config
         for text in lines:
             self.report.line(text)
-        if modify and items:
-            # -k, -m, --deselect, fixture-scope ordering: as pytest does after collecting.
-            config.hook.pytest_collection_modifyitems(session=session, config=config, items=items)
         session.items = items
         session.testscollected = len(items)
         interrupted = None
@@ -243,7 +239,10 @@ class WatchLoop:
         items = self._items(files)
         if only is not None:
             items = [item for item in items if item.nodeid in only]
-        lines.append(self._selection_line(items, files, collected))
+        items, deselected = self._deselect(items)
+        lines.append(self._selection_line(items, deselected, files, collected))
+        if self._nothing_to_run(items, deselected, lines):
+            return
         self._run(items, started, lines, since="the command")
 
     # -- a batch of saves ------------------------------------------------------------
@@ -292,7 +291,11 @@ class WatchLoop:
             edited_only = key not in reached
             reimported = self.reimport.reimport_conftest(key, keep=edited_only)
             if reimported is None:
-                self._wait_for_fix(files, [self.report.relative(key)])
+                # Which fixtures the fix will change is known only once it
+                # imports: the tests using any of the old module's wait, as
+                # the dependents of a module that failed to reload do.
+                selection.plugin_users(self.reimport.conftests[key], os.path.dirname(key))
+                self._wait_for_fix(selection.files(), [self.report.relative(key)])
                 return
             module, changed = reimported
             # Edited alone: the tests using what changed; reached by a change
@@ -315,7 +318,11 @@ class WatchLoop:
         selection.whole |= set(self.suite.files) - before
         files = {key for key in files | selection.whole if key in self.suite.files}
         items = [item for item in self._items(files) if selection.wanted(item, files)]
-        self._run(items, batch.first_event, [self._selection_line(items, files, collected)])
+        items, deselected = self._deselect(items)
+        lines = [self._selection_line(items, deselected, files, collected)]
+        if self._nothing_to_run(items, deselected, lines):
+            return
+        self._run(items, batch.first_event, lines)
 
     def _wait_for_fix(self, files: set[str], broken: list[str]) -> None:
         self.pending |= files
@@ -359,13 +366,65 @@ class WatchLoop:
             for item in self.suite.files[key].items
         ]
 
-    def _selection_line(self, items: list[pytest.Item], files: set[str], collected: float) -> str:
+    def _deselect(self, items: list[pytest.Item]) -> tuple[list[pytest.Item], list[pytest.Item]]:
+        """The items left after pytest's own deselection, and those it deselected.
+
+        -k, -m, --deselect, fixture-scope ordering: as pytest does after
+        collecting, and before the selection line, which counts what runs.
+        """
+        if not items:
+            return items, []
+        session, config = self.session, self.config
+        kept = list(items)
+        config.hook.pytest_collection_modifyitems(session=session, config=config, items=kept)
+        left = {id(item) for item in kept}
+        return kept, [item for item in items if id(item) not in left]
+
+    def _nothing_to_run(
+        self, items: list[pytest.Item], deselected: list[pytest.Item], lines: list[str]
+    ) -> bool:
+        """Say so when pytest deselected every affected test: no empty run is started.
+
+        A collection error still gets its run, which reports it.
+        """
+        if items or not deselected or self.report.collect_errors:
+            return False
+        for text in lines:
+            self.report.line(text)
+        return True
+
+    def _selection_line(
+        self,
+        items: list[pytest.Item],
+        deselected: list[pytest.Item],
+        files: set[str],
+        collected: float,
+    ) -> str:
         now = time.perf_counter()
-        names = sorted(self.report.relative(key) for key in files if key in self.suite.files)
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        elapsed = f"collected in {(now - collected) * 1000.0:.1f} ms"
         count = len(items)
+        if deselected and not count:
+            gone = len(deselected)
+            return (
+                f"hmr: no tests to run: {gone} affected test{'s' if gone != 1 else ''} "
+                f"deselected; {elapsed}"
+            )
+        # A file whose every test was deselected is not shown; one that
+        # failed to collect (no tests) is.
+        running = {id(item) for item in items}
+        names = sorted(
+            self.report.relative(key)
+            for key in files
+            if key in self.suite.files
+            and (
+                not self.suite.files[key].items
+                or any(id(item) in running for item in self.suite.files[key].items)
+            )
+        )
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        aside = f" ({len(deselected)} deselected)" if deselected else ""
         return (
-            f"hmr: selected {count} test{'s' if count != 1 else ''} in "
+            f"hmr: selected {count} test{'s' if count != 1 else ''}{aside} in "
             f"{len(names)} file{'s' if len(names) != 1 else ''}"
-            f"{': ' + shown if shown else ''}; collected in {(now - collected) * 1000.0:.1f} ms"
+            f"{': ' + shown if shown else ''}; {elapsed}"
         )
