@@ -105,6 +105,9 @@ cdef class DependencyGraph:
     cdef list _in
     cdef dict _bindings
     cdef public Py_ssize_t version
+    # Binding changes, and the names bound from each module asked about (see the twin).
+    cdef Py_ssize_t _bindings_changed
+    cdef dict _bound_from
     # The queries run on C arrays: a compressed copy of the adjacency lists
     # (CSR: node i's edges are targets[start[i]:start[i + 1]]), made again
     # when ``version`` moved.  Edits are rare (imports); queries run on
@@ -123,6 +126,8 @@ cdef class DependencyGraph:
         self._in = []
         self._bindings = {}
         self.version = 0
+        self._bindings_changed = 0
+        self._bound_from = {}
         self._csr_version = -1
 
     def __dealloc__(self):
@@ -239,12 +244,14 @@ cdef class DependencyGraph:
         cdef Py_ssize_t index
         if flat is None:
             self._bindings[importer] = [imported, name]
+            self._bindings_changed += 1
             return
         for index in range(0, len(flat), 2):
             if flat[index + 1] == name and flat[index] == imported:
                 return
         flat.append(imported)
         flat.append(name)
+        self._bindings_changed += 1
 
     def bound_names(self, str importer, str imported):
         """Names that ``importer`` bound with ``from imported import ...``."""
@@ -265,6 +272,8 @@ cdef class DependencyGraph:
             return []
         cdef set wanted = set(names)
         wanted.add("*")
+        if self._names_bound_from(imported, <Py_ssize_t>found_node).isdisjoint(wanted):
+            return []
         cdef list found = []
         cdef list names_list = self._names
         cdef dict bindings = self._bindings
@@ -287,6 +296,31 @@ cdef class DependencyGraph:
                     break
         return found
 
+    cdef frozenset _names_bound_from(self, str imported, Py_ssize_t node):
+        """Every name that some importer bound with ``from imported import ...``."""
+        cdef PyObject* found = PyDict_GetItem(self._bound_from, imported)
+        cdef tuple cached
+        if found != NULL:
+            cached = <tuple>found
+            if cached[0] == self.version and cached[1] == self._bindings_changed:
+                return <frozenset>cached[2]
+        cdef set bound = set()
+        cdef list names_list = self._names
+        cdef PyObject* entry
+        cdef list flat
+        cdef Py_ssize_t index
+        for source in <list>self._in[node]:
+            entry = PyDict_GetItem(self._bindings, names_list[<Py_ssize_t>source])
+            if entry == NULL:
+                continue
+            flat = <list>entry
+            for index in range(0, len(flat), 2):
+                if flat[index] == imported:
+                    bound.add(flat[index + 1])
+        cdef frozenset names = frozenset(bound)
+        self._bound_from[imported] = (self.version, self._bindings_changed, names)
+        return names
+
     def clear_dependencies(self, str importer):
         """Drop the outgoing edges and bindings of ``importer``; return them."""
         node = self._ids.get(importer)
@@ -304,6 +338,7 @@ cdef class DependencyGraph:
         cdef dict bindings = {}
         cdef list flat = self._bindings.pop(importer, None)
         if flat is not None:
+            self._bindings_changed += 1
             for index in range(0, len(flat), 2):
                 bindings.setdefault(flat[index], []).append(flat[index + 1])
         return previous, bindings
@@ -333,6 +368,8 @@ cdef class DependencyGraph:
         self._out[index] = []
         self._in[index] = []
         self._bindings.pop(name, None)
+        self._bound_from.pop(name, None)
+        self._bindings_changed += 1
         cdef list flat
         cdef list kept
         cdef Py_ssize_t position

@@ -110,6 +110,28 @@ def test_binders_are_the_importers_that_bound_a_name(core: ModuleType) -> None:
     assert graph.binders("a", ["f"]) == ["d"]
 
 
+def test_binders_follow_every_binding_change_after_a_question(core: ModuleType) -> None:
+    # A question about names nobody bound is answered from what is known of
+    # the module: every later change to bindings or edges must count.
+    graph = core.DependencyGraph()
+    graph.add_edge("b", "a")
+    graph.add_binding("b", "a", "f")
+    assert graph.binders("a", ["LIMIT"]) == []
+    graph.add_binding("b", "a", "LIMIT")
+    assert graph.binders("a", ["LIMIT"]) == ["b"]
+    saved = graph.clear_dependencies("b")
+    assert graph.binders("a", ["LIMIT"]) == []
+    graph.restore_dependencies("b", saved)
+    assert graph.binders("a", ["LIMIT"]) == ["b"]
+    graph.add_edge("c", "a")
+    graph.add_binding("c", "a", "*")
+    assert graph.binders("a", ["NEW"]) == ["c"]
+    graph.remove_module("c")
+    assert graph.binders("a", ["NEW"]) == []
+    graph.remove_module("b")
+    assert graph.binders("a", ["LIMIT"]) == []
+
+
 def test_remove_module(core: ModuleType) -> None:
     graph = make(core, [("b", "a"), ("c", "b")])
     graph.add_binding("c", "b", "x")

@@ -64,7 +64,16 @@ class DependencyGraph:
     the order in which modules and edges were first recorded.
     """
 
-    __slots__ = ("_bindings", "_ids", "_in", "_names", "_out", "version")
+    __slots__ = (
+        "_bindings",
+        "_bindings_changed",
+        "_bound_from",
+        "_ids",
+        "_in",
+        "_names",
+        "_out",
+        "version",
+    )
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
@@ -77,6 +86,12 @@ class DependencyGraph:
         # importer -> [imported, name, imported, name, ...] for each
         # ``from imported import name`` it ran, flat for the same reason.
         self._bindings: dict[str, list[str]] = {}
+        # Grows whenever a binding is added or dropped; and, per module asked
+        # about by binders(), the names anyone bound from it, as of
+        # (version, _bindings_changed): a change of names nobody bound costs
+        # a set test, not a look at every importer.
+        self._bindings_changed = 0
+        self._bound_from: dict[str, tuple[int, int, frozenset[str]]] = {}
         #: Grows whenever a module or an edge is added or removed (not bindings):
         #: what was derived from the graph is stale when it changed.
         self.version = 0
@@ -130,12 +145,14 @@ class DependencyGraph:
         flat = self._bindings.get(importer)
         if flat is None:
             self._bindings[importer] = [imported, name]
+            self._bindings_changed += 1
             return
         for index in range(0, len(flat), 2):
             if flat[index + 1] == name and flat[index] == imported:
                 return
         flat.append(imported)
         flat.append(name)
+        self._bindings_changed += 1
 
     def bound_names(self, importer: str, imported: str) -> list[str]:
         """Names that ``importer`` bound with ``from imported import ...``."""
@@ -153,6 +170,8 @@ class DependencyGraph:
             return []
         wanted = set(names)
         wanted.add("*")
+        if self._names_bound_from(imported, node).isdisjoint(wanted):
+            return []
         found = []
         names_list = self._names
         bindings = self._bindings
@@ -166,6 +185,22 @@ class DependencyGraph:
                     found.append(importer)
                     break
         return found
+
+    def _names_bound_from(self, imported: str, node: int) -> frozenset[str]:
+        """Every name that some importer bound with ``from imported import ...``."""
+        cached = self._bound_from.get(imported)
+        if cached is not None and cached[0] == self.version and cached[1] == self._bindings_changed:
+            return cached[2]
+        bound = set()
+        names_list = self._names
+        for source in self._in[node]:
+            flat = self._bindings.get(names_list[source], ())
+            for index in range(0, len(flat), 2):
+                if flat[index] == imported:
+                    bound.add(flat[index + 1])
+        names = frozenset(bound)
+        self._bound_from[imported] = (self.version, self._bindings_changed, names)
+        return names
 
     def clear_dependencies(self, importer: str) -> tuple[list[str], dict[str, list[str]]]:
         """Drop the outgoing edges and bindings of ``importer``; return them."""
@@ -182,6 +217,8 @@ class DependencyGraph:
         out.clear()
         bindings: dict[str, list[str]] = {}
         flat = self._bindings.pop(importer, ())
+        if flat:
+            self._bindings_changed += 1
         for index in range(0, len(flat), 2):
             bindings.setdefault(flat[index], []).append(flat[index + 1])
         return previous, bindings
@@ -212,6 +249,8 @@ class DependencyGraph:
         self._out[node] = []
         self._in[node] = []
         self._bindings.pop(name, None)
+        self._bound_from.pop(name, None)
+        self._bindings_changed += 1
         for importer, flat in list(self._bindings.items()):
             if name in flat:
                 kept = [

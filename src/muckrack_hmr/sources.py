@@ -186,8 +186,9 @@ class SourceStore:
         self._kept[name] = self._spill.put(zlib.compress(source, 1))
         if self._spill.needs_compaction():
             self._kept = self._spill.compacted(self._kept)
-        self._forget_consumption(name)
-        if summary is not None:
+        if summary is None:
+            self._forget_consumption(name)
+        else:
             self._index(name, consumption_of(summary, self.is_project, self._shared))
 
     def ran(self, name: str) -> bytes | None:
@@ -245,19 +246,33 @@ class SourceStore:
         return found
 
     def _index(self, name: str, consumption: Consumption) -> None:
+        """``consumption`` is what ``name`` uses now (it may have been indexed before).
+
+        Only the keys it stopped or started using are touched: the users of a
+        key the whole codebase uses (the core module's ``register``) are not
+        rebuilt on every reload of one of them.
+        """
+        previous = self._consumptions.get(name)
         self._consumptions[name] = consumption
+        keys = self._keys_of(consumption)
+        if previous is not None:
+            old_keys = self._keys_of(previous)
+            self._drop_user(name, old_keys - keys)
+            keys -= old_keys
         consumers = self.consumers
-        for key in self._keys_of(consumption):
+        for key in keys:
             users = consumers.get(key, ())
             if name not in users:
                 consumers[key] = (*users, name)
 
     def _forget_consumption(self, name: str) -> None:
         consumption = self._consumptions.pop(name, None)
-        if consumption is None:
-            return
+        if consumption is not None:
+            self._drop_user(name, self._keys_of(consumption))
+
+    def _drop_user(self, name: str, keys: Iterable[tuple[str, str]]) -> None:
         consumers = self.consumers
-        for key in self._keys_of(consumption):
+        for key in keys:
             users = tuple(user for user in consumers.get(key, ()) if user != name)
             if users:
                 consumers[key] = users
