@@ -444,3 +444,28 @@ def test_a_summary_reuses_the_analysis_of_unchanged_statements() -> None:
     assert reused.statements[2].body_calls is old.statements[2].body_calls
     assert reused.statements[1].reads is not old.statements[1].reads
     assert reused.statements[2].node is not old.statements[2].node
+
+
+def test_a_dependent_edited_to_use_other_names_is_reached_by_those_only(
+    project: Project, hmr: Any
+) -> None:
+    # The index of what modules use follows each reload of a user: what it
+    # stopped using no longer reaches it, what it started using does.
+    source = "def f():\n    return {f}\n\ndef g():\n    return {g}\n"
+    project.write("a.py", source.format(f=1, g=10))
+    project.write("b.py", "import a\n\nTABLE = [a.f()]\n")
+    _, b = fresh(hmr, "a", "b")
+    hmr.reloader.warm()
+    assert b.TABLE == [1]
+
+    project.write("b.py", "import a\n\nTABLE = [a.g()]\n")
+    assert hmr.reload_module("b")[0] == ["b"]
+    assert b.TABLE == [10]
+
+    project.write("a.py", source.format(f=2, g=10))
+    assert hmr.reload_module("a")[0] == ["a"]  # b no longer calls f at import
+    assert b.TABLE == [10]
+
+    project.write("a.py", source.format(f=2, g=20))
+    assert hmr.reload_module("a")[0] == ["a", "b"]
+    assert b.TABLE == [20]
