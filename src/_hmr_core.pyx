@@ -9,7 +9,6 @@ with ``PyEval_GetGlobals`` instead of walking frames.
 """
 
 import builtins
-import os
 import sys
 import threading
 
@@ -24,6 +23,36 @@ cdef extern from "Python.h":
         object name, object globals, object locals, object fromlist, int level
     )
     PyObject* PyEval_GetGlobals()
+    bytes PyUnicode_EncodeFSDefault(object unicode)
+
+# The baseline of a project file without ``os.lstat`` and its stat_result:
+# 0 for a file (its mtime in ns and size filled in, as os.stat computes
+# them), 1 for a symlink, -1 when lstat fails.  Never used on Windows
+# (ProjectFilter.verdicts offers no tables there).
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    static int hmr_lstat(const char *path, long long *mtime_ns, long long *size) {
+        (void)path; (void)mtime_ns; (void)size;
+        return -1;
+    }
+    #else
+    #include <sys/stat.h>
+    static int hmr_lstat(const char *path, long long *mtime_ns, long long *size) {
+        struct stat st;
+        if (lstat(path, &st) != 0) return -1;
+        if (S_ISLNK(st.st_mode)) return 1;
+    #if defined(__APPLE__)
+        *mtime_ns = (long long)st.st_mtimespec.tv_sec * 1000000000LL + st.st_mtimespec.tv_nsec;
+    #else
+        *mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    #endif
+        *size = (long long)st.st_size;
+        return 0;
+    }
+    #endif
+    """
+    int hmr_lstat(const char* path, long long* mtime_ns, long long* size) nogil
 
 __all__ = ["DependencyGraph", "ImportTracker", "resolve_relative"]
 
@@ -40,7 +69,6 @@ cdef dict _UNTRACKED = {}
 cdef object _MISSING = object()
 cdef object _NAME = "__name__"
 cdef object _FILE = "__file__"
-cdef object _lstat = os.lstat
 cdef tuple _SOURCE_SUFFIXES = (".py", ".pyw")
 # Slots of the globals-identity cache of ImportTracker (a power of two).
 cdef enum:
@@ -745,7 +773,11 @@ cdef class ImportTracker:
         """
         cdef PyObject* found
         cdef Py_ssize_t slash
-        cdef long mode
+        cdef bytes encoded
+        cdef const char* c_path
+        cdef long long mtime_ns = 0
+        cdef long long size = 0
+        cdef int kind
         if self._folders is not None and type(globals) is dict:
             found = PyDict_GetItem(globals, _FILE)
             if found != NULL and type(<object>found) is str:
@@ -757,15 +789,17 @@ cdef class ImportTracker:
                         if <object>found is None:
                             return False
                         path = <str>found + filename[slash + 1 :]
-                        try:
-                            status = _lstat(path)
-                        except OSError:
-                            self._loaded[path] = (importer, None)
-                            return True
-                        mode = status.st_mode
-                        if (mode & 0o170000) != 0o120000:  # not a symlink
-                            self._loaded[path] = (importer, (status.st_mtime_ns, status.st_size))
-                            return True
+                        encoded = PyUnicode_EncodeFSDefault(path)
+                        if b"\0" not in encoded:  # else os.lstat's error, below
+                            c_path = encoded
+                            with nogil:  # as os.lstat: a slow file system stalls no thread
+                                kind = hmr_lstat(c_path, &mtime_ns, &size)
+                            if kind == -1:
+                                self._loaded[path] = (importer, None)
+                                return True
+                            if kind == 0:
+                                self._loaded[path] = (importer, (mtime_ns, size))
+                                return True
         return bool(self._classify(importer, globals))
 
     cdef bint _is_tracked(self, object name) except -1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import os
 import sys
 import threading
 from typing import Any
@@ -185,6 +186,39 @@ def test_only_project_modules_are_tracked(project: Project, hmr: Any, tmp_path: 
     finally:
         sys.path.remove(str(outside))
         sys.modules.pop("foreign_mod", None)
+
+
+def test_each_module_gets_its_files_lstat_as_baseline_and_links_lead_to_their_target(
+    project: Project, hmr: Any, tmp_path: Any
+) -> None:
+    # The first module of a folder is judged by the project filter, the next
+    # ones by the compiled core itself: both must record the same baselines.
+    for index in range(4):
+        project.write(f"pkg/m{index}.py", "X = 1\n")
+    project.write("pkg/__init__.py", "")
+    project.write("pkg/target.py", "Y = 2\n")
+    (project.root / "pkg" / "link.py").symlink_to(project.root / "pkg" / "target.py")
+    outside = tmp_path / "outside.py"
+    outside.write_text("Z = 3\n")
+    (project.root / "pkg" / "away.py").symlink_to(outside)
+    project.write(
+        "user.py",
+        "import pkg.m0, pkg.m1, pkg.m2, pkg.m3, pkg.link, pkg.away\n",
+    )
+    importlib.import_module("user")
+    loaded = hmr.project.loaded
+    folder = os.path.realpath(project.root / "pkg")
+    for index in range(4):
+        path = os.path.join(folder, f"m{index}.py")
+        status = os.lstat(path)
+        assert loaded[path] == (f"pkg.m{index}", (status.st_mtime_ns, status.st_size))
+    target = os.path.join(folder, "target.py")
+    status = os.stat(target)
+    assert loaded[target] == ("pkg.link", (status.st_mtime_ns, status.st_size))
+    assert os.path.join(folder, "link.py") not in loaded
+    assert hmr.tracker.is_tracked("pkg.link")
+    assert not hmr.tracker.is_tracked("pkg.away")  # a link out of the project
+    assert str(outside) not in loaded
 
 
 def test_a_virtualenv_inside_the_project_is_not_project_code(project: Project, core: Any) -> None:
