@@ -83,6 +83,8 @@ def resolve_relative(str name, package, int level):
 cdef str _resolve_relative(str name, object package, int level):
     if not package:
         raise ImportError("attempted relative import with no known parent package")
+    if level == 1 and type(package) is str:  # ``from . import x``, ``from .x import y``
+        return (<str>package) + "." + name if name else <str>package
     bits = package.rsplit(".", level - 1)
     if len(bits) < level:
         raise ImportError("attempted relative import beyond top-level package")
