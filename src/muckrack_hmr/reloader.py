@@ -77,6 +77,8 @@ _MODULE_METADATA = frozenset(
 
 
 _GONE = object()
+# Below this many unanalyzed modules, _reached looks at each of them.
+_FEW = 64
 
 
 @dataclass
@@ -163,6 +165,10 @@ class Reloader:
         self.sources = SourceStore(project, tracker.is_tracked)
         self._positions: dict[str, tuple[int, int]] = {}
         self._positions_version = -1
+        # The modules not in the index of what modules use, as of (graph
+        # version, index membership version): few once the watcher has warmed.
+        self._unanalyzed: set[str] = set()
+        self._unanalyzed_key = (-1, -1)
         # Reentrant, so that a hook or a module that asks for a reload while
         # one runs gets its request queued instead of deadlocking.
         self._lock = threading.RLock()
@@ -366,16 +372,30 @@ class Reloader:
         """The dependents of ``name`` that its changes can reach."""
         if self.cascade == "never":
             return set()
-        dependents = self.graph.dependents_of(name)
+        graph = self.graph
         if self.cascade == "always":
-            return set(dependents)
+            return set(graph.dependents_of(name))
         # Analyzed dependents are reached through the names they use; the
-        # others have to be looked at.
-        analyzed = self.sources.analyzed_modules
-        reached = {dependent for dependent in dependents if dependent not in analyzed}
+        # others have to be looked at.  Once the watcher has warmed, those
+        # are few: looking at them costs less than listing every dependent
+        # (the core module has thousands).
+        unanalyzed = self._not_analyzed()
+        if len(unanalyzed) <= _FEW:
+            reached = {other for other in unanalyzed if name in graph.dependencies_of(other)}
+        else:
+            reached = {other for other in graph.dependents_of(name) if other in unanalyzed}
         for changed in outcome.values | outcome.behaviors:
             reached.update(self.sources.consumers.get((name, changed), ()))
         return reached
+
+    def _not_analyzed(self) -> set[str]:
+        """The modules of the graph not in the index of what modules use."""
+        key = (self.graph.version, self.sources.membership)
+        if key != self._unanalyzed_key:
+            analyzed = self.sources.analyzed_modules
+            self._unanalyzed = {name for name in self.graph.modules() if name not in analyzed}
+            self._unanalyzed_key = key
+        return self._unanalyzed
 
     def _follow(self, name: str, changes: ChangeSet) -> Changes | None:
         """A dependent: run what consumed the changes of its imports, if anything."""

@@ -127,6 +127,9 @@ class SourceStore:
         self._remembered = 0  # how many entries of project.loaded were looked at
         self._summaries: OrderedDict[tuple[str, bytes], ModuleSummary] = OrderedDict()
         self._consumptions: dict[str, Consumption] = {}
+        #: Grows whenever a module joins or leaves the index (not when its
+        #: entry is replaced): what was derived from the membership is stale.
+        self.membership = 0
         #: (module, name) -> modules whose code uses module.name: the dependents
         #: a change can reach, found without looking at the others.  Tuples:
         #: most names have a few users, and this is kept for all of them.
@@ -254,6 +257,8 @@ class SourceStore:
         """
         previous = self._consumptions.get(name)
         self._consumptions[name] = consumption
+        if previous is None:
+            self.membership += 1
         keys = self._keys_of(consumption)
         if previous is not None:
             old_keys = self._keys_of(previous)
@@ -268,6 +273,7 @@ class SourceStore:
     def _forget_consumption(self, name: str) -> None:
         consumption = self._consumptions.pop(name, None)
         if consumption is not None:
+            self.membership += 1
             self._drop_user(name, self._keys_of(consumption))
 
     def _drop_user(self, name: str, keys: Iterable[tuple[str, str]]) -> None:
