@@ -12,6 +12,7 @@ import errno
 import importlib
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -747,3 +748,46 @@ def test_include_globs_follow_matching_data_files_only(make_rig: Any) -> None:
 
     assert rig.transactions == [["reader"]]
     assert reader.TABLE == 2
+
+
+def _blocked_signals(native_id: int) -> set[int]:
+    """The signals a thread of this process blocks, from /proc (Linux)."""
+    with open(f"/proc/self/task/{native_id}/status") as status:
+        for line in status:
+            if line.startswith("SigBlk:"):
+                mask = int(line.split()[1], 16)
+                return {number for number in range(1, 65) if mask >> (number - 1) & 1}
+    raise AssertionError("no SigBlk line")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
+@pytest.mark.parametrize("backend", ["watchdog", "polling"])
+def test_the_watchers_threads_leave_signals_to_the_main_thread(
+    project: Project, hmr: Any, backend: str
+) -> None:
+    # Python handles signals in the main thread only: a Ctrl-C the kernel
+    # handed to a thread of ours could go unnoticed.
+    project.write("a.py", A_OLD)
+    project.write("sub/b.py", "Y = 1\n")
+    sys.path.insert(0, str(project.root / "sub"))
+    try:
+        importlib.import_module("a")
+        before = {thread.native_id for thread in threading.enumerate()}
+        main_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        assert signal.SIGINT not in main_mask
+        hmr.watch(backend=backend)
+        importlib.import_module("b")  # a module in another folder: watched from our thread
+        hmr.watcher.refresh()  # from the main thread too, as the watcher's idle time does
+        ours = [thread for thread in threading.enumerate() if thread.native_id not in before]
+        assert any(thread.name == "muckrack-hmr-watcher" for thread in ours)
+        if backend == "watchdog":
+            assert len(ours) >= 3  # the observer and an emitter per watched folder
+        for thread in ours:
+            if thread.native_id is None or not thread.is_alive():
+                continue
+            blocked = _blocked_signals(thread.native_id)
+            assert {signal.SIGINT, signal.SIGTERM} <= blocked, thread.name
+        assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == main_mask
+    finally:
+        sys.path.remove(str(project.root / "sub"))
+        sys.modules.pop("b", None)

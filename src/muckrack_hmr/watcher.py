@@ -34,6 +34,7 @@ from .debounce import FORCE_AFTER, Batch
 from .filters import PathFilter
 from .safepoint import SafePoint
 from .saves import OPEN_PATIENCE, SETTLE, SaveJudge, Wait, digest
+from .threads import signals_to_main_thread
 
 __all__ = ["OPEN_PATIENCE", "SETTLE", "Watcher"]
 
@@ -101,6 +102,10 @@ class Watcher:
 
     def start(self, *, thread: bool = True) -> None:
         """Start the backend and the reload thread (``thread=False``: tests drive :meth:`step`)."""
+        with signals_to_main_thread():
+            self._start(thread)
+
+    def _start(self, thread: bool) -> None:
         if self.backend is None:
             requested = self._requested if isinstance(self._requested, str) else "auto"
             self.backend, why = choose_backend(
@@ -198,7 +203,8 @@ class Watcher:
             inode = None
         self._folders[folder] = inode
         try:
-            self.backend.watch(folder)
+            with signals_to_main_thread():  # a watch may start a thread (watchdog's emitters)
+                self.backend.watch(folder)
         except OSError as exc:
             self._fall_back_to_polling(exc)
             return
@@ -224,9 +230,10 @@ class Watcher:
         except Exception:
             log.debug("hmr: stopping %s failed", old.describe(), exc_info=True)
         backend = PollingBackend()
-        backend.start(self.notify)
-        for folder in self._folders:
-            backend.watch(folder)
+        with signals_to_main_thread():
+            backend.start(self.notify)
+            for folder in self._folders:
+                backend.watch(folder)
         self.backend = backend
         self._batch.reports_close = False
         # Whatever changed while nothing watched is found by comparing contents.

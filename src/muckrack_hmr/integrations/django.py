@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
 
+from ..threads import signals_to_main_thread
 from ._imports import when_imported
 
 __all__ = ["FileSignals", "enable", "refresh_caches", "run_in_place"]
@@ -57,9 +58,10 @@ def run_in_place(main_func: Callable[..., object], *args: Any, **kwargs: Any) ->
 
     log.info("hmr: Django's autoreloader is off; saved modules are reloaded in this process")
     signals = FileSignals()
-    threading.Thread(
-        target=signals.run_when_ready, args=(apps,), name="muckrack-hmr-django", daemon=True
-    ).start()
+    with signals_to_main_thread():  # its observer's threads too: Ctrl-C stops the server
+        threading.Thread(
+            target=signals.run_when_ready, args=(apps,), name="muckrack-hmr-django", daemon=True
+        ).start()
     try:
         main_func(*args, **kwargs)
     except KeyboardInterrupt:

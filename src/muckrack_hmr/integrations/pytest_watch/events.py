@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...threads import signals_to_main_thread
+
 __all__ = ["Batch", "Events"]
 
 # How often an idle wait wakes up to do background work (analysis for early cutoff).
@@ -51,6 +53,10 @@ class Events:
 
     def watch(self, folders: Iterable[str]) -> None:
         """Watch these folders too (each one alone, not its subfolders)."""
+        with signals_to_main_thread():  # Ctrl-C reaches the loop, not an observer's thread
+            self._watch(folders)
+
+    def _watch(self, folders: Iterable[str]) -> None:
         for folder in folders:
             if folder in self._watched or not os.path.isdir(folder):
                 continue
@@ -82,7 +88,8 @@ class Events:
                 pass  # the terminal went away: the loop still watches files
 
         self._reader = threading.Thread(target=read, name="muckrack-hmr-stdin", daemon=True)
-        self._reader.start()
+        with signals_to_main_thread():
+            self._reader.start()
 
     # -- waiting -----------------------------------------------------------------
 
