@@ -85,6 +85,8 @@ def core_env(core_name: str) -> dict[str, str]:
     if core_name == "py":
         env["MUCKRACK_HMR_NO_EXTENSIONS"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # A child that hangs is sent SIGABRT: it then prints where its threads are.
+    env["PYTHONFAULTHANDLER"] = "1"
     env["NO_COLOR"] = "1"
     env.pop("FORCE_COLOR", None)
     return env

@@ -7,9 +7,11 @@ use it (``proj``, ``spawn``) live in ``conftest.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import textwrap
@@ -177,17 +179,31 @@ class Child:
         try:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            self._dump_stacks()
             self._fail(f"the child did not exit within {timeout:.0f} s")
         for thread in self._threads:
             thread.join(timeout=timeout)
         return code
+
+    def _dump_stacks(self) -> None:
+        """Make a hung child print where its threads are (faulthandler, see core_env)."""
+        if sys.platform == "win32" or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(OSError), open(f"/proc/{self.proc.pid}/status") as status:
+            masks = [line.strip() for line in status if line.startswith(("Sig", "ShdPnd"))]
+            self.seen["err"].append("signal masks: " + "; ".join(masks))
+        self.proc.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def stderr_text(self) -> str:
         return "\n".join(self.seen["err"])
 
     def _fail(self, message: str) -> NoReturn:
         out = "\n".join(self.seen["out"][-20:])
-        err = "\n".join(self.seen["err"][-40:])
+        err = "\n".join(self.seen["err"][-80:])
         pytest.fail(f"{message}\n--- stdout (tail) ---\n{out}\n--- stderr (tail) ---\n{err}")
 
     def close(self) -> None:

@@ -355,7 +355,17 @@ def test_ctrl_c_exits_130(proj: Path, spawn: Callable[..., Child]) -> None:
             time.sleep(0.05)
         """,
     )
-    child = spawn(["script.py"], cwd=proj)
+    # A shell's background job starts with SIGINT ignored, and a child
+    # inherits that (python then ignores Ctrl-C too): start this one as a
+    # terminal would.  A handler set here is reset to the default in the child.
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        child = spawn(["script.py"], cwd=proj)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     child.expect("ready")
     assert child.proc.poll() is None
 

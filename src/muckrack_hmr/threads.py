@@ -32,14 +32,15 @@ def signals_to_main_thread() -> Iterator[None]:
 
     Python runs signal handlers in the main thread only.  A signal sent to
     the process (Ctrl-C's SIGINT, a SIGTERM) may be handed by the kernel to
-    any thread that does not block it; when that is a thread of ours, the
-    main thread learns of it late, or, while our thread runs Python code,
-    not until something else wakes it: a Ctrl-C could leave the program
-    running.  A new thread inherits the signal mask of the thread that
+    any thread that does not block it; when that is a thread of ours, a
+    system call the main thread is blocked in (``input()``, ``accept()``, a
+    long sleep) is not interrupted, and the handler runs only when that call
+    returns.  A new thread inherits the signal mask of the thread that
     starts it, so the watcher's threads, and the threads of the file-event
-    libraries they start, block every asynchronous signal.  The calling
-    thread's own mask is put back on the way out.  Not on Windows, which
-    has no signal masks.
+    libraries they start, block every asynchronous signal, as in a program
+    without HMR, where the main thread gets them all.  The calling thread's
+    own mask is put back on the way out.  Not on Windows, which has no
+    signal masks.
     """
     try:
         previous = signal.pthread_sigmask(
