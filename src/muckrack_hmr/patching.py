@@ -286,7 +286,7 @@ class _Patcher:
             copies = [type(each)(each) for each in maps]
             for name in [*added, *_FLAG_BOOKKEEPING]:
                 self._remember_member(old, name)
-            self.undo.append(functools.partial(_refill, maps, copies))
+            self.undo.append(functools.partial(_put_back, maps, copies))
         for name in added:
             twin = member = new.__members__[name]
             canonical = member.name == name
@@ -451,10 +451,13 @@ def refill(target: dict[str, Any], items: dict[str, Any]) -> None:
         del target[key]
 
 
-def _refill(targets: tuple[Any, ...], copies: list[Any]) -> None:
+def _put_back(targets: tuple[Any, ...], copies: list[Any]) -> None:
+    """An enum's member list and maps as they were (never empty on the way)."""
     for target, copy in zip(targets, copies, strict=True):
-        target.clear()
-        (target.extend if isinstance(target, list) else target.update)(copy)
+        if isinstance(target, list):
+            target[:] = copy
+        else:
+            refill(target, copy)
 
 
 def _restore_member(cls: type, key: str, value: Any) -> None:
