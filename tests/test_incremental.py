@@ -240,16 +240,30 @@ def test_cascade_policies(project: Project, hmr: Any, policy: str, expected: lis
         hmr.cascade = "sometimes"
 
 
-def test_an_explicit_reload_of_an_unchanged_module_runs_it_again(
+def test_a_reload_request_applies_only_what_changed_and_force_runs_it_whole(
     project: Project, hmr: Any
 ) -> None:
     project.write("counter.py", "RUNS = 0\n")
-    project.write("a.py", "import counter\n\ncounter.RUNS += 1\n")
-    counter, _ = fresh(hmr, "counter", "a")
+    project.write("a.py", "import counter\n\ncounter.RUNS += 1\nSTATE = []\n")
+    counter, a = fresh(hmr, "counter", "a")
+    state = a.STATE
     assert counter.RUNS == 1
-    # Nothing changed on disk, but the caller asked for it by name.
+    # Nothing changed on disk: a request runs nothing, however often it comes.
+    for _ in range(2):
+        assert hmr.reload_module("a")[0] == []
+        assert hmr.reload("a").reloaded == []
+    assert counter.RUNS == 1
+    assert a.STATE is state
+    # An edit applies once: a second request for the same save runs nothing.
+    project.write("a.py", "import counter\n\ncounter.RUNS += 1\nSTATE = []\nX = 1\n")
     assert hmr.reload_module("a")[0] == ["a"]
+    assert hmr.reload_module("a")[0] == []
+    assert (counter.RUNS, a.X) == (1, 1)
+    assert a.STATE is state
+    # force=True runs it again whole: everything it binds is new.
+    assert hmr.reload_module("a", force=True)[0] == ["a"]
     assert counter.RUNS == 2
+    assert a.STATE is not state
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])

@@ -54,7 +54,7 @@ def test_diamond_dependency_ends_fresh(project: Project, hmr: Any, runs: list[st
 def test_reload_returns_milliseconds(project: Project, hmr: Any) -> None:
     project.write("slow.py", "import time\ntime.sleep(0.05)\n")
     importlib.import_module("slow")
-    reloaded, elapsed = hmr.reload_module("slow")
+    reloaded, elapsed = hmr.reload_module("slow", force=True)
     assert reloaded == ["slow"]
     assert elapsed >= 50.0  # milliseconds, not seconds
 
@@ -91,9 +91,9 @@ def test_other_threads_never_see_a_name_missing_while_a_module_runs_again(
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        # Unchanged source, asked for by name: the module runs again whole,
-        # sleeping half-way while the reader keeps reading.
-        assert hmr.reload_module("paced")[0] == ["paced"]
+        # Forced: the module runs again whole, sleeping half-way while the
+        # reader keeps reading.
+        assert hmr.reload_module("paced", force=True)[0] == ["paced"]
     finally:
         stop.set()
         reader.join(timeout=10)
@@ -113,7 +113,7 @@ def test_names_bound_out_of_sight_survive_a_whole_run(project: Project, hmr: Any
     dyn = importlib.import_module("dyn")
     star = importlib.import_module("star")
     assert (dyn.A, dyn.B, dyn.K, star.K, star.GONE) == ("A", "B", 7, 7, 1)
-    assert hmr.reload_module("dyn")[0] == ["dyn"]
+    assert hmr.reload_module("dyn", force=True)[0] == ["dyn"]
     assert (dyn.A, dyn.B, dyn.K) == ("A", "B", 7)
     project.write("star.py", "from consts import *\n")
     assert "star" in hmr.reload_module("star")[0]
@@ -156,7 +156,7 @@ def test_failing_module_is_restored_exactly(
     # The new code adds a name, drops another, rebinds a third, then raises.
     project.write("a.py", logged("a", "X = 2\nADDED = True\nCACHE = {}\n1 / 0"))
     with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
-        reloaded, _ = hmr.reload_module("a")
+        reloaded, _ = hmr.reload_module("a", force=True)
     assert reloaded == []
     assert runs == ["a"]  # b was left alone
     assert a.__dict__.keys() == before.keys()
@@ -394,11 +394,12 @@ def test_a_reload_requested_during_a_reload_runs_afterwards(
 
     def hook(name: str) -> None:
         if name == "a":
-            nested.append(hmr.reload_module("other"))
+            nested.append(hmr.reload_module("other", force=True))
 
     hmr.add_post_reload_hook(hook)
     runs.clear()
-    reloaded, _ = hmr.reload_module("a")
+    project.write("a.py", logged("a", "X = 2"))
+    reloaded, _ = hmr.reload_module("a", force=True)
     assert nested[0][0] == []  # queued, not run inside the reload of a
     assert reloaded == ["a", "other"]
     assert runs == ["a", "other"]
@@ -413,6 +414,7 @@ def test_one_info_line_per_reload(
     importlib.import_module("b")
     importlib.import_module("c")
     hmr.cascade = "always"
+    project.write("a.py", "X = 2\n")
     with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
         hmr.reload_module("a")
     lines = [r.getMessage() for r in caplog.records]

@@ -136,10 +136,10 @@ def make_rig(project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch) -> Ite
         rig = Rig(project, hmr, watcher, backend)
         original = hmr.reloader.reload_result
 
-        def recording(names: Any) -> Any:
+        def recording(names: Any, **options: Any) -> Any:
             names = list(names)
             rig.transactions.append(names)
-            result = original(names)
+            result = original(names, **options)
             rig.results.append(result)
             return result
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "framed_alike",
     "same_code",
     "same_shape",
+    "static_imports",
     "summarize",
 ]
 
@@ -349,6 +351,34 @@ def _imports(tree: ast.Module, package: str | None) -> dict[str, tuple[str, str 
                 if isinstance(node, ast.stmt | ast.excepthandler | ast.match_case)
             )
     return found
+
+
+def static_imports(
+    statements: Iterable[Statement], package: str | None
+) -> tuple[set[str], set[tuple[str, str]]]:
+    """What the import statements among ``statements`` import, at any depth.
+
+    The modules (``import a.b`` imports ``a`` and ``a.b``; ``from a import b``
+    imports ``a``, and ``a.b`` when that is a submodule) and the
+    ``(module, name)`` pairs that ``from module import name`` binds.
+    """
+    modules: set[str] = set()
+    names: set[tuple[str, str]] = set()
+    for statement in statements:
+        for node in ast.walk(statement.node):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    parts = alias.name.split(".")
+                    modules.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+            elif isinstance(node, ast.ImportFrom):
+                source = _absolute(node, package)
+                if source is None:
+                    continue
+                modules.add(source)
+                for alias in node.names:
+                    modules.add(f"{source}.{alias.name}")
+                    names.add((source, alias.name))
+    return modules, names
 
 
 def _absolute(node: ast.ImportFrom, package: str | None) -> str | None:

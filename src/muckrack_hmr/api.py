@@ -28,17 +28,25 @@ class HMR:
 
     # -- reloading ------------------------------------------------------------
 
-    def reload_module(self, name: str) -> tuple[list[str], float]:
-        """Re-execute ``name`` and its dependents: ``(modules re-executed, wall ms)``."""
-        return self.reloader.reload([name])
+    def reload_module(self, name: str, *, force: bool = False) -> tuple[list[str], float]:
+        """Apply what changed in the file of ``name``: ``(modules that ran, wall ms)``.
 
-    def reload(self, name: str) -> ReloadResult:
+        Only what changed since the code that runs is applied, and what
+        consumed it follows: when the file holds that code (the watcher
+        applied the save already, or the call is repeated), nothing runs and
+        the answer is ``([], ms)``.  ``force=True`` re-executes ``name`` whole
+        (for a module that read a data file at import time), and everything
+        it binds counts as changed for its dependents.
+        """
+        return self.reloader.reload([name], force=force)
+
+    def reload(self, name: str, *, force: bool = False) -> ReloadResult:
         """Like :meth:`reload_module`, with everything the reload did (patched, rebound...)."""
-        return self.reloader.reload_result([name])
+        return self.reloader.reload_result([name], force=force)
 
-    def reload_modules(self, names: list[str]) -> tuple[list[str], float]:
+    def reload_modules(self, names: list[str], *, force: bool = False) -> tuple[list[str], float]:
         """Reload several modules as one transaction (a burst of saves)."""
-        return self.reloader.reload(names)
+        return self.reloader.reload(names, force=force)
 
     @property
     def cascade(self) -> str:

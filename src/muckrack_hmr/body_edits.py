@@ -18,7 +18,7 @@ from typing import Any, TypeGuard
 
 from .analysis import ModuleSummary, Statement, changed_bodies, framed_alike, same_shape
 
-__all__ = ["StatementError", "compile_one", "in_place_edit"]
+__all__ = ["StatementError", "compile_one", "in_place_edit", "original_function"]
 
 
 class StatementError(Exception):
@@ -43,7 +43,7 @@ def _same_header(old: Statement, new: Statement) -> bool:
     return _header(old.node) == _header(new.node)
 
 
-def _original(value: Any, name: str, filename: str) -> types.FunctionType | None:
+def original_function(value: Any, name: str, filename: str) -> types.FunctionType | None:
     """The function a decorator wrapped, found through ``__wrapped__`` or closure cells."""
     seen: set[int] = set()
     pending = [value]
@@ -85,11 +85,10 @@ def _body_only_edit(
         for previous in old.statements
     ):
         return None
-    target = _original(namespace.get(node.name), node.name, filename)
+    target = original_function(namespace.get(node.name), node.name, filename)
     if target is None:
         return None
-    bare = copy.copy(node)  # shallow: the children are shared, not changed
-    bare.decorator_list = []
+    bare = _undecorated(node)
     fresh = _define_alone(bare, namespace, filename, flags)
     return (target, fresh) if _fits(fresh, target) else None
 
@@ -149,9 +148,7 @@ def _method_bodies_edit(
     synthetic.bases, synthetic.keywords, synthetic.decorator_list = [], [], []
     synthetic.body = []
     for method in changed:
-        bare = copy.copy(method)
-        bare.decorator_list = []
-        synthetic.body.append(bare)
+        synthetic.body.append(_undecorated(method))
     fresh_class = _define_alone(synthetic, namespace, filename, flags)
     if not isinstance(fresh_class, type):
         return None
@@ -162,7 +159,7 @@ def _method_bodies_edit(
             member = member.__func__
         elif isinstance(member, property):
             member = member.fget
-        target = _original(member, method.name, filename)
+        target = original_function(member, method.name, filename)
         fresh = fresh_class.__dict__.get(method.name)
         if target is None or not _fits(fresh, target):
             return None
@@ -186,6 +183,23 @@ def _changed_methods(
     return changed if all(id(function) in own for function in changed) else []
 
 
+# Stands for each decorator of a definition compiled alone: the code keeps
+# the first line a decorated definition has (its first decorator's), and no
+# decorator runs.
+_KEEP = "__muckrack_hmr_keep__"
+
+
+def _undecorated(
+    node: ast.FunctionDef | ast.AsyncFunctionDef,
+) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    bare = copy.copy(node)  # shallow: the children are shared, not changed
+    bare.decorator_list = [
+        ast.copy_location(ast.Name(id=_KEEP, ctx=ast.Load()), decorator)
+        for decorator in node.decorator_list
+    ]
+    return bare
+
+
 def _define_alone(
     node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
     namespace: dict[str, Any],
@@ -198,11 +212,16 @@ def _define_alone(
     module itself is not touched.
     """
     scratch = dict(namespace)
+    scratch[_KEEP] = _keep
     try:
         exec(compile_one(node, filename, flags), scratch)
     except BaseException as exc:
         raise StatementError(str(exc)) from exc
     return scratch.get(node.name)
+
+
+def _keep(function: Any) -> Any:
+    return function
 
 
 def _fits(fresh: Any, target: types.FunctionType) -> TypeGuard[types.FunctionType]:

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .analysis import ModuleSummary, Statement, same_code, same_shape
-from .body_edits import StatementError, compile_one, in_place_edit
-from .patching import PatchReport, may_register, patch_class_now
+from .body_edits import StatementError, compile_one, in_place_edit, original_function
+from .patching import PatchReport, may_register, patch_class_now, set_code
+from .relocation import align_class, align_function, first_line, shift_code
 
 __all__ = [
     "ChangeSet",
@@ -64,6 +65,8 @@ class Changes:
     """(old function given a new body, its old code, its old docstring)."""
     class_patches: list[tuple[PatchReport, Callable[[], None]]] = field(default_factory=list)
     """Live classes given their new definition as their statement ran, and the undo of each."""
+    relocated: list[tuple[types.FunctionType, types.CodeType]] = field(default_factory=list)
+    """(function given new line numbers, its old code): for the undo only."""
     applied: bool = False
     """Whether anything was done to the module (statements ran, or names were removed)."""
 
@@ -258,13 +261,17 @@ class _Expander:
         return reads, calls
 
 
-def _match(old: ModuleSummary, new: ModuleSummary) -> tuple[list[bool], list[bool], set[str]]:
-    """Which new statements are edited, which only moved, and the names no longer bound."""
+def _match(
+    old: ModuleSummary, new: ModuleSummary
+) -> tuple[list[bool], list[Statement | None], set[str]]:
+    """Which new statements are edited, the old place of those that only moved,
+    and the names no longer bound."""
     if old is new:
         count = len(new.statements)
-        return [False] * count, [False] * count, set()
+        return [False] * count, [None] * count, set()
     count = len(new.statements)
-    edited, moved = [True] * count, [False] * count
+    edited: list[bool] = [True] * count
+    moved: list[Statement | None] = [None] * count
     # Equal text is equal code: most statements match that way, cheaply.  The
     # few left over (edited, or only reformatted) are compared as trees.
     left_old: list[Statement] = []
@@ -302,12 +309,45 @@ def _kind(statement: Statement) -> tuple[type, str | None]:
 
 
 def _matched(
-    index: int, statement: Statement, previous: Statement, edited: list[bool], moved: list[bool]
+    index: int,
+    statement: Statement,
+    previous: Statement,
+    edited: list[bool],
+    moved: list[Statement | None],
 ) -> None:
     edited[index] = False
-    moved[index] = (
-        isinstance(statement.node, _DEFINITIONS) and previous.node.lineno != statement.node.lineno
-    )
+    if previous.node.lineno != statement.node.lineno:
+        moved[index] = previous
+
+
+def _relocate(
+    statement: Statement,
+    previous: Statement,
+    namespace: dict[str, Any],
+    filename: str,
+    assign: Callable[[types.FunctionType, types.CodeType], None],
+) -> None:
+    """A statement that only moved: what it defined takes the new line numbers in place."""
+    node = statement.node
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        function = original_function(namespace.get(node.name), node.name, filename)
+        if function is not None:
+            align_function(function, node, assign)
+        return
+    if isinstance(node, ast.ClassDef):
+        cls = namespace.get(node.name)
+        if isinstance(cls, type) and cls.__module__ == namespace.get("__name__"):
+            align_class(cls, node, filename, assign)
+        return
+    # Lambdas (``handler = lambda: ...``) made by the statement where it stood.
+    delta = node.lineno - previous.node.lineno
+    start, end = first_line(previous.node), previous.node.end_lineno or previous.node.lineno
+    for name in statement.binds:
+        value = namespace.get(name)
+        if isinstance(value, types.FunctionType):
+            code = value.__code__
+            if code.co_filename == filename and start <= code.co_firstlineno <= end:
+                assign(value, shift_code(code, delta))
 
 
 def _undo_bodies(changes: Changes) -> None:
@@ -316,9 +356,21 @@ def _undo_bodies(changes: Changes) -> None:
         undo()
     changes.class_patches.clear()
     for target, code, doc in reversed(changes.body_patches):
-        target.__code__ = code
-        target.__doc__ = doc
+        set_code(target, code, doc)
     changes.body_patches.clear()
+    for function, code in reversed(changes.relocated):
+        set_code(function, code)
+    changes.relocated.clear()
+
+
+def _recording(changes: Changes) -> Callable[[types.FunctionType, types.CodeType], None]:
+    """A code setter that the undo of a failed reload can take back."""
+
+    def assign(function: types.FunctionType, code: types.CodeType) -> None:
+        changes.relocated.append((function, function.__code__))
+        set_code(function, code)
+
+    return assign
 
 
 def _adopt_class(
@@ -493,15 +545,25 @@ def plan_and_run(
     changes = Changes(old=dict(namespace))
     expander = _Expander(new)
     flags = _future_flags(new)
+    started = False
     for index, statement in enumerate(new.statements):
         reads, calls = expander.statement(statement)
         rebinds = isinstance(statement.node, ast.ImportFrom) and bool(statement.binds & values)
         inputs_changed = bool(reads & values) or bool(calls & behaviors)
         must_run = edited[index] or rebinds or inputs_changed
-        if not (must_run or moved[index]):
+        previous = moved[index]
+        if not must_run and previous is None:
             continue
-        if changes.executed == 0:
+        if not started:
+            started = True
             before_first()
+        if not must_run:
+            # Only moved: it does not run again (its decorators would register
+            # it twice); what it defined takes its new lines.
+            assert previous is not None
+            _relocate(statement, previous, namespace, filename, _recording(changes))
+            changes.applied = True
+            continue
         if edited[index] and not (rebinds or inputs_changed):
             try:
                 pairs = in_place_edit(statement, old, namespace, filename, flags)
@@ -516,17 +578,20 @@ def plan_and_run(
                 # happens once.
                 for target, fresh in pairs:
                     changes.body_patches.append((target, target.__code__, target.__doc__))
-                    target.__code__ = fresh.__code__
-                    target.__doc__ = fresh.__doc__
+                    set_code(target, fresh.__code__, fresh.__doc__)
                 changes.executed += 1
-                if not isinstance(statement.node, ast.ClassDef):
-                    behaviors.add(statement.node.name)  # type: ignore[attr-defined]
+                node = statement.node
+                if isinstance(node, ast.ClassDef):
+                    # Its methods below the edited ones moved.
+                    cls = namespace.get(node.name)
+                    if isinstance(cls, type):
+                        align_class(cls, node, filename, _recording(changes))
+                else:
+                    behaviors.add(node.name)  # type: ignore[attr-defined]
                 continue
         before = {name: namespace.get(name, _MISSING) for name in statement.binds}
         _run_statement(statement, namespace, filename, flags, changes)
         changes.executed += 1
-        if not must_run:
-            continue  # only moved: same definition, no change to report
         for name in statement.binds:
             now, then = namespace.get(name, _MISSING), before[name]
             if now is then:
@@ -545,7 +610,8 @@ def plan_and_run(
             _adopt_class(namespace, statement.node, before, changes)
     for name in removed:
         if name in namespace:
-            if changes.executed == 0 and not changes.applied:
+            if not started:
+                started = True
                 before_first()
             del namespace[name]
             values.add(name)

@@ -33,7 +33,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["PatchReport", "may_register", "patch_bodies", "patch_namespace", "refill"]
+__all__ = [
+    "PatchReport",
+    "may_register",
+    "patch_bodies",
+    "patch_namespace",
+    "refill",
+    "set_code",
+]
 
 log = logging.getLogger("muckrack_hmr")
 
@@ -438,6 +445,13 @@ def _adopt_members(old: Any, new: Any, added: list[str]) -> str | None:
 
 
 _ABSENT = object()
+
+
+def set_code(function: types.FunctionType, code: types.CodeType, doc: Any = _ABSENT) -> None:
+    """Give ``function`` new code (and docstring) in place."""
+    function.__code__ = code
+    if doc is not _ABSENT:
+        function.__doc__ = doc
 
 
 def refill(target: dict[str, Any], items: dict[str, Any]) -> None:

@@ -23,11 +23,12 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import Any
 
+from .analysis import ModuleSummary, static_imports
 from .errors import first_line, location_of, user_traceback
 from .incremental import (
     Changes,
@@ -41,7 +42,7 @@ from .incremental import (
 )
 from .patching import PatchReport, patch_bodies, patch_namespace, refill
 from .rebinding import rebind_importers
-from .sources import SourceStore, read_source
+from .sources import SourceStore, read_settled
 
 __all__ = [
     "CASCADES",
@@ -173,18 +174,26 @@ class Reloader:
         # one runs gets its request queued instead of deadlocking.
         self._lock = threading.RLock()
         self._running = False
-        self._queued: list[str] = []
+        self._queued: list[tuple[list[str], set[str], dict[str, bytes]]] = []
         self._result = ReloadResult()  # what the running reload did
         # filename -> (digest of the source, its code): a dependent re-executed
         # again and again is compiled once, not on every reload.
         self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
+        # module -> the bytes to apply (the watcher's judged saves), per transaction.
+        self._given: dict[str, bytes] = {}
         #: Modules whose last reload failed: the next one that succeeds says so.
         self.failing: set[str] = set()
 
-    def remember_sources(self, untrusted: Iterable[str] = ()) -> int:
-        """Keep the sources of modules still as imported (see SourceStore.remember_all)."""
+    def remember_sources(self, untrusted: Iterable[str] = (), *, compress: bool = True) -> int:
+        """Keep the sources of modules still as imported (see SourceStore.remember_all).
+
+        Sources taken at import are kept already; with ``compress``, they
+        move out of memory into the spill file.
+        """
         with self._lock:
             added = self.sources.remember_all(untrusted)
+            if compress:
+                self.sources.compress()
         if added:
             # Modules were imported since the last call: what the tracker
             # recorded of their top-level imports is no longer needed.
@@ -245,35 +254,55 @@ class Reloader:
 
     # -- the transaction ----------------------------------------------------
 
-    def reload(self, names: Iterable[str]) -> tuple[list[str], float]:
-        """Re-execute ``names`` and their dependents; ``(re-executed, ms)``."""
-        result = self.reload_result(names)
+    def reload(
+        self, names: Iterable[str], *, force: bool | Iterable[str] = False
+    ) -> tuple[list[str], float]:
+        """Apply what changed on disk in ``names``, and follow it; ``(modules run, ms)``."""
+        result = self.reload_result(names, force=force)
         return result.reloaded, result.total_ms
 
-    def reload_result(self, names: Iterable[str]) -> ReloadResult:
-        """Like :meth:`reload`, with everything the reload did."""
+    def reload_result(
+        self,
+        names: Iterable[str],
+        *,
+        force: bool | Iterable[str] = False,
+        sources: Mapping[str, bytes] | None = None,
+    ) -> ReloadResult:
+        """Like :meth:`reload`, with everything the reload did.
+
+        A module whose file holds the code that runs is left alone: asking
+        twice, or after the watcher applied the same save, runs nothing.
+        ``force`` (True, or the names to force) re-executes modules whole
+        even so.  ``sources`` are the bytes to apply instead of reading the
+        files (the watcher passes what it judged finished).
+        """
         start = time.perf_counter()
         result = ReloadResult()
+        names = list(names)
+        forced = set(names) if force is True else set(force or ())
         with self._lock:
             if self._running:
                 # A reload asked for from inside a reload: run it afterwards.
-                self._queued.extend(names)
+                self._queued.append((names, forced, dict(sources or {})))
                 result.total_ms = (time.perf_counter() - start) * 1000.0
                 return result
             self._running = True
             self._result = result
             try:
-                self._transaction(list(names))
+                self._transaction(names, forced, dict(sources or {}))
                 while self._queued:
                     queued, self._queued = self._queued, []
-                    self._transaction(queued)
+                    for more in queued:
+                        self._transaction(*more)
             finally:
                 self._running = False
                 self._queued = []
         result.total_ms = (time.perf_counter() - start) * 1000.0
         return result
 
-    def _transaction(self, names: list[str]) -> list[str]:
+    def _transaction(
+        self, names: list[str], forced: set[str], given: dict[str, bytes]
+    ) -> list[str]:
         started = time.perf_counter()
         roots: list[str] = []
         for name in names:
@@ -284,10 +313,11 @@ class Reloader:
                 roots.append(name)
         if not roots:
             return []
+        self._given = given
         root_set = set(roots)
         result = self._result
         first = len(result.reloaded)
-        self.remember_sources(untrusted=root_set)
+        self.remember_sources(untrusted=root_set, compress=False)
         position = self._topological_positions()
         # Modules run in dependency order; a dependent joins the queue only
         # when a module it imports changed (early cutoff), so the work follows
@@ -315,7 +345,9 @@ class Reloader:
                 log.warning("hmr: left %s alone: a module it imports failed to reload", name)
                 continue
             module_started = time.perf_counter()
-            if self.cascade == "always":
+            if is_root and name not in forced and self._unchanged(name):
+                continue  # the code that runs: nothing to apply
+            if self.cascade == "always" or name in forced:
                 outcome = self._reexecute(name)
             elif is_root:
                 outcome = self._incremental(name, changes, asked_for=True)
@@ -353,6 +385,35 @@ class Reloader:
         for name in recovered:
             log.info("hmr: %s recovered", name)
         return reloaded
+
+    def _read(self, module: ModuleType) -> tuple[str, bytes]:
+        """The file of ``module`` and the bytes to apply: given by the watcher, or read."""
+        given = self._given.get(module.__name__)
+        filename = getattr(module, "__file__", None)
+        if given is not None and isinstance(filename, str):
+            return filename, given
+        filename, source = read_settled(module, self._parses)
+        # The same bytes for the rest of the transaction, whatever the disk does.
+        self._given[module.__name__] = source
+        return filename, source
+
+    def _parses(self, module: ModuleType, filename: str, source: bytes) -> bool:
+        try:
+            self.sources.summary(filename, source, module.__dict__.get("__package__"))
+        except (SyntaxError, ValueError):
+            return False
+        return True
+
+    def _unchanged(self, name: str) -> bool:
+        """Does the file of ``name`` hold the code that runs?  (Unknown counts as no.)"""
+        ran = self.sources.ran(name)
+        if ran is None:
+            return False
+        try:
+            _, source = self._read(sys.modules[name])
+        except (OSError, ImportError):
+            return False
+        return bool(source == ran)
 
     def _topological_positions(self) -> dict[str, tuple[int, int]]:
         """Each module's place in dependency order; recomputed when the graph changed."""
@@ -415,7 +476,7 @@ class Reloader:
         module = sys.modules[name]
         self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
         try:
-            filename, source = read_source(module)
+            filename, source = self._read(module)
             code = self._compile(filename, source)
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
             self._fail(name, exc)
@@ -507,22 +568,22 @@ class Reloader:
     ) -> Changes | None:
         """Re-run the statements of ``name`` that its edit or its imports' changes touched.
 
-        A module ``asked_for`` by name whose source shows no edit (or whose
-        source that ran was not kept) re-executes whole: the caller wants it
-        to run again.
+        A module ``asked_for`` by name whose source that ran is unknown
+        re-executes whole.
         """
         module = sys.modules[name]
         namespace = module.__dict__
         package = namespace.get("__package__")
         try:
-            filename, source = read_source(module)
+            filename, source = self._read(module)
         except (OSError, ImportError) as exc:
             self._fail(name, exc)
             return None
         old_source = self.sources.ran(name)
+        if old_source is None and asked_for:
+            # What ran is unknown (a module imported before install()): run it whole.
+            return self._reexecute(name)
         if old_source is None or old_source == source:
-            if asked_for:
-                return self._reexecute(name)
             old_source = source
         try:
             if old_source is source:
@@ -554,6 +615,8 @@ class Reloader:
                 raise cause from None
             self._fail(name, cause if cause is not None else error)
             return None
+        if old is not new:
+            self._forget_removed_imports(name, old, new, package)
         self.sources.remember(name, source, new)
         for report, _ in outcome.class_patches:
             self._report(report)
@@ -570,6 +633,35 @@ class Reloader:
         if outcome.applied:
             self.hooks.run(self.hooks.post_reload, name, "post-reload")
         return outcome
+
+    def _forget_removed_imports(
+        self, name: str, old: ModuleSummary, new: ModuleSummary, package: str | None
+    ) -> None:
+        """Edges and ``from`` bindings of import statements the edit removed go.
+
+        Only what the old source imported and the new one imports nowhere
+        (functions included): edges from ``importlib.import_module`` calls,
+        which no statement shows, stay.
+        """
+        kept = {statement.text for statement in new.statements}
+        gone = [statement for statement in old.statements if statement.text not in kept]
+        if not gone:
+            return
+        old_modules, old_names = static_imports(gone, package)
+        if not old_modules:
+            return
+        new_modules, new_names = static_imports(new.statements, package)
+        modules, names = old_modules - new_modules, old_names - new_names
+        if not modules and not names:
+            return
+        with self.tracker.lock:
+            edges, bindings = self.graph.clear_dependencies(name)
+            edges = [target for target in edges if target not in modules]
+            bindings = {
+                imported: [bound for bound in bound_names if (imported, bound) not in names]
+                for imported, bound_names in bindings.items()
+            }
+            self.graph.restore_dependencies(name, (edges, bindings))
 
     def _restore(
         self,

@@ -21,14 +21,12 @@ from stat import S_ISLNK
 from typing import Any
 
 from .datafiles import DataFiles
+from .sources import SETTLE
 
-__all__ = ["OPEN_PATIENCE", "SETTLE", "SaveJudge", "Wait", "digest"]
+__all__ = ["OPEN_PATIENCE", "SETTLE", "Judged", "SaveJudge", "Wait", "digest"]
 
 log = logging.getLogger("muckrack_hmr")
 
-#: How long a file that looks unfinished (empty, missing, unreadable, or not
-#: parsing) may stay so before it is judged as it is.
-SETTLE = 0.1
 #: How long a file that a writer still holds open is waited for (inotify
 #: reports the close; other backends don't, and rely on SETTLE).
 OPEN_PATIENCE = 2.0
@@ -46,6 +44,14 @@ class FileState:
     problem: str = ""  # the warning last logged for it ("" when fine)
     waiting: str = ""  # why the watcher waits for it ("" when it doesn't)
     failed: bytes | None = None  # digest of a content whose reload failed
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A finished save with new code: the bytes to apply, and their digest."""
+
+    source: bytes
+    digest: bytes
 
 
 @dataclass
@@ -86,7 +92,7 @@ class SaveJudge:
     def judge_module(
         self, path: str, name: str, last: float, now: float, open_for_writing: bool
     ) -> object:
-        """The digest of the new content to reload, None to leave it, or a Wait."""
+        """The new content to reload (Judged), None to leave it, or a Wait."""
         settle = Wait(last + SETTLE, "")
         recent = now < settle.until
         if open_for_writing and now < last + OPEN_PATIENCE:
@@ -151,7 +157,7 @@ class SaveJudge:
             if error is not None:  # maybe the rest of the file is on its way
                 return Wait(settle.until, f"it does not parse yet ({type(error).__name__})")
         state.problem = ""
-        return new
+        return Judged(source, new)
 
     def _unchanged(self, name: str, path: str, source: bytes, new: bytes) -> bool:
         """Is ``source`` the code ``name`` runs now?"""

@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -26,20 +27,47 @@ from types import ModuleType
 from typing import Any
 
 from .analysis import ModuleSummary, summarize
+from .capture import Captured
 from .incremental import Binding, Consumption, consumption_of
 
-__all__ = ["SourceStore", "read_source"]
+__all__ = ["SETTLE", "SourceStore", "read_settled"]
 
 # Parsed modules kept for the next reload: the last sources of the modules being edited.
 _SUMMARY_CACHE_SIZE = 16
 
 
-def read_source(module: ModuleType) -> tuple[str, bytes]:
+#: How long a file that looks unfinished (changed during the read, empty, or
+#: not parsing right after a write) may stay so before it is taken as it is.
+SETTLE = 0.1
+
+
+def read_settled(
+    module: ModuleType, parses: Callable[[ModuleType, str, bytes], bool]
+) -> tuple[str, bytes]:
+    """Read the source of ``module``, giving a write in progress ``SETTLE`` to finish.
+
+    A read that a write overlapped (the file's size or time changed during
+    it), or that found a file written moments ago empty or not parsing, is
+    tried again until the file has been quiet for ``SETTLE``: an editor that
+    truncates and then writes is never caught in between.
+    """
     filename = getattr(module, "__file__", None)
     if not isinstance(filename, str):
         raise ImportError(f"{module.__name__} has no source file", name=module.__name__)
-    with open(filename, "rb") as handle:
-        return filename, handle.read()
+    deadline = time.monotonic() + SETTLE
+    while True:
+        before = os.stat(filename)
+        with open(filename, "rb") as handle:
+            source = handle.read()
+        after = os.stat(filename)
+        steady = (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size)
+        if steady and len(source) == after.st_size:
+            recent = time.time_ns() - after.st_mtime_ns < SETTLE * 1e9
+            if not recent or (source.strip() and parses(module, filename, source)):
+                return filename, source
+        if time.monotonic() >= deadline:
+            return filename, source
+        time.sleep(SETTLE / 20)
 
 
 def _resolve_reference(imports: dict[str, Binding], reference: str) -> tuple[str, str] | None:
@@ -124,6 +152,12 @@ class SourceStore:
         # module -> where its source as it last ran (compressed) is in the
         # spill file: what an edit is compared with.
         self._kept: dict[str, int] = {}
+        # module -> what its loader ran, as taken at its import and not yet
+        # compressed into the spill file (the watcher does that when idle).
+        self._fresh: dict[str, Captured] = {}
+        #: module -> the file's (mtime_ns, size) when its source was taken at import.
+        self.import_stats: dict[str, tuple[int, int]] = {}
+        self._reimported: set[str] = set()
         self._remembered = 0  # how many entries of project.loaded were looked at
         self._summaries: OrderedDict[tuple[str, bytes], ModuleSummary] = OrderedDict()
         self._consumptions: dict[str, Consumption] = {}
@@ -139,7 +173,47 @@ class SourceStore:
         self._shared: dict[Any, Any] = {}
 
     def __contains__(self, name: object) -> bool:
-        return name in self._kept
+        return name in self._fresh or name in self._kept
+
+    def captured(self, name: str, captured: Captured) -> None:
+        """``name`` was just imported from ``captured.source`` (called by the import)."""
+        self._fresh[name] = captured
+        self.import_stats[name] = captured.stat
+        if name in self._kept or name in self._consumptions:
+            # Imported again (``importlib.reload``): what was derived from the
+            # old source goes, under the reloader's lock (see _settle).
+            self._reimported.add(name)
+
+    def _settle(self) -> None:
+        """Forget what was kept of modules imported again since the last look."""
+        while self._reimported:
+            name = self._reimported.pop()
+            previous = self._kept.pop(name, None)
+            if previous is not None:
+                self._spill.drop(previous)
+            self._forget_consumption(name)
+
+    def compress(self, limit: int | None = None) -> int:
+        """Move up to ``limit`` sources taken at import into the spill file; how many."""
+        self._settle()
+        done = 0
+        for name, captured in list(self._fresh.items()):
+            if limit is not None and done >= limit:
+                break
+            kept = self._spill.put(zlib.compress(captured.source, 1))
+            # An import or a reload may have replaced it meanwhile: keep the newer.
+            if self._fresh.get(name) is captured:
+                previous = self._kept.get(name)
+                if previous is not None:
+                    self._spill.drop(previous)
+                self._kept[name] = kept
+                del self._fresh[name]
+            else:
+                self._spill.drop(kept)
+            done += 1
+        if done and self._spill.needs_compaction():
+            self._kept = self._spill.compacted(self._kept)
+        return done
 
     @property
     def analyzed_modules(self) -> Mapping[str, object]:
@@ -163,8 +237,8 @@ class SourceStore:
         self._remembered += len(entries)
         added = 0
         for path, (name, baseline) in entries:
-            if name == "__main__" or name in self._kept or baseline is None or name in skip:
-                continue
+            if name == "__main__" or name in self or baseline is None or name in skip:
+                continue  # taken at import, or not to be trusted
             try:
                 stat = os.stat(path)
                 if (stat.st_mtime_ns, stat.st_size) != baseline:
@@ -183,6 +257,8 @@ class SourceStore:
 
     def remember(self, name: str, source: bytes, summary: ModuleSummary | None = None) -> None:
         """``source`` is what ``name`` runs now; ``summary``, if given, is it parsed."""
+        self._settle()
+        self._fresh.pop(name, None)
         previous = self._kept.get(name)
         if previous is not None:
             self._spill.drop(previous)
@@ -196,6 +272,9 @@ class SourceStore:
 
     def ran(self, name: str) -> bytes | None:
         """The source ``name`` last ran, if it was kept."""
+        fresh = self._fresh.get(name)
+        if fresh is not None:
+            return fresh.source
         kept = self._kept.get(name)
         return None if kept is None else zlib.decompress(self._spill.get(kept))
 
@@ -224,12 +303,19 @@ class SourceStore:
 
     def consumption(self, name: str) -> Consumption | None:
         """What ``name`` takes from its imports, as of the source it last ran."""
+        if self._reimported:
+            self._settle()
         found = self._consumptions.get(name)
         if found is not None:
             return found
-        remembered = self._kept.get(name)
         module = sys.modules.get(name)
-        if remembered is None or module is None:
+        if module is None:
+            return None
+        try:
+            source = self.ran(name)
+        except zlib.error:
+            return None
+        if source is None:
             return None
         filename = getattr(module, "__file__", None)
         if not isinstance(filename, str):
@@ -237,12 +323,8 @@ class SourceStore:
         try:
             # Not through the summary cache: parsed trees are large, and only
             # the small consumption is kept for every module.
-            summary = summarize(
-                zlib.decompress(self._spill.get(remembered)),
-                filename,
-                module.__dict__.get("__package__"),
-            )
-        except (SyntaxError, ValueError, OSError, zlib.error):
+            summary = summarize(source, filename, module.__dict__.get("__package__"))
+        except (SyntaxError, ValueError, OSError):
             return None
         found = consumption_of(summary, self.is_project, self._shared)
         self._index(name, found)
@@ -298,7 +380,7 @@ class SourceStore:
     def warm(self, limit: int | None = None) -> int:
         """Analyze remembered modules not analyzed yet (at most ``limit``); how many."""
         done = 0
-        for name in list(self._kept):
+        for name in [*self._fresh, *self._kept]:
             if limit is not None and done >= limit:
                 break
             if name not in self._consumptions and self.consumption(name) is not None:

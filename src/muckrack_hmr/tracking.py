@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from . import _core
+from .capture import SourceCapture
 
 __all__ = ["ProjectFilter", "active", "install", "uninstall"]
 
@@ -204,7 +205,10 @@ def install(
     original_import_module = importlib.import_module
     tracker = chosen.ImportTracker(graph, project, original_import, original_import_module)
     hmr = HMR(tracker, project)
+    # The bytes each project module runs, taken by its loader as it is imported.
+    capture = SourceCapture(project.contains_file, hmr.reloader.sources.captured)
     _state.update(
+        capture=capture,
         hmr=hmr,
         tracker=tracker,
         original_import=original_import,
@@ -215,6 +219,7 @@ def install(
     builtins.__import__ = tracker.import_hook()
     importlib.import_module = tracker.import_module
     builtins.__hmr__ = hmr  # type: ignore[attr-defined]
+    capture.install()
     return hmr
 
 
@@ -224,6 +229,7 @@ def uninstall() -> None:
     if hmr is None:
         return
     hmr.close()
+    _state["capture"].uninstall()
     builtins.__import__ = _state["original_import"]
     importlib.import_module = _state["original_import_module"]
     if _state["had_hmr"]:

@@ -33,7 +33,7 @@ from .datafiles import DEFAULT_DATA_SUFFIXES, DataFiles
 from .debounce import FORCE_AFTER, Batch
 from .filters import PathFilter
 from .safepoint import SafePoint
-from .saves import OPEN_PATIENCE, SETTLE, SaveJudge, Wait, digest
+from .saves import OPEN_PATIENCE, SETTLE, Judged, SaveJudge, Wait, digest
 from .threads import signals_to_main_thread
 
 __all__ = ["OPEN_PATIENCE", "SETTLE", "Watcher"]
@@ -329,6 +329,8 @@ class Watcher:
         can_wait = now - first < FORCE_AFTER
         names: list[str] = []
         tried: dict[str, tuple[str, bytes]] = {}  # module -> (path, digest of what it got)
+        given: dict[str, bytes] = {}  # module -> the bytes judged finished: what runs
+        forced: set[str] = set()  # readers of a changed data file: they run again whole
         hold_until = 0.0
         for path, last in sorted(paths.items()):
             if not can_wait:
@@ -356,9 +358,12 @@ class Watcher:
                     hold_until = max(hold_until, verdict.until)
                     continue
                 self._saves.state(path).waiting = ""
-                if isinstance(verdict, bytes) and module is not None:
-                    tried[module] = (path, verdict)
+                if isinstance(verdict, Judged) and module is not None:
+                    tried[module] = (path, verdict.digest)
+                    given[module] = verdict.source
                     verdict = [module]
+                elif isinstance(verdict, list):
+                    forced.update(verdict)
                 if isinstance(verdict, list):
                     names.extend(owner for owner in verdict if owner not in names)
         if hold_until:
@@ -369,7 +374,7 @@ class Watcher:
                 self._wake.notify_all()
             return
         if names:
-            self._reload(names, tried)
+            self._reload(names, tried, forced, given)
 
     def _script_saved(self, path: str) -> None:
         """The running script changed: say once per new content that it is not reloaded."""
@@ -413,11 +418,17 @@ class Watcher:
 
     # -- applying -------------------------------------------------------------------
 
-    def _reload(self, names: list[str], tried: dict[str, tuple[str, bytes]]) -> None:
+    def _reload(
+        self,
+        names: list[str],
+        tried: dict[str, tuple[str, bytes]],
+        forced: set[str],
+        given: dict[str, bytes],
+    ) -> None:
         self._safe_point.wait()
         if self.clear:
             sys.stderr.write(_CLEAR_SCREEN)
             sys.stderr.flush()
-        result = self.hmr.reloader.reload_result(names)
+        result = self.hmr.reloader.reload_result(names, force=forced, sources=given)
         for name, (path, content) in tried.items():
             self._saves.state(path).failed = content if name in result.failed else None

@@ -1,0 +1,141 @@
+"""Keeping the exact bytes each project module runs, at the moment it is imported.
+
+An edit is applied by comparing the new source with the one that ran.  Read
+later (by the watcher, or at the first reload), the file may already hold the
+edit: a save 1 ms after an import would then look like no change at all, or
+force a whole re-execution that loses the module's state.  So the bytes are
+taken where Python takes them, in the loader of the module, before its code
+runs.
+
+``SourceFileLoader`` compiles a module from the source, or loads the cached
+bytecode after checking the source's modification time and size.  For project
+files, the source is read once, with those two figures taken around the read
+(a write that overlaps the read is seen, and the read is done again), and the
+loader is handed both: the bytecode cache is checked against the figures of
+the bytes kept, and a stale cache is compiled from exactly those bytes.  What
+runs is what is kept, whichever way Python loads it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.machinery import SourceFileLoader
+from typing import Any
+
+__all__ = ["Captured", "SourceCapture"]
+
+# Tries at a read that no write overlaps; the last read is kept whatever happens.
+_TRIES = 4
+
+
+@dataclass(frozen=True)
+class Captured:
+    """The bytes a module's code came from, and the file's (mtime_ns, size) when read."""
+
+    source: bytes
+    stat: tuple[int, int]
+
+
+class _Reading:
+    """The source of one module being loaded, handed to the loader's own steps."""
+
+    __slots__ = ("path", "source", "stat")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        for _ in range(_TRIES):
+            before = os.stat(path)
+            with open(path, "rb") as handle:
+                source = handle.read()
+            after = os.stat(path)
+            if (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size):
+                break
+        self.source = source
+        self.stat = after
+
+
+_local = threading.local()
+
+
+def _reading_of(path: str) -> _Reading | None:
+    """The read in progress for ``path`` on this thread, if any."""
+    stack: list[_Reading] | None = getattr(_local, "stack", None)
+    if stack and stack[-1].path == path:
+        return stack[-1]
+    return None
+
+
+class SourceCapture:
+    """Patches ``SourceFileLoader`` so that project modules hand over their source."""
+
+    _active: SourceCapture | None = None
+
+    def __init__(
+        self, is_project_file: Callable[[str], bool], sink: Callable[[str, Captured], None]
+    ) -> None:
+        self.is_project_file = is_project_file
+        self.sink = sink
+        self._saved: dict[str, Any] = {}
+
+    def install(self) -> None:
+        """Start keeping sources (one capture per process: a second one replaces the first)."""
+        if SourceCapture._active is not None:
+            SourceCapture._active.uninstall()
+        cls: Any = SourceFileLoader
+        for name in ("get_code", "path_stats", "get_data"):
+            self._saved[name] = cls.__dict__.get(name)
+        original_get_code = cls.get_code
+        original_path_stats = cls.path_stats
+        original_get_data = cls.get_data
+        capture = self
+
+        def get_code(loader: Any, fullname: str) -> Any:
+            path = getattr(loader, "path", None)
+            if not isinstance(path, str) or not capture.is_project_file(path):
+                return original_get_code(loader, fullname)
+            try:
+                reading = _Reading(path)
+            except OSError:
+                return original_get_code(loader, fullname)
+            stack = _local.__dict__.setdefault("stack", [])
+            stack.append(reading)
+            try:
+                code = original_get_code(loader, fullname)
+            finally:
+                stack.pop()
+            stat = reading.stat
+            capture.sink(fullname, Captured(reading.source, (stat.st_mtime_ns, stat.st_size)))
+            return code
+
+        def path_stats(loader: Any, path: str) -> Any:
+            reading = _reading_of(path)
+            if reading is None:
+                return original_path_stats(loader, path)
+            return {"mtime": reading.stat.st_mtime, "size": reading.stat.st_size}
+
+        def get_data(loader: Any, path: str) -> Any:
+            reading = _reading_of(path)
+            if reading is None:
+                return original_get_data(loader, path)
+            return reading.source
+
+        cls.get_code = get_code
+        cls.path_stats = path_stats
+        cls.get_data = get_data
+        SourceCapture._active = self
+
+    def uninstall(self) -> None:
+        """Put ``SourceFileLoader`` back as it was."""
+        if SourceCapture._active is not self:
+            return
+        cls: Any = SourceFileLoader
+        for name, previous in self._saved.items():
+            if previous is None:
+                if name in cls.__dict__:
+                    delattr(cls, name)
+            else:
+                setattr(cls, name, previous)
+        SourceCapture._active = None

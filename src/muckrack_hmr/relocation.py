@@ -1,0 +1,123 @@
+"""Definitions that only moved: their code takes the new line numbers in place.
+
+Lines added or removed above a definition (or inside the function before it)
+move it without changing it.  Running it again would run its decorators a
+second time: Flask refuses a route once the app has served a request, FastAPI
+registers the route twice.  So a moved definition does not run again; the
+live function objects (and the methods of a live class) get their code
+objects back with the new first line, which moves every line of the code, and
+of the functions nested in it, by the same amount.  Tracebacks, ``inspect``
+and debuggers then point at the right lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["align_class", "align_function", "first_line", "shift_code"]
+
+_FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+#: How a function object is given new code: the patching layer's setter, so
+#: that every object made from the same definition follows.
+SetCode = Callable[[types.FunctionType, types.CodeType], None]
+
+
+def _assign(function: types.FunctionType, code: types.CodeType) -> None:
+    function.__code__ = code
+
+
+def first_line(node: ast.stmt) -> int:
+    """Where a statement starts: its first decorator, as ``co_firstlineno`` counts."""
+    decorators: list[ast.expr] = getattr(node, "decorator_list", [])
+    return min([node.lineno, *(decorator.lineno for decorator in decorators)])
+
+
+def shift_code(code: types.CodeType, delta: int) -> types.CodeType:
+    """``code`` and the code nested in it, ``delta`` lines further down."""
+    if delta == 0:
+        return code
+    consts = tuple(
+        shift_code(const, delta)
+        if isinstance(const, types.CodeType) and const.co_filename == code.co_filename
+        else const
+        for const in code.co_consts
+    )
+    return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
+
+
+def _functions_in(member: Any) -> Iterator[types.FunctionType]:
+    """The plain functions a class member holds (methods, accessors, wrapped functions)."""
+    if isinstance(member, staticmethod | classmethod):
+        member = member.__func__
+    if isinstance(member, property):
+        for accessor in (member.fget, member.fset, member.fdel):
+            yield from _functions_in(accessor)
+        return
+    if isinstance(member, functools.cached_property):
+        member = member.func
+    seen = 0
+    while member is not None and seen < 8:
+        if isinstance(member, types.FunctionType):
+            yield member
+        member = getattr(member, "__wrapped__", None)
+        seen += 1
+
+
+def align_function(
+    function: types.FunctionType, node: ast.stmt, set_code: SetCode = _assign
+) -> bool:
+    """Give ``function`` (defined by ``node``, as it now stands) its new line numbers."""
+    delta = first_line(node) - function.__code__.co_firstlineno
+    if delta == 0:
+        return False
+    set_code(function, shift_code(function.__code__, delta))
+    return True
+
+
+def align_class(cls: type, node: ast.ClassDef, filename: str, set_code: SetCode = _assign) -> int:
+    """Give the methods of the live ``cls`` the line numbers of ``node``; how many moved.
+
+    Methods are paired with the definitions of ``node`` by name, in order (a
+    property's getter and setter share one), and only functions compiled
+    from ``filename`` are touched: a method that a decorator of another
+    module wrapped keeps that module's lines.
+    """
+    moved = 0
+    firstlineno = cls.__dict__.get("__firstlineno__")
+    if isinstance(firstlineno, int) and firstlineno != first_line(node):
+        type.__setattr__(cls, "__firstlineno__", first_line(node))  # 3.13+: inspect reads it
+    definitions: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
+    for child in node.body:
+        if isinstance(child, _FUNCTION_NODES):
+            definitions.setdefault(child.name, []).append(child)
+        elif isinstance(child, ast.ClassDef):
+            inner = cls.__dict__.get(child.name)
+            if isinstance(inner, type) and inner.__qualname__ == f"{cls.__qualname__}.{child.name}":
+                moved += align_class(inner, child, filename, set_code)
+    live: dict[str, list[types.FunctionType]] = {}
+    seen: set[int] = set()
+    prefix = cls.__qualname__ + "."
+    for member in list(cls.__dict__.values()):
+        for function in _functions_in(member):
+            code = function.__code__
+            if (
+                id(function) not in seen
+                and code.co_filename == filename
+                and code.co_name in definitions
+                and function.__qualname__.startswith(prefix)
+            ):
+                seen.add(id(function))
+                live.setdefault(code.co_name, []).append(function)
+    for name, functions in live.items():
+        nodes = definitions[name]
+        if len(functions) != len(nodes):
+            continue  # cannot tell which is which: leave them
+        functions.sort(key=lambda function: function.__code__.co_firstlineno)
+        for function, definition in zip(functions, nodes, strict=True):
+            moved += align_function(function, definition, set_code)
+    return moved

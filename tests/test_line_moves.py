@@ -1,0 +1,165 @@
+"""Definitions that only moved are not run again; their line numbers follow, on both cores.
+
+Lines added above a decorated definition used to run it again, so that its
+tracebacks pointed at the right lines: the decorators then ran a second
+time (Flask refuses a route once it served a request; FastAPI registers it
+twice).  Now the live functions take the new line numbers in place.
+"""
+
+from __future__ import annotations
+
+import inspect
+import linecache
+import textwrap
+import traceback
+from typing import Any
+
+from tests.conftest import Project
+from tests.test_incremental import fresh
+
+REGISTRY = """\
+ROUTES = []
+SEALED = False
+
+
+def route(path):
+    def deco(f):
+        if SEALED:
+            raise AssertionError("The setup method 'route' can no longer be called")
+        ROUTES.append((path, f))
+        return f
+    return deco
+"""
+
+VIEWS = """\
+import registry
+{above}
+
+@registry.route("/a")
+def a():
+    return "a v1"
+
+
+@registry.route("/b")
+def b():
+    {b_body}
+
+
+class Handler:
+    def first(self):
+        return 1
+
+    def boom(self):
+        raise ValueError("boom")
+
+
+def fail():
+    raise KeyError("fail")
+"""
+
+
+def _views(above: str = "", b_body: str = 'return "b v1"') -> str:
+    return VIEWS.format(above=above, b_body=b_body)
+
+
+def _line_of(path: Any, text: str) -> int:
+    lines = path.read_text().splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)
+
+
+def _raised_at(function: Any) -> int:
+    try:
+        function()
+    except Exception as exc:
+        return traceback.extract_tb(exc.__traceback__)[-1].lineno or 0
+    raise AssertionError("did not raise")
+
+
+def test_lines_added_above_decorated_defs_do_not_run_them_again(project: Project, hmr: Any) -> None:
+    project.write("registry.py", REGISTRY)
+    path = project.write("views.py", _views())
+    registry, views = fresh(hmr, "registry", "views")
+    registry.SEALED = True  # like Flask after its first request
+    a, b, handler = views.a, views.b, views.Handler
+    assert [p for p, _ in registry.ROUTES] == ["/a", "/b"]
+    assert _raised_at(views.fail) == _line_of(path, 'raise KeyError("fail")')
+
+    # Three lines above everything, and /b gains a line.
+    project.write("views.py", _views("\nLIMIT = 3\n\n", 'text = "b v2"\n    return text'))
+    result = hmr.reload("views")
+
+    assert result.failed == {}
+    assert result.reloaded == ["views"]
+    assert [p for p, _ in registry.ROUTES] == ["/a", "/b"]  # no route registered twice
+    assert (views.a, views.b, views.Handler) == (a, b, handler)
+    assert (a(), b(), views.LIMIT) == ("a v1", "b v2", 3)
+    linecache.checkcache()
+    # Tracebacks, inspect and debuggers see where the code now stands.
+    assert _raised_at(views.fail) == _line_of(path, 'raise KeyError("fail")')
+    assert _raised_at(handler().boom) == _line_of(path, 'raise ValueError("boom")')
+    assert inspect.getsource(a).startswith('@registry.route("/a")\ndef a():')
+    # A body edit compiles the def alone, decorators left out, at its own lines.
+    assert inspect.getsource(b).startswith('@registry.route("/b")\ndef b():')
+    assert inspect.getsource(views.fail).startswith("def fail():")
+    assert inspect.getsourcelines(handler.boom)[1] == _line_of(path, "def boom(self):")
+
+
+def test_a_method_that_grows_moves_the_methods_below_it(project: Project, hmr: Any) -> None:
+    source = textwrap.dedent(
+        """\
+        class Handler:
+            def first(self):
+                {body}
+
+            def boom(self):
+                raise ValueError("boom")
+        """
+    )
+    path = project.write("h.py", source.format(body="return 1"))
+    (h,) = fresh(hmr, "h")
+    handler = h.Handler
+    project.write("h.py", source.format(body="x = 2\n        y = 3\n        return x + y"))
+    assert hmr.reload_module("h")[0] == ["h"]
+    assert h.Handler is handler
+    assert handler().first() == 5
+    assert _raised_at(handler().boom) == _line_of(path, 'raise ValueError("boom")')
+
+
+def test_a_moved_lambda_and_nested_function_follow(project: Project, hmr: Any) -> None:
+    source = textwrap.dedent(
+        """\
+        {above}
+        fail = lambda: 1 / 0
+
+        def outer():
+            def inner():
+                raise KeyError("inner")
+            return inner
+        """
+    )
+    path = project.write("m.py", source.format(above=""))
+    (m,) = fresh(hmr, "m")
+    fail, outer = m.fail, m.outer
+    project.write("m.py", source.format(above="\n\n# two lines more\n"))
+    hmr.reload_module("m")
+    assert (m.fail, m.outer) == (fail, outer)
+    assert _raised_at(fail) == _line_of(path, "fail = lambda")
+    assert _raised_at(outer()) == _line_of(path, 'raise KeyError("inner")')
+
+
+def test_a_decorator_whose_argument_changed_still_runs_again(project: Project, hmr: Any) -> None:
+    project.write("registry.py", REGISTRY)
+    project.write("views.py", _views())
+    registry, _ = fresh(hmr, "registry", "views")
+    project.write("views.py", _views().replace('route("/b")', 'route("/bee")'))
+    assert hmr.reload_module("views")[0] == ["views"]
+    assert [p for p, _ in registry.ROUTES] == ["/a", "/b", "/bee"]
+
+
+def test_only_moved_module_reaches_no_dependent(project: Project, hmr: Any) -> None:
+    project.write("base.py", "def f():\n    return 1\n")
+    project.write("user.py", "import base\n\nVALUE = base.f()\n")
+    _, user = fresh(hmr, "base", "user")
+    project.write("base.py", "# a comment\n\ndef f():\n    return 1\n")
+    assert hmr.reload_module("base")[0] == ["base"]
+    assert user.VALUE == 1
