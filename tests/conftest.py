@@ -157,8 +157,10 @@ def spawn(core_env: dict[str, str]) -> Iterator[Callable[..., Child]]:
     """Start ``python -u -m muckrack.hmr *args`` in the background; killed after the test."""
     children: list[Child] = []
 
-    def start(args: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Child:
-        child = Child(args, cwd=cwd, env=core_env if env is None else env)
+    def start(
+        args: list[str], *, cwd: Path, env: dict[str, str] | None = None, stdin: bool = False
+    ) -> Child:
+        child = Child(args, cwd=cwd, env=core_env if env is None else env, stdin=stdin)
         children.append(child)
         return child
 
