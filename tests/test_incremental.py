@@ -495,3 +495,16 @@ def test_a_dependent_edited_to_use_other_names_is_reached_by_those_only(
     project.write("a.py", source.format(f=2, g=20))
     assert hmr.reload_module("a")[0] == ["a", "b"]
     assert b.TABLE == [20]
+
+
+def test_a_module_analyzed_while_it_imports_is_not_cut_off(project: Project, hmr: Any) -> None:
+    """Sources are kept from the moment a module's loader reads them: the watcher's
+    background analysis may reach a module still running its top level, before the
+    modules it imports are loaded (and known as project code)."""
+    project.write("b.py", "X = 1\n")
+    project.write("a.py", "import builtins\n\nbuiltins.__hmr__.warm()\nfrom b import X\nY = X * 10\n")
+    a = importlib.import_module("a")
+    assert a.Y == 10
+    project.write("b.py", "X = 2\n")
+    assert hmr.reload_module("b")[0] == ["b", "a"]
+    assert a.Y == 20

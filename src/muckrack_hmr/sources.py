@@ -309,7 +309,9 @@ class SourceStore:
         if found is not None:
             return found
         module = sys.modules.get(name)
-        if module is None:
+        if module is None or getattr(module.__spec__, "_initializing", False):
+            # Still running its top level: the modules it imports are not all
+            # loaded yet, and would not count as project code.
             return None
         try:
             source = self.ran(name)
