@@ -502,9 +502,82 @@ def test_a_module_analyzed_while_it_imports_is_not_cut_off(project: Project, hmr
     background analysis may reach a module still running its top level, before the
     modules it imports are loaded (and known as project code)."""
     project.write("b.py", "X = 1\n")
-    project.write("a.py", "import builtins\n\nbuiltins.__hmr__.warm()\nfrom b import X\nY = X * 10\n")
+    project.write(
+        "a.py", "import builtins\n\nbuiltins.__hmr__.warm()\nfrom b import X\nY = X * 10\n"
+    )
     a = importlib.import_module("a")
     assert a.Y == 10
     project.write("b.py", "X = 2\n")
     assert hmr.reload_module("b")[0] == ["b", "a"]
     assert a.Y == 20
+
+
+WRAPPING = """\
+import functools
+
+
+def gzip(f):
+    @functools.wraps(f)
+    def inner(*args, **kwargs):
+        return "{left}" + f(*args, **kwargs) + "{right}"
+
+    return inner
+
+
+def twice(f):
+    def helper():
+        return {helper}
+
+    return f() * helper()
+"""
+
+WRAPPED = """\
+import registry
+from wrapping import gzip, twice
+
+
+@registry.route("/a")
+@gzip
+def a():
+    return "a"
+
+
+@registry.route("/b")
+@gzip
+def b():
+    return "b"
+
+
+FIRST = a()
+DOUBLED = twice(lambda: 3)
+"""
+
+
+def test_a_decorator_wrapper_edit_reaches_its_wrappers_without_running_them_again(
+    project: Project, hmr: Any
+) -> None:
+    from tests.test_line_moves import REGISTRY
+
+    project.write("registry.py", REGISTRY)
+    project.write("wrapping.py", WRAPPING.format(left="[", right="]", helper=2))
+    project.write("views.py", WRAPPED)
+    registry, _, views = fresh(hmr, "registry", "wrapping", "views")
+    registry.SEALED = True  # like Flask after its first request
+    routes = list(registry.ROUTES)
+    assert (views.a(), views.b(), views.FIRST, views.DOUBLED) == ("[a]", "[b]", "[a]", 6)
+
+    project.write("wrapping.py", WRAPPING.format(left="<", right=">", helper=2))
+    result = hmr.reload("wrapping")
+    assert result.failed == {}
+    # The decorated definitions did not run again: no route registered twice.
+    assert routes == registry.ROUTES
+    assert (views.a(), views.b()) == ("<a>", "<b>")
+    assert [view() for _, view in registry.ROUTES] == ["<a>", "<b>"]
+    # What called a wrapped function at import time did run again.
+    assert views.FIRST == "<a>"
+
+    # A nested function the decorator calls itself is part of what it computes.
+    project.write("wrapping.py", WRAPPING.format(left="<", right=">", helper=5))
+    assert hmr.reload("wrapping").failed == {}
+    assert views.DOUBLED == 15
+    assert routes == registry.ROUTES

@@ -18,7 +18,13 @@ from typing import Any, TypeGuard
 
 from .analysis import ModuleSummary, Statement, changed_bodies, framed_alike, same_shape
 
-__all__ = ["StatementError", "compile_one", "in_place_edit", "original_function"]
+__all__ = [
+    "StatementError",
+    "changes_only_closures",
+    "compile_one",
+    "in_place_edit",
+    "original_function",
+]
 
 
 class StatementError(Exception):
@@ -230,6 +236,83 @@ def _fits(fresh: Any, target: types.FunctionType) -> TypeGuard[types.FunctionTyp
         isinstance(fresh, types.FunctionType)
         and fresh.__code__.co_freevars == target.__code__.co_freevars
     )
+
+
+def changes_only_closures(
+    old: ast.FunctionDef | ast.AsyncFunctionDef,
+    new: ast.FunctionDef | ast.AsyncFunctionDef,
+    old_code: types.CodeType,
+    new_code: types.CodeType,
+) -> bool:
+    """Does the edit change only what the closures a function returns run (a decorator's)?
+
+    True when ``old`` and ``new`` differ only in the bodies of functions
+    they define and hand back without calling them (``return inner``,
+    ``inner.attr = ...``), with the same free variables.  Closures made
+    before the edit are given the new code in place, so whoever called the
+    function (the definitions it decorated) need not call it again.
+    Compared as trees: a function compiled alone may use other opcodes.
+    """
+    old_nested, old_frame = _frame_of(old)
+    new_nested, new_frame = _frame_of(new)
+    if old_frame != new_frame or old_nested.keys() != new_nested.keys():
+        return False
+    changed = {name for name, body in new_nested.items() if body != old_nested[name]}
+    if not changed:
+        return False
+    freevars = {
+        const.co_name: const.co_freevars
+        for const in old_code.co_consts
+        if isinstance(const, types.CodeType)
+    }
+    for const in new_code.co_consts:
+        if (
+            isinstance(const, types.CodeType)
+            and const.co_name in changed
+            and freevars.get(const.co_name) != const.co_freevars
+        ):
+            return False
+    return _only_handed_back(new, changed)
+
+
+def _frame_of(function: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[dict[str, str], str]:
+    """The bodies of the functions defined in ``function`` (by name), and the rest of it."""
+    nested: dict[str, str] = {}
+    frame = copy.copy(function)
+    body: list[ast.stmt] = []
+    for statement in function.body:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            dump = ast.dump(ast.Module(body=statement.body, type_ignores=[]))
+            # Defined twice: both bodies count.
+            nested[statement.name] = nested.get(statement.name, "") + "\0" + dump
+            blank = copy.copy(statement)
+            blank.body = [ast.Pass()]
+            statement = blank
+        body.append(statement)
+    frame.body = body
+    frame.decorator_list = []
+    return nested, ast.dump(frame)
+
+
+def _only_handed_back(node: ast.FunctionDef | ast.AsyncFunctionDef, names: set[str]) -> bool:
+    """Are ``names`` (functions defined in ``node``) never called while ``node`` runs?"""
+    pending: list[tuple[ast.AST, ast.AST | None]] = [(child, None) for child in node.body]
+    while pending:
+        current, parent = pending.pop()
+        if isinstance(current, ast.Name) and current.id in names:
+            handed_back = isinstance(parent, ast.Return) or (
+                isinstance(parent, ast.Attribute) and isinstance(parent.ctx, ast.Store)
+            )
+            if not handed_back:
+                return False
+        if isinstance(current, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            # A nested body runs later; its decorators and defaults run now.
+            if not isinstance(current, ast.Lambda):
+                pending.extend((decorator, current) for decorator in current.decorator_list)
+            pending.append((current.args, current))
+            continue
+        pending.extend((child, current) for child in ast.iter_child_nodes(current))
+    return True
 
 
 def compile_one(node: ast.stmt, filename: str, flags: int) -> types.CodeType:

@@ -29,7 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .analysis import ModuleSummary, Statement, same_code, same_shape
-from .body_edits import StatementError, compile_one, in_place_edit, original_function
+from .body_edits import (
+    StatementError,
+    changes_only_closures,
+    compile_one,
+    in_place_edit,
+    original_function,
+)
 from .patching import PatchReport, may_register, patch_class_now, set_code
 from .relocation import align_class, align_function, first_line, shift_code
 
@@ -57,6 +63,10 @@ class Changes:
     """Names now bound to another object (constants, containers, refused patches...)."""
     behaviors: set[str] = field(default_factory=set)
     """Functions (patched in place) whose behaviour changed, directly or through calls."""
+    rewrapped: set[str] = field(default_factory=set)
+    """Of ``behaviors``: functions whose edit changed only the closures they return (a
+    decorator's wrapper).  The closures are patched in place: whoever called them
+    keeps what it got, and what it got behaves differently."""
     old: dict[str, Any] = field(default_factory=dict)
     """The namespace before the reload (to rebind ``from module import name`` elsewhere)."""
     executed: int = 0
@@ -188,31 +198,33 @@ class ChangeSet(dict[str, Changes]):
             self.below.setdefault(".".join(parts[:end]), set()).add(name)
 
 
-def translate_incoming(imports: Iterable[Binding], changes: ChangeSet) -> tuple[set[str], set[str]]:
+def translate_incoming(
+    imports: Iterable[Binding], changes: ChangeSet
+) -> tuple[set[str], set[str], set[str]]:
     """Changes of imported modules, named as this module names them.
 
     ``from a import X`` makes ``X`` changed when ``a.X`` is; ``import a`` makes
-    ``a.X`` changed.  Returns (values, behaviors).
+    ``a.X`` changed.  Returns (values, behaviors, rewrapped).
     """
     values: set[str] = set()
     behaviors: set[str] = set()
+    rewrapped: set[str] = set()
     for local, module, attr in imports:
         if attr is not None:
             submodule = f"{module}.{attr}"
             if isinstance(sys.modules.get(submodule), types.ModuleType):
                 module, attr = submodule, None  # ``from pkg import sub``
         if attr is None:
-            change = changes.get(module)
-            if change:
-                values.update(f"{local}.{name}" for name in change.values)
-                behaviors.update(f"{local}.{name}" for name in change.behaviors)
-            for changed_module in changes.below.get(module, ()):
-                change = changes[changed_module]
+            paths = [(local, module)]
+            # ``import pkg.sub`` binds ``pkg``; the code says ``pkg.sub.X``.
+            below = changes.below.get(module, ())
+            paths += [(local + changed[len(module) :], changed) for changed in below]
+            for path, changed in paths:
+                change = changes.get(changed)
                 if change:
-                    # ``import pkg.sub`` binds ``pkg``; the code says ``pkg.sub.X``.
-                    path = local + changed_module[len(module) :]
                     values.update(f"{path}.{name}" for name in change.values)
                     behaviors.update(f"{path}.{name}" for name in change.behaviors)
+                    rewrapped.update(f"{path}.{name}" for name in change.rewrapped)
             continue
         found = changes.get(module)
         if found is None:
@@ -221,7 +233,9 @@ def translate_incoming(imports: Iterable[Binding], changes: ChangeSet) -> tuple[
             values.add(local)
         if attr in found.behaviors:
             behaviors.add(local)
-    return values, behaviors
+        if attr in found.rewrapped:
+            rewrapped.add(local)
+    return values, behaviors, rewrapped
 
 
 class _Expander:
@@ -510,6 +524,16 @@ def _future_flags(summary: ModuleSummary) -> int:
     return flags
 
 
+def _function_statement(
+    summary: ModuleSummary, name: str
+) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    for statement in summary.statements:
+        node = statement.node
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return node
+    return None
+
+
 def _class_statement(summary: ModuleSummary, name: str) -> Statement | None:
     for statement in summary.statements:
         if isinstance(statement.node, ast.ClassDef) and statement.node.name == name:
@@ -529,7 +553,7 @@ def plan_and_run(
     namespace: dict[str, Any],
     filename: str,
     summaries: tuple[ModuleSummary, ModuleSummary],
-    incoming: tuple[set[str], set[str]],
+    incoming: tuple[set[str], set[str], set[str]],
     before_first: Callable[[], None],
 ) -> Changes:
     """Run what must run again in ``namespace``; the caller restores it on StatementError.
@@ -541,7 +565,7 @@ def plan_and_run(
     """
     old, new = summaries
     edited, moved, removed = _match(old, new)
-    values, behaviors = set(incoming[0]), set(incoming[1])
+    values, behaviors, rewrapped = set(incoming[0]), set(incoming[1]), set(incoming[2])
     changes = Changes(old=dict(namespace))
     expander = _Expander(new)
     flags = _future_flags(new)
@@ -549,8 +573,13 @@ def plan_and_run(
     for index, statement in enumerate(new.statements):
         reads, calls = expander.statement(statement)
         rebinds = isinstance(statement.node, ast.ImportFrom) and bool(statement.binds & values)
-        inputs_changed = bool(reads & values) or bool(calls & behaviors)
+        inputs_changed = bool(reads & values) or bool(calls & (behaviors - rewrapped))
         must_run = edited[index] or rebinds or inputs_changed
+        if not must_run and calls & rewrapped:
+            # It called a decorator (a factory) whose edit changed only the
+            # closures it returns, and those run the new code already: it
+            # does not run again, but what it bound behaves differently.
+            behaviors |= statement.binds
         previous = moved[index]
         if not must_run and previous is None:
             continue
@@ -576,18 +605,25 @@ def plan_and_run(
                 # may call them), and no decorator, class statement or
                 # ``__init_subclass__`` runs again: a route, a registration,
                 # happens once.
+                node = statement.node
+                if not isinstance(node, ast.ClassDef):
+                    target, fresh = pairs[0]
+                    assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                    behaviors.add(node.name)
+                    before = _function_statement(old, node.name)
+                    if before is not None and changes_only_closures(
+                        before, node, target.__code__, fresh.__code__
+                    ):
+                        rewrapped.add(node.name)
                 for target, fresh in pairs:
                     changes.body_patches.append((target, target.__code__, target.__doc__))
                     set_code(target, fresh.__code__, fresh.__doc__)
                 changes.executed += 1
-                node = statement.node
                 if isinstance(node, ast.ClassDef):
                     # Its methods below the edited ones moved.
                     cls = namespace.get(node.name)
                     if isinstance(cls, type):
                         align_class(cls, node, filename, _recording(changes))
-                else:
-                    behaviors.add(node.name)  # type: ignore[attr-defined]
                 continue
         before = {name: namespace.get(name, _MISSING) for name in statement.binds}
         _run_statement(statement, namespace, filename, flags, changes)
@@ -626,4 +662,5 @@ def plan_and_run(
     changes.values = {name for name in values if "." not in name and name in changes.old}
     changes.values |= {name for name in removed}
     changes.behaviors = {name for name in behaviors if "." not in name}
+    changes.rewrapped = {name for name in rewrapped if name in changes.behaviors}
     return changes

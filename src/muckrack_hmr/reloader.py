@@ -463,7 +463,7 @@ class Reloader:
         consumption = self.sources.consumption(name)
         if consumption is None:
             return self._incremental(name, changes)
-        values, behaviors = translate_incoming(consumption.imports, changes)
+        values, behaviors, _ = translate_incoming(consumption.imports, changes)
         if consumption.touched_by(values, behaviors):
             return self._incremental(name, changes)
         # Nothing runs again; its functions that use what changed now behave
