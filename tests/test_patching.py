@@ -692,3 +692,177 @@ def test_body_edit_of_a_cached_function_empties_its_cache(project: Project, hmr:
     assert a.label is held
     assert sorted(result.patched) == ["a.Shape.kind", "a.Shape.name", "a.label"]
     assert (held(), shape.name(), a.Shape.kind()) == ("new", "new", "new")
+
+
+# -- one definition, several function objects -------------------------------------------
+
+REGISTRY = """\
+PREFIX = "{prefix}"
+REG = {{}}
+
+def register(key):
+    def deco(f):
+        REG[key] = f
+        return f
+    return deco
+"""
+
+
+def fresh(hmr: Any, *names: str) -> list[Any]:
+    """Import ``names`` and keep their sources, as the watcher does: edits run statements."""
+    modules = [importlib.import_module(name) for name in names]
+    hmr.remember_sources()
+    return modules
+
+
+def test_every_function_a_def_made_runs_the_latest_code(project: Project, hmr: Any) -> None:
+    """A decorator whose argument changed runs again and registers a second object."""
+    source = """\
+        import core
+
+        @core.register(core.PREFIX + ":{suffix}")
+        def f(x={default}):
+            \"\"\"{tag}\"\"\"
+            return ("{tag}", x)
+
+        {tail}
+        """
+
+    def write(tag: str, suffix: str = "f", default: int = 1, tail: str = "") -> None:
+        project.write("m.py", source.format(tag=tag, suffix=suffix, default=default, tail=tail))
+
+    project.write("core.py", REGISTRY.format(prefix="a"))
+    write("v1")
+    core, m = fresh(hmr, "core", "m")
+    f = m.f
+    assert {"a:f": f} == core.REG
+
+    # The decorator's argument changed: the def runs again, REG takes a new object.
+    project.write("core.py", REGISTRY.format(prefix="b"))
+    assert hmr.reload_module("core")[0] == ["core", "m"]
+    assert m.f is f
+    twin = core.REG["b:f"]
+    assert twin is not f
+    assert (f(), twin()) == (("v1", 1), ("v1", 1))
+
+    # A body-only edit reaches every object the def made.
+    write("v2")
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert [g() for g in core.REG.values()] == [("v2", 1)] * 2
+    assert twin.__doc__ == "v2"
+
+    # The def runs again (another key, another default): a third object, all in step.
+    write("v3", suffix="g", default=5)
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert sorted(core.REG) == ["a:f", "b:f", "b:g"]
+    assert [g() for g in core.REG.values()] == [("v3", 5)] * 3
+    write("v4", suffix="g", default=5)
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert [g() for g in core.REG.values()] == [("v4", 5)] * 3
+
+    # A failed reload puts every one of them back.
+    write("v5", suffix="g", default=5, tail="1 / 0")
+    assert hmr.reload_module("m")[0] == []
+    assert [g() for g in core.REG.values()] == [("v4", 5)] * 3
+    assert {g.__doc__ for g in core.REG.values()} == {"v4"}
+
+
+def test_a_method_a_class_statement_made_again_follows_the_live_one(
+    project: Project, hmr: Any
+) -> None:
+    source = """\
+        import core
+
+        class C:
+            @core.register("{key}")
+            def m(self):
+                return "{tag}"
+
+        {tail}
+        """
+    project.write("core.py", REGISTRY.format(prefix="a"))
+    project.write("m.py", source.format(key="m1", tag="v1", tail=""))
+    core, m = fresh(hmr, "core", "m")
+    C, method = m.C, m.C.m
+    project.write("m.py", source.format(key="m2", tag="v2", tail=""))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert (m.C, m.C.m) == (C, method)
+    assert [g(C()) for g in core.REG.values()] == ["v2", "v2"]
+    # A class statement that ran again before a failing statement: the undo of
+    # the class patch puts back every function the def made.
+    project.write("m.py", source.format(key="m3", tag="v3", tail="1 / 0"))
+    assert hmr.reload_module("m")[0] == []
+    assert m.C.m is method
+    assert [g(C()) for g in core.REG.values()] == ["v2", "v2", "v2"]
+    project.write("m.py", source.format(key="m3", tag="v4", tail=""))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert [g(C()) for g in core.REG.values()] == ["v4", "v4", "v4"]
+
+
+def test_wrappers_a_decorator_made_again_share_the_latest_closure_values(
+    project: Project, hmr: Any
+) -> None:
+    tagged = """\
+        PREFIX = "{prefix}"
+        REG = {{}}
+
+        def tagged(tag):
+            def deco(f):
+                def wrapper():
+                    return (tag, f())
+                REG[tag] = wrapper
+                return wrapper
+            return deco
+        """
+    source = """\
+        import core
+
+        @core.tagged(core.PREFIX)
+        def f():
+            return "{tag}"
+        """
+    project.write("core.py", tagged.format(prefix="a"))
+    project.write("m.py", source.format(tag="v1"))
+    core, m = fresh(hmr, "core", "m")
+    wrapper = m.f
+    for prefix in "bc":
+        project.write("core.py", tagged.format(prefix=prefix))
+        assert hmr.reload_module("core")[0] == ["core", "m"]
+    assert m.f is wrapper
+    assert sorted(core.REG) == ["a", "b", "c"]
+    assert [w() for w in core.REG.values()] == [("c", "v1")] * 3
+    project.write("m.py", source.format(tag="v2"))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert [w() for w in core.REG.values()] == [("c", "v2")] * 3
+
+
+@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+def test_a_class_made_again_by_a_changed_decorator_argument_stays_one_class(
+    project: Project, hmr: Any, remembered: bool
+) -> None:
+    source = """\
+        import core
+
+        @core.register(core.PREFIX + ":C")
+        class C:
+            def m(self):
+                return "{tag}"
+        """
+    project.write("core.py", REGISTRY.format(prefix="a"))
+    project.write("m.py", source.format(tag="v1"))
+    core = importlib.import_module("core")
+    m = importlib.import_module("m")
+    if remembered:
+        hmr.remember_sources()
+    C = m.C
+    instance = C()
+    project.write("core.py", REGISTRY.format(prefix="b"))
+    assert hmr.reload_module("core")[0] == ["core", "m"]
+    assert m.C is C
+    # (Run whole, core made a new REG.)
+    assert ({"a:C": C, "b:C": C} if remembered else {"b:C": C}) == core.REG
+    project.write("m.py", source.format(tag="v2"))
+    assert hmr.reload_module("m")[0] == ["m"]
+    made = core.REG["b:C"]()
+    assert isinstance(instance, core.REG["b:C"])
+    assert (made.m(), instance.m()) == ("v2", "v2")

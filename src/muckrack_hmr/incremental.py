@@ -30,7 +30,7 @@ from typing import Any
 
 from .analysis import ModuleSummary, Statement, same_code, same_shape
 from .body_edits import StatementError, compile_one, in_place_edit
-from .patching import PatchReport, may_register, patch_class_now
+from .patching import PatchReport, may_register, patch_class_now, set_code
 
 __all__ = [
     "ChangeSet",
@@ -316,8 +316,7 @@ def _undo_bodies(changes: Changes) -> None:
         undo()
     changes.class_patches.clear()
     for target, code, doc in reversed(changes.body_patches):
-        target.__code__ = code
-        target.__doc__ = doc
+        set_code(target, code, doc)
     changes.body_patches.clear()
 
 
@@ -516,8 +515,7 @@ def plan_and_run(
                 # happens once.
                 for target, fresh in pairs:
                     changes.body_patches.append((target, target.__code__, target.__doc__))
-                    target.__code__ = fresh.__code__
-                    target.__doc__ = fresh.__doc__
+                    set_code(target, fresh.__code__, fresh.__doc__)
                 changes.executed += 1
                 if not isinstance(statement.node, ast.ClassDef):
                     behaviors.add(statement.node.name)  # type: ignore[attr-defined]

@@ -12,6 +12,11 @@ objects take the new definitions and go back into the namespace:
   place, added, removed), so ``isinstance``, subclasses and ``super()`` keep
   working and existing instances see the new behaviour.
 
+A definition that ran again can leave its new object behind in a registry (a
+decorator whose argument changed stored it); a class is then swapped back for
+the live one in the registries (a heap walk), and a function patched into an
+old one becomes its twin: every later edit gives all of them the same code.
+
 What cannot be applied to a live object (a function whose closure changed
 shape, a class whose bases, metaclass or ``__slots__`` changed) is reported,
 and the old object stays as it was: nothing is half-applied.  The checks all
@@ -28,14 +33,59 @@ import gc
 import logging
 import time
 import types
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["PatchReport", "may_register", "patch_bodies", "patch_namespace", "refill"]
+__all__ = [
+    "PatchReport",
+    "may_register",
+    "patch_bodies",
+    "patch_namespace",
+    "refill",
+    "set_code",
+    "twins_of",
+]
 
 log = logging.getLogger("muckrack_hmr")
+
+# One ``def`` can make several live function objects: a decorator whose
+# argument changed runs again, and the registry it fills keeps the new
+# function, while the old one (patched with the new definition) goes back into
+# the namespace.  Each old function knows the functions patched into it, its
+# twins, so that every later edit reaches them all.  Weak both ways: a twin
+# nobody holds any more is forgotten.
+_TWINS: weakref.WeakKeyDictionary[types.FunctionType, weakref.WeakSet[types.FunctionType]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def twins_of(function: types.FunctionType) -> list[types.FunctionType]:
+    """The other function objects the definition of ``function`` made, patched into it."""
+    twins = _TWINS.get(function)
+    return [] if twins is None else list(twins)
+
+
+def set_code(target: types.FunctionType, code: types.CodeType, doc: Any) -> None:
+    """Give ``target`` and its twins the body ``code`` and the docstring ``doc``."""
+    target.__code__ = code
+    target.__doc__ = doc
+    for twin in twins_of(target):
+        if twin.__code__.co_freevars == code.co_freevars:
+            twin.__code__ = code
+            twin.__doc__ = doc
+
+
+def _add_twin(old: types.FunctionType, new: types.FunctionType) -> None:
+    """``new`` was patched into ``old``: it, and the twins it had, follow ``old`` now."""
+    twins = _TWINS.get(old)
+    if twins is None:
+        twins = _TWINS[old] = weakref.WeakSet()
+    twins.add(new)
+    twins.update(twin for twin in twins_of(new) if twin is not old)
+
 
 # Members of a class __dict__ that belong to the class object itself.
 _CLASS_INTERNALS = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__"})
@@ -102,8 +152,8 @@ class _Patcher:
         self.new_to_old[id(new)] = old
         self.keep_alive.append(new)
         cells = list(zip(old.__closure__ or (), new.__closure__ or (), strict=True))
-        for name, (old_cell, new_cell) in zip(old.__code__.co_freevars, cells, strict=True):
-            self._plan_cell(name, old_cell, new_cell)
+        for index, (old_cell, new_cell) in enumerate(cells):
+            self._plan_cell(old, index, old_cell, new_cell)
         self.actions.append(functools.partial(self._apply_function, old, new))
         if label != "":
             self.report.patched.append(f"{self.module}.{label or old.__qualname__}")
@@ -111,7 +161,10 @@ class _Patcher:
             _pair_nested(old.__code__, new.__code__, self.nested)
         return True
 
-    def _plan_cell(self, name: str, old_cell: Any, new_cell: Any) -> None:
+    def _plan_cell(
+        self, function: types.FunctionType, index: int, old_cell: Any, new_cell: Any
+    ) -> None:
+        name = function.__code__.co_freevars[index]
         try:
             old_value = old_cell.cell_contents
             new_value = new_cell.cell_contents
@@ -128,9 +181,17 @@ class _Patcher:
             return  # the wrapped function of a decorator, patched in place
 
         def set_cell() -> None:
-            if self.undo is not None:
-                self.undo.append(functools.partial(setattr, old_cell, "cell_contents", old_value))
-            old_cell.cell_contents = self.map(new_value)
+            # The twins' cells too: each function the definition made sees the new value.
+            twins = [
+                twin.__closure__[index]
+                for twin in twins_of(function)
+                if twin.__code__.co_freevars == function.__code__.co_freevars
+                and twin.__closure__ is not None
+            ]
+            for cell in [old_cell, *twins]:
+                if self.undo is not None:
+                    self.undo.append(_cell_restorer(cell))
+                cell.cell_contents = self.map(new_value)
 
         self.actions.append(set_cell)
 
@@ -261,15 +322,13 @@ class _Patcher:
 
     def _apply_function(self, old: types.FunctionType, new: types.FunctionType) -> None:
         if self.undo is not None:
-            self.undo.append(functools.partial(_restore_function, old, _function_state(old)))
-        old.__code__ = new.__code__
-        old.__defaults__ = new.__defaults__
-        old.__kwdefaults__ = new.__kwdefaults__
-        old.__annotations__ = new.__annotations__
-        old.__doc__ = new.__doc__
-        old.__name__ = new.__name__
-        old.__qualname__ = new.__qualname__
-        refill(old.__dict__, {key: self.map(value) for key, value in new.__dict__.items()})
+            # Puts back ``old`` and every twin, ``new`` included: ``new`` may
+            # sit in a registry that the failed run filled.
+            self.undo.append(functools.partial(_set_function_state, old, _function_state(old)))
+        values = tuple(getattr(new, key) for key in _FUNCTION_STATE)
+        attributes = {key: self.map(value) for key, value in new.__dict__.items()}
+        _set_function_state(old, (*values, attributes))  # to its twins too
+        _add_twin(old, new)
 
     def _set_member(self, cls: type, key: str, value: Any) -> None:
         self._remember_member(cls, key)
@@ -485,11 +544,25 @@ def _function_state(function: types.FunctionType) -> tuple[Any, ...]:
     return (*(getattr(function, key) for key in _FUNCTION_STATE), dict(function.__dict__))
 
 
-def _restore_function(function: types.FunctionType, state: tuple[Any, ...]) -> None:
+def _set_function_state(function: types.FunctionType, state: tuple[Any, ...]) -> None:
+    """Give ``function`` and its twins ``state`` (see :func:`_function_state`)."""
     *values, attributes = state
-    for key, value in zip(_FUNCTION_STATE, values, strict=True):
-        setattr(function, key, value)
-    refill(function.__dict__, attributes)
+    code: types.CodeType = values[0]
+    for each in [function, *twins_of(function)]:
+        if each is not function and each.__code__.co_freevars != code.co_freevars:
+            continue
+        for key, value in zip(_FUNCTION_STATE, values, strict=True):
+            setattr(each, key, value)
+        refill(each.__dict__, attributes)
+
+
+def _cell_restorer(cell: types.CellType) -> Callable[[], None]:
+    """How to put ``cell`` back as it is now (empty, or holding its value)."""
+    try:
+        value = cell.cell_contents
+    except ValueError:
+        return functools.partial(delattr, cell, "cell_contents")
+    return functools.partial(setattr, cell, "cell_contents", value)
 
 
 def _unwrap_pair(old: Any, new: Any) -> tuple[types.FunctionType, types.FunctionType] | None:
@@ -625,7 +698,7 @@ def patch_bodies(
         patcher.nested.update(_nested_pairs(previous_code, function.__code__))
         patcher.report.patched.append(f"{module}.{function.__qualname__}")
     if namespace is not None:
-        patched = {id(function) for function, _, _ in pairs}
+        patched = {id(each) for function, _, _ in pairs for each in [function, *twins_of(function)]}
         for wrapper in _cache_wrappers(namespace, module):
             if _wraps_one_of(wrapper, patched):
                 patcher.actions.append(wrapper.cache_clear)
