@@ -105,6 +105,20 @@ class PatchReport:
     """Closures made before the edit by a changed factory, given the new code."""
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    """Why a class cannot be patched: its own change, or one of a nested class."""
+
+    reason: str
+    nested: type | None = None
+    """The nested class that cannot be patched (``Outer.Inner``), if it is one."""
+
+    def __str__(self) -> str:
+        if self.nested is None:
+            return self.reason
+        return f"its nested class {self.nested.__qualname__}: {self.reason}"
+
+
 def _defined_in(obj: Any, module: str) -> bool:
     return getattr(obj, "__module__", None) == module
 
@@ -124,6 +138,8 @@ class _Patcher:
         # Code of functions nested in a patched one, old -> new: closures a
         # factory made before the edit still run the old code.
         self.nested: dict[types.CodeType, types.CodeType] = {}
+        #: Classes met as members of a planned class, (old, new): ``Outer.Inner``.
+        self.nested_classes: list[tuple[type, type]] = []
         #: When a list, apply() records here how to put back each thing it
         #: changes (for a patch made while later statements may still fail).
         self.undo: list[Callable[[], None]] | None = None
@@ -218,33 +234,76 @@ class _Patcher:
         return True
 
     def plan_class(self, old: type, new: type) -> str | None:
-        """Schedule ``old`` to take ``new``'s members; the reason if it cannot."""
+        """Schedule ``old`` to take ``new``'s members; the reason if it cannot.
+
+        Nested classes are planned with it; if one of them cannot be patched,
+        nothing of ``old`` is scheduled.
+        """
+        refusal = self._plan_class(old, new)
+        return None if refusal is None else str(refusal)
+
+    def _plan_class(self, old: type, new: type) -> _Refusal | None:
         if old is new or id(new) in self.new_to_old:
             return None
+        mark = self._mark()
+        refusal = self._plan_class_unmarked(old, new)
+        if refusal is not None:
+            self._rollback(mark)
+        return refusal
+
+    def _mark(self) -> tuple[int, ...]:
+        """How much is planned so far (see :meth:`_rollback`)."""
+        planned = (self.actions, self.keep_alive, self.new_to_old, self.nested)
+        return (
+            *(len(each) for each in planned),
+            len(self.report.patched),
+            len(self.report.replaced),
+        )
+
+    def _rollback(self, mark: tuple[int, ...]) -> None:
+        """Forget what was planned since ``mark``: planning only ever adds."""
+        actions, keep_alive, new_to_old, nested, patched, replaced = mark
+        del self.actions[actions:], self.keep_alive[keep_alive:]
+        del self.report.patched[patched:], self.report.replaced[replaced:]
+        for key in list(self.new_to_old)[new_to_old:]:
+            del self.new_to_old[key]
+        for code in list(self.nested)[nested:]:
+            del self.nested[code]
+
+    def _plan_class_unmarked(self, old: type, new: type) -> _Refusal | None:
         if type(old) is not type(new):
-            return f"its metaclass changed ({type(old).__name__} -> {type(new).__name__})"
+            return _Refusal(f"its metaclass changed ({type(old).__name__} -> {type(new).__name__})")
         new_bases = tuple(self.map(base) for base in new.__bases__)
         if new_bases != old.__bases__:
             names = ", ".join(base.__name__ for base in new.__bases__)
-            return f"its bases changed (now {names})"
+            return _Refusal(f"its bases changed (now {names})")
         if old.__dict__.get("__slots__") != new.__dict__.get("__slots__"):
-            return "its __slots__ changed"
+            return _Refusal("its __slots__ changed")
         if issubclass(old, Enum):
             added = _enum_additions(old, new)
             if added is None:
-                return "its members changed (removed, renamed or given new values)"
+                return _Refusal("its members changed (removed, renamed or given new values)")
             if added:
                 reason = _adopt_members(old, new, added)
                 if reason is not None:
-                    return reason
+                    return _Refusal(reason)
                 self.actions.append(functools.partial(self._add_enum_members, old, new, added))
         if getattr(old, "_fields", None) != getattr(new, "_fields", None):
-            return "its fields changed"
+            return _Refusal("its fields changed")
         self.new_to_old[id(new)] = old
         self.keep_alive.append(new)
         members = _members(new)
         for key, value in members.items():
             current = old.__dict__.get(key)
+            nested = self._nested_pair(old, key, current, value)
+            if nested is not None:
+                # ``Outer.Inner``: patched in place too, so that its instances
+                # stay instances and run the new methods.
+                self.nested_classes.append(nested)
+                refusal = self._plan_class(*nested)
+                if refusal is not None:
+                    return refusal if refusal.nested else _Refusal(refusal.reason, nested[0])
+                continue
             if (
                 isinstance(value, types.FunctionType)
                 and isinstance(current, types.FunctionType)
@@ -266,6 +325,25 @@ class _Patcher:
             if key not in members and key not in _CLASS_INTERNALS and not _is_member(old, key):
                 self.actions.append(functools.partial(self._delete_member, old, key))
         self.report.patched.append(f"{self.module}.{old.__qualname__}")
+        return None
+
+    def _nested_pair(
+        self, owner: type, key: str, current: Any, value: Any
+    ) -> tuple[type, type] | None:
+        """(old, new) when a class member is, old and new, a class defined in its body.
+
+        Not an alias of another class (``Default = Other``): that one is
+        patched where it is defined, and the member maps to the live class.
+        """
+        if (
+            isinstance(current, type)
+            and isinstance(value, type)
+            and _defined_in(current, self.module)
+            and _defined_in(value, self.module)
+            and _same_definition(current, value)
+            and current.__qualname__ == f"{owner.__qualname__}.{key}"
+        ):
+            return current, value
         return None
 
     def _plan_property(self, old: Any, new: Any) -> bool:
@@ -639,6 +717,19 @@ def _redirect(new: type, old: type, internal: Iterable[Any]) -> int:
     return redirected
 
 
+def _redirect_logged(module: str, new: type, old: type, internal: Iterable[Any]) -> None:
+    started = time.perf_counter()
+    redirected = _redirect(new, old, internal)
+    log.info(
+        "hmr: looked for registrations of the new %s.%s: %d redirected to the live class "
+        "(heap walk, %.1f ms)",
+        module,
+        old.__qualname__,
+        redirected,
+        (time.perf_counter() - started) * 1000.0,
+    )
+
+
 def patch_class_now(
     module: str, old: type, new: type, registered: bool = False
 ) -> tuple[PatchReport, Callable[[], None]]:
@@ -655,16 +746,14 @@ def patch_class_now(
     patcher.undo = []
     reason = patcher.plan_class(old, new)
     if registered:
-        started = time.perf_counter()
-        redirected = _redirect(new, old, (patcher.keep_alive,))
-        log.info(
-            "hmr: looked for registrations of the new %s.%s: %d redirected to the live class "
-            "(heap walk, %.1f ms)",
-            module,
-            old.__qualname__,
-            redirected,
-            (time.perf_counter() - started) * 1000.0,
-        )
+        _redirect_logged(module, new, old, (patcher.keep_alive,))
+    # A nested class whose metaclass or bases may keep it (``class Inner(Plugin)``);
+    # its decorators are not known here.  The new outer class is left as it is.
+    for old_nested, new_nested in patcher.nested_classes:
+        if may_register(old_nested, ()):
+            _redirect_logged(
+                module, new_nested, old_nested, (patcher.keep_alive, *gc.get_referents(new))
+            )
     if reason is not None:
         patcher.report.refused.append(
             f"class {module}.{old.__qualname__}: {reason}; restart to apply it"
