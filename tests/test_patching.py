@@ -1104,3 +1104,29 @@ def test_a_refused_nested_class_leaves_its_outer_class_untouched_beside_other_pa
         "class a.Outer: its nested class Outer.Inner: its bases changed (now Exception); "
         "restart to apply it"
     ]
+
+
+def test_a_new_method_using_its_class_cell_follows_later_edits_where_a_decorator_stored_it(
+    project: Project, hmr: Any
+) -> None:
+    # The live class gets a copy of a new method that uses ``__class__`` (or
+    # ``super()``), closing over the live class; the decorator stored the original.
+    source = """\
+        import core
+
+        class C:
+            {added}
+        """
+    added = """@core.register("name")
+            def name(self):
+                return ("{tag}", __class__.__name__)"""
+    project.write("core.py", REGISTRY.format(prefix="a"))
+    project.write("m.py", source.format(added="pass"))
+    core, m = fresh(hmr, "core", "m")
+    instance = m.C()
+    project.write("m.py", source.format(added=added.format(tag="v1")))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert (instance.name(), core.REG["name"](instance)) == (("v1", "C"), ("v1", "C"))
+    project.write("m.py", source.format(added=added.format(tag="v2")))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert (instance.name(), core.REG["name"](instance)) == (("v2", "C"), ("v2", "C"))

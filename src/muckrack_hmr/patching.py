@@ -479,6 +479,7 @@ class _Patcher:
         rebuilt.__qualname__ = value.__qualname__
         rebuilt.__doc__ = value.__doc__
         rebuilt.__dict__.update(value.__dict__)
+        _add_twin(rebuilt, value)  # a decorator may have stored ``value``
         return rebuilt
 
 
