@@ -694,3 +694,439 @@ def test_body_edit_of_a_cached_function_empties_its_cache(project: Project, hmr:
     assert a.label is held
     assert sorted(result.patched) == ["a.Shape.kind", "a.Shape.name", "a.label"]
     assert (held(), shape.name(), a.Shape.kind()) == ("new", "new", "new")
+
+
+# -- one definition, several function objects -------------------------------------------
+
+REGISTRY = """\
+PREFIX = "{prefix}"
+REG = {{}}
+
+def register(key):
+    def deco(f):
+        REG[key] = f
+        return f
+    return deco
+"""
+
+
+def fresh(hmr: Any, *names: str) -> list[Any]:
+    """Import ``names`` and keep their sources, as the watcher does: edits run statements."""
+    modules = [importlib.import_module(name) for name in names]
+    hmr.remember_sources()
+    return modules
+
+
+def test_every_function_a_def_made_runs_the_latest_code(project: Project, hmr: Any) -> None:
+    """A decorator whose argument changed runs again and registers a second object."""
+    source = """\
+        import core
+
+        @core.register(core.PREFIX + ":{suffix}")
+        def f(x={default}):
+            \"\"\"{tag}\"\"\"
+            return ("{tag}", x)
+
+        {tail}
+        """
+
+    def write(tag: str, suffix: str = "f", default: int = 1, tail: str = "") -> None:
+        project.write("m.py", source.format(tag=tag, suffix=suffix, default=default, tail=tail))
+
+    project.write("core.py", REGISTRY.format(prefix="a"))
+    write("v1")
+    core, m = fresh(hmr, "core", "m")
+    f = m.f
+    assert {"a:f": f} == core.REG
+
+    # The decorator's argument changed: the def runs again, REG takes a new object.
+    project.write("core.py", REGISTRY.format(prefix="b"))
+    assert hmr.reload_module("core")[0] == ["core", "m"]
+    assert m.f is f
+    twin = core.REG["b:f"]
+    assert twin is not f
+    assert (f(), twin()) == (("v1", 1), ("v1", 1))
+
+    # A body-only edit reaches every object the def made.
+    write("v2")
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert [g() for g in core.REG.values()] == [("v2", 1)] * 2
+    assert twin.__doc__ == "v2"
+
+    # The def runs again (another key, another default): a third object, all in step.
+    write("v3", suffix="g", default=5)
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert sorted(core.REG) == ["a:f", "b:f", "b:g"]
+    assert [g() for g in core.REG.values()] == [("v3", 5)] * 3
+    write("v4", suffix="g", default=5)
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert [g() for g in core.REG.values()] == [("v4", 5)] * 3
+
+    # A failed reload puts every one of them back.
+    write("v5", suffix="g", default=5, tail="1 / 0")
+    assert hmr.reload_module("m")[0] == []
+    assert [g() for g in core.REG.values()] == [("v4", 5)] * 3
+    assert {g.__doc__ for g in core.REG.values()} == {"v4"}
+
+
+def test_a_method_a_class_statement_made_again_follows_the_live_one(
+    project: Project, hmr: Any
+) -> None:
+    source = """\
+        import core
+
+        class C:
+            @core.register("{key}")
+            def m(self):
+                return "{tag}"
+
+        {tail}
+        """
+    project.write("core.py", REGISTRY.format(prefix="a"))
+    project.write("m.py", source.format(key="m1", tag="v1", tail=""))
+    core, m = fresh(hmr, "core", "m")
+    C, method = m.C, m.C.m
+    project.write("m.py", source.format(key="m2", tag="v2", tail=""))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert (m.C, m.C.m) == (C, method)
+    assert [g(C()) for g in core.REG.values()] == ["v2", "v2"]
+    # A class statement that ran again before a failing statement: the undo of
+    # the class patch puts back every function the def made.
+    project.write("m.py", source.format(key="m3", tag="v3", tail="1 / 0"))
+    assert hmr.reload_module("m")[0] == []
+    assert m.C.m is method
+    assert [g(C()) for g in core.REG.values()] == ["v2", "v2", "v2"]
+    project.write("m.py", source.format(key="m3", tag="v4", tail=""))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert [g(C()) for g in core.REG.values()] == ["v4", "v4", "v4"]
+
+
+def test_wrappers_a_decorator_made_again_share_the_latest_closure_values(
+    project: Project, hmr: Any
+) -> None:
+    tagged = """\
+        PREFIX = "{prefix}"
+        REG = {{}}
+
+        def tagged(tag):
+            def deco(f):
+                def wrapper():
+                    return (tag, f())
+                REG[tag] = wrapper
+                return wrapper
+            return deco
+        """
+    source = """\
+        import core
+
+        @core.tagged(core.PREFIX)
+        def f():
+            return "{tag}"
+        """
+    project.write("core.py", tagged.format(prefix="a"))
+    project.write("m.py", source.format(tag="v1"))
+    core, m = fresh(hmr, "core", "m")
+    wrapper = m.f
+    for prefix in "bc":
+        project.write("core.py", tagged.format(prefix=prefix))
+        assert hmr.reload_module("core")[0] == ["core", "m"]
+    assert m.f is wrapper
+    assert sorted(core.REG) == ["a", "b", "c"]
+    assert [w() for w in core.REG.values()] == [("c", "v1")] * 3
+    project.write("m.py", source.format(tag="v2"))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert [w() for w in core.REG.values()] == [("c", "v2")] * 3
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "statements"])
+def test_a_class_made_again_by_a_changed_decorator_argument_stays_one_class(
+    project: Project, hmr: Any, whole: bool
+) -> None:
+    source = """\
+        import core
+
+        @core.register(core.PREFIX + ":C")
+        class C:
+            def m(self):
+                return "{tag}"
+        """
+    project.write("core.py", REGISTRY.format(prefix="a"))
+    project.write("m.py", source.format(tag="v1"))
+    core = importlib.import_module("core")
+    m = importlib.import_module("m")
+    C = m.C
+    instance = C()
+    project.write("core.py", REGISTRY.format(prefix="b"))
+    assert hmr.reload_module("core", force=whole)[0] == ["core", "m"]
+    assert m.C is C
+    # (Run whole, core made a new REG.)
+    assert ({"b:C": C} if whole else {"a:C": C, "b:C": C}) == core.REG
+    project.write("m.py", source.format(tag="v2"))
+    assert hmr.reload_module("m")[0] == ["m"]
+    made = core.REG["b:C"]()
+    assert isinstance(instance, core.REG["b:C"])
+    assert (made.m(), instance.m()) == ("v2", "v2")
+
+
+# -- nested classes -----------------------------------------------------------------------
+
+NESTED = """\
+import enum
+from dataclasses import dataclass
+
+class Outer:
+    KIND = "{tag}"
+
+    class Inner:
+        def hello(self):
+            return "{tag} inner"
+        {added}
+
+    class Mid:
+        class Inner:
+            def hello(self):
+                return "{tag} deep"
+
+    class Color(enum.Enum):
+        RED = 1
+        {member}
+
+        def describe(self):
+            return "{tag} " + self.name.lower()
+
+    @dataclass
+    class Point:
+        x: int
+        y: int = {default}
+
+        def norm(self):
+            return {norm}
+
+{tail}
+"""
+
+
+def write_nested(project: Project, tag: str, **parts: str) -> None:
+    values = {"added": "", "member": "", "default": "0", "norm": "self.x + self.y", "tail": ""}
+    project.write("a.py", NESTED.format(tag=tag, **{**values, **parts}))
+
+
+@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+def test_nested_classes_are_patched_in_place(project: Project, hmr: Any, remembered: bool) -> None:
+    write_nested(project, "v1")
+    a = importlib.import_module("a")
+    if remembered:
+        hmr.remember_sources()
+    Outer = a.Outer
+    Inner, Deep, Color, Point = Outer.Inner, Outer.Mid.Inner, Outer.Color, Outer.Point
+    inner, deep, red, point = Inner(), Deep(), Color.RED, Point(3, 4)
+    assert (inner.hello(), deep.hello(), red.describe(), point.norm()) == (
+        "v1 inner",
+        "v1 deep",
+        "v1 red",
+        7,
+    )
+    write_nested(
+        project,
+        "v2",
+        added="def added(self):\n            return 'added'",
+        member="GREEN = 2",
+        default="10",
+        norm="(self.x**2 + self.y**2) ** 0.5",
+    )
+    result = hmr.reload("a")
+    assert result.reloaded == ["a"]
+    assert result.refused == []
+    assert a.Outer is Outer
+    assert (Outer.Inner, Outer.Mid.Inner, Outer.Color, Outer.Point) == (Inner, Deep, Color, Point)
+    assert isinstance(inner, a.Outer.Inner)
+    assert isinstance(deep, a.Outer.Mid.Inner)
+    assert isinstance(point, a.Outer.Point)
+    assert (inner.hello(), inner.added(), deep.hello()) == ("v2 inner", "added", "v2 deep")
+    assert Color.RED is red
+    assert Color(2) is Color.GREEN
+    assert (red.describe(), Color.GREEN.describe()) == ("v2 red", "v2 green")
+    assert (point.norm(), Point(1).y) == (5.0, 10)
+    assert {"a.Outer", "a.Outer.Inner", "a.Outer.Mid.Inner", "a.Outer.Point"} <= set(result.patched)
+
+
+@pytest.mark.parametrize(
+    ("nested", "edit", "reason"),
+    [
+        ("Inner", ("class Inner:", "class Inner(Exception):"), "its bases changed"),
+        (
+            "Mid.Inner",
+            ("        class Inner:", "        class Inner:\n            __slots__ = ()"),
+            "its __slots__ changed",
+        ),
+        ("Color", ("RED = 1", "RED = 3"), "its members changed"),
+    ],
+)
+def test_a_nested_class_that_cannot_be_patched_refuses_its_outer_class_whole(
+    project: Project,
+    hmr: Any,
+    caplog: pytest.LogCaptureFixture,
+    nested: str,
+    edit: tuple[str, str],
+    reason: str,
+) -> None:
+    write_nested(project, "v1", tail="def f():\n    return 'v1'")
+    a = importlib.import_module("a")
+    Outer, f = a.Outer, a.f
+    inner = Outer.Inner()
+    members = dict(vars(Outer))
+    source = NESTED.format(
+        tag="v2", added="", member="", default="0", norm="0", tail="def f():\n    return 'v2'"
+    )
+    project.write("a.py", source.replace(*edit))
+    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+        result = hmr.reload("a")
+    assert result.reloaded == ["a"]
+    assert a.Outer is Outer
+    assert dict(vars(Outer)) == members  # nothing half-applied
+    assert (Outer.KIND, inner.hello(), Outer.Mid.Inner().hello()) == ("v1", "v1 inner", "v1 deep")
+    assert Outer.Color.RED.describe() == "v1 red"
+    assert a.f is f
+    assert f() == "v2"  # the rest of the module applied
+    assert len(result.refused) == 1
+    assert f"class a.Outer: its nested class Outer.{nested}: {reason}" in result.refused[0]
+    assert "restart" in caplog.text
+
+
+@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+def test_a_failure_after_an_outer_class_puts_its_nested_classes_back(
+    project: Project, hmr: Any, remembered: bool
+) -> None:
+    write_nested(project, "v1")
+    a = importlib.import_module("a")
+    if remembered:
+        hmr.remember_sources()
+    Outer = a.Outer
+    Inner, Deep, Color, Point = Outer.Inner, Outer.Mid.Inner, Outer.Color, Outer.Point
+    hello, deep_hello, norm = Inner.hello, Deep.hello, Point.norm
+    inner, point = Inner(), Point(3, 4)
+    write_nested(
+        project,
+        "v2",
+        added="def added(self):\n            return 'added'",
+        member="GREEN = 2",
+        default="10",
+        norm="0",
+        tail="1 / 0",
+    )
+    assert hmr.reload_module("a")[0] == []
+    assert a.Outer is Outer
+    assert (Outer.Inner, Outer.Mid.Inner, Outer.Color, Outer.Point) == (Inner, Deep, Color, Point)
+    assert (Inner.hello, Deep.hello, Point.norm) == (hello, deep_hello, norm)
+    assert (Outer.KIND, inner.hello(), Deep().hello(), point.norm()) == (
+        "v1",
+        "v1 inner",
+        "v1 deep",
+        7,
+    )
+    assert not hasattr(Inner, "added")
+    assert list(Color) == [Color.RED]
+    assert Point(1).y == 0
+
+
+@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+def test_a_nested_class_that_registers_itself_stays_registered_as_the_live_class(
+    project: Project, hmr: Any, remembered: bool
+) -> None:
+    project.write(
+        "reg.py",
+        """\
+        class Plugin:
+            plugins = []
+
+            def __init_subclass__(cls, **kwargs):
+                super().__init_subclass__(**kwargs)
+                Plugin.plugins.append(cls)
+        """,
+    )
+    source = """\
+        from reg import Plugin
+
+        class Outer:
+            KIND = "{tag}"
+
+            class Inner(Plugin):
+                def hello(self):
+                    return "{tag}"
+        """
+    project.write("a.py", source.format(tag="v1"))
+    a = importlib.import_module("a")
+    reg = importlib.import_module("reg")
+    if remembered:
+        hmr.remember_sources()
+    Inner = a.Outer.Inner
+    project.write("a.py", source.format(tag="v2"))
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert a.Outer.Inner is Inner
+    assert [id(cls) for cls in reg.Plugin.plugins] == [id(Inner)]
+    assert reg.Plugin.plugins[0]().hello() == "v2"
+
+
+@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+def test_a_refused_nested_class_leaves_its_outer_class_untouched_beside_other_patches(
+    project: Project, hmr: Any, remembered: bool
+) -> None:
+    # Defined in a block, the class is patched with the module's other
+    # definitions, after every statement ran: one plan for all of them.
+    source = """\
+        def f():
+            return "{tag}"
+
+        if True:
+            class Outer:
+                def m(self):
+                    return "{tag}"
+
+                class Inner{bases}:
+                    def hello(self):
+                        return "{tag}"
+
+        def g():
+            return "{tag}"
+        """
+    project.write("a.py", source.format(tag="v1", bases=""))
+    a = importlib.import_module("a")
+    if remembered:
+        hmr.remember_sources()
+    Outer, Inner, m = a.Outer, a.Outer.Inner, a.Outer.m
+    project.write("a.py", source.format(tag="v2", bases="(Exception)"))
+    result = hmr.reload("a")
+    assert result.reloaded == ["a"]
+    assert (a.Outer, a.Outer.Inner, a.Outer.m) == (Outer, Inner, m)
+    assert (Outer().m(), Inner().hello()) == ("v1", "v1")
+    assert (a.f(), a.g()) == ("v2", "v2")
+    assert result.refused == [
+        "class a.Outer: its nested class Outer.Inner: its bases changed (now Exception); "
+        "restart to apply it"
+    ]
+
+
+def test_a_new_method_using_its_class_cell_follows_later_edits_where_a_decorator_stored_it(
+    project: Project, hmr: Any
+) -> None:
+    # The live class gets a copy of a new method that uses ``__class__`` (or
+    # ``super()``), closing over the live class; the decorator stored the original.
+    source = """\
+        import core
+
+        class C:
+            {added}
+        """
+    added = """@core.register("name")
+            def name(self):
+                return ("{tag}", __class__.__name__)"""
+    project.write("core.py", REGISTRY.format(prefix="a"))
+    project.write("m.py", source.format(added="pass"))
+    core, m = fresh(hmr, "core", "m")
+    instance = m.C()
+    project.write("m.py", source.format(added=added.format(tag="v1")))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert (instance.name(), core.REG["name"](instance)) == (("v1", "C"), ("v1", "C"))
+    project.write("m.py", source.format(added=added.format(tag="v2")))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert (instance.name(), core.REG["name"](instance)) == (("v2", "C"), ("v2", "C"))

@@ -610,9 +610,9 @@ def plan_and_run(
                     target, fresh = pairs[0]
                     assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
                     behaviors.add(node.name)
-                    before = _function_statement(old, node.name)
-                    if before is not None and changes_only_closures(
-                        before, node, target.__code__, fresh.__code__
+                    was = _function_statement(old, node.name)
+                    if was is not None and changes_only_closures(
+                        was, node, target.__code__, fresh.__code__
                     ):
                         rewrapped.add(node.name)
                 for target, fresh in pairs:

@@ -12,6 +12,11 @@ objects take the new definitions and go back into the namespace:
   place, added, removed), so ``isinstance``, subclasses and ``super()`` keep
   working and existing instances see the new behaviour.
 
+A definition that ran again can leave its new object behind in a registry (a
+decorator whose argument changed stored it); a class is then swapped back for
+the live one in the registries (a heap walk), and a function patched into an
+old one becomes its twin: every later edit gives all of them the same code.
+
 What cannot be applied to a live object (a function whose closure changed
 shape, a class whose bases, metaclass or ``__slots__`` changed) is reported,
 and the old object stays as it was: nothing is half-applied.  The checks all
@@ -28,6 +33,7 @@ import gc
 import logging
 import time
 import types
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -40,9 +46,51 @@ __all__ = [
     "patch_namespace",
     "refill",
     "set_code",
+    "twins_of",
 ]
 
 log = logging.getLogger("muckrack_hmr")
+
+# One ``def`` can make several live function objects: a decorator whose
+# argument changed runs again, and the registry it fills keeps the new
+# function, while the old one (patched with the new definition) goes back into
+# the namespace.  Each old function knows the functions patched into it, its
+# twins, so that every later edit reaches them all.  Weak both ways: a twin
+# nobody holds any more is forgotten.
+_TWINS: weakref.WeakKeyDictionary[types.FunctionType, weakref.WeakSet[types.FunctionType]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def twins_of(function: types.FunctionType) -> list[types.FunctionType]:
+    """The other function objects the definition of ``function`` made, patched into it."""
+    twins = _TWINS.get(function)
+    return [] if twins is None else list(twins)
+
+
+_SAME_DOC: Any = object()
+
+
+def set_code(target: types.FunctionType, code: types.CodeType, doc: Any = _SAME_DOC) -> None:
+    """Give ``target`` and its twins the body ``code`` and the docstring ``doc`` (if given)."""
+    target.__code__ = code
+    if doc is not _SAME_DOC:
+        target.__doc__ = doc
+    for twin in twins_of(target):
+        if twin.__code__.co_freevars == code.co_freevars:
+            twin.__code__ = code
+            if doc is not _SAME_DOC:
+                twin.__doc__ = doc
+
+
+def _add_twin(old: types.FunctionType, new: types.FunctionType) -> None:
+    """``new`` was patched into ``old``: it, and the twins it had, follow ``old`` now."""
+    twins = _TWINS.get(old)
+    if twins is None:
+        twins = _TWINS[old] = weakref.WeakSet()
+    twins.add(new)
+    twins.update(twin for twin in twins_of(new) if twin is not old)
+
 
 # Members of a class __dict__ that belong to the class object itself.
 _CLASS_INTERNALS = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__"})
@@ -60,6 +108,20 @@ class PatchReport:
     """Functions whose closure changed shape: the new object replaced the old one."""
     closures: int = 0
     """Closures made before the edit by a changed factory, given the new code."""
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """Why a class cannot be patched: its own change, or one of a nested class."""
+
+    reason: str
+    nested: type | None = None
+    """The nested class that cannot be patched (``Outer.Inner``), if it is one."""
+
+    def __str__(self) -> str:
+        if self.nested is None:
+            return self.reason
+        return f"its nested class {self.nested.__qualname__}: {self.reason}"
 
 
 def _defined_in(obj: Any, module: str) -> bool:
@@ -81,6 +143,8 @@ class _Patcher:
         # Code of functions nested in a patched one, old -> new: closures a
         # factory made before the edit still run the old code.
         self.nested: dict[types.CodeType, types.CodeType] = {}
+        #: Classes met as members of a planned class, (old, new): ``Outer.Inner``.
+        self.nested_classes: list[tuple[type, type]] = []
         #: When a list, apply() records here how to put back each thing it
         #: changes (for a patch made while later statements may still fail).
         self.undo: list[Callable[[], None]] | None = None
@@ -109,8 +173,8 @@ class _Patcher:
         self.new_to_old[id(new)] = old
         self.keep_alive.append(new)
         cells = list(zip(old.__closure__ or (), new.__closure__ or (), strict=True))
-        for name, (old_cell, new_cell) in zip(old.__code__.co_freevars, cells, strict=True):
-            self._plan_cell(name, old_cell, new_cell)
+        for index, (old_cell, new_cell) in enumerate(cells):
+            self._plan_cell(old, index, old_cell, new_cell)
         self.actions.append(functools.partial(self._apply_function, old, new))
         if label != "":
             self.report.patched.append(f"{self.module}.{label or old.__qualname__}")
@@ -118,7 +182,10 @@ class _Patcher:
             _pair_nested(old.__code__, new.__code__, self.nested)
         return True
 
-    def _plan_cell(self, name: str, old_cell: Any, new_cell: Any) -> None:
+    def _plan_cell(
+        self, function: types.FunctionType, index: int, old_cell: Any, new_cell: Any
+    ) -> None:
+        name = function.__code__.co_freevars[index]
         try:
             old_value = old_cell.cell_contents
             new_value = new_cell.cell_contents
@@ -135,9 +202,17 @@ class _Patcher:
             return  # the wrapped function of a decorator, patched in place
 
         def set_cell() -> None:
-            if self.undo is not None:
-                self.undo.append(functools.partial(setattr, old_cell, "cell_contents", old_value))
-            old_cell.cell_contents = self.map(new_value)
+            # The twins' cells too: each function the definition made sees the new value.
+            twins = [
+                twin.__closure__[index]
+                for twin in twins_of(function)
+                if twin.__code__.co_freevars == function.__code__.co_freevars
+                and twin.__closure__ is not None
+            ]
+            for cell in [old_cell, *twins]:
+                if self.undo is not None:
+                    self.undo.append(_cell_restorer(cell))
+                cell.cell_contents = self.map(new_value)
 
         self.actions.append(set_cell)
 
@@ -164,33 +239,76 @@ class _Patcher:
         return True
 
     def plan_class(self, old: type, new: type) -> str | None:
-        """Schedule ``old`` to take ``new``'s members; the reason if it cannot."""
+        """Schedule ``old`` to take ``new``'s members; the reason if it cannot.
+
+        Nested classes are planned with it; if one of them cannot be patched,
+        nothing of ``old`` is scheduled.
+        """
+        refusal = self._plan_class(old, new)
+        return None if refusal is None else str(refusal)
+
+    def _plan_class(self, old: type, new: type) -> _Refusal | None:
         if old is new or id(new) in self.new_to_old:
             return None
+        mark = self._mark()
+        refusal = self._plan_class_unmarked(old, new)
+        if refusal is not None:
+            self._rollback(mark)
+        return refusal
+
+    def _mark(self) -> tuple[int, ...]:
+        """How much is planned so far (see :meth:`_rollback`)."""
+        planned = (self.actions, self.keep_alive, self.new_to_old, self.nested)
+        return (
+            *(len(each) for each in planned),
+            len(self.report.patched),
+            len(self.report.replaced),
+        )
+
+    def _rollback(self, mark: tuple[int, ...]) -> None:
+        """Forget what was planned since ``mark``: planning only ever adds."""
+        actions, keep_alive, new_to_old, nested, patched, replaced = mark
+        del self.actions[actions:], self.keep_alive[keep_alive:]
+        del self.report.patched[patched:], self.report.replaced[replaced:]
+        for key in list(self.new_to_old)[new_to_old:]:
+            del self.new_to_old[key]
+        for code in list(self.nested)[nested:]:
+            del self.nested[code]
+
+    def _plan_class_unmarked(self, old: type, new: type) -> _Refusal | None:
         if type(old) is not type(new):
-            return f"its metaclass changed ({type(old).__name__} -> {type(new).__name__})"
+            return _Refusal(f"its metaclass changed ({type(old).__name__} -> {type(new).__name__})")
         new_bases = tuple(self.map(base) for base in new.__bases__)
         if new_bases != old.__bases__:
             names = ", ".join(base.__name__ for base in new.__bases__)
-            return f"its bases changed (now {names})"
+            return _Refusal(f"its bases changed (now {names})")
         if old.__dict__.get("__slots__") != new.__dict__.get("__slots__"):
-            return "its __slots__ changed"
+            return _Refusal("its __slots__ changed")
         if issubclass(old, Enum):
             added = _enum_additions(old, new)
             if added is None:
-                return "its members changed (removed, renamed or given new values)"
+                return _Refusal("its members changed (removed, renamed or given new values)")
             if added:
                 reason = _adopt_members(old, new, added)
                 if reason is not None:
-                    return reason
+                    return _Refusal(reason)
                 self.actions.append(functools.partial(self._add_enum_members, old, new, added))
         if getattr(old, "_fields", None) != getattr(new, "_fields", None):
-            return "its fields changed"
+            return _Refusal("its fields changed")
         self.new_to_old[id(new)] = old
         self.keep_alive.append(new)
         members = _members(new)
         for key, value in members.items():
             current = old.__dict__.get(key)
+            nested = self._nested_pair(old, key, current, value)
+            if nested is not None:
+                # ``Outer.Inner``: patched in place too, so that its instances
+                # stay instances and run the new methods.
+                self.nested_classes.append(nested)
+                refusal = self._plan_class(*nested)
+                if refusal is not None:
+                    return refusal if refusal.nested else _Refusal(refusal.reason, nested[0])
+                continue
             if (
                 isinstance(value, types.FunctionType)
                 and isinstance(current, types.FunctionType)
@@ -212,6 +330,25 @@ class _Patcher:
             if key not in members and key not in _CLASS_INTERNALS and not _is_member(old, key):
                 self.actions.append(functools.partial(self._delete_member, old, key))
         self.report.patched.append(f"{self.module}.{old.__qualname__}")
+        return None
+
+    def _nested_pair(
+        self, owner: type, key: str, current: Any, value: Any
+    ) -> tuple[type, type] | None:
+        """(old, new) when a class member is, old and new, a class defined in its body.
+
+        Not an alias of another class (``Default = Other``): that one is
+        patched where it is defined, and the member maps to the live class.
+        """
+        if (
+            isinstance(current, type)
+            and isinstance(value, type)
+            and _defined_in(current, self.module)
+            and _defined_in(value, self.module)
+            and _same_definition(current, value)
+            and current.__qualname__ == f"{owner.__qualname__}.{key}"
+        ):
+            return current, value
         return None
 
     def _plan_property(self, old: Any, new: Any) -> bool:
@@ -268,15 +405,13 @@ class _Patcher:
 
     def _apply_function(self, old: types.FunctionType, new: types.FunctionType) -> None:
         if self.undo is not None:
-            self.undo.append(functools.partial(_restore_function, old, _function_state(old)))
-        old.__code__ = new.__code__
-        old.__defaults__ = new.__defaults__
-        old.__kwdefaults__ = new.__kwdefaults__
-        old.__annotations__ = new.__annotations__
-        old.__doc__ = new.__doc__
-        old.__name__ = new.__name__
-        old.__qualname__ = new.__qualname__
-        refill(old.__dict__, {key: self.map(value) for key, value in new.__dict__.items()})
+            # Puts back ``old`` and every twin, ``new`` included: ``new`` may
+            # sit in a registry that the failed run filled.
+            self.undo.append(functools.partial(_set_function_state, old, _function_state(old)))
+        values = tuple(getattr(new, key) for key in _FUNCTION_STATE)
+        attributes = {key: self.map(value) for key, value in new.__dict__.items()}
+        _set_function_state(old, (*values, attributes))  # to its twins too
+        _add_twin(old, new)
 
     def _set_member(self, cls: type, key: str, value: Any) -> None:
         self._remember_member(cls, key)
@@ -349,6 +484,7 @@ class _Patcher:
         rebuilt.__qualname__ = value.__qualname__
         rebuilt.__doc__ = value.__doc__
         rebuilt.__dict__.update(value.__dict__)
+        _add_twin(rebuilt, value)  # a decorator may have stored ``value``
         return rebuilt
 
 
@@ -447,13 +583,6 @@ def _adopt_members(old: Any, new: Any, added: list[str]) -> str | None:
 _ABSENT = object()
 
 
-def set_code(function: types.FunctionType, code: types.CodeType, doc: Any = _ABSENT) -> None:
-    """Give ``function`` new code (and docstring) in place."""
-    function.__code__ = code
-    if doc is not _ABSENT:
-        function.__doc__ = doc
-
-
 def refill(target: dict[str, Any], items: dict[str, Any]) -> None:
     """Make ``target`` hold exactly ``items``, never missing a name on the way.
 
@@ -499,11 +628,25 @@ def _function_state(function: types.FunctionType) -> tuple[Any, ...]:
     return (*(getattr(function, key) for key in _FUNCTION_STATE), dict(function.__dict__))
 
 
-def _restore_function(function: types.FunctionType, state: tuple[Any, ...]) -> None:
+def _set_function_state(function: types.FunctionType, state: tuple[Any, ...]) -> None:
+    """Give ``function`` and its twins ``state`` (see :func:`_function_state`)."""
     *values, attributes = state
-    for key, value in zip(_FUNCTION_STATE, values, strict=True):
-        setattr(function, key, value)
-    refill(function.__dict__, attributes)
+    code: types.CodeType = values[0]
+    for each in [function, *twins_of(function)]:
+        if each is not function and each.__code__.co_freevars != code.co_freevars:
+            continue
+        for key, value in zip(_FUNCTION_STATE, values, strict=True):
+            setattr(each, key, value)
+        refill(each.__dict__, attributes)
+
+
+def _cell_restorer(cell: types.CellType) -> Callable[[], None]:
+    """How to put ``cell`` back as it is now (empty, or holding its value)."""
+    try:
+        value = cell.cell_contents
+    except ValueError:
+        return functools.partial(delattr, cell, "cell_contents")
+    return functools.partial(setattr, cell, "cell_contents", value)
 
 
 def _unwrap_pair(old: Any, new: Any) -> tuple[types.FunctionType, types.FunctionType] | None:
@@ -580,6 +723,19 @@ def _redirect(new: type, old: type, internal: Iterable[Any]) -> int:
     return redirected
 
 
+def _redirect_logged(module: str, new: type, old: type, internal: Iterable[Any]) -> None:
+    started = time.perf_counter()
+    redirected = _redirect(new, old, internal)
+    log.info(
+        "hmr: looked for registrations of the new %s.%s: %d redirected to the live class "
+        "(heap walk, %.1f ms)",
+        module,
+        old.__qualname__,
+        redirected,
+        (time.perf_counter() - started) * 1000.0,
+    )
+
+
 def patch_class_now(
     module: str, old: type, new: type, registered: bool = False
 ) -> tuple[PatchReport, Callable[[], None]]:
@@ -596,16 +752,14 @@ def patch_class_now(
     patcher.undo = []
     reason = patcher.plan_class(old, new)
     if registered:
-        started = time.perf_counter()
-        redirected = _redirect(new, old, (patcher.keep_alive,))
-        log.info(
-            "hmr: looked for registrations of the new %s.%s: %d redirected to the live class "
-            "(heap walk, %.1f ms)",
-            module,
-            old.__qualname__,
-            redirected,
-            (time.perf_counter() - started) * 1000.0,
-        )
+        _redirect_logged(module, new, old, (patcher.keep_alive,))
+    # A nested class whose metaclass or bases may keep it (``class Inner(Plugin)``);
+    # its decorators are not known here.  The new outer class is left as it is.
+    for old_nested, new_nested in patcher.nested_classes:
+        if may_register(old_nested, ()):
+            _redirect_logged(
+                module, new_nested, old_nested, (patcher.keep_alive, *gc.get_referents(new))
+            )
     if reason is not None:
         patcher.report.refused.append(
             f"class {module}.{old.__qualname__}: {reason}; restart to apply it"
@@ -639,7 +793,7 @@ def patch_bodies(
         patcher.nested.update(_nested_pairs(previous_code, function.__code__))
         patcher.report.patched.append(f"{module}.{function.__qualname__}")
     if namespace is not None:
-        patched = {id(function) for function, _, _ in pairs}
+        patched = {id(each) for function, _, _ in pairs for each in [function, *twins_of(function)]}
         for wrapper in _cache_wrappers(namespace, module):
             if _wraps_one_of(wrapper, patched):
                 patcher.actions.append(wrapper.cache_clear)
