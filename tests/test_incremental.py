@@ -8,6 +8,7 @@ the source that ran.
 from __future__ import annotations
 
 import importlib
+import sys
 import textwrap
 import traceback
 from typing import Any
@@ -581,3 +582,37 @@ def test_a_decorator_wrapper_edit_reaches_its_wrappers_without_running_them_agai
     assert hmr.reload("wrapping").failed == {}
     assert views.DOUBLED == 15
     assert routes == registry.ROUTES
+
+
+def test_a_body_edit_of_a_module_everyone_imports_looks_at_no_dependent(
+    project: Project, hmr: Any
+) -> None:
+    """The first edit right after the imports costs what later ones cost: the dependents
+    that cannot have consumed the change (no ``from core import marker``, no ``.marker``
+    in their source) are not analyzed, and none runs."""
+    project.write(
+        "core.py",
+        "REG = {}\n\ndef register(f):\n    REG[f.__name__] = f\n    return f\n\n"
+        "def marker():\n    return 'v1'\n\ndef helper():\n    return 1\n",
+    )
+    for index in range(40):
+        style = "import core\n" if index % 2 else "from core import register, helper\n"
+        prefix = "core." if index % 2 else ""
+        project.write(
+            f"m{index}.py",
+            f"{style}\ndef marker():\n    return 'own'\n\n"
+            f"@{prefix}register\ndef f{index}():\n    return {prefix}helper() + marker().count('o')\n",
+        )
+    project.write("uses.py", "import core\n\nFIRST = core.marker()\n")
+    modules = [importlib.import_module(f"m{index}") for index in range(40)]
+    uses = importlib.import_module("uses")
+    core = sys.modules["core"]
+    assert len(core.REG) == 40
+    sources = hmr.reloader.sources
+    analyzed_before = set(sources._consumptions)
+
+    project.write("core.py", core.__loader__.get_data(core.__file__).decode().replace("v1", "v2"))
+    assert hmr.reload_module("core")[0] == ["core", "uses"]
+    assert uses.FIRST == "v2"
+    assert set(sources._consumptions) - analyzed_before - {"core"} == {"uses"}
+    assert [m.marker() for m in modules[:2]] == ["own", "own"]

@@ -78,7 +78,7 @@ _MODULE_METADATA = frozenset(
 
 
 _GONE = object()
-# Below this many unanalyzed modules, _reached looks at each of them.
+# Below this many modules not indexed yet, _reached looks at each of them.
 _FEW = 64
 
 
@@ -166,10 +166,6 @@ class Reloader:
         self.sources = SourceStore(project, tracker.is_tracked)
         self._positions: dict[str, tuple[int, int]] = {}
         self._positions_version = -1
-        # The modules not in the index of what modules use, as of (graph
-        # version, index membership version): few once the watcher has warmed.
-        self._unanalyzed: set[str] = set()
-        self._unanalyzed_key = (-1, -1)
         # Reentrant, so that a hook or a module that asks for a reload while
         # one runs gets its request queued instead of deadlocking.
         self._lock = threading.RLock()
@@ -199,6 +195,11 @@ class Reloader:
             # recorded of their top-level imports is no longer needed.
             self.tracker.trim_statements()
         return added
+
+    def index_mentions(self, limit: int | None = None) -> int:
+        """Index what up to ``limit`` modules spell after a dot (see Mentions); how many."""
+        with self._lock:
+            return self.sources.index_mentions(limit)
 
     def warm(self, limit: int | None = None) -> int:
         """Analyze up to ``limit`` remembered modules for early cutoff (all with None)."""
@@ -318,12 +319,25 @@ class Reloader:
         result = self._result
         first = len(result.reloaded)
         self.remember_sources(untrusted=root_set, compress=False)
-        position = self._topological_positions()
+        positions: dict[str, tuple[int, int]] | None = None
+
+        def position(name: str) -> tuple[int, int]:
+            # The order of the whole graph is made only when a second module
+            # joins the queue: a reload that reaches no dependent never pays
+            # for it (the graph changes with every new import).
+            nonlocal positions
+            if positions is None:
+                positions = self._topological_positions()
+            return positions.get(name, (-1, 0))
+
         # Modules run in dependency order; a dependent joins the queue only
         # when a module it imports changed (early cutoff), so the work follows
         # the size of the change, not of the codebase.
-        queue = [(position.get(name, (-1, 0)), name) for name in roots]
-        heapq.heapify(queue)
+        if len(roots) == 1:
+            queue = [((-1, 0), roots[0])]
+        else:
+            queue = [(position(name), name) for name in roots]
+            heapq.heapify(queue)
         queued = set(root_set)
         reloaded: list[str] = []
         recovered: list[str] = []
@@ -334,7 +348,7 @@ class Reloader:
             for dependent in dependents:
                 if dependent not in queued and self.why_not_reloadable(dependent) is None:
                     queued.add(dependent)
-                    heapq.heappush(queue, (position.get(dependent, (-1, 0)), dependent))
+                    heapq.heappush(queue, (position(dependent), dependent))
 
         while queue:
             _, name = heapq.heappop(queue)
@@ -430,33 +444,45 @@ class Reloader:
             return self._positions
 
     def _reached(self, name: str, outcome: Changes) -> set[str]:
-        """The dependents of ``name`` that its changes can reach."""
+        """The dependents of ``name`` that its changes can reach.
+
+        A module reaches ``name.X`` through a ``from name import X`` (the
+        graph's bindings) or an attribute access spelled ``.X`` in its source
+        (the index of mentions): only those are looked at, so the work
+        follows the change, not the number of modules that import ``name``.
+        """
         if self.cascade == "never":
             return set()
         graph = self.graph
         if self.cascade == "always":
             return set(graph.dependents_of(name))
-        # Analyzed dependents are reached through the names they use; the
-        # others have to be looked at.  Once the watcher has warmed, those
-        # are few: looking at them costs less than listing every dependent
-        # (the core module has thousands).
-        unanalyzed = self._not_analyzed()
-        if len(unanalyzed) <= _FEW:
-            reached = {other for other in unanalyzed if name in graph.dependencies_of(other)}
-        else:
-            reached = {other for other in graph.dependents_of(name) if other in unanalyzed}
-        for changed in outcome.values | outcome.behaviors:
-            reached.update(self.sources.consumers.get((name, changed), ()))
+        changed = outcome.values | outcome.behaviors
+        if not changed:
+            return set()
+        reached = set(graph.binders(name, changed))
+        sources = self.sources
+        pending = sources.mentions.pending
+        if pending:
+            # Modules not indexed yet (imported moments ago, or the program
+            # has not been idle): index the ones that import ``name`` now.
+            if len(pending) <= _FEW:
+                pool = [other for other in pending if self._imports(other, name)]
+            else:
+                pool = [other for other in graph.dependents_of(name) if other in pending]
+            for other in pool:
+                if not sources.index_mention(other):
+                    reached.add(other)  # source unknown: the analysis decides
+        for other in sources.mentions.users(changed):
+            if other != name and self._imports(other, name):
+                reached.add(other)
         return reached
 
-    def _not_analyzed(self) -> set[str]:
-        """The modules of the graph not in the index of what modules use."""
-        key = (self.graph.version, self.sources.membership)
-        if key != self._unanalyzed_key:
-            analyzed = self.sources.analyzed_modules
-            self._unanalyzed = {name for name in self.graph.modules() if name not in analyzed}
-            self._unanalyzed_key = key
-        return self._unanalyzed
+    def _imports(self, importer: str, name: str) -> bool:
+        """Does ``importer`` import ``name``, or a package that holds it?"""
+        for imported in self.graph.dependencies_of(importer):
+            if imported == name or name.startswith(imported + "."):
+                return True
+        return False
 
     def _follow(self, name: str, changes: ChangeSet) -> Changes | None:
         """A dependent: run what consumed the changes of its imports, if anything."""
@@ -469,7 +495,8 @@ class Reloader:
         # Nothing runs again; its functions that use what changed now behave
         # differently, which matters to whoever calls them at import time.
         through = consumption.behaviors_through(values, behaviors)
-        return Changes(behaviors=through, old=dict(sys.modules[name].__dict__))
+        # Nothing of its namespace changed: no ``old`` to rebind importers from.
+        return Changes(behaviors=through)
 
     def _reexecute(self, name: str) -> Changes | None:
         """Re-execute ``name`` whole: everything it binds counts as changed."""

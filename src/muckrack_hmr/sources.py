@@ -1,14 +1,16 @@
 """What each project module ran, and what it uses of the modules it imports.
 
-The reloader compares an edit with the source a module last ran (kept here,
-compressed), and finds the dependents a change can reach through an index of
-which module uses which imported name.  Both are filled in the background by
-the watcher (``remember_all`` right after imports, ``warm`` a few modules at a
-time), or by ``HMR.remember_sources()`` and ``HMR.warm()``.
+The reloader compares an edit with the source a module last ran: its loader
+hands the bytes over as it is imported (:mod:`.capture`), and they are kept
+here, in memory until the program is idle, then compressed in an unlinked
+temporary file (``compress``): a reload reads back one of them, and the
+bookkeeping of a thousand-module program stays within a couple of megabytes.
 
-The sources are kept compressed in an unlinked temporary file, not in the
-program's memory: a reload reads back one of them, and the bookkeeping of a
-thousand-module program stays within a couple of megabytes.
+The dependents a change can reach are found through the ``.name`` spellings
+of every module's source (:mod:`.mentions`, indexed when idle, or when a
+reload needs a module), and what a reached module takes from its imports is
+analyzed when a change first reaches it (``consumption``), or when idle
+(``warm``).
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
 from .analysis import ModuleSummary, summarize
 from .capture import Captured
-from .incremental import Binding, Consumption, consumption_of
+from .incremental import Consumption, consumption_of
+from .mentions import Mentions
 
 __all__ = ["SETTLE", "SourceStore", "read_settled"]
 
@@ -68,24 +71,6 @@ def read_settled(
         if time.monotonic() >= deadline:
             return filename, source
         time.sleep(SETTLE / 20)
-
-
-def _resolve_reference(imports: dict[str, Binding], reference: str) -> tuple[str, str] | None:
-    """``reference`` (``X`` or ``a.b.X``, as the module writes it) as (module, name)."""
-    local, _, rest = reference.partition(".")
-    bound = imports.get(local)
-    if bound is None:
-        return None
-    _, module, attr = bound
-    parts = rest.split(".") if rest else []
-    if attr is not None:
-        parts.insert(0, attr)
-    # Walk down the submodules the reference goes through.
-    while parts and isinstance(sys.modules.get(f"{module}.{parts[0]}"), ModuleType):
-        module = f"{module}.{parts.pop(0)}"
-    if not parts:
-        return None  # the module itself: its identity does not change
-    return sys.intern(module), sys.intern(parts[0])
 
 
 class _Spill:
@@ -160,15 +145,11 @@ class SourceStore:
         self._reimported: set[str] = set()
         self._remembered = 0  # how many entries of project.loaded were looked at
         self._summaries: OrderedDict[tuple[str, bytes], ModuleSummary] = OrderedDict()
+        # module -> what it takes from its imports, analyzed when a change
+        # first reaches it (or when the program is idle).
         self._consumptions: dict[str, Consumption] = {}
-        #: Grows whenever a module joins or leaves the index (not when its
-        #: entry is replaced): what was derived from the membership is stale.
-        self.membership = 0
-        #: (module, name) -> modules whose code uses module.name: the dependents
-        #: a change can reach, found without looking at the others.  Tuples:
-        #: most names have a few users, and this is kept for all of them.
-        self.consumers: dict[tuple[str, str], tuple[str, ...]] = {}
-        self._keys: dict[tuple[str, str], tuple[str, str]] = {}  # one tuple per key
+        #: Which modules spell which ``.name``: the candidates a change can reach.
+        self.mentions = Mentions()
         # Equal tuples of the consumptions, kept once (see consumption_of).
         self._shared: dict[Any, Any] = {}
 
@@ -179,10 +160,11 @@ class SourceStore:
         """``name`` was just imported from ``captured.source`` (called by the import)."""
         self._fresh[name] = captured
         self.import_stats[name] = captured.stat
-        if name in self._kept or name in self._consumptions:
+        if name in self._kept or name in self._consumptions or name in self.mentions:
             # Imported again (``importlib.reload``): what was derived from the
             # old source goes, under the reloader's lock (see _settle).
             self._reimported.add(name)
+        self.mentions.pending.add(name)
 
     def _settle(self) -> None:
         """Forget what was kept of modules imported again since the last look."""
@@ -191,7 +173,10 @@ class SourceStore:
             previous = self._kept.pop(name, None)
             if previous is not None:
                 self._spill.drop(previous)
-            self._forget_consumption(name)
+            self._consumptions.pop(name, None)
+            self.mentions.forget(name)
+            if name in self:
+                self.mentions.pending.add(name)
 
     def compress(self, limit: int | None = None) -> int:
         """Move up to ``limit`` sources taken at import into the spill file; how many."""
@@ -214,11 +199,6 @@ class SourceStore:
         if done and self._spill.needs_compaction():
             self._kept = self._spill.compacted(self._kept)
         return done
-
-    @property
-    def analyzed_modules(self) -> Mapping[str, object]:
-        """The modules in the index of what modules use (a read-only view)."""
-        return self._consumptions
 
     def remember_all(self, untrusted: Iterable[str] = ()) -> int:
         """Keep the source of every project module still as it was imported; how many new.
@@ -258,6 +238,10 @@ class SourceStore:
     def remember(self, name: str, source: bytes, summary: ModuleSummary | None = None) -> None:
         """``source`` is what ``name`` runs now; ``summary``, if given, is it parsed."""
         self._settle()
+        if name in self.mentions:
+            self.mentions.add(name, source, self.ran(name))
+        else:
+            self.mentions.pending.add(name)
         self._fresh.pop(name, None)
         previous = self._kept.get(name)
         if previous is not None:
@@ -266,9 +250,9 @@ class SourceStore:
         if self._spill.needs_compaction():
             self._kept = self._spill.compacted(self._kept)
         if summary is None:
-            self._forget_consumption(name)
+            self._consumptions.pop(name, None)
         else:
-            self._index(name, consumption_of(summary, self.is_project, self._shared))
+            self._consumptions[name] = consumption_of(summary, self.is_project, self._shared)
 
     def ran(self, name: str) -> bytes | None:
         """The source ``name`` last ran, if it was kept."""
@@ -329,55 +313,37 @@ class SourceStore:
         except (SyntaxError, ValueError, OSError):
             return None
         found = consumption_of(summary, self.is_project, self._shared)
-        self._index(name, found)
+        self._consumptions[name] = found
         return found
 
-    def _index(self, name: str, consumption: Consumption) -> None:
-        """``consumption`` is what ``name`` uses now (it may have been indexed before).
+    def index_mention(self, module: str) -> bool:
+        """Index the ``.name`` spellings of ``module`` now, if needed; False if its source is
+        unknown (then only an analysis can tell what it uses)."""
+        mentions = self.mentions
+        if module in mentions:
+            return True
+        try:
+            source = self.ran(module)
+        except zlib.error:
+            source = None
+        if source is None:
+            return False
+        mentions.add(module, source)
+        return True
 
-        Only the keys it stopped or started using are touched: the users of a
-        key the whole codebase uses (the core module's ``register``) are not
-        rebuilt on every reload of one of them.
-        """
-        previous = self._consumptions.get(name)
-        self._consumptions[name] = consumption
-        if previous is None:
-            self.membership += 1
-        keys = self._keys_of(consumption)
-        if previous is not None:
-            old_keys = self._keys_of(previous)
-            self._drop_user(name, old_keys - keys)
-            keys -= old_keys
-        consumers = self.consumers
-        for key in keys:
-            users = consumers.get(key, ())
-            if name not in users:
-                consumers[key] = (*users, name)
-
-    def _forget_consumption(self, name: str) -> None:
-        consumption = self._consumptions.pop(name, None)
-        if consumption is not None:
-            self.membership += 1
-            self._drop_user(name, self._keys_of(consumption))
-
-    def _drop_user(self, name: str, keys: Iterable[tuple[str, str]]) -> None:
-        consumers = self.consumers
-        for key in keys:
-            users = tuple(user for user in consumers.get(key, ()) if user != name)
-            if users:
-                consumers[key] = users
-            else:
-                consumers.pop(key, None)
-
-    def _keys_of(self, consumption: Consumption) -> set[tuple[str, str]]:
-        """The (module, name) pairs a module's code uses."""
-        keys = set()
-        imports = {binding[0]: binding for binding in consumption.imports}
-        for reference in consumption.references():
-            key = _resolve_reference(imports, reference)
-            if key is not None:
-                keys.add(self._keys.setdefault(key, key))
-        return keys
+    def index_mentions(self, limit: int | None = None) -> int:
+        """Index the ``.name`` spellings of up to ``limit`` pending modules; how many."""
+        self._settle()
+        done = 0
+        mentions = self.mentions
+        for name in list(mentions.pending):
+            if limit is not None and done >= limit:
+                break
+            if not self.index_mention(name):
+                mentions.pending.discard(name)
+                continue
+            done += 1
+        return done
 
     def warm(self, limit: int | None = None) -> int:
         """Analyze remembered modules not analyzed yet (at most ``limit``); how many."""

@@ -40,8 +40,34 @@ __all__ = ["OPEN_PATIENCE", "SETTLE", "Watcher"]
 
 log = logging.getLogger("muckrack_hmr")
 
-# Modules analyzed per idle tick of the watcher (a tick is ``rescan``, 0.1 s).
+# Modules indexed per step of the idle work (a step is checked against the slice).
 _WARM_BATCH = 8
+# The most the idle work takes of a tick (a tick is ``rescan``, 0.1 s).
+_IDLE_SLICE = 0.02
+# The share of a core the program's threads may use for the program to count as idle.
+_QUIET = 0.2
+
+
+class _Activity:
+    """How busy the program's own threads were since the last look (from the watcher's thread).
+
+    The process's CPU time less the watcher thread's own, against the wall
+    clock: a program importing, computing or serving counts as busy.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float, float] | None = None
+
+    def quiet(self) -> bool:
+        """Were the other threads quiet since the last call (always on this thread)?"""
+        now = (time.monotonic(), time.process_time(), time.thread_time())
+        last, self._last = self._last, now
+        if last is None:
+            return False  # the first look only sets the baseline
+        wall, process, ours = (now[i] - last[i] for i in range(3))
+        return wall > 0 and process - ours < _QUIET * wall
+
+
 #: A file changed this long before a burst's first event arrived may still
 #: belong to it (its own event late): it is looked at with the burst.
 LAG_MARGIN = 1.0
@@ -96,6 +122,7 @@ class Watcher:
         self._stopping = threading.Event()
         self._loaded_seen = 0
         self._safe_point = SafePoint(clock)
+        self._activity = _Activity()
         self._thread: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------
@@ -162,7 +189,14 @@ class Watcher:
                 self._files[path] = name
                 self._by_folder.setdefault(os.path.dirname(path), []).append(path)
                 self._watch(os.path.dirname(path))
-                self._saves.baselines[path] = self._baseline_digest(path, baseline)
+                taken = self.hmr.reloader.sources.import_stats.get(name)
+                if taken is not None:
+                    # Its loader kept what it runs: a look at the file says
+                    # whether it was saved since, without reading it.
+                    self._saves.baselines[path] = None
+                    self._saved_since(path, taken)
+                else:
+                    self._saves.baselines[path] = self._baseline_digest(path, baseline)
                 names.append(name)
             if names:
                 log.debug("hmr: tracking %s", ", ".join(names))
@@ -177,6 +211,16 @@ class Watcher:
                 )
                 owners = ", ".join(sorted(self.data.owners.get(path, ())))
                 log.debug("hmr: %s read %s at import: watching it", owners, path)
+
+    def _saved_since(self, path: str, taken: tuple[int, int]) -> None:
+        """Look at ``path`` now if it changed since its source was taken at import."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            self.notify(path, MODIFIED)
+            return
+        if (stat.st_mtime_ns, stat.st_size) != taken:
+            self.notify(path, MODIFIED)
 
     def _baseline_digest(self, path: str, baseline: tuple[int, int] | None) -> bytes | None:
         """The digest of ``path`` if it is still as it was loaded, else None (and look at it)."""
@@ -312,13 +356,26 @@ class Watcher:
         return True
 
     def _idle(self) -> None:
-        """No saves pending: keep the sources as they ran, analyze a few modules."""
+        """No saves pending: watch what was imported; when the program is idle, tidy up.
+
+        Watching new folders cannot wait (a save there would go unseen for
+        as long), and costs a look at each new file.  The rest (moving the
+        sources taken at import out of memory, indexing what each module
+        mentions, analyzing modules) can: it runs only while the program's
+        own threads used less than a fifth of a core since the last tick,
+        in slices, so that it never competes with start-up or a busy loop.
+        """
         self.refresh()
         self._check_folders()
-        self.hmr.remember_sources()
-        for _ in range(_WARM_BATCH):
-            if self._batch.last or not self.hmr.reloader.warm(limit=1):
+        if not self._activity.quiet():
+            return
+        reloader = self.hmr.reloader
+        deadline = time.perf_counter() + _IDLE_SLICE
+        reloader.remember_sources()
+        while not self._batch.last and time.perf_counter() < deadline:
+            if not (reloader.index_mentions(limit=_WARM_BATCH) or reloader.warm(limit=1)):
                 break
+        self._activity.quiet()  # what this tick did is ours, not the program's
 
     # -- judging what changed -----------------------------------------------------
 
