@@ -601,7 +601,8 @@ def test_a_body_edit_of_a_module_everyone_imports_looks_at_no_dependent(
         project.write(
             f"m{index}.py",
             f"{style}\ndef marker():\n    return 'own'\n\n"
-            f"@{prefix}register\ndef f{index}():\n    return {prefix}helper() + marker().count('o')\n",
+            f"@{prefix}register\ndef f{index}():\n"
+            f"    return {prefix}helper() + marker().count('o')\n",
         )
     project.write("uses.py", "import core\n\nFIRST = core.marker()\n")
     modules = [importlib.import_module(f"m{index}") for index in range(40)]
