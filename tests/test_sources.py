@@ -53,3 +53,24 @@ def test_no_temporary_file_keeps_the_sources_in_memory(monkeypatch: pytest.Monke
     store = SourceStore(_NoProject())
     store.remember("a", b"X = 1\n")
     assert store.ran("a") == b"X = 1\n"
+
+
+def test_the_mentions_index_follows_what_each_module_spells() -> None:
+    from muckrack_hmr.mentions import Mentions, spelling_any
+
+    mentions = Mentions()
+    mentions.add("a", b"import core\ncore.register(f)\nx = core . marker\n# é.ünïcode\n")
+    mentions.add("b", b"from core import register\nregister(g)\nself.markers = 1\n")
+    assert mentions.users(["register"]) == {"a"}
+    assert mentions.users(["marker", "markers"]) == {"a", "b"}
+    assert mentions.users(["ünïcode"]) == {"a"}
+    # Indexed again after an edit: names it no longer spells drop out.
+    mentions.add("a", b"import core\ncore.other()\n", previous=b"core.register(f)\ncore.marker\n")
+    assert mentions.users(["register", "marker"]) == set()
+    assert mentions.users(["other"]) == {"a"}
+    mentions.forget("b")
+    assert mentions.users(["markers"]) == set()
+    pattern = spelling_any({"marker", "f"})
+    assert pattern.search(b"x = core.marker()")
+    assert pattern.search(b"x = core.\tf")
+    assert not pattern.search(b"x = core.markers + marker + f()")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["Mentions", "attribute_names"]
+__all__ = ["Mentions", "attribute_names", "spelling_any"]
 
 # ``.name`` with an identifier: ASCII, or any UTF-8 bytes (non-ASCII identifiers).
 _ATTRIBUTE = re.compile(rb"\.[ \t]*([A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff]*)")
@@ -27,13 +27,19 @@ def attribute_names(source: bytes) -> set[bytes]:
     return set(_ATTRIBUTE.findall(source))
 
 
+def spelling_any(names: Iterable[str]) -> re.Pattern[bytes]:
+    """A pattern that finds ``.name`` for one of ``names`` (what the index would say)."""
+    alternatives = b"|".join(re.escape(name.encode("utf-8")) for name in sorted(names))
+    return re.compile(rb"\.[ \t]*(?:" + alternatives + rb")(?![A-Za-z0-9_\x80-\xff])")
+
+
 class Mentions:
     """attribute name -> the modules whose source spells ``.name``; and who is not indexed."""
 
     def __init__(self) -> None:
-        # Tuples of module names: most attribute names have a few users, and
-        # this is kept for every name of every module.
-        self._users: dict[bytes, tuple[str, ...]] = {}
+        # Lists of module names, appended to: a name every module spells
+        # (``.register``) has thousands of users, added one module at a time.
+        self._users: dict[bytes, list[str]] = {}
         #: Modules whose source is known but not indexed yet (indexed when
         #: the program is idle, or when a reload needs them).
         self.pending: set[str] = set()
@@ -62,10 +68,12 @@ class Mentions:
         self._indexed.add(module)
         self.pending.discard(module)
         users = self._users
-        for name in names:
-            found = users.get(name, ())
-            if module not in found:
-                users[name] = (*found, module)
+        for name in names:  # none of them lists ``module`` yet
+            found = users.get(name)
+            if found is None:
+                users[name] = [module]
+            else:
+                found.append(module)
 
     def forget(self, module: str) -> None:
         """Take ``module`` out of the index (it runs another source now)."""
@@ -76,8 +84,8 @@ class Mentions:
     def _drop(self, module: str, names: Iterable[bytes]) -> None:
         users = self._users
         for name in names:
-            kept = tuple(user for user in users.get(name, ()) if user != module)
-            if kept:
-                users[name] = kept
-            else:
-                users.pop(name, None)
+            found = users.get(name)
+            if found is not None and module in found:
+                found.remove(module)
+                if not found:
+                    del users[name]

@@ -40,6 +40,7 @@ from .incremental import (
     run_all,
     translate_incoming,
 )
+from .mentions import spelling_any
 from .patching import PatchReport, patch_bodies, patch_namespace, refill
 from .rebinding import rebind_importers
 from .sources import SourceStore, read_settled
@@ -195,6 +196,12 @@ class Reloader:
             # recorded of their top-level imports is no longer needed.
             self.tracker.trim_statements()
         return added
+
+    def keep_sources(self, limit: int | None = None) -> int:
+        """Move up to ``limit`` sources taken at import out of memory; how many."""
+        with self._lock:
+            added = self.sources.remember_all()
+            return added + self.sources.compress(limit)
 
     def index_mentions(self, limit: int | None = None) -> int:
         """Index what up to ``limit`` modules spell after a dot (see Mentions); how many."""
@@ -464,14 +471,13 @@ class Reloader:
         pending = sources.mentions.pending
         if pending:
             # Modules not indexed yet (imported moments ago, or the program
-            # has not been idle): index the ones that import ``name`` now.
+            # has not been idle): the ones that import ``name`` are searched.
             if len(pending) <= _FEW:
                 pool = [other for other in pending if self._imports(other, name)]
             else:
                 pool = [other for other in graph.dependents_of(name) if other in pending]
-            for other in pool:
-                if not sources.index_mention(other):
-                    reached.add(other)  # source unknown: the analysis decides
+            pattern = spelling_any(changed)
+            reached.update(other for other in pool if sources.spells(other, pattern))
         for other in sources.mentions.users(changed):
             if other != name and self._imports(other, name):
                 reached.add(other)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -315,6 +316,18 @@ class SourceStore:
         found = consumption_of(summary, self.is_project, self._shared)
         self._consumptions[name] = found
         return found
+
+    def spells(self, module: str, pattern: re.Pattern[bytes]) -> bool:
+        """Does the source ``module`` ran match ``pattern`` (see mentions.spelling_any)?
+
+        True when its source is unknown: only an analysis can tell then.
+        For a module not indexed yet: one search, cheaper than indexing it.
+        """
+        try:
+            source = self.ran(module)
+        except zlib.error:
+            return True
+        return source is None or pattern.search(source) is not None
 
     def index_mention(self, module: str) -> bool:
         """Index the ``.name`` spellings of ``module`` now, if needed; False if its source is

@@ -40,8 +40,8 @@ __all__ = ["OPEN_PATIENCE", "SETTLE", "Watcher"]
 
 log = logging.getLogger("muckrack_hmr")
 
-# Modules indexed per step of the idle work (a step is checked against the slice).
-_WARM_BATCH = 8
+# Modules indexed or compressed per step of the idle work (checked against the slice).
+_IDLE_BATCH = 32
 # The most the idle work takes of a tick (a tick is ``rescan``, 0.1 s).
 _IDLE_SLICE = 0.02
 # The share of a core the program's threads may use for the program to count as idle.
@@ -371,9 +371,12 @@ class Watcher:
             return
         reloader = self.hmr.reloader
         deadline = time.perf_counter() + _IDLE_SLICE
-        reloader.remember_sources()
         while not self._batch.last and time.perf_counter() < deadline:
-            if not (reloader.index_mentions(limit=_WARM_BATCH) or reloader.warm(limit=1)):
+            if not (
+                reloader.index_mentions(limit=_IDLE_BATCH)
+                or reloader.keep_sources(limit=_IDLE_BATCH)
+                or reloader.warm(limit=1)
+            ):
                 break
         self._activity.quiet()  # what this tick did is ours, not the program's
 
