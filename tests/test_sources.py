@@ -59,7 +59,7 @@ def test_the_mentions_index_follows_what_each_module_spells() -> None:
     from muckrack_hmr.mentions import Mentions, spelling_any
 
     mentions = Mentions()
-    mentions.add("a", b"import core\ncore.register(f)\nx = core . marker\n# é.ünïcode\n")
+    mentions.add("a", "import core\ncore.register(f)\nx = core . marker\n# é.ünïcode\n".encode())
     mentions.add("b", b"from core import register\nregister(g)\nself.markers = 1\n")
     assert mentions.users(["register"]) == {"a"}
     assert mentions.users(["marker", "markers"]) == {"a", "b"}
