@@ -776,6 +776,7 @@ def test_the_watchers_threads_leave_signals_to_the_main_thread(
         main_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         assert signal.SIGINT not in main_mask
         hmr.watch(backend=backend)
+        assert hmr.watcher.started.wait(timeout=10)  # file events start on the watcher's thread
         importlib.import_module("b")  # a module in another folder: watched from our thread
         hmr.watcher.refresh()  # from the main thread too, as the watcher's idle time does
         ours = [thread for thread in threading.enumerate() if thread.native_id not in before]

@@ -16,12 +16,25 @@ this one is already imported under ``python -m muckrack.hmr -m pytest``.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from ._core import USING_EXTENSION
 from ._version import __version__
 from .api import HMR
-from .reloader import ReloadResult
 from .tracking import active, install, uninstall
+
+if TYPE_CHECKING:
+    from .reloader import ReloadResult
+
+
+def __getattr__(name: str) -> Any:
+    # The engine is imported when first needed, not when the program starts.
+    if name == "ReloadResult":
+        from .reloader import ReloadResult
+
+        return ReloadResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "HMR",

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .reloader import CASCADES, ErrorHandler, Hook, Hooks, Reloader, ReloadResult
-from .tracking import ProjectFilter
+from .hooks import CASCADES, ErrorHandler, Hook, Hooks
+from .sources import SourceStore
+
+if TYPE_CHECKING:
+    from .reloader import Reloader, ReloadResult
+    from .tracking import ProjectFilter
 
 __all__ = ["HMR"]
 
@@ -23,8 +27,23 @@ class HMR:
         self.graph = tracker.graph
         self.project = project
         self.hooks = Hooks()
-        self.reloader = Reloader(tracker, self.hooks, project)
+        #: What each project module ran, taken by its loader at import.
+        self.sources = SourceStore(project, tracker.is_tracked)
+        self._reloader: Reloader | None = None
+        self._cascade = "auto"
         self.watcher: Any = None
+
+    @property
+    def reloader(self) -> Reloader:
+        """The reload engine, imported when first needed (not at start-up)."""
+        reloader = self._reloader
+        if reloader is None:
+            from .reloader import Reloader
+
+            reloader = Reloader(self.tracker, self.hooks, self.project, self.sources)
+            reloader.cascade = self._cascade
+            self._reloader = reloader
+        return reloader
 
     # -- reloading ------------------------------------------------------------
 
@@ -57,13 +76,15 @@ class HMR:
         re-executes every transitive dependent whole; ``never`` re-runs only
         the saved modules.
         """
-        return str(self.reloader.cascade)
+        return self._cascade
 
     @cascade.setter
     def cascade(self, policy: str) -> None:
         if policy not in CASCADES:
             raise ValueError(f"cascade must be one of {', '.join(CASCADES)}, not {policy!r}")
-        self.reloader.cascade = policy
+        self._cascade = policy
+        if self._reloader is not None:
+            self._reloader.cascade = policy
 
     def remember_sources(self) -> int:
         """Keep the source of every module still as imported (the watcher does this).

@@ -10,10 +10,8 @@ one place that picks one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import platform
 import sys
 import threading
 import time
@@ -203,6 +201,8 @@ _RACY_MAX_SIZE = 1 << 20
 def _content_digest(path: str) -> bytes | None:
     try:
         with open(path, "rb") as handle:
+            import hashlib
+
             return hashlib.blake2b(handle.read(), digest_size=16).digest()
     except OSError:
         return None
@@ -343,6 +343,7 @@ class WatchfilesBackend(Backend):
         self._watchfiles: Any = watchfiles
         self.step_ms = step_ms
         self._folders: list[str] = []
+        self._listings: dict[str, _Snapshot] = {}  # newly watched folder -> its listing
         self._lock = threading.Lock()
         self._changed = threading.Event()  # the folder set changed: restart the watch
         self._stopping = threading.Event()
@@ -357,10 +358,14 @@ class WatchfilesBackend(Backend):
         self._thread.start()
 
     def watch(self, folder: str) -> None:
+        # The listing as of now: what changes before the (restarted) watch is
+        # up is found by comparing it with the listing then.
+        listing = _snapshot(folder)
         with self._lock:
             if folder in self._folders:
                 return
             self._folders.append(folder)
+            self._listings[folder] = listing
         self._changed.set()
 
     def stop(self) -> None:
@@ -379,6 +384,8 @@ class WatchfilesBackend(Backend):
             self._changed.clear()
             with self._lock:
                 folders = list(self._folders)
+                before.update(self._listings)
+                self._listings.clear()
             if not folders:
                 self._changed.wait(0.1)
                 continue
@@ -414,7 +421,7 @@ class WatchfilesBackend(Backend):
         for folder in folders:
             old = before.get(folder)
             if old is None:
-                continue  # newly watched: the watcher compares its files itself
+                continue
             new = _snapshot(folder)
             for path in {*old, *new}:
                 was, now = old.get(path), new.get(path)
@@ -492,10 +499,16 @@ def choose_backend(
     if (
         requested == "auto"
         and sys.platform.startswith("linux")
-        and needs_polling_on_wsl(roots, platform.uname().release, _read_mounts())
+        and needs_polling_on_wsl(roots, _kernel_release(), _read_mounts())
     ):
         # WSL serves the Windows drives (/mnt/c...) through drvfs/9p, which
         # delivers no inotify events for files changed from the Windows side:
         # an editor running on Windows would never be seen.
         return PollingBackend(), "the project is on a Windows drive under WSL"
     return WatchdogBackend(), "the default"
+
+
+def _kernel_release() -> str:
+    import platform  # only here: it costs start-up time for one string
+
+    return platform.uname().release

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib.machinery import SourceFileLoader
 from typing import Any
 
@@ -31,12 +30,17 @@ __all__ = ["Captured", "SourceCapture"]
 _TRIES = 4
 
 
-@dataclass(frozen=True)
 class Captured:
-    """The bytes a module's code came from, and the file's (mtime_ns, size) when read."""
+    """The bytes a module's code came from, and the file's (mtime_ns, size) when read.
 
-    source: bytes
-    stat: tuple[int, int]
+    A plain class, not a dataclass: this module is imported at start-up.
+    """
+
+    __slots__ = ("source", "stat")
+
+    def __init__(self, source: bytes, stat: tuple[int, int]) -> None:
+        self.source = source
+        self.stat = stat
 
 
 class _Reading:

@@ -18,7 +18,7 @@ from . import _core
 from ._version import __version__
 from .backends import BACKENDS, DEFAULT_POLL_INTERVAL, BackendUnavailable
 from .config import ConfigError, find_pyproject, load_settings
-from .reloader import CASCADES
+from .hooks import CASCADES
 
 __all__ = ["console_main", "main"]
 

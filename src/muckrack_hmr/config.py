@@ -14,13 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 from .backends import BACKENDS, DEFAULT_POLL_INTERVAL
-from .reloader import CASCADES
+from .hooks import CASCADES
 
 __all__ = ["TABLE", "ConfigError", "find_pyproject", "load_settings"]
 
@@ -139,6 +134,10 @@ def load_settings(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
     text = raw.decode("utf-8", errors="replace")
+    if sys.version_info >= (3, 11):
+        import tomllib  # only where a pyproject.toml is read
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

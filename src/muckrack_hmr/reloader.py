@@ -23,13 +23,14 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import Any
 
 from .analysis import ModuleSummary, static_imports
 from .errors import first_line, location_of, user_traceback
+from .hooks import CASCADES, ErrorHandler, Hook, Hooks
 from .incremental import (
     Changes,
     ChangeSet,
@@ -56,11 +57,6 @@ __all__ = [
 
 log = logging.getLogger("muckrack_hmr")
 
-
-CASCADES = ("auto", "always", "never")
-
-Hook = Callable[[str], object]
-ErrorHandler = Callable[[str, BaseException], object]
 
 # Names the import system put in a module namespace; they survive the
 # clearing that makes names deleted from the source disappear.
@@ -120,51 +116,23 @@ class ReloadResult:
         return f"{self.reloaded[0]}{extra}"
 
 
-class Hooks:
-    """The callbacks of ``__hmr__``: pre-reload, post-reload and error handlers."""
-
-    def __init__(self) -> None:
-        self.pre_reload: list[Hook] = []
-        self.post_reload: list[Hook] = []
-        self.error_handlers: list[ErrorHandler] = []
-
-    def report_error(self, name: str, exc: BaseException) -> None:
-        """Pass ``exc`` to every error handler; a handler that raises is logged."""
-        for handler in list(self.error_handlers):
-            try:
-                handler(name, exc)
-            except Exception:
-                log.exception("hmr: error handler %r raised", handler)
-
-    def run(self, hooks: list[Hook], name: str, kind: str) -> None:
-        """Run ``hooks`` for ``name``; one that raises is logged and reported."""
-        for hook in list(hooks):
-            try:
-                hook(name)
-            except Exception as exc:
-                log.error(
-                    "hmr: %s hook %s raised for %s (%s): %s: %s",
-                    kind,
-                    getattr(hook, "__qualname__", repr(hook)),
-                    name,
-                    location_of(exc),
-                    type(exc).__name__,
-                    exc,
-                )
-                self.report_error(name, exc)
-
-
 class Reloader:
     """Runs reload transactions over the modules an import tracker knows."""
 
-    def __init__(self, tracker: Any, hooks: Hooks, project: Any = None) -> None:
+    def __init__(
+        self,
+        tracker: Any,
+        hooks: Hooks,
+        project: Any = None,
+        sources: SourceStore | None = None,
+    ) -> None:
         self.tracker = tracker
         self.graph = tracker.graph
         self.hooks = hooks
         #: "auto": re-run only what consumed a change; "always": re-execute every
         #: transitive dependent whole; "never": re-run only the saved modules.
         self.cascade = "auto"
-        self.sources = SourceStore(project, tracker.is_tracked)
+        self.sources = sources if sources is not None else SourceStore(project, tracker.is_tracked)
         self._positions: dict[str, tuple[int, int]] = {}
         self._positions_version = -1
         # Reentrant, so that a hook or a module that asks for a reload while

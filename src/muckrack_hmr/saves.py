@@ -161,7 +161,7 @@ class SaveJudge:
 
     def _unchanged(self, name: str, path: str, source: bytes, new: bytes) -> bool:
         """Is ``source`` the code ``name`` runs now?"""
-        ran = self.hmr.reloader.sources.ran(name)
+        ran = self.hmr.sources.ran(name)
         if ran is not None:
             return bool(ran == source)
         baseline = self.baselines.get(path)

@@ -15,24 +15,24 @@ analyzed when a change first reaches it (``consumption``), or when idle
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .analysis import ModuleSummary, summarize
 from .capture import Captured
-from .incremental import Consumption, consumption_of
 from .mentions import Mentions
+
+if TYPE_CHECKING:
+    from .analysis import ModuleSummary
+    from .incremental import Consumption
 
 __all__ = ["SETTLE", "SourceStore", "read_settled"]
 
@@ -92,6 +92,8 @@ class _Spill:
     @staticmethod
     def _open() -> io.BufferedRandom | io.BytesIO:
         try:
+            import tempfile  # not at start-up: the first compression needs it
+
             return tempfile.TemporaryFile(prefix="muckrack-hmr-")
         except OSError:
             return io.BytesIO()
@@ -253,6 +255,8 @@ class SourceStore:
         if summary is None:
             self._consumptions.pop(name, None)
         else:
+            from .incremental import consumption_of
+
             self._consumptions[name] = consumption_of(summary, self.is_project, self._shared)
 
     def ran(self, name: str) -> bytes | None:
@@ -275,9 +279,13 @@ class SourceStore:
         ``previous``, the module parsed before an edit, spares analyzing its
         unchanged statements again.
         """
+        import hashlib  # not at start-up: a reload needs it
+
         key = (filename, hashlib.blake2b(source, digest_size=16).digest())
         summary = self._summaries.get(key)
         if summary is None:
+            from .analysis import summarize
+
             summary = summarize(source, filename, package, previous)
             self._summaries[key] = summary
             if len(self._summaries) > _SUMMARY_CACHE_SIZE:
@@ -307,6 +315,9 @@ class SourceStore:
         filename = getattr(module, "__file__", None)
         if not isinstance(filename, str):
             return None
+        from .analysis import summarize
+        from .incremental import consumption_of
+
         try:
             # Not through the summary cache: parsed trees are large, and only
             # the small consumption is kept for every module.

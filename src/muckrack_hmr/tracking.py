@@ -206,7 +206,7 @@ def install(
     tracker = chosen.ImportTracker(graph, project, original_import, original_import_module)
     hmr = HMR(tracker, project)
     # The bytes each project module runs, taken by its loader as it is imported.
-    capture = SourceCapture(project.contains_file, hmr.reloader.sources.captured)
+    capture = SourceCapture(project.contains_file, hmr.sources.captured)
     _state.update(
         capture=capture,
         hmr=hmr,

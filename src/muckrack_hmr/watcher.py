@@ -46,6 +46,10 @@ _IDLE_BATCH = 32
 _IDLE_SLICE = 0.02
 # The share of a core the program's threads may use for the program to count as idle.
 _QUIET = 0.2
+#: The longest the file events wait for a busy start-up to quieten (seconds).
+SETUP_PATIENCE = 1.0
+# How often the watcher looks whether the start-up has quietened.
+_QUIET_LOOK = 0.02
 
 
 class _Activity:
@@ -124,23 +128,40 @@ class Watcher:
         self._safe_point = SafePoint(clock)
         self._activity = _Activity()
         self._thread: threading.Thread | None = None
+        #: Set once file events are on (see :meth:`start`).
+        self.started = threading.Event()
 
     # -- lifecycle --------------------------------------------------------------
 
     def start(self, *, thread: bool = True) -> None:
-        """Start the backend and the reload thread (``thread=False``: tests drive :meth:`step`)."""
-        with signals_to_main_thread():
-            self._start(thread)
+        """Start watching, on a thread of its own (``thread=False``: tests drive :meth:`step`).
 
-    def _start(self, thread: bool) -> None:
+        The data-file hook starts at once (it must see the imports to come).
+        The file events wait, on the watcher's thread, until the program's
+        start-up has quietened (at most ``SETUP_PATIENCE``): starting them
+        costs as much as importing a few dozen modules, and a save made
+        meanwhile is not lost (each module's file is compared with what its
+        loader read once it is watched).
+        """
+        if self.data is not None:
+            self.data.start()
+        if not thread:
+            with signals_to_main_thread():
+                self._start_events()
+            return
+        self._thread = threading.Thread(target=self._run, name="muckrack-hmr-watcher", daemon=True)
+        # The thread (and the threads of the file-event library it starts)
+        # inherit a mask that leaves the process's signals to the main thread.
+        with signals_to_main_thread():
+            self._thread.start()
+
+    def _start_events(self) -> None:
         if self.backend is None:
             requested = self._requested if isinstance(self._requested, str) else "auto"
             self.backend, why = choose_backend(
                 requested, poll_interval=self._poll, roots=self.project.roots
             )
             log.debug("hmr: file events from %s (%s)", self.backend.describe(), why)
-        if self.data is not None:
-            self.data.start()
         self._batch.reports_close = self.backend.reports_close
         try:
             self.backend.start(self.notify)
@@ -150,11 +171,16 @@ class Watcher:
         # may be saved before the first refresh.
         for root in self.project.roots:
             self._watch(root)
-        if thread:
-            self._thread = threading.Thread(
-                target=self._run, name="muckrack-hmr-watcher", daemon=True
-            )
-            self._thread.start()
+        self.refresh()
+        self.started.set()
+
+    def _settle_in(self) -> None:
+        """Wait until the program's threads have been quiet for a moment, or SETUP_PATIENCE."""
+        deadline = time.monotonic() + SETUP_PATIENCE
+        self._activity.quiet()
+        while time.monotonic() < deadline:
+            if self._stopping.wait(_QUIET_LOOK) or self._activity.quiet():
+                return
 
     def stop(self) -> None:
         """Stop watching; a reload in progress finishes first."""
@@ -189,7 +215,7 @@ class Watcher:
                 self._files[path] = name
                 self._by_folder.setdefault(os.path.dirname(path), []).append(path)
                 self._watch(os.path.dirname(path))
-                taken = self.hmr.reloader.sources.import_stats.get(name)
+                taken = self.hmr.sources.import_stats.get(name)
                 if taken is not None:
                     # Its loader kept what it runs: a look at the file says
                     # whether it was saved since, without reading it.
@@ -324,6 +350,14 @@ class Watcher:
             self._wake.notify_all()
 
     def _run(self) -> None:
+        self._settle_in()
+        if self._stopping.is_set():
+            return
+        try:
+            self._start_events()
+        except Exception:
+            log.exception("hmr: the watcher could not start watching")
+            return
         while not self._stopping.is_set():
             taken: tuple[dict[str, float], float, set[str]] | None = None
             idle = False
