@@ -50,13 +50,18 @@ class _Reading:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        for _ in range(_TRIES):
-            before = os.stat(path)
-            with open(path, "rb") as handle:
-                source = handle.read()
-            after = os.stat(path)
-            if (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size):
-                break
+        # The figures of the open file itself (an editor that renames a new
+        # file over it leaves this one as it was): a write that overlaps the
+        # read changes them.
+        with open(path, "rb", buffering=0) as handle:
+            descriptor = handle.fileno()
+            for _ in range(_TRIES):
+                before = os.fstat(descriptor)
+                source = handle.readall()
+                after = os.fstat(descriptor)
+                if (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size):
+                    break
+                handle.seek(0)
         self.source = source
         self.stat = after
 

@@ -85,9 +85,15 @@ class _Spill:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._file = self._open()
+        self._opened: io.BufferedRandom | io.BytesIO | None = None  # made at the first put
         self._end = 0
         self._garbage = 0
+
+    @property
+    def _file(self) -> io.BufferedRandom | io.BytesIO:
+        if self._opened is None:
+            self._opened = self._open()
+        return self._opened
 
     @staticmethod
     def _open() -> io.BufferedRandom | io.BytesIO:
@@ -124,7 +130,7 @@ class _Spill:
         moved = {name: fresh.put(self.get(where)) for name, where in live.items()}
         with self._lock:
             self._file.close()
-            self._file, self._end, self._garbage = fresh._file, fresh._end, 0
+            self._opened, self._end, self._garbage = fresh._file, fresh._end, 0
         return moved
 
 

@@ -133,6 +133,10 @@ class ProjectFilter:
             return None
         return self._folders, self.loaded
 
+    def is_project_path(self, filename: str) -> bool:
+        """Is ``filename`` a Python source file in a project folder (symlinks not followed)?"""
+        return self._project_path(filename) is not None
+
     def contains_file(self, filename: str) -> bool:
         """Is ``filename`` a Python source file of the project?"""
         path = self._project_path(filename)
@@ -206,7 +210,7 @@ def install(
     tracker = chosen.ImportTracker(graph, project, original_import, original_import_module)
     hmr = HMR(tracker, project)
     # The bytes each project module runs, taken by its loader as it is imported.
-    capture = SourceCapture(project.contains_file, hmr.sources.captured)
+    capture = SourceCapture(project.is_project_path, hmr.sources.captured)
     _state.update(
         capture=capture,
         hmr=hmr,
