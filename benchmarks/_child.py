@@ -13,6 +13,9 @@
 * ``reload INFO_JSON REPS TAG``: run ``main.py`` under HMR as the CLI does,
   check the dependency graph, then REPS times edit ``marker()`` of the leaf,
   mid and core modules (round-robin) and ``__hmr__.reload_module`` each.
+* ``floor ROOT CORE OBJECTS REPS MODULE...``: import the app without HMR,
+  with OBJECTS more live objects, then REPS times compile and execute each
+  MODULE's source alone (:func:`_floor`; ``python -m benchmarks.first_edit``).
 """
 
 from __future__ import annotations
@@ -276,7 +279,7 @@ def _floor(name: str, path: str, core: str) -> float:
 
     In a throwaway module of the same package, registered as the import
     system would (dataclasses look their module up); what it adds to the
-    registry is taken out again.
+    core's registries is taken out again.
     """
     import types
 
@@ -292,7 +295,11 @@ def _floor(name: str, path: str, core: str) -> float:
         return (time.perf_counter() - start) * 1000.0
     finally:
         del sys.modules[scratch.__name__]
-        sys.modules[core].REGISTRY.pop(scratch.__name__, None)
+        registries = vars(sys.modules[core])
+        registries["REGISTRY"].pop(scratch.__name__, None)
+        for table in (registries["HANDLERS"], registries["SUBCLASSES"]):
+            for key in [key for key in table if key.startswith(f"{scratch.__name__}.")]:
+                del table[key]
 
 
 def _check_reload(
@@ -339,6 +346,24 @@ def _check_reload(
             errors.append(f"{kind} reload of {name}: {dependent} still holds old {stale}")
             break
     return errors
+
+
+def measure_floor(root: str, core: str, objects: int, reps: int, names: list[str]) -> None:
+    """The floor of a reload of each of ``names``, in a program like the one edited."""
+    ballast = [[index] for index in range(objects)]
+    main = os.path.join(root, "main.py")
+    with open(main, "rb") as handle:
+        code = compile(handle.read(), main, "exec")
+    sys.path.insert(0, root)
+    exec(code, {"__name__": "__bench_main__", "__file__": main, "__builtins__": builtins})
+    gc.collect()  # the program's first full collection: not in a floor
+    paths = {name: sys.modules[name].__file__ for name in names}
+    ms: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(reps):
+        for name in names:
+            ms[name].append(_floor(name, paths[name], core))
+    del ballast
+    _emit({"ms": ms, "errors": []})
 
 
 def measure_hotpaths(root: str, core_module: str, rounds: int) -> None:
@@ -409,6 +434,8 @@ def main(argv: list[str]) -> None:
         measure_lazy(argv[1], argv[2], int(argv[3]), int(argv[4]))
     elif mode == "reload":
         measure_reload(argv[1], int(argv[2]), argv[3])
+    elif mode == "floor":
+        measure_floor(argv[1], argv[2], int(argv[3]), int(argv[4]), argv[5:])
     elif mode == "hotpaths":
         measure_hotpaths(argv[1], argv[2], int(argv[3]))
     else:

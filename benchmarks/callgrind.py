@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.generate import generate
@@ -39,31 +40,52 @@ if import_app:
 """
 
 
+@dataclass(frozen=True)
+class Instructions:
+    """What callgrind counted for one process."""
+
+    total: int
+    """Every thread's instructions."""
+    main_thread: int
+    """The main thread's alone (the program's own path, without background threads)."""
+
+
+def count_instructions(
+    cmd: list[str], env: dict[str, str], cwd: Path | None = None
+) -> Instructions:
+    """Instructions executed by the process ``cmd`` under callgrind, in all and per thread."""
+    with tempfile.TemporaryDirectory(prefix="hmr-callgrind-out-") as out:
+        result = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--separate-threads=yes",
+                f"--callgrind-out-file={out}/callgrind.out",
+                *cmd,
+            ],
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+            raise RuntimeError(f"{cmd} under callgrind: exit status {result.returncode}\n{tail}")
+        total = re.search(r"Collected\s*:\s*(\d+)", result.stderr)
+        # One file per thread; the main thread is the first.
+        main = re.search(r"(?m)^summary:\s*(\d+)", Path(out, "callgrind.out-01").read_text())
+    if total is None or main is None:
+        raise RuntimeError(f"no instruction count in callgrind's output:\n{result.stderr}")
+    return Instructions(int(total.group(1)), int(main.group(1)))
+
+
 def instructions(root: Path, variant: str, import_app: bool) -> int:
     """Instructions executed by one child process under callgrind."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONHASHSEED"] = "0"  # the same dict layouts in every run
-    result = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            "-c",
-            CHILD,
-            str(root),
-            variant,
-            "1" if import_app else "0",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    match = re.search(r"Collected\s*:\s*(\d+)", result.stderr)
-    if match is None:
-        raise RuntimeError(f"no instruction count in callgrind's output:\n{result.stderr}")
-    return int(match.group(1))
+    cmd = [sys.executable, "-c", CHILD, str(root), variant, "1" if import_app else "0"]
+    return count_instructions(cmd, env).total
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,11 @@ Every module imports a few modules of lower layers, mixing ``import a.b.c``,
 ``from a.b.c import f, C``, ``from . import sibling``, ``from ..core import m``,
 a lazy import inside a function and an ``importlib.import_module`` call; it
 defines functions, a class and a dataclass, and registers a function in
-``app.core.registry.REGISTRY`` at import time.  The popularity of modules is
+``app.core.registry.REGISTRY`` at import time.  The core module is as real
+ones are: every module imports it, its class subclasses the core's ``Base``
+(whose ``__init_subclass__`` records every subclass: hundreds of them), one of
+its functions is decorated with the core's ``@registered`` and its dataclass
+holds the core's ``Settings`` dataclass.  The popularity of modules is
 skewed (a few hubs, many rarely imported modules), as in real code.
 
 The output is a pure function of ``(n_modules, seed)``.  :func:`plan` computes
@@ -62,7 +66,7 @@ class ModuleSpec:
     dynamic: str | None = None  # importlib.import_module(...)
     dynamic_relative: bool = False  # ... with a relative name and __package__
     lazy: str | None = None  # import inside a function (never called at import)
-    registry_style: str = "from"  # "from": from app.core.registry import register
+    registry_style: str = "from"  # "from": from app.core.registry import ...; "module"
 
     @property
     def package(self) -> str:
@@ -116,8 +120,13 @@ class Info:
 
     @property
     def registering(self) -> int:
-        """How many modules register a function in the registry."""
+        """How many modules register a function in the registry (and a ``@registered`` one)."""
         return len(self.specs) - 1
+
+    @property
+    def subclasses(self) -> int:
+        """How many subclasses of the core's ``Base`` there are: one a module."""
+        return len(self.specs)
 
     def path_of(self, name: str) -> Path:
         """The file of module or package ``name``."""
@@ -325,11 +334,11 @@ def _module_source(spec: ModuleSpec, specs: dict[str, ModuleSpec]) -> str:
         imports.append(f"from {dots}core import {utility.short}")
         uses.append(f"{utility.short}.f{utility.index}_a(x)")
     if spec.registry_style == "from":
-        imports.append(f"from {CORE} import register")
-        register = "register"
+        imports.append(f"from {CORE} import Base, Settings, register, registered")
+        core = ""
     else:
         imports.append(f"from {PACKAGE}.core import registry")
-        register = "registry.register"
+        core = "registry."
     body = ["", "log = logging.getLogger(__name__)"]
     if spec.dynamic:
         target = specs[spec.dynamic]
@@ -379,6 +388,7 @@ def f{i}_b(items: list[int]) -> list[int]:
     return [f{i}_a(item) for item in items if LIMITS["low"] <= item <= LIMITS["high"]]
 
 
+@{core}registered
 def f{i}_c(text: str) -> str:
     """Some string work."""
     parts = text.split()
@@ -393,7 +403,7 @@ def lazy_json() -> object:
     return json
 
 
-class C{i}:
+class C{i}({core}Base):
     """A class with a little state."""
 
     def __init__(self, value: int = 0) -> None:
@@ -420,9 +430,10 @@ class D{i}:
     name: str = "{spec.name}"
     size: int = {i}
     tags: list[str] = field(default_factory=list)
+    settings: {core}Settings = field(default_factory={core}Settings)
 
     def total(self) -> int:
-        return self.size + len(self.tags)
+        return self.size + len(self.tags) + self.settings.level
 
 
 TAGGED = C{i}
@@ -432,17 +443,23 @@ def describe() -> str:
     return f"{{__name__}}:{{marker()}}"
 
 
-{register}(__name__, describe)
+{core}register(__name__, describe)
 '''
 
 
-_REGISTRY_SOURCE = f'''"""The registry: each module of the app registers a function here."""
+_REGISTRY_SOURCE = f'''"""The core of the app: every module imports it and registers here."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 REGISTRY: dict[str, Callable[[], str]] = {{}}
+HANDLERS: dict[str, Callable[..., Any]] = {{}}
+SUBCLASSES: dict[str, type[Base]] = {{}}
 LABEL = "{ORIGINAL_MARKER}"
 
 
@@ -455,11 +472,43 @@ def register(name: str, func: Callable[[], str]) -> Callable[[], str]:
     return func
 
 
-def registered() -> list[str]:
+def registered(func: F) -> F:
+    """Decorator: record ``func`` as a handler under its qualified name."""
+    HANDLERS[f"{{func.__module__}}.{{func.__qualname__}}"] = func
+    return func
+
+
+def names() -> list[str]:
     return sorted(REGISTRY)
 
 
-class Entry:
+@dataclass
+class Settings:
+    """Settings every module's dataclass holds."""
+
+    debug: bool = False
+    level: int = 1
+    tags: list[str] = field(default_factory=list)
+
+    def scaled(self, value: int) -> int:
+        return value * self.level
+
+
+SETTINGS = Settings()
+
+
+class Base:
+    """The base class of every module's class: each subclass is recorded."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        SUBCLASSES[f"{{cls.__module__}}.{{cls.__qualname__}}"] = cls
+
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+class Entry(Base):
     """A registry entry."""
 
     def tag(self) -> str:
@@ -477,11 +526,52 @@ def lazy_json() -> object:
 '''
 
 
+_MAIN_DOC = '''"""Entry point: imports every top-layer module of the app, then checks the registry.
+
+``python main.py [--objects N] [--stay MODULE...]``: ``--objects N`` first makes
+N more live objects (a program with a bigger heap); ``--stay`` keeps the
+program alive and idle after its imports, as a server between requests, and
+prints ``app: live MODULE KIND VALUE`` when an edit of KIND (``body``,
+``constant``, ``method``: see ``benchmarks.generate.EDITS``) of MODULE shows,
+through the function and the instance it held from before the edit.
+"""'''
+
+_MAIN_STAY = '''
+
+def values(module, marker, instance):
+    return {"body": marker(), "constant": module.LABEL, "method": instance.tag()}
+
+
+def stay(names):
+    """Stay alive and idle; say when an edit of one of ``names`` is live."""
+    import time
+
+    held = [
+        (name, sys.modules[name], sys.modules[name].marker, sys.modules[name].TAGGED())
+        for name in names
+    ]
+    seen = {name: values(*objects) for name, *objects in held}
+    while True:
+        time.sleep(0.001)
+        for name, *objects in held:
+            for kind, value in values(*objects).items():
+                if seen[name][kind] != value:
+                    seen[name][kind] = value
+                    # One write: HMR's log lines come from another thread.
+                    sys.stdout.write(f"app: live {name} {kind} {value}\\n")
+                    sys.stdout.flush()
+'''
+
+
 def _main_source(info: Info) -> str:
     lines = [
-        '"""Entry point: imports every top-layer module of the app, then checks the registry."""',
+        _MAIN_DOC,
         "",
         "import sys",
+        "",
+        'ARGS = sys.argv[1:] if __name__ == "__main__" else []',
+        'OBJECTS = int(ARGS[ARGS.index("--objects") + 1]) if "--objects" in ARGS else 0',
+        "BALLAST = [[index] for index in range(OBJECTS)]",
         "",
     ]
     for position, name in enumerate(info.top):
@@ -494,18 +584,27 @@ def _main_source(info: Info) -> str:
         f"from {PACKAGE}.core import registry",
         "",
         f"EXPECTED = {info.registering}",
+        f"EXPECTED_SUBCLASSES = {info.subclasses}",
         "",
         "",
         "def main() -> int:",
         "    count = len(registry.REGISTRY)",
         '    print(f"app: {count} modules registered")',
+        "    if len(registry.HANDLERS) != EXPECTED:",
+        '        print(f"app: {len(registry.HANDLERS)} handlers, want {EXPECTED}")',
+        "        return 1",
+        "    if len(registry.SUBCLASSES) != EXPECTED_SUBCLASSES:",
+        '        print(f"app: {len(registry.SUBCLASSES)} subclasses, want {EXPECTED_SUBCLASSES}")',
+        "        return 1",
         "    return 0 if count == EXPECTED else 1",
-        "",
+        _MAIN_STAY,
         "",
         'if __name__ == "__main__":',
         "    status = main()",
         "    if status:",
         "        sys.exit(status)",
+        '    if "--stay" in ARGS:',
+        '        stay(ARGS[ARGS.index("--stay") + 1 :])',
         "",
     ]
     return "\n".join(lines)
