@@ -135,9 +135,8 @@ cdef class DependencyGraph:
     cdef list _in
     cdef dict _bindings
     cdef public Py_ssize_t version
-    # Binding changes, and the names bound from each module asked about (see the twin).
-    cdef Py_ssize_t _bindings_changed
-    cdef dict _bound_from
+    # imported -> {name: how many importers bound it} (see the twin).
+    cdef dict _bound_counts
     # The queries run on C arrays: a compressed copy of the adjacency lists
     # (CSR: node i's edges are targets[start[i]:start[i + 1]]), made again
     # when ``version`` moved.  Edits are rare (imports); queries run on
@@ -156,8 +155,7 @@ cdef class DependencyGraph:
         self._in = []
         self._bindings = {}
         self.version = 0
-        self._bindings_changed = 0
-        self._bound_from = {}
+        self._bound_counts = {}
         self._csr_version = -1
 
     def __dealloc__(self):
@@ -272,16 +270,38 @@ cdef class DependencyGraph:
         name = sys.intern(name)
         cdef list flat = self._bindings.get(importer)
         cdef Py_ssize_t index
+        cdef dict counts
         if flat is None:
             self._bindings[importer] = [imported, name]
-            self._bindings_changed += 1
-            return
+        else:
+            for index in range(0, len(flat), 2):
+                if flat[index + 1] == name and flat[index] == imported:
+                    return
+            flat.append(imported)
+            flat.append(name)
+        counts = self._bound_counts.get(imported)
+        if counts is None:
+            counts = self._bound_counts[imported] = {}
+        counts[name] = counts.get(name, 0) + 1
+
+    cdef int _unbind(self, list flat) except -1:
+        """The bindings ``flat`` (an importer's) are gone: count them out."""
+        cdef Py_ssize_t index
+        cdef dict counts
+        cdef Py_ssize_t left
         for index in range(0, len(flat), 2):
-            if flat[index + 1] == name and flat[index] == imported:
-                return
-        flat.append(imported)
-        flat.append(name)
-        self._bindings_changed += 1
+            counts = self._bound_counts.get(flat[index])
+            if counts is None:
+                continue
+            name = flat[index + 1]
+            left = counts.get(name, 0) - 1
+            if left > 0:
+                counts[name] = left
+            else:
+                counts.pop(name, None)
+                if not counts:
+                    del self._bound_counts[flat[index]]
+        return 0
 
     def bound_names(self, str importer, str imported):
         """Names that ``importer`` bound with ``from imported import ...``."""
@@ -300,9 +320,12 @@ cdef class DependencyGraph:
         found_node = self._ids.get(imported)
         if found_node is None:
             return []
+        cdef dict counts = self._bound_counts.get(imported)
+        if counts is None:
+            return []
         cdef set wanted = set(names)
         wanted.add("*")
-        if self._names_bound_from(imported, <Py_ssize_t>found_node).isdisjoint(wanted):
+        if counts.keys().isdisjoint(wanted):
             return []
         cdef list found = []
         cdef list names_list = self._names
@@ -326,31 +349,6 @@ cdef class DependencyGraph:
                     break
         return found
 
-    cdef frozenset _names_bound_from(self, str imported, Py_ssize_t node):
-        """Every name that some importer bound with ``from imported import ...``."""
-        cdef PyObject* found = PyDict_GetItem(self._bound_from, imported)
-        cdef tuple cached
-        if found != NULL:
-            cached = <tuple>found
-            if cached[0] == self.version and cached[1] == self._bindings_changed:
-                return <frozenset>cached[2]
-        cdef set bound = set()
-        cdef list names_list = self._names
-        cdef PyObject* entry
-        cdef list flat
-        cdef Py_ssize_t index
-        for source in <list>self._in[node]:
-            entry = PyDict_GetItem(self._bindings, names_list[<Py_ssize_t>source])
-            if entry == NULL:
-                continue
-            flat = <list>entry
-            for index in range(0, len(flat), 2):
-                if flat[index] == imported:
-                    bound.add(flat[index + 1])
-        cdef frozenset names = frozenset(bound)
-        self._bound_from[imported] = (self.version, self._bindings_changed, names)
-        return names
-
     def clear_dependencies(self, str importer):
         """Drop the outgoing edges and bindings of ``importer``; return them."""
         node = self._ids.get(importer)
@@ -368,7 +366,7 @@ cdef class DependencyGraph:
         cdef dict bindings = {}
         cdef list flat = self._bindings.pop(importer, None)
         if flat is not None:
-            self._bindings_changed += 1
+            self._unbind(flat)
             for index in range(0, len(flat), 2):
                 bindings.setdefault(flat[index], []).append(flat[index + 1])
         return previous, bindings
@@ -397,10 +395,10 @@ cdef class DependencyGraph:
             (<list>self._out[<Py_ssize_t>source]).remove(node)
         self._out[index] = []
         self._in[index] = []
-        self._bindings.pop(name, None)
-        self._bound_from.pop(name, None)
-        self._bindings_changed += 1
-        cdef list flat
+        cdef list flat = self._bindings.pop(name, None)
+        if flat is not None:
+            self._unbind(flat)
+        self._bound_counts.pop(name, None)
         cdef list kept
         cdef Py_ssize_t position
         for importer in list(self._bindings):

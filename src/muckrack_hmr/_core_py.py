@@ -66,8 +66,7 @@ class DependencyGraph:
 
     __slots__ = (
         "_bindings",
-        "_bindings_changed",
-        "_bound_from",
+        "_bound_counts",
         "_ids",
         "_in",
         "_names",
@@ -86,12 +85,10 @@ class DependencyGraph:
         # importer -> [imported, name, imported, name, ...] for each
         # ``from imported import name`` it ran, flat for the same reason.
         self._bindings: dict[str, list[str]] = {}
-        # Grows whenever a binding is added or dropped; and, per module asked
-        # about by binders(), the names anyone bound from it, as of
-        # (version, _bindings_changed): a change of names nobody bound costs
-        # a set test, not a look at every importer.
-        self._bindings_changed = 0
-        self._bound_from: dict[str, tuple[int, int, frozenset[str]]] = {}
+        # imported -> {name: how many importers bound it}, kept up to date as
+        # bindings come and go: a change of names nobody bound costs a few
+        # lookups, not a look at every importer (also right after start-up).
+        self._bound_counts: dict[str, dict[str, int]] = {}
         #: Grows whenever a module or an edge is added or removed (not bindings):
         #: what was derived from the graph is stale when it changed.
         self.version = 0
@@ -145,14 +142,29 @@ class DependencyGraph:
         flat = self._bindings.get(importer)
         if flat is None:
             self._bindings[importer] = [imported, name]
-            self._bindings_changed += 1
-            return
+        else:
+            for index in range(0, len(flat), 2):
+                if flat[index + 1] == name and flat[index] == imported:
+                    return
+            flat.append(imported)
+            flat.append(name)
+        counts = self._bound_counts.setdefault(imported, {})
+        counts[name] = counts.get(name, 0) + 1
+
+    def _unbind(self, flat: list[str]) -> None:
+        """The bindings ``flat`` (an importer's) are gone: count them out."""
         for index in range(0, len(flat), 2):
-            if flat[index + 1] == name and flat[index] == imported:
-                return
-        flat.append(imported)
-        flat.append(name)
-        self._bindings_changed += 1
+            counts = self._bound_counts.get(flat[index])
+            if counts is None:
+                continue
+            name = flat[index + 1]
+            left = counts.get(name, 0) - 1
+            if left > 0:
+                counts[name] = left
+            else:
+                counts.pop(name, None)
+                if not counts:
+                    del self._bound_counts[flat[index]]
 
     def bound_names(self, importer: str, imported: str) -> list[str]:
         """Names that ``importer`` bound with ``from imported import ...``."""
@@ -168,9 +180,12 @@ class DependencyGraph:
         node = self._ids.get(imported)
         if node is None:
             return []
+        counts = self._bound_counts.get(imported)
+        if counts is None:
+            return []
         wanted = set(names)
         wanted.add("*")
-        if self._names_bound_from(imported, node).isdisjoint(wanted):
+        if counts.keys().isdisjoint(wanted):
             return []
         found = []
         names_list = self._names
@@ -186,22 +201,6 @@ class DependencyGraph:
                     break
         return found
 
-    def _names_bound_from(self, imported: str, node: int) -> frozenset[str]:
-        """Every name that some importer bound with ``from imported import ...``."""
-        cached = self._bound_from.get(imported)
-        if cached is not None and cached[0] == self.version and cached[1] == self._bindings_changed:
-            return cached[2]
-        bound = set()
-        names_list = self._names
-        for source in self._in[node]:
-            flat = self._bindings.get(names_list[source], ())
-            for index in range(0, len(flat), 2):
-                if flat[index] == imported:
-                    bound.add(flat[index + 1])
-        names = frozenset(bound)
-        self._bound_from[imported] = (self.version, self._bindings_changed, names)
-        return names
-
     def clear_dependencies(self, importer: str) -> tuple[list[str], dict[str, list[str]]]:
         """Drop the outgoing edges and bindings of ``importer``; return them."""
         node = self._ids.get(importer)
@@ -216,9 +215,8 @@ class DependencyGraph:
             self._in[target].remove(node)
         out.clear()
         bindings: dict[str, list[str]] = {}
-        flat = self._bindings.pop(importer, ())
-        if flat:
-            self._bindings_changed += 1
+        flat = self._bindings.pop(importer, [])
+        self._unbind(flat)
         for index in range(0, len(flat), 2):
             bindings.setdefault(flat[index], []).append(flat[index + 1])
         return previous, bindings
@@ -248,9 +246,8 @@ class DependencyGraph:
             self._out[source].remove(node)
         self._out[node] = []
         self._in[node] = []
-        self._bindings.pop(name, None)
-        self._bound_from.pop(name, None)
-        self._bindings_changed += 1
+        self._unbind(self._bindings.pop(name, []))
+        self._bound_counts.pop(name, None)
         for importer, flat in list(self._bindings.items()):
             if name in flat:
                 kept = [

@@ -46,6 +46,7 @@ __all__ = [
     "StatementError",
     "bound_names",
     "consumption_of",
+    "match_statements",
     "plan_and_run",
     "translate_incoming",
 ]
@@ -275,7 +276,7 @@ class _Expander:
         return reads, calls
 
 
-def _match(
+def match_statements(
     old: ModuleSummary, new: ModuleSummary
 ) -> tuple[list[bool], list[Statement | None], set[str]]:
     """Which new statements are edited, the old place of those that only moved,
@@ -564,7 +565,7 @@ def plan_and_run(
     before the first statement (the pre-reload hooks).
     """
     old, new = summaries
-    edited, moved, removed = _match(old, new)
+    edited, moved, removed = match_statements(old, new)
     values, behaviors, rewrapped = set(incoming[0]), set(incoming[1]), set(incoming[2])
     changes = Changes(old=dict(namespace))
     expander = _Expander(new)

@@ -127,6 +127,7 @@ class Watcher:
         self._loaded_seen = 0
         self._safe_point = SafePoint(clock)
         self._activity = _Activity()
+        self._warmed_up = False
         self._thread: threading.Thread | None = None
         #: Set once file events are on (see :meth:`start`).
         self.started = threading.Event()
@@ -404,6 +405,10 @@ class Watcher:
         if not self._activity.quiet():
             return
         reloader = self.hmr.reloader
+        if not self._warmed_up:
+            # The engine's code runs once before the first edit needs it.
+            self._warmed_up = True
+            reloader.warm_up()
         deadline = time.perf_counter() + _IDLE_SLICE
         while not self._batch.last and time.perf_counter() < deadline:
             if not (
