@@ -42,12 +42,16 @@ log = logging.getLogger("muckrack_hmr")
 
 # Modules indexed or compressed per step of the idle work (checked against the slice).
 _IDLE_BATCH = 32
-# The most the idle work takes of a tick (a tick is ``rescan``, 0.1 s).
+# The most one slice of idle work takes, and the pause after it while work is left
+# (the program's threads get the interpreter meanwhile, and their use is looked at).
 _IDLE_SLICE = 0.02
+_IDLE_PAUSE = 0.005
 # The share of a core the program's threads may use for the program to count as idle.
 _QUIET = 0.2
-#: The longest the file events wait for a busy start-up to quieten (seconds).
-SETUP_PATIENCE = 1.0
+#: The longest the file events wait for a busy start-up to end (seconds).
+SETUP_PATIENCE = 10.0
+# No project module imported for this long: the start-up is over, busy or not.
+_IMPORTS_OVER = 0.25
 # How often the watcher looks whether the start-up has quietened.
 _QUIET_LOOK = 0.02
 
@@ -128,6 +132,7 @@ class Watcher:
         self._safe_point = SafePoint(clock)
         self._activity = _Activity()
         self._warmed_up = False
+        self._folders_checked = 0.0  # monotonic time of the last look at the folders
         self._thread: threading.Thread | None = None
         #: Set once file events are on (see :meth:`start`).
         self.started = threading.Event()
@@ -139,10 +144,10 @@ class Watcher:
 
         The data-file hook starts at once (it must see the imports to come).
         The file events wait, on the watcher's thread, until the program's
-        start-up has quietened (at most ``SETUP_PATIENCE``): starting them
-        costs as much as importing a few dozen modules, and a save made
-        meanwhile is not lost (each module's file is compared with what its
-        loader read once it is watched).
+        start-up is over (see ``_settle_in``): starting them costs as much as
+        importing a few dozen modules, and a save made meanwhile is not lost
+        (each module's file is compared with what its loader read once it is
+        watched).
         """
         if self.data is not None:
             self.data.start()
@@ -176,11 +181,24 @@ class Watcher:
         self.started.set()
 
     def _settle_in(self) -> None:
-        """Wait until the program's threads have been quiet for a moment, or SETUP_PATIENCE."""
-        deadline = time.monotonic() + SETUP_PATIENCE
+        """Wait until the program's start-up is over, or SETUP_PATIENCE.
+
+        Over means: its threads are quiet for a moment, or it has imported no
+        project module for ``_IMPORTS_OVER`` (a program that computes right
+        after its imports, and never rests).
+        """
+        started = time.monotonic()
+        deadline = started + SETUP_PATIENCE
         self._activity.quiet()
-        while time.monotonic() < deadline:
-            if self._stopping.wait(_QUIET_LOOK) or self._activity.quiet():
+        loaded, since = len(self.project.loaded), started
+        while not self._stopping.wait(_QUIET_LOOK):
+            now = time.monotonic()
+            if self._activity.quiet() or now >= deadline:
+                return
+            count = len(self.project.loaded)
+            if count != loaded:
+                loaded, since = count, now
+            elif now - since >= _IMPORTS_OVER:
                 return
 
     def stop(self) -> None:
@@ -359,13 +377,14 @@ class Watcher:
         except Exception:
             log.exception("hmr: the watcher could not start watching")
             return
+        more = False  # idle work left over: come back sooner
         while not self._stopping.is_set():
             taken: tuple[dict[str, float], float, set[str]] | None = None
             idle = False
             with self._wake:
                 wait = self._batch.due_in(self.clock())
                 if wait is None:
-                    idle = not self._wake.wait(self.rescan)
+                    idle = not self._wake.wait(_IDLE_PAUSE if more else self.rescan)
                 elif wait > 0:
                     self._wake.wait(wait)
                 else:
@@ -373,10 +392,11 @@ class Watcher:
             if self._stopping.is_set():
                 return
             try:
+                more = False
                 if taken is not None:
                     self._process(*taken)
                 elif idle:
-                    self._idle()
+                    more = self._idle()
             except Exception:
                 log.exception("hmr: the watcher hit an internal error; it keeps watching")
 
@@ -390,34 +410,40 @@ class Watcher:
         self._process(*taken)
         return True
 
-    def _idle(self) -> None:
+    def _idle(self) -> bool:
         """No saves pending: watch what was imported; when the program is idle, tidy up.
 
         Watching new folders cannot wait (a save there would go unseen for
-        as long), and costs a look at each new file.  The rest (moving the
-        sources taken at import out of memory, indexing what each module
-        mentions, analyzing modules) can: it runs only while the program's
-        own threads used less than a fifth of a core since the last tick,
-        in slices, so that it never competes with start-up or a busy loop.
+        as long), and costs a look at each new file.  The rest (indexing what
+        each module spells, moving the sources taken at import out of
+        memory, analyzing modules) can: it runs only while the program's own
+        threads used less than a fifth of a core since the last look, in
+        slices with a pause between them, so that it never competes with
+        start-up or a busy loop, and is done soon after the program rests.
+        Returns whether work is left.
         """
         self.refresh()
-        self._check_folders()
+        now = time.monotonic()
+        if now - self._folders_checked >= self.rescan:
+            self._folders_checked = now
+            self._check_folders()
         if not self._activity.quiet():
-            return
+            return False
         reloader = self.hmr.reloader
         if not self._warmed_up:
             # The engine's code runs once before the first edit needs it.
             self._warmed_up = True
             reloader.warm_up()
         deadline = time.perf_counter() + _IDLE_SLICE
-        while not self._batch.last and time.perf_counter() < deadline:
-            if not (
+        more = True
+        while more and not self._batch.last and time.perf_counter() < deadline:
+            more = bool(
                 reloader.index_mentions(limit=_IDLE_BATCH)
                 or reloader.keep_sources(limit=_IDLE_BATCH)
                 or reloader.warm(limit=1)
-            ):
-                break
-        self._activity.quiet()  # what this tick did is ours, not the program's
+            )
+        self._activity.quiet()  # what this slice did is ours, not the program's
+        return more
 
     # -- judging what changed -----------------------------------------------------
 
