@@ -353,9 +353,9 @@ def test_members_added_to_an_enum_join_the_live_class(
     assert len(Color) == 3
 
 
-@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "statements"])
 def test_statements_after_a_class_see_the_live_class(
-    project: Project, hmr: Any, remembered: bool
+    project: Project, hmr: Any, whole: bool
 ) -> None:
     source = """\
         import enum
@@ -381,12 +381,10 @@ def test_statements_after_a_class_see_the_live_class(
         """
     project.write("a.py", source.format(limit=1, added=""))
     a = importlib.import_module("a")
-    if remembered:
-        hmr.remember_sources()
     C, D, red = a.C, a.D, a.Color.RED
     assert (a.INSTANCE.limit(), a.CHILD.limit()) == (1, 1)
     project.write("a.py", source.format(limit=2, added="GREEN = 2"))
-    assert hmr.reload_module("a")[0] == ["a"]
+    assert hmr.reload_module("a", force=whole)[0] == ["a"]
     assert a.C is C
     assert a.D is D
     assert a.Color.RED is red
@@ -400,9 +398,9 @@ def test_statements_after_a_class_see_the_live_class(
     assert a.Color.GREEN.value == 2
 
 
-@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "statements"])
 def test_a_class_that_registers_itself_is_registered_once_as_the_live_class(
-    project: Project, hmr: Any, remembered: bool, caplog: pytest.LogCaptureFixture
+    project: Project, hmr: Any, whole: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     project.write(
         "reg.py",
@@ -440,15 +438,13 @@ def test_a_class_that_registers_itself_is_registered_once_as_the_live_class(
     project.write("a.py", source.format(value=1, added="pass"))
     a = importlib.import_module("a")
     reg = importlib.import_module("reg")
-    if remembered:
-        hmr.remember_sources()
     C, P = a.C, a.P
     assert (reg.BY_NAME, reg.LISTED, reg.KINDS, reg.Plugin.plugins) == ({"C": C}, [C], {C}, [P])
     # A member added: the class statements run again, and with them the
     # decorator and ``__init_subclass__``, on the new class objects.
     project.write("a.py", source.format(value=2, added="def g(self):\n                return 3"))
     with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
-        assert hmr.reload_module("a")[0] == ["a"]
+        assert hmr.reload_module("a", force=whole)[0] == ["a"]
     assert (a.C, a.P) == (C, P)
     assert reg.BY_NAME["C"] is C
     assert [id(cls) for cls in reg.LISTED] == [id(C)]
@@ -460,9 +456,9 @@ def test_a_class_that_registers_itself_is_registered_once_as_the_live_class(
     assert "registrations of the new a.C" in caplog.text
 
 
-@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "statements"])
 def test_a_failure_after_a_class_statement_puts_the_class_back(
-    project: Project, hmr: Any, remembered: bool
+    project: Project, hmr: Any, whole: bool
 ) -> None:
     source = """\
         import enum
@@ -481,12 +477,10 @@ def test_a_failure_after_a_class_statement_puts_the_class_back(
         """
     project.write("a.py", source.format(limit=1, tag="old", added="", value=1))
     a = importlib.import_module("a")
-    if remembered:
-        hmr.remember_sources()
     C, instance, limit = a.C, a.C(), a.C.limit
     edit = source.format(limit=2, tag="new", added="GREEN = 2", value="1 / 0")
     project.write("a.py", edit)
-    reloaded, _ = hmr.reload_module("a")
+    reloaded, _ = hmr.reload_module("a", force=whole)
     assert reloaded == []
     assert a.C is C
     assert C.LIMIT == 1
@@ -911,12 +905,10 @@ def write_nested(project: Project, tag: str, **parts: str) -> None:
     project.write("a.py", NESTED.format(tag=tag, **{**values, **parts}))
 
 
-@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
-def test_nested_classes_are_patched_in_place(project: Project, hmr: Any, remembered: bool) -> None:
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "statements"])
+def test_nested_classes_are_patched_in_place(project: Project, hmr: Any, whole: bool) -> None:
     write_nested(project, "v1")
     a = importlib.import_module("a")
-    if remembered:
-        hmr.remember_sources()
     Outer = a.Outer
     Inner, Deep, Color, Point = Outer.Inner, Outer.Mid.Inner, Outer.Color, Outer.Point
     inner, deep, red, point = Inner(), Deep(), Color.RED, Point(3, 4)
@@ -934,7 +926,7 @@ def test_nested_classes_are_patched_in_place(project: Project, hmr: Any, remembe
         default="10",
         norm="(self.x**2 + self.y**2) ** 0.5",
     )
-    result = hmr.reload("a")
+    result = hmr.reload("a", force=whole)
     assert result.reloaded == ["a"]
     assert result.refused == []
     assert a.Outer is Outer
@@ -993,14 +985,12 @@ def test_a_nested_class_that_cannot_be_patched_refuses_its_outer_class_whole(
     assert "restart" in caplog.text
 
 
-@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "statements"])
 def test_a_failure_after_an_outer_class_puts_its_nested_classes_back(
-    project: Project, hmr: Any, remembered: bool
+    project: Project, hmr: Any, whole: bool
 ) -> None:
     write_nested(project, "v1")
     a = importlib.import_module("a")
-    if remembered:
-        hmr.remember_sources()
     Outer = a.Outer
     Inner, Deep, Color, Point = Outer.Inner, Outer.Mid.Inner, Outer.Color, Outer.Point
     hello, deep_hello, norm = Inner.hello, Deep.hello, Point.norm
@@ -1014,7 +1004,7 @@ def test_a_failure_after_an_outer_class_puts_its_nested_classes_back(
         norm="0",
         tail="1 / 0",
     )
-    assert hmr.reload_module("a")[0] == []
+    assert hmr.reload_module("a", force=whole)[0] == []
     assert a.Outer is Outer
     assert (Outer.Inner, Outer.Mid.Inner, Outer.Color, Outer.Point) == (Inner, Deep, Color, Point)
     assert (Inner.hello, Deep.hello, Point.norm) == (hello, deep_hello, norm)
@@ -1029,9 +1019,9 @@ def test_a_failure_after_an_outer_class_puts_its_nested_classes_back(
     assert Point(1).y == 0
 
 
-@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "statements"])
 def test_a_nested_class_that_registers_itself_stays_registered_as_the_live_class(
-    project: Project, hmr: Any, remembered: bool
+    project: Project, hmr: Any, whole: bool
 ) -> None:
     project.write(
         "reg.py",
@@ -1057,19 +1047,17 @@ def test_a_nested_class_that_registers_itself_stays_registered_as_the_live_class
     project.write("a.py", source.format(tag="v1"))
     a = importlib.import_module("a")
     reg = importlib.import_module("reg")
-    if remembered:
-        hmr.remember_sources()
     Inner = a.Outer.Inner
     project.write("a.py", source.format(tag="v2"))
-    assert hmr.reload_module("a")[0] == ["a"]
+    assert hmr.reload_module("a", force=whole)[0] == ["a"]
     assert a.Outer.Inner is Inner
     assert [id(cls) for cls in reg.Plugin.plugins] == [id(Inner)]
     assert reg.Plugin.plugins[0]().hello() == "v2"
 
 
-@pytest.mark.parametrize("remembered", [False, True], ids=["whole", "statements"])
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "statements"])
 def test_a_refused_nested_class_leaves_its_outer_class_untouched_beside_other_patches(
-    project: Project, hmr: Any, remembered: bool
+    project: Project, hmr: Any, whole: bool
 ) -> None:
     # Defined in a block, the class is patched with the module's other
     # definitions, after every statement ran: one plan for all of them.
@@ -1091,11 +1079,9 @@ def test_a_refused_nested_class_leaves_its_outer_class_untouched_beside_other_pa
         """
     project.write("a.py", source.format(tag="v1", bases=""))
     a = importlib.import_module("a")
-    if remembered:
-        hmr.remember_sources()
     Outer, Inner, m = a.Outer, a.Outer.Inner, a.Outer.m
     project.write("a.py", source.format(tag="v2", bases="(Exception)"))
-    result = hmr.reload("a")
+    result = hmr.reload("a", force=whole)
     assert result.reloaded == ["a"]
     assert (a.Outer, a.Outer.Inner, a.Outer.m) == (Outer, Inner, m)
     assert (Outer().m(), Inner().hello()) == ("v1", "v1")
