@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -792,3 +793,34 @@ def test_the_watchers_threads_leave_signals_to_the_main_thread(
     finally:
         sys.path.remove(str(project.root / "sub"))
         sys.modules.pop("b", None)
+
+
+def test_idle_work_waits_while_the_programs_threads_are_busy() -> None:
+    """The watcher's background work (indexing, compressing, analyzing) runs only while
+    the program rests: a thread computing counts as busy, one sleeping does not."""
+    activity = watcher_module._Activity()
+    looks: list[bool] = []
+    ready = threading.Event()
+
+    def look() -> None:  # from a thread of its own, as the watcher's
+        activity.quiet()  # the first look sets the baseline
+        for _ in range(2):
+            ready.wait(timeout=10)
+            ready.clear()
+            looks.append(activity.quiet())
+
+    watcher_thread = threading.Thread(target=look)
+    watcher_thread.start()
+    # Busy: the main thread computes for 50 ms of CPU, then lets the look happen.
+    started = time.thread_time()
+    while time.thread_time() - started < 0.05:
+        pass
+    ready.set()
+    # Resting: the main thread waits (on the look itself) until the next look is done.
+    deadline = time.monotonic() + 10
+    while len(looks) < 1 and time.monotonic() < deadline:
+        threading.Event().wait(0.001)
+    threading.Event().wait(0.05)  # a rest of 50 ms is the scenario, not synchronisation
+    ready.set()
+    watcher_thread.join(timeout=10)
+    assert looks == [False, True]
