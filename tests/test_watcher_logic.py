@@ -824,3 +824,22 @@ def test_idle_work_waits_while_the_programs_threads_are_busy() -> None:
     ready.set()
     watcher_thread.join(timeout=10)
     assert looks == [False, True]
+
+
+def test_a_same_size_save_between_the_import_and_the_first_look_is_applied(
+    make_rig: Any,
+) -> None:
+    """Saved in the same tick of the file system's clock as the import, with the same size,
+    before the watcher looked at the file: its time and size say nothing, its content does."""
+    rig = make_rig()
+    path = rig.project.write("a.py", A_OLD)
+    a = importlib.import_module("a")
+    stat = os.stat(path)
+    same_size = A_OLD.replace('"old"', '"OLD"')
+    assert len(same_size) == len(A_OLD)
+    path.write_text(same_size)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    rig.watcher.refresh()  # the watcher's first look at the module
+    rig.settle()
+    assert rig.transactions == [["a"]]
+    assert a.f() == "OLD"

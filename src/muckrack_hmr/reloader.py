@@ -290,6 +290,7 @@ class Reloader:
             finally:
                 self._running = False
                 self._queued = []
+                self._given = {}
         result.total_ms = (time.perf_counter() - start) * 1000.0
         return result
 

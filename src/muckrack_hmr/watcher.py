@@ -54,6 +54,8 @@ SETUP_PATIENCE = 10.0
 _IMPORTS_OVER = 0.25
 # How often the watcher looks whether the start-up has quietened.
 _QUIET_LOOK = 0.02
+# A file changed this recently may have changed again within its clock's tick (ns).
+_RACY_NS = 2_000_000_000
 
 
 class _Activity:
@@ -265,6 +267,10 @@ class Watcher:
             self.notify(path, MODIFIED)
             return
         if (stat.st_mtime_ns, stat.st_size) != taken:
+            self.notify(path, MODIFIED)
+        elif time.time_ns() - stat.st_mtime_ns < _RACY_NS:
+            # Written moments ago: a save of the same size within one tick of
+            # the file system's clock looks the same; the content tells.
             self.notify(path, MODIFIED)
 
     def _baseline_digest(self, path: str, baseline: tuple[int, int] | None) -> bytes | None:
