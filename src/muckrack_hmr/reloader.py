@@ -454,7 +454,8 @@ class Reloader:
             return set()
         reached = set(graph.binders(name, changed))
         sources = self.sources
-        pending = sources.mentions.pending
+        # A copy: other threads' imports add to it meanwhile.
+        pending = set(sources.mentions.pending)
         if pending:
             # Modules not indexed yet (imported moments ago, or the program
             # has not been idle): the ones that import ``name`` are searched.
