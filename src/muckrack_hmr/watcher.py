@@ -25,6 +25,7 @@ from .backends import (
     CREATED,
     DEFAULT_POLL_INTERVAL,
     MODIFIED,
+    TOUCHED,
     Backend,
     PollingBackend,
     choose_backend,
@@ -241,7 +242,7 @@ class Watcher:
                     # Its loader kept what it runs: a look at the file says
                     # whether it was saved since, without reading it.
                     self._saves.baselines[path] = None
-                    self._saved_since(path, taken)
+                    self._saved_since(path, name, taken)
                 else:
                     self._saves.baselines[path] = self._baseline_digest(path, baseline)
                 names.append(name)
@@ -259,19 +260,29 @@ class Watcher:
                 owners = ", ".join(sorted(self.data.owners.get(path, ())))
                 log.debug("hmr: %s read %s at import: watching it", owners, path)
 
-    def _saved_since(self, path: str, taken: tuple[int, int]) -> None:
-        """Look at ``path`` now if it changed since its source was taken at import."""
+    def _saved_since(self, path: str, name: str, taken: tuple[int, int]) -> None:
+        """Judge ``path`` now if it changed since its source was taken at import.
+
+        The event is a TOUCHED one: the write (if any) ended before the
+        watch began, so no close is waited for.
+        """
         try:
             stat = os.stat(path)
         except OSError:
-            self.notify(path, MODIFIED)
+            self.notify(path, TOUCHED)
             return
         if (stat.st_mtime_ns, stat.st_size) != taken:
-            self.notify(path, MODIFIED)
+            self.notify(path, TOUCHED)
         elif time.time_ns() - stat.st_mtime_ns < _RACY_NS:
             # Written moments ago: a save of the same size within one tick of
             # the file system's clock looks the same; the content tells.
-            self.notify(path, MODIFIED)
+            try:
+                with open(path, "rb") as handle:
+                    content = handle.read()
+            except OSError:
+                return
+            if content != self.hmr.sources.ran(name):
+                self.notify(path, TOUCHED)
 
     def _baseline_digest(self, path: str, baseline: tuple[int, int] | None) -> bytes | None:
         """The digest of ``path`` if it is still as it was loaded, else None (and look at it)."""
