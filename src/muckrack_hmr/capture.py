@@ -18,6 +18,7 @@ runs is what is kept, whichever way Python loads it.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from importlib.machinery import SourceFileLoader
 from typing import Any
 
 __all__ = ["Captured", "SourceCapture"]
+
+log = logging.getLogger("muckrack_hmr")
 
 # Tries at a read that no write overlaps; the last read is kept whatever happens.
 _TRIES = 4
@@ -116,7 +119,12 @@ class SourceCapture:
             finally:
                 stack.pop()
             stat = reading.stat
-            capture.sink(fullname, Captured(reading.source, (stat.st_mtime_ns, stat.st_size)))
+            try:
+                capture.sink(fullname, Captured(reading.source, (stat.st_mtime_ns, stat.st_size)))
+            except Exception:
+                # Never the program's import: without its source, the module's
+                # first reload runs it whole.
+                log.exception("hmr: could not keep the source of %s", fullname)
             return code
 
         def path_stats(loader: Any, path: str) -> Any:
