@@ -441,12 +441,14 @@ def start_program(proj: Path, spawn: Spawn, *args: str, cli: tuple[str, ...] = (
 
 # 0 to 200 ms after the import; one fixed seed per case, so a failure replays.
 SEEDS = [0, 1, 2, 3]
+# Those delays, and 1 ms.
+DELAYS = [0.001, *(random.Random(seed).uniform(0.0, 0.2) for seed in SEEDS)]
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("delay", DELAYS, ids=[f"{delay * 1000:.0f}ms" for delay in DELAYS])
 @pytest.mark.parametrize("mode", ["idle", "busy", "no-watch"])
 def test_edit_soon_after_the_import_keeps_module_state(
-    proj: Path, spawn: Spawn, mode: str, seed: int
+    proj: Path, spawn: Spawn, mode: str, delay: float
 ) -> None:
     """A user saves a module while the program is still starting (its imports just done,
     maybe still busy with start-up work), or reloads it by hand under ``--no-watch``: the
@@ -456,7 +458,7 @@ def test_edit_soon_after_the_import_keeps_module_state(
     program = Program(child, count=1)
     child.expect("imported")
     # The scenario's timing, not synchronisation: the save lands this long after the import.
-    time.sleep(random.Random(seed).uniform(0.0, 0.2))
+    time.sleep(delay)
     write(proj / "state.py", STATE.format(label="v2"))
 
     if mode == "no-watch":

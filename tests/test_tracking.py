@@ -149,6 +149,22 @@ def later():
     assert deps(hmr, "user") == ["late", "other"]
 
 
+def test_the_watchers_idle_steps_trim_the_record_once_modules_were_imported(
+    project: Project, hmr: Any
+) -> None:
+    """Sources are taken at import, so keeping them adds none: the record of import
+    statements must still be dropped once new modules have finished importing."""
+    project.write("other.py", "Y = 2")
+    project.write("user.py", "import other\nfrom other import Y\n")
+    importlib.import_module("user")
+    assert hmr.reloader.keep_sources() >= 0  # what the watcher does when idle
+    assert hmr.tracker.trim_statements() == 0  # already trimmed
+    project.write("late.py", "import other\n")
+    importlib.import_module("late")
+    assert hmr.remember_sources() == 0  # nothing to add: taken at import ...
+    assert hmr.tracker.trim_statements() == 0  # ... and "late"'s statement went too
+
+
 def test_a_module_still_importing_keeps_its_statements(project: Project, hmr: Any) -> None:
     project.write("other.py", "Y = 2")
     project.write(

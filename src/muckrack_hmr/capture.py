@@ -25,7 +25,7 @@ from collections.abc import Callable
 from importlib.machinery import SourceFileLoader
 from typing import Any
 
-__all__ = ["Captured", "SourceCapture"]
+__all__ = ["Captured", "SourceCapture", "read_steady"]
 
 log = logging.getLogger("muckrack_hmr")
 
@@ -46,6 +46,26 @@ class Captured:
         self.stat = stat
 
 
+def read_steady(path: str, tries: int = _TRIES) -> tuple[bytes, os.stat_result, bool]:
+    """Read ``path`` with no write overlapping the read: (bytes, figures, whether steady).
+
+    The figures are the open file's own (an editor that renames a new file
+    over it leaves this one as it was): a write that overlaps the read
+    changes them, and the read is done again, ``tries`` times at most.
+    """
+    with open(path, "rb", buffering=0) as handle:
+        descriptor = handle.fileno()
+        for _ in range(tries):
+            before = os.fstat(descriptor)
+            source = handle.readall()
+            after = os.fstat(descriptor)
+            steady = (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size)
+            if steady:
+                break
+            handle.seek(0)
+    return source, after, steady and len(source) == after.st_size
+
+
 class _Reading:
     """The source of one module being loaded, handed to the loader's own steps."""
 
@@ -53,20 +73,7 @@ class _Reading:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        # The figures of the open file itself (an editor that renames a new
-        # file over it leaves this one as it was): a write that overlaps the
-        # read changes them.
-        with open(path, "rb", buffering=0) as handle:
-            descriptor = handle.fileno()
-            for _ in range(_TRIES):
-                before = os.fstat(descriptor)
-                source = handle.readall()
-                after = os.fstat(descriptor)
-                if (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size):
-                    break
-                handle.seek(0)
-        self.source = source
-        self.stat = after
+        self.source, self.stat, _ = read_steady(path)
 
 
 _local = threading.local()

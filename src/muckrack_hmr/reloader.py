@@ -148,6 +148,8 @@ class Reloader:
         self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
         # module -> the bytes to apply (the watcher's judged saves), per transaction.
         self._given: dict[str, bytes] = {}
+        # How many project modules were loaded when the tracker's record was trimmed.
+        self._trimmed_at = 0
         #: Modules whose last reload failed: the next one that succeeds says so.
         self.failing: set[str] = set()
 
@@ -155,17 +157,27 @@ class Reloader:
         """Keep the sources of modules still as imported (see SourceStore.remember_all).
 
         Sources taken at import are kept already; with ``compress``, they
-        move out of memory into the spill file.
+        move out of memory into the spill file.  Returns how many were added.
         """
+        added, _ = self._keep(untrusted, None if compress else 0)
+        return added
+
+    def keep_sources(self, limit: int | None = None) -> int:
+        """Like remember_sources, compressing at most ``limit`` (the watcher's idle steps)."""
+        return sum(self._keep((), limit))
+
+    def _keep(self, untrusted: Iterable[str], limit: int | None) -> tuple[int, int]:
+        """(sources added, sources compressed); the tracker's record trimmed if need be."""
         with self._lock:
             added = self.sources.remember_all(untrusted)
-            if compress:
-                self.sources.compress()
-        if added:
-            # Modules were imported since the last call: what the tracker
+            compressed = self.sources.compress(limit) if limit != 0 else 0
+        loaded = len(getattr(self.sources.project, "loaded", ()))
+        if loaded != self._trimmed_at:
+            # Modules were imported since the last look: what the tracker
             # recorded of their top-level imports is no longer needed.
+            self._trimmed_at = loaded
             self.tracker.trim_statements()
-        return added
+        return added, compressed
 
     def warm_up(self) -> None:
         """Run the parsing and matching code once on a small module (the watcher, when idle).
@@ -181,12 +193,6 @@ class Reloader:
             old = summarize(before, "<warm-up>", None, new)
             match_statements(old, new)
             consumption_of(new)
-
-    def keep_sources(self, limit: int | None = None) -> int:
-        """Move up to ``limit`` sources taken at import out of memory; how many."""
-        with self._lock:
-            added = self.sources.remember_all()
-            return added + self.sources.compress(limit)
 
     def index_mentions(self, limit: int | None = None) -> int:
         """Index what up to ``limit`` modules spell after a dot (see Mentions); how many."""

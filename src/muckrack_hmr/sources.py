@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .capture import Captured
+from .capture import Captured, read_steady
 from .mentions import Mentions
 
 if TYPE_CHECKING:
@@ -60,12 +60,8 @@ def read_settled(
         raise ImportError(f"{module.__name__} has no source file", name=module.__name__)
     deadline = time.monotonic() + SETTLE
     while True:
-        before = os.stat(filename)
-        with open(filename, "rb") as handle:
-            source = handle.read()
-        after = os.stat(filename)
-        steady = (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size)
-        if steady and len(source) == after.st_size:
+        source, after, steady = read_steady(filename, tries=1)
+        if steady:
             recent = time.time_ns() - after.st_mtime_ns < SETTLE * 1e9
             if not recent or (source.strip() and parses(module, filename, source)):
                 return filename, source
