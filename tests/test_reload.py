@@ -7,11 +7,13 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
 
 from tests.conftest import Project
+from tests.subprocesses import DEADLINE
 
 # Modules append their name here when they execute, so tests can see exactly
 # which modules ran, in which order.
@@ -471,3 +473,38 @@ def test_main_from_imports_follow_the_new_objects(
     assert main["Y"] == "mine"  # rebound by the script itself: left alone
     assert main["gone"]() == 1  # removed from a: the script keeps its object, with a warning
     assert any("__main__ still refers to a.gone" in r.getMessage() for r in caplog.records)
+
+
+def test_the_engine_is_made_once_when_threads_ask_for_it_together(
+    hmr: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher's thread and the program's own ``reload_module`` may be the first to
+    need the engine at the same moment: both get the same one, so their reloads take
+    turns under one lock (two engines applied one save twice, the second time whole)."""
+    from muckrack_hmr.reloader import Reloader
+
+    assert hmr._reloader is None  # made on first use, not at install
+    made: list[object] = []
+    original = Reloader.__init__
+
+    def slow_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        time.sleep(0.05)  # a long first use: the import of the engine, say
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Reloader, "__init__", slow_init)
+    start = threading.Barrier(4)
+    got: list[object] = []
+
+    def first_use() -> None:
+        start.wait(timeout=DEADLINE)
+        got.append(hmr.reloader)
+
+    threads = [threading.Thread(target=first_use) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=DEADLINE)
+    assert len(got) == 4
+    assert len(made) == 1
+    assert all(reloader is got[0] for reloader in got)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,9 @@ class HMR:
         #: What each project module ran, taken by its loader at import.
         self.sources = SourceStore(project, tracker.is_tracked)
         self._reloader: Reloader | None = None
+        # The watcher's thread and the program may both ask for the engine
+        # first: one engine, one lock over its reloads.
+        self._making_reloader = threading.Lock()
         self._cascade = "auto"
         self.watcher: Any = None
 
@@ -38,11 +42,14 @@ class HMR:
         """The reload engine, imported when first needed (not at start-up)."""
         reloader = self._reloader
         if reloader is None:
-            from .reloader import Reloader
+            with self._making_reloader:
+                reloader = self._reloader
+                if reloader is None:
+                    from .reloader import Reloader
 
-            reloader = Reloader(self.tracker, self.hooks, self.project, self.sources)
-            reloader.cascade = self._cascade
-            self._reloader = reloader
+                    reloader = Reloader(self.tracker, self.hooks, self.project, self.sources)
+                    reloader.cascade = self._cascade
+                    self._reloader = reloader
         return reloader
 
     # -- reloading ------------------------------------------------------------
