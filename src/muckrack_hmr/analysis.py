@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ __all__ = [
     "same_shape",
     "static_imports",
     "summarize",
+    "summarize_before",
 ]
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
@@ -443,3 +445,71 @@ def summarize(
             )
         )
     return ModuleSummary(statements, _imports(tree, package))
+
+
+# Line breaks that str.splitlines honours and the parser does not: with one
+# of them in the text, lines would not be counted as ast counts them.
+_ODD_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def summarize_before(
+    source: bytes,
+    filename: str,
+    package: str | None,
+    after: ModuleSummary,
+    after_source: bytes,
+) -> ModuleSummary:
+    """:func:`summarize` of ``source``, the module before an edit that gave ``after_source``.
+
+    The first edit of a module compares what ran (not parsed yet) with the
+    edit (parsed already, to check it): only the lines that differ are
+    parsed, with the statements around them.  A statement of the edited
+    text ends before the first changed line when the next one starts there
+    too (the text up to it is the same, so it is tokenized the same); one
+    that starts after the last changed line is the same when the lines in
+    between parse on their own (no bracket, string or line continuation
+    open at their end) and nothing moved.  Anything else is parsed whole.
+    """
+    text = importlib.util.decode_source(source)
+    after_text = importlib.util.decode_source(after_source)
+    if _ODD_BREAKS.search(text) or _ODD_BREAKS.search(after_text):
+        return summarize(source, filename, package, after)
+    lines = text.splitlines(keepends=True)
+    after_lines = after_text.splitlines(keepends=True)
+    limit = min(len(lines), len(after_lines))
+    same_head = 0  # lines equal from the top
+    while same_head < limit and lines[same_head] == after_lines[same_head]:
+        same_head += 1
+    same_tail = 0  # lines equal from the bottom, not overlapping those
+    while same_tail < limit - same_head and lines[-1 - same_tail] == after_lines[-1 - same_tail]:
+        same_tail += 1
+    statements = after.statements
+    starts = [_first_line(statement.node) for statement in statements]
+    head = 0  # statements[:head] are the same, at the same lines
+    while head + 1 < len(statements) and starts[head + 1] <= same_head:
+        head += 1
+    moved = len(lines) - len(after_lines)
+    tail = len(statements)  # statements[tail:] too, when nothing moved
+    if not moved:
+        while tail > head and starts[tail - 1] > len(after_lines) - same_tail:
+            tail -= 1
+    first = statements[head - 1].node.end_lineno + 1 if head else 1  # type: ignore[operator]
+    last = starts[tail] - 1 if tail < len(statements) else len(lines)
+    middle: list[Statement] = []
+    if last >= first:
+        # Blank lines before the chunk: the parser numbers its lines as the file does.
+        chunk = "\n" * (first - 1) + "".join(lines[first - 1 : last])
+        try:
+            middle = summarize(chunk, filename, package, after).statements
+        except SyntaxError:
+            # Not a whole run of statements on its own (a bracket opened
+            # before, a string that goes on after): the module whole.
+            return summarize(source, filename, package, after)
+    kept = [*statements[:head], *middle, *statements[tail:]]
+    tree = ast.Module(body=[statement.node for statement in kept], type_ignores=[])
+    return ModuleSummary(kept, _imports(tree, package))
+
+
+def _first_line(node: ast.stmt) -> int:
+    decorators: list[ast.expr] = getattr(node, "decorator_list", [])
+    return min([node.lineno, *(decorator.lineno for decorator in decorators)])

@@ -619,7 +619,7 @@ class Reloader:
                 # and a request check that it parses); the old one, not cached
                 # on a module's first edit, then reuses its unchanged statements.
                 new = self.sources.summary(filename, source, package)
-                old = self.sources.summary(filename, old_source, package, new)
+                old = self.sources.summary(filename, old_source, package, new, source)
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
             self._fail(name, exc)
             return None

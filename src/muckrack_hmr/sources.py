@@ -275,20 +275,25 @@ class SourceStore:
         source: bytes,
         package: str | None,
         previous: ModuleSummary | None = None,
+        previous_source: bytes | None = None,
     ) -> ModuleSummary:
         """``source`` parsed; the last few are kept (an edit compares two of them).
 
-        ``previous``, the module parsed before an edit, spares analyzing its
-        unchanged statements again.
+        ``previous``, the other side of an edit, spares analyzing its
+        unchanged statements again; with ``previous_source`` (what it was
+        parsed from), only the lines that differ from it are parsed.
         """
         import hashlib  # not at start-up: a reload needs it
 
         key = (filename, hashlib.blake2b(source, digest_size=16).digest())
         summary = self._summaries.get(key)
         if summary is None:
-            from .analysis import summarize
+            from .analysis import summarize, summarize_before
 
-            summary = summarize(source, filename, package, previous)
+            if previous is not None and previous_source is not None:
+                summary = summarize_before(source, filename, package, previous, previous_source)
+            else:
+                summary = summarize(source, filename, package, previous)
             self._summaries[key] = summary
             if len(self._summaries) > _SUMMARY_CACHE_SIZE:
                 self._summaries.popitem(last=False)
