@@ -10,18 +10,17 @@ import os
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from . import _core_py
-
 NO_EXTENSIONS = os.environ.get("MUCKRACK_HMR_NO_EXTENSIONS", "") not in ("", "0")
 
 if TYPE_CHECKING:
+    from . import _core_py
     from ._core_py import DependencyGraph, ImportTracker, resolve_relative
 
     USING_EXTENSION = False
     core: ModuleType = _core_py
 else:
-    core: ModuleType = _core_py
     USING_EXTENSION = False
+    core = None
     if not NO_EXTENSIONS:
         try:
             from . import _hmr_core as core
@@ -29,6 +28,9 @@ else:
             pass
         else:
             USING_EXTENSION = True
+    if core is None:
+        # Imported only when it runs: start-up does not pay for both cores.
+        from . import _core_py as core
     DependencyGraph = core.DependencyGraph
     ImportTracker = core.ImportTracker
     resolve_relative = core.resolve_relative

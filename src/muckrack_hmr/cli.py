@@ -53,6 +53,20 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter, told the terminal's width.
+
+    Left to itself, it imports ``shutil`` (and with it bz2, lzma...) to ask,
+    each time an option is added: a cost every start paid for a help text
+    that is almost never printed.
+    """
+    try:
+        columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+    except (ValueError, OSError):
+        columns = 80
+    return argparse.HelpFormatter(prog, width=max(columns - 2, 20))
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog=PROG,
@@ -67,6 +81,7 @@ def _parser() -> _Parser:
         ),
         add_help=False,
         allow_abbrev=False,
+        formatter_class=_formatter,
     )
     parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
     parser.add_argument(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import sysconfig
 import traceback
 from types import FrameType, TracebackType
 
@@ -38,7 +38,11 @@ def strip_own_frames(tb: TracebackType | None) -> TracebackType | None:
     return result
 
 
+@functools.cache
 def _library_prefixes() -> tuple[str, ...]:
+    """Where the standard library and installed packages are (asked for when first needed)."""
+    import sysconfig
+
     paths = sysconfig.get_paths()
     found = {
         os.path.realpath(paths[key]) + os.sep
@@ -48,15 +52,14 @@ def _library_prefixes() -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-_LIBRARIES = _library_prefixes()
-
-
 def _is_library(filename: str) -> bool:
     if filename.startswith("<"):
         return True  # <frozen ...>, <string>: not a file the user edits
     path = os.path.realpath(filename)
     parts = path.split(os.sep)
-    return path.startswith(_LIBRARIES) or "site-packages" in parts or "dist-packages" in parts
+    if path.startswith(_library_prefixes()):
+        return True
+    return "site-packages" in parts or "dist-packages" in parts
 
 
 def location_of(exc: BaseException) -> str:

@@ -24,21 +24,22 @@ _PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
 _SHIM_DIR = os.path.join(os.path.dirname(_PACKAGE_DIR), "muckrack")
 
 
-def _excluded_dirs() -> list[str]:
+def _excluded_dirs(never: set[str]) -> list[str]:
     """Folders whose modules are never project code, even under a project root.
 
     A virtualenv made inside the project folder is the usual reason: its
     site-packages lies under the root but must never be reloaded.
     """
+    paths = sysconfig.get_paths()
     dirs = {
         sys.prefix,
         sys.exec_prefix,
         sys.base_prefix,
         sys.base_exec_prefix,
-        *_never_project_dirs(),
+        *never,
     }
     for key in ("stdlib", "platstdlib"):
-        path = sysconfig.get_paths().get(key)
+        path = paths.get(key)
         if path:
             dirs.add(path)
     return sorted({os.path.realpath(path) for path in dirs})
@@ -46,9 +47,10 @@ def _excluded_dirs() -> list[str]:
 
 def _never_project_dirs() -> set[str]:
     """site-packages and this package: excluded even when a root lies inside them."""
+    paths = sysconfig.get_paths()
     dirs = {_PACKAGE_DIR, _SHIM_DIR}
     for key in ("purelib", "platlib"):
-        path = sysconfig.get_paths().get(key)
+        path = paths.get(key)
         if path:
             dirs.add(path)
     with contextlib.suppress(AttributeError):  # some embedded interpreters lack it
@@ -78,7 +80,7 @@ class ProjectFilter:
         never = _never_project_dirs()
         self.excluded = [
             path
-            for path in _excluded_dirs()
+            for path in _excluded_dirs(never)
             # A root inside an excluded folder (a project kept under the
             # interpreter's prefix) still counts: its excluded parent doesn't.
             # site-packages never does: its modules are never reloaded.
