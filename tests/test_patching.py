@@ -1116,3 +1116,87 @@ def test_a_new_method_using_its_class_cell_follows_later_edits_where_a_decorator
     project.write("m.py", source.format(added=added.format(tag="v2")))
     assert hmr.reload_module("m")[0] == ["m"]
     assert (instance.name(), core.REG["name"](instance)) == (("v2", "C"), ("v2", "C"))
+
+
+SLOTTED = """\
+{above}from dataclasses import dataclass
+
+
+class Point:
+    __slots__ = ("x", "y")
+    KIND = "{kind}"
+
+    def __init__(self, x, y):
+        self.x = x
+        self.y = y
+
+    def norm(self):
+        return {norm}
+
+
+@dataclass(slots=True)
+class Pair:
+    a: int
+    b: int = {default}
+
+    def total(self):
+        return self.a + self.b
+"""
+
+
+@pytest.mark.parametrize("edit", ["lines above", "class attribute", "run whole"])
+def test_a_slotted_class_made_again_keeps_its_instances_working(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture, edit: str
+) -> None:
+    """A class with ``__slots__`` (or a ``@dataclass(slots=True)``) whose statement runs
+    again: old and new instances read and write their slots, and run the new methods."""
+    values = {"above": "", "kind": "v1", "norm": "self.x + self.y", "default": "0"}
+    project.write("a.py", SLOTTED.format(**values))
+    (a,) = fresh(hmr, "a")
+    Point, Pair = a.Point, a.Pair
+    point, pair = Point(3, 4), Pair(1, 2)
+    assert (point.norm(), pair.total()) == (7, 3)
+
+    values["norm"] = "(self.x**2 + self.y**2) ** 0.5"
+    if edit == "lines above":
+        values["above"] = "import os\n\nSEP = os.sep\n\n"
+    else:
+        values["kind"] = "v2"
+        values["default"] = "5"
+    project.write("a.py", SLOTTED.format(**values))
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        assert hmr.reload_module("a", force=edit == "run whole")[0] == ["a"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (a.Point, a.Pair) == (Point, Pair)
+    assert point.norm() == 5.0
+    point.x = 6
+    point.y = 8
+    assert point.norm() == 10.0
+    fresh_point = a.Point(5, 12)
+    assert fresh_point.norm() == 13.0
+    assert isinstance(fresh_point, Point)
+    assert pair.total() == 3
+    pair.b = 10
+    assert pair.total() == 11
+    assert a.Pair(1).total() == (1 if edit == "lines above" else 6)
+    assert Point.KIND == ("v1" if edit == "lines above" else "v2")
+
+
+def test_a_slotted_class_whose_slots_changed_is_refused(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """New slots need a new instance layout: the live class and its instances stay as
+    they were, the rest of the module applies, and the log says a restart is needed."""
+    values = {"above": "", "kind": "v1", "norm": "self.x + self.y", "default": "0"}
+    project.write("a.py", SLOTTED.format(**values) + "\ndef f():\n    return 'old'\n")
+    (a,) = fresh(hmr, "a")
+    Point, point = a.Point, a.Point(3, 4)
+    source = SLOTTED.format(**values).replace('("x", "y")', '("x", "y", "z")')
+    project.write("a.py", source + "\ndef f():\n    return 'new'\n")
+    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+        hmr.reload_module("a")
+    assert a.Point is Point
+    assert point.norm() == 7
+    assert a.f() == "new"
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("a.Point: its __slots__ changed" in m and "restart" in m for m in messages)

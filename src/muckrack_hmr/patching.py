@@ -300,6 +300,10 @@ class _Patcher:
         members = _members(new)
         for key, value in members.items():
             current = old.__dict__.get(key)
+            if _own_slot(new, value) and _own_slot(old, current):
+                # A slot's descriptor reads its own class's instance layout:
+                # the live class keeps its own (the slots are the same).
+                continue
             nested = self._nested_pair(old, key, current, value)
             if nested is not None:
                 # ``Outer.Inner``: patched in place too, so that its instances
@@ -536,6 +540,11 @@ def _members(cls: type) -> dict[str, Any]:
         for key, value in cls.__dict__.items()
         if key not in _CLASS_INTERNALS and not _is_member(cls, key)
     }
+
+
+def _own_slot(cls: type, value: Any) -> bool:
+    """Is ``value`` the descriptor of one of ``cls``'s own ``__slots__``?"""
+    return isinstance(value, types.MemberDescriptorType) and value.__objclass__ is cls
 
 
 def _is_member(cls: type, key: str) -> bool:
