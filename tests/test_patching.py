@@ -1179,7 +1179,7 @@ def test_a_slotted_class_made_again_keeps_its_instances_working(
     pair.b = 10
     assert pair.total() == 11
     assert a.Pair(1).total() == (1 if edit == "lines above" else 6)
-    assert Point.KIND == ("v1" if edit == "lines above" else "v2")
+    assert ("v1" if edit == "lines above" else "v2") == Point.KIND
 
 
 def test_a_slotted_class_whose_slots_changed_is_refused(
