@@ -617,3 +617,46 @@ def test_a_body_edit_of_a_module_everyone_imports_looks_at_no_dependent(
     assert uses.FIRST == "v2"
     assert set(sources._consumptions) - analyzed_before - {"core"} == {"uses"}
     assert [m.marker() for m in modules[:2]] == ["own", "own"]
+
+
+STAR_SOURCE = """\
+__all__ = [{exports}]
+
+
+def f():
+    return "f"
+
+
+def {second}():
+    return "{second}"
+"""
+
+
+@pytest.mark.parametrize("edit", ["dropped from __all__", "renamed", "no __all__"])
+def test_a_star_import_follows_what_the_module_exports_now(
+    project: Project, hmr: Any, edit: str
+) -> None:
+    """``from .m import *`` in a package: a name ``m`` no longer exports leaves the
+    package, as in a cold start; a new one joins it."""
+    project.write("pkg/__init__.py", "from .m import *\n\nLOADED = True\n")
+    project.write("pkg/m.py", STAR_SOURCE.format(exports='"f", "g"', second="g"))
+    (pkg,) = fresh(hmr, "pkg")
+    assert (pkg.f(), pkg.g()) == ("f", "g")
+
+    if edit == "dropped from __all__":
+        source = STAR_SOURCE.format(exports='"f"', second="g")
+        gone, new = ["g"], []
+    elif edit == "renamed":
+        source = STAR_SOURCE.format(exports='"f", "h"', second="h")
+        gone, new = ["g"], ["h"]
+    else:
+        source = STAR_SOURCE.format(exports="", second="h").replace("__all__ = []\n", "")
+        gone, new = ["g"], ["h"]
+    project.write("pkg/m.py", source)
+    hmr.reload_module("pkg.m")
+    for name in gone:
+        assert not hasattr(pkg, name), name
+    for name in new:
+        assert getattr(pkg, name)() == name
+    assert pkg.f() == "f"
+    assert pkg.LOADED

@@ -82,20 +82,28 @@ def rebind_importers(
     skip: set[str],
     rebound: list[str],
 ) -> None:
-    """Point ``from name import x`` bindings of modules not re-executed at the new ``x``."""
+    """Point ``from name import x`` bindings of modules not re-executed at the new ``x``.
+
+    A ``from name import *`` is followed in every importer, the ones that run
+    again included: running the statement again adds what ``name`` exports
+    now, but would leave what it no longer exports.
+    """
     # Functions and classes patched in place kept their identity: only
-    # names now bound to another object (or gone) need rebinding.
+    # names now bound to another object (or gone, or new) need rebinding.
     replaced = {key for key, value in old.items() if new.get(key, _GONE) is not value}
+    replaced.update(key for key in new if key not in old)
     if not replaced:
         return
     for importer in graph.binders(name, replaced):
-        if importer in skip:
-            continue  # re-executed in this transaction: it imports afresh
         bound = graph.bound_names(importer, name)
         module = sys.modules.get(importer)
         if module is None:
             continue
         namespace = module.__dict__
+        if "*" in bound:
+            _rebind_star(importer, namespace, name, old, new, rebound=rebound)
+        if importer in skip:
+            continue  # re-executed in this transaction: it imports afresh
         filename = getattr(module, "__file__", None)
         aliases = (
             from_import_aliases(filename, namespace.get("__package__"))
@@ -103,10 +111,7 @@ def rebind_importers(
             else {}
         )
         for attr in bound:
-            if attr == "*":
-                _rebind_star(importer, namespace, name, old, new)
-                continue
-            if attr not in old:
+            if attr == "*" or attr not in old:
                 continue
             previous = old[attr]
             for alias in aliases.get((name, attr), [attr]):
@@ -120,28 +125,41 @@ def rebind_importers(
                         _warn_removed(importer, name, attr)
 
 
+def star_exports(namespace: dict[str, Any]) -> list[str]:
+    """What ``from module import *`` binds, for a module with this namespace."""
+    exported = namespace.get("__all__")
+    if isinstance(exported, list | tuple):
+        return [attr for attr in exported if isinstance(attr, str) and attr in namespace]
+    return [key for key in namespace if not key.startswith("_")]
+
+
 def _rebind_star(
     importer: str,
     namespace: dict[str, Any],
     name: str,
     old: dict[str, Any],
     new: dict[str, Any],
+    *,
+    rebound: list[str],
 ) -> None:
-    """``from name import *``: update every public name still bound to its old object."""
-    exported = old.get("__all__")
-    if not isinstance(exported, list | tuple):
-        exported = [key for key in old if not key.startswith("_")]
-    for attr in exported:
-        if attr not in old or namespace.get(attr) is not old[attr]:
+    """``from name import *``: the importer holds what ``name`` exports now.
+
+    A name still bound to what ``name`` exported before is updated, or
+    removed when ``name`` no longer exports it (as a fresh start would not
+    have it).  A name the importer bound itself is left alone.
+    """
+    now = set(star_exports(new))
+    for attr in star_exports(old):
+        if attr not in namespace or namespace[attr] is not old[attr]:
             continue
-        if attr in new:
+        if attr not in now:
+            del namespace[attr]
+            log.info("hmr: %s.%s is gone: %s no longer exports it", importer, attr, name)
+        elif new[attr] is not old[attr]:
             namespace[attr] = new[attr]
-        else:
-            _warn_removed(importer, name, attr)
-    new_exported = new.get("__all__")
-    if not isinstance(new_exported, list | tuple):
-        new_exported = [key for key in new if not key.startswith("_")]
-    for attr in new_exported:
-        # Names the new code added to the star export appear too.
-        if attr not in old and attr not in namespace and attr in new:
+            rebound.append(f"{importer}.{attr}")
+    for attr in now:
+        # Names the new code added to the export appear too.
+        if attr not in namespace:
             namespace[attr] = new[attr]
+            rebound.append(f"{importer}.{attr}")
