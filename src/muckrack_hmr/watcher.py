@@ -49,9 +49,13 @@ _IDLE_SLICE = 0.02
 _IDLE_PAUSE = 0.005
 # The share of a core the program's threads may use for the program to count as idle.
 _QUIET = 0.2
-#: The longest the file events wait for a busy start-up to end (seconds).
-SETUP_PATIENCE = 10.0
-# No project module imported for this long: the start-up is over, busy or not.
+#: The longest the file events wait for a start-up that keeps importing (seconds).
+#: Only a program that imports project modules without a pause of _IMPORTS_OVER
+#: waits this long; a save made meanwhile is found once they start.  A long
+#: start-up (a big app, or one run 40x slower under valgrind) must not pay for
+#: the watches while it imports.
+SETUP_PATIENCE = 120.0
+# No module imported for this long: the start-up is over, busy or not.
 _IMPORTS_OVER = 0.25
 # How often the watcher looks whether the start-up has quietened.
 _QUIET_LOOK = 0.02
@@ -187,18 +191,21 @@ class Watcher:
         """Wait until the program's start-up is over, or SETUP_PATIENCE.
 
         Over means: its threads are quiet for a moment, or it has imported no
-        project module for ``_IMPORTS_OVER`` (a program that computes right
-        after its imports, and never rests).
+        module for ``_IMPORTS_OVER`` (a program that computes right after its
+        imports, and never rests).  Any module counts, not only the project's:
+        a program that imports a big library before its own modules is still
+        starting.
         """
         started = time.monotonic()
         deadline = started + SETUP_PATIENCE
         self._activity.quiet()
-        loaded, since = len(self.project.loaded), started
+        modules = sys.modules
+        loaded, since = len(modules), started
         while not self._stopping.wait(_QUIET_LOOK):
             now = time.monotonic()
             if self._activity.quiet() or now >= deadline:
                 return
-            count = len(self.project.loaded)
+            count = len(modules)
             if count != loaded:
                 loaded, since = count, now
             elif now - since >= _IMPORTS_OVER:
