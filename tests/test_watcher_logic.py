@@ -843,3 +843,43 @@ def test_a_same_size_save_between_the_import_and_the_first_look_is_applied(
     rig.settle()
     assert rig.transactions == [["a"]]
     assert a.f() == "OLD"
+
+
+class _Busy:
+    """A program that never rests (its threads always use the CPU)."""
+
+    def quiet(self) -> bool:
+        return False
+
+
+def test_file_events_wait_while_the_program_imports_a_library(project: Project, hmr: Any) -> None:
+    """A busy start-up that imports only library modules for a while (a big framework
+    before the project's own code) is still a start-up: the file events, which cost as
+    much as a few dozen imports, wait until imports pause for ``_IMPORTS_OVER``."""
+    watcher = Watcher(hmr, debounce=DEBOUNCE, backend=FakeBackend())
+    watcher._activity = _Busy()  # type: ignore[assignment]
+    importing = threading.Event()
+    done: list[float] = []
+
+    def library_imports() -> None:
+        # One module every 50 ms for 0.75 s: five times less than the pause that ends
+        # a start-up; none of them is project code.
+        importing.set()
+        for index in range(15):
+            sys.modules[f"_hmr_test_library_{index}"] = type(sys)(f"_hmr_test_library_{index}")
+            time.sleep(0.05)
+        done.append(time.monotonic())
+
+    loader = threading.Thread(target=library_imports)
+    try:
+        loader.start()
+        importing.wait(timeout=5)
+        watcher._settle_in()
+        settled = time.monotonic()
+        loader.join(timeout=5)
+        assert done, "the imports did not finish"
+        # Settled only once the imports had paused: not while they went on.
+        assert settled >= done[0] - 0.05
+    finally:
+        for index in range(15):
+            sys.modules.pop(f"_hmr_test_library_{index}", None)
