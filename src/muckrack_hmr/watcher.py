@@ -55,10 +55,15 @@ _QUIET = 0.2
 #: start-up (a big app, or one run 40x slower under valgrind) must not pay for
 #: the watches while it imports.
 SETUP_PATIENCE = 120.0
-# No module imported for this long: the start-up is over, busy or not.
+# No module imported for this long: the start-up is over, busy or not; or for
+# this many times the time an import took on average, up to _LONGEST_PAUSE.
 _IMPORTS_OVER = 0.25
-# How often the watcher looks whether the start-up has quietened.
+_PAUSE_IN_IMPORTS = 20
+_LONGEST_PAUSE = 5.0
+# How often the watcher looks whether the start-up has quietened, and how many
+# looks in a row must find the program quiet.
 _QUIET_LOOK = 0.02
+_QUIET_LOOKS = 3
 # A file changed this recently may have changed again within its clock's tick (ns).
 _RACY_NS = 2_000_000_000
 
@@ -191,24 +196,33 @@ class Watcher:
         """Wait until the program's start-up is over, or SETUP_PATIENCE.
 
         Over means: its threads are quiet for a moment, or it has imported no
-        module for ``_IMPORTS_OVER`` (a program that computes right after its
-        imports, and never rests).  Any module counts, not only the project's:
-        a program that imports a big library before its own modules is still
-        starting.
+        module for a while (a program that computes right after its imports,
+        and never rests).  Any module counts, not only the project's: a
+        program that imports a big library before its own modules is still
+        starting.  The while is ``_IMPORTS_OVER``, or many times the program's
+        own pace of imports when that is slower (a slow machine, or valgrind):
+        a module that takes long to run is not the end of the imports.
         """
         started = time.monotonic()
         deadline = started + SETUP_PATIENCE
         self._activity.quiet()
         modules = sys.modules
-        loaded, since = len(modules), started
+        first = loaded = len(modules)
+        since = started
+        quiet = 0  # looks in a row that found the program quiet
         while not self._stopping.wait(_QUIET_LOOK):
             now = time.monotonic()
-            if self._activity.quiet() or now >= deadline:
+            # One quiet look may be a busy program that did not get the CPU
+            # (a loaded machine): quiet means quiet for a few looks in a row.
+            quiet = quiet + 1 if self._activity.quiet() else 0
+            if quiet >= _QUIET_LOOKS or now >= deadline:
                 return
             count = len(modules)
             if count != loaded:
                 loaded, since = count, now
-            elif now - since >= _IMPORTS_OVER:
+                continue
+            pace = (since - started) / max(loaded - first, 1)  # seconds per import so far
+            if now - since >= min(max(_IMPORTS_OVER, _PAUSE_IN_IMPORTS * pace), _LONGEST_PAUSE):
                 return
 
     def stop(self) -> None:
