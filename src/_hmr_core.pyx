@@ -910,10 +910,23 @@ cdef class ImportTracker:
 
     def forget_statements(self, importer):
         """Forget which import statements ``importer`` ran, before it re-executes."""
+        cdef Py_ssize_t slot
+        cdef PyObject* cached
         with self.lock:
             seen = self._seen.get(importer)
             if seen is not None and seen is not _UNTRACKED:
                 seen.clear()
+            # The fast path's cache holds the namespaces it saw: the one of a
+            # module about to be imported afresh (a test module under
+            # ``pytest --hmr``) must not stay alive through it.
+            for slot in range(_CACHE_SIZE):
+                cached = self._cached_globals[slot]
+                if cached != NULL and PyDict_GetItem(<object>cached, _NAME) != NULL:
+                    if <object>PyDict_GetItem(<object>cached, _NAME) == importer:
+                        Py_XDECREF(self._cached_globals[slot])
+                        Py_XDECREF(self._cached_seen[slot])
+                        self._cached_globals[slot] = NULL
+                        self._cached_seen[slot] = NULL
 
     def trim_statements(self):
         """Forget the statements recorded for modules whose import finished; how many names.

@@ -822,3 +822,57 @@ def test_results_equal_a_fresh_run(
             if test_id not in ran:
                 assert before.get(test_id) == outcome, f"{context}: {test_id} not re-run"
         before = after
+
+
+UNITTEST_FILE = """\
+import unittest
+from unittest import TestCase  # collected as a test class that has no test
+
+
+class TestThing(unittest.TestCase):
+    def test_one(self):
+        self.assertEqual(1 + 1, 2)
+"""
+
+# Counts, after each run, the module objects of the test file still alive: earlier
+# imports of it must go once a new one replaced them.
+COUNTING_CONFTEST = """\
+import gc
+import types
+
+
+def pytest_terminal_summary(terminalreporter):
+    gc.collect()
+    alive = sum(
+        1
+        for obj in gc.get_objects()
+        if isinstance(obj, dict) and obj.get("__name__") == "test_thing" and "TestThing" in obj
+    )
+    terminalreporter.write_line(f"ALIVE {alive}")
+"""
+
+
+def test_full_runs_release_the_earlier_imports_of_test_modules(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """Each ``a`` imports the test modules afresh; the earlier imports are freed, also
+    for a file where pytest collected a class that gave no test (``TestCase`` imported
+    into the module), whose class fixtures pytest keys by the node."""
+    write(proj / "test_thing.py", UNITTEST_FILE)
+    write(proj / "conftest.py", COUNTING_CONFTEST)
+    session = watch(proj, stdin=True)
+
+    def alive(run: Run) -> int:
+        counts = [int(line.split()[1]) for line in run.lines if line.startswith("ALIVE ")]
+        assert counts, run.lines
+        return counts[-1]
+
+    assert alive(session.run()) == 1
+    seen = []
+    for _ in range(6):
+        session.child.send("a")
+        run = session.run()
+        assert run.summary.startswith("1 passed"), run.lines
+        seen.append(alive(run))
+    # The new import and, until the run is over, the one it replaced: never more.
+    assert max(seen) <= 2, seen

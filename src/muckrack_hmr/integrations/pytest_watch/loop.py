@@ -25,6 +25,7 @@ the tests' outcomes, :mod:`.report`'s.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -178,6 +179,10 @@ class WatchLoop:
         ]
         elsewhere = f"; {len(failing)} failing test(s) not re-run" if failing else ""
         self.report.line(f"hmr: watching for changes{elsewhere} ({CONTROLS})")
+        # The run's results are out: what the earlier imports of the test
+        # modules left (cycles of classes, functions and their module) goes now,
+        # while the loop waits, rather than piling up run after run.
+        gc.collect()
 
     # -- waiting ---------------------------------------------------------------------
 

@@ -40,6 +40,8 @@ class TestFile:
     path: Path
     collectors: list[pytest.File] = field(default_factory=list)
     items: list[pytest.Item] = field(default_factory=list)
+    #: the collectors inside it (classes...), those that gave no item included
+    inner: list[pytest.Collector] = field(default_factory=list)
 
     def module(self) -> ModuleType | None:
         """The imported test module, if the file is one and it imported."""
@@ -56,12 +58,19 @@ class TestFile:
 
     def nodes(self) -> list[Any]:
         """Every node of the file: collectors, classes, items (for forgetting them)."""
-        found: dict[int, Any] = {id(collector): collector for collector in self.collectors}
+        found: dict[int, Any] = {id(node): node for node in [*self.collectors, *self.inner]}
         for item in self.items:
             for node in item.listchain():
                 if node.path == self.path or isinstance(node, pytest.Item):
                     found.setdefault(id(node), node)
         return list(found.values())
+
+
+def _file_above(node: Any) -> pytest.File | None:
+    """The file node ``node`` lies in."""
+    while node is not None and not isinstance(node, pytest.File):
+        node = node.parent
+    return node
 
 
 def file_of(item: pytest.Item) -> pytest.File | None:
@@ -129,6 +138,15 @@ class Suite:
             if test_file is None:
                 test_file = self.files[key] = TestFile(collector.path)
             test_file.collectors.append(collector)
+        else:
+            # A class with no test (``from unittest import TestCase``, collected
+            # as a test class) is on no item's chain: it is remembered here, or
+            # what pytest registered for it (its class fixtures, keyed by the
+            # node) would keep every earlier import of the module alive.
+            owner = _file_above(collector)
+            test_file = self.files.get(real(owner.path)) if owner is not None else None
+            if test_file is not None:
+                test_file.inner.append(collector)
 
     def assign(self, items: list[pytest.Item]) -> None:
         """Attach the items of the first collection to their files."""
@@ -177,6 +195,7 @@ class Suite:
         if known is not None:
             known.collectors = []
             known.items = []
+            known.inner = []
         parent, target = self._parent_of(path)
         if parent is None or target is None:
             return []
