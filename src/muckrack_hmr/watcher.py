@@ -50,7 +50,7 @@ _IDLE_PAUSE = 0.005
 # The share of a core the program's threads may use for the program to count as idle.
 _QUIET = 0.2
 #: The longest the file events wait for a start-up that keeps importing (seconds).
-#: Only a program that imports project modules without a pause of _IMPORTS_OVER
+#: Only a program that keeps importing modules without a pause (see _settle_in)
 #: waits this long; a save made meanwhile is found once they start.  A long
 #: start-up (a big app, or one run 40x slower under valgrind) must not pay for
 #: the watches while it imports.
