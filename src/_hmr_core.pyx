@@ -912,6 +912,7 @@ cdef class ImportTracker:
         """Forget which import statements ``importer`` ran, before it re-executes."""
         cdef Py_ssize_t slot
         cdef PyObject* cached
+        cdef PyObject* name
         with self.lock:
             seen = self._seen.get(importer)
             if seen is not None and seen is not _UNTRACKED:
@@ -921,12 +922,14 @@ cdef class ImportTracker:
             # ``pytest --hmr``) must not stay alive through it.
             for slot in range(_CACHE_SIZE):
                 cached = self._cached_globals[slot]
-                if cached != NULL and PyDict_GetItem(<object>cached, _NAME) != NULL:
-                    if <object>PyDict_GetItem(<object>cached, _NAME) == importer:
-                        Py_XDECREF(self._cached_globals[slot])
-                        Py_XDECREF(self._cached_seen[slot])
-                        self._cached_globals[slot] = NULL
-                        self._cached_seen[slot] = NULL
+                if cached == NULL:
+                    continue
+                name = PyDict_GetItem(<object>cached, _NAME)
+                if name != NULL and <object>name == importer:
+                    Py_XDECREF(self._cached_globals[slot])
+                    Py_XDECREF(self._cached_seen[slot])
+                    self._cached_globals[slot] = NULL
+                    self._cached_seen[slot] = NULL
 
     def trim_statements(self):
         """Forget the statements recorded for modules whose import finished; how many names.

@@ -434,6 +434,34 @@ def test_version_names_the_core(proj: Path, core_env: dict[str, str], core_name:
     assert other not in lines[0]
 
 
+def test_start_up_imports_only_what_runs(
+    proj: Path, core_env: dict[str, str], core_name: str
+) -> None:
+    """Start-up pays for neither the core that does not run, nor the reload engine before
+    a reload needs it, nor what argparse would import to ask the terminal's width."""
+    write(
+        proj / "main.py",
+        """\
+        import json
+        import sys
+
+        names = ["shutil", "muckrack_hmr._core_py", "muckrack_hmr._hmr_core",
+                 "muckrack_hmr.reloader"]
+        print(json.dumps({name: name in sys.modules for name in names}))
+        """,
+    )
+    got = run_hmr(["--no-watch", "main.py"], cwd=proj, env=core_env)
+
+    assert got.returncode == 0, got.stderr
+    loaded = json.loads(got.stdout.strip().splitlines()[-1])
+    assert loaded == {
+        "shutil": False,
+        "muckrack_hmr._core_py": core_name == "py",
+        "muckrack_hmr._hmr_core": core_name == "c",
+        "muckrack_hmr.reloader": False,
+    }
+
+
 # -- 9. reloading through __hmr__ ----------------------------------------------------
 
 

@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .relocation import first_line
+
 __all__ = [
     "Frame",
     "ModuleSummary",
@@ -96,7 +98,7 @@ def _frame(statement: Statement) -> Frame | None:
     segment = statement.text.split(":", 2)[2]
     if not segment.isascii():
         return None  # positions count UTF-8 bytes: cut only where they are characters
-    first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    first = first_line(node)
     starts = [0]
     for line in segment.splitlines(keepends=True):
         starts.append(starts[-1] + len(line))
@@ -414,7 +416,7 @@ def summarize(
     known = {} if previous is None else {s.text: s for s in previous.statements}
     statements = []
     for node in tree.body:
-        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
+        first = first_line(node)
         segment = "".join(lines[first - 1 : node.end_lineno])
         key = f"{node.col_offset}:{node.end_col_offset}:{segment}"
         twin = known.get(key)
@@ -484,7 +486,7 @@ def summarize_before(
     while same_tail < limit - same_head and lines[-1 - same_tail] == after_lines[-1 - same_tail]:
         same_tail += 1
     statements = after.statements
-    starts = [_first_line(statement.node) for statement in statements]
+    starts = [first_line(statement.node) for statement in statements]
     head = 0  # statements[:head] are the same, at the same lines
     while head + 1 < len(statements) and starts[head + 1] <= same_head:
         head += 1
@@ -508,8 +510,3 @@ def summarize_before(
     kept = [*statements[:head], *middle, *statements[tail:]]
     tree = ast.Module(body=[statement.node for statement in kept], type_ignores=[])
     return ModuleSummary(kept, _imports(tree, package))
-
-
-def _first_line(node: ast.stmt) -> int:
-    decorators: list[ast.expr] = getattr(node, "decorator_list", [])
-    return min([node.lineno, *(decorator.lineno for decorator in decorators)])

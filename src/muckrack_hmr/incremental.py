@@ -37,6 +37,7 @@ from .body_edits import (
     original_function,
 )
 from .patching import PatchReport, may_register, patch_class_now, set_code
+from .rebinding import star_exports
 from .relocation import align_class, align_function, first_line, shift_code
 
 __all__ = [
@@ -507,10 +508,7 @@ def _star_exports(node: ast.ImportFrom, package: str | None) -> set[str] | None:
         return None
     if source is None:
         return None
-    names = getattr(source, "__all__", None)
-    if names is None:
-        return {name for name in vars(source) if not name.startswith("_")}
-    return {name for name in names if isinstance(name, str)}
+    return set(star_exports(vars(source)))
 
 
 def _future_flags(summary: ModuleSummary) -> int:

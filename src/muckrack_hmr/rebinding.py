@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["from_import_aliases", "rebind_importers"]
+__all__ = ["from_import_aliases", "rebind_importers", "star_exports"]
 
 log = logging.getLogger("muckrack_hmr")
 
@@ -128,7 +128,7 @@ def rebind_importers(
 def star_exports(namespace: dict[str, Any]) -> list[str]:
     """What ``from module import *`` binds, for a module with this namespace."""
     exported = namespace.get("__all__")
-    if isinstance(exported, list | tuple):
+    if isinstance(exported, list | tuple | set | frozenset):
         return [attr for attr in exported if isinstance(attr, str) and attr in namespace]
     return [key for key in namespace if not key.startswith("_")]
 

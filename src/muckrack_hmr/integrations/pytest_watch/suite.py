@@ -66,15 +66,8 @@ class TestFile:
         return list(found.values())
 
 
-def _file_above(node: Any) -> pytest.File | None:
-    """The file node ``node`` lies in."""
-    while node is not None and not isinstance(node, pytest.File):
-        node = node.parent
-    return node
-
-
-def file_of(item: pytest.Item) -> pytest.File | None:
-    """The file node an item belongs to."""
+def file_of(item: pytest.Item | pytest.Collector) -> pytest.File | None:
+    """The file node an item (or a collector inside a file) belongs to."""
     for node in reversed(item.listchain()):
         if isinstance(node, pytest.File):
             return node
@@ -143,7 +136,7 @@ class Suite:
             # as a test class) is on no item's chain: it is remembered here, or
             # what pytest registered for it (its class fixtures, keyed by the
             # node) would keep every earlier import of the module alive.
-            owner = _file_above(collector)
+            owner = file_of(collector)
             test_file = self.files.get(real(owner.path)) if owner is not None else None
             if test_file is not None:
                 test_file.inner.append(collector)
