@@ -74,3 +74,46 @@ def test_the_mentions_index_follows_what_each_module_spells() -> None:
     assert pattern.search(b"x = core.marker()")
     assert pattern.search(b"x = core.\tf")
     assert not pattern.search(b"x = core.markers + marker + f()")
+
+
+def test_a_read_takes_the_whole_file_even_when_it_grew_since_its_size_was_taken(
+    tmp_path: Any,
+) -> None:
+    from muckrack_hmr import capture
+
+    path = tmp_path / "m.py"
+    path.write_bytes(b"x = 1\n" * 50_000)
+    with open(path, "rb") as handle:  # the size taken is smaller than the file
+        assert capture._read_all(handle.fileno(), 10) == path.read_bytes()
+    with open(path, "rb") as handle:  # exactly the size: one read, to the end
+        assert capture._read_all(handle.fileno(), path.stat().st_size) == path.read_bytes()
+    source, stat, steady = capture.read_steady(str(path))
+    assert (source, stat.st_size, steady) == (path.read_bytes(), len(source), True)
+
+
+def test_a_read_that_a_write_overlaps_is_done_again(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from muckrack_hmr import capture
+
+    path = tmp_path / "m.py"
+    path.write_bytes(b"x = 1\n")
+    real_read_all = capture._read_all
+    reads: list[bytes] = []
+
+    def read_all_then_write(descriptor: int, expected: int) -> bytes:
+        data = real_read_all(descriptor, expected)
+        reads.append(data)
+        if len(reads) == 1:  # a save lands while the first read is under way
+            path.write_bytes(b"x = 2  # saved\n")
+        return data
+
+    monkeypatch.setattr(capture, "_read_all", read_all_then_write)
+    source, stat, steady = capture.read_steady(str(path))
+    assert reads == [b"x = 1\n", b"x = 2  # saved\n"]
+    assert (source, stat.st_size, steady) == (b"x = 2  # saved\n", len(source), True)
+    # With one try only (the watcher's), the read is reported as not steady.
+    path.write_bytes(b"x = 1\n")
+    reads.clear()
+    source, _, steady = capture.read_steady(str(path), tries=1)
+    assert (source, steady) == (b"x = 1\n", False)

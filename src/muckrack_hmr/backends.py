@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from .capture import digest
+
 __all__ = [
     "BACKENDS",
     "CLOSED",
@@ -201,9 +203,7 @@ _RACY_MAX_SIZE = 1 << 20
 def _content_digest(path: str) -> bytes | None:
     try:
         with open(path, "rb") as handle:
-            import hashlib
-
-            return hashlib.blake2b(handle.read(), digest_size=16).digest()
+            return digest(handle.read())
     except OSError:
         return None
 

@@ -25,12 +25,25 @@ from collections.abc import Callable
 from importlib.machinery import SourceFileLoader
 from typing import Any
 
-__all__ = ["Captured", "SourceCapture", "read_steady"]
+try:
+    # The one hash used here, without the cost of ``hashlib`` at start-up
+    # (it loads OpenSSL); hashlib's own blake2b is this one.
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # an interpreter built without it
+    from hashlib import blake2b as _blake2b
+
+__all__ = ["Captured", "SourceCapture", "digest", "read_steady"]
 
 log = logging.getLogger("muckrack_hmr")
 
 # Tries at a read that no write overlaps; the last read is kept whatever happens.
 _TRIES = 4
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def digest(data: bytes) -> bytes:
+    """The digest sources and files are compared by (16 bytes of BLAKE2b)."""
+    return _blake2b(data, digest_size=16).digest()
 
 
 class Captured:
@@ -53,17 +66,37 @@ def read_steady(path: str, tries: int = _TRIES) -> tuple[bytes, os.stat_result, 
     over it leaves this one as it was): a write that overlaps the read
     changes them, and the read is done again, ``tries`` times at most.
     """
-    with open(path, "rb", buffering=0) as handle:
-        descriptor = handle.fileno()
+    # Plain descriptors: every project module is read at import, and a file
+    # object costs twice the system calls (an fstat of its own, a seek, a
+    # second read for the end of the file).
+    descriptor = os.open(path, _READ_FLAGS)
+    try:
         for _ in range(tries):
             before = os.fstat(descriptor)
-            source = handle.readall()
+            source = _read_all(descriptor, before.st_size)
             after = os.fstat(descriptor)
             steady = (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size)
             if steady:
                 break
-            handle.seek(0)
+            os.lseek(descriptor, 0, os.SEEK_SET)
+    finally:
+        os.close(descriptor)
     return source, after, steady and len(source) == after.st_size
+
+
+def _read_all(descriptor: int, expected: int) -> bytes:
+    """Everything from the position to the end, in one read when the file is ``expected`` long.
+
+    A read of one byte more than expected that comes back short has met the
+    end of the file; one that does not (the file grew) reads on to the end.
+    """
+    first = os.read(descriptor, expected + 1)
+    if len(first) <= expected:
+        return first
+    chunks = [first]
+    while chunk := os.read(descriptor, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class _Reading:

@@ -16,7 +16,6 @@ A call to :meth:`Reloader.reload` is one transaction:
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import linecache
 import logging
@@ -29,6 +28,7 @@ from types import CodeType, ModuleType
 from typing import Any
 
 from .analysis import ModuleSummary, static_imports, summarize
+from .capture import digest as source_digest
 from .errors import first_line, location_of, user_traceback
 from .hooks import CASCADES, ErrorHandler, Hook, Hooks
 from .incremental import (
@@ -226,7 +226,7 @@ class Reloader:
 
     def _compile(self, filename: str, source: bytes) -> CodeType:
         """Compile ``source``; the same bytes read again reuse the code object."""
-        digest = hashlib.blake2b(source, digest_size=16).digest()
+        digest = source_digest(source)
         cached = self._code_cache.get(filename)
         if cached is not None and cached[0] == digest:
             return cached[1]

@@ -13,13 +13,12 @@ Saves come in many shapes, and none may be missed or applied half-written:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from dataclasses import dataclass
 from stat import S_ISLNK
 from typing import Any
 
+from .capture import digest
 from .datafiles import DataFiles
 from .sources import SETTLE
 
@@ -32,34 +31,45 @@ log = logging.getLogger("muckrack_hmr")
 OPEN_PATIENCE = 2.0
 
 
-def digest(data: bytes) -> bytes:
-    """The digest the watcher compares contents by."""
-    return hashlib.blake2b(data, digest_size=16).digest()
+# Plain classes, not dataclasses: this module is imported at start-up, and
+# making a dataclass costs a compile of its generated methods.
 
 
-@dataclass
 class FileState:
     """What the watcher told the user about one file, so that it says it once."""
 
-    problem: str = ""  # the warning last logged for it ("" when fine)
-    waiting: str = ""  # why the watcher waits for it ("" when it doesn't)
-    failed: bytes | None = None  # digest of a content whose reload failed
+    __slots__ = ("failed", "problem", "waiting")
+
+    def __init__(self) -> None:
+        self.problem = ""  # the warning last logged for it ("" when fine)
+        self.waiting = ""  # why the watcher waits for it ("" when it doesn't)
+        self.failed: bytes | None = None  # digest of a content whose reload failed
 
 
-@dataclass(frozen=True)
 class Judged:
     """A finished save with new code: the bytes to apply, and their digest."""
 
-    source: bytes
-    digest: bytes
+    __slots__ = ("digest", "source")
+
+    def __init__(self, source: bytes, digest: bytes) -> None:
+        self.source = source
+        self.digest = digest
+
+    def __repr__(self) -> str:
+        return f"Judged({len(self.source)} bytes, digest={self.digest.hex()})"
 
 
-@dataclass
 class Wait:
     """A file that looks unfinished: judge it again at ``until`` (or at its next event)."""
 
-    until: float
-    why: str
+    __slots__ = ("until", "why")
+
+    def __init__(self, until: float, why: str) -> None:
+        self.until = until
+        self.why = why
+
+    def __repr__(self) -> str:
+        return f"Wait(until={self.until!r}, why={self.why!r})"
 
 
 class SaveJudge:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .capture import Captured, read_steady
+from .capture import Captured, digest, read_steady
 from .mentions import Mentions
 
 if TYPE_CHECKING:
@@ -283,9 +283,7 @@ class SourceStore:
         unchanged statements again; with ``previous_source`` (what it was
         parsed from), only the lines that differ from it are parsed.
         """
-        import hashlib  # not at start-up: a reload needs it
-
-        key = (filename, hashlib.blake2b(source, digest_size=16).digest())
+        key = (filename, digest(source))
         summary = self._summaries.get(key)
         if summary is None:
             from .analysis import summarize, summarize_before
