@@ -166,6 +166,9 @@ def project(proj: Path) -> Path:
 
 CALC = "tests/test_calc.py"
 TEXT = "tests/test_text.py"
+# Python 3.12+: tests are selected by the functions they executed (sys.monitoring);
+# before, by the modules their test file imports.
+BY_EXECUTION = sys.version_info >= (3, 12)
 
 
 def test_inert_without_hmr(proj: Path) -> None:
@@ -545,6 +548,9 @@ def test_module_state_and_monkeypatching_behave_as_in_a_fresh_run(
         "tests/test_state.py::test_patched": "PASSED",
         "tests/test_state.py::test_real": "PASSED",
     }
+    if BY_EXECUTION:  # the tests that called add; test_first on a fresh import
+        del expected["tests/test_state.py::test_second"]
+        del expected["tests/test_state.py::test_patched"]
     for body in ("return b + a", "return a + b"):
         write(proj / "app" / "calc.py", f"def add(a, b):\n    {body}\n")
         assert session.run().outcomes == expected
@@ -594,10 +600,15 @@ def test_selection_counts_only_the_tests_left_after_deselection(
     assert first.outcomes == {f"{TEXT}::test_shout": "PASSED"}
     assert first.summary.startswith("1 passed, 2 deselected")
 
-    # Every test of app.calc is deselected: one line, and no empty run.
+    # Every test of app.calc is deselected: one line, and no empty run.  By
+    # execution, none of them ever ran: none is affected.
     write(proj / "app" / "calc.py", "def add(a, b):\n    return a + b + 1\n")
     session.expect("hmr: reloaded app.calc")
-    session.expect("hmr: no tests to run: 2 affected tests deselected; collected in")
+    if BY_EXECUTION:
+        session.expect("hmr: no test is affected: none ran what changed; collected in")
+    else:
+        session.expect("hmr: no tests to run: 2 affected tests deselected; collected in")
+    session.expect("hmr: watching for changes")
     write(proj / "app" / "text.py", "def shout(word):\n    return word.upper() + ''\n")
     run = session.run()
     assert run.lines[0] == "hmr: changed app/text.py"  # nothing ran in between
@@ -876,3 +887,150 @@ def test_full_runs_release_the_earlier_imports_of_test_modules(
         seen.append(alive(run))
     # The new import and, until the run is over, the one it replaced: never more.
     assert max(seen) <= 2, seen
+
+
+# -- selection by what the tests executed (Python 3.12+) ------------------------------
+
+
+def package_project(proj: Path) -> Path:
+    """The common layout: the package's __init__ imports all its modules."""
+    write(proj / "pytest.ini", "[pytest]\n")
+    write(proj / "shop" / "__init__.py", "from . import prices, stock\nfrom .prices import LIMIT\n")
+    write(
+        proj / "shop" / "prices.py",
+        """\
+        LIMIT = 100
+
+        def total(items):
+            return sum(items)
+
+        def capped(items):
+            return min(total(items), LIMIT)
+
+        def discount(price, rate=10):
+            return price - price * rate // 100
+        """,
+    )
+    write(
+        proj / "shop" / "stock.py",
+        """\
+        def count(shelf):
+            return len(shelf)
+
+        def make_shelf(size):
+            return ["item"] * size
+        """,
+    )
+    write(
+        proj / "tests" / "conftest.py",
+        """\
+        import pytest
+        import shop
+
+        @pytest.fixture(scope="session")
+        def shelf():
+            return shop.stock.make_shelf(3)
+        """,
+    )
+    write(
+        proj / "tests" / "test_prices.py",
+        """\
+        import shop
+
+        def test_total():
+            assert shop.prices.total([1, 2]) == 3
+
+        def test_capped():
+            assert shop.prices.capped([60, 60]) == 100
+
+        def test_discount():
+            assert shop.prices.discount(100) == 90
+        """,
+    )
+    write(
+        proj / "tests" / "test_stock.py",
+        """\
+        import shop
+
+        def test_count(shelf):
+            assert shop.stock.count(shelf) == 3
+
+        def test_again(shelf):
+            assert len(shelf) == 3
+
+        def test_other():
+            assert shop.stock.count([]) == 0
+        """,
+    )
+    write(
+        proj / "tests" / "test_limit.py",
+        """\
+        from shop.prices import LIMIT
+
+        def test_limit():
+            assert LIMIT == 100
+        """,
+    )
+    write(proj / "tests" / "__init__.py", "")
+    return proj
+
+
+@pytest.mark.skipif(not BY_EXECUTION, reason="sys.monitoring: Python 3.12+")
+def test_tests_are_selected_by_the_functions_they_executed(
+    proj: Path, watch: Callable[..., Watch], core_env: dict[str, str]
+) -> None:
+    session = watch(package_project(proj), stdin=True)
+    assert session.run().summary.startswith("7 passed")
+    prices = proj / "shop" / "prices.py"
+    stock = proj / "shop" / "stock.py"
+
+    # A body edit of total: the two tests that ran it (capped calls total),
+    # not every test of the package that every test file imports.
+    write(prices, prices.read_text().replace("return sum(items)", "return sum(items) + 1"))
+    run = session.run()
+    assert run.outcomes == {
+        "tests/test_prices.py::test_total": "FAILED",
+        "tests/test_prices.py::test_capped": "PASSED",
+    }
+    assert run.has("hmr: selected 2 tests in 1 file: tests/test_prices.py;")
+
+    # A default argument: the test that called the function.
+    write(prices, prices.read_text().replace("rate=10", "rate=20"))
+    assert session.run().outcomes == {"tests/test_prices.py::test_discount": "FAILED"}
+
+    # The code a session fixture ran: set up again, and every user runs, not
+    # only the first one (the later ones never executed the fixture's code).
+    write(stock, stock.read_text().replace('["item"] * size', '["item"] * (size + 1)'))
+    run = session.run()
+    assert run.outcomes == {
+        "tests/test_stock.py::test_count": "FAILED",
+        "tests/test_stock.py::test_again": "FAILED",
+    }
+
+    # A module constant: the tests whose code reads it, and the test file that
+    # bound it at import (imported again, so its binding is the new value).
+    write(prices, prices.read_text().replace("LIMIT = 100", "LIMIT = 50"))
+    run = session.run()
+    assert run.outcomes == {
+        "tests/test_prices.py::test_capped": "FAILED",
+        "tests/test_limit.py::test_limit": "FAILED",
+    }
+
+    # Every test's latest outcome is the one a fresh run of the tree gives.
+    latest = {
+        **dict.fromkeys(
+            [
+                "tests/test_prices.py::test_total",
+                "tests/test_prices.py::test_capped",
+                "tests/test_prices.py::test_discount",
+                "tests/test_stock.py::test_count",
+                "tests/test_stock.py::test_again",
+                "tests/test_limit.py::test_limit",
+            ],
+            "FAILED",
+        ),
+        "tests/test_stock.py::test_other": "PASSED",
+    }
+    assert fresh_pytest(proj, core_env)[1] == latest
+    session.child.send("a")
+    assert session.run().outcomes == latest

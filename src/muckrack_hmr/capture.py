@@ -23,6 +23,7 @@ import os
 import threading
 from collections.abc import Callable
 from importlib.machinery import SourceFileLoader
+from types import CodeType
 from typing import Any
 
 try:
@@ -130,6 +131,8 @@ class SourceCapture:
     ) -> None:
         self.is_project_file = is_project_file
         self.sink = sink
+        #: called with the code of each project module imported (pytest --hmr arms it)
+        self.listeners: list[Callable[[CodeType], None]] = []
         self._saved: dict[str, Any] = {}
 
     def install(self) -> None:
@@ -165,6 +168,11 @@ class SourceCapture:
                 # Never the program's import: without its source, the module's
                 # first reload runs it whole.
                 log.exception("hmr: could not keep the source of %s", fullname)
+            for listener in capture.listeners:
+                try:
+                    listener(code)
+                except Exception:
+                    log.exception("hmr: a listener failed on the code of %s", fullname)
             return code
 
         def path_stats(loader: Any, path: str) -> Any:

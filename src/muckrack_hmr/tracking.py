@@ -17,7 +17,7 @@ from typing import Any
 from . import _core
 from .capture import SourceCapture
 
-__all__ = ["ProjectFilter", "active", "install", "uninstall"]
+__all__ = ["ProjectFilter", "active", "capture", "install", "uninstall"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
 # The ``python -m muckrack.hmr`` shim lives beside the package.
@@ -227,6 +227,12 @@ def install(
     builtins.__hmr__ = hmr  # type: ignore[attr-defined]
     capture.install()
     return hmr
+
+
+def capture() -> SourceCapture | None:
+    """The installation's source capture (its ``listeners`` see each project module's code)."""
+    found: SourceCapture | None = _state.get("capture")
+    return found
 
 
 def uninstall() -> None:

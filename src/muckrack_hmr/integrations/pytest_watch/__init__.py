@@ -18,6 +18,7 @@ __all__ = ["configure", "install"]
 
 _HMR = pytest.StashKey[Any]()
 _COMMANDS = pytest.StashKey[int | None]()
+_RECORDER = pytest.StashKey[Any]()
 
 
 def install(config: pytest.Config) -> None:
@@ -40,6 +41,23 @@ def install(config: pytest.Config) -> None:
         hmr.close()
     config.stash[_HMR] = hmr
     config.stash[_COMMANDS] = _command_input(config)
+    config.stash[_RECORDER] = _recorder()
+
+
+def _recorder() -> Any:
+    """What each test executes, recorded from now on (None before Python 3.12).
+
+    Started before the conftests are imported: every project module imported
+    from here on has its functions armed as its code is loaded.
+    """
+    from ... import tracking
+    from .executed import Recorder
+
+    recorder = Recorder.start()
+    capture = tracking.capture()
+    if recorder is not None and capture is not None:
+        capture.listeners.append(recorder.arm_module)
+    return recorder
 
 
 def configure(config: pytest.Config) -> None:
@@ -57,7 +75,9 @@ def configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--hmr-debounce must be >= 0 ms")
     if _HMR not in config.stash:  # the plugin was registered after the conftests were loaded
         install(config)
-    loop = WatchLoop(config, config.stash[_HMR], config.stash[_COMMANDS])
+    loop = WatchLoop(
+        config, config.stash[_HMR], config.stash[_COMMANDS], config.stash.get(_RECORDER, None)
+    )
     config.pluginmanager.register(loop, "hmr-watch")
 
 

@@ -171,10 +171,18 @@ class Selection:
         self.whole: set[str] = set()
         #: test file -> the fixtures whose users in it are run
         self.partial: dict[str, set[str]] = {}
+        #: test file -> the tests in it that executed what changed
+        self.tests: dict[str, set[str]] = {}
 
     def files(self) -> set[str]:
         """Every test file selected, whole or in part."""
-        return self.whole | set(self.partial)
+        return self.whole | set(self.partial) | set(self.tests)
+
+    def add_executed(self, whole: set[str], tests: dict[str, set[str]]) -> None:
+        """Add what executed the changed code: files to run whole, single tests."""
+        self.whole |= whole
+        for key, nodeids in tests.items():
+            self.tests.setdefault(key, set()).update(nodeids)
 
     def reached_conftests(self, code_reached: set[str]) -> set[str]:
         """Conftests reached by a change of code they import."""
@@ -201,6 +209,7 @@ class Selection:
         """
         self.whole = set()
         self.partial = {}
+        self.tests = {}
         if self.run_all:
             self.whole = set(self.suite.files) | changes.tests
             return
@@ -255,6 +264,8 @@ class Selection:
         """Run ``item``? All of a file run whole; the users of the fixtures otherwise."""
         owner = file_of(item)
         key = real(owner.path) if owner is not None else ""
-        if key in self.whole or key not in self.partial:
+        if key in self.whole or key not in self.files():
             return True
-        return bool(self.partial[key].intersection(getattr(item, "fixturenames", ())))
+        if item.nodeid in self.tests.get(key, ()):
+            return True
+        return bool(self.partial.get(key, set()).intersection(getattr(item, "fixturenames", ())))

@@ -39,6 +39,7 @@ import pytest
 
 from .changes import Classifier, Selection
 from .events import Batch, Events
+from .executed import Executed
 from .fixtures import Fixtures
 from .reimport import Reimporter
 from .report import CONTROLS, Report
@@ -66,7 +67,9 @@ class _Messages(logging.Handler):
 class WatchLoop:
     """The plugin behind ``--hmr`` (registered as ``hmr-watch``)."""
 
-    def __init__(self, config: pytest.Config, hmr: Any, commands: int | None) -> None:
+    def __init__(
+        self, config: pytest.Config, hmr: Any, commands: int | None, recorder: Any = None
+    ) -> None:
         self.config = config
         self.hmr = hmr
         self.commands = commands
@@ -81,11 +84,28 @@ class WatchLoop:
         #: test files whose run waits for a module that failed to reload
         self.pending: set[str] = set()
         self._quit = False
+        #: what each test, shared fixture and test file collection executed
+        self.executed = Executed(recorder, hmr, self.suite, self.reimport)
 
     # -- pytest hooks ----------------------------------------------------------
 
     def pytest_collectstart(self, collector: pytest.Collector) -> None:
         self.suite.saw(collector)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
+        with self.executed.collecting(collector):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
+        with self.executed.running(item):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef: Any) -> Any:
+        with self.executed.setting_up(fixturedef):
+            return (yield)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -102,6 +122,7 @@ class WatchLoop:
         self.suite.assign(list(session.items))
         self.reimport.begin(session, Fixtures(session))
         self.hmr.remember_sources()
+        self.executed.arm_loaded()
         self._refresh()
         if self.commands is not None:
             self.events.read_commands(self.commands)
@@ -124,6 +145,7 @@ class WatchLoop:
 
     def pytest_unconfigure(self) -> None:
         self.events.close()
+        self.executed.close()
 
     # -- one run ---------------------------------------------------------------------
 
@@ -265,11 +287,13 @@ class WatchLoop:
         selection.affected(changes, code_reached)
         files = selection.files()
 
+        edits = self.executed.edits(changes.code) if not changes.deleted_code else None
         if changes.code:
             failing = set(self.hmr.reloader.failing)
             result, messages = self._reload(changes.code)
             if result.reloaded:
                 self.report.line(f"hmr: reloaded {result.summary()} in {result.total_ms:.1f} ms")
+                self.executed.arm_modules(sys.modules.get(name) for name in result.reloaded)
             # As the CLI says it (the engine's own line is not printed here).
             for name in sorted(failing - self.hmr.reloader.failing):
                 self.report.line(f"hmr: {name} recovered")
@@ -287,6 +311,15 @@ class WatchLoop:
                     red=True,
                 )
                 return
+            if edits is not None and self.executed.dependents_ran(edits, result.reloaded):
+                # What the edits changed (and the dependents that ran again
+                # rebound) is told in functions and names: the tests that
+                # executed those are selected, not every test importing them.
+                found = self.executed.select(edits)
+                if found is not None:
+                    code_reached = set()
+                    selection.affected(changes, code_reached)
+                    selection.add_executed(*found)
         if changes.deleted_code or changes.candidates or changes.deleted_tests:
             importlib.invalidate_caches()
         for name in changes.deleted_code:
@@ -303,6 +336,7 @@ class WatchLoop:
                 self._wait_for_fix(selection.files(), [self.report.relative(key)])
                 return
             module, changed = reimported
+            self.executed.arm_modules([module])
             # Edited alone: the tests using what changed; reached by a change
             # of code it imports: the tests using any of its fixtures.
             names = changed if edited_only else None
@@ -360,6 +394,7 @@ class WatchLoop:
 
     def _collect(self, files: set[str], keep: set[str]) -> None:
         """Collect ``files`` again (see :meth:`.Reimporter.collect`); watch new folders."""
+        self.executed.recollecting(files)
         self.reimport.collect(files, keep)
         self._refresh()
 
@@ -388,14 +423,15 @@ class WatchLoop:
     def _nothing_to_run(
         self, items: list[pytest.Item], deselected: list[pytest.Item], lines: list[str]
     ) -> bool:
-        """Say so when pytest deselected every affected test: no empty run is started.
+        """Say so when no test is affected, or pytest deselected every one: no empty run.
 
         A collection error still gets its run, which reports it.
         """
-        if items or not deselected or self.report.collect_errors:
+        if items or self.report.collect_errors:
             return False
         for text in lines:
             self.report.line(text)
+        self.report.line(f"hmr: watching for changes ({CONTROLS})")
         return True
 
     def _selection_line(
@@ -408,6 +444,8 @@ class WatchLoop:
         now = time.perf_counter()
         elapsed = f"collected in {(now - collected) * 1000.0:.1f} ms"
         count = len(items)
+        if not count and not deselected:
+            return f"hmr: no test is affected: none ran what changed; {elapsed}"
         if deselected and not count:
             gone = len(deselected)
             return (

@@ -1,0 +1,111 @@
+"""What an edit changed, as ``pytest --hmr`` selects tests by it (functions and names)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from muckrack_hmr.integrations.pytest_watch.edits import changed_definitions, consumed_names
+
+BASE = """\
+LIMIT = 10
+
+def total(items):
+    return sum(items)
+
+def outer():
+    def inner():
+        return 1
+    return inner()
+
+class Cart:
+    size = 3
+
+    def add(self, item, count=1):
+        return count
+
+    @property
+    def empty(self):
+        return True
+"""
+
+
+def edited(old: str, new: str) -> tuple[list[str], list[str]] | None:
+    edit = changed_definitions(textwrap.dedent(old).encode(), textwrap.dedent(new).encode())
+    return None if edit is None else (sorted(edit.qualnames), sorted(edit.names))
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        # Moved, not changed: lines added above, a blank line, a comment.
+        ("def total(items):", "\n\n# moved\ndef total(items):", ([], [])),
+        ("    return sum(items)", "    return sum(items) + 1", (["total"], [])),
+        ("        return 1", "        return 2", (["outer"], [])),
+        ("count=1", "count=2", (["Cart.add"], [])),
+        ("        return True", "        return False", (["Cart.empty"], [])),
+        ("    size = 3", "    size = 4", ([], ["size"])),
+        ("LIMIT = 10", "LIMIT = 11", ([], ["LIMIT"])),
+        ("LIMIT = 10", "LIMIT = 10\nfrom os import sep", ([], ["sep"])),
+        ("def total(items):", "def total2(items):", (["total", "total2"], ["total", "total2"])),
+        ("LIMIT = 10", '"""A docstring."""\nLIMIT = 10', ([], [])),
+        # What cannot be told in functions and names.
+        ("LIMIT = 10", "LIMIT = compute()", None),
+        ("LIMIT = 10", "LIMIT = 10\nregister(total)", None),
+        ("class Cart:", "class Cart(Base):", None),
+        ("def total(items):", "@cached\ndef total(items):", None),
+        ("LIMIT = 10", "LIMIT = 10\nsettings.debug = True", None),
+        ("LIMIT = 10", "LIMIT = (", None),
+    ],
+)
+def test_an_edit_is_told_in_changed_functions_and_names(
+    before: str, after: str, expected: tuple[list[str], list[str]] | None
+) -> None:
+    assert BASE.count(before) >= 1
+    assert edited(BASE, BASE.replace(before, after, 1)) == expected
+
+
+def test_the_same_statements_in_another_order_are_a_doubt() -> None:
+    assert edited("A = 1\nB = 2\n", "B = 2\nA = 1\n") is None
+    assert edited("A = 1\nB = 2\n", "A = 1\nB = 2\n") == ([], [])
+
+
+def test_a_dependent_that_ran_again_rebinds_what_it_consumed() -> None:
+    source = (
+        b"from .prices import LIMIT\nDOUBLE = 2 * LIMIT\nOTHER = 1\n\ndef f():\n    return LIMIT\n"
+    )
+    assert consumed_names(source, {"LIMIT"}) == {"LIMIT", "DOUBLE"}
+    assert consumed_names(b"print(LIMIT)\n", {"LIMIT"}) is None
+    assert consumed_names(b"X = 1\n", {"LIMIT"}) == set()
+
+
+def test_the_recorder_records_each_function_once_per_context() -> None:
+    import sys
+
+    from muckrack_hmr.integrations.pytest_watch.executed import Record, Recorder, functions_in
+
+    recorder = Recorder.start()
+    if sys.version_info < (3, 12):
+        assert recorder is None  # the loop selects by imports there
+        return
+    assert recorder is not None
+    try:
+        namespace: dict[str, object] = {"__name__": "probe"}
+        source = "X = 1\ndef f():\n    return g() + X\ndef g():\n    return 1\n"
+        exec(compile(source, "/probe.py", "exec"), namespace)
+        recorder.arm(functions_in(namespace))
+        f = namespace["f"]
+        first, second, idle = Record(), Record(), Record()
+        with recorder.recording(first):
+            for _ in range(3):
+                f()  # type: ignore[operator]
+        with recorder.recording(second):
+            namespace["g"]()  # type: ignore[operator]
+        assert first.keys == {("/probe.py", "f"), ("/probe.py", "g")}
+        assert second.keys == {("/probe.py", "g")}  # armed again for the next context
+        assert recorder.hits(first, lambda key: False, {"X"})  # f mentions X
+        assert not recorder.hits(second, lambda key: False, {"X"})
+        assert not idle.keys
+    finally:
+        recorder.close()
