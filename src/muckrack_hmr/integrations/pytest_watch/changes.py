@@ -12,7 +12,6 @@ the fixtures that changed.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from ...capture import digest
 from .events import Events
 from .reimport import Reimporter
 from .suite import Suite, file_of, real
@@ -29,12 +29,8 @@ from .suite import Suite, file_of, real
 __all__ = ["Changes", "Classifier", "Selection"]
 
 
-def _blake(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
 # An empty file: truncated, with the content still to come.
-_EMPTY = _blake(b"")
+_EMPTY = digest(b"")
 
 
 def _digest(path: str) -> bytes | None:
@@ -43,7 +39,7 @@ def _digest(path: str) -> bytes | None:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return None
         with open(path, "rb") as handle:
-            return _blake(handle.read())
+            return digest(handle.read())
     except OSError:
         return None
 
@@ -125,15 +121,15 @@ class Classifier:
             if not known and path not in loaded and not path.endswith((".py", ".pyw")):
                 continue  # a log, a data file, a pipe: nothing the tests import
             exists = os.path.exists(path)
-            digest = _digest(path) if exists else None
-            if known and digest == self.digests[path]:
+            content = _digest(path) if exists else None
+            if known and content == self.digests[path]:
                 continue  # touched, or saved unchanged
-            if digest == _EMPTY and known:
+            if content == _EMPTY and known:
                 # Truncated: the write that follows brings the content.  Told
                 # by the content read, not by another look at the file: the
                 # write may land in between.
                 continue
-            self.digests[path] = digest
+            self.digests[path] = content
             if path in self.reimport.conftests:
                 changes.conftests.add(path)
             elif path in self.suite.files:

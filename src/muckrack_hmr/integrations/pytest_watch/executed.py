@@ -275,8 +275,29 @@ class Executed:
             if isinstance(module, types.ModuleType):
                 recorder.arm(functions_in(module.__dict__))
 
+    def running(self, item: Any) -> contextlib.AbstractContextManager[None]:
+        def done(record: Record) -> None:
+            record.uses = [
+                self.shared[fixturedef]
+                for fixturedef in _shared_fixtures(item)
+                if fixturedef in self.shared
+            ]
+            self.tests[item.nodeid] = record
+
+        return self._recording(done)
+
+    def setting_up(self, fixturedef: Any) -> contextlib.AbstractContextManager[None]:
+        if getattr(fixturedef, "scope", "function") == "function":
+            return contextlib.nullcontext()  # recorded as part of its test
+
+        def done(record: Record) -> None:
+            self.shared[fixturedef] = record
+
+        return self._recording(done)
+
     @contextlib.contextmanager
-    def running(self, item: Any) -> Iterator[None]:
+    def _recording(self, done: Callable[[Record], None]) -> Iterator[None]:
+        """Record the block into a new record, handed to ``done`` (nothing without a recorder)."""
         recorder = self.recorder
         if recorder is None:
             yield
@@ -286,25 +307,7 @@ class Executed:
             with recorder.recording(record):
                 yield
         finally:
-            record.uses = [
-                self.shared[fixturedef]
-                for fixturedef in _shared_fixtures(item)
-                if fixturedef in self.shared
-            ]
-            self.tests[item.nodeid] = record
-
-    @contextlib.contextmanager
-    def setting_up(self, fixturedef: Any) -> Iterator[None]:
-        recorder = self.recorder
-        if recorder is None or getattr(fixturedef, "scope", "function") == "function":
-            yield  # a function's fixture is recorded as part of its test
-            return
-        record = Record()
-        try:
-            with recorder.recording(record):
-                yield
-        finally:
-            self.shared[fixturedef] = record
+            done(record)
 
     def arm_loaded(self) -> None:
         """Arm the functions of every project module and conftest loaded so far."""
