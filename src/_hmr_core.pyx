@@ -789,6 +789,11 @@ cdef class ImportTracker:
                         if <object>found is None:
                             return False
                         path = <str>found + filename[slash + 1 :]
+                        found = PyDict_GetItem(self._loaded, path)
+                        if found != NULL and (<tuple>found)[0] != importer:
+                            # Claimed by another module already (an alias?):
+                            # the classifier decides whose file it is.
+                            return bool(self._classify(importer, globals))
                         encoded = PyUnicode_EncodeFSDefault(path)
                         if b"\0" not in encoded:  # else os.lstat's error, below
                             c_path = encoded

@@ -508,3 +508,36 @@ def test_the_engine_is_made_once_when_threads_ask_for_it_together(
     assert len(got) == 4
     assert len(made) == 1
     assert all(reloader is got[0] for reloader in got)
+
+
+def test_a_module_aliasing_another_ones_file_does_not_take_its_saves(
+    project: Project, hmr: Any
+) -> None:
+    """toolz's ``tlz.itertoolz`` copies ``toolz.itertoolz`` and its ``__file__``: a save of
+    the file is the real module's (its loader ran that file), never the alias's."""
+    project.write("real.py", "def f():\n    return 1\n")
+    project.write(
+        "make_alias.py",
+        """\
+import importlib.machinery
+import sys
+import types
+
+import real
+
+alias = types.ModuleType("alias")
+alias.__dict__.update(real.__dict__)
+alias.__name__ = "alias"
+alias.__spec__ = importlib.machinery.ModuleSpec("alias", None)
+sys.modules["alias"] = alias
+""",
+    )
+    project.write("user.py", "import make_alias\nimport alias\n\ndef call():\n    return alias.f()\n")
+    user = importlib.import_module("user")
+    path = os.path.realpath(os.path.join(project.root, "real.py"))
+    assert hmr.tracker.is_tracked("alias")  # the alias is project code too
+    assert hmr.project.loaded[path][0] == "real"
+    project.write("real.py", "def f():\n    return 2\n")
+    reloaded, _ = hmr.reload_module(hmr.project.loaded[path][0])
+    assert reloaded == ["real"]
+    assert user.call() == 2  # the alias holds the same function, patched in place

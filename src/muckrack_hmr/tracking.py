@@ -166,8 +166,30 @@ class ProjectFilter:
                 return False  # a link that leads out of the project
             path = real
             stat = _stat(path, os.stat)
+        previous = self.loaded.get(path)
+        if (
+            previous is not None
+            and previous[0] != name
+            and not self._ran_from(namespace, path)
+            and self._ran_from(getattr(sys.modules.get(previous[0]), "__dict__", None), path)
+        ):
+            # An alias that claims the file (toolz's ``tlz.itertoolz`` copies
+            # ``toolz.itertoolz`` and its ``__file__``): the file stays with
+            # the module whose code it is, the one a save must reload.
+            return True
         self.loaded[path] = (name, None if stat is None else (stat.st_mtime_ns, stat.st_size))
         return True
+
+    def _ran_from(self, namespace: Any, path: str) -> bool:
+        """Was the module of ``namespace`` loaded from the project file ``path`` (its spec says)?"""
+        spec = namespace.get("__spec__") if isinstance(namespace, dict) else None
+        origin = getattr(spec, "origin", None)
+        if not isinstance(origin, str):
+            return False
+        found = self._project_path(origin)
+        if found is not None and found != path and os.path.islink(found):
+            found = self._project_path(os.path.realpath(found))
+        return found == path
 
 
 def _stat(path: str, how: Callable[[str], os.stat_result]) -> os.stat_result | None:
