@@ -1200,3 +1200,44 @@ def test_a_slotted_class_whose_slots_changed_is_refused(
     assert a.f() == "new"
     messages = [r.getMessage() for r in caplog.records]
     assert any("a.Point: its __slots__ changed" in m and "restart" in m for m in messages)
+
+
+INSTANCE_PROPERTY = """\
+from operator import attrgetter
+
+
+class instanceproperty(property):
+    \"\"\"A property whose class-level value is ``classval`` (as toolz's).\"\"\"
+
+    def __init__(self, fget=None, classval=None):
+        self.classval = classval
+        property.__init__(self, fget)
+
+    def __get__(self, obj, type=None):
+        return self.classval if obj is None else property.__get__(self, obj, type)
+
+
+class Compose:
+    __slots__ = ("first",)
+{extra}
+    def __init__(self, first):
+        self.first = first
+
+    first_name = instanceproperty(attrgetter("first.__name__"), classval="Compose")
+"""
+
+
+def test_a_property_subclass_keeps_its_type_and_state_when_its_class_changes(
+    project: Project, hmr: Any
+) -> None:
+    """toolz's ``instanceproperty`` holds a class-level value: a class edit that installs
+    the new descriptor must keep the subclass, not make a plain ``property`` of it."""
+    project.write("a.py", INSTANCE_PROPERTY.format(extra=""))
+    (a,) = fresh(hmr, "a")
+    item = a.Compose(len)
+    assert (a.Compose.first_name, item.first_name) == ("Compose", "len")
+    project.write("a.py", INSTANCE_PROPERTY.format(extra="    LIMIT = 1\n"))
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert a.Compose.LIMIT == 1
+    assert type(a.Compose.__dict__["first_name"]).__name__ == "instanceproperty"
+    assert (a.Compose.first_name, item.first_name) == ("Compose", "len")

@@ -532,7 +532,9 @@ alias.__spec__ = importlib.machinery.ModuleSpec("alias", None)
 sys.modules["alias"] = alias
 """,
     )
-    project.write("user.py", "import make_alias\nimport alias\n\ndef call():\n    return alias.f()\n")
+    project.write(
+        "user.py", "import make_alias\nimport alias\n\ndef call():\n    return alias.f()\n"
+    )
     user = importlib.import_module("user")
     path = os.path.realpath(os.path.join(project.root, "real.py"))
     assert hmr.tracker.is_tracked("alias")  # the alias is project code too

@@ -109,3 +109,9 @@ def test_the_recorder_records_each_function_once_per_context() -> None:
         assert not idle.keys
     finally:
         recorder.close()
+
+
+def test_an_edit_of_all_is_told_in_the_names_that_came_or_went() -> None:
+    assert edited("__all__ = ['a', 'b']\n", "__all__ = ['a']\n") == ([], ["b"])
+    assert edited("__all__ = ('a',)\n", "__all__ = ('a', 'c')\n") == ([], ["c"])
+    assert edited("__all__ = ['a']\n", "__all__ = ['a'] + other.__all__\n") is None

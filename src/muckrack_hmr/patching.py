@@ -465,6 +465,10 @@ class _Patcher:
         if isinstance(value, staticmethod | classmethod):
             return type(value)(self._rehome(cls, value.__func__))
         if isinstance(value, property):
+            if type(value) is not property:
+                # A subclass (toolz's instanceproperty) may hold more than its
+                # accessors, and take other arguments: it is kept as it is.
+                return value
             return property(
                 self._rehome(cls, value.fget),
                 self._rehome(cls, value.fset),

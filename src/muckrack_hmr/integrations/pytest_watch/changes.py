@@ -62,6 +62,7 @@ class Changes:
     tests: set[str] = field(default_factory=set)
     deleted_tests: set[str] = field(default_factory=set)
     conftests: set[str] = field(default_factory=set)
+    new_conftests: set[str] = field(default_factory=set)
     candidates: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
@@ -139,6 +140,12 @@ class Classifier:
                 (changes.code if exists else changes.deleted_code).append(name)
             elif exists and self.suite.wanted(path) and self.test_file_name(path):
                 changes.candidates.add(path)
+            elif (
+                exists
+                and os.path.basename(path) == "conftest.py"
+                and (os.path.dirname(path) in self.suite.dirs or self.suite.wanted(path))
+            ):
+                changes.new_conftests.add(path)
             else:
                 continue
             changes.paths.append(path)

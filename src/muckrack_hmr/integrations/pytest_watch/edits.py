@@ -32,11 +32,13 @@ _DEFINITIONS = (*_FUNCTIONS, ast.ClassDef)
 class Edit:
     """The functions (qualified names) and the names an edit of one module changed."""
 
-    __slots__ = ("names", "qualnames")
+    __slots__ = ("names", "namespace", "qualnames")
 
     def __init__(self) -> None:
         self.qualnames: set[str] = set()
         self.names: set[str] = set()
+        #: names came or went: code that lists a namespace (``vars(m)``) sees it too
+        self.namespace = False
 
     def __bool__(self) -> bool:
         return bool(self.qualnames or self.names)
@@ -87,6 +89,7 @@ def _compare(old: list[ast.stmt], new: list[ast.stmt], prefix: str, edit: Edit) 
             # Added or removed: code that names it may now fail, or work.
             edit.names.add(name)
             edit.qualnames.add(prefix + name)
+            edit.namespace = True
             continue
         if _dump(before) == _dump(after):
             continue
@@ -111,8 +114,40 @@ def _compare(old: list[ast.stmt], new: list[ast.stmt], prefix: str, edit: Edit) 
     if not gone and not came:
         raise _Doubt  # the same statements in another order
     changed = [s for s in old if _dump(s) in gone] + [s for s in new if _dump(s) in came]
-    for statement in changed:
-        edit.names.update(_bound_names(statement))
+    exported = [_exported(s) for s in changed]
+    if len(changed) == 2 and None not in exported:
+        # ``__all__`` edited: the names that came or went (a star import of
+        # the module now binds them, or no longer does).
+        was, now = exported
+        assert was is not None
+        assert now is not None
+        edit.names.update(was ^ now)
+        edit.namespace = True
+        return
+    bound_before = [_bound_names(s) for s in old if _dump(s) in gone]
+    bound_after = [_bound_names(s) for s in new if _dump(s) in came]
+    for names in (*bound_before, *bound_after):
+        edit.names.update(names)
+    if set().union(*bound_before) != set().union(*bound_after):
+        edit.namespace = True
+
+
+def _exported(statement: ast.stmt) -> set[str] | None:
+    """The names of ``__all__ = [...]`` (a literal of strings), or None for anything else."""
+    if not (
+        isinstance(statement, ast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Name)
+        and statement.targets[0].id == "__all__"
+        and isinstance(statement.value, ast.List | ast.Tuple)
+    ):
+        return None
+    names = set()
+    for element in statement.value.elts:
+        if not (isinstance(element, ast.Constant) and isinstance(element.value, str)):
+            return None
+        names.add(element.value)
+    return names
 
 
 def _header(node: ast.ClassDef) -> str:
@@ -149,6 +184,8 @@ def _bound_names(statement: ast.stmt) -> set[str]:
                     names.add(node.id)
                 elif isinstance(node, ast.Attribute | ast.Subscript):
                     raise _Doubt  # it changes another object
+        if "__all__" in names:
+            raise _Doubt  # what a star import binds changed, in a way not told here
         return names
     if isinstance(statement, ast.Import | ast.ImportFrom):
         if any(alias.name == "*" for alias in statement.names):

@@ -222,6 +222,11 @@ class Recorder:
 
 _IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 
+# What code that lists a namespace mentions: it sees a name that came or went.
+_NAMESPACE_READERS = frozenset(
+    {"vars", "__dict__", "dir", "getmembers", "__all__", "globals", "locals"}
+)
+
 
 class Executed:
     """What each test, shared fixture and collection of a test file executed, and selection.
@@ -400,6 +405,8 @@ class Executed:
         for filename, edit in edits.values():
             qualnames.setdefault(filename, set()).update(edit.qualnames)
             names |= edit.names
+            if edit.namespace:
+                names |= _NAMESPACE_READERS
 
         def changed(key: Key) -> bool:
             inside = qualnames.get(key[0])

@@ -341,6 +341,14 @@ class WatchLoop:
             # of code it imports: the tests using any of its fixtures.
             names = changed if edited_only else None
             selection.plugin_users(module, os.path.dirname(key), names)
+        for key in sorted(changes.new_conftests, key=lambda key: len(Path(key).parts)):
+            added = self.reimport.add_conftest(key)
+            if added is None:
+                self._wait_for_fix(selection.files(), [self.report.relative(key)])
+                return
+            self.executed.arm_modules([added])
+            # Its fixtures and hooks may change any test below it.
+            selection.whole |= set(self.suite.under(os.path.dirname(key)))
         self.reimport.finish_reached_fixtures(code_reached)
         for key in changes.deleted_tests:
             self.reimport.drop_test_file(key)

@@ -182,6 +182,29 @@ class Reimporter:
             self.report.line(f"hmr: {self.report.relative(key)} recovered")
         return new, changed
 
+    def add_conftest(self, key: str) -> ModuleType | None:
+        """Import and register a new conftest; None (and a line saying why) if it fails."""
+        try:
+            module = self.config.pluginmanager._importconftest(
+                Path(key), **self._importconftest_options()
+            )
+        except Exception as exc:
+            cause = exc.__cause__ or exc
+            from ...errors import location_of, user_traceback
+
+            self.report.line(
+                f"hmr: {self.report.relative(key)} failed to import ({location_of(cause)}): "
+                f"{type(cause).__name__}: {cause}\n{user_traceback(cause)}",
+                red=True,
+            )
+            self._failed_conftests.add(key)
+            return None
+        folder = Path(key).parent
+        self.fixtures.parse_conftest(module, folder, self.suite.dirs.get(real(folder)))
+        self.conftests[key] = module
+        self._failed_conftests.discard(key)
+        return module
+
     def _importconftest_options(self) -> dict[str, Any]:
         pm = self.config.pluginmanager
         parameters = inspect.signature(pm._importconftest).parameters
