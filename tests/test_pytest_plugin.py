@@ -1034,3 +1034,38 @@ def test_tests_are_selected_by_the_functions_they_executed(
     assert fresh_pytest(proj, core_env)[1] == latest
     session.child.send("a")
     assert session.run().outcomes == latest
+
+
+def test_a_new_conftest_is_imported_and_the_tests_below_it_run(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    write(proj / "pytest.ini", "[pytest]\n")
+    write(
+        proj / "tests" / "test_flag.py",
+        """\
+        def test_plain():
+            assert True
+
+        def test_flag(flag):
+            assert flag
+        """,
+    )
+    session = watch(proj)
+    first = session.run()
+    assert first.outcomes == {
+        "tests/test_flag.py::test_plain": "PASSED",
+        "tests/test_flag.py::test_flag": "ERROR",  # fixture 'flag' not found
+    }
+    conftest = proj / "tests" / "conftest.py"
+    body = "import pytest\n\n@pytest.fixture\ndef flag():\n    return {}\n"
+    write(conftest, body.format("True"))
+    run = session.run()
+    assert run.has("hmr: changed tests/conftest.py")
+    assert run.outcomes == {
+        "tests/test_flag.py::test_plain": "PASSED",
+        "tests/test_flag.py::test_flag": "PASSED",
+    }
+    write(conftest, body.format("False"))
+    assert session.run().outcomes == {"tests/test_flag.py::test_flag": "FAILED"}
+    conftest.unlink()
+    assert session.run().outcomes["tests/test_flag.py::test_flag"] == "ERROR"
