@@ -1069,3 +1069,16 @@ def test_a_new_conftest_is_imported_and_the_tests_below_it_run(
     assert session.run().outcomes == {"tests/test_flag.py::test_flag": "FAILED"}
     conftest.unlink()
     assert session.run().outcomes["tests/test_flag.py::test_flag"] == "ERROR"
+
+
+def test_by_imports_selects_the_files_importing_the_changed_code(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """--hmr-by-imports: every test file that imports the package runs (on every Python)."""
+    session = watch(package_project(proj), "--hmr-by-imports")
+    assert session.run().summary.startswith("7 passed")
+    prices = proj / "shop" / "prices.py"
+    write(prices, prices.read_text().replace("return sum(items)", "return sum(items) + 1"))
+    run = session.run()
+    assert len(run.outcomes) == 7
+    assert run.outcomes["tests/test_prices.py::test_total"] == "FAILED"

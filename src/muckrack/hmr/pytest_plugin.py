@@ -29,6 +29,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="--hmr, re-running every test after each change",
     )
     group.addoption(
+        "--hmr-by-imports",
+        action="store_true",
+        default=False,
+        help="with --hmr: select the tests whose files import changed code, not the tests "
+        "that executed it (the only way before Python 3.12)",
+    )
+    group.addoption(
         "--hmr-debounce",
         type=float,
         default=10.0,

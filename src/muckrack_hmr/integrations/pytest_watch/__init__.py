@@ -41,7 +41,8 @@ def install(config: pytest.Config) -> None:
         hmr.close()
     config.stash[_HMR] = hmr
     config.stash[_COMMANDS] = _command_input(config)
-    config.stash[_RECORDER] = _recorder()
+    by_imports = getattr(config.known_args_namespace, "hmr_by_imports", False)
+    config.stash[_RECORDER] = None if by_imports else _recorder()
 
 
 def _recorder() -> Any:
