@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .subprocesses import RUN_TIMEOUT, Child, save_atomically, write
+from .subprocesses import DEADLINE, RUN_TIMEOUT, Child, save_atomically, write
 
 PLUGIN = ["-p", "muckrack.hmr.pytest_plugin"]
 OUTCOME = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
@@ -59,7 +59,7 @@ class Watch:
     def __init__(self, child: Child) -> None:
         self.child = child
 
-    def run(self) -> Run:
+    def run(self, timeout: float = DEADLINE) -> Run:
         """The next run's output, up to its ``hmr: watching`` line."""
         run = Run()
 
@@ -68,7 +68,7 @@ class Watch:
             return line.startswith("hmr: watching")
 
         collect.__name__ = "the 'hmr: watching' line ending a run"
-        self.child.expect(collect)
+        self.child.expect(collect, timeout=timeout)
         return run
 
     def expect(self, text: str) -> str:
