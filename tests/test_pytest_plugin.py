@@ -1058,6 +1058,10 @@ def test_a_new_conftest_is_imported_and_the_tests_below_it_run(
     }
     conftest = proj / "tests" / "conftest.py"
     body = "import pytest\n\n@pytest.fixture\ndef flag():\n    return {}\n"
+    write(conftest, body.format("True +"))  # it does not compile: said, nothing runs
+    line = session.expect("hmr: tests/conftest.py failed to import (")
+    assert "conftest.py:5): SyntaxError" in line
+    session.expect("hmr: not running tests until tests/conftest.py loads again")
     write(conftest, body.format("True"))
     run = session.run()
     assert run.has("hmr: changed tests/conftest.py")

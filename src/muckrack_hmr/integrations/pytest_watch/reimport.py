@@ -156,15 +156,7 @@ class Reimporter:
         except Exception as exc:
             pm.register(old, name)
             pm._conftest_plugins.add(old)
-            cause = exc.__cause__ or exc
-            from ...errors import location_of, user_traceback
-
-            self.report.line(
-                f"hmr: {self.report.relative(key)} failed to import ({location_of(cause)}): "
-                f"{type(cause).__name__}: {cause}; the old one stays\n{user_traceback(cause)}",
-                red=True,
-            )
-            self._failed_conftests.add(key)
+            self._import_failed(key, exc, "; the old one stays")
             return None
         for mods in pm._dirpath2confmods.values():
             while new in mods:
@@ -189,21 +181,25 @@ class Reimporter:
                 Path(key), **self._importconftest_options()
             )
         except Exception as exc:
-            cause = exc.__cause__ or exc
-            from ...errors import location_of, user_traceback
-
-            self.report.line(
-                f"hmr: {self.report.relative(key)} failed to import ({location_of(cause)}): "
-                f"{type(cause).__name__}: {cause}\n{user_traceback(cause)}",
-                red=True,
-            )
-            self._failed_conftests.add(key)
+            self._import_failed(key, exc, "")
             return None
         folder = Path(key).parent
         self.fixtures.parse_conftest(module, folder, self.suite.dirs.get(real(folder)))
         self.conftests[key] = module
         self._failed_conftests.discard(key)
         return module
+
+    def _import_failed(self, key: str, exc: Exception, aside: str) -> None:
+        """Say that the conftest at ``key`` failed to import: where, and the user's traceback."""
+        from ...errors import location_of, user_traceback
+
+        cause = exc.__cause__ or exc
+        self.report.line(
+            f"hmr: {self.report.relative(key)} failed to import ({location_of(cause)}): "
+            f"{type(cause).__name__}: {cause}{aside}\n{user_traceback(cause)}",
+            red=True,
+        )
+        self._failed_conftests.add(key)
 
     def _importconftest_options(self) -> dict[str, Any]:
         pm = self.config.pluginmanager
