@@ -370,6 +370,8 @@ class Executed:
         for name in reloaded:
             if name in edits:
                 continue
+            if getattr(self.hmr, "cascade", "auto") != "auto":
+                return False  # dependents run whole (--cascade always): not told in names
             module = sys.modules.get(name)
             filename = getattr(module, "__file__", None)
             source = self.hmr.reloader.sources.ran(name)
