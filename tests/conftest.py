@@ -16,7 +16,7 @@ import pytest
 import muckrack_hmr
 from muckrack_hmr import _core_py
 
-from .subprocesses import Child
+from .subprocesses import PLUGIN, Child, Watch
 
 try:
     from muckrack_hmr import _hmr_core
@@ -163,6 +163,46 @@ def spawn(core_env: dict[str, str]) -> Iterator[Callable[..., Child]]:
         child = Child(args, cwd=cwd, env=core_env if env is None else env, stdin=stdin)
         children.append(child)
         return child
+
+    try:
+        yield start
+    finally:
+        for child in children:
+            child.close()
+
+
+@pytest.fixture
+def watch(core_env: dict[str, str]) -> Iterator[Callable[..., Watch]]:
+    """Starts ``pytest --hmr`` children on the test's core; they are closed after it."""
+    children: list[Child] = []
+
+    def start(
+        proj: Path,
+        *args: str,
+        cli: bool = False,
+        autoload: bool = False,
+        stdin: bool = False,
+        flag: str = "--hmr",
+        env: dict[str, str] | None = None,
+    ) -> Watch:
+        """``python -m pytest --hmr -v ARGS`` in ``proj`` (``env``: more variables)."""
+        env = dict(core_env, **(env or {}))
+        if autoload or cli:
+            env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+            plugin: list[str] = []
+        else:
+            env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+            plugin = PLUGIN
+        command = ("-u", "-m", "muckrack.hmr", "-m", "pytest") if cli else ("-u", "-m", "pytest")
+        child = Child(
+            [*plugin, flag, "-v", "-p", "no:cacheprovider", *args],
+            cwd=proj,
+            env=env,
+            command=command,
+            stdin=stdin,
+        )
+        children.append(child)
+        return Watch(child)
 
     try:
         yield start

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NoReturn
 
@@ -236,3 +238,58 @@ X = 2
 def f():
     return "new"
 """
+
+
+# -- pytest --hmr children ------------------------------------------------------------
+
+PLUGIN = ["-p", "muckrack.hmr.pytest_plugin"]
+OUTCOME = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
+SUMMARY = re.compile(r"^=+ .*\b(passed|failed|errors?|no tests ran)\b.* in [\d.]+s.* =+$")
+
+
+@dataclass
+class Run:
+    """The output of one run: from the line after the previous run to ``hmr: watching``."""
+
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def outcomes(self) -> dict[str, str]:
+        found = {}
+        for line in self.lines:
+            match = OUTCOME.match(line)
+            if match:
+                found[match.group(1)] = match.group(2)
+        return found
+
+    @property
+    def summary(self) -> str:
+        for line in self.lines:
+            if SUMMARY.match(line):
+                return line.strip("= ")
+        return ""
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+
+class Watch:
+    """A running ``python -m pytest --hmr -v`` child."""
+
+    def __init__(self, child: Child) -> None:
+        self.child = child
+
+    def run(self, timeout: float = DEADLINE) -> Run:
+        """The next run's output, up to its ``hmr: watching`` line."""
+        run = Run()
+
+        def collect(line: str) -> bool:
+            run.lines.append(line)
+            return line.startswith("hmr: watching")
+
+        collect.__name__ = "the 'hmr: watching' line ending a run"
+        self.child.expect(collect, timeout=timeout)
+        return run
+
+    def expect(self, text: str) -> str:
+        return self.child.expect(text)

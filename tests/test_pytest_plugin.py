@@ -14,102 +14,13 @@ import random
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .subprocesses import DEADLINE, RUN_TIMEOUT, Child, save_atomically, write
-
-PLUGIN = ["-p", "muckrack.hmr.pytest_plugin"]
-OUTCOME = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
-SUMMARY = re.compile(r"^=+ .*\b(passed|failed|errors?|no tests ran)\b.* in [\d.]+s.* =+$")
-
-
-@dataclass
-class Run:
-    """The output of one run: from the line after the previous run to ``hmr: watching``."""
-
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def outcomes(self) -> dict[str, str]:
-        found = {}
-        for line in self.lines:
-            match = OUTCOME.match(line)
-            if match:
-                found[match.group(1)] = match.group(2)
-        return found
-
-    @property
-    def summary(self) -> str:
-        for line in self.lines:
-            if SUMMARY.match(line):
-                return line.strip("= ")
-        return ""
-
-    def has(self, text: str) -> bool:
-        return any(text in line for line in self.lines)
-
-
-class Watch:
-    """A running ``python -m pytest --hmr -v`` child."""
-
-    def __init__(self, child: Child) -> None:
-        self.child = child
-
-    def run(self, timeout: float = DEADLINE) -> Run:
-        """The next run's output, up to its ``hmr: watching`` line."""
-        run = Run()
-
-        def collect(line: str) -> bool:
-            run.lines.append(line)
-            return line.startswith("hmr: watching")
-
-        collect.__name__ = "the 'hmr: watching' line ending a run"
-        self.child.expect(collect, timeout=timeout)
-        return run
-
-    def expect(self, text: str) -> str:
-        return self.child.expect(text)
-
-
-@pytest.fixture
-def watch(core_env: dict[str, str]) -> Iterator[Callable[..., Watch]]:
-    children: list[Child] = []
-
-    def start(
-        proj: Path,
-        *args: str,
-        cli: bool = False,
-        autoload: bool = False,
-        stdin: bool = False,
-        flag: str = "--hmr",
-    ) -> Watch:
-        env = dict(core_env)
-        if autoload or cli:
-            env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
-            plugin: list[str] = []
-        else:
-            env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-            plugin = PLUGIN
-        command = ("-u", "-m", "muckrack.hmr", "-m", "pytest") if cli else ("-u", "-m", "pytest")
-        child = Child(
-            [*plugin, flag, "-v", "-p", "no:cacheprovider", *args],
-            cwd=proj,
-            env=env,
-            command=command,
-            stdin=stdin,
-        )
-        children.append(child)
-        return Watch(child)
-
-    try:
-        yield start
-    finally:
-        for child in children:
-            child.close()
+from .subprocesses import RUN_TIMEOUT, Run, Watch, save_atomically, write
 
 
 def project(proj: Path) -> Path:

@@ -17,14 +17,14 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from benchmarks.real_suites import PROJECTS, Project, Unavailable, apply_edit, fetch_sdist, unpack
 
-from .subprocesses import RUN_TIMEOUT, Child
-from .test_pytest_plugin import BY_EXECUTION, PLUGIN, Run, Watch
+from .subprocesses import RUN_TIMEOUT, Run, Watch
+from .test_pytest_plugin import BY_EXECUTION
 
 
 @pytest.fixture
@@ -61,33 +61,15 @@ def cold_pytest(root: Path, project: Project, env: dict[str, str], cache: Path) 
     return Run(saved.read_text().splitlines()).outcomes
 
 
-@pytest.fixture
-def session_for(core_env: dict[str, str]) -> Iterator[object]:
-    children: list[Child] = []
-
-    def start(root: Path, project: Project) -> Watch:
-        env = dict(core_env, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", **project.env)
-        child = Child(
-            [*PLUGIN, "--hmr", "-v", "-p", "no:cacheprovider", *project.args],
-            cwd=root,
-            env=env,
-            command=("-u", "-m", "pytest"),
-        )
-        children.append(child)
-        return Watch(child)
-
-    try:
-        yield start
-    finally:
-        for child in children:
-            child.close()
-
-
 @pytest.mark.real_suites
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", sorted(PROJECTS))
 def test_a_real_suite_gives_the_answers_of_cold_runs_after_every_edit(
-    name: str, tmp_path: Path, session_for: object, core_env: dict[str, str], cold_cache: Path
+    name: str,
+    tmp_path: Path,
+    watch: Callable[..., Watch],
+    core_env: dict[str, str],
+    cold_cache: Path,
 ) -> None:
     project = PROJECTS[name]
     assert len(project.edits) >= 15
@@ -102,9 +84,7 @@ def test_a_real_suite_gives_the_answers_of_cold_runs_after_every_edit(
     except Unavailable as exc:
         pytest.skip(str(exc))
     env = dict(core_env, **project.env)
-    start = session_for
-    assert callable(start)
-    session = start(root, project)
+    session = watch(root, *project.args, env=project.env)
     latest = session.run(RUN_TIMEOUT).outcomes
     cold = cold_pytest(root, project, env, cold_cache)
     assert cold
