@@ -777,9 +777,10 @@ def pytest_terminal_summary(terminalreporter):
 def test_full_runs_release_the_earlier_imports_of_test_modules(
     proj: Path, watch: Callable[..., Watch]
 ) -> None:
-    """Each ``a`` imports the test modules afresh; the earlier imports are freed, also
-    for a file where pytest collected a class that gave no test (``TestCase`` imported
-    into the module), whose class fixtures pytest keys by the node."""
+    """Each save of a test file imports it afresh (and each ``a`` runs its module again);
+    the earlier imports are freed, also for a file where pytest collected a class that
+    gave no test (``TestCase`` imported into the module), whose class fixtures pytest
+    keys by the node."""
     write(proj / "test_thing.py", UNITTEST_FILE)
     write(proj / "conftest.py", COUNTING_CONFTEST)
     session = watch(proj, stdin=True)
@@ -791,8 +792,11 @@ def test_full_runs_release_the_earlier_imports_of_test_modules(
 
     assert alive(session.run()) == 1
     seen = []
-    for _ in range(6):
-        session.child.send("a")
+    for step in range(6):
+        if step % 2:
+            session.child.send("a")
+        else:
+            write(proj / "test_thing.py", UNITTEST_FILE + f"# save {step}\n")
         run = session.run()
         assert run.summary.startswith("1 passed"), run.lines
         seen.append(alive(run))
@@ -945,6 +949,135 @@ def test_tests_are_selected_by_the_functions_they_executed(
     assert fresh_pytest(proj, core_env)[1] == latest
     session.child.send("a")
     assert session.run().outcomes == latest
+
+
+@pytest.mark.skipif(not BY_EXECUTION, reason="sys.monitoring: Python 3.12+")
+def test_a_value_computed_from_a_changed_constant_reaches_the_tests_reading_it(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """``DOUBLE = 2 * LIMIT`` runs again when LIMIT changes: a test reading DOUBLE runs,
+    whoever imported the module first."""
+    write(proj / "pytest.ini", "[pytest]\n")
+    write(proj / "app" / "__init__.py", "")
+    config = proj / "app" / "config.py"
+    write(
+        config,
+        "LIMIT = 10\nDOUBLE = 2 * LIMIT\nTRIPLE = DOUBLE + LIMIT\n\ndef one():\n    return 1\n",
+    )
+    write(proj / "tests" / "conftest.py", "import app.config\n")
+    write(
+        proj / "tests" / "test_config.py",
+        """\
+        import app.config
+
+        def test_double():
+            assert app.config.DOUBLE == 20
+
+        def test_triple():
+            assert app.config.TRIPLE == 30
+
+        def test_one():
+            assert app.config.one() == 1
+        """,
+    )
+    session = watch(proj)
+    assert session.run().summary.startswith("3 passed")
+    write(config, config.read_text().replace("LIMIT = 10", "LIMIT = 11"))
+    # The file spells the changed names (its import could have bound them): it
+    # runs whole, imported again.
+    assert session.run().outcomes == {
+        "tests/test_config.py::test_double": "FAILED",
+        "tests/test_config.py::test_triple": "FAILED",
+        "tests/test_config.py::test_one": "PASSED",
+    }
+
+
+# Logs each test pytest collects: a test file collected again shows in it.
+COLLECT_LOG_CONFTEST = """\
+import pathlib
+
+def pytest_itemcollected(item):
+    with open(pathlib.Path(__file__).parent / "collected.log", "a") as log:
+        log.write(item.nodeid + "\\n")
+"""
+
+
+@pytest.mark.skipif(not BY_EXECUTION, reason="sys.monitoring: Python 3.12+")
+def test_an_unchanged_test_file_is_not_collected_again_and_its_module_state_is_fresh(
+    proj: Path, watch: Callable[..., Watch], core_env: dict[str, str]
+) -> None:
+    """A body edit: the tests that ran the function run again, from their file's
+    collected tests, not a new collection; module data, class instances and captured
+    output are those of a fresh run."""
+    project(proj)
+    write(proj / "conftest.py", COLLECT_LOG_CONFTEST)
+    write(
+        proj / "tests" / "test_state.py",
+        """\
+        import app.calc
+
+        CALLS = []
+
+        def test_first():
+            CALLS.append(app.calc.add(1, 1))
+            print("ADDED", CALLS)
+            assert CALLS == [2]
+
+        class TestCounter:
+            @classmethod
+            def setup_class(cls):
+                cls.base = 10
+
+            def setup_method(self):
+                self.mine = []
+
+            def test_add(self):
+                super(TestCounter, self).__init__()  # the class its name gives
+                self.mine.append(app.calc.add(self.base, 1))
+                assert self.mine == [11]
+        """,
+    )
+    session = watch(proj)
+    assert session.run().summary.startswith("5 passed")
+    log = proj / "collected.log"
+    collected = log.read_text().splitlines()
+    assert "tests/test_state.py::TestCounter::test_add" in collected
+
+    calc = proj / "app" / "calc.py"
+    write(calc, "def add(a, b):\n    return a + b + 1\n")
+    run = session.run()
+    assert run.outcomes == {
+        f"{CALC}::test_add": "FAILED",
+        f"{CALC}::test_add_zero": "FAILED",
+        "tests/test_state.py::test_first": "FAILED",
+        "tests/test_state.py::TestCounter::test_add": "FAILED",
+    }
+    # The failing test's captured output is this run's, once.
+    assert run.has("ADDED [3]")
+    assert not run.has("ADDED [2]")
+    assert log.read_text().splitlines() == collected  # nothing collected again
+
+    write(calc, "def add(a, b):\n    return a + b\n")
+    run = session.run()
+    assert set(run.outcomes.values()) == {"PASSED"}
+    assert len(run.outcomes) == 4
+    assert log.read_text().splitlines() == collected
+
+    # The test file itself changed: it is collected again.
+    state = proj / "tests" / "test_state.py"
+    write(state, state.read_text().replace("[11]", "[11] and CALLS == [2]"))
+    assert session.run().outcomes == {
+        "tests/test_state.py::test_first": "PASSED",
+        "tests/test_state.py::TestCounter::test_add": "PASSED",
+    }
+    assert len(log.read_text().splitlines()) == len(collected) + 2
+    assert fresh_pytest(proj, core_env)[1] == {
+        f"{CALC}::test_add": "PASSED",
+        f"{CALC}::test_add_zero": "PASSED",
+        f"{TEXT}::test_shout": "PASSED",
+        "tests/test_state.py::test_first": "PASSED",
+        "tests/test_state.py::TestCounter::test_add": "PASSED",
+    }
 
 
 def test_a_new_conftest_is_imported_and_the_tests_below_it_run(

@@ -6,7 +6,12 @@ import textwrap
 
 import pytest
 
-from muckrack_hmr.integrations.pytest_watch.edits import changed_definitions, consumed_names
+from muckrack_hmr.analysis import summarize, summarize_before
+from muckrack_hmr.integrations.pytest_watch.edits import (
+    changed_definitions,
+    changed_statements,
+    consumed_names,
+)
 
 BASE = """\
 LIMIT = 10
@@ -32,8 +37,20 @@ class Cart:
 
 
 def edited(old: str, new: str) -> tuple[list[str], list[str]] | None:
-    edit = changed_definitions(textwrap.dedent(old).encode(), textwrap.dedent(new).encode())
-    return None if edit is None else (sorted(edit.qualnames), sorted(edit.names))
+    """What changed, told from the two sources; the same told from the engine's parse."""
+    before, after = textwrap.dedent(old).encode(), textwrap.dedent(new).encode()
+    edit = changed_definitions(before, after)
+    told = None if edit is None else (sorted(edit.qualnames), sorted(edit.names))
+    try:
+        parsed_after = summarize(after, "<edited>", None)
+    except SyntaxError:
+        assert told is None
+        return told
+    # As the reload parses an edit: the new source whole, the old one around the edit.
+    parsed_before = summarize_before(before, "<edited>", None, parsed_after, after)
+    shared = changed_statements(parsed_before.statements, parsed_after.statements)
+    assert (None if shared is None else (sorted(shared.qualnames), sorted(shared.names))) == told
+    return told
 
 
 @pytest.mark.parametrize(
@@ -115,3 +132,38 @@ def test_an_edit_of_all_is_told_in_the_names_that_came_or_went() -> None:
     assert edited("__all__ = ['a', 'b']\n", "__all__ = ['a']\n") == ([], ["b"])
     assert edited("__all__ = ('a',)\n", "__all__ = ('a', 'c')\n") == ([], ["c"])
     assert edited("__all__ = ['a']\n", "__all__ = ['a'] + other.__all__\n") is None
+
+
+def test_kept_tells_functions_patched_in_place_from_replaced_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A test file is reused only while the changed functions are the same objects."""
+    from types import ModuleType
+
+    from muckrack_hmr.integrations.pytest_watch.edits import Edit
+    from muckrack_hmr.integrations.pytest_watch.executed import Executed
+
+    module = ModuleType("kept_sample")
+    holder = "\nclass Holder:\n    @classmethod\n    def make(cls):\n        return 1\n"
+    exec(BASE + holder, vars(module))
+    monkeypatch.setitem(__import__("sys").modules, "kept_sample", module)
+    edit = Edit()
+    edit.qualnames |= {"total", "outer.<locals>.inner", "Cart.add", "Holder.make"}
+    held = Executed.held({"kept_sample": ("kept_sample.py", edit)})
+    assert Executed.kept(held)
+
+    # Code swapped in place: still the same objects.
+    module.total.__code__ = (lambda items: 0).__code__
+    assert Executed.kept(held)
+
+    # A new class under the old name: its method is another object too.
+    module.Holder = type("Holder", (), {"make": classmethod(lambda cls: 2)})
+    assert not Executed.kept(held)
+    monkeypatch.setattr(module, "Holder", {q: path for _, q, path in held}["Holder.make"][0])
+    assert Executed.kept(held)
+
+    # A function replaced, or gone.
+    module.total = lambda items: 0
+    assert not Executed.kept(held)
+    del module.total
+    assert not Executed.kept(held)

@@ -224,6 +224,22 @@ class Reloader:
                 return exc
         return None
 
+    def parsed_edit(self, name: str, old: bytes, new: bytes) -> tuple[Any, Any]:
+        """The summaries of ``old`` and ``new`` sources of module ``name`` (SyntaxError...).
+
+        Parsed as the reload of that edit parses them, and kept for it: a
+        caller comparing the two before the reload costs it nothing more.
+        """
+        module = sys.modules.get(name)
+        filename = getattr(module, "__file__", None)
+        if module is None or not isinstance(filename, str):
+            raise LookupError(name)
+        package = module.__dict__.get("__package__")
+        with self._lock:
+            after = self.sources.summary(filename, new, package)
+            before = self.sources.summary(filename, old, package, after, new)
+        return before, after
+
     def _compile(self, filename: str, source: bytes) -> CodeType:
         """Compile ``source``; the same bytes read again reuse the code object."""
         digest = source_digest(source)

@@ -15,15 +15,18 @@ that only moved is no change.  The result is:
 Anything else (a changed expression statement, a class whose bases or
 decorators changed, a source that does not parse) cannot be put in these
 terms: :func:`changed_definitions` returns None, and the caller selects
-by imports instead.
+by imports instead.  :func:`changed_statements` does the same from the
+engine's parse of the two sources (shared with the reload).
 """
 
 from __future__ import annotations
 
 import ast
 from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["Edit", "changed_definitions", "consumed_names"]
+__all__ = ["Edit", "changed_definitions", "changed_statements", "consumed_names"]
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _DEFINITIONS = (*_FUNCTIONS, ast.ClassDef)
@@ -58,9 +61,24 @@ def changed_definitions(old: bytes, new: bytes) -> Edit | None:
         new_tree = ast.parse(new)
     except (SyntaxError, ValueError):
         return None
+    return _edit(old_tree.body, new_tree.body, {})
+
+
+def changed_statements(old: Sequence[Any], new: Sequence[Any]) -> Edit | None:
+    """:func:`changed_definitions` of two parsed sources, as the engine summarizes them.
+
+    ``old`` and ``new`` are the top-level statements (``node``, ``text``)
+    that the reload parses anyway: a statement whose text did not change is
+    the same without comparing its tree.
+    """
+    texts = {id(statement.node): statement.text for statement in (*old, *new)}
+    return _edit([s.node for s in old], [s.node for s in new], texts)
+
+
+def _edit(old: list[ast.stmt], new: list[ast.stmt], texts: dict[int, str]) -> Edit | None:
     edit = Edit()
     try:
-        _compare(old_tree.body, new_tree.body, "", edit)
+        _compare(old, new, "", edit, texts)
     except _Doubt:
         return None
     return edit
@@ -81,7 +99,17 @@ def _definitions(body: list[ast.stmt]) -> dict[str, ast.stmt]:
     return found
 
 
-def _compare(old: list[ast.stmt], new: list[ast.stmt], prefix: str, edit: Edit) -> None:
+def _compare(
+    old: list[ast.stmt], new: list[ast.stmt], prefix: str, edit: Edit, texts: dict[int, str]
+) -> None:
+    """Compare one scope; ``texts``: the source text of statements, where known."""
+
+    def same(before: ast.stmt, after: ast.stmt) -> bool:
+        text = texts.get(id(before))
+        if text is not None and text == texts.get(id(after)):
+            return True
+        return _dump(before) == _dump(after)
+
     old_defs, new_defs = _definitions(old), _definitions(new)
     for name in old_defs.keys() | new_defs.keys():
         before, after = old_defs.get(name), new_defs.get(name)
@@ -91,13 +119,13 @@ def _compare(old: list[ast.stmt], new: list[ast.stmt], prefix: str, edit: Edit) 
             edit.qualnames.add(prefix + name)
             edit.namespace = True
             continue
-        if _dump(before) == _dump(after):
+        if same(before, after):
             continue
         if isinstance(after, ast.ClassDef):
             assert isinstance(before, ast.ClassDef)
             if _header(before) != _header(after):
                 raise _Doubt  # new bases or decorators: the class is made anew
-            _compare(before.body, after.body, f"{prefix}{name}.", edit)
+            _compare(before.body, after.body, f"{prefix}{name}.", edit, {})
         else:
             assert isinstance(before, _FUNCTIONS)
             assert isinstance(after, _FUNCTIONS)
@@ -105,8 +133,12 @@ def _compare(old: list[ast.stmt], new: list[ast.stmt], prefix: str, edit: Edit) 
                 raise _Doubt  # a decorator runs again: it may register, wrap, replace
             # The body, the defaults, the annotations: what executed it is affected.
             edit.qualnames.add(prefix + name)
-    others_before = [_dump(s) for s in old if not isinstance(s, _DEFINITIONS)]
-    others_after = [_dump(s) for s in new if not isinstance(s, _DEFINITIONS)]
+    kept_before = [s for s in old if not isinstance(s, _DEFINITIONS)]
+    kept_after = [s for s in new if not isinstance(s, _DEFINITIONS)]
+    if len(kept_before) == len(kept_after) and all(map(same, kept_before, kept_after)):
+        return
+    others_before = [_dump(s) for s in kept_before]
+    others_after = [_dump(s) for s in kept_after]
     if others_before == others_after:
         return
     gone = Counter(others_before) - Counter(others_after)

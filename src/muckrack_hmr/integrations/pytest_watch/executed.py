@@ -25,10 +25,10 @@ import re
 import sys
 import types
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from .edits import Edit, changed_definitions, consumed_names
+from .edits import Edit, changed_statements, consumed_names
 
 __all__ = ["Executed", "Key", "Record", "Recorder", "functions_in"]
 
@@ -156,6 +156,11 @@ class Recorder:
                 if ref is not None and ref() is code:
                     continue
                 armed[id(code)] = weakref.ref(code, self._forget(id(code)))
+                if code.co_qualname == "<module>":  # type: ignore[attr-defined]
+                    # A module's top level runs at its import, and what it binds
+                    # is the engine's: a test reaches it through the names it
+                    # mentions, not by having imported the module first.
+                    continue
                 set_local(self._tool, code, self._event)
                 # co_qualname: Python 3.11+ (the recorder runs on 3.12+).
                 key = (code.co_filename, code.co_qualname)  # type: ignore[attr-defined]
@@ -354,11 +359,42 @@ class Executed:
                     new = handle.read()
             except OSError:
                 return None
-            edit = changed_definitions(old, new)
-            if edit is None:
+            try:
+                before, after = self.hmr.reloader.parsed_edit(name, old, new)
+            except Exception:  # a syntax error: the reload says so
+                return None
+            edit = changed_statements(before.statements, after.statements)
+            if edit is None or not _rebound_within(new, edit):
                 return None
             found[name] = (filename, edit)
         return found
+
+    @staticmethod
+    def held(edits: dict[str, tuple[str, Edit]]) -> list[tuple[str, str, list[object]]]:
+        """The objects that the changed functions' names lead to, module by module.
+
+        Taken before a reload, and compared after it by :meth:`kept`.
+        """
+        return [
+            (name, qualname, _path_to(sys.modules.get(name), qualname))
+            for name, (_, edit) in edits.items()
+            for qualname in sorted(edit.qualnames)
+        ]
+
+    @staticmethod
+    def kept(held: list[tuple[str, str, list[object]]]) -> bool:
+        """Were the changed functions (and the classes holding them) patched in place?
+
+        Then a test module's ``from m import f`` still reaches the new code,
+        and a test file that only ran ``f`` need not be imported again.
+        """
+        for name, qualname, before in held:
+            after = _path_to(sys.modules.get(name), qualname)
+            if len(after) != len(before):
+                return False
+            if any(a is not b for a, b in zip(after, before, strict=True)):
+                return False
+        return True
 
     def dependents_ran(self, edits: dict[str, tuple[str, Edit]], reloaded: list[str]) -> bool:
         """Add to ``edits`` what the dependents that ran again rebound; False if unsure.
@@ -467,6 +503,41 @@ class Executed:
             if any(name.encode() in spelled for name in names):
                 found.add(key)
         return found
+
+
+def _rebound_within(source: bytes, edit: Edit) -> bool:
+    """Add to ``edit`` the names its module's own top level binds from changed names.
+
+    ``DOUBLE = 2 * LIMIT`` runs again when ``LIMIT`` changed: ``DOUBLE``
+    changed too, and so on down the module.  False if that cannot be told.
+    """
+    while edit.names:
+        bound = consumed_names(source, edit.names)
+        if bound is None:
+            return False
+        if bound <= edit.names:
+            return True
+        edit.names |= bound
+    return True
+
+
+def _path_to(module: Any, qualname: str) -> list[object]:
+    """The objects along ``qualname`` in ``module`` (up to a function's locals).
+
+    Looked up in namespaces, not through descriptors: a classmethod is the
+    same object on every lookup.  Stops short where a name is missing.
+    """
+    found: list[object] = []
+    holder = module
+    for part in qualname.split("."):
+        if part == "<locals>":
+            break
+        namespace = getattr(holder, "__dict__", None)
+        if not isinstance(namespace, Mapping) or part not in namespace:
+            break
+        holder = namespace[part]
+        found.append(holder)
+    return found
 
 
 def _shared_fixtures(item: Any) -> Iterator[Any]:

@@ -10,10 +10,13 @@ of saves:
    project plugin) whose fixtures their tests use, imports a saved module,
    directly or not (the dependency graph says), plus the saved test files;
 3. conftests reached are imported afresh and their fixtures registered again;
-4. the affected test files are collected again (fresh modules, fresh items,
-   pytest's ``pytest_collection_modifyitems`` applied), and run with pytest's
-   own ``pytest_runtest_protocol``; the terminal reporter's statistics are
-   reset before each run so that its summary line is the run's.
+4. the affected test files are collected again (fresh modules, fresh items),
+   except those whose tests only ran functions that were patched in place:
+   their module runs again for fresh state, and their collected items are
+   kept (``a`` and ``f`` keep every file's items the same way); pytest's
+   ``pytest_collection_modifyitems`` is applied, and the tests run with
+   pytest's own ``pytest_runtest_protocol``; the terminal reporter's
+   statistics are reset before each run so that its summary line is the run's.
 
 The session node is never torn down between runs: session-scoped fixtures
 live on until their code, or code they import, changes.
@@ -177,6 +180,8 @@ class WatchLoop:
             interrupted = f"Interrupted: {count} error{'s' if count != 1 else ''} during collection"
         else:
             began = time.perf_counter()
+            for item in items:
+                _again(item)
             for index, item in enumerate(items):
                 # The session stays set up after the last test: session-scoped
                 # fixtures outlive the run.
@@ -209,12 +214,14 @@ class WatchLoop:
     # -- waiting ---------------------------------------------------------------------
 
     def _idle(self) -> bool:
-        """Analyze a few modules for early cutoff; True while some are left."""
+        """Analyze a few modules for early cutoff, then compile a test module; True while
+        some are left."""
         try:
-            return bool(self.hmr.reloader.warm(limit=_WARM_BATCH))
+            if self.hmr.reloader.warm(limit=_WARM_BATCH):
+                return True
         except Exception:
             log.exception("hmr: analyzing modules failed; reloads still work")
-            return False
+        return self.reimport.prepare()
 
     def _refresh(self) -> None:
         """Watch the folders of every project module and test file; note their content."""
@@ -262,7 +269,10 @@ class WatchLoop:
     ) -> None:
         collected = time.perf_counter()
         self.reimport.finish_reached_fixtures(set())  # cached setup errors are retried
-        self._collect(files, keep=set(files))
+        # What is collected is current: only files that failed to collect, or
+        # wait for a module to load again, are imported again.
+        stale = files & (self.reimport.broken | self.pending)
+        self._collect(files, keep=set(files), reuse=files - stale)
         items = self._items(files)
         if only is not None:
             items = [item for item in items if item.nodeid in only]
@@ -288,6 +298,9 @@ class WatchLoop:
         files = selection.files()
 
         edits = self.executed.edits(changes.code) if not changes.deleted_code else None
+        held = self.executed.held(edits) if edits is not None else []
+        #: test files whose collected tests run as they are, not imported again
+        reuse: set[str] = set()
         if changes.code:
             failing = set(self.hmr.reloader.failing)
             result, messages = self._reload(changes.code)
@@ -320,6 +333,10 @@ class WatchLoop:
                     code_reached = set()
                     selection.affected(changes, code_reached)
                     selection.add_executed(*found)
+                    if self.executed.kept(held):
+                        # Only tests that ran a function patched in place:
+                        # their files are not imported nor collected again.
+                        reuse = set(selection.tests)
         if changes.deleted_code or changes.candidates or changes.deleted_tests:
             importlib.invalidate_caches()
         for name in changes.deleted_code:
@@ -355,13 +372,14 @@ class WatchLoop:
         selection.whole |= changes.candidates | self.pending
         self.pending = set()
         files = selection.files() - changes.deleted_tests
+        reuse -= selection.whole | set(selection.partial) | self.reimport.broken
 
         collected = time.perf_counter()
         before = set(self.suite.files)
         keep = {key for key in files if key in changes.tests} - selection.reached_files(
             code_reached
         )
-        self._collect(files, keep)
+        self._collect(files, keep, reuse)
         selection.whole |= set(self.suite.files) - before
         files = {key for key in files | selection.whole if key in self.suite.files}
         items = [item for item in self._items(files) if selection.wanted(item, files)]
@@ -400,10 +418,19 @@ class WatchLoop:
                 sys.modules.setdefault(name, module)
         return result, messages.lines
 
-    def _collect(self, files: set[str], keep: set[str]) -> None:
-        """Collect ``files`` again (see :meth:`.Reimporter.collect`); watch new folders."""
-        self.executed.recollecting(files)
-        self.reimport.collect(files, keep)
+    def _collect(self, files: set[str], keep: set[str], reuse: set[str]) -> None:
+        """Collect ``files`` again (see :meth:`.Reimporter.collect`); watch new folders.
+
+        Those in ``reuse`` keep their collected tests, with fresh module
+        state (:meth:`.Reimporter.refresh`) where that can be done.
+        """
+        reuse = reuse & files
+        again = (files - reuse) | self.reimport.refresh(reuse)
+        self.executed.arm_modules(
+            self.suite.files[key].module() for key in reuse - again if key in self.suite.files
+        )
+        self.executed.recollecting(again)
+        self.reimport.collect(again, keep)
         self._refresh()
 
     def _items(self, files: set[str]) -> list[pytest.Item]:
@@ -479,3 +506,20 @@ class WatchLoop:
             f"{len(names)} file{'s' if len(names) != 1 else ''}"
             f"{': ' + shown if shown else ''}; {elapsed}"
         )
+
+
+def _again(item: pytest.Item) -> None:
+    """Ready an item that ran before to run again, as a freshly collected one would.
+
+    pytest's own protocol makes its fixture request anew; what it leaves
+    from the last run is the captured output (which a report would show
+    again), the recorded properties, and the instance of a test class.
+    """
+    if getattr(item, "_request", None) is not False:
+        return  # never ran
+    item._report_sections = []
+    item.user_properties = []
+    if isinstance(item.parent, pytest.Class):
+        # Each run of a test method gets a new instance of its class.
+        item.__dict__.pop("_instance", None)
+        item.__dict__.pop("_obj", None)

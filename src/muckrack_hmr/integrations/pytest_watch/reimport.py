@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import types
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,6 +24,18 @@ from .report import Report
 from .suite import Suite, real
 
 __all__ = ["Reimporter"]
+
+# What an import sets before a module runs, kept when it runs again.
+_IMPORT_STATE = (
+    "__name__",
+    "__file__",
+    "__cached__",
+    "__loader__",
+    "__spec__",
+    "__package__",
+    "__path__",
+    "__builtins__",
+)
 
 
 class Reimporter:
@@ -41,6 +54,10 @@ class Reimporter:
         #: what they import is not in the graph
         self.broken: set[str] = set()
         self._fresh: set[str] = set()
+        #: test file -> (mtime and size, its module's code), for :meth:`refresh`
+        self._compiled: dict[str, tuple[tuple[int, int], Any]] = {}
+        #: test files :meth:`prepare` found nothing to compile for
+        self._unprepared: set[str] = set()
         self._failed_conftests: set[str] = set()
 
     def begin(self, session: pytest.Session, fixtures: Any) -> None:
@@ -234,6 +251,101 @@ class Reimporter:
         self.fixtures.forget_nodes(test_file.nodes())
         for item in test_file.items:
             self.report.outcomes.pop(item.nodeid, None)
+
+    def refresh(self, files: set[str]) -> set[str]:
+        """Give unchanged test files fresh module state, keeping their collected tests.
+
+        Each module runs again in its own namespace, as a new import would,
+        from code compiled once (with pytest's assertion rewriting): its
+        data (lists, counters, caches) starts afresh.  The functions and
+        classes it defines are then put back as the ones its tests, fixtures
+        and ``setup_*`` functions were collected with; their code is the
+        same, and they read the fresh globals.  Returns the files that
+        cannot be refreshed (a file of other items than test functions, a
+        module that fails to run again, one whose tests pytest deselected when
+        the session began): those are to be collected again.
+        """
+        left: set[str] = set()
+        for key in files:
+            test_file = self.suite.files.get(key)
+            module = test_file.module() if test_file is not None else None
+            if (
+                test_file is None
+                or module is None
+                or len(test_file.collectors) != 1
+                or not test_file.items  # all deselected at the start: none kept
+                or not all(isinstance(item, pytest.Function) for item in test_file.items)
+            ):
+                left.add(key)
+                continue
+            code = self._code(key, module)
+            if code is None or not self._run_again(module, code):
+                left.add(key)
+        return left
+
+    def prepare(self) -> bool:
+        """Compile one test module for :meth:`refresh` ahead of need; True while some are left.
+
+        Called while the loop waits: the first save that keeps a file's
+        tests does not pay for rewriting its asserts.
+        """
+        for key, test_file in self.suite.files.items():
+            if key in self._compiled or key in self._unprepared:
+                continue
+            module = test_file.module()
+            if module is None or self._code(key, module) is None:
+                self._unprepared.add(key)
+            return True
+        return False
+
+    def _code(self, key: str, module: ModuleType) -> Any:
+        """The code of a test module, compiled once per content of its file."""
+        try:
+            stat = os.stat(key)
+        except OSError:
+            return None
+        signature = (stat.st_mtime_ns, stat.st_size)
+        cached = self._compiled.get(key)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        spec = getattr(module, "__spec__", None)
+        loader = getattr(spec, "loader", None)
+        try:
+            if type(loader).__name__ == "AssertionRewritingHook":
+                from _pytest.assertion import rewrite
+
+                code = rewrite._rewrite_test(Path(key), self.config)[-1]
+            else:
+                code = loader.get_code(module.__name__)  # type: ignore[union-attr]
+        except Exception:
+            return None
+        self._compiled[key] = (signature, code)
+        return code
+
+    def _run_again(self, module: ModuleType, code: Any) -> bool:
+        namespace = module.__dict__
+        old = dict(namespace)
+        namespace.clear()
+        namespace.update({name: old[name] for name in _IMPORT_STATE if name in old})
+        self._forget_imports(module.__name__)
+        try:
+            exec(code, namespace)
+        except BaseException:
+            namespace.clear()
+            namespace.update(old)
+            return False
+        for name, value in list(namespace.items()):
+            before = old.get(name)
+            if (
+                before is not None
+                and before is not value
+                and type(before) is type(value)
+                and isinstance(value, (types.FunctionType, type))
+                and getattr(value, "__module__", None) == module.__name__
+                and getattr(before, "__qualname__", None) == getattr(value, "__qualname__", "")
+            ):
+                namespace[name] = before
+        return True
 
     def collect(self, files: set[str], keep: set[str]) -> None:
         """Collect ``files`` again, each module imported afresh.
