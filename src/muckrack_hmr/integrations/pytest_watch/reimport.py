@@ -330,9 +330,11 @@ class Reimporter:
         self._forget_imports(module.__name__)
         try:
             exec(code, namespace)
-        except BaseException:
+        except BaseException as exc:  # pytest.skip at import too: collected afresh
             namespace.clear()
             namespace.update(old)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
             return False
         for name, value in list(namespace.items()):
             before = old.get(name)
