@@ -391,6 +391,14 @@ def _lines(stream: object, into: queue.Queue[str | None]) -> None:
     into.put(None)
 
 
+def _passed(seen: list[str], pattern: re.Pattern[str]) -> re.Match[str] | None:
+    """The run's figures line, if the run came and no test failed (None otherwise)."""
+    matches = [match for match in map(pattern.search, seen) if match]
+    if not matches or any(" failed" in line and "==" in line for line in seen):
+        return None
+    return matches[-1]
+
+
 def _hmr(
     root: Path, project: Project, saves: int, full_runs: int, errors: list[str]
 ) -> dict[str, object]:
@@ -446,13 +454,12 @@ def _hmr(
             forth = (relative, old, new) if index % 2 == 0 else (relative, new, old)
             apply_edit(root, forth)
             seen = until_watching()
-            found = [RESULTS.search(line) for line in seen]
-            matches = [match for match in found if match]
-            if not matches or any(" failed" in line and "==" in line for line in seen):
+            match = _passed(seen, RESULTS)
+            if match is None:
                 errors.append(f"{project.requirement}: save {index}: " + " / ".join(seen[-4:]))
                 continue
-            ran.append(int(matches[-1].group(1)))
-            results.append(float(matches[-1].group(2)))
+            ran.append(int(match.group(1)))
+            results.append(float(match.group(2)))
             if index == 0:
                 memory["1 save"] = _rss_mb(child.pid)
         memory[f"{saves} saves"] = _rss_mb(child.pid)
@@ -461,12 +468,11 @@ def _hmr(
             child.stdin.write("a\n")
             child.stdin.flush()
             seen = until_watching()
-            found = [FULL.search(line) for line in seen]
-            matches = [match for match in found if match]
-            if not matches or any(" failed" in line and "==" in line for line in seen):
+            match = _passed(seen, FULL)
+            if match is None:
                 errors.append(f"{project.requirement}: full run {index}: " + " / ".join(seen[-4:]))
                 continue
-            full.append(float(matches[-1].group(2)))
+            full.append(float(match.group(2)))
         if full_runs:
             memory[f"{full_runs} full runs"] = _rss_mb(child.pid)
     finally:
