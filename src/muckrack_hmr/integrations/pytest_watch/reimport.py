@@ -236,6 +236,8 @@ class Reimporter:
     def drop_test_file(self, key: str) -> None:
         """A test file was deleted: its module, fixtures, nodes and outcomes go."""
         test_file = self.suite.forget(key)
+        self._compiled.pop(key, None)
+        self._unprepared.discard(key)
         if test_file is None:
             return
         module = test_file.module()
