@@ -489,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.real_suites")
     parser.add_argument("--quick", action="store_true", help="6 saves and 1 cold run")
     parser.add_argument("--saves", type=int, help="saves per project (default 50)")
+    parser.add_argument(
+        "--project", action="append", choices=sorted(PROJECTS), help="only these (repeatable)"
+    )
     args = parser.parse_args(argv)
     saves = args.saves or (6 if args.quick else 50)
     full_runs = 3 if args.quick else 20
@@ -497,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     started = time.perf_counter()
     for name, project in sorted(PROJECTS.items()):
+        if args.project and name not in args.project:
+            continue
         with tempfile.TemporaryDirectory(prefix="hmr-real-") as temp:
             try:
                 root = unpack(fetch_sdist(project.requirement, project.folder), Path(temp))

@@ -195,6 +195,34 @@ def test_test_files_edited_added_and_deleted(proj: Path, watch: Callable[..., Wa
     }
 
 
+def test_quiet_runs_end_with_pytests_summary(proj: Path, watch: Callable[..., Watch]) -> None:
+    """``-q`` (progress dots, then the summary), on every pytest we support."""
+    session = watch(project(proj), "-q")
+    assert session.run().summary.startswith("3 passed")
+    write(proj / "app" / "calc.py", "def add(a, b):\n    return a + b + 1\n")
+    run = session.run()
+    assert run.summary.startswith("2 failed")
+    assert not run.has("INTERNALERROR")
+
+
+def test_a_test_file_saved_again_within_its_seconds_mtime_runs_its_latest_code(
+    proj: Path, watch: Callable[..., Watch], core_env: dict[str, str]
+) -> None:
+    """pytest caches rewritten test modules as pycs; one checked by mtime in seconds
+    and size (pytest 8) would give the same-size save within a second the old code."""
+    core_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    session = watch(project(proj))
+    assert session.run().summary.startswith("3 passed")
+    path = proj / CALC
+    write(path, path.read_text() + "\ndef test_new():\n    assert add(1, 1) == 3\n")
+    assert session.run().outcomes[f"{CALC}::test_new"] == "FAILED"
+    stat = path.stat()
+    write(path, path.read_text().replace("== 3", "== 2"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    assert session.run().outcomes[f"{CALC}::test_new"] == "PASSED"
+
+
 def test_syntax_errors_are_reported_and_watching_goes_on(
     proj: Path, watch: Callable[..., Watch]
 ) -> None:
@@ -1003,12 +1031,16 @@ def pytest_itemcollected(item):
 
 
 @pytest.mark.skipif(not BY_EXECUTION, reason="sys.monitoring: Python 3.12+")
+@pytest.mark.parametrize("bytecode", [False, True], ids=["no-pyc", "pyc"])
 def test_an_unchanged_test_file_is_not_collected_again_and_its_module_state_is_fresh(
-    proj: Path, watch: Callable[..., Watch], core_env: dict[str, str]
+    proj: Path, watch: Callable[..., Watch], core_env: dict[str, str], bytecode: bool
 ) -> None:
     """A body edit: the tests that ran the function run again, from their file's
     collected tests, not a new collection; module data, class instances and captured
-    output are those of a fresh run."""
+    output are those of a fresh run.  With bytecode written, the test module's code
+    comes from the pyc pytest cached, and is the current one after its file changed."""
+    if bytecode:
+        core_env.pop("PYTHONDONTWRITEBYTECODE", None)
     project(proj)
     write(proj / "conftest.py", COLLECT_LOG_CONFTEST)
     write(
@@ -1039,6 +1071,7 @@ def test_an_unchanged_test_file_is_not_collected_again_and_its_module_state_is_f
     )
     session = watch(proj)
     assert session.run().summary.startswith("5 passed")
+    assert bool(list((proj / "tests" / "__pycache__").glob("test_state.*pytest*"))) == bytecode
     log = proj / "collected.log"
     collected = log.read_text().splitlines()
     assert "tests/test_state.py::TestCounter::test_add" in collected
@@ -1071,6 +1104,19 @@ def test_an_unchanged_test_file_is_not_collected_again_and_its_module_state_is_f
         "tests/test_state.py::TestCounter::test_add": "PASSED",
     }
     assert len(log.read_text().splitlines()) == len(collected) + 2
+    # Saved again, then run again without collecting: its latest code runs.
+    text = state.read_text().replace("== [11] and CALLS == [2]", "in ([11], [12])")
+    text = text.replace("CALLS = []", "CALLS = [0]")
+    write(state, text.replace("assert CALLS == [2]", "assert CALLS[1:] in ([2], [3])"))
+    assert set(session.run().outcomes.values()) == {"PASSED"}
+    assert len(log.read_text().splitlines()) == len(collected) + 4
+    write(calc, "def add(a, b):\n    return a + b + 1\n")
+    run = session.run()
+    assert run.outcomes["tests/test_state.py::TestCounter::test_add"] == "PASSED"
+    assert run.outcomes["tests/test_state.py::test_first"] == "PASSED"
+    write(calc, "def add(a, b):\n    return a + b\n")
+    assert set(session.run().outcomes.values()) == {"PASSED"}
+    assert len(log.read_text().splitlines()) == len(collected) + 4
     assert fresh_pytest(proj, core_env)[1] == {
         f"{CALC}::test_add": "PASSED",
         f"{CALC}::test_add_zero": "PASSED",

@@ -313,6 +313,10 @@ class Reloader:
                 self._running = False
                 self._queued = []
                 self._given = {}
+                # Parsed trees are many times the size of their source: none
+                # outlives the save it was parsed for (the next edit parses
+                # only its own lines of the old side, see summarize_before).
+                self.sources.forget_parses()
         result.total_ms = (time.perf_counter() - start) * 1000.0
         return result
 

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SETTLE", "SourceStore", "read_settled"]
 
-# Parsed modules kept for the next reload: the last sources of the modules being edited.
+# Parsed modules kept while one save is handled: the watcher's check, a caller's
+# comparison (parsed_edit) and the reload share them; a reload's end drops them.
 _SUMMARY_CACHE_SIZE = 16
 
 
@@ -298,6 +299,10 @@ class SourceStore:
         else:
             self._summaries.move_to_end(key)
         return summary
+
+    def forget_parses(self) -> None:
+        """Drop the parsed sources kept by :meth:`summary` (a reload is over)."""
+        self._summaries.clear()
 
     def consumption(self, name: str) -> Consumption | None:
         """What ``name`` takes from its imports, as of the source it last ran."""

@@ -160,8 +160,16 @@ class Fixtures:
         return False
 
     def forget_nodes(self, nodes: list[Any]) -> None:
-        """Drop what pytest >= 9.1 keyed by collection nodes that are gone."""
+        """Drop what pytest keyed by collection nodes that are gone, or by their objects."""
         gone = {id(node) for node in nodes}
+        seen = getattr(self.manager, "_holderobjseen", None)
+        if isinstance(seen, set):
+            # pytest < 9: the modules, classes and test case instances whose
+            # fixtures it parsed, kept forever (and the old modules with them).
+            objects = {id(node.__dict__.get("_obj")) for node in nodes}
+            objects.discard(id(None))
+            for holder in [h for h in seen if id(h) in objects or id(type(h)) in objects]:
+                seen.discard(holder)
         autouse = getattr(self.manager, "_node_autousenames", None)
         if isinstance(autouse, dict):
             for key in [key for key in autouse if id(key) in gone]:
@@ -173,6 +181,17 @@ class Fixtures:
                     del entry[key]
                 if not entry:
                     del table[name]
+
+    def under_nodeids(self, nodes: list[Any]) -> list[Any]:
+        """The definitions pytest < 9.1 registered by the node id of one of ``nodes``.
+
+        Those it makes for a test class's or module's ``setup_*`` (and
+        unittest's ``setUpClass``) hold the class: collected again, the new
+        node registers new ones, and the old ones are to go.
+        """
+        nodeids = {getattr(node, "nodeid", None) for node in nodes}
+        nodeids.discard(None)
+        return [d for d in self.all() if getattr(d, "baseid", None) in nodeids]
 
     def _replace(self, new: Any, old: Any) -> None:
         for _, _, defs in self._lists():

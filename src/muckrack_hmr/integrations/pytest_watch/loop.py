@@ -290,6 +290,9 @@ class WatchLoop:
             return
         self._start_run()
         self.report.line(changes.describe(self.report.relative))
+        for path in changes.paths:
+            if path.endswith(".py"):
+                self.reimport.forget_pyc(path)
         code_reached = set(changes.code) | set(changes.deleted_code)
         for name in list(code_reached):
             code_reached.update(self.hmr.dependents_of(name, transitive=True))

@@ -250,7 +250,9 @@ class Reimporter:
                 del sys.modules[module.__name__]
             with self.hmr.tracker.lock:
                 self.hmr.graph.remove_module(module.__name__)
-        self.fixtures.forget_nodes(test_file.nodes())
+        nodes = test_file.nodes()
+        self.fixtures.remove(self.fixtures.under_nodeids(nodes))
+        self.fixtures.forget_nodes(nodes)
         for item in test_file.items:
             self.report.outcomes.pop(item.nodeid, None)
 
@@ -314,15 +316,49 @@ class Reimporter:
         loader = getattr(spec, "loader", None)
         try:
             if type(loader).__name__ == "AssertionRewritingHook":
-                from _pytest.assertion import rewrite
-
-                code = rewrite._rewrite_test(Path(key), self.config)[-1]
+                code = self._rewritten(Path(key))
             else:
                 code = loader.get_code(module.__name__)  # type: ignore[union-attr]
         except Exception:
             return None
         self._compiled[key] = (signature, code)
         return code
+
+    @staticmethod
+    def forget_pyc(path: str) -> None:
+        """Delete the pyc pytest cached of ``path`` rewritten, if any (``path`` was saved).
+
+        pytest 8 checks it by the file's mtime in whole seconds and its size:
+        a same-size save within the second would import the old code.
+        """
+        try:
+            from _pytest.assertion import rewrite
+
+            name = os.path.basename(path)
+            os.unlink(rewrite.get_cache_dir(Path(path)) / (name[:-3] + rewrite.PYC_TAIL))
+        except Exception:  # none cached, or another pytest's internals
+            pass
+
+    def _rewritten(self, path: Path) -> Any:
+        """A test module's code with pytest's asserts: from the pyc pytest cached, if current.
+
+        Reading it spares parsing and rewriting the module again, and the
+        parsed tree of a large test file (many times its size) with it.
+        """
+        from _pytest.assertion import rewrite
+
+        code = None
+        try:
+            pyc = rewrite.get_cache_dir(path) / (path.name[:-3] + rewrite.PYC_TAIL)
+            with open(pyc, "rb") as handle:
+                flags = handle.read(8)[4:]
+            # Only a pyc checked by the source's hash (pytest 9): one checked by
+            # mtime in seconds and size misses a same-size save within a second.
+            if flags == b"\x03\x00\x00\x00":
+                code = rewrite._read_pyc(path, pyc)
+        except Exception:  # no pyc, or another pytest's internals: rewrite as below
+            code = None
+        return code if code is not None else rewrite._rewrite_test(path, self.config)[-1]
 
     def _run_again(self, module: ModuleType, code: Any) -> bool:
         namespace = module.__dict__
@@ -360,6 +396,7 @@ class Reimporter:
         file that failed to collect and now collects is said to have recovered.
         """
         old: dict[str, tuple[ModuleType | None, list[Any], list[Any]]] = {}
+        made_for_nodes: list[Any] = []
         defined = self.fixtures.by_module()
         for key in files:
             test_file = self.suite.files.get(key)
@@ -367,7 +404,12 @@ class Reimporter:
                 continue
             module = test_file.module()
             defs = defined.get(id(module.__dict__), []) if module is not None else []
-            old[key] = (module, defs, test_file.nodes())
+            nodes = test_file.nodes()
+            # Made by pytest for the nodes (setup_class, setUpClass...), not
+            # defined in the module: the new collection makes its own.
+            made = [d for d in self.fixtures.under_nodeids(nodes) if d not in defs]
+            old[key] = (module, defs, nodes)
+            made_for_nodes.extend(made)
             for item in test_file.items:
                 self.report.outcomes.pop(item.nodeid, None)
             if module is not None:
@@ -381,7 +423,7 @@ class Reimporter:
             if was_broken and key not in self.broken and key in self.suite.files:
                 self.report.line(f"hmr: {self.report.relative(key)} recovered")
         defined = self.fixtures.by_module()
-        doomed: list[Any] = []
+        doomed: list[Any] = list(made_for_nodes)
         gone: list[Any] = []
         for key, (module, old_defs, old_nodes) in old.items():
             test_file = self.suite.files.get(key)

@@ -93,10 +93,14 @@ class Report:
         reporter = self.reporter
         if reporter is None:
             return
+        # reported_progress is pytest 9's; pytest 8 has only the set it counts.
+        reported = getattr(reporter, "reported_progress", None)
+        if reported is None:
+            reported = len(getattr(reporter, "_progress_nodeids_reported", ()))
         if (
             getattr(reporter, "_show_progress_info", False)
             and reporter.verbosity <= 0
-            and reporter.reported_progress
+            and reported
             and hasattr(reporter, "_write_progress_information_filling_space")
         ):
             reporter._write_progress_information_filling_space()
