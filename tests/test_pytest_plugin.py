@@ -195,6 +195,47 @@ def test_test_files_edited_added_and_deleted(proj: Path, watch: Callable[..., Wa
     }
 
 
+@pytest.mark.parametrize("how", ["env", "option"])
+def test_saves_are_found_by_polling_where_file_events_never_come(
+    proj: Path, watch: Callable[..., Watch], how: str
+) -> None:
+    """Network drives, bind mounts, WSL's Windows drives: ``--hmr-poll`` or
+    ``MUCKRACK_HMR_FORCE_POLLING=1`` find a code edit, a test file edit, a new test
+    folder and a deleted test file."""
+    if how == "option":
+        session = watch(project(proj), "--hmr-poll", "0.05")
+        why = "--poll"
+    else:
+        session = watch(project(proj), env={"MUCKRACK_HMR_FORCE_POLLING": "1"})
+        why = "MUCKRACK_HMR_FORCE_POLLING is set"
+    first = session.run()
+    assert first.summary.startswith("3 passed")
+    interval = "0.05" if how == "option" else "0.1"
+    assert first.has(f"hmr: finding saves by polling every {interval} s ({why})")
+
+    write(proj / "app" / "calc.py", "def add(a, b):\n    return a + b + 1\n")
+    assert session.run().outcomes == {
+        f"{CALC}::test_add": "FAILED",
+        f"{CALC}::test_add_zero": "FAILED",
+    }
+    write(proj / "tests" / "sub" / "test_more.py", "def test_more():\n    assert True\n")
+    assert session.run().outcomes == {"tests/sub/test_more.py::test_more": "PASSED"}
+    write(proj / "tests" / "sub" / "test_more.py", "def test_more():\n    assert False\n")
+    assert session.run().outcomes == {"tests/sub/test_more.py::test_more": "FAILED"}
+    (proj / CALC).unlink()
+    run = session.run()
+    assert run.has("hmr: deleted tests/test_calc.py")
+
+
+def test_the_plugins_backend_choices_are_the_clis() -> None:
+    """The entry point imports nothing of the package: its choices are spelled there."""
+    from muckrack.hmr import pytest_plugin
+    from muckrack_hmr.backends import BACKENDS, DEFAULT_POLL_INTERVAL
+
+    assert pytest_plugin.BACKENDS == BACKENDS
+    assert pytest_plugin.POLL_INTERVAL == DEFAULT_POLL_INTERVAL
+
+
 def test_quiet_runs_end_with_pytests_summary(proj: Path, watch: Callable[..., Watch]) -> None:
     """``-q`` (progress dots, then the summary), on every pytest we support."""
     session = watch(project(proj), "-q")
@@ -573,6 +614,18 @@ def test_under_the_cli(proj: Path, watch: Callable[..., Watch]) -> None:
     # Said once, by the loop: not a second time by the CLI's log handler.
     assert sum("hmr: reloaded app.text" in line for line in run.lines) == 1
     assert "hmr: reloaded" not in session.child.stderr_text()
+
+
+def test_under_the_cli_its_polling_applies(proj: Path, watch: Callable[..., Watch]) -> None:
+    """The CLI's ``poll`` (here from pyproject.toml) is how the test loop finds saves."""
+    project(proj)
+    write(proj / "pyproject.toml", "[tool.muckrack-hmr]\npoll = 0.05\n")
+    session = watch(proj, cli=True)
+    first = session.run()
+    assert first.summary.startswith("3 passed")
+    assert first.has("hmr: finding saves by polling every 0.05 s (--poll)")
+    write(proj / "app" / "text.py", "def shout(word):\n    return word.title()\n")
+    assert session.run().outcomes == {f"{TEXT}::test_shout": "FAILED"}
 
 
 # -- the differential test: the runs of --hmr against fresh pytest runs ------------

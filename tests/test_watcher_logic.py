@@ -12,6 +12,7 @@ import errno
 import importlib
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -28,11 +29,13 @@ from muckrack_hmr.backends import (
     CLOSED,
     CREATED,
     DELETED,
+    FOLDER,
     MODIFIED,
     MOVED_AWAY,
     TOUCHED,
     Backend,
     PollingBackend,
+    WatchdogBackend,
 )
 from muckrack_hmr.debounce import MAX_QUIET, Batch
 from muckrack_hmr.watcher import OPEN_PATIENCE, SETTLE, Watcher
@@ -619,6 +622,41 @@ def test_the_polling_backend_reports_creates_changes_and_deletes(tmp_path: Path)
     backend.poll_once()
 
     assert sorted(events) == [("a.py", MODIFIED), ("b.py", DELETED), ("c.py", CREATED)]
+
+    # A new folder is reported as one (pytest --hmr then looks inside); files in a
+    # folder that is not watched are not, and a folder that goes says nothing.
+    events.clear()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "test_d.py").write_text("D = 1\n")
+    backend.poll_once()
+    assert events == [("sub", FOLDER)]
+    events.clear()
+    (tmp_path / "sub" / "test_d.py").unlink()
+    (tmp_path / "sub").rmdir()
+    backend.poll_once()
+    assert events == []
+
+
+def test_watchdog_reports_a_new_folder(tmp_path: Path) -> None:
+    seen: queue.Queue[tuple[str, str]] = queue.Queue()
+    backend = WatchdogBackend()
+    backend.start(lambda path, kind: seen.put((path, kind)))
+    try:
+        backend.watch(str(tmp_path))
+        (tmp_path / "sub").mkdir()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                path, kind = seen.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if kind == FOLDER:
+                assert path == str(tmp_path / "sub")
+                break
+        else:
+            pytest.fail("no folder event within 10 s")
+    finally:
+        backend.stop()
 
 
 # -- the safe point -----------------------------------------------------------------------

@@ -26,6 +26,7 @@ __all__ = [
     "CREATED",
     "DEFAULT_POLL_INTERVAL",
     "DELETED",
+    "FOLDER",
     "MODIFIED",
     "MOVED_AWAY",
     "TOUCHED",
@@ -47,6 +48,7 @@ DELETED = "deleted"
 MOVED_AWAY = "moved-away"  # renamed to another name (a backup rename, say)
 CLOSED = "closed"  # a writer closed it: what it wrote is complete
 TOUCHED = "touched"  # metadata only (mtime, mode)
+FOLDER = "folder"  # a folder appeared in a watched one: created, or renamed into place
 
 Sink = Callable[[str, str], None]
 
@@ -102,6 +104,8 @@ def _event_types() -> dict[type, str]:
         "FileMovedEvent": MOVED_AWAY,
         "FileClosedEvent": CLOSED,
         "FileAttribEvent": TOUCHED,
+        "DirCreatedEvent": FOLDER,
+        "DirMovedEvent": FOLDER,
     }
     return {getattr(events, cls): kind for cls, kind in kinds.items() if hasattr(events, cls)}
 
@@ -114,9 +118,14 @@ class _WatchdogHandler:
         self.kinds = kinds
 
     def dispatch(self, event: Any) -> None:
-        if event.is_directory:
-            return
         kind = self.kinds.get(type(event))
+        if event.is_directory:
+            if kind == FOLDER:
+                # Moved into place: where it is now; created: where it was made.
+                path = getattr(event, "dest_path", "") or event.src_path
+                if path:
+                    self.sink(os.fsdecode(path), FOLDER)
+            return
         if kind is None:
             # Opened and closed-without-writing: our own reads of a module
             # would otherwise wake the watcher up after every reload.
@@ -189,8 +198,10 @@ class WatchdogBackend(Backend):
 
 # -- polling ------------------------------------------------------------------------
 
-# path -> ((mtime_ns, ctime_ns, size, inode), digest of the content or None)
+# path -> ((mtime_ns, ctime_ns, size, inode), digest of the content or None);
+# a subfolder is there as _SUBFOLDER (only its appearance is reported).
 _Snapshot = dict[str, tuple[tuple[int, int, int, int], bytes | None]]
+_SUBFOLDER: tuple[tuple[int, int, int, int], bytes | None] = ((-1, -1, -1, -1), None)
 
 # A file modified this recently may be modified again without its stat
 # changing: Linux stamps files with a coarse clock (a tick of 1-10 ms) and FAT
@@ -221,6 +232,7 @@ def _snapshot(folder: str) -> _Snapshot:
                 except OSError:
                     continue
                 if entry.is_dir():
+                    found[entry.path] = _SUBFOLDER
                     continue
                 # ctime and the inode catch a rename into place, and a
                 # same-size rewrite on filesystems with coarse mtimes.
@@ -292,11 +304,15 @@ class PollingBackend(Backend):
             for path, entry in after.items():
                 old = before.get(path)
                 if old is None:
-                    self._sink(path, CREATED)
+                    self._sink(path, FOLDER if entry is _SUBFOLDER else CREATED)
+                elif old is _SUBFOLDER or entry is _SUBFOLDER:
+                    if old is not entry:  # a folder became a file, or the reverse
+                        self._sink(path, FOLDER if entry is _SUBFOLDER else CREATED)
                 elif _differs(old, entry):
                     self._sink(path, MODIFIED)
             for path in before.keys() - after.keys():
-                self._sink(path, DELETED)
+                if before[path] is not _SUBFOLDER:
+                    self._sink(path, DELETED)
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):
@@ -408,6 +424,8 @@ class WatchfilesBackend(Backend):
                         self._report_gap(before, folders)
                     for change, path in changes:
                         kind = kinds.get(change)
+                        if kind == CREATED and os.path.isdir(path):
+                            kind = FOLDER
                         if kind is not None and self._sink is not None:
                             self._sink(path, kind)
             except Exception:
@@ -425,7 +443,13 @@ class WatchfilesBackend(Backend):
             new = _snapshot(folder)
             for path in {*old, *new}:
                 was, now = old.get(path), new.get(path)
-                if was is None or now is None or _differs(was, now):
+                if now is _SUBFOLDER:
+                    if was is not _SUBFOLDER:
+                        self._sink(path, FOLDER)
+                elif was is _SUBFOLDER:
+                    if now is not None:
+                        self._sink(path, CREATED)
+                elif was is None or now is None or _differs(was, now):
                     self._sink(path, MODIFIED if now is not None else DELETED)
 
 

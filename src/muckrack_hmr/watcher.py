@@ -225,6 +225,11 @@ class Watcher:
             if now - since >= min(max(_IMPORTS_OVER, _PAUSE_IN_IMPORTS * pace), _LONGEST_PAUSE):
                 return
 
+    def backend_choice(self) -> tuple[str, float | None]:
+        """The backend asked for (a name) and the polling interval (``--poll``), if any."""
+        requested = self._requested
+        return (requested if isinstance(requested, str) else requested.name), self._poll
+
     def stop(self) -> None:
         """Stop watching; a reload in progress finishes first."""
         with self._wake:

@@ -12,6 +12,11 @@ from collections.abc import Generator
 
 import pytest
 
+# muckrack_hmr.backends' BACKENDS and DEFAULT_POLL_INTERVAL, spelled here: without
+# --hmr, this module imports nothing of the package (a test keeps them equal).
+BACKENDS = ("auto", "watchdog", "polling", "watchfiles")
+POLL_INTERVAL = 0.1
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hmr", "hot module replacement (muckrack-python-hmr)")
@@ -41,6 +46,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=10.0,
         metavar="MS",
         help="with --hmr: quiet time after a save before reloading (default: 10 ms)",
+    )
+    group.addoption(
+        "--hmr-poll",
+        type=float,
+        nargs="?",
+        const=POLL_INTERVAL,
+        default=None,
+        metavar="SECONDS",
+        help="with --hmr: find saves by polling (default every 0.1 s), for network drives, "
+        "bind mounts and WSL's Windows drives where file events never come; "
+        "MUCKRACK_HMR_FORCE_POLLING=1 does the same",
+    )
+    group.addoption(
+        "--hmr-backend",
+        choices=BACKENDS,
+        default=None,
+        help="with --hmr: how saves are found (default: auto, as the CLI's --backend)",
     )
     group.addoption(
         "--hmr-root",

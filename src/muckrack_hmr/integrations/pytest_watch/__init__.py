@@ -14,11 +14,15 @@ from typing import Any
 
 import pytest
 
+from .events import Events
+
 __all__ = ["configure", "install"]
 
 _HMR = pytest.StashKey[Any]()
 _COMMANDS = pytest.StashKey[int | None]()
 _RECORDER = pytest.StashKey[Any]()
+#: the CLI's --backend and --poll, under ``python -m muckrack.hmr -m pytest --hmr``
+_CLI_BACKEND = pytest.StashKey[tuple[str, float | None]]()
 
 
 def install(config: pytest.Config) -> None:
@@ -38,6 +42,8 @@ def install(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--hmr-root {missing[0]!r} is not a folder")
         hmr = tracking.install(roots)
     else:
+        if hmr.watcher is not None:
+            config.stash[_CLI_BACKEND] = hmr.watcher.backend_choice()
         hmr.close()
     config.stash[_HMR] = hmr
     config.stash[_COMMANDS] = _command_input(config)
@@ -77,9 +83,41 @@ def configure(config: pytest.Config) -> None:
     if _HMR not in config.stash:  # the plugin was registered after the conftests were loaded
         install(config)
     loop = WatchLoop(
-        config, config.stash[_HMR], config.stash[_COMMANDS], config.stash.get(_RECORDER, None)
+        config,
+        config.stash[_HMR],
+        config.stash[_COMMANDS],
+        config.stash.get(_RECORDER, None),
+        events=_events(config),
     )
     config.pluginmanager.register(loop, "hmr-watch")
+
+
+def _events(config: pytest.Config) -> Events:
+    """The loop's file events, watched as ``--hmr-backend`` and ``--hmr-poll`` say.
+
+    Under ``python -m muckrack.hmr -m pytest --hmr``, the CLI's ``--backend``
+    and ``--poll`` apply where these are not given; ``MUCKRACK_HMR_FORCE_POLLING``
+    applies as it does to the CLI.
+    """
+    from ...backends import BackendUnavailable
+
+    backend, poll = config.stash.get(_CLI_BACKEND, ("auto", None))
+    if config.getoption("hmr_backend") is not None:
+        backend = config.getoption("hmr_backend")
+    if config.getoption("hmr_poll") is not None:
+        poll = config.getoption("hmr_poll")
+        if poll <= 0:
+            raise pytest.UsageError("--hmr-poll must be > 0 seconds")
+    hmr = config.stash[_HMR]
+    try:
+        return Events(
+            float(config.getoption("hmr_debounce")) / 1000.0,
+            backend=backend,
+            poll=poll,
+            roots=hmr.project.roots,
+        )
+    except (BackendUnavailable, ValueError) as exc:
+        raise pytest.UsageError(f"--hmr-backend: {exc}") from None
 
 
 def _command_input(config: pytest.Config) -> int | None:

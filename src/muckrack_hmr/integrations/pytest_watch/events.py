@@ -1,32 +1,40 @@
 """What wakes the watch loop up: saved files and typed commands.
 
 Both arrive on one queue, from background threads, and only the main thread
-acts on them (reloads and test runs never overlap).  Files: a watchdog
-observer on individual folders (not whole trees, so that a virtualenv or
-``node_modules`` in the project costs nothing).  Commands: one per line on
-standard input, read from a private duplicate of its file descriptor,
-because pytest's output capturing points descriptor 0 at ``/dev/null``
-while a test runs.
+acts on them (reloads and test runs never overlap).  Files: the CLI's file
+event backends (watchdog, watchfiles, or polling where events never come:
+network drives, bind mounts, WSL's Windows drives), on individual folders
+(not whole trees, so that a virtualenv or ``node_modules`` in the project
+costs nothing).  Commands: one per line on standard input, read from a
+private duplicate of its file descriptor, because pytest's output capturing
+points descriptor 0 at ``/dev/null`` while a test runs.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from ...backends import (
+    DEFAULT_POLL_INTERVAL,
+    TOUCHED,
+    Backend,
+    PollingBackend,
+    choose_backend,
+)
 from ...threads import signals_to_main_thread
 
 __all__ = ["Batch", "Events"]
 
+log = logging.getLogger("muckrack_hmr")
+
 # How often an idle wait wakes up to do background work (analysis for early cutoff).
 _IDLE_TICK = 0.1
-# The watchdog events that can mean new content.
-_WRITES = frozenset({"created", "modified", "moved", "deleted", "closed"})
 
 
 @dataclass
@@ -42,10 +50,23 @@ class Batch:
 class Events:
     """File events and commands, collected for the watch loop."""
 
-    def __init__(self, debounce: float) -> None:
+    def __init__(
+        self,
+        debounce: float,
+        *,
+        backend: str = "auto",
+        poll: float | None = None,
+        roots: Iterable[str] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """``backend``, ``poll`` and ``MUCKRACK_HMR_FORCE_POLLING`` (in ``environ``)
+        choose how files are watched, as the CLI's ``--backend`` and ``--poll`` do.
+        Raises BackendUnavailable or ValueError."""
         self.debounce = debounce
         self._queue: queue.Queue[tuple[str, str, float]] = queue.Queue()
-        self._observer: Any = None
+        chosen, self.why = choose_backend(backend, poll_interval=poll, roots=roots, environ=environ)
+        self.backend: Backend = chosen
+        self._started = False
         self._watched: set[str] = set()
         self._reader: threading.Thread | None = None
 
@@ -53,21 +74,44 @@ class Events:
 
     def watch(self, folders: Iterable[str]) -> None:
         """Watch these folders too (each one alone, not its subfolders)."""
-        with signals_to_main_thread():  # Ctrl-C reaches the loop, not an observer's thread
-            self._watch(folders)
+        with signals_to_main_thread():  # Ctrl-C reaches the loop, not a backend's thread
+            if not self._started:
+                self._started = True
+                self.backend.start(self._saw)
+                log.debug("hmr: file events from %s (%s)", self.backend.describe(), self.why)
+            for folder in folders:
+                if folder in self._watched or not os.path.isdir(folder):
+                    continue
+                try:
+                    self.backend.watch(folder)
+                except OSError as exc:
+                    self._poll_instead(exc)
+                    self.backend.watch(folder)
+                self._watched.add(folder)
 
-    def _watch(self, folders: Iterable[str]) -> None:
-        for folder in folders:
-            if folder in self._watched or not os.path.isdir(folder):
-                continue
-            if self._observer is None:
-                from watchdog.observers import Observer
+    def _saw(self, path: str, kind: str) -> None:
+        """A backend's report (on its thread): every path that may hold new content."""
+        if kind == TOUCHED or "__pycache__" in path:
+            return  # metadata only; pytest's and Python's bytecode caches
+        self._queue.put(("path", os.path.realpath(path), time.perf_counter()))
 
-                self._observer = Observer()
-                self._observer.daemon = True
-                self._observer.start()
-            self._watched.add(folder)
-            self._observer.schedule(_Handler(self._queue), folder, recursive=False)
+    def _poll_instead(self, exc: OSError) -> None:
+        """The OS refused a watch (inotify's per-user limits, say): poll every folder."""
+        old = self.backend
+        if isinstance(old, PollingBackend):
+            raise exc
+        log.warning(
+            "hmr: %s failed (%s); polling every %g s instead "
+            "(raise fs.inotify.max_user_watches, or pass --hmr-poll)",
+            old.describe(),
+            exc,
+            DEFAULT_POLL_INTERVAL,
+        )
+        old.stop()
+        self.backend = PollingBackend()
+        self.backend.start(self._saw)
+        for folder in self._watched:
+            self.backend.watch(folder)
 
     @property
     def watched(self) -> frozenset[str]:
@@ -132,26 +176,6 @@ class Events:
 
     def close(self) -> None:
         """Stop watching (the command reader is a daemon thread)."""
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer = None
-
-
-class _Handler:
-    """A watchdog event handler: every path an event names goes on the queue."""
-
-    def __init__(self, events: queue.Queue[tuple[str, str, float]]) -> None:
-        self.events = events
-
-    def dispatch(self, event: Any) -> None:
-        if event.event_type not in _WRITES:
-            return  # reading a file (ours, or an import) opens and closes it
-        if event.is_directory and event.event_type not in ("created", "moved"):
-            return  # a folder "modified" because a file in it was: that file has its event
-        now = time.perf_counter()
-        for attr in ("src_path", "dest_path"):
-            path = getattr(event, attr, "")
-            if isinstance(path, bytes):
-                path = os.fsdecode(path)
-            if path and "__pycache__" not in path:
-                self.events.put(("path", os.path.realpath(path), now))
+        if self._started:
+            self._started = False
+            self.backend.stop()

@@ -71,14 +71,20 @@ class WatchLoop:
     """The plugin behind ``--hmr`` (registered as ``hmr-watch``)."""
 
     def __init__(
-        self, config: pytest.Config, hmr: Any, commands: int | None, recorder: Any = None
+        self,
+        config: pytest.Config,
+        hmr: Any,
+        commands: int | None,
+        recorder: Any = None,
+        *,
+        events: Events | None = None,
     ) -> None:
         self.config = config
         self.hmr = hmr
         self.commands = commands
         self.suite = Suite(config)
         self.run_all = bool(config.getoption("hmr_all"))
-        self.events = Events(float(config.getoption("hmr_debounce")) / 1000.0)
+        self.events = events or Events(float(config.getoption("hmr_debounce")) / 1000.0)
         self.session: Any = None
         self.report = Report(config)
         self.reimport = Reimporter(config, hmr, self.suite, self.report)
@@ -127,6 +133,11 @@ class WatchLoop:
         self.hmr.remember_sources()
         self.executed.arm_loaded()
         self._refresh()
+        if self.events.why != "the default":
+            # Saves are found another way than the OS's file events: say how.
+            self.report.line(
+                f"hmr: finding saves by {self.events.backend.describe()} ({self.events.why})"
+            )
         if self.commands is not None:
             self.events.read_commands(self.commands)
             self.commands = None
