@@ -34,6 +34,7 @@ from muckrack_hmr.backends import (
     MOVED_AWAY,
     TOUCHED,
     Backend,
+    CheckedBackend,
     PollingBackend,
     WatchdogBackend,
 )
@@ -586,6 +587,10 @@ def test_choose_backend_follows_the_options_and_the_environment() -> None:
     assert isinstance(backend, PollingBackend)
     assert "MUCKRACK_HMR_FORCE_POLLING" in why
     backend, _ = backends.choose_backend("auto", environ={"MUCKRACK_HMR_FORCE_POLLING": "0"})
+    # The default: the OS's events, checked against a listing once a second.
+    assert isinstance(backend, CheckedBackend)
+    assert isinstance(backend.primary, backends.WatchdogBackend)
+    backend, _ = backends.choose_backend("watchdog", environ={})
     assert isinstance(backend, backends.WatchdogBackend)
     backend, _ = backends.choose_backend("watchfiles", environ={})
     assert isinstance(backend, backends.WatchfilesBackend)
@@ -635,6 +640,88 @@ def test_the_polling_backend_reports_creates_changes_and_deletes(tmp_path: Path)
     (tmp_path / "sub").rmdir()
     backend.poll_once()
     assert events == []
+
+
+class _Silent(Backend):
+    """A file system that accepts watches and delivers no event (a bind mount, say)."""
+
+    name = "silent"
+    reports_close = True
+
+    def __init__(self) -> None:
+        self.watched: list[str] = []
+        self.stopped = False
+
+    def start(self, sink: Any) -> None:
+        pass
+
+    def watch(self, folder: str) -> None:
+        self.watched.append(folder)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def _next(seen: queue.Queue[tuple[str, str]], timeout: float = 10.0) -> tuple[str, str]:
+    try:
+        return seen.get(timeout=timeout)
+    except queue.Empty:
+        pytest.fail(f"nothing reported within {timeout} s")
+
+
+def test_where_file_events_never_come_polling_takes_over(tmp_path: Path) -> None:
+    seen: queue.Queue[tuple[str, str]] = queue.Queue()
+    switched: list[str] = []
+    silent = _Silent()
+    backend = CheckedBackend(silent, check=0.05, interval=0.02, on_switch=switched.append)
+    assert backend.reports_close
+    (tmp_path / "a.py").write_text("A = 1\n")
+    backend.start(lambda path, kind: seen.put((os.path.basename(path), kind)))
+    try:
+        backend.watch(str(tmp_path))
+        assert silent.watched == [str(tmp_path)]
+        deadline = time.monotonic() + 10
+        while not backend._listing._folders and time.monotonic() < deadline:
+            time.sleep(0.01)  # the checker lists the new folder on its own thread
+        (tmp_path / "a.py").write_text("A = 22\n")
+        assert _next(seen) == ("a.py", MODIFIED)  # the save the OS never reported
+        assert backend.switched
+        assert silent.stopped
+        assert not backend.reports_close
+        assert len(switched) == 1
+        assert "silent reported no event for" in switched[0]
+        assert "a.py" in switched[0]
+        # From now on, the listing reports every change, at the polling pace.
+        (tmp_path / "b.py").write_text("B = 1\n")
+        assert _next(seen) == ("b.py", CREATED)
+        assert backend.describe().startswith("polling every 0.02 s")
+    finally:
+        backend.stop()
+
+
+def test_where_file_events_come_the_check_stays_silent(tmp_path: Path) -> None:
+    seen: queue.Queue[tuple[str, str]] = queue.Queue()
+    switched: list[str] = []
+    backend = CheckedBackend(WatchdogBackend(), check=0.05, on_switch=switched.append)
+    (tmp_path / "a.py").write_text("A = 0\n")
+    backend.start(lambda path, kind: seen.put((os.path.basename(path), kind)))
+    try:
+        backend.watch(str(tmp_path))
+        for value in range(1, 6):
+            (tmp_path / "a.py").write_text(f"A = {value}\n")
+            assert _next(seen)[0] == "a.py"
+            # Two checking rounds: a change the OS reported is not reported again.
+            deadline = time.monotonic() + 0.15
+            while time.monotonic() < deadline:
+                try:
+                    path, _ = seen.get(timeout=max(deadline - time.monotonic(), 0.001))
+                except queue.Empty:
+                    break
+                assert path == "a.py"  # the OS's own later events of the same save
+        assert not backend.switched
+        assert switched == []
+    finally:
+        backend.stop()
 
 
 def test_watchdog_reports_a_new_folder(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from .hooks import CASCADES, ErrorHandler, Hook, Hooks
 from .sources import SourceStore
 
 if TYPE_CHECKING:
+    from .project import ProjectFilter
     from .reloader import Reloader, ReloadResult
-    from .tracking import ProjectFilter
 
 __all__ = ["HMR"]
 

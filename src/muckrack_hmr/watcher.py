@@ -27,6 +27,7 @@ from .backends import (
     MODIFIED,
     TOUCHED,
     Backend,
+    CheckedBackend,
     PollingBackend,
     choose_backend,
 )
@@ -180,6 +181,8 @@ class Watcher:
                 requested, poll_interval=self._poll, roots=self.project.roots
             )
             log.debug("hmr: file events from %s (%s)", self.backend.describe(), why)
+        if isinstance(self.backend, CheckedBackend):
+            self.backend.on_switch = self._events_never_came
         self._batch.reports_close = self.backend.reports_close
         try:
             self.backend.start(self.notify)
@@ -341,6 +344,16 @@ class Watcher:
             self._fall_back_to_polling(exc)
             return
         log.debug("hmr: watching %s", folder)
+
+    def _events_never_came(self, why: str) -> None:
+        """The OS accepted the watches but delivers no events (the backend polls now)."""
+        self._batch.reports_close = False
+        log.warning(
+            "hmr: file events do not arrive here (%s); polling every %g s instead "
+            "(pass --poll to start so)",
+            why,
+            DEFAULT_POLL_INTERVAL,
+        )
 
     def _fall_back_to_polling(self, exc: OSError) -> None:
         old = self.backend

@@ -24,6 +24,7 @@ from ...backends import (
     DEFAULT_POLL_INTERVAL,
     TOUCHED,
     Backend,
+    CheckedBackend,
     PollingBackend,
     choose_backend,
 )
@@ -43,6 +44,8 @@ class Batch:
 
     paths: set[str] = field(default_factory=set)
     command: str | None = None
+    notice: str | None = None
+    """A line to show (how saves are found changed)."""
     first_event: float = 0.0
     """``time.perf_counter()`` of the first event of the batch: the save."""
 
@@ -66,6 +69,8 @@ class Events:
         self._queue: queue.Queue[tuple[str, str, float]] = queue.Queue()
         chosen, self.why = choose_backend(backend, poll_interval=poll, roots=roots, environ=environ)
         self.backend: Backend = chosen
+        if isinstance(chosen, CheckedBackend):
+            chosen.on_switch = self._events_never_came
         self._started = False
         self._watched: set[str] = set()
         self._reader: threading.Thread | None = None
@@ -94,6 +99,14 @@ class Events:
         if kind == TOUCHED or "__pycache__" in path:
             return  # metadata only; pytest's and Python's bytecode caches
         self._queue.put(("path", os.path.realpath(path), time.perf_counter()))
+
+    def _events_never_came(self, why: str) -> None:
+        """The OS accepted the watches but delivers no events (the backend polls now)."""
+        notice = (
+            f"hmr: file events do not arrive here ({why}); polling every "
+            f"{DEFAULT_POLL_INTERVAL:g} s instead (pass --hmr-poll to start so)"
+        )
+        self._queue.put(("notice", notice, time.perf_counter()))
 
     def _poll_instead(self, exc: OSError) -> None:
         """The OS refused a watch (inotify's per-user limits, say): poll every folder."""
@@ -152,6 +165,8 @@ class Events:
                 continue
             if kind == "command":
                 return Batch(command=value, first_event=when)
+            if kind == "notice":
+                return Batch(notice=value, first_event=when)
             batch = Batch(paths={value}, first_event=when)
             return self._settle(batch)
 
@@ -167,7 +182,7 @@ class Events:
                 kind, value, when = self._queue.get(timeout=remaining)
             except queue.Empty:
                 return batch
-            if kind == "command":
+            if kind != "path":
                 # Handled after this batch: put it back behind the files.
                 self._queue.put((kind, value, when))
                 return batch

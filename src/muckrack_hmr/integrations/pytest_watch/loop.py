@@ -146,7 +146,9 @@ class WatchLoop:
         try:
             while not self._quit:
                 batch = self.events.next_batch(self._idle)
-                if batch.command is not None:
+                if batch.notice is not None:
+                    self.report.line(batch.notice, red=True)
+                elif batch.command is not None:
                     self._command(batch.command)
                 else:
                     self._changed(batch)

@@ -1,0 +1,198 @@
+"""What counts as project code: ``.py`` files under the project's roots, and nothing else.
+
+The standard library, site-packages (also a virtualenv kept inside the
+project) and this package itself are never project code.  Only project
+modules are tracked, kept and reloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import site
+import sys
+import sysconfig
+from collections.abc import Callable, Iterable
+from stat import S_ISLNK
+from typing import Any
+
+__all__ = ["ProjectFilter"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
+# The ``python -m muckrack.hmr`` shim lives beside the package.
+_SHIM_DIR = os.path.join(os.path.dirname(_PACKAGE_DIR), "muckrack")
+
+
+def _excluded_dirs(never: set[str]) -> list[str]:
+    """Folders whose modules are never project code, even under a project root.
+
+    A virtualenv made inside the project folder is the usual reason: its
+    site-packages lies under the root but must never be reloaded.
+    """
+    paths = sysconfig.get_paths()
+    dirs = {
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        *never,
+    }
+    for key in ("stdlib", "platstdlib"):
+        path = paths.get(key)
+        if path:
+            dirs.add(path)
+    return sorted({os.path.realpath(path) for path in dirs})
+
+
+def _never_project_dirs() -> set[str]:
+    """site-packages and this package: excluded even when a root lies inside them."""
+    paths = sysconfig.get_paths()
+    dirs = {_PACKAGE_DIR, _SHIM_DIR}
+    for key in ("purelib", "platlib"):
+        path = paths.get(key)
+        if path:
+            dirs.add(path)
+    with contextlib.suppress(AttributeError):  # some embedded interpreters lack it
+        dirs.update(site.getsitepackages())
+    user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    if user_site:
+        dirs.add(user_site)
+    return {os.path.realpath(path) for path in dirs}
+
+
+_SOURCE_SUFFIXES = (".py", ".pyw")
+
+
+def _is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class ProjectFilter:
+    """Says whether a module is project code: a ``.py`` file under a root.
+
+    Built-in, frozen and extension modules, the standard library and
+    site-packages are never project code, wherever they lie.
+    """
+
+    def __init__(self, roots: Iterable[str | os.PathLike[str]]) -> None:
+        self.roots = [os.path.realpath(os.fspath(root)) for root in roots]
+        never = _never_project_dirs()
+        self.excluded = [
+            path
+            for path in _excluded_dirs(never)
+            # A root inside an excluded folder (a project kept under the
+            # interpreter's prefix) still counts: its excluded parent doesn't.
+            # site-packages never does: its modules are never reloaded.
+            if not any(_is_under(root, path) and root != path for root in self.roots)
+            or path in never
+        ]
+        self._root_prefixes = tuple(root.rstrip(os.sep) + os.sep for root in self.roots)
+        self._excluded_prefixes = tuple(path.rstrip(os.sep) + os.sep for path in self.excluded)
+        # folder as written -> its real path if project files can live there, else None.
+        self._folders: dict[str, str | None] = {}
+        #: real path -> (module name, (mtime_ns, size) when it was classified),
+        #: for every project module seen so far: the watcher's baseline, so
+        #: that a save between the import and the first watch is not lost.
+        self.loaded: dict[str, tuple[str, tuple[int, int] | None]] = {}
+
+    def _project_path(self, filename: str) -> str | None:
+        """The real path of ``filename`` if it is a project source file, else None.
+
+        Resolving symlinks costs a system call per path component, and
+        modules come many to a folder: each folder is resolved and judged
+        once.  A symlinked file is resolved on its own (callers lstat it).
+        """
+        if not filename.endswith(_SOURCE_SUFFIXES):
+            return None
+        folder, base = os.path.split(filename)
+        try:
+            resolved = self._folders[folder]
+        except KeyError:
+            real = os.path.realpath(folder or os.curdir)
+            inside = self._is_project_dir(real + os.sep)
+            resolved = self._folders[folder] = real + os.sep if inside else None
+        return None if resolved is None else resolved + base
+
+    def _is_project_dir(self, prefix: str) -> bool:
+        return prefix.startswith(self._root_prefixes) and not prefix.startswith(
+            self._excluded_prefixes
+        )
+
+    def verdicts(
+        self,
+    ) -> tuple[dict[str, str | None], dict[str, tuple[str, tuple[int, int] | None]]] | None:
+        """The folder verdicts and the baselines, for the compiled core's fast path.
+
+        With them the core classifies a module whose folder was judged
+        already without calling this filter: the folder is the file name up
+        to its last ``/``, a project file is recorded in ``loaded`` with its
+        ``lstat`` exactly as :meth:`__call__` records it, and anything else
+        (a new folder, a symlink) still comes here.  None where paths may use
+        another separator (Windows): the core then always calls.
+        """
+        if os.sep != "/" or os.altsep is not None:
+            return None
+        return self._folders, self.loaded
+
+    def is_project_path(self, filename: str) -> bool:
+        """Is ``filename`` a Python source file in a project folder (symlinks not followed)?"""
+        return self._project_path(filename) is not None
+
+    def contains_file(self, filename: str) -> bool:
+        """Is ``filename`` a Python source file of the project?"""
+        path = self._project_path(filename)
+        if path is not None and os.path.islink(path):
+            path = self._project_path(os.path.realpath(path))
+        return path is not None
+
+    def __call__(self, name: str, namespace: Any) -> bool:
+        """The core's classifier: ``namespace`` is the module's globals."""
+        try:
+            filename = namespace.get("__file__")
+        except AttributeError:
+            return False
+        if not isinstance(filename, str):
+            return False
+        path = self._project_path(filename)
+        if path is None:
+            return False
+        # One lstat: it says whether the file is a symlink, and otherwise
+        # gives the watcher's baseline.
+        stat = _stat(path, os.lstat)
+        if stat is not None and S_ISLNK(stat.st_mode):
+            real = self._project_path(os.path.realpath(path))
+            if real is None:
+                return False  # a link that leads out of the project
+            path = real
+            stat = _stat(path, os.stat)
+        previous = self.loaded.get(path)
+        if (
+            previous is not None
+            and previous[0] != name
+            and not self._ran_from(namespace, path)
+            and self._ran_from(getattr(sys.modules.get(previous[0]), "__dict__", None), path)
+        ):
+            # An alias that claims the file (toolz's ``tlz.itertoolz`` copies
+            # ``toolz.itertoolz`` and its ``__file__``): the file stays with
+            # the module whose code it is, the one a save must reload.
+            return True
+        self.loaded[path] = (name, None if stat is None else (stat.st_mtime_ns, stat.st_size))
+        return True
+
+    def _ran_from(self, namespace: Any, path: str) -> bool:
+        """Was the module of ``namespace`` loaded from the project file ``path`` (its spec says)?"""
+        spec = namespace.get("__spec__") if isinstance(namespace, dict) else None
+        origin = getattr(spec, "origin", None)
+        if not isinstance(origin, str):
+            return False
+        found = self._project_path(origin)
+        if found is not None and found != path and os.path.islink(found):
+            found = self._project_path(os.path.realpath(found))
+        return found == path
+
+
+def _stat(path: str, how: Callable[[str], os.stat_result]) -> os.stat_result | None:
+    try:
+        return how(path)
+    except OSError:
+        return None
