@@ -37,7 +37,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# What a test starts real processes with: its fixtures, or its whole module.
+_E2E_FIXTURES = frozenset({"spawn", "watch", "core_env", "proj"})
+_E2E_MODULES = frozenset(
+    {
+        "test_build",
+        "test_cli",
+        "test_differential",
+        "test_everyday_edits",
+        "test_frameworks",
+        "test_real_suites",
+    }
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _E2E_FIXTURES or getattr(module, "__name__", "").split(".")[-1] in (
+            _E2E_MODULES
+        ):
+            item.add_marker(pytest.mark.e2e)
     if not config.getoption("--no-c-extensions"):
         return
     kept, deselected = [], []

@@ -718,6 +718,12 @@ def test_where_file_events_come_the_check_stays_silent(tmp_path: Path) -> None:
                 except queue.Empty:
                     break
                 assert path == "a.py"  # the OS's own later events of the same save
+        # Every save judged: the rounds that judge the last one are over.
+        judged = backend.rounds + 3
+        deadline = time.monotonic() + 10
+        while backend.rounds < judged and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert backend.rounds >= judged
         assert not backend.switched
         assert switched == []
     finally:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .capture import digest
+from .capture import file_digest
 
 __all__ = [
     "BACKENDS",
@@ -213,14 +213,6 @@ _RACY_NS = 2_000_000_000
 _RACY_MAX_SIZE = 1 << 20
 
 
-def _content_digest(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as handle:
-            return digest(handle.read())
-    except OSError:
-        return None
-
-
 def _snapshot(folder: str) -> _Snapshot:
     """Each regular file of ``folder``: its stat, and its digest while it is racy."""
     found: _Snapshot = {}
@@ -240,7 +232,7 @@ def _snapshot(folder: str) -> _Snapshot:
                 # same-size rewrite on filesystems with coarse mtimes.
                 key = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
                 racy = now - stat.st_mtime_ns < _RACY_NS and stat.st_size <= _RACY_MAX_SIZE
-                found[entry.path] = (key, _content_digest(entry.path) if racy else None)
+                found[entry.path] = (key, file_digest(entry.path) if racy else None)
     except OSError:
         pass  # the folder is gone (for now): its files read as deleted
     return found
@@ -331,6 +323,10 @@ class PollingBackend(Backend):
 
 #: How often the OS's events are checked against a listing of the watched folders.
 CHECK_INTERVAL = 1.0
+# Rounds of that listing the OS has to report a change it found: its events can be
+# late on a loaded machine (its thread not scheduled), and a wrong verdict costs a
+# poll every 0.1 s for the rest of the session.
+_PATIENCE = 2
 
 
 class CheckedBackend(Backend):
@@ -340,8 +336,8 @@ class CheckedBackend(Backend):
     mount from a macOS or Windows host, a network drive, a FUSE mount.  A
     save there would go unseen forever.  So every ``check`` seconds the
     watched folders are listed (a stat per file), and each change found is
-    looked at one round later: if the OS reported nothing for that path since
-    the listing before, its events are not coming.  The changes it missed
+    looked at two rounds later: if the OS reported nothing for that path since
+    the listing before it, its events are not coming.  The changes it missed
     are reported then, and from there on the folders are polled every
     ``interval`` seconds instead (``on_switch`` is told why).  Until then
     the listing reports nothing itself: the OS's events stay the fast path.
@@ -361,6 +357,8 @@ class CheckedBackend(Backend):
         self.interval = interval
         self.on_switch = on_switch
         self.switched = False
+        #: listings compared so far (while the OS's events are checked)
+        self.rounds = 0
         self._listing = PollingBackend(check)  # driven from here, not from its own thread
         self._new: list[str] = []  # folders to list from the next round on
         self._lock = threading.Lock()
@@ -411,8 +409,9 @@ class CheckedBackend(Backend):
     def _run(self) -> None:
         found: list[tuple[str, str]] = []
         self._listing._sink = lambda path, kind: found.append((path, kind))
-        # changes the listing found, and since when the OS should have reported them
-        waiting: list[tuple[str, str, float]] = []
+        # changes the listing found, since when the OS should have reported
+        # them, and the round they are judged in
+        waiting: list[tuple[str, str, float, int]] = []
         before = time.monotonic()
         while not self._stopping.wait(self.interval if self.switched else self.check):
             with self._lock:
@@ -430,15 +429,20 @@ class CheckedBackend(Backend):
                 for path, kind in found:
                     self._sink_safely(path, kind)
                 continue
+            self.rounds += 1
+            rounds = self.rounds
+            due = [entry for entry in waiting if entry[3] <= rounds]
+            waiting = [entry for entry in waiting if entry[3] > rounds]
+            waiting += [(path, kind, before, rounds + _PATIENCE) for path, kind in found]
+            oldest = min((entry[2] for entry in waiting), default=now)
             with self._lock:
                 missed = [
                     (path, kind)
-                    for path, kind, since in waiting
+                    for path, kind, since, _ in due
                     if self._reported.get(path, -math.inf) < since
                 ]
-                # Only reports since the previous round can still count.
-                self._reported = {p: t for p, t in self._reported.items() if t >= before}
-            waiting = [(path, kind, before) for path, kind in found]
+                # Only reports since the oldest change still waiting can count.
+                self._reported = {p: t for p, t in self._reported.items() if t >= oldest}
             before = now
             if missed:
                 self._switch(missed)
@@ -447,7 +451,7 @@ class CheckedBackend(Backend):
         self.switched = True
         why = (
             f"{self.primary.describe()} reported no event for {missed[0][0]}, changed "
-            f"{self.check:g}-{2 * self.check:g} s ago"
+            f"{self.check * _PATIENCE:g}-{self.check * (_PATIENCE + 1):g} s ago"
         )
         try:
             self.primary.stop()

@@ -23,6 +23,7 @@ import os
 import threading
 from collections.abc import Callable
 from importlib.machinery import SourceFileLoader
+from stat import S_ISREG
 from types import CodeType
 from typing import Any
 
@@ -33,7 +34,14 @@ try:
 except ImportError:  # an interpreter built without it
     from hashlib import blake2b as _blake2b
 
-__all__ = ["Captured", "SourceCapture", "digest", "read_steady"]
+__all__ = [
+    "Captured",
+    "SourceCapture",
+    "digest",
+    "file_digest",
+    "read_if_unchanged",
+    "read_steady",
+]
 
 log = logging.getLogger("muckrack_hmr")
 
@@ -45,6 +53,35 @@ _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY"
 def digest(data: bytes) -> bytes:
     """The digest sources and files are compared by (16 bytes of BLAKE2b)."""
     return _blake2b(data, digest_size=16).digest()
+
+
+def file_digest(path: str) -> bytes | None:
+    """The digest of a regular file's content; None for anything else (opening a FIFO
+    would block) or a file that cannot be read."""
+    try:
+        if not S_ISREG(os.stat(path).st_mode):
+            return None
+        with open(path, "rb") as handle:
+            return digest(handle.read())
+    except OSError:
+        return None
+
+
+def read_if_unchanged(path: str, baseline: tuple[int, int] | None) -> bytes | None:
+    """The bytes of ``path`` if its (mtime_ns, size) is ``baseline`` before and after the
+    read (a save may begin in between), else None: it is not what was loaded any more."""
+    if baseline is None:
+        return None
+    try:
+        stat = os.stat(path)
+        if (stat.st_mtime_ns, stat.st_size) != baseline:
+            return None
+        with open(path, "rb") as handle:
+            content = handle.read()
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return content if (stat.st_mtime_ns, stat.st_size) == baseline else None
 
 
 class Captured:

@@ -16,7 +16,6 @@ analyzed when a change first reaches it (``consumption``), or when idle
 from __future__ import annotations
 
 import io
-import os
 import re
 import sys
 import threading
@@ -27,7 +26,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .capture import Captured, digest, read_steady
+from .capture import Captured, digest, read_if_unchanged, read_steady
 from .mentions import Mentions
 
 if TYPE_CHECKING:
@@ -225,20 +224,11 @@ class SourceStore:
         for path, (name, baseline) in entries:
             if name == "__main__" or name in self or baseline is None or name in skip:
                 continue  # taken at import, or not to be trusted
-            try:
-                stat = os.stat(path)
-                if (stat.st_mtime_ns, stat.st_size) != baseline:
-                    continue  # saved since its import: not the code that runs
-                with open(path, "rb") as handle:
-                    source = handle.read()
-                # A save may have begun between the stat and the read.
-                stat = os.stat(path)
-                if (stat.st_mtime_ns, stat.st_size) != baseline:
-                    continue
-                self.remember(name, source)
-                added += 1
-            except OSError:
-                continue
+            source = read_if_unchanged(path, baseline)
+            if source is None:
+                continue  # saved since its import: not the code that runs
+            self.remember(name, source)
+            added += 1
         return added
 
     def remember(self, name: str, source: bytes, summary: ModuleSummary | None = None) -> None:

@@ -31,6 +31,7 @@ from .backends import (
     PollingBackend,
     choose_backend,
 )
+from .capture import read_if_unchanged
 from .datafiles import DEFAULT_DATA_SUFFIXES, DataFiles
 from .debounce import FORCE_AFTER, Batch
 from .filters import PathFilter
@@ -315,16 +316,9 @@ class Watcher:
 
     def _baseline_digest(self, path: str, baseline: tuple[int, int] | None) -> bytes | None:
         """The digest of ``path`` if it is still as it was loaded, else None (and look at it)."""
-        try:
-            stat = os.stat(path)
-            if (stat.st_mtime_ns, stat.st_size) == baseline:
-                with open(path, "rb") as handle:
-                    content = handle.read()
-                stat = os.stat(path)  # a save may have begun during the read
-                if (stat.st_mtime_ns, stat.st_size) == baseline:
-                    return digest(content)
-        except OSError:
-            pass
+        content = read_if_unchanged(path, baseline)
+        if content is not None:
+            return digest(content)
         # Saved between its import and now: no baseline, reload it.
         self.notify(path, MODIFIED)
         return None

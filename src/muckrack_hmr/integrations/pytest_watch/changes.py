@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ...capture import digest
+from ...capture import digest, file_digest
 from .events import Events
 from .reimport import Reimporter
 from .suite import Suite, file_of, real
@@ -31,17 +30,6 @@ __all__ = ["Changes", "Classifier", "Selection"]
 
 # An empty file: truncated, with the content still to come.
 _EMPTY = digest(b"")
-
-
-def _digest(path: str) -> bytes | None:
-    """The content's digest, for a regular file only: opening a FIFO would block."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return None
-        with open(path, "rb") as handle:
-            return digest(handle.read())
-    except OSError:
-        return None
 
 
 def _has_hooks(module: ModuleType) -> bool:
@@ -98,7 +86,7 @@ class Classifier:
         """Note the content of the ``paths`` not seen yet: a save is compared with it."""
         for path in paths:
             if path not in self.digests:
-                self.digests[path] = _digest(path)
+                self.digests[path] = file_digest(path)
 
     def classify(self, paths: Iterable[str]) -> Changes:
         """Sort the saved ``paths`` by kind; those saved unchanged are left out."""
@@ -122,7 +110,7 @@ class Classifier:
             if not known and path not in loaded and not path.endswith((".py", ".pyw")):
                 continue  # a log, a data file, a pipe: nothing the tests import
             exists = os.path.exists(path)
-            content = _digest(path) if exists else None
+            content = file_digest(path) if exists else None
             if known and content == self.digests[path]:
                 continue  # touched, or saved unchanged
             if content == _EMPTY and known:
