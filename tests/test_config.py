@@ -9,7 +9,7 @@ import pytest
 
 from muckrack_hmr.cli import _split
 from muckrack_hmr.config import ConfigError, find_pyproject, load_settings
-from muckrack_hmr.filters import PathFilter
+from muckrack_hmr.watch.filters import PathFilter
 
 # -- pyproject.toml ---------------------------------------------------------------
 

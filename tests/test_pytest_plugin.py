@@ -230,7 +230,7 @@ def test_saves_are_found_by_polling_where_file_events_never_come(
 def test_the_plugins_backend_choices_are_the_clis() -> None:
     """The entry point imports nothing of the package: its choices are spelled there."""
     from muckrack.hmr import pytest_plugin
-    from muckrack_hmr.backends import BACKENDS, DEFAULT_POLL_INTERVAL
+    from muckrack_hmr.watch.backends import BACKENDS, DEFAULT_POLL_INTERVAL
 
     assert pytest_plugin.BACKENDS == BACKENDS
     assert pytest_plugin.POLL_INTERVAL == DEFAULT_POLL_INTERVAL

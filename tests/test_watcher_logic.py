@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from muckrack_hmr import backends, safepoint, saves
-from muckrack_hmr import watcher as watcher_module
-from muckrack_hmr.backends import (
+from muckrack_hmr.watch import backends, safepoint, saves
+from muckrack_hmr.watch import watcher as watcher_module
+from muckrack_hmr.watch.backends import (
     CLOSED,
     CREATED,
     DELETED,
@@ -38,8 +38,8 @@ from muckrack_hmr.backends import (
     PollingBackend,
     WatchdogBackend,
 )
-from muckrack_hmr.debounce import MAX_QUIET, Batch
-from muckrack_hmr.watcher import OPEN_PATIENCE, SETTLE, Watcher
+from muckrack_hmr.watch.debounce import MAX_QUIET, Batch
+from muckrack_hmr.watch.watcher import OPEN_PATIENCE, SETTLE, Watcher
 from tests.conftest import Project
 from tests.subprocesses import A_NEW, A_OLD
 

@@ -177,7 +177,7 @@ class HMR:
         """
         if self.watcher is not None:
             return
-        from .watcher import Watcher
+        from .watch.watcher import Watcher
 
         watcher = Watcher(
             self,

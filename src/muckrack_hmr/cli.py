@@ -16,9 +16,9 @@ from typing import ClassVar
 
 from . import _core
 from ._version import __version__
-from .backends import BACKENDS, DEFAULT_POLL_INTERVAL, BackendUnavailable
 from .config import ConfigError, find_pyproject, load_settings
 from .hooks import CASCADES
+from .watch.backends import BACKENDS, DEFAULT_POLL_INTERVAL, BackendUnavailable
 
 __all__ = ["console_main", "main"]
 

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .backends import BACKENDS, DEFAULT_POLL_INTERVAL
 from .hooks import CASCADES
+from .watch.backends import BACKENDS, DEFAULT_POLL_INTERVAL
 
 __all__ = ["TABLE", "ConfigError", "find_pyproject", "load_settings"]
 

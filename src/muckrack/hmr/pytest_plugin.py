@@ -12,7 +12,7 @@ from collections.abc import Generator
 
 import pytest
 
-# muckrack_hmr.backends' BACKENDS and DEFAULT_POLL_INTERVAL, spelled here: without
+# muckrack_hmr.watch.backends' BACKENDS and DEFAULT_POLL_INTERVAL, spelled here: without
 # --hmr, this module imports nothing of the package (a test keeps them equal).
 BACKENDS = ("auto", "watchdog", "polling", "watchfiles")
 POLL_INTERVAL = 0.1

@@ -99,7 +99,7 @@ def _events(config: pytest.Config) -> Events:
     and ``--poll`` apply where these are not given; ``MUCKRACK_HMR_FORCE_POLLING``
     applies as it does to the CLI.
     """
-    from ...backends import BackendUnavailable
+    from ...watch.backends import BackendUnavailable
 
     backend, poll = config.stash.get(_CLI_BACKEND, ("auto", None))
     if config.getoption("hmr_backend") is not None:

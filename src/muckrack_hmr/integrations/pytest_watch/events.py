@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ...backends import (
+from ...threads import signals_to_main_thread
+from ...watch.backends import (
     DEFAULT_POLL_INTERVAL,
     TOUCHED,
     Backend,
@@ -28,7 +29,6 @@ from ...backends import (
     PollingBackend,
     choose_backend,
 )
-from ...threads import signals_to_main_thread
 
 __all__ = ["Batch", "Events"]
 

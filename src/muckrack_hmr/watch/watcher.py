@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..capture import read_if_unchanged
+from ..threads import signals_to_main_thread
 from .backends import (
     CREATED,
     DEFAULT_POLL_INTERVAL,
@@ -31,13 +33,11 @@ from .backends import (
     PollingBackend,
     choose_backend,
 )
-from .capture import read_if_unchanged
 from .datafiles import DEFAULT_DATA_SUFFIXES, DataFiles
 from .debounce import FORCE_AFTER, Batch
 from .filters import PathFilter
 from .safepoint import SafePoint
 from .saves import OPEN_PATIENCE, SETTLE, Judged, SaveJudge, Wait, digest
-from .threads import signals_to_main_thread
 
 __all__ = ["OPEN_PATIENCE", "SETTLE", "Watcher"]
 

@@ -18,9 +18,9 @@ import os
 from stat import S_ISLNK
 from typing import Any
 
-from .capture import digest
+from ..capture import digest
+from ..sources import SETTLE
 from .datafiles import DataFiles
-from .sources import SETTLE
 
 __all__ = ["OPEN_PATIENCE", "SETTLE", "Judged", "SaveJudge", "Wait", "digest"]
 

@@ -1,0 +1,201 @@
+"""Where file events come from: watchdog (checked, the default), polling, or watchfiles.
+
+Every backend has the same small interface (:class:`Backend`, here with the
+kinds of change it reports) and a module of its own: it watches folders, not
+trees (``watch(folder)`` is never recursive), and reports each change as
+``sink(path, kind)`` from a thread of its own.  The watcher decides what a
+change means; a backend only reports.  :func:`choose_backend` is the one
+place that picks one, for the CLI, ``HMR.watch`` and ``pytest --hmr``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "BACKENDS",
+    "CLOSED",
+    "CREATED",
+    "DEFAULT_POLL_INTERVAL",
+    "DELETED",
+    "FOLDER",
+    "MODIFIED",
+    "MOVED_AWAY",
+    "TOUCHED",
+    "Backend",
+    "BackendUnavailable",
+    "CheckedBackend",
+    "PollingBackend",
+    "WatchdogBackend",
+    "WatchfilesBackend",
+    "choose_backend",
+    "force_polling_requested",
+]
+
+log = logging.getLogger("muckrack_hmr")
+
+# What happened to a path.
+MODIFIED = "modified"  # written (maybe not finished: see CLOSED)
+CREATED = "created"  # appeared: created, or renamed into place
+DELETED = "deleted"
+MOVED_AWAY = "moved-away"  # renamed to another name (a backup rename, say)
+CLOSED = "closed"  # a writer closed it: what it wrote is complete
+TOUCHED = "touched"  # metadata only (mtime, mode)
+FOLDER = "folder"  # a folder appeared in a watched one: created, or renamed into place
+
+Sink = Callable[[str, str], None]
+
+BACKENDS = ("auto", "watchdog", "polling", "watchfiles")
+DEFAULT_POLL_INTERVAL = 0.1  # seconds
+FORCE_POLLING_ENV = "MUCKRACK_HMR_FORCE_POLLING"
+
+
+class BackendUnavailable(Exception):
+    """The backend asked for cannot run here (watchfiles not installed...)."""
+
+
+class Backend:
+    """Reports changes to the files of a set of folders (non-recursively)."""
+
+    name = "backend"
+    #: Does it report CLOSED when a writer closes a file?  Then a file that is
+    #: written but not closed yet is known to be incomplete.
+    reports_close = False
+
+    def start(self, sink: Sink) -> None:
+        """Start reporting changes to ``sink(path, kind)``, from another thread."""
+        raise NotImplementedError
+
+    def watch(self, folder: str) -> None:
+        """Also watch ``folder`` (not its subfolders); OSError when the OS refuses."""
+        raise NotImplementedError
+
+    def rewatch(self, folder: str) -> None:
+        """``folder`` was deleted and made again: watch the new one."""
+        self.watch(folder)
+
+    def stop(self) -> None:
+        """Stop reporting; idempotent."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line for the log: what watches, and how."""
+        return self.name
+
+
+def force_polling_requested(environ: Mapping[str, str]) -> bool:
+    """``MUCKRACK_HMR_FORCE_POLLING`` set to anything but empty, 0, false or no."""
+    value = environ.get(FORCE_POLLING_ENV, "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
+
+
+def _is_wsl(release: str) -> bool:
+    return "microsoft" in release.lower()
+
+
+def windows_drive_mounts(mounts_text: str) -> list[str]:
+    """Mount points of WSL's Windows drives (drvfs, or 9p in WSL 2) in ``/proc/mounts``."""
+    points = []
+    for line in mounts_text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] in ("drvfs", "9p", "v9fs"):
+            points.append(fields[1].replace("\\040", " "))
+    return points
+
+
+def needs_polling_on_wsl(roots: Iterable[str], release: str, mounts_text: str) -> bool:
+    """On WSL, a root on a Windows drive gets no inotify events for edits made from Windows."""
+    if not _is_wsl(release):
+        return False
+    mounts = windows_drive_mounts(mounts_text)
+    return any(
+        root == point or root.startswith(point.rstrip("/") + "/")
+        for root in roots
+        for point in mounts
+    )
+
+
+def _read_mounts() -> str:
+    try:
+        with open("/proc/mounts", encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def choose_backend(
+    requested: str = "auto",
+    *,
+    poll_interval: float | None = None,
+    roots: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Backend, str]:
+    """The backend to use, and why (for the log).
+
+    ``poll_interval`` (``--poll``) and ``MUCKRACK_HMR_FORCE_POLLING`` force
+    polling.  ``auto`` is watchdog, except on WSL for a project on a Windows
+    drive.  Raises :class:`BackendUnavailable` or ValueError.
+    """
+    from .checked import CheckedBackend
+    from .polling import PollingBackend
+    from .watchdog import WatchdogBackend
+    from .watchfiles import WatchfilesBackend
+
+    if requested not in BACKENDS:
+        raise ValueError(f"unknown backend {requested!r} (one of {', '.join(BACKENDS)})")
+    environ = os.environ if environ is None else environ
+    if poll_interval is not None:
+        return PollingBackend(poll_interval), "--poll"
+    if force_polling_requested(environ):
+        return PollingBackend(), f"{FORCE_POLLING_ENV} is set"
+    if requested == "polling":
+        return PollingBackend(), "asked for"
+    if requested == "watchfiles":
+        return WatchfilesBackend(), "asked for"
+    if requested == "watchdog":
+        return WatchdogBackend(), "asked for"  # its events as they come, unchecked
+    if (
+        requested == "auto"
+        and sys.platform.startswith("linux")
+        and needs_polling_on_wsl(roots, _kernel_release(), _read_mounts())
+    ):
+        # WSL serves the Windows drives (/mnt/c...) through drvfs/9p, which
+        # delivers no inotify events for files changed from the Windows side:
+        # an editor running on Windows would never be seen.
+        return PollingBackend(), "the project is on a Windows drive under WSL"
+    return CheckedBackend(WatchdogBackend()), "the default"
+
+
+def _kernel_release() -> str:
+    import platform  # only here: it costs start-up time for one string
+
+    return platform.uname().release
+
+
+# Each backend in its own module, imported when it is first asked for: the CLI
+# reads the names and defaults above at start-up, and needs no backend until its
+# watcher starts.
+_MODULES = {
+    "CheckedBackend": "checked",
+    "PollingBackend": "polling",
+    "WatchdogBackend": "watchdog",
+    "WatchfilesBackend": "watchfiles",
+}
+
+if TYPE_CHECKING:
+    from .checked import CheckedBackend
+    from .polling import PollingBackend
+    from .watchdog import WatchdogBackend
+    from .watchfiles import WatchfilesBackend
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

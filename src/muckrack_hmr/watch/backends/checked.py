@@ -1,0 +1,165 @@
+"""The OS's file events, checked against a slow listing: polling where they never come."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+
+from . import DEFAULT_POLL_INTERVAL, Backend, Sink
+from .polling import PollingBackend
+
+__all__ = ["CHECK_INTERVAL", "CheckedBackend"]
+
+log = logging.getLogger("muckrack_hmr")
+
+#: How often the OS's events are checked against a listing of the watched folders.
+CHECK_INTERVAL = 1.0
+# Rounds of that listing the OS has to report a change it found: its events can be
+# late on a loaded machine (its thread not scheduled), and a wrong verdict costs a
+# poll every 0.1 s for the rest of the session.
+_PATIENCE = 2
+
+
+class CheckedBackend(Backend):
+    """The OS's file events, checked by a slow poll; polling takes over where they never come.
+
+    Some file systems accept a watch and then deliver nothing: a Docker bind
+    mount from a macOS or Windows host, a network drive, a FUSE mount.  A
+    save there would go unseen forever.  So every ``check`` seconds the
+    watched folders are listed (a stat per file), and each change found is
+    looked at two rounds later: if the OS reported nothing for that path since
+    the listing before it, its events are not coming.  The changes it missed
+    are reported then, and from there on the folders are polled every
+    ``interval`` seconds instead (``on_switch`` is told why).  Until then
+    the listing reports nothing itself: the OS's events stay the fast path.
+    """
+
+    def __init__(
+        self,
+        primary: Backend,
+        *,
+        check: float = CHECK_INTERVAL,
+        interval: float = DEFAULT_POLL_INTERVAL,
+        on_switch: Callable[[str], None] | None = None,
+    ) -> None:
+        self.primary = primary
+        self.name = primary.name
+        self.check = check
+        self.interval = interval
+        self.on_switch = on_switch
+        self.switched = False
+        #: listings compared so far (while the OS's events are checked)
+        self.rounds = 0
+        self._listing = PollingBackend(check)  # driven from here, not from its own thread
+        self._new: list[str] = []  # folders to list from the next round on
+        self._lock = threading.Lock()
+        # path -> time.monotonic() of the OS's last event for it
+        self._reported: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sink: Sink | None = None
+
+    @property
+    def reports_close(self) -> bool:  # type: ignore[override]
+        return self.primary.reports_close and not self.switched
+
+    def start(self, sink: Sink) -> None:
+        self._sink = sink
+        self.primary.start(self._from_os)
+        self._thread = threading.Thread(target=self._run, name="muckrack-hmr-check", daemon=True)
+        self._thread.start()
+
+    def watch(self, folder: str) -> None:
+        if not self.switched:
+            self.primary.watch(folder)
+        with self._lock:
+            self._new.append(folder)  # listed on the checker's thread, not the caller's
+
+    def rewatch(self, folder: str) -> None:
+        if not self.switched:
+            self.primary.rewatch(folder)
+        self._listing.rewatch(folder)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.primary.stop()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def describe(self) -> str:
+        if self.switched:
+            return f"polling every {self.interval:g} s (no file events came)"
+        return f"{self.primary.describe()}, checked every {self.check:g} s"
+
+    def _from_os(self, path: str, kind: str) -> None:
+        with self._lock:
+            self._reported[path] = time.monotonic()
+        if self._sink is not None and not self.switched:
+            self._sink(path, kind)
+
+    def _run(self) -> None:
+        found: list[tuple[str, str]] = []
+        self._listing._sink = lambda path, kind: found.append((path, kind))
+        # changes the listing found, since when the OS should have reported
+        # them, and the round they are judged in
+        waiting: list[tuple[str, str, float, int]] = []
+        before = time.monotonic()
+        while not self._stopping.wait(self.interval if self.switched else self.check):
+            with self._lock:
+                new, self._new = self._new, []
+            for folder in new:
+                self._listing.watch(folder)
+            now = time.monotonic()
+            found.clear()
+            try:
+                self._listing.poll_once()
+            except Exception:
+                log.exception("hmr: listing the watched folders failed; trying again")
+                continue
+            if self.switched:
+                for path, kind in found:
+                    self._sink_safely(path, kind)
+                continue
+            self.rounds += 1
+            rounds = self.rounds
+            due = [entry for entry in waiting if entry[3] <= rounds]
+            waiting = [entry for entry in waiting if entry[3] > rounds]
+            waiting += [(path, kind, before, rounds + _PATIENCE) for path, kind in found]
+            oldest = min((entry[2] for entry in waiting), default=now)
+            with self._lock:
+                missed = [
+                    (path, kind)
+                    for path, kind, since, _ in due
+                    if self._reported.get(path, -math.inf) < since
+                ]
+                # Only reports since the oldest change still waiting can count.
+                self._reported = {p: t for p, t in self._reported.items() if t >= oldest}
+            before = now
+            if missed:
+                self._switch(missed)
+
+    def _switch(self, missed: list[tuple[str, str]]) -> None:
+        self.switched = True
+        why = (
+            f"{self.primary.describe()} reported no event for {missed[0][0]}, changed "
+            f"{self.check * _PATIENCE:g}-{self.check * (_PATIENCE + 1):g} s ago"
+        )
+        try:
+            self.primary.stop()
+        except Exception:
+            log.debug("hmr: stopping %s failed", self.primary.describe(), exc_info=True)
+        if self.on_switch is not None:
+            self.on_switch(why)
+        for path, kind in missed:
+            self._sink_safely(path, kind)
+
+    def _sink_safely(self, path: str, kind: str) -> None:
+        if self._sink is None:
+            return
+        try:
+            self._sink(path, kind)
+        except Exception:
+            log.exception("hmr: handling a change of %s failed", path)
