@@ -446,7 +446,7 @@ def test_start_up_imports_only_what_runs(
         import sys
 
         names = ["shutil", "muckrack_hmr._core_py", "muckrack_hmr._hmr_core",
-                 "muckrack_hmr.reloader"]
+                 "muckrack_hmr.reload.reloader"]
         print(json.dumps({name: name in sys.modules for name in names}))
         """,
     )
@@ -458,7 +458,7 @@ def test_start_up_imports_only_what_runs(
         "shutil": False,
         "muckrack_hmr._core_py": core_name == "py",
         "muckrack_hmr._hmr_core": core_name == "c",
-        "muckrack_hmr.reloader": False,
+        "muckrack_hmr.reload.reloader": False,
     }
 
 

@@ -451,7 +451,7 @@ def test_editing_method_bodies_does_not_run_the_class_statement_again(
 
 
 def test_a_summary_reuses_the_analysis_of_unchanged_statements() -> None:
-    from muckrack_hmr.analysis import summarize
+    from muckrack_hmr.reload.analysis import summarize
 
     before = "import a\n\nX = a.f(1)\n\n\ndef g():\n    return a.h()\n"
     after = "import a\n\nX = a.f(2)\n\n\ndef g():\n    return a.h()\n\nY = g()\n"

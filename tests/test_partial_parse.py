@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import muckrack_hmr
-from muckrack_hmr.analysis import ModuleSummary, summarize, summarize_before
+from muckrack_hmr.reload.analysis import ModuleSummary, summarize, summarize_before
 
 TRICKY = '''\
 import os

@@ -481,7 +481,7 @@ def test_the_engine_is_made_once_when_threads_ask_for_it_together(
     """The watcher's thread and the program's own ``reload_module`` may be the first to
     need the engine at the same moment: both get the same one, so their reloads take
     turns under one lock (two engines applied one save twice, the second time whole)."""
-    from muckrack_hmr.reloader import Reloader
+    from muckrack_hmr.reload.reloader import Reloader
 
     assert hmr._reloader is None  # made on first use, not at install
     made: list[object] = []

@@ -6,12 +6,12 @@ import textwrap
 
 import pytest
 
-from muckrack_hmr.analysis import summarize, summarize_before
 from muckrack_hmr.integrations.pytest_watch.edits import (
     changed_definitions,
     changed_statements,
     consumed_names,
 )
+from muckrack_hmr.reload.analysis import summarize, summarize_before
 
 BASE = """\
 LIMIT = 10

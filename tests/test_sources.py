@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from muckrack_hmr import sources
-from muckrack_hmr.sources import SourceStore
+from muckrack_hmr.reload import sources
+from muckrack_hmr.reload.sources import SourceStore
 
 
 class _NoProject:
@@ -56,7 +56,7 @@ def test_no_temporary_file_keeps_the_sources_in_memory(monkeypatch: pytest.Monke
 
 
 def test_the_mentions_index_follows_what_each_module_spells() -> None:
-    from muckrack_hmr.mentions import Mentions, spelling_any
+    from muckrack_hmr.reload.mentions import Mentions, spelling_any
 
     mentions = Mentions()
     mentions.add("a", "import core\ncore.register(f)\nx = core . marker\n# é.ünïcode\n".encode())

@@ -24,13 +24,13 @@ from .api import HMR
 from .tracking import active, install, uninstall
 
 if TYPE_CHECKING:
-    from .reloader import ReloadResult
+    from .reload.reloader import ReloadResult
 
 
 def __getattr__(name: str) -> Any:
     # The engine is imported when first needed, not when the program starts.
     if name == "ReloadResult":
-        from .reloader import ReloadResult
+        from .reload.reloader import ReloadResult
 
         return ReloadResult
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

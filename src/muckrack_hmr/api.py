@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .hooks import CASCADES, ErrorHandler, Hook, Hooks
-from .sources import SourceStore
+from .reload.sources import SourceStore
 
 if TYPE_CHECKING:
     from .project import ProjectFilter
-    from .reloader import Reloader, ReloadResult
+    from .reload.reloader import Reloader, ReloadResult
 
 __all__ = ["HMR"]
 
@@ -45,7 +45,7 @@ class HMR:
             with self._making_reloader:
                 reloader = self._reloader
                 if reloader is None:
-                    from .reloader import Reloader
+                    from .reload.reloader import Reloader
 
                     reloader = Reloader(self.tracker, self.hooks, self.project, self.sources)
                     reloader.cascade = self._cascade

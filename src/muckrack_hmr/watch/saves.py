@@ -19,7 +19,7 @@ from stat import S_ISLNK
 from typing import Any
 
 from ..capture import digest
-from ..sources import SETTLE
+from ..reload.sources import SETTLE
 from .datafiles import DataFiles
 
 __all__ = ["OPEN_PATIENCE", "SETTLE", "Judged", "SaveJudge", "Wait", "digest"]

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .capture import Captured, digest, read_if_unchanged, read_steady
+from ..capture import Captured, digest, read_if_unchanged, read_steady
 from .mentions import Mentions
 
 if TYPE_CHECKING:

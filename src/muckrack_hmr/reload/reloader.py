@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import Any
 
+from ..capture import digest as source_digest
+from ..errors import first_line, location_of, user_traceback
+from ..hooks import CASCADES, ErrorHandler, Hook, Hooks
 from .analysis import ModuleSummary, static_imports, summarize
-from .capture import digest as source_digest
-from .errors import first_line, location_of, user_traceback
-from .hooks import CASCADES, ErrorHandler, Hook, Hooks
 from .incremental import (
     Changes,
     ChangeSet,
