@@ -21,6 +21,10 @@ CHECK_INTERVAL = 1.0
 # late on a loaded machine (its thread not scheduled), and a wrong verdict costs a
 # poll every 0.1 s for the rest of the session.
 _PATIENCE = 2
+# The files whose changes are judged: sources.  Others can change without an
+# event where events do come (SQLite's ``-shm`` file is written through mmap,
+# which inotify does not see): they would stop the OS's events for nothing.
+_JUDGED = (".py", ".pyw")
 
 
 class CheckedBackend(Backend):
@@ -29,8 +33,8 @@ class CheckedBackend(Backend):
     Some file systems accept a watch and then deliver nothing: a Docker bind
     mount from a macOS or Windows host, a network drive, a FUSE mount.  A
     save there would go unseen forever.  So every ``check`` seconds the
-    watched folders are listed (a stat per file), and each change found is
-    looked at two rounds later: if the OS reported nothing for that path since
+    watched folders are listed (a stat per file), and each change of a Python
+    file found is looked at two rounds later: if the OS reported nothing for that path since
     the listing before it, its events are not coming.  The changes it missed
     are reported then, and from there on the folders are polled every
     ``interval`` seconds instead (``on_switch`` is told why).  Until then
@@ -127,7 +131,11 @@ class CheckedBackend(Backend):
             rounds = self.rounds
             due = [entry for entry in waiting if entry[3] <= rounds]
             waiting = [entry for entry in waiting if entry[3] > rounds]
-            waiting += [(path, kind, before, rounds + _PATIENCE) for path, kind in found]
+            waiting += [
+                (path, kind, before, rounds + _PATIENCE)
+                for path, kind in found
+                if path.endswith(_JUDGED)
+            ]
             oldest = min((entry[2] for entry in waiting), default=now)
             with self._lock:
                 missed = [
