@@ -13,6 +13,10 @@ from typing import Any
 __all__ = ["TargetError", "prepare_module", "prepare_script", "run_code"]
 
 
+# Python 3.15 no longer sets ``__cached__`` in ``__main__`` (script or ``-m``).
+_HAS_CACHED = sys.version_info < (3, 15)
+
+
 class TargetError(Exception):
     """The script or module to run cannot be found or read (exit code 2)."""
 
@@ -20,8 +24,11 @@ class TargetError(Exception):
 def _fresh_main() -> types.ModuleType:
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
-    # python's __main__ always has one (3.10-3.13); set it as python does, in the dict.
-    main.__dict__["__annotations__"] = {}  # noqa: RUF063
+    if sys.version_info < (3, 14):
+        # python's __main__ always has one (3.10-3.13); set it as python does, in the dict.
+        # From 3.14 on (PEP 649) there is none: the module's annotations come from the
+        # ``__annotate__`` its code defines, and a dict here would hide them.
+        main.__dict__["__annotations__"] = {}  # noqa: RUF063
     return main
 
 
@@ -39,11 +46,12 @@ def prepare_script(path: str, args: list[str]) -> tuple[types.CodeType, types.Mo
     main = _fresh_main()
     main.__dict__.update(
         __file__=filename,
-        __cached__=None,
         __spec__=None,  # as for ``python script.py``
         __package__=None,
         __loader__=importlib.machinery.SourceFileLoader("__main__", filename),
     )
+    if _HAS_CACHED:
+        main.__dict__["__cached__"] = None
     sys.argv[:] = [path, *args]
     # Python puts the script's folder, symlinks resolved, first on sys.path.
     script_dir = os.path.dirname(os.path.realpath(path))
@@ -91,11 +99,12 @@ def prepare_module(name: str, args: list[str]) -> tuple[types.CodeType, types.Mo
     main = _fresh_main()
     main.__dict__.update(
         __file__=spec.origin,
-        __cached__=spec.cached,
         __spec__=spec,
         __package__=spec.parent,
         __loader__=loader,
     )
+    if _HAS_CACHED:
+        main.__dict__["__cached__"] = spec.cached
     sys.argv[:] = [spec.origin or name, *args]
     sys.modules["__main__"] = main
     return code, main
