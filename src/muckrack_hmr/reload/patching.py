@@ -31,6 +31,7 @@ import enum
 import functools
 import gc
 import logging
+import sys
 import time
 import types
 import weakref
@@ -412,7 +413,7 @@ class _Patcher:
             # Puts back ``old`` and every twin, ``new`` included: ``new`` may
             # sit in a registry that the failed run filled.
             self.undo.append(functools.partial(_set_function_state, old, _function_state(old)))
-        values = tuple(getattr(new, key) for key in _FUNCTION_STATE)
+        values = tuple(_get_state(new, key) for key in _FUNCTION_STATE)
         attributes = {key: self.map(value) for key, value in new.__dict__.items()}
         _set_function_state(old, (*values, attributes))  # to its twins too
         _add_twin(old, new)
@@ -488,7 +489,7 @@ class _Patcher:
             value.__code__, value.__globals__, value.__name__, value.__defaults__, closure
         )
         rebuilt.__kwdefaults__ = value.__kwdefaults__
-        rebuilt.__annotations__ = value.__annotations__
+        _set_state(rebuilt, "__annotations__", _get_state(value, "__annotations__"))
         rebuilt.__qualname__ = value.__qualname__
         rebuilt.__doc__ = value.__doc__
         rebuilt.__dict__.update(value.__dict__)
@@ -637,8 +638,39 @@ _FUNCTION_STATE = (
 )
 
 
+# Python 3.14+ (PEP 649): a function's annotations are computed when first asked
+# for, by its ``__annotate__``.  Reading ``__annotations__`` to copy them would
+# evaluate them at reload time (a name imported under TYPE_CHECKING only, or one
+# defined later, fails there), so the ``__annotate__`` is what moves.
+_DEFERRED_ANNOTATIONS = sys.version_info >= (3, 14)
+
+
+class _Annotate:
+    """A function's ``__annotate__``, as the ``__annotations__`` part of its state."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+
+
+def _get_state(function: types.FunctionType, key: str) -> Any:
+    if key == "__annotations__" and _DEFERRED_ANNOTATIONS:
+        annotate = getattr(function, "__annotate__", None)
+        if annotate is not None:
+            return _Annotate(annotate)
+    return getattr(function, key)
+
+
+def _set_state(function: types.FunctionType, key: str, value: Any) -> None:
+    if isinstance(value, _Annotate):
+        function.__annotate__ = value.function  # type: ignore[attr-defined]  # 3.14+
+    else:
+        setattr(function, key, value)
+
+
 def _function_state(function: types.FunctionType) -> tuple[Any, ...]:
-    return (*(getattr(function, key) for key in _FUNCTION_STATE), dict(function.__dict__))
+    return (*(_get_state(function, key) for key in _FUNCTION_STATE), dict(function.__dict__))
 
 
 def _set_function_state(function: types.FunctionType, state: tuple[Any, ...]) -> None:
@@ -649,7 +681,7 @@ def _set_function_state(function: types.FunctionType, state: tuple[Any, ...]) ->
         if each is not function and each.__code__.co_freevars != code.co_freevars:
             continue
         for key, value in zip(_FUNCTION_STATE, values, strict=True):
-            setattr(each, key, value)
+            _set_state(each, key, value)
         refill(each.__dict__, attributes)
 
 
