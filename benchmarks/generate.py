@@ -589,7 +589,7 @@ def _main_source(info: Info) -> str:
         "",
         "def main() -> int:",
         "    count = len(registry.REGISTRY)",
-        '    print(f"app: {count} modules registered")',
+        '    print(f"app: {count} modules registered", flush=True)',
         "    if len(registry.HANDLERS) != EXPECTED:",
         '        print(f"app: {len(registry.HANDLERS)} handlers, want {EXPECTED}")',
         "        return 1",

@@ -13,6 +13,7 @@ import sys
 import threading
 
 from cpython.dict cimport PyDict_GetItem
+from cpython.module cimport PyModule_Check, PyModule_GetDict
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
@@ -134,7 +135,11 @@ cdef class DependencyGraph:
     cdef list _out
     cdef list _in
     cdef dict _bindings
-    cdef public Py_ssize_t version
+    cdef Py_ssize_t _version
+    # Imports seen but not recorded yet, and the tracker's ``apply_pending``
+    # that records them before the graph is read (see the twin).
+    cdef list _pending
+    cdef object _record_pending
     # imported -> {name: how many importers bound it} (see the twin).
     cdef dict _bound_counts
     # The queries run on C arrays: a compressed copy of the adjacency lists
@@ -154,7 +159,9 @@ cdef class DependencyGraph:
         self._out = []
         self._in = []
         self._bindings = {}
-        self.version = 0
+        self._version = 0
+        self._pending = []
+        self._record_pending = None
         self._bound_counts = {}
         self._csr_version = -1
 
@@ -194,7 +201,7 @@ cdef class DependencyGraph:
         return 0
 
     cdef int _csr(self) except -1:
-        if self._csr_version == self.version and self._out_start != NULL:
+        if self._csr_version == self._version and self._out_start != NULL:
             return 0
         self._free_csr()
         self._pack(self._out, &self._out_start, &self._out_targets)
@@ -204,8 +211,26 @@ cdef class DependencyGraph:
             self._free_csr()
             raise
         self._csr_nodes = len(self._names)
-        self._csr_version = self.version
+        self._csr_version = self._version
         return 0
+
+    cdef inline int _settle(self) except -1:
+        """Record the imports still pending, before the graph is read or edited."""
+        if self._pending and self._record_pending is not None:
+            self._record_pending()
+        return 0
+
+    @property
+    def pending(self):
+        """How many import statements wait to be recorded (see ImportTracker.apply_pending)."""
+        return len(self._pending)
+
+    @property
+    def version(self):
+        """Grows whenever a module or an edge is added or removed (not bindings):
+        what was derived from the graph is stale when it changed."""
+        self._settle()
+        return self._version
 
     cdef Py_ssize_t _node(self, str name):
         return <Py_ssize_t>self._node_id(name)
@@ -215,7 +240,7 @@ cdef class DependencyGraph:
         cdef PyObject* found = PyDict_GetItem(self._ids, name)
         if found != NULL:
             return <object>found
-        self.version += 1
+        self._version += 1
         node = len(self._names)
         self._ids[name] = node
         self._names.append(name)
@@ -226,13 +251,16 @@ cdef class DependencyGraph:
         return node
 
     def __len__(self):
+        self._settle()
         return len(self._ids)
 
     def __contains__(self, name):
+        self._settle()
         return name in self._ids
 
     def modules(self):
         """Every module in the graph, in the order it was first seen."""
+        self._settle()
         return list(self._ids)
 
     def add_module(self, str name):
@@ -260,7 +288,7 @@ cdef class DependencyGraph:
             return False
         out.append(target_id)
         into.append(source_id)
-        self.version += 1
+        self._version += 1
         return True
 
     def add_binding(self, str importer, str imported, str name):
@@ -305,6 +333,7 @@ cdef class DependencyGraph:
 
     def bound_names(self, str importer, str imported):
         """Names that ``importer`` bound with ``from imported import ...``."""
+        self._settle()
         cdef list flat = self._bindings.get(importer)
         cdef Py_ssize_t index
         if flat is None:
@@ -317,6 +346,7 @@ cdef class DependencyGraph:
         In dependents order: the importers whose ``from imported import ...``
         bindings a change of those names concerns.
         """
+        self._settle()
         found_node = self._ids.get(imported)
         if found_node is None:
             return []
@@ -351,6 +381,7 @@ cdef class DependencyGraph:
 
     def clear_dependencies(self, str importer):
         """Drop the outgoing edges and bindings of ``importer``; return them."""
+        self._settle()
         node = self._ids.get(importer)
         if node is None:
             return [], {}
@@ -359,7 +390,7 @@ cdef class DependencyGraph:
         cdef Py_ssize_t index
         previous = [names[target] for target in out]
         if out:
-            self.version += 1
+            self._version += 1
         for target in out:
             (<list>self._in[<Py_ssize_t>target]).remove(node)
         del out[:]
@@ -373,6 +404,7 @@ cdef class DependencyGraph:
 
     def restore_dependencies(self, str importer, tuple saved):
         """Put back exactly what :meth:`clear_dependencies` returned."""
+        self._settle()
         self.clear_dependencies(importer)
         edges, bindings = saved
         self._node(importer)
@@ -384,10 +416,11 @@ cdef class DependencyGraph:
 
     def remove_module(self, str name):
         """Forget ``name`` and every edge that touches it."""
+        self._settle()
         node = self._ids.pop(name, None)
         if node is None:
             return
-        self.version += 1
+        self._version += 1
         cdef Py_ssize_t index = node
         for target in <list>self._out[index]:
             (<list>self._in[<Py_ssize_t>target]).remove(node)
@@ -416,6 +449,7 @@ cdef class DependencyGraph:
 
     def dependencies_of(self, str name):
         """Modules that ``name`` imports directly."""
+        self._settle()
         node = self._ids.get(name)
         if node is None:
             return []
@@ -424,6 +458,7 @@ cdef class DependencyGraph:
 
     def dependents_of(self, str name):
         """Modules that import ``name`` directly."""
+        self._settle()
         node = self._ids.get(name)
         if node is None:
             return []
@@ -473,6 +508,7 @@ cdef class DependencyGraph:
 
     def transitive_dependencies(self, str name):
         """Everything ``name`` imports, directly or not (breadth-first)."""
+        self._settle()
         return self._reach((name,), False)
 
     def transitive_dependents(self, names):
@@ -480,6 +516,7 @@ cdef class DependencyGraph:
 
         Breadth-first; the starting modules themselves are never included.
         """
+        self._settle()
         return self._reach(names, True)
 
     def topological_order(self, names):
@@ -490,6 +527,7 @@ cdef class DependencyGraph:
         one.  Members of a group are in first-seen order.  Unknown names are
         placed first, each alone.
         """
+        self._settle()
         cdef dict ids = self._ids
         cdef list groups = []
         self._csr()
@@ -641,6 +679,7 @@ cdef class ImportTracker:
         # Bound once: ``with self.lock`` looks both methods up on every use.
         self._lock_acquire = self.lock.acquire
         self._lock_release = self.lock.release
+        graph._record_pending = self.apply_pending
 
     # -- the hot path ---------------------------------------------------------
 
@@ -694,7 +733,7 @@ cdef class ImportTracker:
                         return module
             elif level == 0 and <object>found == fromlist:
                 return module
-        self._record_import(globals, name, fromlist, level, module)
+        self._defer(globals, name, fromlist, level, module)
         return module
 
     def import_module(self, name, package=None):
@@ -716,7 +755,7 @@ cdef class ImportTracker:
             for variant in <list>found:
                 if (<tuple>variant)[0] == -1 and (<tuple>variant)[1] == package:
                     return module
-        self._record_import_module(globals, name, package, module)
+        self._defer(globals, name, package, -1, module)
         return module
 
     cdef inline dict _statements_of(self, object globals):
@@ -819,9 +858,47 @@ cdef class ImportTracker:
             seen = self._classify_importer(namespace)
         return seen is not _UNTRACKED
 
-    cdef _record_import(self, object globals, object name, object fromlist, object level,
-                        object module):
+    cdef _defer(self, object globals, object name, object fromlist, object level,
+                object module):
+        """A statement's first run: remember it, leave the graph for later (see the twin)."""
         cdef str importer = globals["__name__"]
+        self._lock_acquire()
+        try:
+            self._remember_statement(importer, name, level, fromlist)
+        finally:
+            self._lock_release()
+        target = getattr(module, "__name__", None)
+        if type(target) is str:
+            self._is_tracked(target)
+        else:
+            target = None
+        package = _package_of(globals) if level > 0 else None
+        self.graph._pending.append((importer, package, name, fromlist, level, target))
+
+    def apply_pending(self, limit=None):
+        """Record in the graph up to ``limit`` of the imports seen and not recorded yet
+        (all with None), oldest first; how many."""
+        cdef list queue = self.graph._pending
+        cdef Py_ssize_t applied = 0, count
+        cdef list pending
+        cdef tuple record
+        with self.lock:
+            while queue and (limit is None or applied < limit):
+                count = len(queue) if limit is None else min(len(queue), limit - applied)
+                pending = queue[:count]
+                del queue[:count]
+                for record in pending:
+                    importer = record[0]
+                    target = record[5]
+                    if record[4] != -1:
+                        self._record_import(importer, record[1], record[2], record[3], record[4])
+                    elif target is not None and target != importer and self._is_tracked(target):
+                        self.graph._add_edge(importer, target)  # importlib.import_module
+                applied += count
+        return applied
+
+    cdef _record_import(self, str importer, object package, object name, object fromlist,
+                        object level):
         cdef str base
         cdef str item_name
         cdef str target
@@ -830,15 +907,20 @@ cdef class ImportTracker:
         cdef list bindings = []
         if level > 0:
             try:
-                base = _resolve_relative(name, _package_of(globals), level)
+                base = _resolve_relative(name, package, level)
             except ImportError:
                 return
         else:
             base = name
         cdef dict modules = <dict>PyImport_GetModuleDict()
+        cdef object namespace = None
         if fromlist:
-            # ``from base import a, b``: ``module`` is ``base`` itself.
+            # ``from base import a, b``: the statement got ``base`` from
+            # sys.modules; its namespace, not getattr (see the twin).
             targets.append(base)
+            module = modules.get(base)
+            if PyModule_Check(module):
+                namespace = <object>PyModule_GetDict(module)
             for item in fromlist:
                 if type(item) is str:
                     item_name = item
@@ -851,7 +933,11 @@ cdef class ImportTracker:
                     continue
                 target = base + "." + item_name
                 submodule = modules.get(target)
-                if submodule is not None and getattr(module, item_name, None) is submodule:
+                if (
+                    submodule is not None
+                    and namespace is not None
+                    and (<dict>namespace).get(item_name) is submodule
+                ):
                     targets.append(target)
                 else:
                     bindings.append(item_name)
@@ -865,20 +951,13 @@ cdef class ImportTracker:
                     break
                 targets.append(base[:dot])
                 start = dot + 1
-        # Classify first: it may run Python code, which must not run under the lock.
-        cdef list tracked = [t for t in targets if t != importer and self._is_tracked(t)]
-        cdef bint bind = bool(bindings) and self._is_tracked(base)
         cdef DependencyGraph graph = self.graph
-        self._lock_acquire()
-        try:
-            for target in tracked:
+        for target in targets:
+            if target != importer and self._is_tracked(target):
                 graph._add_edge(importer, target)
-            if bind:
-                for item_name in bindings:
-                    graph.add_binding(importer, base, item_name)
-            self._remember_statement(importer, name, level, fromlist)
-        finally:
-            self._lock_release()
+        if bindings and self._is_tracked(base):
+            for item_name in bindings:
+                graph.add_binding(importer, base, item_name)
 
     cdef _remember_statement(self, str importer, object name, object level, object fromlist):
         cdef PyObject* found = PyDict_GetItem(self._seen, importer)
@@ -896,16 +975,6 @@ cdef class ImportTracker:
         else:
             seen[name] = [(0, statements), (level, fromlist)]
 
-    cdef _record_import_module(self, globals, name, package, module):
-        importer = globals["__name__"]
-        target = getattr(module, "__name__", None)
-        if not isinstance(target, str):
-            return
-        cdef bint tracked = target != importer and self._is_tracked(target)
-        with self.lock:
-            if tracked:
-                self.graph._add_edge(importer, target)
-            self._remember_statement(importer, name, -1, package)
 
     # -- bookkeeping for the reloader -----------------------------------------
 

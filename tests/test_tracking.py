@@ -165,6 +165,67 @@ def test_the_watchers_idle_steps_trim_the_record_once_modules_were_imported(
     assert hmr.tracker.trim_statements() == 0  # ... and "late"'s statement went too
 
 
+def test_imports_are_recorded_in_the_graph_when_it_is_read(project: Project, hmr: Any) -> None:
+    """Start-up pays a list append per import statement: the edges and bindings are
+    worked out when the graph is first read (or the program rests), with the answers
+    they had at import."""
+    project.write("pkg/__init__.py", "")
+    project.write("pkg/sub.py", "Z = 3\n")
+    project.write("pkg/rel.py", "from . import sub\nfrom .sub import Z\n")
+    project.write("other.py", "Y = 2\n")
+    project.write(
+        "user.py",
+        "import importlib\nimport other\nfrom other import Y\nimport pkg.rel\n"
+        "dyn = importlib.import_module('.sub', 'pkg')\n",
+    )
+    graph = hmr.tracker.graph
+    importlib.import_module("user")
+    assert graph.pending >= 6  # nothing recorded yet
+    assert sorted(deps(hmr, "user")) == ["other", "pkg", "pkg.rel", "pkg.sub"]
+    assert graph.pending == 0  # the read recorded everything first
+    assert deps(hmr, "pkg.rel") == ["pkg", "pkg.sub"]
+    assert graph.bound_names("user", "other") == ["Y"]
+    assert graph.bound_names("pkg.rel", "pkg.sub") == ["Z"]
+    assert graph.bound_names("pkg.rel", "pkg") == []  # ``sub`` is the submodule
+    assert hmr.tracker.apply_pending() == 0
+
+
+def test_pending_imports_are_recorded_oldest_first_in_steps(project: Project, hmr: Any) -> None:
+    project.write("a.py", "X = 1\n")
+    project.write("b.py", "import a\n")
+    project.write("c.py", "import b\nfrom a import X\n")
+    importlib.import_module("c")
+    tracker = hmr.tracker
+    waiting = tracker.graph.pending
+    assert waiting == 3
+    assert tracker.apply_pending(limit=1) == 1
+    assert tracker.graph.pending == 2
+    assert tracker.apply_pending(limit=5) == 2
+    assert tracker.apply_pending() == 0
+    assert deps(hmr, "b") == ["a"]
+    assert deps(hmr, "c") == ["b", "a"]
+
+
+def test_a_module_getattr_is_not_run_to_record_an_import(project: Project, hmr: Any) -> None:
+    """Recording runs later, under the tracker's lock, maybe on the watcher's thread: it
+    reads a package's namespace and never calls its ``__getattr__`` (PEP 562)."""
+    project.write(
+        "lazy/__init__.py",
+        # The submodule is loaded, then its attribute dropped: ``from lazy import
+        # part`` finds it in sys.modules, and a getattr would reach __getattr__.
+        "from . import part\ndel part\nCALLS = []\n\ndef __getattr__(name):\n"
+        "    CALLS.append(name)\n    raise AttributeError(name)\n",
+    )
+    project.write("lazy/part.py", "P = 1\n")
+    project.write("user.py", "from lazy import part\nfrom lazy import CALLS\n")
+    user = importlib.import_module("user")
+    assert user.part.P == 1
+    calls_at_import = list(user.CALLS)
+    assert hmr.tracker.graph.pending > 0
+    assert "lazy" in deps(hmr, "user")
+    assert calls_at_import == user.CALLS
+
+
 def test_a_module_still_importing_keeps_its_statements(project: Project, hmr: Any) -> None:
     project.write("other.py", "Y = 2")
     project.write(

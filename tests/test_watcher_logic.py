@@ -1021,3 +1021,28 @@ def test_file_events_wait_while_the_program_imports_a_library(project: Project, 
     finally:
         for index in range(15):
             sys.modules.pop(f"_hmr_test_library_{index}", None)
+
+
+class _Resting:
+    """A program that rests (its threads use no CPU)."""
+
+    def quiet(self) -> bool:
+        return True
+
+
+def test_the_idle_steps_record_the_imports_in_the_graph(make_rig: Any) -> None:
+    """The graph's bookkeeping of the imports, left out of start-up, is done while the
+    program rests, in steps: the first edit does not pay for it."""
+    rig = make_rig()
+    rig.project.write("base.py", "X = 1\n")
+    for index in range(40):
+        rig.project.write(f"m{index}.py", "import base\nfrom base import X\n")
+    rig.load(*[f"m{index}" for index in range(40)])
+    graph = rig.hmr.tracker.graph
+    assert graph.pending >= 80
+    rig.watcher._activity = _Resting()
+    for _ in range(100):
+        if not rig.watcher._idle():
+            break
+    assert graph.pending == 0
+    assert len(graph.dependents_of("base")) == 40

@@ -71,7 +71,9 @@ class DependencyGraph:
         "_in",
         "_names",
         "_out",
-        "version",
+        "_pending",
+        "_record_pending",
+        "_version",
     )
 
     def __init__(self) -> None:
@@ -89,14 +91,34 @@ class DependencyGraph:
         # bindings come and go: a change of names nobody bound costs a few
         # lookups, not a look at every importer (also right after start-up).
         self._bound_counts: dict[str, dict[str, int]] = {}
-        #: Grows whenever a module or an edge is added or removed (not bindings):
-        #: what was derived from the graph is stale when it changed.
-        self.version = 0
+        self._version = 0
+        # Imports seen but not recorded yet (see ImportTracker._defer): the
+        # tracker's ``apply_pending`` records them before anything reads the
+        # graph, so start-up pays a list append per import statement.
+        self._pending: list[tuple[Any, ...]] = []
+        self._record_pending: Callable[[], int] | None = None
+
+    def _settle(self) -> None:
+        """Record the imports still pending, before the graph is read or edited."""
+        if self._pending and self._record_pending is not None:
+            self._record_pending()
+
+    @property
+    def pending(self) -> int:
+        """How many import statements wait to be recorded (see ImportTracker.apply_pending)."""
+        return len(self._pending)
+
+    @property
+    def version(self) -> int:
+        """Grows whenever a module or an edge is added or removed (not bindings):
+        what was derived from the graph is stale when it changed."""
+        self._settle()
+        return self._version
 
     def _node(self, name: str) -> int:
         node = self._ids.get(name)
         if node is None:
-            self.version += 1
+            self._version += 1
             node = len(self._names)
             self._ids[name] = node
             self._names.append(name)
@@ -105,13 +127,16 @@ class DependencyGraph:
         return node
 
     def __len__(self) -> int:
+        self._settle()
         return len(self._ids)
 
     def __contains__(self, name: object) -> bool:
+        self._settle()
         return name in self._ids
 
     def modules(self) -> list[str]:
         """Every module in the graph, in the order it was first seen."""
+        self._settle()
         return list(self._ids)
 
     def add_module(self, name: str) -> None:
@@ -131,7 +156,7 @@ class DependencyGraph:
             return False
         out.append(target)
         into.append(source)
-        self.version += 1
+        self._version += 1
         return True
 
     def add_binding(self, importer: str, imported: str, name: str) -> None:
@@ -168,6 +193,7 @@ class DependencyGraph:
 
     def bound_names(self, importer: str, imported: str) -> list[str]:
         """Names that ``importer`` bound with ``from imported import ...``."""
+        self._settle()
         flat = self._bindings.get(importer, ())
         return [flat[index + 1] for index in range(0, len(flat), 2) if flat[index] == imported]
 
@@ -177,6 +203,7 @@ class DependencyGraph:
         In dependents order: the importers whose ``from imported import ...``
         bindings a change of those names concerns.
         """
+        self._settle()
         node = self._ids.get(imported)
         if node is None:
             return []
@@ -203,6 +230,7 @@ class DependencyGraph:
 
     def clear_dependencies(self, importer: str) -> tuple[list[str], dict[str, list[str]]]:
         """Drop the outgoing edges and bindings of ``importer``; return them."""
+        self._settle()
         node = self._ids.get(importer)
         if node is None:
             return [], {}
@@ -210,7 +238,7 @@ class DependencyGraph:
         out = self._out[node]
         previous = [names[target] for target in out]
         if out:
-            self.version += 1
+            self._version += 1
         for target in out:
             self._in[target].remove(node)
         out.clear()
@@ -225,6 +253,7 @@ class DependencyGraph:
         self, importer: str, saved: tuple[list[str], dict[str, list[str]]]
     ) -> None:
         """Put back exactly what :meth:`clear_dependencies` returned."""
+        self._settle()
         self.clear_dependencies(importer)
         edges, bindings = saved
         self._node(importer)
@@ -236,10 +265,11 @@ class DependencyGraph:
 
     def remove_module(self, name: str) -> None:
         """Forget ``name`` and every edge that touches it."""
+        self._settle()
         node = self._ids.pop(name, None)
         if node is None:
             return
-        self.version += 1
+        self._version += 1
         for target in self._out[node]:
             self._in[target].remove(node)
         for source in self._in[node]:
@@ -263,6 +293,7 @@ class DependencyGraph:
 
     def dependencies_of(self, name: str) -> list[str]:
         """Modules that ``name`` imports directly."""
+        self._settle()
         node = self._ids.get(name)
         if node is None:
             return []
@@ -271,6 +302,7 @@ class DependencyGraph:
 
     def dependents_of(self, name: str) -> list[str]:
         """Modules that import ``name`` directly."""
+        self._settle()
         node = self._ids.get(name)
         if node is None:
             return []
@@ -298,6 +330,7 @@ class DependencyGraph:
 
     def transitive_dependencies(self, name: str) -> list[str]:
         """Everything ``name`` imports, directly or not (breadth-first)."""
+        self._settle()
         return self._reach((name,), self._out)
 
     def transitive_dependents(self, names: Iterable[str]) -> list[str]:
@@ -305,6 +338,7 @@ class DependencyGraph:
 
         Breadth-first; the starting modules themselves are never included.
         """
+        self._settle()
         return self._reach(names, self._in)
 
     def topological_order(self, names: Iterable[str]) -> list[list[str]]:
@@ -315,6 +349,7 @@ class DependencyGraph:
         one.  Members of a group are in first-seen order.  Unknown names are
         placed first, each alone.
         """
+        self._settle()
         ids = self._ids
         members: dict[int, None] = {}
         unknown: list[list[str]] = []
@@ -409,6 +444,7 @@ class ImportTracker:
         #: tuple: nothing allocated); otherwise a list of (level, fromlist).
         self._seen: dict[str, dict[str, object]] = {}
         self.lock = threading.RLock()
+        graph._record_pending = self.apply_pending
 
     # -- the hot path ---------------------------------------------------------
 
@@ -444,7 +480,7 @@ class ImportTracker:
                         return module
             elif level == 0 and (found is fromlist or found == fromlist):
                 return module
-        self._record_import(globals, name, fromlist, level, module)
+        self._defer(globals, name, fromlist, level, module)
         return module
 
     def import_hook(self) -> Callable[..., ModuleType]:
@@ -470,7 +506,7 @@ class ImportTracker:
             for seen_level, seen_package in found:
                 if seen_level == -1 and seen_package == package:
                     return module
-        self._record_import_module(globals, name, package, module)
+        self._defer(globals, name, package, -1, module)
         return module
 
     def _statements_of(self, globals: Mapping[str, Any]) -> dict[str, object]:
@@ -513,18 +549,68 @@ class ImportTracker:
             seen = self._classify_importer(namespace)
         return seen is not _UNTRACKED
 
-    def _record_import(
+    def _defer(
         self,
         globals: Mapping[str, Any],
         name: str,
-        fromlist: Iterable[Any] | None,
+        fromlist: object,
         level: int,
         module: ModuleType,
     ) -> None:
+        """A statement's first run: remember it, and leave the graph for later.
+
+        Working out the edges and bindings (names, classification, lists)
+        costs several times the import statement itself, on every module's
+        first run: at start-up.  It waits in the graph's pending list until
+        something reads the graph (a reload, a query) or the program rests
+        (the watcher's idle steps call :meth:`apply_pending`).  ``level`` -1
+        is an ``importlib.import_module(name, package)`` call.
+        """
         importer = globals["__name__"]
+        with self.lock:
+            self._remember_statement(importer, name, level, fromlist)
+        # The module imported is classified now, as it was first named: which
+        # module owns a file that two names share is who was imported first.
+        target = getattr(module, "__name__", None)
+        if type(target) is str:
+            self._is_tracked(target)
+        else:
+            target = None
+        # Strings and ints only: the garbage collector has nothing to look
+        # into in thousands of waiting records.
+        package = _package_of(globals) if level > 0 else None
+        self.graph._pending.append((importer, package, name, fromlist, level, target))
+
+    def apply_pending(self, limit: int | None = None) -> int:
+        """Record in the graph up to ``limit`` of the imports seen and not recorded yet
+        (all with None), oldest first; how many."""
+        queue = self.graph._pending
+        applied = 0
+        with self.lock:
+            while queue and (limit is None or applied < limit):
+                # Taken from the front: another thread may be appending.
+                count = len(queue) if limit is None else min(len(queue), limit - applied)
+                pending = queue[:count]
+                del queue[:count]
+                for importer, package, name, fromlist, level, target in pending:
+                    if level != -1:
+                        self._record_import(importer, package, name, fromlist, level)
+                    elif target is not None and target != importer and self._is_tracked(target):
+                        self.graph.add_edge(importer, target)  # importlib.import_module
+                applied += count
+        return applied
+
+    def _record_import(
+        self,
+        importer: str,
+        package: str | None,
+        name: str,
+        fromlist: Iterable[Any] | None,
+        level: int,
+    ) -> None:
         if level > 0:
             try:
-                base = resolve_relative(name, _package_of(globals), level)
+                base = resolve_relative(name, package, level)
             except ImportError:
                 return
         else:
@@ -532,9 +618,13 @@ class ImportTracker:
         targets: list[str] = []
         bindings: list[str] = []
         if fromlist:
-            # ``from base import a, b``: ``module`` is ``base`` itself.
+            # ``from base import a, b``: the statement got ``base`` from sys.modules.
             targets.append(base)
             modules = sys.modules
+            module = modules.get(base)
+            # Its namespace, not getattr: a module's __getattr__ (PEP 562) may
+            # import, and this runs under the lock, maybe in another thread.
+            namespace = module.__dict__ if isinstance(module, ModuleType) else {}
             for item in fromlist:
                 if not isinstance(item, str):
                     continue
@@ -542,7 +632,7 @@ class ImportTracker:
                     bindings.append(item)
                     continue
                 submodule = modules.get(f"{base}.{item}")
-                if submodule is not None and getattr(module, item, None) is submodule:
+                if submodule is not None and namespace.get(item) is submodule:
                     targets.append(f"{base}.{item}")
                 else:
                     bindings.append(item)
@@ -556,16 +646,13 @@ class ImportTracker:
                     break
                 targets.append(base[:dot])
                 start = dot + 1
-        # Classify first: it may run Python code, which must not run under the lock.
-        tracked = [t for t in targets if t != importer and self._is_tracked(t)]
-        bind = bool(bindings) and self._is_tracked(base)
-        with self.lock:
-            for target in tracked:
-                self.graph.add_edge(importer, target)
-            if bind:
-                for item in bindings:
-                    self.graph.add_binding(importer, base, item)
-            self._remember_statement(importer, name, level, fromlist)
+        graph = self.graph
+        for target in targets:
+            if target != importer and self._is_tracked(target):
+                graph.add_edge(importer, target)
+        if bindings and self._is_tracked(base):
+            for item in bindings:
+                graph.add_binding(importer, base, item)
 
     def _remember_statement(self, importer: str, name: str, level: int, fromlist: object) -> None:
         seen = self._seen.get(importer)
@@ -581,23 +668,6 @@ class ImportTracker:
             found.append((level, fromlist))
         else:
             seen[name] = [(0, found), (level, fromlist)]
-
-    def _record_import_module(
-        self,
-        globals: Mapping[str, Any],
-        name: str,
-        package: str | None,
-        module: ModuleType,
-    ) -> None:
-        importer = globals["__name__"]
-        target = getattr(module, "__name__", None)
-        if not isinstance(target, str):
-            return
-        tracked = target != importer and self._is_tracked(target)
-        with self.lock:
-            if tracked:
-                self.graph.add_edge(importer, target)
-            self._remember_statement(importer, name, -1, package)
 
     # -- bookkeeping for the reloader -----------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import _core
 from .api import HMR
-from .capture import SourceCapture
+from .capture import Captured, SourceCapture
 from .project import ProjectFilter
 
 __all__ = ["ProjectFilter", "active", "capture", "install", "uninstall"]
@@ -49,8 +49,18 @@ def install(
     original_import_module = importlib.import_module
     tracker = chosen.ImportTracker(graph, project, original_import, original_import_module)
     hmr = HMR(tracker, project)
+    keep_source = hmr.sources.captured
+    is_tracked = tracker.is_tracked
+
+    def captured(name: str, kept: Captured) -> None:
+        # Judged as its loader runs its file, before its code runs: the file
+        # is this module's (an alias made later never takes it), and the
+        # graph's own bookkeeping of the import can wait (ImportTracker._defer).
+        is_tracked(name)
+        keep_source(name, kept)
+
     # The bytes each project module runs, taken by its loader as it is imported.
-    capture = SourceCapture(project.is_project_path, hmr.sources.captured)
+    capture = SourceCapture(project.is_project_path, captured)
     _state.update(
         capture=capture,
         hmr=hmr,

@@ -48,6 +48,8 @@ _IDLE_BATCH = 32
 # The most one slice of idle work takes, and the pause after it while work is left
 # (the program's threads get the interpreter meanwhile, and their use is looked at).
 _IDLE_SLICE = 0.02
+# Import statements recorded in the graph per idle step (ImportTracker.apply_pending).
+_IDLE_IMPORTS = 256
 _IDLE_PAUSE = 0.005
 # The share of a core the program's threads may use for the program to count as idle.
 _QUIET = 0.2
@@ -464,9 +466,10 @@ class Watcher:
         """No saves pending: watch what was imported; when the program is idle, tidy up.
 
         Watching new folders cannot wait (a save there would go unseen for
-        as long), and costs a look at each new file.  The rest (indexing what
-        each module spells, moving the sources taken at import out of
-        memory, analyzing modules) can: it runs only while the program's own
+        as long), and costs a look at each new file.  The rest (recording
+        the imports in the dependency graph, indexing what each module
+        spells, moving the sources taken at import out of memory, analyzing
+        modules) can: it runs only while the program's own
         threads used less than a fifth of a core since the last look, in
         slices with a pause between them, so that it never competes with
         start-up or a busy loop, and is done soon after the program rests.
@@ -488,7 +491,8 @@ class Watcher:
         more = True
         while more and not self._batch.last and time.perf_counter() < deadline:
             more = bool(
-                reloader.index_mentions(limit=_IDLE_BATCH)
+                self.hmr.tracker.apply_pending(limit=_IDLE_IMPORTS)
+                or reloader.index_mentions(limit=_IDLE_BATCH)
                 or reloader.keep_sources(limit=_IDLE_BATCH)
                 or reloader.warm(limit=1)
             )
