@@ -335,6 +335,80 @@ def test_fastapi_under_uvicorn_reloads_in_place(proj: Path, spawn: Spawn) -> Non
     assert got["pid"] == pid
 
 
+def fastapi_typed(kind: str, extra: str, header: str) -> str:
+    return f"""\
+import os
+
+from fastapi import Depends, FastAPI, Header
+
+app = FastAPI()
+
+
+def caller({header}):
+    return {header.split(":", maxsplit=1)[0]}
+
+
+@app.get("/items/{{item_id}}")
+def item(item_id: {kind}{extra}, who=Depends(caller)):
+    return {{"pid": os.getpid(), "type": type(item_id).__name__, "who": who,
+            "routes": len(app.routes)}}
+"""
+
+
+def test_fastapi_route_whose_parameters_changed_is_made_again_in_place(
+    proj: Path, spawn: Spawn
+) -> None:
+    """FastAPI reads an endpoint's parameters when the route is made: an edited
+    annotation, a new query parameter, or a dependency that now reads a header must
+    change what the running server validates, with no route added."""
+    write(proj / "app.py", fastapi_typed("int", "", 'x_user: str = "anon"'))
+    port = free_port()
+    child = spawn(
+        ["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    first = poll(child, port, lambda got: True, path="/items/5")
+    assert (first["type"], first["who"]) == ("int", "anon")
+    routes = first["routes"]
+    assert fetch(port, "/items/abc")[0] == 422  # not an int
+    assert (
+        "item_id"
+        in poll(child, port, lambda got: True, path="/openapi.json")["paths"]["/items/{item_id}"][
+            "get"
+        ]["parameters"][0]["name"]
+    )
+
+    # 1. The annotation: the same URL is now valid, as a str.
+    write(proj / "app.py", fastapi_typed("str", "", 'x_user: str = "anon"'))
+    got = poll(child, port, lambda got: got["type"] == "str", path="/items/abc")
+    assert (got["pid"], got["routes"]) == (first["pid"], routes)
+    # 2. Only the dependency changed (the route's def did not run again): it reads a
+    # header now, which the route FastAPI made from it must require.
+    write(proj / "app.py", fastapi_typed("str", "", "x_user: str = Header()"))
+    wait_status(child, port, "/items/abc", 422, '"x-user"')
+    # 3. A new required query parameter.
+    write(proj / "app.py", fastapi_typed("str", ", q: int", "x_user: str = Header()"))
+    wait_status(child, port, "/items/abc", 422, '"q"')
+    schema = poll(child, port, lambda got: True, path="/openapi.json")
+    names = {p["name"] for p in schema["paths"]["/items/{item_id}"]["get"]["parameters"]}
+    assert {"item_id", "q", "x-user"} <= names  # /docs shows them: the schema was dropped
+    assert fetch(port, "/items/abc?q=1")[0] == 422  # the header is required now
+    assert child.proc.pid == first["pid"]
+
+
+def wait_status(child: Child, port: int, path: str, status: int, text: str) -> tuple[int, str]:
+    """GET ``path`` until it answers ``status`` with ``text`` in the body; fail at the deadline."""
+    deadline = time.monotonic() + DEADLINE
+    last: object = None
+    while time.monotonic() < deadline:
+        assert child.proc.poll() is None, child.stderr_text()[-4000:]
+        last = fetch(port, path)
+        if last[0] == status and text in last[1]:
+            return last
+        time.sleep(0.05)
+    tail = child.stderr_text()[-4000:]
+    pytest.fail(f"GET {path}: never {status} with {text}; last {last}\n{tail}")
+
+
 def test_uvicorn_reload_option_serves_in_this_process(proj: Path, spawn: Spawn) -> None:
     """``uvicorn --reload`` would serve from a child process; under HMR it stays off."""
     uvicorn_project(proj)

@@ -5,7 +5,8 @@ Restart reloaders (Django's ``runserver`` autoreloader, werkzeug's reloader
 behind Flask's ``debug=True``, ``uvicorn --reload``) serve from a child
 process that never loads the import hooks; under HMR they are turned off, so
 that the server runs in the process that reloads.  Django's derived caches
-(URL resolvers, compiled templates) are refreshed after each reload.
+(URL resolvers, compiled templates) are refreshed after each reload, and a
+FastAPI route whose endpoint's parameters changed is made again in place.
 
 The CLI calls :func:`activate`.  Nothing is imported up front: each
 integration waits until the program imports its framework.  Programs that
@@ -27,6 +28,7 @@ FRAMEWORKS = {
     "django": "muckrack_hmr.integrations.django",
     "werkzeug": "muckrack_hmr.integrations.werkzeug",
     "uvicorn": "muckrack_hmr.integrations.uvicorn",
+    "fastapi": "muckrack_hmr.integrations.fastapi",
 }
 
 _active: dict[str, Any] = {}
