@@ -112,3 +112,68 @@ def test_annotations_that_only_a_type_checker_resolves_do_not_break_a_reload(
         "amount": "Decimal",
         "return": "Decimal | None",
     }
+
+
+CLASSES = """\
+import dataclasses
+
+
+class C:
+    a: {T}
+    b: Later
+
+
+@dataclasses.dataclass
+class D:
+    z: {T} = 0
+    w: Later | None = None
+
+
+class Later:
+    pass
+"""
+
+
+def test_class_and_dataclass_field_annotations_through_every_format(
+    project: Project, hmr: Any
+) -> None:
+    """A class's ``__annotate__`` is patched with the class: annotationlib's formats, the
+    dataclass's fields and the ``__init__`` it generated follow, for the class objects
+    (and instances) held from before the edit."""
+    import dataclasses
+
+    import annotationlib
+
+    formats = annotationlib.Format
+    path = project.write("classes.py", CLASSES.format(T="int"))
+    module = importlib.import_module("classes")
+    cls, data = module.C, module.D
+    instance = data(1)
+    assert annotationlib.get_annotations(cls, format=formats.STRING) == {
+        "a": "int",
+        "b": "Later",
+    }
+    # ``Later`` is defined after D: dataclasses keeps a forward reference for ``w``.
+    assert [f.name for f in dataclasses.fields(data)] == ["z", "w"]
+    assert dataclasses.fields(data)[0].type is int
+
+    path.write_text(CLASSES.format(T="str"))
+    reloaded, _ = hmr.reload_module("classes")
+
+    assert reloaded == ["classes"]
+    assert (cls, data) == (module.C, module.D)  # patched in place
+    assert annotationlib.get_annotations(cls, format=formats.STRING) == {
+        "a": "str",
+        "b": "Later",
+    }
+    assert annotationlib.get_annotations(cls, format=formats.FORWARDREF) == {
+        "a": str,
+        "b": module.Later,
+    }
+    assert annotationlib.get_annotations(cls) == {"a": str, "b": module.Later}
+    assert typing.get_type_hints(data) == {"z": str, "w": module.Later | None}
+    assert [f.name for f in dataclasses.fields(data)] == ["z", "w"]
+    assert dataclasses.fields(data)[0].type is str
+    assert inspect.signature(data.__init__).parameters["z"].annotation is str
+    assert dataclasses.fields(instance)[0].type is str
+    assert isinstance(instance, module.D)
