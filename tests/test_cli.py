@@ -690,3 +690,51 @@ def test_cascade_option_sets_the_policy(proj: Path, core_env: dict[str, str], po
     got = run_hmr(args, cwd=proj, env=core_env)
     assert got.returncode == 0, got.stderr
     assert got.stdout.strip() == policy
+
+
+# A free-threaded interpreter with the GIL off, as the CLI sees one: sys._is_gil_enabled()
+# is what a 3.13t/3.14t answers.  No free-threaded CPython can be had on the machines that
+# run this suite (Debian packages none; its source and python.org are out of reach), so
+# the one property is set and everything else is real: the CLI, the program, the exit.
+FREE_THREADED = """\
+import sys
+
+sys._is_gil_enabled = lambda: False
+from muckrack_hmr.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_free_threaded_build_runs_the_program_without_hot_reload(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    write(proj / "launch.py", FREE_THREADED)
+    write(
+        proj / "main.py",
+        "import builtins, sys\n"
+        "print('hmr' if hasattr(builtins, '__hmr__') else 'plain', sys.argv[1:])\n"
+        "sys.exit(3)\n",
+    )
+    result = run_python(["launch.py", "main.py", "--flag"], cwd=proj, env=core_env)
+    assert result.returncode == 3  # the program's own exit
+    assert result.stdout.splitlines() == ["plain ['--flag']"]
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("hmr: hot reload is not supported on a free-threaded build")
+    assert lines[0].endswith("; running main.py without it")
+    assert "PYTHON_GIL=1" in lines[0]
+
+
+def test_install_refuses_a_free_threaded_build_with_the_gil_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import muckrack_hmr
+
+    muckrack_hmr.uninstall()
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
+    with pytest.raises(RuntimeError, match="free-threaded build"):
+        muckrack_hmr.install()
+    assert muckrack_hmr.active() is None
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: True, raising=False)
+    assert muckrack_hmr.tracking.unsupported() is None  # a free-threaded build, GIL on

@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from types import CodeType, ModuleType
 from typing import ClassVar
 
 from . import _core
@@ -372,6 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config_path is not None:
         log.debug("hmr: settings from %s", config_path)
 
+    reason = tracking.unsupported()
+    if reason is not None:
+        target = f"-m {options.module}" if options.module else options.target
+        print(f"hmr: {reason}; running {target} without it", file=sys.stderr)
+        return _run_plain(options, program_args)
+
     # First thing: from here on every import is tracked.
     hmr = tracking.install(roots)
     hmr.cascade = options.cascade
@@ -406,6 +413,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             tracking.uninstall()
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    return _run(code, main_module)
+
+
+def _run(code: CodeType, main_module: ModuleType) -> int:
+    """Run the program's code as ``__main__``; its exit code."""
+    from . import runner
+
     try:
         runner.run_code(code, main_module)
     except SystemExit:
@@ -417,6 +431,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_user_exception(exc)
         return 1
     return 0
+
+
+def _run_plain(options: argparse.Namespace, program_args: list[str]) -> int:
+    """Run the program as ``python`` would, with no hot reload."""
+    from . import runner
+
+    try:
+        if options.module:
+            code, main_module = runner.prepare_module(options.module, program_args)
+        else:
+            code, main_module = runner.prepare_script(options.target, program_args)
+    except runner.TargetError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SyntaxError as exc:
+        traceback.print_exception(type(exc), exc, None)
+        return 1
+    return _run(code, main_module)
 
 
 def _print_user_exception(exc: BaseException) -> None:

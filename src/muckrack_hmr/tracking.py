@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import importlib
 import os
+import sys
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
@@ -14,11 +15,30 @@ from .api import HMR
 from .capture import Captured, SourceCapture
 from .project import ProjectFilter
 
-__all__ = ["ProjectFilter", "active", "capture", "install", "uninstall"]
+__all__ = ["ProjectFilter", "active", "capture", "install", "uninstall", "unsupported"]
 
 
 # The one installation per process, and what it replaced.
 _state: dict[str, Any] = {}
+
+
+def unsupported() -> str | None:
+    """Why hot reload cannot run in this interpreter, or None.
+
+    A free-threaded build (3.13t, 3.14t) with the GIL off runs a function in
+    several threads at once with no lock: a reload swaps its code object
+    while other threads may be executing it, which CPython does not make safe
+    there (``func_set_code`` races).  With the GIL on (``PYTHON_GIL=1``) the
+    swap is as safe as on any build.
+    """
+    gil_enabled = getattr(sys, "_is_gil_enabled", None)
+    if gil_enabled is not None and not gil_enabled():
+        return (
+            "hot reload is not supported on a free-threaded build with the GIL off "
+            "(a function's code would be swapped while other threads run it); "
+            "PYTHON_GIL=1 turns the GIL on"
+        )
+    return None
 
 
 def active() -> Any:
@@ -42,6 +62,9 @@ def install(
     current = _state.get("hmr")
     if current is not None:
         return current
+    reason = unsupported()
+    if reason is not None:
+        raise RuntimeError(reason)
     chosen = core if core is not None else _core.core
     project = ProjectFilter(roots if roots is not None else [os.getcwd()])
     graph = chosen.DependencyGraph()

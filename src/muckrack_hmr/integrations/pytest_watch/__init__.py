@@ -40,6 +40,9 @@ def install(config: pytest.Config) -> None:
         missing = [root for root in roots if not os.path.isdir(root)]
         if missing:
             raise pytest.UsageError(f"--hmr-root {missing[0]!r} is not a folder")
+        reason = tracking.unsupported()
+        if reason is not None:
+            raise pytest.UsageError(f"--hmr: {reason}")
         hmr = tracking.install(roots)
     else:
         if hmr.watcher is not None:
