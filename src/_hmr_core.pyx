@@ -875,6 +875,13 @@ cdef class ImportTracker:
         package = _package_of(globals) if level > 0 else None
         self.graph._pending.append((importer, package, name, fromlist, level, target))
 
+    def record_import(self, str importer, str name, fromlist=None):
+        """Record that ``importer`` imported ``name`` (absolute) where the hook could not
+        see it: an import that a lazy-imports filter (PEP 810) made eager, which
+        CPython runs without ``builtins.__import__``."""
+        if self._is_tracked(importer):
+            self.graph._pending.append((importer, None, name, fromlist, 0, None))
+
     def apply_pending(self, limit=None):
         """Record in the graph up to ``limit`` of the imports seen and not recorded yet
         (all with None), oldest first; how many."""

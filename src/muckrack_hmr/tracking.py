@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import importlib
 import os
 import sys
@@ -97,7 +98,44 @@ def install(
     importlib.import_module = tracker.import_module
     builtins.__hmr__ = hmr  # type: ignore[attr-defined]
     capture.install()
+    _watch_lazy_imports_filter(tracker)
     return hmr
+
+
+def _watch_lazy_imports_filter(tracker: Any) -> None:
+    """Python 3.15+ (PEP 810): see the imports a lazy-imports filter makes eager.
+
+    A potentially lazy import that the program's filter turns down is run at
+    once, and CPython runs it without ``builtins.__import__``: the hook never
+    sees it.  The program's filter is wrapped (``sys.get_lazy_imports_filter``
+    still answers with its own) and each import it turns down is recorded.
+    """
+    set_filter = getattr(sys, "set_lazy_imports_filter", None)
+    get_filter = getattr(sys, "get_lazy_imports_filter", None)
+    if set_filter is None or get_filter is None:
+        return
+    chosen: list[Any] = [get_filter()]
+
+    def recording(importer: str, name: str, fromlist: Any) -> bool:
+        lazy = bool(chosen[0](importer, name, fromlist))
+        if not lazy:
+            with contextlib.suppress(Exception):  # never the program's import
+                tracker.record_import(importer, name, fromlist)
+        return lazy
+
+    def set_lazy_imports_filter(found: Any) -> None:
+        set_filter(None if found is None else recording)
+        chosen[0] = found
+
+    def get_lazy_imports_filter() -> Any:
+        return chosen[0]
+
+    _state.update(set_filter=set_filter, get_filter=get_filter)
+    # setattr: the names exist on 3.15+ only.
+    setattr(sys, "set_lazy_imports_filter", set_lazy_imports_filter)  # noqa: B010
+    setattr(sys, "get_lazy_imports_filter", get_lazy_imports_filter)  # noqa: B010
+    if chosen[0] is not None:
+        set_filter(recording)
 
 
 def capture() -> SourceCapture | None:
@@ -113,6 +151,11 @@ def uninstall() -> None:
         return
     hmr.close()
     _state["capture"].uninstall()
+    if "set_filter" in _state:
+        found = getattr(sys, "get_lazy_imports_filter")()  # noqa: B009
+        setattr(sys, "set_lazy_imports_filter", _state["set_filter"])  # noqa: B010
+        setattr(sys, "get_lazy_imports_filter", _state["get_filter"])  # noqa: B010
+        _state["set_filter"](found)
     builtins.__import__ = _state["original_import"]
     importlib.import_module = _state["original_import_module"]
     if _state["had_hmr"]:
