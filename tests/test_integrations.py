@@ -166,7 +166,7 @@ def test_django_file_changed_receivers_hear_of_watched_files(
     catalog = tmp_path / "locale" / "fr" / "django.mo"
     assert heard == [templates / "blog" / "post.html", catalog, catalog]
     warnings = [record.getMessage() for record in caplog.records]
-    assert warnings == [f"hmr: {catalog} changed; Django applies it only when the server restarts"]
+    assert warnings == [f"{catalog} changed; Django applies it only when the server restarts"]
 
 
 def test_django_restarter_is_replaced_when_autoreload_is_imported(

@@ -421,7 +421,7 @@ def test_one_info_line_per_reload(
         hmr.reload_module("a")
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1
-    assert lines[0].startswith("hmr: reloaded a (+2 dependents) in ")
+    assert lines[0].startswith("reloaded a (+2 dependents) in ")
     assert lines[0].endswith(" ms")
 
 

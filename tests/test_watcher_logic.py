@@ -374,8 +374,8 @@ def test_a_file_that_does_not_parse_waits_then_is_reported_once_then_recovers(
     assert rig.transactions == [["a"], ["a"]]
     assert (a.f(), a.X) == ("new", 2)
     messages = [record.getMessage() for record in caplog.records]
-    assert sum(message.startswith("hmr: failed to reload a") for message in messages) == 1
-    assert "hmr: a recovered" in messages
+    assert sum(message.startswith("failed to reload a") for message in messages) == 1
+    assert "a recovered" in messages
 
 
 def test_reverting_a_broken_save_recovers_without_a_reload(
@@ -423,7 +423,7 @@ def test_an_unreadable_file_keeps_the_old_code_with_one_warning(
     assert a.f() == "old"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
-        f"hmr: cannot read {path} ([Errno 13] Permission denied: {path!r}); a keeps its old code"
+        f"cannot read {path} ([Errno 13] Permission denied: {path!r}); a keeps its old code"
     ]
     monkeypatch.delattr(saves, "open")  # readable again
     rig.emit("a.py", MODIFIED, CLOSED)
@@ -489,7 +489,7 @@ def test_a_deleted_module_warns_once_and_a_recreated_one_applies(
         rig.settle()
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"hmr: {rig.path('a.py')} was deleted; a keeps running its old code"]
+    assert warnings == [f"{rig.path('a.py')} was deleted; a keeps running its old code"]
     assert rig.transactions == [["a"]]
     assert a.f() == "new"
 

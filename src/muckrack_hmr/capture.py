@@ -43,7 +43,7 @@ __all__ = [
     "read_steady",
 ]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 # Tries at a read that no write overlaps; the last read is kept whatever happens.
 _TRIES = 4
@@ -204,12 +204,12 @@ class SourceCapture:
             except Exception:
                 # Never the program's import: without its source, the module's
                 # first reload runs it whole.
-                log.exception("hmr: could not keep the source of %s", fullname)
+                log.exception("could not keep the source of %s", fullname)
             for listener in capture.listeners:
                 try:
                     listener(code)
                 except Exception:
-                    log.exception("hmr: a listener failed on the code of %s", fullname)
+                    log.exception("a listener failed on the code of %s", fullname)
             return code
 
         def path_stats(loader: Any, path: str) -> Any:

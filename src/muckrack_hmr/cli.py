@@ -23,7 +23,7 @@ from .watch.backends import BACKENDS, DEFAULT_POLL_INTERVAL, BackendUnavailable
 
 __all__ = ["console_main", "main"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 PROG = "python -m muckrack.hmr"
 EXIT_USAGE = 2
@@ -245,7 +245,9 @@ class _Formatter(logging.Formatter):
         self.color = color
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        # The prefix is the CLI's: the library's messages carry none (their logger's
+        # name, muckrack_hmr.watch.watcher say, tells where they come from).
+        text = "hmr: " + super().format(record)
         if not self.color:
             return text
         color = self.COLORS.get(record.levelno)
@@ -371,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     _setup_logging(options.verbose, options.quiet, options.no_color)
     if config_path is not None:
-        log.debug("hmr: settings from %s", config_path)
+        log.debug("settings from %s", config_path)
 
     reason = tracking.unsupported()
     if reason is not None:

@@ -13,7 +13,7 @@ from .errors import location_of
 
 __all__ = ["CASCADES", "ErrorHandler", "Hook", "Hooks"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 CASCADES = ("auto", "always", "never")
 
@@ -35,7 +35,7 @@ class Hooks:
             try:
                 handler(name, exc)
             except Exception:
-                log.exception("hmr: error handler %r raised", handler)
+                log.exception("error handler %r raised", handler)
 
     def run(self, hooks: list[Hook], name: str, kind: str) -> None:
         """Run ``hooks`` for ``name``; one that raises is logged and reported."""
@@ -44,7 +44,7 @@ class Hooks:
                 hook(name)
             except Exception as exc:
                 log.error(
-                    "hmr: %s hook %s raised for %s (%s): %s: %s",
+                    "%s hook %s raised for %s (%s): %s: %s",
                     kind,
                     getattr(hook, "__qualname__", repr(hook)),
                     name,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["forget_all", "when_imported"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 Callback = Callable[[ModuleType], object]
 
@@ -36,7 +36,7 @@ def _run(callbacks: list[Callback], module: ModuleType) -> None:
         except Exception:
             # An integration must never break the program's own import.
             log.exception(
-                "hmr: the integration hook %s failed for %s",
+                "the integration hook %s failed for %s",
                 getattr(callback, "__qualname__", repr(callback)),
                 module.__name__,
             )

@@ -32,7 +32,7 @@ from ._imports import when_imported
 
 __all__ = ["FileSignals", "enable", "refresh_caches", "run_in_place"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 _MARK = "__muckrack_hmr__"
 
@@ -56,7 +56,7 @@ def run_in_place(main_func: Callable[..., object], *args: Any, **kwargs: Any) ->
     """Stands in for ``run_with_reloader``: run the server in this process."""
     from django.apps import apps
 
-    log.info("hmr: Django's autoreloader is off; saved modules are reloaded in this process")
+    log.info("Django's autoreloader is off; saved modules are reloaded in this process")
     signals = FileSignals()
     with signals_to_main_thread():  # its observer's threads too: Ctrl-C stops the server
         threading.Thread(
@@ -143,7 +143,7 @@ class FileSignals:
 
             get_resolver().urlconf_module  # noqa: B018
         except Exception:
-            log.debug("hmr: the URLconf did not import; the server will say why", exc_info=True)
+            log.debug("the URLconf did not import; the server will say why", exc_info=True)
         from django.utils.autoreload import autoreload_started
 
         autoreload_started.send(sender=self)
@@ -165,7 +165,7 @@ class FileSignals:
         for folder, recursive in folders.items():
             if folder.is_dir():
                 observer.schedule(handler, str(folder), recursive=recursive)
-                log.debug("hmr: watching %s for Django", folder)
+                log.debug("watching %s for Django", folder)
         with self._lock:
             if self._stopped:
                 return
@@ -199,10 +199,10 @@ class FileSignals:
 
         results = file_changed.send(sender=self, file_path=path)
         if any(handled for _receiver, handled in results):
-            log.debug("hmr: Django refreshed what it derived from %s", path)
+            log.debug("Django refreshed what it derived from %s", path)
         elif path not in self._warned:
             self._warned.add(path)
-            log.warning("hmr: %s changed; Django applies it only when the server restarts", path)
+            log.warning("%s changed; Django applies it only when the server restarts", path)
 
 
 # watchdog also reports files opened and closed without a write: a template
@@ -227,4 +227,4 @@ class _Handler:
                 try:
                     self.signals.changed(Path(path))
                 except Exception:
-                    log.exception("hmr: Django's file_changed receivers failed for %s", path)
+                    log.exception("Django's file_changed receivers failed for %s", path)

@@ -27,7 +27,7 @@ from ._imports import when_imported
 
 __all__ = ["enable", "refresh_routes"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 _MARK = "__muckrack_hmr__"
 _UNREADABLE = object()  # a signature that could not be read (FastAPI fails on it too)
@@ -60,7 +60,7 @@ def _wrap_routes(routing: ModuleType) -> None:
         try:
             _remember(self, args, kwargs)
         except Exception:  # never the program's own route
-            log.debug("hmr: could not remember a FastAPI route", exc_info=True)
+            log.debug("could not remember a FastAPI route", exc_info=True)
 
     setattr(__init__, _MARK, True)
     cls.__init__ = __init__
@@ -79,7 +79,7 @@ def _wrap_router(routing: ModuleType) -> None:
         try:
             _replace_earlier(self.routes, before)
         except Exception:  # never the program's own route
-            log.debug("hmr: could not compare a FastAPI route", exc_info=True)
+            log.debug("could not compare a FastAPI route", exc_info=True)
 
     setattr(add_api_route, _MARK, True)
     cls.add_api_route = add_api_route
@@ -105,7 +105,7 @@ def _replace_earlier(routes: list[Any], before: int) -> None:
             _routes.pop(id(old), None)
             for app in list(_apps):
                 app.openapi_schema = None
-            log.debug("hmr: FastAPI route %s replaced by its new definition", new.path)
+            log.debug("FastAPI route %s replaced by its new definition", new.path)
             return
 
 
@@ -193,7 +193,7 @@ def refresh_routes(name: str) -> None:
         entry[3] = _signatures(route)
         rebuilt += 1
         log.debug(
-            "hmr: FastAPI route %s %s made again: its parameters changed",
+            "FastAPI route %s %s made again: its parameters changed",
             ",".join(sorted(getattr(route, "methods", None) or ())),
             getattr(route, "path", "?"),
         )

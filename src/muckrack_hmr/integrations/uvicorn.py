@@ -18,7 +18,7 @@ from ._imports import when_imported
 
 __all__ = ["enable"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 _MARK = "__muckrack_hmr__"
 
@@ -38,12 +38,12 @@ def _adjust_config(config_module: ModuleType) -> None:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         if getattr(self, "reload", False):
-            log.info("hmr: uvicorn's --reload is off; saved modules are reloaded in this process")
+            log.info("uvicorn's --reload is off; saved modules are reloaded in this process")
             self.reload = False
             self.workers = 1  # uvicorn ignores --workers with --reload
         elif getattr(self, "workers", 1) > 1:
             log.warning(
-                "hmr: uvicorn starts %d worker processes that hot reloading cannot reach; "
+                "uvicorn starts %d worker processes that hot reloading cannot reach; "
                 "run one worker to see your edits",
                 self.workers,
             )

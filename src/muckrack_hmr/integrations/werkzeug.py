@@ -18,7 +18,7 @@ from ._imports import when_imported
 
 __all__ = ["enable", "run_in_place"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 _MARK = "__muckrack_hmr__"
 
@@ -36,7 +36,7 @@ def _replace_restarter(reloader: Any) -> None:
 
 def run_in_place(main_func: Callable[[], object], *args: Any, **kwargs: Any) -> None:
     """Stands in for ``werkzeug._reloader.run_with_reloader``: serve in this process."""
-    log.info("hmr: werkzeug's reloader is off; saved modules are reloaded in this process")
+    log.info("werkzeug's reloader is off; saved modules are reloaded in this process")
     with contextlib.suppress(KeyboardInterrupt):  # as werkzeug's reloader does
         main_func()
 

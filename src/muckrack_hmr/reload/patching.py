@@ -50,7 +50,7 @@ __all__ = [
     "twins_of",
 ]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 # One ``def`` can make several live function objects: a decorator whose
 # argument changed runs again, and the registry it fills keeps the new
@@ -402,7 +402,7 @@ class _Patcher:
                     updated += 1
         self.report.closures += updated
         log.info(
-            "hmr: looked for closures made before the edit in %s: %d updated (heap walk, %.1f ms)",
+            "looked for closures made before the edit in %s: %d updated (heap walk, %.1f ms)",
             self.module,
             updated,
             (time.perf_counter() - started) * 1000.0,
@@ -772,7 +772,7 @@ def _redirect_logged(module: str, new: type, old: type, internal: Iterable[Any])
     started = time.perf_counter()
     redirected = _redirect(new, old, internal)
     log.info(
-        "hmr: looked for registrations of the new %s.%s: %d redirected to the live class "
+        "looked for registrations of the new %s.%s: %d redirected to the live class "
         "(heap walk, %.1f ms)",
         module,
         old.__qualname__,

@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["from_import_aliases", "rebind_importers", "star_exports"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 _GONE = object()
 
@@ -70,7 +70,7 @@ def from_import_aliases(filename: str, package: str | None) -> dict[tuple[str, s
 
 
 def _warn_removed(importer: str, name: str, attr: str) -> None:
-    log.warning("hmr: %s still refers to %s.%s, which the new code removed", importer, name, attr)
+    log.warning("%s still refers to %s.%s, which the new code removed", importer, name, attr)
 
 
 def rebind_importers(
@@ -154,7 +154,7 @@ def _rebind_star(
             continue
         if attr not in now:
             del namespace[attr]
-            log.info("hmr: %s.%s is gone: %s no longer exports it", importer, attr, name)
+            log.info("%s.%s is gone: %s no longer exports it", importer, attr, name)
         elif new[attr] is not old[attr]:
             namespace[attr] = new[attr]
             rebound.append(f"{importer}.{attr}")

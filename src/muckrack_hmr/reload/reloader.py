@@ -57,7 +57,7 @@ __all__ = [
     "Reloader",
 ]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 
 # Names the import system put in a module namespace; they survive the
@@ -328,7 +328,7 @@ class Reloader:
         for name in names:
             reason = self.why_not_reloadable(name)
             if reason is not None:
-                log.info("hmr: not reloading %s: %s", name, reason)
+                log.info("not reloading %s: %s", name, reason)
             elif name not in roots:
                 roots.append(name)
         if not roots:
@@ -375,7 +375,7 @@ class Reloader:
             if not is_root and any(dep in broken for dep in self.graph.dependencies_of(name)):
                 broken.add(name)
                 result.left_alone.append(name)
-                log.warning("hmr: left %s alone: a module it imports failed to reload", name)
+                log.warning("left %s alone: a module it imports failed to reload", name)
                 continue
             module_started = time.perf_counter()
             if is_root and name not in forced and self._unchanged(name):
@@ -414,9 +414,9 @@ class Reloader:
             )
         elapsed = (time.perf_counter() - started) * 1000.0
         if len(result.reloaded) > first:
-            log.info("hmr: reloaded %s in %.1f ms", result.summary(), elapsed)
+            log.info("reloaded %s in %.1f ms", result.summary(), elapsed)
         for name in recovered:
-            log.info("hmr: %s recovered", name)
+            log.info("%s recovered", name)
         return reloaded
 
     def _read(self, module: ModuleType) -> tuple[str, bytes]:
@@ -601,11 +601,10 @@ class Reloader:
         self._result.patched.extend(report.patched)
         self._result.refused.extend(report.refused)
         for message in report.refused:
-            log.error("hmr: kept the old %s", message)
+            log.error("kept the old %s", message)
         for qualname in report.replaced:
             log.warning(
-                "hmr: %s changed its closure: references to the old function keep running "
-                "the old code",
+                "%s changed its closure: references to the old function keep running the old code",
                 qualname,
             )
 
@@ -728,7 +727,7 @@ class Reloader:
         self._result.failed[name] = exc
         self.failing.add(name)
         log.error(
-            "hmr: failed to reload %s (%s): %s: %s; the old code keeps running\n%s",
+            "failed to reload %s (%s): %s: %s; the old code keeps running\n%s",
             name,
             location_of(exc),
             type(exc).__name__,

@@ -17,7 +17,7 @@ from types import FrameType
 
 __all__ = ["IMPORT_PATIENCE", "SafePoint"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 #: How long a reload waits for another thread's import to finish.
 IMPORT_PATIENCE = 2.0
@@ -44,7 +44,7 @@ class SafePoint:
                     # A thread that stays in an import (a module that runs a
                     # server at import time) is not waited for again.
                     self._long_imports.add(importing)
-                log.debug("hmr: another thread is still importing; reloading anyway")
+                log.debug("another thread is still importing; reloading anyway")
                 return
             time.sleep(_IMPORT_RETRY)
 

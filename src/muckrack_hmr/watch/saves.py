@@ -24,7 +24,7 @@ from .datafiles import DataFiles
 
 __all__ = ["OPEN_PATIENCE", "SETTLE", "Judged", "SaveJudge", "Wait", "digest"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 #: How long a file that a writer still holds open is waited for (inotify
 #: reports the close; other backends don't, and rely on SETTLE).
@@ -112,12 +112,12 @@ class SaveJudge:
         except FileNotFoundError:
             if recent:  # a rename or a delete-and-create in progress
                 return Wait(settle.until, "missing")
-            self.problem(path, f"hmr: {path} was deleted; {name} keeps running its old code")
+            self.problem(path, f"{path} was deleted; {name} keeps running its old code")
             return None
         except OSError as exc:
             if recent:
                 return Wait(settle.until, f"cannot look at it ({exc})")
-            self.problem(path, f"hmr: cannot read {path} ({exc}); {name} keeps its old code")
+            self.problem(path, f"cannot read {path} ({exc}); {name} keeps its old code")
             return None
         if link:
             target = os.path.realpath(path)
@@ -125,7 +125,7 @@ class SaveJudge:
                 # Never execute a file from outside the roots, however it got there.
                 self.problem(
                     path,
-                    f"hmr: {path} is now a symlink to {target}, outside the project; "
+                    f"{path} is now a symlink to {target}, outside the project; "
                     f"not following it ({name} keeps its old code)",
                 )
                 return None
@@ -136,27 +136,27 @@ class SaveJudge:
             # Windows refuses to open a file that an editor is still writing.
             if recent:
                 return Wait(settle.until, f"cannot read it ({exc})")
-            self.problem(path, f"hmr: cannot read {path} ({exc}); {name} keeps its old code")
+            self.problem(path, f"cannot read {path} ({exc}); {name} keeps its old code")
             return None
         state = self.state(path)
         new = digest(source)
         if self._unchanged(name, path, source, new):
             if state.problem:
-                log.info("hmr: %s is back, with the code that runs", path)
+                log.info("%s is back, with the code that runs", path)
                 state.problem = ""
             self._recovered_unchanged(name)
             return None
         if not source.strip():
             if recent:  # truncated; the write that brings the content follows
                 return Wait(settle.until, "empty")
-            self.problem(path, f"hmr: {path} is empty; {name} keeps running its old code")
+            self.problem(path, f"{path} is empty; {name} keeps running its old code")
             return None
         if b"\0" in source:
             if recent:
                 return Wait(settle.until, "it holds null bytes")
             self.problem(
                 path,
-                f"hmr: {path} is not Python source (it holds null bytes); "
+                f"{path} is not Python source (it holds null bytes); "
                 f"{name} keeps running its old code",
             )
             return None
@@ -182,7 +182,7 @@ class SaveJudge:
         failing = self.hmr.reloader.failing
         if name in failing:
             failing.discard(name)
-            log.info("hmr: %s recovered (its file is back to the code that runs)", name)
+            log.info("%s recovered (its file is back to the code that runs)", name)
 
     def judge_data(self, path: str, last: float, now: float) -> object:
         """The modules to reload for a changed data file, None, or a Wait."""
@@ -194,7 +194,7 @@ class SaveJudge:
         except OSError as exc:
             if recent:
                 return Wait(last + SETTLE, f"cannot read it ({exc})")
-            log.debug("hmr: %s is gone or unreadable; its readers are left alone", path)
+            log.debug("%s is gone or unreadable; its readers are left alone", path)
             return None
         new = digest(content)
         if new == self.data_digests.get(path):

@@ -41,7 +41,7 @@ from .saves import OPEN_PATIENCE, SETTLE, Judged, SaveJudge, Wait, digest
 
 __all__ = ["OPEN_PATIENCE", "SETTLE", "Watcher"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 # Modules indexed or compressed per step of the idle work (checked against the slice).
 _IDLE_BATCH = 32
@@ -183,7 +183,7 @@ class Watcher:
             self.backend, why = choose_backend(
                 requested, poll_interval=self._poll, roots=self.project.roots
             )
-            log.debug("hmr: file events from %s (%s)", self.backend.describe(), why)
+            log.debug("file events from %s (%s)", self.backend.describe(), why)
         if isinstance(self.backend, CheckedBackend):
             self.backend.on_switch = self._events_never_came
         self._batch.reports_close = self.backend.reports_close
@@ -264,7 +264,7 @@ class Watcher:
                     self._watch(os.path.dirname(path))
                     continue
                 if self.filter.excluded(path):
-                    log.debug("hmr: not watching %s (--exclude)", path)
+                    log.debug("not watching %s (--exclude)", path)
                     continue
                 self._files[path] = name
                 self._by_folder.setdefault(os.path.dirname(path), []).append(path)
@@ -279,7 +279,7 @@ class Watcher:
                     self._saves.baselines[path] = self._baseline_digest(path, baseline)
                 names.append(name)
             if names:
-                log.debug("hmr: tracking %s", ", ".join(names))
+                log.debug("tracking %s", ", ".join(names))
         if self.data is not None:
             new_data = self.data.since(self._data_seen)
             self._data_seen += len(new_data)
@@ -290,7 +290,7 @@ class Watcher:
                     path, self.data.baselines.get(path)
                 )
                 owners = ", ".join(sorted(self.data.owners.get(path, ())))
-                log.debug("hmr: %s read %s at import: watching it", owners, path)
+                log.debug("%s read %s at import: watching it", owners, path)
 
     def _saved_since(self, path: str, name: str, taken: tuple[int, int]) -> None:
         """Judge ``path`` now if it changed since its source was taken at import.
@@ -339,13 +339,13 @@ class Watcher:
         except OSError as exc:
             self._fall_back_to_polling(exc)
             return
-        log.debug("hmr: watching %s", folder)
+        log.debug("watching %s", folder)
 
     def _events_never_came(self, why: str) -> None:
         """The OS accepted the watches but delivers no events (the backend polls now)."""
         self._batch.reports_close = False
         log.warning(
-            "hmr: file events do not arrive here (%s); polling every %g s instead "
+            "file events do not arrive here (%s); polling every %g s instead "
             "(pass --poll to start so)",
             why,
             DEFAULT_POLL_INTERVAL,
@@ -354,13 +354,13 @@ class Watcher:
     def _fall_back_to_polling(self, exc: OSError) -> None:
         old = self.backend
         if old is None or isinstance(old, PollingBackend):
-            log.error("hmr: cannot watch files: %s", exc)
+            log.error("cannot watch files: %s", exc)
             return
         # inotify has per-user limits (fs.inotify.max_user_watches and
         # max_user_instances) shared with every editor and tool of the user,
         # and some containers have no inotify at all: polling always works.
         log.warning(
-            "hmr: %s failed (%s); polling every %g s instead "
+            "%s failed (%s); polling every %g s instead "
             "(raise fs.inotify.max_user_watches, or pass --poll)",
             old.describe(),
             exc,
@@ -369,7 +369,7 @@ class Watcher:
         try:
             old.stop()
         except Exception:
-            log.debug("hmr: stopping %s failed", old.describe(), exc_info=True)
+            log.debug("stopping %s failed", old.describe(), exc_info=True)
         backend = PollingBackend()
         with signals_to_main_thread():
             backend.start(self.notify)
@@ -396,7 +396,7 @@ class Watcher:
             self._folders[folder] = now
             if now is None:
                 continue
-            log.debug("hmr: %s was made again: watching it anew", folder)
+            log.debug("%s was made again: watching it anew", folder)
             try:
                 backend.rewatch(folder)
             except OSError as exc:
@@ -427,7 +427,7 @@ class Watcher:
         try:
             self._start_events()
         except Exception:
-            log.exception("hmr: the watcher could not start watching")
+            log.exception("the watcher could not start watching")
             return
         more = False  # idle work left over: come back sooner
         while not self._stopping.is_set():
@@ -450,7 +450,7 @@ class Watcher:
                 elif idle:
                     more = self._idle()
             except Exception:
-                log.exception("hmr: the watcher hit an internal error; it keeps watching")
+                log.exception("the watcher hit an internal error; it keeps watching")
 
     def step(self) -> bool:
         """Process the pending batch if it is due now (tests drive the watcher with it)."""
@@ -533,7 +533,7 @@ class Watcher:
                     state = self._saves.state(path)
                     if state.waiting != verdict.why:
                         state.waiting = verdict.why
-                        log.debug("hmr: waiting for %s: %s", path, verdict.why)
+                        log.debug("waiting for %s: %s", path, verdict.why)
                     hold_until = max(hold_until, verdict.until)
                     continue
                 self._saves.state(path).waiting = ""
@@ -566,7 +566,7 @@ class Watcher:
             return  # a touch, or saved back as it runs
         self._scripts[path] = content
         log.warning(
-            "hmr: %s is the running script (__main__), which is never reloaded: "
+            "%s is the running script (__main__), which is never reloaded: "
             "restart to apply the edit",
             path,
         )

@@ -32,7 +32,7 @@ from ...watch.backends import (
 
 __all__ = ["Batch", "Events"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 # How often an idle wait wakes up to do background work (analysis for early cutoff).
 _IDLE_TICK = 0.1
@@ -83,7 +83,7 @@ class Events:
             if not self._started:
                 self._started = True
                 self.backend.start(self._saw)
-                log.debug("hmr: file events from %s (%s)", self.backend.describe(), self.why)
+                log.debug("file events from %s (%s)", self.backend.describe(), self.why)
             for folder in folders:
                 if folder in self._watched or not os.path.isdir(folder):
                     continue
@@ -114,7 +114,7 @@ class Events:
         if isinstance(old, PollingBackend):
             raise exc
         log.warning(
-            "hmr: %s failed (%s); polling every %g s instead "
+            "%s failed (%s); polling every %g s instead "
             "(raise fs.inotify.max_user_watches, or pass --hmr-poll)",
             old.describe(),
             exc,

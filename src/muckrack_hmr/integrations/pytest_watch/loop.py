@@ -50,7 +50,7 @@ from .suite import Suite, real
 
 __all__ = ["WatchLoop"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 # Background analysis for early cutoff, modules per idle tick.
 _WARM_BATCH = 8
@@ -64,7 +64,7 @@ class _Messages(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+        self.lines.append("hmr: " + record.getMessage())  # as the CLI's formatter says it
 
 
 class WatchLoop:
@@ -233,7 +233,7 @@ class WatchLoop:
             if self.hmr.reloader.warm(limit=_WARM_BATCH):
                 return True
         except Exception:
-            log.exception("hmr: analyzing modules failed; reloads still work")
+            log.exception("analyzing modules failed; reloads still work")
         return self.reimport.prepare()
 
     def _refresh(self) -> None:
@@ -424,12 +424,13 @@ class WatchLoop:
         # lines (the CLI's handler, under ``python -m muckrack.hmr``) would
         # say it a second time.
         messages = _Messages()
-        handlers, propagate = log.handlers, log.propagate
-        log.handlers, log.propagate = [messages], False
+        package = logging.getLogger("muckrack_hmr")  # every logger of ours is below it
+        handlers, propagate = package.handlers, package.propagate
+        package.handlers, package.propagate = [messages], False
         try:
             result = self.hmr.reloader.reload_result(names)
         finally:
-            log.handlers, log.propagate = handlers, propagate
+            package.handlers, package.propagate = handlers, propagate
             for name, module in hidden.items():
                 sys.modules.setdefault(name, module)
         return result, messages.lines

@@ -37,7 +37,7 @@ __all__ = [
     "force_polling_requested",
 ]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 # What happened to a path.
 MODIFIED = "modified"  # written (maybe not finished: see CLOSED)

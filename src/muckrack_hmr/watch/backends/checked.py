@@ -13,7 +13,7 @@ from .polling import PollingBackend
 
 __all__ = ["CHECK_INTERVAL", "CheckedBackend"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 #: How often the OS's events are checked against a listing of the watched folders.
 CHECK_INTERVAL = 1.0
@@ -121,7 +121,7 @@ class CheckedBackend(Backend):
             try:
                 self._listing.poll_once()
             except Exception:
-                log.exception("hmr: listing the watched folders failed; trying again")
+                log.exception("listing the watched folders failed; trying again")
                 continue
             if self.switched:
                 for path, kind in found:
@@ -158,7 +158,7 @@ class CheckedBackend(Backend):
         try:
             self.primary.stop()
         except Exception:
-            log.debug("hmr: stopping %s failed", self.primary.describe(), exc_info=True)
+            log.debug("stopping %s failed", self.primary.describe(), exc_info=True)
         if self.on_switch is not None:
             self.on_switch(why)
         for path, kind in missed:
@@ -170,4 +170,4 @@ class CheckedBackend(Backend):
         try:
             self._sink(path, kind)
         except Exception:
-            log.exception("hmr: handling a change of %s failed", path)
+            log.exception("handling a change of %s failed", path)

@@ -12,7 +12,7 @@ from . import CREATED, DEFAULT_POLL_INTERVAL, DELETED, FOLDER, MODIFIED, Backend
 
 __all__ = ["PollingBackend"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 # path -> ((mtime_ns, ctime_ns, size, inode), digest of the content or None);
 # a subfolder is there as _SUBFOLDER (only its appearance is reported).
@@ -127,7 +127,7 @@ class PollingBackend(Backend):
             try:
                 self.poll_once()
             except Exception:
-                log.exception("hmr: the polling watcher hit an internal error; it keeps polling")
+                log.exception("the polling watcher hit an internal error; it keeps polling")
 
     def describe(self) -> str:
         return f"polling every {self.interval:g} s"

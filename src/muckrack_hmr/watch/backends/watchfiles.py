@@ -14,7 +14,7 @@ from .polling import _SUBFOLDER, _differs, _Snapshot, _snapshot
 
 __all__ = ["WatchfilesBackend"]
 
-log = logging.getLogger("muckrack_hmr")
+log = logging.getLogger(__name__)
 
 
 class _Either:
@@ -118,7 +118,7 @@ class WatchfilesBackend(Backend):
                         if kind is not None and self._sink is not None:
                             self._sink(path, kind)
             except Exception:
-                log.exception("hmr: the watchfiles watcher failed; restarting it")
+                log.exception("the watchfiles watcher failed; restarting it")
                 time.sleep(0.1)  # not a synchronisation: a pause before a retry
             before = {folder: _snapshot(folder) for folder in folders}
 
