@@ -342,7 +342,7 @@ def _roots(options: argparse.Namespace) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the program's, or 2 for our errors)."""
-    from . import integrations, runner, tracking
+    from . import integrations, tracking
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     ours, program_args = _split(args_list)
@@ -386,19 +386,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     hmr.cascade = options.cascade
     # Before the target is even found: `-m uvicorn` imports uvicorn to find it.
     integrations.activate(hmr)
-    try:
-        if options.module:
-            code, main_module = runner.prepare_module(options.module, program_args)
-        else:
-            code, main_module = runner.prepare_script(options.target, program_args)
-    except runner.TargetError as exc:
+    prepared = _prepare(options, program_args)
+    if isinstance(prepared, int):
         tracking.uninstall()
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SyntaxError as exc:
-        tracking.uninstall()
-        traceback.print_exception(type(exc), exc, None)
-        return 1
+        return prepared
+    code, main_module = prepared
 
     if not options.no_watch:
         try:
@@ -435,22 +427,28 @@ def _run(code: CodeType, main_module: ModuleType) -> int:
     return 0
 
 
-def _run_plain(options: argparse.Namespace, program_args: list[str]) -> int:
-    """Run the program as ``python`` would, with no hot reload."""
+def _prepare(
+    options: argparse.Namespace, program_args: list[str]
+) -> tuple[CodeType, ModuleType] | int:
+    """The program's code and ``__main__``, or the exit code of an error already shown."""
     from . import runner
 
     try:
         if options.module:
-            code, main_module = runner.prepare_module(options.module, program_args)
-        else:
-            code, main_module = runner.prepare_script(options.target, program_args)
+            return runner.prepare_module(options.module, program_args)
+        return runner.prepare_script(options.target, program_args)
     except runner.TargetError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SyntaxError as exc:
         traceback.print_exception(type(exc), exc, None)
         return 1
-    return _run(code, main_module)
+
+
+def _run_plain(options: argparse.Namespace, program_args: list[str]) -> int:
+    """Run the program as ``python`` would, with no hot reload."""
+    prepared = _prepare(options, program_args)
+    return prepared if isinstance(prepared, int) else _run(*prepared)
 
 
 def _print_user_exception(exc: BaseException) -> None:
