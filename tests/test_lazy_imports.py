@@ -161,8 +161,12 @@ def test_an_import_the_filter_makes_eager_is_a_known_dependency(
     """CPython 3.15 runs an import that the filter turns down without calling
     ``builtins.__import__``: the filter is watched instead, and a ``from`` binding of
     such an import follows an edit as any other."""
-    other = project.write("other.py", LIB.format(K=5, F="'o1'"))
-    project.write("user.py", "import other\nfrom other import K\n\n\ndef k():\n    return K\n")
+    other = project.write("other.py", LIB.format(K=5, F="'o1'") + "LONGER = 'a'\n")
+    project.write(
+        "user.py",
+        "import other\nfrom other import K\nfrom other import LONGER\n\n\n"
+        "def k():\n    return K, LONGER\n",
+    )
 
     def never(importer: str, name: str, fromlist: object) -> bool:
         return False
@@ -173,10 +177,11 @@ def test_an_import_the_filter_makes_eager_is_a_known_dependency(
     user = importlib.import_module("user")
     assert "other" in sys.modules
     assert hmr.dependencies_of("user") == ["other"]
-    other.write_text(LIB.format(K=6, F="'o1'"))
+    assert sorted(hmr.tracker.graph.bound_names("user", "other")) == ["K", "LONGER"]
+    other.write_text(LIB.format(K=6, F="'o1'") + "LONGER = 'b'\n")
     reloaded, _ = hmr.reload_module("other")
-    assert reloaded == ["other", "user"]  # user bound K: it is rebound
-    assert user.k() == 6
+    assert reloaded == ["other", "user"]  # user bound K and LONGER: they are rebound
+    assert user.k() == (6, "b")
 
 
 SCRIPT = """\

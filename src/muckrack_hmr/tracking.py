@@ -119,6 +119,8 @@ def _watch_lazy_imports_filter(tracker: Any) -> None:
     def recording(importer: str, name: str, fromlist: Any) -> bool:
         lazy = bool(chosen[0](importer, name, fromlist))
         if not lazy:
+            if isinstance(fromlist, str):  # PEP 810 allows one name as a string
+                fromlist = (fromlist,)
             with contextlib.suppress(Exception):  # never the program's import
                 tracker.record_import(importer, name, fromlist)
         return lazy
