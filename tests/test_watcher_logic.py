@@ -939,9 +939,11 @@ def test_idle_work_waits_while_the_programs_threads_are_busy() -> None:
     activity = watcher_module._Activity()
     looks: list[bool] = []
     ready = threading.Event()
+    baseline = threading.Event()
 
     def look() -> None:  # from a thread of its own, as the watcher's
         activity.quiet()  # the first look sets the baseline
+        baseline.set()
         for _ in range(2):
             ready.wait(timeout=10)
             ready.clear()
@@ -949,10 +951,17 @@ def test_idle_work_waits_while_the_programs_threads_are_busy() -> None:
 
     watcher_thread = threading.Thread(target=look)
     watcher_thread.start()
-    # Busy: the main thread computes for 50 ms of CPU, then lets the look happen.
-    started = time.thread_time()
-    while time.thread_time() - started < 0.05:
-        pass
+    assert baseline.wait(timeout=10)
+    # Busy: the main thread computes for 50 ms of CPU at least, and until it has
+    # had well over the quiet share of a core since the baseline (on a loaded
+    # machine 50 ms of CPU may take far longer than 50 ms), then lets the look happen.
+    wall, cpu = time.monotonic(), time.process_time()
+    deadline = wall + 10
+    while True:
+        used, elapsed = time.process_time() - cpu, time.monotonic() - wall
+        if used >= 0.05 and used > 1.5 * watcher_module._QUIET * elapsed:
+            break
+        assert time.monotonic() < deadline, "the machine never gave this test a share of a core"
     ready.set()
     # Resting: the main thread waits (on the look itself) until the next look is done.
     deadline = time.monotonic() + 10

@@ -134,6 +134,20 @@ class ProjectFilter:
             return None
         return self._folders, self.loaded
 
+    def project_path(self, filename: str) -> str | None:
+        """The real path of ``filename`` if it is a Python source file in a project
+        folder (the file itself not resolved: it may be a symlink), else None."""
+        return self._project_path(filename)
+
+    def note_read(self, path: str, name: str, stat: tuple[int, int]) -> None:
+        """Module ``name`` is being loaded from ``path``, a project file that is no
+        symlink, with these (mtime_ns, size): its baseline, recorded here as the
+        classifier would (which then needs no lstat of its own).  A file another
+        module claims already is left to the classifier (an alias?)."""
+        previous = self.loaded.get(path)
+        if previous is None or previous[0] == name:
+            self.loaded[path] = (name, stat)
+
     def is_project_path(self, filename: str) -> bool:
         """Is ``filename`` a Python source file in a project folder (symlinks not followed)?"""
         return self._project_path(filename) is not None
@@ -156,6 +170,9 @@ class ProjectFilter:
         path = self._project_path(filename)
         if path is None:
             return False
+        previous = self.loaded.get(path)
+        if previous is not None and previous[0] == name:
+            return True  # recorded as its loader read it (note_read)
         # One lstat: it says whether the file is a symlink, and otherwise
         # gives the watcher's baseline.
         stat = _stat(path, os.lstat)

@@ -75,16 +75,19 @@ def install(
     hmr = HMR(tracker, project)
     keep_source = hmr.sources.captured
     is_tracked = tracker.is_tracked
+    note_read = project.note_read
 
     def captured(name: str, kept: Captured) -> None:
         # Judged as its loader runs its file, before its code runs: the file
         # is this module's (an alias made later never takes it), and the
         # graph's own bookkeeping of the import can wait (ImportTracker._defer).
+        if kept.path is not None:
+            note_read(kept.path, name, kept.stat)
         is_tracked(name)
         keep_source(name, kept)
 
     # The bytes each project module runs, taken by its loader as it is imported.
-    capture = SourceCapture(project.is_project_path, captured)
+    capture = SourceCapture(project.project_path, captured)
     _state.update(
         capture=capture,
         hmr=hmr,
