@@ -76,7 +76,7 @@ def original_function(value: Any, name: str, filename: str) -> types.FunctionTyp
 def _body_only_edit(
     statement: Statement,
     old: ModuleSummary,
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     filename: str,
     flags: int,
 ) -> tuple[types.FunctionType, types.FunctionType] | None:
@@ -102,7 +102,7 @@ def _body_only_edit(
 def _method_bodies_edit(
     statement: Statement,
     old: ModuleSummary,
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     filename: str,
     flags: int,
 ) -> list[tuple[types.FunctionType, types.FunctionType]] | None:
@@ -208,7 +208,7 @@ def _undecorated(
 
 def _define_alone(
     node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     filename: str,
     flags: int,
 ) -> Any:
@@ -329,7 +329,7 @@ def compile_one(node: ast.stmt, filename: str, flags: int) -> types.CodeType:
 def in_place_edit(
     statement: Statement,
     old: ModuleSummary,
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     filename: str,
     flags: int,
 ) -> list[tuple[types.FunctionType, types.FunctionType]] | None:

@@ -69,7 +69,7 @@ class Changes:
     """Of ``behaviors``: functions whose edit changed only the closures they return (a
     decorator's wrapper).  The closures are patched in place: whoever called them
     keeps what it got, and what it got behaves differently."""
-    old: dict[str, Any] = field(default_factory=dict)
+    old: dict[str, object] = field(default_factory=dict)
     """The namespace before the reload (to rebind ``from module import name`` elsewhere)."""
     executed: int = 0
     """How many top-level statements ran (or function bodies were replaced)."""
@@ -339,7 +339,7 @@ def _matched(
 def _relocate(
     statement: Statement,
     previous: Statement,
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     filename: str,
     assign: Callable[[types.FunctionType, types.CodeType], None],
 ) -> None:
@@ -390,7 +390,7 @@ def _recording(changes: Changes) -> Callable[[types.FunctionType, types.CodeType
 
 
 def _adopt_class(
-    namespace: dict[str, Any], node: ast.ClassDef, before: dict[str, Any], changes: Changes
+    namespace: dict[str, object], node: ast.ClassDef, before: dict[str, object], changes: Changes
 ) -> None:
     """A class statement ran again: the live class takes the new definition now.
 
@@ -430,7 +430,7 @@ def _last_name(decorator: ast.expr) -> str:
 
 
 def run_all(
-    namespace: dict[str, Any], filename: str, summary: ModuleSummary, old: dict[str, Any]
+    namespace: dict[str, object], filename: str, summary: ModuleSummary, old: dict[str, object]
 ) -> Changes:
     """Run every statement of ``summary`` in order; live classes take their new definitions.
 
@@ -450,7 +450,7 @@ def run_all(
 
 
 def _run_statement(
-    statement: Statement, namespace: dict[str, Any], filename: str, flags: int, changes: Changes
+    statement: Statement, namespace: dict[str, object], filename: str, flags: int, changes: Changes
 ) -> None:
     """Run one top-level statement; if it raises, undo this reload's patches (StatementError)."""
     code = compile_one(statement.node, filename, flags)
@@ -549,7 +549,7 @@ def _same_structure(old: ModuleSummary, new: ModuleSummary, name: str) -> bool:
 
 
 def plan_and_run(
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     filename: str,
     summaries: tuple[ModuleSummary, ModuleSummary],
     incoming: tuple[set[str], set[str], set[str]],

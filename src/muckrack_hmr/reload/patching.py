@@ -538,7 +538,7 @@ def _wrapped_pair(
     return None
 
 
-def _members(cls: type) -> dict[str, Any]:
+def _members(cls: type) -> dict[str, object]:
     """The members of ``cls`` that a patch copies: enum members excluded."""
     return {
         key: value
@@ -597,7 +597,7 @@ def _adopt_members(old: Any, new: Any, added: list[str]) -> str | None:
 _ABSENT = object()
 
 
-def refill(target: dict[str, Any], items: dict[str, Any]) -> None:
+def refill(target: dict[str, object], items: dict[str, object]) -> None:
     """Make ``target`` hold exactly ``items``, never missing a name on the way.
 
     Other threads keep running during a reload: a clear-then-update would
@@ -823,7 +823,7 @@ def patch_class_now(
 def patch_bodies(
     module: str,
     pairs: list[tuple[types.FunctionType, types.CodeType, Any]],
-    namespace: dict[str, Any] | None = None,
+    namespace: dict[str, object] | None = None,
 ) -> PatchReport:
     """Report functions whose body was replaced in place, and follow their closures.
 
@@ -850,7 +850,7 @@ def patch_bodies(
 _CACHE_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
 
 
-def _cache_wrappers(namespace: dict[str, Any], module: str) -> list[Any]:
+def _cache_wrappers(namespace: dict[str, object], module: str) -> list[Any]:
     """The cache wrappers a module holds at top level and in its own classes.
 
     Only exact type checks: a namespace may hold lazy objects whose
@@ -886,14 +886,14 @@ def _nested_pairs(old: types.CodeType, new: types.CodeType) -> dict[types.CodeTy
     return pairs
 
 
-def patch_namespace(module: str, old: dict[str, Any], new: dict[str, Any]) -> PatchReport:
+def patch_namespace(module: str, old: dict[str, object], new: dict[str, object]) -> PatchReport:
     """Give the old functions and classes of ``module`` its new definitions.
 
     ``old`` is the namespace before the module re-executed, ``new`` the live
     namespace after it (changed in place: patched old objects go back in).
     """
     patcher = _Patcher(module)
-    back: dict[str, Any] = {}
+    back: dict[str, object] = {}
     # Classes first, in definition order: a class's bases map to old classes
     # before its subclasses are checked.
     for name, value in new.items():

@@ -576,7 +576,7 @@ class Reloader:
 
     @staticmethod
     def _drop_leftovers(
-        name: str, bound: set[str] | None, snapshot: dict[str, Any], namespace: dict[str, Any]
+        name: str, bound: set[str] | None, snapshot: dict[str, object], namespace: dict[str, object]
     ) -> None:
         """Names of the old run that the new source does not bind disappear.
 
@@ -594,7 +594,7 @@ class Reloader:
                 continue
             del namespace[key]
 
-    def _patch(self, name: str, snapshot: dict[str, Any], namespace: dict[str, Any]) -> None:
+    def _patch(self, name: str, snapshot: dict[str, object], namespace: dict[str, object]) -> None:
         self._report(patch_namespace(name, snapshot, namespace))
 
     def _report(self, report: PatchReport) -> None:
@@ -714,8 +714,8 @@ class Reloader:
     def _restore(
         self,
         name: str,
-        namespace: dict[str, Any],
-        snapshot: dict[str, Any],
+        namespace: dict[str, object],
+        snapshot: dict[str, object],
         saved_edges: Any,
     ) -> None:
         refill(namespace, snapshot)

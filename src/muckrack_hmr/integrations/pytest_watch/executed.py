@@ -71,7 +71,7 @@ def code_tree(code: types.CodeType) -> Iterator[types.CodeType]:
         pending.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
 
 
-def functions_in(namespace: dict[str, Any]) -> Iterator[types.CodeType]:
+def functions_in(namespace: dict[str, object]) -> Iterator[types.CodeType]:
     """The code of the functions and methods a module's namespace holds.
 
     Classes of the module are looked into; wrappers are unwrapped

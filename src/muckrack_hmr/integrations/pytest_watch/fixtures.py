@@ -42,7 +42,7 @@ def _normalized(code: types.CodeType) -> types.CodeType:
 
 
 def same_code(
-    old: types.FunctionType, new: types.FunctionType, old_globals: dict[str, Any]
+    old: types.FunctionType, new: types.FunctionType, old_globals: dict[str, object]
 ) -> bool:
     """Do ``old`` and ``new`` run the same code, including the module functions they call?"""
     seen: set[str] = set()
@@ -110,7 +110,7 @@ class Fixtures:
         """Every registered fixture definition."""
         return [fixturedef for _, _, defs in self._lists() for fixturedef in defs]
 
-    def defined_in(self, namespace: dict[str, Any]) -> list[Any]:
+    def defined_in(self, namespace: dict[str, object]) -> list[Any]:
         """The definitions whose function was defined in the module of ``namespace``."""
         return self.by_module().get(id(namespace), [])
 
@@ -234,7 +234,7 @@ class Fixtures:
         fixturedef.finish(request=_Request(self.session))
 
     def carry_over(
-        self, old_defs: list[Any], new_defs: list[Any], old_globals: dict[str, Any], keep: bool
+        self, old_defs: list[Any], new_defs: list[Any], old_globals: dict[str, object], keep: bool
     ) -> tuple[list[str], list[str]]:
         """Hand the cached values of ``old_defs`` to the matching ``new_defs``, or finish them.
 
@@ -261,7 +261,7 @@ class Fixtures:
         return kept, finished
 
     def changed(
-        self, old_defs: list[Any], new_defs: list[Any], old_globals: dict[str, Any]
+        self, old_defs: list[Any], new_defs: list[Any], old_globals: dict[str, object]
     ) -> set[str]:
         """Fixture names whose definition is new, gone, or not the same as before."""
         old_by_name = {fixturedef.argname: fixturedef for fixturedef in old_defs}
@@ -275,7 +275,7 @@ class Fixtures:
         }
 
     @staticmethod
-    def _same(old: Any, new: Any, old_globals: dict[str, Any]) -> bool:
+    def _same(old: Any, new: Any, old_globals: dict[str, object]) -> bool:
         if (old.scope, old.params, old.ids, old.argnames) != (
             new.scope,
             new.params,

@@ -16,14 +16,26 @@ import sys
 import types
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
 
 from .report import Report
 from .suite import Suite, real
 
+if TYPE_CHECKING:
+    from _pytest.pathlib import ImportMode
+
 __all__ = ["Reimporter"]
+
+
+class _ConftestOptions(TypedDict, total=False):
+    """The keyword arguments of pytest's ``_importconftest`` (they vary by version)."""
+
+    importmode: str | ImportMode
+    rootpath: Path
+    consider_namespace_packages: bool
+
 
 # What an import sets before a module runs, kept when it runs again.
 _IMPORT_STATE = (
@@ -218,10 +230,10 @@ class Reimporter:
         )
         self._failed_conftests.add(key)
 
-    def _importconftest_options(self) -> dict[str, Any]:
+    def _importconftest_options(self) -> _ConftestOptions:
         pm = self.config.pluginmanager
         parameters = inspect.signature(pm._importconftest).parameters
-        options: dict[str, Any] = {
+        options: _ConftestOptions = {
             "importmode": self.config.getoption("importmode"),
             "rootpath": self.config.rootpath,
         }
