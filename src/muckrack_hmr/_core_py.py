@@ -28,6 +28,10 @@ __all__ = ["DependencyGraph", "ImportTracker", "resolve_relative"]
 #: ``classify(name, module) -> bool``: is this module project code?
 Classifier = Callable[[str, Mapping[str, object]], bool]
 
+#: What :meth:`DependencyGraph.clear_dependencies` returns: (imported modules,
+#: {imported module: names bound from it}).
+Dependencies = tuple[list[str], dict[str, list[str]]]
+
 #: A module's globals as the import hook receives them.
 Globals = Mapping[str, object]
 
@@ -238,7 +242,7 @@ class DependencyGraph:
                     break
         return found
 
-    def clear_dependencies(self, importer: str) -> tuple[list[str], dict[str, list[str]]]:
+    def clear_dependencies(self, importer: str) -> Dependencies:
         """Drop the outgoing edges and bindings of ``importer``; return them."""
         self._settle()
         node = self._ids.get(importer)
@@ -259,9 +263,7 @@ class DependencyGraph:
             bindings.setdefault(flat[index], []).append(flat[index + 1])
         return previous, bindings
 
-    def restore_dependencies(
-        self, importer: str, saved: tuple[list[str], dict[str, list[str]]]
-    ) -> None:
+    def restore_dependencies(self, importer: str, saved: Dependencies) -> None:
         """Put back exactly what :meth:`clear_dependencies` returned."""
         self._settle()
         self.clear_dependencies(importer)

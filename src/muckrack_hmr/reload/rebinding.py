@@ -13,7 +13,10 @@ import ast
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .._core import DependencyGraph
 
 __all__ = ["from_import_aliases", "rebind_importers", "star_exports"]
 
@@ -74,7 +77,7 @@ def _warn_removed(importer: str, name: str, attr: str) -> None:
 
 
 def rebind_importers(
-    graph: Any,
+    graph: DependencyGraph,
     name: str,
     old: dict[str, object],
     new: dict[str, object],

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import CodeType, ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..capture import digest as source_digest
 from ..errors import first_line, location_of, user_traceback
@@ -47,6 +47,11 @@ from .mentions import spelling_any
 from .patching import PatchReport, patch_bodies, patch_namespace, refill
 from .rebinding import rebind_importers
 from .sources import SourceStore, read_settled
+
+if TYPE_CHECKING:
+    from .._core import ImportTracker
+    from .._core_py import Dependencies
+    from ..project import LoadedModules
 
 __all__ = [
     "CASCADES",
@@ -123,9 +128,9 @@ class Reloader:
 
     def __init__(
         self,
-        tracker: Any,
+        tracker: ImportTracker,
         hooks: Hooks,
-        project: Any = None,
+        project: LoadedModules | None = None,
         sources: SourceStore | None = None,
     ) -> None:
         self.tracker = tracker
@@ -224,7 +229,7 @@ class Reloader:
                 return exc
         return None
 
-    def parsed_edit(self, name: str, old: bytes, new: bytes) -> tuple[Any, Any]:
+    def parsed_edit(self, name: str, old: bytes, new: bytes) -> tuple[ModuleSummary, ModuleSummary]:
         """The summaries of ``old`` and ``new`` sources of module ``name`` (SyntaxError...).
 
         Parsed as the reload of that edit parses them, and kept for it: a
@@ -716,7 +721,7 @@ class Reloader:
         name: str,
         namespace: dict[str, object],
         snapshot: dict[str, object],
-        saved_edges: Any,
+        saved_edges: Dependencies,
     ) -> None:
         refill(namespace, snapshot)
         with self.tracker.lock:
