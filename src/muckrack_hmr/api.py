@@ -10,6 +10,7 @@ from .hooks import CASCADES, ErrorHandler, Hook, Hooks
 from .reload.sources import SourceStore
 
 if TYPE_CHECKING:
+    from ._core import ImportTracker
     from .project import ProjectFilter
     from .reload.reloader import Reloader, ReloadResult
 
@@ -23,7 +24,7 @@ class HMR:
     available everywhere as ``__hmr__``.
     """
 
-    def __init__(self, tracker: Any, project: ProjectFilter) -> None:
+    def __init__(self, tracker: ImportTracker, project: ProjectFilter) -> None:
         self.tracker = tracker
         self.graph = tracker.graph
         self.project = project

@@ -21,11 +21,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.machinery import SourceFileLoader
 from stat import S_ISREG
 from types import CodeType
-from typing import Any
 
 try:
     # The one hash used here, without the cost of ``hashlib`` at start-up
@@ -215,13 +214,13 @@ class SourceCapture:
         self.sink = sink
         #: called with the code of each project module imported (pytest --hmr arms it)
         self.listeners: list[Callable[[CodeType], None]] = []
-        self._saved: dict[str, Any] = {}
+        self._saved: dict[str, object] = {}
 
     def install(self) -> None:
         """Start keeping sources (one capture per process: a second one replaces the first)."""
         if SourceCapture._active is not None:
             SourceCapture._active.uninstall()
-        cls: Any = SourceFileLoader
+        cls = SourceFileLoader
         for name in ("get_code", "path_stats", "get_data"):
             self._saved[name] = cls.__dict__.get(name)
         original_get_code = cls.get_code
@@ -229,7 +228,7 @@ class SourceCapture:
         original_get_data = cls.get_data
         capture = self
 
-        def get_code(loader: Any, fullname: str) -> Any:
+        def get_code(loader: SourceFileLoader, fullname: str) -> CodeType | None:
             path = getattr(loader, "path", None)
             real = capture.project_path(path) if isinstance(path, str) else None
             if real is None or not isinstance(path, str):
@@ -254,19 +253,21 @@ class SourceCapture:
                 # first reload runs it whole.
                 log.exception("could not keep the source of %s", fullname)
             for listener in capture.listeners:
+                if code is None:  # typeshed allows it; a source file always has code
+                    break
                 try:
                     listener(code)
                 except Exception:
                     log.exception("a listener failed on the code of %s", fullname)
             return code
 
-        def path_stats(loader: Any, path: str) -> Any:
+        def path_stats(loader: SourceFileLoader, path: str) -> Mapping[str, object]:
             reading = _current()
             if reading is None or reading.path != path:
                 return original_path_stats(loader, path)
             return {"mtime": reading.stat.st_mtime, "size": reading.stat.st_size}
 
-        def get_data(loader: Any, path: str) -> Any:
+        def get_data(loader: SourceFileLoader, path: str) -> bytes:
             reading = _current()
             if reading is None:
                 return original_get_data(loader, path)
@@ -275,16 +276,16 @@ class SourceCapture:
             # The bytecode cache of the module being read.
             return _read_whole(path)
 
-        cls.get_code = get_code
-        cls.path_stats = path_stats
-        cls.get_data = get_data
+        patched = {"get_code": get_code, "path_stats": path_stats, "get_data": get_data}
+        for name, replacement in patched.items():
+            setattr(cls, name, replacement)
         SourceCapture._active = self
 
     def uninstall(self) -> None:
         """Put ``SourceFileLoader`` back as it was."""
         if SourceCapture._active is not self:
             return
-        cls: Any = SourceFileLoader
+        cls = SourceFileLoader
         for name, previous in self._saved.items():
             if previous is None:
                 if name in cls.__dict__:

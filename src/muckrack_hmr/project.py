@@ -14,7 +14,21 @@ import sys
 import sysconfig
 from collections.abc import Callable, Iterable
 from stat import S_ISLNK
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Protocol
+
+    #: A project file's real path -> (its module, its (mtime_ns, size) when classified).
+    Loaded = Mapping[str, tuple[str, tuple[int, int] | None]]
+
+    class LoadedModules(Protocol):
+        """What the source store needs of a project filter: the modules loaded so far."""
+
+        @property
+        def loaded(self) -> Loaded: ...
+
 
 __all__ = ["ProjectFilter"]
 
@@ -159,7 +173,7 @@ class ProjectFilter:
             path = self._project_path(os.path.realpath(path))
         return path is not None
 
-    def __call__(self, name: str, namespace: Any) -> bool:
+    def __call__(self, name: str, namespace: Mapping[str, object]) -> bool:
         """The core's classifier: ``namespace`` is the module's globals."""
         try:
             filename = namespace.get("__file__")
@@ -196,7 +210,7 @@ class ProjectFilter:
         self.loaded[path] = (name, None if stat is None else (stat.st_mtime_ns, stat.st_size))
         return True
 
-    def _ran_from(self, namespace: Any, path: str) -> bool:
+    def _ran_from(self, namespace: object, path: str) -> bool:
         """Was the module of ``namespace`` loaded from the project file ``path`` (its spec says)?"""
         spec = namespace.get("__spec__") if isinstance(namespace, dict) else None
         origin = getattr(spec, "origin", None)
