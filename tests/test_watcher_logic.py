@@ -708,6 +708,33 @@ def test_where_file_events_never_come_polling_takes_over(tmp_path: Path) -> None
         backend.stop()
 
 
+def test_a_save_before_the_first_listing_of_a_silent_folder_is_not_lost(tmp_path: Path) -> None:
+    """The checker lists a newly watched folder on its own thread, at its next round: a
+    save made after the watch and before that listing is in the listing's baseline.  Its
+    time says it came after the watch, so the OS's silence about it is found all the same
+    (pytest --hmr watches its folders, then the first save may come a moment later)."""
+    seen: queue.Queue[tuple[str, str]] = queue.Queue()
+    switched: list[str] = []
+    silent = _Silent()
+    backend = CheckedBackend(silent, check=0.3, interval=0.02, on_switch=switched.append)
+    (tmp_path / "a.py").write_text("A = 1\n")
+    (tmp_path / "b.py").write_text("B = 1\n")
+    backend.start(lambda path, kind: seen.put((os.path.basename(path), kind)))
+    try:
+        backend.watch(str(tmp_path))
+        # The save comes a few file-system clock ticks after the watch (the scenario,
+        # not a synchronisation): well before the checker's first round, at 0.3 s.
+        threading.Event().wait(0.03)
+        (tmp_path / "a.py").write_text("A = 22\n")
+        assert not backend._listing._folders  # not listed yet: the baseline will hold it
+        assert _next(seen) == ("a.py", MODIFIED)
+        assert backend.switched
+        assert "a.py" in switched[0]
+        assert seen.empty()  # b.py did not change since the watch
+    finally:
+        backend.stop()
+
+
 def test_where_file_events_come_the_check_stays_silent(tmp_path: Path) -> None:
     seen: queue.Queue[tuple[str, str]] = queue.Queue()
     switched: list[str] = []

@@ -476,7 +476,10 @@ class SavePipeline:
                 if os.path.isdir(path):
                     folders.append(path)
                     continue
-                verdicts.append((self._saves.judge_file(path, last, now, path in writing), None))
+                verdict = self._saves.judge_file(
+                    path, last, now, path in writing, path in self._files
+                )
+                verdicts.append((verdict, None))
             else:
                 name = self._files.get(path)
                 if name is None and path in self.project.loaded:

@@ -198,14 +198,17 @@ class SaveJudge:
             failing.discard(name)
             log.info("%s recovered (its file is back to the code that runs)", name)
 
-    def judge_file(self, path: str, last: float, now: float, open_for_writing: bool) -> object:
+    def judge_file(
+        self, path: str, last: float, now: float, open_for_writing: bool, known: bool
+    ) -> object:
         """A plain file's save (``pytest --hmr``): its content (Read), a Wait, or None.
 
         The same signs of a save in progress as :meth:`judge_module`: a file
-        open for writing, missing, unreadable, empty, holding null bytes or
-        (Python source) not parsing yet is given ``SETTLE`` for the rest.
-        Once settled, the content is what it is: the consumer compares it
-        with what it knew.  None: not a regular file (a FIFO would block).
+        open for writing, missing (``known``: one that existed), unreadable,
+        empty, holding null bytes or (Python source) not parsing yet is given
+        ``SETTLE`` for the rest.  Once settled, the content is what it is:
+        the consumer compares it with what it knew.  None: nothing to report
+        (a file not known that is gone, or not a regular file: a FIFO would block).
         """
         until = last + SETTLE
         recent = now < until
@@ -214,6 +217,9 @@ class SaveJudge:
         try:
             regular = S_ISREG(os.stat(path).st_mode)
         except FileNotFoundError:
+            if not known:
+                return None  # an editor's temporary file, renamed into place
+            # Renamed away, or deleted, and written again (a save), or gone.
             return Wait(until, "missing") if recent else Read(None)
         except OSError as exc:
             return Wait(until, f"cannot look at it ({exc})") if recent else Read(None)
