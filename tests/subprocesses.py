@@ -45,6 +45,24 @@ def save_atomically(path: Path, source: str) -> None:
     os.replace(tmp, path)
 
 
+# A module that makes the OS's file events go nowhere in the child that imports it:
+# watchdog's watches are set up as usual, and it never reports a change, as on a
+# Docker bind mount from a macOS or Windows host, or a network drive.  The fake
+# of test_watcher_logic's _Silent backend, for a real process.
+SILENT_FILE_EVENTS = """\
+from muckrack_hmr.watch.backends import watchdog as _watchdog
+
+_start = _watchdog.WatchdogBackend.start
+
+
+def _start_silently(self, sink):
+    _start(self, lambda path, kind: None)
+
+
+_watchdog.WatchdogBackend.start = _start_silently
+"""
+
+
 def run_python(
     args: list[str], *, cwd: Path, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:

@@ -15,20 +15,25 @@ from __future__ import annotations
 
 import logging
 import os
-from stat import S_ISLNK
-from typing import Any
+from stat import S_ISLNK, S_ISREG
+from typing import TYPE_CHECKING
 
 from ..capture import digest
 from ..reload.sources import SETTLE
 from .datafiles import DataFiles
 
-__all__ = ["OPEN_PATIENCE", "SETTLE", "Judged", "SaveJudge", "Wait", "digest"]
+if TYPE_CHECKING:
+    from ..api import HMR
+
+__all__ = ["OPEN_PATIENCE", "SETTLE", "Judged", "Read", "SaveJudge", "Wait", "digest"]
 
 log = logging.getLogger(__name__)
 
 #: How long a file that a writer still holds open is waited for (inotify
 #: reports the close; other backends don't, and rely on SETTLE).
 OPEN_PATIENCE = 2.0
+# compile()'s flag for a parse only (ast.PyCF_ONLY_AST: importing ast costs start-up time).
+_ONLY_AST = 0x400
 
 
 # Plain classes, not dataclasses: this module is imported at start-up, and
@@ -59,6 +64,18 @@ class Judged:
         return f"Judged({len(self.source)} bytes, digest={self.digest.hex()})"
 
 
+class Read:
+    """A plain file's content once its save is finished (None: the file is gone)."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: bytes | None) -> None:
+        self.source = source
+
+    def __repr__(self) -> str:
+        return "Read(gone)" if self.source is None else f"Read({len(self.source)} bytes)"
+
+
 class Wait:
     """A file that looks unfinished: judge it again at ``until`` (or at its next event)."""
 
@@ -75,7 +92,7 @@ class Wait:
 class SaveJudge:
     """The contents the watcher knows of its files, and its judgement of each save."""
 
-    def __init__(self, hmr: Any, data: DataFiles | None) -> None:
+    def __init__(self, hmr: HMR, data: DataFiles | None) -> None:
         self.hmr = hmr
         self.project = hmr.project
         self.data = data
@@ -183,6 +200,50 @@ class SaveJudge:
         if name in failing:
             failing.discard(name)
             log.info("%s recovered (its file is back to the code that runs)", name)
+
+    def judge_file(
+        self, path: str, last: float, now: float, open_for_writing: bool, known: bool
+    ) -> object:
+        """A plain file's save (``pytest --hmr``): its content (Read), a Wait, or None.
+
+        The same signs of a save in progress as :meth:`judge_module`: a file
+        open for writing, missing (``known``: one that existed), unreadable,
+        empty, holding null bytes or (Python source) not parsing yet is given
+        ``SETTLE`` for the rest.  Once settled, the content is what it is:
+        the consumer compares it with what it knew.  None: nothing to report
+        (a file not known that is gone, or not a regular file: a FIFO would block).
+        """
+        until = last + SETTLE
+        recent = now < until
+        if open_for_writing and now < last + OPEN_PATIENCE:
+            return Wait(last + OPEN_PATIENCE, "still open for writing")
+        try:
+            regular = S_ISREG(os.stat(path).st_mode)
+        except FileNotFoundError:
+            if not known:
+                return None  # an editor's temporary file, renamed into place
+            # Renamed away, or deleted, and written again (a save), or gone.
+            return Wait(until, "missing") if recent else Read(None)
+        except OSError as exc:
+            return Wait(until, f"cannot look at it ({exc})") if recent else Read(None)
+        if not regular:
+            return None
+        try:
+            with open(path, "rb") as handle:
+                source = handle.read()
+        except OSError as exc:
+            return Wait(until, f"cannot read it ({exc})") if recent else Read(None)
+        if recent:
+            if not source.strip():
+                return Wait(until, "empty")
+            if b"\0" in source:
+                return Wait(until, "it holds null bytes")
+            if path.endswith((".py", ".pyw")):
+                try:
+                    compile(source, path, "exec", _ONLY_AST, dont_inherit=True)
+                except (SyntaxError, ValueError) as exc:
+                    return Wait(until, f"it does not parse yet ({type(exc).__name__})")
+        return Read(source)
 
     def judge_data(self, path: str, last: float, now: float) -> object:
         """The modules to reload for a changed data file, None, or a Wait."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .events import Events
+from .wakeups import Wakeups
 
 __all__ = ["configure", "install"]
 
@@ -90,13 +90,13 @@ def configure(config: pytest.Config) -> None:
         config.stash[_HMR],
         config.stash[_COMMANDS],
         config.stash.get(_RECORDER, None),
-        events=_events(config),
+        wakeups=_wakeups(config),
     )
     config.pluginmanager.register(loop, "hmr-watch")
 
 
-def _events(config: pytest.Config) -> Events:
-    """The loop's file events, watched as ``--hmr-backend`` and ``--hmr-poll`` say.
+def _wakeups(config: pytest.Config) -> Wakeups:
+    """The loop's saves and commands; files watched as ``--hmr-backend`` and ``--hmr-poll`` say.
 
     Under ``python -m muckrack.hmr -m pytest --hmr``, the CLI's ``--backend``
     and ``--poll`` apply where these are not given; ``MUCKRACK_HMR_FORCE_POLLING``
@@ -113,11 +113,11 @@ def _events(config: pytest.Config) -> Events:
             raise pytest.UsageError("--hmr-poll must be > 0 seconds")
     hmr = config.stash[_HMR]
     try:
-        return Events(
+        return Wakeups(
+            hmr,
             float(config.getoption("hmr_debounce")) / 1000.0,
             backend=backend,
             poll=poll,
-            roots=hmr.project.roots,
         )
     except (BackendUnavailable, ValueError) as exc:
         raise pytest.UsageError(f"--hmr-backend: {exc}") from None

@@ -350,10 +350,13 @@ class Executed:
 
     # -- selecting -------------------------------------------------------------------
 
-    def edits(self, names: list[str]) -> dict[str, tuple[str, Edit]] | None:
+    def edits(
+        self, names: list[str], sources: Mapping[str, bytes]
+    ) -> dict[str, tuple[str, Edit]] | None:
         """What the saves of modules ``names`` change: module -> (file, edit); None if unsure.
 
-        Read before the reload: the source that ran is the engine's.
+        Told before the reload: the source that ran is the engine's, the new one
+        is in ``sources`` (the saves as judged, which the reload applies).
         """
         if self.recorder is None or not names:
             return None
@@ -362,12 +365,8 @@ class Executed:
             module = sys.modules.get(name)
             filename = getattr(module, "__file__", None)
             old = self.hmr.reloader.sources.ran(name)
-            if not isinstance(filename, str) or old is None:
-                return None
-            try:
-                with open(filename, "rb") as handle:
-                    new = handle.read()
-            except OSError:
+            new = sources.get(name)
+            if not isinstance(filename, str) or old is None or new is None:
                 return None
             try:
                 before, after = self.hmr.reloader.parsed_edit(name, old, new)

@@ -21,7 +21,8 @@ of saves:
 The session node is never torn down between runs: session-scoped fixtures
 live on until their code, or code they import, changes.
 
-Sorting the saves and selecting the tests is :mod:`.changes`' job; importing
+Saves come settled from the package's save pipeline (:mod:`.wakeups`);
+sorting them and selecting the tests is :mod:`.affected`'s job; importing
 conftests and test files afresh, :mod:`.reimport`'s; the terminal output and
 the tests' outcomes, :mod:`.report`'s.
 """
@@ -36,17 +37,21 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .changes import Classifier, Selection
-from .events import Batch, Events
+from ...watch.bursts import SettledSaves
+from .affected import Classifier, Selection
 from .executed import Executed
 from .fixtures import Fixtures
 from .reimport import Reimporter
 from .report import CONTROLS, Report
 from .suite import Suite, real
+from .wakeups import Wakeups
+
+if TYPE_CHECKING:
+    from ...api import HMR
 
 __all__ = ["WatchLoop"]
 
@@ -73,22 +78,22 @@ class WatchLoop:
     def __init__(
         self,
         config: pytest.Config,
-        hmr: Any,
+        hmr: HMR,
         commands: int | None,
         recorder: Any = None,
         *,
-        events: Events | None = None,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self.config = config
         self.hmr = hmr
         self.commands = commands
         self.suite = Suite(config)
         self.run_all = bool(config.getoption("hmr_all"))
-        self.events = events or Events(float(config.getoption("hmr_debounce")) / 1000.0)
+        self.wakeups = wakeups or Wakeups(hmr, float(config.getoption("hmr_debounce")) / 1000.0)
         self.session: Any = None
         self.report = Report(config)
         self.reimport = Reimporter(config, hmr, self.suite, self.report)
-        self.classifier = Classifier(config, hmr, self.suite, self.reimport, self.events)
+        self.classifier = Classifier(config, hmr, self.suite, self.reimport, self.wakeups)
         self.selection = Selection(config, hmr, self.suite, self.reimport, self.run_all)
         #: test files whose run waits for a module that failed to reload
         self.pending: set[str] = set()
@@ -133,34 +138,34 @@ class WatchLoop:
         self.hmr.remember_sources()
         self.executed.arm_loaded()
         self._refresh()
-        if self.events.why != "the default":
+        if self.wakeups.why != "the default":
             # Saves are found another way than the OS's file events: say how.
             self.report.line(
-                f"hmr: finding saves by {self.events.backend.describe()} ({self.events.why})"
+                f"hmr: finding saves by {self.wakeups.backend.describe()} ({self.wakeups.why})"
             )
         if self.commands is not None:
-            self.events.read_commands(self.commands)
+            self.wakeups.read_commands(self.commands)
             self.commands = None
         self.report.collect_errors = len(self.report.stats("error"))
         self._run(list(session.items), time.perf_counter(), [])
         try:
             while not self._quit:
-                batch = self.events.next_batch(self._idle)
-                if batch.notice is not None:
-                    self.report.line(batch.notice, red=True)
-                elif batch.command is not None:
-                    self._command(batch.command)
-                else:
-                    self._changed(batch)
+                wakeup = self.wakeups.next_wakeup(self._idle)
+                if wakeup.notice is not None:
+                    self.report.line(wakeup.notice, red=True)
+                elif wakeup.command is not None:
+                    self._command(wakeup.command)
+                elif wakeup.saves is not None:
+                    self._changed(wakeup.saves)
         except KeyboardInterrupt:
             self.report.line("hmr: interrupted, stopping")
         finally:
-            self.events.close()
+            self.wakeups.close()
             self.report.hand_back(session)
         return True
 
     def pytest_unconfigure(self) -> None:
-        self.events.close()
+        self.wakeups.close()
         self.executed.close()
 
     # -- one run ---------------------------------------------------------------------
@@ -237,11 +242,12 @@ class WatchLoop:
         return self.reimport.prepare()
 
     def _refresh(self) -> None:
-        """Watch the folders of every project module and test file; note their content."""
+        """Watch the folders of every project module and test file; note their content
+        (a save is compared with it)."""
         loaded = self.hmr.project.loaded
         folders = {os.path.dirname(path) for path in loaded}
         folders.update(self.suite.dirs)
-        self.events.watch(sorted(folders))
+        self.wakeups.watch(sorted(folders))
         self.classifier.note([*loaded, *self.suite.files, *self.reimport.conftests])
 
     # -- commands --------------------------------------------------------------------
@@ -297,8 +303,8 @@ class WatchLoop:
 
     # -- a batch of saves ------------------------------------------------------------
 
-    def _changed(self, batch: Batch) -> None:
-        changes = self.classifier.classify(batch.paths)
+    def _changed(self, saves: SettledSaves) -> None:
+        changes = self.classifier.classify(saves)
         if not changes:
             return
         self._start_run()
@@ -313,13 +319,15 @@ class WatchLoop:
         selection.affected(changes, code_reached)
         files = selection.files()
 
-        edits = self.executed.edits(changes.code) if not changes.deleted_code else None
+        edits = (
+            self.executed.edits(changes.code, changes.sources) if not changes.deleted_code else None
+        )
         held = self.executed.held(edits) if edits is not None else []
         #: test files whose collected tests run as they are, not imported again
         reuse: set[str] = set()
         if changes.code:
             failing = set(self.hmr.reloader.failing)
-            result, messages = self._reload(changes.code)
+            result, messages = self._reload(changes.code, changes.sources)
             if result.reloaded:
                 self.report.line(f"hmr: reloaded {result.summary()} in {result.total_ms:.1f} ms")
                 self.executed.arm_modules(sys.modules.get(name) for name in result.reloaded)
@@ -403,7 +411,7 @@ class WatchLoop:
         lines = [self._selection_line(items, deselected, files, collected)]
         if self._nothing_to_run(items, deselected, lines):
             return
-        self._run(items, batch.first_event, lines)
+        self._run(items, saves.first_event, lines)
 
     def _wait_for_fix(self, files: set[str], broken: list[str]) -> None:
         self.pending |= files
@@ -414,8 +422,9 @@ class WatchLoop:
 
     # -- reloading code ----------------------------------------------------------------
 
-    def _reload(self, names: list[str]) -> tuple[Any, list[str]]:
-        """Hot-reload ``names`` with the engine; test modules and conftests are hidden from it."""
+    def _reload(self, names: list[str], sources: dict[str, bytes]) -> tuple[Any, list[str]]:
+        """Hot-reload ``names`` with the engine, applying ``sources`` (the saves as judged);
+        test modules and conftests are hidden from it."""
         hidden: dict[str, ModuleType] = {}
         for module in self.reimport.test_modules():
             if sys.modules.get(module.__name__) is module:
@@ -428,7 +437,7 @@ class WatchLoop:
         handlers, propagate = package.handlers, package.propagate
         package.handlers, package.propagate = [messages], False
         try:
-            result = self.hmr.reloader.reload_result(names)
+            result = self.hmr.reloader.reload_result(names, sources=sources)
         finally:
             package.handlers, package.propagate = handlers, propagate
             for name, module in hidden.items():

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import DEFAULT_POLL_INTERVAL, Backend, Sink
+from . import DEFAULT_POLL_INTERVAL, MODIFIED, Backend, Sink
 from .polling import PollingBackend
 
 __all__ = ["CHECK_INTERVAL", "CheckedBackend"]
@@ -35,7 +35,8 @@ class CheckedBackend(Backend):
     save there would go unseen forever.  So every ``check`` seconds the
     watched folders are listed (a stat per file), and each change of a Python
     file found is looked at two rounds later: if the OS reported nothing for that path since
-    the listing before it, its events are not coming.  The changes it missed
+    the listing before it, its events are not coming.  (A file changed after its folder's
+    watch began and before the folder's first listing is told by its time.)  The changes it missed
     are reported then, and from there on the folders are polled every
     ``interval`` seconds instead (``on_switch`` is told why).  Until then
     the listing reports nothing itself: the OS's events stay the fast path.
@@ -58,7 +59,9 @@ class CheckedBackend(Backend):
         #: listings compared so far (while the OS's events are checked)
         self.rounds = 0
         self._listing = PollingBackend(check)  # driven from here, not from its own thread
-        self._new: list[str] = []  # folders to list from the next round on
+        # folders to list from the next round on, with when their watch began
+        # (time.time_ns(), to compare with files' times, and time.monotonic())
+        self._new: list[tuple[str, int, float]] = []
         self._lock = threading.Lock()
         # path -> time.monotonic() of the OS's last event for it
         self._reported: dict[str, float] = {}
@@ -79,8 +82,11 @@ class CheckedBackend(Backend):
     def watch(self, folder: str) -> None:
         if not self.switched:
             self.primary.watch(folder)
+        # Listed on the checker's thread, not the caller's: what changes before
+        # that first listing is told by its time (from now on, the OS reports it).
+        watched = (folder, time.time_ns(), time.monotonic())
         with self._lock:
-            self._new.append(folder)  # listed on the checker's thread, not the caller's
+            self._new.append(watched)
 
     def rewatch(self, folder: str) -> None:
         if not self.switched:
@@ -112,19 +118,28 @@ class CheckedBackend(Backend):
         waiting: list[tuple[str, str, float, int]] = []
         before = time.monotonic()
         while not self._stopping.wait(self.interval if self.switched else self.check):
+            # Before the new folders are taken: an OS report for one of them
+            # comes after this, and is kept for its judging.
+            now = time.monotonic()
             with self._lock:
                 new, self._new = self._new, []
-            for folder in new:
-                self._listing.watch(folder)
-            now = time.monotonic()
             found.clear()
+            # Changed since its folder's watch began, before its first listing.
+            early: list[tuple[str, float]] = []
+            for folder, since_ns, since in new:
+                self._listing.watch(folder)
+                early += [
+                    (path, since)
+                    for path, (key, _) in self._listing.listing(folder).items()
+                    if path.endswith(_JUDGED) and max(key[0], key[1]) >= since_ns
+                ]
             try:
                 self._listing.poll_once()
             except Exception:
                 log.exception("listing the watched folders failed; trying again")
                 continue
             if self.switched:
-                for path, kind in found:
+                for path, kind in [*((path, MODIFIED) for path, _ in early), *found]:
                     self._sink_safely(path, kind)
                 continue
             self.rounds += 1
@@ -136,6 +151,7 @@ class CheckedBackend(Backend):
                 for path, kind in found
                 if path.endswith(_JUDGED)
             ]
+            waiting += [(path, MODIFIED, since, rounds + _PATIENCE) for path, since in early]
             oldest = min((entry[2] for entry in waiting), default=now)
             with self._lock:
                 missed = [

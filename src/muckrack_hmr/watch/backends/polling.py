@@ -94,6 +94,13 @@ class PollingBackend(Backend):
     def rewatch(self, folder: str) -> None:
         self.watch(folder)  # a listing has no handle to lose
 
+    def listing(self, folder: str) -> dict[str, tuple[tuple[int, int, int, int], bytes | None]]:
+        """The last listing of ``folder``: each file's (mtime_ns, ctime_ns, size, inode), and
+        its digest while racy (subfolders are not in it)."""
+        with self._lock:
+            found = self._folders.get(folder, {})
+        return {path: entry for path, entry in found.items() if entry is not _SUBFOLDER}
+
     def stop(self) -> None:
         self._stopping.set()
         if self._thread is not None and self._thread is not threading.current_thread():

@@ -1,12 +1,13 @@
-"""What a batch of saves changed, and the tests it affects.
+"""What a burst of settled saves changed, and the tests it affects.
 
-Saved paths are sorted by kind (project code, test files, conftests, new
-test files), by content: a touch, or a save of the same content, changes
-nothing.  The affected test files are those whose module imports changed
-code, directly or not (the dependency graph says), the saved test files,
-and those whose tests use fixtures of a conftest (or project plugin) that
-changed or imports changed code: run whole, or only for the tests that use
-the fixtures that changed.
+Saved files are sorted by kind (project code, test files, conftests, new
+test files), by the content the save pipeline judged finished: a touch, or
+a save of the same content, changes nothing, and the code reloaded is that
+content (the file is not read again).  The affected test files are those
+whose module imports changed code, directly or not (the dependency graph
+says), the saved test files, and those whose tests use fixtures of a
+conftest (or project plugin) that changed or imports changed code: run
+whole, or only for the tests that use the fixtures that changed.
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ...capture import digest, file_digest
-from .events import Events
+from ...watch.bursts import SettledSaves
 from .reimport import Reimporter
 from .suite import Suite, file_of, real
+from .wakeups import Wakeups
+
+if TYPE_CHECKING:
+    from ...api import HMR
 
 __all__ = ["Changes", "Classifier", "Selection"]
 
@@ -42,10 +47,12 @@ def _has_hooks(module: ModuleType) -> bool:
 
 @dataclass
 class Changes:
-    """What a batch of saves changed, by kind."""
+    """What a burst of saves changed, by kind."""
 
     paths: list[str] = field(default_factory=list)
     code: list[str] = field(default_factory=list)
+    #: changed module -> its new source, as judged finished: what the reload applies
+    sources: dict[str, bytes] = field(default_factory=dict)
     deleted_code: list[str] = field(default_factory=list)
     tests: set[str] = field(default_factory=set)
     deleted_tests: set[str] = field(default_factory=set)
@@ -69,56 +76,63 @@ class Changes:
 
 
 class Classifier:
-    """Sorts saved paths by kind, comparing each file with the content last seen."""
+    """Sorts saved files by kind, comparing each one with the content last seen."""
 
     def __init__(
-        self, config: pytest.Config, hmr: Any, suite: Suite, reimport: Reimporter, events: Events
+        self,
+        config: pytest.Config,
+        hmr: HMR,
+        suite: Suite,
+        reimport: Reimporter,
+        wakeups: Wakeups,
     ) -> None:
         self.config = config
         self.hmr = hmr
         self.suite = suite
         self.reimport = reimport
-        self.events = events
+        self.wakeups = wakeups
         #: path -> digest of its content last seen (None: not a regular file, or gone)
         self.digests: dict[str, bytes | None] = {}
 
     def note(self, paths: Iterable[str]) -> None:
         """Note the content of the ``paths`` not seen yet: a save is compared with it."""
-        for path in paths:
-            if path not in self.digests:
-                self.digests[path] = file_digest(path)
+        new = [path for path in paths if path not in self.digests]
+        for path in new:
+            self.digests[path] = file_digest(path)
+        self.wakeups.track(new)
 
-    def classify(self, paths: Iterable[str]) -> Changes:
-        """Sort the saved ``paths`` by kind; those saved unchanged are left out."""
+    def classify(self, saves: SettledSaves) -> Changes:
+        """Sort the saved files by kind; those saved unchanged are left out."""
         changes = Changes()
         loaded = self.hmr.project.loaded
-        for path in sorted(paths):
-            if os.path.isdir(path):
-                if self.suite.wanted(path):
-                    # A new folder: watch it, and look at what it already holds.
-                    self.events.watch([path])
-                    for folder, _, names in os.walk(path):
-                        self.events.watch([folder])
-                        changes.candidates.update(
-                            os.path.join(folder, name)
-                            for name in names
-                            if self.test_file_name(name)
-                        )
-                    changes.paths.extend(sorted(changes.candidates))
-                continue
+        contents = {os.path.realpath(save.path): save.source for save in saves.files}
+        for folder in sorted({os.path.realpath(path) for path in saves.folders}):
+            if self.suite.wanted(folder):
+                # A new folder: watch it, and look at what it already holds.
+                self.wakeups.watch([folder])
+                for inner, _, names in os.walk(folder):
+                    self.wakeups.watch([inner])
+                    changes.candidates.update(
+                        os.path.join(inner, name) for name in names if self.test_file_name(name)
+                    )
+        changes.paths.extend(sorted(changes.candidates))
+        for path, source in sorted(contents.items()):
+            if path in changes.candidates:
+                continue  # found in a new folder
             known = path in self.digests
             if not known and path not in loaded and not path.endswith((".py", ".pyw")):
                 continue  # a log, a data file, a pipe: nothing the tests import
-            exists = os.path.exists(path)
-            content = file_digest(path) if exists else None
+            exists = source is not None
+            content = None if source is None else digest(source)
             if known and content == self.digests[path]:
                 continue  # touched, or saved unchanged
             if content == _EMPTY and known:
-                # Truncated: the write that follows brings the content.  Told
-                # by the content read, not by another look at the file: the
-                # write may land in between.
+                # Emptied, and still empty once the save settled: a file
+                # truncated for good is left alone, as the CLI leaves it.
                 continue
             self.digests[path] = content
+            if not known:
+                self.wakeups.track([path])  # its deletion counts from now on
             if path in self.reimport.conftests:
                 changes.conftests.add(path)
             elif path in self.suite.files:
@@ -126,6 +140,8 @@ class Classifier:
             elif path in loaded and loaded[path][0] != "__main__":
                 name = loaded[path][0]
                 (changes.code if exists else changes.deleted_code).append(name)
+                if source is not None:
+                    changes.sources[name] = source
             elif exists and self.suite.wanted(path) and self.test_file_name(path):
                 changes.candidates.add(path)
             elif (
@@ -148,10 +164,10 @@ class Classifier:
 
 
 class Selection:
-    """The test files a batch of saves affects: run whole, or for some fixtures' users."""
+    """The test files a burst of saves affects: run whole, or for some fixtures' users."""
 
     def __init__(
-        self, config: pytest.Config, hmr: Any, suite: Suite, reimport: Reimporter, run_all: bool
+        self, config: pytest.Config, hmr: HMR, suite: Suite, reimport: Reimporter, run_all: bool
     ) -> None:
         self.config = config
         self.hmr = hmr

@@ -1,0 +1,581 @@
+"""Detecting settled saves: file events in, one burst of finished saves out, to a consumer.
+
+The pipeline watches folders (not whole trees) through a backend
+(:mod:`.backends`, with its fallbacks to polling), collects the events of a
+burst of saves (an editor's several writes, a formatter, a ``git
+checkout``) until they settle (:mod:`.debounce`), judges each saved file
+(:mod:`.saves`: is the save finished, and what does it hold), and hands the
+burst, as a :class:`~.bursts.SettledSaves`, to its consumer, on the
+pipeline's own thread.  The bytes a save was judged on travel with it: the
+consumer applies those, and never reads the file a second time.
+
+Two ways to judge a file:
+
+* project modules (the CLI, ``HMR.watch``): the folders of the modules the
+  program loaded are watched as they load; a save is new code when the
+  file no longer holds the code that runs (data files read at import
+  bring their readers);
+* plain files (``pytest --hmr``): the consumer says which folders to watch;
+  every Python file and new folder there is reported with its content once
+  settled, and the consumer decides what a change means.
+
+Consumers: :class:`~.watcher.Watcher` reloads on the pipeline's thread;
+``pytest --hmr`` queues each burst for pytest's main thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
+
+from ..capture import read_if_unchanged
+from ..threads import signals_to_main_thread
+from .backends import (
+    CREATED,
+    DEFAULT_POLL_INTERVAL,
+    FOLDER,
+    MODIFIED,
+    TOUCHED,
+    Backend,
+    CheckedBackend,
+    PollingBackend,
+    choose_backend,
+)
+from .datafiles import DataFiles
+from .debounce import FORCE_AFTER, Batch
+from .filters import PathFilter
+from .saves import Judged, Read, SaveJudge, Wait, digest
+
+if TYPE_CHECKING:
+    from ..api import HMR
+    from .bursts import ModuleSave, SettledSaves
+
+__all__ = ["LAG_MARGIN", "SavePipeline", "SavesConsumer"]
+
+log = logging.getLogger(__name__)
+
+# A file changed this recently may have changed again within its clock's tick (ns).
+_RACY_NS = 2_000_000_000
+# Plain files: the ones reported (a new test file, a conftest) besides those the
+# consumer tracks; Python's bytecode caches never are.
+_SOURCES = (".py", ".pyw")
+_CACHE = f"{os.sep}__pycache__"
+
+#: A file changed this long before a burst's first event arrived may still
+#: belong to it (its own event late): it is looked at with the burst.
+LAG_MARGIN = 1.0
+
+# (paths with the time of their last event, the burst's first event, files open for writing)
+_Taken = tuple[dict[str, float], float, set[str]]
+
+
+class SavesConsumer(Protocol):
+    """What a pipeline hands its settled saves to (called on the pipeline's thread)."""
+
+    def saves_settled(self, saves: SettledSaves) -> None:
+        """A burst of saves is finished: apply it, or pass it on."""
+
+    def events_never_came(self, message: str) -> None:
+        """The OS's file events never came: saves are polled for from now on (``message``)."""
+
+    def idle(self) -> bool:
+        """Nothing is pending: background work; True while some is left."""
+
+
+class SavePipeline:
+    """Settled saves of watched files, handed to ``consumer`` one burst at a time."""
+
+    def __init__(
+        self,
+        hmr: HMR,  # project, sources, reloader
+        consumer: SavesConsumer,
+        *,
+        debounce: float = 0.005,
+        backend: str | Backend = "auto",
+        poll: float | None = None,
+        path_filter: PathFilter | None = None,
+        data: DataFiles | None = None,
+        plain_files: bool = False,
+        poll_option: str = "--poll",
+        rescan: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.hmr = hmr
+        self.project = hmr.project
+        self.consumer = consumer
+        self.debounce = debounce
+        self.rescan = rescan
+        self.clock = clock
+        self.filter = path_filter or PathFilter(self.project.roots, [], [])
+        self.data = data
+        #: judge every Python file as a plain file, for a consumer that tracks its own
+        self.plain_files = plain_files
+        self.poll_option = poll_option
+        self._requested = backend
+        self._poll = poll
+        self.backend: Backend | None = backend if isinstance(backend, Backend) else None
+        #: why this backend (for the log); "the default" unless an option or the OS chose
+        self.why = "asked for" if self.backend is not None else "the default"
+        self._files: dict[str, str] = {}  # real path -> module name ("" for a plain file)
+        self._scripts: dict[str, bytes | None] = {}  # the script's path -> digest of what ran
+        self._by_folder: dict[str, list[str]] = {}  # folder -> its module and data files
+        self._saves = SaveJudge(hmr, data)
+        self._data_seen = 0
+        self._folders: dict[str, int | None] = {}  # watched folder -> its inode
+        self._watch_lock = threading.RLock()
+        self.batch = Batch(debounce, reports_close=False)
+        self._wake = threading.Condition()
+        self._stopping = threading.Event()
+        self._loaded_seen = 0
+        self._folders_checked = 0.0  # monotonic time of the last look at the folders
+        self._thread: threading.Thread | None = None
+        #: Set once file events are on (see :meth:`start`).
+        self.started = threading.Event()
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def start(self, *, thread: bool = True, settle_in: Callable[[], None] | None = None) -> None:
+        """Start the file events and the pipeline's thread (``thread=False``: :meth:`step`).
+
+        With ``settle_in``, the file events start on the pipeline's thread
+        once it returns (the CLI waits for the program's start-up to end);
+        without, here and now: folders watched after this call are watched
+        when the call returns.
+        """
+        if self.data is not None:
+            self.data.start()
+        if settle_in is None or not thread:
+            with signals_to_main_thread():
+                self._start_events()
+            if not thread:
+                return
+        self._thread = threading.Thread(
+            target=self._run, args=(settle_in,), name="muckrack-hmr-watcher", daemon=True
+        )
+        # The thread (and the threads of the file-event library it starts)
+        # inherit a mask that leaves the process's signals to the main thread.
+        with signals_to_main_thread():
+            self._thread.start()
+
+    def _start_events(self) -> None:
+        if self.backend is None:
+            requested = self._requested if isinstance(self._requested, str) else "auto"
+            self.backend, self.why = choose_backend(
+                requested, poll_interval=self._poll, roots=self.project.roots
+            )
+            log.debug("file events from %s (%s)", self.backend.describe(), self.why)
+        if isinstance(self.backend, CheckedBackend):
+            self.backend.on_switch = self._events_never_came
+        self.batch.reports_close = self.backend.reports_close
+        try:
+            self.backend.start(self.notify)
+        except OSError as exc:
+            self._fall_back_to_polling(exc)
+        if not self.plain_files:
+            # The roots at once: the script's first imports come from there, and
+            # may be saved before the first refresh.
+            for root in self.project.roots:
+                self.watch(root)
+            self.refresh()
+        self.started.set()
+
+    def backend_choice(self) -> tuple[str, float | None]:
+        """The backend asked for (a name) and the polling interval (``--poll``), if any."""
+        requested = self._requested
+        return (requested if isinstance(requested, str) else requested.name), self._poll
+
+    def stop(self) -> None:
+        """Stop watching; a burst being applied is finished first."""
+        with self._wake:
+            self._stopping.set()
+            self._wake.notify_all()
+        if self.data is not None:
+            self.data.stop()
+        if self.backend is not None:
+            self.backend.stop()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    # -- which files belong to which modules ------------------------------------
+
+    def refresh(self) -> None:
+        """Watch the folders of project modules (and data files) loaded since the last call."""
+        if self.plain_files:
+            return  # the consumer says which folders and files it cares about
+        loaded = self.project.loaded
+        if len(loaded) != self._loaded_seen:
+            new = list(loaded.items())[self._loaded_seen :]
+            self._loaded_seen += len(new)
+            names = []
+            for path, (name, baseline) in new:
+                if name == "__main__":
+                    # Never re-executed: a save of it is only answered with a warning.
+                    self._scripts[path] = self._baseline_digest(path, baseline)
+                    self.watch(os.path.dirname(path))
+                    continue
+                if self.filter.excluded(path):
+                    log.debug("not watching %s (--exclude)", path)
+                    continue
+                self._files[path] = name
+                self._by_folder.setdefault(os.path.dirname(path), []).append(path)
+                self.watch(os.path.dirname(path))
+                taken = self.hmr.sources.import_stats.get(name)
+                if taken is not None:
+                    # Its loader kept what it runs: a look at the file says
+                    # whether it was saved since, without reading it.
+                    self._saves.baselines[path] = None
+                    self._saved_since(path, name, taken)
+                else:
+                    self._saves.baselines[path] = self._baseline_digest(path, baseline)
+                names.append(name)
+            if names:
+                log.debug("tracking %s", ", ".join(names))
+        if self.data is not None:
+            new_data = self.data.since(self._data_seen)
+            self._data_seen += len(new_data)
+            for path in new_data:
+                self._by_folder.setdefault(os.path.dirname(path), []).append(path)
+                self.watch(os.path.dirname(path))
+                self._saves.data_digests[path] = self._baseline_digest(
+                    path, self.data.baselines.get(path)
+                )
+                owners = ", ".join(sorted(self.data.owners.get(path, ())))
+                log.debug("%s read %s at import: watching it", owners, path)
+
+    def track(self, paths: Iterable[str]) -> None:
+        """Plain files: these files count too, whatever their name (and go with their folder's
+        bursts)."""
+        with self._watch_lock:
+            for path in paths:
+                if path not in self._files:
+                    self._files[path] = ""
+                    self._by_folder.setdefault(os.path.dirname(path), []).append(path)
+
+    def _saved_since(self, path: str, name: str, taken: tuple[int, int]) -> None:
+        """Judge ``path`` now if it changed since its source was taken at import.
+
+        The event is a TOUCHED one: the write (if any) ended before the
+        watch began, so no close is waited for.
+        """
+        try:
+            stat = os.stat(path)
+        except OSError:
+            self.notify(path, TOUCHED)
+            return
+        if (stat.st_mtime_ns, stat.st_size) != taken:
+            self.notify(path, TOUCHED)
+        elif time.time_ns() - stat.st_mtime_ns < _RACY_NS:
+            # Written moments ago: a save of the same size within one tick of
+            # the file system's clock looks the same; the content tells.
+            try:
+                with open(path, "rb") as handle:
+                    content = handle.read()
+            except OSError:
+                return
+            if content != self.hmr.sources.ran(name):
+                self.notify(path, TOUCHED)
+
+    def _baseline_digest(self, path: str, baseline: tuple[int, int] | None) -> bytes | None:
+        """The digest of ``path`` if it is still as it was loaded, else None (and look at it)."""
+        content = read_if_unchanged(path, baseline)
+        if content is not None:
+            return digest(content)
+        # Saved between its import and now: no baseline, reload it.
+        self.notify(path, MODIFIED)
+        return None
+
+    def watch(self, folder: str) -> None:
+        """Watch ``folder`` too (not its subfolders); from any thread."""
+        with self._watch_lock:
+            if folder in self._folders or self.backend is None:
+                return
+            try:
+                inode: int | None = os.stat(folder).st_ino
+            except OSError:
+                inode = None
+            self._folders[folder] = inode
+            try:
+                with signals_to_main_thread():  # a watch may start a thread (watchdog's emitters)
+                    self.backend.watch(folder)
+            except OSError as exc:
+                self._fall_back_to_polling(exc)
+                return
+        log.debug("watching %s", folder)
+
+    @property
+    def watched(self) -> frozenset[str]:
+        """The folders watched so far."""
+        return frozenset(self._folders)
+
+    def _events_never_came(self, why: str) -> None:
+        """The OS accepted the watches but delivers no events (the backend polls now)."""
+        self.batch.reports_close = False
+        self.consumer.events_never_came(
+            f"file events do not arrive here ({why}); polling every "
+            f"{DEFAULT_POLL_INTERVAL:g} s instead (pass {self.poll_option} to start so)"
+        )
+
+    def _fall_back_to_polling(self, exc: OSError) -> None:
+        old = self.backend
+        if old is None or isinstance(old, PollingBackend):
+            log.error("cannot watch files: %s", exc)
+            return
+        # inotify has per-user limits (fs.inotify.max_user_watches and
+        # max_user_instances) shared with every editor and tool of the user,
+        # and some containers have no inotify at all: polling always works.
+        log.warning(
+            "%s failed (%s); polling every %g s instead "
+            "(raise fs.inotify.max_user_watches, or pass %s)",
+            old.describe(),
+            exc,
+            DEFAULT_POLL_INTERVAL,
+            self.poll_option,
+        )
+        try:
+            old.stop()
+        except Exception:
+            log.debug("stopping %s failed", old.describe(), exc_info=True)
+        backend = PollingBackend()
+        with self._watch_lock, signals_to_main_thread():
+            backend.start(self.notify)
+            for folder in self._folders:
+                backend.watch(folder)
+            self.backend = backend
+        self.batch.reports_close = False
+        # Whatever changed while nothing watched is found by comparing contents.
+        for path in [*self._files, *self._saves.data_digests]:
+            self.notify(path, MODIFIED)
+
+    def check_folders(self) -> None:
+        """A watched folder deleted and made again (a branch switch) is watched anew."""
+        backend = self.backend
+        if backend is None:
+            return
+        for folder, inode in list(self._folders.items()):
+            try:
+                now: int | None = os.stat(folder).st_ino
+            except OSError:
+                now = None
+            if now == inode:
+                continue
+            self._folders[folder] = now
+            if now is None:
+                continue
+            log.debug("%s was made again: watching it anew", folder)
+            try:
+                backend.rewatch(folder)
+            except OSError as exc:
+                self._fall_back_to_polling(exc)
+            prefix = folder.rstrip(os.sep) + os.sep
+            for path in [*self._files, *self._saves.data_digests]:
+                if path.startswith(prefix) and os.sep not in path[len(prefix) :]:
+                    self.notify(path, CREATED)
+
+    # -- events -----------------------------------------------------------------
+
+    def notify(self, path: str, kind: str = MODIFIED) -> None:
+        """``path`` changed (called from the backend's thread)."""
+        if self.plain_files:
+            if kind == TOUCHED or _CACHE in path:
+                return  # metadata only; Python's and pytest's bytecode caches
+            if kind != FOLDER and path not in self._files and not path.endswith(_SOURCES):
+                return  # a log, a data file, a pipe: nothing the consumer imports
+        elif (
+            path not in self._files
+            and path not in self.project.loaded
+            and (self.data is None or path not in self.data.owners)
+        ):
+            return  # not a file any module runs or read: a new file, a temporary file...
+        with self._wake:
+            self.batch.add(path, kind, self.clock())
+            self._wake.notify_all()
+
+    def pending(self) -> bool:
+        """Are events waiting to be judged?"""
+        return bool(self.batch.last)
+
+    def _run(self, settle_in: Callable[[], None] | None) -> None:
+        if settle_in is not None:
+            settle_in()
+            if self._stopping.is_set():
+                return
+            try:
+                self._start_events()
+            except Exception:
+                log.exception("the watcher could not start watching")
+                return
+        from . import bursts  # noqa: F401  (here, not at the first save: see bursts)
+
+        more = False  # idle work left over: come back sooner
+        while not self._stopping.is_set():
+            taken: _Taken | None = None
+            idle = False
+            with self._wake:
+                wait = self.batch.due_in(self.clock())
+                if wait is None:
+                    idle = not self._wake.wait(_IDLE_PAUSE if more else self.rescan)
+                elif wait > 0:
+                    self._wake.wait(wait)
+                else:
+                    taken = self.batch.take()
+            if self._stopping.is_set():
+                return
+            try:
+                more = False
+                if taken is not None:
+                    self._process(*taken)
+                elif idle:
+                    more = self._idle()
+            except Exception:
+                log.exception("the watcher hit an internal error; it keeps watching")
+
+    def step(self) -> bool:
+        """Process the pending batch if it is due now (tests drive the pipeline with it)."""
+        with self._wake:
+            wait = self.batch.due_in(self.clock())
+            if wait is None or wait > 0:
+                return False
+            taken = self.batch.take()
+        self._process(*taken)
+        return True
+
+    def _idle(self) -> bool:
+        """No saves pending: watch what was imported, look at the folders, then the consumer's
+        idle work."""
+        self.refresh()
+        now = time.monotonic()
+        if now - self._folders_checked >= self.rescan:
+            self._folders_checked = now
+            self.check_folders()
+        return self.consumer.idle()
+
+    # -- judging what changed -----------------------------------------------------
+
+    def _process(self, paths: dict[str, float], first: float, writing: set[str]) -> None:
+        from .bursts import FileSave, ModuleSave, SettledSaves
+
+        self.refresh()
+        now = self.clock()
+        self._add_laggards(paths, first, now)
+        can_wait = now - first < FORCE_AFTER
+        names: list[str] = []
+        modules: list[ModuleSave] = []
+        files: list[FileSave] = []
+        folders: list[str] = []
+        forced: set[str] = set()  # readers of a changed data file: they run again whole
+        hold_until = 0.0
+        for path, last in sorted(paths.items()):
+            if not can_wait:
+                last = -math.inf  # judged as it is now: nothing is waited for any more
+            verdicts: list[tuple[object, str | None]] = []
+            if self.plain_files:
+                if os.path.isdir(path):
+                    folders.append(path)
+                    continue
+                verdict = self._saves.judge_file(
+                    path, last, now, path in writing, path in self._files
+                )
+                verdicts.append((verdict, None))
+            else:
+                name = self._files.get(path)
+                if name is None and path in self.project.loaded:
+                    self.refresh()  # imported since: pick it up
+                    name = self._files.get(path)
+                if name is None and path in self._scripts:
+                    self._script_saved(path)
+                    continue
+                if name is not None:
+                    verdicts.append(
+                        (self._saves.judge_module(path, name, last, now, path in writing), name)
+                    )
+                if self.data is not None and path in self.data.owners:
+                    verdicts.append((self._saves.judge_data(path, last, now), None))
+            for verdict, module in verdicts:
+                if isinstance(verdict, Wait) and can_wait:
+                    state = self._saves.state(path)
+                    if state.waiting != verdict.why:
+                        state.waiting = verdict.why
+                        log.debug("waiting for %s: %s", path, verdict.why)
+                    hold_until = max(hold_until, verdict.until)
+                    continue
+                self._saves.state(path).waiting = ""
+                if isinstance(verdict, Read):
+                    files.append(FileSave(path, verdict.source))
+                elif isinstance(verdict, Judged) and module is not None:
+                    modules.append(ModuleSave(module, path, verdict.source, verdict.digest))
+                    if module not in names:
+                        names.append(module)
+                elif isinstance(verdict, list):
+                    forced.update(verdict)
+                    names.extend(owner for owner in verdict if owner not in names)
+        if hold_until:
+            # Something looks half-written: wait for the rest, and judge the
+            # whole burst together again.
+            with self._wake:
+                self.batch.hold((paths, first, writing), hold_until)
+                self._wake.notify_all()
+            return
+        saves = SettledSaves(
+            first_event=first,
+            names=tuple(names),
+            modules=tuple(modules),
+            forced=frozenset(forced),
+            files=tuple(files),
+            folders=tuple(folders),
+        )
+        if saves:
+            self.consumer.saves_settled(saves)
+
+    def reload_failed(self, save: ModuleSave, failed: bool) -> None:
+        """The consumer's reload of ``save`` failed, or not: the same broken content saved
+        again is not reloaded again."""
+        self._saves.state(save.path).failed = save.digest if failed else None
+
+    def _script_saved(self, path: str) -> None:
+        """The running script changed: say once per new content that it is not reloaded."""
+        try:
+            with open(path, "rb") as handle:
+                content = digest(handle.read())
+        except OSError:
+            return
+        if content == self._scripts[path]:
+            return  # a touch, or saved back as it runs
+        self._scripts[path] = content
+        log.warning(
+            "%s is the running script (__main__), which is never reloaded: "
+            "restart to apply the edit",
+            path,
+        )
+
+    def _add_laggards(self, paths: dict[str, float], first: float, now: float) -> None:
+        """Add the files of the burst whose events have not arrived yet.
+
+        Events reach us late when the program keeps the CPU busy (the
+        backend's thread waits for its turn): a file changed since the burst
+        began is part of it, event or not.  A file added for nothing costs a
+        read: its content is compared with the code that runs.
+        """
+        since_ns = int((time.time() - (now - first) - LAG_MARGIN) * 1e9)
+        if len(paths) > 1:
+            candidates: Iterable[str] = [*self._files, *self._saves.data_digests]
+        else:
+            folder = os.path.dirname(next(iter(paths)))
+            candidates = self._by_folder.get(folder, ())
+        for path in list(candidates):
+            if path in paths:
+                continue
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            if max(stat.st_mtime_ns, stat.st_ctime_ns) >= since_ns:
+                paths[path] = now
+
+
+# How long an idle wait lasts while the consumer has idle work left.
+_IDLE_PAUSE = 0.005
