@@ -22,10 +22,12 @@ except ImportError:  # built without a compiler
 
 REQUIRE_EXTENSION = os.environ.get("MUCKRACK_HMR_REQUIRE_EXTENSIONS", "") not in ("", "0")
 
-#: Both cores as parameters: "c" carries the c_extension mark (--no-c-extensions drops it).
+#: Both cores as parameters: "c" carries the c_extension mark (--no-c-extensions drops it),
+#: "py" the pure_core mark (.ci/run's forced-twin pass drops the end-to-end ones: their
+#: children ran with MUCKRACK_HMR_NO_EXTENSIONS=1 already).
 CORE_PARAMS = [
     pytest.param("c", marks=pytest.mark.c_extension, id="c"),
-    pytest.param("py", id="py"),
+    pytest.param("py", marks=pytest.mark.pure_core, id="py"),
 ]
 
 
