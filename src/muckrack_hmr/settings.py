@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 from .hooks import CASCADES
 from .watch.backends import BACKENDS, DEFAULT_POLL_INTERVAL
 
-__all__ = ["DEFAULT_DEBOUNCE_MS", "OPTIONS", "Option", "Settings", "merge"]
+__all__ = ["DEFAULT_DEBOUNCE_MS", "OPTIONS", "Option", "Settings", "group_of", "merge"]
 
 T = TypeVar("T")
 

@@ -49,8 +49,12 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.HelpFormatter(prog, width=max(columns - 2, 20))
 
 
-def _add_option(parser: argparse.ArgumentParser | Any, option: Option) -> None:
-    """One declared option on the command line; every one defaults to None (not given)."""
+def _add_option(container: Any, option: Option) -> None:
+    """One declared option on the command line; every one defaults to None (not given).
+
+    ``container`` is the parser or one of its exclusive groups (Any: their common
+    base, argparse's ``_ActionsContainer``, is private).
+    """
     shape: dict[str, Any] = {"dest": option.name, "default": None, "help": option.help}
     if option.kind == "flag":
         shape["action"] = "store_true"
@@ -66,7 +70,7 @@ def _add_option(parser: argparse.ArgumentParser | Any, option: Option) -> None:
             shape["action"] = "append"
         elif option.kind == "optional":
             shape.update(nargs="?", const=option.const)
-    parser.add_argument(*option.flags, **shape)
+    container.add_argument(*option.flags, **shape)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-m", dest="module", metavar="MODULE", help="run a library module as a script"
     )
-    groups: dict[str, Any] = {}
+    groups: dict[str, Any] = {}  # group name -> argparse's exclusive group
     for option in OPTIONS:
         if option.group is None:
             _add_option(parser, option)

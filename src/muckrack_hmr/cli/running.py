@@ -37,7 +37,7 @@ class Target:
 
     __slots__ = ("args", "module", "script")
 
-    def __init__(self, script: str | None, module: str | None, args: tuple[str, ...] = ()):
+    def __init__(self, script: str | None, module: str | None, args: tuple[str, ...] = ()) -> None:
         self.script = script
         self.module = module
         self.args = args
