@@ -809,7 +809,8 @@ cdef class ImportTracker:
 
         A module whose folder the classifier has judged already is classified
         here, as :meth:`ProjectFilter.__call__` would: a project folder's file
-        is recorded in the baselines with its ``lstat``.  A new folder, a
+        is recorded in the baselines with its ``lstat``, unless its loader's
+        read recorded it already.  A new folder, a
         symlink, a path the simple split cannot take, or a classifier without
         tables goes to the classifier.
         """
@@ -832,7 +833,9 @@ cdef class ImportTracker:
                             return False
                         path = <str>found + filename[slash + 1 :]
                         found = PyDict_GetItem(self._loaded, path)
-                        if found != NULL and (<tuple>found)[0] != importer:
+                        if found != NULL:
+                            if (<tuple>found)[0] == importer:
+                                return True  # recorded as its loader read it (note_read)
                             # Claimed by another module already (an alias?):
                             # the classifier decides whose file it is.
                             return bool(self._classify(importer, globals))

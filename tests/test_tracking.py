@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.util
+import marshal
 import os
+import py_compile
 import sys
 import threading
 from typing import Any
@@ -374,3 +377,60 @@ def test_imports_on_other_threads_during_reloads(project: Project, hmr: Any) -> 
     assert sorted(hmr.dependencies_of("worker")) == sorted(f"lazy{i}" for i in range(count))
     for i in range(count):
         assert hmr.dependencies_of(f"lazy{i}") == ["base"]
+
+
+def test_a_module_read_at_import_is_classified_without_a_second_look_at_its_file(
+    project: Project, hmr: Any, core: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loader's read opened the file without following a link: its figures are
+    the baseline, and the classifier needs no lstat of its own."""
+    project.write("plain.py", "X = 1\n")
+    project.write("target.py", "Y = 2\n")
+    (project.root / "link.py").symlink_to(project.root / "target.py")
+    looked: list[str] = []
+    real_lstat = os.lstat
+
+    def counting_lstat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        looked.append(os.fspath(path))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", counting_lstat)
+    importlib.import_module("plain")
+    importlib.import_module("link")
+    root = os.path.realpath(project.root)
+    plain = os.path.join(root, "plain.py")
+    status = real_lstat(plain)
+    assert hmr.project.loaded[plain] == ("plain", (status.st_mtime_ns, status.st_size))
+    assert plain not in looked
+    # A symlinked module is still looked at, and recorded under its real path.
+    target = os.path.join(root, "target.py")
+    status = os.stat(target)
+    assert hmr.project.loaded[target] == ("link", (status.st_mtime_ns, status.st_size))
+    assert hmr.tracker.is_tracked("plain")
+    assert hmr.tracker.is_tracked("link")
+    if core.__name__.endswith("_core_py"):  # the compiled core's lstat is its own C call
+        assert os.path.join(root, "link.py") in looked
+
+
+def test_a_valid_bytecode_cache_is_read_whole_and_used_as_python_uses_it(
+    project: Project, hmr: Any
+) -> None:
+    """The cache of a project module is read by the capture's own read: all of it,
+    whatever its size, and trusted exactly when Python would trust it."""
+    body = "VALUES = [" + ", ".join(str(n) for n in range(30_000)) + "]\n"
+    path = project.write("big.py", "X = 1\n" + body)
+    py_compile.compile(str(path), doraise=True)
+    cache = importlib.util.cache_from_source(str(path))
+    assert os.path.getsize(cache) > 1 << 17  # longer than one read of the chunked path
+    # The cache says X = 2 with the source's own figures: Python would run it.
+    stat = os.stat(path)
+    other = project.write("other_src.py", "X = 2\n" + body)
+    code = compile(other.read_text(), str(path), "exec")
+    header = importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little")
+    header += (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+    header += (stat.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    with open(cache, "wb") as handle:
+        handle.write(header + marshal.dumps(code))
+    module = importlib.import_module("big")
+    assert module.X == 2
+    assert len(module.VALUES) == 30_000

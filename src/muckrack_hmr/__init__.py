@@ -16,7 +16,7 @@ this one is already imported under ``python -m muckrack.hmr -m pytest``.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._core import USING_EXTENSION
 from ._version import __version__
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .reload.reloader import ReloadResult
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # The engine is imported when first needed, not when the program starts.
     if name == "ReloadResult":
         from .reload.reloader import ReloadResult

@@ -26,17 +26,31 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
 
 __all__ = ["DependencyGraph", "ImportTracker", "resolve_relative"]
 
 #: ``classify(name, module) -> bool``: is this module project code?
-Classifier = Callable[[str, Any], bool]
+Classifier = Callable[[str, Mapping[str, object]], bool]
+
+#: What :meth:`DependencyGraph.clear_dependencies` returns: (imported modules,
+#: {imported module: names bound from it}).
+Dependencies = tuple[list[str], dict[str, list[str]]]
+
+#: A module's globals as the import hook receives them.
+Globals = Mapping[str, object]
+
+#: An import seen and not recorded yet: (importer, its package for a
+#: relative import, name, fromlist, level, the imported module's name).
+_Pending = tuple[str, "str | None", str, object, int, "str | None"]
 
 # What the import-statement cache holds for an importer that is not project
 # code.  A distinct object, so one dict lookup answers "unknown, untracked or
 # tracked".
-_UNTRACKED: dict[str, Any] = {}
+_UNTRACKED: dict[str, object] = {}
 _MISSING = object()
 
 
@@ -51,12 +65,12 @@ def resolve_relative(name: str, package: str | None, level: int) -> str:
     return f"{base}.{name}" if name else base
 
 
-def _package_of(globals: Mapping[str, Any]) -> str | None:
+def _package_of(globals: Globals) -> str | None:
     package = globals.get("__package__")
     if package is None:
         spec = globals.get("__spec__")
         if spec is not None:
-            package = spec.parent
+            package = cast("ModuleSpec", spec).parent
         else:
             name = globals.get("__name__")
             if not isinstance(name, str):
@@ -103,7 +117,7 @@ class DependencyGraph:
         # Imports seen but not recorded yet (see ImportTracker._defer): the
         # tracker's ``apply_pending`` records them before anything reads the
         # graph, so start-up pays a list append per import statement.
-        self._pending: list[tuple[Any, ...]] = []
+        self._pending: list[_Pending] = []
         self._record_pending: Callable[[], int] | None = None
 
     def _settle(self) -> None:
@@ -236,7 +250,7 @@ class DependencyGraph:
                     break
         return found
 
-    def clear_dependencies(self, importer: str) -> tuple[list[str], dict[str, list[str]]]:
+    def clear_dependencies(self, importer: str) -> Dependencies:
         """Drop the outgoing edges and bindings of ``importer``; return them."""
         self._settle()
         node = self._ids.get(importer)
@@ -257,9 +271,7 @@ class DependencyGraph:
             bindings.setdefault(flat[index], []).append(flat[index + 1])
         return previous, bindings
 
-    def restore_dependencies(
-        self, importer: str, saved: tuple[list[str], dict[str, list[str]]]
-    ) -> None:
+    def restore_dependencies(self, importer: str, saved: Dependencies) -> None:
         """Put back exactly what :meth:`clear_dependencies` returned."""
         self._settle()
         self.clear_dependencies(importer)
@@ -459,9 +471,9 @@ class ImportTracker:
     def import_(
         self,
         name: str,
-        globals: Mapping[str, Any] | None = None,
-        locals: Mapping[str, Any] | None = None,
-        fromlist: Iterable[Any] | None = (),
+        globals: Globals | None = None,
+        locals: Globals | None = None,
+        fromlist: Iterable[object] | None = (),
         level: int = 0,
     ) -> ModuleType:
         """The replacement for ``builtins.__import__``."""
@@ -517,19 +529,21 @@ class ImportTracker:
         self._defer(globals, name, package, -1, module)
         return module
 
-    def _statements_of(self, globals: Mapping[str, Any]) -> dict[str, object]:
+    def _statements_of(self, globals: Globals) -> dict[str, object]:
         """The import statements already recorded for the module of ``globals``.
 
         _UNTRACKED if that module is not project code.
         """
         try:
-            return self._seen[globals["__name__"]]
+            # Whatever a program put there: a name that is not a str raises
+            # as a missing one does, and the slow path classifies it.
+            return self._seen[globals["__name__"]]  # type: ignore[index]
         except (KeyError, TypeError):
             return self._classify_importer(globals)
 
     # -- the slow path: first time an importer runs a given statement --------
 
-    def _classify_importer(self, globals: Mapping[str, Any]) -> dict[str, object]:
+    def _classify_importer(self, globals: Globals) -> dict[str, object]:
         try:
             importer = globals["__name__"]
         except (KeyError, TypeError):
@@ -561,7 +575,7 @@ class ImportTracker:
 
     def _defer(
         self,
-        globals: Mapping[str, Any],
+        globals: Globals,
         name: str,
         fromlist: object,
         level: int,
@@ -576,7 +590,7 @@ class ImportTracker:
         (the watcher's idle steps call :meth:`apply_pending`).  ``level`` -1
         is an ``importlib.import_module(name, package)`` call.
         """
-        importer = globals["__name__"]
+        importer = cast(str, globals["__name__"])  # classified: a str
         with self.lock:
             self._remember_statement(importer, name, level, fromlist)
         # The module imported is classified now, as it was first named: which
@@ -622,7 +636,7 @@ class ImportTracker:
         importer: str,
         package: str | None,
         name: str,
-        fromlist: Iterable[Any] | None,
+        fromlist: object,
         level: int,
     ) -> None:
         if level > 0:
@@ -642,7 +656,7 @@ class ImportTracker:
             # Its namespace, not getattr: a module's __getattr__ (PEP 562) may
             # import, and this runs under the lock, maybe in another thread.
             namespace = module.__dict__ if isinstance(module, ModuleType) else {}
-            for item in fromlist:
+            for item in cast("Iterable[object]", fromlist):
                 if not isinstance(item, str):
                     continue
                 if item == "*":

@@ -10,6 +10,7 @@ from .hooks import CASCADES, ErrorHandler, Hook, Hooks
 from .reload.sources import SourceStore
 
 if TYPE_CHECKING:
+    from ._core import ImportTracker
     from .project import ProjectFilter
     from .reload.reloader import Reloader, ReloadResult
     from .settings import Settings
@@ -24,7 +25,7 @@ class HMR:
     available everywhere as ``__hmr__``.
     """
 
-    def __init__(self, tracker: Any, project: ProjectFilter) -> None:
+    def __init__(self, tracker: ImportTracker, project: ProjectFilter) -> None:
         self.tracker = tracker
         self.graph = tracker.graph
         self.project = project
@@ -173,7 +174,7 @@ class HMR:
         clear: bool = ...,
     ) -> None: ...
 
-    def watch(self, *args: Any, **keywords: Any) -> None:
+    def watch(self, *args: Settings | float, **keywords: object) -> None:
         """Start watching the project's files and reload what is saved (the CLI does this).
 
         Takes a :class:`~muckrack_hmr.settings.Settings` (the CLI passes its
@@ -214,9 +215,9 @@ class HMR:
 _WATCH_KEYWORDS = frozenset({"backend", "poll", "include", "exclude", "watch_data", "clear"})
 
 
-def _watch_settings(args: tuple[Any, ...], keywords: dict[str, Any]) -> Settings:
+def _watch_settings(args: tuple[Settings | float, ...], keywords: dict[str, object]) -> Settings:
     """The Settings ``HMR.watch(*args, **keywords)`` was given, or made of its keywords."""
-    from .settings import Settings
+    from .settings import Settings, merge
 
     if len(args) > 1:
         raise TypeError(f"watch() takes 1 positional argument, not {len(args)}")
@@ -234,6 +235,7 @@ def _watch_settings(args: tuple[Any, ...], keywords: dict[str, Any]) -> Settings
     if "debounce_ms" in keywords:
         keywords["debounce"] = keywords.pop("debounce_ms")
     for globs in ("include", "exclude"):
-        if globs in keywords and not isinstance(keywords[globs], str):
-            keywords[globs] = tuple(keywords[globs])
-    return Settings(**keywords)
+        value = keywords.get(globs)
+        if isinstance(value, Iterable) and not isinstance(value, str):
+            keywords[globs] = tuple(value)  # Settings checks that they are strings
+    return merge(keywords)

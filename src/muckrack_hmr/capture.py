@@ -21,11 +21,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.machinery import SourceFileLoader
 from stat import S_ISREG
 from types import CodeType
-from typing import Any
 
 try:
     # The one hash used here, without the cost of ``hashlib`` at start-up
@@ -48,6 +47,9 @@ log = logging.getLogger(__name__)
 # Tries at a read that no write overlaps; the last read is kept whatever happens.
 _TRIES = 4
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+# Opening a module's source without following a link tells, for free, that the
+# file is not a symlink: the classifier then needs no lstat of its own.
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def digest(data: bytes) -> bytes:
@@ -87,14 +89,17 @@ def read_if_unchanged(path: str, baseline: tuple[int, int] | None) -> bytes | No
 class Captured:
     """The bytes a module's code came from, and the file's (mtime_ns, size) when read.
 
-    A plain class, not a dataclass: this module is imported at start-up.
+    ``path`` is the file's real path when the read showed it is no symlink,
+    else None.  A plain class, not a dataclass: this module is imported at
+    start-up.
     """
 
-    __slots__ = ("source", "stat")
+    __slots__ = ("path", "source", "stat")
 
-    def __init__(self, source: bytes, stat: tuple[int, int]) -> None:
+    def __init__(self, source: bytes, stat: tuple[int, int], path: str | None = None) -> None:
         self.source = source
         self.stat = stat
+        self.path = path
 
 
 def read_steady(path: str, tries: int = _TRIES) -> tuple[bytes, os.stat_result, bool]:
@@ -107,7 +112,11 @@ def read_steady(path: str, tries: int = _TRIES) -> tuple[bytes, os.stat_result, 
     # Plain descriptors: every project module is read at import, and a file
     # object costs twice the system calls (an fstat of its own, a seek, a
     # second read for the end of the file).
-    descriptor = os.open(path, _READ_FLAGS)
+    return _read_open(os.open(path, _READ_FLAGS), tries)
+
+
+def _read_open(descriptor: int, tries: int) -> tuple[bytes, os.stat_result, bool]:
+    """:func:`read_steady` on a descriptor open at the start of the file (closed here)."""
     try:
         for _ in range(tries):
             before = os.fstat(descriptor)
@@ -137,25 +146,59 @@ def _read_all(descriptor: int, expected: int) -> bytes:
     return b"".join(chunks)
 
 
-class _Reading:
-    """The source of one module being loaded, handed to the loader's own steps."""
+def _read_whole(path: str) -> bytes:
+    """A file's bytes in four system calls (open, fstat, read, close), to its end.
 
-    __slots__ = ("path", "source", "stat")
+    What a loader reads besides the source (the bytecode cache) while a
+    project module is imported: ``io.open_code`` takes twice as many.
+    """
+    descriptor = os.open(path, _READ_FLAGS)
+    try:
+        size = os.fstat(descriptor).st_size
+        data = os.read(descriptor, size + 1)
+        if len(data) == size:
+            return data
+        # Grown since the fstat, or a file system that reads in pieces: the
+        # end is where a read gives nothing.
+        chunks = [data]
+        while chunk := os.read(descriptor, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
+class _Reading:
+    """The source of one module being loaded, handed to the loader's own steps.
+
+    ``unlinked`` is true when the file was opened without following a
+    symlink: it is a plain file, and its figures are its own.
+    """
+
+    __slots__ = ("path", "source", "stat", "unlinked")
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.source, self.stat, _ = read_steady(path)
+        self.unlinked = False
+        descriptor = -1
+        if _NO_FOLLOW:
+            try:
+                descriptor = os.open(path, _READ_FLAGS | _NO_FOLLOW)
+                self.unlinked = True
+            except OSError:
+                pass  # a symlink (ELOOP), or an error the plain open reports
+        if descriptor < 0:
+            descriptor = os.open(path, _READ_FLAGS)
+        self.source, self.stat, _ = _read_open(descriptor, _TRIES)
 
 
 _local = threading.local()
 
 
-def _reading_of(path: str) -> _Reading | None:
-    """The read in progress for ``path`` on this thread, if any."""
+def _current() -> _Reading | None:
+    """The read in progress on this thread (its loader is running), if any."""
     stack: list[_Reading] | None = getattr(_local, "stack", None)
-    if stack and stack[-1].path == path:
-        return stack[-1]
-    return None
+    return stack[-1] if stack else None
 
 
 class SourceCapture:
@@ -164,19 +207,20 @@ class SourceCapture:
     _active: SourceCapture | None = None
 
     def __init__(
-        self, is_project_file: Callable[[str], bool], sink: Callable[[str, Captured], None]
+        self, project_path: Callable[[str], str | None], sink: Callable[[str, Captured], None]
     ) -> None:
-        self.is_project_file = is_project_file
+        #: a module file's real path if it is project code, else None
+        self.project_path = project_path
         self.sink = sink
         #: called with the code of each project module imported (pytest --hmr arms it)
         self.listeners: list[Callable[[CodeType], None]] = []
-        self._saved: dict[str, Any] = {}
+        self._saved: dict[str, object] = {}
 
     def install(self) -> None:
         """Start keeping sources (one capture per process: a second one replaces the first)."""
         if SourceCapture._active is not None:
             SourceCapture._active.uninstall()
-        cls: Any = SourceFileLoader
+        cls = SourceFileLoader
         for name in ("get_code", "path_stats", "get_data"):
             self._saved[name] = cls.__dict__.get(name)
         original_get_code = cls.get_code
@@ -184,9 +228,10 @@ class SourceCapture:
         original_get_data = cls.get_data
         capture = self
 
-        def get_code(loader: Any, fullname: str) -> Any:
+        def get_code(loader: SourceFileLoader, fullname: str) -> CodeType | None:
             path = getattr(loader, "path", None)
-            if not isinstance(path, str) or not capture.is_project_file(path):
+            real = capture.project_path(path) if isinstance(path, str) else None
+            if real is None or not isinstance(path, str):
                 return original_get_code(loader, fullname)
             try:
                 reading = _Reading(path)
@@ -200,40 +245,47 @@ class SourceCapture:
                 stack.pop()
             stat = reading.stat
             try:
-                capture.sink(fullname, Captured(reading.source, (stat.st_mtime_ns, stat.st_size)))
+                figures = (stat.st_mtime_ns, stat.st_size)
+                known = real if reading.unlinked else None
+                capture.sink(fullname, Captured(reading.source, figures, known))
             except Exception:
                 # Never the program's import: without its source, the module's
                 # first reload runs it whole.
                 log.exception("could not keep the source of %s", fullname)
             for listener in capture.listeners:
+                if code is None:  # typeshed allows it; a source file always has code
+                    break
                 try:
                     listener(code)
                 except Exception:
                     log.exception("a listener failed on the code of %s", fullname)
             return code
 
-        def path_stats(loader: Any, path: str) -> Any:
-            reading = _reading_of(path)
-            if reading is None:
+        def path_stats(loader: SourceFileLoader, path: str) -> Mapping[str, object]:
+            reading = _current()
+            if reading is None or reading.path != path:
                 return original_path_stats(loader, path)
             return {"mtime": reading.stat.st_mtime, "size": reading.stat.st_size}
 
-        def get_data(loader: Any, path: str) -> Any:
-            reading = _reading_of(path)
+        def get_data(loader: SourceFileLoader, path: str) -> bytes:
+            reading = _current()
             if reading is None:
                 return original_get_data(loader, path)
-            return reading.source
+            if reading.path == path:
+                return reading.source
+            # The bytecode cache of the module being read.
+            return _read_whole(path)
 
-        cls.get_code = get_code
-        cls.path_stats = path_stats
-        cls.get_data = get_data
+        patched = {"get_code": get_code, "path_stats": path_stats, "get_data": get_data}
+        for name, replacement in patched.items():
+            setattr(cls, name, replacement)
         SourceCapture._active = self
 
     def uninstall(self) -> None:
         """Put ``SourceFileLoader`` back as it was."""
         if SourceCapture._active is not self:
             return
-        cls: Any = SourceFileLoader
+        cls = SourceFileLoader
         for name, previous in self._saved.items():
             if previous is None:
                 if name in cls.__dict__:

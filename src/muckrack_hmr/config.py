@@ -12,7 +12,6 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 from .settings import OPTIONS, Settings, group_of, merge
 
@@ -55,7 +54,7 @@ def _line_of(text: str, key: str) -> int | None:
     return None
 
 
-def load_settings(path: str) -> dict[str, Any]:
+def load_settings(path: str) -> dict[str, object]:
     """The settings of ``path``'s ``[tool.muckrack-hmr]``, checked, by option name.
 
     Folders (``root``, ``watch``) are made absolute against the file's folder.
@@ -81,7 +80,7 @@ def load_settings(path: str) -> dict[str, Any]:
         return {}
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.{TABLE}] must be a table")
-    settings: dict[str, Any] = {}
+    settings: dict[str, object] = {}
     base = os.path.dirname(os.path.abspath(path))
     for key, value in table.items():
         line = _line_of(text, key)

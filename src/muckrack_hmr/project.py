@@ -14,7 +14,21 @@ import sys
 import sysconfig
 from collections.abc import Callable, Iterable
 from stat import S_ISLNK
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Protocol
+
+    #: A project file's real path -> (its module, its (mtime_ns, size) when classified).
+    Loaded = Mapping[str, tuple[str, tuple[int, int] | None]]
+
+    class LoadedModules(Protocol):
+        """What the source store needs of a project filter: the modules loaded so far."""
+
+        @property
+        def loaded(self) -> Loaded: ...
+
 
 __all__ = ["ProjectFilter"]
 
@@ -134,6 +148,20 @@ class ProjectFilter:
             return None
         return self._folders, self.loaded
 
+    def project_path(self, filename: str) -> str | None:
+        """The real path of ``filename`` if it is a Python source file in a project
+        folder (the file itself not resolved: it may be a symlink), else None."""
+        return self._project_path(filename)
+
+    def note_read(self, path: str, name: str, stat: tuple[int, int]) -> None:
+        """Module ``name`` is being loaded from ``path``, a project file that is no
+        symlink, with these (mtime_ns, size): its baseline, recorded here as the
+        classifier would (which then needs no lstat of its own).  A file another
+        module claims already is left to the classifier (an alias?)."""
+        previous = self.loaded.get(path)
+        if previous is None or previous[0] == name:
+            self.loaded[path] = (name, stat)
+
     def is_project_path(self, filename: str) -> bool:
         """Is ``filename`` a Python source file in a project folder (symlinks not followed)?"""
         return self._project_path(filename) is not None
@@ -145,7 +173,7 @@ class ProjectFilter:
             path = self._project_path(os.path.realpath(path))
         return path is not None
 
-    def __call__(self, name: str, namespace: Any) -> bool:
+    def __call__(self, name: str, namespace: Mapping[str, object]) -> bool:
         """The core's classifier: ``namespace`` is the module's globals."""
         try:
             filename = namespace.get("__file__")
@@ -156,6 +184,9 @@ class ProjectFilter:
         path = self._project_path(filename)
         if path is None:
             return False
+        previous = self.loaded.get(path)
+        if previous is not None and previous[0] == name:
+            return True  # recorded as its loader read it (note_read)
         # One lstat: it says whether the file is a symlink, and otherwise
         # gives the watcher's baseline.
         stat = _stat(path, os.lstat)
@@ -179,7 +210,7 @@ class ProjectFilter:
         self.loaded[path] = (name, None if stat is None else (stat.st_mtime_ns, stat.st_size))
         return True
 
-    def _ran_from(self, namespace: Any, path: str) -> bool:
+    def _ran_from(self, namespace: object, path: str) -> bool:
         """Was the module of ``namespace`` loaded from the project file ``path`` (its spec says)?"""
         spec = namespace.get("__spec__") if isinstance(namespace, dict) else None
         origin = getattr(spec, "origin", None)

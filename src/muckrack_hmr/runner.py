@@ -8,7 +8,6 @@ import importlib.util
 import os
 import sys
 import types
-from typing import Any
 
 __all__ = ["TargetError", "prepare_module", "prepare_script", "run_code"]
 
@@ -110,6 +109,6 @@ def prepare_module(name: str, args: list[str]) -> tuple[types.CodeType, types.Mo
     return code, main
 
 
-def run_code(code: types.CodeType, main: types.ModuleType) -> Any:
+def run_code(code: types.CodeType, main: types.ModuleType) -> None:
     """Execute the prepared ``__main__``; exceptions propagate to the caller."""
     exec(code, main.__dict__)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from .hooks import CASCADES
 from .watch.backends import BACKENDS, DEFAULT_POLL_INTERVAL
@@ -120,7 +120,7 @@ class Option:
         check: Callable[[object], object],
         flags: tuple[str, ...],
         metavar: str | None = None,
-        parse: Callable[[str], object] | None = None,
+        parse: Callable[[str], object] = str,
         choices: tuple[str, ...] | None = None,
         const: object = None,
         paths: bool = False,
@@ -136,7 +136,7 @@ class Option:
         #: The command line's flags (``("-v", "--verbose")``); the long one is :attr:`flag`.
         self.flags = flags
         self.metavar = metavar
-        #: What the command line converts its text with (``float``), for a value.
+        #: What the command line converts its text with (``float``; ``str``: as it is).
         self.parse = parse
         self.choices = choices
         #: The value of an optional-value option given without one.
@@ -173,7 +173,7 @@ def _option(
     check: Callable[[object], T],
     short: str | None = None,
     metavar: str | None = None,
-    parse: Callable[[str], object] | None = None,
+    parse: Callable[[str], object] = str,
     choices: tuple[str, ...] | None = None,
     const: object = None,
     paths: bool = False,
@@ -311,12 +311,12 @@ class Settings:
             if len(chosen) > 1:
                 raise ValueError(f"{' and '.join(chosen)} exclude each other ({group})")
 
-    def replace(self, **changes: Any) -> Settings:
+    def replace(self, **changes: object) -> Settings:
         """A copy with ``changes`` (checked like a new one)."""
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # checked by Settings
 
 
-def _declared(field: dataclasses.Field[Any]) -> Option:
+def _declared(field: dataclasses.Field[object]) -> Option:
     spec = dict(field.metadata[_SPEC])
     short = spec.pop("short")
     flag = "--" + field.name.replace("_", "-")
@@ -348,11 +348,10 @@ def merge(*layers: Mapping[str, object]) -> Settings:
     the options it excludes: ``-q`` on the command line wins over
     ``verbose = true`` in the file.
     """
-    # Any: each value is checked by Settings itself, whatever the layer held.
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for layer in layers:
         for name, value in layer.items():
             for other in group_of(name):
                 values.pop(other, None)
             values[name] = value
-    return Settings(**values)
+    return Settings(**values)  # type: ignore[arg-type]  # Settings checks each value itself

@@ -7,20 +7,60 @@ import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import _core
 from .api import HMR
 from .capture import Captured, SourceCapture
 from .project import ProjectFilter
 
+if TYPE_CHECKING:
+    from ._core import ImportTracker
+
+    #: A lazy-imports filter (PEP 810): ``(importer, name, fromlist) -> lazy?``.
+    LazyFilter = Callable[[str, str, object], object]
+
 __all__ = ["ProjectFilter", "active", "capture", "install", "uninstall", "unsupported"]
 
 
-# The one installation per process, and what it replaced.
-_state: dict[str, Any] = {}
+class _Installation:
+    """The one installation per process, and what it replaced."""
+
+    __slots__ = (
+        "capture",
+        "get_filter",
+        "had_hmr",
+        "hmr",
+        "original_import",
+        "original_import_module",
+        "previous_hmr",
+        "set_filter",
+        "tracker",
+    )
+
+    def __init__(
+        self,
+        hmr: HMR,
+        tracker: ImportTracker,
+        capture: SourceCapture,
+        original_import: Callable[..., ModuleType],
+        original_import_module: Callable[..., ModuleType],
+    ) -> None:
+        self.hmr = hmr
+        self.tracker = tracker
+        self.capture = capture
+        self.original_import = original_import
+        self.original_import_module = original_import_module
+        self.had_hmr = hasattr(builtins, "__hmr__")
+        self.previous_hmr: object = getattr(builtins, "__hmr__", None)
+        #: sys.set/get_lazy_imports_filter (3.15+), replaced while installed.
+        self.set_filter: Callable[[LazyFilter | None], None] | None = None
+        self.get_filter: Callable[[], LazyFilter | None] | None = None
+
+
+_installed: _Installation | None = None
 
 
 def unsupported() -> str | None:
@@ -42,16 +82,16 @@ def unsupported() -> str | None:
     return None
 
 
-def active() -> Any:
+def active() -> HMR | None:
     """The installed :class:`~muckrack_hmr.api.HMR`, or None."""
-    return _state.get("hmr")
+    return None if _installed is None else _installed.hmr
 
 
 def install(
     roots: Iterable[str | os.PathLike[str]] | None = None,
     *,
     core: ModuleType | None = None,
-) -> Any:
+) -> HMR:
     """Wrap ``builtins.__import__`` and ``importlib.import_module``.
 
     ``roots`` are the project folders (default: the current folder).  Returns
@@ -60,9 +100,9 @@ def install(
     compiled core with the pure twin).  Installing twice returns the first
     installation.
     """
-    current = _state.get("hmr")
-    if current is not None:
-        return current
+    global _installed
+    if _installed is not None:
+        return _installed.hmr
     reason = unsupported()
     if reason is not None:
         raise RuntimeError(reason)
@@ -71,38 +111,35 @@ def install(
     graph = chosen.DependencyGraph()
     original_import = builtins.__import__
     original_import_module = importlib.import_module
-    tracker = chosen.ImportTracker(graph, project, original_import, original_import_module)
+    tracker: ImportTracker = chosen.ImportTracker(
+        graph, project, original_import, original_import_module
+    )
     hmr = HMR(tracker, project)
     keep_source = hmr.sources.captured
     is_tracked = tracker.is_tracked
+    note_read = project.note_read
 
     def captured(name: str, kept: Captured) -> None:
         # Judged as its loader runs its file, before its code runs: the file
         # is this module's (an alias made later never takes it), and the
         # graph's own bookkeeping of the import can wait (ImportTracker._defer).
+        if kept.path is not None:
+            note_read(kept.path, name, kept.stat)
         is_tracked(name)
         keep_source(name, kept)
 
     # The bytes each project module runs, taken by its loader as it is imported.
-    capture = SourceCapture(project.is_project_path, captured)
-    _state.update(
-        capture=capture,
-        hmr=hmr,
-        tracker=tracker,
-        original_import=original_import,
-        original_import_module=original_import_module,
-        had_hmr=hasattr(builtins, "__hmr__"),
-        previous_hmr=getattr(builtins, "__hmr__", None),
-    )
+    capture = SourceCapture(project.project_path, captured)
+    _installed = _Installation(hmr, tracker, capture, original_import, original_import_module)
     builtins.__import__ = tracker.import_hook()
     importlib.import_module = tracker.import_module
     builtins.__hmr__ = hmr  # type: ignore[attr-defined]
     capture.install()
-    _watch_lazy_imports_filter(tracker)
+    _watch_lazy_imports_filter(_installed)
     return hmr
 
 
-def _watch_lazy_imports_filter(tracker: Any) -> None:
+def _watch_lazy_imports_filter(installed: _Installation) -> None:
     """Python 3.15+ (PEP 810): see the imports a lazy-imports filter makes eager.
 
     A potentially lazy import that the program's filter turns down is run at
@@ -114,10 +151,13 @@ def _watch_lazy_imports_filter(tracker: Any) -> None:
     get_filter = getattr(sys, "get_lazy_imports_filter", None)
     if set_filter is None or get_filter is None:
         return
-    chosen: list[Any] = [get_filter()]
+    tracker = installed.tracker
+    chosen: list[LazyFilter | None] = [get_filter()]
 
-    def recording(importer: str, name: str, fromlist: Any) -> bool:
-        lazy = bool(chosen[0](importer, name, fromlist))
+    def recording(importer: str, name: str, fromlist: object) -> bool:
+        program_filter = chosen[0]
+        # None: the filter was just taken away (set_lazy_imports_filter).
+        lazy = program_filter is None or bool(program_filter(importer, name, fromlist))
         if not lazy:
             if isinstance(fromlist, str):  # PEP 810 allows one name as a string
                 fromlist = (fromlist,)
@@ -125,14 +165,14 @@ def _watch_lazy_imports_filter(tracker: Any) -> None:
                 tracker.record_import(importer, name, fromlist)
         return lazy
 
-    def set_lazy_imports_filter(found: Any) -> None:
+    def set_lazy_imports_filter(found: LazyFilter | None) -> None:
         set_filter(None if found is None else recording)
         chosen[0] = found
 
-    def get_lazy_imports_filter() -> Any:
+    def get_lazy_imports_filter() -> LazyFilter | None:
         return chosen[0]
 
-    _state.update(set_filter=set_filter, get_filter=get_filter)
+    installed.set_filter, installed.get_filter = set_filter, get_filter
     # setattr: the names exist on 3.15+ only.
     setattr(sys, "set_lazy_imports_filter", set_lazy_imports_filter)  # noqa: B010
     setattr(sys, "get_lazy_imports_filter", get_lazy_imports_filter)  # noqa: B010
@@ -142,29 +182,29 @@ def _watch_lazy_imports_filter(tracker: Any) -> None:
 
 def capture() -> SourceCapture | None:
     """The installation's source capture (its ``listeners`` see each project module's code)."""
-    found: SourceCapture | None = _state.get("capture")
-    return found
+    return None if _installed is None else _installed.capture
 
 
 def uninstall() -> None:
     """Undo :func:`install` exactly: the original functions are put back."""
-    hmr = _state.get("hmr")
-    if hmr is None:
+    global _installed
+    installed = _installed
+    if installed is None:
         return
-    hmr.close()
-    _state["capture"].uninstall()
-    if "set_filter" in _state:
+    installed.hmr.close()
+    installed.capture.uninstall()
+    if installed.set_filter is not None:
         found = getattr(sys, "get_lazy_imports_filter")()  # noqa: B009
-        setattr(sys, "set_lazy_imports_filter", _state["set_filter"])  # noqa: B010
-        setattr(sys, "get_lazy_imports_filter", _state["get_filter"])  # noqa: B010
-        _state["set_filter"](found)
-    builtins.__import__ = _state["original_import"]
-    importlib.import_module = _state["original_import_module"]
-    if _state["had_hmr"]:
-        builtins.__hmr__ = _state["previous_hmr"]  # type: ignore[attr-defined]
+        setattr(sys, "set_lazy_imports_filter", installed.set_filter)  # noqa: B010
+        setattr(sys, "get_lazy_imports_filter", installed.get_filter)  # noqa: B010
+        installed.set_filter(found)
+    builtins.__import__ = installed.original_import
+    importlib.import_module = installed.original_import_module
+    if installed.had_hmr:
+        builtins.__hmr__ = installed.previous_hmr  # type: ignore[attr-defined]
     elif hasattr(builtins, "__hmr__"):
         del builtins.__hmr__
-    _state.clear()
+    _installed = None
 
 
 def roots_for_script(script: str | os.PathLike[str]) -> list[str]:

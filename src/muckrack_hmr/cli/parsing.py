@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from ..config import ConfigError, settings_for
 from ..settings import OPTIONS, Option
@@ -49,28 +48,33 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.HelpFormatter(prog, width=max(columns - 2, 20))
 
 
-def _add_option(container: Any, option: Option) -> None:
+def _add_option(container: argparse._ActionsContainer, option: Option) -> None:
     """One declared option on the command line; every one defaults to None (not given).
 
-    ``container`` is the parser or one of its exclusive groups (Any: their common
-    base, argparse's ``_ActionsContainer``, is private).
+    ``container`` is the parser or one of its exclusive groups: their common
+    base, argparse's own (private) ``_ActionsContainer``.
     """
-    shape: dict[str, Any] = {"dest": option.name, "default": None, "help": option.help}
-    if option.kind == "flag":
-        shape["action"] = "store_true"
-    elif option.kind == "switch":
-        shape["action"] = argparse.BooleanOptionalAction
-    else:
-        shape["metavar"] = option.metavar
-        if option.parse is not None:
-            shape["type"] = option.parse
-        if option.choices is not None:
-            shape["choices"] = option.choices
-        if option.kind == "list":
-            shape["action"] = "append"
-        elif option.kind == "optional":
-            shape.update(nargs="?", const=option.const)
-    container.add_argument(*option.flags, **shape)
+    if option.kind in ("flag", "switch"):
+        container.add_argument(
+            *option.flags,
+            dest=option.name,
+            default=None,
+            help=option.help,
+            action="store_true" if option.kind == "flag" else argparse.BooleanOptionalAction,
+        )
+        return
+    container.add_argument(
+        *option.flags,
+        dest=option.name,
+        default=None,
+        help=option.help,
+        metavar=option.metavar,
+        choices=option.choices,
+        action="append" if option.kind == "list" else "store",
+        nargs="?" if option.kind == "optional" else None,
+        const=option.const,
+        type=option.parse,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-m", dest="module", metavar="MODULE", help="run a library module as a script"
     )
-    groups: dict[str, Any] = {}  # group name -> argparse's exclusive group
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
     for option in OPTIONS:
         if option.group is None:
             _add_option(parser, option)

@@ -16,10 +16,14 @@ call :func:`muckrack_hmr.install` themselves can call :func:`activate` too.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from .. import tracking
 from ._imports import forget_all, when_imported
+
+if TYPE_CHECKING:
+    from ..api import HMR
 
 __all__ = ["FRAMEWORKS", "activate", "deactivate"]
 
@@ -31,10 +35,10 @@ FRAMEWORKS = {
     "fastapi": "muckrack_hmr.integrations.fastapi",
 }
 
-_active: dict[str, Any] = {}
+_active: dict[str, HMR] = {}
 
 
-def activate(hmr: Any) -> None:
+def activate(hmr: HMR) -> None:
     """Enable each framework's integration when (and if) the program imports it."""
     if _active.get("hmr") is hmr:
         return
@@ -42,7 +46,7 @@ def activate(hmr: Any) -> None:
     _active["hmr"] = hmr
     for package, integration in FRAMEWORKS.items():
 
-        def enable(_module: Any, integration: str = integration) -> None:
+        def enable(_module: ModuleType, integration: str = integration) -> None:
             # Not for an installation that is gone (uninstalled, replaced).
             if _active.get("hmr") is hmr and tracking.active() is hmr:
                 importlib.import_module(integration).enable(hmr)

@@ -14,12 +14,13 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     # Only for the types: importing importlib.abc costs more than 10 ms at
     # start-up (it pulls in importlib.resources); the import system needs
     # no base classes, only the methods.
+    from importlib.abc import Loader
     from importlib.machinery import ModuleSpec
 
 __all__ = ["forget_all", "when_imported"]
@@ -49,7 +50,7 @@ class _NotifyingLoader:
     so resource readers and introspection see no difference.
     """
 
-    def __init__(self, loader: Any, finder: _PostImportFinder) -> None:
+    def __init__(self, loader: Loader, finder: _PostImportFinder) -> None:
         self.loader = loader
         self.finder = finder
 

@@ -25,10 +25,25 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path, PurePath
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, cast
 
 from ..threads import signals_to_main_thread
 from ._imports import when_imported
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    from watchdog.observers.api import BaseObserver
+
+    from ..api import HMR
+
+    class _Apps(Protocol):
+        """Django's app registry (``django.apps.apps``), as far as this module reads it."""
+
+        ready_event: threading.Event
+
 
 __all__ = ["FileSignals", "enable", "refresh_caches", "run_in_place"]
 
@@ -37,7 +52,7 @@ log = logging.getLogger(__name__)
 _MARK = "__muckrack_hmr__"
 
 
-def enable(hmr: Any) -> None:
+def enable(hmr: HMR) -> None:
     """Turn Django's restarter off and refresh Django's caches after each reload."""
     when_imported("django.utils.autoreload", _replace_restarter)
     hmr.add_post_reload_hook(refresh_caches)
@@ -46,13 +61,13 @@ def enable(hmr: Any) -> None:
 # -- the restarter ----------------------------------------------------------------
 
 
-def _replace_restarter(autoreload: Any) -> None:
+def _replace_restarter(autoreload: ModuleType) -> None:
     if getattr(autoreload.run_with_reloader, _MARK, False):
         return
-    autoreload.run_with_reloader = run_in_place
+    setattr(autoreload, "run_with_reloader", run_in_place)  # noqa: B010 (a module's attribute)
 
 
-def run_in_place(main_func: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+def run_in_place(main_func: Callable[..., object], *args: object, **kwargs: object) -> None:
     """Stands in for ``run_with_reloader``: run the server in this process."""
     from django.apps import apps
 
@@ -120,7 +135,7 @@ class FileSignals:
     def __init__(self) -> None:
         self.directory_globs: dict[Path, set[str]] = {}
         self.extra_files: set[Path] = set()
-        self._observer: Any = None
+        self._observer: BaseObserver | None = None
         self._stopped = False
         self._lock = threading.Lock()
         self._warned: set[Path] = set()
@@ -133,7 +148,7 @@ class FileSignals:
         """Watch one more file (Django's reloader API)."""
         self.extra_files.add(Path(path).absolute())
 
-    def run_when_ready(self, apps: Any) -> None:
+    def run_when_ready(self, apps: _Apps) -> None:
         """Wait for Django's apps, collect what the receivers watch, and start watching."""
         apps.ready_event.wait()
         try:
@@ -159,9 +174,10 @@ class FileSignals:
             folders[folder] = folders.get(folder, False) or recursive
         for path in self.extra_files:
             folders.setdefault(path.parent, False)
-        observer: Any = Observer()
+        observer = Observer()
         observer.daemon = True
-        handler = _Handler(self)
+        # Duck-typed: watchdog calls only its dispatch().
+        handler = cast("FileSystemEventHandler", _Handler(self))
         for folder, recursive in folders.items():
             if folder.is_dir():
                 observer.schedule(handler, str(folder), recursive=recursive)
@@ -216,7 +232,7 @@ class _Handler:
     def __init__(self, signals: FileSignals) -> None:
         self.signals = signals
 
-    def dispatch(self, event: Any) -> None:
+    def dispatch(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.event_type not in _WRITES:
             return
         for attr in ("src_path", "dest_path"):

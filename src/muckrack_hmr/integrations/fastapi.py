@@ -20,10 +20,24 @@ import inspect
 import logging
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._imports import when_imported
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from ..api import HMR
+
+    # FastAPI's objects, as far as this module uses them (read with getattr otherwise).
+    class _Router(Protocol):
+        routes: list[object]
+
+    class _App(Protocol):
+        openapi_schema: object
+
 
 __all__ = ["enable", "refresh_routes"]
 
@@ -32,14 +46,24 @@ log = logging.getLogger(__name__)
 _MARK = "__muckrack_hmr__"
 _UNREADABLE = object()  # a signature that could not be read (FastAPI fails on it too)
 
-# id(route) -> [the route (weakly), the arguments it was made with, the signatures it
-# read]; by id, as routes compare by value and are not hashable.
-_routes: dict[int, list[Any]] = {}
-_apps: weakref.WeakSet[Any] = weakref.WeakSet()
+
+@dataclass
+class _Made:
+    """A route (weakly), the arguments it was made with, and the signatures it read."""
+
+    route: weakref.ref[object]
+    args: tuple[object, ...]
+    kwargs: dict[str, object]
+    signatures: tuple[object, ...]
+
+
+# id(route) -> how it was made; by id, as routes compare by value and are not hashable.
+_routes: dict[int, _Made] = {}
+_apps: weakref.WeakSet[_App] = weakref.WeakSet()
 _make_route: list[Callable[..., None]] = []  # APIRoute.__init__ as FastAPI wrote it
 
 
-def enable(hmr: Any) -> None:
+def enable(hmr: HMR) -> None:
     """Remember FastAPI's routes as they are made; check them after each reload."""
     when_imported("fastapi.routing", _wrap_routes)
     when_imported("fastapi.routing", _wrap_router)
@@ -55,7 +79,7 @@ def _wrap_routes(routing: ModuleType) -> None:
     _make_route.append(original)
 
     @functools.wraps(original)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self: object, *args: object, **kwargs: object) -> None:
         original(self, *args, **kwargs)
         try:
             _remember(self, args, kwargs)
@@ -73,7 +97,7 @@ def _wrap_router(routing: ModuleType) -> None:
         return
 
     @functools.wraps(original)
-    def add_api_route(self: Any, *args: Any, **kwargs: Any) -> None:
+    def add_api_route(self: _Router, *args: object, **kwargs: object) -> None:
         before = len(self.routes)
         original(self, *args, **kwargs)
         try:
@@ -85,7 +109,7 @@ def _wrap_router(routing: ModuleType) -> None:
     cls.add_api_route = add_api_route
 
 
-def _replace_earlier(routes: list[Any], before: int) -> None:
+def _replace_earlier(routes: list[object], before: int) -> None:
     """A route just added for the same path, methods and ``def`` as an earlier one (its
     decorator ran again in a reload) takes the earlier one's place: not a second route
     behind the first, which would keep answering."""
@@ -105,11 +129,11 @@ def _replace_earlier(routes: list[Any], before: int) -> None:
             _routes.pop(id(old), None)
             for app in list(_apps):
                 app.openapi_schema = None
-            log.debug("FastAPI route %s replaced by its new definition", new.path)
+            log.debug("FastAPI route %s replaced by its new definition", getattr(new, "path", None))
             return
 
 
-def _same_def(old: Any, new: Any) -> bool:
+def _same_def(old: object, new: object) -> bool:
     """Made by the same ``def`` (the same module and qualified name)?"""
     if old is new:
         return True
@@ -127,7 +151,7 @@ def _wrap_apps(applications: ModuleType) -> None:
         return
 
     @functools.wraps(original)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self: _App, *args: object, **kwargs: object) -> None:
         original(self, *args, **kwargs)
         _apps.add(self)
 
@@ -135,19 +159,19 @@ def _wrap_apps(applications: ModuleType) -> None:
     cls.__init__ = __init__
 
 
-def _remember(route: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _remember(route: object, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
     key = id(route)
-    _routes[key] = [
+    _routes[key] = _Made(
         weakref.ref(route, lambda _ref: _routes.pop(key, None)),
         args,
         kwargs,
         _signatures(route),
-    ]
+    )
 
 
-def _callables(route: Any) -> list[Any]:
+def _callables(route: object) -> list[Callable[..., object]]:
     """The endpoint and every dependency FastAPI resolved for ``route``, depth first."""
-    found: list[Any] = []
+    found: list[Callable[..., object]] = []
     stack = [getattr(route, "dependant", None)]
     while stack:
         dependant = stack.pop()
@@ -160,18 +184,18 @@ def _callables(route: Any) -> list[Any]:
     return found
 
 
-def _signature(call: Any) -> Any:
+def _signature(call: Callable[..., object]) -> object:
     try:
         return inspect.signature(call)
     except Exception:  # an annotation that does not evaluate, a builtin...
         return _UNREADABLE
 
 
-def _signatures(route: Any) -> tuple[Any, ...]:
+def _signatures(route: object) -> tuple[object, ...]:
     return tuple(_signature(call) for call in _callables(route))
 
 
-def _module_of(call: Any) -> str | None:
+def _module_of(call: Callable[..., object]) -> str | None:
     target = call if inspect.isroutine(call) or inspect.isclass(call) else type(call)
     module = getattr(inspect.unwrap(target), "__module__", None)
     return module if isinstance(module, str) else None
@@ -183,14 +207,14 @@ def refresh_routes(name: str) -> None:
     if not _make_route:
         return
     rebuilt = 0
-    for entry in list(_routes.values()):
-        route = entry[0]()
+    for made in list(_routes.values()):
+        route = made.route()
         if route is None or not any(_module_of(call) == name for call in _callables(route)):
             continue
-        if _signatures(route) == entry[3]:  # what FastAPI read is what it would read now
+        if _signatures(route) == made.signatures:  # what FastAPI read is what it would read now
             continue
-        _make_route[0](route, *entry[1], **entry[2])
-        entry[3] = _signatures(route)
+        _make_route[0](route, *made.args, **made.kwargs)
+        made.signatures = _signatures(route)
         rebuilt += 1
         log.debug(
             "FastAPI route %s %s made again: its parameters changed",

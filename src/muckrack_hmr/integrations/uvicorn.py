@@ -12,9 +12,21 @@ from __future__ import annotations
 import functools
 import logging
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._imports import when_imported
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from ..api import HMR
+
+    class _Config(Protocol):
+        """uvicorn's ``Config``, as far as this module changes it."""
+
+        reload: bool
+        workers: int
+
 
 __all__ = ["enable"]
 
@@ -23,7 +35,7 @@ log = logging.getLogger(__name__)
 _MARK = "__muckrack_hmr__"
 
 
-def enable(hmr: Any) -> None:
+def enable(hmr: HMR) -> None:
     """Adjust uvicorn's ``Config`` when it is imported."""
     when_imported("uvicorn.config", _adjust_config)
 
@@ -35,7 +47,7 @@ def _adjust_config(config_module: ModuleType) -> None:
         return
 
     @functools.wraps(original)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self: _Config, *args: object, **kwargs: object) -> None:
         original(self, *args, **kwargs)
         if getattr(self, "reload", False):
             log.info("uvicorn's --reload is off; saved modules are reloaded in this process")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import copy
 import types
-from typing import Any, TypeGuard
+from typing import TypeGuard, TypeVar
 
 from .analysis import ModuleSummary, Statement, changed_bodies, framed_alike, same_shape
 
@@ -49,7 +49,7 @@ def _same_header(old: Statement, new: Statement) -> bool:
     return _header(old.node) == _header(new.node)
 
 
-def original_function(value: Any, name: str, filename: str) -> types.FunctionType | None:
+def original_function(value: object, name: str, filename: str) -> types.FunctionType | None:
     """The function a decorator wrapped, found through ``__wrapped__`` or closure cells."""
     seen: set[int] = set()
     pending = [value]
@@ -76,7 +76,7 @@ def original_function(value: Any, name: str, filename: str) -> types.FunctionTyp
 def _body_only_edit(
     statement: Statement,
     old: ModuleSummary,
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     filename: str,
     flags: int,
 ) -> tuple[types.FunctionType, types.FunctionType] | None:
@@ -102,7 +102,7 @@ def _body_only_edit(
 def _method_bodies_edit(
     statement: Statement,
     old: ModuleSummary,
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     filename: str,
     flags: int,
 ) -> list[tuple[types.FunctionType, types.FunctionType]] | None:
@@ -208,10 +208,10 @@ def _undecorated(
 
 def _define_alone(
     node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     filename: str,
     flags: int,
-) -> Any:
+) -> object:
     """Run the definition ``node`` in a copy of the module namespace; what it defines.
 
     A copy: defaults and annotations evaluate as in the module, and the
@@ -226,11 +226,14 @@ def _define_alone(
     return scratch.get(node.name)
 
 
-def _keep(function: Any) -> Any:
+_T = TypeVar("_T")
+
+
+def _keep(function: _T) -> _T:
     return function
 
 
-def _fits(fresh: Any, target: types.FunctionType) -> TypeGuard[types.FunctionType]:
+def _fits(fresh: object, target: types.FunctionType) -> TypeGuard[types.FunctionType]:
     """Can ``target`` take the code of ``fresh`` (a function with the same free variables)?"""
     return (
         isinstance(fresh, types.FunctionType)
@@ -329,7 +332,7 @@ def compile_one(node: ast.stmt, filename: str, flags: int) -> types.CodeType:
 def in_place_edit(
     statement: Statement,
     old: ModuleSummary,
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     filename: str,
     flags: int,
 ) -> list[tuple[types.FunctionType, types.FunctionType]] | None:

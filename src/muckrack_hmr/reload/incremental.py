@@ -26,7 +26,7 @@ import sys
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from .analysis import ModuleSummary, Statement, same_code, same_shape
 from .body_edits import (
@@ -36,7 +36,7 @@ from .body_edits import (
     in_place_edit,
     original_function,
 )
-from .patching import PatchReport, may_register, patch_class_now, set_code
+from .patching import BodyPatch, PatchReport, may_register, patch_class_now, set_code
 from .rebinding import star_exports
 from .relocation import align_class, align_function, first_line, shift_code
 
@@ -69,12 +69,12 @@ class Changes:
     """Of ``behaviors``: functions whose edit changed only the closures they return (a
     decorator's wrapper).  The closures are patched in place: whoever called them
     keeps what it got, and what it got behaves differently."""
-    old: dict[str, Any] = field(default_factory=dict)
+    old: dict[str, object] = field(default_factory=dict)
     """The namespace before the reload (to rebind ``from module import name`` elsewhere)."""
     executed: int = 0
     """How many top-level statements ran (or function bodies were replaced)."""
-    body_patches: list[tuple[types.FunctionType, types.CodeType, Any]] = field(default_factory=list)
-    """(old function given a new body, its old code, its old docstring)."""
+    body_patches: list[BodyPatch] = field(default_factory=list)
+    """Old functions given a new body (with their old code and docstring)."""
     class_patches: list[tuple[PatchReport, Callable[[], None]]] = field(default_factory=list)
     """Live classes given their new definition as their statement ran, and the undo of each."""
     relocated: list[tuple[types.FunctionType, types.CodeType]] = field(default_factory=list)
@@ -85,6 +85,10 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.values or self.behaviors)
 
+
+#: Equal tuples mapped to the one copy kept (see :func:`consumption_of`).
+Interned = dict[tuple[object, ...], tuple[object, ...]]
+_Tuple = TypeVar("_Tuple", bound=tuple[object, ...])
 
 #: (local name, module, attribute or None): what one top-level import binds.
 Binding = tuple[str, str, "str | None"]
@@ -104,7 +108,7 @@ class Consumption:
     """The top-level imports of project modules, as (local, module, attribute)."""
     at_import: tuple[str, ...]
     """Imported names read or called while the module's top level runs."""
-    bodies: tuple[Any, ...]
+    bodies: tuple[Any, ...]  # flat (str, tuple[str, ...]) pairs, which a tuple type cannot say
     """Flat (function, names, function, names, ...): the imported names each body reads
     or calls, through the module's functions."""
 
@@ -144,7 +148,7 @@ def bindings_of(imports: dict[str, tuple[str, str | None]]) -> list[Binding]:
 def consumption_of(
     summary: ModuleSummary,
     is_project: Callable[[str], bool] = lambda name: True,
-    shared: dict[Any, Any] | None = None,
+    shared: Interned | None = None,
 ) -> Consumption:
     """Boil a parsed module down to what it consumes from the project modules it imports.
 
@@ -152,10 +156,10 @@ def consumption_of(
     module, and every module of an app spells its imports (and what its
     functions use) alike, so equal tuples are kept once.
     """
-    table: dict[Any, Any] = {} if shared is None else shared
+    table: Interned = {} if shared is None else shared
 
-    def _share(items: tuple[Any, ...]) -> Any:
-        return table.setdefault(items, items) if items else ()
+    def _share(items: _Tuple) -> _Tuple:
+        return cast(_Tuple, table.setdefault(items, items)) if items else items
 
     intern = sys.intern
     imports: list[Binding] = []
@@ -177,7 +181,7 @@ def consumption_of(
     for statement in summary.statements:
         reads, calls = expander.statement(statement)
         at_import |= reads | calls
-    bodies: list[Any] = []
+    bodies: list[str | tuple[str, ...]] = []
     for name in expander.defs:
         body_reads, body_calls = expander.body(name)
         used = keep(body_reads | body_calls)
@@ -339,7 +343,7 @@ def _matched(
 def _relocate(
     statement: Statement,
     previous: Statement,
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     filename: str,
     assign: Callable[[types.FunctionType, types.CodeType], None],
 ) -> None:
@@ -371,8 +375,8 @@ def _undo_bodies(changes: Changes) -> None:
     for _, undo in reversed(changes.class_patches):
         undo()
     changes.class_patches.clear()
-    for target, code, doc in reversed(changes.body_patches):
-        set_code(target, code, doc)
+    for patch in reversed(changes.body_patches):
+        set_code(patch.function, patch.old_code, patch.old_doc)
     changes.body_patches.clear()
     for function, code in reversed(changes.relocated):
         set_code(function, code)
@@ -390,7 +394,7 @@ def _recording(changes: Changes) -> Callable[[types.FunctionType, types.CodeType
 
 
 def _adopt_class(
-    namespace: dict[str, Any], node: ast.ClassDef, before: dict[str, Any], changes: Changes
+    namespace: dict[str, object], node: ast.ClassDef, before: dict[str, object], changes: Changes
 ) -> None:
     """A class statement ran again: the live class takes the new definition now.
 
@@ -430,7 +434,7 @@ def _last_name(decorator: ast.expr) -> str:
 
 
 def run_all(
-    namespace: dict[str, Any], filename: str, summary: ModuleSummary, old: dict[str, Any]
+    namespace: dict[str, object], filename: str, summary: ModuleSummary, old: dict[str, object]
 ) -> Changes:
     """Run every statement of ``summary`` in order; live classes take their new definitions.
 
@@ -450,7 +454,7 @@ def run_all(
 
 
 def _run_statement(
-    statement: Statement, namespace: dict[str, Any], filename: str, flags: int, changes: Changes
+    statement: Statement, namespace: dict[str, object], filename: str, flags: int, changes: Changes
 ) -> None:
     """Run one top-level statement; if it raises, undo this reload's patches (StatementError)."""
     code = compile_one(statement.node, filename, flags)
@@ -549,7 +553,7 @@ def _same_structure(old: ModuleSummary, new: ModuleSummary, name: str) -> bool:
 
 
 def plan_and_run(
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     filename: str,
     summaries: tuple[ModuleSummary, ModuleSummary],
     incoming: tuple[set[str], set[str], set[str]],
@@ -615,7 +619,7 @@ def plan_and_run(
                     ):
                         rewrapped.add(node.name)
                 for target, fresh in pairs:
-                    changes.body_patches.append((target, target.__code__, target.__doc__))
+                    changes.body_patches.append(BodyPatch(target, target.__code__, target.__doc__))
                     set_code(target, fresh.__code__, fresh.__doc__)
                 changes.executed += 1
                 if isinstance(node, ast.ClassDef):

@@ -35,12 +35,30 @@ import sys
 import time
 import types
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Literal, TypeVar, cast
+
+if TYPE_CHECKING:
+    from typing import Protocol, TypeGuard
+
+    class _SingleDispatch(Protocol):
+        """What ``functools.singledispatch`` makes (a function with these attributes)."""
+
+        @property
+        def registry(self) -> Mapping[object, object]: ...
+        def register(self, cls: object, func: object, /) -> object: ...
+        def dispatch(self, cls: object, /) -> object: ...
+
+    class _CacheWrapper(Protocol):
+        """What ``functools.lru_cache``/``cache`` make, as far as a patch needs it."""
+
+        def cache_clear(self) -> None: ...
+
 
 __all__ = [
+    "BodyPatch",
     "PatchReport",
     "may_register",
     "patch_bodies",
@@ -69,10 +87,22 @@ def twins_of(function: types.FunctionType) -> list[types.FunctionType]:
     return [] if twins is None else list(twins)
 
 
-_SAME_DOC: Any = object()
+class _Same(enum.Enum):
+    DOC = enum.auto()
 
 
-def set_code(target: types.FunctionType, code: types.CodeType, doc: Any = _SAME_DOC) -> None:
+_SAME_DOC = _Same.DOC
+
+_T = TypeVar("_T")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def set_code(
+    target: types.FunctionType,
+    code: types.CodeType,
+    doc: str | Literal[_Same.DOC] | None = _SAME_DOC,
+) -> None:
     """Give ``target`` and its twins the body ``code`` and the docstring ``doc`` (if given)."""
     target.__code__ = code
     if doc is not _SAME_DOC:
@@ -112,6 +142,17 @@ class PatchReport:
 
 
 @dataclass(frozen=True)
+class BodyPatch:
+    """A function given a new body in place while its module's statements ran."""
+
+    function: types.FunctionType
+    old_code: types.CodeType
+    """Its code before (the undo puts it back)."""
+    old_doc: str | None
+    """Its docstring before."""
+
+
+@dataclass(frozen=True)
 class _Refusal:
     """Why a class cannot be patched: its own change, or one of a nested class."""
 
@@ -125,11 +166,11 @@ class _Refusal:
         return f"its nested class {self.nested.__qualname__}: {self.reason}"
 
 
-def _defined_in(obj: Any, module: str) -> bool:
+def _defined_in(obj: object, module: str) -> bool:
     return getattr(obj, "__module__", None) == module
 
 
-def _same_definition(old: Any, new: Any) -> bool:
+def _same_definition(old: object, new: object) -> bool:
     return getattr(old, "__qualname__", None) == getattr(new, "__qualname__", None)
 
 
@@ -138,8 +179,8 @@ class _Patcher:
         self.module = module
         self.report = PatchReport()
         # new object -> the old object that stands for it from now on
-        self.new_to_old: dict[int, Any] = {}
-        self.keep_alive: list[Any] = []  # ids in new_to_old stay valid
+        self.new_to_old: dict[int, object] = {}
+        self.keep_alive: list[object] = []  # ids in new_to_old stay valid
         self.actions: list[Callable[[], None]] = []
         # Code of functions nested in a patched one, old -> new: closures a
         # factory made before the edit still run the old code.
@@ -152,9 +193,9 @@ class _Patcher:
 
     # -- planning: every check, no change ---------------------------------------
 
-    def map(self, value: Any) -> Any:
-        """The object that stands for ``value`` after the patch."""
-        return self.new_to_old.get(id(value), value)
+    def map(self, value: _T) -> _T:
+        """The object that stands for ``value`` after the patch (an object of its kind)."""
+        return cast(_T, self.new_to_old.get(id(value), value))
 
     def plan_function(
         self, old: types.FunctionType, new: types.FunctionType, label: str | None = None
@@ -184,7 +225,11 @@ class _Patcher:
         return True
 
     def _plan_cell(
-        self, function: types.FunctionType, index: int, old_cell: Any, new_cell: Any
+        self,
+        function: types.FunctionType,
+        index: int,
+        old_cell: types.CellType,
+        new_cell: types.CellType,
     ) -> None:
         name = function.__code__.co_freevars[index]
         try:
@@ -217,7 +262,7 @@ class _Patcher:
 
         self.actions.append(set_cell)
 
-    def _plan_single_dispatch(self, old: Any, new: Any) -> bool:
+    def _plan_single_dispatch(self, old: _SingleDispatch, new: _SingleDispatch) -> bool:
         # The old dispatcher stays: other modules registered implementations
         # in its registry.  Its base implementation gets the new code, and the
         # module's own (re-executed) registrations are added to it.
@@ -338,7 +383,7 @@ class _Patcher:
         return None
 
     def _nested_pair(
-        self, owner: type, key: str, current: Any, value: Any
+        self, owner: type, key: str, current: object, value: object
     ) -> tuple[type, type] | None:
         """(old, new) when a class member is, old and new, a class defined in its body.
 
@@ -356,7 +401,7 @@ class _Patcher:
             return current, value
         return None
 
-    def _plan_property(self, old: Any, new: Any) -> bool:
+    def _plan_property(self, old: object, new: object) -> bool:
         if not (isinstance(old, property) and isinstance(new, property)):
             return False
         pairs = [(old.fget, new.fget), (old.fset, new.fset), (old.fdel, new.fdel)]
@@ -413,12 +458,11 @@ class _Patcher:
             # Puts back ``old`` and every twin, ``new`` included: ``new`` may
             # sit in a registry that the failed run filled.
             self.undo.append(functools.partial(_set_function_state, old, _function_state(old)))
-        values = tuple(_get_state(new, key) for key in _FUNCTION_STATE)
         attributes = {key: self.map(value) for key, value in new.__dict__.items()}
-        _set_function_state(old, (*values, attributes))  # to its twins too
+        _set_function_state(old, _state_of(new, attributes))  # to its twins too
         _add_twin(old, new)
 
-    def _set_member(self, cls: type, key: str, value: Any) -> None:
+    def _set_member(self, cls: type, key: str, value: object) -> None:
         self._remember_member(cls, key)
         setattr(cls, key, self._rehome(cls, value))
 
@@ -426,11 +470,11 @@ class _Patcher:
         self._remember_member(cls, key)
         delattr(cls, key)
 
-    def _add_enum_members(self, old: Any, new: Any, added: list[str]) -> None:
+    def _add_enum_members(self, old: type[Enum], new: type[Enum], added: list[str]) -> None:
         """Add the (adopted) members ``added`` to the live enum ``old``."""
         if self.undo is not None:
-            maps = (old._member_names_, old._member_map_, old._value2member_map_)
-            copies = [type(each)(each) for each in maps]
+            maps: _EnumMaps = (old._member_names_, old._member_map_, old._value2member_map_)
+            copies: _EnumMaps = (list(maps[0]), dict(maps[1]), dict(maps[2]))
             for name in [*added, *_FLAG_BOOKKEEPING]:
                 self._remember_member(old, name)
             self.undo.append(functools.partial(_put_back, maps, copies))
@@ -461,7 +505,7 @@ class _Patcher:
                 functools.partial(_restore_member, cls, key, cls.__dict__.get(key, _ABSENT))
             )
 
-    def _rehome(self, cls: type, value: Any) -> Any:
+    def _rehome(self, cls: type, value: _T) -> _T:
         """A new method whose ``super()`` must see the old class, not the new one."""
         if isinstance(value, staticmethod | classmethod):
             return type(value)(self._rehome(cls, value.__func__))
@@ -470,12 +514,13 @@ class _Patcher:
                 # A subclass (toolz's instanceproperty) may hold more than its
                 # accessors, and take other arguments: it is kept as it is.
                 return value
-            return property(
+            rehomed = property(
                 self._rehome(cls, value.fget),
                 self._rehome(cls, value.fset),
                 self._rehome(cls, value.fdel),
                 value.__doc__,
             )
+            return cast(_T, rehomed)
         if (
             not isinstance(value, types.FunctionType)
             or "__class__" not in value.__code__.co_freevars
@@ -494,7 +539,7 @@ class _Patcher:
         rebuilt.__doc__ = value.__doc__
         rebuilt.__dict__.update(value.__dict__)
         _add_twin(rebuilt, value)  # a decorator may have stored ``value``
-        return rebuilt
+        return cast(_T, rebuilt)
 
 
 _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
@@ -521,7 +566,7 @@ def _pair_nested(
 
 
 def _wrapped_pair(
-    old: Any, new: Any, module: str
+    old: object, new: object, module: str
 ) -> tuple[types.FunctionType, types.FunctionType] | None:
     """The functions inside two wrapper objects of one kind, defined in ``module``."""
     if old is new or type(old) is not type(new) or isinstance(old, types.FunctionType | type):
@@ -538,7 +583,7 @@ def _wrapped_pair(
     return None
 
 
-def _members(cls: type) -> dict[str, Any]:
+def _members(cls: type) -> dict[str, object]:
     """The members of ``cls`` that a patch copies: enum members excluded."""
     return {
         key: value
@@ -547,7 +592,7 @@ def _members(cls: type) -> dict[str, Any]:
     }
 
 
-def _own_slot(cls: type, value: Any) -> bool:
+def _own_slot(cls: type, value: object) -> bool:
     """Is ``value`` the descriptor of one of ``cls``'s own ``__slots__``?"""
     return isinstance(value, types.MemberDescriptorType) and value.__objclass__ is cls
 
@@ -561,7 +606,7 @@ def _is_member(cls: type, key: str) -> bool:
     return key in cls.__members__ or (key.startswith("_") and key.endswith("_"))
 
 
-def _enum_additions(old: Any, new: Any) -> list[str] | None:
+def _enum_additions(old: type[Enum], new: type[Enum]) -> list[str] | None:
     """Names of members ``new`` adds to ``old``; None if it drops or changes any."""
     fresh = new.__members__
     for name, member in old.__members__.items():
@@ -575,7 +620,7 @@ def _enum_additions(old: Any, new: Any) -> list[str] | None:
 _FLAG_BOOKKEEPING = ("_flag_mask_", "_singles_mask_", "_all_bits_")
 
 
-def _adopt_members(old: Any, new: Any, added: list[str]) -> str | None:
+def _adopt_members(old: type[Enum], new: type[Enum], added: list[str]) -> str | None:
     """Make ``new``'s added members instances of ``old``; the reason if one cannot be.
 
     The members are new objects that nothing but the discarded new class
@@ -597,7 +642,7 @@ def _adopt_members(old: Any, new: Any, added: list[str]) -> str | None:
 _ABSENT = object()
 
 
-def refill(target: dict[str, Any], items: dict[str, Any]) -> None:
+def refill(target: dict[_K, _V], items: Mapping[_K, _V]) -> None:
     """Make ``target`` hold exactly ``items``, never missing a name on the way.
 
     Other threads keep running during a reload: a clear-then-update would
@@ -608,16 +653,18 @@ def refill(target: dict[str, Any], items: dict[str, Any]) -> None:
         del target[key]
 
 
-def _put_back(targets: tuple[Any, ...], copies: list[Any]) -> None:
+#: An enum's member names, its members by name and by value.
+_EnumMaps = tuple[list[str], dict[str, Enum], dict[object, Enum]]
+
+
+def _put_back(targets: _EnumMaps, copies: _EnumMaps) -> None:
     """An enum's member list and maps as they were (never empty on the way)."""
-    for target, copy in zip(targets, copies, strict=True):
-        if isinstance(target, list):
-            target[:] = copy
-        else:
-            refill(target, copy)
+    targets[0][:] = copies[0]
+    refill(targets[1], copies[1])
+    refill(targets[2], copies[2])
 
 
-def _restore_member(cls: type, key: str, value: Any) -> None:
+def _restore_member(cls: type, key: str, value: object) -> None:
     # type's own setattr: a metaclass may refuse (an enum's members) or react.
     if value is _ABSENT:
         if key in cls.__dict__:
@@ -650,11 +697,11 @@ class _Annotate:
 
     __slots__ = ("function",)
 
-    def __init__(self, function: Any) -> None:
+    def __init__(self, function: object) -> None:
         self.function = function
 
 
-def _get_state(function: types.FunctionType, key: str) -> Any:
+def _get_state(function: types.FunctionType, key: str) -> object:
     if key == "__annotations__" and _DEFERRED_ANNOTATIONS:
         annotate = getattr(function, "__annotate__", None)
         if annotate is not None:
@@ -662,27 +709,40 @@ def _get_state(function: types.FunctionType, key: str) -> Any:
     return getattr(function, key)
 
 
-def _set_state(function: types.FunctionType, key: str, value: Any) -> None:
+def _set_state(function: types.FunctionType, key: str, value: object) -> None:
     if isinstance(value, _Annotate):
         function.__annotate__ = value.function  # type: ignore[attr-defined]  # 3.14+
     else:
         setattr(function, key, value)
 
 
-def _function_state(function: types.FunctionType) -> tuple[Any, ...]:
-    return (*(_get_state(function, key) for key in _FUNCTION_STATE), dict(function.__dict__))
+@dataclass(frozen=True)
+class _FunctionState:
+    """One value per name of ``_FUNCTION_STATE`` (``code`` is the first), and the attributes."""
+
+    code: types.CodeType
+    values: tuple[object, ...]
+    attributes: dict[str, object]
 
 
-def _set_function_state(function: types.FunctionType, state: tuple[Any, ...]) -> None:
+def _state_of(function: types.FunctionType, attributes: dict[str, object]) -> _FunctionState:
+    values = tuple(_get_state(function, key) for key in _FUNCTION_STATE)
+    return _FunctionState(function.__code__, values, attributes)
+
+
+def _function_state(function: types.FunctionType) -> _FunctionState:
+    return _state_of(function, dict(function.__dict__))
+
+
+def _set_function_state(function: types.FunctionType, state: _FunctionState) -> None:
     """Give ``function`` and its twins ``state`` (see :func:`_function_state`)."""
-    *values, attributes = state
-    code: types.CodeType = values[0]
+    code = state.code
     for each in [function, *twins_of(function)]:
         if each is not function and each.__code__.co_freevars != code.co_freevars:
             continue
-        for key, value in zip(_FUNCTION_STATE, values, strict=True):
+        for key, value in zip(_FUNCTION_STATE, state.values, strict=True):
             _set_state(each, key, value)
-        refill(each.__dict__, attributes)
+        refill(each.__dict__, state.attributes)
 
 
 def _cell_restorer(cell: types.CellType) -> Callable[[], None]:
@@ -694,16 +754,20 @@ def _cell_restorer(cell: types.CellType) -> Callable[[], None]:
     return functools.partial(setattr, cell, "cell_contents", value)
 
 
-def _unwrap_pair(old: Any, new: Any) -> tuple[types.FunctionType, types.FunctionType] | None:
+def _unwrap_pair(old: object, new: object) -> tuple[types.FunctionType, types.FunctionType] | None:
     """The functions inside a static/class method pair, when both are of one kind."""
-    if type(old) is type(new) and isinstance(old, staticmethod | classmethod):
+    if (
+        type(old) is type(new)
+        and isinstance(old, staticmethod | classmethod)
+        and isinstance(new, staticmethod | classmethod)
+    ):
         old_func, new_func = old.__func__, new.__func__
         if isinstance(old_func, types.FunctionType) and isinstance(new_func, types.FunctionType):
             return old_func, new_func
     return None
 
 
-def _is_single_dispatch(func: Any) -> bool:
+def _is_single_dispatch(func: object) -> TypeGuard[_SingleDispatch]:
     return all(hasattr(func, attr) for attr in ("dispatch", "register", "registry"))
 
 
@@ -733,7 +797,7 @@ def may_register(cls: type, decorators: Iterable[str]) -> bool:
     )
 
 
-def _redirect(new: type, old: type, internal: Iterable[Any]) -> int:
+def _redirect(new: type, old: type, internal: Iterable[object]) -> int:
     """Registries that took ``new`` when its class statement ran hold ``old`` instead.
 
     Dict values and keys, list items and set members; a list that already
@@ -768,7 +832,7 @@ def _redirect(new: type, old: type, internal: Iterable[Any]) -> int:
     return redirected
 
 
-def _redirect_logged(module: str, new: type, old: type, internal: Iterable[Any]) -> None:
+def _redirect_logged(module: str, new: type, old: type, internal: Iterable[object]) -> None:
     started = time.perf_counter()
     redirected = _redirect(new, old, internal)
     log.info(
@@ -822,8 +886,8 @@ def patch_class_now(
 
 def patch_bodies(
     module: str,
-    pairs: list[tuple[types.FunctionType, types.CodeType, Any]],
-    namespace: dict[str, Any] | None = None,
+    pairs: list[BodyPatch],
+    namespace: dict[str, object] | None = None,
 ) -> PatchReport:
     """Report functions whose body was replaced in place, and follow their closures.
 
@@ -834,11 +898,12 @@ def patch_bodies(
     classes) are emptied: they hold results of the old code.
     """
     patcher = _Patcher(module)
-    for function, previous_code, _ in pairs:
-        patcher.nested.update(_nested_pairs(previous_code, function.__code__))
+    for pair in pairs:
+        function = pair.function
+        patcher.nested.update(_nested_pairs(pair.old_code, function.__code__))
         patcher.report.patched.append(f"{module}.{function.__qualname__}")
     if namespace is not None:
-        patched = {id(each) for function, _, _ in pairs for each in [function, *twins_of(function)]}
+        patched = {id(each) for pair in pairs for each in [pair.function, *twins_of(pair.function)]}
         for wrapper in _cache_wrappers(namespace, module):
             if _wraps_one_of(wrapper, patched):
                 patcher.actions.append(wrapper.cache_clear)
@@ -850,13 +915,13 @@ def patch_bodies(
 _CACHE_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
 
 
-def _cache_wrappers(namespace: dict[str, Any], module: str) -> list[Any]:
+def _cache_wrappers(namespace: dict[str, object], module: str) -> list[_CacheWrapper]:
     """The cache wrappers a module holds at top level and in its own classes.
 
     Only exact type checks: a namespace may hold lazy objects whose
     attribute lookups have side effects.
     """
-    found: list[Any] = []
+    found: list[_CacheWrapper] = []
     for value in list(namespace.values()):
         members = [value]
         if isinstance(value, type) and value.__module__ == module:
@@ -869,7 +934,7 @@ def _cache_wrappers(namespace: dict[str, Any], module: str) -> list[Any]:
     return found
 
 
-def _wraps_one_of(wrapper: Any, functions: set[int]) -> bool:
+def _wraps_one_of(wrapper: object, functions: set[int]) -> bool:
     inner = wrapper
     for _ in range(8):  # decorators stacked under the cache
         inner = getattr(inner, "__wrapped__", None)
@@ -886,14 +951,14 @@ def _nested_pairs(old: types.CodeType, new: types.CodeType) -> dict[types.CodeTy
     return pairs
 
 
-def patch_namespace(module: str, old: dict[str, Any], new: dict[str, Any]) -> PatchReport:
+def patch_namespace(module: str, old: dict[str, object], new: dict[str, object]) -> PatchReport:
     """Give the old functions and classes of ``module`` its new definitions.
 
     ``old`` is the namespace before the module re-executed, ``new`` the live
     namespace after it (changed in place: patched old objects go back in).
     """
     patcher = _Patcher(module)
-    back: dict[str, Any] = {}
+    back: dict[str, object] = {}
     # Classes first, in definition order: a class's bases map to old classes
     # before its subclasses are checked.
     for name, value in new.items():

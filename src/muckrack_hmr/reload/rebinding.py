@@ -13,7 +13,10 @@ import ast
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .._core import DependencyGraph
 
 __all__ = ["from_import_aliases", "rebind_importers", "star_exports"]
 
@@ -74,10 +77,10 @@ def _warn_removed(importer: str, name: str, attr: str) -> None:
 
 
 def rebind_importers(
-    graph: Any,
+    graph: DependencyGraph,
     name: str,
-    old: dict[str, Any],
-    new: dict[str, Any],
+    old: dict[str, object],
+    new: dict[str, object],
     *,
     skip: set[str],
     rebound: list[str],
@@ -125,7 +128,7 @@ def rebind_importers(
                         _warn_removed(importer, name, attr)
 
 
-def star_exports(namespace: dict[str, Any]) -> list[str]:
+def star_exports(namespace: dict[str, object]) -> list[str]:
     """What ``from module import *`` binds, for a module with this namespace."""
     exported = namespace.get("__all__")
     if isinstance(exported, list | tuple | set | frozenset):
@@ -135,10 +138,10 @@ def star_exports(namespace: dict[str, Any]) -> list[str]:
 
 def _rebind_star(
     importer: str,
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     name: str,
-    old: dict[str, Any],
-    new: dict[str, Any],
+    old: dict[str, object],
+    new: dict[str, object],
     *,
     rebound: list[str],
 ) -> None:

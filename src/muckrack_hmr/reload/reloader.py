@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import CodeType, ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..capture import digest as source_digest
 from ..errors import first_line, location_of, user_traceback
@@ -47,6 +47,11 @@ from .mentions import spelling_any
 from .patching import PatchReport, patch_bodies, patch_namespace, refill
 from .rebinding import rebind_importers
 from .sources import SourceStore, read_settled
+
+if TYPE_CHECKING:
+    from .._core import ImportTracker
+    from .._core_py import Dependencies
+    from ..project import LoadedModules
 
 __all__ = [
     "CASCADES",
@@ -123,9 +128,9 @@ class Reloader:
 
     def __init__(
         self,
-        tracker: Any,
+        tracker: ImportTracker,
         hooks: Hooks,
-        project: Any = None,
+        project: LoadedModules | None = None,
         sources: SourceStore | None = None,
     ) -> None:
         self.tracker = tracker
@@ -224,7 +229,7 @@ class Reloader:
                 return exc
         return None
 
-    def parsed_edit(self, name: str, old: bytes, new: bytes) -> tuple[Any, Any]:
+    def parsed_edit(self, name: str, old: bytes, new: bytes) -> tuple[ModuleSummary, ModuleSummary]:
         """The summaries of ``old`` and ``new`` sources of module ``name`` (SyntaxError...).
 
         Parsed as the reload of that edit parses them, and kept for it: a
@@ -576,7 +581,7 @@ class Reloader:
 
     @staticmethod
     def _drop_leftovers(
-        name: str, bound: set[str] | None, snapshot: dict[str, Any], namespace: dict[str, Any]
+        name: str, bound: set[str] | None, snapshot: dict[str, object], namespace: dict[str, object]
     ) -> None:
         """Names of the old run that the new source does not bind disappear.
 
@@ -594,7 +599,7 @@ class Reloader:
                 continue
             del namespace[key]
 
-    def _patch(self, name: str, snapshot: dict[str, Any], namespace: dict[str, Any]) -> None:
+    def _patch(self, name: str, snapshot: dict[str, object], namespace: dict[str, object]) -> None:
         self._report(patch_namespace(name, snapshot, namespace))
 
     def _report(self, report: PatchReport) -> None:
@@ -714,9 +719,9 @@ class Reloader:
     def _restore(
         self,
         name: str,
-        namespace: dict[str, Any],
-        snapshot: dict[str, Any],
-        saved_edges: Any,
+        namespace: dict[str, object],
+        snapshot: dict[str, object],
+        saved_edges: Dependencies,
     ) -> None:
         refill(namespace, snapshot)
         with self.tracker.lock:

@@ -16,7 +16,6 @@ import ast
 import functools
 import types
 from collections.abc import Callable, Iterator
-from typing import Any
 
 __all__ = ["align_class", "align_function", "first_line", "shift_code"]
 
@@ -50,7 +49,7 @@ def shift_code(code: types.CodeType, delta: int) -> types.CodeType:
     return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
 
 
-def _functions_in(member: Any) -> Iterator[types.FunctionType]:
+def _functions_in(member: object) -> Iterator[types.FunctionType]:
     """The plain functions a class member holds (methods, accessors, wrapped functions)."""
     if isinstance(member, staticmethod | classmethod):
         member = member.__func__

@@ -24,14 +24,15 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..capture import Captured, digest, read_if_unchanged, read_steady
 from .mentions import Mentions
 
 if TYPE_CHECKING:
+    from ..project import LoadedModules
     from .analysis import ModuleSummary
-    from .incremental import Consumption
+    from .incremental import Consumption, Interned
 
 __all__ = ["SETTLE", "SourceStore", "read_settled"]
 
@@ -133,7 +134,11 @@ class _Spill:
 class SourceStore:
     """The sources project modules last ran, and the index of what they use."""
 
-    def __init__(self, project: Any, is_project: Callable[[str], bool] = lambda name: True) -> None:
+    def __init__(
+        self,
+        project: LoadedModules | None,
+        is_project: Callable[[str], bool] = lambda name: True,
+    ) -> None:
         self.project = project
         #: Is a module (by name) project code?  Only imports of project code
         #: can bring a change, so only those are indexed.
@@ -156,7 +161,7 @@ class SourceStore:
         #: Which modules spell which ``.name``: the candidates a change can reach.
         self.mentions = Mentions()
         # Equal tuples of the consumptions, kept once (see consumption_of).
-        self._shared: dict[Any, Any] = {}
+        self._shared: Interned = {}
 
     def __contains__(self, name: object) -> bool:
         return name in self._fresh or name in self._kept

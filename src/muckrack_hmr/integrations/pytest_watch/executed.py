@@ -26,9 +26,17 @@ import sys
 import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .edits import Edit, changed_statements, consumed_names
+
+if TYPE_CHECKING:
+    import pytest
+
+    from ...api import HMR
+    from .fixtures import Definition
+    from .reimport import Reimporter
+    from .suite import Suite
 
 __all__ = ["Executed", "Key", "Record", "Recorder", "functions_in"]
 
@@ -71,7 +79,7 @@ def code_tree(code: types.CodeType) -> Iterator[types.CodeType]:
         pending.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
 
 
-def functions_in(namespace: dict[str, Any]) -> Iterator[types.CodeType]:
+def functions_in(namespace: dict[str, object]) -> Iterator[types.CodeType]:
     """The code of the functions and methods a module's namespace holds.
 
     Classes of the module are looked into; wrappers are unwrapped
@@ -79,7 +87,7 @@ def functions_in(namespace: dict[str, Any]) -> Iterator[types.CodeType]:
     """
     module = namespace.get("__name__")
     seen: set[int] = set()
-    pending: list[Any] = list(namespace.values())
+    pending: list[object] = list(namespace.values())
     while pending:
         value = pending.pop()
         if id(value) in seen or isinstance(value, types.ModuleType):
@@ -110,7 +118,7 @@ def functions_in(namespace: dict[str, Any]) -> Iterator[types.CodeType]:
 class Recorder:
     """Records, per context, the project functions that started (``sys.monitoring``)."""
 
-    def __init__(self, monitoring: Any, tool: int) -> None:
+    def __init__(self, monitoring: types.ModuleType, tool: int) -> None:  # sys.monitoring
         self._monitoring = monitoring
         self._tool = tool
         self._event = monitoring.events.PY_START
@@ -240,7 +248,9 @@ class Executed:
     is a no-op and :meth:`select` returns None: the loop selects by imports.
     """
 
-    def __init__(self, recorder: Recorder | None, hmr: Any, suite: Any, reimport: Any) -> None:
+    def __init__(
+        self, recorder: Recorder | None, hmr: HMR, suite: Suite, reimport: Reimporter
+    ) -> None:
         self.recorder = recorder
         self.hmr = hmr
         self.suite = suite
@@ -250,7 +260,7 @@ class Executed:
         #: test file -> what its last collection executed (its module's imports)
         self.collected: dict[str, Record] = {}
         #: fixture definition (scope wider than a function) -> what its last setup executed
-        self.shared: weakref.WeakKeyDictionary[Any, Record] = weakref.WeakKeyDictionary()
+        self.shared: weakref.WeakKeyDictionary[Definition, Record] = weakref.WeakKeyDictionary()
 
     def close(self) -> None:
         if self.recorder is not None:
@@ -265,7 +275,7 @@ class Executed:
     # -- recording ---------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def collecting(self, collector: Any) -> Iterator[None]:
+    def collecting(self, collector: pytest.Collector) -> Iterator[None]:
         import pytest
 
         from .suite import real
@@ -285,7 +295,7 @@ class Executed:
             if isinstance(module, types.ModuleType):
                 recorder.arm(functions_in(module.__dict__))
 
-    def running(self, item: Any) -> contextlib.AbstractContextManager[None]:
+    def running(self, item: pytest.Item) -> contextlib.AbstractContextManager[None]:
         def done(record: Record) -> None:
             record.uses = [
                 self.shared[fixturedef]
@@ -296,7 +306,7 @@ class Executed:
 
         return self._recording(done)
 
-    def setting_up(self, fixturedef: Any) -> contextlib.AbstractContextManager[None]:
+    def setting_up(self, fixturedef: Definition) -> contextlib.AbstractContextManager[None]:
         if getattr(fixturedef, "scope", "function") == "function":
             return contextlib.nullcontext()  # recorded as part of its test
 
@@ -324,7 +334,7 @@ class Executed:
         modules = [sys.modules.get(name) for name in self.hmr.tracker.tracked_modules()]
         self.arm_modules([*modules, *self.reimport.conftests.values()])
 
-    def arm_modules(self, modules: Iterable[Any]) -> None:
+    def arm_modules(self, modules: Iterable[object]) -> None:
         """Arm the functions these modules hold now (after a reload: their new code)."""
         if self.recorder is None:
             return
@@ -521,7 +531,7 @@ def _rebound_within(source: bytes, edit: Edit) -> bool:
     return True
 
 
-def _path_to(module: Any, qualname: str) -> list[object]:
+def _path_to(module: object, qualname: str) -> list[object]:
     """The objects along ``qualname`` in ``module`` (up to a function's locals).
 
     Looked up in namespaces, not through descriptors: a classmethod is the
@@ -540,7 +550,7 @@ def _path_to(module: Any, qualname: str) -> list[object]:
     return found
 
 
-def _shared_fixtures(item: Any) -> Iterator[Any]:
+def _shared_fixtures(item: pytest.Item) -> Iterator[Definition]:
     """The fixture definitions wider than a function that ``item`` uses."""
     info = getattr(item, "_fixtureinfo", None)
     name2defs = getattr(info, "name2fixturedefs", None) or {}

@@ -18,12 +18,23 @@ import inspect
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    import pytest
+    from _pytest.fixtures import FixtureDef, SubRequest
+    from _pytest.nodes import Node
+
+    #: A fixture definition, whatever the value it makes.
+    Definition = FixtureDef[object]
+
+#: A dict of pytest's registry: ``name -> ...``, or ``key -> [FixtureDef]`` within it.
+_Table = dict[object, object]
 
 __all__ = ["Fixtures", "same_code"]
 
 
-def _function_of(fixturedef: Any) -> types.FunctionType | None:
+def _function_of(fixturedef: Definition) -> types.FunctionType | None:
     func = getattr(fixturedef, "func", None)
     func = getattr(func, "__func__", func)  # a method of a plugin class
     if not callable(func):
@@ -42,7 +53,7 @@ def _normalized(code: types.CodeType) -> types.CodeType:
 
 
 def same_code(
-    old: types.FunctionType, new: types.FunctionType, old_globals: dict[str, Any]
+    old: types.FunctionType, new: types.FunctionType, old_globals: dict[str, object]
 ) -> bool:
     """Do ``old`` and ``new`` run the same code, including the module functions they call?"""
     seen: set[str] = set()
@@ -76,27 +87,27 @@ def _global_names(code: types.CodeType) -> Iterator[str]:
 class _Request:
     """What ``FixtureDef.finish`` needs of a request when pytest's own is gone."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: Node) -> None:
         self.node = node
 
 
 class Fixtures:
     """Find, drop, register and finish the fixture definitions of ``session``."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: pytest.Session) -> None:
         self.session = session
         self.manager = session._fixturemanager
 
     # -- the registry, in both of its shapes ----------------------------------------
 
-    def _tables(self) -> Iterator[dict[Any, Any]]:
+    def _tables(self) -> Iterator[_Table]:
         """``name -> key -> [FixtureDef]`` (pytest >= 9.1) or ``name -> [FixtureDef]``."""
         for attr in ("_arg2node2fixturedefs", "_arg2nodeid2fixturedefs", "_arg2fixturedefs"):
             table = getattr(self.manager, attr, None)
             if isinstance(table, dict):
                 yield table
 
-    def _lists(self) -> Iterator[tuple[dict[Any, Any], Any, list[Any]]]:
+    def _lists(self) -> Iterator[tuple[_Table, object, list[Definition]]]:
         """Every list of definitions, with the dict and key it lives under."""
         for table in self._tables():
             for name, entry in list(table.items()):
@@ -106,24 +117,24 @@ class Fixtures:
                     for key, defs in list(entry.items()):
                         yield entry, key, defs
 
-    def all(self) -> list[Any]:
+    def all(self) -> list[Definition]:
         """Every registered fixture definition."""
         return [fixturedef for _, _, defs in self._lists() for fixturedef in defs]
 
-    def defined_in(self, namespace: dict[str, Any]) -> list[Any]:
+    def defined_in(self, namespace: dict[str, object]) -> list[Definition]:
         """The definitions whose function was defined in the module of ``namespace``."""
         return self.by_module().get(id(namespace), [])
 
-    def by_module(self) -> dict[int, list[Any]]:
+    def by_module(self) -> dict[int, list[Definition]]:
         """``id(module namespace) -> definitions`` of every registered fixture, in one pass."""
-        found: dict[int, list[Any]] = {}
+        found: dict[int, list[Definition]] = {}
         for fixturedef in self.all():
             func = _function_of(fixturedef)
             if func is not None:
                 found.setdefault(id(func.__globals__), []).append(fixturedef)
         return found
 
-    def remove(self, doomed: list[Any]) -> None:
+    def remove(self, doomed: list[Definition]) -> None:
         """Unregister ``doomed`` (and autouse names left without a definition)."""
         ids = {id(fixturedef) for fixturedef in doomed}
         if not ids:
@@ -148,7 +159,7 @@ class Fixtures:
                     name for name in listed if name not in names or self._defined_under(name, key)
                 ]
 
-    def _defined_under(self, name: str, key: Any) -> bool:
+    def _defined_under(self, name: str, key: object) -> bool:
         for table in self._tables():
             entry = table.get(name)
             if isinstance(entry, dict) and entry.get(key):
@@ -159,7 +170,7 @@ class Fixtures:
                 return True
         return False
 
-    def forget_nodes(self, nodes: list[Any]) -> None:
+    def forget_nodes(self, nodes: list[Node]) -> None:
         """Drop what pytest keyed by collection nodes that are gone, or by their objects."""
         gone = {id(node) for node in nodes}
         seen = getattr(self.manager, "_holderobjseen", None)
@@ -182,7 +193,7 @@ class Fixtures:
                 if not entry:
                     del table[name]
 
-    def under_nodeids(self, nodes: list[Any]) -> list[Any]:
+    def under_nodeids(self, nodes: list[Node]) -> list[Definition]:
         """The definitions pytest < 9.1 registered by the node id of one of ``nodes``.
 
         Those it makes for a test class's or module's ``setup_*`` (and
@@ -193,13 +204,15 @@ class Fixtures:
         nodeids.discard(None)
         return [d for d in self.all() if getattr(d, "baseid", None) in nodeids]
 
-    def _replace(self, new: Any, old: Any) -> None:
+    def _replace(self, new: Definition, old: Definition) -> None:
         for _, _, defs in self._lists():
             for index, fixturedef in enumerate(defs):
                 if fixturedef is new:
                     defs[index] = old
 
-    def parse_conftest(self, module: Any, directory: Path, node: Any) -> None:
+    def parse_conftest(
+        self, module: types.ModuleType, directory: Path, node: pytest.Collector | None
+    ) -> None:
         """Register the fixtures of a conftest just registered as a plugin.
 
         pytest >= 9.1 defers that to the collection of the conftest's folder,
@@ -218,7 +231,7 @@ class Fixtures:
 
     # -- cached values ---------------------------------------------------------
 
-    def finish(self, fixturedef: Any) -> None:
+    def finish(self, fixturedef: Definition) -> None:
         """Tear ``fixturedef``'s cached value down now (its finalizers run)."""
         if fixturedef.cached_result is None:
             return
@@ -231,10 +244,15 @@ class Fixtures:
                     finalizers.remove(finalizer)
                     finalizer()
                     return
-        fixturedef.finish(request=_Request(self.session))
+        # What finish() reads of a request is its node.
+        fixturedef.finish(request=cast("SubRequest", _Request(self.session)))
 
     def carry_over(
-        self, old_defs: list[Any], new_defs: list[Any], old_globals: dict[str, Any], keep: bool
+        self,
+        old_defs: list[Definition],
+        new_defs: list[Definition],
+        old_globals: dict[str, object],
+        keep: bool,
     ) -> tuple[list[str], list[str]]:
         """Hand the cached values of ``old_defs`` to the matching ``new_defs``, or finish them.
 
@@ -251,8 +269,9 @@ class Fixtures:
             new = by_name.get(old.argname)
             if keep and new is not None and self._same(old, new, old_globals):
                 # The old definition, with its value and finalizers, stays
-                # registered; it runs the new function if it is set up again.
-                old.func = new.func
+                # registered; it runs the new function if it is set up again
+                # (pytest declares ``func`` final: it never expects this).
+                old.func = new.func  # type: ignore[misc]
                 self._replace(new, old)
                 kept.append(old.argname)
             else:
@@ -261,7 +280,7 @@ class Fixtures:
         return kept, finished
 
     def changed(
-        self, old_defs: list[Any], new_defs: list[Any], old_globals: dict[str, Any]
+        self, old_defs: list[Definition], new_defs: list[Definition], old_globals: dict[str, object]
     ) -> set[str]:
         """Fixture names whose definition is new, gone, or not the same as before."""
         old_by_name = {fixturedef.argname: fixturedef for fixturedef in old_defs}
@@ -275,7 +294,7 @@ class Fixtures:
         }
 
     @staticmethod
-    def _same(old: Any, new: Any, old_globals: dict[str, Any]) -> bool:
+    def _same(old: Definition, new: Definition, old_globals: dict[str, object]) -> bool:
         if (old.scope, old.params, old.ids, old.argnames) != (
             new.scope,
             new.params,
@@ -286,7 +305,7 @@ class Fixtures:
         before, after = _function_of(old), _function_of(new)
         return before is not None and after is not None and same_code(before, after, old_globals)
 
-    def cached(self, scope: str = "session") -> list[Any]:
+    def cached(self, scope: str = "session") -> list[Definition]:
         """Definitions of ``scope`` that hold a value (or a setup error) now."""
         return [
             fixturedef

@@ -16,14 +16,30 @@ import sys
 import types
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import pytest
 
 from .report import Report
 from .suite import Suite, real
 
+if TYPE_CHECKING:
+    from _pytest.nodes import Node
+    from _pytest.pathlib import ImportMode
+
+    from ...api import HMR
+    from .fixtures import Definition, Fixtures
+
 __all__ = ["Reimporter"]
+
+
+class _ConftestOptions(TypedDict, total=False):
+    """The keyword arguments of pytest's ``_importconftest`` (they vary by version)."""
+
+    importmode: str | ImportMode
+    rootpath: Path
+    consider_namespace_packages: bool
+
 
 # What an import sets before a module runs, kept when it runs again.
 _IMPORT_STATE = (
@@ -41,13 +57,13 @@ _IMPORT_STATE = (
 class Reimporter:
     """Imports conftests and test files afresh, and hands their fixtures over."""
 
-    def __init__(self, config: pytest.Config, hmr: Any, suite: Suite, report: Report) -> None:
+    def __init__(self, config: pytest.Config, hmr: HMR, suite: Suite, report: Report) -> None:
         self.config = config
         self.hmr = hmr
         self.suite = suite
         self.report = report
-        self.session: Any = None
-        self.fixtures: Any = None
+        self._session: pytest.Session | None = None
+        self._fixtures: Fixtures | None = None
         #: real path -> the conftest module registered for it
         self.conftests: dict[str, ModuleType] = {}
         #: test files that failed to collect: retried with every change, as
@@ -55,19 +71,33 @@ class Reimporter:
         self.broken: set[str] = set()
         self._fresh: set[str] = set()
         #: test file -> (mtime and size, its module's code), for :meth:`refresh`
-        self._compiled: dict[str, tuple[tuple[int, int], Any]] = {}
+        self._compiled: dict[str, tuple[tuple[int, int], types.CodeType | None]] = {}
         #: test files :meth:`prepare` found nothing to compile for
         self._unprepared: set[str] = set()
         self._failed_conftests: set[str] = set()
 
-    def begin(self, session: pytest.Session, fixtures: Any) -> None:
+    def begin(self, session: pytest.Session, fixtures: Fixtures) -> None:
         """The loop starts: note the session's conftests."""
-        self.session = session
-        self.fixtures = fixtures
+        self._session = session
+        self._fixtures = fixtures
         self.conftests = {}
         for name, plugin in self.config.pluginmanager.list_name_plugin():
             if isinstance(plugin, ModuleType) and str(name).endswith("conftest.py"):
                 self.conftests[real(name)] = plugin
+
+    @property
+    def session(self) -> pytest.Session:
+        """The session the loop keeps (from :meth:`begin` on)."""
+        if self._session is None:
+            raise RuntimeError("the loop has not begun")
+        return self._session
+
+    @property
+    def fixtures(self) -> Fixtures:
+        """The session's fixture definitions (from :meth:`begin` on)."""
+        if self._fixtures is None:
+            raise RuntimeError("the loop has not begun")
+        return self._fixtures
 
     def test_modules(self) -> list[ModuleType]:
         """The conftests and test modules: imported afresh, never hot-reloaded."""
@@ -115,14 +145,15 @@ class Reimporter:
         for fixturedef in self.fixtures.cached():
             func = getattr(fixturedef, "func", None)
             module = getattr(func, "__module__", None)
-            failed = fixturedef.cached_result[2] is not None
+            result = fixturedef.cached_result  # cached() gave it: never None
+            failed = result is not None and result[2] is not None
             if failed or (module in code_reached and module not in self._conftest_names()):
                 self._finish(fixturedef)
 
     def _conftest_names(self) -> set[str]:
         return {module.__name__ for module in self.conftests.values()}
 
-    def _finish(self, fixturedef: Any) -> None:
+    def _finish(self, fixturedef: Definition) -> None:
         try:
             self.fixtures.finish(fixturedef)
         except Exception as exc:
@@ -218,10 +249,10 @@ class Reimporter:
         )
         self._failed_conftests.add(key)
 
-    def _importconftest_options(self) -> dict[str, Any]:
+    def _importconftest_options(self) -> _ConftestOptions:
         pm = self.config.pluginmanager
         parameters = inspect.signature(pm._importconftest).parameters
-        options: dict[str, Any] = {
+        options: _ConftestOptions = {
             "importmode": self.config.getoption("importmode"),
             "rootpath": self.config.rootpath,
         }
@@ -302,7 +333,7 @@ class Reimporter:
             return True
         return False
 
-    def _code(self, key: str, module: ModuleType) -> Any:
+    def _code(self, key: str, module: ModuleType) -> types.CodeType | None:
         """The code of a test module, compiled once per content of its file."""
         try:
             stat = os.stat(key)
@@ -339,7 +370,7 @@ class Reimporter:
         except Exception:  # none cached, or another pytest's internals
             pass
 
-    def _rewritten(self, path: Path) -> Any:
+    def _rewritten(self, path: Path) -> types.CodeType:
         """A test module's code with pytest's asserts: from the pyc pytest cached, if current.
 
         Reading it spares parsing and rewriting the module again, and the
@@ -360,7 +391,7 @@ class Reimporter:
             code = None
         return code if code is not None else rewrite._rewrite_test(path, self.config)[-1]
 
-    def _run_again(self, module: ModuleType, code: Any) -> bool:
+    def _run_again(self, module: ModuleType, code: types.CodeType) -> bool:
         namespace = module.__dict__
         old = dict(namespace)
         namespace.clear()
@@ -395,8 +426,8 @@ class Reimporter:
         in ``keep`` keep their cached values if their code is unchanged.  A
         file that failed to collect and now collects is said to have recovered.
         """
-        old: dict[str, tuple[ModuleType | None, list[Any], list[Any]]] = {}
-        made_for_nodes: list[Any] = []
+        old: dict[str, tuple[ModuleType | None, list[Definition], list[Node]]] = {}
+        made_for_nodes: list[Definition] = []
         defined = self.fixtures.by_module()
         for key in files:
             test_file = self.suite.files.get(key)
@@ -423,8 +454,8 @@ class Reimporter:
             if was_broken and key not in self.broken and key in self.suite.files:
                 self.report.line(f"hmr: {self.report.relative(key)} recovered")
         defined = self.fixtures.by_module()
-        doomed: list[Any] = list(made_for_nodes)
-        gone: list[Any] = []
+        doomed: list[Definition] = list(made_for_nodes)
+        gone: list[Node] = []
         for key, (module, old_defs, old_nodes) in old.items():
             test_file = self.suite.files.get(key)
             new = test_file.module() if test_file is not None else None

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from _pytest.terminal import TerminalReporter
 
 from .suite import real
 
@@ -28,7 +31,7 @@ class Report:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         #: pytest's terminal reporter, once the loop starts (None without one)
-        self.reporter: Any = None
+        self.reporter: TerminalReporter | None = None
         #: test id -> outcome of its latest run ("passed", "failed", "error", "skipped")
         self.outcomes: dict[str, str] = {}
         #: the same, for the tests of the current run
@@ -51,7 +54,7 @@ class Report:
         except ValueError:  # another drive
             return path
 
-    def stats(self, key: str) -> list[Any]:
+    def stats(self, key: str) -> list[object]:
         """The terminal reporter's reports of kind ``key`` ("error", "failed"...)."""
         stats = getattr(self.reporter, "stats", None)
         return list(stats.get(key, ())) if isinstance(stats, dict) else []
@@ -84,7 +87,7 @@ class Report:
             if instant is not None and not isinstance(instant, float):
                 setattr(reporter, attr, type(instant)())  # timing.Instant: now
         if isinstance(getattr(reporter, "_sessionstarttime", None), float):  # pytest < 8.4
-            reporter._sessionstarttime = time.time()
+            setattr(reporter, "_sessionstarttime", time.time())  # noqa: B010
 
     def summary(
         self, session: pytest.Session, items: list[pytest.Item], interrupted: str | None

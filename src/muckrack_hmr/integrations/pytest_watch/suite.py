@@ -15,9 +15,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from _pytest.nodes import Node
 
 __all__ = ["Suite", "TestFile", "file_of", "real"]
 
@@ -56,9 +59,9 @@ class TestFile:
         module = self.module()
         return None if module is None else module.__name__
 
-    def nodes(self) -> list[Any]:
+    def nodes(self) -> list[Node]:
         """Every node of the file: collectors, classes, items (for forgetting them)."""
-        found: dict[int, Any] = {id(node): node for node in [*self.collectors, *self.inner]}
+        found: dict[int, Node] = {id(node): node for node in [*self.collectors, *self.inner]}
         for item in self.items:
             for node in item.listchain():
                 if node.path == self.path or isinstance(node, pytest.Item):
@@ -198,7 +201,9 @@ class Suite:
         ):
             return []
         if target == path:
-            collectors: list[Any] = list(ihook.pytest_collect_file(file_path=path, parent=parent))
+            collectors: list[pytest.Collector] = list(
+                ihook.pytest_collect_file(file_path=path, parent=parent)
+            )
         else:
             folder = ihook.pytest_collect_directory(path=target, parent=parent)
             collectors = [] if folder is None else [folder]
