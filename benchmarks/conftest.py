@@ -1,4 +1,5 @@
-"""Fixtures of the pytest-benchmark benchmarks (self-contained: tests/conftest.py is not used).
+"""Fixtures of the pytest-benchmark benchmarks (tests/conftest.py is not used; the cores
+come from tests/cores.py, as the tests').
 
 Run with ``pytest benchmarks`` (``--benchmark-disable`` runs each benchmark
 once, as a plain test).
@@ -13,20 +14,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from tests.cores import CORE_PARAMS, core_module
 
 import muckrack_hmr
 from benchmarks.generate import Info, generate, plan
-from muckrack_hmr import _core_py
-
-try:
-    from muckrack_hmr import _hmr_core
-except ImportError:  # built without a compiler
-    _hmr_core = None  # type: ignore[assignment]
-
-CORE_PARAMS = [
-    pytest.param("c", marks=pytest.mark.c_extension, id="c"),
-    pytest.param("py", id="py"),
-]
 
 #: Modules of the generated codebase used by the import and reload benchmarks.
 PROJECT_SIZE = 100
@@ -37,11 +28,7 @@ GRAPH_SIZE = 5000
 @pytest.fixture(params=CORE_PARAMS)
 def core(request: pytest.FixtureRequest) -> ModuleType:
     """The core module under test: compiled ``_hmr_core`` or pure ``_core_py``."""
-    if request.param == "py":
-        return _core_py
-    if _hmr_core is None:
-        pytest.skip("the compiled core was not built")
-    return _hmr_core
+    return core_module(request.param)
 
 
 @pytest.fixture(scope="session")

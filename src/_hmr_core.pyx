@@ -804,6 +804,9 @@ cdef class ImportTracker:
     cdef bint _classify_module(self, str importer, object globals) except -1:
         """What the classifier says of the module; compiled only: without calling it when it can.
 
+        The one deliberate difference from the pure twin, which always calls
+        the classifier (same answers, more cost): see ``_core_py``'s docstring.
+
         A module whose folder the classifier has judged already is classified
         here, as :meth:`ProjectFilter.__call__` would: a project folder's file
         is recorded in the baselines with its ``lstat``, unless its loader's

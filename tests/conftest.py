@@ -14,18 +14,9 @@ from typing import Any
 import pytest
 
 import muckrack_hmr
-from muckrack_hmr import _core_py
 
+from .cores import CORE_PARAMS, core_module
 from .subprocesses import PLUGIN, Child, Watch
-
-try:
-    from muckrack_hmr import _hmr_core
-except ImportError:  # built without a compiler
-    _hmr_core = None  # type: ignore[assignment]
-
-# In CI the compiled core must have been built: a silent skip would hide a
-# broken build.
-REQUIRE_EXTENSION = os.environ.get("MUCKRACK_HMR_REQUIRE_EXTENSIONS", "") not in ("", "0")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -69,33 +60,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
-CORE_PARAMS = [
-    pytest.param("c", marks=pytest.mark.c_extension, id="c"),
-    pytest.param("py", id="py"),
-]
-
-
-def _core_module(name: str) -> ModuleType:
-    if name == "py":
-        return _core_py
-    if _hmr_core is None:
-        if REQUIRE_EXTENSION:
-            pytest.fail("the compiled core was not built (MUCKRACK_HMR_REQUIRE_EXTENSIONS=1)")
-        pytest.skip("the compiled core was not built")
-    return _hmr_core
-
-
 @pytest.fixture(scope="session", params=CORE_PARAMS)
 def core_name(request: pytest.FixtureRequest) -> str:
     """``"c"`` or ``"py"``: every test that uses it runs once per core."""
-    _core_module(request.param)
+    core_module(request.param)
     return str(request.param)
 
 
 @pytest.fixture(scope="session")
 def core(core_name: str) -> ModuleType:
     """The core module itself (compiled ``_hmr_core`` or pure ``_core_py``)."""
-    return _core_module(core_name)
+    return core_module(core_name)
+
+
+@pytest.fixture(scope="session")
+def compiled_core() -> ModuleType:
+    """The compiled core alone (for tests that compare it with the pure twin)."""
+    return core_module("c")
 
 
 @pytest.fixture
@@ -126,12 +107,14 @@ class Project:
         return path
 
     def module_names(self) -> list[str]:
+        # A prefix test, not a resolve() of every module's file: that was most of
+        # each test's teardown.  The modules' files are named through sys.path's
+        # entry for the root, or the root's real path.
+        prefixes = tuple({str(self.root) + os.sep, os.path.realpath(self.root) + os.sep})
         names = []
         for name, module in list(sys.modules.items()):
             filename = getattr(module, "__file__", None)
-            if isinstance(filename, str) and Path(filename).resolve().is_relative_to(
-                self.root.resolve()
-            ):
+            if isinstance(filename, str) and filename.startswith(prefixes):
                 names.append(name)
         return names
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from muckrack_hmr.cli import _split
+from muckrack_hmr.cli.parsing import split_argv
 from muckrack_hmr.config import ConfigError, find_pyproject, load_settings
 from muckrack_hmr.watch.filters import PathFilter
 
@@ -30,8 +30,8 @@ def test_settings_are_read_and_paths_made_absolute(tmp_path: Path) -> None:
     settings = load_settings(str(pyproject))
 
     assert settings == {
-        "watch": [str(tmp_path / "../lib"), str(tmp_path / "vendor")],
-        "exclude": ["migrations"],
+        "watch": (str(tmp_path / "../lib"), str(tmp_path / "vendor")),
+        "exclude": ("migrations",),
         "debounce": 10.0,
         "poll": 0.1,
         "watch_data": True,
@@ -143,4 +143,4 @@ def test_globs_match_the_file_or_a_folder_it_lies_in(tmp_path: Path) -> None:
 def test_options_end_where_the_target_begins(
     argv: list[str], ours: list[str], program: list[str]
 ) -> None:
-    assert _split(argv) == (ours, program)
+    assert split_argv(argv) == (ours, program)

@@ -10,14 +10,12 @@ _ANY = re.compile(r"\bAny\b")
 
 #: Lines of src/ that name ``Any`` (as ``grep -c '\bAny\b'`` counts them).  Lower it
 #: when a change removes some; never raise it.
-CEILING = 40
+CEILING = 36
 
 # Files still to be typed (their owners are rewriting them): elsewhere, each
 # use of ``Any`` says why on its line.
 _NOT_YET = (
     "muckrack_hmr/api.py",
-    "muckrack_hmr/cli.py",
-    "muckrack_hmr/config.py",
     "muckrack_hmr/watch/",
     "muckrack_hmr/integrations/pytest_watch/__init__.py",
     "muckrack_hmr/integrations/pytest_watch/changes.py",

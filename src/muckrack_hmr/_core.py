@@ -2,6 +2,11 @@
 
 The rest of the package imports the core only from here.
 ``MUCKRACK_HMR_NO_EXTENSIONS=1`` forces the pure twin.
+
+The two cores have the same public names, signatures and answers; the one
+deliberate exception is private and compiled-only: ``_classify_module``, a
+shortcut that classifies a new importer from the project filter's tables
+without calling it (see :mod:`._core_py`).
 """
 
 from __future__ import annotations

@@ -10,6 +10,14 @@ Two classes live here:
   names each importer bound with ``from X import name``;
 * :class:`ImportTracker` - the replacement for ``builtins.__import__`` and
   ``importlib.import_module`` that feeds the graph.
+
+One deliberate exception to the parity: the compiled tracker's private
+``_classify_module`` answers "is this new importer project code?" from the
+classifier's own tables (``ProjectFilter.verdicts``) with one ``lstat`` and
+no Python call, and asks the classifier only for what they cannot answer.
+Here the classifier is always asked (:meth:`ImportTracker._classify_importer`):
+the answers are the same, only the cost differs, so the twin stays the
+readable reference.
 """
 
 from __future__ import annotations
@@ -545,6 +553,8 @@ class ImportTracker:
         with self.lock:
             seen = self._seen.get(importer)
             if seen is None:
+                # The compiled core asks its _classify_module first (see the module's
+                # docstring): the one deliberate difference between the two cores.
                 seen = {} if self._classify(importer, globals) else _UNTRACKED
                 self._seen[importer] = seen
                 if seen is not _UNTRACKED:

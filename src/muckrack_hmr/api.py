@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from .hooks import CASCADES, ErrorHandler, Hook, Hooks
 from .reload.sources import SourceStore
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ._core import ImportTracker
     from .project import ProjectFilter
     from .reload.reloader import Reloader, ReloadResult
+    from .settings import Settings
 
 __all__ = ["HMR"]
 
@@ -157,38 +158,48 @@ class HMR:
         """Project modules loaded so far, in ``sys.modules`` order."""
         return list(self.tracker.tracked_modules())
 
+    @overload
+    def watch(self, settings: Settings, /) -> None: ...
+
+    @overload
     def watch(
         self,
-        debounce_ms: float = 5.0,
+        debounce_ms: float = ...,
         *,
-        backend: str = "auto",
-        poll: float | None = None,
-        include: Iterable[str] = (),
-        exclude: Iterable[str] = (),
-        watch_data: bool = False,
-        clear: bool = False,
-    ) -> None:
+        backend: str = ...,
+        poll: float | None = ...,
+        include: Iterable[str] = ...,
+        exclude: Iterable[str] = ...,
+        watch_data: bool = ...,
+        clear: bool = ...,
+    ) -> None: ...
+
+    def watch(self, *args: Settings | float, **keywords: object) -> None:
         """Start watching the project's files and reload what is saved (the CLI does this).
 
-        ``backend`` is ``"auto"`` (watchdog), ``"watchdog"``, ``"polling"`` or
-        ``"watchfiles"``; ``poll`` (seconds) forces polling; ``include`` and
-        ``exclude`` are globs; ``watch_data`` reloads a module when a data
-        file it read at import time changes; ``clear`` clears the terminal
-        before each reload's output.
+        Takes a :class:`~muckrack_hmr.settings.Settings` (the CLI passes its
+        own, whole), or the watching settings as keywords: ``debounce_ms``
+        (the first argument), ``backend`` (``"auto"``, ``"watchdog"``,
+        ``"polling"`` or ``"watchfiles"``), ``poll`` (seconds: forces
+        polling), ``include`` and ``exclude`` (globs), ``watch_data`` (reload
+        a module when a data file it read at import time changes) and
+        ``clear`` (clear the terminal before each reload's output).
         """
+        settings = _watch_settings(args, keywords)
         if self.watcher is not None:
             return
         from .watch.watcher import Watcher
 
+        # The watcher takes its settings one by one for now (it is being split up).
         watcher = Watcher(
             self,
-            debounce=debounce_ms / 1000.0,
-            backend=backend,
-            poll=poll,
-            include=include,
-            exclude=exclude,
-            watch_data=watch_data,
-            clear=clear,
+            debounce=settings.debounce / 1000.0,
+            backend=settings.backend,
+            poll=settings.poll,
+            include=settings.include,
+            exclude=settings.exclude,
+            watch_data=settings.watch_data,
+            clear=settings.clear,
         )
         watcher.start()
         self.watcher = watcher
@@ -198,3 +209,33 @@ class HMR:
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+
+
+# HMR.watch's keywords from before Settings: each is an option of Settings.
+_WATCH_KEYWORDS = frozenset({"backend", "poll", "include", "exclude", "watch_data", "clear"})
+
+
+def _watch_settings(args: tuple[Settings | float, ...], keywords: dict[str, object]) -> Settings:
+    """The Settings ``HMR.watch(*args, **keywords)`` was given, or made of its keywords."""
+    from .settings import Settings, merge
+
+    if len(args) > 1:
+        raise TypeError(f"watch() takes 1 positional argument, not {len(args)}")
+    if args and isinstance(args[0], Settings):
+        if keywords:
+            raise TypeError("watch() takes a Settings or keywords, not both")
+        return args[0]
+    if args:
+        if "debounce_ms" in keywords:
+            raise TypeError("watch() got debounce_ms twice")
+        keywords["debounce_ms"] = args[0]
+    unknown = set(keywords) - _WATCH_KEYWORDS - {"debounce_ms"}
+    if unknown:
+        raise TypeError(f"watch() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    if "debounce_ms" in keywords:
+        keywords["debounce"] = keywords.pop("debounce_ms")
+    for globs in ("include", "exclude"):
+        value = keywords.get(globs)
+        if isinstance(value, Iterable) and not isinstance(value, str):
+            keywords[globs] = tuple(value)  # Settings checks that they are strings
+    return merge(keywords)

@@ -11,88 +11,20 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
 
-from .hooks import CASCADES
-from .watch.backends import BACKENDS, DEFAULT_POLL_INTERVAL
+from .settings import OPTIONS, Settings, group_of, merge
 
-__all__ = ["TABLE", "ConfigError", "find_pyproject", "load_settings"]
+__all__ = ["KEYS", "TABLE", "ConfigError", "find_pyproject", "load_settings", "settings_for"]
 
 TABLE = "muckrack-hmr"
+
+#: The keys the table accepts: every option of :class:`~muckrack_hmr.settings.Settings`.
+KEYS = {option.key: option for option in OPTIONS}
 
 
 class ConfigError(Exception):
     """A bad ``[tool.muckrack-hmr]`` table: one line that names the file and line."""
-
-
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise TypeError("must be true or false")
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[object], str]:
-    def convert(value: object) -> str:
-        if isinstance(value, str) and value in choices:
-            return value
-        raise TypeError(f"must be one of {', '.join(repr(choice) for choice in choices)}")
-
-    return convert
-
-
-def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError("must be a number")
-    return float(value)
-
-
-def _milliseconds(value: object) -> float:
-    number = _number(value)
-    if number < 0:
-        raise TypeError("must be >= 0 (milliseconds)")
-    return number
-
-
-def _poll(value: object) -> float | None:
-    """``true`` (the default interval), ``false``, or seconds."""
-    if isinstance(value, bool):
-        return DEFAULT_POLL_INTERVAL if value else None
-    try:
-        seconds = _number(value)
-    except TypeError:
-        raise TypeError("must be true, false or a number of seconds") from None
-    if seconds <= 0:
-        raise TypeError("must be a number of seconds > 0")
-    return seconds
-
-
-def _strings(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return list(value)
-    raise TypeError("must be a string or a list of strings")
-
-
-# key -> (converter, attribute of the CLI's options)
-KEYS: dict[str, tuple[Callable[[object], Any], str]] = {
-    "root": (_strings, "root"),
-    "watch": (_strings, "watch"),
-    "include": (_strings, "include"),
-    "exclude": (_strings, "exclude"),
-    "poll": (_poll, "poll"),
-    "backend": (_choice(BACKENDS), "backend"),
-    "debounce": (_milliseconds, "debounce"),
-    "cascade": (_choice(CASCADES), "cascade"),
-    "watch-data": (_bool, "watch_data"),
-    "clear": (_bool, "clear"),
-    "no-watch": (_bool, "no_watch"),
-    "verbose": (_bool, "verbose"),
-    "quiet": (_bool, "quiet"),
-    "no-color": (_bool, "no_color"),
-}
-_PATH_KEYS = ("root", "watch")
 
 
 def find_pyproject(start: str) -> str | None:
@@ -122,10 +54,10 @@ def _line_of(text: str, key: str) -> int | None:
     return None
 
 
-def load_settings(path: str) -> dict[str, Any]:
-    """The settings of ``path``'s ``[tool.muckrack-hmr]``, by CLI attribute name.
+def load_settings(path: str) -> dict[str, object]:
+    """The settings of ``path``'s ``[tool.muckrack-hmr]``, checked, by option name.
 
-    Paths (``root``, ``watch``) are made absolute against the file's folder.
+    Folders (``root``, ``watch``) are made absolute against the file's folder.
     Raises :class:`ConfigError`.
     """
     try:
@@ -148,22 +80,36 @@ def load_settings(path: str) -> dict[str, Any]:
         return {}
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.{TABLE}] must be a table")
-    settings: dict[str, Any] = {}
+    settings: dict[str, object] = {}
     base = os.path.dirname(os.path.abspath(path))
     for key, value in table.items():
         line = _line_of(text, key)
         where = f"{path}:{line}" if line is not None else path
-        spec = KEYS.get(key)
-        if spec is None:
+        option = KEYS.get(key)
+        if option is None:
             raise ConfigError(
                 f"{where}: unknown key {key!r} in [tool.{TABLE}] (known: {', '.join(KEYS)})"
             )
-        convert, attribute = spec
         try:
-            converted = convert(value)
-        except TypeError as exc:
+            checked = option.check(value)
+        except ValueError as exc:
             raise ConfigError(f"{where}: [tool.{TABLE}] {key} {exc}, not {value!r}") from None
-        if key in _PATH_KEYS:
-            converted = [os.path.join(base, folder) for folder in converted]
-        settings[attribute] = converted
+        if option.paths and isinstance(checked, tuple):
+            checked = tuple(os.path.join(base, folder) for folder in checked)
+        settings[option.name] = checked
+    for name in settings:
+        both = [other for other in group_of(name) if settings.get(other)]
+        if len(both) > 1:
+            raise ConfigError(f"{path}: [tool.{TABLE}] sets both {' and '.join(both)}")
     return settings
+
+
+def settings_for(start: str, given: Mapping[str, object]) -> tuple[Settings, str | None]:
+    """The defaults, then the nearest ``pyproject.toml`` at or above ``start``, then ``given``.
+
+    Also the path of that file if its ``[tool.muckrack-hmr]`` set anything.
+    Raises :class:`ConfigError` for a bad file.
+    """
+    path = find_pyproject(start)
+    from_file = load_settings(path) if path is not None else {}
+    return merge(from_file, given), path if from_file else None

@@ -970,14 +970,13 @@ def patch_namespace(module: str, old: dict[str, object], new: dict[str, object])
             and _defined_in(previous, module)
             and _same_definition(previous, value)
         ):
+            # Refused or not, the live class stays: a refused edit waits for a restart.
             reason = patcher.plan_class(previous, value)
-            if reason is None:
-                back[name] = previous
-            else:
+            if reason is not None:
                 patcher.report.refused.append(
                     f"class {module}.{previous.__qualname__}: {reason}; restart to apply it"
                 )
-                back[name] = previous
+            back[name] = previous
     for name, value in new.items():
         previous = old.get(name)
         if (

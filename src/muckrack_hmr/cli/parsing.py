@@ -1,0 +1,225 @@
+"""The command line: our options, the target, the program's arguments.
+
+The parser is made from the options :class:`~muckrack_hmr.settings.Settings`
+declares; :func:`main` parses, builds the settings, and hands over to
+:func:`.running.run`.  It is testable in-process and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ..config import ConfigError, settings_for
+from ..settings import OPTIONS, Option
+from .running import PROG, Target, UsageError, print_error, run, version_line
+
+__all__ = ["Invocation", "console_main", "main", "parse", "split_argv"]
+
+# The options whose next word is their value: where our options end and the
+# target (script or -m module) begins depends on them.
+_VALUE_OPTIONS = frozenset(
+    flag for option in OPTIONS if option.takes_value for flag in option.flags
+)
+# Those that take a value only when a number follows (``--poll``, ``--poll 0.5``).
+_OPTIONAL_NUMBER_OPTIONS = frozenset(
+    flag for option in OPTIONS if option.kind == "optional" for flag in option.flags
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter, told the terminal's width.
+
+    Left to itself, it imports ``shutil`` (and with it bz2, lzma...) to ask,
+    each time an option is added: a cost every start paid for a help text
+    that is almost never printed.
+    """
+    try:
+        columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+    except (ValueError, OSError):
+        columns = 80
+    return argparse.HelpFormatter(prog, width=max(columns - 2, 20))
+
+
+def _add_option(container: argparse._ActionsContainer, option: Option) -> None:
+    """One declared option on the command line; every one defaults to None (not given).
+
+    ``container`` is the parser or one of its exclusive groups: their common
+    base, argparse's own (private) ``_ActionsContainer``.
+    """
+    if option.kind in ("flag", "switch"):
+        container.add_argument(
+            *option.flags,
+            dest=option.name,
+            default=None,
+            help=option.help,
+            action="store_true" if option.kind == "flag" else argparse.BooleanOptionalAction,
+        )
+        return
+    container.add_argument(
+        *option.flags,
+        dest=option.name,
+        default=None,
+        help=option.help,
+        metavar=option.metavar,
+        choices=option.choices,
+        action="append" if option.kind == "list" else "store",
+        nargs="?" if option.kind == "optional" else None,
+        const=option.const,
+        type=option.parse,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: ours (-h, --version, -m, the target) and every option."""
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "Run a Python program like `python` does, and hot-reload its modules "
+            "in place when you save them."
+        ),
+        epilog=(
+            "Everything after the script (or -m module) is passed to the program. "
+            "Options can also be set in [tool.muckrack-hmr] of the nearest pyproject.toml "
+            "(the command line wins)."
+        ),
+        add_help=False,
+        allow_abbrev=False,
+        formatter_class=_formatter,
+    )
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    parser.add_argument(
+        "--version", action="store_true", help="print the version and which core runs"
+    )
+    parser.add_argument(
+        "-m", dest="module", metavar="MODULE", help="run a library module as a script"
+    )
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for option in OPTIONS:
+        if option.group is None:
+            _add_option(parser, option)
+            continue
+        if option.group not in groups:
+            groups[option.group] = parser.add_mutually_exclusive_group()
+        _add_option(groups[option.group], option)
+    parser.add_argument("target", nargs="?", help="the script to run")
+    return parser
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def split_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Our options, and the target with the program's arguments."""
+    argv = list(argv)
+    ours: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            # As for python: the argument after ``--`` is the script.
+            rest = argv[index + 1 :]
+            return ([*ours, "--", rest[0]], rest[1:]) if rest else (ours, [])
+        if arg == "-m" or (arg.startswith("-m") and not arg.startswith("--")):
+            if arg == "-m":
+                return ours + argv[index : index + 2], list(argv[index + 2 :])
+            return [*ours, "-m", arg[2:]], list(argv[index + 1 :])
+        if not arg.startswith("-") or arg == "-":
+            # ``--`` first: an option that takes an optional value (--poll)
+            # must not take the script as its value.
+            return [*ours, "--", arg], list(argv[index + 1 :])
+        ours.append(arg)
+        if arg in _VALUE_OPTIONS:
+            if index + 1 < len(argv):
+                ours.append(argv[index + 1])
+            index += 1
+        elif (
+            arg in _OPTIONAL_NUMBER_OPTIONS
+            and index + 1 < len(argv)
+            and _is_number(argv[index + 1])
+        ):
+            ours.append(argv[index + 1])
+            index += 1
+        index += 1
+    return ours, []
+
+
+class Invocation:
+    """A parsed command line: what to do, and the options it gave."""
+
+    __slots__ = ("given", "help", "target", "version")
+
+    def __init__(
+        self, target: Target | None, given: dict[str, object], *, help: bool, version: bool
+    ) -> None:
+        self.target = target
+        #: The options the command line gave, checked (option name -> value).
+        self.given = given
+        self.help = help
+        self.version = version
+
+
+def parse(argv: Sequence[str]) -> Invocation:
+    """Parse a command line (without the program's name); raises :class:`UsageError`."""
+    ours, program_args = split_argv(argv)
+    try:
+        namespace = build_parser().parse_args(ours)
+    except UsageError as exc:
+        raise UsageError(f"{exc} (see --help)") from None
+    if namespace.help or namespace.version:
+        return Invocation(None, {}, help=namespace.help, version=namespace.version)
+    module, script = namespace.module, namespace.target
+    if module and script:
+        program_args = [script, *program_args]
+        script = None
+    if not module and not script:
+        raise UsageError("give a script to run, or -m MODULE (see --help)")
+    given: dict[str, object] = {}
+    for option in OPTIONS:
+        value = getattr(namespace, option.name)
+        if value is None:
+            continue
+        try:
+            given[option.name] = option.check(value)
+        except ValueError as exc:
+            raise UsageError(f"{option.flag} {exc}") from None
+    target = Target(script=script, module=module, args=tuple(program_args))
+    return Invocation(target, given, help=False, version=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the program's, or 2 for our errors)."""
+    try:
+        invocation = parse(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        return print_error(exc)
+    if invocation.help:
+        build_parser().print_help()
+        return 0
+    if invocation.version:
+        print(version_line())
+        return 0
+    target = invocation.target
+    assert target is not None
+    try:
+        settings, config_path = settings_for(target.folder(), invocation.given)
+    except (ConfigError, ValueError) as exc:
+        return print_error(exc)
+    return run(target, settings, config_path)
+
+
+def console_main() -> None:
+    """Entry point of the ``muckrack-hmr`` script and ``python -m muckrack.hmr``."""
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The CLI's run: logging, hot reload installed first thing, the program run as ``__main__``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from types import CodeType, ModuleType
+from typing import ClassVar
+
+from .. import _core
+from .._version import __version__
+from ..settings import Settings
+
+__all__ = ["EXIT_USAGE", "PROG", "Target", "UsageError", "run", "version_line"]
+
+log = logging.getLogger(__name__)
+
+PROG = "python -m muckrack.hmr"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A bad command line: one line on stderr, exit code 2."""
+
+
+def print_error(message: object) -> int:
+    """Show one of our errors as one line on stderr; the exit code for it."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+class Target:
+    """What to run: a script or a module (``-m``), and the program's arguments."""
+
+    __slots__ = ("args", "module", "script")
+
+    def __init__(self, script: str | None, module: str | None, args: tuple[str, ...] = ()) -> None:
+        self.script = script
+        self.module = module
+        self.args = args
+
+    def __str__(self) -> str:
+        return f"-m {self.module}" if self.module else str(self.script)
+
+    def folder(self) -> str:
+        """Where its ``pyproject.toml`` is looked for: the script's folder (the current one
+        with -m)."""
+        if self.module or self.script is None:
+            return os.getcwd()
+        return os.path.dirname(os.path.abspath(self.script))
+
+
+class _Formatter(logging.Formatter):
+    COLORS: ClassVar[dict[int, str]] = {
+        logging.ERROR: "\033[31m",
+        logging.WARNING: "\033[33m",
+        logging.INFO: "\033[32m",
+    }
+
+    def __init__(self, color: bool) -> None:
+        super().__init__("%(message)s")
+        self.color = color
+
+    def format(self, record: logging.LogRecord) -> str:
+        # The prefix is the CLI's: the library's messages carry none (their logger's
+        # name, muckrack_hmr.watch.watcher say, tells where they come from).
+        text = "hmr: " + super().format(record)
+        if not self.color:
+            return text
+        color = self.COLORS.get(record.levelno)
+        if color is None:
+            return text
+        first, sep, rest = text.partition("\n")
+        return f"{color}{first}\033[0m{sep}{rest}"
+
+
+def _use_color(disabled: bool) -> bool:
+    if disabled or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
+        return True
+    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
+def setup_logging(settings: Settings) -> None:
+    """Log the library's records to stderr, prefixed ``hmr: ``, coloured unless told not."""
+    logger = logging.getLogger("muckrack_hmr")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(_use_color(settings.no_color)))
+    logger.addHandler(handler)
+    if settings.verbose:
+        logger.setLevel(logging.DEBUG)
+    else:
+        logger.setLevel(logging.ERROR if settings.quiet else logging.INFO)
+    logger.propagate = False
+
+
+def version_line() -> str:
+    """What ``--version`` prints: our version, the core that runs, Python's version."""
+    core = "compiled core (Cython)" if _core.USING_EXTENSION else "pure-Python core"
+    return f"muckrack-python-hmr {__version__}, {core}, Python {sys.version.split()[0]}"
+
+
+def roots(settings: Settings, target: Target) -> list[str]:
+    """The project roots: --root (or the default) and every --watch folder."""
+    from .. import tracking
+
+    for option, folders in (("--root", settings.root), ("--watch", settings.watch)):
+        for folder in folders:
+            if not os.path.isdir(folder):
+                raise UsageError(f"{option} {folder!r} is not a folder")
+    if settings.root:
+        found = list(settings.root)
+    elif target.module or target.script is None:
+        found = [os.getcwd()]
+    else:
+        found = tracking.roots_for_script(target.script)
+    return found + list(settings.watch)
+
+
+def run(target: Target, settings: Settings, config_path: str | None = None) -> int:
+    """Install hot reload, start the watcher, run the program; its exit code (2 for ours)."""
+    from .. import integrations, tracking
+    from ..watch.backends import BackendUnavailable
+
+    try:
+        project_roots = roots(settings, target)
+    except UsageError as exc:
+        return print_error(exc)
+    setup_logging(settings)
+    if config_path is not None:
+        log.debug("settings from %s", config_path)
+
+    reason = tracking.unsupported()
+    if reason is not None:
+        print(f"hmr: {reason}; running {target} without it", file=sys.stderr)
+        return _run_plain(target)
+
+    # First thing: from here on every import is tracked.
+    hmr = tracking.install(project_roots)
+    hmr.cascade = settings.cascade
+    # Before the target is even found: `-m uvicorn` imports uvicorn to find it.
+    integrations.activate(hmr)
+    prepared = _prepare(target)
+    if isinstance(prepared, int):
+        tracking.uninstall()
+        return prepared
+    code, main_module = prepared
+
+    if not settings.no_watch:
+        try:
+            hmr.watch(settings)
+        except BackendUnavailable as exc:
+            tracking.uninstall()
+            return print_error(exc)
+    return _run(code, main_module)
+
+
+def _run(code: CodeType, main_module: ModuleType) -> int:
+    """Run the program's code as ``__main__``; its exit code."""
+    from .. import runner
+
+    try:
+        runner.run_code(code, main_module)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt as exc:
+        _print_user_exception(exc)
+        return EXIT_INTERRUPTED
+    except BaseException as exc:
+        _print_user_exception(exc)
+        return 1
+    return 0
+
+
+def _prepare(target: Target) -> tuple[CodeType, ModuleType] | int:
+    """The program's code and ``__main__``, or the exit code of an error already shown."""
+    from .. import runner
+
+    args = list(target.args)
+    try:
+        if target.module:
+            return runner.prepare_module(target.module, args)
+        return runner.prepare_script(str(target.script), args)
+    except runner.TargetError as exc:
+        return print_error(exc)
+    except SyntaxError as exc:
+        traceback.print_exception(type(exc), exc, None)
+        return 1
+
+
+def _run_plain(target: Target) -> int:
+    """Run the program as ``python`` would, with no hot reload."""
+    prepared = _prepare(target)
+    return prepared if isinstance(prepared, int) else _run(*prepared)
+
+
+def _print_user_exception(exc: BaseException) -> None:
+    from ..errors import strip_own_frames
+
+    tb = strip_own_frames(exc.__traceback__)
+    sys.excepthook(type(exc), exc.with_traceback(tb), tb)

@@ -1,0 +1,357 @@
+"""The settings of a run: one frozen :class:`Settings`, each option declared once.
+
+A field of :class:`Settings` is an option: the field gives its name, type and
+default, and :func:`_option` gives the rest (help, how the command line takes
+it, the check of its value).  Everything else is made from these fields: the
+command-line parser (:mod:`muckrack_hmr.cli.parsing`), the keys
+``[tool.muckrack-hmr]`` accepts (:mod:`muckrack_hmr.config`) and the defaults.
+:func:`merge` layers them: defaults, then ``pyproject.toml``, then the
+command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Literal, TypeVar
+
+from .hooks import CASCADES
+from .watch.backends import BACKENDS, DEFAULT_POLL_INTERVAL
+
+__all__ = ["DEFAULT_DEBOUNCE_MS", "OPTIONS", "Option", "Settings", "group_of", "merge"]
+
+T = TypeVar("T")
+
+DEFAULT_DEBOUNCE_MS = 5.0
+
+#: How the command line takes an option: a flag (``--no-watch``), a switch with a
+#: ``--no-`` twin (``--clear``/``--no-clear``), one value, a repeatable value, or a
+#: value that may be left out (``--poll``, ``--poll 0.5``).
+Kind = Literal["flag", "switch", "value", "list", "optional"]
+
+_SPEC = "muckrack_hmr.option"
+
+
+# -- the checks: one per option, for the command line, the file and the API alike ------
+# Each returns the value as Settings keeps it, or raises ValueError with the reason
+# ("must be ..."), which the caller puts after the option's name.
+
+
+def _bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError("must be true or false")
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if isinstance(value, str) and value in choices:
+            return value
+        raise ValueError(f"must be one of {', '.join(repr(choice) for choice in choices)}")
+
+    return check
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    return float(value)
+
+
+def _milliseconds(value: object) -> float:
+    number = _number(value)
+    if number < 0:
+        raise ValueError("must be >= 0 ms")
+    return number
+
+
+def _poll(value: object) -> float | None:
+    """``None`` or ``false`` (no polling), ``true`` (the default interval), or seconds."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return DEFAULT_POLL_INTERVAL
+    try:
+        seconds = _number(value)
+    except ValueError:
+        raise ValueError("must be true, false or a number of seconds") from None
+    if seconds <= 0:
+        raise ValueError("must be a number of seconds > 0")
+    return seconds
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise ValueError("must be a string or a list of strings")
+
+
+class Option:
+    """One option, as a field of :class:`Settings` declares it.
+
+    A plain class, not a dataclass: this module is imported at start-up, and
+    each dataclass made costs a compile of its generated methods.
+    """
+
+    __slots__ = (
+        "check",
+        "choices",
+        "const",
+        "default",
+        "flags",
+        "group",
+        "help",
+        "kind",
+        "metavar",
+        "name",
+        "parse",
+        "paths",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        default: object,
+        help: str,
+        *,
+        kind: Kind,
+        check: Callable[[object], object],
+        flags: tuple[str, ...],
+        metavar: str | None = None,
+        parse: Callable[[str], object] = str,
+        choices: tuple[str, ...] | None = None,
+        const: object = None,
+        paths: bool = False,
+        group: str | None = None,
+    ) -> None:
+        #: The attribute of :class:`Settings` (``watch_data``).
+        self.name = name
+        self.default = default
+        self.help = help
+        self.kind = kind
+        #: Returns the value as Settings keeps it, or raises ValueError("must be ...").
+        self.check = check
+        #: The command line's flags (``("-v", "--verbose")``); the long one is :attr:`flag`.
+        self.flags = flags
+        self.metavar = metavar
+        #: What the command line converts its text with (``float``; ``str``: as it is).
+        self.parse = parse
+        self.choices = choices
+        #: The value of an optional-value option given without one.
+        self.const = const
+        #: Folders, made absolute against the folder of the pyproject.toml that names them.
+        self.paths = paths
+        #: Options of one group exclude each other (``--verbose``, ``--quiet``).
+        self.group = group
+
+    def __repr__(self) -> str:
+        return f"<Option {self.flag}>"
+
+    @property
+    def key(self) -> str:
+        """Its key in ``[tool.muckrack-hmr]`` (``watch-data``)."""
+        return self.name.replace("_", "-")
+
+    @property
+    def flag(self) -> str:
+        """Its long option on the command line (``--watch-data``)."""
+        return "--" + self.key
+
+    @property
+    def takes_value(self) -> bool:
+        """Whether the command line's next word is always its value."""
+        return self.kind in ("value", "list")
+
+
+def _option(
+    default: T,
+    help: str,
+    *,
+    kind: Kind,
+    check: Callable[[object], T],
+    short: str | None = None,
+    metavar: str | None = None,
+    parse: Callable[[str], object] = str,
+    choices: tuple[str, ...] | None = None,
+    const: object = None,
+    paths: bool = False,
+    group: str | None = None,
+) -> T:
+    """Declare a field of :class:`Settings` as an option (its name is the field's)."""
+    spec = {
+        "help": help,
+        "kind": kind,
+        "check": check,
+        "short": short,
+        "metavar": metavar,
+        "parse": parse,
+        "choices": choices,
+        "const": const,
+        "paths": paths,
+        "group": group,
+    }
+    return dataclasses.field(default=default, metadata={_SPEC: spec})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything a run of ``python -m muckrack.hmr`` (or :meth:`HMR.watch`) is told.
+
+    Built from the defaults, then ``[tool.muckrack-hmr]`` of the nearest
+    ``pyproject.toml``, then the command line; frozen, and passed whole.
+    Values are checked when it is made (a :class:`ValueError` names the
+    option); lists of folders and globs are kept as tuples.
+    """
+
+    root: tuple[str, ...] = _option(
+        (),
+        "a project folder whose modules are tracked and reloaded (repeatable; "
+        "default: the script's folder, or the current folder with -m)",
+        kind="list",
+        check=_strings,
+        metavar="DIR",
+        paths=True,
+    )
+    watch: tuple[str, ...] = _option(
+        (),
+        "also track, watch and reload the modules under DIR (repeatable; the default root stays)",
+        kind="list",
+        check=_strings,
+        metavar="DIR",
+        paths=True,
+    )
+    include: tuple[str, ...] = _option(
+        (),
+        "also reload a module when a matching file it read at import time changes (repeatable)",
+        kind="list",
+        check=_strings,
+        metavar="GLOB",
+    )
+    exclude: tuple[str, ...] = _option(
+        (),
+        "never reload matching modules, nor watch matching files (repeatable)",
+        kind="list",
+        check=_strings,
+        metavar="GLOB",
+    )
+    no_watch: bool = _option(
+        False, "don't watch files (reload only via __hmr__)", kind="flag", check=_bool
+    )
+    cascade: str = _option(
+        "auto",
+        "which dependents run again after an edit: auto (the statements that consumed "
+        "what changed; default), always (every dependent, whole) or never",
+        kind="value",
+        check=_choice(CASCADES),
+        choices=CASCADES,
+    )
+    poll: float | None = _option(
+        None,
+        f"poll for changes every SECONDS (default {DEFAULT_POLL_INTERVAL:g}) instead of "
+        "OS events: network drives, containers, VMs",
+        kind="optional",
+        check=_poll,
+        parse=float,
+        const=DEFAULT_POLL_INTERVAL,
+        metavar="SECONDS",
+    )
+    backend: str = _option(
+        "auto",
+        "where file events come from: auto (watchdog, or polling where events can't be "
+        "had; default), watchdog, polling or watchfiles (if installed)",
+        kind="value",
+        check=_choice(BACKENDS),
+        choices=BACKENDS,
+    )
+    debounce: float = _option(
+        DEFAULT_DEBOUNCE_MS,
+        f"quiet time after a save before reloading (default: {DEFAULT_DEBOUNCE_MS:g} ms, "
+        "longer for a burst of many files)",
+        kind="value",
+        check=_milliseconds,
+        parse=float,
+        metavar="MS",
+    )
+    watch_data: bool = _option(
+        False,
+        "reload a module when a data file it read at import time (JSON, TOML, YAML, "
+        "INI, templates...) changes (default: off)",
+        kind="switch",
+        check=_bool,
+    )
+    clear: bool = _option(
+        False, "clear the terminal before each reload's output", kind="switch", check=_bool
+    )
+    verbose: bool = _option(
+        False,
+        "log debug details (the watched folders)",
+        kind="flag",
+        check=_bool,
+        short="-v",
+        group="verbosity",
+    )
+    quiet: bool = _option(
+        False, "log only errors", kind="flag", check=_bool, short="-q", group="verbosity"
+    )
+    no_color: bool = _option(False, "no colours in log lines", kind="flag", check=_bool)
+
+    def __post_init__(self) -> None:
+        for option in OPTIONS:
+            value = getattr(self, option.name)
+            try:
+                checked = option.check(value)
+            except ValueError as exc:
+                raise ValueError(f"{option.name} {exc}, not {value!r}") from None
+            if checked is not value:
+                object.__setattr__(self, option.name, checked)
+        for group, members in _GROUPS.items():
+            chosen = [name for name in members if getattr(self, name)]
+            if len(chosen) > 1:
+                raise ValueError(f"{' and '.join(chosen)} exclude each other ({group})")
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with ``changes`` (checked like a new one)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # checked by Settings
+
+
+def _declared(field: dataclasses.Field[object]) -> Option:
+    spec = dict(field.metadata[_SPEC])
+    short = spec.pop("short")
+    flag = "--" + field.name.replace("_", "-")
+    flags = (short, flag) if short else (flag,)
+    return Option(name=field.name, default=field.default, flags=flags, **spec)
+
+
+#: Every option, in the order ``--help`` lists them.
+OPTIONS: tuple[Option, ...] = tuple(_declared(field) for field in dataclasses.fields(Settings))
+_GROUPS: dict[str, tuple[str, ...]] = {}
+for _each in OPTIONS:
+    if _each.group is not None:
+        _GROUPS[_each.group] = (*_GROUPS.get(_each.group, ()), _each.name)
+del _each
+
+
+def group_of(name: str) -> tuple[str, ...]:
+    """The options that exclude ``name`` or are it (just ``(name,)`` outside a group)."""
+    for members in _GROUPS.values():
+        if name in members:
+            return members
+    return (name,)
+
+
+def merge(*layers: Mapping[str, object]) -> Settings:
+    """The defaults, overridden by each layer in turn (option name -> value).
+
+    An option a later layer sets takes with it the earlier layers' values of
+    the options it excludes: ``-q`` on the command line wins over
+    ``verbose = true`` in the file.
+    """
+    values: dict[str, object] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            for other in group_of(name):
+                values.pop(other, None)
+            values[name] = value
+    return Settings(**values)  # type: ignore[arg-type]  # Settings checks each value itself
