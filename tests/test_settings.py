@@ -285,3 +285,53 @@ def test_watch_keeps_its_keywords(project: Project, hmr: Any) -> None:
         hmr.watch(cascade="never")
     with pytest.raises(ValueError, match="debounce must be >= 0 ms"):
         hmr.watch(-5)
+
+
+# -- a command line with nothing of ours before the program --------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "script", "module", "args"),
+    [
+        (["app.py"], "app.py", None, ()),
+        (["app.py", "--poll", "-v"], "app.py", None, ("--poll", "-v")),
+        (["-m", "pkg.mod", "-q", "x"], None, "pkg.mod", ("-q", "x")),
+        (["-mpkg"], None, "pkg", ()),
+        (["--", "-odd.py", "a"], "-odd.py", None, ("a",)),
+        (["-"], "-", None, ()),
+    ],
+)
+def test_a_command_line_without_options_of_ours_parses_as_the_parser_would(
+    argv: list[str], script: str | None, module: str | None, args: tuple[str, ...]
+) -> None:
+    invocation = parse(argv)
+    assert invocation.target is not None
+    assert (invocation.target.script, invocation.target.module) == (script, module)
+    assert invocation.target.args == args
+    assert invocation.given == {}
+    # The same through argparse, with one option of ours in front.
+    slow = parse(["-q", *argv])
+    assert slow.target is not None
+    assert (slow.target.script, slow.target.module, slow.target.args) == (script, module, args)
+    assert slow.given == {"quiet": True}
+
+
+@pytest.mark.parametrize("argv", [["-m"], ["-m", "-x"], [""], ["-m", ""]])
+def test_a_target_missing_or_looking_like_an_option_is_still_refused(argv: list[str]) -> None:
+    with pytest.raises(UsageError):
+        parse(argv)
+
+
+@pytest.mark.e2e
+def test_a_run_without_options_of_ours_starts_without_argparse(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    """argparse (with gettext and locale) is a few ms of every start: the usual command
+    line, ``python -m muckrack.hmr script.py``, has nothing for it to parse."""
+    write(proj / "main.py", "import sys\nprint('argparse' in sys.modules)\n")
+    plain = run_hmr(["main.py"], cwd=proj, env=core_env)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.strip().splitlines()[-1] == "False"
+    optioned = run_hmr(["--no-watch", "main.py"], cwd=proj, env=core_env)
+    assert optioned.returncode == 0, optioned.stderr
+    assert optioned.stdout.strip().splitlines()[-1] == "True"

@@ -989,9 +989,10 @@ wall, cpu = time.monotonic(), time.process_time()
 deadline = wall + 10
 while True:
     used, elapsed = time.process_time() - cpu, time.monotonic() - wall
-    if used >= 0.05 and used > 1.5 * watcher_module._QUIET * elapsed:
+    if used >= 0.05 and used > 1.2 * watcher_module._QUIET * elapsed:
         break
-    assert time.monotonic() < deadline, "the machine never gave this test a share of a core"
+    if time.monotonic() > deadline:
+        raise SystemExit(3)  # the machine never gave this process that share of a core
 ready.set()
 # Resting: the main thread waits (on the look itself) until the next look is done.
 deadline = time.monotonic() + 10
@@ -1013,6 +1014,8 @@ def test_idle_work_waits_while_the_programs_threads_are_busy() -> None:
     done = subprocess.run(
         [sys.executable, "-c", _IDLE_SCENARIO], capture_output=True, text=True, timeout=60
     )
+    if done.returncode == 3:
+        pytest.skip("the machine is too loaded to give a thread a quarter of a core")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[False, True]"
 

@@ -7,14 +7,16 @@ declares; :func:`main` parses, builds the settings, and hands over to
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..config import ConfigError, settings_for
-from ..settings import OPTIONS, Option
-from .running import PROG, Target, UsageError, print_error, run, version_line
+from ..settings import OPTIONS
+from .running import Target, UsageError, print_error, run, version_line
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["Invocation", "console_main", "main", "parse", "split_argv"]
 
@@ -29,88 +31,11 @@ _OPTIONAL_NUMBER_OPTIONS = frozenset(
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
-def _formatter(prog: str) -> argparse.HelpFormatter:
-    """argparse's formatter, told the terminal's width.
-
-    Left to itself, it imports ``shutil`` (and with it bz2, lzma...) to ask,
-    each time an option is added: a cost every start paid for a help text
-    that is almost never printed.
-    """
-    try:
-        columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
-    except (ValueError, OSError):
-        columns = 80
-    return argparse.HelpFormatter(prog, width=max(columns - 2, 20))
-
-
-def _add_option(container: argparse._ActionsContainer, option: Option) -> None:
-    """One declared option on the command line; every one defaults to None (not given).
-
-    ``container`` is the parser or one of its exclusive groups: their common
-    base, argparse's own (private) ``_ActionsContainer``.
-    """
-    if option.kind in ("flag", "switch"):
-        container.add_argument(
-            *option.flags,
-            dest=option.name,
-            default=None,
-            help=option.help,
-            action="store_true" if option.kind == "flag" else argparse.BooleanOptionalAction,
-        )
-        return
-    container.add_argument(
-        *option.flags,
-        dest=option.name,
-        default=None,
-        help=option.help,
-        metavar=option.metavar,
-        choices=option.choices,
-        action="append" if option.kind == "list" else "store",
-        nargs="?" if option.kind == "optional" else None,
-        const=option.const,
-        type=option.parse,
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The command line's parser: ours (-h, --version, -m, the target) and every option."""
-    parser = _Parser(
-        prog=PROG,
-        description=(
-            "Run a Python program like `python` does, and hot-reload its modules "
-            "in place when you save them."
-        ),
-        epilog=(
-            "Everything after the script (or -m module) is passed to the program. "
-            "Options can also be set in [tool.muckrack-hmr] of the nearest pyproject.toml "
-            "(the command line wins)."
-        ),
-        add_help=False,
-        allow_abbrev=False,
-        formatter_class=_formatter,
-    )
-    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
-    parser.add_argument(
-        "--version", action="store_true", help="print the version and which core runs"
-    )
-    parser.add_argument(
-        "-m", dest="module", metavar="MODULE", help="run a library module as a script"
-    )
-    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
-    for option in OPTIONS:
-        if option.group is None:
-            _add_option(parser, option)
-            continue
-        if option.group not in groups:
-            groups[option.group] = parser.add_mutually_exclusive_group()
-        _add_option(groups[option.group], option)
-    parser.add_argument("target", nargs="?", help="the script to run")
-    return parser
+    """The command line's parser (:mod:`.argparser`), imported only when needed."""
+    from .argparser import build
+
+    return build()
 
 
 def _is_number(text: str) -> bool:
@@ -174,6 +99,14 @@ class Invocation:
 def parse(argv: Sequence[str]) -> Invocation:
     """Parse a command line (without the program's name); raises :class:`UsageError`."""
     ours, program_args = split_argv(argv)
+    if len(ours) == 2 and ours[1] and (ours[0] == "--" or not ours[1].startswith("-")):
+        # Nothing of ours before the program (``script.py ...``, ``-m module ...``):
+        # the parser, argparse and its gettext, a few ms of every start, is not needed.
+        if ours[0] == "--":
+            target = Target(script=ours[1], module=None, args=tuple(program_args))
+        else:
+            target = Target(script=None, module=ours[1], args=tuple(program_args))
+        return Invocation(target, {}, help=False, version=False)
     try:
         namespace = build_parser().parse_args(ours)
     except UsageError as exc:
