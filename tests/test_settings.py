@@ -323,15 +323,19 @@ def test_a_target_missing_or_looking_like_an_option_is_still_refused(argv: list[
 
 
 @pytest.mark.e2e
-def test_a_run_without_options_of_ours_starts_without_argparse(
+def test_a_run_without_options_of_ours_starts_without_argparse_or_sysconfig(
     proj: Path, core_env: dict[str, str]
 ) -> None:
-    """argparse (with gettext and locale) is a few ms of every start: the usual command
-    line, ``python -m muckrack.hmr script.py``, has nothing for it to parse."""
-    write(proj / "main.py", "import sys\nprint('argparse' in sys.modules)\n")
+    """argparse (with gettext and locale) and sysconfig are a few ms of every start: the
+    usual command line, ``python -m muckrack.hmr script.py``, has nothing for argparse to
+    parse, and what counts as the standard library is asked of the interpreter."""
+    write(
+        proj / "main.py",
+        "import sys\nprint('argparse' in sys.modules, 'sysconfig' in sys.modules)\n",
+    )
     plain = run_hmr(["main.py"], cwd=proj, env=core_env)
     assert plain.returncode == 0, plain.stderr
-    assert plain.stdout.strip().splitlines()[-1] == "False"
+    assert plain.stdout.strip().splitlines()[-1] == "False False"
     optioned = run_hmr(["--no-watch", "main.py"], cwd=proj, env=core_env)
     assert optioned.returncode == 0, optioned.stderr
-    assert optioned.stdout.strip().splitlines()[-1] == "True"
+    assert optioned.stdout.strip().splitlines()[-1] == "True False"

@@ -434,3 +434,22 @@ def test_a_valid_bytecode_cache_is_read_whole_and_used_as_python_uses_it(
     module = importlib.import_module("big")
     assert module.X == 2
     assert len(module.VALUES) == 30_000
+
+
+def test_the_standard_library_and_installed_packages_are_never_project_code_under_any_root(
+    tmp_path: Any,
+) -> None:
+    """Even with a root that holds the whole interpreter (a project kept under the
+    prefix), the standard library, lib-dynload and site-packages stay third-party."""
+    import json
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    for root in ("/", sys.prefix, sys.base_prefix):
+        filter_ = muckrack_hmr.tracking.ProjectFilter([root])
+        assert not filter_.contains_file(os.__file__), root
+        assert not filter_.contains_file(json.__file__), root
+        assert not filter_.contains_file(os.path.join(paths["stdlib"], "x.py")), root
+        assert not filter_.contains_file(pytest.__file__), root
+        assert not filter_.contains_file(os.path.join(paths["purelib"], "x.py")), root
+    assert muckrack_hmr.tracking.ProjectFilter([tmp_path]).contains_file(str(tmp_path / "a.py"))
