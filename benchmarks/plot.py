@@ -11,16 +11,20 @@ typed in by hand):
   core against the framework's own restart reloader (``benchmarks.latency``).
 
 Beside them, ``figures.json`` holds every value drawn, with the command and
-the machine.  matplotlib (the ``bench`` extra) is imported only here, with the
-Agg backend: no display is needed.
+the machine; ``python -m benchmarks.plot DIR`` draws the PNGs again from it
+(after a change of this module's drawing, say), measuring nothing.  matplotlib
+(the ``bench`` extra) is imported only here, with the Agg backend: no display
+is needed.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import platform
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,12 +96,12 @@ def _pyplot() -> Any:
     return plt
 
 
-def _footer(fig: Any, command: str) -> None:
-    fig.text(0.01, 0.01, f"{command}\n{machine()}", fontsize=7, color="0.35", va="bottom")
+def _footer(fig: Any, command: str, measured_on: str) -> None:
+    fig.text(0.01, 0.01, f"{command}\n{measured_on}", fontsize=7, color="0.35", va="bottom")
 
 
 def draw_scaling(
-    figures: Mapping[str, Any], cores: Sequence[str], path: Path, command: str
+    figures: Mapping[str, Any], cores: Sequence[str], path: Path, command: str, measured_on: str
 ) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 5))
@@ -136,22 +140,24 @@ def draw_scaling(
     reload = figures["reload_ms"][f"{cores[0]} core body"][-1]
     if not (math.isnan(restart) or math.isnan(reload) or reload <= 0):
         ax.annotate(
-            f"{restart / reload:,.0f}x",
+            f"restart / reload\nof the core module:\n{restart / reload:,.0f}x",
             xy=(biggest, math.sqrt(restart * reload)),
-            xytext=(8, 0),
+            xytext=(-8, 0),
             textcoords="offset points",
+            ha="right",
             va="center",
+            fontsize=8,
         )
         ax.vlines(biggest, reload, restart, colors="0.6", linestyles="dotted")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.subplots_adjust(bottom=0.2, right=0.64)
-    _footer(fig, command)
+    _footer(fig, command, measured_on)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def draw_latency(figures: Mapping[str, Any], path: Path, command: str) -> None:
+def draw_latency(figures: Mapping[str, Any], path: Path, command: str, measured_on: str) -> None:
     plt = _pyplot()
     frameworks = [name for name in figures if figures[name]]
     variants: list[str] = []
@@ -196,7 +202,7 @@ def draw_latency(figures: Mapping[str, Any], path: Path, command: str) -> None:
     ax.grid(True, axis="y", which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     fig.subplots_adjust(bottom=0.2)
-    _footer(fig, command)
+    _footer(fig, command, measured_on)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -213,8 +219,8 @@ def draw(
     scaling = scaling_figures(results, cores)
     latency = latency_figures(latencies)
     written = [out_dir / RELOAD_PNG, out_dir / LATENCY_PNG, out_dir / FIGURES_JSON]
-    draw_scaling(scaling, cores, written[0], command)
-    draw_latency(latency, written[1], command)
+    draw_scaling(scaling, cores, written[0], command, machine())
+    draw_latency(latency, written[1], command, machine())
 
     def finite(value: Any) -> Any:  # JSON has no NaN
         if isinstance(value, float) and math.isnan(value):
@@ -233,3 +239,41 @@ def draw(
     }
     written[2].write_text(json.dumps(finite(data), indent=1) + "\n", encoding="utf-8")
     return written
+
+
+def redraw(out_dir: Path) -> list[Path]:
+    """Draw the PNGs of ``out_dir`` again from its ``figures.json``; the files written."""
+    data = json.loads((out_dir / FIGURES_JSON).read_text(encoding="utf-8"))
+
+    def nan(values: Any) -> Any:
+        if values is None:
+            return math.nan
+        if isinstance(values, list):
+            return [nan(value) for value in values]
+        if isinstance(values, dict):
+            return {key: nan(value) for key, value in values.items()}
+        return values
+
+    scaling = nan(data["reload_vs_restart"])
+    cores = list(dict.fromkeys(key.split()[0] for key in scaling["reload_ms"]))
+    written = [out_dir / RELOAD_PNG, out_dir / LATENCY_PNG]
+    draw_scaling(scaling, cores, written[0], data["command"], data["machine"])
+    draw_latency(nan(data["edit_to_live"]), written[1], data["command"], data["machine"])
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.plot",
+        description="draw the PNGs of DIR again from the figures.json that "
+        "`python -m benchmarks --plot DIR` wrote (nothing is measured)",
+    )
+    parser.add_argument("dir", type=Path, metavar="DIR")
+    args = parser.parse_args(argv)
+    for path in redraw(args.dir):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
