@@ -88,7 +88,10 @@ def latency_figures(latencies: Mapping[str, Mapping[str, Sequence[float]]]) -> d
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("--plot needs matplotlib: pip install -e '.[bench]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
