@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--sizes 100,1000]``: the HMR benchmark report.
+"""``python -m benchmarks [--quick] [--sizes 100,1000] [--plot DIR]``: the HMR benchmark report.
 
 For each size N a codebase is generated (:mod:`benchmarks.generate`) in a
 temporary folder, and each core (compiled ``c``, pure ``py``) is measured in
@@ -23,6 +23,11 @@ are exactly the ones early cutoff must run (``marker()`` is called by nobody
 at import time, so only the edited module), in dependency order, the
 dependency graph matches the generated imports, ...): the exit
 status is 1 when any check fails, whatever the timings.
+
+``--plot DIR`` also measures edit-to-live latency in the web servers
+(:mod:`benchmarks.latency`, or its ``--json`` output given with
+``--latency-json``) and draws both sets of figures as PNGs into DIR
+(:mod:`benchmarks.plot`).
 """
 
 from __future__ import annotations
@@ -653,6 +658,27 @@ def report(run: Run, results: dict[int, dict[str, Any]], cores: list[str], argv:
     return "\n".join(out)
 
 
+def measure_latencies(run: Run) -> dict[str, dict[str, list[float]]]:
+    """Edit-to-live latency per framework and server (ms), for ``--plot``."""
+    from . import latency
+
+    if run.args.latency_json is not None:
+        loaded: dict[str, dict[str, list[float]]] = json.loads(
+            run.args.latency_json.read_text(encoding="utf-8")
+        )
+        return loaded
+    latency_args = latency.parse_args(["--quick"] if run.args.quick else [])
+    cores = available_cores()
+    errors = latency.Errors()
+    found: dict[str, dict[str, list[float]]] = {}
+    for framework in latency.FRAMEWORKS:
+        run.progress(f"latency: {framework}, {latency_args.edits} edits per server")
+        variants = latency.measure_framework(framework, cores, latency_args, errors)
+        found[framework] = {variant.name: variant.latencies for variant in variants}
+    run.errors.extend(f"latency: {message}" for message in errors)
+    return found
+
+
 # -- main -------------------------------------------------------------------------
 
 
@@ -680,7 +706,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument("--keep", action="store_true", help="keep the generated codebases")
+    parser.add_argument(
+        "--plot",
+        metavar="DIR",
+        type=Path,
+        help="also measure edit-to-live latency in the web servers (benchmarks.latency; "
+        "3 edits with --quick) and draw reload-vs-restart.png and edit-to-live.png into DIR",
+    )
+    parser.add_argument(
+        "--latency-json",
+        metavar="FILE",
+        type=Path,
+        help="with --plot: draw the latencies of an earlier `python -m benchmarks.latency "
+        "--json FILE` instead of measuring them again",
+    )
     args = parser.parse_args(argv)
+    if args.latency_json is not None and args.plot is None:
+        parser.error("--latency-json needs --plot")
     quick = args.quick
     defaults = {
         "sizes": "100" if quick else "100,1000",
@@ -718,9 +760,17 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[int, dict[str, Any]] = {}
     for n in args.sizes:
         results[n] = measure_size(run, n, cores)
+    latencies = measure_latencies(run) if args.plot is not None else {}
     elapsed = time.perf_counter() - started
     print(report(run, results, cores, argv))
     print()
+    if args.plot is not None:
+        from . import plot
+
+        command = shlex.join(["python", "-m", "benchmarks", *argv])
+        for path in plot.draw(args.plot, results, cores, latencies, command):
+            print(f"wrote {path}")
+        print()
     print(f"Total runtime: {elapsed:.1f} s")
     if run.errors:
         print()
