@@ -207,11 +207,10 @@ def measure_reload(info_path: str, reps: int, tag: str) -> None:
     # What the watcher does right after the program's imports: keep the
     # sources as they ran, so that an edit is compared with them.
     hmr.remember_sources()
-    hmr.warm()  # what the watcher does in the background while the program runs
-    # The watcher also indexes, when idle, the `.name` spellings of every source: without
-    # that index a reload searches the source of every module that imports the edited one
-    # (40-60 ms for the core module of a 1000-module app, instead of about 3).
-    hmr.reloader.index_mentions()
+    # What the watcher does in the background while the program runs: analyze every
+    # module, and index the `.name` spellings of every source (without that index a
+    # reload searches the source of every module that imports the edited one).
+    hmr.warm()
     memory = bookkeeping_bytes(hmr)
     # The program's first full garbage collection after its imports (about
     # 190 ms at 5000 modules) would otherwise land in one of the timed

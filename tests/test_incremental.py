@@ -284,6 +284,34 @@ def test_changes_reach_users_through_package_attribute_chains(
     assert (chain.Y, aliased.Z) == (10, 5)
 
 
+def test_after_warm_a_reload_searches_no_importers_source(
+    project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``warm()`` leaves nothing for a reload to look up: every module is analyzed and
+    its ``.name`` spellings indexed, so a body edit of a module every other one imports
+    reads no importer's source (before, each was searched at that reload)."""
+    project.write("core.py", "def f():\n    return 1\n\nLABEL = 'a'\n")
+    names = [f"user{index}" for index in range(20)]
+    for name in names:
+        project.write(f"{name}.py", "import core\n\nVALUE = core.LABEL\n")
+    modules = fresh(hmr, "core", *names)
+    held = modules[0].f
+    hmr.warm()
+    assert not hmr.sources.mentions.pending
+    looked: list[str] = []
+    ran = type(hmr.sources).ran
+
+    def counting(store: Any, name: str) -> Any:
+        looked.append(name)
+        return ran(store, name)
+
+    monkeypatch.setattr(type(hmr.sources), "ran", counting)
+    (project.root / "core.py").write_text("def f():\n    return 2\n\nLABEL = 'a'\n")
+    assert hmr.reload_module("core")[0] == ["core"]
+    assert held() == 2
+    assert set(looked) <= {"core"}
+
+
 def test_graph_version_moves_with_edges(core: Any) -> None:
     graph = core.DependencyGraph()
     start = graph.version

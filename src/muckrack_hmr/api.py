@@ -106,11 +106,15 @@ class HMR:
     def warm(self) -> int:
         """Analyze every remembered module now (the watcher does it a few at a time).
 
-        The first reload that reaches a module not analyzed yet parses it;
-        after this call, reloads only look at the dependents that use what
-        changed.  Returns how many modules were analyzed.
+        The first reload that reaches a module not analyzed yet parses it, and
+        one that reaches a module whose ``.name`` spellings are not indexed yet
+        searches its source; after this call (which does both for every
+        module), reloads only look at the dependents that use what changed.
+        Returns how many modules were analyzed.
         """
-        return int(self.reloader.warm())
+        analyzed = int(self.reloader.warm())
+        self.reloader.index_mentions()
+        return analyzed
 
     # -- hooks ----------------------------------------------------------------
 
