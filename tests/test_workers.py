@@ -10,12 +10,13 @@ unchanged, runs the new code.  Both cores (``core_env``), every start method.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,18 @@ def gone(pid: int) -> bool:
         return True
 
 
+@pytest.fixture
+def reap() -> Iterator[set[int]]:
+    """Worker PIDs to kill if still there after the test (before the CLI is): a failed test
+    must not hang on their copies of the CLI's output pipes."""
+    pids: set[int] = set()
+    yield pids
+    for pid in pids:
+        if not gone(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def start(proj: Path, kind: str, spawn: Callable[..., Child]) -> Child:
     write(proj / "work.py", WORK.format(value="old"))
     write(proj / "main.py", SCRIPT)
@@ -132,12 +145,13 @@ def start(proj: Path, kind: str, spawn: Callable[..., Child]) -> Child:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_worker_runs_the_new_code_in_place(
-    proj: Path, kind: str, spawn: Callable[..., Child]
+    proj: Path, kind: str, spawn: Callable[..., Child], reap: set[int]
 ) -> None:
     child = start(proj, kind, spawn)
     before = answers(child)
     assert {value for value, _ in before} == {"old"}
     pids = {pid for _, pid in before}
+    reap.update(pids)
 
     save_atomically(proj / "work.py", WORK.format(value="new"))
     # The supervising process and its four workers: one line for the five.
@@ -159,6 +173,7 @@ def test_every_worker_runs_the_new_code_in_place(
     assert sum("failed to reload work" in line for line in child.seen["err"]) == 1
     # A pool made after the save runs the current code (fork: inherited; spawn: from disk).
     fresh = answers(child, "new pool")
+    reap.update(pid for _, pid in fresh)
     assert {value for value, _ in fresh} == {"newer"}
     assert not pids & {pid for _, pid in fresh}
     assert {value for value, _ in answers(child)} == {"newer"}
@@ -172,9 +187,12 @@ def test_every_worker_runs_the_new_code_in_place(
     assert [pid for pid in pids if not gone(pid)] == []
 
 
-def test_processes_that_disagree_are_named(proj: Path, spawn: Callable[..., Child]) -> None:
+def test_processes_that_disagree_are_named(
+    proj: Path, spawn: Callable[..., Child], reap: set[int]
+) -> None:
     child = start(proj, "fork", spawn)
     pids = {pid for _, pid in answers(child)}
+    reap.update(pids)
     save_atomically(proj / "work.py", WORK_ONLY_PARENT.format(value="new"))
     disagree = child.expect("the processes disagree", stream="err")
     assert f"failed in {WORKERS} processes" in disagree
@@ -205,10 +223,11 @@ def test_a_program_that_makes_no_process_imports_nothing_of_it(
 
 @pytest.mark.parametrize("kind", ["fork", "spawn"])
 def test_sigterm_leaves_no_worker_behind(
-    proj: Path, kind: str, spawn: Callable[..., Child]
+    proj: Path, kind: str, spawn: Callable[..., Child], reap: set[int]
 ) -> None:
     child = start(proj, kind, spawn)
     pids = {pid for _, pid in answers(child)}
+    reap.update(pids)
     child.proc.send_signal(signal.SIGTERM)
     assert child.wait() == -signal.SIGTERM  # as python's: no handler, killed by the signal
     deadline = time.monotonic() + DEADLINE
@@ -263,3 +282,88 @@ def test_a_process_that_joins_late_is_sent_what_it_missed(tmp_path: Path) -> Non
     finally:
         hub.close()
     assert not os.path.exists(hub.folder)
+
+
+# -- uvicorn --workers: spawned workers serving one socket -------------------------------
+
+ASGI_APP = """\
+import json
+import os
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = json.dumps({{"pid": os.getpid(), "value": value()}}).encode()
+    await send({{"type": "http.response.start", "status": 200, "headers": []}})
+    await send({{"type": "http.response.body", "body": body}})
+
+
+def value():
+    return {value!r}
+"""
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (the server binds it a moment later)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def served_by_every_worker(child: Child, port: int, value: str, workers: int) -> set[int]:
+    """GET / (a new connection each time) until ``workers`` PIDs served ``value``: their PIDs."""
+    import urllib.request
+
+    seen: set[int] = set()
+    last: object = "no response"
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        assert child.proc.poll() is None, child.stderr_text()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                last = json.loads(response.read())
+        except OSError as exc:
+            last = exc
+            time.sleep(0.05)  # nothing listens yet: polling the port, with a deadline
+            continue
+        assert isinstance(last, dict)
+        if last["value"] == value:
+            seen.add(int(last["pid"]))
+            if len(seen) == workers:
+                return seen
+    pytest.fail(f"not every worker served {value!r}: {sorted(seen)}; last: {last!r}")
+
+
+def test_uvicorn_workers_reload_in_place(
+    proj: Path, spawn: Callable[..., Child], reap: set[int]
+) -> None:
+    write(proj / "app.py", ASGI_APP.format(value="old"))
+    port = free_port()
+    child = spawn(
+        ["-m", "uvicorn", "app:app", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=proj,
+    )
+    pids = served_by_every_worker(child, port, "old", 2)
+    reap.update(pids)
+    assert child.proc.pid not in pids  # uvicorn's supervisor never imports the app
+
+    save_atomically(proj / "app.py", ASGI_APP.format(value="new"))
+    # The supervisor judged the save (a module only the workers imported) once.
+    child.expect(re.compile(r"^hmr: reloaded app in 2 processes").match, stream="err")
+    assert served_by_every_worker(child, port, "new", 2) == pids
+
+    save_atomically(proj / "app.py", "async def app(scope, receive, send:\n    pass\n")
+    error = child.expect("failed to reload app", stream="err")
+    assert "in all 2 processes" in error
+    assert served_by_every_worker(child, port, "new", 2) == pids
+
+    child.proc.send_signal(signal.SIGINT)
+    assert child.wait() == 0  # as uvicorn's own exit on Ctrl-C
+    deadline = time.monotonic() + DEADLINE
+    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the process table, with a deadline
+    assert [pid for pid in pids if not gone(pid)] == []
+    assert not any("cannot reach" in line for line in child.seen["err"])

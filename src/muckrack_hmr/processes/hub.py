@@ -23,7 +23,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ..threads import signals_to_main_thread
 from .channel import Frames, Message, receive, send
@@ -67,6 +67,8 @@ class Hub:
         self._names_at: dict[str, int] = {}
         self._sources: dict[str, tuple[int, bytes]] = {}
         self._forced_at: dict[str, int] = {}
+        #: called on the hub's thread with ``[path, name, stat]`` of modules a process loaded
+        self.on_loaded: Callable[[list[object]], None] | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._closed = False
         self._selector = selectors.DefaultSelector()
@@ -111,6 +113,10 @@ class Hub:
             op = message.get("op")
             if op == "hello":
                 self._hello(peer, message)
+            elif op == "loaded":
+                modules = message.get("modules")
+                if isinstance(modules, list) and self.on_loaded is not None:
+                    self.on_loaded(modules)
             elif op == "done":
                 with self._changed:
                     seq = int(str(message.get("seq", 0)))

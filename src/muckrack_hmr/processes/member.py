@@ -16,8 +16,10 @@ import os
 import socket
 import sys
 import threading
+from types import CodeType
 from typing import TYPE_CHECKING
 
+from .. import tracking
 from ..threads import signals_to_main_thread
 from .channel import Frames, Message, receive, send
 from .outcomes import CAPTURE, outcome_message
@@ -44,10 +46,45 @@ class Member:
         self.applied = applied
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(address)
+        self._sending = threading.Lock()  # the reader thread and the importing threads
+        self._loaded_told = 0
         send(self.sock, {"op": "hello", "pid": os.getpid(), "seq": applied})
+        self.tell_loaded()
+        capture = tracking.capture()
+        if capture is not None and self._tell_loaded_on_import not in capture.listeners:
+            capture.listeners.append(self._tell_loaded_on_import)
         self._thread = threading.Thread(target=self._serve, name="muckrack-hmr-member", daemon=True)
         with signals_to_main_thread():
             self._thread.start()
+
+    def tell_loaded(self) -> None:
+        """Tell the supervisor the project modules loaded here since the last call.
+
+        It watches their files too: a module that only the workers import
+        (the app of ``uvicorn --workers``) is judged there all the same.
+        """
+        loaded = self.hmr.project.loaded
+        if len(loaded) == self._loaded_told:
+            return
+        with self._sending:
+            new = list(loaded.items())[self._loaded_told :]
+            self._loaded_told += len(new)
+            modules = [
+                [path, name, list(stat) if stat is not None else None]
+                for path, (name, stat) in new
+                if name != "__main__"
+            ]
+            if modules:
+                self._send({"op": "loaded", "modules": modules})
+
+    def _tell_loaded_on_import(self, _code: CodeType) -> None:
+        self.tell_loaded()
+
+    def _send(self, message: Message) -> None:
+        try:
+            send(self.sock, message)
+        except OSError:
+            log.debug("the supervisor is gone")
 
     def _serve(self) -> None:
         from ..watch.safepoint import SafePoint
@@ -83,11 +120,12 @@ class Member:
         answer = outcome_message(seq, os.getpid(), result, records)
         if message.get("catch_up"):
             answer["catch_up"] = True
-        try:
-            send(self.sock, answer)
-        except OSError:
-            log.debug("the supervisor is gone; save %d stays applied here", seq)
+        with self._sending:
+            self._send(answer)
 
     def forget_in_child(self) -> None:
         """In a fork child: close this process's copy of the socket (its thread is not here)."""
+        capture = tracking.capture()
+        if capture is not None and self._tell_loaded_on_import in capture.listeners:
+            capture.listeners.remove(self._tell_loaded_on_import)
         self.sock.close()

@@ -13,12 +13,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .outcomes import CAPTURE, ProcessOutcome, SpreadResult, outcome_message
 
 if TYPE_CHECKING:
     from ..api import HMR
+    from ..reload.reloader import ReloadResult
     from ..watch.bursts import SettledSaves
     from ..watch.watcher import Watcher
     from .hub import Hub
@@ -41,8 +43,23 @@ class Supervisor:
         self.hmr = hmr
         self.watcher = watcher
         self.hub = hub
-        #: called with each save's result across the tree (see ``add_hook``)
+        #: called with each save's result across the tree
         self.hooks: list[SpreadHook] = []
+        hub.on_loaded = self.loaded_elsewhere
+
+    def loaded_elsewhere(self, modules: list[object]) -> None:
+        """Project modules a worker loaded: the watcher watches their files too (hub's thread)."""
+        project = self.hmr.project
+        for entry in modules:
+            if not isinstance(entry, list) or len(entry) != 3:
+                continue
+            path, name, stat = entry
+            if not isinstance(path, str) or not isinstance(name, str) or path in project.loaded:
+                continue
+            if isinstance(stat, list) and len(stat) == 2:
+                project.note_read(path, name, (int(stat[0]), int(stat[1])))
+            else:
+                project.loaded[path] = (name, None)
 
     # The pipeline's consumer: what the watcher did, but for the whole tree.
 
@@ -60,20 +77,22 @@ class Supervisor:
         seq, pids = self.hub.broadcast(saves.names, saves.forced, saves.sources())
         # The workers wait for their own safe points meanwhile.
         self.watcher.safe_point.wait()
+        here = self._here(saves)
         if not pids:
             # Nobody to tell (the workers are gone): the single process's path.
             with reload_lock(self.hmr):
-                self.watcher.apply(saves)
+                if here.names:
+                    self.watcher.apply(here)
                 self.hub.applied = seq
             return
         with CAPTURE.collecting() as records, reload_lock(self.hmr):
-            result = self.watcher.apply(saves)
+            result = self.watcher.apply(here) if here.names else _nothing()
             self.hub.applied = seq
-        here = ProcessOutcome.from_message(outcome_message(seq, os.getpid(), result, records))
+        mine = ProcessOutcome.from_message(outcome_message(seq, os.getpid(), result, records))
         answers, silent = self.hub.collect(seq, pids, ANSWER_PATIENCE)
         spread = SpreadResult(
             seq=seq,
-            outcomes=(here, *(ProcessOutcome.from_message(answer) for answer in answers)),
+            outcomes=(mine, *(ProcessOutcome.from_message(answer) for answer in answers)),
             silent=tuple(silent),
         )
         for outcome in spread.outcomes:
@@ -86,3 +105,26 @@ class Supervisor:
             except Exception:
                 log.exception("the hook %r raised", hook)
         sys.stderr.flush()
+
+    def _here(self, saves: SettledSaves) -> SettledSaves:
+        """The part of ``saves`` for this process: the modules it has loaded.
+
+        A module only the workers loaded is not imported here; its save is
+        now the content the watcher compares the next save with.
+        """
+        loaded = sys.modules
+        names = tuple(name for name in saves.names if name in loaded)
+        if len(names) == len(saves.names):
+            return saves
+        for save in saves.modules:
+            if save.name not in loaded:
+                self.watcher.pipeline.applied_elsewhere(save)
+        return replace(
+            saves, names=names, forced=frozenset(name for name in saves.forced if name in loaded)
+        )
+
+
+def _nothing() -> ReloadResult:
+    from ..reload.reloader import ReloadResult
+
+    return ReloadResult()
