@@ -61,6 +61,13 @@ def ask(pool):
 
 
 if __name__ == "__main__":
+    from muckrack_hmr.processes.supervisor import add_spread_hook
+
+    add_spread_hook(
+        lambda spread: print(
+            "spread", spread.seq, sum(o.did_something for o in spread.outcomes), flush=True
+        )
+    )
     kind = sys.argv[1]
     ctx = multiprocessing.get_context("spawn" if kind == "executor" else kind)
     pool = make(kind, ctx)
@@ -156,6 +163,7 @@ def test_every_worker_runs_the_new_code_in_place(
     save_atomically(proj / "work.py", WORK.format(value="new"))
     # The supervising process and its four workers: one line for the five.
     child.expect(reloaded(WORKERS + 1), stream="err")
+    child.expect(f"spread 1 {WORKERS + 1}")  # the hooks of the supervising process
     after = answers(child)
     assert {value for value, _ in after} == {"new"}
     assert {pid for _, pid in after} == pids  # in place: the same processes

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..watch.watcher import Watcher
     from .hub import Hub
 
-__all__ = ["ANSWER_PATIENCE", "Supervisor"]
+__all__ = ["ANSWER_PATIENCE", "Supervisor", "add_spread_hook", "remove_spread_hook"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,22 @@ ANSWER_PATIENCE = 10.0
 
 SpreadHook = Callable[[SpreadResult], object]
 
+_hooks: list[SpreadHook] = []
+
+
+def add_spread_hook(hook: SpreadHook) -> None:
+    """Call ``hook(result)`` in the supervising process after each save reached the workers.
+
+    ``result`` is a :class:`~.outcomes.SpreadResult`: every process's
+    outcome of the save (this process's too), and the PIDs that did not answer.
+    """
+    _hooks.append(hook)
+
+
+def remove_spread_hook(hook: SpreadHook) -> None:
+    """Stop calling a hook added with :func:`add_spread_hook` (ValueError if it was not)."""
+    _hooks.remove(hook)
+
 
 class Supervisor:
     """Applies each burst of saves here and in every process connected to ``hub``."""
@@ -43,8 +59,6 @@ class Supervisor:
         self.hmr = hmr
         self.watcher = watcher
         self.hub = hub
-        #: called with each save's result across the tree
-        self.hooks: list[SpreadHook] = []
         hub.on_loaded = self.loaded_elsewhere
 
     def loaded_elsewhere(self, modules: list[object]) -> None:
@@ -99,7 +113,7 @@ class Supervisor:
             log.debug("process %d: %s", outcome.pid, outcome.summary or "nothing to run")
         for level, text in spread.lines():
             log.log(level, "%s", text)
-        for hook in list(self.hooks):
+        for hook in list(_hooks):
             try:
                 hook(spread)
             except Exception:
