@@ -16,13 +16,14 @@ A call to :meth:`Reloader.reload` is one transaction:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import linecache
 import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING
@@ -82,6 +83,36 @@ _MODULE_METADATA = frozenset(
 
 
 _GONE = object()
+
+#: The interpreter's switch interval while a module's new code is applied: the
+#: program's other threads wait (unless a statement blocks) instead of running
+#: between a function's patch and its undo when a later statement fails.
+_APPLYING_SWITCH_INTERVAL = 0.1
+
+
+@contextlib.contextmanager
+def _applied_at_once() -> Iterator[None]:
+    """Keep the program's other threads out while a module's new code goes in.
+
+    A reload patches functions in place, then runs the statements after
+    them; if one raises, the patches are undone.  With the interpreter's
+    usual 5 ms switches another thread could call a patched function in
+    between, and see code that is never applied.  A statement that blocks
+    (I/O, a lock) still lets the others run: nothing waits on a reload.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(max(previous, _APPLYING_SWITCH_INTERVAL))
+    # A thread already waiting for the interpreter counts down the old
+    # interval: one switch to it (nothing to do when none waits) and it waits
+    # again with the new one.  A thread busy computing may hold on to the
+    # interpreter for up to the new interval before the reload goes on.
+    time.sleep(0)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
 # Below this many modules not indexed yet, _reached looks at each of them.
 _FEW = 64
 
@@ -549,35 +580,36 @@ class Reloader:
             isinstance(value, type) and value.__module__ == name for value in snapshot.values()
         )
         package = snapshot.get("__package__")
-        try:
-            summary = self.sources.summary(filename, source, package)
-            if defines_classes:
-                for report, _ in run_all(namespace, filename, summary, snapshot).class_patches:
-                    self._report(report)
-            else:
-                exec(code, namespace)
-        except KeyboardInterrupt:
-            self._restore(name, namespace, snapshot, saved_edges)
-            raise
-        except StatementError as error:
-            self._restore(name, namespace, snapshot, saved_edges)
-            cause = error.__cause__
-            if isinstance(cause, KeyboardInterrupt):
-                raise cause from None
-            self._fail(name, cause if cause is not None else error)
-            return None
-        except BaseException as exc:  # SystemExit from module code must not end the program
-            self._restore(name, namespace, snapshot, saved_edges)
-            self._fail(name, exc)
-            return None
-        self._drop_leftovers(name, bound_names(summary, package), snapshot, namespace)
-        self._patch(name, snapshot, namespace)
-        self.sources.remember(name, source)
-        self.hooks.run(self.hooks.post_reload, name, "post-reload")
-        everything = {key for key in {*snapshot, *namespace} if key not in _MODULE_METADATA}
-        return Changes(
-            values=set(everything), behaviors=everything, old=snapshot, executed=1, applied=True
-        )
+        with _applied_at_once():
+            try:
+                summary = self.sources.summary(filename, source, package)
+                if defines_classes:
+                    for report, _ in run_all(namespace, filename, summary, snapshot).class_patches:
+                        self._report(report)
+                else:
+                    exec(code, namespace)
+            except KeyboardInterrupt:
+                self._restore(name, namespace, snapshot, saved_edges)
+                raise
+            except StatementError as error:
+                self._restore(name, namespace, snapshot, saved_edges)
+                cause = error.__cause__
+                if isinstance(cause, KeyboardInterrupt):
+                    raise cause from None
+                self._fail(name, cause if cause is not None else error)
+                return None
+            except BaseException as exc:  # SystemExit from module code must not end the program
+                self._restore(name, namespace, snapshot, saved_edges)
+                self._fail(name, exc)
+                return None
+            self._drop_leftovers(name, bound_names(summary, package), snapshot, namespace)
+            self._patch(name, snapshot, namespace)
+            self.sources.remember(name, source)
+            self.hooks.run(self.hooks.post_reload, name, "post-reload")
+            everything = {key for key in {*snapshot, *namespace} if key not in _MODULE_METADATA}
+            return Changes(
+                values=set(everything), behaviors=everything, old=snapshot, executed=1, applied=True
+            )
 
     @staticmethod
     def _drop_leftovers(
@@ -647,45 +679,46 @@ class Reloader:
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
             self._fail(name, exc)
             return None
-        snapshot = dict(namespace)
+        with _applied_at_once():
+            snapshot = dict(namespace)
 
-        def before_first() -> None:
-            self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
-            linecache.checkcache(filename)
+            def before_first() -> None:
+                self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
+                linecache.checkcache(filename)
 
-        try:
-            outcome = plan_and_run(
-                namespace,
-                filename,
-                (old, new),
-                translate_incoming(bindings_of(new.imports), changes),
-                before_first,
-            )
-        except StatementError as error:
-            refill(namespace, snapshot)
-            cause = error.__cause__
-            if isinstance(cause, KeyboardInterrupt):
-                raise cause from None
-            self._fail(name, cause if cause is not None else error)
-            return None
-        if old is not new:
-            self._forget_removed_imports(name, old, new, package)
-        self.sources.remember(name, source, new)
-        for report, _ in outcome.class_patches:
-            self._report(report)
-        if outcome.applied:
-            self._patch(name, snapshot, namespace)
-            if outcome.body_patches:
-                self._report(patch_bodies(name, outcome.body_patches, namespace))
-            # A function that could not be patched in place is a new object.
-            outcome.values |= {
-                key
-                for key in outcome.behaviors
-                if key in snapshot and namespace.get(key) is not snapshot[key]
-            }
-        if outcome.applied:
-            self.hooks.run(self.hooks.post_reload, name, "post-reload")
-        return outcome
+            try:
+                outcome = plan_and_run(
+                    namespace,
+                    filename,
+                    (old, new),
+                    translate_incoming(bindings_of(new.imports), changes),
+                    before_first,
+                )
+            except StatementError as error:
+                refill(namespace, snapshot)
+                cause = error.__cause__
+                if isinstance(cause, KeyboardInterrupt):
+                    raise cause from None
+                self._fail(name, cause if cause is not None else error)
+                return None
+            if old is not new:
+                self._forget_removed_imports(name, old, new, package)
+            self.sources.remember(name, source, new)
+            for report, _ in outcome.class_patches:
+                self._report(report)
+            if outcome.applied:
+                self._patch(name, snapshot, namespace)
+                if outcome.body_patches:
+                    self._report(patch_bodies(name, outcome.body_patches, namespace))
+                # A function that could not be patched in place is a new object.
+                outcome.values |= {
+                    key
+                    for key in outcome.behaviors
+                    if key in snapshot and namespace.get(key) is not snapshot[key]
+                }
+            if outcome.applied:
+                self.hooks.run(self.hooks.post_reload, name, "post-reload")
+            return outcome
 
     def _forget_removed_imports(
         self, name: str, old: ModuleSummary, new: ModuleSummary, package: str | None
