@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, overload
 
 from .hooks import CASCADES, ErrorHandler, Hook, Hooks
 from .reload.sources import SourceStore
@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from .project import ProjectFilter
     from .reload.reloader import Reloader, ReloadResult
     from .settings import Settings
+    from .watch.idle import IdleWorker
+    from .watch.watcher import Watcher
 
 __all__ = ["HMR"]
 
@@ -37,7 +39,9 @@ class HMR:
         # first: one engine, one lock over its reloads.
         self._making_reloader = threading.Lock()
         self._cascade = "auto"
-        self.watcher: Any = None
+        #: the watcher, once :meth:`watch` started it
+        self.watcher: Watcher | None = None
+        self._idle_worker: IdleWorker | None = None
 
     @property
     def reloader(self) -> Reloader:
@@ -208,11 +212,31 @@ class HMR:
         watcher.start()
         self.watcher = watcher
 
+    def work_when_idle(self) -> None:
+        """Without a watcher: do its idle-time bookkeeping on a thread of its own.
+
+        What the watcher does while the program rests (analyzing modules,
+        indexing what they spell) is what makes a reload cost what its edit
+        changed; a program that reloads only through :meth:`reload_module`
+        (the CLI's ``--no-watch``) gets it this way.  The thread ends when
+        everything imported so far is done.
+        """
+        if self.watcher is not None or self._idle_worker is not None:
+            return
+        from .watch.idle import IdleWorker
+
+        worker = IdleWorker(self)
+        worker.start()
+        self._idle_worker = worker
+
     def close(self) -> None:
-        """Stop the watcher, if one runs."""
+        """Stop the watcher (or the idle work), if one runs."""
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        if self._idle_worker is not None:
+            self._idle_worker.stop()
+            self._idle_worker = None
 
 
 # HMR.watch's keywords from before Settings: each is an option of Settings.
