@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from muckrack_hmr._core_py import DependencyGraph
+
 SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "muckrack_hmr"
 
@@ -80,38 +82,13 @@ def _graph() -> dict[str, set[str]]:
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for target in sorted(graph[node]):
-            if target not in index:
-                visit(target)
-                low[node] = min(low[node], low[target])
-            elif target in on_stack:
-                low[node] = min(low[node], index[target])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
+    """The import cycles (of more than one module), found by the engine's own graph."""
+    found = DependencyGraph()
+    for importer, targets in graph.items():
+        found.add_module(importer)
+        for target in targets:
+            found.add_edge(importer, target)
+    return sorted(sorted(group) for group in found.topological_order(graph) if len(group) > 1)
 
 
 def test_the_graph_reader_sees_a_cycle_when_there_is_one() -> None:
