@@ -286,3 +286,32 @@ def test_autoreload_on_too(kernel: Kernel, kernel_project: Path) -> None:
     # Applied once, statement by statement: the module's top level did not run again.
     assert after.stdout.splitlines()[-1] == "new 1"
     assert "%autoreload is on too" not in after.stderr
+
+
+def test_terminal_ipython(core_env: dict[str, str], kernel_project: Path, tmp_path: Path) -> None:
+    """``ipython -i``: the same extension in the terminal shell, a line per cell."""
+    from .subprocesses import Child
+
+    mod = write(kernel_project / "mod.py", MOD)
+    env = dict(core_env, IPYTHONDIR=str(tmp_path / "ipython"))
+    child = Child(
+        ["--simple-prompt", "--no-banner", "--colors=nocolor", "-i"],
+        cwd=kernel_project,
+        env=env,
+        command=("-u", "-m", "IPython"),
+        stdin=True,
+    )
+    try:
+        child.send("%load_ext muckrack_hmr")
+        child.send("from mod import f, CONST; print('before', f(), CONST)")
+        child.expect("before old 1")
+        save_atomically(mod, MOD_NEW)
+        child.send(WAIT_FOR_SAVE.replace("\n", "; ") + "; print('queued')")
+        child.expect("queued")
+        child.send("print('after', f(), CONST)")
+        child.expect("hmr: reloaded mod")
+        child.expect("after new 2")
+        child.send("exit")
+        assert child.wait() == 0
+    finally:
+        child.close()
