@@ -282,6 +282,7 @@ print(f"worker {VERSION} threads={threads} generation={hot.data['generations']}"
 def stop_thread(data):
     stop.set()
     thread.join(5)
+    print(f"worker {VERSION} stopped", flush=True)
 
 
 hot.on_dispose(stop_thread)
@@ -296,4 +297,8 @@ def test_twenty_edits_leave_one_thread(proj: Path, spawn: Callable[..., Child]) 
     child.expect("ready")
     for version in range(1, 21):
         write(proj / "worker.py", WORKER.replace("VERSION = 0", f"VERSION = {version}"))
+        child.expect(f"worker {version - 1} stopped")
         child.expect(f"worker {version} threads=1 generation={version + 1}")
+    # Its file deleted: what it started goes too.
+    (proj / "worker.py").unlink()
+    child.expect("worker 20 stopped")

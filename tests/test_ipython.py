@@ -30,7 +30,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # A cell that waits (in the kernel) until a burst of saves is queued for the next cell.
 WAIT_FOR_SAVE = (
     "from muckrack_hmr.integrations.ipython import extension as _extension\n"
-    f"assert _extension().wait_for_saves({DEADLINE}), 'no save arrived'"
+    f"assert _extension().wait_for_saves({DEADLINE}), "
+    "('no save arrived', sorted(_extension().watcher.pipeline.watched))"
 )
 
 
@@ -160,7 +161,10 @@ class C:
 def _save(kernel: Kernel, path: Path, source: str) -> Cell:
     """Save ``source`` to ``path`` and wait, in a cell, until the kernel has it queued."""
     save_atomically(path, source)
-    return kernel.ok(WAIT_FOR_SAVE)
+    # Longer than the cell's own wait: a save that never comes fails in the cell, with why.
+    cell = kernel.run(WAIT_FOR_SAVE, timeout=DEADLINE + 10)
+    assert not cell.error, cell.error
+    return cell
 
 
 def test_next_cell_sees_the_save(kernel: Kernel, kernel_project: Path) -> None:
@@ -315,3 +319,39 @@ def test_terminal_ipython(core_env: dict[str, str], kernel_project: Path, tmp_pa
         assert child.wait() == 0
     finally:
         child.close()
+
+
+RESOURCE = """\
+import threading
+
+from muckrack_hmr import hot
+
+VERSION = 1
+stop = threading.Event()
+worker = threading.Thread(target=stop.wait, name="res-worker", daemon=True)
+worker.start()
+cache = hot.keep("cache", dict)
+handed = dict(hot.data)
+
+
+def halt(data):
+    stop.set()
+    worker.join(5)
+    data["stopped"] = data.get("stopped", 0) + 1
+
+
+hot.on_dispose(halt)
+"""
+
+
+def test_dispose_and_keep_in_the_kernel(kernel: Kernel, kernel_project: Path) -> None:
+    path = write(kernel_project / "res.py", RESOURCE)
+    count = "sum(t.name == 'res-worker' for t in threading.enumerate())"
+    kernel.ok("import threading, res\nres.cache['hits'] = 1")
+    for version in range(2, 6):
+        _save(kernel, path, RESOURCE.replace("VERSION = 1", f"VERSION = {version}"))
+        cell = kernel.ok(f"print(res.VERSION, {count}, res.cache, res.handed)")
+        assert (
+            cell.stdout.splitlines()[-1]
+            == f"{version} 1 {{'hits': 1}} {{'stopped': {version - 1}}}"
+        )
