@@ -81,16 +81,20 @@ def _edit_applies(shell: object, setup: str, root: Path, name: str) -> bool:
     if setup == "plain":
         return True
     path = root / f"{name}.py"
-    # A later mtime, whatever the clock's tick: %autoreload compares mtimes.
-    path.write_text("VALUE = 'edited'\n\n\ndef value():\n    return VALUE\n")
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    loaded = None
     if setup.startswith("hmr"):
         from muckrack_hmr.integrations.ipython import extension
 
         loaded = extension()
-        if loaded is None or not loaded.wait_for_saves(15):
+        if loaded is None:
             return False
+    seen = 0 if loaded is None else loaded.received
+    # A later mtime, whatever the clock's tick: %autoreload compares mtimes.
+    path.write_text("VALUE = 'edited'\n\n\ndef value():\n    return VALUE\n")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    if loaded is not None and not loaded.wait_for_saves(15, seen + 1):
+        return False
     run = shell.run_cell  # type: ignore[attr-defined]
     run(f"import {name} as _edited; _seen = _edited.value()", store_history=False)
     return bool(shell.user_ns.get("_seen") == "edited")  # type: ignore[attr-defined]

@@ -27,10 +27,13 @@ pytest.importorskip("ipykernel")
 START_DEADLINE = 60.0
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
-# A cell that waits (in the kernel) until a burst of saves is queued for the next cell.
+# A cell that waits (in the kernel) until the watcher has handed over one more save than
+# the last such cell waited for: queued for the next cell, or applied already (when it came
+# just before this cell started).  Each save of a test is one burst.
 WAIT_FOR_SAVE = (
-    "from muckrack_hmr.integrations.ipython import extension as _extension\n"
-    f"assert _extension().wait_for_saves({DEADLINE}), "
+    "from muckrack_hmr.integrations.ipython import extension as _extension; "
+    "_saves_seen = globals().get('_saves_seen', 0) + 1\n"
+    f"assert _extension().wait_for_saves({DEADLINE}, _saves_seen), "
     "('no save arrived', sorted(_extension().watcher.pipeline.watched))"
 )
 
@@ -174,12 +177,14 @@ def test_next_cell_sees_the_save(kernel: Kernel, kernel_project: Path) -> None:
     before = kernel.ok("print(f(), CONST, c.m(), dep.DOUBLE)")
     assert before.stdout == "old 1 old m 2\n"
 
-    _save(kernel, mod, MOD_NEW)
+    waited = _save(kernel, mod, MOD_NEW)
     after = kernel.ok("print(f(), CONST, c.m(), dep.DOUBLE)")
     # The notebook's own ``from`` bindings, an old instance, a dependent's import-time value.
     assert after.stdout.splitlines()[-1] == "new 2 new m 4"
-    # One line, in the output of the cell that follows the save.
-    reloads = [line for line in after.stdout.splitlines() if line.startswith("hmr: reloaded")]
+    # One line, in the output of the cell that follows the save (the waiting cell, when the
+    # save came before it started).
+    shown = (waited.stdout + after.stdout).splitlines()
+    reloads = [line for line in shown if line.startswith("hmr: reloaded")]
     assert len(reloads) == 1, after.stdout
     assert reloads[0].startswith("hmr: reloaded mod (+1 dependent")
     # Applied once: the cell after that has nothing to say.
@@ -192,21 +197,23 @@ def test_failed_reload_shows_the_error_and_keeps_the_old_code(
     mod = write(kernel_project / "mod.py", MOD)
     kernel.ok("from mod import f")
 
-    _save(kernel, mod, MOD.replace("def f():", "def f(:"))
+    waited = _save(kernel, mod, MOD.replace("def f():", "def f(:"))
     broken = kernel.ok("print(f())")
     assert broken.stdout.splitlines()[-1] == "old"
-    assert "failed to reload mod" in broken.stderr
-    assert f"{mod}:4" in broken.stderr or f"{os.path.realpath(mod)}:4" in broken.stderr
-    assert "SyntaxError" in broken.stderr
+    shown = waited.stderr + broken.stderr  # the cell that follows the save shows it
+    assert "failed to reload mod" in shown
+    assert f"{mod}:4" in shown or f"{os.path.realpath(mod)}:4" in shown
+    assert "SyntaxError" in shown
 
     # An exception at import time: the user's line, in the user's traceback.
     raising = MOD_NEW + '\n\nraise ValueError("boom at import")\n'
-    _save(kernel, mod, raising)
+    waited = _save(kernel, mod, raising)
     failed = kernel.ok("print(f())")
     assert failed.stdout.splitlines()[-1] == "old"
-    assert "ValueError: boom at import" in failed.stderr
-    assert 'mod.py", line 13, in <module>' in failed.stderr
-    assert "muckrack_hmr" not in failed.stderr.replace("muckrack_hmr.", "")
+    shown = waited.stderr + failed.stderr
+    assert "ValueError: boom at import" in shown
+    assert 'mod.py", line 13, in <module>' in shown
+    assert "muckrack_hmr" not in shown.replace("muckrack_hmr.", "")
 
     _save(kernel, mod, MOD_NEW)
     assert kernel.ok("print(f())").stdout.splitlines()[-1] == "new"
@@ -285,11 +292,11 @@ def test_autoreload_on_too(kernel: Kernel, kernel_project: Path) -> None:
     kernel.ok("%load_ext autoreload\n%autoreload 2")
     first = kernel.ok("import mod")
     assert "%autoreload is on too" in first.stderr
-    _save(kernel, mod, mod.read_text().replace("'old'", "'new'"))
+    waited = _save(kernel, mod, mod.read_text().replace("'old'", "'new'"))
     after = kernel.ok("print(mod.f(), RUNS)")
     # Applied once, statement by statement: the module's top level did not run again.
     assert after.stdout.splitlines()[-1] == "new 1"
-    assert "%autoreload is on too" not in after.stderr
+    assert "%autoreload is on too" not in waited.stderr + after.stderr
 
 
 def test_terminal_ipython(core_env: dict[str, str], kernel_project: Path, tmp_path: Path) -> None:
@@ -313,10 +320,11 @@ def test_terminal_ipython(core_env: dict[str, str], kernel_project: Path, tmp_pa
         child.send(WAIT_FOR_SAVE.replace("\n", "; ") + "; print('queued')")
         child.expect("queued")
         child.send("print('after', f(), CONST)")
-        child.expect("hmr: reloaded mod")
         child.expect("after new 2")
         child.send("exit")
         assert child.wait() == 0
+        reloads = [line for line in child.seen["out"] if "hmr: reloaded mod" in line]
+        assert len(reloads) == 1, child.seen["out"]
     finally:
         child.close()
 
@@ -355,3 +363,17 @@ def test_dispose_and_keep_in_the_kernel(kernel: Kernel, kernel_project: Path) ->
             cell.stdout.splitlines()[-1]
             == f"{version} 1 {{'hits': 1}} {{'stopped': {version - 1}}}"
         )
+
+
+def test_importing_the_package_imports_no_ipython() -> None:
+    """The extension's entry points are in muckrack_hmr; IPython waits for %load_ext."""
+    import subprocess
+    import sys
+
+    code = "import sys, muckrack_hmr; print(sorted(m for m in sys.modules if 'IPython' in m))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
+    assert callable(__import__("muckrack_hmr").load_ipython_extension)

@@ -38,6 +38,8 @@ __all__ = ["HMRExtension", "extension", "load", "unload"]
 log = logging.getLogger(__name__)
 
 _PREFIX = "hmr: "
+# The longest a cell waits for a save whose file events are still settling (seconds).
+_SETTLING = 0.25
 # How many reloads `%hmr` lists.
 _HISTORY = 10
 _USAGE = """\
@@ -132,6 +134,8 @@ class HMRExtension:
         self.history: collections.deque[str] = collections.deque(maxlen=_HISTORY)
         self.log = _CellLog()
         self._saves: list[SettledSaves] = []
+        #: how many bursts of saves the watcher handed over so far
+        self.received = 0
         self._queue_lock = threading.Lock()
         self._queued = threading.Condition(self._queue_lock)
         self._logger_level: int | None = None
@@ -177,6 +181,7 @@ class HMRExtension:
     def _queue(self, saves: SettledSaves) -> None:
         with self._queued:
             self._saves.append(saves)
+            self.received += 1
             if self.watcher is not None:
                 self.watcher.waiting = True
             self._queued.notify_all()
@@ -185,11 +190,16 @@ class HMRExtension:
         """How many bursts of saves wait for the next cell."""
         return len(self._saves)
 
-    def wait_for_saves(self, timeout: float) -> bool:
-        """Wait until a burst of saves is queued (up to ``timeout`` seconds); whether one is."""
+    def wait_for_saves(self, timeout: float, received: int | None = None) -> bool:
+        """Wait until ``received`` bursts of saves have come since the extension loaded
+        (default: one more than now), up to ``timeout`` seconds; whether they have.
+
+        A burst that came is queued for the next cell, or applied already.
+        """
         deadline = time.monotonic() + timeout
         with self._queued:
-            while not self._saves:
+            wanted = self.received + 1 if received is None else received
+            while self.received < wanted:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -199,6 +209,12 @@ class HMRExtension:
     def before_cell(self, info: object = None) -> None:
         """IPython's ``pre_run_cell``: apply the saves queued since the last cell."""
         self._check_autoreload()
+        watcher = self.watcher
+        if watcher is not None and self.enabled and watcher.pipeline.pending():
+            # A save made a moment ago is still settling: this cell waits for it.
+            with self._queued:
+                if not self._saves:
+                    self._queued.wait(_SETTLING)
         if self._saves and self.enabled:
             self.apply()
         if self.log.records:
