@@ -270,6 +270,9 @@ class Reloader:
             return (
                 "it is not a project module (standard library, site-packages or outside the roots)"
             )
+        if not isinstance(getattr(module, "__file__", None), str):
+            # Tracked without a file: a namespace counted as an importer (IPython's).
+            return "it has no source file (its imported names are updated)"
         return None
 
     # -- the transaction ----------------------------------------------------
