@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, overload
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import TYPE_CHECKING, TypeVar, overload
 
-from .hooks import CASCADES, ErrorHandler, Hook, Hooks
+from .hooks import CASCADES, Disposer, ErrorHandler, Hook, Hooks
 from .reload.sources import SourceStore
 
 if TYPE_CHECKING:
@@ -18,6 +20,22 @@ if TYPE_CHECKING:
     from .watch.watcher import Watcher
 
 __all__ = ["HMR"]
+
+T = TypeVar("T")
+
+# Frames of these modules stand between a module's top level and the API (the shim).
+_OWN_MODULES = frozenset({__name__, "muckrack_hmr.hot"})
+
+
+def _calling_module() -> str:
+    """The name of the module whose code called into the API."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if name not in _OWN_MODULES:
+            return name if isinstance(name, str) else "__main__"
+        frame = frame.f_back
+    return "__main__"
 
 
 class HMR:
@@ -145,6 +163,43 @@ class HMR:
     def remove_error_handler(self, handler: ErrorHandler) -> None:
         """Stop calling an error handler (ValueError if it was not added)."""
         self.hooks.error_handlers.remove(handler)
+
+    # -- a module's say in its own reload -------------------------------------------
+
+    def on_dispose(self, callback: Disposer) -> None:
+        """Call ``callback(data)`` before the calling module's code runs again.
+
+        For code at a module's top level: ``callback`` stops what the module
+        started (a thread, a server, a pool).  It runs just before the module
+        re-executes, and when its file is deleted; ``data`` is the module's
+        :attr:`data`, handed over to its next version.  A module that
+        registered one re-executes whole on its next reload (after the
+        callbacks ran), so its setup statements run again.  Callbacks run
+        last registered first, once: the new code registers its own.
+        """
+        self.hooks.disposers.setdefault(_calling_module(), []).append(callback)
+
+    @property
+    def data(self) -> dict[str, object]:
+        """The calling module's dict, as its last dispose left it (empty on first import)."""
+        return self.hooks.data.setdefault(_calling_module(), {})
+
+    def keep(self, name: str, factory: Callable[[], T]) -> T:
+        """The value the calling module keeps under ``name``; ``factory()`` the first time.
+
+        It survives the module's reloads, its statement running again
+        included.  Dropped by :meth:`discard` and by a forced reload of the
+        module (``reload_module(name, force=True)``, ``%hmr reload``).
+        """
+        kept = self.hooks.kept.setdefault(_calling_module(), {})
+        if name in kept:
+            return kept[name]  # type: ignore[return-value]  # what factory() made for name
+        value = kept[name] = factory()
+        return value
+
+    def discard(self, name: str) -> None:
+        """Forget the calling module's kept ``name``: the next :meth:`keep` makes it again."""
+        self.hooks.kept.get(_calling_module(), {}).pop(name, None)
 
     # -- the dependency graph ---------------------------------------------------
 

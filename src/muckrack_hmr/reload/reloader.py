@@ -301,6 +301,9 @@ class Reloader:
             return (
                 "it is not a project module (standard library, site-packages or outside the roots)"
             )
+        if not isinstance(getattr(module, "__file__", None), str):
+            # Tracked without a file: a namespace counted as an importer (IPython's).
+            return "it has no source file (its imported names are updated)"
         return None
 
     # -- the transaction ----------------------------------------------------
@@ -417,7 +420,7 @@ class Reloader:
             if is_root and name not in forced and self._unchanged(name):
                 continue  # the code that runs: nothing to apply
             if self.cascade == "always" or name in forced:
-                outcome = self._reexecute(name)
+                outcome = self._reexecute(name, forced=name in forced)
             elif is_root:
                 outcome = self._incremental(name, changes, asked_for=True)
             else:
@@ -553,8 +556,13 @@ class Reloader:
         # Nothing of its namespace changed: no ``old`` to rebind importers from.
         return Changes(behaviors=through)
 
-    def _reexecute(self, name: str) -> Changes | None:
-        """Re-execute ``name`` whole: everything it binds counts as changed."""
+    def _reexecute(self, name: str, *, forced: bool = False) -> Changes | None:
+        """Re-execute ``name`` whole: everything it binds counts as changed.
+
+        Its dispose callbacks run first (once the new code compiles); a
+        forced reload also drops the values it kept.  When the new code then
+        fails, the old version runs again whole (see :meth:`_set_up_again`).
+        """
         module = sys.modules[name]
         self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
         try:
@@ -569,38 +577,33 @@ class Reloader:
         with tracker.lock:
             saved_edges = self.graph.clear_dependencies(name)
             tracker.forget_statements(name)
+        disposed = self.hooks.dispose(name)
+        if forced:
+            self.hooks.kept.pop(name, None)
         # The new code runs in the live namespace, which keeps every name
         # until the run is over: the program's other threads never see the
         # module without a name it has (``importlib.reload`` does the same).
         # Names the new source no longer binds are dropped afterwards.
         linecache.checkcache(filename)
-        # A module that defines classes runs statement by statement: each live
-        # class takes its new definition before the statements after it run.
-        defines_classes = any(
-            isinstance(value, type) and value.__module__ == name for value in snapshot.values()
-        )
         package = snapshot.get("__package__")
         with _applied_at_once():
             try:
                 summary = self.sources.summary(filename, source, package)
-                if defines_classes:
-                    for report, _ in run_all(namespace, filename, summary, snapshot).class_patches:
-                        self._report(report)
-                else:
-                    exec(code, namespace)
-            except KeyboardInterrupt:
+                self._run_whole(
+                    name, namespace, filename, summary=summary, code=code, snapshot=snapshot
+                )
+            except BaseException as exc:  # SystemExit from module code must not end the program
+                # What the failed run started goes, while its names are still bound.
+                self.hooks.dispose(name)
                 self._restore(name, namespace, snapshot, saved_edges)
-                raise
-            except StatementError as error:
-                self._restore(name, namespace, snapshot, saved_edges)
-                cause = error.__cause__
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                cause = exc.__cause__ if isinstance(exc, StatementError) else exc
                 if isinstance(cause, KeyboardInterrupt):
                     raise cause from None
-                self._fail(name, cause if cause is not None else error)
-                return None
-            except BaseException as exc:  # SystemExit from module code must not end the program
-                self._restore(name, namespace, snapshot, saved_edges)
-                self._fail(name, exc)
+                self._fail(name, cause if cause is not None else exc)
+                if disposed:
+                    self._set_up_again(name, namespace, filename, snapshot)
                 return None
             self._drop_leftovers(name, bound_names(summary, package), snapshot, namespace)
             self._patch(name, snapshot, namespace)
@@ -610,6 +613,62 @@ class Reloader:
             return Changes(
                 values=set(everything), behaviors=everything, old=snapshot, executed=1, applied=True
             )
+
+    def _run_whole(
+        self,
+        name: str,
+        namespace: dict[str, object],
+        filename: str,
+        *,
+        summary: ModuleSummary,
+        code: CodeType,
+        snapshot: dict[str, object],
+    ) -> None:
+        """Run a module's code whole in its live namespace."""
+        # A module that defines classes runs statement by statement: each live
+        # class takes its new definition before the statements after it run.
+        defines_classes = any(
+            isinstance(value, type) and value.__module__ == name for value in snapshot.values()
+        )
+        if defines_classes:
+            for report, _ in run_all(namespace, filename, summary, snapshot).class_patches:
+                self._report(report)
+        else:
+            exec(code, namespace)
+
+    def _set_up_again(
+        self, name: str, namespace: dict[str, object], filename: str, snapshot: dict[str, object]
+    ) -> None:
+        """The new code of ``name`` failed after its dispose callbacks ran: run the old again.
+
+        The callbacks stopped what the old version started; the old version,
+        whose namespace is back, runs whole once more so that it starts it
+        again (what it kept and handed over in ``data`` survives).  Its
+        functions and classes keep their identity, as in any reload.
+        """
+        old = self.sources.ran(name)
+        if old is None:
+            log.error("%s: its old code is unknown, and cannot set itself up again", name)
+            return
+        found = snapshot.get("__package__")
+        package = found if isinstance(found, str) else None
+        try:
+            code = self._compile(filename, old)
+            summary = self.sources.summary(filename, old, package)
+            self._run_whole(
+                name, namespace, filename, summary=summary, code=code, snapshot=snapshot
+            )
+        except BaseException as exc:
+            refill(namespace, snapshot)
+            log.error(
+                "the old code of %s failed to set itself up again: %s: %s",
+                name,
+                type(exc).__name__,
+                first_line(exc),
+            )
+            return
+        self._patch(name, snapshot, namespace)
+        log.info("%s: the old code set itself up again", name)
 
     @staticmethod
     def _drop_leftovers(
@@ -653,6 +712,9 @@ class Reloader:
         A module ``asked_for`` by name whose source that ran is unknown
         re-executes whole.
         """
+        if name in self.hooks.disposers:
+            # It said how to stop what it started: it starts it again, whole.
+            return self._reexecute(name)
         module = sys.modules[name]
         namespace = module.__dict__
         package = namespace.get("__package__")
@@ -686,6 +748,7 @@ class Reloader:
                 self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
                 linecache.checkcache(filename)
 
+        with _applied_at_once():
             try:
                 outcome = plan_and_run(
                     namespace,
@@ -695,6 +758,8 @@ class Reloader:
                     before_first,
                 )
             except StatementError as error:
+                # Callbacks the failed run registered (it had none before): they go with it.
+                self.hooks.dispose(name)
                 refill(namespace, snapshot)
                 cause = error.__cause__
                 if isinstance(cause, KeyboardInterrupt):
