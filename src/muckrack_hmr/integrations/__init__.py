@@ -31,6 +31,7 @@ __all__ = ["FRAMEWORKS", "activate", "deactivate"]
 FRAMEWORKS = {
     "django": "muckrack_hmr.integrations.django",
     "werkzeug": "muckrack_hmr.integrations.werkzeug",
+    "flask": "muckrack_hmr.integrations.flask",
     "uvicorn": "muckrack_hmr.integrations.uvicorn",
     "fastapi": "muckrack_hmr.integrations.fastapi",
 }

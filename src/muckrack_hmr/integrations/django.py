@@ -12,8 +12,11 @@
   loaders or its translations itself.  Python files are the HMR watcher's.
 * After each module reload, the URL resolvers are dropped
   (:func:`django.urls.clear_url_caches`: an edited ``urlpatterns`` is read
-  again) and the template loaders reset (a compiled template holds the
-  filters and tags of its time).
+  again), and so are the patterns each ``include()`` read (its resolver sits
+  in the including ``urlpatterns``, which did not run again: an app's
+  URLconf that gained, changed or lost a pattern is read again too); the
+  template loaders are reset (a compiled template holds the filters and tags
+  of its time).
 """
 
 from __future__ import annotations
@@ -99,11 +102,44 @@ def refresh_caches(module_name: str) -> None:
     from django.urls import clear_url_caches
 
     clear_url_caches()
+    _forget_included_patterns()
     try:
         from django.template.autoreload import reset_loaders
     except ImportError:  # Django < 3.2
         return
     reset_loaders()
+
+
+def _forget_included_patterns() -> None:
+    """Each ``include()`` resolver reachable from the root URLconf reads its patterns again.
+
+    Only resolvers that read theirs already: no URLconf is imported here.
+    """
+    from django.conf import settings
+    from django.urls import URLResolver
+
+    root = sys.modules.get(getattr(settings, "ROOT_URLCONF", None) or "")
+    pending = list(getattr(root, "urlpatterns", None) or ())
+    seen: set[int] = set()
+    while pending:
+        resolver = pending.pop()
+        if not isinstance(resolver, URLResolver) or id(resolver) in seen:
+            continue
+        seen.add(id(resolver))
+        state = vars(resolver)
+        if "url_patterns" not in state:
+            continue  # never read: it will read the current ones
+        # What Django's cached_property and _populate() derived from the patterns.
+        del state["url_patterns"]
+        resolver._reverse_dict = {}
+        resolver._namespace_dict = {}
+        resolver._app_dict = {}
+        resolver._callback_strs = set()
+        resolver._populated = False
+        try:
+            pending.extend(resolver.url_patterns)
+        except Exception:  # an URLconf left broken: Django says why on the next request
+            log.debug("could not read the patterns of %r", resolver, exc_info=True)
 
 
 # -- the non-Python files Django's reloader watched -------------------------------
