@@ -175,12 +175,17 @@ def test_django_restarter_is_replaced_when_autoreload_is_imported(
     autoreload = importlib.import_module("django.utils.autoreload")
     monkeypatch.setattr(autoreload, "run_with_reloader", autoreload.run_with_reloader)
     hooks: list[Any] = []
+    pre_hooks: list[Any] = []
 
     class FakeHMR:
+        def add_pre_reload_hook(self, hook: Any) -> None:
+            pre_hooks.append(hook)
+
         def add_post_reload_hook(self, hook: Any) -> None:
             hooks.append(hook)
 
     django_integration.enable(FakeHMR())
 
     assert autoreload.run_with_reloader is django_integration.run_in_place
-    assert hooks == [django_integration.refresh_caches]
+    assert pre_hooks == [django_integration.remember_models]
+    assert hooks == [django_integration.refresh_caches, django_integration.report_model_edits]
