@@ -189,3 +189,72 @@ def test_django_restarter_is_replaced_when_autoreload_is_imported(
     assert autoreload.run_with_reloader is django_integration.run_in_place
     assert pre_hooks == [django_integration.remember_models]
     assert hooks == [django_integration.refresh_caches, django_integration.report_model_edits]
+
+
+# -- Flask's guard, lifted for our reload alone --------------------------------------------
+
+GUARDED_VIEWS = """\
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return "index"
+"""
+
+# The reload adds a route, and meanwhile another thread of the program tries to.
+GUARDED_ADDITION = """\
+import threading
+
+
+@app.route("/added")
+def added():
+    return "added"
+
+
+OTHER_THREAD = []
+
+
+def _try():
+    try:
+        app.add_url_rule("/other", "other", lambda: "other")
+    except AssertionError as exc:
+        OTHER_THREAD.append(str(exc))
+
+
+_thread = threading.Thread(target=_try)
+_thread.start()
+_thread.join()
+"""
+
+
+def test_flask_guard_is_lifted_only_for_the_reloading_thread(project: Project, hmr: Any) -> None:
+    from muckrack_hmr import integrations
+
+    integrations.activate(hmr)
+    try:
+        project.write("guarded_views.py", GUARDED_VIEWS)
+        views = importlib.import_module("guarded_views")
+        client = views.app.test_client()
+        assert client.get("/").data == b"index"  # the guard is up from here on
+        with pytest.raises(AssertionError, match="can no longer be called"):
+            views.app.add_url_rule("/early", "early", lambda: "early")
+
+        project.write("guarded_views.py", GUARDED_VIEWS + "\n\n" + GUARDED_ADDITION)
+        result = hmr.reload("guarded_views")
+
+        assert result.reloaded == ["guarded_views"]
+        assert not result.failed
+        assert client.get("/added").data == b"added"
+        assert client.get("/other").status_code == 404
+        assert len(views.OTHER_THREAD) == 1
+        assert "can no longer be called" in views.OTHER_THREAD[0]
+        # And after the reload, for this thread too.
+        with pytest.raises(AssertionError, match="can no longer be called"):
+            views.app.add_url_rule("/late", "late", lambda: "late")
+        rules = sorted(rule.rule for rule in views.app.url_map.iter_rules())
+        assert rules == ["/", "/added", "/static/<path:filename>"]
+    finally:
+        integrations.deactivate()
