@@ -258,3 +258,102 @@ def test_flask_guard_is_lifted_only_for_the_reloading_thread(project: Project, h
         assert rules == ["/", "/added", "/static/<path:filename>"]
     finally:
         integrations.deactivate()
+
+
+FACTORY_VIEWS = """\
+from flask import Flask
+
+app = Flask(__name__)
+
+
+def make_view(text):
+    def view():
+        return text
+
+    return view
+
+
+app.add_url_rule("/a", "a", make_view("{a}"))
+app.add_url_rule("/b", "b", make_view("b"))
+"""
+
+HOOKED = """\
+
+
+@app.before_request
+def hook():
+    pass
+"""
+
+
+def test_flask_views_of_a_factory_are_replaced_one_by_one(project: Project, hmr: Any) -> None:
+    """Views made by one factory share a def: the statement that ran again replaces its
+    own rule, not its siblings'; a hook added after the first request still gets Flask's
+    refusal (its registry appends: a second run would call it twice)."""
+    from muckrack_hmr import integrations
+
+    integrations.activate(hmr)
+    try:
+        project.write("factory_views.py", FACTORY_VIEWS.format(a="a"))
+        views = importlib.import_module("factory_views")
+        client = views.app.test_client()
+        assert client.get("/a").data == b"a"
+
+        project.write("factory_views.py", FACTORY_VIEWS.format(a="a2"))
+        assert hmr.reload("factory_views").reloaded == ["factory_views"]
+        assert (client.get("/a").data, client.get("/b").data) == (b"a2", b"b")
+        assert sorted(views.app.view_functions) == ["a", "b", "static"]
+        assert len(list(views.app.url_map.iter_rules())) == 3
+
+        project.write("factory_views.py", FACTORY_VIEWS.format(a="a2") + HOOKED)
+        failed = hmr.reload("factory_views").failed
+        assert "can no longer be called" in str(failed["factory_views"])
+        assert views.app.before_request_funcs == {}
+        assert len(list(views.app.url_map.iter_rules())) == 3
+    finally:
+        integrations.deactivate()
+
+
+FASTAPI_FACTORY = """\
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+def make_endpoint(text):
+    def endpoint():
+        return text
+
+    return endpoint
+
+
+app.add_api_route("{a}", make_endpoint("a"))
+app.add_api_route("/b", make_endpoint("b"))
+
+
+@app.get("{c}")
+def c():
+    return "c"
+"""
+
+
+def test_fastapi_routes_of_a_factory_are_replaced_one_by_one(project: Project, hmr: Any) -> None:
+    """A top-level def's route moves to its new path.  Endpoints made by a factory share
+    its def: a statement that ran again replaces only a route of the same path and
+    methods, never a sibling's (so a factory route's old path stays: the documented limit)."""
+    from muckrack_hmr import integrations
+
+    integrations.activate(hmr)
+    try:
+        project.write("factory_app.py", FASTAPI_FACTORY.format(a="/a", c="/c"))
+        module = importlib.import_module("factory_app")
+        first = [route.path for route in module.app.routes]
+        assert first[-3:] == ["/a", "/b", "/c"]
+
+        project.write("factory_app.py", FASTAPI_FACTORY.format(a="/a2", c="/c2"))
+        assert hmr.reload("factory_app").reloaded == ["factory_app"]
+
+        paths = [route.path for route in module.app.routes]
+        assert sorted(paths) == sorted([*first[:-3], "/a", "/a2", "/b", "/c2"])
+    finally:
+        integrations.deactivate()

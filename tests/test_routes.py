@@ -153,6 +153,12 @@ def test_flask_routes_added_edited_and_removed_after_a_request(proj: Path, spawn
     assert status(port, "/shop/buy")[0] == 404
     assert counts(child, port) == {"pid": pid, "rules": rules + 2, "views": views + 2}
 
+    # ... and its endpoint's name: one rule still, under the new name.
+    renamed = ADDED_APP.format(path="/moved", methods=', endpoint="renamed"')
+    edit(child, proj / "views.py", source_with(FLASK_VIEWS, renamed), "views")
+    assert status(port, "/moved") == (200, "added /moved")
+    assert counts(child, port) == {"pid": pid, "rules": rules + 2, "views": views + 2}
+
     # 3. Removed: gone from the url_map.
     edit(child, proj / "views.py", FLASK_VIEWS, "views")
     edit(child, proj / "shop.py", FLASK_SHOP, "shop")

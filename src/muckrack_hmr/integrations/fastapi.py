@@ -159,7 +159,8 @@ def _routes_changed(router: _Router) -> None:
 def _replace_in_reload(router: _Router, before: int, earlier: frozenset[int]) -> None:
     """The route just added by a def that ran again in this reload replaces the routes
     its old function had (at the place of the one with the same path and methods, or of
-    the first): a new path or new methods leave no second route behind."""
+    the first): a new path or new methods leave no second route behind.  A factory's
+    endpoint replaces only a route of the same path and methods."""
     routes = router.routes
     if len(routes) != before + 1:
         return
@@ -172,17 +173,18 @@ def _replace_in_reload(router: _Router, before: int, earlier: frozenset[int]) ->
         and getattr(routes[index], "endpoint", None) is not endpoint
         and _same_def(getattr(routes[index], "endpoint", None), endpoint)
     ]
+    same_place = [
+        index
+        for index in old
+        if getattr(routes[index], "path", None) == getattr(new, "path", None)
+        and getattr(routes[index], "methods", None) == getattr(new, "methods", None)
+    ]
+    if _reloading.defined_at_top(endpoint, getattr(endpoint, "__module__", "")) is None:
+        # A factory's endpoints share a def, each route made by its own statement.
+        old = same_place
     if not old:
         return
-    place = next(
-        (
-            index
-            for index in old
-            if getattr(routes[index], "path", None) == getattr(new, "path", None)
-            and getattr(routes[index], "methods", None) == getattr(new, "methods", None)
-        ),
-        old[0],
-    )
+    place = same_place[0] if same_place else old[0]
     for index in old:
         _routes.pop(id(routes[index]), None)
     routes[place] = new

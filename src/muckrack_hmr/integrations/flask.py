@@ -121,9 +121,28 @@ def _wrap(
     setattr(cls, name, wrapper)
 
 
+# The setup methods that declare routes (and blueprints, which carry routes).  Others
+# (before_request, errorhandler...) keep the guard: their registries append, and a
+# def whose decorator ran again would be called twice.
+_ROUTING = frozenset(
+    {
+        "add_url_rule",
+        "route",
+        "get",
+        "post",
+        "put",
+        "delete",
+        "patch",
+        "record",
+        "register_blueprint",
+    }
+)
+
+
 def _lifted(original: Callable[..., object]) -> Callable[..., object]:
     def _check_setup_finished(self: object, f_name: str) -> None:
-        if _reloading.current() is None:  # the guard holds outside our reloads
+        # The guard holds outside our reloads, and for what is not a route.
+        if _reloading.current() is None or f_name not in _ROUTING:
             original(self, f_name)
 
     return _check_setup_finished
@@ -148,18 +167,13 @@ def _wrap_app(module: ModuleType) -> None:
             *args: object,
             **kwargs: object,
         ) -> None:
-            if _reloading.current() is not None:
-                _keep_for_undo(self)
+            before = _keep_for_undo(self)
+            if before is not None and view_func is not None:
                 key = endpoint if endpoint is not None else getattr(view_func, "__name__", None)
-                old = self.view_functions.get(key) if isinstance(key, str) else None
-                if (
-                    isinstance(key, str)
-                    and old is not None
-                    and old is not view_func
-                    and _reloading.same_def(old, view_func)
-                ):
+                stale = _stale_endpoints(self, before, key, view_func)
+                if stale:
                     # Its decorator ran again: the new rule replaces the old ones.
-                    _drop_endpoint(self, key)
+                    _drop_endpoints(self, stale)
                     log.debug("Flask endpoint %s made again", key)
             original(self, rule, endpoint, view_func, *args, **kwargs)
 
@@ -203,7 +217,11 @@ def _wrap_blueprint(module: ModuleType) -> None:
             **kwargs: object,
         ) -> None:
             functions = self.deferred_functions
-            if _reloading.current() is not None and view_func is not None:
+            if (
+                _reloading.current() is not None
+                and view_func is not None
+                and _reloading.defined_at_top(view_func, getattr(view_func, "__module__", ""))
+            ):
                 # The setup of the def's old rule goes: a later registration of
                 # the blueprint must not add it back.
                 _keep_recorded_for_undo(self)
@@ -250,12 +268,37 @@ def _forget_recorded(blueprint: _Blueprint, which: Callable[[Callable[..., objec
 # -- the app's tables ------------------------------------------------------------------
 
 
-def _keep_for_undo(app: _App) -> None:
-    """Once per reload and app: its tables as they are, put back if the reload fails."""
-    _reloading.kept(("app", id(app)), lambda: _undo_tables(app))
+def _keep_for_undo(app: _App) -> dict[str, Callable[..., object]] | None:
+    """Once per reload and app: its tables as they are, put back if the reload fails.
+
+    The views as they were before the reload; None outside a reload.
+    """
+    return _reloading.kept(("app", id(app)), lambda: _undo_tables(app))
 
 
-def _undo_tables(app: _App) -> bool:
+def _stale_endpoints(
+    app: _App,
+    before: dict[str, Callable[..., object]],
+    endpoint: object,
+    view: Callable[..., object],
+) -> list[str]:
+    """The endpoints the old function of ``view``'s def served, before this reload.
+
+    The one of the same name always; others only for a top-level ``def`` (a
+    factory's views share a def, and each is registered by its own statement).
+    """
+    top_level = _reloading.defined_at_top(view, getattr(view, "__module__", "")) is not None
+    return [
+        key
+        for key, old in before.items()
+        if old is not view
+        and (key == endpoint or top_level)
+        and app.view_functions.get(key) is old
+        and _reloading.same_def(old, view)
+    ]
+
+
+def _undo_tables(app: _App) -> dict[str, Callable[..., object]]:
     views = dict(app.view_functions)
     rules = {endpoint: list(rules) for endpoint, rules in app.url_map._rules_by_endpoint.items()}
 
@@ -265,7 +308,7 @@ def _undo_tables(app: _App) -> bool:
         _set_rules(app.url_map, rules)
 
     _reloading.on_failure(undo)
-    return True
+    return views
 
 
 def _set_rules(url_map: _Map, rules: dict[str, list[_Rule]]) -> None:
@@ -283,15 +326,16 @@ def _set_rules(url_map: _Map, rules: dict[str, list[_Rule]]) -> None:
         url_map._remap = True
 
 
-def _drop_endpoint(app: _App, endpoint: str) -> None:
-    """Take the rules of ``endpoint`` out of the app's ``url_map``, and its view."""
+def _drop_endpoints(app: _App, endpoints: list[str]) -> None:
+    """Take the rules of ``endpoints`` out of the app's ``url_map``, and their views."""
     rules = {
         other: list(rules)
         for other, rules in app.url_map._rules_by_endpoint.items()
-        if other != endpoint
+        if other not in endpoints
     }
     _set_rules(app.url_map, rules)
-    app.view_functions.pop(endpoint, None)
+    for endpoint in endpoints:
+        app.view_functions.pop(endpoint, None)
 
 
 # -- views whose def is gone ---------------------------------------------------------------
@@ -328,7 +372,7 @@ def forget_removed_views(name: str) -> None:
             or view.app.view_functions.get(view.endpoint) is not view.function
         ):
             continue
-        _drop_endpoint(view.app, view.endpoint)
+        _drop_endpoints(view.app, [view.endpoint])
         for blueprint in list(_states):
             _forget_recorded(blueprint, functools.partial(operator.is_, view.function))
         log.debug("Flask endpoint %s removed: its def is gone from %s", view.endpoint, name)
