@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -42,14 +43,14 @@ class _State(threading.local):
 
 
 _state = _State()
-_enabled: list[HMR] = []
+_enabled: weakref.WeakSet[HMR] = weakref.WeakSet()
 
 
 def enable(hmr: HMR) -> None:
     """Follow ``hmr``'s reloads (once; each integration that changes tables calls it)."""
-    if any(enabled is hmr for enabled in _enabled):
+    if hmr in _enabled:
         return
-    _enabled.append(hmr)
+    _enabled.add(hmr)
     hmr.add_pre_reload_hook(_begin)
     hmr.add_post_reload_hook(_end)
     hmr.add_error_handler(_failed)
