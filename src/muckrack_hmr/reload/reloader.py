@@ -829,6 +829,10 @@ class Reloader:
     def _fail(self, name: str, exc: BaseException) -> None:
         self._result.failed[name] = exc
         self.failing.add(name)
+        # The handlers first: an integration's undo (a route table put back)
+        # belongs to the reload, before the line that lets the program run on
+        # (writing it may hand the interpreter to another thread).
+        self.hooks.report_error(name, exc)
         log.error(
             "failed to reload %s (%s): %s: %s; the old code keeps running\n%s",
             name,
@@ -837,4 +841,3 @@ class Reloader:
             first_line(exc),
             user_traceback(exc),
         )
-        self.hooks.report_error(name, exc)
