@@ -738,3 +738,47 @@ def test_install_refuses_a_free_threaded_build_with_the_gil_off(
     assert muckrack_hmr.active() is None
     monkeypatch.setattr(sys, "_is_gil_enabled", lambda: True, raising=False)
     assert muckrack_hmr.tracking.unsupported() is None  # a free-threaded build, GIL on
+
+
+_IDLE_WORK_PROBE = """\
+import json
+import threading
+import time
+
+import core
+{imports}
+
+hmr = __hmr__
+sources = hmr.reloader.sources
+deadline = time.monotonic() + 20
+while (sources.mentions.pending or hmr.tracker.graph.pending) and time.monotonic() < deadline:
+    time.sleep(0.01)  # resting, as a program between requests: the idle work runs now
+indexed = not sources.mentions.pending and not hmr.tracker.graph.pending
+while any(t.name == "muckrack-hmr-idle-work" for t in threading.enumerate()):
+    if time.monotonic() > deadline:
+        break
+    time.sleep(0.01)
+ended = not any(t.name == "muckrack-hmr-idle-work" for t in threading.enumerate())
+held = core.f
+with open(core.__file__, "w") as handle:
+    handle.write("def f():\\n    return 2\\n\\nLABEL = 'a'\\n")
+reloaded, _ = hmr.reload_module("core")
+print(json.dumps({{"indexed": indexed, "ended": ended, "reloaded": reloaded, "f": held()}}))
+"""
+
+
+def test_without_watching_the_idle_work_still_runs_so_a_first_reload_costs_what_a_later_one_does(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    """``--no-watch``: no file events, but the watcher's idle-time bookkeeping (the
+    import graph, the index of what each module spells, the analysis) is done while
+    the program rests, on a thread that ends when it is done; a body edit of a module
+    every other one imports then runs it alone."""
+    names = [f"user{index}" for index in range(30)]
+    write(proj / "core.py", "def f():\n    return 1\n\nLABEL = 'a'\n")
+    for name in names:
+        write(proj / f"{name}.py", "import core\n\nVALUE = core.LABEL\n")
+    imports = "\n".join(f"import {name}" for name in names)
+    write(proj / "main.py", _IDLE_WORK_PROBE.format(imports=imports))
+    facts = facts_of(run_hmr(["--no-watch", "main.py"], cwd=proj, env=core_env))
+    assert facts == {"indexed": True, "ended": True, "reloaded": ["core"], "f": 2}

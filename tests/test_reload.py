@@ -543,3 +543,39 @@ sys.modules["alias"] = alias
     reloaded, _ = hmr.reload_module(hmr.project.loaded[path][0])
     assert reloaded == ["real"]
     assert user.call() == 2  # the alias holds the same function, patched in place
+
+
+def test_another_thread_never_sees_a_failed_reload_half_applied(project: Project, hmr: Any) -> None:
+    """The body of ``f`` is patched, then a later statement of the same save raises: the
+    patch is undone.  A thread calling ``f`` all the while sees the old body only, even
+    when the failing statement computes for 50 ms (many of the interpreter's switches)."""
+    project.write("a.py", "def f():\n    return 'old'\n")
+    module = importlib.import_module("a")
+    held = module.f
+    project.write(
+        "a.py",
+        "def f():\n    return 'new'\n\n\nimport time\n\n_start = time.perf_counter()\n"
+        "while time.perf_counter() - _start < 0.05:\n    pass\n"
+        "raise RuntimeError('broken save')\n",
+    )
+    seen: set[str] = set()
+    started = threading.Event()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            seen.add(held())
+            started.set()
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        assert started.wait(timeout=DEADLINE)
+        reloaded, _ = hmr.reload_module("a")
+    finally:
+        stop.set()
+        thread.join(timeout=DEADLINE)
+    assert reloaded == []
+    assert "a" in hmr.reloader.failing
+    assert held() == "old"
+    assert seen == {"old"}

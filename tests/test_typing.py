@@ -10,7 +10,7 @@ _ANY = re.compile(r"\bAny\b")
 
 #: Lines of src/ that name ``Any`` (as ``grep -c '\bAny\b'`` counts them).  Lower it
 #: when a change removes some; never raise it.
-CEILING = 36
+CEILING = 25
 
 # Files still to be typed (their owners are rewriting them): elsewhere, each
 # use of ``Any`` says why on its line.

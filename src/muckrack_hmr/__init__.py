@@ -24,7 +24,22 @@ from .api import HMR
 from .tracking import active, install, uninstall
 
 if TYPE_CHECKING:
+    from .integrations.ipython import Shell
     from .reload.reloader import ReloadResult
+
+
+def load_ipython_extension(ipython: Shell) -> None:
+    """``%load_ext muckrack_hmr`` in IPython or Jupyter: saves are applied between cells."""
+    from .integrations import ipython as extension
+
+    extension.load(ipython)
+
+
+def unload_ipython_extension(ipython: Shell) -> None:
+    """``%unload_ext muckrack_hmr``: stop watching; the import hook goes if the extension put it."""
+    from .integrations import ipython as extension
+
+    extension.unload(ipython)
 
 
 def __getattr__(name: str) -> object:
@@ -43,7 +58,9 @@ __all__ = [
     "__version__",
     "active",
     "install",
+    "load_ipython_extension",
     "uninstall",
+    "unload_ipython_extension",
 ]
 
 logging.getLogger("muckrack_hmr").addHandler(logging.NullHandler())

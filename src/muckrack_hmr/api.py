@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, overload
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import TYPE_CHECKING, TypeVar, overload
 
-from .hooks import CASCADES, ErrorHandler, Hook, Hooks
+from .hooks import CASCADES, Disposer, ErrorHandler, Hook, Hooks
 from .reload.sources import SourceStore
 
 if TYPE_CHECKING:
@@ -14,8 +16,26 @@ if TYPE_CHECKING:
     from .project import ProjectFilter
     from .reload.reloader import Reloader, ReloadResult
     from .settings import Settings
+    from .watch.idle import IdleWorker
+    from .watch.watcher import Watcher
 
 __all__ = ["HMR"]
+
+T = TypeVar("T")
+
+# Frames of these modules stand between a module's top level and the API (the shim).
+_OWN_MODULES = frozenset({__name__, "muckrack_hmr.hot"})
+
+
+def _calling_module() -> str:
+    """The name of the module whose code called into the API."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if name not in _OWN_MODULES:
+            return name if isinstance(name, str) else "__main__"
+        frame = frame.f_back
+    return "__main__"
 
 
 class HMR:
@@ -37,7 +57,9 @@ class HMR:
         # first: one engine, one lock over its reloads.
         self._making_reloader = threading.Lock()
         self._cascade = "auto"
-        self.watcher: Any = None
+        #: the watcher, once :meth:`watch` started it
+        self.watcher: Watcher | None = None
+        self._idle_worker: IdleWorker | None = None
 
     @property
     def reloader(self) -> Reloader:
@@ -142,6 +164,43 @@ class HMR:
         """Stop calling an error handler (ValueError if it was not added)."""
         self.hooks.error_handlers.remove(handler)
 
+    # -- a module's say in its own reload -------------------------------------------
+
+    def on_dispose(self, callback: Disposer) -> None:
+        """Call ``callback(data)`` before the calling module's code runs again.
+
+        For code at a module's top level: ``callback`` stops what the module
+        started (a thread, a server, a pool).  It runs just before the module
+        re-executes, and when its file is deleted; ``data`` is the module's
+        :attr:`data`, handed over to its next version.  A module that
+        registered one re-executes whole on its next reload (after the
+        callbacks ran), so its setup statements run again.  Callbacks run
+        last registered first, once: the new code registers its own.
+        """
+        self.hooks.disposers.setdefault(_calling_module(), []).append(callback)
+
+    @property
+    def data(self) -> dict[str, object]:
+        """The calling module's dict, as its last dispose left it (empty on first import)."""
+        return self.hooks.data.setdefault(_calling_module(), {})
+
+    def keep(self, name: str, factory: Callable[[], T]) -> T:
+        """The value the calling module keeps under ``name``; ``factory()`` the first time.
+
+        It survives the module's reloads, its statement running again
+        included.  Dropped by :meth:`discard` and by a forced reload of the
+        module (``reload_module(name, force=True)``, ``%hmr reload``).
+        """
+        kept = self.hooks.kept.setdefault(_calling_module(), {})
+        if name in kept:
+            return kept[name]  # type: ignore[return-value]  # what factory() made for name
+        value = kept[name] = factory()
+        return value
+
+    def discard(self, name: str) -> None:
+        """Forget the calling module's kept ``name``: the next :meth:`keep` makes it again."""
+        self.hooks.kept.get(_calling_module(), {}).pop(name, None)
+
     # -- the dependency graph ---------------------------------------------------
 
     def dependents_of(self, name: str, transitive: bool = False) -> list[str]:
@@ -208,11 +267,31 @@ class HMR:
         watcher.start()
         self.watcher = watcher
 
+    def work_when_idle(self) -> None:
+        """Without a watcher: do its idle-time bookkeeping on a thread of its own.
+
+        What the watcher does while the program rests (analyzing modules,
+        indexing what they spell) is what makes a reload cost what its edit
+        changed; a program that reloads only through :meth:`reload_module`
+        (the CLI's ``--no-watch``) gets it this way.  The thread ends when
+        everything imported so far is done.
+        """
+        if self.watcher is not None or self._idle_worker is not None:
+            return
+        from .watch.idle import IdleWorker
+
+        worker = IdleWorker(self)
+        worker.start()
+        self._idle_worker = worker
+
     def close(self) -> None:
-        """Stop the watcher, if one runs."""
+        """Stop the watcher (or the idle work), if one runs."""
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        if self._idle_worker is not None:
+            self._idle_worker.stop()
+            self._idle_worker = None
 
 
 # HMR.watch's keywords from before Settings: each is an option of Settings.

@@ -1,4 +1,5 @@
-"""The callbacks of ``__hmr__`` (pre-reload, post-reload, error handlers) and the cascades.
+"""The callbacks of ``__hmr__`` (pre-reload, post-reload, error handlers, a module's
+dispose callbacks, its data and kept values) and the cascades.
 
 Apart from the engine: the program's handle (``builtins.__hmr__``) holds them
 from the first moment, and the engine is imported only when a reload needs it.
@@ -11,7 +12,7 @@ from collections.abc import Callable
 
 from .errors import location_of
 
-__all__ = ["CASCADES", "ErrorHandler", "Hook", "Hooks"]
+__all__ = ["CASCADES", "Disposer", "ErrorHandler", "Hook", "Hooks"]
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +20,8 @@ CASCADES = ("auto", "always", "never")
 
 Hook = Callable[[str], object]
 ErrorHandler = Callable[[str, BaseException], object]
+#: ``fn(data)``: a module's dispose callback, given the module's ``__hmr__.data``.
+Disposer = Callable[[dict[str, object]], object]
 
 
 class Hooks:
@@ -28,6 +31,29 @@ class Hooks:
         self.pre_reload: list[Hook] = []
         self.post_reload: list[Hook] = []
         self.error_handlers: list[ErrorHandler] = []
+        #: module -> its dispose callbacks, in the order registered
+        self.disposers: dict[str, list[Disposer]] = {}
+        #: module -> what its dispose callbacks hand over to its next version
+        self.data: dict[str, dict[str, object]] = {}
+        #: module -> its values kept across reloads (``__hmr__.keep``)
+        self.kept: dict[str, dict[str, object]] = {}
+
+    def dispose(self, name: str) -> bool:
+        """Run the dispose callbacks of ``name``, last registered first; whether it had any.
+
+        They are forgotten as they run: the code that runs next registers its
+        own.  One that raises is logged and reported, and the others still run.
+        """
+        callbacks = self.disposers.pop(name, None)
+        if not callbacks:
+            return False
+        data = self.data.setdefault(name, {})
+        for callback in reversed(callbacks):
+            try:
+                callback(data)
+            except Exception as exc:
+                self._log_raised("dispose", callback, name, exc)
+        return True
 
     def report_error(self, name: str, exc: BaseException) -> None:
         """Pass ``exc`` to every error handler; a handler that raises is logged."""
@@ -43,13 +69,16 @@ class Hooks:
             try:
                 hook(name)
             except Exception as exc:
-                log.error(
-                    "%s hook %s raised for %s (%s): %s: %s",
-                    kind,
-                    getattr(hook, "__qualname__", repr(hook)),
-                    name,
-                    location_of(exc),
-                    type(exc).__name__,
-                    exc,
-                )
-                self.report_error(name, exc)
+                self._log_raised(kind, hook, name, exc)
+
+    def _log_raised(self, kind: str, hook: object, name: str, exc: Exception) -> None:
+        log.error(
+            "%s hook %s raised for %s (%s): %s: %s",
+            kind,
+            getattr(hook, "__qualname__", repr(hook)),
+            name,
+            location_of(exc),
+            type(exc).__name__,
+            exc,
+        )
+        self.report_error(name, exc)

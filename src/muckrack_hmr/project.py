@@ -119,6 +119,34 @@ class ProjectFilter:
         #: for every project module seen so far: the watcher's baseline, so
         #: that a save between the import and the first watch is not lost.
         self.loaded: dict[str, tuple[str, tuple[int, int] | None]] = {}
+        # Module name -> the namespace that counts as a project importer
+        # though no file of the project holds it (an IPython user namespace).
+        self._namespaces: dict[str, Mapping[str, object]] = {}
+
+    def add_root(self, root: str | os.PathLike[str]) -> str:
+        """Count the modules under ``root`` as project code from now on; its real path.
+
+        Modules already classified keep their verdict: only those imported
+        afterwards are tracked.
+        """
+        real = os.path.realpath(os.fspath(root))
+        if real not in self.roots:
+            self.roots.append(real)
+            self._root_prefixes = (*self._root_prefixes, real.rstrip(os.sep) + os.sep)
+            # Folders judged outside the project may lie under it now.  In place:
+            # the compiled core holds this dict (see verdicts).
+            for folder in [key for key, verdict in self._folders.items() if verdict is None]:
+                del self._folders[folder]
+        return real
+
+    def add_importer(self, name: str, namespace: Mapping[str, object]) -> None:
+        """Count the module ``name`` whose globals are ``namespace`` as a project importer.
+
+        For a namespace no project file holds (IPython's user namespace): the
+        ``from module import name`` bindings it makes are recorded, and a
+        reload rebinds them as it does the script's.  It is never re-executed.
+        """
+        self._namespaces[name] = namespace
 
     def _project_path(self, filename: str) -> str | None:
         """The real path of ``filename`` if it is a project source file, else None.
@@ -186,6 +214,8 @@ class ProjectFilter:
 
     def __call__(self, name: str, namespace: Mapping[str, object]) -> bool:
         """The core's classifier: ``namespace`` is the module's globals."""
+        if self._namespaces and self._namespaces.get(name) is namespace:
+            return True
         try:
             filename = namespace.get("__file__")
         except AttributeError:

@@ -154,7 +154,11 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
         return prepared
     code, main_module = prepared
 
-    if not settings.no_watch:
+    if settings.no_watch:
+        # No saves to wait for, but the same bookkeeping while the program
+        # rests: its first reload costs what a later one does.
+        hmr.work_when_idle()
+    else:
         try:
             hmr.watch(settings)
         except BackendUnavailable as exc:

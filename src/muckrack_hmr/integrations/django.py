@@ -12,8 +12,14 @@
   loaders or its translations itself.  Python files are the HMR watcher's.
 * After each module reload, the URL resolvers are dropped
   (:func:`django.urls.clear_url_caches`: an edited ``urlpatterns`` is read
-  again) and the template loaders reset (a compiled template holds the
-  filters and tags of its time).
+  again), and so are the patterns each ``include()`` read (its resolver sits
+  in the including ``urlpatterns``, which did not run again: an app's
+  URLconf that gained, changed or lost a pattern is read again too); the
+  template loaders are reset (a compiled template holds the filters and tags
+  of its time).
+* An edit of a model's fields cannot apply in place: the database table does
+  not follow.  A reload that changed them says so in one line, with the fix
+  (a restart, and a migration).
 """
 
 from __future__ import annotations
@@ -45,7 +51,14 @@ if TYPE_CHECKING:
         ready_event: threading.Event
 
 
-__all__ = ["FileSignals", "enable", "refresh_caches", "run_in_place"]
+__all__ = [
+    "FileSignals",
+    "enable",
+    "refresh_caches",
+    "remember_models",
+    "report_model_edits",
+    "run_in_place",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +68,9 @@ _MARK = "__muckrack_hmr__"
 def enable(hmr: HMR) -> None:
     """Turn Django's restarter off and refresh Django's caches after each reload."""
     when_imported("django.utils.autoreload", _replace_restarter)
+    hmr.add_pre_reload_hook(remember_models)
     hmr.add_post_reload_hook(refresh_caches)
+    hmr.add_post_reload_hook(report_model_edits)
 
 
 # -- the restarter ----------------------------------------------------------------
@@ -99,11 +114,115 @@ def refresh_caches(module_name: str) -> None:
     from django.urls import clear_url_caches
 
     clear_url_caches()
+    _forget_included_patterns()
     try:
         from django.template.autoreload import reset_loaders
     except ImportError:  # Django < 3.2
         return
     reset_loaders()
+
+
+def _forget_included_patterns() -> None:
+    """Each ``include()`` resolver reachable from the root URLconf reads its patterns again.
+
+    Only resolvers that read theirs already: no URLconf is imported here.
+    """
+    from django.conf import settings
+    from django.urls import URLResolver
+
+    root = sys.modules.get(getattr(settings, "ROOT_URLCONF", None) or "")
+    pending = list(getattr(root, "urlpatterns", None) or ())
+    seen: set[int] = set()
+    while pending:
+        resolver = pending.pop()
+        if not isinstance(resolver, URLResolver) or id(resolver) in seen:
+            continue
+        seen.add(id(resolver))
+        state = vars(resolver)
+        if "url_patterns" not in state:
+            continue  # never read: it will read the current ones
+        # What Django's cached_property and _populate() derived from the patterns.
+        del state["url_patterns"]
+        resolver._reverse_dict = {}
+        resolver._namespace_dict = {}
+        resolver._app_dict = {}
+        resolver._callback_strs = set()
+        resolver._populated = False
+        try:
+            pending.extend(resolver.url_patterns)
+        except Exception:  # an URLconf left broken: Django says why on the next request
+            log.debug("could not read the patterns of %r", resolver, exc_info=True)
+
+
+# -- model fields: an edit that needs a restart and a migration ---------------------------
+
+# module -> {model label: {field name: the field's deconstruction}} before its reload
+_models_before: dict[str, dict[str, dict[str, object]]] = {}
+
+
+def _model_fields(module_name: str) -> dict[str, dict[str, object]] | None:
+    """The fields of each model ``module_name`` defines, as migrations see them.
+
+    None before Django's models are ready.
+    """
+    apps_module = sys.modules.get("django.apps")
+    if apps_module is None or not apps_module.apps.models_ready:
+        return None
+    found: dict[str, dict[str, object]] = {}
+    for model in apps_module.apps.get_models():
+        if model.__module__ != module_name:
+            continue
+        meta = model._meta
+        fields: dict[str, object] = {}
+        for field in [*meta.local_fields, *meta.local_many_to_many]:
+            try:
+                fields[field.name] = field.deconstruct()[1:]
+            except Exception:  # a custom field that cannot say: compared by its class
+                fields[field.name] = type(field)
+        found[meta.label] = fields
+    return found
+
+
+def remember_models(module_name: str) -> None:
+    """Note the fields of the models of ``module_name`` (a pre-reload hook)."""
+    _models_before.pop(module_name, None)
+    fields = _model_fields(module_name)
+    if fields is not None:
+        _models_before[module_name] = fields
+
+
+def _differs(old: object, new: object) -> bool:
+    try:
+        return bool(old != new)
+    except Exception:  # a value that cannot be compared: taken as changed
+        return True
+
+
+def report_model_edits(module_name: str) -> None:
+    """One line when a reload changed model fields: restart, migrate (a post-reload hook)."""
+    before = _models_before.pop(module_name, None)
+    after = _model_fields(module_name)
+    if before is None or after is None:
+        return
+    edits: list[str] = []
+    for label, fields in after.items():
+        old = before.get(label)
+        if old is None:
+            edits.append(f"{label} is a new model")
+            continue
+        gained = [name for name in fields if name not in old]
+        lost = [name for name in old if name not in fields]
+        changed = [name for name in fields if name in old and _differs(old[name], fields[name])]
+        for verb, names in (("gained", gained), ("lost", lost), ("changed", changed)):
+            if names:
+                edits.append(f"{label} {verb} {', '.join(names)}")
+    if edits:
+        log.warning(
+            "restart to apply the edit of %s: Django model fields (%s); "
+            "a migration may be needed (manage.py makemigrations)",
+            module_name,
+            "; ".join(edits),
+        )
 
 
 # -- the non-Python files Django's reloader watched -------------------------------

@@ -1,4 +1,4 @@
-"""FastAPI under HMR: a route whose endpoint's parameters changed is made again, in place.
+"""FastAPI under HMR: routes follow the edits of their defs, in place.
 
 FastAPI reads an endpoint's signature once, when the route is made: which
 parameters come from the path, the query, the headers or the body, their types
@@ -11,6 +11,12 @@ signatures it read; after a reload that touched one of its callables, a route
 whose signatures changed is made again from the same arguments: the same route
 object at the same place in its router, with the new parameters.  The cached
 OpenAPI schema of every app is dropped, so ``/docs`` shows them too.
+
+The routes themselves follow the edits: a route declared in a reload (also on
+a router included into the app, which FastAPI reads live) serves at once; a
+``def`` whose route decorator ran again (a new path, other methods) takes the
+place of its old routes; after the reload, the routes of a ``def`` the edit
+removed go.  If the module's reload fails, each router's routes are put back.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from . import _reloading
 from ._imports import when_imported
 
 if TYPE_CHECKING:
@@ -39,7 +47,7 @@ if TYPE_CHECKING:
         openapi_schema: object
 
 
-__all__ = ["enable", "refresh_routes"]
+__all__ = ["enable", "forget_removed_routes", "refresh_routes", "remember_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,8 @@ class _Made:
 # id(route) -> how it was made; by id, as routes compare by value and are not hashable.
 _routes: dict[int, _Made] = {}
 _apps: weakref.WeakSet[_App] = weakref.WeakSet()
+# By id: routers are not hashable.
+_routers: weakref.WeakValueDictionary[int, _Router] = weakref.WeakValueDictionary()
 _make_route: list[Callable[..., None]] = []  # APIRoute.__init__ as FastAPI wrote it
 
 
@@ -68,7 +78,10 @@ def enable(hmr: HMR) -> None:
     when_imported("fastapi.routing", _wrap_routes)
     when_imported("fastapi.routing", _wrap_router)
     when_imported("fastapi.applications", _wrap_apps)
+    _reloading.enable(hmr)
+    hmr.add_pre_reload_hook(remember_routes)
     hmr.add_post_reload_hook(refresh_routes)
+    hmr.add_post_reload_hook(forget_removed_routes)
 
 
 def _wrap_routes(routing: ModuleType) -> None:
@@ -95,18 +108,92 @@ def _wrap_router(routing: ModuleType) -> None:
     original = cls.add_api_route
     if getattr(original, _MARK, False):
         return
+    original_init = cls.__init__
+
+    @functools.wraps(original_init)
+    def __init__(self: _Router, *args: object, **kwargs: object) -> None:
+        original_init(self, *args, **kwargs)
+        _routers[id(self)] = self
 
     @functools.wraps(original)
     def add_api_route(self: _Router, *args: object, **kwargs: object) -> None:
+        earlier = _reloading.kept(("routes", id(self)), lambda: _keep_for_undo(self))
         before = len(self.routes)
         original(self, *args, **kwargs)
         try:
-            _replace_earlier(self.routes, before)
+            if earlier is None:
+                _replace_earlier(self.routes, before)
+            else:
+                _replace_in_reload(self, before, earlier)
         except Exception:  # never the program's own route
             log.debug("could not compare a FastAPI route", exc_info=True)
 
     setattr(add_api_route, _MARK, True)
+    setattr(__init__, _MARK, True)
     cls.add_api_route = add_api_route
+    cls.__init__ = __init__
+
+
+def _keep_for_undo(router: _Router) -> frozenset[int]:
+    """The router's routes before this reload changed them (by id), put back if it fails."""
+    routes = router.routes
+    saved = list(routes)
+
+    def undo() -> None:
+        routes[:] = saved
+        _routes_changed(router)
+
+    _reloading.on_failure(undo)
+    return frozenset(id(route) for route in saved)
+
+
+def _routes_changed(router: _Router) -> None:
+    """Tell FastAPI (its routers included live cache their routes) and drop the schemas."""
+    mark = getattr(router, "_mark_routes_changed", None)
+    if callable(mark):
+        mark()
+    for app in list(_apps):
+        app.openapi_schema = None
+
+
+def _replace_in_reload(router: _Router, before: int, earlier: frozenset[int]) -> None:
+    """The route just added by a def that ran again in this reload replaces the routes
+    its old function had (at the place of the one with the same path and methods, or of
+    the first): a new path or new methods leave no second route behind.  A factory's
+    endpoint replaces only a route of the same path and methods."""
+    routes = router.routes
+    if len(routes) != before + 1:
+        return
+    new = routes[-1]
+    endpoint = getattr(new, "endpoint", None)
+    old = [
+        index
+        for index in range(before)
+        if id(routes[index]) in earlier
+        and getattr(routes[index], "endpoint", None) is not endpoint
+        and _same_def(getattr(routes[index], "endpoint", None), endpoint)
+    ]
+    same_place = [
+        index
+        for index in old
+        if getattr(routes[index], "path", None) == getattr(new, "path", None)
+        and getattr(routes[index], "methods", None) == getattr(new, "methods", None)
+    ]
+    if _reloading.defined_at_top(endpoint, getattr(endpoint, "__module__", "")) is None:
+        # A factory's endpoints share a def, each route made by its own statement.
+        old = same_place
+    if not old:
+        return
+    place = same_place[0] if same_place else old[0]
+    for index in old:
+        _routes.pop(id(routes[index]), None)
+    routes[place] = new
+    del routes[-1]
+    for index in reversed(old):
+        if index != place:
+            del routes[index]
+    _routes_changed(router)
+    log.debug("FastAPI route %s made again", getattr(new, "path", None))
 
 
 def _replace_earlier(routes: list[object], before: int) -> None:
@@ -133,15 +220,7 @@ def _replace_earlier(routes: list[object], before: int) -> None:
             return
 
 
-def _same_def(old: object, new: object) -> bool:
-    """Made by the same ``def`` (the same module and qualified name)?"""
-    if old is new:
-        return True
-    names = ("__module__", "__qualname__")
-    return all(
-        isinstance(getattr(old, n, None), str) and getattr(old, n) == getattr(new, n, None)
-        for n in names
-    )
+_same_def = _reloading.same_def
 
 
 def _wrap_apps(applications: ModuleType) -> None:
@@ -224,3 +303,62 @@ def refresh_routes(name: str) -> None:
     if rebuilt:
         for app in list(_apps):
             app.openapi_schema = None
+
+
+# -- routes whose def is gone --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A route of a router, whose endpoint is the top-level def ``name`` of a module."""
+
+    router: _Router
+    route: object
+    name: str
+
+
+# module -> the routes of its top-level defs before its reload began
+_before: dict[str, list[_Held]] = {}
+
+
+def remember_routes(name: str) -> None:
+    """Note the routes of ``name``'s top-level defs, before its reload (a pre-reload hook)."""
+    _before.pop(name, None)
+    module = sys.modules.get(name)
+    if module is None or not _routers:
+        return
+    namespace = module.__dict__
+    held = [
+        _Held(router, route, defined)
+        for router in list(_routers.values())
+        for route in list(router.routes)
+        if (defined := _reloading.defined_at_top(getattr(route, "endpoint", None), name))
+        is not None
+        and defined in namespace
+    ]
+    if held:
+        _before[name] = held
+
+
+def forget_removed_routes(name: str) -> None:
+    """Take out the routes of defs the reload of ``name`` removed (a post-reload hook)."""
+    held = _before.pop(name, [])
+    module = sys.modules.get(name)
+    if module is None:
+        return
+    namespace = module.__dict__
+    for gone in held:
+        if gone.name in namespace:
+            continue
+        routes = gone.router.routes
+        for index, route in enumerate(routes):
+            if route is gone.route:
+                del routes[index]
+                _routes.pop(id(route), None)
+                _routes_changed(gone.router)
+                log.debug(
+                    "FastAPI route %s removed: its def is gone from %s",
+                    getattr(route, "path", "?"),
+                    name,
+                )
+                break

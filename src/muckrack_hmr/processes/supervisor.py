@@ -90,7 +90,7 @@ class Supervisor:
         self.watcher.clear_screen()
         seq, pids = self.hub.broadcast(saves.names, saves.forced, saves.sources())
         # The workers wait for their own safe points meanwhile.
-        self.watcher.safe_point.wait()
+        self.watcher.safe_point()
         here = self._here(saves)
         if not pids:
             # Nobody to tell (the workers are gone): the single process's path.

@@ -16,13 +16,14 @@ A call to :meth:`Reloader.reload` is one transaction:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import linecache
 import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING
@@ -82,6 +83,36 @@ _MODULE_METADATA = frozenset(
 
 
 _GONE = object()
+
+#: The interpreter's switch interval while a module's new code is applied: the
+#: program's other threads wait (unless a statement blocks) instead of running
+#: between a function's patch and its undo when a later statement fails.
+_APPLYING_SWITCH_INTERVAL = 0.1
+
+
+@contextlib.contextmanager
+def _applied_at_once() -> Iterator[None]:
+    """Keep the program's other threads out while a module's new code goes in.
+
+    A reload patches functions in place, then runs the statements after
+    them; if one raises, the patches are undone.  With the interpreter's
+    usual 5 ms switches another thread could call a patched function in
+    between, and see code that is never applied.  A statement that blocks
+    (I/O, a lock) still lets the others run: nothing waits on a reload.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(max(previous, _APPLYING_SWITCH_INTERVAL))
+    # A thread already waiting for the interpreter counts down the old
+    # interval: one switch to it (nothing to do when none waits) and it waits
+    # again with the new one.  A thread busy computing may hold on to the
+    # interpreter for up to the new interval before the reload goes on.
+    time.sleep(0)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
 # Below this many modules not indexed yet, _reached looks at each of them.
 _FEW = 64
 
@@ -270,6 +301,9 @@ class Reloader:
             return (
                 "it is not a project module (standard library, site-packages or outside the roots)"
             )
+        if not isinstance(getattr(module, "__file__", None), str):
+            # Tracked without a file: a namespace counted as an importer (IPython's).
+            return "it has no source file (its imported names are updated)"
         return None
 
     # -- the transaction ----------------------------------------------------
@@ -386,7 +420,7 @@ class Reloader:
             if is_root and name not in forced and self._unchanged(name):
                 continue  # the code that runs: nothing to apply
             if self.cascade == "always" or name in forced:
-                outcome = self._reexecute(name)
+                outcome = self._reexecute(name, forced=name in forced)
             elif is_root:
                 outcome = self._incremental(name, changes, asked_for=True)
             else:
@@ -522,8 +556,13 @@ class Reloader:
         # Nothing of its namespace changed: no ``old`` to rebind importers from.
         return Changes(behaviors=through)
 
-    def _reexecute(self, name: str) -> Changes | None:
-        """Re-execute ``name`` whole: everything it binds counts as changed."""
+    def _reexecute(self, name: str, *, forced: bool = False) -> Changes | None:
+        """Re-execute ``name`` whole: everything it binds counts as changed.
+
+        Its dispose callbacks run first (once the new code compiles); a
+        forced reload also drops the values it kept.  When the new code then
+        fails, the old version runs again whole (see :meth:`_set_up_again`).
+        """
         module = sys.modules[name]
         self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
         try:
@@ -538,46 +577,98 @@ class Reloader:
         with tracker.lock:
             saved_edges = self.graph.clear_dependencies(name)
             tracker.forget_statements(name)
+        disposed = self.hooks.dispose(name)
+        if forced:
+            self.hooks.kept.pop(name, None)
         # The new code runs in the live namespace, which keeps every name
         # until the run is over: the program's other threads never see the
         # module without a name it has (``importlib.reload`` does the same).
         # Names the new source no longer binds are dropped afterwards.
         linecache.checkcache(filename)
+        package = snapshot.get("__package__")
+        with _applied_at_once():
+            try:
+                summary = self.sources.summary(filename, source, package)
+                self._run_whole(
+                    name, namespace, filename, summary=summary, code=code, snapshot=snapshot
+                )
+            except BaseException as exc:  # SystemExit from module code must not end the program
+                # What the failed run started goes, while its names are still bound.
+                self.hooks.dispose(name)
+                self._restore(name, namespace, snapshot, saved_edges)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                cause = exc.__cause__ if isinstance(exc, StatementError) else exc
+                if isinstance(cause, KeyboardInterrupt):
+                    raise cause from None
+                self._fail(name, cause if cause is not None else exc)
+                if disposed:
+                    self._set_up_again(name, namespace, filename, snapshot)
+                return None
+            self._drop_leftovers(name, bound_names(summary, package), snapshot, namespace)
+            self._patch(name, snapshot, namespace)
+            self.sources.remember(name, source)
+            self.hooks.run(self.hooks.post_reload, name, "post-reload")
+            everything = {key for key in {*snapshot, *namespace} if key not in _MODULE_METADATA}
+            return Changes(
+                values=set(everything), behaviors=everything, old=snapshot, executed=1, applied=True
+            )
+
+    def _run_whole(
+        self,
+        name: str,
+        namespace: dict[str, object],
+        filename: str,
+        *,
+        summary: ModuleSummary,
+        code: CodeType,
+        snapshot: dict[str, object],
+    ) -> None:
+        """Run a module's code whole in its live namespace."""
         # A module that defines classes runs statement by statement: each live
         # class takes its new definition before the statements after it run.
         defines_classes = any(
             isinstance(value, type) and value.__module__ == name for value in snapshot.values()
         )
-        package = snapshot.get("__package__")
+        if defines_classes:
+            for report, _ in run_all(namespace, filename, summary, snapshot).class_patches:
+                self._report(report)
+        else:
+            exec(code, namespace)
+
+    def _set_up_again(
+        self, name: str, namespace: dict[str, object], filename: str, snapshot: dict[str, object]
+    ) -> None:
+        """The new code of ``name`` failed after its dispose callbacks ran: run the old again.
+
+        The callbacks stopped what the old version started; the old version,
+        whose namespace is back, runs whole once more so that it starts it
+        again (what it kept and handed over in ``data`` survives).  Its
+        functions and classes keep their identity, as in any reload.
+        """
+        old = self.sources.ran(name)
+        if old is None:
+            log.error("%s: its old code is unknown, and cannot set itself up again", name)
+            return
+        found = snapshot.get("__package__")
+        package = found if isinstance(found, str) else None
         try:
-            summary = self.sources.summary(filename, source, package)
-            if defines_classes:
-                for report, _ in run_all(namespace, filename, summary, snapshot).class_patches:
-                    self._report(report)
-            else:
-                exec(code, namespace)
-        except KeyboardInterrupt:
-            self._restore(name, namespace, snapshot, saved_edges)
-            raise
-        except StatementError as error:
-            self._restore(name, namespace, snapshot, saved_edges)
-            cause = error.__cause__
-            if isinstance(cause, KeyboardInterrupt):
-                raise cause from None
-            self._fail(name, cause if cause is not None else error)
-            return None
-        except BaseException as exc:  # SystemExit from module code must not end the program
-            self._restore(name, namespace, snapshot, saved_edges)
-            self._fail(name, exc)
-            return None
-        self._drop_leftovers(name, bound_names(summary, package), snapshot, namespace)
+            code = self._compile(filename, old)
+            summary = self.sources.summary(filename, old, package)
+            self._run_whole(
+                name, namespace, filename, summary=summary, code=code, snapshot=snapshot
+            )
+        except BaseException as exc:
+            refill(namespace, snapshot)
+            log.error(
+                "the old code of %s failed to set itself up again: %s: %s",
+                name,
+                type(exc).__name__,
+                first_line(exc),
+            )
+            return
         self._patch(name, snapshot, namespace)
-        self.sources.remember(name, source)
-        self.hooks.run(self.hooks.post_reload, name, "post-reload")
-        everything = {key for key in {*snapshot, *namespace} if key not in _MODULE_METADATA}
-        return Changes(
-            values=set(everything), behaviors=everything, old=snapshot, executed=1, applied=True
-        )
+        log.info("%s: the old code set itself up again", name)
 
     @staticmethod
     def _drop_leftovers(
@@ -621,6 +712,9 @@ class Reloader:
         A module ``asked_for`` by name whose source that ran is unknown
         re-executes whole.
         """
+        if name in self.hooks.disposers:
+            # It said how to stop what it started: it starts it again, whole.
+            return self._reexecute(name)
         module = sys.modules[name]
         namespace = module.__dict__
         package = namespace.get("__package__")
@@ -647,45 +741,49 @@ class Reloader:
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
             self._fail(name, exc)
             return None
-        snapshot = dict(namespace)
+        with _applied_at_once():
+            snapshot = dict(namespace)
 
-        def before_first() -> None:
-            self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
-            linecache.checkcache(filename)
+            def before_first() -> None:
+                self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
+                linecache.checkcache(filename)
 
-        try:
-            outcome = plan_and_run(
-                namespace,
-                filename,
-                (old, new),
-                translate_incoming(bindings_of(new.imports), changes),
-                before_first,
-            )
-        except StatementError as error:
-            refill(namespace, snapshot)
-            cause = error.__cause__
-            if isinstance(cause, KeyboardInterrupt):
-                raise cause from None
-            self._fail(name, cause if cause is not None else error)
-            return None
-        if old is not new:
-            self._forget_removed_imports(name, old, new, package)
-        self.sources.remember(name, source, new)
-        for report, _ in outcome.class_patches:
-            self._report(report)
-        if outcome.applied:
-            self._patch(name, snapshot, namespace)
-            if outcome.body_patches:
-                self._report(patch_bodies(name, outcome.body_patches, namespace))
-            # A function that could not be patched in place is a new object.
-            outcome.values |= {
-                key
-                for key in outcome.behaviors
-                if key in snapshot and namespace.get(key) is not snapshot[key]
-            }
-        if outcome.applied:
-            self.hooks.run(self.hooks.post_reload, name, "post-reload")
-        return outcome
+        with _applied_at_once():
+            try:
+                outcome = plan_and_run(
+                    namespace,
+                    filename,
+                    (old, new),
+                    translate_incoming(bindings_of(new.imports), changes),
+                    before_first,
+                )
+            except StatementError as error:
+                # Callbacks the failed run registered (it had none before): they go with it.
+                self.hooks.dispose(name)
+                refill(namespace, snapshot)
+                cause = error.__cause__
+                if isinstance(cause, KeyboardInterrupt):
+                    raise cause from None
+                self._fail(name, cause if cause is not None else error)
+                return None
+            if old is not new:
+                self._forget_removed_imports(name, old, new, package)
+            self.sources.remember(name, source, new)
+            for report, _ in outcome.class_patches:
+                self._report(report)
+            if outcome.applied:
+                self._patch(name, snapshot, namespace)
+                if outcome.body_patches:
+                    self._report(patch_bodies(name, outcome.body_patches, namespace))
+                # A function that could not be patched in place is a new object.
+                outcome.values |= {
+                    key
+                    for key in outcome.behaviors
+                    if key in snapshot and namespace.get(key) is not snapshot[key]
+                }
+            if outcome.applied:
+                self.hooks.run(self.hooks.post_reload, name, "post-reload")
+            return outcome
 
     def _forget_removed_imports(
         self, name: str, old: ModuleSummary, new: ModuleSummary, package: str | None
@@ -731,6 +829,10 @@ class Reloader:
     def _fail(self, name: str, exc: BaseException) -> None:
         self._result.failed[name] = exc
         self.failing.add(name)
+        # The handlers first: an integration's undo (a route table put back)
+        # belongs to the reload, before the line that lets the program run on
+        # (writing it may hand the interpreter to another thread).
+        self.hooks.report_error(name, exc)
         log.error(
             "failed to reload %s (%s): %s: %s; the old code keeps running\n%s",
             name,
@@ -739,4 +841,3 @@ class Reloader:
             first_line(exc),
             user_traceback(exc),
         )
-        self.hooks.report_error(name, exc)

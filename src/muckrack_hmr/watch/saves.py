@@ -129,7 +129,11 @@ class SaveJudge:
         except FileNotFoundError:
             if recent:  # a rename or a delete-and-create in progress
                 return Wait(settle.until, "missing")
-            self.problem(path, f"{path} was deleted; {name} keeps running its old code")
+            message = f"{path} was deleted; {name} keeps running its old code"
+            if self.state(path).problem != message:
+                # What the module started goes with its file (its dispose callbacks).
+                self.hmr.hooks.dispose(name)
+            self.problem(path, message)
             return None
         except OSError as exc:
             if recent:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from . import idle as idle_work
 from .backends import MODIFIED, Backend
 from .datafiles import DEFAULT_DATA_SUFFIXES, DataFiles
 from .filters import PathFilter
@@ -36,50 +37,11 @@ __all__ = ["LAG_MARGIN", "OPEN_PATIENCE", "SETTLE", "Watcher"]
 
 log = logging.getLogger(__name__)
 
-# Modules indexed or compressed per step of the idle work (checked against the slice).
-_IDLE_BATCH = 32
-# The most one slice of idle work takes (the pipeline pauses after it while work is
-# left: the program's threads get the interpreter meanwhile, and their use is looked at).
-_IDLE_SLICE = 0.02
-# Import statements recorded in the graph per idle step (ImportTracker.apply_pending).
-_IDLE_IMPORTS = 256
-# The share of a core the program's threads may use for the program to count as idle.
-_QUIET = 0.2
 #: The longest the file events wait for a start-up that keeps importing (seconds).
-#: Only a program that keeps importing modules without a pause (see _settle_in)
-#: waits this long; a save made meanwhile is found once they start.  A long
-#: start-up (a big app, or one run 40x slower under valgrind) must not pay for
-#: the watches while it imports.
-SETUP_PATIENCE = 120.0
-# No module imported for this long: the start-up is over, busy or not; or for
-# this many times the time an import took on average, up to _LONGEST_PAUSE.
-_IMPORTS_OVER = 0.25
-_PAUSE_IN_IMPORTS = 20
-_LONGEST_PAUSE = 5.0
-# How often the watcher looks whether the start-up has quietened, and how many
-# looks in a row must find the program quiet.
-_QUIET_LOOK = 0.02
-_QUIET_LOOKS = 3
-
-
-class _Activity:
-    """How busy the program's own threads were since the last look (from the watcher's thread).
-
-    The process's CPU time less the watcher thread's own, against the wall
-    clock: a program importing, computing or serving counts as busy.
-    """
-
-    def __init__(self) -> None:
-        self._last: tuple[float, float, float] | None = None
-
-    def quiet(self) -> bool:
-        """Were the other threads quiet since the last call (always on this thread)?"""
-        now = (time.monotonic(), time.process_time(), time.thread_time())
-        last, self._last = self._last, now
-        if last is None:
-            return False  # the first look only sets the baseline
-        wall, process, ours = (now[i] - last[i] for i in range(3))
-        return wall > 0 and process - ours < _QUIET * wall
+SETUP_PATIENCE = idle_work.SETUP_PATIENCE
+#: The share of a core the program's threads may use for the program to count as idle.
+_QUIET = idle_work.QUIET
+_Activity = idle_work.Activity
 
 
 _CLEAR_SCREEN = "\033[H\033[2J\033[3J"
@@ -129,16 +91,15 @@ class Watcher:
         )
         self.clock = clock
         self._safe_point = SafePoint(clock)
-        self._activity = _Activity()
-        self._warmed_up = False
+        self._activity = idle_work.Activity()
+        self._work = idle_work.IdleWork(hmr)
         self._stopping = threading.Event()
         #: Set once file events are on (see :meth:`start`).
         self.started = self.pipeline.started
 
-    @property
-    def safe_point(self) -> SafePoint:
-        """Where a reload waits for other threads' imports."""
-        return self._safe_point
+    def safe_point(self) -> None:
+        """Wait (a little) while another thread imports: a reload's moment."""
+        self._safe_point.wait()
 
     @property
     def backend(self) -> Backend | None:
@@ -160,37 +121,8 @@ class Watcher:
         self.pipeline.start(thread=thread, settle_in=self._settle_in)
 
     def _settle_in(self) -> None:
-        """Wait until the program's start-up is over, or SETUP_PATIENCE.
-
-        Over means: its threads are quiet for a moment, or it has imported no
-        module for a while (a program that computes right after its imports,
-        and never rests).  Any module counts, not only the project's: a
-        program that imports a big library before its own modules is still
-        starting.  The while is ``_IMPORTS_OVER``, or many times the program's
-        own pace of imports when that is slower (a slow machine, or valgrind):
-        a module that takes long to run is not the end of the imports.
-        """
-        started = time.monotonic()
-        deadline = started + SETUP_PATIENCE
-        self._activity.quiet()
-        modules = sys.modules
-        first = loaded = len(modules)
-        since = started
-        quiet = 0  # looks in a row that found the program quiet
-        while not self._stopping.wait(_QUIET_LOOK):
-            now = time.monotonic()
-            # One quiet look may be a busy program that did not get the CPU
-            # (a loaded machine): quiet means quiet for a few looks in a row.
-            quiet = quiet + 1 if self._activity.quiet() else 0
-            if quiet >= _QUIET_LOOKS or now >= deadline:
-                return
-            count = len(modules)
-            if count != loaded:
-                loaded, since = count, now
-                continue
-            pace = (since - started) / max(loaded - first, 1)  # seconds per import so far
-            if now - since >= min(max(_IMPORTS_OVER, _PAUSE_IN_IMPORTS * pace), _LONGEST_PAUSE):
-                return
+        """Wait until the program's start-up is over (see :func:`.idle.settle_in`)."""
+        idle_work.settle_in(self._activity, self._stopping)
 
     def backend_choice(self) -> tuple[str, float | None]:
         """The backend asked for (a name) and the polling interval (``--poll``), if any."""
@@ -222,39 +154,16 @@ class Watcher:
         log.warning("%s", message)
 
     def idle(self) -> bool:
-        """No saves pending: when the program is idle, tidy up.
+        """No saves pending: when the program is idle, tidy up (see :class:`.idle.IdleWork`).
 
-        The engine's bookkeeping (recording the imports in the dependency
-        graph, indexing what each module spells, moving the sources taken
-        at import out of memory, analyzing modules) runs only while the
-        program's own threads used less than a fifth of a core since the
-        last look, in slices with a pause between them, so that it never
-        competes with start-up or a busy loop, and is done soon after the
-        program rests.  Returns whether work is left.
+        Returns whether work is left.
         """
-        if not self._activity.quiet():
-            return False
-        reloader = self.hmr.reloader
-        if not self._warmed_up:
-            # The engine's code runs once before the first edit needs it.
-            self._warmed_up = True
-            reloader.warm_up()
-        deadline = time.perf_counter() + _IDLE_SLICE
-        more = True
-        while more and not self.pipeline.pending() and time.perf_counter() < deadline:
-            more = bool(
-                self.hmr.tracker.apply_pending(limit=_IDLE_IMPORTS)
-                or reloader.index_mentions(limit=_IDLE_BATCH)
-                or reloader.keep_sources(limit=_IDLE_BATCH)
-                or reloader.warm(limit=1)
-            )
-        self._activity.quiet()  # what this slice did is ours, not the program's
-        return more
+        return self._work.step(self._activity, self.pipeline.pending) is True
 
     def saves_settled(self, saves: SettledSaves) -> None:
         """Reload what the burst changed, in one transaction, with the bytes judged finished."""
         self.clear_screen()
-        self.safe_point.wait()
+        self.safe_point()
         self.apply(saves)
 
     def clear_screen(self) -> None:

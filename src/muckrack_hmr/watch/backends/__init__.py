@@ -14,8 +14,25 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from .base import (
+    BACKENDS,
+    CLOSED,
+    CREATED,
+    DEFAULT_POLL_INTERVAL,
+    DELETED,
+    FOLDER,
+    FORCE_POLLING_ENV,
+    MODIFIED,
+    MOVED_AWAY,
+    TOUCHED,
+    Backend,
+    BackendUnavailable,
+    Sink,
+    force_polling_requested,
+)
 
 __all__ = [
     "BACKENDS",
@@ -24,6 +41,7 @@ __all__ = [
     "DEFAULT_POLL_INTERVAL",
     "DELETED",
     "FOLDER",
+    "FORCE_POLLING_ENV",
     "MODIFIED",
     "MOVED_AWAY",
     "TOUCHED",
@@ -31,6 +49,7 @@ __all__ = [
     "BackendUnavailable",
     "CheckedBackend",
     "PollingBackend",
+    "Sink",
     "WatchdogBackend",
     "WatchfilesBackend",
     "choose_backend",
@@ -38,60 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# What happened to a path.
-MODIFIED = "modified"  # written (maybe not finished: see CLOSED)
-CREATED = "created"  # appeared: created, or renamed into place
-DELETED = "deleted"
-MOVED_AWAY = "moved-away"  # renamed to another name (a backup rename, say)
-CLOSED = "closed"  # a writer closed it: what it wrote is complete
-TOUCHED = "touched"  # metadata only (mtime, mode)
-FOLDER = "folder"  # a folder appeared in a watched one: created, or renamed into place
-
-Sink = Callable[[str, str], None]
-
-BACKENDS = ("auto", "watchdog", "polling", "watchfiles")
-DEFAULT_POLL_INTERVAL = 0.1  # seconds
-FORCE_POLLING_ENV = "MUCKRACK_HMR_FORCE_POLLING"
-
-
-class BackendUnavailable(Exception):
-    """The backend asked for cannot run here (watchfiles not installed...)."""
-
-
-class Backend:
-    """Reports changes to the files of a set of folders (non-recursively)."""
-
-    name = "backend"
-    #: Does it report CLOSED when a writer closes a file?  Then a file that is
-    #: written but not closed yet is known to be incomplete.
-    reports_close = False
-
-    def start(self, sink: Sink) -> None:
-        """Start reporting changes to ``sink(path, kind)``, from another thread."""
-        raise NotImplementedError
-
-    def watch(self, folder: str) -> None:
-        """Also watch ``folder`` (not its subfolders); OSError when the OS refuses."""
-        raise NotImplementedError
-
-    def rewatch(self, folder: str) -> None:
-        """``folder`` was deleted and made again: watch the new one."""
-        self.watch(folder)
-
-    def stop(self) -> None:
-        """Stop reporting; idempotent."""
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        """One line for the log: what watches, and how."""
-        return self.name
-
-
-def force_polling_requested(environ: Mapping[str, str]) -> bool:
-    """``MUCKRACK_HMR_FORCE_POLLING`` set to anything but empty, 0, false or no."""
-    value = environ.get(FORCE_POLLING_ENV, "").strip().lower()
-    return value not in ("", "0", "false", "no", "off")
 
 
 def _is_wsl(release: str) -> bool:
@@ -194,8 +159,9 @@ if TYPE_CHECKING:
     from .watchfiles import WatchfilesBackend
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> type[Backend]:
     module = _MODULES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    found: type[Backend] = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return found

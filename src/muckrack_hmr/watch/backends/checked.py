@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import DEFAULT_POLL_INTERVAL, MODIFIED, Backend, Sink
+from .base import DEFAULT_POLL_INTERVAL, MODIFIED, Backend, Sink
 from .polling import PollingBackend
 
 __all__ = ["CHECK_INTERVAL", "CheckedBackend"]

@@ -8,7 +8,7 @@ import threading
 import time
 
 from ...capture import file_digest
-from . import CREATED, DEFAULT_POLL_INTERVAL, DELETED, FOLDER, MODIFIED, Backend, Sink
+from .base import CREATED, DEFAULT_POLL_INTERVAL, DELETED, FOLDER, MODIFIED, Backend, Sink
 
 __all__ = ["PollingBackend"]
 

@@ -7,7 +7,7 @@ import os
 import threading
 from typing import Any
 
-from . import CLOSED, CREATED, DELETED, FOLDER, MODIFIED, MOVED_AWAY, TOUCHED, Backend, Sink
+from .base import CLOSED, CREATED, DELETED, FOLDER, MODIFIED, MOVED_AWAY, TOUCHED, Backend, Sink
 
 __all__ = ["WatchdogBackend"]
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import CREATED, DELETED, FOLDER, MODIFIED, Backend, BackendUnavailable, Sink
+from .base import CREATED, DELETED, FOLDER, MODIFIED, Backend, BackendUnavailable, Sink
 from .polling import _SUBFOLDER, _differs, _Snapshot, _snapshot
 
 __all__ = ["WatchfilesBackend"]

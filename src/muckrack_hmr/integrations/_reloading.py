@@ -1,0 +1,124 @@
+"""Which module this thread is reloading, and how to undo a framework change if it fails.
+
+A framework's routing tables are not part of a module's namespace: when a
+reload re-runs ``@app.route(...)`` and a later statement of the module
+raises, the engine puts the namespace back as it was, and the route the
+failed run added would stay.  An integration that changes such a table
+during a reload registers an undo with :func:`on_failure`; the undos run,
+newest first, when the module's reload fails, and are dropped when it
+succeeds.
+
+:func:`current` is our safe point: the module whose new code runs on this
+thread right now.  A framework's guard against late changes (Flask's "setup
+method can no longer be called") is lifted only while it is set, and only
+on this thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from ..api import HMR
+
+_T = TypeVar("_T")
+
+__all__ = ["current", "defined_at_top", "enable", "kept", "on_failure", "same_def"]
+
+log = logging.getLogger(__name__)
+
+
+class _State(threading.local):
+    module: str | None = None
+    undo: list[Callable[[], None]]
+    kept: dict[object, object]
+
+    def __init__(self) -> None:
+        self.undo = []
+        self.kept = {}
+
+
+_state = _State()
+_enabled: weakref.WeakSet[HMR] = weakref.WeakSet()
+
+
+def enable(hmr: HMR) -> None:
+    """Follow ``hmr``'s reloads (once; each integration that changes tables calls it)."""
+    if hmr in _enabled:
+        return
+    _enabled.add(hmr)
+    hmr.add_pre_reload_hook(_begin)
+    hmr.add_post_reload_hook(_end)
+    hmr.add_error_handler(_failed)
+
+
+def current() -> str | None:
+    """The module whose new code this thread runs now, or None outside a reload."""
+    return _state.module
+
+
+def on_failure(undo: Callable[[], None]) -> None:
+    """Run ``undo`` if the module reloading on this thread fails (nothing outside a reload)."""
+    if _state.module is not None:
+        _state.undo.append(undo)
+
+
+def kept(key: object, take: Callable[[], _T]) -> _T | None:
+    """What ``take()`` gave the first time ``key`` was asked for in this module's reload.
+
+    None outside a reload.  An integration takes its snapshot of a table
+    with it, once per reload, before it first changes the table.
+    """
+    if _state.module is None:
+        return None
+    if key not in _state.kept:
+        _state.kept[key] = take()
+    value: _T = _state.kept[key]  # type: ignore[assignment]  # stored by this very function
+    return value
+
+
+def _begin(name: str) -> None:
+    _state.module = name
+    _state.undo = []
+    _state.kept = {}
+
+
+def _end(name: str) -> None:
+    _state.module = None
+    _state.undo = []
+    _state.kept = {}
+
+
+def _failed(name: str, exc: BaseException) -> None:
+    if _state.module != name:
+        return  # failed before any of its code ran: nothing to undo
+    undo, _state.undo = _state.undo, []
+    _end(name)
+    for action in reversed(undo):
+        try:
+            action()
+        except Exception:
+            log.exception("could not undo a framework change of the failed reload of %s", name)
+
+
+def defined_at_top(function: object, module: str) -> str | None:
+    """The name a top-level ``def`` of ``module`` binds for ``function`` (or what it wraps)."""
+    qualname = getattr(function, "__qualname__", None)
+    if getattr(function, "__module__", None) != module or not isinstance(qualname, str):
+        return None
+    return qualname if qualname.isidentifier() else None
+
+
+def same_def(old: object, new: object) -> bool:
+    """Made by the same ``def`` (the same module and qualified name)?"""
+    if old is new:
+        return True
+    names = ("__module__", "__qualname__")
+    return all(
+        isinstance(getattr(old, n, None), str) and getattr(old, n) == getattr(new, n, None)
+        for n in names
+    )

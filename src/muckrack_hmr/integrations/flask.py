@@ -1,0 +1,378 @@
+"""Flask under HMR: routes added, edited or removed in a reload change the app's ``url_map``.
+
+Flask protects its tables once the app has served a request (and a
+blueprint once it is registered): ``@app.route`` then raises "The setup
+method 'route' can no longer be called".  The guard is lifted only for our
+reload, on the thread that runs it, while a module's new code runs (see
+``_reloading``); it stays in force for everyone else.  During a reload:
+
+* a route declared on a blueprint that is registered already reaches each
+  app it was registered with, as it would have at registration;
+* a ``def`` whose route decorator ran again (its path or methods changed)
+  takes the place of its old rules, under the same endpoint, instead of
+  failing on Flask's "View function mapping is overwriting an existing
+  endpoint function";
+* after the reload, the rules of a view whose ``def`` the edit removed go.
+
+If the module's reload fails, the app's tables are put back as they were.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import operator
+import sys
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from . import _reloading
+from ._imports import when_imported
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from ..api import HMR
+
+    # Flask's and werkzeug's objects, as far as this module uses them.
+    class _Rule(Protocol):
+        endpoint: str
+        build_only: bool
+
+        def build_compare_key(self) -> tuple[int, int, int]: ...
+
+    class _Matcher(Protocol):
+        def add(self, rule: _Rule) -> None: ...
+
+        def update(self) -> None: ...
+
+    class _Lock(Protocol):
+        def __enter__(self) -> object: ...
+
+        def __exit__(self, *exc: object) -> None: ...
+
+    class _Map(Protocol):
+        _rules_by_endpoint: dict[str, list[_Rule]]
+        _matcher: _Matcher
+        _remap: bool
+        _remap_lock: _Lock
+        merge_slashes: bool
+
+    class _App(Protocol):
+        url_map: _Map
+        view_functions: dict[str, Callable[..., object]]
+
+    class _Blueprint(Protocol):
+        name: str
+        deferred_functions: list[Callable[[object], None]]
+        _got_registered_once: bool
+
+
+__all__ = ["enable", "forget_removed_views", "remember_views"]
+
+log = logging.getLogger(__name__)
+
+_MARK = "__muckrack_hmr__"
+
+_apps: weakref.WeakSet[_App] = weakref.WeakSet()
+# Each blueprint's setup states, one per registration: a route declared after
+# the registration is applied to them.
+_states: weakref.WeakKeyDictionary[_Blueprint, list[object]] = weakref.WeakKeyDictionary()
+# The setup functions blueprint routes recorded, and the view each one adds.
+_recorded: weakref.WeakKeyDictionary[Callable[[object], None], Callable[..., object]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass(frozen=True)
+class _View:
+    """A view that a top-level ``def`` of the reloading module made, served under ``endpoint``."""
+
+    app: _App
+    endpoint: str
+    function: Callable[..., object]
+    name: str
+
+
+# module -> its views before its reload began
+_before: dict[str, list[_View]] = {}
+
+
+def enable(hmr: HMR) -> None:
+    """Let reloads change Flask's routes (when Flask is imported)."""
+    _reloading.enable(hmr)
+    when_imported("flask.sansio.app", _wrap_app)
+    when_imported("flask.sansio.blueprints", _wrap_blueprint)
+    hmr.add_pre_reload_hook(remember_views)
+    hmr.add_post_reload_hook(forget_removed_views)
+
+
+def _wrap(
+    cls: type, name: str, make: Callable[[Callable[..., object]], Callable[..., object]]
+) -> None:
+    original = getattr(cls, name)
+    if getattr(original, _MARK, False):
+        return
+    wrapper = functools.wraps(original)(make(original))
+    setattr(wrapper, _MARK, True)
+    setattr(cls, name, wrapper)
+
+
+# The setup methods that declare routes (and blueprints, which carry routes).  Others
+# (before_request, errorhandler...) keep the guard: their registries append, and a
+# def whose decorator ran again would be called twice.
+_ROUTING = frozenset(
+    {
+        "add_url_rule",
+        "route",
+        "get",
+        "post",
+        "put",
+        "delete",
+        "patch",
+        "record",
+        "register_blueprint",
+    }
+)
+
+
+def _lifted(original: Callable[..., object]) -> Callable[..., object]:
+    def _check_setup_finished(self: object, f_name: str) -> None:
+        # The guard holds outside our reloads, and for what is not a route.
+        if _reloading.current() is None or f_name not in _ROUTING:
+            original(self, f_name)
+
+    return _check_setup_finished
+
+
+def _wrap_app(module: ModuleType) -> None:
+    cls = module.App
+
+    def init(original: Callable[..., object]) -> Callable[..., object]:
+        def __init__(self: _App, *args: object, **kwargs: object) -> None:
+            original(self, *args, **kwargs)
+            _apps.add(self)
+
+        return __init__
+
+    def add_rule(original: Callable[..., object]) -> Callable[..., object]:
+        def add_url_rule(
+            self: _App,
+            rule: str,
+            endpoint: str | None = None,
+            view_func: Callable[..., object] | None = None,
+            *args: object,
+            **kwargs: object,
+        ) -> None:
+            before = _keep_for_undo(self)
+            if before is not None and view_func is not None:
+                key = endpoint if endpoint is not None else getattr(view_func, "__name__", None)
+                stale = _stale_endpoints(self, before, key, view_func)
+                if stale:
+                    # Its decorator ran again: the new rule replaces the old ones.
+                    _drop_endpoints(self, stale)
+                    log.debug("Flask endpoint %s made again", key)
+            original(self, rule, endpoint, view_func, *args, **kwargs)
+
+        return add_url_rule
+
+    _wrap(cls, "__init__", init)
+    _wrap(cls, "add_url_rule", add_rule)
+    _wrap(cls, "_check_setup_finished", _lifted)
+
+
+def _wrap_blueprint(module: ModuleType) -> None:
+    cls = module.Blueprint
+
+    def make_state(original: Callable[..., object]) -> Callable[..., object]:
+        def make_setup_state(self: _Blueprint, *args: object, **kwargs: object) -> object:
+            state = original(self, *args, **kwargs)
+            _states.setdefault(self, []).append(state)
+            return state
+
+        return make_setup_state
+
+    def record(original: Callable[..., object]) -> Callable[..., object]:
+        def record(self: _Blueprint, func: Callable[[object], None]) -> None:
+            registered = self._got_registered_once
+            _keep_recorded_for_undo(self)
+            original(self, func)
+            if registered and _reloading.current() is not None:
+                # Declared after the registration: applied to it now, as then.
+                for state in list(_states.get(self, ())):
+                    func(state)
+
+        return record
+
+    def add_rule(original: Callable[..., object]) -> Callable[..., object]:
+        def add_url_rule(
+            self: _Blueprint,
+            rule: str,
+            endpoint: str | None = None,
+            view_func: Callable[..., object] | None = None,
+            *args: object,
+            **kwargs: object,
+        ) -> None:
+            functions = self.deferred_functions
+            if (
+                _reloading.current() is not None
+                and view_func is not None
+                and _reloading.defined_at_top(view_func, getattr(view_func, "__module__", ""))
+            ):
+                # The setup of the def's old rule goes: a later registration of
+                # the blueprint must not add it back.
+                _keep_recorded_for_undo(self)
+                _forget_recorded(
+                    self, lambda old: old is not view_func and _reloading.same_def(old, view_func)
+                )
+            before = len(functions)
+            original(self, rule, endpoint, view_func, *args, **kwargs)
+            if view_func is not None:
+                for func in functions[before:]:
+                    _recorded[func] = view_func
+
+        return add_url_rule
+
+    _wrap(cls, "make_setup_state", make_state)
+    _wrap(cls, "record", record)
+    _wrap(cls, "add_url_rule", add_rule)
+    _wrap(cls, "_check_setup_finished", _lifted)
+
+
+def _keep_recorded_for_undo(blueprint: _Blueprint) -> None:
+    """Once per reload and blueprint: its setup functions, put back if the reload fails."""
+    _reloading.kept(("deferred", id(blueprint)), lambda: _undo_recorded(blueprint))
+
+
+def _undo_recorded(blueprint: _Blueprint) -> bool:
+    functions = blueprint.deferred_functions
+    saved = list(functions)
+
+    def undo() -> None:
+        functions[:] = saved
+
+    _reloading.on_failure(undo)
+    return True
+
+
+def _forget_recorded(blueprint: _Blueprint, which: Callable[[Callable[..., object]], bool]) -> None:
+    functions = blueprint.deferred_functions
+    kept = [func for func in functions if not (func in _recorded and which(_recorded[func]))]
+    if len(kept) != len(functions):
+        functions[:] = kept
+
+
+# -- the app's tables ------------------------------------------------------------------
+
+
+def _keep_for_undo(app: _App) -> dict[str, Callable[..., object]] | None:
+    """Once per reload and app: its tables as they are, put back if the reload fails.
+
+    The views as they were before the reload; None outside a reload.
+    """
+    return _reloading.kept(("app", id(app)), lambda: _undo_tables(app))
+
+
+def _stale_endpoints(
+    app: _App,
+    before: dict[str, Callable[..., object]],
+    endpoint: object,
+    view: Callable[..., object],
+) -> list[str]:
+    """The endpoints the old function of ``view``'s def served, before this reload.
+
+    The one of the same name always; others only for a top-level ``def`` (a
+    factory's views share a def, and each is registered by its own statement).
+    """
+    top_level = _reloading.defined_at_top(view, getattr(view, "__module__", "")) is not None
+    return [
+        key
+        for key, old in before.items()
+        if old is not view
+        and (key == endpoint or top_level)
+        and app.view_functions.get(key) is old
+        and _reloading.same_def(old, view)
+    ]
+
+
+def _undo_tables(app: _App) -> dict[str, Callable[..., object]]:
+    views = dict(app.view_functions)
+    rules = {endpoint: list(rules) for endpoint, rules in app.url_map._rules_by_endpoint.items()}
+
+    def undo() -> None:
+        app.view_functions.clear()
+        app.view_functions.update(views)
+        _set_rules(app.url_map, rules)
+
+    _reloading.on_failure(undo)
+    return views
+
+
+def _set_rules(url_map: _Map, rules: dict[str, list[_Rule]]) -> None:
+    """Make ``rules`` the map's rules: werkzeug's matcher has no removal, so a new one."""
+    matcher = type(url_map._matcher)(url_map.merge_slashes)  # type: ignore[call-arg]
+    for endpoint_rules in rules.values():
+        endpoint_rules.sort(key=lambda rule: rule.build_compare_key())
+        for rule in endpoint_rules:
+            if not rule.build_only:
+                matcher.add(rule)
+    matcher.update()  # sorted before any request sees it
+    with url_map._remap_lock:
+        url_map._rules_by_endpoint = rules
+        url_map._matcher = matcher
+        url_map._remap = True
+
+
+def _drop_endpoints(app: _App, endpoints: list[str]) -> None:
+    """Take the rules of ``endpoints`` out of the app's ``url_map``, and their views."""
+    rules = {
+        other: list(rules)
+        for other, rules in app.url_map._rules_by_endpoint.items()
+        if other not in endpoints
+    }
+    _set_rules(app.url_map, rules)
+    for endpoint in endpoints:
+        app.view_functions.pop(endpoint, None)
+
+
+# -- views whose def is gone ---------------------------------------------------------------
+
+
+def remember_views(name: str) -> None:
+    """Note the views of ``name``'s top-level defs, before its reload (a pre-reload hook)."""
+    _before.pop(name, None)
+    module = sys.modules.get(name)
+    if module is None or not _apps:
+        return
+    namespace = module.__dict__
+    views = [
+        _View(app, endpoint, function, defined)
+        for app in list(_apps)
+        for endpoint, function in list(app.view_functions.items())
+        if (defined := _reloading.defined_at_top(function, name)) is not None
+        and defined in namespace
+    ]
+    if views:
+        _before[name] = views
+
+
+def forget_removed_views(name: str) -> None:
+    """Drop the rules of views whose def the reload of ``name`` removed (a post-reload hook)."""
+    views = _before.pop(name, [])
+    module = sys.modules.get(name)
+    if module is None:
+        return
+    namespace = module.__dict__
+    for view in views:
+        if (
+            view.name in namespace
+            or view.app.view_functions.get(view.endpoint) is not view.function
+        ):
+            continue
+        _drop_endpoints(view.app, [view.endpoint])
+        for blueprint in list(_states):
+            _forget_recorded(blueprint, functools.partial(operator.is_, view.function))
+        log.debug("Flask endpoint %s removed: its def is gone from %s", view.endpoint, name)

@@ -1,0 +1,394 @@
+"""IPython and Jupyter: ``%load_ext muckrack_hmr``, saves applied between cells.
+
+The extension installs the import hook (the roots: the kernel's working
+folder, and what ``%hmr watch DIR`` adds), counts the user namespace as a
+project importer (its ``from module import name`` bindings follow edits, as
+the script's do under the CLI), and starts the CLI's watcher with one
+difference: a settled burst of saves is queued, not applied on the
+watcher's thread.  IPython's ``pre_run_cell`` event applies what is queued,
+on the shell's thread, before the cell runs: never while a cell runs.  When
+nothing was saved, that costs a look at two lists.
+
+What the engine logs while a burst is applied (one line per reload, a
+failed reload's file, line and traceback) is printed into the output of the
+cell that follows.  IPython itself is never imported here: the shell is
+typed by what the extension uses of it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import TYPE_CHECKING, Protocol
+
+from .. import tracking
+from ..watch.watcher import Watcher
+
+if TYPE_CHECKING:
+    from ..api import HMR
+    from ..watch.bursts import SettledSaves
+
+__all__ = ["HMRExtension", "extension", "load", "unload"]
+
+log = logging.getLogger(__name__)
+
+_PREFIX = "hmr: "
+# The longest a cell waits for a save whose file events are still settling (seconds).
+_SETTLING = 0.25
+# How many reloads `%hmr` lists.
+_HISTORY = 10
+_USAGE = """\
+%hmr                 status: watched folders, tracked modules, last reloads
+%hmr reload NAME     run module NAME again whole (and what follows from it)
+%hmr graph NAME      the modules NAME imports, and those that import it
+%hmr watch DIR       count the modules under DIR as project code from now on
+%hmr off | %hmr on   stop / resume applying saves between cells"""
+
+
+class _Events(Protocol):
+    callbacks: MutableMapping[str, list[Callable[..., object]]]
+
+    def register(self, event: str, function: Callable[..., object]) -> None: ...
+
+    def unregister(self, event: str, function: Callable[..., object]) -> None: ...
+
+
+class _MagicsManager(Protocol):
+    registry: MutableMapping[str, object]
+
+
+class Shell(Protocol):
+    """What the extension uses of IPython's ``InteractiveShell``."""
+
+    events: _Events
+    magics_manager: _MagicsManager
+    user_ns: MutableMapping[str, object]
+
+    def register_magic_function(
+        self, func: Callable[[str], object], magic_kind: str = ..., magic_name: str | None = ...
+    ) -> None: ...
+
+
+class _CellLog(logging.Handler):
+    """The library's records, kept until the next cell shows them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: collections.deque[tuple[int, str]] = collections.deque()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.records.append((record.levelno, record.getMessage()))
+        except Exception:
+            self.handleError(record)
+
+    def show(self) -> None:
+        """Print what was logged: warnings and errors on stderr, the rest on stdout."""
+        while self.records:
+            level, message = self.records.popleft()
+            stream = sys.stderr if level >= logging.WARNING else sys.stdout
+            print(_PREFIX + message, file=stream)
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+class _CellWatcher(Watcher):
+    """The CLI's watcher, whose settled saves wait for the next cell instead of being applied."""
+
+    def __init__(self, hmr: HMR, hand_over: Callable[[SettledSaves], None]) -> None:
+        super().__init__(hmr)
+        self._hand_over = hand_over
+        #: held by the idle work here and by a reload on the shell's thread
+        self.engine = threading.Lock()
+        self.waiting = False
+
+    def saves_settled(self, saves: SettledSaves) -> None:
+        self._hand_over(saves)
+
+    def idle(self) -> bool:
+        # Saves wait for the next cell: the engine is left alone until they are applied.
+        if self.waiting:
+            return False
+        with self.engine:
+            return super().idle()
+
+    def safe_point(self) -> None:
+        """Wait (a little) while another thread imports."""
+        self._safe_point.wait()
+
+
+class HMRExtension:
+    """One loaded ``%load_ext muckrack_hmr``: the queue of saves and the ``%hmr`` magic."""
+
+    def __init__(self, shell: Shell, hmr: HMR, installed: bool) -> None:
+        self.shell = shell
+        self.hmr = hmr
+        #: whether load() installed the import hook (unload() then removes it)
+        self.installed = installed
+        self.enabled = True
+        self.history: collections.deque[str] = collections.deque(maxlen=_HISTORY)
+        self.log = _CellLog()
+        self._saves: list[SettledSaves] = []
+        #: how many bursts of saves the watcher handed over so far
+        self.received = 0
+        self._queue_lock = threading.Lock()
+        self._queued = threading.Condition(self._queue_lock)
+        self._logger_level: int | None = None
+        self._autoreload_warned = False
+        self._autoreload_synced = -1
+        self.watcher: _CellWatcher | None = None
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Show the library's records in cells, hook the cells, start the watcher."""
+        logger = logging.getLogger("muckrack_hmr")
+        logger.addHandler(self.log)
+        if logger.level == logging.NOTSET:
+            self._logger_level = logger.level
+            logger.setLevel(logging.INFO)
+        events = self.shell.events
+        events.register("pre_run_cell", self.before_cell)
+        # First in line: %autoreload (loaded earlier, maybe) must see our modules skipped.
+        callbacks = events.callbacks["pre_run_cell"]
+        callbacks.remove(self.before_cell)
+        callbacks.insert(0, self.before_cell)
+        self.shell.register_magic_function(self.magic, "line", "hmr")
+        if self.hmr.watcher is None:
+            watcher = _CellWatcher(self.hmr, self._queue)
+            watcher.start()
+            self.hmr.watcher = self.watcher = watcher
+
+    def stop(self) -> None:
+        """Undo :meth:`start` (the ``%hmr`` magic stays, and says so)."""
+        self.enabled = False
+        self.shell.events.unregister("pre_run_cell", self.before_cell)
+        if self.watcher is not None and self.hmr.watcher is self.watcher:
+            self.hmr.close()
+        self.watcher = None
+        logger = logging.getLogger("muckrack_hmr")
+        logger.removeHandler(self.log)
+        if self._logger_level is not None:
+            logger.setLevel(self._logger_level)
+
+    # -- saves: queued by the watcher, applied before a cell -----------------------
+
+    def _queue(self, saves: SettledSaves) -> None:
+        with self._queued:
+            self._saves.append(saves)
+            self.received += 1
+            if self.watcher is not None:
+                self.watcher.waiting = True
+            self._queued.notify_all()
+
+    def pending(self) -> int:
+        """How many bursts of saves wait for the next cell."""
+        return len(self._saves)
+
+    def wait_for_saves(self, timeout: float, received: int | None = None) -> bool:
+        """Wait until ``received`` bursts of saves have come since the extension loaded
+        (default: one more than now), up to ``timeout`` seconds; whether they have.
+
+        A burst that came is queued for the next cell, or applied already.
+        """
+        deadline = time.monotonic() + timeout
+        with self._queued:
+            wanted = self.received + 1 if received is None else received
+            while self.received < wanted:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._queued.wait(left)
+            return True
+
+    def before_cell(self, info: object = None) -> None:
+        """IPython's ``pre_run_cell``: apply the saves queued since the last cell."""
+        self._check_autoreload()
+        watcher = self.watcher
+        if watcher is not None and self.enabled and watcher.pipeline.pending():
+            # A save made a moment ago is still settling: this cell waits for it.
+            with self._queued:
+                if not self._saves:
+                    self._queued.wait(_SETTLING)
+        if self._saves and self.enabled:
+            self.apply()
+        if self.log.records:
+            self.log.show()
+
+    def apply(self) -> None:
+        """Apply every queued burst, as one transaction, on this (the shell's) thread."""
+        with self._queued:
+            taken, self._saves = self._saves, []
+        if not taken:
+            return
+        saves = taken[0]
+        for later in taken[1:]:
+            saves = saves.then(later)
+        watcher = self.watcher
+        if watcher is None:
+            self._reload(saves)
+            return
+        watcher.safe_point()
+        with watcher.engine:
+            try:
+                failed = self._reload(saves)
+            finally:
+                with self._queued:
+                    watcher.waiting = bool(self._saves)
+        for save in saves.modules:
+            # The same broken content saved again is not applied again.
+            watcher.pipeline.reload_failed(save, save.name in failed)
+
+    def _reload(self, saves: SettledSaves) -> set[str]:
+        """Apply one burst; the modules that failed."""
+        result = self.hmr.reloader.reload_result(
+            saves.names, force=saves.forced, sources=saves.sources()
+        )
+        self._remember(result.summary(), result.total_ms, sorted(result.failed))
+        return set(result.failed)
+
+    def _remember(self, summary: str, total_ms: float, failed: Iterable[str]) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if summary:
+            self.history.append(f"{stamp} reloaded {summary} in {total_ms:.1f} ms")
+        for name in failed:
+            self.history.append(f"{stamp} failed to reload {name}; the old code keeps running")
+
+    # -- %autoreload ---------------------------------------------------------------
+
+    def _check_autoreload(self) -> None:
+        """With ``%autoreload`` on too: say so once, and have it skip our modules."""
+        magics = self.shell.magics_manager.registry.get("AutoreloadMagics")
+        reloader = getattr(magics, "_reloader", None)
+        if reloader is None or not getattr(reloader, "enabled", False) or not self.enabled:
+            return
+        if not self._autoreload_warned:
+            self._autoreload_warned = True
+            print(
+                f"{_PREFIX}%autoreload is on too: turn one of them off "
+                "(%autoreload off, or %unload_ext muckrack_hmr); meanwhile the project's "
+                "modules are reloaded by muckrack_hmr only",
+                file=sys.stderr,
+            )
+        loaded = len(self.hmr.project.loaded)
+        if loaded == self._autoreload_synced:
+            return  # no project module loaded since the last look
+        self._autoreload_synced = loaded
+        skip = getattr(reloader, "skip_modules", None)
+        if isinstance(skip, dict):
+            for name in self.hmr.tracked_modules():
+                skip.setdefault(name, True)
+
+    # -- %hmr ------------------------------------------------------------------------
+
+    def magic(self, line: str) -> None:
+        """``%hmr [reload NAME | graph NAME | watch DIR | on | off]``."""
+        if extension() is not self:
+            print(f"{_PREFIX}not loaded (%load_ext muckrack_hmr)", file=sys.stderr)
+            return
+        words = line.split()
+        command = words[0] if words else ""
+        if not words:
+            self.show_status()
+        elif command in ("on", "off") and len(words) == 1:
+            self.enabled = command == "on"
+            print(f"{_PREFIX}{'on' if self.enabled else 'off: saves wait until %hmr on'}")
+        elif command == "reload" and len(words) == 2:
+            self.reload(words[1])
+        elif command == "graph" and len(words) == 2:
+            self.show_graph(words[1])
+        elif command == "watch" and len(words) >= 2:
+            self.watch(line.split(None, 1)[1].strip())
+        else:
+            print(_USAGE, file=sys.stderr)
+
+    def show_status(self) -> None:
+        """Print the watched folders, the tracked modules and the last reloads."""
+        from .._core import USING_EXTENSION
+
+        core = "compiled core" if USING_EXTENSION else "pure-Python core"
+        state = "on" if self.enabled else "off"
+        print(f"muckrack_hmr: {state} ({core}), {self.pending()} burst(s) of saves waiting")
+        print("watched folders: " + ", ".join(self.hmr.project.roots))
+        modules = [name for name in self.hmr.tracked_modules() if name != "__main__"]
+        print(f"tracked modules ({len(modules)}): " + (", ".join(modules) or "none yet"))
+        print("last reloads:" + ("".join(f"\n  {entry}" for entry in self.history) or " none"))
+
+    def reload(self, name: str) -> None:
+        """``%hmr reload NAME``: run NAME again whole, and what follows from it."""
+        if self._saves:
+            self.apply()
+        result = self.hmr.reloader.reload_result([name], force=True)
+        self._remember(result.summary(), result.total_ms, sorted(result.failed))
+        if not result.reloaded and not result.failed:
+            print(f"{_PREFIX}nothing reloaded", file=sys.stderr)
+        self.log.show()
+
+    def show_graph(self, name: str) -> None:
+        """``%hmr graph NAME``: its dependencies and dependents, direct and indirect."""
+        hmr = self.hmr
+        if not hmr.tracker.is_tracked(name):
+            print(f"{_PREFIX}{name} is not a tracked project module", file=sys.stderr)
+            return
+        for title, direct, every in (
+            ("imports", hmr.dependencies_of(name), hmr.dependencies_of(name, transitive=True)),
+            ("imported by", hmr.dependents_of(name), hmr.dependents_of(name, transitive=True)),
+        ):
+            indirect = [module for module in every if module not in direct and module != name]
+            print(f"{name} {title}: {', '.join(direct) or 'nothing'}")
+            if indirect:
+                print(f"  and through them: {', '.join(indirect)}")
+
+    def watch(self, folder: str) -> None:
+        """``%hmr watch DIR``: the modules under DIR count as project code from now on."""
+        folder = os.path.expanduser(folder)
+        if not os.path.isdir(folder):
+            print(f"{_PREFIX}{folder!r} is not a folder", file=sys.stderr)
+            return
+        real = self.hmr.project.add_root(folder)
+        if self.watcher is not None:
+            self.watcher.pipeline.watch(real)
+        print(f"{_PREFIX}watching {real} (modules imported from now on)")
+
+
+_loaded: list[HMRExtension] = []
+
+
+def extension() -> HMRExtension | None:
+    """The loaded extension, if any."""
+    return _loaded[0] if _loaded else None
+
+
+def load(shell: Shell) -> HMRExtension:
+    """``%load_ext muckrack_hmr``: install the hook, queue saves, apply them between cells."""
+    if _loaded:
+        return _loaded[0]
+    hmr = tracking.active()
+    installed = hmr is None
+    if hmr is None:
+        hmr = tracking.install([os.getcwd()])
+    namespace = shell.user_ns
+    name = namespace.get("__name__")
+    if isinstance(name, str):
+        hmr.project.add_importer(name, namespace)
+    loaded = HMRExtension(shell, hmr, installed)
+    loaded.start()
+    _loaded.append(loaded)
+    if loaded.watcher is None:
+        print(f"{_PREFIX}a watcher runs already: it applies saves on its thread, not between cells")
+    return loaded
+
+
+def unload(shell: Shell) -> None:
+    """``%unload_ext muckrack_hmr``: stop watching, remove the hook if load() installed it."""
+    if not _loaded:
+        return
+    loaded = _loaded.pop()
+    loaded.stop()
+    if loaded.installed and tracking.active() is loaded.hmr:
+        tracking.uninstall()

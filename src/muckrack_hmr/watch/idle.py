@@ -1,0 +1,187 @@
+"""The program's idle time, used for the engine's bookkeeping: when, and in what slices.
+
+What can wait after an import (recording its statements in the dependency
+graph, indexing what each module spells after a dot, moving the sources
+taken at import out of memory, analyzing modules for early cutoff) is done
+here, only while the program's own threads rest, so that it never competes
+with start-up or a busy loop, and is done soon after the program rests.  The
+watcher runs it between saves; :class:`IdleWorker` runs it alone, for a
+program without file watching (``--no-watch``), whose first reload must cost
+what a later one does.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..threads import signals_to_main_thread
+
+if TYPE_CHECKING:
+    from ..api import HMR
+
+__all__ = ["QUIET", "SETUP_PATIENCE", "Activity", "IdleWork", "IdleWorker", "settle_in"]
+
+log = logging.getLogger(__name__)
+
+# Modules indexed or compressed per step of the idle work (checked against the slice).
+_IDLE_BATCH = 32
+# The most one slice of idle work takes (a pause follows while work is left: the
+# program's threads get the interpreter meanwhile, and their use is looked at).
+_IDLE_SLICE = 0.02
+# The pause between slices.
+_IDLE_PAUSE = 0.005
+# Import statements recorded in the graph per idle step (ImportTracker.apply_pending).
+_IDLE_IMPORTS = 256
+#: The share of a core the program's threads may use for the program to count as idle.
+QUIET = 0.2
+#: The longest the file events wait for a start-up that keeps importing (seconds).
+#: Only a program that keeps importing modules without a pause (see settle_in)
+#: waits this long; a save made meanwhile is found once they start.  A long
+#: start-up (a big app, or one run 40x slower under valgrind) must not pay for
+#: the watches while it imports.
+SETUP_PATIENCE = 120.0
+# No module imported for this long: the start-up is over, busy or not; or for
+# this many times the time an import took on average, up to _LONGEST_PAUSE.
+_IMPORTS_OVER = 0.25
+_PAUSE_IN_IMPORTS = 20
+_LONGEST_PAUSE = 5.0
+# How often start-up is looked at to see whether it has quietened, and how many
+# looks in a row must find the program quiet.
+_QUIET_LOOK = 0.02
+_QUIET_LOOKS = 3
+
+
+class Activity:
+    """How busy the program's own threads were since the last look (from a thread of ours).
+
+    The process's CPU time less the looking thread's own, against the wall
+    clock: a program importing, computing or serving counts as busy.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float, float] | None = None
+
+    def quiet(self) -> bool:
+        """Were the other threads quiet since the last call (always on this thread)?"""
+        now = (time.monotonic(), time.process_time(), time.thread_time())
+        last, self._last = self._last, now
+        if last is None:
+            return False  # the first look only sets the baseline
+        wall, process, ours = (now[i] - last[i] for i in range(3))
+        return wall > 0 and process - ours < QUIET * wall
+
+
+def settle_in(activity: Activity, stopping: threading.Event) -> None:
+    """Wait until the program's start-up is over, or SETUP_PATIENCE (or ``stopping``).
+
+    Over means: its threads are quiet for a moment, or it has imported no
+    module for a while (a program that computes right after its imports,
+    and never rests).  Any module counts, not only the project's: a program
+    that imports a big library before its own modules is still starting.
+    The while is ``_IMPORTS_OVER``, or many times the program's own pace of
+    imports when that is slower (a slow machine, or valgrind): a module that
+    takes long to run is not the end of the imports.
+    """
+    started = time.monotonic()
+    deadline = started + SETUP_PATIENCE
+    activity.quiet()
+    modules = sys.modules
+    first = loaded = len(modules)
+    since = started
+    quiet = 0  # looks in a row that found the program quiet
+    while not stopping.wait(_QUIET_LOOK):
+        now = time.monotonic()
+        # One quiet look may be a busy program that did not get the CPU
+        # (a loaded machine): quiet means quiet for a few looks in a row.
+        quiet = quiet + 1 if activity.quiet() else 0
+        if quiet >= _QUIET_LOOKS or now >= deadline:
+            return
+        count = len(modules)
+        if count != loaded:
+            loaded, since = count, now
+            continue
+        pace = (since - started) / max(loaded - first, 1)  # seconds per import so far
+        if now - since >= min(max(_IMPORTS_OVER, _PAUSE_IN_IMPORTS * pace), _LONGEST_PAUSE):
+            return
+
+
+class IdleWork:
+    """The engine's bookkeeping, a slice at a time, while the program rests."""
+
+    def __init__(self, hmr: HMR) -> None:
+        self.hmr = hmr
+        self._warmed_up = False
+
+    def step(self, activity: Activity, interrupted: Callable[[], bool]) -> bool | None:
+        """One slice, if the program's threads were quiet since ``activity``'s last look.
+
+        None: the program was busy, nothing was done.  Else whether work is
+        left.  ``interrupted`` (a save waiting) ends the slice early.
+        """
+        if not activity.quiet():
+            return None
+        reloader = self.hmr.reloader
+        if not self._warmed_up:
+            # The engine's code runs once before the first edit needs it.
+            self._warmed_up = True
+            reloader.warm_up()
+        deadline = time.perf_counter() + _IDLE_SLICE
+        more = True
+        while more and not interrupted() and time.perf_counter() < deadline:
+            more = bool(
+                self.hmr.tracker.apply_pending(limit=_IDLE_IMPORTS)
+                or reloader.index_mentions(limit=_IDLE_BATCH)
+                or reloader.keep_sources(limit=_IDLE_BATCH)
+                or reloader.warm(limit=1)
+            )
+        activity.quiet()  # what this slice did is ours, not the program's
+        return more
+
+
+def _never() -> bool:
+    return False
+
+
+class IdleWorker:
+    """The idle work on a thread of its own, for a program that watches no files.
+
+    It waits for the start-up to settle, works while the program rests, and
+    ends when nothing is left (a module imported later is analyzed at its
+    first reload, as before).
+    """
+
+    def __init__(self, hmr: HMR) -> None:
+        self._work = IdleWork(hmr)
+        self._activity = Activity()
+        self._stopping = threading.Event()
+        #: set when everything that was imported is analyzed and indexed
+        self.done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._main, name="muckrack-hmr-idle-work", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start the thread (at once: it waits for the start-up itself)."""
+        with signals_to_main_thread():
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current slice."""
+        self._stopping.set()
+
+    def _main(self) -> None:
+        try:
+            settle_in(self._activity, self._stopping)
+            more: bool | None = True
+            while not self._stopping.wait(_IDLE_PAUSE if more else _QUIET_LOOK):
+                more = self._work.step(self._activity, _never)
+                if more is False:
+                    self.done.set()
+                    return
+        except Exception:  # the program goes on: its first reload does the work
+            log.exception("the idle work stopped")

@@ -1,0 +1,379 @@
+"""``%load_ext muckrack_hmr`` in a real Jupyter kernel, driven with jupyter_client.
+
+Each test starts an ipykernel kernel (on the core under test) in a
+throwaway project, runs cells in it, saves new versions of the project's
+modules, and reads what the next cells print.  Every wait is on a kernel
+message or a save queued in the kernel, with a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .subprocesses import DEADLINE, save_atomically, write
+
+jupyter_client = pytest.importorskip("jupyter_client")
+pytest.importorskip("ipykernel")
+
+# The kernel's start-up, loaded machine included.
+START_DEADLINE = 60.0
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+# A cell that waits (in the kernel) until the watcher has handed over one more save than
+# the last such cell waited for: queued for the next cell, or applied already (when it came
+# just before this cell started).  Each save of a test is one burst.
+WAIT_FOR_SAVE = (
+    "from muckrack_hmr.integrations.ipython import extension as _extension; "
+    "_saves_seen = globals().get('_saves_seen', 0) + 1\n"
+    f"assert _extension().wait_for_saves({DEADLINE}, _saves_seen), "
+    "('no save arrived', sorted(_extension().watcher.pipeline.watched))"
+)
+
+
+@dataclass
+class Cell:
+    """What one cell printed."""
+
+    stdout: str = ""
+    stderr: str = ""
+    error: str = ""
+    results: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.stdout + self.stderr + self.error + "".join(self.results)
+
+
+class Kernel:
+    """A real ipykernel kernel and a client that runs cells in it."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], runtime: Path) -> None:
+        self.manager = jupyter_client.KernelManager(kernel_name="python3")
+        self.manager.connection_file = str(runtime / "kernel.json")
+        self.manager.start_kernel(cwd=str(cwd), env=env)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=START_DEADLINE)
+
+    def start(self, code: str) -> str:
+        """Send a cell; its message id (collect its output with :meth:`collect`)."""
+        return str(self.client.execute(textwrap.dedent(code)))
+
+    def collect(self, msg_id: str, timeout: float = DEADLINE) -> Cell:
+        """The output of cell ``msg_id``, once the kernel is idle again."""
+        cell = Cell()
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"the cell did not finish in {timeout} s: {cell.text}")
+            message = self.client.get_iopub_msg(timeout=left)
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "stream":
+                if content["name"] == "stdout":
+                    cell.stdout += content["text"]
+                else:
+                    cell.stderr += content["text"]
+            elif kind == "error":
+                cell.error += _ANSI.sub("", "\n".join(content["traceback"]))
+            elif kind in ("execute_result", "display_data"):
+                cell.results.append(content["data"].get("text/plain", ""))
+            elif kind == "status" and content["execution_state"] == "idle":
+                return cell
+
+    def run(self, code: str, timeout: float = DEADLINE) -> Cell:
+        """Run a cell; what it printed."""
+        return self.collect(self.start(code), timeout)
+
+    def ok(self, code: str) -> Cell:
+        """Run a cell that must not raise."""
+        cell = self.run(code)
+        assert not cell.error, cell.error
+        return cell
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def kernel_project(tmp_path: Path) -> Path:
+    root = tmp_path / "notebook"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def kernel(kernel_project: Path, core_env: dict[str, str], tmp_path: Path) -> Iterator[Kernel]:
+    """A kernel whose working folder is ``kernel_project``, on the core under test."""
+    env = dict(core_env)
+    env["IPYTHONDIR"] = str(tmp_path / "ipython")  # no user profile, no shared history
+    env["JUPYTER_PLATFORM_DIRS"] = "1"
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    started = Kernel(kernel_project, env, runtime)
+    try:
+        started.ok("%load_ext muckrack_hmr")
+        # The core the kernel runs is the one under test.
+        expected = "False" if env.get("MUCKRACK_HMR_NO_EXTENSIONS") else "True"
+        assert started.ok("import muckrack_hmr; print(muckrack_hmr.USING_EXTENSION)").stdout == (
+            expected + "\n"
+        )
+        yield started
+    finally:
+        started.close()
+
+
+MOD = """\
+CONST = 1
+
+
+def f():
+    return "old"
+
+
+class C:
+    def m(self):
+        return "old m"
+"""
+
+MOD_NEW = """\
+CONST = 2
+
+
+def f():
+    return "new"
+
+
+class C:
+    def m(self):
+        return "new m"
+"""
+
+
+def _save(kernel: Kernel, path: Path, source: str) -> Cell:
+    """Save ``source`` to ``path`` and wait, in a cell, until the kernel has it queued."""
+    save_atomically(path, source)
+    # Longer than the cell's own wait: a save that never comes fails in the cell, with why.
+    cell = kernel.run(WAIT_FOR_SAVE, timeout=DEADLINE + 10)
+    assert not cell.error, cell.error
+    return cell
+
+
+def test_next_cell_sees_the_save(kernel: Kernel, kernel_project: Path) -> None:
+    mod = write(kernel_project / "mod.py", MOD)
+    write(kernel_project / "dep.py", "from mod import CONST\n\nDOUBLE = CONST * 2\n")
+    kernel.ok("from mod import f, CONST, C\nimport dep\nc = C()")
+    before = kernel.ok("print(f(), CONST, c.m(), dep.DOUBLE)")
+    assert before.stdout == "old 1 old m 2\n"
+
+    waited = _save(kernel, mod, MOD_NEW)
+    after = kernel.ok("print(f(), CONST, c.m(), dep.DOUBLE)")
+    # The notebook's own ``from`` bindings, an old instance, a dependent's import-time value.
+    assert after.stdout.splitlines()[-1] == "new 2 new m 4"
+    # One line, in the output of the cell that follows the save (the waiting cell, when the
+    # save came before it started).
+    shown = (waited.stdout + after.stdout).splitlines()
+    reloads = [line for line in shown if line.startswith("hmr: reloaded")]
+    assert len(reloads) == 1, after.stdout
+    assert reloads[0].startswith("hmr: reloaded mod (+1 dependent")
+    # Applied once: the cell after that has nothing to say.
+    assert kernel.ok("print(f())").stdout == "new\n"
+
+
+def test_failed_reload_shows_the_error_and_keeps_the_old_code(
+    kernel: Kernel, kernel_project: Path
+) -> None:
+    mod = write(kernel_project / "mod.py", MOD)
+    kernel.ok("from mod import f")
+
+    waited = _save(kernel, mod, MOD.replace("def f():", "def f(:"))
+    broken = kernel.ok("print(f())")
+    assert broken.stdout.splitlines()[-1] == "old"
+    shown = waited.stderr + broken.stderr  # the cell that follows the save shows it
+    assert "failed to reload mod" in shown
+    assert f"{mod}:4" in shown or f"{os.path.realpath(mod)}:4" in shown
+    assert "SyntaxError" in shown
+
+    # An exception at import time: the user's line, in the user's traceback.
+    raising = MOD_NEW + '\n\nraise ValueError("boom at import")\n'
+    waited = _save(kernel, mod, raising)
+    failed = kernel.ok("print(f())")
+    assert failed.stdout.splitlines()[-1] == "old"
+    shown = waited.stderr + failed.stderr
+    assert "ValueError: boom at import" in shown
+    assert 'mod.py", line 13, in <module>' in shown
+    assert "muckrack_hmr" not in shown.replace("muckrack_hmr.", "")
+
+    _save(kernel, mod, MOD_NEW)
+    assert kernel.ok("print(f())").stdout.splitlines()[-1] == "new"
+
+
+def test_save_during_a_long_cell_waits_for_the_next(
+    kernel: Kernel, kernel_project: Path, tmp_path: Path
+) -> None:
+    mod = write(kernel_project / "mod.py", MOD)
+    kernel.ok("from mod import f")
+    started = tmp_path / "started"
+    long_cell = kernel.start(
+        f"import pathlib\npathlib.Path({str(started)!r}).touch()\n"
+        f"{WAIT_FOR_SAVE}\nprint('during', f())\n"
+    )
+    deadline = time.monotonic() + DEADLINE
+    while not started.exists():
+        assert time.monotonic() < deadline, "the long cell never started"
+        time.sleep(0.01)
+    save_atomically(mod, MOD_NEW)
+    during = kernel.collect(long_cell)
+    assert not during.error, during.error
+    # Queued while the cell ran, not applied under it.
+    assert during.stdout == "during old\n"
+    after = kernel.ok("print('after', f())")
+    assert after.stdout.splitlines()[-1] == "after new"
+    assert "hmr: reloaded mod" in after.stdout
+
+
+def test_hmr_magic(kernel: Kernel, kernel_project: Path, tmp_path: Path) -> None:
+    write(kernel_project / "settings.txt", "first")
+    write(
+        kernel_project / "conf.py",
+        "import pathlib\n\nVALUE = pathlib.Path('settings.txt').read_text()\n",
+    )
+    mod = write(kernel_project / "mod.py", "import conf\n\n\ndef f():\n    return 'old'\n")
+    kernel.ok("import mod, conf")
+
+    status = kernel.ok("%hmr").stdout
+    assert f"watched folders: {os.path.realpath(kernel_project)}" in status
+    assert "tracked modules (2): conf, mod" in status or "tracked modules (2): mod, conf" in status
+
+    graph = kernel.ok("%hmr graph conf").stdout
+    assert "conf imports: nothing" in graph
+    assert "conf imported by: mod" in graph
+
+    # A module that read a data file at import: run again whole on request.
+    write(kernel_project / "settings.txt", "second")
+    reloaded = kernel.ok("%hmr reload conf\nprint(conf.VALUE)")
+    assert "hmr: reloaded conf" in reloaded.stdout
+    assert reloaded.stdout.splitlines()[-1] == "second"
+
+    # Off: saves wait; on: the next cell applies them.
+    assert "off" in kernel.ok("%hmr off").stdout
+    _save(kernel, mod, "import conf\n\n\ndef f():\n    return 'new'\n")
+    assert kernel.ok("print(mod.f())").stdout == "old\n"
+    assert kernel.ok("%hmr on").stdout.strip() == "hmr: on"
+    assert kernel.ok("print(mod.f())").stdout.splitlines()[-1] == "new"
+    assert "reloaded mod" in kernel.ok("%hmr").stdout
+
+    # Another folder, watched from now on.
+    other = tmp_path / "elsewhere"
+    lib = write(other / "lib.py", "def g():\n    return 'old g'\n")
+    assert "watching" in kernel.ok(f"%hmr watch {other}").stdout
+    kernel.ok(f"import sys; sys.path.insert(0, {str(other)!r})\nfrom lib import g")
+    _save(kernel, lib, "def g():\n    return 'new g'\n")
+    assert kernel.ok("print(g())").stdout.splitlines()[-1] == "new g"
+
+
+def test_autoreload_on_too(kernel: Kernel, kernel_project: Path) -> None:
+    mod = write(
+        kernel_project / "mod.py",
+        "import builtins\n\nbuiltins.RUNS = getattr(builtins, 'RUNS', 0) + 1\n\n\n"
+        "def f():\n    return 'old'\n",
+    )
+    kernel.ok("%load_ext autoreload\n%autoreload 2")
+    first = kernel.ok("import mod")
+    assert "%autoreload is on too" in first.stderr
+    waited = _save(kernel, mod, mod.read_text().replace("'old'", "'new'"))
+    after = kernel.ok("print(mod.f(), RUNS)")
+    # Applied once, statement by statement: the module's top level did not run again.
+    assert after.stdout.splitlines()[-1] == "new 1"
+    assert "%autoreload is on too" not in waited.stderr + after.stderr
+
+
+def test_terminal_ipython(core_env: dict[str, str], kernel_project: Path, tmp_path: Path) -> None:
+    """``ipython -i``: the same extension in the terminal shell, a line per cell."""
+    from .subprocesses import Child
+
+    mod = write(kernel_project / "mod.py", MOD)
+    env = dict(core_env, IPYTHONDIR=str(tmp_path / "ipython"))
+    child = Child(
+        ["--simple-prompt", "--no-banner", "--colors=nocolor", "-i"],
+        cwd=kernel_project,
+        env=env,
+        command=("-u", "-m", "IPython"),
+        stdin=True,
+    )
+    try:
+        child.send("%load_ext muckrack_hmr")
+        child.send("from mod import f, CONST; print('before', f(), CONST)")
+        child.expect("before old 1")
+        save_atomically(mod, MOD_NEW)
+        child.send(WAIT_FOR_SAVE.replace("\n", "; ") + "; print('queued')")
+        child.expect("queued")
+        child.send("print('after', f(), CONST)")
+        child.expect("after new 2")
+        child.send("exit")
+        assert child.wait() == 0
+        reloads = [line for line in child.seen["out"] if "hmr: reloaded mod" in line]
+        assert len(reloads) == 1, child.seen["out"]
+    finally:
+        child.close()
+
+
+RESOURCE = """\
+import threading
+
+from muckrack_hmr import hot
+
+VERSION = 1
+stop = threading.Event()
+worker = threading.Thread(target=stop.wait, name="res-worker", daemon=True)
+worker.start()
+cache = hot.keep("cache", dict)
+handed = dict(hot.data)
+
+
+def halt(data):
+    stop.set()
+    worker.join(5)
+    data["stopped"] = data.get("stopped", 0) + 1
+
+
+hot.on_dispose(halt)
+"""
+
+
+def test_dispose_and_keep_in_the_kernel(kernel: Kernel, kernel_project: Path) -> None:
+    path = write(kernel_project / "res.py", RESOURCE)
+    count = "sum(t.name == 'res-worker' for t in threading.enumerate())"
+    kernel.ok("import threading, res\nres.cache['hits'] = 1")
+    for version in range(2, 6):
+        _save(kernel, path, RESOURCE.replace("VERSION = 1", f"VERSION = {version}"))
+        cell = kernel.ok(f"print(res.VERSION, {count}, res.cache, res.handed)")
+        assert (
+            cell.stdout.splitlines()[-1]
+            == f"{version} 1 {{'hits': 1}} {{'stopped': {version - 1}}}"
+        )
+
+
+def test_importing_the_package_imports_no_ipython() -> None:
+    """The extension's entry points are in muckrack_hmr; IPython waits for %load_ext."""
+    import subprocess
+    import sys
+
+    code = "import sys, muckrack_hmr; print(sorted(m for m in sys.modules if 'IPython' in m))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
+    assert callable(__import__("muckrack_hmr").load_ipython_extension)

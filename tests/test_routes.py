@@ -1,0 +1,408 @@
+"""Routes added, edited and removed in a running server, end to end (issue 16).
+
+Each test starts a real server under ``python -m muckrack.hmr`` on both cores,
+serves a request first (Flask protects its tables from then on), then saves
+real files and, once the reload's log line is out, asks the server: a route
+added serves; a route whose path or methods changed serves at its new place
+and no longer at the old one; a route removed answers 404.  The framework's
+own table is counted after every step (``app.url_map``, the routers'
+``routes``, Django's resolver), so that no route is ever there twice, and the
+process ID never changes.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .subprocesses import Child, write
+from .test_everyday_edits import edit, outcome_of, tracked
+from .test_frameworks import Spawn, free_port, poll, wait_status
+
+
+def status(port: int, path: str, method: str = "GET") -> tuple[int, str]:
+    """(status, body) of one request, errors included."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+def counts(child: Child, port: int) -> dict[str, Any]:
+    """What the server's ``/count`` route says: its process ID and its route counts."""
+    facts: dict[str, Any] = poll(child, port, lambda got: True, path="/count")
+    return facts
+
+
+def source_with(base: str, *blocks: str) -> str:
+    return base + "".join(f"\n\n{block}\n" for block in blocks)
+
+
+# -- Flask: app routes, blueprint routes, after the first request ----------------------
+
+FLASK_VIEWS = """\
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return "index"
+"""
+
+FLASK_SHOP = """\
+from flask import Blueprint
+
+bp = Blueprint("shop", __name__, url_prefix="/shop")
+
+
+@bp.route("/")
+def shop():
+    return "shop"
+"""
+
+FLASK_SERVER = """\
+import os
+import sys
+
+from flask import jsonify
+
+from shop import bp
+from views import app
+
+app.register_blueprint(bp)
+
+
+@app.route("/count")
+def count():
+    return jsonify(pid=os.getpid(), rules=len(list(app.url_map.iter_rules())),
+                   views=len(app.view_functions))
+
+
+@app.route("/late")
+def late():
+    # The program itself adding a route while serving: Flask's guard still says no.
+    try:
+        app.add_url_rule("/later", "later", lambda: "later")
+    except AssertionError as exc:
+        return str(exc)
+    return "added"
+
+
+app.run(host="127.0.0.1", port=int(sys.argv[1]))
+"""
+
+ADDED_APP = '@app.route("{path}"{methods})\ndef added():\n    return "added {path}"'
+ADDED_BP = '@bp.route("{path}"{methods})\ndef bought():\n    return "bought {path}"'
+
+
+def test_flask_routes_added_edited_and_removed_after_a_request(proj: Path, spawn: Spawn) -> None:
+    write(proj / "views.py", FLASK_VIEWS)
+    write(proj / "shop.py", FLASK_SHOP)
+    write(proj / "server.py", FLASK_SERVER)
+    port = free_port()
+    child = spawn(["-v", "server.py", str(port)], cwd=proj)
+    tracked(child, "views", "shop")
+    first = counts(child, port)  # a request served: Flask's guard is up
+    pid, rules, views = first["pid"], first["rules"], first["views"]
+    assert pid == child.proc.pid
+    assert status(port, "/added")[0] == 404
+
+    # 1. A route added to the app, then one to a blueprint registered long ago.
+    edit(
+        child,
+        proj / "views.py",
+        source_with(FLASK_VIEWS, ADDED_APP.format(path="/added", methods="")),
+        "views",
+    )
+    assert status(port, "/added") == (200, "added /added")
+    assert counts(child, port) == {"pid": pid, "rules": rules + 1, "views": views + 1}
+    edit(
+        child,
+        proj / "shop.py",
+        source_with(FLASK_SHOP, ADDED_BP.format(path="/buy", methods="")),
+        "shop",
+    )
+    assert status(port, "/shop/buy") == (200, "bought /buy")
+    assert counts(child, port) == {"pid": pid, "rules": rules + 2, "views": views + 2}
+
+    # 2. Their paths change, and the blueprint route's methods: the old places 404.
+    edit(
+        child,
+        proj / "views.py",
+        source_with(FLASK_VIEWS, ADDED_APP.format(path="/moved", methods="")),
+        "views",
+    )
+    assert status(port, "/moved") == (200, "added /moved")
+    assert status(port, "/added")[0] == 404
+    post = ', methods=["POST"]'
+    edit(
+        child,
+        proj / "shop.py",
+        source_with(FLASK_SHOP, ADDED_BP.format(path="/order", methods=post)),
+        "shop",
+    )
+    assert status(port, "/shop/order", "POST") == (200, "bought /order")
+    assert status(port, "/shop/order")[0] == 405
+    assert status(port, "/shop/buy")[0] == 404
+    assert counts(child, port) == {"pid": pid, "rules": rules + 2, "views": views + 2}
+
+    # ... and its endpoint's name: one rule still, under the new name.
+    renamed = ADDED_APP.format(path="/moved", methods=', endpoint="renamed"')
+    edit(child, proj / "views.py", source_with(FLASK_VIEWS, renamed), "views")
+    assert status(port, "/moved") == (200, "added /moved")
+    assert counts(child, port) == {"pid": pid, "rules": rules + 2, "views": views + 2}
+
+    # 3. Removed: gone from the url_map.
+    edit(child, proj / "views.py", FLASK_VIEWS, "views")
+    edit(child, proj / "shop.py", FLASK_SHOP, "shop")
+    assert status(port, "/moved")[0] == 404
+    assert status(port, "/shop/order", "POST")[0] == 404
+    assert counts(child, port) == {"pid": pid, "rules": rules, "views": views}
+    assert status(port, "/shop/") == (200, "shop")
+
+    # 4. The guard stays up for the program itself.
+    code, body = status(port, "/late")
+    assert code == 200
+    assert "can no longer be called" in body
+    assert counts(child, port) == {"pid": pid, "rules": rules, "views": views}
+
+
+FLASK_FAILING = """\
+@app.route("/half")
+def half():
+    return "half"
+
+
+raise RuntimeError("a later statement fails")
+"""
+
+
+def test_flask_route_of_a_failed_reload_is_taken_back(proj: Path, spawn: Spawn) -> None:
+    """A save adds a route, then raises: the module keeps its old namespace, and the
+    app its old url_map; the fixed save adds the route once."""
+    write(proj / "views.py", FLASK_VIEWS)
+    write(proj / "shop.py", FLASK_SHOP)
+    write(proj / "server.py", FLASK_SERVER)
+    port = free_port()
+    child = spawn(["-v", "server.py", str(port)], cwd=proj)
+    tracked(child, "views", "shop")
+    before = counts(child, port)
+
+    write(proj / "views.py", source_with(FLASK_VIEWS, FLASK_FAILING))
+    line = child.expect(outcome_of("views"), stream="err")
+    assert line.startswith("hmr: failed to reload views "), line
+    # The error handlers that put the tables back run right after that line.
+    wait_status(child, port, "/half", 404, "Not Found")
+    assert counts(child, port) == before
+
+    fixed = FLASK_FAILING.replace('raise RuntimeError("a later statement fails")', "")
+    write(proj / "views.py", source_with(FLASK_VIEWS, fixed))
+    child.expect(outcome_of("views"), stream="err")
+    assert status(port, "/half") == (200, "half")
+    assert counts(child, port) == dict(before, rules=before["rules"] + 1, views=before["views"] + 1)
+
+
+# -- FastAPI: app routes, routes of an included router -----------------------------------
+
+FASTAPI_APP = """\
+import os
+
+from fastapi import FastAPI
+
+import items
+
+app = FastAPI()
+app.include_router(items.router, prefix="/items")
+
+
+@app.get("/count")
+def count():
+    return {"pid": os.getpid(), "app": len(app.routes), "items": len(items.router.routes)}
+"""
+
+FASTAPI_ITEMS = """\
+from fastapi import APIRouter
+
+router = APIRouter()
+
+
+@router.get("/")
+def listing():
+    return "items"
+"""
+
+ADDED_GET = '@{owner}.{method}("{path}")\ndef {name}():\n    return "{name} {path}"'
+
+
+def added(owner: str, name: str, path: str, method: str = "get") -> str:
+    return ADDED_GET.format(owner=owner, name=name, path=path, method=method)
+
+
+def openapi_paths(child: Child, port: int) -> set[str]:
+    schema: dict[str, Any] = poll(child, port, lambda got: True, path="/openapi.json")
+    return set(schema["paths"])
+
+
+def test_fastapi_routes_added_edited_and_removed(proj: Path, spawn: Spawn) -> None:
+    write(proj / "app.py", FASTAPI_APP)
+    write(proj / "items.py", FASTAPI_ITEMS)
+    port = free_port()
+    child = spawn(
+        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    tracked(child, "app", "items")
+    first = counts(child, port)
+    pid, app_routes, item_routes = first["pid"], first["app"], first["items"]
+    assert pid == child.proc.pid
+    assert status(port, "/items/")[0] == 200
+
+    # 1. Added: to the app, and to the router the app included at start-up.
+    edit(child, proj / "app.py", source_with(FASTAPI_APP, added("app", "extra", "/extra")), "app")
+    assert status(port, "/extra") == (200, '"extra /extra"')
+    edit(
+        child,
+        proj / "items.py",
+        source_with(FASTAPI_ITEMS, added("router", "one", "/one")),
+        "items",
+    )
+    assert status(port, "/items/one") == (200, '"one /one"')
+    assert counts(child, port) == {"pid": pid, "app": app_routes + 1, "items": item_routes + 1}
+    assert {"/extra", "/items/one"} <= openapi_paths(child, port)
+
+    # 2. Edited: a new path, and a new method.
+    edit(child, proj / "app.py", source_with(FASTAPI_APP, added("app", "extra", "/more")), "app")
+    assert status(port, "/more") == (200, '"extra /more"')
+    assert status(port, "/extra")[0] == 404
+    edit(
+        child,
+        proj / "items.py",
+        source_with(FASTAPI_ITEMS, added("router", "one", "/one", "post")),
+        "items",
+    )
+    assert status(port, "/items/one", "POST") == (200, '"one /one"')
+    assert status(port, "/items/one")[0] == 405
+    assert counts(child, port) == {"pid": pid, "app": app_routes + 1, "items": item_routes + 1}
+    paths = openapi_paths(child, port)
+    assert "/more" in paths
+    assert "/extra" not in paths
+
+    # 3. Removed.
+    edit(child, proj / "app.py", FASTAPI_APP, "app")
+    edit(child, proj / "items.py", FASTAPI_ITEMS, "items")
+    assert status(port, "/more")[0] == 404
+    assert status(port, "/items/one", "POST")[0] == 404
+    assert counts(child, port) == {"pid": pid, "app": app_routes, "items": item_routes}
+    assert not {"/more", "/items/one"} & openapi_paths(child, port)
+    assert status(port, "/items/") == (200, '"items"')
+
+
+# -- Django: the URLconf of an app that the project's urls.py includes -------------------
+
+DJANGO_MANAGE = """\
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+"""
+
+DJANGO_SETTINGS = """\
+DEBUG = True
+SECRET_KEY = "only-for-the-tests"
+ALLOWED_HOSTS = ["127.0.0.1"]
+ROOT_URLCONF = "mysite.urls"
+INSTALLED_APPS = []
+DATABASES = {}
+"""
+
+DJANGO_ROOT_URLS = """\
+import os
+
+from django.http import JsonResponse
+from django.urls import URLResolver, get_resolver, include, path
+
+
+def patterns(resolver):
+    return sum(
+        patterns(entry) if isinstance(entry, URLResolver) else 1 for entry in resolver.url_patterns
+    )
+
+
+def count(request):
+    return JsonResponse({"pid": os.getpid(), "patterns": patterns(get_resolver())})
+
+
+urlpatterns = [
+    path("count", count),
+    path("blog/", include("blog.urls")),
+]
+"""
+
+
+def blog_urls(*extra: str) -> str:
+    routes = "".join(f'    path("{route}", views.post),\n' for route in extra)
+    return f"""\
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.index),
+{routes}]
+"""
+
+
+BLOG_VIEWS = """\
+from django.http import HttpResponse
+
+
+def index(request):
+    return HttpResponse("blog")
+
+
+def post(request):
+    return HttpResponse("post " + request.path)
+"""
+
+
+def test_django_patterns_of_an_included_urlconf_follow_edits(proj: Path, spawn: Spawn) -> None:
+    write(proj / "manage.py", DJANGO_MANAGE)
+    write(proj / "mysite" / "__init__.py", "")
+    write(proj / "mysite" / "settings.py", DJANGO_SETTINGS)
+    write(proj / "mysite" / "urls.py", DJANGO_ROOT_URLS)
+    write(proj / "blog" / "__init__.py", "")
+    write(proj / "blog" / "views.py", BLOG_VIEWS)
+    write(proj / "blog" / "urls.py", blog_urls())
+    port = free_port()
+    child = spawn(["-v", "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=proj)
+    child.expect(f"hmr: watching {os.path.realpath(proj / 'blog')}", stream="err")
+    first = counts(child, port)
+    pid, patterns = first["pid"], first["patterns"]
+    assert pid == child.proc.pid
+    assert status(port, "/blog/") == (200, "blog")
+    tracked(child, "blog.urls")
+
+    # 1. A pattern added to the included URLconf.
+    edit(child, proj / "blog" / "urls.py", blog_urls("first"), "blog.urls")
+    assert status(port, "/blog/first") == (200, "post /blog/first")
+    assert counts(child, port) == {"pid": pid, "patterns": patterns + 1}
+    # 2. Its path edited.
+    edit(child, proj / "blog" / "urls.py", blog_urls("second"), "blog.urls")
+    assert status(port, "/blog/second") == (200, "post /blog/second")
+    assert status(port, "/blog/first")[0] == 404
+    assert counts(child, port) == {"pid": pid, "patterns": patterns + 1}
+    # 3. Removed.
+    edit(child, proj / "blog" / "urls.py", blog_urls(), "blog.urls")
+    assert status(port, "/blog/second")[0] == 404
+    assert counts(child, port) == {"pid": pid, "patterns": patterns}
+    assert status(port, "/blog/") == (200, "blog")
