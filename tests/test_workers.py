@@ -56,22 +56,24 @@ def make(kind, ctx):
     return ctx.Pool(4, initializer=_init, initargs=(barrier,))
 
 
+def say(line):
+    sys.stdout.write(line + "\\n")  # one write: the hook below writes from another thread
+
+
 def ask(pool):
-    print(json.dumps(sorted(pool.map(task, range(4)))), flush=True)
+    say(json.dumps(sorted(pool.map(task, range(4)))))
 
 
 if __name__ == "__main__":
     from muckrack_hmr.processes.supervisor import add_spread_hook
 
     add_spread_hook(
-        lambda spread: print(
-            "spread", spread.seq, sum(o.did_something for o in spread.outcomes), flush=True
-        )
+        lambda spread: say(f"spread {spread.seq} {sum(o.did_something for o in spread.outcomes)}")
     )
     kind = sys.argv[1]
     ctx = multiprocessing.get_context("spawn" if kind == "executor" else kind)
     pool = make(kind, ctx)
-    print("ready", os.getpid(), flush=True)
+    say(f"ready {os.getpid()}")
     for line in sys.stdin:
         if line.strip() == "new pool":
             fresh = make(kind, ctx)

@@ -37,7 +37,7 @@ from .outcomes import CAPTURE
 if TYPE_CHECKING:
     from ..api import HMR
 
-__all__ = ["after_fork_in_child", "after_fork_in_parent", "before_fork", "join", "reload_lock"]
+__all__ = ["after_fork_in_child", "after_fork_in_parent", "before_fork", "join"]
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,6 @@ class _Held:
         if self.lock is not None:
             with contextlib.suppress(RuntimeError):
                 self.lock.release()
-
-
-def reload_lock(hmr: HMR) -> contextlib.AbstractContextManager[bool]:
-    """The engine's lock over its reloads (a fork waits for it: no half-applied save)."""
-    return hmr.reloader._lock
 
 
 def supervise(hmr: HMR) -> Hub | Member:

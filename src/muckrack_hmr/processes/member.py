@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from .. import tracking
 from ..threads import signals_to_main_thread
 from .channel import Frames, Message, receive, send
+from .locks import reload_lock
 from .outcomes import CAPTURE, outcome_message
 
 if TYPE_CHECKING:
@@ -101,8 +102,6 @@ class Member:
                     self._apply(message)
 
     def _apply(self, message: Message) -> None:
-        from .joining import reload_lock
-
         seq = int(str(message.get("seq", 0)))
         loaded = sys.modules
         names = [name for name in _names(message.get("names")) if name in loaded]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from .locks import reload_lock
 from .outcomes import CAPTURE, ProcessOutcome, SpreadResult, outcome_message
 
 if TYPE_CHECKING:
@@ -85,8 +86,6 @@ class Supervisor:
 
     def saves_settled(self, saves: SettledSaves) -> None:
         """Broadcast the burst, apply it here, gather the answers, log one line."""
-        from .joining import reload_lock
-
         self.watcher.clear_screen()
         seq, pids = self.hub.broadcast(saves.names, saves.forced, saves.sources())
         # The workers wait for their own safe points meanwhile.
@@ -110,7 +109,9 @@ class Supervisor:
             silent=tuple(silent),
         )
         for outcome in spread.outcomes:
-            log.debug("process %d: %s", outcome.pid, outcome.summary or "nothing to run")
+            failed = ", ".join(outcome.failed)
+            done = outcome.summary or (f"{failed} failed" if failed else "nothing to run")
+            log.debug("process %d: %s", outcome.pid, done)
         for level, text in spread.lines():
             log.log(level, "%s", text)
         for hook in list(_hooks):
