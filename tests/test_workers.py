@@ -16,7 +16,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -131,16 +131,37 @@ def gone(pid: int) -> bool:
         return True
 
 
+class Reaper:
+    """The CLI children and worker PIDs of a test, killed after it in that order."""
+
+    def __init__(self) -> None:
+        self.pids: set[int] = set()
+        self.children: list[Child] = []
+
+    def watch(self, child: Child, pids: Iterable[int]) -> None:
+        if child not in self.children:
+            self.children.append(child)
+        self.pids.update(pids)
+
+    def kill(self) -> None:
+        # The CLI first: a pool whose workers die makes new ones while its parent lives.
+        for child in self.children:
+            if child.proc.poll() is None:
+                child.proc.kill()
+                child.proc.wait(timeout=DEADLINE)
+        for pid in self.pids:
+            if not gone(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
+
 @pytest.fixture
-def reap() -> Iterator[set[int]]:
-    """Worker PIDs to kill if still there after the test (before the CLI is): a failed test
-    must not hang on their copies of the CLI's output pipes."""
-    pids: set[int] = set()
-    yield pids
-    for pid in pids:
-        if not gone(pid):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+def reap() -> Iterator[Reaper]:
+    """Kill what a test leaves: a failed test must not hang on the workers' copies of the
+    CLI's output pipes."""
+    reaper = Reaper()
+    yield reaper
+    reaper.kill()
 
 
 def start(proj: Path, kind: str, spawn: Callable[..., Child]) -> Child:
@@ -154,13 +175,13 @@ def start(proj: Path, kind: str, spawn: Callable[..., Child]) -> Child:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_worker_runs_the_new_code_in_place(
-    proj: Path, kind: str, spawn: Callable[..., Child], reap: set[int]
+    proj: Path, kind: str, spawn: Callable[..., Child], reap: Reaper
 ) -> None:
     child = start(proj, kind, spawn)
     before = answers(child)
     assert {value for value, _ in before} == {"old"}
     pids = {pid for _, pid in before}
-    reap.update(pids)
+    reap.watch(child, pids)
 
     save_atomically(proj / "work.py", WORK.format(value="new"))
     # The supervising process and its four workers: one line for the five.
@@ -183,7 +204,7 @@ def test_every_worker_runs_the_new_code_in_place(
     assert sum("failed to reload work" in line for line in child.seen["err"]) == 1
     # A pool made after the save runs the current code (fork: inherited; spawn: from disk).
     fresh = answers(child, "new pool")
-    reap.update(pid for _, pid in fresh)
+    reap.watch(child, (pid for _, pid in fresh))
     assert {value for value, _ in fresh} == {"newer"}
     assert not pids & {pid for _, pid in fresh}
     assert {value for value, _ in answers(child)} == {"newer"}
@@ -198,11 +219,11 @@ def test_every_worker_runs_the_new_code_in_place(
 
 
 def test_processes_that_disagree_are_named(
-    proj: Path, spawn: Callable[..., Child], reap: set[int]
+    proj: Path, spawn: Callable[..., Child], reap: Reaper
 ) -> None:
     child = start(proj, "fork", spawn)
     pids = {pid for _, pid in answers(child)}
-    reap.update(pids)
+    reap.watch(child, pids)
     save_atomically(proj / "work.py", WORK_ONLY_PARENT.format(value="new"))
     disagree = child.expect("the processes disagree", stream="err")
     assert f"failed in {WORKERS} processes" in disagree
@@ -233,11 +254,11 @@ def test_a_program_that_makes_no_process_imports_nothing_of_it(
 
 @pytest.mark.parametrize("kind", ["fork", "spawn"])
 def test_sigterm_leaves_no_worker_behind(
-    proj: Path, kind: str, spawn: Callable[..., Child], reap: set[int]
+    proj: Path, kind: str, spawn: Callable[..., Child], reap: Reaper
 ) -> None:
     child = start(proj, kind, spawn)
     pids = {pid for _, pid in answers(child)}
-    reap.update(pids)
+    reap.watch(child, pids)
     child.proc.send_signal(signal.SIGTERM)
     assert child.wait() == -signal.SIGTERM  # as python's: no handler, killed by the signal
     deadline = time.monotonic() + DEADLINE
@@ -348,7 +369,7 @@ def served_by_every_worker(child: Child, port: int, value: str, workers: int) ->
 
 
 def test_uvicorn_workers_reload_in_place(
-    proj: Path, spawn: Callable[..., Child], reap: set[int]
+    proj: Path, spawn: Callable[..., Child], reap: Reaper
 ) -> None:
     write(proj / "app.py", ASGI_APP.format(value="old"))
     port = free_port()
@@ -357,7 +378,7 @@ def test_uvicorn_workers_reload_in_place(
         cwd=proj,
     )
     pids = served_by_every_worker(child, port, "old", 2)
-    reap.update(pids)
+    reap.watch(child, pids)
     assert child.proc.pid not in pids  # uvicorn's supervisor never imports the app
 
     save_atomically(proj / "app.py", ASGI_APP.format(value="new"))
