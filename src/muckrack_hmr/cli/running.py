@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 import traceback
 from types import CodeType, ModuleType
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .. import _core
 from .._version import __version__
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..api import HMR
 
 __all__ = ["EXIT_USAGE", "PROG", "Target", "UsageError", "run", "version_line"]
 
@@ -160,7 +164,27 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
         except BackendUnavailable as exc:
             tracking.uninstall()
             return print_error(exc)
+        _workers_reload_too(hmr)
     return _run(code, main_module)
+
+
+def _workers_reload_too(hmr: HMR) -> None:
+    """The processes the program makes (pools, pre-fork servers) reload with it.
+
+    Nothing is imported here: :mod:`muckrack_hmr.processes` is, once the
+    program forks, or imports multiprocessing's means of spawning.
+    """
+    from ..integrations._imports import when_imported
+
+    def joining() -> ModuleType:
+        return importlib.import_module("muckrack_hmr.processes.joining")
+
+    os.register_at_fork(
+        before=lambda: joining().before_fork(hmr),
+        after_in_parent=lambda: joining().after_fork_in_parent(),
+        after_in_child=lambda: joining().after_fork_in_child(),
+    )
+    when_imported("multiprocessing.util", lambda util: joining().patch_spawning(util, hmr))
 
 
 def _run(code: CodeType, main_module: ModuleType) -> int:

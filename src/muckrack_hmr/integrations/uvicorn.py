@@ -1,10 +1,12 @@
-"""uvicorn under HMR: ``--reload`` serves in this process; several workers get a warning.
+"""uvicorn under HMR: ``--reload`` serves in this process; ``--workers N`` reload too.
 
 ``uvicorn --reload`` serves from a child process that never loads the import
 hooks and restarts it on every save.  Under HMR the option is turned off (as
 uvicorn itself does, it also means one worker), so that the server runs in
-the process that reloads.  ``--workers N`` starts N processes that HMR cannot
-reach: they keep the code they imported, and a warning says so.
+the process that reloads.  ``--workers N`` spawns N processes: under the CLI
+(which watches) they join its reloads (:mod:`muckrack_hmr.processes`); a
+program that installed HMR itself, with no watcher, is warned that they keep
+the code they imported.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ _MARK = "__muckrack_hmr__"
 
 def enable(hmr: HMR) -> None:
     """Adjust uvicorn's ``Config`` when it is imported."""
-    when_imported("uvicorn.config", _adjust_config)
+    when_imported("uvicorn.config", functools.partial(_adjust_config, hmr=hmr))
 
 
-def _adjust_config(config_module: ModuleType) -> None:
+def _adjust_config(config_module: ModuleType, hmr: HMR) -> None:
     config_class = config_module.Config
     original = config_class.__init__
     if getattr(original, _MARK, False):
@@ -53,7 +55,7 @@ def _adjust_config(config_module: ModuleType) -> None:
             log.info("uvicorn's --reload is off; saved modules are reloaded in this process")
             self.reload = False
             self.workers = 1  # uvicorn ignores --workers with --reload
-        elif getattr(self, "workers", 1) > 1:
+        elif getattr(self, "workers", 1) > 1 and getattr(hmr, "watcher", None) is None:
             log.warning(
                 "uvicorn starts %d worker processes that hot reloading cannot reach; "
                 "run one worker to see your edits",

@@ -536,6 +536,12 @@ class SavePipeline:
         again is not reloaded again."""
         self._saves.state(save.path).failed = save.digest if failed else None
 
+    def applied_elsewhere(self, save: ModuleSave) -> None:
+        """The consumer applied ``save`` in other processes only (a module this process never
+        imported): what the file holds now is the code that runs."""
+        self._saves.baselines[save.path] = save.digest
+        self._saves.state(save.path).failed = None
+
     def _script_saved(self, path: str) -> None:
         """The running script changed: say once per new content that it is not reloaded."""
         try:

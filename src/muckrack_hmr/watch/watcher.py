@@ -30,6 +30,7 @@ from .saves import OPEN_PATIENCE, SETTLE
 
 if TYPE_CHECKING:
     from ..api import HMR
+    from ..reload.reloader import ReloadResult
     from .bursts import SettledSaves
 
 __all__ = ["LAG_MARGIN", "OPEN_PATIENCE", "SETTLE", "Watcher"]
@@ -96,6 +97,10 @@ class Watcher:
         #: Set once file events are on (see :meth:`start`).
         self.started = self.pipeline.started
 
+    def safe_point(self) -> None:
+        """Wait (a little) while another thread imports: a reload's moment."""
+        self._safe_point.wait()
+
     @property
     def backend(self) -> Backend | None:
         """Where file events come from (None until they start)."""
@@ -157,12 +162,21 @@ class Watcher:
 
     def saves_settled(self, saves: SettledSaves) -> None:
         """Reload what the burst changed, in one transaction, with the bytes judged finished."""
-        self._safe_point.wait()
+        self.clear_screen()
+        self.safe_point()
+        self.apply(saves)
+
+    def clear_screen(self) -> None:
+        """Clear the terminal before a reload's output (``--clear``)."""
         if self.clear:
             sys.stderr.write(_CLEAR_SCREEN)
             sys.stderr.flush()
+
+    def apply(self, saves: SettledSaves) -> ReloadResult:
+        """Reload what the burst changed now (the caller waited for the safe point)."""
         result = self.hmr.reloader.reload_result(
             saves.names, force=saves.forced, sources=saves.sources()
         )
         for save in saves.modules:
             self.pipeline.reload_failed(save, save.name in result.failed)
+        return result

@@ -1,0 +1,214 @@
+"""How a process joins the channel: at the fork, or on a spawned child's command line.
+
+* ``fork`` (pools, pre-fork servers, the forkserver's children): before each
+  fork, the locks the engine's threads take are taken by the forking thread,
+  so that the child inherits none held by a thread that is not there (a
+  reload in progress finishes first); in the child, the watcher (its threads
+  are gone) is dropped, the copies of the parent's sockets are closed, and
+  the child connects with the number of the last save its inherited modules
+  reflect.
+* ``spawn`` and ``forkserver`` (a fresh interpreter, :mod:`multiprocessing`
+  and everything built on it: ``concurrent.futures``, uvicorn's workers):
+  the command line multiprocessing starts it with is given a prologue that
+  installs the import hooks and connects before the child imports anything,
+  so the modules it imports, from disk, are the current ones, and every
+  later save reaches it.
+
+A process that the program starts itself with ``python -c`` or
+``subprocess`` is a program of its own: it does not join.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from .hub import Hub
+from .member import Member
+from .outcomes import CAPTURE
+
+if TYPE_CHECKING:
+    from ..api import HMR
+
+__all__ = ["after_fork_in_child", "after_fork_in_parent", "before_fork", "join"]
+
+log = logging.getLogger(__name__)
+
+# How long a fork waits for a reload in progress (or the import hook's bookkeeping).
+_FORK_PATIENCE = 5.0
+# multiprocessing's command lines for a spawned child and for the forkserver.
+_JOINING_COMMANDS = (
+    "from multiprocessing.spawn import spawn_main",
+    "from multiprocessing.forkserver import main",
+)
+
+#: this process's end of the channel: the hub (supervising process) or a member
+_node: Hub | Member | None = None
+_hmr: HMR | None = None
+_held: list[_Held] = []
+
+
+class _Held:
+    """A lock a fork holds (``threading.Lock`` and ``RLock`` objects)."""
+
+    def __init__(self, lock: threading.RLock | threading.Lock | None = None) -> None:
+        self.lock = lock
+
+    def acquire(self, timeout: float) -> bool:
+        return self.lock is not None and self.lock.acquire(timeout=timeout)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            with contextlib.suppress(RuntimeError):
+                self.lock.release()
+
+
+def supervise(hmr: HMR) -> Hub | Member:
+    """This process's end of the channel; in the supervising process, made at its first child.
+
+    The supervisor takes the watcher's place as the save pipeline's consumer.
+    """
+    global _node, _hmr
+    if _node is None:
+        from .supervisor import Supervisor
+
+        _hmr = hmr
+        hub = Hub()
+        _node = hub
+        atexit.register(hub.close)
+        watcher = hmr.watcher
+        if watcher is not None:
+            watcher.pipeline.consumer = Supervisor(hmr, watcher, hub)
+        log.debug("workers join the reloads at %s", hub.address)
+    return _node
+
+
+# -- fork -------------------------------------------------------------------------
+
+
+def before_fork(hmr: HMR | None = None) -> None:
+    """Before a fork (``os.register_at_fork``): the channel exists, no engine lock is held."""
+    hmr = hmr or _hmr
+    if hmr is None:
+        return
+    try:
+        supervise(hmr)
+    except OSError as exc:
+        log.warning("worker processes will not hot-reload: %s", exc)
+    locks = [_Held(hmr.tracker.lock)]
+    if hmr._reloader is not None:
+        locks.insert(0, _Held(hmr._reloader._lock))
+    for lock in locks:
+        # A thread of ours inside a reload makes the fork wait for its end; a
+        # lock the forking thread itself holds (an RLock) is taken again.
+        if lock.acquire(_FORK_PATIENCE):
+            _held.append(lock)
+        else:
+            log.debug("forking while a reload runs in another thread")
+
+
+def after_fork_in_parent() -> None:
+    """After a fork, in the parent: let the engine go on."""
+    while _held:
+        _held.pop().release()
+
+
+def after_fork_in_child() -> None:
+    """After a fork, in the child: a member of its own, with what it inherited."""
+    global _node
+    after_fork_in_parent()  # the forking thread is this process's thread: it releases
+    node, hmr = _node, _hmr
+    if node is None or hmr is None:
+        return
+    address, applied = node.address, node.applied
+    node.forget_in_child()
+    CAPTURE.reset()
+    # The watcher's threads are not in this process: the supervisor watches for all.
+    hmr.watcher = None
+    try:
+        _node = Member(hmr, address, applied)
+    except OSError as exc:
+        _node = None
+        log.debug("process %d cannot join the reloads: %s", os.getpid(), exc)
+
+
+# -- spawn and forkserver ------------------------------------------------------------
+
+
+def patch_spawning(util: ModuleType, hmr: HMR) -> None:
+    """Give multiprocessing's spawned children (and its forkserver) our prologue."""
+    global _hmr
+    _hmr = _hmr or hmr
+    original: Callable[[str, Sequence[str], Sequence[int]], int] = util.spawnv_passfds
+    if getattr(original, "_muckrack_hmr", False):
+        return
+
+    def spawnv_passfds(path: str, args: Sequence[str], passfds: Sequence[int]) -> int:
+        return original(path, with_prologue(list(args)), passfds)
+
+    spawnv_passfds._muckrack_hmr = True  # type: ignore[attr-defined]
+    setattr(util, "spawnv_passfds", spawnv_passfds)  # noqa: B010 (a module object)
+
+
+def with_prologue(args: list[str]) -> list[str]:
+    """``args`` of a multiprocessing child, its ``-c`` code preceded by our joining."""
+    hmr = _hmr
+    if hmr is None or "-c" not in args[:-1]:
+        return args
+    at = args.index("-c") + 1
+    if not args[at].startswith(_JOINING_COMMANDS):
+        return args  # the resource tracker, say: it runs none of the program's code
+    try:
+        node = supervise(hmr)
+    except OSError as exc:
+        log.warning("worker processes will not hot-reload: %s", exc)
+        return args
+    seq = node.seq if isinstance(node, Hub) else node.applied
+    logger = logging.getLogger("muckrack_hmr")
+    settings = (node.address, list(hmr.project.roots), hmr.cascade, seq, logger.level)
+    prologue = (
+        "try:\n"
+        "    from muckrack_hmr.processes.joining import join as _muckrack_hmr_join\n"
+        "except ImportError:\n"
+        "    pass\n"
+        "else:\n"
+        f"    _muckrack_hmr_join(*{settings!r})\n"
+        "    del _muckrack_hmr_join\n"
+    )
+    return [*args[:at], prologue + args[at], *args[at + 1 :]]
+
+
+def join(address: str, roots: list[str], cascade: str, seq: int, level: int) -> None:
+    """First thing in a spawned child: the import hooks, and a member of the channel."""
+    global _node, _hmr
+    try:
+        from .. import integrations, tracking
+        from ..integrations._imports import when_imported
+
+        logger = logging.getLogger("muckrack_hmr")
+        if not logger.handlers or all(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("hmr: %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = False
+        hmr = tracking.install(roots)
+        hmr.cascade = cascade
+        integrations.activate(hmr)
+        _hmr = hmr
+        os.register_at_fork(
+            before=before_fork,
+            after_in_parent=after_fork_in_parent,
+            after_in_child=after_fork_in_child,
+        )
+        when_imported("multiprocessing.util", lambda util: patch_spawning(util, hmr))
+        _node = Member(hmr, address, seq)
+    except Exception as exc:
+        log.warning("this process (pid %d) will not hot-reload: %s", os.getpid(), exc)

@@ -1,0 +1,400 @@
+"""End-to-end tests of worker processes: pools under ``python -m muckrack.hmr`` reload in place.
+
+A script keeps a pool of four workers alive and, for each line on its
+stdin, runs one task per worker (a barrier makes each of the four tasks
+wait for the others, so four different workers answer) and prints every
+worker's answer and PID.  The tests save the module the tasks call and wait
+for the CLI's line for the save, then ask again: every worker, with its PID
+unchanged, runs the new code.  Both cores (``core_env``), every start method.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .subprocesses import DEADLINE, Child, save_atomically, write
+
+WORKERS = 4
+
+SCRIPT = """\
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import sys
+
+import work
+
+_barrier = None
+
+
+def _init(barrier):
+    global _barrier
+    _barrier = barrier
+
+
+def task(_):
+    _barrier.wait(timeout=20)
+    return [work.answer(), os.getpid()]
+
+
+def make(kind, ctx):
+    barrier = ctx.Barrier(4)
+    if kind == "executor":
+        return concurrent.futures.ProcessPoolExecutor(
+            4, mp_context=ctx, initializer=_init, initargs=(barrier,)
+        )
+    return ctx.Pool(4, initializer=_init, initargs=(barrier,))
+
+
+def say(line):
+    sys.stdout.write(line + "\\n")  # one write: the hook below writes from another thread
+
+
+def ask(pool):
+    say(json.dumps(sorted(pool.map(task, range(4)))))
+
+
+if __name__ == "__main__":
+    from muckrack_hmr.processes.supervisor import add_spread_hook
+
+    add_spread_hook(
+        lambda spread: say(f"spread {spread.seq} {sum(o.did_something for o in spread.outcomes)}")
+    )
+    kind = sys.argv[1]
+    ctx = multiprocessing.get_context("spawn" if kind == "executor" else kind)
+    pool = make(kind, ctx)
+    say(f"ready {os.getpid()}")
+    for line in sys.stdin:
+        if line.strip() == "new pool":
+            fresh = make(kind, ctx)
+            ask(fresh)
+            fresh.shutdown() if kind == "executor" else fresh.terminate()
+        else:
+            ask(pool)
+"""
+
+WORK = """\
+def answer():
+    return {value!r}
+"""
+
+# Fails where it runs in a worker, runs in the supervising process.
+WORK_ONLY_PARENT = """\
+import multiprocessing
+
+assert multiprocessing.parent_process() is None, "not in a worker"
+
+
+def answer():
+    return {value!r}
+"""
+
+KINDS = ["fork", "spawn", "forkserver", "executor"]
+
+
+def reloaded(processes: int) -> Callable[[str], bool]:
+    """The CLI's line for a save of ``work`` applied in ``processes`` processes."""
+    pattern = re.compile(rf"^hmr: reloaded work in {processes} processes .* ms \(slowest\)$")
+
+    def predicate(line: str) -> bool:
+        return bool(pattern.match(line))
+
+    predicate.__name__ = pattern.pattern
+    return predicate
+
+
+def answers(child: Child, request: str = "ask") -> list[tuple[str, int]]:
+    """Every worker's (answer, pid), one per worker."""
+    child.send(request)
+    line = child.expect(lambda text: text.startswith("[["))
+    found = [(str(value), int(pid)) for value, pid in json.loads(line)]
+    assert len({pid for _, pid in found}) == WORKERS, found
+    return found
+
+
+def gone(pid: int) -> bool:
+    """Has ``pid`` exited (a zombie waiting for its parent counts as gone)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+class Reaper:
+    """The CLI children and worker PIDs of a test, killed after it in that order."""
+
+    def __init__(self) -> None:
+        self.pids: set[int] = set()
+        self.children: list[Child] = []
+
+    def watch(self, child: Child, pids: Iterable[int]) -> None:
+        if child not in self.children:
+            self.children.append(child)
+        self.pids.update(pids)
+
+    def kill(self) -> None:
+        # The CLI first: a pool whose workers die makes new ones while its parent lives.
+        for child in self.children:
+            if child.proc.poll() is None:
+                child.proc.kill()
+                child.proc.wait(timeout=DEADLINE)
+        for pid in self.pids:
+            if not gone(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def reap() -> Iterator[Reaper]:
+    """Kill what a test leaves: a failed test must not hang on the workers' copies of the
+    CLI's output pipes."""
+    reaper = Reaper()
+    yield reaper
+    reaper.kill()
+
+
+def start(proj: Path, kind: str, spawn: Callable[..., Child]) -> Child:
+    write(proj / "work.py", WORK.format(value="old"))
+    write(proj / "main.py", SCRIPT)
+    child: Child = spawn(["-v", "main.py", kind], cwd=proj, stdin=True)
+    child.expect("ready")
+    child.expect(lambda line: line.startswith("hmr: tracking ") and "work" in line, stream="err")
+    return child
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_worker_runs_the_new_code_in_place(
+    proj: Path, kind: str, spawn: Callable[..., Child], reap: Reaper
+) -> None:
+    child = start(proj, kind, spawn)
+    before = answers(child)
+    assert {value for value, _ in before} == {"old"}
+    pids = {pid for _, pid in before}
+    reap.watch(child, pids)
+
+    save_atomically(proj / "work.py", WORK.format(value="new"))
+    # The supervising process and its four workers: one line for the five.
+    child.expect(reloaded(WORKERS + 1), stream="err")
+    child.expect(f"spread 1 {WORKERS + 1}")  # the hooks of the supervising process
+    after = answers(child)
+    assert {value for value, _ in after} == {"new"}
+    assert {pid for _, pid in after} == pids  # in place: the same processes
+
+    # A syntax error: reported once, for every process, and the code that runs stays.
+    save_atomically(proj / "work.py", "def answer(:\n    return 'broken'\n")
+    error = child.expect("failed to reload work", stream="err")
+    assert f"in all {WORKERS + 1} processes" in error
+    for pid in pids:
+        assert str(pid) in error
+    assert {value for value, _ in answers(child)} == {"new"}
+
+    save_atomically(proj / "work.py", WORK.format(value="newer"))
+    child.expect(reloaded(WORKERS + 1), stream="err")
+    assert sum("failed to reload work" in line for line in child.seen["err"]) == 1
+    # A pool made after the save runs the current code (fork: inherited; spawn: from disk).
+    fresh = answers(child, "new pool")
+    reap.watch(child, (pid for _, pid in fresh))
+    assert {value for value, _ in fresh} == {"newer"}
+    assert not pids & {pid for _, pid in fresh}
+    assert {value for value, _ in answers(child)} == {"newer"}
+
+    # Ctrl-C: the program stops as it would without us, and no worker is left.
+    child.proc.send_signal(signal.SIGINT)
+    assert child.wait() == 130
+    deadline = time.monotonic() + DEADLINE
+    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the process table, with a deadline
+    assert [pid for pid in pids if not gone(pid)] == []
+
+
+def test_processes_that_disagree_are_named(
+    proj: Path, spawn: Callable[..., Child], reap: Reaper
+) -> None:
+    child = start(proj, "fork", spawn)
+    pids = {pid for _, pid in answers(child)}
+    reap.watch(child, pids)
+    save_atomically(proj / "work.py", WORK_ONLY_PARENT.format(value="new"))
+    disagree = child.expect("the processes disagree", stream="err")
+    assert f"failed in {WORKERS} processes" in disagree
+    assert "applied in 1 process" in disagree
+    for pid in pids:
+        assert str(pid) in disagree
+    error = next(line for line in child.seen["err"] if "failed to reload work" in line)
+    assert f"(in {WORKERS} processes of {WORKERS + 1}" in error
+    assert "AssertionError: not in a worker" in error
+    # Each worker keeps its old module whole (per-module atomicity).
+    assert {value for value, _ in answers(child)} == {"old"}
+
+
+def test_a_program_that_makes_no_process_imports_nothing_of_it(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    write(proj / "work.py", WORK.format(value="old"))
+    write(
+        proj / "main.py",
+        "import sys, work\nprint(sorted(m for m in sys.modules if 'processes' in m "
+        "or m.startswith('multiprocessing')), flush=True)\n",
+    )
+    child = spawn(["main.py"], cwd=proj)
+    assert child.expect(lambda line: line.startswith("[")) == "[]"
+    assert child.wait() == 0
+    assert os.path.exists(proj / "work.py")
+
+
+@pytest.mark.parametrize("kind", ["fork", "spawn"])
+def test_sigterm_leaves_no_worker_behind(
+    proj: Path, kind: str, spawn: Callable[..., Child], reap: Reaper
+) -> None:
+    child = start(proj, kind, spawn)
+    pids = {pid for _, pid in answers(child)}
+    reap.watch(child, pids)
+    child.proc.send_signal(signal.SIGTERM)
+    assert child.wait() == -signal.SIGTERM  # as python's: no handler, killed by the signal
+    deadline = time.monotonic() + DEADLINE
+    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the process table, with a deadline
+    assert [pid for pid in pids if not gone(pid)] == []
+
+
+def test_a_process_that_joins_late_is_sent_what_it_missed(tmp_path: Path) -> None:
+    """A fork child that connects after a save's broadcast gets it on its hello."""
+    import socket
+
+    from muckrack_hmr.processes.channel import Frames, receive, send
+    from muckrack_hmr.processes.hub import Hub
+
+    hub = Hub()
+    try:
+        early = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        early.connect(hub.address)
+        send(early, {"op": "hello", "pid": 101, "seq": 0})
+        deadline = time.monotonic() + DEADLINE
+        while hub.pids != [101] and time.monotonic() < deadline:
+            time.sleep(0.01)  # the hub's thread registers it
+        seq, sent = hub.broadcast(["work"], [], {"work": b"def answer():\n    return 'new'\n"})
+        assert (seq, sent) == (1, [101])
+        hub.broadcast(["data_reader"], ["data_reader"], {})
+        # Forked before save 1, connected after both saves: sent both, at once.
+        late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        late.settimeout(DEADLINE)
+        late.connect(hub.address)
+        send(late, {"op": "hello", "pid": 102, "seq": 0})
+        frames = Frames()
+        messages = receive(late, frames)
+        assert messages is not None
+        (catch_up,) = messages
+        assert catch_up["catch_up"] is True
+        assert catch_up["seq"] == 2
+        assert catch_up["names"] == ["work", "data_reader"]
+        assert catch_up["forced"] == ["data_reader"]
+        assert catch_up["sources"] == {"work": b"def answer():\n    return 'new'\n"}
+        # One that inherited save 2 already is sent nothing.
+        current = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        current.connect(hub.address)
+        send(current, {"op": "hello", "pid": 103, "seq": 2})
+        while hub.pids != [101, 102, 103] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        current.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            current.recv(1)
+        for sock in (early, late, current):
+            sock.close()
+    finally:
+        hub.close()
+    assert not os.path.exists(hub.folder)
+
+
+# -- uvicorn --workers: spawned workers serving one socket -------------------------------
+
+ASGI_APP = """\
+import json
+import os
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = json.dumps({{"pid": os.getpid(), "value": value()}}).encode()
+    await send({{"type": "http.response.start", "status": 200, "headers": []}})
+    await send({{"type": "http.response.body", "body": body}})
+
+
+def value():
+    return {value!r}
+"""
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (the server binds it a moment later)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def served_by_every_worker(child: Child, port: int, value: str, workers: int) -> set[int]:
+    """GET / (a new connection each time) until ``workers`` PIDs served ``value``: their PIDs."""
+    import urllib.request
+
+    seen: set[int] = set()
+    last: object = "no response"
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        assert child.proc.poll() is None, child.stderr_text()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                last = json.loads(response.read())
+        except OSError as exc:
+            last = exc
+            time.sleep(0.05)  # nothing listens yet: polling the port, with a deadline
+            continue
+        assert isinstance(last, dict)
+        if last["value"] == value:
+            seen.add(int(last["pid"]))
+            if len(seen) == workers:
+                return seen
+    pytest.fail(f"not every worker served {value!r}: {sorted(seen)}; last: {last!r}")
+
+
+def test_uvicorn_workers_reload_in_place(
+    proj: Path, spawn: Callable[..., Child], reap: Reaper
+) -> None:
+    write(proj / "app.py", ASGI_APP.format(value="old"))
+    port = free_port()
+    child = spawn(
+        ["-m", "uvicorn", "app:app", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=proj,
+    )
+    pids = served_by_every_worker(child, port, "old", 2)
+    reap.watch(child, pids)
+    assert child.proc.pid not in pids  # uvicorn's supervisor never imports the app
+
+    save_atomically(proj / "app.py", ASGI_APP.format(value="new"))
+    # The supervisor judged the save (a module only the workers imported) once.
+    child.expect(re.compile(r"^hmr: reloaded app in 2 processes").match, stream="err")
+    assert served_by_every_worker(child, port, "new", 2) == pids
+
+    save_atomically(proj / "app.py", "async def app(scope, receive, send:\n    pass\n")
+    error = child.expect("failed to reload app", stream="err")
+    assert "in all 2 processes" in error
+    assert served_by_every_worker(child, port, "new", 2) == pids
+
+    child.proc.send_signal(signal.SIGINT)
+    assert child.wait() == 0  # as uvicorn's own exit on Ctrl-C
+    deadline = time.monotonic() + DEADLINE
+    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the process table, with a deadline
+    assert [pid for pid in pids if not gone(pid)] == []
+    assert not any("cannot reach" in line for line in child.seen["err"])
