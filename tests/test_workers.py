@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -99,7 +100,19 @@ def answer():
     return {value!r}
 """
 
-KINDS = ["fork", "spawn", "forkserver", "executor"]
+KINDS = [
+    "fork",
+    "spawn",
+    pytest.param(
+        "forkserver",
+        marks=pytest.mark.skipif(
+            sys.version_info >= (3, 14),
+            reason="3.14+: forkserver children do not join yet (the prologue does not "
+            "reach them); the next step of issue 14",
+        ),
+    ),
+    "executor",
+]
 
 
 def reloaded(processes: int) -> Callable[[str], bool]:
