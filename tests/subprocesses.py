@@ -46,20 +46,24 @@ def save_atomically(path: Path, source: str) -> None:
 
 
 # A module that makes the OS's file events go nowhere in the child that imports it:
-# watchdog's watches are set up as usual, and it never reports a change, as on a
+# the OS's watches are set up as usual, and it never reports a change, as on a
 # Docker bind mount from a macOS or Windows host, or a network drive.  The fake
 # of test_watcher_logic's _Silent backend, for a real process.
 SILENT_FILE_EVENTS = """\
-from muckrack_hmr.watch.backends import watchdog as _watchdog
-
-_start = _watchdog.WatchdogBackend.start
+from muckrack_hmr.watch.backends import inotify as _inotify, watchdog as _watchdog
 
 
-def _start_silently(self, sink):
-    _start(self, lambda path, kind: None)
+def _silenced(backend):
+    start = backend.start
+
+    def start_silently(self, sink):
+        start(self, lambda path, kind: None)
+
+    backend.start = start_silently
 
 
-_watchdog.WatchdogBackend.start = _start_silently
+_silenced(_inotify.InotifyBackend)
+_silenced(_watchdog.WatchdogBackend)
 """
 
 

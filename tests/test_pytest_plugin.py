@@ -230,18 +230,18 @@ def test_saves_are_found_by_polling_where_file_events_never_come(
 def test_where_the_os_accepts_watches_and_never_reports_a_save_polling_takes_over(
     proj: Path, watch: Callable[..., Watch]
 ) -> None:
-    """A bind mount or a network drive: watchdog watches, no event ever comes.  The
+    """A bind mount or a network drive: inotify watches, no event ever comes.  The
     default backend's check finds the save it missed, says so, and polls from then on:
     the save and the next ones re-run the affected tests."""
     write(proj / "silent_file_events.py", SILENT_FILE_EVENTS)
     session = watch(project(proj), "-p", "silent_file_events")
     first = session.run()
     assert first.summary.startswith("3 passed")
-    assert not first.has("hmr: finding saves by")  # the default: watchdog, checked
+    assert not first.has("hmr: finding saves by")  # the default: inotify, checked
 
     write(proj / "app" / "calc.py", "def add(a, b):\n    return a + b + 1\n")
     run = session.run()
-    assert run.has("hmr: file events do not arrive here (watchdog (")
+    assert run.has("hmr: file events do not arrive here (inotify reported no event")
     assert run.has("reported no event for ")
     assert run.has("polling every 0.1 s instead (pass --hmr-poll to start so)")
     assert run.has("hmr: changed app/calc.py")

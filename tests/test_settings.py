@@ -230,7 +230,7 @@ def test_settings_are_frozen_and_hashable() -> None:
     ("changes", "message"),
     [
         ({"debounce": -1}, "debounce must be >= 0 ms, not -1"),
-        ({"backend": "inotify"}, "backend must be one of 'auto', "),
+        ({"backend": "fsevents"}, "backend must be one of 'auto', "),
         ({"poll": 0}, "poll must be a number of seconds > 0, not 0"),
         ({"verbose": True, "quiet": True}, "verbose and quiet exclude each other"),
     ],

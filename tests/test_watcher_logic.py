@@ -589,15 +589,17 @@ def test_choose_backend_follows_the_options_and_the_environment() -> None:
     assert isinstance(backend, PollingBackend)
     assert "MUCKRACK_HMR_FORCE_POLLING" in why
     backend, _ = backends.choose_backend("auto", environ={"MUCKRACK_HMR_FORCE_POLLING": "0"})
-    # The default: the OS's events, checked against a listing once a second.
+    # The default: the OS's events, checked against a listing once a second; on
+    # Linux, inotify asked directly (one descriptor and one thread for all folders).
     assert isinstance(backend, CheckedBackend)
-    assert isinstance(backend.primary, backends.WatchdogBackend)
+    expected = backends.InotifyBackend if sys.platform.startswith("linux") else WatchdogBackend
+    assert isinstance(backend.primary, expected)
     backend, _ = backends.choose_backend("watchdog", environ={})
     assert isinstance(backend, backends.WatchdogBackend)
     backend, _ = backends.choose_backend("watchfiles", environ={})
     assert isinstance(backend, backends.WatchfilesBackend)
     with pytest.raises(ValueError, match="unknown backend"):
-        backends.choose_backend("inotify", environ={})
+        backends.choose_backend("fsevents", environ={})
 
 
 def test_wsl_polls_only_for_a_project_on_a_windows_drive() -> None:
@@ -929,7 +931,7 @@ def _blocked_signals(native_id: int) -> set[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
-@pytest.mark.parametrize("backend", ["watchdog", "polling"])
+@pytest.mark.parametrize("backend", ["auto", "watchdog", "polling"])
 def test_the_watchers_threads_leave_signals_to_the_main_thread(
     project: Project, hmr: Any, backend: str
 ) -> None:

@@ -259,8 +259,9 @@ class Settings:
     )
     backend: str = _option(
         "auto",
-        "where file events come from: auto (watchdog, or polling where events can't be "
-        "had; default), watchdog, polling or watchfiles (if installed)",
+        "where file events come from: auto (inotify on Linux, watchdog elsewhere, or "
+        "polling where events can't be had; default), inotify, watchdog, polling or "
+        "watchfiles (if installed)",
         kind="value",
         check=_choice(BACKENDS),
         choices=BACKENDS,

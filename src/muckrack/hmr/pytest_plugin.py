@@ -14,7 +14,7 @@ import pytest
 
 # muckrack_hmr.watch.backends' BACKENDS and DEFAULT_POLL_INTERVAL, spelled here: without
 # --hmr, this module imports nothing of the package (a test keeps them equal).
-BACKENDS = ("auto", "watchdog", "polling", "watchfiles")
+BACKENDS = ("auto", "inotify", "watchdog", "polling", "watchfiles")
 POLL_INTERVAL = 0.1
 
 

@@ -1,4 +1,4 @@
-"""Where file events come from: watchdog (checked, the default), polling, or watchfiles.
+"""Where file events come from: inotify or watchdog (checked, the default), polling, watchfiles.
 
 Every backend has the same small interface (:class:`Backend`, here with the
 kinds of change it reports) and a module of its own: it watches folders, not
@@ -48,6 +48,7 @@ __all__ = [
     "Backend",
     "BackendUnavailable",
     "CheckedBackend",
+    "InotifyBackend",
     "PollingBackend",
     "Sink",
     "WatchdogBackend",
@@ -103,10 +104,12 @@ def choose_backend(
     """The backend to use, and why (for the log).
 
     ``poll_interval`` (``--poll``) and ``MUCKRACK_HMR_FORCE_POLLING`` force
-    polling.  ``auto`` is watchdog, except on WSL for a project on a Windows
-    drive.  Raises :class:`BackendUnavailable` or ValueError.
+    polling.  ``auto`` is inotify on Linux and watchdog elsewhere, checked
+    against a slow listing, except on WSL for a project on a Windows drive.
+    Raises :class:`BackendUnavailable` or ValueError.
     """
     from .checked import CheckedBackend
+    from .inotify import InotifyBackend
     from .polling import PollingBackend
     from .watchdog import WatchdogBackend
     from .watchfiles import WatchfilesBackend
@@ -124,6 +127,8 @@ def choose_backend(
         return WatchfilesBackend(), "asked for"
     if requested == "watchdog":
         return WatchdogBackend(), "asked for"  # its events as they come, unchecked
+    if requested == "inotify":
+        return InotifyBackend(), "asked for"
     if (
         requested == "auto"
         and sys.platform.startswith("linux")
@@ -133,6 +138,13 @@ def choose_backend(
         # delivers no inotify events for files changed from the Windows side:
         # an editor running on Windows would never be seen.
         return PollingBackend(), "the project is on a Windows drive under WSL"
+    if sys.platform.startswith("linux"):
+        try:
+            # One descriptor and one thread for every folder; watchdog takes a
+            # thread and an inotify instance per folder (see .inotify).
+            return CheckedBackend(InotifyBackend()), "the default"
+        except BackendUnavailable as exc:
+            log.debug("no inotify (%s): watchdog instead", exc)
     return CheckedBackend(WatchdogBackend()), "the default"
 
 
@@ -147,6 +159,7 @@ def _kernel_release() -> str:
 # watcher starts.
 _MODULES = {
     "CheckedBackend": "checked",
+    "InotifyBackend": "inotify",
     "PollingBackend": "polling",
     "WatchdogBackend": "watchdog",
     "WatchfilesBackend": "watchfiles",
@@ -154,6 +167,7 @@ _MODULES = {
 
 if TYPE_CHECKING:
     from .checked import CheckedBackend
+    from .inotify import InotifyBackend
     from .polling import PollingBackend
     from .watchdog import WatchdogBackend
     from .watchfiles import WatchfilesBackend

@@ -37,7 +37,7 @@ FOLDER = "folder"  # a folder appeared in a watched one: created, or renamed int
 
 Sink = Callable[[str, str], None]
 
-BACKENDS = ("auto", "watchdog", "polling", "watchfiles")
+BACKENDS = ("auto", "inotify", "watchdog", "polling", "watchfiles")
 DEFAULT_POLL_INTERVAL = 0.1  # seconds
 FORCE_POLLING_ENV = "MUCKRACK_HMR_FORCE_POLLING"
 
