@@ -94,9 +94,8 @@ class BrowserASGI:
             }
         )
         events = self.events
-        seen, first = events.opening()
-        await send({"type": "http.response.body", "body": first, "more_body": True})
-        # Woken by the publishing thread: no thread waits for a page.
+        # Woken by the publishing thread: no thread waits for a page.  Listening
+        # before the stream's start is taken: an event in between is not missed.
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
 
@@ -104,6 +103,12 @@ class BrowserASGI:
             loop.call_soon_threadsafe(wake.set)
 
         events.add_listener(poke)
+        seen, first = events.opening()
+        try:
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+        except BaseException:
+            events.remove_listener(poke)
+            raise
         gone = asyncio.ensure_future(_disconnected(receive))
         try:
             while True:

@@ -26,11 +26,11 @@ __all__ = ["EVENTS_PATH", "SCRIPT", "inject", "is_html", "is_loopback"]
 #: The reserved path of the event stream (on every app, in this mode only).
 EVENTS_PATH = "/__hmr__/events"
 
-# Plain ES5, no dependency; it defines nothing global but one guard.
+# Plain ES5, no dependency; its one global is the EventSource (a guard against a second).
 SCRIPT = """<script data-muckrack-hmr>(function () {
   if (window.__muckrackHmr || !window.EventSource) return;
-  window.__muckrackHmr = true;
   var source = new EventSource("EVENTS_PATH");
+  window.__muckrackHmr = source;
   var overlay = null;
   function data(e) { try { return JSON.parse(e.data); } catch (x) { return {}; } }
   function clear() { if (overlay) { overlay.remove(); overlay = null; } }
