@@ -325,7 +325,9 @@ def test_nothing_is_injected_without_the_option_or_into_json(proj: Path, spawn: 
 
 
 def _chromium() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    browser = next(
+        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+    )
     driver = shutil.which("chromedriver")
     return (browser, driver) if browser and driver else None
 
