@@ -9,7 +9,8 @@ script (:mod:`.page`) and its own origin serves the event stream.
 What the pages are told (:mod:`.events`):
 
 * a reload that applied (code, or a template read at import) -> ``reload``;
-  a template saved in the app's template folders -> ``reload`` too;
+  a template saved in the app's template folders (Flask's, Django's, any
+  Jinja ``FileSystemLoader``'s) -> ``reload`` too;
 * a ``.css`` saved in the app's static folders -> ``css`` with its URL path,
   nothing reloaded (the watcher reports those files: ``Watcher.watch_files``);
 * a reload that failed -> ``error`` (the overlay), until a save recovers.
@@ -128,6 +129,8 @@ def enable(hmr: HMR) -> Browser:
     when_imported("werkzeug.serving", functools.partial(_patch_werkzeug, browser=browser))
     when_imported("django.core.servers.basehttp", functools.partial(_patch_django, browser=browser))
     when_imported("uvicorn.config", functools.partial(_patch_uvicorn, browser=browser))
+    # Jinja's folders, wherever they are made (Flask's loaders, Starlette's Jinja2Templates).
+    when_imported("jinja2.loaders", functools.partial(_patch_jinja, browser=browser))
     return browser
 
 
@@ -188,3 +191,16 @@ def _patch_uvicorn(config: ModuleType, browser: Browser) -> None:
         return load
 
     _patch(config.Config, "load", make)
+
+
+def _patch_jinja(loaders: ModuleType, browser: Browser) -> None:
+    def make(original: Callable[..., object]) -> Callable[..., object]:
+        def __init__(self: object, *args: object, **kwargs: object) -> None:
+            original(self, *args, **kwargs)
+            paths = getattr(self, "searchpath", None)
+            if isinstance(paths, list):
+                browser.serve([WebFolder(path, None) for path in paths if isinstance(path, str)])
+
+        return __init__
+
+    _patch(loaders.FileSystemLoader, "__init__", make)
