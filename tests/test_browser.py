@@ -88,7 +88,12 @@ def _wsgi_app(body: bytes, content_type: str, *, length: bool = True, stream: bo
 
 
 def _call_wsgi(
-    app: Any, path: str = "/", remote: str = "127.0.0.1"
+    app: Any,
+    path: str = "/",
+    remote: str = "127.0.0.1",
+    *,
+    method: str = "GET",
+    threaded: bool = True,
 ) -> tuple[str, dict[str, str], Any]:
     started: dict[str, Any] = {}
 
@@ -97,7 +102,14 @@ def _call_wsgi(
         started["headers"] = {k.lower(): v for k, v in headers}
         return lambda data: None
 
-    body = app({"PATH_INFO": path, "REMOTE_ADDR": remote, "REQUEST_METHOD": "GET"}, start_response)
+    environ = {
+        "PATH_INFO": path,
+        "REMOTE_ADDR": remote,
+        "REQUEST_METHOD": method,
+        "wsgi.multithread": threaded,
+        "wsgi.multiprocess": False,
+    }
+    body = app(environ, start_response)
     return started["status"], started["headers"], body
 
 
@@ -132,12 +144,25 @@ def test_wsgi_leaves_other_responses_alone(
     assert headers.get("content-length") == (str(len(PAGE)) if length else None)
 
 
+def test_wsgi_leaves_fragments_and_head_requests_alone() -> None:
+    fragment = b"<div>a partial</div>"
+    app = BrowserWSGI(_wsgi_app(fragment, "text/html"), Events())
+    _status, headers, body = _call_wsgi(app)
+    assert (b"".join(body), headers["content-length"]) == (fragment, str(len(fragment)))
+    app = BrowserWSGI(_wsgi_app(PAGE, "text/html"), Events())
+    _status, headers, body = _call_wsgi(app, method="HEAD")
+    assert headers["content-length"] == str(len(PAGE))
+
+
 def test_wsgi_event_stream_refuses_other_clients_and_carries_events() -> None:
     events = Events()
     app = BrowserWSGI(_wsgi_app(PAGE, "text/html"), events)
     status, _headers, body = _call_wsgi(app, EVENTS_PATH, remote="192.168.1.20")
     assert status.startswith("403")
     assert b"this machine only" in b"".join(body)
+
+    # A server that answers one request at a time is not held by a stream.
+    assert _call_wsgi(app, EVENTS_PATH, threaded=False)[0].startswith("204")
 
     status, headers, body = _call_wsgi(app, EVENTS_PATH)
     assert status == "200 OK"

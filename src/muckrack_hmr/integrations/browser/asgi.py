@@ -66,7 +66,7 @@ class BrowserASGI:
         if scope.get("path") == EVENTS_PATH:
             await self._events(local, receive, send)
             return
-        if not local:
+        if not local or scope.get("method") == "HEAD":
             await self.app(scope, receive, send)
             return
         await self.app(scope, receive, _Rewriting(send))
@@ -172,7 +172,11 @@ class _Rewriting:
                 return
             start, self.start = self.start, None
             content = b"".join(self.parts)
-            page = inject(content) or content
+            page = inject(content)
+            if page is None:  # no </body>: a fragment, or no body at all (304)
+                await self.send(start)
+                await self.send({"type": "http.response.body", "body": content})
+                return
             headers = [(k, v) for k, v in _headers(start) if k != b"content-length"]
             headers.append((b"content-length", str(len(page)).encode()))
             await self.send({**start, "headers": headers})

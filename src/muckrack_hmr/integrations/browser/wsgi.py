@@ -11,6 +11,7 @@ a stream is never read ahead.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
     _StartResponse = Callable[..., Callable[[bytes], object]]
     _App = Callable[[dict[str, object], _StartResponse], Iterable[bytes]]
 
-__all__ = ["MAX_BODY", "BrowserWSGI"]
+__all__ = ["MAX_BODY", "BrowserWSGI", "wrap"]
+
+log = logging.getLogger(__name__)
 
 #: Larger pages are left alone (a body is held in memory to be rewritten).
 MAX_BODY = 8 * 1024 * 1024
@@ -48,8 +51,8 @@ class BrowserWSGI:
     ) -> Iterable[bytes]:
         local = is_loopback(environ.get("REMOTE_ADDR"))
         if environ.get("PATH_INFO") == EVENTS_PATH:
-            return self._events(local, start_response)
-        if not local:
+            return self._events(local, environ, start_response)
+        if not local or environ.get("REQUEST_METHOD") == "HEAD":
             return self.app(environ, start_response)
         held: list[tuple[str, list[tuple[str, str]], _ExcInfo | None]] = []
         returned = False
@@ -84,17 +87,27 @@ class BrowserWSGI:
             if callable(close):
                 close()
         page = inject(content) if len(content) <= MAX_BODY else None
-        if page is None:
-            page = content
+        if page is None:  # no </body>: a fragment, or no body at all (304)
+            start_response(status, headers, exc_info)
+            return [content]
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(page))))
         start_response(status, headers, exc_info)
         return [page]
 
-    def _events(self, local: bool, start_response: _StartResponse) -> Iterable[bytes]:
+    def _events(
+        self, local: bool, environ: dict[str, object], start_response: _StartResponse
+    ) -> Iterable[bytes]:
         if not local:
             start_response("403 Forbidden", [("Content-Type", "text/plain")])
             return [b"the hot-reload events are for this machine only\n"]
+        if not environ.get("wsgi.multithread") and not environ.get("wsgi.multiprocess"):
+            # One request at a time (app.run(threaded=False), runserver --nothreading):
+            # a stream that never ends would hold the server.  204 tells the page's
+            # EventSource not to come back.
+            _warn_single_threaded()
+            start_response("204 No Content", [])
+            return []
         start_response(
             "200 OK",
             [
@@ -119,6 +132,18 @@ class _Stream:
         close = getattr(self.chunks, "close", None)
         if callable(close):
             close()
+
+
+_warned: list[bool] = []
+
+
+def _warn_single_threaded() -> None:
+    if not _warned:
+        _warned.append(True)
+        log.warning(
+            "--reload-browser: this server handles one request at a time; "
+            "pages are not told about reloads (run it threaded)"
+        )
 
 
 def _no_write(data: bytes) -> object:
