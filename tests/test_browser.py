@@ -459,27 +459,6 @@ def go_through_the_loop(
     assert driver.execute_script("return window.sameDocument === true")
 
 
-@pytest.mark.e2e
-def test_flask_page_follows_stylesheet_view_and_error(
-    proj: Path, spawn: Spawn, chromium: Any
-) -> None:
-    write(proj / "app.py", FLASK_APP)
-    write(proj / "views.py", page_source("one"))
-    write(proj / "static" / "site.css", "#title { color: rgb(255, 0, 0); }\n")
-    port = free_port()
-    child = spawn(["-v", "--reload-browser", "app.py", str(port)], cwd=proj)
-    tracked(child, "views")
-    go_through_the_loop(
-        chromium,
-        child,
-        port,
-        proj / "views.py",
-        page_source,
-        proj / "static" / "site.css",
-        "views.py",
-    )
-
-
 DJANGO_SETTINGS = """\
 from pathlib import Path
 
@@ -504,32 +483,6 @@ urlpatterns = [path("", lambda request: HttpResponse(views.page(request)))]
 """
 
 
-@pytest.mark.e2e
-def test_django_page_follows_stylesheet_view_and_error(
-    proj: Path, spawn: Spawn, chromium: Any
-) -> None:
-    write(proj / "manage.py", DJANGO_MANAGE.replace("mysite.settings", "site_.settings"))
-    write(proj / "site_" / "__init__.py", "")
-    write(proj / "site_" / "settings.py", DJANGO_SETTINGS)
-    write(proj / "site_" / "urls.py", DJANGO_URLS)
-    write(proj / "site_" / "views.py", page_source("one"))
-    write(proj / "static" / "site.css", "#title { color: rgb(255, 0, 0); }\n")
-    port = free_port()
-    child = spawn(
-        ["-v", "--reload-browser", "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=proj
-    )
-    tracked(child, "site_.views")
-    go_through_the_loop(
-        chromium,
-        child,
-        port,
-        proj / "site_" / "views.py",
-        page_source,
-        proj / "static" / "site.css",
-        "site_/views.py",
-    )
-
-
 FASTAPI_APP = """\
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
@@ -547,35 +500,41 @@ def index():
 """
 
 
-@pytest.mark.e2e
-def test_fastapi_page_follows_stylesheet_view_and_error(
-    proj: Path, spawn: Spawn, chromium: Any
-) -> None:
+def flask_site(proj: Path, port: int) -> tuple[list[str], str]:
+    """Write a Flask app; (the CLI's arguments, its views module's name)."""
+    write(proj / "app.py", FLASK_APP)
+    write(proj / "views.py", page_source("one"))
+    return ["app.py", str(port)], "views"
+
+
+def django_site(proj: Path, port: int) -> tuple[list[str], str]:
+    write(proj / "manage.py", DJANGO_MANAGE.replace("mysite.settings", "site_.settings"))
+    write(proj / "site_" / "__init__.py", "")
+    write(proj / "site_" / "settings.py", DJANGO_SETTINGS)
+    write(proj / "site_" / "urls.py", DJANGO_URLS)
+    write(proj / "site_" / "views.py", page_source("one"))
+    return ["manage.py", "runserver", f"127.0.0.1:{port}"], "site_.views"
+
+
+def fastapi_site(proj: Path, port: int) -> tuple[list[str], str]:
     write(proj / "app.py", FASTAPI_APP)
     write(proj / "views.py", page_source("one"))
-    write(proj / "static" / "site.css", "#title { color: rgb(255, 0, 0); }\n")
+    return ["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], "views"
+
+
+# One test, parametrised: where Chromium is missing, one line says so.
+@pytest.mark.e2e
+@pytest.mark.parametrize("site", [flask_site, django_site, fastapi_site], ids=lambda f: f.__name__)
+def test_the_page_follows_a_stylesheet_a_view_edit_and_an_error(
+    proj: Path, spawn: Spawn, chromium: Any, site: Any
+) -> None:
     port = free_port()
-    child = spawn(
-        [
-            "-v",
-            "--reload-browser",
-            "-m",
-            "uvicorn",
-            "app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=proj,
-    )
-    tracked(child, "views")
+    args, views = site(proj, port)
+    write(proj / "static" / "site.css", "#title { color: rgb(255, 0, 0); }\n")
+    child = spawn(["-v", "--reload-browser", *args], cwd=proj)
+    tracked(child, views)
+    path = proj.joinpath(*views.split(".")).with_suffix(".py")
+    relative = path.relative_to(proj).as_posix()
     go_through_the_loop(
-        chromium,
-        child,
-        port,
-        proj / "views.py",
-        page_source,
-        proj / "static" / "site.css",
-        "views.py",
+        chromium, child, port, path, page_source, proj / "static" / "site.css", relative
     )
