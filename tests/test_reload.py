@@ -348,6 +348,36 @@ def test_hooks_run_once_per_module_in_order(project: Project, hmr: Any) -> None:
         hmr.remove_pre_reload_hook(pre)
 
 
+def test_result_hooks_run_once_per_reload_with_what_it_did(project: Project, hmr: Any) -> None:
+    project.write("a.py", "X = 1\n")
+    project.write("b.py", "import a\nY = a.X\n")
+    importlib.import_module("a")
+    importlib.import_module("b")
+    results: list[tuple[list[str], list[str], list[str]]] = []
+
+    def hook(result: Any) -> None:
+        results.append((list(result.reloaded), sorted(result.failed), list(result.recovered)))
+
+    hmr.add_result_hook(hook)
+    project.write("a.py", "X = 2\n")
+    hmr.reload_module("a")
+    assert results == [(["a", "b"], [], [])]  # one call for the module and its dependent
+    hmr.reload_module("a")
+    assert len(results) == 1  # nothing to apply: nothing reported
+    project.write("a.py", "X = (\n")
+    hmr.reload_module("a")
+    assert results[1] == ([], ["a"], [])
+    project.write("a.py", "X = 3\n")
+    hmr.reload_module("a")
+    assert results[2] == (["a", "b"], [], ["a"])
+    hmr.remove_result_hook(hook)
+    project.write("a.py", "X = 4\n")
+    hmr.reload_module("a")
+    assert len(results) == 3
+    with pytest.raises(ValueError, match="not in list"):
+        hmr.remove_result_hook(hook)
+
+
 def test_a_raising_hook_is_reported_and_does_not_abort(
     project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

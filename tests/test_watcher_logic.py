@@ -399,6 +399,50 @@ def test_reverting_a_broken_save_recovers_without_a_reload(
     assert "a" not in rig.hmr.reloader.failing
 
 
+def test_a_revert_that_recovers_is_reported_to_the_result_hooks(make_rig: Any) -> None:
+    rig = make_rig()
+    reported: list[tuple[list[str], list[str], list[str]]] = []
+    rig.hmr.add_result_hook(
+        lambda result: reported.append((result.reloaded, sorted(result.failed), result.recovered))
+    )
+    rig.project.write("a.py", A_OLD)
+    rig.load("a")
+    rig.save("a.py", "raise RuntimeError('boom')\n")
+    rig.settle()
+    assert reported == [([], ["a"], [])]
+    rig.save("a.py", A_OLD)  # the undo reloads nothing, and says that a is fine again
+    rig.settle()
+    assert reported[1:] == [([], [], ["a"])]
+
+
+def test_files_asked_for_are_reported_after_the_reload_and_reload_nothing(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    rig.project.write("static/css/site.css", "h1 {}\n")
+    rig.project.write("static/notes.txt", "not asked for\n")
+    rig.load("a")
+    heard: list[list[tuple[str, bytes | None]]] = []
+    rig.watcher.watch_files(
+        os.path.join(rig.project.root, "static"),
+        [".css"],
+        lambda files: heard.append([(save.path, save.source) for save in files]),
+    )
+    watched = os.path.join(os.path.realpath(rig.project.root), "static", "css")
+    assert watched in rig.backend.folders  # the tree's folders, each watched
+
+    rig.save("static/css/site.css", "h1 { color: red }\n")
+    rig.save("static/notes.txt", "still not asked for\n")
+    rig.settle()
+    assert heard == [[(rig.path("static/css/site.css"), b"h1 { color: red }\n")]]
+    assert rig.transactions == []  # nothing reloaded
+
+    rig.save("a.py", A_NEW)
+    rig.save("static/css/site.css", "h1 { color: blue }\n")
+    rig.settle()
+    assert rig.transactions == [["a"]]
+    assert heard[-1] == [(rig.path("static/css/site.css"), b"h1 { color: blue }\n")]
+
+
 def test_an_unreadable_file_keeps_the_old_code_with_one_warning(
     make_rig: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import TYPE_CHECKING, TypeVar, overload
 
-from .hooks import CASCADES, Disposer, ErrorHandler, Hook, Hooks
+from .hooks import CASCADES, Disposer, ErrorHandler, Hook, Hooks, ResultHook
 from .reload.sources import SourceStore
 
 if TYPE_CHECKING:
@@ -163,6 +163,20 @@ class HMR:
     def remove_error_handler(self, handler: ErrorHandler) -> None:
         """Stop calling an error handler (ValueError if it was not added)."""
         self.hooks.error_handlers.remove(handler)
+
+    def add_result_hook(self, hook: ResultHook) -> None:
+        """Call ``hook(result)`` once each reload is over, with its :class:`ReloadResult`.
+
+        Once per reload, not per module: after every module ran (or failed),
+        outside the engine's lock.  Also when a module that had failed is
+        fine again because its file is back to the code that runs (its name
+        in ``result.recovered``, nothing reloaded).
+        """
+        self.hooks.result_hooks.append(hook)
+
+    def remove_result_hook(self, hook: ResultHook) -> None:
+        """Stop calling a result hook (ValueError if it was not added)."""
+        self.hooks.result_hooks.remove(hook)
 
     # -- a module's say in its own reload -------------------------------------------
 

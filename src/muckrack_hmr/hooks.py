@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .errors import location_of
 
-__all__ = ["CASCADES", "Disposer", "ErrorHandler", "Hook", "Hooks"]
+if TYPE_CHECKING:
+    from .reload.reloader import ReloadResult
+
+__all__ = ["CASCADES", "Disposer", "ErrorHandler", "Hook", "Hooks", "ResultHook"]
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +26,8 @@ Hook = Callable[[str], object]
 ErrorHandler = Callable[[str, BaseException], object]
 #: ``fn(data)``: a module's dispose callback, given the module's ``__hmr__.data``.
 Disposer = Callable[[dict[str, object]], object]
+#: ``fn(result)``: called once a reload is over, with everything it did.
+ResultHook = Callable[["ReloadResult"], object]
 
 
 class Hooks:
@@ -31,6 +37,8 @@ class Hooks:
         self.pre_reload: list[Hook] = []
         self.post_reload: list[Hook] = []
         self.error_handlers: list[ErrorHandler] = []
+        #: called once per reload (not per module), after it, with its result
+        self.result_hooks: list[ResultHook] = []
         #: module -> its dispose callbacks, in the order registered
         self.disposers: dict[str, list[Disposer]] = {}
         #: module -> what its dispose callbacks hand over to its next version
@@ -62,6 +70,14 @@ class Hooks:
                 handler(name, exc)
             except Exception:
                 log.exception("error handler %r raised", handler)
+
+    def report_result(self, result: ReloadResult) -> None:
+        """Pass a finished reload's result to every result hook; one that raises is logged."""
+        for hook in list(self.result_hooks):
+            try:
+                hook(result)
+            except Exception:
+                log.exception("result hook %r raised", hook)
 
     def run(self, hooks: list[Hook], name: str, kind: str) -> None:
         """Run ``hooks`` for ``name``; one that raises is logged and reported."""

@@ -282,6 +282,14 @@ class Settings:
         kind="switch",
         check=_bool,
     )
+    reload_browser: bool = _option(
+        False,
+        "open pages of a Flask, Django or FastAPI/Starlette development server reload "
+        "after each applied save, swap saved stylesheets in place, and show a failed "
+        "reload over the page (loopback clients only; default: off)",
+        kind="switch",
+        check=_bool,
+    )
     clear: bool = _option(
         False, "clear the terminal before each reload's output", kind="switch", check=_bool
     )

@@ -147,7 +147,7 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
     hmr = tracking.install(project_roots)
     hmr.cascade = settings.cascade
     # Before the target is even found: `-m uvicorn` imports uvicorn to find it.
-    integrations.activate(hmr)
+    integrations.activate(hmr, browser=settings.reload_browser)
     prepared = _prepare(target)
     if isinstance(prepared, int):
         tracking.uninstall()

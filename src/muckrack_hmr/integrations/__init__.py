@@ -42,9 +42,14 @@ FRAMEWORKS = {
 _active: dict[str, HMR] = {}
 
 
-def activate(hmr: HMR) -> None:
-    """Enable each framework's integration when (and if) the program imports it."""
+def activate(hmr: HMR, *, browser: bool = False) -> None:
+    """Enable each framework's integration when (and if) the program imports it.
+
+    ``browser``: also make the development servers' pages follow the reloads
+    (``--reload-browser``, see :mod:`.browser`).
+    """
     if _active.get("hmr") is hmr:
+        _enable_browser(hmr, browser)
         return
     deactivate()
     _active["hmr"] = hmr
@@ -56,6 +61,12 @@ def activate(hmr: HMR) -> None:
                 importlib.import_module(integration).enable(hmr)
 
         when_imported(package, enable)
+    _enable_browser(hmr, browser)
+
+
+def _enable_browser(hmr: HMR, browser: bool) -> None:
+    if browser:
+        importlib.import_module("muckrack_hmr.integrations.browser").enable(hmr)
 
 
 def deactivate() -> None:

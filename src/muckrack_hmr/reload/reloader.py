@@ -133,6 +133,8 @@ class ReloadResult:
     """Dependents not run because a module they import failed."""
     refused: list[str] = field(default_factory=list)
     """Changes that need a restart (a class whose bases changed...)."""
+    recovered: list[str] = field(default_factory=list)
+    """Modules that had failed before and run their new code now."""
     module_ms: dict[str, float] = field(default_factory=dict)
     """Time spent on each module that ran again."""
     total_ms: float = 0.0
@@ -357,6 +359,9 @@ class Reloader:
                 # only its own lines of the old side, see summarize_before).
                 self.sources.forget_parses()
         result.total_ms = (time.perf_counter() - start) * 1000.0
+        if result.reloaded or result.failed or result.recovered:
+            # Outside the lock: a hook may ask for the graph, or reload.
+            self.hooks.report_result(result)
         return result
 
     def _transaction(
@@ -456,6 +461,7 @@ class Reloader:
             log.info("reloaded %s in %.1f ms", result.summary(), elapsed)
         for name in recovered:
             log.info("%s recovered", name)
+        result.recovered.extend(recovered)
         return reloaded
 
     def _read(self, module: ModuleType) -> tuple[str, bytes]:

@@ -124,6 +124,9 @@ class SavePipeline:
         self._files: dict[str, str] = {}  # real path -> module name ("" for a plain file)
         self._scripts: dict[str, bytes | None] = {}  # the script's path -> digest of what ran
         self._by_folder: dict[str, list[str]] = {}  # folder -> its module and data files
+        # Trees whose files are reported as they are saved (watch_files): prefix -> suffixes.
+        self._trees: dict[str, tuple[str, ...]] = {}
+        self._trees_pending: list[str] = []  # not watched yet (no backend yet, or new)
         self._saves = SaveJudge(hmr, data)
         self._data_seen = 0
         self._folders: dict[str, int | None] = {}  # watched folder -> its inode
@@ -235,6 +238,8 @@ class SavePipeline:
                 names.append(name)
             if names:
                 log.debug("tracking %s", ", ".join(names))
+        if self._trees_pending and self.backend is not None:
+            self._watch_trees()
         if self.data is not None:
             new_data = self.data.since(self._data_seen)
             self._data_seen += len(new_data)
@@ -246,6 +251,39 @@ class SavePipeline:
                 )
                 owners = ", ".join(sorted(self.data.owners.get(path, ())))
                 log.debug("%s read %s at import: watching it", owners, path)
+
+    def watch_files(self, folder: str, suffixes: Iterable[str]) -> None:
+        """Also report the saves of files under ``folder`` (its whole tree) whose names end
+        with one of ``suffixes``, as :attr:`~.bursts.SettledSaves.files`: nothing is reloaded
+        for them (a web page's stylesheets and templates).  From any thread.
+
+        The folders of the tree are watched as they are now; one made later is not.
+        """
+        prefix = os.path.realpath(folder).rstrip(os.sep) + os.sep
+        with self._watch_lock:
+            known = self._trees.get(prefix, ())
+            self._trees[prefix] = (*known, *(s.lower() for s in suffixes if s not in known))
+            self._trees_pending.append(prefix)
+        if self.backend is not None:
+            self._watch_trees()
+
+    def _watch_trees(self) -> None:
+        with self._watch_lock:
+            pending, self._trees_pending = self._trees_pending, []
+        for prefix in pending:
+            for folder, subfolders, _files in os.walk(prefix):
+                subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+                self.watch(folder.rstrip(os.sep))
+
+    def _in_trees(self, path: str) -> bool:
+        """Is ``path`` a file :meth:`watch_files` asked for?"""
+        if not self._trees:
+            return False
+        lowered = path.lower()
+        return any(
+            path.startswith(prefix) and lowered.endswith(suffixes)
+            for prefix, suffixes in list(self._trees.items())
+        )
 
     def track(self, paths: Iterable[str]) -> None:
         """Plain files: these files count too, whatever their name (and go with their folder's
@@ -389,6 +427,7 @@ class SavePipeline:
             path not in self._files
             and path not in self.project.loaded
             and (self.data is None or path not in self.data.owners)
+            and not self._in_trees(path)
         ):
             return  # not a file any module runs or read: a new file, a temporary file...
         with self._wake:
@@ -495,6 +534,10 @@ class SavePipeline:
                     )
                 if self.data is not None and path in self.data.owners:
                     verdicts.append((self._saves.judge_data(path, last, now), None))
+                elif name is None and self._in_trees(path):
+                    verdicts.append(
+                        (self._saves.judge_file(path, last, now, path in writing, True), None)
+                    )
             for verdict, module in verdicts:
                 if isinstance(verdict, Wait) and can_wait:
                     state = self._saves.state(path)

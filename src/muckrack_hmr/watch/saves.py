@@ -204,6 +204,9 @@ class SaveJudge:
         if name in failing:
             failing.discard(name)
             log.info("%s recovered (its file is back to the code that runs)", name)
+            from ..reload.reloader import ReloadResult
+
+            self.hmr.hooks.report_result(ReloadResult(recovered=[name]))
 
     def judge_file(
         self, path: str, last: float, now: float, open_for_writing: bool, known: bool

@@ -31,7 +31,7 @@ from .saves import OPEN_PATIENCE, SETTLE
 if TYPE_CHECKING:
     from ..api import HMR
     from ..reload.reloader import ReloadResult
-    from .bursts import SettledSaves
+    from .bursts import FileSave, SettledSaves
 
 __all__ = ["LAG_MARGIN", "OPEN_PATIENCE", "SETTLE", "Watcher"]
 
@@ -94,6 +94,9 @@ class Watcher:
         self._activity = idle_work.Activity()
         self._work = idle_work.IdleWork(hmr)
         self._stopping = threading.Event()
+        #: called with the saves of the files asked for by :meth:`watch_files`, after the
+        #: burst's reload
+        self.file_listeners: list[Callable[[tuple[FileSave, ...]], object]] = []
         #: Set once file events are on (see :meth:`start`).
         self.started = self.pipeline.started
 
@@ -139,6 +142,21 @@ class Watcher:
         """Watch the folders of project modules (and data files) loaded since the last call."""
         self.pipeline.refresh()
 
+    def watch_files(
+        self,
+        folder: str,
+        suffixes: Iterable[str],
+        listener: Callable[[tuple[FileSave, ...]], object],
+    ) -> None:
+        """Tell ``listener`` about the saved files under ``folder`` that end with ``suffixes``.
+
+        Nothing is reloaded for them: the listener gets each burst's saves
+        of such files (with their content) after the burst's reload.
+        """
+        if listener not in self.file_listeners:
+            self.file_listeners.append(listener)
+        self.pipeline.watch_files(folder, suffixes)
+
     def notify(self, path: str, kind: str = MODIFIED) -> None:
         """``path`` changed (called from the backend's thread)."""
         self.pipeline.notify(path, kind)
@@ -164,7 +182,14 @@ class Watcher:
         """Reload what the burst changed, in one transaction, with the bytes judged finished."""
         self.clear_screen()
         self.safe_point()
-        self.apply(saves)
+        if saves.names:
+            self.apply(saves)
+        if saves.files:
+            for listener in list(self.file_listeners):
+                try:
+                    listener(saves.files)
+                except Exception:
+                    log.exception("a file listener failed")
 
     def clear_screen(self) -> None:
         """Clear the terminal before a reload's output (``--clear``)."""
