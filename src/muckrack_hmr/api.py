@@ -256,7 +256,7 @@ class HMR:
 
         Takes a :class:`~muckrack_hmr.settings.Settings` (the CLI passes its
         own, whole), or the watching settings as keywords: ``debounce_ms``
-        (the first argument), ``backend`` (``"auto"``, ``"watchdog"``,
+        (the first argument), ``backend`` (``"auto"``, ``"inotify"``, ``"watchdog"``,
         ``"polling"`` or ``"watchfiles"``), ``poll`` (seconds: forces
         polling), ``include`` and ``exclude`` (globs), ``watch_data`` (reload
         a module when a data file it read at import time changes) and
