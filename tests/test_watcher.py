@@ -621,3 +621,49 @@ def test_a_thread_running_a_loop_calls_the_new_code(
     # The thread never stopped: its next call runs the new body.
     child.expect("worker f=new")
     child.expect(reloaded("a"), stream="err")
+
+
+# -- many folders -------------------------------------------------------------------
+
+MANY_MAIN = """\
+import sys
+import time
+
+import importlib
+
+modules = [importlib.import_module(f"pkg{i:03d}.mod") for i in range({count})]
+print("imported", len(modules), flush=True)
+last = modules[-1]
+seen = None
+while True:
+    value = last.f()
+    if value != seen:
+        print("f", value, flush=True)
+        seen = value
+    time.sleep(0.02)  # pacing only: the test waits for lines
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_hundreds_of_folders_are_watched_by_one_thread(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """watchdog's observer took a thread (and an inotify instance) per folder: 200
+    threads started while the program imported, and the user's 128 instances ran out.
+    The default backend on Linux watches every folder from one thread."""
+    count = 200
+    for i in range(count):
+        write(proj / f"pkg{i:03d}" / "__init__.py", "")
+        write(proj / f"pkg{i:03d}" / "mod.py", "def f():\n    return 'old'\n")
+    write(proj / "main.py", MANY_MAIN.replace("{count}", str(count)))
+    root = Path(os.path.realpath(proj))
+    child = spawn(["-v", "main.py"], cwd=root)
+    child.expect("imported 200")
+    # Logged once every folder of these modules is watched.
+    child.expect(tracking(f"pkg{count - 1:03d}.mod"), stream="err")
+    threads = len(os.listdir(f"/proc/{child.proc.pid}/task"))
+    assert threads < 10, f"{threads} threads for {count} folders"
+
+    write(root / f"pkg{count - 1:03d}" / "mod.py", "def f():\n    return 'new'\n")
+    child.expect("f new")
+    child.expect(reloaded(f"pkg{count - 1:03d}.mod"), stream="err")
