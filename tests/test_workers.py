@@ -10,19 +10,18 @@ unchanged, runs the new code.  Both cores (``core_env``), every start method.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .subprocesses import DEADLINE, Child, save_atomically, write
+from .subprocesses import DEADLINE, Child, Reaper, left_behind, save_atomically, write
 
 WORKERS = 4
 
@@ -135,48 +134,6 @@ def answers(child: Child, request: str = "ask") -> list[tuple[str, int]]:
     return found
 
 
-def gone(pid: int) -> bool:
-    """Has ``pid`` exited (a zombie waiting for its parent counts as gone)?"""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-class Reaper:
-    """The CLI children and worker PIDs of a test, killed after it in that order."""
-
-    def __init__(self) -> None:
-        self.pids: set[int] = set()
-        self.children: list[Child] = []
-
-    def watch(self, child: Child, pids: Iterable[int]) -> None:
-        if child not in self.children:
-            self.children.append(child)
-        self.pids.update(pids)
-
-    def kill(self) -> None:
-        # The CLI first: a pool whose workers die makes new ones while its parent lives.
-        for child in self.children:
-            if child.proc.poll() is None:
-                child.proc.kill()
-                child.proc.wait(timeout=DEADLINE)
-        for pid in self.pids:
-            if not gone(pid):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def reap() -> Iterator[Reaper]:
-    """Kill what a test leaves: a failed test must not hang on the workers' copies of the
-    CLI's output pipes."""
-    reaper = Reaper()
-    yield reaper
-    reaper.kill()
-
-
 def start(proj: Path, kind: str, spawn: Callable[..., Child]) -> Child:
     write(proj / "work.py", WORK.format(value="old"))
     write(proj / "main.py", SCRIPT)
@@ -225,10 +182,7 @@ def test_every_worker_runs_the_new_code_in_place(
     # Ctrl-C: the program stops as it would without us, and no worker is left.
     child.proc.send_signal(signal.SIGINT)
     assert child.wait() == 130
-    deadline = time.monotonic() + DEADLINE
-    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling the process table, with a deadline
-    assert [pid for pid in pids if not gone(pid)] == []
+    assert left_behind(pids) == []
 
 
 def test_processes_that_disagree_are_named(
@@ -274,10 +228,7 @@ def test_sigterm_leaves_no_worker_behind(
     reap.watch(child, pids)
     child.proc.send_signal(signal.SIGTERM)
     assert child.wait() == -signal.SIGTERM  # as python's: no handler, killed by the signal
-    deadline = time.monotonic() + DEADLINE
-    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling the process table, with a deadline
-    assert [pid for pid in pids if not gone(pid)] == []
+    assert left_behind(pids) == []
 
 
 def test_a_process_that_joins_late_is_sent_what_it_missed(tmp_path: Path) -> None:
@@ -406,8 +357,5 @@ def test_uvicorn_workers_reload_in_place(
 
     child.proc.send_signal(signal.SIGINT)
     assert child.wait() == 0  # as uvicorn's own exit on Ctrl-C
-    deadline = time.monotonic() + DEADLINE
-    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling the process table, with a deadline
-    assert [pid for pid in pids if not gone(pid)] == []
+    assert left_behind(pids) == []
     assert not any("cannot reach" in line for line in child.seen["err"])
