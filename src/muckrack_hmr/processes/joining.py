@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from .channel import describe
 from .hub import Hub
 from .member import Member
 from .outcomes import CAPTURE
@@ -86,7 +87,7 @@ def supervise(hmr: HMR) -> Hub | Member:
         watcher = hmr.watcher
         if watcher is not None:
             watcher.pipeline.consumer = Supervisor(hmr, watcher, hub)
-        log.debug("workers join the reloads at %s", hub.address)
+        log.debug("workers join the reloads at %s", describe(hub.address))
     return _node
 
 
