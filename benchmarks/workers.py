@@ -11,6 +11,12 @@ its PID unchanged: the run exits 1 otherwise, never because of a timing.
 The alternative people have, a restart of every worker, is measured as a
 cold start of the same script with plain ``python`` until every worker of a
 new pool has answered.
+
+gunicorn (sync workers, where it is installed): the clock runs from the
+write until the CLI's line for the save; then HTTP requests (bounded) must
+see every worker PID serve the new value.  Its alternative is gunicorn's
+own ``--reload``, without HMR: from the write until new workers, as many as
+``--workers``, serve the new value.
 """
 
 from __future__ import annotations
@@ -128,6 +134,113 @@ def _restart(kind: str, workers: int, runs: int) -> list[float]:
         return times
 
 
+WSGI_APP = """\
+import json, os
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps([value(), os.getpid()]).encode()]
+
+
+def value():
+    return {value}
+"""
+
+# The longest any wait here may take (seconds): a run that exceeds it is broken.
+_PATIENCE = 30.0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _served(port: int, value: int, workers: int, old: set[int] | None) -> set[int]:
+    """GET / until ``workers`` PIDs served ``value`` (and, with ``old``, only PIDs not in it)."""
+    import urllib.request
+
+    seen: set[int] = set()
+    deadline = time.monotonic() + _PATIENCE
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                found, pid = json.loads(response.read())
+        except OSError:
+            time.sleep(0.002)  # no worker listens for a moment (a restart): bounded
+            continue
+        if found == value and (old is None or pid not in old):
+            seen.add(pid)
+            if len(seen) == workers:
+                return seen
+    raise SystemExit(f"not every gunicorn worker served {value} within {_PATIENCE:.0f} s")
+
+
+def _gunicorn(
+    root: Path, port: int, workers: int, env: dict[str, str], hmr: bool
+) -> subprocess.Popen[str]:
+    command = ["-m", "muckrack.hmr", "-v"] if hmr else []
+    command += ["-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}"]
+    command += [] if hmr else ["--reload"]
+    import gunicorn.config
+
+    if hasattr(gunicorn.config, "ControlSocketDisable"):
+        command.append("--no-control-socket")
+    return subprocess.Popen(
+        [sys.executable, "-u", *command, "app:app"],
+        cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE if hmr else subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _gunicorn_save(core: str | None, workers: int, edits: int) -> list[float]:
+    """Milliseconds from each save to the CLI's line (``core``), or to every worker
+    restarted by gunicorn's ``--reload`` serving it (``None``)."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "app.py").write_text(WSGI_APP.format(value=0))
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", NO_COLOR="1")
+        env.pop("MUCKRACK_HMR_NO_EXTENSIONS", None)
+        if core == "py":
+            env["MUCKRACK_HMR_NO_EXTENSIONS"] = "1"
+        port = _free_port()
+        proc = _gunicorn(root, port, workers, env, hmr=core is not None)
+        try:
+            pids = _served(port, 0, workers, None)
+            if proc.stderr is not None:
+                for line in proc.stderr:  # the watcher tracks the app: saves are seen
+                    if line.startswith("hmr: tracking ") and "app" in line:
+                        break
+            line_for = re.compile(rf"^hmr: reloaded app in {workers} processes ")
+            times = []
+            for edit in range(1, edits + 1):
+                started = time.perf_counter()
+                (root / "app.py").write_text(WSGI_APP.format(value=edit))
+                if proc.stderr is None:  # gunicorn's --reload: new workers
+                    pids = _served(port, edit, workers, pids)
+                    times.append((time.perf_counter() - started) * 1000.0)
+                    continue
+                for line in proc.stderr:
+                    if line_for.match(line):
+                        break
+                    if "failed" in line:
+                        raise SystemExit(f"a reload failed: {line}")
+                times.append((time.perf_counter() - started) * 1000.0)
+                if _served(port, edit, workers, None) != pids:
+                    raise SystemExit(f"edit {edit}: not every gunicorn worker runs it in place")
+            return times
+        finally:
+            proc.terminate()
+            proc.wait(timeout=_PATIENCE)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.workers")
     parser.add_argument("--edits", type=int, default=20)
@@ -142,6 +255,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {kind:6} {core:2} core: {hmr:7.1f} ms   "
                 f"(restart of every worker: {restart:7.1f} ms, {restart / hmr:5.1f}x)"
             )
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        print("  gunicorn: not installed, skipped")
+        return 0
+    reload = median(_gunicorn_save(None, args.workers, max(3, args.edits // 4)))
+    for core in available_cores():
+        hmr = median(_gunicorn_save(core, args.workers, args.edits))
+        print(
+            f"  gunicorn {core:2} core: {hmr:7.1f} ms   "
+            f"(gunicorn --reload: {reload:7.1f} ms, {reload / hmr:5.1f}x)"
+        )
     return 0
 
 

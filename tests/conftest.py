@@ -16,7 +16,7 @@ import pytest
 import muckrack_hmr
 
 from .cores import CORE_PARAMS, core_module
-from .subprocesses import PLUGIN, Child, Watch
+from .subprocesses import PLUGIN, Child, Reaper, Watch
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -162,9 +162,20 @@ def spawn(core_env: dict[str, str]) -> Iterator[Callable[..., Child]]:
     children: list[Child] = []
 
     def start(
-        args: list[str], *, cwd: Path, env: dict[str, str] | None = None, stdin: bool = False
+        args: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        stdin: bool = False,
+        new_session: bool = False,
     ) -> Child:
-        child = Child(args, cwd=cwd, env=core_env if env is None else env, stdin=stdin)
+        child = Child(
+            args,
+            cwd=cwd,
+            env=core_env if env is None else env,
+            stdin=stdin,
+            new_session=new_session,
+        )
         children.append(child)
         return child
 
@@ -173,6 +184,15 @@ def spawn(core_env: dict[str, str]) -> Iterator[Callable[..., Child]]:
     finally:
         for child in children:
             child.close()
+
+
+@pytest.fixture
+def reap() -> Iterator[Reaper]:
+    """Kill what a test leaves: a failed test must not hang on the workers' copies of the
+    CLI's output pipes."""
+    reaper = Reaper()
+    yield reaper
+    reaper.kill()
 
 
 @pytest.fixture

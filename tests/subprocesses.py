@@ -18,7 +18,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NoReturn
@@ -129,7 +129,11 @@ class Child:
         env: dict[str, str],
         command: tuple[str, ...] = ("-u", "-m", "muckrack.hmr"),
         stdin: bool = False,
+        new_session: bool = False,
     ) -> None:
+        #: its own process group: a test's Ctrl-C reaches the whole tree (os.killpg), as a
+        #: terminal's does
+        self.new_session = new_session
         self.proc = subprocess.Popen(
             [sys.executable, *command, *args],
             cwd=cwd,
@@ -140,6 +144,7 @@ class Child:
             text=True,
             encoding="utf-8",
             errors="replace",
+            start_new_session=new_session,
         )
         self.seen: dict[str, list[str]] = {"out": [], "err": []}
         self._queues: dict[str, queue.Queue[str | None]] = {
@@ -230,10 +235,18 @@ class Child:
         err = "\n".join(self.seen["err"][-80:])
         pytest.fail(f"{message}\n--- stdout (tail) ---\n{out}\n--- stderr (tail) ---\n{err}")
 
+    def interrupt(self) -> None:
+        """Ctrl-C in a terminal: SIGINT to the child's whole process group (``new_session``)."""
+        assert self.new_session, "a Ctrl-C of the group needs Child(new_session=True)"
+        os.killpg(self.proc.pid, signal.SIGINT)
+
     def close(self) -> None:
-        """Kill the child if it still runs, and reap it."""
+        """Kill the child if it still runs (its group too, if it has one), and reap it."""
         if self.proc.poll() is None:
             self.proc.kill()
+        if self.new_session:
+            with contextlib.suppress(OSError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         try:
             self.proc.wait(timeout=10)
         finally:
@@ -242,6 +255,51 @@ class Child:
             for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
                 if pipe is not None:
                     pipe.close()
+
+
+def gone(pid: int) -> bool:
+    """Has ``pid`` exited (a zombie waiting for its parent counts as gone)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def left_behind(pids: Iterable[int], timeout: float = DEADLINE) -> list[int]:
+    """The PIDs of ``pids`` still running once all have exited or ``timeout`` has passed."""
+    pids = sorted(pids)
+    deadline = time.monotonic() + timeout
+    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the process table, with a deadline
+    return [pid for pid in pids if not gone(pid)]
+
+
+class Reaper:
+    """The CLI children and worker PIDs of a test, killed after it in that order."""
+
+    def __init__(self) -> None:
+        self.pids: set[int] = set()
+        self.children: list[Child] = []
+
+    def watch(self, child: Child, pids: Iterable[int]) -> None:
+        if child not in self.children:
+            self.children.append(child)
+        self.pids.update(pids)
+
+    def kill(self) -> None:
+        # The CLI first: a pool whose workers die makes new ones while its parent lives.
+        for child in self.children:
+            if child.proc.poll() is None:
+                child.proc.kill()
+                child.proc.wait(timeout=DEADLINE)
+            if child.new_session:
+                with contextlib.suppress(OSError):
+                    os.killpg(child.proc.pid, signal.SIGKILL)
+        for pid in self.pids:
+            if not gone(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 # A module before and after an edit: a constant and a function change.

@@ -2,7 +2,7 @@
 ``pytest --hmr`` (in ``pytest_watch``, loaded by its pytest plugin only).
 
 Restart reloaders (Django's ``runserver`` autoreloader, werkzeug's reloader
-behind Flask's ``debug=True``, ``uvicorn --reload``) serve from a child
+behind Flask's ``debug=True``, ``uvicorn --reload``, gunicorn's ``--reload``) serve from a child
 process that never loads the import hooks; under HMR they are turned off, so
 that the server runs in the process that reloads.  Django's derived caches
 (URL resolvers, compiled templates) are refreshed after each reload, and a
@@ -37,6 +37,7 @@ FRAMEWORKS = {
     "flask": "muckrack_hmr.integrations.flask",
     "uvicorn": "muckrack_hmr.integrations.uvicorn",
     "fastapi": "muckrack_hmr.integrations.fastapi",
+    "gunicorn": "muckrack_hmr.integrations.gunicorn",
 }
 
 _active: dict[str, HMR] = {}

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import selectors
 import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
 from ..threads import signals_to_main_thread
-from .channel import Frames, Message, receive, send
+from .channel import Frames, Message, listen, peer_is_us, receive, send
 
 __all__ = ["Hub"]
 
@@ -51,11 +49,9 @@ class Hub:
     """Broadcasts saves to the processes connected to it, and gathers their answers."""
 
     def __init__(self) -> None:
-        self.folder = tempfile.mkdtemp(prefix="muckrack-hmr-")  # only the user may enter it
-        self.address = os.path.join(self.folder, "channel")
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(self.address)
-        self.listener.listen(128)
+        #: the socket's folder, where it is a file (not on Linux: see :func:`.channel.listen`)
+        self.folder: str | None
+        self.listener, self.address, self.folder = listen()
         #: the last save broadcast
         self.seq = 0
         #: the last save this process applied (what a fork child inherits)
@@ -95,6 +91,14 @@ class Hub:
         try:
             sock, _ = self.listener.accept()
         except OSError:
+            return
+        try:
+            ours = peer_is_us(sock)
+        except OSError:
+            ours = False
+        if not ours:
+            log.warning("refused a connection to the reloads from another user")
+            sock.close()
             return
         sock.settimeout(_SEND_TIMEOUT)
         with self._lock:
@@ -227,7 +231,7 @@ class Hub:
             return sorted(peer.pid for peer in self._peers.values() if peer.pid)
 
     def close(self) -> None:
-        """Stop the hub's thread, close every connection, remove the socket's folder."""
+        """Stop the hub's thread, close every connection, remove the socket's folder (if any)."""
         if self._closed:
             return
         self._closed = True
@@ -239,7 +243,8 @@ class Hub:
             peer.sock.close()
         for sock in (self.listener, self._wake_r, self._wake_w):
             sock.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def forget_in_child(self) -> None:
         """In a fork child: close this process's copies of the hub's sockets (no thread runs)."""

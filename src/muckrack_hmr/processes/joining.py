@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from .channel import describe
 from .hub import Hub
 from .member import Member
 from .outcomes import CAPTURE
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 
 # How long a fork waits for a reload in progress (or the import hook's bookkeeping).
 _FORK_PATIENCE = 5.0
-# multiprocessing's command lines for a spawned child and for the forkserver.
+# multiprocessing's command lines for a spawned child and for the forkserver: found
+# anywhere in the ``-c`` code (3.14's forkserver line starts with ``import sys; ``).
 _JOINING_COMMANDS = (
     "from multiprocessing.spawn import spawn_main",
     "from multiprocessing.forkserver import main",
@@ -86,7 +88,7 @@ def supervise(hmr: HMR) -> Hub | Member:
         watcher = hmr.watcher
         if watcher is not None:
             watcher.pipeline.consumer = Supervisor(hmr, watcher, hub)
-        log.debug("workers join the reloads at %s", hub.address)
+        log.debug("workers join the reloads at %s", describe(hub.address))
     return _node
 
 
@@ -157,13 +159,18 @@ def patch_spawning(util: ModuleType, hmr: HMR) -> None:
     setattr(util, "spawnv_passfds", spawnv_passfds)  # noqa: B010 (a module object)
 
 
+def runs_program_code(code: str) -> bool:
+    """Is ``code`` (a multiprocessing child's ``-c``) a spawned child's or the forkserver's?"""
+    return any(command in code for command in _JOINING_COMMANDS)
+
+
 def with_prologue(args: list[str]) -> list[str]:
     """``args`` of a multiprocessing child, its ``-c`` code preceded by our joining."""
     hmr = _hmr
     if hmr is None or "-c" not in args[:-1]:
         return args
     at = args.index("-c") + 1
-    if not args[at].startswith(_JOINING_COMMANDS):
+    if not runs_program_code(args[at]):
         return args  # the resource tracker, say: it runs none of the program's code
     try:
         node = supervise(hmr)

@@ -1,0 +1,252 @@
+"""End-to-end tests of pre-fork servers and job queues under ``python -m muckrack.hmr``.
+
+gunicorn forks its workers from its arbiter (the CLI's process), Celery's
+prefork pool (billiard) forks its children from the worker's main process:
+both join the reloads through the fork hooks.  An HTTP client (gunicorn) or
+the tasks' results (Celery) must show every worker PID running the new code,
+in place, after a save; a worker the server forks again later runs the
+current code; Ctrl-C and SIGTERM end the tree as they do without us.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .subprocesses import DEADLINE, Child, Reaper, left_behind, run_python, save_atomically, write
+from .test_workers import free_port, served_by_every_worker
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pre-fork servers: Unix only")
+
+# -- gunicorn ----------------------------------------------------------------------------
+
+WSGI_APP = """\
+import json
+import os
+
+
+def app(environ, start_response):
+    body = json.dumps({{"pid": os.getpid(), "value": value()}}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+
+def value():
+    return {value!r}
+"""
+
+STARLETTE_APP = """\
+import os
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+async def root(request):
+    return JSONResponse({{"pid": os.getpid(), "value": value()}})
+
+
+def value():
+    return {value!r}
+
+
+app = Starlette(routes=[Route("/", root)])
+"""
+
+# (gunicorn's options, the app, the signal that stops it, its exit code without us: 0 for
+# both signals, measured with gunicorn 27).  A Ctrl-C reaches the whole process group.
+GUNICORN_KINDS = {
+    "sync": ([], WSGI_APP, signal.SIGINT),
+    # The arbiter imports the app; its workers inherit it: they catch up at their fork.
+    "sync-preload": (["--preload"], WSGI_APP, signal.SIGTERM),
+    # gunicorn's own --reload (a restart of the worker) is turned off: the PIDs stay.
+    "gthread-reload": (["--threads", "2", "--reload"], WSGI_APP, signal.SIGTERM),
+    "uvicorn-worker": (["-k", "uvicorn_worker.UvicornWorker"], STARLETTE_APP, signal.SIGINT),
+}
+
+
+def get(port: int) -> dict[str, object]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+        answer: dict[str, object] = json.loads(response.read())
+    return answer
+
+
+def gunicorn_command(port: int, options: list[str]) -> list[str]:
+    import gunicorn.config
+
+    command = ["-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", *options, "app:app"]
+    if hasattr(gunicorn.config, "ControlSocketDisable"):
+        # gunicorn 24+ listens on ~/.gunicorn/gunicorn.ctl by default: one per machine.
+        command.insert(2, "--no-control-socket")
+    return command
+
+
+@pytest.mark.parametrize("kind", list(GUNICORN_KINDS))
+def test_gunicorn_workers_reload_in_place(
+    proj: Path, kind: str, spawn: Callable[..., Child], reap: Reaper
+) -> None:
+    pytest.importorskip("gunicorn", reason="gunicorn is not installed")
+    options, source, stop = GUNICORN_KINDS[kind]
+    if kind == "uvicorn-worker":
+        pytest.importorskip("uvicorn_worker", reason="uvicorn-worker is not installed")
+    write(proj / "app.py", source.format(value="old"))
+    port = free_port()
+    child = spawn(gunicorn_command(port, options), cwd=proj, new_session=True)
+    pids = served_by_every_worker(child, port, "old", 2)
+    reap.watch(child, pids)
+    assert child.proc.pid not in pids
+    if "--reload" in options:
+        assert any("gunicorn's --reload is off" in text for text in child.seen["err"])
+    # With --preload the arbiter (the CLI's process) imported the app too.
+    processes = 3 if "--preload" in options else 2
+    line = re.compile(rf"^hmr: reloaded app in {processes} processes .* ms \(slowest\)$").match
+
+    save_atomically(proj / "app.py", source.format(value="new"))
+    child.expect(line, stream="err")
+    assert served_by_every_worker(child, port, "new", 2) == pids
+
+    # A syntax error: reported once for all, and every worker serves the code it had.
+    save_atomically(proj / "app.py", "def value(:\n    return 'broken'\n")
+    error = child.expect("failed to reload app", stream="err")
+    assert f"in all {processes} processes" in error
+    assert served_by_every_worker(child, port, "new", 2) == pids
+
+    save_atomically(proj / "app.py", source.format(value="newer"))
+    child.expect(line, stream="err")
+    # A worker that dies is forked again by gunicorn: it comes up with the current code.
+    killed = min(pids)
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + DEADLINE
+    replacement = 0
+    while not replacement and time.monotonic() < deadline:
+        try:
+            answer = get(port)
+        except OSError:
+            time.sleep(0.05)  # between the worker's death and its successor: with a deadline
+            continue
+        assert answer["value"] == "newer", answer
+        if answer["pid"] not in pids:
+            replacement = int(str(answer["pid"]))
+    assert replacement, "gunicorn did not fork a new worker"
+    workers = (pids - {killed}) | {replacement}
+    reap.watch(child, workers)
+    # ... and it joined the reloads: the next save reaches it in place.
+    save_atomically(proj / "app.py", source.format(value="newest"))
+    child.expect(line, stream="err")
+    assert served_by_every_worker(child, port, "newest", 2) == workers
+
+    if stop == signal.SIGINT:
+        child.interrupt()
+    else:
+        child.proc.send_signal(stop)
+    assert child.wait() == 0  # gunicorn's own exit code for both signals
+    assert left_behind(pids | workers) == []
+    assert sum("failed to reload app" in text for text in child.seen["err"]) == 1
+
+
+# -- Celery's prefork pool (billiard), kombu's filesystem broker: no server ----------------
+
+CELERY_PROJ = """\
+import os
+
+from celery import Celery
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+app = Celery("proj", include=["tasks"])
+app.conf.update(
+    broker_url="filesystem://",
+    broker_transport_options={
+        "data_folder_in": os.path.join(HERE, "broker"),
+        "data_folder_out": os.path.join(HERE, "broker"),
+        "polling_interval": 0.05,
+    },
+    result_backend="file://" + os.path.join(HERE, "results"),
+    broker_connection_retry_on_startup=True,
+)
+"""
+
+CELERY_TASKS = """\
+import os
+import time
+
+import work
+from proj import app
+
+
+@app.task
+def which():
+    time.sleep(0.2)  # the batch's other task goes to the other child
+    return [os.getpid(), work.version()]
+"""
+
+CELERY_WORK = """\
+def version():
+    return {value!r}
+"""
+
+# Sends a batch of tasks, prints their results: a plain Python, no HMR.
+CELERY_CLIENT = """\
+import json
+import sys
+
+from tasks import which
+
+batch = [which.delay() for _ in range(int(sys.argv[1]))]
+print(json.dumps([result.get(timeout=10) for result in batch]))
+"""
+
+
+def pool_answers(proj: Path, env: dict[str, str], version: str, children: int) -> set[int]:
+    """Batches of tasks until ``children`` PIDs answered ``version``: their PIDs."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + 3 * DEADLINE
+    while time.monotonic() < deadline:
+        result = run_python(["client.py", "4"], cwd=proj, env=env)
+        assert result.returncode == 0, result.stderr
+        answers = json.loads(result.stdout.splitlines()[-1])
+        assert {found for _, found in answers} == {version}, answers
+        seen.update(pid for pid, _ in answers)
+        if len(seen) >= children:
+            return seen
+    pytest.fail(f"not every pool child answered {version!r}: {sorted(seen)}")
+
+
+def test_celery_prefork_children_reload_in_place(
+    proj: Path, spawn: Callable[..., Child], core_env: dict[str, str], reap: Reaper
+) -> None:
+    pytest.importorskip("celery", reason="celery is not installed")
+    write(proj / "proj.py", CELERY_PROJ)
+    write(proj / "tasks.py", CELERY_TASKS)
+    write(proj / "work.py", CELERY_WORK.format(value="old"))
+    write(proj / "client.py", CELERY_CLIENT)
+    for folder in ("broker", "results"):
+        (proj / folder).mkdir()
+    child = spawn(
+        ["-m", "celery", "-A", "proj", "worker", "--pool", "prefork", "-c", "2", "-l", "info"],
+        cwd=proj,
+        new_session=True,
+    )
+    child.expect(re.compile(r"celery@\S+ ready").search, stream="err")
+    pids = pool_answers(proj, core_env, "old", 2)
+    reap.watch(child, pids)
+    assert len(pids) == 2
+    assert child.proc.pid not in pids
+
+    save_atomically(proj / "work.py", CELERY_WORK.format(value="new"))
+    # The worker's main process imported the tasks too: it and its two children.
+    child.expect(re.compile(r"^hmr: reloaded work in 3 processes").match, stream="err")
+    assert pool_answers(proj, core_env, "new", 2) == pids  # in place: the same children
+
+    child.proc.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=3 * DEADLINE) == 0  # celery's warm shutdown, as without us
+    assert left_behind(pids) == []
