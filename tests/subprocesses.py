@@ -50,7 +50,12 @@ def save_atomically(path: Path, source: str) -> None:
 # Docker bind mount from a macOS or Windows host, or a network drive.  The fake
 # of test_watcher_logic's _Silent backend, for a real process.
 SILENT_FILE_EVENTS = """\
-from muckrack_hmr.watch.backends import inotify as _inotify, watchdog as _watchdog
+from muckrack_hmr.watch.backends import inotify as _inotify
+from muckrack_hmr.watch.backends import mounts as _mounts
+from muckrack_hmr.watch.backends import watchdog as _watchdog
+
+# A bind mount: written from the host too, so its events are checked.
+_mounts.events_are_local = lambda folder: False
 
 
 def _silenced(backend):

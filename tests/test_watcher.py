@@ -667,3 +667,41 @@ def test_hundreds_of_folders_are_watched_by_one_thread(
     write(root / f"pkg{count - 1:03d}" / "mod.py", "def f():\n    return 'new'\n")
     child.expect("f new")
     child.expect(reloaded(f"pkg{count - 1:03d}.mod"), stream="err")
+
+
+SWITCH_MAIN = """\
+import time
+
+import pkg.mod
+
+seen = None
+while True:
+    value = pkg.mod.f()
+    if value != seen:
+        print("f", value, flush=True)
+        seen = value
+    time.sleep(0.02)  # pacing only: the test waits for lines
+"""
+
+
+def test_a_branch_switch_that_makes_a_package_folder_anew_is_applied(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """git checkout deletes a folder and writes it again: the watch of the old one is
+    gone with it.  The new folder's appearance in its watched parent says so."""
+    write(proj / "pkg" / "__init__.py", "")
+    write(proj / "pkg" / "mod.py", "def f():\n    return 'main'\n")
+    write(proj / "main.py", SWITCH_MAIN)
+    root = Path(os.path.realpath(proj))
+    child = spawn(["-v", "main.py"], cwd=root)
+    child.expect("f main")
+    child.expect(tracking("pkg.mod"), stream="err")
+
+    os.rename(root / "pkg", root / "pkg-main")  # the old tree, out of the way
+    write(root / "pkg" / "__init__.py", "")
+    write(root / "pkg" / "mod.py", "def f():\n    return 'feature'\n")
+    child.expect("f feature")
+    child.expect(reloaded("pkg.mod"), stream="err")
+    # And the new folder is watched: a save in it is applied as usual.
+    write(root / "pkg" / "mod.py", "def f():\n    return 'edited'\n")
+    child.expect("f edited")

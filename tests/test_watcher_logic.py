@@ -38,6 +38,7 @@ from muckrack_hmr.watch.backends import (
     CheckedBackend,
     PollingBackend,
     WatchdogBackend,
+    mounts,
 )
 from muckrack_hmr.watch.debounce import MAX_QUIET, Batch
 from muckrack_hmr.watch.watcher import OPEN_PATIENCE, SETTLE, Watcher
@@ -710,6 +711,12 @@ class _Silent(Backend):
         self.stopped = True
 
 
+def _remote(folder: str) -> bool:
+    """A folder on a file system written from elsewhere too (a bind mount, a network
+    drive): its events may be missing, so they are checked."""
+    return False
+
+
 def _next(seen: queue.Queue[tuple[str, str]], timeout: float = 10.0) -> tuple[str, str]:
     try:
         return seen.get(timeout=timeout)
@@ -721,7 +728,9 @@ def test_where_file_events_never_come_polling_takes_over(tmp_path: Path) -> None
     seen: queue.Queue[tuple[str, str]] = queue.Queue()
     switched: list[str] = []
     silent = _Silent()
-    backend = CheckedBackend(silent, check=0.05, interval=0.02, on_switch=switched.append)
+    backend = CheckedBackend(
+        silent, check=0.05, interval=0.02, on_switch=switched.append, trusted=_remote
+    )
     assert backend.reports_close
     (tmp_path / "a.py").write_text("A = 1\n")
     backend.start(lambda path, kind: seen.put((os.path.basename(path), kind)))
@@ -762,7 +771,9 @@ def test_a_save_before_the_first_listing_of_a_silent_folder_is_not_lost(tmp_path
     seen: queue.Queue[tuple[str, str]] = queue.Queue()
     switched: list[str] = []
     silent = _Silent()
-    backend = CheckedBackend(silent, check=0.3, interval=0.02, on_switch=switched.append)
+    backend = CheckedBackend(
+        silent, check=0.3, interval=0.02, on_switch=switched.append, trusted=_remote
+    )
     (tmp_path / "a.py").write_text("A = 1\n")
     (tmp_path / "b.py").write_text("B = 1\n")
     backend.start(lambda path, kind: seen.put((os.path.basename(path), kind)))
@@ -784,7 +795,9 @@ def test_a_save_before_the_first_listing_of_a_silent_folder_is_not_lost(tmp_path
 def test_where_file_events_come_the_check_stays_silent(tmp_path: Path) -> None:
     seen: queue.Queue[tuple[str, str]] = queue.Queue()
     switched: list[str] = []
-    backend = CheckedBackend(WatchdogBackend(), check=0.05, on_switch=switched.append)
+    backend = CheckedBackend(
+        WatchdogBackend(), check=0.05, on_switch=switched.append, trusted=_remote
+    )
     (tmp_path / "a.py").write_text("A = 0\n")
     backend.start(lambda path, kind: seen.put((os.path.basename(path), kind)))
     try:
@@ -808,6 +821,77 @@ def test_where_file_events_come_the_check_stays_silent(tmp_path: Path) -> None:
         assert backend.rounds >= judged
         assert not backend.switched
         assert switched == []
+    finally:
+        backend.stop()
+
+
+MOUNTINFO = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+30 22 0:26 / /dev/shm rw,nosuid,nodev shared:3 - tmpfs tmpfs rw
+41 22 0:40 / /home/dev/My\\040Code rw,relatime - fuse.sshfs dev@box:/code rw
+42 41 0:41 / /home/dev/My\\040Code/local rw - overlay overlay rw,lowerdir=/a
+43 22 0:42 / /mnt/share rw - nfs4 server:/share rw,vers=4.2
+"""
+
+
+def test_the_mount_table_tells_which_folders_every_write_reaches() -> None:
+    table = mounts.parse_mountinfo(MOUNTINFO)
+    assert mounts.file_system_of("/home/dev/My Code/app", table) == "fuse.sshfs"
+    assert mounts.file_system_of("/home/dev/My Code/local/app", table) == "overlay"
+    assert mounts.file_system_of("/home/dev/My Codex", table) == "ext4"  # a prefix, no mount
+    assert mounts.file_system_of("/mnt/share/x", table) == "nfs4"
+    assert mounts.file_system_of("/dev/shm", table) == "tmpfs"
+    local = {"ext4", "overlay", "tmpfs"}
+    remote = {"fuse.sshfs", "nfs4", "9p", "virtiofs", "cifs", "vboxsf", "drvfs", "fuse.grpcfuse"}
+    assert local <= mounts.LOCAL_TYPES
+    assert not remote & mounts.LOCAL_TYPES
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's mount table")
+def test_on_a_local_disk_nothing_is_listed_while_the_program_rests(tmp_path: Path) -> None:
+    """Every write to a local file system is an event: no listing, no checker thread (the
+    listing was a stat of every watched file, every second: 7% of a core at 5,000 modules)."""
+    assert mounts.events_are_local(str(tmp_path)), mounts.file_system_of(str(tmp_path))
+    seen: queue.Queue[tuple[str, str]] = queue.Queue()
+    threads = threading.active_count()
+    backend = CheckedBackend(backends.InotifyBackend(), check=0.05)
+    backend.start(lambda path, kind: seen.put((os.path.basename(path), kind)))
+    try:
+        backend.watch(str(tmp_path))
+        assert backend.checked == set()
+        assert backend.describe() == "inotify"
+        assert threading.active_count() == threads + 1  # inotify's reader alone
+        (tmp_path / "a.py").write_text("A = 1\n")
+        assert _next(seen)[0] == "a.py"
+    finally:
+        backend.stop()
+
+
+def test_a_switch_to_polling_polls_the_trusted_folders_too(tmp_path: Path) -> None:
+    """Events never came in a checked folder: the OS's events stop everywhere, and the
+    trusted folders are polled with the others (a save there is not lost)."""
+    remote, local = tmp_path / "remote", tmp_path / "local"
+    remote.mkdir()
+    local.mkdir()
+    seen: queue.Queue[tuple[str, str]] = queue.Queue()
+    silent = _Silent()
+    backend = CheckedBackend(
+        silent, check=0.05, interval=0.02, trusted=lambda folder: folder == str(local)
+    )
+    backend.start(lambda path, kind: seen.put((os.path.basename(path), kind)))
+    try:
+        backend.watch(str(remote))
+        backend.watch(str(local))
+        assert backend.checked == {str(remote)}
+        deadline = time.monotonic() + 10
+        while not backend._listing._folders and time.monotonic() < deadline:
+            time.sleep(0.01)  # the checker lists the new folder on its own thread
+        (remote / "a.py").write_text("A = 1\n")
+        assert _next(seen) == ("a.py", CREATED)  # the save the OS never reported
+        assert backend.switched
+        (local / "b.py").write_text("B = 1\n")
+        assert _next(seen) == ("b.py", MODIFIED)  # polled now, though it was trusted
+        assert backend.checked == {str(remote), str(local)}
     finally:
         backend.stop()
 

@@ -136,6 +136,7 @@ class SavePipeline:
         self._stopping = threading.Event()
         self._loaded_seen = 0
         self._folders_checked = 0.0  # monotonic time of the last look at the folders
+        self._recheck = False  # a watched folder appeared again: look at the folders now
         self._thread: threading.Thread | None = None
         #: Set once file events are on (see :meth:`start`).
         self.started = threading.Event()
@@ -418,6 +419,15 @@ class SavePipeline:
 
     def notify(self, path: str, kind: str = MODIFIED) -> None:
         """``path`` changed (called from the backend's thread)."""
+        if kind == FOLDER and path in self._folders:
+            # A watched folder appeared again (a branch switch made it anew): its
+            # watch is the old folder's, gone; the folders are looked at now, not
+            # at the next idle look.
+            with self._wake:
+                self._recheck = True
+                self._wake.notify_all()
+            if not self.plain_files:
+                return
         if self.plain_files:
             if kind == TOUCHED or _CACHE in path:
                 return  # metadata only; Python's and pytest's bytecode caches
@@ -456,16 +466,19 @@ class SavePipeline:
             idle = False
             with self._wake:
                 wait = self.batch.due_in(self.clock())
-                if wait is None:
-                    idle = not self._wake.wait(_IDLE_PAUSE if more else self.rescan)
-                elif wait > 0:
+                if wait is None and not self._recheck:
+                    idle = not self._wake.wait(_IDLE_PAUSE if more else RESTING)
+                elif wait is not None and wait > 0:
                     self._wake.wait(wait)
-                else:
+                elif wait is not None:
                     taken = self.batch.take()
+                recheck, self._recheck = self._recheck, False
             if self._stopping.is_set():
                 return
             try:
                 more = False
+                if recheck:
+                    self.check_folders()
                 if taken is not None:
                     self._process(*taken)
                 elif idle:
@@ -628,3 +641,6 @@ class SavePipeline:
 
 # How long an idle wait lasts while the consumer has idle work left.
 _IDLE_PAUSE = 0.005
+#: How long the watcher sleeps when nothing is pending and its idle work is done
+#: (seconds): it wakes for file events, and looks at its folders this often.
+RESTING = 1.0

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from . import mounts
 from .base import DEFAULT_POLL_INTERVAL, MODIFIED, Backend, Sink
 from .polling import PollingBackend
 
@@ -40,6 +41,11 @@ class CheckedBackend(Backend):
     are reported then, and from there on the folders are polled every
     ``interval`` seconds instead (``on_switch`` is told why).  Until then
     the listing reports nothing itself: the OS's events stay the fast path.
+
+    Only folders where events can be missing are listed: ``trusted(folder)``
+    (by default :func:`.mounts.events_are_local`, a local disk or memory)
+    says the kernel sees every write there.  With no folder to list, no
+    thread runs: nothing is polled while the program rests.
     """
 
     def __init__(
@@ -49,8 +55,14 @@ class CheckedBackend(Backend):
         check: float = CHECK_INTERVAL,
         interval: float = DEFAULT_POLL_INTERVAL,
         on_switch: Callable[[str], None] | None = None,
+        trusted: Callable[[str], bool] | None = None,
     ) -> None:
         self.primary = primary
+        #: is every change to this folder a write of this kernel (its events then come)?
+        self.trusted = mounts.events_are_local if trusted is None else trusted
+        #: the folders whose events are checked (listed), and the trusted ones
+        self.checked: set[str] = set()
+        self._trusted: set[str] = set()
         self.name = primary.name
         self.check = check
         self.interval = interval
@@ -76,32 +88,53 @@ class CheckedBackend(Backend):
     def start(self, sink: Sink) -> None:
         self._sink = sink
         self.primary.start(self._from_os)
-        self._thread = threading.Thread(target=self._run, name="muckrack-hmr-check", daemon=True)
-        self._thread.start()
 
     def watch(self, folder: str) -> None:
         if not self.switched:
             self.primary.watch(folder)
+            if self.trusted(folder):
+                with self._lock:
+                    if not self.switched:  # else the switch missed it: listed below
+                        self._trusted.add(folder)
+                        return
+        self._check(folder)
+
+    def _check(self, folder: str) -> None:
         # Listed on the checker's thread, not the caller's: what changes before
         # that first listing is told by its time (from now on, the OS reports it).
         watched = (folder, time.time_ns(), time.monotonic())
         with self._lock:
+            if folder in self.checked:
+                return
+            self.checked.add(folder)
             self._new.append(watched)
+            if self._thread is None and not self._stopping.is_set():
+                # The first folder to check: the checker's thread starts (the
+                # caller's signal mask, which leaves signals to the main thread).
+                self._thread = threading.Thread(
+                    target=self._run, name="muckrack-hmr-check", daemon=True
+                )
+                self._thread.start()
 
     def rewatch(self, folder: str) -> None:
         if not self.switched:
             self.primary.rewatch(folder)
-        self._listing.rewatch(folder)
+        if folder in self.checked:
+            self._listing.rewatch(folder)
 
     def stop(self) -> None:
         self._stopping.set()
         self.primary.stop()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
 
     def describe(self) -> str:
         if self.switched:
             return f"polling every {self.interval:g} s (no file events came)"
+        if not self.checked:
+            return self.primary.describe()  # local file systems only: nothing to check
         return f"{self.primary.describe()}, checked every {self.check:g} s"
 
     def _from_os(self, path: str, kind: str) -> None:
@@ -166,7 +199,15 @@ class CheckedBackend(Backend):
                 self._switch(missed)
 
     def _switch(self, missed: list[tuple[str, str]]) -> None:
-        self.switched = True
+        # The trusted folders are polled too from now on, and what changed in them
+        # since this moment is reported at the next round (told by its time).
+        since_ns, since = time.time_ns(), time.monotonic()
+        with self._lock:
+            self.switched = True
+            for folder in self._trusted - self.checked:
+                self.checked.add(folder)
+                self._new.append((folder, since_ns, since))
+            self._trusted.clear()
         why = (
             f"{self.primary.describe()} reported no event for {missed[0][0]}, changed "
             f"{self.check * _PATIENCE:g}-{self.check * (_PATIENCE + 1):g} s ago"
