@@ -180,6 +180,8 @@ class Selection:
         self.partial: dict[str, set[str]] = {}
         #: test file -> the tests in it that executed what changed
         self.tests: dict[str, set[str]] = {}
+        #: test files run whole for a conftest or plugin (hooks, autouse fixtures, deleted)
+        self.by_plugins: set[str] = set()
 
     def files(self) -> set[str]:
         """Every test file selected, whole or in part."""
@@ -217,6 +219,7 @@ class Selection:
         self.whole = set()
         self.partial = {}
         self.tests = {}
+        self.by_plugins = set()
         if self.run_all:
             self.whole = set(self.suite.files) | changes.tests
             return
@@ -233,7 +236,8 @@ class Selection:
                 self.whole.add(key)
         for key, module in self.reimport.conftests.items():
             if key in changes.conftests and not os.path.exists(key):
-                self.whole |= set(self.suite.under(os.path.dirname(key)))
+                self.by_plugins |= set(self.suite.under(os.path.dirname(key)))
+                self.whole |= self.by_plugins
             elif module.__name__ in code_reached:
                 self.plugin_users(module, os.path.dirname(key))
         # Project modules loaded as plugins (``pytest_plugins``) serve every test.
@@ -258,6 +262,7 @@ class Selection:
         if _has_hooks(module) or any(
             getattr(d, "_autouse", False) for d in defs if d.argname in names
         ):
+            self.by_plugins |= set(under)
             self.whole |= set(under)
             return
         for key in under:

@@ -42,12 +42,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ...watch.bursts import SettledSaves
-from .affected import Classifier, Selection
+from .affected import Changes, Classifier, Selection
 from .executed import Executed
 from .fixtures import Fixtures
 from .reimport import Reimporter
 from .report import CONTROLS, Report
 from .suite import Suite, real
+from .toplevel import TopLevels
 from .wakeups import Wakeups
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 
 # Background analysis for early cutoff, modules per idle tick.
 _WARM_BATCH = 8
+# Test files whose top level is parsed ahead of need, per idle tick.
+_PARSE_BATCH = 8
 
 
 class _Messages(logging.Handler):
@@ -100,6 +103,8 @@ class WatchLoop:
         self._quit = False
         #: what each test, shared fixture and test file collection executed
         self.executed = Executed(recorder, hmr, self.suite, self.reimport)
+        #: what test files' top levels read: kept collections when selecting by imports
+        self.toplevels = TopLevels()
 
     # -- pytest hooks ----------------------------------------------------------
 
@@ -239,7 +244,11 @@ class WatchLoop:
                 return True
         except Exception:
             log.exception("analyzing modules failed; reloads still work")
-        return self.reimport.prepare()
+        if self.reimport.prepare():
+            return True
+        if self.executed.recorder is None:  # selecting by imports: see _kept_collections
+            return self.toplevels.prepare(self.suite.files, _PARSE_BATCH)
+        return False
 
     def _refresh(self) -> None:
         """Watch the folders of every project module and test file; note their content
@@ -323,6 +332,14 @@ class WatchLoop:
             self.executed.edits(changes.code, changes.sources) if not changes.deleted_code else None
         )
         held = self.executed.held(edits) if edits is not None else []
+        # Selecting by imports: an edit of function bodies alone, once patched in
+        # place, leaves the collected tests of the importing files valid.
+        bodies: list[tuple[str, str, list[object]]] | None = None
+        if edits is None and changes.code and not changes.deleted_code:
+            told = self.executed.told(changes.code, changes.sources)
+            if told is not None and Executed.bodies_only(told):
+                bodies = Executed.held(told)
+        patched_in_place = False
         #: test files whose collected tests run as they are, not imported again
         reuse: set[str] = set()
         if changes.code:
@@ -348,6 +365,12 @@ class WatchLoop:
                     red=True,
                 )
                 return
+            # No dependent ran again, and the functions are the objects they were.
+            patched_in_place = (
+                bodies is not None
+                and set(result.reloaded) <= set(changes.code)
+                and Executed.kept(bodies)
+            )
             if edits is not None and self.executed.dependents_ran(edits, result.reloaded):
                 # What the edits changed (and the dependents that ran again
                 # rebound) is told in functions and names: the tests that
@@ -393,10 +416,13 @@ class WatchLoop:
         self.reimport.finish_reached_fixtures(code_reached)
         for key in changes.deleted_tests:
             self.reimport.drop_test_file(key)
+        waiting = self.pending
         selection.whole |= changes.candidates | self.pending
         self.pending = set()
         files = selection.files() - changes.deleted_tests
         reuse -= selection.whole | set(selection.partial) | self.reimport.broken
+        if patched_in_place:
+            reuse |= self._kept_collections(changes, code_reached, waiting)
 
         collected = time.perf_counter()
         before = set(self.suite.files)
@@ -412,6 +438,49 @@ class WatchLoop:
         if self._nothing_to_run(items, deselected, lines):
             return
         self._run(items, saves.first_event, lines)
+
+    def _kept_collections(
+        self, changes: Changes, code_reached: set[str], waiting: set[str]
+    ) -> set[str]:
+        """The test files selected by imports whose collected tests outlive a body edit.
+
+        The edit only patched functions in place.  Kept: the files whose
+        module imports the changed code, and whose top level (decorators,
+        class bodies, statements) reads no name that leads to project code
+        (see :mod:`.toplevel`): their collection ran none, so it would give
+        the same tests again.  Collected again, as they would be anyway:
+        saved, new, broken and waiting files, the users of a conftest's
+        fixtures defined again, the files below a conftest that has hooks
+        or was saved, and the test modules importing a saved one.
+        """
+        selection = self.selection
+        excluded = changes.tests | changes.candidates | waiting | self.reimport.broken
+        excluded |= set(selection.partial) | selection.by_plugins
+        for key in changes.conftests | changes.new_conftests:
+            excluded.update(self.suite.under(os.path.dirname(key)))
+        for key in changes.tests:
+            test_file = self.suite.files.get(key)
+            name = test_file.module_name() if test_file is not None else None
+            if name is not None:
+                dependents = set(self.hmr.dependents_of(name, transitive=True))
+                excluded |= selection.reached_files(dependents)
+        candidates = selection.reached_files(code_reached) - excluded
+        if not candidates:
+            return set()
+        project: set[str] = set()
+        for name, _ in self.hmr.project.loaded.values():
+            # A package above project modules leads to them (``import pkg``).
+            while name and name not in project:
+                project.add(name)
+                name = name.rpartition(".")[0]
+        return {
+            key
+            for key in candidates
+            if key in self.suite.files
+            and self.toplevels.keeps_collection(
+                key, self.suite.files[key].module(), project.__contains__
+            )
+        }
 
     def _wait_for_fix(self, files: set[str], broken: list[str]) -> None:
         self.pending |= files
