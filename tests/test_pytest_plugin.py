@@ -253,13 +253,15 @@ def test_where_the_os_accepts_watches_and_never_reports_a_save_polling_takes_ove
     assert run.outcomes == {f"{TEXT}::test_shout": "FAILED"}
 
 
-def test_the_plugins_backend_choices_are_the_clis() -> None:
+def test_the_plugins_backend_choices_and_debounce_are_the_clis() -> None:
     """The entry point imports nothing of the package: its choices are spelled there."""
     from muckrack.hmr import pytest_plugin
+    from muckrack_hmr.settings import DEFAULT_DEBOUNCE_MS
     from muckrack_hmr.watch.backends import BACKENDS, DEFAULT_POLL_INTERVAL
 
     assert pytest_plugin.BACKENDS == BACKENDS
     assert pytest_plugin.POLL_INTERVAL == DEFAULT_POLL_INTERVAL
+    assert pytest_plugin.DEBOUNCE_MS == DEFAULT_DEBOUNCE_MS
 
 
 def test_quiet_runs_end_with_pytests_summary(proj: Path, watch: Callable[..., Watch]) -> None:
