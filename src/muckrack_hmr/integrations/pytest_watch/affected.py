@@ -25,6 +25,7 @@ from ...capture import digest, file_digest
 from ...watch.bursts import SettledSaves
 from .reimport import Reimporter
 from .suite import Suite, file_of, real
+from .toplevel import TopLevels
 from .wakeups import Wakeups
 
 if TYPE_CHECKING:
@@ -207,6 +208,45 @@ class Selection:
             key
             for key, test_file in self.suite.files.items()
             if test_file.module_name() in code_reached
+        }
+
+    def kept_collections(
+        self, changes: Changes, code_reached: set[str], waiting: set[str], toplevels: TopLevels
+    ) -> set[str]:
+        """The test files selected by imports whose collected tests outlive a body edit.
+
+        The edit only patched functions in place.  Kept: the files whose
+        module imports the changed code, and whose top level (decorators,
+        class bodies, statements) reads no name that leads to project code
+        (see :mod:`.toplevel`): their collection ran none, so it would give
+        the same tests again.  Collected again, as they would be anyway:
+        saved, new, broken and waiting files, the users of a conftest's
+        fixtures defined again, the files below a conftest that has hooks
+        or was saved, and the test modules importing a saved one.
+        """
+        excluded = changes.tests | changes.candidates | waiting | self.reimport.broken
+        excluded |= set(self.partial) | self.by_plugins
+        for key in changes.conftests | changes.new_conftests:
+            excluded.update(self.suite.under(os.path.dirname(key)))
+        for key in changes.tests:
+            test_file = self.suite.files.get(key)
+            name = test_file.module_name() if test_file is not None else None
+            if name is not None:
+                dependents = set(self.hmr.dependents_of(name, transitive=True))
+                excluded |= self.reached_files(dependents)
+        candidates = self.reached_files(code_reached) - excluded
+        if not candidates:
+            return set()
+        project: set[str] = set()
+        for name, _ in self.hmr.project.loaded.values():
+            # A package above project modules leads to them (``import pkg``).
+            while name and name not in project:
+                project.add(name)
+                name = name.rpartition(".")[0]
+        return {
+            key
+            for key in candidates
+            if toplevels.keeps_collection(key, self.suite.files[key].module(), project.__contains__)
         }
 
     def affected(self, changes: Changes, code_reached: set[str]) -> None:

@@ -11,9 +11,12 @@ of saves:
    directly or not (the dependency graph says), plus the saved test files;
 3. conftests reached are imported afresh and their fixtures registered again;
 4. the affected test files are collected again (fresh modules, fresh items),
-   except those whose tests only ran functions that were patched in place:
-   their module runs again for fresh state, and their collected items are
-   kept (``a`` and ``f`` keep every file's items the same way); pytest's
+   except those whose tests only ran functions that were patched in place
+   (selecting by imports: those importing code whose function bodies alone
+   were patched, and whose top level runs no project code, see
+   :mod:`.toplevel`): their module runs again for fresh state, and their
+   collected items are kept (``a`` and ``f`` keep every file's items the
+   same way); pytest's
    ``pytest_collection_modifyitems`` is applied, and the tests run with
    pytest's own ``pytest_runtest_protocol``; the terminal reporter's
    statistics are reset before each run so that its summary line is the run's.
@@ -42,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ...watch.bursts import SettledSaves
-from .affected import Changes, Classifier, Selection
+from .affected import Classifier, Selection
 from .executed import Executed
 from .fixtures import Fixtures
 from .reimport import Reimporter
@@ -422,7 +425,7 @@ class WatchLoop:
         files = selection.files() - changes.deleted_tests
         reuse -= selection.whole | set(selection.partial) | self.reimport.broken
         if patched_in_place:
-            reuse |= self._kept_collections(changes, code_reached, waiting)
+            reuse |= selection.kept_collections(changes, code_reached, waiting, self.toplevels)
 
         collected = time.perf_counter()
         before = set(self.suite.files)
@@ -438,49 +441,6 @@ class WatchLoop:
         if self._nothing_to_run(items, deselected, lines):
             return
         self._run(items, saves.first_event, lines)
-
-    def _kept_collections(
-        self, changes: Changes, code_reached: set[str], waiting: set[str]
-    ) -> set[str]:
-        """The test files selected by imports whose collected tests outlive a body edit.
-
-        The edit only patched functions in place.  Kept: the files whose
-        module imports the changed code, and whose top level (decorators,
-        class bodies, statements) reads no name that leads to project code
-        (see :mod:`.toplevel`): their collection ran none, so it would give
-        the same tests again.  Collected again, as they would be anyway:
-        saved, new, broken and waiting files, the users of a conftest's
-        fixtures defined again, the files below a conftest that has hooks
-        or was saved, and the test modules importing a saved one.
-        """
-        selection = self.selection
-        excluded = changes.tests | changes.candidates | waiting | self.reimport.broken
-        excluded |= set(selection.partial) | selection.by_plugins
-        for key in changes.conftests | changes.new_conftests:
-            excluded.update(self.suite.under(os.path.dirname(key)))
-        for key in changes.tests:
-            test_file = self.suite.files.get(key)
-            name = test_file.module_name() if test_file is not None else None
-            if name is not None:
-                dependents = set(self.hmr.dependents_of(name, transitive=True))
-                excluded |= selection.reached_files(dependents)
-        candidates = selection.reached_files(code_reached) - excluded
-        if not candidates:
-            return set()
-        project: set[str] = set()
-        for name, _ in self.hmr.project.loaded.values():
-            # A package above project modules leads to them (``import pkg``).
-            while name and name not in project:
-                project.add(name)
-                name = name.rpartition(".")[0]
-        return {
-            key
-            for key in candidates
-            if key in self.suite.files
-            and self.toplevels.keeps_collection(
-                key, self.suite.files[key].module(), project.__contains__
-            )
-        }
 
     def _wait_for_fix(self, files: set[str], broken: list[str]) -> None:
         self.pending |= files
