@@ -1249,14 +1249,25 @@ def test_a_new_conftest_is_imported_and_the_tests_below_it_run(
 def test_by_imports_selects_the_files_importing_the_changed_code(
     proj: Path, watch: Callable[..., Watch]
 ) -> None:
-    """--hmr-by-imports: every test file that imports the package runs (on every Python)."""
-    session = watch(package_project(proj), "--hmr-by-imports")
+    """--hmr-by-imports: every test file that imports the package runs (on every Python).
+
+    The conftest imports the package too: it is imported again, and the file whose
+    tests use its fixture is collected again; the others keep their collected tests
+    (a body edit)."""
+    write(package_project(proj) / "conftest.py", COLLECT_LOG_CONFTEST)
+    session = watch(proj, "--hmr-by-imports")
     assert session.run().summary.startswith("7 passed")
+    log = proj / "collected.log"
+    collected = log.read_text().splitlines()
     prices = proj / "shop" / "prices.py"
     write(prices, prices.read_text().replace("return sum(items)", "return sum(items) + 1"))
     run = session.run()
     assert len(run.outcomes) == 7
     assert run.outcomes["tests/test_prices.py::test_total"] == "FAILED"
+    again = log.read_text().splitlines()[len(collected) :]
+    assert sorted(again) == [
+        f"tests/test_stock.py::{name}" for name in ("test_again", "test_count", "test_other")
+    ]
 
 
 def test_by_imports_a_body_edit_keeps_the_collections_that_ran_no_project_code(
