@@ -253,13 +253,15 @@ def test_where_the_os_accepts_watches_and_never_reports_a_save_polling_takes_ove
     assert run.outcomes == {f"{TEXT}::test_shout": "FAILED"}
 
 
-def test_the_plugins_backend_choices_are_the_clis() -> None:
+def test_the_plugins_backend_choices_and_debounce_are_the_clis() -> None:
     """The entry point imports nothing of the package: its choices are spelled there."""
     from muckrack.hmr import pytest_plugin
+    from muckrack_hmr.settings import DEFAULT_DEBOUNCE_MS
     from muckrack_hmr.watch.backends import BACKENDS, DEFAULT_POLL_INTERVAL
 
     assert pytest_plugin.BACKENDS == BACKENDS
     assert pytest_plugin.POLL_INTERVAL == DEFAULT_POLL_INTERVAL
+    assert pytest_plugin.DEBOUNCE_MS == DEFAULT_DEBOUNCE_MS
 
 
 def test_quiet_runs_end_with_pytests_summary(proj: Path, watch: Callable[..., Watch]) -> None:
@@ -1247,11 +1249,110 @@ def test_a_new_conftest_is_imported_and_the_tests_below_it_run(
 def test_by_imports_selects_the_files_importing_the_changed_code(
     proj: Path, watch: Callable[..., Watch]
 ) -> None:
-    """--hmr-by-imports: every test file that imports the package runs (on every Python)."""
-    session = watch(package_project(proj), "--hmr-by-imports")
+    """--hmr-by-imports: every test file that imports the package runs (on every Python).
+
+    The conftest imports the package too: it is imported again, and the file whose
+    tests use its fixture is collected again; the others keep their collected tests
+    (a body edit)."""
+    write(package_project(proj) / "conftest.py", COLLECT_LOG_CONFTEST)
+    session = watch(proj, "--hmr-by-imports")
     assert session.run().summary.startswith("7 passed")
+    log = proj / "collected.log"
+    collected = log.read_text().splitlines()
     prices = proj / "shop" / "prices.py"
     write(prices, prices.read_text().replace("return sum(items)", "return sum(items) + 1"))
     run = session.run()
     assert len(run.outcomes) == 7
     assert run.outcomes["tests/test_prices.py::test_total"] == "FAILED"
+    again = log.read_text().splitlines()[len(collected) :]
+    assert sorted(again) == [
+        f"tests/test_stock.py::{name}" for name in ("test_again", "test_count", "test_other")
+    ]
+
+
+def test_by_imports_a_body_edit_keeps_the_collections_that_ran_no_project_code(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """Selecting by imports (the rule before Python 3.12): an edit of function bodies,
+    patched in place, re-runs every importing test file with the new code, without
+    collecting again those whose top level ran no project code; a file whose
+    parametrize values a changed function computed is collected again, with the new
+    values.  Any other edit collects every importing file again."""
+    project(proj)
+    write(proj / "conftest.py", COLLECT_LOG_CONFTEST)
+    write(
+        proj / "tests" / "test_more.py",
+        """\
+        import pytest
+        from app import calc
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_double(n):
+            assert calc.add(n, n) == 2 * n
+
+        class TestAdd:
+            def test_one(self):
+                assert calc.add(1, 0) == 1
+        """,
+    )
+    write(
+        proj / "tests" / "test_params.py",
+        """\
+        import pytest
+        from app.calc import add
+
+        def cases():
+            return [add(0, 1)]
+
+        @pytest.mark.parametrize("total", [add(1, 1), add(2, 2)])
+        def test_even(total):
+            assert total % 2 == 0
+
+        @pytest.mark.parametrize("one", cases())
+        def test_one(one):
+            assert one == 1
+        """,
+    )
+    session = watch(proj, "--hmr-by-imports")
+    assert session.run().summary.startswith("9 passed")
+    log = proj / "collected.log"
+    collected = log.read_text().splitlines()
+    assert "tests/test_params.py::test_even[4]" in collected
+
+    calc = proj / "app" / "calc.py"
+    write(calc, "def add(a, b):\n    return a + b + 1\n")
+    run = session.run()
+    assert run.outcomes == {
+        f"{CALC}::test_add": "FAILED",
+        f"{CALC}::test_add_zero": "FAILED",
+        "tests/test_more.py::test_double[1]": "FAILED",
+        "tests/test_more.py::test_double[2]": "FAILED",
+        "tests/test_more.py::TestAdd::test_one": "FAILED",
+        # Collected again: the values are the new code's.
+        "tests/test_params.py::test_even[3]": "FAILED",
+        "tests/test_params.py::test_even[5]": "FAILED",
+        "tests/test_params.py::test_one[2]": "FAILED",
+    }
+    again = log.read_text().splitlines()[len(collected) :]
+    assert sorted(again) == [
+        "tests/test_params.py::test_even[3]",
+        "tests/test_params.py::test_even[5]",
+        "tests/test_params.py::test_one[2]",
+    ]
+
+    write(calc, "def add(a, b):\n    return a + b\n")
+    run = session.run()
+    assert set(run.outcomes.values()) == {"PASSED"}
+    assert "tests/test_params.py::test_even[4]" in run.outcomes
+    assert len(run.outcomes) == 8
+    assert not any(
+        "test_more" in line or CALC in line
+        for line in log.read_text().splitlines()[len(collected) :]
+    )
+
+    # A name bound anew (a function added): every importing file is collected again.
+    write(calc, "def add(a, b):\n    return a + b\n\ndef sub(a, b):\n    return a - b\n")
+    assert set(session.run().outcomes.values()) == {"PASSED"}
+    again = log.read_text().splitlines()[len(collected) :]
+    assert "tests/test_more.py::TestAdd::test_one" in again
+    assert f"{CALC}::test_add" in again

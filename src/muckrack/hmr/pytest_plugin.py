@@ -12,10 +12,12 @@ from collections.abc import Generator
 
 import pytest
 
-# muckrack_hmr.watch.backends' BACKENDS and DEFAULT_POLL_INTERVAL, spelled here: without
-# --hmr, this module imports nothing of the package (a test keeps them equal).
+# muckrack_hmr.watch.backends' BACKENDS and DEFAULT_POLL_INTERVAL, and the CLI's default
+# --debounce, spelled here: without --hmr, this module imports nothing of the package (a
+# test keeps them equal).
 BACKENDS = ("auto", "inotify", "watchdog", "polling", "watchfiles")
 POLL_INTERVAL = 0.1
+DEBOUNCE_MS = 5.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,9 +45,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--hmr-debounce",
         type=float,
-        default=10.0,
+        default=DEBOUNCE_MS,
         metavar="MS",
-        help="with --hmr: quiet time after a save before reloading (default: 10 ms)",
+        help=f"with --hmr: quiet time after a save before reloading (default: {DEBOUNCE_MS:g} "
+        "ms, as the CLI's --debounce; longer for a burst of many files)",
     )
     group.addoption(
         "--hmr-poll",

@@ -25,6 +25,7 @@ from ...capture import digest, file_digest
 from ...watch.bursts import SettledSaves
 from .reimport import Reimporter
 from .suite import Suite, file_of, real
+from .toplevel import TopLevels
 from .wakeups import Wakeups
 
 if TYPE_CHECKING:
@@ -180,6 +181,8 @@ class Selection:
         self.partial: dict[str, set[str]] = {}
         #: test file -> the tests in it that executed what changed
         self.tests: dict[str, set[str]] = {}
+        #: test files run whole for a conftest or plugin (hooks, autouse fixtures, deleted)
+        self.by_plugins: set[str] = set()
 
     def files(self) -> set[str]:
         """Every test file selected, whole or in part."""
@@ -207,6 +210,45 @@ class Selection:
             if test_file.module_name() in code_reached
         }
 
+    def kept_collections(
+        self, changes: Changes, code_reached: set[str], waiting: set[str], toplevels: TopLevels
+    ) -> set[str]:
+        """The test files selected by imports whose collected tests outlive a body edit.
+
+        The edit only patched functions in place.  Kept: the files whose
+        module imports the changed code, and whose top level (decorators,
+        class bodies, statements) reads no name that leads to project code
+        (see :mod:`.toplevel`): their collection ran none, so it would give
+        the same tests again.  Collected again, as they would be anyway:
+        saved, new, broken and waiting files, the users of a conftest's
+        fixtures defined again, the files below a conftest that has hooks
+        or was saved, and the test modules importing a saved one.
+        """
+        excluded = changes.tests | changes.candidates | waiting | self.reimport.broken
+        excluded |= set(self.partial) | self.by_plugins
+        for key in changes.conftests | changes.new_conftests:
+            excluded.update(self.suite.under(os.path.dirname(key)))
+        for key in changes.tests:
+            test_file = self.suite.files.get(key)
+            name = test_file.module_name() if test_file is not None else None
+            if name is not None:
+                dependents = set(self.hmr.dependents_of(name, transitive=True))
+                excluded |= self.reached_files(dependents)
+        candidates = self.reached_files(code_reached) - excluded
+        if not candidates:
+            return set()
+        project: set[str] = set()
+        for name, _ in self.hmr.project.loaded.values():
+            # A package above project modules leads to them (``import pkg``).
+            while name and name not in project:
+                project.add(name)
+                name = name.rpartition(".")[0]
+        return {
+            key
+            for key in candidates
+            if toplevels.keeps_collection(key, self.suite.files[key].module(), project.__contains__)
+        }
+
     def affected(self, changes: Changes, code_reached: set[str]) -> None:
         """The test files to run after ``changes``, before conftests are imported again.
 
@@ -217,6 +259,7 @@ class Selection:
         self.whole = set()
         self.partial = {}
         self.tests = {}
+        self.by_plugins = set()
         if self.run_all:
             self.whole = set(self.suite.files) | changes.tests
             return
@@ -233,7 +276,8 @@ class Selection:
                 self.whole.add(key)
         for key, module in self.reimport.conftests.items():
             if key in changes.conftests and not os.path.exists(key):
-                self.whole |= set(self.suite.under(os.path.dirname(key)))
+                self.by_plugins |= set(self.suite.under(os.path.dirname(key)))
+                self.whole |= self.by_plugins
             elif module.__name__ in code_reached:
                 self.plugin_users(module, os.path.dirname(key))
         # Project modules loaded as plugins (``pytest_plugins``) serve every test.
@@ -258,6 +302,7 @@ class Selection:
         if _has_hooks(module) or any(
             getattr(d, "_autouse", False) for d in defs if d.argname in names
         ):
+            self.by_plugins |= set(under)
             self.whole |= set(under)
             return
         for key in under:

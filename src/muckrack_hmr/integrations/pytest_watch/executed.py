@@ -358,7 +358,15 @@ class Executed:
         Told before the reload: the source that ran is the engine's, the new one
         is in ``sources`` (the saves as judged, which the reload applies).
         """
-        if self.recorder is None or not names:
+        if self.recorder is None:
+            return None
+        return self.told(names, sources)
+
+    def told(
+        self, names: list[str], sources: Mapping[str, bytes]
+    ) -> dict[str, tuple[str, Edit]] | None:
+        """:meth:`edits`, with or without a recorder (selecting by imports uses it too)."""
+        if not names:
             return None
         found: dict[str, tuple[str, Edit]] = {}
         for name in names:
@@ -377,6 +385,11 @@ class Executed:
                 return None
             found[name] = (filename, edit)
         return found
+
+    @staticmethod
+    def bodies_only(edits: dict[str, tuple[str, Edit]]) -> bool:
+        """Do ``edits`` change functions only (no name bound anew, none added or removed)?"""
+        return not any(edit.names or edit.namespace for _, edit in edits.values())
 
     @staticmethod
     def held(edits: dict[str, tuple[str, Edit]]) -> list[tuple[str, str, list[object]]]:

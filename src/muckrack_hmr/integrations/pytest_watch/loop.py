@@ -11,9 +11,12 @@ of saves:
    directly or not (the dependency graph says), plus the saved test files;
 3. conftests reached are imported afresh and their fixtures registered again;
 4. the affected test files are collected again (fresh modules, fresh items),
-   except those whose tests only ran functions that were patched in place:
-   their module runs again for fresh state, and their collected items are
-   kept (``a`` and ``f`` keep every file's items the same way); pytest's
+   except those whose tests only ran functions that were patched in place
+   (selecting by imports: those importing code whose function bodies alone
+   were patched, and whose top level runs no project code, see
+   :mod:`.toplevel`): their module runs again for fresh state, and their
+   collected items are kept (``a`` and ``f`` keep every file's items the
+   same way); pytest's
    ``pytest_collection_modifyitems`` is applied, and the tests run with
    pytest's own ``pytest_runtest_protocol``; the terminal reporter's
    statistics are reset before each run so that its summary line is the run's.
@@ -48,6 +51,7 @@ from .fixtures import Fixtures
 from .reimport import Reimporter
 from .report import CONTROLS, Report
 from .suite import Suite, real
+from .toplevel import TopLevels
 from .wakeups import Wakeups
 
 if TYPE_CHECKING:
@@ -59,6 +63,8 @@ log = logging.getLogger(__name__)
 
 # Background analysis for early cutoff, modules per idle tick.
 _WARM_BATCH = 8
+# Test files whose top level is parsed ahead of need, per idle tick.
+_PARSE_BATCH = 8
 
 
 class _Messages(logging.Handler):
@@ -100,6 +106,8 @@ class WatchLoop:
         self._quit = False
         #: what each test, shared fixture and test file collection executed
         self.executed = Executed(recorder, hmr, self.suite, self.reimport)
+        #: what test files' top levels read: kept collections when selecting by imports
+        self.toplevels = TopLevels()
 
     # -- pytest hooks ----------------------------------------------------------
 
@@ -239,7 +247,11 @@ class WatchLoop:
                 return True
         except Exception:
             log.exception("analyzing modules failed; reloads still work")
-        return self.reimport.prepare()
+        if self.reimport.prepare():
+            return True
+        if self.executed.recorder is None:  # selecting by imports: see _kept_collections
+            return self.toplevels.prepare(self.suite.files, _PARSE_BATCH)
+        return False
 
     def _refresh(self) -> None:
         """Watch the folders of every project module and test file; note their content
@@ -323,6 +335,14 @@ class WatchLoop:
             self.executed.edits(changes.code, changes.sources) if not changes.deleted_code else None
         )
         held = self.executed.held(edits) if edits is not None else []
+        # Selecting by imports: an edit of function bodies alone, once patched in
+        # place, leaves the collected tests of the importing files valid.
+        bodies: list[tuple[str, str, list[object]]] | None = None
+        if edits is None and changes.code and not changes.deleted_code:
+            told = self.executed.told(changes.code, changes.sources)
+            if told is not None and Executed.bodies_only(told):
+                bodies = Executed.held(told)
+        patched_in_place = False
         #: test files whose collected tests run as they are, not imported again
         reuse: set[str] = set()
         if changes.code:
@@ -348,6 +368,12 @@ class WatchLoop:
                     red=True,
                 )
                 return
+            # No dependent ran again, and the functions are the objects they were.
+            patched_in_place = (
+                bodies is not None
+                and set(result.reloaded) <= set(changes.code)
+                and Executed.kept(bodies)
+            )
             if edits is not None and self.executed.dependents_ran(edits, result.reloaded):
                 # What the edits changed (and the dependents that ran again
                 # rebound) is told in functions and names: the tests that
@@ -393,10 +419,13 @@ class WatchLoop:
         self.reimport.finish_reached_fixtures(code_reached)
         for key in changes.deleted_tests:
             self.reimport.drop_test_file(key)
+        waiting = self.pending
         selection.whole |= changes.candidates | self.pending
         self.pending = set()
         files = selection.files() - changes.deleted_tests
         reuse -= selection.whole | set(selection.partial) | self.reimport.broken
+        if patched_in_place:
+            reuse |= selection.kept_collections(changes, code_reached, waiting, self.toplevels)
 
         collected = time.perf_counter()
         before = set(self.suite.files)
