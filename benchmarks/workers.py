@@ -66,8 +66,39 @@ def _work(value: int) -> str:
     return f"def value():\n    return {value}\n"
 
 
-def _save_to_every_worker(core: str, kind: str, workers: int, edits: int) -> list[float]:
-    """Milliseconds from each save to the line saying every process applied it."""
+# The supervising process at rest, after the saves: how long its CPU time is read over
+# (seconds), after a pause for its idle-time work to finish.
+_REST = 3.0
+_SETTLE = 2.0
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far (Linux's /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _at_rest(pid: int) -> float | None:
+    """The share of a core process ``pid`` uses while nothing is saved (in percent)."""
+    time.sleep(_SETTLE)  # the measured span, not a synchronisation: nothing is awaited
+    before = _cpu_seconds(pid)
+    started = time.perf_counter()
+    time.sleep(_REST)
+    after = _cpu_seconds(pid)
+    if before is None or after is None:
+        return None
+    return 100.0 * (after - before) / (time.perf_counter() - started)
+
+
+def _save_to_every_worker(
+    core: str, kind: str, workers: int, edits: int, rest: list[float]
+) -> list[float]:
+    """Milliseconds from each save to the line saying every process applied it; the
+    supervising process's CPU use at rest afterwards is appended to ``rest``."""
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "work.py").write_text(_work(0))
@@ -109,6 +140,9 @@ def _save_to_every_worker(core: str, kind: str, workers: int, edits: int) -> lis
                 answers = json.loads(proc.stdout.readline())
                 if {value for value, _ in answers} != {edit} or {p for _, p in answers} != pids:
                     raise SystemExit(f"edit {edit}: not every worker runs it in place: {answers}")
+            share = _at_rest(proc.pid)
+            if share is not None:
+                rest.append(share)
             return times
         finally:
             proc.kill()
@@ -250,10 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("fork", "spawn"):
         restart = median(_restart(kind, args.workers, max(3, args.edits // 4)))
         for core in available_cores():
-            hmr = median(_save_to_every_worker(core, kind, args.workers, args.edits))
+            rest: list[float] = []
+            hmr = median(_save_to_every_worker(core, kind, args.workers, args.edits, rest))
+            idle = f"; supervisor at rest: {rest[0]:.2f}% of a core" if rest else ""
             print(
                 f"  {kind:6} {core:2} core: {hmr:7.1f} ms   "
-                f"(restart of every worker: {restart:7.1f} ms, {restart / hmr:5.1f}x)"
+                f"(restart of every worker: {restart:7.1f} ms, {restart / hmr:5.1f}x){idle}"
             )
     try:
         import gunicorn  # noqa: F401
