@@ -336,28 +336,27 @@ def served_by_every_worker(child: Child, port: int, value: str, workers: int) ->
     pytest.fail(f"not every worker served {value!r}: {sorted(seen)}; last: {last!r}")
 
 
+@pytest.mark.parametrize("workers", [2, 4])
 def test_uvicorn_workers_reload_in_place(
-    proj: Path, spawn: Callable[..., Child], reap: Reaper
+    proj: Path, spawn: Callable[..., Child], reap: Reaper, workers: int
 ) -> None:
     write(proj / "app.py", ASGI_APP.format(value="old"))
     port = free_port()
-    child = spawn(
-        ["-m", "uvicorn", "app:app", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=proj,
-    )
-    pids = served_by_every_worker(child, port, "old", 2)
+    server = ["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)]
+    child = spawn([*server, "--workers", str(workers)], cwd=proj)
+    pids = served_by_every_worker(child, port, "old", workers)
     reap.watch(child, pids)
     assert child.proc.pid not in pids  # uvicorn's supervisor never imports the app
 
     save_atomically(proj / "app.py", ASGI_APP.format(value="new"))
     # The supervisor judged the save (a module only the workers imported) once.
-    child.expect(re.compile(r"^hmr: reloaded app in 2 processes").match, stream="err")
-    assert served_by_every_worker(child, port, "new", 2) == pids
+    child.expect(re.compile(rf"^hmr: reloaded app in {workers} processes").match, stream="err")
+    assert served_by_every_worker(child, port, "new", workers) == pids
 
     save_atomically(proj / "app.py", "async def app(scope, receive, send:\n    pass\n")
     error = child.expect("failed to reload app", stream="err")
-    assert "in all 2 processes" in error
-    assert served_by_every_worker(child, port, "new", 2) == pids
+    assert f"in all {workers} processes" in error
+    assert served_by_every_worker(child, port, "new", workers) == pids
 
     child.proc.send_signal(signal.SIGINT)
     assert child.wait() == 0  # as uvicorn's own exit on Ctrl-C
