@@ -851,7 +851,10 @@ def test_the_mount_table_tells_which_folders_every_write_reaches() -> None:
 def test_on_a_local_disk_nothing_is_listed_while_the_program_rests(tmp_path: Path) -> None:
     """Every write to a local file system is an event: no listing, no checker thread (the
     listing was a stat of every watched file, every second: 7% of a core at 5,000 modules)."""
-    assert mounts.events_are_local(str(tmp_path)), mounts.file_system_of(str(tmp_path))
+    kind = mounts.file_system_of(str(tmp_path))
+    if kind is None:  # a chroot: the mount table shows no mount above its root
+        pytest.skip("the mount table does not cover the temporary folder here")
+    assert mounts.events_are_local(str(tmp_path)), kind
     seen: queue.Queue[tuple[str, str]] = queue.Queue()
     threads = threading.active_count()
     backend = CheckedBackend(backends.InotifyBackend(), check=0.05)

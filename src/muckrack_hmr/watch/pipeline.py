@@ -460,7 +460,9 @@ class SavePipeline:
                 return
         from . import bursts  # noqa: F401  (here, not at the first save: see bursts)
 
-        more = False  # idle work left over: come back sooner
+        # Idle work left over: come back sooner.  At the start there is (what the
+        # imports left to do), and after each burst (what the reload left).
+        more = True
         while not self._stopping.is_set():
             taken: _Taken | None = None
             idle = False
@@ -476,14 +478,15 @@ class SavePipeline:
             if self._stopping.is_set():
                 return
             try:
-                more = False
                 if recheck:
                     self.check_folders()
                 if taken is not None:
                     self._process(*taken)
+                    more = True
                 elif idle:
                     more = self._idle()
             except Exception:
+                more = False
                 log.exception("the watcher hit an internal error; it keeps watching")
 
     def step(self) -> bool:
