@@ -164,7 +164,35 @@ class HMR:
         """Stop calling an error handler (ValueError if it was not added)."""
         self.hooks.error_handlers.remove(handler)
 
+    def add_refusal_check(self, check: Hook) -> None:
+        """Call ``check(module_name)`` after a module's new code ran, before it is kept.
+
+        The check refuses the edit with :meth:`refuse` (``module=module_name``)
+        when it cannot apply in place; it runs for every module that ran
+        again, on the reloading thread.
+        """
+        self.hooks.checks.append(check)
+
+    def remove_refusal_check(self, check: Hook) -> None:
+        """Stop calling a refusal check (ValueError if it was not added)."""
+        self.hooks.checks.remove(check)
+
     # -- a module's say in its own reload -------------------------------------------
+
+    def refuse(self, kind: str, what: str, fix: str = "", *, module: str | None = None) -> bool:
+        """Refuse the edit being applied to ``module`` (by default the calling module).
+
+        Called by the module's own code as it runs again, or by a refusal
+        check: nothing of the module's edit applies (its old code keeps
+        running), and one line says ``restart to apply: <what> (<kind>);
+        <fix>``.  Under ``--restart-on-refused`` the CLI then restarts the
+        program.  Returns False (and does nothing) outside that module's reload:
+        its first import, say.
+        """
+        from .reload.refusals import Refusal
+
+        name = module if module is not None else _calling_module()
+        return self.reloader.refuse(Refusal(kind, name, what, fix))
 
     def on_dispose(self, callback: Disposer) -> None:
         """Call ``callback(data)`` before the calling module's code runs again.

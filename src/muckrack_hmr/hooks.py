@@ -31,6 +31,9 @@ class Hooks:
         self.pre_reload: list[Hook] = []
         self.post_reload: list[Hook] = []
         self.error_handlers: list[ErrorHandler] = []
+        #: ``fn(module_name)`` after a module's new code ran, before it is kept: an
+        #: integration's say on whether it can apply (it calls ``HMR.refuse``).
+        self.checks: list[Hook] = []
         #: module -> its dispose callbacks, in the order registered
         self.disposers: dict[str, list[Disposer]] = {}
         #: module -> what its dispose callbacks hand over to its next version
