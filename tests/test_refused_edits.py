@@ -21,7 +21,6 @@ import pytest
 from muckrack_hmr.reload.refusals import Refusal, RefusedEdit
 
 from .conftest import Project
-
 from .subprocesses import Child, starts, write
 from .test_everyday_edits import outcome_of, tracked
 from .test_frameworks import Spawn, free_port, poll
@@ -66,8 +65,6 @@ class Item(models.Model):
     def __str__(self):
         return "{label}"
 '''
-
-
 
 
 # -- the API: __hmr__.refuse from the module, add_refusal_check from an integration --------

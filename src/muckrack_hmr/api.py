@@ -249,6 +249,18 @@ class HMR:
         """Project modules loaded so far, in ``sys.modules`` order."""
         return list(self.tracker.tracked_modules())
 
+    def write_graph(self, path: str) -> list[str]:
+        """Write the import graph of the project's modules to ``path``; the files written.
+
+        DOT always (``path``, or beside it when it names an ``.svg``), and
+        SVG when Graphviz's ``dot`` is on PATH.  The modules of the last
+        reload are marked: edited, ran again, patched, failed, refused.
+        """
+        from .graph import write_graph
+
+        last = self._reloader.last_result if self._reloader is not None else None
+        return write_graph(self, path, last)
+
     @overload
     def watch(self, settings: Settings, /) -> None: ...
 

@@ -125,6 +125,8 @@ class ReloadResult:
 
     reloaded: list[str] = field(default_factory=list)
     """Modules whose code ran again, in the order they ran."""
+    edited: list[str] = field(default_factory=list)
+    """The modules asked for whose file held new code (applied, failed or refused)."""
     patched: list[str] = field(default_factory=list)
     """Functions and classes given new definitions in place (``module.qualname``)."""
     rebound: list[str] = field(default_factory=list)
@@ -191,6 +193,8 @@ class Reloader:
         self._trimmed_at = 0
         #: Modules whose last reload failed: the next one that succeeds says so.
         self.failing: set[str] = set()
+        #: The last reload that had something to apply (``__hmr__.write_graph`` marks it).
+        self.last_result: ReloadResult | None = None
         # module -> the refusals declared (``refuse``) while its new code ran.
         self._declared: dict[str, list[Refusal]] = {}
 
@@ -363,6 +367,8 @@ class Reloader:
                 # only its own lines of the old side, see summarize_before).
                 self.sources.forget_parses()
         result.total_ms = (time.perf_counter() - start) * 1000.0
+        if result.edited or result.reloaded:
+            self.last_result = result
         return result
 
     def _transaction(
@@ -425,6 +431,8 @@ class Reloader:
             module_started = time.perf_counter()
             if is_root and name not in forced and self._unchanged(name):
                 continue  # the code that runs: nothing to apply
+            if is_root:
+                result.edited.append(name)
             if self.cascade == "always" or name in forced:
                 outcome = self._reexecute(name, forced=name in forced)
             elif is_root:
