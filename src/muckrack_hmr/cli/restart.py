@@ -160,6 +160,10 @@ def supervised(hmr: HMR, main_file: str | None) -> Restarter | None:
     watcher = hmr.watcher
     if channel is None or watcher is None:
         return None
+    if sys.platform != "win32":
+        threading.Thread(
+            target=_end_with_parent, args=(os.getppid(),), name="muckrack-hmr-parent", daemon=True
+        ).start()
     restarter = Restarter(hmr, channel, main_file)
     watcher.after_reload.append(restarter.reloaded)
     watcher.pipeline.script_refused.append(restarter.refused)
@@ -241,6 +245,19 @@ class Restarter:
             _thread.interrupt_main()
         else:
             os.kill(os.getpid(), signal.SIGINT)
+
+
+def _end_with_parent(parent: int) -> None:
+    """The parent was killed (it never is before us otherwise): the program ends too.
+
+    Its output pipes and its port would stay taken by a process nobody waits
+    for.  Checked twice a second: a system call that costs nothing.
+    """
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    log.warning("the CLI's process ended: ending the program")
+    threading.Timer(PATIENCE, _end_now).start()
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _end_now() -> None:
