@@ -4,8 +4,9 @@
    the server comes back on the same port with the new field, in a new
    process; the restart and its cold start are reported.
 2. A plain script: a refused edit reverted within the grace period restarts
-   nothing; one left in place restarts the script; Ctrl-C afterwards exits
-   130 with the program's own traceback, as without the option.
+   nothing; one left in place restarts the script, and so does a save of the
+   script itself; Ctrl-C afterwards exits 130 with the program's own
+   traceback, as without the option.
 """
 
 from __future__ import annotations
@@ -116,6 +117,13 @@ def test_a_reverted_refusal_cancels_the_restart_and_ctrl_c_still_exits_130(
     assert second[1] != first[1]
     child.expect(matching(restarted()), stream="err")  # type: ignore[arg-type]
     assert "KeyboardInterrupt" not in child.stderr_text()  # our interrupt says nothing
+
+    # The running script itself: refused, and restarted too.
+    write(proj / "main.py", SCRIPT.replace('"pid"', '"pid" if True else None'))
+    line = child.expect(starts(RESTARTING), stream="err")
+    assert line.startswith(f"{RESTARTING}running script: {proj / 'main.py'} was saved"), line
+    third = child.expect(starts("pid ")).split()
+    assert third[1] not in (first[1], second[1])
 
     # 3. Ctrl-C: as without the option.
     child.proc.send_signal(signal.SIGINT)
