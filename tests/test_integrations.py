@@ -184,11 +184,17 @@ def test_django_restarter_is_replaced_when_autoreload_is_imported(
         def add_post_reload_hook(self, hook: Any) -> None:
             hooks.append(hook)
 
-    django_integration.enable(FakeHMR())
+        def add_refusal_check(self, check: Any) -> None:
+            checks.append(check)
+
+    checks: list[Any] = []
+    fake = FakeHMR()
+    django_integration.enable(fake)
 
     assert autoreload.run_with_reloader is django_integration.run_in_place
     assert pre_hooks == [django_integration.remember_models]
-    assert hooks == [django_integration.refresh_caches, django_integration.report_model_edits]
+    assert hooks == [django_integration.refresh_caches]
+    assert [(c.func, c.args) for c in checks] == [(django_integration.check_edit, (fake,))]
 
 
 # -- Flask's guard, lifted for our reload alone --------------------------------------------

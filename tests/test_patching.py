@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import sys
 from typing import Any
 
 import pytest
@@ -523,46 +524,83 @@ def test_single_dispatch_registrations_from_other_modules_survive(
     assert (show(1.5), show(1), show("s")) == ("new default", "new int", "plugin str")
 
 
+@pytest.mark.parametrize("whole", [False, True], ids=["statements", "whole"])
 @pytest.mark.parametrize(
-    ("before", "after", "reason"),
+    ("before", "after", "kind", "reason"),
     [
-        ("class C:\n    pass\n", "class C(Exception):\n    pass\n", "its bases changed"),
+        (
+            "class C:\n    pass\n",
+            "class C(Exception):\n    pass\n",
+            "class layout",
+            "changed its bases (now Exception)",
+        ),
         (
             "class C:\n    __slots__ = ('a',)\n",
             "class C:\n    __slots__ = ('a', 'b')\n",
-            "its __slots__ changed",
+            "class layout",
+            "changed its __slots__",
+        ),
+        (
+            "import abc\nclass C:\n    pass\n",
+            "import abc\nclass C(metaclass=abc.ABCMeta):\n    pass\n",
+            "class layout",
+            "changed its metaclass (type -> ABCMeta)",
+        ),
+        (
+            "import enum\nclass C:\n    A = 1\n",
+            "import enum\nclass C(enum.Enum):\n    A = 1\n",
+            "enum <-> class",
+            "became an enum (type -> EnumType)",
+        ),
+        (
+            "import enum\nclass C(enum.Enum):\n    A = 1\n",
+            "import enum\nclass C:\n    A = 1\n",
+            "enum <-> class",
+            "became a plain class (EnumType -> type)",
         ),
         (
             "import enum\nclass C(enum.Enum):\n    A = 1\n    B = 2\n",
             "import enum\nclass C(enum.Enum):\n    A = 1\n    B = 3\n",
-            "its members changed",
+            "enum members",
+            "changed its members (removed, renamed or given new values)",
         ),
         (
             "import enum\nclass C(enum.Enum):\n    A = 1\n    B = 2\n",
             "import enum\nclass C(enum.Enum):\n    A = 1\n",
-            "its members changed",
+            "enum members",
+            "changed its members (removed, renamed or given new values)",
         ),
     ],
 )
-def test_structural_class_changes_are_refused_whole(
+def test_structural_class_changes_refuse_the_whole_module_edit(
     project: Project,
     hmr: Any,
     caplog: pytest.LogCaptureFixture,
     before: str,
     after: str,
+    kind: str,
     reason: str,
+    whole: bool,
 ) -> None:
-    project.write("a.py", before + "\ndef f():\n    return 'old'\n")
+    from muckrack_hmr.reload.refusals import Refusal
+
+    if sys.version_info < (3, 11):
+        reason = reason.replace("EnumType", "EnumMeta")
+    project.write("a.py", before + "\ndef f():\n    return 'old'\n\nX = 1\n")
     a = importlib.import_module("a")
     C, f = a.C, a.f
-    project.write("a.py", after + "\ndef f():\n    return 'new'\n")
-    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
-        assert hmr.reload_module("a")[0] == ["a"]
-    assert a.C is C  # the old class, untouched
-    assert a.f is f
-    assert f() == "new"  # the rest of the module applied
+    members = dict(vars(C))
+    project.write("a.py", after + "\ndef f():\n    return 'new'\n\nX = 2\n")
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        result = hmr.reload("a", force=whole)
+    assert result.reloaded == []
+    assert result.refused == [Refusal(kind, "a", f"a.C {reason}")]
+    # Nothing of the module's edit applied: the class, the function, the constant.
+    assert a.C is C
+    assert dict(vars(C)) == members
+    assert (a.f, f(), a.X) == (f, "old", 1)
     messages = [r.getMessage() for r in caplog.records]
-    assert any(f"class a.C: {reason}" in m and "restart" in m for m in messages), messages
+    assert f"restart to apply: a.C {reason} ({kind})" in messages
 
 
 def test_closure_shape_change_is_warned_about(
@@ -945,13 +983,13 @@ def test_nested_classes_are_patched_in_place(project: Project, hmr: Any, whole: 
 @pytest.mark.parametrize(
     ("nested", "edit", "reason"),
     [
-        ("Inner", ("class Inner:", "class Inner(Exception):"), "its bases changed"),
+        ("Inner", ("class Inner:", "class Inner(Exception):"), "changed its bases"),
         (
             "Mid.Inner",
             ("        class Inner:", "        class Inner:\n            __slots__ = ()"),
-            "its __slots__ changed",
+            "changed its __slots__",
         ),
-        ("Color", ("RED = 1", "RED = 3"), "its members changed"),
+        ("Color", ("RED = 1", "RED = 3"), "changed its members"),
     ],
 )
 def test_a_nested_class_that_cannot_be_patched_refuses_its_outer_class_whole(
@@ -971,18 +1009,18 @@ def test_a_nested_class_that_cannot_be_patched_refuses_its_outer_class_whole(
         tag="v2", added="", member="", default="0", norm="0", tail="def f():\n    return 'v2'"
     )
     project.write("a.py", source.replace(*edit))
-    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
         result = hmr.reload("a")
-    assert result.reloaded == ["a"]
+    assert result.reloaded == []
     assert a.Outer is Outer
     assert dict(vars(Outer)) == members  # nothing half-applied
     assert (Outer.KIND, inner.hello(), Outer.Mid.Inner().hello()) == ("v1", "v1 inner", "v1 deep")
     assert Outer.Color.RED.describe() == "v1 red"
     assert a.f is f
-    assert f() == "v2"  # the rest of the module applied
+    assert f() == "v1"  # nothing of the module applied
     assert len(result.refused) == 1
-    assert f"class a.Outer: its nested class Outer.{nested}: {reason}" in result.refused[0]
-    assert "restart" in caplog.text
+    assert result.refused[0].what.startswith(f"a.Outer.{nested} {reason}")
+    assert "restart to apply: a.Outer." in caplog.text
 
 
 @pytest.mark.parametrize("whole", [True, False], ids=["whole", "statements"])
@@ -1082,13 +1120,12 @@ def test_a_refused_nested_class_leaves_its_outer_class_untouched_beside_other_pa
     Outer, Inner, m = a.Outer, a.Outer.Inner, a.Outer.m
     project.write("a.py", source.format(tag="v2", bases="(Exception)"))
     result = hmr.reload("a", force=whole)
-    assert result.reloaded == ["a"]
+    assert result.reloaded == []
     assert (a.Outer, a.Outer.Inner, a.Outer.m) == (Outer, Inner, m)
     assert (Outer().m(), Inner().hello()) == ("v1", "v1")
-    assert (a.f(), a.g()) == ("v2", "v2")
-    assert result.refused == [
-        "class a.Outer: its nested class Outer.Inner: its bases changed (now Exception); "
-        "restart to apply it"
+    assert (a.f(), a.g()) == ("v1", "v1")
+    assert [str(refusal) for refusal in result.refused] == [
+        "restart to apply: a.Outer.Inner changed its bases (now Exception) (class layout)"
     ]
 
 
@@ -1186,20 +1223,20 @@ def test_a_slotted_class_whose_slots_changed_is_refused(
     project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """New slots need a new instance layout: the live class and its instances stay as
-    they were, the rest of the module applies, and the log says a restart is needed."""
+    they were, nothing of the module applies, and the log says a restart is needed."""
     values = {"above": "", "kind": "v1", "norm": "self.x + self.y", "default": "0"}
     project.write("a.py", SLOTTED.format(**values) + "\ndef f():\n    return 'old'\n")
     (a,) = fresh(hmr, "a")
     Point, point = a.Point, a.Point(3, 4)
     source = SLOTTED.format(**values).replace('("x", "y")', '("x", "y", "z")')
     project.write("a.py", source + "\ndef f():\n    return 'new'\n")
-    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
         hmr.reload_module("a")
     assert a.Point is Point
     assert point.norm() == 7
-    assert a.f() == "new"
+    assert a.f() == "old"
     messages = [r.getMessage() for r in caplog.records]
-    assert any("a.Point: its __slots__ changed" in m and "restart" in m for m in messages)
+    assert "restart to apply: a.Point changed its __slots__ (class layout)" in messages
 
 
 INSTANCE_PROPERTY = """\

@@ -342,7 +342,7 @@ def test_syntax_errors_are_reported_and_watching_goes_on(
     )
     assert session.run().outcomes == {"tests/test_shapes.py::test_c": "PASSED"}
     write(proj / "app" / "shapes.py", classes.format("B"))
-    session.expect("hmr: kept the old class app.shapes.C: its bases changed")
+    session.expect("hmr: restart to apply: app.shapes.C changed its bases (now B) (class layout)")
     session.expect("change(s) need a restart of pytest --hmr")
 
 

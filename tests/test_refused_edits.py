@@ -1,18 +1,27 @@
-"""Edits that cannot apply in place are named, with the fix, end to end (issue 16).
+"""Edits that cannot apply in place are refused whole, named, with the fix (issue 16).
 
-A Django model's fields: the class takes the edit, the database table does
-not.  A real ``runserver`` under ``python -m muckrack.hmr`` on both cores; each
-save of the models module must end in one line that names the kind of edit,
-the model and fields, and the fix (a restart, a migration); an edit of
-anything else in the module gives no such line.
+A refused edit is not applied at all (the module keeps its old code, nothing
+half-applied); other modules of the same reload apply; one line names the
+kind of edit, what changed and the fix.  The kinds of the engine itself
+(class layout, enums) are in test_patching; here: the API a module or an
+integration refuses with (both cores), and Django's model fields and
+settings under a real ``runserver`` (``python -m muckrack.hmr``, both cores).
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
-from .subprocesses import Child, write
+import pytest
+
+from muckrack_hmr.reload.refusals import Refusal, RefusedEdit
+
+from .conftest import Project
+from .subprocesses import Child, starts, write
 from .test_everyday_edits import outcome_of, tracked
 from .test_frameworks import Spawn, free_port, poll
 from .test_routes import DJANGO_MANAGE
@@ -58,19 +67,92 @@ class Item(models.Model):
 '''
 
 
-REFUSED = "hmr: restart to apply the edit of greet.models: Django model fields ("
+# -- the API: __hmr__.refuse from the module, add_refusal_check from an integration --------
+
+GUARDED = """\
+VERSION = {version}
+
+if VERSION > 1:
+    __hmr__.refuse("database schema", f"{{__name__}}.VERSION is {{VERSION}}", "run the migrations")
 
 
-def save_models(child: Child, path: Path, source: str) -> list[str]:
-    """Save the models module; the lines that named a refused edit in its reload."""
-    before = len(child.seen["err"])
+def f():
+    return "v{version}"
+"""
+
+
+def test_a_module_refuses_its_own_edit_and_other_modules_still_apply(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write("a.py", GUARDED.format(version=1))
+    project.write("b.py", "def g():\n    return 'old'\n")
+    a, b = importlib.import_module("a"), importlib.import_module("b")
+    f = a.f
+    errors: list[tuple[str, BaseException]] = []
+    hmr.add_error_handler(lambda name, exc: errors.append((name, exc)))
+    project.write("a.py", GUARDED.format(version=2))
+    project.write("b.py", "def g():\n    return 'new'\n")
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        result = hmr.reloader.reload_result(["a", "b"])
+    refusal = Refusal("database schema", "a", "a.VERSION is 2", "run the migrations")
+    assert result.refused == [refusal]
+    assert result.reloaded == ["b"]
+    assert (a.VERSION, a.f, f()) == (1, f, "v1")  # nothing of a's edit
+    assert b.g() == "new"
+    assert [(name, type(exc)) for name, exc in errors] == [("a", RefusedEdit)]
+    assert [r.getMessage() for r in caplog.records if "restart" in r.getMessage()] == [
+        "restart to apply: a.VERSION is 2 (database schema); run the migrations"
+    ]
+    # Outside a reload of the module (its first import, say), refuse does nothing.
+    assert hmr.refuse("database schema", "nothing") is False
+    # The edit that passes the check applies whole.
+    project.write("a.py", GUARDED.format(version=1).replace('"v1"', '"v1 again"'))
+    assert hmr.reload("a").refused == []
+    assert f() == "v1 again"
+
+
+def test_a_refusal_check_refuses_a_module_whole(project: Project, hmr: Any) -> None:
+    source = "LIMIT = {limit}\n\n\nclass C:\n    def m(self):\n        return {limit}\n"
+    project.write("a.py", source.format(limit=1))
+    a = importlib.import_module("a")
+    C = a.C
+    import sys
+
+    def no_lower_limit(name: str) -> None:
+        module = sys.modules[name]
+        if name == "a" and module.LIMIT < 1:
+            hmr.refuse("limits", f"a.LIMIT went down to {module.LIMIT}", module=name)
+
+    hmr.add_refusal_check(no_lower_limit)
+    project.write("a.py", source.format(limit=0))
+    result = hmr.reload("a")
+    assert result.refused == [Refusal("limits", "a", "a.LIMIT went down to 0")]
+    assert (a.LIMIT, a.C, C().m()) == (1, C, 1)
+    project.write("a.py", source.format(limit=2))
+    assert hmr.reload("a").reloaded == ["a"]
+    assert (a.LIMIT, a.C, C().m()) == (2, C, 2)
+    hmr.remove_refusal_check(no_lower_limit)
+
+
+# -- Django: model fields and settings under runserver -----------------------------------
+
+REFUSED = "hmr: restart to apply: "
+FIX = "; a migration may be needed (manage.py makemigrations)"
+
+
+def refused_after(child: Child, path: Path, source: str) -> str:
+    """Save ``path``; the line that refuses its edit."""
     write(path, source)
-    line = child.expect(outcome_of("greet.models"), stream="err")
-    assert line.startswith("hmr: reloaded greet.models "), line
-    return [line for line in child.seen["err"][before:] if line.startswith(REFUSED)]
+    line = child.expect(
+        lambda line: line.startswith((REFUSED, "hmr: reloaded ", "hmr: failed ")), stream="err"
+    )
+    assert line.startswith(REFUSED), line
+    return line
 
 
-def test_django_model_field_edit_is_named_with_its_fix(proj: Path, spawn: Spawn) -> None:
+def test_django_model_fields_and_settings_are_refused_with_their_fix(
+    proj: Path, spawn: Spawn
+) -> None:
     write(proj / "manage.py", DJANGO_MANAGE)
     write(proj / "mysite" / "__init__.py", "")
     write(proj / "mysite" / "settings.py", SETTINGS)
@@ -86,16 +168,25 @@ def test_django_model_field_edit_is_named_with_its_fix(proj: Path, spawn: Spawn)
     path = proj / "greet" / "models.py"
     title = "    title = models.CharField(max_length={})\n"
 
-    # 1. A field added: the one line says what and how to apply it.
-    assert save_models(child, path, models(title.format(20))) == [
-        f"{REFUSED}greet.Item gained title); a migration may be needed (manage.py makemigrations)"
-    ]
-    # 2. Only a method changes: nothing to say.
-    assert save_models(child, path, models(title.format(20), label="thing")) == []
+    # 1. A field added, and a method edited in the same save: nothing applies.
+    line = refused_after(child, path, models(title.format(20), label="thing"))
+    assert line == f"{REFUSED}greet.models.Item gained title (django model fields){FIX}"
+    assert poll(child, port, lambda got: True, path="/fields")["label"] == "item"
+    # 2. The field goes again: the method's edit applies alone.
+    write(path, models("", label="thing"))
+    assert child.expect(outcome_of("greet.models"), stream="err").startswith(
+        "hmr: reloaded greet.models"
+    )
     poll(child, port, lambda got: got["label"] == "thing", path="/fields")
-    # 3. A field's options change, then it goes.
-    fix = "; a migration may be needed (manage.py makemigrations)"
-    changed = save_models(child, path, models(title.format(30)))
-    assert changed == [f"{REFUSED}greet.Item changed title){fix}"]
-    assert save_models(child, path, models("")) == [f"{REFUSED}greet.Item lost title){fix}"]
-    assert poll(child, port, lambda got: True, path="/fields")["pid"] == first["pid"]
+    # 3. A field's options change: refused again.
+    write(path, models(title.format(20), label="thing"))  # (itself refused: gained)
+    child.expect(starts(REFUSED), stream="err")
+    line = refused_after(child, path, models("    name = models.CharField(max_length=30)\n"))
+    assert line.startswith(f"{REFUSED}greet.models.Item changed name (django model fields)")
+    # 4. The settings module: Django read it at start-up.
+    line = refused_after(child, proj / "mysite" / "settings.py", SETTINGS + "DEBUG = False\n")
+    assert line == (
+        f"{REFUSED}mysite.settings changed (django settings); Django read its settings at start-up"
+    )
+    got = poll(child, port, lambda got: True, path="/fields")
+    assert (got["pid"], got["fields"]) == (first["pid"], ["id", "name"])

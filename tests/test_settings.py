@@ -41,6 +41,8 @@ def _good_value(option: Option) -> tuple[str, object, object]:
     if option.choices is not None:
         choice = option.choices[-1]  # not the default
         return f'"{choice}"', choice, choice
+    if option.metavar == "FILE":
+        return '"graph.dot"', "graph.dot", "graph.dot"
     return "0.5", 0.5, "0.5"  # a number: milliseconds, or seconds of polling
 
 
@@ -48,7 +50,7 @@ def _bad_value(option: Option) -> str:
     """A value of the wrong type for the option, as TOML."""
     if option.kind in ("flag", "switch"):
         return '"yes"'
-    if option.kind == "list":
+    if option.kind == "list" or option.metavar == "FILE":
         return "3"
     return '"often"'  # not a number, nor one of the choices
 

@@ -475,8 +475,8 @@ def test_a_save_of_the_running_script_is_answered_with_a_warning(
     write(script, MAIN + "# edited\n")
 
     warning = (
-        f"hmr: {script} is the running script (__main__), which is never reloaded: "
-        "restart to apply the edit"
+        f"hmr: restart to apply: {script} was saved (running script); __main__ is never "
+        "reloaded: put the code to reload in a module it imports"
     )
     child.expect(warning, stream="err")
     write(script, MAIN + "# edited\n")  # the same content again: said once

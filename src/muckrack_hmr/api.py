@@ -178,7 +178,35 @@ class HMR:
         """Stop calling a result hook (ValueError if it was not added)."""
         self.hooks.result_hooks.remove(hook)
 
+    def add_refusal_check(self, check: Hook) -> None:
+        """Call ``check(module_name)`` after a module's new code ran, before it is kept.
+
+        The check refuses the edit with :meth:`refuse` (``module=module_name``)
+        when it cannot apply in place; it runs for every module that ran
+        again, on the reloading thread.
+        """
+        self.hooks.checks.append(check)
+
+    def remove_refusal_check(self, check: Hook) -> None:
+        """Stop calling a refusal check (ValueError if it was not added)."""
+        self.hooks.checks.remove(check)
+
     # -- a module's say in its own reload -------------------------------------------
+
+    def refuse(self, kind: str, what: str, fix: str = "", *, module: str | None = None) -> bool:
+        """Refuse the edit being applied to ``module`` (by default the calling module).
+
+        Called by the module's own code as it runs again, or by a refusal
+        check: nothing of the module's edit applies (its old code keeps
+        running), and one line says ``restart to apply: <what> (<kind>);
+        <fix>``.  Under ``--restart-on-refused`` the CLI then restarts the
+        program.  Returns False (and does nothing) outside that module's reload:
+        its first import, say.
+        """
+        from .reload.refusals import Refusal
+
+        name = module if module is not None else _calling_module()
+        return self.reloader.refuse(Refusal(kind, name, what, fix))
 
     def on_dispose(self, callback: Disposer) -> None:
         """Call ``callback(data)`` before the calling module's code runs again.
@@ -234,6 +262,18 @@ class HMR:
     def tracked_modules(self) -> list[str]:
         """Project modules loaded so far, in ``sys.modules`` order."""
         return list(self.tracker.tracked_modules())
+
+    def write_graph(self, path: str) -> list[str]:
+        """Write the import graph of the project's modules to ``path``; the files written.
+
+        DOT always (``path``, or beside it when it names an ``.svg``), and
+        SVG when Graphviz's ``dot`` is on PATH.  The modules of the last
+        reload are marked: edited, ran again, patched, failed, refused.
+        """
+        from .graph import write_graph
+
+        last = self._reloader.last_result if self._reloader is not None else None
+        return write_graph(self, path, last)
 
     @overload
     def watch(self, settings: Settings, /) -> None: ...

@@ -59,7 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m muckrack_hmr.demo", description=__doc__)
     parser.add_argument("--once", action="store_true", help="stop after the automatic edit")
+    parser.add_argument(
+        "--graph",
+        metavar="FILE",
+        help="have the program write its import graph to FILE (see --graph of the CLI)",
+    )
     options = parser.parse_args(argv)
+    graph = ["--graph", os.path.abspath(options.graph)] if options.graph else []
     with tempfile.TemporaryDirectory(prefix="muckrack-hmr-demo-") as folder:
         root = Path(folder)
         (root / "greet.py").write_text(GREET_V1)
@@ -67,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: running {root / 'app.py'} under `python -m muckrack.hmr`\n", flush=True)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         child = subprocess.Popen(
-            [sys.executable, "-m", "muckrack.hmr", "--debounce", "5", str(root / "app.py")],
+            [sys.executable, "-m", "muckrack.hmr", "--debounce", "5", *graph, str(root / "app.py")],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -39,6 +39,9 @@ class Hooks:
         self.error_handlers: list[ErrorHandler] = []
         #: called once per reload (not per module), after it, with its result
         self.result_hooks: list[ResultHook] = []
+        #: ``fn(module_name)`` after a module's new code ran, before it is kept: an
+        #: integration's say on whether it can apply (it calls ``HMR.refuse``).
+        self.checks: list[Hook] = []
         #: module -> its dispose callbacks, in the order registered
         self.disposers: dict[str, list[Disposer]] = {}
         #: module -> what its dispose callbacks hand over to its next version

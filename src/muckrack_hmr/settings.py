@@ -80,6 +80,12 @@ def _poll(value: object) -> float | None:
     return seconds
 
 
+def _file_or_none(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise ValueError("must be a file name")
+
+
 def _strings(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
@@ -292,6 +298,21 @@ class Settings:
     )
     clear: bool = _option(
         False, "clear the terminal before each reload's output", kind="switch", check=_bool
+    )
+    restart_on_refused: bool = _option(
+        False,
+        "restart the program (same command, environment and port) when a saved edit "
+        "cannot apply in place, such as a Django model's fields (default: off)",
+        kind="switch",
+        check=_bool,
+    )
+    graph: str | None = _option(
+        None,
+        "write the program's import graph to FILE (DOT; SVG too when Graphviz's dot is "
+        "installed) and refresh it after each reload",
+        kind="value",
+        check=_file_or_none,
+        metavar="FILE",
     )
     verbose: bool = _option(
         False,

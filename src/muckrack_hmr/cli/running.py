@@ -134,6 +134,12 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
         project_roots = roots(settings, target)
     except UsageError as exc:
         return print_error(exc)
+    if settings.restart_on_refused and not settings.no_watch:
+        from . import restart
+
+        if restart.CHANNEL not in os.environ:
+            # This process stays a parent; the program runs in its child.
+            return restart.supervise()
     setup_logging(settings)
     if config_path is not None:
         log.debug("settings from %s", config_path)
@@ -165,6 +171,14 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
             tracking.uninstall()
             return print_error(exc)
         _workers_reload_too(hmr)
+        if settings.restart_on_refused:
+            from . import restart
+
+            restart.supervised(hmr, getattr(main_module, "__file__", None))
+        if settings.graph is not None:
+            from ..graph import GraphFile
+
+            GraphFile(hmr, settings.graph).follow()
     return _run(code, main_module)
 
 
@@ -196,12 +210,19 @@ def _run(code: CodeType, main_module: ModuleType) -> int:
     except SystemExit:
         raise
     except KeyboardInterrupt as exc:
-        _print_user_exception(exc)
+        if not _restarting():
+            _print_user_exception(exc)
         return EXIT_INTERRUPTED
     except BaseException as exc:
         _print_user_exception(exc)
         return 1
     return 0
+
+
+def _restarting() -> bool:
+    """Is the interrupt ours (``--restart-on-refused``), not the user's?"""
+    restart = sys.modules.get("muckrack_hmr.cli.restart")
+    return restart is not None and bool(restart.restarting())
 
 
 def _prepare(target: Target) -> tuple[CodeType, ModuleType] | int:

@@ -17,14 +17,16 @@
   URLconf that gained, changed or lost a pattern is read again too); the
   template loaders are reset (a compiled template holds the filters and tags
   of its time).
-* An edit of a model's fields cannot apply in place: the database table does
-  not follow.  A reload that changed them says so in one line, with the fix
-  (a restart, and a migration).
+* Two edits cannot apply in place, and are refused (nothing of the module's
+  edit applies; one line says why, with the fix): a model's fields (the
+  database table does not follow: a restart, and a migration), and the
+  settings module (Django copied its values at start-up).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import os
 import sys
@@ -34,6 +36,7 @@ from pathlib import Path, PurePath
 from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
+from ..reload.refusals import DJANGO_MODEL_FIELDS, DJANGO_SETTINGS
 from ..threads import signals_to_main_thread
 from ._imports import when_imported
 
@@ -53,10 +56,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FileSignals",
+    "check_edit",
     "enable",
     "refresh_caches",
     "remember_models",
-    "report_model_edits",
     "run_in_place",
 ]
 
@@ -70,7 +73,7 @@ def enable(hmr: HMR) -> None:
     when_imported("django.utils.autoreload", _replace_restarter)
     hmr.add_pre_reload_hook(remember_models)
     hmr.add_post_reload_hook(refresh_caches)
-    hmr.add_post_reload_hook(report_model_edits)
+    hmr.add_refusal_check(functools.partial(check_edit, hmr))
 
 
 # -- the restarter ----------------------------------------------------------------
@@ -154,14 +157,15 @@ def _forget_included_patterns() -> None:
             log.debug("could not read the patterns of %r", resolver, exc_info=True)
 
 
-# -- model fields: an edit that needs a restart and a migration ---------------------------
+# -- edits that need a restart: model fields, settings -------------------------------
 
-# module -> {model label: {field name: the field's deconstruction}} before its reload
+# module -> {model: {field name: the field's deconstruction}} before its reload
 _models_before: dict[str, dict[str, dict[str, object]]] = {}
 
 
 def _model_fields(module_name: str) -> dict[str, dict[str, object]] | None:
-    """The fields of each model ``module_name`` defines, as migrations see them.
+    """The fields of each model ``module_name`` defines (``module.Model``), as migrations
+    see them.
 
     None before Django's models are ready.
     """
@@ -179,7 +183,7 @@ def _model_fields(module_name: str) -> dict[str, dict[str, object]] | None:
                 fields[field.name] = field.deconstruct()[1:]
             except Exception:  # a custom field that cannot say: compared by its class
                 fields[field.name] = type(field)
-        found[meta.label] = fields
+        found[f"{module_name}.{model.__qualname__}"] = fields
     return found
 
 
@@ -198,12 +202,32 @@ def _differs(old: object, new: object) -> bool:
         return True
 
 
-def report_model_edits(module_name: str) -> None:
-    """One line when a reload changed model fields: restart, migrate (a post-reload hook)."""
+def check_edit(hmr: HMR, module_name: str) -> None:
+    """Refuse the edit of the settings module, or of a model's fields (a refusal check)."""
+    if module_name == os.environ.get("DJANGO_SETTINGS_MODULE"):
+        conf = sys.modules.get("django.conf")
+        if conf is not None and conf.settings.configured:
+            hmr.refuse(
+                DJANGO_SETTINGS,
+                f"{module_name} changed",
+                "Django read its settings at start-up",
+                module=module_name,
+            )
+    for edit in _model_edits(module_name):
+        hmr.refuse(
+            DJANGO_MODEL_FIELDS,
+            edit,
+            "a migration may be needed (manage.py makemigrations)",
+            module=module_name,
+        )
+
+
+def _model_edits(module_name: str) -> list[str]:
+    """What the new code of ``module_name`` changed in its models' fields."""
     before = _models_before.pop(module_name, None)
     after = _model_fields(module_name)
     if before is None or after is None:
-        return
+        return []
     edits: list[str] = []
     for label, fields in after.items():
         old = before.get(label)
@@ -216,13 +240,7 @@ def report_model_edits(module_name: str) -> None:
         for verb, names in (("gained", gained), ("lost", lost), ("changed", changed)):
             if names:
                 edits.append(f"{label} {verb} {', '.join(names)}")
-    if edits:
-        log.warning(
-            "restart to apply the edit of %s: Django model fields (%s); "
-            "a migration may be needed (manage.py makemigrations)",
-            module_name,
-            "; ".join(edits),
-        )
+    return edits
 
 
 # -- the non-Python files Django's reloader watched -------------------------------

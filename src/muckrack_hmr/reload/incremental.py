@@ -50,6 +50,7 @@ __all__ = [
     "match_statements",
     "plan_and_run",
     "translate_incoming",
+    "undo_run",
 ]
 
 _MISSING = object()
@@ -370,8 +371,9 @@ def _relocate(
                 assign(value, shift_code(code, delta))
 
 
-def _undo_bodies(changes: Changes) -> None:
-    """A later statement failed: put back the classes and function bodies patched so far."""
+def undo_run(changes: Changes) -> None:
+    """A later statement failed (or the edit was refused): put back the classes and
+    function bodies patched so far."""
     for _, undo in reversed(changes.class_patches):
         undo()
     changes.class_patches.clear()
@@ -419,7 +421,7 @@ def _adopt_class(
         registered = may_register(then, map(_last_name, node.decorator_list))
         changes.class_patches.append(patch_class_now(module, then, now, registered))
     except Exception as exc:
-        _undo_bodies(changes)
+        undo_run(changes)
         raise StatementError(f"patching class {name} failed: {exc}") from exc
     namespace[name] = then
 
@@ -461,7 +463,7 @@ def _run_statement(
     try:
         exec(code, namespace)
     except BaseException as exc:
-        _undo_bodies(changes)
+        undo_run(changes)
         raise StatementError(str(exc)) from exc
 
 
@@ -600,7 +602,7 @@ def plan_and_run(
             try:
                 pairs = in_place_edit(statement, old, namespace, filename, flags)
             except StatementError:
-                _undo_bodies(changes)
+                undo_run(changes)
                 raise
             if pairs is not None:
                 # Only bodies changed (a function's, or methods of a class):

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
+from .refusals import CLASS_LAYOUT, ENUM_CLASS, ENUM_MEMBERS, Refusal
+
 if TYPE_CHECKING:
     from typing import Protocol, TypeGuard
 
@@ -133,8 +135,8 @@ class PatchReport:
 
     patched: list[str] = field(default_factory=list)
     """Qualified names of functions and classes patched in place."""
-    refused: list[str] = field(default_factory=list)
-    """One message per definition that needs a restart (the old object is kept)."""
+    refused: list[Refusal] = field(default_factory=list)
+    """One per definition that needs a restart (the old object is kept)."""
     replaced: list[str] = field(default_factory=list)
     """Functions whose closure changed shape: the new object replaced the old one."""
     closures: int = 0
@@ -157,13 +159,15 @@ class _Refusal:
     """Why a class cannot be patched: its own change, or one of a nested class."""
 
     reason: str
+    """What changed, as a verb phrase (``changed its bases (now B)``)."""
+    kind: str = CLASS_LAYOUT
     nested: type | None = None
     """The nested class that cannot be patched (``Outer.Inner``), if it is one."""
 
-    def __str__(self) -> str:
-        if self.nested is None:
-            return self.reason
-        return f"its nested class {self.nested.__qualname__}: {self.reason}"
+    def refusal(self, module: str, cls: type) -> Refusal:
+        """The engine's record of it, naming the class whose change it is."""
+        owner = self.nested if self.nested is not None else cls
+        return Refusal(self.kind, module, f"{module}.{owner.__qualname__} {self.reason}")
 
 
 def _defined_in(obj: object, module: str) -> bool:
@@ -284,14 +288,14 @@ class _Patcher:
         self.actions.append(merge)
         return True
 
-    def plan_class(self, old: type, new: type) -> str | None:
-        """Schedule ``old`` to take ``new``'s members; the reason if it cannot.
+    def plan_class(self, old: type, new: type) -> Refusal | None:
+        """Schedule ``old`` to take ``new``'s members; why it cannot, if it cannot.
 
         Nested classes are planned with it; if one of them cannot be patched,
         nothing of ``old`` is scheduled.
         """
         refusal = self._plan_class(old, new)
-        return None if refusal is None else str(refusal)
+        return None if refusal is None else refusal.refusal(self.module, old)
 
     def _plan_class(self, old: type, new: type) -> _Refusal | None:
         if old is new or id(new) in self.new_to_old:
@@ -323,24 +327,32 @@ class _Patcher:
 
     def _plan_class_unmarked(self, old: type, new: type) -> _Refusal | None:
         if type(old) is not type(new):
-            return _Refusal(f"its metaclass changed ({type(old).__name__} -> {type(new).__name__})")
+            change = f"({type(old).__name__} -> {type(new).__name__})"
+            if issubclass(old, Enum) != issubclass(new, Enum):
+                return _Refusal(
+                    f"became {'an enum' if issubclass(new, Enum) else 'a plain class'} {change}",
+                    ENUM_CLASS,
+                )
+            return _Refusal(f"changed its metaclass {change}")
         new_bases = tuple(self.map(base) for base in new.__bases__)
         if new_bases != old.__bases__:
             names = ", ".join(base.__name__ for base in new.__bases__)
-            return _Refusal(f"its bases changed (now {names})")
+            return _Refusal(f"changed its bases (now {names})")
         if old.__dict__.get("__slots__") != new.__dict__.get("__slots__"):
-            return _Refusal("its __slots__ changed")
+            return _Refusal("changed its __slots__")
         if issubclass(old, Enum):
             added = _enum_additions(old, new)
             if added is None:
-                return _Refusal("its members changed (removed, renamed or given new values)")
+                return _Refusal(
+                    "changed its members (removed, renamed or given new values)", ENUM_MEMBERS
+                )
             if added:
                 reason = _adopt_members(old, new, added)
                 if reason is not None:
-                    return _Refusal(reason)
+                    return _Refusal(reason, ENUM_MEMBERS)
                 self.actions.append(functools.partial(self._add_enum_members, old, new, added))
         if getattr(old, "_fields", None) != getattr(new, "_fields", None):
-            return _Refusal("its fields changed")
+            return _Refusal("changed its fields")
         self.new_to_old[id(new)] = old
         self.keep_alive.append(new)
         members = _members(new)
@@ -357,7 +369,9 @@ class _Patcher:
                 self.nested_classes.append(nested)
                 refusal = self._plan_class(*nested)
                 if refusal is not None:
-                    return refusal if refusal.nested else _Refusal(refusal.reason, nested[0])
+                    if refusal.nested is not None:
+                        return refusal
+                    return _Refusal(refusal.reason, refusal.kind, nested[0])
                 continue
             if (
                 isinstance(value, types.FunctionType)
@@ -633,7 +647,7 @@ def _adopt_members(old: type[Enum], new: type[Enum], added: list[str]) -> str | 
         try:
             member.__class__ = old
         except TypeError as error:
-            return f"its new member {name} cannot join the live enum ({error})"
+            return f"cannot take its new member {name} ({error})"
         if hasattr(member, "__objclass__"):
             member.__objclass__ = old
     return None
@@ -870,9 +884,7 @@ def patch_class_now(
                 module, new_nested, old_nested, (patcher.keep_alive, *gc.get_referents(new))
             )
     if reason is not None:
-        patcher.report.refused.append(
-            f"class {module}.{old.__qualname__}: {reason}; restart to apply it"
-        )
+        patcher.report.refused.append(reason)
         return patcher.report, lambda: None
     patcher.apply()
     undo = patcher.undo
@@ -973,9 +985,7 @@ def patch_namespace(module: str, old: dict[str, object], new: dict[str, object])
             # Refused or not, the live class stays: a refused edit waits for a restart.
             reason = patcher.plan_class(previous, value)
             if reason is not None:
-                patcher.report.refused.append(
-                    f"class {module}.{previous.__qualname__}: {reason}; restart to apply it"
-                )
+                patcher.report.refused.append(reason)
             back[name] = previous
     for name, value in new.items():
         previous = old.get(name)
@@ -1008,6 +1018,9 @@ def patch_namespace(module: str, old: dict[str, object], new: dict[str, object])
                     patcher.actions.append(clear)
             else:
                 patcher.report.replaced.append(f"{module}.{old_function.__qualname__}")
+    if patcher.report.refused:
+        # Nothing of the module applies (the engine puts its namespace back).
+        return patcher.report
     patcher.apply()
     new.update(back)
     return patcher.report

@@ -43,10 +43,12 @@ from .incremental import (
     plan_and_run,
     run_all,
     translate_incoming,
+    undo_run,
 )
 from .mentions import spelling_any
 from .patching import PatchReport, patch_bodies, patch_namespace, refill
 from .rebinding import rebind_importers
+from .refusals import Refusal, RefusedEdit
 from .sources import SourceStore, read_settled
 
 if TYPE_CHECKING:
@@ -123,6 +125,8 @@ class ReloadResult:
 
     reloaded: list[str] = field(default_factory=list)
     """Modules whose code ran again, in the order they ran."""
+    edited: list[str] = field(default_factory=list)
+    """The modules asked for whose file held new code (applied, failed or refused)."""
     patched: list[str] = field(default_factory=list)
     """Functions and classes given new definitions in place (``module.qualname``)."""
     rebound: list[str] = field(default_factory=list)
@@ -131,8 +135,9 @@ class ReloadResult:
     """Modules whose new code failed: they keep their old namespace."""
     left_alone: list[str] = field(default_factory=list)
     """Dependents not run because a module they import failed."""
-    refused: list[str] = field(default_factory=list)
-    """Changes that need a restart (a class whose bases changed...)."""
+    refused: list[Refusal] = field(default_factory=list)
+    """Edits that need a restart (a class whose bases changed...): their modules kept
+    their old code."""
     recovered: list[str] = field(default_factory=list)
     """Modules that had failed before and run their new code now."""
     module_ms: dict[str, float] = field(default_factory=dict)
@@ -190,6 +195,10 @@ class Reloader:
         self._trimmed_at = 0
         #: Modules whose last reload failed: the next one that succeeds says so.
         self.failing: set[str] = set()
+        #: The last reload that had something to apply (``__hmr__.write_graph`` marks it).
+        self.last_result: ReloadResult | None = None
+        # module -> the refusals declared (``refuse``) while its new code ran.
+        self._declared: dict[str, list[Refusal]] = {}
 
     def remember_sources(self, untrusted: Iterable[str] = (), *, compress: bool = True) -> int:
         """Keep the sources of modules still as imported (see SourceStore.remember_all).
@@ -354,11 +363,14 @@ class Reloader:
                 self._running = False
                 self._queued = []
                 self._given = {}
+                self._declared = {}
                 # Parsed trees are many times the size of their source: none
                 # outlives the save it was parsed for (the next edit parses
                 # only its own lines of the old side, see summarize_before).
                 self.sources.forget_parses()
         result.total_ms = (time.perf_counter() - start) * 1000.0
+        if result.edited or result.reloaded:
+            self.last_result = result
         if result.reloaded or result.failed or result.recovered:
             # Outside the lock: a hook may ask for the graph, or reload.
             self.hooks.report_result(result)
@@ -424,6 +436,8 @@ class Reloader:
             module_started = time.perf_counter()
             if is_root and name not in forced and self._unchanged(name):
                 continue  # the code that runs: nothing to apply
+            if is_root:
+                result.edited.append(name)
             if self.cascade == "always" or name in forced:
                 outcome = self._reexecute(name, forced=name in forced)
             elif is_root:
@@ -595,9 +609,19 @@ class Reloader:
         with _applied_at_once():
             try:
                 summary = self.sources.summary(filename, source, package)
-                self._run_whole(
+                ran = self._run_whole(
                     name, namespace, filename, summary=summary, code=code, snapshot=snapshot
                 )
+                refusals = self._refusals(name, ran)
+                report = None
+                if not refusals:
+                    self._drop_leftovers(name, bound_names(summary, package), snapshot, namespace)
+                    report = patch_namespace(name, snapshot, namespace)
+                    refusals = report.refused
+                if refusals:
+                    if ran is not None:
+                        undo_run(ran)
+                    raise RefusedEdit(refusals)
             except BaseException as exc:  # SystemExit from module code must not end the program
                 # What the failed run started goes, while its names are still bound.
                 self.hooks.dispose(name)
@@ -607,12 +631,18 @@ class Reloader:
                 cause = exc.__cause__ if isinstance(exc, StatementError) else exc
                 if isinstance(cause, KeyboardInterrupt):
                     raise cause from None
-                self._fail(name, cause if cause is not None else exc)
+                if isinstance(exc, RefusedEdit):
+                    self._refuse(name, exc)
+                else:
+                    self._fail(name, cause if cause is not None else exc)
                 if disposed:
                     self._set_up_again(name, namespace, filename, snapshot)
-                return None
-            self._drop_leftovers(name, bound_names(summary, package), snapshot, namespace)
-            self._patch(name, snapshot, namespace)
+                # A refused edit changed nothing: its dependents have nothing to follow.
+                return Changes() if isinstance(exc, RefusedEdit) else None
+            if ran is not None:
+                for patched, _ in ran.class_patches:
+                    self._report(patched)
+            self._report(report)
             self.sources.remember(name, source)
             self.hooks.run(self.hooks.post_reload, name, "post-reload")
             everything = {key for key in {*snapshot, *namespace} if key not in _MODULE_METADATA}
@@ -629,18 +659,17 @@ class Reloader:
         summary: ModuleSummary,
         code: CodeType,
         snapshot: dict[str, object],
-    ) -> None:
-        """Run a module's code whole in its live namespace."""
+    ) -> Changes | None:
+        """Run a module's code whole in its live namespace; the class patches it made."""
         # A module that defines classes runs statement by statement: each live
         # class takes its new definition before the statements after it run.
         defines_classes = any(
             isinstance(value, type) and value.__module__ == name for value in snapshot.values()
         )
         if defines_classes:
-            for report, _ in run_all(namespace, filename, summary, snapshot).class_patches:
-                self._report(report)
-        else:
-            exec(code, namespace)
+            return run_all(namespace, filename, summary, snapshot)
+        exec(code, namespace)
+        return None
 
     def _set_up_again(
         self, name: str, namespace: dict[str, object], filename: str, snapshot: dict[str, object]
@@ -661,9 +690,11 @@ class Reloader:
         try:
             code = self._compile(filename, old)
             summary = self.sources.summary(filename, old, package)
-            self._run_whole(
+            ran = self._run_whole(
                 name, namespace, filename, summary=summary, code=code, snapshot=snapshot
             )
+            for report, _ in ran.class_patches if ran is not None else ():
+                self._report(report)
         except BaseException as exc:
             refill(namespace, snapshot)
             log.error(
@@ -699,11 +730,10 @@ class Reloader:
     def _patch(self, name: str, snapshot: dict[str, object], namespace: dict[str, object]) -> None:
         self._report(patch_namespace(name, snapshot, namespace))
 
-    def _report(self, report: PatchReport) -> None:
+    def _report(self, report: PatchReport | None) -> None:
+        if report is None:
+            return
         self._result.patched.extend(report.patched)
-        self._result.refused.extend(report.refused)
-        for message in report.refused:
-            log.error("kept the old %s", message)
         for qualname in report.replaced:
             log.warning(
                 "%s changed its closure: references to the old function keep running the old code",
@@ -772,13 +802,25 @@ class Reloader:
                     raise cause from None
                 self._fail(name, cause if cause is not None else error)
                 return None
+            refusals = self._refusals(name, outcome)
+            report = None
+            if not refusals and outcome.applied:
+                report = patch_namespace(name, snapshot, namespace)
+                refusals = report.refused
+            if refusals:
+                # Nothing of the edit stays: as for a failure, but the code was fine.
+                undo_run(outcome)
+                self.hooks.dispose(name)
+                refill(namespace, snapshot)
+                self._refuse(name, RefusedEdit(refusals))
+                return Changes()
             if old is not new:
                 self._forget_removed_imports(name, old, new, package)
             self.sources.remember(name, source, new)
-            for report, _ in outcome.class_patches:
-                self._report(report)
+            for patched, _ in outcome.class_patches:
+                self._report(patched)
             if outcome.applied:
-                self._patch(name, snapshot, namespace)
+                self._report(report)
                 if outcome.body_patches:
                     self._report(patch_bodies(name, outcome.body_patches, namespace))
                 # A function that could not be patched in place is a new object.
@@ -831,6 +873,35 @@ class Reloader:
         with self.tracker.lock:
             self.graph.restore_dependencies(name, saved_edges)
             self.tracker.forget_statements(name)
+
+    # -- edits that cannot apply in place -------------------------------------
+
+    def refuse(self, refusal: Refusal) -> bool:
+        """Refuse the edit of ``refusal.module``, whose new code runs now; False outside it.
+
+        For the module's own code (``__hmr__.refuse``) and an integration's
+        refusal check: when the module's run is over, nothing of it applies.
+        """
+        with self._lock:
+            if not self._running:
+                return False
+            self._declared.setdefault(refusal.module, []).append(refusal)
+            return True
+
+    def _refusals(self, name: str, ran: Changes | None) -> list[Refusal]:
+        """Why the new code of ``name``, which ran, cannot stay (an empty list: it can)."""
+        patches = ran.class_patches if ran is not None else []
+        found = [each for report, _ in patches for each in report.refused]
+        self.hooks.run(self.hooks.checks, name, "refusal check")
+        found.extend(self._declared.pop(name, ()))
+        return found
+
+    def _refuse(self, name: str, refused: RefusedEdit) -> None:
+        self._result.refused.extend(refused.refusals)
+        # The handlers put back what the run changed outside the module (routes).
+        self.hooks.report_error(name, refused)
+        for refusal in refused.refusals:
+            log.warning("%s", refusal)
 
     def _fail(self, name: str, exc: BaseException) -> None:
         self._result.failed[name] = exc

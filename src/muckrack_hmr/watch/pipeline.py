@@ -53,6 +53,7 @@ from .saves import Judged, Read, SaveJudge, Wait, digest
 
 if TYPE_CHECKING:
     from ..api import HMR
+    from ..reload.refusals import Refusal
     from .bursts import ModuleSave, SettledSaves
 
 __all__ = ["LAG_MARGIN", "SavePipeline", "SavesConsumer"]
@@ -123,6 +124,8 @@ class SavePipeline:
         self.why = "asked for" if self.backend is not None else "the default"
         self._files: dict[str, str] = {}  # real path -> module name ("" for a plain file)
         self._scripts: dict[str, bytes | None] = {}  # the script's path -> digest of what ran
+        #: ``fn(refusal, path)`` when the running script is saved (``--restart-on-refused``).
+        self.script_refused: list[Callable[[Refusal, str], None]] = []
         self._by_folder: dict[str, list[str]] = {}  # folder -> its module and data files
         # Trees whose files are reported as they are saved (watch_files): prefix -> suffixes.
         self._trees: dict[str, tuple[str, ...]] = {}
@@ -611,11 +614,17 @@ class SavePipeline:
         if content == self._scripts[path]:
             return  # a touch, or saved back as it runs
         self._scripts[path] = content
-        log.warning(
-            "%s is the running script (__main__), which is never reloaded: "
-            "restart to apply the edit",
-            path,
+        from ..reload.refusals import RUNNING_SCRIPT, Refusal
+
+        refusal = Refusal(
+            RUNNING_SCRIPT,
+            "__main__",
+            f"{path} was saved",
+            "__main__ is never reloaded: put the code to reload in a module it imports",
         )
+        log.warning("%s", refusal)
+        for listener in list(self.script_refused):
+            listener(refusal, path)
 
     def _add_laggards(self, paths: dict[str, float], first: float, now: float) -> None:
         """Add the files of the burst whose events have not arrived yet.

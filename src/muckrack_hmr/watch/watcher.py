@@ -99,6 +99,9 @@ class Watcher:
         self.file_listeners: list[Callable[[tuple[FileSave, ...]], object]] = []
         #: Set once file events are on (see :meth:`start`).
         self.started = self.pipeline.started
+        #: ``fn(result)`` after each reload of saves (the CLI's ``--graph`` and
+        #: ``--restart-on-refused``), on the watcher's thread.
+        self.after_reload: list[Callable[[ReloadResult], None]] = []
 
     def safe_point(self) -> None:
         """Wait (a little) while another thread imports: a reload's moment."""
@@ -204,4 +207,9 @@ class Watcher:
         )
         for save in saves.modules:
             self.pipeline.reload_failed(save, save.name in result.failed)
+        for listener in list(self.after_reload):
+            try:
+                listener(result)
+            except Exception:
+                log.exception("after-reload listener %r raised", listener)
         return result
