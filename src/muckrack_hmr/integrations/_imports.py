@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from importlib.abc import Loader
     from importlib.machinery import ModuleSpec
 
-__all__ = ["forget_all", "when_imported"]
+__all__ = ["forget_all", "when_imported", "wrap_method"]
 
 log = logging.getLogger(__name__)
 
@@ -143,3 +143,25 @@ def forget_all() -> None:
         _finder.callbacks.clear()
         if _finder in sys.meta_path:
             sys.meta_path.remove(_finder)
+
+
+def wrap_method(
+    cls: type,
+    name: str,
+    make: Callable[[Callable[..., object]], Callable[..., object]],
+    mark: str,
+) -> None:
+    """Replace ``cls.name`` by ``make(original)``, once: a wrapper carries ``mark``.
+
+    The integrations adjust a framework's classes when it is imported; a
+    second activation (a second ``HMR``, a module imported again) finds the
+    mark and leaves the wrapper as it is.
+    """
+    import functools
+
+    original = getattr(cls, name)
+    if getattr(original, mark, False):
+        return
+    wrapper = functools.wraps(original)(make(original))
+    setattr(wrapper, mark, True)
+    setattr(cls, name, wrapper)

@@ -30,7 +30,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from . import _reloading
-from ._imports import when_imported
+from ._imports import when_imported, wrap_method
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -113,12 +113,7 @@ def enable(hmr: HMR) -> None:
 def _wrap(
     cls: type, name: str, make: Callable[[Callable[..., object]], Callable[..., object]]
 ) -> None:
-    original = getattr(cls, name)
-    if getattr(original, _MARK, False):
-        return
-    wrapper = functools.wraps(original)(make(original))
-    setattr(wrapper, _MARK, True)
-    setattr(cls, name, wrapper)
+    wrap_method(cls, name, make, _MARK)
 
 
 # The setup methods that declare routes (and blueprints, which carry routes).  Others

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from .._imports import when_imported
+from .._imports import when_imported, wrap_method
 from .events import Events, error_event
 from .folders import WebFolder, django_folders, flask_folders, inside, starlette_folders
 
@@ -137,12 +137,7 @@ def enable(hmr: HMR) -> Browser:
 def _patch(
     cls: type, name: str, make: Callable[[Callable[..., object]], Callable[..., object]]
 ) -> None:
-    original = getattr(cls, name)
-    if getattr(original, _MARK, False):
-        return
-    wrapper = functools.wraps(original)(make(original))
-    setattr(wrapper, _MARK, True)
-    setattr(cls, name, wrapper)
+    wrap_method(cls, name, make, _MARK)
 
 
 def _patch_werkzeug(serving: ModuleType, browser: Browser) -> None:
