@@ -38,6 +38,7 @@ FRAMEWORKS = {
     "uvicorn": "muckrack_hmr.integrations.uvicorn",
     "fastapi": "muckrack_hmr.integrations.fastapi",
     "gunicorn": "muckrack_hmr.integrations.gunicorn",
+    "starlette": "muckrack_hmr.integrations.starlette",
 }
 
 _active: dict[str, HMR] = {}
