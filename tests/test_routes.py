@@ -573,3 +573,97 @@ def test_starlette_websocket_routes_follow_edits(proj: Path, spawn: Spawn) -> No
     assert websocket_says(port, "/yell", "hi") is None
     assert websocket_says(port, "/ws", "hi") == "echo hi"
     assert counts(child, port) == {"pid": pid, "app": app_routes, "api": 1}
+
+
+def test_starlette_routes_of_a_failed_reload_are_taken_back(proj: Path, spawn: Spawn) -> None:
+    write(proj / "app.py", starlette_app())
+    port = free_port()
+    child = spawn(
+        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    tracked(child, "app")
+    before = counts(child, port)
+
+    failing = 'app.add_route("/late", extra)\nraise RuntimeError("a later statement fails")'
+    write(proj / "app.py", starlette_app(defs=EXTRA, calls=failing))
+    line = child.expect(outcome_of("app"), stream="err")
+    assert line.startswith("hmr: failed to reload app "), line
+    wait_status(child, port, "/late", 404, "Not Found")
+    assert counts(child, port) == before
+
+    write(proj / "app.py", starlette_app(defs=EXTRA, calls='app.add_route("/late", extra)'))
+    assert child.expect(outcome_of("app"), stream="err").startswith("hmr: reloaded app ")
+    assert status(port, "/late") == (200, "extra /late")
+    assert counts(child, port) == dict(before, app=before["app"] + 1)
+
+
+FASTAPI_WEBSOCKETS = """\
+import os
+
+from fastapi import FastAPI, WebSocket
+
+app = FastAPI()
+
+
+@app.get("/count")
+def count():
+    return {{"pid": os.getpid(), "app": len(app.routes)}}
+
+
+@app.websocket("/ws")
+async def echo(websocket: WebSocket):
+    await websocket.accept()
+    await websocket.send_text("echo " + await websocket.receive_text())
+    await websocket.close()
+{extra}
+"""
+
+FASTAPI_SHOUT = """
+@app.websocket("{path}")
+async def shout(websocket: WebSocket):
+    await websocket.accept()
+    await websocket.send_text("shout " + await websocket.receive_text())
+    await websocket.close()
+"""
+
+
+def fastapi_websockets(path: str | None = None) -> str:
+    extra = FASTAPI_SHOUT.format(path=path) if path else ""
+    return FASTAPI_WEBSOCKETS.format(extra=extra)
+
+
+def test_fastapi_websocket_routes_follow_edits(proj: Path, spawn: Spawn) -> None:
+    write(proj / "app.py", fastapi_websockets())
+    port = free_port()
+    child = spawn(
+        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    tracked(child, "app")
+    first = counts(child, port)
+    pid, app_routes = first["pid"], first["app"]
+    assert websocket_says(port, "/ws", "hi") == "echo hi"
+
+    # 1. The handler's body, in place.
+    edit(child, proj / "app.py", fastapi_websockets().replace('"echo "', '"said "'), "app")
+    assert websocket_says(port, "/ws", "hi") == "said hi"
+    assert counts(child, port) == {"pid": pid, "app": app_routes}
+
+    # 2. Added, moved, removed.
+    edit(child, proj / "app.py", fastapi_websockets("/shout"), "app")
+    assert websocket_says(port, "/shout", "hi") == "shout hi"
+    assert counts(child, port) == {"pid": pid, "app": app_routes + 1}
+    edit(child, proj / "app.py", fastapi_websockets("/yell"), "app")
+    assert websocket_says(port, "/yell", "hi") == "shout hi"
+    assert websocket_says(port, "/shout", "hi") is None
+    assert counts(child, port) == {"pid": pid, "app": app_routes + 1}
+    edit(child, proj / "app.py", fastapi_websockets(), "app")
+    assert websocket_says(port, "/yell", "hi") is None
+    assert counts(child, port) == {"pid": pid, "app": app_routes}
+
+    # 3. The app's own statement edited: the app made again hands its routes to the live one.
+    # (with a route added in the same save: it serves from the app uvicorn holds).
+    remade = fastapi_websockets("/shout").replace("FastAPI()", 'FastAPI(title="Edited")')
+    edit(child, proj / "app.py", remade, "app")
+    assert websocket_says(port, "/shout", "hi") == "shout hi"
+    assert websocket_says(port, "/ws", "hi") == "echo hi"
+    assert counts(child, port) == {"pid": pid, "app": app_routes + 1}

@@ -190,9 +190,7 @@ def _middleware(declared: list[object]) -> list[tuple[object, ...]]:
 
 
 def _same_handlers(old: dict[object, object], new: dict[object, object]) -> bool:
-    return old.keys() == new.keys() and all(
-        _reloading.same_def(old[key], new[key]) for key in old
-    )
+    return old.keys() == new.keys() and all(_reloading.same_def(old[key], new[key]) for key in old)
 
 
 def _key(route: object) -> tuple[object, ...]:
@@ -217,8 +215,11 @@ def _replace_earlier(router: _Router, saved: list[object]) -> None:
     for new in added:
         old = [index for index, route in enumerate(routes) if id(route) in earlier]
         place = next((i for i in old if _key(routes[i]) == _key(new)), None)
-        if place is None:
-            endpoint = getattr(new, "endpoint", None)
+        endpoint = getattr(new, "endpoint", None)
+        module = getattr(endpoint, "__module__", "")
+        if place is None and _reloading.defined_at_top(endpoint, module) is not None:
+            # Moved (a new path, other methods) if its def is the same top-level one; a
+            # factory's endpoints share one def, each route made by its own statement.
             place = next(
                 (
                     i
@@ -247,7 +248,8 @@ def _remove(router: _Router, route: object, name: str) -> None:
         if held is route:
             del routes[index]
             _changed(router)
-            log.debug("route %s removed: its def is gone from %s", getattr(route, "path", "?"), name)
+            path = getattr(route, "path", "?")
+            log.debug("route %s removed: its def is gone from %s", path, name)
             return
 
 
