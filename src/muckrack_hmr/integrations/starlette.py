@@ -116,7 +116,8 @@ def note_routes(name: str) -> None:
         for key, value in list(namespace.items())
         if app_class is not None and isinstance(value, app_class)
     }
-    routers = list(_routers.values())
+    # One entry per routes list: an adopted app's router shares the live one's.
+    routers = list({id(router.routes): router for router in _routers.values()}.values())
     routes = {id(router): (router, list(router.routes)) for router in routers}
     defs = [
         (router, route, defined)
@@ -218,14 +219,15 @@ def _replace_earlier(router: _Router, saved: list[object]) -> None:
         endpoint = getattr(new, "endpoint", None)
         module = getattr(endpoint, "__module__", "")
         if place is None and _reloading.defined_at_top(endpoint, module) is not None:
-            # Moved (a new path, other methods) if its def is the same top-level one; a
-            # factory's endpoints share one def, each route made by its own statement.
+            # Moved (a new path, other methods) if its top-level def ran again with it (a
+            # decorator: one route per def).  A def that did not run again may serve a
+            # second route; a factory's endpoints share one def, a route per statement.
             place = next(
                 (
                     i
                     for i in old
                     if type(routes[i]) is type(new)
-                    and endpoint is not None
+                    and getattr(routes[i], "endpoint", None) is not endpoint
                     and _reloading.same_def(getattr(routes[i], "endpoint", None), endpoint)
                 ),
                 None,
