@@ -394,10 +394,14 @@ def test_starlette_app_made_again_hands_its_tables_to_the_live_app(
     integrations.activate(hmr)
     try:
         project.write("star_app.py", STARLETTE_APP.format(routes="", middleware="", appended="/a"))
+        project.write(
+            "star_more.py", 'from star_app import app, home\n\napp.add_route("/more", home)\n'
+        )
         module = importlib.import_module("star_app")
+        importlib.import_module("star_more")
         live = module.app
         live.middleware_stack = live.build_middleware_stack()  # as at its first request
-        assert [route.path for route in live.routes] == ["/", "/a"]
+        assert [route.path for route in live.routes] == ["/", "/a", "/more"]
 
         # The app's statement: a route and a middleware added (the append runs again too).
         gzip = "Middleware(GZipMiddleware)"
@@ -405,9 +409,11 @@ def test_starlette_app_made_again_hands_its_tables_to_the_live_app(
             "star_app.py",
             STARLETTE_APP.format(routes=', Route("/b", home)', middleware=gzip, appended="/a"),
         )
-        assert hmr.reload("star_app").reloaded == ["star_app"]
+        assert hmr.reload("star_app").reloaded == ["star_app", "star_more"]
         assert module.app is live
-        assert [route.path for route in live.routes] == ["/", "/b", "/a"]
+        # Another module's route on the app: its statement ran again, on the live app.
+        assert [route.path for route in live.routes] == ["/", "/b", "/a", "/more"]
+        assert importlib.import_module("star_more").app is live
         assert [item.cls for item in live.user_middleware] == [module.GZipMiddleware]
         assert live.middleware_stack is None  # built again at the next request
 
@@ -421,6 +427,7 @@ def test_starlette_app_made_again_hands_its_tables_to_the_live_app(
             ("/", "home"),
             ("/b", "home"),
             ("/a", "again"),
+            ("/more", "home"),
         ]
         assert live.middleware_stack is not None  # nothing of it changed: kept
     finally:
