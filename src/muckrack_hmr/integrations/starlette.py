@@ -130,6 +130,7 @@ def note_routes(name: str) -> None:
     _before[name] = _Before(apps, routes, defs)
 
     def undo() -> None:
+        _before.pop(name, None)  # no post-reload hook follows a failure
         for router, saved in routes.values():
             router.routes[:] = saved
             _changed(router)
