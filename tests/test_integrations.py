@@ -363,3 +363,72 @@ def test_fastapi_routes_of_a_factory_are_replaced_one_by_one(project: Project, h
         assert sorted(paths) == sorted([*first[:-3], "/a", "/a2", "/b", "/c2"])
     finally:
         integrations.deactivate()
+
+
+# -- Starlette: the app the server holds takes the routes of its edited statement ---------
+
+STARLETTE_APP = """\
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+
+def home(request):
+    return PlainTextResponse("home")
+
+
+app = Starlette(routes=[Route("/", home){routes}], middleware=[{middleware}])
+app.router.routes.append(Route("{appended}", home, name="appended"))
+"""
+
+
+def test_starlette_app_made_again_hands_its_tables_to_the_live_app(
+    project: Project, hmr: Any
+) -> None:
+    """The live app keeps its identity; routes appended by a statement that ran again are
+    there once; changed middleware makes Starlette build its stack again."""
+    from muckrack_hmr import integrations
+
+    integrations.activate(hmr)
+    try:
+        project.write("star_app.py", STARLETTE_APP.format(routes="", middleware="", appended="/a"))
+        project.write(
+            "star_more.py", 'from star_app import app, home\n\napp.add_route("/more", home)\n'
+        )
+        module = importlib.import_module("star_app")
+        importlib.import_module("star_more")
+        live = module.app
+        live.middleware_stack = live.build_middleware_stack()  # as at its first request
+        assert [route.path for route in live.routes] == ["/", "/a", "/more"]
+
+        # The app's statement: a route and a middleware added (the append runs again too).
+        gzip = "Middleware(GZipMiddleware)"
+        project.write(
+            "star_app.py",
+            STARLETTE_APP.format(routes=', Route("/b", home)', middleware=gzip, appended="/a"),
+        )
+        assert hmr.reload("star_app").reloaded == ["star_app", "star_more"]
+        assert module.app is live
+        # Another module's route on the app: its statement ran again, on the live app.
+        assert [route.path for route in live.routes] == ["/", "/b", "/a", "/more"]
+        assert importlib.import_module("star_more").app is live
+        assert [item.cls for item in live.user_middleware] == [module.GZipMiddleware]
+        assert live.middleware_stack is None  # built again at the next request
+
+        # The append alone ran again (another name): its route takes the earlier one's place.
+        live.middleware_stack = live.build_middleware_stack()
+        edited = STARLETTE_APP.format(routes=', Route("/b", home)', middleware=gzip, appended="/a")
+        project.write("star_app.py", edited.replace('name="appended"', 'name="again"'))
+        assert hmr.reload("star_app").reloaded == ["star_app"]
+        assert module.app is live
+        assert [(route.path, route.name) for route in live.routes] == [
+            ("/", "home"),
+            ("/b", "home"),
+            ("/a", "again"),
+            ("/more", "home"),
+        ]
+        assert live.middleware_stack is not None  # nothing of it changed: kept
+    finally:
+        integrations.deactivate()

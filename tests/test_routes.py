@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .subprocesses import Child, write
 from .test_everyday_edits import edit, outcome_of, tracked
 from .test_frameworks import Spawn, free_port, poll, wait_status
@@ -406,3 +408,262 @@ def test_django_patterns_of_an_included_urlconf_follow_edits(proj: Path, spawn: 
     assert status(port, "/blog/second")[0] == 404
     assert counts(child, port) == {"pid": pid, "patterns": patterns}
     assert status(port, "/blog/") == (200, "blog")
+
+
+# -- Starlette: the routes list of the app's own statement; websocket routes --------------
+
+STARLETTE_APP = """\
+import os
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+
+
+def count(request):
+    return JSONResponse({{"pid": os.getpid(), "app": len(app.routes), "api": len(api)}})
+
+
+def home(request):
+    return PlainTextResponse("home")
+
+
+def ping(request):
+    return PlainTextResponse("pong")
+
+
+async def echo(websocket):
+    await websocket.accept()
+    text = await websocket.receive_text()
+    await websocket.send_text("echo " + text)
+    await websocket.close()
+{defs}
+
+api = [Route("/ping", ping){api}]
+routes = [
+    Route("/count", count),
+    Route("/", home),
+    WebSocketRoute("/ws", echo),
+    Mount("/api", routes=api),{routes}
+]
+app = Starlette(routes=routes)
+{calls}
+"""
+
+
+def starlette_app(defs: str = "", api: str = "", routes: str = "", calls: str = "") -> str:
+    return STARLETTE_APP.format(defs=defs, api=api, routes=routes, calls=calls)
+
+
+EXTRA = '\n\ndef extra(request):\n    return PlainTextResponse("extra " + request.url.path)\n'
+SHOUT = (
+    "\n\nasync def shout(websocket):\n    await websocket.accept()\n"
+    '    await websocket.send_text("shout " + await websocket.receive_text())\n'
+    "    await websocket.close()\n"
+)
+
+
+def websocket_says(port: int, path: str, text: str) -> str | None:
+    """What the server's websocket at ``path`` answers to ``text``; None if it refuses."""
+    websocket = pytest.importorskip("websocket", reason="websocket-client is not installed")
+    try:
+        connection = websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=5)
+    except websocket.WebSocketBadStatusException:
+        return None
+    try:
+        connection.send(text)
+        answer: str = connection.recv()
+        return answer
+    finally:
+        connection.close()
+
+
+def test_starlette_routes_list_follows_edits_in_the_live_app(proj: Path, spawn: Spawn) -> None:
+    """The app's statement runs again and makes a new app: the one uvicorn serves takes
+    its routes, and ``app`` stays the live object."""
+    write(proj / "app.py", starlette_app())
+    port = free_port()
+    child = spawn(
+        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    tracked(child, "app")
+    first = counts(child, port)
+    pid, app_routes, api_routes = first["pid"], first["app"], first["api"]
+    assert pid == child.proc.pid
+    assert (app_routes, api_routes) == (4, 1)
+    assert websocket_says(port, "/ws", "hi") == "echo hi"
+
+    # 1. A route added to the app's list, one to a mounted list, one by a later call.
+    edit(
+        child,
+        proj / "app.py",
+        starlette_app(
+            defs=EXTRA,
+            api=', Route("/pong", ping)',
+            routes='\n    Route("/extra", extra),',
+            calls='app.add_route("/late", extra)',
+        ),
+        "app",
+    )
+    assert status(port, "/extra") == (200, "extra /extra")
+    assert status(port, "/api/pong") == (200, "pong")
+    assert status(port, "/late") == (200, "extra /late")
+    assert counts(child, port) == {"pid": pid, "app": app_routes + 2, "api": api_routes + 1}
+
+    # 2. Edited: new paths; the later call alone runs again, and its route is not twice.
+    edit(
+        child,
+        proj / "app.py",
+        starlette_app(
+            defs=EXTRA,
+            api=', Route("/pong", ping)',
+            routes='\n    Route("/more", extra),',
+            calls='app.add_route("/later", extra)',
+        ),
+        "app",
+    )
+    assert status(port, "/more") == (200, "extra /more")
+    assert status(port, "/later") == (200, "extra /later")
+    assert status(port, "/extra")[0] == 404
+    assert status(port, "/late")[0] == 404
+    assert counts(child, port) == {"pid": pid, "app": app_routes + 2, "api": api_routes + 1}
+
+    # 3. Removed.
+    edit(child, proj / "app.py", starlette_app(), "app")
+    assert status(port, "/more")[0] == 404
+    assert status(port, "/later")[0] == 404
+    assert status(port, "/api/pong")[0] == 404
+    assert counts(child, port) == {"pid": pid, "app": app_routes, "api": api_routes}
+    assert status(port, "/") == (200, "home")
+    assert status(port, "/api/ping") == (200, "pong")
+
+
+def test_starlette_websocket_routes_follow_edits(proj: Path, spawn: Spawn) -> None:
+    write(proj / "app.py", starlette_app())
+    port = free_port()
+    child = spawn(
+        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    tracked(child, "app")
+    first = counts(child, port)
+    pid, app_routes = first["pid"], first["app"]
+    assert websocket_says(port, "/ws", "hi") == "echo hi"
+    assert websocket_says(port, "/shout", "hi") is None
+
+    # 1. The handler's body: in place, the route table untouched.
+    edit(child, proj / "app.py", starlette_app().replace('"echo "', '"said "'), "app")
+    assert websocket_says(port, "/ws", "hi") == "said hi"
+    assert counts(child, port)["app"] == app_routes
+
+    # 2. Added, then moved, then removed.
+    shout = '\n    WebSocketRoute("/shout", shout),'
+    edit(child, proj / "app.py", starlette_app(defs=SHOUT, routes=shout), "app")
+    assert websocket_says(port, "/shout", "hi") == "shout hi"
+    assert counts(child, port) == {"pid": pid, "app": app_routes + 1, "api": 1}
+    edit(
+        child,
+        proj / "app.py",
+        starlette_app(defs=SHOUT, routes=shout.replace("/shout", "/yell")),
+        "app",
+    )
+    assert websocket_says(port, "/yell", "hi") == "shout hi"
+    assert websocket_says(port, "/shout", "hi") is None
+    assert counts(child, port) == {"pid": pid, "app": app_routes + 1, "api": 1}
+    edit(child, proj / "app.py", starlette_app(), "app")
+    assert websocket_says(port, "/yell", "hi") is None
+    assert websocket_says(port, "/ws", "hi") == "echo hi"
+    assert counts(child, port) == {"pid": pid, "app": app_routes, "api": 1}
+
+
+def test_starlette_routes_of_a_failed_reload_are_taken_back(proj: Path, spawn: Spawn) -> None:
+    write(proj / "app.py", starlette_app())
+    port = free_port()
+    child = spawn(
+        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    tracked(child, "app")
+    before = counts(child, port)
+
+    failing = 'app.add_route("/late", extra)\nraise RuntimeError("a later statement fails")'
+    write(proj / "app.py", starlette_app(defs=EXTRA, calls=failing))
+    line = child.expect(outcome_of("app"), stream="err")
+    assert line.startswith("hmr: failed to reload app "), line
+    wait_status(child, port, "/late", 404, "Not Found")
+    assert counts(child, port) == before
+
+    write(proj / "app.py", starlette_app(defs=EXTRA, calls='app.add_route("/late", extra)'))
+    assert child.expect(outcome_of("app"), stream="err").startswith("hmr: reloaded app ")
+    assert status(port, "/late") == (200, "extra /late")
+    assert counts(child, port) == dict(before, app=before["app"] + 1)
+
+
+FASTAPI_WEBSOCKETS = """\
+import os
+
+from fastapi import FastAPI, WebSocket
+
+app = FastAPI()
+
+
+@app.get("/count")
+def count():
+    return {{"pid": os.getpid(), "app": len(app.routes)}}
+
+
+@app.websocket("/ws")
+async def echo(websocket: WebSocket):
+    await websocket.accept()
+    await websocket.send_text("echo " + await websocket.receive_text())
+    await websocket.close()
+{extra}
+"""
+
+FASTAPI_SHOUT = """
+@app.websocket("{path}")
+async def shout(websocket: WebSocket):
+    await websocket.accept()
+    await websocket.send_text("shout " + await websocket.receive_text())
+    await websocket.close()
+"""
+
+
+def fastapi_websockets(path: str | None = None) -> str:
+    extra = FASTAPI_SHOUT.format(path=path) if path else ""
+    return FASTAPI_WEBSOCKETS.format(extra=extra)
+
+
+def test_fastapi_websocket_routes_follow_edits(proj: Path, spawn: Spawn) -> None:
+    write(proj / "app.py", fastapi_websockets())
+    port = free_port()
+    child = spawn(
+        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    tracked(child, "app")
+    first = counts(child, port)
+    pid, app_routes = first["pid"], first["app"]
+    assert websocket_says(port, "/ws", "hi") == "echo hi"
+
+    # 1. The handler's body, in place.
+    edit(child, proj / "app.py", fastapi_websockets().replace('"echo "', '"said "'), "app")
+    assert websocket_says(port, "/ws", "hi") == "said hi"
+    assert counts(child, port) == {"pid": pid, "app": app_routes}
+
+    # 2. Added, moved, removed.
+    edit(child, proj / "app.py", fastapi_websockets("/shout"), "app")
+    assert websocket_says(port, "/shout", "hi") == "shout hi"
+    assert counts(child, port) == {"pid": pid, "app": app_routes + 1}
+    edit(child, proj / "app.py", fastapi_websockets("/yell"), "app")
+    assert websocket_says(port, "/yell", "hi") == "shout hi"
+    assert websocket_says(port, "/shout", "hi") is None
+    assert counts(child, port) == {"pid": pid, "app": app_routes + 1}
+    edit(child, proj / "app.py", fastapi_websockets(), "app")
+    assert websocket_says(port, "/yell", "hi") is None
+    assert counts(child, port) == {"pid": pid, "app": app_routes}
+
+    # 3. The app's own statement edited: the app made again hands its routes to the live one.
+    # (with a route added in the same save: it serves from the app uvicorn holds).
+    remade = fastapi_websockets("/shout").replace("FastAPI()", 'FastAPI(title="Edited")')
+    edit(child, proj / "app.py", remade, "app")
+    assert websocket_says(port, "/shout", "hi") == "shout hi"
+    assert websocket_says(port, "/ws", "hi") == "echo hi"
+    assert counts(child, port) == {"pid": pid, "app": app_routes + 1}

@@ -7,9 +7,9 @@ process that never loads the import hooks; under HMR they are turned off, so
 that the server runs in the process that reloads.  Django's derived caches
 (URL resolvers, compiled templates) are refreshed after each reload, and a
 FastAPI route whose endpoint's parameters changed is made again in place.
-Routes added, edited or removed in a reload change Flask's, FastAPI's and
-Django's routing tables (``flask``, ``fastapi``, ``django``; ``_reloading``
-puts them back when the reload fails).
+Routes added, edited or removed in a reload change Flask's, FastAPI's,
+Starlette's and Django's routing tables (``flask``, ``fastapi``, ``starlette``,
+``django``; ``_reloading`` puts them back when the reload fails).
 
 The CLI calls :func:`activate`.  Nothing is imported up front: each
 integration waits until the program imports its framework.  Programs that
@@ -38,6 +38,7 @@ FRAMEWORKS = {
     "uvicorn": "muckrack_hmr.integrations.uvicorn",
     "fastapi": "muckrack_hmr.integrations.fastapi",
     "gunicorn": "muckrack_hmr.integrations.gunicorn",
+    "starlette": "muckrack_hmr.integrations.starlette",
 }
 
 _active: dict[str, HMR] = {}

@@ -1,0 +1,264 @@
+"""Starlette under HMR: the app the server holds takes the routes of each edit.
+
+A plain Starlette app is declared in one statement,
+``app = Starlette(routes=[Route("/", home), WebSocketRoute("/ws", chat)])``
+(or from a ``routes`` list declared before it).  Adding, editing or removing
+one route edits that statement, so the reload runs it again and binds ``app``
+to a new app, while the server keeps calling the one it loaded at start-up.
+So after the module's reload the live app adopts the new one's routes (its
+router's list, in place), and its middleware, exception handlers and debug
+flag when they changed (Starlette then builds its middleware stack again at
+the next request, as at the first); ``app`` is bound to the live app again,
+so its importers and the server go on sharing one object.
+
+Statements that add to a router (``app.add_route``, ``app.mount``,
+``app.router.routes.append``, FastAPI's ``@app.websocket``) add again when
+they run again.  A route a reload added that stands for an earlier one (the
+same kind, path and methods, or made from the same ``def``) takes the
+earlier one's place; the routes of a ``def`` the edit removed go; if the
+module's reload fails, every router's routes are put back.  FastAPI apps
+are Starlette apps: the same applies to them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import weakref
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, cast
+
+from . import _reloading
+from ._imports import when_imported
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from ..api import HMR
+
+    # Starlette's objects, as far as this module uses them.
+    class _Router(Protocol):
+        routes: list[object]
+
+    class _App(Protocol):
+        router: _Router
+        user_middleware: list[object]
+        exception_handlers: dict[object, object]
+        middleware_stack: object
+        debug: bool
+        state: object
+
+
+__all__ = ["enable", "follow_routes", "note_routes"]
+
+log = logging.getLogger(__name__)
+
+_MARK = "__muckrack_hmr__"
+
+# By id: a Router compares by its routes, so it is not hashable.
+_routers: weakref.WeakValueDictionary[int, _Router] = weakref.WeakValueDictionary()
+
+
+@dataclass(frozen=True)
+class _Before:
+    """What a module's reload may change, noted just before it: the apps its
+    namespace binds, every router's routes, and the routes of its top-level defs."""
+
+    apps: dict[str, object]  # Starlette apps
+    routes: dict[int, tuple[_Router, list[object]]]
+    defs: list[tuple[_Router, object, str]]
+
+
+_before: dict[str, _Before] = {}
+
+
+def enable(hmr: HMR) -> None:
+    """Remember Starlette's routers as they are made; follow each reload's routes."""
+    when_imported("starlette.routing", _wrap_router)
+    _reloading.enable(hmr)
+    hmr.add_pre_reload_hook(note_routes)
+    hmr.add_post_reload_hook(follow_routes)
+
+
+def _wrap_router(routing: ModuleType) -> None:
+    cls = routing.Router
+    original = cls.__init__
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self: _Router, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        _routers[id(self)] = self
+
+    setattr(__init__, _MARK, True)
+    cls.__init__ = __init__
+
+
+def _app_class() -> type | None:
+    applications = sys.modules.get("starlette.applications")
+    cls = getattr(applications, "Starlette", None)
+    return cls if isinstance(cls, type) else None
+
+
+def note_routes(name: str) -> None:
+    """Note what the reload of ``name`` may change, and how to undo it (a pre-reload hook)."""
+    _before.pop(name, None)
+    module = sys.modules.get(name)
+    if module is None or not _routers:
+        return
+    namespace = module.__dict__
+    app_class = _app_class()
+    apps = {
+        key: value
+        for key, value in list(namespace.items())
+        if app_class is not None and isinstance(value, app_class)
+    }
+    # One entry per routes list: an adopted app's router shares the live one's.
+    routers = list({id(router.routes): router for router in _routers.values()}.values())
+    routes = {id(router): (router, list(router.routes)) for router in routers}
+    defs = [
+        (router, route, defined)
+        for router in routers
+        for route in router.routes
+        if (defined := _reloading.defined_at_top(getattr(route, "endpoint", None), name))
+        is not None
+        and defined in namespace
+    ]
+    _before[name] = _Before(apps, routes, defs)
+
+    def undo() -> None:
+        _before.pop(name, None)  # no post-reload hook follows a failure
+        for router, saved in routes.values():
+            router.routes[:] = saved
+            _changed(router)
+
+    _reloading.on_failure(undo)
+
+
+def follow_routes(name: str) -> None:
+    """Give the live apps the routes the reload of ``name`` made (a post-reload hook)."""
+    before = _before.pop(name, None)
+    module = sys.modules.get(name)
+    if before is None or module is None:
+        return
+    namespace = module.__dict__
+    for key, live in before.apps.items():
+        made = namespace.get(key)
+        if made is not live and made is not None and type(made) is type(live):
+            _adopt(cast("_App", live), cast("_App", made))  # both Starlette apps
+            namespace[key] = live
+    for router, saved in before.routes.values():
+        _replace_earlier(router, saved)
+    for router, route, defined in before.defs:
+        if defined not in namespace:
+            _remove(router, route, name)
+
+
+def _adopt(live: _App, made: _App) -> None:
+    """``live`` serves what ``made`` (the app its edited statement made now) declares."""
+    routes = live.router.routes
+    routes[:] = made.router.routes
+    # Whatever holds the new app sees the same table.
+    made.router.routes = routes
+    _changed(live.router)
+    rebuild = False
+    if _middleware(live.user_middleware) != _middleware(made.user_middleware):
+        live.user_middleware = made.user_middleware
+        rebuild = True
+    if not _same_handlers(live.exception_handlers, made.exception_handlers):
+        live.exception_handlers = made.exception_handlers
+        rebuild = True
+    if live.debug != made.debug:
+        live.debug = made.debug
+        rebuild = True
+    if hasattr(live, "openapi_schema"):
+        live.openapi_schema = None  # FastAPI's, cached at the first request of /openapi.json
+    if rebuild:
+        # Starlette builds the stack at the first request; it does so again at the next.
+        live.middleware_stack = None
+    added = getattr(made.state, "_state", None)
+    kept = getattr(live.state, "_state", None)
+    if isinstance(added, dict) and isinstance(kept, dict):
+        kept.update(added)  # ``app.state.x = ...`` statements that ran again
+    log.debug("%s takes the routes of its edited declaration", type(live).__name__)
+
+
+def _middleware(declared: list[object]) -> list[tuple[object, ...]]:
+    """Each ``Middleware(cls, *args, **kwargs)`` as a tuple (they compare by identity)."""
+    return [tuple(item) if hasattr(item, "__iter__") else (item,) for item in declared]
+
+
+def _same_handlers(old: dict[object, object], new: dict[object, object]) -> bool:
+    return old.keys() == new.keys() and all(_reloading.same_def(old[key], new[key]) for key in old)
+
+
+def _key(route: object) -> tuple[object, ...]:
+    """What a request is matched on: a route of the same key can only shadow another."""
+    methods = getattr(route, "methods", None)
+    return (
+        type(route),
+        getattr(route, "path", None),
+        getattr(route, "host", None),
+        frozenset(methods) if methods is not None else None,
+    )
+
+
+def _replace_earlier(router: _Router, saved: list[object]) -> None:
+    """Each route added in the reload that stands for an earlier one takes its place."""
+    routes = router.routes
+    earlier = {id(route) for route in saved}
+    added = [route for route in routes if id(route) not in earlier]
+    if not added or len(added) == len(routes):
+        return  # nothing added, or a new table (an adopted app's)
+    changed = False
+    for new in added:
+        old = [index for index, route in enumerate(routes) if id(route) in earlier]
+        place = next((i for i in old if _key(routes[i]) == _key(new)), None)
+        endpoint = getattr(new, "endpoint", None)
+        module = getattr(endpoint, "__module__", "")
+        if place is None and _reloading.defined_at_top(endpoint, module) is not None:
+            # Moved (a new path, other methods) if its top-level def ran again with it (a
+            # decorator: one route per def).  A def that did not run again may serve a
+            # second route; a factory's endpoints share one def, a route per statement.
+            place = next(
+                (
+                    i
+                    for i in old
+                    if type(routes[i]) is type(new)
+                    and getattr(routes[i], "endpoint", None) is not endpoint
+                    and _reloading.same_def(getattr(routes[i], "endpoint", None), endpoint)
+                ),
+                None,
+            )
+        if place is None:
+            continue
+        target = routes[place]
+        earlier.discard(id(target))
+        del routes[next(i for i, route in enumerate(routes) if route is new)]
+        routes[next(i for i, route in enumerate(routes) if route is target)] = new
+        changed = True
+        log.debug("route %s replaces its earlier declaration", getattr(new, "path", "?"))
+    if changed:
+        _changed(router)
+
+
+def _remove(router: _Router, route: object, name: str) -> None:
+    routes = router.routes
+    for index, held in enumerate(routes):
+        if held is route:
+            del routes[index]
+            _changed(router)
+            path = getattr(route, "path", "?")
+            log.debug("route %s removed: its def is gone from %s", path, name)
+            return
+
+
+def _changed(router: _Router) -> None:
+    """FastAPI's routers cache what they include (websocket routes, Starlette's own
+    routes and mounts are not in its OpenAPI schema)."""
+    mark = getattr(router, "_mark_routes_changed", None)
+    if callable(mark):
+        mark()
