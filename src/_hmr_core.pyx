@@ -68,6 +68,13 @@ __tracebackhide__ = True
 cdef object _BUILTIN_IMPORT = builtins.__import__
 cdef dict _UNTRACKED = {}
 cdef object _MISSING = object()
+# The first item of a module's record of several statements importing one name
+# (see the twin): a tuple, which the garbage collector stops tracking.
+cdef str _MANY = "\0several statements"
+
+
+cdef inline bint _several(object found):
+    return type(found) is tuple and len(<tuple>found) > 1 and (<tuple>found)[0] is _MANY
 cdef object _NAME = "__name__"
 cdef object _FILE = "__file__"
 cdef tuple _SOURCE_SUFFIXES = (".py", ".pyw")
@@ -725,8 +732,8 @@ cdef class ImportTracker:
             if <object>found is fromlist:
                 if level == 0:
                     return module
-            elif type(<object>found) is list:
-                for variant in <list>found:
+            elif _several(<object>found):
+                for variant in (<tuple>found)[1:]:
                     if (<tuple>variant)[0] == level and (
                         (<tuple>variant)[1] is fromlist or (<tuple>variant)[1] == fromlist
                     ):
@@ -751,8 +758,8 @@ cdef class ImportTracker:
             self._is_tracked(getattr(module, "__name__", name))
             return module
         found = PyDict_GetItem(seen, name)
-        if found != NULL and type(<object>found) is list:
-            for variant in <list>found:
+        if found != NULL and _several(<object>found):
+            for variant in (<tuple>found)[1:]:
                 if (<tuple>variant)[0] == -1 and (<tuple>variant)[1] == package:
                     return module
         self._defer(globals, name, package, -1, module)
@@ -982,11 +989,11 @@ cdef class ImportTracker:
             if level == 0 and (fromlist is None or type(fromlist) is tuple):
                 seen[name] = fromlist
             else:
-                seen[name] = [(level, fromlist)]
-        elif type(statements) is list:
-            (<list>statements).append((level, fromlist))
+                seen[name] = (_MANY, (level, fromlist))
+        elif _several(statements):
+            seen[name] = <tuple>statements + ((level, fromlist),)
         else:
-            seen[name] = [(0, statements), (level, fromlist)]
+            seen[name] = (_MANY, (0, statements), (level, fromlist))
 
 
     # -- bookkeeping for the reloader -----------------------------------------
@@ -994,6 +1001,12 @@ cdef class ImportTracker:
     def is_tracked(self, name):
         """Is the module ``name`` (as found in ``sys.modules``) project code?"""
         return self._is_tracked(name)
+
+    def statements(self, importer):
+        """What is recorded of the import statements ``importer`` ran (name -> record)."""
+        with self.lock:
+            seen = self._seen.get(importer)
+            return {} if seen is None or seen is _UNTRACKED else dict(seen)
 
     def forget_statements(self, importer):
         """Forget which import statements ``importer`` ran, before it re-executes."""

@@ -52,6 +52,16 @@ _Pending = tuple[str, "str | None", str, object, int, "str | None"]
 # tracked".
 _UNTRACKED: dict[str, object] = {}
 _MISSING = object()
+# The first item of a module's record of several statements importing one name:
+# ``(_MANY, (level, fromlist), ...)``.  A tuple, not a list: the garbage collector
+# stops tracking a tuple of strings, ints and tuples of them after its first
+# look (a list it walks in every collection while the imports go on).
+_MANY = "\0several statements"
+
+
+def _several(found: object) -> bool:
+    """Is this record of a name several statements (see _MANY), not one fromlist?"""
+    return type(found) is tuple and len(found) > 1 and found[0] is _MANY
 
 
 def resolve_relative(name: str, package: str | None, level: int) -> str:
@@ -492,8 +502,8 @@ class ImportTracker:
             return module
         found = seen.get(name, _MISSING)
         if found is not _MISSING:
-            if type(found) is list:
-                for seen_level, seen_fromlist in found:
+            if _several(found):
+                for seen_level, seen_fromlist in cast("tuple[tuple[int, object], ...]", found)[1:]:
                     if seen_level == level and (
                         seen_fromlist is fromlist or seen_fromlist == fromlist
                     ):
@@ -522,8 +532,8 @@ class ImportTracker:
             self._is_tracked(getattr(module, "__name__", name))
             return module
         found = seen.get(name)
-        if type(found) is list:
-            for seen_level, seen_package in found:
+        if _several(found):
+            for seen_level, seen_package in cast("tuple[tuple[int, object], ...]", found)[1:]:
                 if seen_level == -1 and seen_package == package:
                     return module
         self._defer(globals, name, package, -1, module)
@@ -694,17 +704,23 @@ class ImportTracker:
             if level == 0 and (fromlist is None or type(fromlist) is tuple):
                 seen[name] = fromlist
             else:
-                seen[name] = [(level, fromlist)]
-        elif type(found) is list:
-            found.append((level, fromlist))
+                seen[name] = (_MANY, (level, fromlist))
+        elif _several(found):
+            seen[name] = (*cast("tuple[object, ...]", found), (level, fromlist))
         else:
-            seen[name] = [(0, found), (level, fromlist)]
+            seen[name] = (_MANY, (0, found), (level, fromlist))
 
     # -- bookkeeping for the reloader -----------------------------------------
 
     def is_tracked(self, name: str) -> bool:
         """Is the module ``name`` (as found in ``sys.modules``) project code?"""
         return self._is_tracked(name)
+
+    def statements(self, importer: str) -> dict[str, object]:
+        """What is recorded of the import statements ``importer`` ran (name -> record)."""
+        with self.lock:
+            seen = self._seen.get(importer)
+            return {} if seen is None or seen is _UNTRACKED else dict(seen)
 
     def forget_statements(self, importer: str) -> None:
         """Forget which import statements ``importer`` ran, before it re-executes."""
