@@ -68,8 +68,10 @@ __tracebackhide__ = True
 cdef object _BUILTIN_IMPORT = builtins.__import__
 cdef dict _UNTRACKED = {}
 cdef object _MISSING = object()
-# The first item of a module's record of several statements importing one name
-# (see the twin): a tuple, which the garbage collector stops tracking.
+# Items per waiting import statement in the graph's flat list (see the twin).
+cdef Py_ssize_t _FIELDS = 6
+# The first item of a module's record of several statements importing one name,
+# then level and fromlist of each (see the twin): one flat tuple.
 cdef str _MANY = "\0several statements"
 
 
@@ -230,7 +232,7 @@ cdef class DependencyGraph:
     @property
     def pending(self):
         """How many import statements wait to be recorded (see ImportTracker.apply_pending)."""
-        return len(self._pending)
+        return len(self._pending) // _FIELDS
 
     @property
     def version(self):
@@ -733,9 +735,10 @@ cdef class ImportTracker:
                 if level == 0:
                     return module
             elif _several(<object>found):
-                for variant in (<tuple>found)[1:]:
-                    if (<tuple>variant)[0] == level and (
-                        (<tuple>variant)[1] is fromlist or (<tuple>variant)[1] == fromlist
+                for at in range(1, len(<tuple>found), 2):
+                    seen_fromlist = (<tuple>found)[at + 1]
+                    if (<tuple>found)[at] == level and (
+                        seen_fromlist is fromlist or seen_fromlist == fromlist
                     ):
                         return module
             elif level == 0 and <object>found == fromlist:
@@ -759,8 +762,8 @@ cdef class ImportTracker:
             return module
         found = PyDict_GetItem(seen, name)
         if found != NULL and _several(<object>found):
-            for variant in (<tuple>found)[1:]:
-                if (<tuple>variant)[0] == -1 and (<tuple>variant)[1] == package:
+            for at in range(1, len(<tuple>found), 2):
+                if (<tuple>found)[at] == -1 and (<tuple>found)[at + 1] == package:
                     return module
         self._defer(globals, name, package, -1, module)
         return module
@@ -886,32 +889,37 @@ cdef class ImportTracker:
         else:
             target = None
         package = _package_of(globals) if level > 0 else None
-        self.graph._pending.append((importer, package, name, fromlist, level, target))
+        # Flat, _FIELDS items a statement (see the twin); one extend: atomic.
+        self.graph._pending.extend((importer, package, name, fromlist, level, target))
 
     def record_import(self, str importer, str name, fromlist=None):
         """Record that ``importer`` imported ``name`` (absolute) where the hook could not
         see it: an import that a lazy-imports filter (PEP 810) made eager, which
         CPython runs without ``builtins.__import__``."""
         if self._is_tracked(importer):
-            self.graph._pending.append((importer, None, name, fromlist, 0, None))
+            self.graph._pending.extend((importer, None, name, fromlist, 0, None))
 
     def apply_pending(self, limit=None):
         """Record in the graph up to ``limit`` of the imports seen and not recorded yet
         (all with None), oldest first; how many."""
         cdef list queue = self.graph._pending
-        cdef Py_ssize_t applied = 0, count
+        cdef Py_ssize_t applied = 0, count, waiting, at
         cdef list pending
-        cdef tuple record
         with self.lock:
             while queue and (limit is None or applied < limit):
-                count = len(queue) if limit is None else min(len(queue), limit - applied)
-                pending = queue[:count]
-                del queue[:count]
-                for record in pending:
-                    importer = record[0]
-                    target = record[5]
-                    if record[4] != -1:
-                        self._record_import(importer, record[1], record[2], record[3], record[4])
+                # Taken from the front: another thread may be appending.
+                waiting = len(queue) // _FIELDS
+                count = waiting if limit is None else min(waiting, limit - applied)
+                pending = queue[:count * _FIELDS]
+                del queue[:count * _FIELDS]
+                for at in range(0, count * _FIELDS, _FIELDS):
+                    importer = pending[at]
+                    target = pending[at + 5]
+                    if pending[at + 4] != -1:
+                        self._record_import(
+                            importer, pending[at + 1], pending[at + 2], pending[at + 3],
+                            pending[at + 4],
+                        )
                     elif target is not None and target != importer and self._is_tracked(target):
                         self.graph._add_edge(importer, target)  # importlib.import_module
                 applied += count
@@ -989,11 +997,11 @@ cdef class ImportTracker:
             if level == 0 and (fromlist is None or type(fromlist) is tuple):
                 seen[name] = fromlist
             else:
-                seen[name] = (_MANY, (level, fromlist))
+                seen[name] = (_MANY, level, fromlist)
         elif _several(statements):
-            seen[name] = <tuple>statements + ((level, fromlist),)
+            seen[name] = <tuple>statements + (level, fromlist)
         else:
-            seen[name] = (_MANY, (0, statements), (level, fromlist))
+            seen[name] = (_MANY, 0, statements, level, fromlist)
 
 
     # -- bookkeeping for the reloader -----------------------------------------

@@ -45,7 +45,9 @@ Globals = Mapping[str, object]
 
 #: An import seen and not recorded yet: (importer, its package for a
 #: relative import, name, fromlist, level, the imported module's name).
-_Pending = tuple[str, "str | None", str, object, int, "str | None"]
+# One waiting import statement: importer, package, name, fromlist, level, target,
+# side by side in the graph's flat list of them (see DependencyGraph._pending).
+_FIELDS = 6
 
 # What the import-statement cache holds for an importer that is not project
 # code.  A distinct object, so one dict lookup answers "unknown, untracked or
@@ -53,9 +55,10 @@ _Pending = tuple[str, "str | None", str, object, int, "str | None"]
 _UNTRACKED: dict[str, object] = {}
 _MISSING = object()
 # The first item of a module's record of several statements importing one name:
-# ``(_MANY, (level, fromlist), ...)``.  A tuple, not a list: the garbage collector
-# stops tracking a tuple of strings, ints and tuples of them after its first
-# look (a list it walks in every collection while the imports go on).
+# ``(_MANY, level, fromlist, level, fromlist, ...)``.  One flat tuple, not a list of
+# pairs: one object made per statement, and the garbage collector stops tracking a
+# tuple of strings, ints and tuples of them after its first look (a list it walks in
+# every collection while the imports go on).
 _MANY = "\0several statements"
 
 
@@ -126,8 +129,11 @@ class DependencyGraph:
         self._version = 0
         # Imports seen but not recorded yet (see ImportTracker._defer): the
         # tracker's ``apply_pending`` records them before anything reads the
-        # graph, so start-up pays a list append per import statement.
-        self._pending: list[_Pending] = []
+        # graph, so start-up pays a list extend per import statement.  Flat,
+        # _FIELDS items a statement, not a tuple each: tens of thousands of
+        # tuples alive at once would each count towards the garbage
+        # collector's next collection while the program imports.
+        self._pending: list[object] = []
         self._record_pending: Callable[[], int] | None = None
 
     def _settle(self) -> None:
@@ -138,7 +144,7 @@ class DependencyGraph:
     @property
     def pending(self) -> int:
         """How many import statements wait to be recorded (see ImportTracker.apply_pending)."""
-        return len(self._pending)
+        return len(self._pending) // _FIELDS
 
     @property
     def version(self) -> int:
@@ -503,8 +509,10 @@ class ImportTracker:
         found = seen.get(name, _MISSING)
         if found is not _MISSING:
             if _several(found):
-                for seen_level, seen_fromlist in cast("tuple[tuple[int, object], ...]", found)[1:]:
-                    if seen_level == level and (
+                statements = cast("tuple[object, ...]", found)
+                for at in range(1, len(statements), 2):
+                    seen_fromlist = statements[at + 1]
+                    if statements[at] == level and (
                         seen_fromlist is fromlist or seen_fromlist == fromlist
                     ):
                         return module
@@ -533,8 +541,9 @@ class ImportTracker:
             return module
         found = seen.get(name)
         if _several(found):
-            for seen_level, seen_package in cast("tuple[tuple[int, object], ...]", found)[1:]:
-                if seen_level == -1 and seen_package == package:
+            statements = cast("tuple[object, ...]", found)
+            for at in range(1, len(statements), 2):
+                if statements[at] == -1 and statements[at + 1] == package:
                     return module
         self._defer(globals, name, package, -1, module)
         return module
@@ -613,14 +622,15 @@ class ImportTracker:
         # Strings and ints only: the garbage collector has nothing to look
         # into in thousands of waiting records.
         package = _package_of(globals) if level > 0 else None
-        self.graph._pending.append((importer, package, name, fromlist, level, target))
+        # One extend: atomic, however many threads import at once.
+        self.graph._pending.extend((importer, package, name, fromlist, level, target))
 
     def record_import(self, importer: str, name: str, fromlist: object = None) -> None:
         """Record that ``importer`` imported ``name`` (absolute) where the hook could not
         see it: an import that a lazy-imports filter (PEP 810) made eager, which
         CPython runs without ``builtins.__import__``."""
         if self._is_tracked(importer):
-            self.graph._pending.append((importer, None, name, fromlist, 0, None))
+            self.graph._pending.extend((importer, None, name, fromlist, 0, None))
 
     def apply_pending(self, limit: int | None = None) -> int:
         """Record in the graph up to ``limit`` of the imports seen and not recorded yet
@@ -630,10 +640,15 @@ class ImportTracker:
         with self.lock:
             while queue and (limit is None or applied < limit):
                 # Taken from the front: another thread may be appending.
-                count = len(queue) if limit is None else min(len(queue), limit - applied)
-                pending = queue[:count]
-                del queue[:count]
-                for importer, package, name, fromlist, level, target in pending:
+                waiting = len(queue) // _FIELDS
+                count = waiting if limit is None else min(waiting, limit - applied)
+                pending = queue[: count * _FIELDS]
+                del queue[: count * _FIELDS]
+                for at in range(0, count * _FIELDS, _FIELDS):
+                    importer, package, name, fromlist, level, target = cast(
+                        "tuple[str, str | None, str, object, int, str | None]",
+                        tuple(pending[at : at + _FIELDS]),
+                    )
                     if level != -1:
                         self._record_import(importer, package, name, fromlist, level)
                     elif target is not None and target != importer and self._is_tracked(target):
@@ -704,11 +719,11 @@ class ImportTracker:
             if level == 0 and (fromlist is None or type(fromlist) is tuple):
                 seen[name] = fromlist
             else:
-                seen[name] = (_MANY, (level, fromlist))
+                seen[name] = (_MANY, level, fromlist)
         elif _several(found):
-            seen[name] = (*cast("tuple[object, ...]", found), (level, fromlist))
+            seen[name] = (*cast("tuple[object, ...]", found), level, fromlist)
         else:
-            seen[name] = (_MANY, (0, found), (level, fromlist))
+            seen[name] = (_MANY, 0, found, level, fromlist)
 
     # -- bookkeeping for the reloader -----------------------------------------
 
