@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from typing import Any
 
@@ -117,3 +118,40 @@ def test_a_read_that_a_write_overlaps_is_done_again(
     reads.clear()
     source, _, steady = capture.read_steady(str(path), tries=1)
     assert (source, steady) == (b"x = 1\n", False)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork")
+def test_a_forked_child_reads_what_its_parent_kept_and_writes_apart() -> None:
+    """A pool's or a server's worker is forked with the store: it reads the sources
+    kept before the fork from the file it shares with its parent, and what it keeps
+    itself goes to a file of its own, so that neither overwrites the other's (both
+    would have appended at the same end of one file)."""
+    store = SourceStore(_NoProject())
+    store.remember("a", b"A = 1\n" * 100)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answers on the pipe, then leaves without cleanup
+        try:
+            seen = store.ran("a") == b"A = 1\n" * 100
+            store.remember("c", b"C = 'child'\n" * 50)
+            store.remember("a", b"A = 'child'\n")
+            ok = seen and store.ran("c") == b"C = 'child'\n" * 50
+            ok = ok and store.ran("a") == b"A = 'child'\n"
+            answer = "ok" if ok else "wrong"
+        except BaseException as exc:  # reported to the parent
+            answer = repr(exc)
+        os.write(write, answer.encode())
+        os._exit(0)
+    os.close(write)
+    # The parent keeps more meanwhile: appended where the child also began to write.
+    store.remember("b", b"B = 'parent'\n" * 50)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    assert answer == "ok"
+    assert store.ran("a") == b"A = 1\n" * 100
+    assert store.ran("b") == b"B = 'parent'\n" * 50
+    store.remember("d", b"D = 4\n")  # and after the child's writes
+    assert store.ran("b") == b"B = 'parent'\n" * 50
+    assert store.ran("d") == b"D = 4\n"

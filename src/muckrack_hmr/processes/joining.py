@@ -104,6 +104,12 @@ def before_fork(hmr: HMR | None = None) -> None:
         supervise(hmr)
     except OSError as exc:
         log.warning("worker processes will not hot-reload: %s", exc)
+    # The engine being made on another thread (the watcher's first idle step, at
+    # start-up, when pre-fork servers fork) is waited for: a child would inherit
+    # that lock held by a thread it does not have, and never make its own.
+    making = _Held(hmr._making_reloader)
+    if making.acquire(_FORK_PATIENCE):
+        _held.append(making)
     locks = [_Held(hmr.tracker.lock)]
     if hmr._reloader is not None:
         locks.insert(0, _Held(hmr._reloader._lock))

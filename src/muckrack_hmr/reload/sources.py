@@ -16,10 +16,12 @@ analyzed when a change first reaches it (``consumption``), or when idle
 from __future__ import annotations
 
 import io
+import os
 import re
 import sys
 import threading
 import time
+import weakref
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -71,64 +73,128 @@ def read_settled(
         time.sleep(SETTLE / 20)
 
 
+# A position in the spill: generation << 62 | offset << 32 | length (see _Spill).
+_GENERATION = 62
+_OFFSETS = (1 << (_GENERATION - 32)) - 1
+_File = io.RawIOBase | io.BufferedRandom | io.BytesIO
+
+
+def _write_at(file: _File, data: bytes, offset: int) -> None:
+    if _POSITIONAL and not isinstance(file, io.BytesIO):
+        os.pwrite(file.fileno(), data, offset)
+    else:
+        file.seek(offset)
+        file.write(data)
+
+
+def _read_at(file: _File, offset: int, length: int) -> bytes:
+    if _POSITIONAL and not isinstance(file, io.BytesIO):
+        return os.pread(file.fileno(), length, offset)
+    file.seek(offset)
+    return file.read(length) or b""
+
+
+# Reads and writes at a position, without the file's shared offset (os.pread).
+_POSITIONAL = hasattr(os, "pread") and hasattr(os, "pwrite")
+
+
 class _Spill:
     """Append-only storage of byte strings in an unlinked temporary file.
 
     Falls back to memory where no temporary file can be made.  Space freed by
     a newer copy is reclaimed when it outgrows what is live.
+
+    Fork-safe: a forked child (a pool's or a server's worker) shares the
+    file, and its offset, with its parent.  So reads and writes name their
+    position (``os.pread``, ``os.pwrite``), and the child writes from then on
+    to a file of its own (a new generation), while it still reads what was
+    written before the fork from the one it inherited, which the parent only
+    appends to.
     """
 
     _RECLAIM_AT = 8 << 20
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._opened: io.BufferedRandom | io.BytesIO | None = None  # made at the first put
+        self._opened: _File | None = None  # made at the first put
+        self._generation = 0
+        self._inherited: dict[int, _File] = {}  # generations written before a fork
         self._end = 0
+        self._size = 0  # bytes put, in every generation
         self._garbage = 0
+        _SPILLS.add(self)
 
     @property
-    def _file(self) -> io.BufferedRandom | io.BytesIO:
+    def _file(self) -> _File:
         if self._opened is None:
             self._opened = self._open()
         return self._opened
 
     @staticmethod
-    def _open() -> io.BufferedRandom | io.BytesIO:
+    def _open() -> _File:
         try:
             import tempfile  # not at start-up: the first compression needs it
 
-            return tempfile.TemporaryFile(prefix="muckrack-hmr-")
+            # Unbuffered: nothing a fork could copy and write twice.
+            return tempfile.TemporaryFile(prefix="muckrack-hmr-", buffering=0)
         except OSError:
             return io.BytesIO()
 
-    # A position is one int, offset << 32 | length: the index is kept for
-    # every module, and an int is a third of a tuple of two.
     def put(self, data: bytes) -> int:
         with self._lock:
-            self._file.seek(self._end)
-            self._file.write(data)
-            offset, self._end = self._end, self._end + len(data)
-            return offset << 32 | len(data)
+            offset = self._end
+            _write_at(self._file, data, offset)
+            self._end += len(data)
+            self._size += len(data)
+            return self._generation << _GENERATION | offset << 32 | len(data)
 
     def get(self, where: int) -> bytes:
+        generation = where >> _GENERATION
+        offset = (where >> 32) & _OFFSETS
         with self._lock:
-            self._file.seek(where >> 32)
-            return self._file.read(where & 0xFFFFFFFF)
+            file = self._file if generation == self._generation else self._inherited[generation]
+            return _read_at(file, offset, where & 0xFFFFFFFF)
 
     def drop(self, where: int) -> None:
         self._garbage += where & 0xFFFFFFFF
 
     def needs_compaction(self) -> bool:
-        return self._garbage > self._RECLAIM_AT and self._garbage > self._end - self._garbage
+        return self._garbage > self._RECLAIM_AT and self._garbage > self._size - self._garbage
 
     def compacted(self, live: dict[str, int]) -> dict[str, int]:
         """Copy what ``live`` points at to a new file; the new positions."""
         fresh = _Spill()
         moved = {name: fresh.put(self.get(where)) for name, where in live.items()}
         with self._lock:
-            self._file.close()
-            self._opened, self._end, self._garbage = fresh._file, fresh._end, 0
+            for file in [self._opened, *self._inherited.values()]:
+                if file is not None:
+                    file.close()
+            self._opened, self._inherited = fresh._opened, {}
+            self._generation, self._end, self._size = 0, fresh._end, fresh._size
+            self._garbage = 0
+        _SPILLS.discard(fresh)
         return moved
+
+    def forked(self) -> None:
+        """In a forked child: the lock is new (its holder is not here), writes go elsewhere."""
+        self._lock = threading.Lock()
+        if self._opened is not None:
+            self._inherited[self._generation] = self._opened
+            self._opened = None
+        self._generation += 1
+        self._end = 0
+
+
+_SPILLS: weakref.WeakSet[_Spill] = weakref.WeakSet()
+
+
+def _forked() -> None:
+    for spill in list(_SPILLS):
+        spill.forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 class SourceStore:
