@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from muckrack_hmr.integrations import _django_admin as django_admin
 from muckrack_hmr.integrations import _imports
 from muckrack_hmr.integrations import django as django_integration
 from muckrack_hmr.integrations import uvicorn as uvicorn_integration
@@ -187,13 +188,21 @@ def test_django_restarter_is_replaced_when_autoreload_is_imported(
         def add_refusal_check(self, check: Any) -> None:
             checks.append(check)
 
+        def add_error_handler(self, handler: Any) -> None:
+            pass
+
     checks: list[Any] = []
     fake = FakeHMR()
     django_integration.enable(fake)
 
     assert autoreload.run_with_reloader is django_integration.run_in_place
-    assert pre_hooks == [django_integration.remember_models]
-    assert hooks == [django_integration.refresh_caches]
+    # (_reloading's own hooks first: the admin registrations follow the reload in progress)
+    assert pre_hooks[1:] == [
+        django_integration.remember_models,
+        django_admin.note_registrations,
+    ]
+    # The admin's URL patterns are rebuilt before the URL resolvers are dropped.
+    assert hooks[1:] == [django_admin.follow_registrations, django_integration.refresh_caches]
     assert [(c.func, c.args) for c in checks] == [(django_integration.check_edit, (fake,))]
 
 

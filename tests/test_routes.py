@@ -12,6 +12,7 @@ process ID never changes.
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.error
 import urllib.request
@@ -667,3 +668,166 @@ def test_fastapi_websocket_routes_follow_edits(proj: Path, spawn: Spawn) -> None
     assert websocket_says(port, "/shout", "hi") == "shout hi"
     assert websocket_says(port, "/ws", "hi") == "echo hi"
     assert counts(child, port) == {"pid": pid, "app": app_routes + 1}
+
+
+# -- Django's admin: an edited admin.py registers its ModelAdmins again -------------------
+
+ADMIN_SETTINGS = """\
+DEBUG = True
+SECRET_KEY = "only-for-the-tests"
+ALLOWED_HOSTS = ["127.0.0.1"]
+ROOT_URLCONF = "mysite.urls"
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "greet",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+USE_TZ = True
+"""
+
+# What the admin holds: each registered model's list_display, and whether the
+# admin URL of the model calls the ModelAdmin registered now.
+ADMIN_URLS = """\
+import os
+
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import Resolver404, path, resolve
+
+
+def served_by(label):
+    try:
+        # (the admin answers other paths with its catch-all view)
+        return getattr(resolve(f"/admin/greet/{label}/").func, "model_admin", None)
+    except Resolver404:
+        return None
+
+
+def registry(request):
+    return JsonResponse({
+        "pid": os.getpid(),
+        "admins": {
+            model._meta.model_name: {
+                "list_display": list(model_admin.list_display),
+                "served": served_by(model._meta.model_name) is model_admin,
+            }
+            for model, model_admin in admin.site._registry.items()
+            if model._meta.app_label == "greet"
+        },
+        "tag_url": served_by("tag") is not None,
+    })
+
+
+urlpatterns = [path("registry", registry), path("admin/", admin.site.urls)]
+"""
+
+ADMIN_MODELS = """\
+from django.db import models
+
+
+class Item(models.Model):
+    name = models.CharField(max_length=50)
+
+
+class Tag(models.Model):
+    label = models.CharField(max_length=50)
+"""
+
+
+def greet_admin(form: str, item: str, tag: str | None = None, tail: str = "") -> str:
+    """greet/admin.py: ItemAdmin (and TagAdmin), with ``@admin.register`` or ``site.register``."""
+    source = "from django.contrib import admin\n\nfrom .models import Item, Tag\n"
+    for model, display in (("Item", item), ("Tag", tag)):
+        if display is None:
+            continue
+        body = f"class {model}Admin(admin.ModelAdmin):\n    list_display = {display}\n"
+        if form == "decorator":
+            source += f"\n\n@admin.register({model})\n{body}"
+        else:
+            source += f"\n\n{body}\n\nadmin.site.register({model}, {model}Admin)\n"
+    return source + tail
+
+
+def saved(child: Child, path: Path, source: str) -> str:
+    """Save ``path``; the line that ends the reload of greet.admin."""
+    write(path, source)
+    line: str = child.expect(outcome_of("greet.admin"), stream="err")
+    return line
+
+
+@pytest.mark.parametrize("form", ["decorator", "call"])
+def test_django_admin_registrations_follow_edits(proj: Path, spawn: Spawn, form: str) -> None:
+    pytest.importorskip("django.contrib.admin")
+    write(proj / "manage.py", DJANGO_MANAGE)
+    write(proj / "mysite" / "__init__.py", "")
+    write(proj / "mysite" / "settings.py", ADMIN_SETTINGS)
+    write(proj / "mysite" / "urls.py", ADMIN_URLS)
+    write(proj / "greet" / "__init__.py", "")
+    write(proj / "greet" / "models.py", ADMIN_MODELS)
+    admin_py = proj / "greet" / "admin.py"
+    write(admin_py, greet_admin(form, '["name"]'))
+    port = free_port()
+    child = spawn(["-v", "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=proj)
+    child.expect(f"hmr: watching {os.path.realpath(proj / 'greet')}", stream="err")
+
+    def registry(want: dict[str, list[str]]) -> None:
+        def matches(got: dict[str, Any]) -> bool:
+            shown = {name: admin["list_display"] for name, admin in got["admins"].items()}
+            return shown == want
+
+        got = poll(child, port, matches, path="/registry")
+        assert got["pid"] == child.proc.pid
+        assert all(admin["served"] for admin in got["admins"].values()), got
+
+    registry({"item": ["name"]})
+    tracked(child, "greet.admin")
+
+    # 1. list_display edited: the new ModelAdmin replaces the old one (no AlreadyRegistered).
+    assert saved(child, admin_py, greet_admin(form, '["name", "id"]')).startswith(
+        "hmr: reloaded greet.admin "
+    )
+    registry({"item": ["name", "id"]})
+    # 2. A syntax error fails; its fix applies.
+    assert saved(child, admin_py, greet_admin(form, '["name", "id"')).startswith(
+        "hmr: failed to reload greet.admin"
+    )
+    registry({"item": ["name", "id"]})
+    assert saved(child, admin_py, greet_admin(form, '["id"]')).startswith(
+        "hmr: reloaded greet.admin "
+    )
+    registry({"item": ["id"]})
+    # 3. A reload that fails after its registration: the previous ModelAdmin is back.
+    line = saved(child, admin_py, greet_admin(form, '["pk"]', tail="\n1 / 0\n"))
+    assert line.startswith("hmr: failed to reload greet.admin"), line
+    assert "ZeroDivisionError" in line
+    registry({"item": ["id"]})
+    # 4. A second model registered: its admin URL serves it; then edited again.
+    for display in ('["label"]', '["label", "id"]'):
+        assert saved(child, admin_py, greet_admin(form, '["id"]', display)).startswith(
+            "hmr: reloaded greet.admin "
+        )
+        registry({"item": ["id"], "tag": json.loads(display)})
+    # 5. Its registration removed (the ModelAdmin class with it): unregistered, no admin URL.
+    assert saved(child, admin_py, greet_admin(form, '["name"]')).startswith(
+        "hmr: reloaded greet.admin "
+    )
+    registry({"item": ["name"]})
+    assert poll(child, port, lambda got: True, path="/registry")["tag_url"] is False

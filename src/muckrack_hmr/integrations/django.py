@@ -17,6 +17,8 @@
   URLconf that gained, changed or lost a pattern is read again too); the
   template loaders are reset (a compiled template holds the filters and tags
   of its time).
+* An edited ``admin.py`` registers its ModelAdmins again, in place of the
+  old ones (see :mod:`._django_admin`).
 * Two edits cannot apply in place, and are refused (nothing of the module's
   edit applies; one line says why, with the fix): a model's fields (the
   database table does not follow: a restart, and a migration), and the
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, cast
 
 from ..reload.refusals import DJANGO_MODEL_FIELDS, DJANGO_SETTINGS
 from ..threads import signals_to_main_thread
+from . import _django_admin, _reloading
 from ._imports import when_imported
 
 if TYPE_CHECKING:
@@ -71,7 +74,12 @@ _MARK = "__muckrack_hmr__"
 def enable(hmr: HMR) -> None:
     """Turn Django's restarter off and refresh Django's caches after each reload."""
     when_imported("django.utils.autoreload", _replace_restarter)
+    when_imported("django.contrib.admin.sites", _django_admin.enable_for)
+    _reloading.enable(hmr)
     hmr.add_pre_reload_hook(remember_models)
+    hmr.add_pre_reload_hook(_django_admin.note_registrations)
+    # Before the URL resolvers are dropped: the admin's patterns are built again first.
+    hmr.add_post_reload_hook(_django_admin.follow_registrations)
     hmr.add_post_reload_hook(refresh_caches)
     hmr.add_refusal_check(functools.partial(check_edit, hmr))
 
