@@ -22,12 +22,22 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from ..reload.live_defs import decorated_again
+
 if TYPE_CHECKING:
     from ..api import HMR
 
 _T = TypeVar("_T")
 
-__all__ = ["current", "defined_at_top", "enable", "kept", "on_failure", "same_def"]
+__all__ = [
+    "current",
+    "defined_at_top",
+    "enable",
+    "kept",
+    "made_again",
+    "on_failure",
+    "same_def",
+]
 
 log = logging.getLogger(__name__)
 
@@ -122,3 +132,16 @@ def same_def(old: object, new: object) -> bool:
         isinstance(getattr(old, n, None), str) and getattr(old, n) == getattr(new, n, None)
         for n in names
     )
+
+
+def made_again(old: object, new: object) -> bool:
+    """Did the ``def`` that made ``old`` just run again, making (or handing over) ``new``?
+
+    A decorated def that runs again gives its decorators the live function,
+    the very object they registered before (see :mod:`muckrack_hmr.reload.live_defs`):
+    the same object counts only if this module's run decorated it again.  A new
+    object (a wrapper made again) counts when the same def made it.
+    """
+    if old is new:
+        return decorated_again(new)
+    return same_def(old, new)

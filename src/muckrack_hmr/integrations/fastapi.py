@@ -170,8 +170,7 @@ def _replace_in_reload(router: _Router, before: int, earlier: frozenset[int]) ->
         index
         for index in range(before)
         if id(routes[index]) in earlier
-        and getattr(routes[index], "endpoint", None) is not endpoint
-        and _same_def(getattr(routes[index], "endpoint", None), endpoint)
+        and _reloading.made_again(getattr(routes[index], "endpoint", None), endpoint)
     ]
     same_place = [
         index

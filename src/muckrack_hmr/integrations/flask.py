@@ -220,9 +220,7 @@ def _wrap_blueprint(module: ModuleType) -> None:
                 # The setup of the def's old rule goes: a later registration of
                 # the blueprint must not add it back.
                 _keep_recorded_for_undo(self)
-                _forget_recorded(
-                    self, lambda old: old is not view_func and _reloading.same_def(old, view_func)
-                )
+                _forget_recorded(self, lambda old: _reloading.made_again(old, view_func))
             before = len(functions)
             original(self, rule, endpoint, view_func, *args, **kwargs)
             if view_func is not None:
@@ -286,10 +284,9 @@ def _stale_endpoints(
     return [
         key
         for key, old in before.items()
-        if old is not view
-        and (key == endpoint or top_level)
+        if (key == endpoint or top_level)
         and app.view_functions.get(key) is old
-        and _reloading.same_def(old, view)
+        and _reloading.made_again(old, view)
     ]
 
 

@@ -228,8 +228,7 @@ def _replace_earlier(router: _Router, saved: list[object]) -> None:
                     i
                     for i in old
                     if type(routes[i]) is type(new)
-                    and getattr(routes[i], "endpoint", None) is not endpoint
-                    and _reloading.same_def(getattr(routes[i], "endpoint", None), endpoint)
+                    and _reloading.made_again(getattr(routes[i], "endpoint", None), endpoint)
                 ),
                 None,
             )

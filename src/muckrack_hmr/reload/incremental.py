@@ -36,6 +36,7 @@ from .body_edits import (
     in_place_edit,
     original_function,
 )
+from .live_defs import live_function, run_on_live, start_module_run
 from .patching import BodyPatch, PatchReport, may_register, patch_class_now, set_code
 from .rebinding import star_exports
 from .relocation import align_class, align_function, first_line, shift_code
@@ -76,8 +77,9 @@ class Changes:
     """How many top-level statements ran (or function bodies were replaced)."""
     body_patches: list[BodyPatch] = field(default_factory=list)
     """Old functions given a new body (with their old code and docstring)."""
-    class_patches: list[tuple[PatchReport, Callable[[], None]]] = field(default_factory=list)
-    """Live classes given their new definition as their statement ran, and the undo of each."""
+    live_patches: list[tuple[PatchReport, Callable[[], None]]] = field(default_factory=list)
+    """Live classes and functions given their new definition as their statement ran,
+    and the undo of each."""
     relocated: list[tuple[types.FunctionType, types.CodeType]] = field(default_factory=list)
     """(function given new line numbers, its old code): for the undo only."""
     applied: bool = False
@@ -374,9 +376,9 @@ def _relocate(
 def undo_run(changes: Changes) -> None:
     """A later statement failed (or the edit was refused): put back the classes and
     function bodies patched so far."""
-    for _, undo in reversed(changes.class_patches):
+    for _, undo in reversed(changes.live_patches):
         undo()
-    changes.class_patches.clear()
+    changes.live_patches.clear()
     for patch in reversed(changes.body_patches):
         set_code(patch.function, patch.old_code, patch.old_doc)
     changes.body_patches.clear()
@@ -419,7 +421,7 @@ def _adopt_class(
         return
     try:
         registered = may_register(then, map(_last_name, node.decorator_list))
-        changes.class_patches.append(patch_class_now(module, then, now, registered))
+        changes.live_patches.append(patch_class_now(module, then, now, registered))
     except Exception as exc:
         undo_run(changes)
         raise StatementError(f"patching class {name} failed: {exc}") from exc
@@ -448,8 +450,13 @@ def run_all(
     """
     changes = Changes(old=old)
     flags = _future_flags(summary)
+    start_module_run()
     for statement in summary.statements:
-        _run_statement(statement, namespace, filename, flags, changes)
+        live = live_function(statement, (summary, summary), namespace, filename)
+        if live is not None:
+            _run_on_live(statement, live, namespace, filename, flags=flags, changes=changes)
+        else:
+            _run_statement(statement, namespace, filename, flags, changes)
         if isinstance(statement.node, ast.ClassDef):
             _adopt_class(namespace, statement.node, old, changes)
     return changes
@@ -465,6 +472,25 @@ def _run_statement(
     except BaseException as exc:
         undo_run(changes)
         raise StatementError(str(exc)) from exc
+
+
+def _run_on_live(
+    statement: Statement,
+    live: types.FunctionType,
+    namespace: dict[str, object],
+    filename: str,
+    *,
+    flags: int,
+    changes: Changes,
+) -> bool:
+    """Run a decorated def, its decorators given ``live`` (see :mod:`.live_defs`)."""
+    try:
+        return run_on_live(
+            statement, live, namespace, filename=filename, flags=flags, patched=changes.live_patches
+        )
+    except StatementError:
+        undo_run(changes)
+        raise
 
 
 # Calls through which a module can bind names its statements do not show.
@@ -573,6 +599,7 @@ def plan_and_run(
     values, behaviors, rewrapped = set(incoming[0]), set(incoming[1]), set(incoming[2])
     changes = Changes(old=dict(namespace))
     expander = _Expander(new)
+    start_module_run()
     flags = _future_flags(new)
     started = False
     for index, statement in enumerate(new.statements):
@@ -631,7 +658,14 @@ def plan_and_run(
                         align_class(cls, node, filename, _recording(changes))
                 continue
         before = {name: namespace.get(name, _MISSING) for name in statement.binds}
-        _run_statement(statement, namespace, filename, flags, changes)
+        live = live_function(statement, (old, new), namespace, filename)
+        if live is not None and _run_on_live(
+            statement, live, namespace, filename, flags=flags, changes=changes
+        ):
+            # The live function took the new definition: whatever the name holds now.
+            behaviors.add(live.__name__)
+        elif live is None:
+            _run_statement(statement, namespace, filename, flags, changes)
         changes.executed += 1
         for name in statement.binds:
             now, then = namespace.get(name, _MISSING), before[name]

@@ -64,6 +64,7 @@ __all__ = [
     "PatchReport",
     "may_register",
     "patch_bodies",
+    "patch_function_now",
     "patch_namespace",
     "refill",
     "set_code",
@@ -886,6 +887,28 @@ def patch_class_now(
     if reason is not None:
         patcher.report.refused.append(reason)
         return patcher.report, lambda: None
+    patcher.apply()
+    undo = patcher.undo
+
+    def revert() -> None:
+        for action in reversed(undo):
+            action()
+
+    return patcher.report, revert
+
+
+def patch_function_now(
+    module: str, old: types.FunctionType, new: types.FunctionType
+) -> tuple[PatchReport, Callable[[], None]] | None:
+    """Give the live function ``old`` the definition of ``new`` at once; and how to undo it.
+
+    For a decorated ``def`` that runs again: its decorators then get ``old``.
+    None if ``old`` cannot take it (its closure changed shape).
+    """
+    patcher = _Patcher(module)
+    patcher.undo = []
+    if not patcher.plan_function(old, new):
+        return None
     patcher.apply()
     undo = patcher.undo
 

@@ -640,7 +640,7 @@ class Reloader:
                 # A refused edit changed nothing: its dependents have nothing to follow.
                 return Changes() if isinstance(exc, RefusedEdit) else None
             if ran is not None:
-                for patched, _ in ran.class_patches:
+                for patched, _ in ran.live_patches:
                     self._report(patched)
             self._report(report)
             self.sources.remember(name, source)
@@ -693,7 +693,7 @@ class Reloader:
             ran = self._run_whole(
                 name, namespace, filename, summary=summary, code=code, snapshot=snapshot
             )
-            for report, _ in ran.class_patches if ran is not None else ():
+            for report, _ in ran.live_patches if ran is not None else ():
                 self._report(report)
         except BaseException as exc:
             refill(namespace, snapshot)
@@ -817,7 +817,7 @@ class Reloader:
             if old is not new:
                 self._forget_removed_imports(name, old, new, package)
             self.sources.remember(name, source, new)
-            for patched, _ in outcome.class_patches:
+            for patched, _ in outcome.live_patches:
                 self._report(patched)
             if outcome.applied:
                 self._report(report)
@@ -890,7 +890,7 @@ class Reloader:
 
     def _refusals(self, name: str, ran: Changes | None) -> list[Refusal]:
         """Why the new code of ``name``, which ran, cannot stay (an empty list: it can)."""
-        patches = ran.class_patches if ran is not None else []
+        patches = ran.live_patches if ran is not None else []
         found = [each for report, _ in patches for each in report.refused]
         self.hooks.run(self.hooks.checks, name, "refusal check")
         found.extend(self._declared.pop(name, ()))

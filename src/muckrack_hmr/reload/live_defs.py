@@ -1,0 +1,158 @@
+"""A decorated ``def`` that runs again hands its decorators the live function.
+
+When an edit changes a decorated definition's signature or decorators, its
+statement runs again.  Run as written, it would make a new function object,
+and its decorators would register that one: a registry that dedupes by
+identity (Django's ``receiver``, ``if f not in HANDLERS``) then holds the
+function twice and calls it twice.  Instead, the live function (the one the
+previous run made, inside any wrapper) takes the new definition first, and
+the decorators get it: they see the object they saw before, and dedupe by
+themselves.
+
+The statement runs with one more decorator, innermost, that does this
+swap.  Python's order is kept exactly: the decorator expressions evaluate
+top to bottom, then the defaults and annotations, then the function is
+made, and the decorators apply bottom-up, the added one first.  The one
+difference: the object the user's decorators receive is the live function
+(patched with the new code, defaults, annotations, ``__dict__``), not a new
+one.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+import threading
+import types
+from collections.abc import Callable
+
+from .analysis import ModuleSummary, Statement
+from .body_edits import StatementError, compile_one, original_function
+from .patching import PatchReport, patch_function_now
+
+__all__ = ["decorated_again", "live_function", "run_on_live", "start_module_run"]
+
+# The added decorator's name in the module namespace, only while the statement runs.
+_ADOPT = "__muckrack_hmr_adopt__"
+
+
+class _Decorated(threading.local):
+    def __init__(self) -> None:
+        self.again: list[types.FunctionType] = []
+
+
+_decorated = _Decorated()
+
+
+def decorated_again(function: object) -> bool:
+    """Was ``function`` handed to its decorators again in the module run of this thread?
+
+    A registry (a framework's routes) that replaces what a def registered
+    before when the def runs again can no longer tell by identity: the
+    function is the one it holds already.  This tells it, from the moment
+    the decorators get the function until the next module's run starts.
+    """
+    return any(each is function for each in _decorated.again)
+
+
+def start_module_run() -> None:
+    """A module's statements start to run on this thread: forget the previous run's defs."""
+    _decorated.again = []
+
+
+#: How to take back one patch (a later statement failed): (report, undo).
+Patched = tuple[PatchReport, Callable[[], None]]
+
+
+def _defined_once(summary: ModuleSummary, name: str) -> bool:
+    """Is ``name`` bound by one top-level statement, a ``def`` of that name?"""
+    binders = [statement for statement in summary.statements if name in statement.binds]
+    return (
+        len(binders) == 1
+        and isinstance(binders[0].node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and binders[0].node.name == name
+    )
+
+
+def live_function(
+    statement: Statement,
+    summaries: tuple[ModuleSummary, ModuleSummary],
+    namespace: dict[str, object],
+    filename: str,
+) -> types.FunctionType | None:
+    """The function the previous run of this decorated ``def`` made, if it is known.
+
+    Only for a name that one ``def`` binds, before and after the edit: with
+    ``@overload`` stubs, ``@f.register`` implementations or a name bound
+    elsewhere too, the function the name holds may come from another
+    statement, and must not take this one's code.
+    """
+    node = statement.node
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or not node.decorator_list:
+        return None
+    old, new = summaries
+    if not (_defined_once(new, node.name) and _defined_once(old, node.name)):
+        return None
+    live = original_function(namespace.get(node.name), node.name, filename)
+    if live is None:
+        return None
+    # A ``def`` that became an ``async def`` (or back) makes a new object, as
+    # it always did: frameworks tell the two kinds apart when they register.
+    if bool(live.__code__.co_flags & _ASYNC_FLAGS) != isinstance(node, ast.AsyncFunctionDef):
+        return None
+    return live
+
+
+# Coroutine, async generator: what ``async def`` makes.
+_ASYNC_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def run_on_live(
+    statement: Statement,
+    live: types.FunctionType,
+    namespace: dict[str, object],
+    *,
+    filename: str,
+    flags: int,
+    patched: list[Patched],
+) -> bool:
+    """Run the decorated ``def`` of ``statement``, its decorators applied to ``live``.
+
+    ``live`` takes the new definition just before the first decorator is
+    applied; the patch (and its undo) goes to ``patched``.  Returns whether
+    it did (False: the new function could not go into the live one, its
+    closure changed shape, and the decorators got the new function).
+    Raises StatementError if the statement raises; ``patched`` then holds
+    the undo of a patch already made.
+    """
+    node = statement.node
+    assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    module = namespace.get("__name__")
+    module = module if isinstance(module, str) else ""
+    adopted = False
+
+    def adopt(fresh: object) -> object:
+        nonlocal adopted
+        if not isinstance(fresh, types.FunctionType):
+            return fresh
+        done = patch_function_now(module, live, fresh)
+        if done is None:
+            return fresh
+        patched.append(done)
+        adopted = True
+        _decorated.again.append(live)
+        return live
+
+    wrapped = copy.copy(node)  # shallow: the children are shared, not changed
+    innermost = ast.copy_location(ast.Name(id=_ADOPT, ctx=ast.Load()), node.decorator_list[-1])
+    wrapped.decorator_list = [*node.decorator_list, innermost]
+    code = compile_one(wrapped, filename, flags)
+    namespace[_ADOPT] = adopt
+    try:
+        exec(code, namespace)
+    except BaseException as exc:
+        raise StatementError(str(exc)) from exc
+    finally:
+        namespace.pop(_ADOPT, None)
+    return adopted

@@ -1,0 +1,225 @@
+"""A decorated ``def`` that runs again hands its decorators the live function.
+
+Its signature or a decorator's argument changed, so its statement runs
+again; registries that dedupe by identity (a plain list, Django's signals)
+must then keep one entry, which runs the new code.  On both cores.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pytest
+
+from tests.conftest import Project
+
+REGISTRY = """\
+HANDLERS = []
+
+
+def register(f):
+    if f not in HANDLERS:
+        HANDLERS.append(f)
+    return f
+
+
+def tagged(tag):
+    def deco(f):
+        f.tag = tag
+        return register(f)
+    return deco
+"""
+
+
+def fresh(hmr: Any, *names: str) -> list[Any]:
+    """Import ``names`` and keep their sources, as the watcher does: edits run statements."""
+    modules = [importlib.import_module(name) for name in names]
+    hmr.remember_sources()
+    return modules
+
+
+def test_registry_keeps_one_entry_over_signature_and_decorator_edits(
+    project: Project, hmr: Any
+) -> None:
+    project.write("registry.py", REGISTRY)
+    project.write(
+        "handlers.py",
+        """\
+        from registry import register, tagged
+
+        @register
+        def h(x):
+            return ("h v1", x)
+
+        @tagged("one")
+        def g(x):
+            return ("g v1", x)
+        """,
+    )
+    registry, handlers = fresh(hmr, "registry", "handlers")
+    h, g = handlers.h, handlers.g
+    assert [h, g] == registry.HANDLERS
+    assert g.tag == "one"
+
+    # The signature changes: the def runs again, its decorator gets the live function.
+    project.write(
+        "handlers.py",
+        """\
+        from registry import register, tagged
+
+        @register
+        def h(x, y=0):
+            return ("h v2", x, y)
+
+        @tagged("two")
+        def g(x, *, z=3):
+            return ("g v2", x, z)
+        """,
+    )
+    assert hmr.reload_module("handlers")[0] == ["handlers"]
+    assert [h, g] == registry.HANDLERS
+    assert (handlers.h, handlers.g) == (h, g)
+    assert [f(1) for f in registry.HANDLERS] == [("h v2", 1, 0), ("g v2", 1, 3)]
+    assert (g.tag, g.__kwdefaults__) == ("two", {"z": 3})
+
+    # A body edit afterwards reaches the one entry.
+    project.write(
+        "handlers.py",
+        """\
+        from registry import register, tagged
+
+        @register
+        def h(x, y=0):
+            return ("h v3", x, y)
+
+        @tagged("two")
+        def g(x, *, z=3):
+            return ("g v3", x, z)
+        """,
+    )
+    assert hmr.reload_module("handlers")[0] == ["handlers"]
+    assert [f(1) for f in registry.HANDLERS] == [("h v3", 1, 0), ("g v3", 1, 3)]
+
+
+def test_a_wrapping_decorator_wraps_the_live_function(project: Project, hmr: Any) -> None:
+    """``functools.wraps``: the name holds a wrapper; the function inside it is the live one."""
+    project.write(
+        "m.py",
+        """\
+        import functools
+
+        INNER = []
+
+        def traced(label):
+            def deco(f):
+                if f not in INNER:
+                    INNER.append(f)
+                @functools.wraps(f)
+                def wrapper(*args, **kwargs):
+                    return (label, f(*args, **kwargs))
+                return wrapper
+            return deco
+
+        @traced("a")
+        def h(x):
+            return "v1"
+        """,
+    )
+    (m,) = fresh(hmr, "m")
+    wrapper, inner = m.h, m.INNER[0]
+    assert wrapper(1) == ("a", "v1")
+    source = (project.root / "m.py").read_text()
+    project.write("m.py", source.replace('"a"', '"b"').replace("h(x)", "h(x, y=0)"))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert [inner] == m.INNER
+    assert m.h is wrapper  # the old wrapper takes the new one's definition
+    assert (wrapper(1), inner(1, 2)) == (("b", "v1"), "v1")
+
+
+def test_a_failing_later_statement_puts_the_live_function_back(project: Project, hmr: Any) -> None:
+    project.write("registry.py", REGISTRY)
+    source = """\
+        from registry import register
+
+        @register
+        def h({args}):
+            return "{tag}"
+
+        {tail}
+        """
+    project.write("m.py", source.format(args="x", tag="v1", tail=""))
+    registry, m = fresh(hmr, "registry", "m")
+    h = m.h
+    project.write("m.py", source.format(args="x, y=0", tag="v2", tail="1 / 0"))
+    assert hmr.reload_module("m")[0] == []
+    assert [h] == registry.HANDLERS
+    assert (m.h, h(1), h.__defaults__) == (h, "v1", None)
+
+
+def test_overload_stubs_do_not_patch_the_implementation(project: Project, hmr: Any) -> None:
+    """A name that several defs bind: the one it holds is not this statement's to patch."""
+    source = """\
+        from typing import overload
+
+        @overload
+        def f(x: int) -> int: ...
+        @overload
+        def f(x: {stub}) -> str: ...
+        def f(x):
+            return ("impl", x)
+        """
+    project.write("m.py", source.format(stub="str"))
+    (m,) = fresh(hmr, "m")
+    f = m.f
+    project.write("m.py", source.format(stub="bytes"))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert f(1) == ("impl", 1)  # the implementation kept its code
+
+
+def test_django_receiver_runs_once_per_signal_after_edits(project: Project, hmr: Any) -> None:
+    """Django's signals dedupe receivers by id(): the live function is connected once."""
+    pytest.importorskip("django")
+    project.write(
+        "signals.py",
+        """\
+        from django.dispatch import Signal
+
+        saved = Signal()
+        """,
+    )
+    source = """\
+        from django.dispatch import receiver
+
+        from signals import saved
+
+        CALLS = []
+
+        class Item:
+            pass
+
+        @receiver(saved, sender=Item{extra})
+        def on_save(sender, {args}**kw):
+            CALLS.append("{tag}")
+        """
+
+    def write(tag: str, args: str = "", extra: str = "") -> None:
+        project.write("handlers.py", source.format(tag=tag, args=args, extra=extra))
+
+    def calls() -> list[str]:
+        handlers.CALLS.clear()
+        signals.saved.send(sender=handlers.Item)
+        return list(handlers.CALLS)
+
+    write("v1")
+    signals, handlers = fresh(hmr, "signals", "handlers")
+    assert calls() == ["v1"]
+    write("v1", args="instance=None, ")  # the signature
+    assert hmr.reload_module("handlers")[0] == ["handlers"]
+    assert calls() == ["v1"]
+    write("v2", args="instance=None, ", extra=", weak=False")  # the decorator
+    assert hmr.reload_module("handlers")[0] == ["handlers"]
+    assert calls() == ["v2"]
+    write("v3", args="instance=None, ", extra=", weak=False")  # the body
+    assert hmr.reload_module("handlers")[0] == ["handlers"]
+    assert calls() == ["v3"]
