@@ -140,9 +140,13 @@ def test_watch_dir_globs(relative: str, pattern: str, expected: bool) -> None:
 
 
 def test_django_file_changed_receivers_hear_of_watched_files(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     autoreload = importlib.import_module("django.utils.autoreload")
+    # Only this test's receiver: Django's own (django.template.autoreload's, connected
+    # when another test of this process imported it) would read settings not set here.
+    monkeypatch.setattr(autoreload.file_changed, "receivers", [])
+    monkeypatch.setattr(autoreload.file_changed, "sender_receivers_cache", {})
     templates = tmp_path / "templates"
     signals = django_integration.FileSignals()
     signals.watch_dir(templates, "**/*")
