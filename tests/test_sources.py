@@ -121,6 +121,9 @@ def test_a_read_that_a_write_overlaps_is_done_again(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork")
+# 3.12+ warns of a fork with threads (pytest-xdist's, here): the child runs no
+# code of theirs, only the store's, and exits.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_reads_what_its_parent_kept_and_writes_apart() -> None:
     """A pool's or a server's worker is forked with the store: it reads the sources
     kept before the fork from the file it shares with its parent, and what it keeps
