@@ -152,3 +152,46 @@ def test_stale_socket_folders_are_swept(tmp_path: Path) -> None:
         assert other.exists()
     finally:
         live_sock.close()
+
+
+def test_a_fork_waits_while_a_thread_of_ours_imports(tmp_path: Path) -> None:
+    """A pre-fork server forks at start-up, while the watcher imports what it needs: a
+    child forked in the middle of that import would inherit the module's import lock
+    held by a thread it does not have, and hang at its first import of it."""
+    import importlib
+    import threading
+
+    from muckrack_hmr.processes import joining
+
+    (tmp_path / "slow_to_import.py").write_text(
+        "import builtins\nbuiltins._muckrack_test_gate.wait(10)\nDONE = True\n"
+    )
+    gate = threading.Event()
+    builtins_module = importlib.import_module("builtins")
+    builtins_module._muckrack_test_gate = gate  # type: ignore[attr-defined]
+    sys.path.insert(0, str(tmp_path))
+    started = threading.Event()
+
+    def importing() -> None:
+        started.set()
+        importlib.import_module("slow_to_import")
+
+    ours = threading.Thread(target=importing, name="muckrack-hmr-test-import")
+    try:
+        ours.start()
+        assert started.wait(10)
+        deadline = time.monotonic() + 10
+        while not joining._ours_importing() and time.monotonic() < deadline:
+            time.sleep(0.001)  # until the thread is inside the import
+        assert joining._ours_importing()
+        threading.Timer(0.05, gate.set).start()
+        joining._let_our_imports_end()
+        assert "slow_to_import" in sys.modules
+        assert sys.modules["slow_to_import"].DONE
+        assert not joining._ours_importing()
+    finally:
+        gate.set()
+        ours.join(10)
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("slow_to_import", None)
+        del builtins_module._muckrack_test_gate  # type: ignore[attr-defined]

@@ -26,8 +26,9 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import TYPE_CHECKING
 
 from .channel import describe
@@ -120,6 +121,41 @@ def before_fork(hmr: HMR | None = None) -> None:
             _held.append(lock)
         else:
             log.debug("forking while a reload runs in another thread")
+    _let_our_imports_end()
+
+
+def _let_our_imports_end() -> None:
+    """Wait (a little) while a thread of ours imports a module (the watcher, at start-up).
+
+    A thread in the middle of an import holds that module's import lock; the
+    child would inherit the lock held by a thread it does not have, and hang
+    at its first import of that module (a pre-fork server forks its workers at
+    start-up, while the watcher imports what it needs).  With the engine's
+    locks held, our threads start no reload's imports meanwhile.
+    """
+    deadline = time.monotonic() + _FORK_PATIENCE
+    while _ours_importing() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _ours_importing() -> bool:
+    ours = {
+        thread.ident
+        for thread in threading.enumerate()
+        if thread.name.startswith("muckrack-hmr") and thread is not threading.current_thread()
+    }
+    if not ours:
+        return False
+    for ident, top in sys._current_frames().items():
+        if ident not in ours:
+            continue
+        frame: FrameType | None = top
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "_find_and_load" and code.co_filename.startswith("<frozen"):
+                return True
+            frame = frame.f_back
+    return False
 
 
 def after_fork_in_parent() -> None:
