@@ -22,16 +22,16 @@ are Starlette apps: the same applies to them.
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
 from . import _reloading
-from ._imports import when_imported
+from ._imports import when_imported, wrap_method
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -83,18 +83,14 @@ def enable(hmr: HMR) -> None:
 
 
 def _wrap_router(routing: ModuleType) -> None:
-    cls = routing.Router
-    original = cls.__init__
-    if getattr(original, _MARK, False):
-        return
+    def make(original: Callable[..., object]) -> Callable[..., object]:
+        def __init__(self: _Router, *args: object, **kwargs: object) -> None:
+            original(self, *args, **kwargs)
+            _routers[id(self)] = self
 
-    @functools.wraps(original)
-    def __init__(self: _Router, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)
-        _routers[id(self)] = self
+        return __init__
 
-    setattr(__init__, _MARK, True)
-    cls.__init__ = __init__
+    wrap_method(routing.Router, "__init__", make, _MARK)
 
 
 def _app_class() -> type | None:
