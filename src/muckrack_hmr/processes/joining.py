@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from .channel import describe
@@ -142,20 +142,16 @@ def _ours_importing() -> bool:
     ours = {
         thread.ident
         for thread in threading.enumerate()
-        if thread.name.startswith("muckrack-hmr") and thread is not threading.current_thread()
+        if thread.name.startswith("muckrack-hmr")
+        and thread is not threading.current_thread()
+        and thread.ident is not None
     }
     if not ours:
         return False
-    for ident, top in sys._current_frames().items():
-        if ident not in ours:
-            continue
-        frame: FrameType | None = top
-        while frame is not None:
-            code = frame.f_code
-            if code.co_name == "_find_and_load" and code.co_filename.startswith("<frozen"):
-                return True
-            frame = frame.f_back
-    return False
+    from ..watch.safepoint import import_frame
+
+    frames = sys._current_frames()
+    return any(import_frame(frames.get(ident)) is not None for ident in ours)
 
 
 def after_fork_in_parent() -> None:

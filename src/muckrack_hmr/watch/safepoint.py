@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-__all__ = ["IMPORT_PATIENCE", "SafePoint"]
+__all__ = ["IMPORT_PATIENCE", "SafePoint", "import_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +54,20 @@ class SafePoint:
         for ident, top in sys._current_frames().items():
             if ident == me:
                 continue
-            frame: FrameType | None = top
-            while frame is not None:
-                code = frame.f_code
-                if code.co_name == "_find_and_load" and code.co_filename.startswith(
-                    "<frozen importlib"
-                ):
-                    key = (ident, id(frame))
-                    if key not in self._long_imports:
-                        return key
-                    break
-                frame = frame.f_back
+            frame = import_frame(top)
+            if frame is not None:
+                key = (ident, id(frame))
+                if key not in self._long_imports:
+                    return key
         return None
+
+
+def import_frame(top: FrameType | None) -> FrameType | None:
+    """The frame of the import in progress in a thread whose top frame is ``top``, if any."""
+    frame = top
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_find_and_load" and code.co_filename.startswith("<frozen importlib"):
+            return frame
+        frame = frame.f_back
+    return None
