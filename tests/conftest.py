@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import os
 import sys
@@ -40,6 +41,34 @@ _E2E_MODULES = frozenset(
         "test_real_suites",
     }
 )
+
+
+# pytest-timeout fails a test that runs too long by interrupting its main thread
+# (SIGALRM); a thread stuck where no signal reaches it (a lock taken in C, say)
+# would hang the whole run.  A watchdog behind it dumps every thread's stack and
+# ends the worker: the run goes on (xdist replaces it) and says where it hung.
+_WATCHDOG_SLACK = 60.0
+_watchdog_fd: list[int] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if sys.__stderr__ is not None:  # the real stderr, not a test's capture
+        _watchdog_fd.append(os.dup(sys.__stderr__.fileno()))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    if not _watchdog_fd:
+        yield
+        return
+    marker = item.get_closest_marker("timeout")
+    limit = marker.args[0] if marker is not None and marker.args else None
+    limit = float(limit or item.config.getini("timeout") or 0) or 120.0
+    faulthandler.dump_traceback_later(limit + _WATCHDOG_SLACK, exit=True, file=_watchdog_fd[0])
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

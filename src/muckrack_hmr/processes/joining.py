@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from ..watch.safepoint import import_frame
 from .channel import describe
 from .hub import Hub
 from .member import Member
@@ -148,8 +149,6 @@ def _ours_importing() -> bool:
     }
     if not ours:
         return False
-    from ..watch.safepoint import import_frame
-
     frames = sys._current_frames()
     return any(import_frame(frames.get(ident)) is not None for ident in ours)
 
