@@ -246,20 +246,55 @@ class Child:
         os.killpg(self.proc.pid, signal.SIGINT)
 
     def close(self) -> None:
-        """Kill the child if it still runs (its group too, if it has one), and reap it."""
+        """Kill the child and everything it started (its group too, if it has one); reap it.
+
+        Never blocks: a process the child started that outlived it (a server's
+        worker, a pool's child) holds copies of the output pipes, so it is
+        killed too, and a pipe whose reader thread is still blocked on it is
+        left open: closing it would wait for that thread's lock, without end.
+        """
+        family = descendants(self.proc.pid) if self.proc.poll() is None else []
         if self.proc.poll() is None:
             self.proc.kill()
         if self.new_session:
             with contextlib.suppress(OSError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in family:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         try:
             self.proc.wait(timeout=10)
         finally:
             for thread in self._threads:
                 thread.join(timeout=5)
-            for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-                if pipe is not None:
+            pipes = {"in": self.proc.stdin, "out": self.proc.stdout, "err": self.proc.stderr}
+            readers = dict(zip(("out", "err"), self._threads, strict=True))
+            for name, pipe in pipes.items():
+                reader = readers.get(name)
+                if pipe is not None and (reader is None or not reader.is_alive()):
                     pipe.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """The PIDs of every living process that ``pid`` started, and that they started."""
+    children: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+            children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def gone(pid: int) -> bool:
@@ -296,6 +331,7 @@ class Reaper:
         # The CLI first: a pool whose workers die makes new ones while its parent lives.
         for child in self.children:
             if child.proc.poll() is None:
+                self.pids.update(descendants(child.proc.pid))
                 child.proc.kill()
                 child.proc.wait(timeout=DEADLINE)
             if child.new_session:
