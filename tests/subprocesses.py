@@ -189,14 +189,15 @@ class Child:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self._fail(f"timed out after {timeout:.0f} s waiting for {what} on std{stream}")
+                self.dump_stacks()
+                self.fail(f"timed out after {timeout:.0f} s waiting for {what} on std{stream}")
             try:
                 line = lines.get(timeout=remaining)
             except queue.Empty:
                 continue
             if line is None:
                 lines.put(None)  # later calls see the end too
-                self._fail(
+                self.fail(
                     f"std{stream} ended (exit code {self.proc.poll()}) before {what} appeared"
                 )
             if predicate(line):
@@ -213,19 +214,29 @@ class Child:
         try:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self._dump_stacks()
-            self._fail(f"the child did not exit within {timeout:.0f} s")
+            self.dump_stacks()
+            self.fail(f"the child did not exit within {timeout:.0f} s")
         for thread in self._threads:
             thread.join(timeout=timeout)
         return code
 
-    def _dump_stacks(self) -> None:
-        """Make a hung child print where its threads are (faulthandler, see core_env)."""
+    def dump_stacks(self) -> None:
+        """Make a hung child, and what it started, print where their threads are
+        (faulthandler, see core_env): the child's end, as the test fails."""
         if sys.platform == "win32" or self.proc.poll() is not None:
             return
         with contextlib.suppress(OSError), open(f"/proc/{self.proc.pid}/status") as status:
             masks = [line.strip() for line in status if line.startswith(("Sig", "ShdPnd"))]
             self.seen["err"].append("signal masks: " + "; ".join(masks))
+        # A server's workers or a pool's children first: each prints to the
+        # stderr it inherited, before the child's death can take them along.
+        for pid in descendants(self.proc.pid):
+            self.seen["err"].append(f"--- the stacks of process {pid}, started by the child:")
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGABRT)
+            deadline = time.monotonic() + 2
+            while not gone(pid) and time.monotonic() < deadline:
+                time.sleep(0.01)  # polling the process table, with a deadline
         self.proc.send_signal(signal.SIGABRT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
@@ -235,9 +246,9 @@ class Child:
     def stderr_text(self) -> str:
         return "\n".join(self.seen["err"])
 
-    def _fail(self, message: str) -> NoReturn:
+    def fail(self, message: str) -> NoReturn:
         out = "\n".join(self.seen["out"][-20:])
-        err = "\n".join(self.seen["err"][-80:])
+        err = "\n".join(self.seen["err"][-300:])
         pytest.fail(f"{message}\n--- stdout (tail) ---\n{out}\n--- stderr (tail) ---\n{err}")
 
     def interrupt(self) -> None:

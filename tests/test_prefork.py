@@ -197,24 +197,60 @@ def version():
 # Sends a batch of tasks, prints their results: a plain Python, no HMR.
 CELERY_CLIENT = """\
 import json
+import os
 import sys
+import time
 
+from proj import HERE, app
 from tasks import which
 
+# kombu's filesystem transport writes a message in place, and the worker, which
+# reads the folder without a lock, may take it half-written and stop on it
+# ("Unrecoverable error: JSONDecodeError"): the batch is written apart, then
+# each message moved in whole.
+STAGING = os.path.join(HERE, "staging")
+options = dict(app.conf.broker_transport_options, data_folder_out=STAGING)
+app.conf.broker_transport_options = options
 batch = [which.delay() for _ in range(int(sys.argv[1]))]
-# Long enough for a machine loaded by a whole test run (the filesystem broker polls);
-# the test's own deadline bounds the wait for every child's answer.
-print(json.dumps([result.get(timeout=30) for result in batch]))
+written = sorted(os.listdir(STAGING))
+assert len(written) == len(batch), written
+for name in written:
+    os.rename(os.path.join(STAGING, name), os.path.join(HERE, "broker", name))
+
+
+def result_of(result):
+    # Long enough for a machine loaded by a whole test run (the filesystem broker
+    # polls); the test's own deadline bounds the wait for every child's answer.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return result.get(timeout=max(deadline - time.monotonic(), 0.1))
+        except ValueError:
+            # The file:// backend writes a result in place too: one read while
+            # its child writes it is read again.
+            if time.monotonic() > deadline:
+                raise
+
+
+print(json.dumps([result_of(result) for result in batch]))
 """
 
 
-def pool_answers(proj: Path, env: dict[str, str], version: str, children: int) -> set[int]:
-    """Batches of tasks until ``children`` PIDs answered ``version``: their PIDs."""
+def pool_answers(
+    proj: Path, env: dict[str, str], version: str, children: int, worker: Child
+) -> set[int]:
+    """Batches of tasks until ``children`` PIDs answered ``version``: their PIDs.
+
+    A failed batch fails the test with the worker's own output (its log says
+    which child took what, and what it did with our reload).
+    """
     seen: set[int] = set()
     deadline = time.monotonic() + 3 * DEADLINE
     while time.monotonic() < deadline:
         result = run_python(["client.py", "4"], cwd=proj, env=env)
-        assert result.returncode == 0, result.stderr
+        if result.returncode != 0:
+            worker.dump_stacks()
+            worker.fail(f"the client failed: {result.stderr[-1500:]}")
         answers = json.loads(result.stdout.splitlines()[-1])
         assert {found for _, found in answers} == {version}, answers
         seen.update(pid for pid, _ in answers)
@@ -231,15 +267,28 @@ def test_celery_prefork_children_reload_in_place(
     write(proj / "tasks.py", CELERY_TASKS)
     write(proj / "work.py", CELERY_WORK.format(value="old"))
     write(proj / "client.py", CELERY_CLIENT)
-    for folder in ("broker", "results"):
+    for folder in ("broker", "staging", "results"):
         (proj / folder).mkdir()
     child = spawn(
-        ["-m", "celery", "-A", "proj", "worker", "--pool", "prefork", "-c", "2", "-l", "info"],
+        [
+            "-v",
+            "-m",
+            "celery",
+            "-A",
+            "proj",
+            "worker",
+            "--pool",
+            "prefork",
+            "-c",
+            "2",
+            "-l",
+            "info",
+        ],
         cwd=proj,
         new_session=True,
     )
     child.expect(re.compile(r"celery@\S+ ready").search, stream="err")
-    pids = pool_answers(proj, core_env, "old", 2)
+    pids = pool_answers(proj, core_env, "old", 2, child)
     reap.watch(child, pids)
     assert len(pids) == 2
     assert child.proc.pid not in pids
@@ -247,7 +296,7 @@ def test_celery_prefork_children_reload_in_place(
     save_atomically(proj / "work.py", CELERY_WORK.format(value="new"))
     # The worker's main process imported the tasks too: it and its two children.
     child.expect(re.compile(r"^hmr: reloaded work in 3 processes").match, stream="err")
-    assert pool_answers(proj, core_env, "new", 2) == pids  # in place: the same children
+    assert pool_answers(proj, core_env, "new", 2, child) == pids  # in place: the same children
 
     child.proc.send_signal(signal.SIGTERM)
     assert child.wait(timeout=3 * DEADLINE) == 0  # celery's warm shutdown, as without us
