@@ -34,7 +34,6 @@ except ImportError:  # an interpreter built without it
     from hashlib import blake2b as _blake2b
 
 __all__ = [
-    "Captured",
     "SourceCapture",
     "digest",
     "file_digest",
@@ -84,22 +83,6 @@ def read_if_unchanged(path: str, baseline: tuple[int, int] | None) -> bytes | No
     except OSError:
         return None
     return content if (stat.st_mtime_ns, stat.st_size) == baseline else None
-
-
-class Captured:
-    """The bytes a module's code came from, and the file's (mtime_ns, size) when read.
-
-    ``path`` is the file's real path when the read showed it is no symlink,
-    else None.  A plain class, not a dataclass: this module is imported at
-    start-up.
-    """
-
-    __slots__ = ("path", "source", "stat")
-
-    def __init__(self, source: bytes, stat: tuple[int, int], path: str | None = None) -> None:
-        self.source = source
-        self.stat = stat
-        self.path = path
 
 
 def read_steady(path: str, tries: int = _TRIES) -> tuple[bytes, os.stat_result, bool]:
@@ -207,7 +190,9 @@ class SourceCapture:
     _active: SourceCapture | None = None
 
     def __init__(
-        self, project_path: Callable[[str], str | None], sink: Callable[[str, Captured], None]
+        self,
+        project_path: Callable[[str], str | None],
+        sink: Callable[[str, bytes, tuple[int, int], str | None], None],
     ) -> None:
         #: a module file's real path if it is project code, else None
         self.project_path = project_path
@@ -245,9 +230,12 @@ class SourceCapture:
                 stack.pop()
             stat = reading.stat
             try:
+                # Plain values, no object of ours: thousands of modules are
+                # imported at start-up, and each tracked object kept costs the
+                # garbage collector's passes until the program ends.
                 figures = (stat.st_mtime_ns, stat.st_size)
                 known = real if reading.unlinked else None
-                capture.sink(fullname, Captured(reading.source, figures, known))
+                capture.sink(fullname, reading.source, figures, known)
             except Exception:
                 # Never the program's import: without its source, the module's
                 # first reload runs it whole.

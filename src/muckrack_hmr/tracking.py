@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import _core
 from .api import HMR
-from .capture import Captured, SourceCapture
+from .capture import SourceCapture
 from .project import ProjectFilter
 
 if TYPE_CHECKING:
@@ -119,14 +119,15 @@ def install(
     is_tracked = tracker.is_tracked
     note_read = project.note_read
 
-    def captured(name: str, kept: Captured) -> None:
+    def captured(name: str, source: bytes, stat: tuple[int, int], path: str | None) -> None:
         # Judged as its loader runs its file, before its code runs: the file
         # is this module's (an alias made later never takes it), and the
         # graph's own bookkeeping of the import can wait (ImportTracker._defer).
-        if kept.path is not None:
-            note_read(kept.path, name, kept.stat)
+        # ``path`` is the file's real path when the read showed it is no symlink.
+        if path is not None:
+            note_read(path, name, stat)
         is_tracked(name)
-        keep_source(name, kept)
+        keep_source(name, source, stat)
 
     # The bytes each project module runs, taken by its loader as it is imported.
     capture = SourceCapture(project.project_path, captured)

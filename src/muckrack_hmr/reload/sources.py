@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from ..capture import Captured, digest, read_if_unchanged, read_steady
+from ..capture import digest, read_if_unchanged, read_steady
 from .mentions import Mentions
 
 if TYPE_CHECKING:
@@ -215,7 +215,7 @@ class SourceStore:
         self._kept: dict[str, int] = {}
         # module -> what its loader ran, as taken at its import and not yet
         # compressed into the spill file (the watcher does that when idle).
-        self._fresh: dict[str, Captured] = {}
+        self._fresh: dict[str, bytes] = {}
         #: module -> the file's (mtime_ns, size) when its source was taken at import.
         self.import_stats: dict[str, tuple[int, int]] = {}
         self._reimported: set[str] = set()
@@ -232,10 +232,11 @@ class SourceStore:
     def __contains__(self, name: object) -> bool:
         return name in self._fresh or name in self._kept
 
-    def captured(self, name: str, captured: Captured) -> None:
-        """``name`` was just imported from ``captured.source`` (called by the import)."""
-        self._fresh[name] = captured
-        self.import_stats[name] = captured.stat
+    def captured(self, name: str, source: bytes, stat: tuple[int, int]) -> None:
+        """``name`` was just imported from ``source``, read when the file's (mtime_ns,
+        size) was ``stat`` (called by the import)."""
+        self._fresh[name] = source
+        self.import_stats[name] = stat
         if name in self._kept or name in self._consumptions or name in self.mentions:
             # Imported again (``importlib.reload``): what was derived from the
             # old source goes, under the reloader's lock (see _settle).
@@ -258,12 +259,12 @@ class SourceStore:
         """Move up to ``limit`` sources taken at import into the spill file; how many."""
         self._settle()
         done = 0
-        for name, captured in list(self._fresh.items()):
+        for name, source in list(self._fresh.items()):
             if limit is not None and done >= limit:
                 break
-            kept = self._spill.put(zlib.compress(captured.source, 1))
+            kept = self._spill.put(zlib.compress(source, 1))
             # An import or a reload may have replaced it meanwhile: keep the newer.
-            if self._fresh.get(name) is captured:
+            if self._fresh.get(name) is source:
                 previous = self._kept.get(name)
                 if previous is not None:
                     self._spill.drop(previous)
@@ -327,7 +328,7 @@ class SourceStore:
         """The source ``name`` last ran, if it was kept."""
         fresh = self._fresh.get(name)
         if fresh is not None:
-            return fresh.source
+            return fresh
         kept = self._kept.get(name)
         return None if kept is None else zlib.decompress(self._spill.get(kept))
 
