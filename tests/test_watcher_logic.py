@@ -1212,6 +1212,55 @@ def test_file_events_wait_while_the_program_imports_a_library(project: Project, 
             sys.modules.pop(f"_hmr_test_library_{index}", None)
 
 
+class _BusyUntil:
+    """A program busy until ``until`` (monotonic), then resting; it counts the looks."""
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+        self.busy_looks = 0
+
+    def quiet(self) -> bool:
+        if time.monotonic() < self.until:
+            self.busy_looks += 1
+            return False
+        return True
+
+
+def test_a_busy_start_up_is_looked_at_less_and_less_often_and_its_end_seen_soon() -> None:
+    """Each look at a start-up takes the interpreter from the importing thread (a
+    switch it waits for on a loaded machine): while the program stays busy, the looks
+    thin out, and once it rests its end is still seen within a fraction of a second."""
+    from muckrack_hmr.watch import idle
+
+    busy_for = 1.0
+    activity = _BusyUntil(time.monotonic() + busy_for)
+    stopping = threading.Event()
+    importing = threading.Event()
+
+    def imports() -> None:  # a module every 50 ms while busy: the imports go on
+        importing.set()
+        index = 0
+        while time.monotonic() < activity.until:
+            sys.modules[f"_hmr_test_busy_{index}"] = type(sys)(f"_hmr_test_busy_{index}")
+            index += 1
+            time.sleep(0.05)
+
+    loader = threading.Thread(target=imports, daemon=True)
+    try:
+        loader.start()
+        importing.wait(timeout=5)
+        idle.settle_in(activity, stopping)  # type: ignore[arg-type]
+        late = time.monotonic() - activity.until
+        loader.join(timeout=5)
+    finally:
+        for name in [name for name in sys.modules if name.startswith("_hmr_test_busy_")]:
+            del sys.modules[name]
+    # At a look every 20 ms, a second is 50 looks; doubling up to _BUSY_LOOK, about 10.
+    assert activity.busy_looks <= 12, activity.busy_looks
+    # Seen within one long pause and the quiet looks that confirm it (and slack).
+    assert late < idle._BUSY_LOOK + idle._QUIET_LOOKS * idle._QUIET_LOOK + 0.5, late
+
+
 class _Resting:
     """A program that rests (its threads use no CPU)."""
 

@@ -54,6 +54,13 @@ _LONGEST_PAUSE = 5.0
 # looks in a row must find the program quiet.
 _QUIET_LOOK = 0.02
 _QUIET_LOOKS = 3
+# While the looks find the program busy, the pause between them doubles up to
+# this: each look takes the interpreter from the importing thread (a switch it
+# is made to wait for on a loaded machine), 3-5 % of a long start-up at 50 looks
+# a second.  A quiet look brings the pause back to _QUIET_LOOK.
+_BUSY_LOOK = 0.16
+# The longest pause between looks at a program that stays busy after its start-up.
+_BUSY_REST = 1.0
 
 
 class Activity:
@@ -94,13 +101,15 @@ def settle_in(activity: Activity, stopping: threading.Event) -> None:
     first = loaded = len(modules)
     since = started
     quiet = 0  # looks in a row that found the program quiet
-    while not stopping.wait(_QUIET_LOOK):
+    pause = _QUIET_LOOK
+    while not stopping.wait(pause):
         now = time.monotonic()
         # One quiet look may be a busy program that did not get the CPU
         # (a loaded machine): quiet means quiet for a few looks in a row.
         quiet = quiet + 1 if activity.quiet() else 0
         if quiet >= _QUIET_LOOKS or now >= deadline:
             return
+        pause = _QUIET_LOOK if quiet else min(pause * 2, _BUSY_LOOK)
         count = len(modules)
         if count != loaded:
             loaded, since = count, now
@@ -177,11 +186,14 @@ class IdleWorker:
     def _main(self) -> None:
         try:
             settle_in(self._activity, self._stopping)
-            more: bool | None = True
-            while not self._stopping.wait(_IDLE_PAUSE if more else _QUIET_LOOK):
+            pause = _IDLE_PAUSE
+            while not self._stopping.wait(pause):
                 more = self._work.step(self._activity, _never)
                 if more is False:
                     self.done.set()
                     return
+                # A busy program is looked at less and less often (see _BUSY_LOOK),
+                # up to once a second, as the watcher does.
+                pause = _IDLE_PAUSE if more else min(max(pause, _QUIET_LOOK) * 2, _BUSY_REST)
         except Exception:  # the program goes on: its first reload does the work
             log.exception("the idle work stopped")
