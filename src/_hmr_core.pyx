@@ -75,8 +75,23 @@ cdef Py_ssize_t _FIELDS = 6
 cdef str _MANY = "\0several statements"
 
 
+# Waiting statements past which the importing thread records them itself (see the twin).
+cdef Py_ssize_t _PENDING_LIMIT = 65536 * 6
+cdef str _COMMA = ","
+
+
 cdef inline bint _several(object found):
     return type(found) is tuple and len(<tuple>found) > 1 and (<tuple>found)[0] is _MANY
+
+
+cdef object _compact(object fromlist):
+    """A ``from`` statement's names as one str, for the waiting list (see the twin)."""
+    if type(fromlist) is tuple and len(<tuple>fromlist):
+        try:
+            return _COMMA.join(<tuple>fromlist)
+        except TypeError:  # not only names: kept as it is
+            return fromlist
+    return fromlist
 cdef object _NAME = "__name__"
 cdef object _FILE = "__file__"
 cdef tuple _SOURCE_SUFFIXES = (".py", ".pyw")
@@ -727,6 +742,10 @@ cdef class ImportTracker:
         seen = self._statements_of(globals)
         if seen is _UNTRACKED:
             return module
+        if locals is globals:
+            # A module's top level: runs once, not remembered (see the twin).
+            self._defer(globals, name, fromlist, level, module, True)
+            return module
         found = PyDict_GetItem(seen, name)
         if found != NULL:
             # The usual case first: one statement at level 0, recorded as its
@@ -875,14 +894,15 @@ cdef class ImportTracker:
         return seen is not _UNTRACKED
 
     cdef _defer(self, object globals, object name, object fromlist, object level,
-                object module):
+                object module, bint top=False):
         """A statement's first run: remember it, leave the graph for later (see the twin)."""
         cdef str importer = globals["__name__"]
-        self._lock_acquire()
-        try:
-            self._remember_statement(importer, name, level, fromlist)
-        finally:
-            self._lock_release()
+        if not top:
+            self._lock_acquire()
+            try:
+                self._remember_statement(importer, name, level, fromlist)
+            finally:
+                self._lock_release()
         target = getattr(module, "__name__", None)
         if type(target) is str:
             self._is_tracked(target)
@@ -890,7 +910,10 @@ cdef class ImportTracker:
             target = None
         package = _package_of(globals) if level > 0 else None
         # Flat, _FIELDS items a statement (see the twin); one extend: atomic.
-        self.graph._pending.extend((importer, package, name, fromlist, level, target))
+        cdef list pending = self.graph._pending
+        pending.extend((importer, package, name, _compact(fromlist), level, target))
+        if len(pending) > _PENDING_LIMIT:
+            self.apply_pending()
 
     def record_import(self, str importer, str name, fromlist=None):
         """Record that ``importer`` imported ``name`` (absolute) where the hook could not
@@ -933,6 +956,8 @@ cdef class ImportTracker:
         cdef Py_ssize_t start, dot
         cdef list targets = []
         cdef list bindings = []
+        if type(fromlist) is str:  # see _compact
+            fromlist = (<str>fromlist).split(_COMMA)
         if level > 0:
             try:
                 base = _resolve_relative(name, package, level)

@@ -271,11 +271,53 @@ def test_a_module_still_importing_keeps_its_statements(project: Project, hmr: An
     project.write("other.py", "Y = 2")
     project.write(
         "busy.py",
-        "import other\nimport builtins\nTRIMMED = builtins.__hmr__.tracker.trim_statements()\n",
+        "import builtins\ndef load():\n    import other\n    from other import Y\n"
+        "load()\nTRIMMED = builtins.__hmr__.tracker.trim_statements()\n",
     )
     busy = importlib.import_module("busy")
     assert busy.TRIMMED == 0  # busy was still running its top level
-    assert hmr.tracker.trim_statements() == 2  # "other" and "builtins"
+    assert hmr.tracker.trim_statements() == 1  # "other" (two statements in load)
+
+
+def test_top_level_statements_are_recorded_in_the_graph_and_not_remembered(
+    project: Project, hmr: Any
+) -> None:
+    """A module's top-level import statements run once (a reload forgets them first):
+    they go to the graph without a record of their own for a next run, which at
+    start-up cost a lock and an object per statement and kept each ``from``
+    statement's names alive after the module's code was gone.  One that a top-level
+    loop runs again is recorded again, and the graph takes it once."""
+    project.write("pkg/__init__.py", "")
+    project.write("pkg/sub.py", "Z = 3\n")
+    project.write("other.py", "Y = 2\nW = 4\n")
+    project.write(
+        "user.py",
+        "import other\nfrom other import Y, W\nfrom pkg import sub\n"
+        "for _ in range(3):\n    from pkg.sub import Z\n"
+        "class C:\n    from other import Y as inner\n",
+    )
+    user = importlib.import_module("user")
+    assert (user.Y, user.W, user.Z, user.C.inner) == (2, 4, 3, 2)
+    # Only the class body's statement (its namespace is not the module's) is kept.
+    assert list(hmr.tracker.statements("user")) == ["other"]
+    assert sorted(deps(hmr, "user")) == ["other", "pkg", "pkg.sub"]
+    assert hmr.graph.bound_names("user", "other") == ["Y", "W"]
+    assert hmr.graph.bound_names("user", "pkg.sub") == ["Z"]  # three runs, one binding
+    assert hmr.graph.bound_names("user", "pkg") == []  # ``sub`` is the submodule
+
+
+def test_a_top_level_loop_of_imports_keeps_the_waiting_list_bounded(
+    project: Project, hmr: Any
+) -> None:
+    """Top-level statements are not remembered, so a loop at a module's top level runs
+    the slow path each time: past a limit, the importing thread records what waits
+    itself, and the list never grows without end in a program that never rests."""
+    project.write("other.py", "Y = 2\n")
+    project.write("loop.py", "for _ in range(70_000):\n    from other import Y\n")
+    importlib.import_module("loop")
+    graph = hmr.tracker.graph
+    assert graph.pending <= 65_536
+    assert hmr.graph.bound_names("loop", "other") == ["Y"]
 
 
 def test_from_import_names_are_recorded(project: Project, hmr: Any) -> None:

@@ -1261,6 +1261,32 @@ def test_a_busy_start_up_is_looked_at_less_and_less_often_and_its_end_seen_soon(
     assert late < idle._BUSY_LOOK + idle._QUIET_LOOKS * idle._QUIET_LOOK + 0.5, late
 
 
+def test_without_watching_a_program_busy_after_its_start_up_is_looked_at_rarely(
+    hmr: Any,
+) -> None:
+    """The idle work of a program that watches no files waits while the program is busy,
+    looking again less and less often (up to once a second, as the watcher does): at 50
+    looks a second, each one taking the interpreter from the program's thread."""
+    from muckrack_hmr.watch import idle
+
+    activity = _BusyUntil(time.monotonic() + 3600)
+    worker = idle.IdleWorker(hmr)
+    worker._activity = activity  # type: ignore[assignment]
+    started = time.monotonic()
+    worker.start()
+    try:
+        # The start-up ends once no module was imported for _IMPORTS_OVER; then
+        # the worker looks at the busy program while this test waits.
+        time.sleep(2.5)  # the span over which the looks are counted
+    finally:
+        worker.stop()
+        worker._thread.join(timeout=5)
+    elapsed = time.monotonic() - started
+    assert not worker.done.is_set()  # never idle: nothing was done
+    # At a look every 20 ms, about 110 looks; doubling up to a second, about a dozen.
+    assert activity.busy_looks <= 20, (activity.busy_looks, elapsed)
+
+
 class _Resting:
     """A program that rests (its threads use no CPU)."""
 

@@ -60,6 +60,27 @@ _MISSING = object()
 # tuple of strings, ints and tuples of them after its first look (a list it walks in
 # every collection while the imports go on).
 _MANY = "\0several statements"
+# Waiting statements past which the importing thread records them itself: a
+# program that never rests and runs an import statement in a loop at a module's
+# top level (not remembered, see ImportTracker._defer) keeps the list bounded.
+_PENDING_LIMIT = 65536 * _FIELDS
+
+
+def _compact(fromlist: object) -> object:
+    """A ``from`` statement's names, as the graph's list of waiting statements keeps them.
+
+    One str for a tuple of them: the tuple is a constant of the module's code,
+    which dies once the module's top level has run, and a reference kept to it
+    until the statement is recorded would keep it alive (one more allocation
+    that counts towards the garbage collector's next collection, times every
+    ``from`` statement of a start-up).  A str is no object the collector counts.
+    """
+    if type(fromlist) is tuple and fromlist:
+        try:
+            return ",".join(cast("tuple[str, ...]", fromlist))
+        except TypeError:  # not only names: kept as it is
+            return fromlist
+    return fromlist
 
 
 def _several(found: object) -> bool:
@@ -506,6 +527,11 @@ class ImportTracker:
         seen = self._statements_of(globals)
         if seen is _UNTRACKED:
             return module
+        if locals is not None and locals is globals:
+            # A module's top level (its import, a reload's run): the statement runs
+            # once, and is not remembered (see _defer).
+            self._defer(globals, name, fromlist, level, module, top=True)
+            return module
         found = seen.get(name, _MISSING)
         if found is not _MISSING:
             if _several(found):
@@ -599,6 +625,8 @@ class ImportTracker:
         fromlist: object,
         level: int,
         module: ModuleType,
+        *,
+        top: bool = False,
     ) -> None:
         """A statement's first run: remember it, and leave the graph for later.
 
@@ -610,8 +638,14 @@ class ImportTracker:
         is an ``importlib.import_module(name, package)`` call.
         """
         importer = cast(str, globals["__name__"])  # classified: a str
-        with self.lock:
-            self._remember_statement(importer, name, level, fromlist)
+        if not top:
+            # Remembered for the fast path of the statement's next run (in a
+            # function).  A module's top-level statements run once: remembering
+            # them cost a lock and a record per statement at start-up, and kept
+            # their fromlists alive (see _compact); one that a top-level loop runs
+            # again is recorded again, which the graph takes once.
+            with self.lock:
+                self._remember_statement(importer, name, level, fromlist)
         # The module imported is classified now, as it was first named: which
         # module owns a file that two names share is who was imported first.
         target = getattr(module, "__name__", None)
@@ -623,7 +657,10 @@ class ImportTracker:
         # into in thousands of waiting records.
         package = _package_of(globals) if level > 0 else None
         # One extend: atomic, however many threads import at once.
-        self.graph._pending.extend((importer, package, name, fromlist, level, target))
+        pending = self.graph._pending
+        pending.extend((importer, package, name, _compact(fromlist), level, target))
+        if len(pending) > _PENDING_LIMIT:
+            self.apply_pending()
 
     def record_import(self, importer: str, name: str, fromlist: object = None) -> None:
         """Record that ``importer`` imported ``name`` (absolute) where the hook could not
@@ -673,6 +710,8 @@ class ImportTracker:
             base = name
         targets: list[str] = []
         bindings: list[str] = []
+        if type(fromlist) is str:  # see _compact
+            fromlist = fromlist.split(",")
         if fromlist:
             # ``from base import a, b``: the statement got ``base`` from sys.modules.
             targets.append(base)
