@@ -163,6 +163,8 @@ cdef class DependencyGraph:
     # Imports seen but not recorded yet, and the tracker's ``apply_pending``
     # that records them before the graph is read (see the twin).
     cdef list _pending
+    # Modules classified as project code and not yet nodes (see the twin).
+    cdef list _waiting_modules
     cdef object _record_pending
     # imported -> {name: how many importers bound it} (see the twin).
     cdef dict _bound_counts
@@ -185,6 +187,7 @@ cdef class DependencyGraph:
         self._bindings = {}
         self._version = 0
         self._pending = []
+        self._waiting_modules = []
         self._record_pending = None
         self._bound_counts = {}
         self._csr_version = -1
@@ -240,7 +243,7 @@ cdef class DependencyGraph:
 
     cdef inline int _settle(self) except -1:
         """Record the imports still pending, before the graph is read or edited."""
-        if self._pending and self._record_pending is not None:
+        if (self._pending or self._waiting_modules) and self._record_pending is not None:
             self._record_pending()
         return 0
 
@@ -827,7 +830,8 @@ cdef class ImportTracker:
                 seen = {} if self._classify_module(importer, globals) else _UNTRACKED
                 self._seen[importer] = seen
                 if seen is not _UNTRACKED:
-                    self.graph.add_module(importer)
+                    # A node once something reads the graph (see the twin).
+                    self.graph._waiting_modules.append(importer)
             return seen
 
     cdef bint _classify_module(self, str importer, object globals) except -1:
@@ -926,9 +930,17 @@ cdef class ImportTracker:
         """Record in the graph up to ``limit`` of the imports seen and not recorded yet
         (all with None), oldest first; how many."""
         cdef list queue = self.graph._pending
+        cdef list modules = self.graph._waiting_modules
         cdef Py_ssize_t applied = 0, count, waiting, at
         cdef list pending
         with self.lock:
+            if modules:
+                # First the nodes, in the order the modules were classified.
+                count = len(modules)
+                pending = modules[:count]
+                del modules[:count]
+                for importer in pending:
+                    self.graph._node_id(importer)
             while queue and (limit is None or applied < limit):
                 # Taken from the front: another thread may be appending.
                 waiting = len(queue) // _FIELDS

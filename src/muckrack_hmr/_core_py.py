@@ -130,6 +130,7 @@ class DependencyGraph:
         "_pending",
         "_record_pending",
         "_version",
+        "_waiting_modules",
     )
 
     def __init__(self) -> None:
@@ -155,11 +156,17 @@ class DependencyGraph:
         # tuples alive at once would each count towards the garbage
         # collector's next collection while the program imports.
         self._pending: list[object] = []
+        # Modules classified as project code and not yet nodes: a node is two
+        # lists (its edges either way) that the garbage collector would walk
+        # in every collection of a start-up, 10,000 of them at 5,000 modules,
+        # while they would stay empty until the imports are recorded.  Made,
+        # in order, when the graph is first read (with the imports).
+        self._waiting_modules: list[str] = []
         self._record_pending: Callable[[], int] | None = None
 
     def _settle(self) -> None:
         """Record the imports still pending, before the graph is read or edited."""
-        if self._pending and self._record_pending is not None:
+        if (self._pending or self._waiting_modules) and self._record_pending is not None:
             self._record_pending()
 
     @property
@@ -603,7 +610,8 @@ class ImportTracker:
                 seen = {} if self._classify(importer, globals) else _UNTRACKED
                 self._seen[importer] = seen
                 if seen is not _UNTRACKED:
-                    self.graph.add_module(importer)
+                    # A node once something reads the graph (see DependencyGraph).
+                    self.graph._waiting_modules.append(importer)
             return seen
 
     def _is_tracked(self, name: str) -> bool:
@@ -673,8 +681,16 @@ class ImportTracker:
         """Record in the graph up to ``limit`` of the imports seen and not recorded yet
         (all with None), oldest first; how many."""
         queue = self.graph._pending
+        modules = self.graph._waiting_modules
         applied = 0
         with self.lock:
+            if modules:
+                # First the nodes, in the order the modules were classified.
+                count = len(modules)
+                names = modules[:count]
+                del modules[:count]
+                for importer in names:
+                    self.graph._node(importer)
             while queue and (limit is None or applied < limit):
                 # Taken from the front: another thread may be appending.
                 waiting = len(queue) // _FIELDS
