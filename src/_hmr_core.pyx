@@ -67,6 +67,8 @@ __tracebackhide__ = True
 
 cdef object _BUILTIN_IMPORT = builtins.__import__
 cdef dict _UNTRACKED = {}
+# Shared by project modules that remembered no statement yet (see the twin).
+cdef dict _NONE_YET = {}
 cdef object _MISSING = object()
 # Items per waiting import statement in the graph's flat list (see the twin).
 cdef Py_ssize_t _FIELDS = 6
@@ -827,7 +829,7 @@ cdef class ImportTracker:
         with self.lock:
             seen = self._seen.get(importer)
             if seen is None:
-                seen = {} if self._classify_module(importer, globals) else _UNTRACKED
+                seen = _NONE_YET if self._classify_module(importer, globals) else _UNTRACKED
                 self._seen[importer] = seen
                 if seen is not _UNTRACKED:
                     # A node once something reads the graph (see the twin).
@@ -1029,6 +1031,12 @@ cdef class ImportTracker:
         if found == NULL or <dict>found is _UNTRACKED:
             return
         cdef dict seen = <dict>found
+        if seen is _NONE_YET:
+            seen = {}
+            self._seen[importer] = seen
+            # The fast path's cache may hold the shared record for this module's
+            # namespace: once a module (those with imports in functions) at most.
+            self._clear_cache()
         cdef object statements = seen.get(name, _MISSING)
         if statements is _MISSING:
             if level == 0 and (fromlist is None or type(fromlist) is tuple):
@@ -1060,7 +1068,7 @@ cdef class ImportTracker:
         cdef PyObject* name
         with self.lock:
             seen = self._seen.get(importer)
-            if seen is not None and seen is not _UNTRACKED:
+            if seen is not None and seen is not _UNTRACKED and seen is not _NONE_YET:
                 seen.clear()
             # The fast path's cache holds the namespaces it saw: the one of a
             # module about to be imported afresh (a test module under

@@ -329,6 +329,24 @@ def test_a_module_is_a_node_of_the_graph_once_it_is_read_and_costs_no_lists_befo
     assert deps(hmr, "every") == [f"m{index}" for index in range(200)]
 
 
+def test_an_import_in_a_function_takes_the_fast_path_from_its_second_run(
+    project: Project, hmr: Any
+) -> None:
+    """A module whose top level remembered nothing shares one empty record; its first
+    import in a function gets a record of its own, and the compiled core's cache of
+    records by namespace must not keep answering with the shared one (each run would
+    then wait in the graph's list again)."""
+    project.write("other.py", "Y = 2\n")
+    project.write("user.py", "import other\ndef get():\n    from other import Y\n    return Y\n")
+    user = importlib.import_module("user")
+    graph = hmr.tracker.graph
+    hmr.tracker.apply_pending()
+    assert graph.pending == 0
+    assert [user.get() for _ in range(500)] == [2] * 500
+    assert graph.pending == 1  # the first run only
+    assert list(hmr.tracker.statements("user")) == ["other"]
+
+
 def test_a_top_level_loop_of_imports_keeps_the_waiting_list_bounded(
     project: Project, hmr: Any
 ) -> None:

@@ -53,6 +53,12 @@ _FIELDS = 6
 # code.  A distinct object, so one dict lookup answers "unknown, untracked or
 # tracked".
 _UNTRACKED: dict[str, object] = {}
+# The record shared by every project module that has remembered no statement yet
+# (its top-level ones are not remembered: see ImportTracker._defer), replaced by a
+# dict of its own at its first: a dict per module, kept for the whole run, would
+# count towards the garbage collector's next collection at each import.  Never
+# written to.
+_NONE_YET: dict[str, object] = {}
 _MISSING = object()
 # The first item of a module's record of several statements importing one name:
 # ``(_MANY, level, fromlist, level, fromlist, ...)``.  One flat tuple, not a list of
@@ -607,7 +613,7 @@ class ImportTracker:
             if seen is None:
                 # The compiled core asks its _classify_module first (see the module's
                 # docstring): the one deliberate difference between the two cores.
-                seen = {} if self._classify(importer, globals) else _UNTRACKED
+                seen = _NONE_YET if self._classify(importer, globals) else _UNTRACKED
                 self._seen[importer] = seen
                 if seen is not _UNTRACKED:
                     # A node once something reads the graph (see DependencyGraph).
@@ -769,6 +775,8 @@ class ImportTracker:
         seen = self._seen.get(importer)
         if seen is None or seen is _UNTRACKED:
             return
+        if seen is _NONE_YET:
+            seen = self._seen[importer] = {}
         found = seen.get(name, _MISSING)
         if found is _MISSING:
             if level == 0 and (fromlist is None or type(fromlist) is tuple):
@@ -796,7 +804,7 @@ class ImportTracker:
         """Forget which import statements ``importer`` ran, before it re-executes."""
         with self.lock:
             seen = self._seen.get(importer)
-            if seen is not None and seen is not _UNTRACKED:
+            if seen is not None and seen is not _UNTRACKED and seen is not _NONE_YET:
                 seen.clear()
 
     def trim_statements(self) -> int:
