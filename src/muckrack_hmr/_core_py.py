@@ -507,11 +507,13 @@ class ImportTracker:
         self._classify = classify
         self._original_import = original_import
         self._original_import_module = original_import_module
-        #: importer -> {name: statements} for import statements already
-        #: recorded, or _UNTRACKED for a module that is not ours.  For the
-        #: usual single ``import name`` / ``from name import ...`` at level 0,
-        #: ``statements`` is the fromlist itself (None or the code's constant
-        #: tuple: nothing allocated); otherwise a list of (level, fromlist).
+        #: importer -> {name: statements} for the import statements in its
+        #: functions and class bodies already recorded (top-level ones are not:
+        #: see _defer), _NONE_YET for a project module with none yet, or
+        #: _UNTRACKED for a module that is not ours.  For the usual single
+        #: ``import name`` / ``from name import ...`` at level 0, ``statements``
+        #: is the fromlist itself (None or the code's constant tuple: nothing
+        #: allocated); otherwise a flat ``(_MANY, level, fromlist, ...)`` tuple.
         self._seen: dict[str, dict[str, object]] = {}
         self.lock = threading.RLock()
         graph._record_pending = self.apply_pending
