@@ -306,6 +306,39 @@ def test_a_truncated_file_is_never_applied(make_rig: Any) -> None:
     assert (a.f(), a.X) == ("new", 2)
 
 
+def test_a_truncated_file_judged_late_still_gets_its_time(
+    make_rig: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A loaded machine keeps the watcher's thread off its core: the truncation is
+    # judged long after its event, yet the write that follows is waited for.
+    rig = make_rig(backend=FakeBackend(reports_close=False))
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        rig.save("a.py", "", MODIFIED)
+        assert rig.step_after(SETTLE * 5)  # the first look, 0.5 s late: it waits
+        assert rig.transactions == []
+        rig.clock.advance(SETTLE / 2)
+        rig.save("a.py", A_NEW, MODIFIED)  # the rest of the write
+        rig.settle()
+
+    assert rig.transactions == [["a"]]
+    assert (a.f(), a.X) == ("new", 2)
+    assert not [r for r in caplog.records if "is empty" in r.getMessage()]
+
+    # Judged late and still empty after its time: the old code stays, said once.
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        rig.save("a.py", "", MODIFIED)
+        assert rig.step_after(SETTLE * 5)
+        assert rig.transactions == [["a"]]
+        rig.settle()
+    assert rig.transactions == [["a"]]
+    assert a.f() == "new"
+    assert len([r for r in caplog.records if "is empty" in r.getMessage()]) == 1
+    assert rig.watcher.pipeline._first_looks == {}
+
+
 def test_an_empty_save_that_stays_empty_keeps_the_old_code(
     make_rig: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

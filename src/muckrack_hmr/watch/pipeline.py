@@ -131,6 +131,8 @@ class SavePipeline:
         self._trees: dict[str, tuple[str, ...]] = {}
         self._trees_pending: list[str] = []  # not watched yet (no backend yet, or new)
         self._saves = SaveJudge(hmr, data)
+        #: path -> when a burst's judgement first looked at it, while it is waited for
+        self._first_looks: dict[str, float] = {}
         self._data_seen = 0
         self._folders: dict[str, int | None] = {}  # watched folder -> its inode
         self._watch_lock = threading.RLock()
@@ -530,6 +532,11 @@ class SavePipeline:
         for path, last in sorted(paths.items()):
             if not can_wait:
                 last = -math.inf  # judged as it is now: nothing is waited for any more
+            elif path not in writing:  # (a writer's open file has its own patience)
+                # A watcher kept off its core (a loaded machine) judges a save late.
+                # What looks unfinished then still gets its time for the rest of the
+                # write: counted from the first look, less the quiet time it waited.
+                last = max(last, self._first_looks.get(path, now) - self.debounce)
             verdicts: list[tuple[object, str | None]] = []
             if self.plain_files:
                 if os.path.isdir(path):
@@ -557,6 +564,10 @@ class SavePipeline:
                     verdicts.append(
                         (self._saves.judge_file(path, last, now, path in writing, True), None)
                     )
+            if can_wait and any(isinstance(verdict, Wait) for verdict, _ in verdicts):
+                self._first_looks.setdefault(path, now)
+            else:
+                self._first_looks.pop(path, None)
             for verdict, module in verdicts:
                 if isinstance(verdict, Wait) and can_wait:
                     state = self._saves.state(path)
