@@ -12,13 +12,17 @@ compound statements whose body ends at the edit, no final newline.
 from __future__ import annotations
 
 import ast
+import importlib
+import os
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import muckrack_hmr
 from muckrack_hmr.reload.analysis import ModuleSummary, summarize, summarize_before
+from tests.conftest import Project
 
 TRICKY = '''\
 import os
@@ -195,3 +199,88 @@ def test_an_odd_line_break_parses_the_module_whole() -> None:
         before.encode(), "m.py", None, summarize(after.encode(), "m.py", None), after.encode()
     )
     assert described(got) == described(expected)
+
+
+REPARSED = """\
+import os
+
+X = 1
+
+
+def f():
+    return "v1"
+
+
+class C:
+    def m(self):
+        return X
+
+
+def g():
+    return os.sep
+"""
+
+
+def test_a_module_reloaded_before_parses_only_the_lines_of_its_next_edit(
+    project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write("m.py", REPARSED)
+    m = importlib.import_module("m")
+    hmr.remember_sources()
+    held = m.f
+    parsed: list[str] = []
+    real_parse = ast.parse
+
+    def counting_parse(source: str | bytes, *args: object, **kwargs: object) -> ast.Module:
+        parsed.append(source if isinstance(source, str) else source.decode())
+        return real_parse(source, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ast, "parse", counting_parse)
+
+    # The first edit: what ran was never parsed, the edit is (whole).
+    project.write("m.py", REPARSED.replace('"v1"', '"v2"'))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert held() == "v2"
+    assert any("class C" in text for text in parsed)
+
+    # Later edits: both sides are known, and only the edited lines are parsed,
+    # by the watcher's check as by the reload.
+    for version in ("v3", "v4"):
+        parsed.clear()
+        source = REPARSED.replace('"v1"', f'"{version}"')
+        project.write("m.py", source)
+        assert hmr.reloader.check_source("m", source.encode()) is None
+        assert hmr.reload_module("m")[0] == ["m"]
+        assert held() == version
+        assert parsed, "nothing parsed"
+        assert not [text for text in parsed if "class C" in text or "import os" in text], parsed
+
+    # A broken edit fails, and leaves the parse of what runs for the next one.
+    project.write("m.py", REPARSED.replace('"v1"', '"v5'))
+    assert hmr.reload_module("m")[0] == []
+    assert held() == "v4"
+    parsed.clear()
+    moved = "# a line above\n" + REPARSED.replace('"v1"', '"v6"')
+    project.write("m.py", moved)
+    assert hmr.reload_module("m")[0] == ["m"]
+    monkeypatch.undo()
+    assert (held(), m.g(), m.C().m()) == ("v6", os.sep, 1)
+    # Lines moved: what runs is described as a whole parse would.
+    kept = hmr.sources.running_summary("m", moved.encode())
+    assert described(kept) == described(summarize(moved.encode(), str(project.root / "m.py"), ""))
+    assert m.g.__code__.co_firstlineno == moved.splitlines().index("def g():") + 1
+
+
+def test_the_parses_kept_after_reloads_are_a_few(project: Project, hmr: Any) -> None:
+    names = [f"k{index}" for index in range(8)]
+    for name in names:
+        project.write(f"{name}.py", "def f():\n    return 1\n")
+        importlib.import_module(name)
+    hmr.remember_sources()
+    for name in names:
+        project.write(f"{name}.py", "def f():\n    return 2\n")
+        assert hmr.reload_module(name)[0] == [name]
+    source = b"def f():\n    return 2\n"
+    kept = [name for name in names if hmr.sources.running_summary(name, source) is not None]
+    assert kept == names[-4:]  # the last reloaded; trees are large
+    assert hmr.sources.running_summary(names[-1], b"def f():\n    return 1\n") is None

@@ -617,3 +617,29 @@ def test_another_thread_never_sees_a_failed_reload_half_applied(project: Project
         # test run on two cores) let the hammer in, as it lets any program's thread.
         pytest.skip(f"the reload took {took * 1000:.0f} ms of wall time on a loaded machine")
     assert seen == {"old"}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_yield"), reason="no os.sched_yield here")
+def test_a_reload_lets_other_threads_in_without_sleeping(
+    project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Holding the other threads off starts by letting them have the interpreter once;
+    time.sleep(0) did it by sleeping the kernel's timer slack (80 us here), twice for
+    each module reloaded.  Nothing in a reload sleeps."""
+    project.write("a.py", "def f():\n    return 'old'\n")
+    module = importlib.import_module("a")
+    hmr.remember_sources()
+    slept: list[float] = []
+    real_sleep = time.sleep
+
+    def recording(seconds: float) -> None:
+        slept.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", recording)
+    for version in ("new", "newer"):
+        project.write("a.py", f"def f():\n    return {version!r}\n")
+        assert hmr.reload_module("a")[0] == ["a"]
+        assert module.f() == version
+    monkeypatch.undo()
+    assert slept == []

@@ -20,10 +20,11 @@ import contextlib
 import heapq
 import linecache
 import logging
+import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING
@@ -92,6 +93,14 @@ _GONE = object()
 _APPLYING_SWITCH_INTERVAL = 0.1
 
 
+# Lets the other threads have the interpreter once (it is released around the
+# call).  sched_yield takes a microsecond, where time.sleep(0) sleeps for the
+# kernel's timer slack (50 us or more on Linux).
+_yield_interpreter: Callable[[], object] = getattr(os, "sched_yield", None) or (
+    lambda: time.sleep(0)
+)
+
+
 @contextlib.contextmanager
 def _applied_at_once() -> Iterator[None]:
     """Keep the program's other threads out while a module's new code goes in.
@@ -108,7 +117,7 @@ def _applied_at_once() -> Iterator[None]:
     # interval: one switch to it (nothing to do when none waits) and it waits
     # again with the new one.  A thread busy computing may hold on to the
     # interpreter for up to the new interval before the reload goes on.
-    time.sleep(0)
+    _yield_interpreter()
     try:
         yield
     finally:
@@ -266,7 +275,8 @@ class Reloader:
                 if self.cascade == "always" or name not in self.sources:
                     self._compile(filename, source)  # what _reexecute runs
                 else:
-                    self.sources.summary(filename, source, module.__dict__.get("__package__"))
+                    package = module.__dict__.get("__package__")
+                    self.sources.summary_of_next(name, filename, source, package)
             except Exception as exc:
                 return exc
         return None
@@ -365,8 +375,9 @@ class Reloader:
                 self._given = {}
                 self._declared = {}
                 # Parsed trees are many times the size of their source: none
-                # outlives the save it was parsed for (the next edit parses
-                # only its own lines of the old side, see summarize_before).
+                # outlives the save it was parsed for, but those of the code a
+                # few reloaded modules run now (the next edit of one of them
+                # parses only its own lines, see summarize_before).
                 self.sources.forget_parses()
         result.total_ms = (time.perf_counter() - start) * 1000.0
         if result.edited or result.reloaded:
@@ -490,8 +501,9 @@ class Reloader:
         return filename, source
 
     def _parses(self, module: ModuleType, filename: str, source: bytes) -> bool:
+        package = module.__dict__.get("__package__")
         try:
-            self.sources.summary(filename, source, module.__dict__.get("__package__"))
+            self.sources.summary_of_next(module.__name__, filename, source, package)
         except (SyntaxError, ValueError):
             return False
         return True
@@ -766,8 +778,13 @@ class Reloader:
         if old_source is None or old_source == source:
             old_source = source
         try:
+            kept = None if old_source is source else self.sources.running_summary(name, old_source)
             if old_source is source:
                 old = new = self.sources.summary(filename, source, package)
+            elif kept is not None:
+                # Reloaded before: what runs is parsed, and the edit parses only its lines.
+                old = kept
+                new = self.sources.summary(filename, source, package, kept, old_source)
             else:
                 # The new source first: it is often parsed already (the watcher
                 # and a request check that it parses); the old one, not cached
@@ -777,14 +794,13 @@ class Reloader:
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
             self._fail(name, exc)
             return None
+
+        def before_first() -> None:
+            self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
+            linecache.checkcache(filename)
+
         with _applied_at_once():
             snapshot = dict(namespace)
-
-            def before_first() -> None:
-                self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
-                linecache.checkcache(filename)
-
-        with _applied_at_once():
             try:
                 outcome = plan_and_run(
                     namespace,

@@ -41,6 +41,9 @@ __all__ = ["SETTLE", "SourceStore", "read_settled"]
 # Parsed modules kept while one save is handled: the watcher's check, a caller's
 # comparison (parsed_edit) and the reload share them; a reload's end drops them.
 _SUMMARY_CACHE_SIZE = 16
+# Modules whose parsed source that runs now outlives their reload: the next edit
+# of each parses only its own lines (see summarize_before), on both sides.
+_RUNNING_PARSES = 4
 
 
 #: How long a file that looks unfinished (changed during the read, empty, or
@@ -221,6 +224,8 @@ class SourceStore:
         self._reimported: set[str] = set()
         self._remembered = 0  # how many entries of project.loaded were looked at
         self._summaries: OrderedDict[tuple[str, bytes], ModuleSummary] = OrderedDict()
+        # module -> (digest, parse) of the source it runs, for the last few reloaded.
+        self._running: OrderedDict[str, tuple[bytes, ModuleSummary]] = OrderedDict()
         # module -> what it takes from its imports, analyzed when a change
         # first reaches it (or when the program is idle).
         self._consumptions: dict[str, Consumption] = {}
@@ -319,10 +324,23 @@ class SourceStore:
             self._kept = self._spill.compacted(self._kept)
         if summary is None:
             self._consumptions.pop(name, None)
+            self._running.pop(name, None)
         else:
             from .incremental import consumption_of
 
             self._consumptions[name] = consumption_of(summary, self.is_project, self._shared)
+            self._running[name] = (digest(source), summary)
+            self._running.move_to_end(name)
+            if len(self._running) > _RUNNING_PARSES:
+                self._running.popitem(last=False)
+
+    def running_summary(self, name: str, source: bytes) -> ModuleSummary | None:
+        """The parse of ``source`` if it is what ``name`` runs since one of the last
+        reloads (given to :meth:`remember`), else None."""
+        kept = self._running.get(name)
+        if kept is None or kept[0] != digest(source):
+            return None
+        return kept[1]
 
     def ran(self, name: str) -> bytes | None:
         """The source ``name`` last ran, if it was kept."""
@@ -362,8 +380,24 @@ class SourceStore:
             self._summaries.move_to_end(key)
         return summary
 
+    def summary_of_next(
+        self, name: str, filename: str, source: bytes, package: str | None
+    ) -> ModuleSummary:
+        """``source`` parsed as the next code of ``name`` (raises SyntaxError): when what
+        it runs is parsed still (:meth:`running_summary`), only the edit's lines are."""
+        kept = self._running.get(name)
+        if kept is not None:
+            try:
+                ran = self.ran(name)
+            except zlib.error:
+                ran = None
+            if ran is not None and kept[0] == digest(ran):
+                return self.summary(filename, source, package, kept[1], ran)
+        return self.summary(filename, source, package)
+
     def forget_parses(self) -> None:
-        """Drop the parsed sources kept by :meth:`summary` (a reload is over)."""
+        """Drop the parsed sources kept by :meth:`summary` (a reload is over); the few
+        that modules run now stay (:meth:`running_summary`)."""
         self._summaries.clear()
 
     def consumption(self, name: str) -> Consumption | None:
