@@ -175,6 +175,42 @@ def test_overload_stubs_do_not_patch_the_implementation(project: Project, hmr: A
     project.write("m.py", source.format(stub="bytes"))
     assert hmr.reload_module("m")[0] == ["m"]
     assert f(1) == ("impl", 1)  # the implementation kept its code
+    # ... and the module's name still holds it: the stub that ran again bound
+    # typing's dummy, and the def below it ends a whole run of the module.
+    assert m.f is f
+    assert m.f("s") == ("impl", "s")
+    # A stub and the implementation edited in one save.
+    project.write("m.py", source.format(stub="float").replace('("impl", x)', '("impl2", x)'))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert (m.f(2), f(3)) == (("impl2", 2), ("impl2", 3))
+    assert m.f.__code__.co_filename == str(project.root / "m.py")
+
+
+def test_a_name_bound_again_below_keeps_the_binding_of_the_last_statement(
+    project: Project, hmr: Any
+) -> None:
+    """Only the first of two statements binding a name ran again: the module ends with
+    the second's value, as a whole run would, and what reads it below sees that; one
+    under an ``if`` may not bind it."""
+    source = """\
+        LIMIT = {first}
+        EARLY = LIMIT
+        LIMIT = 10
+        SIZE = {size}
+        if LIMIT > 100:
+            SIZE = 0
+        if {bound}:
+            SIZE = -1
+        """
+    project.write("m.py", source.format(first=1, size=5, bound=False))
+    (m,) = fresh(hmr, "m")
+    assert (m.LIMIT, m.EARLY, m.SIZE) == (10, 1, 5)
+    project.write("m.py", source.format(first=200, size=6, bound=False))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert (m.LIMIT, m.EARLY, m.SIZE) == (10, 200, 6)
+    project.write("m.py", source.format(first=3, size=7, bound="EARLY == 3"))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert (m.LIMIT, m.EARLY, m.SIZE) == (10, 3, -1)
 
 
 def test_django_receiver_runs_once_per_signal_after_edits(project: Project, hmr: Any) -> None:

@@ -307,8 +307,9 @@ def hook():
 
 def test_flask_views_of_a_factory_are_replaced_one_by_one(project: Project, hmr: Any) -> None:
     """Views made by one factory share a def: the statement that ran again replaces its
-    own rule, not its siblings'; a hook added after the first request still gets Flask's
-    refusal (its registry appends: a second run would call it twice)."""
+    own rule, not its siblings'; a hook added after the first request is refused by
+    name (its registry appends: a second run would call it twice), and nothing of the
+    edit stays."""
     from muckrack_hmr import integrations
 
     integrations.activate(hmr)
@@ -324,11 +325,101 @@ def test_flask_views_of_a_factory_are_replaced_one_by_one(project: Project, hmr:
         assert sorted(views.app.view_functions) == ["a", "b", "static"]
         assert len(list(views.app.url_map.iter_rules())) == 3
 
-        project.write("factory_views.py", FACTORY_VIEWS.format(a="a2") + HOOKED)
-        failed = hmr.reload("factory_views").failed
-        assert "can no longer be called" in str(failed["factory_views"])
+        project.write("factory_views.py", FACTORY_VIEWS.format(a="a3") + HOOKED)
+        result = hmr.reload("factory_views")
+        assert not result.failed
+        assert [str(refusal) for refusal in result.refused] == [
+            "restart to apply: @before_request on app 'factory_views' after it served "
+            "requests (flask setup)"
+        ]
+        assert "factory_views" not in hmr.reloader.failing
         assert views.app.before_request_funcs == {}
+        assert not hasattr(views, "hook")
+        assert (client.get("/a").data, client.get("/b").data) == (b"a2", b"b")
         assert len(list(views.app.url_map.iter_rules())) == 3
+        # Outside a reload the guard is Flask's own.
+        with pytest.raises(AssertionError, match="can no longer be called"):
+            views.app.before_request(lambda: None)
+    finally:
+        integrations.deactivate()
+
+
+BLUEPRINT_APP = """\
+from flask import Blueprint, Flask
+
+app = Flask(__name__)
+shop = Blueprint("shop", __name__)
+
+
+@shop.route("/buy")
+def buy():
+    return "{buy}"
+
+
+app.register_blueprint(shop, url_prefix="/shop")
+"""
+
+BLUEPRINT_HOOKS = """\
+
+
+@shop.before_request
+def count():
+    pass
+
+
+@app.errorhandler(404)
+def missing(error):
+    return "missing", 404
+
+
+@app.template_filter()
+def shout(text):
+    return text.upper()
+"""
+
+
+def test_flask_hooks_declared_after_requests_are_refused_and_put_back(
+    project: Project, hmr: Any
+) -> None:
+    """A blueprint's hook, an app's error handler and template filter, declared after the
+    app served requests, are refused by name, one line each; Flask's tables are as
+    before, and so is the route the same edit changed."""
+    from muckrack_hmr import integrations
+
+    integrations.activate(hmr)
+    try:
+        project.write("bp_views.py", BLUEPRINT_APP.format(buy="bought"))
+        views = importlib.import_module("bp_views")
+        client = views.app.test_client()
+        assert client.get("/shop/buy").data == b"bought"
+        views.app.jinja_env  # noqa: B018  (made at the first template: its tables too)
+        before = {
+            "before": dict(views.app.before_request_funcs),
+            "errors": {key: dict(value) for key, value in views.app.error_handler_spec.items()},
+            "filters": dict(views.app.jinja_env.filters),
+        }
+
+        project.write("bp_views.py", BLUEPRINT_APP.format(buy="bought v2") + BLUEPRINT_HOOKS)
+        result = hmr.reload("bp_views")
+
+        assert not result.failed
+        assert [str(refusal) for refusal in result.refused] == [
+            "restart to apply: @before_request on blueprint 'shop' after its registration "
+            "(flask setup)",
+            "restart to apply: @errorhandler on app 'bp_views' after it served requests "
+            "(flask setup)",
+            "restart to apply: @template_filter on app 'bp_views' after it served requests "
+            "(flask setup)",
+        ]
+        assert views.app.before_request_funcs == before["before"]
+        assert views.shop.before_request_funcs == {}
+        assert {key: dict(value) for key, value in views.app.error_handler_spec.items()} == before[
+            "errors"
+        ]
+        assert views.app.jinja_env.filters == before["filters"]
+        assert client.get("/shop/buy").data == b"bought"
+        assert client.get("/nowhere").status_code == 404
+        assert client.get("/nowhere").data != b"missing"
     finally:
         integrations.deactivate()
 

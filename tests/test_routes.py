@@ -170,7 +170,30 @@ def test_flask_routes_added_edited_and_removed_after_a_request(proj: Path, spawn
     assert counts(child, port) == {"pid": pid, "rules": rules, "views": views}
     assert status(port, "/shop/") == (200, "shop")
 
-    # 4. The guard stays up for the program itself.
+    # 4. A hook declared after the first request: refused by name, nothing of the
+    # edit applied (the route it adds too), and Flask's tables as they were.
+    hooked = "def stamp():\n    pass\n\n\napp.before_request(stamp)"
+    write(
+        proj / "views.py",
+        source_with(FLASK_VIEWS, ADDED_APP.format(path="/hooked", methods=""), hooked),
+    )
+    line = child.expect(lambda line: line.startswith("hmr: restart to apply:"), stream="err")
+    assert line == (
+        "hmr: restart to apply: @before_request on app 'views' after it served requests "
+        "(flask setup)"
+    )
+    assert status(port, "/hooked")[0] == 404
+    assert counts(child, port) == {"pid": pid, "rules": rules, "views": views}
+    edit(
+        child,
+        proj / "views.py",
+        source_with(FLASK_VIEWS, ADDED_APP.format(path="/x", methods="")),
+        "views",
+    )
+    assert status(port, "/x") == (200, "added /x")
+    edit(child, proj / "views.py", FLASK_VIEWS, "views")
+
+    # 5. The guard stays up for the program itself.
     code, body = status(port, "/late")
     assert code == 200
     assert "can no longer be called" in body

@@ -36,6 +36,7 @@ __all__ = [
     "kept",
     "made_again",
     "on_failure",
+    "refuse",
     "same_def",
 ]
 
@@ -75,6 +76,15 @@ def on_failure(undo: Callable[[], None]) -> None:
     """Run ``undo`` if the module reloading on this thread fails (nothing outside a reload)."""
     if _state.module is not None:
         _state.undo.append(undo)
+
+
+def refuse(kind: str, what: str, fix: str = "") -> bool:
+    """Refuse the edit of the module reloading on this thread (see ``HMR.refuse``): nothing
+    of it applies, and a restart does.  False outside a reload."""
+    module = _state.module
+    if module is None:
+        return False
+    return any(hmr.refuse(kind, what, fix, module=module) for hmr in list(_enabled))
 
 
 def kept(key: object, take: Callable[[], _T]) -> _T | None:

@@ -12,7 +12,9 @@ reload, on the thread that runs it, while a module's new code runs (see
   takes the place of its old rules, under the same endpoint, instead of
   failing on Flask's "View function mapping is overwriting an existing
   endpoint function";
-* after the reload, the rules of a view whose ``def`` the edit removed go.
+* after the reload, the rules of a view whose ``def`` the edit removed go;
+* any other setup method (a hook, an error handler, a template filter) is
+  refused by name (``flask setup``): its table appends, so a restart applies it.
 
 If the module's reload fails, the app's tables are put back as they were.
 """
@@ -134,13 +136,106 @@ _ROUTING = frozenset(
 )
 
 
+#: The refusal of a setup method that is not a route (a hook, an error handler, a
+#: template filter...) declared again once the app served requests.
+FLASK_SETUP = "flask setup"
+# Where Flask keeps what those setup methods declare: a table put back as it was
+# when the edit is refused.
+_SETUP_TABLES = (
+    "before_request_funcs",
+    "after_request_funcs",
+    "teardown_request_funcs",
+    "template_context_processors",
+    "url_value_preprocessors",
+    "url_default_functions",
+    "error_handler_spec",
+    "teardown_appcontext_funcs",
+    "shell_context_processors",
+)
+
+
 def _lifted(original: Callable[..., object]) -> Callable[..., object]:
     def _check_setup_finished(self: object, f_name: str) -> None:
-        # The guard holds outside our reloads, and for what is not a route.
-        if _reloading.current() is None or f_name not in _ROUTING:
+        # The guard holds outside our reloads, and is lifted for routes.
+        if _reloading.current() is None:
             original(self, f_name)
+            return
+        if f_name in _ROUTING:
+            return
+        try:
+            original(self, f_name)
+        except AssertionError:
+            # Its table appends: a second run would call a hook twice, and what
+            # a blueprint's registration copied is not declared again.  A restart
+            # applies it: refused by name (--restart-on-refused restarts), and
+            # the table is put back with the rest of the edit.
+            refused = _reloading.kept(("setup", id(self)), lambda: _undo_setup(self))
+            if refused is None:
+                raise
+            said = _OUTER.get(f_name) in refused  # once per decorator
+            if not said and not _reloading.refuse(FLASK_SETUP, _setup_what(self, f_name)):
+                raise
+            refused.add(f_name)
 
     return _check_setup_finished
+
+
+def _setup_what(scaffold: object, f_name: str) -> str:
+    name = getattr(scaffold, "name", "?")
+    if hasattr(scaffold, "url_map"):
+        return f"@{f_name} on app {name!r} after it served requests"
+    return f"@{f_name} on blueprint {name!r} after its registration"
+
+
+# Setup methods that a decorator of another one calls: one declaration.
+_OUTER = {
+    "register_error_handler": "errorhandler",
+    "add_template_filter": "template_filter",
+    "add_template_global": "template_global",
+    "add_template_test": "template_test",
+}
+
+
+def _undo_setup(scaffold: object) -> set[str]:
+    """Once per reload and app or blueprint: its setup tables, put back if the edit does
+    not apply; the setup methods refused so far (none yet)."""
+    tables = (getattr(scaffold, table, None) for table in _SETUP_TABLES)
+    saved = [_snapshot(table) for table in tables if table is not None]
+    environment = vars(scaffold).get("jinja_env")  # made at the first template
+    if environment is not None:
+        saved += [_snapshot(environment.filters), _snapshot(environment.globals)]
+        saved.append(_snapshot(environment.tests))
+
+    def undo() -> None:
+        for snapshot in saved:
+            _restore(snapshot)
+
+    _reloading.on_failure(undo)
+    return set()
+
+
+_Snapshot = tuple[object, object]
+
+
+def _snapshot(value: object) -> _Snapshot:
+    """``value`` and, for a dict or a list, its content (nested ones too), to put back."""
+    if isinstance(value, dict):
+        return value, {key: _snapshot(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return value, list(value)
+    return value, None
+
+
+def _restore(snapshot: _Snapshot) -> object:
+    """Put each dict and list of a :func:`_snapshot` back as it was, in place."""
+    value, saved = snapshot
+    if isinstance(value, dict) and isinstance(saved, dict):
+        value.clear()
+        for key, item in saved.items():
+            value[key] = _restore(item)
+    elif isinstance(value, list) and isinstance(saved, list):
+        value[:] = saved
+    return value
 
 
 def _wrap_app(module: ModuleType) -> None:

@@ -462,6 +462,23 @@ def run_all(
     return changes
 
 
+def _binds(node: ast.AST, name: str) -> bool:
+    """Does the top-level statement ``node`` bind ``name`` whenever it runs (not under an
+    ``if``, a ``try`` or a loop)?"""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return node.name == name
+    if isinstance(node, ast.Assign):
+        return any(isinstance(target, ast.Name) and target.id == name for target in node.targets)
+    if isinstance(node, ast.AnnAssign):
+        target = node.target
+        return node.value is not None and isinstance(target, ast.Name) and target.id == name
+    if isinstance(node, ast.Import):
+        return any((alias.asname or alias.name.partition(".")[0]) == name for alias in node.names)
+    if isinstance(node, ast.ImportFrom):
+        return any((alias.asname or alias.name) == name for alias in node.names)
+    return False
+
+
 def _run_statement(
     statement: Statement, namespace: dict[str, object], filename: str, flags: int, changes: Changes
 ) -> None:
@@ -602,11 +619,26 @@ def plan_and_run(
     start_module_run()
     flags = _future_flags(new)
     started = False
+    rebound: set[str] = set()  # names that statements which ran bound again
+    last_binder = {name: index for index, s in enumerate(new.statements) for name in s.binds}
     for index, statement in enumerate(new.statements):
         reads, calls = expander.statement(statement)
         rebinds = isinstance(statement.node, ast.ImportFrom) and bool(statement.binds & values)
         inputs_changed = bool(reads & values) or bool(calls & (behaviors - rewrapped))
         must_run = edited[index] or rebinds or inputs_changed
+        if not must_run and rebound:
+            shadowed = [n for n in statement.binds if n in rebound and _binds(statement.node, n)]
+            if all(last_binder[n] == index and n in changes.old for n in shadowed):
+                # Bound again above (``@overload`` stubs edited above their
+                # implementation), and here for the last time: a whole run ends
+                # with this statement's binding, which the edit left as it was.
+                for name in shadowed:
+                    namespace[name] = changes.old[name]
+                    rebound.discard(name)
+                    values.discard(name)
+                    behaviors.discard(name)
+            else:
+                must_run = True  # what it binds depends on the new value above
         if not must_run and calls & rewrapped:
             # It called a decorator (a factory) whose edit changed only the
             # closures it returns, and those run the new code already: it
@@ -667,6 +699,7 @@ def plan_and_run(
         elif live is None:
             _run_statement(statement, namespace, filename, flags, changes)
         changes.executed += 1
+        rebound.update(statement.binds)
         for name in statement.binds:
             now, then = namespace.get(name, _MISSING), before[name]
             if now is then:
