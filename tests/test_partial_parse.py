@@ -169,18 +169,27 @@ def test_a_partial_parse_gives_what_a_whole_parse_gives(sample: str) -> None:
     assert compared == wanted
 
 
-def test_a_changed_value_parses_only_its_own_statement(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An edit that moves nothing (a value, a return) parses the changed statement alone."""
-    new_text = TRICKY.replace("return 2", "return 3")
-    summary = summarize(new_text.encode(), "m.py", None)
-    parsed: list[str] = []
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts ``ast.parse`` is given from now on (until ``monkeypatch.undo()``)."""
+    texts: list[str] = []
     real_parse = ast.parse
 
     def counting_parse(source: str | bytes, *args: object, **kwargs: object) -> ast.Module:
-        parsed.append(source if isinstance(source, str) else source.decode())
+        texts.append(source if isinstance(source, str) else source.decode())
         return real_parse(source, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ast, "parse", counting_parse)
+    return texts
+
+
+def test_a_changed_value_parses_only_its_own_statement(
+    monkeypatch: pytest.MonkeyPatch, parsed: list[str]
+) -> None:
+    """An edit that moves nothing (a value, a return) parses the changed statement alone."""
+    new_text = TRICKY.replace("return 2", "return 3")
+    summary = summarize(new_text.encode(), "m.py", None)
+    parsed.clear()
     got = summarize_before(TRICKY.encode(), "m.py", None, summary, new_text.encode())
     monkeypatch.undo()
     assert described(got) == described(summarize(TRICKY.encode(), "m.py", None))
@@ -222,20 +231,13 @@ def g():
 
 
 def test_a_module_reloaded_before_parses_only_the_lines_of_its_next_edit(
-    project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch
+    project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch, parsed: list[str]
 ) -> None:
     project.write("m.py", REPARSED)
     m = importlib.import_module("m")
     hmr.remember_sources()
     held = m.f
-    parsed: list[str] = []
-    real_parse = ast.parse
-
-    def counting_parse(source: str | bytes, *args: object, **kwargs: object) -> ast.Module:
-        parsed.append(source if isinstance(source, str) else source.decode())
-        return real_parse(source, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ast, "parse", counting_parse)
+    parsed.clear()
 
     # The first edit: what ran was never parsed, the edit is (whole).
     project.write("m.py", REPARSED.replace('"v1"', '"v2"'))
