@@ -469,6 +469,134 @@ def test_fastapi_routes_of_a_factory_are_replaced_one_by_one(project: Project, h
         integrations.deactivate()
 
 
+FASTAPI_SETUP = """\
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+
+app = FastAPI()
+
+
+@app.get("/a")
+def a():
+    raise KeyError("a")
+"""
+
+FASTAPI_STAMP = """\
+
+
+@app.middleware("http")
+async def stamp(request, call_next):
+    response = await call_next(request)
+    response.headers["x-stamp"] = "{stamp}"
+    return response
+
+
+@app.exception_handler(KeyError)
+async def missing(request, exc):
+    return PlainTextResponse("missing {stamp}", status_code=404)
+{after}"""
+
+
+class _Response:
+    def __init__(self, status_code: int, headers: dict[str, str], text: str) -> None:
+        self.status_code, self.headers, self.text = status_code, headers, text
+
+
+def _asgi_get(app: Any, path: str) -> _Response:
+    """GET ``path`` from the ASGI ``app`` in this thread (an error it raises after its 500
+    response went out, as Starlette's does, is the server's business: dropped)."""
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    try:
+        asyncio.run(app(scope, receive, send))
+    except Exception:
+        if not sent:
+            raise
+    start = next(message for message in sent if message["type"] == "http.response.start")
+    headers = {key.decode(): value.decode() for key, value in start["headers"]}
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return _Response(start["status"], headers, body.decode())
+
+
+def test_fastapi_middleware_and_handlers_declared_after_requests_take_effect(
+    project: Project, hmr: Any
+) -> None:
+    """Starlette refuses a middleware once it served ("Cannot add middleware after an
+    application has started"), and a handler added then never reached the stack built
+    before it: in a reload both apply from the next request; a middleware whose def ran
+    again takes its own place; a failed reload puts the app back."""
+    from muckrack_hmr import integrations
+
+    integrations.activate(hmr)
+    try:
+        project.write("setup_app.py", FASTAPI_SETUP)
+        module = importlib.import_module("setup_app")
+        assert _asgi_get(module.app, "/a").status_code == 500  # served: the stack is built
+        assert module.app.middleware_stack is not None
+
+        def check(stamp: str) -> None:
+            response = _asgi_get(module.app, "/a")
+            assert (response.status_code, response.text) == (404, f"missing {stamp}")
+            assert response.headers["x-stamp"] == stamp
+
+        project.write("setup_app.py", FASTAPI_SETUP + FASTAPI_STAMP.format(stamp="1", after=""))
+        result = hmr.reload("setup_app")
+        assert (result.reloaded, result.failed, result.refused) == (["setup_app"], {}, [])
+        check("1")
+        count = len(module.app.user_middleware)
+
+        # The decorator lines moved down (a line above): nothing runs again.
+        stamped = "\n# moved\n" + FASTAPI_STAMP.format(stamp="2", after="")
+        project.write("setup_app.py", FASTAPI_SETUP + stamped)
+        assert hmr.reload("setup_app").reloaded == ["setup_app"]
+        check("2")
+        # Its signature changed: the statement runs again, and takes its own place.
+        edited = stamped.replace("(request, call_next)", "(request, call_next, extra=None)")
+        project.write("setup_app.py", FASTAPI_SETUP + edited)
+        assert hmr.reload("setup_app").reloaded == ["setup_app"]
+        check("2")
+        assert len(module.app.user_middleware) == count
+
+        # A failed reload: its middleware goes, the app is as it was.
+        broken = FASTAPI_STAMP.format(stamp="3", after="\nraise RuntimeError('broken')\n")
+        project.write("setup_app.py", FASTAPI_SETUP + broken.replace("stamp", "stamp3"))
+        assert "setup_app" in hmr.reload("setup_app").failed
+        assert len(module.app.user_middleware) == count
+        check("2")
+
+        # Both defs removed: their middleware and handler go with them.
+        project.write("setup_app.py", FASTAPI_SETUP)
+        assert hmr.reload("setup_app").reloaded == ["setup_app"]
+        response = _asgi_get(module.app, "/a")
+        assert response.status_code == 500
+        assert "x-stamp" not in response.headers
+        assert len(module.app.user_middleware) == count - 1
+    finally:
+        integrations.deactivate()
+
+
 # -- Starlette: the app the server holds takes the routes of its edited statement ---------
 
 STARLETTE_APP = """\

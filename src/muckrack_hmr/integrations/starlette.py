@@ -72,11 +72,14 @@ class _Before:
 
 
 _before: dict[str, _Before] = {}
+# The apps a middleware or an exception handler was added to by a call (a decorator).
+_declaring: weakref.WeakSet[_App] = weakref.WeakSet()
 
 
 def enable(hmr: HMR) -> None:
     """Remember Starlette's routers as they are made; follow each reload's routes."""
     when_imported("starlette.routing", _wrap_router)
+    when_imported("starlette.applications", _wrap_app)
     _reloading.enable(hmr)
     hmr.add_pre_reload_hook(note_routes)
     hmr.add_post_reload_hook(follow_routes)
@@ -91,6 +94,74 @@ def _wrap_router(routing: ModuleType) -> None:
         return __init__
 
     wrap_method(routing.Router, "__init__", make, _MARK)
+
+
+def _wrap_app(applications: ModuleType) -> None:
+    """In a reload, a middleware or an exception handler declared on an app that serves
+    already takes effect: the app builds its middleware stack again at the next request.
+
+    Starlette refuses ``add_middleware`` once the stack is built ("Cannot add
+    middleware after an application has started"), and an exception handler
+    added then never reaches the stack built before it.  A middleware whose
+    ``def`` ran again (``@app.middleware("http")``) takes its earlier entry's
+    place.  If the module's reload fails, the app is put back as it was.
+    """
+
+    def middleware(original: Callable[..., object]) -> Callable[..., object]:
+        def add_middleware(
+            self: _App, middleware_class: object, *args: object, **kw: object
+        ) -> None:
+            _declaring.add(self)
+            if _reloading.current() is None or self.middleware_stack is None:
+                original(self, middleware_class, *args, **kw)
+                return
+            _keep_stack_for_undo(self)
+            dispatch = kw.get("dispatch")
+            self.user_middleware[:] = [
+                item
+                for item in self.user_middleware
+                if dispatch is None
+                or getattr(item, "cls", None) is not middleware_class
+                or not _reloading.made_again(getattr(item, "kwargs", {}).get("dispatch"), dispatch)
+            ]
+            self.middleware_stack = None  # built again at the next request, with it
+            original(self, middleware_class, *args, **kw)
+
+        return add_middleware
+
+    def handler(original: Callable[..., object]) -> Callable[..., object]:
+        def add_exception_handler(self: _App, key: object, function: object) -> None:
+            _declaring.add(self)
+            if _reloading.current() is not None and self.middleware_stack is not None:
+                _keep_stack_for_undo(self)
+                original(self, key, function)
+                self.middleware_stack = None
+                return
+            original(self, key, function)
+
+        return add_exception_handler
+
+    wrap_method(applications.Starlette, "add_middleware", middleware, _MARK)
+    wrap_method(applications.Starlette, "add_exception_handler", handler, _MARK)
+
+
+def _keep_stack_for_undo(app: _App) -> None:
+    """Once per reload and app: its middleware and handlers, put back if the reload fails."""
+    _reloading.kept(("stack", id(app)), lambda: _undo_stack(app))
+
+
+def _undo_stack(app: _App) -> bool:
+    middleware, handlers = list(app.user_middleware), dict(app.exception_handlers)
+    stack = app.middleware_stack
+
+    def undo() -> None:
+        app.user_middleware[:] = middleware
+        app.exception_handlers.clear()
+        app.exception_handlers.update(handlers)
+        app.middleware_stack = stack
+
+    _reloading.on_failure(undo)
+    return True
 
 
 def _app_class() -> type | None:
@@ -151,6 +222,29 @@ def follow_routes(name: str) -> None:
     for router, route, defined in before.defs:
         if defined not in namespace:
             _remove(router, route, name)
+    for app in list(_declaring):
+        _forget_removed_setup(app, name, namespace)
+
+
+def _forget_removed_setup(app: _App, name: str, namespace: dict[str, object]) -> None:
+    """The middleware and exception handlers of ``app`` that a ``def`` of ``name`` which
+    the edit removed made go (the app builds its stack again at the next request)."""
+
+    def removed(function: object) -> bool:
+        defined = _reloading.defined_at_top(function, name)
+        return defined is not None and defined not in namespace
+
+    middleware = app.user_middleware
+    kept = [item for item in middleware if not removed(getattr(item, "kwargs", {}).get("dispatch"))]
+    handlers = app.exception_handlers
+    gone = [key for key, handler in handlers.items() if removed(handler)]
+    if len(kept) == len(middleware) and not gone:
+        return
+    middleware[:] = kept
+    for key in gone:
+        del handlers[key]
+    app.middleware_stack = None
+    log.debug("%s: the middleware or handlers of defs removed from %s go", type(app).__name__, name)
 
 
 def _adopt(live: _App, made: _App) -> None:
