@@ -328,6 +328,30 @@ def test_fastapi_routes_added_edited_and_removed(proj: Path, spawn: Spawn) -> No
     assert not {"/more", "/items/one"} & openapi_paths(child, port)
     assert status(port, "/items/") == (200, '"items"')
 
+    # 4. A middleware declared after requests were served (Starlette refuses it then):
+    # it applies from the next request, and goes with its def.
+    assert stamp_of(port, "/items/") is None
+    edit(child, proj / "app.py", source_with(FASTAPI_APP, FASTAPI_STAMP), "app")
+    assert stamp_of(port, "/items/") == "stamped"
+    assert counts(child, port) == {"pid": pid, "app": app_routes, "items": item_routes}
+    edit(child, proj / "app.py", FASTAPI_APP, "app")
+    assert stamp_of(port, "/items/") is None
+
+
+FASTAPI_STAMP = """\
+@app.middleware("http")
+async def stamp(request, call_next):
+    response = await call_next(request)
+    response.headers["x-stamp"] = "stamped"
+    return response
+"""
+
+
+def stamp_of(port: int, path: str) -> str | None:
+    """The ``x-stamp`` header of GET ``path``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return response.headers.get("x-stamp")
+
 
 # -- Django: the URLconf of an app that the project's urls.py includes -------------------
 
