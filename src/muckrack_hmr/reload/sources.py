@@ -261,7 +261,8 @@ class SourceStore:
                 self.mentions.pending.add(name)
 
     def compress(self, limit: int | None = None) -> int:
-        """Move up to ``limit`` sources taken at import into the spill file; how many."""
+        """Move up to ``limit`` sources kept as they ran (taken at import, or given by a
+        reload) into the spill file; how many."""
         self._settle()
         done = 0
         for name, source in list(self._fresh.items()):
@@ -315,13 +316,12 @@ class SourceStore:
             self.mentions.add(name, source, self.ran(name))
         else:
             self.mentions.pending.add(name)
-        self._fresh.pop(name, None)
-        previous = self._kept.get(name)
+        previous = self._kept.pop(name, None)
         if previous is not None:
             self._spill.drop(previous)
-        self._kept[name] = self._spill.put(zlib.compress(source, 1))
-        if self._spill.needs_compaction():
-            self._kept = self._spill.compacted(self._kept)
+        # Kept as it is: the program's idle time compresses it into the spill file
+        # (compress), never the reload (the first one would create the file).
+        self._fresh[name] = source
         if summary is None:
             self._consumptions.pop(name, None)
             self._running.pop(name, None)
