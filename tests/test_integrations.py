@@ -567,6 +567,10 @@ def test_fastapi_middleware_and_handlers_declared_after_requests_take_effect(
         check("1")
         count = len(module.app.user_middleware)
 
+        def position() -> int:
+            dispatches = [item.kwargs.get("dispatch") for item in module.app.user_middleware]
+            return [getattr(d, "__name__", None) for d in dispatches].index("stamp")
+
         # The decorator lines moved down (a line above): nothing runs again.
         stamped = "\n# moved\n" + FASTAPI_STAMP.format(stamp="2", after="")
         project.write("setup_app.py", FASTAPI_SETUP + stamped)
@@ -575,9 +579,10 @@ def test_fastapi_middleware_and_handlers_declared_after_requests_take_effect(
         # Its signature changed: the statement runs again, and takes its own place.
         edited = stamped.replace("(request, call_next)", "(request, call_next, extra=None)")
         project.write("setup_app.py", FASTAPI_SETUP + edited)
+        where = position()
         assert hmr.reload("setup_app").reloaded == ["setup_app"]
         check("2")
-        assert len(module.app.user_middleware) == count
+        assert (len(module.app.user_middleware), position()) == (count, where)
 
         # A failed reload: its middleware goes, the app is as it was.
         broken = FASTAPI_STAMP.format(stamp="3", after="\nraise RuntimeError('broken')\n")
@@ -593,6 +598,21 @@ def test_fastapi_middleware_and_handlers_declared_after_requests_take_effect(
         assert response.status_code == 500
         assert "x-stamp" not in response.headers
         assert len(module.app.user_middleware) == count - 1
+
+        # A middleware class added by a call, then its statement edited: one entry, and
+        # a failed reload takes back what it added before the app served again.
+        gzip = "\nfrom starlette.middleware.gzip import GZipMiddleware\n\n"
+        added = gzip + "app.add_middleware(GZipMiddleware, minimum_size={size})\n"
+        project.write("setup_app.py", FASTAPI_SETUP + added.format(size=1000))
+        assert hmr.reload("setup_app").reloaded == ["setup_app"]
+        assert len(module.app.user_middleware) == count
+        project.write("setup_app.py", FASTAPI_SETUP + added.format(size=2000))
+        assert hmr.reload("setup_app").reloaded == ["setup_app"]
+        project.write("setup_app.py", FASTAPI_SETUP + added.format(size=3000) + "raise KeyError\n")
+        assert "setup_app" in hmr.reload("setup_app").failed
+        sizes = [item.kwargs.get("minimum_size") for item in module.app.user_middleware]
+        assert (len(sizes), sizes.count(2000)) == (count, 1)
+        assert _asgi_get(module.app, "/a").status_code == 500
     finally:
         integrations.deactivate()
 

@@ -112,32 +112,41 @@ def _wrap_app(applications: ModuleType) -> None:
             self: _App, middleware_class: object, *args: object, **kw: object
         ) -> None:
             _declaring.add(self)
-            if _reloading.current() is None or self.middleware_stack is None:
+            if _reloading.current() is None:
                 original(self, middleware_class, *args, **kw)
                 return
             _keep_stack_for_undo(self)
+            declared = self.user_middleware
             dispatch = kw.get("dispatch")
-            self.user_middleware[:] = [
-                item
-                for item in self.user_middleware
-                if dispatch is None
-                or getattr(item, "cls", None) is not middleware_class
-                or not _reloading.made_again(getattr(item, "kwargs", {}).get("dispatch"), dispatch)
+            # The entry its statement made before (it ran again): replaced where it was.
+            earlier = [
+                at
+                for at, item in enumerate(declared)
+                if getattr(item, "cls", None) is middleware_class
+                and (
+                    dispatch is None
+                    or _reloading.made_again(getattr(item, "kwargs", {}).get("dispatch"), dispatch)
+                )
             ]
             self.middleware_stack = None  # built again at the next request, with it
-            original(self, middleware_class, *args, **kw)
+            original(self, middleware_class, *args, **kw)  # inserted first
+            if earlier:
+                made = declared.pop(0)
+                declared[earlier[0]] = made
+                for at in reversed(earlier[1:]):
+                    del declared[at]
 
         return add_middleware
 
     def handler(original: Callable[..., object]) -> Callable[..., object]:
         def add_exception_handler(self: _App, key: object, function: object) -> None:
             _declaring.add(self)
-            if _reloading.current() is not None and self.middleware_stack is not None:
-                _keep_stack_for_undo(self)
+            if _reloading.current() is None:
                 original(self, key, function)
-                self.middleware_stack = None
                 return
+            _keep_stack_for_undo(self)
             original(self, key, function)
+            self.middleware_stack = None
 
         return add_exception_handler
 
