@@ -620,7 +620,7 @@ def plan_and_run(
     flags = _future_flags(new)
     started = False
     rebound: set[str] = set()  # names that statements which ran bound again
-    last_binder = {name: index for index, s in enumerate(new.statements) for name in s.binds}
+    last_binder: dict[str, int] = {}  # name -> the last statement binding it (when needed)
     for index, statement in enumerate(new.statements):
         reads, calls = expander.statement(statement)
         rebinds = isinstance(statement.node, ast.ImportFrom) and bool(statement.binds & values)
@@ -628,6 +628,9 @@ def plan_and_run(
         must_run = edited[index] or rebinds or inputs_changed
         if not must_run and rebound:
             shadowed = [n for n in statement.binds if n in rebound and _binds(statement.node, n)]
+            if shadowed and not last_binder:
+                for at, each in enumerate(new.statements):
+                    last_binder.update(dict.fromkeys(each.binds, at))
             if all(last_binder[n] == index and n in changes.old for n in shadowed):
                 # Bound again above (``@overload`` stubs edited above their
                 # implementation), and here for the last time: a whole run ends

@@ -778,10 +778,9 @@ class Reloader:
         if old_source is None or old_source == source:
             old_source = source
         try:
-            kept = None if old_source is source else self.sources.running_summary(name, old_source)
             if old_source is source:
                 old = new = self.sources.summary(filename, source, package)
-            elif kept is not None:
+            elif (kept := self.sources.running_summary(name, old_source)) is not None:
                 # Reloaded before: what runs is parsed, and the edit parses only its lines.
                 old = kept
                 new = self.sources.summary(filename, source, package, kept, old_source)

@@ -385,14 +385,14 @@ class SourceStore:
     ) -> ModuleSummary:
         """``source`` parsed as the next code of ``name`` (raises SyntaxError): when what
         it runs is parsed still (:meth:`running_summary`), only the edit's lines are."""
-        kept = self._running.get(name)
-        if kept is not None:
+        if name in self._running:
             try:
                 ran = self.ran(name)
             except zlib.error:
                 ran = None
-            if ran is not None and kept[0] == digest(ran):
-                return self.summary(filename, source, package, kept[1], ran)
+            kept = None if ran is None else self.running_summary(name, ran)
+            if kept is not None:
+                return self.summary(filename, source, package, kept, ran)
         return self.summary(filename, source, package)
 
     def forget_parses(self) -> None:
