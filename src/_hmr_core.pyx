@@ -25,6 +25,11 @@ cdef extern from "Python.h":
     )
     PyObject* PyEval_GetGlobals()
     bytes PyUnicode_EncodeFSDefault(object unicode)
+    PyObject* PyList_GET_ITEM(object list, Py_ssize_t index)
+    Py_ssize_t PyList_GET_SIZE(object list)
+    void PyUnicode_InternInPlace(PyObject** text)
+    Py_ssize_t PyUnicode_FindChar(object text, Py_UCS4 ch, Py_ssize_t start, Py_ssize_t end,
+                                  int direction) except -2
 
 # The baseline of a project file without ``os.lstat`` and its stat_result:
 # 0 for a file (its mtime in ns and size filled in, as os.stat computes
@@ -110,13 +115,43 @@ def resolve_relative(str name, package, int level):
 cdef str _resolve_relative(str name, object package, int level):
     if not package:
         raise ImportError("attempted relative import with no known parent package")
-    if level == 1 and type(package) is str:  # ``from . import x``, ``from .x import y``
-        return (<str>package) + "." + name if name else <str>package
-    bits = package.rsplit(".", level - 1)
-    if len(bits) < level:
-        raise ImportError("attempted relative import beyond top-level package")
-    base = bits[0]
+    cdef Py_ssize_t end, up
+    if type(package) is str and level >= 1:
+        # The package less its last level - 1 parts, found from the right
+        # with no list made (the twin's rsplit).
+        end = len(<str>package)
+        for up in range(level - 1):
+            end = PyUnicode_FindChar(package, 46, 0, end, -1)  # "."
+            if end < 0:
+                raise ImportError("attempted relative import beyond top-level package")
+        base = (<str>package)[:end] if end < len(<str>package) else <str>package
+    else:
+        bits = package.rsplit(".", level - 1)
+        if len(bits) < level:
+            raise ImportError("attempted relative import beyond top-level package")
+        base = bits[0]
     return f"{base}.{name}" if name else base
+
+
+cdef str _interned(str text):
+    """``sys.intern(text)`` without the call (an exact str)."""
+    cdef PyObject* found = <PyObject*>text
+    Py_INCREF(text)  # the reference InternInPlace replaces
+    PyUnicode_InternInPlace(&found)
+    result = <str>found
+    Py_XDECREF(found)
+    return result
+
+
+cdef inline bint _holds(list items, object item):
+    """Is ``item`` itself in ``items``: node ids are the shared ints of ``_ids``,
+    so identity is equality, without a comparison call per edge."""
+    cdef PyObject* wanted = <PyObject*>item
+    cdef Py_ssize_t index
+    for index in range(PyList_GET_SIZE(items)):
+        if PyList_GET_ITEM(items, index) == wanted:
+            return True
+    return False
 
 
 cdef object _package_of(object globals):
@@ -311,9 +346,9 @@ cdef class DependencyGraph:
         cdef list into = <list>self._in[<Py_ssize_t>target_id]
         # An edge is in both lists: look in the shorter (see the twin).
         if len(out) <= len(into):
-            if target_id in out:
+            if _holds(out, target_id):
                 return False
-        elif source_id in into:
+        elif _holds(into, source_id):
             return False
         out.append(target_id)
         into.append(source_id)
@@ -322,9 +357,12 @@ cdef class DependencyGraph:
 
     def add_binding(self, str importer, str imported, str name):
         """Record that ``importer`` ran ``from imported import name``."""
+        self._add_binding(importer, imported, name)
+
+    cdef int _add_binding(self, str importer, str imported, str name) except -1:
         # Interned (see the twin): binders() compares by identity first.
-        imported = sys.intern(imported)
-        name = sys.intern(name)
+        imported = _interned(imported)
+        name = _interned(name)
         cdef list flat = self._bindings.get(importer)
         cdef Py_ssize_t index
         cdef dict counts
@@ -333,13 +371,14 @@ cdef class DependencyGraph:
         else:
             for index in range(0, len(flat), 2):
                 if flat[index + 1] == name and flat[index] == imported:
-                    return
+                    return 0
             flat.append(imported)
             flat.append(name)
         counts = self._bound_counts.get(imported)
         if counts is None:
             counts = self._bound_counts[imported] = {}
         counts[name] = counts.get(name, 0) + 1
+        return 0
 
     cdef int _unbind(self, list flat) except -1:
         """The bindings ``flat`` (an importer's) are gone: count them out."""
@@ -968,8 +1007,7 @@ cdef class ImportTracker:
         cdef str item_name
         cdef str target
         cdef Py_ssize_t start, dot
-        cdef list targets = []
-        cdef list bindings = []
+        cdef DependencyGraph graph = self.graph
         if type(fromlist) is str:  # see _compact
             fromlist = (<str>fromlist).split(_COMMA)
         if level > 0:
@@ -981,50 +1019,46 @@ cdef class ImportTracker:
             base = name
         cdef dict modules = <dict>PyImport_GetModuleDict()
         cdef object namespace = None
-        if fromlist:
-            # ``from base import a, b``: the statement got ``base`` from
-            # sys.modules; its namespace, not getattr (see the twin).
-            targets.append(base)
-            module = modules.get(base)
-            if PyModule_Check(module):
-                namespace = <object>PyModule_GetDict(module)
-            for item in fromlist:
-                if type(item) is str:
-                    item_name = item
-                elif isinstance(item, str):
-                    item_name = str(item)  # a str subclass: typed locals take exact str
-                else:
-                    continue
-                if item_name == "*":
-                    bindings.append(item_name)
-                    continue
-                target = base + "." + item_name
-                submodule = modules.get(target)
-                if (
-                    submodule is not None
-                    and namespace is not None
-                    and (<dict>namespace).get(item_name) is submodule
-                ):
-                    targets.append(target)
-                else:
-                    bindings.append(item_name)
-        else:
+        cdef bint base_tracked
+        if not fromlist:
             # ``import a.b.c`` imports (and depends on) a, a.b and a.b.c.
             start = 0
             while True:
-                dot = base.find(".", start)
+                dot = PyUnicode_FindChar(base, 46, start, len(base), 1)  # "."
+                target = base if dot < 0 else base[:dot]
+                if target != importer and self._is_tracked(target):
+                    graph._add_edge(importer, target)
                 if dot < 0:
-                    targets.append(base)
-                    break
-                targets.append(base[:dot])
+                    return
                 start = dot + 1
-        cdef DependencyGraph graph = self.graph
-        for target in targets:
-            if target != importer and self._is_tracked(target):
-                graph._add_edge(importer, target)
-        if bindings and self._is_tracked(base):
-            for item_name in bindings:
-                graph.add_binding(importer, base, item_name)
+        # ``from base import a, b``: the statement got ``base`` from
+        # sys.modules; its namespace, not getattr (see the twin).  Edges and
+        # bindings are recorded as they are met, in the twin's order.
+        base_tracked = self._is_tracked(base)
+        if base != importer and base_tracked:
+            graph._add_edge(importer, base)
+        module = modules.get(base)
+        if PyModule_Check(module):
+            namespace = <object>PyModule_GetDict(module)
+        for item in fromlist:
+            if type(item) is str:
+                item_name = item
+            elif isinstance(item, str):
+                item_name = str(item)  # a str subclass: typed locals take exact str
+            else:
+                continue
+            if item_name != "*" and namespace is not None:
+                value = (<dict>namespace).get(item_name)
+                # A submodule is imported, not bound: the name holds the
+                # module that sys.modules has (none holds None).
+                if value is not None:
+                    target = f"{base}.{item_name}"
+                    if modules.get(target) is value:
+                        if target != importer and self._is_tracked(target):
+                            graph._add_edge(importer, target)
+                        continue
+            if base_tracked:
+                graph._add_binding(importer, base, item_name)
 
     cdef _remember_statement(self, str importer, object name, object level, object fromlist):
         cdef PyObject* found = PyDict_GetItem(self._seen, importer)

@@ -151,6 +151,8 @@ def test_remove_module(core: ModuleType) -> None:
         ("", "pkg.sub", 1, "pkg.sub"),
         ("y", "pkg.sub", 2, "pkg.y"),
         ("", "pkg.sub", 2, "pkg"),
+        ("z", "a.b.c.d", 3, "a.b.z"),
+        ("", "a.b.c.d", 4, "a"),
     ],
 )
 def test_resolve_relative(
@@ -164,3 +166,5 @@ def test_resolve_relative_errors(core: ModuleType) -> None:
         core.resolve_relative("x", "", 1)
     with pytest.raises(ImportError, match="beyond top-level package"):
         core.resolve_relative("x", "pkg", 3)
+    with pytest.raises(ImportError, match="beyond top-level package"):
+        core.resolve_relative("x", "a.b.c", 4)

@@ -643,3 +643,64 @@ def test_a_reload_lets_other_threads_in_without_sleeping(
         assert module.f() == version
     monkeypatch.undo()
     assert slept == []
+
+
+def test_no_garbage_collection_runs_while_the_new_code_goes_in(project: Project, hmr: Any) -> None:
+    """A collection in a reload would run the program's finalizers on half-patched
+    modules, and one due since start-up (100+ ms with a big heap) held the new code
+    back: the collector waits for the reload's end, and is on again after it (after a
+    failed one too); a program that turned it off keeps it off."""
+    import gc
+
+    project.write("a.py", "import gc\n\ndef f():\n    return 'old'\n")
+    module = importlib.import_module("a")
+    hmr.remember_sources()
+    thresholds = gc.get_threshold()
+    collected: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collected.append(info["generation"])
+
+    def restart(name: str) -> None:
+        collected.clear()
+
+    gc.callbacks.append(record)
+    gc.set_threshold(1, 1, 1)  # every allocation of a container collects
+    try:
+        assert gc.isenabled()
+        project.write(
+            "a.py",
+            "import gc\n\nDURING = (gc.isenabled(), len(COLLECTED))\n\n"
+            "def f():\n    return 'new'\n",
+        )
+        module.COLLECTED = collected
+        # Counted from the reload's start (its hooks run inside it).
+        hmr.add_pre_reload_hook(restart)
+        assert hmr.reload_module("a")[0] == ["a"]
+        assert module.f() == "new"
+        assert module.DURING == (False, 0)
+        assert gc.isenabled()
+        collected.clear()
+        made = [type("Made", (), {}) for _ in range(10)]  # a collection: the collector is on
+        assert made
+        assert collected
+
+        project.write("a.py", "import gc\n\nDURING = 1 / 0\n\ndef f():\n    return 'new'\n")
+        assert hmr.reload_module("a")[0] == []
+        assert module.DURING == (False, 0)
+        assert gc.isenabled()
+
+        gc.disable()
+        project.write(
+            "a.py", "import gc\n\nDURING = gc.isenabled()\n\ndef f():\n    return 'newer'\n"
+        )
+        assert hmr.reload_module("a")[0] == ["a"]
+        assert module.f() == "newer"
+        assert module.DURING is False
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.set_threshold(*thresholds)
+        gc.callbacks.remove(record)
+        hmr.remove_pre_reload_hook(restart)

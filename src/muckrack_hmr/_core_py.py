@@ -732,45 +732,45 @@ class ImportTracker:
                 return
         else:
             base = name
-        targets: list[str] = []
-        bindings: list[str] = []
+        graph = self.graph
         if type(fromlist) is str:  # see _compact
             fromlist = fromlist.split(",")
-        if fromlist:
-            # ``from base import a, b``: the statement got ``base`` from sys.modules.
-            targets.append(base)
-            modules = sys.modules
-            module = modules.get(base)
-            # Its namespace, not getattr: a module's __getattr__ (PEP 562) may
-            # import, and this runs under the lock, maybe in another thread.
-            namespace = module.__dict__ if isinstance(module, ModuleType) else {}
-            for item in cast("Iterable[object]", fromlist):
-                if not isinstance(item, str):
-                    continue
-                if item == "*":
-                    bindings.append(item)
-                    continue
-                submodule = modules.get(f"{base}.{item}")
-                if submodule is not None and namespace.get(item) is submodule:
-                    targets.append(f"{base}.{item}")
-                else:
-                    bindings.append(item)
-        else:
+        if not fromlist:
             # ``import a.b.c`` imports (and depends on) a, a.b and a.b.c.
             start = 0
             while True:
                 dot = base.find(".", start)
+                target = base if dot < 0 else base[:dot]
+                if target != importer and self._is_tracked(target):
+                    graph.add_edge(importer, target)
                 if dot < 0:
-                    targets.append(base)
-                    break
-                targets.append(base[:dot])
+                    return
                 start = dot + 1
-        graph = self.graph
-        for target in targets:
-            if target != importer and self._is_tracked(target):
-                graph.add_edge(importer, target)
-        if bindings and self._is_tracked(base):
-            for item in bindings:
+        # ``from base import a, b``: the statement got ``base`` from
+        # sys.modules.  Edges and bindings are recorded as they are met: no
+        # lists per statement (thousands wait at start-up).
+        base_tracked = self._is_tracked(base)
+        if base != importer and base_tracked:
+            graph.add_edge(importer, base)
+        modules = sys.modules
+        module = modules.get(base)
+        # Its namespace, not getattr: a module's __getattr__ (PEP 562) may
+        # import, and this runs under the lock, maybe in another thread.
+        namespace = module.__dict__ if isinstance(module, ModuleType) else None
+        for item in cast("Iterable[object]", fromlist):
+            if not isinstance(item, str):
+                continue
+            if item != "*" and namespace is not None:
+                value = namespace.get(item)
+                # A submodule is imported, not bound: the name holds the
+                # module that sys.modules has (none holds None).
+                if value is not None:
+                    target = f"{base}.{item}"
+                    if modules.get(target) is value:
+                        if target != importer and self._is_tracked(target):
+                            graph.add_edge(importer, target)
+                        continue
+            if base_tracked:
                 graph.add_binding(importer, base, item)
 
     def _remember_statement(self, importer: str, name: str, level: int, fromlist: object) -> None:

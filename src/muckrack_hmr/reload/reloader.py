@@ -17,6 +17,7 @@ A call to :meth:`Reloader.reload` is one transaction:
 from __future__ import annotations
 
 import contextlib
+import gc
 import heapq
 import linecache
 import logging
@@ -363,6 +364,14 @@ class Reloader:
                 return result
             self._running = True
             self._result = result
+            # No garbage collection while the new code goes in: a collection
+            # would run the program's finalizers on half-patched modules, and a
+            # full one due since start-up (100+ ms with a big heap) would hold
+            # the new code back.  What a reload allocates is short-lived or
+            # kept; a collection it makes due runs at the program's next
+            # allocation, the new code in place.
+            collecting = gc.isenabled()
+            gc.disable()
             try:
                 self._transaction(names, forced, dict(sources or {}))
                 while self._queued:
@@ -379,6 +388,8 @@ class Reloader:
                 # few reloaded modules run now (the next edit of one of them
                 # parses only its own lines, see summarize_before).
                 self.sources.forget_parses()
+                if collecting:
+                    gc.enable()
         result.total_ms = (time.perf_counter() - start) * 1000.0
         if result.edited or result.reloaded:
             self.last_result = result
