@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import gc
 import importlib.machinery
 import importlib.util
 import os
@@ -111,4 +112,19 @@ def prepare_module(name: str, args: list[str]) -> tuple[types.CodeType, types.Mo
 
 def run_code(code: types.CodeType, main: types.ModuleType) -> None:
     """Execute the prepared ``__main__``; exceptions propagate to the caller."""
+    fresh_collector()
     exec(code, main.__dict__)
+
+
+def fresh_collector() -> None:
+    """Start the program with the garbage collector as ``python`` starts it.
+
+    What the CLI made first (its modules, the pure core, the watcher: some
+    12,000 objects, 2-3 times what ``python`` has) left the collector's
+    counts in mid-cycle, so the program's full collections came at other
+    points of its start-up than under ``python``: at 5,000 modules one more
+    of them, 140 ms.  One collection here (about 2 ms) sets every count back
+    to zero, as in a fresh interpreter.
+    """
+    if gc.isenabled():
+        gc.collect()
