@@ -1294,6 +1294,44 @@ def test_a_busy_start_up_is_looked_at_less_and_less_often_and_its_end_seen_soon(
     assert late < idle._BUSY_LOOK + idle._QUIET_LOOKS * idle._QUIET_LOOK + 0.5, late
 
 
+class _Steps:
+    """The watcher's idle work: when it found the program resting, and nothing left."""
+
+    def __init__(self) -> None:
+        self.worked: list[float] = []
+        self.done = threading.Event()
+
+    def step(self, activity: Any, interrupted: Any) -> bool | None:
+        if not activity.quiet():
+            return None
+        self.worked.append(time.monotonic())
+        self.done.set()
+        return False
+
+
+def test_idle_work_found_busy_is_looked_at_again_soon(hmr: Any) -> None:
+    """A program busy at the watcher's first idle look (the last lines of its start-up,
+    a collection) got its idle work only a second later (RESTING): a first save meanwhile
+    paid for it, 100+ ms at 5,000 modules.  The next looks come sooner, doubling while
+    the program stays busy."""
+    watcher = Watcher(hmr, debounce=DEBOUNCE, backend=FakeBackend())
+    busy_for = 0.2
+    activity = _BusyUntil(time.monotonic() + busy_for)
+    steps = _Steps()
+    watcher._activity = activity  # type: ignore[assignment]
+    watcher._work = steps  # type: ignore[assignment]
+    watcher._settle_in = lambda: None  # type: ignore[method-assign]
+    try:
+        watcher.start()
+        assert steps.done.wait(timeout=10), "the idle work never ran"
+    finally:
+        watcher.stop()
+    assert activity.busy_looks >= 1
+    # Looks at 5, 25, 65, 145, 305 ms...: the rest is seen within one pause (and slack).
+    late = steps.worked[0] - activity.until
+    assert late < 0.5, late
+
+
 def test_without_watching_a_program_busy_after_its_start_up_is_looked_at_rarely(
     hmr: Any,
 ) -> None:

@@ -110,7 +110,7 @@ class _CellWatcher(Watcher):
     def saves_settled(self, saves: SettledSaves) -> None:
         self._hand_over(saves)
 
-    def idle(self) -> bool:
+    def idle(self) -> bool | None:
         # Saves wait for the next cell: the engine is left alone until they are applied.
         if self.waiting:
             return False

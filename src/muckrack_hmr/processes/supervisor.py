@@ -81,7 +81,7 @@ class Supervisor:
     def events_never_came(self, message: str) -> None:
         self.watcher.events_never_came(message)
 
-    def idle(self) -> bool:
+    def idle(self) -> bool | None:
         return self.watcher.idle()
 
     def saves_settled(self, saves: SettledSaves) -> None:

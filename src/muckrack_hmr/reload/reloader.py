@@ -367,9 +367,8 @@ class Reloader:
             # No garbage collection while the new code goes in: a collection
             # would run the program's finalizers on half-patched modules, and a
             # full one due since start-up (100+ ms with a big heap) would hold
-            # the new code back.  What a reload allocates is short-lived or
-            # kept; a collection it makes due runs at the program's next
-            # allocation, the new code in place.
+            # the new code back.  A collection the reload makes due runs at the
+            # program's next allocation, the new code in place.
             collecting = gc.isenabled()
             gc.disable()
             try:
@@ -379,17 +378,19 @@ class Reloader:
                     for more in queued:
                         self._transaction(*more)
             finally:
-                self._running = False
-                self._queued = []
-                self._given = {}
-                self._declared = {}
-                # Parsed trees are many times the size of their source: none
-                # outlives the save it was parsed for, but those of the code a
-                # few reloaded modules run now (the next edit of one of them
-                # parses only its own lines, see summarize_before).
-                self.sources.forget_parses()
-                if collecting:
-                    gc.enable()
+                try:
+                    self._running = False
+                    self._queued = []
+                    self._given = {}
+                    self._declared = {}
+                    # Parsed trees are many times the size of their source: none
+                    # outlives the save it was parsed for, but those of the code a
+                    # few reloaded modules run now (the next edit of one of them
+                    # parses only its own lines, see summarize_before).
+                    self.sources.forget_parses()
+                finally:
+                    if collecting:
+                        gc.enable()
         result.total_ms = (time.perf_counter() - start) * 1000.0
         if result.edited or result.reloaded:
             self.last_result = result

@@ -84,8 +84,10 @@ class SavesConsumer(Protocol):
     def events_never_came(self, message: str) -> None:
         """The OS's file events never came: saves are polled for from now on (``message``)."""
 
-    def idle(self) -> bool:
-        """Nothing is pending: background work; True while some is left."""
+    def idle(self) -> bool | None:
+        """Nothing is pending: background work; True while some is left, None when
+        the program was busy and nothing was done (asked again soon, then less and
+        less often)."""
 
 
 class SavePipeline:
@@ -467,14 +469,14 @@ class SavePipeline:
 
         # Idle work left over: come back sooner.  At the start there is (what the
         # imports left to do), and after each burst (what the reload left).
-        more = True
+        pause = _IDLE_PAUSE
         while not self._stopping.is_set():
             taken: _Taken | None = None
             idle = False
             with self._wake:
                 wait = self.batch.due_in(self.clock())
                 if wait is None and not self._recheck:
-                    idle = not self._wake.wait(_IDLE_PAUSE if more else RESTING)
+                    idle = not self._wake.wait(pause)
                 elif wait is not None and wait > 0:
                     self._wake.wait(wait)
                 elif wait is not None:
@@ -487,11 +489,11 @@ class SavePipeline:
                     self.check_folders()
                 if taken is not None:
                     self._process(*taken)
-                    more = True
+                    pause = _IDLE_PAUSE
                 elif idle:
-                    more = self._idle()
+                    pause = _next_pause(self._idle(), pause)
             except Exception:
-                more = False
+                pause = RESTING
                 log.exception("the watcher hit an internal error; it keeps watching")
 
     def step(self) -> bool:
@@ -504,7 +506,7 @@ class SavePipeline:
         self._process(*taken)
         return True
 
-    def _idle(self) -> bool:
+    def _idle(self) -> bool | None:
         """No saves pending: watch what was imported, look at the folders, then the consumer's
         idle work."""
         self.refresh()
@@ -667,3 +669,17 @@ _IDLE_PAUSE = 0.005
 #: How long the watcher sleeps when nothing is pending and its idle work is done
 #: (seconds): it wakes for file events, and looks at its folders this often.
 RESTING = 1.0
+# The first pause after the consumer found the program busy; it doubles while the
+# program stays busy, up to RESTING.  A program busy for a moment (the last lines of
+# its start-up) gets the idle work soon after: a first save then finds it done.
+_BUSY_FIRST_PAUSE = 0.02
+
+
+def _next_pause(more: bool | None, pause: float) -> float:
+    """The wait before the next idle step, after one that said ``more`` (see
+    Consumer.idle) following a wait of ``pause``."""
+    if more:
+        return _IDLE_PAUSE
+    if more is None:
+        return min(max(pause * 2, _BUSY_FIRST_PAUSE), RESTING)
+    return RESTING

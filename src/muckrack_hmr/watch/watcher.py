@@ -174,12 +174,12 @@ class Watcher:
         """The OS accepted the watches but delivers no events (the backend polls now)."""
         log.warning("%s", message)
 
-    def idle(self) -> bool:
+    def idle(self) -> bool | None:
         """No saves pending: when the program is idle, tidy up (see :class:`.idle.IdleWork`).
 
-        Returns whether work is left.
+        Returns whether work is left; None when the program was busy (nothing done).
         """
-        return self._work.step(self._activity, self.pipeline.pending) is True
+        return self._work.step(self._activity, self.pipeline.pending)
 
     def saves_settled(self, saves: SettledSaves) -> None:
         """Reload what the burst changed, in one transaction, with the bytes judged finished."""
