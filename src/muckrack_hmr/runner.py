@@ -117,7 +117,7 @@ def run_code(code: types.CodeType, main: types.ModuleType) -> None:
 
 
 def fresh_collector() -> None:
-    """Start the program with the garbage collector as ``python`` starts it.
+    """Start the program with the garbage collector's counts at zero.
 
     What the CLI made first (its modules, the pure core, the watcher: some
     12,000 objects, 2-3 times what ``python`` has) left the collector's
