@@ -16,7 +16,7 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.module cimport PyModule_Check, PyModule_GetDict
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memset
+from libc.string cimport memset, strcmp
 
 cdef extern from "Python.h":
     PyObject* PyImport_GetModuleDict()
@@ -30,6 +30,8 @@ cdef extern from "Python.h":
     void PyUnicode_InternInPlace(PyObject** text)
     Py_ssize_t PyUnicode_FindChar(object text, Py_UCS4 ch, Py_ssize_t start, Py_ssize_t end,
                                   int direction) except -2
+    ctypedef int (*Py_AuditHookFunction)(const char* event, PyObject* args, void* data) except -1
+    int PySys_AddAuditHook(Py_AuditHookFunction hook, void* data) except -1
 
 # The baseline of a project file without ``os.lstat`` and its stat_result:
 # 0 for a file (its mtime in ns and size filled in, as os.stat computes
@@ -60,7 +62,7 @@ cdef extern from *:
     """
     int hmr_lstat(const char* path, long long* mtime_ns, long long* size) nogil
 
-__all__ = ["DependencyGraph", "ImportTracker", "resolve_relative"]
+__all__ = ["DependencyGraph", "ImportTracker", "add_open_audit_hook", "resolve_relative"]
 
 # pytest leaves out of its tracebacks the frames whose locals or globals set
 # __tracebackhide__.  Ours sit between every import statement and the module
@@ -152,6 +154,30 @@ cdef inline bint _holds(list items, object item):
         if PyList_GET_ITEM(items, index) == wanted:
             return True
     return False
+
+
+# The listeners of add_open_audit_hook, kept alive: the process's hooks hold them.
+cdef list _OPEN_LISTENERS = []
+
+
+cdef int _open_event(const char* event, PyObject* args, void* listener) except -1:
+    """The C audit hook of add_open_audit_hook (see the twin)."""
+    if strcmp(event, b"open") != 0:
+        return 0
+    cdef object arguments = <object>args
+    if type(arguments) is tuple and len(<tuple>arguments):
+        path = (<tuple>arguments)[0]
+        if type(path) is str and ((<str>path).endswith(".py") or (<str>path).endswith(".pyc")):
+            return 0
+    (<object>listener)(arguments)
+    return 0
+
+
+def add_open_audit_hook(listener):
+    """Call ``listener(args)`` for each ``open`` audit event of the process (PEP 578),
+    but those of a path ending in ``.py`` or ``.pyc`` (see the twin)."""
+    _OPEN_LISTENERS.append(listener)
+    PySys_AddAuditHook(_open_event, <void*>listener)
 
 
 cdef object _package_of(object globals):

@@ -19,7 +19,7 @@ NO_EXTENSIONS = os.environ.get("MUCKRACK_HMR_NO_EXTENSIONS", "") not in ("", "0"
 
 if TYPE_CHECKING:
     from . import _core_py
-    from ._core_py import DependencyGraph, ImportTracker, resolve_relative
+    from ._core_py import DependencyGraph, ImportTracker, add_open_audit_hook, resolve_relative
 
     USING_EXTENSION = False
     core: ModuleType = _core_py
@@ -39,11 +39,13 @@ else:
     DependencyGraph = core.DependencyGraph
     ImportTracker = core.ImportTracker
     resolve_relative = core.resolve_relative
+    add_open_audit_hook = core.add_open_audit_hook
 
 __all__ = [
     "USING_EXTENSION",
     "DependencyGraph",
     "ImportTracker",
+    "add_open_audit_hook",
     "core",
     "resolve_relative",
 ]

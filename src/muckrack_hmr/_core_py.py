@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, cast
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
 
-__all__ = ["DependencyGraph", "ImportTracker", "resolve_relative"]
+__all__ = ["DependencyGraph", "ImportTracker", "add_open_audit_hook", "resolve_relative"]
 
 #: ``classify(name, module) -> bool``: is this module project code?
 Classifier = Callable[[str, Mapping[str, object]], bool]
@@ -103,6 +103,32 @@ def resolve_relative(name: str, package: str | None, level: int) -> str:
         raise ImportError("attempted relative import beyond top-level package")
     base = bits[0]
     return f"{base}.{name}" if name else base
+
+
+# What a module's loader opens: no data file.
+_MODULE_FILES = (".py", ".pyc")
+
+
+def add_open_audit_hook(listener: Callable[[tuple[object, ...]], object]) -> None:
+    """Call ``listener(args)`` for each ``open`` audit event of the process (PEP 578),
+    but those of a path ending in ``.py`` or ``.pyc`` (the import system's).
+
+    For the process's life: an audit hook cannot be removed.  What
+    ``listener`` raises is the event's (the ``open`` fails with it).  The
+    compiled twin's hook is C: the process's other events (tens of
+    thousands at a big app's start-up: every ``exec``, ``compile`` and
+    ``import``) cost it a string comparison, where this one is a call.
+    """
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if event != "open":
+            return
+        path = args[0] if args else None
+        if type(path) is str and path.endswith(_MODULE_FILES):
+            return
+        listener(args)
+
+    sys.addaudithook(hook)
 
 
 def _package_of(globals: Globals) -> str | None:
