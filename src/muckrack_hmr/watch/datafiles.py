@@ -2,7 +2,7 @@
 
 ``CONFIG = json.load(open("config.json"))`` at the top of ``app/settings.py``
 makes ``config.json`` part of what ``app.settings`` ran: when it changes, the
-module must run again.  An audit hook (``sys.addaudithook``) sees every
+module must run again.  An audit hook (PEP 578, the core's ``add_open_audit_hook``) sees every
 ``open()``; an open for reading of a data file under the project roots is
 credited to the innermost project module whose top-level code is running in
 that thread (the module being imported, or re-executed by a reload), however
