@@ -14,6 +14,8 @@ import threading
 
 from cpython.dict cimport PyDict_GetItem
 from cpython.module cimport PyModule_Check, PyModule_GetDict
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.exc cimport PyErr_SetFromErrnoWithFilenameObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset, strcmp
@@ -32,6 +34,7 @@ cdef extern from "Python.h":
                                   int direction) except -2
     ctypedef int (*Py_AuditHookFunction)(const char* event, PyObject* args, void* data) except -1
     int PySys_AddAuditHook(Py_AuditHookFunction hook, void* data) except -1
+    void PyObject_GC_UnTrack(object op)
 
 # The baseline of a project file without ``os.lstat`` and its stat_result:
 # 0 for a file (its mtime in ns and size filled in, as os.stat computes
@@ -62,7 +65,136 @@ cdef extern from *:
     """
     int hmr_lstat(const char* path, long long* mtime_ns, long long* size) nogil
 
-__all__ = ["DependencyGraph", "ImportTracker", "add_open_audit_hook", "resolve_relative"]
+# A project module's source, read with no write overlapping the read, in plain
+# system calls and without the GIL (see capture.read_open): the bytes in a
+# malloc'd buffer, the figures of the open file after the read.  Not on Windows:
+# there the module's reads are the os module's (HMR_POSIX_READS is 0).
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    #define HMR_POSIX_READS 0
+    static char *hmr_read_source(const char *path, int no_follow, int tries, Py_ssize_t *length,
+                                 long long *sec, long long *nsec, long long *size,
+                                 int *unlinked) {
+        (void)path; (void)no_follow; (void)tries; (void)length; (void)sec; (void)nsec;
+        (void)size; (void)unlinked;
+        return NULL;
+    }
+    #else
+    #define HMR_POSIX_READS 1
+    #include <errno.h>
+    #include <fcntl.h>
+    #include <stdlib.h>
+    #include <sys/stat.h>
+    #include <unistd.h>
+    #ifndef O_CLOEXEC
+    #define O_CLOEXEC 0
+    #endif
+    static int hmr_open(const char *path, int flags) {
+        int fd;
+        do { fd = open(path, flags); } while (fd < 0 && errno == EINTR);
+        return fd;
+    }
+    static ssize_t hmr_read(int fd, char *into, size_t count) {
+        ssize_t got;
+        do { got = read(fd, into, count); } while (got < 0 && errno == EINTR);
+        return got;
+    }
+    /* Everything from the position to the end into *buffer (grown as needed):
+       one read of expected + 1 bytes when the file is expected long. */
+    static int hmr_read_all(int fd, size_t expected, char **buffer, size_t *capacity,
+                            size_t *length) {
+        size_t want = expected + 1;
+        ssize_t got;
+        if (*capacity < want) {
+            char *grown = realloc(*buffer, want);
+            if (grown == NULL) { errno = ENOMEM; return -1; }
+            *buffer = grown;
+            *capacity = want;
+        }
+        got = hmr_read(fd, *buffer, want);
+        if (got < 0) return -1;
+        *length = (size_t)got;
+        if (*length <= expected) return 0;
+        for (;;) {  /* grown since the fstat: read on to the end */
+            if (*length == *capacity) {
+                size_t more = *capacity * 2;
+                char *grown = realloc(*buffer, more);
+                if (grown == NULL) { errno = ENOMEM; return -1; }
+                *buffer = grown;
+                *capacity = more;
+            }
+            got = hmr_read(fd, *buffer + *length, *capacity - *length);
+            if (got < 0) return -1;
+            if (got == 0) return 0;
+            *length += (size_t)got;
+        }
+    }
+    static void hmr_mtime(const struct stat *st, long long *sec, long long *nsec) {
+    #if defined(__APPLE__)
+        *sec = (long long)st->st_mtimespec.tv_sec;
+        *nsec = (long long)st->st_mtimespec.tv_nsec;
+    #else
+        *sec = (long long)st->st_mtim.tv_sec;
+        *nsec = (long long)st->st_mtim.tv_nsec;
+    #endif
+    }
+    /* The bytes (malloc'd, NULL with errno set on failure) and the figures after the
+       last read; *unlinked when opened without following a symlink. */
+    static char *hmr_read_source(const char *path, int no_follow, int tries, Py_ssize_t *length,
+                                 long long *sec, long long *nsec, long long *size,
+                                 int *unlinked) {
+        struct stat before, after;
+        char *buffer = NULL;
+        size_t capacity = 0, got = 0;
+        long long sec_before, nsec_before;
+        int fd = -1, attempt, saved;
+        *unlinked = 0;
+        if (tries < 1) tries = 1;
+    #ifdef O_NOFOLLOW
+        if (no_follow) {
+            fd = hmr_open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+            if (fd >= 0) *unlinked = 1;
+        }
+    #endif
+        if (fd < 0) fd = hmr_open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return NULL;
+        for (attempt = 0; attempt < tries; attempt++) {
+            if (fstat(fd, &before) != 0) goto failed;
+            if (hmr_read_all(fd, (size_t)before.st_size, &buffer, &capacity, &got) != 0)
+                goto failed;
+            if (fstat(fd, &after) != 0) goto failed;
+            hmr_mtime(&before, &sec_before, &nsec_before);
+            hmr_mtime(&after, sec, nsec);
+            if (sec_before == *sec && nsec_before == *nsec && before.st_size == after.st_size)
+                break;
+            if (lseek(fd, 0, SEEK_SET) < 0) goto failed;
+        }
+        close(fd);
+        *length = (Py_ssize_t)got;
+        *size = (long long)after.st_size;
+        return buffer;
+    failed:
+        saved = errno;
+        close(fd);
+        free(buffer);
+        errno = saved;
+        return NULL;
+    }
+    #endif
+    """
+    int HMR_POSIX_READS
+    char* hmr_read_source(const char* path, int no_follow, int tries, Py_ssize_t* length,
+                          long long* sec, long long* nsec, long long* size,
+                          int* unlinked) nogil
+
+__all__ = [
+    "DependencyGraph",
+    "ImportTracker",
+    "add_open_audit_hook",
+    "capture_sources",
+    "resolve_relative",
+]
 
 # pytest leaves out of its tracebacks the frames whose locals or globals set
 # __tracebackhide__.  Ours sit between every import statement and the module
@@ -180,6 +312,161 @@ def add_open_audit_hook(listener):
     PySys_AddAuditHook(_open_event, <void*>listener)
 
 
+# -- the loader's steps for a project module's source (see the twin) -------------------
+
+
+cdef class _Reading:
+    """The source of one module being loaded, and its file's figures after the read."""
+
+    cdef str path
+    cdef bytes source
+    cdef long long sec, nsec, size
+    cdef bint unlinked
+
+
+cdef bytes _read_file(str path, bint no_follow, int tries, _Reading into):
+    """The bytes of ``path`` read as the twin's ``_Reading`` does (OSError as os.open's)."""
+    cdef bytes encoded = PyUnicode_EncodeFSDefault(path)
+    cdef const char* c_path = encoded
+    cdef Py_ssize_t length = 0
+    cdef long long sec = 0, nsec = 0, size = 0
+    cdef int unlinked = 0
+    cdef char* buffer
+    if b"\0" in encoded:
+        raise ValueError("embedded null byte")
+    with nogil:
+        buffer = hmr_read_source(c_path, no_follow, tries, &length, &sec, &nsec, &size,
+                                 &unlinked)
+    if buffer == NULL:
+        PyErr_SetFromErrnoWithFilenameObject(OSError, path)
+        return None  # not reached: the line above raised
+    try:
+        data = PyBytes_FromStringAndSize(buffer, length)
+    finally:
+        free(buffer)
+    if into is not None:
+        into.sec, into.nsec, into.size, into.unlinked = sec, nsec, size, unlinked
+    return data
+
+
+cdef object _capture_project_path = None
+cdef object _capture_sink = None
+cdef object _capture_listeners = None
+cdef object _capture_failed = None
+cdef object _loader_get_code = None
+cdef object _loader_path_stats = None
+cdef object _loader_get_data = None
+cdef object _capture_local = threading.local()
+cdef int _READ_TRIES = 4
+
+
+cdef _Reading _current_reading():
+    stack = getattr(_capture_local, "stack", None)
+    if stack:
+        return <_Reading>(<list>stack)[-1]
+    return None
+
+
+def _captured_get_code(loader, fullname):
+    """``SourceFileLoader.get_code`` keeping a project module's source (see the twin)."""
+    cdef _Reading reading
+    path = getattr(loader, "path", None)
+    if type(path) is not str:
+        return _loader_get_code(loader, fullname)
+    real = _capture_project_path(path)
+    if real is None:
+        return _loader_get_code(loader, fullname)
+    if not HMR_POSIX_READS:
+        return _captured_get_code_os(loader, fullname, path, real)
+    reading = _Reading.__new__(_Reading)
+    reading.path = path
+    try:
+        reading.source = _read_file(path, True, _READ_TRIES, reading)
+    except OSError:
+        return _loader_get_code(loader, fullname)
+    return _load_and_keep(loader, fullname, reading, real)
+
+
+cdef _captured_get_code_os(loader, fullname, str path, real):
+    """Windows: the twin's reads, with the os module."""
+    from muckrack_hmr._core_py import _Reading as _OsReading
+
+    try:
+        found = _OsReading(path)
+    except OSError:
+        return _loader_get_code(loader, fullname)
+    cdef _Reading reading = _Reading.__new__(_Reading)
+    reading.path = path
+    reading.source = found.source
+    mtime_ns = found.stat.st_mtime_ns
+    reading.sec, reading.nsec = divmod(mtime_ns, 1_000_000_000)
+    reading.size = found.stat.st_size
+    reading.unlinked = found.unlinked
+    return _load_and_keep(loader, fullname, reading, real)
+
+
+cdef _load_and_keep(loader, fullname, _Reading reading, real):
+    stack = _capture_local.__dict__.setdefault("stack", [])
+    stack.append(reading)
+    try:
+        code = _loader_get_code(loader, fullname)
+    finally:
+        stack.pop()
+    try:
+        figures = (reading.sec * 1_000_000_000 + reading.nsec, reading.size)
+        _capture_sink(fullname, reading.source, figures, real if reading.unlinked else None)
+    except Exception:
+        _capture_failed("could not keep the source of %s", fullname)
+    for listener in _capture_listeners:
+        if code is None:
+            break
+        try:
+            listener(code)
+        except Exception:
+            _capture_failed("a listener failed on the code of %s", fullname)
+    return code
+
+
+def _captured_path_stats(loader, path):
+    """``SourceFileLoader.path_stats``: the figures of the bytes being loaded (see the twin)."""
+    cdef _Reading reading = _current_reading()
+    if reading is None or reading.path != path:
+        return _loader_path_stats(loader, path)
+    # As os.stat computes st_mtime: only its whole seconds reach the bytecode cache.
+    return {"mtime": reading.sec + reading.nsec * 1e-9, "size": reading.size}
+
+
+def _captured_get_data(loader, path):
+    """``SourceFileLoader.get_data``: the source being loaded, or its bytecode cache read
+    in plain system calls (see the twin)."""
+    cdef _Reading reading = _current_reading()
+    if reading is None:
+        return _loader_get_data(loader, path)
+    if reading.path == path:
+        return reading.source
+    if not HMR_POSIX_READS or type(path) is not str:
+        from muckrack_hmr.capture import read_whole
+
+        return read_whole(path)
+    return _read_file(path, False, 1, None)
+
+
+def capture_sources(project_path, sink, listeners, failed, *, get_code, path_stats, get_data):
+    """``SourceFileLoader``'s ``get_code``, ``path_stats`` and ``get_data`` keeping the
+    exact bytes each project module runs (see the twin).  One capture per process:
+    the last call's arguments are the ones used."""
+    global _capture_project_path, _capture_sink, _capture_listeners, _capture_failed
+    global _loader_get_code, _loader_path_stats, _loader_get_data
+    _capture_project_path = project_path
+    _capture_sink = sink
+    _capture_listeners = listeners
+    _capture_failed = failed
+    _loader_get_code = get_code
+    _loader_path_stats = path_stats
+    _loader_get_data = get_data
+    return _captured_get_code, _captured_path_stats, _captured_get_data
+
+
 cdef object _package_of(object globals):
     cdef PyObject* found
     if type(globals) is dict:
@@ -251,6 +538,8 @@ cdef class DependencyGraph:
         self._version = 0
         self._pending = []
         self._waiting_modules = []
+        PyObject_GC_UnTrack(self._pending)
+        PyObject_GC_UnTrack(self._waiting_modules)
         self._record_pending = None
         self._bound_counts = {}
         self._csr_version = -1

@@ -574,3 +574,41 @@ def test_the_standard_library_and_installed_packages_are_never_project_code_unde
         assert not filter_.contains_file(pytest.__file__), root
         assert not filter_.contains_file(os.path.join(paths["purelib"], "x.py")), root
     assert muckrack_hmr.tracking.ProjectFilter([tmp_path]).contains_file(str(tmp_path / "a.py"))
+
+
+def test_the_loader_keeps_the_bytes_and_figures_it_read_and_a_failing_listener_is_not_the_import(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The core's loader steps (``capture_sources``): each project module's bytes as it
+    ran them, with the figures of the read; a symlinked module through its link; what
+    a listener raises is logged, and the import goes on."""
+    text = "X = 1\n# é, a non-ASCII comment: bytes are kept, not text\n"
+    plain = project.write("plain.py", text)
+    target = project.write("target.py", "Y = 2\n" * 5000)  # longer than one page
+    (project.root / "link.py").symlink_to(target)
+    seen: list[str] = []
+
+    def listener(code: Any) -> None:
+        seen.append(code.co_filename)
+        raise RuntimeError("listener broke")
+
+    capture = muckrack_hmr.tracking.capture()
+    assert capture is not None
+    capture.listeners.append(listener)
+    try:
+        with caplog.at_level("ERROR", logger="muckrack_hmr"):
+            assert importlib.import_module("plain").X == 1
+            assert importlib.import_module("link").Y == 2
+    finally:
+        capture.listeners.remove(listener)
+    assert hmr.sources.ran("plain") == plain.read_bytes()
+    status = os.stat(plain)
+    assert hmr.sources.import_stats["plain"] == (status.st_mtime_ns, status.st_size)
+    assert hmr.sources.ran("link") == target.read_bytes()
+    status = os.stat(target)
+    assert hmr.sources.import_stats["link"] == (status.st_mtime_ns, status.st_size)
+    assert [os.path.basename(name) for name in seen] == ["plain.py", "link.py"]
+    assert "a listener failed on the code of plain" in caplog.text
+    assert "listener broke" in caplog.text
+    # A module the capture does not keep (not project code) loads as Python loads it.
+    assert importlib.import_module("json.decoder").JSONDecodeError

@@ -22,16 +22,25 @@ readable reference.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, cast
 
-if TYPE_CHECKING:
-    from importlib.machinery import ModuleSpec
+from .capture import READ_TRIES, read_open, read_whole
 
-__all__ = ["DependencyGraph", "ImportTracker", "add_open_audit_hook", "resolve_relative"]
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec, SourceFileLoader
+
+__all__ = [
+    "DependencyGraph",
+    "ImportTracker",
+    "add_open_audit_hook",
+    "capture_sources",
+    "resolve_relative",
+]
 
 #: ``classify(name, module) -> bool``: is this module project code?
 Classifier = Callable[[str, Mapping[str, object]], bool]
@@ -129,6 +138,126 @@ def add_open_audit_hook(listener: Callable[[tuple[object, ...]], object]) -> Non
         listener(args)
 
     sys.addaudithook(hook)
+
+
+#: ``sink(name, source, (mtime_ns, size), real_path)``: a project module's source,
+#: taken by its loader before its code runs (``real_path`` when the open showed it is
+#: no symlink).
+SourceSink = Callable[[str, bytes, tuple[int, int], "str | None"], object]
+
+#: ``SourceFileLoader``'s three steps that :func:`capture_sources` replaces.
+GetCode = Callable[["SourceFileLoader", str], "CodeType | None"]
+PathStats = Callable[["SourceFileLoader", str], Mapping[str, object]]
+GetData = Callable[["SourceFileLoader", str], bytes]
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+# Opening a module's source without following a link tells, for free, that the
+# file is not a symlink: the classifier then needs no lstat of its own.
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+class _Reading:
+    """The source of one module being loaded, handed to the loader's own steps.
+
+    ``unlinked`` is true when the file was opened without following a
+    symlink: it is a plain file, and its figures are its own.
+    """
+
+    __slots__ = ("path", "source", "stat", "unlinked")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.unlinked = False
+        descriptor = -1
+        if _NO_FOLLOW:
+            try:
+                descriptor = os.open(path, _READ_FLAGS | _NO_FOLLOW)
+                self.unlinked = True
+            except OSError:
+                pass  # a symlink (ELOOP), or an error the plain open reports
+        if descriptor < 0:
+            descriptor = os.open(path, _READ_FLAGS)
+        self.source, self.stat, _ = read_open(descriptor, READ_TRIES)
+
+
+def capture_sources(
+    project_path: Callable[[str], str | None],
+    sink: SourceSink,
+    listeners: list[Callable[[CodeType], object]],
+    failed: Callable[[str, str], object],
+    *,
+    get_code: GetCode,
+    path_stats: PathStats,
+    get_data: GetData,
+) -> tuple[GetCode, PathStats, GetData]:
+    """``SourceFileLoader``'s ``get_code``, ``path_stats`` and ``get_data`` for keeping
+    the exact bytes each project module runs (see :mod:`muckrack_hmr.capture`).
+
+    Given the loader's own three, returns their replacements.  A project
+    module's file (``project_path`` of its path is not None) is read once;
+    the loader checks its bytecode cache against the figures of those bytes
+    and compiles exactly them; ``sink`` then gets them, and each of
+    ``listeners`` the code.  What ``sink`` or a listener raises is never the
+    import's: ``failed(message, name)`` is called in its ``except`` block.
+    The compiled twin's are C functions that read with plain system calls.
+    """
+    local = threading.local()
+
+    def current() -> _Reading | None:
+        stack: list[_Reading] | None = getattr(local, "stack", None)
+        return stack[-1] if stack else None
+
+    def captured_get_code(loader: SourceFileLoader, fullname: str) -> CodeType | None:
+        path = getattr(loader, "path", None)
+        real = project_path(path) if isinstance(path, str) else None
+        if real is None or not isinstance(path, str):
+            return get_code(loader, fullname)
+        try:
+            reading = _Reading(path)
+        except OSError:
+            return get_code(loader, fullname)
+        stack = local.__dict__.setdefault("stack", [])
+        stack.append(reading)
+        try:
+            code = get_code(loader, fullname)
+        finally:
+            stack.pop()
+        stat = reading.stat
+        try:
+            # Plain values, no object of ours: thousands of modules are
+            # imported at start-up, and each tracked object kept costs the
+            # garbage collector's passes until the program ends.
+            figures = (stat.st_mtime_ns, stat.st_size)
+            sink(fullname, reading.source, figures, real if reading.unlinked else None)
+        except Exception:
+            # Never the program's import: without its source, the module's
+            # first reload runs it whole.
+            failed("could not keep the source of %s", fullname)
+        for listener in listeners:
+            if code is None:  # typeshed allows it; a source file always has code
+                break
+            try:
+                listener(code)
+            except Exception:
+                failed("a listener failed on the code of %s", fullname)
+        return code
+
+    def captured_path_stats(loader: SourceFileLoader, path: str) -> Mapping[str, object]:
+        reading = current()
+        if reading is None or reading.path != path:
+            return path_stats(loader, path)
+        return {"mtime": reading.stat.st_mtime, "size": reading.stat.st_size}
+
+    def captured_get_data(loader: SourceFileLoader, path: str) -> bytes:
+        reading = current()
+        if reading is None:
+            return get_data(loader, path)
+        if reading.path == path:
+            return reading.source
+        # The bytecode cache of the module being read.
+        return read_whole(path)
+
+    return captured_get_code, captured_path_stats, captured_get_data
 
 
 def _package_of(globals: Globals) -> str | None:

@@ -13,18 +13,19 @@ files, the source is read once, with those two figures taken around the read
 (a write that overlaps the read is seen, and the read is done again), and the
 loader is handed both: the bytecode cache is checked against the figures of
 the bytes kept, and a stale cache is compiled from exactly those bytes.  What
-runs is what is kept, whichever way Python loads it.
+runs is what is kept, whichever way Python loads it.  The loader's steps
+are the core's (``capture_sources``): the compiled core reads with plain
+system calls and runs no Python frame of its own per module.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from importlib.machinery import SourceFileLoader
 from stat import S_ISREG
-from types import CodeType
+from types import CodeType, ModuleType
 
 try:
     # The one hash used here, without the cost of ``hashlib`` at start-up
@@ -34,21 +35,21 @@ except ImportError:  # an interpreter built without it
     from hashlib import blake2b as _blake2b
 
 __all__ = [
+    "READ_TRIES",
     "SourceCapture",
     "digest",
     "file_digest",
     "read_if_unchanged",
+    "read_open",
     "read_steady",
+    "read_whole",
 ]
 
 log = logging.getLogger(__name__)
 
 # Tries at a read that no write overlaps; the last read is kept whatever happens.
-_TRIES = 4
+READ_TRIES = 4
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-# Opening a module's source without following a link tells, for free, that the
-# file is not a symlink: the classifier then needs no lstat of its own.
-_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def digest(data: bytes) -> bytes:
@@ -85,7 +86,7 @@ def read_if_unchanged(path: str, baseline: tuple[int, int] | None) -> bytes | No
     return content if (stat.st_mtime_ns, stat.st_size) == baseline else None
 
 
-def read_steady(path: str, tries: int = _TRIES) -> tuple[bytes, os.stat_result, bool]:
+def read_steady(path: str, tries: int = READ_TRIES) -> tuple[bytes, os.stat_result, bool]:
     """Read ``path`` with no write overlapping the read: (bytes, figures, whether steady).
 
     The figures are the open file's own (an editor that renames a new file
@@ -95,10 +96,10 @@ def read_steady(path: str, tries: int = _TRIES) -> tuple[bytes, os.stat_result, 
     # Plain descriptors: every project module is read at import, and a file
     # object costs twice the system calls (an fstat of its own, a seek, a
     # second read for the end of the file).
-    return _read_open(os.open(path, _READ_FLAGS), tries)
+    return read_open(os.open(path, _READ_FLAGS), tries)
 
 
-def _read_open(descriptor: int, tries: int) -> tuple[bytes, os.stat_result, bool]:
+def read_open(descriptor: int, tries: int) -> tuple[bytes, os.stat_result, bool]:
     """:func:`read_steady` on a descriptor open at the start of the file (closed here)."""
     try:
         for _ in range(tries):
@@ -129,7 +130,7 @@ def _read_all(descriptor: int, expected: int) -> bytes:
     return b"".join(chunks)
 
 
-def _read_whole(path: str) -> bytes:
+def read_whole(path: str) -> bytes:
     """A file's bytes in four system calls (open, fstat, read, close), to its end.
 
     What a loader reads besides the source (the bytecode cache) while a
@@ -151,37 +152,9 @@ def _read_whole(path: str) -> bytes:
         os.close(descriptor)
 
 
-class _Reading:
-    """The source of one module being loaded, handed to the loader's own steps.
-
-    ``unlinked`` is true when the file was opened without following a
-    symlink: it is a plain file, and its figures are its own.
-    """
-
-    __slots__ = ("path", "source", "stat", "unlinked")
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.unlinked = False
-        descriptor = -1
-        if _NO_FOLLOW:
-            try:
-                descriptor = os.open(path, _READ_FLAGS | _NO_FOLLOW)
-                self.unlinked = True
-            except OSError:
-                pass  # a symlink (ELOOP), or an error the plain open reports
-        if descriptor < 0:
-            descriptor = os.open(path, _READ_FLAGS)
-        self.source, self.stat, _ = _read_open(descriptor, _TRIES)
-
-
-_local = threading.local()
-
-
-def _current() -> _Reading | None:
-    """The read in progress on this thread (its loader is running), if any."""
-    stack: list[_Reading] | None = getattr(_local, "stack", None)
-    return stack[-1] if stack else None
+def _failed(message: str, name: str) -> None:
+    """What the sink or a listener raised, logged (called in its ``except`` block)."""
+    log.exception(message, name)
 
 
 class SourceCapture:
@@ -193,7 +166,10 @@ class SourceCapture:
         self,
         project_path: Callable[[str], str | None],
         sink: Callable[[str, bytes, tuple[int, int], str | None], None],
+        core: ModuleType,
     ) -> None:
+        #: the core whose ``capture_sources`` makes the loader's replacement steps
+        self.core = core
         #: a module file's real path if it is project code, else None
         self.project_path = project_path
         self.sink = sink
@@ -208,64 +184,18 @@ class SourceCapture:
         cls = SourceFileLoader
         for name in ("get_code", "path_stats", "get_data"):
             self._saved[name] = cls.__dict__.get(name)
-        original_get_code = cls.get_code
-        original_path_stats = cls.path_stats
-        original_get_data = cls.get_data
-        capture = self
-
-        def get_code(loader: SourceFileLoader, fullname: str) -> CodeType | None:
-            path = getattr(loader, "path", None)
-            real = capture.project_path(path) if isinstance(path, str) else None
-            if real is None or not isinstance(path, str):
-                return original_get_code(loader, fullname)
-            try:
-                reading = _Reading(path)
-            except OSError:
-                return original_get_code(loader, fullname)
-            stack = _local.__dict__.setdefault("stack", [])
-            stack.append(reading)
-            try:
-                code = original_get_code(loader, fullname)
-            finally:
-                stack.pop()
-            stat = reading.stat
-            try:
-                # Plain values, no object of ours: thousands of modules are
-                # imported at start-up, and each tracked object kept costs the
-                # garbage collector's passes until the program ends.
-                figures = (stat.st_mtime_ns, stat.st_size)
-                known = real if reading.unlinked else None
-                capture.sink(fullname, reading.source, figures, known)
-            except Exception:
-                # Never the program's import: without its source, the module's
-                # first reload runs it whole.
-                log.exception("could not keep the source of %s", fullname)
-            for listener in capture.listeners:
-                if code is None:  # typeshed allows it; a source file always has code
-                    break
-                try:
-                    listener(code)
-                except Exception:
-                    log.exception("a listener failed on the code of %s", fullname)
-            return code
-
-        def path_stats(loader: SourceFileLoader, path: str) -> Mapping[str, object]:
-            reading = _current()
-            if reading is None or reading.path != path:
-                return original_path_stats(loader, path)
-            return {"mtime": reading.stat.st_mtime, "size": reading.stat.st_size}
-
-        def get_data(loader: SourceFileLoader, path: str) -> bytes:
-            reading = _current()
-            if reading is None:
-                return original_get_data(loader, path)
-            if reading.path == path:
-                return reading.source
-            # The bytecode cache of the module being read.
-            return _read_whole(path)
-
-        patched = {"get_code": get_code, "path_stats": path_stats, "get_data": get_data}
-        for name, replacement in patched.items():
+        replacements = self.core.capture_sources(
+            self.project_path,
+            self.sink,
+            self.listeners,
+            _failed,
+            get_code=cls.get_code,
+            path_stats=cls.path_stats,
+            get_data=cls.get_data,
+        )
+        for name, replacement in zip(
+            ("get_code", "path_stats", "get_data"), replacements, strict=True
+        ):
             setattr(cls, name, replacement)
         SourceCapture._active = self
 
