@@ -819,17 +819,21 @@ class ImportTracker:
                 self._remember_statement(importer, name, level, fromlist)
         # The module imported is classified now, as it was first named: which
         # module owns a file that two names share is who was imported first.
+        # (Most targets are classified already: the dict lookup here saves a call
+        # per statement at start-up.)
         target = getattr(module, "__name__", None)
-        if type(target) is str:
-            self._is_tracked(target)
-        else:
+        if type(target) is not str:
             target = None
+        elif target not in self._seen:
+            self._is_tracked(target)
         # Strings and ints only: the garbage collector has nothing to look
         # into in thousands of waiting records.
         package = _package_of(globals) if level > 0 else None
+        if type(fromlist) is tuple:
+            fromlist = _compact(fromlist)
         # One extend: atomic, however many threads import at once.
         pending = self.graph._pending
-        pending.extend((importer, package, name, _compact(fromlist), level, target))
+        pending.extend((importer, package, name, fromlist, level, target))
         if len(pending) > _PENDING_LIMIT:
             self.apply_pending()
 
