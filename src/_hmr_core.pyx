@@ -371,8 +371,9 @@ def _captured_get_code(loader, fullname):
     """``SourceFileLoader.get_code`` keeping a project module's source (see the twin)."""
     cdef _Reading reading
     path = getattr(loader, "path", None)
-    if type(path) is not str:
+    if not isinstance(path, str):
         return _loader_get_code(loader, fullname)
+    path = str.__str__(path)  # a subclass: its value, as the twin's os calls take it
     real = _capture_project_path(path)
     if real is None:
         return _loader_get_code(loader, fullname)
