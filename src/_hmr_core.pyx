@@ -357,7 +357,8 @@ cdef object _loader_get_code = None
 cdef object _loader_path_stats = None
 cdef object _loader_get_data = None
 cdef object _capture_local = threading.local()
-cdef int _READ_TRIES = 4
+# Tries at a read no write overlaps: capture.READ_TRIES, taken by capture_sources.
+cdef int _READ_TRIES = 1
 
 
 cdef _Reading _current_reading():
@@ -457,7 +458,10 @@ def capture_sources(project_path, sink, listeners, failed, *, get_code, path_sta
     exact bytes each project module runs (see the twin).  One capture per process:
     the last call's arguments are the ones used."""
     global _capture_project_path, _capture_sink, _capture_listeners, _capture_failed
-    global _loader_get_code, _loader_path_stats, _loader_get_data
+    global _loader_get_code, _loader_path_stats, _loader_get_data, _READ_TRIES
+    from muckrack_hmr.capture import READ_TRIES
+
+    _READ_TRIES = READ_TRIES
     _capture_project_path = project_path
     _capture_sink = sink
     _capture_listeners = listeners

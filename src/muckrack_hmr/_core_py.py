@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, cast
 
-from .capture import READ_TRIES, read_open, read_whole
+from .capture import READ_FLAGS, READ_TRIES, read_open, read_whole
 
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec, SourceFileLoader
@@ -150,7 +150,6 @@ GetCode = Callable[["SourceFileLoader", str], "CodeType | None"]
 PathStats = Callable[["SourceFileLoader", str], Mapping[str, object]]
 GetData = Callable[["SourceFileLoader", str], bytes]
 
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 # Opening a module's source without following a link tells, for free, that the
 # file is not a symlink: the classifier then needs no lstat of its own.
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -171,12 +170,12 @@ class _Reading:
         descriptor = -1
         if _NO_FOLLOW:
             try:
-                descriptor = os.open(path, _READ_FLAGS | _NO_FOLLOW)
+                descriptor = os.open(path, READ_FLAGS | _NO_FOLLOW)
                 self.unlinked = True
             except OSError:
                 pass  # a symlink (ELOOP), or an error the plain open reports
         if descriptor < 0:
-            descriptor = os.open(path, _READ_FLAGS)
+            descriptor = os.open(path, READ_FLAGS)
         self.source, self.stat, _ = read_open(descriptor, READ_TRIES)
 
 

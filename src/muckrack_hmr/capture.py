@@ -35,6 +35,7 @@ except ImportError:  # an interpreter built without it
     from hashlib import blake2b as _blake2b
 
 __all__ = [
+    "READ_FLAGS",
     "READ_TRIES",
     "SourceCapture",
     "digest",
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
 
 # Tries at a read that no write overlaps; the last read is kept whatever happens.
 READ_TRIES = 4
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+#: How every file here is opened (read only, not inherited by child processes).
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 def digest(data: bytes) -> bytes:
@@ -96,7 +98,7 @@ def read_steady(path: str, tries: int = READ_TRIES) -> tuple[bytes, os.stat_resu
     # Plain descriptors: every project module is read at import, and a file
     # object costs twice the system calls (an fstat of its own, a seek, a
     # second read for the end of the file).
-    return read_open(os.open(path, _READ_FLAGS), tries)
+    return read_open(os.open(path, READ_FLAGS), tries)
 
 
 def read_open(descriptor: int, tries: int) -> tuple[bytes, os.stat_result, bool]:
@@ -136,7 +138,7 @@ def read_whole(path: str) -> bytes:
     What a loader reads besides the source (the bytecode cache) while a
     project module is imported: ``io.open_code`` takes twice as many.
     """
-    descriptor = os.open(path, _READ_FLAGS)
+    descriptor = os.open(path, READ_FLAGS)
     try:
         size = os.fstat(descriptor).st_size
         data = os.read(descriptor, size + 1)
