@@ -732,13 +732,15 @@ cdef class DependencyGraph:
             return []
         return [flat[index + 1] for index in range(0, len(flat), 2) if flat[index] == imported]
 
-    def binders(self, str imported, names):
+    def binders(self, str imported, names, *, bint settle=True):
         """Direct importers of ``imported`` that bound one of ``names`` (or ``*``) from it.
 
         In dependents order: the importers whose ``from imported import ...``
-        bindings a change of those names concerns.
+        bindings a change of those names concerns.  ``settle=False``: from the
+        imports recorded so far (see ImportTracker.apply_pending_of).
         """
-        self._settle()
+        if settle:
+            self._settle()
         found_node = self._ids.get(imported)
         if found_node is None:
             return []
@@ -839,18 +841,20 @@ cdef class DependencyGraph:
                 else:
                     del self._bindings[importer]
 
-    def dependencies_of(self, str name):
-        """Modules that ``name`` imports directly."""
-        self._settle()
+    def dependencies_of(self, str name, *, bint settle=True):
+        """Modules that ``name`` imports directly (``settle``: see :meth:`binders`)."""
+        if settle:
+            self._settle()
         node = self._ids.get(name)
         if node is None:
             return []
         cdef list names = self._names
         return [names[target] for target in <list>self._out[<Py_ssize_t>node]]
 
-    def dependents_of(self, str name):
-        """Modules that import ``name`` directly."""
-        self._settle()
+    def dependents_of(self, str name, *, bint settle=True):
+        """Modules that import ``name`` directly (``settle``: see :meth:`binders`)."""
+        if settle:
+            self._settle()
         node = self._ids.get(name)
         if node is None:
             return []
@@ -1295,35 +1299,97 @@ cdef class ImportTracker:
         """Record in the graph up to ``limit`` of the imports seen and not recorded yet
         (all with None), oldest first; how many."""
         cdef list queue = self.graph._pending
-        cdef list modules = self.graph._waiting_modules
-        cdef Py_ssize_t applied = 0, count, waiting, at
+        cdef Py_ssize_t applied = 0, count, waiting
         cdef list pending
         with self.lock:
-            if modules:
-                # First the nodes, in the order the modules were classified.
-                count = len(modules)
-                pending = modules[:count]
-                del modules[:count]
-                for importer in pending:
-                    self.graph._node_id(importer)
+            self._make_waiting_nodes()
             while queue and (limit is None or applied < limit):
                 # Taken from the front: another thread may be appending.
                 waiting = len(queue) // _FIELDS
                 count = waiting if limit is None else min(waiting, limit - applied)
                 pending = queue[:count * _FIELDS]
                 del queue[:count * _FIELDS]
-                for at in range(0, count * _FIELDS, _FIELDS):
-                    importer = pending[at]
-                    target = pending[at + 5]
-                    if pending[at + 4] != -1:
-                        self._record_import(
-                            importer, pending[at + 1], pending[at + 2], pending[at + 3],
-                            pending[at + 4],
-                        )
-                    elif target is not None and target != importer and self._is_tracked(target):
-                        self.graph._add_edge(importer, target)  # importlib.import_module
+                self._apply(pending)
                 applied += count
         return applied
+
+    def apply_pending_of(self, wanted, names):
+        """Record the waiting imports of the modules ``wanted`` says yes to (asked once
+        a module), and each ``from ... import`` of one of ``names`` or of ``*``; how many
+        (see the twin)."""
+        cdef list queue = self.graph._pending
+        cdef set wanted_names = set(names)
+        wanted_names.add("*")
+        cdef dict answers = {}
+        cdef dict binding = {}
+        cdef list taken, kept, picked
+        cdef Py_ssize_t count, at, start, chosen = 0
+        cdef PyObject* found
+        cdef object fromlist
+        with self.lock:
+            self._make_waiting_nodes()
+            count = len(queue) // _FIELDS
+            taken = queue[:count * _FIELDS]
+            kept = []
+            picked = []
+            start = 0
+            for at in range(0, count * _FIELDS, _FIELDS):
+                importer = taken[at]
+                found = PyDict_GetItem(answers, importer)
+                if found == NULL:
+                    answer = bool(wanted(importer))
+                    answers[importer] = answer
+                else:
+                    answer = <object>found
+                if answer is False:
+                    fromlist = taken[at + 3]
+                    if fromlist is None:
+                        continue
+                    if type(fromlist) is str:
+                        found = PyDict_GetItem(binding, fromlist)
+                        if found == NULL:
+                            binds = not wanted_names.isdisjoint((<str>fromlist).split(_COMMA))
+                            binding[fromlist] = binds
+                        else:
+                            binds = <object>found
+                        if binds is False:
+                            continue
+                # The others go back to the front, in their order, as runs
+                # between the chosen ones (usually few).
+                kept.extend(taken[start:at])
+                picked.extend(taken[at:at + _FIELDS])
+                start = at + _FIELDS
+                chosen += 1
+            kept.extend(taken[start:])
+            del queue[:count * _FIELDS]
+            queue[0:0] = kept
+            self._apply(picked)
+        return chosen
+
+    cdef _make_waiting_nodes(self):
+        cdef list modules = self.graph._waiting_modules
+        cdef Py_ssize_t count
+        cdef list names
+        if modules:
+            # First the nodes, in the order the modules were classified.
+            count = len(modules)
+            names = modules[:count]
+            del modules[:count]
+            for importer in names:
+                self.graph._node_id(importer)
+
+    cdef _apply(self, list pending):
+        cdef Py_ssize_t at
+        for at in range(0, len(pending), _FIELDS):
+            importer = pending[at]
+            target = pending[at + 5]
+            if pending[at + 4] != -1:
+                self._record_import(
+                    importer, pending[at + 1], pending[at + 2], pending[at + 3],
+                    pending[at + 4],
+                )
+            elif target is not None and target != importer and self._is_tracked(target):
+                self.graph._add_edge(importer, target)  # importlib.import_module
 
     cdef _record_import(self, str importer, object package, object name, object fromlist,
                         object level):

@@ -688,3 +688,78 @@ def test_a_star_import_follows_what_the_module_exports_now(
         assert getattr(pkg, name)() == name
     assert pkg.f() == "f"
     assert pkg.LOADED
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["imports-waiting", "recorded"])
+def test_an_edit_before_the_imports_are_recorded_reaches_what_a_later_one_does(
+    project: Project, hmr: Any, recorded: bool
+) -> None:
+    """Moments after start-up the imports wait to be recorded in the graph (the
+    program's idle time does it).  A reload then records only the imports of the
+    modules that bind or spell a name that changed, not the whole start-up's, and
+    reaches exactly the modules it reaches once everything is recorded."""
+    core = "def f():\n    return {f}\n\nX = {x}\n\ndef k():\n    return {k}\n"
+    project.write("core.py", core.format(f=1, x=1, k=0))
+    project.write("caller.py", "import core\n\nY = core.f()\n")  # uses f at import
+    project.write("binder.py", "from core import X\n")
+    project.write("aliased.py", "import core as c\n\ndef h():\n    return c.f()\n\nH = h()\n")
+    quiet = [f"quiet{index}" for index in range(8)]
+    for name in quiet:
+        project.write(f"{name}.py", "import core\nfrom core import f\n\nQ = 1\n")
+    names = ["core", "caller", "binder", "aliased", *quiet]
+    # Their sources are kept as their imports read them (no remember_sources).
+    modules = {name: importlib.import_module(name) for name in names}
+    graph = hmr.tracker.graph
+    if recorded:
+        hmr.tracker.apply_pending()
+    assert (graph.pending > 0) is not recorded
+    held = modules["core"].k
+
+    project.write("core.py", core.format(f=1, x=1, k=3))
+    assert hmr.reload_module("core")[0] == ["core"]
+    assert held() == 3
+    # Nothing uses ``k``: the imports of the other modules still wait.
+    assert (graph.pending > 0) is not recorded
+
+    project.write("core.py", core.format(f=2, x=1, k=3))
+    assert sorted(hmr.reload_module("core")[0]) == ["aliased", "caller", "core"]
+    assert (modules["caller"].Y, modules["aliased"].H) == (2, 2)
+
+    project.write("core.py", core.format(f=2, x=5, k=3))
+    assert sorted(hmr.reload_module("core")[0]) == ["binder", "core"]
+    assert modules["binder"].X == 5
+    # Once everything is recorded the graph is the one a settled start-up has.
+    hmr.tracker.apply_pending()
+    assert sorted(graph.dependents_of("core")) == sorted(names[1:])
+    assert graph.binders("core", ["f"]) == quiet
+
+
+def test_recording_the_waiting_imports_of_some_modules_keeps_the_others_in_order(
+    project: Project, hmr: Any
+) -> None:
+    project.write("a.py", "X = 1\nY = 2\n")
+    project.write("b.py", "import a\nfrom a import Y\n")
+    project.write("c.py", "import b\nfrom a import X\n")
+    project.write("d.py", "from a import *\nimport c\n")
+    importlib.import_module("d")
+    tracker = hmr.tracker
+    graph = tracker.graph
+    asked: list[str] = []
+
+    def wanted(module: str) -> bool:
+        asked.append(module)
+        return module == "b"
+
+    assert graph.pending == 6
+    # b's two statements, c's ``from a import X``, d's ``from a import *``.
+    assert tracker.apply_pending_of(wanted, ["X"]) == 4
+    assert sorted(asked) == ["b", "c", "d"]  # once a module
+    assert graph.pending == 2
+    assert graph.dependents_of("a", settle=False) == ["d", "b", "c"]  # as they ran
+    assert graph.dependencies_of("c", settle=False) == ["a"]  # ``import b`` waits
+    assert graph.binders("a", ["X"], settle=False) == ["d", "c"]
+    assert tracker.apply_pending(limit=1) == 1  # the oldest left: c's ``import b``
+    assert graph.dependencies_of("c", settle=False) == ["a", "b"]
+    assert graph.dependencies_of("d") == ["a", "c"]
+    assert graph.pending == 0
+    assert tracker.apply_pending_of(wanted, ["X"]) == 0

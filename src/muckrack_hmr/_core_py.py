@@ -423,13 +423,15 @@ class DependencyGraph:
         flat = self._bindings.get(importer, ())
         return [flat[index + 1] for index in range(0, len(flat), 2) if flat[index] == imported]
 
-    def binders(self, imported: str, names: Iterable[str]) -> list[str]:
+    def binders(self, imported: str, names: Iterable[str], *, settle: bool = True) -> list[str]:
         """Direct importers of ``imported`` that bound one of ``names`` (or ``*``) from it.
 
         In dependents order: the importers whose ``from imported import ...``
-        bindings a change of those names concerns.
+        bindings a change of those names concerns.  ``settle=False``: from the
+        imports recorded so far (see ImportTracker.apply_pending_of).
         """
-        self._settle()
+        if settle:
+            self._settle()
         node = self._ids.get(imported)
         if node is None:
             return []
@@ -515,18 +517,20 @@ class DependencyGraph:
                 else:
                     del self._bindings[importer]
 
-    def dependencies_of(self, name: str) -> list[str]:
-        """Modules that ``name`` imports directly."""
-        self._settle()
+    def dependencies_of(self, name: str, *, settle: bool = True) -> list[str]:
+        """Modules that ``name`` imports directly (``settle``: see :meth:`binders`)."""
+        if settle:
+            self._settle()
         node = self._ids.get(name)
         if node is None:
             return []
         names = self._names
         return [names[target] for target in self._out[node]]
 
-    def dependents_of(self, name: str) -> list[str]:
-        """Modules that import ``name`` directly."""
-        self._settle()
+    def dependents_of(self, name: str, *, settle: bool = True) -> list[str]:
+        """Modules that import ``name`` directly (``settle``: see :meth:`binders`)."""
+        if settle:
+            self._settle()
         node = self._ids.get(name)
         if node is None:
             return []
@@ -847,33 +851,87 @@ class ImportTracker:
         """Record in the graph up to ``limit`` of the imports seen and not recorded yet
         (all with None), oldest first; how many."""
         queue = self.graph._pending
-        modules = self.graph._waiting_modules
         applied = 0
         with self.lock:
-            if modules:
-                # First the nodes, in the order the modules were classified.
-                count = len(modules)
-                names = modules[:count]
-                del modules[:count]
-                for importer in names:
-                    self.graph._node(importer)
+            self._make_waiting_nodes()
             while queue and (limit is None or applied < limit):
                 # Taken from the front: another thread may be appending.
                 waiting = len(queue) // _FIELDS
                 count = waiting if limit is None else min(waiting, limit - applied)
                 pending = queue[: count * _FIELDS]
                 del queue[: count * _FIELDS]
-                for at in range(0, count * _FIELDS, _FIELDS):
-                    importer, package, name, fromlist, level, target = cast(
-                        "tuple[str, str | None, str, object, int, str | None]",
-                        tuple(pending[at : at + _FIELDS]),
-                    )
-                    if level != -1:
-                        self._record_import(importer, package, name, fromlist, level)
-                    elif target is not None and target != importer and self._is_tracked(target):
-                        self.graph.add_edge(importer, target)  # importlib.import_module
+                self._apply(pending)
                 applied += count
         return applied
+
+    def apply_pending_of(self, wanted: Callable[[str], bool], names: Iterable[str]) -> int:
+        """Record the waiting imports of the modules ``wanted`` says yes to (asked once
+        a module), and each ``from ... import`` of one of ``names`` or of ``*``; how many.
+
+        The others stay waiting, in their order.  A reload that needs only
+        what concerns a few names reads the graph with ``settle=False`` after
+        this, and does not wait for a whole start-up's imports to be recorded.
+        """
+        queue = self.graph._pending
+        wanted_names = set(names)
+        wanted_names.add("*")
+        with self.lock:
+            self._make_waiting_nodes()
+            count = len(queue) // _FIELDS
+            taken = queue[: count * _FIELDS]
+            importers = cast("list[str]", taken[0::_FIELDS])
+            answers = {importer: bool(wanted(importer)) for importer in set(importers)}
+            binding: dict[str, bool] = {}  # fromlist -> binds one of names
+            chosen = []
+            fromlists = taken[3::_FIELDS]
+            for at, (importer, fromlist) in enumerate(zip(importers, fromlists, strict=True)):
+                if not answers[importer]:
+                    if fromlist is None:
+                        continue
+                    if type(fromlist) is str:
+                        binds = binding.get(fromlist)
+                        if binds is None:
+                            binds = not wanted_names.isdisjoint(fromlist.split(","))
+                            binding[fromlist] = binds
+                        if not binds:
+                            continue
+                    # else: not a str (kept as it came): looked at when recorded
+                chosen.append(at)
+            # The others go back to the front, in their order, as runs between
+            # the chosen ones (usually few).
+            kept: list[object] = []
+            picked: list[object] = []
+            start = 0
+            for at in chosen:
+                kept += taken[start * _FIELDS : at * _FIELDS]
+                picked += taken[at * _FIELDS : (at + 1) * _FIELDS]
+                start = at + 1
+            kept += taken[start * _FIELDS :]
+            del queue[: count * _FIELDS]
+            queue[0:0] = kept
+            self._apply(picked)
+        return len(chosen)
+
+    def _make_waiting_nodes(self) -> None:
+        modules = self.graph._waiting_modules
+        if modules:
+            # First the nodes, in the order the modules were classified.
+            count = len(modules)
+            names = modules[:count]
+            del modules[:count]
+            for importer in names:
+                self.graph._node(importer)
+
+    def _apply(self, pending: list[object]) -> None:
+        for at in range(0, len(pending), _FIELDS):
+            importer, package, name, fromlist, level, target = cast(
+                "tuple[str, str | None, str, object, int, str | None]",
+                tuple(pending[at : at + _FIELDS]),
+            )
+            if level != -1:
+                self._record_import(importer, package, name, fromlist, level)
+            elif target is not None and target != importer and self._is_tracked(target):
+                self.graph.add_edge(importer, target)  # importlib.import_module
 
     def _record_import(
         self,

@@ -561,27 +561,39 @@ class Reloader:
         changed = outcome.values | outcome.behaviors
         if not changed:
             return set()
-        reached = set(graph.binders(name, changed))
         sources = self.sources
+        pattern = spelling_any(changed)
+        settle = True
+        if graph.pending:
+            # Imports not recorded in the graph yet (moments after start-up, or
+            # the program has not been idle).  Only a ``from`` import of a name
+            # that changed binds it, and only a module that spells ``.name`` uses
+            # it as an attribute: their imports are recorded now, the rest when
+            # the program is idle, and the graph is read as it is.
+            self.tracker.apply_pending_of(
+                lambda module: sources.may_spell(module, pattern), changed
+            )
+            settle = False
+        reached = set(graph.binders(name, changed, settle=settle))
         # A copy: other threads' imports add to it meanwhile.
         pending = set(sources.mentions.pending)
         if pending:
             # Modules not indexed yet (imported moments ago, or the program
             # has not been idle): the ones that import ``name`` are searched.
             if len(pending) <= _FEW:
-                pool = [other for other in pending if self._imports(other, name)]
+                pool = [other for other in pending if self._imports(other, name, settle)]
             else:
-                pool = [other for other in graph.dependents_of(name) if other in pending]
-            pattern = spelling_any(changed)
+                dependents = graph.dependents_of(name, settle=settle)
+                pool = [other for other in dependents if other in pending]
             reached.update(other for other in pool if sources.spells(other, pattern))
         for other in sources.mentions.users(changed):
-            if other != name and self._imports(other, name):
+            if other != name and self._imports(other, name, settle):
                 reached.add(other)
         return reached
 
-    def _imports(self, importer: str, name: str) -> bool:
+    def _imports(self, importer: str, name: str, settle: bool = True) -> bool:
         """Does ``importer`` import ``name``, or a package that holds it?"""
-        for imported in self.graph.dependencies_of(importer):
+        for imported in self.graph.dependencies_of(importer, settle=settle):
             if imported == name or name.startswith(imported + "."):
                 return True
         return False

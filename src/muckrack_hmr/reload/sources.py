@@ -446,6 +446,12 @@ class SourceStore:
             return True
         return source is None or pattern.search(source) is not None
 
+    def may_spell(self, module: str, pattern: re.Pattern[bytes]) -> bool:
+        """:meth:`spells`, without decompressing: True for a source not kept as it
+        was taken (compressed, or unknown)."""
+        source = self._fresh.get(module)
+        return source is None or pattern.search(source) is not None
+
     def index_mention(self, module: str) -> bool:
         """Index the ``.name`` spellings of ``module`` now, if needed; False if its source is
         unknown (then only an analysis can tell what it uses)."""
