@@ -253,7 +253,8 @@ def wait_applied(
 def one_process(
     run: Run, figures: Figures, core: str, target: str, kind: str, index: int, edits: int
 ) -> None:
-    """A fresh program: its first edit 1 s after its imports, then ``edits`` more."""
+    """A fresh program: its first edit ``--first-after`` s after its imports, then
+    ``edits`` more."""
     info = figures.info
     assert info.root is not None
     name = target_name(info, target)
@@ -271,7 +272,7 @@ def one_process(
             return
         for number in range(edits + 1):
             if number == 0:
-                time.sleep(max(0.0, ready + FIRST_EDIT_AFTER - time.perf_counter()))
+                time.sleep(max(0.0, ready + run.args.first_after - time.perf_counter()))
             else:
                 time.sleep(run.args.pause)
             extra = child.drain()
@@ -439,7 +440,7 @@ def report(run: Run, results: list[Figures], cores: list[str], argv: list[str]) 
         "",
         "## Edits: `python -m muckrack.hmr main.py`, watcher on",
         "",
-        f"The first edit is written {FIRST_EDIT_AFTER:g} s after main.py reports its imports "
+        f"The first edit is written {args.first_after:g} s after main.py reports its imports "
         "done; ms = the reload's own time (the `hmr: reloaded` line); modules run = the edited "
         "one + the line's dependents (a body edit must run it alone); floor = compile + exec "
         "of the module's source alone; live = from the write until main.py, polling the "
@@ -493,6 +494,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="processes per edited module and core (3)")
     parser.add_argument("--edits", type=int, help="steady-state edits per process (10)")
     parser.add_argument("--pause", type=float, help="seconds between steady edits (0.3)")
+    parser.add_argument(
+        "--first-after",
+        type=float,
+        default=FIRST_EDIT_AFTER,
+        help=f"seconds from the imports done to the first edit (default {FIRST_EDIT_AFTER:g}; "
+        "0.05: saved before the start-up's bookkeeping is done)",
+    )
     parser.add_argument(
         "--rounds", type=int, help="start-up rounds per variant (7 for N<=2000, else 5)"
     )
