@@ -81,23 +81,6 @@ _MANY = "\0several statements"
 _PENDING_LIMIT = 65536 * _FIELDS
 
 
-def _compact(fromlist: object) -> object:
-    """A ``from`` statement's names, as the graph's list of waiting statements keeps them.
-
-    One str for a tuple of them: the tuple is a constant of the module's code,
-    which dies once the module's top level has run, and a reference kept to it
-    until the statement is recorded would keep it alive (one more allocation
-    that counts towards the garbage collector's next collection, times every
-    ``from`` statement of a start-up).  A str is no object the collector counts.
-    """
-    if type(fromlist) is tuple and fromlist:
-        try:
-            return ",".join(cast("tuple[str, ...]", fromlist))
-        except TypeError:  # not only names: kept as it is
-            return fromlist
-    return fromlist
-
-
 def _several(found: object) -> bool:
     """Is this record of a name several statements (see _MANY), not one fromlist?"""
     return type(found) is tuple and len(found) > 1 and found[0] is _MANY
@@ -697,18 +680,24 @@ class ImportTracker:
         if globals is None:
             # An explicit ``__import__("x")``: credit the calling module.
             globals = sys._getframe(1).f_globals
-        seen = self._statements_of(globals)
+        # What _statements_of says, without the call: this path runs for every
+        # import statement of a start-up, and in the twin a Python call costs
+        # about as much as the rest of it.
+        try:
+            seen = self._seen[globals["__name__"]]  # type: ignore[index]
+        except (KeyError, TypeError):
+            seen = self._classify_importer(globals)
         if seen is _UNTRACKED:
             return module
         if locals is not None and locals is globals:
             # A module's top level (its import, a reload's run): the statement runs
             # once, and is not remembered (see _defer).
-            self._defer(globals, name, fromlist, level, module, top=True)
+            self._wait(globals, name, fromlist, level, module)
             return module
         found = seen.get(name, _MISSING)
         if found is not _MISSING:
             if _several(found):
-                statements = cast("tuple[object, ...]", found)
+                statements: tuple[object, ...] = found  # type: ignore[assignment]
                 for at in range(1, len(statements), 2):
                     seen_fromlist = statements[at + 1]
                     if statements[at] == level and (
@@ -793,33 +782,33 @@ class ImportTracker:
         return seen is not _UNTRACKED
 
     def _defer(
-        self,
-        globals: Globals,
-        name: str,
-        fromlist: object,
-        level: int,
-        module: ModuleType,
-        *,
-        top: bool = False,
+        self, globals: Globals, name: str, fromlist: object, level: int, module: ModuleType
     ) -> None:
-        """A statement's first run: remember it, and leave the graph for later.
+        """A statement's first run in a function: remember it, and leave the graph for later.
+
+        Remembered for the fast path of the statement's next run.  A module's
+        top-level statements run once: remembering them cost a lock and a
+        record per statement at start-up, and kept their fromlists alive (see
+        :meth:`_wait`); one that a top-level loop runs again is recorded
+        again, which the graph takes once.  ``level`` -1 is an
+        ``importlib.import_module(name, package)`` call.
+        """
+        with self.lock:
+            self._remember_statement(globals["__name__"], name, level, fromlist)  # type: ignore[arg-type]
+        self._wait(globals, name, fromlist, level, module)
+
+    def _wait(
+        self, globals: Globals, name: str, fromlist: object, level: int, module: ModuleType
+    ) -> None:
+        """Leave a statement's first run for the graph to record later.
 
         Working out the edges and bindings (names, classification, lists)
         costs several times the import statement itself, on every module's
         first run: at start-up.  It waits in the graph's pending list until
         something reads the graph (a reload, a query) or the program rests
-        (the watcher's idle steps call :meth:`apply_pending`).  ``level`` -1
-        is an ``importlib.import_module(name, package)`` call.
+        (the watcher's idle steps call :meth:`apply_pending`).
         """
-        importer = cast(str, globals["__name__"])  # classified: a str
-        if not top:
-            # Remembered for the fast path of the statement's next run (in a
-            # function).  A module's top-level statements run once: remembering
-            # them cost a lock and a record per statement at start-up, and kept
-            # their fromlists alive (see _compact); one that a top-level loop runs
-            # again is recorded again, which the graph takes once.
-            with self.lock:
-                self._remember_statement(importer, name, level, fromlist)
+        importer = globals["__name__"]  # classified: a str
         # The module imported is classified now, as it was first named: which
         # module owns a file that two names share is who was imported first.
         # (Most targets are classified already: the dict lookup here saves a call
@@ -832,8 +821,17 @@ class ImportTracker:
         # Strings and ints only: the garbage collector has nothing to look
         # into in thousands of waiting records.
         package = _package_of(globals) if level > 0 else None
-        if type(fromlist) is tuple:
-            fromlist = _compact(fromlist)
+        if type(fromlist) is tuple and fromlist:
+            # One str for the names: the tuple is a constant of the module's
+            # code, which dies once the module's top level has run, and a
+            # reference kept to it until the statement is recorded would keep
+            # it alive (one more allocation that counts towards the garbage
+            # collector's next collection, times every ``from`` statement of a
+            # start-up).  A str is no object the collector counts.
+            try:
+                fromlist = ",".join(fromlist)
+            except TypeError:
+                fromlist = tuple(fromlist)  # not only names: kept as it is
         # One extend: atomic, however many threads import at once.
         pending = self.graph._pending
         pending.extend((importer, package, name, fromlist, level, target))
@@ -949,7 +947,7 @@ class ImportTracker:
         else:
             base = name
         graph = self.graph
-        if type(fromlist) is str:  # see _compact
+        if type(fromlist) is str:  # see _wait
             fromlist = fromlist.split(",")
         if not fromlist:
             # ``import a.b.c`` imports (and depends on) a, a.b and a.b.c.
