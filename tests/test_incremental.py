@@ -763,3 +763,31 @@ def test_recording_the_waiting_imports_of_some_modules_keeps_the_others_in_order
     assert graph.dependencies_of("d") == ["a", "c"]
     assert graph.pending == 0
     assert tracker.apply_pending_of(wanted, ["X"]) == 0
+
+
+def test_what_a_star_import_brings_is_consumed_as_a_from_import(project: Project, hmr: Any) -> None:
+    """``from core import *`` binds each name ``core`` exports: a statement that reads
+    one runs again when it changes (before, ``S = X`` kept the old value), and only
+    that statement (the module's state stays)."""
+    core = "def f():\n    return {f}\n\nX = {x}\n_PRIVATE = {p}\n"
+    project.write("core.py", core.format(f=1, x=1, p=0))
+    project.write(
+        "starred.py",
+        "from core import *\n\nS = X * 10\nT = f()\nRUNS = []\nRUNS.append(1)\n",
+    )
+    starred = fresh(hmr, "starred")[0]
+    runs = starred.RUNS
+    assert (starred.S, starred.T) == (10, 1)
+
+    project.write("core.py", core.format(f=1, x=5, p=0))
+    assert sorted(hmr.reload_module("core")[0]) == ["core", "starred"]
+    assert (starred.X, starred.S, starred.T) == (5, 50, 1)
+
+    project.write("core.py", core.format(f=2, x=5, p=0))
+    assert sorted(hmr.reload_module("core")[0]) == ["core", "starred"]
+    assert starred.T == 2
+
+    project.write("core.py", core.format(f=2, x=5, p=3))  # not exported
+    assert hmr.reload_module("core")[0] == ["core"]
+    assert starred.RUNS is runs
+    assert runs == [1]

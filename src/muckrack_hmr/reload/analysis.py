@@ -186,7 +186,8 @@ class ModuleSummary:
 
     statements: list[Statement]
     imports: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    """Local name -> (module, attribute), or (module, None) for the module itself."""
+    """Local name -> (module, attribute), or (module, None) for the module itself;
+    ``"*module"`` -> (module, "*") for ``from module import *``."""
 
 
 class _Collector(ast.NodeVisitor):
@@ -348,6 +349,10 @@ def _imports(tree: ast.Module, package: str | None) -> dict[str, tuple[str, str 
                 for alias in child.names:
                     if alias.name != "*":
                         found[alias.asname or alias.name] = (source, alias.name)
+                    else:
+                        # Which names it binds is known once ``source`` runs
+                        # (see incremental.bindings_of); no name can clash.
+                        found["*" + source] = (source, "*")
         else:
             pending.extend(
                 node

@@ -144,8 +144,17 @@ class Consumption:
 
 
 def bindings_of(imports: dict[str, tuple[str, str | None]]) -> list[Binding]:
-    """A summary's imports as (local, module, attribute) triples."""
-    return [(local, module, attr) for local, (module, attr) in imports.items()]
+    """A summary's imports as (local, module, attribute) triples; ``from module
+    import *`` as ``from module import name`` of each name the module exports now."""
+    found: list[Binding] = []
+    for local, (module, attr) in imports.items():
+        if attr != "*":
+            found.append((local, module, attr))
+            continue
+        namespace = getattr(sys.modules.get(module), "__dict__", None)
+        if isinstance(namespace, dict):
+            found.extend((name, module, name) for name in star_exports(namespace))
+    return found
 
 
 def consumption_of(
