@@ -24,7 +24,17 @@ from ..threads import signals_to_main_thread
 if TYPE_CHECKING:
     from ..api import HMR
 
-__all__ = ["QUIET", "SETUP_PATIENCE", "Activity", "IdleWork", "IdleWorker", "settle_in"]
+__all__ = [
+    "IDLE_PAUSE",
+    "QUIET",
+    "RESTING",
+    "SETUP_PATIENCE",
+    "Activity",
+    "IdleWork",
+    "IdleWorker",
+    "next_pause",
+    "settle_in",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +43,11 @@ _IDLE_BATCH = 32
 # The most one slice of idle work takes (a pause follows while work is left: the
 # program's threads get the interpreter meanwhile, and their use is looked at).
 _IDLE_SLICE = 0.02
-# The pause between slices.
-_IDLE_PAUSE = 0.005
+#: The pause between slices, while idle work is left (seconds).
+IDLE_PAUSE = 0.005
+#: How long the watcher (or the idle worker) sleeps when nothing is pending and its
+#: idle work is done: it wakes for file events, and looks at its folders this often.
+RESTING = 1.0
 # Import statements recorded in the graph per idle step (ImportTracker.apply_pending).
 _IDLE_IMPORTS = 256
 #: The share of a core the program's threads may use for the program to count as idle.
@@ -59,8 +72,21 @@ _QUIET_LOOKS = 3
 # is made to wait for on a loaded machine), 3-5 % of a long start-up at 50 looks
 # a second.  A quiet look brings the pause back to _QUIET_LOOK.
 _BUSY_LOOK = 0.16
-# The longest pause between looks at a program that stays busy after its start-up.
-_BUSY_REST = 1.0
+
+
+def next_pause(more: bool | None, pause: float) -> float:
+    """The wait before the next idle step, after one that said ``more`` (see
+    :meth:`IdleWork.step`) following a wait of ``pause``.
+
+    A program found busy is looked at again after _QUIET_LOOK, then less and
+    less often up to RESTING: one busy for a moment (the last lines of its
+    start-up) gets the idle work soon after, and a first save finds it done.
+    """
+    if more:
+        return IDLE_PAUSE
+    if more is None:
+        return min(max(pause * 2, _QUIET_LOOK), RESTING)
+    return RESTING
 
 
 class Activity:
@@ -186,14 +212,12 @@ class IdleWorker:
     def _main(self) -> None:
         try:
             settle_in(self._activity, self._stopping)
-            pause = _IDLE_PAUSE
+            pause = IDLE_PAUSE
             while not self._stopping.wait(pause):
                 more = self._work.step(self._activity, _never)
                 if more is False:
                     self.done.set()
                     return
-                # A busy program is looked at less and less often (see _BUSY_LOOK),
-                # up to once a second, as the watcher does.
-                pause = _IDLE_PAUSE if more else min(max(pause, _QUIET_LOOK) * 2, _BUSY_REST)
+                pause = next_pause(more, pause)  # as the watcher paces it
         except Exception:  # the program goes on: its first reload does the work
             log.exception("the idle work stopped")

@@ -49,6 +49,7 @@ from .backends import (
 from .datafiles import DataFiles
 from .debounce import FORCE_AFTER, Batch
 from .filters import PathFilter
+from .idle import IDLE_PAUSE, RESTING, next_pause
 from .saves import Judged, Read, SaveJudge, Wait, digest
 
 if TYPE_CHECKING:
@@ -469,7 +470,7 @@ class SavePipeline:
 
         # Idle work left over: come back sooner.  At the start there is (what the
         # imports left to do), and after each burst (what the reload left).
-        pause = _IDLE_PAUSE
+        pause = IDLE_PAUSE
         while not self._stopping.is_set():
             taken: _Taken | None = None
             idle = False
@@ -489,9 +490,9 @@ class SavePipeline:
                     self.check_folders()
                 if taken is not None:
                     self._process(*taken)
-                    pause = _IDLE_PAUSE
+                    pause = IDLE_PAUSE
                 elif idle:
-                    pause = _next_pause(self._idle(), pause)
+                    pause = next_pause(self._idle(), pause)
             except Exception:
                 pause = RESTING
                 log.exception("the watcher hit an internal error; it keeps watching")
@@ -662,24 +663,3 @@ class SavePipeline:
                 continue
             if max(stat.st_mtime_ns, stat.st_ctime_ns) >= since_ns:
                 paths[path] = now
-
-
-# How long an idle wait lasts while the consumer has idle work left.
-_IDLE_PAUSE = 0.005
-#: How long the watcher sleeps when nothing is pending and its idle work is done
-#: (seconds): it wakes for file events, and looks at its folders this often.
-RESTING = 1.0
-# The first pause after the consumer found the program busy; it doubles while the
-# program stays busy, up to RESTING.  A program busy for a moment (the last lines of
-# its start-up) gets the idle work soon after: a first save then finds it done.
-_BUSY_FIRST_PAUSE = 0.02
-
-
-def _next_pause(more: bool | None, pause: float) -> float:
-    """The wait before the next idle step, after one that said ``more`` (see
-    Consumer.idle) following a wait of ``pause``."""
-    if more:
-        return _IDLE_PAUSE
-    if more is None:
-        return min(max(pause * 2, _BUSY_FIRST_PAUSE), RESTING)
-    return RESTING
