@@ -1318,51 +1318,57 @@ cdef class ImportTracker:
         a module), and each ``from ... import`` of one of ``names`` or of ``*``; how many
         (see the twin)."""
         cdef list queue = self.graph._pending
-        cdef set wanted_names = set(names)
-        wanted_names.add("*")
+        cdef list wanted_names = [name for name in names if type(name) is str] + ["*"]
+        cdef set wanted_set = set(wanted_names)
         cdef dict answers = {}
-        cdef dict binding = {}
-        cdef list taken, kept, picked
-        cdef Py_ssize_t count, at, start, chosen = 0
+        cdef list kept = []
+        cdef list picked = []
+        cdef Py_ssize_t total, at, start = 0, chosen = 0
         cdef PyObject* found
-        cdef object fromlist
+        cdef object importer, last = None, fromlist
+        cdef bint answer = False, binds
         with self.lock:
             self._make_waiting_nodes()
-            count = len(queue) // _FIELDS
-            taken = queue[:count * _FIELDS]
-            kept = []
-            picked = []
-            start = 0
-            for at in range(0, count * _FIELDS, _FIELDS):
-                importer = taken[at]
-                found = PyDict_GetItem(answers, importer)
-                if found == NULL:
-                    answer = bool(wanted(importer))
-                    answers[importer] = answer
-                else:
-                    answer = <object>found
-                if answer is False:
-                    fromlist = taken[at + 3]
+            total = (len(queue) // _FIELDS) * _FIELDS
+            # The queue itself, not a copy: other threads only append to it.
+            at = 0
+            while at < total:
+                importer = queue[at]
+                if importer is not last:  # an importer's statements often come in a row
+                    found = PyDict_GetItem(answers, importer)
+                    if found == NULL:
+                        answer = bool(wanted(importer))
+                        answers[importer] = answer
+                    else:
+                        answer = <object>found is True
+                    last = importer
+                if not answer:
+                    fromlist = queue[at + 3]
                     if fromlist is None:
+                        at += _FIELDS
                         continue
                     if type(fromlist) is str:
-                        found = PyDict_GetItem(binding, fromlist)
-                        if found == NULL:
-                            binds = not wanted_names.isdisjoint((<str>fromlist).split(_COMMA))
-                            binding[fromlist] = binds
-                        else:
-                            binds = <object>found
-                        if binds is False:
+                        # A plain search first: most fromlists name none of them.
+                        binds = False
+                        for name in wanted_names:
+                            if (<str>name) in <str>fromlist:
+                                binds = not wanted_set.isdisjoint(
+                                    (<str>fromlist).split(_COMMA)
+                                )
+                                break
+                        if not binds:
+                            at += _FIELDS
                             continue
                 # The others go back to the front, in their order, as runs
                 # between the chosen ones (usually few).
-                kept.extend(taken[start:at])
-                picked.extend(taken[at:at + _FIELDS])
-                start = at + _FIELDS
+                kept.extend(queue[start:at])
+                picked.extend(queue[at:at + _FIELDS])
+                at += _FIELDS
+                start = at
                 chosen += 1
-            kept.extend(taken[start:])
-            del queue[:count * _FIELDS]
-            queue[0:0] = kept
+            if chosen:
+                kept.extend(queue[start:total])
+                queue[0:total] = kept
             self._apply(picked)
         return chosen
 
@@ -1379,8 +1385,8 @@ cdef class ImportTracker:
                 self.graph._node_id(importer)
 
     cdef _apply(self, list pending):
-        cdef Py_ssize_t at
-        for at in range(0, len(pending), _FIELDS):
+        cdef Py_ssize_t at = 0, total = len(pending)
+        while at < total:
             importer = pending[at]
             target = pending[at + 5]
             if pending[at + 4] != -1:
@@ -1390,6 +1396,7 @@ cdef class ImportTracker:
                 )
             elif target is not None and target != importer and self._is_tracked(target):
                 self.graph._add_edge(importer, target)  # importlib.import_module
+            at += _FIELDS
 
     cdef _record_import(self, str importer, object package, object name, object fromlist,
                         object level):
