@@ -562,9 +562,10 @@ class Reloader:
         if not changed:
             return set()
         sources = self.sources
-        pattern = spelling_any(changed)
         settle = True
-        if graph.pending:
+        pending = set(sources.mentions.pending)  # a copy: imports add to it meanwhile
+        pattern = spelling_any(changed) if pending or graph.pending else None
+        if pattern is not None and graph.pending:
             # Imports not recorded in the graph yet (moments after start-up, or
             # the program has not been idle).  Only a ``from`` import of a name
             # that changed binds it, and only a module that spells ``.name`` uses
@@ -575,9 +576,7 @@ class Reloader:
             )
             settle = False
         reached = set(graph.binders(name, changed, settle=settle))
-        # A copy: other threads' imports add to it meanwhile.
-        pending = set(sources.mentions.pending)
-        if pending:
+        if pattern is not None and pending:
             # Modules not indexed yet (imported moments ago, or the program
             # has not been idle): the ones that import ``name`` are searched.
             if len(pending) <= _FEW:
