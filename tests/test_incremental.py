@@ -737,10 +737,13 @@ def test_an_edit_before_the_imports_are_recorded_reaches_what_a_later_one_does(
 def test_recording_the_waiting_imports_of_some_modules_keeps_the_others_in_order(
     project: Project, hmr: Any
 ) -> None:
-    project.write("a.py", "X = 1\nY = 2\n")
+    project.write("a.py", "X = 1\nY = 2\nXY = 3\n")
     project.write("b.py", "import a\nfrom a import Y\n")
     project.write("c.py", "import b\nfrom a import X\n")
-    project.write("d.py", "from a import *\nimport c\n")
+    # Names in a list, not the code's tuple (kept as they came), and a name that
+    # holds X without being it.
+    project.write("e.py", "__import__('a', globals(), None, ['Y'], 0)\nfrom a import XY\n")
+    project.write("d.py", "from a import *\nimport c\nimport e\n")
     importlib.import_module("d")
     tracker = hmr.tracker
     graph = tracker.graph
@@ -750,18 +753,20 @@ def test_recording_the_waiting_imports_of_some_modules_keeps_the_others_in_order
         asked.append(module)
         return module == "b"
 
-    assert graph.pending == 6
-    # b's two statements, c's ``from a import X``, d's ``from a import *``.
-    assert tracker.apply_pending_of(wanted, ["X"]) == 4
-    assert sorted(asked) == ["b", "c", "d"]  # once a module
-    assert graph.pending == 2
-    assert graph.dependents_of("a", settle=False) == ["d", "b", "c"]  # as they ran
+    assert graph.pending == 9
+    # b's two statements, c's ``from a import X``, e's list, d's ``from a import *``.
+    assert tracker.apply_pending_of(wanted, ["X"]) == 5
+    assert sorted(asked) == ["b", "c", "d", "e"]  # once a module
+    assert graph.pending == 4
+    assert graph.dependents_of("a", settle=False) == ["d", "b", "c", "e"]  # as they ran
     assert graph.dependencies_of("c", settle=False) == ["a"]  # ``import b`` waits
     assert graph.binders("a", ["X"], settle=False) == ["d", "c"]
     assert tracker.apply_pending(limit=1) == 1  # the oldest left: c's ``import b``
     assert graph.dependencies_of("c", settle=False) == ["a", "b"]
-    assert graph.dependencies_of("d") == ["a", "c"]
+    assert graph.pending == 3
+    assert graph.bound_names("e", "a") == ["Y", "XY"]  # a read: everything recorded
     assert graph.pending == 0
+    assert graph.dependencies_of("d") == ["a", "c", "e"]
     assert tracker.apply_pending_of(wanted, ["X"]) == 0
 
 
