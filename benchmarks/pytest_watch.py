@@ -301,39 +301,23 @@ def measure_cold(
 
 
 def measure_ptw(root: Path, rounds: int, delay: str | None, errors: list[str]) -> list[float]:
-    """pytest-watcher: it runs the whole suite in a new process after each save.
-
-    A pytest-watcher that runs the tests for none of several saves (seen once in
-    CI on a loaded machine: its file events never came) is started once more.
-    """
+    """pytest-watcher: it runs the whole suite in a new process after each save."""
     name = "pytest-watcher" + (f" --delay {delay}" if delay is not None else "")
-    for attempt in range(2):
-        found, lost = _ptw_session(root, rounds, delay, name, errors)
-        if lost:
-            print(f"{name}: {lost} save(s) never ran the tests (not counted)", file=sys.stderr)
-        if found:
-            return found
-        print(f"{name}: no save ran the tests (attempt {attempt + 1})", file=sys.stderr)
-    raise TimeoutError(f"{name}: no save ran the tests, in two fresh processes")
-
-
-def _ptw_session(
-    root: Path, rounds: int, delay: str | None, name: str, errors: list[str]
-) -> tuple[list[float], int]:
-    """One pytest-watcher process: the save-to-summary times, and the saves lost."""
     # ``**/*.py``: its default ``*.py`` matches nothing with watchdog >= 6.
     cmd = [sys.executable, "-m", "pytest_watcher", "--runner", sys.executable]
     cmd += ["--patterns", "**/*.py"]
     if delay is not None:
         cmd += ["--delay", delay]
-    cmd += [".", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    # The folder by its absolute path: watchdog 7.1.1 drops every event under a
+    # relative root ("Path b'./tests' is not under watched root b'.'").
+    cmd += [str(root.resolve()), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     child = Watched(cmd, root, child_env())
     found: list[float] = []
     lost = 0
     try:
         time.sleep(1.0)  # its observer starts after the banner; give it a moment
         round_ = 0
-        while len(found) < rounds and lost <= rounds:
+        while len(found) < rounds:
             # Its pytest process prints the summary before it exits, and a save
             # made while it runs is dropped: leave it time to finish.
             time.sleep(1.5)
@@ -347,13 +331,17 @@ def _ptw_session(
                 )
             except TimeoutError:
                 lost += 1
+                if lost > rounds:
+                    raise
                 continue
             if passed_count(line) != N_MODULES * TESTS_PER_MODULE:
                 errors.append(f"{name}: got {line!r}")
             found.append((arrived - started) * 1000.0)
     finally:
         child.close()
-    return found, lost
+    if lost:
+        print(f"{name}: {lost} save(s) never ran the tests (not counted)", file=sys.stderr)
+    return found
 
 
 def have_ptw() -> bool:
