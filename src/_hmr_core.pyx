@@ -226,7 +226,8 @@ cdef inline bint _several(object found):
 
 
 cdef object _compact(object fromlist):
-    """A ``from`` statement's names as one str, for the waiting list (see the twin)."""
+    """A ``from`` statement's names as one str, for the waiting list (see the twin's
+    ImportTracker._wait)."""
     if type(fromlist) is tuple and len(<tuple>fromlist):
         try:
             return _COMMA.join(<tuple>fromlist)
