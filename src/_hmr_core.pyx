@@ -188,13 +188,94 @@ cdef extern from *:
                           long long* sec, long long* nsec, long long* size,
                           int* unlinked) nogil
 
+# The wait of wait_for_quiet, in C without the GIL: 1 when the process's other
+# threads used less than ``share`` of a core for ``needed`` seconds in a row, 0
+# after ``longest`` seconds, -1 where the clocks are missing (Windows: the twin's
+# loop runs instead).
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    #define HMR_CPU_CLOCKS 0
+    static int hmr_wait_for_quiet(double longest, double look, double share, double needed) {
+        (void)longest; (void)look; (void)share; (void)needed;
+        return -1;
+    }
+    #else
+    #define HMR_CPU_CLOCKS 1
+    #include <errno.h>
+    #include <time.h>
+    static int hmr_clocks(double *wall, double *process, double *ours) {
+        struct timespec t;
+        if (clock_gettime(CLOCK_MONOTONIC, &t) != 0) return -1;
+        *wall = (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+        if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t) != 0) return -1;
+        *process = (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+        if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) != 0) return -1;
+        *ours = (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+        return 0;
+    }
+    static void hmr_sleep(double seconds) {
+        struct timespec t;
+        t.tv_sec = (time_t)seconds;
+        t.tv_nsec = (long)((seconds - (double)t.tv_sec) * 1e9);
+        while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
+    }
+    static int hmr_wait_for_quiet(double longest, double look, double share, double needed) {
+        double started, wall, process, ours, last_wall, last_process, last_ours;
+        double remaining, elapsed, others, quiet_for = 0.0;
+        if (hmr_clocks(&last_wall, &last_process, &last_ours) != 0) return -1;
+        started = last_wall;
+        for (;;) {
+            remaining = started + longest - last_wall;
+            if (remaining <= 0) return 0;
+            hmr_sleep(look < remaining ? look : remaining);
+            if (hmr_clocks(&wall, &process, &ours) != 0) return -1;
+            elapsed = wall - last_wall;
+            others = (process - last_process) - (ours - last_ours);
+            last_wall = wall;
+            last_process = process;
+            last_ours = ours;
+            if (elapsed > 0 && others < share * elapsed) {
+                quiet_for += elapsed;
+                if (quiet_for >= needed) return 1;
+            } else {
+                quiet_for = 0.0;
+            }
+        }
+    }
+    #endif
+    """
+    int HMR_CPU_CLOCKS
+    int hmr_wait_for_quiet(double longest, double look, double share, double needed) nogil
+
 __all__ = [
+    "WAITS_WITHOUT_GIL",
     "DependencyGraph",
     "ImportTracker",
     "add_open_audit_hook",
     "capture_sources",
     "resolve_relative",
+    "wait_for_quiet",
 ]
+
+#: Does :func:`wait_for_quiet` look at the program without holding the GIL?  Yes,
+#: where the C clocks are (not Windows).
+WAITS_WITHOUT_GIL = bool(HMR_CPU_CLOCKS)
+
+
+def wait_for_quiet(double longest, double look, double share, double needed):
+    """Wait until the process's other threads have used less than ``share`` of a core
+    for ``needed`` seconds in a row, looking every ``look`` seconds (True), or for
+    ``longest`` seconds at most (False) (see the twin).  The sleeps and looks hold
+    no GIL: the program's threads run on meanwhile."""
+    cdef int found
+    with nogil:
+        found = hmr_wait_for_quiet(longest, look, share, needed)
+    if found < 0:
+        from muckrack_hmr._core_py import wait_for_quiet as looking_with_the_gil
+
+        return looking_with_the_gil(longest, look, share, needed)
+    return found == 1
 
 # pytest leaves out of its tracebacks the frames whose locals or globals set
 # __tracebackhide__.  Ours sit between every import statement and the module

@@ -20,11 +20,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from muckrack_hmr.watch import backends, safepoint, saves
+from muckrack_hmr.watch import idle as idle_work
 from muckrack_hmr.watch import pipeline as pipeline_module
 from muckrack_hmr.watch.backends import (
     CLOSED,
@@ -1205,7 +1207,7 @@ def test_a_same_size_save_between_the_import_and_the_first_look_is_applied(
     assert a.f() == "OLD"
 
 
-class _Busy:
+class _Busy(idle_work.Activity):
     """A program that never rests (its threads always use the CPU)."""
 
     def quiet(self) -> bool:
@@ -1245,10 +1247,12 @@ def test_file_events_wait_while_the_program_imports_a_library(project: Project, 
             sys.modules.pop(f"_hmr_test_library_{index}", None)
 
 
-class _BusyUntil:
-    """A program busy until ``until`` (monotonic), then resting; it counts the looks."""
+class _BusyUntil(idle_work.Activity):
+    """A program busy until ``until`` (monotonic), then resting; it counts the looks
+    (looks that take the GIL: as the pure core's)."""
 
     def __init__(self, until: float) -> None:
+        super().__init__()
         self.until = until
         self.busy_looks = 0
 
@@ -1292,6 +1296,70 @@ def test_a_busy_start_up_is_looked_at_less_and_less_often_and_its_end_seen_soon(
     assert activity.busy_looks <= 12, activity.busy_looks
     # Seen within one long pause and the quiet looks that confirm it (and slack).
     assert late < idle._BUSY_LOOK + idle._QUIET_LOOKS * idle._QUIET_LOOK + 0.5, late
+
+
+def test_the_end_of_a_busy_start_up_is_seen_within_a_few_looks_where_they_cost_nothing(
+    core: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The looks that take the GIL thin out while a start-up stays busy, so its end
+    was seen only at the next of them: a save made right after the imports waited
+    for it (250 ms after a 0.4 s start-up).  The compiled core looks without the GIL
+    between them, and sees the end within _QUIET_LOOKS looks; the twin, whose looks
+    would take the GIL, at its next look."""
+    monkeypatch.setattr(idle_work, "_BUSY_LOOK", 1.0)  # looks thinned out to 1 s
+    activity = idle_work.Activity(core)
+    busy_for = 0.8
+    until = time.monotonic() + busy_for
+    started = threading.Event()
+
+    def start_up() -> None:  # on the CPU throughout, a new module every 50 ms
+        started.set()
+        index, next_module = 0, 0.0
+        while (now := time.monotonic()) < until:
+            if now >= next_module:
+                sys.modules[f"_hmr_test_settle_{index}"] = type(sys)(f"_hmr_test_settle_{index}")
+                index, next_module = index + 1, now + 0.05
+
+    thread = threading.Thread(target=start_up, daemon=True)
+    try:
+        thread.start()
+        assert started.wait(timeout=5)
+        idle_work.settle_in(activity, threading.Event())
+        late = time.monotonic() - until
+        thread.join(timeout=5)
+    finally:
+        for name in [name for name in sys.modules if name.startswith("_hmr_test_settle_")]:
+            del sys.modules[name]
+    quiet_seen = idle_work._QUIET_LOOKS * idle_work._QUIET_LOOK
+    if core.WAITS_WITHOUT_GIL:
+        # Doubling from 20 ms, the looks that take the GIL come at 0.02, 0.06,
+        # 0.14, 0.3, 0.62 and 1.62 s: the next one is 0.8 s after the end.
+        assert late < quiet_seen + 0.2, late
+    else:
+        assert late < idle_work._BUSY_LOOK + quiet_seen + 0.5, late
+
+
+def test_wait_for_quiet_answers_as_the_programs_threads_use_the_cpu(core: ModuleType) -> None:
+    """The core's wait: True once the other threads rested for ``needed`` seconds,
+    False after ``longest`` seconds of a thread on the CPU."""
+    started = time.monotonic()
+    assert core.wait_for_quiet(5.0, 0.01, 0.2, 0.05) is True
+    assert time.monotonic() - started < 4.0
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        assert core.wait_for_quiet(0.3, 0.01, 0.2, 0.05) is False
+        assert time.monotonic() - started >= 0.3
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 class _Steps:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, cast
@@ -35,11 +36,13 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec, SourceFileLoader
 
 __all__ = [
+    "WAITS_WITHOUT_GIL",
     "DependencyGraph",
     "ImportTracker",
     "add_open_audit_hook",
     "capture_sources",
     "resolve_relative",
+    "wait_for_quiet",
 ]
 
 #: ``classify(name, module) -> bool``: is this module project code?
@@ -240,6 +243,41 @@ def capture_sources(
         return read_whole(path)
 
     return captured_get_code, captured_path_stats, captured_get_data
+
+
+#: Does :func:`wait_for_quiet` look at the program without holding the GIL?  Not
+#: here: each look takes the interpreter from the program's threads, so the
+#: watcher does not have it look while the program starts (see watch.idle.Activity).
+WAITS_WITHOUT_GIL = False
+
+
+def wait_for_quiet(longest: float, look: float, share: float, needed: float) -> bool:
+    """Wait until the process's other threads have used less than ``share`` of a core
+    for ``needed`` seconds in a row, looking every ``look`` seconds (True), or for
+    ``longest`` seconds at most (False).
+
+    Their use is the process's CPU time less the calling thread's, against the
+    wall clock (see watch.idle.Activity).  The compiled twin sleeps and looks
+    without the GIL.
+    """
+    started = last_wall = time.monotonic()
+    last_process, last_ours = time.process_time(), time.thread_time()
+    quiet_for = 0.0
+    while True:
+        remaining = started + longest - last_wall
+        if remaining <= 0:
+            return False
+        time.sleep(min(look, remaining))
+        wall, process, ours = time.monotonic(), time.process_time(), time.thread_time()
+        elapsed = wall - last_wall
+        others = (process - last_process) - (ours - last_ours)
+        last_wall, last_process, last_ours = wall, process, ours
+        if elapsed > 0 and others < share * elapsed:
+            quiet_for += elapsed
+            if quiet_for >= needed:
+                return True
+        else:
+            quiet_for = 0.0
 
 
 def _package_of(globals: Globals) -> str | None:

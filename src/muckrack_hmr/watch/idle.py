@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from ..threads import signals_to_main_thread
@@ -94,10 +95,36 @@ class Activity:
 
     The process's CPU time less the looking thread's own, against the wall
     clock: a program importing, computing or serving counts as busy.
+    ``core`` (the compiled one) may offer looks that cost the program nothing
+    (see :meth:`rest`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, core: ModuleType | None = None) -> None:
         self._last: tuple[float, float, float] | None = None
+        # The core's wait_for_quiet, where it looks without the GIL.
+        self._wait_for_quiet: Callable[[float, float, float, float], bool] | None = (
+            core.wait_for_quiet if core is not None and core.WAITS_WITHOUT_GIL else None
+        )
+
+    @classmethod
+    def of(cls, hmr: HMR) -> Activity:
+        """The activity as ``hmr``'s core looks at it (its tracker's module)."""
+        return cls(sys.modules.get(type(hmr.tracker).__module__))
+
+    def rest(self, pause: float, stopping: threading.Event) -> bool:
+        """Sleep ``pause`` seconds; True when the program was seen resting meanwhile.
+
+        Where the core looks without the GIL, it looks every _QUIET_LOOK, and
+        _QUIET_LOOKS quiet looks in a row end the sleep at once (True): the end
+        of a busy start-up is seen within a look, not at the next of the
+        thinned-out looks that take the GIL.  Elsewhere the sleep ends only
+        early when ``stopping`` is set (False).
+        """
+        wait = self._wait_for_quiet
+        if wait is None:
+            stopping.wait(pause)
+            return False
+        return wait(pause, _QUIET_LOOK, QUIET, _QUIET_LOOK * _QUIET_LOOKS)
 
     def quiet(self) -> bool:
         """Were the other threads quiet since the last call (always on this thread)?"""
@@ -128,7 +155,11 @@ def settle_in(activity: Activity, stopping: threading.Event) -> None:
     since = started
     quiet = 0  # looks in a row that found the program quiet
     pause = _QUIET_LOOK
-    while not stopping.wait(pause):
+    while True:
+        if activity.rest(pause, stopping):
+            return  # seen quiet for _QUIET_LOOKS looks in a row, by the core
+        if stopping.is_set():
+            return
         now = time.monotonic()
         # One quiet look may be a busy program that did not get the CPU
         # (a loaded machine): quiet means quiet for a few looks in a row.
@@ -192,7 +223,7 @@ class IdleWorker:
 
     def __init__(self, hmr: HMR) -> None:
         self._work = IdleWork(hmr)
-        self._activity = Activity()
+        self._activity = Activity.of(hmr)
         self._stopping = threading.Event()
         #: set when everything that was imported is analyzed and indexed
         self.done = threading.Event()

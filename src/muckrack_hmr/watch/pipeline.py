@@ -234,8 +234,10 @@ class SavePipeline:
                     log.debug("not watching %s (--exclude)", path)
                     continue
                 self._files[path] = name
-                self._by_folder.setdefault(os.path.dirname(path), []).append(path)
-                self.watch(os.path.dirname(path))
+                folder = os.path.dirname(path)
+                self._by_folder.setdefault(folder, []).append(path)
+                if folder not in self._folders:  # most modules share a folder
+                    self.watch(folder)
                 taken = self.hmr.sources.import_stats.get(name)
                 if taken is not None:
                     # Its loader kept what it runs: a look at the file says

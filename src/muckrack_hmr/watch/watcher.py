@@ -91,7 +91,7 @@ class Watcher:
         )
         self.clock = clock
         self._safe_point = SafePoint(clock)
-        self._activity = idle_work.Activity()
+        self._activity = idle_work.Activity.of(hmr)
         self._work = idle_work.IdleWork(hmr)
         self._stopping = threading.Event()
         #: called with the saves of the files asked for by :meth:`watch_files`, after the

@@ -149,9 +149,9 @@ def choose_backend(
 
 
 def _kernel_release() -> str:
-    import platform  # only here: it costs start-up time for one string
-
-    return platform.uname().release
+    # os.uname, not platform.uname: the same string, without importing platform
+    # (a few ms, on the watcher's thread as the program's start-up ends).
+    return os.uname().release
 
 
 # Each backend in its own module, imported when it is first asked for: the CLI
