@@ -124,7 +124,12 @@ class Activity:
         if wait is None:
             stopping.wait(pause)
             return False
-        return wait(pause, _QUIET_LOOK, QUIET, _QUIET_LOOK * _QUIET_LOOKS)
+        if not wait(pause, _QUIET_LOOK, QUIET, _QUIET_LOOK * _QUIET_LOOKS):
+            return False
+        # The next look covers what follows: not the busy time before this sleep
+        # (the idle work's first look would find the start-up's imports in it).
+        self.quiet()
+        return True
 
     def quiet(self) -> bool:
         """Were the other threads quiet since the last call (always on this thread)?"""
