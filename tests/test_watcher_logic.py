@@ -1255,11 +1255,13 @@ class _BusyUntil(idle_work.Activity):
         super().__init__()
         self.until = until
         self.busy_looks = 0
+        self.quiet_looks = 0
 
     def quiet(self) -> bool:
         if time.monotonic() < self.until:
             self.busy_looks += 1
             return False
+        self.quiet_looks += 1
         return True
 
 
@@ -1286,7 +1288,7 @@ def test_a_busy_start_up_is_looked_at_less_and_less_often_and_its_end_seen_soon(
     try:
         loader.start()
         importing.wait(timeout=5)
-        idle.settle_in(activity, stopping)  # type: ignore[arg-type]
+        idle.settle_in(activity, stopping)
         late = time.monotonic() - activity.until
         loader.join(timeout=5)
     finally:
@@ -1294,6 +1296,9 @@ def test_a_busy_start_up_is_looked_at_less_and_less_often_and_its_end_seen_soon(
             del sys.modules[name]
     # At a look every 20 ms, a second is 50 looks; doubling up to _BUSY_LOOK, about 10.
     assert activity.busy_looks <= 12, activity.busy_looks
+    # The first look after the end covers well over _QUIET_FOR of rest: it is enough
+    # (three looks of 20 ms in a row were asked for, 40 ms more for a save made then).
+    assert activity.quiet_looks == 1, activity.quiet_looks
     # Seen within one long pause and the quiet looks that confirm it (and slack).
     assert late < idle._BUSY_LOOK + idle._QUIET_LOOKS * idle._QUIET_LOOK + 0.5, late
 

@@ -68,6 +68,9 @@ _LONGEST_PAUSE = 5.0
 # looks in a row must find the program quiet.
 _QUIET_LOOK = 0.02
 _QUIET_LOOKS = 3
+# The quiet a start-up must show to be over: _QUIET_LOOKS looks (less half of one, for
+# the looks' jitter), or one look at least as long.
+_QUIET_FOR = (_QUIET_LOOKS - 0.5) * _QUIET_LOOK
 # While the looks find the program busy, the pause between them doubles up to
 # this: each look takes the interpreter from the importing thread (a switch it
 # is made to wait for on a loaded machine), 3-5 % of a long start-up at 50 looks
@@ -124,7 +127,7 @@ class Activity:
         if wait is None:
             stopping.wait(pause)
             return False
-        if not wait(pause, _QUIET_LOOK, QUIET, _QUIET_LOOK * _QUIET_LOOKS):
+        if not wait(pause, _QUIET_LOOK, QUIET, _QUIET_FOR):
             return False
         # The next look covers what follows: not the busy time before this sleep
         # (the idle work's first look would find the start-up's imports in it).
@@ -158,7 +161,8 @@ def settle_in(activity: Activity, stopping: threading.Event) -> None:
     modules = sys.modules
     first = loaded = len(modules)
     since = started
-    quiet = 0  # looks in a row that found the program quiet
+    quiet_for = 0.0  # how long the looks in a row that found the program quiet cover
+    looked = started
     pause = _QUIET_LOOK
     while True:
         if activity.rest(pause, stopping):
@@ -166,12 +170,15 @@ def settle_in(activity: Activity, stopping: threading.Event) -> None:
         if stopping.is_set():
             return
         now = time.monotonic()
-        # One quiet look may be a busy program that did not get the CPU
-        # (a loaded machine): quiet means quiet for a few looks in a row.
-        quiet = quiet + 1 if activity.quiet() else 0
-        if quiet >= _QUIET_LOOKS or now >= deadline:
+        # One short quiet look may be a busy program that did not get the CPU
+        # (a loaded machine): quiet means quiet for a while, over a few short
+        # looks or one long one (the first after a busy start-up's thinned-out
+        # looks: waiting for two more would add 40 ms to a save made then).
+        quiet_for = quiet_for + (now - looked) if activity.quiet() else 0.0
+        looked = now
+        if quiet_for >= _QUIET_FOR or now >= deadline:
             return
-        pause = _QUIET_LOOK if quiet else min(pause * 2, _BUSY_LOOK)
+        pause = _QUIET_LOOK if quiet_for else min(pause * 2, _BUSY_LOOK)
         count = len(modules)
         if count != loaded:
             loaded, since = count, now
