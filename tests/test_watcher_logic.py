@@ -1303,6 +1303,51 @@ def test_a_busy_start_up_is_looked_at_less_and_less_often_and_its_end_seen_soon(
     assert late < idle._BUSY_LOOK + idle._QUIET_LOOKS * idle._QUIET_LOOK + 0.5, late
 
 
+class _PartlyBusyUntil(_BusyUntil):
+    """A program that uses half a core until ``until`` (it waits on I/O in between)."""
+
+    def quiet(self) -> bool:
+        busy = not super().quiet()
+        self.used = 0.5 if busy else 0.0
+        return not busy
+
+
+def test_a_start_up_that_is_not_busy_all_the_time_is_looked_at_as_often_as_a_rest() -> None:
+    """The looks thin out only while the program uses a whole core (importing without a
+    pause), when a look would take the interpreter from it.  A start-up that waits in
+    between (I/O), or whose imports are ending (the look's window covers their end),
+    is looked at every _QUIET_LOOK: a save made as it ends waited for the next thinned-out
+    look, up to _BUSY_LOOK later."""
+    from muckrack_hmr.watch import idle
+
+    busy_for = 0.5
+    activity = _PartlyBusyUntil(time.monotonic() + busy_for)
+    stopping = threading.Event()
+    importing = threading.Event()
+
+    def imports() -> None:  # a module every 10 ms while busy: the imports go on
+        importing.set()
+        index = 0
+        while time.monotonic() < activity.until:
+            sys.modules[f"_hmr_test_partly_{index}"] = type(sys)(f"_hmr_test_partly_{index}")
+            index += 1
+            time.sleep(0.01)
+
+    loader = threading.Thread(target=imports, daemon=True)
+    try:
+        loader.start()
+        importing.wait(timeout=5)
+        idle.settle_in(activity, stopping)
+        late = time.monotonic() - activity.until
+        loader.join(timeout=5)
+    finally:
+        for name in [name for name in sys.modules if name.startswith("_hmr_test_partly_")]:
+            del sys.modules[name]
+    # A look every 20 ms (not 20, 40, 80, 160...): some 25 in half a second.
+    assert activity.busy_looks >= 12, activity.busy_looks
+    assert late < idle._QUIET_FOR + 3 * idle._QUIET_LOOK + 0.3, late
+
+
 def test_the_end_of_a_busy_start_up_is_seen_within_a_few_looks_where_they_cost_nothing(
     core: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -76,6 +76,9 @@ _QUIET_FOR = (_QUIET_LOOKS - 0.5) * _QUIET_LOOK
 # is made to wait for on a loaded machine), 3-5 % of a long start-up at 50 looks
 # a second.  A quiet look brings the pause back to _QUIET_LOOK.
 _BUSY_LOOK = 0.16
+# The share of a core a program's threads use while a start-up imports without a
+# pause: the looks thin out only then.
+_ALL_BUSY = 0.9
 
 
 def next_pause(more: bool | None, pause: float) -> float:
@@ -104,6 +107,8 @@ class Activity:
 
     def __init__(self, core: ModuleType | None = None) -> None:
         self._last: tuple[float, float, float] | None = None
+        #: The share of a core the program's threads used between the last two looks.
+        self.used = 1.0
         # The core's wait_for_quiet, where it looks without the GIL.
         self._wait_for_quiet: Callable[[float, float, float, float], bool] | None = (
             core.wait_for_quiet if core is not None and core.WAITS_WITHOUT_GIL else None
@@ -141,6 +146,7 @@ class Activity:
         if last is None:
             return False  # the first look only sets the baseline
         wall, process, ours = (now[i] - last[i] for i in range(3))
+        self.used = (process - ours) / wall if wall > 0 else 1.0
         return wall > 0 and process - ours < QUIET * wall
 
 
@@ -178,7 +184,12 @@ def settle_in(activity: Activity, stopping: threading.Event) -> None:
         looked = now
         if quiet_for >= _QUIET_FOR or now >= deadline:
             return
-        pause = _QUIET_LOOK if quiet_for else min(pause * 2, _BUSY_LOOK)
+        if quiet_for or activity.used < _ALL_BUSY:
+            # Quiet, or not busy all the time (its start-up ending, or waiting on
+            # I/O, when a look takes no interpreter the program was using): soon.
+            pause = _QUIET_LOOK
+        else:
+            pause = min(pause * 2, _BUSY_LOOK)
         count = len(modules)
         if count != loaded:
             loaded, since = count, now
