@@ -1265,35 +1265,42 @@ class _BusyUntil(idle_work.Activity):
         return True
 
 
+def _settle_while_importing(activity: _BusyUntil, every: float) -> float:
+    """Run ``settle_in`` while a thread imports a module every ``every`` seconds until
+    ``activity.until``; how late after that the start-up was seen over (seconds)."""
+    from muckrack_hmr.watch import idle
+
+    importing = threading.Event()
+
+    def imports() -> None:  # the imports go on while the program is busy
+        importing.set()
+        index = 0
+        while time.monotonic() < activity.until:
+            sys.modules[f"_hmr_test_busy_{index}"] = type(sys)(f"_hmr_test_busy_{index}")
+            index += 1
+            time.sleep(every)
+
+    loader = threading.Thread(target=imports, daemon=True)
+    try:
+        loader.start()
+        importing.wait(timeout=5)
+        idle.settle_in(activity, threading.Event())
+        late = time.monotonic() - activity.until
+        loader.join(timeout=5)
+    finally:
+        for name in [name for name in sys.modules if name.startswith("_hmr_test_busy_")]:
+            del sys.modules[name]
+    return late
+
+
 def test_a_busy_start_up_is_looked_at_less_and_less_often_and_its_end_seen_soon() -> None:
     """Each look at a start-up takes the interpreter from the importing thread (a
     switch it waits for on a loaded machine): while the program stays busy, the looks
     thin out, and once it rests its end is still seen within a fraction of a second."""
     from muckrack_hmr.watch import idle
 
-    busy_for = 1.0
-    activity = _BusyUntil(time.monotonic() + busy_for)
-    stopping = threading.Event()
-    importing = threading.Event()
-
-    def imports() -> None:  # a module every 50 ms while busy: the imports go on
-        importing.set()
-        index = 0
-        while time.monotonic() < activity.until:
-            sys.modules[f"_hmr_test_busy_{index}"] = type(sys)(f"_hmr_test_busy_{index}")
-            index += 1
-            time.sleep(0.05)
-
-    loader = threading.Thread(target=imports, daemon=True)
-    try:
-        loader.start()
-        importing.wait(timeout=5)
-        idle.settle_in(activity, stopping)
-        late = time.monotonic() - activity.until
-        loader.join(timeout=5)
-    finally:
-        for name in [name for name in sys.modules if name.startswith("_hmr_test_busy_")]:
-            del sys.modules[name]
+    activity = _BusyUntil(time.monotonic() + 1.0)
+    late = _settle_while_importing(activity, 0.05)
     # At a look every 20 ms, a second is 50 looks; doubling up to _BUSY_LOOK, about 10.
     assert activity.busy_looks <= 12, activity.busy_looks
     # The first look after the end covers well over _QUIET_FOR of rest: it is enough
@@ -1320,29 +1327,8 @@ def test_a_start_up_that_is_not_busy_all_the_time_is_looked_at_as_often_as_a_res
     look, up to _BUSY_LOOK later."""
     from muckrack_hmr.watch import idle
 
-    busy_for = 0.5
-    activity = _PartlyBusyUntil(time.monotonic() + busy_for)
-    stopping = threading.Event()
-    importing = threading.Event()
-
-    def imports() -> None:  # a module every 10 ms while busy: the imports go on
-        importing.set()
-        index = 0
-        while time.monotonic() < activity.until:
-            sys.modules[f"_hmr_test_partly_{index}"] = type(sys)(f"_hmr_test_partly_{index}")
-            index += 1
-            time.sleep(0.01)
-
-    loader = threading.Thread(target=imports, daemon=True)
-    try:
-        loader.start()
-        importing.wait(timeout=5)
-        idle.settle_in(activity, stopping)
-        late = time.monotonic() - activity.until
-        loader.join(timeout=5)
-    finally:
-        for name in [name for name in sys.modules if name.startswith("_hmr_test_partly_")]:
-            del sys.modules[name]
+    activity = _PartlyBusyUntil(time.monotonic() + 0.5)
+    late = _settle_while_importing(activity, 0.01)
     # A look every 20 ms (not 20, 40, 80, 160...): some 25 in half a second.
     assert activity.busy_looks >= 12, activity.busy_looks
     assert late < idle._QUIET_FOR + 3 * idle._QUIET_LOOK + 0.3, late
