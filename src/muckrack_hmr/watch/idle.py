@@ -65,16 +65,17 @@ _IMPORTS_OVER = 0.25
 _PAUSE_IN_IMPORTS = 20
 _LONGEST_PAUSE = 5.0
 # How often start-up is looked at to see whether it has quietened, and how many
-# looks in a row must find the program quiet.
+# such looks in a row show it has.
 _QUIET_LOOK = 0.02
 _QUIET_LOOKS = 3
 # The quiet a start-up must show to be over: _QUIET_LOOKS looks (less half of one, for
 # the looks' jitter), or one look at least as long.
 _QUIET_FOR = (_QUIET_LOOKS - 0.5) * _QUIET_LOOK
-# While the looks find the program busy, the pause between them doubles up to
-# this: each look takes the interpreter from the importing thread (a switch it
-# is made to wait for on a loaded machine), 3-5 % of a long start-up at 50 looks
-# a second.  A quiet look brings the pause back to _QUIET_LOOK.
+# While the looks find the program using a whole core (_ALL_BUSY), the pause
+# between them doubles up to this: each look takes the interpreter from the
+# importing thread (a switch it is made to wait for on a loaded machine), 1-5 %
+# of a long start-up at 50 looks a second.  Any other look brings the pause back
+# to _QUIET_LOOK.
 _BUSY_LOOK = 0.16
 # The share of a core a program's threads use while a start-up imports without a
 # pause: the looks thin out only then.
@@ -123,10 +124,10 @@ class Activity:
         """Sleep ``pause`` seconds; True when the program was seen resting meanwhile.
 
         Where the core looks without the GIL, it looks every _QUIET_LOOK, and
-        _QUIET_LOOKS quiet looks in a row end the sleep at once (True): the end
-        of a busy start-up is seen within a look, not at the next of the
-        thinned-out looks that take the GIL.  Elsewhere the sleep ends only
-        early when ``stopping`` is set (False).
+        quiet looks in a row that cover _QUIET_FOR end the sleep at once (True):
+        the end of a busy start-up is seen within a few looks, not at the next
+        of the thinned-out looks that take the GIL.  Elsewhere the sleep ends
+        early only when ``stopping`` is set (False).
         """
         wait = self._wait_for_quiet
         if wait is None:
@@ -172,7 +173,7 @@ def settle_in(activity: Activity, stopping: threading.Event) -> None:
     pause = _QUIET_LOOK
     while True:
         if activity.rest(pause, stopping):
-            return  # seen quiet for _QUIET_LOOKS looks in a row, by the core
+            return  # seen quiet for _QUIET_FOR, by the core's own looks
         if stopping.is_set():
             return
         now = time.monotonic()
