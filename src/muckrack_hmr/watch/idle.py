@@ -74,7 +74,7 @@ _QUIET_FOR = (_QUIET_LOOKS - 0.5) * _QUIET_LOOK
 # While the looks find the program using a whole core (_ALL_BUSY), the pause
 # between them doubles up to this: each look takes the interpreter from the
 # importing thread (a switch it is made to wait for on a loaded machine), 1-5 %
-# of a long start-up at 50 looks a second.  Any other look brings the pause back
+# of a long start-up at 50 looks a second.  Every other look brings the pause back
 # to _QUIET_LOOK.
 _BUSY_LOOK = 0.16
 # The share of a core a program's threads use while a start-up imports without a
