@@ -130,7 +130,9 @@ class Activity:
         early only when ``stopping`` is set (False).
         """
         wait = self._wait_for_quiet
-        if wait is None:
+        if wait is None or pause < _QUIET_FOR:
+            # A short sleep: its own looks could not see _QUIET_FOR of rest, the
+            # next look that takes the GIL comes as soon.
             stopping.wait(pause)
             return False
         if not wait(pause, _QUIET_LOOK, QUIET, _QUIET_FOR):
