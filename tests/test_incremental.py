@@ -8,6 +8,7 @@ the source that ran.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import textwrap
 import traceback
@@ -796,3 +797,44 @@ def test_what_a_star_import_brings_is_consumed_as_a_from_import(project: Project
     assert hmr.reload_module("core")[0] == ["core"]
     assert starred.RUNS is runs
     assert runs == [1]
+
+
+def test_a_removed_top_level_call_is_reported_with_its_file_and_line(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write("registry.py", "NAMES = []\ndef register(name):\n    NAMES.append(name)\n")
+    source = textwrap.dedent("""\
+        import registry
+
+        registry.register("kept")
+        registry.register("dropped")
+        registry.register(
+            "moved"
+        )
+        "a docstring-like string"
+
+        def f():
+            return {tag!r}
+        """)
+    path = project.write("a.py", source.format(tag="old"))
+    a, registry = fresh(hmr, "a", "registry")
+    assert registry.NAMES == ["kept", "dropped", "moved"]
+
+    # A body edit and a call moved up a line: nothing to report.
+    edited = source.replace('registry.register(\n    "moved"\n)', 'registry.register("moved")')
+    project.write("a.py", edited.format(tag="new"))
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        assert hmr.reload_module("a")[0] == ["a"]
+    assert a.f() == "new"
+    assert [r.getMessage() for r in caplog.records if "no longer" in r.getMessage()] == []
+
+    # The call removed: what it did stays, and the log says where it was.
+    project.write("a.py", edited.replace('registry.register("dropped")\n', "").format(tag="new"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        assert hmr.reload_module("a")[0] == ["a"]
+    assert registry.NAMES == ["kept", "dropped", "moved"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"{path}:4: registry.register('dropped') is no longer in the file; "
+        "what it did when it ran stays until a restart"
+    ]

@@ -8,9 +8,11 @@ exactly the statements that must run again:
 * a statement that reads a name whose value changed, or calls a function
   whose behaviour changed (directly, or through the module's own functions
   it calls), in this module or in a module it imports;
-* a ``from x import name`` whose source value changed (it rebinds);
-* a definition that only moved (same text, other lines): it runs again so
-  that tracebacks point at the right lines, without counting as a change.
+* a ``from x import name`` whose source value changed (it rebinds).
+
+A statement that only moved (same code, other lines) does not run again: what
+it defined takes its new line numbers.  A call the edit removed
+(:func:`removed_calls`) cannot be undone: the reloader says so.
 
 It reports which names changed value (a new object) and which changed
 behaviour (a function patched with new code, or that calls one), which is
@@ -50,6 +52,7 @@ __all__ = [
     "consumption_of",
     "match_statements",
     "plan_and_run",
+    "removed_calls",
     "translate_incoming",
     "undo_run",
 ]
@@ -338,6 +341,39 @@ def match_statements(
 
 def _kind(statement: Statement) -> tuple[type, str | None]:
     return type(statement.node), getattr(statement.node, "name", None)
+
+
+def removed_calls(old: ModuleSummary, new: ModuleSummary) -> list[Statement]:
+    """The top-level calls of ``old`` (``app.add_middleware(Timing)``, ``register(f)``) that
+    ``new`` no longer makes, in source order.
+
+    They ran when the module did, and nothing undoes a call: what they did (a
+    middleware added, an entry registered) stays until a restart.  A call
+    that only moved or was reformatted has its equal in ``new``.
+    """
+    if old is new:
+        return []
+    left: dict[str, int] = {}
+    for statement in new.statements:
+        if _is_call(statement):
+            left[statement.fingerprint] = left.get(statement.fingerprint, 0) + 1
+    gone = []
+    for statement in old.statements:
+        if not _is_call(statement):
+            continue
+        if left.get(statement.fingerprint, 0):
+            left[statement.fingerprint] -= 1
+        else:
+            gone.append(statement)
+    return gone
+
+
+def _is_call(statement: Statement) -> bool:
+    """Is it an expression statement that calls something (not a docstring, not ``...``)?"""
+    node = statement.node
+    return isinstance(node, ast.Expr) and any(
+        isinstance(part, ast.Call) for part in ast.walk(node.value)
+    )
 
 
 def _matched(

@@ -16,6 +16,7 @@ A call to :meth:`Reloader.reload` is one transaction:
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import gc
 import heapq
@@ -43,6 +44,7 @@ from .incremental import (
     consumption_of,
     match_statements,
     plan_and_run,
+    removed_calls,
     run_all,
     translate_incoming,
     undo_run,
@@ -100,6 +102,15 @@ _APPLYING_SWITCH_INTERVAL = 0.1
 _yield_interpreter: Callable[[], object] = getattr(os, "sched_yield", None) or (
     lambda: time.sleep(0)
 )
+
+
+def _brief(node: ast.AST, width: int = 60) -> str:
+    """A statement's code on one short line, for a log line."""
+    lines = ast.unparse(node).splitlines()
+    line = lines[0] if lines else ""
+    if len(lines) > 1 or len(line) > width:
+        return line[: width - 3].rstrip() + "..."
+    return line
 
 
 @contextlib.contextmanager
@@ -854,6 +865,14 @@ class Reloader:
                 return Changes()
             if old is not new:
                 self._forget_removed_imports(name, old, new, package)
+                for gone in removed_calls(old, new):
+                    log.warning(
+                        "%s:%d: %s is no longer in the file; what it did when it ran "
+                        "stays until a restart",
+                        filename,
+                        gone.node.lineno,
+                        _brief(gone.node),
+                    )
             self.sources.remember(name, source, new)
             for patched, _ in outcome.live_patches:
                 self._report(patched)
