@@ -233,6 +233,38 @@ def test_a_message_on_several_lines_is_summarized_on_one(
     assert "second line" in rest  # the traceback has all of it
 
 
+def test_a_failed_edit_is_one_error_line_and_its_importers_are_not_left_alone(
+    project: Project, hmr: Any, runs: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write("a.py", logged("a", "X = 1\n\ndef f():\n    return 1"))
+    project.write("b.py", logged("b", "import a\nY = a.X"))
+    project.write("c.py", logged("c", "from a import X\nZ = X"))
+    a, b, c = (importlib.import_module(name) for name in ("a", "b", "c"))
+    hmr.remember_sources()
+    runs.clear()
+    path = project.write("a.py", logged("a", "X = 1\n\ndef f():\n    return (2"))
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        result = hmr.reload("a")
+    assert list(result.failed) == ["a"]
+    # The edit changed nothing: b and c have nothing to follow, and are not
+    # reported as left behind.
+    assert result.left_alone == []
+    assert runs == []
+    assert (a.f(), b.Y, c.Z) == (1, 1, 1)
+    lines = [record.getMessage().splitlines()[0] for record in caplog.records]
+    assert lines == [
+        f"failed to reload a ({path}:6): SyntaxError: '(' was never closed; "
+        "the old code keeps running"
+    ]
+    # The fix applies, and says so.
+    caplog.clear()
+    project.write("a.py", logged("a", "X = 1\n\ndef f():\n    return 2"))
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        assert hmr.reload_module("a")[0] == ["a"]
+    assert a.f() == 2
+    assert [record.getMessage() for record in caplog.records][-1] == "a recovered"
+
+
 def test_system_exit_in_module_code_does_not_end_the_program(project: Project, hmr: Any) -> None:
     project.write("a.py", "X = 1\n")
     a = importlib.import_module("a")

@@ -84,8 +84,12 @@ def location_of(exc: BaseException) -> str:
 
 
 def first_line(exc: BaseException) -> str:
-    """The exception's message on one line (the traceback that follows has all of it)."""
-    lines = str(exc).strip().splitlines()
+    """The exception's message on one line (the traceback that follows has all of it).
+
+    A syntax error's without its ``(file, line N)``: the location is given already.
+    """
+    message = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
+    lines = message.strip().splitlines()
     if not lines:
         return ""
     return lines[0] + (" [...]" if len(lines) > 1 else "")

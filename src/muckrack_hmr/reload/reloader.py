@@ -479,10 +479,13 @@ class Reloader:
             else:
                 outcome = self._follow(name, changes)
             if outcome is None:
-                broken.add(name)
-                # Its importers would have followed its change: they are left
-                # alone, and say so.
-                enqueue(self.graph.dependents_of(name))
+                if not is_root:
+                    # It failed to follow a change that its importers would have
+                    # followed too: they are left alone, and say so.
+                    broken.add(name)
+                    enqueue(self.graph.dependents_of(name))
+                # An edited module that failed is as it was: its importers have
+                # nothing to follow (the error line said the old code runs on).
                 continue
             if name in self.failing and (is_root or outcome.applied):
                 self.failing.discard(name)
@@ -782,7 +785,8 @@ class Reloader:
         self._result.patched.extend(report.patched)
         for qualname in report.replaced:
             log.warning(
-                "%s changed its closure: references to the old function keep running the old code",
+                "%s is a new function object (its closure changed: other free variables, "
+                "or a decorator added or removed); references to the old one keep its code",
                 qualname,
             )
 
