@@ -265,6 +265,60 @@ def test_a_failed_edit_is_one_error_line_and_its_importers_are_not_left_alone(
     assert [record.getMessage() for record in caplog.records][-1] == "a recovered"
 
 
+def test_a_request_held_up_after_reading_a_truncated_file_does_not_apply_it(
+    project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread kept off the interpreter between its read and its look at the clock
+    (another thread applying a reload) took a file truncated just before the read
+    for one quiet long ago, and applied it empty: the module's names went."""
+    from muckrack_hmr.reload import sources
+
+    path = project.write("a.py", "STATE = []\nVERSION = 1\nSTATE.append(VERSION)\n")
+    a = importlib.import_module("a")
+    hmr.remember_sources()
+    state = a.STATE
+    path.write_text("")  # an editor's first step: truncate
+    real_read = sources.read_steady
+    reads: list[bytes] = []
+
+    def held_up_read(filename: str, tries: int = 4) -> Any:
+        found = real_read(filename, tries)
+        reads.append(found[0])
+        if len(reads) == 1:
+            time.sleep(sources.SETTLE * 1.5)  # the thread waits for the interpreter
+            # ... while the editor's second step lands.
+            path.write_text("STATE = []\nVERSION = 2\nSTATE.append(VERSION)\n")
+        return found
+
+    monkeypatch.setattr(sources, "read_steady", held_up_read)
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert reads[0] == b""
+    assert (a.VERSION, a.STATE is state, state) == (2, True, [1, 2])
+
+
+def test_bytes_the_watcher_judged_do_not_undo_a_later_save_the_program_applied(
+    project: Project, hmr: Any
+) -> None:
+    """The watcher's reload waited for the engine while the program's own
+    ``reload_module`` applied a later save: the bytes it judged are older than the
+    code that runs, and applying them put an old version back for a while."""
+    versions = [f"STATE = []\nVERSION = {n}\nSTATE.append(VERSION)\n" for n in range(3)]
+    path = project.write("a.py", versions[0])
+    a = importlib.import_module("a")
+    hmr.remember_sources()
+    path.write_text(versions[1])  # judged by the watcher, which then waits
+    path.write_text(versions[2])  # saved again; the program applies it first
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert (a.VERSION, a.STATE) == (2, [0, 2])
+    result = hmr.reloader.reload_result(["a"], sources={"a": versions[1].encode()})
+    assert result.reloaded == []
+    assert (a.VERSION, a.STATE) == (2, [0, 2])
+    # Bytes the file still holds apply as given.
+    path.write_text(versions[1])
+    result = hmr.reloader.reload_result(["a"], sources={"a": versions[1].encode()})
+    assert (result.reloaded, a.VERSION, a.STATE) == (["a"], 1, [0, 2, 1])
+
+
 def test_system_exit_in_module_code_does_not_end_the_program(project: Project, hmr: Any) -> None:
     project.write("a.py", "X = 1\n")
     a = importlib.import_module("a")

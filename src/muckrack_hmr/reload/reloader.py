@@ -32,6 +32,7 @@ from types import CodeType, ModuleType
 from typing import TYPE_CHECKING
 
 from ..capture import digest as source_digest
+from ..capture import read_steady
 from ..errors import first_line, location_of, user_traceback
 from ..hooks import CASCADES, ErrorHandler, Hook, Hooks
 from .analysis import ModuleSummary, static_imports, summarize
@@ -102,6 +103,15 @@ _APPLYING_SWITCH_INTERVAL = 0.1
 _yield_interpreter: Callable[[], object] = getattr(os, "sched_yield", None) or (
     lambda: time.sleep(0)
 )
+
+
+def _holds(filename: str, source: bytes) -> bool:
+    """Does the file hold exactly ``source`` (read with no write overlapping)?"""
+    try:
+        content, _, steady = read_steady(filename, tries=1)
+    except OSError:
+        return False
+    return steady and content == source
 
 
 def _brief(node: ast.AST, width: int = 60) -> str:
@@ -520,6 +530,12 @@ class Reloader:
         given = self._given.get(module.__name__)
         filename = getattr(module, "__file__", None)
         if given is not None and isinstance(filename, str):
+            ran = self.sources.ran(module.__name__)
+            if ran is not None and ran != given and _holds(filename, ran):
+                # The program applied a later save first (``reload_module`` while
+                # the watcher waited for the engine): the bytes given are older
+                # than the code that runs, which the file holds.
+                self._given[module.__name__] = given = ran
             return filename, given
         filename, source = read_settled(module, self._parses)
         # The same bytes for the rest of the transaction, whatever the disk does.

@@ -47,8 +47,11 @@ _RUNNING_PARSES = 4
 
 
 #: How long a file that looks unfinished (changed during the read, empty, or
-#: not parsing right after a write) may stay so before it is taken as it is.
+#: not parsing right after a write) must have been left alone before it is
+#: taken as it is.
 SETTLE = 0.1
+# How long a file that keeps changing is waited for (as a burst of saves, see watch.saves).
+_SETTLE_AT_MOST = 2.0
 
 
 def read_settled(
@@ -64,14 +67,23 @@ def read_settled(
     filename = getattr(module, "__file__", None)
     if not isinstance(filename, str):
         raise ImportError(f"{module.__name__} has no source file", name=module.__name__)
-    deadline = time.monotonic() + SETTLE
+    deadline: float | None = None
     while True:
+        # The clock read before the file: a thread held up between the read and
+        # the look at the clock (waiting for the interpreter while another
+        # applies a reload) would see a file truncated just before its read as
+        # one quiet for long, and apply it empty.
+        began = time.time_ns()
         source, after, steady = read_steady(filename, tries=1)
         if steady:
-            recent = time.time_ns() - after.st_mtime_ns < SETTLE * 1e9
-            if not recent or (source.strip() and parses(module, filename, source)):
+            quiet = began - after.st_mtime_ns >= SETTLE * 1e9
+            if quiet or (source.strip() and parses(module, filename, source)):
                 return filename, source
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if deadline is None:
+            # Writes that never stop for SETTLE: the last read, after a while.
+            deadline = now + _SETTLE_AT_MOST
+        elif now >= deadline:
             return filename, source
         time.sleep(SETTLE / 20)
 
