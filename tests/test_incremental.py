@@ -838,3 +838,45 @@ def test_a_removed_top_level_call_is_reported_with_its_file_and_line(
         f"{path}:4: registry.register('dropped') is no longer in the file; "
         "what it did when it ran stays until a restart"
     ]
+
+
+def test_a_removed_class_and_function_put_back_are_the_objects_their_importers_hold(
+    project: Project, hmr: Any
+) -> None:
+    core_source = "class Base:\n    pass\n\ndef helper():\n    return 'h1'\n"
+    project.write("core.py", core_source)
+    project.write(
+        "users.py",
+        """\
+        from core import Base, helper
+
+        class Sub(Base):
+            pass
+
+        def use():
+            return helper()
+        """,
+    )
+    project.write("star.py", "from core import *\n\ndef via():\n    return helper()\n")
+    core, users, star = fresh(hmr, "core", "users", "star")
+    base, helper, sub = core.Base, core.helper, users.Sub
+    instance = users.Sub()
+    # Removed (renamed): the importer that names them fails, and keeps them.
+    project.write("core.py", core_source.replace("Base", "Base2").replace("helper", "helper2"))
+    result = hmr.reload("core")
+    assert (result.reloaded, list(result.failed)) == (["core"], ["users"])
+    assert not hasattr(core, "helper")
+    assert not hasattr(star, "helper")
+    # Put back: the objects everyone held are the module's again, given the new
+    # definitions, and the importer that failed recovers.
+    project.write("core.py", core_source)
+    result = hmr.reload("core")
+    assert result.recovered == ["users"]
+    assert (core.Base, core.helper, users.Base, users.helper) == (base, helper, base, helper)
+    assert users.Sub is sub
+    assert isinstance(instance, core.Base)
+    assert star.via() == "h1"
+    # And they follow later edits, wherever they are held.
+    project.write("core.py", core_source.replace("'h1'", "'h2'"))
+    assert hmr.reload_module("core")[0] == ["core"]
+    assert (users.use(), star.via(), helper()) == ("h2", "h2", "h2")

@@ -87,6 +87,9 @@ class Changes:
     """(function given new line numbers, its old code): for the undo only."""
     applied: bool = False
     """Whether anything was done to the module (statements ran, or names were removed)."""
+    removed: set[str] = field(default_factory=set)
+    """Names the edit no longer binds, deleted from the namespace (``old`` has what
+    they held)."""
 
     def __bool__(self) -> bool:
         return bool(self.values or self.behaviors)
@@ -771,6 +774,7 @@ def plan_and_run(
                 before_first()
             del namespace[name]
             values.add(name)
+            changes.removed.add(name)
             changes.applied = True
     changes.applied = changes.applied or changes.executed > 0
     # Functions that did not run again, but now compute something else.
@@ -779,7 +783,11 @@ def plan_and_run(
             body_reads, body_calls = expander.body(name)
             if body_reads & values or body_calls & behaviors:
                 behaviors.add(name)
-    changes.values = {name for name in values if "." not in name and name in changes.old}
+    # A name bound now and not before counts too: a module that failed to import it
+    # (it was removed, and is back) or takes it with ``import *`` follows.
+    changes.values = {
+        name for name in values if "." not in name and (name in changes.old or name in namespace)
+    }
     changes.values |= {name for name in removed}
     changes.behaviors = {name for name in behaviors if "." not in name}
     changes.rewrapped = {name for name in rewrapped if name in changes.behaviors}

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import CodeType, ModuleType
+from types import CodeType, FunctionType, ModuleType
 from typing import TYPE_CHECKING
 
 from ..capture import digest as source_digest
@@ -226,6 +226,10 @@ class Reloader:
         self._trimmed_at = 0
         #: Modules whose last reload failed: the next one that succeeds says so.
         self.failing: set[str] = set()
+        # module -> {name: the function or class an edit removed}: put back, given
+        # the new definition, when a later edit binds the name again (an undo), so
+        # that what still holds it (an importer, an instance) runs the new code.
+        self._removed: dict[str, dict[str, object]] = {}
         #: The last reload that had something to apply (``__hmr__.write_graph`` marks it).
         self.last_result: ReloadResult | None = None
         # module -> the refusals declared (``refuse``) while its new code ran.
@@ -658,6 +662,7 @@ class Reloader:
             return None
         namespace = module.__dict__
         snapshot = dict(namespace)
+        self._removed.pop(name, None)  # run whole: what it binds now is all there is
         tracker = self.tracker
         with tracker.lock:
             saved_edges = self.graph.clear_dependencies(name)
@@ -873,8 +878,11 @@ class Reloader:
                 return None
             refusals = self._refusals(name, outcome)
             report = None
+            removed = self._removed.get(name, {})
+            back = removed.keys() & namespace.keys() - snapshot.keys()
+            revived = {key: removed[key] for key in back}
             if not refusals and outcome.applied:
-                report = patch_namespace(name, snapshot, namespace)
+                report = patch_namespace(name, {**snapshot, **revived}, namespace)
                 refusals = report.refused
             if refusals:
                 # Nothing of the edit stays: as for a failure, but the code was fine.
@@ -883,6 +891,16 @@ class Reloader:
                 refill(namespace, snapshot)
                 self._refuse(name, RefusedEdit(refusals))
                 return Changes()
+            for key in revived:
+                del removed[key]
+            for key in outcome.removed:
+                value = outcome.old.get(key)
+                if isinstance(value, type | FunctionType):
+                    removed[key] = value
+            if removed:
+                self._removed[name] = removed
+            else:
+                self._removed.pop(name, None)
             if old is not new:
                 self._forget_removed_imports(name, old, new, package)
                 for gone in removed_calls(old, new):
