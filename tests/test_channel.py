@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,7 +186,7 @@ def test_a_fork_waits_while_a_thread_of_ours_imports(tmp_path: Path) -> None:
             time.sleep(0.001)  # until the thread is inside the import
         assert joining._ours_importing()
         threading.Timer(0.05, gate.set).start()
-        joining._let_our_imports_end()
+        joining._let_our_imports_end(time.monotonic() + 10)
         assert "slow_to_import" in sys.modules
         assert sys.modules["slow_to_import"].DONE
         assert not joining._ours_importing()
@@ -195,3 +196,55 @@ def test_a_fork_waits_while_a_thread_of_ours_imports(tmp_path: Path) -> None:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("slow_to_import", None)
         del builtins_module._muckrack_test_gate  # type: ignore[attr-defined]
+
+
+def test_a_fork_lets_an_import_of_ours_that_needs_the_hook_end_first(
+    tmp_path: Path, hmr: Any
+) -> None:
+    """The watcher, choosing its backend at start-up, imported a module whose own
+    imports need the import hook's lock; a pre-fork server forking then held that
+    lock while it waited for the import to end: 5 s lost, then a child forked with
+    the module's import lock held, which hung at its first import of that module."""
+    import builtins
+    import threading
+
+    from muckrack_hmr.processes import joining
+
+    (tmp_path / "gated_import.py").write_text(
+        "import builtins\nbuiltins._muckrack_test_gate.wait(10)\nimport gated_inner\nDONE = True\n"
+    )
+    (tmp_path / "gated_inner.py").write_text("X = 1\n")
+    gate = threading.Event()
+    builtins._muckrack_test_gate = gate  # type: ignore[attr-defined]
+    sys.path.insert(0, str(tmp_path))
+    started = threading.Event()
+
+    def importing() -> None:
+        started.set()
+        __import__("gated_import")
+
+    ours = threading.Thread(target=importing, name="muckrack-hmr-test-import", daemon=True)
+    try:
+        ours.start()
+        assert started.wait(10)
+        deadline = time.monotonic() + 10
+        while not joining._ours_importing() and time.monotonic() < deadline:
+            time.sleep(0.001)  # until the thread is inside the import
+        threading.Timer(0.05, gate.set).start()
+        began = time.monotonic()
+        joining.hold_engine(hmr)
+        try:
+            waited = time.monotonic() - began
+            assert sys.modules["gated_import"].DONE
+        finally:
+            joining.after_fork_in_parent()
+        assert waited < 2.0, f"the fork waited {waited:.1f} s for an import it blocked"
+        assert hmr.tracker.lock.acquire(timeout=1)  # let go after the fork
+        hmr.tracker.lock.release()
+    finally:
+        gate.set()
+        ours.join(10)
+        sys.path.remove(str(tmp_path))
+        for name in ("gated_import", "gated_inner"):
+            sys.modules.pop(name, None)
+        del builtins._muckrack_test_gate  # type: ignore[attr-defined]

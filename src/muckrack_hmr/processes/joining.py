@@ -112,29 +112,47 @@ def before_fork(hmr: HMR | None = None) -> None:
     making = _Held(hmr._making_reloader)
     if making.acquire(_FORK_PATIENCE):
         _held.append(making)
-    locks = [_Held(hmr.tracker.lock)]
+    hold_engine(hmr)
+
+
+def hold_engine(hmr: HMR) -> None:
+    """Take the engine's and the import hook's locks for a fork (``after_fork_*`` let go)."""
     if hmr._reloader is not None:
-        locks.insert(0, _Held(hmr._reloader._lock))
-    for lock in locks:
         # A thread of ours inside a reload makes the fork wait for its end; a
         # lock the forking thread itself holds (an RLock) is taken again.
-        if lock.acquire(_FORK_PATIENCE):
-            _held.append(lock)
-        else:
-            log.debug("forking while a reload runs in another thread")
-    _let_our_imports_end()
+        _hold(_Held(hmr._reloader._lock), _FORK_PATIENCE)
+    # With the engine's lock held, our threads start no reload's imports.  One
+    # of ours may be importing all the same (the watcher choosing its backend,
+    # at start-up): that import needs the import hook's lock, so it is let end
+    # before the fork takes that lock.
+    deadline = time.monotonic() + _FORK_PATIENCE
+    tracker = _Held(hmr.tracker.lock)
+    while True:
+        _let_our_imports_end(deadline)
+        if not tracker.acquire(max(0.0, deadline - time.monotonic())):
+            log.debug("forking while the import hook's lock is held by another thread")
+            return
+        if not _ours_importing() or time.monotonic() >= deadline:
+            _held.append(tracker)
+            return
+        tracker.release()  # one of ours began another import meanwhile
 
 
-def _let_our_imports_end() -> None:
-    """Wait (a little) while a thread of ours imports a module (the watcher, at start-up).
+def _hold(lock: _Held, timeout: float) -> None:
+    if lock.acquire(timeout):
+        _held.append(lock)
+    else:
+        log.debug("forking while a reload runs in another thread")
+
+
+def _let_our_imports_end(deadline: float) -> None:
+    """Wait (until ``deadline`` at most) while a thread of ours imports a module.
 
     A thread in the middle of an import holds that module's import lock; the
     child would inherit the lock held by a thread it does not have, and hang
     at its first import of that module (a pre-fork server forks its workers at
-    start-up, while the watcher imports what it needs).  With the engine's
-    locks held, our threads start no reload's imports meanwhile.
+    start-up, while the watcher imports what it needs).
     """
-    deadline = time.monotonic() + _FORK_PATIENCE
     while _ours_importing() and time.monotonic() < deadline:
         time.sleep(0.001)
 
