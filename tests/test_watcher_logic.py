@@ -1207,6 +1207,26 @@ def test_a_same_size_save_between_the_import_and_the_first_look_is_applied(
     assert a.f() == "OLD"
 
 
+def test_a_save_before_the_first_look_at_a_module_not_kept_at_import_waits_for_no_close(
+    make_rig: Any,
+) -> None:
+    """A module whose source its loader did not keep (a pre-fork server's app, imported
+    in the workers only) is compared by content when the watcher first looks: saved in
+    between, it was reported as a write in progress, and waited 2 s for a close that
+    had come before the watch began."""
+    rig = make_rig()
+    path = rig.project.write("a.py", A_OLD)
+    a = importlib.import_module("a")
+    del rig.hmr.sources.import_stats["a"]  # not kept as its loader ran it
+    path.write_text(A_OLD.replace('"old"', '"new"'))
+    started = rig.clock()
+    rig.watcher.refresh()  # the watcher's first look at the module
+    rig.settle()
+    assert rig.transactions == [["a"]]
+    assert a.f() == "new"
+    assert rig.clock() - started < saves.OPEN_PATIENCE / 2
+
+
 class _Busy(idle_work.Activity):
     """A program that never rests (its threads always use the CPU)."""
 

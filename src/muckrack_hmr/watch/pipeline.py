@@ -334,8 +334,10 @@ class SavePipeline:
         content = read_if_unchanged(path, baseline)
         if content is not None:
             return digest(content)
-        # Saved between its import and now: no baseline, reload it.
-        self.notify(path, MODIFIED)
+        # Saved between its import and now: no baseline, reload it.  A TOUCHED
+        # event, as in _saved_since: the write ended before the watch began, and
+        # no close will come for it.
+        self.notify(path, TOUCHED)
         return None
 
     def watch(self, folder: str) -> None:
