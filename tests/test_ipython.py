@@ -191,6 +191,19 @@ def test_next_cell_sees_the_save(kernel: Kernel, kernel_project: Path) -> None:
     assert kernel.ok("print(f())").stdout == "new\n"
 
 
+def test_a_save_right_after_the_cell_that_imported_the_module_reaches_the_next_cell(
+    kernel: Kernel, kernel_project: Path
+) -> None:
+    """The module's folder was watched from the watcher's next look after the import:
+    a save in between was found then, and the cell run before that got the old code."""
+    mod = write(kernel_project / "fresh_mod.py", MOD)
+    assert kernel.ok("import fresh_mod\nprint(fresh_mod.f())").stdout == "old\n"
+    save_atomically(mod, MOD_NEW)  # at once: no cell waits for the save
+    after = kernel.ok("print(fresh_mod.f(), fresh_mod.CONST)")
+    assert after.stdout.splitlines()[-1] == "new 2", after.stdout
+    assert any(line.startswith("hmr: reloaded fresh_mod") for line in after.stdout.splitlines())
+
+
 def test_failed_reload_shows_the_error_and_keeps_the_old_code(
     kernel: Kernel, kernel_project: Path
 ) -> None:

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 _PREFIX = "hmr: "
 # The longest a cell waits for a save whose file events are still settling (seconds).
 _SETTLING = 0.25
+# The longest a cell waits for the watcher's look at what the last cell imported.
+_LOOK = 0.25
 # How many reloads `%hmr` lists.
 _HISTORY = 10
 _USAGE = """\
@@ -210,6 +212,12 @@ class HMRExtension:
         """IPython's ``pre_run_cell``: apply the saves queued since the last cell."""
         self._check_autoreload()
         watcher = self.watcher
+        if watcher is not None and self.enabled:
+            # A module the last cell imported is watched from the pipeline's next
+            # look: a save made since its import is found by that look.  Between
+            # cells the kernel rests: the watcher's start-up is over.
+            watcher.hurry()
+            watcher.pipeline.look_now(_LOOK)
         if watcher is not None and self.enabled and watcher.pipeline.pending():
             # A save made a moment ago is still settling: this cell waits for it.
             with self._queued:

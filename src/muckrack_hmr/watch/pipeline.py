@@ -145,6 +145,9 @@ class SavePipeline:
         self._loaded_seen = 0
         self._folders_checked = 0.0  # monotonic time of the last look at the folders
         self._recheck = False  # a watched folder appeared again: look at the folders now
+        # Looks asked for by another thread (look_now), and how many were made.
+        self._look_asked = False
+        self._looks = 0
         self._thread: threading.Thread | None = None
         #: Set once file events are on (see :meth:`start`).
         self.started = threading.Event()
@@ -480,16 +483,22 @@ class SavePipeline:
             idle = False
             with self._wake:
                 wait = self.batch.due_in(self.clock())
-                if wait is None and not self._recheck:
+                if wait is None and not (self._recheck or self._look_asked):
                     idle = not self._wake.wait(pause)
-                elif wait is not None and wait > 0:
+                elif wait is not None and wait > 0 and not self._look_asked:
                     self._wake.wait(wait)
-                elif wait is not None:
+                elif wait is not None and wait <= 0:
                     taken = self.batch.take()
                 recheck, self._recheck = self._recheck, False
+                asked, self._look_asked = self._look_asked, False
             if self._stopping.is_set():
                 return
             try:
+                if asked:
+                    self.refresh()
+                    with self._wake:
+                        self._looks += 1
+                        self._wake.notify_all()
                 if recheck:
                     self.check_folders()
                 if taken is not None:
@@ -500,6 +509,30 @@ class SavePipeline:
             except Exception:
                 pause = RESTING
                 log.exception("the watcher hit an internal error; it keeps watching")
+
+    def look_now(self, timeout: float) -> None:
+        """Have the pipeline's thread look at the modules imported since its last look now,
+        and wait for that (``timeout`` seconds at most).
+
+        A module imported moments ago is watched from the pipeline's next look; a
+        save made since its import is found then.  A consumer that applies saves at
+        its own times (a notebook's next cell) asks for that look first, so that
+        such a save is pending when it looks.  Before the file events start (the
+        start-up is not over), the look comes once they have.
+        """
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            looks = self._looks
+            self._look_asked = True
+            self._wake.notify_all()
+            while self._looks == looks and not self._stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._wake.wait(left)
 
     def step(self) -> bool:
         """Process the pending batch if it is due now (tests drive the pipeline with it)."""

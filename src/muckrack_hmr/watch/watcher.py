@@ -94,6 +94,8 @@ class Watcher:
         self._activity = idle_work.Activity.of(hmr)
         self._work = idle_work.IdleWork(hmr)
         self._stopping = threading.Event()
+        # Set by stop() and hurry(): the start-up is not waited for any more.
+        self._hurried = threading.Event()
         #: called with the saves of the files asked for by :meth:`watch_files`, after the
         #: burst's reload
         self.file_listeners: list[Callable[[tuple[FileSave, ...]], object]] = []
@@ -127,8 +129,14 @@ class Watcher:
         self.pipeline.start(thread=thread, settle_in=self._settle_in)
 
     def _settle_in(self) -> None:
-        """Wait until the program's start-up is over (see :func:`.idle.settle_in`)."""
-        idle_work.settle_in(self._activity, self._stopping)
+        """Wait until the program's start-up is over (see :func:`.idle.settle_in`), or
+        until :meth:`hurry`."""
+        idle_work.settle_in(self._activity, self._hurried)
+
+    def hurry(self) -> None:
+        """Start the file events now if they wait for the start-up to end: the program
+        says it is at rest (a notebook about to run a cell)."""
+        self._hurried.set()
 
     def backend_choice(self) -> tuple[str, float | None]:
         """The backend asked for (a name) and the polling interval (``--poll``), if any."""
@@ -137,6 +145,7 @@ class Watcher:
     def stop(self) -> None:
         """Stop watching; a reload in progress finishes first."""
         self._stopping.set()
+        self._hurried.set()
         self.pipeline.stop()
 
     # -- the pipeline's side ------------------------------------------------------
