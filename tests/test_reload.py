@@ -296,6 +296,31 @@ def test_a_request_held_up_after_reading_a_truncated_file_does_not_apply_it(
     assert (a.VERSION, a.STATE is state, state) == (2, True, [1, 2])
 
 
+def test_a_request_never_applies_an_emptied_file(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An editor's truncate whose write is late (a loaded machine: 120-400 ms seen) looks
+    quiet: the module was emptied, and its next save ran whole.  As the watcher does,
+    an empty file keeps the module's code, and says so once."""
+    path = project.write("a.py", "STATE = []\nVERSION = 1\nSTATE.append(VERSION)\n")
+    a = importlib.import_module("a")
+    hmr.remember_sources()
+    state = a.STATE
+    path.write_text("")
+    long_ago = time.time() - 5
+    os.utime(path, (long_ago, long_ago))  # quiet for long
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        for _ in range(2):
+            assert hmr.reload_module("a")[0] == []
+    assert (a.VERSION, a.STATE) == (1, [1])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path} is empty; a keeps running its old code"
+    ]
+    path.write_text("STATE = []\nVERSION = 2\nSTATE.append(VERSION)\n")
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert (a.VERSION, a.STATE is state, state) == (2, True, [1, 2])
+
+
 def test_bytes_the_watcher_judged_do_not_undo_a_later_save_the_program_applied(
     project: Project, hmr: Any
 ) -> None:

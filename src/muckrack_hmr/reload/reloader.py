@@ -222,6 +222,8 @@ class Reloader:
         self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
         # module -> the bytes to apply (the watcher's judged saves), per transaction.
         self._given: dict[str, bytes] = {}
+        # Modules whose file was found empty (said once until it holds code again).
+        self._empty: set[str] = set()
         # How many project modules were loaded when the tracker's record was trimmed.
         self._trimmed_at = 0
         #: Modules whose last reload failed: the next one that succeeds says so.
@@ -542,8 +544,19 @@ class Reloader:
                 self._given[module.__name__] = given = ran
             return filename, given
         filename, source = read_settled(module, self._parses)
+        name = module.__name__
+        if not source.strip() and (ran := self.sources.ran(name)) and ran.strip():
+            # Emptied: an editor's truncate whose write has not come (a loaded
+            # machine), far more often than a module meant to be empty.  As the
+            # watcher does, the module keeps its code.
+            if name not in self._empty:
+                self._empty.add(name)
+                log.warning("%s is empty; %s keeps running its old code", filename, name)
+            source = ran
+        else:
+            self._empty.discard(name)
         # The same bytes for the rest of the transaction, whatever the disk does.
-        self._given[module.__name__] = source
+        self._given[name] = source
         return filename, source
 
     def _parses(self, module: ModuleType, filename: str, source: bytes) -> bool:
