@@ -338,10 +338,14 @@ def test_bytes_the_watcher_judged_do_not_undo_a_later_save_the_program_applied(
     result = hmr.reloader.reload_result(["a"], sources={"a": versions[1].encode()})
     assert result.reloaded == []
     assert (a.VERSION, a.STATE) == (2, [0, 2])
+    # Saved again since, not applied yet: the file's newest content applies.
+    path.write_text(versions[0])
+    result = hmr.reloader.reload_result(["a"], sources={"a": versions[1].encode()})
+    assert (result.reloaded, a.VERSION, a.STATE) == (["a"], 0, [0, 2, 0])
     # Bytes the file still holds apply as given.
     path.write_text(versions[1])
     result = hmr.reloader.reload_result(["a"], sources={"a": versions[1].encode()})
-    assert (result.reloaded, a.VERSION, a.STATE) == (["a"], 1, [0, 2, 1])
+    assert (result.reloaded, a.VERSION, a.STATE) == (["a"], 1, [0, 2, 0, 1])
 
 
 def test_system_exit_in_module_code_does_not_end_the_program(project: Project, hmr: Any) -> None:

@@ -222,6 +222,8 @@ class Reloader:
         self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
         # module -> the bytes to apply (the watcher's judged saves), per transaction.
         self._given: dict[str, bytes] = {}
+        # module -> the bytes this transaction applies, once read or confirmed.
+        self._fixed: dict[str, bytes] = {}
         # Modules whose file was found empty (said once until it holds code again).
         self._empty: set[str] = set()
         # How many project modules were loaded when the tracker's record was trimmed.
@@ -409,6 +411,7 @@ class Reloader:
                     self._running = False
                     self._queued = []
                     self._given = {}
+                    self._fixed = {}
                     self._declared = {}
                     # Parsed trees are many times the size of their source: none
                     # outlives the save it was parsed for, but those of the code a
@@ -439,7 +442,7 @@ class Reloader:
                 roots.append(name)
         if not roots:
             return []
-        self._given = given
+        self._given, self._fixed = given, {}
         root_set = set(roots)
         result = self._result
         first = len(result.reloaded)
@@ -533,18 +536,20 @@ class Reloader:
 
     def _read(self, module: ModuleType) -> tuple[str, bytes]:
         """The file of ``module`` and the bytes to apply: given by the watcher, or read."""
-        given = self._given.get(module.__name__)
+        name = module.__name__
         filename = getattr(module, "__file__", None)
-        if given is not None and isinstance(filename, str):
-            ran = self.sources.ran(module.__name__)
-            if ran is not None and ran != given and _holds(filename, ran):
-                # The program applied a later save first (``reload_module`` while
-                # the watcher waited for the engine): the bytes given are older
-                # than the code that runs, which the file holds.
-                self._given[module.__name__] = given = ran
+        fixed = self._fixed.get(name)
+        if fixed is not None and isinstance(filename, str):
+            return filename, fixed
+        given = self._given.get(name)
+        # Bytes given are applied while the file holds them.  When it moved on since
+        # they were judged (a later save, which the program may have applied
+        # already: ``reload_module`` while the watcher waited for the engine), what
+        # it holds now is read, as for a request: older bytes never go over newer.
+        if given is not None and isinstance(filename, str) and _holds(filename, given):
+            self._fixed[name] = given
             return filename, given
         filename, source = read_settled(module, self._parses)
-        name = module.__name__
         if not source.strip() and (ran := self.sources.ran(name)) and ran.strip():
             # Emptied: an editor's truncate whose write has not come (a loaded
             # machine), far more often than a module meant to be empty.  As the
@@ -556,7 +561,7 @@ class Reloader:
         else:
             self._empty.discard(name)
         # The same bytes for the rest of the transaction, whatever the disk does.
-        self._given[name] = source
+        self._fixed[name] = source
         return filename, source
 
     def _parses(self, module: ModuleType, filename: str, source: bytes) -> bool:
