@@ -155,6 +155,27 @@ def test_stale_socket_folders_are_swept(tmp_path: Path) -> None:
         live_sock.close()
 
 
+def _importing_on_a_thread_of_ours(name: str) -> Any:
+    """A thread named as ours, started on ``import name``; returned once inside it."""
+    import threading
+
+    from muckrack_hmr.processes import joining
+
+    started = threading.Event()
+
+    def importing() -> None:
+        started.set()
+        __import__(name)
+
+    ours = threading.Thread(target=importing, name="muckrack-hmr-test-import", daemon=True)
+    ours.start()
+    assert started.wait(10)
+    deadline = time.monotonic() + 10
+    while not joining._ours_importing() and time.monotonic() < deadline:
+        time.sleep(0.001)  # until the thread is inside the import
+    return ours
+
+
 def test_a_fork_waits_while_a_thread_of_ours_imports(tmp_path: Path) -> None:
     """A pre-fork server forks at start-up, while the watcher imports what it needs: a
     child forked in the middle of that import would inherit the module's import lock
@@ -171,19 +192,8 @@ def test_a_fork_waits_while_a_thread_of_ours_imports(tmp_path: Path) -> None:
     builtins_module = importlib.import_module("builtins")
     builtins_module._muckrack_test_gate = gate  # type: ignore[attr-defined]
     sys.path.insert(0, str(tmp_path))
-    started = threading.Event()
-
-    def importing() -> None:
-        started.set()
-        importlib.import_module("slow_to_import")
-
-    ours = threading.Thread(target=importing, name="muckrack-hmr-test-import")
+    ours = _importing_on_a_thread_of_ours("slow_to_import")
     try:
-        ours.start()
-        assert started.wait(10)
-        deadline = time.monotonic() + 10
-        while not joining._ours_importing() and time.monotonic() < deadline:
-            time.sleep(0.001)  # until the thread is inside the import
         assert joining._ours_importing()
         threading.Timer(0.05, gate.set).start()
         joining._let_our_imports_end(time.monotonic() + 10)
@@ -217,19 +227,8 @@ def test_a_fork_lets_an_import_of_ours_that_needs_the_hook_end_first(
     gate = threading.Event()
     builtins._muckrack_test_gate = gate  # type: ignore[attr-defined]
     sys.path.insert(0, str(tmp_path))
-    started = threading.Event()
-
-    def importing() -> None:
-        started.set()
-        __import__("gated_import")
-
-    ours = threading.Thread(target=importing, name="muckrack-hmr-test-import", daemon=True)
+    ours = _importing_on_a_thread_of_ours("gated_import")
     try:
-        ours.start()
-        assert started.wait(10)
-        deadline = time.monotonic() + 10
-        while not joining._ours_importing() and time.monotonic() < deadline:
-            time.sleep(0.001)  # until the thread is inside the import
         threading.Timer(0.05, gate.set).start()
         began = time.monotonic()
         joining.hold_engine(hmr)
