@@ -783,11 +783,7 @@ def plan_and_run(
             body_reads, body_calls = expander.body(name)
             if body_reads & values or body_calls & behaviors:
                 behaviors.add(name)
-    # A name bound now and not before counts too: a module that failed to import it
-    # (it was removed, and is back) or takes it with ``import *`` follows.
-    changes.values = {
-        name for name in values if "." not in name and (name in changes.old or name in namespace)
-    }
+    changes.values = {name for name in values if "." not in name and name in changes.old}
     changes.values |= {name for name in removed}
     changes.behaviors = {name for name in behaviors if "." not in name}
     changes.rewrapped = {name for name in rewrapped if name in changes.behaviors}

@@ -911,6 +911,10 @@ class Reloader:
                 return Changes()
             for key in revived:
                 del removed[key]
+            # A name put back counts as changed: a module that failed to import it
+            # while it was gone, or takes it with ``import *``, follows.  (A name new
+            # to the module does not: nothing could have read it.)
+            outcome.values |= revived.keys()
             for key in outcome.removed:
                 value = outcome.old.get(key)
                 if isinstance(value, type | FunctionType):
