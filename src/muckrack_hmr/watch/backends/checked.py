@@ -26,9 +26,11 @@ _PATIENCE = 2
 # event where events do come (SQLite's ``-shm`` file is written through mmap,
 # which inotify does not see): they would stop the OS's events for nothing.
 _JUDGED = (".py", ".pyw")
-# How far before "now" a file's time may fall and still count as changed since now: file
-# systems stamp times from a coarse clock, up to a tick (4-10 ms) behind time.time_ns().
-# One changed just before is reported too, and its content then says it is the same.
+# At the switch to polling, how far before "now" a file's time may fall and still count
+# as changed since: file systems stamp times from a coarse clock, up to a tick (4-10 ms)
+# behind time.time_ns().  One changed just before is reported too, and its content then
+# says it is the same.  (Not for a folder's first check: a change reported there that the
+# OS did not report would count against its events.)
 _CLOCK_SLACK_NS = 50_000_000
 
 
@@ -106,7 +108,7 @@ class CheckedBackend(Backend):
     def _check(self, folder: str) -> None:
         # Listed on the checker's thread, not the caller's: what changes before
         # that first listing is told by its time (from now on, the OS reports it).
-        watched = (folder, time.time_ns() - _CLOCK_SLACK_NS, time.monotonic())
+        watched = (folder, time.time_ns(), time.monotonic())
         with self._lock:
             if folder in self.checked:
                 return
