@@ -880,3 +880,30 @@ def test_a_removed_class_and_function_put_back_are_the_objects_their_importers_h
     project.write("core.py", core_source.replace("'h1'", "'h2'"))
     assert hmr.reload_module("core")[0] == ["core"]
     assert (users.use(), star.via(), helper()) == ("h2", "h2", "h2")
+
+
+@pytest.mark.parametrize("edit", ["added", "removed"])
+def test_a_function_added_or_removed_alone_reaches_star_importers(
+    project: Project, hmr: Any, edit: str
+) -> None:
+    """A new helper in ``utils`` and its first use in a module that takes ``from utils
+    import *`` are two saves: the first binds the new name in the importer, as a
+    fresh start would (before, the second save's call raised NameError).  A helper
+    removed alone leaves it too."""
+    one = "def old():\n    return 'old'\n"
+    two = one + "\ndef new():\n    return 'new'\n"
+    project.write("utils.py", one if edit == "added" else two)
+    views_source = "from utils import *\n\nRUNS = [1]\n\ndef handle():\n    return {}()\n"
+    project.write("views.py", views_source.format("old"))
+    views = fresh(hmr, "utils", "views")[1]
+    runs = views.RUNS
+    assert hasattr(views, "new") == (edit == "removed")
+
+    project.write("utils.py", two if edit == "added" else one)
+    assert hmr.reload_module("utils")[0] == ["utils"]
+    assert hasattr(views, "new") == (edit == "added")
+    if edit == "added":
+        project.write("views.py", views_source.format("new"))
+        assert hmr.reload_module("views")[0] == ["views"]
+        assert views.handle() == "new"
+    assert views.RUNS is runs

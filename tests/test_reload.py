@@ -265,6 +265,125 @@ def test_a_failed_edit_is_one_error_line_and_its_importers_are_not_left_alone(
     assert [record.getMessage() for record in caplog.records][-1] == "a recovered"
 
 
+UTILS = "def old():\n    return 'old'\n\ndef compute():\n    return 1 // {divisor}\n"
+
+
+@pytest.mark.parametrize(
+    ("use", "where", "error"),
+    [
+        (
+            "from utils import old, new\nVALUE = new()",
+            "views.py:3",
+            "ImportError: cannot import name 'new'",
+        ),
+        ("import utils\nVALUE = utils.new()", "views.py:4", "AttributeError: module 'utils'"),
+        ("from utils import *\nVALUE = new()", "views.py:4", "NameError: name 'new' is not"),
+        ("import utils\nVALUE = utils.compute()", "utils.py:5", "ZeroDivisionError: integer"),
+    ],
+    ids=["from-import", "attribute", "star-import", "raised-inside"],
+)
+def test_an_edit_that_failed_for_want_of_a_helper_applies_once_the_helper_is_saved(
+    project: Project,
+    hmr: Any,
+    caplog: pytest.LogCaptureFixture,
+    use: str,
+    where: str,
+    error: str,
+) -> None:
+    """The everyday order: the module that uses a new helper is saved first, and
+    fails; then the helper's module.  The first edit applies with the second, as a
+    restart would have it (before, it stayed failed until saved again)."""
+    project.write("utils.py", UTILS.format(divisor=0))
+    project.write("views.py", "import utils\nSTATE = []\n")
+    views = importlib.import_module("views")
+    hmr.remember_sources()
+    state = views.STATE
+    project.write("views.py", f"import utils\nSTATE = []\n{use}\n")
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        assert list(hmr.reload("views").failed) == ["views"]
+        # A reload of the helper's module that does not mend it: tried again, one line.
+        project.write("utils.py", UTILS.format(divisor=0) + "\nOTHER = 1\n")
+        caplog.clear()
+        result = hmr.reload("utils")
+    messages = [record.getMessage() for record in caplog.records]
+    if "NameError" in error:
+        # Nothing it lacks came: not tried again.
+        assert (result.reloaded, list(result.failed)) == (["utils"], [])
+        assert messages == ["reloaded utils in " + messages[-1].rpartition(" in ")[2]]
+        messages = []
+    else:
+        assert (result.reloaded, list(result.failed)) == (["utils"], ["views"])
+    assert len(messages) in (0, 2), messages
+    location = f"{project.root / where.partition(':')[0]}:{where.partition(':')[2]}"
+    if messages:
+        assert messages[0].startswith(f"views still fails ({location}): {error}"), messages
+        assert messages[0].endswith("; the old code keeps running"), messages
+        assert messages[1].startswith("reloaded utils (1 failed) in "), messages
+    assert not hasattr(views, "VALUE")
+    # The helper arrives: the failed edit applies with it.
+    project.write(
+        "utils.py", UTILS.format(divisor=1) + "\nOTHER = 1\n\ndef new():\n    return 'new'\n"
+    )
+    result = hmr.reload("utils")
+    assert (result.reloaded, result.recovered, dict(result.failed)) == (
+        ["utils", "views"],
+        ["views"],
+        {},
+    )
+    value = views.VALUE
+    assert value == (1 if "compute" in use else "new")
+    assert views.STATE is state  # its edit applied, not a fresh run
+    assert "views" not in hmr.reloader.failing
+
+
+@pytest.mark.parametrize(
+    ("statement", "new_file"),
+    [
+        ("from helpers import g", "helpers.py"),
+        ("import pkg.helpers", "pkg/helpers.py"),
+        ("from pkg import helpers", "pkg/helpers.py"),
+        ("from pkg.sub import g", "pkg/sub/__init__.py"),
+    ],
+)
+def test_an_edit_that_failed_on_a_missing_module_awaits_its_file(
+    project: Project, hmr: Any, statement: str, new_file: str
+) -> None:
+    """What the watcher asks when a new file appears: which failed edits wanted it."""
+    project.write("pkg/__init__.py", "")
+    project.write("views.py", "import pkg\n")
+    importlib.import_module("views")
+    hmr.remember_sources()
+    project.write("views.py", f"import pkg\n{statement}\n")
+    assert list(hmr.reload("views").failed) == ["views"]
+    assert hmr.reloader.awaiting(str(project.root / "other.py")) == []
+    assert hmr.reloader.awaiting(str(project.root / "pkg" / "other.py")) == []
+    path = project.write(new_file, "def g():\n    return 1\n")
+    assert hmr.reloader.awaiting(str(path)) == ["views"]
+    assert hmr.reload("views").recovered == ["views"]
+    assert hmr.reloader.awaiting(str(path)) == []
+
+
+def test_a_failure_a_reload_cannot_mend_is_not_tried_again(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    project.write("utils.py", UTILS.format(divisor=1))
+    project.write("views.py", "import utils\n")
+    views = importlib.import_module("views")
+    hmr.remember_sources()
+    project.write("views.py", "import utils\nVALUE = 1 // 0\n")
+    assert list(hmr.reload("views").failed) == ["views"]
+    project.write("utils.py", UTILS.format(divisor=1) + "\ndef new():\n    return 'new'\n")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        result = hmr.reload("utils")
+    assert (result.reloaded, dict(result.failed)) == (["utils"], {})
+    assert [record.getMessage() for record in caplog.records] == [
+        "reloaded utils in " + caplog.records[0].getMessage().rpartition(" in ")[2]
+    ]
+    assert not hasattr(views, "VALUE")
+    assert "views" in hmr.reloader.failing
+
+
 def test_a_request_held_up_after_reading_a_truncated_file_does_not_apply_it(
     project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -460,6 +460,29 @@ def test_a_deleted_module_keeps_running_and_its_recreation_applies(
     child.expect(reloaded("a"), stream="err")
 
 
+@pytest.mark.parametrize("helper", ["new module", "new name"])
+def test_an_edit_saved_before_the_module_it_imports_applies_once_that_is_saved(
+    proj: Path, spawn: Callable[..., Child], helper: str
+) -> None:
+    """The order of many edits (and of an editor's "extract to module"): the module
+    that uses a new helper is saved first and fails; the helper's file follows.
+    The failed edit applies then, with no save of its own."""
+    root = project(proj)
+    child = start(spawn, root)
+    source = "helpers" if helper == "new module" else "b"
+    write(root / "a.py", f"from {source} import g\nX = 2\n\n\ndef f():\n    return g()\n")
+    child.expect(contains("hmr: failed to reload a"), stream="err")
+    assert "f=old X=1" in child.expect(starts("tick "))
+
+    if helper == "new module":
+        write(root / "helpers.py", "def g():\n    return 'helped'\n")
+    else:
+        write(root / "b.py", B_OLD + "\n\ndef g():\n    return 'helped'\n")
+
+    child.expect("f=helped X=2")
+    child.expect(contains("hmr: a recovered"), stream="err")
+
+
 def test_a_save_of_the_running_script_is_answered_with_a_warning(
     proj: Path, spawn: Callable[..., Child]
 ) -> None:

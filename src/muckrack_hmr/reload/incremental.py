@@ -90,6 +90,10 @@ class Changes:
     removed: set[str] = field(default_factory=set)
     """Names the edit no longer binds, deleted from the namespace (``old`` has what
     they held)."""
+    added: set[str] = field(default_factory=set)
+    """Names new to the module (not in ``values``: nothing could have read them, but
+    a ``from module import *`` takes them, and a module that failed for want of
+    one may now import)."""
 
     def __bool__(self) -> bool:
         return bool(self.values or self.behaviors)

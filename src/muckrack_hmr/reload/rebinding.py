@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .._core import DependencyGraph
 
-__all__ = ["from_import_aliases", "rebind_importers", "star_exports"]
+__all__ = ["bind_added_names", "from_import_aliases", "rebind_importers", "star_exports"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,31 @@ def rebind_importers(
                         rebound.append(f"{importer}.{alias}")
                     else:
                         _warn_removed(importer, name, attr)
+
+
+def bind_added_names(
+    graph: DependencyGraph,
+    name: str,
+    old: dict[str, object],
+    new: dict[str, object],
+    *,
+    skip: set[str],
+    rebound: list[str],
+) -> None:
+    """Names new to ``name``, and nothing else changed: the modules that take ``from
+    name import *`` get them, as a fresh start would give them.
+
+    The graph is read as it is: the caller records the star imports that wait
+    to be (moments after start-up), not the whole start-up's imports.  ``skip``:
+    modules whose edit failed (the graph has what their failed run imported, not
+    their running code's imports); trying their edit again imports afresh.
+    """
+    for importer in graph.binders(name, (), settle=False):
+        if importer in skip:
+            continue
+        module = sys.modules.get(importer)
+        if module is not None:
+            _rebind_star(importer, module.__dict__, name, old, new, rebound=rebound)
 
 
 def star_exports(namespace: dict[str, object]) -> list[str]:

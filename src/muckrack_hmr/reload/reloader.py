@@ -52,7 +52,7 @@ from .incremental import (
 )
 from .mentions import spelling_any
 from .patching import PatchReport, patch_bodies, patch_namespace, refill
-from .rebinding import rebind_importers
+from .rebinding import bind_added_names, rebind_importers
 from .refusals import Refusal, RefusedEdit
 from .sources import SourceStore, read_settled
 
@@ -103,6 +103,86 @@ _APPLYING_SWITCH_INTERVAL = 0.1
 _yield_interpreter: Callable[[], object] = getattr(os, "sched_yield", None) or (
     lambda: time.sleep(0)
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Blame:
+    """What a failed reload came from: the modules and files in its error, and the
+    names it missed.  Plain values: the exception and its frames are not kept."""
+
+    modules: frozenset[str]
+    files: frozenset[str]
+    names: frozenset[str]
+    message: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> _Blame:
+        modules: set[str] = set()
+        names: set[str] = set()
+        if isinstance(exc, ImportError) and isinstance(exc.name, str):
+            modules.add(exc.name)  # cannot import name X from it; no module of that name
+            if not isinstance(exc, ModuleNotFoundError):
+                missing = getattr(exc, "name_from", None)  # 3.12 and later
+                if not isinstance(missing, str) and exc.args and isinstance(exc.args[0], str):
+                    quoted = exc.args[0].partition("cannot import name '")[2]
+                    missing = quoted.partition("'")[0] if quoted else None
+                if missing:
+                    names.add(missing)
+        if isinstance(exc, AttributeError):
+            owner = getattr(exc, "obj", None)
+            if isinstance(owner, ModuleType) and isinstance(owner.__name__, str):
+                modules.add(owner.__name__)
+        if isinstance(exc, NameError | AttributeError):
+            missing = getattr(exc, "name", None)
+            if isinstance(missing, str):
+                names.add(missing)
+        files = set()
+        tb = exc.__traceback__
+        while tb is not None:
+            files.add(tb.tb_frame.f_code.co_filename)
+            tb = tb.tb_next
+        return cls(
+            frozenset(modules),
+            frozenset(files),
+            frozenset(names),
+            f"{type(exc).__name__}: {first_line(exc)}",
+        )
+
+    def awaits(self, module: str) -> bool:
+        """Did it fail for want of ``module`` (no such module, or no such name in its
+        package)?"""
+        package, _, last = module.rpartition(".")
+        return module in self.modules or (package in self.modules and last in self.names)
+
+    def concerns(self, module: str, filename: object, new: set[str]) -> bool:
+        """May a reload of ``module`` (its file; the names it bound anew) mend it?"""
+        return (
+            module in self.modules
+            or (isinstance(filename, str) and filename in self.files)
+            or not self.names.isdisjoint(new)
+        )
+
+
+def _module_names_of(path: str) -> list[str]:
+    """The names a module in the file ``path`` would be imported as, by ``sys.path``."""
+    stem, suffix = os.path.splitext(os.path.abspath(path))
+    if suffix not in (".py", ".pyw"):
+        return []
+    if os.path.basename(stem) == "__init__":
+        stem = os.path.dirname(stem)
+    found = []
+    for entry in sys.path:
+        folder = os.path.abspath(entry or os.curdir)
+        if not stem.startswith(folder + os.sep):
+            continue
+        parts = stem[len(folder) + 1 :].split(os.sep)
+        if all(part.isidentifier() for part in parts):
+            found.append(".".join(parts))
+    return found
+
+
+def _nobody(module: str) -> bool:
+    return False
 
 
 def _holds(filename: str, source: bytes) -> bool:
@@ -230,6 +310,11 @@ class Reloader:
         self._trimmed_at = 0
         #: Modules whose last reload failed: the next one that succeeds says so.
         self.failing: set[str] = set()
+        # failing module -> what its failure came from (see _Blame): a reload of one
+        # of those modules tries its edit again.
+        self._blamed: dict[str, _Blame] = {}
+        # Of those, the ones the running reload tries again.
+        self._again: set[str] = set()
         # module -> {name: the function or class an edit removed}: put back, given
         # the new definition, when a later edit binds the name again (an undo), so
         # that what still holds it (an importer, an instance) runs the new code.
@@ -412,6 +497,7 @@ class Reloader:
                     self._queued = []
                     self._given = {}
                     self._fixed = {}
+                    self._again = set()
                     self._declared = {}
                     # Parsed trees are many times the size of their source: none
                     # outlives the save it was parsed for, but those of the code a
@@ -508,12 +594,40 @@ class Reloader:
                 continue
             if name in self.failing and (is_root or outcome.applied):
                 self.failing.discard(name)
+                self._blamed.pop(name, None)
                 recovered.append(name)
             if outcome.applied:
                 reloaded.append(name)
                 result.reloaded.append(name)
                 result.module_ms[name] = (time.perf_counter() - module_started) * 1000.0
+            if self.failing:
+                for again in self._tried_again(name, outcome):
+                    if (
+                        again in root_set
+                        or self.why_not_reloadable(again) is not None
+                        or self._unchanged(again)  # failed to follow: it follows again
+                    ):
+                        continue
+                    # Its edit, on disk, is applied as if saved again (also when
+                    # it follows ``name``'s change: it is queued once).
+                    root_set.add(again)
+                    self._again.add(again)
+                    if again not in queued:
+                        queued.add(again)
+                        heapq.heappush(queue, (position(again), again))
             if not outcome:
+                if outcome.added:
+                    # New names alone: only ``import *`` takes them.
+                    if self.graph.pending:
+                        self.tracker.apply_pending_of(_nobody, ())
+                    bind_added_names(
+                        self.graph,
+                        name,
+                        outcome.old,
+                        sys.modules[name].__dict__,
+                        skip=self.failing,
+                        rebound=result.rebound,
+                    )
                 continue
             changes[name] = outcome
             enqueue(self._reached(name, outcome))
@@ -641,6 +755,38 @@ class Reloader:
             if other != name and self._imports(other, name, settle):
                 reached.add(other)
         return reached
+
+    def awaiting(self, path: str) -> list[str]:
+        """The failing modules whose edit failed for want of the module of the new file
+        ``path`` (``from helpers import f`` saved before helpers.py): to try again."""
+        if not self._blamed:
+            return []
+        wanted = _module_names_of(path)
+        return [
+            name
+            for name in sorted(self.failing)
+            if (blame := self._blamed.get(name)) is not None
+            and any(blame.awaits(module) for module in wanted)
+        ]
+
+    def _tried_again(self, name: str, outcome: Changes) -> list[str]:
+        """The failing modules whose failure ``name``'s reload may have mended.
+
+        An edit that failed for want of something ``name`` now has (a name it
+        imports, an attribute, a function that raised when called at import
+        time) is tried again, as if saved again: saving the helper after the
+        module that uses it is the order of many edits.
+        """
+        module = sys.modules.get(name)
+        filename = getattr(module, "__file__", None)
+        new = outcome.added | outcome.values
+        return [
+            other
+            for other in sorted(self.failing)
+            if other != name
+            and (blame := self._blamed.get(other)) is not None
+            and blame.concerns(name, filename, new)
+        ]
 
     def _imports(self, importer: str, name: str, settle: bool = True) -> bool:
         """Does ``importer`` import ``name``, or a package that holds it?"""
@@ -915,6 +1061,7 @@ class Reloader:
             # while it was gone, or takes it with ``import *``, follows.  (A name new
             # to the module does not: nothing could have read it.)
             outcome.values |= revived.keys()
+            outcome.added = namespace.keys() - snapshot.keys() - back
             for key in outcome.removed:
                 value = outcome.old.get(key)
                 if isinstance(value, type | FunctionType):
@@ -1023,10 +1170,21 @@ class Reloader:
     def _fail(self, name: str, exc: BaseException) -> None:
         self._result.failed[name] = exc
         self.failing.add(name)
+        before = self._blamed.get(name)
+        blame = self._blamed[name] = _Blame.of(exc)
         # The handlers first: an integration's undo (a route table put back)
         # belongs to the reload, before the line that lets the program run on
         # (writing it may hand the interpreter to another thread).
         self.hooks.report_error(name, exc)
+        if name in self._again and before is not None and before.message == blame.message:
+            # Tried again after a module it needs was reloaded: the error was shown.
+            log.warning(
+                "%s still fails (%s): %s; the old code keeps running",
+                name,
+                location_of(exc),
+                blame.message,
+            )
+            return
         log.error(
             "failed to reload %s (%s): %s: %s; the old code keeps running\n%s",
             name,

@@ -453,11 +453,19 @@ class SavePipeline:
             and path not in self.project.loaded
             and (self.data is None or path not in self.data.owners)
             and not self._in_trees(path)
+            # (A new module may be the one a failed edit imports: see _process.)
+            and not (path.endswith(_SOURCES) and self._some_edit_failed())
         ):
             return  # not a file any module runs or read: a new file, a temporary file...
         with self._wake:
             self.batch.add(path, kind, self.clock())
             self._wake.notify_all()
+
+    def _some_edit_failed(self) -> bool:
+        # The engine as it is: asking for hmr.reloader would import it (on the
+        # backend's thread) though nothing was reloaded yet.
+        reloader = self.hmr._reloader
+        return reloader is not None and bool(reloader.failing)
 
     def pending(self) -> bool:
         """Are events waiting to be judged?"""
@@ -604,6 +612,16 @@ class SavePipeline:
                     verdicts.append(
                         (self._saves.judge_file(path, last, now, path in writing, True), None)
                     )
+                elif name is None and self._some_edit_failed():
+                    # A new module that an edit which failed imports: once written,
+                    # the edit is tried again (``from helpers import f`` saved
+                    # before helpers.py).
+                    verdict = self._saves.judge_file(path, last, now, path in writing, False)
+                    if isinstance(verdict, Wait):
+                        verdicts.append((verdict, None))
+                    elif isinstance(verdict, Read):
+                        awaiting = self.hmr.reloader.awaiting(path)
+                        names.extend(other for other in awaiting if other not in names)
             if can_wait and any(isinstance(verdict, Wait) for verdict, _ in verdicts):
                 self._first_looks.setdefault(path, now)
             else:
