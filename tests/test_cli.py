@@ -392,17 +392,14 @@ def test_ctrl_c_exits_130(proj: Path, spawn: Callable[..., Child]) -> None:
         pytest.param(["missing_script.py"], "missing_script.py", id="missing-script"),
         pytest.param(["--bogus", "script.py"], "--bogus", id="unknown-option"),
         pytest.param([], "script", id="no-target"),
-        pytest.param(["-m", "nonexistent_mod_xyz"], "nonexistent_mod_xyz", id="missing-module"),
         pytest.param(["--debounce", "-1", "script.py"], "--debounce", id="negative-debounce"),
         pytest.param(["--root", "no_such_dir", "script.py"], "no_such_dir", id="missing-root"),
-        pytest.param(["sub"], "sub", id="folder-as-script"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
     proj: Path, core_env: dict[str, str], args: list[str], names: str
 ) -> None:
     write(proj / "script.py", 'print("the script ran", flush=True)\n')
-    (proj / "sub").mkdir()
 
     got = run_hmr(args, cwd=proj, env=core_env)
 
@@ -412,6 +409,57 @@ def test_usage_errors_exit_2_with_one_line(
     assert len(lines) == 1, got.stderr
     assert lines[0].startswith(f"{PROG}: error: "), lines[0]
     assert names in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        pytest.param(["-m", "no_mod_xyz"], "No module named no_mod_xyz", id="module"),
+        pytest.param(["-m", "pkg"], "No module named pkg.__main__", id="package-without-main"),
+        pytest.param(["-m", "pkg.nope"], "No module named pkg.nope", id="submodule"),
+        pytest.param(["sub"], "can't find '__main__' module in 'sub'", id="folder-without-main"),
+    ],
+)
+def test_what_python_cannot_find_exits_as_python_does_with_one_line(
+    proj: Path, core_env: dict[str, str], args: list[str], names: str
+) -> None:
+    write(proj / "pkg" / "__init__.py", "")
+    (proj / "sub").mkdir()
+
+    expected = run_python(args, cwd=proj, env=core_env)
+    got = run_hmr(args, cwd=proj, env=core_env)
+
+    assert expected.returncode == 1, expected.stderr
+    assert got.returncode == expected.returncode, got.stderr
+    assert got.stdout == ""
+    lines = got.stderr.splitlines()
+    assert len(lines) == 1, got.stderr
+    assert lines[0].startswith(f"{PROG}: error: "), lines[0]
+    assert names in lines[0]
+
+
+@pytest.mark.parametrize("how", ["folder", "folder/", "./folder", "zipapp"])
+def test_a_folder_or_a_zipapp_with_a_main_runs_like_python(
+    proj: Path, core_env: dict[str, str], how: str
+) -> None:
+    """``python app/`` and ``python app.pyz`` run their ``__main__.py``, the folder or the
+    zip file first on sys.path (before, the CLI refused the folder, and read the zip
+    file as source)."""
+    write(proj / "folder" / "__main__.py", PROBE)
+    write(proj / "folder" / "helper.py", "WHERE = __file__\n")
+    target = how
+    if how == "zipapp":
+        import zipapp
+
+        target = "app.pyz"
+        zipapp.create_archive(proj / "folder", proj / target, interpreter="/usr/bin/env python3")
+
+    expected = facts_of(run_python([target, *PROGRAM_ARGS], cwd=proj, env=core_env))
+    got = facts_of(run_hmr([target, *PROGRAM_ARGS], cwd=proj, env=core_env))
+
+    assert expected["argv"] == [target, *PROGRAM_ARGS]
+    assert expected["spec_name"] == "__main__"
+    assert got == expected
 
 
 # -- 8. --help and --version ------------------------------------------------------

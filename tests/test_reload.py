@@ -384,6 +384,33 @@ def test_a_failure_a_reload_cannot_mend_is_not_tried_again(
     assert "views" in hmr.reloader.failing
 
 
+def test_a_failed_edit_undone_is_reported_recovered_by_a_request(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """api.md: the result hooks hear of a module fine again because its file was saved
+    back.  The watcher said so; a request (``--no-watch``) ran nothing and said nothing,
+    and the module stayed failing until its next real reload."""
+    project.write("m.py", "X = 1\n")
+    m = importlib.import_module("m")
+    hmr.remember_sources()
+    heard: list[Any] = []
+    hmr.add_result_hook(heard.append)
+    project.write("m.py", "X = 1 / 0\n")
+    assert list(hmr.reload("m").failed) == ["m"]
+    project.write("m.py", "X = 1\n")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        result = hmr.reload("m")
+    assert (result.reloaded, result.recovered) == ([], ["m"])
+    assert [record.getMessage() for record in caplog.records] == [
+        "m recovered (its file is back to the code that runs)"
+    ]
+    assert heard[-1].recovered == ["m"]
+    assert "m" not in hmr.reloader.failing
+    assert m.X == 1
+    assert hmr.reload("m").recovered == []  # said once
+
+
 def test_a_request_held_up_after_reading_a_truncated_file_does_not_apply_it(
     project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -286,6 +286,43 @@ def test_the_watchfiles_backend(proj: Path, spawn: Callable[..., Child]) -> None
     child.expect(reloaded("a"), stream="err")
 
 
+@pytest.mark.parametrize("how", ["option", "pyproject", "api"])
+def test_a_backend_asked_for_that_cannot_run_is_one_error_line_not_a_silent_watcher(
+    tmp_path: Path, proj: Path, core_env: dict[str, str], how: str
+) -> None:
+    """Before, the program ran with the watcher's traceback in its log, and no save
+    was ever applied."""
+    root = project(proj)
+    shadow = tmp_path / "shadow"
+    write(shadow / "watchfiles" / "__init__.py", "raise ImportError('no native part')\n")
+    env = dict(core_env, PYTHONPATH=str(shadow))
+    wanted = "the watchfiles backend needs the watchfiles package (pip install watchfiles)"
+    if how == "api":
+        write(
+            root / "probe.py",
+            "import builtins\n"
+            "try:\n"
+            "    builtins.__hmr__.watch(backend='watchfiles')\n"
+            "except Exception as exc:\n"
+            "    print(type(exc).__name__, exc)\n",
+        )
+        got = run_hmr(["--no-watch", "probe.py"], cwd=root, env=env)
+        assert got.returncode == 0, got.stderr
+        assert got.stdout == f"BackendUnavailable {wanted}\n"
+        return
+    if how == "pyproject":
+        write(root / "pyproject.toml", '[tool.muckrack-hmr]\nbackend = "watchfiles"\n')
+        args = ["main.py"]
+    else:
+        args = ["--backend", "watchfiles", "main.py"]
+
+    got = run_hmr(args, cwd=root, env=env)
+
+    assert got.returncode == 2, got.stderr
+    assert got.stdout == ""  # the program did not start
+    assert got.stderr == f"python -m muckrack.hmr: error: {wanted}\n"
+
+
 # -- what is watched -----------------------------------------------------------------
 
 
@@ -595,16 +632,27 @@ def test_a_bad_save_keeps_the_old_code_with_one_clear_line(
     assert_never_half_applied(child)
 
 
+@pytest.mark.parametrize("terminal", [True, False], ids=["force-color", "pipe"])
 def test_clear_clears_the_terminal_before_each_reload(
-    proj: Path, spawn: Callable[..., Child]
+    proj: Path, spawn: Callable[..., Child], core_env: dict[str, str], terminal: bool
 ) -> None:
+    """On a terminal (a pipe that ``FORCE_COLOR`` says ends in one); a plain pipe or a
+    log file would get the codes as text."""
     root = project(proj)
-    child = start(spawn, root, "--clear")
+    env = dict(core_env, NO_COLOR="1")
+    if terminal:
+        env["FORCE_COLOR"] = "1"
+    else:
+        env.pop("FORCE_COLOR", None)
+    child = start(spawn, root, "--clear", env=env)
 
     write(root / "a.py", A_NEW)
 
     line = child.expect(contains("hmr: reloaded a"), stream="err")
-    assert line.startswith("\033[H\033[2J\033[3Jhmr: reloaded a "), repr(line)
+    if terminal:
+        assert line.startswith("\033[H\033[2J\033[3Jhmr: reloaded a "), repr(line)
+    else:
+        assert line.startswith("hmr: reloaded a "), repr(line)
 
 
 def test_a_thread_running_a_loop_calls_the_new_code(

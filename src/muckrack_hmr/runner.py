@@ -18,7 +18,27 @@ _HAS_CACHED = sys.version_info < (3, 15)
 
 
 class TargetError(Exception):
-    """The script or module to run cannot be found or read (exit code 2)."""
+    """The script or module to run cannot be found or read; ``exit_code`` is python's
+    for the same error (2 for a file it cannot open, 1 for a module it cannot find)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _holds_main(path: str, source: bytes | None) -> bool:
+    """Does python run ``path`` as a folder or a zip file with a ``__main__`` (a zipapp)?"""
+    if source is None:
+        return True  # a folder
+    if b"\0" not in source:
+        return False  # text: no zip file
+    import zipimport
+
+    try:
+        zipimport.zipimporter(path)
+    except zipimport.ZipImportError:
+        return False
+    return True
 
 
 def _fresh_main() -> types.ModuleType:
@@ -34,13 +54,18 @@ def _fresh_main() -> types.ModuleType:
 
 def prepare_script(path: str, args: list[str]) -> tuple[types.CodeType, types.ModuleType]:
     """Compile ``path`` and set up ``sys.argv``, ``sys.path[0]`` and ``__main__``."""
-    if os.path.isdir(path):
-        raise TargetError(f"{path} is a folder; run a script file or use -m")
-    try:
-        with open(path, "rb") as handle:
-            source = handle.read()
-    except OSError as exc:
-        raise TargetError(f"can't open file {path!r}: [Errno {exc.errno}] {exc.strerror}") from None
+    source = None
+    if not os.path.isdir(path):
+        try:
+            with open(path, "rb") as handle:
+                source = handle.read()
+        except OSError as exc:
+            raise TargetError(
+                f"can't open file {path!r}: [Errno {exc.errno}] {exc.strerror}", exit_code=2
+            ) from None
+    if _holds_main(path, source):
+        return _prepare_main_of(path, args)
+    assert source is not None
     filename = os.path.abspath(path)
     code = compile(source, filename, "exec", dont_inherit=True)
     main = _fresh_main()
@@ -59,6 +84,31 @@ def prepare_script(path: str, args: list[str]) -> tuple[types.CodeType, types.Mo
         sys.path[0] = script_dir
     else:
         sys.path.insert(0, script_dir)
+    sys.modules["__main__"] = main
+    return code, main
+
+
+def _prepare_main_of(path: str, args: list[str]) -> tuple[types.CodeType, types.ModuleType]:
+    """``python folder`` or ``python app.pyz``: its ``__main__`` module, with the folder
+    or the zip file first on ``sys.path``."""
+    # Made absolute as python makes it: not normalized (``./app`` stays in it).
+    entry = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+    spec = importlib.machinery.PathFinder.find_spec("__main__", [entry])
+    loader = spec.loader if spec is not None else None
+    code = None
+    if spec is not None and loader is not None and hasattr(loader, "get_code"):
+        code = loader.get_code("__main__")
+    if spec is None or code is None:
+        raise TargetError(f"can't find '__main__' module in {path!r}")
+    main = _fresh_main()
+    main.__dict__.update(__file__=spec.origin, __spec__=spec, __package__="", __loader__=loader)
+    if _HAS_CACHED:
+        main.__dict__["__cached__"] = spec.cached
+    sys.argv[:] = [path, *args]
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        sys.path[0] = entry
+    else:
+        sys.path.insert(0, entry)
     sys.modules["__main__"] = main
     return code, main
 

@@ -209,5 +209,7 @@ def uninstall() -> None:
 
 
 def roots_for_script(script: str | os.PathLike[str]) -> list[str]:
-    """The default project root for ``python -m muckrack.hmr script.py``."""
-    return [os.path.dirname(os.path.realpath(script))]
+    """The default project root for ``python -m muckrack.hmr script.py`` (or a folder
+    with a ``__main__.py``: the folder itself)."""
+    real = os.path.realpath(script)
+    return [real if os.path.isdir(real) else os.path.dirname(real)]

@@ -235,7 +235,8 @@ def _prepare(target: Target) -> tuple[CodeType, ModuleType] | int:
             return runner.prepare_module(target.module, args)
         return runner.prepare_script(str(target.script), args)
     except runner.TargetError as exc:
-        return print_error(exc)
+        print_error(exc)
+        return exc.exit_code
     except SyntaxError as exc:
         traceback.print_exception(type(exc), exc, None)
         return 1

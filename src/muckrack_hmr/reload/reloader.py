@@ -574,7 +574,14 @@ class Reloader:
                 continue
             module_started = time.perf_counter()
             if is_root and name not in forced and self._unchanged(name):
-                continue  # the code that runs: nothing to apply
+                # The code that runs: nothing to apply.  A failed edit undone is
+                # fine again (the watcher says so for a file saved back).
+                if name in self.failing:
+                    self.failing.discard(name)
+                    self._blamed.pop(name, None)
+                    result.recovered.append(name)
+                    log.info("%s recovered (its file is back to the code that runs)", name)
+                continue
             if is_root:
                 result.edited.append(name)
             if self.cascade == "always" or name in forced:

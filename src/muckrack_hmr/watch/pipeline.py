@@ -44,6 +44,7 @@ from .backends import (
     Backend,
     CheckedBackend,
     PollingBackend,
+    check_available,
     choose_backend,
 )
 from .datafiles import DataFiles
@@ -120,6 +121,8 @@ class SavePipeline:
         #: judge every Python file as a plain file, for a consumer that tracks its own
         self.plain_files = plain_files
         self.poll_option = poll_option
+        if isinstance(backend, str) and poll is None:
+            check_available(backend)  # here, not on the watcher's thread when it starts
         self._requested = backend
         self._poll = poll
         self.backend: Backend | None = backend if isinstance(backend, Backend) else None

@@ -14,6 +14,7 @@ engine's bookkeeping.  A reload waits for other threads' imports
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -45,6 +46,13 @@ _Activity = idle_work.Activity
 
 
 _CLEAR_SCREEN = "\033[H\033[2J\033[3J"
+
+
+def _to_a_terminal() -> bool:
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
+        return True
+    isatty = getattr(sys.stderr, "isatty", None)
+    return isatty is not None and bool(isatty())
 
 
 class Watcher:
@@ -204,8 +212,12 @@ class Watcher:
                     log.exception("a file listener failed")
 
     def clear_screen(self) -> None:
-        """Clear the terminal before a reload's output (``--clear``)."""
-        if self.clear:
+        """Clear the terminal before a reload's output (``--clear``).
+
+        Only a terminal, as for colours: a log file or a pipe would get the codes
+        as text.  ``FORCE_COLOR`` says a pipe ends in one.
+        """
+        if self.clear and _to_a_terminal():
             sys.stderr.write(_CLEAR_SCREEN)
             sys.stderr.flush()
 

@@ -53,6 +53,7 @@ __all__ = [
     "Sink",
     "WatchdogBackend",
     "WatchfilesBackend",
+    "check_available",
     "choose_backend",
     "force_polling_requested",
 ]
@@ -92,6 +93,22 @@ def _read_mounts() -> str:
             return handle.read()
     except OSError:
         return ""
+
+
+def check_available(requested: str) -> None:
+    """Raise :class:`BackendUnavailable` now for a backend asked for by name that
+    cannot run here (its package missing, inotify off Linux), or ValueError for an
+    unknown name: the watcher makes its backend later, on its own thread, where an
+    error could only be logged while the program ran on without hot reload."""
+    if requested not in BACKENDS:
+        raise ValueError(f"unknown backend {requested!r} (one of {', '.join(BACKENDS)})")
+    if requested in ("watchfiles", "watchdog"):
+        try:
+            importlib.import_module(requested)  # what the backend will need (asked for)
+        except ImportError:
+            raise BackendUnavailable.missing(requested) from None
+    elif requested == "inotify" and not sys.platform.startswith("linux"):
+        raise BackendUnavailable("inotify is Linux's")
 
 
 def choose_backend(

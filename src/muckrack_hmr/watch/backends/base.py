@@ -45,6 +45,11 @@ FORCE_POLLING_ENV = "MUCKRACK_HMR_FORCE_POLLING"
 class BackendUnavailable(Exception):
     """The backend asked for cannot run here (watchfiles not installed...)."""
 
+    @classmethod
+    def missing(cls, package: str) -> BackendUnavailable:
+        """The backend of the same name as ``package``, not installed."""
+        return cls(f"the {package} backend needs the {package} package (pip install {package})")
+
 
 class Backend:
     """Reports changes to the files of a set of folders (non-recursively)."""

@@ -42,9 +42,7 @@ class WatchfilesBackend(Backend):
         try:
             import watchfiles
         except ImportError:
-            raise BackendUnavailable(
-                "the watchfiles backend needs the watchfiles package (pip install watchfiles)"
-            ) from None
+            raise BackendUnavailable.missing("watchfiles") from None
         self._watchfiles: Any = watchfiles
         self.step_ms = step_ms
         self._folders: list[str] = []
