@@ -349,12 +349,18 @@ def test_syntax_error_in_the_script_reports_like_python(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX only")
-def test_ctrl_c_exits_130(proj: Path, spawn: Callable[..., Child]) -> None:
+def test_ctrl_c_ends_the_process_by_sigint_like_python(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """As python does, after its clean-up (atexit ran): a shell loop that runs the
+    program stops at Ctrl-C (before, the CLI exited 130, and the loop went on)."""
     write(
         proj / "script.py",
         """\
+        import atexit
         import time
 
+        atexit.register(lambda: print("atexit ran", flush=True))
         print("ready", flush=True)
         while True:
             time.sleep(0.05)
@@ -376,7 +382,8 @@ def test_ctrl_c_exits_130(proj: Path, spawn: Callable[..., Child]) -> None:
 
     child.proc.send_signal(signal.SIGINT)
 
-    assert child.wait() == 130
+    assert child.wait() == -signal.SIGINT
+    child.expect("atexit ran")
     stderr = child.stderr_text()
     _assert_clean_traceback(stderr)
     assert stderr.splitlines()[-1] == "KeyboardInterrupt"

@@ -907,3 +907,123 @@ def test_a_function_added_or_removed_alone_reaches_star_importers(
         assert hmr.reload_module("views")[0] == ["views"]
         assert views.handle() == "new"
     assert views.RUNS is runs
+
+
+REGISTRY_CLASS = """\
+LIMIT = {limit}
+
+
+class Registry:
+    items = []
+    count = 0
+    limit = LIMIT * 10
+    A = {a}
+    B = A * 2
+
+    def size(self):
+        return len(Registry.items)
+{more}
+"""
+
+
+def test_an_unchanged_class_attribute_keeps_its_live_value_when_the_class_runs_again(
+    project: Project, hmr: Any
+) -> None:
+    """A method added runs the class statement again: ``items = []`` and ``count = 0``,
+    unchanged, keep what the program put there, as a module's ``CACHE = {}`` does
+    (before, the registry was emptied and the counter reset).  What reads a change
+    is computed again."""
+    source = REGISTRY_CLASS.format(limit=1, a=1, more="")
+    project.write("m.py", source)
+    (m,) = fresh(hmr, "m")
+    cls, items = m.Registry, m.Registry.items
+    items.extend([1, 2, 3])
+    m.Registry.count = 5
+    more = "\n    def first(self):\n        return Registry.items[0]\n"
+    project.write("m.py", REGISTRY_CLASS.format(limit=1, a=1, more=more))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert m.Registry is cls
+    assert (m.Registry.items, m.Registry.count) == ([1, 2, 3], 5)
+    assert m.Registry.items is items
+    assert (m.Registry().size(), m.Registry().first()) == (3, 1)
+    # What reads a change runs again: a module constant, a class attribute above.
+    project.write("m.py", REGISTRY_CLASS.format(limit=3, a=2, more=more))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert (m.Registry.limit, m.Registry.A, m.Registry.B) == (30, 2, 4)
+    assert m.Registry.items is items
+    assert m.Registry.count == 5
+    # An edited assignment takes its new value.
+    edited = REGISTRY_CLASS.format(limit=3, a=2, more=more).replace("count = 0", "count = 9")
+    project.write("m.py", edited)
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert (m.Registry.count, m.Registry.items) == (9, [1, 2, 3])
+
+
+def test_a_metaclass_keeps_its_registry_through_an_edit_of_its_methods(
+    project: Project, hmr: Any
+) -> None:
+    source = """\
+        class Meta(type):
+            created = []
+
+            def __new__(mcls, name, bases, ns):
+                cls = super().__new__(mcls, name, bases, ns)
+                Meta.created.append(name + "{tag}"[:0])
+                return cls
+
+            def describe(cls):
+                return "{tag}:" + cls.__name__
+
+
+        class Widget(metaclass=Meta):
+            pass
+        """
+    project.write("m.py", source.replace("{tag}", "v1"))
+    (m,) = fresh(hmr, "m")
+    created = m.Meta.created
+    assert created == ["Widget"]
+    project.write("m.py", source.replace("{tag}", "v2"))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert m.Widget.describe() == "v2:Widget"
+    assert m.Meta.created is created
+    assert created == ["Widget"]
+
+
+def test_isinstance_answers_of_protocols_and_abcs_follow_the_edit(
+    project: Project, hmr: Any
+) -> None:
+    """``isinstance`` against a runtime-checkable protocol or an ABC answers from a
+    cache: it kept the old code's answer (a fresh start says otherwise)."""
+    protocols = textwrap.dedent(
+        """\
+        import abc
+        from typing import Protocol, runtime_checkable
+
+
+        @runtime_checkable
+        class Speaker(Protocol):
+            def speak(self) -> str: ...
+        {more}
+
+        class Sized(abc.ABC):
+            @classmethod
+            def __subclasshook__(cls, other):
+                return {hook}
+        """
+    )
+    project.write("protocols.py", protocols.format(more="", hook="hasattr(other, '__len__')"))
+    project.write("dogs.py", "class Dog:\n    def speak(self):\n        return 'woof'\n")
+    protocols_module, dogs = fresh(hmr, "protocols", "dogs")
+    assert isinstance(dogs.Dog(), protocols_module.Speaker)
+    assert issubclass(list, protocols_module.Sized)
+    # The protocol gains a member; the ABC's hook changes its answer.
+    more = "\n    def sit(self) -> None: ..."
+    project.write("protocols.py", protocols.format(more=more, hook="False"))
+    assert hmr.reload_module("protocols")[0] == ["protocols"]
+    assert not isinstance(dogs.Dog(), protocols_module.Speaker)
+    assert not issubclass(list, protocols_module.Sized)
+    # The class gains the member, in its own module: the protocol's answer follows.
+    dog = "class Dog:\n    def speak(self):\n        return 'woof'\n"
+    project.write("dogs.py", dog + "\n    def sit(self):\n        pass\n")
+    assert hmr.reload_module("dogs")[0] == ["dogs"]
+    assert isinstance(dogs.Dog(), protocols_module.Speaker)

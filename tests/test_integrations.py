@@ -195,7 +195,11 @@ def test_django_restarter_is_replaced_when_autoreload_is_imported(
         def add_error_handler(self, handler: Any) -> None:
             pass
 
+        def add_result_hook(self, hook: Any) -> None:
+            results.append(hook)
+
     checks: list[Any] = []
+    results: list[Any] = []
     fake = FakeHMR()
     django_integration.enable(fake)
 
@@ -203,10 +207,16 @@ def test_django_restarter_is_replaced_when_autoreload_is_imported(
     # (_reloading's own hooks first: the admin registrations follow the reload in progress)
     assert pre_hooks[1:] == [
         django_integration.remember_models,
+        django_integration._quiet_model_registration,
         django_admin.note_registrations,
     ]
     # The admin's URL patterns are rebuilt before the URL resolvers are dropped.
-    assert hooks[1:] == [django_admin.follow_registrations, django_integration.refresh_caches]
+    assert hooks[1:] == [
+        django_integration._loud_model_registration,
+        django_admin.follow_registrations,
+        django_integration.refresh_caches,
+    ]
+    assert results == [django_integration._loud_model_registration]
     assert [(c.func, c.args) for c in checks] == [(django_integration.check_edit, (fake,))]
 
 

@@ -147,6 +147,47 @@ def test_a_moved_lambda_and_nested_function_follow(project: Project, hmr: Any) -
     assert _raised_at(outer()) == _line_of(path, 'raise KeyError("inner")')
 
 
+def test_closures_made_before_a_move_follow_later_edits(project: Project, hmr: Any) -> None:
+    """A factory or a decorator moved by lines added above it, then edited: the closures
+    and wrappers it made before the move run the new code (before, they kept the old
+    code for good, silently: they held the nested code from before the move)."""
+    source = textwrap.dedent(
+        """        import functools
+        {above}
+
+        def make_adder(n):
+            def add(x):
+                return x + n + {add}
+            return add
+
+
+        def deco(f):
+            @functools.wraps(f)
+            def wrapper(*a):
+                return "{tag}<" + f(*a) + ">"
+            return wrapper
+
+
+        @deco
+        def greet(name):
+            return "hi " + name
+        """
+    )
+    path = project.write("m.py", source.format(above="", add=0, tag="D1"))
+    (m,) = fresh(hmr, "m")
+    add5, greet = m.make_adder(5), m.greet
+    assert (add5(1), greet("bob")) == (6, "D1<hi bob>")
+    moves = ["# one\n", "# one\n# two\n\n", "\n"]  # moved twice, then back up
+    for version, above in enumerate(moves, start=2):
+        project.write("m.py", source.format(above=above, add=0, tag=f"D{version - 1}"))
+        hmr.reload_module("m")
+        project.write("m.py", source.format(above=above, add=version * 100, tag=f"D{version}"))
+        assert hmr.reload_module("m")[0] == ["m"]
+        assert (add5(1), greet("bob")) == (6 + version * 100, f"D{version}<hi bob>")
+        assert m.greet is greet
+        assert _raised_at(lambda: add5("x")) == _line_of(path, "return x + n")
+
+
 def test_a_decorator_whose_argument_changed_still_runs_again(project: Project, hmr: Any) -> None:
     project.write("registry.py", REGISTRY)
     project.write("views.py", _views())

@@ -150,6 +150,41 @@ def refused_after(child: Child, path: Path, source: str) -> str:
     return line
 
 
+def test_a_django_model_that_runs_again_raises_no_warning_of_django_s(
+    proj: Path, spawn: Spawn
+) -> None:
+    """A method added to a model runs its class statement again; the reload puts the
+    live class back in Django's registry, so Django's "was already registered ...
+    Reloading models is not advised" warning said nothing true (it is kept for a
+    program's own duplicate model, outside reloads)."""
+    write(proj / "manage.py", DJANGO_MANAGE)
+    write(proj / "mysite" / "__init__.py", "")
+    write(proj / "mysite" / "settings.py", SETTINGS)
+    write(
+        proj / "mysite" / "urls.py",
+        URLS.replace(
+            '"label": str(Item(name="n"))}',
+            '"label": str(Item(name="n")), "filters": len(__import__("warnings").filters)}',
+        ),
+    )
+    write(proj / "greet" / "__init__.py", "")
+    write(proj / "greet" / "models.py", models(""))
+    port = free_port()
+    child = spawn(["-v", "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=proj)
+    child.expect(f"hmr: watching {os.path.realpath(proj / 'greet')}", stream="err")
+    first = poll(child, port, lambda got: True, path="/fields")
+    tracked(child, "greet.models")
+
+    method = "    def shout(self):\n        return 'shout'\n\n"
+    write(proj / "greet" / "models.py", models(method, label="more"))
+
+    line = child.expect(outcome_of("greet.models"), stream="err")
+    assert line.startswith("hmr: reloaded greet.models"), line
+    got = poll(child, port, lambda got: got["label"] == "more", path="/fields")
+    assert got["filters"] == first["filters"]  # nothing left behind
+    assert not any("already registered" in each for each in child.seen["err"]), child.stderr_text()
+
+
 def test_django_model_fields_and_settings_are_refused_with_their_fix(
     proj: Path, spawn: Spawn
 ) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..config import ConfigError, settings_for
 from ..settings import OPTIONS
+from . import running
 from .running import Target, UsageError, print_error, run, version_line
 
 if TYPE_CHECKING:
@@ -155,4 +156,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def console_main() -> None:
     """Entry point of the ``muckrack-hmr`` script and ``python -m muckrack.hmr``."""
-    sys.exit(main())
+    code = main()
+    if running.interrupted.is_set():
+        # As python does for an uncaught KeyboardInterrupt: after the clean-up, the
+        # process ends by SIGINT itself, so that a shell loop running it stops too
+        # (an exit code of 130 would let it go on).  The traceback was shown.
+        sys.excepthook = _shown_already
+        raise KeyboardInterrupt
+    sys.exit(code)
+
+
+def _shown_already(*_: object) -> None:
+    pass

@@ -6,6 +6,7 @@ import importlib
 import logging
 import os
 import sys
+import threading
 import traceback
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, ClassVar
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 PROG = "python -m muckrack.hmr"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: Set when the program ended with an uncaught KeyboardInterrupt (shown already).
+interrupted = threading.Event()
 
 
 class UsageError(Exception):
@@ -212,6 +215,7 @@ def _run(code: CodeType, main_module: ModuleType) -> int:
     except KeyboardInterrupt as exc:
         if not _restarting():
             _print_user_exception(exc)
+            interrupted.set()  # console_main ends the process as python would
         return EXIT_INTERRUPTED
     except BaseException as exc:
         _print_user_exception(exc)

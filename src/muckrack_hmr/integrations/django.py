@@ -33,6 +33,7 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path, PurePath
 from types import ModuleType
@@ -77,6 +78,9 @@ def enable(hmr: HMR) -> None:
     when_imported("django.contrib.admin.sites", _django_admin.enable_for)
     _reloading.enable(hmr)
     hmr.add_pre_reload_hook(remember_models)
+    hmr.add_pre_reload_hook(_quiet_model_registration)
+    hmr.add_post_reload_hook(_loud_model_registration)
+    hmr.add_result_hook(_loud_model_registration)
     hmr.add_pre_reload_hook(_django_admin.note_registrations)
     # Before the URL resolvers are dropped: the admin's patterns are built again first.
     hmr.add_post_reload_hook(_django_admin.follow_registrations)
@@ -193,6 +197,32 @@ def _model_fields(module_name: str) -> dict[str, dict[str, object]] | None:
                 fields[field.name] = type(field)
         found[f"{module_name}.{model.__qualname__}"] = fields
     return found
+
+
+# Django's warning when a model class runs again ("Model 'shop.item' was already
+# registered. Reloading models is not advised..."): the reload puts the live class
+# back in the registry (see _reloading), so it says nothing true.  Only while a
+# module reloads: a program's own duplicate model still gets it.
+_REGISTERED_AGAIN = r"Model '[^']*' was already registered"
+
+
+def _registered_again_filter() -> tuple[object, ...] | None:
+    for entry in warnings.filters:
+        pattern = entry[1]
+        if entry[0] == "ignore" and getattr(pattern, "pattern", None) == _REGISTERED_AGAIN:
+            return entry
+    return None
+
+
+def _quiet_model_registration(module_name: str) -> None:
+    if _registered_again_filter() is None:
+        warnings.filterwarnings("ignore", _REGISTERED_AGAIN, RuntimeWarning)
+
+
+def _loud_model_registration(*_: object) -> None:
+    entry = _registered_again_filter()
+    if entry is not None:
+        cast("list[object]", warnings.filters).remove(entry)  # a list, in fact
 
 
 def remember_models(module_name: str) -> None:

@@ -449,8 +449,62 @@ def _recording(changes: Changes) -> Callable[[types.FunctionType, types.CodeType
     return assign
 
 
+def kept_class_values(was: ast.ClassDef, node: ast.ClassDef, values: set[str]) -> frozenset[str]:
+    """The class attributes whose live values stay when the class statement ``was``
+    runs again as ``node``: those bound only by assignments the edit left as they
+    were (``items = []``, ``count = 0``), reading nothing that changed (``values``,
+    or a name of the class body bound by a statement the edit changed), as for
+    the statements of a module."""
+    before = {ast.dump(child) for child in was.body}
+    unchanged = [ast.dump(child) in before for child in node.body]
+    binders: dict[str, list[bool]] = {}
+    for child, same in zip(node.body, unchanged, strict=True):
+        for name in _stored_names(child):
+            binders.setdefault(name, []).append(same)
+    changed = {name for name, sames in binders.items() if not all(sames)}
+    kept: set[str] = set()
+    for child, same in zip(node.body, unchanged, strict=True):
+        if not same or not isinstance(child, ast.Assign | ast.AnnAssign) or child.value is None:
+            continue
+        reads = {each.id for each in ast.walk(child.value) if isinstance(each, ast.Name)}
+        if reads & changed or reads & values:
+            continue
+        targets = child.targets if isinstance(child, ast.Assign) else [child.target]
+        kept.update(
+            target.id
+            for target in targets
+            if isinstance(target, ast.Name) and target.id not in changed
+        )
+    return frozenset(kept)
+
+
+def _stored_names(node: ast.stmt) -> set[str]:
+    """Names a class-body statement may bind (more, never fewer): not the locals of
+    the functions it defines."""
+    names: set[str] = set()
+    pending: list[ast.AST] = [node]
+    while pending:
+        each = pending.pop()
+        if isinstance(each, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(each.name)
+            pending.extend(each.decorator_list)
+            continue
+        if isinstance(each, ast.Lambda):
+            continue
+        if isinstance(each, ast.Name) and isinstance(each.ctx, ast.Store):
+            names.add(each.id)
+        elif isinstance(each, ast.Import | ast.ImportFrom):
+            names.update((alias.asname or alias.name).partition(".")[0] for alias in each.names)
+        pending.extend(ast.iter_child_nodes(each))
+    return names
+
+
 def _adopt_class(
-    namespace: dict[str, object], node: ast.ClassDef, before: dict[str, object], changes: Changes
+    namespace: dict[str, object],
+    node: ast.ClassDef,
+    before: dict[str, object],
+    changes: Changes,
+    kept: frozenset[str] = frozenset(),
 ) -> None:
     """A class statement ran again: the live class takes the new definition now.
 
@@ -473,7 +527,7 @@ def _adopt_class(
         return
     try:
         registered = may_register(then, map(_last_name, node.decorator_list))
-        changes.live_patches.append(patch_class_now(module, then, now, registered))
+        changes.live_patches.append(patch_class_now(module, then, now, registered, kept))
     except Exception as exc:
         undo_run(changes)
         raise StatementError(f"patching class {name} failed: {exc}") from exc
@@ -770,7 +824,13 @@ def plan_and_run(
             else:
                 values.add(name)
         if isinstance(statement.node, ast.ClassDef):
-            _adopt_class(namespace, statement.node, before, changes)
+            old_class = _class_statement(old, statement.node.name)
+            kept = (
+                kept_class_values(old_class.node, statement.node, values)
+                if old_class is not None and isinstance(old_class.node, ast.ClassDef)
+                else frozenset()
+            )
+            _adopt_class(namespace, statement.node, before, changes, kept)
     for name in removed:
         if name in namespace:
             if not started:

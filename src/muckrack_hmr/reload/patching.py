@@ -41,6 +41,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
 from .refusals import CLASS_LAYOUT, ENUM_CLASS, ENUM_MEMBERS, Refusal
+from .relocation import earlier_versions
 
 if TYPE_CHECKING:
     from typing import Protocol, TypeGuard
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BodyPatch",
     "PatchReport",
+    "clear_abc_caches",
     "may_register",
     "patch_bodies",
     "patch_function_now",
@@ -195,6 +197,9 @@ class _Patcher:
         #: When a list, apply() records here how to put back each thing it
         #: changes (for a patch made while later statements may still fail).
         self.undo: list[Callable[[], None]] | None = None
+        #: id of an old class -> members it keeps (an unchanged ``items = []``: the
+        #: live list, with what the program put in it, as at module level).
+        self.kept: dict[int, frozenset[str]] = {}
 
     # -- planning: every check, no change ---------------------------------------
 
@@ -357,8 +362,13 @@ class _Patcher:
         self.new_to_old[id(new)] = old
         self.keep_alive.append(new)
         members = _members(new)
+        kept = self.kept.get(id(old), frozenset())
         for key, value in members.items():
-            current = old.__dict__.get(key)
+            current = old.__dict__.get(key, _ABSENT)
+            if key in kept and current is not _ABSENT and not isinstance(value, type):
+                continue  # unchanged, and reads nothing that changed: the live value stays
+            if current is _ABSENT:
+                current = None
             if _own_slot(new, value) and _own_slot(old, current):
                 # A slot's descriptor reads its own class's instance layout:
                 # the live class keeps its own (the slots are the same).
@@ -577,6 +587,9 @@ def _pair_nested(
         replacement = candidates.pop(0)
         if replacement != const:
             pairs[const] = replacement
+            # Closures made before the nested code moved hold an earlier version.
+            for earlier in earlier_versions(const):
+                pairs[earlier] = replacement
         _pair_nested(const, replacement, pairs)
 
 
@@ -861,7 +874,11 @@ def _redirect_logged(module: str, new: type, old: type, internal: Iterable[objec
 
 
 def patch_class_now(
-    module: str, old: type, new: type, registered: bool = False
+    module: str,
+    old: type,
+    new: type,
+    registered: bool = False,
+    kept: frozenset[str] = frozenset(),
 ) -> tuple[PatchReport, Callable[[], None]]:
     """Give the live class ``old`` the definition of ``new`` at once; and how to undo it.
 
@@ -870,10 +887,13 @@ def patch_class_now(
     reference holds.  If a later statement fails, the undo puts back every
     member, method body and enum member as it was.  With ``registered``
     (see :func:`may_register`), the registries that took ``new`` get ``old``
-    back; that stands whether the reload succeeds or not.
+    back; that stands whether the reload succeeds or not.  ``kept``: members of
+    ``old`` whose values stay (see incremental.kept_class_values).
     """
     patcher = _Patcher(module)
     patcher.undo = []
+    if kept and not issubclass(old, Enum):
+        patcher.kept[id(old)] = kept
     reason = patcher.plan_class(old, new)
     if registered:
         _redirect_logged(module, new, old, (patcher.keep_alive,))
@@ -984,6 +1004,33 @@ def _nested_pairs(old: types.CodeType, new: types.CodeType) -> dict[types.CodeTy
     pairs: dict[types.CodeType, types.CodeType] = {}
     _pair_nested(old, new, pairs)
     return pairs
+
+
+def clear_abc_caches(namespaces: Iterable[tuple[str, dict[str, object]]]) -> int:
+    """Empty the ``isinstance``/``issubclass`` caches of the ABCs and runtime-checkable
+    protocols defined in these (module name, namespace) pairs, and of their subclasses;
+    how many were emptied.
+
+    They remember answers of the old code: a protocol that gained a member, a class
+    that lost a method, a ``__subclasshook__`` edited.
+    """
+    seen: set[int] = set()
+    pending: list[type] = [
+        value
+        for module, namespace in namespaces
+        for value in list(namespace.values())
+        if isinstance(value, abc.ABCMeta) and value.__dict__.get("__module__") == module
+    ]
+    while pending:
+        cls = pending.pop()
+        if id(cls) in seen:
+            continue
+        seen.add(id(cls))
+        clear = getattr(cls, "_abc_caches_clear", None)
+        if clear is not None:
+            clear()
+        pending.extend(type.__subclasses__(cls))  # not a metaclass's own
+    return len(seen)
 
 
 def patch_namespace(module: str, old: dict[str, object], new: dict[str, object]) -> PatchReport:

@@ -51,7 +51,7 @@ from .incremental import (
     undo_run,
 )
 from .mentions import spelling_any
-from .patching import PatchReport, patch_bodies, patch_namespace, refill
+from .patching import PatchReport, clear_abc_caches, patch_bodies, patch_namespace, refill
 from .rebinding import bind_added_names, rebind_importers
 from .refusals import Refusal, RefusedEdit
 from .sources import SourceStore, read_settled
@@ -647,6 +647,8 @@ class Reloader:
                 skip=queued,
                 rebound=result.rebound,
             )
+        if reloaded:
+            self._clear_abc_caches(reloaded, changes)
         elapsed = (time.perf_counter() - started) * 1000.0
         if len(result.reloaded) > first:
             log.info("reloaded %s in %.1f ms", result.summary(), elapsed)
@@ -794,6 +796,18 @@ class Reloader:
             and (blame := self._blamed.get(other)) is not None
             and blame.concerns(name, filename, new)
         ]
+
+    def _clear_abc_caches(self, reloaded: list[str], changes: ChangeSet) -> None:
+        """ABCs and protocols answer ``isinstance`` from caches of the old code: those of
+        the reloaded modules are emptied, and when a class statement ran again (a
+        class that gained or lost a method), those of every project module."""
+        names: Iterable[str] = reloaded
+        if any(outcome.live_patches for outcome in changes.values()):
+            names = self.tracker.tracked_modules()
+        modules = sys.modules
+        clear_abc_caches(
+            (name, module.__dict__) for name in names if (module := modules.get(name)) is not None
+        )
 
     def _imports(self, importer: str, name: str, settle: bool = True) -> bool:
         """Does ``importer`` import ``name``, or a package that holds it?"""

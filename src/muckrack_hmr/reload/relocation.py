@@ -15,9 +15,16 @@ from __future__ import annotations
 import ast
 import functools
 import types
+import weakref
 from collections.abc import Callable, Iterator
 
-__all__ = ["align_class", "align_function", "first_line", "shift_code"]
+__all__ = [
+    "align_class",
+    "align_function",
+    "earlier_versions",
+    "first_line",
+    "shift_code",
+]
 
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -36,17 +43,45 @@ def first_line(node: ast.stmt) -> int:
     return min([node.lineno, *(decorator.lineno for decorator in decorators)])
 
 
+# Nested code moved -> the earlier versions of it (oldest first).  A closure made
+# before a move (``add = make_adder(5)``, the wrapper a decorator returned) keeps
+# the nested code it was made with: the next edit of that nested code reaches it
+# through these (see earlier_versions).  An entry goes with the moved code (its
+# function edited again, or gone).
+_EARLIER: weakref.WeakKeyDictionary[types.CodeType, tuple[types.CodeType, ...]] = (
+    weakref.WeakKeyDictionary()
+)
+# The most versions kept for one nested code (the first, what import-time closures
+# hold, stays).
+_MOST_EARLIER = 16
+
+
 def shift_code(code: types.CodeType, delta: int) -> types.CodeType:
     """``code`` and the code nested in it, ``delta`` lines further down."""
     if delta == 0:
         return code
+    return _shift(code, delta, nested=False)
+
+
+def _shift(code: types.CodeType, delta: int, *, nested: bool) -> types.CodeType:
     consts = tuple(
-        shift_code(const, delta)
+        _shift(const, delta, nested=True)
         if isinstance(const, types.CodeType) and const.co_filename == code.co_filename
         else const
         for const in code.co_consts
     )
-    return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
+    moved = code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
+    if nested:
+        versions = (*_EARLIER.pop(code, ()), code)
+        if len(versions) > _MOST_EARLIER:
+            versions = (versions[0], *versions[-_MOST_EARLIER + 1 :])
+        _EARLIER[moved] = versions
+    return moved
+
+
+def earlier_versions(code: types.CodeType) -> tuple[types.CodeType, ...]:
+    """The nested code ``code`` was before moves (none when it never moved)."""
+    return _EARLIER.get(code, ())
 
 
 def _functions_in(member: object) -> Iterator[types.FunctionType]:
