@@ -15,6 +15,11 @@ from muckrack_hmr.watch.filters import PathFilter
 
 
 def test_settings_are_read_and_paths_made_absolute(tmp_path: Path) -> None:
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "lib").mkdir()
+    tmp_path = tmp_path / "app"
+    tmp_path.mkdir()
+    (tmp_path / "vendor").mkdir()
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(
         '[project]\nname = "app"\n\n'
@@ -56,6 +61,10 @@ def test_a_pyproject_without_the_table_has_no_settings(tmp_path: Path) -> None:
         pytest.param("cascade = 'sometimes'\n", 3, "cascade must be one of", id="bad-choice"),
         pytest.param("poll = -1\n", 3, "poll must be a number of seconds > 0", id="bad-poll"),
         pytest.param("clear = 'yes'\n", 3, "clear must be true or false", id="bad-bool"),
+        pytest.param("watch = 'src'\n", 3, "watch: '", id="missing-folder"),
+        pytest.param(
+            "clear = true\n[tool.muckrack-hmr.extra]\n", 4, "unknown key 'extra'", id="sub-table"
+        ),
     ],
 )
 def test_bad_settings_name_the_file_and_the_line(

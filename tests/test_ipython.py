@@ -286,6 +286,9 @@ def test_hmr_magic(kernel: Kernel, kernel_project: Path, tmp_path: Path) -> None
     assert kernel.ok("%hmr on").stdout.strip() == "hmr: on"
     assert kernel.ok("print(mod.f())").stdout.splitlines()[-1] == "new"
     assert "reloaded mod" in kernel.ok("%hmr").stdout
+    # A word it does not know is said to be one, before the usage.
+    unknown = kernel.ok("%hmr bogus").stderr
+    assert unknown.startswith("hmr: unknown: %hmr bogus\n%hmr "), unknown
 
     # Another folder, watched from now on.
     other = tmp_path / "elsewhere"

@@ -380,9 +380,14 @@ def test_collection_errors_show_no_frames_of_the_import_hook(
     assert errors_section(first.lines) == expected
     assert not any("_hmr_core" in line or "_core_py" in line for line in first.lines)
 
-    # Collected again in the loop: the same.
+    # Collected again in the loop: the same, and the selection line says what runs.
     write(proj / "tests" / "test_missing.py", "import app.absent\n\ndef test_x():\n    pass\n")
     run = session.run()
+    assert any(
+        re.match(r"hmr: no test to run: \d+ collection errors? \(below\); collected in", line)
+        for line in run.lines
+    ), run.lines
+    assert not run.has("no test is affected")
     assert run.has("E   ModuleNotFoundError: No module named 'app.absent'")
     assert run.has("tests/test_missing.py:1: in <module>")
     assert not any("_hmr_core" in line or "_core_py" in line for line in run.lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import re
 import threading
 from pathlib import Path
@@ -100,6 +101,8 @@ def test_every_option_is_read_from_pyproject_with_its_type(tmp_path: Path, name:
     toml, kept, _ = _good_value(option)
     if option.paths:
         kept = tuple(str(tmp_path / folder) for folder in ("one", "two"))
+        for folder in kept:
+            os.mkdir(folder)  # a folder that does not exist is an error of its own
     pyproject = _pyproject(tmp_path, f"{option.key} = {toml}\n")
 
     assert load_settings(str(pyproject)) == {name: kept}

@@ -223,6 +223,55 @@ def test_a_program_that_makes_no_process_imports_nothing_of_it(
     assert os.path.exists(proj / "work.py")
 
 
+CHURN = """\
+import multiprocessing
+import sys
+
+
+def task(_):
+    import helper  # in the worker only, lazily
+
+    return helper.answer()
+
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context(sys.argv[1])
+    # Each worker runs one task, and a fresh one takes its place.
+    pool = ctx.Pool(1, maxtasksperchild=1)
+    for line in sys.stdin:
+        sys.stdout.write(f"answer {pool.apply(task, (0,))}\\n")
+        sys.stdout.flush()
+"""
+
+
+@pytest.mark.parametrize("kind", ["fork", "spawn"])
+def test_a_save_of_a_module_only_workers_that_came_and_went_loaded_says_so(
+    proj: Path, kind: str, spawn: Callable[..., Child]
+) -> None:
+    """A pool whose workers churn (``maxtasksperchild``): when a save comes, no process
+    may hold the module.  The next worker imports the new code; the save gets its line
+    all the same (before: none)."""
+    write(proj / "helper.py", WORK.format(value="old"))
+    write(proj / "main.py", CHURN)
+    child: Child = spawn(["-v", "main.py", kind], cwd=proj, stdin=True)
+    child.send("go")
+    child.expect("answer old")
+    child.expect(lambda line: line.startswith("hmr: tracking ") and "helper" in line, stream="err")
+
+    save_atomically(proj / "helper.py", WORK.format(value="new"))
+
+    line = child.expect(
+        lambda line: line.startswith(("hmr: saved helper", "hmr: reloaded helper")), stream="err"
+    )
+    if line.startswith("hmr: saved helper"):
+        assert line == (
+            "hmr: saved helper: no process has it loaded now; "
+            "the next to import it gets the new code"
+        )
+    child.send("go")
+    child.expect("answer new")
+
+
 @pytest.mark.parametrize("kind", ["fork", "spawn"])
 def test_sigterm_leaves_no_worker_behind(
     proj: Path, kind: str, spawn: Callable[..., Child], reap: Reaper

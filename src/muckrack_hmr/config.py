@@ -45,8 +45,14 @@ def _line_of(text: str, key: str) -> int | None:
     in_table = False
     header = re.compile(r"^\s*\[\s*tool\s*\.\s*(\"?)muckrack-hmr\1\s*\]")
     assignment = re.compile(rf"^\s*(\"?){re.escape(key)}\1\s*=")
+    # A sub-table: [tool.muckrack-hmr.key]
+    below = re.compile(
+        rf"^\s*\[\s*tool\s*\.\s*(\"?)muckrack-hmr\1\s*\.\s*(\"?){re.escape(key)}\2\s*\]"
+    )
     for number, line in enumerate(text.splitlines(), start=1):
         if line.lstrip().startswith("["):
+            if below.match(line):
+                return number
             in_table = bool(header.match(line))
             continue
         if in_table and assignment.match(line):
@@ -96,6 +102,9 @@ def load_settings(path: str) -> dict[str, object]:
             raise ConfigError(f"{where}: [tool.{TABLE}] {key} {exc}, not {value!r}") from None
         if option.paths and isinstance(checked, tuple):
             checked = tuple(os.path.join(base, folder) for folder in checked)
+            for folder in checked:
+                if not os.path.isdir(folder):
+                    raise ConfigError(f"{where}: [tool.{TABLE}] {key}: {folder!r} is not a folder")
         settings[option.name] = checked
     for name in settings:
         both = [other for other in group_of(name) if settings.get(other)]

@@ -313,7 +313,7 @@ class HMRExtension:
         elif command == "watch" and len(words) >= 2:
             self.watch(line.split(None, 1)[1].strip())
         else:
-            print(_USAGE, file=sys.stderr)
+            print(f"{_PREFIX}unknown: %hmr {line.strip()}\n{_USAGE}", file=sys.stderr)
 
     def show_status(self) -> None:
         """Print the watched folders, the tracked modules and the last reloads."""

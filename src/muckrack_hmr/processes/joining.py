@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import TYPE_CHECKING
 
 from ..watch.safepoint import import_frame
@@ -181,6 +181,7 @@ def after_fork_in_child() -> None:
     """After a fork, in the child: a member of its own, with what it inherited."""
     global _node
     after_fork_in_parent()  # the forking thread is this process's thread: it releases
+    _spare_stdin(sys._getframe(1))
     node, hmr = _node, _hmr
     if node is None or hmr is None:
         return
@@ -194,6 +195,39 @@ def after_fork_in_child() -> None:
     except OSError as exc:
         _node = None
         log.debug("process %d cannot join the reloads: %s", os.getpid(), exc)
+
+
+# The stdin of multiprocessing's fork children, set aside (see _spare_stdin).
+_stranded: list[object] = []
+
+
+def _spare_stdin(frame: FrameType | None) -> None:
+    """In a worker that multiprocessing forks: a stdin of its own, on the null device.
+
+    The worker's first step closes ``sys.stdin`` (``util._close_stdin``).  When the
+    fork came while another thread of the parent was reading stdin (a program's
+    ``for line in sys.stdin``, as a pool's worker-handler thread replaces a worker
+    that ended: ``maxtasksperchild``), the child inherited the lock of stdin's
+    buffer held by a thread it does not have, and that close waited forever: the
+    pool's next task never ran.  Plain python has the same race; the time a fork
+    takes here made it the rule.  The inherited object is kept, never closed (its
+    finalizer would wait on the same lock); the worker reads no stdin anyway.
+    """
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_launch" and code.co_filename.endswith("popen_fork.py"):
+            break
+        frame = frame.f_back
+    else:
+        return
+    if sys.stdin is None:
+        return
+    _stranded.append(sys.stdin)
+    try:
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 (the worker's stdin)
+    except OSError:
+        # multiprocessing then skips it
+        sys.stdin = None
 
 
 # -- spawn and forkserver ------------------------------------------------------------

@@ -112,8 +112,16 @@ class Supervisor:
             failed = ", ".join(outcome.failed)
             done = outcome.summary or (f"{failed} failed" if failed else "nothing to run")
             log.debug("process %d: %s", outcome.pid, done)
-        for level, text in spread.lines():
+        lines = spread.lines()
+        for level, text in lines:
             log.log(level, "%s", text)
+        if not lines and saves.names:
+            # Workers that import the module come and go (a pool's maxtasksperchild):
+            # none holds it now.  One line all the same, as for every save.
+            log.info(
+                "saved %s: no process has it loaded now; the next to import it gets the new code",
+                ", ".join(saves.names),
+            )
         for hook in list(_hooks):
             try:
                 hook(spread)

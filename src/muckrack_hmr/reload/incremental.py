@@ -38,6 +38,7 @@ from .body_edits import (
     in_place_edit,
     original_function,
 )
+from .kept_classes import kept_class_edit
 from .live_defs import live_function, run_on_live, start_module_run
 from .patching import BodyPatch, PatchReport, may_register, patch_class_now, set_code
 from .rebinding import star_exports
@@ -797,6 +798,22 @@ def plan_and_run(
                     cls = namespace.get(node.name)
                     if isinstance(cls, type):
                         align_class(cls, node, filename, _recording(changes))
+                continue
+        if isinstance(statement.node, ast.ClassDef):
+            orm_edit = kept_class_edit(
+                statement,
+                old,
+                namespace,
+                filename,
+                flags,
+                edited=edited[index] and not (rebinds or inputs_changed),
+            )
+            if orm_edit is not None:
+                # An ORM's model: its class statement does not run again (see
+                # kept_classes); its methods were set on it, or the edit is refused.
+                changes.live_patches.append(orm_edit)
+                if not orm_edit[0].refused:
+                    changes.executed += 1  # (its identity stays: as for a class patched)
                 continue
         before = {name: namespace.get(name, _MISSING) for name in statement.binds}
         live = live_function(statement, (old, new), namespace, filename)

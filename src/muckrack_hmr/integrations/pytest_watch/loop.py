@@ -534,6 +534,13 @@ class WatchLoop:
         now = time.perf_counter()
         elapsed = f"collected in {(now - collected) * 1000.0:.1f} ms"
         count = len(items)
+        errors = self.report.collect_errors
+        if not count and not deselected and errors:
+            # A saved test file that does not import: its error is what the run shows.
+            return (
+                f"hmr: no test to run: {errors} collection error{'s' if errors != 1 else ''} "
+                f"(below); {elapsed}"
+            )
         if not count and not deselected:
             return f"hmr: no test is affected: none ran what changed; {elapsed}"
         if deselected and not count:

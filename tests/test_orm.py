@@ -1,0 +1,223 @@
+"""Models SQLAlchemy mapped, edited while the program holds rows of them, on both cores.
+
+A class statement that runs again makes a second class.  For a mapped model,
+SQLAlchemy registered it by name, then refused it ("Table 'items' is already
+defined"): every later query that named the model failed ("Multiple classes
+found"), the failed edit half applied for good.  Now a model's methods are
+set on the live class, and any other edit of it is refused before it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from typing import Any
+
+import pytest
+
+from tests.conftest import Project
+from tests.test_incremental import fresh
+
+pytest.importorskip("sqlalchemy")
+
+DB = """\
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from models import Base, Item, Order
+
+engine = create_engine("sqlite://")
+Base.metadata.create_all(engine)
+session = Session(engine)
+session.add(Item(name="lamp", price=3))
+session.commit()
+"""
+
+MODELS = textwrap.dedent(
+    """\
+    from sqlalchemy import ForeignKey, Integer, String
+    from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+    class Base(DeclarativeBase):
+        pass
+
+
+    class Item(Base):
+        __tablename__ = "items"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+        name: Mapped[str] = mapped_column(String(50))
+        price: Mapped[int] = mapped_column(Integer, default=0)
+    {columns}
+        def label(self):
+            return "{label}:" + self.name
+    {methods}
+
+    class Order(Base):
+        __tablename__ = "orders"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+        item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+        item: Mapped["Item"] = relationship("Item")
+    """
+)
+
+SHOUT = """
+    @property
+    def shout(self):
+        return self.name.upper() + "{mark}"
+
+    def __repr__(self):
+        return "<" + super().__repr__().split(" ")[0] + ">"
+"""
+
+
+def models(label: str = "L1", methods: str = "", columns: str = "") -> str:
+    return MODELS.format(label=label, methods=methods, columns=columns)
+
+
+def _query(db: Any, models_module: Any) -> Any:
+    from sqlalchemy import select
+
+    return db.session.scalars(select(models_module.Item)).one()
+
+
+def test_methods_added_to_a_model_apply_to_the_live_class(project: Project, hmr: Any) -> None:
+    project.write("models.py", models())
+    project.write("db.py", DB)
+    models_module, db = fresh(hmr, "models", "db")
+    item_class, mapper = models_module.Item, models_module.Item.__mapper__
+    lamp = _query(db, models_module)
+    assert lamp.label() == "L1:lamp"
+
+    project.write("models.py", models(label="L2", methods=SHOUT.format(mark="!")))
+    result = hmr.reload("models")
+
+    assert (result.reloaded, dict(result.failed), result.refused) == (["models"], {}, [])
+    assert models_module.Item is item_class
+    assert models_module.Item.__mapper__ is mapper
+    # The row loaded before the edit, and a query after it: the new methods, the same rows.
+    assert (lamp.label(), lamp.shout) == ("L2:lamp", "LAMP!")
+    again = _query(db, models_module)
+    assert again is lamp
+    assert repr(again).startswith("<<models.Item")  # super() is the live class's
+    # A relationship that names the model by string still resolves (one class of the name).
+    order = models_module.Order(item=lamp)
+    db.session.add(order)
+    db.session.commit()
+    assert db.session.get(models_module.Order, order.id).item is lamp
+    # A later edit of the added method, then its removal.
+    project.write("models.py", models(label="L2", methods=SHOUT.format(mark="?")))
+    assert hmr.reload("models").reloaded == ["models"]
+    assert lamp.shout == "LAMP?"
+    project.write("models.py", models(label="L3"))
+    assert hmr.reload("models").reloaded == ["models"]
+    assert not hasattr(lamp, "shout")
+    assert lamp.label() == "L3:lamp"
+
+
+@pytest.mark.parametrize(
+    ("columns", "what"),
+    [
+        ("    color: Mapped[str] = mapped_column(String(20), default='red')\n", "gained color"),
+        ('    __table_args__ = {"sqlite_autoincrement": True}\n', "gained __table_args__"),
+        ("default=5", "changed price"),
+    ],
+    ids=["column", "table-args", "column-changed"],
+)
+def test_a_model_edit_beyond_its_methods_is_refused_before_it_runs(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture, columns: str, what: str
+) -> None:
+    project.write("models.py", models())
+    project.write("db.py", DB)
+    models_module, db = fresh(hmr, "models", "db")
+    lamp = _query(db, models_module)
+
+    edited = models(label="L2", methods=SHOUT.format(mark="!"))
+    if columns == "default=5":
+        edited = edited.replace("default=0", columns)
+    else:
+        edited = models(label="L2", methods=SHOUT.format(mark="!"), columns=columns)
+    project.write("models.py", edited)
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        result = hmr.reload("models")
+
+    assert [str(refusal) for refusal in result.refused] == [
+        f"restart to apply: models.Item {what} (sqlalchemy model); its mapping is "
+        "made once; a migration may be needed"
+    ]
+    assert caplog.messages == [str(result.refused[0])]
+    # Nothing of the edit applies, and SQLAlchemy knows one Item still.
+    assert lamp.label() == "L1:lamp"
+    assert not hasattr(lamp, "shout")
+    order = models_module.Order(item=lamp)
+    db.session.add(order)
+    db.session.commit()
+    assert _query(db, models_module) is lamp
+    # Put back without the column: the methods apply.
+    project.write("models.py", models(label="L2", methods=SHOUT.format(mark="!")))
+    assert hmr.reload("models").reloaded == ["models"]
+    assert lamp.shout == "LAMP!"
+
+
+LOOP = """\
+import sys
+import time
+
+import db
+import models
+
+while True:
+    lamp = db.session.get(models.Item, 1)
+    shout = getattr(lamp, "shout", "-")
+    sys.stdout.write(f"tick {lamp.label()} {shout} rows={db.session.query(models.Item).count()}\\n")
+    sys.stdout.flush()
+    time.sleep(0.02)  # pacing only: the test waits for lines
+"""
+
+
+def test_a_program_querying_a_model_runs_its_new_methods_after_a_save(
+    proj: Any, spawn: Any
+) -> None:
+    """Through the CLI and its watcher, as a user works: a property added to a model
+    while the program queries it; then a column, refused in one line, the program on."""
+    from tests.subprocesses import starts, write
+
+    write(proj / "models.py", models())
+    write(proj / "db.py", DB)
+    write(proj / "main.py", LOOP)
+    child = spawn(["main.py"], cwd=proj)
+    child.expect("tick L1:lamp - rows=1")
+
+    write(proj / "models.py", models(label="L2", methods=SHOUT.format(mark="!")))
+    child.expect("tick L2:lamp LAMP! rows=1")
+    child.expect(starts("hmr: reloaded models"), stream="err")
+
+    column = "    color: Mapped[str] = mapped_column(String(20), default='red')\n"
+    write(proj / "models.py", models(label="L3", methods=SHOUT.format(mark="!"), columns=column))
+    child.expect(starts("hmr: restart to apply: models.Item gained color"), stream="err")
+    assert "tick L2:lamp LAMP! rows=1" in child.expect(starts("tick "))
+    assert child.proc.poll() is None
+
+
+def test_a_method_added_to_the_declarative_base_reaches_every_model(
+    project: Project, hmr: Any
+) -> None:
+    """The base's class statement run again would make a second registry and MetaData
+    (the models' tables in the first): its methods are set on the live base instead."""
+    project.write("models.py", models())
+    project.write("db.py", DB)
+    models_module, db = fresh(hmr, "models", "db")
+    base, metadata, lamp = (
+        models_module.Base,
+        models_module.Base.metadata,
+        _query(db, models_module),
+    )
+    method = "class Base(DeclarativeBase):\n    def describe(self):\n        return f'#{self.id}'"
+    project.write("models.py", models().replace("class Base(DeclarativeBase):\n    pass", method))
+
+    result = hmr.reload("models")
+
+    assert (result.reloaded, [str(each) for each in result.refused]) == (["models"], [])
+    assert (models_module.Base, models_module.Base.metadata) == (base, metadata)
+    assert lamp.describe() == "#1"
+    assert _query(db, models_module) is lamp
