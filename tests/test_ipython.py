@@ -345,6 +345,48 @@ def test_terminal_ipython(core_env: dict[str, str], kernel_project: Path, tmp_pa
         child.close()
 
 
+def test_terminal_ipython_under_the_cli_says_each_reload_once(
+    core_env: dict[str, str], kernel_project: Path, tmp_path: Path
+) -> None:
+    """``python -m muckrack.hmr -m IPython``: the CLI's watcher applies saves, and its
+    log shows them; ``%load_ext`` printed each line a second time, and ``%hmr`` said
+    "last reloads: none"."""
+    from .subprocesses import Child
+
+    mod = write(kernel_project / "mod.py", MOD)
+    env = dict(core_env, IPYTHONDIR=str(tmp_path / "ipython"))
+    child = Child(
+        ["-m", "IPython", "--simple-prompt", "--no-banner", "--colors=nocolor", "-i"],
+        cwd=kernel_project,
+        env=env,
+        stdin=True,
+    )
+    try:
+        child.send("%load_ext muckrack_hmr")
+        child.send("from mod import f; print('before', f())")
+        child.expect("before old")
+        save_atomically(mod, MOD_NEW)
+        child.send(
+            "import time; _end = time.monotonic() + 10\n"
+            "while f() != 'new' and time.monotonic() < _end: time.sleep(0.01)\n"
+        )
+        child.send("print('after', f())")
+        child.expect("after new")
+        child.send("%hmr")
+        child.expect(lambda line: "reloaded mod" in line and "hmr: " not in line)
+        child.send("exit")
+        assert child.wait() == 0
+        said = [
+            line
+            for stream in ("out", "err")
+            for line in child.seen[stream]
+            if "hmr: reloaded mod" in line
+        ]
+        assert len(said) == 1, (child.seen["out"], child.seen["err"])
+    finally:
+        child.close()
+
+
 RESOURCE = """\
 import threading
 

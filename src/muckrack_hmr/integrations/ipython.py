@@ -23,7 +23,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Protocol
 
 from .. import tracking
@@ -31,6 +31,7 @@ from ..watch.watcher import Watcher
 
 if TYPE_CHECKING:
     from ..api import HMR
+    from ..reload.reloader import ReloadResult
     from ..watch.bursts import SettledSaves
 
 __all__ = ["HMRExtension", "extension", "load", "unload"]
@@ -149,11 +150,14 @@ class HMRExtension:
 
     def start(self) -> None:
         """Show the library's records in cells, hook the cells, start the watcher."""
-        logger = logging.getLogger("muckrack_hmr")
-        logger.addHandler(self.log)
-        if logger.level == logging.NOTSET:
-            self._logger_level = logger.level
-            logger.setLevel(logging.INFO)
+        if self.hmr.watcher is None:
+            # Under the CLI (a watcher runs already), its handler prints them.
+            logger = logging.getLogger("muckrack_hmr")
+            logger.addHandler(self.log)
+            if logger.level == logging.NOTSET:
+                self._logger_level = logger.level
+                logger.setLevel(logging.INFO)
+        self.hmr.add_result_hook(self._remember)
         events = self.shell.events
         events.register("pre_run_cell", self.before_cell)
         # First in line: %autoreload (loaded earlier, maybe) must see our modules skipped.
@@ -173,6 +177,7 @@ class HMRExtension:
         if self.watcher is not None and self.hmr.watcher is self.watcher:
             self.hmr.close()
         self.watcher = None
+        self.hmr.remove_result_hook(self._remember)
         logger = logging.getLogger("muckrack_hmr")
         logger.removeHandler(self.log)
         if self._logger_level is not None:
@@ -257,14 +262,15 @@ class HMRExtension:
         result = self.hmr.reloader.reload_result(
             saves.names, force=saves.forced, sources=saves.sources()
         )
-        self._remember(result.summary(), result.total_ms, sorted(result.failed))
         return set(result.failed)
 
-    def _remember(self, summary: str, total_ms: float, failed: Iterable[str]) -> None:
+    def _remember(self, result: ReloadResult) -> None:
+        """A result hook: every reload, whoever made it (the CLI's watcher too)."""
         stamp = time.strftime("%H:%M:%S")
+        summary = result.summary()
         if summary:
-            self.history.append(f"{stamp} reloaded {summary} in {total_ms:.1f} ms")
-        for name in failed:
+            self.history.append(f"{stamp} reloaded {summary} in {result.total_ms:.1f} ms")
+        for name in sorted(result.failed):
             self.history.append(f"{stamp} failed to reload {name}; the old code keeps running")
 
     # -- %autoreload ---------------------------------------------------------------
@@ -331,8 +337,7 @@ class HMRExtension:
         """``%hmr reload NAME``: run NAME again whole, and what follows from it."""
         if self._saves:
             self.apply()
-        result = self.hmr.reloader.reload_result([name], force=True)
-        self._remember(result.summary(), result.total_ms, sorted(result.failed))
+        result = self.hmr.reloader.reload_result([name], force=True)  # (remembered: a hook)
         if not result.reloaded and not result.failed:
             print(f"{_PREFIX}nothing reloaded", file=sys.stderr)
         self.log.show()
