@@ -1027,3 +1027,12 @@ def test_isinstance_answers_of_protocols_and_abcs_follow_the_edit(
     project.write("dogs.py", dog + "\n    def sit(self):\n        pass\n")
     assert hmr.reload_module("dogs")[0] == ["dogs"]
     assert isinstance(dogs.Dog(), protocols_module.Speaker)
+    # And loses one, in a module that imports the protocol (to annotate with it).
+    project.write(
+        "dogs.py",
+        "from protocols import Speaker\n\n\n"
+        + dog.replace("speak", "bark")
+        + "\n    def sit(self) -> None:\n        pass\n",
+    )
+    assert hmr.reload_module("dogs")[0] == ["dogs"]
+    assert not isinstance(dogs.Dog(), protocols_module.Speaker)

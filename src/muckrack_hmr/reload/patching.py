@@ -64,6 +64,7 @@ __all__ = [
     "BodyPatch",
     "PatchReport",
     "clear_abc_caches",
+    "invalidate_abc_negative_caches",
     "may_register",
     "patch_bodies",
     "patch_function_now",
@@ -1031,6 +1032,16 @@ def clear_abc_caches(namespaces: Iterable[tuple[str, dict[str, object]]]) -> int
             clear()
         pending.extend(type.__subclasses__(cls))  # not a metaclass's own
     return len(seen)
+
+
+class _Invalidator(abc.ABC):  # noqa: B024 (an ABC only for its register())
+    """Registering a class with an ABC is abc's own signal that every ABC's cached
+    answers "no" may be stale (its invalidation counter)."""
+
+
+def invalidate_abc_negative_caches() -> None:
+    """Have every ABC and protocol check again what it answered "no" to before."""
+    _Invalidator.register(type("_Changed", (), {}))
 
 
 def patch_namespace(module: str, old: dict[str, object], new: dict[str, object]) -> PatchReport:

@@ -51,7 +51,14 @@ from .incremental import (
     undo_run,
 )
 from .mentions import spelling_any
-from .patching import PatchReport, clear_abc_caches, patch_bodies, patch_namespace, refill
+from .patching import (
+    PatchReport,
+    clear_abc_caches,
+    invalidate_abc_negative_caches,
+    patch_bodies,
+    patch_namespace,
+    refill,
+)
 from .rebinding import bind_added_names, rebind_importers
 from .refusals import Refusal, RefusedEdit
 from .sources import SourceStore, read_settled
@@ -798,12 +805,20 @@ class Reloader:
         ]
 
     def _clear_abc_caches(self, reloaded: list[str], changes: ChangeSet) -> None:
-        """ABCs and protocols answer ``isinstance`` from caches of the old code: those of
-        the reloaded modules are emptied, and when a class statement ran again (a
-        class that gained or lost a method), those of every project module."""
-        names: Iterable[str] = reloaded
+        """ABCs and protocols answer ``isinstance`` from caches of the old code.
+
+        Those of the reloaded modules are emptied.  When a class statement ran
+        again (a class that gained or lost a method), every ABC's answers "no"
+        are dropped (abc's own invalidation), and the caches of the ABCs in the
+        modules the reloaded ones import are emptied: a protocol is usually
+        declared there.  Not every project module's: that would cost a walk of
+        them all, on every such edit.
+        """
+        names = set(reloaded)
         if any(outcome.live_patches for outcome in changes.values()):
-            names = self.tracker.tracked_modules()
+            invalidate_abc_negative_caches()
+            for name in reloaded:
+                names.update(self.graph.dependencies_of(name, settle=False))
         modules = sys.modules
         clear_abc_caches(
             (name, module.__dict__) for name in names if (module := modules.get(name)) is not None
