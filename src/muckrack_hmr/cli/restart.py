@@ -308,15 +308,17 @@ class _ColdStart:
         # The watcher's file events start once the program's start-up is over;
         # a server listens then, or soon after.
         self.watcher.started.wait()
+        over = time.time()
+        # A server listens then, or soon after; a plain program's start ended then.
         if not self._done.wait(1.0):
-            self.report("start-up over")
+            self.report("start-up over", at=over)
 
-    def report(self, what: str) -> None:
+    def report(self, what: str, at: float | None = None) -> None:
         if self._done.is_set():
             return
         self._done.set()
         socket.socket.listen = self._listen  # type: ignore[method-assign]
-        elapsed = (time.time() - self.started) * 1000.0
+        elapsed = ((time.time() if at is None else at) - self.started) * 1000.0
         self.restarter.cold_start_ms = elapsed
         if self.restarted:
             log.info("restarted in %.0f ms (from the decision to %s)", elapsed, what)
