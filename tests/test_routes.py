@@ -338,6 +338,33 @@ def test_fastapi_routes_added_edited_and_removed(proj: Path, spawn: Spawn) -> No
     assert stamp_of(port, "/items/") is None
 
 
+def test_a_router_included_in_an_edit_keeps_the_routers_included_before(
+    proj: Path, spawn: Spawn
+) -> None:
+    """FastAPI's entry for an included router has no endpoint (0.165): a new
+    ``app.include_router`` line was taken for the first one made again, which it
+    replaced, and that router's routes answered 404, silently."""
+    write(proj / "app.py", FASTAPI_APP)
+    write(proj / "items.py", FASTAPI_ITEMS)
+    write(proj / "users.py", FASTAPI_ITEMS.replace('"items"', '"users"'))
+    port = free_port()
+    child = spawn(
+        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    tracked(child, "app", "items")
+    assert status(port, "/items/") == (200, '"items"')
+
+    included = FASTAPI_APP.replace("import items\n", "import items\nimport users\n").replace(
+        'prefix="/items")\n',
+        'prefix="/items")\napp.include_router(users.router, prefix="/users")\n',
+    )
+    edit(child, proj / "app.py", included, "app")
+
+    assert status(port, "/users/") == (200, '"users"')
+    assert status(port, "/items/") == (200, '"items"')
+    assert {"/items/", "/users/"} <= openapi_paths(child, port)
+
+
 FASTAPI_STAMP = """\
 @app.middleware("http")
 async def stamp(request, call_next):

@@ -134,7 +134,10 @@ def defined_at_top(function: object, module: str) -> str | None:
 
 
 def same_def(old: object, new: object) -> bool:
-    """Made by the same ``def`` (the same module and qualified name)?"""
+    """Made by the same ``def`` (the same module and qualified name)?  Nothing (None:
+    a route with no endpoint, as FastAPI's entry for an included router) is no def."""
+    if old is None or new is None:
+        return False
     if old is new:
         return True
     names = ("__module__", "__qualname__")
@@ -152,6 +155,8 @@ def made_again(old: object, new: object) -> bool:
     the same object counts only if this module's run decorated it again.  A new
     object (a wrapper made again) counts when the same def made it.
     """
+    if old is None or new is None:
+        return False
     if old is new:
         return decorated_again(new)
     return same_def(old, new)

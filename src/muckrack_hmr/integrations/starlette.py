@@ -296,6 +296,10 @@ def _same_handlers(old: dict[object, object], new: dict[object, object]) -> bool
 
 def _key(route: object) -> tuple[object, ...]:
     """What a request is matched on: a route of the same key can only shadow another."""
+    if getattr(route, "path", None) is None:
+        # No path: FastAPI's entry for an included router (0.165 and later), which
+        # stands for that router only (another include is another entry).
+        return (type(route), id(getattr(route, "original_router", route)))
     methods = getattr(route, "methods", None)
     return (
         type(route),
