@@ -221,3 +221,25 @@ def test_a_method_added_to_the_declarative_base_reaches_every_model(
     assert (models_module.Base, models_module.Base.metadata) == (base, metadata)
     assert lamp.describe() == "#1"
     assert _query(db, models_module) is lamp
+
+
+def test_a_method_whose_decorator_comes_with_a_new_import_applies(
+    project: Project, hmr: Any
+) -> None:
+    """The import line is new in the same save: the class read a name that changed, which
+    was refused, and every later save of the file with it (the process needed a restart)."""
+    project.write("models.py", models())
+    project.write("db.py", DB)
+    models_module, db = fresh(hmr, "models", "db")
+    lamp = _query(db, models_module)
+    hybrid = "\n    @hybrid_property\n    def loud(self):\n        return self.name + '{mark}'\n"
+    source = "from sqlalchemy.ext.hybrid import hybrid_property\n" + models(
+        methods=hybrid.format(mark="!")
+    )
+    project.write("models.py", source)
+    result = hmr.reload("models")
+    assert (result.reloaded, [str(each) for each in result.refused]) == (["models"], [])
+    assert lamp.loud == "lamp!"
+    project.write("models.py", source.replace("'!'", "'?'"))
+    assert hmr.reload("models").reloaded == ["models"]
+    assert lamp.loud == "lamp?"

@@ -806,7 +806,8 @@ def plan_and_run(
                 namespace,
                 filename,
                 flags,
-                edited=edited[index] and not (rebinds or inputs_changed),
+                edited=edited[index],
+                values=values,
             )
             if orm_edit is not None:
                 # An ORM's model: its class statement does not run again (see

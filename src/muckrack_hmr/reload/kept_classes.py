@@ -56,6 +56,7 @@ def kept_class_edit(
     flags: int,
     *,
     edited: bool,
+    values: set[str],
 ) -> tuple[PatchReport, Callable[[], None]] | None:
     """For a kept class whose statement would run again: its edit applied to the live
     class (what was done, and its undo), or refused (the report says why).
@@ -83,7 +84,12 @@ def kept_class_edit(
         None,
     )
     qualified = f"{module}.{cls.__qualname__}"
-    changed = _changed_attributes(previous, node) if edited else ["read a name that changed"]
+    changed = _changed_attributes(previous, node) if edited else []
+    if not changed:
+        # What makes the mapping (bases, columns...) reads a name that changed?
+        read = _reads([*node.bases, *node.keywords, *node.decorator_list, *_attributes(node)])
+        if read & values:
+            changed = [f"read {', '.join(sorted(read & values))}, which changed"]
     if changed:
         refusal = Refusal(
             SQLALCHEMY_MODEL,
@@ -94,8 +100,25 @@ def kept_class_edit(
         return PatchReport(refused=[refusal]), _nothing
     assert previous is not None
     return _apply_methods(
-        previous, node, cls, module=module, namespace=namespace, filename=filename, flags=flags
+        previous,
+        node,
+        cls,
+        module=module,
+        namespace=namespace,
+        filename=filename,
+        flags=flags,
+        values=values,
     )
+
+
+def _reads(nodes: list[ast.AST]) -> set[str]:
+    """The names these nodes read (``hybrid_property`` in ``@hybrid_property``)."""
+    return {
+        each.id
+        for node in nodes
+        for each in ast.walk(node)
+        if isinstance(each, ast.Name) and isinstance(each.ctx, ast.Load)
+    }
 
 
 def _nothing() -> None:
@@ -160,11 +183,16 @@ def _apply_methods(
     namespace: dict[str, object],
     filename: str,
     flags: int,
+    values: set[str],
 ) -> tuple[PatchReport, Callable[[], None]]:
     before, after = _groups(previous), _groups(node)
     dumps = {name: [ast.dump(each) for each in defs] for name, defs in before.items()}
+    # Edited, new, or decorated by a name that changed (an import made anew).
     changed = [
-        name for name, defs in after.items() if [ast.dump(each) for each in defs] != dumps.get(name)
+        name
+        for name, defs in after.items()
+        if [ast.dump(each) for each in defs] != dumps.get(name)
+        or _reads([decorator for each in defs for decorator in each.decorator_list]) & values
     ]
     removed = [name for name in before if name not in after]
     methods = [each for name in changed for each in after[name]]
@@ -194,7 +222,8 @@ def _apply_methods(
         for action in reversed(undo):
             action()
         raise StatementError(f"patching class {cls.__name__} failed: {exc}") from exc
-    report.patched.append(f"{module}.{cls.__qualname__}")
+    if changed or removed:
+        report.patched.append(f"{module}.{cls.__qualname__}")
 
     def revert() -> None:
         for action in reversed(undo):
