@@ -252,6 +252,52 @@ def test_flask_debug_mode_serves_in_this_process(proj: Path, spawn: Spawn) -> No
     assert got["pid"] == child.proc.pid
 
 
+FLASK_TEMPLATED = """\
+import sys
+
+from flask import Flask, render_template
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def page():
+    return render_template("page.html")
+
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=int(sys.argv[1]))
+"""
+
+
+def test_a_flask_template_saved_shows_without_debug_mode(proj: Path, spawn: Spawn) -> None:
+    """Jinja reads a template's file again only in debug mode, by default: ``flask run``
+    without ``--debug`` served the old page until a restart."""
+    write(proj / "server.py", FLASK_TEMPLATED)
+    write(proj / "templates" / "page.html", "template one\n")
+    port = free_port()
+    child = spawn(["server.py", str(port)], cwd=proj)
+    assert poll_text(child, port, lambda text: "template one" in text)
+
+    write(proj / "templates" / "page.html", "template two\n")
+
+    assert poll_text(child, port, lambda text: "template two" in text)
+
+
+def poll_text(child: Child, port: int, ready: Callable[[str], bool]) -> bool:
+    """GET / until its body satisfies ``ready``, within DEADLINE (the log on failure)."""
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        try:
+            status, text = fetch(port)
+        except OSError:
+            status, text = 0, ""
+        if status == 200 and ready(text):
+            return True
+        time.sleep(0.02)
+    raise AssertionError(f"no matching page in {DEADLINE} s\n{child.stderr_text()}")
+
+
 # -- FastAPI under uvicorn ---------------------------------------------------------------
 
 

@@ -245,6 +245,12 @@ def _wrap_app(module: ModuleType) -> None:
         def __init__(self: _App, *args: object, **kwargs: object) -> None:
             original(self, *args, **kwargs)
             _apps.add(self)
+            # Jinja checks a template's file before using it only in debug mode (by
+            # default): a saved template would show only after a restart.  Unless the
+            # program said otherwise, it checks here.
+            config = getattr(self, "config", None)
+            if isinstance(config, dict) and config.get("TEMPLATES_AUTO_RELOAD") is None:
+                config["TEMPLATES_AUTO_RELOAD"] = True
 
         return __init__
 
