@@ -469,6 +469,32 @@ def test_a_folder_or_a_zipapp_with_a_main_runs_like_python(
     assert got == expected
 
 
+def test_a_zipapp_s_modules_are_not_watched_as_files(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """Its modules' files lie inside the zip: no file to watch or read (before: "inotify
+    failed ... Not a directory", a switch to polling, and "cannot read app.pyz/helper.py")."""
+    import zipapp
+
+    write(
+        proj / "app" / "__main__.py",
+        "import sys, helper\nprint('ran', helper.WHERE)\n"
+        "sys.stdout.flush()\nsys.stdin.readline()\n",
+    )
+    write(proj / "app" / "helper.py", "WHERE = __file__\n")
+    write(proj / "lib.py", "X = 1\n")
+    zipapp.create_archive(proj / "app", proj / "app.pyz")
+    child = spawn(["-v", "app.pyz"], cwd=proj, stdin=True)
+    child.expect(starts("ran "))
+    child.expect(starts("hmr: watching "), stream="err")
+    child.send("")
+    assert child.wait() == 0
+    stderr = child.stderr_text()
+    assert "inotify failed" not in stderr, stderr
+    assert "cannot read" not in stderr, stderr
+    assert "polling" not in stderr, stderr
+
+
 # -- 8. --help and --version ------------------------------------------------------
 
 

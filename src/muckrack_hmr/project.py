@@ -162,7 +162,9 @@ class ProjectFilter:
             resolved = self._folders[folder]
         except KeyError:
             real = os.path.realpath(folder or os.curdir)
-            inside = self._is_project_dir(real + os.sep)
+            # Not a folder: a zip file on sys.path (a zipapp), whose modules' files
+            # are no files to read or watch.
+            inside = self._is_project_dir(real + os.sep) and os.path.isdir(real)
             resolved = self._folders[folder] = real + os.sep if inside else None
         return None if resolved is None else resolved + base
 
