@@ -1036,3 +1036,18 @@ def test_isinstance_answers_of_protocols_and_abcs_follow_the_edit(
     )
     assert hmr.reload_module("dogs")[0] == ["dogs"]
     assert not isinstance(dogs.Dog(), protocols_module.Speaker)
+
+
+def test_a_class_attribute_that_reads_a_module_attribute_follows_its_change(
+    project: Project, hmr: Any
+) -> None:
+    """``unit = core.BASE * 2`` in a class of another module: the class runs again when
+    ``core.BASE`` changes, and the attribute is computed again (it kept its old value,
+    taken for an unchanged assignment that read nothing that changed)."""
+    project.write("core.py", "BASE = 2\n")
+    project.write("shapes.py", "import core\n\n\nclass Triangle:\n    unit = core.BASE * 2\n")
+    core, shapes = fresh(hmr, "core", "shapes")
+    assert shapes.Triangle.unit == 4
+    project.write("core.py", "BASE = 4\n")
+    assert hmr.reload_module("core")[0] == ["core", "shapes"]
+    assert shapes.Triangle.unit == 8

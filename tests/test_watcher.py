@@ -520,6 +520,50 @@ def test_an_edit_saved_before_the_module_it_imports_applies_once_that_is_saved(
     child.expect(contains("hmr: a recovered"), stream="err")
 
 
+FRESH = """\
+import subprocess
+import sys
+
+import a
+
+for line in sys.stdin:
+    # A process that imports ``a`` afresh (a pool's new worker, a subprocess).
+    got = subprocess.run(
+        [sys.executable, "-c", "import a; print(a.X)"], capture_output=True, text=True
+    )
+    print("fresh", got.stdout.strip(), got.stderr.strip(), flush=True)
+"""
+
+
+def test_a_process_started_after_a_save_runs_the_saved_code_not_a_stale_pyc(
+    proj: Path, spawn: Callable[..., Child], core_env: dict[str, str]
+) -> None:
+    """Python trusts bytecode whose recorded source size and mtime (whole seconds)
+    match: a save of the same size within that second ran the old code in every
+    process started afterwards (a forkserver pool's workers, for good)."""
+    import importlib.util
+    import py_compile
+
+    root = Path(os.path.realpath(proj))
+    path = write(root / "a.py", "X = 'v1'\n")
+    py_compile.compile(str(path), cfile=importlib.util.cache_from_source(str(path)))
+    stamp = os.stat(path).st_mtime_ns
+    write(root / "main.py", FRESH)
+    env = dict(core_env)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    child = spawn(["-v", "main.py"], cwd=root, env=env, stdin=True)
+    child.expect(tracking("a"), stream="err")
+    child.send("go")
+    child.expect("fresh v1 ")  # (no error after the value)
+
+    write(root / "a.py", "X = 'v2'\n")  # the same size
+    os.utime(path, ns=(stamp, stamp))  # and, as it may be, the same second
+    child.expect(reloaded("a"), stream="err")
+    child.send("go")
+
+    assert child.expect(starts("fresh ")).rstrip() == "fresh v2"
+
+
 def test_a_save_of_the_running_script_is_answered_with_a_warning(
     proj: Path, spawn: Callable[..., Child]
 ) -> None:

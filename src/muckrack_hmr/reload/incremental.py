@@ -463,12 +463,14 @@ def kept_class_values(was: ast.ClassDef, node: ast.ClassDef, values: set[str]) -
         for name in _stored_names(child):
             binders.setdefault(name, []).append(same)
     changed = {name for name, sames in binders.items() if not all(sames)}
+    # ``core.BASE`` changed: what reads ``core`` may read it (no finer: conservative).
+    touched = {value.partition(".")[0] for value in values}
     kept: set[str] = set()
     for child, same in zip(node.body, unchanged, strict=True):
         if not same or not isinstance(child, ast.Assign | ast.AnnAssign) or child.value is None:
             continue
         reads = {each.id for each in ast.walk(child.value) if isinstance(each, ast.Name)}
-        if reads & changed or reads & values:
+        if reads & changed or reads & touched:
             continue
         targets = child.targets if isinstance(child, ast.Assign) else [child.target]
         kept.update(

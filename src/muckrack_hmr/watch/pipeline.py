@@ -25,6 +25,8 @@ Consumers: :class:`~.watcher.Watcher` reloads on the pipeline's thread;
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import logging
 import math
 import os
@@ -75,6 +77,23 @@ LAG_MARGIN = 1.0
 
 # (paths with the time of their last event, the burst's first event, files open for writing)
 _Taken = tuple[dict[str, float], float, set[str]]
+
+
+def _forget_bytecode(path: str) -> None:
+    """Remove the bytecode cached for a saved module's file.
+
+    Python trusts a ``.pyc`` whose recorded source size and mtime (in whole
+    seconds) match the file: a save of the same size within the second of the
+    previous one (``"v2"`` -> ``"v3"``) kept the old bytecode valid, and every
+    process importing the module afresh (a pool's new worker, a subprocess) ran
+    the old code for good.  The next import compiles the file again.
+    """
+    try:
+        cached = importlib.util.cache_from_source(path)
+    except (NotImplementedError, ValueError):
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(cached)
 
 
 class SavesConsumer(Protocol):
@@ -663,6 +682,8 @@ class SavePipeline:
             folders=tuple(folders),
         )
         if saves:
+            for save in modules:
+                _forget_bytecode(save.path)
             self.consumer.saves_settled(saves)
 
     def reload_failed(self, save: ModuleSave, failed: bool) -> None:
