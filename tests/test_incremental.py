@@ -1051,3 +1051,37 @@ def test_a_class_attribute_that_reads_a_module_attribute_follows_its_change(
     project.write("core.py", "BASE = 4\n")
     assert hmr.reload_module("core")[0] == ["core", "shapes"]
     assert shapes.Triangle.unit == 8
+
+
+def test_an_edit_of_what_a_decorator_factory_returns_runs_the_defs_it_decorates(
+    project: Project, hmr: Any
+) -> None:
+    """``@register("tag")`` calls what ``register`` returns on the def, at import: an edit
+    of that inner ``deco`` is no wrapper's edit (a wrapper runs later, when called), so
+    the decorated defs run again, here and in other modules (they did not: the registry
+    kept what the old ``deco`` put in it)."""
+    core = """\
+        REGISTRY = {{}}
+
+
+        def register(tag):
+            def deco(fn):
+                REGISTRY[{key}] = tag
+                return fn
+
+            return deco
+
+
+        @register("core")
+        def reg_a(x):
+            return x
+        """
+    project.write("core.py", core.format(key="fn.__name__"))
+    project.write("user.py", "import core\n\n\n@core.register('user')\ndef mine():\n    return 1\n")
+    core_module, user = fresh(hmr, "core", "user")
+    assert sorted(core_module.REGISTRY) == ["mine", "reg_a"]
+    mine = user.mine
+    project.write("core.py", core.format(key="fn.__name__.upper()"))
+    assert sorted(hmr.reload_module("core")[0]) == ["core", "user"]
+    assert {"MINE": "user", "REG_A": "core"}.items() <= core_module.REGISTRY.items()
+    assert user.mine is mine

@@ -29,6 +29,7 @@ __all__ = [
     "Statement",
     "changed_bodies",
     "framed_alike",
+    "results_called",
     "same_code",
     "same_shape",
     "static_imports",
@@ -304,6 +305,35 @@ class _Collector(ast.NodeVisitor):
         if node.name and not self.depth:
             self.binds.add(node.name)
         self.generic_visit(node)
+
+
+def results_called(node: ast.stmt) -> set[str]:
+    """What a top-level statement calls and then calls what that returned, at once:
+    ``register`` in ``@register("tag")`` (the decorator it returns is called on the
+    def), ``factory`` in ``factory(1)(2)``.  Function bodies are not looked into."""
+    found: set[str] = set()
+    pending: list[ast.AST] = [node]
+    while pending:
+        each = pending.pop()
+        if isinstance(each, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            decorators = each.decorator_list
+            found.update(
+                name
+                for decorator in decorators
+                if isinstance(decorator, ast.Call) and (name := _dotted(decorator.func))
+            )
+            pending.extend(decorators)
+            if isinstance(each, ast.ClassDef):
+                pending.extend(each.bases)
+            continue
+        if isinstance(each, ast.Lambda):
+            continue
+        if isinstance(each, ast.Call) and isinstance(each.func, ast.Call):
+            name = _dotted(each.func.func)
+            if name:
+                found.add(name)
+        pending.extend(ast.iter_child_nodes(each))
+    return found
 
 
 def _dotted(node: ast.expr) -> str | None:

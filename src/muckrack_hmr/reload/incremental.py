@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from .analysis import ModuleSummary, Statement, same_code, same_shape
+from .analysis import ModuleSummary, Statement, results_called, same_code, same_shape
 from .body_edits import (
     StatementError,
     changes_only_closures,
@@ -752,10 +752,15 @@ def plan_and_run(
             else:
                 must_run = True  # what it binds depends on the new value above
         if not must_run and calls & rewrapped:
-            # It called a decorator (a factory) whose edit changed only the
-            # closures it returns, and those run the new code already: it
-            # does not run again, but what it bound behaves differently.
-            behaviors |= statement.binds
+            if results_called(statement.node) & rewrapped:
+                # ``@register("tag")``: what the factory returned (its edited
+                # closure) ran here at import, on the def: its new code must too.
+                must_run = True
+            else:
+                # It called a decorator (a factory) whose edit changed only the
+                # closures it returns, and those run the new code already: it
+                # does not run again, but what it bound behaves differently.
+                behaviors |= statement.binds
         previous = moved[index]
         if not must_run and previous is None:
             continue
