@@ -1085,3 +1085,32 @@ def test_an_edit_of_what_a_decorator_factory_returns_runs_the_defs_it_decorates(
     assert sorted(hmr.reload_module("core")[0]) == ["core", "user"]
     assert {"MINE": "user", "REG_A": "core"}.items() <= core_module.REGISTRY.items()
     assert user.mine is mine
+
+
+@pytest.mark.parametrize("edit", ["a value it reads", "a function it calls"])
+def test_a_cache_of_results_that_read_what_changed_is_emptied(
+    project: Project, hmr: Any, edit: str
+) -> None:
+    """``lru_cache`` results computed from the old ``FACTOR``, or by the old ``helper``,
+    were kept (a fresh start computes the new ones)."""
+    source = """\
+        import functools
+
+        FACTOR = {factor}
+
+
+        def helper(x):
+            return x + {plus}
+
+
+        @functools.lru_cache(maxsize=None)
+        def cached(x):
+            return helper(x) * FACTOR
+        """
+    project.write("m.py", source.format(factor=3, plus=0))
+    (m,) = fresh(hmr, "m")
+    assert m.cached(4) == 12
+    factor, plus = (5, 0) if edit == "a value it reads" else (3, 1)
+    project.write("m.py", source.format(factor=factor, plus=plus))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert m.cached(4) == (4 + plus) * factor

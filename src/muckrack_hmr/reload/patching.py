@@ -64,6 +64,7 @@ __all__ = [
     "BodyPatch",
     "PatchReport",
     "clear_abc_caches",
+    "clear_caches_of",
     "invalidate_abc_negative_caches",
     "may_register",
     "patch_bodies",
@@ -988,6 +989,19 @@ def _cache_wrappers(namespace: dict[str, object], module: str) -> list[_CacheWra
             if isinstance(member, _CACHE_WRAPPER):
                 found.append(member)
     return found
+
+
+def clear_caches_of(module: str, namespace: dict[str, object], names: set[str]) -> int:
+    """Empty the ``lru_cache``/``cache`` of the module's functions named in ``names`` (the
+    ones whose results changed: they read a value that changed, or call a function whose
+    body did); how many."""
+    cleared = 0
+    for wrapper in _cache_wrappers(namespace, module):
+        inner = getattr(wrapper, "__wrapped__", None)
+        if getattr(inner, "__name__", None) in names:
+            wrapper.cache_clear()
+            cleared += 1
+    return cleared
 
 
 def _wraps_one_of(wrapper: object, functions: set[int]) -> bool:

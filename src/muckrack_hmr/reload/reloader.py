@@ -54,6 +54,7 @@ from .mentions import spelling_any
 from .patching import (
     PatchReport,
     clear_abc_caches,
+    clear_caches_of,
     invalidate_abc_negative_caches,
     patch_bodies,
     patch_namespace,
@@ -629,6 +630,9 @@ class Reloader:
                     if again not in queued:
                         queued.add(again)
                         heapq.heappush(queue, (position(again), again))
+            if outcome.behaviors:
+                # A cache of results that read what changed holds the old ones.
+                clear_caches_of(name, sys.modules[name].__dict__, outcome.behaviors)
             if not outcome:
                 if outcome.added:
                     # New names alone: only ``import *`` takes them.
