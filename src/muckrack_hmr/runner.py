@@ -77,15 +77,20 @@ def prepare_script(path: str, args: list[str]) -> tuple[types.CodeType, types.Mo
     )
     if _HAS_CACHED:
         main.__dict__["__cached__"] = None
-    sys.argv[:] = [path, *args]
     # Python puts the script's folder, symlinks resolved, first on sys.path.
-    script_dir = os.path.dirname(os.path.realpath(path))
-    if sys.path and sys.path[0] in ("", os.getcwd()):
-        sys.path[0] = script_dir
-    else:
-        sys.path.insert(0, script_dir)
-    sys.modules["__main__"] = main
+    _become_main(main, [path, *args], os.path.dirname(os.path.realpath(path)))
     return code, main
+
+
+def _become_main(main: types.ModuleType, argv: list[str], first: str) -> None:
+    """``main`` is ``__main__`` now, with these ``sys.argv`` and ``first`` on ``sys.path``
+    (in place of the CLI's own first entry, as python would have it)."""
+    sys.argv[:] = argv
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        sys.path[0] = first
+    else:
+        sys.path.insert(0, first)
+    sys.modules["__main__"] = main
 
 
 def _prepare_main_of(path: str, args: list[str]) -> tuple[types.CodeType, types.ModuleType]:
@@ -104,12 +109,7 @@ def _prepare_main_of(path: str, args: list[str]) -> tuple[types.CodeType, types.
     main.__dict__.update(__file__=spec.origin, __spec__=spec, __package__="", __loader__=loader)
     if _HAS_CACHED:
         main.__dict__["__cached__"] = spec.cached
-    sys.argv[:] = [path, *args]
-    if sys.path and sys.path[0] in ("", os.getcwd()):
-        sys.path[0] = entry
-    else:
-        sys.path.insert(0, entry)
-    sys.modules["__main__"] = main
+    _become_main(main, [path, *args], entry)
     return code, main
 
 

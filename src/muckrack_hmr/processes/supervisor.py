@@ -97,6 +97,8 @@ class Supervisor:
                 if here.names:
                     self.watcher.apply(here)
                 self.hub.applied = seq
+            if not here.names and saves.names:
+                _held_by_none(saves.names)
             return
         with CAPTURE.collecting() as records, reload_lock(self.hmr):
             result = self.watcher.apply(here) if here.names else _nothing()
@@ -116,12 +118,7 @@ class Supervisor:
         for level, text in lines:
             log.log(level, "%s", text)
         if not lines and saves.names:
-            # Workers that import the module come and go (a pool's maxtasksperchild):
-            # none holds it now.  One line all the same, as for every save.
-            log.info(
-                "saved %s: no process has it loaded now; the next to import it gets the new code",
-                ", ".join(saves.names),
-            )
+            _held_by_none(saves.names)
         for hook in list(_hooks):
             try:
                 hook(spread)
@@ -145,6 +142,15 @@ class Supervisor:
         return replace(
             saves, names=names, forced=frozenset(name for name in saves.forced if name in loaded)
         )
+
+
+def _held_by_none(names: tuple[str, ...]) -> None:
+    """Workers that import the module come and go (a pool's maxtasksperchild): none
+    holds it now.  One line all the same, as for every save."""
+    log.info(
+        "saved %s: no process has it loaded now; the next to import it gets the new code",
+        ", ".join(names),
+    )
 
 
 def _nothing() -> ReloadResult:
