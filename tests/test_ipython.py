@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .subprocesses import DEADLINE, save_atomically, write
+from .subprocesses import DEADLINE, Child, save_atomically, write
 
 jupyter_client = pytest.importorskip("jupyter_client")
 pytest.importorskip("ipykernel")
@@ -315,19 +315,25 @@ def test_autoreload_on_too(kernel: Kernel, kernel_project: Path) -> None:
     assert "%autoreload is on too" not in waited.stderr + after.stderr
 
 
-def test_terminal_ipython(core_env: dict[str, str], kernel_project: Path, tmp_path: Path) -> None:
-    """``ipython -i``: the same extension in the terminal shell, a line per cell."""
-    from .subprocesses import Child
-
-    mod = write(kernel_project / "mod.py", MOD)
-    env = dict(core_env, IPYTHONDIR=str(tmp_path / "ipython"))
-    child = Child(
-        ["--simple-prompt", "--no-banner", "--colors=nocolor", "-i"],
-        cwd=kernel_project,
-        env=env,
-        command=("-u", "-m", "IPython"),
+def _terminal_ipython(
+    core_env: dict[str, str], folder: Path, tmp_path: Path, *, under_the_cli: bool
+) -> Child:
+    """Terminal IPython in ``folder``, one line per cell: ``python -m IPython``, or
+    ``python -m muckrack.hmr -m IPython``."""
+    shell = ["--simple-prompt", "--no-banner", "--colors=nocolor", "-i"]
+    return Child(
+        ["-m", "IPython", *shell] if under_the_cli else shell,
+        cwd=folder,
+        env=dict(core_env, IPYTHONDIR=str(tmp_path / "ipython")),
+        command=("-u", "-m", "muckrack.hmr" if under_the_cli else "IPython"),
         stdin=True,
     )
+
+
+def test_terminal_ipython(core_env: dict[str, str], kernel_project: Path, tmp_path: Path) -> None:
+    """``ipython -i``: the same extension in the terminal shell, a line per cell."""
+    mod = write(kernel_project / "mod.py", MOD)
+    child = _terminal_ipython(core_env, kernel_project, tmp_path, under_the_cli=False)
     try:
         child.send("%load_ext muckrack_hmr")
         child.send("from mod import f, CONST; print('before', f(), CONST)")
@@ -351,16 +357,8 @@ def test_terminal_ipython_under_the_cli_says_each_reload_once(
     """``python -m muckrack.hmr -m IPython``: the CLI's watcher applies saves, and its
     log shows them; ``%load_ext`` printed each line a second time, and ``%hmr`` said
     "last reloads: none"."""
-    from .subprocesses import Child
-
     mod = write(kernel_project / "mod.py", MOD)
-    env = dict(core_env, IPYTHONDIR=str(tmp_path / "ipython"))
-    child = Child(
-        ["-m", "IPython", "--simple-prompt", "--no-banner", "--colors=nocolor", "-i"],
-        cwd=kernel_project,
-        env=env,
-        stdin=True,
-    )
+    child = _terminal_ipython(core_env, kernel_project, tmp_path, under_the_cli=True)
     try:
         child.send("%load_ext muckrack_hmr")
         child.send("from mod import f; print('before', f())")

@@ -150,6 +150,23 @@ def refused_after(child: Child, path: Path, source: str) -> str:
     return line
 
 
+def django_served(proj: Path, spawn: Spawn, urls: str) -> tuple[Child, int, dict[str, Any]]:
+    """The Django project (one model, ``greet.models.Item``) under ``runserver``, once it
+    answers and the watcher tracks the model: the child, its port, ``/fields``."""
+    write(proj / "manage.py", DJANGO_MANAGE)
+    write(proj / "mysite" / "__init__.py", "")
+    write(proj / "mysite" / "settings.py", SETTINGS)
+    write(proj / "mysite" / "urls.py", urls)
+    write(proj / "greet" / "__init__.py", "")
+    write(proj / "greet" / "models.py", models(""))
+    port = free_port()
+    child = spawn(["-v", "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=proj)
+    child.expect(f"hmr: watching {os.path.realpath(proj / 'greet')}", stream="err")
+    first: dict[str, Any] = poll(child, port, lambda got: True, path="/fields")
+    tracked(child, "greet.models")
+    return child, port, first
+
+
 def test_a_django_model_that_runs_again_raises_no_warning_of_django_s(
     proj: Path, spawn: Spawn
 ) -> None:
@@ -157,23 +174,11 @@ def test_a_django_model_that_runs_again_raises_no_warning_of_django_s(
     live class back in Django's registry, so Django's "was already registered ...
     Reloading models is not advised" warning said nothing true (it is kept for a
     program's own duplicate model, outside reloads)."""
-    write(proj / "manage.py", DJANGO_MANAGE)
-    write(proj / "mysite" / "__init__.py", "")
-    write(proj / "mysite" / "settings.py", SETTINGS)
-    write(
-        proj / "mysite" / "urls.py",
-        URLS.replace(
-            '"label": str(Item(name="n"))}',
-            '"label": str(Item(name="n")), "filters": len(__import__("warnings").filters)}',
-        ),
+    urls = URLS.replace(
+        '"label": str(Item(name="n"))}',
+        '"label": str(Item(name="n")), "filters": len(__import__("warnings").filters)}',
     )
-    write(proj / "greet" / "__init__.py", "")
-    write(proj / "greet" / "models.py", models(""))
-    port = free_port()
-    child = spawn(["-v", "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=proj)
-    child.expect(f"hmr: watching {os.path.realpath(proj / 'greet')}", stream="err")
-    first = poll(child, port, lambda got: True, path="/fields")
-    tracked(child, "greet.models")
+    child, port, first = django_served(proj, spawn, urls)
 
     method = "    def shout(self):\n        return 'shout'\n\n"
     write(proj / "greet" / "models.py", models(method, label="more"))
@@ -188,18 +193,8 @@ def test_a_django_model_that_runs_again_raises_no_warning_of_django_s(
 def test_django_model_fields_and_settings_are_refused_with_their_fix(
     proj: Path, spawn: Spawn
 ) -> None:
-    write(proj / "manage.py", DJANGO_MANAGE)
-    write(proj / "mysite" / "__init__.py", "")
-    write(proj / "mysite" / "settings.py", SETTINGS)
-    write(proj / "mysite" / "urls.py", URLS)
-    write(proj / "greet" / "__init__.py", "")
-    write(proj / "greet" / "models.py", models(""))
-    port = free_port()
-    child = spawn(["-v", "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=proj)
-    child.expect(f"hmr: watching {os.path.realpath(proj / 'greet')}", stream="err")
-    first = poll(child, port, lambda got: True, path="/fields")
+    child, port, first = django_served(proj, spawn, URLS)
     assert first["fields"] == ["id", "name"]
-    tracked(child, "greet.models")
     path = proj / "greet" / "models.py"
     title = "    title = models.CharField(max_length={})\n"
 
