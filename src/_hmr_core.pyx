@@ -1576,9 +1576,6 @@ cdef class ImportTracker:
 
     def forget_statements(self, importer):
         """Forget which import statements ``importer`` ran, before it re-executes."""
-        cdef Py_ssize_t slot
-        cdef PyObject* cached
-        cdef PyObject* name
         with self.lock:
             seen = self._seen.get(importer)
             if seen is not None and seen is not _UNTRACKED and seen is not _NONE_YET:
@@ -1586,16 +1583,32 @@ cdef class ImportTracker:
             # The fast path's cache holds the namespaces it saw: the one of a
             # module about to be imported afresh (a test module under
             # ``pytest --hmr``) must not stay alive through it.
-            for slot in range(_CACHE_SIZE):
-                cached = self._cached_globals[slot]
-                if cached == NULL:
-                    continue
-                name = PyDict_GetItem(<object>cached, _NAME)
-                if name != NULL and <object>name == importer:
-                    Py_XDECREF(self._cached_globals[slot])
-                    Py_XDECREF(self._cached_seen[slot])
-                    self._cached_globals[slot] = NULL
-                    self._cached_seen[slot] = NULL
+            self._uncache(importer)
+
+    def forget_verdict(self, importer):
+        """Ask the classifier again at ``importer``'s next import if it was judged no
+        project code (it counts as a project importer now: see the twin)."""
+        with self.lock:
+            if self._seen.get(importer) is _UNTRACKED:
+                del self._seen[importer]
+            self._uncache(importer)
+
+    cdef int _uncache(self, object importer) except -1:
+        """Drop the fast path's cached namespaces whose ``__name__`` is ``importer``."""
+        cdef Py_ssize_t slot
+        cdef PyObject* cached
+        cdef PyObject* name
+        for slot in range(_CACHE_SIZE):
+            cached = self._cached_globals[slot]
+            if cached == NULL:
+                continue
+            name = PyDict_GetItem(<object>cached, _NAME)
+            if name != NULL and <object>name == importer:
+                Py_XDECREF(self._cached_globals[slot])
+                Py_XDECREF(self._cached_seen[slot])
+                self._cached_globals[slot] = NULL
+                self._cached_seen[slot] = NULL
+        return 0
 
     def trim_statements(self):
         """Forget the statements recorded for modules whose import finished; how many names.

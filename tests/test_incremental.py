@@ -1114,3 +1114,19 @@ def test_a_cache_of_results_that_read_what_changed_is_emptied(
     project.write("m.py", source.format(factor=factor, plus=plus))
     assert hmr.reload_module("m")[0] == ["m"]
     assert m.cached(4) == (4 + plus) * factor
+
+
+def test_the_log_line_names_the_saved_modules_and_counts_the_dependents(
+    project: Project, hmr: Any
+) -> None:
+    """Two independent modules saved in one burst were logged as ``a (+1 dependent)``."""
+    project.write("a.py", "def f():\n    return 1\n")
+    project.write("b.py", "LIMIT = 1\n")
+    project.write("c.py", "from b import LIMIT\n\nDOUBLE = LIMIT * 2\n")
+    fresh(hmr, "a", "b", "c")
+    (project.root / "a.py").write_text("def f():\n    return 2\n")
+    (project.root / "b.py").write_text("LIMIT = 2\n")
+    result = hmr.reloader.reload_result(["a", "b"])
+    assert sorted(result.reloaded) == ["a", "b", "c"]
+    assert result.summary() in ("a, b (+1 dependent, 1 patched)", "b, a (+1 dependent, 1 patched)")
+    assert sys.modules["c"].DOUBLE == 4

@@ -114,8 +114,8 @@ def kernel_project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def kernel(kernel_project: Path, core_env: dict[str, str], tmp_path: Path) -> Iterator[Kernel]:
-    """A kernel whose working folder is ``kernel_project``, on the core under test."""
+def bare_kernel(kernel_project: Path, core_env: dict[str, str], tmp_path: Path) -> Iterator[Kernel]:
+    """A kernel whose working folder is ``kernel_project``, the extension not loaded."""
     env = dict(core_env)
     env["IPYTHONDIR"] = str(tmp_path / "ipython")  # no user profile, no shared history
     env["JUPYTER_PLATFORM_DIRS"] = "1"
@@ -123,15 +123,22 @@ def kernel(kernel_project: Path, core_env: dict[str, str], tmp_path: Path) -> It
     runtime.mkdir()
     started = Kernel(kernel_project, env, runtime)
     try:
-        started.ok("%load_ext muckrack_hmr")
-        # The core the kernel runs is the one under test.
-        expected = "False" if env.get("MUCKRACK_HMR_NO_EXTENSIONS") else "True"
-        assert started.ok("import muckrack_hmr; print(muckrack_hmr.USING_EXTENSION)").stdout == (
-            expected + "\n"
-        )
         yield started
     finally:
         started.close()
+
+
+@pytest.fixture
+def kernel(bare_kernel: Kernel, core_env: dict[str, str]) -> Kernel:
+    """A kernel whose working folder is ``kernel_project``, on the core under test, with
+    ``%load_ext muckrack_hmr``."""
+    bare_kernel.ok("%load_ext muckrack_hmr")
+    # The core the kernel runs is the one under test.
+    expected = "False" if core_env.get("MUCKRACK_HMR_NO_EXTENSIONS") else "True"
+    assert bare_kernel.ok("import muckrack_hmr; print(muckrack_hmr.USING_EXTENSION)").stdout == (
+        expected + "\n"
+    )
+    return bare_kernel
 
 
 MOD = """\
@@ -202,6 +209,38 @@ def test_a_save_right_after_the_cell_that_imported_the_module_reaches_the_next_c
     after = kernel.ok("print(fresh_mod.f(), fresh_mod.CONST)")
     assert after.stdout.splitlines()[-1] == "new 2", after.stdout
     assert any(line.startswith("hmr: reloaded fresh_mod") for line in after.stdout.splitlines())
+
+
+def test_a_module_imported_before_the_extension_follows_a_save_made_before_the_next_cell(
+    bare_kernel: Kernel, kernel_project: Path
+) -> None:
+    """A module imported before ``%load_ext`` (``ipython -i app.py``, a first cell) was
+    classified at the next cell: its file's state then, the save included, was taken for
+    what ran, and the save was never applied."""
+    mod = write(kernel_project / "mod.py", MOD)
+    bare_kernel.ok("import mod\nfrom mod import f")
+    bare_kernel.ok("%load_ext muckrack_hmr")
+    waited = _save(bare_kernel, mod, MOD_NEW)
+    after = bare_kernel.ok("print(mod.f(), f(), mod.CONST)")
+    assert after.stdout.splitlines()[-1] == "new new 2", after.stdout
+    # Its source was kept at %load_ext: the edit was applied statement by statement.
+    shown = waited.stdout + after.stdout
+    assert "hmr: reloaded mod (2 patched)" in shown, shown
+
+
+def test_a_save_the_last_cell_made_reaches_the_next_cell(
+    kernel: Kernel, kernel_project: Path
+) -> None:
+    """``%%writefile``, or a cell that writes the module: the next cell ran the old code
+    when the save's file events were still in the OS's queue as it looked, or when the
+    watcher had taken them and was judging them (in about one run in six)."""
+    path = kernel_project / "written.py"
+    write(path, "def f():\n    return 0\n")
+    kernel.ok("import written, pathlib\npath = pathlib.Path('written.py')")
+    for version in range(1, 21):
+        kernel.ok(f"path.write_text('def f():\\n    return {version}\\n')")
+        after = kernel.ok("print(written.f())")
+        assert after.stdout.splitlines()[-1] == str(version), (version, after.stdout)
 
 
 def test_failed_reload_shows_the_error_and_keeps_the_old_code(
@@ -383,6 +422,71 @@ def test_terminal_ipython_under_the_cli_says_each_reload_once(
         assert len(said) == 1, (child.seen["out"], child.seen["err"])
     finally:
         child.close()
+
+
+def test_the_notebook_s_bindings_follow_under_the_cli(
+    core_env: dict[str, str], kernel_project: Path, tmp_path: Path
+) -> None:
+    """``python -m muckrack.hmr -m IPython`` and ``%load_ext``: the user namespace's name
+    (``__main__``) had been judged no project code (IPython's own ``__main__``), so its
+    ``from mod import CONST`` was never recorded and never rebound.  ``%hmr off`` said
+    saves wait, and the CLI's watcher applied them all the same."""
+    mod = write(kernel_project / "mod.py", MOD)
+    child = _terminal_ipython(core_env, kernel_project, tmp_path, under_the_cli=True)
+    try:
+        child.send("%load_ext muckrack_hmr")
+        child.send("from mod import f, CONST; print('before', f(), CONST)")
+        child.expect("before old 1")
+        save_atomically(mod, MOD_NEW)
+        child.send(
+            "import time; _end = time.monotonic() + 10\n"
+            "while f() != 'new' and time.monotonic() < _end: time.sleep(0.01)\n"
+        )
+        child.send("print('after', f(), CONST)")
+        child.expect("after new 2")
+        child.send("%hmr off")
+        child.expect(lambda line: "not under python -m muckrack.hmr" in line, stream="err")
+        child.send("exit")
+        assert child.wait() == 0
+    finally:
+        child.close()
+
+
+def _skipped(aimport: str) -> list[str]:
+    """The modules ``%aimport`` lists as skipped."""
+    lines = aimport.splitlines()
+    return lines[lines.index("Modules to skip:") + 1].split()
+
+
+def test_unloading_gives_autoreload_its_modules_back(kernel: Kernel, kernel_project: Path) -> None:
+    """The extension has ``%autoreload`` skip the modules it reloads; after
+    ``%unload_ext`` they stayed skipped, and no edit reached the notebook any more."""
+    mod = write(kernel_project / "mod.py", MOD)
+    kernel.ok("%load_ext autoreload\n%autoreload 2")
+    kernel.ok("import mod")
+    assert "mod" in _skipped(kernel.ok("%aimport").stdout)
+    kernel.ok("%unload_ext muckrack_hmr")
+    assert "mod" not in _skipped(kernel.ok("%aimport").stdout)
+    # A second later: %autoreload compares modification times.
+    save_atomically(mod, MOD_NEW)
+    os.utime(mod, (time.time() + 2, time.time() + 2))
+    assert kernel.ok("print(mod.f())").stdout.splitlines()[-1] == "new"
+
+
+def test_a_forced_reload_while_off_applies_only_its_module(
+    kernel: Kernel, kernel_project: Path
+) -> None:
+    a = write(kernel_project / "a.py", "def f():\n    return 'old a'\n")
+    write(kernel_project / "b.py", "def g():\n    return 'b'\n")
+    kernel.ok("import a, b")
+    kernel.ok("%hmr off")
+    _save(kernel, a, "def f():\n    return 'new a'\n")
+    reloaded = kernel.ok("%hmr reload b\nprint(a.f())")
+    assert "reloaded b" in reloaded.stdout
+    assert "reloaded a" not in reloaded.stdout
+    assert reloaded.stdout.splitlines()[-1] == "old a"
+    kernel.ok("%hmr on")
+    assert kernel.ok("print(a.f())").stdout.splitlines()[-1] == "new a"
 
 
 RESOURCE = """\

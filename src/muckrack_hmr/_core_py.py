@@ -1061,6 +1061,19 @@ class ImportTracker:
             if seen is not None and seen is not _UNTRACKED and seen is not _NONE_YET:
                 seen.clear()
 
+    def forget_verdict(self, importer: str) -> None:
+        """Ask the classifier again at ``importer``'s next import if it was judged no
+        project code.
+
+        For a namespace that counts as a project importer from now on (an
+        IPython user namespace, see ``ProjectFilter.add_importer``) though its
+        name was judged before, as another module's (IPython's own
+        ``__main__`` under the CLI).  A project module's verdict stays.
+        """
+        with self.lock:
+            if self._seen.get(importer) is _UNTRACKED:
+                del self._seen[importer]
+
     def trim_statements(self) -> int:
         """Forget the statements recorded for modules whose import finished; how many names.
 

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 _PREFIX = "hmr: "
 # The longest a cell waits for a save whose file events are still settling (seconds).
 _SETTLING = 0.25
+# How often a cell waiting for a save looks whether the watcher judged it no change.
+_JUDGING_LOOK = 0.005
 # The longest a cell waits for the watcher's look at what the last cell imported.
 _LOOK = 0.25
 # How many reloads `%hmr` lists.
@@ -144,6 +146,8 @@ class HMRExtension:
         self._logger_level: int | None = None
         self._autoreload_warned = False
         self._autoreload_synced = -1
+        #: the modules this extension told %autoreload to skip (unload() lets it have them)
+        self._skipped: set[str] = set()
         self.watcher: _CellWatcher | None = None
 
     # -- lifecycle --------------------------------------------------------------
@@ -174,6 +178,7 @@ class HMRExtension:
         """Undo :meth:`start` (the ``%hmr`` magic stays, and says so)."""
         self.enabled = False
         self.shell.events.unregister("pre_run_cell", self.before_cell)
+        self._release_autoreload()
         if self.watcher is not None and self.hmr.watcher is self.watcher:
             self.hmr.close()
         self.watcher = None
@@ -223,11 +228,19 @@ class HMRExtension:
             # cells the kernel rests: the watcher's start-up is over.
             watcher.hurry()
             watcher.pipeline.look_now(_LOOK)
-        if watcher is not None and self.enabled and watcher.pipeline.pending():
-            # A save made a moment ago is still settling: this cell waits for it.
+            # A save the last cell made (``%%writefile``), or made just before this
+            # cell was sent: its file events may still sit in the OS's queue.
+            watcher.pipeline.catch_up()
+        if watcher is not None and self.enabled:
+            # A save made a moment ago is still settling, or being judged: this cell
+            # waits for it (for its burst, or for it to be judged no change).
+            deadline = time.monotonic() + _SETTLING
             with self._queued:
-                if not self._saves:
-                    self._queued.wait(_SETTLING)
+                while not self._saves and watcher.pipeline.pending():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._queued.wait(min(left, _JUDGING_LOOK))
         if self._saves and self.enabled:
             self.apply()
         if self.log.records:
@@ -296,7 +309,18 @@ class HMRExtension:
         skip = getattr(reloader, "skip_modules", None)
         if isinstance(skip, dict):
             for name in self.hmr.tracked_modules():
-                skip.setdefault(name, True)
+                if name not in skip:
+                    skip[name] = True
+                    self._skipped.add(name)
+
+    def _release_autoreload(self) -> None:
+        """Undo what :meth:`_check_autoreload` added to ``%autoreload``'s skipped modules."""
+        magics = self.shell.magics_manager.registry.get("AutoreloadMagics")
+        skip = getattr(getattr(magics, "_reloader", None), "skip_modules", None)
+        if isinstance(skip, dict):
+            for name in self._skipped:
+                skip.pop(name, None)
+        self._skipped.clear()
 
     # -- %hmr ------------------------------------------------------------------------
 
@@ -310,6 +334,15 @@ class HMRExtension:
         if not words:
             self.show_status()
         elif command in ("on", "off") and len(words) == 1:
+            if self.watcher is None:
+                # The command line's watcher applies saves on its own thread, as it
+                # does for the program: there is nothing between cells to hold back.
+                print(
+                    f"{_PREFIX}%hmr {command}: not under python -m muckrack.hmr, whose "
+                    "watcher applies each save as it comes",
+                    file=sys.stderr,
+                )
+                return
             self.enabled = command == "on"
             print(f"{_PREFIX}{'on' if self.enabled else 'off: saves wait until %hmr on'}")
         elif command == "reload" and len(words) == 2:
@@ -335,8 +368,8 @@ class HMRExtension:
 
     def reload(self, name: str) -> None:
         """``%hmr reload NAME``: run NAME again whole, and what follows from it."""
-        if self._saves:
-            self.apply()
+        if self._saves and self.enabled:
+            self.apply()  # (off: they wait for %hmr on, as they do for the next cell)
         result = self.hmr.reloader.reload_result([name], force=True)  # (remembered: a hook)
         if not result.reloaded and not result.failed:
             print(f"{_PREFIX}nothing reloaded", file=sys.stderr)
@@ -389,6 +422,16 @@ def load(shell: Shell) -> HMRExtension:
     name = namespace.get("__name__")
     if isinstance(name, str):
         hmr.project.add_importer(name, namespace)
+        # A verdict taken before (under the CLI, IPython's own ``__main__`` is no
+        # project module) would leave the notebook's bindings unrecorded.
+        hmr.tracker.forget_verdict(name)
+    # Project modules imported before the extension (``ipython -i app.py``, a cell
+    # run before ``%load_ext``) are classified now: their files' state now is what
+    # the watcher compares a save with, and their sources are kept if still as
+    # they were.  Classified later (at the next cell), a save made meanwhile would
+    # be taken for what runs, and never applied.
+    if any(module != "__main__" for module in hmr.tracked_modules()):
+        hmr.remember_sources()
     loaded = HMRExtension(shell, hmr, installed)
     loaded.start()
     _loaded.append(loaded)

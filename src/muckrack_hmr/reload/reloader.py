@@ -238,6 +238,10 @@ def _applied_at_once() -> Iterator[None]:
 _FEW = 64
 
 
+# The saved modules a reload's log line names (the others are counted).
+_NAMED = 3
+
+
 @dataclass
 class ReloadResult:
     """Everything one reload did (``HMR.reload``); ``reload_module`` returns the short form."""
@@ -265,10 +269,13 @@ class ReloadResult:
     """Wall time of the whole call."""
 
     def summary(self) -> str:
-        """The log line: ``a (+2 dependents, 3 patched)``."""
+        """The log line: ``a (+2 dependents, 3 patched)``; ``a, b (...)`` when both were saved,
+        ``a, b, c and 5 more (...)`` for a checkout."""
         if not self.reloaded:
             return ""
-        more = len(self.reloaded) - 1
+        edited = set(self.edited)
+        named = [name for name in self.reloaded if name in edited] or self.reloaded[:1]
+        more = len(self.reloaded) - len(named)
         details = [f"+{more} dependent{'s' if more != 1 else ''}"] if more else []
         if self.patched:
             details.append(f"{len(self.patched)} patched")
@@ -277,7 +284,10 @@ class ReloadResult:
         if self.failed:
             details.append(f"{len(self.failed)} failed")
         extra = f" ({', '.join(details)})" if details else ""
-        return f"{self.reloaded[0]}{extra}"
+        shown = ", ".join(named[:_NAMED])
+        if len(named) > _NAMED:
+            shown += f" and {len(named) - _NAMED} more"
+        return f"{shown}{extra}"
 
 
 class Reloader:

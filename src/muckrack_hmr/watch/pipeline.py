@@ -170,6 +170,8 @@ class SavePipeline:
         # Looks asked for by another thread (look_now), and how many were made.
         self._look_asked = False
         self._looks = 0
+        # Batches taken from the queue and not judged yet (see pending).
+        self._judging = 0
         self._thread: threading.Thread | None = None
         #: Set once file events are on (see :meth:`start`).
         self.started = threading.Event()
@@ -489,9 +491,21 @@ class SavePipeline:
         reloader = self.hmr._reloader
         return reloader is not None and bool(reloader.failing)
 
+    def catch_up(self) -> None:
+        """Take in now the file events the OS has queued for the saves made so far.
+
+        A save's events reach the pipeline on the backend's thread, moments
+        after the write: a consumer that applies saves at its own times (a
+        notebook's next cell) calls this first, so that a save made just
+        before (by the last cell, say) is pending when it looks.
+        """
+        backend = self.backend
+        if backend is not None:
+            backend.catch_up()
+
     def pending(self) -> bool:
-        """Are events waiting to be judged?"""
-        return bool(self.batch.last)
+        """Are events waiting to be judged, or being judged?"""
+        return bool(self.batch.last) or self._judging > 0
 
     def _run(self, settle_in: Callable[[], None] | None) -> None:
         if settle_in is not None:
@@ -519,6 +533,7 @@ class SavePipeline:
                     self._wake.wait(wait)
                 elif wait is not None and wait <= 0:
                     taken = self.batch.take()
+                    self._judging += 1
                 recheck, self._recheck = self._recheck, False
                 asked, self._look_asked = self._look_asked, False
             if self._stopping.is_set():
@@ -532,7 +547,10 @@ class SavePipeline:
                 if recheck:
                     self.check_folders()
                 if taken is not None:
-                    self._process(*taken)
+                    try:
+                        self._process(*taken)
+                    finally:
+                        self._judged()
                     pause = IDLE_PAUSE
                 elif idle:
                     pause = next_pause(self._idle(), pause)
@@ -571,8 +589,17 @@ class SavePipeline:
             if wait is None or wait > 0:
                 return False
             taken = self.batch.take()
-        self._process(*taken)
+            self._judging += 1
+        try:
+            self._process(*taken)
+        finally:
+            self._judged()
         return True
+
+    def _judged(self) -> None:
+        with self._wake:
+            self._judging -= 1
+            self._wake.notify_all()
 
     def _idle(self) -> bool | None:
         """No saves pending: watch what was imported, look at the folders, then the consumer's

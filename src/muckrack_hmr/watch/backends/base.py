@@ -75,6 +75,15 @@ class Backend:
         """Stop reporting; idempotent."""
         raise NotImplementedError
 
+    def catch_up(self) -> None:
+        """Report now what the OS has queued of the changes made so far (by this thread too).
+
+        A backend whose events come from a queue of the kernel's (inotify) reads
+        it here, on the caller's thread: a notebook's next cell then finds the
+        save its last cell made.  Elsewhere nothing is queued that could be read
+        sooner, and this does nothing.
+        """
+
     def describe(self) -> str:
         """One line for the log: what watches, and how."""
         return self.name

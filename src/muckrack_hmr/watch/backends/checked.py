@@ -136,6 +136,10 @@ class CheckedBackend(Backend):
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
 
+    def catch_up(self) -> None:
+        if not self.switched:
+            self.primary.catch_up()
+
     def describe(self) -> str:
         if self.switched:
             return f"polling every {self.interval:g} s (no file events came)"

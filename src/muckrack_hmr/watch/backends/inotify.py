@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import logging
 import os
 import select
@@ -166,6 +165,9 @@ class InotifyBackend(Backend):
         self._stopping = threading.Event()
         self._wake_r = self._wake_w = -1
         self._thread: threading.Thread | None = None
+        # Held from a read of the queue to the end of its dispatch: the events of
+        # two reads (the thread's, and catch_up's) reach the sink in their order.
+        self._reading = threading.Lock()
 
     def _open(self) -> None:
         if self._fd < 0:
@@ -235,7 +237,7 @@ class InotifyBackend(Backend):
             thread.join(timeout=5)
 
     def _close(self) -> None:
-        with self._lock:
+        with self._reading, self._lock:
             for fd in (self._fd, self._wake_r, self._wake_w):
                 if fd >= 0:
                     os.close(fd)
@@ -254,17 +256,36 @@ class InotifyBackend(Backend):
                 if self._stopping.is_set():
                     break
                 try:
-                    data = os.read(self._fd, 64 * 1024)
-                except BlockingIOError:
-                    continue
+                    self._read_queue()
                 except OSError as exc:
-                    if exc.errno == errno.EINTR:
-                        continue
                     log.error("reading inotify's events failed: %s", exc)
                     break
-                self._dispatch(data)
         finally:
             self._close()
+
+    def _read_queue(self) -> None:
+        with self._reading:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Read and dispatch what the kernel has queued (nothing: a catch_up took it)."""
+        while True:
+            try:
+                data = os.read(self._fd, 64 * 1024)
+            except BlockingIOError:
+                return
+            except InterruptedError:
+                continue
+            self._dispatch(data)
+
+    def catch_up(self) -> None:
+        with self._reading:
+            if self._fd < 0 or self._stopping.is_set():
+                return
+            try:
+                self._drain()
+            except OSError as exc:  # the reading thread meets it too, and says so
+                log.debug("reading inotify's events failed: %s", exc)
 
     def _dispatch(self, data: bytes) -> None:
         sink = self._sink
