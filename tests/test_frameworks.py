@@ -23,6 +23,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import socket
 import time
 import urllib.error
@@ -602,6 +603,10 @@ def test_django_runserver_reloads_in_place_without_noreload(proj: Path, spawn: S
     poll(
         child, port, lambda text: text == f"template two, pid {pid}", path="/page", parse=page_text
     )
+
+    # 6. SIGTERM ends it with 0, as Django's reloader does (it ended by the signal).
+    child.proc.send_signal(signal.SIGTERM)
+    assert child.wait() == 0
 
 
 # -- a plain worker loop -------------------------------------------------------------------

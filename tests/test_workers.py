@@ -413,6 +413,33 @@ def test_uvicorn_workers_reload_in_place(
     assert not any("cannot reach" in line for line in child.seen["err"])
 
 
+def test_an_edit_the_workers_refuse_is_said_and_restarts_the_server(
+    proj: Path, spawn: Callable[..., Child], reap: Reaper
+) -> None:
+    """A module only the workers load, whose edit they refuse: each said "nothing to run",
+    the CLI said no process had it loaded, and ``--restart-on-refused`` never restarted."""
+    app = ASGI_APP.format(value="old") + "\n\nclass K:\n    pass\n"
+    write(proj / "app.py", app)
+    port = free_port()
+    server = ["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)]
+    child = spawn(["--restart-on-refused", *server, "--workers", "2"], cwd=proj)
+    pids = served_by_every_worker(child, port, "old", 2)
+    reap.watch(child, pids)
+
+    save_atomically(
+        proj / "app.py", app.replace("class K:", "class K(dict):").replace("'old'", "'new'")
+    )
+    refused = child.expect("restart to apply: app.K changed its bases", stream="err")
+    assert "in all 2 processes" in refused
+    child.expect("restarting: class layout: app.K", stream="err")
+    restarted = served_by_every_worker(child, port, "new", 2)
+    reap.watch(child, restarted)
+    assert not restarted & pids
+    assert not any("no process has it loaded" in line for line in child.seen["err"])
+    child.proc.send_signal(signal.SIGINT)
+    assert child.wait() == 0
+
+
 @pytest.mark.parametrize(
     ("code", "joins"),
     [

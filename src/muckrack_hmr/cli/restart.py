@@ -167,6 +167,7 @@ def supervised(hmr: HMR, main_file: str | None) -> Restarter | None:
     restarter = Restarter(hmr, channel, main_file)
     watcher.after_reload.append(restarter.reloaded)
     watcher.pipeline.script_refused.append(restarter.refused)
+    watcher.pipeline.refused_elsewhere.append(restarter.refused)
     how, _, when = (started or "").partition(" ")
     with contextlib.suppress(ValueError):
         _ColdStart(float(when), how == "restart", restarter, watcher).start()

@@ -27,10 +27,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import logging
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -102,6 +104,10 @@ def run_in_place(main_func: Callable[..., object], *args: object, **kwargs: obje
     from django.apps import apps
 
     log.info("Django's autoreloader is off; saved modules are reloaded in this process")
+    # SIGTERM ends the server with 0, as it does under Django's reloader (both of its
+    # processes set this), where runserver --noreload dies by the signal.
+    with contextlib.suppress(ValueError):  # not the main thread: left as it is
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signals = FileSignals()
     with signals_to_main_thread():  # its observer's threads too: Ctrl-C stops the server
         threading.Thread(

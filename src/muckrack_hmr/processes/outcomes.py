@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..reload.refusals import Refusal
+
 if TYPE_CHECKING:
     from ..reload.reloader import ReloadResult
     from .channel import Message
@@ -93,6 +95,9 @@ def outcome_message(
         "summary": result.summary(),
         "patched": len(result.patched),
         "failed": {name: f"{type(exc).__name__}: {exc}" for name, exc in result.failed.items()},
+        "refused": [
+            [refusal.kind, refusal.module, refusal.what, refusal.fix] for refusal in result.refused
+        ],
         "ms": result.total_ms,
         "records": kept,
     }
@@ -113,6 +118,8 @@ class ProcessOutcome:
     ms: float
     records: tuple[tuple[int, str], ...]
     """(level, text) of what the engine logged there, but its "reloaded" line."""
+    refused: tuple[Refusal, ...] = ()
+    """The edits that need a restart there (nothing of their modules ran)."""
 
     @classmethod
     def from_message(cls, message: Message) -> ProcessOutcome:
@@ -120,6 +127,7 @@ class ProcessOutcome:
         failed = message.get("failed")
         records = message.get("records")
         reloaded = message.get("reloaded")
+        refused = message.get("refused")
         return cls(
             pid=int(str(message.get("pid", 0))),
             reloaded=tuple(str(name) for name in reloaded) if isinstance(reloaded, list) else (),
@@ -131,12 +139,16 @@ class ProcessOutcome:
                 (int(level), str(text))
                 for level, text in (records if isinstance(records, list) else ())
             ),
+            refused=tuple(
+                Refusal(str(kind), str(module), str(what), str(fix))
+                for kind, module, what, fix in (refused if isinstance(refused, list) else ())
+            ),
         )
 
     @property
     def did_something(self) -> bool:
-        """Did the save run or fail anything here (not: the module is not loaded here)?"""
-        return bool(self.reloaded or self.failed)
+        """Did the save run, fail or refuse anything here (not: the module is not loaded here)?"""
+        return bool(self.reloaded or self.failed or self.refused)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from .outcomes import CAPTURE, ProcessOutcome, SpreadResult, outcome_message
 
 if TYPE_CHECKING:
     from ..api import HMR
+    from ..reload.refusals import Refusal
     from ..reload.reloader import ReloadResult
     from ..watch.bursts import SettledSaves
     from ..watch.watcher import Watcher
@@ -112,19 +113,42 @@ class Supervisor:
         )
         for outcome in spread.outcomes:
             failed = ", ".join(outcome.failed)
-            done = outcome.summary or (f"{failed} failed" if failed else "nothing to run")
+            done = outcome.summary or (
+                f"{failed} failed" if failed else "refused" if outcome.refused else "nothing to run"
+            )
             log.debug("process %d: %s", outcome.pid, done)
         lines = spread.lines()
         for level, text in lines:
             log.log(level, "%s", text)
         if not lines and saves.names:
             _held_by_none(saves.names)
+        self._refused_elsewhere(spread, saves, here)
         for hook in list(_hooks):
             try:
                 hook(spread)
             except Exception:
                 log.exception("the hook %r raised", hook)
         sys.stderr.flush()
+
+    def _refused_elsewhere(
+        self, spread: SpreadResult, saves: SettledSaves, here: SettledSaves
+    ) -> None:
+        """Tell the pipeline's listeners (``--restart-on-refused``) of the edits the workers
+        refused in modules this process has not loaded: its own go through its reload."""
+        listeners = self.watcher.pipeline.refused_elsewhere
+        paths = {save.name: save.path for save in saves.modules if save.name not in here.names}
+        told: set[Refusal] = set()
+        for outcome in spread.outcomes:
+            for refusal in outcome.refused:
+                path = paths.get(refusal.module)
+                if path is None or refusal in told:
+                    continue
+                told.add(refusal)
+                for listener in list(listeners):
+                    try:
+                        listener(refusal, path)
+                    except Exception:
+                        log.exception("the listener %r raised", listener)
 
     def _here(self, saves: SettledSaves) -> SettledSaves:
         """The part of ``saves`` for this process: the modules it has loaded.

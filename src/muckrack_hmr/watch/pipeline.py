@@ -151,6 +151,9 @@ class SavePipeline:
         self._scripts: dict[str, bytes | None] = {}  # the script's path -> digest of what ran
         #: ``fn(refusal, path)`` when the running script is saved (``--restart-on-refused``).
         self.script_refused: list[Callable[[Refusal, str], None]] = []
+        #: ``fn(refusal, path)`` when the workers refused the edit of a module this
+        #: process has not loaded (``--restart-on-refused``; see processes.supervisor).
+        self.refused_elsewhere: list[Callable[[Refusal, str], None]] = []
         self._by_folder: dict[str, list[str]] = {}  # folder -> its module and data files
         # Trees whose files are reported as they are saved (watch_files): prefix -> suffixes.
         self._trees: dict[str, tuple[str, ...]] = {}
