@@ -113,15 +113,20 @@ def kernel_project(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def bare_kernel(kernel_project: Path, core_env: dict[str, str], tmp_path: Path) -> Iterator[Kernel]:
-    """A kernel whose working folder is ``kernel_project``, the extension not loaded."""
+def start_kernel(cwd: Path, core_env: dict[str, str], tmp_path: Path) -> Kernel:
+    """A kernel whose working folder is ``cwd``, on the core under test, nothing loaded."""
     env = dict(core_env)
     env["IPYTHONDIR"] = str(tmp_path / "ipython")  # no user profile, no shared history
     env["JUPYTER_PLATFORM_DIRS"] = "1"
     runtime = tmp_path / "runtime"
     runtime.mkdir()
-    started = Kernel(kernel_project, env, runtime)
+    return Kernel(cwd, env, runtime)
+
+
+@pytest.fixture
+def bare_kernel(kernel_project: Path, core_env: dict[str, str], tmp_path: Path) -> Iterator[Kernel]:
+    """A kernel whose working folder is ``kernel_project``, the extension not loaded."""
+    started = start_kernel(kernel_project, core_env, tmp_path)
     try:
         yield started
     finally:
@@ -241,6 +246,34 @@ def test_a_save_the_last_cell_made_reaches_the_next_cell(
         kernel.ok(f"path.write_text('def f():\\n    return {version}\\n')")
         after = kernel.ok("print(written.f())")
         assert after.stdout.splitlines()[-1] == str(version), (version, after.stdout)
+
+
+def test_the_folders_the_notebook_moves_to_or_adds_are_followed(
+    core_env: dict[str, str], kernel_project: Path, tmp_path: Path
+) -> None:
+    """A notebook in ``notebooks/`` that does ``%cd ..`` (or puts ``../src`` on
+    ``sys.path``) imported its package from outside the folder loaded in: nothing of it
+    was tracked, with no word, and no save ever applied (``%autoreload 2`` has them)."""
+    notebooks = kernel_project / "notebooks"
+    notebooks.mkdir()
+    core = write(kernel_project / "mypkg" / "core.py", MOD)
+    write(kernel_project / "mypkg" / "__init__.py", "")
+    lib = write(tmp_path / "src" / "lib.py", "def g():\n    return 'old g'\n")
+    kernel = start_kernel(notebooks, core_env, tmp_path)
+    try:
+        kernel.ok("%load_ext muckrack_hmr")
+        kernel.ok("%cd ..")
+        moved = kernel.ok("from mypkg import core\nprint(core.f())")
+        assert f"hmr: watching {os.path.realpath(kernel_project)}" in moved.stdout
+        _save(kernel, core, MOD_NEW)
+        assert kernel.ok("print(core.f())").stdout.splitlines()[-1] == "new"
+
+        kernel.ok(f"import sys\nsys.path.append({str(tmp_path / 'src')!r})")
+        kernel.ok("from lib import g")
+        _save(kernel, lib, "def g():\n    return 'new g'\n")
+        assert kernel.ok("print(g())").stdout.splitlines()[-1] == "new g"
+    finally:
+        kernel.close()
 
 
 def test_failed_reload_shows_the_error_and_keeps_the_old_code(

@@ -173,6 +173,15 @@ class ProjectFilter:
             self._excluded_prefixes
         )
 
+    def may_hold_projects(self, folder: str) -> bool:
+        """Could a root at ``folder`` (a real path) hold project code: it lies in no folder
+        whose modules never are (site-packages, the interpreter's, the standard library)?"""
+        return not (folder.rstrip(os.sep) + os.sep).startswith(self._excluded_prefixes)
+
+    def covers(self, folder: str) -> bool:
+        """Is ``folder`` (a real path) a root, or inside one?"""
+        return (folder.rstrip(os.sep) + os.sep).startswith(self._root_prefixes)
+
     def verdicts(
         self,
     ) -> tuple[dict[str, str | None], dict[str, tuple[str, tuple[int, int] | None]]] | None:

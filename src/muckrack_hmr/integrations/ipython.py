@@ -148,6 +148,8 @@ class HMRExtension:
         self._autoreload_synced = -1
         #: the modules this extension told %autoreload to skip (unload() lets it have them)
         self._skipped: set[str] = set()
+        # Where the notebook imports from, as of the last cell: (working folder, sys.path).
+        self._places = _places()
         self.watcher: _CellWatcher | None = None
 
     # -- lifecycle --------------------------------------------------------------
@@ -220,6 +222,7 @@ class HMRExtension:
 
     def before_cell(self, info: object = None) -> None:
         """IPython's ``pre_run_cell``: apply the saves queued since the last cell."""
+        self._follow_the_notebook()
         self._check_autoreload()
         watcher = self.watcher
         if watcher is not None and self.enabled:
@@ -285,6 +288,26 @@ class HMRExtension:
             self.history.append(f"{stamp} reloaded {summary} in {result.total_ms:.1f} ms")
         for name in sorted(result.failed):
             self.history.append(f"{stamp} failed to reload {name}; the old code keeps running")
+
+    def _follow_the_notebook(self) -> None:
+        """A folder the notebook moved to (``%cd ..`` from ``notebooks/``) or put on
+        ``sys.path`` (``sys.path.append("../src")``) counts as project code from now on,
+        as ``%hmr watch`` would make it (the modules under it imported from now on)."""
+        places = _places()
+        if places is None or places == self._places:
+            return
+        before, self._places = self._places, places
+        cwd, path = places
+        known = set(before[1]) if before is not None else set(path)
+        new = [cwd] if before is None or cwd != before[0] else []
+        new += [entry or cwd for entry in path if entry not in known]
+        project = self.hmr.project
+        for folder in new:
+            real = os.path.realpath(folder)
+            if project.covers(real) or not project.may_hold_projects(real):
+                continue
+            if os.path.isdir(real):
+                self.watch(real)
 
     # -- %autoreload ---------------------------------------------------------------
 
@@ -400,6 +423,14 @@ class HMRExtension:
         if self.watcher is not None:
             self.watcher.pipeline.watch(real)
         print(f"{_PREFIX}watching {real} (modules imported from now on)")
+
+
+def _places() -> tuple[str, tuple[str, ...]] | None:
+    """The working folder and ``sys.path`` (None: the working folder is gone)."""
+    try:
+        return os.getcwd(), tuple(sys.path)
+    except OSError:
+        return None
 
 
 _loaded: list[HMRExtension] = []
