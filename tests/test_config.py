@@ -60,6 +60,8 @@ def test_a_pyproject_without_the_table_has_no_settings(tmp_path: Path) -> None:
         pytest.param("watch = [1, 2]\n", 3, "watch must be a string or a list", id="bad-list"),
         pytest.param("cascade = 'sometimes'\n", 3, "cascade must be one of", id="bad-choice"),
         pytest.param("poll = -1\n", 3, "poll must be a number of seconds > 0", id="bad-poll"),
+        pytest.param("debounce = inf\n", 3, "debounce must be at most 60000 ms", id="inf-debounce"),
+        pytest.param("poll = nan\n", 3, "poll must be at most 3600 seconds", id="nan-poll"),
         pytest.param("clear = 'yes'\n", 3, "clear must be true or false", id="bad-bool"),
         pytest.param("watch = 'src'\n", 3, "watch: '", id="missing-folder"),
         pytest.param(
@@ -80,6 +82,35 @@ def test_bad_settings_name_the_file_and_the_line(
     assert "\n" not in text
     assert text.startswith(f"{pyproject}:{line}: ")
     assert message in text
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        pytest.param(
+            "[project]\n[tool]\nmuckrack-hmr = { clear = true, debounse = 10 }\n",
+            3,
+            "unknown key 'debounse'",
+            id="inline-table",
+        ),
+        pytest.param(
+            "[tool.muckrack-hmr]\nverbose = true\nclear = true\nquiet = true\n",
+            4,
+            "sets both verbose and quiet",
+            id="excluding-options",
+        ),
+    ],
+)
+def test_every_bad_setting_names_its_line(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    """An inline ``[tool]`` table and options that exclude each other said no line."""
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(pyproject))
+    assert str(caught.value).startswith(f"{pyproject}:{line}: ")
+    assert message in str(caught.value)
 
 
 def test_invalid_toml_names_the_file_and_the_line(tmp_path: Path) -> None:

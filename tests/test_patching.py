@@ -353,6 +353,18 @@ def test_members_added_to_an_enum_join_the_live_class(
     assert red.describe() == "new red"
     assert len(Color) == 3
 
+    # A member added between two others takes its place there, as a fresh start has it
+    # (it was iterated last); the aliases stay where the statement has them.
+    pink = "pink" if base == "str, enum.Enum" else 8
+    between = source.format(base=base, added=added, tag="new").replace(
+        "RED = 1\n", f"RED = 1\n            PINK = {pink!r}\n"
+    )
+    project.write("a.py", between)
+    hmr.reload_module("a")
+    assert b.names() == ["RED", "PINK", "GREEN", "BLUE"]
+    assert list(Color.__members__) == ["RED", "PINK", "GREEN", "BLUE", "CRIMSON"]
+    assert Color.PINK.describe() == "new pink"
+
 
 @pytest.mark.parametrize("whole", [True, False], ids=["whole", "statements"])
 def test_statements_after_a_class_see_the_live_class(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import os
 import re
 import threading
@@ -147,6 +148,8 @@ def test_bad_values_on_the_command_line_name_the_option() -> None:
         parse(["--debounce", "-1", "app.py"])
     with pytest.raises(UsageError, match=r"^--poll must be a number of seconds > 0$"):
         parse(["--poll", "0", "app.py"])
+    with pytest.raises(UsageError, match=r"^--debounce must be at most 60000 ms$"):
+        parse(["--debounce", "inf", "app.py"])
     with pytest.raises(UsageError, match=r"invalid choice: 'sometimes'.*\(see --help\)$"):
         parse(["--cascade", "sometimes", "app.py"])
 
@@ -187,7 +190,8 @@ def test_a_list_on_the_command_line_replaces_the_files() -> None:
 
 def test_pyproject_setting_both_of_exclusive_options_is_an_error(tmp_path: Path) -> None:
     pyproject = _pyproject(tmp_path, "verbose = true\nquiet = true\n")
-    with pytest.raises(ConfigError, match=rf"^{re.escape(str(pyproject))}: .* both verbose and"):
+    where = re.escape(str(pyproject))
+    with pytest.raises(ConfigError, match=rf"^{where}:6: .* both verbose and"):
         load_settings(str(pyproject))
 
 
@@ -237,6 +241,12 @@ def test_settings_are_frozen_and_hashable() -> None:
         ({"debounce": -1}, "debounce must be >= 0 ms, not -1"),
         ({"backend": "fsevents"}, "backend must be one of 'auto', "),
         ({"poll": 0}, "poll must be a number of seconds > 0, not 0"),
+        # Past these, the watcher's thread died on its first wait, or never reloaded.
+        ({"debounce": math.inf}, "debounce must be at most 60000 ms, not inf"),
+        ({"debounce": math.nan}, "debounce must be at most 60000 ms, not nan"),
+        ({"debounce": 1e12}, "debounce must be at most 60000 ms, not 1000000000000.0"),
+        ({"poll": math.inf}, "poll must be at most 3600 seconds, not inf"),
+        ({"poll": math.nan}, "poll must be at most 3600 seconds, not nan"),
         ({"verbose": True, "quiet": True}, "verbose and quiet exclude each other"),
     ],
 )

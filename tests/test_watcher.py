@@ -418,6 +418,28 @@ def test_a_data_file_read_at_import_reloads_its_reader_with_watch_data(
     assert line.startswith("hmr: reloaded settings in "), line
 
 
+def test_a_data_file_read_while_the_m_target_is_found_is_watched(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """``-m app``: runpy runs app/__init__.py to find app.__main__, before the watcher
+    (and its look at opened files) started: a data file read there was never watched."""
+    write(proj / "app" / "__init__.py", "from . import conf\n")
+    write(proj / "app" / "conf.py", "import json\n\nCONF = json.load(open('config.json'))\n")
+    write(
+        proj / "app" / "__main__.py",
+        "import sys\n\nfrom app import conf\n\nprint('ready', flush=True)\n"
+        "for line in sys.stdin:\n    print('conf', conf.CONF['n'], flush=True)\n",
+    )
+    write(proj / "config.json", '{"n": 1}')
+    child = spawn(["-v", "--watch-data", "-m", "app"], cwd=proj, stdin=True)
+    child.expect("ready")
+    child.expect(contains(f"hmr: app.conf read {proj / 'config.json'} at import"), stream="err")
+    write(proj / "config.json", '{"n": 2}')
+    child.expect(starts("hmr: reloaded app.conf"), stream="err")
+    child.send("")
+    child.expect("conf 2")
+
+
 def test_settings_come_from_pyproject_and_the_command_line_wins(
     proj: Path, spawn: Callable[..., Child]
 ) -> None:

@@ -49,13 +49,15 @@ def _line_of(text: str, key: str) -> int | None:
     below = re.compile(
         rf"^\s*\[\s*tool\s*\.\s*(\"?)muckrack-hmr\1\s*\.\s*(\"?){re.escape(key)}\2\s*\]"
     )
+    # Or the table written inline, under [tool]: muckrack-hmr = { key = ... }
+    inline = re.compile(rf"^\s*(\"?)muckrack-hmr\1\s*=.*[{{,]\s*(\"?){re.escape(key)}\2\s*=")
     for number, line in enumerate(text.splitlines(), start=1):
         if line.lstrip().startswith("["):
             if below.match(line):
                 return number
             in_table = bool(header.match(line))
             continue
-        if in_table and assignment.match(line):
+        if (in_table and assignment.match(line)) or inline.match(line):
             return number
     return None
 
@@ -109,7 +111,9 @@ def load_settings(path: str) -> dict[str, object]:
     for name in settings:
         both = [other for other in group_of(name) if settings.get(other)]
         if len(both) > 1:
-            raise ConfigError(f"{path}: [tool.{TABLE}] sets both {' and '.join(both)}")
+            line = _line_of(text, both[-1])
+            where = f"{path}:{line}" if line is not None else path
+            raise ConfigError(f"{where}: [tool.{TABLE}] sets both {' and '.join(both)}")
     return settings
 
 

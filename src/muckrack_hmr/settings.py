@@ -58,10 +58,18 @@ def _number(value: object) -> float:
     return float(value)
 
 
+# The longest quiet time and polling interval taken: past them a save never applies, or
+# the watcher's waits fail (an infinite one overflows the clock's type).
+_LONGEST_DEBOUNCE_MS = 60_000.0
+_LONGEST_POLL = 3600.0
+
+
 def _milliseconds(value: object) -> float:
     number = _number(value)
     if number < 0:
         raise ValueError("must be >= 0 ms")
+    if not number <= _LONGEST_DEBOUNCE_MS:  # NaN too
+        raise ValueError(f"must be at most {_LONGEST_DEBOUNCE_MS:g} ms")
     return number
 
 
@@ -77,6 +85,8 @@ def _poll(value: object) -> float | None:
         raise ValueError("must be true, false or a number of seconds") from None
     if seconds <= 0:
         raise ValueError("must be a number of seconds > 0")
+    if not seconds <= _LONGEST_POLL:  # NaN too
+        raise ValueError(f"must be at most {_LONGEST_POLL:g} seconds")
     return seconds
 
 

@@ -157,12 +157,8 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
     hmr.cascade = settings.cascade
     # Before the target is even found: `-m uvicorn` imports uvicorn to find it.
     integrations.activate(hmr, browser=settings.reload_browser)
-    prepared = _prepare(target)
-    if isinstance(prepared, int):
-        tracking.uninstall()
-        return prepared
-    code, main_module = prepared
-
+    # Before the target is found too: `-m app` runs app/__init__.py (and what it
+    # imports) to find app.__main__, and a data file read there is watched.
     if settings.no_watch:
         # No saves to wait for, but the same bookkeeping while the program
         # rests: its first reload costs what a later one does.
@@ -173,6 +169,14 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
         except BackendUnavailable as exc:
             tracking.uninstall()
             return print_error(exc)
+    prepared = _prepare(target)
+    if isinstance(prepared, int):
+        hmr.close()
+        tracking.uninstall()
+        return prepared
+    code, main_module = prepared
+
+    if not settings.no_watch:
         _workers_reload_too(hmr)
         if settings.restart_on_refused:
             from . import restart

@@ -525,6 +525,16 @@ class _Patcher:
         for key in _FLAG_BOOKKEEPING:
             if key in new.__dict__:
                 type.__setattr__(old, key, new.__dict__[key])
+        # In the new statement's order: a member added between two others is iterated
+        # (and listed, and offered as a choice) there, as a fresh start has it.  Each
+        # in one step that runs no Python code: other threads never see a list or a
+        # map without its members (list.sort empties the list while it sorts).
+        place = {name: at for at, name in enumerate(new._member_map_)}
+        last = len(place)
+        old._member_names_[:] = sorted(old._member_names_, key=lambda n: place.get(n, last))
+        self._remember_member(old, "_member_map_")
+        ordered = dict(sorted(old._member_map_.items(), key=lambda kv: place.get(kv[0], last)))
+        type.__setattr__(old, "_member_map_", ordered)
 
     def _remember_member(self, cls: type, key: str) -> None:
         if self.undo is not None:
