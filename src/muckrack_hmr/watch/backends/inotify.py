@@ -146,6 +146,10 @@ def _error(what: str, path: str | None = None) -> OSError:
     return OSError(code, f"{what}: {os.strerror(code)}", path)
 
 
+# The most reads of the queue a catch_up makes (64 KiB each): all that a save leaves.
+_CATCH_UP_READS = 16
+
+
 class InotifyBackend(Backend):
     """Linux's inotify: one instance and one reading thread for every watched folder."""
 
@@ -263,29 +267,31 @@ class InotifyBackend(Backend):
         finally:
             self._close()
 
-    def _read_queue(self) -> None:
+    def _read_queue(self, reads: int = 1) -> None:
+        """Read and dispatch what the kernel has queued, ``reads`` times at most (nothing
+        left: a catch_up took it).  Bounded: a folder whose files are written without
+        a pause (a log) keeps the queue full."""
         with self._reading:
-            self._drain()
-
-    def _drain(self) -> None:
-        """Read and dispatch what the kernel has queued (nothing: a catch_up took it)."""
-        while True:
-            try:
-                data = os.read(self._fd, 64 * 1024)
-            except BlockingIOError:
+            if self._fd < 0:
                 return
-            except InterruptedError:
-                continue
-            self._dispatch(data)
+            for _ in range(reads):
+                while True:
+                    try:
+                        data = os.read(self._fd, 64 * 1024)
+                        break
+                    except BlockingIOError:
+                        return
+                    except InterruptedError:
+                        continue
+                self._dispatch(data)
 
     def catch_up(self) -> None:
-        with self._reading:
-            if self._fd < 0 or self._stopping.is_set():
-                return
-            try:
-                self._drain()
-            except OSError as exc:  # the reading thread meets it too, and says so
-                log.debug("reading inotify's events failed: %s", exc)
+        if self._stopping.is_set():
+            return
+        try:
+            self._read_queue(_CATCH_UP_READS)
+        except OSError as exc:  # the reading thread meets it too, and says so
+            log.debug("reading inotify's events failed: %s", exc)
 
     def _dispatch(self, data: bytes) -> None:
         sink = self._sink
