@@ -11,13 +11,12 @@ Two classes live here:
 * :class:`ImportTracker` - the replacement for ``builtins.__import__`` and
   ``importlib.import_module`` that feeds the graph.
 
-One deliberate exception to the parity: the compiled tracker's private
-``_classify_module`` answers "is this new importer project code?" from the
-classifier's own tables (``ProjectFilter.verdicts``) with one ``lstat`` and
-no Python call, and asks the classifier only for what they cannot answer.
-Here the classifier is always asked (:meth:`ImportTracker._classify_importer`):
-the answers are the same, only the cost differs, so the twin stays the
-readable reference.
+Both trackers answer "is this new importer project code?" from the
+classifier's own tables (``ProjectFilter.verdicts``) when its loader's read
+recorded it already (``ImportTracker._classify_module``).  One deliberate
+difference: for a file not recorded yet, the compiled one takes the ``lstat``
+itself, without a Python call; here the classifier is asked, which does the
+same.  The answers are the same, only the cost differs.
 """
 
 from __future__ import annotations
@@ -72,6 +71,8 @@ _UNTRACKED: dict[str, object] = {}
 # written to.
 _NONE_YET: dict[str, object] = {}
 _MISSING = object()
+# The files a module's code comes from that the classifier's tables know (project.py's).
+_SOURCE_SUFFIXES = (".py", ".pyw")
 # The first item of a module's record of several statements importing one name:
 # ``(_MANY, level, fromlist, level, fromlist, ...)``.  One flat tuple, not a list of
 # pairs: one object made per statement, and the garbage collector stops tracking a
@@ -671,6 +672,7 @@ class ImportTracker:
         "_original_import",
         "_original_import_module",
         "_seen",
+        "_tables",
         "graph",
         "lock",
     )
@@ -694,6 +696,11 @@ class ImportTracker:
         #: is the fromlist itself (None or the code's constant tuple: nothing
         #: allocated); otherwise a flat ``(_MANY, level, fromlist, ...)`` tuple.
         self._seen: dict[str, dict[str, object]] = {}
+        # The classifier's own tables, when it offers them (ProjectFilter.verdicts).
+        verdicts = getattr(classify, "verdicts", None)
+        self._tables: tuple[dict[str, str | None], Mapping[str, tuple[object, ...]]] | None = (
+            verdicts() if verdicts is not None else None
+        )
         self.lock = threading.RLock()
         graph._record_pending = self.apply_pending
 
@@ -798,14 +805,35 @@ class ImportTracker:
         with self.lock:
             seen = self._seen.get(importer)
             if seen is None:
-                # The compiled core asks its _classify_module first (see the module's
-                # docstring): the one deliberate difference between the two cores.
-                seen = _NONE_YET if self._classify(importer, globals) else _UNTRACKED
+                seen = _NONE_YET if self._classify_module(importer, globals) else _UNTRACKED
                 self._seen[importer] = seen
                 if seen is not _UNTRACKED:
                     # A node once something reads the graph (see DependencyGraph).
                     self.graph._waiting_modules.append(importer)
             return seen
+
+    def _classify_module(self, importer: str, globals: Globals) -> bool:
+        """What the classifier says of the module; from its tables when they tell.
+
+        A module whose file its loader's read recorded (``ProjectFilter.note_read``)
+        is project code, and one in a folder judged outside the project is not, as
+        :meth:`ProjectFilter.__call__` would say; anything else goes to it.
+        """
+        tables = self._tables
+        if tables is not None and type(globals) is dict:
+            filename = globals.get("__file__")
+            if type(filename) is str:
+                slash = filename.rfind("/")
+                if slash > 0 and filename.endswith(_SOURCE_SUFFIXES):
+                    folders, loaded = tables
+                    verdict = folders.get(filename[:slash], _MISSING)
+                    if verdict is None:
+                        return False
+                    if verdict is not _MISSING:
+                        found = loaded.get(cast("str", verdict) + filename[slash + 1 :])
+                        if found is not None and found[0] == importer:
+                            return True
+        return bool(self._classify(importer, globals))
 
     def _is_tracked(self, name: str) -> bool:
         seen = self._seen.get(name)
