@@ -256,13 +256,16 @@ def test_the_folders_the_notebook_moves_to_or_adds_are_followed(
     was tracked, with no word, and no save ever applied (``%autoreload 2`` has them)."""
     notebooks = kernel_project / "notebooks"
     notebooks.mkdir()
+    write(kernel_project / "pyproject.toml", "[project]\nname = 'mypkg'\n")
     core = write(kernel_project / "mypkg" / "core.py", MOD)
     write(kernel_project / "mypkg" / "__init__.py", "")
     lib = write(tmp_path / "src" / "lib.py", "def g():\n    return 'old g'\n")
     kernel = start_kernel(notebooks, core_env, tmp_path)
     try:
         kernel.ok("%load_ext muckrack_hmr")
-        kernel.ok("%cd ..")
+        # A folder with no sign of a project is not one (a home folder, say).
+        assert "watching" not in kernel.ok(f"%cd {tmp_path / 'src'}").stdout
+        kernel.ok(f"%cd {kernel_project}")
         moved = kernel.ok("from mypkg import core\nprint(core.f())")
         assert f"hmr: watching {os.path.realpath(kernel_project)}" in moved.stdout
         _save(kernel, core, MOD_NEW)
@@ -478,7 +481,9 @@ def test_the_notebook_s_bindings_follow_under_the_cli(
         child.send("print('after', f(), CONST)")
         child.expect("after new 2")
         child.send("%hmr off")
-        child.expect(lambda line: "not under python -m muckrack.hmr" in line, stream="err")
+        child.expect(
+            lambda line: "has no effect under python -m muckrack.hmr" in line, stream="err"
+        )
         child.send("exit")
         assert child.wait() == 0
     finally:

@@ -290,16 +290,20 @@ class HMRExtension:
             self.history.append(f"{stamp} failed to reload {name}; the old code keeps running")
 
     def _follow_the_notebook(self) -> None:
-        """A folder the notebook moved to (``%cd ..`` from ``notebooks/``) or put on
-        ``sys.path`` (``sys.path.append("../src")``) counts as project code from now on,
-        as ``%hmr watch`` would make it (the modules under it imported from now on)."""
+        """A project folder the notebook moved to (``%cd ..`` from ``notebooks/``), or a
+        folder it put on ``sys.path`` (``sys.path.append("../src")``), counts as project
+        code from now on, as ``%hmr watch`` would make it (the modules under it imported
+        from now on).  A working folder counts if it looks like a project's (a
+        ``pyproject.toml``, ``setup.py``, ``setup.cfg`` or ``.git``): ``%cd ~`` makes no
+        home folder project code."""
         places = _places()
         if places is None or places == self._places:
             return
         before, self._places = self._places, places
         cwd, path = places
         known = set(before[1]) if before is not None else set(path)
-        new = [cwd] if before is None or cwd != before[0] else []
+        moved = before is None or cwd != before[0]
+        new = [cwd] if moved and _looks_like_a_project(cwd) else []
         new += [entry or cwd for entry in path if entry not in known]
         project = self.hmr.project
         for folder in new:
@@ -361,8 +365,8 @@ class HMRExtension:
                 # The command line's watcher applies saves on its own thread, as it
                 # does for the program: there is nothing between cells to hold back.
                 print(
-                    f"{_PREFIX}%hmr {command}: not under python -m muckrack.hmr, whose "
-                    "watcher applies each save as it comes",
+                    f"{_PREFIX}%hmr {command} has no effect under python -m muckrack.hmr: "
+                    "its watcher applies each save as it comes",
                     file=sys.stderr,
                 )
                 return
@@ -423,6 +427,13 @@ class HMRExtension:
         if self.watcher is not None:
             self.watcher.pipeline.watch(real)
         print(f"{_PREFIX}watching {real} (modules imported from now on)")
+
+
+_PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+def _looks_like_a_project(folder: str) -> bool:
+    return any(os.path.exists(os.path.join(folder, marker)) for marker in _PROJECT_MARKERS)
 
 
 def _places() -> tuple[str, tuple[str, ...]] | None:
