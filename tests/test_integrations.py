@@ -6,6 +6,7 @@ The end-to-end behaviour (real servers under the CLI) is in test_frameworks.py.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import sys
 import threading
@@ -105,7 +106,10 @@ def test_uvicorn_reload_option_is_turned_off(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     config_module = importlib.import_module("uvicorn.config")
-    monkeypatch.setattr(config_module.Config, "__init__", config_module.Config.__init__)
+    # uvicorn's own: an earlier test of this process may have had the integration adjust
+    # it (enabled integrations stay), which the wrapper's __wrapped__ undoes.
+    original = inspect.unwrap(config_module.Config.__init__)
+    monkeypatch.setattr(config_module.Config, "__init__", original)
     assert config_module.Config("app:app", reload=True).reload is True
 
     uvicorn_integration.enable(hmr=None)
