@@ -186,6 +186,26 @@ def test_overload_stubs_do_not_patch_the_implementation(project: Project, hmr: A
     assert m.f.__code__.co_filename == str(project.root / "m.py")
 
 
+def test_singledispatch_implementations_named_alike_keep_their_own_code(
+    project: Project, hmr: Any
+) -> None:
+    """``@show.register`` implementations all named ``_``: a body edit of the first went
+    into the last one (the name's), and an added one's body into the one before it."""
+    int_case = "@show.register\ndef _(x: int):\n    return {int_body!r}\n"
+    source = "import functools\n\n@functools.singledispatch\ndef show(x):\n    return 'obj'\n\n"
+    project.write("fmt.py", source + int_case.format(int_body="int"))
+    (fmt,) = fresh(hmr, "fmt")
+    assert (fmt.show(1), fmt.show("s")) == ("int", "obj")
+    str_case = "\n@show.register\ndef _(x: str):\n    return 'str'\n"
+    project.write("fmt.py", source + int_case.format(int_body="int") + str_case)
+    assert hmr.reload_module("fmt")[0] == ["fmt"]
+    assert (fmt.show(1), fmt.show("s")) == ("int", "str")
+    project.write("fmt.py", source + int_case.format(int_body="INT") + str_case)
+    assert hmr.reload_module("fmt")[0] == ["fmt"]
+    assert (fmt.show(1), fmt.show("s")) == ("INT", "str")
+    assert fmt._(2) == "str"  # the name holds the last one, as a fresh import has it
+
+
 def test_a_name_bound_again_below_keeps_the_binding_of_the_last_statement(
     project: Project, hmr: Any
 ) -> None:

@@ -37,6 +37,7 @@ from .body_edits import (
     compile_one,
     in_place_edit,
     original_function,
+    same_last_def,
 )
 from .kept_classes import kept_class_edit
 from .live_defs import live_function, run_on_live, start_module_run
@@ -95,6 +96,11 @@ class Changes:
     """Names new to the module (not in ``values``: nothing could have read them, but
     a ``from module import *`` takes them, and a module that failed for want of
     one may now import)."""
+    shared: frozenset[str] = frozenset()
+    """Names several ``def`` statements bind (``@show.register`` implementations all
+    named ``_``) whose last one, whose function the name holds, is another definition
+    after the edit: the old function by that name is not the new one's to be patched
+    by (``@overload`` stubs above an implementation are not: it is the same one)."""
 
     def __bool__(self) -> bool:
         return bool(self.values or self.behaviors)
@@ -681,6 +687,17 @@ def _future_flags(summary: ModuleSummary) -> int:
     return flags
 
 
+def _shared_def_names(summary: ModuleSummary) -> frozenset[str]:
+    """The names several top-level ``def`` statements bind."""
+    seen: set[str] = set()
+    shared: set[str] = set()
+    for statement in summary.statements:
+        node = statement.node
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            (shared if node.name in seen else seen).add(node.name)
+    return frozenset(shared)
+
+
 def _function_statement(
     summary: ModuleSummary, name: str
 ) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
@@ -723,7 +740,11 @@ def plan_and_run(
     old, new = summaries
     edited, moved, removed = match_statements(old, new)
     values, behaviors, rewrapped = set(incoming[0]), set(incoming[1]), set(incoming[2])
-    changes = Changes(old=dict(namespace))
+    shared = _shared_def_names(old) | _shared_def_names(new)
+    changes = Changes(
+        old=dict(namespace),
+        shared=frozenset(name for name in shared if not same_last_def(summaries, name)),
+    )
     expander = _Expander(new)
     start_module_run()
     flags = _future_flags(new)
@@ -776,7 +797,7 @@ def plan_and_run(
             continue
         if edited[index] and not (rebinds or inputs_changed):
             try:
-                pairs = in_place_edit(statement, old, namespace, filename, flags)
+                pairs = in_place_edit(statement, summaries, namespace, filename, flags)
             except StatementError:
                 undo_run(changes)
                 raise

@@ -1068,11 +1068,18 @@ def invalidate_abc_negative_caches() -> None:
     _Invalidator.register(type("_Changed", (), {}))
 
 
-def patch_namespace(module: str, old: dict[str, object], new: dict[str, object]) -> PatchReport:
+def patch_namespace(
+    module: str,
+    old: dict[str, object],
+    new: dict[str, object],
+    shared: frozenset[str] = frozenset(),
+) -> PatchReport:
     """Give the old functions and classes of ``module`` its new definitions.
 
     ``old`` is the namespace before the module re-executed, ``new`` the live
     namespace after it (changed in place: patched old objects go back in).
+    A function under one of the ``shared`` names (bound by several ``def``
+    statements) is no other's old version: it is not patched by name.
     """
     patcher = _Patcher(module)
     back: dict[str, object] = {}
@@ -1097,6 +1104,7 @@ def patch_namespace(module: str, old: dict[str, object], new: dict[str, object])
         if (
             isinstance(value, types.FunctionType)
             and isinstance(previous, types.FunctionType)
+            and name not in shared
             and _same_definition(previous, value)
             and (
                 (_defined_in(value, module) and _defined_in(previous, module))
