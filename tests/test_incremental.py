@@ -959,6 +959,35 @@ def test_an_unchanged_class_attribute_keeps_its_live_value_when_the_class_runs_a
     assert (m.Registry.count, m.Registry.items) == (9, [1, 2, 3])
 
 
+@pytest.mark.parametrize("through", ["its body", "a value it reads"])
+def test_a_class_attribute_computed_by_a_call_follows_the_function(
+    project: Project, hmr: Any, through: str
+) -> None:
+    """``LIMIT = scale(3)`` in a class body, ``scale`` edited (or a ``RATE`` it reads):
+    the module's ``TOP = scale(3)`` was computed again, the class attribute kept."""
+    conf = "RATE = {rate}\n\n\ndef scale(x):\n    return x * {factor}\n"
+    project.write("conf.py", conf.format(rate=2, factor=2))
+    project.write(
+        "derived.py",
+        "from conf import scale\n\nTOP = scale(3)\n\n\nclass Cfg:\n    LIMIT = scale(3)\n",
+    )
+    local = (
+        "RATE = {rate}\n\n\ndef scale(x):\n    return x * RATE\n\n\n"
+        "class Cfg:\n    LIMIT = scale(3)\n"
+    )
+    project.write("local.py", local.format(rate=2))
+    _, derived, local_module = fresh(hmr, "conf", "derived", "local")
+    assert (derived.TOP, derived.Cfg.LIMIT, local_module.Cfg.LIMIT) == (6, 6, 6)
+    if through == "its body":
+        project.write("conf.py", conf.format(rate=2, factor=3))
+        hmr.reload_module("conf")
+        assert (derived.TOP, derived.Cfg.LIMIT) == (9, 9)
+    else:
+        project.write("local.py", local.format(rate=4))
+        hmr.reload_module("local")
+        assert local_module.Cfg.LIMIT == 12
+
+
 def test_a_metaclass_keeps_its_registry_through_an_edit_of_its_methods(
     project: Project, hmr: Any
 ) -> None:

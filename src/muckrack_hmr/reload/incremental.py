@@ -456,12 +456,20 @@ def _recording(changes: Changes) -> Callable[[types.FunctionType, types.CodeType
     return assign
 
 
-def kept_class_values(was: ast.ClassDef, node: ast.ClassDef, values: set[str]) -> frozenset[str]:
+def kept_class_values(
+    was: ast.ClassDef,
+    node: ast.ClassDef,
+    values: set[str],
+    behaviors: set[str],
+    expander: _Expander | None = None,
+) -> frozenset[str]:
     """The class attributes whose live values stay when the class statement ``was``
     runs again as ``node``: those bound only by assignments the edit left as they
     were (``items = []``, ``count = 0``), reading nothing that changed (``values``,
-    or a name of the class body bound by a statement the edit changed), as for
-    the statements of a module."""
+    functions whose ``behaviors`` changed, or a name of the class body bound by a
+    statement the edit changed), as for the statements of a module.  With the
+    module's ``expander``, what the module's functions it calls read counts too
+    (``LIMIT = scale(3)``, ``scale`` reading a ``RATE`` that changed)."""
     before = {ast.dump(child) for child in was.body}
     unchanged = [ast.dump(child) in before for child in node.body]
     binders: dict[str, list[bool]] = {}
@@ -470,12 +478,16 @@ def kept_class_values(was: ast.ClassDef, node: ast.ClassDef, values: set[str]) -
             binders.setdefault(name, []).append(same)
     changed = {name for name, sames in binders.items() if not all(sames)}
     # ``core.BASE`` changed: what reads ``core`` may read it (no finer: conservative).
-    touched = {value.partition(".")[0] for value in values}
+    touched = {value.partition(".")[0] for value in values | behaviors}
     kept: set[str] = set()
     for child, same in zip(node.body, unchanged, strict=True):
         if not same or not isinstance(child, ast.Assign | ast.AnnAssign) or child.value is None:
             continue
         reads = {each.id for each in ast.walk(child.value) if isinstance(each, ast.Name)}
+        if expander is not None:
+            for name in [name for name in reads if name in expander.defs]:
+                body_reads, body_calls = expander.body(name)
+                reads |= body_reads | body_calls
         if reads & changed or reads & touched:
             continue
         targets = child.targets if isinstance(child, ast.Assign) else [child.target]
@@ -872,7 +884,7 @@ def plan_and_run(
         if isinstance(statement.node, ast.ClassDef):
             old_class = _class_statement(old, statement.node.name)
             kept = (
-                kept_class_values(old_class.node, statement.node, values)
+                kept_class_values(old_class.node, statement.node, values, behaviors, expander)
                 if old_class is not None and isinstance(old_class.node, ast.ClassDef)
                 else frozenset()
             )

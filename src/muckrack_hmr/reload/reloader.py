@@ -1096,9 +1096,7 @@ class Reloader:
             back = removed.keys() & namespace.keys() - snapshot.keys()
             revived = {key: removed[key] for key in back}
             if not refusals and outcome.applied:
-                report = patch_namespace(
-                    name, {**snapshot, **revived}, namespace, outcome.shared
-                )
+                report = patch_namespace(name, {**snapshot, **revived}, namespace, outcome.shared)
                 refusals = report.refused
             if refusals:
                 # Nothing of the edit stays: as for a failure, but the code was fine.
