@@ -8,6 +8,7 @@ code.  On both cores (the ``hmr`` fixture).
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import logging
 import sys
@@ -1292,3 +1293,43 @@ def test_a_property_subclass_keeps_its_type_and_state_when_its_class_changes(
     assert a.Compose.LIMIT == 1
     assert type(a.Compose.__dict__["first_name"]).__name__ == "instanceproperty"
     assert (a.Compose.first_name, item.first_name) == ("Compose", "len")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="type parameters (PEP 695): 3.12+")
+def test_a_generic_function_takes_its_new_type_parameters(project: Project, hmr: Any) -> None:
+    """``def first[T]`` edited to ``def first[T, S]``: the live function kept ``(T,)``,
+    while its new annotations named the new ``T`` and ``S``."""
+    source = "def first[{params}](xs: list[T]) -> T:\n    return xs[0]\n"
+    project.write("generic.py", source.format(params="T"))
+    generic = importlib.import_module("generic")
+    first = generic.first
+    assert [param.__name__ for param in first.__type_params__] == ["T"]
+    project.write("generic.py", source.format(params="T, S"))
+    hmr.reload_module("generic")
+    assert generic.first is first
+    assert [param.__name__ for param in first.__type_params__] == ["T", "S"]
+    assert first.__annotations__["return"] is first.__type_params__[0]
+    assert first([4, 5]) == 4
+
+
+def test_a_class_made_again_is_its_base_s_subclass_once(project: Project, hmr: Any) -> None:
+    """A class statement run again: the class it made (left for the live one) stayed in
+    ``Plugin.__subclasses__()`` until a garbage collection, and plugin discovery that
+    walks them found the class twice."""
+    project.write("base.py", "class Plugin:\n    pass\n")
+    source = "from base import Plugin\n\n\nclass Alpha(Plugin):\n    kind = {kind}\n{more}"
+    project.write("plugins.py", source.format(kind=1, more=""))
+    base = importlib.import_module("base")
+    plugins = importlib.import_module("plugins")
+    alpha = plugins.Alpha
+    gc.disable()  # no collection between the edit and the look
+    try:
+        project.write(
+            "plugins.py", source.format(kind=2, more="\n    def m(self):\n        pass\n")
+        )
+        hmr.reload_module("plugins")
+        assert base.Plugin.__subclasses__() == [alpha]
+    finally:
+        gc.enable()
+    assert plugins.Alpha is alpha
+    assert alpha.kind == 2

@@ -32,11 +32,13 @@ class StatementError(Exception):
 
 
 def _header(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
-    """A function definition without its body: kind, name, decorators, signature."""
+    """A function definition without its body: kind, name, decorators, signature (its
+    type parameters too, 3.12+)."""
     parts = [type(node).__name__, node.name, ast.dump(node.args)]
     parts += [ast.dump(decorator) for decorator in node.decorator_list]
     if node.returns is not None:
         parts.append(ast.dump(node.returns))
+    parts += [ast.dump(param) for param in getattr(node, "type_params", ())]
     return "|".join(parts)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import __future__
 
 import ast
+import contextlib
 import importlib.util
 import sys
 import types
@@ -553,6 +554,30 @@ def _adopt_class(
         undo_run(changes)
         raise StatementError(f"patching class {name} failed: {exc}") from exc
     namespace[name] = then
+    if not node.decorator_list:
+        _leave_the_bases(now)
+
+
+class _Left:
+    """The base of the classes made again and left for the live ones (see _leave_the_bases)."""
+
+
+def _leave_the_bases(cls: type) -> None:
+    """Take a class made again and left for the live one out of its bases'
+    ``__subclasses__()``: until the garbage collector frees it (a class is a cycle),
+    a plugin system that walks them found the class twice.
+
+    Only a class nothing can have made an instance of as it was defined (no class
+    decorator, such as Django's ``@admin.register``, no metaclass, no base's
+    ``__init_subclass__``): an instance would lose its bases' methods.
+    """
+    if type(cls) is not type or cls.__bases__ == (_Left,) or type.__subclasses__(cls):
+        return
+    if any("__init_subclass__" in vars(base) for base in cls.__mro__[1:-1]):
+        return
+    # Not where its layout is no plain class's (``__slots__``, a C base): the collector's.
+    with contextlib.suppress(TypeError):
+        cls.__bases__ = (_Left,)
 
 
 def _last_name(decorator: ast.expr) -> str:

@@ -722,6 +722,9 @@ _FUNCTION_STATE = (
     "__doc__",
     "__name__",
     "__qualname__",
+    # Python 3.12+ (PEP 695): ``def first[T, S](...)``'s parameters, which the new
+    # annotations name (and their defaults, PEP 696).
+    *(("__type_params__",) if sys.version_info >= (3, 12) else ()),
 )
 
 
