@@ -771,6 +771,26 @@ def test_recording_the_waiting_imports_of_some_modules_keeps_the_others_in_order
     assert tracker.apply_pending_of(wanted, ["X"]) == 0
 
 
+def test_a_star_import_of_a_package_that_star_imports_follows_the_module(
+    project: Project, hmr: Any
+) -> None:
+    """``pkg/__init__.py`` takes ``*`` from ``pkg.core``, ``client`` takes ``*`` from
+    ``pkg``: the package's names were rebound, but its importers never followed (it had
+    not run, and what it held had changed before its look)."""
+    project.write("pkg/__init__.py", "from .core import *\n")
+    core = "__all__ = [{names}]\nCONST = {const}\nbeta = 'b'\n"
+    project.write("pkg/core.py", core.format(names="'CONST', 'beta'", const=10))
+    project.write("client.py", "from pkg import *\n\nDOUBLE = CONST * 2\n")
+    pkg, client = fresh(hmr, "pkg", "client")
+    assert (client.CONST, client.DOUBLE, client.beta) == (10, 20, "b")
+    project.write("pkg/core.py", core.format(names="'CONST'", const=21))
+    hmr.reload_module("pkg.core")
+    assert (pkg.CONST, client.CONST, client.DOUBLE) == (21, 21, 42)
+    # A name no longer exported leaves the package and its importer, as a fresh start has it.
+    assert not hasattr(pkg, "beta")
+    assert not hasattr(client, "beta")
+
+
 def test_what_a_star_import_brings_is_consumed_as_a_from_import(project: Project, hmr: Any) -> None:
     """``from core import *`` binds each name ``core`` exports: a statement that reads
     one runs again when it changes (before, ``S = X`` kept the old value), and only

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .._core import DependencyGraph
 
-__all__ = ["bind_added_names", "from_import_aliases", "rebind_importers", "star_exports"]
+__all__ = ["GONE", "bind_added_names", "from_import_aliases", "rebind_importers", "star_exports"]
 
 log = logging.getLogger(__name__)
 
-_GONE = object()
+#: What a name held that was not bound (see rebind_importers).
+GONE = object()
 
 _alias_cache: dict[tuple[str, int, int], dict[tuple[str, str], list[str]]] = {}
 
@@ -84,19 +85,23 @@ def rebind_importers(
     *,
     skip: set[str],
     rebound: list[str],
-) -> None:
+) -> dict[str, dict[str, object]]:
     """Point ``from name import x`` bindings of modules not re-executed at the new ``x``.
 
     A ``from name import *`` is followed in every importer, the ones that run
     again included: running the statement again adds what ``name`` exports
-    now, but would leave what it no longer exports.
+    now, but would leave what it no longer exports.  Returns, for each of
+    those that run again (``skip``), what the names rebound so held before:
+    they changed in it, before its run (a package's ``from .core import *``,
+    whose own importers follow it).
     """
     # Functions and classes patched in place kept their identity: only
     # names now bound to another object (or gone, or new) need rebinding.
-    replaced = {key for key, value in old.items() if new.get(key, _GONE) is not value}
+    replaced = {key for key, value in old.items() if new.get(key, GONE) is not value}
     replaced.update(key for key in new if key not in old)
+    starred: dict[str, dict[str, object]] = {}
     if not replaced:
-        return
+        return starred
     for importer in graph.binders(name, replaced):
         bound = graph.bound_names(importer, name)
         module = sys.modules.get(importer)
@@ -104,7 +109,9 @@ def rebind_importers(
             continue
         namespace = module.__dict__
         if "*" in bound:
-            _rebind_star(importer, namespace, name, old, new, rebound=rebound)
+            before = _rebind_star(importer, namespace, name, old, new, rebound=rebound)
+            if before and importer in skip:
+                starred[importer] = before
         if importer in skip:
             continue  # re-executed in this transaction: it imports afresh
         filename = getattr(module, "__file__", None)
@@ -126,6 +133,7 @@ def rebind_importers(
                         rebound.append(f"{importer}.{alias}")
                     else:
                         _warn_removed(importer, name, attr)
+    return starred
 
 
 def bind_added_names(
@@ -169,25 +177,30 @@ def _rebind_star(
     new: dict[str, object],
     *,
     rebound: list[str],
-) -> None:
+) -> dict[str, object]:
     """``from name import *``: the importer holds what ``name`` exports now.
 
     A name still bound to what ``name`` exported before is updated, or
     removed when ``name`` no longer exports it (as a fresh start would not
-    have it).  A name the importer bound itself is left alone.
+    have it).  A name the importer bound itself is left alone.  Returns what
+    each name changed held before (``GONE``: it was not bound).
     """
+    before: dict[str, object] = {}
     now = set(star_exports(new))
     for attr in star_exports(old):
         if attr not in namespace or namespace[attr] is not old[attr]:
             continue
         if attr not in now:
-            del namespace[attr]
+            before[attr] = namespace.pop(attr)
             log.info("%s.%s is gone: %s no longer exports it", importer, attr, name)
         elif new[attr] is not old[attr]:
+            before[attr] = namespace[attr]
             namespace[attr] = new[attr]
             rebound.append(f"{importer}.{attr}")
     for attr in now:
         # Names the new code added to the export appear too.
         if attr not in namespace:
+            before[attr] = GONE
             namespace[attr] = new[attr]
             rebound.append(f"{importer}.{attr}")
+    return before

@@ -60,7 +60,7 @@ from .patching import (
     patch_namespace,
     refill,
 )
-from .rebinding import bind_added_names, rebind_importers
+from .rebinding import GONE, bind_added_names, rebind_importers
 from .refusals import Refusal, RefusedEdit
 from .sources import SourceStore, read_settled
 
@@ -236,6 +236,22 @@ def _applied_at_once() -> Iterator[None]:
 
 # Below this many modules not indexed yet, _reached looks at each of them.
 _FEW = 64
+
+
+def _count_starred(outcome: Changes, held: dict[str, object], namespace: dict[str, object]) -> None:
+    """Names a module's ``from x import *`` took from ``x`` before it ran (see
+    rebind_importers) changed in it: its own importers follow them, as they follow
+    what its run changed (``from pkg import *`` of a package that takes ``*`` from
+    ``pkg.core``)."""
+    for attr, value in held.items():
+        if value is GONE:
+            outcome.old.pop(attr, None)  # new to the module: its ``import *`` takes it
+            outcome.added.add(attr)
+        else:
+            outcome.old[attr] = value
+            if attr not in namespace:
+                outcome.removed.add(attr)
+        outcome.values.add(attr)
 
 
 # The saved modules a reload's log line names (the others are counted).
@@ -575,6 +591,8 @@ class Reloader:
         recovered: list[str] = []
         broken: set[str] = set()  # failed, or left alone because a dependency failed
         changes = ChangeSet()
+        # module -> {name: what it held}: its ``import *`` names rebound before its run
+        starred: dict[str, dict[str, object]] = {}
 
         def enqueue(dependents: Iterable[str]) -> None:
             for dependent in dependents:
@@ -608,6 +626,9 @@ class Reloader:
                 outcome = self._incremental(name, changes, asked_for=True)
             else:
                 outcome = self._follow(name, changes)
+            earlier = starred.pop(name, None)
+            if earlier and outcome is not None:
+                _count_starred(outcome, earlier, sys.modules[name].__dict__)
             if outcome is None:
                 if not is_root:
                     # It failed to follow a change that its importers would have
@@ -660,7 +681,7 @@ class Reloader:
             changes[name] = outcome
             enqueue(self._reached(name, outcome))
             # Importers that will not run again (the script, say) follow by rebinding.
-            rebind_importers(
+            rebound = rebind_importers(
                 self.graph,
                 name,
                 outcome.old,
@@ -668,6 +689,9 @@ class Reloader:
                 skip=queued,
                 rebound=result.rebound,
             )
+            for importer, held in rebound.items():
+                for attr, value in held.items():
+                    starred.setdefault(importer, {}).setdefault(attr, value)
         if reloaded:
             self._clear_abc_caches(reloaded, changes)
         elapsed = (time.perf_counter() - started) * 1000.0
