@@ -352,6 +352,7 @@ def test_a_router_included_in_an_edit_keeps_the_routers_included_before(
         ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
     )
     tracked(child, "app", "items")
+    counts(child, port)  # answering: tracked comes at the imports, before the listen
     assert status(port, "/items/") == (200, '"items"')
 
     included = FASTAPI_APP.replace("import items\n", "import items\nimport users\n").replace(
