@@ -431,42 +431,9 @@ def test_terminal_ipython_under_the_cli_says_each_reload_once(
 ) -> None:
     """``python -m muckrack.hmr -m IPython``: the CLI's watcher applies saves, and its
     log shows them; ``%load_ext`` printed each line a second time, and ``%hmr`` said
-    "last reloads: none"."""
-    mod = write(kernel_project / "mod.py", MOD)
-    child = _terminal_ipython(core_env, kernel_project, tmp_path, under_the_cli=True)
-    try:
-        child.send("%load_ext muckrack_hmr")
-        child.send("from mod import f; print('before', f())")
-        child.expect("before old")
-        save_atomically(mod, MOD_NEW)
-        child.send(
-            "import time; _end = time.monotonic() + 10\n"
-            "while f() != 'new' and time.monotonic() < _end: time.sleep(0.01)\n"
-        )
-        child.send("print('after', f())")
-        child.expect("after new")
-        child.send("%hmr")
-        child.expect(lambda line: "reloaded mod" in line and "hmr: " not in line)
-        child.send("exit")
-        assert child.wait() == 0
-        said = [
-            line
-            for stream in ("out", "err")
-            for line in child.seen[stream]
-            if "hmr: reloaded mod" in line
-        ]
-        assert len(said) == 1, (child.seen["out"], child.seen["err"])
-    finally:
-        child.close()
-
-
-def test_the_notebook_s_bindings_follow_under_the_cli(
-    core_env: dict[str, str], kernel_project: Path, tmp_path: Path
-) -> None:
-    """``python -m muckrack.hmr -m IPython`` and ``%load_ext``: the user namespace's name
-    (``__main__``) had been judged no project code (IPython's own ``__main__``), so its
-    ``from mod import CONST`` was never recorded and never rebound.  ``%hmr off`` said
-    saves wait, and the CLI's watcher applied them all the same."""
+    "last reloads: none".  The notebook's ``from mod import CONST`` was never rebound:
+    its namespace's name (``__main__``) had been judged no project code (IPython's own
+    ``__main__``).  ``%hmr off`` said saves wait, and the watcher applied them."""
     mod = write(kernel_project / "mod.py", MOD)
     child = _terminal_ipython(core_env, kernel_project, tmp_path, under_the_cli=True)
     try:
@@ -480,12 +447,21 @@ def test_the_notebook_s_bindings_follow_under_the_cli(
         )
         child.send("print('after', f(), CONST)")
         child.expect("after new 2")
+        child.send("%hmr")
+        child.expect(lambda line: "reloaded mod" in line and "hmr: " not in line)
         child.send("%hmr off")
         child.expect(
             lambda line: "has no effect under python -m muckrack.hmr" in line, stream="err"
         )
         child.send("exit")
         assert child.wait() == 0
+        said = [
+            line
+            for stream in ("out", "err")
+            for line in child.seen[stream]
+            if "hmr: reloaded mod" in line
+        ]
+        assert len(said) == 1, (child.seen["out"], child.seen["err"])
     finally:
         child.close()
 
