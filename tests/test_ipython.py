@@ -441,9 +441,12 @@ def test_terminal_ipython_under_the_cli_says_each_reload_once(
         child.send("from mod import f, CONST; print('before', f(), CONST)")
         child.expect("before old 1")
         save_atomically(mod, MOD_NEW)
+        # Until the reload is over: its result reaches %hmr's history after the new code
+        # runs (on the CLI watcher's thread).
         child.send(
-            "import time; _end = time.monotonic() + 10\n"
-            "while f() != 'new' and time.monotonic() < _end: time.sleep(0.01)\n"
+            "import time; from muckrack_hmr.integrations.ipython import extension as _x\n"
+            "_end = time.monotonic() + 10\n"
+            "while not _x().history and time.monotonic() < _end: time.sleep(0.01)\n"
         )
         child.send("print('after', f(), CONST)")
         child.expect("after new 2")
