@@ -75,7 +75,7 @@ def original_function(value: object, name: str, filename: str) -> types.Function
     return None
 
 
-def defs_named(summary: ModuleSummary, name: str) -> list[Statement]:
+def _defs_named(summary: ModuleSummary, name: str) -> list[Statement]:
     """The top-level ``def`` statements of ``name``."""
     return [
         statement
@@ -88,29 +88,34 @@ def defs_named(summary: ModuleSummary, name: str) -> list[Statement]:
 def same_last_def(summaries: tuple[ModuleSummary, ModuleSummary], name: str) -> bool:
     """Is the last ``def`` of ``name`` the same definition (decorators and signature)
     before and after the edit: the one whose function the name holds in both?"""
-    before, after = defs_named(summaries[0], name), defs_named(summaries[1], name)
+    before, after = _defs_named(summaries[0], name), _defs_named(summaries[1], name)
     return bool(before and after) and _same_header(before[-1], after[-1])
 
 
 def _body_only_edit(
     statement: Statement,
-    summaries: tuple[ModuleSummary, ModuleSummary],
+    old: ModuleSummary,
     namespace: dict[str, object],
     filename: str,
     flags: int,
+    *,
+    several: frozenset[str],
 ) -> tuple[types.FunctionType, types.FunctionType] | None:
     """For a def whose body alone changed: (its old function, one with the new body).
 
-    Only for a name one ``def`` defines, before and after the edit: of several
-    (``@show.register`` implementations all named ``_``), the function the name
-    holds is the last one's, and must not take another's body.
+    Not for a name several ``def`` statements bind, before or after the edit (``several``):
+    of ``@show.register`` implementations all named ``_``, the function the name holds
+    is the last one's, and must not take another's body.
     """
     node = statement.node
-    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name in several:
         return None
-    old, new = summaries
-    before, after = defs_named(old, node.name), defs_named(new, node.name)
-    if len(before) != 1 or len(after) != 1 or not _same_header(before[0], statement):
+    if not any(
+        isinstance(previous.node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and previous.node.name == node.name
+        and _same_header(previous, statement)
+        for previous in old.statements
+    ):
         return None
     target = original_function(namespace.get(node.name), node.name, filename)
     if target is None:
@@ -352,14 +357,16 @@ def compile_one(node: ast.stmt, filename: str, flags: int) -> types.CodeType:
 
 def in_place_edit(
     statement: Statement,
-    summaries: tuple[ModuleSummary, ModuleSummary],
+    old: ModuleSummary,
     namespace: dict[str, object],
     filename: str,
     flags: int,
+    *,
+    several: frozenset[str],
 ) -> list[tuple[types.FunctionType, types.FunctionType]] | None:
     """The functions to give new bodies, when that is all the edit of ``statement`` does
-    (``summaries``: the module before and after the edit)."""
+    (``several``: the names several top-level ``def`` statements bind, before or after)."""
     if isinstance(statement.node, ast.ClassDef):
-        return _method_bodies_edit(statement, summaries[0], namespace, filename, flags)
-    pair = _body_only_edit(statement, summaries, namespace, filename, flags)
+        return _method_bodies_edit(statement, old, namespace, filename, flags)
+    pair = _body_only_edit(statement, old, namespace, filename, flags, several=several)
     return None if pair is None else [pair]

@@ -777,10 +777,11 @@ def plan_and_run(
     old, new = summaries
     edited, moved, removed = match_statements(old, new)
     values, behaviors, rewrapped = set(incoming[0]), set(incoming[1]), set(incoming[2])
-    shared = _shared_def_names(old) | _shared_def_names(new)
+    # A dependent that follows a change runs the same statements: none is edited.
+    several = frozenset() if old is new else _shared_def_names(old) | _shared_def_names(new)
     changes = Changes(
         old=dict(namespace),
-        shared=frozenset(name for name in shared if not same_last_def(summaries, name)),
+        shared=frozenset(name for name in several if not same_last_def(summaries, name)),
     )
     expander = _Expander(new)
     start_module_run()
@@ -834,7 +835,7 @@ def plan_and_run(
             continue
         if edited[index] and not (rebinds or inputs_changed):
             try:
-                pairs = in_place_edit(statement, summaries, namespace, filename, flags)
+                pairs = in_place_edit(statement, old, namespace, filename, flags, several=several)
             except StatementError:
                 undo_run(changes)
                 raise
