@@ -331,9 +331,24 @@ def test_a_command_line_without_options_of_ours_parses_as_the_parser_would(
     assert slow.given == {"quiet": True}
 
 
-@pytest.mark.parametrize("argv", [["-m"], ["-m", "-x"], [""], ["-m", ""]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-m"],
+        ["-m", "-x"],
+        [""],
+        ["-m", ""],
+        # One option of ours with its value and no target: not ``-m VALUE``.
+        ["--root", "pkg"],
+        ["--include", "info.py"],
+        ["--debounce", "10"],
+        ["--cascade", "never"],
+        ["--poll", "0.5"],
+        ["--graph", "g.svg"],
+    ],
+)
 def test_a_target_missing_or_looking_like_an_option_is_still_refused(argv: list[str]) -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="give a script to run|expected one argument|-m"):
         parse(argv)
 
 
