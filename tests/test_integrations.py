@@ -310,6 +310,14 @@ app.add_url_rule("/a", "a", make_view("{a}"))
 app.add_url_rule("/b", "b", make_view("b"))
 """
 
+
+def declared_at(module: Any, source: str, decorator: str) -> str:
+    """Where a refusal declared by ``decorator`` (its first line in ``source``) is said to
+    be: the line Python runs it at (3.10: the ``def`` line below it)."""
+    line = next(at for at, text in enumerate(source.splitlines(), 1) if text == decorator)
+    return f"at {module.__file__}:{line + (sys.version_info < (3, 11))}"
+
+
 HOOKED = """\
 
 
@@ -339,12 +347,14 @@ def test_flask_views_of_a_factory_are_replaced_one_by_one(project: Project, hmr:
         assert sorted(views.app.view_functions) == ["a", "b", "static"]
         assert len(list(views.app.url_map.iter_rules())) == 3
 
-        project.write("factory_views.py", FACTORY_VIEWS.format(a="a3") + HOOKED)
+        source = FACTORY_VIEWS.format(a="a3") + HOOKED
+        project.write("factory_views.py", source)
         result = hmr.reload("factory_views")
         assert not result.failed
+        at = declared_at(views, source, "@app.before_request")
         assert [str(refusal) for refusal in result.refused] == [
             "restart to apply: @before_request on app 'factory_views' after it served "
-            "requests (flask setup)"
+            f"requests {at} (flask setup)"
         ]
         assert "factory_views" not in hmr.reloader.failing
         assert views.app.before_request_funcs == {}
@@ -413,17 +423,26 @@ def test_flask_hooks_declared_after_requests_are_refused_and_put_back(
             "filters": dict(views.app.jinja_env.filters),
         }
 
-        project.write("bp_views.py", BLUEPRINT_APP.format(buy="bought v2") + BLUEPRINT_HOOKS)
+        source = BLUEPRINT_APP.format(buy="bought v2") + BLUEPRINT_HOOKS
+        project.write("bp_views.py", source)
         result = hmr.reload("bp_views")
 
         assert not result.failed
+        hook, handler, filter_ = (
+            declared_at(views, source, decorator)
+            for decorator in (
+                "@shop.before_request",
+                "@app.errorhandler(404)",
+                "@app.template_filter()",
+            )
+        )
         assert [str(refusal) for refusal in result.refused] == [
             "restart to apply: @before_request on blueprint 'shop' after its registration "
-            "(flask setup)",
+            f"{hook} (flask setup)",
             "restart to apply: @errorhandler on app 'bp_views' after it served requests "
-            "(flask setup)",
+            f"{handler} (flask setup)",
             "restart to apply: @template_filter on app 'bp_views' after it served requests "
-            "(flask setup)",
+            f"{filter_} (flask setup)",
         ]
         assert views.app.before_request_funcs == before["before"]
         assert views.shop.before_request_funcs == {}

@@ -142,8 +142,8 @@ def test_a_model_edit_beyond_its_methods_is_refused_before_it_runs(
         result = hmr.reload("models")
 
     assert [str(refusal) for refusal in result.refused] == [
-        f"restart to apply: models.Item {what} (sqlalchemy model); its mapping is "
-        "made once; a migration may be needed"
+        f"restart to apply: models.Item {what} at {models_module.__file__}:9 "
+        "(sqlalchemy model); its mapping is made once; a migration may be needed"
     ]
     assert caplog.messages == [str(result.refused[0])]
     # Nothing of the edit applies, and SQLAlchemy knows one Item still.

@@ -607,13 +607,15 @@ def test_structural_class_changes_refuse_the_whole_module_edit(
     with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
         result = hmr.reload("a", force=whole)
     assert result.reloaded == []
-    assert result.refused == [Refusal(kind, "a", f"a.C {reason}")]
+    line = next(at for at, text in enumerate(after.splitlines(), 1) if "class C" in text)
+    at = f"{a.__file__}:{line}"
+    assert result.refused == [Refusal(kind, "a", f"a.C {reason}", "", at)]
     # Nothing of the module's edit applied: the class, the function, the constant.
     assert a.C is C
     assert dict(vars(C)) == members
     assert (a.f, f(), a.X) == (f, "old", 1)
     messages = [r.getMessage() for r in caplog.records]
-    assert f"restart to apply: a.C {reason} ({kind})" in messages
+    assert f"restart to apply: a.C {reason} at {at} ({kind})" in messages
 
 
 def test_closure_shape_change_is_warned_about(
@@ -1140,7 +1142,8 @@ def test_a_refused_nested_class_leaves_its_outer_class_untouched_beside_other_pa
     assert (Outer().m(), Inner().hello()) == ("v1", "v1")
     assert (a.f(), a.g()) == ("v1", "v1")
     assert [str(refusal) for refusal in result.refused] == [
-        "restart to apply: a.Outer.Inner changed its bases (now Exception) (class layout)"
+        f"restart to apply: a.Outer.Inner changed its bases (now Exception) at {a.__file__}:9 "
+        "(class layout)"
     ]
 
 
@@ -1251,7 +1254,9 @@ def test_a_slotted_class_whose_slots_changed_is_refused(
     assert point.norm() == 7
     assert a.f() == "old"
     messages = [r.getMessage() for r in caplog.records]
-    assert "restart to apply: a.Point changed its __slots__ (class layout)" in messages
+    line = next(at for at, text in enumerate(source.splitlines(), 1) if "class Point" in text)
+    where = f"{a.__file__}:{line}"
+    assert f"restart to apply: a.Point changed its __slots__ at {where} (class layout)" in messages
 
 
 INSTANCE_PROPERTY = """\

@@ -342,7 +342,8 @@ def test_syntax_errors_are_reported_and_watching_goes_on(
     )
     assert session.run().outcomes == {"tests/test_shapes.py::test_c": "PASSED"}
     write(proj / "app" / "shapes.py", classes.format("B"))
-    session.expect("hmr: restart to apply: app.shapes.C changed its bases (now B) (class layout)")
+    line = session.expect("hmr: restart to apply: app.shapes.C changed its bases (now B) at ")
+    assert line.endswith(f"{os.sep}app{os.sep}shapes.py:9 (class layout)"), line
     session.expect("change(s) need a restart of pytest --hmr")
 
 

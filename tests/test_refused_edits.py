@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from muckrack_hmr.reload.refusals import Refusal, RefusedEdit
+from muckrack_hmr.reload.refusals import Refusal, RefusedEdit, locate
 
 from .conftest import Project
 from .subprocesses import Child, starts, write
@@ -94,14 +94,15 @@ def test_a_module_refuses_its_own_edit_and_other_modules_still_apply(
     project.write("b.py", "def g():\n    return 'new'\n")
     with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
         result = hmr.reloader.reload_result(["a", "b"])
-    refusal = Refusal("database schema", "a", "a.VERSION is 2", "run the migrations")
+    where = f"{a.__file__}:4"  # the statement that declares it
+    refusal = Refusal("database schema", "a", "a.VERSION is 2", "run the migrations", where)
     assert result.refused == [refusal]
     assert result.reloaded == ["b"]
     assert (a.VERSION, a.f, f()) == (1, f, "v1")  # nothing of a's edit
     assert b.g() == "new"
     assert [(name, type(exc)) for name, exc in errors] == [("a", RefusedEdit)]
     assert [r.getMessage() for r in caplog.records if "restart" in r.getMessage()] == [
-        "restart to apply: a.VERSION is 2 (database schema); run the migrations"
+        f"restart to apply: a.VERSION is 2 at {where} (database schema); run the migrations"
     ]
     # Outside a reload of the module (its first import, say), refuse does nothing.
     assert hmr.refuse("database schema", "nothing") is False
@@ -126,7 +127,8 @@ def test_a_refusal_check_refuses_a_module_whole(project: Project, hmr: Any) -> N
     hmr.add_refusal_check(no_lower_limit)
     project.write("a.py", source.format(limit=0))
     result = hmr.reload("a")
-    assert result.refused == [Refusal("limits", "a", "a.LIMIT went down to 0")]
+    where = f"{a.__file__}:1"
+    assert result.refused == [Refusal("limits", "a", "a.LIMIT went down to 0", "", where)]
     assert (a.LIMIT, a.C, C().m()) == (1, C, 1)
     project.write("a.py", source.format(limit=2))
     assert hmr.reload("a").reloaded == ["a"]
@@ -200,7 +202,8 @@ def test_django_model_fields_and_settings_are_refused_with_their_fix(
 
     # 1. A field added, and a method edited in the same save: nothing applies.
     line = refused_after(child, path, models(title.format(20), label="thing"))
-    assert line == f"{REFUSED}greet.models.Item gained title (django model fields){FIX}"
+    at = f"at {os.path.realpath(path)}:"
+    assert line == f"{REFUSED}greet.models.Item gained title {at}4 (django model fields){FIX}"
     assert poll(child, port, lambda got: True, path="/fields")["label"] == "item"
     # 2. The field goes again: the method's edit applies alone.
     write(path, models("", label="thing"))
@@ -212,11 +215,83 @@ def test_django_model_fields_and_settings_are_refused_with_their_fix(
     write(path, models(title.format(20), label="thing"))  # (itself refused: gained)
     child.expect(starts(REFUSED), stream="err")
     line = refused_after(child, path, models("    name = models.CharField(max_length=30)\n"))
-    assert line.startswith(f"{REFUSED}greet.models.Item changed name (django model fields)")
+    assert line.startswith(f"{REFUSED}greet.models.Item changed name {at}4 (django model fields)")
     # 4. The settings module: Django read it at start-up.
     line = refused_after(child, proj / "mysite" / "settings.py", SETTINGS + "DEBUG = False\n")
     assert line == (
-        f"{REFUSED}mysite.settings changed (django settings); Django read its settings at start-up"
+        f"{REFUSED}mysite.settings changed at {os.path.realpath(proj / 'mysite' / 'settings.py')} "
+        "(django settings); Django read its settings at start-up"
     )
     got = poll(child, port, lambda got: True, path="/fields")
     assert (got["pid"], got["fields"]) == (first["pid"], ["id", "name"])
+
+
+# -- the watcher: a refused edit is said once, where it is, and its undo is said too -------
+
+LOOPING = """\
+import time
+
+import other
+import work
+
+while True:
+    time.sleep(0.02)
+"""
+
+
+def test_a_refused_edit_names_its_line_once_and_its_undo_says_recovered(
+    proj: Path, spawn: Spawn
+) -> None:
+    """A refused save is one line naming the file and line of what it changed.  A save
+    of a module beside it (whose burst looks at recently changed files of the folder)
+    does not say it again; a refusal after a failed save is no recovery; the undo is."""
+    write(proj / "base.py", "class Base:\n    pass\n\n\nclass Other:\n    pass\n")
+    original = "from base import Base, Other\n\n\nclass Thing(Base):\n    pass\n"
+    work = write(proj / "work.py", original)
+    write(proj / "other.py", "def g():\n    return 1\n")
+    write(proj / "main.py", LOOPING)
+    child = spawn(["-v", "main.py"], cwd=proj)
+    tracked(child, "work", "other")
+    refused = f"{REFUSED}work.Thing changed its bases (now Other) at {os.path.realpath(work)}:4"
+
+    write(work, original.replace("Thing(Base)", "Thing(Other)"))
+    assert child.expect(starts(REFUSED), stream="err") == f"{refused} (class layout)"
+    write(proj / "other.py", "def g():\n    return 2\n")
+    child.expect(outcome_of("other"), stream="err")
+    # A broken save, then the refused edit again: refused again, and nothing recovered.
+    write(work, original.replace("Thing(Base)", "Thing(Other)") + "oops(\n")
+    child.expect(outcome_of("work"), stream="err")
+    write(work, original.replace("Thing(Base)", "Thing(Other)") + "\n")
+    assert child.expect(starts(REFUSED), stream="err") == f"{refused} (class layout)"
+    # The edit undone: said, as for a failed one.
+    write(work, original)
+    child.expect("hmr: work recovered", stream="err")
+    said = ("hmr: restart", "hmr: failed", "hmr: work")
+    lines = [line for line in child.seen["err"] if line.startswith(said)]
+    head = refused.split(" (", maxsplit=1)[0]
+    assert [line.split(" (", maxsplit=1)[0] for line in lines] == [
+        head,
+        "hmr: failed to reload work",
+        head,
+        "hmr: work recovered",
+    ], child.stderr_text()
+
+
+def test_a_refusal_is_located_at_the_statement_it_names() -> None:
+    source = b"class Outer:\n    x = 1\n\n    class Inner:\n        pass\n\n\nLIMIT: int = 3\n"
+    found = locate(
+        [
+            Refusal("class layout", "m", "m.Outer.Inner changed its bases (now B)"),
+            Refusal("limits", "m", "m.LIMIT went down"),
+            Refusal("limits", "m", "something else changed"),
+            Refusal("limits", "m", "m.Outer changed", location="elsewhere.py:9"),
+        ],
+        "/p/m.py",
+        source,
+    )
+    assert [each.location for each in found] == [
+        "/p/m.py:4",
+        "/p/m.py:8",
+        "/p/m.py",
+        "elsewhere.py:9",
+    ]

@@ -173,14 +173,13 @@ def test_flask_routes_added_edited_and_removed_after_a_request(proj: Path, spawn
     # 4. A hook declared after the first request: refused by name, nothing of the
     # edit applied (the route it adds too), and Flask's tables as they were.
     hooked = "def stamp():\n    pass\n\n\napp.before_request(stamp)"
-    write(
-        proj / "views.py",
-        source_with(FLASK_VIEWS, ADDED_APP.format(path="/hooked", methods=""), hooked),
-    )
+    source = source_with(FLASK_VIEWS, ADDED_APP.format(path="/hooked", methods=""), hooked)
+    write(proj / "views.py", source)
     line = child.expect(lambda line: line.startswith("hmr: restart to apply:"), stream="err")
+    at = source.splitlines().index("app.before_request(stamp)") + 1
     assert line == (
         "hmr: restart to apply: @before_request on app 'views' after it served requests "
-        "(flask setup)"
+        f"at {os.path.realpath(proj / 'views.py')}:{at} (flask setup)"
     )
     assert status(port, "/hooked")[0] == 404
     assert counts(child, port) == {"pid": pid, "rules": rules, "views": views}

@@ -348,7 +348,7 @@ def test_a_command_line_without_options_of_ours_parses_as_the_parser_would(
     ],
 )
 def test_a_target_missing_or_looking_like_an_option_is_still_refused(argv: list[str]) -> None:
-    with pytest.raises(UsageError, match="give a script to run|expected one argument|-m"):
+    with pytest.raises(UsageError, match=r"give a script to run|expected one argument|-m"):
         parse(argv)
 
 

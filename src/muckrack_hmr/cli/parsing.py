@@ -100,8 +100,10 @@ class Invocation:
 def parse(argv: Sequence[str]) -> Invocation:
     """Parse a command line (without the program's name); raises :class:`UsageError`."""
     ours, program_args = split_argv(argv)
-    if len(ours) == 2 and ours[1] and (
-        ours[0] == "--" or (ours[0] == "-m" and not ours[1].startswith("-"))
+    if (
+        len(ours) == 2
+        and ours[1]
+        and (ours[0] == "--" or (ours[0] == "-m" and not ours[1].startswith("-")))
     ):
         # Nothing of ours before the program (``script.py ...``, ``-m module ...``):
         # the parser, argparse and its gettext, a few ms of every start, is not needed.

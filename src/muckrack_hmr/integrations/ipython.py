@@ -274,11 +274,11 @@ class HMRExtension:
             watcher.pipeline.reload_failed(save, save.name in failed)
 
     def _reload(self, saves: SettledSaves) -> set[str]:
-        """Apply one burst; the modules that failed."""
+        """Apply one burst; the modules that failed, or whose edit was refused."""
         result = self.hmr.reloader.reload_result(
             saves.names, force=saves.forced, sources=saves.sources()
         )
-        return set(result.failed)
+        return set(result.failed) | {refusal.module for refusal in result.refused}
 
     def _remember(self, result: ReloadResult) -> None:
         """A result hook: every reload, whoever made it (the CLI's watcher too)."""

@@ -96,7 +96,8 @@ def outcome_message(
         "patched": len(result.patched),
         "failed": {name: f"{type(exc).__name__}: {exc}" for name, exc in result.failed.items()},
         "refused": [
-            [refusal.kind, refusal.module, refusal.what, refusal.fix] for refusal in result.refused
+            [refusal.kind, refusal.module, refusal.what, refusal.fix, refusal.location]
+            for refusal in result.refused
         ],
         "ms": result.total_ms,
         "records": kept,
@@ -140,8 +141,9 @@ class ProcessOutcome:
                 for level, text in (records if isinstance(records, list) else ())
             ),
             refused=tuple(
-                Refusal(str(kind), str(module), str(what), str(fix))
-                for kind, module, what, fix in (refused if isinstance(refused, list) else ())
+                Refusal(*(str(part) for part in fields))
+                for fields in (refused if isinstance(refused, list) else ())
+                if isinstance(fields, list) and 4 <= len(fields) <= 5
             ),
         )
 

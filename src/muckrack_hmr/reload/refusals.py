@@ -13,7 +13,9 @@ Kinds are plain strings: an integration may declare its own
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 __all__ = [
     "CLASS_LAYOUT",
@@ -24,6 +26,7 @@ __all__ = [
     "RUNNING_SCRIPT",
     "Refusal",
     "RefusedEdit",
+    "locate",
 ]
 
 #: A class's bases, metaclass, ``__slots__`` or named-tuple fields changed.
@@ -52,11 +55,14 @@ class Refusal:
     """What changed, naming the object (``greet.models.Item gained title``)."""
     fix: str = ""
     """What else to do besides a restart (``a migration may be needed``), or nothing."""
+    location: str = ""
+    """Where the refused edit is: ``file:line`` of its statement, the file, or nothing."""
 
     def __str__(self) -> str:
-        """The one log line: ``restart to apply: <what> (<kind>); <fix>``."""
+        """The one log line: ``restart to apply: <what> at <location> (<kind>); <fix>``."""
         fix = f"; {self.fix}" if self.fix else ""
-        return f"restart to apply: {self.what} ({self.kind}){fix}"
+        at = f" at {self.location}" if self.location else ""
+        return f"restart to apply: {self.what}{at} ({self.kind}){fix}"
 
 
 class RefusedEdit(Exception):
@@ -65,3 +71,66 @@ class RefusedEdit(Exception):
     def __init__(self, refusals: list[Refusal]) -> None:
         super().__init__("; ".join(str(refusal) for refusal in refusals))
         self.refusals = refusals
+
+
+def locate(refusals: list[Refusal], filename: str, source: bytes) -> list[Refusal]:
+    """``refusals`` of the edit of ``filename`` (its new ``source``), each with where it is:
+    the line of the class or function it names (``module.Outer.Inner ...``), else the file."""
+    tree: ast.Module | None = None
+    located = []
+    for refusal in refusals:
+        if refusal.location:
+            located.append(refusal)
+            continue
+        line = None
+        prefix = refusal.module + "."
+        if refusal.what.startswith(prefix):
+            if tree is None:
+                try:
+                    tree = ast.parse(source, filename)
+                except (SyntaxError, ValueError):
+                    tree = ast.Module(body=[], type_ignores=[])
+            line = _line_of(tree, refusal.what[len(prefix) :].partition(" ")[0].split("."))
+        located.append(replace(refusal, location=f"{filename}:{line}" if line else filename))
+    return located
+
+
+def _line_of(tree: ast.Module, qualname: list[str]) -> int | None:
+    """The line of the statement that binds ``qualname`` (its last one), if any: a class or
+    function statement, or an assignment of the last name."""
+    body: list[ast.stmt] = tree.body
+    line = None
+    for at, part in enumerate(qualname):
+        last = at == len(qualname) - 1
+        found = [statement for statement in _run_in(body) if _binds(statement, part, last)]
+        if not found:
+            return None
+        line = found[-1].lineno
+        body = getattr(found[-1], "body", [])
+    return line
+
+
+def _run_in(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """The statements of ``body``, and of the blocks it runs (``if``, ``try``, ``with``...),
+    in order: not those of the functions and classes it defines."""
+    for statement in body:
+        yield statement
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            yield from _run_in(getattr(statement, field, []))
+        for block in (*getattr(statement, "handlers", ()), *getattr(statement, "cases", ())):
+            yield from _run_in(block.body)
+
+
+def _binds(statement: ast.stmt, name: str, assignment: bool) -> bool:
+    if isinstance(statement, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+        return statement.name == name
+    if not assignment:
+        return False
+    if isinstance(statement, ast.Assign):
+        targets = statement.targets
+        return any(isinstance(target, ast.Name) and target.id == name for target in targets)
+    if isinstance(statement, ast.AnnAssign):
+        return isinstance(statement.target, ast.Name) and statement.target.id == name
+    return False

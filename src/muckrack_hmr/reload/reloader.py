@@ -27,8 +27,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from types import CodeType, FunctionType, ModuleType
+from dataclasses import dataclass, field, replace
+from types import CodeType, FrameType, FunctionType, ModuleType
 from typing import TYPE_CHECKING
 
 from ..capture import digest as source_digest
@@ -61,7 +61,7 @@ from .patching import (
     refill,
 )
 from .rebinding import GONE, bind_added_names, rebind_importers
-from .refusals import Refusal, RefusedEdit
+from .refusals import Refusal, RefusedEdit, locate
 from .sources import SourceStore, read_settled
 
 if TYPE_CHECKING:
@@ -169,6 +169,18 @@ class _Blame:
             or (isinstance(filename, str) and filename in self.files)
             or not self.names.isdisjoint(new)
         )
+
+
+def _running_line(module: str) -> str:
+    """``file:line`` of the innermost frame running ``module``'s code (its statement that
+    declares a refusal, or calls what does), or nothing."""
+    namespace = getattr(sys.modules.get(module), "__dict__", None)
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals is namespace:
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return ""
 
 
 def _module_names_of(path: str) -> list[str]:
@@ -344,6 +356,9 @@ class Reloader:
         self._trimmed_at = 0
         #: Modules whose last reload failed: the next one that succeeds says so.
         self.failing: set[str] = set()
+        #: Modules whose last edit was refused (they run their old code): the same
+        #: content saved again is not tried again, and an undo of the edit says so.
+        self.refused: set[str] = set()
         # failing module -> what its failure came from (see _Blame): a reload of one
         # of those modules tries its edit again.
         self._blamed: dict[str, _Blame] = {}
@@ -610,13 +625,10 @@ class Reloader:
                 continue
             module_started = time.perf_counter()
             if is_root and name not in forced and self._unchanged(name):
-                # The code that runs: nothing to apply.  A failed edit undone is
-                # fine again (the watcher says so for a file saved back).
-                if name in self.failing:
-                    self.failing.discard(name)
-                    self._blamed.pop(name, None)
+                # The code that runs: nothing to apply.  A failed or refused edit
+                # undone is fine again (the watcher says so for a file saved back).
+                if self.back_to_the_code_that_runs(name):
                     result.recovered.append(name)
-                    log.info("%s recovered (its file is back to the code that runs)", name)
                 continue
             if is_root:
                 result.edited.append(name)
@@ -643,6 +655,7 @@ class Reloader:
                 self._blamed.pop(name, None)
                 recovered.append(name)
             if outcome.applied:
+                self.refused.discard(name)
                 reloaded.append(name)
                 result.reloaded.append(name)
                 result.module_ms[name] = (time.perf_counter() - module_started) * 1000.0
@@ -940,7 +953,7 @@ class Reloader:
                 if isinstance(cause, KeyboardInterrupt):
                     raise cause from None
                 if isinstance(exc, RefusedEdit):
-                    self._refuse(name, exc)
+                    self._refuse(name, exc, filename, source)
                 else:
                     self._fail(name, cause if cause is not None else exc)
                 if disposed:
@@ -1127,7 +1140,7 @@ class Reloader:
                 undo_run(outcome)
                 self.hooks.dispose(name)
                 refill(namespace, snapshot)
-                self._refuse(name, RefusedEdit(refusals))
+                self._refuse(name, RefusedEdit(refusals), filename, source)
                 return Changes()
             for key in revived:
                 del removed[key]
@@ -1223,6 +1236,8 @@ class Reloader:
         with self._lock:
             if not self._running:
                 return False
+            if not refusal.location:
+                refusal = replace(refusal, location=_running_line(refusal.module))
             self._declared.setdefault(refusal.module, []).append(refusal)
             return True
 
@@ -1234,7 +1249,25 @@ class Reloader:
         found.extend(self._declared.pop(name, ()))
         return found
 
-    def _refuse(self, name: str, refused: RefusedEdit) -> None:
+    def back_to_the_code_that_runs(self, name: str) -> bool:
+        """The file of ``name``, whose last edit failed or was refused, holds the code that
+        runs again: it is fine again (logged).  False when it was fine already."""
+        if name not in self.failing and name not in self.refused:
+            return False
+        self.failing.discard(name)
+        self.refused.discard(name)
+        self._blamed.pop(name, None)
+        log.info("%s recovered (its file is back to the code that runs)", name)
+        return True
+
+    def _refuse(self, name: str, refused: RefusedEdit, filename: str, source: bytes) -> None:
+        refused.refusals[:] = locate(refused.refusals, filename, source)
+        refused.args = ("; ".join(str(refusal) for refusal in refused.refusals),)
+        # The edit ran and was fine, but cannot stay: no failure stands any more (no
+        # "recovered" either: its new code does not run).
+        self.failing.discard(name)
+        self._blamed.pop(name, None)
+        self.refused.add(name)
         self._result.refused.extend(refused.refusals)
         # The handlers put back what the run changed outside the module (routes).
         self.hooks.report_error(name, refused)

@@ -717,8 +717,8 @@ class SavePipeline:
             self.consumer.saves_settled(saves)
 
     def reload_failed(self, save: ModuleSave, failed: bool) -> None:
-        """The consumer's reload of ``save`` failed, or not: the same broken content saved
-        again is not reloaded again."""
+        """The consumer's reload of ``save`` failed (or was refused), or not: the same
+        broken content saved again is not reloaded again."""
         self._saves.state(save.path).failed = save.digest if failed else None
 
     def applied_elsewhere(self, save: ModuleSave) -> None:

@@ -181,8 +181,11 @@ class SaveJudge:
                 f"{name} keeps running its old code",
             )
             return None
-        if state.failed == new and name in self.hmr.reloader.failing:
-            return None  # the same broken content again: already reported
+        reloader = self.hmr.reloader
+        if state.failed == new and (name in reloader.failing or name in reloader.refused):
+            # The same broken or refused content again (or looked at again with a save
+            # of a file beside it): already reported.
+            return None
         if recent:
             error = self.hmr.reloader.check_source(name, source)
             if error is not None:  # maybe the rest of the file is on its way
@@ -199,11 +202,8 @@ class SaveJudge:
         return baseline is not None and baseline == new
 
     def _recovered_unchanged(self, name: str) -> None:
-        """A failed module whose file is back to the code that runs is fine again."""
-        failing = self.hmr.reloader.failing
-        if name in failing:
-            failing.discard(name)
-            log.info("%s recovered (its file is back to the code that runs)", name)
+        """A module whose failed or refused edit is undone on disk is fine again."""
+        if self.hmr.reloader.back_to_the_code_that_runs(name):
             from ..reload.reloader import ReloadResult
 
             self.hmr.hooks.report_result(ReloadResult(recovered=[name]))

@@ -226,8 +226,9 @@ class Watcher:
         result = self.hmr.reloader.reload_result(
             saves.names, force=saves.forced, sources=saves.sources()
         )
+        not_applied = result.failed.keys() | {refusal.module for refusal in result.refused}
         for save in saves.modules:
-            self.pipeline.reload_failed(save, save.name in result.failed)
+            self.pipeline.reload_failed(save, save.name in not_applied)
         for listener in list(self.after_reload):
             try:
                 listener(result)
