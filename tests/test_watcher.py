@@ -521,6 +521,46 @@ def test_a_deleted_module_keeps_running_and_its_recreation_applies(
     child.expect(reloaded("a"), stream="err")
 
 
+GONE_AT_ONCE = """\
+import os
+import shutil
+import sys
+import time
+
+os.makedirs("gen", exist_ok=True)
+with open("gen/__init__.py", "w") as handle:
+    handle.write("X = 1\\n")
+import gen  # noqa: E402
+
+shutil.rmtree("gen")  # gone before the watcher adds its watch
+import a  # noqa: E402
+
+while True:
+    sys.stdout.write(f"f={a.f()} X={gen.X}\\n")
+    sys.stdout.flush()
+    time.sleep(0.02)  # pacing only
+"""
+
+
+def test_a_folder_deleted_right_after_its_import_leaves_file_events_on(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """A folder deleted before its watch was added (a branch switched back at once) is no
+    reason to poll: the other folders keep their events, and the folder made again is
+    watched anew."""
+    write(proj / "a.py", A_OLD)
+    write(proj / "main.py", GONE_AT_ONCE)
+    root = Path(os.path.realpath(proj))
+    child = spawn(["-v", "main.py"], cwd=proj)
+    child.expect("f=old X=1")
+    child.expect(tracking("a", "gen"), stream="err")
+    write(root / "a.py", A_NEW)
+    child.expect("f=new X=1")
+    write(root / "gen" / "__init__.py", "X = 2\n")
+    child.expect("f=new X=2")
+    assert not any("polling" in line for line in child.seen["err"]), child.stderr_text()
+
+
 @pytest.mark.parametrize("helper", ["new module", "new name"])
 def test_an_edit_saved_before_the_module_it_imports_applies_once_that_is_saved(
     proj: Path, spawn: Callable[..., Child], helper: str

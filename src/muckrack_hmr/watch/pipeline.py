@@ -79,6 +79,10 @@ LAG_MARGIN = 1.0
 _Taken = tuple[dict[str, float], float, set[str]]
 
 
+# A folder deleted before its watch was added: no reason to stop using file events.
+_GONE = (FileNotFoundError, NotADirectoryError)
+
+
 def _forget_bytecode(path: str) -> None:
     """Remove the bytecode cached for a saved module's file.
 
@@ -383,6 +387,12 @@ class SavePipeline:
             try:
                 with signals_to_main_thread():  # a watch may start a thread (watchdog's emitters)
                     self.backend.watch(folder)
+            except _GONE:
+                # Deleted since its module was imported (a branch switched back at
+                # once): watched when it is made again (see check_folders).
+                self._folders[folder] = None
+                log.debug("%s is gone: watched when it is made again", folder)
+                return
             except OSError as exc:
                 self._fall_back_to_polling(exc)
                 return
@@ -450,6 +460,9 @@ class SavePipeline:
             log.debug("%s was made again: watching it anew", folder)
             try:
                 backend.rewatch(folder)
+            except _GONE:
+                self._folders[folder] = None  # gone again: looked at again later
+                continue
             except OSError as exc:
                 self._fall_back_to_polling(exc)
             prefix = folder.rstrip(os.sep) + os.sep
