@@ -1179,3 +1179,33 @@ def test_the_log_line_names_the_saved_modules_and_counts_the_dependents(
     assert sorted(result.reloaded) == ["a", "b", "c"]
     assert result.summary() in ("a, b (+1 dependent, 1 patched)", "b, a (+1 dependent, 1 patched)")
     assert sys.modules["c"].DOUBLE == 4
+
+
+def test_an_import_that_brings_another_function_or_class_reruns_what_read_the_old_one(
+    project: Project, hmr: Any
+) -> None:
+    """``from util import fmt`` made ``from other import fmt`` (a module renamed, its
+    importers fixed): the statements that stored the old function (a table, a class
+    attribute) run again, as after a cold start; so for a class."""
+    project.write("util.py", "def fmt(x):\n    return f'<{x}>'\n\n\nclass Shape:\n    pass\n")
+    project.write("other.py", "def fmt(x):\n    return f'[{x}]'\n\n\nclass Shape:\n    pass\n")
+    source = """\
+        from util import Shape, fmt
+
+        FORMATS = {"x": fmt}
+        KINDS = [Shape]
+
+
+        class R:
+            formats = {"x": fmt}
+
+
+        def render(x):
+            return FORMATS["x"](x), R.formats["x"](x), fmt(x), KINDS[0].__module__
+        """
+    project.write("core.py", source)
+    (core,) = fresh(hmr, "core")
+    assert core.render("a") == ("<a>", "<a>", "<a>", "util")
+    project.write("core.py", source.replace("from util import", "from other import"))
+    assert hmr.reload("core").reloaded == ["core"]
+    assert core.render("a") == ("[a]", "[a]", "[a]", "other")

@@ -752,6 +752,19 @@ def _class_statement(summary: ModuleSummary, name: str) -> Statement | None:
     return None
 
 
+def _one_definition(then: object, now: object) -> bool:
+    """Are two functions or classes one definition run twice (the live one takes the new
+    one's code), or anything else (True: not a function or class)?"""
+    if not isinstance(then, types.FunctionType | type) or not isinstance(
+        now, types.FunctionType | type
+    ):
+        return True
+    return (getattr(then, "__module__", None), getattr(then, "__qualname__", None)) == (
+        getattr(now, "__module__", None),
+        getattr(now, "__qualname__", None),
+    )
+
+
 def _same_structure(old: ModuleSummary, new: ModuleSummary, name: str) -> bool:
     """Does the class ``name`` have the same structure in both summaries?"""
     before, after = _class_statement(old, name), _class_statement(new, name)
@@ -897,7 +910,11 @@ def plan_and_run(
             now, then = namespace.get(name, _MISSING), before[name]
             if now is then:
                 continue
-            if isinstance(now, types.FunctionType) and isinstance(then, types.FunctionType):
+            if not _one_definition(then, now):
+                # Another function or class under the name (``from util import fmt``
+                # made ``from other import fmt``): what holds the old one keeps it.
+                values.add(name)
+            elif isinstance(now, types.FunctionType) and isinstance(then, types.FunctionType):
                 behaviors.add(name)
             elif isinstance(now, type) and isinstance(then, type):
                 if inputs_changed or not _same_structure(old, new, name):
