@@ -1338,3 +1338,54 @@ def test_a_class_made_again_is_its_base_s_subclass_once(project: Project, hmr: A
         gc.enable()
     assert plugins.Alpha is alpha
     assert alpha.kind == 2
+
+
+def test_an_attrs_converter_validator_or_factory_changed_reaches_the_live_class(
+    project: Project, hmr: Any
+) -> None:
+    """attrs writes ``__init__`` with globals of its own that hold each field's converter,
+    validator and default factory: a field given another one (the same ``__init__`` code)
+    runs the new one, as after a cold start, for instances made from now on."""
+    attrs = pytest.importorskip("attrs")
+    source = """\
+        import attrs
+
+
+        def to_int(v):
+            return int(v)
+
+
+        def to_int10(v):
+            return int(v) * 10
+
+
+        def anything(inst, attribute, value):
+            pass
+
+
+        def positive(inst, attribute, value):
+            if value < 0:
+                raise ValueError("negative")
+
+
+        @attrs.define
+        class A:
+            x: int = attrs.field(converter=to_int)
+            y: int = attrs.field(validator=anything)
+            z: list = attrs.field(factory=list)
+        """
+    project.write("m.py", source)
+    (m,) = fresh(hmr, "m")
+    A = m.A
+    assert attrs.asdict(A("3", -1)) == {"x": 3, "y": -1, "z": []}
+    edited = (
+        source.replace("converter=to_int)", "converter=to_int10)")
+        .replace("validator=anything", "validator=positive")
+        .replace("factory=list", "factory=lambda: [1]")
+    )
+    project.write("m.py", edited)
+    assert hmr.reload("m").reloaded == ["m"]
+    assert m.A is A
+    assert attrs.asdict(A("3", 5)) == {"x": 30, "y": 5, "z": [1]}
+    with pytest.raises(ValueError, match="negative"):
+        A("3", -1)

@@ -175,6 +175,13 @@ class _Refusal:
         return Refusal(self.kind, module, f"{module}.{owner.__qualname__} {self.reason}")
 
 
+def _private_globals(namespace: dict[str, object]) -> bool:
+    """Are these a generated function's own globals, not a module's namespace?"""
+    name = namespace.get("__name__")
+    module = sys.modules.get(name) if isinstance(name, str) else None
+    return getattr(module, "__dict__", None) is not namespace
+
+
 def _defined_in(obj: object, module: str) -> bool:
     return getattr(obj, "__module__", None) == module
 
@@ -226,6 +233,12 @@ class _Patcher:
             return False
         self.new_to_old[id(new)] = old
         self.keep_alive.append(new)
+        if old.__globals__ is not new.__globals__ and _private_globals(old.__globals__):
+            # Made by a code generator with globals of its own (attrs' ``__init__``
+            # finds a field's converter and validator there): its body reads the new.
+            self.actions.append(
+                functools.partial(self._adopt_globals, old.__globals__, new.__globals__)
+            )
         cells = list(zip(old.__closure__ or (), new.__closure__ or (), strict=True))
         for index, (old_cell, new_cell) in enumerate(cells):
             self._plan_cell(old, index, old_cell, new_cell)
@@ -479,6 +492,11 @@ class _Patcher:
             updated,
             (time.perf_counter() - started) * 1000.0,
         )
+
+    def _adopt_globals(self, target: dict[str, object], source: dict[str, object]) -> None:
+        if self.undo is not None:
+            self.undo.append(functools.partial(refill, target, dict(target)))
+        target.update(source)
 
     def _apply_function(self, old: types.FunctionType, new: types.FunctionType) -> None:
         if self.undo is not None:
