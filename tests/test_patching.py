@@ -1389,3 +1389,25 @@ def test_an_attrs_converter_validator_or_factory_changed_reaches_the_live_class(
     assert attrs.asdict(A("3", 5)) == {"x": 30, "y": 5, "z": [1]}
     with pytest.raises(ValueError, match="negative"):
         A("3", -1)
+
+
+@pytest.mark.parametrize(
+    ("decorator", "says"),
+    [
+        ("@attrs.define", "so the __slots__ that @attrs.define makes"),
+        ("@dataclasses.dataclass(slots=True)", "so the __slots__ that @dataclass(slots=True)"),
+    ],
+    ids=["attrs", "dataclass"],
+)
+def test_a_field_added_to_a_slotted_class_a_decorator_made_says_so(
+    project: Project, hmr: Any, decorator: str, says: str
+) -> None:
+    pytest.importorskip("attrs")
+    source = f"import attrs\nimport dataclasses\n\n\n{decorator}\nclass P:\n    x: int = 0\n"
+    project.write("m.py", source)
+    (m,) = fresh(hmr, "m")
+    project.write("m.py", source + "    y: int = 1\n")
+    result = hmr.reload("m")
+    assert result.reloaded == []
+    (refusal,) = result.refused
+    assert refusal.what.startswith(f"m.P changed its fields, {says}"), refusal.what

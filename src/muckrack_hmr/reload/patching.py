@@ -175,6 +175,22 @@ class _Refusal:
         return Refusal(self.kind, module, f"{module}.{owner.__qualname__} {self.reason}")
 
 
+def _slots_change(cls: type) -> str:
+    """What a change of ``cls``'s ``__slots__`` is to the user who wrote none: a field, in
+    a class a decorator made slotted."""
+    if "__attrs_attrs__" in cls.__dict__:
+        return (
+            "changed its fields, so the __slots__ that @attrs.define makes "
+            "(@attrs.define(slots=False) lets fields change live)"
+        )
+    if "__dataclass_fields__" in cls.__dict__:
+        return (
+            "changed its fields, so the __slots__ that @dataclass(slots=True) makes "
+            "(without slots=True, fields change live)"
+        )
+    return "changed its __slots__"
+
+
 def _private_globals(namespace: dict[str, object]) -> bool:
     """Are these a generated function's own globals, not a module's namespace?"""
     name = namespace.get("__name__")
@@ -360,7 +376,7 @@ class _Patcher:
             names = ", ".join(base.__name__ for base in new.__bases__)
             return _Refusal(f"changed its bases (now {names})")
         if old.__dict__.get("__slots__") != new.__dict__.get("__slots__"):
-            return _Refusal("changed its __slots__")
+            return _Refusal(_slots_change(new))
         if issubclass(old, Enum):
             added = _enum_additions(old, new)
             if added is None:
