@@ -126,12 +126,18 @@ def test_a_reverted_refusal_cancels_the_restart_and_ctrl_c_still_ends_it(
     child.expect(matching(restarted()), stream="err")  # type: ignore[arg-type]
     assert "KeyboardInterrupt" not in child.stderr_text()  # our interrupt says nothing
 
-    # The running script itself: refused, and restarted too.
+    # A half-typed save of the running script: no restart into a program that cannot
+    # start; one line says where it does not compile.
+    write(proj / "main.py", SCRIPT + "\ndef (:\n")
+    line = child.expect(lambda line: "does not compile" in line, stream="err")
+    assert line.startswith(f"hmr: {proj / 'main.py'}:"), line
+    # The running script itself, mended: refused, and restarted.
     write(proj / "main.py", SCRIPT.replace('"pid"', '"pid" if True else None'))
     line = child.expect(starts(RESTARTING), stream="err")
     assert line.startswith(f"{RESTARTING}running script: {proj / 'main.py'} was saved"), line
     third = child.expect(starts("pid ")).split()
     assert third[1] not in (first[1], second[1])
+    assert len([line for line in child.seen["err"] if line.startswith(RESTARTING)]) == 2
 
     # 3. Ctrl-C: as without the option.
     child.proc.send_signal(signal.SIGINT)

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from ..capture import read_if_unchanged
+from ..errors import first_line, location_of
 from ..threads import signals_to_main_thread
 from .backends import (
     CREATED,
@@ -744,12 +745,25 @@ class SavePipeline:
         """The running script changed: say once per new content that it is not reloaded."""
         try:
             with open(path, "rb") as handle:
-                content = digest(handle.read())
+                source = handle.read()
         except OSError:
             return
+        content = digest(source)
         if content == self._scripts[path]:
             return  # a touch, or saved back as it runs
         self._scripts[path] = content
+        try:
+            compile(source, path, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
+            # Half typed: no restart into a program that cannot start (the save
+            # that mends it restarts, under --restart-on-refused).
+            log.warning(
+                "%s does not compile (%s: %s); __main__ keeps running",
+                location_of(exc) if isinstance(exc, SyntaxError) else path,
+                type(exc).__name__,
+                first_line(exc),
+            )
+            return
         from ..reload.refusals import RUNNING_SCRIPT, Refusal
 
         refusal = Refusal(
