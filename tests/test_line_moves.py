@@ -204,3 +204,34 @@ def test_only_moved_module_reaches_no_dependent(project: Project, hmr: Any) -> N
     project.write("base.py", "# a comment\n\ndef f():\n    return 1\n")
     assert hmr.reload_module("base")[0] == ["base"]
     assert user.VALUE == 1
+
+
+def test_an_overloaded_method_moved_takes_its_new_lines(project: Project, hmr: Any) -> None:
+    """Methods declared with ``@overload`` stubs: the class holds the implementation, the
+    last definition of its name; lines added above move it too (tracebacks, getsource)."""
+    source = textwrap.dedent(
+        """\
+        {above}from typing import overload
+
+
+        class Registry:
+            @overload
+            def get(self, key: int) -> int: ...
+            @overload
+            def get(self, key: str) -> str: ...
+            def get(self, key):
+                raise KeyError(key)
+
+            def plain(self):
+                raise KeyError("plain")
+        """
+    )
+    path = project.write("r.py", source.format(above=""))
+    (r,) = fresh(hmr, "r")
+    registry = r.Registry
+    project.write("r.py", source.format(above="# one\n# two\n# three\n"))
+    assert hmr.reload_module("r")[0] == ["r"]
+    assert r.Registry is registry
+    assert _raised_at(lambda: registry().get(1)) == _line_of(path, "raise KeyError(key)")
+    assert _raised_at(registry().plain) == _line_of(path, 'raise KeyError("plain")')
+    assert inspect.getsourcelines(registry.get)[0][0].strip() == "def get(self, key):"

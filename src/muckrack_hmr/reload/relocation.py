@@ -117,7 +117,8 @@ def align_class(cls: type, node: ast.ClassDef, filename: str, set_code: SetCode 
     """Give the methods of the live ``cls`` the line numbers of ``node``; how many moved.
 
     Methods are paired with the definitions of ``node`` by name, in order (a
-    property's getter and setter share one), and only functions compiled
+    property's getter and setter share one; of a name defined more often than the
+    class holds functions of it, its last definitions), and only functions compiled
     from ``filename`` are touched: a method that a decorator of another
     module wrapped keeps that module's lines.
     """
@@ -149,8 +150,11 @@ def align_class(cls: type, node: ast.ClassDef, filename: str, set_code: SetCode 
                 live.setdefault(code.co_name, []).append(function)
     for name, functions in live.items():
         nodes = definitions[name]
-        if len(functions) != len(nodes):
+        if len(functions) > len(nodes):
             continue  # cannot tell which is which: leave them
+        # Fewer: the name was bound again below (``@overload`` stubs, then the
+        # implementation): the class keeps what its last definitions made.
+        nodes = nodes[len(nodes) - len(functions) :]
         functions.sort(key=lambda function: function.__code__.co_firstlineno)
         for function, definition in zip(functions, nodes, strict=True):
             moved += align_function(function, definition, set_code)
