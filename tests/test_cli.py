@@ -97,6 +97,9 @@ def _layout_script(proj: Path, case: str) -> tuple[Path, str, Path]:
     if case == "relative-from-other-cwd":
         write(proj / "sub" / "script.py", PROBE)
         return proj, os.path.join("sub", "script.py"), proj / "sub" / "script.py"
+    if case == "dot-dot":  # python keeps the path as typed, made absolute
+        write(proj / "sub" / "script.py", PROBE)
+        return proj, os.path.join(".", "sub", "..", "sub", "script.py"), proj / "sub" / "script.py"
     assert case == "symlink"
     real = write(proj / "real" / "script.py", PROBE)
     link = proj / "links" / "link.py"
@@ -108,7 +111,7 @@ def _layout_script(proj: Path, case: str) -> tuple[Path, str, Path]:
     return proj, os.path.join("links", "link.py"), real
 
 
-@pytest.mark.parametrize("case", ["same-folder", "relative-from-other-cwd", "symlink"])
+@pytest.mark.parametrize("case", ["same-folder", "relative-from-other-cwd", "dot-dot", "symlink"])
 def test_script_gets_argv_and_path_like_python(
     proj: Path, core_env: dict[str, str], case: str
 ) -> None:
@@ -891,3 +894,35 @@ def test_the_program_starts_with_the_collector_counts_at_zero(
     assert isinstance(threshold, list)
     assert counts[1:] == [0, 0]
     assert counts[0] < threshold[0] // 4
+
+
+# -- the program's modules named like standard ones --------------------------------------
+
+SHADOWS = ("token", "signal", "logging", "inspect", "string", "copy")
+SHADOWING = """\
+import importlib
+
+print(" ".join(getattr(importlib.import_module(name), "MINE", "stdlib") for name in {names!r}))
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "-m", "script elsewhere"])
+def test_the_programs_token_py_or_logging_py_is_what_it_imports_as_under_python(
+    proj: Path, core_env: dict[str, str], how: str
+) -> None:
+    """A module beside the script (or in the working folder, for ``-m``) named like a
+    standard one the CLI imports (``token.py``, ``signal.py``, ``logging.py``) is what the
+    program imports, as under python; and the CLI's own imports, started in that folder,
+    still get the standard ones (they crashed: ``tokenize`` took the program's token)."""
+    for name in SHADOWS:
+        write(proj / f"{name}.py", "MINE = 'local'\n")
+    write(proj / "main.py", SHADOWING.format(names=SHADOWS))
+    args, cwd = {
+        "script": (["main.py"], proj),
+        "-m": (["-m", "main"], proj),
+        "script elsewhere": ([str(proj / "main.py")], proj.parent),
+    }[how]
+    expected = run_python(args, cwd=cwd, env=core_env)
+    assert expected.stdout == " ".join(["local"] * len(SHADOWS)) + "\n", expected.stderr
+    got = run_hmr(args, cwd=cwd, env=core_env)
+    assert (got.stdout, got.returncode) == (expected.stdout, 0), got.stderr

@@ -15,6 +15,13 @@ this one is already imported under ``python -m muckrack.hmr -m pytest``.
 
 from __future__ import annotations
 
+import sys
+
+# The modules loaded before this package's own imports: the CLI runs a program as python
+# would, and a module of the program's folder named like a standard module that only
+# these imports loaded (``token.py``, ``signal.py``) is the program's (see runner).
+_LOADED_BEFORE = frozenset(sys.modules)
+
 import logging
 from typing import TYPE_CHECKING
 

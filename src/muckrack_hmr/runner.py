@@ -10,7 +10,7 @@ import os
 import sys
 import types
 
-__all__ = ["TargetError", "prepare_module", "prepare_script", "run_code"]
+__all__ = ["TargetError", "prepare_module", "prepare_script", "run_code", "unshadow"]
 
 
 # Python 3.15 no longer sets ``__cached__`` in ``__main__`` (script or ``-m``).
@@ -66,7 +66,8 @@ def prepare_script(path: str, args: list[str]) -> tuple[types.CodeType, types.Mo
     if _holds_main(path, source):
         return _prepare_main_of(path, args)
     assert source is not None
-    filename = os.path.abspath(path)
+    # Made absolute as python makes it: not normalized (``./app/../app/x.py`` stays).
+    filename = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
     code = compile(source, filename, "exec", dont_inherit=True)
     main = _fresh_main()
     main.__dict__.update(
@@ -91,6 +92,43 @@ def _become_main(main: types.ModuleType, argv: list[str], first: str) -> None:
     else:
         sys.path.insert(0, first)
     sys.modules["__main__"] = main
+    unshadow(first)
+
+
+def unshadow(folder: str) -> list[str]:
+    """Let the program's own modules in ``folder`` (first on its ``sys.path``) win over the
+    standard modules of the same name that only the CLI loaded; those unloaded.
+
+    Under python, a ``token.py`` or ``signal.py`` beside the script is what
+    ``import token`` gives.  The CLI imported the standard ``token`` (``inspect``
+    and ``logging`` bring a few dozen) before the program's folder came first:
+    those are taken out of ``sys.modules``, and the program imports its own.
+    The CLI keeps the objects it holds.  Modules python itself loads at start
+    (``os``, ``io``...) stay, as under python.
+    """
+    import muckrack_hmr
+
+    try:
+        entries = set(os.listdir(folder or os.curdir))
+    except OSError:
+        return []
+    before = muckrack_hmr._LOADED_BEFORE
+    unloaded = []
+    for name, module in list(sys.modules.items()):
+        if (
+            "." in name
+            or name in before
+            or name.startswith(("muckrack", "_"))
+            or not ({name, f"{name}.py", f"{name}.pyc"} & entries)
+        ):
+            continue
+        spec = importlib.machinery.PathFinder.find_spec(name, [folder])
+        if spec is None or spec.origin == getattr(module, "__file__", None):
+            continue
+        for loaded in [name, *(each for each in sys.modules if each.startswith(f"{name}."))]:
+            sys.modules.pop(loaded, None)
+        unloaded.append(name)
+    return unloaded
 
 
 def _prepare_main_of(path: str, args: list[str]) -> tuple[types.CodeType, types.ModuleType]:
@@ -117,6 +155,11 @@ def prepare_module(name: str, args: list[str]) -> tuple[types.CodeType, types.Mo
     """Find ``name`` like ``python -m`` and set up ``sys.argv`` and ``__main__``."""
     if not name or name.startswith("."):
         raise TargetError(f"relative module names are not supported: {name!r}")
+    cwd = os.getcwd()
+    if not getattr(sys.flags, "safe_path", 0) and (not sys.path or sys.path[0] not in ("", cwd)):
+        # python -m puts the working folder first (the shim took it out for the CLI's
+        # own imports; the ``muckrack-hmr`` script never had it).
+        sys.path.insert(0, cwd)
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError) as exc:
@@ -157,6 +200,8 @@ def prepare_module(name: str, args: list[str]) -> tuple[types.CodeType, types.Mo
         main.__dict__["__cached__"] = spec.cached
     sys.argv[:] = [spec.origin or name, *args]
     sys.modules["__main__"] = main
+    if sys.path:
+        unshadow(sys.path[0])
     return code, main
 
 
