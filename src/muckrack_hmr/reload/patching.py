@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
 from .refusals import CLASS_LAYOUT, ENUM_CLASS, ENUM_MEMBERS, Refusal
 from .relocation import earlier_versions
+from .validated_models import rebuild_models
 
 if TYPE_CHECKING:
     from typing import Protocol, TypeGuard
@@ -482,6 +483,8 @@ class _Patcher:
             action()
         if self.nested:
             self._update_closures()
+        # Models whose validators instantiate the class they were built for: the live one.
+        rebuild_models(old for old in self.new_to_old.values() if isinstance(old, type))
 
     def _update_closures(self) -> None:
         """The fallback: find live closures of the changed nested code on the heap.

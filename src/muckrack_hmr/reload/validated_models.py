@@ -1,0 +1,113 @@
+"""Models that validate with a schema built for their class: pydantic's, rebuilt in place.
+
+pydantic builds each model's validator and serializer from a core schema
+that names the class to instantiate.  A model whose class statement ran
+again is patched in place (its identity stays), but the members it takes
+from the new class are the new class's: ``Item.model_validate(...)`` would
+make instances of the throwaway class, not of ``Item``.  So a patched model
+rebuilds its schema for itself.  Parametrized generic models (``Page[Item]``)
+are classes pydantic made and cached at the first subscription: those built
+from a patched model (its origin or an argument) are rebuilt too, in place,
+and stay what ``Page[Item]`` gives.
+
+pydantic is never imported here: its models are known by the attributes it
+sets, and its cache is looked for only when a model was patched.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import typing
+from collections.abc import Iterable, MutableMapping
+
+__all__ = ["rebuild_models"]
+
+log = logging.getLogger(__name__)
+
+# What a parametrized model takes from a fresh parametrization of its changed origin.
+_FIELD_STATE = (
+    "__pydantic_fields__",
+    "model_fields",
+    "__pydantic_decorators__",
+    "__pydantic_computed_fields__",
+    "__class_vars__",
+    "__private_attributes__",
+    "__annotations__",
+)
+
+
+def _is_model(cls: type) -> bool:
+    return "__pydantic_core_schema__" in cls.__dict__ and hasattr(cls, "model_rebuild")
+
+
+def _rebuild(cls: type) -> None:
+    try:
+        cls.model_rebuild(force=True, raise_errors=False)  # type: ignore[attr-defined]
+    except Exception:
+        log.debug("could not rebuild the schema of %s", cls.__qualname__, exc_info=True)
+
+
+def rebuild_models(classes: Iterable[type]) -> int:
+    """Rebuild the schemas of the patched pydantic models among ``classes`` (in order),
+    then of the parametrized models made from them; how many were rebuilt."""
+    models = [cls for cls in classes if _is_model(cls)]
+    if not models:
+        return 0
+    for cls in models:
+        _rebuild(cls)
+    return len(models) + _refresh_parametrized(set(models))
+
+
+def _mentions(value: object, changed: set[type], depth: int = 0) -> bool:
+    if isinstance(value, type) and value in changed:
+        return True
+    if depth > 8:
+        return False
+    return any(_mentions(arg, changed, depth + 1) for arg in typing.get_args(value))
+
+
+def _refresh_parametrized(changed: set[type]) -> int:
+    generics = sys.modules.get("pydantic._internal._generics")
+    cache = getattr(generics, "_GENERIC_TYPES_CACHE", None)
+    if not isinstance(cache, MutableMapping):
+        return 0
+    stale: dict[int, type] = {}
+    for parametrized in list(cache.values()):
+        meta = parametrized.__dict__.get("__pydantic_generic_metadata__") or {}
+        origin, args = meta.get("origin"), tuple(meta.get("args") or ())
+        if origin is None or id(parametrized) in stale:
+            continue
+        if origin in changed or any(_mentions(arg, changed) for arg in args):
+            stale[id(parametrized)] = parametrized
+    for parametrized in stale.values():
+        meta = parametrized.__dict__["__pydantic_generic_metadata__"]
+        origin, args = meta["origin"], tuple(meta["args"])
+        if origin in changed:
+            _take_fields(cache, parametrized, origin, args)
+        _rebuild(parametrized)
+    return len(stale)
+
+
+def _take_fields(
+    cache: MutableMapping[object, type], parametrized: type, origin: type, args: tuple[object, ...]
+) -> None:
+    """``parametrized`` takes the fields of a fresh parametrization of its changed
+    ``origin``; the cache keeps giving ``parametrized``."""
+    keys = [key for key, value in list(cache.items()) if value is parametrized]
+    for key in keys:
+        cache.pop(key, None)
+    try:
+        fresh = origin[args if len(args) != 1 else args[0]]  # type: ignore[index]
+    except Exception:
+        log.debug("could not parametrize %s again", origin.__qualname__, exc_info=True)
+        fresh = None
+    if fresh is not None and fresh is not parametrized:
+        for name in _FIELD_STATE:
+            if name in fresh.__dict__:
+                type.__setattr__(parametrized, name, fresh.__dict__[name])
+        for key, value in list(cache.items()):
+            if value is fresh:
+                cache[key] = parametrized
+    for key in keys:
+        cache[key] = parametrized
