@@ -561,7 +561,7 @@ def test_a_folder_deleted_right_after_its_import_leaves_file_events_on(
     assert not any("polling" in line for line in child.seen["err"]), child.stderr_text()
 
 
-@pytest.mark.parametrize("helper", ["new module", "new name"])
+@pytest.mark.parametrize("helper", ["new module", "new name", "new package"])
 def test_an_edit_saved_before_the_module_it_imports_applies_once_that_is_saved(
     proj: Path, spawn: Callable[..., Child], helper: str
 ) -> None:
@@ -570,13 +570,16 @@ def test_an_edit_saved_before_the_module_it_imports_applies_once_that_is_saved(
     The failed edit applies then, with no save of its own."""
     root = project(proj)
     child = start(spawn, root)
-    source = "helpers" if helper == "new module" else "b"
+    source = "helpers" if helper in ("new module", "new package") else "b"
     write(root / "a.py", f"from {source} import g\nX = 2\n\n\ndef f():\n    return g()\n")
     child.expect(contains("hmr: failed to reload a"), stream="err")
     assert "f=old X=1" in child.expect(starts("tick "))
 
     if helper == "new module":
         write(root / "helpers.py", "def g():\n    return 'helped'\n")
+    elif helper == "new package":  # a folder made, then its __init__.py: unwatched till now
+        (root / "helpers").mkdir()
+        write(root / "helpers" / "__init__.py", "def g():\n    return 'helped'\n")
     else:
         write(root / "b.py", B_OLD + "\n\ndef g():\n    return 'helped'\n")
 

@@ -484,6 +484,11 @@ class SavePipeline:
                 self._wake.notify_all()
             if not self.plain_files:
                 return
+        if kind == FOLDER and not self.plain_files and self._some_edit_failed():
+            # A new package maybe, that a failed edit imports (``from sub import X`` saved
+            # before ``sub/`` was made): watched, and its modules looked at.
+            self._new_package(path)
+            return
         if self.plain_files:
             if kind == TOUCHED or _CACHE in path:
                 return  # metadata only; Python's and pytest's bytecode caches
@@ -500,6 +505,20 @@ class SavePipeline:
             return  # not a file any module runs or read: a new file, a temporary file...
         with self._wake:
             self.batch.add(path, kind, self.clock())
+            self._wake.notify_all()
+
+    def _new_package(self, folder: str) -> None:
+        if not self.project.covers(folder):
+            return
+        self.watch(folder)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return
+        with self._wake:
+            for name in names:
+                if name.endswith(_SOURCES):
+                    self.batch.add(os.path.join(folder, name), CREATED, self.clock())
             self._wake.notify_all()
 
     def _some_edit_failed(self) -> bool:
