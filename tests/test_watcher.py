@@ -561,6 +561,20 @@ def test_a_folder_deleted_right_after_its_import_leaves_file_events_on(
     assert not any("polling" in line for line in child.seen["err"]), child.stderr_text()
 
 
+def test_a_module_moved_into_a_package_of_its_name_says_a_restart_loads_it(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    root = project(proj)
+    child = start(spawn, root)
+    (root / "a").mkdir()
+    os.replace(root / "a.py", root / "a" / "__init__.py")
+    line = child.expect(contains(f"hmr: {root / 'a.py'} became the package "), stream="err")
+    assert line.endswith(
+        "a keeps running its old code until a restart (a module made a package is loaded anew)"
+    ), line
+    assert "f=old X=1" in child.expect(starts("tick "))
+
+
 @pytest.mark.parametrize("helper", ["new module", "new name", "new package"])
 def test_an_edit_saved_before_the_module_it_imports_applies_once_that_is_saved(
     proj: Path, spawn: Callable[..., Child], helper: str

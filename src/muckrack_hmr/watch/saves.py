@@ -130,6 +130,13 @@ class SaveJudge:
             if recent:  # a rename or a delete-and-create in progress
                 return Wait(settle.until, "missing")
             message = f"{path} was deleted; {name} keeps running its old code"
+            package = os.path.join(os.path.splitext(path)[0], "__init__.py")
+            if os.path.isfile(package):
+                # ``mod.py`` moved to ``mod/__init__.py``: another kind of module.
+                message = (
+                    f"{path} became the package {package}; {name} keeps running its old "
+                    "code until a restart (a module made a package is loaded anew)"
+                )
             if self.state(path).problem != message:
                 # What the module started goes with its file (its dispose callbacks).
                 self.hmr.hooks.dispose(name)
