@@ -326,6 +326,17 @@ def test_exception_while_importing_a_project_module_prints_a_plain_traceback(
     assert got.stderr == expected.stderr
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 runs a script up to its null byte")
+def test_a_null_byte_in_the_script_reports_its_file_and_line_like_python(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    (proj / "script.py").write_bytes(b"x = 1\ny = 2\x00\n")
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    got = run_hmr(["script.py"], cwd=proj, env=core_env)
+    assert (got.returncode, got.stderr) == (expected.returncode, expected.stderr)
+    assert f'File "{proj / "script.py"}", line 2' in got.stderr
+
+
 def test_syntax_error_in_the_script_reports_like_python(
     proj: Path, core_env: dict[str, str]
 ) -> None:

@@ -68,7 +68,17 @@ def prepare_script(path: str, args: list[str]) -> tuple[types.CodeType, types.Mo
     assert source is not None
     # Made absolute as python makes it: not normalized (``./app/../app/x.py`` stays).
     filename = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
-    code = compile(source, filename, "exec", dont_inherit=True)
+    try:
+        code = compile(source, filename, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        if b"\0" not in source or (isinstance(exc, SyntaxError) and exc.filename):
+            raise
+        # compile() names no file for it (python reads the script itself, and does).
+        line = source.count(b"\n", 0, source.index(b"\0")) + 1
+        text = source.splitlines()[line - 1].partition(b"\0")[0].decode("utf-8", "replace")
+        raise SyntaxError(
+            "source code cannot contain null bytes", (filename, line, None, text)
+        ) from None
     main = _fresh_main()
     main.__dict__.update(
         __file__=filename,
