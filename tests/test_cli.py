@@ -917,7 +917,7 @@ print(" ".join(getattr(importlib.import_module(name), "MINE", "stdlib") for name
 """
 
 
-@pytest.mark.parametrize("how", ["script", "-m", "script elsewhere"])
+@pytest.mark.parametrize("how", ["script", "-m", "script elsewhere", "muckrack_hmr"])
 def test_the_programs_token_py_or_logging_py_is_what_it_imports_as_under_python(
     proj: Path, core_env: dict[str, str], how: str
 ) -> None:
@@ -932,8 +932,12 @@ def test_the_programs_token_py_or_logging_py_is_what_it_imports_as_under_python(
         "script": (["main.py"], proj),
         "-m": (["-m", "main"], proj),
         "script elsewhere": ([str(proj / "main.py")], proj.parent),
+        "muckrack_hmr": (["main.py"], proj),  # python -m muckrack_hmr: the same command
     }[how]
     expected = run_python(args, cwd=cwd, env=core_env)
     assert expected.stdout == " ".join(["local"] * len(SHADOWS)) + "\n", expected.stderr
-    got = run_hmr(args, cwd=cwd, env=core_env)
+    if how == "muckrack_hmr":
+        got = run_python(["-m", "muckrack_hmr", *args], cwd=cwd, env=core_env)
+    else:
+        got = run_hmr(args, cwd=cwd, env=core_env)
     assert (got.stdout, got.returncode) == (expected.stdout, 0), got.stderr

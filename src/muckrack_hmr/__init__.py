@@ -15,20 +15,33 @@ this one is already imported under ``python -m muckrack.hmr -m pytest``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 # The modules loaded before this package's own imports: the CLI runs a program as python
 # would, and a module of the program's folder named like a standard module that only
 # these imports loaded (``token.py``, ``signal.py``) is the program's (see runner).
 _LOADED_BEFORE = frozenset(sys.modules)
+# Imported while python looks for the module of ``python -m muckrack_hmr`` (or of a
+# package that imports this one): the working folder is first on sys.path, for the
+# program; this package's own imports must not take a token.py or logging.py there.
+_HELD_BACK = (
+    sys.path.pop(0)
+    if sys.argv[:1] == ["-m"] and sys.path and sys.path[0] in ("", os.getcwd())
+    else None
+)
 
-import logging
-from typing import TYPE_CHECKING
+try:
+    import logging
+    from typing import TYPE_CHECKING
 
-from ._core import USING_EXTENSION
-from ._version import __version__
-from .api import HMR
-from .tracking import active, install, uninstall
+    from ._core import USING_EXTENSION
+    from ._version import __version__
+    from .api import HMR
+    from .tracking import active, install, uninstall
+finally:
+    if _HELD_BACK is not None:
+        sys.path.insert(0, _HELD_BACK)
 
 if TYPE_CHECKING:
     from .integrations.ipython import Shell
