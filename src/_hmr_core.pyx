@@ -577,6 +577,15 @@ cdef class ImportTracker
 cdef ImportTracker _HOOKED = None
 
 
+cdef bint _no_submodules(object name, object fromlist, object module):
+    """Can a statement that returned ``module`` (no project's) have imported no other
+    module (see the twin)?"""
+    if not fromlist:
+        return "." not in name
+    namespace = getattr(module, "__dict__", None)
+    return type(namespace) is dict and "__path__" not in <dict>namespace
+
+
 def _tracked_import(name, globals=None, locals=None, fromlist=(), level=0):
     """Import a module, recording project imports (see ImportTracker.import_hook)."""
     if _HOOKED is None:
@@ -1361,6 +1370,9 @@ cdef class ImportTracker:
         target = getattr(module, "__name__", None)
         if type(target) is str:
             self._is_tracked(target)
+            if (self._seen.get(target) is _UNTRACKED and level == 0
+                    and _no_submodules(name, fromlist, module)):
+                return  # ``import logging``, ``from dataclasses import field``: no edge
         else:
             target = None
         package = _package_of(globals) if level > 0 else None

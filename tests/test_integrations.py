@@ -313,9 +313,11 @@ app.add_url_rule("/b", "b", make_view("b"))
 
 def declared_at(module: Any, source: str, decorator: str) -> str:
     """Where a refusal declared by ``decorator`` (its first line in ``source``) is said to
-    be: the line Python runs it at (3.10: the ``def`` line below it)."""
+    be: the line Python runs it at (3.10: the ``def`` line below a decorator that is no
+    call)."""
     line = next(at for at, text in enumerate(source.splitlines(), 1) if text == decorator)
-    return f"at {module.__file__}:{line + (sys.version_info < (3, 11))}"
+    below = sys.version_info < (3, 11) and not decorator.endswith(")")
+    return f"at {module.__file__}:{line + below}"
 
 
 HOOKED = """\

@@ -85,6 +85,21 @@ _MANY = "\0several statements"
 _PENDING_LIMIT = 65536 * _FIELDS
 
 
+def _no_submodules(name: str, fromlist: object, module: ModuleType) -> bool:
+    """Can an import statement of ``name`` that returned ``module`` (a module of no
+    project) have imported no other module: nothing for the graph to record?
+
+    ``import a.b`` may import a project's ``a.b`` under a package of another
+    (a namespace package), and ``from pkg import sub`` a submodule: only a
+    plain ``import name`` and a ``from`` import of a module that is no package
+    are left out.
+    """
+    if not fromlist:
+        return "." not in name
+    namespace = getattr(module, "__dict__", None)
+    return type(namespace) is dict and "__path__" not in namespace
+
+
 def _several(found: object) -> bool:
     """Is this record of a name several statements (see _MANY), not one fromlist?"""
     return type(found) is tuple and len(found) > 1 and found[0] is _MANY
@@ -882,8 +897,13 @@ class ImportTracker:
         target = getattr(module, "__name__", None)
         if type(target) is not str:
             target = None
-        elif target not in self._seen:
-            self._is_tracked(target)
+        else:
+            seen = self._seen.get(target)
+            if seen is None:
+                self._is_tracked(target)
+                seen = self._seen.get(target)
+            if seen is _UNTRACKED and level == 0 and _no_submodules(name, fromlist, module):
+                return  # ``import logging``, ``from dataclasses import field``: no edge
         # Strings and ints only: the garbage collector has nothing to look
         # into in thousands of waiting records.
         package = _package_of(globals) if level > 0 else None

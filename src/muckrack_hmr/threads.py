@@ -7,14 +7,13 @@ from __future__ import annotations
 # cost milliseconds.  (typeshed has no stub for it.)
 import _signal  # type: ignore[import-not-found]
 import contextlib
-import signal
 from collections.abc import Iterator
 
 __all__ = ["signals_to_main_thread"]
 
 # Signals the kernel raises in the thread that caused them: never blocked.
 _SYNCHRONOUS = frozenset(
-    getattr(signal, name)
+    getattr(_signal, name)
     for name in (
         "SIGKILL",
         "SIGSTOP",
@@ -26,7 +25,7 @@ _SYNCHRONOUS = frozenset(
         "SIGTRAP",
         "SIGSYS",
     )
-    if hasattr(signal, name)
+    if hasattr(_signal, name)
 )
 # The asynchronous ones, as plain ints (made at the first use).
 _blocked: frozenset[int] | None = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from .backends import MODIFIED, TOUCHED
 
 __all__ = ["FORCE_AFTER", "MAX_QUIET", "Batch"]
@@ -60,6 +58,8 @@ class Batch:
         quiet = self.debounce
         count = len(self.last)
         if count > 1:
+            import math  # (not at start-up: a burst of several files is rare)
+
             quiet = max(quiet * (1 + math.log2(count)), 2 * self.max_gap)
         return min(quiet, max(self.debounce, MAX_QUIET))
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import math
 import os
 import threading
 import time
@@ -70,6 +69,7 @@ _RACY_NS = 2_000_000_000
 # Plain files: the ones reported (a new test file, a conftest) besides those the
 # consumer tracks; Python's bytecode caches never are.
 _SOURCES = (".py", ".pyw")
+_FOREVER = float("inf")
 _CACHE = f"{os.sep}__pycache__"
 
 #: A file changed this long before a burst's first event arrived may still
@@ -664,7 +664,7 @@ class SavePipeline:
         hold_until = 0.0
         for path, last in sorted(paths.items()):
             if not can_wait:
-                last = -math.inf  # judged as it is now: nothing is waited for any more
+                last = -_FOREVER  # judged as it is now: nothing is waited for any more
             elif path not in writing:  # (a writer's open file has its own patience)
                 # A watcher kept off its core (a loaded machine) judges a save late.
                 # What looks unfinished then still gets its time for the rest of the
