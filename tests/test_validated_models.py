@@ -75,3 +75,33 @@ def test_a_parametrized_generic_model_follows_its_argument_and_its_origin(
         "items": [{"name": "a", "size": 3}],
         "total": 0,
     }
+
+
+def test_a_model_made_in_a_function_naming_a_local_class_is_rebuilt_and_works(
+    project: Project, hmr: Any
+) -> None:
+    """A model made in a function, naming a class local to it as a string: rebuilt for
+    the live class from outside that frame, its schema still finds the name."""
+    source = """\
+        from pydantic import BaseModel
+
+
+        def make():
+            class Part(BaseModel):
+                n: int
+
+            class Whole(BaseModel):
+                part: "Part"
+                label: str = "{label}"
+
+            return Whole
+
+
+        Whole = make()
+        """
+    project.write("models.py", source.format(label="a"))
+    (models,) = fresh(hmr, "models")
+    project.write("models.py", source.format(label="b"))
+    hmr.reload("models")
+    made = models.Whole.model_validate({"part": {"n": 1}})
+    assert (made.part.n, made.label) == (1, "b")

@@ -42,10 +42,19 @@ def _is_model(cls: type) -> bool:
 
 
 def _rebuild(cls: type) -> None:
+    # A model whose annotations name what only its class statement's frame could see
+    # cannot be rebuilt from here: it keeps the schema it had (a mock would break it).
+    before = dict(cls.__dict__)
     try:
         cls.model_rebuild(force=True, raise_errors=False)  # type: ignore[attr-defined]
+        complete = cls.__dict__.get("__pydantic_complete__", True)
     except Exception:
         log.debug("could not rebuild the schema of %s", cls.__qualname__, exc_info=True)
+        complete = False
+    if not complete:
+        for name, value in before.items():
+            if cls.__dict__.get(name, before) is not value:
+                type.__setattr__(cls, name, value)
 
 
 def rebuild_models(classes: Iterable[type]) -> int:
