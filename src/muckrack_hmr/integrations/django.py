@@ -77,6 +77,7 @@ _MARK = "__muckrack_hmr__"
 def enable(hmr: HMR) -> None:
     """Turn Django's restarter off and refresh Django's caches after each reload."""
     when_imported("django.utils.autoreload", _replace_restarter)
+    when_imported("django.core.management.commands.runserver", _in_place_with_noreload_too)
     when_imported("django.contrib.admin.sites", _django_admin.enable_for)
     _reloading.enable(hmr)
     hmr.add_pre_reload_hook(remember_models)
@@ -97,6 +98,23 @@ def _replace_restarter(autoreload: ModuleType) -> None:
     if getattr(autoreload.run_with_reloader, _MARK, False):
         return
     setattr(autoreload, "run_with_reloader", run_in_place)  # noqa: B010 (a module's attribute)
+
+
+def _in_place_with_noreload_too(runserver: ModuleType) -> None:
+    """``runserver --noreload`` runs as without it: in place, with the file signals that
+    reset Django's template loaders (``--noreload`` skipped them: a saved template that
+    had been rendered stayed as it was)."""
+    command = runserver.Command
+    run = command.run
+    if getattr(run, _MARK, False):
+        return
+
+    def run_here(self: object, **options: object) -> object:
+        options["use_reloader"] = True  # run_with_reloader is run_in_place here
+        return run(self, **options)
+
+    setattr(run_here, _MARK, True)
+    command.run = run_here
 
 
 def run_in_place(main_func: Callable[..., object], *args: object, **kwargs: object) -> None:
