@@ -90,6 +90,12 @@ def supervise() -> int:
             started = f"restart {message[1]}"
 
 
+# How often, and at most how long, a restarted program is looked at for its listening
+# socket after its start-up is over (seconds).
+_LISTEN_LOOK = 0.25
+_LISTEN_PATIENCE = 10.0
+
+
 class _Forwarder:
     """Passes the parent's signals on to the child (once: not what the terminal sent both)."""
 
@@ -310,9 +316,19 @@ class _ColdStart:
         # a server listens then, or soon after.
         self.watcher.started.wait()
         over = time.time()
-        # A server listens then, or soon after; a plain program's start ended then.
-        if not self._done.wait(1.0):
-            self.report("start-up over", at=over)
+        # A server listens then, or soon after (Django's checks run after its imports):
+        # while the program stays busy, up to _LISTEN_PATIENCE; a plain program's start
+        # ended then.
+        from ..watch.idle import Activity
+
+        activity = Activity()
+        activity.quiet()
+        waited = 0.0
+        while not self._done.wait(_LISTEN_LOOK):
+            waited += _LISTEN_LOOK
+            if (waited >= 1.0 and activity.quiet()) or waited >= _LISTEN_PATIENCE:
+                self.report("start-up over", at=over)
+                return
 
     def report(self, what: str, at: float | None = None) -> None:
         if self._done.is_set():
