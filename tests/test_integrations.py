@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 
 from muckrack_hmr.integrations import _django_admin as django_admin
-from muckrack_hmr.integrations import _imports
+from muckrack_hmr.integrations import _django_signals, _imports
 from muckrack_hmr.integrations import django as django_integration
 from muckrack_hmr.integrations import uvicorn as uvicorn_integration
 from muckrack_hmr.integrations import werkzeug as werkzeug_integration
 from tests.conftest import Project
+from tests.test_incremental import fresh
 
 
 @pytest.fixture(autouse=True)
@@ -219,6 +220,7 @@ def test_django_restarter_is_replaced_when_autoreload_is_imported(
         django_integration._loud_model_registration,
         django_admin.follow_registrations,
         django_integration.refresh_caches,
+        _django_signals.tidy_receivers,
     ]
     assert results == [django_integration._loud_model_registration]
     assert [(c.func, c.args) for c in checks] == [(django_integration.check_edit, (fake,))]
@@ -717,5 +719,59 @@ def test_starlette_app_made_again_hands_its_tables_to_the_live_app(
             ("/more", "home"),
         ]
         assert live.middleware_stack is not None  # nothing of it changed: kept
+    finally:
+        integrations.deactivate()
+
+
+RECEIVERS = """\
+from django.dispatch import receiver
+
+from pings import ping
+
+{defs}
+"""
+RECEIVER = """\
+@receiver(ping{extra})
+def {name}(sender, **kw):
+    return "{tag}"
+"""
+
+
+def test_django_receivers_renamed_re_decorated_or_deleted_are_connected_once(
+    project: Project, hmr: Any
+) -> None:
+    """A receiver renamed, given other ``@receiver`` arguments, or deleted: each signal
+    calls what a cold start of the file would connect, once."""
+    pytest.importorskip("django")
+    from muckrack_hmr import integrations
+
+    integrations.activate(hmr)
+    try:
+        project.write("pings.py", "from django.dispatch import Signal\n\nping = Signal()\n")
+
+        def save(*defs: tuple[str, str, str]) -> None:
+            source = "\n\n".join(
+                RECEIVER.format(name=name, tag=tag, extra=extra) for name, tag, extra in defs
+            )
+            project.write("recv.py", RECEIVERS.format(defs=source))
+
+        def answers(sender: object = None) -> list[str]:
+            return sorted(str(result) for _, result in pings.ping.send(sender))
+
+        save(("on_ping", "v1", ""))
+        pings, _recv = fresh(hmr, "pings", "recv")
+        assert answers() == ["v1"]
+        save(("on_ping2", "v2", ""))  # renamed
+        assert hmr.reload_module("recv")[0] == ["recv"]
+        assert answers() == ["v2"]
+        save(("on_ping2", "v3", ", dispatch_uid='u'"))  # other arguments
+        assert hmr.reload_module("recv")[0] == ["recv"]
+        assert answers() == ["v3"]
+        save(("on_ping2", "v4", ", sender=int"))  # only for int now
+        assert hmr.reload_module("recv")[0] == ["recv"]
+        assert (answers(), answers(int)) == ([], ["v4"])
+        save()  # deleted
+        hmr.reload_module("recv")
+        assert (answers(), answers(int)) == ([], [])
     finally:
         integrations.deactivate()

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, cast
 
 from ..reload.refusals import DJANGO_MODEL_FIELDS, DJANGO_SETTINGS
 from ..threads import signals_to_main_thread
-from . import _django_admin, _reloading
+from . import _django_admin, _django_signals, _reloading
 from ._imports import when_imported
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ def enable(hmr: HMR) -> None:
     when_imported("django.utils.autoreload", _replace_restarter)
     when_imported("django.core.management.commands.runserver", _in_place_with_noreload_too)
     when_imported("django.contrib.admin.sites", _django_admin.enable_for)
+    when_imported("django.dispatch.dispatcher", _django_signals.enable_for)
     _reloading.enable(hmr)
     hmr.add_pre_reload_hook(remember_models)
     hmr.add_pre_reload_hook(_quiet_model_registration)
@@ -88,6 +89,7 @@ def enable(hmr: HMR) -> None:
     # Before the URL resolvers are dropped: the admin's patterns are built again first.
     hmr.add_post_reload_hook(_django_admin.follow_registrations)
     hmr.add_post_reload_hook(refresh_caches)
+    hmr.add_post_reload_hook(_django_signals.tidy_receivers)
     hmr.add_refusal_check(functools.partial(check_edit, hmr))
 
 
