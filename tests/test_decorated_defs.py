@@ -279,3 +279,42 @@ def test_django_receiver_runs_once_per_signal_after_edits(project: Project, hmr:
     write("v3", args="instance=None, ", extra=", weak=False")  # the body
     assert hmr.reload_module("handlers")[0] == ["handlers"]
     assert calls() == ["v3"]
+
+
+@pytest.mark.parametrize("holder", ["attribute", "slot"])
+def test_a_body_edit_reaches_the_function_an_object_a_decorator_returned_holds(
+    project: Project, hmr: Any, holder: str
+) -> None:
+    """Litestar's ``@get("/")`` returns a route handler object holding the function
+    (``fn``), as click's commands hold their ``callback``: a body edit reaches that
+    function in place; the object the app registered stays, and no importer runs."""
+    slots = '    __slots__ = ("fn", "path")\n\n' if holder == "slot" else ""
+    routing = (
+        "class Handler:\n"
+        f"{slots}"
+        "    def __init__(self, fn, path):\n"
+        "        self.fn, self.path = fn, path\n\n\n"
+        "def get(path):\n"
+        "    return lambda fn: Handler(fn, path)\n"
+    )
+    (project.root / "routing.py").write_text(routing)
+    source = """\
+        from routing import get
+
+
+        @get("/")
+        async def home():
+            return "{tag}"
+        """
+    project.write("handlers.py", source.format(tag="v1"))
+    project.write("app.py", "import handlers\n\nROUTES = [handlers.home]\n")
+    _, handlers, app = fresh(hmr, "routing", "handlers", "app")
+    handler = handlers.home
+    project.write("handlers.py", source.format(tag="v2"))
+    assert hmr.reload_module("handlers")[0] == ["handlers"]
+    assert handlers.home is handler
+    assert [handler] == app.ROUTES
+    coroutine = handler.fn()
+    with pytest.raises(StopIteration) as done:
+        coroutine.send(None)
+    assert done.value.value == "v2"

@@ -52,7 +52,8 @@ def _same_header(old: Statement, new: Statement) -> bool:
 
 
 def original_function(value: object, name: str, filename: str) -> types.FunctionType | None:
-    """The function a decorator wrapped, found through ``__wrapped__`` or closure cells."""
+    """The function a decorator wrapped, found through ``__wrapped__``, closure cells, or
+    the attributes of the object it returned."""
     seen: set[int] = set()
     pending = [value]
     while pending:
@@ -69,10 +70,31 @@ def original_function(value: object, name: str, filename: str) -> types.Function
                     pending.append(cell.cell_contents)
                 except ValueError:
                     continue
+        else:
+            pending.extend(_functions_held(candidate))
         wrapped = getattr(candidate, "__wrapped__", None)
         if wrapped is not None:
             pending.append(wrapped)
     return None
+
+
+def _functions_held(holder: object) -> list[types.FunctionType]:
+    """The functions an object a decorator returned holds in its own attributes (a route
+    handler's ``fn``, a command's ``callback``), ``__slots__`` included."""
+    if isinstance(holder, type | types.ModuleType):
+        return []
+    found = [
+        value
+        for value in getattr(holder, "__dict__", {}).values()
+        if isinstance(value, types.FunctionType)
+    ]
+    for cls in type(holder).__mro__[:-1]:
+        slots = cls.__dict__.get("__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
+            value = getattr(holder, slot, None) if isinstance(slot, str) else None
+            if isinstance(value, types.FunctionType):
+                found.append(value)
+    return found
 
 
 def _defs_named(summary: ModuleSummary, name: str) -> list[Statement]:
