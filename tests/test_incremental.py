@@ -1209,3 +1209,61 @@ def test_an_import_that_brings_another_function_or_class_reruns_what_read_the_ol
     project.write("core.py", source.replace("from util import", "from other import"))
     assert hmr.reload("core").reloaded == ["core"]
     assert core.render("a") == ("[a]", "[a]", "[a]", "other")
+
+
+def test_a_new_body_is_given_once_what_it_uses_is_defined(project: Project, hmr: Any) -> None:
+    """Other threads call the live function while a reload runs: ``f`` edited to call a
+    ``g`` added below it gets its new body once ``g`` is bound, not before (a thread would
+    meet ``NameError: name 'g' is not defined``, which neither version raises)."""
+    source = (
+        "SEEN = []\n\n\n"
+        "def note(function):\n"  # (it calls nothing: any call may reach f)
+        "    global SEEN\n"
+        "    try:\n"
+        "        g  # noqa: B018\n"
+        "        bound = True\n"
+        "    except NameError:\n"
+        "        bound = False\n"
+        '    SEEN = [*SEEN, (bound, "g" in f.__code__.co_names)]\n'
+        "    return function\n\n\n"
+        "def f():\n"
+        "    {body}\n"
+        "{more}"
+    )
+    project.write("m.py", source.format(body="return 1", more=""))
+    (m,) = fresh(hmr, "m")
+    project.write(
+        "m.py", source.format(body="return g()", more="\n\n@note\ndef g():\n    return 2\n")
+    )
+    assert hmr.reload("m").reloaded == ["m"]
+    # When g's decorator ran (g not bound yet), f still had its old body.
+    assert m.SEEN == [(False, False)]
+    assert m.f() == 2
+
+
+def test_a_class_gains_the_method_a_patched_method_calls_before_that_method_changes(
+    project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from muckrack_hmr.reload import patching
+
+    source = "class C:\n    def a(self):\n        return {body}\n{more}"
+    project.write("c.py", source.format(body="1", more=""))
+    (c,) = fresh(hmr, "c")
+    steps: list[str] = []
+    set_member, apply_function = patching._Patcher._set_member, patching._Patcher._apply_function
+
+    def noted_member(self: Any, cls: type, key: str, value: object) -> None:
+        steps.append(key)
+        set_member(self, cls, key, value)
+
+    def noted_function(self: Any, old: Any, new: Any) -> None:
+        steps.append(old.__name__)
+        apply_function(self, old, new)
+
+    monkeypatch.setattr(patching._Patcher, "_set_member", noted_member)
+    monkeypatch.setattr(patching._Patcher, "_apply_function", noted_function)
+    more = "\n    def b(self):\n        return 2\n"
+    project.write("c.py", source.format(body="self.b()", more=more))
+    assert hmr.reload("c").reloaded == ["c"]
+    assert steps.index("b") < steps.index("a")
+    assert c.C().a() == 2

@@ -802,6 +802,17 @@ def plan_and_run(
     started = False
     rebound: set[str] = set()  # names that statements which ran bound again
     last_binder: dict[str, int] = {}  # name -> the last statement binding it (when needed)
+    # Body edits not given to their functions yet: other threads call the live functions
+    # while this runs, and a new body may use a name defined further down (a new helper
+    # ``g``, a constant).  They are given before a statement that may call them, and at
+    # the end: a thread sees the old body or the new one with what it uses.
+    deferred: list[tuple[types.FunctionType, types.FunctionType]] = []
+
+    def give_bodies() -> None:
+        for target, fresh in deferred:
+            set_code(target, fresh.__code__, fresh.__doc__)
+        deferred.clear()
+
     for index, statement in enumerate(new.statements):
         reads, calls = expander.statement(statement)
         rebinds = isinstance(statement.node, ast.ImportFrom) and bool(statement.binds & values)
@@ -836,6 +847,10 @@ def plan_and_run(
         previous = moved[index]
         if not must_run and previous is None:
             continue
+        if deferred and must_run and any(name not in expander.defs for name in calls):
+            give_bodies()  # it may call them (through another module, even)
+        elif deferred and must_run and calls & {target.__name__ for target, _ in deferred}:
+            give_bodies()
         if not started:
             started = True
             before_first()
@@ -870,7 +885,10 @@ def plan_and_run(
                         rewrapped.add(node.name)
                 for target, fresh in pairs:
                     changes.body_patches.append(BodyPatch(target, target.__code__, target.__doc__))
-                    set_code(target, fresh.__code__, fresh.__doc__)
+                    if isinstance(node, ast.ClassDef):
+                        set_code(target, fresh.__code__, fresh.__doc__)
+                    else:
+                        deferred.append((target, fresh))
                 changes.executed += 1
                 if isinstance(node, ast.ClassDef):
                     # Its methods below the edited ones moved.
@@ -932,6 +950,7 @@ def plan_and_run(
                 else frozenset()
             )
             _adopt_class(namespace, statement.node, before, changes, kept)
+    give_bodies()
     for name in removed:
         if name in namespace:
             if not started:

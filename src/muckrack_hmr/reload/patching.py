@@ -479,7 +479,9 @@ class _Patcher:
     # -- applying: runs only once every check passed ------------------------------
 
     def apply(self) -> None:
-        for action in self.actions:
+        # Other threads run on between two steps: the members a class gains come first
+        # (a patched method may call them at once), those it loses last.
+        for action in sorted(self.actions, key=self._order):
             action()
         if self.nested:
             self._update_closures()
@@ -525,6 +527,14 @@ class _Patcher:
         attributes = {key: self.map(value) for key, value in new.__dict__.items()}
         _set_function_state(old, _state_of(new, attributes))  # to its twins too
         _add_twin(old, new)
+
+    def _order(self, action: Callable[[], None]) -> int:
+        if isinstance(action, functools.partial):
+            if action.func == self._set_member and action.args[1] not in action.args[0].__dict__:
+                return 0
+            if action.func == self._delete_member:
+                return 2
+        return 1
 
     def _set_member(self, cls: type, key: str, value: object) -> None:
         self._remember_member(cls, key)
