@@ -521,6 +521,44 @@ def test_a_deleted_module_keeps_running_and_its_recreation_applies(
     child.expect(reloaded("a"), stream="err")
 
 
+BUSY_IMPORTING = """\
+import importlib
+import sys
+import time
+
+import a
+
+last, plugin, next_import = None, 0, time.monotonic()
+while True:  # busy: no sleep, and a plugin imported every 0.2 s, as it runs
+    value = a.f()
+    if value != last:
+        sys.stdout.write(f"f={value}\\n")
+        sys.stdout.flush()
+        last = value
+    if time.monotonic() >= next_import and plugin < 100:
+        importlib.import_module(f"plugins.p{plugin}")
+        plugin, next_import = plugin + 1, next_import + 0.2
+"""
+
+
+def test_a_busy_program_that_imports_now_and_then_gets_its_saves(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """A program that computes without rest and imports a module every 0.2 s (plugins,
+    imports in functions) is past its start-up: its saves apply.  They waited for the
+    imports to pause, up to two minutes, with no word."""
+    write(proj / "a.py", A_OLD)
+    for number in range(100):
+        write(proj / "plugins" / f"p{number}.py", f"X = {number}\n")
+    write(proj / "plugins" / "__init__.py", "")
+    write(proj / "main.py", BUSY_IMPORTING)
+    child = spawn(["-v", "main.py"], cwd=proj)
+    child.expect("f=old")
+    child.expect(tracking("a"), stream="err")
+    write(Path(os.path.realpath(proj)) / "a.py", A_NEW)
+    child.expect("f=new")
+
+
 GONE_AT_ONCE = """\
 import os
 import shutil

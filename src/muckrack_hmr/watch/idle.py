@@ -12,6 +12,7 @@ what a later one does.
 
 from __future__ import annotations
 
+import collections
 import logging
 import sys
 import threading
@@ -59,6 +60,10 @@ QUIET = 0.2
 #: start-up (a big app, or one run 40x slower under valgrind) must not pay for
 #: the watches while it imports.
 SETUP_PATIENCE = 120.0
+# Fewer modules than this imported in the last _PACE_WINDOW seconds: the start-up is
+# over, busy or not (a start-up imports dozens a second, even 40x slower under valgrind).
+_STARTING_PACE = 10
+_PACE_WINDOW = 1.0
 # No module imported for this long: the start-up is over, busy or not; or for
 # this many times the time an import took on average, up to _LONGEST_PAUSE.
 _IMPORTS_OVER = 0.25
@@ -170,6 +175,10 @@ def settle_in(activity: Activity, stopping: threading.Event) -> None:
     modules = sys.modules
     first = loaded = len(modules)
     since = started
+    # (when, modules loaded) at the looks of the last second or so: a program that
+    # imports a module now and then as it runs (plugins, imports in functions) while it
+    # computes is no start-up, however busy.
+    marks: collections.deque[tuple[float, int]] = collections.deque([(started, first)])
     quiet_for = 0.0  # how long the looks in a row that found the program quiet cover
     looked = started
     pause = _QUIET_LOOK
@@ -194,6 +203,11 @@ def settle_in(activity: Activity, stopping: threading.Event) -> None:
         else:
             pause = min(pause * 2, _BUSY_LOOK)
         count = len(modules)
+        marks.append((now, count))
+        while len(marks) > 2 and now - marks[1][0] >= _PACE_WINDOW:
+            marks.popleft()
+        if now - marks[0][0] >= _PACE_WINDOW and count - marks[0][1] < _STARTING_PACE:
+            return
         if count != loaded:
             loaded, since = count, now
             continue
