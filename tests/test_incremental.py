@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 import textwrap
+import threading
+import time
 import traceback
 from typing import Any
 
@@ -1267,3 +1269,43 @@ def test_a_class_gains_the_method_a_patched_method_calls_before_that_method_chan
     assert hmr.reload("c").reloaded == ["c"]
     assert steps.index("b") < steps.index("a")
     assert c.C().a() == 2
+
+
+def test_a_call_running_the_old_code_still_finds_a_name_the_edit_removed(
+    project: Project, hmr: Any
+) -> None:
+    """A call already running finishes with its old code, in another thread too: a
+    name that code reads, which the edit removed, stays until no running code reads it
+    (it raised NameError, which neither version does), then goes."""
+    source = (
+        "import threading\n\n"
+        "started, go = threading.Event(), threading.Event()\n\n\n"
+        "def f():\n"
+        "    started.set()\n"
+        "    go.wait(10)\n"
+        "    return {body}\n"
+        "{more}"
+    )
+    project.write("m.py", source.format(body="g()", more="\n\ndef g():\n    return 1\n"))
+    (m,) = fresh(hmr, "m")
+    results: list[object] = []
+
+    def call() -> None:
+        try:
+            results.append(m.f())
+        except Exception as exc:  # what the test is about
+            results.append(exc)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    assert m.started.wait(10)
+    project.write("m.py", source.format(body="2", more=""))
+    assert hmr.reload("m").reloaded == ["m"]
+    m.go.set()
+    worker.join(10)
+    assert results == [1]
+    deadline = time.monotonic() + 10
+    while hasattr(m, "g") and time.monotonic() < deadline:
+        time.sleep(0.01)  # a bounded wait for the removal (the reloader's own thread)
+    assert not hasattr(m, "g")
+    assert m.f() == 2

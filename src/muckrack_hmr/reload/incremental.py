@@ -26,6 +26,7 @@ import ast
 import contextlib
 import importlib.util
 import sys
+import threading
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ __all__ = [
     "consumption_of",
     "match_statements",
     "plan_and_run",
+    "read_by_running_code",
     "removed_calls",
     "translate_incoming",
     "undo_run",
@@ -93,6 +95,10 @@ class Changes:
     removed: set[str] = field(default_factory=set)
     """Names the edit no longer binds, deleted from the namespace (``old`` has what
     they held)."""
+    lingering: dict[str, object] = field(default_factory=dict)
+    """Of those, the ones a call running in another thread may still read (it runs the
+    old code to its end): left in the namespace for the reloader to delete once no
+    running code reads them (see :func:`read_by_running_code`)."""
     added: set[str] = field(default_factory=set)
     """Names new to the module (not in ``values``: nothing could have read them, but
     a ``from module import *`` takes them, and a module that failed for want of
@@ -752,6 +758,26 @@ def _class_statement(summary: ModuleSummary, name: str) -> Statement | None:
     return None
 
 
+def read_by_running_code(namespace: dict[str, object]) -> set[str]:
+    """The global names that the module's code running now in other threads may read: a
+    call already running finishes with its old code, which may need a name the edit
+    removed."""
+    me = threading.get_ident()
+    names: set[str] = set()
+    for ident, top in sys._current_frames().items():
+        frame: types.FrameType | None = top
+        depth = 0
+        while ident != me and frame is not None and depth < _STACK_LOOKED_AT:
+            if frame.f_globals is namespace:
+                names.update(frame.f_code.co_names)
+            frame, depth = frame.f_back, depth + 1
+    return names
+
+
+# How deep another thread's stack is looked at for the module's running code.
+_STACK_LOOKED_AT = 64
+
+
 def _one_definition(then: object, now: object) -> bool:
     """Are two functions or classes one definition run twice (the live one takes the new
     one's code), or anything else (True: not a function or class)?"""
@@ -951,12 +977,16 @@ def plan_and_run(
             )
             _adopt_class(namespace, statement.node, before, changes, kept)
     give_bodies()
+    busy = read_by_running_code(namespace) if removed else set()
     for name in removed:
         if name in namespace:
             if not started:
                 started = True
                 before_first()
-            del namespace[name]
+            if name in busy:
+                changes.lingering[name] = namespace[name]
+            else:
+                del namespace[name]
             values.add(name)
             changes.removed.add(name)
             changes.applied = True

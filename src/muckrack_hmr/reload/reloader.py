@@ -35,6 +35,7 @@ from ..capture import digest as source_digest
 from ..capture import read_steady
 from ..errors import first_line, location_of, user_traceback
 from ..hooks import CASCADES, ErrorHandler, Hook, Hooks
+from ..threads import signals_to_main_thread
 from .analysis import ModuleSummary, static_imports, summarize
 from .incremental import (
     Changes,
@@ -45,6 +46,7 @@ from .incremental import (
     consumption_of,
     match_statements,
     plan_and_run,
+    read_by_running_code,
     removed_calls,
     run_all,
     translate_incoming,
@@ -169,6 +171,11 @@ class _Blame:
             or (isinstance(filename, str) and filename in self.files)
             or not self.names.isdisjoint(new)
         )
+
+
+# How often, and at most how long, a removed name that running code may read is kept.
+_LINGER_LOOK = 0.02
+_LINGER_LONGEST = 5.0
 
 
 def _running_line(module: str) -> str:
@@ -1182,7 +1189,42 @@ class Reloader:
                 }
             if outcome.applied:
                 self.hooks.run(self.hooks.post_reload, name, "post-reload")
+            if outcome.lingering:
+                self._drop_when_unread(name, namespace, outcome.lingering)
             return outcome
+
+    def _drop_when_unread(
+        self, name: str, namespace: dict[str, object], names: dict[str, object]
+    ) -> None:
+        """Delete the names an edit removed that code running in other threads may still
+        read, once none does (at most _LINGER_LONGEST later).  A name that the code the
+        module runs by then binds (a later edit put it back) stays."""
+
+        def drop() -> None:
+            left = dict(names)
+            deadline = time.monotonic() + _LINGER_LONGEST
+            while left:
+                time.sleep(_LINGER_LOOK)
+                with self._lock:
+                    source = self.sources.ran(name)
+                    summary = None if source is None else self.sources.running_summary(name, source)
+                    package = namespace.get("__package__")
+                    bound = (
+                        None
+                        if summary is None
+                        else bound_names(summary, package if isinstance(package, str) else None)
+                    )
+                    busy = read_by_running_code(namespace)
+                    late = time.monotonic() >= deadline
+                    for attr, value in list(left.items()):
+                        if bound is None or attr in bound or namespace.get(attr, left) is not value:
+                            del left[attr]  # bound again (or cannot be told): it stays
+                        elif late or attr not in busy:
+                            del namespace[attr]
+                            del left[attr]
+
+        with signals_to_main_thread():
+            threading.Thread(target=drop, name="muckrack-hmr-removed-names", daemon=True).start()
 
     def _forget_removed_imports(
         self, name: str, old: ModuleSummary, new: ModuleSummary, package: str | None
