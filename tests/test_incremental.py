@@ -1309,3 +1309,101 @@ def test_a_call_running_the_old_code_still_finds_a_name_the_edit_removed(
         time.sleep(0.01)  # a bounded wait for the removal (the reloader's own thread)
     assert not hasattr(m, "g")
     assert m.f() == 2
+
+
+CLASS_KEPT = """\
+CREATED = []
+
+
+class Counter:
+    STEP = {step}
+
+    def __init__(self):
+        self.n = 0
+        CREATED.append(1)
+
+    def hit(self):
+        self.n += self.STEP
+        return self.n
+{more}
+
+OWN = Counter()
+"""
+
+
+def test_a_class_gaining_a_method_or_a_new_attribute_value_keeps_the_instances_made_of_it(
+    project: Project, hmr: Any
+) -> None:
+    """The live class takes its new methods and attributes: the instances made of it,
+    in its module and in others, are kept with their state; only what read the
+    attribute that changed runs again."""
+    project.write("svc.py", CLASS_KEPT.format(step=1, more=""))
+    project.write(
+        "app.py",
+        """\
+        import svc
+        from svc import Counter
+
+        C = svc.Counter()
+        D = Counter()
+        DOUBLE = svc.Counter.STEP * 2
+        EXTRA = Counter.STEP + 1
+        """,
+    )
+    svc, app = fresh(hmr, "svc", "app")
+    held, own = app.C, svc.OWN
+    held.hit()
+    held.hit()
+    assert (held.n, len(svc.CREATED), app.DOUBLE, app.EXTRA) == (2, 3, 2, 2)
+
+    more = "\n    def reset(self):\n        self.n = 0\n"
+    project.write("svc.py", CLASS_KEPT.format(step=1, more=more))
+    assert hmr.reload("svc").reloaded == ["svc"]
+    assert app.C is held
+    assert svc.OWN is own
+    assert app.D.__class__ is svc.Counter
+    assert (held.n, len(svc.CREATED)) == (2, 3)
+    held.reset()
+    assert held.n == 0
+
+    project.write("svc.py", CLASS_KEPT.format(step=5, more=more))
+    assert hmr.reload("svc").reloaded == ["svc", "app"]
+    assert app.C is held
+    assert svc.OWN is own
+    assert (held.hit(), len(svc.CREATED), app.DOUBLE, app.EXTRA) == (5, 3, 10, 6)
+
+
+def test_a_class_whose_structure_changed_is_made_again_by_its_readers(
+    project: Project, hmr: Any
+) -> None:
+    """A field added to a dataclass, or a member to an Enum, is no plain attribute:
+    what made instances of the class or read its members runs again."""
+    source = """\
+        import dataclasses
+        import enum
+
+
+        @dataclasses.dataclass
+        class Config:
+            host: str = "localhost"
+        {field}
+
+        class Color(enum.Enum):
+            RED = 1
+        {member}
+        """
+    project.write("conf.py", source.format(field="", member=""))
+    project.write(
+        "use.py",
+        "import conf\n\nCFG = conf.Config()\nNAMES = [c.name for c in conf.Color]\n",
+    )
+    _conf, use = fresh(hmr, "conf", "use")
+    assert (vars(use.CFG), use.NAMES) == ({"host": "localhost"}, ["RED"])
+
+    project.write("conf.py", source.format(field="    port: int = 80", member=""))
+    assert hmr.reload("conf").reloaded == ["conf", "use"]
+    assert vars(use.CFG) == {"host": "localhost", "port": 80}
+
+    project.write("conf.py", source.format(field="    port: int = 80", member="    BLUE = 2"))
+    assert hmr.reload("conf").reloaded == ["conf", "use"]
+    assert use.NAMES == ["RED", "BLUE"]

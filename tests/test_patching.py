@@ -228,7 +228,9 @@ def test_classes_keep_their_identity_and_instances_see_the_new_members(
     project.write("a.py", CLASS_V2)
     reloaded, _ = hmr.reload_module("a")
 
-    assert reloaded == ["a", "b"]
+    # Methods added and removed, an attribute changed: b's subclass inherits them
+    # from the live class, and does not run again.
+    assert reloaded == ["a"]
     assert a.C is C
     assert b.Sub is Sub
     assert isinstance(instance, a.C)

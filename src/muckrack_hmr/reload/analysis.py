@@ -15,6 +15,7 @@ only matters when an import-time statement calls that function.
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 import importlib.util
 import re
@@ -28,6 +29,7 @@ __all__ = [
     "ModuleSummary",
     "Statement",
     "changed_bodies",
+    "changed_members",
     "framed_alike",
     "results_called",
     "same_code",
@@ -179,6 +181,120 @@ def same_code(a: Statement, b: Statement) -> bool:
 def same_shape(a: Statement, b: Statement) -> bool:
     """Do two class statements have the same structure (method bodies aside)?"""
     return framed_alike(a, b) is not None or a.shape == b.shape
+
+
+# Methods that make or set up instances and subclasses: how a class is built and
+# used to build is part of its structure (the other methods are its behaviour).
+_BUILDING = frozenset(
+    {
+        "__init__",
+        "__new__",
+        "__post_init__",
+        "__init_subclass__",
+        "__set_name__",
+        "__class_getitem__",
+    }
+)
+# Decorators of methods that make nothing but the class's own attribute.
+_PLAIN_DECORATORS = frozenset(
+    {
+        "property",
+        "setter",
+        "getter",
+        "deleter",
+        "classmethod",
+        "staticmethod",
+        "cached_property",
+        "override",
+        "overload",
+    }
+)
+
+
+def _plain_member(node: ast.stmt) -> str | None:
+    """The attribute a class-body statement binds when that is all it does: a method
+    (not one that builds instances or subclasses, nor one a decorator registers or
+    marks, such as ``@abstractmethod``), or ``NAME = value`` (not a field: annotated;
+    nor a ``__dunder__`` a framework reads)."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        if node.name in _BUILDING:
+            return None
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call):
+                return None
+            last = decorator.attr if isinstance(decorator, ast.Attribute) else None
+            if isinstance(decorator, ast.Name):
+                last = decorator.id
+            if last not in _PLAIN_DECORATORS:
+                return None
+        return node.name
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target = node.targets[0]
+        if isinstance(target, ast.Name) and not (
+            target.id.startswith("__") and target.id.endswith("__")
+        ):
+            return target.id
+    return None
+
+
+def changed_members(a: Statement, b: Statement) -> set[str] | None:
+    """The attributes that differ between two statements of one plain class, when the
+    class differs in nothing else; None when it does.
+
+    A method added or removed, or ``NAME = value`` added, removed or changed
+    (or reading one that did), is a member; a method whose body or signature
+    changed is none (it is patched in place).  Bases, keywords, decorators,
+    fields, nested classes and the methods that build instances are the
+    class's structure.
+    """
+    if same_shape(a, b):
+        return set()
+    before, after = _members(a.node), _members(b.node)
+    if before is None or after is None or before[0] != after[0]:
+        return None
+    old, new = before[1], after[1]
+    changed = {name for name in old.keys() | new.keys() if old.get(name) != new.get(name)}
+    reads = after[2]
+    while True:
+        more = {name for name, read in reads.items() if name not in changed and read & changed}
+        if not more:
+            return changed
+        changed |= more
+
+
+def _members(node: ast.stmt) -> tuple[str, dict[str, str], dict[str, set[str]]] | None:
+    """A class statement's structure (see changed_members), its plain members (each
+    name to what binds it: a method's header, an attribute's value), and the names
+    each attribute's value reads."""
+    if not isinstance(node, ast.ClassDef):
+        return None
+    members: dict[str, str] = {}
+    reads: dict[str, set[str]] = {}
+    kept: list[ast.stmt] = []
+    for child in node.body:
+        if isinstance(child, ast.Pass) or (
+            isinstance(child, ast.Expr) and isinstance(child.value, ast.Constant)
+        ):
+            continue  # ``pass``, ``...``, the docstring
+        name = _plain_member(child)
+        if name is None:
+            kept.append(child)
+            continue
+        if isinstance(child, ast.Assign):
+            bound = ast.dump(child.value)
+            reads.setdefault(name, set()).update(
+                each.id for each in ast.walk(child.value) if isinstance(each, ast.Name)
+            )
+        else:
+            bound = "def"  # (a property's getter and setter: twice)
+        members[name] = members[name] + "\0" + bound if name in members else bound
+    outline = copy.copy(node)  # the same fields on every Python (``type_params``...)
+    outline.body = kept or [ast.Pass()]
+    tree = ast.parse(ast.unparse(outline)).body[0]  # a copy: bodies are cut below
+    for each in ast.walk(tree):
+        if isinstance(each, ast.FunctionDef | ast.AsyncFunctionDef):
+            each.body = [ast.Pass()]
+    return ast.dump(tree), members, reads
 
 
 @dataclass

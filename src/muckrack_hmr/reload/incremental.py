@@ -22,6 +22,7 @@ what the module's dependents consume.
 from __future__ import annotations
 import __future__
 
+import abc
 import ast
 import contextlib
 import importlib.util
@@ -32,7 +33,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from .analysis import ModuleSummary, Statement, results_called, same_code, same_shape
+from .analysis import (
+    ModuleSummary,
+    Statement,
+    changed_members,
+    results_called,
+    same_code,
+)
 from .body_edits import (
     StatementError,
     changes_only_closures,
@@ -99,6 +106,10 @@ class Changes:
     """Of those, the ones a call running in another thread may still read (it runs the
     old code to its end): left in the namespace for the reloader to delete once no
     running code reads them (see :func:`read_by_running_code`)."""
+    attributes: set[str] = field(default_factory=set)
+    """``Class.attr``: attributes of a class kept live (not in ``values``) that an
+    edit added, removed or changed (its methods added or removed, its plain
+    ``NAME = value``): only what reads such an attribute follows."""
     added: set[str] = field(default_factory=set)
     """Names new to the module (not in ``values``: nothing could have read them, but
     a ``from module import *`` takes them, and a module that failed for want of
@@ -110,7 +121,7 @@ class Changes:
     by (``@overload`` stubs above an implementation are not: it is the same one)."""
 
     def __bool__(self) -> bool:
-        return bool(self.values or self.behaviors)
+        return bool(self.values or self.behaviors or self.attributes)
 
 
 #: Equal tuples mapped to the one copy kept (see :func:`consumption_of`).
@@ -134,7 +145,8 @@ class Consumption:
     imports: tuple[Binding, ...]
     """The top-level imports of project modules, as (local, module, attribute)."""
     at_import: tuple[str, ...]
-    """Imported names read or called while the module's top level runs."""
+    """Imported names read or called while the module's top level runs; ``name.*``
+    for a class it names as a base (its attributes are the subclass's)."""
     bodies: tuple[Any, ...]  # flat (str, tuple[str, ...]) pairs, which a tuple type cannot say
     """Flat (function, names, function, names, ...): the imported names each body reads
     or calls, through the module's functions."""
@@ -154,6 +166,11 @@ class Consumption:
             not values.isdisjoint(self.at_import)
             or not behaviors.isdisjoint(self.at_import)
             or not values.isdisjoint(self.from_binds)
+            or any(
+                value.rpartition(".")[0] + ".*" in self.at_import
+                for value in values
+                if "." in value
+            )
         )
 
     def behaviors_through(self, values: set[str], behaviors: set[str]) -> set[str]:
@@ -217,6 +234,12 @@ def consumption_of(
     for statement in summary.statements:
         reads, calls = expander.statement(statement)
         at_import |= reads | calls
+        if isinstance(statement.node, ast.ClassDef):
+            at_import.update(
+                ast.unparse(base) + ".*"
+                for base in statement.node.bases
+                if isinstance(base, ast.Name | ast.Attribute)
+            )
     bodies: list[str | tuple[str, ...]] = []
     for name in expander.defs:
         body_reads, body_calls = expander.body(name)
@@ -265,6 +288,7 @@ def translate_incoming(
                 change = changes.get(changed)
                 if change:
                     values.update(f"{path}.{name}" for name in change.values)
+                    values.update(f"{path}.{name}" for name in change.attributes)
                     behaviors.update(f"{path}.{name}" for name in change.behaviors)
                     rewrapped.update(f"{path}.{name}" for name in change.rewrapped)
             continue
@@ -273,6 +297,10 @@ def translate_incoming(
             continue
         if attr in found.values:
             values.add(local)
+        prefix = attr + "."
+        values.update(
+            local + name[len(attr) :] for name in found.attributes if name.startswith(prefix)
+        )
         if attr in found.behaviors:
             behaviors.add(local)
         if attr in found.rewrapped:
@@ -504,6 +532,23 @@ def kept_class_values(
             if isinstance(target, ast.Name) and target.id not in changed
         )
     return frozenset(kept)
+
+
+def _inherited(node: ast.ClassDef, values: set[str]) -> set[str]:
+    """``Sub.X`` for each ``Base.X`` in ``values`` (a changed attribute of a class
+    kept live) that the class ``node`` inherits: a base it names, and no ``X`` of
+    its own body."""
+    bases = {ast.unparse(base) for base in node.bases if isinstance(base, ast.Name | ast.Attribute)}
+    found: set[str] = set()
+    own: set[str] | None = None
+    for value in values:
+        holder, _, attr = value.rpartition(".")
+        if holder in bases:
+            if own is None:
+                own = set().union(*(_stored_names(child) for child in node.body))
+            if attr not in own:
+                found.add(f"{node.name}.{attr}")
+    return found
 
 
 def _stored_names(node: ast.stmt) -> set[str]:
@@ -791,12 +836,23 @@ def _one_definition(then: object, now: object) -> bool:
     )
 
 
-def _same_structure(old: ModuleSummary, new: ModuleSummary, name: str) -> bool:
-    """Does the class ``name`` have the same structure in both summaries?"""
+# Metaclasses whose classes' plain attributes are only attributes (an Enum's are its
+# members, a model's its fields).
+_PLAIN_METACLASSES = (type, abc.ABCMeta)
+
+
+def _changed_members(
+    old: ModuleSummary, new: ModuleSummary, name: str, cls: type
+) -> set[str] | None:
+    """The members of the class ``name`` whose edit its users may see (see
+    :func:`.analysis.changed_members`); None when its structure changed."""
     before, after = _class_statement(old, name), _class_statement(new, name)
     if before is None or after is None:
-        return before is after
-    return same_shape(before, after)
+        return set() if before is after else None
+    members = changed_members(before, after)
+    if members and type(cls) not in _PLAIN_METACLASSES:
+        return None
+    return members
 
 
 def plan_and_run(
@@ -827,6 +883,9 @@ def plan_and_run(
     flags = _future_flags(new)
     started = False
     rebound: set[str] = set()  # names that statements which ran bound again
+    attributes: set[str] = set()  # ``Class.attr`` changed in a class kept live
+    # ``module.Class.attr`` or ``Class.attr``: the same, of an imported class.
+    incoming_attributes = any("." in name for name in values)
     last_binder: dict[str, int] = {}  # name -> the last statement binding it (when needed)
     # Body edits not given to their functions yet: other threads call the live functions
     # while this runs, and a new body may use a name defined further down (a new helper
@@ -870,6 +929,13 @@ def plan_and_run(
                 # closures it returns, and those run the new code already: it
                 # does not run again, but what it bound behaves differently.
                 behaviors |= statement.binds
+        if attributes or incoming_attributes:
+            node = statement.node
+            if isinstance(node, ast.ClassDef) and node.bases:
+                # ``class Sub(Base)``: Sub.X is Base.X, unless Sub binds X itself.
+                inherited = _inherited(node, values)
+                attributes.update(inherited)
+                values.update(inherited)
         previous = moved[index]
         if not must_run and previous is None:
             continue
@@ -961,9 +1027,16 @@ def plan_and_run(
             elif isinstance(now, types.FunctionType) and isinstance(then, types.FunctionType):
                 behaviors.add(name)
             elif isinstance(now, type) and isinstance(then, type):
-                if inputs_changed or not _same_structure(old, new, name):
+                members = None if inputs_changed else _changed_members(old, new, name, now)
+                if members is None:
                     # Its structure, or what it inherits, changed: readers follow.
                     values.add(name)
+                else:
+                    # Methods added or removed, a plain attribute changed: the live
+                    # class takes them, and whoever holds it or made instances of it
+                    # sees them; only a reader of such an attribute follows.
+                    attributes.update(f"{name}.{member}" for member in members)
+                    values.update(f"{name}.{member}" for member in members)
             elif type(now) is type(then) and isinstance(now, _PLAIN_VALUES) and now == then:
                 continue
             else:
@@ -998,6 +1071,9 @@ def plan_and_run(
             if body_reads & values or body_calls & behaviors:
                 behaviors.add(name)
     changes.values = {name for name in values if "." not in name and name in changes.old}
+    changes.attributes = {
+        name for name in attributes if name.partition(".")[0] not in changes.values
+    }
     changes.values |= {name for name in removed}
     changes.behaviors = {name for name in behaviors if "." not in name}
     changes.rewrapped = {name for name in rewrapped if name in changes.behaviors}

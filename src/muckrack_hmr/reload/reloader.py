@@ -799,6 +799,7 @@ class Reloader:
         if self.cascade == "always":
             return set(graph.dependents_of(name))
         changed = outcome.values | outcome.behaviors
+        changed.update(attribute.partition(".")[0] for attribute in outcome.attributes)
         if not changed:
             return set()
         sources = self.sources
