@@ -965,3 +965,39 @@ def test_no_garbage_collection_runs_while_the_new_code_goes_in(project: Project,
         gc.set_threshold(*thresholds)
         gc.callbacks.remove(record)
         hmr.remove_pre_reload_hook(restart)
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_module_that_raises_keyboardinterrupt_fails_its_edit_off_the_main_thread(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture, force: bool
+) -> None:
+    """The watcher's thread reloads: a ``raise KeyboardInterrupt`` of the module's own
+    is its edit's failure (the user's Ctrl-C reaches the main thread), as SystemExit
+    is; the watcher lived on, and the next save applied."""
+    project.write("a.py", "A = 1\nB = 1\n")
+    a = importlib.import_module("a")
+    hmr.remember_sources()
+    results: list[object] = []
+
+    def reload() -> None:
+        try:
+            results.append(hmr.reload_module("a", force=force)[0])
+        except BaseException as exc:  # what the test is about
+            results.append(exc)
+
+    project.write("a.py", "A = 2\nraise KeyboardInterrupt\nB = 2\n")
+    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+        worker = threading.Thread(target=reload)
+        worker.start()
+        worker.join(10)
+    assert results == [[]]
+    assert (a.A, a.B) == (1, 1)
+    summary = caplog.records[0].getMessage().splitlines()[0]
+    assert f"({project.root / 'a.py'}:2)" in summary
+    assert "KeyboardInterrupt" in summary
+    project.write("a.py", "A = 3\nB = 3\n")
+    worker = threading.Thread(target=reload)
+    worker.start()
+    worker.join(10)
+    assert results[-1] == ["a"]
+    assert (a.A, a.B) == (3, 3)

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import CodeType, FrameType, FunctionType, ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from ..capture import digest as source_digest
 from ..capture import read_steady
@@ -271,6 +271,15 @@ def _count_starred(outcome: Changes, held: dict[str, object], namespace: dict[st
             if attr not in namespace:
                 outcome.removed.add(attr)
         outcome.values.add(attr)
+
+
+def _interrupts(exc: BaseException | None) -> TypeGuard[KeyboardInterrupt]:
+    """Is ``exc`` the user's Ctrl-C, which a reload passes on?  A KeyboardInterrupt
+    on the main thread.  On another (the watcher's), it can only be the module's own
+    ``raise KeyboardInterrupt``: a failure of the edit, like SystemExit."""
+    return (
+        isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread()
+    )
 
 
 # The saved modules a reload's log line names (the others are counted).
@@ -955,10 +964,10 @@ class Reloader:
                 # What the failed run started goes, while its names are still bound.
                 self.hooks.dispose(name)
                 self._restore(name, namespace, snapshot, saved_edges)
-                if isinstance(exc, KeyboardInterrupt):
+                if _interrupts(exc):
                     raise
                 cause = exc.__cause__ if isinstance(exc, StatementError) else exc
-                if isinstance(cause, KeyboardInterrupt):
+                if _interrupts(cause):
                     raise cause from None
                 if isinstance(exc, RefusedEdit):
                     self._refuse(name, exc, filename, source)
@@ -1131,7 +1140,7 @@ class Reloader:
                 self.hooks.dispose(name)
                 refill(namespace, snapshot)
                 cause = error.__cause__
-                if isinstance(cause, KeyboardInterrupt):
+                if _interrupts(cause):
                     raise cause from None
                 self._fail(name, cause if cause is not None else error)
                 return None
