@@ -544,6 +544,34 @@ def test_dependent_of_a_removed_name_fails_with_an_import_error(project: Project
     assert b.helper() == 1
 
 
+@pytest.mark.parametrize("spelling", ["from a import X\nY = X * 10\n", "import a\nY = a.X * 10\n"])
+def test_a_value_put_back_runs_again_the_dependents_that_failed_while_it_was_gone(
+    project: Project, hmr: Any, spelling: str
+) -> None:
+    """``X`` removed, then saved again with another value: the dependent that failed
+    for want of it follows, as a cold start would (it kept its old value)."""
+    project.write("a.py", "X = 1\n")
+    project.write("b.py", spelling)
+    a, b = importlib.import_module("a"), importlib.import_module("b")
+    hmr.remember_sources()
+    project.write("a.py", "X = 2\n")
+    assert hmr.reload("a").reloaded == ["a", "b"]
+    assert b.Y == 20
+    project.write("a.py", "# X removed\n")
+    result = hmr.reload("a")
+    assert (result.reloaded, list(result.failed)) == (["a"], ["b"])
+    assert b.Y == 20
+    # b's file holds the code that runs, as it always did: asked for (the watcher looks
+    # at the files beside a saved one), it is no failed edit undone.
+    result = hmr.reload("b")
+    assert (result.reloaded, result.recovered) == ([], [])
+    assert "b" in hmr.reloader.failing
+    project.write("a.py", "X = 3\n")
+    result = hmr.reload("a")
+    assert (result.reloaded, result.recovered) == (["a", "b"], ["b"])
+    assert (a.X, b.Y) == (3, 30)
+
+
 def test_import_cycles_reload_each_module_once(project: Project, hmr: Any, runs: list[str]) -> None:
     project.write("x.py", logged("x", "import y\nX = 1\ndef get(): return y.Y"))
     project.write("y.py", logged("y", "import x\nY = 2\ndef get(): return x.X"))

@@ -273,6 +273,11 @@ def _count_starred(outcome: Changes, held: dict[str, object], namespace: dict[st
         outcome.values.add(attr)
 
 
+# What the reloader keeps of a removed name that held no function or class (see
+# Reloader._removed): not the value, which nothing should keep alive.
+_A_VALUE = object()
+
+
 def _interrupts(exc: BaseException | None) -> TypeGuard[KeyboardInterrupt]:
     """Is ``exc`` the user's Ctrl-C, which a reload passes on?  A KeyboardInterrupt
     on the main thread.  On another (the watcher's), it can only be the module's own
@@ -380,9 +385,13 @@ class Reloader:
         self._blamed: dict[str, _Blame] = {}
         # Of those, the ones the running reload tries again.
         self._again: set[str] = set()
+        # Of those, the ones that failed to follow an imported module's change, not an
+        # edit of their own.
+        self._failed_to_follow: set[str] = set()
         # module -> {name: the function or class an edit removed}: put back, given
         # the new definition, when a later edit binds the name again (an undo), so
-        # that what still holds it (an importer, an instance) runs the new code.
+        # that what still holds it (an importer, an instance) runs the new code.  A
+        # removed value is _A_VALUE: bound again, it is a changed value.
         self._removed: dict[str, dict[str, object]] = {}
         #: The last reload that had something to apply (``__hmr__.write_graph`` marks it).
         self.last_result: ReloadResult | None = None
@@ -663,11 +672,16 @@ class Reloader:
                     # followed too: they are left alone, and say so.
                     broken.add(name)
                     enqueue(self.graph.dependents_of(name))
+                    if name in self.failing:
+                        self._failed_to_follow.add(name)
+                else:
+                    self._failed_to_follow.discard(name)
                 # An edited module that failed is as it was: its importers have
                 # nothing to follow (the error line said the old code runs on).
                 continue
             if name in self.failing and (is_root or outcome.applied):
                 self.failing.discard(name)
+                self._failed_to_follow.discard(name)
                 self._blamed.pop(name, None)
                 recovered.append(name)
             if outcome.applied:
@@ -1148,7 +1162,7 @@ class Reloader:
             report = None
             removed = self._removed.get(name, {})
             back = removed.keys() & namespace.keys() - snapshot.keys()
-            revived = {key: removed[key] for key in back}
+            revived = {key: removed[key] for key in back if removed[key] is not _A_VALUE}
             if not refusals and outcome.applied:
                 report = patch_namespace(name, {**snapshot, **revived}, namespace, outcome.shared)
                 refusals = report.refused
@@ -1159,17 +1173,16 @@ class Reloader:
                 refill(namespace, snapshot)
                 self._refuse(name, RefusedEdit(refusals), filename, source)
                 return Changes()
-            for key in revived:
+            for key in back:
                 del removed[key]
             # A name put back counts as changed: a module that failed to import it
             # while it was gone, or takes it with ``import *``, follows.  (A name new
             # to the module does not: nothing could have read it.)
-            outcome.values |= revived.keys()
+            outcome.values |= back
             outcome.added = namespace.keys() - snapshot.keys() - back
             for key in outcome.removed:
                 value = outcome.old.get(key)
-                if isinstance(value, type | FunctionType):
-                    removed[key] = value
+                removed[key] = value if isinstance(value, type | FunctionType) else _A_VALUE
             if removed:
                 self._removed[name] = removed
             else:
@@ -1306,6 +1319,8 @@ class Reloader:
         runs again: it is fine again (logged).  False when it was fine already."""
         if name not in self.failing and name not in self.refused:
             return False
+        if name in self._failed_to_follow:
+            return False  # its file never held another code: a change it imports failed it
         self.failing.discard(name)
         self.refused.discard(name)
         self._blamed.pop(name, None)
@@ -1318,6 +1333,7 @@ class Reloader:
         # The edit ran and was fine, but cannot stay: no failure stands any more (no
         # "recovered" either: its new code does not run).
         self.failing.discard(name)
+        self._failed_to_follow.discard(name)
         self._blamed.pop(name, None)
         self.refused.add(name)
         self._result.refused.extend(refused.refusals)
