@@ -1029,3 +1029,31 @@ def test_a_module_that_raises_keyboardinterrupt_fails_its_edit_off_the_main_thre
     worker.join(10)
     assert results[-1] == ["a"]
     assert (a.A, a.B) == (3, 3)
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_bytes_that_are_no_text_of_their_encoding_fail_at_their_line(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture, force: bool
+) -> None:
+    """As python says it: invalid UTF-8 at its line, an unknown ``coding:`` at its
+    line (not ``<unknown>``, nor a line of the standard library's tokenize)."""
+    project.write("a.py", "X = 1\n")
+    a = importlib.import_module("a")
+    hmr.remember_sources()
+    (project.root / "a.py").write_bytes('X = 2\nS = "café"\n'.encode())
+    assert hmr.reload_module("a", force=force)[0] == ["a"]
+    path = project.root / "a.py"
+    for content, line, words in [
+        (b'X = 3\nS = "caf\xe9"\n', 2, "SyntaxError: (unicode error) 'utf-8' codec"),
+        (b"# -*- coding: nonexistent -*-\nX = 4\n", 1, "SyntaxError: unknown encoding"),
+    ]:
+        path.write_bytes(content)
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+            assert hmr.reload_module("a", force=force)[0] == []
+        summary = caplog.records[0].getMessage().splitlines()[0]
+        assert f"failed to reload a ({path}:{line}): {words}" in summary
+        assert a.X == 2
+    path.write_bytes(b"X = 5\n")
+    assert hmr.reload_module("a", force=force)[0] == ["a"]
+    assert a.X == 5

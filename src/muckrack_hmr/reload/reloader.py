@@ -278,6 +278,31 @@ def _count_starred(outcome: Changes, held: dict[str, object], namespace: dict[st
 _A_VALUE = object()
 
 
+def _in_the_file(exc: BaseException, filename: str, source: bytes) -> BaseException:
+    """The error of a source that cannot be read as code, located in its file.
+
+    Bytes that are not the text their encoding says (UTF-8 by default), or a
+    ``coding:`` line naming no codec, fail where the text is decoded: as
+    python says it, a SyntaxError at the line (``<unknown>`` or tokenize's
+    own file otherwise).
+    """
+    if isinstance(exc, SyntaxError) and exc.filename == filename and exc.lineno:
+        return exc
+    if not isinstance(exc, SyntaxError | UnicodeError):
+        return exc
+    try:
+        ast.parse(source, filename)
+    except SyntaxError as located:
+        if not located.lineno:
+            # An unknown encoding: the line of the ``coding:`` comment (1 or 2).
+            lines = source.splitlines()[:2]
+            located.lineno = next((at for at, line in enumerate(lines, 1) if b"coding" in line), 1)
+        return located
+    except Exception:  # only a better message was looked for
+        return exc
+    return exc
+
+
 def _interrupts(exc: BaseException | None) -> TypeGuard[KeyboardInterrupt]:
     """Is ``exc`` the user's Ctrl-C, which a reload passes on?  A KeyboardInterrupt
     on the main thread.  On another (the watcher's), it can only be the module's own
@@ -938,9 +963,13 @@ class Reloader:
         self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
         try:
             filename, source = self._read(module)
-            code = self._compile(filename, source)
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
             self._fail(name, exc)
+            return None
+        try:
+            code = self._compile(filename, source)
+        except (SyntaxError, ValueError) as exc:
+            self._fail(name, _in_the_file(exc, filename, source))
             return None
         namespace = module.__dict__
         snapshot = dict(namespace)
@@ -1132,7 +1161,7 @@ class Reloader:
                 new = self.sources.summary(filename, source, package)
                 old = self.sources.summary(filename, old_source, package, new, source)
         except (OSError, SyntaxError, ValueError, ImportError) as exc:
-            self._fail(name, exc)
+            self._fail(name, _in_the_file(exc, filename, source))
             return None
 
         def before_first() -> None:
