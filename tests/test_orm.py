@@ -243,3 +243,32 @@ def test_a_method_whose_decorator_comes_with_a_new_import_applies(
     project.write("models.py", source.replace("'!'", "'?'"))
     assert hmr.reload("models").reloaded == ["models"]
     assert lamp.loud == "lamp?"
+
+
+def test_a_method_whose_decorator_names_another_member_of_the_model_applies(
+    project: Project, hmr: Any
+) -> None:
+    """SQLAlchemy 2.0's way to give a hybrid a setter: ``@name.inplace.setter`` on a
+    method of another name.  The decorator reads the class's ``name``, as the class
+    statement's body would (it raised NameError, for every later save of the file)."""
+    hybrid = "\n    @hybrid_property\n    def title(self):\n        return self.name.title()\n"
+    setter = (
+        "\n    @title.inplace.setter\n    def _title_setter(self, value):\n"
+        "        self.name = value.lower(){more}\n"
+    )
+    head = "from sqlalchemy.ext.hybrid import hybrid_property\n"
+    project.write("models.py", head + models(methods=hybrid))
+    project.write("db.py", DB)
+    models_module, db = fresh(hmr, "models", "db")
+    lamp = _query(db, models_module)
+    assert lamp.title == "Lamp"
+
+    project.write("models.py", head + models(methods=hybrid + setter.format(more="")))
+    result = hmr.reload("models")
+    assert (result.reloaded, dict(result.failed), result.refused) == (["models"], {}, [])
+    lamp.title = "DESK"
+    assert (lamp.name, lamp.title) == ("desk", "Desk")
+    project.write("models.py", head + models(methods=hybrid + setter.format(more=" + '!'")))
+    assert hmr.reload("models").reloaded == ["models"]
+    lamp.title = "CHAIR"
+    assert lamp.name == "chair!"

@@ -242,14 +242,34 @@ def _define_methods(
     flags: int,
 ) -> dict[str, object]:
     """The methods defined alone, decorators and all, in a plain class of the same name
-    (private names mangle alike); ``super()`` and ``__class__`` in them mean ``cls``."""
+    (private names mangle alike); ``super()`` and ``__class__`` in them mean ``cls``.
+
+    Their class body starts with the live class's members bound, as the class
+    statement's does: a decorator may name one (``@name.inplace.setter`` on a
+    method of another name, SQLAlchemy's way for a hybrid's setter).
+    """
+    members_name = "__hmr_members__"
     synthetic = ast.ClassDef(
-        name=node.name, bases=[], keywords=[], body=list(methods), decorator_list=[]
+        name=node.name,
+        bases=[],
+        keywords=[
+            ast.keyword(arg="metaclass", value=ast.Name(id="__hmr_prepared__", ctx=ast.Load())),
+            ast.keyword(arg="members", value=ast.Name(id=members_name, ctx=ast.Load())),
+        ],
+        body=list(methods),
+        decorator_list=[],
     )
     if "type_params" in ast.ClassDef._fields:  # 3.12 and later
         setattr(synthetic, "type_params", [])  # noqa: B010 (not in 3.10's stubs)
     ast.copy_location(synthetic, node)
+    ast.fix_missing_locations(synthetic)
     scratch = dict(namespace)
+    scratch["__hmr_prepared__"] = _Prepared
+    scratch[members_name] = {
+        key: value
+        for key, value in vars(cls).items()
+        if not (key.startswith("__") and key.endswith("__"))
+    }
     try:
         exec(compile_one(synthetic, filename, flags), scratch)
     except BaseException as exc:
@@ -266,6 +286,25 @@ def _define_methods(
                 except ValueError:
                     continue
     return members
+
+
+class _Prepared(type):
+    """The metaclass of the class that defines methods alone: its body starts with the
+    ``members`` given bound (see _define_methods)."""
+
+    @classmethod
+    def __prepare__(  # type: ignore[override]
+        mcs, name: str, bases: tuple[type, ...], *, members: dict[str, object]
+    ) -> dict[str, object]:
+        return dict(members)
+
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], body: dict[str, object], **_: object
+    ) -> _Prepared:
+        return super().__new__(mcs, name, bases, body)
+
+    def __init__(cls, name: str, bases: tuple[type, ...], body: dict[str, object], **_: object):
+        super().__init__(name, bases, body)
 
 
 def _functions_of(value: object) -> list[types.FunctionType]:
