@@ -272,3 +272,42 @@ def test_a_method_whose_decorator_names_another_member_of_the_model_applies(
     assert hmr.reload("models").reloaded == ["models"]
     lamp.title = "CHAIR"
     assert lamp.name == "chair!"
+
+
+def test_a_validator_added_to_a_model_is_refused_as_the_mapper_reads_it_once(
+    project: Project, hmr: Any
+) -> None:
+    """``@validates`` (or ``@reconstructor``) is read as the class is mapped: set on the
+    live class later, it never ran, and the reload said "reloaded".  Refused; an edit
+    of the validator's body, once mapped, applies."""
+    head = "from sqlalchemy.orm import validates\n"
+    check = (
+        "\n    @validates('name')\n    def _check_name(self, key, value):\n"
+        "        return value.strip(){more}\n"
+    )
+    project.write("models.py", head + models())
+    project.write("db.py", DB)
+    models_module, _db = fresh(hmr, "models", "db")
+    project.write("models.py", head + models(label="L2", methods=check.format(more="")))
+    result = hmr.reload("models")
+    assert [str(each) for each in result.refused] == [
+        f"restart to apply: models.Item changed its mapper hooks (_check_name) at "
+        f"{models_module.__file__}:10 (sqlalchemy model); its mapping is made once"
+    ]
+    assert models_module.Item(name=" desk ").name == " desk "
+    assert models_module.Item(name="x").label() == "L1:x"  # nothing of it applied
+
+
+def test_an_edit_of_a_mapped_validators_body_applies(project: Project, hmr: Any) -> None:
+    head = "from sqlalchemy.orm import validates\n"
+    check = (
+        "\n    @validates('name')\n    def _check_name(self, key, value):\n"
+        "        return value.strip(){more}\n"
+    )
+    project.write("models.py", head + models(methods=check.format(more="")))
+    project.write("db.py", DB)
+    models_module, _db = fresh(hmr, "models", "db")
+    assert models_module.Item(name=" desk ").name == "desk"
+    project.write("models.py", head + models(methods=check.format(more=".title()")))
+    assert hmr.reload("models").reloaded == ["models"]
+    assert models_module.Item(name=" desk ").name == "Desk"

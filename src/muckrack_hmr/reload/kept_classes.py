@@ -197,6 +197,20 @@ def _apply_methods(
     removed = [name for name in before if name not in after]
     methods = [each for name in changed for each in after[name]]
     fresh = _define_methods(node, methods, cls, namespace=namespace, filename=filename, flags=flags)
+    hooks = sorted(
+        name
+        for name in [*changed, *removed]
+        if _mapper_marks(fresh.get(name)) != _mapper_marks(cls.__dict__.get(name))
+    )
+    if hooks:
+        # ``@validates``, ``@reconstructor``: the mapper read them as it mapped the class.
+        refusal = Refusal(
+            SQLALCHEMY_MODEL,
+            module,
+            f"{module}.{cls.__qualname__} changed its mapper hooks ({', '.join(hooks)})",
+            "its mapping is made once",
+        )
+        return PatchReport(refused=[refusal]), _nothing
     report = PatchReport()
     undo: list[Callable[[], None]] = []
     try:
@@ -286,6 +300,17 @@ def _define_methods(
                 except ValueError:
                     continue
     return members
+
+
+def _mapper_marks(value: object) -> list[tuple[str, str]]:
+    """What SQLAlchemy's method decorators (``@validates``, ``@reconstructor``) noted
+    on the functions of a member, for its mapper to find as it maps the class."""
+    return sorted(
+        (key, repr(mark))
+        for function in _functions_of(value)
+        for key, mark in vars(function).items()
+        if key.startswith("__sa_")
+    )
 
 
 class _Prepared(type):
