@@ -141,8 +141,13 @@ def test_a_model_edit_beyond_its_methods_is_refused_before_it_runs(
     with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
         result = hmr.reload("models")
 
+    # The line of the member it names.
+    member = what.rsplit(maxsplit=1)[-1]
+    line = next(
+        at for at, text in enumerate(edited.splitlines(), 1) if text.strip().startswith(member)
+    )
     assert [str(refusal) for refusal in result.refused] == [
-        f"restart to apply: models.Item {what} at {models_module.__file__}:9 "
+        f"restart to apply: models.Item {what} at {models_module.__file__}:{line} "
         "(sqlalchemy model); its mapping is made once; a migration may be needed"
     ]
     assert caplog.messages == [str(result.refused[0])]
@@ -292,7 +297,7 @@ def test_a_validator_added_to_a_model_is_refused_as_the_mapper_reads_it_once(
     result = hmr.reload("models")
     assert [str(each) for each in result.refused] == [
         f"restart to apply: models.Item changed its mapper hooks (_check_name) at "
-        f"{models_module.__file__}:10 (sqlalchemy model); its mapping is made once"
+        f"{models_module.__file__}:20 (sqlalchemy model); its mapping is made once"
     ]
     assert models_module.Item(name=" desk ").name == " desk "
     assert models_module.Item(name="x").label() == "L1:x"  # nothing of it applied

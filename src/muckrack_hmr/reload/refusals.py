@@ -14,6 +14,7 @@ Kinds are plain strings: an integration may declare its own
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -75,7 +76,8 @@ class RefusedEdit(Exception):
 
 def locate(refusals: list[Refusal], filename: str, source: bytes) -> list[Refusal]:
     """``refusals`` of the edit of ``filename`` (its new ``source``), each with where it is:
-    the line of the class or function it names (``module.Outer.Inner ...``), else the file."""
+    the line of the class or function it names (``module.Outer.Inner ...``), or of the
+    first member of it named after (``... gained color``), else the file."""
     tree: ast.Module | None = None
     located = []
     for refusal in refusals:
@@ -90,7 +92,15 @@ def locate(refusals: list[Refusal], filename: str, source: bytes) -> list[Refusa
                     tree = ast.parse(source, filename)
                 except (SyntaxError, ValueError):
                     tree = ast.Module(body=[], type_ignores=[])
-            line = _line_of(tree, refusal.what[len(prefix) :].partition(" ")[0].split("."))
+            qualname, _, rest = refusal.what[len(prefix) :].partition(" ")
+            line = _line_of(tree, qualname.split("."))
+            if line is not None:
+                # ``models.Item gained color``: the line of the member it names.
+                for word in re.findall(r"[A-Za-z_]\w*", rest):
+                    member = _line_of(tree, [*qualname.split("."), word])
+                    if member is not None:
+                        line = member
+                        break
         located.append(replace(refusal, location=f"{filename}:{line}" if line else filename))
     return located
 
