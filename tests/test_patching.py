@@ -369,6 +369,34 @@ def test_members_added_to_an_enum_join_the_live_class(
     assert Color.PINK.describe() == "new pink"
 
 
+def test_a_flag_that_gains_a_member_forgets_the_combinations_it_worked_out(
+    project: Project, hmr: Any
+) -> None:
+    """``~Opt.A`` and ``Perm(7)``, worked out before the edit, are cached by the enum:
+    after a member is added they are worked out again, as a fresh start has them."""
+    source = """\
+        import enum
+
+        class Opt(enum.Flag):
+            A = enum.auto()
+            B = enum.auto()
+            {more_opt}
+
+        class Perm(enum.IntFlag):
+            R = 4
+            W = 2
+            {more_perm}
+        """
+    project.write("a.py", source.format(more_opt="", more_perm=""))
+    (a,) = fresh(hmr, "a")
+    assert (~a.Opt.A, a.Perm(7).value) == (a.Opt.B, 7)
+    project.write("a.py", source.format(more_opt="C = enum.auto()", more_perm="X = 1"))
+    assert hmr.reload("a").reloaded == ["a"]
+    assert ~a.Opt.A == a.Opt.B | a.Opt.C
+    assert a.Perm(7) == a.Perm.R | a.Perm.W | a.Perm.X
+    assert a.Perm(7).name == (a.Perm.R | a.Perm.W | a.Perm.X).name
+
+
 @pytest.mark.parametrize("whole", [True, False], ids=["whole", "statements"])
 def test_statements_after_a_class_see_the_live_class(
     project: Project, hmr: Any, whole: bool

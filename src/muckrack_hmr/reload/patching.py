@@ -37,7 +37,7 @@ import types
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, Flag
 from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
 from .refusals import CLASS_LAYOUT, ENUM_CLASS, ENUM_MEMBERS, Refusal
@@ -546,7 +546,10 @@ class _Patcher:
 
     def _add_enum_members(self, old: type[Enum], new: type[Enum], added: list[str]) -> None:
         """Add the (adopted) members ``added`` to the live enum ``old``."""
+        flag = issubclass(old, Flag)
         if self.undo is not None:
+            if flag:  # (last, as undone: after the maps are put back)
+                self.undo.append(functools.partial(_forget_inversions, old))
             maps: _EnumMaps = (old._member_names_, old._member_map_, old._value2member_map_)
             copies: _EnumMaps = (list(maps[0]), dict(maps[1]), dict(maps[2]))
             for name in [*added, *_FLAG_BOOKKEEPING]:
@@ -572,6 +575,14 @@ class _Patcher:
         for key in _FLAG_BOOKKEEPING:
             if key in new.__dict__:
                 type.__setattr__(old, key, new.__dict__[key])
+        if flag:
+            # The combinations and inversions made so far (``~Opt.A``, ``Perm(7)``) are
+            # cached, worked out from the members before: a fresh start has none.
+            members = {id(member) for member in old._member_map_.values()}
+            cached = old._value2member_map_
+            for value in [value for value, member in cached.items() if id(member) not in members]:
+                del cached[value]
+            _forget_inversions(old)
         # In the new statement's order: a member added between two others is iterated
         # (and listed, and offered as a choice) there, as a fresh start has it.  Each
         # in one step that runs no Python code: other threads never see a list or a
@@ -705,6 +716,13 @@ def _enum_additions(old: type[Enum], new: type[Enum]) -> list[str] | None:
 
 # Flag enums keep masks of their members' bits (3.11+), which must cover the added ones.
 _FLAG_BOOKKEEPING = ("_flag_mask_", "_singles_mask_", "_all_bits_")
+
+
+def _forget_inversions(cls: type[Enum]) -> None:
+    """Drop what a Flag's members cached of their inversion (``~member``, 3.11+)."""
+    for member in cls._member_map_.values():
+        if getattr(member, "_inverted_", None) is not None:
+            object.__setattr__(member, "_inverted_", None)
 
 
 def _adopt_members(old: type[Enum], new: type[Enum], added: list[str]) -> str | None:
