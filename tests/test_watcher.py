@@ -939,3 +939,27 @@ def test_a_branch_switch_that_makes_a_package_folder_anew_is_applied(
     # And the new folder is watched: a save in it is applied as usual.
     write(root / "pkg" / "mod.py", "def f():\n    return 'edited'\n")
     child.expect("f edited")
+
+
+# -- a run that never ends -------------------------------------------------------------
+
+
+def test_a_top_level_loop_that_never_ends_is_said_and_stopped_by_the_next_save(
+    spawn: Callable[..., Child], tmp_path: Path
+) -> None:
+    """``while True: pass`` saved at the top level by mistake: its line is said, the
+    program runs on, and saving the fix stops that run, puts the module back as it
+    was (not half run) and applies the fix.  The watcher's thread was stuck in it for
+    good: no later save applied, nothing said, X new and f old from then on."""
+    proj = project(tmp_path)
+    child = start(spawn, proj)
+    write(proj / "a.py", "X = 2\nwhile True:\n    pass\n\n\ndef f():\n    return 'new'\n")
+    child.expect("f=old X=2 Y=1")  # the run reached the loop (as the docs say it may)
+    line = child.expect(starts("hmr: still reloading a: "), stream="err")
+    assert f"{proj / 'a.py'}:2 has run for 3 s; save the file again to stop it" in line
+    write(proj / "a.py", A_NEW.replace("X = 2", "X = 3"))
+    failed = child.expect(starts("hmr: failed to reload a "), stream="err")
+    assert "Superseded: a.py was saved again after it ran for" in failed
+    child.expect(reloaded("a"), stream="err")
+    child.expect("f=new X=3 Y=1")
+    assert not any("MISSING" in line for line in child.seen["out"])

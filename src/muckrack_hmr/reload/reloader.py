@@ -65,6 +65,7 @@ from .patching import (
 from .rebinding import GONE, bind_added_names, rebind_importers
 from .refusals import Refusal, RefusedEdit, locate
 from .sources import SourceStore, read_settled
+from .watchdog import Watchdog
 
 if TYPE_CHECKING:
     from .._core import ImportTracker
@@ -392,6 +393,8 @@ class Reloader:
         # filename -> (digest of the source, its code): a dependent re-executed
         # again and again is compiled once, not on every reload.
         self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
+        # Says which line a long run is on, and stops it when its file is saved again.
+        self._watchdog = Watchdog()
         # module -> the bytes to apply (the watcher's judged saves), per transaction.
         self._given: dict[str, bytes] = {}
         # module -> the bytes this transaction applies, once read or confirmed.
@@ -987,7 +990,7 @@ class Reloader:
         # Names the new source no longer binds are dropped afterwards.
         linecache.checkcache(filename)
         package = snapshot.get("__package__")
-        with _applied_at_once():
+        with _applied_at_once(), self._watchdog.running(name, filename, source):
             try:
                 summary = self.sources.summary(filename, source, package)
                 ran = self._run_whole(
@@ -1168,7 +1171,7 @@ class Reloader:
             self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
             linecache.checkcache(filename)
 
-        with _applied_at_once():
+        with _applied_at_once(), self._watchdog.running(name, filename, source):
             snapshot = dict(namespace)
             try:
                 outcome = plan_and_run(
