@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pytest
 from .subprocesses import (
     A_NEW,
     A_OLD,
+    DEADLINE,
     Child,
     facts_of,
     run_hmr,
@@ -670,6 +672,36 @@ def test_watcher_reloads_a_module_saved_right_after_start(
 
     child.expect("f=new X=2")
     child.expect(starts("hmr: reloaded a"), stream="err")
+
+
+def test_log_file_takes_the_lines_off_the_terminal(proj: Path, spawn: Callable[..., Child]) -> None:
+    """``--log-file``: a full-screen program (Textual draws on stderr) keeps its screen;
+    the lines go to the file, without colours, and nothing to stderr."""
+    _watched_project(proj)
+    log_file = proj / "hmr.log"
+    child = _start_watched(spawn, proj, "--log-file", str(log_file))
+    write(proj / "a.py", A_NEW)
+    child.expect("f=new X=2 Y=4 b.Y=4")
+    deadline = time.monotonic() + DEADLINE
+    while "hmr: reloaded a" not in log_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling a file for its line, within the deadline
+    lines = log_file.read_text().splitlines()
+    assert any(line.startswith("hmr: reloaded a (+1 dependent") for line in lines), lines
+    assert "\033[" not in log_file.read_text()
+    assert child.seen["err"] == []
+
+
+def test_a_log_file_that_cannot_be_opened_is_a_usage_error(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    write(proj / "script.py", 'print("the script ran", flush=True)\n')
+    got = run_hmr(
+        ["--log-file", str(proj / "no" / "such.log"), "script.py"], cwd=proj, env=core_env
+    )
+    assert (got.returncode, got.stdout) == (2, "")
+    assert got.stderr.splitlines() == [
+        f"{PROG}: error: --log-file {str(proj / 'no' / 'such.log')!r}: No such file or directory"
+    ]
 
 
 def _start_watched_and_ready(spawn: Callable[..., Child], proj: Path) -> Child:

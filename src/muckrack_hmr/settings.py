@@ -336,6 +336,14 @@ class Settings:
         False, "log only errors", kind="flag", check=_bool, short="-q", group="verbosity"
     )
     no_color: bool = _option(False, "no colours in log lines", kind="flag", check=_bool)
+    log_file: str | None = _option(
+        None,
+        "write the log lines to FILE (appended) instead of stderr: for a full-screen "
+        "terminal program (Textual, curses) whose screen they would be drawn over",
+        kind="value",
+        check=_file_or_none,
+        metavar="FILE",
+    )
 
     def __post_init__(self) -> None:
         for option in OPTIONS:

@@ -93,10 +93,19 @@ def _use_color(disabled: bool) -> bool:
 
 
 def setup_logging(settings: Settings) -> None:
-    """Log the library's records to stderr, prefixed ``hmr: ``, coloured unless told not."""
+    """Log the library's records to stderr (or ``--log-file``), prefixed ``hmr: ``,
+    coloured on a terminal unless told not."""
     logger = logging.getLogger("muckrack_hmr")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(_use_color(settings.no_color)))
+    handler: logging.Handler
+    if settings.log_file is not None:
+        try:
+            handler = logging.FileHandler(settings.log_file, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--log-file {settings.log_file!r}: {exc.strerror}") from None
+        handler.setFormatter(_Formatter(color=False))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_Formatter(_use_color(settings.no_color)))
     logger.addHandler(handler)
     if settings.verbose:
         logger.setLevel(logging.DEBUG)
@@ -143,7 +152,10 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
         if restart.CHANNEL not in os.environ:
             # This process stays a parent; the program runs in its child.
             return restart.supervise()
-    setup_logging(settings)
+    try:
+        setup_logging(settings)
+    except UsageError as exc:
+        return print_error(exc)
     if config_path is not None:
         log.debug("settings from %s", config_path)
 
