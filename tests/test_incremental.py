@@ -1407,3 +1407,22 @@ def test_a_class_whose_structure_changed_is_made_again_by_its_readers(
     project.write("conf.py", source.format(field="    port: int = 80", member="    BLUE = 2"))
     assert hmr.reload("conf").reloaded == ["conf", "use"]
     assert use.NAMES == ["RED", "BLUE"]
+
+
+def test_a_module_in_an_import_cycle_follows_what_the_other_ran_after_it(
+    project: Project, hmr: Any
+) -> None:
+    """``a`` binds ``B`` from ``b``, which reads ``a.A``: an edit of ``A`` runs ``b``
+    again after ``a``, and ``a`` then follows ``B`` as a fresh start has it (it kept
+    the old ``B``, and what it computed from it)."""
+    project.write("a.py", "A = 1\n\nfrom b import B\n\nSUM = A + B\n")
+    project.write("b.py", "from a import A\n\nB = A * 10\n")
+    a, b = fresh(hmr, "a", "b")
+    assert (a.B, b.B, a.SUM) == (10, 10, 11)
+    (project.root / "a.py").write_text("A = 2\n\nfrom b import B\n\nSUM = A + B\n")
+    assert hmr.reload("a").reloaded == ["a", "b"]
+    assert (a.B, b.B, a.SUM) == (20, 20, 22)
+    # A body edit of b's: nothing follows, once.
+    (project.root / "b.py").write_text("from a import A\n\nB = A * 10\n\ndef f():\n    return 1\n")
+    assert hmr.reload("b").reloaded == ["b"]
+    assert (a.B, a.SUM) == (20, 22)

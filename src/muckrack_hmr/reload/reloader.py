@@ -662,15 +662,27 @@ class Reloader:
         # module -> {name: what it held}: its ``import *`` names rebound before its run
         starred: dict[str, dict[str, object]] = {}
 
+        done: set[str] = set()  # ran (or looked at) in this transaction
+        # Of those, the ones that follow once more: in an import cycle, a module that ran
+        # before another it imports from (``a``: ``A = 1``, ``from b import B``; ``b``:
+        # ``from a import A``, ``B = A * 10``) follows what that one's run changed.
+        cycled: set[str] = set()
+
         def enqueue(dependents: Iterable[str]) -> None:
             for dependent in dependents:
-                if dependent not in queued and self.why_not_reloadable(dependent) is None:
+                if dependent in done:
+                    if self.cascade == "auto" and dependent not in cycled | broken:
+                        cycled.add(dependent)
+                        heapq.heappush(queue, (position(dependent), dependent))
+                elif dependent not in queued and self.why_not_reloadable(dependent) is None:
                     queued.add(dependent)
                     heapq.heappush(queue, (position(dependent), dependent))
 
         while queue:
             _, name = heapq.heappop(queue)
-            is_root = name in root_set
+            done.add(name)
+            # (once more in a cycle: as a dependent, its own edit applied already)
+            is_root = name in root_set and name not in cycled
             if not is_root and any(dep in broken for dep in self.graph.dependencies_of(name)):
                 broken.add(name)
                 result.left_alone.append(name)
@@ -712,7 +724,7 @@ class Reloader:
                 self._failed_to_follow.discard(name)
                 self._blamed.pop(name, None)
                 recovered.append(name)
-            if outcome.applied:
+            if outcome.applied and name not in reloaded:
                 self.refused.discard(name)
                 reloaded.append(name)
                 result.reloaded.append(name)
