@@ -58,13 +58,15 @@ while True:
 
 
 def tracking(*names: str) -> Callable[[str], bool]:
-    """The -v line that says the watcher has taken the baseline of these modules."""
+    """The -v line that says the watcher has taken the baseline of these modules (the
+    last of such lines, when a loaded machine has the watcher take them in turns)."""
+    waiting = set(names)
 
     def predicate(line: str) -> bool:
         if not line.startswith("hmr: tracking "):
             return False
-        tracked = line.removeprefix("hmr: tracking ").split(", ")
-        return all(name in tracked for name in names)
+        waiting.difference_update(line.removeprefix("hmr: tracking ").split(", "))
+        return not waiting
 
     predicate.__name__ = f"hmr: tracking {', '.join(names)}"
     return predicate
