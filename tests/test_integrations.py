@@ -775,3 +775,66 @@ def test_django_receivers_renamed_re_decorated_or_deleted_are_connected_once(
         assert (answers(), answers(int)) == ([], [])
     finally:
         integrations.deactivate()
+
+
+TYPER_CLI = """\
+import typer
+
+app = typer.Typer()
+{commands}
+"""
+
+TYPER_COMMAND = """
+@app.command({args})
+def {name}(who: str{more}):
+    print("{tag} " + who)
+"""
+
+
+def test_typer_commands_declared_again_or_deleted_are_declared_once(
+    project: Project, hmr: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An option added to a command's signature runs its ``@app.command()`` again: a
+    one-command app stayed one command (it became a group of two, and ``bob`` a command
+    it did not know); a command renamed or deleted goes, as a fresh start has it."""
+    pytest.importorskip("typer")
+    from muckrack_hmr import integrations
+
+    integrations.activate(hmr)
+    try:
+
+        def save(*commands: tuple[str, str, str, str]) -> None:
+            source = "".join(
+                TYPER_COMMAND.format(name=name, tag=tag, more=more, args=args)
+                for name, tag, more, args in commands
+            )
+            project.write("tycli.py", TYPER_CLI.format(commands=source))
+
+        def run(*args: str) -> str:
+            import typer.main
+
+            capsys.readouterr()
+            command = typer.main.get_command(tycli.app)
+            command.main(list(args), standalone_mode=False)
+            return capsys.readouterr().out.strip()
+
+        def names() -> list[str]:
+            return [info.callback.__name__ for info in tycli.app.registered_commands]
+
+        save(("hello", "v1", "", ""))
+        (tycli,) = fresh(hmr, "tycli")
+        assert run("bob") == "v1 bob"
+        save(("hello", "v2", ", loud: bool = False", ""))  # an option: the def runs again
+        assert hmr.reload("tycli").reloaded == ["tycli"]
+        assert (names(), run("bob")) == (["hello"], "v2 bob")
+        save(("hello", "v2", ", loud: bool = False", ""), ("bye", "b1", "", ""))
+        assert hmr.reload("tycli").reloaded == ["tycli"]
+        save(("hello", "v3", ", loud: bool = False", "'hi'"), ("bye", "b1", "", ""))
+        assert hmr.reload("tycli").reloaded == ["tycli"]
+        assert names() == ["hello", "bye"]
+        assert (run("hi", "ann"), run("bye", "ann")) == ("v3 ann", "b1 ann")
+        save(("bye", "b2", "", ""))  # hello deleted: bye alone is the app
+        hmr.reload("tycli")
+        assert (names(), run("ann")) == (["bye"], "b2 ann")
+    finally:
+        integrations.deactivate()

@@ -39,6 +39,7 @@ FRAMEWORKS = {
     "fastapi": "muckrack_hmr.integrations.fastapi",
     "gunicorn": "muckrack_hmr.integrations.gunicorn",
     "starlette": "muckrack_hmr.integrations.starlette",
+    "typer": "muckrack_hmr.integrations.typer",
 }
 
 _active: dict[str, HMR] = {}

@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Callable, MutableMapping
 from typing import Protocol
 
-from ..reload.patching import twins_of
+from ._registrations import still_bound
 
 __all__ = ["enable_for", "tidy_receivers"]
 
@@ -72,7 +72,7 @@ def tidy_receivers(module_name: str) -> None:
                 function = _function_of(entry[1])
                 if function is None or function.__module__ != module_name:
                     continue
-                if not _bound(namespace, function):
+                if not still_bound(namespace, function):
                     dropped.add(index)
                     continue
                 earlier = last.get(function.__qualname__)
@@ -91,14 +91,3 @@ def _function_of(receiver: object) -> types.FunctionType | None:
     if isinstance(receiver, weakref.ref):
         receiver = receiver()
     return receiver if isinstance(receiver, types.FunctionType) else None
-
-
-def _bound(namespace: dict[str, object], function: types.FunctionType) -> bool:
-    """Does the module still bind this function (or the live one it was patched into)?
-    A nested function's cannot be told: it stays."""
-    if "." in function.__qualname__:
-        return True
-    current = namespace.get(function.__name__)
-    return current is function or (
-        isinstance(current, types.FunctionType) and function in twins_of(current)
-    )
