@@ -704,6 +704,34 @@ def test_a_log_file_that_cannot_be_opened_is_a_usage_error(
     ]
 
 
+def test_a_virtualenvs_console_script_watches_the_current_folder(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """``python -m muckrack.hmr .venv/bin/tool``: the script's folder holds no code of the
+    project (it was the root: nothing was tracked, saves did nothing, no word)."""
+    venv = proj / ".venv"
+    write(venv / "pyvenv.cfg", "home = /usr/bin\n")
+    write(proj / "src" / "mod.py", "def f():\n    return 'old'\n")
+    write(
+        venv / "bin" / "tool",
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(proj / 'src')!r})\n"
+        "import mod\n"
+        "while True:\n"
+        "    print('f=' + mod.f(), flush=True)\n"
+        "    time.sleep(0.02)  # pacing only: the test waits for lines\n",
+    )
+    child = spawn([str(venv / "bin" / "tool")], cwd=proj)
+    line = child.expect(starts("hmr: "), stream="err")
+    assert line == (
+        f"hmr: {venv / 'bin' / 'tool'} is a virtualenv's script: the project is taken to be "
+        f"the current folder ({os.path.realpath(proj)}); --root sets it"
+    )
+    child.expect("f=old")
+    write(proj / "src" / "mod.py", "def f():\n    return 'new'\n")
+    child.expect("f=new")
+
+
 def _start_watched_and_ready(spawn: Callable[..., Child], proj: Path) -> Child:
     """A watched program, once the watcher reports (with -v) that it watches the project."""
     child = _start_watched(spawn, proj, "-v")

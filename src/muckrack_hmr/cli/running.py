@@ -130,11 +130,18 @@ def roots(settings: Settings, target: Target) -> list[str]:
                 raise UsageError(f"{option} {folder!r} is not a folder")
     if settings.root:
         found = list(settings.root)
-    elif target.module or target.script is None:
+    elif target.module or target.script is None or _a_virtualenvs_script(target.script):
         found = [os.getcwd()]
     else:
         found = tracking.roots_for_script(target.script)
     return found + list(settings.watch)
+
+
+def _a_virtualenvs_script(script: str) -> bool:
+    """Is ``script`` in a virtualenv's ``bin`` folder (a console script, ``.venv/bin/app``),
+    which holds no code of the project?"""
+    folder = os.path.dirname(os.path.realpath(script))
+    return os.path.isfile(os.path.join(os.path.dirname(folder), "pyvenv.cfg"))
 
 
 def run(target: Target, settings: Settings, config_path: str | None = None) -> int:
@@ -158,6 +165,13 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
         return print_error(exc)
     if config_path is not None:
         log.debug("settings from %s", config_path)
+    if not settings.root and target.script is not None and _a_virtualenvs_script(target.script):
+        log.info(
+            "%s is a virtualenv's script: the project is taken to be the current folder (%s); "
+            "--root sets it",
+            target.script,
+            os.getcwd(),
+        )
 
     reason = tracking.unsupported()
     if reason is not None:
