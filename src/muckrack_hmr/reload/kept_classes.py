@@ -91,13 +91,11 @@ def kept_class_edit(
         if read & values:
             changed = [f"read {', '.join(sorted(read & values))}, which changed"]
     if changed:
-        refusal = Refusal(
-            SQLALCHEMY_MODEL,
+        return _refused(
             module,
             f"{qualified} {', '.join(changed)}",
             "its mapping is made once; a migration may be needed",
         )
-        return PatchReport(refused=[refusal]), _nothing
     assert previous is not None
     return _apply_methods(
         previous,
@@ -123,6 +121,11 @@ def _reads(nodes: list[ast.AST]) -> set[str]:
 
 def _nothing() -> None:
     pass
+
+
+def _refused(module: str, what: str, fix: str) -> tuple[PatchReport, Callable[[], None]]:
+    """The edit of a model, refused before anything of it applied (no undo)."""
+    return PatchReport(refused=[Refusal(SQLALCHEMY_MODEL, module, what, fix)]), _nothing
 
 
 def _changed_attributes(previous: ast.ClassDef | None, node: ast.ClassDef) -> list[str]:
@@ -204,13 +207,8 @@ def _apply_methods(
     )
     if hooks:
         # ``@validates``, ``@reconstructor``: the mapper read them as it mapped the class.
-        refusal = Refusal(
-            SQLALCHEMY_MODEL,
-            module,
-            f"{module}.{cls.__qualname__} changed its mapper hooks ({', '.join(hooks)})",
-            "its mapping is made once",
-        )
-        return PatchReport(refused=[refusal]), _nothing
+        what = f"{module}.{cls.__qualname__} changed its mapper hooks ({', '.join(hooks)})"
+        return _refused(module, what, "its mapping is made once")
     report = PatchReport()
     undo: list[Callable[[], None]] = []
     try:
