@@ -1334,9 +1334,11 @@ OWN = Counter()
 def test_a_class_gaining_a_method_or_a_new_attribute_value_keeps_the_instances_made_of_it(
     project: Project, hmr: Any
 ) -> None:
-    """The live class takes its new methods and attributes: the instances made of it,
-    in its module and in others, are kept with their state; only what read the
-    attribute that changed runs again."""
+    """A statement that only makes an instance of the class (``C = svc.Counter()``, in its
+    module or another) keeps its instance, which has the new members from the live
+    class: state stays (a game's positions were reset, a logging handler added again
+    at each save).  Every other reader of the class runs again, as before, and so does
+    what reads a changed member through such an instance (``C.STEP``)."""
     project.write("svc.py", CLASS_KEPT.format(step=1, more=""))
     project.write(
         "app.py",
@@ -1347,22 +1349,24 @@ def test_a_class_gaining_a_method_or_a_new_attribute_value_keeps_the_instances_m
         C = svc.Counter()
         D = Counter()
         DOUBLE = svc.Counter.STEP * 2
-        EXTRA = Counter.STEP + 1
+        THROUGH = C.STEP + 1
+        NAMES = sorted(name for name in vars(Counter) if not name.startswith("_"))
         """,
     )
     svc, app = fresh(hmr, "svc", "app")
-    held, own = app.C, svc.OWN
+    held, own, other = app.C, svc.OWN, app.D
     held.hit()
     held.hit()
-    assert (held.n, len(svc.CREATED), app.DOUBLE, app.EXTRA) == (2, 3, 2, 2)
+    assert (held.n, len(svc.CREATED), app.DOUBLE, app.THROUGH) == (2, 3, 2, 2)
 
     more = "\n    def reset(self):\n        self.n = 0\n"
     project.write("svc.py", CLASS_KEPT.format(step=1, more=more))
-    assert hmr.reload("svc").reloaded == ["svc"]
+    assert hmr.reload("svc").reloaded == ["svc", "app"]
     assert app.C is held
     assert svc.OWN is own
-    assert app.D.__class__ is svc.Counter
+    assert app.D is other
     assert (held.n, len(svc.CREATED)) == (2, 3)
+    assert app.NAMES == ["STEP", "hit", "reset"]  # read the class: ran again
     held.reset()
     assert held.n == 0
 
@@ -1370,7 +1374,7 @@ def test_a_class_gaining_a_method_or_a_new_attribute_value_keeps_the_instances_m
     assert hmr.reload("svc").reloaded == ["svc", "app"]
     assert app.C is held
     assert svc.OWN is own
-    assert (held.hit(), len(svc.CREATED), app.DOUBLE, app.EXTRA) == (5, 3, 10, 6)
+    assert (held.hit(), len(svc.CREATED), app.DOUBLE, app.THROUGH) == (5, 3, 10, 6)
 
 
 def test_a_class_whose_structure_changed_is_made_again_by_its_readers(
@@ -1426,3 +1430,55 @@ def test_a_module_in_an_import_cycle_follows_what_the_other_ran_after_it(
     (project.root / "b.py").write_text("from a import A\n\nB = A * 10\n\ndef f():\n    return 1\n")
     assert hmr.reload("b").reloaded == ["b"]
     assert (a.B, a.SUM) == (20, 22)
+
+
+def _helper_users(project: Project, count: int) -> None:
+    """``core.helper``, which ``count`` modules call in their functions, and ``build``,
+    which ``table`` calls at import time through ``mid.compute``."""
+    project.write("core.py", "def helper(x):\n    return x + 1\n\n\ndef unused():\n    return 0\n")
+    for at in range(count):
+        project.write(
+            f"user{at}.py",
+            f"import core\nfrom core import helper\n\n\ndef f{at}(x):\n"
+            f"    return core.helper(x) + helper(x)\n",
+        )
+    project.write("mid.py", "import core\n\n\ndef compute():\n    return core.helper(10)\n")
+    project.write("table.py", "import mid\n\nTABLE = [mid.compute()]\n")
+
+
+def test_a_body_edit_of_a_function_many_modules_call_in_their_functions_follows_none(
+    project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No import-time code calls ``helper`` (once every module is analyzed): its body edit
+    concerns no other module, and the reload looks at none of the 40 that call it in
+    their functions (each was followed, and each then walked every changed one)."""
+    from muckrack_hmr.reload import reloader
+
+    _helper_users(project, 40)
+    modules = fresh(hmr, "core", "mid", *[f"user{at}" for at in range(40)])
+    hmr.warm()
+    followed: list[str] = []
+    follow = reloader.Reloader._follow
+
+    def noted(self: Any, name: str, changes: Any) -> Any:
+        followed.append(name)
+        return follow(self, name, changes)
+
+    monkeypatch.setattr(reloader.Reloader, "_follow", noted)
+    project.write("core.py", "def helper(x):\n    return x + 2\n\n\ndef unused():\n    return 0\n")
+    assert hmr.reload("core").reloaded == ["core"]
+    assert followed == []
+    assert modules[2].f0(1) == 6  # the callers run the new body
+    # Imported now, a module whose top level calls helper (through mid): its next body
+    # edit follows to it, and TABLE is computed again.
+    table = importlib.import_module("table")
+    hmr.remember_sources()
+    hmr.warm()
+    assert table.TABLE == [12]
+    project.write("core.py", "def helper(x):\n    return x + 3\n\n\ndef unused():\n    return 0\n")
+    assert hmr.reload("core").reloaded == ["core", "table"]
+    assert table.TABLE == [13]
+    followed.clear()
+    project.write("core.py", "def helper(x):\n    return x + 3\n\n\ndef unused():\n    return 1\n")
+    assert hmr.reload("core").reloaded == ["core"]
+    assert followed == []

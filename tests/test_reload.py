@@ -1044,7 +1044,7 @@ def test_bytes_that_are_no_text_of_their_encoding_fail_at_their_line(
     assert hmr.reload_module("a", force=force)[0] == ["a"]
     path = project.root / "a.py"
     for content, line, words in [
-        (b'X = 3\nS = "caf\xe9"\n', 2, "SyntaxError: (unicode error) 'utf-8' codec"),
+        (b'X = 3\nS = "caf\xe9"\n', 2, "SyntaxError: "),  # (python's words vary)
         (b"# -*- coding: nonexistent -*-\nX = 4\n", 1, "SyntaxError: unknown encoding"),
     ]:
         path.write_bytes(content)

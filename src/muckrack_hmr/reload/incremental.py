@@ -24,12 +24,13 @@ import __future__
 
 import abc
 import ast
+import bisect
 import contextlib
 import importlib.util
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -65,7 +66,9 @@ __all__ = [
     "plan_and_run",
     "read_by_running_code",
     "removed_calls",
+    "spelled_names",
     "translate_incoming",
+    "translate_kept_classes",
     "undo_run",
 ]
 
@@ -106,10 +109,11 @@ class Changes:
     """Of those, the ones a call running in another thread may still read (it runs the
     old code to its end): left in the namespace for the reloader to delete once no
     running code reads them (see :func:`read_by_running_code`)."""
-    attributes: set[str] = field(default_factory=set)
-    """``Class.attr``: attributes of a class kept live (not in ``values``) that an
-    edit added, removed or changed (its methods added or removed, its plain
-    ``NAME = value``): only what reads such an attribute follows."""
+    kept_classes: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Of ``values``: classes kept live whose edit only added, removed or changed plain
+    members (methods, ``NAME = value``), each with those members.  A statement that
+    only makes an instance of one (``player = Player()``) keeps its instance, whose
+    class has the new members; what reads one of them (``player.SPEED``) follows."""
     added: set[str] = field(default_factory=set)
     """Names new to the module (not in ``values``: nothing could have read them, but
     a ``from module import *`` takes them, and a module that failed for want of
@@ -121,7 +125,7 @@ class Changes:
     by (``@overload`` stubs above an implementation are not: it is the same one)."""
 
     def __bool__(self) -> bool:
-        return bool(self.values or self.behaviors or self.attributes)
+        return bool(self.values or self.behaviors)
 
 
 #: Equal tuples mapped to the one copy kept (see :func:`consumption_of`).
@@ -145,8 +149,7 @@ class Consumption:
     imports: tuple[Binding, ...]
     """The top-level imports of project modules, as (local, module, attribute)."""
     at_import: tuple[str, ...]
-    """Imported names read or called while the module's top level runs; ``name.*``
-    for a class it names as a base (its attributes are the subclass's)."""
+    """Imported names read or called while the module's top level runs."""
     bodies: tuple[Any, ...]  # flat (str, tuple[str, ...]) pairs, which a tuple type cannot say
     """Flat (function, names, function, names, ...): the imported names each body reads
     or calls, through the module's functions."""
@@ -166,11 +169,6 @@ class Consumption:
             not values.isdisjoint(self.at_import)
             or not behaviors.isdisjoint(self.at_import)
             or not values.isdisjoint(self.from_binds)
-            or any(
-                value.rpartition(".")[0] + ".*" in self.at_import
-                for value in values
-                if "." in value
-            )
         )
 
     def behaviors_through(self, values: set[str], behaviors: set[str]) -> set[str]:
@@ -234,12 +232,6 @@ def consumption_of(
     for statement in summary.statements:
         reads, calls = expander.statement(statement)
         at_import |= reads | calls
-        if isinstance(statement.node, ast.ClassDef):
-            at_import.update(
-                ast.unparse(base) + ".*"
-                for base in statement.node.bases
-                if isinstance(base, ast.Name | ast.Attribute)
-            )
     bodies: list[str | tuple[str, ...]] = []
     for name in expander.defs:
         body_reads, body_calls = expander.body(name)
@@ -264,16 +256,21 @@ class ChangeSet(dict[str, Changes]):
 
 
 def translate_incoming(
-    imports: Iterable[Binding], changes: ChangeSet
+    imports: Iterable[Binding], changes: ChangeSet, referenced: Iterable[str] | None = None
 ) -> tuple[set[str], set[str], set[str]]:
     """Changes of imported modules, named as this module names them.
 
     ``from a import X`` makes ``X`` changed when ``a.X`` is; ``import a`` makes
-    ``a.X`` changed.  Returns (values, behaviors, rewrapped).
+    ``a.X`` changed.  Returns (values, behaviors, rewrapped).  With ``referenced``
+    (every name the module spells that an import bound, ``pkg.sub.f``), the
+    submodules of an ``import pkg.sub`` that changed are looked up by what it
+    spells, not walked: a change of a function that a thousand modules call
+    follows through each of them, and each would walk the thousand.
     """
     values: set[str] = set()
     behaviors: set[str] = set()
     rewrapped: set[str] = set()
+    spelled = None if referenced is None else sorted(referenced)
     for local, module, attr in imports:
         if attr is not None:
             submodule = f"{module}.{attr}"
@@ -283,12 +280,13 @@ def translate_incoming(
             paths = [(local, module)]
             # ``import pkg.sub`` binds ``pkg``; the code says ``pkg.sub.X``.
             below = changes.below.get(module, ())
+            if below and spelled is not None:
+                below = _spelled_below(local, module, spelled, below)
             paths += [(local + changed[len(module) :], changed) for changed in below]
             for path, changed in paths:
                 change = changes.get(changed)
                 if change:
                     values.update(f"{path}.{name}" for name in change.values)
-                    values.update(f"{path}.{name}" for name in change.attributes)
                     behaviors.update(f"{path}.{name}" for name in change.behaviors)
                     rewrapped.update(f"{path}.{name}" for name in change.rewrapped)
             continue
@@ -297,15 +295,91 @@ def translate_incoming(
             continue
         if attr in found.values:
             values.add(local)
-        prefix = attr + "."
-        values.update(
-            local + name[len(attr) :] for name in found.attributes if name.startswith(prefix)
-        )
         if attr in found.behaviors:
             behaviors.add(local)
         if attr in found.rewrapped:
             rewrapped.add(local)
     return values, behaviors, rewrapped
+
+
+def spelled_names(summary: ModuleSummary) -> set[str]:
+    """Every name (and ``name.attr``) a module's code reads or calls, at import time
+    or in its functions: what :func:`translate_incoming` needs to look at."""
+    names: set[str] = set()
+    for statement in summary.statements:
+        names.update(statement.reads, statement.calls, statement.body_reads, statement.body_calls)
+    return names
+
+
+def translate_kept_classes(
+    imports: Iterable[Binding], changes: ChangeSet
+) -> dict[str, frozenset[str]]:
+    """:attr:`Changes.kept_classes` of imported modules, named as this module names them
+    (``Counter`` for ``from svc import Counter``, ``svc.Counter`` for ``import svc``)."""
+    found: dict[str, frozenset[str]] = {}
+    if not any(change.kept_classes for change in changes.values()):
+        return found
+    for local, module, attr in imports:
+        if attr is None:
+            for name, change in changes.items():
+                if change.kept_classes and (name == module or name.startswith(module + ".")):
+                    path = local + name[len(module) :]
+                    found.update({f"{path}.{cls}": m for cls, m in change.kept_classes.items()})
+            continue
+        exporter = changes.get(module)
+        members = None if exporter is None else exporter.kept_classes.get(attr)
+        if members is not None:
+            found[local] = members
+    return found
+
+
+def _instance_kept(
+    node: ast.stmt,
+    used: tuple[frozenset[str] | set[str], frozenset[str] | set[str]],
+    values: set[str],
+    behaviors: set[str],
+    kept: Mapping[str, frozenset[str]],
+) -> set[str] | None:
+    """For ``name = Cls(...)`` of a class of ``kept``, and nothing else that changed:
+    ``name.member`` of each member that changed (what follows); else None."""
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target = node.targets[0]
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        target = node.target
+    else:
+        return None
+    value = node.value
+    if not isinstance(target, ast.Name) or not isinstance(value, ast.Call):
+        return None
+    try:
+        spelled = ast.unparse(value.func)
+    except Exception:  # only a spelling was looked for
+        return None
+    members = kept.get(spelled)
+    if members is None:
+        return None
+    parts = spelled.split(".")
+    itself = {".".join(parts[:end]) for end in range(1, len(parts) + 1)}
+    reads, calls = used
+    if (set(reads) & values) - itself or (set(calls) & behaviors) - itself:
+        return None
+    return {f"{target.id}.{member}" for member in members}
+
+
+def _spelled_below(local: str, module: str, spelled: list[str], below: set[str]) -> set[str]:
+    """The modules of ``below`` (changed, under ``module``, which the code calls
+    ``local``) that a name of ``spelled`` (sorted) goes through (``local.sub.f``)."""
+    found: set[str] = set()
+    start = local + "."
+    at = bisect.bisect_left(spelled, start)
+    while at < len(spelled) and spelled[at].startswith(start):
+        path = module
+        for part in spelled[at][len(start) :].split("."):
+            path += "." + part
+            if path in below:
+                found.add(path)
+        at += 1
+    return found
 
 
 class _Expander:
@@ -532,23 +606,6 @@ def kept_class_values(
             if isinstance(target, ast.Name) and target.id not in changed
         )
     return frozenset(kept)
-
-
-def _inherited(node: ast.ClassDef, values: set[str]) -> set[str]:
-    """``Sub.X`` for each ``Base.X`` in ``values`` (a changed attribute of a class
-    kept live) that the class ``node`` inherits: a base it names, and no ``X`` of
-    its own body."""
-    bases = {ast.unparse(base) for base in node.bases if isinstance(base, ast.Name | ast.Attribute)}
-    found: set[str] = set()
-    own: set[str] | None = None
-    for value in values:
-        holder, _, attr = value.rpartition(".")
-        if holder in bases:
-            if own is None:
-                own = set().union(*(_stored_names(child) for child in node.body))
-            if attr not in own:
-                found.add(f"{node.name}.{attr}")
-    return found
 
 
 def _stored_names(node: ast.stmt) -> set[str]:
@@ -861,6 +918,8 @@ def plan_and_run(
     summaries: tuple[ModuleSummary, ModuleSummary],
     incoming: tuple[set[str], set[str], set[str]],
     before_first: Callable[[], None],
+    *,
+    classes_kept: Mapping[str, frozenset[str]] | None = None,
 ) -> Changes:
     """Run what must run again in ``namespace``; the caller restores it on StatementError.
 
@@ -883,9 +942,8 @@ def plan_and_run(
     flags = _future_flags(new)
     started = False
     rebound: set[str] = set()  # names that statements which ran bound again
-    attributes: set[str] = set()  # ``Class.attr`` changed in a class kept live
-    # ``module.Class.attr`` or ``Class.attr``: the same, of an imported class.
-    incoming_attributes = any("." in name for name in values)
+    # Classes kept live that changed only plain members, as the module spells them.
+    kept_classes = dict(classes_kept or {})
     last_binder: dict[str, int] = {}  # name -> the last statement binding it (when needed)
     # Body edits not given to their functions yet: other threads call the live functions
     # while this runs, and a new body may use a name defined further down (a new helper
@@ -929,13 +987,13 @@ def plan_and_run(
                 # closures it returns, and those run the new code already: it
                 # does not run again, but what it bound behaves differently.
                 behaviors |= statement.binds
-        if attributes or incoming_attributes:
-            node = statement.node
-            if isinstance(node, ast.ClassDef) and node.bases:
-                # ``class Sub(Base)``: Sub.X is Base.X, unless Sub binds X itself.
-                inherited = _inherited(node, values)
-                attributes.update(inherited)
-                values.update(inherited)
+        if inputs_changed and kept_classes and not (edited[index] or rebinds):
+            made = _instance_kept(statement.node, (reads, calls), values, behaviors, kept_classes)
+            if made is not None:
+                # ``player = Player()``: the live class has its new members, and the
+                # instance its state; what reads a changed member of it follows.
+                inputs_changed = must_run = False
+                values.update(made)
         previous = moved[index]
         if not must_run and previous is None:
             continue
@@ -1028,15 +1086,11 @@ def plan_and_run(
                 behaviors.add(name)
             elif isinstance(now, type) and isinstance(then, type):
                 members = None if inputs_changed else _changed_members(old, new, name, now)
-                if members is None:
-                    # Its structure, or what it inherits, changed: readers follow.
+                if members is None or members:
+                    # Its structure, members or what it inherits changed: readers follow.
                     values.add(name)
-                else:
-                    # Methods added or removed, a plain attribute changed: the live
-                    # class takes them, and whoever holds it or made instances of it
-                    # sees them; only a reader of such an attribute follows.
-                    attributes.update(f"{name}.{member}" for member in members)
-                    values.update(f"{name}.{member}" for member in members)
+                if members:
+                    kept_classes[name] = changes.kept_classes[name] = frozenset(members)
             elif type(now) is type(then) and isinstance(now, _PLAIN_VALUES) and now == then:
                 continue
             else:
@@ -1071,9 +1125,6 @@ def plan_and_run(
             if body_reads & values or body_calls & behaviors:
                 behaviors.add(name)
     changes.values = {name for name in values if "." not in name and name in changes.old}
-    changes.attributes = {
-        name for name in attributes if name.partition(".")[0] not in changes.values
-    }
     changes.values |= {name for name in removed}
     changes.behaviors = {name for name in behaviors if "." not in name}
     changes.rewrapped = {name for name in rewrapped if name in changes.behaviors}

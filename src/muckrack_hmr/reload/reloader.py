@@ -49,7 +49,9 @@ from .incremental import (
     read_by_running_code,
     removed_calls,
     run_all,
+    spelled_names,
     translate_incoming,
+    translate_kept_classes,
     undo_run,
 )
 from .mentions import spelling_any
@@ -393,6 +395,8 @@ class Reloader:
         # filename -> (digest of the source, its code): a dependent re-executed
         # again and again is compiled once, not on every reload.
         self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
+        # (len(sys.modules), the index's version) when every project module was analyzed.
+        self._all_known = (0, 0)
         # Says which line a long run is on, and stops it when its file is saved again.
         self._watchdog = Watchdog()
         # module -> the bytes to apply (the watcher's judged saves), per transaction.
@@ -762,7 +766,8 @@ class Reloader:
                     )
                 continue
             changes[name] = outcome
-            enqueue(self._reached(name, outcome))
+            if not self._reaches_no_one(name, outcome):
+                enqueue(self._reached(name, outcome))
             # Importers that will not run again (the script, say) follow by rebinding.
             rebound = rebind_importers(
                 self.graph,
@@ -862,7 +867,6 @@ class Reloader:
         if self.cascade == "always":
             return set(graph.dependents_of(name))
         changed = outcome.values | outcome.behaviors
-        changed.update(attribute.partition(".")[0] for attribute in outcome.attributes)
         if not changed:
             return set()
         sources = self.sources
@@ -893,6 +897,29 @@ class Reloader:
             if other != name and self._imports(other, name, settle):
                 reached.add(other)
         return reached
+
+    def _reaches_no_one(self, name: str, outcome: Changes) -> bool:
+        """Does ``name``'s change, new behaviour of functions alone (their bodies were
+        edited), concern no other module?  Only code that runs at import time can have
+        used it: it does when no import-time code may call those functions (see
+        :mod:`.reach`), once every module of the program is analyzed (an unknown one
+        may), and without walking the modules that call them in their functions."""
+        if outcome.values or outcome.removed or self.cascade != "auto":
+            return False
+        reach = self.sources.reach
+        if reach.may_run_at_import(name, outcome.behaviors):
+            return False
+        known = reach.known
+        # Every project module analyzed?  Looked at again only when modules were
+        # imported or analyzed since the last time it was so.
+        mark = (len(sys.modules), reach.version)
+        if mark != self._all_known:
+            if not all(
+                module in known or module == "__main__" for module in self.tracker.tracked_modules()
+            ):
+                return False
+            self._all_known = mark
+        return True
 
     def awaiting(self, path: str) -> list[str]:
         """The failing modules whose edit failed for want of the module of the new file
@@ -958,7 +985,9 @@ class Reloader:
         consumption = self.sources.consumption(name)
         if consumption is None:
             return self._incremental(name, changes)
-        values, behaviors, _ = translate_incoming(consumption.imports, changes)
+        values, behaviors, _ = translate_incoming(
+            consumption.imports, changes, consumption.references()
+        )
         if consumption.touched_by(values, behaviors):
             return self._incremental(name, changes)
         # Nothing runs again; its functions that use what changed now behave
@@ -1190,8 +1219,9 @@ class Reloader:
                     namespace,
                     filename,
                     (old, new),
-                    translate_incoming(bindings_of(new.imports), changes),
+                    translate_incoming(bindings_of(new.imports), changes, spelled_names(new)),
                     before_first,
+                    classes_kept=translate_kept_classes(bindings_of(new.imports), changes),
                 )
             except StatementError as error:
                 # Callbacks the failed run registered (it had none before): they go with it.

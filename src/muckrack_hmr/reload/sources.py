@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from ..capture import digest, read_if_unchanged, read_steady
 from .mentions import Mentions
+from .reach import ImportReach
 
 if TYPE_CHECKING:
     from ..project import LoadedModules
@@ -241,6 +242,8 @@ class SourceStore:
         # module -> what it takes from its imports, analyzed when a change
         # first reaches it (or when the program is idle).
         self._consumptions: dict[str, Consumption] = {}
+        #: What the code that runs at import time may call, as those analyses tell.
+        self.reach = ImportReach()
         #: Which modules spell which ``.name``: the candidates a change can reach.
         self.mentions = Mentions()
         # Equal tuples of the consumptions, kept once (see consumption_of).
@@ -268,6 +271,7 @@ class SourceStore:
             if previous is not None:
                 self._spill.drop(previous)
             self._consumptions.pop(name, None)
+            self.reach.forget(name)
             self.mentions.forget(name)
             if name in self:
                 self.mentions.pending.add(name)
@@ -336,11 +340,14 @@ class SourceStore:
         self._fresh[name] = source
         if summary is None:
             self._consumptions.pop(name, None)
+            self.reach.forget(name)
             self._running.pop(name, None)
         else:
             from .incremental import consumption_of
 
-            self._consumptions[name] = consumption_of(summary, self.is_project, self._shared)
+            consumption = consumption_of(summary, self.is_project, self._shared)
+            self._consumptions[name] = consumption
+            self.reach.add(name, consumption)
             self._running[name] = (digest(source), summary)
             self._running.move_to_end(name)
             if len(self._running) > _RUNNING_PARSES:
@@ -444,6 +451,7 @@ class SourceStore:
             return None
         found = consumption_of(summary, self.is_project, self._shared)
         self._consumptions[name] = found
+        self.reach.add(name, found)
         return found
 
     def spells(self, module: str, pattern: re.Pattern[bytes]) -> bool:
