@@ -316,3 +316,30 @@ def test_an_edit_of_a_mapped_validators_body_applies(project: Project, hmr: Any)
     project.write("models.py", head + models(methods=check.format(more=".title()")))
     assert hmr.reload("models").reloaded == ["models"]
     assert models_module.Item(name=" desk ").name == "Desk"
+
+
+def test_a_method_removed_from_a_model_alone_goes_from_the_live_class(
+    project: Project, hmr: Any
+) -> None:
+    """Only a removal (no method added or edited in the same save): it failed with
+    "empty body on ClassDef", no file or line, and the method stayed.  A validator
+    removed is a mapper hook changed: refused."""
+    head = "from sqlalchemy.orm import validates\n"
+    check = (
+        "\n    @validates('name')\n    def _check_name(self, key, value):\n        return value\n"
+    )
+    project.write("models.py", head + models(methods=SHOUT.format(mark="!") + check))
+    project.write("db.py", DB)
+    models_module, db = fresh(hmr, "models", "db")
+    lamp = _query(db, models_module)
+    assert lamp.shout == "LAMP!"
+    project.write("models.py", head + models(methods=check))
+    result = hmr.reload("models")
+    assert (result.reloaded, dict(result.failed), result.refused) == (["models"], {}, [])
+    assert not hasattr(lamp, "shout")
+    project.write("models.py", head + models())
+    result = hmr.reload("models")
+    assert [str(each) for each in result.refused] == [
+        f"restart to apply: models.Item changed its mapper hooks (_check_name) at "
+        f"{models_module.__file__}:10 (sqlalchemy model); its mapping is made once"
+    ]

@@ -1057,3 +1057,19 @@ def test_bytes_that_are_no_text_of_their_encoding_fail_at_their_line(
     path.write_bytes(b"X = 5\n")
     assert hmr.reload_module("a", force=force)[0] == ["a"]
     assert a.X == 5
+
+
+def test_a_module_whose_comment_holds_bytes_of_no_encoding_reloads_as_python_imports_it(
+    project: Project, hmr: Any
+) -> None:
+    """A latin-1 ``é`` in a comment, no coding line: python imports it, and it could
+    never be reloaded (every save failed with UnicodeDecodeError, no file, no line)."""
+    path = project.root / "n.py"
+    path.write_bytes(b"N = 1\n# caf\xe9\n")
+    n = importlib.import_module("n")
+    hmr.remember_sources()
+    path.write_bytes(b"N = 2\n")
+    assert hmr.reload_module("n")[0] == ["n"]
+    path.write_bytes(b"N = 3\n# caf\xe9 again\n")
+    assert hmr.reload_module("n")[0] == ["n"]
+    assert n.N == 3

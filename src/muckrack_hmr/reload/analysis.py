@@ -18,7 +18,9 @@ import ast
 import copy
 import functools
 import importlib.util
+import io
 import re
+import tokenize
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -37,6 +39,7 @@ __all__ = [
     "static_imports",
     "summarize",
     "summarize_before",
+    "text_of",
 ]
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
@@ -549,6 +552,26 @@ def _absolute(node: ast.ImportFrom, package: str | None) -> str | None:
     return f"{bits[0]}.{source}" if source else bits[0]
 
 
+def text_of(source: bytes) -> str:
+    """The text of a module's source, as its coding line (or UTF-8) says.
+
+    Python compiles a file whose comments hold bytes that are no text of that
+    encoding (a latin-1 ``é`` in a comment, no coding line): such bytes read as
+    U+FFFD here, where decoding failed and the module could never be reloaded
+    (a string holding one does not compile).
+    """
+    try:
+        return importlib.util.decode_source(source)
+    except UnicodeDecodeError as exc:
+        try:
+            ast.parse(source)  # as python reads the bytes
+        except SyntaxError:
+            raise exc from None  # in a string, say: no code (the reloader says where)
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+        text = source.decode(encoding, "replace")
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def summarize(
     source: bytes | str,
     filename: str,
@@ -562,7 +585,7 @@ def summarize(
     same text are not analyzed again.
     """
     tree = ast.parse(source, filename)
-    text = importlib.util.decode_source(source) if isinstance(source, bytes) else source
+    text = text_of(source) if isinstance(source, bytes) else source
     lines = text.splitlines(keepends=True)
     known = {} if previous is None else {s.text: s for s in previous.statements}
     statements = []
@@ -623,8 +646,8 @@ def summarize_before(
     between parse on their own (no bracket, string or line continuation
     open at their end) and nothing moved.  Anything else is parsed whole.
     """
-    text = importlib.util.decode_source(source)
-    after_text = importlib.util.decode_source(after_source)
+    text = text_of(source)
+    after_text = text_of(after_source)
     if _ODD_BREAKS.search(text) or _ODD_BREAKS.search(after_text):
         return summarize(source, filename, package, after)
     lines = text.splitlines(keepends=True)

@@ -199,7 +199,11 @@ def _apply_methods(
     ]
     removed = [name for name in before if name not in after]
     methods = [each for name in changed for each in after[name]]
-    fresh = _define_methods(node, methods, cls, namespace=namespace, filename=filename, flags=flags)
+    fresh = (
+        _define_methods(node, methods, cls, namespace=namespace, filename=filename, flags=flags)
+        if methods
+        else {}  # only removed ones
+    )
     hooks = sorted(
         name
         for name in [*changed, *removed]

@@ -158,7 +158,8 @@ class _Blame:
             frozenset(modules),
             frozenset(files),
             frozenset(names),
-            f"{type(exc).__name__}: {first_line(exc)}",
+            # ``KeyboardInterrupt``, not ``KeyboardInterrupt: `` (a bare raise).
+            ": ".join(filter(None, (type(exc).__name__, first_line(exc)))),
         )
 
     def awaits(self, module: str) -> bool:
@@ -1435,10 +1436,9 @@ class Reloader:
             )
             return
         log.error(
-            "failed to reload %s (%s): %s: %s; the old code keeps running\n%s",
+            "failed to reload %s (%s): %s; the old code keeps running\n%s",
             name,
             location_of(exc),
-            type(exc).__name__,
-            first_line(exc),
+            blame.message,
             user_traceback(exc),
         )
