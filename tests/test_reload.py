@@ -1073,3 +1073,25 @@ def test_a_module_whose_comment_holds_bytes_of_no_encoding_reloads_as_python_imp
     path.write_bytes(b"N = 3\n# caf\xe9 again\n")
     assert hmr.reload_module("n")[0] == ["n"]
     assert n.N == 3
+
+
+def test_a_dependent_that_failed_to_follow_follows_with_its_own_next_edit(
+    project: Project, hmr: Any
+) -> None:
+    """b failed to follow a's change (it kept ``A = 1``); its own next edit makes it
+    follow what it imports, as a fresh start would (the unchanged ``from a import A``
+    did not run again: b computed with the old A for good)."""
+    project.write("a.py", "A = 1\n")
+    project.write(
+        "b.py", "from a import A\n\nif A == 2:\n    raise RuntimeError('not yet')\nB = A * 10\n"
+    )
+    a, b = importlib.import_module("a"), importlib.import_module("b")
+    hmr.remember_sources()
+    project.write("a.py", "A = 2\n")
+    result = hmr.reload("a")
+    assert (result.reloaded, list(result.failed)) == (["a"], ["b"])
+    assert (a.A, b.A, b.B) == (2, 1, 10)
+    project.write("b.py", "from a import A\n\nB = A * 10\n")
+    result = hmr.reload("b")
+    assert (result.reloaded, result.recovered) == (["b"], ["b"])
+    assert (b.A, b.B) == (2, 20)

@@ -963,7 +963,48 @@ def test_a_top_level_loop_that_never_ends_is_said_and_stopped_by_the_next_save(
     assert line.endswith("save the file again to stop it"), line
     write(proj / "a.py", A_NEW.replace("X = 2", "X = 3"))
     failed = child.expect(starts("hmr: failed to reload a "), stream="err")
-    assert "Superseded: a.py was saved again after it ran for" in failed
+    assert "Superseded: a.py was saved again after a ran for" in failed
     child.expect(reloaded("a"), stream="err")
     child.expect("f=new X=3 Y=1")
     assert not any("MISSING" in line for line in child.seen["out"])
+
+
+LOOPING_DEPENDENT = """\
+from a import X
+
+while X == 2:
+    pass
+Y = X * 10
+"""
+
+
+def test_a_dependent_that_loops_is_stopped_by_the_next_save_of_the_module_it_follows(
+    spawn: Callable[..., Child], tmp_path: Path
+) -> None:
+    """``a``'s edit makes its dependent ``b`` loop: the user undoes it in ``a.py``, the
+    file they saved.  That save stops ``b``'s run (only a save of ``b.py`` did: ``a.py``'s
+    were ignored for good), and applies; ``b`` follows it."""
+    proj = project(tmp_path)
+    write(proj / "b.py", LOOPING_DEPENDENT)
+    child = start(spawn, proj)
+    write(proj / "a.py", A_OLD.replace("X = 1", "X = 2"))
+    child.expect(starts("hmr: still reloading b: "), stream="err")
+    write(proj / "a.py", A_OLD.replace("X = 1", "X = 3"))
+    failed = child.expect(starts("hmr: failed to reload b "), stream="err")
+    assert "Superseded: a.py was saved again after b ran for" in failed
+    child.expect("f=old X=3 Y=30")
+
+
+def test_a_loop_that_catches_what_would_stop_it_is_said_to_need_a_restart(
+    spawn: Callable[..., Child], tmp_path: Path
+) -> None:
+    """``except BaseException: pass`` in the loop: the run cannot be stopped; after a
+    few tries one line says so (the watchdog tried once, then nothing was said)."""
+    proj = project(tmp_path)
+    child = start(spawn, proj)
+    looping = "import time\n\nX = 2\nwhile True:\n    try:\n        time.sleep(0.01)\n"
+    write(proj / "a.py", looping + "    except BaseException:\n        pass\n")
+    child.expect(starts("hmr: still reloading a: "), stream="err")
+    write(proj / "a.py", A_NEW)
+    line = child.expect(contains("does not stop: it catches the exception"), stream="err")
+    assert line.endswith("restart the program to apply the newer save"), line

@@ -637,6 +637,13 @@ class Reloader:
             return []
         self._given, self._fixed = given, {}
         root_set = set(roots)
+        self._watchdog.saves(
+            [
+                filename
+                for name in roots
+                if isinstance(filename := getattr(sys.modules.get(name), "__file__", None), str)
+            ]
+        )
         result = self._result
         first = len(result.reloaded)
         self.remember_sources(untrusted=root_set, compress=False)
@@ -1213,6 +1220,12 @@ class Reloader:
             self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
             linecache.checkcache(filename)
 
+        bindings = bindings_of(new.imports)
+        incoming = translate_incoming(bindings, changes, spelled_names(new))
+        if name in self._failed_to_follow:
+            # It kept the old values of what it imports when it failed to follow their
+            # change (an earlier reload): what reads them runs again, as it would have.
+            incoming[0].update(local for local, _, _ in bindings)
         with _applied_at_once(), self._watchdog.running(name, filename, source):
             snapshot = dict(namespace)
             try:
@@ -1220,9 +1233,9 @@ class Reloader:
                     namespace,
                     filename,
                     (old, new),
-                    translate_incoming(bindings_of(new.imports), changes, spelled_names(new)),
+                    incoming,
                     before_first,
-                    classes_kept=translate_kept_classes(bindings_of(new.imports), changes),
+                    classes_kept=translate_kept_classes(bindings, changes),
                 )
             except StatementError as error:
                 # Callbacks the failed run registered (it had none before): they go with it.

@@ -1,12 +1,15 @@
-"""A reload whose new code runs for long: said, and stopped by the next save of its file.
+"""A reload whose new code runs for long: said, and stopped by the next save of its files.
 
 A module's top level runs in the reload's thread.  One that never ends (a
 ``while True`` left at the top level by mistake) kept the watcher's thread in
 it for good: no later save was applied, nothing was said, and the module
-stayed half run.  The watchdog says which line runs once the run has taken
-_LONG_RUN seconds, then looks at the module's file: a save made since the run
-began stops it (an exception raised in the reloading thread, as Ctrl-C would
-be), the module is put back as it was, and the newer save is applied next.
+stayed half run.  The watchdog looks at the module's file once the run has
+taken _FIRST_LOOK seconds, and says which line runs at _LONG_RUN: a save made
+since the run began (or of a file saved for the same reload: the module that a dependent's
+loop follows) stops it (an exception raised in the reloading thread, as Ctrl-C
+would be), the module is put back as it was, and the newer save is applied
+next.  A run that catches that exception (``except BaseException``) cannot be
+stopped: after a few tries, a line says so.
 
 A run blocked in a call that does not return to Python (a socket read, a
 ``time.sleep``) is stopped when that call returns.
@@ -26,15 +29,20 @@ __all__ = ["Superseded", "Watchdog"]
 
 log = logging.getLogger("muckrack_hmr.reload")
 
-# How long a module's run goes before the watchdog says so (seconds).
+# When the watchdog starts looking at the files of a run that goes on (seconds).
+_FIRST_LOOK = 1.0
+# How long a module's run goes before the watchdog says so.
 _LONG_RUN = 3.0
-# How often it then looks at the module's file.
+# How often it looks at the files.
 _LOOK = 0.2
+# How many times it tries to stop a run that catches the exception that stops it.
+_TRIES = 5
 
 
 class Superseded(BaseException):
-    """Raised in a module's run, which took long, when its file was saved again: the
-    edit fails (nothing of it stays), and the newer save is applied next.
+    """Raised in a module's run, which took long, when its file (or a file saved for the
+    same reload) was saved again: the edit fails (nothing of it stays), and the newer
+    save is applied next.
 
     A BaseException, as KeyboardInterrupt: the module's ``except Exception``
     does not keep it running.
@@ -47,39 +55,49 @@ class Superseded(BaseException):
 
 
 class _Run:
-    __slots__ = ("filename", "name", "source", "started", "stat", "thread")
+    __slots__ = ("filename", "name", "saved", "source", "started", "stat", "thread")
 
-    def __init__(self, name: str, filename: str, source: bytes) -> None:
+    def __init__(self, name: str, filename: str, source: bytes, saved: dict[str, object]) -> None:
         self.name = name
         self.filename = filename
         self.source = source
+        self.saved = saved
         self.thread = threading.get_ident()
         self.started = time.monotonic()
-        try:
-            self.stat: tuple[int, int] | None = _figures(filename)
-        except OSError:
-            self.stat = None
+        self.stat = _figures(filename)
 
 
-def _figures(filename: str) -> tuple[int, int]:
-    stat = os.stat(filename)
+def _figures(filename: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(filename)
+    except OSError:
+        return None
     return stat.st_mtime_ns, stat.st_size
 
 
 class Watchdog:
     """Watches the module runs of reloads, one at a time (see the module's doc)."""
 
-    def __init__(self, long_run: float = _LONG_RUN, look: float = _LOOK) -> None:
+    def __init__(
+        self, long_run: float = _LONG_RUN, look: float = _LOOK, first_look: float = _FIRST_LOOK
+    ) -> None:
         self.long_run = long_run
         self.look = look
+        self.first_look = min(first_look, long_run)
         self._run: _Run | None = None
+        self._saved: dict[str, object] = {}
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
+
+    def saves(self, filenames: list[str]) -> None:
+        """The files saved for the reload that starts (its modules'): a newer save of one
+        of them stops a long run of a module it reaches too."""
+        self._saved = {filename: _figures(filename) for filename in filenames}
 
     @contextlib.contextmanager
     def running(self, name: str, filename: str, source: bytes) -> Iterator[None]:
         """While the new ``source`` of ``name`` runs in this thread."""
-        run = _Run(name, filename, source)
+        run = _Run(name, filename, source, self._saved)
         with self._wake:
             self._run = run
             if self._thread is None:
@@ -101,49 +119,72 @@ class Watchdog:
                 while self._run is None:
                     self._wake.wait()
                 run = self._run
-                due = run.started + self.long_run
-                while self._run is run and time.monotonic() < due:
-                    self._wake.wait(due - time.monotonic())
-                if self._run is not run:
+                if not self._sleep(run, run.started + self.first_look - time.monotonic()):
                     continue
-            log.warning(
-                "still reloading %s: %s has run for %.0f s; save the file again to stop it",
-                run.name,
-                _where(run),
-                time.monotonic() - run.started,
-            )
             self._until_saved(run)
             with self._wake:
-                while self._run is run:  # said once; stopped, or left to run
+                while self._run is run:  # stopped, or left to run
                     self._wake.wait()
 
+    def _sleep(self, run: _Run, pause: float) -> bool:
+        """Wait ``pause`` seconds (the lock held); is ``run`` still running?"""
+        due = time.monotonic() + pause
+        while self._run is run and time.monotonic() < due:
+            self._wake.wait(due - time.monotonic())
+        return self._run is run
+
     def _until_saved(self, run: _Run) -> None:
-        """Look at ``run``'s file while it runs; stop it when a newer save is there."""
+        """Look at ``run``'s files while it runs; stop it when a newer save is there."""
+        said = False
+        tries = 0
         while True:
             with self._wake:
-                self._wake.wait(self.look)
-                if self._run is not run:
+                if not self._sleep(run, self.look):
                     return
-            try:
-                if run.stat is None or _figures(run.filename) == run.stat:
-                    continue
-                with open(run.filename, "rb") as file:
-                    saved = file.read()
-            except OSError:
-                continue
-            if saved == run.source:
+            ran = time.monotonic() - run.started
+            if not said and ran >= self.long_run:
+                said = True
+                log.warning(
+                    "still reloading %s: %s has run for %.0f s; save the file again to stop it",
+                    run.name,
+                    _where(run),
+                    ran,
+                )
+            saved = _newer_save(run)
+            if saved is None:
                 continue
             with self._wake:
                 if self._run is not run:
                     return
                 if not _in_its_code(run):
                     continue  # (the engine's own steps between statements: not there)
-                Superseded.note = (
-                    f"{os.path.basename(run.filename)} was saved again after it ran "
-                    f"for {time.monotonic() - run.started:.0f} s"
-                )
+                if tries == _TRIES:
+                    log.warning(
+                        "%s does not stop: it catches the exception that would stop it "
+                        "(except BaseException); restart the program to apply the newer save",
+                        _where(run),
+                    )
+                    return
+                tries += 1
+                Superseded.note = f"{saved} was saved again after {run.name} ran for {ran:.0f} s"
                 _raise_in(run.thread, Superseded)
-            return
+
+
+def _newer_save(run: _Run) -> str | None:
+    """The name of a file of ``run`` saved since it began (its module's, with other
+    bytes than it runs; or one saved for the same reload), if any."""
+    for filename, figures in run.saved.items():
+        if filename != run.filename and _figures(filename) != figures:
+            return os.path.basename(filename)
+    if run.stat is None or _figures(run.filename) == run.stat:
+        return None
+    try:
+        with open(run.filename, "rb") as file:
+            if file.read() == run.source:
+                return None
+    except OSError:
+        return None
+    return os.path.basename(run.filename)
 
 
 def _where(run: _Run) -> str:
