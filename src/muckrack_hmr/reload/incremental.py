@@ -960,6 +960,13 @@ def plan_and_run(
         reads, calls = expander.statement(statement)
         rebinds = isinstance(statement.node, ast.ImportFrom) and bool(statement.binds & values)
         inputs_changed = bool(reads & values) or bool(calls & (behaviors - rewrapped))
+        if inputs_changed and kept_classes and not (edited[index] or rebinds):
+            made = _instance_kept(statement.node, (reads, calls), values, behaviors, kept_classes)
+            if made is not None:
+                # ``player = Player()``: the live class has its new members, and the
+                # instance its state; what reads a changed member of it follows.
+                inputs_changed = False
+                values.update(made)
         must_run = edited[index] or rebinds or inputs_changed
         if not must_run and rebound:
             shadowed = [n for n in statement.binds if n in rebound and _binds(statement.node, n)]
@@ -987,13 +994,6 @@ def plan_and_run(
                 # closures it returns, and those run the new code already: it
                 # does not run again, but what it bound behaves differently.
                 behaviors |= statement.binds
-        if inputs_changed and kept_classes and not (edited[index] or rebinds):
-            made = _instance_kept(statement.node, (reads, calls), values, behaviors, kept_classes)
-            if made is not None:
-                # ``player = Player()``: the live class has its new members, and the
-                # instance its state; what reads a changed member of it follows.
-                inputs_changed = must_run = False
-                values.update(made)
         previous = moved[index]
         if not must_run and previous is None:
             continue

@@ -912,7 +912,7 @@ class Reloader:
         used it: it does when no import-time code may call those functions (see
         :mod:`.reach`), once every module of the program is analyzed (an unknown one
         may), and without walking the modules that call them in their functions."""
-        if outcome.values or outcome.removed or self.cascade != "auto":
+        if outcome.values or outcome.removed or outcome.added or self.cascade != "auto":
             return False
         reach = self.sources.reach
         if reach.may_run_at_import(name, outcome.behaviors):
