@@ -41,7 +41,7 @@ class ImportReach:
         self._edges: dict[_Node, list[_Node]] = {}
         #: The modules whose analysis is in the index.
         self.known: set[str] = set()
-        #: Grows with every module added or forgotten.
+        #: Grows whenever ``known`` changes.
         self.version = 0
 
     def add(self, module: str, consumption: Consumption) -> None:
@@ -59,13 +59,15 @@ class ImportReach:
             found for name in consumption.at_import if (found := resolve(name)) is not None
         )
         self._spread(spread)
-        self.known.add(module)
-        self.version += 1
+        if module not in self.known:
+            self.known.add(module)
+            self.version += 1
 
     def forget(self, module: str) -> None:
         """``module``'s analysis is stale (imported again): unknown until added again."""
-        self.known.discard(module)
-        self.version += 1
+        if module in self.known:
+            self.known.discard(module)
+            self.version += 1
 
     def may_run_at_import(self, module: str, names: Iterable[str]) -> bool:
         """May import-time code call one of ``module``'s functions ``names``?"""

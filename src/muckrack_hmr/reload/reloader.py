@@ -398,6 +398,9 @@ class Reloader:
         self._code_cache: dict[str, tuple[bytes, CodeType]] = {}
         # (len(sys.modules), the index's version) when every project module was analyzed.
         self._all_known = (0, 0)
+        # The project's modules (but __main__), when sys.modules had _project_at.
+        self._project: list[str] = []
+        self._project_at = -1
         # Says which line a long run is on, and stops it when its file is saved again.
         self._watchdog = Watchdog()
         # module -> the bytes to apply (the watcher's judged saves), per transaction.
@@ -466,6 +469,7 @@ class Reloader:
         before = b"import os\n\n@staticmethod\ndef f(x=1):\n    return os.sep * x\n"
         after = before.replace(b"* x", b"* x * 2")
         after += b"\n\nclass C:\n    def m(self):\n        pass\n"
+        self._watchdog.start()  # (a thread started costs the first reload otherwise)
         with self._lock:
             new = summarize(after, "<warm-up>", None)
             old = summarize(before, "<warm-up>", None, new)
@@ -918,13 +922,18 @@ class Reloader:
         if reach.may_run_at_import(name, outcome.behaviors):
             return False
         known = reach.known
+        if len(known) < self.sources.count():
+            return False  # modules whose sources are kept wait for their analysis
         # Every project module analyzed?  Looked at again only when modules were
-        # imported or analyzed since the last time it was so.
-        mark = (len(sys.modules), reach.version)
+        # imported or analyzed since the last time it was so; the project's modules
+        # only when modules were imported.
+        count = len(sys.modules)
+        mark = (count, reach.version)
         if mark != self._all_known:
-            if not all(
-                module in known or module == "__main__" for module in self.tracker.tracked_modules()
-            ):
+            if self._project_at != count:
+                self._project = [m for m in self.tracker.tracked_modules() if m != "__main__"]
+                self._project_at = count
+            if not all(module in known for module in self._project):
                 return False
             self._all_known = mark
         return True

@@ -252,6 +252,11 @@ class SourceStore:
     def __contains__(self, name: object) -> bool:
         return name in self._fresh or name in self._kept
 
+    def count(self) -> int:
+        """How many modules' sources are kept (more for a moment after a module is
+        imported again: until it is settled, it may be in both places)."""
+        return len(self._fresh) + len(self._kept)
+
     def captured(self, name: str, source: bytes, stat: tuple[int, int]) -> None:
         """``name`` was just imported from ``source``, read when the file's (mtime_ns,
         size) was ``stat`` (called by the import)."""

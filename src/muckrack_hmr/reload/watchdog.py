@@ -76,7 +76,11 @@ def _figures(filename: str) -> tuple[int, int] | None:
 
 
 class Watchdog:
-    """Watches the module runs of reloads, one at a time (see the module's doc)."""
+    """Watches the module runs of reloads, one at a time (see the module's doc).
+
+    A run costs the reload two attribute stores and a stat: the watchdog's
+    thread looks at what runs every ``first_look / 2`` seconds, on its own.
+    """
 
     def __init__(
         self, long_run: float = _LONG_RUN, look: float = _LOOK, first_look: float = _FIRST_LOOK
@@ -86,8 +90,19 @@ class Watchdog:
         self.first_look = min(first_look, long_run)
         self._run: _Run | None = None
         self._saved: dict[str, object] = {}
-        self._wake = threading.Condition()
+        # Held to end a run, and to stop one: never both.
+        self._ending = threading.Lock()
+        # Never set: its wait is the watchdog's pause (time.sleep is the program's).
+        self._pause = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the watchdog's thread (the program's idle time does, before a reload)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._watch, name="muckrack-hmr-watchdog", daemon=True
+            )
+            self._thread.start()
 
     def saves(self, filenames: list[str]) -> None:
         """The files saved for the reload that starts (its modules'): a newer save of one
@@ -97,50 +112,29 @@ class Watchdog:
     @contextlib.contextmanager
     def running(self, name: str, filename: str, source: bytes) -> Iterator[None]:
         """While the new ``source`` of ``name`` runs in this thread."""
-        run = _Run(name, filename, source, self._saved)
-        with self._wake:
-            self._run = run
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._watch, name="muckrack-hmr-watchdog", daemon=True
-                )
-                self._thread.start()
-            self._wake.notify()
+        self._run = _Run(name, filename, source, self._saved)
+        self.start()
         try:
             yield
         finally:
-            with self._wake:
+            with self._ending:
                 self._run = None
-                self._wake.notify()
 
     def _watch(self) -> None:
         while True:
-            with self._wake:
-                while self._run is None:
-                    self._wake.wait()
-                run = self._run
-                if not self._sleep(run, run.started + self.first_look - time.monotonic()):
-                    continue
+            self._pause.wait(self.first_look / 2)
+            run = self._run
+            if run is None or time.monotonic() - run.started < self.first_look:
+                continue
             self._until_saved(run)
-            with self._wake:
-                while self._run is run:  # stopped, or left to run
-                    self._wake.wait()
-
-    def _sleep(self, run: _Run, pause: float) -> bool:
-        """Wait ``pause`` seconds (the lock held); is ``run`` still running?"""
-        due = time.monotonic() + pause
-        while self._run is run and time.monotonic() < due:
-            self._wake.wait(due - time.monotonic())
-        return self._run is run
+            while self._run is run:  # stopped, or left to run
+                self._pause.wait(self.look)
 
     def _until_saved(self, run: _Run) -> None:
         """Look at ``run``'s files while it runs; stop it when a newer save is there."""
         said = False
         tries = 0
-        while True:
-            with self._wake:
-                if not self._sleep(run, self.look):
-                    return
+        while self._run is run:
             ran = time.monotonic() - run.started
             if not said and ran >= self.long_run:
                 said = True
@@ -151,23 +145,25 @@ class Watchdog:
                     ran,
                 )
             saved = _newer_save(run)
-            if saved is None:
-                continue
-            with self._wake:
-                if self._run is not run:
-                    return
-                if not _in_its_code(run):
-                    continue  # (the engine's own steps between statements: not there)
-                if tries == _TRIES:
-                    log.warning(
-                        "%s does not stop: it catches the exception that would stop it "
-                        "(except BaseException); restart the program to apply the newer save",
-                        _where(run),
-                    )
-                    return
-                tries += 1
-                Superseded.note = f"{saved} was saved again after {run.name} ran for {ran:.0f} s"
-                _raise_in(run.thread, Superseded)
+            if saved is not None:
+                with self._ending:
+                    if self._run is not run:
+                        return
+                    if _in_its_code(run):  # (not the engine's own steps between statements)
+                        if tries == _TRIES:
+                            log.warning(
+                                "%s does not stop: it catches the exception that would stop it "
+                                "(except BaseException); restart the program to apply the "
+                                "newer save",
+                                _where(run),
+                            )
+                            return
+                        tries += 1
+                        Superseded.note = (
+                            f"{saved} was saved again after {run.name} ran for {ran:.0f} s"
+                        )
+                        _raise_in(run.thread, Superseded)
+            self._pause.wait(self.look)
 
 
 def _newer_save(run: _Run) -> str | None:
