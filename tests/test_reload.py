@@ -1064,6 +1064,10 @@ def test_a_module_whose_comment_holds_bytes_of_no_encoding_reloads_as_python_imp
 ) -> None:
     """A latin-1 ``é`` in a comment, no coding line: python imports it, and it could
     never be reloaded (every save failed with UnicodeDecodeError, no file, no line)."""
+    try:
+        compile(b"N = 1\n# caf\xe9\n", "n.py", "exec")
+    except SyntaxError:
+        pytest.skip("this Python refuses such a comment (3.14+): no module to reload")
     path = project.root / "n.py"
     path.write_bytes(b"N = 1\n# caf\xe9\n")
     n = importlib.import_module("n")
