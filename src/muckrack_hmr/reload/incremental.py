@@ -256,13 +256,16 @@ class ChangeSet(dict[str, Changes]):
 
 
 def translate_incoming(
-    imports: Iterable[Binding], changes: ChangeSet, referenced: Iterable[str] | None = None
+    imports: Iterable[Binding],
+    changes: ChangeSet,
+    referenced: Callable[[], Iterable[str]] | None = None,
 ) -> tuple[set[str], set[str], set[str]]:
     """Changes of imported modules, named as this module names them.
 
     ``from a import X`` makes ``X`` changed when ``a.X`` is; ``import a`` makes
     ``a.X`` changed.  Returns (values, behaviors, rewrapped).  With ``referenced``
-    (every name the module spells that an import bound, ``pkg.sub.f``), the
+    (what gives every name the module spells, ``pkg.sub.f``; asked only when a
+    submodule of a package it imports changed), the
     submodules of an ``import pkg.sub`` that changed are looked up by what it
     spells, not walked: a change of a function that a thousand modules call
     follows through each of them, and each would walk the thousand.
@@ -270,7 +273,7 @@ def translate_incoming(
     values: set[str] = set()
     behaviors: set[str] = set()
     rewrapped: set[str] = set()
-    spelled = None if referenced is None else sorted(referenced)
+    spelled: list[str] | None = None
     for local, module, attr in imports:
         if attr is not None:
             submodule = f"{module}.{attr}"
@@ -280,7 +283,9 @@ def translate_incoming(
             paths = [(local, module)]
             # ``import pkg.sub`` binds ``pkg``; the code says ``pkg.sub.X``.
             below = changes.below.get(module, ())
-            if below and spelled is not None:
+            if below and referenced is not None:
+                if spelled is None:
+                    spelled = sorted(referenced())
                 below = _spelled_below(local, module, spelled, below)
             paths += [(local + changed[len(module) :], changed) for changed in below]
             for path, changed in paths:

@@ -1003,7 +1003,7 @@ class Reloader:
         if consumption is None:
             return self._incremental(name, changes)
         values, behaviors, _ = translate_incoming(
-            consumption.imports, changes, consumption.references()
+            consumption.imports, changes, consumption.references
         )
         if consumption.touched_by(values, behaviors):
             return self._incremental(name, changes)
@@ -1230,7 +1230,7 @@ class Reloader:
             linecache.checkcache(filename)
 
         bindings = bindings_of(new.imports)
-        incoming = translate_incoming(bindings, changes, spelled_names(new))
+        incoming = translate_incoming(bindings, changes, lambda: spelled_names(new))
         if name in self._failed_to_follow:
             # It kept the old values of what it imports when it failed to follow their
             # change (an earlier reload): what reads them runs again, as it would have.
