@@ -24,6 +24,10 @@ forces the pure one):
   threads, and the main thread alone).
 * ``--objects N``: the same with N more live objects, made by main.py
   before its imports.
+* ``--kinds``: other edits than ``marker()``'s body (see
+  ``benchmarks.generate.EDITS``); ``helper`` edits the body of the core's
+  ``helper()``, which every module calls in a function (and none at import
+  time): the core alone.
 
 It fails (exit status 1) on wrong results, never on timing: a program that
 does not import the app or exits badly, an edit not live before a deadline,
@@ -293,7 +297,13 @@ def one_process(
 
 
 def measure_edits(run: Run, figures: Figures, cores: list[str], kinds: list[str]) -> None:
-    combos = [(core, target, kind) for core in cores for target in TARGETS for kind in kinds]
+    combos = [
+        (core, target, kind)
+        for core in cores
+        for target in TARGETS
+        for kind in kinds
+        if kind != "helper" or target == "core"  # (the core's function alone)
+    ]
     for index in range(run.args.runs):
         for core, target, kind in rotate(combos, index):
             one_process(run, figures, core, target, kind, index, run.args.edits)
@@ -488,8 +498,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--kinds",
-        default="body",
-        help=f"comma-separated edit kinds, of {', '.join(EDITS)} (default body)",
+        default="body,helper",
+        help=f"comma-separated edit kinds, of {', '.join(EDITS)} (default body,helper)",
     )
     parser.add_argument("--runs", type=int, help="processes per edited module and core (3)")
     parser.add_argument("--edits", type=int, help="steady-state edits per process (10)")

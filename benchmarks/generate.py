@@ -44,9 +44,11 @@ PACKAGE_SIZE = 20  # modules per subpackage
 
 ORIGINAL_MARKER = "orig"
 # What an edit rewrites, by kind: a function body, a module constant nobody
-# reads at import time, and a method of a class (``TAGGED`` names the class).
+# reads at import time, a method of a class (``TAGGED`` names the class), and the
+# body of ``helper`` (the core's only), which every module calls in a function.
 EDITS = {
     "body": re.compile(r'(def marker\(\) -> str:\n    return )"[^"\n]*"'),
+    "helper": re.compile(r'(def helper\(text: str\) -> str:\n    return text \+ )"[^"\n]*"'),
     "constant": re.compile(r'(?m)^(LABEL = )"[^"\n]*"'),
     "method": re.compile(r'(    def tag\(self\) -> str:\n        return )"[^"\n]*"'),
 }
@@ -334,7 +336,7 @@ def _module_source(spec: ModuleSpec, specs: dict[str, ModuleSpec]) -> str:
         imports.append(f"from {dots}core import {utility.short}")
         uses.append(f"{utility.short}.f{utility.index}_a(x)")
     if spec.registry_style == "from":
-        imports.append(f"from {CORE} import Base, Settings, register, registered")
+        imports.append(f"from {CORE} import Base, Settings, helper, register, registered")
         core = ""
     else:
         imports.append(f"from {PACKAGE}.core import registry")
@@ -393,7 +395,7 @@ def f{i}_c(text: str) -> str:
     """Some string work."""
     parts = text.split()
     log.debug("f{i}_c: %d parts", len(parts))
-    return "-".join(sorted(parts)) + str(len(parts))
+    return {core}helper("-".join(sorted(parts)) + str(len(parts)))
 {lazy}
 
 def lazy_json() -> object:
@@ -467,6 +469,10 @@ def marker() -> str:
     return "{ORIGINAL_MARKER}"
 
 
+def helper(text: str) -> str:
+    return text + "{ORIGINAL_MARKER}"
+
+
 def register(name: str, func: Callable[[], str]) -> Callable[[], str]:
     REGISTRY[name] = func
     return func
@@ -538,8 +544,11 @@ through the function and the instance it held from before the edit.
 
 _MAIN_STAY = '''
 
-def values(module, marker, instance):
-    return {"body": marker(), "constant": module.LABEL, "method": instance.tag()}
+def values(module, marker, instance, helper):
+    found = {"body": marker(), "constant": module.LABEL, "method": instance.tag()}
+    if helper is not None:
+        found["helper"] = helper("")
+    return found
 
 
 def stay(names):
@@ -547,7 +556,13 @@ def stay(names):
     import time
 
     held = [
-        (name, sys.modules[name], sys.modules[name].marker, sys.modules[name].TAGGED())
+        (
+            name,
+            sys.modules[name],
+            sys.modules[name].marker,
+            sys.modules[name].TAGGED(),
+            getattr(sys.modules[name], "helper", None),
+        )
         for name in names
     ]
     seen = {name: values(*objects) for name, *objects in held}
@@ -627,7 +642,8 @@ def generate(root: Path, n_modules: int, seed: int = 0) -> Info:
 
 
 def edit(path: Path, kind: str, tag: str) -> None:
-    """Make ``path`` give ``tag``: ``marker()`` (body), ``LABEL`` (constant), ``TAGGED().tag()``."""
+    """Make ``path`` give ``tag``: ``marker()`` (body), ``LABEL`` (constant), ``TAGGED().tag()``
+    (method), ``helper("")`` (helper)."""
     source = path.read_text()
     new, count = EDITS[kind].subn(lambda match: f'{match.group(1)}"{tag}"', source)
     if count != 1:
@@ -641,6 +657,8 @@ def edited_value(module: object, kind: str) -> object:
         return module.marker()  # type: ignore[attr-defined]
     if kind == "constant":
         return module.LABEL  # type: ignore[attr-defined]
+    if kind == "helper":
+        return module.helper("")  # type: ignore[attr-defined]
     return module.TAGGED().tag()  # type: ignore[attr-defined]
 
 

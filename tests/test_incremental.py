@@ -1482,3 +1482,101 @@ def test_a_body_edit_of_a_function_many_modules_call_in_their_functions_follows_
     project.write("core.py", "def helper(x):\n    return x + 3\n\n\ndef unused():\n    return 1\n")
     assert hmr.reload("core").reloaded == ["core"]
     assert followed == []
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["walked", "indexed"])
+def test_a_function_a_package_re_exports_reaches_what_calls_it_through_the_package(
+    project: Project, hmr: Any, analyzed: bool
+) -> None:
+    """``pkg`` re-exports ``kernel.helper`` (``from .kernel import helper``, and as
+    ``shout = kernel.helper``): modules that call it through the package at import
+    time run again after its body edit, whether the reload walks the callers or reads
+    the index of what import-time code calls (every module analyzed).  Before, both
+    kept the old results: the package passed no behaviour on, and the index knew
+    ``pkg.helper``, not ``pkg.kernel.helper``."""
+    project.write(
+        "pkg/__init__.py",
+        "from . import kernel\nfrom .kernel import helper, unused\n\nshout = kernel.helper\n",
+    )
+    kernel = "def helper():\n    return {}\n\n\ndef unused():\n    return 0\n"
+    project.write("pkg/kernel.py", kernel.format(1))
+    project.write("a.py", "from pkg import helper\n\nX = helper()\n")
+    project.write("b.py", "import pkg\n\nY = pkg.helper()\n")
+    project.write("d.py", "import pkg\n\nZ = pkg.shout()\n")
+    project.write("c.py", "import pkg\n\n\ndef f():\n    return pkg.helper() + pkg.shout()\n")
+    _, _, a, b, d, c = fresh(hmr, "pkg", "pkg.kernel", "a", "b", "d", "c")
+    if analyzed:
+        hmr.warm()
+    assert (a.X, b.Y, d.Z, c.f()) == (1, 1, 1, 2)
+    project.write("pkg/kernel.py", kernel.format(2))
+    assert sorted(hmr.reload("pkg.kernel").reloaded) == ["a", "b", "d", "pkg.kernel"]
+    assert (a.X, b.Y, d.Z, c.f()) == (2, 2, 2, 4)
+    # A function nothing calls at import time, re-exported too: no module runs again.
+    project.write("pkg/kernel.py", kernel.format(2).replace("return 0", "return 5"))
+    assert hmr.reload("pkg.kernel").reloaded == ["pkg.kernel"]
+    assert (a.X, b.Y, d.Z, c.f()) == (2, 2, 2, 4)
+
+
+_IMPORT_TIME_CALLS = {
+    "top-level": "import core\n\nX = core.helper(1)\n",
+    "alias": "from core import helper as h\n\nX = h(1)\n",
+    "local-function": "import core\n\n\ndef build():\n    return core.helper(1)\n\n\nX = build()\n",
+    "comprehension": "import core\n\nX = [core.helper(i) for i in (1,)][0]\n",
+    "class-body": "import core\n\n\nclass K:\n    Y = core.helper(1)\n\n\nX = K.Y\n",
+    "other-module": "import mid\n\nX = mid.compute() - 9\n",
+}
+
+
+@pytest.mark.parametrize("shape", list(_IMPORT_TIME_CALLS))
+def test_the_first_body_edit_moments_after_the_imports_follows_only_import_time_callers(
+    project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    """Right after the imports (no module analyzed yet), a body edit of ``helper``, which
+    80 modules call in their functions, follows none of them: the code each module's
+    loader made, taken into the index of what import-time code may call, tells it at
+    once.  Before, each was followed (and parsed).  The module that calls it at import
+    time, whatever the shape of the call, still runs again."""
+    from muckrack_hmr.reload import reloader
+
+    _helper_users(project, 80)
+    project.write("user.py", _IMPORT_TIME_CALLS[shape])
+    modules = fresh(hmr, "core", "mid", "user", *[f"user{at}" for at in range(80)])
+    user = modules[2]
+    assert user.X == 2
+    followed: list[str] = []
+    follow = reloader.Reloader._follow
+
+    def noted(self: Any, name: str, changes: Any) -> Any:
+        followed.append(name)
+        return follow(self, name, changes)
+
+    monkeypatch.setattr(reloader.Reloader, "_follow", noted)
+    project.write("core.py", "def helper(x):\n    return x + 2\n\n\ndef unused():\n    return 0\n")
+    reloaded = hmr.reload("core").reloaded
+    assert user.X == 3
+    assert "user" in reloaded
+    assert modules[3].f0(1) == 6  # the callers in functions run the new body
+    assert not any(name.startswith("user") and name != "user" for name in followed)
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["walked", "indexed"])
+def test_a_body_edit_empties_the_cache_of_a_function_in_another_module_that_calls_it(
+    project: Project, hmr: Any, analyzed: bool
+) -> None:
+    """``u.f``, an ``lru_cache`` function, calls ``core.helper`` (through ``u.g`` too):
+    a body edit of ``helper`` empties its cache, whether the reload walks the callers
+    or reads the index of what import-time code calls.  The index said no module
+    followed, and the cache kept the old results until a restart."""
+    project.write("core.py", "def helper(x):\n    return x + 1\n")
+    project.write(
+        "u.py",
+        "import functools\nimport core\n\n\ndef g(x):\n    return core.helper(x)\n\n\n"
+        "@functools.lru_cache\ndef f(x):\n    return g(x)\n",
+    )
+    _, u = fresh(hmr, "core", "u")
+    if analyzed:
+        hmr.warm()
+    assert u.f(1) == 2
+    project.write("core.py", "def helper(x):\n    return x + 2\n")
+    hmr.reload("core")
+    assert u.f(1) == 3

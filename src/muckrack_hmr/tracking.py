@@ -131,6 +131,7 @@ def install(
 
     # The bytes each project module runs, taken by its loader as it is imported.
     capture = SourceCapture(project.project_path, captured, chosen)
+    capture.listeners.append(hmr.sources.code_loaded)
     _installed = _Installation(hmr, tracker, capture, original_import, original_import_module)
     builtins.__import__ = tracker.import_hook()
     importlib.import_module = tracker.import_module

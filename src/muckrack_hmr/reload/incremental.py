@@ -999,6 +999,10 @@ def plan_and_run(
                 # closures it returns, and those run the new code already: it
                 # does not run again, but what it bound behaves differently.
                 behaviors |= statement.binds
+        if not must_run and reads & behaviors:
+            # ``shout = kernel.helper``, ``def f(on=helper)``: what it binds holds a
+            # function that behaves differently now, under a name importers use.
+            behaviors |= statement.binds
         previous = moved[index]
         if not must_run and previous is None:
             continue

@@ -20,8 +20,11 @@ costs a walk, never a missed statement.
 
 from __future__ import annotations
 
+import dis
+import functools
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from types import CodeType, FunctionType, ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,15 +34,23 @@ __all__ = ["ImportReach"]
 
 # (module, the name of one of its top-level functions, classes or values)
 _Node = tuple[str, str]
+_IsProject = Callable[[str], bool]
+# A code object of a function (or a comprehension, a lambda); a class body's has not.
+_CO_OPTIMIZED = 0x1
 
 
 class ImportReach:
-    """The functions import-time code may call, as the analyzed modules tell."""
+    """The functions import-time code or a cache may call, as the indexed modules tell."""
 
     def __init__(self) -> None:
+        # Reachable from a top level, or from a function whose results are cached.
         self._reachable: set[_Node] = set()
         self._edges: dict[_Node, list[_Node]] = {}
-        #: The modules whose analysis is in the index.
+        self._callers: dict[_Node, set[_Node]] = {}
+        # module -> what its top level names; node -> the modules whose top level names it
+        self._roots: dict[str, list[_Node]] = {}
+        self._root_of: dict[_Node, set[str]] = {}
+        #: The modules whose analysis (or code) is in the index.
         self.known: set[str] = set()
         #: Grows whenever ``known`` changes.
         self.version = 0
@@ -47,21 +58,32 @@ class ImportReach:
     def add(self, module: str, consumption: Consumption) -> None:
         """Fold ``module``'s analysis in (again, after it changed)."""
         resolve = _Resolver(consumption.imports)
+        edges: dict[_Node, list[_Node]] = {}
+        for local, _, attr in consumption.imports:
+            if attr is not None:
+                # A name it imports is one another module may call through it
+                # (``from pkg import helper`` of pkg's ``from .kernel import helper``).
+                edges.setdefault((module, local), []).extend(resolve(local))
         bodies = consumption.bodies
-        spread: list[_Node] = []
         for at in range(0, len(bodies), 2):
-            node = (module, bodies[at])
-            targets = [found for name in bodies[at + 1] if (found := resolve(name)) is not None]
-            self._edges[node] = targets
-            if node in self._reachable:
-                spread.extend(targets)  # reachable already: what it calls now is too
-        spread.extend(
-            found for name in consumption.at_import if (found := resolve(name)) is not None
-        )
-        self._spread(spread)
-        if module not in self.known:
-            self.known.add(module)
-            self.version += 1
+            targets = edges.setdefault((module, bodies[at]), [])
+            for name in bodies[at + 1]:
+                targets.extend(resolve(name))
+        roots = [node for name in consumption.at_import for node in resolve(name)]
+        self._fold(module, edges, roots)
+
+    def add_code(
+        self, module: str, code: CodeType, namespace: dict[str, object], is_project: _IsProject
+    ) -> None:
+        """Fold in ``module``'s code as its loader made it, resolved through its namespace
+        now that it ran: no parse, and a superset of what its analysis tells (a name the
+        code holds may be an attribute of any module it names; a lambda's body may run)."""
+        at_import: set[str] = set()
+        bodies: dict[str, set[str]] = {}
+        _scan(code, at_import, bodies)
+        resolve = _NamesResolver(module, namespace, is_project)
+        edges = {(module, name): resolve(names) for name, names in bodies.items()}
+        self._fold(module, edges, resolve(at_import))
 
     def forget(self, module: str) -> None:
         """``module``'s analysis is stale (imported again): unknown until added again."""
@@ -69,10 +91,52 @@ class ImportReach:
             self.known.discard(module)
             self.version += 1
 
-    def may_run_at_import(self, module: str, names: Iterable[str]) -> bool:
-        """May import-time code call one of ``module``'s functions ``names``?"""
-        reachable = self._reachable
-        return any((module, name) in reachable for name in names)
+    def followers(self, module: str, names: Iterable[str]) -> set[str]:
+        """The modules that must follow a body edit of ``module``'s functions (or methods of
+        its classes) ``names``: the ones whose top level may call them, directly or
+        through functions of other modules, those other modules, and the ones whose
+        cached functions may call them (their caches hold results of the old code)."""
+        reachable, callers = self._reachable, self._callers
+        found = [node for name in names if (node := (module, name)) in reachable]
+        if not found:
+            return set()
+        closure = set(found)
+        while found:
+            for caller in callers.get(found.pop(), ()):
+                if caller in reachable and caller not in closure:
+                    closure.add(caller)
+                    found.append(caller)
+        followers = {home for home, _ in closure}
+        root_of = self._root_of
+        for node in closure:
+            followers.update(root_of.get(node, ()))
+        followers.discard(module)
+        return followers
+
+    def _fold(self, module: str, edges: dict[_Node, list[_Node]], roots: list[_Node]) -> None:
+        old_edges, callers, reachable = self._edges, self._callers, self._reachable
+        spread = list(roots)
+        for node, targets in edges.items():
+            for target in old_edges.get(node, ()):
+                callers.get(target, _NO_CALLERS).discard(node)
+            old_edges[node] = targets
+            for target in targets:
+                callers.setdefault(target, set()).add(node)
+            if node in reachable:
+                spread.extend(targets)  # reachable already: what it calls now is too
+        root_of = self._root_of
+        for node in self._roots.get(module, ()):
+            root_of.get(node, _NO_MODULES).discard(module)
+        self._roots[module] = roots
+        for node in roots:
+            root_of.setdefault(node, set()).add(module)
+        # A function whose results are cached is a root too: a body edit of what it
+        # calls leaves old results there.
+        spread.extend(_cached(module, edges))
+        self._spread(spread)
+        if module not in self.known:
+            self.known.add(module)
+            self.version += 1
 
     def _spread(self, nodes: list[_Node]) -> None:
         reachable, edges = self._reachable, self._edges
@@ -83,9 +147,27 @@ class ImportReach:
                 nodes.extend(edges.get(node, ()))
 
 
+_NO_CALLERS: set[_Node] = set()
+_NO_MODULES: set[str] = set()
+_CACHE_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
+
+
+def _cached(module: str, nodes: Iterable[_Node]) -> list[_Node]:
+    """Those of ``module``'s functions ``nodes`` whose results an ``lru_cache`` keeps (an
+    exact type check: a namespace may hold lazy objects).  Methods are left out, as
+    the analysis leaves them out."""
+    namespace = getattr(sys.modules.get(module), "__dict__", None)
+    if not isinstance(namespace, dict):
+        return []
+    wrapper = _CACHE_WRAPPER
+    return [node for node in nodes if type(namespace.get(node[1])) is wrapper]
+
+
 class _Resolver:
     """What a name a module spells (``kernel.helper``, ``helper_1``, ``shop.base.kernel.f``)
-    is: (module, top-level name), through the module's imports."""
+    is: (module, top-level name), through the module's imports; and, where the object
+    there is a function or class defined in another module under another name
+    (``helper = kernel.helper`` in a package), that module's name for it too."""
 
     def __init__(self, imports: Iterable[Binding]) -> None:
         modules = sys.modules
@@ -99,19 +181,273 @@ class _Resolver:
             else:
                 self._objects[local] = (module, attr)
 
-    def __call__(self, name: str) -> _Node | None:
+    def __call__(self, name: str) -> list[_Node]:
         root, _, rest = name.partition(".")
         found = self._objects.get(root)
-        if found is not None:
-            return found
-        module = self._modules.get(root)
-        if module is None or not rest:
-            return None
-        # ``import shop.base.kernel`` binds ``shop``: ``shop.base.kernel.f`` is kernel's f.
-        modules = sys.modules
-        for part in rest.split("."):
-            deeper = f"{module}.{part}"
-            if deeper not in modules:
-                return (module, part)
-            module = deeper
+        if found is None:
+            module = self._modules.get(root)
+            if module is None or not rest:
+                return []
+            # ``import shop.base.kernel`` binds ``shop``: ``shop.base.kernel.f`` is kernel's f.
+            modules = sys.modules
+            for part in rest.split("."):
+                deeper = f"{module}.{part}"
+                if deeper not in modules:
+                    found = (module, part)
+                    break
+                module = deeper
+            else:
+                return []
+        defined = defined_as(*found)
+        return [found] if defined is None or defined == found else [found, defined]
+
+
+def defined_as(module: str, name: str) -> _Node | None:
+    """(module, name) of the top-level function or class ``module``'s ``name`` holds, where
+    it was defined: the node a body edit of it names."""
+    namespace = getattr(sys.modules.get(module), "__dict__", None)
+    if not isinstance(namespace, dict):
         return None
+    value = namespace.get(name)
+    if not isinstance(value, (FunctionType, type)):
+        return None
+    home, own = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+    if not isinstance(home, str) or not isinstance(own, str) or "." in own:
+        return None
+    return (home, own)
+
+
+def _scan(code: CodeType, at_import: set[str], bodies: dict[str, set[str]]) -> None:
+    """The names a module's code loads, into ``at_import``, and those each function it
+    defines holds, into ``bodies`` by the name it defines.
+
+    As the analysis does, a function of the module only read at import time (put in a
+    table, ``ROUTES = {"/": index}``) is left out: only one called there (or applied
+    as a decorator) runs.  A top-level import calls nothing of the module it imports:
+    what it binds is loaded where it is used.
+    """
+    defs = {
+        const.co_name
+        for const in code.co_consts
+        if isinstance(const, CodeType)
+        and const.co_flags & _CO_OPTIMIZED
+        and not const.co_name.startswith("<")
+    }
+    _top_level(code, at_import, defs)
+    for const in code.co_consts:
+        if not isinstance(const, CodeType):
+            continue
+        if not const.co_flags & _CO_OPTIMIZED:
+            _class_body(const, at_import, defs)
+        elif const.co_name.startswith("<"):
+            _all_names(const, at_import)  # a comprehension runs now (a lambda may)
+        else:
+            _all_names(const, bodies.setdefault(const.co_name, set()))
+
+
+def _top_level(code: CodeType, at_import: set[str], defs: set[str]) -> None:
+    loaded = loaded_names(code, imports=False)
+    read = loaded & defs
+    if read:
+        loaded -= read - called_names(code, read)
+    at_import |= loaded
+
+
+def _class_body(code: CodeType, at_import: set[str], defs: set[str]) -> None:
+    """A class body runs now (nested ones too).  Its methods are left out, as the
+    analysis leaves them out: an instance made at import time is kept when a method
+    changes (see kept_classes), and a class named there (a base, say) calls none."""
+    _top_level(code, at_import, defs)
+    for const in code.co_consts:
+        if not isinstance(const, CodeType):
+            continue
+        if not const.co_flags & _CO_OPTIMIZED:
+            _class_body(const, at_import, defs)
+        elif const.co_name.startswith("<"):
+            _all_names(const, at_import)
+
+
+def called_names(code: CodeType, names: set[str]) -> set[str]:
+    """Which of ``names``, loaded by ``code`` at a module's (or a class body's) level, it
+    may call: called by name (the interpreter pushes a NULL beside the callable, before
+    it up to 3.12 and after it since), or applied as a decorator (a function or class
+    made right after).  Without that NULL (3.10), all of them."""
+    if not _NAME_OPS:
+        _learn_ops()
+    if _CALL_SHAPE[0] is None:
+        return set(names)
+    push_null, after = _CALL_SHAPE
+    raw = code.co_code
+    ops, args, table = raw[0::2], raw[1::2], code.co_names
+    load = dis.opmap["LOAD_NAME"]
+    found: set[str] = set()
+    at = ops.find(load)
+    while at >= 0:
+        name = table[_arg(ops, args, at)]
+        if name in names and name not in found:
+            beside = at + 1 if after else at - 1
+            if 0 <= beside < len(ops) and ops[beside] == push_null:
+                found.add(name)
+            elif any(op in _MAKES for op in ops[at + 1 : at + 6]):
+                found.add(name)  # ``@name`` (stacked decorators come one after another)
+        at = ops.find(load, at + 1)
+    return found
+
+
+_LOADS = (
+    "LOAD_NAME",
+    "LOAD_GLOBAL",
+    "LOAD_ATTR",
+    "LOAD_METHOD",
+    "LOAD_FROM_DICT_OR_GLOBALS",
+    "LOAD_SUPER_ATTR",
+    "IMPORT_NAME",
+    "IMPORT_FROM",
+)
+# Each of them at names of several indexes, in a module and in functions.
+_PROBE = """
+import a0, a1, a2, a3, a4, a5, a6, a7, a8, a9
+from b0.b1 import b2, b3, b4
+c0 = c1.c2.c3
+h0: h1.h2 = h3
+class C(c4):
+    d0 = d1.d2
+    d3: d4.d5
+    def f(self, g0: g1) -> g2:
+        return super().e0, e1.e2.e3, e4, g3.g4.g5(), super().g6()
+"""
+
+
+def _name_ops() -> list[tuple[int, int]]:
+    """(opcode, shift of its argument to the index in ``co_names``) of the instructions
+    that load a name or an attribute, or import: as this Python compiles them (the
+    low bits of some arguments are flags, more of them in newer versions)."""
+    shifts: dict[int, int] = {}
+    pending = [compile(_PROBE, "<probe>", "exec")]
+    while pending:
+        code = pending.pop()
+        pending.extend(const for const in code.co_consts if isinstance(const, CodeType))
+        for instruction in dis.get_instructions(code):
+            if instruction.opname in _LOADS and instruction.arg is not None:
+                index = code.co_names.index(instruction.argval)
+                shift = next(s for s in range(4) if instruction.arg >> s == index)
+                shifts[instruction.opcode] = max(shifts.get(instruction.opcode, 0), shift)
+    for name in _LOADS:
+        # Not made by the probe (``LOAD_FROM_DICT_OR_GLOBALS`` of some annotations):
+        # its argument is the plain index.
+        if dis.opmap.get(name, 256) < 256:
+            shifts.setdefault(dis.opmap[name], 0)
+    return sorted(shifts.items())
+
+
+_NAME_OPS: list[tuple[int, int]] = []
+_IMPORT_OPS: set[int] = set()
+_MAKES: set[int] = set()
+# (PUSH_NULL's number, whether it comes after the callable), or None for 3.10.
+_CALL_SHAPE: list[int | bool | None] = [None, False]
+_EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
+
+
+def _learn_ops() -> None:
+    """This Python's numbers: of the instructions that load names, and how a call of a
+    name is compiled (see called_names)."""
+    _NAME_OPS.extend(_name_ops())
+    _IMPORT_OPS.update(dis.opmap[name] for name in ("IMPORT_NAME", "IMPORT_FROM"))
+    _MAKES.update(dis.opmap[name] for name in ("MAKE_FUNCTION", "LOAD_BUILD_CLASS"))
+    push_null = dis.opmap.get("PUSH_NULL")
+    if push_null is not None:
+        shape = [i.opname for i in dis.get_instructions(compile("f()", "", "exec"))]
+        after = shape.index("PUSH_NULL") > shape.index("LOAD_NAME")
+        _CALL_SHAPE[:] = [push_null, after]
+
+
+def _arg(ops: bytes, args: bytes, at: int) -> int:
+    """The argument of the instruction at ``at``, with its EXTENDED_ARG prefixes."""
+    arg, before, scale = args[at], at - 1, 8
+    while before >= 0 and ops[before] == _EXTENDED_ARG:
+        arg |= args[before] << scale
+        before, scale = before - 1, scale + 8
+    return arg
+
+
+def loaded_names(code: CodeType, *, imports: bool = True) -> set[str]:
+    """The names ``code`` loads (a global, a name, an attribute), and with ``imports``
+    the ones it imports: not the ones it only stores (``def f`` at a module's top level
+    stores ``f``, and calls nothing).  Found by searching the bytecode's opcodes, not
+    by decoding each instruction."""
+    if not _NAME_OPS:
+        _learn_ops()
+    raw = code.co_code
+    ops, args, names = raw[0::2], raw[1::2], code.co_names
+    found: set[str] = set()
+    for op, shift in _NAME_OPS:
+        if not imports and op in _IMPORT_OPS:
+            continue
+        at = ops.find(op)
+        while at >= 0:
+            found.add(names[_arg(ops, args, at) >> shift])
+            at = ops.find(op, at + 1)
+    return found
+
+
+def _all_names(code: CodeType, into: set[str]) -> None:
+    into.update(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            _all_names(const, into)
+
+
+class _NamesResolver:
+    """The (module, name) nodes a set of names one code object holds may stand for:
+    each name the namespace binds, and each of those names as an attribute of a
+    module it binds (``kernel.helper``, ``shop.base.kernel.f``), or imports in a
+    function (``from shop import kernel`` in a body)."""
+
+    def __init__(self, module: str, namespace: dict[str, object], is_project: _IsProject) -> None:
+        self._module = module
+        self._namespace = namespace
+        self._is_project = is_project
+
+    def __call__(self, names: set[str]) -> list[_Node]:
+        found: set[_Node] = set()
+        through: set[str] = set()
+        namespace, module, modules = self._namespace, self._module, sys.modules
+        bound = names & namespace.keys()
+        for name in bound:
+            value = namespace[name]
+            if isinstance(value, ModuleType):
+                self._through(value, names, found, through)
+            else:
+                _add(found, module, name, value)
+        for name in (names - bound) & modules.keys():
+            # ``import shop.base.kernel`` in a function (absolute imports only).
+            value = modules.get(name)
+            if isinstance(value, ModuleType):
+                self._through(value, names, found, through)
+        return list(found)
+
+    def _through(
+        self, module: ModuleType, names: set[str], found: set[_Node], through: set[str]
+    ) -> None:
+        home = getattr(module, "__name__", None)
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(home, str) or not isinstance(namespace, dict) or home in through:
+            return
+        through.add(home)
+        if not self._is_project(home):
+            return
+        for name in names & namespace.keys():
+            value = namespace[name]
+            if isinstance(value, ModuleType):
+                self._through(value, names, found, through)
+            else:
+                _add(found, home, name, value)
+
+
+def _add(found: set[_Node], module: str, name: str, value: object) -> None:
+    """(module, name), and where ``value`` was defined under another name, that too."""
+    found.add((module, name))
+    if isinstance(value, (FunctionType, type)):
+        home, own = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+        if isinstance(home, str) and isinstance(own, str) and "." not in own:
+            found.add((home, own))

@@ -481,6 +481,12 @@ class Reloader:
         with self._lock:
             return self.sources.index_mentions(limit)
 
+    def index_reach(self, limit: int | None = None) -> int:
+        """Index what the code of up to ``limit`` modules imported calls (see
+        ImportReach.add_code); how many."""
+        with self._lock:
+            return self.sources.index_reach(limit)
+
     def warm(self, limit: int | None = None) -> int:
         """Analyze up to ``limit`` remembered modules for early cutoff (all with None)."""
         with self._lock:
@@ -778,8 +784,18 @@ class Reloader:
                     )
                 continue
             changes[name] = outcome
-            if not self._reaches_no_one(name, outcome):
-                enqueue(self._reached(name, outcome))
+            reached = self._indexed_followers(name, outcome)
+            if reached is None:
+                reached = self._reached(name, outcome)
+                if len(reached) > _FEW and self.sources.index_reach():
+                    # Many use what changed, and the index of what import-time code
+                    # calls was not complete (moments after start-up): the code of
+                    # the modules it lacked, taken in now, costs far less than
+                    # following each of them.
+                    indexed = self._indexed_followers(name, outcome)
+                    if indexed is not None:
+                        reached = indexed
+            enqueue(reached)
             # Importers that will not run again (the script, say) follow by rebinding.
             rebound = rebind_importers(
                 self.graph,
@@ -910,22 +926,20 @@ class Reloader:
                 reached.add(other)
         return reached
 
-    def _reaches_no_one(self, name: str, outcome: Changes) -> bool:
-        """Does ``name``'s change, new behaviour of functions alone (their bodies were
-        edited), concern no other module?  Only code that runs at import time can have
-        used it: it does when no import-time code may call those functions (see
-        :mod:`.reach`), once every module of the program is analyzed (an unknown one
-        may), and without walking the modules that call them in their functions."""
+    def _indexed_followers(self, name: str, outcome: Changes) -> set[str] | None:
+        """For new behaviour of functions alone (their bodies were edited), the modules
+        that must follow, as the index of what import-time code and caches may call
+        tells (see :mod:`.reach`), without walking the modules that call them in their
+        functions; None when the index cannot tell: a module of the program is not in
+        it yet (an unknown one may call them), or other changes came with them."""
         if outcome.values or outcome.removed or outcome.added or self.cascade != "auto":
-            return False
+            return None
         reach = self.sources.reach
-        if reach.may_run_at_import(name, outcome.behaviors):
-            return False
         known = reach.known
         if len(known) < self.sources.count():
-            return False  # modules whose sources are kept wait for their analysis
-        # Every project module analyzed?  Looked at again only when modules were
-        # imported or analyzed since the last time it was so; the project's modules
+            return None  # modules whose sources are kept wait for their analysis
+        # Every project module indexed?  Looked at again only when modules were
+        # imported or indexed since the last time it was so; the project's modules
         # only when modules were imported.
         count = len(sys.modules)
         mark = (count, reach.version)
@@ -934,9 +948,9 @@ class Reloader:
                 self._project = [m for m in self.tracker.tracked_modules() if m != "__main__"]
                 self._project_at = count
             if not all(module in known for module in self._project):
-                return False
+                return None
             self._all_known = mark
-        return True
+        return reach.followers(name, outcome.behaviors)
 
     def awaiting(self, path: str) -> list[str]:
         """The failing modules whose edit failed for want of the module of the new file
@@ -1010,6 +1024,10 @@ class Reloader:
         # Nothing runs again; its functions that use what changed now behave
         # differently, which matters to whoever calls them at import time.
         through = consumption.behaviors_through(values, behaviors)
+        # A function it binds by ``from x import f`` behaves differently for its own
+        # importers too (``from pkg import helper`` of pkg's ``from .kernel import
+        # helper``), as when its statements run.
+        through.update(name for name in behaviors if "." not in name)
         # Nothing of its namespace changed: no ``old`` to rebind importers from.
         return Changes(behaviors=through)
 

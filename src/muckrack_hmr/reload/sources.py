@@ -25,7 +25,7 @@ import weakref
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import TYPE_CHECKING
 
 from ..capture import digest, read_if_unchanged, read_steady
@@ -244,6 +244,11 @@ class SourceStore:
         self._consumptions: dict[str, Consumption] = {}
         #: What the code that runs at import time may call, as those analyses tell.
         self.reach = ImportReach()
+        # The code each module imported ran, by its file, until the index of what
+        # import-time code may call takes it in (index_reach), and the modules
+        # imported whose code it has not taken in yet.
+        self._codes: dict[str, CodeType] = {}
+        self._code_pending: dict[str, None] = {}
         #: Which modules spell which ``.name``: the candidates a change can reach.
         self.mentions = Mentions()
         # Equal tuples of the consumptions, kept once (see consumption_of).
@@ -262,11 +267,37 @@ class SourceStore:
         size) was ``stat`` (called by the import)."""
         self._fresh[name] = source
         self.import_stats[name] = stat
+        self._code_pending[name] = None
         if name in self._kept or name in self._consumptions or name in self.mentions:
             # Imported again (``importlib.reload``): what was derived from the
             # old source goes, under the reloader's lock (see _settle).
             self._reimported.add(name)
         self.mentions.pending.add(name)
+
+    def code_loaded(self, code: CodeType) -> None:
+        """A project module's code, as its loader made it (a listener of the capture)."""
+        self._codes[code.co_filename] = code
+
+    def index_reach(self, limit: int | None = None) -> int:
+        """Take the code of up to ``limit`` imported modules into the index of what
+        import-time code may call (see ImportReach.add_code); how many."""
+        self._settle()
+        done = 0
+        pending, codes, known = self._code_pending, self._codes, self.reach.known
+        for name in list(pending):
+            if limit is not None and done >= limit:
+                break
+            module = sys.modules.get(name)
+            if module is not None and getattr(module.__spec__, "_initializing", False):
+                continue  # its top level still runs: what it binds is not all there
+            del pending[name]
+            filename = getattr(module, "__file__", None)
+            code = codes.pop(filename, None) if isinstance(filename, str) else None
+            if code is None or name in known:
+                continue
+            self.reach.add_code(name, code, module.__dict__, self.is_project)
+            done += 1
+        return done
 
     def _settle(self) -> None:
         """Forget what was kept of modules imported again since the last look."""

@@ -52,6 +52,9 @@ IDLE_PAUSE = 0.005
 RESTING = 1.0
 # Import statements recorded in the graph per idle step (ImportTracker.apply_pending).
 _IDLE_IMPORTS = 256
+# Modules' code taken into the index of what import-time code may call, per step
+# (tens of microseconds each).
+_IDLE_CODES = 128
 #: The share of a core the program's threads may use for the program to count as idle.
 QUIET = 0.2
 #: The longest the file events wait for a start-up that keeps importing (seconds).
@@ -241,6 +244,7 @@ class IdleWork:
         while more and not interrupted() and time.perf_counter() < deadline:
             more = bool(
                 self.hmr.tracker.apply_pending(limit=_IDLE_IMPORTS)
+                or reloader.index_reach(limit=_IDLE_CODES)
                 or reloader.index_mentions(limit=_IDLE_BATCH)
                 or reloader.keep_sources(limit=_IDLE_BATCH)
                 or reloader.warm(limit=1)

@@ -243,7 +243,8 @@ class WatchLoop:
         """Analyze a few modules for early cutoff, then compile a test module; True while
         some are left."""
         try:
-            if self.hmr.reloader.warm(limit=_WARM_BATCH):
+            reloader = self.hmr.reloader
+            if reloader.index_reach(limit=_WARM_BATCH * 16) or reloader.warm(limit=_WARM_BATCH):
                 return True
         except Exception:
             log.exception("analyzing modules failed; reloads still work")
