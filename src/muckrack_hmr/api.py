@@ -134,6 +134,7 @@ class HMR:
         module), reloads only look at the dependents that use what changed.
         Returns how many modules were analyzed.
         """
+        self.reloader.index_reach()
         analyzed = int(self.reloader.warm())
         self.reloader.index_mentions()
         return analyzed

@@ -485,7 +485,10 @@ class Reloader:
         """Index what the code of up to ``limit`` modules imported calls (see
         ImportReach.add_code); how many."""
         with self._lock:
-            return self.sources.index_reach(limit)
+            done = self.sources.index_reach(limit)
+            if not done:
+                self._index_complete()  # (its answer is kept: the next edit pays nothing)
+            return done
 
     def warm(self, limit: int | None = None) -> int:
         """Analyze up to ``limit`` remembered modules for early cutoff (all with None)."""
@@ -934,13 +937,18 @@ class Reloader:
         it yet (an unknown one may call them), or other changes came with them."""
         if outcome.values or outcome.removed or outcome.added or self.cascade != "auto":
             return None
+        if not self._index_complete():
+            return None
+        return self.sources.reach.followers(name, outcome.behaviors)
+
+    def _index_complete(self) -> bool:
+        """Is every project module in the index of what import-time code calls?"""
         reach = self.sources.reach
         known = reach.known
         if len(known) < self.sources.count():
-            return None  # modules whose sources are kept wait for their analysis
-        # Every project module indexed?  Looked at again only when modules were
-        # imported or indexed since the last time it was so; the project's modules
-        # only when modules were imported.
+            return False  # modules whose sources are kept wait for their analysis
+        # Looked at again only when modules were imported or indexed since the last
+        # time it was so; the project's modules only when modules were imported.
         count = len(sys.modules)
         mark = (count, reach.version)
         if mark != self._all_known:
@@ -948,9 +956,9 @@ class Reloader:
                 self._project = [m for m in self.tracker.tracked_modules() if m != "__main__"]
                 self._project_at = count
             if not all(module in known for module in self._project):
-                return None
+                return False
             self._all_known = mark
-        return reach.followers(name, outcome.behaviors)
+        return True
 
     def awaiting(self, path: str) -> list[str]:
         """The failing modules whose edit failed for want of the module of the new file
