@@ -1496,25 +1496,34 @@ def test_a_function_a_package_re_exports_reaches_what_calls_it_through_the_packa
     ``pkg.helper``, not ``pkg.kernel.helper``."""
     project.write(
         "pkg/__init__.py",
-        "from . import kernel\nfrom .kernel import helper, unused\n\nshout = kernel.helper\n",
+        "from . import kernel\nfrom .kernel import helper, unused\n\nshout = kernel.helper\n"
+        "from .twice import twice\n",
     )
+    # A submodule named as the function it holds: ``pkg.twice`` is the function.
+    project.write(
+        "pkg/twice.py", "from .kernel import helper\n\n\ndef twice():\n    return 2 * helper()\n"
+    )
+    project.write("e.py", "import pkg\n\nW = pkg.twice()\n")
     kernel = "def helper():\n    return {}\n\n\ndef unused():\n    return 0\n"
     project.write("pkg/kernel.py", kernel.format(1))
     project.write("a.py", "from pkg import helper\n\nX = helper()\n")
     project.write("b.py", "import pkg\n\nY = pkg.helper()\n")
     project.write("d.py", "import pkg\n\nZ = pkg.shout()\n")
     project.write("c.py", "import pkg\n\n\ndef f():\n    return pkg.helper() + pkg.shout()\n")
-    _, _, a, b, d, c = fresh(hmr, "pkg", "pkg.kernel", "a", "b", "d", "c")
+    _, _, a, b, d, c, e = fresh(hmr, "pkg", "pkg.kernel", "a", "b", "d", "c", "e")
     if analyzed:
         hmr.warm()
-    assert (a.X, b.Y, d.Z, c.f()) == (1, 1, 1, 2)
+    assert (a.X, b.Y, d.Z, c.f(), e.W) == (1, 1, 1, 2, 2)
     project.write("pkg/kernel.py", kernel.format(2))
-    assert sorted(hmr.reload("pkg.kernel").reloaded) == ["a", "b", "d", "pkg.kernel"]
-    assert (a.X, b.Y, d.Z, c.f()) == (2, 2, 2, 4)
+    assert sorted(hmr.reload("pkg.kernel").reloaded) == ["a", "b", "d", "e", "pkg.kernel"]
+    assert (a.X, b.Y, d.Z, c.f(), e.W) == (2, 2, 2, 4, 4)
+    project.write("pkg/kernel.py", kernel.format(3))
+    assert sorted(hmr.reload("pkg.kernel").reloaded) == ["a", "b", "d", "e", "pkg.kernel"]
+    assert (a.X, b.Y, d.Z, c.f(), e.W) == (3, 3, 3, 6, 6)
     # A function nothing calls at import time, re-exported too: no module runs again.
-    project.write("pkg/kernel.py", kernel.format(2).replace("return 0", "return 5"))
+    project.write("pkg/kernel.py", kernel.format(3).replace("return 0", "return 5"))
     assert hmr.reload("pkg.kernel").reloaded == ["pkg.kernel"]
-    assert (a.X, b.Y, d.Z, c.f()) == (2, 2, 2, 4)
+    assert (a.X, b.Y, d.Z, c.f(), e.W) == (3, 3, 3, 6, 6)
 
 
 _IMPORT_TIME_CALLS = {
@@ -1563,20 +1572,28 @@ def test_the_first_body_edit_moments_after_the_imports_follows_only_import_time_
 def test_a_body_edit_empties_the_cache_of_a_function_in_another_module_that_calls_it(
     project: Project, hmr: Any, analyzed: bool
 ) -> None:
-    """``u.f``, an ``lru_cache`` function, calls ``core.helper`` (through ``u.g`` too):
-    a body edit of ``helper`` empties its cache, whether the reload walks the callers
-    or reads the index of what import-time code calls.  The index said no module
-    followed, and the cache kept the old results until a restart."""
+    """``u.f``, an ``lru_cache`` function, calls ``core.helper`` (through ``u.g`` too), as
+    do ``u.c`` (a cache applied by a call) and ``K.m`` (a cached static method): a body
+    edit of ``helper`` empties their caches, whether the reload walks the callers or
+    reads the index of what import-time code calls.  The index said no module
+    followed, and the caches kept the old results until a restart."""
     project.write("core.py", "def helper(x):\n    return x + 1\n")
     project.write(
         "u.py",
         "import functools\nimport core\n\n\ndef g(x):\n    return core.helper(x)\n\n\n"
-        "@functools.lru_cache\ndef f(x):\n    return g(x)\n",
+        "@functools.lru_cache\ndef f(x):\n    return g(x)\n\n\n"
+        "def _impl(x):\n    return core.helper(x) * 10\n\n\n"
+        "c = functools.lru_cache(maxsize=None)(_impl)\n\n\n"
+        "class K:\n    @staticmethod\n    @functools.lru_cache(maxsize=None)\n"
+        "    def m(x):\n        return core.helper(x) * 100\n",
     )
     _, u = fresh(hmr, "core", "u")
     if analyzed:
         hmr.warm()
-    assert u.f(1) == 2
-    project.write("core.py", "def helper(x):\n    return x + 2\n")
-    hmr.reload("core")
-    assert u.f(1) == 3
+    assert (u.f(1), u.c(1), u.K.m(1)) == (2, 20, 200)
+    for step in (2, 3):
+        project.write("core.py", f"def helper(x):\n    return x + {step}\n")
+        hmr.reload("core")
+        assert (u.f(1), u.c(1)) == (1 + step, 10 + step * 10)
+        if analyzed:  # (a reload that walks the callers empties no method's cache)
+            assert u.K.m(1) == 100 + step * 100

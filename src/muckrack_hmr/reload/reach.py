@@ -53,7 +53,8 @@ _CO_OPTIMIZED = 0x1
 class ImportReach:
     """The functions import-time code or a cache may call, as the indexed modules tell."""
 
-    def __init__(self) -> None:
+    def __init__(self, is_project: _IsProject = lambda name: True) -> None:
+        self._is_project = is_project
         # Reachable from a top level, or from a function whose results are cached.
         self._reachable: set[_Node] = set()
         self._edges: dict[_Node, list[_Node]] = {}
@@ -61,6 +62,8 @@ class ImportReach:
         # module -> what its top level names; node -> the modules whose top level names it
         self._roots: dict[str, list[_Node]] = {}
         self._root_of: dict[_Node, set[str]] = {}
+        # The ``lru_cache`` wrappers (``module``, ``name`` or ``Class.method``).
+        self._caches: set[_Node] = set()
         #: The modules whose analysis (or code) is in the index.
         self.known: set[str] = set()
         #: Grows whenever ``known`` changes.
@@ -81,20 +84,58 @@ class ImportReach:
             for name in bodies[at + 1]:
                 targets.extend(resolve(name))
         roots = [node for name in consumption.at_import for node in resolve(name)]
+        namespace = getattr(sys.modules.get(module), "__dict__", None)
+        if isinstance(namespace, dict):
+            self._add_caches(module, namespace, edges, methods=True)
         self._fold(module, edges, roots)
 
-    def add_code(
-        self, module: str, code: CodeType, namespace: dict[str, object], is_project: _IsProject
-    ) -> None:
+    def add_code(self, module: str, code: CodeType, namespace: dict[str, object]) -> None:
         """Fold in ``module``'s code as its loader made it, resolved through its namespace
         now that it ran: no parse, and a superset of what its analysis tells (a name the
         code holds may be an attribute of any module it names; a lambda's body may run)."""
         at_import: set[str] = set()
         bodies: dict[str, set[str]] = {}
         _scan(code, at_import, bodies)
-        resolve = _NamesResolver(module, namespace, is_project)
+        resolve = _NamesResolver(module, namespace, self._is_project)
         edges = {(module, name): resolve(names) for name, names in bodies.items()}
+        # (Classes are looked at only where the code names a cache at all.)
+        self._add_caches(module, namespace, edges, methods=not _CACHES.isdisjoint(at_import))
         self._fold(module, edges, resolve(at_import))
+
+    def _add_caches(
+        self,
+        module: str,
+        namespace: dict[str, object],
+        edges: dict[_Node, list[_Node]],
+        *,
+        methods: bool,
+    ) -> None:
+        """The ``lru_cache`` wrappers ``module`` holds (and with ``methods``, its classes),
+        into ``edges`` with what the function each wraps may call: roots of the index."""
+        caches = self._caches
+        for node in [node for node in caches if node[0] == module]:
+            caches.discard(node)
+        resolve = _NamesResolver(module, namespace, self._is_project)
+        for name, value in list(namespace.items()):
+            if type(value) is _CACHE_WRAPPER:
+                found = [(module, name)]
+            elif methods and isinstance(value, type) and value.__module__ == module:
+                found = [
+                    (module, f"{name}.{attr}")
+                    for attr, member in list(vars(value).items())
+                    if type(_unbound(member)) is _CACHE_WRAPPER
+                ]
+            else:
+                continue
+            for node in found:
+                caches.add(node)
+                targets = edges.setdefault(node, [])
+                inner = getattr(_cache_at(node), "__wrapped__", None)
+                code = getattr(inner, "__code__", None)
+                if isinstance(code, CodeType):
+                    names: set[str] = set()
+                    _all_names(code, names)
+                    targets.extend(resolve(names))
 
     def forget(self, module: str) -> None:
         """``module``'s analysis is stale (imported again): unknown until added again."""
@@ -102,15 +143,15 @@ class ImportReach:
             self.known.discard(module)
             self.version += 1
 
-    def followers(self, module: str, names: Iterable[str]) -> set[str]:
-        """The modules that must follow a body edit of ``module``'s functions (or methods of
-        its classes) ``names``: the ones whose top level may call them, directly or
-        through functions of other modules, those other modules, and the ones whose
-        cached functions may call them (their caches hold results of the old code)."""
+    def followers(self, module: str, names: Iterable[str]) -> tuple[set[str], list[_Node]]:
+        """The modules that must follow a body edit of ``module``'s functions ``names``:
+        the ones whose top level may call them, directly or through functions of other
+        modules, and those other modules; and the ``lru_cache`` wrappers whose function
+        may call them (their caches hold results of the old code: see clear_cache)."""
         reachable, callers = self._reachable, self._callers
         found = [node for name in names if (node := (module, name)) in reachable]
         if not found:
-            return set()
+            return set(), []
         closure = set(found)
         while found:
             for caller in callers.get(found.pop(), ()):
@@ -122,7 +163,7 @@ class ImportReach:
         for node in closure:
             followers.update(root_of.get(node, ()))
         followers.discard(module)
-        return followers
+        return followers, [node for node in closure if node in self._caches]
 
     def _fold(self, module: str, edges: dict[_Node, list[_Node]], roots: list[_Node]) -> None:
         old_edges, callers, reachable = self._edges, self._callers, self._reachable
@@ -143,7 +184,7 @@ class ImportReach:
             root_of.setdefault(node, set()).add(module)
         # A function whose results are cached is a root too: a body edit of what it
         # calls leaves old results there.
-        spread.extend(_cached(module, edges))
+        spread.extend(node for node in edges if node in self._caches)
         self._spread(spread)
         if module not in self.known:
             self.known.add(module)
@@ -161,17 +202,35 @@ class ImportReach:
 _NO_CALLERS: set[_Node] = set()
 _NO_MODULES: set[str] = set()
 _CACHE_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
+# Names a module's code loads where it makes a cache (``@functools.cache``, ``lru_cache(...)``).
+_CACHES = frozenset({"lru_cache", "cache"})
 
 
-def _cached(module: str, nodes: Iterable[_Node]) -> list[_Node]:
-    """Those of ``module``'s functions ``nodes`` whose results an ``lru_cache`` keeps (an
-    exact type check: a namespace may hold lazy objects).  Methods are left out, as
-    the analysis leaves them out."""
+def _unbound(member: object) -> object:
+    return member.__func__ if isinstance(member, staticmethod | classmethod) else member
+
+
+def _cache_at(node: _Node) -> object:
+    """The ``lru_cache`` wrapper a cache node names now, or None."""
+    module, name = node
     namespace = getattr(sys.modules.get(module), "__dict__", None)
     if not isinstance(namespace, dict):
-        return []
-    wrapper = _CACHE_WRAPPER
-    return [node for node in nodes if type(namespace.get(node[1])) is wrapper]
+        return None
+    owner, _, attr = name.partition(".")
+    value = namespace.get(owner)
+    if attr:
+        members = getattr(value, "__dict__", None)
+        value = _unbound(members.get(attr)) if isinstance(value, type) and members else None
+    return value if type(value) is _CACHE_WRAPPER else None
+
+
+def clear_cache(node: _Node) -> bool:
+    """Empty the cache of the ``lru_cache`` wrapper ``node`` names (see followers)."""
+    wrapper = _cache_at(node)
+    if wrapper is None:
+        return False
+    wrapper.cache_clear()  # type: ignore[attr-defined]
+    return True
 
 
 class _Resolver:
@@ -185,10 +244,12 @@ class _Resolver:
         self._objects: dict[str, _Node] = {}
         self._modules: dict[str, str] = {}
         for local, module, attr in imports:
+            namespace = getattr(modules.get(module), "__dict__", None)
+            held = namespace.get(attr) if attr is not None and isinstance(namespace, dict) else None
             if attr is None:
                 self._modules[local] = module
-            elif isinstance(modules.get(f"{module}.{attr}"), type(sys)):
-                self._modules[local] = f"{module}.{attr}"  # ``from pkg import sub``
+            elif isinstance(held, ModuleType):
+                self._modules[local] = held.__name__  # ``from pkg import sub``
             else:
                 self._objects[local] = (module, attr)
 
@@ -200,13 +261,16 @@ class _Resolver:
             if module is None or not rest:
                 return []
             # ``import shop.base.kernel`` binds ``shop``: ``shop.base.kernel.f`` is kernel's f.
+            # What the package holds under the name decides, not what sys.modules has
+            # (``from .helper import helper`` leaves the function on the package).
             modules = sys.modules
             for part in rest.split("."):
-                deeper = f"{module}.{part}"
-                if deeper not in modules:
+                namespace = getattr(modules.get(module), "__dict__", None)
+                value = namespace.get(part) if isinstance(namespace, dict) else None
+                if not isinstance(value, ModuleType):
                     found = (module, part)
                     break
-                module = deeper
+                module = value.__name__
             else:
                 return []
         defined = defined_as(*found)
@@ -428,7 +492,7 @@ class _NamesResolver:
             value = namespace[name]
             if isinstance(value, ModuleType):
                 self._through(value, names, found, through)
-            else:
+            elif callable(value):  # (a constant, a table: nothing a body edit changes)
                 _add(found, module, name, value)
         for name in (names - bound) & modules.keys():
             # ``import shop.base.kernel`` in a function (absolute imports only).
@@ -451,7 +515,7 @@ class _NamesResolver:
             value = namespace[name]
             if isinstance(value, ModuleType):
                 self._through(value, names, found, through)
-            else:
+            elif callable(value):
                 _add(found, home, name, value)
 
 

@@ -64,6 +64,7 @@ from .patching import (
     patch_namespace,
     refill,
 )
+from .reach import clear_cache
 from .rebinding import GONE, bind_added_names, rebind_importers
 from .refusals import Refusal, RefusedEdit, locate
 from .sources import SourceStore, read_settled
@@ -939,7 +940,10 @@ class Reloader:
             return None
         if not self._index_complete():
             return None
-        return self.sources.reach.followers(name, outcome.behaviors)
+        modules, caches = self.sources.reach.followers(name, outcome.behaviors)
+        for node in caches:
+            clear_cache(node)  # (a module that follows may compute nothing of its own)
+        return modules
 
     def _index_complete(self) -> bool:
         """Is every project module in the index of what import-time code calls?"""

@@ -243,7 +243,7 @@ class SourceStore:
         # first reaches it (or when the program is idle).
         self._consumptions: dict[str, Consumption] = {}
         #: What the code that runs at import time may call, as those analyses tell.
-        self.reach = ImportReach()
+        self.reach = ImportReach(is_project)
         # The code each module imported ran, by its file, until the index of what
         # import-time code may call takes it in (index_reach), and the modules
         # imported whose code it has not taken in yet.
@@ -295,7 +295,7 @@ class SourceStore:
             code = codes.pop(filename, None) if isinstance(filename, str) else None
             if code is None or name in known:
                 continue
-            self.reach.add_code(name, code, module.__dict__, self.is_project)
+            self.reach.add_code(name, code, module.__dict__)
             done += 1
         return done
 

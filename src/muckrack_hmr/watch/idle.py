@@ -243,8 +243,10 @@ class IdleWork:
         more = True
         while more and not interrupted() and time.perf_counter() < deadline:
             more = bool(
-                self.hmr.tracker.apply_pending(limit=_IDLE_IMPORTS)
-                or reloader.index_reach(limit=_IDLE_CODES)
+                # First what lets a body edit know at once which modules follow it
+                # (an index the reload would otherwise finish itself), then the graph.
+                reloader.index_reach(limit=_IDLE_CODES)
+                or self.hmr.tracker.apply_pending(limit=_IDLE_IMPORTS)
                 or reloader.index_mentions(limit=_IDLE_BATCH)
                 or reloader.keep_sources(limit=_IDLE_BATCH)
                 or reloader.warm(limit=1)
