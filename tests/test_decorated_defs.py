@@ -318,3 +318,23 @@ def test_a_body_edit_reaches_the_function_an_object_a_decorator_returned_holds(
     with pytest.raises(StopIteration) as done:
         coroutine.send(None)
     assert done.value.value == "v2"
+
+
+def test_an_attribute_a_decorator_sets_from_a_changed_function_reaches_its_readers(
+    project: Project, hmr: Any
+) -> None:
+    """``@deco`` sets ``fn.tag = core.helper(5)``: a body edit of ``helper`` runs the
+    decorated ``def`` again, and ``V = g.tag``, which read the attribute, follows (it
+    kept the old value: ``g`` is the same function, so nothing read it as changed)."""
+    project.write("core.py", "def helper(x):\n    return x + 1\n")
+    project.write(
+        "m.py",
+        "import core\n\n\ndef deco(fn):\n    fn.tag = core.helper(5)\n    return fn\n\n\n"
+        "@deco\ndef g():\n    return 0\n\n\nV = g.tag\n",
+    )
+    _, m = fresh(hmr, "core", "m")
+    g = m.g
+    assert (g.tag, m.V) == (6, 6)
+    project.write("core.py", "def helper(x):\n    return x + 5\n")
+    assert hmr.reload("core").reloaded == ["core", "m"]
+    assert (m.g, g.tag, m.V) == (g, 10, 10)

@@ -1597,3 +1597,82 @@ def test_a_body_edit_empties_the_cache_of_a_function_in_another_module_that_call
         assert (u.f(1), u.c(1)) == (1 + step, 10 + step * 10)
         if analyzed:  # (a reload that walks the callers empties no method's cache)
             assert u.K.m(1) == 100 + step * 100
+
+
+def test_an_augmented_assignment_that_runs_again_starts_from_the_value_above_it(
+    project: Project, hmr: Any
+) -> None:
+    """``V = 0`` then ``V += core.helper(26)`` (and ``urlpatterns += [...]`` alike): when
+    the ``+=`` line runs again for a changed input, it adds to what the statements
+    above it make, as a fresh start does.  It added to the value the last run left:
+    the sum grew at every save (58, 91, 128 where a fresh start has 31, 33, 37)."""
+    project.write("core.py", "def helper(x):\n    return x + 1\n")
+    project.write(
+        "m.py",
+        "import core\n\nV = 0\nW = V\nV += core.helper(26)\nV += 100\nROUTES = ['a']\n"
+        "ROUTES += [core.helper(0)]\n",
+    )
+    _, m = fresh(hmr, "core", "m")
+    assert (m.V, m.W, m.ROUTES) == (127, 0, ["a", 1])
+    for step in (5, 7):
+        project.write("core.py", f"def helper(x):\n    return x + {step}\n")
+        assert hmr.reload("core").reloaded == ["core", "m"]
+        got = (m.V, m.W, m.ROUTES)
+        assert got == (126 + step, 0, ["a", step])
+
+
+def test_a_lambda_called_at_import_time_follows_what_its_body_calls(
+    project: Project, hmr: Any
+) -> None:
+    """``L = lambda: core.helper(16)`` and ``V = L()``: a body edit of ``helper`` runs
+    ``V = L()`` again, as for a ``def``.  It kept the old value."""
+    project.write("core.py", "def helper(x):\n    return x + 1\n")
+    project.write("m.py", "import core\n\nL = lambda: core.helper(16)  # noqa: E731\nV = L()\n")
+    _, m = fresh(hmr, "core", "m")
+    assert m.V == 17
+    project.write("core.py", "def helper(x):\n    return x + 5\n")
+    assert hmr.reload("core").reloaded == ["core", "m"]
+    assert m.V == 21
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["walked", "indexed"])
+def test_a_static_or_class_method_called_at_import_time_follows_what_it_calls(
+    project: Project, hmr: Any, analyzed: bool
+) -> None:
+    """``V_x = K.s()`` and ``V_y = K.c()`` (a static and a class method that call
+    ``core.helper``) run again after a body edit of ``helper``; ``K()``, an instance,
+    is kept (the class rule).  They kept the old values."""
+    project.write("core.py", "def helper(x):\n    return x + 1\n")
+    project.write(
+        "m.py",
+        "import core\n\n\nclass K:\n    @staticmethod\n    def s():\n"
+        "        return core.helper(14)\n\n    @classmethod\n    def c(cls):\n"
+        "        return core.helper(15)\n\n\n"
+        "V_x = K.s()\nV_y = K.c()\nI = K()\n",
+    )
+    _, m = fresh(hmr, "core", "m")
+    if analyzed:
+        hmr.warm()
+    instance = m.I
+    assert (m.V_x, m.V_y) == (15, 16)
+    project.write("core.py", "def helper(x):\n    return x + 5\n")
+    assert hmr.reload("core").reloaded == ["core", "m"]
+    assert (m.V_x, m.V_y, m.I) == (19, 20, instance)
+
+
+def test_a_default_value_computed_by_a_changed_function_reaches_its_readers(
+    project: Project, hmr: Any
+) -> None:
+    """``def f(a=core.helper(7))``: a body edit of ``helper`` makes ``f`` anew, and
+    ``V_x = f.__defaults__[0]``, which read the default, follows (it kept the old one)."""
+    project.write("core.py", "def helper(x):\n    return x + 1\n")
+    project.write(
+        "m.py",
+        "import core\n\n\ndef f(a=core.helper(7)):\n    return a\n\n\n"
+        "V_x = f.__defaults__[0]\nV_y = f()\n",
+    )
+    _, m = fresh(hmr, "core", "m")
+    assert (m.V_x, m.V_y) == (8, 8)
+    project.write("core.py", "def helper(x):\n    return x + 5\n")
+    assert hmr.reload("core").reloaded == ["core", "m"]
+    assert (m.V_x, m.V_y, m.f()) == (12, 12, 12)

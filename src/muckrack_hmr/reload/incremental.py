@@ -392,9 +392,22 @@ class _Expander:
 
     def __init__(self, summary: ModuleSummary) -> None:
         self.defs: dict[str, Statement] = {}
+        # Classes, for calls of their methods by the class (``K.build()``); an instance
+        # made (``K()``) is kept when a method changes, and calls none of them here.
+        self.classes: dict[str, Statement] = {}
         for statement in summary.statements:
-            if isinstance(statement.node, ast.FunctionDef | ast.AsyncFunctionDef):
-                self.defs[statement.node.name] = statement
+            node = statement.node
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                self.defs[node.name] = statement
+            elif (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Lambda)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+            ):
+                self.defs[node.targets[0].id] = statement  # ``L = lambda: f()``: its body
+            elif isinstance(node, ast.ClassDef):
+                self.classes[node.name] = statement
         self.memo: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 
     def body(self, name: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -421,6 +434,17 @@ class _Expander:
                 more_reads, more_calls = self.body(callee)
                 reads |= more_reads
                 calls |= more_calls
+            elif "." in callee and self.classes:
+                owner = self.classes.get(callee.partition(".")[0])
+                if owner is not None and owner is not statement:
+                    # ``K.build()``: what its methods call (and the module's
+                    # functions they call).
+                    reads |= owner.body_reads
+                    calls |= owner.body_calls
+                    for inner in owner.body_calls & self.defs.keys():
+                        more_reads, more_calls = self.body(inner)
+                        reads |= more_reads
+                        calls |= more_calls
         return reads, calls
 
 
@@ -744,6 +768,48 @@ def _binds(node: ast.AST, name: str) -> bool:
     return False
 
 
+def _defaults_differ(new: types.FunctionType, old: types.FunctionType) -> bool:
+    """Did a ``def`` that ran again get other default values (``def f(a=compute())``)?"""
+    try:
+        return bool(
+            new.__defaults__ != old.__defaults__ or new.__kwdefaults__ != old.__kwdefaults__
+        )
+    except Exception:  # a default whose == raises (an array): say it changed
+        return True
+
+
+def _adds_to(node: ast.AST, names: set[str]) -> bool:
+    """Is ``node`` an augmented assignment of one of ``names`` (``V += 1``)?"""
+    return (
+        isinstance(node, ast.AugAssign)
+        and isinstance(node.target, ast.Name)
+        and node.target.id in names
+    )
+
+
+def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]) -> list[int]:
+    """For an augmented assignment ``name += ...`` at ``index`` that runs again: the
+    statements above it that made ``name``'s value, the last plain binding and the
+    augmented ones after it, to run first (none when this run bound it already, or
+    no plain binding is found above)."""
+    node = statements[index].node
+    if not isinstance(node, ast.AugAssign) or not isinstance(node.target, ast.Name):
+        return []
+    name = node.target.id
+    if name in rebound:
+        return []
+    chain: list[int] = []
+    for at in range(index - 1, -1, -1):
+        earlier = statements[at]
+        if name not in earlier.binds:
+            continue
+        chain.append(at)
+        above = earlier.node
+        if not (isinstance(above, ast.AugAssign) and isinstance(above.target, ast.Name)):
+            return chain[::-1]
+    return []
+
+
 def _run_statement(
     statement: Statement, namespace: dict[str, object], filename: str, flags: int, changes: Changes
 ) -> None:
@@ -973,6 +1039,8 @@ def plan_and_run(
                 inputs_changed = False
                 values.update(made)
         must_run = edited[index] or rebinds or inputs_changed
+        if not must_run and rebound and _adds_to(statement.node, rebound):
+            must_run = True  # ``V += 100`` adds to the new value above
         if not must_run and rebound:
             shadowed = [n for n in statement.binds if n in rebound and _binds(statement.node, n)]
             if shadowed and not last_binder:
@@ -1073,12 +1141,22 @@ def plan_and_run(
                     changes.executed += 1  # (its identity stays: as for a class patched)
                 continue
         before = {name: namespace.get(name, _MISSING) for name in statement.binds}
+        for earlier in _accumulated_from(new.statements, index, rebound):
+            # ``V = 0`` ... ``V += f()``: the sum starts again from the value a fresh
+            # start has there, not from the one the last run left.
+            _run_statement(new.statements[earlier], namespace, filename, flags, changes)
+            changes.executed += 1
         live = live_function(statement, (old, new), namespace, filename)
+        attributes = dict(live.__dict__) if live is not None else None
         if live is not None and _run_on_live(
             statement, live, namespace, filename, flags=flags, changes=changes
         ):
             # The live function took the new definition: whatever the name holds now.
             behaviors.add(live.__name__)
+            if live.__dict__ != attributes:
+                # Its decorators set other attributes on it (``fn.tag = compute()``):
+                # what read them (``V = g.tag``) follows, as for a new value.
+                values.update(statement.binds)
         elif live is None:
             _run_statement(statement, namespace, filename, flags, changes)
         changes.executed += 1
@@ -1093,6 +1171,8 @@ def plan_and_run(
                 values.add(name)
             elif isinstance(now, types.FunctionType) and isinstance(then, types.FunctionType):
                 behaviors.add(name)
+                if _defaults_differ(now, then):
+                    values.add(name)  # ``V = f.__defaults__[0]`` reads them
             elif isinstance(now, type) and isinstance(then, type):
                 members = None if inputs_changed else _changed_members(old, new, name, now)
                 if members is None or members:

@@ -100,6 +100,8 @@ class ImportReach:
         edges = {(module, name): resolve(names) for name, names in bodies.items()}
         # (Classes are looked at only where the code names a cache at all.)
         self._add_caches(module, namespace, edges, methods=not _CACHES.isdisjoint(at_import))
+        if not _BY_CLASS.isdisjoint(at_import):
+            _class_methods(module, namespace, edges, resolve)
         self._fold(module, edges, resolve(at_import))
 
     def _add_caches(
@@ -204,6 +206,30 @@ _NO_MODULES: set[str] = set()
 _CACHE_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
 # Names a module's code loads where it makes a cache (``@functools.cache``, ``lru_cache(...)``).
 _CACHES = frozenset({"lru_cache", "cache"})
+# ... and where it makes methods a class can call at import time.
+_BY_CLASS = frozenset({"staticmethod", "classmethod"})
+
+
+def _class_methods(
+    module: str,
+    namespace: dict[str, object],
+    edges: dict[_Node, list[_Node]],
+    resolve: Callable[[set[str]], list[_Node]],
+) -> None:
+    """A class's static and class methods, called by the class at import time
+    (``K.build()``), as what the class's node calls (its other methods are left out:
+    see _class_body)."""
+    for name, value in list(namespace.items()):
+        if not isinstance(value, type) or value.__module__ != module:
+            continue
+        names: set[str] = set()
+        for member in list(vars(value).values()):
+            if isinstance(member, staticmethod | classmethod):
+                code = getattr(member.__func__, "__code__", None)
+                if isinstance(code, CodeType):
+                    _all_names(code, names)
+        if names:
+            edges.setdefault((module, name), []).extend(resolve(names))
 
 
 def _unbound(member: object) -> object:
