@@ -1444,6 +1444,7 @@ class _Steps:
     def __init__(self) -> None:
         self.worked: list[float] = []
         self.done = threading.Event()
+        self.used = 1.0  # (busy: a whole core)
 
     def step(self, activity: Any, interrupted: Any) -> bool | None:
         if not activity.quiet():
@@ -1525,3 +1526,18 @@ def test_the_idle_steps_record_the_imports_in_the_graph(make_rig: Any) -> None:
             break
     assert graph.pending == 0
     assert len(graph.dependents_of("base")) == 40
+
+
+def test_a_look_that_found_the_program_partly_busy_is_followed_soon() -> None:
+    """A look after a long pause that found the program busy for part of it (its start-up
+    ended meanwhile: 46 % of a core over 0.64 s) is followed by one within _BUSY_LOOK,
+    not a second later: the idle work began a second late, and a save in that second
+    paid for it (100+ ms with a million objects and 1,000 modules).  A program using
+    a whole core is looked at less and less often, up to RESTING, as before."""
+    from muckrack_hmr.watch import idle
+
+    assert idle.next_pause(None, 0.64, 0.46) == idle._BUSY_LOOK
+    assert idle.next_pause(None, 0.64, 0.98) == idle.RESTING
+    assert idle.next_pause(None, 0.04, 0.98) == 0.08
+    assert idle.next_pause(None, 0.04, 0.3) == 0.08
+    assert idle.next_pause(True, 0.64, 0.3) == idle.IDLE_PAUSE

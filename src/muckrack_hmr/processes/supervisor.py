@@ -85,6 +85,9 @@ class Supervisor:
     def idle(self) -> bool | None:
         return self.watcher.idle()
 
+    def busy_share(self) -> float:
+        return self.watcher.busy_share()
+
     def saves_settled(self, saves: SettledSaves) -> None:
         """Broadcast the burst, apply it here, gather the answers, log one line."""
         self.watcher.clear_screen()

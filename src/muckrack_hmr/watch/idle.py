@@ -54,7 +54,7 @@ RESTING = 1.0
 _IDLE_IMPORTS = 256
 # Modules' code taken into the index of what import-time code may call, per step
 # (tens of microseconds each).
-_IDLE_CODES = 128
+_IDLE_CODES = 16
 #: The share of a core the program's threads may use for the program to count as idle.
 QUIET = 0.2
 #: The longest the file events wait for a start-up that keeps importing (seconds).
@@ -90,18 +90,23 @@ _BUSY_LOOK = 0.16
 _ALL_BUSY = 0.9
 
 
-def next_pause(more: bool | None, pause: float) -> float:
+def next_pause(more: bool | None, pause: float, used: float = 1.0) -> float:
     """The wait before the next idle step, after one that said ``more`` (see
-    :meth:`IdleWork.step`) following a wait of ``pause``.
+    :meth:`IdleWork.step`) following a wait of ``pause``; ``used``: the share of a
+    core the program's threads used over that wait, when it found them busy.
 
     A program found busy is looked at again after _QUIET_LOOK, then less and
-    less often up to RESTING: one busy for a moment (the last lines of its
-    start-up) gets the idle work soon after, and a first save finds it done.
+    less often: one busy for a moment (the last lines of its start-up) gets the
+    idle work soon after, and a first save finds it done.  Up to RESTING while
+    it uses a whole core; up to _BUSY_LOOK when it used less over the wait (its
+    start-up ended during it, and a wait of a second found it half busy: the
+    idle work then began a second late, and a save in that second did it).
     """
     if more:
         return IDLE_PAUSE
     if more is None:
-        return min(max(pause * 2, _QUIET_LOOK), RESTING)
+        longest = RESTING if used >= _ALL_BUSY else _BUSY_LOOK
+        return min(max(pause * 2, _QUIET_LOOK), longest)
     return RESTING
 
 
@@ -225,6 +230,8 @@ class IdleWork:
     def __init__(self, hmr: HMR) -> None:
         self.hmr = hmr
         self._warmed_up = False
+        #: The share of a core the program used over the last look that found it busy.
+        self.used = 1.0
 
     def step(self, activity: Activity, interrupted: Callable[[], bool]) -> bool | None:
         """One slice, if the program's threads were quiet since ``activity``'s last look.
@@ -233,6 +240,7 @@ class IdleWork:
         left.  ``interrupted`` (a save waiting) ends the slice early.
         """
         if not activity.quiet():
+            self.used = activity.used
             return None
         reloader = self.hmr.reloader
         if not self._warmed_up:
@@ -295,6 +303,6 @@ class IdleWorker:
                 if more is False:
                     self.done.set()
                     return
-                pause = next_pause(more, pause)  # as the watcher paces it
+                pause = next_pause(more, pause, self._work.used)  # as the watcher paces it
         except Exception:  # the program goes on: its first reload does the work
             log.exception("the idle work stopped")

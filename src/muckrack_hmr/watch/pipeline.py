@@ -115,6 +115,10 @@ class SavesConsumer(Protocol):
         the program was busy and nothing was done (asked again soon, then less and
         less often)."""
 
+    def busy_share(self) -> float:
+        """The share of a core the program's threads used at the last idle look that
+        found them busy (see next_pause)."""
+
 
 class SavePipeline:
     """Settled saves of watched files, handed to ``consumer`` one burst at a time."""
@@ -589,7 +593,7 @@ class SavePipeline:
                         self._judged()
                     pause = IDLE_PAUSE
                 elif idle:
-                    pause = next_pause(self._idle(), pause)
+                    pause = next_pause(self._idle(), pause, self.consumer.busy_share())
             except Exception:
                 pause = RESTING
                 log.exception("the watcher hit an internal error; it keeps watching")

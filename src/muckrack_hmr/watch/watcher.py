@@ -198,6 +198,10 @@ class Watcher:
         """
         return self._work.step(self._activity, self.pipeline.pending)
 
+    def busy_share(self) -> float:
+        """How busy the program was at the last idle look that found it busy."""
+        return self._work.used
+
     def saves_settled(self, saves: SettledSaves) -> None:
         """Reload what the burst changed, in one transaction, with the bytes judged finished."""
         self.clear_screen()

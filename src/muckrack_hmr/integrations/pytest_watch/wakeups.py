@@ -124,6 +124,10 @@ class Wakeups:
         """The loop's idle work runs on the main thread (:meth:`next_wakeup`)."""
         return False
 
+    def busy_share(self) -> float:
+        """(Never busy: :meth:`idle` does nothing.)"""
+        return 0.0
+
     # -- commands ----------------------------------------------------------------
 
     def read_commands(self, fd: int) -> None:
