@@ -278,6 +278,10 @@ class SourceStore:
         """A project module's code, as its loader made it (a listener of the capture)."""
         self._codes[code.co_filename] = code
 
+    def unindexed(self) -> int:
+        """How many modules imported wait for the index of what import-time code calls."""
+        return len(self._code_pending)
+
     def index_reach(self, limit: int | None = None) -> int:
         """Take the code of up to ``limit`` imported modules into the index of what
         import-time code may call (see ImportReach.add_code); how many."""
