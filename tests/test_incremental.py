@@ -1432,6 +1432,21 @@ def test_a_module_in_an_import_cycle_follows_what_the_other_ran_after_it(
     assert (a.B, a.SUM) == (20, 22)
 
 
+def _followed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The modules reloads follow from now on, in order (each dependent looked at)."""
+    from muckrack_hmr.reload import reloader
+
+    followed: list[str] = []
+    follow = reloader.Reloader._follow
+
+    def noted(self: Any, name: str, changes: Any) -> Any:
+        followed.append(name)
+        return follow(self, name, changes)
+
+    monkeypatch.setattr(reloader.Reloader, "_follow", noted)
+    return followed
+
+
 def _helper_users(project: Project, count: int) -> None:
     """``core.helper``, which ``count`` modules call in their functions, and ``build``,
     which ``table`` calls at import time through ``mid.compute``."""
@@ -1452,19 +1467,10 @@ def test_a_body_edit_of_a_function_many_modules_call_in_their_functions_follows_
     """No import-time code calls ``helper`` (once every module is analyzed): its body edit
     concerns no other module, and the reload looks at none of the 40 that call it in
     their functions (each was followed, and each then walked every changed one)."""
-    from muckrack_hmr.reload import reloader
-
     _helper_users(project, 40)
     modules = fresh(hmr, "core", "mid", *[f"user{at}" for at in range(40)])
     hmr.warm()
-    followed: list[str] = []
-    follow = reloader.Reloader._follow
-
-    def noted(self: Any, name: str, changes: Any) -> Any:
-        followed.append(name)
-        return follow(self, name, changes)
-
-    monkeypatch.setattr(reloader.Reloader, "_follow", noted)
+    followed = _followed(monkeypatch)
     project.write("core.py", "def helper(x):\n    return x + 2\n\n\ndef unused():\n    return 0\n")
     assert hmr.reload("core").reloaded == ["core"]
     assert followed == []
@@ -1545,21 +1551,12 @@ def test_the_first_body_edit_moments_after_the_imports_follows_only_import_time_
     loader made, taken into the index of what import-time code may call, tells it at
     once.  Before, each was followed (and parsed).  The module that calls it at import
     time, whatever the shape of the call, still runs again."""
-    from muckrack_hmr.reload import reloader
-
     _helper_users(project, 80)
     project.write("user.py", _IMPORT_TIME_CALLS[shape])
     modules = fresh(hmr, "core", "mid", "user", *[f"user{at}" for at in range(80)])
     user = modules[2]
     assert user.X == 2
-    followed: list[str] = []
-    follow = reloader.Reloader._follow
-
-    def noted(self: Any, name: str, changes: Any) -> Any:
-        followed.append(name)
-        return follow(self, name, changes)
-
-    monkeypatch.setattr(reloader.Reloader, "_follow", noted)
+    followed = _followed(monkeypatch)
     project.write("core.py", "def helper(x):\n    return x + 2\n\n\ndef unused():\n    return 0\n")
     reloaded = hmr.reload("core").reloaded
     assert user.X == 3

@@ -334,38 +334,30 @@ def _scan(code: CodeType, at_import: set[str], bodies: dict[str, set[str]]) -> N
         and const.co_flags & _CO_OPTIMIZED
         and not const.co_name.startswith("<")
     }
-    _top_level(code, at_import, defs)
-    for const in code.co_consts:
-        if not isinstance(const, CodeType):
-            continue
-        if not const.co_flags & _CO_OPTIMIZED:
-            _class_body(const, at_import, defs)
-        elif const.co_name.startswith("<"):
-            _all_names(const, at_import)  # a comprehension runs now (a lambda may)
-        else:
-            _all_names(const, bodies.setdefault(const.co_name, set()))
+    _level(code, at_import, defs, bodies)
 
 
-def _top_level(code: CodeType, at_import: set[str], defs: set[str]) -> None:
+def _level(
+    code: CodeType, at_import: set[str], defs: set[str], bodies: dict[str, set[str]] | None
+) -> None:
+    """The module's level, or (no ``bodies``) a class body's, which runs now too: its
+    methods are left out, as the analysis leaves them out (an instance made at import
+    time is kept when a method changes, see kept_classes; a class named there, a base
+    say, calls none)."""
     loaded = loaded_names(code, imports=False)
     read = loaded & defs
     if read:
         loaded -= read - called_names(code, read)
     at_import |= loaded
-
-
-def _class_body(code: CodeType, at_import: set[str], defs: set[str]) -> None:
-    """A class body runs now (nested ones too).  Its methods are left out, as the
-    analysis leaves them out: an instance made at import time is kept when a method
-    changes (see kept_classes), and a class named there (a base, say) calls none."""
-    _top_level(code, at_import, defs)
     for const in code.co_consts:
         if not isinstance(const, CodeType):
             continue
         if not const.co_flags & _CO_OPTIMIZED:
-            _class_body(const, at_import, defs)
+            _level(const, at_import, defs, None)
         elif const.co_name.startswith("<"):
-            _all_names(const, at_import)
+            _all_names(const, at_import)  # a comprehension runs now (a lambda may)
+        elif bodies is not None:
+            _all_names(const, bodies.setdefault(const.co_name, set()))
 
 
 def called_names(code: CodeType, names: set[str]) -> set[str]:
