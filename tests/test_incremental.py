@@ -1673,3 +1673,64 @@ def test_a_default_value_computed_by_a_changed_function_reaches_its_readers(
     project.write("core.py", "def helper(x):\n    return x + 5\n")
     assert hmr.reload("core").reloaded == ["core", "m"]
     assert (m.V_x, m.V_y, m.f()) == (12, 12, 12)
+
+
+_LAZY = """\
+import functools
+
+import core
+
+
+class Proxy:
+    # A lazy proxy (Django's settings, a context-local) whose ``__class__`` raises outside
+    # its context: ``isinstance`` asks it when the type does not match.
+    @property
+    def __class__(self):
+        raise RuntimeError("working outside of a context")
+
+    def __call__(self):
+        return 1
+
+
+THING = Proxy()
+X = core.helper(1)
+
+
+class K:
+    def m(self):
+        return {m}
+
+
+@functools.lru_cache
+def cached():
+    return core.helper(0)
+
+
+def f():
+    return {f}
+"""
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["walked", "indexed"])
+def test_a_module_holding_a_proxy_whose_class_raises_reloads(
+    project: Project, hmr: Any, analyzed: bool
+) -> None:
+    """A module holds an object whose ``__class__`` raises (``isinstance`` asks it when the
+    type does not match): its statements run again after a body edit of what they
+    call, and its own edits apply.  The reload failed at the first ``isinstance`` on
+    it (``RuntimeError: working outside of a context``), and so did the index of what
+    import-time code calls."""
+    project.write("core.py", "def helper(x):\n    return x + 1\n")
+    project.write("lazy.py", _LAZY.format(m=1, f=1))
+    project.write("user.py", "import lazy\n\nY = lazy.THING\n")
+    _, lazy, _ = fresh(hmr, "core", "lazy", "user")
+    if analyzed:
+        hmr.warm()
+    instance = lazy.K()
+    assert (lazy.X, lazy.cached()) == (2, 1)
+    project.write("core.py", "def helper(x):\n    return x + 5\n")
+    assert hmr.reload("core").reloaded == ["core", "lazy"]
+    assert (lazy.X, lazy.cached()) == (6, 5)
+    project.write("lazy.py", _LAZY.format(m=2, f=2))
+    assert hmr.reload("lazy").reloaded == ["lazy"]
+    assert (instance.m(), lazy.f()) == (2, 2)

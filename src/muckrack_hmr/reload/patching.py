@@ -38,7 +38,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, Flag
-from typing import TYPE_CHECKING, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Literal, TypeGuard, TypeVar, cast
 
 from .refusals import CLASS_LAYOUT, ENUM_CLASS, ENUM_MEMBERS, Refusal
 from .relocation import earlier_versions
@@ -102,6 +102,14 @@ class _Same(enum.Enum):
 _SAME_DOC = _Same.DOC
 
 _T = TypeVar("_T")
+
+
+def is_a(value: object, kind: type[_T]) -> TypeGuard[_T]:
+    """``isinstance`` by the value's type alone, never its ``__class__``: a namespace may
+    hold a lazy proxy whose ``__class__`` raises outside its context (or sets it up)."""
+    return issubclass(type(value), kind)
+
+
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -1059,12 +1067,12 @@ def _cache_wrappers(namespace: dict[str, object], module: str) -> list[_CacheWra
     found: list[_CacheWrapper] = []
     for value in list(namespace.values()):
         members = [value]
-        if isinstance(value, type) and value.__module__ == module:
+        if is_a(value, type) and value.__module__ == module:
             members = list(vars(value).values())
         for member in members:
-            if isinstance(member, staticmethod | classmethod):
+            if is_a(member, staticmethod) or is_a(member, classmethod):
                 member = member.__func__
-            if isinstance(member, _CACHE_WRAPPER):
+            if is_a(member, _CACHE_WRAPPER):
                 found.append(member)
     return found
 
@@ -1112,7 +1120,7 @@ def clear_abc_caches(namespaces: Iterable[tuple[str, dict[str, object]]]) -> int
         value
         for module, namespace in namespaces
         for value in list(namespace.values())
-        if isinstance(value, abc.ABCMeta) and value.__dict__.get("__module__") == module
+        if is_a(value, abc.ABCMeta) and value.__dict__.get("__module__") == module
     ]
     while pending:
         cls = pending.pop()
@@ -1156,8 +1164,8 @@ def patch_namespace(
     for name, value in new.items():
         previous = old.get(name)
         if (
-            isinstance(value, type)
-            and isinstance(previous, type)
+            is_a(value, type)
+            and is_a(previous, type)
             and _defined_in(value, module)
             and _defined_in(previous, module)
             and _same_definition(previous, value)
@@ -1170,8 +1178,8 @@ def patch_namespace(
     for name, value in new.items():
         previous = old.get(name)
         if (
-            isinstance(value, types.FunctionType)
-            and isinstance(previous, types.FunctionType)
+            is_a(value, types.FunctionType)
+            and is_a(previous, types.FunctionType)
             and name not in shared
             and _same_definition(previous, value)
             and (

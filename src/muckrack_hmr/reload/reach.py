@@ -36,7 +36,7 @@ import functools
 import sys
 from collections.abc import Callable, Iterable
 from types import CodeType, FunctionType, ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 if TYPE_CHECKING:
     from .incremental import Binding, Consumption
@@ -121,7 +121,7 @@ class ImportReach:
         for name, value in list(namespace.items()):
             if type(value) is _CACHE_WRAPPER:
                 found = [(module, name)]
-            elif methods and isinstance(value, type) and value.__module__ == module:
+            elif methods and _is_class(value) and value.__module__ == module:
                 found = [
                     (module, f"{name}.{attr}")
                     for attr, member in list(vars(value).items())
@@ -201,6 +201,16 @@ class ImportReach:
                 nodes.extend(edges.get(node, ()))
 
 
+def _is_module(value: object) -> TypeGuard[ModuleType]:
+    # By the object's type alone, never its ``__class__``: a namespace may hold a lazy
+    # proxy whose ``__class__`` raises outside its context (``isinstance`` asks it).
+    return issubclass(type(value), ModuleType)
+
+
+def _is_class(value: object) -> TypeGuard[type]:
+    return issubclass(type(value), type)
+
+
 _NO_CALLERS: set[_Node] = set()
 _NO_MODULES: set[str] = set()
 _CACHE_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
@@ -220,11 +230,11 @@ def _class_methods(
     (``K.build()``), as what the class's node calls (its other methods are left out:
     see _class_body)."""
     for name, value in list(namespace.items()):
-        if not isinstance(value, type) or value.__module__ != module:
+        if not _is_class(value) or value.__module__ != module:
             continue
         names: set[str] = set()
         for member in list(vars(value).values()):
-            if isinstance(member, staticmethod | classmethod):
+            if issubclass(type(member), staticmethod | classmethod):
                 code = getattr(member.__func__, "__code__", None)
                 if isinstance(code, CodeType):
                     _all_names(code, names)
@@ -233,7 +243,7 @@ def _class_methods(
 
 
 def _unbound(member: object) -> object:
-    return member.__func__ if isinstance(member, staticmethod | classmethod) else member
+    return member.__func__ if issubclass(type(member), staticmethod | classmethod) else member  # type: ignore[attr-defined]
 
 
 def _cache_at(node: _Node) -> object:
@@ -245,8 +255,7 @@ def _cache_at(node: _Node) -> object:
     owner, _, attr = name.partition(".")
     value = namespace.get(owner)
     if attr:
-        members = getattr(value, "__dict__", None)
-        value = _unbound(members.get(attr)) if isinstance(value, type) and members else None
+        value = _unbound(vars(value).get(attr)) if _is_class(value) else None
     return value if type(value) is _CACHE_WRAPPER else None
 
 
@@ -274,7 +283,7 @@ class _Resolver:
             held = namespace.get(attr) if attr is not None and isinstance(namespace, dict) else None
             if attr is None:
                 self._modules[local] = module
-            elif isinstance(held, ModuleType):
+            elif _is_module(held):
                 self._modules[local] = held.__name__  # ``from pkg import sub``
             else:
                 self._objects[local] = (module, attr)
@@ -293,7 +302,7 @@ class _Resolver:
             for part in rest.split("."):
                 namespace = getattr(modules.get(module), "__dict__", None)
                 value = namespace.get(part) if isinstance(namespace, dict) else None
-                if not isinstance(value, ModuleType):
+                if not _is_module(value):
                     found = (module, part)
                     break
                 module = value.__name__
@@ -310,7 +319,7 @@ def defined_as(module: str, name: str) -> _Node | None:
     if not isinstance(namespace, dict):
         return None
     value = namespace.get(name)
-    if not isinstance(value, (FunctionType, type)):
+    if not (type(value) is FunctionType or _is_class(value)):
         return None
     home, own = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
     if not isinstance(home, str) or not isinstance(own, str) or "." in own:
@@ -508,14 +517,14 @@ class _NamesResolver:
         bound = names & namespace.keys()
         for name in bound:
             value = namespace[name]
-            if isinstance(value, ModuleType):
+            if _is_module(value):
                 self._through(value, names, found, through)
             elif callable(value):  # (a constant, a table: nothing a body edit changes)
                 _add(found, module, name, value)
         for name in (names - bound) & modules.keys():
             # ``import shop.base.kernel`` in a function (absolute imports only).
             value = modules.get(name)
-            if isinstance(value, ModuleType):
+            if _is_module(value):
                 self._through(value, names, found, through)
         return list(found)
 
@@ -531,7 +540,7 @@ class _NamesResolver:
             return
         for name in names & namespace.keys():
             value = namespace[name]
-            if isinstance(value, ModuleType):
+            if _is_module(value):
                 self._through(value, names, found, through)
             elif callable(value):
                 _add(found, home, name, value)
@@ -540,7 +549,7 @@ class _NamesResolver:
 def _add(found: set[_Node], module: str, name: str, value: object) -> None:
     """(module, name), and where ``value`` was defined under another name, that too."""
     found.add((module, name))
-    if isinstance(value, (FunctionType, type)):
+    if type(value) is FunctionType or _is_class(value):
         home, own = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
         if isinstance(home, str) and isinstance(own, str) and "." not in own:
             found.add((home, own))

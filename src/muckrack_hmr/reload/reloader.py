@@ -60,6 +60,7 @@ from .patching import (
     clear_abc_caches,
     clear_caches_of,
     invalidate_abc_negative_caches,
+    is_a,
     patch_bodies,
     patch_namespace,
     refill,
@@ -1151,7 +1152,7 @@ class Reloader:
         # A module that defines classes runs statement by statement: each live
         # class takes its new definition before the statements after it run.
         defines_classes = any(
-            isinstance(value, type) and value.__module__ == name for value in snapshot.values()
+            is_a(value, type) and value.__module__ == name for value in snapshot.values()
         )
         if defines_classes:
             return run_all(namespace, filename, summary, snapshot)
@@ -1210,7 +1211,7 @@ class Reloader:
         for key, value in snapshot.items():
             if key in bound or key in _MODULE_METADATA or namespace.get(key, _GONE) is not value:
                 continue
-            if isinstance(value, ModuleType) and value.__name__ == prefix + key:
+            if is_a(value, ModuleType) and value.__name__ == prefix + key:
                 continue
             del namespace[key]
 

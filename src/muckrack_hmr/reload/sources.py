@@ -16,6 +16,7 @@ analyzed when a change first reaches it (``consumption``), or when idle
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import sys
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from .incremental import Consumption, Interned
 
 __all__ = ["SETTLE", "SourceStore", "read_settled"]
+
+log = logging.getLogger(__name__)
 
 # Parsed modules kept while one save is handled: the watcher's check, a caller's
 # comparison (parsed_edit) and the reload share them; a reload's end drops them.
@@ -299,7 +302,11 @@ class SourceStore:
             code = codes.pop(filename, None) if isinstance(filename, str) else None
             if code is None or name in known:
                 continue
-            self.reach.add_code(name, code, module.__dict__)
+            try:
+                self.reach.add_code(name, code, module.__dict__)
+            except Exception:  # never the program's: the module stays out of the index
+                log.debug("could not index what %s calls", name, exc_info=True)
+                continue
             done += 1
         return done
 
