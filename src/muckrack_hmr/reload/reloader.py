@@ -944,12 +944,12 @@ class Reloader:
         it yet (an unknown one may call them), or other changes came with them."""
         if outcome.values or outcome.removed or outcome.added or self.cascade != "auto":
             return None
-        if not self._index_complete():
-            return None
         modules, caches = self.sources.reach.followers(name, outcome.behaviors)
         for node in caches:
-            clear_cache(node)  # (a module that follows may compute nothing of its own)
-        return modules
+            # (A module that follows may compute nothing of its own.  Those the index
+            # knows already, also while it is not whole: a walk finds no cached method.)
+            clear_cache(node)
+        return modules if self._index_complete() else None
 
     def _walk_looks_wide(self, outcome: Changes) -> bool:
         """Would walking the users of this change of function bodies alone cost more than
