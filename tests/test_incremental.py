@@ -1603,23 +1603,24 @@ def test_a_body_edit_empties_the_cache_of_a_function_in_another_module_that_call
 def test_an_augmented_assignment_that_runs_again_starts_from_the_value_above_it(
     project: Project, hmr: Any
 ) -> None:
-    """``V = 0`` then ``V += core.helper(26)`` (and ``urlpatterns += [...]`` alike): when
-    the ``+=`` line runs again for a changed input, it adds to what the statements
+    """``V = 0`` then ``V += core.helper(26)`` (and ``if ...: urlpatterns += [...]`` alike):
+    when the ``+=`` line runs again for a changed input, it adds to what the statements
     above it make, as a fresh start does.  It added to the value the last run left:
     the sum grew at every save (58, 91, 128 where a fresh start has 31, 33, 37)."""
     project.write("core.py", "def helper(x):\n    return x + 1\n")
     project.write(
         "m.py",
         "import core\n\nV = 0\nW = V\nV += core.helper(26)\nV += 100\nROUTES = ['a']\n"
-        "ROUTES += [core.helper(0)]\n",
+        "ROUTES += [core.helper(0)]\nurlpatterns = ['x']\nif core.helper(0):\n"
+        "    urlpatterns += ['static']\n",
     )
     _, m = fresh(hmr, "core", "m")
-    assert (m.V, m.W, m.ROUTES) == (127, 0, ["a", 1])
+    assert (m.V, m.W, m.ROUTES, m.urlpatterns) == (127, 0, ["a", 1], ["x", "static"])
     for step in (5, 7):
         project.write("core.py", f"def helper(x):\n    return x + {step}\n")
         assert hmr.reload("core").reloaded == ["core", "m"]
-        got = (m.V, m.W, m.ROUTES)
-        assert got == (126 + step, 0, ["a", step])
+        got = (m.V, m.W, m.ROUTES, m.urlpatterns)
+        assert got == (126 + step, 0, ["a", step], ["x", "static"])
 
 
 def test_a_lambda_called_at_import_time_follows_what_its_body_calls(

@@ -768,6 +768,13 @@ def _binds(node: ast.AST, name: str) -> bool:
     return False
 
 
+def _attributes_differ(now: dict[str, object], before: dict[str, object] | None) -> bool:
+    try:
+        return bool(now != before)
+    except Exception:  # a value whose == raises (an array): say they changed
+        return True
+
+
 def _defaults_differ(new: types.FunctionType, old: types.FunctionType) -> bool:
     """Did a ``def`` that ran again get other default values (``def f(a=compute())``)?"""
     try:
@@ -778,36 +785,42 @@ def _defaults_differ(new: types.FunctionType, old: types.FunctionType) -> bool:
         return True
 
 
-def _adds_to(node: ast.AST, names: set[str]) -> bool:
-    """Is ``node`` an augmented assignment of one of ``names`` (``V += 1``)?"""
-    return (
-        isinstance(node, ast.AugAssign)
-        and isinstance(node.target, ast.Name)
-        and node.target.id in names
-    )
+def _augmented(node: ast.AST) -> set[str]:
+    """The names a top-level statement adds to (``V += 1``, also under an ``if``, a loop
+    or a ``with``: ``if DEBUG: urlpatterns += [...]``), not in functions or classes."""
+    found: set[str] = set()
+    pending = [node]
+    while pending:
+        each = pending.pop()
+        if isinstance(each, ast.AugAssign) and isinstance(each.target, ast.Name):
+            found.add(each.target.id)
+        for child in ast.iter_child_nodes(each):
+            if not isinstance(child, _SCOPES):
+                pending.append(child)
+    return found
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 
 def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]) -> list[int]:
-    """For an augmented assignment ``name += ...`` at ``index`` that runs again: the
-    statements above it that made ``name``'s value, the last plain binding and the
-    augmented ones after it, to run first (none when this run bound it already, or
-    no plain binding is found above)."""
-    node = statements[index].node
-    if not isinstance(node, ast.AugAssign) or not isinstance(node.target, ast.Name):
-        return []
-    name = node.target.id
-    if name in rebound:
-        return []
-    chain: list[int] = []
-    for at in range(index - 1, -1, -1):
-        earlier = statements[at]
-        if name not in earlier.binds:
-            continue
-        chain.append(at)
-        above = earlier.node
-        if not (isinstance(above, ast.AugAssign) and isinstance(above.target, ast.Name)):
-            return chain[::-1]
-    return []
+    """For a statement that adds to names (``name += ...``) and runs again: the statements
+    above it that made those names' values, the last plain binding and the ones adding
+    to it after that, to run first (none for a name this run bound already, or with
+    no plain binding above)."""
+    names = _augmented(statements[index].node) - rebound
+    chain: set[int] = set()
+    for name in names:
+        found: list[int] = []
+        for at in range(index - 1, -1, -1):
+            earlier = statements[at]
+            if name not in earlier.binds:
+                continue
+            found.append(at)
+            if name not in _augmented(earlier.node):
+                chain.update(found)
+                break
+    return sorted(chain)
 
 
 def _run_statement(
@@ -1039,7 +1052,12 @@ def plan_and_run(
                 inputs_changed = False
                 values.update(made)
         must_run = edited[index] or rebinds or inputs_changed
-        if not must_run and rebound and _adds_to(statement.node, rebound):
+        if (
+            not must_run
+            and rebound
+            and statement.binds & rebound
+            and _augmented(statement.node) & rebound
+        ):
             must_run = True  # ``V += 100`` adds to the new value above
         if not must_run and rebound:
             shadowed = [n for n in statement.binds if n in rebound and _binds(statement.node, n)]
@@ -1153,7 +1171,7 @@ def plan_and_run(
         ):
             # The live function took the new definition: whatever the name holds now.
             behaviors.add(live.__name__)
-            if live.__dict__ != attributes:
+            if _attributes_differ(live.__dict__, attributes):
                 # Its decorators set other attributes on it (``fn.tag = compute()``):
                 # what read them (``V = g.tag``) follows, as for a new value.
                 values.update(statement.binds)
