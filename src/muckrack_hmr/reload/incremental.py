@@ -768,11 +768,19 @@ def _binds(node: ast.AST, name: str) -> bool:
     return False
 
 
-def _attributes_differ(now: dict[str, object], before: dict[str, object] | None) -> bool:
-    try:
-        return bool(now != before)
-    except Exception:  # a value whose == raises (an array): say they changed
-        return True
+def _changed_keys(now: dict[str, object], before: dict[str, object] | None) -> list[str]:
+    """The keys whose values differ (a value whose == raises, an array, counts)."""
+    found = []
+    for key, value in now.items():
+        if before is None or key not in before:
+            found.append(key)
+            continue
+        try:
+            if before[key] is not value and bool(before[key] != value):
+                found.append(key)
+        except Exception:
+            found.append(key)
+    return found
 
 
 def _defaults_differ(new: types.FunctionType, old: types.FunctionType) -> bool:
@@ -1171,10 +1179,12 @@ def plan_and_run(
         ):
             # The live function took the new definition: whatever the name holds now.
             behaviors.add(live.__name__)
-            if _attributes_differ(live.__dict__, attributes):
-                # Its decorators set other attributes on it (``fn.tag = compute()``):
-                # what read them (``V = g.tag``) follows, as for a new value.
-                values.update(statement.binds)
+            # Its decorators set other attributes on it (``fn.tag = compute()``): what
+            # reads them here (``V = g.tag``) follows, as for a new value (not what
+            # reads the function: it is the same one).
+            values.update(
+                f"{live.__name__}.{attr}" for attr in _changed_keys(live.__dict__, attributes)
+            )
         elif live is None:
             _run_statement(statement, namespace, filename, flags, changes)
         changes.executed += 1
@@ -1190,7 +1200,9 @@ def plan_and_run(
             elif isinstance(now, types.FunctionType) and isinstance(then, types.FunctionType):
                 behaviors.add(name)
                 if _defaults_differ(now, then):
-                    values.add(name)  # ``V = f.__defaults__[0]`` reads them
+                    # ``V = f.__defaults__[0]`` reads them (what reads ``f`` does not
+                    # follow: the live function takes them, as its other readers see).
+                    values.update((f"{name}.__defaults__", f"{name}.__kwdefaults__"))
             elif isinstance(now, type) and isinstance(then, type):
                 members = None if inputs_changed else _changed_members(old, new, name, now)
                 if members is None or members:
