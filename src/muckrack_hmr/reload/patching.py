@@ -38,8 +38,9 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, Flag
-from typing import TYPE_CHECKING, Literal, TypeGuard, TypeVar, cast
+from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
+from .kinds import CACHE_WRAPPER, is_a
 from .refusals import CLASS_LAYOUT, ENUM_CLASS, ENUM_MEMBERS, Refusal
 from .relocation import earlier_versions
 from .validated_models import rebuild_models
@@ -102,12 +103,6 @@ class _Same(enum.Enum):
 _SAME_DOC = _Same.DOC
 
 _T = TypeVar("_T")
-
-
-def is_a(value: object, kind: type[_T]) -> TypeGuard[_T]:
-    """``isinstance`` by the value's type alone, never its ``__class__``: a namespace may
-    hold a lazy proxy whose ``__class__`` raises outside its context (or sets it up)."""
-    return issubclass(type(value), kind)
 
 
 _K = TypeVar("_K")
@@ -1054,10 +1049,6 @@ def patch_bodies(
     return patcher.report
 
 
-# What ``functools.lru_cache`` and ``functools.cache`` return.
-_CACHE_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
-
-
 def _cache_wrappers(namespace: dict[str, object], module: str) -> list[_CacheWrapper]:
     """The cache wrappers a module holds at top level and in its own classes.
 
@@ -1072,7 +1063,7 @@ def _cache_wrappers(namespace: dict[str, object], module: str) -> list[_CacheWra
         for member in members:
             if is_a(member, staticmethod) or is_a(member, classmethod):
                 member = member.__func__
-            if is_a(member, _CACHE_WRAPPER):
+            if is_a(member, CACHE_WRAPPER):
                 found.append(member)
     return found
 

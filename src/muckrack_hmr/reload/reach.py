@@ -32,11 +32,12 @@ code needs any more, which costs a look, never a missed statement.
 from __future__ import annotations
 
 import dis
-import functools
 import sys
 from collections.abc import Callable, Iterable
 from types import CodeType, FunctionType, ModuleType
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING
+
+from .kinds import CACHE_WRAPPER, is_a
 
 if TYPE_CHECKING:
     from .incremental import Binding, Consumption
@@ -119,13 +120,13 @@ class ImportReach:
             caches.discard(node)
         resolve = _NamesResolver(module, namespace, self._is_project)
         for name, value in list(namespace.items()):
-            if type(value) is _CACHE_WRAPPER:
+            if type(value) is CACHE_WRAPPER:
                 found = [(module, name)]
-            elif methods and _is_class(value) and value.__module__ == module:
+            elif methods and is_a(value, type) and value.__module__ == module:
                 found = [
                     (module, f"{name}.{attr}")
                     for attr, member in list(vars(value).items())
-                    if type(_unbound(member)) is _CACHE_WRAPPER
+                    if type(_unbound(member)) is CACHE_WRAPPER
                 ]
             else:
                 continue
@@ -201,19 +202,8 @@ class ImportReach:
                 nodes.extend(edges.get(node, ()))
 
 
-def _is_module(value: object) -> TypeGuard[ModuleType]:
-    # By the object's type alone, never its ``__class__``: a namespace may hold a lazy
-    # proxy whose ``__class__`` raises outside its context (``isinstance`` asks it).
-    return issubclass(type(value), ModuleType)
-
-
-def _is_class(value: object) -> TypeGuard[type]:
-    return issubclass(type(value), type)
-
-
 _NO_CALLERS: set[_Node] = set()
 _NO_MODULES: set[str] = set()
-_CACHE_WRAPPER = type(functools.lru_cache(maxsize=None)(lambda: None))
 # Names a module's code loads where it makes a cache (``@functools.cache``, ``lru_cache(...)``).
 _CACHES = frozenset({"lru_cache", "cache"})
 # ... and where it makes methods a class can call at import time.
@@ -230,7 +220,7 @@ def _class_methods(
     (``K.build()``), as what the class's node calls (its other methods are left out:
     see _class_body)."""
     for name, value in list(namespace.items()):
-        if not _is_class(value) or value.__module__ != module:
+        if not is_a(value, type) or value.__module__ != module:
             continue
         names: set[str] = set()
         for member in list(vars(value).values()):
@@ -255,8 +245,8 @@ def _cache_at(node: _Node) -> object:
     owner, _, attr = name.partition(".")
     value = namespace.get(owner)
     if attr:
-        value = _unbound(vars(value).get(attr)) if _is_class(value) else None
-    return value if type(value) is _CACHE_WRAPPER else None
+        value = _unbound(vars(value).get(attr)) if is_a(value, type) else None
+    return value if type(value) is CACHE_WRAPPER else None
 
 
 def clear_cache(node: _Node) -> bool:
@@ -283,7 +273,7 @@ class _Resolver:
             held = namespace.get(attr) if attr is not None and isinstance(namespace, dict) else None
             if attr is None:
                 self._modules[local] = module
-            elif _is_module(held):
+            elif is_a(held, ModuleType):
                 self._modules[local] = held.__name__  # ``from pkg import sub``
             else:
                 self._objects[local] = (module, attr)
@@ -302,7 +292,7 @@ class _Resolver:
             for part in rest.split("."):
                 namespace = getattr(modules.get(module), "__dict__", None)
                 value = namespace.get(part) if isinstance(namespace, dict) else None
-                if not _is_module(value):
+                if not is_a(value, ModuleType):
                     found = (module, part)
                     break
                 module = value.__name__
@@ -316,10 +306,12 @@ def defined_as(module: str, name: str) -> _Node | None:
     """(module, name) of the top-level function or class ``module``'s ``name`` holds, where
     it was defined: the node a body edit of it names."""
     namespace = getattr(sys.modules.get(module), "__dict__", None)
-    if not isinstance(namespace, dict):
-        return None
-    value = namespace.get(name)
-    if not (type(value) is FunctionType or _is_class(value)):
+    return _defined(namespace.get(name)) if isinstance(namespace, dict) else None
+
+
+def _defined(value: object) -> _Node | None:
+    """(module, name) where a top-level function or class was defined, or None."""
+    if not (type(value) is FunctionType or is_a(value, type)):
         return None
     home, own = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
     if not isinstance(home, str) or not isinstance(own, str) or "." in own:
@@ -517,14 +509,14 @@ class _NamesResolver:
         bound = names & namespace.keys()
         for name in bound:
             value = namespace[name]
-            if _is_module(value):
+            if is_a(value, ModuleType):
                 self._through(value, names, found, through)
             elif callable(value):  # (a constant, a table: nothing a body edit changes)
                 _add(found, module, name, value)
         for name in (names - bound) & modules.keys():
             # ``import shop.base.kernel`` in a function (absolute imports only).
             value = modules.get(name)
-            if _is_module(value):
+            if is_a(value, ModuleType):
                 self._through(value, names, found, through)
         return list(found)
 
@@ -540,7 +532,7 @@ class _NamesResolver:
             return
         for name in names & namespace.keys():
             value = namespace[name]
-            if _is_module(value):
+            if is_a(value, ModuleType):
                 self._through(value, names, found, through)
             elif callable(value):
                 _add(found, home, name, value)
@@ -549,7 +541,6 @@ class _NamesResolver:
 def _add(found: set[_Node], module: str, name: str, value: object) -> None:
     """(module, name), and where ``value`` was defined under another name, that too."""
     found.add((module, name))
-    if type(value) is FunctionType or _is_class(value):
-        home, own = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
-        if isinstance(home, str) and isinstance(own, str) and "." not in own:
-            found.add((home, own))
+    defined = _defined(value)
+    if defined is not None:
+        found.add(defined)

@@ -54,13 +54,13 @@ from .incremental import (
     translate_kept_classes,
     undo_run,
 )
+from .kinds import is_a
 from .mentions import spelling_any
 from .patching import (
     PatchReport,
     clear_abc_caches,
     clear_caches_of,
     invalidate_abc_negative_caches,
-    is_a,
     patch_bodies,
     patch_namespace,
     refill,
