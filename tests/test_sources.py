@@ -211,3 +211,39 @@ def test_the_names_code_loads_are_read_off_its_opcodes_as_dis_decodes_them() -> 
     )
     assert loaded_names(code, imports=False) == {"a", "y", "c"}
     assert loaded_names(code) == {"a", "b", "c", "y"}
+
+
+@pytest.mark.parametrize("order", ["callee-first", "caller-first"])
+def test_a_function_body_enters_the_index_when_import_time_code_first_reaches_it(
+    order: str,
+) -> None:
+    """A module's function bodies are resolved only once import-time code reaches them
+    (most never are), whichever of the two modules the index takes in first: ``b``'s
+    top level calls ``a.f``, which calls ``a.g``, which calls ``a.h``; ``a.unused``
+    calls ``h`` too but is never reached, and is no follower's way in."""
+    import sys
+
+    from muckrack_hmr.reload.reach import ImportReach
+
+    a, b = types.ModuleType("a_reach"), types.ModuleType("b_reach")
+    a_code = compile(
+        "def h():\n    return 1\n\n\ndef g():\n    return h()\n\n\n"
+        "def f():\n    return g()\n\n\ndef unused():\n    return h()\n",
+        "a_reach",
+        "exec",
+    )
+    b_code = compile("import a_reach\n\nV = a_reach.f()\n", "b_reach", "exec")
+    sys.modules["a_reach"], sys.modules["b_reach"] = a, b
+    try:
+        exec(a_code, a.__dict__)
+        exec(b_code, b.__dict__)
+        reach = ImportReach()
+        added = [("a_reach", a_code, a), ("b_reach", b_code, b)]
+        for name, code, module in added if order == "callee-first" else added[::-1]:
+            reach.add_code(name, code, module.__dict__)
+        assert reach.followers("a_reach", {"h"}) == ({"b_reach"}, [])
+        assert reach.followers("a_reach", {"unused"}) == (set(), [])
+        # ``unused`` reached no one: its body was never resolved.
+        assert ("a_reach", "unused") not in reach._edges
+    finally:
+        del sys.modules["a_reach"], sys.modules["b_reach"]
