@@ -14,7 +14,8 @@ import threading
 
 from cpython.dict cimport PyDict_GetItem
 from cpython.module cimport PyModule_Check, PyModule_GetDict
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_SIZE
 from cpython.exc cimport PyErr_SetFromErrnoWithFilenameObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from libc.stdlib cimport calloc, free, malloc
@@ -35,6 +36,13 @@ cdef extern from "Python.h":
     ctypedef int (*Py_AuditHookFunction)(const char* event, PyObject* args, void* data) except -1
     int PySys_AddAuditHook(Py_AuditHookFunction hook, void* data) except -1
     void PyObject_GC_UnTrack(object op)
+    Py_UCS4 PyUnicode_READ_CHAR(object text, Py_ssize_t index)
+    # The fields of a code object read here (named alike from 3.10 on).
+    ctypedef struct PyCodeObject:
+        int co_flags
+        PyObject* co_consts
+        PyObject* co_names
+        PyObject* co_name
 
 # The baseline of a project file without ``os.lstat`` and its stat_result:
 # 0 for a file (its mtime in ns and size filled in, as os.stat computes
@@ -249,12 +257,23 @@ cdef extern from *:
     int hmr_wait_for_quiet(double longest, double look, double share, double needed) nogil
 
 __all__ = [
+    "OP_EXTENDED",
+    "OP_IMPORT",
+    "OP_LOADS",
+    "OP_LOAD_NAME",
+    "OP_MAKES",
+    "OP_PUSH_NULL",
+    "OP_SHIFT",
     "WAITS_WITHOUT_GIL",
     "DependencyGraph",
     "ImportTracker",
     "add_open_audit_hook",
+    "all_names",
+    "called_names",
     "capture_sources",
+    "loaded_names",
     "resolve_relative",
+    "scan_module",
     "wait_for_quiet",
 ]
 
@@ -276,6 +295,172 @@ def wait_for_quiet(double longest, double look, double share, double needed):
 
         return looking_with_the_gil(longest, look, share, needed)
     return found == 1
+
+# The table of a Python's opcodes scan_module reads bytecode with (see the twin).
+OP_LOADS = 0x04
+OP_IMPORT = 0x08
+OP_MAKES = 0x10
+OP_PUSH_NULL = 0x20
+OP_LOAD_NAME = 0x40
+OP_EXTENDED = 0x80
+OP_SHIFT = 0x03
+cdef enum:
+    _LOADS = 0x04
+    _IMPORT = 0x08
+    _MAKES = 0x10
+    _PUSH_NULL = 0x20
+    _LOAD_NAME = 0x40
+    _EXTENDED = 0x80
+    _SHIFT = 0x03
+    _CO_OPTIMIZED = 0x1
+# The instructions after a LOAD_NAME in which a function or class made means a decorator.
+cdef Py_ssize_t _DECORATED_WITHIN = 5
+cdef object _CodeType = type(compile("", "<core>", "exec"))
+
+
+cdef const unsigned char* _table_of(bytes table) except NULL:
+    if len(table) != 256:
+        raise ValueError("an opcode table has 256 entries")
+    return <const unsigned char*>PyBytes_AS_STRING(table)
+
+
+cdef inline object _name_at(tuple names, Py_ssize_t index):
+    if index >= PyTuple_GET_SIZE(names):
+        raise IndexError("a name's index past co_names")
+    return names[index]
+
+
+cdef void _loaded_into(object code, const unsigned char* table, unsigned char skip,
+                       set found) except *:
+    cdef bytes raw = code.co_code
+    cdef tuple names = <tuple>(<PyCodeObject*>code).co_names
+    cdef const unsigned char* units = <const unsigned char*>PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(raw) - 1, at
+    cdef size_t extended = 0, arg
+    cdef unsigned char flags
+    for at in range(0, size, 2):
+        flags = table[units[at]]
+        arg = extended | units[at + 1]
+        if flags & _EXTENDED:
+            extended = arg << 8
+            continue
+        extended = 0
+        if flags & skip == _LOADS:
+            found.add(_name_at(names, arg >> (flags & _SHIFT)))
+
+
+def loaded_names(code, bytes table, bint imports):
+    """The names ``code`` loads, and with ``imports`` the ones it imports (see the twin),
+    decoding each instruction."""
+    if type(code) is not _CodeType:
+        raise TypeError("loaded_names reads a code object")
+    found = set()
+    _loaded_into(code, _table_of(table), _LOADS if imports else _LOADS | _IMPORT, found)
+    return found
+
+
+cdef set _called(object code, set names, const unsigned char* table, int null_after):
+    if null_after < 0:
+        return set(names)
+    cdef bytes raw = code.co_code
+    cdef tuple table_names = <tuple>(<PyCodeObject*>code).co_names
+    cdef const unsigned char* units = <const unsigned char*>PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(raw) - 1, at, beside, following, last
+    cdef size_t extended = 0, arg
+    cdef unsigned char flags
+    cdef set found = set()
+    for at in range(0, size, 2):
+        flags = table[units[at]]
+        arg = extended | units[at + 1]
+        if flags & _EXTENDED:
+            extended = arg << 8
+            continue
+        extended = 0
+        if not flags & _LOAD_NAME:
+            continue
+        name = _name_at(table_names, arg)
+        if name not in names or name in found:
+            continue
+        beside = at + 2 if null_after else at - 2
+        if 0 <= beside < size and table[units[beside]] & _PUSH_NULL:
+            found.add(name)
+            continue
+        last = min(at + 2 + 2 * _DECORATED_WITHIN, size)
+        for following in range(at + 2, last, 2):
+            if table[units[following]] & _MAKES:
+                found.add(name)
+                break
+    return found
+
+
+def called_names(code, set names, bytes table, int null_after):
+    """Which of ``names``, loaded at ``code``'s level, it may call (see the twin)."""
+    if type(code) is not _CodeType:
+        raise TypeError("called_names reads a code object")
+    return _called(code, names, _table_of(table), null_after)
+
+
+def all_names(code, set into):
+    """Every name ``code`` and the code objects it holds hold, into ``into``."""
+    if type(code) is not _CodeType:
+        raise TypeError("all_names reads a code object")
+    _all_names(code, into)
+
+
+cdef void _all_names(object code, set into) except *:
+    cdef PyCodeObject* raw = <PyCodeObject*>code
+    into.update(<tuple>raw.co_names)
+    for const in <tuple>raw.co_consts:
+        if type(const) is _CodeType:
+            _all_names(const, into)
+
+
+cdef inline bint _is_function(object const):
+    """A code object of a function (or a comprehension, a lambda), not a class body's."""
+    return (<PyCodeObject*>const).co_flags & _CO_OPTIMIZED
+
+
+cdef inline bint _anonymous(object const):
+    """``<lambda>``, ``<listcomp>``: a code object that makes no name of the module."""
+    cdef str name = <str>(<PyCodeObject*>const).co_name
+    return len(name) > 0 and PyUnicode_READ_CHAR(name, 0) == 60  # "<"
+
+
+def scan_module(code, bytes table, int null_after):
+    """The names a module's code loads at its level, and the code of each function it
+    defines, by the name it defines (see the twin)."""
+    if type(code) is not _CodeType:
+        raise TypeError("scan_module reads a code object")
+    cdef const unsigned char* opcodes = _table_of(table)
+    cdef set defs = set()
+    for const in <tuple>(<PyCodeObject*>code).co_consts:
+        if type(const) is _CodeType and _is_function(const) and not _anonymous(const):
+            defs.add(<object>(<PyCodeObject*>const).co_name)
+    cdef set at_import = set()
+    cdef dict bodies = {}
+    _level(code, at_import, defs, bodies, opcodes, null_after)
+    return at_import, bodies
+
+
+cdef void _level(object code, set at_import, set defs, dict bodies,
+                 const unsigned char* table, int null_after) except *:
+    cdef set loaded = set()
+    _loaded_into(code, table, _LOADS | _IMPORT, loaded)
+    cdef set read = loaded & defs
+    if read:
+        loaded -= read - _called(code, read, table, null_after)
+    at_import |= loaded
+    for const in <tuple>(<PyCodeObject*>code).co_consts:
+        if type(const) is not _CodeType:
+            continue
+        if not _is_function(const):
+            _level(const, at_import, defs, None, table, null_after)
+        elif _anonymous(const):
+            _all_names(const, at_import)  # a comprehension runs now (a lambda may)
+        elif bodies is not None:
+            name = <object>(<PyCodeObject*>const).co_name
+            bodies[name] = (*bodies.get(name, ()), const)
+
 
 # pytest leaves out of its tracebacks the frames whose locals or globals set
 # __tracebackhide__.  Ours sit between every import statement and the module

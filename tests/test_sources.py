@@ -182,19 +182,23 @@ def test_a_forked_child_reads_what_its_parent_kept_and_writes_apart() -> None:
     assert store.ran("d") == b"D = 4\n"
 
 
-def test_the_names_code_loads_are_read_off_its_opcodes_as_dis_decodes_them() -> None:
-    """The index of what import-time code calls reads the names a module's code loads by
-    searching its opcodes (the argument's flag bits differ between versions): the same
-    names ``dis`` finds, in every code object of a few standard modules, on this
-    Python; a ``def`` only stores its name."""
+def test_the_names_code_loads_are_read_off_its_opcodes_as_dis_decodes_them(
+    core: types.ModuleType,
+) -> None:
+    """The index of what import-time code calls reads the names a module's code loads
+    off its opcodes (the argument's flag bits differ between versions), with the
+    core's table of this Python's opcodes: the same names ``dis`` finds, in every
+    code object of a few standard modules, on this Python; a ``def`` only stores
+    its name."""
     import dis
     import inspect
     import json
     import textwrap
     import typing
 
-    from muckrack_hmr.reload.reach import _LOADS, loaded_names
+    from muckrack_hmr.reload.reach import _LOADS, opcode_table
 
+    table = opcode_table()[0]
     for module in (dis, inspect, json, textwrap, typing):
         pending = [compile(inspect.getsource(module), module.__name__, "exec")]
         while pending:
@@ -205,12 +209,41 @@ def test_the_names_code_loads_are_read_off_its_opcodes_as_dis_decodes_them() -> 
                 for i in dis.get_instructions(code)
                 if i.opname in _LOADS and isinstance(i.argval, str)
             }
-            assert loaded_names(code) == decoded, (module.__name__, code.co_name)
+            assert core.loaded_names(code, table, True) == decoded, (module.__name__, code.co_name)
     code = compile(
         "import a\nfrom b import c\n\n\ndef f():\n    pass\n\n\nx = a.y(c)\n", "m", "exec"
     )
-    assert loaded_names(code, imports=False) == {"a", "y", "c"}
-    assert loaded_names(code) == {"a", "b", "c", "y"}
+    assert core.loaded_names(code, table, False) == {"a", "y", "c"}
+    assert core.loaded_names(code, table, True) == {"a", "b", "c", "y"}
+
+
+def test_a_module_scan_tells_what_its_level_calls_and_the_code_of_its_functions(
+    core: types.ModuleType,
+) -> None:
+    """What runs at import (the module's level, class bodies, comprehensions, lambdas,
+    decorators), without a local function only read there, and each function's code
+    by its name, on both cores: the index of what import-time code calls rests on it."""
+    from muckrack_hmr.reload.reach import opcode_table
+
+    code = compile(
+        "import core\nfrom util import deco\n\n\ndef build():\n    return core.helper()\n\n\n"
+        "def view():\n    return core.other()\n\n\n@deco\ndef wrapped():\n    return 1\n\n\n"
+        "ROUTES = {'/': view}\nTABLE = build()\n\n\nclass K:\n    Y = core.k_attr\n\n"
+        "    def m(self):\n        return core.method_only()\n\n\n"
+        "SQUARES = [core.sq(i) for i in range(3)]\nL = lambda: core.lam()\n\n\n"
+        "def build():\n    return core.again()\n",
+        "m",
+        "exec",
+    )
+    at_import, bodies = core.scan_module(code, *opcode_table())
+    assert {"core", "deco", "build", "k_attr", "sq", "range", "lam"} <= at_import
+    # (What build's body calls enters the index once build is reached: see reach.)
+    assert not {"view", "other", "method_only", "wrapped", "helper", "again"} & at_import
+    assert sorted(bodies) == ["build", "view", "wrapped"]
+    assert [len(bodies[name]) for name in ("build", "view", "wrapped")] == [2, 1, 1]
+    assert all(type(body) is types.CodeType for name in bodies for body in bodies[name])
+    with pytest.raises(TypeError):
+        core.scan_module("not code", *opcode_table())
 
 
 @pytest.mark.parametrize("order", ["callee-first", "caller-first"])

@@ -35,12 +35,23 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec, SourceFileLoader
 
 __all__ = [
+    "OP_EXTENDED",
+    "OP_IMPORT",
+    "OP_LOADS",
+    "OP_LOAD_NAME",
+    "OP_MAKES",
+    "OP_PUSH_NULL",
+    "OP_SHIFT",
     "WAITS_WITHOUT_GIL",
     "DependencyGraph",
     "ImportTracker",
     "add_open_audit_hook",
+    "all_names",
+    "called_names",
     "capture_sources",
+    "loaded_names",
     "resolve_relative",
+    "scan_module",
     "wait_for_quiet",
 ]
 
@@ -294,6 +305,177 @@ def wait_for_quiet(longest: float, look: float, share: float, needed: float) -> 
                 return True
         else:
             quiet_for = 0.0
+
+
+# The table scan_module reads a Python's bytecode with: a byte for each opcode, of
+# these flags and (in OP_SHIFT) how far its argument is shifted to index
+# ``co_names``.  Learned from ``dis`` by reload.reach, which builds it.
+#: the opcode loads a name, a global or an attribute (or imports, with OP_IMPORT)
+OP_LOADS = 0x04
+#: the opcode imports (IMPORT_NAME, IMPORT_FROM)
+OP_IMPORT = 0x08
+#: the opcode makes a function or a class (what a decorator is applied to next)
+OP_MAKES = 0x10
+#: PUSH_NULL: what the interpreter pushes beside a callable it calls
+OP_PUSH_NULL = 0x20
+#: LOAD_NAME (a name at a module's or a class body's level)
+OP_LOAD_NAME = 0x40
+#: EXTENDED_ARG
+OP_EXTENDED = 0x80
+#: the bits of the shift of a loading opcode's argument
+OP_SHIFT = 0x03
+# A code object of a function (or a comprehension, a lambda); a class body's has not.
+_CO_OPTIMIZED = 0x1
+
+
+def loaded_names(code: CodeType, table: bytes, imports: bool) -> set[str]:
+    """The names ``code`` loads (a global, a name, an attribute), and with ``imports``
+    the ones it imports: not those it only stores (``def f`` at a module's top level
+    stores ``f`` and calls nothing).  ``table``: see OP_LOADS.  (Found here by
+    searching the opcodes for each loading one: faster in Python than decoding
+    each instruction, as the compiled twin does.)"""
+    if type(code) is not CodeType:
+        raise TypeError("loaded_names reads a code object")
+    raw = code.co_code
+    ops, args, names = raw[0::2], raw[1::2], code.co_names
+    found: set[str] = set()
+    for op, shift, imported in _opcodes(table).loads:
+        if imported and not imports:
+            continue
+        at = ops.find(op)
+        while at >= 0:
+            found.add(names[_arg(ops, args, at, table) >> shift])
+            at = ops.find(op, at + 1)
+    return found
+
+
+def called_names(code: CodeType, names: set[str], table: bytes, null_after: int) -> set[str]:
+    """Which of ``names``, loaded by ``code`` at a module's (or a class body's) level, it
+    may call: called by name (the interpreter pushes a NULL beside the callable, before
+    it up to 3.12 and after it since: ``null_after`` 0 or 1), or applied as a
+    decorator (a function or class made in the next five instructions).  Without
+    that NULL (3.10: ``null_after`` -1), all of them."""
+    if type(code) is not CodeType:
+        raise TypeError("called_names reads a code object")
+    if null_after < 0:
+        return set(names)
+    raw = code.co_code
+    ops, args, table_names = raw[0::2], raw[1::2], code.co_names
+    load = _opcodes(table).load_name
+    found: set[str] = set()
+    at = ops.find(load)
+    while at >= 0:
+        name = table_names[_arg(ops, args, at, table)]
+        if name in names and name not in found:
+            beside = at + 1 if null_after else at - 1
+            if 0 <= beside < len(ops) and table[ops[beside]] & OP_PUSH_NULL:
+                found.add(name)
+            elif any(table[op] & OP_MAKES for op in ops[at + 1 : at + 6]):
+                found.add(name)  # ``@name`` (stacked decorators come one after another)
+        at = ops.find(load, at + 1)
+    return found
+
+
+class _Opcodes:
+    """A table's opcodes, as the searches above use them."""
+
+    def __init__(self, table: bytes) -> None:
+        #: (opcode, shift, imports?) of each opcode that loads a name
+        self.loads = [
+            (op, flags & OP_SHIFT, bool(flags & OP_IMPORT))
+            for op, flags in enumerate(table)
+            if flags & OP_LOADS
+        ]
+        self.load_name = next((op for op, flags in enumerate(table) if flags & OP_LOAD_NAME), -1)
+
+
+_OPCODES: dict[bytes, _Opcodes] = {}
+
+
+def _opcodes(table: bytes) -> _Opcodes:
+    found = _OPCODES.get(table)
+    if found is None:
+        found = _OPCODES[table] = _Opcodes(table)
+    return found
+
+
+def _arg(ops: bytes, args: bytes, at: int, table: bytes) -> int:
+    """The argument of the instruction at ``at``, with its EXTENDED_ARG prefixes."""
+    arg, before, scale = args[at], at - 1, 8
+    while before >= 0 and table[ops[before]] & OP_EXTENDED:
+        arg |= args[before] << scale
+        before, scale = before - 1, scale + 8
+    return arg
+
+
+def all_names(code: CodeType, into: set[str]) -> None:
+    """Every name ``code`` and the code objects it holds hold, into ``into``."""
+    if type(code) is not CodeType:
+        raise TypeError("all_names reads a code object")
+    _all_names(code, into)
+
+
+def _all_names(code: CodeType, into: set[str]) -> None:
+    into.update(code.co_names)
+    for const in code.co_consts:
+        if type(const) is CodeType:
+            _all_names(const, into)
+
+
+def scan_module(
+    code: CodeType, table: bytes, null_after: int
+) -> tuple[set[str], dict[str, tuple[CodeType, ...]]]:
+    """The names a module's code loads at its level (its class bodies', comprehensions'
+    and lambdas' too), and the code of each function it defines, by the name it
+    defines (see reload.reach).
+
+    A function of the module only read there (put in a table, ``ROUTES = {"/":
+    index}``) is left out: only one called there (or applied as a decorator) runs.
+    A top-level import calls nothing of the module it imports: what it binds is
+    loaded where it is used.  ``table`` and ``null_after``: see OP_LOADS and
+    called_names.
+    """
+    if type(code) is not CodeType:
+        raise TypeError("scan_module reads a code object")
+    defs = {
+        const.co_name
+        for const in code.co_consts
+        if type(const) is CodeType
+        and const.co_flags & _CO_OPTIMIZED
+        and not const.co_name.startswith("<")
+    }
+    at_import: set[str] = set()
+    bodies: dict[str, tuple[CodeType, ...]] = {}
+    _level(code, at_import, defs, bodies, table=table, null_after=null_after)
+    return at_import, bodies
+
+
+def _level(
+    code: CodeType,
+    at_import: set[str],
+    defs: set[str],
+    bodies: dict[str, tuple[CodeType, ...]] | None,
+    *,
+    table: bytes,
+    null_after: int,
+) -> None:
+    """The module's level, or (no ``bodies``) a class body's, which runs now too: its
+    methods are left out (an instance made at import time is kept when a method
+    changes, see reload.kept_classes; a class named there, a base say, calls none)."""
+    loaded = loaded_names(code, table, False)
+    read = loaded & defs
+    if read:
+        loaded -= read - called_names(code, read, table, null_after)
+    at_import |= loaded
+    for const in code.co_consts:
+        if type(const) is not CodeType:
+            continue
+        if not const.co_flags & _CO_OPTIMIZED:
+            _level(const, at_import, defs, None, table=table, null_after=null_after)
+        elif const.co_name.startswith("<"):
+            _all_names(const, at_import)  # a comprehension runs now (a lambda may)
+        elif bodies is not None:
+            bodies[const.co_name] = (*bodies.get(const.co_name, ()), const)
 
 
 def _package_of(globals: Globals) -> str | None:

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable
 from types import CodeType, FunctionType, ModuleType
 from typing import TYPE_CHECKING, Protocol
 
+from .._core import core
 from .kinds import CACHE_WRAPPER, is_a
 
 if TYPE_CHECKING:
@@ -54,8 +55,6 @@ _IsProject = Callable[[str], bool]
 # What a function's body names: its code objects (one per ``def`` of the name), or the
 # names its analysis found.
 _Body = tuple[CodeType | str, ...]
-# A code object of a function (or a comprehension, a lambda); a class body's has not.
-_CO_OPTIMIZED = 0x1
 
 
 class ImportReach:
@@ -72,6 +71,7 @@ class ImportReach:
         self._root_of: dict[_Node, set[str]] = {}
         # The ``lru_cache`` wrappers (``module``, ``name`` or ``Class.method``).
         self._caches: set[_Node] = set()
+        self._caches_of: dict[str, tuple[_Node, ...]] = {}
         # module -> how its names resolve, and the bodies of its functions not reachable
         # (yet): what each names is resolved only once it is (see _fold).
         self._bodies: dict[str, tuple[_Resolve, dict[str, _Body]]] = {}
@@ -103,9 +103,8 @@ class ImportReach:
         """Fold in ``module``'s code as its loader made it, resolved through its namespace
         now that it ran: no parse, and a superset of what its analysis tells (a name the
         code holds may be an attribute of any module it names; a lambda's body may run)."""
-        at_import: set[str] = set()
-        bodies: dict[str, _Body] = {}
-        _scan(code, at_import, bodies)
+        found: tuple[set[str], dict[str, _Body]] = core.scan_module(code, *opcode_table())
+        at_import, bodies = found
         resolve = _NamesResolver(module, namespace, self._is_project)
         edges: dict[_Node, list[_Node]] = {}
         # (Classes are looked at only where the code names a cache at all.)
@@ -125,27 +124,28 @@ class ImportReach:
         """The ``lru_cache`` wrappers ``module`` holds (and with ``methods``, its classes),
         into ``edges`` with what the function each wraps may call: roots of the index."""
         caches = self._caches
-        for node in [node for node in caches if node[0] == module]:
-            caches.discard(node)
+        caches.difference_update(self._caches_of.pop(module, ()))
+        items = list(namespace.items())
+        found = [(module, name) for name, value in items if type(value) is CACHE_WRAPPER]
+        if methods:
+            for name, value in items:
+                if is_a(value, type) and value.__module__ == module:
+                    found.extend(
+                        (module, f"{name}.{attr}")
+                        for attr, member in list(vars(value).items())
+                        if type(_unbound(member)) is CACHE_WRAPPER
+                    )
+        if not found:
+            return
+        self._caches_of[module] = tuple(found)
         resolve = _NamesResolver(module, namespace, self._is_project)
-        for name, value in list(namespace.items()):
-            if type(value) is CACHE_WRAPPER:
-                found = [(module, name)]
-            elif methods and is_a(value, type) and value.__module__ == module:
-                found = [
-                    (module, f"{name}.{attr}")
-                    for attr, member in list(vars(value).items())
-                    if type(_unbound(member)) is CACHE_WRAPPER
-                ]
-            else:
-                continue
-            for node in found:
-                caches.add(node)
-                targets = edges.setdefault(node, [])
-                inner = getattr(_cache_at(node), "__wrapped__", None)
-                code = getattr(inner, "__code__", None)
-                if isinstance(code, CodeType):
-                    targets.extend(resolve.nodes(_names_in((code,))))
+        for node in found:
+            caches.add(node)
+            targets = edges.setdefault(node, [])
+            inner = getattr(_cache_at(node), "__wrapped__", None)
+            code = getattr(inner, "__code__", None)
+            if isinstance(code, CodeType):
+                targets.extend(resolve.nodes(_names_in((code,))))
 
     def forget(self, module: str) -> None:
         """``module``'s analysis is stale (imported again): unknown until added again."""
@@ -185,13 +185,13 @@ class ImportReach:
         """Take in ``module``'s ``edges`` and ``roots``, and its functions' ``bodies``:
         what each names, resolved only once the function is reachable (most never are:
         a module's functions run when the program calls them), as their own nodes."""
-        reachable = self._reachable
+        reachable, resolved = self._reachable, self._edges
         resolve, held = bodies
         for name in list(held):
             node = (module, name)
             if node in reachable:
                 edges.setdefault(node, []).extend(resolve.nodes(_names_in(held.pop(name))))
-            else:
+            elif node in resolved:
                 self._drop_edges(node)  # as resolved before: gone with the old body
         self._bodies[module] = bodies
         spread = list(roots)
@@ -380,75 +380,6 @@ def _defined(value: object) -> _Node | None:
     return (home, own)
 
 
-def _scan(code: CodeType, at_import: set[str], bodies: dict[str, _Body]) -> None:
-    """The names a module's code loads, into ``at_import``, and the code of each function
-    it defines, into ``bodies`` by the name it defines.
-
-    As the analysis does, a function of the module only read at import time (put in a
-    table, ``ROUTES = {"/": index}``) is left out: only one called there (or applied
-    as a decorator) runs.  A top-level import calls nothing of the module it imports:
-    what it binds is loaded where it is used.
-    """
-    defs = {
-        const.co_name
-        for const in code.co_consts
-        if isinstance(const, CodeType)
-        and const.co_flags & _CO_OPTIMIZED
-        and not const.co_name.startswith("<")
-    }
-    _level(code, at_import, defs, bodies)
-
-
-def _level(
-    code: CodeType, at_import: set[str], defs: set[str], bodies: dict[str, _Body] | None
-) -> None:
-    """The module's level, or (no ``bodies``) a class body's, which runs now too: its
-    methods are left out, as the analysis leaves them out (an instance made at import
-    time is kept when a method changes, see kept_classes; a class named there, a base
-    say, calls none)."""
-    loaded = loaded_names(code, imports=False)
-    read = loaded & defs
-    if read:
-        loaded -= read - called_names(code, read)
-    at_import |= loaded
-    for const in code.co_consts:
-        if not isinstance(const, CodeType):
-            continue
-        if not const.co_flags & _CO_OPTIMIZED:
-            _level(const, at_import, defs, None)
-        elif const.co_name.startswith("<"):
-            _all_names(const, at_import)  # a comprehension runs now (a lambda may)
-        elif bodies is not None:
-            bodies[const.co_name] = (*bodies.get(const.co_name, ()), const)
-
-
-def called_names(code: CodeType, names: set[str]) -> set[str]:
-    """Which of ``names``, loaded by ``code`` at a module's (or a class body's) level, it
-    may call: called by name (the interpreter pushes a NULL beside the callable, before
-    it up to 3.12 and after it since), or applied as a decorator (a function or class
-    made right after).  Without that NULL (3.10), all of them."""
-    if not _NAME_OPS:
-        _learn_ops()
-    if _CALL_SHAPE[0] is None:
-        return set(names)
-    push_null, after = _CALL_SHAPE
-    raw = code.co_code
-    ops, args, table = raw[0::2], raw[1::2], code.co_names
-    load = dis.opmap["LOAD_NAME"]
-    found: set[str] = set()
-    at = ops.find(load)
-    while at >= 0:
-        name = table[_arg(ops, args, at)]
-        if name in names and name not in found:
-            beside = at + 1 if after else at - 1
-            if 0 <= beside < len(ops) and ops[beside] == push_null:
-                found.add(name)
-            elif any(op in _MAKES for op in ops[at + 1 : at + 6]):
-                found.add(name)  # ``@name`` (stacked decorators come one after another)
-        at = ops.find(load, at + 1)
-    return found
-
-
 _LOADS = (
     "LOAD_NAME",
     "LOAD_GLOBAL",
@@ -473,8 +404,8 @@ class C(c4):
 """
 
 
-def _name_ops() -> list[tuple[int, int]]:
-    """(opcode, shift of its argument to the index in ``co_names``) of the instructions
+def _name_ops() -> dict[int, int]:
+    """{opcode: shift of its argument to the index in ``co_names``} of the instructions
     that load a name or an attribute, or import: as this Python compiles them (the
     low bits of some arguments are flags, more of them in newer versions)."""
     shifts: dict[int, int] = {}
@@ -492,64 +423,50 @@ def _name_ops() -> list[tuple[int, int]]:
         # its argument is the plain index.
         if dis.opmap.get(name, 256) < 256:
             shifts.setdefault(dis.opmap[name], 0)
-    return sorted(shifts.items())
+    return shifts
 
 
-_NAME_OPS: list[tuple[int, int]] = []
-_IMPORT_OPS: set[int] = set()
-_MAKES: set[int] = set()
-# (PUSH_NULL's number, whether it comes after the callable), or None for 3.10.
-_CALL_SHAPE: list[int | bool | None] = [None, False]
-_EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
+# (The core's table of this Python's opcodes, where a NULL is pushed beside a
+# callable called by name: see the core's OP_LOADS and called_names.)
+_TABLE: list[tuple[bytes, int]] = []
 
 
-def _learn_ops() -> None:
-    """This Python's numbers: of the instructions that load names, and how a call of a
-    name is compiled (see called_names)."""
-    _NAME_OPS.extend(_name_ops())
-    _IMPORT_OPS.update(dis.opmap[name] for name in ("IMPORT_NAME", "IMPORT_FROM"))
-    _MAKES.update(dis.opmap[name] for name in ("MAKE_FUNCTION", "LOAD_BUILD_CLASS"))
-    push_null = dis.opmap.get("PUSH_NULL")
-    if push_null is not None:
-        shape = [i.opname for i in dis.get_instructions(compile("f()", "", "exec"))]
-        after = shape.index("PUSH_NULL") > shape.index("LOAD_NAME")
-        _CALL_SHAPE[:] = [push_null, after]
-
-
-def _arg(ops: bytes, args: bytes, at: int) -> int:
-    """The argument of the instruction at ``at``, with its EXTENDED_ARG prefixes."""
-    arg, before, scale = args[at], at - 1, 8
-    while before >= 0 and ops[before] == _EXTENDED_ARG:
-        arg |= args[before] << scale
-        before, scale = before - 1, scale + 8
-    return arg
+def opcode_table() -> tuple[bytes, int]:
+    """The core's table of this Python's opcodes (learned once), and ``null_after``:
+    where the interpreter pushes the NULL beside a callable it calls by name (1 after
+    it, 0 before, -1 nowhere: 3.10)."""
+    if not _TABLE:
+        table = bytearray(256)
+        for op, shift in _name_ops().items():
+            table[op] |= core.OP_LOADS | shift
+        for name, flag in (
+            ("IMPORT_NAME", core.OP_IMPORT),
+            ("IMPORT_FROM", core.OP_IMPORT),
+            ("MAKE_FUNCTION", core.OP_MAKES),
+            ("LOAD_BUILD_CLASS", core.OP_MAKES),
+            ("PUSH_NULL", core.OP_PUSH_NULL),
+            ("LOAD_NAME", core.OP_LOAD_NAME),
+            ("EXTENDED_ARG", core.OP_EXTENDED),
+        ):
+            if name in dis.opmap:
+                table[dis.opmap[name]] |= flag
+        null_after = -1
+        if "PUSH_NULL" in dis.opmap:
+            shape = [i.opname for i in dis.get_instructions(compile("f()", "", "exec"))]
+            null_after = int(shape.index("PUSH_NULL") > shape.index("LOAD_NAME"))
+        _TABLE.append((bytes(table), null_after))
+    return _TABLE[0]
 
 
 def loaded_names(code: CodeType, *, imports: bool = True) -> set[str]:
     """The names ``code`` loads (a global, a name, an attribute), and with ``imports``
-    the ones it imports: not the ones it only stores (``def f`` at a module's top level
-    stores ``f``, and calls nothing).  Found by searching the bytecode's opcodes, not
-    by decoding each instruction."""
-    if not _NAME_OPS:
-        _learn_ops()
-    raw = code.co_code
-    ops, args, names = raw[0::2], raw[1::2], code.co_names
-    found: set[str] = set()
-    for op, shift in _NAME_OPS:
-        if not imports and op in _IMPORT_OPS:
-            continue
-        at = ops.find(op)
-        while at >= 0:
-            found.add(names[_arg(ops, args, at) >> shift])
-            at = ops.find(op, at + 1)
+    the ones it imports (see the core's loaded_names)."""
+    found: set[str] = core.loaded_names(code, opcode_table()[0], imports)
     return found
 
 
 def _all_names(code: CodeType, into: set[str]) -> None:
-    into.update(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, CodeType):
-            _all_names(const, into)
+    core.all_names(code, into)
 
 
 class _NamesResolver:
