@@ -428,7 +428,7 @@ cdef inline bint _anonymous(object const):
 
 def scan_module(code, bytes table, int null_after):
     """The names a module's code loads at its level, and the code of each function it
-    defines, by the name it defines (see the twin)."""
+    defines after its name, flat, in tuples (see the twin)."""
     if type(code) is not _CodeType:
         raise TypeError("scan_module reads a code object")
     cdef const unsigned char* opcodes = _table_of(table)
@@ -437,12 +437,12 @@ def scan_module(code, bytes table, int null_after):
         if type(const) is _CodeType and _is_function(const) and not _anonymous(const):
             defs.add(<object>(<PyCodeObject*>const).co_name)
     cdef set at_import = set()
-    cdef dict bodies = {}
+    cdef list bodies = []
     _level(code, at_import, defs, bodies, opcodes, null_after)
-    return at_import, bodies
+    return tuple(at_import), tuple(bodies)
 
 
-cdef void _level(object code, set at_import, set defs, dict bodies,
+cdef void _level(object code, set at_import, set defs, list bodies,
                  const unsigned char* table, int null_after) except *:
     cdef set loaded = set()
     _loaded_into(code, table, _LOADS | _IMPORT, loaded)
@@ -458,8 +458,8 @@ cdef void _level(object code, set at_import, set defs, dict bodies,
         elif _anonymous(const):
             _all_names(const, at_import)  # a comprehension runs now (a lambda may)
         elif bodies is not None:
-            name = <object>(<PyCodeObject*>const).co_name
-            bodies[name] = (*bodies.get(name, ()), const)
+            bodies.append(<object>(<PyCodeObject*>const).co_name)
+            bodies.append(const)
 
 
 # pytest leaves out of its tracebacks the frames whose locals or globals set

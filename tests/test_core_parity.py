@@ -167,7 +167,7 @@ def test_differential_scans_of_module_code(compiled_core: ModuleType) -> None:
         "json.decoder",
         "logging",
         "pathlib",
-        "re._parser",
+        "string",
         "typing",
         "unittest.case",
         "email.message",
@@ -176,9 +176,9 @@ def test_differential_scans_of_module_code(compiled_core: ModuleType) -> None:
     ):
         module = importlib.import_module(name)
         code = compile(inspect.getsource(module), name, "exec")
-        assert compiled_core.scan_module(code, table, null_after) == _core_py.scan_module(
-            code, table, null_after
-        ), name
+        names, bodies = compiled_core.scan_module(code, table, null_after)
+        twin_names, twin_bodies = _core_py.scan_module(code, table, null_after)
+        assert (set(names), bodies) == (set(twin_names), twin_bodies), name
         pending = [code]
         while pending:
             code = pending.pop()

@@ -235,13 +235,17 @@ def test_a_module_scan_tells_what_its_level_calls_and_the_code_of_its_functions(
         "m",
         "exec",
     )
-    at_import, bodies = core.scan_module(code, *opcode_table())
+    names, bodies = core.scan_module(code, *opcode_table())
+    assert (type(names), type(bodies)) == (tuple, tuple)  # (see the core's scan_module)
+    at_import = set(names)
     assert {"core", "deco", "build", "k_attr", "sq", "range", "lam"} <= at_import
     # (What build's body calls enters the index once build is reached: see reach.)
-    assert not {"view", "other", "method_only", "wrapped", "helper", "again"} & at_import
-    assert sorted(bodies) == ["build", "view", "wrapped"]
-    assert [len(bodies[name]) for name in ("build", "view", "wrapped")] == [2, 1, 1]
-    assert all(type(body) is types.CodeType for name in bodies for body in bodies[name])
+    assert not {"other", "method_only", "wrapped", "helper", "again"} & at_import
+    # A function only read is left out where a call shows (3.11 on: see called_names).
+    assert ("view" in at_import) == (opcode_table()[1] < 0)
+    assert bodies[0::2] == ("build", "view", "wrapped", "build")
+    assert all(type(body) is types.CodeType for body in bodies[1::2])
+    assert [body.co_firstlineno for body in bodies[1::2]] == [5, 9, 13, 33]
     with pytest.raises(TypeError):
         core.scan_module("not code", *opcode_table())
 
@@ -256,7 +260,7 @@ def test_a_function_body_enters_the_index_when_import_time_code_first_reaches_it
     calls ``h`` too but is never reached, and is no follower's way in."""
     import sys
 
-    from muckrack_hmr.reload.reach import ImportReach
+    from muckrack_hmr.reload.reach import ImportReach, scan
 
     a, b = types.ModuleType("a_reach"), types.ModuleType("b_reach")
     a_code = compile(
@@ -273,7 +277,7 @@ def test_a_function_body_enters_the_index_when_import_time_code_first_reaches_it
         reach = ImportReach()
         added = [("a_reach", a_code, a), ("b_reach", b_code, b)]
         for name, code, module in added if order == "callee-first" else added[::-1]:
-            reach.add_code(name, code, module.__dict__)
+            reach.add_code(name, scan(code), module.__dict__)
         assert reach.followers("a_reach", {"h"}) == ({"b_reach"}, [])
         assert reach.followers("a_reach", {"unused"}) == (set(), [])
         # ``unused`` reached no one: its body was never resolved.

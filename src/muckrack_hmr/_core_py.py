@@ -424,10 +424,15 @@ def _all_names(code: CodeType, into: set[str]) -> None:
 
 def scan_module(
     code: CodeType, table: bytes, null_after: int
-) -> tuple[set[str], dict[str, tuple[CodeType, ...]]]:
+) -> tuple[tuple[str, ...], tuple[str | CodeType, ...]]:
     """The names a module's code loads at its level (its class bodies', comprehensions'
-    and lambdas' too), and the code of each function it defines, by the name it
-    defines (see reload.reach).
+    and lambdas' too), and the code of each function it defines after the name it
+    defines, flat (``name, code, name, code``): what reload.reach indexes.
+
+    Taken as the module is imported, and kept until the index takes it in: in tuples,
+    which the garbage collector stops looking at once it has seen them, where a set
+    or a dict for every module imported would be looked at again and again (and the
+    module's code object kept, all the tuples it holds).
 
     A function of the module only read there (put in a table, ``ROUTES = {"/":
     index}``) is left out: only one called there (or applied as a decorator) runs.
@@ -445,16 +450,16 @@ def scan_module(
         and not const.co_name.startswith("<")
     }
     at_import: set[str] = set()
-    bodies: dict[str, tuple[CodeType, ...]] = {}
+    bodies: list[str | CodeType] = []
     _level(code, at_import, defs, bodies, table=table, null_after=null_after)
-    return at_import, bodies
+    return tuple(at_import), tuple(bodies)
 
 
 def _level(
     code: CodeType,
     at_import: set[str],
     defs: set[str],
-    bodies: dict[str, tuple[CodeType, ...]] | None,
+    bodies: list[str | CodeType] | None,
     *,
     table: bytes,
     null_after: int,
@@ -475,7 +480,7 @@ def _level(
         elif const.co_name.startswith("<"):
             _all_names(const, at_import)  # a comprehension runs now (a lambda may)
         elif bodies is not None:
-            bodies[const.co_name] = (*bodies.get(const.co_name, ()), const)
+            bodies += (const.co_name, const)
 
 
 def _package_of(globals: Globals) -> str | None:

@@ -39,7 +39,7 @@ import dis
 import sys
 from collections.abc import Callable, Iterable
 from types import CodeType, FunctionType, ModuleType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from .._core import core
 from .kinds import CACHE_WRAPPER, is_a
@@ -47,7 +47,7 @@ from .kinds import CACHE_WRAPPER, is_a
 if TYPE_CHECKING:
     from .incremental import Binding, Consumption
 
-__all__ = ["ImportReach"]
+__all__ = ["ImportReach", "Scan", "scan"]
 
 # (module, the name of one of its top-level functions, classes or values)
 _Node = tuple[str, str]
@@ -55,6 +55,9 @@ _IsProject = Callable[[str], bool]
 # What a function's body names: its code objects (one per ``def`` of the name), or the
 # names its analysis found.
 _Body = tuple[CodeType | str, ...]
+#: What the core's scan_module read of a module's code: the names its level loads, and
+#: its functions' code after their names.
+Scan = tuple[tuple[str, ...], tuple[str | CodeType, ...]]
 
 
 class ImportReach:
@@ -99,12 +102,17 @@ class ImportReach:
             self._add_caches(module, namespace, edges, methods=True)
         self._fold(module, edges, roots, (resolve, held))
 
-    def add_code(self, module: str, code: CodeType, namespace: dict[str, object]) -> None:
-        """Fold in ``module``'s code as its loader made it, resolved through its namespace
-        now that it ran: no parse, and a superset of what its analysis tells (a name the
-        code holds may be an attribute of any module it names; a lambda's body may run)."""
-        found: tuple[set[str], dict[str, _Body]] = core.scan_module(code, *opcode_table())
-        at_import, bodies = found
+    def add_code(self, module: str, scan: Scan, namespace: dict[str, object]) -> None:
+        """Fold in ``module``'s code as its loader made it (``scan``: what the core's
+        scan_module read of it), resolved through its namespace now that it ran: no
+        parse, and a superset of what its analysis tells (a name the code holds may
+        be an attribute of any module it names; a lambda's body may run)."""
+        names, flat = scan
+        at_import = set(names)
+        bodies: dict[str, _Body] = {}
+        for at in range(0, len(flat), 2):
+            name = cast("str", flat[at])
+            bodies[name] = (*bodies.get(name, ()), flat[at + 1])
         resolve = _NamesResolver(module, namespace, self._is_project)
         edges: dict[_Node, list[_Node]] = {}
         # (Classes are looked at only where the code names a cache at all.)
@@ -456,6 +464,12 @@ def opcode_table() -> tuple[bytes, int]:
             null_after = int(shape.index("PUSH_NULL") > shape.index("LOAD_NAME"))
         _TABLE.append((bytes(table), null_after))
     return _TABLE[0]
+
+
+def scan(code: CodeType) -> Scan:
+    """What the index takes in of a module's code (see the core's scan_module)."""
+    found: Scan = core.scan_module(code, *opcode_table())
+    return found
 
 
 def loaded_names(code: CodeType, *, imports: bool = True) -> set[str]:

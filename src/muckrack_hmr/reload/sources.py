@@ -16,6 +16,7 @@ analyzed when a change first reaches it (``consumption``), or when idle
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import os
 import re
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from ..capture import digest, read_if_unchanged, read_steady
 from .mentions import Mentions
-from .reach import ImportReach
+from .reach import ImportReach, scan
 
 if TYPE_CHECKING:
     from ..project import LoadedModules
@@ -247,10 +248,13 @@ class SourceStore:
         self._consumptions: dict[str, Consumption] = {}
         #: What the code that runs at import time may call, as those analyses tell.
         self.reach = ImportReach(is_project)
-        # The code each module imported ran, by its file, until the index of what
-        # import-time code may call takes it in (index_reach), and the modules
-        # imported whose code it has not taken in yet.
-        self._codes: dict[str, CodeType] = {}
+        # What the index of what import-time code may call takes in of the code each
+        # module imported ran (see reach.scan), by its file, until it does
+        # (index_reach): the names its level loads, and its functions' code; and the
+        # modules imported it has not taken in yet.  (Two flat tuples, apart: a tuple
+        # of them would be one the garbage collector looks at twice.)
+        self._codes: dict[str, tuple[str, ...]] = {}
+        self._code_bodies: dict[str, tuple[str | CodeType, ...]] = {}
         self._code_pending: dict[str, None] = {}
         #: Which modules spell which ``.name``: the candidates a change can reach.
         self.mentions = Mentions()
@@ -278,8 +282,11 @@ class SourceStore:
         self.mentions.pending.add(name)
 
     def code_loaded(self, code: CodeType) -> None:
-        """A project module's code, as its loader made it (a listener of the capture)."""
-        self._codes[code.co_filename] = code
+        """A project module's code, as its loader made it (a listener of the capture):
+        read for the index now, a few microseconds, rather than kept until the index
+        takes it in (a code object holds tuples the garbage collector would look at:
+        at 5,000 modules, one more full collection during the start-up)."""
+        self._codes[code.co_filename], self._code_bodies[code.co_filename] = scan(code)
 
     def unindexed(self) -> int:
         """How many modules imported wait for the index of what import-time code calls."""
@@ -290,8 +297,9 @@ class SourceStore:
         import-time code may call (see ImportReach.add_code); how many."""
         self._settle()
         done = 0
-        pending, codes, known = self._code_pending, self._codes, self.reach.known
-        for name in list(pending):
+        pending, known = self._code_pending, self.reach.known
+        # (The modules still running their top level wait: a few past the limit.)
+        for name in list(pending if limit is None else itertools.islice(pending, limit + 64)):
             if limit is not None and done >= limit:
                 break
             module = sys.modules.get(name)
@@ -299,11 +307,13 @@ class SourceStore:
                 continue  # its top level still runs: what it binds is not all there
             del pending[name]
             filename = getattr(module, "__file__", None)
-            code = codes.pop(filename, None) if isinstance(filename, str) else None
-            if code is None or name in known:
+            if not isinstance(filename, str) or filename not in self._codes:
+                continue
+            read = (self._codes.pop(filename), self._code_bodies.pop(filename, ()))
+            if name in known:
                 continue
             try:
-                self.reach.add_code(name, code, module.__dict__)
+                self.reach.add_code(name, read, module.__dict__)
             except Exception:  # never the program's: the module stays out of the index
                 log.debug("could not index what %s calls", name, exc_info=True)
                 continue
