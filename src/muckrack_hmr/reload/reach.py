@@ -52,9 +52,9 @@ __all__ = ["ImportReach", "Scan", "scan"]
 # (module, the name of one of its top-level functions, classes or values)
 _Node = tuple[str, str]
 _IsProject = Callable[[str], bool]
-# What a function's body names: its code objects (one per ``def`` of the name), or the
-# names its analysis found.
-_Body = tuple[CodeType | str, ...]
+# A module's functions' bodies, flat: each function's name, then its code or the names
+# its analysis found (a name defined twice comes twice).
+_Bodies = tuple[str | CodeType | tuple[str, ...], ...]
 #: What the core's scan_module read of a module's code: the names its level loads, and
 #: its functions' code after their names.
 Scan = tuple[tuple[str, ...], tuple[str | CodeType, ...]]
@@ -77,7 +77,7 @@ class ImportReach:
         self._caches_of: dict[str, tuple[_Node, ...]] = {}
         # module -> how its names resolve, and the bodies of its functions not reachable
         # (yet): what each names is resolved only once it is (see _fold).
-        self._bodies: dict[str, tuple[_Resolve, dict[str, _Body]]] = {}
+        self._bodies: dict[str, tuple[_Resolve, _Bodies]] = {}
         #: The modules whose analysis (or code) is in the index.
         self.known: set[str] = set()
         #: Grows whenever ``known`` changes.
@@ -92,27 +92,19 @@ class ImportReach:
                 # A name it imports is one another module may call through it
                 # (``from pkg import helper`` of pkg's ``from .kernel import helper``).
                 edges.setdefault((module, local), []).extend(resolve(local))
-        bodies = consumption.bodies
-        held: dict[str, _Body] = {}
-        for at in range(0, len(bodies), 2):
-            held[bodies[at]] = held.get(bodies[at], ()) + tuple(bodies[at + 1])
         roots = [node for name in consumption.at_import for node in resolve(name)]
         namespace = getattr(sys.modules.get(module), "__dict__", None)
         if isinstance(namespace, dict):
             self._add_caches(module, namespace, edges, methods=True)
-        self._fold(module, edges, roots, (resolve, held))
+        self._fold(module, edges, roots, (resolve, consumption.bodies))
 
     def add_code(self, module: str, scan: Scan, namespace: dict[str, object]) -> None:
         """Fold in ``module``'s code as its loader made it (``scan``: what the core's
         scan_module read of it), resolved through its namespace now that it ran: no
         parse, and a superset of what its analysis tells (a name the code holds may
         be an attribute of any module it names; a lambda's body may run)."""
-        names, flat = scan
+        names, bodies = scan
         at_import = set(names)
-        bodies: dict[str, _Body] = {}
-        for at in range(0, len(flat), 2):
-            name = cast("str", flat[at])
-            bodies[name] = (*bodies.get(name, ()), flat[at + 1])
         resolve = _NamesResolver(module, namespace, self._is_project)
         edges: dict[_Node, list[_Node]] = {}
         # (Classes are looked at only where the code names a cache at all.)
@@ -153,7 +145,7 @@ class ImportReach:
             inner = getattr(_cache_at(node), "__wrapped__", None)
             code = getattr(inner, "__code__", None)
             if isinstance(code, CodeType):
-                targets.extend(resolve.nodes(_names_in((code,))))
+                targets.extend(resolve.nodes(_names_in(code)))
 
     def forget(self, module: str) -> None:
         """``module``'s analysis is stale (imported again): unknown until added again."""
@@ -188,19 +180,17 @@ class ImportReach:
         module: str,
         edges: dict[_Node, list[_Node]],
         roots: list[_Node],
-        bodies: tuple[_Resolve, dict[str, _Body]],
+        bodies: tuple[_Resolve, _Bodies],
     ) -> None:
         """Take in ``module``'s ``edges`` and ``roots``, and its functions' ``bodies``:
         what each names, resolved only once the function is reachable (most never are:
         a module's functions run when the program calls them), as their own nodes."""
-        reachable, resolved = self._reachable, self._edges
-        resolve, held = bodies
-        for name in list(held):
-            node = (module, name)
-            if node in reachable:
-                edges.setdefault(node, []).extend(resolve.nodes(_names_in(held.pop(name))))
-            elif node in resolved:
-                self._drop_edges(node)  # as resolved before: gone with the old body
+        reachable = self._reachable
+        resolve, flat = bodies
+        for at in range(0, len(flat), 2):
+            node = (module, cast("str", flat[at]))
+            if node in reachable:  # (reached before the module was indexed, or again)
+                edges.setdefault(node, []).extend(resolve.nodes(_names_in(flat[at + 1])))
         self._bodies[module] = bodies
         spread = list(roots)
         for node, targets in edges.items():
@@ -247,9 +237,13 @@ class ImportReach:
                 continue
             reachable.add(node)
             waiting = bodies.get(node[0])
-            body = waiting[1].pop(node[1], None) if waiting is not None else None
-            if body is not None:
-                self._set_edges(node, waiting[0].nodes(_names_in(body)))  # type: ignore[index]
+            if waiting is not None and node[1] in waiting[1]:  # a function of the module
+                resolve, flat = waiting
+                names: set[str] = set()
+                for at in range(0, len(flat), 2):
+                    if flat[at] == node[1]:
+                        names |= _names_in(flat[at + 1])
+                self._set_edges(node, resolve.nodes(names))
             nodes.extend(edges.get(node, ()))
 
 
@@ -257,14 +251,14 @@ class _Resolve(Protocol):
     def nodes(self, names: set[str]) -> list[_Node]: ...
 
 
-def _names_in(body: _Body) -> set[str]:
-    """The names a body holds (with those of the functions and classes it defines)."""
+def _names_in(body: object) -> set[str]:
+    """The names a body holds (with those of the functions and classes it defines): its
+    code's, or those its analysis found."""
     names: set[str] = set()
-    for part in body:
-        if isinstance(part, str):
-            names.add(part)
-        else:
-            _all_names(part, names)
+    if isinstance(body, CodeType):
+        _all_names(body, names)
+    elif isinstance(body, tuple):
+        names.update(body)
     return names
 
 
