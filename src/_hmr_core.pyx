@@ -330,9 +330,8 @@ cdef inline object _name_at(tuple names, Py_ssize_t index):
     return names[index]
 
 
-cdef void _loaded_into(object code, const unsigned char* table, unsigned char skip,
+cdef void _loaded_into(object code, bytes raw, const unsigned char* table, unsigned char skip,
                        set found) except *:
-    cdef bytes raw = code.co_code
     cdef tuple names = <tuple>(<PyCodeObject*>code).co_names
     cdef const unsigned char* units = <const unsigned char*>PyBytes_AS_STRING(raw)
     cdef Py_ssize_t size = PyBytes_GET_SIZE(raw) - 1, at
@@ -355,14 +354,14 @@ def loaded_names(code, bytes table, bint imports):
     if type(code) is not _CodeType:
         raise TypeError("loaded_names reads a code object")
     found = set()
-    _loaded_into(code, _table_of(table), _LOADS if imports else _LOADS | _IMPORT, found)
+    _loaded_into(code, code.co_code, _table_of(table), _LOADS if imports else _LOADS | _IMPORT,
+                 found)
     return found
 
 
-cdef set _called(object code, set names, const unsigned char* table, int null_after):
+cdef set _called(object code, bytes raw, set names, const unsigned char* table, int null_after):
     if null_after < 0:
         return set(names)
-    cdef bytes raw = code.co_code
     cdef tuple table_names = <tuple>(<PyCodeObject*>code).co_names
     cdef const unsigned char* units = <const unsigned char*>PyBytes_AS_STRING(raw)
     cdef Py_ssize_t size = PyBytes_GET_SIZE(raw) - 1, at, beside, following, last
@@ -397,7 +396,7 @@ def called_names(code, set names, bytes table, int null_after):
     """Which of ``names``, loaded at ``code``'s level, it may call (see the twin)."""
     if type(code) is not _CodeType:
         raise TypeError("called_names reads a code object")
-    return _called(code, names, _table_of(table), null_after)
+    return _called(code, code.co_code, names, _table_of(table), null_after)
 
 
 def all_names(code, set into):
@@ -445,10 +444,11 @@ def scan_module(code, bytes table, int null_after):
 cdef void _level(object code, set at_import, set defs, list bodies,
                  const unsigned char* table, int null_after) except *:
     cdef set loaded = set()
-    _loaded_into(code, table, _LOADS | _IMPORT, loaded)
+    cdef bytes raw = code.co_code  # (made anew at each look on 3.11: once a level here)
+    _loaded_into(code, raw, table, _LOADS | _IMPORT, loaded)
     cdef set read = loaded & defs
     if read:
-        loaded -= read - _called(code, read, table, null_after)
+        loaded -= read - _called(code, raw, read, table, null_after)
     at_import |= loaded
     for const in <tuple>(<PyCodeObject*>code).co_consts:
         if type(const) is not _CodeType:

@@ -1490,16 +1490,19 @@ def test_a_body_edit_of_a_function_many_modules_call_in_their_functions_follows_
     assert followed == []
 
 
-@pytest.mark.parametrize("analyzed", [False, True], ids=["walked", "indexed"])
+@pytest.mark.parametrize("index", ["walked", "indexed", "code-indexed"])
 def test_a_function_a_package_re_exports_reaches_what_calls_it_through_the_package(
-    project: Project, hmr: Any, analyzed: bool
+    project: Project, hmr: Any, index: str
 ) -> None:
     """``pkg`` re-exports ``kernel.helper`` (``from .kernel import helper``, and as
     ``shout = kernel.helper``): modules that call it through the package at import
     time run again after its body edit, whether the reload walks the callers or reads
-    the index of what import-time code calls (every module analyzed).  Before, both
-    kept the old results: the package passed no behaviour on, and the index knew
-    ``pkg.helper``, not ``pkg.kernel.helper``."""
+    the index of what import-time code calls (every module analyzed, or only its
+    code read: the first moments after start-up).  Before, both kept the old
+    results: the package passed no behaviour on, and the index knew ``pkg.helper``,
+    not ``pkg.kernel.helper``.  The index from the code alone then still missed the
+    package between a caller and the function: it passed nothing on, and the callers
+    through it kept their old results."""
     project.write(
         "pkg/__init__.py",
         "from . import kernel\nfrom .kernel import helper, unused\n\nshout = kernel.helper\n"
@@ -1517,8 +1520,10 @@ def test_a_function_a_package_re_exports_reaches_what_calls_it_through_the_packa
     project.write("d.py", "import pkg\n\nZ = pkg.shout()\n")
     project.write("c.py", "import pkg\n\n\ndef f():\n    return pkg.helper() + pkg.shout()\n")
     _, _, a, b, d, c, e = fresh(hmr, "pkg", "pkg.kernel", "a", "b", "d", "c", "e")
-    if analyzed:
+    if index == "indexed":
         hmr.warm()
+    elif index == "code-indexed":
+        hmr.reloader.index_reach()
     assert (a.X, b.Y, d.Z, c.f(), e.W) == (1, 1, 1, 2, 2)
     project.write("pkg/kernel.py", kernel.format(2))
     assert sorted(hmr.reload("pkg.kernel").reloaded) == ["a", "b", "d", "e", "pkg.kernel"]
@@ -1530,6 +1535,38 @@ def test_a_function_a_package_re_exports_reaches_what_calls_it_through_the_packa
     project.write("pkg/kernel.py", kernel.format(3).replace("return 0", "return 5"))
     assert hmr.reload("pkg.kernel").reloaded == ["pkg.kernel"]
     assert (a.X, b.Y, d.Z, c.f(), e.W) == (3, 3, 3, 6, 6)
+
+
+@pytest.mark.parametrize("index", ["walked", "indexed", "code-indexed"])
+def test_a_package_that_only_imports_a_function_passes_its_body_edit_on(
+    project: Project, hmr: Any, index: str
+) -> None:
+    """``pkg/__init__.py`` holds only ``from .kernel import helper``: the modules that
+    call ``helper`` at import time through ``pkg`` (``from pkg import helper``,
+    ``pkg.helper(2)``, through a function of ``mid`` that imports it from ``pkg``) run again
+    after its body edit, also when the index of what import-time code calls knows
+    the modules' code alone (the first moments after start-up).  There ``pkg`` did
+    not follow: it passed nothing on, and each of them kept its old value."""
+    project.write("pkg/__init__.py", "from .kernel import helper\n")
+    kernel = "def helper(x):\n    return x + {}\n"
+    project.write("pkg/kernel.py", kernel.format(1))
+    project.write("u1.py", "from pkg import helper\n\nV = helper(1)\n")
+    project.write("u2.py", "import pkg\n\nW = pkg.helper(2)\n")
+    project.write("mid.py", "from pkg import helper as hh\n\n\ndef f():\n    return hh(3)\n")
+    project.write("u4.py", "import mid\n\nQ = mid.f()\n")
+    project.write("leaf.py", "from pkg import helper\n\n\ndef g():\n    return helper(0)\n")
+    _, u1, u2, _, u4, leaf = fresh(hmr, "pkg", "u1", "u2", "mid", "u4", "leaf")
+    if index == "indexed":
+        hmr.warm()
+    elif index == "code-indexed":
+        hmr.reloader.index_reach()
+    assert (u1.V, u2.W, u4.Q, leaf.g()) == (2, 3, 4, 1)
+    for step in (22, 333):
+        project.write("pkg/kernel.py", kernel.format(step))
+        reloaded = hmr.reload("pkg.kernel").reloaded
+        assert (u1.V, u2.W, u4.Q, leaf.g()) == (1 + step, 2 + step, 3 + step, step)
+        assert {"u1", "u2", "u4"} <= set(reloaded)
+        assert "leaf" not in reloaded
 
 
 _IMPORT_TIME_CALLS = {

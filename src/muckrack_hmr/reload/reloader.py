@@ -949,7 +949,32 @@ class Reloader:
             # (A module that follows may compute nothing of its own.  Those the index
             # knows already, also while it is not whole: a walk finds no cached method.)
             clear_cache(node)
-        return modules if self._index_complete() else None
+        if not self._index_complete():
+            return None
+        return self._with_holders(name, outcome, modules) if modules else modules
+
+    def _with_holders(self, name: str, outcome: Changes, modules: set[str]) -> set[str]:
+        """``modules``, and the modules they import (and those import, on) that hold one
+        of the changed functions: ``pkg/__init__``'s ``from .kernel import helper``
+        passes the change on to ``from pkg import helper`` and ``pkg.helper()``.  The
+        index of what import-time code calls knows the callers from their code, not
+        which module they took the function from (the analysis of the package tells,
+        later)."""
+        namespace = sys.modules[name].__dict__
+        changed = {id(value) for key in outcome.behaviors if (value := namespace.get(key))}
+        seen, pending = {name, *modules}, list(modules)
+        while pending:
+            for other in self.graph.dependencies_of(pending.pop()):
+                if other in seen:
+                    continue
+                seen.add(other)
+                held = getattr(sys.modules.get(other), "__dict__", None)
+                if isinstance(held, dict) and any(
+                    id(value) in changed for value in list(held.values())
+                ):
+                    modules.add(other)
+                    pending.append(other)
+        return modules
 
     def _walk_looks_wide(self, outcome: Changes) -> bool:
         """Would walking the users of this change of function bodies alone cost more than

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING
 
+from .._core import USING_EXTENSION
 from ..capture import digest, read_if_unchanged, read_steady
 from .mentions import Mentions
 from .reach import ImportReach, scan
@@ -250,10 +251,11 @@ class SourceStore:
         self.reach = ImportReach(is_project)
         # What the index of what import-time code may call takes in of the code each
         # module imported ran (see reach.scan), by its file, until it does
-        # (index_reach): the names its level loads, and its functions' code; and the
-        # modules imported it has not taken in yet.  (Two flat tuples, apart: a tuple
-        # of them would be one the garbage collector looks at twice.)
-        self._codes: dict[str, tuple[str, ...]] = {}
+        # (index_reach): the names its level loads, and its functions' code (two flat
+        # tuples, apart: a tuple of them would be one the garbage collector looks at
+        # twice); or, on the pure core, the code itself (see code_loaded).  And the
+        # modules imported it has not taken in yet.
+        self._codes: dict[str, tuple[str, ...] | CodeType] = {}
         self._code_bodies: dict[str, tuple[str | CodeType, ...]] = {}
         self._code_pending: dict[str, None] = {}
         #: Which modules spell which ``.name``: the candidates a change can reach.
@@ -282,11 +284,19 @@ class SourceStore:
         self.mentions.pending.add(name)
 
     def code_loaded(self, code: CodeType) -> None:
-        """A project module's code, as its loader made it (a listener of the capture):
-        read for the index now, a few microseconds, rather than kept until the index
-        takes it in (a code object holds tuples the garbage collector would look at:
-        at 5,000 modules, one more full collection during the start-up)."""
-        self._codes[code.co_filename], self._code_bodies[code.co_filename] = scan(code)
+        """A project module's code, as its loader made it (a listener of the capture).
+
+        The compiled core reads it for the index now, in a few microseconds, rather
+        than keep it until the index takes it in: a module's code object holds tuples
+        that live on only for that, and each such object moves the garbage
+        collector's clock (at 5,000 modules, one more full collection during the
+        start-up, 0.1 s).  The pure core's read costs more than that (30 us a
+        module): it keeps the code, read in idle time.
+        """
+        if USING_EXTENSION:
+            self._codes[code.co_filename], self._code_bodies[code.co_filename] = scan(code)
+        else:
+            self._codes[code.co_filename] = code
 
     def unindexed(self) -> int:
         """How many modules imported wait for the index of what import-time code calls."""
@@ -309,10 +319,11 @@ class SourceStore:
             filename = getattr(module, "__file__", None)
             if not isinstance(filename, str) or filename not in self._codes:
                 continue
-            read = (self._codes.pop(filename), self._code_bodies.pop(filename, ()))
+            kept, bodies = self._codes.pop(filename), self._code_bodies.pop(filename, ())
             if name in known:
                 continue
             try:
+                read = scan(kept) if isinstance(kept, CodeType) else (kept, bodies)
                 self.reach.add_code(name, read, module.__dict__)
             except Exception:  # never the program's: the module stays out of the index
                 log.debug("could not index what %s calls", name, exc_info=True)
