@@ -431,10 +431,7 @@ def scan_module(code, bytes table, int null_after):
     if type(code) is not _CodeType:
         raise TypeError("scan_module reads a code object")
     cdef const unsigned char* opcodes = _table_of(table)
-    cdef set defs = set()
-    for const in <tuple>(<PyCodeObject*>code).co_consts:
-        if type(const) is _CodeType and _is_function(const) and not _anonymous(const):
-            defs.add(<object>(<PyCodeObject*>const).co_name)
+    cdef set defs = _defined_here(code)
     cdef set at_import = set()
     cdef list bodies = []
     _level(code, at_import, defs, bodies, opcodes, null_after)
@@ -446,9 +443,10 @@ cdef void _level(object code, set at_import, set defs, list bodies,
     cdef set loaded = set()
     cdef bytes raw = code.co_code  # (made anew at each look on 3.11: once a level here)
     _loaded_into(code, raw, table, _LOADS | _IMPORT, loaded)
-    cdef set read = loaded & defs
-    if read:
-        loaded -= read - _called(code, raw, read, table, null_after)
+    cdef set own = set() if bodies is not None else _defined_here(code)
+    cdef set read = loaded & (defs | own) if own else loaded & defs
+    cdef set called = _called(code, raw, read, table, null_after) if read else read
+    loaded -= read - called
     at_import |= loaded
     for const in <tuple>(<PyCodeObject*>code).co_consts:
         if type(const) is not _CodeType:
@@ -460,6 +458,17 @@ cdef void _level(object code, set at_import, set defs, list bodies,
         elif bodies is not None:
             bodies.append(<object>(<PyCodeObject*>const).co_name)
             bodies.append(const)
+        elif <object>(<PyCodeObject*>const).co_name in called:
+            _all_names(const, at_import)  # a function the class body calls (see the twin)
+
+
+cdef set _defined_here(object code):
+    """The functions ``code`` defines (not its lambdas or comprehensions)."""
+    cdef set found = set()
+    for const in <tuple>(<PyCodeObject*>code).co_consts:
+        if type(const) is _CodeType and _is_function(const) and not _anonymous(const):
+            found.add(<object>(<PyCodeObject*>const).co_name)
+    return found
 
 
 # pytest leaves out of its tracebacks the frames whose locals or globals set

@@ -1569,6 +1569,35 @@ def test_a_package_that_only_imports_a_function_passes_its_body_edit_on(
         assert "leaf" not in reloaded
 
 
+@pytest.mark.parametrize("index", ["code-indexed", "indexed"])
+def test_a_class_body_that_calls_its_own_function_follows_what_that_calls(
+    project: Project, hmr: Any, index: str
+) -> None:
+    """``class L:`` defines ``_make()``, which calls ``core.helper``, and calls it in its
+    body (``v = _make()``): a body edit of ``helper`` runs the class statement again,
+    as it does for a module-level function called at import.  The class body's own
+    functions were left out of the index of what import-time code calls: ``L.v``
+    kept the old value."""
+    project.write("core.py", "def helper(x):\n    return x + 1\n")
+    project.write(
+        "k.py",
+        "import core\n\n\nclass L:\n    def _make():\n        return core.helper(1)\n\n"
+        "    v = _make()\n\n    def method(self):\n        return core.helper(5)\n",
+    )
+    project.write("user.py", "import core\n\n\ndef f():\n    return core.helper(0)\n")
+    _, k, user = fresh(hmr, "core", "k", "user")
+    if index == "indexed":
+        hmr.warm()
+    else:
+        hmr.reloader.index_reach()
+    assert (k.L.v, k.L().method(), user.f()) == (2, 6, 1)
+    for step in (22, 333):
+        project.write("core.py", f"def helper(x):\n    return x + {step}\n")
+        reloaded = hmr.reload("core").reloaded
+        assert (k.L.v, k.L().method(), user.f()) == (1 + step, 5 + step, step)
+        assert reloaded == ["core", "k"]
+
+
 _IMPORT_TIME_CALLS = {
     "top-level": "import core\n\nX = core.helper(1)\n",
     "alias": "from core import helper as h\n\nX = h(1)\n",

@@ -442,13 +442,7 @@ def scan_module(
     """
     if type(code) is not CodeType:
         raise TypeError("scan_module reads a code object")
-    defs = {
-        const.co_name
-        for const in code.co_consts
-        if type(const) is CodeType
-        and const.co_flags & _CO_OPTIMIZED
-        and not const.co_name.startswith("<")
-    }
+    defs = _defined_here(code)
     at_import: set[str] = set()
     bodies: list[str | CodeType] = []
     _level(code, at_import, defs, bodies, table=table, null_after=null_after)
@@ -466,11 +460,13 @@ def _level(
 ) -> None:
     """The module's level, or (no ``bodies``) a class body's, which runs now too: its
     methods are left out (an instance made at import time is kept when a method
-    changes, see reload.kept_classes; a class named there, a base say, calls none)."""
+    changes, see reload.kept_classes; a class named there, a base say, calls none),
+    but for one the class body calls itself (``v = _make()``, run as it is defined)."""
     loaded = loaded_names(code, table, False)
-    read = loaded & defs
-    if read:
-        loaded -= read - called_names(code, read, table, null_after)
+    own = set() if bodies is not None else _defined_here(code)
+    read = loaded & (defs | own)
+    called = called_names(code, read, table, null_after) if read else read
+    loaded -= read - called
     at_import |= loaded
     for const in code.co_consts:
         if type(const) is not CodeType:
@@ -481,6 +477,19 @@ def _level(
             _all_names(const, at_import)  # a comprehension runs now (a lambda may)
         elif bodies is not None:
             bodies += (const.co_name, const)
+        elif const.co_name in called:
+            _all_names(const, at_import)
+
+
+def _defined_here(code: CodeType) -> set[str]:
+    """The functions ``code`` defines (not its lambdas or comprehensions)."""
+    return {
+        const.co_name
+        for const in code.co_consts
+        if type(const) is CodeType
+        and const.co_flags & _CO_OPTIMIZED
+        and not const.co_name.startswith("<")
+    }
 
 
 def _package_of(globals: Globals) -> str | None:

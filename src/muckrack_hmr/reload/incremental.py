@@ -429,7 +429,18 @@ class _Expander:
 
     def statement(self, statement: Statement) -> tuple[set[str], set[str]]:
         reads, calls = set(statement.reads), set(statement.calls)
-        for callee in statement.calls:
+        node = statement.node
+        if isinstance(node, ast.ClassDef) and not statement.calls.isdisjoint(
+            item.name
+            for item in node.body
+            if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+        ):
+            # A class body that calls a function it defines (``v = _make()``) runs it
+            # now: what its methods read and call (their sum: the statement tells no
+            # more), as for ``K.build()``.
+            reads |= statement.body_reads
+            calls |= statement.body_calls
+        for callee in list(calls):
             if callee in self.defs and self.defs[callee] is not statement:
                 more_reads, more_calls = self.body(callee)
                 reads |= more_reads
@@ -617,11 +628,19 @@ def kept_class_values(
     changed = {name for name, sames in binders.items() if not all(sames)}
     # ``core.BASE`` changed: what reads ``core`` may read it (no finer: conservative).
     touched = {value.partition(".")[0] for value in values | behaviors}
+    # The class body's own functions, which it may call (``v = _make()``).
+    own = {
+        child.name: child
+        for child in node.body
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
     kept: set[str] = set()
     for child, same in zip(node.body, unchanged, strict=True):
         if not same or not isinstance(child, ast.Assign | ast.AnnAssign) or child.value is None:
             continue
         reads = {each.id for each in ast.walk(child.value) if isinstance(each, ast.Name)}
+        for name in [name for name in reads if name in own]:
+            reads |= {each.id for each in ast.walk(own[name]) if isinstance(each, ast.Name)}
         if expander is not None:
             for name in [name for name in reads if name in expander.defs]:
                 body_reads, body_calls = expander.body(name)
