@@ -330,6 +330,20 @@ cdef inline object _name_at(tuple names, Py_ssize_t index):
     return names[index]
 
 
+cdef inline bint _instruction(const unsigned char* units, Py_ssize_t at,
+                              const unsigned char* table, size_t* extended,
+                              unsigned char* flags, size_t* arg) noexcept:
+    """The flags and argument of the instruction at ``at``; False for an EXTENDED_ARG,
+    whose bits go to ``extended`` for the next one."""
+    flags[0] = table[units[at]]
+    arg[0] = extended[0] | units[at + 1]
+    if flags[0] & _EXTENDED:
+        extended[0] = arg[0] << 8
+        return False
+    extended[0] = 0
+    return True
+
+
 cdef void _loaded_into(object code, bytes raw, const unsigned char* table, unsigned char skip,
                        set found) except *:
     cdef tuple names = <tuple>(<PyCodeObject*>code).co_names
@@ -338,12 +352,8 @@ cdef void _loaded_into(object code, bytes raw, const unsigned char* table, unsig
     cdef size_t extended = 0, arg
     cdef unsigned char flags
     for at in range(0, size, 2):
-        flags = table[units[at]]
-        arg = extended | units[at + 1]
-        if flags & _EXTENDED:
-            extended = arg << 8
+        if not _instruction(units, at, table, &extended, &flags, &arg):
             continue
-        extended = 0
         if flags & skip == _LOADS:
             found.add(_name_at(names, arg >> (flags & _SHIFT)))
 
@@ -369,12 +379,8 @@ cdef set _called(object code, bytes raw, set names, const unsigned char* table, 
     cdef unsigned char flags
     cdef set found = set()
     for at in range(0, size, 2):
-        flags = table[units[at]]
-        arg = extended | units[at + 1]
-        if flags & _EXTENDED:
-            extended = arg << 8
+        if not _instruction(units, at, table, &extended, &flags, &arg):
             continue
-        extended = 0
         if not flags & _LOAD_NAME:
             continue
         name = _name_at(table_names, arg)
