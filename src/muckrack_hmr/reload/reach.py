@@ -28,10 +28,9 @@ attribute of any module it names), never less.  Only the top level's names are
 resolved then: what a function's body names is resolved once the function
 becomes reachable (most never do), so that the index costs its idle time per
 module, not per function, and keeps few objects for the garbage collector to
-look at.  The
-reachable set only grows (a call removed by an edit leaves its function
-reachable until the program restarts): it may send a follower no import-time
-code needs any more, which costs a look, never a missed statement.
+look at.  The reachable set only grows (a call removed by an edit leaves its
+function reachable until the program restarts): it may send a follower no
+import-time code needs any more, which costs a look, never a missed statement.
 """
 
 from __future__ import annotations
