@@ -294,7 +294,10 @@ class SourceStore:
         module): it keeps the code, read in idle time.
         """
         if USING_EXTENSION:
-            self._codes[code.co_filename], self._code_bodies[code.co_filename] = scan(code)
+            names, bodies = scan(code)
+            # (The bodies first: index_reach takes a module in once its names are here.)
+            self._code_bodies[code.co_filename] = bodies
+            self._codes[code.co_filename] = names
         else:
             self._codes[code.co_filename] = code
 
