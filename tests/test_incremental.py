@@ -1598,6 +1598,36 @@ def test_a_class_body_that_calls_its_own_function_follows_what_that_calls(
         assert reloaded == ["core", "k"]
 
 
+@pytest.mark.parametrize("index", ["code-indexed", "indexed"])
+def test_a_function_defined_in_an_if_or_a_try_and_called_at_import_follows_what_it_calls(
+    project: Project, hmr: Any, index: str
+) -> None:
+    """``if DEBUG: def build(): ...`` (or under ``try:``, or ``else:``), then ``X =
+    build()`` (in the block or after it): a body edit of what ``build`` calls runs
+    the call again, as for a function defined at the module's level.  The statement
+    was not seen to call it: ``X`` kept the old value."""
+    project.write("core.py", "def helper(x):\n    return x + 1\n")
+    project.write(
+        "m.py",
+        "import os\n\nimport core\n\nif True:\n\n    def h2():\n        return core.helper(9)\n\n"
+        "    X1 = h2()\n\nX2 = h2()\n\ntry:\n\n    def h3():\n        return core.helper(10)\n\n"
+        "except ImportError:\n    pass\n\nX3 = h3()\n\nif os.environ.get('NOPE_NOT_SET'):\n\n"
+        "    def f():\n        return 0\n\nelse:\n\n    def f():\n"
+        "        return core.helper(1)\n\n\nX4 = f()\n",
+    )
+    _, m = fresh(hmr, "core", "m")
+    if index == "indexed":
+        hmr.warm()
+    else:
+        hmr.reloader.index_reach()
+    assert (m.X1, m.X2, m.X3, m.X4) == (10, 10, 11, 2)
+    for step in (22, 333):
+        project.write("core.py", f"def helper(x):\n    return x + {step}\n")
+        assert hmr.reload("core").reloaded == ["core", "m"]
+        got = (m.X1, m.X2, m.X3, m.X4)
+        assert got == (9 + step, 9 + step, 10 + step, 1 + step)
+
+
 _IMPORT_TIME_CALLS = {
     "top-level": "import core\n\nX = core.helper(1)\n",
     "alias": "from core import helper as h\n\nX = h(1)\n",

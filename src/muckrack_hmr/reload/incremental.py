@@ -387,6 +387,24 @@ def _spelled_below(local: str, module: str, spelled: list[str], below: set[str])
     return found
 
 
+# Top-level statements whose blocks may define functions the module calls at import.
+_BLOCKS = (ast.If, ast.Try, ast.With, *([ast.TryStar] if hasattr(ast, "TryStar") else []))
+
+
+def _defs_within(node: ast.stmt) -> list[str]:
+    """The functions a top-level ``if``, ``try`` or ``with`` block defines (in its
+    branches and handlers, and the blocks within them; not in functions or classes)."""
+    found: list[str] = []
+    pending: list[ast.AST] = [node]
+    while pending:
+        for child in ast.iter_child_nodes(pending.pop()):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                found.append(child.name)
+            elif isinstance(child, (*_BLOCKS, ast.excepthandler)):
+                pending.append(child)
+    return found
+
+
 class _Expander:
     """What a statement reads and calls, through the module's own functions it calls."""
 
@@ -408,6 +426,12 @@ class _Expander:
                 self.defs[node.targets[0].id] = statement  # ``L = lambda: f()``: its body
             elif isinstance(node, ast.ClassDef):
                 self.classes[node.name] = statement
+            elif isinstance(node, _BLOCKS):
+                # ``if DEBUG: def f(): ...`` / ``try: def f(): ...``: what calling ``f``
+                # reads and calls is the block's functions' (their sum: the statement
+                # tells no more).
+                for name in _defs_within(node):
+                    self.defs.setdefault(name, statement)
         self.memo: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 
     def body(self, name: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -445,6 +469,11 @@ class _Expander:
                 more_reads, more_calls = self.body(callee)
                 reads |= more_reads
                 calls |= more_calls
+            elif callee in self.defs and isinstance(statement.node, _BLOCKS):
+                # ``if True: def build(): ...; X = build()``: a call in the block
+                # that defines the function.
+                reads |= statement.body_reads
+                calls |= statement.body_calls
             elif "." in callee and self.classes:
                 owner = self.classes.get(callee.partition(".")[0])
                 if owner is not None and owner is not statement:
