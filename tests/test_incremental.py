@@ -1447,6 +1447,17 @@ def _followed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return followed
 
 
+def _index_as(hmr: Any, index: str) -> None:
+    """The index of what import-time code calls as a reload may find it: whole from
+    every module's analysis (``indexed``), whole from the modules' code alone, as in
+    the first moments after start-up (``code-indexed``), or left to the reload
+    (``walked``)."""
+    if index == "indexed":
+        hmr.warm()
+    elif index == "code-indexed":
+        hmr.reloader.index_reach()
+
+
 def _helper_users(project: Project, count: int) -> None:
     """``core.helper``, which ``count`` modules call in their functions, and ``build``,
     which ``table`` calls at import time through ``mid.compute``."""
@@ -1520,10 +1531,7 @@ def test_a_function_a_package_re_exports_reaches_what_calls_it_through_the_packa
     project.write("d.py", "import pkg\n\nZ = pkg.shout()\n")
     project.write("c.py", "import pkg\n\n\ndef f():\n    return pkg.helper() + pkg.shout()\n")
     _, _, a, b, d, c, e = fresh(hmr, "pkg", "pkg.kernel", "a", "b", "d", "c", "e")
-    if index == "indexed":
-        hmr.warm()
-    elif index == "code-indexed":
-        hmr.reloader.index_reach()
+    _index_as(hmr, index)
     assert (a.X, b.Y, d.Z, c.f(), e.W) == (1, 1, 1, 2, 2)
     project.write("pkg/kernel.py", kernel.format(2))
     assert sorted(hmr.reload("pkg.kernel").reloaded) == ["a", "b", "d", "e", "pkg.kernel"]
@@ -1556,10 +1564,7 @@ def test_a_package_that_only_imports_a_function_passes_its_body_edit_on(
     project.write("u4.py", "import mid\n\nQ = mid.f()\n")
     project.write("leaf.py", "from pkg import helper\n\n\ndef g():\n    return helper(0)\n")
     _, u1, u2, _, u4, leaf = fresh(hmr, "pkg", "u1", "u2", "mid", "u4", "leaf")
-    if index == "indexed":
-        hmr.warm()
-    elif index == "code-indexed":
-        hmr.reloader.index_reach()
+    _index_as(hmr, index)
     assert (u1.V, u2.W, u4.Q, leaf.g()) == (2, 3, 4, 1)
     for step in (22, 333):
         project.write("pkg/kernel.py", kernel.format(step))
@@ -1586,10 +1591,7 @@ def test_a_class_body_that_calls_its_own_function_follows_what_that_calls(
     )
     project.write("user.py", "import core\n\n\ndef f():\n    return core.helper(0)\n")
     _, k, user = fresh(hmr, "core", "k", "user")
-    if index == "indexed":
-        hmr.warm()
-    else:
-        hmr.reloader.index_reach()
+    _index_as(hmr, index)
     assert (k.L.v, k.L().method(), user.f()) == (2, 6, 1)
     for step in (22, 333):
         project.write("core.py", f"def helper(x):\n    return x + {step}\n")
@@ -1616,10 +1618,7 @@ def test_a_function_defined_in_an_if_or_a_try_and_called_at_import_follows_what_
         "        return core.helper(1)\n\n\nX4 = f()\n",
     )
     _, m = fresh(hmr, "core", "m")
-    if index == "indexed":
-        hmr.warm()
-    else:
-        hmr.reloader.index_reach()
+    _index_as(hmr, index)
     assert (m.X1, m.X2, m.X3, m.X4) == (10, 10, 11, 2)
     for step in (22, 333):
         project.write("core.py", f"def helper(x):\n    return x + {step}\n")

@@ -256,7 +256,7 @@ def _names_in(body: object) -> set[str]:
     code's, or those its analysis found."""
     names: set[str] = set()
     if isinstance(body, CodeType):
-        _all_names(body, names)
+        core.all_names(body, names)
     elif isinstance(body, tuple):
         names.update(body)
     return names
@@ -287,7 +287,7 @@ def _class_methods(
             if issubclass(type(member), staticmethod | classmethod):
                 code = getattr(member.__func__, "__code__", None)
                 if isinstance(code, CodeType):
-                    _all_names(code, names)
+                    core.all_names(code, names)
         if names:
             edges.setdefault((module, name), []).extend(resolve(names))
 
@@ -464,17 +464,6 @@ def scan(code: CodeType) -> Scan:
     """What the index takes in of a module's code (see the core's scan_module)."""
     found: Scan = core.scan_module(code, *opcode_table())
     return found
-
-
-def loaded_names(code: CodeType, *, imports: bool = True) -> set[str]:
-    """The names ``code`` loads (a global, a name, an attribute), and with ``imports``
-    the ones it imports (see the core's loaded_names)."""
-    found: set[str] = core.loaded_names(code, opcode_table()[0], imports)
-    return found
-
-
-def _all_names(code: CodeType, into: set[str]) -> None:
-    core.all_names(code, into)
 
 
 class _NamesResolver:
