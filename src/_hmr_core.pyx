@@ -444,16 +444,77 @@ def scan_module(code, bytes table, int null_after):
     return tuple(at_import), tuple(bodies)
 
 
+cdef enum:
+    _MARK_LOADED = 1
+    _MARK_CALLED = 2
+# co_names entries a level's marks fit in without a heap buffer.
+cdef Py_ssize_t _MARKS_ON_STACK = 512
+
+
 cdef void _level(object code, set at_import, set defs, list bodies,
                  const unsigned char* table, int null_after) except *:
-    cdef set loaded = set()
+    """What _loaded_into, _called and the set algebra of the twin's _level find, in
+    one pass over the level's instructions that marks each entry of co_names."""
+    cdef tuple names = <tuple>(<PyCodeObject*>code).co_names
+    cdef Py_ssize_t count = PyTuple_GET_SIZE(names), index
     cdef bytes raw = code.co_code  # (made anew at each look on 3.11: once a level here)
-    _loaded_into(code, raw, table, _LOADS | _IMPORT, loaded)
-    cdef set own = set() if bodies is not None else _defined_here(code)
-    cdef set read = loaded & (defs | own) if own else loaded & defs
-    cdef set called = _called(code, raw, read, table, null_after) if read else read
-    loaded -= read - called
-    at_import |= loaded
+    cdef const unsigned char* units = <const unsigned char*>PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(raw) - 1, at, beside, following, last
+    cdef size_t extended = 0, arg
+    cdef unsigned char flags
+    cdef unsigned char on_stack[512]
+    cdef unsigned char* marks = on_stack
+    cdef set own = None
+    cdef set called = None
+    if count > _MARKS_ON_STACK:
+        marks = <unsigned char*>calloc(count, 1)
+        if marks == NULL:
+            raise MemoryError()
+    else:
+        memset(marks, 0, count)
+    try:
+        for at in range(0, size, 2):
+            if not _instruction(units, at, table, &extended, &flags, &arg):
+                continue
+            if flags & (_LOADS | _IMPORT) != _LOADS:
+                continue
+            index = <Py_ssize_t>(arg >> (flags & _SHIFT))
+            if index >= count:
+                raise IndexError("a name's index past co_names")
+            if null_after < 0:  # a Python that cannot tell: any read may call
+                marks[index] |= _MARK_LOADED | _MARK_CALLED
+                continue
+            marks[index] |= _MARK_LOADED
+            if not flags & _LOAD_NAME or marks[index] & _MARK_CALLED:
+                continue
+            # Called: by the call that a NULL pushed beside it prepares, or as the
+            # decorator of a function or class made within a few instructions.
+            beside = at + 2 if null_after else at - 2
+            if 0 <= beside < size and table[units[beside]] & _PUSH_NULL:
+                marks[index] |= _MARK_CALLED
+                continue
+            last = min(at + 2 + 2 * _DECORATED_WITHIN, size)
+            for following in range(at + 2, last, 2):
+                if table[units[following]] & _MAKES:
+                    marks[index] |= _MARK_CALLED
+                    break
+        if bodies is None:
+            own = _defined_here(code)
+        for index in range(count):
+            if not marks[index]:
+                continue
+            name = names[index]
+            if marks[index] & _MARK_CALLED:
+                if own is not None and name in own:
+                    if called is None:
+                        called = set()
+                    called.add(name)
+            elif name in defs or (own is not None and name in own):
+                continue  # a function only read here (put in a table) runs nothing now
+            at_import.add(name)
+    finally:
+        if marks != on_stack:
+            free(marks)
     for const in <tuple>(<PyCodeObject*>code).co_consts:
         if type(const) is not _CodeType:
             continue
@@ -464,7 +525,7 @@ cdef void _level(object code, set at_import, set defs, list bodies,
         elif bodies is not None:
             bodies.append(<object>(<PyCodeObject*>const).co_name)
             bodies.append(const)
-        elif <object>(<PyCodeObject*>const).co_name in called:
+        elif called is not None and <object>(<PyCodeObject*>const).co_name in called:
             _all_names(const, at_import)  # a function the class body calls (see the twin)
 
 

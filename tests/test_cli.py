@@ -942,29 +942,68 @@ def test_without_watching_the_idle_work_still_runs_so_a_first_reload_costs_what_
 _COLLECTOR_PROBE = """\
 import gc
 
-counts = gc.get_count()
+counts, frozen = gc.get_count(), gc.get_freeze_count()
 
 import json
+import time
 
-print(json.dumps({"counts": counts, "threshold": gc.get_threshold()}))
+import mod
+
+{then}
+hmr = __hmr__
+sources = hmr.reloader.sources
+deadline = time.monotonic() + 20
+while (sources.mentions.pending or hmr.tracker.graph.pending) and time.monotonic() < deadline:
+    time.sleep(0.01)  # resting: the start-up is over, the idle work runs now
+print(json.dumps({{"counts": counts, "threshold": gc.get_threshold(), "frozen": frozen,
+                  "at_once": at_once, "after": gc.get_freeze_count()}}))
 """
 
+# What the program does first: nothing; a reload (before its start-up is over); or a
+# freeze of its own (a server about to fork), which keeps everything frozen.
+_COLLECTOR_THEN = {
+    "rests": "at_once = gc.get_freeze_count()",
+    "reloads": "at_once = [__hmr__.reload_module('mod', force=True)[0], gc.get_freeze_count()]",
+    "freezes": "gc.freeze()\nat_once = gc.get_freeze_count()",
+}
 
+
+@pytest.mark.parametrize("then", sorted(_COLLECTOR_THEN))
 @pytest.mark.parametrize("watch", [[], ["--no-watch"]], ids=["watcher", "no-watch"])
-def test_the_program_starts_with_the_collector_counts_at_zero(
-    proj: Path, core_env: dict[str, str], watch: list[str]
+def test_the_program_starts_with_the_collector_counts_at_zero_and_the_cli_s_objects_frozen(
+    proj: Path, core_env: dict[str, str], watch: list[str], then: str
 ) -> None:
     """What the CLI made before the program (some 12,000 objects) left the garbage
     collector mid-cycle, (500, 4, 2), so the program's full collections came at other
     points of its start-up than under python: at 5,000 modules one more of them (140
-    ms).  The program starts with the counts at zero, as a fresh interpreter's."""
-    write(proj / "main.py", _COLLECTOR_PROBE)
+    ms), each walking the CLI's objects too.  The program starts with the counts at
+    zero, as a fresh interpreter's, and what was alive before it is frozen (out of
+    its collections) until its start-up is over or a reload begins, whichever comes
+    first: a reload finds a registry by gc.get_referrers.  A program that freezes
+    objects of its own keeps them frozen."""
+    write(proj / "mod.py", "X = 1\n")
+    write(proj / "main.py", _COLLECTOR_PROBE.format(then=_COLLECTOR_THEN[then]))
     facts = facts_of(run_hmr([*watch, "main.py"], cwd=proj, env=core_env))
     counts, threshold = facts["counts"], facts["threshold"]
     assert isinstance(counts, list)
     assert isinstance(threshold, list)
     assert counts[1:] == [0, 0]
     assert counts[0] < threshold[0] // 4
+    frozen, at_once, after = facts["frozen"], facts["at_once"], facts["after"]
+    assert isinstance(frozen, int)
+    assert isinstance(after, int)
+    assert frozen > 5_000  # the interpreter's objects, and the CLI's
+    if then == "rests":
+        assert isinstance(at_once, int)
+        assert at_once > 5_000  # still frozen while the program starts
+        assert after == 0
+    elif then == "reloads":
+        assert at_once == [["mod"], 0]
+        assert after == 0
+    else:
+        assert isinstance(at_once, int)
+        assert at_once > frozen
+        assert after > frozen  # the program's and ours, frozen still
 
 
 # -- the program's modules named like standard ones --------------------------------------

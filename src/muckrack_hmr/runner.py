@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import builtins
-import gc
 import importlib.machinery
 import importlib.util
 import os
 import sys
 import types
+
+from . import collector
 
 __all__ = ["TargetError", "prepare_module", "prepare_script", "run_code", "unshadow"]
 
@@ -217,19 +218,5 @@ def prepare_module(name: str, args: list[str]) -> tuple[types.CodeType, types.Mo
 
 def run_code(code: types.CodeType, main: types.ModuleType) -> None:
     """Execute the prepared ``__main__``; exceptions propagate to the caller."""
-    fresh_collector()
+    collector.start_fresh()
     exec(code, main.__dict__)
-
-
-def fresh_collector() -> None:
-    """Start the program with the garbage collector's counts at zero.
-
-    What the CLI made first (its modules, the pure core, the watcher: some
-    12,000 objects, 2-3 times what ``python`` has) left the collector's
-    counts in mid-cycle, so the program's full collections came at other
-    points of its start-up than under ``python``: at 5,000 modules one more
-    of them, 140 ms.  One collection here (about 2 ms) sets every count back
-    to zero, as in a fresh interpreter.
-    """
-    if gc.isenabled():
-        gc.collect()

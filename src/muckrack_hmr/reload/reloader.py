@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from types import CodeType, FrameType, FunctionType, ModuleType
 from typing import TYPE_CHECKING, TypeGuard
 
+from .. import collector
 from ..capture import digest as source_digest
 from ..capture import read_steady
 from ..errors import first_line, location_of, user_traceback
@@ -589,6 +590,8 @@ class Reloader:
         files (the watcher passes what it judged finished).
         """
         start = time.perf_counter()
+        # A registry that took a class is found by gc.get_referrers: nothing may be frozen.
+        collector.thaw()
         result = ReloadResult()
         names = list(names)
         forced = set(names) if force is True else set(force or ())

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from .. import collector
 from ..threads import signals_to_main_thread
 
 if TYPE_CHECKING:
@@ -167,7 +168,8 @@ class Activity:
 
 
 def settle_in(activity: Activity, stopping: threading.Event) -> None:
-    """Wait until the program's start-up is over, or SETUP_PATIENCE (or ``stopping``).
+    """Wait until the program's start-up is over, or SETUP_PATIENCE (or ``stopping``);
+    then what the CLI froze for the start-up is thawed (see muckrack_hmr.collector).
 
     Over means: its threads are quiet for a moment, or it has imported no
     module for a while (a program that computes right after its imports,
@@ -177,6 +179,13 @@ def settle_in(activity: Activity, stopping: threading.Event) -> None:
     imports when that is slower (a slow machine, or valgrind): a module that
     takes long to run is not the end of the imports.
     """
+    try:
+        _wait_for_start_up(activity, stopping)
+    finally:
+        collector.thaw()
+
+
+def _wait_for_start_up(activity: Activity, stopping: threading.Event) -> None:
     started = time.monotonic()
     deadline = started + SETUP_PATIENCE
     activity.quiet()
