@@ -1718,6 +1718,36 @@ def test_an_augmented_assignment_that_runs_again_starts_from_the_value_above_it(
         assert got == (126 + step, 0, ["a", step], ["x", "static"])
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [("def bump():", "def bump(n=1):"), ("@tag('a')", "@tag('b')"), ("def bump", "async def bump")],
+    ids=["signature", "decorator", "async"],
+)
+def test_a_def_that_adds_to_a_global_in_its_body_runs_again_without_resetting_it(
+    project: Project, hmr: Any, edit: tuple[str, str]
+) -> None:
+    """``HITS = 0`` and a ``def`` whose body says ``global HITS; HITS += 1``: when the
+    ``def`` runs again (its signature or decorator changed), the counter keeps its
+    count, as for any other edit.  ``HITS = 0`` ran again first, as for a top-level
+    ``HITS += 1``: the count went back to 0."""
+    source = (
+        "HITS = 0\n\n\ndef tag(label):\n    def apply(fn):\n        fn.label = label\n"
+        "        return fn\n\n    return apply\n\n\n@tag('a')\ndef bump():\n"
+        "    global HITS\n    HITS += 1\n    return HITS\n"
+    )
+    project.write("counter.py", source)
+    (counter,) = fresh(hmr, "counter")
+    for _ in range(3):
+        counter.bump()
+    assert counter.HITS == 3
+    project.write("counter.py", source.replace(*edit))
+    assert hmr.reload("counter").reloaded == ["counter"]
+    assert counter.HITS == 3
+    if edit[1] != "async def bump":
+        assert counter.bump() == 4
+        assert counter.HITS == 4
+
+
 def test_a_lambda_called_at_import_time_follows_what_its_body_calls(
     project: Project, hmr: Any
 ) -> None:

@@ -843,8 +843,11 @@ def _defaults_differ(new: types.FunctionType, old: types.FunctionType) -> bool:
 
 def _augmented(node: ast.AST) -> set[str]:
     """The names a top-level statement adds to (``V += 1``, also under an ``if``, a loop
-    or a ``with``: ``if DEBUG: urlpatterns += [...]``), not in functions or classes."""
+    or a ``with``: ``if DEBUG: urlpatterns += [...]``), not in functions or classes: a
+    ``def`` whose body says ``global HITS; HITS += 1`` adds to nothing as it runs."""
     found: set[str] = set()
+    if isinstance(node, _SCOPES):
+        return found
     pending = [node]
     while pending:
         each = pending.pop()
