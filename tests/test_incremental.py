@@ -1138,6 +1138,41 @@ def test_an_edit_of_what_a_decorator_factory_returns_runs_the_defs_it_decorates(
     assert user.mine is mine
 
 
+@pytest.mark.parametrize("import_as", ["from deco import register", "import deco"])
+def test_an_edit_of_the_wrapper_a_decorator_factory_makes_runs_no_def_it_decorates(
+    project: Project, hmr: Any, import_as: str
+) -> None:
+    """``@register("g")``, where ``register(name)`` returns ``outer(fn)``, which returns
+    the wrapper ``inner``: an edit of ``inner`` alone reaches the wrapper ``g`` holds,
+    in place, and no decorated ``def`` runs again (``outer``, which ran at import, is
+    the same code).  They ran again: the registry took every name twice."""
+    deco = """\
+        REG = []
+
+
+        def register(name):
+            def outer(fn):
+                REG.append(name)
+
+                def inner(*args):
+                    return ({tag!r}, fn(*args))
+
+                return inner
+
+            return outer
+        """
+    project.write("deco.py", deco.format(tag="v1"))
+    spelled = "register" if import_as.startswith("from") else "deco.register"
+    project.write("user.py", f"{import_as}\n\n\n@{spelled}('g')\ndef g(x):\n    return x\n")
+    deco_module, user = fresh(hmr, "deco", "user")
+    held = user.g
+    assert (held(1), deco_module.REG) == (("v1", 1), ["g"])
+    for tag in ("v2", "v3"):
+        project.write("deco.py", deco.format(tag=tag))
+        assert hmr.reload_module("deco")[0] == ["deco"]
+        assert (held(1), user.g(1), deco_module.REG) == ((tag, 1), (tag, 1), ["g"])
+
+
 @pytest.mark.parametrize("edit", ["a value it reads", "a function it calls"])
 def test_a_cache_of_results_that_read_what_changed_is_emptied(
     project: Project, hmr: Any, edit: str

@@ -24,6 +24,7 @@ __all__ = [
     "compile_one",
     "in_place_edit",
     "original_function",
+    "results_change_only_closures",
 ]
 
 
@@ -324,6 +325,39 @@ def changes_only_closures(
         ):
             return False
     return _only_handed_back(new, changed)
+
+
+def results_change_only_closures(
+    old: ast.FunctionDef | ast.AsyncFunctionDef,
+    new: ast.FunctionDef | ast.AsyncFunctionDef,
+    old_code: types.CodeType,
+    new_code: types.CodeType,
+) -> bool:
+    """Of an edit that :func:`changes_only_closures`: do the closures it changed change,
+    in turn, only the closures *they* return?  A decorator factory's wrapper edited
+    (``def register(name): def outer(fn): def inner(*a): ...``): ``@register("g")``
+    calls ``outer`` at import, whose own code is the same, and the ``inner`` it made
+    takes the new code in place: the definition need not run again."""
+    old_defs = {each.name: each for each in old.body if isinstance(each, _DEFS)}
+    new_defs = {each.name: each for each in new.body if isinstance(each, _DEFS)}
+    old_codes = {c.co_name: c for c in old_code.co_consts if isinstance(c, types.CodeType)}
+    new_codes = {c.co_name: c for c in new_code.co_consts if isinstance(c, types.CodeType)}
+    changed = [
+        name for name, each in new_defs.items() if ast.dump(each) != ast.dump(old_defs[name])
+    ]
+    if len(old_defs) != sum(isinstance(each, _DEFS) for each in old.body) or not changed:
+        return False  # (a name defined twice: told apart by no name)
+    for name in changed:
+        was, now = old_defs.get(name), new_defs[name]
+        was_code, now_code = old_codes.get(name), new_codes.get(name)
+        if was is None or was_code is None or now_code is None:
+            return False
+        if not changes_only_closures(was, now, was_code, now_code):
+            return False
+    return True
+
+
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 def _frame_of(function: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[dict[str, str], str]:

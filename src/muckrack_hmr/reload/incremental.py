@@ -47,6 +47,7 @@ from .body_edits import (
     compile_one,
     in_place_edit,
     original_function,
+    results_change_only_closures,
     same_last_def,
 )
 from .kept_classes import kept_class_edit
@@ -77,6 +78,11 @@ _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _PLAIN_VALUES = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)
 
 
+#: What marks, in ``Changes.rewrapped``, a function whose results' returned closures alone
+#: changed (``register`` + RESULTS for ``def register(name): def outer(fn): def inner``).
+RESULTS = "()"
+
+
 @dataclass
 class Changes:
     """What changed in one module during a reload."""
@@ -88,7 +94,9 @@ class Changes:
     rewrapped: set[str] = field(default_factory=set)
     """Of ``behaviors``: functions whose edit changed only the closures they return (a
     decorator's wrapper).  The closures are patched in place: whoever called them
-    keeps what it got, and what it got behaves differently."""
+    keeps what it got, and what it got behaves differently.  With ``name`` + RESULTS
+    too when the closures it changed change, in turn, only those they return (a
+    decorator factory's wrapper): ``@register("g")`` need not run again."""
     old: dict[str, object] = field(default_factory=dict)
     """The namespace before the reload (to rebind ``from module import name`` elsewhere)."""
     executed: int = 0
@@ -304,6 +312,8 @@ def translate_incoming(
             behaviors.add(local)
         if attr in found.rewrapped:
             rewrapped.add(local)
+            if attr + RESULTS in found.rewrapped:
+                rewrapped.add(local + RESULTS)
     return values, behaviors, rewrapped
 
 
@@ -1135,9 +1145,13 @@ def plan_and_run(
             else:
                 must_run = True  # what it binds depends on the new value above
         if not must_run and calls & rewrapped:
-            if results_called(statement.node) & rewrapped:
+            if any(
+                name + RESULTS not in rewrapped
+                for name in results_called(statement.node) & rewrapped
+            ):
                 # ``@register("tag")``: what the factory returned (its edited
                 # closure) ran here at import, on the def: its new code must too.
+                # (Not when only what that returned was edited: see RESULTS.)
                 must_run = True
             else:
                 # It called a decorator (a factory) whose edit changed only the
@@ -1187,6 +1201,8 @@ def plan_and_run(
                         was, node, target.__code__, fresh.__code__
                     ):
                         rewrapped.add(node.name)
+                        if results_change_only_closures(was, node, target.__code__, fresh.__code__):
+                            rewrapped.add(node.name + RESULTS)
                 for target, fresh in pairs:
                     changes.body_patches.append(BodyPatch(target, target.__code__, target.__doc__))
                     if isinstance(node, ast.ClassDef):
@@ -1297,5 +1313,7 @@ def plan_and_run(
     changes.values = {name for name in values if "." not in name and name in changes.old}
     changes.values |= {name for name in removed}
     changes.behaviors = {name for name in behaviors if "." not in name}
-    changes.rewrapped = {name for name in rewrapped if name in changes.behaviors}
+    changes.rewrapped = {
+        name for name in rewrapped if name.removesuffix(RESULTS) in changes.behaviors
+    }
     return changes
