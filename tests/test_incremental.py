@@ -1822,6 +1822,51 @@ def test_a_static_or_class_method_called_at_import_time_follows_what_it_calls(
     assert (m.V_x, m.V_y, m.I) == (19, 20, instance)
 
 
+@pytest.mark.parametrize("analyzed", [False, True], ids=["walked", "indexed"])
+def test_a_class_static_or_cached_function_whose_own_body_changed_runs_its_callers_again(
+    project: Project, hmr: Any, analyzed: bool
+) -> None:
+    """``W = K.build()``, ``S = K.sbuild()`` (a class and a static method) and ``T =
+    table()`` (an ``lru_cache`` function), called at import, here and in other modules
+    (``from a import K``, ``import a``): a body edit of the method or function itself
+    runs them again, as a fresh start would.  They kept the old values (the class is
+    patched in place, and ``T = table()`` ran before the cache was emptied)."""
+    source = """\
+        import functools
+
+
+        class K:
+            @classmethod
+            def build(cls):
+                return {n}
+
+            @staticmethod
+            def sbuild():
+                return {n} * 10
+
+
+        @functools.lru_cache(maxsize=None)
+        def table():
+            return {n} * 100
+
+
+        W = K.build()
+        S = K.sbuild()
+        T = table()
+        """
+    project.write("a.py", source.format(n=1))
+    project.write("b.py", "from a import K, table\n\nB = K.build() + K.sbuild() + table()\n")
+    project.write("c.py", "import a\n\nC = a.K.build() + a.K.sbuild()\n")
+    a, b, c = fresh(hmr, "a", "b", "c")
+    if analyzed:
+        hmr.warm()
+    assert (a.W, a.S, a.T, b.B, c.C) == (1, 10, 100, 111, 11)
+    for n in (2, 3):
+        project.write("a.py", source.format(n=n))
+        assert sorted(hmr.reload("a").reloaded) == ["a", "b", "c"]
+        assert (a.W, a.S, a.T, b.B, c.C) == (n, n * 10, n * 100, n * 111, n * 11)
+
+
 def test_a_default_value_computed_by_a_changed_function_reaches_its_readers(
     project: Project, hmr: Any
 ) -> None:

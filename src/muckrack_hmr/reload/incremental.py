@@ -51,6 +51,7 @@ from .body_edits import (
     same_last_def,
 )
 from .kept_classes import kept_class_edit
+from .kinds import CACHE_WRAPPER
 from .live_defs import live_function, run_on_live, start_module_run
 from .patching import BodyPatch, PatchReport, may_register, patch_class_now, set_code
 from .rebinding import star_exports
@@ -310,6 +311,11 @@ def translate_incoming(
             values.add(local)
         if attr in found.behaviors:
             behaviors.add(local)
+        # ``K.build`` (a method whose body changed): ``from a import K`` spells it so.
+        dotted = attr + "."
+        behaviors.update(
+            local + name[len(attr) :] for name in found.behaviors if name.startswith(dotted)
+        )
         if attr in found.rewrapped:
             rewrapped.add(local)
             if attr + RESULTS in found.rewrapped:
@@ -1103,11 +1109,19 @@ def plan_and_run(
     # ``g``, a constant).  They are given before a statement that may call them, and at
     # the end: a thread sees the old body or the new one with what it uses.
     deferred: list[tuple[types.FunctionType, types.FunctionType]] = []
+    # The ``lru_cache`` wrappers of those functions: their results are the old code's,
+    # emptied with the new bodies (``T = table()`` below runs the new one).
+    caches: list[object] = []
+    # Methods of this module's classes whose bodies changed (``K.build``).
+    methods: set[str] = set()
 
     def give_bodies() -> None:
         for target, fresh in deferred:
             set_code(target, fresh.__code__, fresh.__doc__)
         deferred.clear()
+        for cache in caches:
+            cache.cache_clear()  # type: ignore[attr-defined]
+        caches.clear()
 
     for index, statement in enumerate(new.statements):
         reads, calls = expander.statement(statement)
@@ -1207,8 +1221,16 @@ def plan_and_run(
                     changes.body_patches.append(BodyPatch(target, target.__code__, target.__doc__))
                     if isinstance(node, ast.ClassDef):
                         set_code(target, fresh.__code__, fresh.__doc__)
+                        method = target.__qualname__
+                        if method.startswith(node.name + ".") and "<" not in method:
+                            # ``W = K.build()`` calls it (``Outer.Inner.make`` alike).
+                            behaviors.add(method)
+                            methods.add(method)
                     else:
                         deferred.append((target, fresh))
+                        cached = namespace.get(node.name)
+                        if type(cached) is CACHE_WRAPPER:
+                            caches.append(cached)
                 changes.executed += 1
                 if isinstance(node, ast.ClassDef):
                     # Its methods below the edited ones moved.
@@ -1312,7 +1334,7 @@ def plan_and_run(
                 behaviors.add(name)
     changes.values = {name for name in values if "." not in name and name in changes.old}
     changes.values |= {name for name in removed}
-    changes.behaviors = {name for name in behaviors if "." not in name}
+    changes.behaviors = {name for name in behaviors if "." not in name} | methods
     changes.rewrapped = {
         name for name in rewrapped if name.removesuffix(RESULTS) in changes.behaviors
     }

@@ -907,7 +907,8 @@ class Reloader:
         graph = self.graph
         if self.cascade == "always":
             return set(graph.dependents_of(name))
-        changed = outcome.values | outcome.behaviors
+        # (``K.build``, a method whose body changed: a module that spells ``.build``.)
+        changed = outcome.values | {each.rpartition(".")[2] for each in outcome.behaviors}
         if not changed:
             return set()
         sources = self.sources
@@ -947,7 +948,28 @@ class Reloader:
         it yet (an unknown one may call them), or other changes came with them."""
         if outcome.values or outcome.removed or outcome.added or self.cascade != "auto":
             return None
-        modules, caches = self.sources.reach.followers(name, outcome.behaviors)
+        reach = self.sources.reach
+        functions = {behavior for behavior in outcome.behaviors if "." not in behavior}
+        modules, caches = reach.followers(name, functions)
+        methods = outcome.behaviors - functions
+        if methods:
+            # ``K.build`` (a method whose body changed): the index knows the class's
+            # node, which every subclass names; of the modules that follow it, those
+            # that spell ``.build``.
+            classes = {method.partition(".")[0] for method in methods}
+            through_class, more_caches = reach.followers(name, classes)
+            caches = [*caches, *more_caches]
+            attrs = {method.rpartition(".")[2] for method in methods}
+            mentions = self.sources.mentions
+            users = mentions.users(attrs)
+            pattern = None
+            for other in through_class:
+                if other in users:
+                    modules.add(other)
+                elif other not in mentions:  # not indexed yet: its source tells
+                    pattern = pattern or spelling_any(attrs)
+                    if self.sources.spells(other, pattern):
+                        modules.add(other)
         for node in caches:
             # (A module that follows may compute nothing of its own.  Those the index
             # knows already, also while it is not whole: a walk finds no cached method.)
