@@ -1144,7 +1144,9 @@ class Reloader:
         # Names the new source no longer binds are dropped afterwards.
         linecache.checkcache(filename)
         package = snapshot.get("__package__")
-        with _applied_at_once(), self._watchdog.running(name, filename, source):
+        # (The watchdog's thread starts first: a thread started while the interpreter
+        # switches every 0.1 s waits for a busy thread of the program, twice.)
+        with self._watchdog.running(name, filename, source), _applied_at_once():
             try:
                 summary = self.sources.summary(filename, source, package)
                 ran = self._run_whole(
@@ -1331,7 +1333,9 @@ class Reloader:
             # It kept the old values of what it imports when it failed to follow their
             # change (an earlier reload): what reads them runs again, as it would have.
             incoming[0].update(local for local, _, _ in bindings)
-        with _applied_at_once(), self._watchdog.running(name, filename, source):
+        # (The watchdog's thread starts first: a thread started while the interpreter
+        # switches every 0.1 s waits for a busy thread of the program, twice.)
+        with self._watchdog.running(name, filename, source), _applied_at_once():
             snapshot = dict(namespace)
             try:
                 outcome = plan_and_run(
