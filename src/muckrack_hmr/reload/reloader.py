@@ -1009,7 +1009,8 @@ class Reloader:
             return False
         if self.sources.unindexed() <= _FEW * 4:
             return True
-        return len(self.sources.mentions.users(outcome.behaviors)) > _FEW
+        spelled = {behavior.rpartition(".")[2] for behavior in outcome.behaviors}
+        return len(self.sources.mentions.users(spelled)) > _FEW
 
     def _index_complete(self) -> bool:
         """Is every project module in the index of what import-time code calls?"""
