@@ -1867,6 +1867,103 @@ def test_a_class_static_or_cached_function_whose_own_body_changed_runs_its_calle
         assert (a.W, a.S, a.T, b.B, c.C) == (n, n * 10, n * 100, n * 111, n * 11)
 
 
+_METHOD_CASES = {
+    # case: (the module's source with {n}, the statement reading it, a dependent or None)
+    "helper-a-class-method-calls": (
+        "def _helper():\n    return {n}\n\n\nclass K:\n    @classmethod\n"
+        "    def build(cls):\n        return _helper()\n",
+        "",
+        "from m import K\n\nV = K.build()\n",
+    ),
+    "nested-class-method": (
+        "class Outer:\n    class Inner:\n        @staticmethod\n        def build():\n"
+        "            return {n}\n",
+        "A = Outer.Inner.build()\n",
+        "import m\n\nV = m.Outer.Inner.build()\n",
+    ),
+    "inherited-class-method": (
+        "class K:\n    @classmethod\n    def build(cls):\n        return {n}\n\n\n"
+        "class Sub(K):\n    pass\n",
+        "A = Sub.build()\n",
+        "from m import Sub\n\nV = Sub.build()\n",
+    ),
+    "cached-static-method": (
+        "import functools\n\n\nclass C:\n    @staticmethod\n    @functools.cache\n"
+        "    def build():\n        return {n}\n",
+        "A = C.build()\n",
+        None,
+    ),
+    "enum-member-method": (
+        "import enum\n\n\nclass Color(enum.Enum):\n    RED = 1\n\n"
+        "    def label(self):\n        return {n}\n",
+        "A = Color.RED.label()\n",
+        None,
+    ),
+    "instance-method": (
+        "class K:\n    def compute(self):\n        return {n}\n\n\ninst = K()\n",
+        "A = inst.compute()\n",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["walked", "indexed"])
+@pytest.mark.parametrize("case", sorted(_METHOD_CASES))
+def test_a_method_whose_code_changed_runs_its_calls_at_import_again(
+    project: Project, hmr: Any, case: str, analyzed: bool
+) -> None:
+    """A method called at import time whose code changed, or that calls a function whose
+    code did: of a nested class (``Outer.Inner.build()``), inherited (``Sub.build()``),
+    cached (``@staticmethod @functools.cache``), of an enum member (``Color.RED.label()``)
+    or of an instance made above (``inst.compute()``), here and in a module that imports
+    it.  The values stayed the old ones (the class was patched in place)."""
+    source, reader, dependent = _METHOD_CASES[case]
+    project.write("m.py", source.format(n=1) + "\n\n" + reader)
+    names = ["m"]
+    if dependent is not None:
+        project.write("dep.py", dependent)
+        names.append("dep")
+    modules = fresh(hmr, *names)
+    if analyzed:
+        hmr.warm()
+    m = modules[0]
+    instance = getattr(m, "inst", None)
+
+    def values() -> tuple[object, ...]:
+        return (getattr(m, "A", None), *(getattr(other, "V", None) for other in modules[1:]))
+
+    before = values()
+    assert all(value in (None, 1) for value in before)
+    for n in (2, 3):
+        project.write("m.py", source.format(n=n) + "\n\n" + reader)
+        assert sorted(hmr.reload("m").reloaded) == sorted(names)
+        assert values() == tuple(None if value is None else n for value in before)
+    assert getattr(m, "inst", None) is instance  # an instance is kept
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["walked", "indexed"])
+@pytest.mark.parametrize("spelled", ["import pkg", "from pkg import K"])
+def test_a_method_edit_reaches_the_importers_of_a_package_that_re_exports_its_class(
+    project: Project, hmr: Any, spelled: str, analyzed: bool
+) -> None:
+    """``pkg/__init__.py`` says ``from .base import K``; ``S = pkg.K.sb()`` (or ``from pkg
+    import K``, ``S = K.sb()``) elsewhere: a body edit of ``K.sb`` runs it again, as for a
+    function re-exported so.  It kept the old value (the package passed nothing on)."""
+    project.write("pkg/__init__.py", "from .base import K\n")
+    base = "class K:\n    @staticmethod\n    def sb():\n        return {n}\n"
+    project.write("pkg/base.py", base.format(n=1))
+    call = "pkg.K.sb()" if spelled == "import pkg" else "K.sb()"
+    project.write("user.py", f"{spelled}\n\nS = {call}\n")
+    _, _, user = fresh(hmr, "pkg", "pkg.base", "user")
+    if analyzed:
+        hmr.warm()
+    assert user.S == 1
+    for n in (2, 3):
+        project.write("pkg/base.py", base.format(n=n))
+        assert "user" in hmr.reload("pkg.base").reloaded
+        assert user.S == n
+
+
 def test_a_default_value_computed_by_a_changed_function_reaches_its_readers(
     project: Project, hmr: Any
 ) -> None:

@@ -51,7 +51,7 @@ from .body_edits import (
     same_last_def,
 )
 from .kept_classes import kept_class_edit
-from .kinds import CACHE_WRAPPER
+from .kinds import CACHE_WRAPPER, is_a
 from .live_defs import live_function, run_on_live, start_module_run
 from .patching import BodyPatch, PatchReport, may_register, patch_class_now, set_code
 from .rebinding import star_exports
@@ -1002,6 +1002,140 @@ def _shared_def_names(summary: ModuleSummary) -> frozenset[str]:
     return frozenset(shared)
 
 
+def _methods_of(
+    node: ast.ClassDef, prefix: str = ""
+) -> dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """The methods of a class statement (and of the classes nested in it) by qualified
+    name: ``K.build``, ``Outer.Inner.make`` (a property's getter and setter: both)."""
+    found: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
+    owner = f"{prefix}{node.name}."
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.setdefault(owner + item.name, []).append(item)
+        elif isinstance(item, ast.ClassDef):
+            found.update(_methods_of(item, owner))
+    return found
+
+
+def _note_methods(
+    statement: Statement, old: ModuleSummary, behaviors: set[str], methods: set[str]
+) -> None:
+    """The methods of an edited class statement whose code changed (``K.build``), as
+    changed behaviours: ``W = K.build()`` runs again, here and where ``K`` is imported."""
+    node = statement.node
+    assert isinstance(node, ast.ClassDef)
+    was = _class_statement(old, node.name)
+    before = _methods_of(was.node) if was is not None and isinstance(was.node, ast.ClassDef) else {}
+    for name, defs in _methods_of(node).items():
+        previous = before.get(name)
+        if previous is None or [ast.dump(d) for d in previous] != [ast.dump(d) for d in defs]:
+            behaviors.add(name)
+            methods.add(name)
+
+
+def _inherit_methods(node: ast.ClassDef, behaviors: set[str], methods: set[str]) -> None:
+    """``class Sub(K)``, where methods of ``K`` changed: ``Sub.build`` did too."""
+    for base in node.bases:
+        spelled = _dotted_name(base)
+        if spelled is None:
+            continue
+        prefix = spelled + "."
+        for method in [each for each in methods if each.startswith(prefix)]:
+            inherited = f"{node.name}.{method[len(prefix) :]}"
+            behaviors.add(inherited)
+            methods.add(inherited)
+
+
+def _dotted_name(node: ast.expr) -> str | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def _methods_calling(summary: ModuleSummary, behaviors: set[str]) -> set[str]:
+    """The methods of the module's classes that name a function whose behaviour changed
+    (``def build(cls): return _helper()``): ``from base import K; V = K.build()``
+    elsewhere calls the new code."""
+    changed = {name for name in behaviors if "." not in name}
+    dotted = behaviors - changed
+    if not behaviors:
+        return set()
+    found: set[str] = set()
+    for statement in summary.statements:
+        if not isinstance(statement.node, ast.ClassDef):
+            continue
+        if statement.body_calls.isdisjoint(behaviors) and statement.body_reads.isdisjoint(
+            behaviors
+        ):
+            continue  # (none of its methods names one)
+        for name, defs in _methods_of(statement.node).items():
+            for each in (node for method in defs for node in ast.walk(method)):
+                spelled = (
+                    each.id
+                    if isinstance(each, ast.Name)
+                    else _dotted_name(each)
+                    if isinstance(each, ast.Attribute)
+                    else None
+                )
+                if spelled is not None and (spelled in changed or spelled in dotted):
+                    found.add(name)
+                    break
+    return found
+
+
+def passed_methods(behaviors: set[str], namespace: dict[str, object]) -> set[str]:
+    """Changed methods of a class the module holds from another (``from .base import K``
+    in a package): its importers call them as ``pkg.K.build()``."""
+    return {
+        name
+        for name in behaviors
+        if name.count(".") == 1 and isinstance(namespace.get(name.partition(".")[0]), type)
+    }
+
+
+def _calls_changed_method(calls: set[str], methods: set[str], namespace: dict[str, object]) -> bool:
+    """Does one of ``calls`` (``Color.RED.label``, ``inst.compute``) call a changed method
+    of the module's classes on an object the module holds (an enum member, an instance
+    made above)?  Looked up through classes and modules only: an instance is asked
+    nothing, its type alone tells."""
+    changed = {method.rpartition(".")[2] for method in methods}
+    module = namespace.get("__name__")
+    for call in calls:
+        head, _, rest = call.partition(".")
+        *middle, attr = rest.split(".") if rest else [""]
+        if attr not in changed:
+            continue
+        held = namespace.get(head, _MISSING)
+        for part in middle:
+            if not (is_a(held, type) or is_a(held, types.ModuleType)):  # (never __class__)
+                held = _MISSING
+                break
+            held = vars(held).get(part, _MISSING)
+        if held is _MISSING:
+            continue
+        kind = held if is_a(held, type) else type(held)
+        if any(
+            f"{owner.__qualname__}.{attr}" in methods
+            for owner in kind.__mro__
+            if owner.__module__ == module
+        ):
+            return True
+    return False
+
+
+def _clear_method_caches(cls: type, functions: set[int]) -> None:
+    """Empty the ``lru_cache`` of the class's methods whose function got new code."""
+    for member in list(vars(cls).values()):
+        inner = member.__func__ if isinstance(member, staticmethod | classmethod) else member
+        if type(inner) is CACHE_WRAPPER and id(getattr(inner, "__wrapped__", None)) in functions:
+            inner.cache_clear()
+
+
 def _function_statement(
     summary: ModuleSummary, name: str
 ) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
@@ -1124,6 +1258,9 @@ def plan_and_run(
         caches.clear()
 
     for index, statement in enumerate(new.statements):
+        if methods and isinstance(statement.node, ast.ClassDef):
+            # ``class Sub(K)``: ``Sub.build()`` runs K's changed ``build``.
+            _inherit_methods(statement.node, behaviors, methods)
         reads, calls = expander.statement(statement)
         rebinds = isinstance(statement.node, ast.ImportFrom) and bool(statement.binds & values)
         inputs_changed = bool(reads & values) or bool(calls & (behaviors - rewrapped))
@@ -1135,6 +1272,8 @@ def plan_and_run(
                 inputs_changed = False
                 values.update(made)
         must_run = edited[index] or rebinds or inputs_changed
+        if not must_run and methods and _calls_changed_method(calls, methods, namespace):
+            must_run = True  # ``A = Color.RED.label()``, ``A = inst.compute()``
         if (
             not must_run
             and rebound
@@ -1221,11 +1360,6 @@ def plan_and_run(
                     changes.body_patches.append(BodyPatch(target, target.__code__, target.__doc__))
                     if isinstance(node, ast.ClassDef):
                         set_code(target, fresh.__code__, fresh.__doc__)
-                        method = target.__qualname__
-                        if method.startswith(node.name + ".") and "<" not in method:
-                            # ``W = K.build()`` calls it (``Outer.Inner.make`` alike).
-                            behaviors.add(method)
-                            methods.add(method)
                     else:
                         deferred.append((target, fresh))
                         cached = namespace.get(node.name)
@@ -1237,6 +1371,9 @@ def plan_and_run(
                     cls = namespace.get(node.name)
                     if isinstance(cls, type):
                         align_class(cls, node, filename, _recording(changes))
+                        # ``@staticmethod @functools.cache``: results of the old code.
+                        _clear_method_caches(cls, {id(target) for target, _ in pairs})
+                    _note_methods(statement, old, behaviors, methods)
                 continue
         if isinstance(statement.node, ast.ClassDef):
             orm_edit = kept_class_edit(
@@ -1304,6 +1441,7 @@ def plan_and_run(
             else:
                 values.add(name)
         if isinstance(statement.node, ast.ClassDef):
+            _note_methods(statement, old, behaviors, methods)
             old_class = _class_statement(old, statement.node.name)
             kept = (
                 kept_class_values(old_class.node, statement.node, values, behaviors, expander)
@@ -1332,9 +1470,14 @@ def plan_and_run(
             body_reads, body_calls = expander.body(name)
             if body_reads & values or body_calls & behaviors:
                 behaviors.add(name)
+    methods |= _methods_calling(new, behaviors)
     changes.values = {name for name in values if "." not in name and name in changes.old}
     changes.values |= {name for name in removed}
-    changes.behaviors = {name for name in behaviors if "." not in name} | methods
+    changes.behaviors = (
+        {name for name in behaviors if "." not in name}
+        | methods
+        | passed_methods(behaviors, namespace)
+    )
     changes.rewrapped = {
         name for name in rewrapped if name.removesuffix(RESULTS) in changes.behaviors
     }

@@ -46,6 +46,7 @@ from .incremental import (
     bound_names,
     consumption_of,
     match_statements,
+    passed_methods,
     plan_and_run,
     read_by_running_code,
     removed_calls,
@@ -986,7 +987,12 @@ class Reloader:
         which module they took the function from (the analysis of the package tells,
         later)."""
         namespace = sys.modules[name].__dict__
-        changed = {id(value) for key in outcome.behaviors if (value := namespace.get(key))}
+        # (A method that changed, ``K.build``: a module that holds ``K`` passes it on.)
+        changed = {
+            id(value)
+            for key in outcome.behaviors
+            if (value := namespace.get(key.partition(".")[0]))
+        }
         seen, pending = {name, *modules}, list(modules)
         while pending:
             for other in self.graph.dependencies_of(pending.pop()):
@@ -1107,6 +1113,7 @@ class Reloader:
         # importers too (``from pkg import helper`` of pkg's ``from .kernel import
         # helper``), as when its statements run.
         through.update(name for name in behaviors if "." not in name)
+        through |= passed_methods(behaviors, sys.modules[name].__dict__)
         # Nothing of its namespace changed: no ``old`` to rebind importers from.
         return Changes(behaviors=through)
 
