@@ -1964,6 +1964,47 @@ def test_a_method_edit_reaches_the_importers_of_a_package_that_re_exports_its_cl
         assert user.S == n
 
 
+@pytest.mark.parametrize("analyzed", [False, True], ids=["walked", "indexed"])
+def test_a_method_body_edit_reaches_no_module_that_only_calls_it_in_functions(
+    project: Project, hmr: Any, analyzed: bool
+) -> None:
+    """``Model.save``'s body edited, where other modules subclass ``Model`` and spell
+    ``.save()`` in their functions: none of them runs (nor parses) again, as before the
+    methods called at import time were followed; a class method they call at import
+    does make them follow."""
+    core = (
+        "class Model:\n    def save(self):\n        return {n}\n\n"
+        "    @classmethod\n    def make(cls):\n        return {m}\n"
+    )
+    project.write("core.py", core.format(n=1, m=1))
+    users = [f"user{index}" for index in range(6)]
+    for user in users:
+        project.write(
+            f"{user}.py",
+            "from core import Model\n\n\nclass Mine(Model):\n    pass\n\n\n"
+            "def handle():\n    return Mine().save() + Model.make()\n",
+        )
+    project.write("maker.py", "from core import Model\n\nMADE = Model.make()\n")
+    modules = fresh(hmr, "core", *users, "maker")
+    if analyzed:
+        hmr.warm()
+    followed: list[str] = []
+    follow = hmr.reloader._follow
+
+    def spy(name: str, changes: Any) -> Any:
+        followed.append(name)
+        return follow(name, changes)
+
+    hmr.reloader._follow = spy
+    project.write("core.py", core.format(n=2, m=1))
+    assert hmr.reload("core").reloaded == ["core"]
+    assert followed == []
+    assert modules[1].handle() == 3
+    project.write("core.py", core.format(n=2, m=5))
+    assert hmr.reload("core").reloaded == ["core", "maker"]
+    assert (modules[-1].MADE, modules[1].handle()) == (5, 7)
+
+
 def test_a_default_value_computed_by_a_changed_function_reaches_its_readers(
     project: Project, hmr: Any
 ) -> None:

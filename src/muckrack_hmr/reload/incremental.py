@@ -1018,10 +1018,11 @@ def _methods_of(
 
 
 def _note_methods(
-    statement: Statement, old: ModuleSummary, behaviors: set[str], methods: set[str]
+    statement: Statement, old: ModuleSummary, behaviors: set[str], methods: dict[str, bool]
 ) -> None:
     """The methods of an edited class statement whose code changed (``K.build``), as
-    changed behaviours: ``W = K.build()`` runs again, here and where ``K`` is imported."""
+    changed behaviours: ``W = K.build()`` runs again here, and where ``K`` is imported for
+    a static or class method (``methods``: name -> called through the class)."""
     node = statement.node
     assert isinstance(node, ast.ClassDef)
     was = _class_statement(old, node.name)
@@ -1030,20 +1031,31 @@ def _note_methods(
         previous = before.get(name)
         if previous is None or [ast.dump(d) for d in previous] != [ast.dump(d) for d in defs]:
             behaviors.add(name)
-            methods.add(name)
+            methods[name] = _by_class(defs)
 
 
-def _inherit_methods(node: ast.ClassDef, behaviors: set[str], methods: set[str]) -> None:
+def _by_class(defs: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> bool:
+    """Is the method a static or class method: one another module may call through the
+    class at import time (``K.build()``)?  An instance's is called on an instance, which
+    no other module's import makes of it (a limit)."""
+    return any(
+        (_dotted_name(decorator) or "").rpartition(".")[2] in ("staticmethod", "classmethod")
+        for method in defs
+        for decorator in method.decorator_list
+    )
+
+
+def _inherit_methods(node: ast.ClassDef, behaviors: set[str], methods: dict[str, bool]) -> None:
     """``class Sub(K)``, where methods of ``K`` changed: ``Sub.build`` did too."""
     for base in node.bases:
         spelled = _dotted_name(base)
         if spelled is None:
             continue
         prefix = spelled + "."
-        for method in [each for each in methods if each.startswith(prefix)]:
+        for method, by_class in [each for each in methods.items() if each[0].startswith(prefix)]:
             inherited = f"{node.name}.{method[len(prefix) :]}"
             behaviors.add(inherited)
-            methods.add(inherited)
+            methods[inherited] = by_class
 
 
 def _dotted_name(node: ast.expr) -> str | None:
@@ -1058,9 +1070,9 @@ def _dotted_name(node: ast.expr) -> str | None:
 
 
 def _methods_calling(summary: ModuleSummary, behaviors: set[str]) -> set[str]:
-    """The methods of the module's classes that name a function whose behaviour changed
-    (``def build(cls): return _helper()``): ``from base import K; V = K.build()``
-    elsewhere calls the new code."""
+    """The static and class methods of the module's classes that name a function whose
+    behaviour changed (``def build(cls): return _helper()``): ``from base import K; V =
+    K.build()`` elsewhere calls the new code."""
     changed = {name for name in behaviors if "." not in name}
     dotted = behaviors - changed
     if not behaviors:
@@ -1074,6 +1086,8 @@ def _methods_calling(summary: ModuleSummary, behaviors: set[str]) -> set[str]:
         ):
             continue  # (none of its methods names one)
         for name, defs in _methods_of(statement.node).items():
+            if not _by_class(defs):
+                continue  # (an instance's, called by no other module at import: a limit)
             for each in (node for method in defs for node in ast.walk(method)):
                 spelled = (
                     each.id
@@ -1090,15 +1104,22 @@ def _methods_calling(summary: ModuleSummary, behaviors: set[str]) -> set[str]:
 
 def passed_methods(behaviors: set[str], namespace: dict[str, object]) -> set[str]:
     """Changed methods of a class the module holds from another (``from .base import K``
-    in a package): its importers call them as ``pkg.K.build()``."""
-    return {
-        name
-        for name in behaviors
-        if name.count(".") == 1 and isinstance(namespace.get(name.partition(".")[0]), type)
-    }
+    in a package): its importers call them as ``pkg.K.build()``.  (Its own classes'
+    methods are told by the edit: see _note_methods.)"""
+    module = namespace.get("__name__")
+    passed: set[str] = set()
+    for name in behaviors:
+        if name.count(".") != 1:
+            continue
+        held = namespace.get(name.partition(".")[0])
+        if is_a(held, type) and getattr(held, "__module__", module) != module:
+            passed.add(name)
+    return passed
 
 
-def _calls_changed_method(calls: set[str], methods: set[str], namespace: dict[str, object]) -> bool:
+def _calls_changed_method(
+    calls: set[str], methods: dict[str, bool], namespace: dict[str, object]
+) -> bool:
     """Does one of ``calls`` (``Color.RED.label``, ``inst.compute``) call a changed method
     of the module's classes on an object the module holds (an enum member, an instance
     made above)?  Looked up through classes and modules only: an instance is asked
@@ -1247,7 +1268,7 @@ def plan_and_run(
     # emptied with the new bodies (``T = table()`` below runs the new one).
     caches: list[object] = []
     # Methods of this module's classes whose bodies changed (``K.build``).
-    methods: set[str] = set()
+    methods: dict[str, bool] = {}
 
     def give_bodies() -> None:
         for target, fresh in deferred:
@@ -1470,12 +1491,12 @@ def plan_and_run(
             body_reads, body_calls = expander.body(name)
             if body_reads & values or body_calls & behaviors:
                 behaviors.add(name)
-    methods |= _methods_calling(new, behaviors)
     changes.values = {name for name in values if "." not in name and name in changes.old}
     changes.values |= {name for name in removed}
     changes.behaviors = (
         {name for name in behaviors if "." not in name}
-        | methods
+        | {name for name, by_class in methods.items() if by_class}
+        | _methods_calling(new, behaviors)
         | passed_methods(behaviors, namespace)
     )
     changes.rewrapped = {
