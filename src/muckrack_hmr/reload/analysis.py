@@ -32,6 +32,7 @@ __all__ = [
     "Statement",
     "changed_bodies",
     "changed_members",
+    "dotted_name",
     "framed_alike",
     "results_called",
     "same_code",
@@ -334,7 +335,7 @@ class _Collector(ast.NodeVisitor):
             self.binds.add(node.id)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
-        chain = _dotted(node)
+        chain = dotted_name(node)
         if chain is not None and isinstance(node.ctx, ast.Load):
             # ``a.b.c`` reads a, a.b and a.b.c: a change to any of them counts.
             parts = chain.split(".")
@@ -349,7 +350,7 @@ class _Collector(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _callee(self, func: ast.expr) -> None:
-        chain = _dotted(func)
+        chain = dotted_name(func)
         if chain is not None:
             self._call(chain)
 
@@ -439,7 +440,7 @@ def results_called(node: ast.stmt) -> set[str]:
             found.update(
                 name
                 for decorator in decorators
-                if isinstance(decorator, ast.Call) and (name := _dotted(decorator.func))
+                if isinstance(decorator, ast.Call) and (name := dotted_name(decorator.func))
             )
             pending.extend(decorators)
             if isinstance(each, ast.ClassDef):
@@ -448,14 +449,14 @@ def results_called(node: ast.stmt) -> set[str]:
         if isinstance(each, ast.Lambda):
             continue
         if isinstance(each, ast.Call) and isinstance(each.func, ast.Call):
-            name = _dotted(each.func.func)
+            name = dotted_name(each.func.func)
             if name:
                 found.add(name)
         pending.extend(ast.iter_child_nodes(each))
     return found
 
 
-def _dotted(node: ast.expr) -> str | None:
+def dotted_name(node: ast.expr) -> str | None:
     """``a.b.c`` for a chain of attributes on a name, else None."""
     parts = []
     while isinstance(node, ast.Attribute):

@@ -38,6 +38,7 @@ from .analysis import (
     ModuleSummary,
     Statement,
     changed_members,
+    dotted_name,
     results_called,
     same_code,
 )
@@ -1039,7 +1040,7 @@ def _by_class(defs: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> bool:
     class at import time (``K.build()``)?  An instance's is called on an instance, which
     no other module's import makes of it (a limit)."""
     return any(
-        (_dotted_name(decorator) or "").rpartition(".")[2] in ("staticmethod", "classmethod")
+        (dotted_name(decorator) or "").rpartition(".")[2] in ("staticmethod", "classmethod")
         for method in defs
         for decorator in method.decorator_list
     )
@@ -1048,7 +1049,7 @@ def _by_class(defs: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> bool:
 def _inherit_methods(node: ast.ClassDef, behaviors: set[str], methods: dict[str, bool]) -> None:
     """``class Sub(K)``, where methods of ``K`` changed: ``Sub.build`` did too."""
     for base in node.bases:
-        spelled = _dotted_name(base)
+        spelled = dotted_name(base)
         if spelled is None:
             continue
         prefix = spelled + "."
@@ -1056,17 +1057,6 @@ def _inherit_methods(node: ast.ClassDef, behaviors: set[str], methods: dict[str,
             inherited = f"{node.name}.{method[len(prefix) :]}"
             behaviors.add(inherited)
             methods[inherited] = by_class
-
-
-def _dotted_name(node: ast.expr) -> str | None:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return ".".join(reversed(parts))
 
 
 def _methods_calling(summary: ModuleSummary, behaviors: set[str]) -> set[str]:
@@ -1092,7 +1082,7 @@ def _methods_calling(summary: ModuleSummary, behaviors: set[str]) -> set[str]:
                 spelled = (
                     each.id
                     if isinstance(each, ast.Name)
-                    else _dotted_name(each)
+                    else dotted_name(each)
                     if isinstance(each, ast.Attribute)
                     else None
                 )
