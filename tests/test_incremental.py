@@ -1904,6 +1904,13 @@ _METHOD_CASES = {
         "A = inst.compute()\n",
         None,
     ),
+    "instance-method-called-for-its-effect": (
+        "class Bus:\n    def __init__(self):\n        self.seen = []\n\n"
+        "    def subscribe(self, tag):\n        self.seen.append(tag * {n})\n"
+        "        return len(self.seen)\n\n\nbus = Bus()\nbus.subscribe(1)\n",
+        "A = len(bus.seen)\n",
+        None,
+    ),
 }
 
 
@@ -1934,9 +1941,15 @@ def test_a_method_whose_code_changed_runs_its_calls_at_import_again(
 
     before = values()
     assert all(value in (None, 1) for value in before)
+    effect = case.endswith("for-its-effect")
     for n in (2, 3):
         project.write("m.py", source.format(n=n) + "\n\n" + reader)
         assert sorted(hmr.reload("m").reloaded) == sorted(names)
+        if effect:  # ``bus.subscribe(1)`` is not made twice: the bus holds one tag
+            assert list(m.bus.seen) == [1]
+            assert (m.bus.subscribe(1), m.bus.seen[-1]) == (2, n)  # the new code
+            m.bus.seen.pop()
+            continue
         assert values() == tuple(None if value is None else n for value in before)
     assert getattr(m, "inst", None) is instance  # an instance is kept
 

@@ -1283,8 +1283,15 @@ def plan_and_run(
                 inputs_changed = False
                 values.update(made)
         must_run = edited[index] or rebinds or inputs_changed
-        if not must_run and methods and _calls_changed_method(calls, methods, namespace):
-            must_run = True  # ``A = Color.RED.label()``, ``A = inst.compute()``
+        if (
+            not must_run
+            and methods
+            and statement.binds
+            and _calls_changed_method(calls, methods, namespace)
+        ):
+            # ``A = Color.RED.label()``, ``A = inst.compute()``: its value.  (A call made
+            # for what it does, ``bus.subscribe(f)``, is not made twice.)
+            must_run = True
         if (
             not must_run
             and rebound
