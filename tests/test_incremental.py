@@ -1864,7 +1864,7 @@ def test_a_class_static_or_cached_function_whose_own_body_changed_runs_its_calle
     for n in (2, 3):
         project.write("a.py", source.format(n=n))
         assert sorted(hmr.reload("a").reloaded) == ["a", "b", "c"]
-        assert (a.W, a.S, a.T, b.B, c.C) == (n, n * 10, n * 100, n * 111, n * 11)
+        assert (n, n * 10, n * 100, n * 111, n * 11) == (a.W, a.S, a.T, b.B, c.C)
 
 
 _METHOD_CASES = {
@@ -1974,7 +1974,7 @@ def test_a_method_edit_reaches_the_importers_of_a_package_that_re_exports_its_cl
     for n in (2, 3):
         project.write("pkg/base.py", base.format(n=n))
         assert "user" in hmr.reload("pkg.base").reloaded
-        assert user.S == n
+        assert n == user.S
 
 
 @pytest.mark.parametrize("analyzed", [False, True], ids=["walked", "indexed"])
