@@ -1173,6 +1173,57 @@ def test_an_edit_of_the_wrapper_a_decorator_factory_makes_runs_no_def_it_decorat
         assert (held(1), user.g(1), deco_module.REG) == ((tag, 1), (tag, 1), ["g"])
 
 
+@pytest.mark.parametrize("level", ["three", "two", "one", "wrapper"])
+def test_a_three_level_decorator_factory_edit_runs_the_defs_it_decorates_as_deep_as_it_lies(
+    project: Project, hmr: Any, level: str
+) -> None:
+    """``@three(1)(2)`` calls ``three``, what it returns, and what that returns on the def,
+    at import; so does ``@three(3)(4)`` on a method, in a class body.  An edit of any of
+    those levels runs the decorated definitions again (a fresh start's registry holds
+    the new tag); an edit of only the wrapper ``one`` returns runs none (it takes the new
+    code in place).  The edit of ``one`` ran none (taken for a wrapper's), and an edit
+    of ``two`` did not reach the method."""
+    deco = """\
+        REG = {{}}
+
+
+        def three(a):
+            tag3 = {three!r}
+
+            def two(b):
+                tag2 = {two!r}
+
+                def one(fn):
+                    REG[fn.__name__] = (tag3, tag2, {one!r})
+
+                    def wrapper(*args):
+                        return ({wrapper!r}, fn(*args))
+
+                    return wrapper
+
+                return one
+
+            return two
+        """
+    tags = {"three": "a", "two": "b", "one": "c", "wrapper": "w"}
+    project.write("deco.py", deco.format(**tags))
+    project.write(
+        "user.py",
+        "from deco import three\n\n\n@three(1)(2)\ndef f():\n    return 1\n\n\n"
+        "class K:\n    @three(3)(4)\n    def m(self):\n        return 2\n",
+    )
+    deco_module, user = fresh(hmr, "deco", "user")
+    assert deco_module.REG == {"f": ("a", "b", "c"), "m": ("a", "b", "c")}
+    held = user.f
+    tags[level] = tags[level] * 2
+    project.write("deco.py", deco.format(**tags))
+    reloaded = hmr.reload_module("deco")[0]
+    expected = tuple(tags[name] for name in ("three", "two", "one"))
+    assert {"f": expected, "m": expected} == deco_module.REG
+    assert (held(), user.K().m()) == ((tags["wrapper"], 1), (tags["wrapper"], 2))
+    assert reloaded == (["deco"] if level == "wrapper" else ["deco", "user"])
+
+
 @pytest.mark.parametrize("edit", ["a value it reads", "a function it calls"])
 def test_a_cache_of_results_that_read_what_changed_is_emptied(
     project: Project, hmr: Any, edit: str

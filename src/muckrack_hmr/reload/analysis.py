@@ -427,31 +427,40 @@ class _Collector(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def results_called(node: ast.stmt) -> set[str]:
-    """What a top-level statement calls and then calls what that returned, at once:
-    ``register`` in ``@register("tag")`` (the decorator it returns is called on the
-    def), ``factory`` in ``factory(1)(2)``.  Function bodies are not looked into."""
-    found: set[str] = set()
+def results_called(node: ast.stmt) -> dict[str, int]:
+    """What a top-level statement calls and then calls what that returned, at once, and
+    how many times over: ``register`` in ``@register("tag")`` (the decorator it returns
+    is called on the def: 1), ``three`` in ``@three(1)(2)`` (2), ``factory`` in
+    ``factory(1)(2)`` (1).  Function bodies are not looked into; a class body's
+    statements (its methods' decorators) run at import, and are."""
+    found: dict[str, int] = {}
+
+    def note(call: ast.Call, applied: int) -> None:
+        layers = 1
+        func = call.func
+        while isinstance(func, ast.Call):
+            layers += 1
+            func = func.func
+        name = dotted_name(func)
+        if name and layers - 1 + applied > 0:
+            found[name] = max(found.get(name, 0), layers - 1 + applied)
+
     pending: list[ast.AST] = [node]
     while pending:
         each = pending.pop()
         if isinstance(each, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            decorators = each.decorator_list
-            found.update(
-                name
-                for decorator in decorators
-                if isinstance(decorator, ast.Call) and (name := dotted_name(decorator.func))
-            )
-            pending.extend(decorators)
+            for decorator in each.decorator_list:
+                if isinstance(decorator, ast.Call):
+                    note(decorator, 1)  # (what it returns is applied to the def)
+            pending.extend(each.decorator_list)
             if isinstance(each, ast.ClassDef):
                 pending.extend(each.bases)
+                pending.extend(each.body)
             continue
         if isinstance(each, ast.Lambda):
             continue
         if isinstance(each, ast.Call) and isinstance(each.func, ast.Call):
-            name = dotted_name(each.func.func)
-            if name:
-                found.add(name)
+            note(each, 0)
         pending.extend(ast.iter_child_nodes(each))
     return found
 

@@ -21,10 +21,10 @@ from .analysis import ModuleSummary, Statement, changed_bodies, framed_alike, sa
 __all__ = [
     "StatementError",
     "changes_only_closures",
+    "closures_changed_at",
     "compile_one",
     "in_place_edit",
     "original_function",
-    "results_change_only_closures",
 ]
 
 
@@ -327,34 +327,38 @@ def changes_only_closures(
     return _only_handed_back(new, changed)
 
 
-def results_change_only_closures(
+def closures_changed_at(
     old: ast.FunctionDef | ast.AsyncFunctionDef,
     new: ast.FunctionDef | ast.AsyncFunctionDef,
     old_code: types.CodeType,
     new_code: types.CodeType,
-) -> bool:
-    """Of an edit that :func:`changes_only_closures`: do the closures it changed change,
-    in turn, only the closures *they* return?  A decorator factory's wrapper edited
-    (``def register(name): def outer(fn): def inner(*a): ...``): ``@register("g")``
-    calls ``outer`` at import, whose own code is the same, and the ``inner`` it made
-    takes the new code in place: the definition need not run again."""
+    *,
+    deepest: int = 8,
+) -> int:
+    """How deep in the closures a function returns its edit lies: 0 when the function's
+    own code changed, 1 when only the closures it returns did (see
+    :func:`changes_only_closures`), 2 when only the closures *those* return did (a
+    decorator factory's wrapper: ``def register(name): def outer(fn): def inner``), and
+    so on.  ``@register("g")`` calls ``outer`` at import, one level down: with the edit
+    two levels down, the definition need not run again."""
+    if deepest <= 0 or not changes_only_closures(old, new, old_code, new_code):
+        return 0
     old_defs = {each.name: each for each in old.body if isinstance(each, _DEFS)}
     new_defs = {each.name: each for each in new.body if isinstance(each, _DEFS)}
+    if len(old_defs) != sum(isinstance(each, _DEFS) for each in old.body):
+        return 1  # (a name defined twice: told apart by no name)
     old_codes = {c.co_name: c for c in old_code.co_consts if isinstance(c, types.CodeType)}
     new_codes = {c.co_name: c for c in new_code.co_consts if isinstance(c, types.CodeType)}
-    changed = [
-        name for name, each in new_defs.items() if ast.dump(each) != ast.dump(old_defs[name])
-    ]
-    if len(old_defs) != sum(isinstance(each, _DEFS) for each in old.body) or not changed:
-        return False  # (a name defined twice: told apart by no name)
-    for name in changed:
-        was, now = old_defs.get(name), new_defs[name]
-        was_code, now_code = old_codes.get(name), new_codes.get(name)
+    below = deepest
+    for name, now in new_defs.items():
+        was, was_code, now_code = old_defs.get(name), old_codes.get(name), new_codes.get(name)
         if was is None or was_code is None or now_code is None:
-            return False
-        if not changes_only_closures(was, now, was_code, now_code):
-            return False
-    return True
+            return 1
+        if ast.dump(was) != ast.dump(now):
+            below = min(
+                below, closures_changed_at(was, now, was_code, now_code, deepest=deepest - 1)
+            )
+    return 1 + below
 
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)

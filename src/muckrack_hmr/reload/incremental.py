@@ -45,10 +45,10 @@ from .analysis import (
 from .body_edits import (
     StatementError,
     changes_only_closures,
+    closures_changed_at,
     compile_one,
     in_place_edit,
     original_function,
-    results_change_only_closures,
     same_last_def,
 )
 from .kept_classes import kept_class_edit
@@ -81,7 +81,8 @@ _PLAIN_VALUES = (int, float, complex, str, bytes, bool, type(None), tuple, froze
 
 
 #: What marks, in ``Changes.rewrapped``, a function whose results' returned closures alone
-#: changed (``register`` + RESULTS for ``def register(name): def outer(fn): def inner``).
+#: changed (``register`` + RESULTS for ``def register(name): def outer(fn): def inner``),
+#: once per level (+ RESULTS * 2: what those return returns only closures that changed).
 RESULTS = "()"
 
 
@@ -319,8 +320,11 @@ def translate_incoming(
         )
         if attr in found.rewrapped:
             rewrapped.add(local)
-            if attr + RESULTS in found.rewrapped:
-                rewrapped.add(local + RESULTS)
+            rewrapped.update(
+                local + name[len(attr) :]
+                for name in found.rewrapped
+                if name.startswith(attr + RESULTS)
+            )
     return values, behaviors, rewrapped
 
 
@@ -1317,8 +1321,9 @@ def plan_and_run(
                 must_run = True  # what it binds depends on the new value above
         if not must_run and calls & rewrapped:
             if any(
-                name + RESULTS not in rewrapped
-                for name in results_called(statement.node) & rewrapped
+                name + RESULTS * depth not in rewrapped
+                for name, depth in results_called(statement.node).items()
+                if name in rewrapped
             ):
                 # ``@register("tag")``: what the factory returned (its edited
                 # closure) ran here at import, on the def: its new code must too.
@@ -1372,8 +1377,9 @@ def plan_and_run(
                         was, node, target.__code__, fresh.__code__
                     ):
                         rewrapped.add(node.name)
-                        if results_change_only_closures(was, node, target.__code__, fresh.__code__):
-                            rewrapped.add(node.name + RESULTS)
+                        depth = closures_changed_at(was, node, target.__code__, fresh.__code__)
+                        # (Called that many times over at import, it runs no new code.)
+                        rewrapped.update(node.name + RESULTS * k for k in range(1, depth))
                 for target, fresh in pairs:
                     changes.body_patches.append(BodyPatch(target, target.__code__, target.__doc__))
                     if isinstance(node, ast.ClassDef):
@@ -1497,6 +1503,6 @@ def plan_and_run(
         | passed_methods(behaviors, namespace)
     )
     changes.rewrapped = {
-        name for name in rewrapped if name.removesuffix(RESULTS) in changes.behaviors
+        name for name in rewrapped if name.partition(RESULTS)[0] in changes.behaviors
     }
     return changes
