@@ -564,6 +564,37 @@ def test_start_up_imports_only_what_runs(
     }
 
 
+@pytest.mark.parametrize("framework", ["flask", "fastapi"])
+def test_a_framework_s_import_at_start_up_loads_no_reload_engine(
+    proj: Path, core_env: dict[str, str], framework: str
+) -> None:
+    """The integration that a framework's import activates (Flask's, FastAPI's) loads
+    none of the engine's patching and analysis: a reload does, when one comes.  It
+    loaded them at the framework's import, a few ms of every start of an app."""
+    write(
+        proj / "main.py",
+        f"""\
+        import json
+        import sys
+
+        import {framework}
+
+        names = ["muckrack_hmr.reload.live_defs", "muckrack_hmr.reload.patching",
+                 "muckrack_hmr.reload.analysis", "muckrack_hmr.integrations._reloading"]
+        print(json.dumps({{name: name in sys.modules for name in names}}))
+        """,
+    )
+    got = run_hmr(["--no-watch", "main.py"], cwd=proj, env=core_env)
+    assert got.returncode == 0, got.stderr
+    loaded = json.loads(got.stdout.strip().splitlines()[-1])
+    assert loaded == {
+        "muckrack_hmr.reload.live_defs": False,
+        "muckrack_hmr.reload.patching": False,
+        "muckrack_hmr.reload.analysis": False,
+        "muckrack_hmr.integrations._reloading": True,  # (the integration is on)
+    }
+
+
 # -- 9. reloading through __hmr__ ----------------------------------------------------
 
 

@@ -22,8 +22,6 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from ..reload.live_defs import decorated_again
-
 if TYPE_CHECKING:
     from ..api import HMR
 
@@ -158,5 +156,9 @@ def made_again(old: object, new: object) -> bool:
     if old is None or new is None:
         return False
     if old is new:
+        # (Imported here: a reload runs, and a framework's import at start-up does not
+        # load the engine's modules, a few ms of every start.)
+        from ..reload.live_defs import decorated_again
+
         return decorated_again(new)
     return same_def(old, new)
