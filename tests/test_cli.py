@@ -996,6 +996,11 @@ _COLLECTOR_THEN = {
     "rests": "at_once = gc.get_freeze_count()",
     "reloads": "at_once = [__hmr__.reload_module('mod', force=True)[0], gc.get_freeze_count()]",
     "freezes": "gc.freeze()\nat_once = gc.get_freeze_count()",
+    # The heap as under python: a query sees what was there before the program.
+    "looks": (
+        "import sys\nat_once = [any(each is sys.modules for each in gc.get_objects()), "
+        "gc.get_freeze_count()]"
+    ),
 }
 
 
@@ -1011,7 +1016,8 @@ def test_the_program_starts_with_the_collector_counts_at_zero_and_the_cli_s_obje
     zero, as a fresh interpreter's, and what was alive before it is frozen (out of
     its collections) until its start-up is over or a reload begins, whichever comes
     first: a reload finds a registry by gc.get_referrers.  A program that freezes
-    objects of its own keeps them frozen."""
+    objects of its own keeps them frozen (any number of them), and one that looks at the
+    heap meanwhile (gc.get_objects) sees it all, as under python."""
     write(proj / "mod.py", "X = 1\n")
     write(proj / "main.py", _COLLECTOR_PROBE.format(then=_COLLECTOR_THEN[then]))
     facts = facts_of(run_hmr([*watch, "main.py"], cwd=proj, env=core_env))
@@ -1030,6 +1036,9 @@ def test_the_program_starts_with_the_collector_counts_at_zero_and_the_cli_s_obje
         assert after == 0
     elif then == "reloads":
         assert at_once == [["mod"], 0]
+        assert after == 0
+    elif then == "looks":
+        assert at_once == [True, 0]
         assert after == 0
     else:
         assert isinstance(at_once, int)

@@ -14,20 +14,28 @@ a fresh interpreter, and its collections look at its own objects only.  When
 the start-up is over (the watcher's idle work begins) or a reload begins,
 whichever comes first, the objects are thawed: ``gc.get_referrers``, by which
 a reload finds the registries that hold a class, sees all of them again, and
-the garbage among them can be collected.  A program that froze objects of its
-own meanwhile (a server before it forks) keeps them frozen, and ours with them.
+the garbage among them can be collected.
+
+Meanwhile the program sees the heap as under ``python``: ``gc.get_objects``
+and ``gc.get_referrers`` thaw first, and a program that calls ``gc.freeze``
+itself (a server about to fork) keeps everything frozen, ours with its own;
+one that calls ``gc.unfreeze`` has thawed ours too.  Those four functions of
+the ``gc`` module are stand-ins until the thaw, then the originals again.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Callable
 
 __all__ = ["start_fresh", "thaw"]
 
 _lock = threading.Lock()
-# gc.get_freeze_count() just after our freeze; 0: nothing of ours is frozen.
-_frozen = 0
+# Are the objects start_fresh froze still frozen, by us alone?
+_frozen = False
+# The gc module's own functions that stand-ins replace while they are.
+_originals: dict[str, Callable[..., object]] = {}
 
 
 def start_fresh() -> None:
@@ -35,19 +43,61 @@ def start_fresh() -> None:
     global _frozen
     if not gc.isenabled():
         return  # (a program run with the collector off gets it as it is)
-    gc.freeze()
     with _lock:
-        _frozen = gc.get_freeze_count()
+        if _frozen:
+            return
+        gc.freeze()
+        _frozen = True
+        _stand_in()
     gc.collect()
 
 
 def thaw() -> None:
-    """Put what :func:`start_fresh` froze back into the collector's generations, unless
-    the program froze more objects of its own since (any thread; the later calls do
-    nothing)."""
+    """Put what :func:`start_fresh` froze back into the collector's generations (any
+    thread; the later calls do nothing)."""
     global _frozen
     with _lock:
-        frozen, _frozen = _frozen, 0
-    # (Fewer than we froze: some of ours died since.  More: the program froze its own.)
-    if frozen and gc.get_freeze_count() <= frozen:
+        frozen, _frozen = _frozen, False
+        _restore()
+    if frozen:
         gc.unfreeze()
+
+
+def _stand_in() -> None:
+    def thawing(original: Callable[..., object]) -> Callable[..., object]:
+        def query(*args: object, **keywords: object) -> object:
+            thaw()  # (the heap as under python, then the original answers)
+            return original(*args, **keywords)
+
+        return query
+
+    def freeze() -> None:
+        # The program freezes what it made, and ours stays frozen with it.
+        global _frozen
+        with _lock:
+            _frozen = False
+            _restore()
+        gc.freeze()
+
+    def unfreeze() -> None:
+        global _frozen
+        with _lock:
+            _frozen = False
+            _restore()
+        gc.unfreeze()
+
+    replacements = {
+        "get_objects": thawing(gc.get_objects),
+        "get_referrers": thawing(gc.get_referrers),
+        "freeze": freeze,
+        "unfreeze": unfreeze,
+    }
+    for name, replacement in replacements.items():
+        _originals[name] = getattr(gc, name)
+        setattr(gc, name, replacement)
+
+
+def _restore() -> None:
+    for name, original in _originals.items():
+        setattr(gc, name, original)
+    _originals.clear()
