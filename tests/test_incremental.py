@@ -1954,6 +1954,18 @@ _METHOD_CASES = {
         "A = inst.compute()\n",
         None,
     ),
+    "sibling-through-cls": (
+        "class K:\n    @classmethod\n    def build(cls):\n        return cls._part()\n\n"
+        "    @staticmethod\n    def _part():\n        return {n}\n",
+        "A = K.build()\n",
+        "from m import K\n\nV = K.build()\n",
+    ),
+    "sibling-through-self": (
+        "class K:\n    def compute(self):\n        return self.helper()\n\n"
+        "    def helper(self):\n        return {n}\n\n\ninst = K()\n",
+        "A = inst.compute()\n",
+        None,
+    ),
     "instance-method-called-for-its-effect": (
         "class Bus:\n    def __init__(self):\n        self.seen = []\n\n"
         "    def subscribe(self, tag):\n        self.seen.append(tag * {n})\n"

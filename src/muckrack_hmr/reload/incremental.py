@@ -499,9 +499,15 @@ class _Expander:
                 owner = self.classes.get(callee.partition(".")[0])
                 if owner is not None and owner is not statement:
                     # ``K.build()``: what its methods call (and the module's
-                    # functions they call).
+                    # functions they call); ``cls._part()`` there is ``K._part``.
                     reads |= owner.body_reads
                     calls |= owner.body_calls
+                    klass = callee.partition(".")[0]
+                    calls |= {
+                        klass + name[name.index(".") :]
+                        for name in owner.body_calls
+                        if name.startswith(("cls.", "self."))
+                    }
                     for inner in owner.body_calls & self.defs.keys():
                         more_reads, more_calls = self.body(inner)
                         reads |= more_reads
@@ -1032,11 +1038,31 @@ def _note_methods(
     assert isinstance(node, ast.ClassDef)
     was = _class_statement(old, node.name)
     before = _methods_of(was.node) if was is not None and isinstance(was.node, ast.ClassDef) else {}
-    for name, defs in _methods_of(node).items():
+    now = _methods_of(node)
+    for name, defs in now.items():
         previous = before.get(name)
         if previous is None or [ast.dump(d) for d in previous] != [ast.dump(d) for d in defs]:
             behaviors.add(name)
             methods[name] = _by_class(defs)
+    # A method that calls a changed one of its class (``cls._part()``, ``self.helper()``)
+    # computes something else too.
+    more = True
+    while more:
+        more = False
+        for name, defs in now.items():
+            if name in methods:
+                continue
+            owner = name.rpartition(".")[0]
+            for each in (part for method in defs for part in ast.walk(method)):
+                spelled = dotted_name(each) if isinstance(each, ast.Attribute) else None
+                if spelled is None:
+                    continue
+                head, _, attr = spelled.partition(".")
+                if head in ("self", "cls") and f"{owner}.{attr}" in methods:
+                    behaviors.add(name)
+                    methods[name] = _by_class(defs)
+                    more = True
+                    break
 
 
 def _by_class(defs: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> bool:
