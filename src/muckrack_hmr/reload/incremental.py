@@ -1172,7 +1172,9 @@ def _calls_changed_method(
 def _clear_method_caches(cls: type, functions: set[int]) -> None:
     """Empty the ``lru_cache`` of the class's methods whose function got new code."""
     for member in list(vars(cls).values()):
-        inner = member.__func__ if isinstance(member, staticmethod | classmethod) else member
+        # (By its type: a class attribute may be a proxy whose ``__class__`` raises.)
+        wrapped = issubclass(type(member), staticmethod | classmethod)
+        inner = member.__func__ if wrapped else member
         if type(inner) is CACHE_WRAPPER and id(getattr(inner, "__wrapped__", None)) in functions:
             inner.cache_clear()
 
