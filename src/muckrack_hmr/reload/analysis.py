@@ -34,6 +34,7 @@ __all__ = [
     "changed_members",
     "dotted_name",
     "framed_alike",
+    "method_texts",
     "results_called",
     "same_code",
     "same_shape",
@@ -580,6 +581,30 @@ def text_of(source: bytes) -> str:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
         text = source.decode(encoding, "replace")
         return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def method_texts(statement: Statement) -> dict[str, str]:
+    """The source text of each method of a class statement and of the classes nested in
+    it, by qualified name (``K.build``, ``Outer.Inner.make``; a name defined twice, a
+    property's getter and setter: their texts together).  Equal text is equal code,
+    wherever the method moved; taken from the statement's own text, in microseconds
+    where comparing the trees of a big class took milliseconds."""
+    node = statement.node
+    assert isinstance(node, ast.ClassDef)
+    lines = statement.text.split(":", 2)[2].splitlines(keepends=True)
+    top = first_line(node)
+    found: dict[str, str] = {}
+    pending: list[tuple[ast.ClassDef, str]] = [(node, f"{node.name}.")]
+    while pending:
+        owner, prefix = pending.pop()
+        for item in owner.body:
+            if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                end = item.end_lineno if item.end_lineno is not None else item.lineno
+                text = "".join(lines[first_line(item) - top : end - top + 1])
+                found[prefix + item.name] = found.get(prefix + item.name, "") + text
+            elif isinstance(item, ast.ClassDef):
+                pending.append((item, f"{prefix}{item.name}."))
+    return found
 
 
 def summarize(

@@ -27,6 +27,7 @@ import ast
 import bisect
 import contextlib
 import importlib.util
+import re
 import sys
 import threading
 import types
@@ -39,6 +40,7 @@ from .analysis import (
     Statement,
     changed_members,
     dotted_name,
+    method_texts,
     results_called,
     same_code,
 )
@@ -1037,32 +1039,31 @@ def _note_methods(
     node = statement.node
     assert isinstance(node, ast.ClassDef)
     was = _class_statement(old, node.name)
-    before = _methods_of(was.node) if was is not None and isinstance(was.node, ast.ClassDef) else {}
-    now = _methods_of(node)
-    for name, defs in now.items():
-        previous = before.get(name)
-        if previous is None or [ast.dump(d) for d in previous] != [ast.dump(d) for d in defs]:
-            behaviors.add(name)
-            methods[name] = _by_class(defs)
+    if was is not None and was.text == statement.text:
+        return  # (run again for what it reads: no method of it changed)
+    before = method_texts(was) if was is not None and isinstance(was.node, ast.ClassDef) else {}
+    now = method_texts(statement)
+    changed = {name for name, text in now.items() if before.get(name) != text}
+    if not changed:
+        return
+    defs = _methods_of(node)
     # A method that calls a changed one of its class (``cls._part()``, ``self.helper()``)
     # computes something else too.
     more = True
     while more:
+        spelled = re.compile(
+            r"\b(?:self|cls)\s*\.\s*(?:"
+            + "|".join(sorted(re.escape(name.rpartition(".")[2]) for name in changed))
+            + r")\b"
+        )
         more = False
-        for name, defs in now.items():
-            if name in methods:
-                continue
-            owner = name.rpartition(".")[0]
-            for each in (part for method in defs for part in ast.walk(method)):
-                spelled = dotted_name(each) if isinstance(each, ast.Attribute) else None
-                if spelled is None:
-                    continue
-                head, _, attr = spelled.partition(".")
-                if head in ("self", "cls") and f"{owner}.{attr}" in methods:
-                    behaviors.add(name)
-                    methods[name] = _by_class(defs)
-                    more = True
-                    break
+        for name, text in now.items():
+            if name not in changed and spelled.search(text):
+                changed.add(name)
+                more = True
+    for name in changed:
+        behaviors.add(name)
+        methods[name] = _by_class(defs.get(name, []))
 
 
 def _by_class(defs: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> bool:
