@@ -71,26 +71,23 @@ def _stand_in() -> None:
 
         return query
 
-    def freeze() -> None:
-        # The program freezes what it made, and ours stays frozen with it.
-        global _frozen
-        with _lock:
-            _frozen = False
-            _restore()
-        gc.freeze()
+    def given_up(name: str) -> Callable[[], None]:
+        # The program freezes what it made, and ours stays frozen with it; or it thaws
+        # all, ours too.  Either way nothing is ours to thaw any more.
+        def stand_in() -> None:
+            global _frozen
+            with _lock:
+                _frozen = False
+                _restore()
+            getattr(gc, name)()  # (the original, put back)
 
-    def unfreeze() -> None:
-        global _frozen
-        with _lock:
-            _frozen = False
-            _restore()
-        gc.unfreeze()
+        return stand_in
 
     replacements = {
         "get_objects": thawing(gc.get_objects),
         "get_referrers": thawing(gc.get_referrers),
-        "freeze": freeze,
-        "unfreeze": unfreeze,
+        "freeze": given_up("freeze"),
+        "unfreeze": given_up("unfreeze"),
     }
     for name, replacement in replacements.items():
         _originals[name] = getattr(gc, name)
