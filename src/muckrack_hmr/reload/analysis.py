@@ -32,6 +32,7 @@ __all__ = [
     "Statement",
     "changed_bodies",
     "changed_members",
+    "class_methods",
     "dotted_name",
     "framed_alike",
     "method_texts",
@@ -583,28 +584,38 @@ def text_of(source: bytes) -> str:
         return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def class_methods(
+    node: ast.ClassDef, prefix: str = ""
+) -> dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """The methods of a class statement and of the classes nested in it, by qualified name
+    (``K.build``, ``Outer.Inner.make``; a name defined twice, a property's getter and
+    setter: both)."""
+    found: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
+    owner = f"{prefix}{node.name}."
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.setdefault(owner + item.name, []).append(item)
+        elif isinstance(item, ast.ClassDef):
+            found.update(class_methods(item, owner))
+    return found
+
+
 def method_texts(statement: Statement) -> dict[str, str]:
-    """The source text of each method of a class statement and of the classes nested in
-    it, by qualified name (``K.build``, ``Outer.Inner.make``; a name defined twice, a
-    property's getter and setter: their texts together).  Equal text is equal code,
-    wherever the method moved; taken from the statement's own text, in microseconds
-    where comparing the trees of a big class took milliseconds."""
+    """The source text of each of :func:`class_methods` (a name defined twice: its texts
+    together).  Equal text is equal code, wherever the method moved; taken from the
+    statement's own text, in microseconds where comparing the trees of a big class took
+    milliseconds."""
     node = statement.node
     assert isinstance(node, ast.ClassDef)
     lines = statement.text.split(":", 2)[2].splitlines(keepends=True)
     top = first_line(node)
-    found: dict[str, str] = {}
-    pending: list[tuple[ast.ClassDef, str]] = [(node, f"{node.name}.")]
-    while pending:
-        owner, prefix = pending.pop()
-        for item in owner.body:
-            if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-                end = item.end_lineno if item.end_lineno is not None else item.lineno
-                text = "".join(lines[first_line(item) - top : end - top + 1])
-                found[prefix + item.name] = found.get(prefix + item.name, "") + text
-            elif isinstance(item, ast.ClassDef):
-                pending.append((item, f"{prefix}{item.name}."))
-    return found
+    return {
+        name: "".join(
+            "".join(lines[first_line(each) - top : (each.end_lineno or each.lineno) - top + 1])
+            for each in defs
+        )
+        for name, defs in class_methods(node).items()
+    }
 
 
 def summarize(

@@ -39,6 +39,7 @@ from .analysis import (
     ModuleSummary,
     Statement,
     changed_members,
+    class_methods,
     dotted_name,
     method_texts,
     results_called,
@@ -46,7 +47,6 @@ from .analysis import (
 )
 from .body_edits import (
     StatementError,
-    changes_only_closures,
     closures_changed_at,
     compile_one,
     in_place_edit,
@@ -1015,21 +1015,6 @@ def _shared_def_names(summary: ModuleSummary) -> frozenset[str]:
     return frozenset(shared)
 
 
-def _methods_of(
-    node: ast.ClassDef, prefix: str = ""
-) -> dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]]:
-    """The methods of a class statement (and of the classes nested in it) by qualified
-    name: ``K.build``, ``Outer.Inner.make`` (a property's getter and setter: both)."""
-    found: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
-    owner = f"{prefix}{node.name}."
-    for item in node.body:
-        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-            found.setdefault(owner + item.name, []).append(item)
-        elif isinstance(item, ast.ClassDef):
-            found.update(_methods_of(item, owner))
-    return found
-
-
 def _note_methods(
     statement: Statement, old: ModuleSummary, behaviors: set[str], methods: dict[str, bool]
 ) -> None:
@@ -1046,7 +1031,7 @@ def _note_methods(
     changed = {name for name, text in now.items() if before.get(name) != text}
     if not changed:
         return
-    defs = _methods_of(node)
+    defs = class_methods(node)
     # A method that calls a changed one of its class (``cls._part()``, ``self.helper()``)
     # computes something else too.
     more = True
@@ -1106,7 +1091,7 @@ def _methods_calling(summary: ModuleSummary, behaviors: set[str]) -> set[str]:
             behaviors
         ):
             continue  # (none of its methods names one)
-        for name, defs in _methods_of(statement.node).items():
+        for name, defs in class_methods(statement.node).items():
             if not _by_class(defs):
                 continue  # (an instance's, called by no other module at import: a limit)
             for each in (node for method in defs for node in ast.walk(method)):
@@ -1402,11 +1387,13 @@ def plan_and_run(
                     assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
                     behaviors.add(node.name)
                     was = _function_statement(old, node.name)
-                    if was is not None and changes_only_closures(
-                        was, node, target.__code__, fresh.__code__
-                    ):
+                    depth = (
+                        0
+                        if was is None
+                        else closures_changed_at(was, node, target.__code__, fresh.__code__)
+                    )
+                    if depth:  # only the closures it returns changed (a wrapper's edit)
                         rewrapped.add(node.name)
-                        depth = closures_changed_at(was, node, target.__code__, fresh.__code__)
                         # (Called that many times over at import, it runs no new code.)
                         rewrapped.update(node.name + RESULTS * k for k in range(1, depth))
                 for target, fresh in pairs:
