@@ -374,7 +374,7 @@ cdef set _called(object code, bytes raw, set names, const unsigned char* table, 
         return set(names)
     cdef tuple table_names = <tuple>(<PyCodeObject*>code).co_names
     cdef const unsigned char* units = <const unsigned char*>PyBytes_AS_STRING(raw)
-    cdef Py_ssize_t size = PyBytes_GET_SIZE(raw) - 1, at, beside, following, last
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(raw) - 1, at
     cdef size_t extended = 0, arg
     cdef unsigned char flags
     cdef set found = set()
@@ -386,16 +386,23 @@ cdef set _called(object code, bytes raw, set names, const unsigned char* table, 
         name = _name_at(table_names, arg)
         if name not in names or name in found:
             continue
-        beside = at + 2 if null_after else at - 2
-        if 0 <= beside < size and table[units[beside]] & _PUSH_NULL:
+        if _calls_at(units, at, size, table, null_after):
             found.add(name)
-            continue
-        last = min(at + 2 + 2 * _DECORATED_WITHIN, size)
-        for following in range(at + 2, last, 2):
-            if table[units[following]] & _MAKES:
-                found.add(name)
-                break
     return found
+
+
+cdef inline bint _calls_at(const unsigned char* units, Py_ssize_t at, Py_ssize_t size,
+                           const unsigned char* table, int null_after) noexcept:
+    """Is what the LOAD_NAME at ``at`` loads called: by the call that a NULL pushed beside
+    it prepares, or as the decorator of a function or class made within a few
+    instructions?  (``null_after``: see called_names; 0 or 1 here.)"""
+    cdef Py_ssize_t beside = at + 2 if null_after else at - 2, following
+    if 0 <= beside < size and table[units[beside]] & _PUSH_NULL:
+        return True
+    for following in range(at + 2, min(at + 2 + 2 * _DECORATED_WITHIN, size), 2):
+        if table[units[following]] & _MAKES:
+            return True
+    return False
 
 
 def called_names(code, set names, bytes table, int null_after):
@@ -447,8 +454,8 @@ def scan_module(code, bytes table, int null_after):
 cdef enum:
     _MARK_LOADED = 1
     _MARK_CALLED = 2
-# co_names entries a level's marks fit in without a heap buffer.
-cdef Py_ssize_t _MARKS_ON_STACK = 512
+    # co_names entries a level's marks fit in without a heap buffer.
+    _MARKS_ON_STACK = 512
 
 
 cdef void _level(object code, set at_import, set defs, list bodies,
@@ -459,10 +466,10 @@ cdef void _level(object code, set at_import, set defs, list bodies,
     cdef Py_ssize_t count = PyTuple_GET_SIZE(names), index
     cdef bytes raw = code.co_code  # (made anew at each look on 3.11: once a level here)
     cdef const unsigned char* units = <const unsigned char*>PyBytes_AS_STRING(raw)
-    cdef Py_ssize_t size = PyBytes_GET_SIZE(raw) - 1, at, beside, following, last
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(raw) - 1, at
     cdef size_t extended = 0, arg
     cdef unsigned char flags
-    cdef unsigned char on_stack[512]
+    cdef unsigned char on_stack[_MARKS_ON_STACK]
     cdef unsigned char* marks = on_stack
     cdef set own = None
     cdef set called = None
@@ -485,19 +492,12 @@ cdef void _level(object code, set at_import, set defs, list bodies,
                 marks[index] |= _MARK_LOADED | _MARK_CALLED
                 continue
             marks[index] |= _MARK_LOADED
-            if not flags & _LOAD_NAME or marks[index] & _MARK_CALLED:
-                continue
-            # Called: by the call that a NULL pushed beside it prepares, or as the
-            # decorator of a function or class made within a few instructions.
-            beside = at + 2 if null_after else at - 2
-            if 0 <= beside < size and table[units[beside]] & _PUSH_NULL:
+            if (
+                flags & _LOAD_NAME
+                and not marks[index] & _MARK_CALLED
+                and _calls_at(units, at, size, table, null_after)
+            ):
                 marks[index] |= _MARK_CALLED
-                continue
-            last = min(at + 2 + 2 * _DECORATED_WITHIN, size)
-            for following in range(at + 2, last, 2):
-                if table[units[following]] & _MAKES:
-                    marks[index] |= _MARK_CALLED
-                    break
         if bodies is None:
             own = _defined_here(code)
         for index in range(count):
