@@ -189,7 +189,9 @@ def after_fork_in_child() -> None:
     node.forget_in_child()
     CAPTURE.reset()
     # The watcher's threads are not in this process: the supervisor watches for all.
+    # (Nor is the idle work's thread: the member starts its own.)
     hmr.watcher = None
+    hmr._idle_worker = None
     try:
         _node = Member(hmr, address, applied)
     except OSError as exc:

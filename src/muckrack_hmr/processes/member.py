@@ -57,6 +57,11 @@ class Member:
         self._thread = threading.Thread(target=self._serve, name="muckrack-hmr-member", daemon=True)
         with signals_to_main_thread():
             self._thread.start()
+        # What the supervisor's watcher does while its program rests (recording the
+        # imports, keeping the sources, indexing what import-time code calls), this
+        # process does while it rests: its first save then costs what a later one
+        # does, not the bookkeeping of every module it imported.
+        hmr.work_when_idle()
 
     def tell_loaded(self) -> None:
         """Tell the supervisor the project modules loaded here since the last call.

@@ -66,16 +66,22 @@ class Supervisor:
     def loaded_elsewhere(self, modules: list[object]) -> None:
         """Project modules a worker loaded: the watcher watches their files too (hub's thread)."""
         project = self.hmr.project
+        new = False
         for entry in modules:
             if not isinstance(entry, list) or len(entry) != 3:
                 continue
             path, name, stat = entry
             if not isinstance(path, str) or not isinstance(name, str) or path in project.loaded:
                 continue
+            new = True
             if isinstance(stat, list) and len(stat) == 2:
                 project.note_read(path, name, (int(stat[0]), int(stat[1])))
             else:
                 project.loaded[path] = (name, None)
+        if new:
+            # Watched now, with the content the worker read: a save in the next second
+            # is then judged from its own event.
+            self.watcher.pipeline.look_soon()
 
     # The pipeline's consumer: what the watcher did, but for the whole tree.
 

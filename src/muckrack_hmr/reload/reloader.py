@@ -216,6 +216,24 @@ def _module_names_of(path: str) -> list[str]:
     return found
 
 
+def _own_modules(names: list[str]) -> list[str]:
+    """The modules of ``names`` under their own names: not the script (``__main__``), nor
+    another name for a module (``__mp_main__``, which ``import multiprocessing`` makes
+    the script's, or any ``sys.modules`` alias): each is indexed under its own name."""
+    modules = sys.modules
+    script = modules.get("__main__")
+    own = []
+    for name in names:
+        module = modules.get(name)
+        if name == "__main__" or (module is script and module is not None):
+            continue
+        real = getattr(module, "__name__", name)
+        if real != name and isinstance(real, str) and modules.get(real) is module:
+            continue
+        own.append(name)
+    return own
+
+
 def _nobody(module: str) -> bool:
     return False
 
@@ -1030,7 +1048,7 @@ class Reloader:
         mark = (count, reach.version)
         if mark != self._all_known:
             if self._project_at != count:
-                self._project = [m for m in self.tracker.tracked_modules() if m != "__main__"]
+                self._project = _own_modules(self.tracker.tracked_modules())
                 self._project_at = count
             if not all(module in known for module in self._project):
                 return False

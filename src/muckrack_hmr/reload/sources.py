@@ -386,9 +386,14 @@ class SourceStore:
         entries = list(loaded.items())[self._remembered :]
         self._remembered += len(entries)
         added = 0
+        modules = sys.modules
         for path, (name, baseline) in entries:
             if name == "__main__" or name in self or baseline is None or name in skip:
                 continue  # taken at import, or not to be trusted
+            if name not in modules:
+                # Loaded by a worker only (see processes.supervisor): this process
+                # runs no code of it, the content it judges a save by is the file's.
+                continue
             source = read_if_unchanged(path, baseline)
             if source is None:
                 continue  # saved since its import: not the code that runs

@@ -614,13 +614,19 @@ class SavePipeline:
         deadline = time.monotonic() + timeout
         with self._wake:
             looks = self._looks
-            self._look_asked = True
-            self._wake.notify_all()
+            self.look_soon()
             while self._looks == looks and not self._stopping.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
                 self._wake.wait(left)
+
+    def look_soon(self) -> None:
+        """Have the pipeline's thread look at the modules imported since its last look as
+        soon as it can (not at its next idle look, up to RESTING away); from any thread."""
+        with self._wake:
+            self._look_asked = True
+            self._wake.notify_all()
 
     def step(self) -> bool:
         """Process the pending batch if it is due now (tests drive the pipeline with it)."""
