@@ -665,6 +665,8 @@ cdef class _Reading:
     cdef bytes source
     cdef long long sec, nsec, size
     cdef bint unlinked
+    # The bytecode cache the loader read for it (None once it read the source instead).
+    cdef object cached
 
 
 cdef bytes _read_file(str path, bint no_follow, int tries, _Reading into):
@@ -766,7 +768,7 @@ cdef _load_and_keep(loader, fullname, _Reading reading, real):
         if code is None:
             break
         try:
-            listener(code)
+            listener(code, reading.cached)
         except Exception:
             _capture_failed("a listener failed on the code of %s", fullname)
     return code
@@ -788,12 +790,15 @@ def _captured_get_data(loader, path):
     if reading is None:
         return _loader_get_data(loader, path)
     if reading.path == path:
+        reading.cached = None  # the cache did not do: the loader compiles the source
         return reading.source
     if not HMR_POSIX_READS or type(path) is not str:
         from muckrack_hmr.capture import read_whole
 
-        return read_whole(path)
-    return _read_file(path, False, 1, None)
+        reading.cached = read_whole(path)
+    else:
+        reading.cached = _read_file(path, False, 1, None)
+    return reading.cached
 
 
 def capture_sources(project_path, sink, listeners, failed, *, get_code, path_stats, get_data):

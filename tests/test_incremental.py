@@ -8,16 +8,21 @@ the source that ran.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
+import os
+import py_compile
 import sys
 import textwrap
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import muckrack_hmr.tracking
 from tests.conftest import Project
 
 
@@ -1585,6 +1590,45 @@ def test_a_body_edit_of_a_function_many_modules_call_in_their_functions_follows_
     project.write("core.py", "def helper(x):\n    return x + 3\n\n\ndef unused():\n    return 1\n")
     assert hmr.reload("core").reloaded == ["core"]
     assert followed == []
+
+
+def test_modules_loaded_from_their_bytecode_caches_enter_the_index_as_from_their_code(
+    project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second start loads the modules from their bytecode caches (``__pycache__``).
+    Each capture listener gets the cache's bytes with the code (None for a module
+    compiled from its source); the pure core keeps those bytes, which the garbage
+    collector never looks at, instead of the code, until idle time indexes them.
+    The index made of them tells what the one made of the code does."""
+    _helper_users(project, 4)
+    users = [f"user{at}" for at in range(4)]
+    for name in ("core", "mid", "table", *users):
+        source = project.root / f"{name}.py"
+        py_compile.compile(str(source), cfile=importlib.util.cache_from_source(str(source)))
+    project.write("fresh.py", "import core\n\nVALUE = core.helper(0)\n")  # no cache
+    seen: dict[str, bytes | None] = {}
+    capture = muckrack_hmr.tracking.capture()
+    assert capture is not None
+
+    def listener(code: Any, cached: bytes | None) -> None:
+        seen[os.path.basename(code.co_filename)] = cached
+
+    capture.listeners.append(listener)
+    try:
+        modules = fresh(hmr, "core", "table", "fresh", *users)
+    finally:
+        capture.listeners.remove(listener)
+    cache = Path(importlib.util.cache_from_source(str(project.root / "table.py")))
+    assert seen["table.py"] == cache.read_bytes()
+    assert seen["fresh.py"] is None
+    assert all(seen[f"{name}.py"] is not None for name in ("core", "mid", *users))
+    hmr.reloader.index_reach()
+    assert {"core", "mid", "table", "fresh", *users} <= hmr.reloader.sources.reach.known
+    followed = _followed(monkeypatch)
+    project.write("core.py", "def helper(x):\n    return x + 2\n\n\ndef unused():\n    return 0\n")
+    assert hmr.reload("core").reloaded == ["core", "table", "fresh"]
+    assert (modules[1].TABLE, modules[2].VALUE, modules[3].f0(1)) == ([12], 2, 6)
+    assert not set(followed) & set(users)
 
 
 @pytest.mark.parametrize("index", ["walked", "indexed", "code-indexed"])

@@ -588,7 +588,7 @@ def test_the_loader_keeps_the_bytes_and_figures_it_read_and_a_failing_listener_i
     (project.root / "link.py").symlink_to(target)
     seen: list[str] = []
 
-    def listener(code: Any) -> None:
+    def listener(code: Any, _cached: bytes | None) -> None:
         seen.append(code.co_filename)
         raise RuntimeError("listener broke")
 

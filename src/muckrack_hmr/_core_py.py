@@ -157,6 +157,9 @@ def add_open_audit_hook(listener: Callable[[tuple[object, ...]], object]) -> Non
 #: taken by its loader before its code runs (``real_path`` when the open showed it is
 #: no symlink).
 SourceSink = Callable[[str, bytes, tuple[int, int], "str | None"], object]
+#: ``listener(code, cached)``: a project module's code, as its loader made it, and the
+#: bytes of the bytecode cache it made it of (None: it compiled the source).
+CodeListener = Callable[[CodeType, "bytes | None"], object]
 
 #: ``SourceFileLoader``'s three steps that :func:`capture_sources` replaces.
 GetCode = Callable[["SourceFileLoader", str], "CodeType | None"]
@@ -175,11 +178,13 @@ class _Reading:
     symlink: it is a plain file, and its figures are its own.
     """
 
-    __slots__ = ("path", "source", "stat", "unlinked")
+    __slots__ = ("cached", "path", "source", "stat", "unlinked")
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.unlinked = False
+        # The bytecode cache the loader read for it (None once it read the source instead).
+        self.cached: bytes | None = None
         descriptor = -1
         if _NO_FOLLOW:
             try:
@@ -195,7 +200,7 @@ class _Reading:
 def capture_sources(
     project_path: Callable[[str], str | None],
     sink: SourceSink,
-    listeners: list[Callable[[CodeType], object]],
+    listeners: list[CodeListener],
     failed: Callable[[str, str], object],
     *,
     get_code: GetCode,
@@ -209,7 +214,7 @@ def capture_sources(
     module's file (``project_path`` of its path is not None) is read once;
     the loader checks its bytecode cache against the figures of those bytes
     and compiles exactly them; ``sink`` then gets them, and each of
-    ``listeners`` the code.  What ``sink`` or a listener raises is never the
+    ``listeners`` the code (see CodeListener).  What ``sink`` or a listener raises is never the
     import's: ``failed(message, name)`` is called in its ``except`` block.
     The compiled twin's are C functions that read with plain system calls.
     """
@@ -249,7 +254,7 @@ def capture_sources(
             if code is None:  # typeshed allows it; a source file always has code
                 break
             try:
-                listener(code)
+                listener(code, reading.cached)
             except Exception:
                 failed("a listener failed on the code of %s", fullname)
         return code
@@ -265,9 +270,11 @@ def capture_sources(
         if reading is None:
             return get_data(loader, path)
         if reading.path == path:
+            reading.cached = None  # the cache did not do: the loader compiles the source
             return reading.source
         # The bytecode cache of the module being read.
-        return read_whole(path)
+        reading.cached = read_whole(path)
+        return reading.cached
 
     return captured_get_code, captured_path_stats, captured_get_data
 

@@ -175,8 +175,9 @@ class SourceCapture:
         #: a module file's real path if it is project code, else None
         self.project_path = project_path
         self.sink = sink
-        #: called with the code of each project module imported (pytest --hmr arms it)
-        self.listeners: list[Callable[[CodeType], None]] = []
+        #: called with the code of each project module imported, and the bytecode cache it
+        #: was made of or None (``_core_py.CodeListener``; pytest --hmr arms the code)
+        self.listeners: list[Callable[[CodeType, bytes | None], None]] = []
         self._saved: dict[str, object] = {}
 
     def install(self) -> None:

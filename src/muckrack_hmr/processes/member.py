@@ -83,7 +83,7 @@ class Member:
             if modules:
                 self._send({"op": "loaded", "modules": modules})
 
-    def _tell_loaded_on_import(self, _code: CodeType) -> None:
+    def _tell_loaded_on_import(self, _code: CodeType, _cached: bytes | None) -> None:
         self.tell_loaded()
 
     def _send(self, message: Message) -> None:

@@ -178,7 +178,7 @@ class Recorder:
                 # ran the old one may depend on what the old one mentioned.
                 mentions[key] = names if known is None else known | names
 
-    def arm_module(self, code: types.CodeType) -> None:
+    def arm_module(self, code: types.CodeType, _cached: bytes | None) -> None:
         """A project module's code, as its loader made it (``SourceCapture.listeners``)."""
         self.arm((code,))
 
