@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
+import inspect
 import logging
 import sys
+import warnings
 from typing import Any
 
 import pytest
@@ -672,6 +674,61 @@ def test_closure_shape_change_is_warned_about(
     assert any(
         "make.<locals>.inner is a new function object" in r.getMessage() for r in caplog.records
     )
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "kind"),
+    [
+        ("def f():\n    return [1]\n", "async def f():\n    return [2]\n", "a coroutine"),
+        ("def f():\n    return [1]\n", "def f():\n    yield 2\n", "a generator"),
+        ("async def f():\n    return [1]\n", "def f():\n    return [2]\n", "a plain"),
+        ("def f():\n    yield 1\n", "async def f():\n    yield 2\n", "an async generator"),
+        (
+            "import functools\n\n\n@functools.lru_cache\ndef f():\n    return [1]\n",
+            "import functools\n\n\n@functools.lru_cache\ndef f():\n    yield 2\n",
+            "a generator",
+        ),
+        (
+            "class K:\n    def f(self):\n        return [1]\n",
+            "class K:\n    async def f(self):\n        return [2]\n",
+            "a coroutine",
+        ),
+    ],
+    ids=["async", "yield", "plain", "async-generator", "cached", "method"],
+)
+def test_a_function_that_changed_kind_is_a_new_object_and_no_code_is_forced_on_the_old(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture, before: str, after: str, kind: str
+) -> None:
+    """A ``def`` that became ``async def``, or gained a ``yield`` (or the reverse): a function
+    object keeps its kind.  Its old object was given the code of the other kind (Python
+    3.13 deprecates that, and a framework told the kinds apart when it registered it):
+    now the module holds the new function, references taken before keep the old one,
+    and the line says why."""
+    project.write("a.py", before)
+    a = importlib.import_module("a")
+    hmr.remember_sources()
+    owner = a.K() if hasattr(a, "K") else a
+    held = owner.f
+    flags = (
+        held.__code__.co_flags if hasattr(held, "__code__") else held.__wrapped__.__code__.co_flags
+    )
+    project.write("a.py", after)
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        warnings.simplefilter("error")  # (3.13+: "Assigning a code object of non-matching type")
+        assert hmr.reload_module("a")[0] == ["a"]
+    now = (a.K() if hasattr(a, "K") else a).f
+    unwrapped = getattr(now, "__wrapped__", now)
+    assert unwrapped.__code__.co_flags != flags
+    assert inspect.isgeneratorfunction(unwrapped) == ("generator" in kind and "async" not in kind)
+    assert inspect.iscoroutinefunction(unwrapped) == (kind == "a coroutine")
+    assert inspect.isasyncgenfunction(unwrapped) == (kind == "an async generator")
+    # What was held before runs its old code, of its old kind.
+    old = getattr(held, "__wrapped__", held)
+    assert old.__code__.co_flags == flags
+    assert any(
+        "f is a new function object (it became " + kind in record.getMessage()
+        for record in caplog.records
+    ), [record.getMessage() for record in caplog.records]
 
 
 def test_a_failing_edit_patches_nothing(project: Project, hmr: Any) -> None:

@@ -17,6 +17,7 @@ import types
 from typing import TypeGuard, TypeVar
 
 from .analysis import ModuleSummary, Statement, changed_bodies, framed_alike, same_shape
+from .kinds import takes_code
 
 __all__ = [
     "StatementError",
@@ -283,11 +284,8 @@ def _keep(function: _T) -> _T:
 
 
 def _fits(fresh: object, target: types.FunctionType) -> TypeGuard[types.FunctionType]:
-    """Can ``target`` take the code of ``fresh`` (a function with the same free variables)?"""
-    return (
-        isinstance(fresh, types.FunctionType)
-        and fresh.__code__.co_freevars == target.__code__.co_freevars
-    )
+    """Can ``target`` take the code of ``fresh`` (see kinds.takes_code)?"""
+    return isinstance(fresh, types.FunctionType) and takes_code(target.__code__, fresh.__code__)
 
 
 def changes_only_closures(

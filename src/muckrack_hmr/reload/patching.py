@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from enum import Enum, Flag
 from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
-from .kinds import CACHE_WRAPPER, is_a
+from .kinds import CACHE_WRAPPER, is_a, takes_code, why_not_taken
 from .refusals import CLASS_LAYOUT, ENUM_CLASS, ENUM_MEMBERS, Refusal
 from .relocation import earlier_versions
 from .validated_models import rebuild_models
@@ -119,7 +119,7 @@ def set_code(
     if doc is not _SAME_DOC:
         target.__doc__ = doc
     for twin in twins_of(target):
-        if twin.__code__.co_freevars == code.co_freevars:
+        if takes_code(twin.__code__, code):
             twin.__code__ = code
             if doc is not _SAME_DOC:
                 twin.__doc__ = doc
@@ -146,8 +146,9 @@ class PatchReport:
     """Qualified names of functions and classes patched in place."""
     refused: list[Refusal] = field(default_factory=list)
     """One per definition that needs a restart (the old object is kept)."""
-    replaced: list[str] = field(default_factory=list)
-    """Functions whose closure changed shape: the new object replaced the old one."""
+    replaced: list[tuple[str, str]] = field(default_factory=list)
+    """(qualified name, why) of each function whose old object could not take the new
+    definition (its closure changed shape, or its kind): the new object replaced it."""
     closures: int = 0
     """Closures made before the edit by a changed factory, given the new code."""
 
@@ -249,7 +250,7 @@ class _Patcher:
             return True
         if _is_single_dispatch(old) and _is_single_dispatch(new):
             return self._plan_single_dispatch(old, new)
-        if old.__code__.co_freevars != new.__code__.co_freevars:
+        if not takes_code(old.__code__, new.__code__):
             return False
         self.new_to_old[id(new)] = old
         self.keep_alive.append(new)
@@ -434,7 +435,12 @@ class _Patcher:
             if isinstance(current, types.FunctionType) and isinstance(value, types.FunctionType):
                 # Same name, but the closure changed shape: the class gets the new
                 # function, and old bound methods keep the old one.
-                self.report.replaced.append(f"{self.module}.{current.__qualname__}")
+                self.report.replaced.append(
+                    (
+                        f"{self.module}.{current.__qualname__}",
+                        why_not_taken(current.__code__, value.__code__),
+                    )
+                )
             self.actions.append(functools.partial(self._set_member, old, key, value))
         for key in old.__dict__:
             if key not in members and key not in _CLASS_INTERNALS and not _is_member(old, key):
@@ -502,7 +508,7 @@ class _Patcher:
         for referrer in gc.get_referrers(*self.nested):
             if isinstance(referrer, types.FunctionType):
                 new_code = self.nested.get(referrer.__code__)
-                if new_code is not None and new_code.co_freevars == referrer.__code__.co_freevars:
+                if new_code is not None and takes_code(referrer.__code__, new_code):
                     if self.undo is not None:
                         self.undo.append(
                             functools.partial(setattr, referrer, "__code__", referrer.__code__)
@@ -849,7 +855,7 @@ def _set_function_state(function: types.FunctionType, state: _FunctionState) -> 
     """Give ``function`` and its twins ``state`` (see :func:`_function_state`)."""
     code = state.code
     for each in [function, *twins_of(function)]:
-        if each is not function and each.__code__.co_freevars != code.co_freevars:
+        if each is not function and not takes_code(each.__code__, code):
             continue
         for key, value in zip(_FUNCTION_STATE, state.values, strict=True):
             _set_state(each, key, value)
@@ -1183,7 +1189,12 @@ def patch_namespace(
             if patcher.plan_function(previous, value):
                 back[name] = previous
             else:
-                patcher.report.replaced.append(f"{module}.{previous.__qualname__}")
+                patcher.report.replaced.append(
+                    (
+                        f"{module}.{previous.__qualname__}",
+                        why_not_taken(previous.__code__, value.__code__),
+                    )
+                )
             continue
         pair = _wrapped_pair(previous, value, module)
         if pair is not None:
@@ -1197,7 +1208,12 @@ def patch_namespace(
                 if callable(clear):
                     patcher.actions.append(clear)
             else:
-                patcher.report.replaced.append(f"{module}.{old_function.__qualname__}")
+                patcher.report.replaced.append(
+                    (
+                        f"{module}.{old_function.__qualname__}",
+                        why_not_taken(old_function.__code__, new_function.__code__),
+                    )
+                )
     if patcher.report.refused:
         # Nothing of the module applies (the engine puts its namespace back).
         return patcher.report

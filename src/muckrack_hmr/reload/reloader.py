@@ -1300,11 +1300,11 @@ class Reloader:
         if report is None:
             return
         self._result.patched.extend(report.patched)
-        for qualname in report.replaced:
+        for qualname, why in report.replaced:
             log.warning(
-                "%s is a new function object (its closure changed: other free variables, "
-                "or a decorator added or removed); references to the old one keep its code",
+                "%s is a new function object (%s); references to the old one keep its code",
                 qualname,
+                why,
             )
 
     def _incremental(
