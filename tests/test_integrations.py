@@ -403,15 +403,27 @@ def missing(error):
 @app.template_filter()
 def shout(text):
     return text.upper()
+
+
+@shop.app_template_filter()
+def whisper(text):
+    return text.lower()
+
+
+@shop.before_app_request
+def everywhere():
+    pass
 """
 
 
 def test_flask_hooks_declared_after_requests_are_refused_and_put_back(
     project: Project, hmr: Any
 ) -> None:
-    """A blueprint's hook, an app's error handler and template filter, declared after the
-    app served requests, are refused by name, one line each; Flask's tables are as
-    before, and so is the route the same edit changed."""
+    """A blueprint's hook, an app's error handler and template filter, and a blueprint's
+    app-wide filter and hook, declared after the app served requests, are refused by
+    name, one line each (the blueprint's filter took three: Flask's own inner setup
+    calls were refused too); Flask's tables are as before, and so is the route the same
+    edit changed."""
     from muckrack_hmr import integrations
 
     integrations.activate(hmr)
@@ -432,12 +444,14 @@ def test_flask_hooks_declared_after_requests_are_refused_and_put_back(
         result = hmr.reload("bp_views")
 
         assert not result.failed
-        hook, handler, filter_ = (
+        hook, handler, filter_, app_filter, app_hook = (
             declared_at(views, source, decorator)
             for decorator in (
                 "@shop.before_request",
                 "@app.errorhandler(404)",
                 "@app.template_filter()",
+                "@shop.app_template_filter()",
+                "@shop.before_app_request",
             )
         )
         assert [str(refusal) for refusal in result.refused] == [
@@ -447,6 +461,10 @@ def test_flask_hooks_declared_after_requests_are_refused_and_put_back(
             f"{handler} (flask setup)",
             "restart to apply: @template_filter on app 'bp_views' after it served requests "
             f"{filter_} (flask setup)",
+            "restart to apply: @app_template_filter on blueprint 'shop' after its "
+            f"registration {app_filter} (flask setup)",
+            "restart to apply: @before_app_request on blueprint 'shop' after its "
+            f"registration {app_hook} (flask setup)",
         ]
         assert views.app.before_request_funcs == before["before"]
         assert views.shop.before_request_funcs == {}

@@ -172,7 +172,8 @@ def _lifted(original: Callable[..., object]) -> Callable[..., object]:
             refused = _reloading.kept(("setup", id(self)), lambda: _undo_setup(self))
             if refused is None:
                 raise
-            said = _OUTER.get(f_name) in refused  # once per decorator
+            # Once per decorator: not again for the setup methods it calls.
+            said = _OUTER.get(f_name) in refused or (f_name in _CALLED_BY_OTHERS and bool(refused))
             if not said and not _reloading.refuse(FLASK_SETUP, _setup_what(self, f_name)):
                 raise
             refused.add(f_name)
@@ -193,7 +194,13 @@ _OUTER = {
     "add_template_filter": "template_filter",
     "add_template_global": "template_global",
     "add_template_test": "template_test",
+    "add_app_template_filter": "app_template_filter",
+    "add_app_template_global": "app_template_global",
+    "add_app_template_test": "app_template_test",
 }
+# ... and the one every app-wide declaration of a blueprint calls (``before_app_request``,
+# ``app_errorhandler``...): refused by name only when nothing else was.
+_CALLED_BY_OTHERS = frozenset({"record_once"})
 
 
 def _undo_setup(scaffold: object) -> set[str]:
