@@ -1523,6 +1523,32 @@ def test_a_module_in_an_import_cycle_follows_what_the_other_ran_after_it(
     assert (a.B, a.SUM) == (20, 22)
 
 
+def test_a_module_followed_again_in_a_cycle_runs_only_what_the_newer_changes_reach(
+    project: Project, hmr: Any
+) -> None:
+    """``factory.make`` takes ``Config`` as a default and defines a handler that imports
+    ``wiring`` when it runs; ``wiring`` runs ``value = make()``.  Once the handler ran,
+    the run-time import makes a cycle: after ``wiring`` ran again, ``factory`` followed
+    once more, took ``config``'s change again as new, made ``make`` anew, and
+    ``value = make()`` ran a second time for one save (a Flask ``create_app()``: a third
+    app).  A module that follows again takes only the changes made since."""
+    project.write("config.py", "class Config:\n    GREETING = 'v1'\n")
+    project.write(
+        "factory.py",
+        "from config import Config\n\nCALLS = []\n\n\n"
+        "def make(config_class=Config):\n    CALLS.append(config_class.GREETING)\n\n"
+        "    def handler():\n        import wiring\n\n        return wiring.value\n\n"
+        "    return handler\n",
+    )
+    project.write("wiring.py", "from factory import make\n\nvalue = make()\n")
+    factory, wiring = fresh(hmr, "factory", "wiring")
+    assert wiring.value() is wiring.value  # the handler ran: wiring is imported at run time
+    assert "factory" in hmr.dependents_of("wiring")
+    project.write("config.py", "class Config:\n    GREETING = 'v2'\n")
+    assert hmr.reload("config").reloaded == ["config", "factory", "wiring"]
+    assert factory.CALLS == ["v1", "v2"]
+
+
 def _followed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The modules reloads follow from now on, in order (each dependent looked at)."""
     from muckrack_hmr.reload import reloader

@@ -216,6 +216,16 @@ def _module_names_of(path: str) -> list[str]:
     return found
 
 
+def _since(changes: ChangeSet, seen: dict[str, Changes], module: str) -> ChangeSet:
+    """The changes of ``changes`` that are not among those ``seen`` (made since), but
+    ``module``'s own."""
+    newer = ChangeSet()
+    for name, change in changes.items():
+        if seen.get(name) is not change and name != module:
+            newer[name] = change
+    return newer
+
+
 def _own_modules(names: list[str]) -> list[str]:
     """The modules of ``names`` under their own names: not the script (``__main__``), nor
     another name for a module (``__mp_main__``, which ``import multiprocessing`` makes
@@ -716,6 +726,10 @@ class Reloader:
         # before another it imports from (``a``: ``A = 1``, ``from b import B``; ``b``:
         # ``from a import A``, ``B = A * 10``) follows what that one's run changed.
         cycled: set[str] = set()
+        # What each module that ran saw of the changes: once more, it follows only the
+        # changes made since (it applied the others: a ``value = make()`` that a
+        # function's run-time import brought into a cycle ran twice for one save).
+        seen: dict[str, dict[str, Changes]] = {}
 
         def enqueue(dependents: Iterable[str]) -> None:
             for dependent in dependents:
@@ -746,10 +760,14 @@ class Reloader:
                 continue
             if is_root:
                 result.edited.append(name)
+            earlier_changes = seen.get(name)
+            seen[name] = dict(changes)
             if self.cascade == "always" or name in forced:
                 outcome = self._reexecute(name, forced=name in forced)
             elif is_root:
                 outcome = self._incremental(name, changes, asked_for=True)
+            elif earlier_changes is not None:
+                outcome = self._follow(name, _since(changes, earlier_changes, name))
             else:
                 outcome = self._follow(name, changes)
             earlier = starred.pop(name, None)
