@@ -479,6 +479,65 @@ def test_flask_hooks_declared_after_requests_are_refused_and_put_back(
         integrations.deactivate()
 
 
+FLASK_FACTORY = """\
+from flask import Flask, current_app
+
+from settings import Config
+
+MADE = []
+
+
+def create_app(config_class=Config):
+    app = Flask(__name__)
+    app.config.from_object(config_class)
+    MADE.append(app)
+
+    @app.route("/")
+    def index():
+        return current_app.config["GREETING"]
+
+    return app
+"""
+
+
+def test_flask_an_app_made_again_in_place_of_the_served_one_is_refused(
+    project: Project, hmr: Any
+) -> None:
+    """``wsgi.app = create_app()``, and ``create_app`` reads ``settings.Config``: a save
+    of the config ran the statement again, which made a second app that nothing served,
+    while the server went on with the first and its old config (the line said
+    "reloaded").  It is refused by name now, ``wsgi.app`` stays the served app; an
+    app that served no request yet is made again as before."""
+    from muckrack_hmr import integrations
+
+    integrations.activate(hmr)
+    try:
+        project.write("settings.py", "class Config:\n    GREETING = 'v1'\n")
+        project.write("factory.py", FLASK_FACTORY)
+        project.write("wsgi.py", "from factory import create_app\n\napp = create_app()\n")
+        project.write("cli.py", "from factory import create_app\n\ntool = create_app()\n")
+        wsgi, cli = (importlib.import_module(name) for name in ("wsgi", "cli"))
+        hmr.remember_sources()
+        served, unserved = wsgi.app, cli.tool
+        assert served.test_client().get("/").data == b"v1"
+
+        project.write("settings.py", "class Config:\n    GREETING = 'v2'\n")
+        result = hmr.reload("settings")
+
+        where = f"{wsgi.__file__}:3"
+        assert [str(refusal) for refusal in result.refused] == [
+            f"restart to apply: wsgi.app is a new Flask app at {where} (flask app); the "
+            "server serves the app made at start-up, with the config and extensions set up then"
+        ]
+        assert wsgi.app is served
+        assert served.test_client().get("/").data == b"v1"
+        assert "cli" in result.reloaded
+        assert cli.tool is not unserved
+        assert cli.tool.test_client().get("/").data == b"v2"
+    finally:
+        integrations.deactivate()
+
+
 FASTAPI_FACTORY = """\
 from fastapi import FastAPI
 

@@ -487,7 +487,7 @@ def test_a_class_that_registers_itself_is_registered_once_as_the_live_class(
     # A member added: the class statements run again, and with them the
     # decorator and ``__init_subclass__``, on the new class objects.
     project.write("a.py", source.format(value=2, added="def g(self):\n                return 3"))
-    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+    with caplog.at_level(logging.DEBUG, logger="muckrack_hmr"):
         assert hmr.reload_module("a", force=whole)[0] == ["a"]
     assert (a.C, a.P) == (C, P)
     assert reg.BY_NAME["C"] is C
@@ -771,7 +771,7 @@ def test_closures_made_before_the_edit_run_the_new_code(
     step = a.counter()
     assert (made(1), step(), step()) == (("old", 3, 1), 1, 2)
     project.write("a.py", source.format(tag="new", step=10))
-    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+    with caplog.at_level(logging.DEBUG, logger="muckrack_hmr"):
         hmr.reload_module("a")
     assert made(1) == ("new", 3, 1)  # new code, its own closure values
     assert step() == 12  # the count it had kept, the new step

@@ -14,7 +14,12 @@ reload, on the thread that runs it, while a module's new code runs (see
   endpoint function";
 * after the reload, the rules of a view whose ``def`` the edit removed go;
 * any other setup method (a hook, an error handler, a template filter) is
-  refused by name (``flask setup``): its table appends, so a restart applies it.
+  refused by name (``flask setup``): its table appends, so a restart applies it;
+* a statement that made a new app in place of one that served requests
+  (``app = create_app()`` run again because the config or a setup function it
+  calls changed) is refused (``flask app``): the server goes on serving the app
+  it loaded, with the config and extensions set up then, and the new one would
+  serve nothing.
 
 If the module's reload fails, the app's tables are put back as they were.
 """
@@ -66,6 +71,7 @@ if TYPE_CHECKING:
     class _App(Protocol):
         url_map: _Map
         view_functions: dict[str, Callable[..., object]]
+        _got_first_request: bool
 
     class _Blueprint(Protocol):
         name: str
@@ -73,13 +79,25 @@ if TYPE_CHECKING:
         _got_registered_once: bool
 
 
-__all__ = ["enable", "forget_removed_views", "remember_views"]
+__all__ = [
+    "FLASK_APP",
+    "check_served_apps",
+    "enable",
+    "forget_removed_views",
+    "remember_served_apps",
+    "remember_views",
+]
 
 log = logging.getLogger(__name__)
 
 _MARK = "__muckrack_hmr__"
 
 _apps: weakref.WeakSet[_App] = weakref.WeakSet()
+# Flask's app class (once Flask is imported), told apart by type alone: a module may hold a
+# werkzeug proxy (``current_app``), which answers for the app of the current context.
+_app_class: list[type] = []
+# module -> its top-level names bound to apps that served requests, before its reload
+_served: dict[str, dict[str, _App]] = {}
 # Each blueprint's setup states, one per registration: a route declared after
 # the registration is applied to them.
 _states: weakref.WeakKeyDictionary[_Blueprint, list[object]] = weakref.WeakKeyDictionary()
@@ -110,6 +128,8 @@ def enable(hmr: HMR) -> None:
     when_imported("flask.sansio.blueprints", _wrap_blueprint)
     hmr.add_pre_reload_hook(remember_views)
     hmr.add_post_reload_hook(forget_removed_views)
+    hmr.add_pre_reload_hook(remember_served_apps)
+    hmr.add_refusal_check(functools.partial(check_served_apps, hmr))
 
 
 def _wrap(
@@ -247,6 +267,7 @@ def _restore(snapshot: _Snapshot) -> object:
 
 def _wrap_app(module: ModuleType) -> None:
     cls = module.App
+    _app_class[:] = [cls]
 
     def init(original: Callable[..., object]) -> Callable[..., object]:
         def __init__(self: _App, *args: object, **kwargs: object) -> None:
@@ -436,6 +457,49 @@ def _drop_endpoints(app: _App, endpoints: list[str]) -> None:
     _set_rules(app.url_map, rules)
     for endpoint in endpoints:
         app.view_functions.pop(endpoint, None)
+
+
+# -- an app made again ----------------------------------------------------------------------
+
+#: The refusal of a statement that made a new app in place of one that served requests.
+FLASK_APP = "flask app"
+
+
+def remember_served_apps(name: str) -> None:
+    """Note ``name``'s top-level names bound to apps that served requests (a pre-reload
+    hook)."""
+    _served.pop(name, None)
+    module = sys.modules.get(name)
+    if module is None or not _app_class:
+        return
+    cls = _app_class[0]
+    held = {
+        key: value
+        for key, value in list(module.__dict__.items())
+        if issubclass(type(value), cls) and getattr(value, "_got_first_request", False)
+    }
+    if held:
+        _served[name] = held
+
+
+def check_served_apps(hmr: HMR, name: str) -> None:
+    """Refuse the edit of ``name`` if its new code bound a new app where one that served
+    requests was (a refusal check)."""
+    held = _served.pop(name, None)
+    module = sys.modules.get(name)
+    if not held or module is None:
+        return
+    namespace = module.__dict__
+    for key, live in held.items():
+        now = namespace.get(key)
+        if now is not live and issubclass(type(now), _app_class[0]):
+            hmr.refuse(
+                FLASK_APP,
+                f"{name}.{key} is a new Flask app",
+                "the server serves the app made at start-up, with the config and extensions "
+                "set up then",
+                module=name,
+            )
 
 
 # -- views whose def is gone ---------------------------------------------------------------

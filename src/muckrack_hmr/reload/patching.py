@@ -516,7 +516,7 @@ class _Patcher:
                     referrer.__code__ = new_code
                     updated += 1
         self.report.closures += updated
-        log.info(
+        log.debug(
             "looked for closures made before the edit in %s: %d updated (heap walk, %.1f ms)",
             self.module,
             updated,
@@ -952,7 +952,7 @@ def _redirect(new: type, old: type, internal: Iterable[object]) -> int:
 def _redirect_logged(module: str, new: type, old: type, internal: Iterable[object]) -> None:
     started = time.perf_counter()
     redirected = _redirect(new, old, internal)
-    log.info(
+    log.debug(
         "looked for registrations of the new %s.%s: %d redirected to the live class "
         "(heap walk, %.1f ms)",
         module,
