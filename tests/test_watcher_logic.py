@@ -1251,7 +1251,7 @@ def test_file_events_wait_while_the_program_imports_a_library(project: Project, 
     done: list[float] = []
 
     def library_imports() -> None:
-        # One module every 50 ms for 0.75 s: five times less than the pause that ends
+        # One module every 50 ms for 0.75 s: half the pause that ends
         # a start-up; none of them is project code.
         importing.set()
         for index in range(15):

@@ -69,8 +69,10 @@ SETUP_PATIENCE = 120.0
 _STARTING_PACE = 10
 _PACE_WINDOW = 1.0
 # No module imported for this long: the start-up is over, busy or not; or for
-# this many times the time an import took on average, up to _LONGEST_PAUSE.
-_IMPORTS_OVER = 0.25
+# this many times the time an import took on average, up to _LONGEST_PAUSE.  (A server
+# that answers requests as soon as it listens is busy from then on: a save made then
+# waits this long for the watches, 0.25 s before.)
+_IMPORTS_OVER = 0.1
 _PAUSE_IN_IMPORTS = 20
 _LONGEST_PAUSE = 5.0
 # How often start-up is looked at to see whether it has quietened, and how many
