@@ -17,6 +17,14 @@ write until the CLI's line for the save; then HTTP requests (bounded) must
 see every worker PID serve the new value.  Its alternative is gunicorn's
 own ``--reload``, without HMR: from the write until new workers, as many as
 ``--workers``, serve the new value.
+
+``--app N`` (default 1000; 0 skips it): the workers of a pool import the
+generated app of N modules (:mod:`benchmarks.generate`; the pool's parent
+never does), and 1 s after they answered, the core module's ``helper()``
+(which every module calls in a function) and ``marker()`` are edited, the
+first save and then the steady state: per save, the reload's own time in the
+slowest process (the CLI's line) and the modules that ran.  Each save must
+run the core module alone, and every worker must return the new value.
 """
 
 from __future__ import annotations
@@ -275,11 +283,126 @@ def _gunicorn_save(core: str | None, workers: int, edits: int) -> list[float]:
             proc.wait(timeout=_PATIENCE)
 
 
+APP_SCRIPT = """\
+import json, multiprocessing, os, sys
+
+_barrier = None
+
+
+def _init(barrier, root):
+    global _barrier
+    _barrier = barrier
+    sys.path.insert(0, root)
+    import main  # noqa: F401  (the generated app: every module)
+
+
+def task(kind):
+    _barrier.wait(timeout=60)
+    from app.core import registry
+
+    return [registry.helper("") if kind == "helper" else registry.marker(), os.getpid()]
+
+
+if __name__ == "__main__":
+    kind, workers = sys.argv[1], int(sys.argv[2])
+    ctx = multiprocessing.get_context(kind)
+    barrier = ctx.Barrier(workers)
+    with ctx.Pool(workers, initializer=_init, initargs=(barrier, os.getcwd())) as pool:
+        print(json.dumps(pool.map(task, ["helper"] * workers)), flush=True)
+        for line in sys.stdin:
+            print(json.dumps(pool.map(task, [line.strip()] * workers)), flush=True)
+"""
+
+# The CLI's line for a save the workers of the app applied: its modules and its time.
+_APP_LINE = re.compile(
+    r"^hmr: reloaded app\.core\.registry(?: \(\+(\d+) dependents?[^)]*\)| \([^)]*\))? "
+    r"in (\d+) processes.* in ([\d.]+) ms \(slowest\)"
+)
+
+
+def _app_in_workers(
+    core: str, kind: str, workers: int, size: int, edits: int
+) -> dict[str, list[float]]:
+    """Per kind of edit (``helper``, ``body``): the reload's ms in the slowest process of
+    each save, the first one first (made 1 s after the workers imported the app)."""
+    from .generate import CORE, edit, generate
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        info = generate(root, size)
+        (root / "pool.py").write_text(APP_SCRIPT)
+        core_path = info.path_of(CORE)
+        env = dict(os.environ, NO_COLOR="1")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # the app's second start: from its caches
+        env.pop("MUCKRACK_HMR_NO_EXTENSIONS", None)
+        if core == "py":
+            env["MUCKRACK_HMR_NO_EXTENSIONS"] = "1"
+        subprocess.run(
+            [sys.executable, "main.py"], cwd=root, env=env, check=True, capture_output=True
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-u", "-m", "muckrack.hmr", "pool.py", kind, str(workers)],
+            cwd=root,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        try:
+            pids = {pid for _, pid in json.loads(proc.stdout.readline())}
+            time.sleep(1.0)  # the first save, 1 s after the workers imported the app
+            found: dict[str, list[float]] = {"helper": [], "body": []}
+            for number in range(edits):
+                for what, times in found.items():
+                    tag = f"{what}-{number}"
+                    edit(core_path, what, tag)
+                    for line in proc.stderr:
+                        match = _APP_LINE.match(line)
+                        if match:
+                            break
+                        if "failed" in line or "Traceback" in line:
+                            raise SystemExit(f"a reload failed: {line}")
+                    else:
+                        raise SystemExit("the program ended")
+                    if match.group(1) or int(match.group(2)) != workers:
+                        raise SystemExit(f"{what} edit {number}: not the core alone: {line}")
+                    times.append(float(match.group(3)))
+                    proc.stdin.write(f"{what}\n")
+                    proc.stdin.flush()
+                    answers = json.loads(proc.stdout.readline())
+                    if {value for value, _ in answers} != {tag} or {p for _, p in answers} != pids:
+                        raise SystemExit(
+                            f"{what} edit {number}: not every worker runs it: {answers}"
+                        )
+            return found
+        finally:
+            proc.kill()
+            proc.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.workers")
     parser.add_argument("--edits", type=int, default=20)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--app", type=int, default=1000, help="modules of the app (0: skip)")
     args = parser.parse_args(argv)
+    if args.app:
+        print(
+            f"an app of {args.app} modules in {args.workers} workers: the reload's time in the "
+            "slowest process, first save (1 s after start) and steady median"
+        )
+        for kind in ("fork", "spawn"):
+            for core in available_cores():
+                found = _app_in_workers(core, kind, args.workers, args.app, max(args.edits // 4, 3))
+                cells = "   ".join(
+                    f"{what}: first {times[0]:6.1f} ms, steady {median(times[1:]):6.1f} ms"
+                    for what, times in found.items()
+                )
+                print(f"  {kind:6} {core:2} core: {cells}")
     print(f"save -> all {args.workers} workers run the new code (median of {args.edits} edits)")
     for kind in ("fork", "spawn"):
         restart = median(_restart(kind, args.workers, max(3, args.edits // 4)))

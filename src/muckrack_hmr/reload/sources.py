@@ -406,9 +406,14 @@ class SourceStore:
         self._remembered += len(entries)
         added = 0
         modules = sys.modules
+        script = modules.get("__main__")
         for path, (name, baseline) in entries:
             if name == "__main__" or name in self or baseline is None or name in skip:
                 continue  # taken at import, or not to be trusted
+            if script is not None and modules.get(name) is script:
+                # The script under another name (``__mp_main__`` in a spawned worker):
+                # never run again, nor analyzed for the index (it would wait for it).
+                continue
             if name not in modules:
                 # Loaded by a worker only (see processes.supervisor): this process
                 # runs no code of it, the content it judges a save by is the file's.
