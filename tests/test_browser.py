@@ -414,6 +414,9 @@ def go_through_the_loop(
     driver: Any, child: Child, port: int, views: Path, source: Any, css: Path, broken_file: str
 ) -> None:
     """The three things a page does: a stylesheet swapped, a view edit, an error shown."""
+    # The server listens once its start-up is done (a Django server checks its project
+    # first): the watcher may track the views before.
+    poll(child, port, lambda _: True, parse=str)
     driver.get(f"http://127.0.0.1:{port}/")
     until(driver, lambda d: _title(d) == "one", "the page", child)
     until(driver, lambda d: _color(d) == "rgb(255, 0, 0)", "the first stylesheet", child)
