@@ -442,6 +442,46 @@ def test_fastapi_route_whose_parameters_changed_is_made_again_in_place(
     assert child.proc.pid == first["pid"]
 
 
+FASTAPI_DEPS = """\
+from fastapi import Header
+
+
+def get_token(x_token: str = Header(default="anon"){extra}):
+    return "tok-" + x_token{more}
+"""
+
+
+def test_fastapi_a_dependency_s_new_parameter_reaches_the_routes_of_an_included_router(
+    proj: Path, spawn: Spawn
+) -> None:
+    """``deps.get_token`` gains a query parameter; the route that depends on it is on an
+    ``APIRouter`` the app included.  The route was made again, but FastAPI (0.165 and
+    later) serves an included router's routes from a cache that was never told: the
+    server went on ignoring the parameter, the line said "reloaded"."""
+    write(proj / "deps.py", FASTAPI_DEPS.format(extra="", more=""))
+    write(
+        proj / "items.py",
+        "from fastapi import APIRouter, Depends\n\nfrom deps import get_token\n\n"
+        'router = APIRouter(prefix="/items")\n\n\n@router.get("")\n'
+        "def items(token: str = Depends(get_token)):\n"
+        '    return {"token": token}\n',
+    )
+    write(
+        proj / "app.py",
+        "from fastapi import FastAPI\n\nimport items\n\napp = FastAPI()\n"
+        "app.include_router(items.router)\n",
+    )
+    port = free_port()
+    child = spawn(
+        ["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    assert poll(child, port, lambda got: True, path="/items?q=zz") == {"token": "tok-anon"}
+
+    write(proj / "deps.py", FASTAPI_DEPS.format(extra=', q: str = ""', more=' + "/q=" + q'))
+    got = poll(child, port, lambda got: got["token"] != "tok-anon", path="/items?q=zz")
+    assert got == {"token": "tok-anon/q=zz"}
+
+
 def wait_status(child: Child, port: int, path: str, status: int, text: str) -> tuple[int, str]:
     """GET ``path`` until it answers ``status`` with ``text`` in the body; fail at the deadline."""
     deadline = time.monotonic() + DEADLINE

@@ -348,6 +348,19 @@ def test_a_save_of_a_module_only_workers_that_came_and_went_loaded_says_so(
     child.send("go")
     child.expect("answer new")
 
+    # A save that does not compile: said so (before: "the next to import it gets the
+    # new code", and that import then failed).
+    save_atomically(proj / "helper.py", "def answer(:\n    return 1\n")
+    line = child.expect(
+        lambda line: line.startswith(("hmr: saved helper", "hmr: failed to reload helper")),
+        stream="err",
+    )
+    if line.startswith("hmr: saved helper"):
+        assert line.startswith(
+            f"hmr: saved helper: it does not compile ({proj / 'helper.py'}:1: SyntaxError: "
+        ), line
+        assert line.endswith("no process has it loaded now, the next to import it fails")
+
 
 @pytest.mark.parametrize("kind", ["fork", "spawn"])
 def test_sigterm_leaves_no_worker_behind(

@@ -284,7 +284,7 @@ def refresh_routes(name: str) -> None:
     (a post-reload hook)."""
     if not _make_route:
         return
-    rebuilt = 0
+    rebuilt: set[int] = set()
     for made in list(_routes.values()):
         route = made.route()
         if route is None or not any(_module_of(call) == name for call in _callables(route)):
@@ -293,15 +293,21 @@ def refresh_routes(name: str) -> None:
             continue
         _make_route[0](route, *made.args, **made.kwargs)
         made.signatures = _signatures(route)
-        rebuilt += 1
+        rebuilt.add(id(route))
         log.debug(
             "FastAPI route %s %s made again: its parameters changed",
             ",".join(sorted(getattr(route, "methods", None) or ())),
             getattr(route, "path", "?"),
         )
-    if rebuilt:
-        for app in list(_apps):
-            app.openapi_schema = None
+    if not rebuilt:
+        return
+    for app in list(_apps):
+        app.openapi_schema = None
+    # A router that holds one: FastAPI's routers that include it (0.165 and later) cache
+    # what they serve of it until told.
+    for router in list(_routers.values()):
+        if any(id(route) in rebuilt for route in list(router.routes)):
+            _routes_changed(router)
 
 
 # -- routes whose def is gone --------------------------------------------------------------

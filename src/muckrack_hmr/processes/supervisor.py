@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ..errors import first_line, location_of
 from .locks import reload_lock
 from .outcomes import CAPTURE, ProcessOutcome, SpreadResult, outcome_message
 
@@ -108,7 +109,7 @@ class Supervisor:
                     self.watcher.apply(here)
                 self.hub.applied = seq
             if not here.names and saves.names:
-                _held_by_none(saves.names)
+                _held_by_none(saves)
             return
         with CAPTURE.collecting() as records, reload_lock(self.hmr):
             result = self.watcher.apply(here) if here.names else _nothing()
@@ -130,7 +131,7 @@ class Supervisor:
         for level, text in lines:
             log.log(level, "%s", text)
         if not lines and saves.names:
-            _held_by_none(saves.names)
+            _held_by_none(saves)
         self._refused_elsewhere(spread, saves, here)
         for hook in list(_hooks):
             try:
@@ -177,13 +178,31 @@ class Supervisor:
         )
 
 
-def _held_by_none(names: tuple[str, ...]) -> None:
+def _held_by_none(saves: SettledSaves) -> None:
     """Workers that import the module come and go (a pool's maxtasksperchild): none
-    holds it now.  One line all the same, as for every save."""
-    log.info(
-        "saved %s: no process has it loaded now; the next to import it gets the new code",
-        ", ".join(names),
-    )
+    holds it now.  One line all the same, as for every save; a warning for a file that
+    does not compile (the next worker to import it fails)."""
+    broken = []
+    for save in saves.modules:
+        try:
+            compile(save.source, save.path, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
+            where = location_of(exc) if isinstance(exc, SyntaxError) else save.path
+            broken.append(save.name)
+            log.warning(
+                "saved %s: it does not compile (%s: %s: %s); no process has it loaded now, "
+                "the next to import it fails",
+                save.name,
+                where,
+                type(exc).__name__,
+                first_line(exc),
+            )
+    fine = [name for name in saves.names if name not in broken]
+    if fine:
+        log.info(
+            "saved %s: no process has it loaded now; the next to import it gets the new code",
+            ", ".join(fine),
+        )
 
 
 def _nothing() -> ReloadResult:
