@@ -102,6 +102,28 @@ def _at_rest(pid: int) -> float | None:
     return 100.0 * (after - before) / (time.perf_counter() - started)
 
 
+def _env(core: str, **more: str) -> dict[str, str]:
+    """The environment of a run on ``core`` ("c" or "py")."""
+    env = dict(os.environ, NO_COLOR="1", **more)
+    env.pop("MUCKRACK_HMR_NO_EXTENSIONS", None)
+    if core == "py":
+        env["MUCKRACK_HMR_NO_EXTENSIONS"] = "1"
+    return env
+
+
+def _under_the_cli(root: Path, env: dict[str, str], args: list[str]) -> subprocess.Popen[str]:
+    """``python -m muckrack.hmr *args`` in ``root``, its three streams piped."""
+    return subprocess.Popen(
+        [sys.executable, "-u", "-m", "muckrack.hmr", *args],
+        cwd=root,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _save_to_every_worker(
     core: str, kind: str, workers: int, edits: int, rest: list[float]
 ) -> list[float]:
@@ -111,19 +133,8 @@ def _save_to_every_worker(
         root = Path(folder)
         (root / "work.py").write_text(_work(0))
         (root / "main.py").write_text(SCRIPT)
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", NO_COLOR="1")
-        env.pop("MUCKRACK_HMR_NO_EXTENSIONS", None)
-        if core == "py":
-            env["MUCKRACK_HMR_NO_EXTENSIONS"] = "1"
-        proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "muckrack.hmr", "-v", "main.py", kind, str(workers)],
-            cwd=root,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        env = _env(core, PYTHONDONTWRITEBYTECODE="1")
+        proc = _under_the_cli(root, env, ["-v", "main.py", kind, str(workers)])
         assert proc.stdin is not None
         assert proc.stdout is not None
         assert proc.stderr is not None
@@ -248,10 +259,7 @@ def _gunicorn_save(core: str | None, workers: int, edits: int) -> list[float]:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "app.py").write_text(WSGI_APP.format(value=0))
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", NO_COLOR="1")
-        env.pop("MUCKRACK_HMR_NO_EXTENSIONS", None)
-        if core == "py":
-            env["MUCKRACK_HMR_NO_EXTENSIONS"] = "1"
+        env = _env(core or "c", PYTHONDONTWRITEBYTECODE="1")
         port = _free_port()
         proc = _gunicorn(root, port, workers, env, hmr=core is not None)
         try:
@@ -332,23 +340,12 @@ def _app_in_workers(
         info = generate(root, size)
         (root / "pool.py").write_text(APP_SCRIPT)
         core_path = info.path_of(CORE)
-        env = dict(os.environ, NO_COLOR="1")
+        env = _env(core)
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # the app's second start: from its caches
-        env.pop("MUCKRACK_HMR_NO_EXTENSIONS", None)
-        if core == "py":
-            env["MUCKRACK_HMR_NO_EXTENSIONS"] = "1"
         subprocess.run(
             [sys.executable, "main.py"], cwd=root, env=env, check=True, capture_output=True
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "muckrack.hmr", "pool.py", kind, str(workers)],
-            cwd=root,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _under_the_cli(root, env, ["pool.py", kind, str(workers)])
         assert proc.stdin is not None
         assert proc.stdout is not None
         assert proc.stderr is not None

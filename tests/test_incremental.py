@@ -2112,7 +2112,7 @@ def test_a_method_edit_reaches_the_importers_of_a_package_that_re_exports_its_cl
 
 @pytest.mark.parametrize("analyzed", [False, True], ids=["walked", "indexed"])
 def test_a_method_body_edit_reaches_no_module_that_only_calls_it_in_functions(
-    project: Project, hmr: Any, analyzed: bool
+    project: Project, hmr: Any, analyzed: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``Model.save``'s body edited, where other modules subclass ``Model`` and spell
     ``.save()`` in their functions: none of them runs (nor parses) again, as before the
@@ -2134,14 +2134,7 @@ def test_a_method_body_edit_reaches_no_module_that_only_calls_it_in_functions(
     modules = fresh(hmr, "core", *users, "maker")
     if analyzed:
         hmr.warm()
-    followed: list[str] = []
-    follow = hmr.reloader._follow
-
-    def spy(name: str, changes: Any) -> Any:
-        followed.append(name)
-        return follow(name, changes)
-
-    hmr.reloader._follow = spy
+    followed = _followed(monkeypatch)
     project.write("core.py", core.format(n=2, m=1))
     assert hmr.reload("core").reloaded == ["core"]
     assert followed == []
@@ -2153,7 +2146,7 @@ def test_a_method_body_edit_reaches_no_module_that_only_calls_it_in_functions(
 
 @pytest.mark.parametrize("analyzed", [False, True], ids=["walked", "indexed"])
 def test_a_body_edit_reaches_no_module_while_a_module_has_a_second_name(
-    project: Project, hmr: Any, analyzed: bool
+    project: Project, hmr: Any, analyzed: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A module under a second name in ``sys.modules`` (what ``import multiprocessing``
     does to the script: ``__mp_main__``) left the index of what import-time code calls
@@ -2165,24 +2158,14 @@ def test_a_body_edit_reaches_no_module_while_a_module_has_a_second_name(
         project.write(f"{user}.py", "import core\n\n\ndef handle():\n    return core.helper()\n")
     project.write("maker.py", "import core\n\nMADE = core.helper()\n")
     modules = fresh(hmr, "core", *users, "maker")
-    sys.modules["second_name"] = modules[1]
-    try:
-        if analyzed:
-            hmr.warm()
-        followed: list[str] = []
-        follow = hmr.reloader._follow
-
-        def spy(name: str, changes: Any) -> Any:
-            followed.append(name)
-            return follow(name, changes)
-
-        hmr.reloader._follow = spy
-        project.write("core.py", "def helper():\n    return 2\n")
-        assert hmr.reload("core").reloaded == ["core", "maker"]
-        assert followed == ["maker"]
-        assert (modules[1].handle(), modules[-1].MADE) == (2, 2)
-    finally:
-        del sys.modules["second_name"]
+    monkeypatch.setitem(sys.modules, "second_name", modules[1])
+    if analyzed:
+        hmr.warm()
+    followed = _followed(monkeypatch)
+    project.write("core.py", "def helper():\n    return 2\n")
+    assert hmr.reload("core").reloaded == ["core", "maker"]
+    assert followed == ["maker"]
+    assert (modules[1].handle(), modules[-1].MADE) == (2, 2)
 
 
 def test_a_spawned_worker_s_script_leaves_the_index_whole(
@@ -2210,14 +2193,7 @@ def test_a_spawned_worker_s_script_leaves_the_index_whole(
     hmr.remember_sources()
     assert hmr.reloader.sources.ran("__mp_main__") is None
     hmr.reloader.index_reach()
-    followed: list[str] = []
-    follow = hmr.reloader._follow
-
-    def spy(name: str, changes: Any) -> Any:
-        followed.append(name)
-        return follow(name, changes)
-
-    hmr.reloader._follow = spy
+    followed = _followed(monkeypatch)
     project.write("core.py", "def helper():\n    return 2\n")
     assert hmr.reload("core").reloaded == ["core"]
     assert followed == []
