@@ -260,9 +260,12 @@ class ChangeSet(dict[str, Changes]):
     def __init__(self) -> None:
         super().__init__()
         self.below: dict[str, set[str]] = {}
+        #: The modules in the order their changes were set (again, if set again).
+        self.order: list[str] = []
 
     def __setitem__(self, name: str, change: Changes) -> None:
         super().__setitem__(name, change)
+        self.order.append(name)
         parts = name.split(".")
         for end in range(1, len(parts)):
             self.below.setdefault(".".join(parts[:end]), set()).add(name)

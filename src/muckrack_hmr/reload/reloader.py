@@ -216,13 +216,13 @@ def _module_names_of(path: str) -> list[str]:
     return found
 
 
-def _since(changes: ChangeSet, seen: dict[str, Changes], module: str) -> ChangeSet:
-    """The changes of ``changes`` that are not among those ``seen`` (made since), but
+def _since(changes: ChangeSet, start: int, module: str) -> ChangeSet:
+    """The changes set since ``changes`` had ``start`` of them (see ChangeSet.order), but
     ``module``'s own."""
     newer = ChangeSet()
-    for name, change in changes.items():
-        if seen.get(name) is not change and name != module:
-            newer[name] = change
+    for name in dict.fromkeys(changes.order[start:]):
+        if name != module:
+            newer[name] = changes[name]
     return newer
 
 
@@ -729,7 +729,7 @@ class Reloader:
         # What each module that ran saw of the changes: once more, it follows only the
         # changes made since (it applied the others: a ``value = make()`` that a
         # function's run-time import brought into a cycle ran twice for one save).
-        seen: dict[str, dict[str, Changes]] = {}
+        seen: dict[str, int] = {}
 
         def enqueue(dependents: Iterable[str]) -> None:
             for dependent in dependents:
@@ -761,7 +761,7 @@ class Reloader:
             if is_root:
                 result.edited.append(name)
             earlier_changes = seen.get(name)
-            seen[name] = dict(changes)
+            seen[name] = len(changes.order)
             if self.cascade == "always" or name in forced:
                 outcome = self._reexecute(name, forced=name in forced)
             elif is_root:
