@@ -830,7 +830,7 @@ def test_what_a_star_import_brings_is_consumed_as_a_from_import(project: Project
 def test_a_removed_top_level_call_is_reported_with_its_file_and_line(
     project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    project.write("registry.py", "NAMES = []\ndef register(name):\n    NAMES.append(name)\n")
+    project.write("registry.py", "NAMES = []\ndef register(*names):\n    NAMES.extend(names)\n")
     source = textwrap.dedent("""\
         import registry
 
@@ -866,6 +866,15 @@ def test_a_removed_top_level_call_is_reported_with_its_file_and_line(
         f"{path}:4: registry.register('dropped') is no longer in the file; "
         "what it did when it ran stays until a restart"
     ]
+
+    # A call edited (other arguments): it runs again, and is not said to be gone.
+    again = edited.replace('registry.register("dropped")\n', "")
+    project.write("a.py", again.replace('"kept"', '"kept", "again"').format(tag="new"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        assert hmr.reload_module("a")[0] == ["a"]
+    assert registry.NAMES == ["kept", "dropped", "moved", "kept", "again"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_a_removed_class_and_function_put_back_are_the_objects_their_importers_hold(

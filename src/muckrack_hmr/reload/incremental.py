@@ -577,19 +577,43 @@ def removed_calls(old: ModuleSummary, new: ModuleSummary) -> list[Statement]:
     """
     if old is new:
         return []
-    left: dict[str, int] = {}
+    left: dict[str, list[Statement]] = {}
     for statement in new.statements:
         if _is_call(statement):
-            left[statement.fingerprint] = left.get(statement.fingerprint, 0) + 1
-    gone = []
+            left.setdefault(statement.fingerprint, []).append(statement)
+    unmatched = []
     for statement in old.statements:
         if not _is_call(statement):
             continue
-        if left.get(statement.fingerprint, 0):
-            left[statement.fingerprint] -= 1
+        same = left.get(statement.fingerprint)
+        if same:
+            same.pop()
+        else:
+            unmatched.append(statement)
+    # An edited call (the same callee, other arguments: ``conf.update(a=1, b=2)``) is
+    # not a removed one: it runs again.
+    callees: dict[str, int] = {}
+    for statements in left.values():
+        for statement in statements:
+            callee = _callee(statement)
+            if callee is not None:
+                callees[callee] = callees.get(callee, 0) + 1
+    gone = []
+    for statement in unmatched:
+        callee = _callee(statement)
+        if callee is not None and callees.get(callee, 0):
+            callees[callee] -= 1
         else:
             gone.append(statement)
     return gone
+
+
+def _callee(statement: Statement) -> str | None:
+    """What a call statement calls (``conf.update``), as a tree; None if it is no call."""
+    node = statement.node
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        return ast.dump(node.value.func)
+    return None
 
 
 def _is_call(statement: Statement) -> bool:
