@@ -301,3 +301,81 @@ def test_celery_prefork_children_reload_in_place(
     child.proc.send_signal(signal.SIGTERM)
     assert child.wait(timeout=3 * DEADLINE) == 0  # celery's warm shutdown, as without us
     assert left_behind(pids) == []
+
+
+# Sends one task by name, prints its result (or the error it raised): a plain Python.
+CELERY_SEND = """\
+import json
+import os
+import sys
+
+from proj import HERE, app
+
+STAGING = os.path.join(HERE, "staging")
+options = dict(app.conf.broker_transport_options, data_folder_out=STAGING)
+app.conf.broker_transport_options = options
+result = app.send_task(sys.argv[1])
+for name in sorted(os.listdir(STAGING)):  # moved in whole (see CELERY_CLIENT)
+    os.rename(os.path.join(STAGING, name), os.path.join(HERE, "broker", name))
+try:
+    print(json.dumps(result.get(timeout=30)))
+except Exception as exc:
+    print(json.dumps(f"{type(exc).__name__}: {exc}"))
+"""
+
+CELERY_ADDED = """\
+
+
+@app.task(max_retries={retries})
+def added():
+    return ["added", os.getpid()]
+"""
+
+
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_celery_a_task_added_is_served_and_a_task_s_options_changed_are_refused(
+    proj: Path, spawn: Callable[..., Child], core_env: dict[str, str], reap: Reaper, pool: str
+) -> None:
+    """A task added to ``tasks.py`` while the worker runs: the worker's consumer knows
+    the tasks it serves from start-up, and refused the new one ("Received unregistered
+    task") while the line said "reloaded".  It serves it now.  A task whose options
+    changed (``max_retries``, ``bind=True``...) is refused by name: Celery made it once,
+    and dropped the new options without a word."""
+    pytest.importorskip("celery", reason="celery is not installed")
+    write(proj / "proj.py", CELERY_PROJ)
+    write(proj / "tasks.py", CELERY_TASKS)
+    write(proj / "work.py", CELERY_WORK.format(value="old"))
+    write(proj / "send.py", CELERY_SEND)
+    for folder in ("broker", "staging", "results"):
+        (proj / folder).mkdir()
+    concurrency = ["-c", "2"] if pool == "prefork" else []
+    child = spawn(
+        ["-v", "-m", "celery", "-A", "proj", "worker", "--pool", pool, *concurrency, "-l", "info"],
+        cwd=proj,
+        new_session=True,
+    )
+    child.expect(re.compile(r"celery@\S+ ready").search, stream="err")
+    child.expect(lambda line: line.startswith("hmr: tracking ") and "tasks" in line, stream="err")
+
+    def send(task: str) -> object:
+        result = run_python(["send.py", task], cwd=proj, env=core_env)
+        assert result.returncode == 0, result.stderr[-1500:]
+        return json.loads(result.stdout.splitlines()[-1])
+
+    assert send("tasks.which")[1] == "old"  # type: ignore[index]
+    save_atomically(proj / "tasks.py", CELERY_TASKS + CELERY_ADDED.format(retries=3))
+    child.expect(re.compile(r"^hmr: reloaded tasks").match, stream="err")
+    added = send("tasks.added")
+    assert isinstance(added, list)
+    assert added[0] == "added"
+
+    source = CELERY_TASKS + CELERY_ADDED.format(retries=7)
+    save_atomically(proj / "tasks.py", source)
+    refused = child.expect(lambda line: line.startswith("hmr: restart to apply"), stream="err")
+    line = source.splitlines().index("@app.task(max_retries=7)") + 1
+    assert refused.startswith(
+        "hmr: restart to apply: tasks.added changed its task options at "
+        f"{proj / 'tasks.py'}:{line} (celery task); Celery made the task once"
+    ), refused
+    child.proc.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=3 * DEADLINE) == 0

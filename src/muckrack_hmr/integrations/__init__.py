@@ -9,7 +9,9 @@ that the server runs in the process that reloads.  Django's derived caches
 FastAPI route whose endpoint's parameters changed is made again in place.
 Routes added, edited or removed in a reload change Flask's, FastAPI's,
 Starlette's and Django's routing tables (``flask``, ``fastapi``, ``starlette``,
-``django``; ``_reloading`` puts them back when the reload fails).
+``django``; ``_reloading`` puts them back when the reload fails).  A Celery worker
+serves the tasks a reload adds, and an edit of a task's options is refused
+(``celery``).
 
 The CLI calls :func:`activate`.  Nothing is imported up front: each
 integration waits until the program imports its framework.  Programs that
@@ -40,6 +42,7 @@ FRAMEWORKS = {
     "gunicorn": "muckrack_hmr.integrations.gunicorn",
     "starlette": "muckrack_hmr.integrations.starlette",
     "typer": "muckrack_hmr.integrations.typer",
+    "celery": "muckrack_hmr.integrations.celery",
 }
 
 _active: dict[str, HMR] = {}
