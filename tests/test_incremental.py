@@ -1638,7 +1638,15 @@ def test_modules_loaded_from_their_bytecode_caches_enter_the_index_as_from_their
     The index made of them tells what the one made of the code does."""
     _helper_users(project, 4)
     users = [f"user{at}" for at in range(4)]
-    for name in ("core", "mid", "table", *users):
+    # A function the namespace holds in a wrapper: the index keeps the names it holds.
+    project.write(
+        "wrapped.py",
+        "import functools\n\nimport core\n\n\ndef deco(f):\n    @functools.wraps(f)\n"
+        "    def inner():\n        return f()\n\n    return inner\n\n\n"
+        "@deco\ndef compute():\n    return core.helper(20)\n",
+    )
+    project.write("table2.py", "import wrapped\n\nVALUE = wrapped.compute()\n")
+    for name in ("core", "mid", "table", "wrapped", "table2", *users):
         source = project.root / f"{name}.py"
         py_compile.compile(str(source), cfile=importlib.util.cache_from_source(str(source)))
     project.write("fresh.py", "import core\n\nVALUE = core.helper(0)\n")  # no cache
@@ -1651,7 +1659,7 @@ def test_modules_loaded_from_their_bytecode_caches_enter_the_index_as_from_their
 
     capture.listeners.append(listener)
     try:
-        modules = fresh(hmr, "core", "table", "fresh", *users)
+        modules = fresh(hmr, "core", "table", "fresh", "table2", *users)
     finally:
         capture.listeners.remove(listener)
     cache = Path(importlib.util.cache_from_source(str(project.root / "table.py")))
@@ -1659,11 +1667,12 @@ def test_modules_loaded_from_their_bytecode_caches_enter_the_index_as_from_their
     assert seen["fresh.py"] is None
     assert all(seen[f"{name}.py"] is not None for name in ("core", "mid", *users))
     hmr.reloader.index_reach()
-    assert {"core", "mid", "table", "fresh", *users} <= hmr.reloader.sources.reach.known
+    assert {"core", "mid", "table", "fresh", "wrapped", *users} <= hmr.reloader.sources.reach.known
     followed = _followed(monkeypatch)
     project.write("core.py", "def helper(x):\n    return x + 2\n\n\ndef unused():\n    return 0\n")
-    assert hmr.reload("core").reloaded == ["core", "table", "fresh"]
-    assert (modules[1].TABLE, modules[2].VALUE, modules[3].f0(1)) == ([12], 2, 6)
+    assert sorted(hmr.reload("core").reloaded) == ["core", "fresh", "table", "table2"]
+    assert (modules[1].TABLE, modules[2].VALUE, modules[3].VALUE) == ([12], 2, 22)
+    assert modules[4].f0(1) == 6
     assert not set(followed) & set(users)
 
 

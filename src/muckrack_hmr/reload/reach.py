@@ -98,7 +98,9 @@ class ImportReach:
             self._add_caches(module, namespace, edges, methods=True)
         self._fold(module, edges, roots, (resolve, consumption.bodies))
 
-    def add_code(self, module: str, scan: Scan, namespace: dict[str, object]) -> None:
+    def add_code(
+        self, module: str, scan: tuple[tuple[str, ...], _Bodies], namespace: dict[str, object]
+    ) -> None:
         """Fold in ``module``'s code as its loader made it (``scan``: what the core's
         scan_module read of it), resolved through its namespace now that it ran: no
         parse, and a superset of what its analysis tells (a name the code holds may
