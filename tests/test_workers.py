@@ -497,6 +497,14 @@ def test_uvicorn_workers_reload_in_place(
     assert f"in all {workers} processes" in error
     assert served_by_every_worker(child, port, "new", workers) == pids
 
+    # Saved back as it runs: every worker says it recovered (before: "no process has it
+    # loaded now", as for a module no worker held).
+    seen = len(child.seen["err"])
+    save_atomically(proj / "app.py", ASGI_APP.format(value="new"))
+    recovered = child.expect(lambda line: "app recovered" in line, stream="err")
+    assert f"(in all {workers} processes" in recovered
+    assert not any("no process has it loaded" in line for line in child.seen["err"][seen:])
+
     child.proc.send_signal(signal.SIGINT)
     assert child.wait() == 0  # as uvicorn's own exit on Ctrl-C
     assert left_behind(pids) == []

@@ -92,6 +92,7 @@ def outcome_message(
         "seq": seq,
         "pid": pid,
         "reloaded": list(result.reloaded),
+        "recovered": list(result.recovered),
         "summary": result.summary(),
         "patched": len(result.patched),
         "failed": {name: f"{type(exc).__name__}: {exc}" for name, exc in result.failed.items()},
@@ -121,6 +122,9 @@ class ProcessOutcome:
     """(level, text) of what the engine logged there, but its "reloaded" line."""
     refused: tuple[Refusal, ...] = ()
     """The edits that need a restart there (nothing of their modules ran)."""
+    recovered: tuple[str, ...] = ()
+    """Modules whose failed or refused edit the save undid there (the file is back to
+    the code that runs: nothing ran)."""
 
     @classmethod
     def from_message(cls, message: Message) -> ProcessOutcome:
@@ -128,6 +132,7 @@ class ProcessOutcome:
         failed = message.get("failed")
         records = message.get("records")
         reloaded = message.get("reloaded")
+        recovered = message.get("recovered")
         refused = message.get("refused")
         return cls(
             pid=int(str(message.get("pid", 0))),
@@ -145,12 +150,16 @@ class ProcessOutcome:
                 for fields in (refused if isinstance(refused, list) else ())
                 if isinstance(fields, list) and 4 <= len(fields) <= 5
             ),
+            recovered=(
+                tuple(str(name) for name in recovered) if isinstance(recovered, list) else ()
+            ),
         )
 
     @property
     def did_something(self) -> bool:
-        """Did the save run, fail or refuse anything here (not: the module is not loaded here)?"""
-        return bool(self.reloaded or self.failed or self.refused)
+        """Did the save run, fail, refuse or mend anything here (not: the module is not
+        loaded here)?"""
+        return bool(self.reloaded or self.failed or self.refused or self.recovered)
 
 
 @dataclass(frozen=True)
