@@ -259,16 +259,23 @@ def pool_answers(
     pytest.fail(f"not every pool child answered {version!r}: {sorted(seen)}")
 
 
-def test_celery_prefork_children_reload_in_place(
-    proj: Path, spawn: Callable[..., Child], core_env: dict[str, str], reap: Reaper
-) -> None:
+def celery_project(proj: Path) -> None:
+    """The Celery app, its tasks, the module they call, and the two clients (skips the
+    test where Celery is not installed)."""
     pytest.importorskip("celery", reason="celery is not installed")
     write(proj / "proj.py", CELERY_PROJ)
     write(proj / "tasks.py", CELERY_TASKS)
     write(proj / "work.py", CELERY_WORK.format(value="old"))
     write(proj / "client.py", CELERY_CLIENT)
+    write(proj / "send.py", CELERY_SEND)
     for folder in ("broker", "staging", "results"):
         (proj / folder).mkdir()
+
+
+def test_celery_prefork_children_reload_in_place(
+    proj: Path, spawn: Callable[..., Child], core_env: dict[str, str], reap: Reaper
+) -> None:
+    celery_project(proj)
     child = spawn(
         [
             "-v",
@@ -341,13 +348,7 @@ def test_celery_a_task_added_is_served_and_a_task_s_options_changed_are_refused(
     task") while the line said "reloaded".  It serves it now.  A task whose options
     changed (``max_retries``, ``bind=True``...) is refused by name: Celery made it once,
     and dropped the new options without a word."""
-    pytest.importorskip("celery", reason="celery is not installed")
-    write(proj / "proj.py", CELERY_PROJ)
-    write(proj / "tasks.py", CELERY_TASKS)
-    write(proj / "work.py", CELERY_WORK.format(value="old"))
-    write(proj / "send.py", CELERY_SEND)
-    for folder in ("broker", "staging", "results"):
-        (proj / folder).mkdir()
+    celery_project(proj)
     concurrency = ["-c", "2"] if pool == "prefork" else []
     child = spawn(
         ["-v", "-m", "celery", "-A", "proj", "worker", "--pool", pool, *concurrency, "-l", "info"],
