@@ -237,7 +237,9 @@ def _own_modules(names: list[str]) -> list[str]:
         module = modules.get(name)
         if name == "__main__" or (module is script and module is not None):
             continue
-        real = getattr(module, "__name__", name)
+        # (Its namespace as it is: a lazy module would run at a look at an attribute.)
+        namespace = object.__getattribute__(module, "__dict__") if is_a(module, ModuleType) else {}
+        real = namespace.get("__name__", name)
         if real != name and isinstance(real, str) and modules.get(real) is module:
             continue
         own.append(name)

@@ -28,7 +28,7 @@ import weakref
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from types import CodeType, ModuleType
+from types import CodeType, FunctionType, ModuleType
 from typing import TYPE_CHECKING
 
 from .._core import USING_EXTENSION, core
@@ -232,7 +232,9 @@ def _live_bodies(
     kept: list[str | CodeType | tuple[str, ...]] = []
     for at in range(0, len(bodies), 2):
         name, code = bodies[at], bodies[at + 1]
-        live = getattr(namespace.get(name), "__code__", None) if isinstance(name, str) else None
+        # (By type alone: a namespace may hold a lazy proxy under a function's name.)
+        value = namespace.get(name) if isinstance(name, str) else None
+        live = value.__code__ if type(value) is FunctionType else None
         if not isinstance(code, CodeType):
             kept += (name, code)
         elif (
