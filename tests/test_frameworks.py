@@ -478,7 +478,8 @@ def test_fastapi_a_dependency_s_new_parameter_reaches_the_routes_of_an_included_
     assert poll(child, port, lambda got: True, path="/items?q=zz") == {"token": "tok-anon"}
 
     write(proj / "deps.py", FASTAPI_DEPS.format(extra=', q: str = ""', more=' + "/q=" + q'))
-    got = poll(child, port, lambda got: got["token"] != "tok-anon", path="/items?q=zz")
+    # (The new body answers first, "tok-anon/q=", until the route is made again.)
+    got = poll(child, port, lambda got: got["token"].endswith("zz"), path="/items?q=zz")
     assert got == {"token": "tok-anon/q=zz"}
 
 
