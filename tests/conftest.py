@@ -143,7 +143,13 @@ class Project:
         names = []
         for name, module in list(sys.modules.items()):
             filename = getattr(module, "__file__", None)
-            if isinstance(filename, str) and filename.startswith(prefixes):
+            if filename is None:
+                # A namespace package (no file): by its folders.
+                folders = list(getattr(module, "__path__", None) or ())
+                ours = any(isinstance(each, str) and each.startswith(prefixes) for each in folders)
+            else:
+                ours = isinstance(filename, str) and filename.startswith(prefixes)
+            if ours:
                 names.append(name)
         return names
 

@@ -536,3 +536,71 @@ def test_a_reload_request_racing_the_watcher_applies_the_save_once(
     applied = [line for line in child.seen["err"] if line.startswith("hmr: reloaded state")]
     assert len(applied) == 2, child.stderr_text()
     assert_no_failure(child)
+
+
+# -- the program's garbage is finalized in the program's threads ----------------------------
+
+# Objects in a reference cycle whose finalizer records the thread it runs in (an SQLite
+# connection's, say, must run in the thread that opened it).  ``garbage`` makes a few
+# hundred and leaves them for the next collection; ``where`` collects in the main
+# thread, then tells where each finalizer ran.
+FINALIZED = """\
+import gc
+import json
+import sys
+import threading
+
+import helper
+
+ran = []
+
+
+class Resource:
+    def __init__(self):
+        self.me = self
+
+    def __del__(self):
+        ran.append(threading.current_thread().name)
+
+
+def reply(**facts):
+    print(json.dumps(facts), flush=True)
+
+
+for _ in range(300):
+    Resource()
+reply(ready=True)
+while line := sys.stdin.readline():
+    command = line.strip()
+    if command == "garbage":
+        for _ in range(300):
+            Resource()
+        reply(made=True)
+    elif command == "where":
+        gc.collect()
+        reply(threads=sorted(set(ran)), finalized=len(ran), version=helper.VERSION)
+"""
+
+
+def test_the_program_s_garbage_is_finalized_in_its_own_threads(proj: Path, spawn: Spawn) -> None:
+    """Cyclic garbage the program leaves is collected by the collection that an
+    allocation makes due, in the allocating thread.  The watcher's threads allocate
+    while the program rests (the idle work after start-up, each reload): the
+    program's finalizers ran there, and an in-memory SQLite database opened by the
+    main thread was closed from the watcher's thread (its tables gone).  They run in
+    the program's own thread, as under python, and none is lost."""
+    write(proj / "helper.py", "VERSION = 1\n")
+    write(proj / "main.py", FINALIZED)
+    child = spawn(["-v", "main.py"], cwd=proj, stdin=True)
+    child.expect(starts('{"ready"'))
+    tracked(child, "helper")
+    for version in (2, 3, 4):
+        child.send("garbage")
+        child.expect(starts('{"made"'))
+        edit(child, proj / "helper.py", f"VERSION = {version}\n", "helper")
+    child.send("where")
+    facts = json.loads(child.expect(starts('{"threads"')))
+    assert facts == {"threads": ["MainThread"], "finalized": 1200, "version": 4}, (
+        child.stderr_text()[-3000:]
+    )
+    assert_no_failure(child)

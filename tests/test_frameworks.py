@@ -483,6 +483,57 @@ def test_fastapi_a_dependency_s_new_parameter_reaches_the_routes_of_an_included_
     assert got == {"token": "tok-anon/q=zz"}
 
 
+FASTAPI_ORDERS = """\
+from pydantic import BaseModel
+
+
+class Order(BaseModel):
+    items: list["Item"]
+
+
+class Item(BaseModel):
+    name: str
+    qty: int = {qty}
+
+
+Order.model_rebuild()
+"""
+
+
+def test_fastapi_routes_validate_with_a_model_edited_under_a_string_annotation(
+    proj: Path, spawn: Spawn
+) -> None:
+    """``Order`` names ``Item`` by a string, and ``carts.Cart`` names ``Order`` by one.  The
+    routes copied their schemas as FastAPI made them.  After an edit of ``Item``'s
+    default, both answered with the old one (a fresh start answers with the new), while
+    the line said "reloaded": no class statement read ``Item``, none ran again."""
+    write(proj / "orders.py", FASTAPI_ORDERS.format(qty=1))
+    write(
+        proj / "carts.py",
+        "from pydantic import BaseModel\n\nimport orders\n\n\n"
+        "class Cart(BaseModel):\n    order: 'orders.Order'\n",
+    )
+    write(
+        proj / "app.py",
+        "from fastapi import FastAPI\n\nfrom carts import Cart\nfrom orders import Order\n\n"
+        "app = FastAPI()\nITEMS = {'items': [{'name': 'a'}]}\n\n\n"
+        '@app.get("/order", response_model=Order)\ndef order():\n    return ITEMS\n\n\n'
+        '@app.get("/cart", response_model=Cart)\ndef cart():\n    return {"order": ITEMS}\n',
+    )
+    port = free_port()
+    child = spawn(
+        ["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    items = [{"name": "a", "qty": 1}]
+    assert poll(child, port, lambda got: True, path="/order") == {"items": items}
+    assert poll(child, port, lambda got: True, path="/cart") == {"order": {"items": items}}
+
+    write(proj / "orders.py", FASTAPI_ORDERS.format(qty=7))
+    items = [{"name": "a", "qty": 7}]
+    assert poll(child, port, lambda got: got == {"items": items}, path="/order")
+    assert poll(child, port, lambda got: got == {"order": {"items": items}}, path="/cart")
+
+
 def wait_status(child: Child, port: int, path: str, status: int, text: str) -> tuple[int, str]:
     """GET ``path`` until it answers ``status`` with ``text`` in the body; fail at the deadline."""
     deadline = time.monotonic() + DEADLINE

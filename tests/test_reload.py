@@ -343,6 +343,8 @@ def test_an_edit_that_failed_for_want_of_a_helper_applies_once_the_helper_is_sav
         ("import pkg.helpers", "pkg/helpers.py"),
         ("from pkg import helpers", "pkg/helpers.py"),
         ("from pkg.sub import g", "pkg/sub/__init__.py"),
+        # A namespace package (no __init__.py): its first file makes it exist.
+        ("from newns.mod import g", "newns/mod.py"),
     ],
 )
 def test_an_edit_that_failed_on_a_missing_module_awaits_its_file(
@@ -361,6 +363,33 @@ def test_an_edit_that_failed_on_a_missing_module_awaits_its_file(
     assert hmr.reloader.awaiting(str(path)) == ["views"]
     assert hmr.reload("views").recovered == ["views"]
     assert hmr.reloader.awaiting(str(path)) == []
+
+
+def test_a_deleted_module_keeps_its_code_and_no_reload_fails_for_it(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A module whose file was deleted (a branch switched) is still loaded, and imports a
+    module that is then edited.  Each such reload reported it failed (``failed to reload
+    b (<unknown>): FileNotFoundError``, with a traceback), though nothing failed: it
+    keeps its old code, as the watcher says when it sees the delete, and a request for
+    it says so in one line."""
+    project.write("a.py", "V = 1\n")
+    project.write("b.py", "from a import V\n\nW = V + 1\n")
+    a, b = importlib.import_module("a"), importlib.import_module("b")
+    hmr.remember_sources()
+    os.remove(project.root / "b.py")
+    project.write("a.py", "V = 2\n")
+    result = hmr.reload("a")
+    assert (result.reloaded, dict(result.failed)) == (["a"], {})
+    assert (a.V, b.W) == (2, 2)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        result = hmr.reload("b")
+    assert (result.reloaded, result.edited, dict(result.failed)) == ([], [], {})
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{project.root / 'b.py'} was deleted; b keeps running its old code"
+    ]
+    assert "b" not in hmr.reloader.failing
 
 
 def test_a_failure_a_reload_cannot_mend_is_not_tried_again(

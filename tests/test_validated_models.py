@@ -105,3 +105,86 @@ def test_a_model_made_in_a_function_naming_a_local_class_is_rebuilt_and_works(
     hmr.reload("models")
     made = models.Whole.model_validate({"part": {"n": 1}})
     assert (made.part.n, made.label) == (1, "b")
+
+
+ORDERS = """\
+from pydantic import BaseModel
+
+
+class Order(BaseModel):
+    items: list["Item"]
+
+
+class Item(BaseModel):
+    name: str
+    qty: int = {qty}
+
+
+Order.model_rebuild()
+"""
+
+
+def test_a_model_that_names_an_edited_model_by_a_string_validates_with_the_new_one(
+    project: Project, hmr: Any
+) -> None:
+    """``Order`` names ``Item`` by a string (defined below it): its class statement reads
+    no ``Item`` and does not run again when ``Item`` changes, and its schema holds a copy
+    of the old ``Item``'s.  It is rebuilt in place; a model of another module that holds
+    ``Order`` (not reloaded) is too, and what another module made of ``Order`` at import
+    time (``TypeAdapter(Order)``) follows, as a fresh run shows.  Before, all three
+    validated into the old default."""
+    project.write("orders.py", ORDERS.format(qty=1))
+    project.write(
+        "carts.py",
+        "from pydantic import BaseModel, TypeAdapter\n\nimport orders\n\n\n"
+        "class Cart(BaseModel):\n    order: orders.Order\n\n\n"
+        "ADAPTER = TypeAdapter(orders.Order)\n",
+    )
+    orders, carts = fresh(hmr, "orders", "carts")
+    Order, Cart = orders.Order, carts.Cart
+    given = {"items": [{"name": "a"}]}
+    assert Order.model_validate(given).items[0].qty == 1
+    project.write("orders.py", ORDERS.format(qty=7))
+    assert hmr.reload("orders").reloaded == ["orders", "carts"]
+    assert (orders.Order, carts.Cart) == (Order, Cart)
+    assert Order.model_validate(given).items[0].qty == 7
+    assert Cart.model_validate({"order": given}).order.items[0].qty == 7
+    assert carts.ADAPTER.validate_python(given).items[0].qty == 7
+    assert type(carts.ADAPTER.validate_python(given)) is Order
+
+
+POINTS = """\
+from pydantic import BaseModel
+from pydantic.dataclasses import dataclass
+
+
+@dataclass
+class Point:
+    x: int
+    y: int = {y}
+
+
+class Shape(BaseModel):
+    origin: "Point"
+"""
+
+
+def test_a_pydantic_dataclass_run_again_validates_into_the_live_class(
+    project: Project, hmr: Any
+) -> None:
+    """A pydantic dataclass whose class statement ran again (a field's default changed)
+    took the validator pydantic built for the throwaway class: what a ``TypeAdapter`` or
+    a model holding it validated was an instance of that class, not of the live
+    ``Point`` (``isinstance`` False).  It is rebuilt for the live class."""
+    from pydantic import TypeAdapter
+
+    project.write("points.py", POINTS.format(y=0))
+    (points,) = fresh(hmr, "points")
+    Point = points.Point
+    project.write("points.py", POINTS.format(y=5))
+    assert hmr.reload("points").reloaded == ["points"]
+    assert points.Point is Point
+    made = TypeAdapter(Point).validate_python({"x": 1})
+    assert (type(made), made.y) == (Point, 5)
+    held = points.Shape.model_validate({"origin": {"x": 1}}).origin
+    assert (type(held), held.y) == (Point, 5)

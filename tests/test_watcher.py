@@ -709,6 +709,10 @@ def test_a_save_of_the_running_script_is_answered_with_a_warning(
     child.expect(reloaded("a"), stream="err")
     child.expect("f=new X=2 Y=2")  # the program runs on, as it was started
     assert [line for line in child.seen["err"] if "running script" in line] == [warning]
+    # Saved back to the code that runs: no restart is needed (it said so again before).
+    write(script, MAIN)
+    child.expect(f"hmr: __main__ recovered ({script} holds the code that runs)", stream="err")
+    assert [line for line in child.seen["err"] if "running script" in line] == [warning]
 
 
 def test_symlinks_out_of_the_project_are_not_followed(

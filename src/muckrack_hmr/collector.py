@@ -21,21 +21,39 @@ and ``gc.get_referrers`` thaw first, and a program that calls ``gc.freeze``
 itself (a server about to fork) keeps everything frozen, ours with its own;
 one that calls ``gc.unfreeze`` has thawed ours too.  Those four functions of
 the ``gc`` module are stand-ins until the thaw, then the originals again.
+
+A collection runs in the thread whose allocation made it due, and with it the
+finalizers of the garbage it finds (``__del__``, weakref callbacks).  Under
+``python``, a program's own threads run them; a finalizer may need its thread
+(an SQLite connection checks it, an event loop's objects are not thread-safe).
+So a collection made due by a thread of ours (the watcher's idle work, a
+reload) looks at nothing (see :func:`ours`): the program's next allocation, in
+its own thread, makes it due again.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Callable
 
-__all__ = ["start_fresh", "thaw"]
+__all__ = ["ours", "start_fresh", "thaw"]
 
 _lock = threading.Lock()
 # Are the objects start_fresh froze still frozen, by us alone?
 _frozen = False
 # The gc module's own functions that stand-ins replace while they are.
 _originals: dict[str, Callable[..., object]] = {}
+# The originals, for the collections on our threads (the stand-ins may be in place).
+_freeze, _unfreeze, _frozen_count = gc.freeze, gc.unfreeze, gc.get_freeze_count
+# The threads of ours that run now (their idents).
+_ours: set[int] = set()
+# What the interpreter froze itself before the program ran (3.12.1 freezes a few
+# hundred immortal tuples): more than that, the program froze objects of its own.
+_interpreter_froze = _frozen_count()
+# Did the collection that runs now start on a thread of ours (and freeze everything)?
+_skipping = False
 
 
 def start_fresh() -> None:
@@ -98,3 +116,45 @@ def _restore() -> None:
     for name, original in _originals.items():
         setattr(gc, name, original)
     _originals.clear()
+
+
+def ours(target: Callable[..., object]) -> Callable[..., None]:
+    """``target`` to run as a thread of ours: a collection its allocations make due looks
+    at nothing, and the program's garbage waits for a thread of the program.
+
+    Done with a callback of the collector: as a collection starts in a thread of
+    ours, everything is frozen (it finds no object to look at), and thawed as it
+    ends, into the oldest generation.  Not while objects are frozen beyond what the
+    interpreter froze itself (the CLI's start-up, or a program that froze its
+    own: thawing would undo that); the collection then runs here, as before.
+    """
+    if _skip_in_our_threads not in gc.callbacks:
+        gc.callbacks.append(_skip_in_our_threads)
+
+    def run(*args: object, **keywords: object) -> None:
+        ident = threading.get_ident()
+        _ours.add(ident)
+        try:
+            target(*args, **keywords)
+        finally:
+            _ours.discard(ident)
+
+    return run
+
+
+def _skip_in_our_threads(phase: str, _info: dict[str, int]) -> None:
+    global _skipping, _interpreter_froze
+    if phase == "start":
+        if threading.get_ident() in _ours and _frozen_count() == _interpreter_froze:
+            _freeze()
+            _skipping = True
+    elif _skipping:
+        _skipping = False
+        _unfreeze()
+        _interpreter_froze = 0  # (thawed with the rest)
+
+
+if hasattr(os, "register_at_fork"):
+    # A fork child has none of our threads (its main thread may have the ident of the
+    # one that forked): ours register again as they start.
+    os.register_at_fork(after_in_child=_ours.clear)

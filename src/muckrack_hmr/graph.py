@@ -20,6 +20,8 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from . import collector
+
 if TYPE_CHECKING:
     from .api import HMR
     from .reload.reloader import ReloadResult
@@ -167,7 +169,9 @@ class GraphFile:
             watcher.started.wait()
             self.write(None)
 
-        threading.Thread(target=when_started, name="muckrack-hmr-graph", daemon=True).start()
+        threading.Thread(
+            target=collector.ours(when_started), name="muckrack-hmr-graph", daemon=True
+        ).start()
 
     def write(self, result: ReloadResult | None) -> None:
         try:

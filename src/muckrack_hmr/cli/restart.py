@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from .. import collector
+
 if TYPE_CHECKING:
     from ..api import HMR
     from ..reload.refusals import Refusal
@@ -168,7 +170,10 @@ def supervised(hmr: HMR, main_file: str | None) -> Restarter | None:
         return None
     if sys.platform != "win32":
         threading.Thread(
-            target=_end_with_parent, args=(os.getppid(),), name="muckrack-hmr-parent", daemon=True
+            target=collector.ours(_end_with_parent),
+            args=(os.getppid(),),
+            name="muckrack-hmr-parent",
+            daemon=True,
         ).start()
     restarter = Restarter(hmr, channel, main_file)
     watcher.after_reload.append(restarter.reloaded)
@@ -309,7 +314,9 @@ class _ColdStart:
 
         # Restored at its first call: the one start-up of this process is measured.
         socket.socket.listen = listen  # type: ignore[method-assign,assignment]
-        threading.Thread(target=self._start_up_over, daemon=True).start()
+        threading.Thread(
+            target=collector.ours(self._start_up_over), name="muckrack-hmr-restart", daemon=True
+        ).start()
 
     def _start_up_over(self) -> None:
         # The watcher's file events start once the program's start-up is over;

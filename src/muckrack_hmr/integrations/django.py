@@ -41,6 +41,7 @@ from pathlib import Path, PurePath
 from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
+from .. import collector
 from ..reload.refusals import DJANGO_MODEL_FIELDS, DJANGO_SETTINGS
 from ..threads import signals_to_main_thread
 from . import _django_admin, _django_signals, _reloading
@@ -131,7 +132,10 @@ def run_in_place(main_func: Callable[..., object], *args: object, **kwargs: obje
     signals = FileSignals()
     with signals_to_main_thread():  # its observer's threads too: Ctrl-C stops the server
         threading.Thread(
-            target=signals.run_when_ready, args=(apps,), name="muckrack-hmr-django", daemon=True
+            target=collector.ours(signals.run_when_ready),
+            args=(apps,),
+            name="muckrack-hmr-django",
+            daemon=True,
         ).start()
     try:
         main_func(*args, **kwargs)

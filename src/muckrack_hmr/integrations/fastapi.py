@@ -9,8 +9,11 @@ parameter, a dependency that takes a header) would still be validated the old
 way.  So each route is remembered with the arguments it was made with and the
 signatures it read; after a reload that touched one of its callables, a route
 whose signatures changed is made again from the same arguments: the same route
-object at the same place in its router, with the new parameters.  The cached
-OpenAPI schema of every app is dropped, so ``/docs`` shows them too.
+object at the same place in its router, with the new parameters.  So is a route
+whose parameters or response hold a pydantic model rebuilt since it was made (a
+model named by a string, ``items: list["Item"]``, whose schema held the old
+``Item``'s: see reload.validated_models): FastAPI copied that schema as it made the
+route.  The cached OpenAPI schema of every app is dropped, so ``/docs`` shows them too.
 
 The routes themselves follow the edits: a route declared in a reload (also on
 a router included into the app, which FastAPI reads live) serves at once; a
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from ..reload import validated_models
 from . import _reloading
 from ._imports import when_imported
 
@@ -63,6 +67,8 @@ class _Made:
     args: tuple[object, ...]
     kwargs: dict[str, object]
     signatures: tuple[object, ...]
+    models: int
+    """validated_models.generation() when it was made, or last found to hold none since."""
 
 
 # id(route) -> how it was made; by id, as routes compare by value and are not hashable.
@@ -244,6 +250,7 @@ def _remember(route: object, args: tuple[object, ...], kwargs: dict[str, object]
         args,
         kwargs,
         _signatures(route),
+        validated_models.generation(),
     )
 
 
@@ -280,19 +287,29 @@ def _module_of(call: Callable[..., object]) -> str | None:
 
 
 def refresh_routes(name: str) -> None:
-    """Make again, in place, each route whose callables from ``name`` changed signature
-    (a post-reload hook)."""
+    """Make again, in place, each route whose callables from ``name`` changed signature,
+    or that holds a model rebuilt since it was made (a post-reload hook)."""
     if not _make_route:
         return
     rebuilt: set[int] = set()
+    now = validated_models.generation()
     for made in list(_routes.values()):
         route = made.route()
-        if route is None or not any(_module_of(call) == name for call in _callables(route)):
+        if route is None:
             continue
-        if _signatures(route) == made.signatures:  # what FastAPI read is what it would read now
+        callables = _callables(route)
+        if any(_module_of(call) == name for call in callables):
+            changed = _signatures(route) != made.signatures
+        else:
+            changed = False
+        if not changed and made.models != now:
+            changed = _holds_rebuilt(route, made.models)
+            made.models = now
+        if not changed:  # what FastAPI read is what it would read now
             continue
         _make_route[0](route, *made.args, **made.kwargs)
         made.signatures = _signatures(route)
+        made.models = validated_models.generation()
         rebuilt.add(id(route))
         log.debug(
             "FastAPI route %s %s made again: its parameters changed",
@@ -308,6 +325,27 @@ def refresh_routes(name: str) -> None:
     for router in list(_routers.values()):
         if any(id(route) in rebuilt for route in list(router.routes)):
             _routes_changed(router)
+
+
+_PARAMETERS = ("path_params", "query_params", "header_params", "cookie_params", "body_params")
+
+
+def _holds_rebuilt(route: object, since: int) -> bool:
+    """Do the parameters or the response of ``route`` hold a model rebuilt since ``since``?"""
+    models = validated_models.rebuilt_since(since)
+    if not models:
+        return False
+    annotations: list[object] = [getattr(route, "response_model", None)]
+    stack = [getattr(route, "dependant", None)]
+    while stack:
+        dependant = stack.pop()
+        if dependant is None:
+            continue
+        for kind in _PARAMETERS:
+            for field in getattr(dependant, kind, None) or ():
+                annotations.append(getattr(getattr(field, "field_info", None), "annotation", None))
+        stack.extend(getattr(dependant, "dependencies", None) or [])
+    return any(validated_models.mentions(each, models) for each in annotations)
 
 
 # -- routes whose def is gone --------------------------------------------------------------

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from .. import collector
 from ..threads import signals_to_main_thread
 from .channel import Frames, Message, listen, peer_is_us, receive, send
 
@@ -70,7 +71,9 @@ class Hub:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.listener, selectors.EVENT_READ)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
-        self._thread = threading.Thread(target=self._run, name="muckrack-hmr-hub", daemon=True)
+        self._thread = threading.Thread(
+            target=collector.ours(self._run), name="muckrack-hmr-hub", daemon=True
+        )
         with signals_to_main_thread():
             self._thread.start()
 

@@ -19,7 +19,7 @@ import threading
 from types import CodeType
 from typing import TYPE_CHECKING
 
-from .. import tracking
+from .. import collector, tracking
 from ..threads import signals_to_main_thread
 from .channel import Frames, Message, receive, send
 from .locks import reload_lock
@@ -54,7 +54,9 @@ class Member:
         capture = tracking.capture()
         if capture is not None and self._tell_loaded_on_import not in capture.listeners:
             capture.listeners.append(self._tell_loaded_on_import)
-        self._thread = threading.Thread(target=self._serve, name="muckrack-hmr-member", daemon=True)
+        self._thread = threading.Thread(
+            target=collector.ours(self._serve), name="muckrack-hmr-member", daemon=True
+        )
         with signals_to_main_thread():
             self._thread.start()
         # What the supervisor's watcher does while its program rests (recording the

@@ -151,6 +151,8 @@ class PatchReport:
     definition (its closure changed shape, or its kind): the new object replaced it."""
     closures: int = 0
     """Closures made before the edit by a changed factory, given the new code."""
+    rebuilt: list[type] = field(default_factory=list)
+    """pydantic models rebuilt in place because their schemas held a patched model's."""
 
 
 @dataclass(frozen=True)
@@ -495,7 +497,10 @@ class _Patcher:
         if self.nested:
             self._update_closures()
         # Models whose validators instantiate the class they were built for: the live one.
-        rebuild_models(old for old in self.new_to_old.values() if isinstance(old, type))
+        self.report.rebuilt += rebuild_models(
+            [old for old in self.new_to_old.values() if isinstance(old, type)],
+            [new for new in self.keep_alive if isinstance(new, type)],
+        )
 
     def _update_closures(self) -> None:
         """The fallback: find live closures of the changed nested code on the heap.

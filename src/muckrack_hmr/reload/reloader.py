@@ -168,9 +168,14 @@ class _Blame:
 
     def awaits(self, module: str) -> bool:
         """Did it fail for want of ``module`` (no such module, or no such name in its
-        package)?"""
+        package), or of a package that ``module`` makes exist (a file in the new folder
+        of a namespace package)?"""
         package, _, last = module.rpartition(".")
-        return module in self.modules or (package in self.modules and last in self.names)
+        if module in self.modules or (package in self.modules and last in self.names):
+            return True
+        return any(
+            module.startswith(wanted + ".") and wanted not in sys.modules for wanted in self.modules
+        )
 
     def concerns(self, module: str, filename: object, new: set[str]) -> bool:
         """May a reload of ``module`` (its file; the names it bound anew) mend it?"""
@@ -248,6 +253,12 @@ def _own_modules(names: list[str]) -> list[str]:
 
 def _nobody(module: str) -> bool:
     return False
+
+
+def _deleted(name: str) -> bool:
+    """Was the file of module ``name`` deleted?"""
+    filename = getattr(sys.modules.get(name), "__file__", None)
+    return isinstance(filename, str) and not os.path.exists(filename)
 
 
 def _holds(filename: str, source: bytes) -> bool:
@@ -759,6 +770,13 @@ class Reloader:
                 # undone is fine again (the watcher says so for a file saved back).
                 if self.back_to_the_code_that_runs(name):
                     result.recovered.append(name)
+                continue
+            if is_root and _deleted(name):
+                log.warning(
+                    "%s was deleted; %s keeps running its old code",
+                    sys.modules[name].__file__,
+                    name,
+                )
                 continue
             if is_root:
                 result.edited.append(name)
@@ -1343,6 +1361,11 @@ class Reloader:
         package = namespace.get("__package__")
         try:
             filename, source = self._read(module)
+        except FileNotFoundError:
+            # Its file was deleted (a branch switched): it keeps running its code, and
+            # nothing of it changed for the modules that import it.  (The watcher says
+            # so as it sees the delete, a request before it gets here.)
+            return Changes()
         except (OSError, ImportError) as exc:
             self._fail(name, exc)
             return None
@@ -1441,8 +1464,15 @@ class Reloader:
                         _brief(gone.node),
                     )
             self.sources.remember(name, source, new)
+            rebuilt = [model for each in (report,) if each is not None for model in each.rebuilt]
             for patched, _ in outcome.live_patches:
                 self._report(patched)
+                rebuilt += patched.rebuilt
+            # A model rebuilt for a patched one its schema holds (named by a string): what
+            # read it (``TypeAdapter(Order)``) follows, as had its class statement run again.
+            outcome.values |= {
+                key for key, value in namespace.items() if any(value is each for each in rebuilt)
+            }
             if outcome.applied:
                 self._report(report)
                 if outcome.body_patches:
@@ -1490,7 +1520,9 @@ class Reloader:
                             del left[attr]
 
         with signals_to_main_thread():
-            threading.Thread(target=drop, name="muckrack-hmr-removed-names", daemon=True).start()
+            threading.Thread(
+                target=collector.ours(drop), name="muckrack-hmr-removed-names", daemon=True
+            ).start()
 
     def _forget_removed_imports(
         self, name: str, old: ModuleSummary, new: ModuleSummary, package: str | None

@@ -25,6 +25,8 @@ import threading
 import time
 from collections.abc import Iterator
 
+from .. import collector
+
 __all__ = ["Superseded", "Watchdog"]
 
 log = logging.getLogger("muckrack_hmr.reload")
@@ -100,7 +102,7 @@ class Watchdog:
         """Start the watchdog's thread (the program's idle time does, before a reload)."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._watch, name="muckrack-hmr-watchdog", daemon=True
+                target=collector.ours(self._watch), name="muckrack-hmr-watchdog", daemon=True
             )
             self._thread.start()
 

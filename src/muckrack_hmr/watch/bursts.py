@@ -20,6 +20,9 @@ class ModuleSave:
     path: str
     source: bytes
     digest: bytes
+    stamp: tuple[int, int] = (0, 0)
+    """The file's (mtime_ns, inode) as it was read: another save of the same bytes has
+    another."""
 
 
 @dataclass(frozen=True)

@@ -297,7 +297,7 @@ class IdleWorker:
         #: set when everything that was imported is analyzed and indexed
         self.done = threading.Event()
         self._thread = threading.Thread(
-            target=self._main, name="muckrack-hmr-idle-work", daemon=True
+            target=collector.ours(self._main), name="muckrack-hmr-idle-work", daemon=True
         )
 
     def start(self) -> None:

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from .. import collector
 from ..capture import read_if_unchanged
 from ..errors import first_line, location_of
 from ..threads import signals_to_main_thread
@@ -158,6 +159,7 @@ class SavePipeline:
         self.why = "asked for" if self.backend is not None else "the default"
         self._files: dict[str, str] = {}  # real path -> module name ("" for a plain file)
         self._scripts: dict[str, bytes | None] = {}  # the script's path -> digest of what ran
+        self._script_seen: dict[str, bytes | None] = {}  # ... and of what it held last seen
         #: ``fn(refusal, path)`` when the running script is saved (``--restart-on-refused``).
         self.script_refused: list[Callable[[Refusal, str], None]] = []
         #: ``fn(refusal, path)`` when the workers refused the edit of a module this
@@ -206,7 +208,10 @@ class SavePipeline:
             if not thread:
                 return
         self._thread = threading.Thread(
-            target=self._run, args=(settle_in,), name="muckrack-hmr-watcher", daemon=True
+            target=collector.ours(self._run),
+            args=(settle_in,),
+            name="muckrack-hmr-watcher",
+            daemon=True,
         )
         # The thread (and the threads of the file-event library it starts)
         # inherit a mask that leaves the process's signals to the main thread.
@@ -733,7 +738,9 @@ class SavePipeline:
                 if isinstance(verdict, Read):
                     files.append(FileSave(path, verdict.source))
                 elif isinstance(verdict, Judged) and module is not None:
-                    modules.append(ModuleSave(module, path, verdict.source, verdict.digest))
+                    modules.append(
+                        ModuleSave(module, path, verdict.source, verdict.digest, verdict.stamp)
+                    )
                     if module not in names:
                         names.append(module)
                 elif isinstance(verdict, list):
@@ -762,7 +769,7 @@ class SavePipeline:
     def reload_failed(self, save: ModuleSave, failed: bool) -> None:
         """The consumer's reload of ``save`` failed (or was refused), or not: the same
         broken content saved again is not reloaded again."""
-        self._saves.state(save.path).failed = save.digest if failed else None
+        self._saves.state(save.path).failed = (save.digest, save.stamp) if failed else None
 
     def applied_elsewhere(self, save: ModuleSave) -> None:
         """The consumer applied ``save`` in other processes only (a module this process never
@@ -778,9 +785,12 @@ class SavePipeline:
         except OSError:
             return
         content = digest(source)
+        if content == self._script_seen.get(path, self._scripts[path]):
+            return  # a touch, or another event of the same save
+        self._script_seen[path] = content
         if content == self._scripts[path]:
-            return  # a touch, or saved back as it runs
-        self._scripts[path] = content
+            log.info("__main__ recovered (%s holds the code that runs)", path)
+            return
         try:
             compile(source, path, "exec", dont_inherit=True)
         except (SyntaxError, ValueError) as exc:

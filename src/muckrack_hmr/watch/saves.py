@@ -48,17 +48,19 @@ class FileState:
     def __init__(self) -> None:
         self.problem = ""  # the warning last logged for it ("" when fine)
         self.waiting = ""  # why the watcher waits for it ("" when it doesn't)
-        self.failed: bytes | None = None  # digest of a content whose reload failed
+        # (digest, stamp) of the save whose reload failed (see ModuleSave.stamp)
+        self.failed: tuple[bytes, tuple[int, int]] | None = None
 
 
 class Judged:
     """A finished save with new code: the bytes to apply, and their digest."""
 
-    __slots__ = ("digest", "source")
+    __slots__ = ("digest", "source", "stamp")
 
-    def __init__(self, source: bytes, digest: bytes) -> None:
+    def __init__(self, source: bytes, digest: bytes, stamp: tuple[int, int] = (0, 0)) -> None:
         self.source = source
         self.digest = digest
+        self.stamp = stamp  # the file's (mtime_ns, inode) as it was read
 
     def __repr__(self) -> str:
         return f"Judged({len(self.source)} bytes, digest={self.digest.hex()})"
@@ -160,6 +162,7 @@ class SaveJudge:
         try:
             with open(path, "rb") as handle:
                 source = handle.read()
+                figures = os.fstat(handle.fileno())
         except OSError as exc:
             # Windows refuses to open a file that an editor is still writing.
             if recent:
@@ -189,16 +192,18 @@ class SaveJudge:
             )
             return None
         reloader = self.hmr.reloader
-        if state.failed == new and (name in reloader.failing or name in reloader.refused):
-            # The same broken or refused content again (or looked at again with a save
-            # of a file beside it): already reported.
+        stamp = (figures.st_mtime_ns, figures.st_ino)
+        if state.failed == (new, stamp) and (name in reloader.failing or name in reloader.refused):
+            # The same broken or refused save looked at again (another event of it, or a
+            # save of a file beside it): already reported.  The same bytes saved again
+            # are tried again: what failed may be mended elsewhere (a file it reads).
             return None
         if recent:
             error = self.hmr.reloader.check_source(name, source)
             if error is not None:  # maybe the rest of the file is on its way
                 return Wait(settle.until, f"it does not parse yet ({type(error).__name__})")
         state.problem = ""
-        return Judged(source, new)
+        return Judged(source, new, stamp)
 
     def _unchanged(self, name: str, path: str, source: bytes, new: bytes) -> bool:
         """Is ``source`` the code ``name`` runs now?"""

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ... import collector
 from ...threads import signals_to_main_thread
 from ...watch.backends import Backend, choose_backend
 from ...watch.bursts import SettledSaves
@@ -141,7 +142,9 @@ class Wakeups:
             except (OSError, ValueError):
                 pass  # the terminal went away: the loop still watches files
 
-        self._reader = threading.Thread(target=read, name="muckrack-hmr-stdin", daemon=True)
+        self._reader = threading.Thread(
+            target=collector.ours(read), name="muckrack-hmr-stdin", daemon=True
+        )
         with signals_to_main_thread():
             self._reader.start()
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ... import collector
 from . import mounts
 from .base import DEFAULT_POLL_INTERVAL, MODIFIED, Backend, Sink
 from .polling import PollingBackend
@@ -118,7 +119,7 @@ class CheckedBackend(Backend):
                 # The first folder to check: the checker's thread starts (the
                 # caller's signal mask, which leaves signals to the main thread).
                 self._thread = threading.Thread(
-                    target=self._run, name="muckrack-hmr-check", daemon=True
+                    target=collector.ours(self._run), name="muckrack-hmr-check", daemon=True
                 )
                 self._thread.start()
 

@@ -23,6 +23,7 @@ import sys
 import threading
 from typing import ClassVar
 
+from ... import collector
 from .base import (
     CLOSED,
     CREATED,
@@ -187,7 +188,7 @@ class InotifyBackend(Backend):
             self._sink = sink
             self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
             self._thread = threading.Thread(
-                target=self._run, name="muckrack-hmr-inotify", daemon=True
+                target=collector.ours(self._run), name="muckrack-hmr-inotify", daemon=True
             )
             self._thread.start()
 

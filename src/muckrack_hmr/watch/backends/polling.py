@@ -7,6 +7,7 @@ import os
 import threading
 import time
 
+from ... import collector
 from ...capture import file_digest
 from .base import CREATED, DEFAULT_POLL_INTERVAL, DELETED, FOLDER, MODIFIED, Backend, Sink
 
@@ -81,7 +82,9 @@ class PollingBackend(Backend):
 
     def start(self, sink: Sink) -> None:
         self._sink = sink
-        self._thread = threading.Thread(target=self._run, name="muckrack-hmr-poll", daemon=True)
+        self._thread = threading.Thread(
+            target=collector.ours(self._run), name="muckrack-hmr-poll", daemon=True
+        )
         self._thread.start()
 
     def watch(self, folder: str) -> None:

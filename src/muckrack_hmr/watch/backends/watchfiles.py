@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ... import collector
 from .base import CREATED, DELETED, FOLDER, MODIFIED, Backend, BackendUnavailable, Sink
 from .polling import _SUBFOLDER, _differs, _Snapshot, _snapshot
 
@@ -56,7 +57,7 @@ class WatchfilesBackend(Backend):
     def start(self, sink: Sink) -> None:
         self._sink = sink
         self._thread = threading.Thread(
-            target=self._run, name="muckrack-hmr-watchfiles", daemon=True
+            target=collector.ours(self._run), name="muckrack-hmr-watchfiles", daemon=True
         )
         self._thread.start()
 
