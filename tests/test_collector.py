@@ -1,0 +1,83 @@
+"""The program's garbage is collected in the program's threads, never in ours (the
+collector's callback of :func:`muckrack_hmr.collector.ours`)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+
+from muckrack_hmr import collector
+
+
+class _Resource:
+    """Garbage in a reference cycle whose finalizer records the thread it runs in."""
+
+    ran: ClassVar[list[str]] = []
+
+    def __init__(self) -> None:
+        self.me = self
+
+    def __del__(self) -> None:
+        _Resource.ran.append(threading.current_thread().name)
+
+
+@pytest.fixture
+def ran() -> Iterator[list[str]]:
+    gc.collect()
+    _Resource.ran = []
+    yield _Resource.ran
+    gc.collect()
+
+
+def _in_a_thread_of_ours() -> None:
+    """Allocate until collections are made due (and ask for one)."""
+
+    def work() -> None:
+        junk = [[] for _ in range(50_000)]
+        assert junk
+        gc.collect()
+
+    thread = threading.Thread(target=collector.ours(work), name="muckrack-hmr-test")
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("interpreter_froze", [0, 375], ids=["nothing", "3.12.1"])
+def test_a_collection_made_due_in_a_thread_of_ours_leaves_the_garbage_to_the_program(
+    ran: list[str], monkeypatch: pytest.MonkeyPatch, interpreter_froze: int
+) -> None:
+    """A collection runs the finalizers of the garbage it finds in the thread whose
+    allocation made it due: in a thread of ours it looks at nothing, and the program's
+    next collection finalizes the garbage in the program's thread, none lost.  Also
+    where the interpreter froze objects itself before the program ran (3.12.1 freezes a
+    few hundred), which the first thaw thawed with the rest."""
+    monkeypatch.setattr(collector, "_interpreter_froze", interpreter_froze)
+    for _ in range(100):
+        _Resource()
+    _in_a_thread_of_ours()
+    assert ran == []
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert ran == ["MainThread"] * 100
+
+
+def test_what_a_program_froze_stays_frozen(ran: list[str]) -> None:
+    """A program that froze objects (a server about to fork) keeps them frozen: the
+    collection then runs in our thread, as without the callback."""
+    kept = [_Resource() for _ in range(3)]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        for _ in range(100):
+            _Resource()
+        _in_a_thread_of_ours()
+        assert gc.get_freeze_count() == frozen
+        assert ran == ["muckrack-hmr-test"] * 100
+        assert len(kept) == 3
+    finally:
+        gc.unfreeze()
