@@ -659,6 +659,31 @@ def test_reload_module_rebinds_from_imports_in_main(proj: Path, core_env: dict[s
     assert any(line.startswith("hmr: reloaded a") for line in got.stderr.splitlines()), got.stderr
 
 
+def test_rebound_names_only_the_bindings_pointed_at_a_new_object(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    """``from cfg import A, B, f`` in the script, and only ``A`` changed: ``B`` and ``f``
+    hold what they held (a list kept, a function patched in place).  They were counted
+    as rebound too ("3 rebound" for one)."""
+    write(proj / "cfg.py", "A = 1\nB = [1]\n\n\ndef f():\n    return 1\n")
+    write(
+        proj / "main.py",
+        """\
+        import pathlib
+
+        from cfg import A, B, f
+
+        pathlib.Path("cfg.py").write_text("A = 2\\nB = [1]\\n\\n\\ndef f():\\n    return 2\\n")
+        result = __hmr__.reload("cfg")
+        print(result.rebound, A, B, f(), flush=True)
+        """,
+    )
+    got = run_hmr(["--no-watch", "main.py"], cwd=proj, env=core_env)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == "['__main__.A'] 2 [1] 2"
+    assert "(1 patched, 1 rebound)" in got.stderr, got.stderr
+
+
 # -- 10. the watcher ------------------------------------------------------------------
 
 WATCHED_MAIN = """\
@@ -790,8 +815,9 @@ def test_watcher_reloads_a_saved_module(proj: Path, spawn: Callable[..., Child])
 
     child.expect("f=new X=2 Y=4 b.Y=4")
     line = child.expect(starts("hmr: reloaded a"), stream="err")
-    # b ran again, f was patched in place, and __main__'s X, Y and b.Y bindings followed.
-    assert "(+1 dependent, 1 patched, 3 rebound)" in line
+    # b ran again, f was patched in place (its bindings hold it still), and __main__'s X
+    # and Y were pointed at the new values.
+    assert "(+1 dependent, 1 patched, 2 rebound)" in line
 
 
 def test_watcher_keeps_old_code_after_a_syntax_error_then_applies_the_fix(
@@ -854,8 +880,9 @@ def test_watcher_reloads_the_dependents_of_a_module_saved_by_rename(
     # b re-executed (b.Y), and __main__'s `from b import Y` points at the new Y.
     child.expect("f=renamed X=5 Y=10 b.Y=10")
     line = child.expect(starts("hmr: reloaded a"), stream="err")
-    # b ran again, f was patched in place, and __main__'s X, Y and b.Y bindings followed.
-    assert "(+1 dependent, 1 patched, 3 rebound)" in line
+    # b ran again, f was patched in place (its bindings hold it still), and __main__'s X
+    # and Y were pointed at the new values.
+    assert "(+1 dependent, 1 patched, 2 rebound)" in line
 
 
 def test_the_quick_start_demo_shows_a_live_reload(core_env: dict[str, str]) -> None:

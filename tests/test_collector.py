@@ -76,7 +76,8 @@ def test_what_a_program_froze_stays_frozen(ran: list[str]) -> None:
         for _ in range(100):
             _Resource()
         _in_a_thread_of_ours()
-        assert gc.get_freeze_count() == frozen
+        # (Not thawed, which would leave none: frozen garbage freed meanwhile is gone.)
+        assert gc.get_freeze_count() > frozen // 2
         assert ran == ["muckrack-hmr-test"] * 100
         assert len(kept) == 3
     finally:

@@ -260,6 +260,7 @@ def test_the_folders_the_notebook_moves_to_or_adds_are_followed(
     core = write(kernel_project / "mypkg" / "core.py", MOD)
     write(kernel_project / "mypkg" / "__init__.py", "")
     lib = write(tmp_path / "src" / "lib.py", "def g():\n    return 'old g'\n")
+    lib2 = write(tmp_path / "src2" / "lib2.py", "def h():\n    return 'old h'\n")
     kernel = start_kernel(notebooks, core_env, tmp_path)
     try:
         kernel.ok("%load_ext muckrack_hmr")
@@ -275,6 +276,12 @@ def test_the_folders_the_notebook_moves_to_or_adds_are_followed(
         kernel.ok("from lib import g")
         _save(kernel, lib, "def g():\n    return 'new g'\n")
         assert kernel.ok("print(g())").stdout.splitlines()[-1] == "new g"
+
+        # The folder put on sys.path and the import in one cell (the usual first cell).
+        kernel.ok(f"sys.path.append({str(tmp_path / 'src2')!r})\nfrom lib2 import h")
+        assert "lib2" in kernel.ok("%hmr").stdout
+        _save(kernel, lib2, "def h():\n    return 'new h'\n")
+        assert kernel.ok("print(h())").stdout.splitlines()[-1] == "new h"
     finally:
         kernel.close()
 

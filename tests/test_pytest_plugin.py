@@ -462,6 +462,79 @@ def test_a_broken_conftest_counts_the_test_files_that_wait_and_runs_them_once_fi
     }
 
 
+def test_a_conftest_with_pytest_plugins_or_a_skip_at_import_is_saved_without_a_crash(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """A conftest pytest took at start-up with ``pytest_plugins`` (a plugin module of the
+    project, and pytest's own ``pytester``) was refused when imported again ("Defining
+    'pytest_plugins' in a non-top-level conftest is no longer supported"), and a
+    conftest that skips or fails at import (``pytest.importorskip``) raised pytest's
+    outcome, a BaseException: either ended ``pytest --hmr`` with an INTERNALERROR.  The
+    conftest is taken again; the one that skips is reported, and the old one stays."""
+    project(proj)
+    write(
+        proj / "app" / "testing.py",
+        "import pytest\n\n@pytest.fixture\ndef seven():\n    return 7\n",
+    )
+    conftest = proj / "tests" / "conftest.py"
+    source = conftest.read_text().replace(
+        "import pytest\n", 'import pytest\n\npytest_plugins = ["app.testing", "pytester"]\n', 1
+    )
+    write(conftest, source)
+    write(
+        proj / "tests" / "test_plugins.py",
+        "def test_seven(seven):\n    assert seven == 7\n\n\n"
+        "def test_pytester(pytester):\n    assert pytester\n",
+    )
+    session = watch(proj)
+    assert session.run().summary.startswith("5 passed")
+
+    write(conftest, source.replace("return 2", "return 3"))
+    run = session.run()
+    assert run.has("hmr: changed tests/conftest.py")
+    # (A conftest that takes plugins may change what any test sees: they all run.)
+    assert run.outcomes[f"{CALC}::test_add"] == "FAILED"
+    assert run.outcomes["tests/test_plugins.py::test_seven"] == "PASSED"
+
+    write(conftest, source + "\npytest.importorskip('no_such_module_here')\n")
+    session.expect("hmr: tests/conftest.py failed to import")
+    write(conftest, source)
+    run = session.run()
+    assert run.has("hmr: tests/conftest.py recovered")
+    assert run.outcomes[f"{CALC}::test_add"] == "PASSED"
+
+
+@pytest.mark.parametrize("kind", ["autouse fixture", "hook"])
+def test_removing_an_autouse_fixture_or_a_hook_from_a_conftest_runs_the_tests_again(
+    proj: Path, watch: Callable[..., Watch], kind: str
+) -> None:
+    """An autouse fixture (or a hook) that broke a test is removed from the conftest: the
+    tests below it ran nothing again ("no test is affected"), and the test kept showing
+    as failed, which a cold run passes.  What the old conftest had counts too."""
+    project(proj)
+    conftest = proj / "tests" / "conftest.py"
+    source = conftest.read_text()
+    breaking = {
+        "autouse fixture": (
+            "\n\n@pytest.fixture(autouse=True)\ndef _broken(request):\n"
+            "    if request.node.name == 'test_add':\n        pytest.fail('broken')\n"
+        ),
+        "hook": (
+            "\n\ndef pytest_collection_modifyitems(items):\n    for item in items:\n"
+            "        if item.name == 'test_add':\n"
+            "            item.add_marker(pytest.mark.xfail(reason='x', strict=True))\n"
+        ),
+    }[kind]
+    session = watch(proj)
+    assert session.run().summary.startswith("3 passed")
+    write(conftest, source + breaking)
+    run = session.run()
+    assert run.outcomes[f"{CALC}::test_add"] != "PASSED"
+    write(conftest, source)
+    run = session.run()
+    assert run.outcomes[f"{CALC}::test_add"] == "PASSED"
+
+
 def test_conftest_changes_and_session_fixtures(proj: Path, watch: Callable[..., Watch]) -> None:
     project(proj)
     log = proj / "fixture.log"

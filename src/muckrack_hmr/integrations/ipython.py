@@ -426,7 +426,22 @@ class HMRExtension:
         real = self.hmr.project.add_root(folder)
         if self.watcher is not None:
             self.watcher.pipeline.watch(real)
-        print(f"{_PREFIX}watching {real} (modules imported from now on)")
+        # Modules imported from it already (``sys.path.append(...)`` and the import in
+        # one cell, before this look) were judged no project code: judged again, they
+        # are tracked from now on, their files as they are now counting as what runs,
+        # as for modules imported before %load_ext.
+        under = real.rstrip(os.sep) + os.sep
+        already = [
+            name
+            for name, module in list(sys.modules.items())
+            if isinstance(filename := getattr(module, "__file__", None), str)
+            and os.path.realpath(filename).startswith(under)
+        ]
+        for name in already:
+            self.hmr.tracker.forget_verdict(name)
+        if already:
+            self.hmr.remember_sources()
+        print(f"{_PREFIX}watching {real} (modules imported from it are tracked)")
 
 
 _PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")

@@ -121,8 +121,8 @@ def rebind_importers(
             else {}
         )
         for attr in bound:
-            if attr == "*" or attr not in old:
-                continue
+            if attr == "*" or attr not in old or attr not in replaced:
+                continue  # (one that holds what it held: nothing to point elsewhere)
             previous = old[attr]
             for alias in aliases.get((name, attr), [attr]):
                 # Only a binding that still holds the old object is ours to

@@ -289,18 +289,35 @@ class Selection:
             ):
                 self.plugin_users(plugin, str(self.config.rootpath))
 
-    def plugin_users(self, module: ModuleType, folder: str, names: set[str] | None = None) -> None:
+    def plugin_reach(self, module: ModuleType) -> tuple[bool, set[str]]:
+        """Whether ``module`` defines hooks, and the names of its autouse fixtures: what
+        changes every test below it (looked at before an edit, for what it removes)."""
+        defs = self.reimport.fixtures.defined_in(module.__dict__)
+        return _has_hooks(module), {d.argname for d in defs if getattr(d, "_autouse", False)}
+
+    def plugin_users(
+        self,
+        module: ModuleType,
+        folder: str,
+        names: set[str] | None = None,
+        before: tuple[bool, set[str]] = (False, set()),
+    ) -> None:
         """Select the tests under ``folder`` that use fixtures ``module`` defines.
 
         Those named ``names`` (default: all of them); every test file there
-        when the module defines hooks, or one of the fixtures is autouse.
+        when the module defines hooks, or one of the fixtures is autouse, now or
+        ``before`` the edit (see plugin_reach: a hook or an autouse fixture removed).
         """
         under = self.suite.under(real(folder))
         defs = self.reimport.fixtures.defined_in(module.__dict__)
         if names is None:
             names = {fixturedef.argname for fixturedef in defs}
-        if _has_hooks(module) or any(
-            getattr(d, "_autouse", False) for d in defs if d.argname in names
+        hooks, autouse = before
+        if (
+            hooks
+            or _has_hooks(module)
+            or not autouse.isdisjoint(names)
+            or any(getattr(d, "_autouse", False) for d in defs if d.argname in names)
         ):
             self.by_plugins |= set(under)
             self.whole |= set(under)

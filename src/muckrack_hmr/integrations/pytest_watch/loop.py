@@ -395,6 +395,8 @@ class WatchLoop:
         reached = selection.reached_conftests(code_reached)
         for key in sorted(changes.conftests | reached, key=lambda key: len(Path(key).parts)):
             edited_only = key not in reached
+            old = self.reimport.conftests.get(key)
+            reach = selection.plugin_reach(old) if old is not None else (False, set[str]())
             reimported = self.reimport.reimport_conftest(key, keep=edited_only)
             if reimported is None:
                 # Which fixtures the fix will change is known only once it
@@ -408,7 +410,8 @@ class WatchLoop:
             # Edited alone: the tests using what changed; reached by a change
             # of code it imports: the tests using any of its fixtures.
             names = changed if edited_only else None
-            selection.plugin_users(module, os.path.dirname(key), names)
+            # (As it was before too: a hook or an autouse fixture it removed.)
+            selection.plugin_users(module, os.path.dirname(key), names, reach)
         for key in sorted(changes.new_conftests, key=lambda key: len(Path(key).parts)):
             added = self.reimport.add_conftest(key)
             if added is None:

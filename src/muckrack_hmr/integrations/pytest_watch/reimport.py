@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Reimporter"]
 
+# What a conftest's import may raise: an error, or a pytest outcome (``pytest.skip``,
+# ``pytest.importorskip``, ``pytest.fail``), which are BaseExceptions.
+_FAILURES = (Exception, pytest.skip.Exception, pytest.fail.Exception)
+
 
 class _ConftestOptions(TypedDict, total=False):
     """The keyword arguments of pytest's ``_importconftest`` (they vary by version)."""
@@ -200,8 +204,8 @@ class Reimporter:
             self._failed_conftests.discard(key)
             return old, {fixturedef.argname for fixturedef in old_defs}
         try:
-            new = pm._importconftest(path, **self._importconftest_options())
-        except Exception as exc:
+            new = self._import_conftest(path, again=True)
+        except _FAILURES as exc:
             pm.register(old, name)
             pm._conftest_plugins.add(old)
             self._import_failed(key, exc, "; the old one stays")
@@ -225,10 +229,8 @@ class Reimporter:
     def add_conftest(self, key: str) -> ModuleType | None:
         """Import and register a new conftest; None (and a line saying why) if it fails."""
         try:
-            module = self.config.pluginmanager._importconftest(
-                Path(key), **self._importconftest_options()
-            )
-        except Exception as exc:
+            module = self._import_conftest(Path(key), again=False)
+        except _FAILURES as exc:
             self._import_failed(key, exc, "")
             return None
         folder = Path(key).parent
@@ -237,7 +239,24 @@ class Reimporter:
         self._failed_conftests.discard(key)
         return module
 
-    def _import_failed(self, key: str, exc: Exception, aside: str) -> None:
+    def _import_conftest(self, path: Path, *, again: bool) -> ModuleType:
+        """pytest's import of the conftest at ``path``; ``again``: one it imported before.
+
+        pytest refuses ``pytest_plugins`` in a conftest imported once it is configured
+        (not a top-level one, as it sees it): one it took at start-up is taken again.
+        """
+        pm = self.config.pluginmanager
+        configured = getattr(pm, "_configured", None)
+        if again and configured:
+            pm._configured = False
+        try:
+            module: ModuleType = pm._importconftest(path, **self._importconftest_options())
+        finally:
+            if again and configured:
+                pm._configured = configured
+        return module
+
+    def _import_failed(self, key: str, exc: BaseException, aside: str) -> None:
         """Say that the conftest at ``key`` failed to import: where, and the user's traceback."""
         from ...errors import location_of, user_traceback
 
