@@ -166,6 +166,87 @@ def test_subclasses_follow_structural_changes_only(project: Project, hmr: Any) -
     assert issubclass(b.Sub, a.Base)
 
 
+BASE = """\
+class Base:
+    SPEED = {speed}
+
+    def hello(self):
+        return "hello"
+{more}"""
+COUNTER = """\
+class Counter(Base):
+    def __init__(self):
+        self.n = 0
+
+    def inc(self):
+        self.n += 1
+        return self.n
+
+
+DEFAULT = Counter()
+LIMIT = Counter.SPEED * 2
+"""
+
+
+@pytest.mark.parametrize("where", ["same module", "another module"])
+def test_a_subclass_of_a_base_that_gained_a_method_keeps_its_instances(
+    project: Project, hmr: Any, where: str
+) -> None:
+    """A base gains a method (or a plain class attribute changes): the subclass's class
+    statement ran again, and so did ``DEFAULT = Counter()``: its instance was made
+    again, its state lost, and what held the old one held another object.  The live
+    subclass inherits the new members as it is; what reads a changed one follows."""
+    if where == "same module":
+        project.write("base.py", BASE.format(speed=1, more="") + "\n\n" + COUNTER)
+        (base,) = fresh(hmr, "base")
+        svc = base
+    else:
+        project.write("base.py", BASE.format(speed=1, more=""))
+        project.write("svc.py", "from base import Base\n\n\n" + COUNTER)
+        base, svc = fresh(hmr, "base", "svc")
+    held, counter = svc.DEFAULT, svc.Counter
+    held.inc()
+    more = "\n    def extra(self):\n        return self.n * 10\n"
+    project.write(
+        "base.py", BASE.format(speed=3, more=more) + ("\n\n" + COUNTER if svc is base else "")
+    )
+    hmr.reload("base")
+    assert (svc.DEFAULT, svc.Counter) == (held, counter)
+    assert (held.inc(), held.extra(), svc.LIMIT) == (2, 20, 6)
+    assert isinstance(held, base.Base)
+
+
+def test_a_subclass_runs_again_when_its_base_changed_what_makes_a_class(
+    project: Project, hmr: Any
+) -> None:
+    """A base that gained ``__init_subclass__`` acts on each subclass as it is made: the
+    subclass's statement runs again, as it would in a fresh run."""
+    project.write("base.py", BASE.format(speed=1, more=""))
+    project.write("svc.py", "from base import Base\n\n\n" + COUNTER)
+    _, svc = fresh(hmr, "base", "svc")
+    more = "\n    def __init_subclass__(cls):\n        cls.REGISTERED = True\n"
+    project.write("base.py", BASE.format(speed=1, more=more))
+    hmr.reload("base")
+    assert svc.Counter.REGISTERED is True
+
+
+def test_a_subclass_of_an_abc_that_gained_an_abstract_method_is_made_again(
+    project: Project, hmr: Any
+) -> None:
+    """An ABC's subclass takes its abstract methods as it is made: after the base gained
+    one, making an instance fails, as in a fresh run."""
+    abc = "import abc\n\n\nclass Base(abc.ABC):\n    def hello(self):\n        return 1\n"
+    project.write("base.py", abc)
+    project.write("svc.py", "from base import Base\n\n\nclass Counter(Base):\n    pass\n")
+    _, svc = fresh(hmr, "base", "svc")
+    assert svc.Counter().hello() == 1
+    more = "\n    @abc.abstractmethod\n    def must(self):\n        pass\n"
+    project.write("base.py", abc + more)
+    hmr.reload("base")
+    with pytest.raises(TypeError, match="abstract"):
+        svc.Counter()
+
+
 def test_from_import_of_a_changed_value_is_rebound(project: Project, hmr: Any) -> None:
     project.write("a.py", "LIMIT = 1\nNAMES = ['x']\n")
     project.write("b.py", "from a import LIMIT, NAMES\n\ndef limit():\n    return LIMIT\n")

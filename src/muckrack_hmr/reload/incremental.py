@@ -397,6 +397,74 @@ def _instance_kept(
     return {f"{target.id}.{member}" for member in members}
 
 
+def _spelled(spelling: str, namespace: Mapping[str, object]) -> object:
+    """What ``a.b.C`` names in ``namespace`` (None where a part is missing), read by type:
+    never through a lazy module's or a proxy's attributes."""
+    first, *rest = spelling.split(".")
+    value = namespace.get(first)
+    for part in rest:
+        held = (
+            object.__getattribute__(value, "__dict__")
+            if isinstance(value, types.ModuleType)
+            else None
+        )
+        value = held.get(part) if isinstance(held, dict) else None
+    return value
+
+
+# Members a class statement acts on as it makes the class (its base's hook, the
+# attributes set on a subclass as it is made): a base that changed one makes its
+# subclasses again.
+_AT_CLASS_CREATION = frozenset(
+    {"__init_subclass__", "__set_name__", "__slots__", "__class_getitem__", "__mro_entries__"}
+)
+
+
+def _subclass_kept(
+    node: ast.stmt,
+    used: tuple[frozenset[str] | set[str], frozenset[str] | set[str]],
+    values: set[str],
+    behaviors: set[str],
+    kept: Mapping[str, frozenset[str]],
+    *,
+    namespace: Mapping[str, object],
+) -> set[str] | None:
+    """For ``class Sub(Base):`` whose base is a class of ``kept`` (it only gained, lost
+    or changed plain members) made by ``type`` itself (an ABC's subclass takes its
+    abstract methods as it is made), with no decorator, keyword or other changed
+    input: ``Sub.member`` of each member that changed (what follows: the live
+    subclass inherits the new members, and its instances keep their state); else
+    None."""
+    if not isinstance(node, ast.ClassDef) or node.keywords or node.decorator_list:
+        return None
+    try:
+        bases = [ast.unparse(base) for base in node.bases]
+    except Exception:  # only a spelling was looked for
+        return None
+    changed = [base for base in bases if base in kept]
+    if not changed or not all(type(_spelled(base, namespace)) is type for base in changed):
+        return None
+    members: set[str] = set().union(*(kept[base] for base in changed))
+    if members & _AT_CLASS_CREATION:
+        return None
+    itself = {
+        ".".join(parts[:end])
+        for base in changed
+        for parts in [base.split(".")]
+        for end in range(1, len(parts) + 1)
+    }
+    reads, calls = used
+    if (set(reads) & values) - itself or (set(calls) & behaviors) - itself:
+        return None
+    if any(
+        f"{base}.{member}" in reads or f"{base}.{member}" in calls
+        for base in changed
+        for member in members
+    ):
+        return None  # its body reads a changed member (``LIMIT = Base.SPEED * 2``)
+    return {f"{node.name}.{member}" for member in members}
+
+
 def _spelled_below(local: str, module: str, spelled: list[str], below: set[str]) -> set[str]:
     """The modules of ``below`` (changed, under ``module``, which the code calls
     ``local``) that a name of ``spelled`` (sorted) goes through (``local.sub.f``)."""
@@ -1321,10 +1389,16 @@ def plan_and_run(
         rebinds = isinstance(statement.node, ast.ImportFrom) and bool(statement.binds & values)
         inputs_changed = bool(reads & values) or bool(calls & (behaviors - rewrapped))
         if inputs_changed and kept_classes and not (edited[index] or rebinds):
-            made = _instance_kept(statement.node, (reads, calls), values, behaviors, kept_classes)
+            used = (reads, calls)
+            made = _instance_kept(statement.node, used, values, behaviors, kept_classes)
+            if made is None:
+                made = _subclass_kept(
+                    statement.node, used, values, behaviors, kept_classes, namespace=namespace
+                )
             if made is not None:
                 # ``player = Player()``: the live class has its new members, and the
-                # instance its state; what reads a changed member of it follows.
+                # instance its state; ``class Counter(Base)``: it inherits them, and its
+                # instances keep their state.  What reads a changed member follows.
                 inputs_changed = False
                 values.update(made)
         must_run = edited[index] or rebinds or inputs_changed
