@@ -145,10 +145,12 @@ def ours(target: Callable[..., object]) -> Callable[..., None]:
 def _skip_in_our_threads(phase: str, _info: dict[str, int]) -> None:
     global _skipping, _interpreter_froze
     if phase == "start":
+        if threading.get_ident() not in _ours:
+            return  # (first: the count below walks what is frozen, 12,000 objects and more)
         frozen = _frozen_count()
         # (A thaw thaws what the interpreter froze too: the start-up's, the program's.)
         _interpreter_froze = min(_interpreter_froze, frozen)
-        if threading.get_ident() in _ours and frozen == _interpreter_froze:
+        if frozen == _interpreter_froze:
             _freeze()
             _skipping = True
     elif _skipping:
