@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from .subprocesses import DEADLINE, Child, save_atomically, starts, write
+from .test_validated_models import ORDERS
 
 # The frameworks come with the test extra: a missing one is an error, not a skip.
 for _framework in ("flask", "fastapi", "uvicorn", "django"):
@@ -483,23 +484,6 @@ def test_fastapi_a_dependency_s_new_parameter_reaches_the_routes_of_an_included_
     assert got == {"token": "tok-anon/q=zz"}
 
 
-FASTAPI_ORDERS = """\
-from pydantic import BaseModel
-
-
-class Order(BaseModel):
-    items: list["Item"]
-
-
-class Item(BaseModel):
-    name: str
-    qty: int = {qty}
-
-
-Order.model_rebuild()
-"""
-
-
 def test_fastapi_routes_validate_with_a_model_edited_under_a_string_annotation(
     proj: Path, spawn: Spawn
 ) -> None:
@@ -507,7 +491,7 @@ def test_fastapi_routes_validate_with_a_model_edited_under_a_string_annotation(
     routes copied their schemas as FastAPI made them.  After an edit of ``Item``'s
     default, both answered with the old one (a fresh start answers with the new), while
     the line said "reloaded": no class statement read ``Item``, none ran again."""
-    write(proj / "orders.py", FASTAPI_ORDERS.format(qty=1))
+    write(proj / "orders.py", ORDERS.format(qty=1))
     write(
         proj / "carts.py",
         "from pydantic import BaseModel\n\nimport orders\n\n\n"
@@ -528,7 +512,7 @@ def test_fastapi_routes_validate_with_a_model_edited_under_a_string_annotation(
     assert poll(child, port, lambda got: True, path="/order") == {"items": items}
     assert poll(child, port, lambda got: True, path="/cart") == {"order": {"items": items}}
 
-    write(proj / "orders.py", FASTAPI_ORDERS.format(qty=7))
+    write(proj / "orders.py", ORDERS.format(qty=7))
     items = [{"name": "a", "qty": 7}]
     assert poll(child, port, lambda got: got == {"items": items}, path="/order")
     assert poll(child, port, lambda got: got == {"order": {"items": items}}, path="/cart")
