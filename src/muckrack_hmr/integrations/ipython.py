@@ -434,7 +434,7 @@ class HMRExtension:
         already = [
             name
             for name, module in list(sys.modules.items())
-            if isinstance(filename := getattr(module, "__file__", None), str)
+            if isinstance(filename := _file_of(module), str)
             and os.path.realpath(filename).startswith(under)
         ]
         for name in already:
@@ -442,6 +442,16 @@ class HMRExtension:
         if already:
             self.hmr.remember_sources()
         print(f"{_PREFIX}watching {real} (modules imported from it are tracked)")
+
+
+def _file_of(module: object) -> object:
+    """A module's ``__file__``, read from its namespace by type: a lazy module is not
+    loaded by the look."""
+    try:
+        namespace = object.__getattribute__(module, "__dict__")
+    except AttributeError:
+        return None
+    return namespace.get("__file__") if isinstance(namespace, dict) else None
 
 
 _PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")

@@ -1468,11 +1468,15 @@ class Reloader:
             for patched, _ in outcome.live_patches:
                 self._report(patched)
                 rebuilt += patched.rebuilt
-            # A model rebuilt for a patched one its schema holds (named by a string): what
-            # read it (``TypeAdapter(Order)``) follows, as had its class statement run again.
-            outcome.values |= {
-                key for key, value in namespace.items() if any(value is each for each in rebuilt)
-            }
+            if rebuilt:
+                # A model rebuilt for a patched one its schema holds (named by a string):
+                # what read it (``TypeAdapter(Order)``) follows, as had its class
+                # statement run again.
+                outcome.values |= {
+                    key
+                    for key, value in list(namespace.items())
+                    if any(value is each for each in rebuilt)
+                }
             if outcome.applied:
                 self._report(report)
                 if outcome.body_patches:

@@ -105,7 +105,11 @@ def rebuild_models(classes: Iterable[type], made: Iterable[type] = ()) -> list[t
     changed = set(models)
     _refresh_parametrized(changed)
     made = set(made)
-    return _rebuild_holders(changed | made, changed | made)
+    try:
+        return _rebuild_holders(changed | made, changed | made)
+    except Exception:  # a model's own machinery: the patched ones are done already
+        log.debug("could not look for the models that hold a patched one", exc_info=True)
+        return []
 
 
 def _rebuild_holders(done: set[type], changed: set[type]) -> list[type]:
@@ -152,7 +156,8 @@ def _holds(schema: object, changed: set[type]) -> bool:
     while pending:
         node = pending.pop()
         if isinstance(node, dict):
-            if node.get("cls") in changed:
+            held = node.get("cls")
+            if held is not None and any(held is each for each in changed):
                 return True
             pending.extend(value for value in node.values() if isinstance(value, dict | list))
         elif isinstance(node, list):
