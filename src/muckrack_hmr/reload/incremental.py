@@ -387,14 +387,27 @@ def _instance_kept(
     except Exception:  # only a spelling was looked for
         return None
     members = kept.get(spelled)
-    if members is None:
-        return None
-    parts = spelled.split(".")
-    itself = {".".join(parts[:end]) for end in range(1, len(parts) + 1)}
-    reads, calls = used
-    if (set(reads) & values) - itself or (set(calls) & behaviors) - itself:
+    if members is None or not _changed_only_through([spelled], used, values, behaviors):
         return None
     return {f"{target.id}.{member}" for member in members}
+
+
+def _changed_only_through(
+    spellings: list[str],
+    used: tuple[frozenset[str] | set[str], frozenset[str] | set[str]],
+    values: set[str],
+    behaviors: set[str],
+) -> bool:
+    """Is each changed name a statement ``used`` (reads, calls) one of ``spellings``, or
+    a name one goes through (``game`` of ``game.Player``)?"""
+    itself = {
+        ".".join(parts[:end])
+        for spelled in spellings
+        for parts in [spelled.split(".")]
+        for end in range(1, len(parts) + 1)
+    }
+    reads, calls = used
+    return not ((set(reads) & values) - itself or (set(calls) & behaviors) - itself)
 
 
 def _spelled(spelling: str, namespace: Mapping[str, object]) -> object:
@@ -445,17 +458,9 @@ def _subclass_kept(
     if not changed or not all(type(_spelled(base, namespace)) is type for base in changed):
         return None
     members: set[str] = set().union(*(kept[base] for base in changed))
-    if members & _AT_CLASS_CREATION:
+    if members & _AT_CLASS_CREATION or not _changed_only_through(changed, used, values, behaviors):
         return None
-    itself = {
-        ".".join(parts[:end])
-        for base in changed
-        for parts in [base.split(".")]
-        for end in range(1, len(parts) + 1)
-    }
     reads, calls = used
-    if (set(reads) & values) - itself or (set(calls) & behaviors) - itself:
-        return None
     if any(
         f"{base}.{member}" in reads or f"{base}.{member}" in calls
         for base in changed
