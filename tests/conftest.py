@@ -268,3 +268,15 @@ def watch(core_env: dict[str, str]) -> Iterator[Callable[..., Watch]]:
     finally:
         for child in children:
             child.close()
+
+
+def leases_tell(folder: Path | str) -> bool:
+    """Can this system tell a file open for writing (Linux's read leases)?"""
+    from muckrack_hmr.capture import being_written
+
+    probe = os.path.join(str(folder), ".probe")
+    with open(probe, "w"):
+        held = being_written(probe)
+    closed = being_written(probe)
+    os.unlink(probe)
+    return held and not closed

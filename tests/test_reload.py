@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from muckrack_hmr.reload.reloader import _APPLYING_SWITCH_INTERVAL
-from tests.conftest import Project
+from tests.conftest import Project, leases_tell
 from tests.subprocesses import DEADLINE
 
 # Modules append their name here when they execute, so tests can see exactly
@@ -494,6 +494,89 @@ def test_a_request_never_applies_an_emptied_file(
     path.write_text("STATE = []\nVERSION = 2\nSTATE.append(VERSION)\n")
     assert hmr.reload_module("a")[0] == ["a"]
     assert (a.VERSION, a.STATE is state, state) == (2, True, [1, 2])
+
+
+def test_a_request_waits_for_a_writer_to_close_the_file(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow writer (one open: a first part that parses, a pause, the rest) caught in
+    its pause by ``reload_module``: the first part was applied, and ``f`` gone.  The
+    request waits for the close, and applies the whole file once; a writer that keeps
+    the file open longer than ``SETTLE_AT_MOST`` leaves the module as it runs."""
+    from muckrack_hmr.reload import reloader as reloader_module
+
+    if not leases_tell(project.root):
+        pytest.skip("this system cannot tell a file open for writing")
+    path = project.write("a.py", "X = 1\n\n\ndef f():\n    return 'f1'\n")
+    a = importlib.import_module("a")
+    hmr.remember_sources()
+    writer = open(path, "w")  # noqa: SIM115 (held open across the request)
+    try:
+        writer.write("X = 2\n")  # parses: a module with no f
+        writer.flush()
+        long_ago = time.time() - 5
+        os.utime(path, (long_ago, long_ago))  # and quiet for long
+
+        def the_rest() -> None:
+            writer.write("\n\ndef f():\n    return 'f2'\n")
+            writer.close()
+
+        closing = threading.Timer(0.2, the_rest)
+        closing.start()
+        ran, _ = hmr.reload_module("a")
+        closing.join()
+    finally:
+        writer.close()
+    assert ran == ["a"]
+    assert (a.X, a.f()) == (2, "f2")
+    assert hmr.reload_module("a")[0] == []
+
+    # Held open for longer than a request waits: nothing of it applies.
+    monkeypatch.setattr(reloader_module, "SETTLE_AT_MOST", 0.3)
+    with open(path, "w") as writer, caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        writer.write("X = 3\n")
+        writer.flush()
+        started = time.monotonic()
+        assert hmr.reload_module("a")[0] == []
+        waited = time.monotonic() - started
+    assert (a.X, a.f()) == (2, "f2")
+    assert 0.3 <= waited < DEADLINE
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path} is held open for writing; a keeps running its code"
+    ]
+
+
+def test_a_dependent_being_written_runs_again_from_the_code_that_runs(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``reload_module("a")`` while b.py, which reads ``a`` at import, is half written:
+    b ran again from its first part, and lost ``g`` until its own save was applied.  A
+    dependent is not waited for: it follows ``a`` with the code it runs, at once."""
+    if not leases_tell(project.root):
+        pytest.skip("this system cannot tell a file open for writing")
+    project.write("a.py", "def f():\n    return 'a1'\n")
+    b_path = project.write(
+        "b.py", "from a import f\n\nB = f() + '-b'\n\n\ndef g():\n    return B\n"
+    )
+    importlib.import_module("a")
+    b = importlib.import_module("b")
+    hmr.remember_sources()
+    project.write("a.py", "def f():\n    return 'a2'\n")
+    with open(b_path, "w") as writer, caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        writer.write("from a import f\n\nB = f() + '-b2'\n")  # parses, and has no g
+        writer.flush()
+        started = time.monotonic()
+        ran, _ = hmr.reload_module("a")
+        waited = time.monotonic() - started
+    assert ran == ["a", "b"]
+    assert (b.B, b.g()) == ("a2-b", "a2-b")
+    assert waited < 1.0  # not the patience a module asked for gets
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{b_path} is held open for writing; b keeps running its code"
+    ]
+    b_path.write_text("from a import f\n\nB = f() + '-b2'\n\n\ndef g():\n    return B + '!'\n")
+    assert hmr.reload_module("b")[0] == ["b"]
+    assert b.g() == "a2-b2!"
 
 
 def test_bytes_the_watcher_judged_do_not_undo_a_later_save_the_program_applied(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import leases_tell
 from .subprocesses import (
     A_NEW,
     A_OLD,
@@ -177,6 +178,32 @@ def test_a_truncated_then_written_file_is_never_applied_half_written(
         handle.write(A_NEW[:12])  # "X = 2\n\n\ndef f" does not parse: still waiting
         handle.flush()
         handle.write(A_NEW[12:])
+
+    child.expect("f=new X=2 Y=1")
+    line = child.expect(starts("hmr: reloaded"), stream="err")
+    assert line.startswith("hmr: reloaded a (1 patched)"), line
+    assert_never_half_applied(child)
+
+
+@pytest.mark.parametrize("backend", ["auto", "watchdog", "polling"])
+def test_a_slow_writer_s_first_part_that_parses_is_never_applied(
+    proj: Path, spawn: Callable[..., Child], backend: str
+) -> None:
+    """One open, a first part that parses (a module with no ``f``), a pause, the rest:
+    with polling, the first part was applied, and the program saw ``f`` gone.  The
+    file is held open for writing, which the system tells: every backend waits."""
+    root = project(proj)
+    options = {"auto": [], "watchdog": ["--backend", "watchdog"], "polling": ["--poll", "0.02"]}
+    child = start(spawn, root, *options[backend])
+    if not leases_tell(root):
+        pytest.skip("this system cannot tell a file open for writing")
+    path = root / "a.py"
+
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write("X = 2\n")
+        handle.flush()
+        child.expect(starts(f"hmr: waiting for {path}: "), stream="err")
+        handle.write(A_NEW[len("X = 2\n") :])
 
     child.expect("f=new X=2 Y=1")
     line = child.expect(starts("hmr: reloaded"), stream="err")

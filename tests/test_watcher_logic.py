@@ -42,9 +42,9 @@ from muckrack_hmr.watch.backends import (
     WatchdogBackend,
     mounts,
 )
-from muckrack_hmr.watch.debounce import MAX_QUIET, Batch
+from muckrack_hmr.watch.debounce import FORCE_AFTER, MAX_QUIET, Batch
 from muckrack_hmr.watch.watcher import OPEN_PATIENCE, SETTLE, Watcher
-from tests.conftest import Project
+from tests.conftest import Project, leases_tell
 from tests.subprocesses import A_NEW, A_OLD
 
 DEBOUNCE = 0.005
@@ -376,6 +376,40 @@ def test_a_file_still_open_for_writing_is_waited_for(make_rig: Any) -> None:
 
     assert rig.transactions == [["a"]]
     assert (a.f(), a.X) == ("new", 2)
+
+
+def test_a_file_a_process_holds_open_for_writing_is_never_applied_half_written(
+    make_rig: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A slow writer (one open: a first part that parses, a long pause, the rest), seen
+    by a backend that reports no close (polling): the first part was applied as a
+    save.  The system tells the file is held open: it is waited for, past the burst's
+    patience (said once), while another file's save in the same burst goes on, and
+    the whole file applies at its close."""
+    rig = make_rig(backend=FakeBackend(reports_close=False))
+    if not leases_tell(rig.project.root):
+        pytest.skip("this system cannot tell a file open for writing")
+    path = rig.project.write("a.py", A_OLD)
+    rig.project.write("b.py", "Y = 1\n")
+    a, b = rig.load("a", "b")
+    with open(path, "w") as writer, caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        writer.write("X = 2\n")  # parses: a module with no f
+        writer.flush()
+        rig.emit("a.py", MODIFIED)
+        rig.save("b.py", "Y = 2\n", MODIFIED)
+        for _ in range(round((FORCE_AFTER + 1.0) / 0.025)):  # looks every 25 ms, 3 s
+            rig.step_after(0.025)
+        assert rig.transactions == [["b"]]
+        assert (a.X, a.f(), b.Y) == (1, "old", 2)
+        writer.write(A_NEW.replace("X = 2\n", "", 1))
+    rig.emit("a.py", MODIFIED)
+    rig.settle()
+    assert rig.transactions == [["b"], ["a"]]
+    assert (a.X, a.f()) == (2, "new")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{rig.path('a.py')} is held open for writing; its save is applied once the "
+        "writer closes it"
+    ]
 
 
 def test_a_backend_without_close_events_does_not_wait_for_them(make_rig: Any) -> None:

@@ -20,6 +20,7 @@ system calls and runs no Python frame of its own per module.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Callable
@@ -38,6 +39,7 @@ __all__ = [
     "READ_FLAGS",
     "READ_TRIES",
     "SourceCapture",
+    "being_written",
     "digest",
     "file_digest",
     "read_if_unchanged",
@@ -69,6 +71,59 @@ def file_digest(path: str) -> bytes | None:
             return digest(handle.read())
     except OSError:
         return None
+
+
+def being_written(path: str) -> bool:
+    """Does some process hold ``path`` open for writing?  False where that cannot be told.
+
+    Linux tells without a look at other processes: a read lease
+    (``F_SETLEASE``) is refused while the file is open for writing anywhere,
+    this process included.  A lease granted is dropped at once, with its
+    descriptor; a writer that opens the file in between waits for that, and
+    the kernel's notice of it comes as SIGURG, which a process ignores unless
+    it asks for it (the default, SIGIO, would end the process).  Elsewhere
+    (another system, a file of another user, a filesystem without leases),
+    the answer is False, and the other signs of a write in progress are all
+    there is.
+    """
+    global _leases
+    if _leases is None:
+        _leases = _lease_calls()
+    if not _leases:
+        return False
+    fcntl, signal = _leases
+    if signal.getsignal(signal.SIGURG) is not signal.SIG_DFL:
+        return False  # the program handles SIGURG: a notice of ours must not reach it
+    try:
+        descriptor = os.open(path, READ_FLAGS | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.fcntl(descriptor, fcntl.F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(descriptor, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        return exc.errno == errno.EAGAIN  # (EACCES, EINVAL: leases cannot tell)
+    finally:
+        os.close(descriptor)
+    return False
+
+
+# (fcntl, signal) where read leases can be asked for, () where not; None: not looked yet.
+# Imported on the first look, not at start-up.
+_leases: tuple[ModuleType, ModuleType] | tuple[()] | None = None
+
+
+def _lease_calls() -> tuple[ModuleType, ModuleType] | tuple[()]:
+    try:
+        import fcntl
+        import signal
+    except ImportError:  # Windows
+        return ()
+    if not all(hasattr(fcntl, each) for each in ("F_SETLEASE", "F_SETSIG", "F_RDLCK")):
+        return ()  # macOS, the BSDs
+    if not hasattr(signal, "SIGURG"):
+        return ()
+    return fcntl, signal
 
 
 def read_if_unchanged(path: str, baseline: tuple[int, int] | None) -> bytes | None:

@@ -70,7 +70,7 @@ from .patching import (
 from .reach import clear_cache
 from .rebinding import GONE, bind_added_names, rebind_importers
 from .refusals import Refusal, RefusedEdit, locate
-from .sources import SourceStore, read_settled
+from .sources import SETTLE_AT_MOST, SourceStore, StillWritten, read_settled
 from .watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -452,6 +452,8 @@ class Reloader:
         self._given: dict[str, bytes] = {}
         # module -> the bytes this transaction applies, once read or confirmed.
         self._fixed: dict[str, bytes] = {}
+        # The modules a transaction was asked for (saved, or named in a request).
+        self._roots: set[str] = set()
         # Modules whose file was found empty (said once until it holds code again).
         self._empty: set[str] = set()
         # How many project modules were loaded when the tracker's record was trimmed.
@@ -664,6 +666,7 @@ class Reloader:
                     self._queued = []
                     self._given = {}
                     self._fixed = {}
+                    self._roots = set()
                     self._again = set()
                     self._declared = {}
                     # Parsed trees are many times the size of their source: none
@@ -696,7 +699,7 @@ class Reloader:
         if not roots:
             return []
         self._given, self._fixed = given, {}
-        root_set = set(roots)
+        root_set = self._roots = set(roots)
         self._watchdog.saves(
             [
                 filename
@@ -903,7 +906,20 @@ class Reloader:
         if given is not None and isinstance(filename, str) and _holds(filename, given):
             self._fixed[name] = given
             return filename, given
-        filename, source = read_settled(module, self._parses)
+        try:
+            # A module asked for is given time to be closed; a dependent is not waited
+            # for: it runs again from the code that runs (its save comes on its own).
+            patience = SETTLE_AT_MOST if name in self._roots else 0.0
+            filename, source = read_settled(module, self._parses, patience)
+        except StillWritten as exc:
+            # A writer holds it open: what it holds is no save yet.  The module keeps
+            # its code (the watcher applies the save once the file is closed).
+            ran = self.sources.ran(name)
+            if ran is None:
+                raise
+            log.warning("%s; %s keeps running its code", exc, name)
+            self._fixed[name] = ran
+            return str(filename), ran
         if not source.strip() and (ran := self.sources.ran(name)) and ran.strip():
             # Emptied: an editor's truncate whose write has not come (a loaded
             # machine), far more often than a module meant to be empty.  As the

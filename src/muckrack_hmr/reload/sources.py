@@ -32,7 +32,7 @@ from types import CodeType, FunctionType, ModuleType
 from typing import TYPE_CHECKING
 
 from .._core import USING_EXTENSION, core
-from ..capture import digest, read_if_unchanged, read_steady
+from ..capture import being_written, digest, read_if_unchanged, read_steady
 from .mentions import Mentions
 from .reach import ImportReach, scan
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .analysis import ModuleSummary
     from .incremental import Consumption, Interned
 
-__all__ = ["SETTLE", "SourceStore", "read_settled"]
+__all__ = ["SETTLE", "SETTLE_AT_MOST", "SourceStore", "StillWritten", "read_settled"]
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +57,35 @@ _RUNNING_PARSES = 4
 #: not parsing right after a write) must have been left alone before it is
 #: taken as it is.
 SETTLE = 0.1
-# How long a file that keeps changing is waited for (as a burst of saves, see watch.saves).
-_SETTLE_AT_MOST = 2.0
+#: How long a file that keeps changing, or that a process holds open for writing,
+#: is waited for (as a burst of saves is, see watch.saves).
+SETTLE_AT_MOST = 2.0
+
+
+class StillWritten(OSError):
+    """A file still open for writing once :func:`read_settled` waited for it."""
 
 
 def read_settled(
-    module: ModuleType, parses: Callable[[ModuleType, str, bytes], bool]
+    module: ModuleType,
+    parses: Callable[[ModuleType, str, bytes], bool],
+    writer_patience: float = SETTLE_AT_MOST,
 ) -> tuple[str, bytes]:
     """Read the source of ``module``, giving a write in progress ``SETTLE`` to finish.
 
     A read that a write overlapped (the file's size or time changed during
     it), or that found a file written moments ago empty or not parsing, is
     tried again until the file has been quiet for ``SETTLE``: an editor that
-    truncates and then writes is never caught in between.
+    truncates and then writes is never caught in between.  A file that a
+    process holds open for writing (:func:`being_written`) is waited for
+    until it is closed, ``writer_patience`` seconds at most: then StillWritten.
     """
     filename = getattr(module, "__file__", None)
     if not isinstance(filename, str):
         raise ImportError(f"{module.__name__} has no source file", name=module.__name__)
-    deadline: float | None = None
+    started = time.monotonic()
+    # Writes that never stop for SETTLE: the last read, after a while.
+    deadline = started + SETTLE_AT_MOST
     while True:
         # The clock read before the file: a thread held up between the read and
         # the look at the clock (waiting for the interpreter while another
@@ -82,15 +93,17 @@ def read_settled(
         # one quiet for long, and apply it empty.
         began = time.time_ns()
         source, after, steady = read_steady(filename, tries=1)
-        if steady:
+        # Looked at after the read: a writer that came and went during it changed the
+        # file's figures; one that is still there is seen.
+        writing = being_written(filename)
+        if steady and not writing:
             quiet = began - after.st_mtime_ns >= SETTLE * 1e9
             if quiet or (source.strip() and parses(module, filename, source)):
                 return filename, source
         now = time.monotonic()
-        if deadline is None:
-            # Writes that never stop for SETTLE: the last read, after a while.
-            deadline = now + _SETTLE_AT_MOST
-        elif now >= deadline:
+        if writing and now - started >= writer_patience:
+            raise StillWritten(f"{filename} is held open for writing")
+        if now >= deadline:
             return filename, source
         time.sleep(SETTLE / 20)
 

@@ -676,6 +676,7 @@ class SavePipeline:
         files: list[FileSave] = []
         folders: list[str] = []
         forced: set[str] = set()  # readers of a changed data file: they run again whole
+        held: list[str] = []  # open for writing beyond the burst's patience
         hold_until = 0.0
         for path, last in sorted(paths.items()):
             if not can_wait:
@@ -727,6 +728,11 @@ class SavePipeline:
             else:
                 self._first_looks.pop(path, None)
             for verdict, module in verdicts:
+                if isinstance(verdict, Wait) and verdict.writer and not can_wait:
+                    # Still held open for writing as the burst's patience ends: the
+                    # rest of the burst goes on, and this file waits on its own.
+                    held.append(path)
+                    continue
                 if isinstance(verdict, Wait) and can_wait:
                     state = self._saves.state(path)
                     if state.waiting != verdict.why:
@@ -753,6 +759,14 @@ class SavePipeline:
                 self.batch.hold((paths, first, writing), hold_until)
                 self._wake.notify_all()
             return
+        for path in dict.fromkeys(held):
+            self._saves.problem(
+                path,
+                f"{path} is held open for writing; its save is applied once the writer closes it",
+            )
+            with self._wake:
+                self.batch.add(path, TOUCHED, now)
+                self._wake.notify_all()
         saves = SettledSaves(
             first_event=first,
             names=tuple(names),

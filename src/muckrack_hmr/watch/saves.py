@@ -18,20 +18,33 @@ import os
 from stat import S_ISLNK, S_ISREG
 from typing import TYPE_CHECKING
 
-from ..capture import digest
+from ..capture import being_written, digest
 from ..reload.sources import SETTLE
 from .datafiles import DataFiles
 
 if TYPE_CHECKING:
     from ..api import HMR
 
-__all__ = ["OPEN_PATIENCE", "SETTLE", "Judged", "Read", "SaveJudge", "Wait", "digest"]
+__all__ = [
+    "LOOK_AGAIN",
+    "OPEN_PATIENCE",
+    "SETTLE",
+    "Judged",
+    "Read",
+    "SaveJudge",
+    "Wait",
+    "digest",
+]
 
 log = logging.getLogger(__name__)
 
 #: How long a file that a writer still holds open is waited for (inotify
-#: reports the close; other backends don't, and rely on SETTLE).
+#: reports the close; other backends don't, and rely on SETTLE), before a
+#: warning says so where the system can tell it is (:func:`being_written`).
 OPEN_PATIENCE = 2.0
+#: How often a file that a process holds open for writing is looked at again
+#: (inotify reports its close at once).
+LOOK_AGAIN = SETTLE / 4
 # compile()'s flag for a parse only (ast.PyCF_ONLY_AST: importing ast costs start-up time).
 _ONLY_AST = 0x400
 
@@ -79,13 +92,18 @@ class Read:
 
 
 class Wait:
-    """A file that looks unfinished: judge it again at ``until`` (or at its next event)."""
+    """A file that looks unfinished: judge it again at ``until`` (or at its next event).
 
-    __slots__ = ("until", "why")
+    ``writer``: a process holds the file open for writing (:func:`being_written`),
+    so it is waited for however long the burst has lasted.
+    """
 
-    def __init__(self, until: float, why: str) -> None:
+    __slots__ = ("until", "why", "writer")
+
+    def __init__(self, until: float, why: str, writer: bool = False) -> None:
         self.until = until
         self.why = why
+        self.writer = writer
 
     def __repr__(self) -> str:
         return f"Wait(until={self.until!r}, why={self.why!r})"
@@ -177,6 +195,8 @@ class SaveJudge:
                 state.problem = ""
             self._recovered_unchanged(name)
             return None
+        if being_written(path):
+            return self._writer(now)
         if not source.strip():
             if recent:  # truncated; the write that brings the content follows
                 return Wait(settle.until, "empty")
@@ -204,6 +224,11 @@ class SaveJudge:
                 return Wait(settle.until, f"it does not parse yet ({type(error).__name__})")
         state.problem = ""
         return Judged(source, new, stamp)
+
+    @staticmethod
+    def _writer(now: float) -> Wait:
+        """A file some process holds open for writing: what it holds is no save yet."""
+        return Wait(now + LOOK_AGAIN, "a process holds it open for writing", writer=True)
 
     def _unchanged(self, name: str, path: str, source: bytes, new: bytes) -> bool:
         """Is ``source`` the code ``name`` runs now?"""
@@ -252,6 +277,8 @@ class SaveJudge:
                 source = handle.read()
         except OSError as exc:
             return Wait(until, f"cannot read it ({exc})") if recent else Read(None)
+        if being_written(path):
+            return self._writer(now)
         if recent:
             if not source.strip():
                 return Wait(until, "empty")
@@ -279,6 +306,8 @@ class SaveJudge:
         new = digest(content)
         if new == self.data_digests.get(path):
             return None
+        if being_written(path):
+            return self._writer(now)
         if not content.strip() and recent:
             return Wait(last + SETTLE, "empty")
         self.data_digests[path] = new
