@@ -980,14 +980,15 @@ sys.modules["alias"] = alias
 def test_another_thread_never_sees_a_failed_reload_half_applied(project: Project, hmr: Any) -> None:
     """The body of ``f`` is patched, then a later statement of the same save raises: the
     patch is undone.  A thread calling ``f`` all the while sees the old body only, even
-    when the failing statement computes for 50 ms (many of the interpreter's switches)."""
+    when the failing statement computes for 12 ms (two of the interpreter's usual
+    switches; the reload keeps the others out for _APPLYING_SWITCH_INTERVAL)."""
     project.write("a.py", "def f():\n    return 'old'\n")
     module = importlib.import_module("a")
     held = module.f
     project.write(
         "a.py",
         "def f():\n    return 'new'\n\n\nimport time\n\n_start = time.perf_counter()\n"
-        "while time.perf_counter() - _start < 0.05:\n    pass\n"
+        "while time.perf_counter() - _start < 0.012:\n    pass\n"
         "raise RuntimeError('broken save')\n",
     )
     seen: set[str] = set()

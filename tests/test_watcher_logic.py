@@ -412,6 +412,46 @@ def test_a_file_a_process_holds_open_for_writing_is_never_applied_half_written(
     ]
 
 
+def test_a_save_is_handled_with_prompt_switches_then_the_program_s_interval_is_back(
+    make_rig: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each time the watcher's thread blocks, a thread of the program that computes keeps
+    the interpreter for the switch interval before it hands it back: a save handled in a
+    busy program went live 0.1-0.8 s after it was made.  From its first file event to
+    its reload's end the interval is 1 ms; then the program's own again, unless the
+    program set another meanwhile."""
+    from muckrack_hmr.threads import PROMPT_SWITCH_INTERVAL
+
+    program = 0.005
+    sys.setswitchinterval(program)
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+    seen: list[float] = []
+    reload_result = rig.hmr.reloader.reload_result
+
+    def observed(*args: Any, **options: Any) -> Any:
+        seen.append(sys.getswitchinterval())
+        return reload_result(*args, **options)
+
+    monkeypatch.setattr(rig.hmr.reloader, "reload_result", observed)
+    try:
+        rig.save("a.py", A_NEW)
+        assert sys.getswitchinterval() == pytest.approx(PROMPT_SWITCH_INTERVAL)  # at the event
+        rig.settle()
+        assert a.f() == "new"
+        assert seen == [pytest.approx(PROMPT_SWITCH_INTERVAL)]
+        assert sys.getswitchinterval() == pytest.approx(program)
+
+        rig.save("a.py", A_OLD)
+        sys.setswitchinterval(0.002)  # the program's own choice, meanwhile
+        rig.settle()
+        assert a.f() == "old"
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+    finally:
+        sys.setswitchinterval(program)
+
+
 def test_a_backend_without_close_events_does_not_wait_for_them(make_rig: Any) -> None:
     rig = make_rig(backend=FakeBackend(reports_close=False))
     rig.project.write("a.py", A_OLD)
@@ -1279,6 +1319,30 @@ class _Busy(idle_work.Activity):
 
     def quiet(self) -> bool:
         return False
+
+
+def test_a_program_that_never_rests_has_the_engine_ready_before_its_first_save(
+    hmr: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine was imported and run once only while the program rested: one that
+    computes from its start-up on made its first save import it, a blocking call per
+    file (each a wait for the interpreter while the program's threads compute): 1.4 s
+    with two busy threads, where later saves took 0.1-0.4 s.  Now its first idle step
+    does it, busy or not; the rest of the idle work still waits for a rest."""
+    from muckrack_hmr.reload import reloader as reloader_module
+
+    warmed: list[str] = []
+    real = reloader_module.Reloader.warm_up
+    monkeypatch.setattr(
+        reloader_module.Reloader,
+        "warm_up",
+        lambda self: (warmed.append(threading.current_thread().name), real(self))[1],
+    )
+    work = idle_work.IdleWork(hmr)
+    assert work.step(_Busy(), lambda: False) is None  # busy: no slice of idle work...
+    assert len(warmed) == 1  # ... but the engine is ready
+    assert work.step(_Busy(), lambda: False) is None
+    assert len(warmed) == 1  # once
 
 
 def test_file_events_wait_while_the_program_imports_a_library(project: Project, hmr: Any) -> None:

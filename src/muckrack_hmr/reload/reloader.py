@@ -32,8 +32,8 @@ from types import CodeType, FrameType, FunctionType, ModuleType
 from typing import TYPE_CHECKING, TypeGuard
 
 from .. import collector
+from ..capture import being_written, read_steady
 from ..capture import digest as source_digest
-from ..capture import read_steady
 from ..errors import first_line, location_of, user_traceback
 from ..hooks import CASCADES, ErrorHandler, Hook, Hooks
 from ..threads import signals_to_main_thread
@@ -110,8 +110,11 @@ _GONE = object()
 
 #: The interpreter's switch interval while a module's new code is applied: the
 #: program's other threads wait (unless a statement blocks) instead of running
-#: between a function's patch and its undo when a later statement fails.
-_APPLYING_SWITCH_INTERVAL = 0.1
+#: between a function's patch and its undo when a later statement fails.  A
+#: module's code goes in within a millisecond or two; a thread of the program that
+#: computes holds the interpreter this long once before (see _applied_at_once):
+#: 100 ms made each module of a reload cost that in a busy program.
+_APPLYING_SWITCH_INTERVAL = 0.02
 
 
 # Lets the other threads have the interpreter once (it is released around the
@@ -517,6 +520,7 @@ class Reloader:
         after = before.replace(b"* x", b"* x * 2")
         after += b"\n\nclass C:\n    def m(self):\n        pass\n"
         self._watchdog.start()  # (a thread started costs the first reload otherwise)
+        being_written(os.devnull)  # (what it asks the system with is imported once)
         with self._lock:
             new = summarize(after, "<warm-up>", None)
             old = summarize(before, "<warm-up>", None, new)

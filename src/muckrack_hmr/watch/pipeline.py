@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Protocol
 from .. import collector
 from ..capture import read_if_unchanged
 from ..errors import first_line, location_of
-from ..threads import signals_to_main_thread
+from ..threads import prompt, signals_to_main_thread
 from .backends import (
     CREATED,
     DEFAULT_POLL_INTERVAL,
@@ -256,6 +256,7 @@ class SavePipeline:
             self.backend.stop()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+        prompt.end()  # (a save that came as it stopped is not handled)
 
     # -- which files belong to which modules ------------------------------------
 
@@ -513,6 +514,7 @@ class SavePipeline:
         ):
             return  # not a file any module runs or read: a new file, a temporary file...
         with self._wake:
+            prompt.begin()
             self.batch.add(path, kind, self.clock())
             self._wake.notify_all()
 
@@ -650,6 +652,9 @@ class SavePipeline:
     def _judged(self) -> None:
         with self._wake:
             self._judging -= 1
+            if not self.batch.last or self.batch.hold_until:
+                # Handled, or waiting for the rest of a write (a file event ends that).
+                prompt.end()
             self._wake.notify_all()
 
     def _idle(self) -> bool | None:
