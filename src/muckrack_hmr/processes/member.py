@@ -20,7 +20,7 @@ from types import CodeType
 from typing import TYPE_CHECKING
 
 from .. import collector, tracking
-from ..threads import signals_to_main_thread
+from ..threads import prompt, signals_to_main_thread
 from .channel import Frames, Message, receive, send
 from .locks import reload_lock
 from .outcomes import CAPTURE, outcome_message
@@ -105,8 +105,14 @@ class Member:
                 return  # the supervisor is gone: this process runs on as it is
             for message in messages:
                 if message.get("op") == "apply":
-                    safe_point.wait()
-                    self._apply(message)
+                    # A worker that computes (serving) hands the interpreter back
+                    # within 1 ms each time this thread blocks (see threads.prompt).
+                    prompt.begin()
+                    try:
+                        safe_point.wait()
+                        self._apply(message)
+                    finally:
+                        prompt.end()
 
     def _apply(self, message: Message) -> None:
         seq = int(str(message.get("seq", 0)))
