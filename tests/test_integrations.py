@@ -295,6 +295,63 @@ def test_flask_guard_is_lifted_only_for_the_reloading_thread(project: Project, h
         integrations.deactivate()
 
 
+APP_FACTORY = """\
+from flask import Flask
+
+
+def create_app():
+    app = Flask(__name__)
+
+    @app.route("/")
+    def index():
+        return "index"
+{more}
+    return app
+"""
+
+APP_FACTORY_HOOK = """
+    @app.after_request
+    def stamp(response):
+        response.headers["X-Stamp"] = "1"
+        return response
+"""
+
+
+@pytest.mark.parametrize("apps", [1, 2])
+def test_flask_a_factory_that_ran_once_is_refused_one_run_per_test_is_patched(
+    project: Project, hmr: Any, apps: int
+) -> None:
+    """A hook added in ``create_app()``: with one app made (a server's), the factory does
+    not run again, and the edit is refused (it was said to apply); with an app per test,
+    the factory runs again, and the next app has the hook."""
+    from muckrack_hmr import integrations
+
+    integrations.activate(hmr)
+    try:
+        project.write("factory_app.py", APP_FACTORY.format(more=""))
+        module = importlib.import_module("factory_app")
+        made = [module.create_app() for _ in range(apps)]
+        assert made[0].test_client().get("/").data == b"index"
+
+        project.write("factory_app.py", APP_FACTORY.format(more=APP_FACTORY_HOOK))
+        result = hmr.reload("factory_app")
+        fresh = module.create_app().test_client().get("/")
+        if apps == 1:
+            assert [(r.kind, r.what) for r in result.refused] == [
+                (
+                    "flask setup",
+                    "factory_app.create_app() set up the app as the program started; its change",
+                )
+            ]
+            assert "X-Stamp" not in fresh.headers  # the old factory still runs
+        else:
+            assert result.reloaded == ["factory_app"]
+            assert not result.refused
+            assert fresh.headers["X-Stamp"] == "1"
+    finally:
+        integrations.deactivate()
+
+
 FACTORY_VIEWS = """\
 from flask import Flask
 

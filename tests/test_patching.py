@@ -778,6 +778,41 @@ def test_closures_made_before_the_edit_run_the_new_code(
     assert any("heap walk" in r.getMessage() for r in caplog.records)
 
 
+def test_each_closure_of_a_factory_follows_its_edits_after_another_s(
+    project: Project, hmr: Any
+) -> None:
+    """``init(app)`` makes two closures (a Flask factory's ``before_request`` and
+    ``errorhandler``).  An edit of the first brought a new compile of the second, equal
+    but another object; the next edit, of the second, looked for the closures of that
+    object, and the live one kept its old code under a "reloaded" line."""
+    source = """\
+        def helper():
+            return "h"
+
+        def init(registry):
+            def first():
+                return "first {first}"
+
+            def second():
+                return "second {second} " + helper()
+
+            registry["first"] = first
+            registry["second"] = second
+        """
+    project.write("hooks.py", source.format(first=1, second=1))
+    hooks = importlib.import_module("hooks")
+    registry: dict[str, Any] = {}
+    hooks.init(registry)
+    assert (registry["first"](), registry["second"]()) == ("first 1", "second 1 h")
+    for first, second in [(2, 1), (2, 2), (3, 2), (3, 3)]:
+        project.write("hooks.py", source.format(first=first, second=second))
+        assert hmr.reload_module("hooks")[0] == ["hooks"]
+        assert (registry["first"](), registry["second"]()) == (
+            f"first {first}",
+            f"second {second} h",
+        )
+
+
 def test_cache_wrappers_held_elsewhere_run_the_new_code(project: Project, hmr: Any) -> None:
     source = """\
         import functools

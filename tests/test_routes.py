@@ -199,6 +199,111 @@ def test_flask_routes_added_edited_and_removed_after_a_request(proj: Path, spawn
     assert counts(child, port) == {"pid": pid, "rules": rules, "views": views}
 
 
+FACTORY_HOOKS = """\
+from flask import g
+
+
+def init(app):
+    @app.before_request
+    def stamp():
+        g.stamp = "{stamp}"
+{more}"""
+
+FACTORY_AFTER = """
+    @app.after_request
+    def header(response):
+        response.headers["X-New"] = "1"
+        return response
+"""
+
+FACTORY_APP = """\
+from flask import Flask, g
+
+from . import api, hooks
+
+
+def create_app():
+    app = Flask(__name__)
+    hooks.init(app)
+    app.register_blueprint(api.bp)
+
+    @app.route("/hello")
+    def hello():
+        return "{greeting} " + g.get("stamp", "-")
+
+    return app
+"""
+
+FACTORY_API = """\
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api"{options})
+
+
+@bp.route("/ping")
+def ping():
+    return "pong"
+{more}"""
+
+FACTORY_SERVER = """\
+import sys
+
+from webapp import create_app
+
+create_app().run(host="127.0.0.1", port=int(sys.argv[1]))
+"""
+
+
+def test_flask_app_factory_closures_apply_and_setup_it_ran_once_is_refused(
+    proj: Path, spawn: Spawn
+) -> None:
+    """The app-factory layout (``create_app()`` calls ``hooks.init(app)``): an edit of one
+    hook's body, then another's, reach the live hooks (the second was lost: an equal
+    compile of it, another object, hid the live closure).  A hook added inside the
+    factory, which ran once, was dropped under a "reloaded" line; a blueprint made again
+    took the routes added after it away from the app (404).  Both are refused now."""
+    package = proj / "webapp"
+    write(package / "__init__.py", FACTORY_APP.format(greeting="hello"))
+    write(package / "hooks.py", FACTORY_HOOKS.format(stamp="s1", more=""))
+    write(package / "api.py", FACTORY_API.format(options="", more=""))
+    write(proj / "server.py", FACTORY_SERVER)
+    port = free_port()
+    child = spawn(["-v", "server.py", str(port)], cwd=proj)
+    tracked(child, "webapp", "webapp.hooks", "webapp.api")
+    wait_status(child, port, "/hello", 200, "hello s1")
+
+    edit(child, package / "hooks.py", FACTORY_HOOKS.format(stamp="s2", more=""), "webapp.hooks")
+    assert status(port, "/hello") == (200, "hello s2")
+    edit(child, package / "__init__.py", FACTORY_APP.format(greeting="hi"), "webapp")
+    assert status(port, "/hello") == (200, "hi s2")
+    edit(child, package / "hooks.py", FACTORY_HOOKS.format(stamp="s3", more=""), "webapp.hooks")
+    assert status(port, "/hello") == (200, "hi s3")
+
+    # A hook added inside the factory's init(app): it ran once, at start-up.
+    added = FACTORY_HOOKS.format(stamp="s3", more=FACTORY_AFTER)
+    write(package / "hooks.py", added)
+    line = child.expect(lambda line: line.startswith("hmr: restart to apply:"), stream="err")
+    assert line == (
+        "hmr: restart to apply: webapp.hooks.init() set up the app as the program started; "
+        f"its change at {os.path.realpath(package / 'hooks.py')}:4 (flask setup); it does not "
+        "run again, and its new setup applies at a restart"
+    )
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/hello")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert "X-New" not in response.headers
+    edit(child, package / "hooks.py", FACTORY_HOOKS.format(stamp="s4", more=""), "webapp.hooks")
+    assert status(port, "/hello") == (200, "hi s4")
+
+    # The registered blueprint made again (its options changed): refused.
+    write(package / "api.py", FACTORY_API.format(options=", static_folder=None", more=""))
+    line = child.expect(lambda line: line.startswith("hmr: restart to apply:"), stream="err")
+    assert line.startswith("hmr: restart to apply: webapp.api.bp is a new Flask blueprint"), line
+    more = '\n\n@bp.route("/x")\ndef x():\n    return "x"\n'
+    edit(child, package / "api.py", FACTORY_API.format(options="", more=more), "webapp.api")
+    assert status(port, "/api/x") == (200, "x")
+    assert status(port, "/api/ping") == (200, "pong")
+
+
 FLASK_FAILING = """\
 @app.route("/half")
 def half():

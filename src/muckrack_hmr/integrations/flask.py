@@ -19,13 +19,19 @@ reload, on the thread that runs it, while a module's new code runs (see
   (``app = create_app()`` run again because the config or a setup function it
   calls changed) is refused (``flask app``): the server goes on serving the app
   it loaded, with the config and extensions set up then, and the new one would
-  serve nothing.
+  serve nothing; so is one that made a new blueprint in place of one an app
+  registered (``flask blueprint``): the app's routes come through the old one;
+* an edit of what a function that set up an app once, as the program started
+  (an app factory, an ``init(app)``), does itself is refused (``flask setup``):
+  it does not run again.  The bodies of the hooks and views it made (closures)
+  are patched as any function's.
 
 If the module's reload fails, the app's tables are put back as they were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import operator
@@ -33,7 +39,7 @@ import sys
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
+from types import CodeType, FrameType, ModuleType
 from typing import TYPE_CHECKING
 
 from . import _reloading
@@ -81,7 +87,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FLASK_APP",
+    "FLASK_BLUEPRINT",
+    "FLASK_SETUP",
     "check_served_apps",
+    "check_setup_functions",
     "enable",
     "forget_removed_views",
     "remember_served_apps",
@@ -96,6 +105,8 @@ _apps: weakref.WeakSet[_App] = weakref.WeakSet()
 # Flask's app class (once Flask is imported), told apart by type alone: a module may hold a
 # werkzeug proxy (``current_app``), which answers for the app of the current context.
 _app_class: list[type] = []
+# Flask's Blueprint class, once flask.sansio.blueprints is imported.
+_blueprint_class: list[type] = []
 # module -> its top-level names bound to apps that served requests, before its reload
 _served: dict[str, dict[str, _App]] = {}
 # Each blueprint's setup states, one per registration: a route declared after
@@ -130,6 +141,7 @@ def enable(hmr: HMR) -> None:
     hmr.add_post_reload_hook(forget_removed_views)
     hmr.add_pre_reload_hook(remember_served_apps)
     hmr.add_refusal_check(functools.partial(check_served_apps, hmr))
+    hmr.add_refusal_check(functools.partial(check_setup_functions, hmr))
 
 
 def _wrap(
@@ -179,6 +191,7 @@ def _lifted(original: Callable[..., object]) -> Callable[..., object]:
         # The guard holds outside our reloads, and is lifted for routes.
         if _reloading.current() is None:
             original(self, f_name)
+            _note_setup_function(self)
             return
         if f_name in _ROUTING:
             return
@@ -199,6 +212,86 @@ def _lifted(original: Callable[..., object]) -> Callable[..., object]:
             refused.add(f_name)
 
     return _check_setup_finished
+
+
+# -- a factory's setup (``create_app()``, ``init(app)``) ------------------------------------
+
+
+@dataclass
+class _SetupFunction:
+    """A function that set up apps or blueprints as it ran: the code it ran, and what."""
+
+    code: CodeType
+    scaffolds: weakref.WeakSet[object]
+
+
+# (file, qualified name) of a function that called setup methods -> what it ran and set up.
+_setup_functions: dict[tuple[str, str], _SetupFunction] = {}
+
+
+def _note_setup_function(scaffold: object) -> None:
+    """Note the project function whose statements called a setup method of ``scaffold``
+    (an app factory, an ``init(app)``): not the module's top level, which a reload runs."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_SETUP_CALLERS):
+        frame = frame.f_back
+    if frame is None or frame.f_code.co_name == "<module>":
+        return
+    code = frame.f_code
+    key = (code.co_filename, getattr(code, "co_qualname", code.co_name))
+    noted = _setup_functions.get(key)
+    if noted is None:
+        noted = _setup_functions[key] = _SetupFunction(code, weakref.WeakSet())
+    with contextlib.suppress(TypeError):
+        noted.scaffolds.add(scaffold)
+
+
+# Modules whose frames stand between a setup method and the code that called it.
+_SETUP_CALLERS = ("flask.", "werkzeug.", "muckrack_hmr.")
+
+
+def _own_steps(code: CodeType) -> tuple[object, ...]:
+    """What ``code`` does itself: the names and constants it uses, in the order it first
+    uses them, its nested functions' code by name only (a closure's body edited changes
+    the closure, not the factory).  Not its bytecode: a function compiled alone (a body
+    edit) calls a module's function with other instructions than the module's compile
+    (``LOAD_METHOD`` against ``LOAD_ATTR`` of an imported name, 3.11)."""
+    consts = tuple(
+        ("<code>", const.co_name) if isinstance(const, CodeType) else const
+        for const in code.co_consts
+    )
+    return code.co_names, consts, code.co_varnames, code.co_argcount
+
+
+def check_setup_functions(hmr: HMR, name: str) -> None:
+    """Refuse the edit of ``name`` if it changed what a function that set up an app or a
+    blueprint once, as the program started, does itself (a refusal check): that function
+    does not run again, and its new setup would never apply.  A function that set up
+    several (a factory a test suite calls for each test) runs again: its edit applies."""
+    module = sys.modules.get(name)
+    filename = getattr(module, "__file__", None)
+    if module is None or not isinstance(filename, str):
+        return
+    for (path, qualname), noted in list(_setup_functions.items()):
+        if path != filename or len(noted.scaffolds) != 1:
+            continue
+        function: object = module
+        for part in qualname.split("."):
+            function = getattr(function, part, None)
+        code = getattr(function, "__code__", None)
+        if isinstance(code, CodeType) and _own_steps(code) != _own_steps(noted.code):
+            from ..reload.refusals import Refusal
+
+            hmr.reloader.refuse(
+                Refusal(
+                    FLASK_SETUP,
+                    name,
+                    f"{name}.{qualname}() set up the app as the program started; its change",
+                    "it does not run again, and its new setup applies at a restart",
+                    location=f"{filename}:{code.co_firstlineno}",
+                )
+            )
+            return
 
 
 def _setup_what(scaffold: object, f_name: str) -> str:
@@ -310,6 +403,7 @@ def _wrap_app(module: ModuleType) -> None:
 
 def _wrap_blueprint(module: ModuleType) -> None:
     cls = module.Blueprint
+    _blueprint_class[:] = [cls]
 
     def make_state(original: Callable[..., object]) -> Callable[..., object]:
         def make_setup_state(self: _Blueprint, *args: object, **kwargs: object) -> object:
@@ -463,28 +557,34 @@ def _drop_endpoints(app: _App, endpoints: list[str]) -> None:
 
 #: The refusal of a statement that made a new app in place of one that served requests.
 FLASK_APP = "flask app"
+#: ... and of one that made a new blueprint in place of one an app registered.
+FLASK_BLUEPRINT = "flask blueprint"
 
 
 def remember_served_apps(name: str) -> None:
-    """Note ``name``'s top-level names bound to apps that served requests (a pre-reload
-    hook)."""
+    """Note ``name``'s top-level names bound to apps that served requests, and to
+    blueprints an app registered (a pre-reload hook)."""
     _served.pop(name, None)
     module = sys.modules.get(name)
-    if module is None or not _app_class:
+    if module is None or not (_app_class or _blueprint_class):
         return
-    cls = _app_class[0]
-    held = {
-        key: value
-        for key, value in list(module.__dict__.items())
-        if issubclass(type(value), cls) and getattr(value, "_got_first_request", False)
-    }
+    held = {key: value for key, value in list(module.__dict__.items()) if _in_use(value)}
     if held:
         _served[name] = held
 
 
+def _in_use(value: object) -> bool:
+    """An app that served requests, or a blueprint an app registered."""
+    if _app_class and issubclass(type(value), _app_class[0]):
+        return bool(getattr(value, "_got_first_request", False))
+    if _blueprint_class and issubclass(type(value), _blueprint_class[0]):
+        return bool(getattr(value, "_got_registered_once", False))
+    return False
+
+
 def check_served_apps(hmr: HMR, name: str) -> None:
     """Refuse the edit of ``name`` if its new code bound a new app where one that served
-    requests was (a refusal check)."""
+    requests was, or a new blueprint where one an app registered was (a refusal check)."""
     held = _served.pop(name, None)
     module = sys.modules.get(name)
     if not held or module is None:
@@ -492,12 +592,22 @@ def check_served_apps(hmr: HMR, name: str) -> None:
     namespace = module.__dict__
     for key, live in held.items():
         now = namespace.get(key)
-        if now is not live and issubclass(type(now), _app_class[0]):
+        if now is live or type(now) is not type(live):
+            continue
+        if _app_class and issubclass(type(now), _app_class[0]):
             hmr.refuse(
                 FLASK_APP,
                 f"{name}.{key} is a new Flask app",
                 "the server serves the app made at start-up, with the config and extensions "
                 "set up then",
+                module=name,
+            )
+        else:
+            hmr.refuse(
+                FLASK_BLUEPRINT,
+                f"{name}.{key} is a new Flask blueprint",
+                "the app registered the one made at start-up, and its routes reach the app "
+                "through it",
                 module=name,
             )
 

@@ -115,6 +115,7 @@ def set_code(
     doc: str | Literal[_Same.DOC] | None = _SAME_DOC,
 ) -> None:
     """Give ``target`` and its twins the body ``code`` and the docstring ``doc`` (if given)."""
+    code = _same_nested_kept(target.__code__, code)
     target.__code__ = code
     if doc is not _SAME_DOC:
         target.__doc__ = doc
@@ -269,6 +270,7 @@ class _Patcher:
         if label != "":
             self.report.patched.append(f"{self.module}.{label or old.__qualname__}")
         if old.__code__ is not new.__code__:
+            new.__code__ = _same_nested_kept(old.__code__, new.__code__)
             _pair_nested(old.__code__, new.__code__, self.nested)
         return True
 
@@ -652,6 +654,38 @@ class _Patcher:
 
 
 _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
+
+
+def _same_nested_kept(old: types.CodeType, new: types.CodeType) -> types.CodeType:
+    """``new``, holding ``old``'s own nested code objects where they are equal to its.
+
+    A closure a function made (``second``, made by ``init(app)``) holds the
+    nested code object it was made with.  An edit of another closure of that
+    function (``first``) brings a new compile of ``second`` too, equal but
+    another object: the edit after, of ``second`` itself, looked for the live
+    closures of that object (a heap walk by identity), and found none.  Kept
+    as they were, unchanged nested codes stay the ones the closures hold.
+    """
+    kept_by_name: dict[str, list[types.CodeType]] = {}
+    for const in old.co_consts:
+        if isinstance(const, types.CodeType) and const.co_name not in _COMPREHENSIONS:
+            kept_by_name.setdefault(const.co_name, []).append(const)
+    if not kept_by_name:
+        return new
+    consts = list(new.co_consts)
+    changed = False
+    for index, const in enumerate(consts):
+        if not isinstance(const, types.CodeType) or const.co_name in _COMPREHENSIONS:
+            continue
+        candidates = kept_by_name.get(const.co_name)
+        if not candidates:
+            continue
+        earlier = candidates.pop(0)  # paired in order, as _pair_nested does
+        kept = earlier if earlier == const else _same_nested_kept(earlier, const)
+        if kept is not const:
+            consts[index] = kept
+            changed = True
+    return new.replace(co_consts=tuple(consts)) if changed else new
 
 
 def _pair_nested(
