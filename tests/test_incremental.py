@@ -1493,6 +1493,48 @@ def test_a_call_running_the_old_code_still_finds_a_name_the_edit_removed(
     assert m.f() == 2
 
 
+def test_a_paused_generator_or_coroutine_resumes_with_the_names_its_code_reads(
+    project: Project, hmr: Any
+) -> None:
+    """A ``for row in rows()`` between two rows, a request awaiting I/O: paused, on no
+    thread's stack.  A save that renamed the helper they call deleted the old name at
+    once, and each died with NameError as it resumed (a server's requests in flight,
+    every one).  The name stays while they may resume, then goes."""
+    import asyncio
+
+    source = (
+        "def label_{n}(x):\n"
+        "    return 'v{n}-' + str(x)\n\n\n"
+        "def rows():\n"
+        "    for i in range(3):\n"
+        "        yield label_{n}(i)\n\n\n"
+        "async def handle(gate):\n"
+        "    await gate\n"
+        "    return label_{n}('done')\n"
+    )
+    project.write("feed.py", source.format(n=1))
+    (feed,) = fresh(hmr, "feed")
+    rows = feed.rows()
+    assert next(rows) == "v1-0"
+    loop = asyncio.new_event_loop()
+    try:
+        gate = loop.create_future()
+        task = loop.create_task(feed.handle(gate))
+        loop.run_until_complete(asyncio.sleep(0))  # the request awaits its gate
+        project.write("feed.py", source.format(n=2))
+        assert hmr.reload("feed").reloaded == ["feed"]
+        assert list(rows) == ["v1-1", "v1-2"]  # the old code to its end
+        gate.set_result(None)
+        assert loop.run_until_complete(task) == "v1-done"
+    finally:
+        loop.close()
+    assert list(feed.rows()) == ["v2-0", "v2-1", "v2-2"]
+    deadline = time.monotonic() + 10
+    while hasattr(feed, "label_1") and time.monotonic() < deadline:
+        time.sleep(0.01)  # a bounded wait for the removal (the reloader's own thread)
+    assert not hasattr(feed, "label_1")
+
+
 CLASS_KEPT = """\
 CREATED = []
 

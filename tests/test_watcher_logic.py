@@ -452,6 +452,43 @@ def test_a_save_is_handled_with_prompt_switches_then_the_program_s_interval_is_b
         sys.setswitchinterval(program)
 
 
+def test_a_burst_handed_over_as_the_first_workers_fork_goes_to_their_supervisor(
+    make_rig: Any,
+) -> None:
+    """The pipeline handed a burst to the watcher as the program forked its first workers
+    (a pool made): the fork's supervisor took the watcher's place, but this burst was
+    applied in the parent alone, after the fork (which holds the engine's lock), and the
+    workers kept the old code for good.  It goes to the supervisor now."""
+    from muckrack_hmr.watch.bursts import ModuleSave, SettledSaves
+
+    rig = make_rig()
+    path = rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+    path.write_text(A_NEW)
+    saves = SettledSaves(
+        first_event=0.0,
+        names=("a",),
+        modules=(ModuleSave("a", str(path), A_NEW.encode(), b""),),
+    )
+    handed: list[Any] = []
+
+    class Supervisor:  # what processes.joining.supervise puts in the watcher's place
+        def saves_settled(self, burst: Any) -> None:
+            handed.append(burst)
+
+    engine = rig.hmr.reloader._lock
+    with engine:  # the fork holds it
+        handing = threading.Thread(target=rig.watcher.saves_settled, args=(saves,))
+        handing.start()
+        handing.join(0.2)
+        assert handing.is_alive()  # waits for the fork's end
+        rig.watcher.pipeline.consumer = Supervisor()  # made before the fork
+    handing.join(10)
+    assert handed == [saves]
+    assert rig.transactions == []  # not applied here alone
+    assert a.f() == "old"
+
+
 def test_a_backend_without_close_events_does_not_wait_for_them(make_rig: Any) -> None:
     rig = make_rig(backend=FakeBackend(reports_close=False))
     rig.project.write("a.py", A_OLD)

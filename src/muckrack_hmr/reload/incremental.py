@@ -26,11 +26,14 @@ import abc
 import ast
 import bisect
 import contextlib
+import gc
 import importlib.util
+import inspect
 import re
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -68,7 +71,9 @@ __all__ = [
     "bound_names",
     "consumption_of",
     "match_statements",
+    "paused_in",
     "plan_and_run",
+    "read_by_paused",
     "read_by_running_code",
     "removed_calls",
     "spelled_names",
@@ -122,6 +127,9 @@ class Changes:
     """Of those, the ones a call running in another thread may still read (it runs the
     old code to its end): left in the namespace for the reloader to delete once no
     running code reads them (see :func:`read_by_running_code`)."""
+    paused: list[weakref.ref[object]] = field(default_factory=list)
+    """The module's generators and coroutines paused as the names went (see
+    :func:`paused_in`): the names they read linger while they may resume."""
     kept_classes: dict[str, frozenset[str]] = field(default_factory=dict)
     """Of ``values``: classes kept live whose edit only added, removed or changed plain
     members (methods, ``NAME = value``), each with those members.  A statement that
@@ -1301,6 +1309,87 @@ def read_by_running_code(namespace: dict[str, object]) -> set[str]:
 # How deep another thread's stack is looked at for the module's running code.
 _STACK_LOOKED_AT = 64
 
+# Code that a call pauses in, on no thread's stack (a generator, a coroutine).
+_PAUSABLE = (
+    inspect.CO_GENERATOR
+    | inspect.CO_COROUTINE
+    | inspect.CO_ASYNC_GENERATOR
+    | inspect.CO_ITERABLE_COROUTINE
+)
+
+
+def paused_in(namespace: dict[str, object]) -> list[object]:
+    """The generators, coroutines and async generators of the module's code paused now.
+
+    A request awaiting I/O, a ``for row in rows()`` between two rows: they run
+    no thread's code, and when they resume they read the module's names, as a
+    call running in a thread does.  Found with one walk of the heap, made only
+    when an edit removes names: from the module's generator and coroutine
+    functions (its own and its classes' methods; those objects hold their
+    function), or, before 3.11, from the frames that hold its namespace.
+    """
+    if sys.version_info >= (3, 11):
+        functions = [
+            function
+            for function in _functions_in(namespace)
+            if function.__code__.co_flags & _PAUSABLE
+        ]
+        if not functions:
+            return []
+        candidates = gc.get_referrers(*functions)
+    else:
+        frames = [each for each in gc.get_referrers(namespace) if isinstance(each, types.FrameType)]
+        if not frames:
+            return []
+        candidates = gc.get_referrers(*frames)
+    found = []
+    for each in candidates:
+        if type(each) in _PAUSED_KINDS:
+            frame = _frame_of(each)
+            if frame is not None and frame.f_globals is namespace:
+                found.append(each)
+    return found
+
+
+_PAUSED_KINDS = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+
+
+def _frame_of(paused: object) -> types.FrameType | None:
+    """The frame a generator or coroutine resumes in (None once it finished)."""
+    for attribute in ("gi_frame", "cr_frame", "ag_frame"):
+        frame = getattr(paused, attribute, None)
+        if frame is not None:
+            return cast(types.FrameType, frame)
+    return None
+
+
+def read_by_paused(paused: Iterable[weakref.ref[object]]) -> set[str] | None:
+    """The global names the paused generators and coroutines still alive may read when
+    they resume; None when none is left."""
+    names: set[str] = set()
+    left = False
+    for ref in paused:
+        each = ref()
+        frame = None if each is None else _frame_of(each)
+        if frame is not None:
+            left = True
+            names.update(frame.f_code.co_names)
+    return names if left else None
+
+
+def _functions_in(namespace: dict[str, object]) -> Iterable[types.FunctionType]:
+    """The module's functions: its own and its classes' (methods, static and class ones)."""
+    module = namespace.get("__name__")
+    for value in list(namespace.values()):
+        if isinstance(value, types.FunctionType):
+            if value.__globals__ is namespace:
+                yield value
+        elif isinstance(value, type) and value.__module__ == module:
+            for member in list(vars(value).values()):
+                member = getattr(member, "__func__", member)
+                if isinstance(member, types.FunctionType) and member.__globals__ is namespace:
+                    yield member
+
 
 def _one_definition(then: object, now: object) -> bool:
     """Are two functions or classes one definition run twice (the live one takes the new
@@ -1596,7 +1685,13 @@ def plan_and_run(
             )
             _adopt_class(namespace, statement.node, before, changes, kept)
     give_bodies()
-    busy = read_by_running_code(namespace) if removed else set()
+    busy: set[str] = set()
+    if removed and any(name in namespace for name in removed):
+        busy = read_by_running_code(namespace)
+        paused = paused_in(namespace)
+        if paused:
+            changes.paused = [weakref.ref(each) for each in paused]
+            busy |= read_by_paused(changes.paused) or set()
     for name in removed:
         if name in namespace:
             if not started:

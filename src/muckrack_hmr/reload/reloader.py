@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import CodeType, FrameType, FunctionType, ModuleType
@@ -48,6 +49,7 @@ from .incremental import (
     match_statements,
     passed_methods,
     plan_and_run,
+    read_by_paused,
     read_by_running_code,
     removed_calls,
     run_all,
@@ -192,6 +194,8 @@ class _Blame:
 # How often, and at most how long, a removed name that running code may read is kept.
 _LINGER_LOOK = 0.02
 _LINGER_LONGEST = 5.0
+# How often the names paused generators and coroutines read are looked at after that.
+_PAUSED_LOOK = 1.0
 
 
 def _running_line(module: str) -> str:
@@ -1510,21 +1514,28 @@ class Reloader:
             if outcome.applied:
                 self.hooks.run(self.hooks.post_reload, name, "post-reload")
             if outcome.lingering:
-                self._drop_when_unread(name, namespace, outcome.lingering)
+                self._drop_when_unread(name, namespace, outcome.lingering, outcome.paused)
             return outcome
 
     def _drop_when_unread(
-        self, name: str, namespace: dict[str, object], names: dict[str, object]
+        self,
+        name: str,
+        namespace: dict[str, object],
+        names: dict[str, object],
+        paused: list[weakref.ref[object]],
     ) -> None:
         """Delete the names an edit removed that code running in other threads may still
-        read, once none does (at most _LINGER_LONGEST later).  A name that the code the
-        module runs by then binds (a later edit put it back) stays."""
+        read, once none does (at most _LINGER_LONGEST later), and that none of the module's
+        ``paused`` generators and coroutines still alive may read when it resumes (however
+        long that is: a request awaiting I/O, a stream between two items).  A name that the
+        code the module runs by then binds (a later edit put it back) stays."""
 
         def drop() -> None:
             left = dict(names)
             deadline = time.monotonic() + _LINGER_LONGEST
+            look = _LINGER_LOOK
             while left:
-                time.sleep(_LINGER_LOOK)
+                time.sleep(look)
                 with self._lock:
                     source = self.sources.ran(name)
                     summary = None if source is None else self.sources.running_summary(name, source)
@@ -1535,10 +1546,15 @@ class Reloader:
                         else bound_names(summary, package if isinstance(package, str) else None)
                     )
                     busy = read_by_running_code(namespace)
+                    held = read_by_paused(paused) or set()
                     late = time.monotonic() >= deadline
+                    if late:
+                        look = _PAUSED_LOOK  # only paused code is waited for from now on
                     for attr, value in list(left.items()):
                         if bound is None or attr in bound or namespace.get(attr, left) is not value:
                             del left[attr]  # bound again (or cannot be told): it stays
+                        elif attr in held:
+                            continue  # what a paused generator or coroutine reads when resumed
                         elif late or attr not in busy:
                             del namespace[attr]
                             del left[attr]

@@ -207,7 +207,17 @@ class Watcher:
         self.clear_screen()
         self.safe_point()
         if saves.names:
-            self.apply(saves)
+            # A fork takes the engine's lock, once its supervisor took our place as the
+            # pipeline's consumer: a burst handed to us as the program forked its first
+            # workers (a pool made) goes to the supervisor, which applies it in every
+            # process, not here alone (the workers kept the old code for good).
+            with self.hmr.reloader._lock:
+                forward = self.pipeline.consumer is not self
+                if not forward:
+                    self.apply(saves)
+            if forward:
+                self.pipeline.consumer.saves_settled(saves)
+                return
         if saves.files:
             for listener in list(self.file_listeners):
                 try:
