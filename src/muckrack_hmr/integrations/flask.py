@@ -233,7 +233,7 @@ def _note_setup_function(scaffold: object) -> None:
     """Note the project function whose statements called a setup method of ``scaffold``
     (an app factory, an ``init(app)``): not the module's top level, which a reload runs."""
     frame: FrameType | None = sys._getframe(2)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(_SETUP_CALLERS):
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(_SETUP_CALLERS):
         frame = frame.f_back
     if frame is None or frame.f_code.co_name == "<module>":
         return

@@ -1338,7 +1338,7 @@ def paused_in(namespace: dict[str, object]) -> list[object]:
             return []
         candidates = gc.get_referrers(*functions)
     else:
-        frames = [each for each in gc.get_referrers(namespace) if isinstance(each, types.FrameType)]
+        frames = [each for each in gc.get_referrers(namespace) if type(each) is types.FrameType]
         if not frames:
             return []
         candidates = gc.get_referrers(*frames)
@@ -1378,16 +1378,19 @@ def read_by_paused(paused: Iterable[weakref.ref[object]]) -> set[str] | None:
 
 
 def _functions_in(namespace: dict[str, object]) -> Iterable[types.FunctionType]:
-    """The module's functions: its own and its classes' (methods, static and class ones)."""
-    module = namespace.get("__name__")
+    """The module's functions: its own and its classes' (methods, static and class ones).
+
+    By their types alone: a namespace may hold a proxy whose attribute lookups raise
+    (``flask.current_app`` outside a request)."""
     for value in list(namespace.values()):
-        if isinstance(value, types.FunctionType):
+        if type(value) is types.FunctionType:
             if value.__globals__ is namespace:
                 yield value
-        elif isinstance(value, type) and value.__module__ == module:
+        elif is_a(value, type) and vars(value).get("__module__") == namespace.get("__name__"):
             for member in list(vars(value).values()):
-                member = getattr(member, "__func__", member)
-                if isinstance(member, types.FunctionType) and member.__globals__ is namespace:
+                if type(member) in (staticmethod, classmethod):
+                    member = member.__func__
+                if type(member) is types.FunctionType and member.__globals__ is namespace:
                     yield member
 
 
