@@ -742,6 +742,71 @@ def test_a_save_of_the_running_script_is_answered_with_a_warning(
     assert [line for line in child.seen["err"] if "running script" in line] == [warning]
 
 
+_OWN_NAME_SCRIPT = """\
+import sys
+
+import {helper}
+
+
+def fmt(x):
+    return "fmt1:" + str(x)
+
+
+if __name__ == "__main__":
+    for line in sys.stdin:
+        {worker}  # imported once the watcher runs: the file is the script's first
+        print("VAL", worker.run(), fmt(0), flush=True)
+"""
+
+_WORKER = "from main import fmt\n\n\ndef run():\n    return fmt(1)\n"
+
+
+@pytest.mark.parametrize("layout", ["script", "module"])
+def test_a_script_imported_by_its_own_name_is_reloaded_as_that_module(
+    proj: Path, spawn: Callable[..., Child], layout: str
+) -> None:
+    """``python main.py`` where a module does ``from main import fmt`` (or ``-m pkg.cli``
+    and ``from pkg.cli import fmt``): the file runs twice, as ``__main__`` and as that
+    module.  A save reloads the module (it answered "restart to apply" and reloaded
+    nothing when the module was imported after the watcher had seen the script), and
+    says once that ``__main__`` keeps its code (it said nothing)."""
+    root = Path(os.path.realpath(proj))
+    if layout == "script":
+        script, module, args = root / "main.py", "main", ["main.py"]
+        helper, worker = "a", "import worker"
+        write(root / "a.py", A_OLD)
+        write(root / "worker.py", _WORKER)
+    else:
+        script, module, args = root / "pkg" / "cli.py", "pkg.cli", ["-m", "pkg.cli"]
+        helper, worker = "pkg.a", "from pkg import worker"
+        write(root / "pkg" / "__init__.py", "")
+        write(root / "pkg" / "a.py", A_OLD)
+        write(root / "pkg" / "worker.py", _WORKER.replace("main", "pkg.cli"))
+    source = _OWN_NAME_SCRIPT.format(helper=helper, worker=worker)
+    write(script, source)
+    child = spawn(["-v", *args], cwd=root, stdin=True)
+    child.expect(tracking(helper), stream="err")  # the watcher has seen the script
+    child.send("go")
+    child.expect("VAL fmt1:1 fmt1:0")
+
+    write(script, source.replace('"fmt1:"', '"fmt2:"'))
+    child.expect(
+        f"hmr: {script} also runs as the script (__main__), which is never reloaded: a save "
+        f"reloads the module {module}, and __main__ keeps the code it started with",
+        stream="err",
+    )
+    child.expect(reloaded(module), stream="err")
+    child.send("go")
+    child.expect("VAL fmt2:1 fmt1:0")
+
+    write(script, source.replace('"fmt1:"', '"fmt3:"'))
+    child.expect(reloaded(module), stream="err")
+    child.send("go")
+    child.expect("VAL fmt3:1 fmt1:0")
+    assert sum("also runs as the script" in line for line in child.seen["err"]) == 1
+    assert not any("running script" in line for line in child.seen["err"]), child.stderr_text()
+
+
 def test_symlinks_out_of_the_project_are_not_followed(
     tmp_path: Path, proj: Path, spawn: Callable[..., Child]
 ) -> None:

@@ -29,9 +29,11 @@ import contextlib
 import importlib.util
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 from .. import collector
@@ -160,6 +162,9 @@ class SavePipeline:
         self._files: dict[str, str] = {}  # real path -> module name ("" for a plain file)
         self._scripts: dict[str, bytes | None] = {}  # the script's path -> digest of what ran
         self._script_seen: dict[str, bytes | None] = {}  # ... and of what it held last seen
+        self._script_path: str | None = None  # __main__'s project file, once looked up
+        self._script_looked = False
+        self._twice_said: set[str] = set()  # scripts also imported by name, once said so
         #: ``fn(refusal, path)`` when the running script is saved (``--restart-on-refused``).
         self.script_refused: list[Callable[[Refusal, str], None]] = []
         #: ``fn(refusal, path)`` when the workers refused the edit of a module this
@@ -275,23 +280,8 @@ class SavePipeline:
                     self._scripts[path] = self._baseline_digest(path, baseline)
                     self.watch(os.path.dirname(path))
                     continue
-                if self.filter.excluded(path):
-                    log.debug("not watching %s (--exclude)", path)
-                    continue
-                self._files[path] = name
-                folder = os.path.dirname(path)
-                self._by_folder.setdefault(folder, []).append(path)
-                if folder not in self._folders:  # most modules share a folder
-                    self.watch(folder)
-                taken = self.hmr.sources.import_stats.get(name)
-                if taken is not None:
-                    # Its loader kept what it runs: a look at the file says
-                    # whether it was saved since, without reading it.
-                    self._saves.baselines[path] = None
-                    self._saved_since(path, name, taken)
-                else:
-                    self._saves.baselines[path] = self._baseline_digest(path, baseline)
-                names.append(name)
+                if self._track(path, name, baseline):
+                    names.append(name)
             if names:
                 log.debug("tracking %s", ", ".join(names))
         if self._trees_pending and self.backend is not None:
@@ -373,6 +363,40 @@ class SavePipeline:
                 return
             if content != self.hmr.sources.ran(name):
                 self.notify(path, TOUCHED)
+
+    def _track(self, path: str, name: str, baseline: tuple[int, int] | None) -> bool:
+        """Watch ``path``, the file of module ``name`` (loaded with ``baseline``), unless
+        excluded; a file that also runs as the script is noted as such."""
+        if self.filter.excluded(path):
+            log.debug("not watching %s (--exclude)", path)
+            return False
+        self._files[path] = name
+        folder = os.path.dirname(path)
+        self._by_folder.setdefault(folder, []).append(path)
+        if folder not in self._folders:  # most modules share a folder
+            self.watch(folder)
+        taken = self.hmr.sources.import_stats.get(name)
+        if taken is not None:
+            # Its loader kept what it runs: a look at the file says
+            # whether it was saved since, without reading it.
+            self._saves.baselines[path] = None
+            self._saved_since(path, name, taken)
+        else:
+            self._saves.baselines[path] = self._baseline_digest(path, baseline)
+        if path not in self._scripts and path == self._script_file():
+            # ``from main import fmt`` in a module of ``python main.py``: the
+            # file runs twice, and only its module is ever reloaded.
+            self._scripts[path] = self._saves.baselines[path]
+        return True
+
+    def _script_file(self) -> str | None:
+        """The project file the program runs as ``__main__``, if any."""
+        if not self._script_looked:
+            self._script_looked = True
+            main = sys.modules.get("__main__")
+            found = getattr(main, "__file__", None) if isinstance(main, ModuleType) else None
+            self._script_path = self.project.project_path(found) if isinstance(found, str) else None
+        return self._script_path
 
     def _baseline_digest(self, path: str, baseline: tuple[int, int] | None) -> bytes | None:
         """The digest of ``path`` if it is still as it was loaded, else None (and look at it)."""
@@ -682,6 +706,7 @@ class SavePipeline:
         folders: list[str] = []
         forced: set[str] = set()  # readers of a changed data file: they run again whole
         held: list[str] = []  # open for writing beyond the burst's patience
+        twice: list[tuple[str, str]] = []  # (path, module) of a script imported by its name
         hold_until = 0.0
         for path, last in sorted(paths.items()):
             if not can_wait:
@@ -706,8 +731,14 @@ class SavePipeline:
                     self.refresh()  # imported since: pick it up
                     name = self._files.get(path)
                 if name is None and path in self._scripts:
-                    self._script_saved(path)
-                    continue
+                    owner = self.project.loaded.get(path)
+                    if owner is None or owner[0] == "__main__":
+                        self._script_saved(path)
+                        continue
+                    # Imported by its own name since the script was seen: the
+                    # module is reloaded, and __main__ keeps its code.
+                    if self._track(path, *owner):
+                        name = owner[0]
                 if name is not None:
                     verdicts.append(
                         (self._saves.judge_module(path, name, last, now, path in writing), name)
@@ -754,6 +785,8 @@ class SavePipeline:
                     )
                     if module not in names:
                         names.append(module)
+                    if path in self._scripts and path not in self._twice_said:
+                        twice.append((path, module))
                 elif isinstance(verdict, list):
                     forced.update(verdict)
                     names.extend(owner for owner in verdict if owner not in names)
@@ -780,6 +813,14 @@ class SavePipeline:
             files=tuple(files),
             folders=tuple(folders),
         )
+        for path, module in twice:
+            self._twice_said.add(path)
+            log.warning(
+                "%s also runs as the script (__main__), which is never reloaded: a save "
+                "reloads the module %s, and __main__ keeps the code it started with",
+                path,
+                module,
+            )
         if saves:
             for save in modules:
                 _forget_bytecode(save.path)
