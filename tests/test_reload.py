@@ -106,6 +106,54 @@ def test_other_threads_never_see_a_name_missing_while_a_module_runs_again(
     assert (paced.X, paced.Y) == (1, 2)
 
 
+def test_other_threads_never_see_an_edit_beside_its_dependent_s_old_values(
+    project: Project, hmr: Any
+) -> None:
+    """A save of ``work`` reaches ``user``, which reads ``work.value()`` at import, in one
+    step for the program's other threads: no thread runs between the edited module's
+    new code and its dependent's run.  Before, each module of the reload let them in
+    (a yield, and the dependent's file read), and a thread that computes saw the new
+    ``value()`` beside the old ``SEEN`` in most saves."""
+    project.write("probe.py", "COUNT = 0\n")
+    source = "import probe\n\n\ndef value():\n    return {n}\n\n\nMARK = probe.COUNT, {n}\n"
+    project.write("work.py", source.format(n=1))
+    project.write("user.py", "import probe\nimport work\n\nSEEN = probe.COUNT, work.value()\n")
+    probe = importlib.import_module("probe")
+    work = importlib.import_module("work")
+    user = importlib.import_module("user")
+    # What the program's start-up and the watcher's idle time leave done before a save
+    # (each of the engine's first looks at a folder, say, asks the system once).
+    hmr.warm()
+    hmr.reloader.warm_up()
+    project.write("work.py", source.format(n=2))
+    assert hmr.reloader.reload_result(["work"]).reloaded == ["work", "user"]
+    stop = threading.Event()
+
+    def count() -> None:  # a thread of the program that computes without rest
+        while not stop.is_set():
+            probe.COUNT += 1
+
+    counter = threading.Thread(target=count, daemon=True)
+    counter.start()
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while probe.COUNT == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert probe.COUNT > 0
+        for n in range(3, 11):
+            edited = source.format(n=n)
+            project.write("work.py", edited)
+            # As the watcher asks, with the bytes it judged.
+            result = hmr.reloader.reload_result(["work"], sources={"work": edited.encode()})
+            assert result.reloaded == ["work", "user"]
+            assert (work.value(), user.SEEN[1]) == (n, n)
+            assert user.SEEN[0] == work.MARK[0], f"save {n}: the counter ran in between"
+    finally:
+        stop.set()
+        counter.join(timeout=10)
+    assert not counter.is_alive()
+
+
 def test_names_bound_out_of_sight_survive_a_whole_run(project: Project, hmr: Any) -> None:
     project.write("consts.py", "__all__ = ['K']\nK = 7\n")
     project.write(
@@ -1212,3 +1260,44 @@ def test_a_dependent_that_failed_to_follow_follows_with_its_own_next_edit(
     result = hmr.reload("b")
     assert (result.reloaded, result.recovered) == (["b"], ["b"])
     assert (b.A, b.B) == (2, 20)
+
+
+def test_a_dependent_that_failed_to_follow_keeps_the_state_its_other_imports_made(
+    project: Project, hmr: Any
+) -> None:
+    """``core`` failed to follow ``helpers``' rename; its own next edit (the new name, a
+    view changed) runs again what reads ``helpers``' names, and nothing that reads only
+    its other imports: ``STATE = Counter()`` keeps its count, ``app = App(...)`` its app
+    (each ran again before: a Flask app made anew is refused, and the state was lost)."""
+    project.write("helpers.py", "def get_x():\n    return 'x'\n")
+    project.write(
+        "framework.py", "class App:\n    def __init__(self, name):\n        self.name = name\n"
+    )
+    core_source = (
+        "from collections import Counter\n\n"
+        "from framework import App\n"
+        "from helpers import get_x\n\n"
+        "STATE = Counter()\n"
+        "app = App(__name__)\n"
+        "PREFIX = get_x()\n\n\n"
+        "def view():\n"
+        "    STATE['n'] += 1\n"
+        "    return f\"v1 {PREFIX}{get_x()} n={STATE['n']}\"\n"
+    )
+    project.write("core.py", core_source)
+    core = importlib.import_module("core")
+    app, state = core.app, core.STATE
+    assert (core.view(), core.view()) == ("v1 xx n=1", "v1 xx n=2")
+    hmr.remember_sources()
+
+    project.write("helpers.py", "def fetch_x():\n    return 'y'\n")
+    result = hmr.reload("helpers")
+    assert (result.reloaded, list(result.failed)) == (["helpers"], ["core"])  # ImportError
+    assert core.view() == "v1 xx n=3"
+
+    project.write("core.py", core_source.replace("get_x", "fetch_x").replace("v1", "v2"))
+    result = hmr.reload("core")
+    assert (result.reloaded, result.recovered) == (["core"], ["core"])
+    assert core.view() == "v2 yy n=4"  # PREFIX, which read the helper, ran again
+    assert core.app is app
+    assert core.STATE is state

@@ -277,6 +277,24 @@ def _holds(filename: str, source: bytes) -> bool:
     return steady and content == source
 
 
+def _from_one_of(module: str, attr: str | None, modules: set[str]) -> bool:
+    """Does an import of ``attr`` from ``module`` (``import module`` when None) bind
+    something of one of ``modules``: the module, a submodule, or a package above?"""
+    if module in modules or (attr is not None and f"{module}.{attr}" in modules):
+        return True
+    prefix = module + "."
+    return any(other.startswith(prefix) for other in modules)
+
+
+def _forget_lines(filename: str) -> None:
+    """Drop what ``linecache`` keeps of ``filename`` (read again at the next traceback):
+    ``linecache.checkcache`` without its look at the file, which would let the
+    program's other threads in mid-reload (see _applied_at_once)."""
+    entry = linecache.cache.get(filename)
+    if entry is not None and len(entry) == 4 and entry[1] is not None:
+        linecache.cache.pop(filename, None)  # (a lazy entry, or the loader's, stays)
+
+
 def _brief(node: ast.AST, width: int = 60) -> str:
     """A statement's code on one short line, for a log line."""
     lines = ast.unparse(node).splitlines()
@@ -286,16 +304,30 @@ def _brief(node: ast.AST, width: int = 60) -> str:
     return line
 
 
+_holding = threading.local()  # .depth: this thread's _applied_at_once, nested
+
+
 @contextlib.contextmanager
 def _applied_at_once() -> Iterator[None]:
-    """Keep the program's other threads out while a module's new code goes in.
+    """Keep the program's other threads out while new code goes in.
 
     A reload patches functions in place, then runs the statements after
     them; if one raises, the patches are undone.  With the interpreter's
     usual 5 ms switches another thread could call a patched function in
-    between, and see code that is never applied.  A statement that blocks
-    (I/O, a lock) still lets the others run: nothing waits on a reload.
+    between, and see code that is never applied.  The same holds between the
+    modules of one reload (the edited module's new code beside its
+    dependent's old values): the transaction holds them off as a whole, and
+    the modules' own holds within it change nothing.  A statement that
+    blocks (I/O, a lock) still lets the others run: nothing waits on a reload.
     """
+    depth = getattr(_holding, "depth", 0)
+    if depth:
+        _holding.depth = depth + 1
+        try:
+            yield
+        finally:
+            _holding.depth = depth
+        return
     previous = sys.getswitchinterval()
     sys.setswitchinterval(max(previous, _APPLYING_SWITCH_INTERVAL))
     # A thread already waiting for the interpreter counts down the old
@@ -303,9 +335,11 @@ def _applied_at_once() -> Iterator[None]:
     # again with the new one.  A thread busy computing may hold on to the
     # interpreter for up to the new interval before the reload goes on.
     _yield_interpreter()
+    _holding.depth = 1
     try:
         yield
     finally:
+        _holding.depth = 0
         sys.setswitchinterval(previous)
 
 
@@ -476,8 +510,8 @@ class Reloader:
         # Of those, the ones the running reload tries again.
         self._again: set[str] = set()
         # Of those, the ones that failed to follow an imported module's change, not an
-        # edit of their own.
-        self._failed_to_follow: set[str] = set()
+        # edit of their own: module -> the modules whose change it failed to follow.
+        self._failed_to_follow: dict[str, set[str]] = {}
         # module -> {name: the function or class an edit removed}: put back, given
         # the new definition, when a later edit binds the name again (an undo), so
         # that what still holds it (an importer, an instance) runs the new code.  A
@@ -765,130 +799,144 @@ class Reloader:
                     queued.add(dependent)
                     heapq.heappush(queue, (position(dependent), dependent))
 
-        while queue:
-            _, name = heapq.heappop(queue)
-            done.add(name)
-            # (once more in a cycle: as a dependent, its own edit applied already)
-            is_root = name in root_set and name not in cycled
-            if not is_root and any(dep in broken for dep in self.graph.dependencies_of(name)):
-                broken.add(name)
-                result.left_alone.append(name)
-                log.warning("left %s alone: a module it imports failed to reload", name)
-                continue
-            module_started = time.perf_counter()
-            if is_root and name not in forced and self._unchanged(name):
-                # The code that runs: nothing to apply.  A failed or refused edit
-                # undone is fine again (the watcher says so for a file saved back).
-                if self.back_to_the_code_that_runs(name):
-                    result.recovered.append(name)
-                continue
-            if is_root and _deleted(name):
-                log.warning(
-                    "%s was deleted; %s keeps running its old code",
-                    sys.modules[name].__file__,
-                    name,
-                )
-                continue
-            if is_root:
-                result.edited.append(name)
-            earlier_changes = seen.get(name)
-            seen[name] = len(changes.order)
-            if self.cascade == "always" or name in forced:
-                outcome = self._reexecute(name, forced=name in forced)
-            elif is_root:
-                outcome = self._incremental(name, changes, asked_for=True)
-            elif earlier_changes is not None:
-                outcome = self._follow(name, _since(changes, earlier_changes, name))
-            else:
-                outcome = self._follow(name, changes)
-            earlier = starred.pop(name, None)
-            if earlier and outcome is not None:
-                _count_starred(outcome, earlier, sys.modules[name].__dict__)
-            if outcome is None:
-                if not is_root:
-                    # It failed to follow a change that its importers would have
-                    # followed too: they are left alone, and say so.
+        # The program's other threads are held off for the whole transaction, not
+        # module by module: none sees the edited module's new code beside the old
+        # values of a dependent that follows it.  What looks at the files comes
+        # first: while they are held off, each blocking call could hand a thread
+        # that computes the interpreter for the whole 20 ms.  (The watchdog's thread
+        # starts first too: see _reexecute.)
+        self._read_ahead(roots)
+        deleted = {name: _deleted(name) for name in roots}
+        self._watchdog.start()
+        with _applied_at_once():
+            while queue:
+                _, name = heapq.heappop(queue)
+                done.add(name)
+                # (once more in a cycle: as a dependent, its own edit applied already)
+                is_root = name in root_set and name not in cycled
+                if not is_root and any(dep in broken for dep in self.graph.dependencies_of(name)):
                     broken.add(name)
-                    enqueue(self.graph.dependents_of(name))
-                    if name in self.failing:
-                        self._failed_to_follow.add(name)
-                else:
-                    self._failed_to_follow.discard(name)
-                # An edited module that failed is as it was: its importers have
-                # nothing to follow (the error line said the old code runs on).
-                continue
-            if name in self.failing and (is_root or outcome.applied):
-                self.failing.discard(name)
-                self._failed_to_follow.discard(name)
-                self._blamed.pop(name, None)
-                recovered.append(name)
-            if outcome.applied and name not in reloaded:
-                self.refused.discard(name)
-                reloaded.append(name)
-                result.reloaded.append(name)
-                result.module_ms[name] = (time.perf_counter() - module_started) * 1000.0
-            if self.failing:
-                for again in self._tried_again(name, outcome):
-                    if (
-                        again in root_set
-                        or self.why_not_reloadable(again) is not None
-                        or self._unchanged(again)  # failed to follow: it follows again
-                    ):
-                        continue
-                    # Its edit, on disk, is applied as if saved again (also when
-                    # it follows ``name``'s change: it is queued once).
-                    root_set.add(again)
-                    self._again.add(again)
-                    if again not in queued:
-                        queued.add(again)
-                        heapq.heappush(queue, (position(again), again))
-            if outcome.behaviors:
-                # A cache of results that read what changed holds the old ones.
-                clear_caches_of(name, sys.modules[name].__dict__, outcome.behaviors)
-            if not outcome:
-                if outcome.added:
-                    # New names alone: only ``import *`` takes them.
-                    if self.graph.pending:
-                        self.tracker.apply_pending_of(_nobody, ())
-                    bind_added_names(
-                        self.graph,
+                    result.left_alone.append(name)
+                    log.warning("left %s alone: a module it imports failed to reload", name)
+                    continue
+                module_started = time.perf_counter()
+                if is_root and name not in forced and self._unchanged(name):
+                    # The code that runs: nothing to apply.  A failed or refused edit
+                    # undone is fine again (the watcher says so for a file saved back).
+                    if self.back_to_the_code_that_runs(name):
+                        result.recovered.append(name)
+                    continue
+                if is_root and (deleted[name] if name in deleted else _deleted(name)):
+                    log.warning(
+                        "%s was deleted; %s keeps running its old code",
+                        sys.modules[name].__file__,
                         name,
-                        outcome.old,
-                        sys.modules[name].__dict__,
-                        skip=self.failing,
-                        rebound=result.rebound,
                     )
-                continue
-            changes[name] = outcome
-            reached = self._indexed_followers(name, outcome)
-            if reached is None and self._walk_looks_wide(outcome) and self.sources.index_reach():
-                # The index of what import-time code calls lacks modules (moments
-                # after start-up): taking their code in now costs less than walking
-                # the many modules that use what changed.
+                    continue
+                if is_root:
+                    result.edited.append(name)
+                earlier_changes = seen.get(name)
+                seen[name] = len(changes.order)
+                if self.cascade == "always" or name in forced:
+                    outcome = self._reexecute(name, forced=name in forced)
+                elif is_root:
+                    outcome = self._incremental(name, changes, asked_for=True)
+                elif earlier_changes is not None:
+                    outcome = self._follow(name, _since(changes, earlier_changes, name))
+                else:
+                    outcome = self._follow(name, changes)
+                earlier = starred.pop(name, None)
+                if earlier and outcome is not None:
+                    _count_starred(outcome, earlier, sys.modules[name].__dict__)
+                if outcome is None:
+                    if not is_root:
+                        # It failed to follow a change that its importers would have
+                        # followed too: they are left alone, and say so.
+                        broken.add(name)
+                        enqueue(self.graph.dependents_of(name))
+                        if name in self.failing:
+                            self._failed_to_follow.setdefault(name, set()).update(changes)
+                    else:
+                        self._failed_to_follow.pop(name, None)
+                    # An edited module that failed is as it was: its importers have
+                    # nothing to follow (the error line said the old code runs on).
+                    continue
+                if name in self.failing and (is_root or outcome.applied):
+                    self.failing.discard(name)
+                    self._failed_to_follow.pop(name, None)
+                    self._blamed.pop(name, None)
+                    recovered.append(name)
+                if outcome.applied and name not in reloaded:
+                    self.refused.discard(name)
+                    reloaded.append(name)
+                    result.reloaded.append(name)
+                    result.module_ms[name] = (time.perf_counter() - module_started) * 1000.0
+                if self.failing:
+                    for again in self._tried_again(name, outcome):
+                        if (
+                            again in root_set
+                            or self.why_not_reloadable(again) is not None
+                            or self._unchanged(again)  # failed to follow: it follows again
+                        ):
+                            continue
+                        # Its edit, on disk, is applied as if saved again (also when
+                        # it follows ``name``'s change: it is queued once).
+                        root_set.add(again)
+                        self._again.add(again)
+                        if again not in queued:
+                            queued.add(again)
+                            heapq.heappush(queue, (position(again), again))
+                if outcome.behaviors:
+                    # A cache of results that read what changed holds the old ones.
+                    clear_caches_of(name, sys.modules[name].__dict__, outcome.behaviors)
+                if not outcome:
+                    if outcome.added:
+                        # New names alone: only ``import *`` takes them.
+                        if self.graph.pending:
+                            self.tracker.apply_pending_of(_nobody, ())
+                        bind_added_names(
+                            self.graph,
+                            name,
+                            outcome.old,
+                            sys.modules[name].__dict__,
+                            skip=self.failing,
+                            rebound=result.rebound,
+                        )
+                    continue
+                changes[name] = outcome
                 reached = self._indexed_followers(name, outcome)
-            if reached is None:
-                reached = self._reached(name, outcome)
-                if len(reached) > _FEW and self.sources.index_reach():
-                    # Many use what changed, and the index of what import-time code
-                    # calls was not complete (moments after start-up): the code of
-                    # the modules it lacked, taken in now, costs far less than
-                    # following each of them.
-                    indexed = self._indexed_followers(name, outcome)
-                    if indexed is not None:
-                        reached = indexed
-            enqueue(reached)
-            # Importers that will not run again (the script, say) follow by rebinding.
-            rebound = rebind_importers(
-                self.graph,
-                name,
-                outcome.old,
-                sys.modules[name].__dict__,
-                skip=queued,
-                rebound=result.rebound,
-            )
-            for importer, held in rebound.items():
-                for attr, value in held.items():
-                    starred.setdefault(importer, {}).setdefault(attr, value)
+                if (
+                    reached is None
+                    and self._walk_looks_wide(outcome)
+                    and self.sources.index_reach()
+                ):
+                    # The index of what import-time code calls lacks modules (moments
+                    # after start-up): taking their code in now costs less than walking
+                    # the many modules that use what changed.
+                    reached = self._indexed_followers(name, outcome)
+                if reached is None:
+                    reached = self._reached(name, outcome)
+                    if len(reached) > _FEW and self.sources.index_reach():
+                        # Many use what changed, and the index of what import-time code
+                        # calls was not complete (moments after start-up): the code of
+                        # the modules it lacked, taken in now, costs far less than
+                        # following each of them.
+                        indexed = self._indexed_followers(name, outcome)
+                        if indexed is not None:
+                            reached = indexed
+                enqueue(reached)
+                # Importers that will not run again (the script, say) follow by rebinding.
+                rebound = rebind_importers(
+                    self.graph,
+                    name,
+                    outcome.old,
+                    sys.modules[name].__dict__,
+                    skip=queued,
+                    rebound=result.rebound,
+                )
+                for importer, held in rebound.items():
+                    for attr, value in held.items():
+                        starred.setdefault(importer, {}).setdefault(attr, value)
         if reloaded:
             self._clear_abc_caches(reloaded, changes)
         elapsed = (time.perf_counter() - started) * 1000.0
@@ -899,8 +947,9 @@ class Reloader:
         result.recovered.extend(recovered)
         return reloaded
 
-    def _read(self, module: ModuleType) -> tuple[str, bytes]:
-        """The file of ``module`` and the bytes to apply: given by the watcher, or read."""
+    def _read(self, module: ModuleType, *, following: bool = False) -> tuple[str, bytes]:
+        """The file of ``module`` and the bytes to apply: given by the watcher, or read
+        (``following``: it runs again as a dependent)."""
         name = module.__name__
         filename = getattr(module, "__file__", None)
         fixed = self._fixed.get(name)
@@ -914,6 +963,22 @@ class Reloader:
         if given is not None and isinstance(filename, str) and _holds(filename, given):
             self._fixed[name] = given
             return filename, given
+        if (
+            following
+            and given is None
+            and self._given
+            and name not in self._roots
+            and name not in self.failing
+            and name not in self.refused
+        ):
+            # A dependent, in a reload of the watcher's saves: the code it runs is what
+            # its file holds, as far as the watcher knows (a save of it that comes is
+            # applied on its own; one that failed or was refused is read).  Not read:
+            # a read lets the program's other threads in, between the edited module's
+            # new code and this module's run.
+            ran = self.sources.ran(name)
+            if ran is not None and isinstance(filename, str):
+                return filename, ran
         try:
             # A module asked for is given time to be closed; a dependent is not waited
             # for: it runs again from the code that runs (its save comes on its own).
@@ -941,6 +1006,16 @@ class Reloader:
         # The same bytes for the rest of the transaction, whatever the disk does.
         self._fixed[name] = source
         return filename, source
+
+    def _read_ahead(self, names: list[str]) -> None:
+        """Read the files of ``names`` for the transaction (see _read); what cannot be
+        read is read again, and said, where the transaction needs it."""
+        modules = sys.modules
+        for name in names:
+            module = modules.get(name)
+            if name not in self._fixed and is_a(module, ModuleType):
+                with contextlib.suppress(Exception):
+                    self._read(module)
 
     def _parses(self, module: ModuleType, filename: str, source: bytes) -> bool:
         package = module.__dict__.get("__package__")
@@ -1230,7 +1305,7 @@ class Reloader:
         # until the run is over: the program's other threads never see the
         # module without a name it has (``importlib.reload`` does the same).
         # Names the new source no longer binds are dropped afterwards.
-        linecache.checkcache(filename)
+        _forget_lines(filename)
         package = snapshot.get("__package__")
         # (The watchdog's thread starts first: a thread started while the interpreter
         # switches every 0.1 s waits for a busy thread of the program, twice.)
@@ -1384,7 +1459,7 @@ class Reloader:
         namespace = module.__dict__
         package = namespace.get("__package__")
         try:
-            filename, source = self._read(module)
+            filename, source = self._read(module, following=not asked_for)
         except FileNotFoundError:
             # Its file was deleted (a branch switched): it keeps running its code, and
             # nothing of it changed for the modules that import it.  (The watcher says
@@ -1418,14 +1493,18 @@ class Reloader:
 
         def before_first() -> None:
             self.hooks.run(self.hooks.pre_reload, name, "pre-reload")
-            linecache.checkcache(filename)
+            _forget_lines(filename)
 
         bindings = bindings_of(new.imports)
         incoming = translate_incoming(bindings, changes, lambda: spelled_names(new))
-        if name in self._failed_to_follow:
-            # It kept the old values of what it imports when it failed to follow their
-            # change (an earlier reload): what reads them runs again, as it would have.
-            incoming[0].update(local for local, _, _ in bindings)
+        failed_from = self._failed_to_follow.get(name)
+        if failed_from:
+            # It kept the old values of what it imports from the modules whose change it
+            # failed to follow (an earlier reload): what reads them runs again, as it
+            # would have.  (Not what reads other imports: ``app = Flask(__name__)``.)
+            incoming[0].update(
+                local for local, module, attr in bindings if _from_one_of(module, attr, failed_from)
+            )
         # (The watchdog's thread starts first: a thread started while the interpreter
         # switches every 0.1 s waits for a busy thread of the program, twice.)
         with self._watchdog.running(name, filename, source), _applied_at_once():
@@ -1648,7 +1727,7 @@ class Reloader:
         # The edit ran and was fine, but cannot stay: no failure stands any more (no
         # "recovered" either: its new code does not run).
         self.failing.discard(name)
-        self._failed_to_follow.discard(name)
+        self._failed_to_follow.pop(name, None)
         self._blamed.pop(name, None)
         self.refused.add(name)
         self._result.refused.extend(refused.refusals)

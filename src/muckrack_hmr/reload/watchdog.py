@@ -66,7 +66,10 @@ class _Run:
         self.saved = saved
         self.thread = threading.get_ident()
         self.started = time.monotonic()
-        self.stat = _figures(filename)
+        # The file's figures once found to hold ``source`` (by the first look that
+        # compares them): no look at the file as the run begins, where it would let
+        # the program's other threads in mid-reload (see reloader._applied_at_once).
+        self.stat: tuple[int, int] | None = None
 
 
 def _figures(filename: str) -> tuple[int, int] | None:
@@ -174,11 +177,13 @@ def _newer_save(run: _Run) -> str | None:
     for filename, figures in run.saved.items():
         if filename != run.filename and _figures(filename) != figures:
             return os.path.basename(filename)
-    if run.stat is None or _figures(run.filename) == run.stat:
+    now = _figures(run.filename)
+    if now is None or now == run.stat:
         return None
     try:
         with open(run.filename, "rb") as file:
             if file.read() == run.source:
+                run.stat = now
                 return None
     except OSError:
         return None
