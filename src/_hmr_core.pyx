@@ -18,6 +18,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.tuple cimport PyTuple_GET_SIZE
 from cpython.exc cimport PyErr_SetFromErrnoWithFilenameObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
+from cpython.pythread cimport PyThread_get_thread_ident
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset, strcmp
 
@@ -266,6 +267,7 @@ __all__ = [
     "OP_SHIFT",
     "WAITS_WITHOUT_GIL",
     "DependencyGraph",
+    "GcGate",
     "ImportTracker",
     "add_open_audit_hook",
     "all_names",
@@ -646,6 +648,41 @@ cdef int _open_event(const char* event, PyObject* args, void* listener) except -
             return 0
     (<object>listener)(arguments)
     return 0
+
+
+cdef class GcGate:
+    """The collector's callback that makes a collection due in a thread of ours look at
+    nothing (see the twin).  It runs no Python code: a collection in the middle of
+    CPython 3.11's conversion of a parse into ``ast`` objects cannot let another thread
+    in, whose parse would make that one fail."""
+
+    cdef public object ours, freeze, unfreeze, frozen_count
+    cdef public Py_ssize_t interpreter_froze
+    cdef public bint skipping
+
+    def __init__(self, ours, freeze, unfreeze, frozen_count, Py_ssize_t interpreter_froze):
+        self.ours = ours
+        self.freeze = freeze
+        self.unfreeze = unfreeze
+        self.frozen_count = frozen_count
+        self.interpreter_froze = interpreter_froze
+        self.skipping = False
+
+    def __call__(self, phase, info):
+        cdef Py_ssize_t frozen
+        if phase == "start":
+            if PyThread_get_thread_ident() not in self.ours:
+                return
+            frozen = self.frozen_count()
+            if frozen < self.interpreter_froze:
+                self.interpreter_froze = frozen
+            if frozen == self.interpreter_froze:
+                self.freeze()
+                self.skipping = True
+        elif self.skipping:
+            self.skipping = False
+            self.unfreeze()
+            self.interpreter_froze = 0
 
 
 def add_open_audit_hook(listener):

@@ -1493,6 +1493,76 @@ def test_a_call_running_the_old_code_still_finds_a_name_the_edit_removed(
     assert m.f() == 2
 
 
+def test_a_call_running_the_old_code_still_finds_a_method_the_edit_removed(
+    project: Project, hmr: Any
+) -> None:
+    """The same for a method its class lost: a worker's call running the old code, which
+    calls ``self.finish_1()``, renamed ``finish_2`` by the save, finds it (it raised
+    AttributeError, and the worker thread died); once no running code reads it, it goes.
+    A method put back by a later edit meanwhile stays."""
+    source = (
+        "import threading\n\n"
+        "started, go = threading.Event(), threading.Event()\n\n\n"
+        "class Pipeline:\n"
+        "    def process(self):\n"
+        "        started.set()\n"
+        "        go.wait(10)\n"
+        "        return self.finish_{k}()\n\n"
+        "    def finish_{k}(self):\n"
+        "        return {k}\n"
+    )
+    project.write("m.py", source.format(k=1))
+    (m,) = fresh(hmr, "m")
+    live = m.Pipeline
+    results: list[object] = []
+
+    def call() -> None:
+        try:
+            results.append(m.Pipeline().process())
+        except Exception as exc:  # what the test is about
+            results.append(exc)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    assert m.started.wait(10)
+    project.write("m.py", source.format(k=2))
+    assert hmr.reload("m").reloaded == ["m"]
+    assert m.Pipeline is live
+    m.go.set()
+    worker.join(10)
+    assert results == [1]
+    deadline = time.monotonic() + 10
+    while hasattr(live, "finish_1") and time.monotonic() < deadline:
+        time.sleep(0.01)  # a bounded wait for the removal (the reloader's own thread)
+    assert not hasattr(live, "finish_1")
+    assert live().process() == 2
+
+    # Renamed back while a call runs the code that reads finish_2: both names stay.
+    m.started.clear()
+    m.go.clear()
+    worker = threading.Thread(target=call)
+    worker.start()
+    assert m.started.wait(10)
+    both = source.format(k=1).replace(
+        "        return 1\n", "        return 1\n\n    def finish_2(self):\n        return 2\n"
+    )
+    project.write("m.py", source.format(k=1))
+    assert hmr.reload("m").reloaded == ["m"]  # finish_2 lingers for the running call
+    project.write("m.py", both)
+    assert hmr.reload("m").reloaded == ["m"]  # ... and is defined again
+    m.go.set()
+    worker.join(10)
+    assert results == [1, 2]
+    # The removal's thread ends once nothing is left to remove: finish_2 is defined.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+        thread.name == "muckrack-hmr-removed-members" for thread in threading.enumerate()
+    ):
+        time.sleep(0.01)
+    assert not any(t.name == "muckrack-hmr-removed-members" for t in threading.enumerate())
+    assert (live().finish_1(), live().finish_2()) == (1, 2)
+
+
 def test_a_paused_generator_or_coroutine_resumes_with_the_names_its_code_reads(
     project: Project, hmr: Any
 ) -> None:

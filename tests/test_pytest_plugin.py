@@ -304,6 +304,7 @@ def test_syntax_errors_are_reported_and_watching_goes_on(
     assert f"{os.sep}app{os.sep}calc.py:2" in error
     session.expect("SyntaxError")
     session.expect("hmr: not running tests until app.calc loads again (1 test file(s) waiting)")
+    session.expect("hmr: watching for changes")  # (tests wait for the fix)
 
     write(proj / "app" / "calc.py", "def add(a, b):\n    return a + b\n")
     run = session.run()
@@ -408,6 +409,7 @@ def test_a_fix_after_a_failed_reload_or_collection_says_recovered(
     # A module of code that fails to reload, then fixed with new code.
     write(proj / "app" / "calc.py", "def add(a, b):\n    return (a +\n")
     session.expect("hmr: not running tests until app.calc loads again")
+    session.expect("hmr: watching for changes")  # (tests wait for the fix)
     write(proj / "app" / "calc.py", "def add(a, b):\n    return a + b + 0\n")
     run = session.run()
     assert run.has("hmr: app.calc recovered")
@@ -429,6 +431,7 @@ def test_a_fix_after_a_failed_reload_or_collection_says_recovered(
     write(conftest, source + "\ndef broken(:\n")
     session.expect("hmr: tests/conftest.py failed to import")
     session.expect("hmr: not running tests until tests/conftest.py loads again")
+    session.expect("hmr: watching for changes")  # (tests wait for the fix)
     write(conftest, source + "\n\nEXTRA = 1\n")
     run = session.run()
     assert run.has("hmr: tests/conftest.py recovered")
@@ -452,6 +455,7 @@ def test_a_broken_conftest_counts_the_test_files_that_wait_and_runs_them_once_fi
     session.expect(
         "hmr: not running tests until tests/conftest.py loads again (2 test file(s) waiting)"
     )
+    session.expect("hmr: watching for changes")  # (tests wait for the fix)
     write(conftest, source + "\n\n@pytest.fixture\ndef val():\n    return 2\n")
     run = session.run()
     assert run.has("hmr: tests/conftest.py recovered")
@@ -498,6 +502,7 @@ def test_a_conftest_with_pytest_plugins_or_a_skip_at_import_is_saved_without_a_c
 
     write(conftest, source + "\npytest.importorskip('no_such_module_here')\n")
     session.expect("hmr: tests/conftest.py failed to import")
+    session.expect("hmr: watching for changes")  # (tests wait for the fix)
     write(conftest, source)
     run = session.run()
     assert run.has("hmr: tests/conftest.py recovered")
@@ -922,6 +927,7 @@ def test_results_equal_a_fresh_run(
         code, after = fresh_pytest(root, core_env)
         if what == "break":
             session.expect("hmr: not running tests until")
+            session.expect("hmr: watching for changes")  # (tests wait for the fix)
             assert code != 0, context  # the fresh run fails at collection
             continue
         ran = session.run().outcomes
@@ -1312,6 +1318,7 @@ def test_a_new_conftest_is_imported_and_the_tests_below_it_run(
     line = session.expect("hmr: tests/conftest.py failed to import (")
     assert "conftest.py:5): SyntaxError" in line
     session.expect("hmr: not running tests until tests/conftest.py loads again")
+    session.expect("hmr: watching for changes")  # (tests wait for the fix)
     write(conftest, body.format("True"))
     run = session.run()
     assert run.has("hmr: changed tests/conftest.py")

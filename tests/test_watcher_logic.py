@@ -412,6 +412,42 @@ def test_a_file_a_process_holds_open_for_writing_is_never_applied_half_written(
     ]
 
 
+def test_a_burst_that_hits_an_internal_error_is_judged_once_more(
+    make_rig: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error of the watcher's own while it judges a burst (CPython 3.11's parse failing
+    with ``SystemError`` when another thread parsed at the same moment) dropped the
+    burst: its saves were lost until saved again.  It is judged once more; a burst that
+    fails twice is dropped, and the next save is judged as usual."""
+    rig = make_rig()
+    rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+    judge = saves.SaveJudge.judge_module
+    failures = [SystemError("AST constructor recursion depth mismatch (before=72, after=17)")]
+
+    def flaky(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return judge(self, *args, **kwargs)
+
+    monkeypatch.setattr(saves.SaveJudge, "judge_module", flaky)
+    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+        rig.save("a.py", A_NEW)
+        rig.settle()
+    assert rig.transactions == [["a"]]
+    assert a.f() == "new"
+    assert ["internal error" in r.getMessage() for r in caplog.records] == [True]
+
+    failures += [SystemError("again"), SystemError("and again")]
+    rig.save("a.py", A_OLD)
+    rig.settle()  # judged twice, failed twice: dropped
+    assert rig.transactions == [["a"]]
+    rig.save("a.py", A_OLD.replace("old", "older"))
+    rig.settle()
+    assert rig.transactions == [["a"], ["a"]]
+    assert a.f() == "older"
+
+
 def test_a_save_is_handled_with_prompt_switches_then_the_program_s_interval_is_back(
     make_rig: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,6 +44,7 @@ __all__ = [
     "OP_SHIFT",
     "WAITS_WITHOUT_GIL",
     "DependencyGraph",
+    "GcGate",
     "ImportTracker",
     "add_open_audit_hook",
     "all_names",
@@ -129,6 +130,53 @@ def resolve_relative(name: str, package: str | None, level: int) -> str:
 
 # What a module's loader opens: no data file.
 _MODULE_FILES = (".py", ".pyc")
+
+
+class GcGate:
+    """The collector's callback that makes a collection due in a thread of ours look at
+    nothing (see :func:`muckrack_hmr.collector.ours`): as it starts in one of the
+    ``ours`` threads, and nothing but what the interpreter froze itself
+    (``interpreter_froze``) is frozen, everything is frozen (``freeze``); as it stops,
+    thawed again (``unfreeze``).
+
+    The compiled twin runs no Python code: CPython 3.11's conversion of a parse into
+    ``ast`` objects keeps its depth in state shared by the threads, and Python code run
+    by a collection in the middle of one (which allocates) lets another thread in, whose
+    parse makes the first fail with ``SystemError: AST constructor recursion depth
+    mismatch``.  So this one is not installed on 3.11 (see the collector).
+    """
+
+    __slots__ = ("freeze", "frozen_count", "interpreter_froze", "ours", "skipping", "unfreeze")
+
+    def __init__(
+        self,
+        ours: set[int],
+        freeze: Callable[[], None],
+        unfreeze: Callable[[], None],
+        frozen_count: Callable[[], int],
+        interpreter_froze: int,
+    ) -> None:
+        self.ours = ours
+        self.freeze = freeze
+        self.unfreeze = unfreeze
+        self.frozen_count = frozen_count
+        self.interpreter_froze = interpreter_froze
+        self.skipping = False
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            if threading.get_ident() not in self.ours:
+                return  # (first: the count below walks what is frozen, 12,000 objects and more)
+            frozen = self.frozen_count()
+            # (A thaw thaws what the interpreter froze too: the start-up's, the program's.)
+            self.interpreter_froze = min(self.interpreter_froze, frozen)
+            if frozen == self.interpreter_froze:
+                self.freeze()
+                self.skipping = True
+        elif self.skipping:
+            self.skipping = False
+            self.unfreeze()
+            self.interpreter_froze = 0  # (thawed with the rest)
 
 
 def add_open_audit_hook(listener: Callable[[tuple[object, ...]], object]) -> None:

@@ -35,10 +35,15 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-__all__ = ["ours", "start_fresh", "thaw"]
+if TYPE_CHECKING:
+    from ._core_py import GcGate
+
+__all__ = ["gate", "ours", "start_fresh", "thaw"]
 
 _lock = threading.Lock()
 # Are the objects start_fresh froze still frozen, by us alone?
@@ -52,8 +57,9 @@ _ours: set[int] = set()
 # What the interpreter froze itself before the program ran (3.12.1 freezes a few
 # hundred immortal tuples): more than that, the program froze objects of its own.
 _interpreter_froze = _frozen_count()
-# Did the collection that runs now start on a thread of ours (and freeze everything)?
-_skipping = False
+# The collector's callback (see gate), once made.
+_gate: GcGate | None = None
+_gate_made = False
 
 
 def start_fresh() -> None:
@@ -128,8 +134,9 @@ def ours(target: Callable[..., object]) -> Callable[..., None]:
     interpreter froze itself (the CLI's start-up, or a program that froze its
     own: thawing would undo that); the collection then runs here, as before.
     """
-    if _skip_in_our_threads not in gc.callbacks:
-        gc.callbacks.append(_skip_in_our_threads)
+    callback = gate()
+    if callback is not None and callback not in gc.callbacks:
+        gc.callbacks.append(callback)
 
     def run(*args: object, **keywords: object) -> None:
         ident = threading.get_ident()
@@ -142,21 +149,24 @@ def ours(target: Callable[..., object]) -> Callable[..., None]:
     return run
 
 
-def _skip_in_our_threads(phase: str, _info: dict[str, int]) -> None:
-    global _skipping, _interpreter_froze
-    if phase == "start":
-        if threading.get_ident() not in _ours:
-            return  # (first: the count below walks what is frozen, 12,000 objects and more)
-        frozen = _frozen_count()
-        # (A thaw thaws what the interpreter froze too: the start-up's, the program's.)
-        _interpreter_froze = min(_interpreter_froze, frozen)
-        if frozen == _interpreter_froze:
-            _freeze()
-            _skipping = True
-    elif _skipping:
-        _skipping = False
-        _unfreeze()
-        _interpreter_froze = 0  # (thawed with the rest)
+def gate() -> GcGate | None:
+    """The collector's callback for :func:`ours`, made once: the core's ``GcGate``.
+
+    None on CPython 3.11 with the pure core: a collection that runs Python code (a
+    callback) in the middle of 3.11's conversion of a parse into ``ast`` objects lets
+    another thread in, and that thread's parse makes the first one fail (``SystemError:
+    AST constructor recursion depth mismatch``: the watcher's judgement of a save, or
+    the program's own ``ast.parse``).  The compiled core's gate runs no Python code.
+    There, a collection due in a thread of ours runs as it comes, as without the CLI.
+    """
+    global _gate, _gate_made
+    if not _gate_made:
+        from ._core import USING_EXTENSION, core
+
+        _gate_made = True
+        if USING_EXTENSION or sys.version_info[:2] != (3, 11):
+            _gate = core.GcGate(_ours, _freeze, _unfreeze, _frozen_count, _interpreter_froze)
+    return _gate
 
 
 if hasattr(os, "register_at_fork"):

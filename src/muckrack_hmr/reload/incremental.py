@@ -31,7 +31,6 @@ import importlib.util
 import inspect
 import re
 import sys
-import threading
 import types
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -62,6 +61,7 @@ from .live_defs import live_function, run_on_live, start_module_run
 from .patching import BodyPatch, PatchReport, may_register, patch_class_now, set_code
 from .rebinding import star_exports
 from .relocation import align_class, align_function, first_line, shift_code
+from .running import read_by_running_code
 
 __all__ = [
     "ChangeSet",
@@ -74,7 +74,6 @@ __all__ = [
     "paused_in",
     "plan_and_run",
     "read_by_paused",
-    "read_by_running_code",
     "removed_calls",
     "spelled_names",
     "translate_incoming",
@@ -1289,25 +1288,6 @@ def _class_statement(summary: ModuleSummary, name: str) -> Statement | None:
             return statement
     return None
 
-
-def read_by_running_code(namespace: dict[str, object]) -> set[str]:
-    """The global names that the module's code running now in other threads may read: a
-    call already running finishes with its old code, which may need a name the edit
-    removed."""
-    me = threading.get_ident()
-    names: set[str] = set()
-    for ident, top in sys._current_frames().items():
-        frame: types.FrameType | None = top
-        depth = 0
-        while ident != me and frame is not None and depth < _STACK_LOOKED_AT:
-            if frame.f_globals is namespace:
-                names.update(frame.f_code.co_names)
-            frame, depth = frame.f_back, depth + 1
-    return names
-
-
-# How deep another thread's stack is looked at for the module's running code.
-_STACK_LOOKED_AT = 64
 
 # Code that a call pauses in, on no thread's stack (a generator, a coroutine).
 _PAUSABLE = (

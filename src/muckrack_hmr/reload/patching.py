@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar, cast
 from .kinds import CACHE_WRAPPER, is_a, takes_code, why_not_taken
 from .refusals import CLASS_LAYOUT, ENUM_CLASS, ENUM_MEMBERS, Refusal
 from .relocation import earlier_versions
+from .running import read_by_running_code
 from .validated_models import rebuild_models
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ __all__ = [
     "PatchReport",
     "clear_abc_caches",
     "clear_caches_of",
+    "defines",
     "invalidate_abc_negative_caches",
     "may_register",
     "patch_bodies",
@@ -154,6 +156,11 @@ class PatchReport:
     """Closures made before the edit by a changed factory, given the new code."""
     rebuilt: list[type] = field(default_factory=list)
     """pydantic models rebuilt in place because their schemas held a patched model's."""
+    module: str = ""
+    """The module patched."""
+    lingering: list[tuple[type, str, object]] = field(default_factory=list)
+    """(class, name, value) of each member the edit removed that code running in other
+    threads may still read (``self.finish_1()`` in a loop): left on the class for now."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +224,8 @@ def _same_definition(old: object, new: object) -> bool:
 class _Patcher:
     def __init__(self, module: str) -> None:
         self.module = module
-        self.report = PatchReport()
+        self.report = PatchReport(module=module)
+        self._busy: set[str] | None = None  # what the module's running code reads
         # new object -> the old object that stands for it from now on
         self.new_to_old: dict[int, object] = {}
         self.keep_alive: list[object] = []  # ids in new_to_old stay valid
@@ -446,11 +454,26 @@ class _Patcher:
                     )
                 )
             self.actions.append(functools.partial(self._set_member, old, key, value))
+        self.actions.append(functools.partial(self._define_members, old, frozenset(members)))
         for key in old.__dict__:
             if key not in members and key not in _CLASS_INTERNALS and not _is_member(old, key):
+                value = old.__dict__[key]
+                if _callable_member(value) and key in self._running_reads():
+                    # A call running in another thread may still look it up
+                    # (``self.finish_1()``, renamed by the edit): it goes once none does.
+                    self.report.lingering.append((old, key, value))
+                    continue
                 self.actions.append(functools.partial(self._delete_member, old, key))
         self.report.patched.append(f"{self.module}.{old.__qualname__}")
         return None
+
+    def _running_reads(self) -> set[str]:
+        """The names (attributes too) that the module's code running in other threads
+        may read, looked up once per patch."""
+        if self._busy is None:
+            namespace = getattr(sys.modules.get(self.module), "__dict__", None)
+            self._busy = read_by_running_code(namespace) if isinstance(namespace, dict) else set()
+        return self._busy
 
     def _nested_pair(
         self, owner: type, key: str, current: object, value: object
@@ -555,6 +578,11 @@ class _Patcher:
     def _set_member(self, cls: type, key: str, value: object) -> None:
         self._remember_member(cls, key)
         setattr(cls, key, self._rehome(cls, value))
+
+    def _define_members(self, cls: type, members: frozenset[str]) -> None:
+        if self.undo is not None:
+            self.undo.append(functools.partial(_set_defined, cls, _DEFINED.get(cls)))
+        _set_defined(cls, members)
 
     def _delete_member(self, cls: type, key: str) -> None:
         self._remember_member(cls, key)
@@ -727,6 +755,27 @@ def _wrapped_pair(
     ):
         return old_function, new_function
     return None
+
+
+# A patched class -> the members its class statement defines now (see defines).
+_DEFINED: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def _set_defined(cls: type, members: frozenset[str] | None) -> None:
+    if members is None:
+        _DEFINED.pop(cls, None)
+    else:
+        _DEFINED[cls] = members
+
+
+def defines(cls: type, key: str) -> bool:
+    """Does the class statement that ``cls`` was last patched from define ``key``?"""
+    return key in _DEFINED.get(cls, ())
+
+
+def _callable_member(value: object) -> bool:
+    """Is ``value`` a method-like member of a class (what ``self.name(...)`` calls)?"""
+    return isinstance(value, (types.FunctionType, classmethod, staticmethod, property))
 
 
 def _members(cls: type) -> dict[str, object]:

@@ -50,7 +50,6 @@ from .incremental import (
     passed_methods,
     plan_and_run,
     read_by_paused,
-    read_by_running_code,
     removed_calls,
     run_all,
     spelled_names,
@@ -64,6 +63,7 @@ from .patching import (
     PatchReport,
     clear_abc_caches,
     clear_caches_of,
+    defines,
     invalidate_abc_negative_caches,
     patch_bodies,
     patch_namespace,
@@ -72,6 +72,7 @@ from .patching import (
 from .reach import clear_cache
 from .rebinding import GONE, bind_added_names, rebind_importers
 from .refusals import Refusal, RefusedEdit, locate
+from .running import read_by_running_code
 from .sources import SETTLE_AT_MOST, SourceStore, StillWritten, read_settled
 from .watchdog import Watchdog
 
@@ -1437,6 +1438,8 @@ class Reloader:
         if report is None:
             return
         self._result.patched.extend(report.patched)
+        if report.lingering:
+            self._drop_members_when_unread(report.module, report.lingering)
         for qualname, why in report.replaced:
             log.warning(
                 "%s is a new function object (%s); references to the old one keep its code",
@@ -1641,6 +1644,41 @@ class Reloader:
         with signals_to_main_thread():
             threading.Thread(
                 target=collector.ours(drop), name="muckrack-hmr-removed-names", daemon=True
+            ).start()
+
+    def _drop_members_when_unread(
+        self, module: str, members: list[tuple[type, str, object]]
+    ) -> None:
+        """Delete the class members an edit removed that code running in other threads may
+        still look up (``self.finish_1()``, renamed by the save), once none does (at most
+        _LINGER_LONGEST later).  A member the class statement defines again by then (a
+        later edit put it back) stays."""
+        namespace = getattr(sys.modules.get(module), "__dict__", None)
+        if not isinstance(namespace, dict):
+            return
+
+        def drop() -> None:
+            left = list(members)
+            deadline = time.monotonic() + _LINGER_LONGEST
+            while left:
+                time.sleep(_LINGER_LOOK)
+                with self._lock:
+                    busy = read_by_running_code(namespace)
+                    late = time.monotonic() >= deadline
+                    waiting = []
+                    for cls, key, value in left:
+                        if cls.__dict__.get(key, _GONE) is not value or defines(cls, key):
+                            continue  # replaced, or defined again: it stays
+                        if late or key not in busy:
+                            with contextlib.suppress(AttributeError, TypeError):
+                                delattr(cls, key)
+                        else:
+                            waiting.append((cls, key, value))
+                    left = waiting
+
+        with signals_to_main_thread():
+            threading.Thread(
+                target=collector.ours(drop), name="muckrack-hmr-removed-members", daemon=True
             ).start()
 
     def _forget_removed_imports(

@@ -165,6 +165,7 @@ class SavePipeline:
         self._script_path: str | None = None  # __main__'s project file, once looked up
         self._script_looked = False
         self._twice_said: set[str] = set()  # scripts also imported by name, once said so
+        self._failures = 0  # bursts in a row that hit an internal error
         #: ``fn(refusal, path)`` when the running script is saved (``--restart-on-refused``).
         self.script_refused: list[Callable[[Refusal, str], None]] = []
         #: ``fn(refusal, path)`` when the workers refused the edit of a module this
@@ -618,10 +619,7 @@ class SavePipeline:
                 if recheck:
                     self.check_folders()
                 if taken is not None:
-                    try:
-                        self._process(*taken)
-                    finally:
-                        self._judged()
+                    self._handle(taken)
                     pause = IDLE_PAUSE
                 elif idle:
                     pause = next_pause(self._idle(), pause, self.consumer.busy_share())
@@ -667,11 +665,29 @@ class SavePipeline:
                 return False
             taken = self.batch.take()
             self._judging += 1
+        self._handle(taken)
+        return True
+
+    def _handle(self, taken: _Taken) -> None:
+        """Judge the burst ``taken`` and hand its saves over.  One that hits an internal
+        error is judged once more (its saves were lost until saved again); when that
+        fails too, it is dropped."""
         try:
             self._process(*taken)
+        except Exception:
+            log.exception("the watcher hit an internal error; it keeps watching")
+            self._failures += 1
+            if self._failures == 1:
+                with self._wake:
+                    for path in taken[0]:
+                        self.batch.add(path, TOUCHED, self.clock())
+                    self._wake.notify_all()
+            else:
+                self._failures = 0
+        else:
+            self._failures = 0
         finally:
             self._judged()
-        return True
 
     def _judged(self) -> None:
         with self._wake:

@@ -452,6 +452,7 @@ class WatchLoop:
             f"hmr: not running tests until {', '.join(broken)} loads again "
             f"({len(files)} test file(s) waiting); fix it and save"
         )
+        self.report.line(f"hmr: watching for changes ({CONTROLS})")
 
     # -- reloading code ----------------------------------------------------------------
 
