@@ -14,13 +14,22 @@ import random
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .subprocesses import RUN_TIMEOUT, SILENT_FILE_EVENTS, Run, Watch, save_atomically, write
+from .subprocesses import (
+    DEADLINE,
+    RUN_TIMEOUT,
+    SILENT_FILE_EVENTS,
+    Run,
+    Watch,
+    save_atomically,
+    write,
+)
 
 
 def project(proj: Path) -> Path:
@@ -1442,3 +1451,53 @@ def test_by_imports_a_body_edit_keeps_the_collections_that_ran_no_project_code(
     again = log.read_text().splitlines()[len(collected) :]
     assert "tests/test_more.py::TestAdd::test_one" in again
     assert f"{CALC}::test_add" in again
+
+
+@pytest.mark.parametrize("saved", ["app.py", "test_a.py"])
+def test_a_save_made_while_pytest_collects_is_run(
+    proj: Path, watch: Callable[..., Watch], saved: str
+) -> None:
+    """A module imported (or a test file collected) as pytest collects, then saved before
+    the collection ends: the first run runs what was imported, and the save gets its
+    run.  The files were noted as they were once the collection ended, before they were
+    watched: the save was taken for the code that runs, and lost until saved again."""
+    write(proj / "pytest.ini", "[pytest]\n")
+    write(proj / "app.py", "def value():\n    return 1\n")
+    write(
+        proj / "test_a.py",
+        "from app import value\n\n\ndef test_value():\n    assert value() == 1\n",
+    )
+    write(
+        proj / "test_b.py",
+        """\
+        import os
+        import time
+
+        open("collecting", "w").close()
+        deadline = time.monotonic() + 30
+        while not os.path.exists("saved") and time.monotonic() < deadline:
+            time.sleep(0.01)  # (collected after test_a.py: waits for the test's save)
+
+
+        def test_other():
+            pass
+        """,
+    )
+    session = watch(proj)
+    deadline = time.monotonic() + DEADLINE
+    while not (proj / "collecting").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)  # a bounded wait for test_b.py's collection
+    assert (proj / "collecting").exists()
+    if saved == "app.py":
+        write(proj / "app.py", "def value():\n    return 2\n")
+    else:
+        write(
+            proj / "test_a.py",
+            "from app import value\n\n\ndef test_value():\n    assert value() == 2\n",
+        )
+    (proj / "saved").touch()
+    first = session.run()
+    assert first.outcomes["test_a.py::test_value"] == "PASSED"  # what was imported
+    run = session.run()
+    assert run.outcomes["test_a.py::test_value"] == "FAILED"  # the new code, either way
+    assert run.has(f"hmr: changed {saved}")

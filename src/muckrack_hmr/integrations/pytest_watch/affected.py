@@ -94,13 +94,38 @@ class Classifier:
         self.wakeups = wakeups
         #: path -> digest of its content last seen (None: not a regular file, or gone)
         self.digests: dict[str, bytes | None] = {}
+        #: test file -> digest of its content as it was collected, until it is watched
+        self._collected: dict[str, bytes | None] = {}
 
     def note(self, paths: Iterable[str]) -> None:
-        """Note the content of the ``paths`` not seen yet: a save is compared with it."""
+        """Note the content of the ``paths`` not seen yet: a save is compared with it.
+
+        A project module's is the source it ran: one saved since its import (while
+        pytest collected the tests, before the files were watched) is looked at as
+        a save now.  It was taken for the code that runs, and its save was lost.
+        """
+        paths = list(dict.fromkeys(paths))
         new = [path for path in paths if path not in self.digests]
+        collected = [path for path in paths if path in self._collected]
+        loaded = self.hmr.project.loaded
+        saved = [path for path in collected if self._collected.pop(path) != file_digest(path)]
         for path in new:
-            self.digests[path] = file_digest(path)
-        self.wakeups.track(new)
+            now = file_digest(path)
+            entry = loaded.get(path)
+            ran = None if entry is None else self.hmr.sources.ran(entry[0])
+            if ran is not None and digest(ran) != now:
+                self.digests[path] = digest(ran)
+                saved.append(path)
+            else:
+                self.digests[path] = now
+        self.wakeups.track([*new, *collected])
+        self.wakeups.look_at(saved)
+
+    def note_collected(self, path: str) -> None:
+        """Test file ``path`` is about to be imported (collected): its content now is what
+        runs, and a save made before its folder is watched is looked at (see note)."""
+        if path not in self.digests:
+            self.digests[path] = self._collected[path] = file_digest(path)
 
     def classify(self, saves: SettledSaves) -> Changes:
         """Sort the saved files by kind; those saved unchanged are left out."""

@@ -113,6 +113,8 @@ class WatchLoop:
 
     def pytest_collectstart(self, collector: pytest.Collector) -> None:
         self.suite.saw(collector)
+        if isinstance(collector, pytest.Module):
+            self.classifier.note_collected(real(collector.path))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from ... import collector
 from ...threads import signals_to_main_thread
-from ...watch.backends import Backend, choose_backend
+from ...watch.backends import CREATED, Backend, choose_backend
 from ...watch.bursts import SettledSaves
 from ...watch.pipeline import SavePipeline
 
@@ -105,6 +105,11 @@ class Wakeups:
     def track(self, paths: Iterable[str]) -> None:
         """These files' saves count (and their deletion), whatever their name."""
         self.pipeline.track(paths)
+
+    def look_at(self, paths: Iterable[str]) -> None:
+        """Judge these files as saved now (saved before they were watched)."""
+        for path in paths:
+            self.pipeline.notify(path, CREATED)
 
     @property
     def watched(self) -> frozenset[str]:
