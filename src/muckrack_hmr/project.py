@@ -212,6 +212,22 @@ class ProjectFilter:
         if previous is None or previous[0] == name:
             self.loaded[path] = (name, stat)
 
+    def judge_folders(self) -> None:
+        """Judge the folder of every module loaded now (the standard library's, ours):
+        a module of them that imports something for the first time later (``ast.walk``'s
+        ``from collections import deque``, during a reload) is judged without a system
+        call.  Under a reload, each one lets a thread of the program that computes
+        hold the interpreter for 20 ms."""
+        for module in list(sys.modules.values()):
+            try:
+                # (Not a look at an attribute: a lazy module would run.)
+                namespace = object.__getattribute__(module, "__dict__")
+            except (AttributeError, TypeError):
+                continue  # (cffi's Lib, say: a module type with no __dict__)
+            filename = namespace.get("__file__") if isinstance(namespace, dict) else None
+            if isinstance(filename, str):
+                self._project_path(filename)
+
     def is_project_path(self, filename: str) -> bool:
         """Is ``filename`` a Python source file in a project folder (symlinks not followed)?"""
         return self._project_path(filename) is not None

@@ -257,6 +257,7 @@ class IdleWork:
             # (each a wait for the interpreter), 0.3-1.6 s with two busy threads.
             self._warmed_up = True
             self.hmr.reloader.warm_up()
+            self.hmr.project.judge_folders()
         if not activity.quiet():
             self.used = activity.used
             return None
