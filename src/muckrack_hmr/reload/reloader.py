@@ -1611,40 +1611,31 @@ class Reloader:
         ``paused`` generators and coroutines still alive may read when it resumes (however
         long that is: a request awaiting I/O, a stream between two items).  A name that the
         code the module runs by then binds (a later edit put it back) stays."""
+        left = dict(names)
 
-        def drop() -> None:
-            left = dict(names)
-            deadline = time.monotonic() + _LINGER_LONGEST
-            look = _LINGER_LOOK
-            while left:
-                time.sleep(look)
-                with self._lock:
-                    source = self.sources.ran(name)
-                    summary = None if source is None else self.sources.running_summary(name, source)
-                    package = namespace.get("__package__")
-                    bound = (
-                        None
-                        if summary is None
-                        else bound_names(summary, package if isinstance(package, str) else None)
-                    )
-                    busy = read_by_running_code(namespace)
-                    held = read_by_paused(paused) or set()
-                    late = time.monotonic() >= deadline
-                    if late:
-                        look = _PAUSED_LOOK  # only paused code is waited for from now on
-                    for attr, value in list(left.items()):
-                        if bound is None or attr in bound or namespace.get(attr, left) is not value:
-                            del left[attr]  # bound again (or cannot be told): it stays
-                        elif attr in held:
-                            continue  # what a paused generator or coroutine reads when resumed
-                        elif late or attr not in busy:
-                            del namespace[attr]
-                            del left[attr]
+        def look(busy: set[str], late: bool) -> float | None:
+            source = self.sources.ran(name)
+            summary = None if source is None else self.sources.running_summary(name, source)
+            package = namespace.get("__package__")
+            bound = (
+                None
+                if summary is None
+                else bound_names(summary, package if isinstance(package, str) else None)
+            )
+            held = read_by_paused(paused) or set()
+            for attr, value in list(left.items()):
+                if bound is None or attr in bound or namespace.get(attr, left) is not value:
+                    del left[attr]  # bound again (or cannot be told): it stays
+                elif attr in held:
+                    continue  # what a paused generator or coroutine reads when resumed
+                elif late or attr not in busy:
+                    del namespace[attr]
+                    del left[attr]
+            if not left:
+                return None
+            return _PAUSED_LOOK if late else _LINGER_LOOK  # late: only paused code waits
 
-        with signals_to_main_thread():
-            threading.Thread(
-                target=collector.ours(drop), name="muckrack-hmr-removed-names", daemon=True
-            ).start()
+        self._while_read(namespace, look, "muckrack-hmr-removed-names")
 
     def _drop_members_when_unread(
         self, module: str, members: list[tuple[type, str, object]]
@@ -1656,30 +1647,44 @@ class Reloader:
         namespace = getattr(sys.modules.get(module), "__dict__", None)
         if not isinstance(namespace, dict):
             return
+        left = list(members)
 
-        def drop() -> None:
-            left = list(members)
+        def look(busy: set[str], late: bool) -> float | None:
+            waiting = []
+            for cls, key, value in left:
+                if cls.__dict__.get(key, _GONE) is not value or defines(cls, key):
+                    continue  # replaced, or defined again: it stays
+                if late or key not in busy:
+                    with contextlib.suppress(AttributeError, TypeError):
+                        delattr(cls, key)
+                else:
+                    waiting.append((cls, key, value))
+            left[:] = waiting
+            return _LINGER_LOOK if left else None
+
+        self._while_read(namespace, look, "muckrack-hmr-removed-members")
+
+    def _while_read(
+        self,
+        namespace: dict[str, object],
+        look: Callable[[set[str], bool], float | None],
+        thread: str,
+    ) -> None:
+        """In a thread of ours, ``look(busy, late)`` under the engine's lock until it
+        returns None, else the pause before the next look: ``busy``, what the module's
+        code running in other threads reads now; ``late``, _LINGER_LONGEST has passed."""
+
+        def run() -> None:
             deadline = time.monotonic() + _LINGER_LONGEST
-            while left:
-                time.sleep(_LINGER_LOOK)
+            pause: float | None = _LINGER_LOOK
+            while pause is not None:
+                time.sleep(pause)
                 with self._lock:
                     busy = read_by_running_code(namespace)
-                    late = time.monotonic() >= deadline
-                    waiting = []
-                    for cls, key, value in left:
-                        if cls.__dict__.get(key, _GONE) is not value or defines(cls, key):
-                            continue  # replaced, or defined again: it stays
-                        if late or key not in busy:
-                            with contextlib.suppress(AttributeError, TypeError):
-                                delattr(cls, key)
-                        else:
-                            waiting.append((cls, key, value))
-                    left = waiting
+                    pause = look(busy, time.monotonic() >= deadline)
 
         with signals_to_main_thread():
-            threading.Thread(
-                target=collector.ours(drop), name="muckrack-hmr-removed-members", daemon=True
-            ).start()
+            threading.Thread(target=collector.ours(run), name=thread, daemon=True).start()
 
     def _forget_removed_imports(
         self, name: str, old: ModuleSummary, new: ModuleSummary, package: str | None

@@ -26,6 +26,7 @@ Consumers: :class:`~.watcher.Watcher` reloads on the pipeline's thread;
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import logging
 import os
@@ -162,8 +163,6 @@ class SavePipeline:
         self._files: dict[str, str] = {}  # real path -> module name ("" for a plain file)
         self._scripts: dict[str, bytes | None] = {}  # the script's path -> digest of what ran
         self._script_seen: dict[str, bytes | None] = {}  # ... and of what it held last seen
-        self._script_path: str | None = None  # __main__'s project file, once looked up
-        self._script_looked = False
         self._twice_said: set[str] = set()  # scripts also imported by name, once said so
         self._failures = 0  # bursts in a row that hit an internal error
         #: ``fn(refusal, path)`` when the running script is saved (``--restart-on-refused``).
@@ -384,20 +383,19 @@ class SavePipeline:
             self._saved_since(path, name, taken)
         else:
             self._saves.baselines[path] = self._baseline_digest(path, baseline)
-        if path not in self._scripts and path == self._script_file():
+        if path not in self._scripts and path == self._script_file:
             # ``from main import fmt`` in a module of ``python main.py``: the
             # file runs twice, and only its module is ever reloaded.
             self._scripts[path] = self._saves.baselines[path]
         return True
 
+    @functools.cached_property
     def _script_file(self) -> str | None:
-        """The project file the program runs as ``__main__``, if any."""
-        if not self._script_looked:
-            self._script_looked = True
-            main = sys.modules.get("__main__")
-            found = getattr(main, "__file__", None) if isinstance(main, ModuleType) else None
-            self._script_path = self.project.project_path(found) if isinstance(found, str) else None
-        return self._script_path
+        """The project file the program runs as ``__main__``, if any (looked up at the
+        first module tracked: the program's, not the CLI's, by then)."""
+        main = sys.modules.get("__main__")
+        found = getattr(main, "__file__", None) if isinstance(main, ModuleType) else None
+        return self.project.project_path(found) if isinstance(found, str) else None
 
     def _baseline_digest(self, path: str, baseline: tuple[int, int] | None) -> bytes | None:
         """The digest of ``path`` if it is still as it was loaded, else None (and look at it)."""
