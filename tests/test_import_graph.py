@@ -131,3 +131,17 @@ def test_graph_option_writes_the_graph_and_refreshes_it_after_a_save(
     assert nodes(graph.read_text())["helpers"] == {"edited", "patched"}
     if dot:
         assert "helpers" in svg.read_text()
+
+
+def test_a_graph_that_cannot_be_written_is_said_of_the_file_asked_for(
+    project: Project, hmr: Any, tmp_path: Path
+) -> None:
+    """A folder that does not exist: the error named the file written aside
+    (``graph.dot.12345.tmp``), not the one asked for."""
+    project.write("base.py", "VALUE = 1\n")
+    importlib.import_module("base")
+    path = tmp_path / "missing" / "graph.dot"
+    with pytest.raises(FileNotFoundError) as raised:
+        hmr.write_graph(str(path))
+    assert str(raised.value) == f"[Errno 2] cannot write {path}: No such file or directory"
+    assert not (tmp_path / "missing").exists()

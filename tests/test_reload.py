@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+import types
 from typing import Any
 
 import pytest
@@ -106,14 +107,17 @@ def test_other_threads_never_see_a_name_missing_while_a_module_runs_again(
     assert (paced.X, paced.Y) == (1, 2)
 
 
+@pytest.mark.parametrize("asked_by", ["watcher", "request"])
 def test_other_threads_never_see_an_edit_beside_its_dependent_s_old_values(
-    project: Project, hmr: Any
+    project: Project, hmr: Any, asked_by: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A save of ``work`` reaches ``user``, which reads ``work.value()`` at import, in one
     step for the program's other threads: no thread runs between the edited module's
     new code and its dependent's run.  Before, each module of the reload let them in
     (a yield, and the dependent's file read), and a thread that computes saw the new
-    ``value()`` beside the old ``SEEN`` in most saves."""
+    ``value()`` beside the old ``SEEN`` in most saves.  The same for ``reload_module``
+    asked for by the program while a watcher runs (which applies ``user``'s own saves):
+    it read ``user``'s file in between."""
     project.write("probe.py", "COUNT = 0\n")
     source = "import probe\n\n\ndef value():\n    return {n}\n\n\nMARK = probe.COUNT, {n}\n"
     project.write("work.py", source.format(n=1))
@@ -127,6 +131,9 @@ def test_other_threads_never_see_an_edit_beside_its_dependent_s_old_values(
     hmr.reloader.warm_up()
     project.write("work.py", source.format(n=2))
     assert hmr.reloader.reload_result(["work"]).reloaded == ["work", "user"]
+    if asked_by == "request":
+        # A watcher runs (its thread is not needed here: the program asks).
+        monkeypatch.setattr(hmr, "watcher", types.SimpleNamespace(stop=lambda: None))
     stop = threading.Event()
 
     def count() -> None:  # a thread of the program that computes without rest
@@ -143,8 +150,10 @@ def test_other_threads_never_see_an_edit_beside_its_dependent_s_old_values(
         for n in range(3, 11):
             edited = source.format(n=n)
             project.write("work.py", edited)
-            # As the watcher asks, with the bytes it judged.
-            result = hmr.reloader.reload_result(["work"], sources={"work": edited.encode()})
+            if asked_by == "watcher":  # as the watcher asks, with the bytes it judged
+                result = hmr.reloader.reload_result(["work"], sources={"work": edited.encode()})
+            else:
+                result = hmr.reload("work")
             assert result.reloaded == ["work", "user"]
             assert (work.value(), user.SEEN[1]) == (n, n)
             assert user.SEEN[0] == work.MARK[0], f"save {n}: the counter ran in between"
@@ -594,6 +603,37 @@ def test_a_request_waits_for_a_writer_to_close_the_file(
     ]
 
 
+def test_a_writer_that_finishes_between_the_read_and_the_look_for_writers_is_read_again(
+    project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``reload_module`` read a slow writer's first part (it parses: a module with no
+    ``f``); the writer wrote the rest and closed the file before the request asked
+    whether anyone writes it, and the first part was applied (a user's repro: 2 of 300
+    saves).  The file's figures changed since the read: it is read again."""
+    from muckrack_hmr.reload import sources as sources_module
+
+    path = project.write("a.py", "X = 1\n\n\ndef f():\n    return 'f1'\n")
+    a = importlib.import_module("a")
+    hmr.remember_sources()
+    asked = sources_module.being_written
+    writer = open(path, "w")  # noqa: SIM115 (closed by the request's look, or below)
+    try:
+        writer.write("X = 2\n")
+        writer.flush()
+
+        def the_rest_then_ask(filename: str) -> bool:
+            if not writer.closed:  # its last part and its close, right after the read
+                writer.write("\n\ndef f():\n    return 'f2'\n")
+                writer.close()
+            return asked(filename)
+
+        monkeypatch.setattr(sources_module, "being_written", the_rest_then_ask)
+        assert hmr.reload_module("a")[0] == ["a"]
+    finally:
+        writer.close()
+    assert (a.X, a.f()) == (2, "f2")
+
+
 def test_a_dependent_being_written_runs_again_from_the_code_that_runs(
     project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -769,6 +809,45 @@ def test_names_that_are_not_project_modules_execute_nothing(
     assert isinstance(elapsed, float)
     assert runs == []
     assert any(f"not reloading {name}" in r.getMessage() for r in caplog.records)
+
+
+def test_a_call_with_the_wrong_kind_of_argument_says_what_it_takes(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``reload_modules("settings")`` tried a module per letter ("not reloading s: it was
+    never imported" eight times), ``reload_module(["settings"])`` died on an unhashable
+    list, and a hook that is no function was taken, to fail at the next reload.  Each
+    now raises a TypeError that says what the call takes, and nothing is reloaded."""
+    project.write("settings.py", "X = 1\n")
+    settings = importlib.import_module("settings")
+    project.write("settings.py", "X = 2\n")
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        with pytest.raises(
+            TypeError,
+            match=r"^reload_modules\(\) takes a list of module names, "
+            r"not str \(reload_module\('settings'\) reloads one\)$",
+        ):
+            hmr.reload_modules("settings")
+        for call in (hmr.reload_module, hmr.reload):
+            for wrong in (["settings"], None, 42):
+                with pytest.raises(TypeError, match=r"takes a module's name \(a str"):
+                    call(wrong)
+        with pytest.raises(TypeError, match=r"^reload_modules\(\) takes a module's name"):
+            hmr.reload_modules([settings])
+        for add in (
+            hmr.add_pre_reload_hook,
+            hmr.add_post_reload_hook,
+            hmr.add_error_handler,
+            hmr.add_result_hook,
+            hmr.add_refusal_check,
+            hmr.on_dispose,
+        ):
+            with pytest.raises(TypeError, match=r"takes a function, not int: 42$"):
+                add(42)
+    assert caplog.records == []
+    assert settings.X == 1
+    assert hmr.reload_modules(["settings"])[0] == ["settings"]
+    assert settings.X == 2
 
 
 def test_hooks_run_once_per_module_in_order(project: Project, hmr: Any) -> None:

@@ -412,6 +412,47 @@ def test_a_file_a_process_holds_open_for_writing_is_never_applied_half_written(
     ]
 
 
+def test_a_writer_that_finishes_between_the_read_and_the_look_for_writers_is_judged_again(
+    make_rig: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher read a slow writer's first part (it parses); the writer wrote the rest
+    and closed the file before the watcher asked whether anyone writes it, and the
+    first part was handed to the reload as the save (which read the file again only
+    because it no longer held those bytes).  The file's figures changed since the
+    read: it is judged again, and the whole file is handed over."""
+    rig = make_rig(backend=FakeBackend(reports_close=False))
+    path = rig.project.write("a.py", A_OLD)
+    (a,) = rig.load("a")
+    asked = saves.being_written
+    handed: list[bytes] = []
+    recording = rig.hmr.reloader.reload_result
+
+    def handing(names: Any, **options: Any) -> Any:
+        handed.extend((options.get("sources") or {}).values())
+        return recording(names, **options)
+
+    monkeypatch.setattr(rig.hmr.reloader, "reload_result", handing)
+    writer = open(path, "w")  # noqa: SIM115 (closed by the watcher's look, or below)
+    try:
+        writer.write("X = 2\n")  # parses: a module with no f
+        writer.flush()
+
+        def the_rest_then_ask(filename: str) -> bool:
+            if not writer.closed:  # its last part and its close, right after the read
+                writer.write(A_NEW.replace("X = 2\n", "", 1))
+                writer.close()
+            return asked(filename)
+
+        monkeypatch.setattr(saves, "being_written", the_rest_then_ask)
+        rig.emit("a.py", MODIFIED)
+        rig.settle()
+    finally:
+        writer.close()
+    assert rig.transactions == [["a"]]
+    assert handed == [A_NEW.encode()]
+    assert (a.X, a.f()) == (2, "new")
+
+
 def test_a_burst_that_hits_an_internal_error_is_judged_once_more(
     make_rig: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -25,6 +25,7 @@ T = TypeVar("T")
 
 # Frames of these modules stand between a module's top level and the API (the shim).
 _OWN_MODULES = frozenset({__name__, "muckrack_hmr.hot"})
+C = TypeVar("C")
 
 
 def _calling_module() -> str:
@@ -36,6 +37,23 @@ def _calling_module() -> str:
             return name if isinstance(name, str) else "__main__"
         frame = frame.f_back
     return "__main__"
+
+
+def _module_name(name: object, call: str) -> str:
+    """``name``, a module's dotted name, or a TypeError that says what ``call`` takes."""
+    if not isinstance(name, str):
+        raise TypeError(
+            f"{call}() takes a module's name (a str such as 'app.views'), "
+            f"not {type(name).__name__}: {name!r}"
+        )
+    return name
+
+
+def _callable(function: C, call: str) -> C:
+    """``function``, or a TypeError now rather than at the next reload."""
+    if not callable(function):
+        raise TypeError(f"{call}() takes a function, not {type(function).__name__}: {function!r}")
+    return function
 
 
 class HMR:
@@ -73,8 +91,14 @@ class HMR:
 
                     reloader = Reloader(self.tracker, self.hooks, self.project, self.sources)
                     reloader.cascade = self._cascade
+                    # A request's dependents follow from the code they run while a
+                    # watcher applies their saves (see Reloader._read).
+                    reloader.saves_come = self._watching
                     self._reloader = reloader
         return reloader
+
+    def _watching(self) -> bool:
+        return self.watcher is not None
 
     # -- reloading ------------------------------------------------------------
 
@@ -88,15 +112,23 @@ class HMR:
         (for a module that read a data file at import time), and everything
         it binds counts as changed for its dependents.
         """
-        return self.reloader.reload([name], force=force)
+        return self.reloader.reload([_module_name(name, "reload_module")], force=force)
 
     def reload(self, name: str, *, force: bool = False) -> ReloadResult:
         """Like :meth:`reload_module`, with everything the reload did (patched, rebound...)."""
-        return self.reloader.reload_result([name], force=force)
+        return self.reloader.reload_result([_module_name(name, "reload")], force=force)
 
     def reload_modules(self, names: list[str], *, force: bool = False) -> tuple[list[str], float]:
         """Reload several modules as one transaction (a burst of saves)."""
-        return self.reloader.reload(names, force=force)
+        given: object = names  # (what a program passes, whatever the annotation says)
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+            raise TypeError(
+                f"reload_modules() takes a list of module names, not {type(given).__name__}"
+                + (f" (reload_module({given!r}) reloads one)" if isinstance(given, str) else "")
+            )
+        return self.reloader.reload(
+            [_module_name(name, "reload_modules") for name in names], force=force
+        )
 
     @property
     def cascade(self) -> str:
@@ -143,7 +175,7 @@ class HMR:
 
     def add_pre_reload_hook(self, hook: Hook) -> None:
         """Call ``hook(module_name)`` just before each module re-executes."""
-        self.hooks.pre_reload.append(hook)
+        self.hooks.pre_reload.append(_callable(hook, "add_pre_reload_hook"))
 
     def remove_pre_reload_hook(self, hook: Hook) -> None:
         """Stop calling a pre-reload hook (ValueError if it was not added)."""
@@ -151,7 +183,7 @@ class HMR:
 
     def add_post_reload_hook(self, hook: Hook) -> None:
         """Call ``hook(module_name)`` just after each module re-executed successfully."""
-        self.hooks.post_reload.append(hook)
+        self.hooks.post_reload.append(_callable(hook, "add_post_reload_hook"))
 
     def remove_post_reload_hook(self, hook: Hook) -> None:
         """Stop calling a post-reload hook (ValueError if it was not added)."""
@@ -159,7 +191,7 @@ class HMR:
 
     def add_error_handler(self, handler: ErrorHandler) -> None:
         """Call ``handler(module_name, exception)`` once for each failed module."""
-        self.hooks.error_handlers.append(handler)
+        self.hooks.error_handlers.append(_callable(handler, "add_error_handler"))
 
     def remove_error_handler(self, handler: ErrorHandler) -> None:
         """Stop calling an error handler (ValueError if it was not added)."""
@@ -173,7 +205,7 @@ class HMR:
         fine again because its file is back to the code that runs (its name
         in ``result.recovered``, nothing reloaded).
         """
-        self.hooks.result_hooks.append(hook)
+        self.hooks.result_hooks.append(_callable(hook, "add_result_hook"))
 
     def remove_result_hook(self, hook: ResultHook) -> None:
         """Stop calling a result hook (ValueError if it was not added)."""
@@ -186,7 +218,7 @@ class HMR:
         when it cannot apply in place; it runs for every module that ran
         again, on the reloading thread.
         """
-        self.hooks.checks.append(check)
+        self.hooks.checks.append(_callable(check, "add_refusal_check"))
 
     def remove_refusal_check(self, check: Hook) -> None:
         """Stop calling a refusal check (ValueError if it was not added)."""
@@ -220,7 +252,9 @@ class HMR:
         callbacks ran), so its setup statements run again.  Callbacks run
         last registered first, once: the new code registers its own.
         """
-        self.hooks.disposers.setdefault(_calling_module(), []).append(callback)
+        self.hooks.disposers.setdefault(_calling_module(), []).append(
+            _callable(callback, "on_dispose")
+        )
 
     @property
     def data(self) -> dict[str, object]:

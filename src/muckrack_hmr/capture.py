@@ -40,6 +40,7 @@ __all__ = [
     "READ_TRIES",
     "SourceCapture",
     "being_written",
+    "changed_since",
     "digest",
     "file_digest",
     "read_if_unchanged",
@@ -106,6 +107,27 @@ def being_written(path: str) -> bool:
     finally:
         os.close(descriptor)
     return False
+
+
+def changed_since(path: str, figures: os.stat_result) -> bool:
+    """Is ``path`` no longer the file a read left with ``figures`` (the open file's own,
+    taken after the read)?  True where it cannot be looked at.
+
+    Asked after :func:`being_written` said no one writes it: a writer that
+    wrote its last part and closed the file between the read and that question
+    is no longer seen, but it changed the file's figures.  A writer still there
+    then was seen; one that opens the file after is a later save.
+    """
+    try:
+        now = os.stat(path)
+    except OSError:
+        return True
+    return (now.st_ino, now.st_dev, now.st_mtime_ns, now.st_size) != (
+        figures.st_ino,
+        figures.st_dev,
+        figures.st_mtime_ns,
+        figures.st_size,
+    )
 
 
 # (fcntl, signal) where read leases can be asked for, () where not; None: not looked yet.

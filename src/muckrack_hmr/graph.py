@@ -11,6 +11,7 @@ and again after each reload.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -146,9 +147,15 @@ def write_graph(hmr: HMR, path: str, result: ReloadResult | None = None) -> list
 
 def _replace(path: str, content: bytes) -> None:
     aside = f"{path}.{os.getpid()}.tmp"
-    with open(aside, "wb") as handle:
-        handle.write(content)
-    os.replace(aside, path)
+    try:
+        with open(aside, "wb") as handle:
+            handle.write(content)
+        os.replace(aside, path)
+    except OSError as exc:
+        # Said of the file asked for, not of the one written aside.
+        with contextlib.suppress(OSError):
+            os.unlink(aside)
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from None
 
 
 class GraphFile:

@@ -263,6 +263,10 @@ def _nobody(module: str) -> bool:
     return False
 
 
+def _never() -> bool:
+    return False
+
+
 def _deleted(name: str) -> bool:
     """Was the file of module ``name`` deleted?"""
     filename = getattr(sys.modules.get(name), "__file__", None)
@@ -492,6 +496,8 @@ class Reloader:
         self._watchdog = Watchdog()
         # module -> the bytes to apply (the watcher's judged saves), per transaction.
         self._given: dict[str, bytes] = {}
+        #: Does a watcher apply every save on its own (see _read)?  The API sets it.
+        self.saves_come: Callable[[], bool] = _never
         # module -> the bytes this transaction applies, once read or confirmed.
         self._fixed: dict[str, bytes] = {}
         # The modules a transaction was asked for (saved, or named in a request).
@@ -967,16 +973,17 @@ class Reloader:
         if (
             following
             and given is None
-            and self._given
+            and (self._given or self.saves_come())
             and name not in self._roots
             and name not in self.failing
             and name not in self.refused
         ):
-            # A dependent, in a reload of the watcher's saves: the code it runs is what
-            # its file holds, as far as the watcher knows (a save of it that comes is
-            # applied on its own; one that failed or was refused is read).  Not read:
-            # a read lets the program's other threads in, between the edited module's
-            # new code and this module's run.
+            # A dependent, in a reload of the watcher's saves or of a request while a
+            # watcher runs: the code it runs is what its file holds, as far as the
+            # watcher knows (a save of it that comes is applied on its own; one that
+            # failed or was refused is read).  Not read: a read lets the program's
+            # other threads in, between the edited module's new code and this
+            # module's run.
             ran = self.sources.ran(name)
             if ran is not None and isinstance(filename, str):
                 return filename, ran

@@ -32,7 +32,7 @@ from types import CodeType, FunctionType, ModuleType
 from typing import TYPE_CHECKING
 
 from .._core import USING_EXTENSION, core
-from ..capture import being_written, digest, read_if_unchanged, read_steady
+from ..capture import being_written, changed_since, digest, read_if_unchanged, read_steady
 from .mentions import Mentions
 from .reach import ImportReach, scan
 
@@ -94,9 +94,10 @@ def read_settled(
         began = time.time_ns()
         source, after, steady = read_steady(filename, tries=1)
         # Looked at after the read: a writer that came and went during it changed the
-        # file's figures; one that is still there is seen.
+        # file's figures; one that is still there is seen; one that wrote its last
+        # part and closed the file in between changed what the file's figures are now.
         writing = being_written(filename)
-        if steady and not writing:
+        if steady and not writing and not changed_since(filename, after):
             quiet = began - after.st_mtime_ns >= SETTLE * 1e9
             if quiet or (source.strip() and parses(module, filename, source)):
                 return filename, source

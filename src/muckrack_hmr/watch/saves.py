@@ -18,7 +18,7 @@ import os
 from stat import S_ISLNK, S_ISREG
 from typing import TYPE_CHECKING
 
-from ..capture import being_written, digest
+from ..capture import being_written, changed_since, digest
 from ..reload.sources import SETTLE
 from .datafiles import DataFiles
 
@@ -197,6 +197,8 @@ class SaveJudge:
             return None
         if being_written(path):
             return self._writer(now)
+        if changed_since(path, figures):
+            return self._changed(now)
         if not source.strip():
             if recent:  # truncated; the write that brings the content follows
                 return Wait(settle.until, "empty")
@@ -229,6 +231,12 @@ class SaveJudge:
     def _writer(now: float) -> Wait:
         """A file some process holds open for writing: what it holds is no save yet."""
         return Wait(now + LOOK_AGAIN, "a process holds it open for writing", writer=True)
+
+    @staticmethod
+    def _changed(now: float) -> Wait:
+        """A file written (and closed) after it was read: what was read may be its first
+        part only.  Read again."""
+        return Wait(now + LOOK_AGAIN, "it was written after it was read")
 
     def _unchanged(self, name: str, path: str, source: bytes, new: bytes) -> bool:
         """Is ``source`` the code ``name`` runs now?"""
@@ -275,10 +283,13 @@ class SaveJudge:
         try:
             with open(path, "rb") as handle:
                 source = handle.read()
+                figures = os.fstat(handle.fileno())
         except OSError as exc:
             return Wait(until, f"cannot read it ({exc})") if recent else Read(None)
         if being_written(path):
             return self._writer(now)
+        if changed_since(path, figures):
+            return self._changed(now)
         if recent:
             if not source.strip():
                 return Wait(until, "empty")
@@ -298,6 +309,7 @@ class SaveJudge:
         try:
             with open(path, "rb") as handle:
                 content = handle.read()
+                figures = os.fstat(handle.fileno())
         except OSError as exc:
             if recent:
                 return Wait(last + SETTLE, f"cannot read it ({exc})")
@@ -308,6 +320,8 @@ class SaveJudge:
             return None
         if being_written(path):
             return self._writer(now)
+        if changed_since(path, figures):
+            return self._changed(now)
         if not content.strip() and recent:
             return Wait(last + SETTLE, "empty")
         self.data_digests[path] = new
