@@ -1349,6 +1349,55 @@ def test_a_cache_of_results_that_read_what_changed_is_emptied(
     assert m.cached(4) == (4 + plus) * factor
 
 
+@pytest.mark.parametrize("where", ["imported", "own"])
+def test_a_method_cache_of_results_that_read_a_changed_value_is_emptied(
+    project: Project, hmr: Any, where: str
+) -> None:
+    """A cached method (``@lru_cache`` on an instance method, ``@staticmethod
+    @functools.cache``) kept the results of the old ``RATE`` (a user's report: ``method
+    20`` live, ``method 40`` fresh), whether ``RATE`` was edited in the module it came
+    from or in the class's own module; a cached function beside it was emptied.  And a
+    module that called a static method reading ``RATE`` at import kept its old result."""
+    calc = """\
+        import functools
+        {rate}
+
+
+        class Calc:
+            @functools.lru_cache(maxsize=None)
+            def rated(self, x):
+                return x * RATE
+
+            @staticmethod
+            @functools.cache
+            def srated(x):
+                return x * RATE
+
+            @staticmethod
+            def plain(x):
+                return x * RATE
+
+            @functools.cache
+            def other(self, x):
+                return x
+        """
+    own = where == "own"
+    project.write("conf.py", "RATE = 10\n")
+    project.write("calc.py", calc.format(rate="RATE = 10" if own else "from conf import RATE"))
+    project.write("user.py", "from calc import Calc\n\nX = Calc.plain(2)\n")
+    calc_module, user = fresh(hmr, "calc", "user")
+    c = calc_module.Calc()
+    assert (c.rated(2), calc_module.Calc.srated(2), c.other(2), user.X) == (20, 20, 2, 20)
+    if own:
+        project.write("calc.py", calc.format(rate="RATE = 20"))
+        assert hmr.reload_module("calc")[0] == ["calc", "user"]
+    else:
+        project.write("conf.py", "RATE = 20\n")
+        assert hmr.reload_module("conf")[0] == ["conf", "calc", "user"]
+    assert (c.rated(2), calc_module.Calc.srated(2), user.X) == (40, 40, 40)
+    assert calc_module.Calc.other.cache_info().currsize == 1  # (reads no RATE: kept)
+
+
 def test_the_log_line_names_the_saved_modules_and_counts_the_dependents(
     project: Project, hmr: Any
 ) -> None:

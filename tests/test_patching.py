@@ -396,6 +396,16 @@ def test_a_flag_that_gains_a_member_forgets_the_combinations_it_worked_out(
     assert a.Perm(7) == a.Perm.R | a.Perm.W | a.Perm.X
     assert a.Perm(7).name == (a.Perm.R | a.Perm.W | a.Perm.X).name
 
+    # A member whose value is a combination worked out before (``Perm(7)``): that value
+    # is the member now (it stayed the combination: ``Perm(7) is Perm.RWX`` was False).
+    project.write(
+        "a.py", source.format(more_opt="C = enum.auto()", more_perm="X = 1\n            RWX = 7")
+    )
+    assert hmr.reload("a").reloaded == ["a"]
+    assert a.Perm(7) is a.Perm.RWX
+    assert a.Perm(6) | a.Perm.X is a.Perm.RWX
+    assert repr(a.Perm(7)) == "<Perm.RWX: 7>"
+
 
 @pytest.mark.parametrize("whole", [True, False], ids=["whole", "statements"])
 def test_statements_after_a_class_see_the_live_class(

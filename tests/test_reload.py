@@ -850,6 +850,27 @@ def test_a_call_with_the_wrong_kind_of_argument_says_what_it_takes(
     assert settings.X == 2
 
 
+@pytest.mark.parametrize("whole", [False, True], ids=["statements", "whole"])
+def test_a_function_moved_to_another_module_says_that_references_keep_the_old_code(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture, whole: bool
+) -> None:
+    """``def util`` in a.py became ``from c import util`` (moved, imported back under its
+    name): ``a.util`` is c's, and a callback the program stored before keeps the old
+    code, as no patch can give it c's (its globals are a's).  No line said so."""
+    project.write("a.py", "def util(x):\n    return f'old{x}'\n")
+    a = importlib.import_module("a")
+    hmr.remember_sources()
+    held = a.util
+    project.write("c.py", "def util(x):\n    return f'new{x}'\n")
+    project.write("a.py", "from c import util\n")
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        assert hmr.reload_module("a", force=whole)[0] == ["a"]
+    assert (a.util(1), held(2)) == ("new1", "old2")
+    assert [r.getMessage() for r in caplog.records] == [
+        "a.util is a new function object (c.util now); references to the old one keep its code"
+    ]
+
+
 def test_hooks_run_once_per_module_in_order(project: Project, hmr: Any) -> None:
     project.write("a.py", "X = 1\n")
     project.write("b.py", "import a\nY = a.X\n")

@@ -1492,6 +1492,38 @@ def test_file_events_wait_while_the_program_imports_a_library(project: Project, 
             sys.modules.pop(f"_hmr_test_library_{index}", None)
 
 
+def test_a_small_program_busy_after_its_few_imports_gets_its_file_events_soon() -> None:
+    """A script that imports two modules and then computes without rest: the pace of
+    imports it showed (two, over the wait for the script to start) was taken for a
+    slow start-up's, and the file events waited 20 times that, or the 1 s of the
+    pace rule (a save made in its first moments went live 1.2 s later).  A pace needs
+    enough imports to tell one; with few, imports that pause for _IMPORTS_OVER end it."""
+    activity = _Busy()
+    importing = threading.Event()
+    last: list[float] = []
+
+    def script() -> None:  # imports two modules 60 ms apart, then computes
+        importing.set()
+        for index in range(2):
+            time.sleep(0.06)
+            sys.modules[f"_hmr_test_few_{index}"] = type(sys)(f"_hmr_test_few_{index}")
+        last.append(time.monotonic())
+
+    thread = threading.Thread(target=script, daemon=True)
+    try:
+        thread.start()
+        assert importing.wait(timeout=5)
+        idle_work.settle_in(activity, threading.Event())
+        settled = time.monotonic()
+        thread.join(timeout=5)
+        assert last, "the imports did not finish"
+        # _IMPORTS_OVER after the last import, seen at a look thinned out to _BUSY_LOOK.
+        assert settled - last[0] < idle_work._IMPORTS_OVER + idle_work._BUSY_LOOK + 0.15
+    finally:
+        for index in range(2):
+            sys.modules.pop(f"_hmr_test_few_{index}", None)
+
+
 class _BusyUntil(idle_work.Activity):
     """A program busy until ``until`` (monotonic), then resting; it counts the looks
     (looks that take the GIL: as the pure core's)."""

@@ -65,7 +65,7 @@ def signals_to_main_thread() -> Iterator[None]:
 
 
 #: The interpreter's switch interval while a save is handled (seconds).
-PROMPT_SWITCH_INTERVAL = 0.001
+PROMPT_SWITCH_INTERVAL = 0.00025
 
 
 class _Prompt:

@@ -1184,8 +1184,9 @@ def _inherit_methods(node: ast.ClassDef, behaviors: set[str], methods: dict[str,
 
 def _methods_calling(summary: ModuleSummary, behaviors: set[str]) -> set[str]:
     """The static and class methods of the module's classes that name a function whose
-    behaviour changed (``def build(cls): return _helper()``): ``from base import K; V =
-    K.build()`` elsewhere calls the new code."""
+    behaviour changed (``def build(cls): return _helper()``), or a value that changed
+    (``return x * RATE``): ``from base import K; V = K.build()`` elsewhere calls the new
+    code, or computes another result."""
     changed = {name for name in behaviors if "." not in name}
     dotted = behaviors - changed
     if not behaviors:
@@ -1270,6 +1271,51 @@ def _clear_method_caches(cls: type, functions: set[int]) -> None:
         inner = member.__func__ if wrapped else member
         if type(inner) is CACHE_WRAPPER and id(getattr(inner, "__wrapped__", None)) in functions:
             inner.cache_clear()
+
+
+def _clear_method_caches_reading(
+    summary: ModuleSummary, namespace: dict[str, object], values: set[str]
+) -> None:
+    """Empty the ``lru_cache``/``cache`` of the methods of the module's classes whose body
+    names a value that changed (``return x * RATE``, ``RATE`` edited here or in the
+    module it is imported from): they hold results of the old value.  (A cached
+    function is emptied as a function whose behaviour changed; a method kept results
+    of the old value until the program restarted.)"""
+    if not values:
+        return
+    for statement in summary.statements:
+        node = statement.node
+        if not isinstance(node, ast.ClassDef) or statement.body_reads.isdisjoint(values):
+            continue  # (none of its methods names one)
+        for qualified, defs in class_methods(node).items():
+            owner: object = namespace.get(node.name)
+            *inner_classes, attr = qualified.split(".")[1:]
+            for name in inner_classes:
+                owner = vars(owner).get(name) if is_a(owner, type) else None
+            if not is_a(owner, type):
+                continue
+            member = vars(owner).get(attr)
+            # (By its type: a class attribute may be a proxy whose ``__class__`` raises.)
+            if issubclass(type(member), staticmethod | classmethod):
+                member = getattr(member, "__func__", None)
+            if type(member) is CACHE_WRAPPER and not _names_in(defs).isdisjoint(values):
+                clear = getattr(member, "cache_clear", None)
+                if callable(clear):
+                    clear()
+
+
+def _names_in(defs: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> set[str]:
+    """The names the bodies of ``defs`` read, and their dotted spellings (``conf.RATE``)."""
+    names: set[str] = set()
+    for each in (
+        node for method in defs for statement in method.body for node in ast.walk(statement)
+    ):
+        if isinstance(each, ast.Name):
+            names.add(each.id)
+        elif isinstance(each, ast.Attribute) and (chain := dotted_name(each)) is not None:
+            parts = chain.split(".")
+            names.update(".".join(parts[:end]) for end in range(2, len(parts) + 1))
+    return names
 
 
 def _function_statement(
@@ -1694,12 +1740,13 @@ def plan_and_run(
             body_reads, body_calls = expander.body(name)
             if body_reads & values or body_calls & behaviors:
                 behaviors.add(name)
+    _clear_method_caches_reading(new, namespace, values)
     changes.values = {name for name in values if "." not in name and name in changes.old}
     changes.values |= {name for name in removed}
     changes.behaviors = (
         {name for name in behaviors if "." not in name}
         | {name for name, by_class in methods.items() if by_class}
-        | _methods_calling(new, behaviors)
+        | _methods_calling(new, behaviors | values)
         | passed_methods(behaviors, namespace)
     )
     changes.rewrapped = {

@@ -604,9 +604,13 @@ class _Patcher:
             canonical = member.name == name
             if canonical:
                 old._member_names_.append(name)
-                # An unhashable value is found by a scan of the members.
+                # An unhashable value is found by a scan of the members.  A value held
+                # by no member (a flag's combination cached: ``Perm(7)`` before ``RWX
+                # = 7`` was added) goes to the new member, as a fresh start has it.
                 with contextlib.suppress(TypeError):
-                    old._value2member_map_.setdefault(member._value_, member)
+                    held = old._value2member_map_.get(member._value_)
+                    if held is None or all(held is not each for each in old._member_map_.values()):
+                        old._value2member_map_[member._value_] = member
             else:
                 member = old._member_map_[member.name]
             old._member_map_[name] = member
@@ -1283,6 +1287,20 @@ def patch_namespace(
                         why_not_taken(previous.__code__, value.__code__),
                     )
                 )
+            continue
+        if (
+            is_a(value, types.FunctionType)
+            and is_a(previous, types.FunctionType)
+            and _defined_in(previous, module)
+            and not _defined_in(value, module)
+        ):
+            # Moved (``def util`` became ``from c import util``): nothing to patch.
+            patcher.report.replaced.append(
+                (
+                    f"{module}.{previous.__qualname__}",
+                    f"{value.__module__}.{value.__qualname__} now",
+                )
+            )
             continue
         pair = _wrapped_pair(previous, value, module)
         if pair is not None:

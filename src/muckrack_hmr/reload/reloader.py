@@ -259,6 +259,10 @@ def _own_modules(names: list[str]) -> list[str]:
     return own
 
 
+# A function whose references the reload could not give the new code.
+_NEW_OBJECT = "%s is a new function object (%s); references to the old one keep its code"
+
+
 def _nobody(module: str) -> bool:
     return False
 
@@ -1448,11 +1452,7 @@ class Reloader:
         if report.lingering:
             self._drop_members_when_unread(report.module, report.lingering)
         for qualname, why in report.replaced:
-            log.warning(
-                "%s is a new function object (%s); references to the old one keep its code",
-                qualname,
-                why,
-            )
+            log.warning(_NEW_OBJECT, qualname, why)
 
     def _incremental(
         self, name: str, changes: ChangeSet, *, asked_for: bool = False

@@ -230,7 +230,12 @@ def _wait_for_start_up(activity: Activity, stopping: threading.Event) -> None:
         if count != loaded:
             loaded, since = count, now
             continue
-        pace = (since - started) / max(loaded - first, 1)  # seconds per import so far
+        # Seconds per import so far: a pace once there are enough of them to tell one.
+        # (A small program's few imports, then a busy loop: its first import's wait for
+        # the script to start, over two imports, made a pace that held the file
+        # events back 0.7 s, and a save made meanwhile with them.)
+        imported = loaded - first
+        pace = (since - started) / imported if imported >= _STARTING_PACE else 0.0
         if now - since >= min(max(_IMPORTS_OVER, _PAUSE_IN_IMPORTS * pace), _LONGEST_PAUSE):
             return
 
