@@ -871,6 +871,23 @@ def test_a_function_moved_to_another_module_says_that_references_keep_the_old_co
     ]
 
 
+def test_a_module_whose_file_became_a_folder_fails_naming_the_file(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The read's error had no file name, nor a frame of the user's code: the line said
+    ``failed to reload m (<unknown>): IsADirectoryError: [Errno 21] Is a directory``."""
+    path = project.write("m.py", "X = 1\n")
+    m = importlib.import_module("m")
+    hmr.remember_sources()
+    os.remove(path)
+    os.mkdir(path)
+    with caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+        assert hmr.reload_module("m")[0] == []
+    assert m.X == 1
+    said = caplog.records[0].getMessage()
+    assert said.startswith(f"failed to reload m ({path}): IsADirectoryError: [Errno 21] ")
+
+
 def test_hooks_run_once_per_module_in_order(project: Project, hmr: Any) -> None:
     project.write("a.py", "X = 1\n")
     project.write("b.py", "import a\nY = a.X\n")

@@ -175,7 +175,12 @@ def read_steady(path: str, tries: int = READ_TRIES) -> tuple[bytes, os.stat_resu
     # Plain descriptors: every project module is read at import, and a file
     # object costs twice the system calls (an fstat of its own, a seek, a
     # second read for the end of the file).
-    return read_open(os.open(path, READ_FLAGS), tries)
+    try:
+        return read_open(os.open(path, READ_FLAGS), tries)
+    except OSError as exc:
+        if exc.filename is None:  # (a read of a folder: named, as an open's error is)
+            exc.filename = path
+        raise
 
 
 def read_open(descriptor: int, tries: int) -> tuple[bytes, os.stat_result, bool]:

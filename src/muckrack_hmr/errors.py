@@ -80,6 +80,8 @@ def location_of(exc: BaseException) -> str:
             if not _is_library(filename):
                 user = innermost
         tb = tb.tb_next
+    if not innermost and isinstance(exc, OSError) and isinstance(exc.filename, str):
+        return exc.filename  # (the engine could not read it: a folder now, say)
     return user or innermost or "<unknown>"
 
 
