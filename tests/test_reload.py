@@ -634,6 +634,35 @@ def test_a_writer_that_finishes_between_the_read_and_the_look_for_writers_is_rea
     assert (a.X, a.f()) == (2, "f2")
 
 
+def test_a_file_held_open_whose_running_source_is_unknown_is_waited_for_once(
+    project: Project, hmr: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A module whose source was not kept at import (another loader's) and whose file a
+    writer holds open: the request read it ahead, waited its patience, then read it
+    again in the transaction and waited as long once more."""
+    from muckrack_hmr.reload import reloader as reloader_module
+
+    if not leases_tell(project.root):
+        pytest.skip("this system cannot tell a file open for writing")
+    path = project.write("a.py", "X = 1\n")
+    a = importlib.import_module("a")
+    hmr.sources._fresh.pop("a")  # as another loader leaves it: the source is unknown
+    monkeypatch.setattr(reloader_module, "SETTLE_AT_MOST", 0.3)
+    with open(path, "w") as writer, caplog.at_level(logging.ERROR, logger="muckrack_hmr"):
+        writer.write("X = 2\n")
+        writer.flush()
+        started = time.monotonic()
+        assert hmr.reload_module("a")[0] == []
+        waited = time.monotonic() - started
+    assert a.X == 1
+    assert 0.3 <= waited < 0.55, waited
+    assert (
+        caplog.records[0]
+        .getMessage()
+        .startswith(f"failed to reload a ({path}): StillWritten: {path} is held open for writing;")
+    )
+
+
 def test_a_dependent_being_written_runs_again_from_the_code_that_runs(
     project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -80,8 +80,11 @@ def location_of(exc: BaseException) -> str:
             if not _is_library(filename):
                 user = innermost
         tb = tb.tb_next
-    if not innermost and isinstance(exc, OSError) and isinstance(exc.filename, str):
-        return exc.filename  # (the engine could not read it: a folder now, say)
+    if not innermost and isinstance(exc, OSError):
+        # The engine could not read the file (a folder now, held open for writing).
+        path = exc.filename if isinstance(exc.filename, str) else getattr(exc, "path", None)
+        if isinstance(path, str):
+            return path
     return user or innermost or "<unknown>"
 
 

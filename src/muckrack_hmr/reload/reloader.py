@@ -504,6 +504,9 @@ class Reloader:
         self.saves_come: Callable[[], bool] = _never
         # module -> the bytes this transaction applies, once read or confirmed.
         self._fixed: dict[str, bytes] = {}
+        # module -> its file held open for writing past the wait, per transaction (the
+        # read ahead waited already: a second wait would double it).
+        self._held: dict[str, StillWritten] = {}
         # The modules a transaction was asked for (saved, or named in a request).
         self._roots: set[str] = set()
         # Modules whose file was found empty (said once until it holds code again).
@@ -719,6 +722,7 @@ class Reloader:
                     self._queued = []
                     self._given = {}
                     self._fixed = {}
+                    self._held = {}
                     self._roots = set()
                     self._again = set()
                     self._declared = {}
@@ -966,6 +970,9 @@ class Reloader:
         fixed = self._fixed.get(name)
         if fixed is not None and isinstance(filename, str):
             return filename, fixed
+        held = self._held.get(name)
+        if held is not None:
+            raise held
         given = self._given.get(name)
         # Bytes given are applied while the file holds them.  When it moved on since
         # they were judged (a later save, which the program may have applied
@@ -1001,6 +1008,7 @@ class Reloader:
             # its code (the watcher applies the save once the file is closed).
             ran = self.sources.ran(name)
             if ran is None:
+                self._held[name] = exc
                 raise
             log.warning("%s; %s keeps running its code", exc, name)
             self._fixed[name] = ran

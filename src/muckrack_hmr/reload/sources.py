@@ -65,6 +65,11 @@ SETTLE_AT_MOST = 2.0
 class StillWritten(OSError):
     """A file still open for writing once :func:`read_settled` waited for it."""
 
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} is held open for writing")
+        #: The file (where a failure it causes is said to be).
+        self.path = path
+
 
 def read_settled(
     module: ModuleType,
@@ -103,7 +108,7 @@ def read_settled(
                 return filename, source
         now = time.monotonic()
         if writing and now - started >= writer_patience:
-            raise StillWritten(f"{filename} is held open for writing")
+            raise StillWritten(filename)
         if now >= deadline:
             return filename, source
         time.sleep(SETTLE / 20)
