@@ -1925,6 +1925,10 @@ cdef class ImportTracker:
                 self._cached_seen[slot] = NULL
         return 0
 
+    def let_go(self):
+        """Drop the namespaces the fast path holds (see the twin): at the program's exit."""
+        self._clear_cache()
+
     def trim_statements(self):
         """Forget the statements recorded for modules whose import finished; how many names.
 

@@ -269,6 +269,78 @@ def test_exit_code_passes_through(
     assert got.stderr == stderr
 
 
+@pytest.mark.parametrize("watching", [[], ["--no-watch"]], ids=["watch", "no-watch"])
+def test_what_the_script_holds_is_finalized_at_exit_like_python(
+    proj: Path, core_env: dict[str, str], watching: list[str]
+) -> None:
+    """A program that ends in its first moments: its ``__main__`` stayed frozen for the
+    start-up (the compiled core's import hook also held it), so nothing it held was
+    ever freed: a ``__del__`` never ran, a ``NamedTemporaryFile`` stayed on disk."""
+    write(
+        proj / "script.py",
+        """\
+        import os
+        import tempfile
+
+
+        class Resource:
+            def __del__(self):
+                os.write(1, b"finalized\\n")
+
+
+        resource = Resource()
+        scratch = tempfile.NamedTemporaryFile(prefix="scratch_", dir=".")
+        """,
+    )
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    assert (expected.returncode, expected.stdout) == (0, "finalized\n")
+    assert not list(proj.glob("scratch_*"))
+
+    got = run_hmr([*watching, "script.py"], cwd=proj, env=core_env)
+
+    assert (got.returncode, got.stdout) == (0, "finalized\n"), got.stderr
+    assert not list(proj.glob("scratch_*"))
+
+
+@pytest.mark.parametrize("watching", [[], ["--no-watch"]], ids=["watch", "no-watch"])
+def test_the_program_sees_its_own_threads_like_python(
+    proj: Path, core_env: dict[str, str], watching: list[str]
+) -> None:
+    """``threading.enumerate()`` and ``active_count()`` counted the watcher's threads: a
+    program that waits for its workers with ``while threading.active_count() > 1``
+    waited forever."""
+    write(
+        proj / "script.py",
+        """\
+        import threading
+        import time
+
+        started = threading.Event()
+
+
+        def work():
+            started.wait()
+            time.sleep(0.2)
+
+
+        for index in range(3):
+            threading.Thread(target=work, name=f"worker-{index}").start()
+        print(sorted(thread.name for thread in threading.enumerate()), threading.active_count())
+        started.set()
+        deadline = time.monotonic() + 10
+        while threading.active_count() > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        print(threading.active_count())
+        """,
+    )
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    assert expected.stdout == "['MainThread', 'worker-0', 'worker-1', 'worker-2'] 4\n1\n"
+
+    got = run_hmr([*watching, "script.py"], cwd=proj, env=core_env)
+
+    assert (got.returncode, got.stdout) == (0, expected.stdout), got.stderr
+
+
 # -- 5. uncaught exceptions -------------------------------------------------------
 
 
@@ -302,6 +374,82 @@ def test_uncaught_exception_prints_a_plain_traceback(proj: Path, core_env: dict[
     assert re.search(r'File "[^"]*script\.py", line 2, in fail', got.stderr)
     assert got.stderr.splitlines()[-1] == "ValueError: bad value 42"
     assert got.stderr == expected.stderr
+
+
+def test_an_uncaught_exception_is_kept_where_python_keeps_it(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    """``sys.last_value`` was not set: an exit handler saw None, and ``pdb.pm()`` after
+    ``python -i -m muckrack.hmr script.py`` went to the CLI's ``sys.exit``, not to the
+    line that raised."""
+    write(
+        proj / "script.py",
+        """\
+        import atexit
+        import sys
+
+        atexit.register(lambda: print("at exit:", repr(sys.last_value)))
+
+
+        def fail():
+            raise ValueError("crash")
+
+
+        fail()
+        """,
+    )
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    assert (expected.returncode, expected.stdout) == (1, "at exit: ValueError('crash')\n")
+    got = run_hmr(["script.py"], cwd=proj, env=core_env)
+    assert (got.returncode, got.stdout) == (1, expected.stdout)
+
+    # ``python -i``: the prompt comes after the traceback, with the program's exception.
+    where = "import sys; tb = sys.last_traceback\nwhile tb.tb_next: tb = tb.tb_next\n\n"
+    where += "print(repr(sys.last_value), tb.tb_frame.f_code.co_name)\n"
+    inspected = [
+        subprocess.run(
+            [sys.executable, "-i", *args, "script.py"],
+            cwd=proj,
+            env=core_env,
+            input=where,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            check=False,
+        )
+        for args in ([], ["-m", "muckrack.hmr"])
+    ]
+    python, hmr = ((each.returncode, each.stdout) for each in inspected)
+    assert python == (0, "ValueError('crash') fail\nat exit: ValueError('crash')\n")
+    assert hmr == python, inspected[1].stderr
+
+
+def test_a_program_read_from_stdin_runs_like_python(proj: Path, core_env: dict[str, str]) -> None:
+    """``python -m muckrack.hmr - a b`` said ``can't open file '-'`` (exit 2); python runs
+    what stdin holds."""
+    write(proj / "helper.py", "def twice(x):\n    return 2 * x\n")
+    program = (
+        "import sys, __main__ as m, helper\n"
+        "print(sys.argv, repr(sys.path[0]), m.__file__, m.__spec__, helper.twice(2))\n"
+        "def f():\n    1 / 0\n\nf()\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, *args, "-", "a", "b"],
+            cwd=proj,
+            env=core_env,
+            input=program,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            check=False,
+        )
+        for args in ([], ["-m", "muckrack.hmr"])
+    ]
+    python, hmr = ((each.returncode, each.stdout, each.stderr) for each in runs)
+    assert python[:2] == (1, "['-', 'a', 'b'] '' <stdin> None 4\n")
+    assert python[2].endswith('File "<stdin>", line 4, in f\nZeroDivisionError: division by zero\n')
+    assert hmr == python
 
 
 def test_exception_while_importing_a_project_module_prints_a_plain_traceback(
@@ -970,6 +1118,8 @@ import json
 import threading
 import time
 
+from muckrack_hmr.threads import all_threads
+
 import core
 {imports}
 
@@ -979,11 +1129,12 @@ deadline = time.monotonic() + 20
 while (sources.mentions.pending or hmr.tracker.graph.pending) and time.monotonic() < deadline:
     time.sleep(0.01)  # resting, as a program between requests: the idle work runs now
 indexed = not sources.mentions.pending and not hmr.tracker.graph.pending
-while any(t.name == "muckrack-hmr-idle-work" for t in threading.enumerate()):
+# (Every thread: the program's threading.enumerate() leaves ours out.)
+while any(t.name == "muckrack-hmr-idle-work" for t in all_threads()):
     if time.monotonic() > deadline:
         break
     time.sleep(0.01)
-ended = not any(t.name == "muckrack-hmr-idle-work" for t in threading.enumerate())
+ended = not any(t.name == "muckrack-hmr-idle-work" for t in all_threads())
 held = core.f
 with open(core.__file__, "w") as handle:
     handle.write("def f():\\n    return 2\\n\\nLABEL = 'a'\\n")

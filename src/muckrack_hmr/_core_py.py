@@ -1373,6 +1373,12 @@ class ImportTracker:
             if self._seen.get(importer) is _UNTRACKED:
                 del self._seen[importer]
 
+    def let_go(self) -> None:
+        """Drop the namespaces the fast path holds, at the program's exit: a module's
+        globals held there are never collected, nor what they hold (a ``__del__`` that
+        removes a temporary file never runs).  The compiled core keeps the last few
+        importers' namespaces to find their record at once; this twin keeps none."""
+
     def trim_statements(self) -> int:
         """Forget the statements recorded for modules whose import finished; how many names.
 

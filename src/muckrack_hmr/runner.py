@@ -55,6 +55,8 @@ def _fresh_main() -> types.ModuleType:
 
 def prepare_script(path: str, args: list[str]) -> tuple[types.CodeType, types.ModuleType]:
     """Compile ``path`` and set up ``sys.argv``, ``sys.path[0]`` and ``__main__``."""
+    if path == "-":
+        return _prepare_stdin(args)
     source = None
     if not os.path.isdir(path):
         try:
@@ -91,6 +93,23 @@ def prepare_script(path: str, args: list[str]) -> tuple[types.CodeType, types.Mo
         main.__dict__["__cached__"] = None
     # Python puts the script's folder, symlinks resolved, first on sys.path.
     _become_main(main, [path, *args], os.path.dirname(os.path.realpath(path)))
+    return code, main
+
+
+def _prepare_stdin(args: list[str]) -> tuple[types.CodeType, types.ModuleType]:
+    """``python - [args]``: the program is what stdin holds (its modules reload; it
+    is never read again)."""
+    code = compile(sys.stdin.buffer.read(), "<stdin>", "exec", dont_inherit=True)
+    main = _fresh_main()
+    main.__dict__.update(
+        __file__="<stdin>",
+        __spec__=None,
+        __package__=None,
+        __loader__=importlib.machinery.BuiltinImporter,
+    )
+    if _HAS_CACHED:
+        main.__dict__["__cached__"] = None
+    _become_main(main, ["-", *args], "")
     return code, main
 
 

@@ -12,7 +12,19 @@ import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["PROMPT_SWITCH_INTERVAL", "prompt", "signals_to_main_thread"]
+__all__ = [
+    "OURS",
+    "PROMPT_SWITCH_INTERVAL",
+    "all_threads",
+    "hide_ours",
+    "prompt",
+    "signals_to_main_thread",
+]
+
+#: How the name of each thread of ours begins.
+OURS = "muckrack-hmr-"
+#: ``threading.enumerate`` as the interpreter has it: every thread, ours too.
+all_threads = threading.enumerate
 
 # Signals the kernel raises in the thread that caused them: never blocked.
 _SYNCHRONOUS = frozenset(
@@ -107,3 +119,23 @@ class _Prompt:
 
 #: The one switch-interval setting of the process's HMR threads.
 prompt = _Prompt()
+
+
+def hide_ours() -> None:
+    """``threading.enumerate()`` and ``threading.active_count()`` leave the threads of ours
+    out, as under ``python``, where there are none (the CLI asks for it): a program that
+    waited with ``while threading.active_count() > 1`` for its workers waited for the
+    watcher's thread, forever."""
+    if threading.enumerate is not all_threads:
+        return  # (once)
+
+    def enumerate() -> list[threading.Thread]:
+        return [thread for thread in all_threads() if not thread.name.startswith(OURS)]
+
+    def active_count() -> int:
+        return len(enumerate())
+
+    enumerate.__doc__ = all_threads.__doc__
+    active_count.__doc__ = threading.active_count.__doc__
+    threading.enumerate = enumerate
+    threading.active_count = active_count

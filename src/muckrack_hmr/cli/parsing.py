@@ -168,6 +168,10 @@ def console_main() -> None:
         # (an exit code of 130 would let it go on).  The traceback was shown.
         sys.excepthook = _shown_already
         raise KeyboardInterrupt
+    if sys.flags.inspect and running.uncaught.is_set():
+        # ``python -i``: as after a script's uncaught exception, the prompt comes with
+        # ``sys.last_value`` the program's (``pdb.pm()`` goes to where it was raised).
+        return
     sys.exit(code)
 
 

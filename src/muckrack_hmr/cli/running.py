@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
 import os
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from .. import _core
 from .._version import __version__
 from ..settings import Settings
+from ..threads import hide_ours
 
 if TYPE_CHECKING:
     from ..api import HMR
@@ -27,6 +29,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 #: Set when the program ended with an uncaught KeyboardInterrupt (shown already).
 interrupted = threading.Event()
+#: Set when the program ended with an uncaught exception (shown already).
+uncaught = threading.Event()
 
 
 class UsageError(Exception):
@@ -180,6 +184,9 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
 
     # First thing: from here on every import is tracked.
     hmr = tracking.install(project_roots)
+    # (Registered before the program's own: run after them.)
+    atexit.register(_let_go, hmr)
+    hide_ours()  # (the program sees the threads python would run: its own)
     hmr.cascade = settings.cascade
     # Before the target is even found: `-m uvicorn` imports uvicorn to find it.
     integrations.activate(hmr, browser=settings.reload_browser)
@@ -213,6 +220,17 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
 
             GraphFile(hmr, settings.graph).follow()
     return _run(code, main_module)
+
+
+def _let_go(hmr: HMR) -> None:
+    """At exit: what the program leaves is collected as under python.  Frozen for the
+    start-up (a program that ends before the watcher saw it settle), or held by the
+    import hook's fast path, its ``__main__`` was never freed, nor what it held: no
+    ``__del__`` ran (a ``NamedTemporaryFile`` stayed on disk)."""
+    from .. import collector
+
+    collector.thaw()
+    hmr.tracker.let_go()
 
 
 def _workers_reload_too(hmr: HMR) -> None:
@@ -283,7 +301,14 @@ def _run_plain(target: Target) -> int:
 
 
 def _print_user_exception(exc: BaseException) -> None:
+    """Show the program's uncaught exception as python does, and keep it where python
+    does (``sys.last_value``...: for ``pdb.pm()`` after ``python -i``, an exit handler)."""
     from ..errors import strip_own_frames
 
     tb = strip_own_frames(exc.__traceback__)
-    sys.excepthook(type(exc), exc.with_traceback(tb), tb)
+    exc = exc.with_traceback(tb)
+    sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, tb
+    if sys.version_info >= (3, 12):
+        sys.last_exc = exc
+    uncaught.set()
+    sys.excepthook(type(exc), exc, tb)

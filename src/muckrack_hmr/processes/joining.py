@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING
 
+from ..threads import OURS, all_threads
 from ..watch.safepoint import import_frame
 from .channel import describe
 from .hub import Hub
@@ -160,8 +161,8 @@ def _let_our_imports_end(deadline: float) -> None:
 def _ours_importing() -> bool:
     ours = {
         thread.ident
-        for thread in threading.enumerate()
-        if thread.name.startswith("muckrack-hmr")
+        for thread in all_threads()
+        if thread.name.startswith(OURS)
         and thread is not threading.current_thread()
         and thread.ident is not None
     }
