@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -440,6 +441,52 @@ def test_fastapi_routes_added_edited_and_removed(proj: Path, spawn: Spawn) -> No
     assert counts(child, port) == {"pid": pid, "app": app_routes, "items": item_routes}
     edit(child, proj / "app.py", FASTAPI_APP, "app")
     assert stamp_of(port, "/items/") is None
+
+
+FASTAPI_EVENTS = """\
+import os
+
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.on_event("startup")
+async def start():
+    pass
+
+
+@app.on_event("shutdown")
+async def stop():
+    os.write(1, b"stopped\\n")
+
+
+@app.get("/count")
+async def count():
+    router = app.router
+    return {"startup": len(router.on_startup), "shutdown": len(router.on_shutdown)}
+"""
+
+
+def test_fastapi_event_handlers_whose_signature_changed_are_not_added_again(
+    proj: Path, spawn: Spawn
+) -> None:
+    """``@app.on_event(...)`` handlers whose signature was edited were added again: two
+    entries each, and the shutdown handler ran twice at Ctrl-C (once in a fresh run)."""
+    write(proj / "app.py", FASTAPI_EVENTS)
+    port = free_port()
+    child = spawn(
+        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    tracked(child, "app")
+    assert poll(child, port, lambda got: True, path="/count") == {"startup": 1, "shutdown": 1}
+    edited = FASTAPI_EVENTS.replace("def start():", "def start(kind='cold'):")
+    edited = edited.replace("def stop():", "def stop(reason='bye'):")
+    edit(child, proj / "app.py", edited, "app")
+    assert poll(child, port, lambda got: True, path="/count") == {"startup": 1, "shutdown": 1}
+    child.proc.send_signal(signal.SIGINT)
+    assert child.wait() == 0
+    assert child.seen["out"].count("stopped") == 1
 
 
 def test_a_router_included_in_an_edit_keeps_the_routers_included_before(

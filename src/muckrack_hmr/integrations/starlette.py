@@ -79,6 +79,7 @@ _declaring: weakref.WeakSet[_App] = weakref.WeakSet()
 def enable(hmr: HMR) -> None:
     """Remember Starlette's routers as they are made; follow each reload's routes."""
     when_imported("starlette.routing", _wrap_router)
+    when_imported("fastapi.routing", lambda routing: _wrap_event_handlers(routing.APIRouter))
     when_imported("starlette.applications", _wrap_app)
     _reloading.enable(hmr)
     hmr.add_pre_reload_hook(note_routes)
@@ -94,6 +95,36 @@ def _wrap_router(routing: ModuleType) -> None:
         return __init__
 
     wrap_method(routing.Router, "__init__", make, _MARK)
+    _wrap_event_handlers(routing.Router)
+
+
+def _wrap_event_handlers(router_class: type) -> None:
+    """``add_event_handler`` of a router class that has its own (Starlette's, FastAPI's)."""
+    if "add_event_handler" not in vars(router_class):
+        return
+
+    def handlers(original: Callable[..., object]) -> Callable[..., object]:
+        def add_event_handler(self: _Router, event_type: str, func: object) -> None:
+            # (``@app.on_event("startup")``, FastAPI's too.)  In a reload, a handler whose
+            # def ran again (its signature edited) takes its earlier entry's place: it
+            # was added again, and ran twice at the next startup or shutdown.
+            listed = getattr(self, "on_startup" if event_type == "startup" else "on_shutdown", None)
+            if _reloading.current() is None or not isinstance(listed, list):
+                original(self, event_type, func)
+                return
+            earlier = [at for at, held in enumerate(listed) if _reloading.made_again(held, func)]
+            if not earlier:
+                original(self, event_type, func)
+                return
+            saved = list(listed)
+            _reloading.on_failure(lambda: listed.__setitem__(slice(None), saved))
+            listed[earlier[0]] = func
+            for at in reversed(earlier[1:]):
+                del listed[at]
+
+        return add_event_handler
+
+    wrap_method(router_class, "add_event_handler", handlers, _MARK)
 
 
 def _wrap_app(applications: ModuleType) -> None:
