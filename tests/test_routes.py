@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from .subprocesses import Child, write
+from .subprocesses import Child, contains, write
 from .test_everyday_edits import edit, outcome_of, tracked
 from .test_frameworks import Spawn, free_port, poll, wait_status
 
@@ -487,6 +487,76 @@ def test_fastapi_event_handlers_whose_signature_changed_are_not_added_again(
     child.proc.send_signal(signal.SIGINT)
     assert child.wait() == 0
     assert child.seen["out"].count("stopped") == 1
+
+
+AIOHTTP_SETTINGS = "MAX_BODY = 2**20\n"
+AIOHTTP_APP = """\
+from aiohttp import web
+
+from settings import MAX_BODY
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/")
+async def index(request):
+    return web.Response(text="index")
+
+
+@routes.get("/count")
+async def count(request):
+    return web.json_response(
+        {"routes": len(routes), "same": request.app is app, "db": request.app["db"]}
+    )
+
+
+async def connect(app):
+    app["db"] = "connected"
+
+
+app = web.Application(client_max_size=MAX_BODY)
+app.on_startup.append(connect)
+app.add_routes(routes)
+"""
+AIOHTTP_MAIN = """\
+import sys
+
+from aiohttp import web
+
+from app import app
+
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+"""
+
+
+def test_aiohttp_route_tables_keep_one_entry_and_a_new_app_is_refused(
+    proj: Path, spawn: Spawn
+) -> None:
+    """A ``RouteTableDef`` route whose def ran again (its signature edited) was added
+    again (an app made from the table then refuses it); a save of ``MAX_BODY`` made a
+    new ``web.Application`` that nothing served, bound in place of the served one:
+    every request to a handler reading ``app["db"]`` failed with 500."""
+    pytest.importorskip("aiohttp")
+    write(proj / "settings.py", AIOHTTP_SETTINGS)
+    write(proj / "app.py", AIOHTTP_APP)
+    write(proj / "main.py", AIOHTTP_MAIN)
+    port = free_port()
+    child = spawn(["-v", "main.py", str(port)], cwd=proj)
+    tracked(child, "app", "settings")
+    first = {"routes": 2, "same": True, "db": "connected"}
+    assert poll(child, port, lambda got: True, path="/count") == first
+
+    edited = AIOHTTP_APP.replace("def index(request):", "def index(request, *, kind='page'):")
+    edit(child, proj / "app.py", edited, "app")
+    assert status(port, "/") == (200, "index")
+    assert poll(child, port, lambda got: True, path="/count") == first
+
+    write(proj / "settings.py", "MAX_BODY = 2**21\n")
+    said = child.expect(
+        contains("restart to apply: app.app is a new aiohttp Application"), stream="err"
+    )
+    assert "(aiohttp app)" in said
+    assert poll(child, port, lambda got: True, path="/count") == first
 
 
 def test_a_router_included_in_an_edit_keeps_the_routers_included_before(

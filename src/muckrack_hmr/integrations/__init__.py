@@ -11,7 +11,8 @@ Routes added, edited or removed in a reload change Flask's, FastAPI's,
 Starlette's and Django's routing tables (``flask``, ``fastapi``, ``starlette``,
 ``django``; ``_reloading`` puts them back when the reload fails).  A Celery worker
 serves the tasks a reload adds, and an edit of a task's options is refused
-(``celery``).
+(``celery``).  An aiohttp app made again in place of the one that started is
+refused, and a route table keeps one entry per route (``aiohttp``).
 
 The CLI calls :func:`activate`.  Nothing is imported up front: each
 integration waits until the program imports its framework.  Programs that
@@ -43,6 +44,7 @@ FRAMEWORKS = {
     "starlette": "muckrack_hmr.integrations.starlette",
     "typer": "muckrack_hmr.integrations.typer",
     "celery": "muckrack_hmr.integrations.celery",
+    "aiohttp": "muckrack_hmr.integrations.aiohttp",
 }
 
 _active: dict[str, HMR] = {}

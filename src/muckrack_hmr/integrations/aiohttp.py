@@ -1,0 +1,139 @@
+"""aiohttp under HMR: the app a server runs stays the one made at start-up.
+
+* A statement that makes a new ``web.Application`` where one that started was
+  bound (``app = web.Application(client_max_size=MAX_BODY)``, run again because
+  the statement or ``MAX_BODY`` was edited) is refused, and says so: the server
+  runs the app made at start-up, with the routes, middlewares and state its
+  start-up set up (``app["db"]``), and nothing would serve the new one (its
+  handlers would read the new app's state, which has none of it).
+* A ``web.RouteTableDef`` route whose ``def`` ran again (its signature or its
+  decorator edited) takes its earlier entry's place in the table: it was added
+  again, and an app made from the table later (a factory, a test's fixture)
+  refused the duplicate.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from . import _reloading
+from ._imports import when_imported, wrap_method
+
+if TYPE_CHECKING:
+    from ..api import HMR
+
+__all__ = ["AIOHTTP_APP", "check_started_apps", "enable", "remember_started_apps"]
+
+_MARK = "__muckrack_hmr__"
+
+#: The refusal of a statement that made a new app in place of one that started.
+AIOHTTP_APP = "aiohttp app"
+
+# module -> its top-level names bound to apps that started, before its reload.
+_started: dict[str, dict[str, object]] = {}
+
+
+def enable(hmr: HMR) -> None:
+    """Refuse apps made again in place of started ones; keep route tables whole."""
+    _reloading.enable(hmr)
+    when_imported("aiohttp.web_routedef", _wrap_route_table)
+    hmr.add_pre_reload_hook(remember_started_apps)
+    hmr.add_refusal_check(functools.partial(check_started_apps, hmr))
+
+
+def _app_class() -> type | None:
+    web_app = sys.modules.get("aiohttp.web_app")
+    cls = getattr(web_app, "Application", None)
+    return cls if isinstance(cls, type) else None
+
+
+def remember_started_apps(name: str) -> None:
+    """Note ``name``'s top-level names bound to apps that started (a pre-reload hook)."""
+    _started.pop(name, None)
+    module = sys.modules.get(name)
+    app_class = _app_class()
+    if module is None or app_class is None:
+        return
+    held = {
+        key: value
+        for key, value in list(module.__dict__.items())
+        if issubclass(type(value), app_class) and getattr(value, "frozen", False)
+    }
+    if held:
+        _started[name] = held
+
+
+def check_started_apps(hmr: HMR, name: str) -> None:
+    """Refuse the edit of ``name`` if its new code bound a new app where one that started
+    was (a refusal check)."""
+    held = _started.pop(name, None)
+    module = sys.modules.get(name)
+    if not held or module is None:
+        return
+    namespace = module.__dict__
+    for key, live in held.items():
+        now = namespace.get(key)
+        if now is not live and type(now) is type(live):
+            hmr.refuse(
+                AIOHTTP_APP,
+                f"{name}.{key} is a new aiohttp Application",
+                "the server runs the app made at start-up, with the routes, middlewares "
+                "and state its start-up set up",
+                module=name,
+            )
+
+
+def _wrap_route_table(routedef: ModuleType) -> None:
+    def make(original: Callable[..., object]) -> Callable[..., object]:
+        def route(self: object, method: str, path: str, **kwargs: object) -> object:
+            inner = original(self, method, path, **kwargs)
+            if _reloading.current() is None or not callable(inner):
+                return inner
+            return functools.partial(_add_again, self, inner, method, path)
+
+        return route
+
+    wrap_method(routedef.RouteTableDef, "route", make, _MARK)
+
+
+def _add_again(
+    table: object, inner: Callable[[object], object], method: str, path: str, handler: object
+) -> object:
+    """``inner(handler)`` (which appends the route to ``table``) in a reload: the new entry
+    takes the place of the one its ``def`` made before, if any."""
+    items = getattr(table, "_items", None)
+    if not isinstance(items, list):
+        return inner(handler)
+    before = list(items)
+    made = inner(handler)
+    if len(items) != len(before) + 1:
+        return made
+    # Entries this reload added already are not earlier ones (two decorators, one def).
+    fresh: set[int] = _reloading.kept(("aiohttp-fresh", id(table)), set) or set()
+    earlier = [
+        at
+        for at, item in enumerate(before)
+        if id(item) not in fresh and _reloading.made_again(getattr(item, "handler", None), handler)
+    ]
+    new = items[-1]
+    fresh.add(id(new))
+    if not earlier:
+        return made
+    # The entry of the same method and path first (a def under two decorators).
+    place = next(
+        (
+            at
+            for at in earlier
+            if (getattr(before[at], "method", None), getattr(before[at], "path", None))
+            == (method, path)
+        ),
+        earlier[0],
+    )
+    _reloading.on_failure(lambda: items.__setitem__(slice(None), before))
+    items.pop()
+    items[place] = new
+    return made
