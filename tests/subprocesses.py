@@ -73,14 +73,15 @@ _silenced(_watchdog.WatchdogBackend)
 
 
 def run_python(
-    args: list[str], *, cwd: Path, env: dict[str, str]
+    args: list[str], *, cwd: Path, env: dict[str, str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Plain ``python *args``, to completion: the behaviour to match."""
+    """Plain ``python *args``, to completion: the behaviour to match (``stdin``: what its
+    standard input holds; else none)."""
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd,
         env=env,
-        stdin=subprocess.DEVNULL,
+        **({"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}),
         capture_output=True,
         text=True,
         encoding="utf-8",

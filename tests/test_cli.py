@@ -407,16 +407,7 @@ def test_an_uncaught_exception_is_kept_where_python_keeps_it(
     where = "import sys; tb = sys.last_traceback\nwhile tb.tb_next: tb = tb.tb_next\n\n"
     where += "print(repr(sys.last_value), tb.tb_frame.f_code.co_name)\n"
     inspected = [
-        subprocess.run(
-            [sys.executable, "-i", *args, "script.py"],
-            cwd=proj,
-            env=core_env,
-            input=where,
-            capture_output=True,
-            text=True,
-            timeout=DEADLINE,
-            check=False,
-        )
+        run_python(["-i", *args, "script.py"], cwd=proj, env=core_env, stdin=where)
         for args in ([], ["-m", "muckrack.hmr"])
     ]
     python, hmr = ((each.returncode, each.stdout) for each in inspected)
@@ -434,16 +425,7 @@ def test_a_program_read_from_stdin_runs_like_python(proj: Path, core_env: dict[s
         "def f():\n    1 / 0\n\nf()\n"
     )
     runs = [
-        subprocess.run(
-            [sys.executable, *args, "-", "a", "b"],
-            cwd=proj,
-            env=core_env,
-            input=program,
-            capture_output=True,
-            text=True,
-            timeout=DEADLINE,
-            check=False,
-        )
+        run_python([*args, "-", "a", "b"], cwd=proj, env=core_env, stdin=program)
         for args in ([], ["-m", "muckrack.hmr"])
     ]
     python, hmr = ((each.returncode, each.stdout, each.stderr) for each in runs)

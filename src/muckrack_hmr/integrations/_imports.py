@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from importlib.abc import Loader
     from importlib.machinery import ModuleSpec
 
-__all__ = ["forget_all", "when_imported", "wrap_method"]
+__all__ = ["forget_all", "loaded_class", "when_imported", "wrap_method"]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,12 @@ def when_imported(name: str, callback: Callback) -> None:
         _finder.callbacks.setdefault(name, []).append(callback)
         if _finder not in sys.meta_path:
             sys.meta_path.insert(0, _finder)
+
+
+def loaded_class(module: str, name: str) -> type | None:
+    """The class ``module.name`` if ``module`` is imported already (nothing is imported)."""
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else None
 
 
 def forget_all() -> None:

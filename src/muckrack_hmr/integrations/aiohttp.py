@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from . import _reloading
-from ._imports import when_imported, wrap_method
+from ._imports import loaded_class, when_imported, wrap_method
 
 if TYPE_CHECKING:
     from ..api import HMR
@@ -45,17 +45,11 @@ def enable(hmr: HMR) -> None:
     hmr.add_refusal_check(functools.partial(check_started_apps, hmr))
 
 
-def _app_class() -> type | None:
-    web_app = sys.modules.get("aiohttp.web_app")
-    cls = getattr(web_app, "Application", None)
-    return cls if isinstance(cls, type) else None
-
-
 def remember_started_apps(name: str) -> None:
     """Note ``name``'s top-level names bound to apps that started (a pre-reload hook)."""
     _started.pop(name, None)
     module = sys.modules.get(name)
-    app_class = _app_class()
+    app_class = loaded_class("aiohttp.web_app", "Application")
     if module is None or app_class is None:
         return
     held = {

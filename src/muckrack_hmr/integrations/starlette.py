@@ -31,7 +31,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, cast
 
 from . import _reloading
-from ._imports import when_imported, wrap_method
+from ._imports import loaded_class, when_imported, wrap_method
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -204,12 +204,6 @@ def _undo_stack(app: _App) -> bool:
     return True
 
 
-def _app_class() -> type | None:
-    applications = sys.modules.get("starlette.applications")
-    cls = getattr(applications, "Starlette", None)
-    return cls if isinstance(cls, type) else None
-
-
 def note_routes(name: str) -> None:
     """Note what the reload of ``name`` may change, and how to undo it (a pre-reload hook)."""
     _before.pop(name, None)
@@ -217,7 +211,7 @@ def note_routes(name: str) -> None:
     if module is None or not _routers:
         return
     namespace = module.__dict__
-    app_class = _app_class()
+    app_class = loaded_class("starlette.applications", "Starlette")
     apps = {
         key: value
         for key, value in list(namespace.items())
