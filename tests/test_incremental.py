@@ -2180,6 +2180,35 @@ def test_an_augmented_assignment_that_runs_again_starts_from_the_value_above_it(
         assert got == (126 + step, 0, ["a", step], ["x", "static"])
 
 
+def test_items_updated_from_their_own_value_start_again_from_the_value_above_them(
+    project: Project, hmr: Any
+) -> None:
+    """``A[:] *= FACTOR`` and ``DF["x"] = DF["x"] * FACTOR`` (numpy's and pandas' everyday
+    idioms, here on a list and a dict) ran again alone after ``FACTOR`` changed: they
+    scaled what they had scaled (2 * 3 where a fresh run has 3).  They start again from
+    the statement that made the object, with the updates between."""
+    source = (
+        "FACTOR = {factor}\n"
+        "TABLE = {{'x': 1.0, 'y': 5.0}}\n"
+        "TABLE['x'] = TABLE['x'] * FACTOR\n"
+        "SCALED = [1, 2]\n"
+        "SCALED[0] += 1\n"
+        "SCALED[0] *= FACTOR\n"
+        "KEEP = {{'k': 1}}\n"
+        "KEEP['v'] = FACTOR\n"
+    )
+    project.write("prep.py", source.format(factor=2))
+    (prep,) = fresh(hmr, "prep")
+    keep = prep.KEEP
+    assert (prep.TABLE, prep.SCALED, prep.KEEP) == ({"x": 2.0, "y": 5.0}, [4, 2], {"k": 1, "v": 2})
+    project.write("prep.py", source.format(factor=3))
+    assert hmr.reload_module("prep")[0] == ["prep"]
+    assert (prep.TABLE, prep.SCALED) == ({"x": 3.0, "y": 5.0}, [6, 2])
+    # An item set from another value only (``KEEP['v'] = FACTOR``): the same object.
+    assert prep.KEEP is keep
+    assert prep.KEEP == {"k": 1, "v": 3}
+
+
 @pytest.mark.parametrize(
     "edit",
     [("def bump():", "def bump(n=1):"), ("@tag('a')", "@tag('b')")],

@@ -980,18 +980,50 @@ def _defaults_differ(new: types.FunctionType, old: types.FunctionType) -> bool:
 def _augmented(node: ast.AST) -> set[str]:
     """The names a top-level statement adds to (``V += 1``, also under an ``if``, a loop
     or a ``with``: ``if DEBUG: urlpatterns += [...]``), not in functions or classes: a
-    ``def`` whose body says ``global HITS; HITS += 1`` adds to nothing as it runs."""
+    ``def`` whose body says ``global HITS; HITS += 1`` adds to nothing as it runs.  Also
+    the names whose items it updates from their own value (``A[:] *= FACTOR``,
+    ``DF["x"] = DF["x"] * FACTOR``): run again alone, it would scale what it scaled."""
     found: set[str] = set()
     if isinstance(node, _SCOPES):
         return found
     pending = [node]
     while pending:
         each = pending.pop()
-        if isinstance(each, ast.AugAssign) and isinstance(each.target, ast.Name):
-            found.add(each.target.id)
+        if isinstance(each, ast.AugAssign):
+            if isinstance(each.target, ast.Name):
+                found.add(each.target.id)
+            elif isinstance(each.target, ast.Subscript) and (base := _base_name(each.target)):
+                found.add(base)
+        elif isinstance(each, ast.Assign):
+            found.update(_updated_items(each))
         for child in ast.iter_child_nodes(each):
             if not isinstance(child, _SCOPES):
                 pending.append(child)
+    return found
+
+
+def _base_name(node: ast.expr) -> str | None:
+    """``A`` of ``A[:]``, ``DF["x"]``, ``T.cells[0]``."""
+    while isinstance(node, ast.Subscript | ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _updated_items(node: ast.Assign) -> set[str]:
+    """The names of ``X[k] = ... X[k] ...`` targets: items set from their own value."""
+    found: set[str] = set()
+    for target in node.targets:
+        base = _base_name(target) if isinstance(target, ast.Subscript) else None
+        if base is None:
+            continue
+        spelled = ast.unparse(target)
+        if any(
+            isinstance(each, ast.Subscript)
+            and _base_name(each) == base
+            and ast.unparse(each) == spelled
+            for each in ast.walk(node.value)
+        ):
+            found.add(base)
     return found
 
 
@@ -1009,10 +1041,11 @@ def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]
         found: list[int] = []
         for at in range(index - 1, -1, -1):
             earlier = statements[at]
-            if name not in earlier.binds:
+            augments = name in _augmented(earlier.node)
+            if name not in earlier.binds and not augments:
                 continue
             found.append(at)
-            if name not in _augmented(earlier.node):
+            if name in earlier.binds and not augments:
                 chain.update(found)
                 break
     return sorted(chain)
