@@ -854,6 +854,29 @@ def test_a_folder_made_again_is_watched_anew(make_rig: Any) -> None:
     assert mod.f() == "new"
 
 
+def test_a_folder_made_again_with_the_old_inode_is_watched_anew(make_rig: Any) -> None:
+    """``rm -rf pkg`` and a generator writing it again: the system may give the new folder
+    the old one's inode, and the folder's look found it unchanged, so it was not watched
+    anew (its watch went with the old folder): every later save in it was lost.  The
+    folder's own event (made in a watched folder) is what says it is new."""
+    rig = make_rig()
+    rig.project.write("pkg/__init__.py", "")
+    rig.project.write("pkg/mod.py", A_OLD)
+    (mod,) = rig.load("pkg.mod")
+    folder = Path(rig.path("pkg"))
+    inode = folder.stat().st_ino
+
+    rig.project.write("pkg/mod.py", A_NEW)  # (as the generator writes it again)
+    rig.emit("pkg", FOLDER)
+    assert folder.stat().st_ino == inode  # the folder's look alone sees nothing new
+    rig.watcher.pipeline.check_folders()  # (what the pipeline's thread does at the event)
+    rig.settle()
+
+    assert rig.backend.rewatched == [str(folder)]
+    assert rig.transactions == [["pkg.mod"]]
+    assert mod.f() == "new"
+
+
 def test_choose_backend_follows_the_options_and_the_environment() -> None:
     backend, why = backends.choose_backend("auto", poll_interval=0.5, environ={})
     assert isinstance(backend, PollingBackend)

@@ -511,7 +511,11 @@ class SavePipeline:
         if kind == FOLDER and path in self._folders:
             # A watched folder appeared again (a branch switch made it anew): its
             # watch is the old folder's, gone; the folders are looked at now, not
-            # at the next idle look.
+            # at the next idle look.  Watched anew even if the system gave the new
+            # folder the old one's inode (``rm -rf pkg`` and a generator writing it
+            # again: its later saves were never seen).
+            with self._watch_lock:
+                self._folders[path] = None
             with self._wake:
                 self._recheck = True
                 self._wake.notify_all()
