@@ -182,6 +182,29 @@ def test_a_folder_deleted_and_made_again_is_watched_anew(tmp_path: Path) -> None
         backend.stop()
 
 
+def test_a_folder_renamed_then_watched_under_its_new_name_reports_that_name_only(
+    tmp_path: Path,
+) -> None:
+    """``pkg`` renamed ``pkg2`` (and its importer fixed): the watch follows the folder, so
+    watching ``pkg2`` gave the same descriptor, and every event in it was reported under
+    both names, the old one a missing file (each save waited for it: 110 ms late)."""
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    seen = Seen()
+    backend = inotify.InotifyBackend()
+    backend.start(seen)
+    try:
+        backend.watch(str(folder))
+        renamed = tmp_path / "pkg2"
+        folder.rename(renamed)
+        backend.watch(str(renamed))
+        (renamed / "a.py").write_text("X = 1\n")
+        events = seen.until(renamed / "a.py", CLOSED)
+        assert {path for path, _ in events} == {str(renamed / "a.py")}
+    finally:
+        backend.stop()
+
+
 def test_a_folder_that_is_not_there_is_refused_with_its_path(tmp_path: Path) -> None:
     backend = inotify.InotifyBackend()
     backend.start(Seen())

@@ -88,6 +88,13 @@ _FILE_KINDS = (
 )
 
 
+def _same_folder(path: str, other: str) -> bool:
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return False
+
+
 def events_of(data: bytes) -> list[tuple[int, int, bytes]]:
     """``(watch descriptor, mask, name)`` of each event in a read of the descriptor."""
     events = []
@@ -204,6 +211,13 @@ class InotifyBackend(Backend):
             self._folders[folder] = wd
             paths = self._paths.setdefault(wd, [])
             if folder not in paths:
+                # The descriptor of a folder watched under another name: the same
+                # folder (a symlink to it), or one the watch followed as it was renamed
+                # (``pkg`` became ``pkg2``), whose old name is gone.  Each of its events
+                # was reported under both names, the old one a missing file, waited for.
+                for stale in [path for path in paths if not _same_folder(path, folder)]:
+                    paths.remove(stale)
+                    self._folders.pop(stale, None)
                 paths.append(folder)
 
     def rewatch(self, folder: str) -> None:
