@@ -1041,6 +1041,8 @@ def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]
         found: list[int] = []
         for at in range(index - 1, -1, -1):
             earlier = statements[at]
+            if name not in earlier.binds and name not in earlier.reads:
+                continue  # (an update reads what it updates: no walk of the statement)
             augments = name in _augmented(earlier.node)
             if name not in earlier.binds and not augments:
                 continue
