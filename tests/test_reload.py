@@ -107,9 +107,20 @@ def test_other_threads_never_see_a_name_missing_while_a_module_runs_again(
     assert (paced.X, paced.Y) == (1, 2)
 
 
+def _waited_for_a_processor() -> int | None:
+    """How long this thread has waited, runnable, for the kernel to run it (ns), or None
+    where the kernel does not say (``/proc/self/task/<id>/schedstat``)."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as stats:
+            return int(stats.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @pytest.mark.parametrize("asked_by", ["watcher", "request"])
+@pytest.mark.parametrize("first", [False, True], ids=["later", "first"])
 def test_other_threads_never_see_an_edit_beside_its_dependent_s_old_values(
-    project: Project, hmr: Any, asked_by: str, monkeypatch: pytest.MonkeyPatch
+    project: Project, hmr: Any, asked_by: str, first: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A save of ``work`` reaches ``user``, which reads ``work.value()`` at import, in one
     step for the program's other threads: no thread runs between the edited module's
@@ -117,7 +128,13 @@ def test_other_threads_never_see_an_edit_beside_its_dependent_s_old_values(
     (a yield, and the dependent's file read), and a thread that computes saw the new
     ``value()`` beside the old ``SEEN`` in most saves.  The same for ``reload_module``
     asked for by the program while a watcher runs (which applies ``user``'s own saves):
-    it read ``user``'s file in between."""
+    it read ``user``'s file in between.  And for the first reload, asked for before
+    the watcher's idle work (or under ``--no-watch``): ``ast.walk``, which the reload
+    calls, imports ``deque`` as it runs, and the import hook's first look at the
+    standard library's folder (a system call per component of its path) let them in.
+
+    A save where the kernel kept the reloading thread off the processors for longer
+    than the hold (a loaded machine) proves nothing either way: another is made."""
     project.write("probe.py", "COUNT = 0\n")
     source = "import probe\n\n\ndef value():\n    return {n}\n\n\nMARK = probe.COUNT, {n}\n"
     project.write("work.py", source.format(n=1))
@@ -125,12 +142,15 @@ def test_other_threads_never_see_an_edit_beside_its_dependent_s_old_values(
     probe = importlib.import_module("probe")
     work = importlib.import_module("work")
     user = importlib.import_module("user")
-    # What the program's start-up and the watcher's idle time leave done before a save
-    # (each of the engine's first looks at a folder, say, asks the system once).
-    hmr.warm()
-    hmr.reloader.warm_up()
-    project.write("work.py", source.format(n=2))
-    assert hmr.reloader.reload_result(["work"]).reloaded == ["work", "user"]
+    n = 1
+    if not first:
+        # What the program's start-up and the watcher's idle time leave done before a
+        # save (each of the engine's first looks at a folder, say, asks the system once).
+        hmr.warm()
+        hmr.reloader.warm_up()
+        n = 2
+        project.write("work.py", source.format(n=n))
+        assert hmr.reloader.reload_result(["work"]).reloaded == ["work", "user"]
     if asked_by == "request":
         # A watcher runs (its thread is not needed here: the program asks).
         monkeypatch.setattr(hmr, "watcher", types.SimpleNamespace(stop=lambda: None))
@@ -142,25 +162,33 @@ def test_other_threads_never_see_an_edit_beside_its_dependent_s_old_values(
 
     counter = threading.Thread(target=count, daemon=True)
     counter.start()
+    proved = 0
     try:
         deadline = time.monotonic() + DEADLINE
         while probe.COUNT == 0 and time.monotonic() < deadline:
             time.sleep(0.001)
         assert probe.COUNT > 0
-        for n in range(3, 11):
+        while proved < 8 and n < 40:
+            n += 1
             edited = source.format(n=n)
             project.write("work.py", edited)
+            waited = _waited_for_a_processor()
             if asked_by == "watcher":  # as the watcher asks, with the bytes it judged
                 result = hmr.reloader.reload_result(["work"], sources={"work": edited.encode()})
             else:
                 result = hmr.reload("work")
             assert result.reloaded == ["work", "user"]
             assert (work.value(), user.SEEN[1]) == (n, n)
+            now = _waited_for_a_processor()
+            if waited is not None and now is not None and now - waited > 10_000_000:
+                continue  # (off the processors 10 ms and more: see above)
             assert user.SEEN[0] == work.MARK[0], f"save {n}: the counter ran in between"
+            proved += 1
     finally:
         stop.set()
         counter.join(timeout=10)
     assert not counter.is_alive()
+    assert proved == 8
 
 
 def test_names_bound_out_of_sight_survive_a_whole_run(project: Project, hmr: Any) -> None:

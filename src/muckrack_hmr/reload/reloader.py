@@ -498,6 +498,8 @@ class Reloader:
         self._project_at = -1
         # Says which line a long run is on, and stops it when its file is saved again.
         self._watchdog = Watchdog()
+        # Are the folders of the modules loaded judged (see _judge_folders)?
+        self._folders_judged = False
         # module -> the bytes to apply (the watcher's judged saves), per transaction.
         self._given: dict[str, bytes] = {}
         #: Does a watcher apply every save on its own (see _read)?  The API sets it.
@@ -573,11 +575,26 @@ class Reloader:
         after += b"\n\nclass C:\n    def m(self):\n        pass\n"
         self._watchdog.start()  # (a thread started costs the first reload otherwise)
         being_written(os.devnull)  # (what it asks the system with is imported once)
+        self._judge_folders()
         with self._lock:
             new = summarize(after, "<warm-up>", None)
             old = summarize(before, "<warm-up>", None, new)
             match_statements(old, new)
             consumption_of(new)
+
+    def _judge_folders(self) -> None:
+        """Have the project filter judge the folder of every module loaded (once; the
+        first reload does it when the watcher's idle work has not).  A module of the
+        standard library that imports when a reload calls it (``ast.walk``'s ``from
+        collections import deque``) has its folder judged then, a system call per
+        component of its path: inside the reload's hold, each one let a thread of the
+        program that computes in, between the edited module's new code and its
+        dependent's run."""
+        if not self._folders_judged:
+            self._folders_judged = True
+            judge = getattr(self.sources.project, "judge_folders", None)
+            if judge is not None:
+                judge()
 
     def index_mentions(self, limit: int | None = None) -> int:
         """Index what up to ``limit`` modules spell after a dot (see Mentions); how many."""
@@ -821,6 +838,7 @@ class Reloader:
         # that computes the interpreter for the whole 20 ms.  (The watchdog's thread
         # starts first too: see _reexecute.)
         self._read_ahead(roots)
+        self._judge_folders()
         deleted = {name: _deleted(name) for name in roots}
         self._watchdog.start()
         with _applied_at_once():

@@ -15,6 +15,7 @@ analyzed when a change first reaches it (``consumption``), or when idle
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import logging
@@ -117,20 +118,45 @@ def read_settled(
 # A position in the spill: generation << 62 | offset << 32 | length (see _Spill).
 _GENERATION = 62
 _OFFSETS = (1 << (_GENERATION - 32)) - 1
-_File = io.RawIOBase | io.BufferedRandom | io.BytesIO
+
+
+class _Descriptor:
+    """A file descriptor of the spill's, closed as it goes: the spill of an HMR that
+    was uninstalled (a test's) is collected with its reloader's cycles, and a file
+    object would warn of each (``ResourceWarning: unclosed file``)."""
+
+    __slots__ = ("descriptor",)
+
+    def __init__(self, descriptor: int) -> None:
+        self.descriptor = descriptor
+
+    def fileno(self) -> int:
+        return self.descriptor
+
+    def close(self) -> None:
+        descriptor, self.descriptor = self.descriptor, -1
+        if descriptor >= 0:
+            os.close(descriptor)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError):
+            self.close()
+
+
+_File = io.RawIOBase | io.BufferedRandom | io.BytesIO | _Descriptor
 
 
 def _write_at(file: _File, data: bytes, offset: int) -> None:
-    if _POSITIONAL and not isinstance(file, io.BytesIO):
-        os.pwrite(file.fileno(), data, offset)
+    if isinstance(file, _Descriptor):  # (where os.pwrite is: see _Spill._open)
+        os.pwrite(file.descriptor, data, offset)
     else:
         file.seek(offset)
         file.write(data)
 
 
 def _read_at(file: _File, offset: int, length: int) -> bytes:
-    if _POSITIONAL and not isinstance(file, io.BytesIO):
-        return os.pread(file.fileno(), length, offset)
+    if isinstance(file, _Descriptor):
+        return os.pread(file.descriptor, length, offset)
     file.seek(offset)
     return file.read(length) or b""
 
@@ -177,7 +203,11 @@ class _Spill:
             import tempfile  # not at start-up: the first compression needs it
 
             # Unbuffered: nothing a fork could copy and write twice.
-            return tempfile.TemporaryFile(prefix="muckrack-hmr-", buffering=0)
+            file = tempfile.TemporaryFile(prefix="muckrack-hmr-", buffering=0)  # noqa: SIM115
+            if not _POSITIONAL:
+                return file  # (read and written at its offset: see _write_at)
+            with file:
+                return _Descriptor(os.dup(file.fileno()))
         except OSError:
             return io.BytesIO()
 

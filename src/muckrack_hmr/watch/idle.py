@@ -261,8 +261,7 @@ class IdleWork:
             # made its first save pay for it, a blocking call per file imported
             # (each a wait for the interpreter), 0.3-1.6 s with two busy threads.
             self._warmed_up = True
-            self.hmr.reloader.warm_up()
-            self.hmr.project.judge_folders()
+            self.hmr.reloader.warm_up()  # (the folders of the modules loaded judged too)
         if not activity.quiet():
             self.used = activity.used
             return None
