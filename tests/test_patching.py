@@ -368,6 +368,24 @@ def test_members_added_to_an_enum_join_the_live_class(
     assert list(Color.__members__) == ["RED", "PINK", "GREEN", "BLUE", "CRIMSON"]
     assert Color.PINK.describe() == "new pink"
 
+    # The same members in another order: iterated in that order (it was said to apply,
+    # and the old order stayed), each member the same object.
+    pink_member = Color.PINK
+    reordered = between.replace(f"            PINK = {pink!r}\n", "").replace(
+        "            CRIMSON = 1", f"            CRIMSON = 1\n            PINK = {pink!r}"
+    )
+    reordered = reordered.replace(
+        "RED = 1\n            GREEN = 2\n", "GREEN = 2\n            RED = 1\n"
+    )
+    project.write("a.py", reordered)
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert b.names() == ["GREEN", "RED", "BLUE", "PINK"]
+    assert list(Color.__members__) == ["GREEN", "RED", "BLUE", "CRIMSON", "PINK"]
+    assert Color.RED is red
+    assert Color.PINK is pink_member
+    assert Color.CRIMSON is red
+    assert Color.PINK.describe() == "new pink"
+
 
 def test_a_flag_that_gains_a_member_forgets_the_combinations_it_worked_out(
     project: Project, hmr: Any

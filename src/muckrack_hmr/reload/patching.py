@@ -404,6 +404,8 @@ class _Patcher:
                 reason = _adopt_members(old, new, added)
                 if reason is not None:
                     return _Refusal(reason, ENUM_MEMBERS)
+            # (Reordered only: the same members, in the statement's new order.)
+            if added or list(old._member_map_) != list(getattr(new, "_member_map_", ())):
                 self.actions.append(functools.partial(self._add_enum_members, old, new, added))
         if getattr(old, "_fields", None) != getattr(new, "_fields", None):
             return _Refusal("changed its fields")
@@ -589,8 +591,9 @@ class _Patcher:
         delattr(cls, key)
 
     def _add_enum_members(self, old: type[Enum], new: type[Enum], added: list[str]) -> None:
-        """Add the (adopted) members ``added`` to the live enum ``old``."""
-        flag = issubclass(old, Flag)
+        """Add the (adopted) members ``added`` to the live enum ``old``, and order its
+        members as ``new`` has them."""
+        flag = issubclass(old, Flag) and bool(added)
         if self.undo is not None:
             if flag:  # (last, as undone: after the maps are put back)
                 self.undo.append(functools.partial(_forget_inversions, old))
