@@ -1813,24 +1813,26 @@ cdef class ImportTracker:
             base = name
         cdef dict modules = <dict>PyImport_GetModuleDict()
         cdef object namespace = None
-        cdef bint base_tracked
+        cdef object own, tracked
         if not fromlist:
             # ``import a.b.c`` imports (and depends on) a, a.b and a.b.c.
             start = 0
             while True:
                 dot = PyUnicode_FindChar(base, 46, start, len(base), 1)  # "."
                 target = base if dot < 0 else base[:dot]
-                if target != importer and self._is_tracked(target):
-                    graph._add_edge(importer, target)
+                if target != importer:
+                    tracked = self._tracked_name(target, modules)
+                    if tracked is not None and tracked != importer:
+                        graph._add_edge(importer, tracked)
                 if dot < 0:
                     return
                 start = dot + 1
         # ``from base import a, b``: the statement got ``base`` from
         # sys.modules; its namespace, not getattr (see the twin).  Edges and
         # bindings are recorded as they are met, in the twin's order.
-        base_tracked = self._is_tracked(base)
-        if base != importer and base_tracked:
-            graph._add_edge(importer, base)
+        own = self._tracked_name(base, modules)
+        if own is not None and own != importer:
+            graph._add_edge(importer, own)
         module = modules.get(base)
         if PyModule_Check(module):
             namespace = <object>PyModule_GetDict(module)
@@ -1848,11 +1850,25 @@ cdef class ImportTracker:
                 if value is not None:
                     target = f"{base}.{item_name}"
                     if modules.get(target) is value:
-                        if target != importer and self._is_tracked(target):
-                            graph._add_edge(importer, target)
+                        if target != importer:
+                            tracked = self._tracked_name(target, modules)
+                            if tracked is not None and tracked != importer:
+                                graph._add_edge(importer, tracked)
                         continue
-            if base_tracked:
-                graph._add_binding(importer, base, item_name)
+            if own is not None:
+                graph._add_binding(importer, own, item_name)
+
+    cdef object _tracked_name(self, str name, dict modules):
+        """The name the graph knows the module imported as ``name`` by, if tracked (see
+        the twin): its own where sys.modules holds it under a second name too."""
+        if not self._is_tracked(name):
+            return None
+        module = modules.get(name)
+        if PyModule_Check(module):
+            own = (<dict>PyModule_GetDict(module)).get("__name__")
+            if own != name and isinstance(own, str) and modules.get(own) is module:
+                return own
+        return name
 
     cdef _remember_statement(self, str importer, object name, object level, object fromlist):
         cdef PyObject* found = PyDict_GetItem(self._seen, importer)

@@ -311,6 +311,38 @@ def test_enum_members_keep_their_identity(project: Project, hmr: Any) -> None:
     assert red.describe() == "new red"
 
 
+@pytest.mark.parametrize("whole", [False, True], ids=["statements", "whole"])
+def test_what_another_module_set_on_a_class_stays_when_its_statement_runs_again(
+    project: Project, hmr: Any, whole: bool
+) -> None:
+    """Django's ``ForeignKey("blog.Post", related_name="notes")`` in another app sets
+    ``Post.notes`` (a reverse accessor) from outside the class statement.  Before, a
+    method added to ``Post`` ran its statement again and the live class lost every
+    member the new statement did not bind: ``post.notes`` raised AttributeError until a
+    restart.  What the old statement bound and the new one does not still goes."""
+    source = (
+        "class Post:\n    TITLE = 't'\n{gone}\n    def body(self):\n        return 'b1'\n{extra}"
+    )
+    gone = "    SUBTITLE = 's'\n"
+    project.write("blog.py", source.format(gone=gone, extra=""))
+    project.write(
+        "notes.py",
+        # (Found by name, as Django's app registry finds "blog.Post": no import.)
+        "import sys\n\n\nclass Accessor:\n    def __get__(self, obj, owner):\n"
+        "        return ['n1']\n\n\nsys.modules['blog'].Post.notes = Accessor()\n",
+    )
+    blog = importlib.import_module("blog")
+    importlib.import_module("notes")
+    Post, post = blog.Post, blog.Post()
+    assert (post.notes, post.SUBTITLE) == (["n1"], "s")
+    extra = "\n    def extra(self):\n        return 'x'\n"
+    project.write("blog.py", source.format(gone="", extra=extra))
+    assert hmr.reload_module("blog", force=whole)[0] == ["blog"]
+    assert blog.Post is Post
+    assert (post.extra(), post.body(), post.notes) == ("x", "b1", ["n1"])
+    assert not hasattr(Post, "SUBTITLE")
+
+
 @pytest.mark.parametrize("base", ["enum.Enum", "enum.IntEnum", "str, enum.Enum", "enum.Flag"])
 def test_members_added_to_an_enum_join_the_live_class(
     project: Project, hmr: Any, base: str

@@ -112,6 +112,33 @@ def test_a_module_refuses_its_own_edit_and_other_modules_still_apply(
     assert f() == "v1 again"
 
 
+def test_a_module_refused_for_a_change_it_follows_is_not_said_recovered_for_its_file(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``models`` is refused for what its import ``base`` changed (a Django abstract base
+    gained a field): its own file holds the code that runs, which says nothing of that
+    refusal.  Before, a later look at ``models`` as saved (a reload asked for it, the
+    watcher judged its file) said ``models recovered`` and forgot the refusal."""
+    project.write("base.py", "VERSION = 1\n")
+    source = (
+        "import base\n\nif base.VERSION > 1:\n"
+        "    __hmr__.refuse('schema', 'models.Post gained flag')\n\n\ndef m():\n    return {n}\n"
+    )
+    project.write("models.py", source.format(n=1))
+    models = importlib.import_module("models")
+    project.write("models.py", source.format(n=2))  # (an edit of its own first)
+    assert hmr.reload("models").reloaded == ["models"]
+    project.write("base.py", "VERSION = 2\n")
+    result = hmr.reload("base")
+    assert (result.reloaded, [r.module for r in result.refused]) == (["base"], ["models"])
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        again = hmr.reloader.reload_result(["models"])
+    assert again.recovered == []
+    assert "models" in hmr.reloader.refused
+    assert not [r for r in caplog.records if "recovered" in r.getMessage()]
+    assert models.m() == 2
+
+
 def test_a_refusal_check_refuses_a_module_whole(project: Project, hmr: Any) -> None:
     source = "LIMIT = {limit}\n\n\nclass C:\n    def m(self):\n        return {limit}\n"
     project.write("a.py", source.format(limit=1))
@@ -152,12 +179,14 @@ def refused_after(child: Child, path: Path, source: str) -> str:
     return line
 
 
-def django_served(proj: Path, spawn: Spawn, urls: str) -> tuple[Child, int, dict[str, Any]]:
+def django_served(
+    proj: Path, spawn: Spawn, urls: str, settings: str = SETTINGS
+) -> tuple[Child, int, dict[str, Any]]:
     """The Django project (one model, ``greet.models.Item``) under ``runserver``, once it
     answers and the watcher tracks the model: the child, its port, ``/fields``."""
     write(proj / "manage.py", DJANGO_MANAGE)
     write(proj / "mysite" / "__init__.py", "")
-    write(proj / "mysite" / "settings.py", SETTINGS)
+    write(proj / "mysite" / "settings.py", settings)
     write(proj / "mysite" / "urls.py", urls)
     write(proj / "greet" / "__init__.py", "")
     write(proj / "greet" / "models.py", models(""))
@@ -225,6 +254,84 @@ def test_django_model_fields_and_settings_are_refused_with_their_fix(
     )
     got = poll(child, port, lambda got: True, path="/fields")
     assert (got["pid"], got["fields"]) == (first["pid"], ["id", "name"])
+
+
+APPS = """\
+from django.apps import AppConfig
+
+
+class GreetConfig(AppConfig):
+    name = "greet"
+
+    def ready(self):
+        from . import models
+
+        models.READY = "{value}"
+"""
+
+
+def test_an_edit_of_what_an_app_config_s_ready_does_is_refused(proj: Path, spawn: Spawn) -> None:
+    """``AppConfig.ready()`` ran once, as Django started (where receivers are connected):
+    an edit of what it does applies at a restart only.  Before, the reload said it applied
+    (``1 patched``) and nothing it set up ever happened.  Its class's other methods apply."""
+    write(proj / "greet" / "apps.py", APPS.format(value="v1"))
+    urls = URLS.replace(
+        '"label": str(Item(name="n"))}', '"ready": __import__("greet.models").models.READY}'
+    )
+    child, port, first = django_served(proj, spawn, urls)
+    assert first["ready"] == "v1"
+    said = [line.removeprefix("hmr: tracking ").split(", ") for line in child.seen["err"]]
+    if not any("greet.apps" in names for names in said):  # (the line django_served saw)
+        tracked(child, "greet.apps")
+    path = proj / "greet" / "apps.py"
+    line = refused_after(child, path, APPS.format(value="v2"))
+    at = f"{os.path.realpath(path)}:7"
+    assert line == (
+        f"{REFUSED}greet.apps.GreetConfig.ready() ran as Django started; its change at {at} "
+        "(django app ready); it does not run again, and what it sets up now applies at a restart"
+    )
+    # Another method of the config: applies.
+    write(path, APPS.format(value="v1") + "\n    def label_of(self):\n        return 'l'\n")
+    assert child.expect(outcome_of("greet.apps"), stream="err").startswith(
+        "hmr: reloaded greet.apps"
+    )
+    assert poll(child, port, lambda got: True, path="/fields")["ready"] == "v1"
+
+
+MIDDLEWARE = """\
+class Stamp:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response["X-Stamp"] = "{value}"
+        return response
+{hook}"""
+
+HOOK = """
+    def process_view(self, request, view, args, kwargs):
+        return None
+"""
+
+
+def test_a_hook_added_to_a_django_middleware_is_refused(proj: Path, spawn: Spawn) -> None:
+    """Django collects a middleware's ``process_view`` (``process_exception``,
+    ``process_template_response``) once, as it loads the middleware: one added later
+    was never called, though the reload said it applied.  Its methods' bodies apply."""
+    write(proj / "greet" / "middleware.py", MIDDLEWARE.format(value="v1", hook=""))
+    settings = SETTINGS + 'MIDDLEWARE = ["greet.middleware.Stamp"]\n'
+    child, _port, _first = django_served(proj, spawn, URLS, settings)
+    path = proj / "greet" / "middleware.py"
+    line = refused_after(child, path, MIDDLEWARE.format(value="v1", hook=HOOK))
+    assert line == (
+        f"{REFUSED}greet.middleware.Stamp gained process_view at {os.path.realpath(path)}:10 "
+        "(django middleware); Django collected the middleware's hooks as it loaded it"
+    )
+    write(path, MIDDLEWARE.format(value="v2", hook=""))
+    assert child.expect(outcome_of("greet.middleware"), stream="err").startswith(
+        "hmr: reloaded greet.middleware"
+    )
 
 
 # -- the watcher: a refused edit is said once, where it is, and its undo is said too -------

@@ -318,6 +318,33 @@ def test_a_message_on_several_lines_is_summarized_on_one(
     assert "second line" in rest  # the traceback has all of it
 
 
+@pytest.mark.parametrize("forced", [False, True], ids=["incremental", "whole"])
+def test_a_submodule_a_failed_run_imported_stays_an_attribute_of_its_package(
+    project: Project, hmr: Any, forced: bool
+) -> None:
+    """A save of ``pkg/__init__.py`` imports a new submodule, then raises: undone, the
+    package keeps the attribute the import system set for the submodule, which stays
+    loaded.  Before, it was dropped with the run's other names, and the fixed save's
+    import found the submodule loaded and never set it again: ``pkg.newmod`` was missing
+    for good, where a fresh start has it."""
+    project.write("pkg/__init__.py", "from .a import fa\n")
+    project.write("pkg/a.py", "def fa():\n    return 'a'\n")
+    pkg = importlib.import_module("pkg")
+    project.write("pkg/newmod.py", "def helper():\n    return 'helper'\n")
+    broken = "from .a import fa\nfrom .newmod import helper\nVALUE = helper() + typo_name\n"
+    project.write("pkg/__init__.py", broken)
+    assert hmr.reload_module("pkg", force=forced)[0] == []
+    assert "pkg" in hmr.reloader.failing
+    assert not hasattr(pkg, "VALUE")
+    assert not hasattr(pkg, "helper")  # (the run's own names go)
+    assert pkg.newmod is sys.modules["pkg.newmod"]
+    project.write("pkg/__init__.py", broken.replace("typo_name", "'!'"))
+    assert hmr.reload_module("pkg", force=forced)[0] == ["pkg"]
+    assert pkg.VALUE == "helper!"
+    assert importlib.import_module("pkg.newmod") is pkg.newmod
+    assert pkg.newmod.helper() == "helper"
+
+
 def test_a_failed_edit_is_one_error_line_and_its_importers_are_not_left_alone(
     project: Project, hmr: Any, runs: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -448,6 +475,54 @@ def test_an_edit_that_failed_on_a_missing_module_awaits_its_file(
     assert hmr.reloader.awaiting(str(path)) == ["views"]
     assert hmr.reload("views").recovered == ["views"]
     assert hmr.reloader.awaiting(str(path)) == []
+
+
+_CONFIG = """\
+DEBUG = False
+MISSES = []
+
+try:
+    from .local import *
+except ImportError:
+    pass
+
+try:
+    import not_there_at_all
+except ImportError:
+    MISSES.append(1)
+{extra}"""
+
+
+@pytest.mark.parametrize("how", ["new file", "saved"])
+def test_an_optional_import_that_missed_runs_again_once_its_module_exists(
+    project: Project, hmr: Any, how: str
+) -> None:
+    """``try: from .local import *`` / ``except ImportError: pass`` (a Django settings'
+    ``local_settings``): once ``local.py`` is made, the statement runs again, as a fresh
+    start runs it, when the watcher sees the new file or when the module is saved.
+    Before, its text had not changed: it never ran again, and ``DEBUG`` stayed False.
+    An optional import that still misses does not run again."""
+    project.write("config/__init__.py", _CONFIG.format(extra=""))
+    project.write("app.py", "from config import DEBUG\n\nMODE = 'debug' if DEBUG else 'prod'\n")
+    config = importlib.import_module("config")
+    app = importlib.import_module("app")
+    misses = config.MISSES
+    assert (config.DEBUG, app.MODE, misses) == (False, "prod", [1])
+    project.write("config/local.py", "DEBUG = True\n")
+    if how == "new file":  # what the watcher asks when a new file appears
+        assert hmr.reloader.awaiting(str(project.root / "config" / "local.py")) == ["config"]
+        reloaded = hmr.reloader.reload_result(["config"]).reloaded
+    else:
+        project.write("config/__init__.py", _CONFIG.format(extra="\nOTHER = 1\n"))
+        reloaded, _ = hmr.reload_module("config")
+    assert config.DEBUG is True
+    assert reloaded == ["config", "app"]
+    assert (config.DEBUG, app.DEBUG, app.MODE) == (True, True, "debug")
+    assert config.MISSES is misses
+    assert misses == [1]  # (the other optional import did not run again)
+    project.write("config/__init__.py", _CONFIG.format(extra="\nOTHER = 2\n"))
+    assert hmr.reload_module("config")[0] == ["config"]
+    assert (config.DEBUG, config.OTHER, misses) == (True, 2, [1])
 
 
 def test_a_deleted_module_keeps_its_code_and_no_reload_fails_for_it(
@@ -783,6 +858,31 @@ def test_modules_reloaded_before_a_failure_stay_reloaded(
     reloaded, _ = hmr.reload_module("a")
     assert sorted(reloaded) == ["a", "bad", "ok", "top"]
     assert (ok.V, bad.V, top.V) == (0, 0, 0)
+
+
+def test_importers_through_a_second_name_in_sys_modules_are_dependents(
+    project: Project, hmr: Any
+) -> None:
+    """A renamed module's shim (``sys.modules["app.compat"] = real``): its importers
+    through the old names are dependents of the module.  Before, they were recorded under
+    the second name: a save of ``app/real.py`` reached none of them (no statement ran
+    again, no ``from`` binding was rebound), where a fresh start has the new values."""
+    project.write(
+        "app/__init__.py",
+        "import sys\nfrom . import real\n\n"
+        "sys.modules['app.compat'] = real\nsys.modules['legacy'] = real\n",
+    )
+    project.write("app/real.py", "LIMIT = 3\n\n\ndef f():\n    return 'f1'\n")
+    project.write("app/u1.py", "from app.compat import f, LIMIT\n\nV = f() + '!'\nL2 = LIMIT * 2\n")
+    project.write("app/u2.py", "import legacy\n\nL2 = legacy.LIMIT * 2\n")
+    u1 = importlib.import_module("app.u1")
+    u2 = importlib.import_module("app.u2")
+    assert (u1.V, u1.L2, u1.LIMIT, u2.L2) == ("f1!", 6, 3, 6)
+    project.write("app/real.py", "LIMIT = 4\n\n\ndef f():\n    return 'f2'\n")
+    reloaded, _ = hmr.reload_module("app.real")
+    assert sorted(reloaded) == ["app.real", "app.u1", "app.u2"]
+    assert (u1.V, u1.L2, u1.LIMIT, u2.L2) == ("f2!", 8, 4, 8)
+    assert u1.f() == "f2"
 
 
 def test_dependent_of_a_removed_name_fails_with_an_import_error(project: Project, hmr: Any) -> None:

@@ -668,6 +668,23 @@ def test_an_edit_saved_before_the_module_it_imports_applies_once_that_is_saved(
     child.expect(contains("hmr: a recovered"), stream="err")
 
 
+def test_a_module_file_an_optional_import_missed_is_taken_in_as_it_is_made(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """``try: from b_local import *`` / ``except ImportError: pass``: the file made while
+    the program runs, the statement runs again (as a fresh start runs it), with no save
+    of ``b.py``.  Before, the new file was no module's: nothing ran, ``Y`` stayed 1."""
+    root = project(proj)
+    optional = "try:\n    from b_local import *\nexcept ImportError:\n    pass\n"
+    write(root / "b.py", f"Y = 1\n\n{optional}")
+    child = start(spawn, root)
+    write(root / "a.py", A_NEW)  # (an ordinary save first: the engine runs)
+    child.expect("f=new X=2 Y=1")
+    write(root / "b_local.py", "Y = 5\n")
+    child.expect("f=new X=2 Y=5")
+    child.expect(reloaded("b"), stream="err")
+
+
 FRESH = """\
 import subprocess
 import sys

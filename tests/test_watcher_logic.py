@@ -264,9 +264,12 @@ def test_a_touch_or_the_same_content_reloads_nothing(make_rig: Any) -> None:
 
 
 def test_a_new_file_nobody_imports_is_ignored(make_rig: Any) -> None:
+    """Not even looked at once the idle work has analyzed the modules, and none has an
+    optional import (``try: import x`` / ``except ImportError``) that may want it."""
     rig = make_rig()
     rig.project.write("a.py", A_OLD)
     rig.load("a")
+    rig.hmr.warm()
 
     rig.save("fresh.py", "raise SystemExit('never run')\n", CREATED, MODIFIED, CLOSED)
 

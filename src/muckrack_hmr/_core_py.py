@@ -1292,17 +1292,19 @@ class ImportTracker:
             while True:
                 dot = base.find(".", start)
                 target = base if dot < 0 else base[:dot]
-                if target != importer and self._is_tracked(target):
-                    graph.add_edge(importer, target)
+                if target != importer:
+                    tracked = self._tracked_name(target)
+                    if tracked is not None and tracked != importer:
+                        graph.add_edge(importer, tracked)
                 if dot < 0:
                     return
                 start = dot + 1
         # ``from base import a, b``: the statement got ``base`` from
         # sys.modules.  Edges and bindings are recorded as they are met: no
         # lists per statement (thousands wait at start-up).
-        base_tracked = self._is_tracked(base)
-        if base != importer and base_tracked:
-            graph.add_edge(importer, base)
+        own = self._tracked_name(base)
+        if own is not None and own != importer:
+            graph.add_edge(importer, own)
         modules = sys.modules
         module = modules.get(base)
         # Its namespace, not getattr: a module's __getattr__ (PEP 562) may
@@ -1318,11 +1320,27 @@ class ImportTracker:
                 if value is not None:
                     target = f"{base}.{item}"
                     if modules.get(target) is value:
-                        if target != importer and self._is_tracked(target):
-                            graph.add_edge(importer, target)
+                        tracked = self._tracked_name(target) if target != importer else None
+                        if tracked is not None and tracked != importer:
+                            graph.add_edge(importer, tracked)
                         continue
-            if base_tracked:
-                graph.add_binding(importer, base, item)
+            if own is not None:
+                graph.add_binding(importer, own, item)
+
+    def _tracked_name(self, name: str) -> str | None:
+        """The name the graph knows the module imported as ``name`` by, if it is tracked
+        (else None): its own (``__name__``) where ``sys.modules`` holds it under a second
+        name too (``sys.modules["legacy"] = real``: a renamed module's shim).  Recorded
+        under the second name, its importers were no dependents of the module, and a save
+        of it reached none of them."""
+        if not self._is_tracked(name):
+            return None
+        module = sys.modules.get(name)
+        if isinstance(module, ModuleType):
+            own = module.__dict__.get("__name__")
+            if own != name and isinstance(own, str) and sys.modules.get(own) is module:
+                return own
+        return name
 
     def _remember_statement(self, importer: str, name: str, level: int, fromlist: object) -> None:
         seen = self._seen.get(importer)

@@ -20,6 +20,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
+from types import CodeType
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ __all__ = [
     "kept",
     "made_again",
     "on_failure",
+    "own_steps",
     "refuse",
     "same_def",
 ]
@@ -129,6 +131,19 @@ def defined_at_top(function: object, module: str) -> str | None:
     if getattr(function, "__module__", None) != module or not isinstance(qualname, str):
         return None
     return qualname if qualname.isidentifier() else None
+
+
+def own_steps(code: CodeType) -> tuple[object, ...]:
+    """What ``code`` does itself: the names and constants it uses, in the order it first
+    uses them, its nested functions' code by name only (a closure's body edited changes
+    the closure, not the function that made it).  Not its bytecode: a function compiled
+    alone (a body edit) calls a module's function with other instructions than the
+    module's compile (``LOAD_METHOD`` against ``LOAD_ATTR`` of an imported name, 3.11)."""
+    consts = tuple(
+        ("<code>", const.co_name) if isinstance(const, CodeType) else const
+        for const in code.co_consts
+    )
+    return code.co_names, consts, code.co_varnames, code.co_argcount
 
 
 def same_def(old: object, new: object) -> bool:

@@ -19,10 +19,15 @@
   of its time).
 * An edited ``admin.py`` registers its ModelAdmins again, in place of the
   old ones (see :mod:`._django_admin`).
-* Two edits cannot apply in place, and are refused (nothing of the module's
+* Three edits cannot apply in place, and are refused (nothing of the module's
   edit applies; one line says why, with the fix): a model's fields (the
-  database table does not follow: a restart, and a migration), and the
-  settings module (Django copied its values at start-up).
+  database table does not follow: a restart, and a migration), the
+  settings module (Django copied its values at start-up), and what an
+  ``AppConfig.ready()`` does itself (it ran once, as Django started: a
+  receiver it would connect now never would be).  So is a middleware class
+  that gained or lost a hook (``process_view``, ``process_exception``,
+  ``process_template_response``): Django collected them as it loaded the
+  middleware; its methods' bodies apply.
 """
 
 from __future__ import annotations
@@ -38,11 +43,16 @@ import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path, PurePath
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, cast
 
 from .. import collector
-from ..reload.refusals import DJANGO_MODEL_FIELDS, DJANGO_SETTINGS
+from ..reload.refusals import (
+    DJANGO_APP_READY,
+    DJANGO_MIDDLEWARE,
+    DJANGO_MODEL_FIELDS,
+    DJANGO_SETTINGS,
+)
 from ..threads import signals_to_main_thread
 from . import _django_admin, _django_signals, _reloading
 from ._imports import when_imported
@@ -83,6 +93,8 @@ def enable(hmr: HMR) -> None:
     when_imported("django.dispatch.dispatcher", _django_signals.enable_for)
     _reloading.enable(hmr)
     hmr.add_pre_reload_hook(remember_models)
+    hmr.add_pre_reload_hook(remember_ready)
+    hmr.add_pre_reload_hook(remember_middleware_hooks)
     hmr.add_pre_reload_hook(_quiet_model_registration)
     hmr.add_post_reload_hook(_loud_model_registration)
     hmr.add_result_hook(_loud_model_registration)
@@ -263,6 +275,91 @@ def remember_models(module_name: str) -> None:
         _models_before[module_name] = fields
 
 
+# (module, an AppConfig's qualified name) -> the code of the ready() that ran at start-up
+_ready_ran: dict[tuple[str, str], CodeType] = {}
+
+
+def remember_ready(module_name: str) -> None:
+    """Note the code of the ``ready()`` of each app config of ``module_name`` that ran (a
+    pre-reload hook; once, as it ran as Django started)."""
+    apps_module = sys.modules.get("django.apps")
+    if apps_module is None or not apps_module.apps.ready:
+        return
+    for config in apps_module.apps.get_app_configs():
+        cls = type(config)
+        key = (module_name, cls.__qualname__)
+        if cls.__module__ != module_name or key in _ready_ran:
+            continue
+        code = getattr(cls.__dict__.get("ready"), "__code__", None)
+        if isinstance(code, CodeType):
+            _ready_ran[key] = code
+
+
+# The methods of a middleware that Django looks for once, as it loads the middleware.
+_MIDDLEWARE_HOOKS = ("process_view", "process_exception", "process_template_response")
+# module -> {a middleware class's name in it: the hooks it had} before its reload
+_hooks_before: dict[str, dict[str, frozenset[str]]] = {}
+
+
+def _middleware_hooks(module_name: str) -> dict[str, frozenset[str]] | None:
+    """The hooks each middleware class of ``settings.MIDDLEWARE`` in ``module_name`` has."""
+    conf = sys.modules.get("django.conf")
+    module = sys.modules.get(module_name)
+    if conf is None or module is None or not conf.settings.configured:
+        return None
+    found: dict[str, frozenset[str]] = {}
+    for path in getattr(conf.settings, "MIDDLEWARE", None) or ():
+        where, _, name = str(path).rpartition(".")
+        if where == module_name:
+            cls = module.__dict__.get(name)
+            if isinstance(cls, type):
+                found[name] = frozenset(h for h in _MIDDLEWARE_HOOKS if hasattr(cls, h))
+    return found
+
+
+def remember_middleware_hooks(module_name: str) -> None:
+    """Note the hooks of the middleware classes of ``module_name`` (a pre-reload hook)."""
+    _hooks_before.pop(module_name, None)
+    hooks = _middleware_hooks(module_name)
+    if hooks:
+        _hooks_before[module_name] = hooks
+
+
+def _middleware_edits(module_name: str) -> list[str]:
+    """The middleware classes of ``module_name`` that gained or lost a hook."""
+    before = _hooks_before.pop(module_name, None)
+    after = _middleware_hooks(module_name)
+    if not before or after is None:
+        return []
+    edits = []
+    for name, hooks in before.items():
+        now = after.get(name, hooks)
+        for verb, changed in (("gained", now - hooks), ("lost", hooks - now)):
+            if changed:
+                edits.append(f"{module_name}.{name} {verb} {', '.join(sorted(changed))}")
+    return edits
+
+
+def _ready_edits(module_name: str) -> list[tuple[str, str]]:
+    """The app configs of ``module_name`` whose ``ready()`` does something else now than
+    the one that ran: (``module.Config.ready()``, ``file:line``)."""
+    module = sys.modules.get(module_name)
+    found = []
+    for (name, qualname), ran in _ready_ran.items():
+        if name != module_name or module is None:
+            continue
+        cls: object = module
+        for part in qualname.split("."):
+            cls = getattr(cls, part, None)
+        code = getattr(getattr(cls, "ready", None), "__code__", None)
+        steps = _reloading.own_steps
+        if isinstance(code, CodeType) and steps(code) != steps(ran):
+            found.append(
+                (f"{module_name}.{qualname}.ready()", f"{code.co_filename}:{code.co_firstlineno}")
+            )
+    return found
+
+
 def _differs(old: object, new: object) -> bool:
     try:
         return bool(old != new)
@@ -287,6 +384,25 @@ def check_edit(hmr: HMR, module_name: str) -> None:
             edit,
             "a migration may be needed (manage.py makemigrations)",
             module=module_name,
+        )
+    for edit in _middleware_edits(module_name):
+        hmr.refuse(
+            DJANGO_MIDDLEWARE,
+            edit,
+            "Django collected the middleware's hooks as it loaded it",
+            module=module_name,
+        )
+    for ready, where in _ready_edits(module_name):
+        from ..reload.refusals import Refusal
+
+        hmr.reloader.refuse(
+            Refusal(
+                DJANGO_APP_READY,
+                module_name,
+                f"{ready} ran as Django started; its change",
+                "it does not run again, and what it sets up now applies at a restart",
+                location=where,
+            )
         )
 
 

@@ -250,19 +250,6 @@ def _note_setup_function(scaffold: object) -> None:
 _SETUP_CALLERS = ("flask.", "werkzeug.", "muckrack_hmr.")
 
 
-def _own_steps(code: CodeType) -> tuple[object, ...]:
-    """What ``code`` does itself: the names and constants it uses, in the order it first
-    uses them, its nested functions' code by name only (a closure's body edited changes
-    the closure, not the factory).  Not its bytecode: a function compiled alone (a body
-    edit) calls a module's function with other instructions than the module's compile
-    (``LOAD_METHOD`` against ``LOAD_ATTR`` of an imported name, 3.11)."""
-    consts = tuple(
-        ("<code>", const.co_name) if isinstance(const, CodeType) else const
-        for const in code.co_consts
-    )
-    return code.co_names, consts, code.co_varnames, code.co_argcount
-
-
 def check_setup_functions(hmr: HMR, name: str) -> None:
     """Refuse the edit of ``name`` if it changed what a function that set up an app or a
     blueprint once, as the program started, does itself (a refusal check): that function
@@ -279,7 +266,8 @@ def check_setup_functions(hmr: HMR, name: str) -> None:
         for part in qualname.split("."):
             function = getattr(function, part, None)
         code = getattr(function, "__code__", None)
-        if isinstance(code, CodeType) and _own_steps(code) != _own_steps(noted.code):
+        steps = _reloading.own_steps
+        if isinstance(code, CodeType) and steps(code) != steps(noted.code):
             from ..reload.refusals import Refusal
 
             hmr.reloader.refuse(

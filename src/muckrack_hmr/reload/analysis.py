@@ -32,10 +32,13 @@ __all__ = [
     "Statement",
     "changed_bodies",
     "changed_members",
+    "class_bodies",
+    "class_bodies_of",
     "class_methods",
     "dotted_name",
     "framed_alike",
     "method_texts",
+    "optional_imports",
     "results_called",
     "same_code",
     "same_shape",
@@ -549,6 +552,95 @@ def static_imports(
                     modules.add(f"{source}.{alias.name}")
                     names.add((source, alias.name))
     return modules, names
+
+
+def class_bodies(summary: ModuleSummary) -> dict[str, frozenset[str]]:
+    """The names each class statement of the module binds in its own body, by the class's
+    qualified name (``Outer.Inner`` too): what else a class holds was set on it from
+    outside (a related model's reverse accessor, a registry's mark)."""
+    found: dict[str, frozenset[str]] = {}
+    for statement in summary.statements:
+        if isinstance(statement.node, ast.ClassDef):
+            found.update(class_bodies_of(statement.node))
+    return found
+
+
+def class_bodies_of(node: ast.ClassDef, prefix: str = "") -> dict[str, frozenset[str]]:
+    """:func:`class_bodies` of one class statement (and the classes in its body)."""
+    found: dict[str, frozenset[str]] = {}
+    pending = [(prefix, node)]
+    while pending:
+        outer, each_class = pending.pop()
+        qualname = outer + each_class.name
+        names: set[str] = set()
+        for each in each_class.body:
+            if isinstance(each, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(each.name)
+                if isinstance(each, ast.ClassDef):
+                    pending.append((qualname + ".", each))
+                continue
+            for child in ast.walk(each):
+                if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                    names.add(child.id)
+                elif isinstance(child, ast.alias):
+                    names.add((child.asname or child.name).partition(".")[0])
+                elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                    names.add(child.name)
+        found[qualname] = frozenset(names)
+    return found
+
+
+# What ``except`` catches a failed import: ImportError, its subclass, or anything.
+_CATCH_IMPORTS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
+
+
+def optional_imports(statements: list[Statement], package: str | None) -> list[set[str]]:
+    """For each of ``statements``, the modules it imports in a ``try`` whose ``except``
+    catches a failed import (``try: from .local import *`` / ``except ImportError:``):
+    a module missing as it ran, whose file may come later.  Names of what ``from pkg
+    import x`` binds count too (``pkg.x`` may be a submodule)."""
+    found: list[set[str]] = []
+    for statement in statements:
+        modules: set[str] = set()
+        pending: list[ast.AST] = [statement.node]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue  # (runs later, or is its own statement's business)
+            if isinstance(node, ast.Try) and any(_catches_imports(h) for h in node.handlers):
+                for inner in node.body:
+                    for each in ast.walk(inner):
+                        if isinstance(each, ast.Import):
+                            modules.update(alias.name for alias in each.names)
+                        elif isinstance(each, ast.ImportFrom):
+                            source = _absolute(each, package)
+                            if source is not None:
+                                modules.add(source)
+                                modules.update(
+                                    f"{source}.{alias.name}"
+                                    for alias in each.names
+                                    if alias.name != "*"
+                                )
+            for field_name in ("body", "orelse", "handlers", "finalbody"):
+                pending.extend(
+                    child
+                    for child in getattr(node, field_name, ())
+                    if isinstance(child, ast.stmt | ast.excepthandler)
+                )
+        found.append(modules)
+    return found
+
+
+def _catches_imports(handler: ast.excepthandler) -> bool:
+    caught = getattr(handler, "type", None)
+    if caught is None:
+        return True  # a bare ``except:``
+    names = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+    return any(
+        (each.attr if isinstance(each, ast.Attribute) else getattr(each, "id", None))
+        in _CATCH_IMPORTS
+        for each in names
+    )
 
 
 def _absolute(node: ast.ImportFrom, package: str | None) -> str | None:

@@ -26,6 +26,7 @@ import abc
 import ast
 import bisect
 import contextlib
+import functools
 import gc
 import importlib.util
 import inspect
@@ -33,7 +34,7 @@ import re
 import sys
 import types
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -41,6 +42,7 @@ from .analysis import (
     ModuleSummary,
     Statement,
     changed_members,
+    class_bodies_of,
     class_methods,
     dotted_name,
     method_texts,
@@ -261,6 +263,18 @@ def consumption_of(
     return Consumption(_share(tuple(imports)), keep(at_import), tuple(bodies))
 
 
+def _own_name(module: str) -> str:
+    """``module`` as the module it names calls itself, where ``sys.modules`` holds it
+    under a second name too (``sys.modules["legacy"] = real``, a renamed module's shim:
+    ``app.real``, whose changes a reload has under that name)."""
+    found = sys.modules.get(module)
+    if isinstance(found, types.ModuleType):
+        own = found.__dict__.get("__name__")
+        if own != module and isinstance(own, str) and sys.modules.get(own) is found:
+            return own
+    return module
+
+
 class ChangeSet(dict[str, Changes]):
     """The changes of a reload by module, with the changed submodules of each package."""
 
@@ -298,6 +312,8 @@ def translate_incoming(
     rewrapped: set[str] = set()
     spelled: list[str] | None = None
     for local, module, attr in imports:
+        if module not in changes and module not in changes.below:
+            module = _own_name(module)
         if attr is not None:
             submodule = f"{module}.{attr}"
             if isinstance(sys.modules.get(submodule), types.ModuleType):
@@ -848,6 +864,8 @@ def _adopt_class(
     before: dict[str, object],
     changes: Changes,
     kept: frozenset[str] = frozenset(),
+    *,
+    bodies: Callable[[], Mapping[str, frozenset[str]] | None] | None = None,
 ) -> None:
     """A class statement ran again: the live class takes the new definition now.
 
@@ -870,7 +888,9 @@ def _adopt_class(
         return
     try:
         registered = may_register(then, map(_last_name, node.decorator_list))
-        changes.live_patches.append(patch_class_now(module, then, now, registered, kept))
+        changes.live_patches.append(
+            patch_class_now(module, then, now, registered, kept, bodies=bodies)
+        )
     except Exception as exc:
         undo_run(changes)
         raise StatementError(f"patching class {name} failed: {exc}") from exc
@@ -911,7 +931,11 @@ def _last_name(decorator: ast.expr) -> str:
 
 
 def run_all(
-    namespace: dict[str, object], filename: str, summary: ModuleSummary, old: dict[str, object]
+    namespace: dict[str, object],
+    filename: str,
+    summary: ModuleSummary,
+    old: dict[str, object],
+    bodies: Callable[[], Mapping[str, frozenset[str]] | None] | None = None,
 ) -> Changes:
     """Run every statement of ``summary`` in order; live classes take their new definitions.
 
@@ -931,7 +955,7 @@ def run_all(
         else:
             _run_statement(statement, namespace, filename, flags, changes)
         if isinstance(statement.node, ast.ClassDef):
-            _adopt_class(namespace, statement.node, old, changes)
+            _adopt_class(namespace, statement.node, old, changes, bodies=bodies)
     return changes
 
 
@@ -1495,13 +1519,15 @@ def plan_and_run(
     before_first: Callable[[], None],
     *,
     classes_kept: Mapping[str, frozenset[str]] | None = None,
+    again: Collection[int] = (),
 ) -> Changes:
     """Run what must run again in ``namespace``; the caller restores it on StatementError.
 
     ``summaries`` are the module's statements before and after the edit (the
     same object twice when its source did not change).  ``incoming``
     is :func:`translate_incoming`'s answer.  ``before_first`` runs once, just
-    before the first statement (the pre-reload hooks).
+    before the first statement (the pre-reload hooks).  The new statements at the
+    positions ``again`` run again as if edited.
     """
     old, new = summaries
     edited, moved, removed = match_statements(old, new)
@@ -1559,7 +1585,7 @@ def plan_and_run(
                 # instances keep their state.  What reads a changed member follows.
                 inputs_changed = False
                 values.update(made)
-        must_run = edited[index] or rebinds or inputs_changed
+        must_run = edited[index] or rebinds or inputs_changed or index in again
         if (
             not must_run
             and methods
@@ -1691,7 +1717,11 @@ def plan_and_run(
                 if not orm_edit[0].refused:
                     changes.executed += 1  # (its identity stays: as for a class patched)
                 continue
-        before = {name: namespace.get(name, _MISSING) for name in statement.binds}
+        binds = statement.binds
+        # An optional import run again (``from .local import *``): what it binds is
+        # known once it ran (the module was missing as the statement was parsed).
+        whole = dict(namespace) if index in again else None
+        before = {name: namespace.get(name, _MISSING) for name in binds}
         for earlier in _accumulated_from(new.statements, index, rebound):
             # ``V = 0`` ... ``V += f()``: the sum starts again from the value a fresh
             # start has there, not from the one the last run left.
@@ -1713,8 +1743,12 @@ def plan_and_run(
         elif live is None:
             _run_statement(statement, namespace, filename, flags, changes)
         changes.executed += 1
-        rebound.update(statement.binds)
-        for name in statement.binds:
+        if whole is not None:
+            bound = {key for key, now in namespace.items() if whole.get(key, _MISSING) is not now}
+            before.update((key, whole.get(key, _MISSING)) for key in bound - binds)
+            binds = binds | bound
+        rebound.update(binds)
+        for name in binds:
             now, then = namespace.get(name, _MISSING), before[name]
             if now is then:
                 continue
@@ -1747,7 +1781,19 @@ def plan_and_run(
                 if old_class is not None and isinstance(old_class.node, ast.ClassDef)
                 else frozenset()
             )
-            _adopt_class(namespace, statement.node, before, changes, kept)
+            old_node = old_class.node if old_class is not None else None
+            _adopt_class(
+                namespace,
+                statement.node,
+                before,
+                changes,
+                kept,
+                bodies=(
+                    functools.partial(class_bodies_of, old_node)
+                    if isinstance(old_node, ast.ClassDef)
+                    else None
+                ),
+            )
     give_bodies()
     busy: set[str] = set()
     if removed and any(name in namespace for name in removed):

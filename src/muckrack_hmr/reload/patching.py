@@ -222,8 +222,16 @@ def _same_definition(old: object, new: object) -> bool:
 
 
 class _Patcher:
-    def __init__(self, module: str) -> None:
+    def __init__(
+        self,
+        module: str,
+        bodies: Callable[[], Mapping[str, frozenset[str]] | None] | None = None,
+    ) -> None:
         self.module = module
+        # What each class statement of the old code bound in its body (see
+        # analysis.class_bodies), asked for once a class lost a member.
+        self._bodies = bodies
+        self._bound: Mapping[str, frozenset[str]] | None = None
         self.report = PatchReport(module=module)
         self._busy: set[str] | None = None  # what the module's running code reads
         # new object -> the old object that stands for it from now on
@@ -459,6 +467,11 @@ class _Patcher:
         self.actions.append(functools.partial(self._define_members, old, frozenset(members)))
         for key in old.__dict__:
             if key not in members and key not in _CLASS_INTERNALS and not _is_member(old, key):
+                if not self._bound_by_statement(old, key):
+                    # Set on the class from outside its statement, which did not run
+                    # again (``post.notes``, the reverse accessor of another app's
+                    # ``ForeignKey("blog.Post", related_name="notes")``): it stays.
+                    continue
                 value = old.__dict__[key]
                 if _callable_member(value) and key in self._running_reads():
                     # A call running in another thread may still look it up
@@ -468,6 +481,19 @@ class _Patcher:
                 self.actions.append(functools.partial(self._delete_member, old, key))
         self.report.patched.append(f"{self.module}.{old.__qualname__}")
         return None
+
+    def _bound_by_statement(self, cls: type, key: str) -> bool:
+        """Did the class statement of ``cls`` (in the old code) bind ``key`` in its body?
+        Yes where that is not known."""
+        if self._bound is None:
+            found = self._bodies() if self._bodies is not None else None
+            self._bound = found if found is not None else {}
+            if found is None:
+                self._bodies = None
+        if self._bodies is None:
+            return True
+        names = self._bound.get(cls.__qualname__)
+        return names is None or key in names
 
     def _running_reads(self) -> set[str]:
         """The names (attributes too) that the module's code running in other threads
@@ -1063,6 +1089,8 @@ def patch_class_now(
     new: type,
     registered: bool = False,
     kept: frozenset[str] = frozenset(),
+    *,
+    bodies: Callable[[], Mapping[str, frozenset[str]] | None] | None = None,
 ) -> tuple[PatchReport, Callable[[], None]]:
     """Give the live class ``old`` the definition of ``new`` at once; and how to undo it.
 
@@ -1072,9 +1100,10 @@ def patch_class_now(
     member, method body and enum member as it was.  With ``registered``
     (see :func:`may_register`), the registries that took ``new`` get ``old``
     back; that stands whether the reload succeeds or not.  ``kept``: members of
-    ``old`` whose values stay (see incremental.kept_class_values).
+    ``old`` whose values stay (see incremental.kept_class_values).  ``bodies``: as
+    for :func:`patch_namespace`.
     """
-    patcher = _Patcher(module)
+    patcher = _Patcher(module, bodies)
     patcher.undo = []
     if kept and not issubclass(old, Enum):
         patcher.kept[id(old)] = kept
@@ -1241,6 +1270,7 @@ def patch_namespace(
     old: dict[str, object],
     new: dict[str, object],
     shared: frozenset[str] = frozenset(),
+    bodies: Callable[[], Mapping[str, frozenset[str]] | None] | None = None,
 ) -> PatchReport:
     """Give the old functions and classes of ``module`` its new definitions.
 
@@ -1248,8 +1278,11 @@ def patch_namespace(
     namespace after it (changed in place: patched old objects go back in).
     A function under one of the ``shared`` names (bound by several ``def``
     statements) is no other's old version: it is not patched by name.
+    ``bodies`` gives what the old code's class statements bound in their bodies
+    (see analysis.class_bodies; None: not known): a member of a live class that its
+    statement did not bind was set from outside, and stays.
     """
-    patcher = _Patcher(module)
+    patcher = _Patcher(module, bodies)
     back: dict[str, object] = {}
     # Classes first, in definition order: a class's bases map to old classes
     # before its subclasses are checked.

@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 
 __all__ = [
     "CLASS_LAYOUT",
+    "DJANGO_APP_READY",
+    "DJANGO_MIDDLEWARE",
     "DJANGO_MODEL_FIELDS",
     "DJANGO_SETTINGS",
     "ENUM_CLASS",
@@ -36,6 +38,10 @@ CLASS_LAYOUT = "class layout"
 ENUM_CLASS = "enum <-> class"
 #: An enum's members were removed, renamed or given new values.
 ENUM_MEMBERS = "enum members"
+#: What an AppConfig's ``ready()`` does, which ran as Django started, changed.
+DJANGO_APP_READY = "django app ready"
+#: A middleware class of ``settings.MIDDLEWARE`` gained or lost a hook method.
+DJANGO_MIDDLEWARE = "django middleware"
 #: A Django model gained, lost or changed a field.
 DJANGO_MODEL_FIELDS = "django model fields"
 #: The module named by ``DJANGO_SETTINGS_MODULE`` was saved.

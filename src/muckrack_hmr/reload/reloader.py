@@ -20,6 +20,7 @@ import ast
 import contextlib
 import gc
 import heapq
+import importlib.util
 import linecache
 import logging
 import os
@@ -38,7 +39,13 @@ from ..capture import digest as source_digest
 from ..errors import first_line, location_of, user_traceback
 from ..hooks import CASCADES, ErrorHandler, Hook, Hooks
 from ..threads import signals_to_main_thread
-from .analysis import ModuleSummary, static_imports, summarize
+from .analysis import (
+    ModuleSummary,
+    class_bodies,
+    optional_imports,
+    static_imports,
+    summarize,
+)
 from .incremental import (
     Changes,
     ChangeSet,
@@ -229,6 +236,18 @@ def _module_names_of(path: str) -> list[str]:
     return found
 
 
+def _findable(name: str) -> bool:
+    """Would an import of the module ``name`` find it now?  Without importing anything:
+    False when its package is not loaded."""
+    parent = name.rpartition(".")[0]
+    if parent and parent not in sys.modules:
+        return False
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError, AttributeError):
+        return False
+
+
 def _since(changes: ChangeSet, start: int, module: str) -> ChangeSet:
     """The changes set since ``changes`` had ``start`` of them (see ChangeSet.order), but
     ``module``'s own."""
@@ -302,6 +321,28 @@ def _forget_lines(filename: str) -> None:
     entry = linecache.cache.get(filename)
     if entry is not None and len(entry) == 4 and entry[1] is not None:
         linecache.cache.pop(filename, None)  # (a lazy entry, or the loader's, stays)
+
+
+def _undone(
+    name: str, namespace: dict[str, object], snapshot: dict[str, object]
+) -> dict[str, object]:
+    """What the namespace of ``name`` holds once a run of its new code is undone: what it
+    held before (``snapshot``), and the submodules the run imported for the first time.
+
+    The import system sets a package's attribute for a submodule once, as the submodule
+    is loaded; it stays in ``sys.modules`` when the run fails.  Without its attribute, the
+    fixed save's ``from .newmod import helper`` found it loaded and never set it again:
+    ``pkg.newmod`` was missing for good, where a fresh start has it."""
+    kept: dict[str, object] | None = None
+    for key, value in namespace.items():
+        if (
+            key not in snapshot
+            and issubclass(type(value), ModuleType)
+            and sys.modules.get(f"{name}.{key}") is value
+        ):
+            kept = kept if kept is not None else dict(snapshot)
+            kept[key] = value
+    return kept if kept is not None else snapshot
 
 
 def _brief(node: ast.AST, width: int = 60) -> str:
@@ -520,11 +561,17 @@ class Reloader:
         #: Modules whose last edit was refused (they run their old code): the same
         #: content saved again is not tried again, and an undo of the edit says so.
         self.refused: set[str] = set()
+        # Refused modules whose file held the code that runs (the change of a module
+        # they import was refused in them): their file being that code says nothing.
+        self._refused_following: set[str] = set()
         # failing module -> what its failure came from (see _Blame): a reload of one
         # of those modules tries its edit again.
         self._blamed: dict[str, _Blame] = {}
         # Of those, the ones the running reload tries again.
         self._again: set[str] = set()
+        # module -> its statements whose optional import (see analysis.optional_imports)
+        # missed as they ran and would find its module now: they run again.
+        self._optional_found: dict[str, frozenset[int]] = {}
         # Of those, the ones that failed to follow an imported module's change, not an
         # edit of their own: module -> the modules whose change it failed to follow.
         self._failed_to_follow: dict[str, set[str]] = {}
@@ -742,6 +789,7 @@ class Reloader:
                     self._held = {}
                     self._roots = set()
                     self._again = set()
+                    self._optional_found = {}
                     self._declared = {}
                     # Parsed trees are many times the size of their source: none
                     # outlives the save it was parsed for, but those of the code a
@@ -853,7 +901,12 @@ class Reloader:
                     log.warning("left %s alone: a module it imports failed to reload", name)
                     continue
                 module_started = time.perf_counter()
-                if is_root and name not in forced and self._unchanged(name):
+                if (
+                    is_root
+                    and name not in forced
+                    and not self._optional_found.get(name)
+                    and self._unchanged(name)
+                ):
                     # The code that runs: nothing to apply.  A failed or refused edit
                     # undone is fine again (the watcher says so for a file saved back).
                     if self.back_to_the_code_that_runs(name):
@@ -901,6 +954,7 @@ class Reloader:
                     recovered.append(name)
                 if outcome.applied and name not in reloaded:
                     self.refused.discard(name)
+                    self._refused_following.discard(name)
                     reloaded.append(name)
                     result.reloaded.append(name)
                     result.module_ms[name] = (time.perf_counter() - module_started) * 1000.0
@@ -1051,9 +1105,38 @@ class Reloader:
         modules = sys.modules
         for name in names:
             module = modules.get(name)
-            if name not in self._fixed and is_a(module, ModuleType):
+            if not is_a(module, ModuleType):
+                continue
+            if name not in self._fixed:
                 with contextlib.suppress(Exception):
                     self._read(module)
+            with contextlib.suppress(Exception):
+                found = self._optional_now_found(module)
+                if found:
+                    self._optional_found[name] = found
+
+    def _optional_now_found(self, module: ModuleType) -> frozenset[int]:
+        """The statements of ``module``'s file whose optional import missed as the module
+        ran (``try: from .local import *`` / ``except ImportError: pass``) and would find
+        its module now (its file came since): they run again, as a fresh start runs them,
+        though their text did not change.  Looked for before the transaction (the system
+        calls would let the program's threads in)."""
+        filename, source = self._read(module)
+        if b"except" not in source:
+            return frozenset()
+        package = module.__dict__.get("__package__")
+        # (Parsed as the reload parses it: only the edit's lines, and kept for it.)
+        summary = self.sources.summary_of_next(module.__name__, filename, source, package)
+        found = []
+        invalidated = False
+        for index, modules in enumerate(optional_imports(summary.statements, package)):
+            missing = [name for name in modules if name not in sys.modules]
+            if missing and not invalidated:
+                importlib.invalidate_caches()  # (a folder's listing cached before the file)
+                invalidated = True
+            if any(_findable(name) for name in missing):
+                found.append(index)
+        return frozenset(found)
 
     def _parses(self, module: ModuleType, filename: str, source: bytes) -> bool:
         package = module.__dict__.get("__package__")
@@ -1231,17 +1314,22 @@ class Reloader:
         return True
 
     def awaiting(self, path: str) -> list[str]:
-        """The failing modules whose edit failed for want of the module of the new file
-        ``path`` (``from helpers import f`` saved before helpers.py): to try again."""
-        if not self._blamed:
-            return []
+        """The modules that want the module of the new file ``path``, to reload: those
+        whose edit failed for want of it (``from helpers import f`` saved before
+        helpers.py), and those whose optional import of it missed as they ran (``try:
+        from .local import *`` / ``except ImportError: pass``: see _optional_now_found)."""
         wanted = _module_names_of(path)
-        return [
+        if not wanted:
+            return []
+        found = [
             name
             for name in sorted(self.failing)
             if (blame := self._blamed.get(name)) is not None
             and any(blame.awaits(module) for module in wanted)
         ]
+        with self._lock:
+            optional = self.sources.optional_importers(wanted)
+        return found + [name for name in optional if name not in found]
 
     def _tried_again(self, name: str, outcome: Changes) -> list[str]:
         """The failing modules whose failure ``name``'s reload may have mended.
@@ -1357,7 +1445,9 @@ class Reloader:
                 report = None
                 if not refusals:
                     self._drop_leftovers(name, bound_names(summary, package), snapshot, namespace)
-                    report = patch_namespace(name, snapshot, namespace)
+                    report = patch_namespace(
+                        name, snapshot, namespace, bodies=self._class_bodies_ran(name, filename)
+                    )
                     refusals = report.refused
                 if refusals:
                     if ran is not None:
@@ -1408,7 +1498,9 @@ class Reloader:
             is_a(value, type) and value.__module__ == name for value in snapshot.values()
         )
         if defines_classes:
-            return run_all(namespace, filename, summary, snapshot)
+            return run_all(
+                namespace, filename, summary, snapshot, self._class_bodies_ran(name, filename)
+            )
         exec(code, namespace)
         return None
 
@@ -1437,7 +1529,7 @@ class Reloader:
             for report, _ in ran.live_patches if ran is not None else ():
                 self._report(report)
         except BaseException as exc:
-            refill(namespace, snapshot)
+            refill(namespace, _undone(name, namespace, snapshot))
             log.error(
                 "the old code of %s failed to set itself up again: %s: %s",
                 name,
@@ -1467,6 +1559,27 @@ class Reloader:
             if is_a(value, ModuleType) and value.__name__ == prefix + key:
                 continue
             del namespace[key]
+
+    def _class_bodies_ran(
+        self, name: str, filename: str
+    ) -> Callable[[], dict[str, frozenset[str]] | None]:
+        """What the class statements of the code ``name`` ran bound in their bodies (see
+        analysis.class_bodies), when asked for; None when that code is unknown."""
+
+        def bodies() -> dict[str, frozenset[str]] | None:
+            try:
+                ran = self.sources.ran(name)
+                if ran is None:
+                    return None
+                package = sys.modules[name].__dict__.get("__package__")
+                summary = self.sources.running_summary(name, ran)
+                if summary is None:
+                    summary = summarize(ran, filename, package)
+                return class_bodies(summary)
+            except Exception:  # (zlib.error, SyntaxError: as if unknown)
+                return None
+
+        return bodies
 
     def _patch(self, name: str, snapshot: dict[str, object], namespace: dict[str, object]) -> None:
         self._report(patch_namespace(name, snapshot, namespace))
@@ -1553,11 +1666,12 @@ class Reloader:
                     incoming,
                     before_first,
                     classes_kept=translate_kept_classes(bindings, changes),
+                    again=self._optional_found.pop(name, frozenset()),
                 )
             except StatementError as error:
                 # Callbacks the failed run registered (it had none before): they go with it.
                 self.hooks.dispose(name)
-                refill(namespace, snapshot)
+                refill(namespace, _undone(name, namespace, snapshot))
                 cause = error.__cause__
                 if _interrupts(cause):
                     raise cause from None
@@ -1569,13 +1683,19 @@ class Reloader:
             back = removed.keys() & namespace.keys() - snapshot.keys()
             revived = {key: removed[key] for key in back if removed[key] is not _A_VALUE}
             if not refusals and outcome.applied:
-                report = patch_namespace(name, {**snapshot, **revived}, namespace, outcome.shared)
+                report = patch_namespace(
+                    name,
+                    {**snapshot, **revived},
+                    namespace,
+                    outcome.shared,
+                    bodies=lambda: class_bodies(old),
+                )
                 refusals = report.refused
             if refusals:
                 # Nothing of the edit stays: as for a failure, but the code was fine.
                 undo_run(outcome)
                 self.hooks.dispose(name)
-                refill(namespace, snapshot)
+                refill(namespace, _undone(name, namespace, snapshot))
                 self._refuse(name, RefusedEdit(refusals), filename, source)
                 return Changes()
             for key in back:
@@ -1755,7 +1875,7 @@ class Reloader:
         snapshot: dict[str, object],
         saved_edges: Dependencies,
     ) -> None:
-        refill(namespace, snapshot)
+        refill(namespace, _undone(name, namespace, snapshot))
         with self.tracker.lock:
             self.graph.restore_dependencies(name, saved_edges)
             self.tracker.forget_statements(name)
@@ -1789,7 +1909,7 @@ class Reloader:
         runs again: it is fine again (logged).  False when it was fine already."""
         if name not in self.failing and name not in self.refused:
             return False
-        if name in self._failed_to_follow:
+        if name in self._failed_to_follow or name in self._refused_following:
             return False  # its file never held another code: a change it imports failed it
         self.failing.discard(name)
         self.refused.discard(name)
@@ -1806,6 +1926,11 @@ class Reloader:
         self._failed_to_follow.pop(name, None)
         self._blamed.pop(name, None)
         self.refused.add(name)
+        if source == self.sources.ran(name):
+            # Its own file holds the code that runs: a change it follows was refused.
+            self._refused_following.add(name)
+        else:
+            self._refused_following.discard(name)
         self._result.refused.extend(refused.refusals)
         # The handlers put back what the run changed outside the module (routes).
         self.hooks.report_error(name, refused)

@@ -337,6 +337,9 @@ class SourceStore:
         # module -> what it takes from its imports, analyzed when a change
         # first reaches it (or when the program is idle).
         self._consumptions: dict[str, Consumption] = {}
+        #: Module -> what its ``try``/``except ImportError`` statements import (see
+        #: analysis.optional_imports), for the modules analyzed that have any.
+        self.optional: dict[str, frozenset[str]] = {}
         #: What the code that runs at import time may call, as those analyses tell.
         self.reach = ImportReach(is_project)
         # What the index of what import-time code may call takes in of the code each
@@ -440,6 +443,7 @@ class SourceStore:
             if previous is not None:
                 self._spill.drop(previous)
             self._consumptions.pop(name, None)
+            self.optional.pop(name, None)
             self.reach.forget(name)
             self.mentions.forget(name)
             if name in self:
@@ -519,6 +523,7 @@ class SourceStore:
         self._fresh[name] = source
         if summary is None:
             self._consumptions.pop(name, None)
+            self.optional.pop(name, None)
             self.reach.forget(name)
             self._running.pop(name, None)
         else:
@@ -526,6 +531,7 @@ class SourceStore:
 
             consumption = consumption_of(summary, self.is_project, self._shared)
             self._consumptions[name] = consumption
+            self._note_optional(name, summary)
             self.reach.add(name, consumption)
             self._running[name] = (digest(source), summary)
             self._running.move_to_end(name)
@@ -630,8 +636,45 @@ class SourceStore:
             return None
         found = consumption_of(summary, self.is_project, self._shared)
         self._consumptions[name] = found
+        self._note_optional(name, summary)
         self.reach.add(name, found)
         return found
+
+    def analyzed_all(self) -> bool:
+        """Is every module whose source is kept analyzed (see :meth:`consumption`)?"""
+        return not self._reimported and all(
+            name in self._consumptions for name in itertools.chain(self._fresh, self._kept)
+        )
+
+    def optional_importers(self, modules: list[str]) -> list[str]:
+        """The modules whose optional imports (see :attr:`optional`) name one of
+        ``modules``: among those analyzed, and those not analyzed yet whose source spells
+        the last part of one of them (analyzed now; the others wait for the idle work)."""
+        if self._reimported:
+            self._settle()
+        lasts = {module.rpartition(".")[2].encode() for module in modules}
+        for name in [*self._fresh, *self._kept]:
+            if name in self._consumptions:
+                continue
+            try:
+                source = self.ran(name)
+            except zlib.error:
+                continue
+            if source is not None and b"except" in source and any(last in source for last in lasts):
+                self.consumption(name)
+        wanted = set(modules)
+        return sorted(name for name, found in self.optional.items() if not found.isdisjoint(wanted))
+
+    def _note_optional(self, name: str, summary: ModuleSummary) -> None:
+        from .analysis import optional_imports
+
+        module = sys.modules.get(name)
+        package = getattr(module, "__dict__", {}).get("__package__")
+        found = frozenset().union(*optional_imports(summary.statements, package))
+        if found:
+            self.optional[name] = found
+        else:
+            self.optional.pop(name, None)
 
     def spells(self, module: str, pattern: re.Pattern[bytes]) -> bool:
         """Does the source ``module`` ran match ``pattern`` (see mentions.spelling_any)?

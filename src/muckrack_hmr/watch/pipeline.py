@@ -536,8 +536,9 @@ class SavePipeline:
             and path not in self.project.loaded
             and (self.data is None or path not in self.data.owners)
             and not self._in_trees(path)
-            # (A new module may be the one a failed edit imports: see _process.)
-            and not (path.endswith(_SOURCES) and self._some_edit_failed())
+            # (A new module may be the one a failed edit imports, or an optional
+            # import missed: see _process.)
+            and not (path.endswith(_SOURCES) and self._may_await())
         ):
             return  # not a file any module runs or read: a new file, a temporary file...
         with self._wake:
@@ -564,6 +565,17 @@ class SavePipeline:
         # backend's thread) though nothing was reloaded yet.
         reloader = self.hmr._reloader
         return reloader is not None and bool(reloader.failing)
+
+    def _may_await(self) -> bool:
+        """May a module want a new module file (see Reloader.awaiting): an edit failed, or
+        a module has an optional import (``try: import x`` / ``except ImportError``)?
+        Asked once the engine runs (the idle work's first step, or the first save); until
+        its idle work has analyzed every module, maybe."""
+        reloader = self.hmr._reloader
+        if reloader is None:
+            return False
+        sources = reloader.sources
+        return bool(reloader.failing or sources.optional) or not sources.analyzed_all()
 
     def catch_up(self) -> None:
         """Take in now the file events the OS has queued for the saves made so far.
@@ -776,10 +788,11 @@ class SavePipeline:
                     verdicts.append(
                         (self._saves.judge_file(path, last, now, path in writing, True), None)
                     )
-                elif name is None and self._some_edit_failed():
+                elif name is None and self._may_await():
                     # A new module that an edit which failed imports: once written,
                     # the edit is tried again (``from helpers import f`` saved
-                    # before helpers.py).
+                    # before helpers.py).  Or one that a module's optional import
+                    # missed as it ran: that statement runs again.
                     verdict = self._saves.judge_file(path, last, now, path in writing, False)
                     if isinstance(verdict, Wait):
                         verdicts.append((verdict, None))
