@@ -674,6 +674,90 @@ def post(request):
 """
 
 
+DRF_SETTINGS = """\
+DEBUG = True
+SECRET_KEY = "only-for-the-tests"
+ALLOWED_HOSTS = ["127.0.0.1"]
+ROOT_URLCONF = "mysite.urls"
+INSTALLED_APPS = []
+DATABASES = {}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+}
+"""
+
+DRF_URLS = """\
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from blog import api
+
+router = DefaultRouter()
+router.register("posts", api.PostViewSet, basename="post")
+
+urlpatterns = {patterns}
+"""
+
+DRF_API = """\
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+
+class PostSerializer(serializers.Serializer):
+    title = serializers.CharField()
+{field}
+
+class PostViewSet(viewsets.ViewSet):
+    serializer_class = PostSerializer
+
+    def list(self, request):
+        return Response({{"fields": sorted(self.serializer_class().fields)}})
+{action}"""
+
+DRF_ACTION = """
+    @action(detail=False)
+    def recent(self, request):
+        return Response({"recent": "v1"})
+"""
+
+
+@pytest.mark.parametrize(
+    "patterns", ['[path("", include(router.urls))]', '[path("x/", include([]))] + router.urls']
+)
+def test_drf_router_registrations_made_again_take_their_earlier_place(
+    proj: Path, spawn: Spawn, patterns: str
+) -> None:
+    """A serializer edit makes its viewset again, and ``router.register(...)`` in the
+    URLconf runs again: DRF refused the basename registered already, the URLconf's reload
+    failed, and so did each later save (an ``@action`` added was never routed).  Now the
+    entry takes its earlier place, and the router's patterns are made again in the list
+    ``include(router.urls)`` holds, or in the URLconf's list that took them."""
+    pytest.importorskip("rest_framework")
+    write(proj / "manage.py", DJANGO_MANAGE)
+    write(proj / "mysite" / "__init__.py", "")
+    write(proj / "mysite" / "settings.py", DRF_SETTINGS)
+    write(proj / "mysite" / "urls.py", DRF_URLS.format(patterns=patterns))
+    write(proj / "blog" / "__init__.py", "")
+    api = proj / "blog" / "api.py"
+    write(api, DRF_API.format(field="", action=""))
+    port = free_port()
+    child = spawn(["-v", "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=proj)
+    assert poll(child, port, lambda got: True, path="/posts/") == {"fields": ["title"]}
+    assert status(port, "/posts/recent/")[0] == 404
+    tracked(child, "blog.api", "mysite.urls")
+
+    body = "    body = serializers.CharField()\n"
+    edit(child, api, DRF_API.format(field=body, action=""), "blog.api")
+    poll(child, port, lambda got: got == {"fields": ["body", "title"]}, path="/posts/")
+    edit(child, api, DRF_API.format(field=body, action=DRF_ACTION), "blog.api")
+    assert poll(child, port, lambda got: True, path="/posts/recent/") == {"recent": "v1"}
+    assert not [line for line in child.seen["err"] if "failed to reload" in line]
+
+
 def test_django_patterns_of_an_included_urlconf_follow_edits(proj: Path, spawn: Spawn) -> None:
     write(proj / "manage.py", DJANGO_MANAGE)
     write(proj / "mysite" / "__init__.py", "")

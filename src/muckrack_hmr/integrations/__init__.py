@@ -45,6 +45,7 @@ FRAMEWORKS = {
     "typer": "muckrack_hmr.integrations.typer",
     "celery": "muckrack_hmr.integrations.celery",
     "aiohttp": "muckrack_hmr.integrations.aiohttp",
+    "rest_framework": "muckrack_hmr.integrations.drf",
 }
 
 _active: dict[str, HMR] = {}
