@@ -674,13 +674,9 @@ def post(request):
 """
 
 
-DRF_SETTINGS = """\
-DEBUG = True
-SECRET_KEY = "only-for-the-tests"
-ALLOWED_HOSTS = ["127.0.0.1"]
-ROOT_URLCONF = "mysite.urls"
-INSTALLED_APPS = []
-DATABASES = {}
+DRF_SETTINGS = (
+    DJANGO_SETTINGS
+    + """\
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
@@ -688,6 +684,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 """
+)
 
 DRF_URLS = """\
 from django.urls import include, path

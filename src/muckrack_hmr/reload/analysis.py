@@ -586,6 +586,13 @@ def class_bodies_of(node: ast.ClassDef, prefix: str = "") -> dict[str, frozenset
                     names.add((child.asname or child.name).partition(".")[0])
                 elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                     names.add(child.name)
+        # ``__secret = 1`` is the class's ``_Post__secret``.
+        mangled = "_" + each_class.name.lstrip("_")
+        names.update(
+            mangled + name
+            for name in list(names)
+            if name.startswith("__") and not name.endswith("__")
+        )
         found[qualname] = frozenset(names)
     return found
 
