@@ -154,6 +154,68 @@ def test_gunicorn_workers_reload_in_place(
     assert sum("failed to reload app" in text for text in child.seen["err"]) == 1
 
 
+DJANGO_WSGI = """\
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+application = get_wsgi_application()
+"""
+
+
+def pages_by_worker(port: int, text: str, workers: int) -> set[int]:
+    """GET /page (a new connection each time) until ``workers`` PIDs rendered ``text``."""
+    seen: set[int] = set()
+    last: object = "no response"
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/page", timeout=5) as response:
+                last = response.read().decode().strip()
+        except OSError as exc:
+            last = exc
+            time.sleep(0.05)  # nothing listens yet: polling the port, with a deadline
+            continue
+        rendered, _, pid = str(last).partition(", pid ")
+        if rendered == text:
+            seen.add(int(pid))
+            if len(seen) == workers:
+                return seen
+    pytest.fail(f"not every worker rendered {text!r}: {sorted(seen)}; last: {last!r}")
+
+
+@pytest.mark.parametrize("options", [[], ["--preload"]], ids=["sync", "preload"])
+def test_a_django_template_saved_reaches_every_gunicorn_worker(
+    proj: Path, spawn: Callable[..., Child], reap: Reaper, options: list[str]
+) -> None:
+    """Each worker resets Django's template loaders when a template is saved, as
+    ``runserver`` does.  Before, the file signals that do it ran under ``runserver``
+    only: a worker that had rendered the page kept serving the old one until a ``.py``
+    save (40 of 40 answers in 5 s)."""
+    pytest.importorskip("gunicorn", reason="gunicorn is not installed")
+    from .test_frameworks import django_project
+
+    django_project(proj)
+    write(proj / "mysite" / "wsgi.py", DJANGO_WSGI)
+    port = free_port()
+    command = gunicorn_command(port, options)
+    command[command.index("app:app")] = "mysite.wsgi:application"
+    child = spawn(["-v", *command], cwd=proj, new_session=True)
+    pids = pages_by_worker(port, "template one", 2)  # (each worker rendered it)
+    reap.watch(child, pids)
+    # Each worker watches the template folder (and the arbiter, which made the handler
+    # with --preload): a save before that is the race a restart has too.
+    watching = f"hmr: watching {os.path.realpath(proj / 'templates')} for Django"
+    for _ in range(2 + len(options)):
+        child.expect(watching, stream="err")
+    write(proj / "templates" / "page.html", "template two, pid {{ pid }}\n")
+    assert pages_by_worker(port, "template two", 2) == pids
+    child.proc.send_signal(signal.SIGTERM)
+    assert child.wait() == 0
+    assert left_behind(pids) == []
+
+
 # -- Celery's prefork pool (billiard), kombu's filesystem broker: no server ----------------
 
 CELERY_PROJ = """\

@@ -55,7 +55,7 @@ from ..reload.refusals import (
 )
 from ..threads import signals_to_main_thread
 from . import _django_admin, _django_signals, _reloading
-from ._imports import when_imported
+from ._imports import when_imported, wrap_method
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -89,6 +89,8 @@ def enable(hmr: HMR) -> None:
     """Turn Django's restarter off and refresh Django's caches after each reload."""
     when_imported("django.utils.autoreload", _replace_restarter)
     when_imported("django.core.management.commands.runserver", _in_place_with_noreload_too)
+    when_imported("django.core.handlers.wsgi", _file_signals_where_served)
+    when_imported("django.core.handlers.asgi", _file_signals_where_served)
     when_imported("django.contrib.admin.sites", _django_admin.enable_for)
     when_imported("django.dispatch.dispatcher", _django_signals.enable_for)
     _reloading.enable(hmr)
@@ -141,14 +143,7 @@ def run_in_place(main_func: Callable[..., object], *args: object, **kwargs: obje
     # processes set this), where runserver --noreload dies by the signal.
     with contextlib.suppress(ValueError):  # not the main thread: left as it is
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    signals = FileSignals()
-    with signals_to_main_thread():  # its observer's threads too: Ctrl-C stops the server
-        threading.Thread(
-            target=collector.ours(signals.run_when_ready),
-            args=(apps,),
-            name="muckrack-hmr-django",
-            daemon=True,
-        ).start()
+    signals = _start_file_signals(apps)
     try:
         main_func(*args, **kwargs)
     except KeyboardInterrupt:
@@ -158,6 +153,71 @@ def run_in_place(main_func: Callable[..., object], *args: object, **kwargs: obje
 
 
 setattr(run_in_place, _MARK, True)
+
+# The process whose file signals run (see FileSignals): a fork child has none of them.
+_signals_in = 0
+_signals_lock = threading.Lock()
+
+
+def _start_file_signals(apps: _Apps) -> FileSignals:
+    """Start this process's file signals (once its apps are ready, on a thread)."""
+    global _signals_in
+    signals = FileSignals()
+    with _signals_lock:
+        _signals_in = os.getpid()
+    with signals_to_main_thread():  # its observer's threads too: Ctrl-C stops the server
+        threading.Thread(
+            target=collector.ours(signals.run_when_ready),
+            args=(apps,),
+            name="muckrack-hmr-django",
+            daemon=True,
+        ).start()
+    return signals
+
+
+def _file_signals_where_served(handlers: ModuleType) -> None:
+    """A process that serves Django without ``runserver`` (a gunicorn or uvicorn worker)
+    starts the file signals as it makes its handler, or at its first request: a saved
+    template reached no worker that had rendered it (their loaders kept the compiled
+    one) until a ``.py`` save."""
+    for name in ("WSGIHandler", "ASGIHandler"):
+        cls = getattr(handlers, name, None)
+        if isinstance(cls, type):
+            # As the handler is made (a worker loading the app), or at the first request
+            # of a worker forked from the process that made it (gunicorn --preload).
+            wrap_method(cls, "__init__", _starting_file_signals, _MARK)
+            wrap_method(cls, "__call__", _starting_file_signals, _MARK)
+
+
+def _starting_file_signals(original: Callable[..., object]) -> Callable[..., object]:
+    import inspect
+
+    def start_here() -> None:
+        global _signals_in
+        if _signals_in == os.getpid():
+            return
+        with _signals_lock:
+            if _signals_in == os.getpid():
+                return  # (another thread of the worker's came first)
+            _signals_in = os.getpid()
+        from django.apps import apps
+
+        _start_file_signals(apps)
+
+    if inspect.iscoroutinefunction(original):
+
+        async def serve_async(self: object, *args: object, **kwargs: object) -> object:
+            start_here()
+            return await original(self, *args, **kwargs)
+
+        return serve_async
+
+    def serve(self: object, *args: object, **kwargs: object) -> object:
+        made = original(self, *args, **kwargs)  # (a handler made first: its apps are ready)
+        start_here()
+        return made
+
+    return serve
 
 
 # -- caches derived from the code -----------------------------------------------
@@ -499,15 +559,18 @@ class FileSignals:
         observer.daemon = True
         # Duck-typed: watchdog calls only its dispatch().
         handler = cast("FileSystemEventHandler", _Handler(self))
+        watched = []
         for folder, recursive in folders.items():
             if folder.is_dir():
                 observer.schedule(handler, str(folder), recursive=recursive)
-                log.debug("watching %s for Django", folder)
+                watched.append(folder)
         with self._lock:
             if self._stopped:
                 return
             observer.start()
             self._observer = observer
+        for folder in watched:  # (said once its saves are seen)
+            log.debug("watching %s for Django", folder)
 
     def stop(self) -> None:
         """Stop watching (also before :meth:`start`)."""
