@@ -305,6 +305,68 @@ def test_flask_app_factory_closures_apply_and_setup_it_ran_once_is_refused(
     assert status(port, "/api/ping") == (200, "pong")
 
 
+EXTENDED_APP = """\
+from flask import Flask, current_app
+
+
+class Counter:  # an extension, as Flask's docs shape them
+    def __init__(self, step=1):
+        self.step = step
+        self.count = 0
+
+    def init_app(self, app):
+        app.extensions["counter"] = self
+
+
+counter = Counter({options})
+
+
+def create_app():
+    app = Flask(__name__)
+    counter.init_app(app)
+
+    @app.route("/count")
+    def count():
+        extension = current_app.extensions["counter"]
+        extension.count += extension.step
+        return f"{{extension.count}} same={{extension is counter}}"
+
+    return app
+"""
+
+
+def test_flask_extension_made_again_in_place_of_the_app_s_is_refused(
+    proj: Path, spawn: Spawn
+) -> None:
+    """``db = SQLAlchemy(session_options=...)``: a new extension in place of the one the
+    served app was set up with (``init_app``).  Before, the module took it, unregistered:
+    with Flask-SQLAlchemy every request that used the database failed with 500 until a
+    restart.  Refused now, as a new app is; the body edits around it still apply."""
+    write(proj / "webapp" / "__init__.py", EXTENDED_APP.format(options=""))
+    write(proj / "server.py", FACTORY_SERVER)
+    port = free_port()
+    child = spawn(["-v", "server.py", str(port)], cwd=proj)
+    tracked(child, "webapp")
+    wait_status(child, port, "/count", 200, "1 same=True")
+
+    path = proj / "webapp" / "__init__.py"
+    write(path, EXTENDED_APP.format(options="step=10"))
+    line = child.expect(lambda line: line.startswith("hmr: restart to apply:"), stream="err")
+    assert line == (
+        f"hmr: restart to apply: webapp.counter is a new Counter at {os.path.realpath(path)}:13 "
+        "(flask extension); the app was set up with the one made at start-up (init_app), "
+        "and uses it"
+    )
+    assert status(port, "/count") == (200, "2 same=True")  # the one the app uses, as before
+    edit(
+        child,
+        path,
+        EXTENDED_APP.format(options="").replace("{extension.count}", "n={extension.count}"),
+        "webapp",
+    )
+    assert status(port, "/count") == (200, "n=3 same=True")
+
+
 FLASK_FAILING = """\
 @app.route("/half")
 def half():

@@ -547,6 +547,8 @@ def _drop_endpoints(app: _App, endpoints: list[str]) -> None:
 FLASK_APP = "flask app"
 #: ... and of one that made a new blueprint in place of one an app registered.
 FLASK_BLUEPRINT = "flask blueprint"
+#: ... and of one that made a new extension in place of one such an app was set up with.
+FLASK_EXTENSION = "flask extension"
 
 
 def remember_served_apps(name: str) -> None:
@@ -556,9 +558,32 @@ def remember_served_apps(name: str) -> None:
     module = sys.modules.get(name)
     if module is None or not (_app_class or _blueprint_class):
         return
-    held = {key: value for key, value in list(module.__dict__.items()) if _in_use(value)}
+    extensions = _extensions_in_use()
+    held = {
+        key: value
+        for key, value in list(module.__dict__.items())
+        if _in_use(value) or id(value) in extensions
+    }
     if held:
         _served[name] = held
+
+
+def _extensions_in_use() -> set[int]:
+    """The ids of the extensions the apps that served requests were set up with (what
+    ``init_app`` put in ``app.extensions``, Flask-Login's ``app.login_manager``)."""
+    found: set[int] = set()
+    for app in list(_apps):
+        if not getattr(app, "_got_first_request", False):
+            continue
+        extensions = getattr(app, "extensions", None)
+        values = list(extensions.values()) if isinstance(extensions, dict) else []
+        values.append(getattr(app, "login_manager", None))
+        found.update(
+            id(value)
+            for value in values
+            if value is not None and not isinstance(value, type | ModuleType | dict | list)
+        )
+    return found
 
 
 def _in_use(value: object) -> bool:
@@ -590,12 +615,19 @@ def check_served_apps(hmr: HMR, name: str) -> None:
                 "set up then",
                 module=name,
             )
-        else:
+        elif _blueprint_class and issubclass(type(now), _blueprint_class[0]):
             hmr.refuse(
                 FLASK_BLUEPRINT,
                 f"{name}.{key} is a new Flask blueprint",
                 "the app registered the one made at start-up, and its routes reach the app "
                 "through it",
+                module=name,
+            )
+        else:
+            hmr.refuse(
+                FLASK_EXTENSION,
+                f"{name}.{key} is a new {type(now).__name__}",
+                "the app was set up with the one made at start-up (init_app), and uses it",
                 module=name,
             )
 
