@@ -566,7 +566,9 @@ def test_flask_an_app_made_again_in_place_of_the_served_one_is_refused(
     of the config ran the statement again, which made a second app that nothing served,
     while the server went on with the first and its old config (the line said
     "reloaded").  It is refused by name now, ``wsgi.app`` stays the served app; an
-    app that served no request yet is made again as before."""
+    app that served no request yet is made again as before.  The config values the
+    served app took from ``settings.Config`` (``from_object``) follow, as after a
+    restart."""
     from muckrack_hmr import integrations
 
     integrations.activate(hmr)
@@ -589,7 +591,7 @@ def test_flask_an_app_made_again_in_place_of_the_served_one_is_refused(
             "server serves the app made at start-up, with the config and extensions set up then"
         ]
         assert wsgi.app is served
-        assert served.test_client().get("/").data == b"v1"
+        assert served.test_client().get("/").data == b"v2"
         assert "cli" in result.reloaded
         assert cli.tool is not unserved
         assert cli.tool.test_client().get("/").data == b"v2"

@@ -367,6 +367,56 @@ def test_flask_extension_made_again_in_place_of_the_app_s_is_refused(
     assert status(port, "/count") == (200, "n=3 same=True")
 
 
+CONFIGURED_APP = """\
+from flask import Flask, current_app
+
+
+def create_app():
+    app = Flask(__name__)
+    app.config.from_object({source})
+    app.config["SET_HERE"] = "here"
+
+    @app.route("/config")
+    def config():
+        keys = ("GREETING", "GONE", "SET_HERE")
+        return " ".join(str(current_app.config.get(key)) for key in keys)
+
+    return app
+"""
+
+SETTINGS_MODULE = """\
+GREETING = "{greeting}"
+{gone}SET_HERE = "{here}"
+"""
+
+
+@pytest.mark.parametrize(
+    "source", ['"webapp.settings"', '"webapp.settings.Base"'], ids=["module", "class"]
+)
+def test_flask_config_read_from_a_module_follows_its_edits(
+    proj: Path, spawn: Spawn, source: str
+) -> None:
+    """``app.config.from_object("webapp.settings")`` in the factory, which ran once: an
+    edit of ``settings.py`` said it applied, and ``app.config`` kept the old values.
+    Now the values it took follow (a name removed goes), as after a restart, but a value
+    the program set itself since stays."""
+    settings = SETTINGS_MODULE
+    if source.endswith('.Base"'):
+        settings = "class Base:\n" + "".join("    " + line + "\n" for line in settings.splitlines())
+    write(proj / "webapp" / "__init__.py", CONFIGURED_APP.format(source=source))
+    path = proj / "webapp" / "settings.py"
+    write(path, settings.format(greeting="hello", gone='GONE = "gone"\n', here="module"))
+    write(proj / "server.py", FACTORY_SERVER)
+    port = free_port()
+    child = spawn(["-v", "server.py", str(port)], cwd=proj)
+    tracked(child, "webapp", "webapp.settings")
+    wait_status(child, port, "/config", 200, "hello gone here")
+    edit(
+        child, path, settings.format(greeting="howdy", gone="", here="module 2"), "webapp.settings"
+    )
+    assert status(port, "/config") == (200, "howdy None here")
+
+
 FLASK_FAILING = """\
 @app.route("/half")
 def half():

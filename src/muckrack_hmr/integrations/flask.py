@@ -142,6 +142,9 @@ def enable(hmr: HMR) -> None:
     hmr.add_pre_reload_hook(remember_served_apps)
     hmr.add_refusal_check(functools.partial(check_served_apps, hmr))
     hmr.add_refusal_check(functools.partial(check_setup_functions, hmr))
+    when_imported("flask.config", _wrap_config)
+    hmr.add_pre_reload_hook(remember_config_sources)
+    hmr.add_post_reload_hook(follow_config_sources)
 
 
 def _wrap(
@@ -539,6 +542,97 @@ def _drop_endpoints(app: _App, endpoints: list[str]) -> None:
     _set_rules(app.url_map, rules)
     for endpoint in endpoints:
         app.view_functions.pop(endpoint, None)
+
+
+# -- config read from a module: app.config.from_object("webapp.config") ------------------
+
+
+@dataclass
+class _ConfigSource:
+    """An app's config filled from a module's (or a class of a module's) upper-case names."""
+
+    config: weakref.ref[dict[str, object]]
+    module: str
+    path: tuple[str, ...]  # a class's names in the module, or () for the module itself
+    before: dict[str, object] | None = None
+
+
+_config_sources: list[_ConfigSource] = []
+
+
+def _wrap_config(module: ModuleType) -> None:
+    def make(original: Callable[..., object]) -> Callable[..., object]:
+        def from_object(self: dict[str, object], obj: object) -> object:
+            done = original(self, obj)
+            with contextlib.suppress(Exception):  # (never the program's call)
+                _note_config_source(self, _imported(obj) if isinstance(obj, str) else obj)
+            return done
+
+        return from_object
+
+    _wrap(module.Config, "from_object", make)
+
+
+def _imported(name: str) -> object:
+    """What ``from_object`` imported by ``name`` (``"pkg.settings"``, ``"pkg.settings.Base"``,
+    ``"pkg.settings:Base"``), as imported already."""
+    name = name.replace(":", ".")
+    found = sys.modules.get(name)
+    if found is None:
+        module, _, attribute = name.rpartition(".")
+        found = getattr(sys.modules.get(module), attribute, None)
+    return found
+
+
+def _note_config_source(config: dict[str, object], source: object) -> None:
+    path: tuple[str, ...]
+    if isinstance(source, ModuleType):
+        name, path = source.__name__, ()
+    elif isinstance(source, type) and "<" not in source.__qualname__:
+        name, path = source.__module__, tuple(source.__qualname__.split("."))
+    else:
+        return
+    _config_sources[:] = [each for each in _config_sources if each.config() is not None]
+    _config_sources.append(_ConfigSource(weakref.ref(config), name, path))
+
+
+def _upper_names(source: _ConfigSource) -> dict[str, object] | None:
+    found: object = sys.modules.get(source.module)
+    for part in source.path:
+        found = getattr(found, part, None)
+    if found is None:
+        return None
+    return {key: getattr(found, key) for key in dir(found) if key.isupper()}
+
+
+def remember_config_sources(name: str) -> None:
+    """Note the config values an app took from ``name`` (a pre-reload hook)."""
+    for source in _config_sources:
+        if source.module == name:
+            source.before = _upper_names(source)
+
+
+def follow_config_sources(name: str) -> None:
+    """The config values an app took from ``name`` (``app.config.from_object``) follow its
+    edit, as after a restart, unless the program set them otherwise since (a post-reload
+    hook).  Before, the reload said it applied and ``app.config`` kept the old values."""
+    for source in _config_sources:
+        before, source.before = source.before, None
+        config = source.config()
+        if source.module != name or before is None or config is None:
+            continue
+        after = _upper_names(source) or {}
+        for key in after.keys() | before.keys():
+            old, new = before.get(key, _ABSENT), after.get(key, _ABSENT)
+            if old is new or config.get(key, _ABSENT) is not old:
+                continue  # unchanged, or set otherwise since
+            if new is _ABSENT:
+                config.pop(key, None)
+            else:
+                config[key] = new
+
+
+_ABSENT = object()
 
 
 # -- an app made again ----------------------------------------------------------------------
