@@ -17,6 +17,7 @@ on this thread.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -37,6 +38,7 @@ __all__ = [
     "on_failure",
     "own_steps",
     "refuse",
+    "replaced",
     "same_def",
 ]
 
@@ -158,6 +160,22 @@ def same_def(old: object, new: object) -> bool:
         isinstance(getattr(old, n, None), str) and getattr(old, n) == getattr(new, n, None)
         for n in names
     )
+
+
+def replaced(name: str, held: dict[str, object] | None) -> list[tuple[str, object]]:
+    """The top-level names of module ``name`` that held the objects ``held`` (noted
+    before its reload: a served app, say) and hold another of the same type now, with
+    it: a statement made a new one in their place (a refusal check's question)."""
+    module = sys.modules.get(name)
+    if not held or module is None:
+        return []
+    namespace = module.__dict__
+    found = []
+    for key, live in held.items():
+        now = namespace.get(key)
+        if now is not live and type(now) is type(live):
+            found.append((key, now))
+    return found
 
 
 def made_again(old: object, new: object) -> bool:

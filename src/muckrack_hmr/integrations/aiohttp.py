@@ -64,21 +64,14 @@ def remember_started_apps(name: str) -> None:
 def check_started_apps(hmr: HMR, name: str) -> None:
     """Refuse the edit of ``name`` if its new code bound a new app where one that started
     was (a refusal check)."""
-    held = _started.pop(name, None)
-    module = sys.modules.get(name)
-    if not held or module is None:
-        return
-    namespace = module.__dict__
-    for key, live in held.items():
-        now = namespace.get(key)
-        if now is not live and type(now) is type(live):
-            hmr.refuse(
-                AIOHTTP_APP,
-                f"{name}.{key} is a new aiohttp Application",
-                "the server runs the app made at start-up, with the routes, middlewares "
-                "and state its start-up set up",
-                module=name,
-            )
+    for key, _now in _reloading.replaced(name, _started.pop(name, None)):
+        hmr.refuse(
+            AIOHTTP_APP,
+            f"{name}.{key} is a new aiohttp Application",
+            "the server runs the app made at start-up, with the routes, middlewares "
+            "and state its start-up set up",
+            module=name,
+        )
 
 
 def _wrap_route_table(routedef: ModuleType) -> None:

@@ -107,8 +107,9 @@ _apps: weakref.WeakSet[_App] = weakref.WeakSet()
 _app_class: list[type] = []
 # Flask's Blueprint class, once flask.sansio.blueprints is imported.
 _blueprint_class: list[type] = []
-# module -> its top-level names bound to apps that served requests, before its reload
-_served: dict[str, dict[str, _App]] = {}
+# module -> its top-level names bound to apps that served requests, to blueprints and
+# extensions such an app uses, before its reload
+_served: dict[str, dict[str, object]] = {}
 # Each blueprint's setup states, one per registration: a route declared after
 # the registration is applied to them.
 _states: weakref.WeakKeyDictionary[_Blueprint, list[object]] = weakref.WeakKeyDictionary()
@@ -692,15 +693,7 @@ def _in_use(value: object) -> bool:
 def check_served_apps(hmr: HMR, name: str) -> None:
     """Refuse the edit of ``name`` if its new code bound a new app where one that served
     requests was, or a new blueprint where one an app registered was (a refusal check)."""
-    held = _served.pop(name, None)
-    module = sys.modules.get(name)
-    if not held or module is None:
-        return
-    namespace = module.__dict__
-    for key, live in held.items():
-        now = namespace.get(key)
-        if now is live or type(now) is not type(live):
-            continue
+    for key, now in _reloading.replaced(name, _served.pop(name, None)):
         if _app_class and issubclass(type(now), _app_class[0]):
             hmr.refuse(
                 FLASK_APP,
