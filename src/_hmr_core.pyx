@@ -658,7 +658,7 @@ cdef class GcGate:
 
     cdef public object ours, freeze, unfreeze, frozen_count
     cdef public Py_ssize_t interpreter_froze
-    cdef public bint skipping
+    cdef public bint skipping, held
 
     def __init__(self, ours, freeze, unfreeze, frozen_count, Py_ssize_t interpreter_froze):
         self.ours = ours
@@ -667,11 +667,12 @@ cdef class GcGate:
         self.frozen_count = frozen_count
         self.interpreter_froze = interpreter_froze
         self.skipping = False
+        self.held = False
 
     def __call__(self, phase, info):
         cdef Py_ssize_t frozen
         if phase == "start":
-            if PyThread_get_thread_ident() not in self.ours:
+            if self.held or PyThread_get_thread_ident() not in self.ours:
                 return
             frozen = self.frozen_count()
             if frozen < self.interpreter_froze:

@@ -1186,8 +1186,9 @@ def test_the_program_starts_with_the_collector_counts_at_zero_and_the_cli_s_obje
     points of its start-up than under python: at 5,000 modules one more of them (140
     ms), each walking the CLI's objects too.  The program starts with the counts at
     zero, as a fresh interpreter's, and what was alive before it is frozen (out of
-    its collections) until its start-up is over or a reload begins, whichever comes
-    first: a reload finds a registry by gc.get_referrers.  A program that freezes
+    its collections) until its start-up is over and the idle work has the index a
+    first edit needs, or a reload begins, whichever comes first: a reload finds a
+    registry by gc.get_referrers.  A program that freezes
     objects of its own keeps them frozen (any number of them), and one that looks at the
     heap meanwhile (gc.get_objects) sees it all, as under python."""
     write(proj / "mod.py", "X = 1\n")

@@ -9,6 +9,7 @@ happened.  The real backends run in ``test_watcher.py``.
 from __future__ import annotations
 
 import errno
+import gc
 import importlib
 import logging
 import os
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from muckrack_hmr import collector
 from muckrack_hmr.watch import backends, safepoint, saves
 from muckrack_hmr.watch import idle as idle_work
 from muckrack_hmr.watch import pipeline as pipeline_module
@@ -1485,6 +1487,59 @@ def test_a_program_that_never_rests_has_the_engine_ready_before_its_first_save(
     assert len(warmed) == 1  # once
 
 
+def _one_iteration() -> Any:
+    """An ``interrupted`` for IdleWork.step that lets one call of each kind of work run."""
+    calls = iter([False])
+    return lambda: next(calls, True)
+
+
+@pytest.mark.parametrize("then", ["rests", "busy"])
+def test_what_the_start_up_made_stays_out_of_collections_until_a_first_edit_has_its_index(
+    project: Project, hmr: Any, then: str
+) -> None:
+    """At 5,000 modules, the start-up left a full collection due (0.2 s, more on the
+    pure core of 3.11, where it ran in the watcher's thread) that came in the middle of
+    the idle work's first slices: a save 1 s after the start-up then paid for the index
+    of what import-time code calls itself (205 ms where a later edit takes 1 ms).  Now
+    what the start-up made is frozen too once it is over, and thawed once the index is
+    whole, or as soon as the program is seen busy (its collections then look at
+    everything, as under python)."""
+    names = [f"user{index}" for index in range(40)]
+    project.write("core.py", "def helper(text):\n    return text + '!'\n")
+    for name in names:
+        project.write(f"{name}.py", "import core\n\ndef f():\n    return core.helper('x')\n")
+    before = gc.get_freeze_count()
+    collector.start_fresh()  # as the CLI does, just before the program runs
+    try:
+        for name in names:
+            importlib.import_module(name)
+        sources = hmr.reloader.sources
+        assert sources.unindexed() > 0
+        frozen_at_start = gc.get_freeze_count()
+        idle_work.settle_in(_Resting(), threading.Event())  # the start-up is over
+        held = gc.get_freeze_count()
+        assert held > frozen_at_start  # the modules' objects too
+        gate = collector.gate()
+        assert gate is None or gate.held
+        work = idle_work.IdleWork(hmr)
+        if then == "busy":
+            assert work.step(_Busy(), lambda: False) is None
+            assert gc.get_freeze_count() <= before
+            return
+        steps = 0
+        while sources.unindexed() and steps < 100:
+            assert gc.get_freeze_count() > held // 2  # not before the index is whole
+            assert work.step(_Resting(), _one_iteration()) is True
+            steps += 1
+        assert sources.unindexed() == 0
+        assert steps > 3  # (seen frozen over several steps)
+        assert work.step(_Resting(), _one_iteration()) is True  # (nothing of it left)
+        assert gc.get_freeze_count() <= before  # thawed with it
+        assert gate is None or not gate.held
+    finally:
+        collector.thaw()
+
+
 def test_file_events_wait_while_the_program_imports_a_library(project: Project, hmr: Any) -> None:
     """A busy start-up that imports only library modules for a while (a big framework
     before the project's own code) is still a start-up: the file events, which cost as
@@ -1779,7 +1834,7 @@ def test_without_watching_a_program_busy_after_its_start_up_is_looked_at_rarely(
     assert activity.busy_looks <= 20, (activity.busy_looks, elapsed)
 
 
-class _Resting:
+class _Resting(idle_work.Activity):
     """A program that rests (its threads use no CPU)."""
 
     def quiet(self) -> bool:

@@ -146,7 +146,15 @@ class GcGate:
     mismatch``.  So this one is not installed on 3.11 (see the collector).
     """
 
-    __slots__ = ("freeze", "frozen_count", "interpreter_froze", "ours", "skipping", "unfreeze")
+    __slots__ = (
+        "freeze",
+        "frozen_count",
+        "held",
+        "interpreter_froze",
+        "ours",
+        "skipping",
+        "unfreeze",
+    )
 
     def __init__(
         self,
@@ -162,10 +170,13 @@ class GcGate:
         self.frozen_count = frozen_count
         self.interpreter_froze = interpreter_froze
         self.skipping = False
+        #: Everything old is frozen (collector.hold): a collection looks at what is
+        #: new alone, and the count below would walk all of it.
+        self.held = False
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            if threading.get_ident() not in self.ours:
+            if self.held or threading.get_ident() not in self.ours:
                 return  # (first: the count below walks what is frozen, 12,000 objects and more)
             frozen = self.frozen_count()
             # (A thaw thaws what the interpreter froze too: the start-up's, the program's.)

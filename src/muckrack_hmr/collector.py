@@ -11,8 +11,10 @@ So, as the program's code is about to run, everything alive is frozen
 (``gc.freeze``: out of every collection) and a collection that finds nothing
 to look at sets the counts to zero: the program starts with the collector of
 a fresh interpreter, and its collections look at its own objects only.  When
-the start-up is over (the watcher's idle work begins) or a reload begins,
-whichever comes first, the objects are thawed: ``gc.get_referrers``, by which
+the start-up is over and the watcher's idle work has what a first edit needs
+(the index of what import-time code calls, see watch.idle), or that work finds
+the program busy, or a reload begins, whichever comes first, the objects are
+thawed: ``gc.get_referrers``, by which
 a reload finds the registries that hold a class, sees all of them again, and
 the garbage among them can be collected.
 
@@ -43,7 +45,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._core_py import GcGate
 
-__all__ = ["gate", "ours", "start_fresh", "thaw"]
+__all__ = ["gate", "hold", "ours", "start_fresh", "thaw"]
 
 _lock = threading.Lock()
 # Are the objects start_fresh froze still frozen, by us alone?
@@ -76,6 +78,17 @@ def start_fresh() -> None:
     gc.collect()
 
 
+def hold() -> None:
+    """Freeze what the program made since :func:`start_fresh` too, until :func:`thaw`
+    (its start-up is over: the collections due meanwhile look at what it makes next)."""
+    callback = gate()
+    with _lock:
+        if _frozen:
+            _freeze()
+            if callback is not None:
+                callback.held = True
+
+
 def thaw() -> None:
     """Put what :func:`start_fresh` froze back into the collector's generations (any
     thread; the later calls do nothing)."""
@@ -83,6 +96,8 @@ def thaw() -> None:
     with _lock:
         frozen, _frozen = _frozen, False
         _restore()
+        if _gate is not None:
+            _gate.held = False
     if frozen:
         gc.unfreeze()
 
@@ -103,6 +118,8 @@ def _stand_in() -> None:
             with _lock:
                 _frozen = False
                 _restore()
+                if _gate is not None:
+                    _gate.held = False
             getattr(gc, name)()  # (the original, put back)
 
         return stand_in

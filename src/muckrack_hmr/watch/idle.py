@@ -46,6 +46,9 @@ _IDLE_BATCH = 32
 # The most one slice of idle work takes (a pause follows while work is left: the
 # program's threads get the interpreter meanwhile, and their use is looked at).
 _IDLE_SLICE = 0.02
+# ... until what a first edit needs is done (see IdleWork.step): fewer pauses, and a
+# program that wakes meanwhile still gets the interpreter at each switch interval.
+_FIRST_SLICE = 0.05
 #: The pause between slices, while idle work is left (seconds).
 IDLE_PAUSE = 0.005
 #: How long the watcher (or the idle worker) sleeps when nothing is pending and its
@@ -170,8 +173,10 @@ class Activity:
 
 
 def settle_in(activity: Activity, stopping: threading.Event) -> None:
-    """Wait until the program's start-up is over, or SETUP_PATIENCE (or ``stopping``);
-    then what the CLI froze for the start-up is thawed (see muckrack_hmr.collector).
+    """Wait until the program's start-up is over, or SETUP_PATIENCE (or ``stopping``).
+    Then what the CLI froze for the start-up, and what the start-up made, stay frozen
+    until the idle work has what a first edit needs, or finds the program busy (see
+    :meth:`IdleWork.step`).
 
     Over means: its threads are quiet for a moment, or it has imported no
     module for a while (a program that computes right after its imports,
@@ -181,10 +186,11 @@ def settle_in(activity: Activity, stopping: threading.Event) -> None:
     imports when that is slower (a slow machine, or valgrind): a module that
     takes long to run is not the end of the imports.
     """
-    try:
-        _wait_for_start_up(activity, stopping)
-    finally:
-        collector.thaw()
+    _wait_for_start_up(activity, stopping)
+    # What the start-up made is frozen too until then: the full collection it left due
+    # (0.2 s at 5,000 modules) came in the middle of the idle work's first slices, and
+    # a save 1 s after the start-up paid for the index itself.
+    collector.hold()
 
 
 def _wait_for_start_up(activity: Activity, stopping: threading.Event) -> None:
@@ -246,6 +252,7 @@ class IdleWork:
     def __init__(self, hmr: HMR) -> None:
         self.hmr = hmr
         self._warmed_up = False
+        self._thawed = False
         #: The share of a core the program used over the last look that found it busy.
         self.used = 1.0
 
@@ -264,26 +271,44 @@ class IdleWork:
             self.hmr.reloader.warm_up()  # (the folders of the modules loaded judged too)
         if not activity.quiet():
             self.used = activity.used
+            self.thaw()  # (the program runs: its collections look at everything, as under python)
             return None
         reloader = self.hmr.reloader
-        deadline = time.perf_counter() + _IDLE_SLICE
+        tracker = self.hmr.tracker
+        deadline = time.perf_counter() + (_IDLE_SLICE if self._thawed else _FIRST_SLICE)
         more = True
-        while more and not interrupted() and time.perf_counter() < deadline:
-            more = bool(
-                self.hmr.tracker.apply_pending(limit=_IDLE_IMPORTS)
-                # (What a first reload would do, once: 10 ms at 5,000 modules.)
-                or reloader.keep_sources(limit=0)
-                # Then what lets a body edit (the most common) know at once which
-                # modules follow it: an index the reload would otherwise finish
-                # itself, 30-60 us a module.
-                or reloader.index_reach(limit=_IDLE_CODES)
-                # What a change of a value searches its users with.
-                or reloader.index_mentions(limit=_IDLE_BATCH)
-                or reloader.keep_sources(limit=_IDLE_BATCH)
-                or reloader.warm(limit=1)
-            )
+        try:
+            while more and not interrupted() and time.perf_counter() < deadline:
+                first = bool(
+                    tracker.apply_pending(limit=_IDLE_IMPORTS)
+                    # (What a first reload would do, once: 10 ms at 5,000 modules.)
+                    or reloader.keep_sources(limit=0)
+                    # Then what lets a body edit (the most common) know at once which
+                    # modules follow it: an index the reload would otherwise finish
+                    # itself, 30-60 us a module.
+                    or reloader.index_reach(limit=_IDLE_CODES)
+                )
+                if not first:
+                    # What a first edit needs is done: the start-up's objects go back
+                    # to the collector now.
+                    self.thaw()
+                more = first or bool(
+                    # What a change of a value searches its users with.
+                    reloader.index_mentions(limit=_IDLE_BATCH)
+                    or reloader.keep_sources(limit=_IDLE_BATCH)
+                    or reloader.warm(limit=1)
+                )
+        except BaseException:
+            self.thaw()
+            raise
         activity.quiet()  # what this slice did is ours, not the program's
         return more
+
+    def thaw(self) -> None:
+        """Put what the CLI froze for the start-up back into the collector (once)."""
+        if not self._thawed:
+            self._thawed = True
+            collector.thaw()
 
 
 def _never() -> bool:
@@ -329,3 +354,5 @@ class IdleWorker:
                 pause = next_pause(more, pause, self._work.used)  # as the watcher paces it
         except Exception:  # the program goes on: its first reload does the work
             log.exception("the idle work stopped")
+        finally:
+            self._work.thaw()
