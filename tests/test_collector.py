@@ -123,3 +123,24 @@ def test_parses_in_a_thread_of_ours_and_the_program_s_never_break_each_other() -
         sys.setswitchinterval(previous)
     assert not ours.is_alive()
     assert errors == []
+
+
+def test_a_collection_the_program_asks_for_while_its_start_up_is_held_looks_at_everything(
+    ran: list[str],
+) -> None:
+    """What the start-up made stays frozen for a while once it is over (collector.hold,
+    until the idle work has what a first edit needs).  A program that asks for a
+    collection meanwhile (a test that checks a finalizer ran) gets one that looks at
+    everything, as under python: its start-up's garbage is collected."""
+    before = gc.get_freeze_count()
+    collector.start_fresh()
+    try:
+        made_in_start_up = _Resource()
+        collector.hold()
+        assert gc.get_freeze_count() > before
+        del made_in_start_up
+        gc.collect()
+        assert ran == ["MainThread"]
+        assert gc.get_freeze_count() <= before  # thawed first
+    finally:
+        collector.thaw()

@@ -14,15 +14,15 @@ a fresh interpreter, and its collections look at its own objects only.  When
 the start-up is over and the watcher's idle work has what a first edit needs
 (the index of what import-time code calls, see watch.idle), or that work finds
 the program busy, or a reload begins, whichever comes first, the objects are
-thawed: ``gc.get_referrers``, by which
-a reload finds the registries that hold a class, sees all of them again, and
-the garbage among them can be collected.
+thawed: ``gc.get_referrers``, by which a reload finds the registries that hold
+a class, sees all of them again, and the garbage among them can be collected.
 
-Meanwhile the program sees the heap as under ``python``: ``gc.get_objects``
-and ``gc.get_referrers`` thaw first, and a program that calls ``gc.freeze``
-itself (a server about to fork) keeps everything frozen, ours with its own;
-one that calls ``gc.unfreeze`` has thawed ours too.  Those four functions of
-the ``gc`` module are stand-ins until the thaw, then the originals again.
+Meanwhile the program sees the heap as under ``python``: ``gc.get_objects``,
+``gc.get_referrers`` and ``gc.collect`` thaw first, and a program that calls
+``gc.freeze`` itself (a server about to fork) keeps everything frozen, ours
+with its own; one that calls ``gc.unfreeze`` has thawed ours too.  Those five
+functions of the ``gc`` module are stand-ins until the thaw, then the
+originals again.
 
 A collection runs in the thread whose allocation made it due, and with it the
 finalizers of the garbage it finds (``__del__``, weakref callbacks).  Under
@@ -54,6 +54,7 @@ _frozen = False
 _originals: dict[str, Callable[..., object]] = {}
 # The originals, for the collections on our threads (the stand-ins may be in place).
 _freeze, _unfreeze, _frozen_count = gc.freeze, gc.unfreeze, gc.get_freeze_count
+_collect = gc.collect
 # The threads of ours that run now (their idents).
 _ours: set[int] = set()
 # What the interpreter froze itself before the program ran (3.12.1 freezes a few
@@ -75,7 +76,7 @@ def start_fresh() -> None:
         gc.freeze()
         _frozen = True
         _stand_in()
-    gc.collect()
+    _collect()
 
 
 def hold() -> None:
@@ -127,6 +128,8 @@ def _stand_in() -> None:
     replacements = {
         "get_objects": thawing(gc.get_objects),
         "get_referrers": thawing(gc.get_referrers),
+        # (A collection it asks for finds its start-up's garbage: see hold.)
+        "collect": thawing(gc.collect),
         "freeze": given_up("freeze"),
         "unfreeze": given_up("unfreeze"),
     }
