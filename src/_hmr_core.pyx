@@ -672,7 +672,10 @@ cdef class GcGate:
     def __call__(self, phase, info):
         cdef Py_ssize_t frozen
         if phase == "start":
-            if self.held or PyThread_get_thread_ident() not in self.ours:
+            if PyThread_get_thread_ident() not in self.ours:
+                return
+            if self.held:
+                self.freeze()  # (what is new waits with the rest for the thaw)
                 return
             frozen = self.frozen_count()
             if frozen < self.interpreter_froze:

@@ -170,14 +170,18 @@ class GcGate:
         self.frozen_count = frozen_count
         self.interpreter_froze = interpreter_froze
         self.skipping = False
-        #: Everything old is frozen (collector.hold): a collection looks at what is
-        #: new alone, and the count below would walk all of it.
+        #: Everything old is frozen (collector.hold) until the thaw: what is new is
+        #: frozen with it (the count below would walk all of it, and thawing would
+        #: undo the hold), and the program's garbage among it waits for the thaw.
         self.held = False
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            if self.held or threading.get_ident() not in self.ours:
+            if threading.get_ident() not in self.ours:
                 return  # (first: the count below walks what is frozen, 12,000 objects and more)
+            if self.held:
+                self.freeze()
+                return
             frozen = self.frozen_count()
             # (A thaw thaws what the interpreter froze too: the start-up's, the program's.)
             self.interpreter_froze = min(self.interpreter_froze, frozen)
