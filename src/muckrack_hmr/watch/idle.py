@@ -187,10 +187,11 @@ def settle_in(activity: Activity, stopping: threading.Event) -> None:
     takes long to run is not the end of the imports.
     """
     _wait_for_start_up(activity, stopping)
-    # What the start-up made is frozen too until then: the full collection it left due
-    # (0.2 s at 5,000 modules) came in the middle of the idle work's first slices, and
-    # a save 1 s after the start-up paid for the index itself.
-    collector.hold()
+    if not stopping.is_set():
+        # What the start-up made is frozen too until then: the full collection it left
+        # due (0.2 s at 5,000 modules) came in the middle of the idle work's first
+        # slices, and a save 1 s after the start-up paid for the index itself.
+        collector.hold()
 
 
 def _wait_for_start_up(activity: Activity, stopping: threading.Event) -> None:

@@ -594,6 +594,14 @@ class SavePipeline:
         return bool(self.batch.last) or self._judging > 0
 
     def _run(self, settle_in: Callable[[], None] | None) -> None:
+        try:
+            self._watch(settle_in)
+        finally:
+            # What the start-up made may be held frozen for the idle work (see
+            # idle.settle_in): it is not left so when the watching ends, or never began.
+            collector.thaw()
+
+    def _watch(self, settle_in: Callable[[], None] | None) -> None:
         if settle_in is not None:
             settle_in()
             if self._stopping.is_set():
