@@ -754,8 +754,6 @@ class Reloader:
         files (the watcher passes what it judged finished).
         """
         start = time.perf_counter()
-        # A registry that took a class is found by gc.get_referrers: nothing may be frozen.
-        collector.thaw()
         result = ReloadResult()
         names = list(names)
         forced = set(names) if force is True else set(force or ())
@@ -774,6 +772,10 @@ class Reloader:
             # program's next allocation, the new code in place.
             collecting = gc.isenabled()
             gc.disable()
+            # A registry that took a class is found by gc.get_referrers: nothing may be
+            # frozen.  (Thawed with the collector off: the full collection a thaw makes
+            # due comes after the reload, not in it.)
+            collector.thaw()
             try:
                 self._transaction(names, forced, dict(sources or {}))
                 while self._queued:
