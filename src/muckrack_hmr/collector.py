@@ -35,6 +35,7 @@ its own thread, makes it due again.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import sys
@@ -70,12 +71,18 @@ def start_fresh() -> None:
     global _frozen
     if not gc.isenabled():
         return  # (a program run with the collector off gets it as it is)
+    callback = gate()
     with _lock:
         if _frozen:
             return
         gc.freeze()
         _frozen = True
         _stand_in()
+        if callback is not None:
+            # A collection a thread of ours makes due meanwhile (the watcher's looks at
+            # the start-up) freezes what is new with the rest, as while held: it ran
+            # there, and with it the finalizers of the program's start-up garbage.
+            callback.held = True
     _collect()
 
 
@@ -105,6 +112,7 @@ def thaw() -> None:
 
 def _stand_in() -> None:
     def thawing(original: Callable[..., object]) -> Callable[..., object]:
+        @functools.wraps(original)
         def query(*args: object, **keywords: object) -> object:
             thaw()  # (the heap as under python, then the original answers)
             return original(*args, **keywords)
@@ -150,9 +158,10 @@ def ours(target: Callable[..., object]) -> Callable[..., None]:
 
     Done with a callback of the collector: as a collection starts in a thread of
     ours, everything is frozen (it finds no object to look at), and thawed as it
-    ends, into the oldest generation.  Not while objects are frozen beyond what the
-    interpreter froze itself (the CLI's start-up, or a program that froze its
-    own: thawing would undo that); the collection then runs here, as before.
+    ends, into the oldest generation.  While the CLI keeps the start-up frozen
+    (from :func:`start_fresh` to :func:`thaw`), what is new is frozen with the rest
+    and stays so until the thaw.  Not while a program froze objects of its own
+    (thawing would undo that): the collection then runs here, as before.
     """
     callback = gate()
     if callback is not None and callback not in gc.callbacks:
