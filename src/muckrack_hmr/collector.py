@@ -104,8 +104,6 @@ def thaw() -> None:
     with _lock:
         frozen, _frozen = _frozen, False
         _restore()
-        if _gate is not None:
-            _gate.held = False
     if frozen:
         gc.unfreeze()
 
@@ -127,8 +125,6 @@ def _stand_in() -> None:
             with _lock:
                 _frozen = False
                 _restore()
-                if _gate is not None:
-                    _gate.held = False
             getattr(gc, name)()  # (the original, put back)
 
         return stand_in
@@ -147,9 +143,12 @@ def _stand_in() -> None:
 
 
 def _restore() -> None:
+    """The originals back (under _lock): nothing is frozen by us alone any more."""
     for name, original in _originals.items():
         setattr(gc, name, original)
     _originals.clear()
+    if _gate is not None:
+        _gate.held = False
 
 
 def ours(target: Callable[..., object]) -> Callable[..., None]:

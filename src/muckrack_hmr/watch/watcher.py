@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from .. import collector
 from . import idle as idle_work
 from .backends import MODIFIED, Backend
 from .datafiles import DEFAULT_DATA_SUFFIXES, DataFiles
@@ -156,7 +155,6 @@ class Watcher:
         self._stopping.set()
         self._hurried.set()
         self.pipeline.stop()
-        collector.thaw()  # (if the idle work had not: see settle_in)
 
     # -- the pipeline's side ------------------------------------------------------
 
