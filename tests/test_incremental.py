@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import muckrack_hmr.tracking
+from muckrack_hmr._core import USING_EXTENSION
 from tests.conftest import Project
 
 
@@ -1920,9 +1921,9 @@ def test_modules_loaded_from_their_bytecode_caches_enter_the_index_as_from_their
 ) -> None:
     """A second start loads the modules from their bytecode caches (``__pycache__``).
     Each capture listener gets the cache's bytes with the code (None for a module
-    compiled from its source); the pure core keeps those bytes, which the garbage
-    collector never looks at, instead of the code, until idle time indexes them.
-    The index made of them tells what the one made of the code does."""
+    compiled from its source); the index keeps only their stamp, and reads the cache
+    again when idle time indexes them.  The index made of them tells what the one
+    made of the code does."""
     _helper_users(project, 4)
     users = [f"user{at}" for at in range(4)]
     # A function the namespace holds in a wrapper: the index keeps the names it holds.
@@ -1961,6 +1962,41 @@ def test_modules_loaded_from_their_bytecode_caches_enter_the_index_as_from_their
     assert (modules[1].TABLE, modules[2].VALUE, modules[3].VALUE) == ([12], 2, 22)
     assert modules[4].f0(1) == 6
     assert not set(followed) & set(users)
+
+
+@pytest.mark.parametrize("cache", ["kept", "rewritten", "removed"])
+def test_the_index_reads_the_code_a_module_ran_when_its_bytecode_cache_changed_since(
+    project: Project, hmr: Any, cache: str
+) -> None:
+    """Of a module loaded from its bytecode cache, the compiled core keeps only the
+    cache's stamp (its header and length) at import: the index reads the cache again
+    when the program rests.  A cache that another process wrote meanwhile (for a save
+    it imported), or one removed, is not the code the module ran: the index compiles
+    the source the module ran instead, and a body edit of what that code called at
+    import time still runs the module again.  (The pure core keeps the cache.)"""
+    _helper_users(project, 1)
+    table = project.root / "table.py"
+    for name in ("core", "mid", "table"):
+        source = project.root / f"{name}.py"
+        py_compile.compile(str(source), cfile=importlib.util.cache_from_source(str(source)))
+    modules = fresh(hmr, "core", "table")
+    assert modules[1].TABLE == [11]
+    sources = hmr.reloader.sources
+    kept = [value for value in sources._codes.values() if isinstance(value, bytes)]
+    assert len(kept) == 3
+    assert all((len(value) == 24) == USING_EXTENSION for value in kept)  # stamps or caches
+    cached = Path(importlib.util.cache_from_source(str(table)))
+    if cache == "rewritten":
+        # The cache of an edit whose top level calls nothing.
+        other = project.write("other.py", "import mid\n\nTABLE = []\n")
+        py_compile.compile(str(other), cfile=str(cached))
+    elif cache == "removed":
+        cached.unlink()
+    hmr.reloader.index_reach()
+    assert {"core", "mid", "table"} <= sources.reach.known
+    project.write("core.py", "def helper(x):\n    return x + 2\n\n\ndef unused():\n    return 0\n")
+    assert sorted(hmr.reload("core").reloaded) == ["core", "table"]
+    assert modules[1].TABLE == [12]
 
 
 @pytest.mark.parametrize("index", ["walked", "indexed", "code-indexed"])

@@ -86,6 +86,8 @@ def _never_project_dirs() -> set[str]:
 
 
 _SOURCE_SUFFIXES = (".py", ".pyw")
+# Paths have one separator, "/" (not Windows).
+_ONE_SEPARATOR = os.sep == "/" and os.altsep is None
 
 
 def _is_under(path: str, folder: str) -> bool:
@@ -148,8 +150,9 @@ class ProjectFilter:
         """
         self._namespaces[name] = namespace
 
-    def _project_path(self, filename: str) -> str | None:
-        """The real path of ``filename`` if it is a project source file, else None.
+    def project_path(self, filename: str) -> str | None:
+        """The real path of ``filename`` if it is a Python source file in a project
+        folder (the file itself not resolved: it may be a symlink), else None.
 
         Resolving symlinks costs a system call per path component, and
         modules come many to a folder: each folder is resolved and judged
@@ -157,7 +160,13 @@ class ProjectFilter:
         """
         if not filename.endswith(_SOURCE_SUFFIXES):
             return None
-        folder, base = os.path.split(filename)
+        if _ONE_SEPARATOR:
+            # (What os.path.split does, for the folder's key here, without its calls: a
+            # call for every module imported.)
+            slash = filename.rfind("/")
+            folder, base = filename[: slash or 1] if slash >= 0 else "", filename[slash + 1 :]
+        else:
+            folder, base = os.path.split(filename)
         try:
             resolved = self._folders[folder]
         except KeyError:
@@ -198,11 +207,6 @@ class ProjectFilter:
             return None
         return self._folders, self.loaded
 
-    def project_path(self, filename: str) -> str | None:
-        """The real path of ``filename`` if it is a Python source file in a project
-        folder (the file itself not resolved: it may be a symlink), else None."""
-        return self._project_path(filename)
-
     def note_read(self, path: str, name: str, stat: tuple[int, int]) -> None:
         """Module ``name`` is being loaded from ``path``, a project file that is no
         symlink, with these (mtime_ns, size): its baseline, recorded here as the
@@ -226,17 +230,17 @@ class ProjectFilter:
                 continue  # (cffi's Lib, say: a module type with no __dict__)
             filename = namespace.get("__file__") if isinstance(namespace, dict) else None
             if isinstance(filename, str):
-                self._project_path(filename)
+                self.project_path(filename)
 
     def is_project_path(self, filename: str) -> bool:
         """Is ``filename`` a Python source file in a project folder (symlinks not followed)?"""
-        return self._project_path(filename) is not None
+        return self.project_path(filename) is not None
 
     def contains_file(self, filename: str) -> bool:
         """Is ``filename`` a Python source file of the project?"""
-        path = self._project_path(filename)
+        path = self.project_path(filename)
         if path is not None and os.path.islink(path):
-            path = self._project_path(os.path.realpath(path))
+            path = self.project_path(os.path.realpath(path))
         return path is not None
 
     def __call__(self, name: str, namespace: Mapping[str, object]) -> bool:
@@ -249,7 +253,7 @@ class ProjectFilter:
             return False
         if not isinstance(filename, str):
             return False
-        path = self._project_path(filename)
+        path = self.project_path(filename)
         if path is None:
             return False
         previous = self.loaded.get(path)
@@ -259,7 +263,7 @@ class ProjectFilter:
         # gives the watcher's baseline.
         stat = _stat(path, os.lstat)
         if stat is not None and S_ISLNK(stat.st_mode):
-            real = self._project_path(os.path.realpath(path))
+            real = self.project_path(os.path.realpath(path))
             if real is None:
                 return False  # a link that leads out of the project
             path = real
@@ -284,9 +288,9 @@ class ProjectFilter:
         origin = getattr(spec, "origin", None)
         if not isinstance(origin, str):
             return False
-        found = self._project_path(origin)
+        found = self.project_path(origin)
         if found is not None and found != path and os.path.islink(found):
-            found = self._project_path(os.path.realpath(found))
+            found = self.project_path(os.path.realpath(found))
         return found == path
 
 

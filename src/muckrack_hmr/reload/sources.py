@@ -29,11 +29,19 @@ import weakref
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from importlib.util import cache_from_source
 from types import CodeType, FunctionType, ModuleType
 from typing import TYPE_CHECKING
 
 from .._core import USING_EXTENSION, core
-from ..capture import being_written, changed_since, digest, read_if_unchanged, read_steady
+from ..capture import (
+    being_written,
+    changed_since,
+    digest,
+    read_if_unchanged,
+    read_steady,
+    read_whole,
+)
 from .mentions import Mentions
 from .reach import ImportReach, scan
 
@@ -271,6 +279,26 @@ def _code_of_cache(cached: bytes) -> CodeType:
     return code
 
 
+# The length of a stamp: no bytecode cache is as short (its code follows the header).
+_STAMP = _CACHE_HEADER + 8
+
+
+def _stamp(cached: bytes) -> bytes:
+    """What tells a bytecode cache read again from the one a loader read: its header
+    (the source's figures or hash it was checked against) and its length."""
+    return cached[:_CACHE_HEADER] + len(cached).to_bytes(_STAMP - _CACHE_HEADER, "little")
+
+
+def _cache_again(filename: str, stamp: bytes) -> CodeType | None:
+    """The code of the bytecode cache of ``filename`` (a source), read again; None when
+    the cache there now is not the one ``stamp`` was taken of, or cannot be read."""
+    try:
+        cached = read_whole(cache_from_source(filename))
+    except (OSError, ValueError, NotImplementedError):
+        return None
+    return _code_of_cache(cached) if _stamp(cached) == stamp else None
+
+
 def _live_bodies(
     bodies: tuple[str | CodeType, ...], namespace: dict[str, object]
 ) -> tuple[str | CodeType | tuple[str, ...], ...]:
@@ -343,12 +371,12 @@ class SourceStore:
         #: What the code that runs at import time may call, as those analyses tell.
         self.reach = ImportReach(is_project)
         # What the index of what import-time code may call takes in of the code each
-        # module imported ran (see reach.scan), by its file, until it does
-        # (index_reach): the names its level loads, and its functions' code (two flat
-        # tuples, apart: a tuple of them would be one the garbage collector looks at
-        # twice); or, on the pure core, its bytecode cache, or the code itself when there
-        # was none (see code_loaded).  And the
-        # modules imported it has not taken in yet.
+        # module imported ran, by its file, until it does (index_reach, see
+        # code_loaded).  On the compiled core, the stamp of its bytecode cache, or for
+        # a module compiled from its source, the names its level loads and its
+        # functions' code (see reach.scan: two flat tuples, apart, as a tuple of them
+        # would be one the garbage collector looks at twice); on the pure one, its
+        # bytecode cache, or the code.  And the modules imported it has not taken in yet.
         self._codes: dict[str, tuple[str, ...] | CodeType | bytes] = {}
         self._code_bodies: dict[str, tuple[str | CodeType, ...]] = {}
         self._code_pending: dict[str, None] = {}
@@ -381,22 +409,27 @@ class SourceStore:
         """A project module's code, as its loader made it (a listener of the capture), and
         the bytecode cache it made it of (None: it compiled the source).
 
-        The compiled core reads it for the index now, in a few microseconds, rather
-        than keep it until the index takes it in: a module's code object holds tuples
-        that live on only for that, and each such object moves the garbage
-        collector's clock (at 5,000 modules, one more full collection during the
-        start-up, 0.15 s).  The pure core's read costs more than that (30 us a
-        module): it keeps the bytes of the cache, which the collector never looks
-        at, and makes the code again in idle time; the code itself only when there
-        was no cache.
+        The index takes it in when the program rests (index_reach).  Kept until then,
+        a module's code object holds tuples that live on only for that, and each such
+        object moves the garbage collector's clock (at 5,000 modules, one more full
+        collection during the start-up, 0.15 s).  So the compiled core keeps the
+        cache's stamp (see _stamp) and reads the cache again then: reading the code
+        now cost the start-up 6 us a module.  The pure core keeps the cache's bytes,
+        which the collector never looks at: read again, its index of 5,000 modules
+        ended 0.15 s later, after a save made 1 s after the start-up.  A module
+        compiled from its source has no cache: the compiled core reads its code now,
+        the pure one keeps it.
         """
-        if USING_EXTENSION:
+        filename = code.co_filename
+        if not USING_EXTENSION:
+            self._codes[filename] = code if cached is None else cached
+        elif cached is not None:
+            self._codes[filename] = _stamp(cached)
+        else:
             names, bodies = scan(code)
             # (The bodies first: index_reach takes a module in once its names are here.)
-            self._code_bodies[code.co_filename] = bodies
-            self._codes[code.co_filename] = names
-        else:
-            self._codes[code.co_filename] = code if cached is None else cached
+            self._code_bodies[filename] = bodies
+            self._codes[filename] = names
 
     def unindexed(self) -> int:
         """How many modules imported wait for the index of what import-time code calls."""
@@ -424,7 +457,13 @@ class SourceStore:
                 continue
             try:
                 if isinstance(kept, bytes):
-                    names, made = scan(_code_of_cache(kept))
+                    if len(kept) == _STAMP:
+                        code = _cache_again(filename, kept) or self._compiled(name, filename)
+                    else:
+                        code = _code_of_cache(kept)
+                    if code is None:
+                        continue  # (not kept: a module imported again meanwhile)
+                    names, made = scan(code)
                     read = (names, _live_bodies(made, module.__dict__))
                 else:
                     read = scan(kept) if isinstance(kept, CodeType) else (kept, bodies)
@@ -545,6 +584,11 @@ class SourceStore:
         if kept is None or kept[0] != digest(source):
             return None
         return kept[1]
+
+    def _compiled(self, name: str, filename: str) -> CodeType | None:
+        """The code of the source ``name`` ran, compiled again (its cache was replaced)."""
+        source = self.ran(name)
+        return None if source is None else compile(source, filename, "exec", dont_inherit=True)
 
     def ran(self, name: str) -> bytes | None:
         """The source ``name`` last ran, if it was kept."""
