@@ -462,7 +462,7 @@ class SourceStore:
                     else:
                         code = _code_of_cache(kept)
                     if code is None:
-                        continue  # (not kept: a module imported again meanwhile)
+                        continue  # (its source was not kept either: left out)
                     names, made = scan(code)
                     read = (names, _live_bodies(made, module.__dict__))
                 else:
@@ -586,7 +586,8 @@ class SourceStore:
         return kept[1]
 
     def _compiled(self, name: str, filename: str) -> CodeType | None:
-        """The code of the source ``name`` ran, compiled again (its cache was replaced)."""
+        """The code of the source ``name`` ran, compiled again (its bytecode cache was
+        replaced or removed since); None if that source was not kept."""
         source = self.ran(name)
         return None if source is None else compile(source, filename, "exec", dont_inherit=True)
 
