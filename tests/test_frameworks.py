@@ -519,14 +519,22 @@ def test_fastapi_routes_validate_with_a_model_edited_under_a_string_annotation(
 
 
 def wait_status(child: Child, port: int, path: str, status: int, text: str) -> tuple[int, str]:
-    """GET ``path`` until it answers ``status`` with ``text`` in the body; fail at the deadline."""
+    """GET ``path`` until it answers ``status`` with ``text`` in the body; fail at the deadline.
+
+    Nothing listening yet is a wait too: the watcher may say it tracks the app's
+    modules (``tracked``) before the server binds its port, on a loaded machine."""
     deadline = time.monotonic() + DEADLINE
     last: object = None
     while time.monotonic() < deadline:
         assert child.proc.poll() is None, child.stderr_text()[-4000:]
-        last = fetch(port, path)
-        if last[0] == status and text in last[1]:
-            return last
+        try:
+            got = fetch(port, path)
+        except OSError as exc:  # not listening yet
+            last = exc
+        else:
+            last = got
+            if got[0] == status and text in got[1]:
+                return got
         time.sleep(0.05)
     tail = child.stderr_text()[-4000:]
     pytest.fail(f"GET {path}: never {status} with {text}; last {last}\n{tail}")
