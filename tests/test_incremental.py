@@ -1921,9 +1921,9 @@ def test_modules_loaded_from_their_bytecode_caches_enter_the_index_as_from_their
 ) -> None:
     """A second start loads the modules from their bytecode caches (``__pycache__``).
     Each capture listener gets the cache's bytes with the code (None for a module
-    compiled from its source); the index keeps only their stamp, and reads the cache
-    again when idle time indexes them.  The index made of them tells what the one
-    made of the code does."""
+    compiled from its source); the compiled core keeps only their stamp and reads the
+    cache again when idle time indexes them, the pure core keeps the bytes.  The index
+    made of them tells what the one made of the code does."""
     _helper_users(project, 4)
     users = [f"user{at}" for at in range(4)]
     # A function the namespace holds in a wrapper: the index keeps the names it holds.
