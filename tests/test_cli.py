@@ -666,31 +666,47 @@ def test_version_names_the_core(proj: Path, core_env: dict[str, str], core_name:
     assert other not in lines[0]
 
 
+# Standard modules a small script may never import, nor the CLI at start-up: dataclasses
+# and inspect (with ast and dis) cost it several milliseconds.
+_HEAVY = ["dataclasses", "inspect"]
+
+
+@pytest.mark.parametrize("watching", [False, True], ids=["no-watch", "watching"])
 def test_start_up_imports_only_what_runs(
-    proj: Path, core_env: dict[str, str], core_name: str
+    proj: Path, core_env: dict[str, str], core_name: str, watching: bool
 ) -> None:
     """Start-up pays for neither the core that does not run, nor the reload engine before
-    a reload needs it, nor what argparse would import to ask the terminal's width."""
+    a reload needs it, nor what argparse would import to ask the terminal's width, nor
+    dataclasses and inspect, but where the standard modules it needs import them (3.14's
+    logging does)."""
     write(
         proj / "main.py",
-        """\
-        import json
+        f"""\
         import sys
 
         names = ["shutil", "muckrack_hmr._core_py", "muckrack_hmr._hmr_core",
-                 "muckrack_hmr.reload.reloader"]
-        print(json.dumps({name: name in sys.modules for name in names}))
+                 "muckrack_hmr.reload.reloader", *{_HEAVY!r}]
+        print({{name: name in sys.modules for name in names}})
         """,
     )
-    got = run_hmr(["--no-watch", "main.py"], cwd=proj, env=core_env)
+    got = run_hmr([*([] if watching else ["--no-watch"]), "main.py"], cwd=proj, env=core_env)
 
     assert got.returncode == 0, got.stderr
-    loaded = json.loads(got.stdout.strip().splitlines()[-1])
+    loaded = eval(got.stdout.strip().splitlines()[-1])  # (json would be imported first)
+    # What the standard modules the CLI needs import themselves, in this Python.
+    needed = "import logging, re, threading, tokenize, typing, weakref, zlib, sys; "
+    plain = subprocess.run(
+        [sys.executable, "-c", f"{needed}print([name in sys.modules for name in {_HEAVY!r}])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert loaded == {
         "shutil": False,
         "muckrack_hmr._core_py": core_name == "py",
         "muckrack_hmr._hmr_core": core_name == "c",
         "muckrack_hmr.reload.reloader": False,
+        **dict(zip(_HEAVY, eval(plain.stdout), strict=True)),
     }
 
 

@@ -11,9 +11,8 @@ command line.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar, cast
 
 from .hooks import CASCADES
 from .watch.backends import BACKENDS, DEFAULT_POLL_INTERVAL
@@ -21,6 +20,7 @@ from .watch.backends import BACKENDS, DEFAULT_POLL_INTERVAL
 __all__ = ["DEFAULT_DEBOUNCE_MS", "OPTIONS", "Option", "Settings", "group_of", "merge"]
 
 T = TypeVar("T")
+_C = TypeVar("_C", bound=type)
 
 DEFAULT_DEBOUNCE_MS = 5.0
 
@@ -28,8 +28,6 @@ DEFAULT_DEBOUNCE_MS = 5.0
 #: ``--no-`` twin (``--clear``/``--no-clear``), one value, a repeatable value, or a
 #: value that may be left out (``--poll``, ``--poll 0.5``).
 Kind = Literal["flag", "switch", "value", "list", "optional"]
-
-_SPEC = "muckrack_hmr.option"
 
 
 # -- the checks: one per option, for the command line, the file and the API alike ------
@@ -181,10 +179,28 @@ class Option:
         return self.kind in ("value", "list")
 
 
+class _Declared:
+    """A field of :class:`Settings` as :func:`_option` declares it (the class names it)."""
+
+    __slots__ = ("default", "spec")
+
+    def __init__(self, default: object, spec: dict[str, object]) -> None:
+        self.default = default
+        self.spec = spec
+
+
+def _declared(name: str, field: _Declared) -> Option:
+    spec = dict(field.spec)
+    short = spec.pop("short")
+    flag = "--" + name.replace("_", "-")
+    flags = (short, flag) if short else (flag,)
+    return Option(name=name, default=field.default, flags=flags, **spec)  # type: ignore[arg-type]  # the spec of _option
+
+
 def _option(
+    *,
     default: T,
     help: str,
-    *,
     kind: Kind,
     check: Callable[[object], T],
     short: str | None = None,
@@ -208,10 +224,34 @@ def _option(
         "paths": paths,
         "group": group,
     }
-    return dataclasses.field(default=default, metadata={_SPEC: spec})
+    # (The class's decorator turns it into an Option; the type checker sees the default.)
+    return cast("T", _Declared(default, spec))
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**_: object) -> Callable[[T], T]:
+        return lambda decorated: decorated
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(_option,))
+def _options_class(cls: _C) -> _C:
+    """Make ``cls`` a frozen record of the options its fields declare (see Settings).
+
+    What ``@dataclass(frozen=True, kw_only=True)`` would make, without the compile of
+    its generated methods, nor the import of dataclasses and inspect: the CLI makes
+    one at each start, and a small script paid several milliseconds for them.
+    """
+    declared = [(name, value) for name, value in vars(cls).items() if isinstance(value, _Declared)]
+    for name, _ in declared:
+        delattr(cls, name)  # (an instance holds every value)
+    setattr(cls, "_options", tuple(_declared(name, field) for name, field in declared))  # noqa: B010
+    return cls
+
+
+@_options_class
 class Settings:
     """Everything a run of ``python -m muckrack.hmr`` (or :meth:`HMR.watch`) is told.
 
@@ -222,8 +262,8 @@ class Settings:
     """
 
     root: tuple[str, ...] = _option(
-        (),
-        "a project folder whose modules are tracked and reloaded (repeatable; "
+        default=(),
+        help="a project folder whose modules are tracked and reloaded (repeatable; "
         "default: the script's folder, or the current folder with -m)",
         kind="list",
         check=_strings,
@@ -231,41 +271,43 @@ class Settings:
         paths=True,
     )
     watch: tuple[str, ...] = _option(
-        (),
-        "also track, watch and reload the modules under DIR (repeatable; the default root stays)",
+        default=(),
+        help="also track, watch and reload the modules under DIR (repeatable; the default "
+        "root stays)",
         kind="list",
         check=_strings,
         metavar="DIR",
         paths=True,
     )
     include: tuple[str, ...] = _option(
-        (),
-        "also reload a module when a matching file it read at import time changes (repeatable)",
+        default=(),
+        help="also reload a module when a matching file it read at import time changes "
+        "(repeatable)",
         kind="list",
         check=_strings,
         metavar="GLOB",
     )
     exclude: tuple[str, ...] = _option(
-        (),
-        "never reload matching modules, nor watch matching files (repeatable)",
+        default=(),
+        help="never reload matching modules, nor watch matching files (repeatable)",
         kind="list",
         check=_strings,
         metavar="GLOB",
     )
     no_watch: bool = _option(
-        False, "don't watch files (reload only via __hmr__)", kind="flag", check=_bool
+        default=False, help="don't watch files (reload only via __hmr__)", kind="flag", check=_bool
     )
     cascade: str = _option(
-        "auto",
-        "which dependents run again after an edit: auto (the statements that consumed "
+        default="auto",
+        help="which dependents run again after an edit: auto (the statements that consumed "
         "what changed; default), always (every dependent, whole) or never",
         kind="value",
         check=_choice(CASCADES),
         choices=CASCADES,
     )
     poll: float | None = _option(
-        None,
-        f"poll for changes every SECONDS (default {DEFAULT_POLL_INTERVAL:g}) instead of "
+        default=None,
+        help=f"poll for changes every SECONDS (default {DEFAULT_POLL_INTERVAL:g}) instead of "
         "OS events: network drives, containers, VMs",
         kind="optional",
         check=_poll,
@@ -274,8 +316,8 @@ class Settings:
         metavar="SECONDS",
     )
     backend: str = _option(
-        "auto",
-        "where file events come from: auto (inotify on Linux, watchdog elsewhere, or "
+        default="auto",
+        help="where file events come from: auto (inotify on Linux, watchdog elsewhere, or "
         "polling where events can't be had; default), inotify, watchdog, polling or "
         "watchfiles (if installed)",
         kind="value",
@@ -283,8 +325,8 @@ class Settings:
         choices=BACKENDS,
     )
     debounce: float = _option(
-        DEFAULT_DEBOUNCE_MS,
-        f"quiet time after a save before reloading (default: {DEFAULT_DEBOUNCE_MS:g} ms, "
+        default=DEFAULT_DEBOUNCE_MS,
+        help=f"quiet time after a save before reloading (default: {DEFAULT_DEBOUNCE_MS:g} ms, "
         "longer for a burst of many files)",
         kind="value",
         check=_milliseconds,
@@ -292,88 +334,119 @@ class Settings:
         metavar="MS",
     )
     watch_data: bool = _option(
-        False,
-        "reload a module when a data file it read at import time (JSON, TOML, YAML, "
+        default=False,
+        help="reload a module when a data file it read at import time (JSON, TOML, YAML, "
         "INI, templates...) changes (default: off)",
         kind="switch",
         check=_bool,
     )
     reload_browser: bool = _option(
-        False,
-        "open pages of a Flask, Django or FastAPI/Starlette development server reload "
+        default=False,
+        help="open pages of a Flask, Django or FastAPI/Starlette development server reload "
         "after each applied save, swap saved stylesheets in place, and show a failed "
         "reload over the page (loopback clients only; default: off)",
         kind="switch",
         check=_bool,
     )
     clear: bool = _option(
-        False, "clear the terminal before each reload's output", kind="switch", check=_bool
+        default=False,
+        help="clear the terminal before each reload's output",
+        kind="switch",
+        check=_bool,
     )
     restart_on_refused: bool = _option(
-        False,
-        "restart the program (same command, environment and port) when a saved edit "
+        default=False,
+        help="restart the program (same command, environment and port) when a saved edit "
         "cannot apply in place, such as a Django model's fields (default: off)",
         kind="switch",
         check=_bool,
     )
     graph: str | None = _option(
-        None,
-        "write the program's import graph to FILE (DOT; SVG too when Graphviz's dot is "
+        default=None,
+        help="write the program's import graph to FILE (DOT; SVG too when Graphviz's dot is "
         "installed) and refresh it after each reload",
         kind="value",
         check=_file_or_none,
         metavar="FILE",
     )
     verbose: bool = _option(
-        False,
-        "log debug details (the watched folders)",
+        default=False,
+        help="log debug details (the watched folders)",
         kind="flag",
         check=_bool,
         short="-v",
         group="verbosity",
     )
     quiet: bool = _option(
-        False, "log only errors", kind="flag", check=_bool, short="-q", group="verbosity"
+        default=False,
+        help="log only errors",
+        kind="flag",
+        check=_bool,
+        short="-q",
+        group="verbosity",
     )
-    no_color: bool = _option(False, "no colours in log lines", kind="flag", check=_bool)
+    no_color: bool = _option(
+        default=False, help="no colours in log lines", kind="flag", check=_bool
+    )
     log_file: str | None = _option(
-        None,
-        "write the log lines to FILE (appended) instead of stderr: for a full-screen "
+        default=None,
+        help="write the log lines to FILE (appended) instead of stderr: for a full-screen "
         "terminal program (Textual, curses) whose screen they would be drawn over",
         kind="value",
         check=_file_or_none,
         metavar="FILE",
     )
 
-    def __post_init__(self) -> None:
-        for option in OPTIONS:
-            value = getattr(self, option.name)
-            try:
-                checked = option.check(value)
-            except ValueError as exc:
-                raise ValueError(f"{option.name} {exc}, not {value!r}") from None
-            if checked is not value:
+    _options: ClassVar[tuple[Option, ...]]  # (set by _options_class: OPTIONS)
+
+    if not TYPE_CHECKING:  # (the type checker sees the fields' own: see _options_class)
+
+        def __init__(self, **values: object) -> None:
+            for option in self._options:
+                value = values.pop(option.name, option.default)
+                try:
+                    checked = option.check(value)
+                except ValueError as exc:
+                    raise ValueError(f"{option.name} {exc}, not {value!r}") from None
                 object.__setattr__(self, option.name, checked)
-        for group, members in _GROUPS.items():
-            chosen = [name for name in members if getattr(self, name)]
-            if len(chosen) > 1:
-                raise ValueError(f"{' and '.join(chosen)} exclude each other ({group})")
+            if values:
+                unknown = next(iter(values))
+                raise TypeError(f"Settings() got an unexpected keyword argument {unknown!r}")
+            for group, members in _GROUPS.items():
+                chosen = [name for name in members if getattr(self, name)]
+                if len(chosen) > 1:
+                    raise ValueError(f"{' and '.join(chosen)} exclude each other ({group})")
+
+        def __setattr__(self, name: str, value: object) -> None:
+            raise AttributeError(f"Settings are frozen: cannot set {name!r} (see Settings.replace)")
+
+        def __delattr__(self, name: str) -> None:
+            raise AttributeError(f"Settings are frozen: cannot delete {name!r}")
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, option.name) for option in self._options)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Settings:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = (f"{option.name}={getattr(self, option.name)!r}" for option in self._options)
+        return f"Settings({', '.join(shown)})"
 
     def replace(self, **changes: object) -> Settings:
         """A copy with ``changes`` (checked like a new one)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # checked by Settings
-
-
-def _declared(field: dataclasses.Field[object]) -> Option:
-    spec = dict(field.metadata[_SPEC])
-    short = spec.pop("short")
-    flag = "--" + field.name.replace("_", "-")
-    flags = (short, flag) if short else (flag,)
-    return Option(name=field.name, default=field.default, flags=flags, **spec)
+        values = {option.name: getattr(self, option.name) for option in self._options}
+        values.update(changes)
+        return Settings(**values)
 
 
 #: Every option, in the order ``--help`` lists them.
-OPTIONS: tuple[Option, ...] = tuple(_declared(field) for field in dataclasses.fields(Settings))
+OPTIONS: tuple[Option, ...] = Settings._options
 _GROUPS: dict[str, tuple[str, ...]] = {}
 for _each in OPTIONS:
     if _each.group is not None:

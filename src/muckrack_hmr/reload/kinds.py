@@ -8,7 +8,6 @@ asks it when the type does not match.  These checks look at the type alone.
 from __future__ import annotations
 
 import functools
-import inspect
 import types
 from typing import TypeGuard, TypeVar
 
@@ -27,8 +26,11 @@ def is_a(value: object, kind: type[_T]) -> TypeGuard[_T]:
 
 # What a function's code makes of a call: a result, a generator, a coroutine or an async
 # generator.  A function object keeps its kind: Python 3.13 deprecates giving it the code
-# of another, and frameworks told the kinds apart when they registered it.
-_KIND = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+# of another, and frameworks told the kinds apart when they registered it.  (The flags
+# are inspect's CO_* values, the same in every CPython: this module is imported at
+# start-up, and inspect, with ast, costs a small script a few milliseconds there.)
+_GENERATOR, _COROUTINE, _ASYNC_GENERATOR = 0x20, 0x80, 0x200
+_KIND = _GENERATOR | _COROUTINE | _ASYNC_GENERATOR
 
 
 def takes_code(code: types.CodeType, new: types.CodeType) -> bool:
@@ -40,9 +42,9 @@ def takes_code(code: types.CodeType, new: types.CodeType) -> bool:
 
 _KIND_NAMES = {
     0: "a plain function",
-    inspect.CO_GENERATOR: "a generator function",
-    inspect.CO_COROUTINE: "a coroutine function",
-    inspect.CO_ASYNC_GENERATOR: "an async generator function",
+    _GENERATOR: "a generator function",
+    _COROUTINE: "a coroutine function",
+    _ASYNC_GENERATOR: "an async generator function",
 }
 
 

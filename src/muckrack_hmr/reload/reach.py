@@ -35,7 +35,6 @@ import-time code needs any more, which costs a look, never a missed statement.
 
 from __future__ import annotations
 
-import dis
 import sys
 from collections.abc import Callable, Iterable
 from types import CodeType, FunctionType, ModuleType
@@ -412,6 +411,8 @@ def _name_ops() -> dict[int, int]:
     """{opcode: shift of its argument to the index in ``co_names``} of the instructions
     that load a name or an attribute, or import: as this Python compiles them (the
     low bits of some arguments are flags, more of them in newer versions)."""
+    import dis  # (here: the table is learned once, at the first scan, not at start-up)
+
     shifts: dict[int, int] = {}
     pending = [compile(_PROBE, "<probe>", "exec")]
     while pending:
@@ -440,6 +441,8 @@ def opcode_table() -> tuple[bytes, int]:
     where the interpreter pushes the NULL beside a callable it calls by name (1 after
     it, 0 before, -1 nowhere: 3.10)."""
     if not _TABLE:
+        import dis
+
         table = bytearray(256)
         for op, shift in _name_ops().items():
             table[op] |= core.OP_LOADS | shift

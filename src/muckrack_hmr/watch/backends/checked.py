@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +32,8 @@ _JUDGED = (".py", ".pyw")
 # says it is the same.  (Not for a folder's first check: a change reported there that the
 # OS did not report would count against its events.)
 _CLOCK_SLACK_NS = 50_000_000
+# Before any report (a time every report of a path is after).
+_NEVER = float("-inf")
 
 
 class CheckedBackend(Backend):
@@ -201,7 +202,7 @@ class CheckedBackend(Backend):
                 missed = [
                     (path, kind)
                     for path, kind, since, _ in due
-                    if self._reported.get(path, -math.inf) < since
+                    if self._reported.get(path, _NEVER) < since
                 ]
                 # Only reports since the oldest change still waiting can count.
                 self._reported = {p: t for p, t in self._reported.items() if t >= oldest}
