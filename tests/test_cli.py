@@ -676,16 +676,17 @@ def test_start_up_imports_only_what_runs(
     proj: Path, core_env: dict[str, str], core_name: str, watching: bool
 ) -> None:
     """Start-up pays for neither the core that does not run, nor the reload engine before
-    a reload needs it, nor what argparse would import to ask the terminal's width, nor
-    dataclasses and inspect, but where the standard modules it needs import them (3.14's
-    logging does)."""
+    a reload needs it, nor the watcher's save pipeline before the file events start, nor
+    what argparse would import to ask the terminal's width, nor dataclasses and inspect,
+    but where the standard modules it needs import them (3.14's logging does)."""
     write(
         proj / "main.py",
         f"""\
         import sys
 
         names = ["shutil", "muckrack_hmr._core_py", "muckrack_hmr._hmr_core",
-                 "muckrack_hmr.reload.reloader", *{_HEAVY!r}]
+                 "muckrack_hmr.reload.reloader", "muckrack_hmr.watch.pipeline",
+                 *{_HEAVY!r}]
         print({{name: name in sys.modules for name in names}})
         """,
     )
@@ -706,6 +707,8 @@ def test_start_up_imports_only_what_runs(
         "muckrack_hmr._core_py": core_name == "py",
         "muckrack_hmr._hmr_core": core_name == "c",
         "muckrack_hmr.reload.reloader": False,
+        # (The watcher makes its save pipeline once the start-up is over.)
+        "muckrack_hmr.watch.pipeline": False,
         **dict(zip(_HEAVY, eval(plain.stdout), strict=True)),
     }
 

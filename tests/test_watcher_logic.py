@@ -45,7 +45,8 @@ from muckrack_hmr.watch.backends import (
     mounts,
 )
 from muckrack_hmr.watch.debounce import FORCE_AFTER, MAX_QUIET, Batch
-from muckrack_hmr.watch.watcher import OPEN_PATIENCE, SETTLE, Watcher
+from muckrack_hmr.watch.saves import OPEN_PATIENCE, SETTLE
+from muckrack_hmr.watch.watcher import Watcher
 from tests.conftest import Project, leases_tell
 from tests.subprocesses import A_NEW, A_OLD
 
@@ -1806,6 +1807,69 @@ def test_idle_work_found_busy_is_looked_at_again_soon(hmr: Any) -> None:
     # Looks at 5, 25, 65, 145, 305 ms...: the rest is seen within one pause (and slack).
     late = steps.worked[0] - activity.until
     assert late < 0.5, late
+
+
+class _StartUp:
+    """A program's start-up, in place of the watcher's wait for it: over when the test
+    says, or when the watcher is stopped (or hurried)."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+        self.waiting = threading.Event()
+        self.over = threading.Event()
+
+    def __call__(self) -> None:
+        self.waiting.set()
+        deadline = time.monotonic() + 10
+        while not (self.over.is_set() or self.watcher._hurried.is_set()):
+            assert time.monotonic() < deadline, "the start-up never ended"
+            self.over.wait(0.01)
+
+
+@pytest.mark.parametrize("asked_before", [False, True], ids=["after", "asked-before"])
+def test_the_save_pipeline_is_made_once_the_start_up_is_over(hmr: Any, asked_before: bool) -> None:
+    """The watcher imports and makes its save pipeline on its own thread once the
+    program's start-up is over: importing it cost every start-up 2 ms.  One asked for
+    meanwhile (a notebook's first cell, a fork) is made at once, and the watcher's
+    thread runs that one."""
+    backend = FakeBackend()
+    watcher = Watcher(hmr, debounce=DEBOUNCE, backend=backend)
+    start_up = _StartUp(watcher)
+    watcher._settle_in = start_up  # type: ignore[method-assign]
+    try:
+        watcher.start()
+        assert start_up.waiting.wait(timeout=10)
+        assert watcher._pipeline is None
+        assert watcher.backend is None  # (asking does not make it)
+        asked = watcher.pipeline if asked_before else None
+        assert backend.sink is None  # no file events yet
+        start_up.over.set()
+        assert watcher.started.wait(timeout=10), "the file events never started"
+        assert backend.sink is not None
+        pipeline = watcher.pipeline
+        assert asked is None or asked is pipeline
+        assert pipeline._thread is watcher._thread
+        assert watcher.backend is backend
+    finally:
+        watcher.stop()
+    assert backend.stopped
+    assert watcher._thread is not None
+    assert not watcher._thread.is_alive()
+
+
+def test_a_watcher_stopped_during_the_start_up_makes_no_pipeline(hmr: Any) -> None:
+    backend = FakeBackend()
+    watcher = Watcher(hmr, debounce=DEBOUNCE, backend=backend)
+    start_up = _StartUp(watcher)
+    watcher._settle_in = start_up  # type: ignore[method-assign]
+    watcher.start()
+    assert start_up.waiting.wait(timeout=10)
+    watcher.stop()
+    assert watcher._thread is not None
+    assert not watcher._thread.is_alive()
+    assert watcher._pipeline is None
+    assert backend.sink is None
+    assert not watcher.started.is_set()
 
 
 def test_without_watching_a_program_busy_after_its_start_up_is_looked_at_rarely(

@@ -105,6 +105,10 @@ def _forget_bytecode(path: str) -> None:
         os.unlink(cached)
 
 
+def _nothing_to_wait_for() -> None:
+    """The start-up was waited for already (see SavePipeline.run)."""
+
+
 class SavesConsumer(Protocol):
     """What a pipeline hands its settled saves to (called on the pipeline's thread)."""
 
@@ -141,6 +145,8 @@ class SavePipeline:
         poll_option: str = "--poll",
         rescan: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        started: threading.Event | None = None,
+        thread: threading.Thread | None = None,
     ) -> None:
         self.hmr = hmr
         self.project = hmr.project
@@ -191,9 +197,10 @@ class SavePipeline:
         self._looks = 0
         # Batches taken from the queue and not judged yet (see pending).
         self._judging = 0
-        self._thread: threading.Thread | None = None
+        # The thread that runs the pipeline: its own (start), or its consumer's (run).
+        self._thread = thread
         #: Set once file events are on (see :meth:`start`).
-        self.started = threading.Event()
+        self.started = started if started is not None else threading.Event()
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -222,6 +229,13 @@ class SavePipeline:
         # inherit a mask that leaves the process's signals to the main thread.
         with signals_to_main_thread():
             self._thread.start()
+
+    def run(self) -> None:
+        """Start the file events, then run the pipeline on the calling thread until
+        :meth:`stop`: for a consumer that waits for the program's start-up on a thread
+        of its own (the watcher), and makes the pipeline only then."""
+        self._thread = threading.current_thread()
+        self._run(_nothing_to_wait_for)
 
     def _start_events(self) -> None:
         if self.backend is None:
