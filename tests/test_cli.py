@@ -8,6 +8,7 @@ wait, with a deadline, for the child's output lines.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -693,7 +694,8 @@ def test_start_up_imports_only_what_runs(
     got = run_hmr([*([] if watching else ["--no-watch"]), "main.py"], cwd=proj, env=core_env)
 
     assert got.returncode == 0, got.stderr
-    loaded = eval(got.stdout.strip().splitlines()[-1])  # (json would be imported first)
+    # (A dict's repr: json would be imported by the program before it looked.)
+    loaded = ast.literal_eval(got.stdout.strip().splitlines()[-1])
     # What the standard modules the CLI needs import themselves, in this Python.
     needed = "import logging, re, threading, tokenize, typing, weakref, zlib, sys; "
     plain = subprocess.run(
@@ -709,7 +711,7 @@ def test_start_up_imports_only_what_runs(
         "muckrack_hmr.reload.reloader": False,
         # (The watcher makes its save pipeline once the start-up is over.)
         "muckrack_hmr.watch.pipeline": False,
-        **dict(zip(_HEAVY, eval(plain.stdout), strict=True)),
+        **dict(zip(_HEAVY, ast.literal_eval(plain.stdout), strict=True)),
     }
 
 
