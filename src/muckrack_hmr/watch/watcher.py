@@ -93,16 +93,26 @@ class Watcher:
             # Now, where an error is the caller's: the backend is made on the watcher's
             # thread, where it could only be logged while the program ran on.
             check_available(backend)
-        # What the pipeline is made with (see pipeline).
-        self._pipeline_options: dict[str, object] = {
-            "debounce": debounce,
-            "backend": backend,
-            "poll": poll,
-            "path_filter": self.filter,
-            "data": self.data,
-            "rescan": rescan,
-            "clock": clock,
-        }
+
+        def make_pipeline() -> SavePipeline:
+            from .pipeline import SavePipeline
+
+            return SavePipeline(
+                hmr,
+                self,
+                debounce=debounce,
+                backend=backend,
+                poll=poll,
+                path_filter=self.filter,
+                data=self.data,
+                rescan=rescan,
+                clock=clock,
+                started=self.started,
+                thread=self._thread,
+            )
+
+        # (See pipeline.)
+        self._make_pipeline = make_pipeline
         self._pipeline: SavePipeline | None = None
         self._pipeline_made = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -136,16 +146,7 @@ class Watcher:
             with self._pipeline_made:
                 pipeline = self._pipeline
                 if pipeline is None:
-                    from .pipeline import SavePipeline
-
-                    pipeline = SavePipeline(
-                        self.hmr,
-                        self,
-                        started=self.started,
-                        thread=self._thread,
-                        **self._pipeline_options,  # type: ignore[arg-type]  # as given above
-                    )
-                    self._pipeline = pipeline
+                    pipeline = self._pipeline = self._make_pipeline()
         return pipeline
 
     def safe_point(self) -> None:
