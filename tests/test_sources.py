@@ -199,8 +199,13 @@ def test_the_names_code_loads_are_read_off_its_opcodes_as_dis_decodes_them(
     from muckrack_hmr.reload.reach import _LOADS, opcode_table
 
     table = opcode_table()[0]
-    for module in (dis, inspect, json, textwrap, typing):
-        pending = [compile(inspect.getsource(module), module.__name__, "exec")]
+    # A generated module too: more names than a byte indexes, so its loads of the
+    # later ones carry EXTENDED_ARG (which most code has none of).
+    generated = "import core\n" + "".join(f"V{i} = core.n{i}(W{i})\n" for i in range(300))
+    sources = [(inspect.getsource(m), m.__name__) for m in (dis, inspect, json, textwrap, typing)]
+    sources.append((generated, "generated"))
+    for source, name in sources:
+        pending = [compile(source, name, "exec")]
         while pending:
             code = pending.pop()
             pending.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
@@ -209,7 +214,7 @@ def test_the_names_code_loads_are_read_off_its_opcodes_as_dis_decodes_them(
                 for i in dis.get_instructions(code)
                 if i.opname in _LOADS and isinstance(i.argval, str)
             }
-            assert core.loaded_names(code, table, True) == decoded, (module.__name__, code.co_name)
+            assert core.loaded_names(code, table, True) == decoded, (name, code.co_name)
     code = compile(
         "import a\nfrom b import c\n\n\ndef f():\n    pass\n\n\nx = a.y(c)\n", "m", "exec"
     )

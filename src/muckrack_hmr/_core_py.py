@@ -409,13 +409,17 @@ def loaded_names(code: CodeType, table: bytes, imports: bool) -> set[str]:
     raw = code.co_code
     ops, args, names = raw[0::2], raw[1::2], code.co_names
     found: set[str] = set()
-    for op, shift, imported in _opcodes(table).loads:
+    opcodes = _opcodes(table)
+    # (Most code has no EXTENDED_ARG: then each argument is the byte after its opcode.)
+    extended = opcodes.extended >= 0 and ops.find(opcodes.extended) >= 0
+    add, find = found.add, ops.find
+    for op, shift, imported in opcodes.loads:
         if imported and not imports:
             continue
-        at = ops.find(op)
+        at = find(op)
         while at >= 0:
-            found.add(names[_arg(ops, args, at, table) >> shift])
-            at = ops.find(op, at + 1)
+            add(names[(_arg(ops, args, at, table) if extended else args[at]) >> shift])
+            at = find(op, at + 1)
     return found
 
 
@@ -431,11 +435,13 @@ def called_names(code: CodeType, names: set[str], table: bytes, null_after: int)
         return set(names)
     raw = code.co_code
     ops, args, table_names = raw[0::2], raw[1::2], code.co_names
-    load = _opcodes(table).load_name
+    opcodes = _opcodes(table)
+    load = opcodes.load_name
+    extended = opcodes.extended >= 0 and ops.find(opcodes.extended) >= 0
     found: set[str] = set()
     at = ops.find(load)
     while at >= 0:
-        name = table_names[_arg(ops, args, at, table)]
+        name = table_names[_arg(ops, args, at, table) if extended else args[at]]
         if name in names and name not in found:
             beside = at + 1 if null_after else at - 1
             if 0 <= beside < len(ops) and table[ops[beside]] & OP_PUSH_NULL:
@@ -457,6 +463,8 @@ class _Opcodes:
             if flags & OP_LOADS
         ]
         self.load_name = next((op for op, flags in enumerate(table) if flags & OP_LOAD_NAME), -1)
+        #: EXTENDED_ARG (-1: none in the table)
+        self.extended = next((op for op, flags in enumerate(table) if flags & OP_EXTENDED), -1)
 
 
 _OPCODES: dict[bytes, _Opcodes] = {}
