@@ -399,6 +399,8 @@ cdef inline bint _calls_at(const unsigned char* units, Py_ssize_t at, Py_ssize_t
     it prepares, or as the decorator of a function or class made within a few
     instructions?  (``null_after``: see called_names; 0 or 1 here.)"""
     cdef Py_ssize_t beside = at + 2 if null_after else at - 2, following
+    while not null_after and beside >= 0 and table[units[beside]] & _EXTENDED:
+        beside -= 2  # (the NULL comes before the prefixes of a name's index over 255)
     if 0 <= beside < size and table[units[beside]] & _PUSH_NULL:
         return True
     for following in range(at + 2, min(at + 2 + 2 * _DECORATED_WITHIN, size), 2):

@@ -254,19 +254,23 @@ def test_a_module_scan_tells_what_its_level_calls_and_the_code_of_its_functions(
     with pytest.raises(TypeError):
         core.scan_module("not code", *opcode_table())
     # A level with more names than the core marks on its stack (a generated module),
-    # and a class body that calls one of its own functions: the same answers.
+    # functions defined after them (their names' loads carry EXTENDED_ARG), and a class
+    # body that calls one of its own functions: the same answers.
     many = "".join(f"V{i} = core.n{i}\n" for i in range(700))
+    late = "def late():\n    pass\n\n\ndef late_read():\n    pass\n\n\nW = [late_read, late()]\n"
     code = compile(
         f"import core\n\n\ndef only_read():\n    pass\n\n\nT = [only_read]\n{many}\n\n"
+        f"{late}\n\n"
         "class L:\n    def _make():\n        return core.made()\n\n    v = _make()\n"
         "    def m(self):\n        return core.not_now()\n",
         "m",
         "exec",
     )
     at_import = set(core.scan_module(code, *opcode_table())[0])
-    assert {"core", "n0", "n699", "made"} <= at_import
+    assert {"core", "n0", "n699", "made", "late"} <= at_import
     assert "not_now" not in at_import
     assert ("only_read" in at_import) == (opcode_table()[1] < 0)
+    assert ("late_read" in at_import) == (opcode_table()[1] < 0)
 
 
 @pytest.mark.parametrize("order", ["callee-first", "caller-first"])

@@ -410,8 +410,7 @@ def loaded_names(code: CodeType, table: bytes, imports: bool) -> set[str]:
     ops, args, names = raw[0::2], raw[1::2], code.co_names
     found: set[str] = set()
     opcodes = _opcodes(table)
-    # (Most code has no EXTENDED_ARG: then each argument is the byte after its opcode.)
-    extended = opcodes.extended >= 0 and ops.find(opcodes.extended) >= 0
+    extended = opcodes.extended_in(ops)
     add, find = found.add, ops.find
     for op, shift, imported in opcodes.loads:
         if imported and not imports:
@@ -437,13 +436,15 @@ def called_names(code: CodeType, names: set[str], table: bytes, null_after: int)
     ops, args, table_names = raw[0::2], raw[1::2], code.co_names
     opcodes = _opcodes(table)
     load = opcodes.load_name
-    extended = opcodes.extended >= 0 and ops.find(opcodes.extended) >= 0
+    extended = opcodes.extended_in(ops)
     found: set[str] = set()
     at = ops.find(load)
     while at >= 0:
         name = table_names[_arg(ops, args, at, table) if extended else args[at]]
         if name in names and name not in found:
             beside = at + 1 if null_after else at - 1
+            while not null_after and beside >= 0 and table[ops[beside]] & OP_EXTENDED:
+                beside -= 1  # (the NULL comes before the prefixes of a name's index over 255)
             if 0 <= beside < len(ops) and table[ops[beside]] & OP_PUSH_NULL:
                 found.add(name)
             elif any(table[op] & OP_MAKES for op in ops[at + 1 : at + 6]):
@@ -465,6 +466,11 @@ class _Opcodes:
         self.load_name = next((op for op, flags in enumerate(table) if flags & OP_LOAD_NAME), -1)
         #: EXTENDED_ARG (-1: none in the table)
         self.extended = next((op for op, flags in enumerate(table) if flags & OP_EXTENDED), -1)
+
+    def extended_in(self, ops: bytes) -> bool:
+        """Do these opcodes hold an EXTENDED_ARG?  Most code has none: then each
+        instruction's argument is the byte after its opcode (no _arg needed)."""
+        return self.extended >= 0 and ops.find(self.extended) >= 0
 
 
 _OPCODES: dict[bytes, _Opcodes] = {}
