@@ -1964,6 +1964,28 @@ def test_modules_loaded_from_their_bytecode_caches_enter_the_index_as_from_their
     assert not set(followed) & set(users)
 
 
+def test_a_module_of_many_names_that_calls_its_function_at_import_follows_what_it_calls(
+    project: Project, hmr: Any
+) -> None:
+    """A module with more names than one byte indexes (a generated module) calls one of
+    its own functions at its top level, below them: a body edit of what that function
+    calls runs that statement again.  (CPython 3.11-3.12 push the call's NULL before
+    the EXTENDED_ARG prefixes of the name's index: the call was taken for a read, and
+    the module did not follow.)"""
+    project.write("core.py", "def helper():\n    return 1\n")
+    many = "".join(f"V{i} = {i}\n" for i in range(300))
+    project.write(
+        "big.py",
+        f"import core\n{many}\n\ndef late():\n    return core.helper()\n\n\nX = [late()]\n",
+    )
+    big = fresh(hmr, "core", "big")[1]
+    hmr.reloader.index_reach()
+    assert big.X == [1]
+    project.write("core.py", "def helper():\n    return 20\n")
+    assert sorted(hmr.reload("core").reloaded) == ["big", "core"]
+    assert big.X == [20]
+
+
 @pytest.mark.parametrize("cache", ["kept", "rewritten", "removed"])
 def test_the_index_reads_the_code_a_module_ran_when_its_bytecode_cache_changed_since(
     project: Project, hmr: Any, cache: str
