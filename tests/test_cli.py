@@ -342,6 +342,44 @@ def test_the_program_sees_its_own_threads_like_python(
     assert (got.returncode, got.stdout) == (0, expected.stdout), got.stderr
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
+def test_the_threads_the_cli_starts_in_the_main_thread_leave_it_the_signals(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    """A thread inherits the signal mask of the thread that starts it: ``--graph``'s and
+    ``--restart-on-refused``'s threads, started in the program's main thread, took the
+    process's signals (a Ctrl-C the kernel hands to a thread that does not block it is
+    only seen by the main thread once its blocking call returns)."""
+    write(
+        proj / "script.py",
+        """\
+        import signal
+
+        from muckrack_hmr.threads import all_threads
+
+
+        def blocks_sigint(native_id):
+            with open(f"/proc/self/task/{native_id}/status") as status:
+                for line in status:
+                    if line.startswith("SigBlk:"):
+                        return bool(int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1)
+
+
+        for thread in sorted(all_threads(), key=lambda thread: thread.name):
+            if thread.name.startswith("muckrack-hmr-") and thread.native_id is not None:
+                print(thread.name, blocks_sigint(thread.native_id))
+        """,
+    )
+    got = run_hmr(
+        ["--graph", "graph.dot", "--restart-on-refused", "script.py"], cwd=proj, env=core_env
+    )
+
+    assert got.returncode == 0, got.stderr
+    blocked = dict(line.split() for line in got.stdout.splitlines())
+    assert {"muckrack-hmr-graph", "muckrack-hmr-parent", "muckrack-hmr-watcher"} <= set(blocked)
+    assert set(blocked.values()) == {"True"}, blocked
+
+
 # -- 5. uncaught exceptions -------------------------------------------------------
 
 

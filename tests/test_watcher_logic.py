@@ -1360,6 +1360,34 @@ def test_the_watchers_threads_leave_signals_to_the_main_thread(
         sys.modules.pop("b", None)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
+def test_a_reload_asked_in_the_main_thread_starts_no_thread_that_takes_signals(
+    project: Project, hmr: Any
+) -> None:
+    # The first reload starts the watchdog's thread where it runs: here, the main
+    # thread, whose mask takes every signal; the thread inherited it.
+    project.write("a.py", A_OLD)
+    module = importlib.import_module("a")
+    assert module.f() == "old"
+    before = {thread.native_id for thread in threading.enumerate()}
+    main_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert signal.SIGINT not in main_mask
+
+    project.write("a.py", A_NEW)
+    ran, _ = hmr.reload_module("a")
+
+    assert ran == ["a"]
+    assert module.f() == "new"
+    (watchdog,) = (
+        thread
+        for thread in threading.enumerate()
+        if thread.native_id not in before and thread.name == "muckrack-hmr-watchdog"
+    )
+    assert watchdog.native_id is not None
+    assert {signal.SIGINT, signal.SIGTERM} <= _blocked_signals(watchdog.native_id)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == main_mask
+
+
 _IDLE_SCENARIO = """
 import threading, time
 from muckrack_hmr.watch import watcher as watcher_module

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from . import collector
+from .threads import signals_to_main_thread
 
 if TYPE_CHECKING:
     from .api import HMR
@@ -176,9 +177,10 @@ class GraphFile:
             watcher.started.wait()
             self.write(None)
 
-        threading.Thread(
-            target=collector.ours(when_started), name="muckrack-hmr-graph", daemon=True
-        ).start()
+        with signals_to_main_thread():  # (started in the program's main thread)
+            threading.Thread(
+                target=collector.ours(when_started), name="muckrack-hmr-graph", daemon=True
+            ).start()
 
     def write(self, result: ReloadResult | None) -> None:
         try:

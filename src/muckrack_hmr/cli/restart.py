@@ -39,6 +39,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from .. import collector
+from ..threads import signals_to_main_thread
 
 if TYPE_CHECKING:
     from ..api import HMR
@@ -169,12 +170,13 @@ def supervised(hmr: HMR, main_file: str | None) -> Restarter | None:
     if channel is None or watcher is None:
         return None
     if sys.platform != "win32":
-        threading.Thread(
-            target=collector.ours(_end_with_parent),
-            args=(os.getppid(),),
-            name="muckrack-hmr-parent",
-            daemon=True,
-        ).start()
+        with signals_to_main_thread():  # (started in the program's main thread)
+            threading.Thread(
+                target=collector.ours(_end_with_parent),
+                args=(os.getppid(),),
+                name="muckrack-hmr-parent",
+                daemon=True,
+            ).start()
     restarter = Restarter(hmr, channel, main_file)
     watcher.after_reload.append(restarter.reloaded)
     watcher.pipeline.script_refused.append(restarter.refused)
@@ -314,9 +316,12 @@ class _ColdStart:
 
         # Restored at its first call: the one start-up of this process is measured.
         socket.socket.listen = listen  # type: ignore[method-assign,assignment]
-        threading.Thread(
-            target=collector.ours(self._start_up_over), name="muckrack-hmr-restart", daemon=True
-        ).start()
+        with signals_to_main_thread():  # (started in the program's main thread)
+            threading.Thread(
+                target=collector.ours(self._start_up_over),
+                name="muckrack-hmr-restart",
+                daemon=True,
+            ).start()
 
     def _start_up_over(self) -> None:
         # The watcher's file events start once the program's start-up is over;

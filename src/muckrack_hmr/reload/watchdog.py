@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 
 from .. import collector
+from ..threads import signals_to_main_thread
 
 __all__ = ["Superseded", "Watchdog"]
 
@@ -107,7 +108,10 @@ class Watchdog:
             self._thread = threading.Thread(
                 target=collector.ours(self._watch), name="muckrack-hmr-watchdog", daemon=True
             )
-            self._thread.start()
+            # A reload the program asks for in its main thread starts it there: it must
+            # not inherit a mask that takes the process's signals (see threads).
+            with signals_to_main_thread():
+                self._thread.start()
 
     def saves(self, filenames: list[str]) -> None:
         """The files saved for the reload that starts (its modules'): a newer save of one
