@@ -342,6 +342,56 @@ def test_the_program_sees_its_own_threads_like_python(
     assert (got.returncode, got.stdout) == (0, expected.stdout), got.stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="counts page faults with resource")
+def test_calls_back_and_forth_over_a_frame_stack_chunk_end_make_no_chunk_each_time(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    """CPython 3.11-3.13 free a chunk of a thread's frame stack (16 KB) as soon as the
+    frames leave it: a loop of calls that each need a new chunk made and freed one per
+    call, with a page fault each.  Deep imports did it under the CLI (the pure core's
+    hook adds frames: 167 times in a 1000-module start-up); the program now runs in a
+    chunk with room for a deep stack."""
+    write(
+        proj / "script.py",
+        """\
+        import resource
+
+
+        def leaf():
+            return 1
+
+
+        # A frame of about 2.5 KB: at some depths below, it does not fit what is left
+        # of a chunk.
+        leaf.__code__ = leaf.__code__.replace(co_stacksize=300)
+
+
+        WHO = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+
+
+        def at_depth(depth, calls):
+            if depth:
+                return at_depth(depth - 1, calls)
+            faults = resource.getrusage(WHO).ru_minflt
+            for _ in range(calls):
+                leaf()
+            return resource.getrusage(WHO).ru_minflt - faults
+
+
+        print(max(at_depth(depth, 200) for depth in range(400)))
+        """,
+    )
+    plain = run_python(["script.py"], cwd=proj, env=core_env)
+    assert plain.returncode == 0, plain.stderr
+    if int(plain.stdout) < 200:
+        pytest.skip("this Python keeps the chunks of its frame stack (3.10, 3.14+)")
+
+    got = run_hmr(["script.py"], cwd=proj, env=core_env)
+
+    assert got.returncode == 0, got.stderr
+    assert int(got.stdout) < 20
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
 def test_the_threads_the_cli_starts_in_the_main_thread_leave_it_the_signals(
     proj: Path, core_env: dict[str, str]
