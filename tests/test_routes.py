@@ -555,6 +555,86 @@ def test_fastapi_routes_added_edited_and_removed(proj: Path, spawn: Spawn) -> No
     assert stamp_of(port, "/items/") is None
 
 
+FASTAPI_ORDERED = """\
+import os
+
+from fastapi import FastAPI
+
+import things
+
+app = FastAPI()
+app.include_router(things.router, prefix="/things")
+
+
+@app.get("/order")
+def order():
+    return {"pid": os.getpid(), "app": [getattr(route, "path", None) for route in app.routes],
+            "things": [route.path for route in things.router.routes]}
+
+
+@app.get("/users/{name}")
+def user(name: str):
+    return {"user": name}
+"""
+
+FASTAPI_THINGS = """\
+from fastapi import APIRouter
+
+router = APIRouter()
+
+
+@router.get("/{item_id}")
+def item(item_id: str):
+    return {"item": item_id}
+"""
+
+
+def test_a_fastapi_route_added_above_one_that_matches_it_too_is_served_first(
+    proj: Path, spawn: Spawn
+) -> None:
+    """A router serves the first route that matches: a new route goes where its def is
+    among the routes of its file, as in a fresh start.  It was put last, and a route
+    above it that matches its path too (``/{item_id}``) answered in its place."""
+    write(proj / "app.py", FASTAPI_ORDERED)
+    write(proj / "things.py", FASTAPI_THINGS)
+    port = free_port()
+    child = spawn(
+        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    tracked(child, "app", "things")
+    first = poll(child, port, lambda got: True, path="/order")
+    assert first["things"] == ["/{item_id}"]
+    assert status(port, "/things/special") == (200, '{"item":"special"}')
+
+    # Added above the route that matches it too, in an included router and in the app.
+    special = '@router.get("/special")\ndef special():\n    return "special"\n\n\n'
+    edit(
+        child,
+        proj / "things.py",
+        FASTAPI_THINGS.replace('@router.get("/{item_id}")', special + '@router.get("/{item_id}")'),
+        "things",
+    )
+    everyone = '@app.get("/users/everyone")\ndef everyone():\n    return "everyone"\n\n\n'
+    edit(
+        child,
+        proj / "app.py",
+        FASTAPI_ORDERED.replace(
+            '@app.get("/users/{name}")', everyone + '@app.get("/users/{name}")'
+        ),
+        "app",
+    )
+
+    assert status(port, "/things/special") == (200, '"special"')
+    assert status(port, "/things/other") == (200, '{"item":"other"}')
+    assert status(port, "/users/everyone") == (200, '"everyone"')
+    assert status(port, "/users/ann") == (200, '{"user":"ann"}')
+    now = poll(child, port, lambda got: True, path="/order")
+    assert now["pid"] == first["pid"]
+    assert now["things"] == ["/special", "/{item_id}"]  # as a fresh start has them
+    assert now["app"].index("/users/everyone") + 1 == now["app"].index("/users/{name}")
+    assert len(now["app"]) == len(first["app"]) + 1
+
+
 FASTAPI_EVENTS = """\
 import os
 

@@ -27,7 +27,7 @@ import sys
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, cast
 
 from . import _reloading
@@ -56,6 +56,8 @@ __all__ = ["enable", "follow_routes", "note_routes"]
 log = logging.getLogger(__name__)
 
 _MARK = "__muckrack_hmr__"
+# The most ``__wrapped__`` links followed to an endpoint's def (a loop ends there).
+_WRAPPED_AT_MOST = 100
 
 # By id: a Router compares by its routes, so it is not hashable.
 _routers: weakref.WeakValueDictionary[int, _Router] = weakref.WeakValueDictionary()
@@ -342,6 +344,7 @@ def _replace_earlier(router: _Router, saved: list[object]) -> None:
     if not added or len(added) == len(routes):
         return  # nothing added, or a new table (an adopted app's)
     changed = False
+    unplaced: list[object] = []
     for new in added:
         old = [index for index, route in enumerate(routes) if id(route) in earlier]
         place = next((i for i in old if _key(routes[i]) == _key(new)), None)
@@ -361,6 +364,8 @@ def _replace_earlier(router: _Router, saved: list[object]) -> None:
                 None,
             )
         if place is None:
+            if _reloading.defined_at_top(endpoint, module) is not None:
+                unplaced.append(new)  # a route that is new: see _in_source_order
             continue
         target = routes[place]
         earlier.discard(id(target))
@@ -368,8 +373,54 @@ def _replace_earlier(router: _Router, saved: list[object]) -> None:
         routes[next(i for i, route in enumerate(routes) if route is target)] = new
         changed = True
         log.debug("route %s replaces its earlier declaration", getattr(new, "path", "?"))
-    if changed:
+    if _in_source_order(routes, unplaced) or changed:
         _changed(router)
+
+
+def _in_source_order(routes: list[object], new: list[object]) -> bool:
+    """Put each of the ``new`` routes (appended by the decorator of a new top-level def)
+    before the first route whose def is below its own in the same file, as a fresh start
+    would have it: a router serves the first route that matches, and a new
+    ``/items/special`` written above ``/items/{item_id}`` was shadowed by it."""
+    moved = False
+    for route in new:
+        at = _declared_at(route)
+        if at is None:
+            continue
+        below = next(
+            (
+                index
+                for index, other in enumerate(routes)
+                if other is not route
+                and (declared := _declared_at(other)) is not None
+                and declared[0] == at[0]
+                and declared[1] > at[1]
+            ),
+            None,
+        )
+        index = next(i for i, other in enumerate(routes) if other is route)
+        if below is None or below > index:
+            continue
+        del routes[index]
+        routes.insert(below, route)
+        moved = True
+        log.debug("route %s goes where its def is", getattr(route, "path", "?"))
+    return moved
+
+
+def _declared_at(route: object) -> tuple[str, int] | None:
+    """The file and first line of the def of ``route``'s endpoint (what a decorator that
+    kept ``__wrapped__`` wraps): None for an endpoint that is no function."""
+    function = getattr(route, "endpoint", None)
+    for _ in range(_WRAPPED_AT_MOST):
+        inner = getattr(function, "__wrapped__", None)
+        if inner is None:
+            break
+        function = inner
+    code = getattr(function, "__code__", None)
+    if not isinstance(code, CodeType):
+        return None
+    return code.co_filename, code.co_firstlineno
 
 
 def _remove(router: _Router, route: object, name: str) -> None:
