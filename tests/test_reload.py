@@ -1024,7 +1024,8 @@ def test_a_function_moved_to_another_module_says_that_references_keep_the_old_co
         assert hmr.reload_module("a", force=whole)[0] == ["a"]
     assert (a.util(1), held(2)) == ("new1", "old2")
     assert [r.getMessage() for r in caplog.records] == [
-        "a.util is a new function object (c.util now); references to the old one keep its code"
+        "a.util is a new function object (c.util now): the name runs the new code, "
+        "references taken before it (a callback stored) keep the old"
     ]
 
 

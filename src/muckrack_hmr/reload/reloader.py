@@ -279,7 +279,10 @@ def _own_modules(names: list[str]) -> list[str]:
 
 
 # A function whose references the reload could not give the new code.
-_NEW_OBJECT = "%s is a new function object (%s); references to the old one keep its code"
+_NEW_OBJECT = (
+    "%s is a new function object (%s): the name runs the new code, references taken "
+    "before it (a callback stored) keep the old"
+)
 
 
 def _nobody(module: str) -> bool:
