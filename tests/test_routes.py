@@ -586,15 +586,21 @@ router = APIRouter()
 @router.get("/{item_id}")
 def item(item_id: str):
     return {"item": item_id}
+
+
+@router.get("/all")
+def everything():
+    return "all"
 """
 
 
-def test_a_fastapi_route_added_above_one_that_matches_it_too_is_served_first(
+def test_fastapi_routes_follow_the_order_of_their_defs_as_in_a_fresh_start(
     proj: Path, spawn: Spawn
 ) -> None:
-    """A router serves the first route that matches: a new route goes where its def is
-    among the routes of its file, as in a fresh start.  It was put last, and a route
-    above it that matches its path too (``/{item_id}``) answered in its place."""
+    """A router serves the first route that matches: a route goes where its def is among
+    the routes of its file, as in a fresh start.  A new route went last, and a route
+    above it that matched its path too (``/{item_id}``) answered in its place; a def
+    moved above such a route (to be matched first) kept its route where it was."""
     write(proj / "app.py", FASTAPI_ORDERED)
     write(proj / "things.py", FASTAPI_THINGS)
     port = free_port()
@@ -603,17 +609,16 @@ def test_a_fastapi_route_added_above_one_that_matches_it_too_is_served_first(
     )
     tracked(child, "app", "things")
     first = poll(child, port, lambda got: True, path="/order")
-    assert first["things"] == ["/{item_id}"]
+    assert first["things"] == ["/{item_id}", "/all"]
     assert status(port, "/things/special") == (200, '{"item":"special"}')
+    assert status(port, "/things/all") == (200, '{"item":"all"}')  # as in a fresh start
 
-    # Added above the route that matches it too, in an included router and in the app.
+    # 1. Added above the route that matches it too, in an included router and in the app.
     special = '@router.get("/special")\ndef special():\n    return "special"\n\n\n'
-    edit(
-        child,
-        proj / "things.py",
-        FASTAPI_THINGS.replace('@router.get("/{item_id}")', special + '@router.get("/{item_id}")'),
-        "things",
+    things = FASTAPI_THINGS.replace(
+        '@router.get("/{item_id}")', special + '@router.get("/{item_id}")'
     )
+    edit(child, proj / "things.py", things, "things")
     everyone = '@app.get("/users/everyone")\ndef everyone():\n    return "everyone"\n\n\n'
     edit(
         child,
@@ -630,9 +635,24 @@ def test_a_fastapi_route_added_above_one_that_matches_it_too_is_served_first(
     assert status(port, "/users/ann") == (200, '{"user":"ann"}')
     now = poll(child, port, lambda got: True, path="/order")
     assert now["pid"] == first["pid"]
-    assert now["things"] == ["/special", "/{item_id}"]  # as a fresh start has them
+    assert now["things"] == ["/special", "/{item_id}", "/all"]
     assert now["app"].index("/users/everyone") + 1 == now["app"].index("/users/{name}")
     assert len(now["app"]) == len(first["app"]) + 1
+
+    # 2. A def moved, unchanged, above the route that shadowed it.
+    route_all = '@router.get("/all")\ndef everything():\n    return "all"\n'
+    moved = things.replace("\n\n\n" + route_all, "\n").replace(
+        '@router.get("/{item_id}")', route_all + "\n\n" + '@router.get("/{item_id}")'
+    )
+    assert moved != things
+    assert sorted(moved.splitlines()) == sorted(things.splitlines())  # only moved
+    edit(child, proj / "things.py", moved, "things")
+
+    assert status(port, "/things/all") == (200, '"all"')
+    assert status(port, "/things/other") == (200, '{"item":"other"}')
+    now = poll(child, port, lambda got: True, path="/order")
+    assert now["pid"] == first["pid"]
+    assert now["things"] == ["/special", "/all", "/{item_id}"]  # as a fresh start has them
 
 
 FASTAPI_EVENTS = """\

@@ -22,6 +22,7 @@ are Starlette apps: the same applies to them.
 
 from __future__ import annotations
 
+import linecache
 import logging
 import sys
 import weakref
@@ -258,6 +259,8 @@ def follow_routes(name: str) -> None:
     for router, route, defined in before.defs:
         if defined not in namespace:
             _remove(router, route, name)
+    for router, _ in before.routes.values():
+        _in_source_order(router, name)
     for app in list(_declaring):
         _forget_removed_setup(app, name, namespace)
 
@@ -344,7 +347,6 @@ def _replace_earlier(router: _Router, saved: list[object]) -> None:
     if not added or len(added) == len(routes):
         return  # nothing added, or a new table (an adopted app's)
     changed = False
-    unplaced: list[object] = []
     for new in added:
         old = [index for index, route in enumerate(routes) if id(route) in earlier]
         place = next((i for i in old if _key(routes[i]) == _key(new)), None)
@@ -364,8 +366,6 @@ def _replace_earlier(router: _Router, saved: list[object]) -> None:
                 None,
             )
         if place is None:
-            if _reloading.defined_at_top(endpoint, module) is not None:
-                unplaced.append(new)  # a route that is new: see _in_source_order
             continue
         target = routes[place]
         earlier.discard(id(target))
@@ -373,39 +373,55 @@ def _replace_earlier(router: _Router, saved: list[object]) -> None:
         routes[next(i for i, route in enumerate(routes) if route is target)] = new
         changed = True
         log.debug("route %s replaces its earlier declaration", getattr(new, "path", "?"))
-    if _in_source_order(routes, unplaced) or changed:
+    if changed:
         _changed(router)
 
 
-def _in_source_order(routes: list[object], new: list[object]) -> bool:
-    """Put each of the ``new`` routes (appended by the decorator of a new top-level def)
-    before the first route whose def is below its own in the same file, as a fresh start
-    would have it: a router serves the first route that matches, and a new
-    ``/items/special`` written above ``/items/{item_id}`` was shadowed by it."""
-    moved = False
-    for route in new:
-        at = _declared_at(route)
-        if at is None:
+def _in_source_order(router: _Router, name: str) -> None:
+    """Put the routes the decorated top-level defs of module ``name`` declare in the order
+    of their defs, as a fresh start has them: a router serves the first route that
+    matches.  A new route went last (a new ``/items/special`` written above
+    ``/items/{item_id}`` was answered by it), and one whose def was moved above another
+    (to be matched first) kept its place.  Each route out of order goes before the first
+    of them declared below it; the routes of other files stay where they are."""
+    routes = router.routes
+    filename = getattr(sys.modules.get(name), "__file__", None)
+    if not isinstance(filename, str):
+        return
+    linecache.checkcache(filename)  # (the file as saved)
+    lines: dict[int, int] = {}
+    for route in routes:
+        if _reloading.defined_at_top(getattr(route, "endpoint", None), name) is None:
             continue
+        at = _declared_at(route)
+        if at is None or at[0] != filename:
+            continue
+        if linecache.getline(filename, at[1]).lstrip().startswith("@"):
+            lines[id(route)] = at[1]  # (not a def that a statement below registers)
+    if len(lines) < 2:
+        return
+    moved = False
+    for route in list(routes):
+        line = lines.get(id(route))
+        if line is None:
+            continue
+        index = next(i for i, other in enumerate(routes) if other is route)
         below = next(
             (
-                index
-                for index, other in enumerate(routes)
-                if other is not route
-                and (declared := _declared_at(other)) is not None
-                and declared[0] == at[0]
-                and declared[1] > at[1]
+                i
+                for i, other in enumerate(routes[:index])
+                if (declared := lines.get(id(other))) is not None and declared > line
             ),
             None,
         )
-        index = next(i for i, other in enumerate(routes) if other is route)
-        if below is None or below > index:
+        if below is None:
             continue
         del routes[index]
         routes.insert(below, route)
         moved = True
         log.debug("route %s goes where its def is", getattr(route, "path", "?"))
-    return moved
+    if moved:
+        _changed(router)
 
 
 def _declared_at(route: object) -> tuple[str, int] | None:
