@@ -245,14 +245,15 @@ def _run_in_room(code: types.CodeType, namespace: dict[str, object]) -> None:
     exec(code, namespace)
 
 
-# CPython 3.11+ keeps a thread's frames on a stack of 16 KB chunks, and frees a chunk as
-# soon as the frames leave it: code whose calls go back and forth over a chunk's end
-# makes and frees one each time (a system call pair and a page fault, about 10 us).
+# CPython 3.11-3.13 keep a thread's frames on a stack of 16 KB chunks, and free a chunk
+# as soon as the frames leave it: code whose calls go back and forth over a chunk's end
+# makes and frees one each time (a system call pair and a page fault, about 10 us; a loop
+# of such calls on 3.14 and 3.15 faults no page: not done there).
 # Imports nest deep, and the pure core's hook adds frames to each: a 1000-module
 # start-up did it 167 times under the CLI, once under python.  So the program runs
 # above a frame that reserves (unused, never written) stack slots: its chunk is made
 # big enough to hold them and about 120 KB more, where the program's frames go, that
 # stays until the program ends.
 _ROOM = 16_000  # stack slots of _run_in_room's frame: 125 KB, in a chunk of 256 KB
-if sys.version_info >= (3, 11):
+if (3, 11) <= sys.version_info < (3, 14):
     _run_in_room.__code__ = _run_in_room.__code__.replace(co_stacksize=_ROOM)
