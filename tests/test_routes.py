@@ -47,6 +47,17 @@ def source_with(base: str, *blocks: str) -> str:
     return base + "".join(f"\n\n{block}\n" for block in blocks)
 
 
+def uvicorn(spawn: Spawn, proj: Path, *modules: str) -> tuple[Child, int]:
+    """``python -m muckrack.hmr -v -m uvicorn app:app`` in ``proj``, on a free port of
+    127.0.0.1, once the watcher tracks ``modules``; the child and its port."""
+    port = free_port()
+    child = spawn(
+        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    tracked(child, *modules)
+    return child, port
+
+
 # -- Flask: app routes, blueprint routes, after the first request ----------------------
 
 FLASK_VIEWS = """\
@@ -496,11 +507,7 @@ def openapi_paths(child: Child, port: int) -> set[str]:
 def test_fastapi_routes_added_edited_and_removed(proj: Path, spawn: Spawn) -> None:
     write(proj / "app.py", FASTAPI_APP)
     write(proj / "items.py", FASTAPI_ITEMS)
-    port = free_port()
-    child = spawn(
-        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
-    )
-    tracked(child, "app", "items")
+    child, port = uvicorn(spawn, proj, "app", "items")
     first = counts(child, port)
     pid, app_routes, item_routes = first["pid"], first["app"], first["items"]
     assert pid == child.proc.pid
@@ -603,11 +610,7 @@ def test_fastapi_routes_follow_the_order_of_their_defs_as_in_a_fresh_start(
     moved above such a route (to be matched first) kept its route where it was."""
     write(proj / "app.py", FASTAPI_ORDERED)
     write(proj / "things.py", FASTAPI_THINGS)
-    port = free_port()
-    child = spawn(
-        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
-    )
-    tracked(child, "app", "things")
+    child, port = uvicorn(spawn, proj, "app", "things")
     first = poll(child, port, lambda got: True, path="/order")
     assert first["things"] == ["/{item_id}", "/all"]
     assert status(port, "/things/special") == (200, '{"item":"special"}')
@@ -686,11 +689,7 @@ def test_fastapi_event_handlers_whose_signature_changed_are_not_added_again(
     """``@app.on_event(...)`` handlers whose signature was edited were added again: two
     entries each, and the shutdown handler ran twice at Ctrl-C (once in a fresh run)."""
     write(proj / "app.py", FASTAPI_EVENTS)
-    port = free_port()
-    child = spawn(
-        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
-    )
-    tracked(child, "app")
+    child, port = uvicorn(spawn, proj, "app")
     assert poll(child, port, lambda got: True, path="/count") == {"startup": 1, "shutdown": 1}
     edited = FASTAPI_EVENTS.replace("def start():", "def start(kind='cold'):")
     edited = edited.replace("def stop():", "def stop(reason='bye'):")
@@ -780,11 +779,7 @@ def test_a_router_included_in_an_edit_keeps_the_routers_included_before(
     write(proj / "app.py", FASTAPI_APP)
     write(proj / "items.py", FASTAPI_ITEMS)
     write(proj / "users.py", FASTAPI_ITEMS.replace('"items"', '"users"'))
-    port = free_port()
-    child = spawn(
-        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
-    )
-    tracked(child, "app", "items")
+    child, port = uvicorn(spawn, proj, "app", "items")
     counts(child, port)  # answering: tracked comes at the imports, before the listen
     assert status(port, "/items/") == (200, '"items"')
 
@@ -1072,11 +1067,7 @@ def test_starlette_routes_list_follows_edits_in_the_live_app(proj: Path, spawn: 
     """The app's statement runs again and makes a new app: the one uvicorn serves takes
     its routes, and ``app`` stays the live object."""
     write(proj / "app.py", starlette_app())
-    port = free_port()
-    child = spawn(
-        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
-    )
-    tracked(child, "app")
+    child, port = uvicorn(spawn, proj, "app")
     first = counts(child, port)
     pid, app_routes, api_routes = first["pid"], first["app"], first["api"]
     assert pid == child.proc.pid
@@ -1130,11 +1121,7 @@ def test_starlette_routes_list_follows_edits_in_the_live_app(proj: Path, spawn: 
 
 def test_starlette_websocket_routes_follow_edits(proj: Path, spawn: Spawn) -> None:
     write(proj / "app.py", starlette_app())
-    port = free_port()
-    child = spawn(
-        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
-    )
-    tracked(child, "app")
+    child, port = uvicorn(spawn, proj, "app")
     first = counts(child, port)
     pid, app_routes = first["pid"], first["app"]
     assert websocket_says(port, "/ws", "hi") == "echo hi"
@@ -1167,11 +1154,7 @@ def test_starlette_websocket_routes_follow_edits(proj: Path, spawn: Spawn) -> No
 
 def test_starlette_routes_of_a_failed_reload_are_taken_back(proj: Path, spawn: Spawn) -> None:
     write(proj / "app.py", starlette_app())
-    port = free_port()
-    child = spawn(
-        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
-    )
-    tracked(child, "app")
+    child, port = uvicorn(spawn, proj, "app")
     before = counts(child, port)
 
     failing = 'app.add_route("/late", extra)\nraise RuntimeError("a later statement fails")'
@@ -1224,11 +1207,7 @@ def fastapi_websockets(path: str | None = None) -> str:
 
 def test_fastapi_websocket_routes_follow_edits(proj: Path, spawn: Spawn) -> None:
     write(proj / "app.py", fastapi_websockets())
-    port = free_port()
-    child = spawn(
-        ["-v", "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
-    )
-    tracked(child, "app")
+    child, port = uvicorn(spawn, proj, "app")
     first = counts(child, port)
     pid, app_routes = first["pid"], first["app"]
     assert websocket_says(port, "/ws", "hi") == "echo hi"
