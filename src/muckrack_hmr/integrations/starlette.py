@@ -57,8 +57,6 @@ __all__ = ["enable", "follow_routes", "note_routes"]
 log = logging.getLogger(__name__)
 
 _MARK = "__muckrack_hmr__"
-# The most ``__wrapped__`` links followed to an endpoint's def (a loop ends there).
-_WRAPPED_AT_MOST = 100
 
 # By id: a Router compares by its routes, so it is not hashable.
 _routers: weakref.WeakValueDictionary[int, _Router] = weakref.WeakValueDictionary()
@@ -388,18 +386,22 @@ def _in_source_order(router: _Router, name: str) -> None:
     filename = getattr(sys.modules.get(name), "__file__", None)
     if not isinstance(filename, str):
         return
-    linecache.checkcache(filename)  # (the file as saved)
-    lines: dict[int, int] = {}
-    for route in routes:
-        if _reloading.defined_at_top(getattr(route, "endpoint", None), name) is None:
-            continue
-        at = _declared_at(route)
-        if at is None or at[0] != filename:
-            continue
-        if linecache.getline(filename, at[1]).lstrip().startswith("@"):
-            lines[id(route)] = at[1]  # (not a def that a statement below registers)
-    if len(lines) < 2:
+    declared = [
+        (route, at[1])
+        for route in routes
+        if _reloading.defined_at_top(getattr(route, "endpoint", None), name) is not None
+        and (at := _declared_at(route)) is not None
+        and at[0] == filename
+    ]
+    if len(declared) < 2:
         return
+    linecache.checkcache(filename)  # (the file as saved)
+    lines = {
+        id(route): line
+        for route, line in declared
+        # (not a def that a statement below registers)
+        if linecache.getline(filename, line).lstrip().startswith("@")
+    }
     moved = False
     for route in list(routes):
         line = lines.get(id(route))
@@ -410,7 +412,7 @@ def _in_source_order(router: _Router, name: str) -> None:
             (
                 i
                 for i, other in enumerate(routes[:index])
-                if (declared := lines.get(id(other))) is not None and declared > line
+                if (other_line := lines.get(id(other))) is not None and other_line > line
             ),
             None,
         )
@@ -427,12 +429,15 @@ def _in_source_order(router: _Router, name: str) -> None:
 def _declared_at(route: object) -> tuple[str, int] | None:
     """The file and first line of the def of ``route``'s endpoint (what a decorator that
     kept ``__wrapped__`` wraps): None for an endpoint that is no function."""
-    function = getattr(route, "endpoint", None)
-    for _ in range(_WRAPPED_AT_MOST):
-        inner = getattr(function, "__wrapped__", None)
-        if inner is None:
-            break
-        function = inner
+    import inspect  # (imported already by Starlette)
+
+    endpoint = getattr(route, "endpoint", None)
+    if not callable(endpoint):
+        return None
+    try:
+        function = inspect.unwrap(endpoint)
+    except ValueError:
+        return None  # (its __wrapped__ links make a loop)
     code = getattr(function, "__code__", None)
     if not isinstance(code, CodeType):
         return None
