@@ -377,6 +377,32 @@ def test_a_failed_edit_is_one_error_line_and_its_importers_are_not_left_alone(
     assert [record.getMessage() for record in caplog.records][-1] == "a recovered"
 
 
+def test_asking_again_for_a_failed_edit_tries_it_again_and_reload_says_it_failed(
+    project: Project, hmr: Any, runs: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The short form cannot tell "failed" from "nothing to do"; ``reload`` can."""
+    project.write("a.py", logged("a", "def f():\n    return 1"))
+    a = importlib.import_module("a")
+    hmr.remember_sources()
+    project.write("a.py", logged("a", "def f():\n    return 1 +"))
+    assert list(hmr.reload("a").failed) == ["a"]
+    runs.clear()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        assert hmr.reload_module("a")[0] == []
+        again = hmr.reload("a")
+    assert (again.reloaded, list(again.failed), again.edited) == ([], ["a"], ["a"])
+    assert isinstance(again.failed["a"], SyntaxError)
+    # Tried again each time, each time said, and the old code still runs.
+    assert [record.getMessage().split(":")[0] for record in caplog.records] == [
+        f"failed to reload a ({project.root / 'a.py'}"
+    ] * 2
+    assert (runs, a.f()) == ([], 1)
+    project.write("a.py", logged("a", "def f():\n    return 2"))
+    assert hmr.reload_module("a")[0] == ["a"]
+    assert a.f() == 2
+
+
 UTILS = "def old():\n    return 'old'\n\ndef compute():\n    return 1 // {divisor}\n"
 
 

@@ -108,7 +108,9 @@ class HMR:
         Only what changed since the code that runs is applied, and what
         consumed it follows: when the file holds that code (the watcher
         applied the save already, or the call is repeated), nothing runs and
-        the answer is ``([], ms)``.  ``force=True`` re-executes ``name`` whole
+        the answer is ``([], ms)``.  So it is when the new code fails (the error is
+        printed, the old code keeps running): :meth:`reload` tells which, in
+        ``failed``.  ``force=True`` re-executes ``name`` whole
         (for a module that read a data file at import time), and everything
         it binds counts as changed for its dependents.
         """
