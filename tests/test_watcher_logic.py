@@ -1579,12 +1579,13 @@ def test_file_events_wait_while_the_program_imports_a_library(project: Project, 
     done: list[float] = []
 
     def library_imports() -> None:
-        # One module every 50 ms for 0.75 s: half the pause that ends
-        # a start-up; none of them is project code.
+        # One module every 25 ms for 0.75 s: a quarter of the pause that ends a
+        # start-up (a loaded machine's late wake-ups stay under it); none of them
+        # is project code.
         importing.set()
-        for index in range(15):
+        for index in range(30):
             sys.modules[f"_hmr_test_library_{index}"] = type(sys)(f"_hmr_test_library_{index}")
-            time.sleep(0.05)
+            time.sleep(0.025)
         done.append(time.monotonic())
 
     loader = threading.Thread(target=library_imports)
@@ -1598,7 +1599,7 @@ def test_file_events_wait_while_the_program_imports_a_library(project: Project, 
         # Settled only once the imports had paused: not while they went on.
         assert settled >= done[0] - 0.05
     finally:
-        for index in range(15):
+        for index in range(30):
             sys.modules.pop(f"_hmr_test_library_{index}", None)
 
 
