@@ -286,6 +286,88 @@ def test_the_folders_the_notebook_moves_to_or_adds_are_followed(
         kernel.close()
 
 
+def test_a_module_imported_in_the_cell_that_put_its_folder_on_sys_path_follows_later_saves(
+    core_env: dict[str, str], kernel_project: Path, tmp_path: Path
+) -> None:
+    """The usual first cell, ``sys.path.append("../src")`` and ``import core``, then cells
+    that only read ``core``: its folder was followed from the next cell, but a module that
+    imports nothing was judged project code only when something looked at the tracked
+    modules (``%hmr``), and every save made until then was taken for the code that runs
+    (in a trial, all four saves of a run were lost)."""
+    core = write(tmp_path / "src" / "core.py", "FACTOR = 2\n")
+    kernel = start_kernel(kernel_project, core_env, tmp_path)
+    try:
+        kernel.ok("%load_ext muckrack_hmr")
+        kernel.ok(f"import sys; sys.path.append({str(tmp_path / 'src')!r})\nimport core")
+        followed = kernel.ok("1")
+        assert f"hmr: watching {os.path.realpath(tmp_path / 'src')}" in followed.stdout
+        for factor in (3, 4):
+            _save(kernel, core, f"FACTOR = {factor}\n")
+            assert kernel.ok("print(core.FACTOR)").stdout.splitlines()[-1] == str(factor)
+    finally:
+        kernel.close()
+
+
+def test_a_folder_put_on_sys_path_before_the_extension_loaded_is_followed(
+    core_env: dict[str, str], kernel_project: Path, tmp_path: Path
+) -> None:
+    """``sys.path.append("../src")`` in a cell before ``%load_ext``: the folder was never
+    followed, and ``%hmr watch`` said its modules were tracked while they were not."""
+    src = tmp_path / "src"
+    early = write(src / "early.py", "def f():\n    return 'old early'\n")
+    late = write(src / "late.py", "def g():\n    return 'old late'\n")
+    kernel = start_kernel(kernel_project, core_env, tmp_path)
+    try:
+        kernel.ok(f"import sys; sys.path.append({str(src)!r})\nimport early")
+        loaded = kernel.ok("%load_ext muckrack_hmr")
+        assert f"hmr: watching {os.path.realpath(src)}" in loaded.stdout
+        kernel.ok("import late")
+        _save(kernel, early, "def f():\n    return 'new early'\n")
+        _save(kernel, late, "def g():\n    return 'new late'\n")
+        shown = kernel.ok("print(early.f(), late.g())").stdout
+        assert shown.splitlines()[-1] == "new early new late"
+    finally:
+        kernel.close()
+
+
+def test_an_interrupted_reload_says_so_keeps_the_old_code_and_the_save_applies_again(
+    kernel: Kernel, kernel_project: Path, tmp_path: Path
+) -> None:
+    """Interrupting the kernel while a save's new code runs (a long top level) before a
+    cell: IPython printed "Error in callback" and the tool's own frames, and the save was
+    dropped for good, with nothing said (``%hmr``: no save waiting, no reload)."""
+    slow = write(kernel_project / "slow.py", "A = 1\n\ndef f():\n    return 'v1'\n")
+    kernel.ok("import slow")
+    running = tmp_path / "running"
+    kernel.ok("%hmr off")  # the save waits in the queue until the cell chosen below
+    long_top_level = (
+        f"import pathlib, time\npathlib.Path({str(running)!r}).touch()\ntime.sleep(120)\n"
+        "A = 2\n\ndef f():\n    return 'v2'\n"
+    )
+    _save(kernel, slow, long_top_level)
+    kernel.ok("%hmr on")
+    cell = kernel.start("print(slow.f(), slow.A)")
+    deadline = time.monotonic() + DEADLINE
+    while not running.exists():
+        assert time.monotonic() < deadline, "the save's new code never ran"
+        time.sleep(0.01)
+    kernel.manager.interrupt_kernel()
+    interrupted = kernel.collect(cell)
+    assert "Error in callback" not in interrupted.text
+    assert "_hmr_core" not in interrupted.text
+    assert "reloader.py" not in interrupted.text
+    assert "slow.py:3; the old code keeps running (save again to apply it)" in interrupted.stderr, (
+        interrupted.text
+    )
+    assert "hmr: reloading slow was interrupted at " in interrupted.stderr
+    # Put back as it was, and the cell ran with it.
+    assert interrupted.stdout.splitlines()[-1] == "v1 1"
+    assert "interrupted the reload of slow" in kernel.ok("%hmr").stdout
+    # The same content saved again is applied (here without its wait).
+    _save(kernel, slow, long_top_level.replace("time.sleep(120)", "time.sleep(0)"))
+    assert kernel.ok("print(slow.f(), slow.A)").stdout.splitlines()[-1] == "v2 2"
+
+
 def test_failed_reload_shows_the_error_and_keeps_the_old_code(
     kernel: Kernel, kernel_project: Path
 ) -> None:

@@ -222,7 +222,7 @@ class HMRExtension:
 
     def before_cell(self, info: object = None) -> None:
         """IPython's ``pre_run_cell``: apply the saves queued since the last cell."""
-        self._follow_the_notebook()
+        self.follow_the_notebook()
         self._check_autoreload()
         watcher = self.watcher
         if watcher is not None and self.enabled:
@@ -266,12 +266,35 @@ class HMRExtension:
         with watcher.engine:
             try:
                 failed = self._reload(saves)
+            except KeyboardInterrupt as interrupt:
+                # The kernel interrupted while the new code ran (a long top level): that
+                # module is back as it was.  Said here, not as IPython's "Error in
+                # callback"; the save is not applied, and saving it again applies it.
+                self._interrupted(saves, interrupt)
+                return
             finally:
                 with self._queued:
                     watcher.waiting = bool(self._saves)
         for save in saves.modules:
             # The same broken content saved again is not applied again.
             watcher.pipeline.reload_failed(save, save.name in failed)
+
+    def _interrupted(self, saves: SettledSaves, interrupt: KeyboardInterrupt) -> None:
+        names = saves.names
+        where = ""
+        paths = {save.path for save in saves.modules}
+        tb = interrupt.__traceback__
+        while tb is not None:
+            if os.path.realpath(tb.tb_frame.f_code.co_filename) in paths:
+                where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+            tb = tb.tb_next
+        print(
+            f"{_PREFIX}reloading {', '.join(names)} was interrupted{where}; the old code "
+            "keeps running (save again to apply it)",
+            file=sys.stderr,
+        )
+        stamp = time.strftime("%H:%M:%S")
+        self.history.append(f"{stamp} interrupted the reload of {', '.join(names)}")
 
     def _reload(self, saves: SettledSaves) -> set[str]:
         """Apply one burst; the modules that failed, or whose edit was refused."""
@@ -289,18 +312,22 @@ class HMRExtension:
         for name in sorted(result.failed):
             self.history.append(f"{stamp} failed to reload {name}; the old code keeps running")
 
-    def _follow_the_notebook(self) -> None:
+    def follow_the_notebook(self, *, since_start: bool = False) -> None:
         """A project folder the notebook moved to (``%cd ..`` from ``notebooks/``), or a
         folder it put on ``sys.path`` (``sys.path.append("../src")``), counts as project
         code from now on, as ``%hmr watch`` would make it (the modules under it imported
         from now on).  A working folder counts if it looks like a project's (a
         ``pyproject.toml``, ``setup.py``, ``setup.cfg`` or ``.git``): ``%cd ~`` makes no
-        home folder project code."""
+        home folder project code.  ``since_start``: every folder on ``sys.path`` now
+        counts as put there (at ``%load_ext``; the interpreter's own, the standard
+        library and site-packages, never count)."""
         places = _places()
-        if places is None or places == self._places:
+        if places is None or (places == self._places and not since_start):
             return
         before, self._places = self._places, places
         cwd, path = places
+        if since_start and before is not None:
+            before = (before[0], ())
         known = set(before[1]) if before is not None else set(path)
         moved = before is None or cwd != before[0]
         new = [cwd] if moved and _looks_like_a_project(cwd) else []
@@ -437,8 +464,15 @@ class HMRExtension:
             if isinstance(filename := _file_of(module), str)
             and os.path.realpath(filename).startswith(under)
         ]
+        tracker = self.hmr.tracker
         for name in already:
-            self.hmr.tracker.forget_verdict(name)
+            tracker.forget_verdict(name)
+            # Judged now, not at its next import (a module that imports nothing
+            # never has one): its file as it is now is its baseline, so that the
+            # watcher takes a save made from here on for an edit.  Judged later (at
+            # the first look at the tracked modules), a save made meanwhile was
+            # taken for the code that runs, and never applied.
+            tracker.is_tracked(name)
         if already:
             self.hmr.remember_sources()
         print(f"{_PREFIX}watching {real} (modules imported from it are tracked)")
@@ -502,6 +536,9 @@ def load(shell: Shell) -> HMRExtension:
     loaded = HMRExtension(shell, hmr, installed)
     loaded.start()
     _loaded.append(loaded)
+    # A folder the notebook put on ``sys.path`` before this (``sys.path.append("../src")``
+    # in the first cell) is followed as one put there later is.
+    loaded.follow_the_notebook(since_start=True)
     if loaded.watcher is None:
         print(f"{_PREFIX}a watcher runs already: it applies saves on its thread, not between cells")
     return loaded
