@@ -368,6 +368,22 @@ def test_an_interrupted_reload_says_so_keeps_the_old_code_and_the_save_applies_a
     assert kernel.ok("print(slow.f(), slow.A)").stdout.splitlines()[-1] == "v2 2"
 
 
+def test_an_error_raised_by_a_module_a_cell_imports_shows_no_frame_of_the_tool(
+    kernel: Kernel, kernel_project: Path
+) -> None:
+    """On the compiled core, two frames of the import hook showed per import level
+    ("src/_hmr_core.pyx:902, in ..._tracked_import()", "Could not get source"), as no
+    kernel without the extension shows; the pure core's were hidden already."""
+    write(kernel_project / "outer.py", "import inner\n")
+    write(kernel_project / "inner.py", "X = 1\nraise RuntimeError('boom at import')\n")
+    failed = kernel.run("import outer")
+    assert "RuntimeError: boom at import" in failed.error
+    assert "inner.py" in failed.error
+    assert "outer.py" in failed.error
+    assert "_hmr_core" not in failed.error
+    assert "Could not get source" not in failed.error
+
+
 def test_failed_reload_shows_the_error_and_keeps_the_old_code(
     kernel: Kernel, kernel_project: Path
 ) -> None:
