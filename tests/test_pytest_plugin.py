@@ -1195,6 +1195,55 @@ def test_a_value_computed_from_a_changed_constant_reaches_the_tests_reading_it(
     }
 
 
+@pytest.mark.skipif(not BY_EXECUTION, reason="sys.monitoring: Python 3.12+")
+def test_a_name_added_to_a_module_runs_no_test_for_its_asserts(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """A new module-level name nobody reads: a test that lists a namespace may see it, but
+    pytest's rewritten asserts call ``locals()``, and every test with an assert that ran
+    any code of the module ran again (on boltons: 401 tests in 29 files)."""
+    write(proj / "pytest.ini", "[pytest]\n")
+    moda = write(proj / "moda.py", "def fa():\n    return 1\n")
+    write(proj / "modb.py", "def fb():\n    return 2\n")
+    write(proj / "tests" / "test_a.py", "import moda\n\ndef test_a():\n    assert moda.fa() == 1\n")
+    write(
+        proj / "tests" / "test_b.py",
+        "import modb\n\ndef test_b():\n    x = modb.fb()\n    assert x == 2\n",
+    )
+    write(
+        proj / "tests" / "test_listing.py",
+        "import moda\n\ndef test_listing():\n    assert 'NEW' not in vars(moda)\n",
+    )
+    session = watch(proj)
+    assert session.run().summary.startswith("3 passed")
+    write(moda, moda.read_text() + "\nNEW = 3\n")
+    # The test that lists the module's names runs, and fails as a fresh run would.
+    assert session.run().outcomes == {"tests/test_listing.py::test_listing": "FAILED"}
+
+
+@pytest.mark.skipif(not BY_EXECUTION, reason="sys.monitoring: Python 3.12+")
+def test_a_fixture_error_after_a_save_starts_at_the_fixture(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """After a save, an error in a fixture's setup showed the watch loop's own hook
+    wrapper first (``loop.py``, ``pytest_fixture_setup``), as a fresh run does not."""
+    write(proj / "pytest.ini", "[pytest]\n")
+    modb = write(proj / "modb.py", "def fb():\n    return 2\n")
+    write(
+        proj / "tests" / "conftest.py",
+        "import pytest\nimport modb\n\n@pytest.fixture\ndef thing():\n    return modb.fb()\n",
+    )
+    write(proj / "tests" / "test_fx.py", "def test_uses_thing(thing):\n    assert thing == 2\n")
+    session = watch(proj)
+    assert session.run().summary.startswith("1 passed")
+    write(modb, "def fb():\n    return 2 / 0\n")
+    failed = session.run()
+    assert failed.outcomes == {"tests/test_fx.py::test_uses_thing": "ERROR"}
+    assert failed.has("ZeroDivisionError")
+    assert not failed.has("pytest_fixture_setup")
+    assert not failed.has("loop.py")
+
+
 # Logs each test pytest collects: a test file collected again shows in it.
 COLLECT_LOG_CONFTEST = """\
 import pathlib

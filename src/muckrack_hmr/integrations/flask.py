@@ -381,9 +381,17 @@ def _wrap_app(module: ModuleType) -> None:
                 key = endpoint if endpoint is not None else getattr(view_func, "__name__", None)
                 stale = _stale_endpoints(self, before, key, view_func)
                 if stale:
-                    # Its decorator ran again: the new rule replaces the old ones.
-                    _drop_endpoints(self, stale)
+                    # Its decorator ran again: the new rule replaces the old ones, with no
+                    # moment between where a request to it finds no rule (a 404 under
+                    # load) or a rule and no view.  The old rules serve the new view until
+                    # the new rule is in, then go, in one swap of the matcher.
+                    old = [r for e in stale for r in self.url_map._rules_by_endpoint.get(e, ())]
+                    if key in stale:
+                        self.view_functions[key] = view_func
+                    original(self, rule, endpoint, view_func, *args, **kwargs)
+                    _drop_rules(self, old, [e for e in stale if e != key])
                     log.debug("Flask endpoint %s made again", key)
+                    return
             original(self, rule, endpoint, view_func, *args, **kwargs)
 
         return add_url_rule
@@ -531,6 +539,19 @@ def _set_rules(url_map: _Map, rules: dict[str, list[_Rule]]) -> None:
         url_map._rules_by_endpoint = rules
         url_map._matcher = matcher
         url_map._remap = True
+
+
+def _drop_rules(app: _App, gone: list[_Rule], endpoints: list[str]) -> None:
+    """Take the rules ``gone`` out of the app's ``url_map``, then the views of ``endpoints``."""
+    ids = {id(rule) for rule in gone}
+    rules = {}
+    for endpoint, kept in app.url_map._rules_by_endpoint.items():
+        left = [rule for rule in kept if id(rule) not in ids]
+        if left:
+            rules[endpoint] = left
+    _set_rules(app.url_map, rules)
+    for endpoint in endpoints:
+        app.view_functions.pop(endpoint, None)
 
 
 def _drop_endpoints(app: _App, endpoints: list[str]) -> None:

@@ -128,6 +128,8 @@ class WatchLoop:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef: Any) -> Any:
+        # Not in a fixture's error: its traceback starts at the fixture, as without us.
+        __tracebackhide__ = True
         with self.executed.setting_up(fixturedef):
             return (yield)
 
