@@ -753,7 +753,7 @@ def {second}():
 
 @pytest.mark.parametrize("edit", ["dropped from __all__", "renamed", "no __all__"])
 def test_a_star_import_follows_what_the_module_exports_now(
-    project: Project, hmr: Any, edit: str
+    project: Project, hmr: Any, edit: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """``from .m import *`` in a package: a name ``m`` no longer exports leaves the
     package, as in a cold start; a new one joins it."""
@@ -772,7 +772,11 @@ def test_a_star_import_follows_what_the_module_exports_now(
         source = STAR_SOURCE.format(exports="", second="h").replace("__all__ = []\n", "")
         gone, new = ["g"], ["h"]
     project.write("pkg/m.py", source)
-    hmr.reload_module("pkg.m")
+    with caplog.at_level(logging.INFO, logger="muckrack_hmr"):
+        hmr.reload_module("pkg.m")
+    # Said with the statement that brought it (a gunicorn trial read "pkg.g is gone" as
+    # a route of its own lost).
+    assert "pkg.g removed: its `from pkg.m import *` no longer brings it" in caplog.messages
     for name in gone:
         assert not hasattr(pkg, name), name
     for name in new:

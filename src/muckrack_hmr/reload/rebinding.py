@@ -192,7 +192,9 @@ def _rebind_star(
             continue
         if attr not in now:
             before[attr] = namespace.pop(attr)
-            log.info("%s.%s is gone: %s no longer exports it", importer, attr, name)
+            log.info(
+                "%s.%s removed: its `from %s import *` no longer brings it", importer, attr, name
+            )
         elif new[attr] is not old[attr]:
             before[attr] = namespace[attr]
             namespace[attr] = new[attr]
