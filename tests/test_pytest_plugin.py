@@ -1244,6 +1244,47 @@ def test_a_fixture_error_after_a_save_starts_at_the_fixture(
     assert not failed.has("loop.py")
 
 
+# Logs each test module pytest's assertion rewriting compiles from its source.
+REWRITE_LOG_CONFTEST = """\
+import pathlib
+
+from _pytest.assertion import rewrite
+
+_rewrite_test = rewrite._rewrite_test
+
+
+def _logged(path, *args, **kwargs):
+    with open(pathlib.Path(__file__).parent / "rewritten.log", "a") as log:
+        log.write(pathlib.Path(path).name + "\\n")
+    return _rewrite_test(path, *args, **kwargs)
+
+
+rewrite._rewrite_test = _logged
+"""
+
+
+def test_a_kept_test_file_runs_again_from_the_code_its_import_compiled(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """Where no pyc is written (``PYTHONDONTWRITEBYTECODE``, as in many containers), the
+    first save that kept a file's tests rewrote its asserts from the source again (130-300
+    ms on boltons' ``test_strutils.py``), or the idle time did, ahead of it."""
+    write(proj / "pytest.ini", "[pytest]\n")
+    app = write(proj / "app.py", "def f():\n    return 1\n")
+    write(proj / "tests" / "conftest.py", REWRITE_LOG_CONFTEST)
+    write(proj / "tests" / "test_app.py", "import app\n\ndef test_f():\n    assert app.f() == 1\n")
+    write(proj / "tests" / "test_other.py", "def test_other():\n    assert True\n")
+    session = watch(proj, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert session.run().summary.startswith("2 passed")
+    write(app, "def f():\n    return 2\n")
+    assert session.run().outcomes == {"tests/test_app.py::test_f": "FAILED"}
+    write(app, "def f():\n    return 1\n")
+    assert session.run().outcomes == {"tests/test_app.py::test_f": "PASSED"}
+    # Each test module was compiled once, as it was imported.
+    rewritten = (proj / "tests" / "rewritten.log").read_text().split()
+    assert sorted(rewritten) == ["test_app.py", "test_other.py"]
+
+
 # Logs each test pytest collects: a test file collected again shows in it.
 COLLECT_LOG_CONFTEST = """\
 import pathlib

@@ -179,6 +179,7 @@ class WatchLoop:
     def pytest_unconfigure(self) -> None:
         self.wakeups.close()
         self.executed.close()
+        self.reimport.close()
 
     # -- one run ---------------------------------------------------------------------
 

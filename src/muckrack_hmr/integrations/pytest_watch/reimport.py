@@ -16,7 +16,7 @@ import sys
 import types
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
 
@@ -24,6 +24,8 @@ from .report import Report
 from .suite import Suite, real
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from _pytest.nodes import Node
     from _pytest.pathlib import ImportMode
 
@@ -58,6 +60,63 @@ _IMPORT_STATE = (
 )
 
 
+def _capture_rewritten(
+    compiled: dict[str, tuple[tuple[int, int], types.CodeType | None]],
+) -> Callable[[], None]:
+    """Keep each test module's code as pytest's assertion rewriting makes it (or reads
+    its pyc) at import, by file, with the file's figures from before it was read.
+
+    :meth:`Reimporter.refresh` runs a module again from it: the first save that kept a
+    file's tests compiled it anew, rewriting its asserts from the source where no pyc is
+    written (``PYTHONDONTWRITEBYTECODE``, a read-only tree: 130-300 ms on boltons'
+    ``test_strutils.py``), unless the idle time had got to that file first.  Returns
+    what undoes it.
+    """
+    try:
+        from _pytest.assertion import rewrite as rewriting_module
+    except ImportError:  # another pytest's internals: compiled when needed, as before
+        return lambda: None
+    rewrite: Any = rewriting_module  # (its private functions, as they are called)
+    rewrite_test = getattr(rewrite, "_rewrite_test", None)
+    read_pyc = getattr(rewrite, "_read_pyc", None)
+    if not callable(rewrite_test) or not callable(read_pyc):
+        return lambda: None
+
+    def keep(path: Any, figures: tuple[int, int] | None, code: object) -> None:
+        if figures is not None and isinstance(code, types.CodeType):
+            compiled[real(os.fspath(path))] = (figures, code)
+
+    def figures_of(path: Any) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(path)
+        except (OSError, TypeError):
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def rewriting(path: Any, *args: object, **kwargs: object) -> object:
+        figures = figures_of(path)
+        made = rewrite_test(path, *args, **kwargs)
+        if isinstance(made, tuple) and len(made) == 2:
+            keep(path, figures, made[1])
+        return made
+
+    def reading(path: Any, *args: object, **kwargs: object) -> object:
+        figures = figures_of(path)
+        code = read_pyc(path, *args, **kwargs)
+        keep(path, figures, code)
+        return code
+
+    rewrite._rewrite_test, rewrite._read_pyc = rewriting, reading
+
+    def undo() -> None:
+        if rewrite._rewrite_test is rewriting:
+            rewrite._rewrite_test = rewrite_test
+        if rewrite._read_pyc is reading:
+            rewrite._read_pyc = read_pyc
+
+    return undo
+
+
 class Reimporter:
     """Imports conftests and test files afresh, and hands their fixtures over."""
 
@@ -79,6 +138,11 @@ class Reimporter:
         #: test files :meth:`prepare` found nothing to compile for
         self._unprepared: set[str] = set()
         self._failed_conftests: set[str] = set()
+        self._uncapture = _capture_rewritten(self._compiled)
+
+    def close(self) -> None:
+        """Give pytest's assertion rewriting its own functions back."""
+        self._uncapture()
 
     def begin(self, session: pytest.Session, fixtures: Fixtures) -> None:
         """The loop starts: note the session's conftests."""
