@@ -16,7 +16,7 @@ import sys
 import types
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import pytest
 
@@ -73,46 +73,47 @@ def _capture_rewritten(
     what undoes it.
     """
     try:
-        from _pytest.assertion import rewrite as rewriting_module
+        from _pytest.assertion import rewrite
     except ImportError:  # another pytest's internals: compiled when needed, as before
         return lambda: None
-    rewrite: Any = rewriting_module  # (its private functions, as they are called)
-    rewrite_test = getattr(rewrite, "_rewrite_test", None)
-    read_pyc = getattr(rewrite, "_read_pyc", None)
+    # (Its private functions, looked up as its exec_module calls them.)
+    rewrite_test: Callable[..., object] | None = getattr(rewrite, "_rewrite_test", None)
+    read_pyc: Callable[..., object] | None = getattr(rewrite, "_read_pyc", None)
     if not callable(rewrite_test) or not callable(read_pyc):
         return lambda: None
 
-    def keep(path: Any, figures: tuple[int, int] | None, code: object) -> None:
+    def keep(path: str | os.PathLike[str], figures: tuple[int, int] | None, code: object) -> None:
         if figures is not None and isinstance(code, types.CodeType):
-            compiled[real(os.fspath(path))] = (figures, code)
+            compiled[real(path)] = (figures, code)
 
-    def figures_of(path: Any) -> tuple[int, int] | None:
+    def figures_of(path: str | os.PathLike[str]) -> tuple[int, int] | None:
         try:
             stat = os.stat(path)
         except (OSError, TypeError):
             return None
         return stat.st_mtime_ns, stat.st_size
 
-    def rewriting(path: Any, *args: object, **kwargs: object) -> object:
+    def rewriting(path: str | os.PathLike[str], *args: object, **kwargs: object) -> object:
         figures = figures_of(path)
         made = rewrite_test(path, *args, **kwargs)
         if isinstance(made, tuple) and len(made) == 2:
             keep(path, figures, made[1])
         return made
 
-    def reading(path: Any, *args: object, **kwargs: object) -> object:
+    def reading(path: str | os.PathLike[str], *args: object, **kwargs: object) -> object:
         figures = figures_of(path)
         code = read_pyc(path, *args, **kwargs)
         keep(path, figures, code)
         return code
 
-    rewrite._rewrite_test, rewrite._read_pyc = rewriting, reading
+    setattr(rewrite, "_rewrite_test", rewriting)  # noqa: B010
+    setattr(rewrite, "_read_pyc", reading)  # noqa: B010
 
     def undo() -> None:
-        if rewrite._rewrite_test is rewriting:
-            rewrite._rewrite_test = rewrite_test
-        if rewrite._read_pyc is reading:
-            rewrite._read_pyc = read_pyc
+        if getattr(rewrite, "_rewrite_test", None) is rewriting:
+            setattr(rewrite, "_rewrite_test", rewrite_test)  # noqa: B010
+        if getattr(rewrite, "_read_pyc", None) is reading:
+            setattr(rewrite, "_read_pyc", read_pyc)  # noqa: B010
 
     return undo
 
