@@ -886,6 +886,85 @@ cdef class ImportTracker
 cdef ImportTracker _HOOKED = None
 
 
+# The hooks installed are C functions around the Cython ones: an import that raises
+# passes through them, and each Cython function it leaves adds a frame of this module
+# to the traceback (``src/_hmr_core.pyx``, two per import level), which a traceback the
+# program prints (``traceback.print_exc()``, a framework's error page, a gunicorn
+# worker's boot error) showed between the import statement and the module it imports.
+# On the way out, the wrapper takes them out (see _leave_out_own_frames): the
+# traceback is python's.  Called only for an import that raises.
+cdef extern from *:
+    """
+    static PyObject *hmr_leave_out = NULL;
+
+    static PyObject *hmr_hook_call(PyObject *target, PyObject *const *args,
+                                   Py_ssize_t nargs, PyObject *kwnames) {
+        PyObject *result = PyObject_Vectorcall(target, args, nargs, kwnames);
+        if (result == NULL && hmr_leave_out != NULL) {
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_NormalizeException(&type, &value, &tb);
+            if (value != NULL) {
+                if (tb != NULL) {
+                    PyException_SetTraceback(value, tb);
+                }
+                PyObject *done = PyObject_CallOneArg(hmr_leave_out, value);
+                if (done == NULL) {
+                    PyErr_Clear();
+                } else {
+                    Py_DECREF(done);
+                }
+                Py_XDECREF(tb);
+                tb = PyException_GetTraceback(value);
+            }
+            PyErr_Restore(type, value, tb);
+        }
+        return result;
+    }
+
+    static PyMethodDef hmr_import_def = {
+        "__import__", (PyCFunction)(void (*)(void))hmr_hook_call,
+        METH_FASTCALL | METH_KEYWORDS,
+        "Import a module, recording project imports (muckrack_hmr's hook)."};
+    static PyMethodDef hmr_import_module_def = {
+        "import_module", (PyCFunction)(void (*)(void))hmr_hook_call,
+        METH_FASTCALL | METH_KEYWORDS,
+        "importlib.import_module, recording project imports (muckrack_hmr's hook)."};
+
+    static PyObject *hmr_wrap(PyObject *target, int for_module) {
+        return PyCFunction_NewEx(for_module ? &hmr_import_module_def : &hmr_import_def,
+                                 target, NULL);
+    }
+
+    static void hmr_set_leave_out(PyObject *function) {
+        Py_XINCREF(function);
+        Py_XSETREF(hmr_leave_out, function);
+    }
+    """
+    object hmr_wrap(object target, int for_module)
+    void hmr_set_leave_out(object function)
+
+
+def _leave_out_own_frames(error):
+    """Take this module's frames out of ``error``'s traceback (see hmr_hook_call)."""
+    own = globals()
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_globals is own:
+        tb = tb.tb_next
+    error.__traceback__ = tb
+    while tb is not None:
+        following = tb.tb_next
+        while following is not None and following.tb_frame.f_globals is own:
+            following = following.tb_next
+        tb.tb_next = following
+        tb = following
+
+
+hmr_set_leave_out(_leave_out_own_frames)
+# The hook as installed: one for the process (see ImportTracker.import_hook).
+cdef object _IMPORT_HOOK = None
+
+
 cdef bint _no_submodules(object name, object fromlist, object module):
     """Can a statement that returned ``module`` (no project's) have imported no other
     module (see the twin)?"""
@@ -1491,9 +1570,16 @@ cdef class ImportTracker:
         for it (only one can be installed at a time): a plain function call
         costs less than a bound method or a closure on every import statement.
         """
-        global _HOOKED
+        global _HOOKED, _IMPORT_HOOK
         _HOOKED = self
-        return _tracked_import
+        if _IMPORT_HOOK is None:
+            _IMPORT_HOOK = hmr_wrap(_tracked_import, 0)
+        return _IMPORT_HOOK
+
+    def import_module_hook(self):
+        """The function to install as ``importlib.import_module``: :meth:`import_module`
+        (wrapped, see hmr_hook_call)."""
+        return hmr_wrap(self.import_module, 1)
 
     cdef object _import(self, object name, object globals, object locals, object fromlist,
                         object level):

@@ -547,6 +547,44 @@ def test_exception_while_importing_a_project_module_prints_a_plain_traceback(
     assert got.stderr == expected.stderr
 
 
+def test_a_traceback_the_program_prints_of_an_import_error_is_pythons(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    """A traceback the program itself prints (``traceback.print_exc()``, as a framework's
+    error page or a gunicorn worker's boot error does) of a module that raised at import:
+    the import hook's frames stood between each import statement and the module it
+    imports (``src/_hmr_core.pyx``, two per level; ``_core_py.py``'s ``import_``)."""
+    if core_env.get("MUCKRACK_HMR_NO_EXTENSIONS") and sys.version_info < (3, 11):
+        pytest.skip("3.10 re-raises what a frame caught with that frame: the pure hook's stays")
+    write(
+        proj / "script.py",
+        """\
+        import importlib
+        import traceback
+
+        try:
+            import outer
+        except RuntimeError:
+            traceback.print_exc()
+        try:
+            importlib.import_module("outer")
+        except RuntimeError:
+            traceback.print_exc()
+        print("went on")
+        """,
+    )
+    write(proj / "outer.py", "import inner\n")
+    write(proj / "inner.py", "SETTING = 1\nraise RuntimeError('broken at import')\n")
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    assert (expected.returncode, expected.stdout) == (0, "went on\n")
+    got = run_hmr(["--no-watch", "script.py"], cwd=proj, env=core_env)
+    assert (got.returncode, got.stdout) == (0, "went on\n")
+    assert got.stderr.count('inner.py", line 2, in <module>') == 2
+    assert "_hmr_core" not in got.stderr
+    assert "muckrack_hmr" not in got.stderr
+    assert got.stderr == expected.stderr
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 runs a script up to its null byte")
 def test_a_null_byte_in_the_script_reports_its_file_and_line_like_python(
     proj: Path, core_env: dict[str, str]

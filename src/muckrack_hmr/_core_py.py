@@ -112,6 +112,18 @@ def _no_submodules(name: str, fromlist: object, module: ModuleType) -> bool:
     return type(namespace) is dict and "__path__" not in namespace
 
 
+def _leave_out_this_frame(error: BaseException) -> None:
+    """Take the hook's own frame out of the traceback of ``error``, which an import it
+    passes on raised: a traceback the program prints (``traceback.print_exc()``, a
+    framework's error page) shows the import statement, then the imported module's
+    line, as under ``python``.  Its first entry is the frame that caught it; a bare
+    ``raise`` passes it on with no entry of its own (3.11 and later: on 3.10 the
+    interpreter re-raises what it caught, the frame stays)."""
+    tb = error.__traceback__
+    if tb is not None and tb.tb_frame is sys._getframe(1):
+        error.__traceback__ = tb.tb_next
+
+
 def _several(found: object) -> bool:
     """Is this record of a name several statements (see _MANY), not one fromlist?"""
     return type(found) is tuple and len(found) > 1 and found[0] is _MANY
@@ -1016,7 +1028,11 @@ class ImportTracker:
         # what a failing core test needs to show.  The compiled core, whose
         # frames have no locals, marks its whole module.
         __tracebackhide__ = True
-        module = self._original_import(name, globals, locals, fromlist, level)
+        try:
+            module = self._original_import(name, globals, locals, fromlist, level)
+        except BaseException as error:
+            _leave_out_this_frame(error)
+            raise
         if globals is None:
             # An explicit ``__import__("x")``: credit the calling module.
             globals = sys._getframe(1).f_globals
@@ -1056,10 +1072,18 @@ class ImportTracker:
         """
         return self.import_
 
+    def import_module_hook(self) -> Callable[..., ModuleType]:
+        """The function to install as ``importlib.import_module``: :meth:`import_module`."""
+        return self.import_module
+
     def import_module(self, name: str, package: str | None = None) -> ModuleType:
         """The replacement for ``importlib.import_module``."""
         __tracebackhide__ = True  # for pytest, as in import_
-        module = self._original_import_module(name, package)
+        try:
+            module = self._original_import_module(name, package)
+        except BaseException as error:
+            _leave_out_this_frame(error)
+            raise
         globals = sys._getframe(1).f_globals
         seen = self._statements_of(globals)
         if seen is _UNTRACKED:

@@ -134,7 +134,7 @@ def install(
     capture.listeners.append(hmr.sources.code_loaded)
     _installed = _Installation(hmr, tracker, capture, original_import, original_import_module)
     builtins.__import__ = tracker.import_hook()
-    importlib.import_module = tracker.import_module
+    importlib.import_module = tracker.import_module_hook()
     builtins.__hmr__ = hmr  # type: ignore[attr-defined]
     capture.install()
     _watch_lazy_imports_filter(_installed)
