@@ -373,7 +373,8 @@ def test_an_error_raised_by_a_module_a_cell_imports_shows_no_frame_of_the_tool(
 ) -> None:
     """On the compiled core, two frames of the import hook showed per import level
     ("src/_hmr_core.pyx:902, in ..._tracked_import()", "Could not get source"), as no
-    kernel without the extension shows; the pure core's were hidden already."""
+    kernel without the extension shows; the pure core's were hidden already (its frame
+    says ``__tracebackhide__``); now neither core's hook leaves a frame."""
     write(kernel_project / "outer.py", "import inner\n")
     write(kernel_project / "inner.py", "X = 1\nraise RuntimeError('boom at import')\n")
     failed = kernel.run("import outer")

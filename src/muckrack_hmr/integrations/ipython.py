@@ -73,7 +73,6 @@ class Shell(Protocol):
     events: _Events
     magics_manager: _MagicsManager
     user_ns: MutableMapping[str, object]
-    showtraceback: Callable[..., object]
 
     def register_magic_function(
         self, func: Callable[[str], object], magic_kind: str = ..., magic_name: str | None = ...
@@ -152,8 +151,6 @@ class HMRExtension:
         # Where the notebook imports from, as of the last cell: (working folder, sys.path).
         self._places = _places()
         self.watcher: _CellWatcher | None = None
-        self._show: Callable[..., object] = shell.showtraceback
-        self._showtraceback_before: Callable[..., object] | None = None
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -174,11 +171,6 @@ class HMRExtension:
         callbacks.remove(self.before_cell)
         callbacks.insert(0, self.before_cell)
         self.shell.register_magic_function(self.magic, "line", "hmr")
-        # An instance attribute, over the shell's method (or over what another
-        # extension put there, which it calls: put back at stop).
-        self._showtraceback_before = vars(self.shell).get("showtraceback")
-        self._show = self.shell.showtraceback
-        self.shell.showtraceback = self._showtraceback
         if self.hmr.watcher is None:
             watcher = _CellWatcher(self.hmr, self._queue)
             watcher.start()
@@ -188,11 +180,6 @@ class HMRExtension:
         """Undo :meth:`start` (the ``%hmr`` magic stays, and says so)."""
         self.enabled = False
         self.shell.events.unregister("pre_run_cell", self.before_cell)
-        if vars(self.shell).get("showtraceback") == self._showtraceback:
-            if self._showtraceback_before is None:
-                del self.shell.showtraceback
-            else:
-                self.shell.showtraceback = self._showtraceback_before
         self._release_autoreload()
         if self.watcher is not None and self.hmr.watcher is self.watcher:
             self.hmr.close()
@@ -291,21 +278,6 @@ class HMRExtension:
         for save in saves.modules:
             # The same broken content saved again is not applied again.
             watcher.pipeline.reload_failed(save, save.name in failed)
-
-    def _showtraceback(self, *args: object, **kwargs: object) -> object:
-        """IPython's ``showtraceback``, without the compiled core's frames.
-
-        Every import in a cell passes through the import hook.  The pure core's
-        frames say ``__tracebackhide__`` in their locals, which IPython honours;
-        the compiled core's have no locals, and an error raised by a module a cell
-        imported showed two of them per level ("Could not get source").
-        """
-        given = args[0] if args else kwargs.get("exc_tuple")
-        if isinstance(given, tuple) and len(given) == 3:
-            _without_hook_frames(given[1])
-        else:
-            _without_hook_frames(sys.exc_info()[1] or getattr(sys, "last_value", None))
-        return self._show(*args, **kwargs)
 
     def _interrupted(self, saves: SettledSaves, interrupt: KeyboardInterrupt) -> None:
         names = saves.names
@@ -504,26 +476,6 @@ class HMRExtension:
         if already:
             self.hmr.remember_sources()
         print(f"{_PREFIX}watching {real} (modules imported from it are tracked)")
-
-
-# The compiled core's module: its frames' globals (Cython gives them no locals).
-_COMPILED_CORE = "muckrack_hmr._hmr_core"
-
-
-def _without_hook_frames(exc: object) -> None:
-    """Take the compiled core's frames out of ``exc``'s traceback, and out of those of the
-    exceptions it was raised from or during, in place (the first entry, a cell's, stays)."""
-    seen: set[int] = set()
-    while isinstance(exc, BaseException) and id(exc) not in seen:
-        seen.add(id(exc))
-        previous = exc.__traceback__
-        while previous is not None and previous.tb_next is not None:
-            following = previous.tb_next
-            if following.tb_frame.f_globals.get("__name__") == _COMPILED_CORE:
-                previous.tb_next = following.tb_next
-            else:
-                previous = following
-        exc = exc.__cause__ or exc.__context__
 
 
 def _file_of(module: object) -> object:
