@@ -11,8 +11,10 @@ import contextlib
 import json
 import os
 import queue
+import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -27,6 +29,36 @@ import pytest
 
 # The longest a test waits for one line of output from a child.
 DEADLINE = 15.0
+
+# The servers the tests start listen on ports below the system's ephemeral range
+# (32768-60999 on Linux), a block of them for each xdist worker.  A port taken from that
+# range (a bind to port 0, closed, then bound by the server a moment later) could be
+# handed meanwhile to a Jupyter kernel of a parallel test (jupyter_client binds to 0
+# too): a request then met the kernel's ZMQ greeting (``BadStatusLine: \\xff\\0...``).
+_PORT_BLOCK = 500
+_PORT_BASE = 20000
+_ports: list[int] = []
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now, in this worker's block (the server binds it a
+    moment later)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    block = _PORT_BASE + (int(worker) % 24 if worker.isdigit() else 0) * _PORT_BLOCK
+    if not _ports:
+        _ports.append(random.randrange(_PORT_BLOCK))  # (another session may use the block)
+    for _ in range(_PORT_BLOCK):
+        _ports[0] = (_ports[0] + 1) % _PORT_BLOCK
+        port = block + _ports[0]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {block}-{block + _PORT_BLOCK - 1}")
+
+
 # One-shot runs.
 RUN_TIMEOUT = 60
 

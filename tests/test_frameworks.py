@@ -24,7 +24,6 @@ import json
 import os
 import re
 import signal
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -34,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from .subprocesses import DEADLINE, Child, save_atomically, starts, write
+from .subprocesses import DEADLINE, Child, free_port, save_atomically, starts, write
 from .test_validated_models import ORDERS
 
 # The frameworks come with the test extra: a missing one is an error, not a skip.
@@ -46,13 +45,6 @@ Spawn = Callable[..., Child]
 
 
 # -- HTTP with deadlines -----------------------------------------------------------
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now (the server binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def fetch(port: int, path: str = "/") -> tuple[int, str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .subprocesses import DEADLINE, Child, Reaper, left_behind, save_atomically, write
+from .subprocesses import DEADLINE, Child, Reaper, free_port, left_behind, save_atomically, write
 
 WORKERS = 4
 
@@ -440,15 +440,6 @@ async def app(scope, receive, send):
 def value():
     return {value!r}
 """
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now (the server binds it a moment later)."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def served_by_every_worker(child: Child, port: int, value: str, workers: int) -> set[int]:
