@@ -8,6 +8,7 @@ use it (``proj``, ``spawn``) live in ``conftest.py``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import queue
@@ -37,7 +38,9 @@ DEADLINE = 15.0
 # too): a request then met the kernel's ZMQ greeting (``BadStatusLine: \\xff\\0...``).
 _PORT_BLOCK = 500
 _PORT_BASE = 20000
-_ports: list[int] = []
+# Where in the block the next port is looked for (a random start: another session may
+# use the block).
+_next_port = itertools.count(random.randrange(_PORT_BLOCK))
 
 
 def free_port() -> int:
@@ -45,11 +48,8 @@ def free_port() -> int:
     moment later)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
     block = _PORT_BASE + (int(worker) % 24 if worker.isdigit() else 0) * _PORT_BLOCK
-    if not _ports:
-        _ports.append(random.randrange(_PORT_BLOCK))  # (another session may use the block)
     for _ in range(_PORT_BLOCK):
-        _ports[0] = (_ports[0] + 1) % _PORT_BLOCK
-        port = block + _ports[0]
+        port = block + next(_next_port) % _PORT_BLOCK
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))

@@ -385,7 +385,7 @@ def _wrap_app(module: ModuleType) -> None:
                     # moment between where a request to it finds no rule (a 404 under
                     # load) or a rule and no view.  The old rules serve the new view until
                     # the new rule is in, then go, in one swap of the matcher.
-                    old = [r for e in stale for r in self.url_map._rules_by_endpoint.get(e, ())]
+                    old = _rules_of(self, stale)
                     if key in stale:
                         self.view_functions[key] = view_func
                     original(self, rule, endpoint, view_func, *args, **kwargs)
@@ -554,16 +554,15 @@ def _drop_rules(app: _App, gone: list[_Rule], endpoints: list[str]) -> None:
         app.view_functions.pop(endpoint, None)
 
 
+def _rules_of(app: _App, endpoints: list[str]) -> list[_Rule]:
+    """The rules of ``endpoints`` in the app's ``url_map``."""
+    by_endpoint = app.url_map._rules_by_endpoint
+    return [rule for endpoint in endpoints for rule in by_endpoint.get(endpoint, ())]
+
+
 def _drop_endpoints(app: _App, endpoints: list[str]) -> None:
     """Take the rules of ``endpoints`` out of the app's ``url_map``, and their views."""
-    rules = {
-        other: list(rules)
-        for other, rules in app.url_map._rules_by_endpoint.items()
-        if other not in endpoints
-    }
-    _set_rules(app.url_map, rules)
-    for endpoint in endpoints:
-        app.view_functions.pop(endpoint, None)
+    _drop_rules(app, _rules_of(app, endpoints), endpoints)
 
 
 # -- config read from a module: app.config.from_object("webapp.config") ------------------
