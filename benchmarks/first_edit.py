@@ -28,6 +28,8 @@ forces the pure one):
   ``benchmarks.generate.EDITS``); ``helper`` edits the body of the core's
   ``helper()``, which every module calls in a function (and none at import
   time): the core alone.
+* ``--busy``: main.py computes without a pause after its imports instead of
+  resting (a server under load): the idle-time work never finds it idle.
 
 It fails (exit status 1) on wrong results, never on timing: a program that
 does not import the app or exits badly, an edit not live before a deadline,
@@ -265,7 +267,7 @@ def one_process(
     path = info.path_of(name)
     what = f"N={info.n_modules} objects={figures.objects} {core} {target} {kind}"
     cmd = [sys.executable, "-m", "muckrack.hmr", *program_args(figures.objects)]
-    cmd += ["--stay", name]
+    cmd += [*(["--busy"] if run.args.busy else []), "--stay", name]
     original = path.read_bytes()
     stat = path.stat()
     case = figures.cases.setdefault((core, target, kind), Case())
@@ -451,7 +453,8 @@ def report(run: Run, results: list[Figures], cores: list[str], argv: list[str]) 
         "## Edits: `python -m muckrack.hmr main.py`, watcher on",
         "",
         f"The first edit is written {args.first_after:g} s after main.py reports its imports "
-        "done; ms = the reload's own time (the `hmr: reloaded` line); modules run = the edited "
+        + ("done, main.py computing without a pause since (`--busy`)" if args.busy else "done")
+        + "; ms = the reload's own time (the `hmr: reloaded` line); modules run = the edited "
         "one + the line's dependents (a body edit must run it alone); floor = compile + exec "
         "of the module's source alone; live = from the write until main.py, polling the "
         "function it held, sees the new code.",
@@ -510,6 +513,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=FIRST_EDIT_AFTER,
         help=f"seconds from the imports done to the first edit (default {FIRST_EDIT_AFTER:g}; "
         "0.05: saved before the start-up's bookkeeping is done)",
+    )
+    parser.add_argument(
+        "--busy",
+        action="store_true",
+        help="main.py computes without a pause after its imports (a server under load), "
+        "instead of resting: the edits' figures only",
     )
     parser.add_argument(
         "--rounds", type=int, help="start-up rounds per variant (7 for N<=2000, else 5)"

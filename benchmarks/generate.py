@@ -534,12 +534,14 @@ def lazy_json() -> object:
 
 _MAIN_DOC = '''"""Entry point: imports every top-layer module of the app, then checks the registry.
 
-``python main.py [--objects N] [--stay MODULE...]``: ``--objects N`` first makes
-N more live objects (a program with a bigger heap); ``--stay`` keeps the
+``python main.py [--objects N] [--busy] [--stay MODULE...]``: ``--objects N`` first
+makes N more live objects (a program with a bigger heap); ``--stay`` keeps the
 program alive and idle after its imports, as a server between requests, and
 prints ``app: live MODULE KIND VALUE`` when an edit of KIND (``body``,
 ``constant``, ``method``: see ``benchmarks.generate.EDITS``) of MODULE shows,
-through the function and the instance it held from before the edit.
+through the function and the instance it held from before the edit.  With
+``--busy`` it computes without a pause instead of resting (about 1 ms between
+looks), as a server under load.
 """'''
 
 _MAIN_STAY = '''
@@ -566,8 +568,14 @@ def stay(names):
         for name in names
     ]
     seen = {name: values(*objects) for name, *objects in held}
+    busy = "--busy" in ARGS
     while True:
-        time.sleep(0.001)
+        if busy:
+            total = 0
+            for step in range(20000):
+                total += step
+        else:
+            time.sleep(0.001)
         for name, *objects in held:
             for kind, value in values(*objects).items():
                 if seen[name][kind] != value:

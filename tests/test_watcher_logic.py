@@ -1432,8 +1432,10 @@ print(looks)
 
 
 def test_idle_work_waits_while_the_programs_threads_are_busy() -> None:
-    """The watcher's background work (indexing, compressing, analyzing) runs only while
-    the program rests: a thread computing counts as busy, one sleeping does not.
+    """The watcher's background work (indexing, compressing, analyzing) runs while the
+    program rests (what a first edit needs also in slices while it computes: see
+    test_watcher.py's test of a program that never rests): a thread computing counts
+    as busy, one sleeping does not.
 
     In a process of its own: threads that earlier tests left behind in this one
     (a worker's) would count as the program's."""

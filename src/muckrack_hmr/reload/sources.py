@@ -29,7 +29,6 @@ import weakref
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from importlib.util import cache_from_source
 from types import CodeType, FunctionType, ModuleType
 from typing import TYPE_CHECKING
 
@@ -40,7 +39,6 @@ from ..capture import (
     digest,
     read_if_unchanged,
     read_steady,
-    read_whole,
 )
 from .mentions import Mentions
 from .reach import ImportReach, scan
@@ -279,26 +277,6 @@ def _code_of_cache(cached: bytes) -> CodeType:
     return code
 
 
-# The length of a stamp: no bytecode cache is as short (its code follows the header).
-_STAMP = _CACHE_HEADER + 8
-
-
-def _stamp(cached: bytes) -> bytes:
-    """What tells a bytecode cache read again from the one a loader read: its header
-    (the source's figures or hash it was checked against) and its length."""
-    return cached[:_CACHE_HEADER] + len(cached).to_bytes(_STAMP - _CACHE_HEADER, "little")
-
-
-def _cache_again(filename: str, stamp: bytes) -> CodeType | None:
-    """The code of the bytecode cache of ``filename`` (a source), read again; None when
-    the cache there now is not the one ``stamp`` was taken of, or cannot be read."""
-    try:
-        cached = read_whole(cache_from_source(filename))
-    except (OSError, ValueError, NotImplementedError):
-        return None
-    return _code_of_cache(cached) if _stamp(cached) == stamp else None
-
-
 def _live_bodies(
     bodies: tuple[str | CodeType, ...], namespace: dict[str, object]
 ) -> tuple[str | CodeType | tuple[str, ...], ...]:
@@ -372,11 +350,11 @@ class SourceStore:
         self.reach = ImportReach(is_project)
         # What the index of what import-time code may call takes in of the code each
         # module imported ran, by its file, until it does (index_reach, see
-        # code_loaded).  On the compiled core, the stamp of its bytecode cache, or for
-        # a module compiled from its source, the names its level loads and its
-        # functions' code (see reach.scan: two flat tuples, apart, as a tuple of them
-        # would be one the garbage collector looks at twice); on the pure one, its
-        # bytecode cache, or the code.  And the modules imported it has not taken in yet.
+        # code_loaded): its bytecode cache; for a module compiled from its source, on
+        # the compiled core, the names its level loads and its functions' code (see
+        # reach.scan: two flat tuples, apart, as a tuple of them would be one the
+        # garbage collector looks at twice), on the pure one, the code.  And the
+        # modules imported it has not taken in yet.
         self._codes: dict[str, tuple[str, ...] | CodeType | bytes] = {}
         self._code_bodies: dict[str, tuple[str | CodeType, ...]] = {}
         self._code_pending: dict[str, None] = {}
@@ -412,19 +390,21 @@ class SourceStore:
         The index takes it in when the program rests (index_reach).  Kept until then,
         a module's code object holds tuples that live on only for that, and each such
         object moves the garbage collector's clock (at 5,000 modules, one more full
-        collection during the start-up, 0.15 s).  So the compiled core keeps the
-        cache's stamp (see _stamp) and reads the cache again then: reading the code
-        now cost the start-up 6 us a module.  The pure core keeps the cache's bytes,
-        which the collector never looks at: read again, its index of 5,000 modules
-        ended 0.15 s later, after a save made 1 s after the start-up.  A module
-        compiled from its source has no cache: the compiled core reads its code now,
-        the pure one keeps it.
+        collection during the start-up, 0.15 s).  So what is kept is the cache's
+        bytes, which the loader read anyway and the collector never looks at, until
+        the index reads the code of them again.  Not a stamp of the cache and the
+        file read again then: those reads are system calls, and a first edit of a
+        function every module imports, made in a program that computes, took the
+        index in inside the reload, each call handing the interpreter to the program
+        for a switch interval (1,000 modules: 1.5-2.7 s).  A module compiled from its
+        source has no cache: the compiled core reads its code now, the pure one keeps
+        it.
         """
         filename = code.co_filename
-        if not USING_EXTENSION:
-            self._codes[filename] = code if cached is None else cached
-        elif cached is not None:
-            self._codes[filename] = _stamp(cached)
+        if cached is not None:
+            self._codes[filename] = cached
+        elif not USING_EXTENSION:
+            self._codes[filename] = code
         else:
             names, bodies = scan(code)
             # (The bodies first: index_reach takes a module in once its names are here.)
@@ -457,13 +437,7 @@ class SourceStore:
                 continue
             try:
                 if isinstance(kept, bytes):
-                    if len(kept) == _STAMP:
-                        code = _cache_again(filename, kept) or self._compiled(name, filename)
-                    else:
-                        code = _code_of_cache(kept)
-                    if code is None:
-                        continue  # (its source was not kept either: left out)
-                    names, made = scan(code)
+                    names, made = scan(_code_of_cache(kept))
                     read = (names, _live_bodies(made, module.__dict__))
                 else:
                     read = scan(kept) if isinstance(kept, CodeType) else (kept, bodies)
@@ -584,12 +558,6 @@ class SourceStore:
         if kept is None or kept[0] != digest(source):
             return None
         return kept[1]
-
-    def _compiled(self, name: str, filename: str) -> CodeType | None:
-        """The code of the source ``name`` ran, compiled again (its bytecode cache was
-        replaced or removed since); None if that source was not kept."""
-        source = self.ran(name)
-        return None if source is None else compile(source, filename, "exec", dont_inherit=True)
 
     def ran(self, name: str) -> bytes | None:
         """The source ``name`` last ran, if it was kept."""

@@ -59,6 +59,15 @@ _IDLE_IMPORTS = 256
 # Modules' code taken into the index of what import-time code may call, per step
 # (tens of microseconds each).
 _IDLE_CODES = 16
+# A program busy without a break this long gets what a first edit needs done anyway
+# (see IdleWork._busy_slice), in slices of _BUSY_SLICE (seconds, of the wall clock) at
+# most every _BUSY_EVERY, with fewer import statements recorded per step.  Within a
+# slice the interpreter's switch interval takes turns between the program's thread
+# and ours (5 ms each, by default): the program keeps at least half a core meanwhile.
+_BUSY_GRACE = 0.25
+_BUSY_SLICE = 0.03
+_BUSY_EVERY = 0.05
+_BUSY_IMPORTS = 32
 #: The share of a core the program's threads may use for the program to count as idle.
 QUIET = 0.2
 #: The longest the file events wait for a start-up that keeps importing (seconds).
@@ -256,6 +265,10 @@ class IdleWork:
         self._thawed = False
         #: The share of a core the program used over the last look that found it busy.
         self.used = 1.0
+        # Since when the looks found the program busy without a break (None: it rested
+        # at the last look), and when the last short slice in a busy program began.
+        self._busy_since: float | None = None
+        self._busy_slice_at = 0.0
 
     def step(self, activity: Activity, interrupted: Callable[[], bool]) -> bool | None:
         """One slice, if the program's threads were quiet since ``activity``'s last look.
@@ -273,26 +286,18 @@ class IdleWork:
         if not activity.quiet():
             self.used = activity.used
             self.thaw()  # (the program runs: its collections look at everything, as under python)
-            return None
-        reloader = self.hmr.reloader
-        tracker = self.hmr.tracker
+            return self._busy_slice(activity, interrupted)
+        self._busy_since = None
         deadline = time.perf_counter() + (_IDLE_SLICE if self._thawed else _FIRST_SLICE)
         more = True
         try:
             while more and not interrupted() and time.perf_counter() < deadline:
-                first = bool(
-                    tracker.apply_pending(limit=_IDLE_IMPORTS)
-                    # (What a first reload would do, once: 10 ms at 5,000 modules.)
-                    or reloader.keep_sources(limit=0)
-                    # Then what lets a body edit (the most common) know at once which
-                    # modules follow it: an index the reload would otherwise finish
-                    # itself, 30-60 us a module.
-                    or reloader.index_reach(limit=_IDLE_CODES)
-                )
+                first = self._for_a_first_edit(_IDLE_IMPORTS)
                 if not first:
                     # What a first edit needs is done: the start-up's objects go back
                     # to the collector now.
                     self.thaw()
+                reloader = self.hmr.reloader
                 more = first or bool(
                     # What a change of a value searches its users with.
                     reloader.index_mentions(limit=_IDLE_BATCH)
@@ -304,6 +309,42 @@ class IdleWork:
             raise
         activity.quiet()  # what this slice did is ours, not the program's
         return more
+
+    def _for_a_first_edit(self, imports: int) -> bool:
+        """One step of what a first edit needs done; whether it did any."""
+        reloader = self.hmr.reloader
+        return bool(
+            self.hmr.tracker.apply_pending(limit=imports)
+            # (What a first reload would do, once: 10 ms at 5,000 modules.)
+            or reloader.keep_sources(limit=0)
+            # Then what lets a body edit (the most common) know at once which
+            # modules follow it: an index the reload would otherwise finish
+            # itself, 30-60 us a module.
+            or reloader.index_reach(limit=_IDLE_CODES)
+        )
+
+    def _busy_slice(self, activity: Activity, interrupted: Callable[[], bool]) -> bool | None:
+        """A program busy since _BUSY_GRACE (a server under load, a computation) may never
+        rest: what a first edit needs is done in slices meanwhile (see _BUSY_SLICE).
+        Else the first edit of a function every module imports took the index in
+        itself, inside the reload, sharing the interpreter with the program: 1,000
+        modules, 1 s after the start-up, 0.25-0.5 s on the pure core (and 1-5 s on the
+        compiled one, when it read each bytecode cache again then).  In a slice every
+        ~0.12 s, it is done about 1 s after the program got busy, at about a tenth
+        of a core meanwhile.  True: a slice ran and more is left (the next look comes
+        soon, and slices only when due); None: nothing done."""
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        if now - self._busy_since < _BUSY_GRACE or now - self._busy_slice_at < _BUSY_EVERY:
+            return None
+        self._busy_slice_at = now
+        deadline = time.perf_counter() + _BUSY_SLICE
+        did = True
+        while did and not interrupted() and time.perf_counter() < deadline:
+            did = self._for_a_first_edit(_BUSY_IMPORTS)
+        activity.quiet()  # what this slice did is ours, not the program's
+        return True if did else None
 
     def thaw(self) -> None:
         """Put what the CLI froze for the start-up back into the collector (once)."""
