@@ -22,7 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from .subprocesses import DEADLINE, Child, Reaper, left_behind, run_python, save_atomically, write
+from .subprocesses import (
+    DEADLINE,
+    Child,
+    Reaper,
+    contains,
+    left_behind,
+    run_python,
+    save_atomically,
+    write,
+)
 from .test_workers import free_port, served_by_every_worker
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pre-fork servers: Unix only")
@@ -152,6 +161,42 @@ def test_gunicorn_workers_reload_in_place(
     assert child.wait() == 0  # gunicorn's own exit code for both signals
     assert left_behind(pids | workers) == []
     assert sum("failed to reload app" in text for text in child.seen["err"]) == 1
+
+
+def test_a_gunicorn_worker_that_fails_to_boot_on_a_save_leaves_gunicorn_serving(
+    proj: Path, spawn: Callable[..., Child], reap: Reaper
+) -> None:
+    """A worker gunicorn forks while the saved app does not compile (one that died, or
+    reached --max-requests) fails to boot, and gunicorn stopped as a whole: a broken save
+    took the server down.  It goes on now with the workers it has, forks none until the
+    next save, and that save boots the missing one with the code it brings."""
+    pytest.importorskip("gunicorn", reason="gunicorn is not installed")
+    write(proj / "app.py", WSGI_APP.format(value="old"))
+    port = free_port()
+    child = spawn(gunicorn_command(port, []), cwd=proj, new_session=True)
+    pids = served_by_every_worker(child, port, "old", 2)
+    reap.watch(child, pids)
+    save_atomically(proj / "app.py", "def value(:\n    return 'broken'\n")
+    child.expect("failed to reload app", stream="err")
+    killed, survivor = sorted(pids)
+    os.kill(killed, signal.SIGKILL)
+    line = child.expect(
+        contains("a gunicorn worker failed to boot on the saved code"), stream="err"
+    )
+    assert line.endswith(
+        "gunicorn goes on with 1 worker and forks the missing ones at the next save"
+    )
+    assert child.proc.poll() is None, child.stderr_text()
+    assert get(port) == {"pid": survivor, "value": "old"}
+
+    save_atomically(proj / "app.py", WSGI_APP.format(value="new"))
+    workers = served_by_every_worker(child, port, "new", 2)
+    reap.watch(child, workers)
+    assert survivor in workers
+    assert killed not in workers
+    child.proc.send_signal(signal.SIGTERM)
+    assert child.wait() == 0
+    assert left_behind(pids | workers) == []
 
 
 DJANGO_WSGI = """\

@@ -97,6 +97,7 @@ class Supervisor:
 
     def saves_settled(self, saves: SettledSaves) -> None:
         """Broadcast the burst, apply it here, gather the answers, log one line."""
+        self.watcher.tell_settling(saves)
         self.watcher.clear_screen()
         seq, pids = self.hub.broadcast(saves.names, saves.forced, saves.sources())
         # The workers wait for their own safe points meanwhile.

@@ -131,6 +131,10 @@ class Watcher:
         #: ``fn(result)`` after each reload of saves (the CLI's ``--graph`` and
         #: ``--restart-on-refused``), on the watcher's thread.
         self.after_reload: list[Callable[[ReloadResult], None]] = []
+        #: ``fn(saves)`` as each burst of saves settles, before it is applied here or in
+        #: the workers (gunicorn's arbiter boots workers again), on the watcher's thread
+        #: (with the engine's lock held: a listener reloads nothing).
+        self.settling: list[Callable[[SettledSaves], None]] = []
 
     @property
     def pipeline(self) -> SavePipeline:
@@ -281,16 +285,27 @@ class Watcher:
             with self.hmr.reloader._lock:
                 forward = self.pipeline.consumer is not self
                 if not forward:
+                    self.tell_settling(saves)
                     self.apply(saves)
             if forward:
                 self.pipeline.consumer.saves_settled(saves)
                 return
+        else:
+            self.tell_settling(saves)
         if saves.files:
             for listener in list(self.file_listeners):
                 try:
                     listener(saves.files)
                 except Exception:
                     log.exception("a file listener failed")
+
+    def tell_settling(self, saves: SettledSaves) -> None:
+        """Call the :attr:`settling` listeners with a burst that settled."""
+        for listener in list(self.settling):
+            try:
+                listener(saves)
+            except Exception:
+                log.exception("the listener %r raised", listener)
 
     def clear_screen(self) -> None:
         """Clear the terminal before a reload's output (``--clear``).
