@@ -1840,6 +1840,34 @@ def test_idle_work_found_busy_is_looked_at_again_soon(hmr: Any) -> None:
     assert late < 0.5, late
 
 
+def test_the_pipeline_is_made_with_short_waits_for_the_interpreter(hmr: Any) -> None:
+    """Making the save pipeline once the start-up is over imports its modules, a read of
+    a file each: a program computing in two threads held each read's return 5 ms and
+    more, and the file events began 0.5 s after the start-up's end (a save made then
+    waited for them).  The short switch interval of a save is on from the start-up's end
+    until the events are, and the program's own after."""
+    from muckrack_hmr.threads import PROMPT_SWITCH_INTERVAL
+
+    watcher = Watcher(hmr, debounce=DEBOUNCE, backend=FakeBackend())
+    watcher._settle_in = lambda: None  # type: ignore[method-assign]
+    make = watcher._make_pipeline
+    seen: list[float] = []
+
+    def make_pipeline() -> Any:
+        seen.append(sys.getswitchinterval())
+        return make()
+
+    watcher._make_pipeline = make_pipeline  # type: ignore[method-assign]
+    before = sys.getswitchinterval()
+    try:
+        watcher.start()
+        assert watcher.started.wait(timeout=10), "the file events never started"
+    finally:
+        watcher.stop()
+    assert seen == [pytest.approx(PROMPT_SWITCH_INTERVAL, rel=0.01)]
+    assert sys.getswitchinterval() == before
+
+
 class _StartUp:
     """A program's start-up, in place of the watcher's wait for it: over when the test
     says, or when the watcher is stopped (or hurried)."""

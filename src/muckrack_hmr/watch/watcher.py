@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .. import collector
-from ..threads import signals_to_main_thread
+from ..threads import prompt, signals_to_main_thread
 from . import idle as idle_work
 from .backends import MODIFIED, Backend, check_available
 from .filters import PathFilter
@@ -194,6 +194,12 @@ class Watcher:
             self._settle_in()
             if self._stopping.is_set():
                 return
+            # Short waits for the interpreter from here until the file events are on (the
+            # pipeline ends it): making the pipeline imports its modules, a read of a file
+            # each, and a program that computes in two threads held each read's return
+            # 5 ms and more (one thread handed the interpreter to the other): the events
+            # began 0.5 s after the start-up's end, and a save made then waited for them.
+            prompt.begin()
             pipeline = self.pipeline
             if not self._stopping.is_set():  # (else stop() saw the pipeline: it stops it)
                 pipeline.run()
@@ -201,6 +207,7 @@ class Watcher:
             # What the start-up made may be held frozen for the idle work (see
             # idle.settle_in): it is not left so when the watching ends, or never began.
             collector.thaw()
+            prompt.end()  # (the program's switch interval, if the events never came on)
 
     def _settle_in(self) -> None:
         """Wait until the program's start-up is over (see :func:`.idle.settle_in`), or
