@@ -396,7 +396,7 @@ class SourceStore:
         file read again then: those reads are system calls, and a first edit of a
         function every module imports, made in a program that computes, took the
         index in inside the reload, each call handing the interpreter to the program
-        for a switch interval (1,000 modules: 1.5-2.7 s).  A module compiled from its
+        for a switch interval (1,000 modules: 1.5-5.4 s).  A module compiled from its
         source has no cache: the compiled core reads its code now, the pure one keeps
         it.
         """

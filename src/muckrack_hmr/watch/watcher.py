@@ -132,8 +132,8 @@ class Watcher:
         #: ``--restart-on-refused``), on the watcher's thread.
         self.after_reload: list[Callable[[ReloadResult], None]] = []
         #: ``fn(saves)`` as each burst of saves settles, before it is applied here or in
-        #: the workers (gunicorn's arbiter boots workers again), on the watcher's thread
-        #: (with the engine's lock held: a listener reloads nothing).
+        #: the workers (gunicorn's arbiter boots workers again), on the watcher's thread; a
+        #: listener reloads nothing (the engine's lock may be held).
         self.settling: list[Callable[[SettledSaves], None]] = []
 
     @property
