@@ -274,7 +274,9 @@ class IdleWork:
         """One slice, if the program's threads were quiet since ``activity``'s last look.
 
         None: the program was busy, nothing was done.  Else whether work is
-        left.  ``interrupted`` (a save waiting) ends the slice early.
+        left (a program busy for a while gets what a first edit needs in slices
+        all the same: see _busy_slice).  ``interrupted`` (a save waiting) ends the
+        slice early.
         """
         if not self._warmed_up:
             # The engine is imported, and its code run once, before the first edit
@@ -288,6 +290,7 @@ class IdleWork:
             self.thaw()  # (the program runs: its collections look at everything, as under python)
             return self._busy_slice(activity, interrupted)
         self._busy_since = None
+        reloader = self.hmr.reloader
         deadline = time.perf_counter() + (_IDLE_SLICE if self._thawed else _FIRST_SLICE)
         more = True
         try:
@@ -297,7 +300,6 @@ class IdleWork:
                     # What a first edit needs is done: the start-up's objects go back
                     # to the collector now.
                     self.thaw()
-                reloader = self.hmr.reloader
                 more = first or bool(
                     # What a change of a value searches its users with.
                     reloader.index_mentions(limit=_IDLE_BATCH)
