@@ -1353,6 +1353,50 @@ def test_a_cache_of_results_that_read_what_changed_is_emptied(
     assert m.cached(4) == (4 + plus) * factor
 
 
+@pytest.mark.parametrize("wrapper", ["wraps", "closure"])
+def test_the_cache_under_another_decorator_of_a_function_edited_is_emptied(
+    project: Project, hmr: Any, wrapper: str
+) -> None:
+    """``@logged`` over ``@functools.lru_cache`` over ``def price``: a body edit of
+    ``price`` emptied a bare ``lru_cache``, not one another decorator wrapped (found
+    through ``__wrapped__``, or the wrapper's closure): ``price(1)`` answered the old
+    code's result for good."""
+    source = """\
+        import functools
+
+        CALLS = []
+
+
+        def logged(f):
+            {wraps}
+            def inner(*args):
+                CALLS.append(args)
+                return f(*args)
+            return inner
+
+
+        @functools.lru_cache(maxsize=None)
+        def other(x):
+            return x
+
+
+        @logged
+        @functools.lru_cache(maxsize=None)
+        def price(x):
+            return ("{tag}", x)
+        """
+    wraps = "@functools.wraps(f)" if wrapper == "wraps" else ""
+    project.write("m.py", source.format(wraps=wraps, tag="v1"))
+    (m,) = fresh(hmr, "m")
+    price = m.price
+    assert (price(1), m.other(1)) == (("v1", 1), 1)
+    project.write("m.py", source.format(wraps=wraps, tag="v2"))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert m.price is price
+    assert (price(1), price(2)) == (("v2", 1), ("v2", 2))
+    assert m.other.cache_info().currsize == 1  # another cache: kept
+
+
 @pytest.mark.parametrize("where", ["imported", "own"])
 def test_a_method_cache_of_results_that_read_a_changed_value_is_emptied(
     project: Project, hmr: Any, where: str

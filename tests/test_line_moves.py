@@ -235,3 +235,90 @@ def test_an_overloaded_method_moved_takes_its_new_lines(project: Project, hmr: A
     assert _raised_at(lambda: registry().get(1)) == _line_of(path, "raise KeyError(key)")
     assert _raised_at(registry().plain) == _line_of(path, 'raise KeyError("plain")')
     assert inspect.getsourcelines(registry.get)[0][0].strip() == "def get(self, key):"
+
+
+def test_lines_added_inside_definitions_give_them_their_new_lines(
+    project: Project, hmr: Any
+) -> None:
+    """A comment or a blank line added inside a function, a method, a nested function or
+    a block's definitions changes no code, and nothing runs again; but the lines below it
+    within the definition moved, and their code takes the new line numbers (before,
+    tracebacks and debuggers kept the old ones, and showed the wrong source lines)."""
+    source = textwrap.dedent(
+        """\
+        import registry
+
+
+        @registry.route("/p")
+        def plain(x):
+            y = x + 1{inside}
+            raise ValueError(y)
+
+
+        class K:
+            def m(self):{inside}
+                raise KeyError("m")
+
+            def below(self):
+                raise KeyError("below")
+
+
+        def outer():{inside}
+            def inner():
+                raise KeyError("inner")
+            return inner
+
+
+        if True:{inside}
+            def in_if():
+                raise KeyError("in_if")
+        """
+    )
+    project.write("registry.py", REGISTRY)
+    path = project.write("views.py", source.format(inside=""))
+    registry, views = fresh(hmr, "registry", "views")
+    registry.SEALED = True  # a second registration raises
+    plain, k, outer, in_if = views.plain, views.K, views.outer, views.in_if
+    inner = outer()
+
+    for inside in ("\n    # a comment\n", "\n\n\n    # two blank lines and a comment"):
+        project.write("views.py", source.format(inside=inside.replace("\n    ", "\n        ")))
+        result = hmr.reload("views")
+        assert result.failed == {}
+        assert result.reloaded == ["views"]
+        assert (views.plain, views.K, views.outer, views.in_if) == (plain, k, outer, in_if)
+        assert [p for p, _ in registry.ROUTES] == ["/p"]
+        linecache.checkcache()
+        assert _raised_at(lambda: plain(1)) == _line_of(path, "raise ValueError(y)")
+        assert _raised_at(k().m) == _line_of(path, 'raise KeyError("m")')
+        assert _raised_at(k().below) == _line_of(path, 'raise KeyError("below")')
+        assert _raised_at(outer()) == _line_of(path, 'raise KeyError("inner")')
+        assert _raised_at(in_if) == _line_of(path, 'raise KeyError("in_if")')
+        assert inspect.getsource(plain).endswith("    raise ValueError(y)\n")
+        # A closure made before keeps running; its lines are those it was made with.
+        assert _raised_at(inner) > 0
+    # Nothing changed since: asked again, nothing runs.
+    assert hmr.reload_module("views")[0] == []
+
+
+def test_a_method_edited_beside_one_that_gained_a_comment_gives_both_their_lines(
+    project: Project, hmr: Any
+) -> None:
+    source = textwrap.dedent(
+        """\
+        class Handler:
+            def first(self):
+                return {value}
+
+            def boom(self):{inside}
+                raise ValueError("boom")
+        """
+    )
+    path = project.write("h.py", source.format(value=1, inside=""))
+    (h,) = fresh(hmr, "h")
+    handler = h.Handler
+    project.write("h.py", source.format(value=2, inside="\n        # why it fails\n"))
+    assert hmr.reload_module("h")[0] == ["h"]
+    assert h.Handler is handler
+    assert handler().first() == 2
+    assert _raised_at(handler().boom) == _line_of(path, 'raise ValueError("boom")')

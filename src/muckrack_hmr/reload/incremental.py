@@ -62,7 +62,14 @@ from .kinds import CACHE_WRAPPER, is_a
 from .live_defs import live_function, run_on_live, start_module_run
 from .patching import BodyPatch, PatchReport, may_register, patch_class_now, set_code
 from .rebinding import star_exports
-from .relocation import align_class, align_function, first_line, shift_code
+from .relocation import (
+    align_class,
+    align_exactly,
+    align_function,
+    class_functions,
+    first_line,
+    shift_code,
+)
 from .running import read_by_running_code
 
 __all__ = [
@@ -728,7 +735,9 @@ def _matched(
     moved: list[Statement | None],
 ) -> None:
     edited[index] = False
-    if previous.node.lineno != statement.node.lineno:
+    # Moved, or its lines changed inside it (the same code, other text): its
+    # functions take their new lines.
+    if previous.node.lineno != statement.node.lineno or previous.text != statement.text:
         moved[index] = previous
 
 
@@ -737,29 +746,48 @@ def _relocate(
     previous: Statement,
     namespace: dict[str, object],
     filename: str,
+    *,
+    flags: int,
     assign: Callable[[types.FunctionType, types.CodeType], None],
 ) -> None:
-    """A statement that only moved: what it defined takes the new line numbers in place."""
+    """A statement that only moved: what it defined takes the new line numbers in place.
+
+    Moved whole (the same text), its code moves by as many lines.  Its lines
+    changed inside it (a comment added in a function): the code compiled anew
+    gives each function its lines (see relocation.align_exactly).
+    """
     node = statement.node
+    exact = previous.text != statement.text
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         function = original_function(namespace.get(node.name), node.name, filename)
-        if function is not None:
+        if function is not None and (
+            not exact or align_exactly([function], node, filename, flags, assign)
+        ):
             align_function(function, node, assign)
         return
     if isinstance(node, ast.ClassDef):
         cls = namespace.get(node.name)
         if isinstance(cls, type) and cls.__module__ == namespace.get("__name__"):
+            if exact:
+                align_exactly(class_functions(cls, filename), node, filename, flags, assign)
+            # What did not fit moves as a whole (what fits has its lines: no move left).
             align_class(cls, node, filename, assign)
         return
-    # Lambdas (``handler = lambda: ...``) made by the statement where it stood.
+    # Lambdas (``handler = lambda: ...``), the defs of an ``if`` or ``try`` block, made by
+    # the statement where it stood.
     delta = node.lineno - previous.node.lineno
     start, end = first_line(previous.node), previous.node.end_lineno or previous.node.lineno
+    made = []
     for name in statement.binds:
         value = namespace.get(name)
         if isinstance(value, types.FunctionType):
             code = value.__code__
             if code.co_filename == filename and start <= code.co_firstlineno <= end:
-                assign(value, shift_code(code, delta))
+                made.append(value)
+    if exact:
+        made = align_exactly(made, node, filename, flags, assign)
+    for function in made:
+        assign(function, shift_code(function.__code__, delta))
 
 
 def undo_run(changes: Changes) -> None:
@@ -1322,6 +1350,53 @@ def _calls_changed_method(
     return False
 
 
+def _caches_over(value: object, target: types.FunctionType) -> list[object]:
+    """The ``lru_cache``/``cache`` wrappers of ``target`` in what a name holds: the name's
+    value itself, or one that another decorator wrapped (``@logged`` over ``@lru_cache``),
+    found through ``__wrapped__`` and closure cells.  They hold the old code's results."""
+    found: list[object] = []
+    seen: set[int] = set()
+    pending = [value]
+    while pending and len(seen) < 32:
+        candidate = pending.pop()
+        if candidate is target or id(candidate) in seen:
+            continue
+        seen.add(id(candidate))
+        # (By its type: a wrapper may be a proxy whose ``__class__`` raises.)
+        if type(candidate) is CACHE_WRAPPER:
+            if _wraps(candidate, target):
+                found.append(candidate)
+            continue
+        if isinstance(candidate, types.FunctionType):
+            for cell in candidate.__closure__ or ():
+                try:
+                    pending.append(cell.cell_contents)
+                except ValueError:
+                    continue  # (an empty cell)
+        try:
+            wrapped = inspect.getattr_static(candidate, "__wrapped__", None)
+        except Exception:
+            wrapped = None
+        if wrapped is not None:
+            pending.append(wrapped)
+    return found
+
+
+def _wraps(cache: object, target: types.FunctionType) -> bool:
+    """Does the cache wrapper ``cache`` call ``target`` (maybe through other wrappers)?"""
+    inner: object = cache
+    for _ in range(8):
+        try:
+            inner = inspect.getattr_static(inner, "__wrapped__", None)
+        except Exception:
+            return False
+        if inner is target:
+            return True
+        if inner is None:
+            return False
+    return False
+
+
 def _clear_method_caches(cls: type, functions: set[int]) -> None:
     """Empty the ``lru_cache`` of the class's methods whose function got new code."""
     for member in list(vars(cls).values()):
@@ -1651,7 +1726,14 @@ def plan_and_run(
             # Only moved: it does not run again (its decorators would register
             # it twice); what it defined takes its new lines.
             assert previous is not None
-            _relocate(statement, previous, namespace, filename, _recording(changes))
+            _relocate(
+                statement,
+                previous,
+                namespace,
+                filename,
+                flags=flags,
+                assign=_recording(changes),
+            )
             changes.applied = True
             continue
         if edited[index] and not (rebinds or inputs_changed):
@@ -1687,14 +1769,16 @@ def plan_and_run(
                         set_code(target, fresh.__code__, fresh.__doc__)
                     else:
                         deferred.append((target, fresh))
-                        cached = namespace.get(node.name)
-                        if type(cached) is CACHE_WRAPPER:
-                            caches.append(cached)
+                        caches.extend(_caches_over(namespace.get(node.name), target))
                 changes.executed += 1
                 if isinstance(node, ast.ClassDef):
                     # Its methods below the edited ones moved.
                     cls = namespace.get(node.name)
                     if isinstance(cls, type):
+                        # The other methods' lines: the comments added in them too.
+                        given = {id(target) for target, _ in pairs}
+                        others = [f for f in class_functions(cls, filename) if id(f) not in given]
+                        align_exactly(others, node, filename, flags, _recording(changes))
                         align_class(cls, node, filename, _recording(changes))
                         # ``@staticmethod @functools.cache``: results of the old code.
                         _clear_method_caches(cls, {id(target) for target, _ in pairs})
