@@ -191,6 +191,64 @@ def test_other_threads_never_see_an_edit_beside_its_dependent_s_old_values(
     assert proved == 8
 
 
+@pytest.mark.parametrize("kept", ["compressed", "as imported"])
+def test_a_thread_that_sleeps_in_a_loop_never_sees_a_save_of_several_files_half_applied(
+    project: Project, hmr: Any, kept: str
+) -> None:
+    """A ``git checkout`` of three modules is one transaction: a thread of the program that
+    sleeps a millisecond between looks sees all three old or all three new.  Before, once
+    the idle time had compressed what they ran into the spill file, the reload read it
+    back module by module while it held the threads off: each read waited for the
+    system without the interpreter, and the sleeper saw ``v1 v0 v0`` in a third of the
+    saves.  A save where the kernel kept the reloading thread off the processors longer
+    than the hold proves nothing either way: another is made."""
+    names = ["ca", "cb", "cc"]
+    for name in names:
+        project.write(f"{name}.py", 'def val():\n    return "v0"\n')
+    modules = [importlib.import_module(name) for name in names]
+    hmr.remember_sources()
+    seen: list[tuple[str, ...]] = []
+    stop = threading.Event()
+
+    def look() -> None:  # the program's loop: look, sleep a millisecond, look again
+        last = None
+        while not stop.is_set():
+            now = tuple(module.val() for module in modules)
+            if now != last:
+                seen.append(now)
+                last = now
+            time.sleep(0.001)
+
+    looker = threading.Thread(target=look, daemon=True)
+    looker.start()
+    proved = 0
+    try:
+        for n in range(1, 40):
+            if proved == 12:
+                break
+            if kept == "compressed":
+                hmr.sources.compress()  # as the idle time does
+            del seen[:]
+            for name in names:
+                project.write(f"{name}.py", f'def val():\n    return "v{n}"\n')
+            waited = _waited_for_a_processor()
+            result = hmr.reloader.reload_result(names)
+            now = _waited_for_a_processor()
+            assert sorted(result.reloaded) == names
+            deadline = time.monotonic() + DEADLINE
+            while (not seen or seen[-1] != (f"v{n}",) * 3) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            if waited is not None and now is not None and now - waited > 10_000_000:
+                continue  # (off the processors 10 ms and more)
+            assert all(len(set(state)) == 1 for state in seen), f"save {n}: {seen}"
+            proved += 1
+    finally:
+        stop.set()
+        looker.join(timeout=10)
+    assert not looker.is_alive()
+    assert proved == 12
+
+
 def test_names_bound_out_of_sight_survive_a_whole_run(project: Project, hmr: Any) -> None:
     project.write("consts.py", "__all__ = ['K']\nK = 7\n")
     project.write(

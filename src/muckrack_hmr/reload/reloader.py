@@ -791,6 +791,7 @@ class Reloader:
                     self._queued = []
                     self._given = {}
                     self._fixed = {}
+                    self.sources.forget_ahead()
                     self._held = {}
                     self._roots = set()
                     self._again = set()
@@ -891,6 +892,7 @@ class Reloader:
         # that computes the interpreter for the whole 20 ms.  (The watchdog's thread
         # starts first too: see _reexecute.)
         self._read_ahead(roots)
+        self.sources.read_ahead(roots)
         self._judge_folders()
         deleted = {name: _deleted(name) for name in roots}
         self._watchdog.start()

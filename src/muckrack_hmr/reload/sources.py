@@ -333,6 +333,9 @@ class SourceStore:
         # module -> what its loader ran, as taken at its import and not yet
         # compressed into the spill file (the watcher does that when idle).
         self._fresh: dict[str, bytes] = {}
+        # module -> (its place in the spill file, what it ran) read back for a reload
+        # (read_ahead).
+        self._ahead: dict[str, tuple[int, bytes]] = {}
         #: module -> the file's (mtime_ns, size) when its source was taken at import.
         self.import_stats: dict[str, tuple[int, int]] = {}
         self._reimported: set[str] = set()
@@ -565,7 +568,26 @@ class SourceStore:
         if fresh is not None:
             return fresh
         kept = self._kept.get(name)
-        return None if kept is None else zlib.decompress(self._spill.get(kept))
+        if kept is None:
+            return None
+        ahead = self._ahead.get(name)
+        if ahead is not None and ahead[0] == kept:
+            return ahead[1]
+        return zlib.decompress(self._spill.get(kept))
+
+    def read_ahead(self, names: Iterable[str]) -> None:
+        """Read what ``names`` ran back from the spill file now, for a reload that asks
+        for it while it holds the program's threads off: the file's read would let them
+        in (it waits for the system without the interpreter).  Until :meth:`forget_ahead`."""
+        for name in names:
+            kept = self._kept.get(name)
+            if kept is not None and name not in self._fresh:
+                with contextlib.suppress(OSError, zlib.error):
+                    self._ahead[name] = (kept, zlib.decompress(self._spill.get(kept)))
+
+    def forget_ahead(self) -> None:
+        """Drop what :meth:`read_ahead` read (a reload is over)."""
+        self._ahead = {}
 
     def summary(
         self,
