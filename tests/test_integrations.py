@@ -212,6 +212,7 @@ def test_django_restarter_is_replaced_when_autoreload_is_imported(
     # (_reloading's own hooks first: the admin registrations follow the reload in progress)
     assert pre_hooks[1:] == [
         django_integration.remember_models,
+        django_integration.remember_settings,
         django_integration.remember_ready,
         django_integration.remember_middleware_hooks,
         django_integration._quiet_model_registration,

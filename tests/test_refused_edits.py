@@ -246,10 +246,16 @@ def test_django_model_fields_and_settings_are_refused_with_their_fix(
     child.expect(starts(REFUSED), stream="err")
     line = refused_after(child, path, models("    name = models.CharField(max_length=30)\n"))
     assert line.startswith(f"{REFUSED}greet.models.Item changed name {at}6 (django model fields)")
-    # 4. The settings module: Django read it at start-up.
-    line = refused_after(child, proj / "mysite" / "settings.py", SETTINGS + "DEBUG = False\n")
+    # 4. The settings module: Django read it at start-up.  A comment or a blank line
+    # changes no setting: not refused (before, any save of it was, and with
+    # --restart-on-refused restarted the server for nothing).
+    settings = proj / "mysite" / "settings.py"
+    write(settings, "# the site's settings\n\n" + SETTINGS + "\n# end\n")
+    line = child.expect(outcome_of("mysite.settings"), stream="err")
+    assert line.startswith("hmr: reloaded mysite.settings"), line
+    line = refused_after(child, settings, SETTINGS + "DEBUG = False\n")
     assert line == (
-        f"{REFUSED}mysite.settings changed at {os.path.realpath(proj / 'mysite' / 'settings.py')} "
+        f"{REFUSED}mysite.settings changed DEBUG at {os.path.realpath(settings)} "
         "(django settings); Django read its settings at start-up"
     )
     got = poll(child, port, lambda got: True, path="/fields")

@@ -995,6 +995,72 @@ def test_django_patterns_of_an_included_urlconf_follow_edits(proj: Path, spawn: 
     assert status(port, "/blog/") == (200, "blog")
 
 
+BLOG_CONVERTERS = """\
+class Year:
+    regex = "{regex}"
+
+    def to_python(self, value):
+        return int(value)
+
+    def to_url(self, value):
+        return str(value)
+"""
+
+BLOG_YEAR_URLS = """\
+from django.http import HttpResponse
+from django.urls import path, register_converter
+
+from . import converters, views
+
+register_converter(converters.Year, "yyyy")
+
+
+def year(request, year):
+    return HttpResponse(f"year {year!r}")
+
+
+urlpatterns = [
+    path("", views.index),
+    path("y/<yyyy:year>", year),
+]
+"""
+
+
+def test_a_django_converter_registered_again_takes_its_place(
+    proj: Path, spawn: Spawn, core_env: dict[str, str]
+) -> None:
+    """An edit of a URL converter's ``regex`` runs ``register_converter(Year, "yyyy")`` in
+    the URLconf again: Django 6 raised "Converter 'yyyy' is already registered" (5.x
+    warned: an error here), the URLconf failed to follow, and so did each later save it
+    followed, until a restart.  Now the converter takes its own earlier place."""
+    write(proj / "manage.py", DJANGO_MANAGE)
+    write(proj / "mysite" / "__init__.py", "")
+    write(proj / "mysite" / "settings.py", DJANGO_SETTINGS)
+    write(proj / "mysite" / "urls.py", DJANGO_ROOT_URLS)
+    write(proj / "blog" / "__init__.py", "")
+    write(proj / "blog" / "views.py", BLOG_VIEWS)
+    converters = proj / "blog" / "converters.py"
+    write(converters, BLOG_CONVERTERS.format(regex="[0-9]{4}"))
+    write(proj / "blog" / "urls.py", BLOG_YEAR_URLS)
+    port = free_port()
+    # Django 5's warning as an error, as Django 6 raises.
+    env = {**core_env, "PYTHONWARNINGS": "error:Converter"}
+    child = spawn(["-v", "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=proj, env=env)
+    child.expect(f"hmr: watching {os.path.realpath(proj / 'blog')}", stream="err")
+    assert counts(child, port)["pid"] == child.proc.pid
+    assert status(port, "/blog/y/2024") == (200, "year 2024")
+    assert status(port, "/blog/y/24")[0] == 404
+    tracked(child, "blog.converters", "blog.urls")
+
+    edit(child, converters, BLOG_CONVERTERS.format(regex="[0-9]{2,4}"), "blog.converters")
+    wait_status(child, port, "/blog/y/24", 200, "year 24")
+    # A later save the URLconf follows applies too.
+    edit(child, converters, BLOG_CONVERTERS.format(regex="[0-9]{3,4}"), "blog.converters")
+    wait_status(child, port, "/blog/y/24", 404, "")
+    assert status(port, "/blog/y/245") == (200, "year 245")
+    assert not [line for line in child.seen["err"] if "failed to reload" in line]
+
+
 # -- Starlette: the routes list of the app's own statement; websocket routes --------------
 
 STARLETTE_APP = """\

@@ -93,8 +93,10 @@ def enable(hmr: HMR) -> None:
     when_imported("django.core.handlers.asgi", _file_signals_where_served)
     when_imported("django.contrib.admin.sites", _django_admin.enable_for)
     when_imported("django.dispatch.dispatcher", _django_signals.enable_for)
+    when_imported("django.urls.converters", _converters_made_again)
     _reloading.enable(hmr)
     hmr.add_pre_reload_hook(remember_models)
+    hmr.add_pre_reload_hook(remember_settings)
     hmr.add_pre_reload_hook(remember_ready)
     hmr.add_pre_reload_hook(remember_middleware_hooks)
     hmr.add_pre_reload_hook(_quiet_model_registration)
@@ -175,6 +177,49 @@ def _start_file_signals(apps: _Apps) -> FileSignals:
     return signals
 
 
+# The converters registered again by a reload: their patterns are compiled again.
+_converted_again: set[str] = set()
+
+
+def _converters_made_again(converters: ModuleType) -> None:
+    """``register_converter(Year, "yyyy")`` run again by a reload (the URLconf follows an
+    edit of ``Year``): the converter takes the place of the one the statement's last run
+    registered.  Django 6 raises "Converter 'yyyy' is already registered" (5.x warns), and
+    the URLconf's reload, and each later one, failed until a restart."""
+    original = getattr(converters, "register_converter", None)
+    registered = getattr(converters, "REGISTERED_CONVERTERS", None)
+    if (
+        not callable(original)
+        or getattr(original, _MARK, False)
+        or not isinstance(registered, dict)
+    ):
+        return
+
+    def register_converter(converter: type, type_name: str) -> None:
+        old = registered.get(type_name)
+        if (
+            old is not None
+            and _reloading.current() is not None
+            and _reloading.same_def(type(old), converter)
+        ):
+            del registered[type_name]
+
+            def undo() -> None:  # a failed reload puts back the converter too
+                registered[type_name] = old
+                with contextlib.suppress(Exception):
+                    converters.get_converters.cache_clear()
+
+            _reloading.on_failure(undo)
+        original(converter, type_name)
+        if old is not None:
+            # The patterns that use it were compiled with the old one (refresh_caches).
+            _converted_again.add(type_name)
+
+    functools.update_wrapper(register_converter, original)
+    setattr(register_converter, _MARK, True)
+    setattr(converters, "register_converter", register_converter)  # noqa: B010
+
+
 def _file_signals_where_served(handlers: ModuleType) -> None:
     """A process that serves Django without ``runserver`` (a gunicorn or uvicorn worker)
     starts the file signals as it makes its handler, or at its first request: a saved
@@ -232,6 +277,9 @@ def refresh_caches(module_name: str) -> None:
 
     clear_url_caches()
     _forget_included_patterns()
+    if _converted_again:
+        _compile_again(set(_converted_again))
+        _converted_again.clear()
     try:
         from django.template.autoreload import reset_loaders
     except ImportError:  # Django < 3.2
@@ -269,6 +317,37 @@ def _forget_included_patterns() -> None:
             pending.extend(resolver.url_patterns)
         except Exception:  # an URLconf left broken: Django says why on the next request
             log.debug("could not read the patterns of %r", resolver, exc_info=True)
+
+
+def _compile_again(names: set[str]) -> None:
+    """The path patterns reachable from the root URLconf that use one of the converters
+    ``names`` (``<yyyy:year>``) take its new regex and converter: each compiled its route
+    as it was made, and a pattern whose statement did not run again kept the old one."""
+    from django.conf import settings
+    from django.urls import URLResolver, resolvers
+
+    uses = tuple(f"<{name}:" for name in names)
+    root = sys.modules.get(getattr(settings, "ROOT_URLCONF", None) or "")
+    pending = list(getattr(root, "urlpatterns", None) or ())
+    seen: set[int] = set()
+    while pending:
+        entry = pending.pop()
+        if id(entry) in seen:
+            continue
+        seen.add(id(entry))
+        pattern = getattr(entry, "pattern", None)
+        route = getattr(pattern, "_route", None)
+        if pattern is not None and isinstance(route, str) and any(use in route for use in uses):
+            with contextlib.suppress(Exception):  # a route Django itself refuses now
+                made = resolvers._route_to_regex(route, getattr(pattern, "_is_endpoint", False))
+                if hasattr(pattern, "_regex"):
+                    setattr(pattern, "_regex", made[0])  # noqa: B010 (Django's own field)
+                setattr(pattern, "converters", made[1])  # noqa: B010
+                setattr(pattern, "_regex_dict", {})  # noqa: B010
+                vars(pattern).pop("regex", None)  # the descriptor's compiled regex
+        if isinstance(entry, URLResolver):
+            with contextlib.suppress(Exception):
+                pending.extend(entry.url_patterns)
 
 
 # -- edits that need a restart: model fields, settings -------------------------------
@@ -427,14 +506,48 @@ def _differs(old: object, new: object) -> bool:
         return True
 
 
+# The settings module's settings (its upper-case names) before its reload.
+_settings_before: dict[str, dict[str, object]] = {}
+
+
+def _settings_of(module_name: str) -> dict[str, object] | None:
+    module = sys.modules.get(module_name)
+    if module is None:
+        return None
+    return {name: value for name, value in list(vars(module).items()) if name.isupper()}
+
+
+def remember_settings(module_name: str) -> None:
+    """Note the settings of the settings module, before its reload (a pre-reload hook)."""
+    if module_name == os.environ.get("DJANGO_SETTINGS_MODULE"):
+        before = _settings_of(module_name)
+        if before is not None:
+            _settings_before[module_name] = before
+
+
+def _settings_edits(module_name: str) -> list[str]:
+    """The settings that the new code of the settings module gained, lost or changed
+    (none for a comment or a helper function edited: Django reads upper-case names)."""
+    before = _settings_before.pop(module_name, None)
+    after = _settings_of(module_name)
+    if before is None or after is None:
+        return ["its settings"]  # (not noted: taken as changed)
+    return sorted(
+        name
+        for name in before.keys() | after.keys()
+        if name not in before or name not in after or _differs(before[name], after[name])
+    )
+
+
 def check_edit(hmr: HMR, module_name: str) -> None:
     """Refuse the edit of the settings module, or of a model's fields (a refusal check)."""
     if module_name == os.environ.get("DJANGO_SETTINGS_MODULE"):
         conf = sys.modules.get("django.conf")
-        if conf is not None and conf.settings.configured:
+        edits = _settings_edits(module_name)
+        if conf is not None and conf.settings.configured and edits:
             hmr.refuse(
                 DJANGO_SETTINGS,
-                f"{module_name} changed",
+                f"{module_name} changed {', '.join(edits)}",
                 "Django read its settings at start-up",
                 module=module_name,
             )
