@@ -213,6 +213,7 @@ def test_django_restarter_is_replaced_when_autoreload_is_imported(
     assert pre_hooks[1:] == [
         django_integration.remember_models,
         django_integration.remember_settings,
+        django_integration.remember_application,
         django_integration.remember_ready,
         django_integration.remember_middleware_hooks,
         django_integration._quiet_model_registration,

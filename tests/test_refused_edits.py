@@ -262,6 +262,54 @@ def test_django_model_fields_and_settings_are_refused_with_their_fix(
     assert (got["pid"], got["fields"]) == (first["pid"], ["id", "name"])
 
 
+WSGI = """\
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+application = get_wsgi_application()
+{wrap}"""
+
+WSGI_WRAP = """
+
+def tagged(app):
+    def serve(environ, start_response):
+        def start(status, headers, *info):
+            return start_response(status, [*headers, ("X-Tag", "yes")], *info)
+
+        return app(environ, start)
+
+    return serve
+
+
+application = tagged(application)
+"""
+
+
+def test_a_django_application_made_again_is_refused(proj: Path, spawn: Spawn) -> None:
+    """``application`` of the module ``WSGI_APPLICATION`` names, wrapped in a middleware by
+    an edit: the server serves the application it loaded at start-up, so the edit cannot
+    apply without a restart.  Before, the reload said it applied and nothing changed.  An
+    edit of the module that leaves the application as it is applies."""
+    settings = SETTINGS + 'WSGI_APPLICATION = "mysite.wsgi.application"\n'
+    wsgi = proj / "mysite" / "wsgi.py"
+    write(wsgi, WSGI.format(wrap=""))
+    child, port, first = django_served(proj, spawn, URLS, settings)  # (wsgi tracked first)
+
+    line = refused_after(child, wsgi, WSGI.format(wrap=WSGI_WRAP))
+    assert line.startswith(f"{REFUSED}mysite.wsgi.application is a new application at "), line
+    assert line.endswith("(django application); the server serves the one it loaded at start-up"), (
+        line
+    )
+    write(wsgi, "# the server's entry point\n" + WSGI.format(wrap=""))
+    line = child.expect(outcome_of("mysite.wsgi"), stream="err")
+    assert line.startswith("hmr: "), line
+    assert "restart to apply" not in line, line
+    got = poll(child, port, lambda got: True, path="/fields")
+    assert got["pid"] == first["pid"]
+
+
 APPS = """\
 from django.apps import AppConfig
 

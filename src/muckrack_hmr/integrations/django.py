@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, cast
 from .. import collector
 from ..reload.refusals import (
     DJANGO_APP_READY,
+    DJANGO_APPLICATION,
     DJANGO_MIDDLEWARE,
     DJANGO_MODEL_FIELDS,
     DJANGO_SETTINGS,
@@ -97,6 +98,7 @@ def enable(hmr: HMR) -> None:
     _reloading.enable(hmr)
     hmr.add_pre_reload_hook(remember_models)
     hmr.add_pre_reload_hook(remember_settings)
+    hmr.add_pre_reload_hook(remember_application)
     hmr.add_pre_reload_hook(remember_ready)
     hmr.add_pre_reload_hook(remember_middleware_hooks)
     hmr.add_pre_reload_hook(_quiet_model_registration)
@@ -539,8 +541,47 @@ def _settings_edits(module_name: str) -> list[str]:
     )
 
 
+# module -> {name: the application object} of ``WSGI_APPLICATION``/``ASGI_APPLICATION``
+# that the module defines, before its reload.
+_applications_before: dict[str, dict[str, object]] = {}
+
+
+def _applications_in(module_name: str) -> dict[str, object]:
+    """The applications the settings name (``mysite.wsgi.application``) that
+    ``module_name`` defines: what a server loaded at start-up, by name."""
+    conf = sys.modules.get("django.conf")
+    module = sys.modules.get(module_name)
+    if conf is None or module is None or not conf.settings.configured:
+        return {}
+    found = {}
+    for setting in ("WSGI_APPLICATION", "ASGI_APPLICATION"):
+        path = getattr(conf.settings, setting, None)
+        owner, _, name = path.rpartition(".") if isinstance(path, str) else ("", "", "")
+        if owner == module_name and name in vars(module):
+            found[name] = vars(module)[name]
+    return found
+
+
+def remember_application(module_name: str) -> None:
+    """Note the applications ``module_name`` defines for the server (a pre-reload hook)."""
+    found = _applications_in(module_name)
+    if found:
+        _applications_before[module_name] = found
+
+
 def check_edit(hmr: HMR, module_name: str) -> None:
     """Refuse the edit of the settings module, or of a model's fields (a refusal check)."""
+    before = _applications_before.pop(module_name, {})
+    now = _applications_in(module_name)
+    for name, application in before.items():
+        if name in now and now[name] is not application:
+            # Wrapped in a middleware, say: the server serves the one it loaded.
+            hmr.refuse(
+                DJANGO_APPLICATION,
+                f"{module_name}.{name} is a new application",
+                "the server serves the one it loaded at start-up",
+                module=module_name,
+            )
     if module_name == os.environ.get("DJANGO_SETTINGS_MODULE"):
         conf = sys.modules.get("django.conf")
         edits = _settings_edits(module_name)

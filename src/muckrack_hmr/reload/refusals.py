@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 __all__ = [
     "CLASS_LAYOUT",
+    "DJANGO_APPLICATION",
     "DJANGO_APP_READY",
     "DJANGO_MIDDLEWARE",
     "DJANGO_MODEL_FIELDS",
@@ -42,6 +43,8 @@ ENUM_MEMBERS = "enum members"
 DJANGO_APP_READY = "django app ready"
 #: A middleware class of ``settings.MIDDLEWARE`` gained or lost a hook method.
 DJANGO_MIDDLEWARE = "django middleware"
+#: The WSGI or ASGI application Django's settings name was made again.
+DJANGO_APPLICATION = "django application"
 #: A Django model gained, lost or changed a field.
 DJANGO_MODEL_FIELDS = "django model fields"
 #: The module named by ``DJANGO_SETTINGS_MODULE`` was saved.
