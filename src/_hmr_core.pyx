@@ -958,6 +958,34 @@ def _leave_out_own_frames(error):
             following = following.tb_next
         tb.tb_next = following
         tb = following
+    if isinstance(error, SyntaxError):
+        _leave_out_the_loader(error)
+
+
+# The import system's own frames (``importlib._bootstrap``, ``_bootstrap_external``).
+_IMPORTLIB = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+
+
+def _leave_out_the_loader(error):
+    """Take the import system's frames out of the end of the traceback of ``error``, a
+    module's source that did not compile: the capture compiles it, where the loader's
+    compile is called so that the interpreter leaves them out
+    (``_call_with_frames_removed``).  The traceback a program prints is then python's:
+    the import statement, then the error's line."""
+    link = None  # the last entry that stays
+    # (An ``importlib.import_module`` call: python shows the import system's frames there.)
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "_gcd_import" and code.co_filename in _IMPORTLIB:
+            return
+        if code.co_filename not in _IMPORTLIB:
+            link = tb
+        tb = tb.tb_next
+    if link is None:
+        error.__traceback__ = None
+    else:
+        link.tb_next = None
 
 
 hmr_set_leave_out(_leave_out_own_frames)

@@ -585,6 +585,46 @@ def test_a_traceback_the_program_prints_of_an_import_error_is_pythons(
     assert got.stderr == expected.stderr
 
 
+def test_a_traceback_the_program_prints_of_a_module_that_does_not_compile_is_pythons(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    """``try: import badmod`` / ``except SyntaxError: traceback.print_exc()``: the import
+    system's frames (``_find_and_load`` ... ``exec_module``) and, on the pure core, the
+    capture's ``captured_get_code`` showed between the import statement and the error's
+    line: the capture compiles the source, where python's loader compiles it so that the
+    interpreter leaves them out.  Directly, and through a module that imports it.
+    (``importlib.import_module``, where python shows the import system's frames, is not
+    python's: its loader's last three frames are not there.)"""
+    if core_env.get("MUCKRACK_HMR_NO_EXTENSIONS") and sys.version_info < (3, 11):
+        pytest.skip("3.10 re-raises what a frame caught with that frame: the pure hook's stays")
+    write(
+        proj / "script.py",
+        """\
+        import traceback
+
+        try:
+            import badmod
+        except SyntaxError:
+            traceback.print_exc()
+        try:
+            import outer
+        except SyntaxError:
+            traceback.print_exc()
+        print("went on")
+        """,
+    )
+    write(proj / "outer.py", "import badmod\n")
+    write(proj / "badmod.py", "def f(:\n    pass\n")
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    assert (expected.returncode, expected.stdout) == (0, "went on\n")
+    got = run_hmr(["--no-watch", "script.py"], cwd=proj, env=core_env)
+    assert (got.returncode, got.stdout) == (0, "went on\n")
+    assert got.stderr.count("SyntaxError: invalid syntax") == 2
+    assert "importlib._bootstrap" not in got.stderr
+    assert "muckrack_hmr" not in got.stderr
+    assert got.stderr == expected.stderr
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 runs a script up to its null byte")
 def test_a_null_byte_in_the_script_reports_its_file_and_line_like_python(
     proj: Path, core_env: dict[str, str]

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from types import CodeType, ModuleType
+from types import CodeType, ModuleType, TracebackType
 from typing import TYPE_CHECKING, cast
 
 from .capture import READ_FLAGS, READ_TRIES, read_open, read_whole
@@ -122,6 +122,34 @@ def _leave_out_this_frame(error: BaseException) -> None:
     tb = error.__traceback__
     if tb is not None and tb.tb_frame is sys._getframe(1):
         error.__traceback__ = tb.tb_next
+    if isinstance(error, SyntaxError):
+        _leave_out_the_loader(error, globals())
+
+
+# The import system's own frames (``importlib._bootstrap``, ``_bootstrap_external``).
+_IMPORTLIB = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+
+
+def _leave_out_the_loader(error: SyntaxError, own: dict[str, object]) -> None:
+    """Take the import system's frames (and the capture's, whose frames have the globals
+    ``own``) out of the end of the traceback of ``error``, a module's source that did
+    not compile: the capture compiles it, where the loader's compile is called so that
+    the interpreter leaves them out (``_call_with_frames_removed``).  The traceback a
+    program prints is then python's: the import statement, then the error's line."""
+    link: TracebackType | None = None  # the last entry that stays
+    # (An ``importlib.import_module`` call: python shows the import system's frames there.)
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "_gcd_import" and code.co_filename in _IMPORTLIB:
+            return
+        if code.co_filename not in _IMPORTLIB and tb.tb_frame.f_globals is not own:
+            link = tb
+        tb = tb.tb_next
+    if link is None:
+        error.__traceback__ = None
+    else:
+        link.tb_next = None
 
 
 def _several(found: object) -> bool:
