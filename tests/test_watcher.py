@@ -22,6 +22,7 @@ from .conftest import leases_tell
 from .subprocesses import (
     A_NEW,
     A_OLD,
+    DEADLINE,
     Child,
     contains,
     run_hmr,
@@ -639,6 +640,48 @@ def test_a_program_that_never_rests_gets_what_a_first_edit_needs_done(
     child.expect("helper=x-new")
     line = child.expect(reloaded("core"), stream="err")
     assert line.startswith("hmr: reloaded core (1 patched) in "), line
+
+
+LIVES_ON_IN_A_THREAD = """\
+import threading
+import time
+
+import helper
+
+
+def loop():
+    deadline = time.monotonic() + 60
+    last = None
+    while time.monotonic() < deadline:
+        tag = helper.tag()
+        if tag != last:
+            print("tag", tag, flush=True)
+            last = tag
+        if tag == "v2":
+            return
+        time.sleep(0.01)
+
+
+threading.Thread(target=loop).start()
+"""
+
+
+def test_a_script_that_ends_while_its_thread_goes_on_is_reloaded(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """``threading.Thread(target=loop).start()`` as the script's last line (a bot, a
+    worker): its main thread ends at once and the interpreter waits for the thread, and
+    from 3.12 starts no thread meanwhile.  The watcher started its file events once it
+    saw the start-up over, later: "can't create new thread at interpreter shutdown",
+    and no save ever applied.  It starts them as the script ends now."""
+    write(proj / "helper.py", 'def tag():\n    return "v1"\n')
+    write(proj / "main.py", LIVES_ON_IN_A_THREAD)
+    child = spawn(["main.py"], cwd=proj)
+    child.expect("tag v1")
+    write(Path(os.path.realpath(proj)) / "helper.py", 'def tag():\n    return "v2"\n')
+    child.expect("tag v2")
+    assert child.proc.wait(timeout=DEADLINE) == 0
+    assert "could not start watching" not in child.stderr_text()
 
 
 GONE_AT_ONCE = """\

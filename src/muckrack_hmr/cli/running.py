@@ -219,7 +219,32 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
             from ..graph import GraphFile
 
             GraphFile(hmr, settings.graph).follow()
-    return _run(code, main_module)
+    code_of_exit = _run(code, main_module)
+    if not settings.no_watch:
+        _before_the_interpreter_waits(hmr)
+    return code_of_exit
+
+
+#: How long the end of a script waits for the watcher to start its file events.
+_EVENTS_PATIENCE = 5.0
+
+
+def _before_the_interpreter_waits(hmr: HMR) -> None:
+    """The script ended, and threads it started go on (``Thread(target=loop).start()``
+    as its last line: a bot, a worker): the interpreter waits for them, and from 3.12
+    starts no thread meanwhile ("can't create new thread at interpreter shutdown").
+    The watcher's threads start now, not once it sees the start-up over: before, the
+    file events never came on, and no save applied."""
+    main = threading.current_thread()
+    if not any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
+    watcher = hmr.watcher
+    if watcher is None:
+        return
+    watcher.hurry()
+    if not watcher.started.wait(_EVENTS_PATIENCE):
+        log.debug("the file events did not start before the script's end")
+    hmr.reloader.start_threads()
 
 
 def _let_go(hmr: HMR) -> None:

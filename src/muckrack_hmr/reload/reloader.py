@@ -614,6 +614,11 @@ class Reloader:
             self.tracker.trim_statements()
         return added, compressed
 
+    def start_threads(self) -> None:
+        """Start the threads a reload would start (the watchdog's) now: the program's main
+        thread ends, and the interpreter starts no thread while it waits for the others."""
+        self._watchdog.start()
+
     def warm_up(self) -> None:
         """Run the parsing and matching code once on a small module (the watcher, when idle).
 
@@ -1844,7 +1849,12 @@ class Reloader:
                     pause = look(busy, time.monotonic() >= deadline)
 
         with signals_to_main_thread():
-            threading.Thread(target=collector.ours(run), name=thread, daemon=True).start()
+            try:
+                threading.Thread(target=collector.ours(run), name=thread, daemon=True).start()
+            except RuntimeError:
+                # The interpreter shuts down (it waits for the program's threads): what
+                # was removed stays readable until the program ends.
+                log.debug("%s: no thread at interpreter shutdown", thread)
 
     def _forget_removed_imports(
         self, name: str, old: ModuleSummary, new: ModuleSummary, package: str | None
