@@ -363,7 +363,12 @@ class WatchLoop:
             for message in messages:
                 self.report.line(message, red=True)
             if result.failed:
-                self._wait_for_fix(files, list(result.failed))
+                applied = bool(result.reloaded) or not set(result.failed) <= set(changes.code)
+                # Nothing of the save applied (its modules failed, and kept their code):
+                # the tests would see what they saw, and the fix is judged on its own
+                # (saved back as it ran, it runs nothing).  Before, each test file
+                # importing the module waited, and ran whole after the fix.
+                self._wait_for_fix(files, list(result.failed), pending=applied)
                 return
             if result.refused:
                 # The engine kept the old definitions: the tests would not see the save.
@@ -374,6 +379,11 @@ class WatchLoop:
                     red=True,
                 )
                 return
+            if not result.reloaded and set(changes.code) <= set(result.recovered):
+                # Saved back as it runs (after a save that did not apply): no code the
+                # tests ran changed.  Before, every test file importing it ran whole.
+                code_reached = set()
+                selection.affected(changes, code_reached)
             # No dependent ran again, and the functions are the objects they were.
             patched_in_place = (
                 bodies is not None
@@ -451,8 +461,11 @@ class WatchLoop:
             return
         self._run(items, saves.first_event, lines)
 
-    def _wait_for_fix(self, files: set[str], broken: list[str]) -> None:
-        self.pending |= files
+    def _wait_for_fix(self, files: set[str], broken: list[str], *, pending: bool = True) -> None:
+        """Say that ``files`` wait for ``broken`` to load again; with ``pending``, they run
+        once it does."""
+        if pending:
+            self.pending |= files
         self.report.line(
             f"hmr: not running tests until {', '.join(broken)} loads again "
             f"({len(files)} test file(s) waiting); fix it and save"
