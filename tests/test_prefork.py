@@ -199,6 +199,45 @@ def test_a_gunicorn_worker_that_fails_to_boot_on_a_save_leaves_gunicorn_serving(
     assert left_behind(pids | workers) == []
 
 
+def test_gunicorn_workers_serve_on_past_max_requests_while_the_saved_code_is_broken(
+    proj: Path, spawn: Callable[..., Child], reap: Reaper
+) -> None:
+    """``--max-requests``, then a save that does not compile: each worker retired at its
+    limit and none was forked in its place (it would fail to boot): after as many requests
+    gunicorn had no worker, and every request waited.  The workers now serve on with the
+    code that runs until a save loads; then they retire at the limit again, and gunicorn
+    forks new ones on the code that save brought."""
+    pytest.importorskip("gunicorn", reason="gunicorn is not installed")
+    write(proj / "app.py", WSGI_APP.format(value="old"))
+    port = free_port()
+    # (Room for the requests that find both workers first: none retires before the save.)
+    options = ["--max-requests", "30", "--max-requests-jitter", "0"]
+    child = spawn(gunicorn_command(port, options), cwd=proj, new_session=True)
+    pids = served_by_every_worker(child, port, "old", 2)
+    reap.watch(child, pids)
+    save_atomically(proj / "app.py", "def value(:\n    return 'broken'\n")
+    child.expect("failed to reload app", stream="err")
+    # Past the limit of both: every answer from the workers that run the old code.
+    answers = [get(port) for _ in range(80)]
+    assert {answer["value"] for answer in answers} == {"old"}
+    assert {answer["pid"] for answer in answers} <= pids
+    assert child.proc.poll() is None, child.stderr_text()
+
+    save_atomically(proj / "app.py", WSGI_APP.format(value="new"))
+    # The limit is back: the workers retire, and their successors boot on the new code.
+    deadline = time.monotonic() + DEADLINE
+    fresh: set[int] = set()
+    while time.monotonic() < deadline and len(fresh) < 2:
+        answer = get(port)
+        if answer["value"] == "new" and answer["pid"] not in pids:
+            fresh.add(int(str(answer["pid"])))
+    assert len(fresh) == 2, fresh
+    reap.watch(child, fresh)
+    child.proc.send_signal(signal.SIGTERM)
+    assert child.wait() == 0
+    assert left_behind(pids | fresh) == []
+
+
 DJANGO_WSGI = """\
 import os
 
