@@ -625,6 +625,47 @@ def test_a_traceback_the_program_prints_of_a_module_that_does_not_compile_is_pyt
     assert got.stderr == expected.stderr
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork: Unix only")
+def test_a_fork_in_a_script_without_threads_warns_as_python_does(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    """3.12+ warns at ``os.fork()`` in a process with threads; under the CLI the watcher's
+    threads made every script that forks say "This process ... is multi-threaded" where
+    python, with none, says nothing.  A script with a thread of its own is warned as
+    under python."""
+    write(
+        proj / "script.py",
+        """\
+        import os
+        import sys
+        import threading
+        import time
+
+        if sys.argv[1:] == ["thread"]:
+            threading.Thread(target=time.sleep, args=(1,), daemon=True).start()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print("forked")
+        """,
+    )
+    for args in (["script.py"], ["script.py", "thread"]):
+        expected = run_python(args, cwd=proj, env=core_env)
+        got = run_hmr(args, cwd=proj, env=core_env)
+        assert (got.returncode, got.stdout) == (expected.returncode, "forked\n")
+        assert got.stderr.replace(str(got_pid(got.stderr)), "PID") == expected.stderr.replace(
+            str(got_pid(expected.stderr)), "PID"
+        )
+    assert "multi-threaded" not in run_hmr(["script.py"], cwd=proj, env=core_env).stderr
+
+
+def got_pid(stderr: str) -> int | None:
+    """The process ID a fork warning names, if any."""
+    found = re.search(r"pid=(\d+)", stderr)
+    return int(found.group(1)) if found else None
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 runs a script up to its null byte")
 def test_a_null_byte_in_the_script_reports_its_file_and_line_like_python(
     proj: Path, core_env: dict[str, str]

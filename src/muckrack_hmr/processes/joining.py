@@ -27,6 +27,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING
@@ -58,6 +59,23 @@ _JOINING_COMMANDS = (
 _node: Hub | Member | None = None
 _hmr: HMR | None = None
 _held: list[_Held] = []
+
+# Python 3.12+ warns at a fork in a process with threads (they may hold locks the child
+# needs).  The watcher's alone are no reason for it: python, which has none, says nothing.
+_FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead"
+# The warnings filters of a fork's parent while the interpreter's warning is left out.
+_quiet: list[warnings.catch_warnings] = []
+
+
+def _quiet_the_fork_warning() -> None:
+    """Leave out the interpreter's warning of the fork that comes when the program has no
+    thread but the forking one (``threading.enumerate`` leaves ours out)."""
+    if len(threading.enumerate()) > 1:
+        return  # (threads of the program's own: python warns too)
+    quiet = warnings.catch_warnings()
+    quiet.__enter__()
+    warnings.filterwarnings("ignore", message=_FORK_WARNING, category=DeprecationWarning)
+    _quiet.append(quiet)
 
 
 class _Held:
@@ -103,6 +121,7 @@ def before_fork(hmr: HMR | None = None) -> None:
     hmr = hmr or _hmr
     if hmr is None:
         return
+    _quiet_the_fork_warning()
     try:
         supervise(hmr)
     except OSError as exc:
@@ -173,9 +192,11 @@ def _ours_importing() -> bool:
 
 
 def after_fork_in_parent() -> None:
-    """After a fork, in the parent: let the engine go on."""
+    """After a fork, in the parent: let the engine go on (the interpreter warned already)."""
     while _held:
         _held.pop().release()
+    while _quiet:
+        _quiet.pop().__exit__(None, None, None)
 
 
 def after_fork_in_child() -> None:
