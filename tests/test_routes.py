@@ -266,6 +266,52 @@ create_app().run(host="127.0.0.1", port=int(sys.argv[1]))
 """
 
 
+PLAIN_APP = 'def added():\n    return "plain"'
+STATED = 'def stated():\n    return "stated"\n\n\napp.add_url_rule("/stated", view_func=stated)'
+
+
+def test_flask_route_decorator_removed_takes_its_route_out(proj: Path, spawn: Spawn) -> None:
+    """``@app.route`` (``@bp.route``) taken off a ``def`` that stays: its route went on
+    serving (the live function, patched), and the reload said ``1 patched`` with no word
+    of it.  The def ran again and registered it no more: its rules go, as a restart
+    would have it.  A view registered by a statement of its own (``app.add_url_rule``)
+    stays when its def gains a decorator."""
+    write(proj / "views.py", source_with(FLASK_VIEWS, ADDED_APP.format(path="/a", methods="")))
+    write(proj / "shop.py", source_with(FLASK_SHOP, ADDED_BP.format(path="/b", methods="")))
+    write(proj / "server.py", FLASK_SERVER)
+    port = free_port()
+    child = spawn(["-v", "server.py", str(port)], cwd=proj)
+    tracked(child, "views", "shop")
+    first = counts(child, port)  # a request served: Flask's guard is up
+    pid, rules, views = first["pid"], first["rules"], first["views"]
+    assert status(port, "/a") == (200, "added /a")
+    assert status(port, "/shop/b") == (200, "bought /b")
+
+    edit(child, proj / "views.py", source_with(FLASK_VIEWS, PLAIN_APP), "views")
+    assert status(port, "/a")[0] == 404
+    assert counts(child, port) == {"pid": pid, "rules": rules - 1, "views": views - 1}
+    bare = 'def bought():\n    return "bought"'
+    edit(child, proj / "shop.py", source_with(FLASK_SHOP, bare), "shop")
+    assert status(port, "/shop/b")[0] == 404
+    assert counts(child, port) == {"pid": pid, "rules": rules - 2, "views": views - 2}
+
+    # Put back: served again.
+    again = source_with(FLASK_VIEWS, ADDED_APP.format(path="/a", methods=""))
+    edit(child, proj / "views.py", again, "views")
+    assert status(port, "/a") == (200, "added /a")
+
+    # A view its own statement registers, whose def gains a decorator: it stays.
+    edit(child, proj / "views.py", source_with(FLASK_VIEWS, STATED), "views")
+    assert status(port, "/stated") == (200, "stated")
+    keep = "def keep(function):\n    return function"
+    decorated = STATED.replace("def stated", "@keep\ndef stated").replace(
+        'return "stated"', 'return "stated again"'
+    )
+    edit(child, proj / "views.py", source_with(FLASK_VIEWS, keep, decorated), "views")
+    assert status(port, "/stated") == (200, "stated again")
+    assert status(port, "/") == (200, "index")
+
+
 def test_flask_app_factory_closures_apply_and_setup_it_ran_once_is_refused(
     proj: Path, spawn: Spawn
 ) -> None:

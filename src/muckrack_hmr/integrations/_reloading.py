@@ -37,6 +37,7 @@ __all__ = [
     "made_again",
     "on_failure",
     "own_steps",
+    "ran_again",
     "refuse",
     "replaced",
     "same_def",
@@ -176,6 +177,14 @@ def replaced(name: str, held: dict[str, object] | None) -> list[tuple[str, objec
         if now is not live and type(now) is type(live):
             found.append((key, now))
     return found
+
+
+def ran_again(name: str) -> bool:
+    """Did the statement that binds the top-level ``name`` of the module whose reload
+    ends on this thread run again (a post-reload hook's question)?"""
+    from ..reload.live_defs import ran_again as ran
+
+    return ran(name)
 
 
 def made_again(old: object, new: object) -> bool:

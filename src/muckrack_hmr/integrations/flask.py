@@ -131,6 +131,24 @@ class _View:
 
 # module -> its views before its reload began
 _before: dict[str, list[_View]] = {}
+# The views a ``def``'s own decorator registered (``@app.route``, ``@bp.route``): not a
+# statement after it (``app.add_url_rule("/b", view_func=b)``).
+_by_their_def: weakref.WeakSet[Callable[..., object]] = weakref.WeakSet()
+# (app id, endpoint) registered during the reload in progress on this thread's module.
+_registered_now: set[tuple[int, str]] = set()
+
+
+def _note_registration(view: Callable[..., object]) -> None:
+    """``view`` is being registered: by its def's decorator when the def has not bound
+    its name to it yet (the decorators run before the name is bound), or when a reload
+    runs the def again with the live function (see reload.live_defs)."""
+    name = getattr(view, "__name__", None)
+    module = sys.modules.get(getattr(view, "__module__", None) or "")
+    if module is None or not isinstance(name, str):
+        return
+    if vars(module).get(name) is not view or _reloading.made_again(view, view):
+        with contextlib.suppress(TypeError):  # (not weakly referable)
+            _by_their_def.add(view)
 
 
 def enable(hmr: HMR) -> None:
@@ -376,6 +394,11 @@ def _wrap_app(module: ModuleType) -> None:
             *args: object,
             **kwargs: object,
         ) -> None:
+            if view_func is not None:
+                _note_registration(view_func)
+                if _reloading.current() is not None:
+                    key = endpoint if endpoint is not None else getattr(view_func, "__name__", "")
+                    _registered_now.add((id(self), str(key)))
             before = _keep_for_undo(self)
             if before is not None and view_func is not None:
                 key = endpoint if endpoint is not None else getattr(view_func, "__name__", None)
@@ -445,6 +468,8 @@ def _wrap_blueprint(module: ModuleType) -> None:
                 _keep_recorded_for_undo(self)
                 _forget_recorded(self, lambda old: _reloading.made_again(old, view_func))
             before = len(functions)
+            if view_func is not None:
+                _note_registration(view_func)
             original(self, rule, endpoint, view_func, *args, **kwargs)
             if view_func is not None:
                 for func in functions[before:]:
@@ -745,6 +770,7 @@ def check_served_apps(hmr: HMR, name: str) -> None:
 def remember_views(name: str) -> None:
     """Note the views of ``name``'s top-level defs, before its reload (a pre-reload hook)."""
     _before.pop(name, None)
+    _registered_now.clear()
     module = sys.modules.get(name)
     if module is None or not _apps:
         return
@@ -768,12 +794,19 @@ def forget_removed_views(name: str) -> None:
         return
     namespace = module.__dict__
     for view in views:
-        if (
-            view.name in namespace
-            or view.app.view_functions.get(view.endpoint) is not view.function
+        if view.app.view_functions.get(view.endpoint) is not view.function:
+            continue
+        if view.name in namespace and not (
+            # Its def ran again and registered it no more: the route decorator went.
+            view.function in _by_their_def
+            and _reloading.ran_again(view.name)
+            and (id(view.app), view.endpoint) not in _registered_now
         ):
             continue
         _drop_endpoints(view.app, [view.endpoint])
         for blueprint in list(_states):
             _forget_recorded(blueprint, functools.partial(operator.is_, view.function))
-        log.debug("Flask endpoint %s removed: its def is gone from %s", view.endpoint, name)
+        log.debug(
+            "Flask endpoint %s removed: its def is gone from %s, or its route", view.endpoint, name
+        )
+    _registered_now.clear()

@@ -59,7 +59,7 @@ from .body_edits import (
 )
 from .kept_classes import kept_class_edit
 from .kinds import CACHE_WRAPPER, is_a
-from .live_defs import live_function, run_on_live, start_module_run
+from .live_defs import live_function, note_run, run_on_live, start_module_run
 from .patching import BodyPatch, PatchReport, may_register, patch_class_now, set_code
 from .rebinding import star_exports
 from .relocation import (
@@ -1812,6 +1812,7 @@ def plan_and_run(
             _run_statement(new.statements[earlier], namespace, filename, flags, changes)
             changes.executed += 1
         live = live_function(statement, (old, new), namespace, filename)
+        note_run(binds)
         attributes = dict(live.__dict__) if live is not None else None
         if live is not None and _run_on_live(
             statement, live, namespace, filename, flags=flags, changes=changes

@@ -31,7 +31,14 @@ from .analysis import ModuleSummary, Statement
 from .body_edits import StatementError, compile_one, original_function
 from .patching import PatchReport, patch_function_now
 
-__all__ = ["decorated_again", "live_function", "run_on_live", "start_module_run"]
+__all__ = [
+    "decorated_again",
+    "live_function",
+    "note_run",
+    "ran_again",
+    "run_on_live",
+    "start_module_run",
+]
 
 # The added decorator's name in the module namespace, only while the statement runs.
 _ADOPT = "__muckrack_hmr_adopt__"
@@ -40,6 +47,8 @@ _ADOPT = "__muckrack_hmr_adopt__"
 class _Decorated(threading.local):
     def __init__(self) -> None:
         self.again: list[types.FunctionType] = []
+        # The names bound by the statements that ran again in the module run.
+        self.ran: set[str] = set()
 
 
 _decorated = _Decorated()
@@ -59,6 +68,19 @@ def decorated_again(function: object) -> bool:
 def start_module_run() -> None:
     """A module's statements start to run on this thread: forget the previous run's defs."""
     _decorated.again = []
+    _decorated.ran = set()
+
+
+def note_run(names: frozenset[str]) -> None:
+    """A statement binding ``names`` runs again in this thread's module run."""
+    _decorated.ran |= names
+
+
+def ran_again(name: str) -> bool:
+    """Did a statement that binds ``name`` run again in the module run of this thread (a
+    ``def`` whose decorators changed, say)?  Asked by a post-reload hook: a route whose
+    decorator the edit removed was not registered again by its def."""
+    return name in _decorated.ran
 
 
 #: How to take back one patch (a later statement failed): (report, undo).
