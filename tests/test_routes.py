@@ -647,6 +647,41 @@ def everything():
 """
 
 
+def test_fastapi_route_decorator_removed_takes_its_route_out(proj: Path, spawn: Spawn) -> None:
+    """``@app.get`` (``@router.get``) taken off a ``def`` that stays: its route went on
+    serving, and stayed in the OpenAPI schema.  The def ran again and added it no more:
+    it goes, as a restart would have it.  A route a statement of its own adds
+    (``app.add_api_route``) stays when its def gains a decorator."""
+    app_source = source_with(FASTAPI_APP, added("app", "extra", "/extra"))
+    write(proj / "app.py", app_source)
+    write(proj / "items.py", source_with(FASTAPI_ITEMS, added("router", "one", "/one")))
+    child, port = uvicorn(spawn, proj, "app", "items")
+    first = counts(child, port)
+    pid, app_routes, item_routes = first["pid"], first["app"], first["items"]
+    assert status(port, "/extra") == (200, '"extra /extra"')
+    assert status(port, "/items/one") == (200, '"one /one"')
+
+    bare = 'def extra():\n    return "bare"'
+    edit(child, proj / "app.py", source_with(FASTAPI_APP, bare), "app")
+    assert status(port, "/extra")[0] == 404
+    edit(child, proj / "items.py", source_with(FASTAPI_ITEMS, "def one():\n    return 1"), "items")
+    assert status(port, "/items/one")[0] == 404
+    assert counts(child, port) == {"pid": pid, "app": app_routes - 1, "items": item_routes - 1}
+    assert not {"/extra", "/items/one"} & openapi_paths(child, port)
+
+    # A route its own statement adds, whose def gains a decorator: it stays.
+    stated = 'def stated():\n    return "stated"\n\n\napp.add_api_route("/stated", stated)'
+    edit(child, proj / "app.py", source_with(FASTAPI_APP, stated), "app")
+    assert status(port, "/stated") == (200, '"stated"')
+    keep = "def keep(function):\n    return function"
+    decorated = stated.replace("def stated", "@keep\ndef stated").replace(
+        'return "stated"', 'return "stated again"'
+    )
+    edit(child, proj / "app.py", source_with(FASTAPI_APP, keep, decorated), "app")
+    assert status(port, "/stated") == (200, '"stated again"')
+    assert counts(child, port)["app"] == app_routes
+
+
 def test_fastapi_routes_follow_the_order_of_their_defs_as_in_a_fresh_start(
     proj: Path, spawn: Spawn
 ) -> None:

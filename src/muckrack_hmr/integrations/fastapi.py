@@ -24,6 +24,7 @@ removed go.  If the module's reload fails, each router's routes are put back.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -127,6 +128,8 @@ def _wrap_router(routing: ModuleType) -> None:
         before = len(self.routes)
         original(self, *args, **kwargs)
         try:
+            if len(self.routes) == before + 1:
+                _note_registration(self.routes[-1])
             if earlier is None:
                 _replace_earlier(self.routes, before)
             else:
@@ -362,6 +365,29 @@ class _Held:
 
 # module -> the routes of its top-level defs before its reload began
 _before: dict[str, list[_Held]] = {}
+# The routes a ``def``'s own decorator added (``@app.get``): not a statement after it
+# (``router.add_api_route("/b", b)``).  By id: a route compares by value, unhashable.
+_by_their_def: dict[int, weakref.ref[object]] = {}
+
+
+def _by_its_def(route: object) -> bool:
+    """Did ``route``'s def's own decorator add it (see _note_registration)?"""
+    ref = _by_their_def.get(id(route))
+    return ref is not None and ref() is route
+
+
+def _note_registration(route: object) -> None:
+    """``route`` was just added: by its def's decorator when the def has not bound its
+    name to its endpoint yet, or when a reload runs the def again on the live function."""
+    endpoint = getattr(route, "endpoint", None)
+    name = getattr(endpoint, "__name__", None)
+    module = sys.modules.get(getattr(endpoint, "__module__", None) or "")
+    if module is None or not isinstance(name, str):
+        return
+    if vars(module).get(name) is not endpoint or _reloading.made_again(endpoint, endpoint):
+        key = id(route)
+        with contextlib.suppress(TypeError):  # (not weakly referable: not followed)
+            _by_their_def[key] = weakref.ref(route, lambda _: _by_their_def.pop(key, None))
 
 
 def remember_routes(name: str) -> None:
@@ -391,7 +417,11 @@ def forget_removed_routes(name: str) -> None:
         return
     namespace = module.__dict__
     for gone in held:
-        if gone.name in namespace:
+        if gone.name in namespace and not (
+            # Its def ran again and added it no more: the route decorator went (a route
+            # its def's decorator made again took the old one's place already).
+            _by_its_def(gone.route) and _reloading.ran_again(gone.name)
+        ):
             continue
         routes = gone.router.routes
         for index, route in enumerate(routes):
@@ -400,7 +430,7 @@ def forget_removed_routes(name: str) -> None:
                 _routes.pop(id(route), None)
                 _routes_changed(gone.router)
                 log.debug(
-                    "FastAPI route %s removed: its def is gone from %s",
+                    "FastAPI route %s removed: its def is gone from %s, or its decorator",
                     getattr(route, "path", "?"),
                     name,
                 )
