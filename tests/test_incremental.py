@@ -1353,6 +1353,35 @@ def test_a_cache_of_results_that_read_what_changed_is_emptied(
     assert m.cached(4) == (4 + plus) * factor
 
 
+def test_a_lambda_held_from_a_table_runs_the_new_code(project: Project, hmr: Any) -> None:
+    """``HANDLERS = {"k": lambda x: ...}`` edited: the statement runs again and makes a new
+    table of new lambdas; a lambda taken from the old table (a callback registered
+    elsewhere) ran the old code for good, where ``lam = lambda x: ...`` was patched.  The
+    old ones take the new code, and go back in their places (identity kept); a tuple keeps
+    the new ones, which the old follow."""
+    source = """\
+        def named(x):
+            return ("named", x)
+
+
+        HANDLERS = {{"k": lambda x: ("{tag}", x), "named": named}}
+        ORDER = [lambda: "{tag}", lambda: "second {tag}"]
+        FIXED = (lambda: "{tag}",)
+        lam = lambda x: ("{tag}", x)
+        """
+    project.write("m.py", source.format(tag="v1"))
+    (m,) = fresh(hmr, "m")
+    handler, first, fixed, lam = m.HANDLERS["k"], m.ORDER[0], m.FIXED[0], m.lam
+    assert (handler(1), first(), fixed(), lam(1)) == (("v1", 1), "v1", "v1", ("v1", 1))
+    project.write("m.py", source.format(tag="v2"))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert (handler(1), first(), fixed(), lam(1)) == (("v2", 1), "v2", "v2", ("v2", 1))
+    assert m.HANDLERS["k"] is handler and m.ORDER[0] is first and m.lam is lam
+    assert m.HANDLERS["named"] is m.named
+    assert m.ORDER[1]() == "second v2"
+    assert m.FIXED[0]() == "v2"
+
+
 @pytest.mark.parametrize("wrapper", ["wraps", "closure"])
 def test_the_cache_under_another_decorator_of_a_function_edited_is_emptied(
     project: Project, hmr: Any, wrapper: str

@@ -1356,9 +1356,49 @@ def patch_namespace(
                         why_not_taken(old_function.__code__, new_function.__code__),
                     )
                 )
+        if type(value) in _CONTAINERS and type(previous) is type(value) and name not in shared:
+            _plan_held_functions(patcher, name, previous, value)
     if patcher.report.refused:
         # Nothing of the module applies (the engine puts its namespace back).
         return patcher.report
     patcher.apply()
     new.update(back)
     return patcher.report
+
+
+# Containers whose functions a statement made (``HANDLERS = {"k": lambda x: ...}``).
+_CONTAINERS = (dict, list, tuple)
+# The most items of one container looked at.
+_MOST_HELD = 256
+
+
+def _plan_held_functions(patcher: _Patcher, name: str, old: object, new: object) -> None:
+    """The functions of this module that the container ``new`` holds (a dispatch table of
+    lambdas), paired with those ``old`` held at the same key or place: each old one takes
+    the new definition (a reference taken from the old table runs the new code), and goes
+    back in its place in ``new`` where it can (a list, a dict)."""
+    pairs: list[tuple[object, object, object]]
+    if isinstance(old, dict) and isinstance(new, dict):
+        if len(new) > _MOST_HELD:
+            return
+        pairs = [(key, old[key], value) for key, value in new.items() if key in old]
+    elif isinstance(old, list | tuple) and isinstance(new, list | tuple) and len(old) == len(new):
+        if len(new) > _MOST_HELD:
+            return
+        pairs = list(zip(range(len(new)), old, new, strict=True))
+    else:
+        return
+    module = patcher.module
+    for key, before, after in pairs:
+        if (
+            before is after
+            or not is_a(before, types.FunctionType)
+            or not is_a(after, types.FunctionType)
+            or not _defined_in(before, module)
+            or not _defined_in(after, module)
+            or not _same_definition(before, after)
+        ):
+            continue
+        label = f"{name}[{key!r}]" if isinstance(new, dict) else f"{name}[{key}]"
+        if patcher.plan_function(before, after, label) and not isinstance(new, tuple):
+            patcher.actions.append(functools.partial(new.__setitem__, key, before))
