@@ -644,6 +644,49 @@ def page_text(body: str) -> str:
     return body.strip()
 
 
+TAGS = """\
+from django import template
+
+register = template.Library()
+
+
+@register.simple_tag
+def {name}():
+    return "{name} says hi"
+"""
+
+
+def test_a_django_template_tag_library_made_while_serving_loads(proj: Path, spawn: Spawn) -> None:
+    """A new ``templatetags/<name>.py`` of an installed app: Django finds its libraries
+    once, as its template engine starts, and ``{% load <name> %}`` answered "'<name>' is
+    not a registered tag library" until a restart, whatever was saved.  It loads now:
+    the library saved before the template that uses it, and after it."""
+    django_project(proj)
+    write(
+        proj / "mysite" / "settings.py",
+        DJANGO_SETTINGS.replace("INSTALLED_APPS = []", 'INSTALLED_APPS = ["mysite"]'),
+    )
+    write(proj / "mysite" / "templatetags" / "__init__.py", "")
+    port = free_port()
+    child = spawn(["-v", "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=proj)
+    child.expect(f"hmr: watching {os.path.realpath(proj / 'mysite')}", stream="err")
+    wait_status(child, port, "/page", 200, "template one")
+
+    # The library first, then the template that loads it.
+    write(proj / "mysite" / "templatetags" / "first_tags.py", TAGS.format(name="first"))
+    save_atomically(proj / "templates" / "page.html", "{% load first_tags %}{% first %}\n")
+    wait_status(child, port, "/page", 200, "first says hi")
+    # The template first: the page fails until the library is there, then renders.
+    save_atomically(proj / "templates" / "page.html", "{% load later_tags %}{% later %}\n")
+    wait_status(child, port, "/page", 500, "later_tags")
+    write(proj / "mysite" / "templatetags" / "later_tags.py", TAGS.format(name="later"))
+    wait_status(child, port, "/page", 200, "later says hi")
+    # The new library is a module of the program's like any: its edits apply.
+    edited = TAGS.format(name="later").replace('"later says hi"', '"later says bye"')
+    write(proj / "mysite" / "templatetags" / "later_tags.py", edited)
+    wait_status(child, port, "/page", 200, "later says bye")
+
+
 @pytest.mark.parametrize("noreload", [[], ["--noreload"]], ids=["reloader", "noreload"])
 def test_django_runserver_reloads_in_place_with_or_without_noreload(
     proj: Path, spawn: Spawn, noreload: list[str]

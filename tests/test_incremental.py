@@ -1376,7 +1376,9 @@ def test_a_lambda_held_from_a_table_runs_the_new_code(project: Project, hmr: Any
     project.write("m.py", source.format(tag="v2"))
     assert hmr.reload_module("m")[0] == ["m"]
     assert (handler(1), first(), fixed(), lam(1)) == (("v2", 1), "v2", "v2", ("v2", 1))
-    assert m.HANDLERS["k"] is handler and m.ORDER[0] is first and m.lam is lam
+    assert m.HANDLERS["k"] is handler
+    assert m.ORDER[0] is first
+    assert m.lam is lam
     assert m.HANDLERS["named"] is m.named
     assert m.ORDER[1]() == "second v2"
     assert m.FIXED[0]() == "v2"

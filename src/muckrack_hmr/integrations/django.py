@@ -95,6 +95,7 @@ def enable(hmr: HMR) -> None:
     when_imported("django.contrib.admin.sites", _django_admin.enable_for)
     when_imported("django.dispatch.dispatcher", _django_signals.enable_for)
     when_imported("django.urls.converters", _converters_made_again)
+    when_imported("django.template.defaulttags", _libraries_found_late)
     _reloading.enable(hmr)
     hmr.add_pre_reload_hook(remember_models)
     hmr.add_pre_reload_hook(remember_settings)
@@ -177,6 +178,52 @@ def _start_file_signals(apps: _Apps) -> FileSignals:
             daemon=True,
         ).start()
     return signals
+
+
+def _libraries_found_late(defaulttags: ModuleType) -> None:
+    """``{% load new_tags %}`` of a template tag library made since Django started (a new
+    ``templatetags/new_tags.py`` of an installed app): Django found its libraries once,
+    as its template engine started, and said "'new_tags' is not a registered tag library"
+    until a restart.  A name it does not know is looked for among the installed apps'
+    libraries again, and the library found is imported and added."""
+    original = getattr(defaulttags, "find_library", None)
+    error = getattr(defaulttags, "TemplateSyntaxError", None)
+    if (
+        not callable(original)
+        or getattr(original, _MARK, False)
+        or not (isinstance(error, type) and issubclass(error, Exception))
+    ):
+        return
+    refused: type[Exception] = error
+
+    def find_library(parser: object, name: str) -> object:
+        try:
+            return original(parser, name)
+        except refused:
+            library = _library_made_since(name)
+            libraries = getattr(parser, "libraries", None)
+            if library is None or not isinstance(libraries, dict):
+                raise
+            libraries[name] = library  # (the engine's own table: its next templates too)
+            log.debug("template tag library %s found since Django started", name)
+            return library
+
+    functools.update_wrapper(find_library, original)
+    setattr(find_library, _MARK, True)
+    setattr(defaulttags, "find_library", find_library)  # noqa: B010
+
+
+def _library_made_since(name: str) -> object:
+    """The installed apps' template tag library ``name``, imported; None if none has it."""
+    from django.template.backends import django as backend
+    from django.template.library import import_library
+
+    installed = backend.get_installed_libraries
+    clear = getattr(installed, "cache_clear", None)  # (cached in some Django versions)
+    if callable(clear):
+        clear()
+    path = installed().get(name)
+    return None if path is None else import_library(path)
 
 
 # The converters registered again by a reload: their patterns are compiled again.
