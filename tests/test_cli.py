@@ -625,6 +625,53 @@ def test_a_traceback_the_program_prints_of_a_module_that_does_not_compile_is_pyt
     assert got.stderr == expected.stderr
 
 
+def test_an_exit_handler_registered_again_by_a_reload_runs_once(
+    proj: Path, core_env: dict[str, str]
+) -> None:
+    """``@atexit.register`` above a ``def`` whose signature an edit changed: the statement
+    runs again and handed ``atexit`` the live function a second time, and the handler ran
+    twice at exit (a file closed or flushed twice).  So did a top-level
+    ``atexit.register(bye)`` run again.  Each runs once, the new code."""
+    write(
+        proj / "handlers.py",
+        """\
+        import atexit
+
+
+        @atexit.register
+        def cleanup():
+            print("cleanup v1")
+
+
+        def bye():
+            print("bye v1")
+
+
+        atexit.register(bye)
+        """,
+    )
+    write(
+        proj / "script.py",
+        """\
+        import pathlib
+
+        import handlers
+
+        path = pathlib.Path(handlers.__file__)
+        source = path.read_text()
+        source = source.replace("def cleanup():", "def cleanup(code=0):")
+        source = source.replace("def bye():", "def bye(code=0):")
+        path.write_text(source.replace("v1", "v2"))
+        print(__hmr__.reload_module("handlers")[0])
+        """,
+    )
+    got = run_hmr(["--no-watch", "script.py"], cwd=proj, env=core_env)
+    assert got.returncode == 0, got.stderr
+    lines = got.stdout.splitlines()
+    assert lines[0] == "['handlers']"
+    assert sorted(lines[1:]) == ["bye v2", "cleanup v2"], got.stdout
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork: Unix only")
 def test_a_fork_in_a_script_without_threads_warns_as_python_does(
     proj: Path, core_env: dict[str, str]

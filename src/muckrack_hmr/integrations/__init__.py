@@ -70,6 +70,8 @@ def activate(hmr: HMR, *, browser: bool = False) -> None:
                 importlib.import_module(integration).enable(hmr)
 
         when_imported(package, enable)
+    # (Imported already, by python and by the CLI.)
+    importlib.import_module("muckrack_hmr.integrations.exit_handlers").enable()
     _enable_browser(hmr, browser)
 
 

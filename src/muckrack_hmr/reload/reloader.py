@@ -360,6 +360,11 @@ def _brief(node: ast.AST, width: int = 60) -> str:
 _holding = threading.local()  # .depth: this thread's _applied_at_once, nested
 
 
+def applying() -> bool:
+    """Does this thread apply new code now (within a reload's hold)?"""
+    return bool(getattr(_holding, "depth", 0))
+
+
 @contextlib.contextmanager
 def _applied_at_once() -> Iterator[None]:
     """Keep the program's other threads out while new code goes in.
