@@ -22,7 +22,7 @@ from muckrack_hmr.reload.refusals import Refusal, RefusedEdit, locate
 
 from .conftest import Project
 from .subprocesses import Child, starts, write
-from .test_everyday_edits import outcome_of, tracked
+from .test_everyday_edits import edit, outcome_of, tracked
 from .test_frameworks import Spawn, free_port, poll
 from .test_routes import DJANGO_MANAGE
 
@@ -253,6 +253,12 @@ def test_django_model_fields_and_settings_are_refused_with_their_fix(
     write(settings, "# the site's settings\n\n" + SETTINGS + "\n# end\n")
     line = child.expect(outcome_of("mysite.settings"), stream="err")
     assert line.startswith("hmr: reloaded mysite.settings"), line
+    # Blank lines at its end: nothing moves, nothing runs (it was refused: "changed its
+    # settings").  The next save, of another module, says it reloaded, and nothing else.
+    refusals = sum(line.startswith(REFUSED) for line in child.seen["err"])
+    write(settings, "# the site's settings\n\n" + SETTINGS + "\n# end\n\n\n")
+    edit(child, path, models("", label="blank"), "greet.models")
+    assert sum(line.startswith(REFUSED) for line in child.seen["err"]) == refusals
     line = refused_after(child, settings, SETTINGS + "DEBUG = False\n")
     assert line == (
         f"{REFUSED}mysite.settings changed DEBUG at {os.path.realpath(settings)} "

@@ -851,6 +851,41 @@ def test_aiohttp_route_tables_keep_one_entry_and_a_new_app_is_refused(
     assert poll(child, port, lambda got: True, path="/count") == first
 
 
+def test_aiohttp_routes_added_to_an_app_that_started_are_refused(proj: Path, spawn: Spawn) -> None:
+    """aiohttp freezes an app's router as it starts: a new ``@routes.get`` of the table the
+    app took its routes from was silently not served (404, and the save said it
+    reloaded); a route added with ``app.router.add_get`` failed with "Cannot register a
+    resource into frozen router", and so did every later save of the module.  Both are
+    refused, with one line; the module's other edits apply once the route goes."""
+    pytest.importorskip("aiohttp")
+    direct = "\n\nasync def plain(request):\n    return web.Response(text='{text}')\n\n\n"
+    source = AIOHTTP_APP + direct.format(text="plain v1") + 'app.router.add_get("/plain", plain)\n'
+    write(proj / "settings.py", AIOHTTP_SETTINGS)
+    write(proj / "app.py", source)
+    write(proj / "main.py", AIOHTTP_MAIN)
+    port = free_port()
+    child = spawn(["-v", "main.py", str(port)], cwd=proj)
+    tracked(child, "app", "settings")
+    assert poll(child, port, lambda got: True, path="/count")["routes"] == 2
+    assert status(port, "/plain") == (200, "plain v1")
+
+    added = (
+        source
+        + '\n\n@routes.get("/new")\nasync def new(request):\n    return web.Response(text="new")\n'
+    )
+    write(proj / "app.py", added)
+    said = child.expect(contains("restart to apply: a route GET /new added"), stream="err")
+    assert said.endswith("(aiohttp route); aiohttp froze the app's routes as it started"), said
+    moved = source.replace('add_get("/plain"', 'add_get("/plain2"')
+    write(proj / "app.py", moved)
+    said = child.expect(contains("restart to apply: a route /plain2 added"), stream="err")
+    assert "(aiohttp route)" in said
+    # Back to the routes it started with: a body edit applies.
+    edit(child, proj / "app.py", source.replace("plain v1", "plain v2"), "app")
+    assert status(port, "/plain") == (200, "plain v2")
+    assert not [line for line in child.seen["err"] if "frozen router" in line]
+
+
 def test_a_router_included_in_an_edit_keeps_the_routers_included_before(
     proj: Path, spawn: Spawn
 ) -> None:

@@ -10,12 +10,20 @@
   decorator edited) takes its earlier entry's place in the table: it was added
   again, and an app made from the table later (a factory, a test's fixture)
   refused the duplicate.
+* aiohttp freezes an app's router as the app starts: a route an edit adds to it
+  (``app.router.add_get("/c2", c)``, a new ``@routes.get`` of a table a started app
+  took its routes from, a table route whose path or method changed) cannot be
+  served until a restart.  Such an edit is refused, and says so (``aiohttp
+  route``), where it raised "Cannot register a resource into frozen router" (and
+  failed every later save of the module) or was silently not served.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
+import weakref
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -26,12 +34,21 @@ from ._imports import loaded_class, when_imported, wrap_method
 if TYPE_CHECKING:
     from ..api import HMR
 
-__all__ = ["AIOHTTP_APP", "check_started_apps", "enable", "remember_started_apps"]
+__all__ = [
+    "AIOHTTP_APP",
+    "AIOHTTP_ROUTE",
+    "check_started_apps",
+    "enable",
+    "remember_started_apps",
+]
 
 _MARK = "__muckrack_hmr__"
 
 #: The refusal of a statement that made a new app in place of one that started.
 AIOHTTP_APP = "aiohttp app"
+#: ... and of a route added to (or moved in) the frozen router of an app that started.
+AIOHTTP_ROUTE = "aiohttp route"
+_ROUTE_FIX = "aiohttp froze the app's routes as it started"
 
 # module -> its top-level names bound to apps that started, before its reload.
 _started: dict[str, dict[str, object]] = {}
@@ -41,6 +58,7 @@ def enable(hmr: HMR) -> None:
     """Refuse apps made again in place of started ones; keep route tables whole."""
     _reloading.enable(hmr)
     when_imported("aiohttp.web_routedef", _wrap_route_table)
+    when_imported("aiohttp.web_urldispatcher", _wrap_router)
     hmr.add_pre_reload_hook(remember_started_apps)
     hmr.add_refusal_check(functools.partial(check_started_apps, hmr))
 
@@ -72,6 +90,39 @@ def check_started_apps(hmr: HMR, name: str) -> None:
             "and state its start-up set up",
             module=name,
         )
+
+
+# Each route table -> the routers that took its routes (``app.add_routes(routes)``).
+_taken_by: weakref.WeakKeyDictionary[object, weakref.WeakSet[object]] = weakref.WeakKeyDictionary()
+
+
+def _served_from(table: object) -> bool:
+    """Did the router of an app that started take its routes from ``table``?"""
+    return any(getattr(router, "frozen", False) for router in _taken_by.get(table, ()))
+
+
+def _wrap_router(dispatcher: ModuleType) -> None:
+    def register(original: Callable[..., object]) -> Callable[..., object]:
+        def register_resource(self: object, resource: object) -> object:
+            if not (getattr(self, "frozen", False) and _reloading.current() is not None):
+                return original(self, resource)
+            what = getattr(resource, "canonical", None) or repr(resource)
+            if not _reloading.refuse(AIOHTTP_ROUTE, f"a route {what} added", _ROUTE_FIX):
+                return original(self, resource)  # (raises, as without us)
+            return None  # refused: nothing of the edit applies
+
+        return register_resource
+
+    def add(original: Callable[..., object]) -> Callable[..., object]:
+        def add_routes(self: object, routes: object) -> object:
+            with contextlib.suppress(TypeError):  # (a list of route defs: not followed)
+                _taken_by.setdefault(routes, weakref.WeakSet()).add(self)
+            return original(self, routes)
+
+        return add_routes
+
+    wrap_method(dispatcher.UrlDispatcher, "register_resource", register, _MARK)
+    wrap_method(dispatcher.UrlDispatcher, "add_routes", add, _MARK)
 
 
 def _wrap_route_table(routedef: ModuleType) -> None:
@@ -109,6 +160,9 @@ def _add_again(
     new = items[-1]
     fresh.add(id(new))
     if not earlier:
+        if _served_from(table):
+            # A new route of a table a started app took its routes from: not served.
+            _reloading.refuse(AIOHTTP_ROUTE, f"a route {method} {path} added", _ROUTE_FIX)
         return made
     # The entry of the same method and path first (a def under two decorators).
     place = next(
@@ -120,6 +174,12 @@ def _add_again(
         ),
         earlier[0],
     )
+    was = (getattr(before[place], "method", None), getattr(before[place], "path", None))
+    if was != (method, path) and _served_from(table):
+        # The started app serves the old path or method, and cannot take the new one.
+        _reloading.refuse(
+            AIOHTTP_ROUTE, f"the route {was[0]} {was[1]} is now {method} {path}", _ROUTE_FIX
+        )
     _reloading.on_failure(lambda: items.__setitem__(slice(None), before))
     items.pop()
     items[place] = new

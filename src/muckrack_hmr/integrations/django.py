@@ -580,7 +580,9 @@ def _settings_edits(module_name: str) -> list[str]:
     before = _settings_before.pop(module_name, None)
     after = _settings_of(module_name)
     if before is None or after is None:
-        return ["its settings"]  # (not noted: taken as changed)
+        # Nothing ran (blank lines added at its end: no statement moved, no pre-reload
+        # hook was called): no setting changed.
+        return []
     return sorted(
         name
         for name in before.keys() | after.keys()

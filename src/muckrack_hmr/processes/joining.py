@@ -63,19 +63,33 @@ _held: list[_Held] = []
 # Python 3.12+ warns at a fork in a process with threads (they may hold locks the child
 # needs).  The watcher's alone are no reason for it: python, which has none, says nothing.
 _FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead"
-# The warnings filters of a fork's parent while the interpreter's warning is left out.
-_quiet: list[warnings.catch_warnings] = []
+# The filter that leaves that warning out, while it is in ``warnings.filters``.
+_quiet: list[tuple[object, ...]] = []
 
 
 def _quiet_the_fork_warning() -> None:
     """Leave out the interpreter's warning of the fork that comes when the program has no
-    thread but the forking one (``threading.enumerate`` leaves ours out)."""
+    thread but the forking one (``threading.enumerate`` leaves ours out).
+
+    The filter stays until the next fork decides again: 3.13 warns after the fork
+    hooks have run, and it concerns nothing but a fork.
+    """
+    _loud_again()
     if len(threading.enumerate()) > 1:
         return  # (threads of the program's own: python warns too)
-    quiet = warnings.catch_warnings()
-    quiet.__enter__()
     warnings.filterwarnings("ignore", message=_FORK_WARNING, category=DeprecationWarning)
-    _quiet.append(quiet)
+    _quiet.append(warnings.filters[0])
+
+
+def _loud_again() -> None:
+    """Take the filter of :func:`_quiet_the_fork_warning` out, if it is in."""
+    while _quiet:
+        entry = _quiet.pop()
+        with contextlib.suppress(ValueError):  # (the program reset the filters)
+            warnings.filters.remove(entry)  # type: ignore[attr-defined]
+        mutated = getattr(warnings, "_filters_mutated", None)
+        if callable(mutated):
+            mutated()  # (the interpreter's cache of what the filters decided)
 
 
 class _Held:
@@ -195,14 +209,13 @@ def after_fork_in_parent() -> None:
     """After a fork, in the parent: let the engine go on (the interpreter warned already)."""
     while _held:
         _held.pop().release()
-    while _quiet:
-        _quiet.pop().__exit__(None, None, None)
 
 
 def after_fork_in_child() -> None:
     """After a fork, in the child: a member of its own, with what it inherited."""
     global _node
     after_fork_in_parent()  # the forking thread is this process's thread: it releases
+    _loud_again()  # (no warning comes in the child)
     _spare_stdin(sys._getframe(1))
     node, hmr = _node, _hmr
     if node is None or hmr is None:
