@@ -93,7 +93,8 @@ def check_started_apps(hmr: HMR, name: str) -> None:
 
 
 # Each route table -> the routers that took its routes (``app.add_routes(routes)``).
-_taken_by: weakref.WeakKeyDictionary[object, weakref.WeakSet[object]] = weakref.WeakKeyDictionary()
+# (A router is no weak reference's: held while its table lives, as its app holds it.)
+_taken_by: weakref.WeakKeyDictionary[object, list[object]] = weakref.WeakKeyDictionary()
 
 
 def _served_from(table: object) -> bool:
@@ -116,7 +117,9 @@ def _wrap_router(dispatcher: ModuleType) -> None:
     def add(original: Callable[..., object]) -> Callable[..., object]:
         def add_routes(self: object, routes: object) -> object:
             with contextlib.suppress(TypeError):  # (a list of route defs: not followed)
-                _taken_by.setdefault(routes, weakref.WeakSet()).add(self)
+                taken = _taken_by.setdefault(routes, [])
+                if not any(router is self for router in taken):
+                    taken.append(self)
             return original(self, routes)
 
         return add_routes
