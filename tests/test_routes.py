@@ -267,6 +267,17 @@ create_app().run(host="127.0.0.1", port=int(sys.argv[1]))
 
 
 PLAIN_APP = 'def added():\n    return "plain"'
+# A decorator that changes nothing: a def that gains it runs again, and keeps its function.
+KEEP = "def keep(function):\n    return function"
+
+
+def kept(stated: str) -> str:
+    """``stated`` with its ``def stated`` under ``@keep``, and a new body."""
+    return stated.replace("def stated", "@keep\ndef stated").replace(
+        'return "stated"', 'return "stated again"'
+    )
+
+
 STATED = 'def stated():\n    return "stated"\n\n\napp.add_url_rule("/stated", view_func=stated)'
 
 
@@ -303,11 +314,7 @@ def test_flask_route_decorator_removed_takes_its_route_out(proj: Path, spawn: Sp
     # A view its own statement registers, whose def gains a decorator: it stays.
     edit(child, proj / "views.py", source_with(FLASK_VIEWS, STATED), "views")
     assert status(port, "/stated") == (200, "stated")
-    keep = "def keep(function):\n    return function"
-    decorated = STATED.replace("def stated", "@keep\ndef stated").replace(
-        'return "stated"', 'return "stated again"'
-    )
-    edit(child, proj / "views.py", source_with(FLASK_VIEWS, keep, decorated), "views")
+    edit(child, proj / "views.py", source_with(FLASK_VIEWS, KEEP, kept(STATED)), "views")
     assert status(port, "/stated") == (200, "stated again")
     assert status(port, "/") == (200, "index")
 
@@ -673,11 +680,7 @@ def test_fastapi_route_decorator_removed_takes_its_route_out(proj: Path, spawn: 
     stated = 'def stated():\n    return "stated"\n\n\napp.add_api_route("/stated", stated)'
     edit(child, proj / "app.py", source_with(FASTAPI_APP, stated), "app")
     assert status(port, "/stated") == (200, '"stated"')
-    keep = "def keep(function):\n    return function"
-    decorated = stated.replace("def stated", "@keep\ndef stated").replace(
-        'return "stated"', 'return "stated again"'
-    )
-    edit(child, proj / "app.py", source_with(FASTAPI_APP, keep, decorated), "app")
+    edit(child, proj / "app.py", source_with(FASTAPI_APP, KEEP, kept(stated)), "app")
     assert status(port, "/stated") == (200, '"stated again"')
     assert counts(child, port)["app"] == app_routes
 
