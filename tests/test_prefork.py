@@ -286,6 +286,9 @@ def test_a_django_template_saved_reaches_every_gunicorn_worker(
     command = gunicorn_command(port, options)
     command[command.index("app:app")] = "mysite.wsgi:application"
     child = spawn(["-v", *command], cwd=proj, new_session=True)
+    # Listening first: on a loaded machine the start-up alone may take seconds, and a
+    # gunicorn that stopped says why here.
+    child.expect(contains("Listening at: "), stream="err")
     pids = pages_by_worker(port, "template one", 2)  # (each worker rendered it)
     reap.watch(child, pids)
     # Each worker watches the template folder (and the arbiter, which made the handler
