@@ -1042,3 +1042,27 @@ def test_typer_commands_declared_again_or_deleted_are_declared_once(
         assert (names(), run("ann")) == (["bye"], "b2 ann")
     finally:
         integrations.deactivate()
+
+
+def test_atexit_register_works_while_the_engine_is_half_imported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``atexit.register`` asks the engine whether this thread applies a reload: while the
+    engine's module was being imported on another thread (the watcher's first idle step)
+    and a program's import registered a handler (``multiprocessing.util``), it raised
+    AttributeError ("partially initialized module"), and a pool could not start."""
+    import atexit
+    import types
+
+    from muckrack_hmr.integrations import exit_handlers
+
+    exit_handlers.enable()
+    half = types.ModuleType("muckrack_hmr.reload.reloader")  # (no ``applying`` yet)
+    monkeypatch.setitem(sys.modules, "muckrack_hmr.reload.reloader", half)
+    ran: list[str] = []
+
+    def handler() -> None:
+        ran.append("ran")
+
+    assert atexit.register(handler) is handler
+    atexit.unregister(handler)

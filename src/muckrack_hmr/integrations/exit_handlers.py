@@ -32,8 +32,9 @@ def enable() -> None:
 
     @functools.wraps(original)
     def register(func: Callable[..., object], *args: object, **kwargs: object) -> object:
-        engine = sys.modules.get(_ENGINE)
-        if engine is not None and engine.applying():
+        # (The engine's module may be half imported: an import it makes registers one.)
+        applying = getattr(sys.modules.get(_ENGINE), "applying", None)
+        if applying is not None and applying():
             atexit.unregister(func)  # (registered by the run this reload replaces)
         return original(func, *args, **kwargs)
 
