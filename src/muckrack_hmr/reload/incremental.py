@@ -45,6 +45,7 @@ from .analysis import (
     class_bodies_of,
     class_methods,
     dotted_name,
+    framed_alike,
     method_texts,
     results_called,
     same_code,
@@ -1775,10 +1776,26 @@ def plan_and_run(
                     # Its methods below the edited ones moved.
                     cls = namespace.get(node.name)
                     if isinstance(cls, type):
-                        # The other methods' lines: the comments added in them too.
-                        given = {id(target) for target, _ in pairs}
-                        others = [f for f in class_functions(cls, filename) if id(f) not in given]
-                        align_exactly(others, node, filename, flags, _recording(changes))
+                        # The other methods' lines, when the text around the bodies changed
+                        # too (a comment between a def and its body): with equal frames,
+                        # every body whose text changed took its new code, lines and all.
+                        previous_class = next(
+                            (
+                                s
+                                for s in old.statements
+                                if isinstance(s.node, ast.ClassDef) and s.node.name == node.name
+                            ),
+                            None,
+                        )
+                        if (
+                            previous_class is None
+                            or framed_alike(previous_class, statement) is None
+                        ):
+                            given = {id(target) for target, _ in pairs}
+                            others = [
+                                f for f in class_functions(cls, filename) if id(f) not in given
+                            ]
+                            align_exactly(others, node, filename, flags, _recording(changes))
                         align_class(cls, node, filename, _recording(changes))
                         # ``@staticmethod @functools.cache``: results of the old code.
                         _clear_method_caches(cls, {id(target) for target, _ in pairs})
