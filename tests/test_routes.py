@@ -886,7 +886,43 @@ def test_aiohttp_routes_added_to_an_app_that_started_are_refused(proj: Path, spa
     # Back to the routes it started with: a body edit applies.
     edit(child, proj / "app.py", source.replace("plain v1", "plain v2"), "app")
     assert status(port, "/plain") == (200, "plain v2")
+    # The refused @routes.get("/new") left no entry in the table (it stayed: 3).
+    assert poll(child, port, lambda got: True, path="/count")["routes"] == 2
     assert not [line for line in child.seen["err"] if "frozen router" in line]
+
+
+def test_aiohttp_routes_taken_from_an_app_that_started_are_refused(
+    proj: Path, spawn: Spawn
+) -> None:
+    """A ``@routes.get`` line deleted from a def that stays, or the def deleted, left the
+    started app's frozen router serving the old handler, and the save said it reloaded.
+    Both are refused now, with one line; back to the routes it started with, an edit
+    applies."""
+    pytest.importorskip("aiohttp")
+    write(proj / "settings.py", AIOHTTP_SETTINGS)
+    write(proj / "app.py", AIOHTTP_APP)
+    write(proj / "main.py", AIOHTTP_MAIN)
+    port = free_port()
+    child = spawn(["-v", "main.py", str(port)], cwd=proj)
+    tracked(child, "app", "settings")
+    assert status(port, "/") == (200, "index")
+
+    undecorated = AIOHTTP_APP.replace('@routes.get("/")\n', "")
+    assert undecorated != AIOHTTP_APP
+    write(proj / "app.py", undecorated.replace('text="index"', 'text="index v2"'))
+    said = child.expect(contains("restart to apply: the route GET / removed"), stream="err")
+    assert said.endswith("(aiohttp route); aiohttp froze the app's routes as it started"), said
+    assert status(port, "/") == (200, "index")  # nothing of the edit applied
+
+    start = AIOHTTP_APP.index('@routes.get("/")')
+    gone = AIOHTTP_APP[:start] + AIOHTTP_APP[AIOHTTP_APP.index('@routes.get("/count")') :]
+    write(proj / "app.py", gone)
+    child.expect(contains("restart to apply: the route GET / removed"), stream="err")
+    assert status(port, "/") == (200, "index")
+
+    edit(child, proj / "app.py", AIOHTTP_APP.replace('text="index"', 'text="index v3"'), "app")
+    assert status(port, "/") == (200, "index v3")
+    assert poll(child, port, lambda got: True, path="/count")["routes"] == 2
 
 
 def test_a_router_included_in_an_edit_keeps_the_routers_included_before(

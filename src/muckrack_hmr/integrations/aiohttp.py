@@ -15,7 +15,9 @@
   took its routes from, a table route whose path or method changed) cannot be
   served until a restart.  Such an edit is refused, and says so (``aiohttp
   route``), where it raised "Cannot register a resource into frozen router" (and
-  failed every later save of the module) or was silently not served.
+  failed every later save of the module) or was silently not served.  So is an edit
+  that takes a table route away from such an app (its ``def`` deleted, or its
+  ``@routes.get`` line): the frozen router would serve the old handler on.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ if TYPE_CHECKING:
 __all__ = [
     "AIOHTTP_APP",
     "AIOHTTP_ROUTE",
+    "check_served_routes",
     "check_started_apps",
     "enable",
+    "remember_served_routes",
     "remember_started_apps",
 ]
 
@@ -52,6 +56,9 @@ _ROUTE_FIX = "aiohttp froze the app's routes as it started"
 
 # module -> its top-level names bound to apps that started, before its reload.
 _started: dict[str, dict[str, object]] = {}
+# module -> (table entries, entry, the name of its handler's def) of the tables started
+# apps took their routes from, whose handler a top-level def of the module made.
+_served: dict[str, list[tuple[list[object], object, str]]] = {}
 
 
 def enable(hmr: HMR) -> None:
@@ -61,6 +68,8 @@ def enable(hmr: HMR) -> None:
     when_imported("aiohttp.web_urldispatcher", _wrap_router)
     hmr.add_pre_reload_hook(remember_started_apps)
     hmr.add_refusal_check(functools.partial(check_started_apps, hmr))
+    hmr.add_pre_reload_hook(remember_served_routes)
+    hmr.add_refusal_check(functools.partial(check_served_routes, hmr))
 
 
 def remember_started_apps(name: str) -> None:
@@ -90,6 +99,47 @@ def check_started_apps(hmr: HMR, name: str) -> None:
             "and state its start-up set up",
             module=name,
         )
+
+
+def remember_served_routes(name: str) -> None:
+    """Note the table routes of started apps whose handler a top-level def of ``name``
+    made, before its reload (a pre-reload hook)."""
+    _served.pop(name, None)
+    served = [
+        (items, item, defined)
+        for table, routers in list(_taken_by.items())
+        if isinstance(items := getattr(table, "_items", None), list)
+        for item in list(items)
+        if (defined := _reloading.defined_at_top(getattr(item, "handler", None), name))
+        and _serves(routers, getattr(item, "handler", None))
+    ]
+    if served:
+        _served[name] = served
+
+
+def _serves(routers: list[object], handler: object) -> bool:
+    """Does the frozen router of a started app among ``routers`` route to ``handler``?"""
+    for router in routers:
+        if getattr(router, "frozen", False):
+            with contextlib.suppress(Exception):  # (aiohttp's own: a router's routes)
+                if any(route.handler is handler for route in router.routes()):  # type: ignore[attr-defined]
+                    return True
+    return False
+
+
+def check_served_routes(hmr: HMR, name: str) -> None:
+    """Refuse the edit of ``name`` if it took a route away from a started app: a def
+    gone, or one that ran again and added no entry in its earlier one's place (a
+    refusal check)."""
+    module = sys.modules.get(name)
+    namespace = vars(module) if module is not None else {}
+    for items, item, defined in _served.pop(name, ()):
+        if not any(each is item for each in items):
+            continue  # its def ran again and its new entry took the place (_add_again)
+        if defined in namespace and not _reloading.ran_again(defined):
+            continue
+        method, path = getattr(item, "method", "?"), getattr(item, "path", "?")
+        hmr.refuse(AIOHTTP_ROUTE, f"the route {method} {path} removed", _ROUTE_FIX, module=name)
 
 
 # Each route table -> the routers that took its routes (``app.add_routes(routes)``).
@@ -162,6 +212,8 @@ def _add_again(
     ]
     new = items[-1]
     fresh.add(id(new))
+    # A refused or failed edit leaves the table as it was (a refused new route too).
+    _reloading.on_failure(lambda: items.__setitem__(slice(None), before))
     if not earlier:
         if _served_from(table):
             # A new route of a table a started app took its routes from: not served.
@@ -183,7 +235,6 @@ def _add_again(
         _reloading.refuse(
             AIOHTTP_ROUTE, f"the route {was[0]} {was[1]} is now {method} {path}", _ROUTE_FIX
         )
-    _reloading.on_failure(lambda: items.__setitem__(slice(None), before))
     items.pop()
     items[place] = new
     return made
