@@ -905,6 +905,7 @@ def test_aiohttp_routes_taken_from_an_app_that_started_are_refused(
     port = free_port()
     child = spawn(["-v", "main.py", str(port)], cwd=proj)
     tracked(child, "app", "settings")
+    assert poll(child, port, lambda got: True, path="/count")["routes"] == 2  # (it listens)
     assert status(port, "/") == (200, "index")
 
     undecorated = AIOHTTP_APP.replace('@routes.get("/")\n', "")
