@@ -24,6 +24,7 @@ import importlib.util
 import linecache
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -283,6 +284,24 @@ _NEW_OBJECT = (
     "%s is a new function object (%s): the name runs the new code, references taken "
     "before it (a callback stored) keep the old"
 )
+
+
+def _searched(
+    searched: dict[str, bool],
+    module: str,
+    sources: SourceStore,
+    pattern: re.Pattern[bytes],
+    *,
+    exact: bool = False,
+) -> bool:
+    """Does ``module``'s source spell what ``pattern`` finds (``searched``: the answers so
+    far)?  ``exact``: a source kept compressed is read (see SourceStore.spells); else it
+    may spell it (SourceStore.may_spell), and is not searched."""
+    found = searched.get(module)
+    if found is None or (found and exact and not sources.taken_as_is(module)):
+        found = (sources.spells if exact else sources.may_spell)(module, pattern)
+        searched[module] = found
+    return found
 
 
 def _nobody(module: str) -> bool:
@@ -1209,6 +1228,9 @@ class Reloader:
         settle = True
         pending = set(sources.mentions.pending)  # a copy: imports add to it meanwhile
         pattern = spelling_any(changed) if pending or graph.pending else None
+        # Each module's source searched once (both steps below search the modules not
+        # indexed yet: 25 ms at 5,000 modules on the pure core, twice).
+        searched: dict[str, bool] = {}
         if pattern is not None and graph.pending:
             # Imports not recorded in the graph yet (moments after start-up, or
             # the program has not been idle).  Only a ``from`` import of a name
@@ -1216,7 +1238,7 @@ class Reloader:
             # it as an attribute: their imports are recorded now, the rest when
             # the program is idle, and the graph is read as it is.
             self.tracker.apply_pending_of(
-                lambda module: sources.may_spell(module, pattern), changed
+                lambda module: _searched(searched, module, sources, pattern), changed
             )
             settle = False
         reached = set(graph.binders(name, changed, settle=settle))
@@ -1228,7 +1250,9 @@ class Reloader:
             else:
                 dependents = graph.dependents_of(name, settle=settle)
                 pool = [other for other in dependents if other in pending]
-            reached.update(other for other in pool if sources.spells(other, pattern))
+            reached.update(
+                other for other in pool if _searched(searched, other, sources, pattern, exact=True)
+            )
         for other in sources.mentions.users(changed):
             if other != name and self._imports(other, name, settle):
                 reached.add(other)

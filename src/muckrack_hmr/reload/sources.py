@@ -723,6 +723,10 @@ class SourceStore:
             return True
         return source is None or pattern.search(source) is not None
 
+    def taken_as_is(self, module: str) -> bool:
+        """Is the source ``module`` ran kept as it was taken (not compressed)?"""
+        return module in self._fresh
+
     def may_spell(self, module: str, pattern: re.Pattern[bytes]) -> bool:
         """:meth:`spells`, without decompressing: True for a source not kept as it
         was taken (compressed, or unknown)."""
