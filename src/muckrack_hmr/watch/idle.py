@@ -295,25 +295,26 @@ class IdleWork:
         more = True
         try:
             while more and not interrupted() and time.perf_counter() < deadline:
-                first = self._for_a_first_edit(_IDLE_IMPORTS)
-                if not first and collector.gate() is not None:
+                if self._for_a_first_edit(_IDLE_IMPORTS):
+                    continue
+                if collector.gate() is not None:
                     # What a first edit needs is done: the start-up's objects go back
                     # to the collector now (the full collection that makes due looks
                     # at nothing in a thread of ours: the program's thread runs it).
                     self.thaw()
-                more = first or bool(
-                    # What a change of a value searches its users with.
+                # What a change of a value searches its users with; the sources kept.
+                more = bool(
                     reloader.index_mentions(limit=_IDLE_BATCH)
                     or reloader.keep_sources(limit=_IDLE_BATCH)
-                    or reloader.warm(limit=1)
                 )
-            if not more:
-                # All done.  (Without the collector's gate, 3.11 on the pure core, the
-                # full collection the thaw makes due runs in this thread: 0.2 s at 5,000
-                # modules, which held a save made 1 s after the start-up back.  A
-                # reload thaws first, with the collector off: it comes after the new
-                # code is in.)
-                self.thaw()
+                if not more:
+                    # Without the collector's gate (3.11 on the pure core) the full
+                    # collection the thaw makes due runs in this thread: 0.2 s at 5,000
+                    # modules, which held a save made 1 s after the start-up back when
+                    # it came with the index.  (A reload thaws first, with the
+                    # collector off: it comes after the new code is in.)
+                    self.thaw()
+                    more = bool(reloader.warm(limit=1))
         except BaseException:
             self.thaw()
             raise
