@@ -824,6 +824,18 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
 """
 
 
+def aiohttp_server(proj: Path, spawn: Spawn, source: str) -> tuple[Child, int]:
+    """``main.py`` serving ``source`` (the app module) with aiohttp under the CLI, tracked."""
+    pytest.importorskip("aiohttp")
+    write(proj / "settings.py", AIOHTTP_SETTINGS)
+    write(proj / "app.py", source)
+    write(proj / "main.py", AIOHTTP_MAIN)
+    port = free_port()
+    child = spawn(["-v", "main.py", str(port)], cwd=proj)
+    tracked(child, "app", "settings")
+    return child, port
+
+
 def test_aiohttp_route_tables_keep_one_entry_and_a_new_app_is_refused(
     proj: Path, spawn: Spawn
 ) -> None:
@@ -831,13 +843,7 @@ def test_aiohttp_route_tables_keep_one_entry_and_a_new_app_is_refused(
     again (an app made from the table then refuses it); a save of ``MAX_BODY`` made a
     new ``web.Application`` that nothing served, bound in place of the served one:
     every request to a handler reading ``app["db"]`` failed with 500."""
-    pytest.importorskip("aiohttp")
-    write(proj / "settings.py", AIOHTTP_SETTINGS)
-    write(proj / "app.py", AIOHTTP_APP)
-    write(proj / "main.py", AIOHTTP_MAIN)
-    port = free_port()
-    child = spawn(["-v", "main.py", str(port)], cwd=proj)
-    tracked(child, "app", "settings")
+    child, port = aiohttp_server(proj, spawn, AIOHTTP_APP)
     first = {"routes": 2, "same": True, "db": "connected"}
     assert poll(child, port, lambda got: True, path="/count") == first
 
@@ -860,15 +866,9 @@ def test_aiohttp_routes_added_to_an_app_that_started_are_refused(proj: Path, spa
     reloaded); a route added with ``app.router.add_get`` failed with "Cannot register a
     resource into frozen router", and so did every later save of the module.  Both are
     refused, with one line; the module's other edits apply once the route goes."""
-    pytest.importorskip("aiohttp")
     direct = "\n\nasync def plain(request):\n    return web.Response(text='{text}')\n\n\n"
     source = AIOHTTP_APP + direct.format(text="plain v1") + 'app.router.add_get("/plain", plain)\n'
-    write(proj / "settings.py", AIOHTTP_SETTINGS)
-    write(proj / "app.py", source)
-    write(proj / "main.py", AIOHTTP_MAIN)
-    port = free_port()
-    child = spawn(["-v", "main.py", str(port)], cwd=proj)
-    tracked(child, "app", "settings")
+    child, port = aiohttp_server(proj, spawn, source)
     assert poll(child, port, lambda got: True, path="/count")["routes"] == 2
     assert status(port, "/plain") == (200, "plain v1")
 
@@ -898,13 +898,7 @@ def test_aiohttp_routes_taken_from_an_app_that_started_are_refused(
     started app's frozen router serving the old handler, and the save said it reloaded.
     Both are refused now, with one line; back to the routes it started with, an edit
     applies."""
-    pytest.importorskip("aiohttp")
-    write(proj / "settings.py", AIOHTTP_SETTINGS)
-    write(proj / "app.py", AIOHTTP_APP)
-    write(proj / "main.py", AIOHTTP_MAIN)
-    port = free_port()
-    child = spawn(["-v", "main.py", str(port)], cwd=proj)
-    tracked(child, "app", "settings")
+    child, port = aiohttp_server(proj, spawn, AIOHTTP_APP)
     assert poll(child, port, lambda got: True, path="/count")["routes"] == 2  # (it listens)
     assert status(port, "/") == (200, "index")
 
