@@ -905,14 +905,15 @@ def test_aiohttp_routes_taken_from_an_app_that_started_are_refused(
     undecorated = AIOHTTP_APP.replace('@routes.get("/")\n', "")
     assert undecorated != AIOHTTP_APP
     write(proj / "app.py", undecorated.replace('text="index"', 'text="index v2"'))
-    said = child.expect(contains("restart to apply: the route GET / removed"), stream="err")
+    said = child.expect(contains("restart to apply: app.index lost its route GET /"), stream="err")
     assert said.endswith("(aiohttp route); aiohttp froze the app's routes as it started"), said
+    assert "app.py:8 (aiohttp route)" in said  # the def's line, in the saved file
     assert status(port, "/") == (200, "index")  # nothing of the edit applied
 
     start = AIOHTTP_APP.index('@routes.get("/")')
     gone = AIOHTTP_APP[:start] + AIOHTTP_APP[AIOHTTP_APP.index('@routes.get("/count")') :]
     write(proj / "app.py", gone)
-    child.expect(contains("restart to apply: the route GET / removed"), stream="err")
+    child.expect(contains("restart to apply: app.index lost its route GET /"), stream="err")
     assert status(port, "/") == (200, "index")
 
     edit(child, proj / "app.py", AIOHTTP_APP.replace('text="index"', 'text="index v3"'), "app")

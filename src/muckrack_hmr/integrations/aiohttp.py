@@ -139,7 +139,9 @@ def check_served_routes(hmr: HMR, name: str) -> None:
         if defined in namespace and not _reloading.ran_again(defined):
             continue
         method, path = getattr(item, "method", "?"), getattr(item, "path", "?")
-        hmr.refuse(AIOHTTP_ROUTE, f"the route {method} {path} removed", _ROUTE_FIX, module=name)
+        # (Named ``module.def``: the line says where the def is, if it stays.)
+        lost = f"{name}.{defined} lost its route {method} {path}"
+        hmr.refuse(AIOHTTP_ROUTE, lost, _ROUTE_FIX, module=name)
 
 
 # Each route table -> the routers that took its routes (``app.add_routes(routes)``).
