@@ -233,6 +233,49 @@ def test_a_module_imported_before_the_extension_follows_a_save_made_before_the_n
     assert "hmr: reloaded mod (2 patched)" in shown, shown
 
 
+# Each garbage collection adds or takes away an entry of sys.modules, as a thread of the
+# kernel that imports while a collection lets it run does (3.10 and 3.11 collect as they
+# allocate; 3.12+ between bytecodes, which a copy in one step never meets).
+CHURN = """\
+import gc, sys
+_churn = [0]
+
+
+def _churn_modules(phase, info):
+    if phase == "start":
+        _churn[0] += 1
+        if "_churned" in sys.modules:
+            del sys.modules["_churned"]
+        else:
+            sys.modules["_churned"] = sys
+
+
+gc.callbacks.append(_churn_modules)
+gc.set_threshold(1)
+"""
+
+UNCHURN = """\
+gc.set_threshold(700)
+gc.callbacks.remove(_churn_modules)
+print("collections:", _churn[0])
+"""
+
+
+def test_load_ext_while_a_collection_changes_sys_modules(
+    bare_kernel: Kernel, kernel_project: Path
+) -> None:
+    """``%load_ext`` walked ``sys.modules`` entry by entry to find the modules imported
+    from the notebook's folders: a garbage collection in the walk that let a thread import
+    broke it with "dictionary changed size during iteration" (seen on 3.10)."""
+    mod = write(kernel_project / "mod.py", MOD)
+    bare_kernel.ok("import mod\nfrom mod import f")
+    loaded = bare_kernel.ok(CHURN + "%load_ext muckrack_hmr\n" + UNCHURN)
+    assert int(loaded.stdout.split("collections:")[1]) > 0, loaded.stdout
+    waited = _save(bare_kernel, mod, MOD_NEW)
+    after = bare_kernel.ok("print(mod.f(), f(), mod.CONST)")
+    assert after.stdout.splitlines()[-1] == "new new 2", waited.stdout + after.stdout
+
+
 def test_a_save_the_last_cell_made_reaches_the_next_cell(
     kernel: Kernel, kernel_project: Path
 ) -> None:

@@ -13,6 +13,7 @@ import site
 import sys
 from collections.abc import Callable, Iterable
 from stat import S_ISLNK
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
         def loaded(self) -> Loaded: ...
 
 
-__all__ = ["ProjectFilter"]
+__all__ = ["ProjectFilter", "loaded_modules"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
 # The ``python -m muckrack.hmr`` shim lives beside the package.
@@ -88,6 +89,15 @@ def _never_project_dirs() -> set[str]:
 _SOURCE_SUFFIXES = (".py", ".pyw")
 # Paths have one separator, "/" (not Windows).
 _ONE_SEPARATOR = os.sep == "/" and os.altsep is None
+
+
+def loaded_modules() -> dict[str, ModuleType]:
+    """``sys.modules`` as it is, copied in one step (no Python code runs during a dict's
+    copy).  A walk over the live mapping builds a tuple per entry: a garbage collection
+    it sets off runs finalizers and gc callbacks, and another thread of the program (a
+    kernel's, a server's) gets the interpreter and imports, which broke the walk with
+    "dictionary changed size during iteration" (3.10, 3.11)."""
+    return sys.modules.copy()
 
 
 def _is_under(path: str, folder: str) -> bool:
@@ -222,7 +232,7 @@ class ProjectFilter:
         ``from collections import deque``, during a reload) is judged without a system
         call.  Under a reload, each one lets a thread of the program that computes
         hold the interpreter for 20 ms."""
-        for module in list(sys.modules.values()):
+        for module in loaded_modules().values():
             try:
                 # (Not a look at an attribute: a lazy module would run.)
                 namespace = object.__getattribute__(module, "__dict__")

@@ -10,6 +10,7 @@ import sys
 import types
 
 from . import collector
+from .project import loaded_modules
 
 __all__ = ["TargetError", "prepare_module", "prepare_script", "run_code", "unshadow"]
 
@@ -144,7 +145,7 @@ def unshadow(folder: str) -> list[str]:
         return []
     before = muckrack_hmr._LOADED_BEFORE
     unloaded = []
-    for name, module in list(sys.modules.items()):
+    for name, module in loaded_modules().items():
         if (
             "." in name
             or name in before
@@ -155,7 +156,7 @@ def unshadow(folder: str) -> list[str]:
         spec = importlib.machinery.PathFinder.find_spec(name, [folder])
         if spec is None or spec.origin == getattr(module, "__file__", None):
             continue
-        for loaded in [name, *(each for each in sys.modules if each.startswith(f"{name}."))]:
+        for loaded in [name, *(each for each in list(sys.modules) if each.startswith(f"{name}."))]:
             sys.modules.pop(loaded, None)
         unloaded.append(name)
     return unloaded

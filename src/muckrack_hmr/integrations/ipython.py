@@ -27,6 +27,7 @@ from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Protocol
 
 from .. import tracking
+from ..project import loaded_modules
 from ..watch.watcher import Watcher
 
 if TYPE_CHECKING:
@@ -460,7 +461,7 @@ class HMRExtension:
         under = real.rstrip(os.sep) + os.sep
         already = [
             name
-            for name, module in list(sys.modules.items())
+            for name, module in loaded_modules().items()
             if isinstance(filename := _file_of(module), str)
             and os.path.realpath(filename).startswith(under)
         ]

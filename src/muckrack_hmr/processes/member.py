@@ -75,7 +75,7 @@ class Member:
         if len(loaded) == self._loaded_told:
             return
         with self._sending:
-            new = list(loaded.items())[self._loaded_told :]
+            new = list(dict(loaded).items())[self._loaded_told :]  # (see loaded_modules)
             self._loaded_told += len(new)
             modules = [
                 [path, name, list(stat) if stat is not None else None]

@@ -126,14 +126,15 @@ class ImportReach:
         into ``edges`` with what the function each wraps may call: roots of the index."""
         caches = self._caches
         caches.difference_update(self._caches_of.pop(module, ()))
-        items = list(namespace.items())
+        # (Copied in one step: the program's threads run on; see project.loaded_modules.)
+        items = list(namespace.copy().items())
         found = [(module, name) for name, value in items if type(value) is CACHE_WRAPPER]
         if methods:
             for name, value in items:
                 if is_a(value, type) and value.__module__ == module:
                     found.extend(
                         (module, f"{name}.{attr}")
-                        for attr, member in list(vars(value).items())
+                        for attr, member in vars(value).copy().items()
                         if type(_unbound(member)) is CACHE_WRAPPER
                     )
         if not found:
@@ -280,7 +281,7 @@ def _class_methods(
     """A class's static and class methods, called by the class at import time
     (``K.build()``), as what the class's node calls (its other methods are left out:
     see _class_body)."""
-    for name, value in list(namespace.items()):
+    for name, value in namespace.copy().items():
         if not is_a(value, type) or value.__module__ != module:
             continue
         names: set[str] = set()

@@ -501,7 +501,7 @@ class SourceStore:
         loaded = getattr(self.project, "loaded", None)
         if loaded is None or len(loaded) == self._remembered:
             return 0  # nothing imported since the last call (entries are never removed)
-        entries = list(loaded.items())[self._remembered :]
+        entries = list(dict(loaded).items())[self._remembered :]  # (see loaded_modules)
         self._remembered += len(entries)
         added = 0
         modules = sys.modules

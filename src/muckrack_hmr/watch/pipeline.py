@@ -285,7 +285,7 @@ class SavePipeline:
             return  # the consumer says which folders and files it cares about
         loaded = self.project.loaded
         if len(loaded) != self._loaded_seen:
-            new = list(loaded.items())[self._loaded_seen :]
+            new = list(dict(loaded).items())[self._loaded_seen :]  # (see loaded_modules)
             self._loaded_seen += len(new)
             names = []
             for path, (name, baseline) in new:
