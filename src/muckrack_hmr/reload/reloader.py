@@ -564,6 +564,8 @@ class Reloader:
         # The project's modules (but __main__), when sys.modules had _project_at.
         self._project: list[str] = []
         self._project_at = -1
+        # ... and the names sys.modules had then (None: not looked at yet).
+        self._project_seen: set[str] | None = None
         # Says which line a long run is on, and stops it when its file is saved again.
         self._watchdog = Watchdog()
         # Are the folders of the modules loaded judged (see _judge_folders)?
@@ -1347,9 +1349,19 @@ class Reloader:
         mark = (count, reach.version)
         if mark != self._all_known:
             if self._project_at != count:
-                self._project = _own_modules(self.tracker.tracked_modules())
                 self._project_at = count
-            if not all(module in known for module in self._project):
+                names = sys.modules.keys()
+                seen = self._project_seen
+                if seen is not None and names >= seen:
+                    # Modules were imported since, none taken out: only those are judged.
+                    # (An import in a request's code made the next reload walk every
+                    # module: 10-17 ms at 5,000 modules on the pure core.)
+                    is_tracked = self.tracker.is_tracked
+                    self._project += _own_modules([m for m in names - seen if is_tracked(m)])
+                else:
+                    self._project = _own_modules(self.tracker.tracked_modules())
+                self._project_seen = set(names)
+            if not known.issuperset(self._project):
                 return False
             self._all_known = mark
         return True
