@@ -81,7 +81,7 @@ def remember_started_apps(name: str) -> None:
         return
     held = {
         key: value
-        for key, value in list(module.__dict__.items())
+        for key, value in module.__dict__.copy().items()
         if issubclass(type(value), app_class) and getattr(value, "frozen", False)
     }
     if held:

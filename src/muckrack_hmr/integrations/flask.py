@@ -701,7 +701,7 @@ def remember_served_apps(name: str) -> None:
     extensions = _extensions_in_use()
     held = {
         key: value
-        for key, value in list(module.__dict__.items())
+        for key, value in module.__dict__.copy().items()
         if _in_use(value) or id(value) in extensions
     }
     if held:

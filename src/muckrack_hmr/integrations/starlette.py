@@ -215,7 +215,7 @@ def note_routes(name: str) -> None:
     app_class = loaded_class("starlette.applications", "Starlette")
     apps = {
         key: value
-        for key, value in list(namespace.items())
+        for key, value in namespace.copy().items()
         if app_class is not None and isinstance(value, app_class)
     }
     # One entry per routes list: an adopted app's router shares the live one's.

@@ -1786,7 +1786,7 @@ class Reloader:
                 # statement run again.
                 outcome.values |= {
                     key
-                    for key, value in list(namespace.items())
+                    for key, value in namespace.copy().items()
                     if any(value is each for each in rebuilt)
                 }
             if outcome.applied:
