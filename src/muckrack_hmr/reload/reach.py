@@ -127,7 +127,7 @@ class ImportReach:
         caches = self._caches
         caches.difference_update(self._caches_of.pop(module, ()))
         # (Copied in one step: the program's threads run on; see project.loaded_modules.)
-        items = list(namespace.copy().items())
+        items = namespace.copy().items()  # (a view of the copy: looked at twice)
         found = [(module, name) for name, value in items if type(value) is CACHE_WRAPPER]
         if methods:
             for name, value in items:
