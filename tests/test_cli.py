@@ -304,6 +304,66 @@ def test_what_the_script_holds_is_finalized_at_exit_like_python(
 
 
 @pytest.mark.parametrize("watching", [[], ["--no-watch"]], ids=["watch", "no-watch"])
+def test_a_program_that_ends_while_a_thread_of_ours_imports_ends_like_python(
+    proj: Path, core_env: dict[str, str], watching: list[str]
+) -> None:
+    """The interpreter's exit stops a daemon thread for good where it next waits, with
+    what it holds.  A thread of ours that was importing (the idle work imports the
+    engine first) held the import lock, and a finalizer that imports, in the
+    interpreter's last collection, waited for it forever: a gunicorn worker that exited
+    as its idle work began hung until the arbiter killed it.  Here a finder of the
+    program's makes the window wide: the first import of a thread other than the main
+    one waits in it, holding the lock, while the program ends."""
+    write(proj / "farewell.py", "WORD = 'bye'\n")
+    write(
+        proj / "script.py",
+        """\
+        import builtins
+        import sys
+        import threading
+        import time
+
+        inside = threading.Event()
+
+
+        class SlowFinder:
+            def find_spec(self, name, path=None, target=None):
+                if threading.current_thread() is not threading.main_thread():
+                    if not inside.is_set():
+                        inside.set()
+                        time.sleep(0.5)  # (with the import lock held)
+                return None
+
+
+        sys.meta_path.insert(0, SlowFinder())
+
+
+        class Parting:
+            def __del__(self):
+                import farewell  # (not imported yet: it takes the import lock)
+
+                print("finalized:", farewell.WORD, flush=True)
+
+
+        if hasattr(builtins, "__hmr__"):
+            print("a thread of ours imports:", inside.wait(30), flush=True)
+        parting = Parting()
+        parting.me = parting  # in a cycle: the interpreter's last collection finalizes it
+        del parting
+        """,
+    )
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    assert (expected.returncode, expected.stdout) == (0, "finalized: bye\n")
+
+    got = run_hmr([*watching, "script.py"], cwd=proj, env=core_env)
+
+    assert (got.returncode, got.stdout) == (
+        0,
+        "a thread of ours imports: True\nfinalized: bye\n",
+    ), got.stderr
+
+
+@pytest.mark.parametrize("watching", [[], ["--no-watch"]], ids=["watch", "no-watch"])
 def test_the_program_sees_its_own_threads_like_python(
     proj: Path, core_env: dict[str, str], watching: list[str]
 ) -> None:

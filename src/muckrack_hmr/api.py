@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -78,6 +79,7 @@ class HMR:
         #: the watcher, once :meth:`watch` started it
         self.watcher: Watcher | None = None
         self._idle_worker: IdleWorker | None = None
+        self._closes_at_exit = False
 
     @property
     def reloader(self) -> Reloader:
@@ -357,6 +359,7 @@ class HMR:
         )
         watcher.start()
         self.watcher = watcher
+        self._close_at_exit()
 
     def work_when_idle(self) -> None:
         """Without a watcher: do its idle-time bookkeeping on a thread of its own.
@@ -374,9 +377,28 @@ class HMR:
         worker = IdleWorker(self)
         worker.start()
         self._idle_worker = worker
+        self._close_at_exit()
+
+    def _close_at_exit(self) -> None:
+        """Have the interpreter's exit end our threads' work before it freezes them.
+
+        As the interpreter ends, a thread that is a daemon stops for good wherever it
+        next waits for the interpreter, with whatever it holds.  One of ours that was
+        importing (the engine, imported by the idle work's first step) held the import
+        lock: the program's finalizers that import, and the interpreter's last
+        collection (a module lock's callback takes that lock), then waited forever.
+        A gunicorn worker that exited as it began its idle work hung until the
+        arbiter's timeout killed it.  So at exit (after the program's own exit
+        handlers: ours is registered first) the watcher and the idle work stop, each
+        finishing the step it is in: a reload in progress completes.  (A fork child
+        inherits this, and closes its own idle work.)
+        """
+        if not self._closes_at_exit:
+            self._closes_at_exit = True
+            atexit.register(self.close)
 
     def close(self) -> None:
-        """Stop the watcher (or the idle work), if one runs."""
+        """Stop the watcher (or the idle work), if one runs, once its current step ends."""
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None

@@ -59,6 +59,7 @@ _JOINING_COMMANDS = (
 _node: Hub | Member | None = None
 _hmr: HMR | None = None
 _held: list[_Held] = []
+_closes_at_exit = False
 
 # Python 3.12+ warns at a fork in a process with threads (they may hold locks the child
 # needs).  The watcher's alone are no reason for it: python, which has none, says nothing.
@@ -125,6 +126,20 @@ def supervise(hmr: HMR) -> Hub | Member:
             watcher.pipeline.consumer = Supervisor(hmr, watcher, hub)
         log.debug("workers join the reloads at %s", describe(hub.address))
     return _node
+
+
+def _close_at_exit() -> None:
+    """Have this process's exit wait for a save its member is applying (once; a fork
+    child inherits it, for the member it makes)."""
+    global _closes_at_exit
+    if not _closes_at_exit:
+        _closes_at_exit = True
+        atexit.register(_close_member)
+
+
+def _close_member() -> None:
+    if isinstance(_node, Member):
+        _node.close()
 
 
 # -- fork -------------------------------------------------------------------------
@@ -229,6 +244,7 @@ def after_fork_in_child() -> None:
     hmr._idle_worker = None
     try:
         _node = Member(hmr, address, applied)
+        _close_at_exit()
     except OSError as exc:
         _node = None
         log.debug("process %d cannot join the reloads: %s", os.getpid(), exc)
@@ -343,5 +359,6 @@ def join(address: str, roots: list[str], cascade: str, seq: int, level: int) -> 
         )
         when_imported("multiprocessing.util", lambda util: patch_spawning(util, hmr))
         _node = Member(hmr, address, seq)
+        _close_at_exit()
     except Exception as exc:
         log.warning("this process (pid %d) will not hot-reload: %s", os.getpid(), exc)

@@ -32,6 +32,9 @@ __all__ = ["Member"]
 
 log = logging.getLogger(__name__)
 
+# The longest the exit waits for a save being applied (see Member.close).
+_CLOSE_PATIENCE = 5.0
+
 
 def _names(value: object) -> list[str]:
     return [str(name) for name in value] if isinstance(value, list) else []
@@ -48,6 +51,9 @@ class Member:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(address)
         self._sending = threading.Lock()  # the reader thread and the importing threads
+        # Held while a save is applied: at exit, the process waits for it (see close).
+        self._applying = threading.Lock()
+        self._closed = False
         self._loaded_told = 0
         send(self.sock, {"op": "hello", "pid": os.getpid(), "seq": applied})
         self.tell_loaded()
@@ -105,14 +111,25 @@ class Member:
                 return  # the supervisor is gone: this process runs on as it is
             for message in messages:
                 if message.get("op") == "apply":
-                    # A worker that computes (serving) hands the interpreter back
-                    # within 1 ms each time this thread blocks (see threads.prompt).
-                    prompt.begin()
-                    try:
-                        safe_point.wait()
-                        self._apply(message)
-                    finally:
-                        prompt.end()
+                    with self._applying:
+                        if self._closed:
+                            return  # the process exits
+                        # A worker that computes (serving) hands the interpreter back
+                        # within 1 ms each time this thread blocks (see threads.prompt).
+                        prompt.begin()
+                        try:
+                            safe_point.wait()
+                            self._apply(message)
+                        finally:
+                            prompt.end()
+
+    def close(self) -> None:
+        """At exit: the save being applied is finished, and no other begins (a thread of
+        ours the interpreter's exit stopped in a reload would hold the engine's locks
+        and the import lock: see HMR._close_at_exit)."""
+        self._closed = True
+        if self._applying.acquire(timeout=_CLOSE_PATIENCE):
+            self._applying.release()
 
     def _apply(self, message: Message) -> None:
         seq = int(str(message.get("seq", 0)))

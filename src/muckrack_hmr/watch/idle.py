@@ -49,6 +49,9 @@ _IDLE_SLICE = 0.02
 # ... until what a first edit needs is done (see IdleWork.step): fewer pauses, and a
 # program that wakes meanwhile still gets the interpreter at each switch interval.
 _FIRST_SLICE = 0.05
+# The longest a stop waits for the slice in progress (the engine's first import, under
+# load: a second or so): at exit, a thread of ours stopped in it would hold its locks.
+_STOP_PATIENCE = 5.0
 #: The pause between slices, while idle work is left (seconds).
 IDLE_PAUSE = 0.005
 #: How long the watcher (or the idle worker) sleeps when nothing is pending and its
@@ -369,10 +372,6 @@ class IdleWork:
             collector.thaw()
 
 
-def _never() -> bool:
-    return False
-
-
 class IdleWorker:
     """The idle work on a thread of its own, for a program that watches no files.
 
@@ -397,15 +396,17 @@ class IdleWorker:
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop after the current slice."""
+        """Stop, and wait (a little) for the current slice to end."""
         self._stopping.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=_STOP_PATIENCE)
 
     def _main(self) -> None:
         try:
             settle_in(self._activity, self._stopping)
             pause = IDLE_PAUSE
             while not self._stopping.wait(pause):
-                more = self._work.step(self._activity, _never)
+                more = self._work.step(self._activity, self._stopping.is_set)
                 if more is False:
                     self.done.set()
                     return

@@ -274,7 +274,11 @@ class Watcher:
 
         Returns whether work is left; None when the program was busy (nothing done).
         """
-        return self._work.step(self._activity, self.pipeline.pending)
+        return self._work.step(self._activity, self._interrupted)
+
+    def _interrupted(self) -> bool:
+        """Should a slice of idle work end early: a save waits, or the watching stops."""
+        return self._stopping.is_set() or self.pipeline.pending()
 
     def busy_share(self) -> float:
         """How busy the program was at the last idle look that found it busy."""
