@@ -303,54 +303,61 @@ def test_what_the_script_holds_is_finalized_at_exit_like_python(
     assert not list(proj.glob("scratch_*"))
 
 
+# A finder of the program's that makes the window wide: the first import of the engine
+# (the reloader's modules) by a thread other than the main one (one of ours: the idle
+# work's first step) waits in it, holding the import lock, and the program goes on
+# once it is there.
+WHILE_A_THREAD_OF_OURS_IMPORTS = """\
+import builtins
+import sys
+import threading
+import time
+
+inside = threading.Event()
+
+
+class SlowFinder:
+    def find_spec(self, name, path=None, target=None):
+        if threading.current_thread() is not threading.main_thread():
+            if name.startswith("muckrack_hmr.reload") and not inside.is_set():
+                inside.set()
+                time.sleep(0.5)  # (with the import lock held)
+        return None
+
+
+sys.meta_path.insert(0, SlowFinder())
+if hasattr(builtins, "__hmr__"):
+    print("a thread of ours imports:", inside.wait(30), flush=True)
+"""
+
+
 @pytest.mark.parametrize("watching", [[], ["--no-watch"]], ids=["watch", "no-watch"])
 def test_a_program_that_ends_while_a_thread_of_ours_imports_ends_like_python(
     proj: Path, core_env: dict[str, str], watching: list[str]
 ) -> None:
     """The interpreter's exit stops a daemon thread for good where it next waits, with
-    what it holds.  A thread of ours that was importing (the idle work imports the
-    engine first) held the import lock, and a finalizer that imports, in the
-    interpreter's last collection, waited for it forever: a gunicorn worker that exited
-    as its idle work began hung until the arbiter killed it.  Here a finder of the
-    program's makes the window wide: the first import of a thread other than the main
-    one waits in it, holding the lock, while the program ends."""
+    what it holds.  A thread of ours that was importing held the import lock, and a
+    finalizer that imports, in the interpreter's last collection, waited for it
+    forever: a gunicorn worker that exited as its idle work began hung until the
+    arbiter killed it."""
     write(proj / "farewell.py", "WORD = 'bye'\n")
     write(
         proj / "script.py",
-        """\
-        import builtins
-        import sys
-        import threading
-        import time
-
-        inside = threading.Event()
+        WHILE_A_THREAD_OF_OURS_IMPORTS
+        + """\
 
 
-        class SlowFinder:
-            def find_spec(self, name, path=None, target=None):
-                if threading.current_thread() is not threading.main_thread():
-                    if not inside.is_set():
-                        inside.set()
-                        time.sleep(0.5)  # (with the import lock held)
-                return None
+class Parting:
+    def __del__(self):
+        import farewell  # (not imported yet: it takes the import lock)
+
+        print("finalized:", farewell.WORD, flush=True)
 
 
-        sys.meta_path.insert(0, SlowFinder())
-
-
-        class Parting:
-            def __del__(self):
-                import farewell  # (not imported yet: it takes the import lock)
-
-                print("finalized:", farewell.WORD, flush=True)
-
-
-        if hasattr(builtins, "__hmr__"):
-            print("a thread of ours imports:", inside.wait(30), flush=True)
-        parting = Parting()
-        parting.me = parting  # in a cycle: the interpreter's last collection finalizes it
-        del parting
-        """,
+parting = Parting()
+parting.me = parting  # in a cycle: the interpreter's last collection finalizes it
+del parting
+""",
     )
     expected = run_python(["script.py"], cwd=proj, env=core_env)
     assert (expected.returncode, expected.stdout) == (0, "finalized: bye\n")
@@ -361,6 +368,28 @@ def test_a_program_that_ends_while_a_thread_of_ours_imports_ends_like_python(
         0,
         "a thread of ours imports: True\nfinalized: bye\n",
     ), got.stderr
+
+
+@pytest.mark.parametrize("watching", [[], ["--no-watch"]], ids=["watch", "no-watch"])
+def test_a_program_interrupted_while_a_thread_of_ours_imports_ends_by_sigint(
+    proj: Path, core_env: dict[str, str], watching: list[str]
+) -> None:
+    """An uncaught KeyboardInterrupt ends python by SIGINT, after its clean-up, unless
+    some code ran from a string meanwhile (``exec``/``eval`` of a str: a dataclass or
+    a named tuple made): CPython then forgets it, and exits 1.  Our threads' work at
+    exit did that (the idle work importing the engine): Ctrl-C on a program that
+    computes ended with 1 in 1 run of 6, and a shell loop running it went on."""
+    write(proj / "script.py", WHILE_A_THREAD_OF_OURS_IMPORTS + "raise KeyboardInterrupt\n")
+    expected = run_python(["script.py"], cwd=proj, env=core_env)
+    assert expected.returncode == -signal.SIGINT
+
+    got = run_hmr([*watching, "script.py"], cwd=proj, env=core_env)
+
+    assert (got.returncode, got.stdout) == (
+        -signal.SIGINT,
+        "a thread of ours imports: True\n",
+    ), got.stderr
+    assert got.stderr.splitlines()[-1] == "KeyboardInterrupt"
 
 
 @pytest.mark.parametrize("watching", [[], ["--no-watch"]], ids=["watch", "no-watch"])

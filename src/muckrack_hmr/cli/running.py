@@ -220,7 +220,14 @@ def run(target: Target, settings: Settings, config_path: str | None = None) -> i
 
             GraphFile(hmr, settings.graph).follow()
     code_of_exit = _run(code, main_module)
-    if not settings.no_watch:
+    if interrupted.is_set():
+        # The process ends by SIGINT (console_main) if no code runs from a string
+        # (``exec`` or ``eval`` of a str: a dataclass or named tuple made) once the
+        # KeyboardInterrupt has left the program: CPython forgets it then, and exits
+        # 1.  Our threads' work at exit did (the idle work importing the engine: 1 run
+        # in 6 of a program that computes): they stop first.
+        hmr.close()
+    elif not settings.no_watch:
         _before_the_interpreter_waits(hmr)
     return code_of_exit
 
