@@ -544,6 +544,8 @@ def test_uvicorn_reload_option_serves_in_this_process(proj: Path, spawn: Spawn) 
     first = poll(child, port, lambda got: got["helper"] == "h1")
     assert first["pid"] == child.proc.pid
     child.expect("hmr: uvicorn's --reload is off", stream="err")
+    # (Not before it, from uvicorn: "Will watch for changes in these directories".)
+    assert not [line for line in child.seen["err"] if "Will watch" in line]
 
     write(proj / "helpers.py", fastapi_helpers("h2", "alice"))
     got = poll(child, port, lambda got: got["helper"] == "h2")

@@ -50,8 +50,16 @@ def _adjust_config(config_module: ModuleType, hmr: HMR) -> None:
 
     @functools.wraps(original)
     def __init__(self: _Config, *args: object, **kwargs: object) -> None:
+        asked = bool(kwargs.get("reload"))
+        if asked:
+            # Off before uvicorn reads it: else it said "Will watch for changes in these
+            # directories", and then we said it would not.  (Its folders and patterns
+            # go too: without reloading, uvicorn warns that they do nothing.)
+            kwargs["reload"] = False
+            for option in ("reload_dirs", "reload_includes", "reload_excludes"):
+                kwargs.pop(option, None)
         original(self, *args, **kwargs)
-        if getattr(self, "reload", False):
+        if asked or getattr(self, "reload", False):
             log.info("uvicorn's --reload is off; saved modules are reloaded in this process")
             self.reload = False
             self.workers = 1  # uvicorn ignores --workers with --reload
