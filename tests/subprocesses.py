@@ -21,7 +21,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NoReturn
@@ -278,6 +278,9 @@ class Child:
         for thread in self._threads:
             thread.join(timeout=5)
 
+    def stdout_text(self) -> str:
+        return "\n".join(self.seen["out"])
+
     def stderr_text(self) -> str:
         return "\n".join(self.seen["err"])
 
@@ -319,6 +322,21 @@ class Child:
                 reader = readers.get(name)
                 if pipe is not None and (reader is None or not reader.is_alive()):
                     pipe.close()
+
+
+@contextlib.contextmanager
+def as_from_a_terminal() -> Iterator[None]:
+    """Children started inside take Ctrl-C (SIGINT) as from a terminal.  A shell's
+    background job starts with SIGINT ignored, and a child inherits that (python then
+    ignores Ctrl-C too); a handler set here is reset to the default in the child."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def descendants(pid: int) -> list[int]:

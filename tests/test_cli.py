@@ -26,6 +26,7 @@ from .subprocesses import (
     A_OLD,
     DEADLINE,
     Child,
+    as_from_a_terminal,
     facts_of,
     run_hmr,
     run_python,
@@ -856,17 +857,8 @@ def test_ctrl_c_ends_the_process_by_sigint_like_python(
             time.sleep(0.05)
         """,
     )
-    # A shell's background job starts with SIGINT ignored, and a child
-    # inherits that (python then ignores Ctrl-C too): start this one as a
-    # terminal would.  A handler set here is reset to the default in the child.
-    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    if ignored:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    with as_from_a_terminal():
         child = spawn(["script.py"], cwd=proj)
-    finally:
-        if ignored:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
     child.expect("ready")
     assert child.proc.poll() is None
 

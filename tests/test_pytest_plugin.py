@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from .subprocesses import (
     SILENT_FILE_EVENTS,
     Run,
     Watch,
+    as_from_a_terminal,
     save_atomically,
     write,
 )
@@ -687,6 +689,61 @@ def test_commands_and_exit_code(proj: Path, watch: Callable[..., Watch]) -> None
     session.expect("hmr: unknown command 'bogus'")
     session.child.send("q")
     assert session.child.wait() == 1  # the last run failed
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX only")
+def test_ctrl_c_in_a_run_ends_as_pytests_interrupted_session_and_while_waiting_as_q(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """Ctrl-C during a run (or the reload before it) ended with the code of the last run
+    that completed, 0 after a green one, and the interrupted run was not reported: as
+    pytest, it reports what ran of it and ends with 2.  While waiting for saves it
+    quits as ``q`` does (the last run's code)."""
+    write(proj / "pytest.ini", "[pytest]\n")
+    write(proj / "app.py", "def pause():\n    return 0\n")
+    write(
+        proj / "test_slow.py",
+        """\
+        import pathlib
+        import time
+
+        from app import pause
+
+
+        def test_first():
+            assert pause() >= 0
+
+
+        def test_slow():
+            pathlib.Path("running").write_text("")
+            time.sleep(pause())
+        """,
+    )
+    with as_from_a_terminal():
+        session = watch(proj)
+    assert session.run().summary.startswith("2 passed")
+    (proj / "running").unlink()
+
+    write(proj / "app.py", "def pause():\n    return 60\n")
+    deadline = time.monotonic() + DEADLINE
+    while not (proj / "running").exists():  # test_slow sleeps now
+        assert time.monotonic() < deadline, session.child.stdout_text()
+        time.sleep(0.01)
+    session.child.proc.send_signal(signal.SIGINT)
+
+    assert session.child.wait() == pytest.ExitCode.INTERRUPTED
+    out = session.child.stdout_text()
+    interrupted = out.rsplit("hmr: watching", 1)[1]  # the run after the save
+    assert re.search(r"^!+ KeyboardInterrupt !+$", interrupted, re.MULTILINE), out
+    assert "test_slow.py::test_first PASSED" in interrupted  # what ran of it
+
+    write(proj / "app.py", "def pause():\n    return 0\n")
+    with as_from_a_terminal():
+        session = watch(proj)
+    assert session.run().summary.startswith("2 passed")
+    session.child.proc.send_signal(signal.SIGINT)
+    assert session.child.wait() == pytest.ExitCode.OK
+    session.expect("hmr: interrupted, stopping")
 
 
 @pytest.mark.parametrize("options", [["--hmr", "--hmr-all"], ["--hmr-all"]], ids=["both", "alone"])

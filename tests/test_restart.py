@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .subprocesses import Child, starts, write
+from .subprocesses import Child, as_from_a_terminal, starts, write
 from .test_frameworks import Spawn, free_port, poll
 from .test_refused_edits import SETTINGS, URLS, models
 from .test_routes import DJANGO_MANAGE
@@ -90,16 +90,9 @@ def test_a_reverted_refusal_cancels_the_restart_and_ctrl_c_still_ends_it(
 ) -> None:
     write(proj / "main.py", SCRIPT)
     write(proj / "shapes.py", SHAPES.format(base="object"))
-    # A handler set here is reset to the default in the child (see test_cli's Ctrl-C test).
-    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    if ignored:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     spawned = time.monotonic()
-    try:
+    with as_from_a_terminal():
         child: Child = spawn(["--restart-on-refused", "main.py"], cwd=proj)
-    finally:
-        if ignored:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
     first = child.expect(starts("pid ")).split()
     assert first[2] == "object"
     started = child.expect(starts("hmr: started in "), stream="err")

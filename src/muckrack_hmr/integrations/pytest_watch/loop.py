@@ -159,10 +159,19 @@ class WatchLoop:
             self.wakeups.read_commands(self.commands)
             self.commands = None
         self.report.collect_errors = len(self.report.stats("error"))
-        self._run(list(session.items), time.perf_counter(), [])
+        working = True
         try:
-            while not self._quit:
+            self._run(list(session.items), time.perf_counter(), [])
+            while True:
+                working = False
+                # The run's results are out: what the earlier imports of the test
+                # modules left (cycles of classes, functions and their module) goes
+                # now, while the loop waits, rather than piling up run after run.
+                gc.collect()
+                if self._quit:
+                    break
                 wakeup = self.wakeups.next_wakeup(self._idle)
+                working = True
                 if wakeup.notice is not None:
                     self.report.line(wakeup.notice, red=True)
                 elif wakeup.command is not None:
@@ -170,10 +179,19 @@ class WatchLoop:
                 elif wakeup.saves is not None:
                     self._changed(wakeup.saves)
         except KeyboardInterrupt:
-            self.report.line("hmr: interrupted, stopping")
+            if working:
+                # A run interrupted (or the reload and collection before it): pytest
+                # reports it as its own, with what ran of it, and ends with its code for
+                # an interrupted session (2).  It ended with the code of the last run
+                # that completed: 0 after a green one, as if the tests had passed.
+                raise
+            self.report.line("hmr: interrupted, stopping")  # waiting: as `q`
         finally:
             self.wakeups.close()
-            self.report.hand_back(session)
+            if working:
+                self.report.interrupted(session)
+            else:
+                self.report.hand_back(session)
         return True
 
     def pytest_unconfigure(self) -> None:
@@ -237,10 +255,6 @@ class WatchLoop:
         ]
         elsewhere = f"; {len(failing)} failing test(s) not re-run" if failing else ""
         self.report.line(f"hmr: watching for changes{elsewhere} ({CONTROLS})")
-        # The run's results are out: what the earlier imports of the test
-        # modules left (cycles of classes, functions and their module) goes now,
-        # while the loop waits, rather than piling up run after run.
-        gc.collect()
 
     # -- waiting ---------------------------------------------------------------------
 

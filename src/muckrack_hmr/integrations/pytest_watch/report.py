@@ -125,6 +125,12 @@ class Report:
             reporter.write_sep("!", str(session.shouldfail), red=True)
         reporter.summary_stats()
 
+    def interrupted(self, session: pytest.Session) -> None:
+        """A run was interrupted: pytest's own end of an interrupted session reports it
+        (what ran of it, the failures among those, where it stopped)."""
+        if self.collect_errors and not session.testsfailed:
+            session.testsfailed = self.collect_errors
+
     def hand_back(self, session: pytest.Session) -> None:
         """Hand the session back to pytest: its final summary is the last run's line."""
         self.config.option.no_summary = True
