@@ -9,12 +9,13 @@ place: under HMR it is turned off.
 A worker gunicorn forks while a saved file does not compile (one that died,
 or reached ``--max-requests``) imports the app from the files and fails to
 boot, and gunicorn then stops as a whole: a broken save took the server down.
-Once a save has come (or a worker ended after it booted: a save may be on
-its way), such a failure leaves gunicorn running instead: its other workers
-serve on with the code they run, and it forks no worker until the next save,
-which boots the missing ones; a worker forked before the last save that failed
-on the code before it is simply replaced.  A worker that fails to boot before
-any of that (the app as it started) stops gunicorn, as without us.
+Once a save has come (or is on its way: its file events wait for the burst to
+settle; or a worker ended after it booted), such a failure leaves gunicorn
+running instead: its other workers serve on with the code they run, and it
+forks no worker until the next save, which boots the missing ones; a worker
+forked before the last save that failed on the code before it is simply
+replaced.  A worker that fails to boot before any of that (the app as it
+started) stops gunicorn, as without us.
 
 So that a broken save leaves workers to serve at all, a worker does not end at
 ``--max-requests`` while the saved code does not load in it (a reload failed):
@@ -27,6 +28,8 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+import threading
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
@@ -35,12 +38,18 @@ from ._imports import when_imported
 
 if TYPE_CHECKING:
     from ..api import HMR
+    from ..watch.watcher import Watcher
 
 __all__ = ["enable"]
 
 log = logging.getLogger(__name__)
 
 _MARK = "__muckrack_hmr__"
+# How long a failed boot with no save settled yet waits for one that is on its way: while
+# the watcher has file events waiting (the burst's quiet time, the judging), at most
+# _SAVE_ON_ITS_WAY; else _EVENTS_UNREAD (events the watcher's thread has not read yet).
+_SAVE_ON_ITS_WAY = 10.0
+_EVENTS_UNREAD = 0.2
 
 
 def enable(hmr: HMR) -> None:
@@ -105,9 +114,11 @@ class _Arbiter(Protocol):
 class _Boots:
     """An arbiter's saves seen, and whether it holds its forks after a failed boot."""
 
-    def __init__(self, arbiter: _Arbiter) -> None:
+    def __init__(self, arbiter: _Arbiter, watcher: Watcher) -> None:
         self.arbiter = arbiter
+        self.watcher = watcher
         self.saves = 0
+        self._settled = threading.Event()
         self.held = False
         # worker pid -> the saves seen when it was forked: a worker forked before the
         # last save that fails to boot failed on the code before it (the fix came since).
@@ -121,9 +132,24 @@ class _Boots:
         """A watcher's listener: a burst of saves settled (on the watcher's thread)."""
         del saves
         self.saves += 1
+        self._settled.set()
         if self.held:
             self.held = False
             self.arbiter.wakeup()  # its main loop forks the missing workers now
+
+    def save_on_its_way(self) -> bool:
+        """A worker failed to boot before any save settled: was it a save's (the file
+        written, its burst not settled yet)?  Waits for the burst.  A worker still
+        booting as the save came imported the broken file at once, and gunicorn
+        stopped: the save settled a moment after the failure was reaped."""
+        began = time.monotonic()
+        while not self.saves:
+            waited = time.monotonic() - began
+            limit = _SAVE_ON_ITS_WAY if self.watcher.pipeline.pending() else _EVENTS_UNREAD
+            if waited >= limit:
+                return False
+            self._settled.wait(min(limit - waited, _EVENTS_UNREAD))
+        return True
 
 
 def _adjust_arbiter(hmr: HMR, arbiter_module: ModuleType) -> None:
@@ -146,7 +172,7 @@ def _adjust_arbiter(hmr: HMR, arbiter_module: ModuleType) -> None:
         original(self, app)
         watcher = hmr.watcher
         if watcher is not None and not isinstance(vars(self).get(_MARK), _Boots):
-            boots = _Boots(self)
+            boots = _Boots(self, watcher)
             vars(self)[_MARK] = boots
             watcher.settling.append(boots.settled)
 
@@ -161,8 +187,8 @@ def _adjust_arbiter(hmr: HMR, arbiter_module: ModuleType) -> None:
                 failed_boot = exc.exit_status in (self.WORKER_BOOT_ERROR, self.APP_LOAD_ERROR)
                 if (
                     not isinstance(boots, _Boots)
-                    or not (boots.saves or boots.ended)
                     or not failed_boot
+                    or not (boots.saves or boots.ended or boots.save_on_its_way())
                 ):
                     raise
                 # (gunicorn popped the worker and stopped reaping: the others that
