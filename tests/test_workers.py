@@ -20,7 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from .subprocesses import DEADLINE, Child, Reaper, free_port, left_behind, save_atomically, write
+from .subprocesses import (
+    DEADLINE,
+    Child,
+    Reaper,
+    contains,
+    free_port,
+    left_behind,
+    save_atomically,
+    write,
+)
 
 WORKERS = 4
 
@@ -175,6 +184,9 @@ def test_every_worker_runs_the_new_code_in_place(
 
     save_atomically(proj / "work.py", WORK.format(value="newer"))
     child.expect(reloaded(processes), stream="err")
+    # Then, as in one process, that it recovered (it came first: the workers' lines).
+    recovered = child.expect(contains("work recovered"), stream="err")
+    assert f"(in all {processes} processes" in recovered
     assert sum("failed to reload work" in line for line in child.seen["err"]) == 1
     # A pool made after the save runs the current code (fork: inherited; spawn: from disk).
     fresh = answers(child, "new pool")

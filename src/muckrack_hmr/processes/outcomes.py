@@ -82,11 +82,15 @@ def outcome_message(
     seq: int, pid: int, result: ReloadResult, records: list[logging.LogRecord]
 ) -> Message:
     """A process's outcome of save ``seq``, as a channel message."""
-    kept = [
-        (record.levelno, _PLAIN.format(record))
-        for record in records
-        if (record.name, record.msg) != _RELOAD_LINE
-    ]
+    # What the engine logged after its line ("x recovered") comes after the tree's line.
+    before: list[tuple[int, str]] = []
+    after: list[tuple[int, str]] = []
+    kept = before
+    for record in records:
+        if (record.name, record.msg) == _RELOAD_LINE:
+            kept = after
+        else:
+            kept.append((record.levelno, _PLAIN.format(record)))
     return {
         "op": "done",
         "seq": seq,
@@ -101,7 +105,8 @@ def outcome_message(
             for refusal in result.refused
         ],
         "ms": result.total_ms,
-        "records": kept,
+        "records": before,
+        "after": after,
     }
 
 
@@ -119,18 +124,20 @@ class ProcessOutcome:
     """Module -> the error (``SyntaxError: ...``) of each module that failed there."""
     ms: float
     records: tuple[tuple[int, str], ...]
-    """(level, text) of what the engine logged there, but its "reloaded" line."""
+    """(level, text) of what the engine logged there before its "reloaded" line."""
     refused: tuple[Refusal, ...] = ()
     """The edits that need a restart there (nothing of their modules ran)."""
     recovered: tuple[str, ...] = ()
     """Modules whose failed or refused edit the save undid there (the file is back to
     the code that runs: nothing ran)."""
+    after: tuple[tuple[int, str], ...] = ()
+    """(level, text) of what the engine logged there after its "reloaded" line."""
 
     @classmethod
     def from_message(cls, message: Message) -> ProcessOutcome:
         """The outcome a ``done`` message carries."""
         failed = message.get("failed")
-        records = message.get("records")
+        records, after = message.get("records"), message.get("after")
         reloaded = message.get("reloaded")
         recovered = message.get("recovered")
         refused = message.get("refused")
@@ -141,10 +148,8 @@ class ProcessOutcome:
             patched=int(str(message.get("patched", 0))),
             failed={str(k): str(v) for k, v in failed.items()} if isinstance(failed, dict) else {},
             ms=float(str(message.get("ms", 0.0))),
-            records=tuple(
-                (int(level), str(text))
-                for level, text in (records if isinstance(records, list) else ())
-            ),
+            records=_records(records),
+            after=_records(after),
             refused=tuple(
                 Refusal(*(str(part) for part in fields))
                 for fields in (refused if isinstance(refused, list) else ())
@@ -179,14 +184,7 @@ class SpreadResult:
     def lines(self) -> list[tuple[int, str]]:
         """(level, text) to log: each distinct record once, then the line for the save."""
         active = [outcome for outcome in self.outcomes if outcome.did_something]
-        lines: list[tuple[int, str]] = []
-        seen: dict[tuple[int, str], list[int]] = {}
-        for outcome in active:
-            for record in outcome.records:
-                seen.setdefault(record, []).append(outcome.pid)
-        for (level, text), pids in seen.items():
-            first, newline, rest = text.partition("\n")
-            lines.append((level, f"{first} {_where(pids, len(active))}{newline}{rest}"))
+        lines = _once_each([(outcome.pid, outcome.records) for outcome in active])
         groups: dict[str, list[ProcessOutcome]] = {}
         for outcome in active:
             if outcome.reloaded:
@@ -201,6 +199,7 @@ class SpreadResult:
             if len(groups) > 1 or len(members) < len(active):
                 line += f" [{_pids(members)}]"
             lines.append((logging.INFO, line))
+        lines += _once_each([(outcome.pid, outcome.after) for outcome in active])
         failing = [outcome for outcome in active if outcome.failed]
         if failing and len(failing) < len(active):
             lines.append(
@@ -219,6 +218,28 @@ class SpreadResult:
                 )
             )
         return lines
+
+
+def _records(value: object) -> tuple[tuple[int, str], ...]:
+    return tuple(
+        (int(level), str(text)) for level, text in (value if isinstance(value, list) else ())
+    )
+
+
+def _once_each(
+    logged: list[tuple[int, tuple[tuple[int, str], ...]]],
+) -> list[tuple[int, str]]:
+    """Each distinct (level, text) that the processes (pid, records) logged, once, with
+    the PIDs it came from."""
+    seen: dict[tuple[int, str], list[int]] = {}
+    for pid, records in logged:
+        for record in records:
+            seen.setdefault(record, []).append(pid)
+    lines = []
+    for (level, text), pids in seen.items():
+        first, newline, rest = text.partition("\n")
+        lines.append((level, f"{first} {_where(pids, len(logged))}{newline}{rest}"))
+    return lines
 
 
 def _count(number: int) -> str:
