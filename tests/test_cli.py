@@ -872,6 +872,41 @@ def test_ctrl_c_ends_the_process_by_sigint_like_python(
     assert re.search(r'File "[^"]*script\.py", line \d+, in <module>', stderr)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX only")
+def test_ctrl_c_during_a_garbage_collection_ends_the_process(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """The pure core's collector callback is Python code: Ctrl-C's handler ran there, at
+    its first line, and its KeyboardInterrupt was lost (a callback's exception is): a
+    program that collects much went on, and ``pytest --hmr`` waited on."""
+    write(
+        proj / "script.py",
+        """\
+        import gc
+
+        heap = []
+        for _ in range(100_000):
+            pair = [None]
+            pair[0] = pair  # (each a cycle: the collection walks them all)
+            heap.append(pair)
+        print("ready", flush=True)
+        while True:
+            gc.collect()  # half of the program's time is in collections
+            total = 0
+            for number in range(100_000):
+                total += number
+        """,
+    )
+    with as_from_a_terminal():
+        child = spawn(["script.py"], cwd=proj)
+    child.expect("ready")
+
+    child.proc.send_signal(signal.SIGINT)
+
+    assert child.wait() == -signal.SIGINT
+    assert child.stderr_text().splitlines()[-1] == "KeyboardInterrupt"
+
+
 # -- 7. our own errors --------------------------------------------------------------
 
 

@@ -40,8 +40,12 @@ import gc
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
+from types import CodeType
 from typing import TYPE_CHECKING
+
+from .threads import raise_in
 
 if TYPE_CHECKING:
     from ._core_py import GcGate
@@ -194,7 +198,50 @@ def gate() -> GcGate | None:
         _gate_made = True
         if USING_EXTENSION or sys.version_info[:2] != (3, 11):
             _gate = core.GcGate(_ours, _freeze, _unfreeze, _frozen_count, _interpreter_froze)
+            if not USING_EXTENSION:
+                _keep_interrupts(type(_gate).__call__.__code__)
     return _gate
+
+
+def _keep_interrupts(gate: CodeType) -> None:
+    """The pure gate is Python code, and a collection in the program's main thread calls
+    it: a signal handler that was due ran there, at its first line, and what it raised
+    (Ctrl-C's KeyboardInterrupt) was lost, as a collection callback's exceptions are
+    (reported as unraisable, if at all).  A Ctrl-C during a long collection was ignored,
+    and ``pytest --hmr`` waited on.  So it is raised again in the main thread, by a
+    thread of ours, once the main thread is out of the gate and of this hook (raised
+    there, it would be lost the same way)."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        caught, where = unraisable.exc_value, unraisable.exc_traceback
+        main = threading.main_thread().ident
+        if (
+            where is not None
+            and where.tb_frame.f_code is gate
+            and caught is not None
+            and not isinstance(caught, Exception)  # (a fault of the gate's is reported)
+            and main is not None
+        ):
+            again = functools.partial(_raise_outside, main, type(caught), (gate, hook.__code__))
+            threading.Thread(target=ours(again), name="muckrack-hmr-interrupt", daemon=True).start()
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
+def _raise_outside(thread: int, kind: type[BaseException], codes: tuple[CodeType, ...]) -> None:
+    """Raise ``kind`` in ``thread`` once it runs none of ``codes`` (at most 1 s later)."""
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread)
+        while frame is not None and frame.f_code not in codes:
+            frame = frame.f_back
+        if frame is None:
+            break
+        time.sleep(0.001)  # (it leaves them in microseconds: waiting with a deadline)
+    raise_in(thread, kind)
 
 
 if hasattr(os, "register_at_fork"):

@@ -18,6 +18,7 @@ __all__ = [
     "all_threads",
     "hide_ours",
     "prompt",
+    "raise_in",
     "signals_to_main_thread",
 ]
 
@@ -139,3 +140,10 @@ def hide_ours() -> None:
     active_count.__doc__ = threading.active_count.__doc__
     threading.enumerate = enumerate
     threading.active_count = active_count
+
+
+def raise_in(thread: int, exception: type[BaseException]) -> None:
+    """Raise ``exception`` in the thread ``thread`` at its next Python step."""
+    import ctypes  # (here: most programs never need it)
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), ctypes.py_object(exception))

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 
 from .. import collector
-from ..threads import signals_to_main_thread
+from ..threads import raise_in, signals_to_main_thread
 
 __all__ = ["Superseded", "Watchdog"]
 
@@ -171,7 +171,7 @@ class Watchdog:
                         Superseded.note = (
                             f"{saved} was saved again after {run.name} ran for {ran:.0f} s"
                         )
-                        _raise_in(run.thread, Superseded)
+                        raise_in(run.thread, Superseded)
             self._pause.wait(self.look)
 
 
@@ -219,10 +219,3 @@ def _in_its_code(run: _Run) -> bool:
             return False
         frame = frame.f_back
     return False
-
-
-def _raise_in(thread: int, exception: type[BaseException]) -> None:
-    """Raise ``exception`` in the thread ``thread`` at its next Python step."""
-    import ctypes  # (here: most programs never need it)
-
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), ctypes.py_object(exception))

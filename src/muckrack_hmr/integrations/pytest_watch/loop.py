@@ -104,6 +104,8 @@ class WatchLoop:
         #: test files whose run waits for a module that failed to reload
         self.pending: set[str] = set()
         self._quit = False
+        #: the line that says the loop waits for saves, once it does
+        self._watching: str | None = None
         #: what each test, shared fixture and test file collection executed
         self.executed = Executed(recorder, hmr, self.suite, self.reimport)
         #: what test files' top levels read: kept collections when selecting by imports
@@ -164,6 +166,10 @@ class WatchLoop:
             self._run(list(session.items), time.perf_counter(), [])
             while True:
                 working = False
+                if self._watching is not None:
+                    # Said once the loop waits: a Ctrl-C after it quits as `q` does.
+                    self.report.line(self._watching)
+                    self._watching = None
                 # The run's results are out: what the earlier imports of the test
                 # modules left (cycles of classes, functions and their module) goes
                 # now, while the loop waits, rather than piling up run after run.
@@ -254,7 +260,7 @@ class WatchLoop:
             if outcome in ("failed", "error") and nodeid not in ran
         ]
         elsewhere = f"; {len(failing)} failing test(s) not re-run" if failing else ""
-        self.report.line(f"hmr: watching for changes{elsewhere} ({CONTROLS})")
+        self._watching = f"hmr: watching for changes{elsewhere} ({CONTROLS})"
 
     # -- waiting ---------------------------------------------------------------------
 
@@ -484,7 +490,7 @@ class WatchLoop:
             f"hmr: not running tests until {', '.join(broken)} loads again "
             f"({len(files)} test file(s) waiting); fix it and save"
         )
-        self.report.line(f"hmr: watching for changes ({CONTROLS})")
+        self._watching = f"hmr: watching for changes ({CONTROLS})"
 
     # -- reloading code ----------------------------------------------------------------
 
@@ -558,7 +564,7 @@ class WatchLoop:
             return False
         for text in lines:
             self.report.line(text)
-        self.report.line(f"hmr: watching for changes ({CONTROLS})")
+        self._watching = f"hmr: watching for changes ({CONTROLS})"
         return True
 
     def _selection_line(
