@@ -182,7 +182,8 @@ class SpreadResult:
         return max((outcome.ms for outcome in self.outcomes), default=0.0)
 
     def lines(self) -> list[tuple[int, str]]:
-        """(level, text) to log: each distinct record once, then the line for the save."""
+        """(level, text) to log: each distinct record once, the line for the save, then
+        what the processes logged after their own line ("x recovered")."""
         active = [outcome for outcome in self.outcomes if outcome.did_something]
         lines = _once_each([(outcome.pid, outcome.records) for outcome in active])
         groups: dict[str, list[ProcessOutcome]] = {}
