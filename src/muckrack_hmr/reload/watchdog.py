@@ -105,13 +105,19 @@ class Watchdog:
     def start(self) -> None:
         """Start the watchdog's thread (the program's idle time does, before a reload)."""
         if self._thread is None:
-            self._thread = threading.Thread(
+            thread = threading.Thread(
                 target=collector.ours(self._watch), name="muckrack-hmr-watchdog", daemon=True
             )
             # A reload the program asks for in its main thread starts it there: it must
             # not inherit a mask that takes the process's signals (see threads).
             with signals_to_main_thread():
-                self._thread.start()
+                try:
+                    thread.start()
+                except RuntimeError:
+                    # 3.12+ starts no thread once the interpreter ends (the idle work's
+                    # last step at exit): a reload then, if any, runs unwatched.
+                    return
+            self._thread = thread
 
     def saves(self, filenames: list[str]) -> None:
         """The files saved for the reload that starts (its modules'): a newer save of one

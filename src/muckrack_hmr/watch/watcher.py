@@ -202,7 +202,13 @@ class Watcher:
             prompt.begin()
             pipeline = self.pipeline
             if not self._stopping.is_set():  # (else stop() saw the pipeline: it stops it)
-                pipeline.run()
+                try:
+                    pipeline.run()
+                except RuntimeError:
+                    # Stopped by the program's exit as the file events started: 3.12+
+                    # starts no thread once the interpreter ends.
+                    if not self._stopping.is_set():
+                        raise
         finally:
             # What the start-up made may be held frozen for the idle work (see
             # idle.settle_in): it is not left so when the watching ends, or never began.
