@@ -206,6 +206,123 @@ def test_test_files_edited_added_and_deleted(proj: Path, watch: Callable[..., Wa
     }
 
 
+def test_a_library_module_collected_for_its_doctests_is_reloaded_in_place(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """``--doctest-modules`` collects the project's own modules (humanize's set-up): they
+    are code, hot-reloaded in place, not test modules imported afresh (which made a new
+    package without its submodules: every run after the first save failed to collect)."""
+    write(
+        proj / "pyproject.toml",
+        """\
+        [tool.pytest.ini_options]
+        addopts = "--doctest-modules"
+        testpaths = ["src", "tests"]
+        pythonpath = ["src"]
+        """,
+    )
+    write(
+        proj / "src" / "mypkg" / "__init__.py", "from mypkg.sub import f\nfrom mypkg.num import g\n"
+    )
+    write(proj / "src" / "mypkg" / "sub.py", "def f():\n    return 1\n")
+    num = """\
+        from pathlib import Path
+
+        from .sub import f
+
+        # Each run of the module's top level leaves a line.
+        with open(Path(__file__).parent.parent.parent / "runs.log", "a") as log:
+            log.write("ran\\n")
+
+
+        def g():
+            \"\"\"
+            >>> g()
+            2
+            \"\"\"
+            return f() + 1
+        """
+    write(proj / "src" / "mypkg" / "num.py", num)
+    write(
+        proj / "tests" / "test_a.py",
+        """\
+        import mypkg
+
+        SUBFILE = mypkg.sub.__file__  # the package's submodule, as humanize's test_i18n reads
+
+
+        def test_g():
+            assert mypkg.g() == 2
+        """,
+    )
+    session = watch(proj, stdin=True)
+    doctest = "src/mypkg/num.py::mypkg.num.g"
+    first = session.run()
+    assert first.outcomes == {doctest: "PASSED", "tests/test_a.py::test_g": "PASSED"}
+    assert (proj / "runs.log").read_text() == "ran\n"
+
+    write(proj / "src" / "mypkg" / "num.py", num.replace("2\n", "3\n").replace("+ 1", "+ 2"))
+    run = session.run()
+    assert run.has("hmr: reloaded mypkg.num")
+    assert run.outcomes == {doctest: "PASSED", "tests/test_a.py::test_g": "FAILED"}
+    assert not run.has("error")
+    assert (proj / "runs.log").read_text() == "ran\n"  # patched in place, not imported again
+
+    session.child.send("a")
+    run = session.run()
+    assert run.outcomes == {doctest: "PASSED", "tests/test_a.py::test_g": "FAILED"}
+    assert (proj / "runs.log").read_text() == "ran\n"
+
+    write(
+        proj / "tests" / "test_a.py",
+        (proj / "tests" / "test_a.py").read_text().replace("== 2", "== 3"),
+    )
+    run = session.run()
+    assert run.outcomes == {"tests/test_a.py::test_g": "PASSED"}
+
+
+def test_a_parametrize_value_a_test_changed_in_place_is_made_afresh_for_the_next_run(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """humanize's ``test_naturalsize`` turns its own argument around (``args[0] *= -1``): a
+    fresh run starts from the value the module makes, and so does each run of the loop
+    (kept, the changed value failed every run after the first: 78 failures, not 1)."""
+    write(proj / "pytest.ini", "[pytest]\npythonpath = .\n")
+    write(proj / "lib.py", "def neg(x):\n    return -x\n")
+    write(
+        proj / "tests" / "test_lib.py",
+        """\
+        import pytest
+
+        import lib
+
+
+        @pytest.mark.parametrize("args", [[1], [2]])
+        def test_neg(args):
+            assert lib.neg(args[0]) == -abs(args[0])
+            args[0] *= -1
+            assert lib.neg(args[0]) == abs(args[0])
+
+
+        @pytest.mark.parametrize("n, name", [(1, "one"), (2, "two")])
+        def test_fixed(n, name):
+            assert lib.neg(n) < 0 and name
+        """,
+    )
+    session = watch(proj, stdin=True)
+    every = {
+        "tests/test_lib.py::test_neg[args0]": "PASSED",
+        "tests/test_lib.py::test_neg[args1]": "PASSED",
+        "tests/test_lib.py::test_fixed[1-one]": "PASSED",
+        "tests/test_lib.py::test_fixed[2-two]": "PASSED",
+    }
+    assert session.run().outcomes == every
+    write(proj / "lib.py", "def neg(x):\n    return 0 - x\n")  # the same results
+    assert session.run().outcomes == every
+    session.child.send("a")
+    assert session.run().outcomes == every
+
+
 @pytest.mark.parametrize("how", ["env", "option"])
 def test_saves_are_found_by_polling_where_file_events_never_come(
     proj: Path, watch: Callable[..., Watch], how: str

@@ -159,8 +159,18 @@ class Classifier:
             self.digests[path] = content
             if not known:
                 self.wakeups.track([path])  # its deletion counts from now on
+            doctests = self.suite.files.get(path)
             if path in self.reimport.conftests:
                 changes.conftests.add(path)
+            elif doctests is not None and doctests.doctests_only() and path in loaded:
+                # A module of the project collected for its doctests: code, whose
+                # doctests run again as the tests of a module it imports do.
+                name = loaded[path][0]
+                (changes.code if exists else changes.deleted_code).append(name)
+                if source is not None:
+                    changes.sources[name] = source
+                else:
+                    changes.deleted_tests.add(path)
             elif path in self.suite.files:
                 (changes.tests if exists else changes.deleted_tests).add(path)
             elif path in loaded and loaded[path][0] != "__main__":

@@ -10,6 +10,7 @@ definition is unchanged keeps its cached value, the others are torn down.
 
 from __future__ import annotations
 
+import enum
 import inspect
 import os
 import sys
@@ -37,6 +38,24 @@ __all__ = ["Reimporter"]
 # What a conftest's import may raise: an error, or a pytest outcome (``pytest.skip``,
 # ``pytest.importorskip``, ``pytest.fail``), which are BaseExceptions.
 _FAILURES = (Exception, pytest.skip.Exception, pytest.fail.Exception)
+
+
+# Values no test can change in place: kept with their tests from run to run.
+_FIXED = (int, float, complex, str, bytes, bool, type(None), type(...), range, type, enum.Enum)
+
+
+def _params_fixed(item: pytest.Item) -> bool:
+    """Are the values ``item`` is parametrized with (``@pytest.mark.parametrize``) none that
+    a test can change in place (a list, a dict, an object)?"""
+    callspec = getattr(item, "callspec", None)
+    params = getattr(callspec, "params", None)
+    return not params or all(_fixed(value) for value in params.values())
+
+
+def _fixed(value: object) -> bool:
+    if isinstance(value, tuple | frozenset):
+        return all(_fixed(each) for each in value)
+    return isinstance(value, _FIXED)
 
 
 class _ConftestOptions(TypedDict, total=False):
@@ -173,7 +192,7 @@ class Reimporter:
         modules = [module for module in self.conftests.values()]
         for test_file in self.suite.files.values():
             module = test_file.module()
-            if module is not None:
+            if module is not None and not test_file.doctests_only():
                 modules.append(module)
         return modules
 
@@ -356,7 +375,7 @@ class Reimporter:
         if test_file is None:
             return
         module = test_file.module()
-        if module is not None:
+        if module is not None and not test_file.doctests_only():
             old_defs = self.fixtures.defined_in(module.__dict__)
             for fixturedef in old_defs:
                 self._finish(fixturedef)
@@ -382,7 +401,8 @@ class Reimporter:
         same, and they read the fresh globals.  Returns the files that
         cannot be refreshed (a file of other items than test functions, a
         module that fails to run again, one whose tests pytest deselected when
-        the session began): those are to be collected again.
+        the session began, one whose tests are parametrized with a value a test
+        may have changed in place): those are to be collected again.
         """
         left: set[str] = set()
         for key in files:
@@ -394,6 +414,9 @@ class Reimporter:
                 or len(test_file.collectors) != 1
                 or not test_file.items  # all deselected at the start: none kept
                 or not all(isinstance(item, pytest.Function) for item in test_file.items)
+                # A value a test may have changed in place (``args[0] *= -1``): a fresh
+                # run starts from the one its module makes again.
+                or not all(_params_fixed(item) for item in test_file.items)
             ):
                 left.add(key)
                 continue
@@ -412,7 +435,7 @@ class Reimporter:
             if key in self._compiled or key in self._unprepared:
                 continue
             module = test_file.module()
-            if module is None or self._code(key, module) is None:
+            if module is None or test_file.doctests_only() or self._code(key, module) is None:
                 self._unprepared.add(key)
             return True
         return False
@@ -517,7 +540,8 @@ class Reimporter:
             test_file = self.suite.files.get(key)
             if test_file is None:
                 continue
-            module = test_file.module()
+            # (A module collected for its doctests alone is the project's: it stays.)
+            module = None if test_file.doctests_only() else test_file.module()
             defs = defined.get(id(module.__dict__), []) if module is not None else []
             nodes = test_file.nodes()
             # Made by pytest for the nodes (setup_class, setUpClass...), not
@@ -542,7 +566,7 @@ class Reimporter:
         gone: list[Node] = []
         for key, (module, old_defs, old_nodes) in old.items():
             test_file = self.suite.files.get(key)
-            new = test_file.module() if test_file is not None else None
+            new = test_file.module() if test_file is not None and module is not None else None
             new_defs = defined.get(id(new.__dict__), []) if new is not None else []
             kept: list[str] = []
             if module is not None and old_defs:

@@ -59,6 +59,13 @@ class TestFile:
         module = self.module()
         return None if module is None else module.__name__
 
+    def doctests_only(self) -> bool:
+        """Is it a module of the project collected for its doctests alone
+        (``--doctest-modules``)?  Code: hot-reloaded in place by the engine, its
+        doctests collected again from the live module, never imported afresh (a
+        package imported again has lost its submodules)."""
+        return bool(self.collectors) and all(_is_doctests(c) for c in self.collectors)
+
     def nodes(self) -> list[Node]:
         """Every node of the file: collectors, classes, items (for forgetting them)."""
         found: dict[int, Node] = {id(node): node for node in [*self.collectors, *self.inner]}
@@ -67,6 +74,14 @@ class TestFile:
                 if node.path == self.path or isinstance(node, pytest.Item):
                     found.setdefault(id(node), node)
         return list(found.values())
+
+
+def _is_doctests(collector: pytest.Collector) -> bool:
+    try:
+        from _pytest.doctest import DoctestModule
+    except ImportError:  # (another pytest's internals)
+        return False
+    return isinstance(collector, DoctestModule)
 
 
 def file_of(item: pytest.Item | pytest.Collector) -> pytest.File | None:
