@@ -864,6 +864,50 @@ def test_ctrl_c_in_a_run_ends_as_pytests_interrupted_session_and_while_waiting_a
     session.expect("hmr: interrupted, stopping")
 
 
+def test_ctrl_c_pressed_twice_while_waiting_quits_as_q(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """The second Ctrl-C of a double press came while the first stopped the watcher: it
+    ended as a session interrupted in the watcher's stop (pytest's report pointing at
+    ``threading.py``, exit code 2).  It waits for that stop: the last run's code, as
+    ``q``.  (A plugin makes the stop last, so that the second lands in it.)"""
+    write(proj / "pytest.ini", "[pytest]\n")
+    write(proj / "test_one.py", "def test_one():\n    pass\n")
+    write(
+        proj / "slow_stop.py",
+        """\
+        import pathlib
+        import time
+
+        from muckrack_hmr.integrations.pytest_watch import wakeups
+
+        close = wakeups.Wakeups.close
+
+
+        def slowly(self):
+            pathlib.Path("stopping").write_text("")
+            time.sleep(1)
+            close(self)
+
+
+        wakeups.Wakeups.close = slowly
+        """,
+    )
+    with as_from_a_terminal():
+        session = watch(proj, "-p", "slow_stop")
+    assert session.run().summary.startswith("1 passed")
+    session.child.proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + DEADLINE
+    while not (proj / "stopping").exists():
+        assert time.monotonic() < deadline, session.child.stdout_text()
+        time.sleep(0.01)
+    session.child.proc.send_signal(signal.SIGINT)
+    assert session.child.wait() == pytest.ExitCode.OK, session.child.stdout_text()
+    out = session.child.stdout_text()
+    assert "hmr: interrupted, stopping" in out
+    assert "KeyboardInterrupt" not in out
+
+
 @pytest.mark.parametrize("options", [["--hmr", "--hmr-all"], ["--hmr-all"]], ids=["both", "alone"])
 def test_hmr_all_runs_everything(
     proj: Path, watch: Callable[..., Watch], options: list[str]

@@ -36,7 +36,9 @@ import gc
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from types import ModuleType
@@ -104,6 +106,9 @@ class WatchLoop:
         #: test files whose run waits for a module that failed to reload
         self.pending: set[str] = set()
         self._quit = False
+        self._working = False  # a run (or its reload and collection) is under way
+        self._quitting = False  # Ctrl-C came while it waited: it stops
+        self._handling = False  # SIGINT is this loop's (_interrupt)
         #: the line that says the loop waits for saves, once it does
         self._watching: str | None = None
         #: what each test, shared fixture and test file collection executed
@@ -161,11 +166,20 @@ class WatchLoop:
             self.wakeups.read_commands(self.commands)
             self.commands = None
         self.report.collect_errors = len(self.report.stats("error"))
-        working = True
+        working = self._working = True
+        # Ctrl-C pressed twice while it waits: the second lets the stop the first asked
+        # for finish (at most a few seconds), rather than making it pytest's report of a
+        # session interrupted in the watcher's stop, with its code (2).
+        if (
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            and threading.current_thread() is threading.main_thread()
+        ):
+            signal.signal(signal.SIGINT, self._interrupt)
+            self._handling = True
         try:
             self._run(list(session.items), time.perf_counter(), [])
             while True:
-                working = False
+                working = self._working = False
                 if self._watching is not None:
                     # Said once the loop waits: a Ctrl-C after it quits as `q` does.
                     self.report.line(self._watching)
@@ -177,7 +191,7 @@ class WatchLoop:
                 if self._quit:
                     break
                 wakeup = self.wakeups.next_wakeup(self._idle)
-                working = True
+                working = self._working = True
                 if wakeup.notice is not None:
                     self.report.line(wakeup.notice, red=True)
                 elif wakeup.command is not None:
@@ -193,12 +207,31 @@ class WatchLoop:
                 raise
             self.report.line("hmr: interrupted, stopping")  # waiting: as `q`
         finally:
-            self.wakeups.close()
+            try:
+                self.wakeups.close()
+            finally:
+                if self._handling:
+                    # A Ctrl-C that came as it stopped is handled (and let go) before
+                    # Python's handler is back: the interpreter runs a signal's handler at
+                    # a jump back, such as this loop's.
+                    for _ in range(2):
+                        pass
+                    signal.signal(signal.SIGINT, signal.default_int_handler)
+                    self._handling = False
             if working:
                 self.report.interrupted(session)
             else:
                 self.report.hand_back(session)
         return True
+
+    def _interrupt(self, signum: int, frame: object) -> None:
+        """SIGINT while the loop runs: KeyboardInterrupt, as Python's own handler raises,
+        but not again once one came while it waited (it stops)."""
+        if self._quitting:
+            return
+        if not self._working:
+            self._quitting = True
+        raise KeyboardInterrupt
 
     def pytest_unconfigure(self) -> None:
         self.wakeups.close()
