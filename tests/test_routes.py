@@ -615,6 +615,97 @@ def test_fastapi_routes_added_edited_and_removed(proj: Path, spawn: Spawn) -> No
     assert stamp_of(port, "/items/") is None
 
 
+SAME_NAME_FASTAPI = (
+    FASTAPI_APP
+    + """
+
+@app.get("/a")
+def handler():
+    return "a1"
+
+
+@app.get("/b")
+def handler():
+    return "b1"
+"""
+)
+SAME_NAME_FLASK = """\
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.route("/a", endpoint="a")
+def view():
+    return "a1"
+
+
+@app.route("/b", endpoint="b")
+def view():
+    return "b1"
+"""
+SAME_NAME_FLASK_SERVER = """\
+import os
+import sys
+
+from flask import jsonify
+
+from views import app
+
+
+@app.route("/count")
+def count():
+    return jsonify(pid=os.getpid(), rules=len(list(app.url_map.iter_rules())))
+
+
+app.run(host="127.0.0.1", port=int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+def test_routes_of_two_defs_of_one_name_keep_each_its_own(
+    proj: Path, spawn: Spawn, framework: str
+) -> None:
+    """Two route functions of one name (legal: FastAPI's endpoints, Flask's with their own
+    ``endpoint=``) each serve their route, as in a fresh start.  A body edit of the first
+    took the second's route away (404, out of the OpenAPI schema), and a copied def
+    added below took the first's: the routes of a def that ran again were told by its
+    module and name, not by which of the two it was."""
+    if framework == "fastapi":
+        module, source = "app", SAME_NAME_FASTAPI
+        write(proj / "app.py", source)
+        write(proj / "items.py", FASTAPI_ITEMS)
+        child, port = uvicorn(spawn, proj, "app", "items")
+        table, quoted = "app", '"{}"'
+    else:
+        module, source = "views", SAME_NAME_FLASK
+        write(proj / "views.py", source)
+        write(proj / "server.py", SAME_NAME_FLASK_SERVER)
+        port = free_port()
+        child = spawn(["-v", "server.py", str(port)], cwd=proj)
+        tracked(child, "views")
+        table, quoted = "rules", "{}"
+    first = counts(child, port)
+    assert status(port, "/a") == (200, quoted.format("a1"))
+    assert status(port, "/b") == (200, quoted.format("b1"))
+
+    source = source.replace('"a1"', '"a2"')
+    edit(child, proj / f"{module}.py", source, module)
+    assert status(port, "/a") == (200, quoted.format("a2"))
+    assert status(port, "/b") == (200, quoted.format("b1"))
+    assert counts(child, port) == first
+
+    copied = source.replace('"/b"', '"/c"').replace('"b"', '"c"').replace('"b1"', '"c1"')
+    source += copied[copied.rindex("\n\n\n@app") :]
+    edit(child, proj / f"{module}.py", source, module)
+    assert status(port, "/a") == (200, quoted.format("a2"))
+    assert status(port, "/b") == (200, quoted.format("b1"))
+    assert status(port, "/c") == (200, quoted.format("c1"))
+    assert counts(child, port) == {**first, table: first[table] + 1}
+    if framework == "fastapi":
+        assert {"/a", "/b", "/c"} <= openapi_paths(child, port)
+
+
 FASTAPI_ORDERED = """\
 import os
 

@@ -179,12 +179,14 @@ def replaced(name: str, held: dict[str, object] | None) -> list[tuple[str, objec
     return found
 
 
-def ran_again(name: str) -> bool:
+def ran_again(name: str, function: object = None) -> bool:
     """Did the statement that binds the top-level ``name`` of the module whose reload
-    ends on this thread run again (a post-reload hook's question)?"""
+    ends on this thread run again (a post-reload hook's question)?  With ``function``
+    (what a def of that name made), was it that def (two defs may bind the name)?"""
+    from ..reload.live_defs import made_by_a_def_again
     from ..reload.live_defs import ran_again as ran
 
-    return ran(name)
+    return ran(name) and (function is None or made_by_a_def_again(function))
 
 
 def made_again(old: object, new: object) -> bool:
@@ -203,4 +205,9 @@ def made_again(old: object, new: object) -> bool:
         from ..reload.live_defs import decorated_again
 
         return decorated_again(new)
-    return same_def(old, new)
+    if not same_def(old, new):
+        return False
+    from ..reload.live_defs import made_by_a_def_again
+
+    # (Two defs of one name: only the one that ran again made it.)
+    return made_by_a_def_again(old)

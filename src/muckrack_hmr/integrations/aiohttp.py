@@ -136,7 +136,9 @@ def check_served_routes(hmr: HMR, name: str) -> None:
     for items, item, defined in _served.pop(name, ()):
         if not any(each is item for each in items):
             continue  # its def ran again and its new entry took the place (_add_again)
-        if defined in namespace and not _reloading.ran_again(defined):
+        if defined in namespace and not _reloading.ran_again(
+            defined, getattr(item, "handler", None)
+        ):
             continue
         method, path = getattr(item, "method", "?"), getattr(item, "path", "?")
         # (Named ``module.def``: the line says where the def is, if it stays.)

@@ -420,7 +420,8 @@ def forget_removed_routes(name: str) -> None:
         if gone.name in namespace and not (
             # Its def ran again and added it no more: the route decorator went (a route
             # its def's decorator made again took the old one's place already).
-            _by_its_def(gone.route) and _reloading.ran_again(gone.name)
+            _by_its_def(gone.route)
+            and _reloading.ran_again(gone.name, getattr(gone.route, "endpoint", None))
         ):
             continue
         routes = gone.router.routes

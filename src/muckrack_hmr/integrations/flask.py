@@ -799,7 +799,7 @@ def forget_removed_views(name: str) -> None:
         if view.name in namespace and not (
             # Its def ran again and registered it no more: the route decorator went.
             view.function in _by_their_def
-            and _reloading.ran_again(view.name)
+            and _reloading.ran_again(view.name, view.function)
             and (id(view.app), view.endpoint) not in _registered_now
         ):
             continue

@@ -60,7 +60,7 @@ from .body_edits import (
 )
 from .kept_classes import kept_class_edit
 from .kinds import CACHE_WRAPPER, is_a
-from .live_defs import live_function, note_run, run_on_live, start_module_run
+from .live_defs import live_function, note_defs_again, note_run, run_on_live, start_module_run
 from .patching import BodyPatch, PatchReport, may_register, patch_class_now, set_code
 from .rebinding import star_exports
 from .relocation import (
@@ -1106,6 +1106,44 @@ def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]
     return sorted(chain)
 
 
+def _note_defs_again(
+    statement: Statement,
+    old: ModuleSummary,
+    new: ModuleSummary,
+    *,
+    edited: bool,
+    was: Statement | None,
+) -> None:
+    """A ``def`` runs again whose name another ``def`` binds too (two route handlers named
+    ``handler``): which old functions of the name its run makes again, by the line each
+    began at (see live_defs.made_by_a_def_again).  Edited, the old defs of the name that
+    the new source no longer has as they were; else its own old place."""
+    node = statement.node
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return
+    name = node.name
+    olds = [each for each in old.statements if _defines(each, name)]
+    if len(olds) < 2 and sum(1 for each in new.statements if _defines(each, name)) < 2:
+        return
+    if edited:
+        texts = {each.text for each in new.statements}
+        lines = {_first_line(each.node) for each in olds if each.text not in texts}
+    else:
+        lines = {_first_line((was or statement).node)}
+    note_defs_again(name, lines)
+
+
+def _defines(statement: Statement, name: str) -> bool:
+    node = statement.node
+    return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name
+
+
+def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.stmt) -> int:
+    """Where a definition's code begins (its first decorator's line: ``co_firstlineno``)."""
+    decorators: list[ast.expr] = getattr(node, "decorator_list", None) or []
+    return min([node.lineno, *(each.lineno for each in decorators)])
+
+
 def _run_statement(
     statement: Statement, namespace: dict[str, object], filename: str, flags: int, changes: Changes
 ) -> None:
@@ -1830,6 +1868,7 @@ def plan_and_run(
             changes.executed += 1
         live = live_function(statement, (old, new), namespace, filename)
         note_run(binds)
+        _note_defs_again(statement, old, new, edited=edited[index], was=moved[index])
         attributes = dict(live.__dict__) if live is not None else None
         if live is not None and _run_on_live(
             statement, live, namespace, filename, flags=flags, changes=changes

@@ -34,6 +34,8 @@ from .patching import PatchReport, patch_function_now
 __all__ = [
     "decorated_again",
     "live_function",
+    "made_by_a_def_again",
+    "note_defs_again",
     "note_run",
     "ran_again",
     "run_on_live",
@@ -49,6 +51,9 @@ class _Decorated(threading.local):
         self.again: list[types.FunctionType] = []
         # The names bound by the statements that ran again in the module run.
         self.ran: set[str] = set()
+        # A name two top-level defs bind -> the lines where the old source's defs of it
+        # that ran again (or went) started: what each function's code says it is.
+        self.lines: dict[str, set[int]] = {}
 
 
 _decorated = _Decorated()
@@ -69,11 +74,37 @@ def start_module_run() -> None:
     """A module's statements start to run on this thread: forget the previous run's defs."""
     _decorated.again = []
     _decorated.ran = set()
+    _decorated.lines = {}
 
 
 def note_run(names: frozenset[str]) -> None:
     """A statement binding ``names`` runs again in this thread's module run."""
     _decorated.ran |= names
+
+
+def note_defs_again(name: str, lines: set[int]) -> None:
+    """``name`` is bound by more than one ``def`` (in the old source or the new): of its
+    old functions, those that began at ``lines`` were made by a def that runs again (or
+    went); the others' defs did not run again."""
+    _decorated.lines.setdefault(name, set()).update(lines)
+
+
+def made_by_a_def_again(function: object) -> bool:
+    """Was ``function`` (a top-level one, or a wrapper of one, ``__wrapped__``) made by a
+    ``def`` that ran again in the module run of this thread, as far as its name tells?
+    Where two defs bind the name (two route handlers named ``handler``), its first line
+    tells which; a framework's registry replaces only that one's entries."""
+    if not _decorated.lines:
+        return True
+    try:
+        inner = inspect.unwrap(function) if callable(function) else function
+    except ValueError:  # a cycle of __wrapped__
+        return True
+    lines = _decorated.lines.get(getattr(inner, "__qualname__", None))  # type: ignore[arg-type]
+    if lines is None:
+        return True
+    code = getattr(inner, "__code__", None)
+    return isinstance(code, types.CodeType) and code.co_firstlineno in lines
 
 
 def ran_again(name: str) -> bool:
