@@ -240,6 +240,10 @@ def test_flask_debug_mode_serves_in_this_process(proj: Path, spawn: Spawn) -> No
     first = poll(child, port, lambda got: got["helper"] == "h1")
     assert first["pid"] == child.proc.pid
     child.expect("hmr: werkzeug's reloader is off", stream="err")
+    # The debugger's console asks for a PIN, which werkzeug's reloader child says.
+    child.expect(" * Debugger is active!", stream="err")
+    pin = child.expect(" * Debugger PIN: ", stream="err")
+    assert re.search(r"PIN: \d{3}-\d{3}-\d{3}$", pin), pin
 
     write(proj / "helpers.py", helper_source("h2"))
     got = poll(child, port, lambda got: got["helper"] == "h2")

@@ -3,8 +3,8 @@
 ``app.run(debug=True)`` and ``flask run --reload`` turn werkzeug's reloader
 on: it re-runs the program in a child process that never loads the import
 hooks, and restarts it on every save.  Under HMR the server runs right here
-instead, as with ``use_reloader=False``; Flask's debugger, and its template
-auto-reload in debug mode, are untouched.
+instead, as with ``use_reloader=False``; Flask's debugger (its PIN said as the
+reloader's child says it), and its template auto-reload in debug mode, are untouched.
 """
 
 from __future__ import annotations
@@ -41,8 +41,30 @@ def _replace_restarter(reloader: ModuleType) -> None:
 def run_in_place(main_func: Callable[[], object], *args: object, **kwargs: object) -> None:
     """Stands in for ``werkzeug._reloader.run_with_reloader``: serve in this process."""
     log.info("werkzeug's reloader is off; saved modules are reloaded in this process")
+    _say_debugger_pin(main_func)
     with contextlib.suppress(KeyboardInterrupt):  # as werkzeug's reloader does
         main_func()
+
+
+def _say_debugger_pin(main_func: Callable[[], object]) -> None:
+    """The debugger's PIN, which its console asks for, as werkzeug says it: its reloader's
+    child process does (``WERKZEUG_RUN_MAIN``), and here no child runs, so it went
+    unsaid.  ``main_func`` is the server's ``serve_forever``."""
+    app = getattr(getattr(main_func, "__self__", None), "app", None)
+    try:
+        from werkzeug._internal import _log
+        from werkzeug.debug import DebuggedApplication
+    except ImportError:  # (another werkzeug's internals)
+        return
+    if not isinstance(app, DebuggedApplication) or not getattr(app, "pin_logging", True):
+        return
+    if "_pin" in vars(app) and app.pin is None:
+        return  # pin_security=False: werkzeug says nothing either
+    _log("warning", " * Debugger is active!")
+    if app.pin is None:
+        _log("warning", " * Debugger PIN disabled. DEBUGGER UNSECURED!")
+    else:
+        _log("info", " * Debugger PIN: %s", app.pin)
 
 
 setattr(run_in_place, _MARK, True)
