@@ -198,6 +198,9 @@ def test_test_files_edited_added_and_deleted(proj: Path, watch: Callable[..., Wa
     run = session.run()
     assert run.has("hmr: deleted tests/test_calc.py")
     assert run.outcomes == {}
+    # What happened, and the failing tests left alone: both went unsaid.
+    assert run.has("hmr: no test to run: the deleted file's 3 tests dropped")
+    assert run.has("hmr: watching for changes; 2 failing test(s) not re-run")
     session.child.send("a")
     run = session.run()
     assert run.outcomes == {

@@ -292,8 +292,7 @@ class WatchLoop:
             for nodeid, outcome in outcomes.items()
             if outcome in ("failed", "error") and nodeid not in ran
         ]
-        elsewhere = f"; {len(failing)} failing test(s) not re-run" if failing else ""
-        self._watching = f"hmr: watching for changes{elsewhere} ({CONTROLS})"
+        self._watching = self._watching_line(failing)
 
     # -- waiting ---------------------------------------------------------------------
 
@@ -489,7 +488,10 @@ class WatchLoop:
             # Its fixtures and hooks may change any test below it.
             selection.whole |= set(self.suite.under(os.path.dirname(key)))
         self.reimport.finish_reached_fixtures(code_reached)
+        dropped = 0
         for key in changes.deleted_tests:
+            test_file = self.suite.files.get(key)
+            dropped += len(test_file.items) if test_file is not None else 0
             self.reimport.drop_test_file(key)
         waiting = self.pending
         selection.whole |= changes.candidates | self.pending
@@ -510,6 +512,10 @@ class WatchLoop:
         items = [item for item in self._items(files) if selection.wanted(item, files)]
         items, deselected = self._deselect(items)
         lines = [self._selection_line(items, deselected, files, collected)]
+        if dropped and not (items or deselected or self.report.collect_errors):
+            # (Nothing imports a test file: "none imports what changed" said nothing.)
+            s = "s" if dropped != 1 else ""
+            lines = [f"hmr: no test to run: the deleted file's {dropped} test{s} dropped"]
         if self._nothing_to_run(items, deselected, lines):
             return
         self._run(items, saves.first_event, lines)
@@ -597,8 +603,17 @@ class WatchLoop:
             return False
         for text in lines:
             self.report.line(text)
-        self._watching = f"hmr: watching for changes ({CONTROLS})"
+        outcomes = self.report.outcomes
+        self._watching = self._watching_line(
+            [nodeid for nodeid, outcome in outcomes.items() if outcome in ("failed", "error")]
+        )
         return True
+
+    @staticmethod
+    def _watching_line(failing: list[str]) -> str:
+        """The line said as the loop waits, with the failing tests the last run left alone."""
+        elsewhere = f"; {len(failing)} failing test(s) not re-run" if failing else ""
+        return f"hmr: watching for changes{elsewhere} ({CONTROLS})"
 
     def _selection_line(
         self,
