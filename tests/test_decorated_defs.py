@@ -338,3 +338,81 @@ def test_an_attribute_a_decorator_sets_from_a_changed_function_reaches_its_reade
     project.write("core.py", "def helper(x):\n    return x + 5\n")
     assert hmr.reload("core").reloaded == ["core", "m"]
     assert (m.g, g.tag, m.V) == (g, 10, 10)
+
+
+def test_a_body_edit_of_one_of_two_defs_of_a_name_patches_its_own_function(
+    project: Project, hmr: Any
+) -> None:
+    """Two defs of one name (two error handlers named ``handle``, ``@show.register``
+    implementations all named ``_``): a body edit of the first ran its def again, and
+    its decorators (Flask refuses ``@errorhandler`` after a request: a restart), as the
+    name holds the second's function.  Its own function takes the new body in place,
+    found by the line its def began at; the other keeps its code, the name its value."""
+    project.write(
+        "handlers.py",
+        """\
+        import functools
+
+        TABLE = {}
+        MADE = []
+
+
+        def on(code):
+            def register(f):
+                MADE.append(code)
+                TABLE[code] = f
+                return f
+            return register
+
+
+        @on(404)
+        def handle(error):
+            return ("404 v1", error)
+
+
+        @on(500)
+        def handle(error):
+            return ("500 v1", error)
+
+
+        @functools.singledispatch
+        def show(value):
+            return "any"
+
+
+        @show.register
+        def _(value: int):
+            return "int v1"
+
+
+        @show.register
+        def _(value: str):
+            return "str v1"
+        """,
+    )
+    (handlers,) = fresh(hmr, "handlers")
+    first, second = handlers.TABLE[404], handlers.TABLE[500]
+    assert handlers.handle is second
+    assert handlers.show(1) == "int v1"
+
+    source = (project.root / "handlers.py").read_text()
+    project.write(
+        "handlers.py",
+        # Lines added above both too: each def moved, and its function's lines with it.
+        "# handlers\n\n" + source.replace("404 v1", "404 v2").replace("int v1", "int v2"),
+    )
+    assert hmr.reload_module("handlers")[0] == ["handlers"]
+    assert handlers.TABLE[404] is first
+    assert handlers.TABLE[500] is second
+    assert first("e") == ("404 v2", "e")
+    assert second("e") == ("500 v1", "e")
+    assert handlers.handle is second
+    assert handlers.MADE == [404, 500]  # no decorator ran again
+    assert (handlers.show(1), handlers.show("s")) == ("int v2", "str v1")
+    assert first.__code__.co_firstlineno == 17  # its @on(404), two lines down
+
+    source = (project.root / "handlers.py").read_text()
+    project.write("handlers.py", source.replace("404 v2", "404 v3"))
+    assert hmr.reload_module("handlers")[0] == ["handlers"]
+    assert first("e") == ("404 v3", "e")
+    assert handlers.MADE == [404, 500]

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import ast
 import copy
+import gc
 import types
 from typing import TypeGuard, TypeVar
 
 from .analysis import ModuleSummary, Statement, changed_bodies, framed_alike, same_shape
 from .kinds import takes_code
+from .relocation import first_line
 
 __all__ = [
     "StatementError",
@@ -51,6 +53,31 @@ def _same_header(old: Statement, new: Statement) -> bool:
     assert isinstance(old.node, ast.FunctionDef | ast.AsyncFunctionDef)
     assert isinstance(new.node, ast.FunctionDef | ast.AsyncFunctionDef)
     return _header(old.node) == _header(new.node)
+
+
+def _bound_below(summary: ModuleSummary, statement: Statement, name: str) -> bool:
+    """Does a statement below ``statement`` bind ``name`` too?"""
+    at = next(index for index, each in enumerate(summary.statements) if each is statement)
+    return any(name in each.binds for each in summary.statements[at + 1 :])
+
+
+def _function_at(
+    namespace: dict[str, object], name: str, filename: str, line: int
+) -> types.FunctionType | None:
+    """The function of the module ``namespace`` is the globals of, made by the ``def name``
+    that began at ``line`` (its code's ``co_firstlineno``, kept as lines move): found among
+    the objects that refer to the namespace, a walk of the heap (only for a name that
+    several defs bind; the name holds one of them)."""
+    found = None
+    for referrer in gc.get_referrers(namespace):
+        if type(referrer) is not types.FunctionType or referrer.__globals__ is not namespace:
+            continue
+        code = referrer.__code__
+        if code.co_name == name and code.co_firstlineno == line and code.co_filename == filename:
+            if found is not None and found is not referrer:
+                return None  # (made twice by one def: a def in a loop)
+            found = referrer
+    return found
 
 
 def original_function(value: object, name: str, filename: str) -> types.FunctionType | None:
@@ -127,21 +154,33 @@ def _body_only_edit(
 ) -> tuple[types.FunctionType, types.FunctionType] | None:
     """For a def whose body alone changed: (its old function, one with the new body).
 
-    Not for a name several ``def`` statements bind, before or after the edit (``several``):
-    of ``@show.register`` implementations all named ``_``, the function the name holds
-    is the last one's, and must not take another's body.
+    For a name several ``def`` statements bind, before or after the edit (``several``:
+    ``@show.register`` implementations all named ``_``, two error handlers named
+    ``handle``), the function the name holds is the last one's, and must not take
+    another's body: the old def with this one's decorators and signature tells which
+    function is its own, by the line where that began (see _function_at).
     """
     node = statement.node
-    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name in several:
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         return None
-    if not any(
-        isinstance(previous.node, ast.FunctionDef | ast.AsyncFunctionDef)
+    headers = [
+        previous
+        for previous in old.statements
+        if isinstance(previous.node, ast.FunctionDef | ast.AsyncFunctionDef)
         and previous.node.name == node.name
         and _same_header(previous, statement)
-        for previous in old.statements
-    ):
+    ]
+    if not headers:
         return None
-    target = original_function(namespace.get(node.name), node.name, filename)
+    if node.name in several:
+        if len(headers) != 1 or not _bound_below(old, headers[0], node.name):
+            # Two defs alike but for their bodies: which one is not known.  Or the last
+            # def of the name (an ``@overload``'s implementation): it runs again, so
+            # that the name ends with its value whatever ran again above it.
+            return None
+        target = _function_at(namespace, node.name, filename, first_line(headers[0].node))
+    else:
+        target = original_function(namespace.get(node.name), node.name, filename)
     if target is None:
         return None
     bare = _undecorated(node)

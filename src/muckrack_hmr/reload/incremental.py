@@ -1127,21 +1127,15 @@ def _note_defs_again(
         return
     if edited:
         texts = {each.text for each in new.statements}
-        lines = {_first_line(each.node) for each in olds if each.text not in texts}
+        lines = {first_line(each.node) for each in olds if each.text not in texts}
     else:
-        lines = {_first_line((was or statement).node)}
+        lines = {first_line((was or statement).node)}
     note_defs_again(name, lines)
 
 
 def _defines(statement: Statement, name: str) -> bool:
     node = statement.node
     return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name
-
-
-def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.stmt) -> int:
-    """Where a definition's code begins (its first decorator's line: ``co_firstlineno``)."""
-    decorators: list[ast.expr] = getattr(node, "decorator_list", None) or []
-    return min([node.lineno, *(each.lineno for each in decorators)])
 
 
 def _run_statement(
