@@ -10,12 +10,16 @@ definition is unchanged keeps its cached value, the others are torn down.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import enum
+import fractions
 import inspect
 import os
 import sys
 import types
-from pathlib import Path
+import uuid
+from pathlib import Path, PurePath
 from types import ModuleType
 from typing import TYPE_CHECKING, TypedDict
 
@@ -40,8 +44,31 @@ __all__ = ["Reimporter"]
 _FAILURES = (Exception, pytest.skip.Exception, pytest.fail.Exception)
 
 
-# Values no test can change in place: kept with their tests from run to run.
-_FIXED = (int, float, complex, str, bytes, bool, type(None), type(...), range, type, enum.Enum)
+# Values no test can change in place: kept with their tests from run to run.  (Functions
+# and classes too: what a test could change of one is no value it was given.)
+_FIXED = (
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    bool,
+    type(None),
+    type(...),
+    range,
+    enum.Enum,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    decimal.Decimal,
+    fractions.Fraction,
+    PurePath,
+    uuid.UUID,
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+)
 
 
 def _params_fixed(item: pytest.Item) -> bool:
