@@ -693,6 +693,35 @@ def test_a_django_template_tag_library_made_while_serving_loads(proj: Path, spaw
     wait_status(child, port, "/page", 200, "later says bye")
 
 
+def test_a_django_asgi_app_under_uvicorn_serves_and_reloads(proj: Path, spawn: Spawn) -> None:
+    """``-m uvicorn mysite.asgi:application``: uvicorn calls the app with no arguments to
+    tell a factory (a TypeError: not one).  The engine's wrapper of Django's handler took
+    any arguments and returned a coroutine, which uvicorn served as the app: every
+    request a 500 ("'coroutine' object is not callable")."""
+    django_project(proj)
+    write(
+        proj / "mysite" / "asgi.py",
+        """\
+        import os
+
+        from django.core.asgi import get_asgi_application
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+        application = get_asgi_application()
+        """,
+    )
+    port = free_port()
+    child = spawn(
+        ["-m", "uvicorn", "mysite.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=proj,
+    )
+    first = poll(child, port, lambda got: got["view"] == "v1")
+    assert first["pid"] == child.proc.pid
+    write(proj / "mysite" / "views.py", django_views("v2"))
+    assert poll(child, port, lambda got: got["view"] == "v2")["pid"] == child.proc.pid
+    assert "factory detected" not in child.stderr_text()
+
+
 @pytest.mark.parametrize("noreload", [[], ["--noreload"]], ids=["reloader", "noreload"])
 def test_django_runserver_reloads_in_place_with_or_without_noreload(
     proj: Path, spawn: Spawn, noreload: list[str]

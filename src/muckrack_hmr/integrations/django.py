@@ -299,10 +299,13 @@ def _starting_file_signals(original: Callable[..., object]) -> Callable[..., obj
         _start_file_signals(apps)
 
     if inspect.iscoroutinefunction(original):
-
-        async def serve_async(self: object, *args: object, **kwargs: object) -> object:
+        # ``ASGIHandler.__call__``'s own parameters: called without them, it raises the
+        # TypeError at once.  (uvicorn calls the app with none, to tell a factory: a
+        # wrapper that took anything returned a coroutine, which uvicorn then served as
+        # the app, and every request failed.)
+        async def serve_async(self: object, scope: object, receive: object, send: object) -> object:
             start_here()
-            return await original(self, *args, **kwargs)
+            return await original(self, scope, receive, send)
 
         return serve_async
 
