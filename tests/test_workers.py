@@ -182,12 +182,16 @@ def test_every_worker_runs_the_new_code_in_place(
         assert str(pid) in error
     assert {value for value, _ in answers(child)} == {"new"}
 
+    # Saved back as it runs: every process is fine again, and says so at once (only
+    # this one was: the workers said it at the next save, "in 4 processes of 5").
+    save_atomically(proj / "work.py", WORK.format(value="new"))
+    recovered = child.expect(contains("work recovered"), stream="err")
+    assert "back to the code that runs" in recovered
+    assert f"(in all {processes} processes" in recovered
     save_atomically(proj / "work.py", WORK.format(value="newer"))
     child.expect(reloaded(processes), stream="err")
-    # Then, as in one process, that it recovered (it came first: the workers' lines).
-    recovered = child.expect(contains("work recovered"), stream="err")
-    assert f"(in all {processes} processes" in recovered
     assert sum("failed to reload work" in line for line in child.seen["err"]) == 1
+    assert sum("work recovered" in line for line in child.seen["err"]) == 1
     # A pool made after the save runs the current code (fork: inherited; spawn: from disk).
     fresh = answers(child, "new pool")
     reap.watch(child, (pid for _, pid in fresh))

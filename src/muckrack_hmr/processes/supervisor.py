@@ -58,6 +58,10 @@ def remove_spread_hook(hook: SpreadHook) -> None:
 class Supervisor:
     """Applies each burst of saves here and in every process connected to ``hub``."""
 
+    #: A failed edit saved back is a save to spread (the pipeline asks): the workers
+    #: that failed it too are fine again only once they are told.
+    spreads_saves = True
+
     def __init__(self, hmr: HMR, watcher: Watcher, hub: Hub) -> None:
         self.hmr = hmr
         self.watcher = watcher

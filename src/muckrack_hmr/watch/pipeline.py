@@ -180,7 +180,9 @@ class SavePipeline:
         # Trees whose files are reported as they are saved (watch_files): prefix -> suffixes.
         self._trees: dict[str, tuple[str, ...]] = {}
         self._trees_pending: list[str] = []  # not watched yet (no backend yet, or new)
-        self._saves = SaveJudge(hmr, data)
+        self._saves = SaveJudge(
+            hmr, data, spread=lambda: bool(getattr(self.consumer, "spreads_saves", False))
+        )
         #: path -> when a burst's judgement first looked at it, while it is waited for
         self._first_looks: dict[str, float] = {}
         self._data_seen = 0

@@ -23,6 +23,8 @@ from ..reload.sources import SETTLE
 from .datafiles import DataFiles
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..api import HMR
 
 __all__ = [
@@ -112,8 +114,12 @@ class Wait:
 class SaveJudge:
     """The contents the watcher knows of its files, and its judgement of each save."""
 
-    def __init__(self, hmr: HMR, data: DataFiles | None) -> None:
+    def __init__(
+        self, hmr: HMR, data: DataFiles | None, spread: Callable[[], bool] = lambda: False
+    ) -> None:
         self.hmr = hmr
+        # Do saves go to worker processes too (see processes.supervisor)?
+        self._spread = spread
         self.project = hmr.project
         self.data = data
         #: module file -> digest of what the watcher first saw (None: look at it)
@@ -193,8 +199,13 @@ class SaveJudge:
             if state.problem:
                 log.info("%s is back, with the code that runs", path)
                 state.problem = ""
-            self._recovered_unchanged(name)
-            return None
+            if not (self._spread() and self._saved_back(name)):
+                self._recovered_unchanged(name)
+                return None
+            # A failed or refused edit saved back, with worker processes: a save all the
+            # same, which each process's reload takes as the code that runs again
+            # (``recovered``): taken here alone, the workers that failed it too were
+            # told nothing, and stayed failing until a later save.
         if being_written(path):
             return self._writer(now)
         if changed_since(path, figures):
@@ -252,6 +263,12 @@ class SaveJudge:
             from ..reload.reloader import ReloadResult
 
             self.hmr.hooks.report_result(ReloadResult(recovered=[name]))
+
+    def _saved_back(self, name: str) -> bool:
+        """Is ``name`` failing or refused, so that its file saved back to the code that runs
+        makes it fine again?"""
+        reloader = self.hmr.reloader
+        return name in reloader.failing or name in reloader.refused
 
     def judge_file(
         self, path: str, last: float, now: float, open_for_writing: bool, known: bool
