@@ -122,6 +122,10 @@ def _replace_restarter(autoreload: ModuleType) -> None:
     setattr(autoreload, "run_with_reloader", run_in_place)  # noqa: B010 (a module's attribute)
 
 
+# runserver --noreload asked for (run in place all the same, see below).
+_noreload = False
+
+
 def _in_place_with_noreload_too(runserver: ModuleType) -> None:
     """``runserver --noreload`` runs as without it: in place, with the file signals that
     reset Django's template loaders (``--noreload`` skipped them: a saved template that
@@ -132,6 +136,8 @@ def _in_place_with_noreload_too(runserver: ModuleType) -> None:
         return
 
     def run_here(self: object, **options: object) -> object:
+        global _noreload
+        _noreload = not options.get("use_reloader", True)
         options["use_reloader"] = True  # run_with_reloader is run_in_place here
         return run(self, **options)
 
@@ -145,9 +151,10 @@ def run_in_place(main_func: Callable[..., object], *args: object, **kwargs: obje
 
     log.info("Django's autoreloader is off; saved modules are reloaded in this process")
     # SIGTERM ends the server with 0, as it does under Django's reloader (both of its
-    # processes set this), where runserver --noreload dies by the signal.
-    with contextlib.suppress(ValueError):  # not the main thread: left as it is
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # processes set this); runserver --noreload dies by the signal, as without us.
+    if not _noreload:
+        with contextlib.suppress(ValueError):  # not the main thread: left as it is
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signals = _start_file_signals(apps)
     try:
         main_func(*args, **kwargs)
