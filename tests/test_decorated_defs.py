@@ -233,6 +233,54 @@ def test_a_name_bound_again_below_keeps_the_binding_of_the_last_statement(
     assert (m.LIMIT, m.EARLY, m.SIZE) == (10, 3, -1)
 
 
+def test_a_name_bound_again_under_a_try_below_is_bound_again_before_what_reads_it(
+    project: Project, hmr: Any
+) -> None:
+    """boltons' ``urlutils``: a fallback ``class OMD``, then ``try: from .dicts import OMD``,
+    then ``class QueryParamDict(OMD)``.  An edit of what the fallback reads ran it again,
+    and the ``try`` (which may not bind: under ``try``) did not: the class below was made
+    on the fallback, and refused as a change of its bases (``pytest --hmr`` stopped until
+    a restart).  The ``try`` runs again: the class keeps its base."""
+    project.write("pkg/__init__.py", "")
+    project.write("pkg/util.py", "def sentinel(name):\n    return name + ' v1'\n")
+    omd = """\
+        from .util import sentinel
+
+        MISSING = sentinel("missing")
+
+
+        class OMD(dict):
+            def getone(self, key, default=MISSING):
+                return self.get(key, default)
+        """
+    project.write("pkg/dicts.py", omd)
+    project.write(
+        "pkg/urls.py",
+        omd.replace("class OMD", "# a fallback\n        class OMD")
+        + """
+
+        try:
+            from .dicts import OMD
+        except ImportError:
+            pass
+
+
+        class QueryParamDict(OMD):
+            pass
+        """,
+    )
+    dicts, urls = fresh(hmr, "pkg.dicts", "pkg.urls")
+    live = urls.QueryParamDict
+    assert live.__bases__ == (dicts.OMD,)
+    project.write("pkg/util.py", "def sentinel(name):\n    return name + ' v2'\n")
+    assert sorted(hmr.reload_module("pkg.util")[0]) == ["pkg.dicts", "pkg.urls", "pkg.util"]
+    assert not hmr.reloader.refused
+    assert urls.OMD is dicts.OMD
+    assert urls.QueryParamDict is live
+    assert live.__bases__ == (dicts.OMD,)
+    assert live().getone("k") == "missing v2"
+
+
 def test_django_receiver_runs_once_per_signal_after_edits(project: Project, hmr: Any) -> None:
     """Django's signals dedupe receivers by id(): the live function is connected once."""
     pytest.importorskip("django")

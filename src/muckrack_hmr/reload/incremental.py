@@ -1710,12 +1710,17 @@ def plan_and_run(
             and _augmented(statement.node) & rebound
         ):
             must_run = True  # ``V += 100`` adds to the new value above
-        if not must_run and rebound:
+        if not must_run and rebound and statement.binds & rebound:
             shadowed = [n for n in statement.binds if n in rebound and _binds(statement.node, n)]
             if shadowed and not last_binder:
                 for at, each in enumerate(new.statements):
                     last_binder.update(dict.fromkeys(each.binds, at))
-            if all(last_binder[n] == index and n in changes.old for n in shadowed):
+            # (One that binds such a name only maybe, under a ``try`` or an ``if``, runs
+            # again: ``try: from .dicts import OMD`` below a fallback ``class OMD`` that
+            # ran again, which the classes below must not take for their base.)
+            if len(shadowed) == len(statement.binds & rebound) and all(
+                last_binder[n] == index and n in changes.old for n in shadowed
+            ):
                 # Bound again above (``@overload`` stubs edited above their
                 # implementation), and here for the last time: a whole run ends
                 # with this statement's binding, which the edit left as it was.
