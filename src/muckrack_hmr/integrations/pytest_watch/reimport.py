@@ -79,6 +79,10 @@ def _params_fixed(item: pytest.Item) -> bool:
     return not params or all(_fixed(value) for value in params.values())
 
 
+def _hypothesis_test(item: pytest.Item) -> bool:
+    return bool(getattr(getattr(item, "obj", None), "is_hypothesis_test", False))
+
+
 def _fixed(value: object) -> bool:
     if isinstance(value, tuple | frozenset):
         return all(_fixed(each) for each in value)
@@ -444,6 +448,10 @@ class Reimporter:
                 # A value a test may have changed in place (``args[0] *= -1``): a fresh
                 # run starts from the one its module makes again.
                 or not all(_params_fixed(item) for item in test_file.items)
+                # Hypothesis' ``@given`` keeps the instance its method first ran on, and
+                # fails on another ("called from multiple different executors"): the
+                # functions are made again, as in a fresh run.
+                or any(_hypothesis_test(item) for item in test_file.items)
             ):
                 left.add(key)
                 continue
