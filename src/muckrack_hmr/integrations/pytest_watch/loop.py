@@ -357,6 +357,13 @@ class WatchLoop:
         self, files: set[str], started: float, lines: list[str], only: set[str] | None = None
     ) -> None:
         collected = time.perf_counter()
+        failing = sorted(self.hmr.reloader.failing)
+        if failing:
+            # Asked for all the same: said, as a cold run would fail to import it.
+            lines.append(
+                f"hmr: {', '.join(failing)} did not load its last save: the tests run the "
+                "code that runs (fix it and save)"
+            )
         self.reimport.finish_reached_fixtures(set())  # cached setup errors are retried
         # What is collected is current: only files that failed to collect, or
         # wait for a module to load again, are imported again.
