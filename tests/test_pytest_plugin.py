@@ -369,6 +369,30 @@ def test_hypothesis_methods_of_a_test_class_run_again_as_in_a_fresh_run(
     assert session.run().outcomes == every
 
 
+def test_a_change_of_a_module_another_plugin_imported_first_runs_the_tests_it_reaches(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """attrs under anyio's plugin (which imports trio, which imports attrs): the project's
+    modules were imported before the import hook was, so their imports of each other went
+    unseen, and a change of ``attr._funcs`` reached no test (they import ``attr``).  What
+    their namespaces hold tells those imports."""
+    write(proj / "pytest.ini", "[pytest]\n")
+    write(proj / "mylib" / "__init__.py", "from ._funcs import has\n")
+    write(proj / "mylib" / "_funcs.py", "def has(x):\n    return x is not None\n")
+    write(proj / "preload.py", "import mylib  # a plugin that uses the project\n")
+    write(
+        proj / "tests" / "test_has.py",
+        "from mylib import has\n\n\ndef test_has():\n    assert has(1)\n",
+    )
+    path = os.pathsep.join(filter(None, [str(proj), os.environ.get("PYTHONPATH")]))
+    session = watch(proj, "-p", "preload", env={"PYTHONPATH": path})
+    assert session.run().outcomes == {"tests/test_has.py::test_has": "PASSED"}
+    write(proj / "mylib" / "_funcs.py", "def has(x):\n    return False\n")
+    run = session.run()
+    assert run.has("hmr: reloaded mylib._funcs")
+    assert run.outcomes == {"tests/test_has.py::test_has": "FAILED"}
+
+
 @pytest.mark.parametrize("how", ["env", "option"])
 def test_saves_are_found_by_polling_where_file_events_never_come(
     proj: Path, watch: Callable[..., Watch], how: str

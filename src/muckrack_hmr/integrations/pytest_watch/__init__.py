@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -44,6 +45,7 @@ def install(config: pytest.Config) -> None:
         if reason is not None:
             raise pytest.UsageError(f"--hmr: {reason}")
         hmr = tracking.install(roots)
+        _edges_of_modules_imported_before(hmr)
     else:
         if hmr.watcher is not None:
             config.stash[_CLI_BACKEND] = hmr.watcher.backend_choice()
@@ -52,6 +54,33 @@ def install(config: pytest.Config) -> None:
     config.stash[_COMMANDS] = _command_input(config)
     by_imports = getattr(config.known_args_namespace, "hmr_by_imports", False)
     config.stash[_RECORDER] = None if by_imports else _recorder()
+
+
+def _edges_of_modules_imported_before(hmr: Any) -> None:
+    """The project's modules imported before the import hook was (by another plugin:
+    anyio's imports trio, which imports attrs): their imports of each other were not
+    seen, and a change of one (``attr._funcs``) reached no test file (they import
+    ``attr``).  What each one's namespace holds tells them: a module of the project, or
+    a function or class one defined (``from ._funcs import has``)."""
+    tracker, graph = hmr.tracker, hmr.graph
+    modules = {
+        name: module
+        for name, module in list(sys.modules.items())
+        if isinstance(module, ModuleType) and tracker.is_tracked(name)
+    }
+    if not modules:
+        return
+    with tracker.lock:
+        for name, module in modules.items():
+            for value in list(vars(module).values()):
+                if isinstance(value, ModuleType):
+                    target = getattr(value, "__name__", None)
+                elif isinstance(value, type) or callable(value):
+                    target = getattr(value, "__module__", None)
+                else:
+                    continue
+                if isinstance(target, str) and target != name and target in modules:
+                    graph.add_edge(name, target)
 
 
 def _recorder() -> Any:
