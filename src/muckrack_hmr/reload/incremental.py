@@ -1110,21 +1110,22 @@ def _note_defs_again(
     statement: Statement,
     old: ModuleSummary,
     new: ModuleSummary,
+    several: frozenset[str],
     *,
     edited: bool,
     was: Statement | None,
 ) -> None:
-    """A ``def`` runs again whose name another ``def`` binds too (two route handlers named
-    ``handler``): which old functions of the name its run makes again, by the line each
-    began at (see live_defs.made_by_a_def_again).  Edited, the old defs of the name that
-    the new source no longer has as they were; else its own old place."""
+    """A ``def`` runs again whose name another ``def`` binds too (``several``: two route
+    handlers named ``handler``): which old functions of the name its run makes again, by
+    the line each began at (see live_defs.made_by_a_def_again).  Edited, the old defs of
+    the name that the new source no longer has as they were; else its own old place."""
     node = statement.node
     if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         return
     name = node.name
-    olds = [each for each in old.statements if _defines(each, name)]
-    if len(olds) < 2 and sum(1 for each in new.statements if _defines(each, name)) < 2:
+    if name not in several:  # (one def of the name, in the old source and the new)
         return
+    olds = [each for each in old.statements if _defines(each, name)]
     if edited:
         texts = {each.text for each in new.statements}
         lines = {first_line(each.node) for each in olds if each.text not in texts}
@@ -1867,7 +1868,8 @@ def plan_and_run(
             changes.executed += 1
         live = live_function(statement, (old, new), namespace, filename)
         note_run(binds)
-        _note_defs_again(statement, old, new, edited=edited[index], was=moved[index])
+        if several:
+            _note_defs_again(statement, old, new, several, edited=edited[index], was=moved[index])
         attributes = dict(live.__dict__) if live is not None else None
         if live is not None and _run_on_live(
             statement, live, namespace, filename, flags=flags, changes=changes
