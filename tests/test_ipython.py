@@ -639,6 +639,19 @@ def test_unloading_gives_autoreload_its_modules_back(kernel: Kernel, kernel_proj
     assert kernel.ok("print(mod.f())").stdout.splitlines()[-1] == "new"
 
 
+def test_unloading_leaves_no_thread_of_ours(kernel: Kernel, kernel_project: Path) -> None:
+    """``%unload_ext`` stops the watcher and removes the hook: the reload watchdog's thread
+    (started by a reload) went on waking every half second in the kernel."""
+    mod = write(kernel_project / "mod.py", MOD)
+    kernel.ok("import mod, threading")
+    _save(kernel, mod, MOD_NEW)
+    assert kernel.ok("print(mod.f())").stdout.splitlines()[-1] == "new"
+    ours = "print(sorted(t.name for t in threading.enumerate() if 'muckrack-hmr' in t.name))"
+    assert "muckrack-hmr-watchdog" in kernel.ok(ours).stdout
+    kernel.ok("%unload_ext muckrack_hmr")
+    assert kernel.ok(ours).stdout.splitlines()[-1] == "[]"
+
+
 def test_a_forced_reload_while_off_applies_only_its_module(
     kernel: Kernel, kernel_project: Path
 ) -> None:

@@ -194,6 +194,9 @@ def uninstall() -> None:
     if installed is None:
         return
     installed.hmr.close()
+    reloader = installed.hmr._reloader  # (not made here when no reload made it)
+    if reloader is not None:
+        reloader.stop_threads()
     installed.capture.uninstall()
     if installed.set_filter is not None:
         found = getattr(sys, "get_lazy_imports_filter")()  # noqa: B009

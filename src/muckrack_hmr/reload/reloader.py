@@ -645,6 +645,10 @@ class Reloader:
         thread ends, and the interpreter starts no thread while it waits for the others."""
         self._watchdog.start()
 
+    def stop_threads(self) -> None:
+        """Stop the threads of :meth:`start_threads` (the engine is taken out)."""
+        self._watchdog.stop()
+
     def warm_up(self) -> None:
         """Run the parsing and matching code once on a small module (the watcher, when idle).
 

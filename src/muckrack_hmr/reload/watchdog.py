@@ -40,6 +40,8 @@ _LONG_RUN = 3.0
 _LOOK = 0.2
 # How many times it tries to stop a run that catches the exception that stops it.
 _TRIES = 5
+# How long a stop waits for the thread to end (seconds).
+_STOP_PATIENCE = 2.0
 
 
 class Superseded(BaseException):
@@ -98,15 +100,19 @@ class Watchdog:
         self._saved: dict[str, object] = {}
         # Held to end a run, and to stop one: never both.
         self._ending = threading.Lock()
-        # Never set: its wait is the watchdog's pause (time.sleep is the program's).
+        # Set only to stop: its wait is the watchdog's pause (time.sleep is the program's).
         self._pause = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the watchdog's thread (the program's idle time does, before a reload)."""
         if self._thread is None:
+            self._pause = pause = threading.Event()
             thread = threading.Thread(
-                target=collector.ours(self._watch), name="muckrack-hmr-watchdog", daemon=True
+                target=collector.ours(self._watch),
+                args=(pause,),
+                name="muckrack-hmr-watchdog",
+                daemon=True,
             )
             # A reload the program asks for in its main thread starts it there: it must
             # not inherit a mask that takes the process's signals (see threads).
@@ -118,6 +124,17 @@ class Watchdog:
                     # last step at exit): a reload then, if any, runs unwatched.
                     return
             self._thread = thread
+
+    def stop(self) -> None:
+        """Stop the watchdog's thread (the engine is taken out: ``%unload_ext``); a later
+        run starts it again."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._pause.set()
+        if thread is not threading.current_thread():
+            thread.join(timeout=_STOP_PATIENCE)
+        self._thread = None
 
     def saves(self, filenames: list[str]) -> None:
         """The files saved for the reload that starts (its modules'): a newer save of one
@@ -135,21 +152,22 @@ class Watchdog:
             with self._ending:
                 self._run = None
 
-    def _watch(self) -> None:
-        while True:
-            self._pause.wait(self.first_look / 2)
+    def _watch(self, pause: threading.Event) -> None:
+        # (``pause``: this thread's; a stop sets it, and a later start makes another.)
+        while not pause.is_set():
+            pause.wait(self.first_look / 2)
             run = self._run
             if run is None or time.monotonic() - run.started < self.first_look:
                 continue
-            self._until_saved(run)
-            while self._run is run:  # stopped, or left to run
-                self._pause.wait(self.look)
+            self._until_saved(run, pause)
+            while self._run is run and not pause.is_set():  # stopped, or left to run
+                pause.wait(self.look)
 
-    def _until_saved(self, run: _Run) -> None:
+    def _until_saved(self, run: _Run, pause: threading.Event) -> None:
         """Look at ``run``'s files while it runs; stop it when a newer save is there."""
         said = False
         tries = 0
-        while self._run is run:
+        while self._run is run and not pause.is_set():
             ran = time.monotonic() - run.started
             if not said and ran >= self.long_run:
                 said = True
@@ -178,7 +196,7 @@ class Watchdog:
                             f"{saved} was saved again after {run.name} ran for {ran:.0f} s"
                         )
                         raise_in(run.thread, Superseded)
-            self._pause.wait(self.look)
+            pause.wait(self.look)
 
 
 def _newer_save(run: _Run) -> str | None:
