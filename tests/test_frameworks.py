@@ -250,6 +250,44 @@ def test_flask_debug_mode_serves_in_this_process(proj: Path, spawn: Spawn) -> No
     assert got["pid"] == child.proc.pid
 
 
+QUART_VIEWS = """\
+import os
+
+from quart import Quart
+
+app = Quart(__name__)
+HITS = []
+
+
+@app.route("/")
+async def index():
+    HITS.append(1)
+    return {{"pid": os.getpid(), "view": "{view}", "hits": len(HITS)}}
+"""
+
+
+def test_quart_app_run_serves_in_this_process(proj: Path, spawn: Spawn) -> None:
+    """``app.run()`` (Quart's quick start) watches files itself, and on a save replaced the
+    process with plain ``python`` (``os.execv``): the hooks gone, the state too, every
+    later save a cold restart.  Its reloader is off: the save reloads in place."""
+    pytest.importorskip("quart")
+    write(proj / "views.py", QUART_VIEWS.format(view="v1"))
+    port = free_port()
+    write(proj / "run.py", f'from views import app\n\napp.run(host="127.0.0.1", port={port})\n')
+    child = spawn(["run.py"], cwd=proj)
+    first = poll(child, port, lambda got: got["view"] == "v1")
+    assert first["pid"] == child.proc.pid
+    child.expect("hmr: Quart's reloader is off", stream="err")
+    write(proj / "views.py", QUART_VIEWS.format(view="v2"))
+    got = poll(child, port, lambda got: got["view"] == "v2")
+    assert got["pid"] == child.proc.pid
+    assert got["hits"] > first["hits"]  # the same process, its state kept
+    # Still this program under the CLI, not python run.py exec'd in its place (Linux).
+    cmdline = Path(f"/proc/{child.proc.pid}/cmdline")
+    if cmdline.exists():
+        assert b"muckrack.hmr" in cmdline.read_bytes()
+
+
 FLASK_TEMPLATED = """\
 import sys
 

@@ -2,7 +2,8 @@
 ``pytest --hmr`` (in ``pytest_watch``, loaded by its pytest plugin only).
 
 Restart reloaders (Django's ``runserver`` autoreloader, werkzeug's reloader
-behind Flask's ``debug=True``, ``uvicorn --reload``, gunicorn's ``--reload``) serve from a child
+behind Flask's ``debug=True``, ``uvicorn --reload``, gunicorn's ``--reload``, Quart's
+``app.run()`` and ``hypercorn --reload``) serve from a child
 process that never loads the import hooks; under HMR they are turned off, so
 that the server runs in the process that reloads.  Django's derived caches
 (URL resolvers, compiled templates) are refreshed after each reload, and a
@@ -46,6 +47,8 @@ FRAMEWORKS = {
     "celery": "muckrack_hmr.integrations.celery",
     "aiohttp": "muckrack_hmr.integrations.aiohttp",
     "rest_framework": "muckrack_hmr.integrations.drf",
+    "quart": "muckrack_hmr.integrations.quart",
+    "hypercorn": "muckrack_hmr.integrations.quart",
 }
 
 _active: dict[str, HMR] = {}
