@@ -977,6 +977,23 @@ def test_a_failed_reload_is_one_red_line_and_a_traceback_then_a_recovery_line(
     child.expect(contains("hmr: a recovered"), stream="err")
 
 
+def test_a_refused_edit_undone_but_for_a_blank_line_is_said_recovered(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """An enum member renamed is refused (a restart applies it).  Saved back with a blank
+    line more, nothing was said and the refusal stood (saved back byte for byte, or after
+    a syntax error, it said "recovered")."""
+    root = project(proj)
+    colors = "import enum\n\n\nclass Color(enum.Enum):\n    RED = 1\n"
+    write(root / "colors.py", colors)
+    write(root / "b.py", B_OLD + "\nimport colors\n")
+    child = start(spawn, root, modules=("a", "b", "colors"))
+    write(root / "colors.py", colors.replace("RED", "CRIMSON"))
+    child.expect(contains("hmr: restart to apply: colors.Color changed its members"), stream="err")
+    write(root / "colors.py", colors + "\n")
+    child.expect(contains("hmr: colors recovered"), stream="err")
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

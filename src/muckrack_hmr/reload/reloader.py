@@ -994,6 +994,16 @@ class Reloader:
                     self._failed_to_follow.pop(name, None)
                     self._blamed.pop(name, None)
                     recovered.append(name)
+                elif (
+                    name in self.refused
+                    and is_root
+                    and not outcome.applied
+                    and name not in self._refused_following
+                ):
+                    # Saved as the code that runs, but for a blank line or a comment:
+                    # the refused edit is undone, as a save back byte for byte says.
+                    self.refused.discard(name)
+                    recovered.append(name)
                 if outcome.applied and name not in reloaded:
                     self.refused.discard(name)
                     self._refused_following.discard(name)
