@@ -999,6 +999,7 @@ class Reloader:
                     and is_root
                     and not outcome.applied
                     and name not in self._refused_following
+                    and self._same_code_as_runs(name)
                 ):
                     # Saved as the code that runs, but for a blank line or a comment:
                     # the refused edit is undone, as a save back byte for byte says.
@@ -1197,6 +1198,17 @@ class Reloader:
         except (SyntaxError, ValueError):
             return False
         return True
+
+    def _same_code_as_runs(self, name: str) -> bool:
+        """Does the source this transaction applies to ``name`` hold the code that runs,
+        but for comments and blank lines (the same tree)?"""
+        ran, given = self.sources.ran(name), self._fixed.get(name)
+        if ran is None or given is None:
+            return False
+        try:
+            return ast.dump(ast.parse(ran)) == ast.dump(ast.parse(given))
+        except (SyntaxError, ValueError):
+            return False
 
     def _unchanged(self, name: str) -> bool:
         """Does the file of ``name`` hold the code that runs?  (Unknown counts as no.)"""
