@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import sys
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .wakeups import Wakeups
+
+if TYPE_CHECKING:
+    from ...api import HMR
 
 __all__ = ["configure", "install"]
 
@@ -56,7 +59,7 @@ def install(config: pytest.Config) -> None:
     config.stash[_RECORDER] = None if by_imports else _recorder()
 
 
-def _edges_of_modules_imported_before(hmr: Any) -> None:
+def _edges_of_modules_imported_before(hmr: HMR) -> None:
     """The project's modules imported before the import hook was (by another plugin:
     anyio's imports trio, which imports attrs): their imports of each other were not
     seen, and a change of one (``attr._funcs``) reached no test file (they import
