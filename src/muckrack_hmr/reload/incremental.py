@@ -1125,10 +1125,13 @@ def _note_defs_again(
     name = node.name
     if name not in several:  # (one def of the name, in the old source and the new)
         return
-    olds = [each for each in old.statements if _defines(each, name)]
     if edited:
         texts = {each.text for each in new.statements}
-        lines = {first_line(each.node) for each in olds if each.text not in texts}
+        lines = {
+            first_line(each.node)
+            for each in old.statements
+            if _defines(each, name) and each.text not in texts
+        }
     else:
         lines = {first_line((was or statement).node)}
     note_defs_again(name, lines)

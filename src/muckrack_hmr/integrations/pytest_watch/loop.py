@@ -287,12 +287,7 @@ class WatchLoop:
                 f"hmr: {len(ran)} test{'s' if len(ran) != 1 else ''} ran in "
                 f"{run_ms:.1f} ms; results {total:.1f} ms after {since}"
             )
-        failing = [
-            nodeid
-            for nodeid, outcome in outcomes.items()
-            if outcome in ("failed", "error") and nodeid not in ran
-        ]
-        self._watching = self._watching_line(failing)
+        self._watching = self._watching_line(self.report.failing() - ran.keys())
 
     # -- waiting ---------------------------------------------------------------------
 
@@ -333,11 +328,7 @@ class WatchLoop:
             self._rerun(set(self.suite.files), started, ["hmr: running all tests"])
             return
         if command in ("f", "failed"):
-            failing = {
-                nodeid
-                for nodeid, outcome in self.report.outcomes.items()
-                if outcome in ("failed", "error")
-            }
+            failing = self.report.failing()
             if not failing:
                 self.report.line("hmr: no failing tests")
                 return
@@ -610,14 +601,11 @@ class WatchLoop:
             return False
         for text in lines:
             self.report.line(text)
-        outcomes = self.report.outcomes
-        self._watching = self._watching_line(
-            [nodeid for nodeid, outcome in outcomes.items() if outcome in ("failed", "error")]
-        )
+        self._watching = self._watching_line(self.report.failing())
         return True
 
     @staticmethod
-    def _watching_line(failing: list[str]) -> str:
+    def _watching_line(failing: set[str]) -> str:
         """The line said as the loop waits, with the failing tests the last run left alone."""
         elsewhere = f"; {len(failing)} failing test(s) not re-run" if failing else ""
         return f"hmr: watching for changes{elsewhere} ({CONTROLS})"

@@ -25,6 +25,9 @@ CONTROLS = "type f Enter to re-run failed tests, a Enter for all, q Enter to qui
 _RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
 
 
+_FAILED = frozenset({"failed", "error"})
+
+
 class Report:
     """The loop's terminal output, and the outcomes of the tests it ran."""
 
@@ -68,6 +71,10 @@ class Report:
         before = self.ran.get(report.nodeid)
         if before is None or _RANK[outcome] > _RANK[before]:
             self.ran[report.nodeid] = outcome
+
+    def failing(self) -> set[str]:
+        """The tests whose last outcome is a failure or an error (by node ID)."""
+        return {nodeid for nodeid, outcome in self.outcomes.items() if outcome in _FAILED}
 
     def reset(self) -> None:
         """Forget the previous run's counts and the reporter's statistics."""

@@ -77,11 +77,13 @@ class TestFile:
 
 
 def _is_doctests(collector: pytest.Collector) -> bool:
-    try:
-        from _pytest.doctest import DoctestModule
-    except ImportError:  # (another pytest's internals)
-        return False
-    return isinstance(collector, DoctestModule)
+    return _DoctestModule is not None and isinstance(collector, _DoctestModule)
+
+
+try:  # (pytest's own plugin, loaded with it)
+    from _pytest.doctest import DoctestModule as _DoctestModule
+except ImportError:  # (another pytest's internals)
+    _DoctestModule = None  # type: ignore[assignment,misc]
 
 
 def file_of(item: pytest.Item | pytest.Collector) -> pytest.File | None:
