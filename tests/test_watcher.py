@@ -855,6 +855,34 @@ def test_a_save_of_the_running_script_is_answered_with_a_warning(
     assert [line for line in child.seen["err"] if "running script" in line] == [warning]
 
 
+def test_a_save_of_the_running_script_read_mid_write_is_warned_about_once(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """The script's save was read as the events came: a first part (the file truncated,
+    or half written) was a new content, and warned about, then the whole one again
+    (CI: the warning said three times for two writes of one content)."""
+    root = project(proj)
+    child = start(spawn, root)
+    if not leases_tell(root):
+        pytest.skip("this system cannot tell a file open for writing")
+    script = root / "main.py"
+    warning = (
+        f"hmr: restart to apply: {script} was saved (running script); __main__ is never "
+        "reloaded: put the code to reload in a module it imports"
+    )
+
+    with script.open("w", encoding="utf-8") as handle:
+        handle.write("import sys\n")  # a first part that compiles
+        handle.flush()
+        child.expect(starts(f"hmr: waiting for {script}: "), stream="err")
+        handle.write(MAIN[len("import sys\n") :] + "# edited\n")
+
+    child.expect(warning, stream="err")
+    write(root / "a.py", A_NEW)
+    child.expect(reloaded("a"), stream="err")
+    assert [line for line in child.seen["err"] if "running script" in line] == [warning]
+
+
 _OWN_NAME_SCRIPT = """\
 import sys
 

@@ -793,36 +793,42 @@ class SavePipeline:
                 if name is None and path in self.project.loaded:
                     self.refresh()  # imported since: pick it up
                     name = self._files.get(path)
+                script_wait: Wait | None = None
                 if name is None and path in self._scripts:
                     owner = self.project.loaded.get(path)
                     if owner is None or owner[0] == "__main__":
-                        self._script_saved(path)
-                        continue
-                    # Imported by its own name since the script was seen: the
-                    # module is reloaded, and __main__ keeps its code.
-                    if self._track(path, *owner):
+                        script_wait = self._judge_script(path, last, now, path in writing)
+                        if script_wait is None:
+                            self._first_looks.pop(path, None)
+                            continue
+                    elif self._track(path, *owner):
+                        # Imported by its own name since the script was seen: the
+                        # module is reloaded, and __main__ keeps its code.
                         name = owner[0]
-                if name is not None:
-                    verdicts.append(
-                        (self._saves.judge_module(path, name, last, now, path in writing), name)
-                    )
-                if self.data is not None and path in self.data.owners:
-                    verdicts.append((self._saves.judge_data(path, last, now), None))
-                elif name is None and self._in_trees(path):
-                    verdicts.append(
-                        (self._saves.judge_file(path, last, now, path in writing, True), None)
-                    )
-                elif name is None and self._may_await():
-                    # A new module that an edit which failed imports: once written,
-                    # the edit is tried again (``from helpers import f`` saved
-                    # before helpers.py).  Or one that a module's optional import
-                    # missed as it ran: that statement runs again.
-                    verdict = self._saves.judge_file(path, last, now, path in writing, False)
-                    if isinstance(verdict, Wait):
-                        verdicts.append((verdict, None))
-                    elif isinstance(verdict, Read):
-                        awaiting = self.hmr.reloader.awaiting(path)
-                        names.extend(other for other in awaiting if other not in names)
+                if script_wait is not None:
+                    verdicts.append((script_wait, None))
+                else:
+                    if name is not None:
+                        verdicts.append(
+                            (self._saves.judge_module(path, name, last, now, path in writing), name)
+                        )
+                    if self.data is not None and path in self.data.owners:
+                        verdicts.append((self._saves.judge_data(path, last, now), None))
+                    elif name is None and self._in_trees(path):
+                        verdicts.append(
+                            (self._saves.judge_file(path, last, now, path in writing, True), None)
+                        )
+                    elif name is None and self._may_await():
+                        # A new module that an edit which failed imports: once written,
+                        # the edit is tried again (``from helpers import f`` saved
+                        # before helpers.py).  Or one that a module's optional import
+                        # missed as it ran: that statement runs again.
+                        verdict = self._saves.judge_file(path, last, now, path in writing, False)
+                        if isinstance(verdict, Wait):
+                            verdicts.append((verdict, None))
+                        elif isinstance(verdict, Read):
+                            awaiting = self.hmr.reloader.awaiting(path)
+                            names.extend(other for other in awaiting if other not in names)
             if can_wait and any(isinstance(verdict, Wait) for verdict, _ in verdicts):
                 self._first_looks.setdefault(path, now)
             else:
@@ -901,13 +907,19 @@ class SavePipeline:
         self._saves.baselines[save.path] = save.digest
         self._saves.state(save.path).failed = None
 
-    def _script_saved(self, path: str) -> None:
-        """The running script changed: say once per new content that it is not reloaded."""
-        try:
-            with open(path, "rb") as handle:
-                source = handle.read()
-        except OSError:
-            return
+    def _judge_script(self, path: str, last: float, now: float, writing: bool) -> Wait | None:
+        """The running script's save, judged as any save (a read mid-write, truncated or
+        empty, is no new content to warn about): a Wait, or None once it is said."""
+        verdict = self._saves.judge_file(path, last, now, writing, True)
+        if isinstance(verdict, Wait):
+            return verdict
+        if isinstance(verdict, Read) and verdict.source is not None:
+            self._script_saved(path, verdict.source)
+        return None
+
+    def _script_saved(self, path: str, source: bytes) -> None:
+        """The running script was saved (``source``, its settled content): say once per
+        new content that it is not reloaded."""
         content = digest(source)
         if content == self._script_seen.get(path, self._scripts[path]):
             return  # a touch, or another event of the same save
