@@ -510,6 +510,17 @@ def test_hmr_magic(kernel: Kernel, kernel_project: Path, tmp_path: Path) -> None
     assert kernel.ok("%hmr on").stdout.strip() == "hmr: on"
     assert kernel.ok("print(mod.f())").stdout.splitlines()[-1] == "new"
     assert "reloaded mod" in kernel.ok("%hmr").stdout
+    # With no NAME: what changed on disk since the code that runs, in every tracked
+    # module (it said "unknown: %hmr reload"); a save held by %hmr off goes in.
+    nothing = kernel.ok("%hmr reload")
+    assert nothing.stderr.startswith("hmr: nothing changed on disk"), nothing
+    assert "reloaded" not in nothing.stdout, nothing
+    kernel.ok("%hmr off")
+    _save(kernel, mod, "import conf\n\n\ndef f():\n    return 'newer'\n")
+    applied = kernel.ok("%hmr reload\nprint(mod.f())")
+    assert "hmr: reloaded mod" in applied.stdout, applied
+    assert applied.stdout.splitlines()[-1] == "newer"
+    kernel.ok("%hmr on")
     # A word it does not know is said to be one, before the usage.
     unknown = kernel.ok("%hmr bogus").stderr
     assert unknown.startswith("hmr: unknown: %hmr bogus\n%hmr "), unknown
@@ -518,6 +529,9 @@ def test_hmr_magic(kernel: Kernel, kernel_project: Path, tmp_path: Path) -> None
     other = tmp_path / "elsewhere"
     lib = write(other / "lib.py", "def g():\n    return 'old g'\n")
     assert "watching" in kernel.ok(f"%hmr watch {other}").stdout
+    again = kernel.ok(f"%hmr watch {other}")  # said once (it said "watching" again)
+    assert again.stderr == f"hmr: already watching {os.path.realpath(other)}\n", again
+    assert "watching" not in again.stdout, again
     kernel.ok(f"import sys; sys.path.insert(0, {str(other)!r})\nfrom lib import g")
     _save(kernel, lib, "def g():\n    return 'new g'\n")
     assert kernel.ok("print(g())").stdout.splitlines()[-1] == "new g"

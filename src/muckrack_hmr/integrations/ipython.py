@@ -50,6 +50,7 @@ _LOOK = 0.25
 _HISTORY = 10
 _USAGE = """\
 %hmr                 status: watched folders, tracked modules, last reloads
+%hmr reload          apply what changed on disk in the tracked modules
 %hmr reload NAME     run module NAME again whole (and what follows from it)
 %hmr graph NAME      the modules NAME imports, and those that import it
 %hmr watch DIR       count the modules under DIR as project code from now on
@@ -400,6 +401,8 @@ class HMRExtension:
                 return
             self.enabled = command == "on"
             print(f"{_PREFIX}{'on' if self.enabled else 'off: saves wait until %hmr on'}")
+        elif command == "reload" and len(words) == 1:
+            self.reload_changed()
         elif command == "reload" and len(words) == 2:
             self.reload(words[1])
         elif command == "graph" and len(words) == 2:
@@ -430,6 +433,21 @@ class HMRExtension:
             print(f"{_PREFIX}nothing reloaded", file=sys.stderr)
         self.log.show()
 
+    def reload_changed(self) -> None:
+        """``%hmr reload``: apply what changed on disk since the code that runs, in every
+        tracked module (saves the watcher has not seen, or saves held by ``%hmr off``)."""
+        if self._saves:
+            self.apply()
+        names = [name for name in self.hmr.tracked_modules() if name != "__main__"]
+        result = self.hmr.reloader.reload_result(names)
+        if not result.reloaded and not result.failed:
+            print(
+                f"{_PREFIX}nothing changed on disk since the code that runs "
+                "(%hmr reload NAME runs a module again whole)",
+                file=sys.stderr,
+            )
+        self.log.show()
+
     def show_graph(self, name: str) -> None:
         """``%hmr graph NAME``: its dependencies and dependents, direct and indirect."""
         hmr = self.hmr
@@ -450,6 +468,9 @@ class HMRExtension:
         folder = os.path.expanduser(folder)
         if not os.path.isdir(folder):
             print(f"{_PREFIX}{folder!r} is not a folder", file=sys.stderr)
+            return
+        if os.path.realpath(folder) in self.hmr.project.roots:
+            print(f"{_PREFIX}already watching {os.path.realpath(folder)}", file=sys.stderr)
             return
         real = self.hmr.project.add_root(folder)
         if self.watcher is not None:
