@@ -420,6 +420,43 @@ def test_flask_a_factory_that_ran_once_is_refused_one_run_per_test_is_patched(
         integrations.deactivate()
 
 
+OWN_CODE = """\
+def init(app):
+    level = 1
+    try:
+        app.config["A"] = level
+    except KeyError:
+        pass
+
+    @app.before_request
+    def stamp():
+        return None
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        ("level = 1", "level = 2", 2),  # a statement of its own
+        ('"A"', '"B"', 4),  # one inside its try
+        ("pass", "raise", 6),  # one in a handler
+        ("before_request", "after_request", 8),  # a nested def's decorator
+        ("return None", "return 1", None),  # a nested def's body: not its own
+        ("    level = 1\n", "", 2),  # a line taken away: the next one kept
+        ("        return None\n", "        return None\n    app.x = 1\n", 11),  # one added
+    ],
+)
+def test_the_line_of_a_change_of_a_function_s_own_code(
+    old: str, new: str, line: int | None
+) -> None:
+    from muckrack_hmr.integrations._reloading import own_change_at
+
+    edited = OWN_CODE.replace(old, new)
+    assert edited != OWN_CODE
+    assert own_change_at(OWN_CODE.encode(), edited.encode(), "init") == line
+    assert own_change_at(OWN_CODE.encode(), edited.encode(), "missing") is None
+
+
 FACTORY_VIEWS = """\
 from flask import Flask
 

@@ -350,7 +350,8 @@ def test_flask_app_factory_closures_apply_and_setup_it_ran_once_is_refused(
     line = child.expect(lambda line: line.startswith("hmr: restart to apply:"), stream="err")
     assert line == (
         "hmr: restart to apply: webapp.hooks.init() set up the app as the program started; "
-        f"its change at {os.path.realpath(package / 'hooks.py')}:4 (flask setup); it does not "
+        # (The line of the change, the hook's first; it said the def's, 4.)
+        f"its change at {os.path.realpath(package / 'hooks.py')}:9 (flask setup); it does not "
         "run again, and its new setup applies at a restart"
     )
     request = urllib.request.Request(f"http://127.0.0.1:{port}/hello")

@@ -25,6 +25,8 @@ from types import CodeType
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
+    import ast
+
     from ..api import HMR
 
 _T = TypeVar("_T")
@@ -36,6 +38,7 @@ __all__ = [
     "kept",
     "made_again",
     "on_failure",
+    "own_change_at",
     "own_steps",
     "ran_again",
     "refuse",
@@ -147,6 +150,93 @@ def own_steps(code: CodeType) -> tuple[object, ...]:
         for const in code.co_consts
     )
     return code.co_names, consts, code.co_varnames, code.co_argcount
+
+
+def own_change_at(old: bytes | None, new: bytes | None, qualname: str) -> int | None:
+    """The first line of the function ``qualname`` whose own code differs between the
+    sources ``old`` and ``new`` (in ``new``; a line taken away: the line after the
+    last one kept), as :func:`own_steps` tells a change: its nested functions and
+    classes by their decorators and signature, not their bodies.  None when either
+    source does not hold the function, or nothing of its own changed."""
+    if old is None or new is None:
+        return None
+    before, after = _own_lines(old, qualname), _own_lines(new, qualname)
+    if before is None or after is None:
+        return None
+    for (_, was), (line, now) in zip(before, after, strict=False):
+        if was != now:
+            return line
+    if len(after) > len(before):
+        return after[len(before)][0]
+    if len(after) < len(before):
+        return after[-1][0] if after else None
+    return None
+
+
+def _own_lines(source: bytes, qualname: str) -> list[tuple[int, str]] | None:
+    """(line, what it does) of the statements of the function ``qualname`` in ``source``."""
+    import ast
+
+    try:
+        body: list[ast.stmt] = ast.parse(source).body
+    except (SyntaxError, ValueError):
+        return None
+    function: ast.AST | None = None
+    for part in qualname.split("."):
+        found = [
+            node
+            for node in body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and node.name == part
+        ]
+        if not found:
+            return None
+        function = found[-1]
+        body = function.body
+    if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+        return None
+    lines: list[tuple[int, str]] = []
+    _flatten(body, lines)
+    return lines
+
+
+def _flatten(nodes: list[ast.AST], lines: list[tuple[int, str]]) -> None:
+    """Each statement's own part (with its nested statements taken out, and a nested
+    function's or class's body), in order, into ``lines``."""
+    import ast
+
+    for node in nodes:
+        nested: list[list[ast.AST]] = []
+        own: list[str] = []
+        defines = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        for field, value in ast.iter_fields(node):
+            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                if not defines:
+                    nested.append(value)
+            elif (
+                isinstance(value, list)
+                and value
+                and isinstance(value[0], ast.excepthandler | ast.match_case)
+            ):
+                nested.append(value)
+            else:
+                shown = (
+                    [ast.dump(each) if isinstance(each, ast.AST) else repr(each) for each in value]
+                    if isinstance(value, list)
+                    else ast.dump(value)
+                    if isinstance(value, ast.AST)
+                    else repr(value)
+                )
+                own.append(f"{field}={shown}")
+        starts = [
+            each.lineno
+            for each in getattr(node, "decorator_list", None) or [getattr(node, "pattern", node)]
+            if isinstance(getattr(each, "lineno", None), int)
+        ]
+        line = min(starts) if starts else lines[-1][0] if lines else 0
+        lines.append((line, f"{type(node).__name__}({own})"))
+        for block in nested:
+            _flatten(block, lines)
 
 
 def same_def(old: object, new: object) -> bool:

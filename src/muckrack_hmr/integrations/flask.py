@@ -292,13 +292,17 @@ def check_setup_functions(hmr: HMR, name: str) -> None:
         if isinstance(code, CodeType) and steps(code) != steps(noted.code):
             from ..reload.refusals import Refusal
 
+            reloader = hmr.reloader
+            line = _reloading.own_change_at(
+                reloader.sources.ran(name), reloader.applying(name), qualname
+            )
             hmr.reloader.refuse(
                 Refusal(
                     FLASK_SETUP,
                     name,
                     f"{name}.{qualname}() set up the app as the program started; its change",
                     "it does not run again, and its new setup applies at a restart",
-                    location=f"{filename}:{code.co_firstlineno}",
+                    location=f"{filename}:{line or code.co_firstlineno}",
                 )
             )
             return

@@ -1152,6 +1152,11 @@ class Reloader:
         self._fixed[name] = source
         return filename, source
 
+    def applying(self, name: str) -> bytes | None:
+        """The source of ``name`` this reload applies (None: none, or not read yet); its
+        old one is ``sources.ran(name)`` until the reload is over."""
+        return self._fixed.get(name)
+
     def _read_ahead(self, names: list[str]) -> None:
         """Read the files of ``names`` for the transaction (see _read); what cannot be
         read is read again, and said, where the transaction needs it."""
