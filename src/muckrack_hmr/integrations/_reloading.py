@@ -20,7 +20,7 @@ import logging
 import sys
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import CodeType
 from typing import TYPE_CHECKING, TypeVar
 
@@ -200,13 +200,13 @@ def _own_lines(source: bytes, qualname: str) -> list[tuple[int, str]] | None:
     return lines
 
 
-def _flatten(nodes: list[ast.AST], lines: list[tuple[int, str]]) -> None:
+def _flatten(nodes: Sequence[ast.AST], lines: list[tuple[int, str]]) -> None:
     """Each statement's own part (with its nested statements taken out, and a nested
     function's or class's body), in order, into ``lines``."""
     import ast
 
     for node in nodes:
-        nested: list[list[ast.AST]] = []
+        nested: list[Sequence[ast.AST]] = []
         own: list[str] = []
         defines = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
         for field, value in ast.iter_fields(node):
