@@ -641,6 +641,85 @@ def test_flask_hooks_declared_after_requests_are_refused_and_put_back(
         integrations.deactivate()
 
 
+HOOKED_APP = """\
+from {package} import {cls}
+
+app = {cls}(__name__)
+bp = Blueprint("shop", __name__)
+CALLS = []
+
+
+@app.before_request
+{async_}def stamp({params}):
+    CALLS.append("{tag}")
+
+
+@bp.before_request
+{async_}def shop_stamp({params}):
+    CALLS.append("shop {tag}")
+
+
+@bp.route("/buy")
+{async_}def buy():
+    return "bought"
+
+
+app.register_blueprint(bp, url_prefix="/shop")
+"""
+
+
+@pytest.mark.parametrize("served", [False, True], ids=["fresh", "served"])
+@pytest.mark.parametrize("framework", ["flask", "quart"])
+def test_a_hook_whose_def_runs_again_is_declared_once(
+    project: Project, hmr: Any, framework: str, served: bool
+) -> None:
+    """A hook's def edited so that it runs again (a signature edit) declared its live
+    function again: the table held it twice, and a request called it twice (Flask before
+    its first request, Quart always); Flask after its first request refused the edit.
+    Now it is held once, runs its new code, and the edit applies."""
+    import asyncio
+
+    from muckrack_hmr import integrations
+
+    pytest.importorskip(framework)
+    cls = {"flask": "Flask, Blueprint", "quart": "Quart, Blueprint"}[framework]
+    fill = {
+        "package": framework,
+        "cls": cls,
+        "async_": "async " if framework == "quart" else "",
+    }
+    source = HOOKED_APP.replace("{cls}(__name__)", cls.split(",")[0] + "(__name__)")
+
+    def get(views: Any, path: str) -> None:
+        client = views.app.test_client()
+        if framework == "flask":
+            assert client.get(path).status_code == 200
+        else:
+            asyncio.run(client.get(path))
+
+    integrations.activate(hmr)
+    try:
+        project.write("hooked.py", source.format(**fill, params="", tag="v1"))
+        views = importlib.import_module("hooked")
+        if served:
+            get(views, "/shop/buy")
+            assert views.CALLS == ["v1", "shop v1"]
+            views.CALLS.clear()
+        stamp, shop_stamp = views.stamp, views.shop_stamp
+
+        for params, tag in (("*args", "v2"), ("*more", "v3")):
+            project.write("hooked.py", source.format(**fill, params=params, tag=tag))
+            result = hmr.reload("hooked")
+            assert (result.failed, result.refused) == ({}, []), result
+            assert views.app.before_request_funcs[None] == [stamp]
+            assert views.bp.before_request_funcs[None] == [shop_stamp]
+            get(views, "/shop/buy")
+            assert [tag, f"shop {tag}"] == views.CALLS
+            views.CALLS.clear()
+    finally:
+        integrations.deactivate()
+
+
 FLASK_FACTORY = """\
 from flask import Flask, current_app
 

@@ -91,6 +91,7 @@ __all__ = [
     "FLASK_SETUP",
     "check_served_apps",
     "check_setup_functions",
+    "drop_repeated_declarations",
     "enable",
     "forget_removed_views",
     "remember_served_apps",
@@ -158,6 +159,7 @@ def enable(hmr: HMR) -> None:
     when_imported("flask.sansio.blueprints", _wrap_blueprint)
     hmr.add_pre_reload_hook(remember_views)
     hmr.add_post_reload_hook(forget_removed_views)
+    hmr.add_post_reload_hook(drop_repeated_declarations)
     hmr.add_pre_reload_hook(remember_served_apps)
     hmr.add_refusal_check(functools.partial(check_served_apps, hmr))
     hmr.add_refusal_check(functools.partial(check_setup_functions, hmr))
@@ -217,6 +219,13 @@ def _lifted(original: Callable[..., object]) -> Callable[..., object]:
             return
         if f_name in _ROUTING:
             return
+        if _declared_again(self, f_name):
+            # A def that ran again (its signature or decorator's arguments edited)
+            # declares its live function, which the table holds already: no new
+            # setup.  Appended all the same, it is taken out at the reload's end (it
+            # was called twice a request: in Flask before the first request, in
+            # Quart, which never closes its setup, always).
+            return
         try:
             original(self, f_name)
         except AssertionError:
@@ -234,6 +243,72 @@ def _lifted(original: Callable[..., object]) -> Callable[..., object]:
             refused.add(f_name)
 
     return _check_setup_finished
+
+
+# The setup methods that append a function to a table of the app's or blueprint's own.
+_APPENDED_TO = {
+    "before_request": "before_request_funcs",
+    "after_request": "after_request_funcs",
+    "teardown_request": "teardown_request_funcs",
+    "context_processor": "template_context_processors",
+    "url_value_preprocessor": "url_value_preprocessors",
+    "url_defaults": "url_default_functions",
+    "teardown_appcontext": "teardown_appcontext_funcs",
+    "shell_context_processor": "shell_context_processors",
+}
+# Apps and blueprints a def that ran again declared its function on again, and in which
+# of their tables (see _lifted).
+_repeated: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _lists_of(scaffold: object, attr: str) -> list[list[object]]:
+    """The lists of functions ``scaffold``'s setup table ``attr`` holds."""
+    table = getattr(scaffold, attr, None)
+    if isinstance(table, list):
+        return [table]
+    if isinstance(table, dict):
+        return [value for value in table.values() if isinstance(value, list)]
+    return []
+
+
+def _declared_again(scaffold: object, f_name: str) -> bool:
+    """Does the setup method being called (``before_request(f)``...) declare a function
+    its table holds already (a def that ran again: its live function)?  Read from the
+    call's own frame: Flask's ``setupmethod`` asks its guard before it calls the method."""
+    attr = _APPENDED_TO.get(f_name)
+    if attr is None:
+        return False
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(3):
+        if frame is None:
+            return False
+        given = frame.f_locals.get("args") if frame.f_locals.get("self") is scaffold else None
+        if isinstance(given, tuple):
+            held = {id(each) for table in _lists_of(scaffold, attr) for each in table}
+            if not any(callable(each) and id(each) in held for each in given):
+                return False
+            with contextlib.suppress(TypeError):  # (not weakly referable)
+                _repeated.setdefault(scaffold, set()).add(attr)
+            return True
+        frame = frame.f_back
+    return False
+
+
+def drop_repeated_declarations(name: str) -> None:
+    """After the reload of ``name`` (a post-reload hook): a function a table holds twice,
+    declared again by a def that ran again, is held once (where it was first)."""
+    for scaffold, attrs in list(_repeated.items()):
+        for attr in attrs:
+            for table in _lists_of(scaffold, attr):
+                seen: set[int] = set()
+                kept: list[object] = []
+                for each in table:
+                    if id(each) not in seen:
+                        seen.add(id(each))
+                        kept.append(each)
+                if len(kept) != len(table):
+                    table[:] = kept
+    _repeated.clear()
 
 
 # -- a factory's setup (``create_app()``, ``init(app)``) ------------------------------------
