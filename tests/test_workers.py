@@ -38,6 +38,7 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import select
 import sys
 
 import work
@@ -82,7 +83,15 @@ if __name__ == "__main__":
     ctx = multiprocessing.get_context("spawn" if kind == "executor" else kind)
     pool = make(kind, ctx)
     say(f"ready {os.getpid()}")
-    for line in sys.stdin:
+    while True:
+        # A look at stdin every 0.2 s, not a read that blocks: a SIGINT the kernel hands
+        # to one of the pool's threads leaves a main thread blocked in a read unwoken
+        # (under python as under us), and the Ctrl-C below went unanswered.
+        if not select.select([sys.stdin], [], [], 0.2)[0]:
+            continue
+        line = sys.stdin.readline()
+        if not line:
+            break
         if line.strip() == "new pool":
             fresh = make(kind, ctx)
             ask(fresh)
