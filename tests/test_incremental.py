@@ -1844,6 +1844,38 @@ def test_a_class_gaining_a_method_or_a_new_attribute_value_keeps_the_instances_m
     assert (held.hit(), len(svc.CREATED), app.DOUBLE, app.THROUGH) == (5, 3, 10, 6)
 
 
+@pytest.mark.parametrize(
+    ("binding", "spelled"),
+    [
+        ("from pkg import svc", "svc"),
+        ("from pkg import svc as other", "other"),
+        ("from . import svc", "svc"),
+        ("import pkg.svc", "pkg.svc"),
+    ],
+)
+def test_an_instance_made_through_a_submodule_imported_from_its_package_is_kept(
+    project: Project, hmr: Any, binding: str, spelled: str
+) -> None:
+    """``from pkg import svc`` then ``C = svc.Counter()``: a method added to the class
+    made the instance again (its state reset: a resource's counter, a client), where
+    ``import pkg.svc`` kept it."""
+    project.write("pkg/__init__.py", "")
+    project.write("pkg/svc.py", CLASS_KEPT.format(step=1, more=""))
+    project.write("pkg/app.py", f"{binding}\n\nC = {spelled}.Counter()\n")
+    svc, app = fresh(hmr, "pkg.svc", "pkg.app")
+    held = app.C
+    held.hit()
+    assert (held.n, len(svc.CREATED)) == (1, 2)
+
+    more = "\n    def reset(self):\n        self.n = 0\n"
+    project.write("pkg/svc.py", CLASS_KEPT.format(step=1, more=more))
+    assert hmr.reload("pkg.svc").reloaded == ["pkg.svc"]
+    assert app.C is held
+    assert (held.n, len(svc.CREATED)) == (1, 2)
+    held.reset()
+    assert held.n == 0
+
+
 def test_a_class_whose_structure_changed_is_made_again_by_its_readers(
     project: Project, hmr: Any
 ) -> None:

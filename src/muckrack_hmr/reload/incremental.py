@@ -382,6 +382,9 @@ def translate_kept_classes(
     if not any(change.kept_classes for change in changes.values()):
         return found
     for local, module, attr in imports:
+        if attr is not None and _holds_submodule(module, attr):
+            # ``from pkg import res``: its classes are ``res.Counter``, as for ``import pkg.res``.
+            module, attr = f"{module}.{attr}", None
         if attr is None:
             for name, change in changes.items():
                 if change.kept_classes and (name == module or name.startswith(module + ".")):
@@ -393,6 +396,13 @@ def translate_kept_classes(
         if members is not None:
             found[local] = members
     return found
+
+
+def _holds_submodule(package: str, attr: str) -> bool:
+    """Does ``package`` hold its submodule ``attr`` under that name?"""
+    namespace = getattr(sys.modules.get(package), "__dict__", None)
+    held = namespace.get(attr) if isinstance(namespace, dict) else None
+    return isinstance(held, types.ModuleType) and held is sys.modules.get(f"{package}.{attr}")
 
 
 def _instance_kept(
