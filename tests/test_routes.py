@@ -1144,7 +1144,7 @@ from blog import api
 
 router = DefaultRouter()
 router.register("posts", api.PostViewSet, basename="post")
-
+{more}
 urlpatterns = {patterns}
 """
 
@@ -1187,7 +1187,7 @@ def test_drf_router_registrations_made_again_take_their_earlier_place(
     write(proj / "manage.py", DJANGO_MANAGE)
     write(proj / "mysite" / "__init__.py", "")
     write(proj / "mysite" / "settings.py", DRF_SETTINGS)
-    write(proj / "mysite" / "urls.py", DRF_URLS.format(patterns=patterns))
+    urls = write(proj / "mysite" / "urls.py", DRF_URLS.format(patterns=patterns, more=""))
     write(proj / "blog" / "__init__.py", "")
     api = proj / "blog" / "api.py"
     write(api, DRF_API.format(field="", action=""))
@@ -1202,6 +1202,18 @@ def test_drf_router_registrations_made_again_take_their_earlier_place(
     poll(child, port, lambda got: got == {"fields": ["body", "title"]}, path="/posts/")
     edit(child, api, DRF_API.format(field=body, action=DRF_ACTION), "blog.api")
     assert poll(child, port, lambda got: True, path="/posts/recent/") == {"recent": "v1"}
+
+    # A new registration is routed (it was not: 404 until a restart), and its prefix
+    # edited moves it.
+    for prefix, gone in (("notes", None), ("memos", "notes")):
+        more = f'router.register("{prefix}", api.PostViewSet, basename="note")\n'
+        edit(child, urls, DRF_URLS.format(patterns=patterns, more=more), "mysite.urls")
+        assert poll(child, port, lambda got: True, path=f"/{prefix}/") == {
+            "fields": ["body", "title"]
+        }
+        if gone is not None:
+            assert status(port, f"/{gone}/")[0] == 404
+        assert status(port, "/posts/recent/") == (200, '{"recent":"v1"}')
     assert not [line for line in child.seen["err"] if "failed to reload" in line]
 
 

@@ -5,7 +5,8 @@ ran again (a serializer edit made the viewset's ``serializer_class`` change, an
 ``@action`` added).  DRF refuses a basename registered already (``ImproperlyConfigured:
 Router with basename "post" is already registered``): the reload of the URLconf failed,
 and so did each later save of it, until a restart.  In a reload, the entry of the same
-prefix and basename takes the new one's place instead (put back if the reload fails).
+basename (its prefix edited, or not) takes the new one's place instead (put back if the
+reload fails); a new registration is added, and routed.
 
 The router's URL patterns are made again at once, into the list ``router.urls`` gave
 before (``include(router.urls)`` in ``urlpatterns``, which does not run again, holds that
@@ -61,26 +62,24 @@ def _register_again(
     arguments: tuple[str, object, str | None],
 ) -> object:
     """``original`` register (of ``arguments``: prefix, viewset, basename) in a reload:
-    an entry of the same prefix and basename goes first, and the new one takes its place;
-    the URL patterns are made again in place."""
+    an entry of the same basename goes first, and the new one takes its place (a new
+    one is added); the URL patterns are made again in place."""
     prefix, viewset, basename = arguments
     if basename is None:
         basename = router.get_default_basename(viewset)  # type: ignore[attr-defined]
+    # (DRF refuses a basename twice: one registered already is this one, edited.)
     place = next(
         (
             at
             for at, entry in enumerate(registry)
-            if isinstance(entry, tuple)
-            and len(entry) == 3
-            and entry[0] == prefix
-            and entry[2] == basename
+            if isinstance(entry, tuple) and len(entry) == 3 and entry[2] == basename
         ),
         None,
     )
-    if place is None:
-        return original(router, prefix, viewset, basename)
     before = list(registry)
     urls = router.__dict__.get("_urls")
+    if place is None and not isinstance(urls, list):
+        return original(router, prefix, viewset, basename)  # (no pattern made yet)
     holders: list[tuple[list[object], list[object]]] = []  # (a list, what it held)
 
     def put_back() -> None:
@@ -91,13 +90,15 @@ def _register_again(
             router.__dict__["_urls"] = urls
 
     _reloading.on_failure(put_back)
-    del registry[place]
+    if place is not None:
+        del registry[place]
     try:
         made = original(router, prefix, viewset, basename)
     except BaseException:
         put_back()
         raise
-    registry.insert(place, registry.pop())
+    if place is not None:
+        registry.insert(place, registry.pop())
     if isinstance(urls, list):
         old = {id(pattern) for pattern in urls}
         fresh = list(router.get_urls())  # type: ignore[attr-defined]
