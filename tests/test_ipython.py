@@ -336,17 +336,19 @@ def test_a_module_imported_in_the_cell_that_put_its_folder_on_sys_path_follows_l
     that only read ``core``: its folder was followed from the next cell, but a module that
     imports nothing was judged project code only when something looked at the tracked
     modules (``%hmr``), and every save made until then was taken for the code that runs
-    (in a trial, all four saves of a run were lost)."""
+    (in a trial, all four saves of a run were lost).  The folder counts from the import
+    on: followed at the next cell, a save made before it was taken for the code that
+    runs, and lost, silently."""
     core = write(tmp_path / "src" / "core.py", "FACTOR = 2\n")
     kernel = start_kernel(kernel_project, core_env, tmp_path)
     try:
         kernel.ok("%load_ext muckrack_hmr")
-        kernel.ok(f"import sys; sys.path.append({str(tmp_path / 'src')!r})\nimport core")
-        followed = kernel.ok("1")
-        assert f"hmr: watching {os.path.realpath(tmp_path / 'src')}" in followed.stdout
+        first = kernel.ok(f"import sys; sys.path.append({str(tmp_path / 'src')!r})\nimport core")
+        # (_save saves, then runs a cell: the save comes before the next cell.)
         for factor in (3, 4):
             _save(kernel, core, f"FACTOR = {factor}\n")
             assert kernel.ok("print(core.FACTOR)").stdout.splitlines()[-1] == str(factor)
+        assert f"hmr: watching {os.path.realpath(tmp_path / 'src')}" in first.stdout
     finally:
         kernel.close()
 

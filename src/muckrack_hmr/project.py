@@ -134,6 +134,10 @@ class ProjectFilter:
         # Module name -> the namespace that counts as a project importer
         # though no file of the project holds it (an IPython user namespace).
         self._namespaces: dict[str, Mapping[str, object]] = {}
+        #: Called before a folder outside the roots is judged for the first time (an
+        #: import from it): IPython's extension adds a folder the notebook put on
+        #: ``sys.path`` in the cell that imports from it (see follow_the_notebook).
+        self.before_new_folder: Callable[[], None] | None = None
 
     def add_root(self, root: str | os.PathLike[str]) -> str:
         """Count the modules under ``root`` as project code from now on; its real path.
@@ -181,6 +185,8 @@ class ProjectFilter:
             resolved = self._folders[folder]
         except KeyError:
             real = os.path.realpath(folder or os.curdir)
+            if self.before_new_folder is not None and not self._is_project_dir(real + os.sep):
+                self.before_new_folder()
             # Not a folder: a zip file on sys.path (a zipapp), whose modules' files
             # are no files to read or watch.
             inside = self._is_project_dir(real + os.sep) and os.path.isdir(real)

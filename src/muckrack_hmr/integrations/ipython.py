@@ -152,6 +152,7 @@ class HMRExtension:
         self._skipped: set[str] = set()
         # Where the notebook imports from, as of the last cell: (working folder, sys.path).
         self._places = _places()
+        self._following = False
         self.watcher: _CellWatcher | None = None
 
     # -- lifecycle --------------------------------------------------------------
@@ -173,6 +174,7 @@ class HMRExtension:
         callbacks.remove(self.before_cell)
         callbacks.insert(0, self.before_cell)
         self.shell.register_magic_function(self.magic, "line", "hmr")
+        self.hmr.project.before_new_folder = self._import_from_a_new_place
         if self.hmr.watcher is None:
             watcher = _CellWatcher(self.hmr, self._queue)
             watcher.start()
@@ -182,6 +184,8 @@ class HMRExtension:
         """Undo :meth:`start` (the ``%hmr`` magic stays, and says so)."""
         self.enabled = False
         self.shell.events.unregister("pre_run_cell", self.before_cell)
+        if self.hmr.project.before_new_folder == self._import_from_a_new_place:
+            self.hmr.project.before_new_folder = None
         self._release_autoreload()
         if self.watcher is not None and self.hmr.watcher is self.watcher:
             self.hmr.close()
@@ -342,6 +346,20 @@ class HMRExtension:
             if os.path.isdir(real):
                 self.watch(real)
 
+    def _import_from_a_new_place(self) -> None:
+        """An import from a folder not judged yet: one the notebook put on ``sys.path`` in
+        the cell that imports from it (``sys.path.insert(0, "../src")``, ``import mylib``)
+        counts from this import on, so that the module's source is kept as it runs.
+        Judged at the next cell, the file as it was then counted as the code that runs:
+        a save made before that cell was never applied, and nothing said so."""
+        if self._following or not self.enabled:
+            return
+        self._following = True
+        try:
+            self.follow_the_notebook()
+        finally:
+            self._following = False
+
     # -- %autoreload ---------------------------------------------------------------
 
     def _check_autoreload(self) -> None:
@@ -485,6 +503,8 @@ class HMRExtension:
             for name, module in loaded_modules().items()
             if isinstance(filename := _file_of(module), str)
             and os.path.realpath(filename).startswith(under)
+            # (Not one being imported now: its source is kept as it is loaded.)
+            and not getattr(getattr(module, "__spec__", None), "_initializing", False)
         ]
         tracker = self.hmr.tracker
         for name in already:
