@@ -135,6 +135,36 @@ def test_script_gets_argv_and_path_like_python(
     assert got == expected
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="python -P: 3.11+")
+@pytest.mark.parametrize("how", ["-P", "PYTHONSAFEPATH"])
+@pytest.mark.parametrize("target", ["script", "stdin", "module"])
+def test_safe_path_puts_no_folder_of_the_program_first_as_python(
+    proj: Path, core_env: dict[str, str], how: str, target: str
+) -> None:
+    """``python -P`` (PYTHONSAFEPATH=1): no folder of the program first on ``sys.path``;
+    the CLI put the script's folder there all the same."""
+    write(proj / "sub" / "script.py", PROBE)
+    env = dict(core_env)
+    flags = ["-P"] if how == "-P" else []
+    if how == "PYTHONSAFEPATH":
+        env["PYTHONSAFEPATH"] = "1"
+    args = {"script": ["sub/script.py"], "stdin": ["-"], "module": ["-m", "script"]}[target]
+    stdin = PROBE if target == "stdin" else None
+    cwd = proj / "sub" if target == "module" else proj
+    runs = [
+        run_python([*flags, *cli, *args], cwd=cwd, env=env, stdin=stdin)
+        for cli in ([], ["-m", "muckrack.hmr"])
+    ]
+    if target == "module":  # (with -P, -m finds nothing in the working folder)
+        assert [run.returncode for run in runs] == [1, 1], runs
+        assert "No module named script" in runs[1].stderr, runs[1].stderr
+        return
+    expected, got = (facts_of(run) for run in runs)
+    assert str(proj) not in str(expected["path0"])
+    assert got["path0"] == expected["path0"]
+    assert got["path"] == expected["path"]
+
+
 # -- 2. __main__ ------------------------------------------------------------------
 
 
@@ -595,6 +625,37 @@ def test_an_uncaught_exception_is_kept_where_python_keeps_it(
     python, hmr = ((each.returncode, each.stdout) for each in inspected)
     assert python == (0, "ValueError('crash') fail\nat exit: ValueError('crash')\n")
     assert hmr == python, inspected[1].stderr
+
+
+@pytest.mark.parametrize(
+    ("end", "inspect"),
+    [("", "-i"), ("sys.exit(3)", "-i"), ("", "PYTHONINSPECT"), ("sys.exit(3)", "PYTHONINSPECT")],
+)
+def test_python_i_after_a_program_that_ends_or_exits_gives_the_prompt_as_python(
+    proj: Path, core_env: dict[str, str], end: str, inspect: str
+) -> None:
+    """``python -i -m muckrack.hmr app.py`` (or PYTHONINSPECT=1): a traceback of the CLI's
+    own ``sys.exit`` came before the prompt (``SystemExit: 0`` for a program that ended),
+    and a program's ``sys.exit(3)`` showed the CLI's frames; PYTHONINSPECT made it exit 1."""
+    write(proj / "app.py", f"import sys\n\nx = 1\nprint('done', flush=True)\n{end}\n")
+    env = dict(core_env)
+    flags = ["-i"] if inspect == "-i" else []
+    if inspect == "PYTHONINSPECT":
+        env["PYTHONINSPECT"] = "1"
+    got = [
+        run_python([*flags, *cli, "app.py"], cwd=proj, env=env, stdin="print('repl', x)\n")
+        for cli in ([], ["-m", "muckrack.hmr"])
+    ]
+    python, hmr = ((each.returncode, each.stdout, each.stderr) for each in got)
+    # (PYTHONINSPECT gives no prompt to a standard input that is no terminal, and ends
+    # with 1 after an exception.)
+    expected = (0, "done\nrepl 1\n") if flags else (1 if end else 0, "done\n")
+    assert python[:2] == expected, python
+    assert hmr[:2] == python[:2], hmr
+    assert "muckrack" not in hmr[2], hmr[2]
+    assert "SystemExit: 0" not in hmr[2], hmr[2]
+    if end:
+        assert hmr[2].count("SystemExit: 3") == python[2].count("SystemExit: 3") == 1, hmr[2]
 
 
 def test_a_program_read_from_stdin_runs_like_python(proj: Path, core_env: dict[str, str]) -> None:

@@ -92,8 +92,10 @@ def prepare_script(path: str, args: list[str]) -> tuple[types.CodeType, types.Mo
     )
     if _HAS_CACHED:
         main.__dict__["__cached__"] = None
-    # Python puts the script's folder, symlinks resolved, first on sys.path.
-    _become_main(main, [path, *args], os.path.dirname(os.path.realpath(path)))
+    # Python puts the script's folder, symlinks resolved, first on sys.path (not with
+    # ``-P`` or PYTHONSAFEPATH).
+    folder = None if _safe_path() else os.path.dirname(os.path.realpath(path))
+    _become_main(main, [path, *args], folder)
     return code, main
 
 
@@ -110,20 +112,27 @@ def _prepare_stdin(args: list[str]) -> tuple[types.CodeType, types.ModuleType]:
     )
     if _HAS_CACHED:
         main.__dict__["__cached__"] = None
-    _become_main(main, ["-", *args], "")
+    _become_main(main, ["-", *args], None if _safe_path() else "")
     return code, main
 
 
-def _become_main(main: types.ModuleType, argv: list[str], first: str) -> None:
+def _safe_path() -> bool:
+    """``python -P`` (or PYTHONSAFEPATH): no folder of the program's goes first on
+    ``sys.path`` (3.11+)."""
+    return bool(getattr(sys.flags, "safe_path", 0))
+
+
+def _become_main(main: types.ModuleType, argv: list[str], first: str | None) -> None:
     """``main`` is ``__main__`` now, with these ``sys.argv`` and ``first`` on ``sys.path``
-    (in place of the CLI's own first entry, as python would have it)."""
+    (in place of the CLI's own first entry, as python would have it; None: nothing)."""
     sys.argv[:] = argv
-    if sys.path and sys.path[0] in ("", os.getcwd()):
-        sys.path[0] = first
-    else:
-        sys.path.insert(0, first)
+    if first is not None:
+        if sys.path and sys.path[0] in ("", os.getcwd()):
+            sys.path[0] = first
+        else:
+            sys.path.insert(0, first)
+        unshadow(first)
     sys.modules["__main__"] = main
-    unshadow(first)
 
 
 def unshadow(folder: str) -> list[str]:
@@ -187,7 +196,7 @@ def prepare_module(name: str, args: list[str]) -> tuple[types.CodeType, types.Mo
     if not name or name.startswith("."):
         raise TargetError(f"relative module names are not supported: {name!r}")
     cwd = os.getcwd()
-    if not getattr(sys.flags, "safe_path", 0) and (not sys.path or sys.path[0] not in ("", cwd)):
+    if not _safe_path() and (not sys.path or sys.path[0] not in ("", cwd)):
         # python -m puts the working folder first (the shim took it out for the CLI's
         # own imports; the ``muckrack-hmr`` script never had it).
         sys.path.insert(0, cwd)

@@ -7,6 +7,7 @@ declares; :func:`main` parses, builds the settings, and hands over to
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -168,11 +169,27 @@ def console_main() -> None:
         # (an exit code of 130 would let it go on).  The traceback was shown.
         sys.excepthook = _shown_already
         raise KeyboardInterrupt
-    if sys.flags.inspect and running.uncaught.is_set():
-        # ``python -i``: as after a script's uncaught exception, the prompt comes with
-        # ``sys.last_value`` the program's (``pdb.pm()`` goes to where it was raised).
+    if sys.flags.inspect:
+        # ``python -i`` (or PYTHONINSPECT with a terminal): the prompt comes, whatever the
+        # end, as after ``python -i app.py``; after an uncaught exception with
+        # ``sys.last_value`` the program's (``pdb.pm()`` goes to where it was raised).  A
+        # SystemExit of ours showed a traceback of the CLI's frames first.
+        if not (sys.flags.interactive or _a_terminal(0)) and running.uncaught.is_set():
+            # PYTHONINSPECT and no terminal: no prompt, and python ends with 1 after the
+            # program's exception (shown already), whatever it was.
+            last = getattr(sys, "last_value", None)
+            if isinstance(last, BaseException):
+                sys.excepthook = _shown_already
+                raise last
         return
     sys.exit(code)
+
+
+def _a_terminal(descriptor: int) -> bool:
+    try:
+        return os.isatty(descriptor)
+    except OSError:
+        return False
 
 
 def _shown_already(*_: object) -> None:

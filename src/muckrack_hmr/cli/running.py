@@ -290,8 +290,13 @@ def _run(code: CodeType, main_module: ModuleType) -> int:
 
     try:
         runner.run_code(code, main_module)
-    except SystemExit:
-        raise
+    except SystemExit as exc:
+        if not sys.flags.inspect:
+            raise
+        # ``python -i``: shown as an uncaught exception (the program's frames only), and
+        # the prompt comes, as after ``python -i app.py`` whose app calls sys.exit.
+        _print_user_exception(exc)
+        return exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt as exc:
         if not _restarting():
             _print_user_exception(exc)
