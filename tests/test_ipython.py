@@ -526,6 +526,19 @@ def test_hmr_magic(kernel: Kernel, kernel_project: Path, tmp_path: Path) -> None
     # A word it does not know is said to be one, before the usage.
     unknown = kernel.ok("%hmr bogus").stderr
     assert unknown.startswith("hmr: unknown: %hmr bogus\n%hmr "), unknown
+    # A command it knows, given what it does not take: said so (it said "unknown").
+    for given, said in (
+        ("graph", "takes one module NAME"),
+        ("watch", "takes a folder DIR"),
+        ("reload conf mod", "takes one module NAME, or nothing"),
+    ):
+        wrong = kernel.ok(f"%hmr {given}").stderr
+        assert wrong.startswith(f"hmr: %hmr {given}: {said}\n%hmr "), wrong
+    # A module never imported: one line, on why (it said "nothing reloaded" too).
+    never = kernel.ok("%hmr reload nosuch")
+    lines = (never.stdout + never.stderr).splitlines()
+    assert len(lines) == 1, never
+    assert "nosuch" in lines[0], never
 
     # Another folder, watched from now on.
     other = tmp_path / "elsewhere"

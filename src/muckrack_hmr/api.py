@@ -57,6 +57,15 @@ def _callable(function: C, call: str) -> C:
     return function
 
 
+def _remove(functions: list[C], function: C, call: str) -> None:
+    """Take ``function`` out of ``functions``, or a ValueError that says it was never in."""
+    try:
+        functions.remove(function)
+    except ValueError:
+        added = call.replace("remove_", "add_", 1)
+        raise ValueError(f"{call}(): {function!r} was not added (by {added}())") from None
+
+
 class HMR:
     """Reload modules, hook into reloads, and inspect the dependency graph.
 
@@ -183,7 +192,7 @@ class HMR:
 
     def remove_pre_reload_hook(self, hook: Hook) -> None:
         """Stop calling a pre-reload hook (ValueError if it was not added)."""
-        self.hooks.pre_reload.remove(hook)
+        _remove(self.hooks.pre_reload, hook, "remove_pre_reload_hook")
 
     def add_post_reload_hook(self, hook: Hook) -> None:
         """Call ``hook(module_name)`` just after each module re-executed successfully."""
@@ -191,7 +200,7 @@ class HMR:
 
     def remove_post_reload_hook(self, hook: Hook) -> None:
         """Stop calling a post-reload hook (ValueError if it was not added)."""
-        self.hooks.post_reload.remove(hook)
+        _remove(self.hooks.post_reload, hook, "remove_post_reload_hook")
 
     def add_error_handler(self, handler: ErrorHandler) -> None:
         """Call ``handler(module_name, exception)`` once for each failed module."""
@@ -199,7 +208,7 @@ class HMR:
 
     def remove_error_handler(self, handler: ErrorHandler) -> None:
         """Stop calling an error handler (ValueError if it was not added)."""
-        self.hooks.error_handlers.remove(handler)
+        _remove(self.hooks.error_handlers, handler, "remove_error_handler")
 
     def add_result_hook(self, hook: ResultHook) -> None:
         """Call ``hook(result)`` once each reload is over, with its :class:`ReloadResult`.
@@ -213,7 +222,7 @@ class HMR:
 
     def remove_result_hook(self, hook: ResultHook) -> None:
         """Stop calling a result hook (ValueError if it was not added)."""
-        self.hooks.result_hooks.remove(hook)
+        _remove(self.hooks.result_hooks, hook, "remove_result_hook")
 
     def add_refusal_check(self, check: Hook) -> None:
         """Call ``check(module_name)`` after a module's new code ran, before it is kept.
@@ -226,7 +235,7 @@ class HMR:
 
     def remove_refusal_check(self, check: Hook) -> None:
         """Stop calling a refusal check (ValueError if it was not added)."""
-        self.hooks.checks.remove(check)
+        _remove(self.hooks.checks, check, "remove_refusal_check")
 
     # -- a module's say in its own reload -------------------------------------------
 

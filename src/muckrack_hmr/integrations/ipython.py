@@ -56,6 +56,15 @@ _USAGE = """\
 %hmr watch DIR       count the modules under DIR as project code from now on
 %hmr off | %hmr on   stop / resume applying saves between cells"""
 
+# What each command takes, said when it is given something else.
+_TAKES = {
+    "reload": "takes one module NAME, or nothing",
+    "graph": "takes one module NAME",
+    "watch": "takes a folder DIR",
+    "on": "takes nothing",
+    "off": "takes nothing",
+}
+
 
 class _Events(Protocol):
     callbacks: MutableMapping[str, list[Callable[..., object]]]
@@ -427,6 +436,8 @@ class HMRExtension:
             self.show_graph(words[1])
         elif command == "watch" and len(words) >= 2:
             self.watch(line.split(None, 1)[1].strip())
+        elif command in _TAKES:
+            print(f"{_PREFIX}%hmr {line.strip()}: {_TAKES[command]}\n{_USAGE}", file=sys.stderr)
         else:
             print(f"{_PREFIX}unknown: %hmr {line.strip()}\n{_USAGE}", file=sys.stderr)
 
@@ -447,7 +458,8 @@ class HMRExtension:
         if self._saves and self.enabled:
             self.apply()  # (off: they wait for %hmr on, as they do for the next cell)
         result = self.hmr.reloader.reload_result([name], force=True)  # (remembered: a hook)
-        if not result.reloaded and not result.failed:
+        if not result.reloaded and not result.failed and not self.log.records:
+            # (Said once: the reload says why it ran nothing, if it knows.)
             print(f"{_PREFIX}nothing reloaded", file=sys.stderr)
         self.log.show()
 
