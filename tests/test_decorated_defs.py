@@ -464,3 +464,64 @@ def test_a_body_edit_of_one_of_two_defs_of_a_name_patches_its_own_function(
     assert hmr.reload_module("handlers")[0] == ["handlers"]
     assert first("e") == ("404 v3", "e")
     assert handlers.MADE == [404, 500]
+
+
+PLUGINS = """\
+HANDLERS = []  # a plain list registry, as many plugin systems keep
+
+
+def handler(event):
+    def deco(f):
+        HANDLERS.append((event, f))
+        return f
+
+    return deco
+"""
+
+HANDLED = """\
+import plugins
+from plugins import handler
+
+{decorators}
+def on_start({params}):
+    return "{tag}"
+
+
+class Reg:
+{body}
+
+plugins.HANDLERS.append(("class", Reg))
+"""
+
+
+def test_a_list_registry_holds_each_entry_once_after_its_registrations_run_again(
+    project: Project, hmr: Any
+) -> None:
+    """A decorator line added to a def (``@handler("restart")``), or its signature edited,
+    ran every decorator of it again: ``("start", on_start)`` was appended again, and the
+    handler ran twice per event; a class edited ran ``HANDLERS.append(("class", Reg))``
+    again, and the list held that entry twice.  Each is held once, as in a fresh run, and
+    a new registration is added."""
+    project.write("plugins.py", PLUGINS)
+    start = '@handler("start")'
+    project.write("app.py", HANDLED.format(decorators=start, params="", tag="v1", body="    pass"))
+    plugins, app = fresh(hmr, "plugins", "app")
+    on_start, reg = app.on_start, app.Reg
+    assert [("start", on_start), ("class", reg)] == plugins.HANDLERS
+
+    both = f'{start}\n@handler("restart")'
+    for decorators, params, tag, body in (
+        (both, "", "v2", "    X = 1"),  # a decorator added, the class gains an attribute
+        (both, "*args", "v3", "    X = 2"),  # its signature, and the attribute's value
+    ):
+        project.write(
+            "app.py", HANDLED.format(decorators=decorators, params=params, tag=tag, body=body)
+        )
+        result = hmr.reload("app")
+        assert (result.failed, result.refused) == ({}, []), result
+        assert app.on_start is on_start
+        assert app.Reg is reg
+        assert sorted(plugins.HANDLERS, key=repr) == sorted(
+            [("start", on_start), ("class", reg), ("restart", on_start)], key=repr
+        )
+        assert [f() for event, f in plugins.HANDLERS if event != "class"] == [tag, tag]

@@ -60,7 +60,14 @@ from .body_edits import (
 )
 from .kept_classes import kept_class_edit
 from .kinds import CACHE_WRAPPER, is_a
-from .live_defs import live_function, note_defs_again, note_run, run_on_live, start_module_run
+from .live_defs import (
+    drop_entries_again,
+    live_function,
+    note_defs_again,
+    note_run,
+    run_on_live,
+    start_module_run,
+)
 from .patching import BodyPatch, PatchReport, may_register, patch_class_now, set_code
 from .rebinding import star_exports
 from .relocation import (
@@ -1152,6 +1159,37 @@ def _defines(statement: Statement, name: str) -> bool:
     return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name
 
 
+def _appended_to(
+    statement: Statement, namespace: Mapping[str, object]
+) -> tuple[list[object], int] | None:
+    """For ``REGISTRY.append(...)`` (``.extend``, ``.insert``; ``registry.HANDLERS``, a
+    module's), the list, and its length before the statement runs again."""
+    node = statement.node
+    if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
+        return None
+    func = node.value.func
+    if not (isinstance(func, ast.Attribute) and func.attr in ("append", "extend", "insert")):
+        return None
+    try:
+        spelled = ast.unparse(func.value)
+    except Exception:  # only a spelling was looked for
+        return None
+    if not all(part.isidentifier() for part in spelled.split(".")):
+        return None
+    held = _spelled(spelled, namespace)
+    return (held, len(held)) if type(held) is list else None
+
+
+def _registered_by(statement: Statement, namespace: Mapping[str, object]) -> list[object]:
+    """The classes and functions a statement reads by name: what a registry takes."""
+    found: dict[int, object] = {}
+    for name in statement.reads:
+        value = namespace.get(name.partition(".")[0])
+        if isinstance(value, type) or type(value) is types.FunctionType:
+            found[id(value)] = value
+    return list(found.values())
+
+
 def _run_statement(
     statement: Statement, namespace: dict[str, object], filename: str, flags: int, changes: Changes
 ) -> None:
@@ -1172,11 +1210,18 @@ def _run_on_live(
     *,
     flags: int,
     changes: Changes,
+    edited: bool = False,
 ) -> bool:
     """Run a decorated def, its decorators given ``live`` (see :mod:`.live_defs`)."""
     try:
         return run_on_live(
-            statement, live, namespace, filename=filename, flags=flags, patched=changes.live_patches
+            statement,
+            live,
+            namespace,
+            filename=filename,
+            flags=flags,
+            patched=changes.live_patches,
+            edited=edited,
         )
     except StatementError:
         undo_run(changes)
@@ -1885,7 +1930,7 @@ def plan_and_run(
             _note_defs_again(statement, old, new, several, edited=edited[index], was=moved[index])
         attributes = dict(live.__dict__) if live is not None else None
         if live is not None and _run_on_live(
-            statement, live, namespace, filename, flags=flags, changes=changes
+            statement, live, namespace, filename, flags=flags, changes=changes, edited=edited[index]
         ):
             # The live function took the new definition: whatever the name holds now.
             behaviors.add(live.__name__)
@@ -1896,7 +1941,12 @@ def plan_and_run(
                 f"{live.__name__}.{attr}" for attr in _changed_keys(live.__dict__, attributes)
             )
         elif live is None:
+            held = None if edited[index] else _appended_to(statement, namespace)
             _run_statement(statement, namespace, filename, flags, changes)
+            if held is not None:
+                # ``HANDLERS.append(("class", Reg))``, run again for what it reads (its
+                # class changed): the entry it appends again is the one it holds.
+                drop_entries_again([held], _registered_by(statement, namespace))
         changes.executed += 1
         if whole is not None:
             bound = {key for key, now in namespace.items() if whole.get(key, _MISSING) is not now}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import gc
 import inspect
 import threading
 import types
@@ -33,6 +34,8 @@ from .patching import PatchReport, patch_function_now
 
 __all__ = [
     "decorated_again",
+    "drop_entries_again",
+    "lists_holding",
     "live_function",
     "made_by_a_def_again",
     "note_defs_again",
@@ -169,6 +172,7 @@ def run_on_live(
     filename: str,
     flags: int,
     patched: list[Patched],
+    edited: bool = False,
 ) -> bool:
     """Run the decorated ``def`` of ``statement``, its decorators applied to ``live``.
 
@@ -177,7 +181,8 @@ def run_on_live(
     it did (False: the new function could not go into the live one, its
     closure changed shape, and the decorators got the new function).
     Raises StatementError if the statement raises; ``patched`` then holds
-    the undo of a patch already made.
+    the undo of a patch already made.  ``edited``: the statement's own text changed (an
+    entry its decorators append again is dropped: see drop_entries_again).
     """
     node = statement.node
     assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
@@ -201,6 +206,12 @@ def run_on_live(
     innermost = ast.copy_location(ast.Name(id=_ADOPT, ctx=ast.Load()), node.decorator_list[-1])
     wrapped.decorator_list = [*node.decorator_list, innermost]
     code = compile_one(wrapped, filename, flags)
+    # The def edited (a decorator added, its signature): the lists that hold the function
+    # (or a tuple of it: ``HANDLERS.append((event, f))``) as the decorators find them, for
+    # an entry they append again, which the list holds already.  (A walk of the heap: not
+    # for each def that runs again because what its decorators read changed, which makes
+    # other entries, ``@register(PREFIX + ":f")``.)
+    held = lists_holding([live]) if edited else []
     namespace[_ADOPT] = adopt
     try:
         exec(code, namespace)
@@ -208,4 +219,64 @@ def run_on_live(
         raise StatementError(str(exc)) from exc
     finally:
         namespace.pop(_ADOPT, None)
+    if adopted and held:
+        drop_entries_again(held, [live])
     return adopted
+
+
+def lists_holding(objects: list[object]) -> list[tuple[list[object], int]]:
+    """The lists that hold one of ``objects``, or a tuple that holds one, with their
+    lengths (a walk of the heap: only for a statement that registers again)."""
+    found: dict[int, list[object]] = {}
+    tuples: list[object] = []
+    for referrer in gc.get_referrers(*objects):
+        if type(referrer) is list and referrer is not objects:
+            found[id(referrer)] = referrer
+        elif type(referrer) is tuple:
+            tuples.append(referrer)
+    if tuples:
+        for referrer in gc.get_referrers(*tuples):
+            if type(referrer) is list and referrer is not tuples:
+                found[id(referrer)] = referrer
+    return [(each, len(each)) for each in found.values()]
+
+
+def drop_entries_again(held: list[tuple[list[object], int]], objects: list[object]) -> None:
+    """An entry for one of ``objects`` appended to one of the lists ``held`` (as long as
+    they were) that is one of its entries before, taken out again: a decorator or a call
+    that ran again registered what it holds already (``("start", on_start)`` twice, a
+    handler called twice per event).  A new entry (``("restart", on_start)``) stays."""
+    for items, length in held:
+        if len(items) <= length:
+            continue
+        before = items[:length]
+        kept = before + [
+            item
+            for item in items[length:]
+            if not (
+                any(_holds(item, each) for each in objects)
+                and any(_same(item, each) for each in before)
+            )
+        ]
+        if len(kept) != len(items):
+            items[:] = kept
+
+
+def _holds(item: object, function: object) -> bool:
+    return item is function or (type(item) is tuple and any(each is function for each in item))
+
+
+# Values compared by equality in entries (no __eq__ of the program's runs).
+_PLAIN = (str, int, float, bytes, bool, type(None))
+
+
+def _same(one: object, other: object) -> bool:
+    """The same entry: the same object, or tuples of the same objects or plain values."""
+    if one is other:
+        return True
+    if type(one) is not tuple or type(other) is not tuple or len(one) != len(other):
+        return False
+    return all(
+        a is b or (type(a) is type(b) and type(a) in _PLAIN and a == b)
+        for a, b in zip(one, other, strict=True)
+    )
