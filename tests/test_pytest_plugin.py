@@ -209,6 +209,33 @@ def test_test_files_edited_added_and_deleted(proj: Path, watch: Callable[..., Wa
     }
 
 
+@pytest.mark.parametrize("mode", [[], ["--hmr-by-imports"]], ids=["default", "by-imports"])
+def test_a_text_file_of_doctests_runs_again_when_the_code_changes(
+    proj: Path, watch: Callable[..., Watch], mode: list[str]
+) -> None:
+    """``--doctest-glob=README.rst`` (parse's own set-up): its examples import the package
+    as they run.  Selected by imports (3.11, ``--hmr-by-imports``) it never ran again, and
+    a broken edit stayed green where a cold run failed."""
+    write(proj / "pytest.ini", "[pytest]\naddopts = --doctest-glob=README.rst\n")
+    write(proj / "pkg" / "__init__.py", 'def greet(name):\n    return "hello " + name\n')
+    write(
+        proj / "README.rst",
+        "Usage::\n\n    >>> import pkg\n    >>> pkg.greet('x')\n    'hello x'\n",
+    )
+    write(
+        proj / "tests" / "test_pkg.py",
+        "import pkg\n\n\ndef test_greet():\n    assert pkg.greet('x').endswith('x')\n",
+    )
+    session = watch(proj, *mode)
+    readme, test = "README.rst::README.rst", "tests/test_pkg.py::test_greet"
+    assert session.run().outcomes == {readme: "PASSED", test: "PASSED"}
+
+    write(proj / "pkg" / "__init__.py", 'def greet(name):\n    return "hello, " + name\n')
+    assert session.run().outcomes == {readme: "FAILED", test: "PASSED"}
+    write(proj / "pkg" / "__init__.py", 'def greet(name):\n    return "hello " + name\n')
+    assert session.run().outcomes == {readme: "PASSED", test: "PASSED"}
+
+
 def test_a_library_module_collected_for_its_doctests_is_reloaded_in_place(
     proj: Path, watch: Callable[..., Watch]
 ) -> None:

@@ -309,6 +309,11 @@ class Selection:
         for key, test_file in self.suite.files.items():
             if test_file.module_name() in reached:
                 self.whole.add(key)
+            elif code_reached and test_file.text_doctests():
+                # A text file of doctests (``--doctest-glob=README.rst``) imports what its
+                # examples import as they run, unknown here: it runs again for every
+                # change of the code (it was never selected, and stayed green).
+                self.whole.add(key)
         for key, module in self.reimport.conftests.items():
             if key in changes.conftests and not os.path.exists(key):
                 self.by_plugins |= set(self.suite.under(os.path.dirname(key)))

@@ -66,6 +66,14 @@ class TestFile:
         package imported again has lost its submodules)."""
         return bool(self.collectors) and all(_is_doctests(c) for c in self.collectors)
 
+    def text_doctests(self) -> bool:
+        """Is it a text file of doctests (``--doctest-glob``, a README)?  What its examples
+        import is known only as they run."""
+        return bool(self.collectors) and all(
+            _DoctestTextfile is not None and isinstance(c, _DoctestTextfile)
+            for c in self.collectors
+        )
+
     def nodes(self) -> list[Node]:
         """Every node of the file: collectors, classes, items (for forgetting them)."""
         found: dict[int, Node] = {id(node): node for node in [*self.collectors, *self.inner]}
@@ -82,8 +90,10 @@ def _is_doctests(collector: pytest.Collector) -> bool:
 
 try:  # (pytest's own plugin, loaded with it)
     from _pytest.doctest import DoctestModule as _DoctestModule
+    from _pytest.doctest import DoctestTextfile as _DoctestTextfile
 except ImportError:  # (another pytest's internals)
     _DoctestModule = None  # type: ignore[assignment,misc]
+    _DoctestTextfile = None  # type: ignore[assignment,misc]
 
 
 def file_of(item: pytest.Item | pytest.Collector) -> pytest.File | None:
