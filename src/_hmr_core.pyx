@@ -1689,7 +1689,11 @@ cdef class ImportTracker:
             if importer != NULL:
                 found = PyDict_GetItem(self._seen, <object>importer)
         seen = self._classify_importer(globals) if found == NULL else <dict>found
-        if type(globals) is dict:
+        # Only a project module's namespace is held here (it lives in sys.modules): one a
+        # module outside the project made (a template compiled to a module, a namespace
+        # given to exec) would be kept alive, with the cycles it is in, by a reference
+        # the collector cannot see (jinja2's weak-reference test failed after a first run).
+        if type(globals) is dict and seen is not _UNTRACKED:
             Py_INCREF(globals)
             Py_INCREF(seen)
             Py_XDECREF(self._cached_globals[slot])

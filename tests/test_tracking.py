@@ -11,6 +11,8 @@ import os
 import py_compile
 import sys
 import threading
+import weakref
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -612,3 +614,30 @@ def test_the_loader_keeps_the_bytes_and_figures_it_read_and_a_failing_listener_i
     assert "listener broke" in caplog.text
     # A module the capture does not keep (not project code) loads as Python loads it.
     assert importlib.import_module("json.decoder").JSONDecodeError
+
+
+def test_a_module_made_outside_the_project_is_freed_with_its_cycles(
+    project: Project, hmr: Any, tmp_path: Path
+) -> None:
+    """A module imported from outside the project (jinja2's templates compiled to modules)
+    that imports project code, dropped and in a reference cycle: the compiled core's
+    cache of namespaces held its namespace, which the collector cannot see, and it was
+    never freed (jinja2's test_weak_references failed from the second run on)."""
+    project.write("helpers.py", "def shout(text):\n    return text.upper()\n")
+    outside = tmp_path / "templates"
+    outside.mkdir()
+    (outside / "tmpl_a.py").write_text(
+        "from helpers import shout\n\n\ndef root():\n    return shout('hi')\n"
+    )
+    sys.path.append(str(outside))
+    try:
+        template = importlib.import_module("tmpl_a")
+    finally:
+        sys.path.remove(str(outside))
+    del sys.modules["tmpl_a"]
+    assert template.root() == "HI"
+    template.itself = template  # a cycle, as a template's reference to its loader makes
+    gone = weakref.ref(template)
+    del template
+    gc.collect()
+    assert gone() is None
