@@ -83,6 +83,65 @@ def test_an_edit_is_told_in_changed_functions_and_names(
     assert edited(BASE, BASE.replace(before, after, 1)) == expected
 
 
+SEVERAL = """\
+from typing import overload
+
+
+@overload
+def center(text: str) -> str: ...
+@overload
+def center(text: bytes) -> bytes: ...
+def center(text):
+    return text.center(9)
+
+
+class Box:
+    @property
+    def value(self):
+        return self._value
+
+    @value.setter
+    def value(self, new):
+        self._value = new
+
+    def double(self):
+        return 2
+
+
+def unrelated():
+    return 1
+"""
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        # A name several defs bind (overloads, a property's setter): told by their order.
+        ("text.center(9)", "text.center(10)", (["center"], [])),
+        ("self._value = new", "self._value = new * 2", (["Box.value"], [])),
+        ("return self._value", "return self._value + 0", (["Box.value"], [])),
+        ("return 2", "return 3", (["Box.double"], [])),
+        ("return 1", "return 2", (["unrelated"], [])),
+        # One more of them: the name changed.
+        (
+            "def center(text):",
+            "@overload\ndef center(text: int) -> int: ...\ndef center(text):",
+            (["center"], ["center"]),
+        ),
+        # A decorator of one of them edited: it runs again.
+        ("@value.setter", "@value.deleter", None),
+    ],
+)
+def test_an_edit_of_one_of_several_defs_of_a_name_is_told_by_that_name(
+    before: str, after: str, expected: tuple[list[str], list[str]] | None
+) -> None:
+    """Any name defined twice in a scope was a doubt: a body edit in a module with
+    ``@overload`` stubs, or in a class with a property's setter, ran every test file that
+    imports the module (jinja2's filters: 909 tests for one)."""
+    assert SEVERAL.count(before) == 1
+    assert edited(SEVERAL, SEVERAL.replace(before, after, 1)) == expected
+
+
 def test_the_same_statements_in_another_order_are_a_doubt() -> None:
     assert edited("A = 1\nB = 2\n", "B = 2\nA = 1\n") is None
     assert edited("A = 1\nB = 2\n", "A = 1\nB = 2\n") == ([], [])

@@ -88,14 +88,13 @@ def _dump(node: ast.AST) -> str:
     return ast.dump(node)  # without positions: moving a statement is no change
 
 
-def _definitions(body: list[ast.stmt]) -> dict[str, ast.stmt]:
-    """The ``def`` and ``class`` statements of a scope by name (one name defined twice: doubt)."""
-    found: dict[str, ast.stmt] = {}
+def _definitions(body: list[ast.stmt]) -> dict[str, list[ast.stmt]]:
+    """The ``def`` and ``class`` statements of a scope by name, in order (``@overload``
+    stubs and their implementation, a property's getter and setter: one name, several)."""
+    found: dict[str, list[ast.stmt]] = {}
     for statement in body:
         if isinstance(statement, _DEFINITIONS):
-            if statement.name in found:
-                raise _Doubt
-            found[statement.name] = statement
+            found.setdefault(statement.name, []).append(statement)
     return found
 
 
@@ -112,27 +111,32 @@ def _compare(
 
     old_defs, new_defs = _definitions(old), _definitions(new)
     for name in old_defs.keys() | new_defs.keys():
-        before, after = old_defs.get(name), new_defs.get(name)
-        if before is None or after is None or type(before) is not type(after):
-            # Added or removed: code that names it may now fail, or work.
+        befores, afters = old_defs.get(name, []), new_defs.get(name, [])
+        if len(befores) != len(afters) or any(
+            type(before) is not type(after) for before, after in zip(befores, afters, strict=True)
+        ):
+            # Added or removed (or one of several): code that names it may now fail, or work.
             edit.names.add(name)
             edit.qualnames.add(prefix + name)
             edit.namespace = True
             continue
-        if same(before, after):
-            continue
-        if isinstance(after, ast.ClassDef):
-            assert isinstance(before, ast.ClassDef)
-            if _header(before) != _header(after):
-                raise _Doubt  # new bases or decorators: the class is made anew
-            _compare(before.body, after.body, f"{prefix}{name}.", edit, {})
-        else:
-            assert isinstance(before, _FUNCTIONS)
-            assert isinstance(after, _FUNCTIONS)
-            if _decorators(before) != _decorators(after):
-                raise _Doubt  # a decorator runs again: it may register, wrap, replace
-            # The body, the defaults, the annotations: what executed it is affected.
-            edit.qualnames.add(prefix + name)
+        # Several of a name (``@overload`` stubs, a property's setter) are told apart by
+        # their order: one whose body changed is an edit of that name's code.
+        for before, after in zip(befores, afters, strict=True):
+            if same(before, after):
+                continue
+            if isinstance(after, ast.ClassDef):
+                assert isinstance(before, ast.ClassDef)
+                if len(befores) > 1 or _header(before) != _header(after):
+                    raise _Doubt  # new bases or decorators: the class is made anew
+                _compare(before.body, after.body, f"{prefix}{name}.", edit, {})
+            else:
+                assert isinstance(before, _FUNCTIONS)
+                assert isinstance(after, _FUNCTIONS)
+                if _decorators(before) != _decorators(after):
+                    raise _Doubt  # a decorator runs again: it may register, wrap, replace
+                # The body, the defaults, the annotations: what executed it is affected.
+                edit.qualnames.add(prefix + name)
     kept_before = [s for s in old if not isinstance(s, _DEFINITIONS)]
     kept_after = [s for s in new if not isinstance(s, _DEFINITIONS)]
     if len(kept_before) == len(kept_after) and all(map(same, kept_before, kept_after)):
