@@ -227,6 +227,11 @@ def test_a_touch_or_a_save_of_the_running_code_reloads_nothing(
     line = child.expect(starts("hmr: reloaded"), stream="err")
     assert line.startswith("hmr: reloaded b in "), line
 
+    # A comment added: nothing runs, no "reloaded" line; -v says why (it said nothing).
+    write(root / "a.py", A_OLD + "# a comment\n")
+    child.expect("hmr: saved a: nothing to run (its statements are as they ran)", stream="err")
+    assert sum(line.startswith("hmr: reloaded") for line in child.seen["err"]) == 1
+
 
 def test_a_burst_of_200_files_is_one_transaction_in_dependency_order(
     proj: Path, spawn: Callable[..., Child]

@@ -1005,6 +1005,9 @@ class Reloader:
                     # the refused edit is undone, as a save back byte for byte says.
                     self.refused.discard(name)
                     recovered.append(name)
+                if is_root and not outcome.applied and name not in recovered:
+                    # (Said with -v: a save of comments or blank lines, lines moved.)
+                    log.debug("saved %s: nothing to run (its statements are as they ran)", name)
                 if outcome.applied and name not in reloaded:
                     self.refused.discard(name)
                     self._refused_following.discard(name)
