@@ -1182,3 +1182,69 @@ def test_atexit_register_works_while_the_engine_is_half_imported(
 
     assert atexit.register(handler) is handler
     atexit.unregister(handler)
+
+
+FALCON_RESOURCES = """\
+class Things:
+    def __init__(self):
+        self.hits = 0
+
+    def on_get(self, req, resp):
+        self.hits += 1
+        resp.media = {{"hits": self.hits}}
+
+    def on_get_item(self, req, resp, key):
+        resp.media = {{"key": key}}
+{more}"""
+
+FALCON_APP = """\
+import falcon
+
+from falcon_resources import Things
+
+app = falcon.App()
+things = Things()
+app.add_route("/things", things)
+app.add_route("/things/{key}", things, suffix="item")
+"""
+
+
+def test_falcon_a_responder_added_to_a_routed_resource_is_routed(
+    project: Project, hmr: Any
+) -> None:
+    """Falcon maps a route's methods to its resource's responders once, as ``add_route``
+    runs: an ``on_post`` added to the class (the instance kept, with its state) was
+    answered 405, and a responder taken away stayed routed."""
+    from muckrack_hmr import integrations
+
+    pytest.importorskip("falcon")
+    from falcon import testing
+
+    integrations.activate(hmr)
+    try:
+        project.write("falcon_resources.py", FALCON_RESOURCES.format(more=""))
+        project.write("falcon_app.py", FALCON_APP)
+        app = importlib.import_module("falcon_app")
+        hmr.remember_sources()
+        client = testing.TestClient(app.app)
+        assert client.simulate_get("/things").json == {"hits": 1}
+        assert client.simulate_post("/things").status_code == 405
+
+        post = (
+            "\n    def on_post(self, req, resp):\n        resp.media = {'posted': self.hits}\n"
+            "\n    def on_delete_item(self, req, resp, key):\n        resp.media = {'gone': key}\n"
+        )
+        project.write("falcon_resources.py", FALCON_RESOURCES.format(more=post))
+        assert not hmr.reload("falcon_resources").failed
+        assert client.simulate_post("/things").json == {"posted": 1}  # the state kept
+        assert client.simulate_delete("/things/a").json == {"gone": "a"}
+        assert client.simulate_delete("/things").status_code == 405
+
+        project.write("falcon_resources.py", FALCON_RESOURCES.format(more=""))
+        assert not hmr.reload("falcon_resources").failed
+        assert client.simulate_post("/things").status_code == 405
+        assert client.simulate_delete("/things/a").status_code == 405
+        assert client.simulate_get("/things").json == {"hits": 2}
+        assert client.simulate_get("/things/b").json == {"key": "b"}
+    finally:
+        integrations.deactivate()

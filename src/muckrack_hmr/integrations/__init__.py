@@ -13,7 +13,8 @@ Starlette's and Django's routing tables (``flask``, ``fastapi``, ``starlette``,
 ``django``; ``_reloading`` puts them back when the reload fails).  A Celery worker
 serves the tasks a reload adds, and an edit of a task's options is refused
 (``celery``).  An aiohttp app made again in place of the one that started is
-refused, and a route table keeps one entry per route (``aiohttp``).
+refused, and a route table keeps one entry per route (``aiohttp``).  A responder
+added to a routed Falcon resource is routed (``falcon``).
 
 The CLI calls :func:`activate`.  Nothing is imported up front: each
 integration waits until the program imports its framework.  Programs that
@@ -49,6 +50,7 @@ FRAMEWORKS = {
     "rest_framework": "muckrack_hmr.integrations.drf",
     "quart": "muckrack_hmr.integrations.quart",
     "hypercorn": "muckrack_hmr.integrations.quart",
+    "falcon": "muckrack_hmr.integrations.falcon",
 }
 
 _active: dict[str, HMR] = {}
