@@ -1248,3 +1248,78 @@ def test_falcon_a_responder_added_to_a_routed_resource_is_routed(
         assert client.simulate_get("/things/b").json == {"key": "b"}
     finally:
         integrations.deactivate()
+
+
+BOTTLE_VIEWS = """\
+from bottle import Bottle
+
+app = Bottle()
+
+
+@app.route("/info")
+def info():
+    return {{"rules": [route.rule for route in app.routes]}}
+
+
+@app.route("{path}")
+def {name}({params}):
+    return "{name}"
+{more}"""
+
+
+def _bottle_get(app: Any, path: str) -> tuple[str, bytes]:
+    """A GET through the app's WSGI interface: (status, body)."""
+    import io
+
+    got: list[str] = []
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": io.StringIO(),
+    }
+    body = b"".join(app(environ, lambda status, headers, *_: got.append(status)))
+    return got[0].split()[0], body
+
+
+def test_bottle_a_route_moved_renamed_or_deleted_leaves_no_old_rule(
+    project: Project, hmr: Any
+) -> None:
+    """``@app.route("/old")`` made ``/new``: ``/old`` was served on by the same function,
+    and each signature edit added the rule again; a view renamed or deleted stayed routed."""
+    from muckrack_hmr import integrations
+
+    pytest.importorskip("bottle")
+    integrations.activate(hmr)
+
+    def views(path: str, name: str = "old", params: str = "", more: str = "") -> str:
+        return BOTTLE_VIEWS.format(path=path, name=name, params=params, more=more)
+
+    try:
+        project.write("bottle_views.py", views("/old"))
+        module = importlib.import_module("bottle_views")
+        hmr.remember_sources()
+        app = module.app
+        assert _bottle_get(app, "/old") == ("200", b"old")
+
+        steps = [
+            (views("/new"), {"/new": b"old"}, ["/old"]),  # moved
+            (views("/new", params="*args"), {"/new": b"old"}, ["/old"]),  # its signature
+            (views("/new", name="renamed"), {"/new": b"renamed"}, ["/old"]),  # renamed
+            (views("/new", name="renamed", more="\nX = 1 / 0\n"), {"/new": b"renamed"}, []),
+            (views("/info2", name="info2"), {"/info2": b"info2"}, ["/new"]),
+        ]
+        for source, served, gone in steps:
+            project.write("bottle_views.py", source)
+            result = hmr.reload("bottle_views")
+            assert bool(result.failed) == ("1 / 0" in source), result
+            for path, body in served.items():
+                assert _bottle_get(app, path) == ("200", body), path
+            for path in gone:
+                assert _bottle_get(app, path)[0] == "404", path
+            assert len(app.routes) == 2, [route.rule for route in app.routes]
+    finally:
+        integrations.deactivate()

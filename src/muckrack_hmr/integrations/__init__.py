@@ -14,7 +14,8 @@ Starlette's and Django's routing tables (``flask``, ``fastapi``, ``starlette``,
 serves the tasks a reload adds, and an edit of a task's options is refused
 (``celery``).  An aiohttp app made again in place of the one that started is
 refused, and a route table keeps one entry per route (``aiohttp``).  A responder
-added to a routed Falcon resource is routed (``falcon``).
+added to a routed Falcon resource is routed (``falcon``), and a Bottle route moved or
+renamed leaves no old rule behind (``bottle``).
 
 The CLI calls :func:`activate`.  Nothing is imported up front: each
 integration waits until the program imports its framework.  Programs that
@@ -51,6 +52,7 @@ FRAMEWORKS = {
     "quart": "muckrack_hmr.integrations.quart",
     "hypercorn": "muckrack_hmr.integrations.quart",
     "falcon": "muckrack_hmr.integrations.falcon",
+    "bottle": "muckrack_hmr.integrations.bottle",
 }
 
 _active: dict[str, HMR] = {}
