@@ -288,6 +288,72 @@ def test_quart_app_run_serves_in_this_process(proj: Path, spawn: Spawn) -> None:
         assert b"muckrack.hmr" in cmdline.read_bytes()
 
 
+LITESTAR_APP = """\
+import os
+
+from litestar import Litestar, get
+
+HITS = []
+
+
+def started(app):
+    app.state.started = os.getpid()
+
+
+@get("/")
+async def index() -> dict:
+    HITS.append(1)
+    return {{"pid": os.getpid(), "hits": len(HITS), "routes": len(app.routes),
+            "started": app.state.started}}
+
+
+@get("/items")
+async def items({params}) -> dict:
+    return {{"pid": os.getpid(), "q": {q}}}
+{more}
+
+app = Litestar(route_handlers=[index, items{handlers}], on_startup=[started])
+"""
+
+LITESTAR_MORE = """
+@get("/more")
+async def more() -> dict:
+    return {"pid": os.getpid(), "more": True}
+"""
+
+
+def test_litestar_app_made_again_gives_the_served_app_its_routes(proj: Path, spawn: Spawn) -> None:
+    """A handler added to ``route_handlers=[...]`` (or one with a new parameter: Litestar
+    reads a handler's signature as the app is made) made a new app, which uvicorn never
+    served: 404, the parameter never read, and the save said it reloaded."""
+    pytest.importorskip("litestar")
+
+    def source(params: str = "", q: str = "None", more: str = "", handlers: str = "") -> str:
+        return LITESTAR_APP.format(params=params, q=q, more=more, handlers=handlers)
+
+    write(proj / "app.py", source())
+    port = free_port()
+    child = spawn(
+        ["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)], cwd=proj
+    )
+    first = poll(child, port, lambda got: True)
+    pid, routes = first["pid"], first["routes"]
+    assert first["started"] == pid
+    assert fetch(port, "/more")[0] == 404
+
+    write(proj / "app.py", source(more=LITESTAR_MORE, handlers=", more"))
+    assert poll(child, port, lambda got: True, path="/more") == {"pid": pid, "more": True}
+    write(proj / "app.py", source("q: int = 0", "q", LITESTAR_MORE, ", more"))
+    got = poll(child, port, lambda got: got["q"] == 7, path="/items?q=7")
+    assert got["pid"] == pid
+    now = poll(child, port, lambda got: True)
+    # The same app, its state from the start-up kept, one route more.
+    assert now["pid"] == pid
+    assert now["started"] == pid
+    assert now["hits"] > first["hits"]
+    assert now["routes"] == routes + 1
+
+
 FLASK_TEMPLATED = """\
 import sys
 

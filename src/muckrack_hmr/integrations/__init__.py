@@ -15,7 +15,8 @@ serves the tasks a reload adds, and an edit of a task's options is refused
 (``celery``).  An aiohttp app made again in place of the one that started is
 refused, and a route table keeps one entry per route (``aiohttp``).  A responder
 added to a routed Falcon resource is routed (``falcon``), and a Bottle route moved or
-renamed leaves no old rule behind (``bottle``).
+renamed leaves no old rule behind (``bottle``).  A Litestar app made again in place of
+the one the server holds gives it what it declares (``litestar``).
 
 The CLI calls :func:`activate`.  Nothing is imported up front: each
 integration waits until the program imports its framework.  Programs that
@@ -53,6 +54,7 @@ FRAMEWORKS = {
     "hypercorn": "muckrack_hmr.integrations.quart",
     "falcon": "muckrack_hmr.integrations.falcon",
     "bottle": "muckrack_hmr.integrations.bottle",
+    "litestar": "muckrack_hmr.integrations.litestar",
 }
 
 _active: dict[str, HMR] = {}
