@@ -525,3 +525,32 @@ def test_a_list_registry_holds_each_entry_once_after_its_registrations_run_again
             [("start", on_start), ("class", reg), ("restart", on_start)], key=repr
         )
         assert [f() for event, f in plugins.HANDLERS if event != "class"] == [tag, tag]
+
+
+def test_a_decorated_def_renamed_is_the_same_function_its_registry_holds(
+    project: Project, hmr: Any
+) -> None:
+    """A handler renamed (``def beta`` made ``def beta_renamed``): its decorator registered
+    the new function beside the old one, which ran twice per event and kept the old code
+    for good.  The function the registry holds takes the new name, once, and later edits."""
+    project.write("plugins.py", PLUGINS)
+    source = '@handler("start")\ndef {name}():\n    return "{tag}"\n'
+    project.write(
+        "app.py", "from plugins import handler\n\n\n" + source.format(name="beta", tag="v1")
+    )
+    plugins, app = fresh(hmr, "plugins", "app")
+    beta = app.beta
+    assert [("start", beta)] == plugins.HANDLERS
+
+    for tag in ("v1", "v2"):
+        project.write(
+            "app.py",
+            "from plugins import handler\n\n\n" + source.format(name="beta_renamed", tag=tag),
+        )
+        result = hmr.reload("app")
+        assert (result.failed, result.refused) == ({}, []), result
+        assert app.beta_renamed is beta
+        assert not hasattr(app, "beta")
+        assert [(event, f.__name__, f()) for event, f in plugins.HANDLERS] == [
+            ("start", "beta_renamed", tag)
+        ]

@@ -142,15 +142,20 @@ def live_function(
     Only for a name that one ``def`` binds, before and after the edit: with
     ``@overload`` stubs, ``@f.register`` implementations or a name bound
     elsewhere too, the function the name holds may come from another
-    statement, and must not take this one's code.
+    statement, and must not take this one's code.  A ``def`` renamed, and
+    nothing else of it changed, is the same ``def``: the function its old name
+    held (which its decorators registered) takes the new name.
     """
     node = statement.node
     if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or not node.decorator_list:
         return None
     old, new = summaries
-    if not (_defined_once(new, node.name) and _defined_once(old, node.name)):
+    if not _defined_once(new, node.name):
         return None
-    live = original_function(namespace.get(node.name), node.name, filename)
+    was = node.name if _defined_once(old, node.name) else _renamed_from(node, old, new)
+    if was is None:
+        return None
+    live = original_function(namespace.get(was), was, filename)
     if live is None:
         return None
     # A ``def`` that became an ``async def`` (or back) makes a new object, as
@@ -158,6 +163,32 @@ def live_function(
     if bool(live.__code__.co_flags & _ASYNC_FLAGS) != isinstance(node, ast.AsyncFunctionDef):
         return None
     return live
+
+
+def _renamed_from(node: ast.stmt, old: ModuleSummary, new: ModuleSummary) -> str | None:
+    """The old name of the ``def`` of ``node``, a name the old source did not bind, if one
+    ``def`` of the old source that the new one no longer binds is this one but for its
+    name (a rename): its registrations are this one's."""
+    if any(node.name in statement.binds for statement in old.statements):  # type: ignore[attr-defined]
+        return None
+    shape = _unnamed(node)
+    bound = {name for statement in new.statements for name in statement.binds}
+    found = [
+        statement.node.name
+        for statement in old.statements
+        if isinstance(statement.node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and statement.node.name not in bound
+        and _defined_once(old, statement.node.name)
+        and _unnamed(statement.node) == shape
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def _unnamed(node: ast.stmt) -> str:
+    """``node`` (a ``def``) dumped, its name left out."""
+    unnamed = copy.copy(node)
+    unnamed.name = ""  # type: ignore[attr-defined]
+    return ast.dump(unnamed)
 
 
 # Coroutine, async generator: what ``async def`` makes.
@@ -197,6 +228,16 @@ def run_on_live(
         done = patch_function_now(module, live, fresh)
         if done is None:
             return fresh
+        if live.__name__ != fresh.__name__:  # renamed: the live function takes the new name
+            names = (live.__name__, live.__qualname__)
+            live.__name__, live.__qualname__ = fresh.__name__, fresh.__qualname__
+            report, revert = done
+
+            def undo(revert: Callable[[], None] = revert) -> None:
+                live.__name__, live.__qualname__ = names
+                revert()
+
+            done = (report, undo)
         patched.append(done)
         adopted = True
         _decorated.again.append(live)
