@@ -554,3 +554,48 @@ def test_a_decorated_def_renamed_is_the_same_function_its_registry_holds(
         assert [(event, f.__name__, f()) for event, f in plugins.HANDLERS] == [
             ("start", "beta_renamed", tag)
         ]
+
+
+KEYED = """\
+PLUGINS = {}
+CLASSES = {}
+
+
+def register(name):
+    def deco(f):
+        PLUGINS[name] = f
+        return f
+
+    return deco
+
+
+class Base:
+    name = "base"
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        CLASSES[cls.name] = cls
+"""
+
+
+def test_a_registration_whose_key_was_edited_leaves_no_old_key(project: Project, hmr: Any) -> None:
+    """``@register("alpha")`` made ``@register("alpha2")``, and a class registered by its
+    ``name`` attribute in ``__init_subclass__`` given another name: the old keys stayed
+    beside the new ones, where a fresh start has the new ones alone."""
+    project.write("keyed.py", KEYED)
+    source = (
+        "from keyed import Base, register\n\n\n@register({key!r})\ndef alpha():\n"
+        "    return 1\n\n\nclass Foo(Base):\n    name = {name!r}\n"
+    )
+    project.write("plugs.py", source.format(key="alpha", name="foo"))
+    keyed, plugs = fresh(hmr, "keyed", "plugs")
+    alpha, foo = plugs.alpha, plugs.Foo
+    assert ({"alpha": alpha}, {"foo": foo}) == (keyed.PLUGINS, keyed.CLASSES)
+
+    project.write("plugs.py", source.format(key="alpha2", name="foo"))
+    assert not hmr.reload("plugs").failed
+    assert ({"alpha2": alpha}, {"foo": foo}) == (keyed.PLUGINS, keyed.CLASSES)
+    project.write("plugs.py", source.format(key="alpha2", name="foo2"))
+    assert not hmr.reload("plugs").failed
+    assert plugs.Foo is foo
+    assert ({"alpha2": alpha}, {"foo2": foo}) == (keyed.PLUGINS, keyed.CLASSES)

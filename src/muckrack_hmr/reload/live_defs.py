@@ -253,6 +253,7 @@ def run_on_live(
     # for each def that runs again because what its decorators read changed, which makes
     # other entries, ``@register(PREFIX + ":f")``.)
     held = lists_holding([live]) if edited else []
+    keyed = _dicts_holding(live) if edited else []
     namespace[_ADOPT] = adopt
     try:
         exec(code, namespace)
@@ -260,7 +261,10 @@ def run_on_live(
         raise StatementError(str(exc)) from exc
     finally:
         namespace.pop(_ADOPT, None)
-    if adopted and held:
+    if adopted and (held or keyed):
+        # (Replaced first: with what was appended again still there, a decorator added
+        # beside the one that appended again is no replacement.)
+        _drop_replaced(held, keyed, live)
         drop_entries_again(held, [live])
     return adopted
 
@@ -301,6 +305,41 @@ def drop_entries_again(held: list[tuple[list[object], int]], objects: list[objec
         ]
         if len(kept) != len(items):
             items[:] = kept
+
+
+def _dicts_holding(function: object) -> list[tuple[dict[object, object], frozenset[object]]]:
+    """The dicts (no module's namespace) that hold ``function`` as a value, with its keys."""
+    found = []
+    for referrer in gc.get_referrers(function):
+        if type(referrer) is dict and "__builtins__" not in referrer:
+            keys = frozenset(key for key, value in referrer.items() if value is function)
+            if keys:
+                found.append((referrer, keys))
+    return found
+
+
+def _drop_replaced(
+    held: list[tuple[list[object], int]],
+    keyed: list[tuple[dict[object, object], frozenset[object]]],
+    function: object,
+) -> None:
+    """A registration the edited decorator made in place of its old one (``@register("a")``
+    made ``@register("b")``): where a dict gained one key for ``function`` and held it
+    under one other key before, or a list gained one new entry for it and held one other
+    before, the old one goes, as a fresh start has it.  With more (an entry another
+    statement made beside), nothing is told apart, and they stay."""
+    for table, keys in keyed:
+        now = {key for key, value in list(table.items()) if value is function}
+        added = now - keys
+        if len(keys) == 1 and len(added) == 1:
+            table.pop(next(iter(keys)), None)
+    for items, length in held:
+        before = [item for item in items[:length] if _holds(item, function)]
+        new = [item for item in items[length:] if _holds(item, function)]
+        if len(before) != 1 or len(new) != 1 or _same(before[0], new[0]):
+            continue
+        stale = before[0]
+        items[:] = [item for item in items if item is not stale]
 
 
 def _holds(item: object, function: object) -> bool:

@@ -1039,7 +1039,8 @@ def _redirect(new: type, old: type, internal: Iterable[object]) -> int:
     """Registries that took ``new`` when its class statement ran hold ``old`` instead.
 
     Dict values and keys, list items and set members; a list that already
-    holds ``old`` drops ``new`` rather than holding the class twice.  Tuples
+    holds ``old`` drops ``new`` rather than holding the class twice, and a dict that
+    held ``old`` under one other key (``CLASSES[cls.name]``, the name edited) drops it.  Tuples
     and other immutable holders are left as they are.  ``internal`` lists
     holders to leave alone.
     """
@@ -1050,10 +1051,16 @@ def _redirect(new: type, old: type, internal: Iterable[object]) -> int:
         if id(holder) in skip:
             continue
         if isinstance(holder, dict):
+            was = [key for key, value in list(holder.items()) if value is old]
             for key, value in list(holder.items()):
                 if value is new:
                     holder[key] = old
                     redirected += 1
+                    # ``CLASSES[cls.name] = cls`` with the name edited: the one key the
+                    # class had there is this one's old registration (a fresh start has
+                    # the new key alone).
+                    if len(was) == 1 and was[0] != key and "__builtins__" not in holder:
+                        holder.pop(was.pop(), None)
                 if key is new:
                     holder.setdefault(old, holder.pop(new))
                     redirected += 1
