@@ -138,8 +138,9 @@ def described(summary: ModuleSummary) -> list[object]:
 
 
 def parses(text: str) -> bool:
+    """Would the engine take ``text`` (it parses, its ``from __future__`` imports first)?"""
     try:
-        ast.parse(text)
+        summarize(text.encode(), "m.py", "pkg")
     except SyntaxError:
         return False
     return True

@@ -913,6 +913,36 @@ def test_commands_and_exit_code(proj: Path, watch: Callable[..., Watch]) -> None
     assert session.child.wait() == 1  # the last run failed
 
 
+def test_a_save_that_does_not_compile_for_a_future_import_below_is_a_failure(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """``import os`` saved above ``from __future__ import annotations``: python refuses the
+    file (a cold run: a collection error), but the parse alone let it by, and it ran
+    statement by statement: "reloaded", no test affected, and ``q`` ended with 0.  It is a
+    failed save now, said with its line, and ``q`` ends with 1 while it does not load."""
+    write(proj / "pytest.ini", "[pytest]\n")
+    mod = "from __future__ import annotations\n\n\ndef f() -> int:\n    return 1\n"
+    write(proj / "pkg" / "__init__.py", "")
+    write(proj / "pkg" / "mod.py", mod)
+    write(
+        proj / "tests" / "test_mod.py",
+        "from pkg.mod import f\n\n\ndef test_f():\n    assert f() == 1\n",
+    )
+    session = watch(proj, stdin=True)
+    assert session.run().summary.startswith("1 passed")
+
+    write(proj / "pkg" / "mod.py", "import os\n" + mod)
+    run = session.run()
+    assert run.has(
+        f"hmr: failed to reload pkg.mod ({os.path.realpath(proj / 'pkg' / 'mod.py')}:2): "
+        "SyntaxError: from __future__ imports must occur at the beginning of the file; "
+        "the old code keeps running"
+    ), run.lines
+    assert not run.has("hmr: reloaded"), run.lines
+    session.child.send("q")
+    assert session.child.wait() == 1  # it did not load: no green end
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX only")
 def test_ctrl_c_in_a_run_ends_as_pytests_interrupted_session_and_while_waiting_as_q(
     proj: Path, watch: Callable[..., Watch]

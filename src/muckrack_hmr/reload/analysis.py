@@ -717,6 +717,28 @@ def method_texts(statement: Statement) -> dict[str, str]:
     }
 
 
+def _future_first(tree: ast.Module, filename: str, lines: list[str]) -> None:
+    """Raise the compiler's SyntaxError for a ``from __future__`` import after other code:
+    the parse alone lets it by, and the module's statements run one by one (``import os``
+    saved above ``from __future__ import annotations`` was applied, where python fails)."""
+    others = False
+    for at, node in enumerate(tree.body):
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            if others:
+                line = lines[node.lineno - 1] if node.lineno <= len(lines) else None
+                raise SyntaxError(
+                    "from __future__ imports must occur at the beginning of the file",
+                    (filename, node.lineno, node.col_offset + 1, line),
+                )
+        elif not (
+            at == 0
+            and isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            others = True  # (a docstring first is no other code)
+
+
 def summarize(
     source: bytes | str,
     filename: str,
@@ -732,6 +754,7 @@ def summarize(
     tree = ast.parse(source, filename)
     text = text_of(source) if isinstance(source, bytes) else source
     lines = text.splitlines(keepends=True)
+    _future_first(tree, filename, lines)
     known = {} if previous is None else {s.text: s for s in previous.statements}
     statements = []
     for node in tree.body:

@@ -221,7 +221,7 @@ class WatchLoop:
             if working:
                 self.report.interrupted(session)
             else:
-                self.report.hand_back(session)
+                self.report.hand_back(session, broken=len(self.hmr.reloader.failing))
         return True
 
     def _interrupt(self, signum: int, frame: object) -> None:

@@ -138,10 +138,16 @@ class Report:
         if self.collect_errors and not session.testsfailed:
             session.testsfailed = self.collect_errors
 
-    def hand_back(self, session: pytest.Session) -> None:
-        """Hand the session back to pytest: its final summary is the last run's line."""
+    def hand_back(self, session: pytest.Session, broken: int = 0) -> None:
+        """Hand the session back to pytest: its final summary is the last run's line.
+
+        Its exit code says the state the session quits in: tests failing that the last
+        run did not run again, or ``broken`` modules that do not load (the last save
+        ran no test), end with 1, not with the last run's 0."""
         self.config.option.no_summary = True
         if self.reporter is not None and hasattr(self.reporter, "_progress_nodeids_reported"):
             self.reporter._progress_nodeids_reported = set()
         if self.collect_errors and not session.testsfailed:
             session.testsfailed = self.collect_errors
+        if not session.testsfailed:
+            session.testsfailed = len(self.failing()) or broken
