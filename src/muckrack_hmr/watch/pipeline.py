@@ -629,7 +629,14 @@ class SavePipeline:
             prompt.begin()
             try:
                 self._start_events()
-            except Exception:
+            except Exception as exc:
+                if sys.is_finalizing() or (
+                    isinstance(exc, RuntimeError) and "shutdown" in str(exc)
+                ):
+                    # The program ended before its watcher began (a short script
+                    # under ``python -i``, whose prompt got its end of input): said
+                    # as a traceback at the exit, "can't create new thread".
+                    return
                 log.exception("the watcher could not start watching")
                 return
             finally:
