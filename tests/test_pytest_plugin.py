@@ -913,6 +913,33 @@ def test_commands_and_exit_code(proj: Path, watch: Callable[..., Watch]) -> None
     assert session.child.wait() == 1  # the last run failed
 
 
+def test_a_failing_test_beside_the_users_of_a_changed_fixture_stays_failing(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """A conftest save runs the tests of a file that use its fixture: the file is collected
+    again, and a failing test beside them that did not run again was forgotten (not
+    counted as failing, not re-run by ``f``, ``q`` ended green)."""
+    write(proj / "pytest.ini", "[pytest]\n")
+    conftest = "import pytest\n\n\n@pytest.fixture\ndef word():\n    return {!r}\n"
+    write(proj / "tests" / "conftest.py", conftest.format("b"))
+    write(
+        proj / "tests" / "test_ab.py",
+        "def test_a_fails():\n    assert 1 == 2\n\n\ndef test_b(word):\n    assert word == 'b'\n",
+    )
+    session = watch(proj, stdin=True)
+    a, b = "tests/test_ab.py::test_a_fails", "tests/test_ab.py::test_b"
+    assert session.run().outcomes == {a: "FAILED", b: "PASSED"}
+
+    write(proj / "tests" / "conftest.py", conftest.format("c"))
+    run = session.run()
+    assert run.outcomes == {b: "FAILED"}
+    assert run.has("hmr: watching for changes; 1 failing test(s) not re-run"), run.lines
+    session.child.send("f")
+    run = session.run()
+    assert run.has("hmr: re-running 2 failing test(s)"), run.lines
+    assert run.outcomes == {a: "FAILED", b: "FAILED"}
+
+
 def test_a_save_that_does_not_compile_for_a_future_import_below_is_a_failure(
     proj: Path, watch: Callable[..., Watch]
 ) -> None:

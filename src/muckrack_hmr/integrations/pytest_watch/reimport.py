@@ -570,6 +570,7 @@ class Reimporter:
         """
         old: dict[str, tuple[ModuleType | None, list[Definition], list[Node]]] = {}
         made_for_nodes: list[Definition] = []
+        dropped: dict[str, str] = {}  # the outcomes of the tests collected again
         defined = self.fixtures.by_module()
         for key in files:
             test_file = self.suite.files.get(key)
@@ -585,7 +586,9 @@ class Reimporter:
             old[key] = (module, defs, nodes)
             made_for_nodes.extend(made)
             for item in test_file.items:
-                self.report.outcomes.pop(item.nodeid, None)
+                outcome = self.report.outcomes.pop(item.nodeid, None)
+                if outcome is not None:
+                    dropped[item.nodeid] = outcome
             if module is not None:
                 if sys.modules.get(module.__name__) is module:
                     del sys.modules[module.__name__]
@@ -596,6 +599,13 @@ class Reimporter:
             self.suite.collect(self.session, key)
             if was_broken and key not in self.broken and key in self.suite.files:
                 self.report.line(f"hmr: {self.report.relative(key)} recovered")
+            again = self.suite.files.get(key)
+            # A test collected again keeps its outcome until it runs again (a conftest
+            # save runs the users of its fixture: a failing test beside them was
+            # forgotten, not counted, not re-run by ``f``); one that is gone, goes.
+            for item in again.items if again is not None else ():
+                if item.nodeid in dropped:
+                    self.report.outcomes.setdefault(item.nodeid, dropped[item.nodeid])
         defined = self.fixtures.by_module()
         doomed: list[Definition] = list(made_for_nodes)
         gone: list[Node] = []
