@@ -541,6 +541,12 @@ def test_editing_method_bodies_does_not_run_the_class_statement_again(
             def label(self):
                 return "{tag}-label"
 
+            # (A property's setter: one name, two methods; it made the class statement
+            # run again, its decorator and __init_subclass__ with it.)
+            @label.setter
+            def label(self, value):
+                self.given = ("{tag}", value)
+
             @staticmethod
             def helper():
                 return "{tag}-helper"
@@ -566,6 +572,8 @@ def test_editing_method_bodies_does_not_run_the_class_statement_again(
         "v2-label",
         "v2-helper",
     )
+    instance.label = 7
+    assert instance.given == ("v2", 7)
 
 
 def test_a_summary_reuses_the_analysis_of_unchanged_statements() -> None:

@@ -218,48 +218,80 @@ def _method_bodies_edit(
         return None
     assert isinstance(previous.node, ast.ClassDef)
     methods = (ast.FunctionDef, ast.AsyncFunctionDef)
-    old_methods = {m.name: m for m in previous.node.body if isinstance(m, methods)}
+    old_methods = [m for m in previous.node.body if isinstance(m, methods)]
     new_methods = [m for m in node.body if isinstance(m, methods)]
     names = [m.name for m in new_methods]
-    if len(set(names)) != len(names) or len(old_methods) != sum(
-        isinstance(m, methods) for m in previous.node.body
-    ):
-        return None  # a property with a setter, say: one name, several functions
+    if names != [m.name for m in old_methods]:
+        return None
     changed = _changed_methods(previous, statement, new_methods)
     if changed is None:
-        changed = [
-            m
-            for m in new_methods
-            if m.name in old_methods and ast.dump(m) != ast.dump(old_methods[m.name])
-        ]
+        # (Paired by place: a property's getter and setter share a name.)
+        was = {id(new): old for old, new in zip(old_methods, new_methods, strict=True)}
+        changed = [m for m in new_methods if ast.dump(m) != ast.dump(was[id(m)])]
         # Nothing but those method bodies may differ.
         rebuilt = copy.copy(node)
-        rebuilt.body = [old_methods[m.name] if m in changed else m for m in node.body]
+        rebuilt.body = [was[id(m)] if m in changed else m for m in node.body]
         if ast.dump(rebuilt) != ast.dump(previous.node):
             return None
     if not changed:
         return None
-    synthetic = copy.copy(node)  # same name: private names mangle alike
-    synthetic.bases, synthetic.keywords, synthetic.decorator_list = [], [], []
-    synthetic.body = []
+    last = {name: at for at, name in enumerate(names)}
     for method in changed:
-        synthetic.body.append(_undecorated(method))
-    fresh_class = _define_alone(synthetic, namespace, filename, flags)
-    if not isinstance(fresh_class, type):
-        return None
+        # A name several methods bind: the class holds the last (an ``@overload``
+        # stub's implementation), or a property whose accessors they are.
+        if last[method.name] != names.index(method.name) and not (
+            _accessor(method) or last[method.name] == _place(new_methods, method)
+        ):
+            return None
+    # Compiled in as few classes as the names allow (a property's getter and setter, both
+    # edited, each in its own: one class holds one function of a name).
+    batches: list[list[ast.FunctionDef | ast.AsyncFunctionDef]] = []
+    for method in changed:
+        batch = next((b for b in batches if all(m.name != method.name for m in b)), None)
+        if batch is None:
+            batches.append(batch := [])
+        batch.append(method)
+    made: dict[int, object] = {}
+    for batch in batches:
+        synthetic = copy.copy(node)  # same name: private names mangle alike
+        synthetic.bases, synthetic.keywords, synthetic.decorator_list = [], [], []
+        synthetic.body = [_undecorated(method) for method in batch]
+        fresh_class = _define_alone(synthetic, namespace, filename, flags)
+        if not isinstance(fresh_class, type):
+            return None
+        made.update((id(method), fresh_class.__dict__.get(method.name)) for method in batch)
     pairs = []
     for method in changed:
         member = cls.__dict__.get(method.name)
         if isinstance(member, staticmethod | classmethod):
             member = member.__func__
         elif isinstance(member, property):
-            member = member.fget
+            member = getattr(member, _accessor(method) or "fget")
         target = original_function(member, method.name, filename)
-        fresh = fresh_class.__dict__.get(method.name)
+        fresh = made.get(id(method))
         if target is None or not _fits(fresh, target):
             return None
         pairs.append((target, fresh))
     return pairs
+
+
+def _accessor(method: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """Which accessor of a property ``method`` is: ``fget`` (``@property``), ``fset``
+    (``@name.setter``), ``fdel`` (``@name.deleter``); None for another method."""
+    for decorator in method.decorator_list:
+        if isinstance(decorator, ast.Name) and decorator.id == "property":
+            return "fget"
+        if (
+            isinstance(decorator, ast.Attribute)
+            and isinstance(decorator.value, ast.Name)
+            and decorator.value.id == method.name
+        ):
+            return {"setter": "fset", "deleter": "fdel"}.get(decorator.attr)
+    return None
+
+
+def _place(methods: list[ast.FunctionDef | ast.AsyncFunctionDef], method: ast.stmt) -> int:
+    return next(at for at, each in enumerate(methods) if each is method)
 
 
 def _changed_methods(
