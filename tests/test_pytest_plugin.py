@@ -1484,6 +1484,37 @@ def package_project(proj: Path) -> Path:
 
 
 @pytest.mark.skipif(not BY_EXECUTION, reason="sys.monitoring: Python 3.12+")
+def test_a_value_named_only_in_a_comment_of_a_test_file_does_not_run_it(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """A module value edited runs the tests that read it, and the test files that spell
+    its name: one that named it in a comment ran whole (inflect's ``mill``: 233 tests of
+    300 for 28)."""
+    write(proj / "pytest.ini", "[pytest]\npythonpath = .\n")
+    write(proj / "pkg" / "__init__.py", "")
+    write(
+        proj / "pkg" / "m.py",
+        "LIMIT = 5\n\n\ndef cap(x):\n    return min(x, LIMIT)\n\n\ndef other():\n    return 1\n",
+    )
+    write(
+        proj / "tests" / "test_cap.py",
+        "import pkg.m\n\n\ndef test_cap():\n    assert pkg.m.cap(9) == 5\n",
+    )
+    others = "".join(
+        f"\n\ndef test_other_{i}():\n    assert pkg.m.other() == 1\n" for i in range(5)
+    )
+    write(proj / "tests" / "test_other.py", f"import pkg.m\n\n# nothing here uses LIMIT\n{others}")
+    session = watch(proj, stdin=True)
+    assert session.run().summary.startswith("6 passed")
+
+    write(
+        proj / "pkg" / "m.py", (proj / "pkg" / "m.py").read_text().replace("LIMIT = 5", "LIMIT = 6")
+    )
+    run = session.run()
+    assert run.outcomes == {"tests/test_cap.py::test_cap": "FAILED"}, run.lines
+
+
+@pytest.mark.skipif(not BY_EXECUTION, reason="sys.monitoring: Python 3.12+")
 def test_tests_are_selected_by_the_functions_they_executed(
     proj: Path, watch: Callable[..., Watch], core_env: dict[str, str]
 ) -> None:

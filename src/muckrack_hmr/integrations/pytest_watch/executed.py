@@ -513,18 +513,48 @@ class Executed:
         for name in modules:
             reach.update(self.hmr.dependents_of(name, transitive=True))
         found = set()
+        wanted = {name.encode() for name in names}
         for key, test_file in self.suite.files.items():
             if test_file.module_name() not in reach:
                 continue
-            try:
-                with open(key, "rb") as handle:
-                    spelled = set(_IDENTIFIER.findall(handle.read()))
-            except OSError:
-                found.add(key)
-                continue
-            if any(name.encode() in spelled for name in names):
+            spelled = _spelled_in(key)
+            if spelled is None or not wanted.isdisjoint(spelled):
                 found.add(key)
         return found
+
+
+# path -> ((mtime_ns, size), the identifiers its code spells, outside its comments)
+_SPELLED: dict[str, tuple[tuple[int, int], frozenset[bytes]]] = {}
+
+
+def _spelled_in(path: str) -> frozenset[bytes] | None:
+    """The identifiers a test file spells in its code and strings, not in its comments (a
+    comment that names ``LIMIT`` ran the whole file for each edit of it); None when the
+    file cannot be read.  Kept per version of the file."""
+    import os
+    import tokenize
+
+    try:
+        stat = os.stat(path)
+        version = (stat.st_mtime_ns, stat.st_size)
+        kept = _SPELLED.get(path)
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        with open(path, "rb") as handle:
+            source = handle.read()
+    except OSError:
+        return None
+    try:
+        parts = [
+            token.string.encode()
+            for token in tokenize.tokenize(iter(source.splitlines(keepends=True)).__next__)
+            if token.type not in (tokenize.COMMENT, tokenize.ENCODING)
+        ]
+        spelled = frozenset(_IDENTIFIER.findall(b" ".join(parts)))
+    except (tokenize.TokenError, SyntaxError, UnicodeDecodeError):
+        spelled = frozenset(_IDENTIFIER.findall(source))  # (as it is: every word counts)
+    _SPELLED[path] = (version, spelled)
+    return spelled
 
 
 def _rebound_within(source: bytes, edit: Edit) -> bool:
