@@ -681,6 +681,24 @@ def test_unloading_leaves_no_thread_of_ours(kernel: Kernel, kernel_project: Path
     assert kernel.ok(ours).stdout.splitlines()[-1] == "[]"
 
 
+def test_a_save_made_while_unloaded_applies_at_the_next_load(
+    kernel: Kernel, kernel_project: Path
+) -> None:
+    """``%unload_ext``, a save, ``%load_ext``: the file as it was at the load was taken for
+    the code that runs, and the save was lost for good, silently.  It applies at the load,
+    as a save does (the module's state kept)."""
+    mod = write(kernel_project / "mod.py", "STATE = []\n\n\ndef f():\n    return 'old'\n")
+    kernel.ok("import mod\nmod.STATE.append(1)")
+    kernel.ok("%unload_ext muckrack_hmr")
+    save_atomically(mod, "STATE = []\n\n\ndef f():\n    return 'new'\n")
+    loaded = kernel.ok("%load_ext muckrack_hmr")
+    assert "hmr: reloaded mod" in loaded.stdout, loaded
+    assert kernel.ok("print(mod.f(), mod.STATE)").stdout.splitlines()[-1] == "new [1]"
+    # And the saves after it, as ever.
+    _save(kernel, mod, "STATE = []\n\n\ndef f():\n    return 'newer'\n")
+    assert kernel.ok("print(mod.f(), mod.STATE)").stdout.splitlines()[-1] == "newer [1]"
+
+
 def test_a_forced_reload_while_off_applies_only_its_module(
     kernel: Kernel, kernel_project: Path
 ) -> None:

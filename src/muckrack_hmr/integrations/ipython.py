@@ -585,6 +585,9 @@ def load(shell: Shell) -> HMRExtension:
     # the watcher compares a save with, and their sources are kept if still as
     # they were.  Classified later (at the next cell), a save made meanwhile would
     # be taken for what runs, and never applied.
+    for root in _roots_unloaded:
+        hmr.project.add_root(root)  # (the folders watched before %unload_ext)
+    _roots_unloaded.clear()
     if any(module != "__main__" for module in hmr.tracked_modules()):
         hmr.remember_sources()
     loaded = HMRExtension(shell, hmr, installed)
@@ -593,6 +596,7 @@ def load(shell: Shell) -> HMRExtension:
     # A folder the notebook put on ``sys.path`` before this (``sys.path.append("../src")``
     # in the first cell) is followed as one put there later is.
     loaded.follow_the_notebook(since_start=True)
+    _catch_up(loaded)
     if loaded.watcher is None:
         print(f"{_PREFIX}a watcher runs already: it applies saves on its thread, not between cells")
     return loaded
@@ -605,4 +609,45 @@ def unload(shell: Shell) -> None:
     loaded = _loaded.pop()
     loaded.stop()
     if loaded.installed and tracking.active() is loaded.hmr:
+        # What each module runs, for a %load_ext again: a save made meanwhile is applied
+        # then (its file as it was at the load was taken for the code that runs).
+        hmr = loaded.hmr
+        _roots_unloaded[:] = hmr.project.roots
+        _ran_unloaded.clear()
+        _ran_unloaded.update(
+            (name, (id(module), source))
+            for name in hmr.tracked_modules()
+            if (module := sys.modules.get(name)) is not None
+            and (source := hmr.sources.ran(name)) is not None
+        )
         tracking.uninstall()
+
+
+# What the extension unloaded last knew: its roots, and each module's (id, source it ran).
+_roots_unloaded: list[str] = []
+_ran_unloaded: dict[str, tuple[int, bytes]] = {}
+
+
+def _catch_up(loaded: HMRExtension) -> None:
+    """``%load_ext`` after ``%unload_ext``: the modules saved meanwhile run their files'
+    code now, each edit applied as a save is (incrementally, the state kept)."""
+    ran = dict(_ran_unloaded)
+    _ran_unloaded.clear()
+    hmr = loaded.hmr
+    changed = []
+    for name, (identity, source) in ran.items():
+        module = sys.modules.get(name)
+        filename = _file_of(module)
+        if module is None or id(module) != identity or not isinstance(filename, str):
+            continue
+        try:
+            with open(filename, "rb") as handle:
+                now = handle.read()
+        except OSError:
+            continue
+        if now != source and hmr.tracker.is_tracked(name):
+            hmr.sources.remember(name, source)
+            changed.append(name)
+    if changed:
+        hmr.reloader.reload_result(changed)
+        loaded.log.show()
