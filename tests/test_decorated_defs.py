@@ -599,3 +599,27 @@ def test_a_registration_whose_key_was_edited_leaves_no_old_key(project: Project,
     assert not hmr.reload("plugs").failed
     assert plugs.Foo is foo
     assert ({"alpha2": alpha}, {"foo2": foo}) == (keyed.PLUGINS, keyed.CLASSES)
+
+
+def test_a_decorated_def_put_back_is_the_function_its_registry_holds(
+    project: Project, hmr: Any
+) -> None:
+    """A decorated ``def`` deleted, then put back (an undo): its decorator registered a new
+    function beside the one it held, and the name went back to the old one, so the
+    registry's entry was never reached by later edits."""
+    project.write("plugins.py", PLUGINS)
+    head = "from plugins import handler\n\n\n"
+    kept = '@handler("start")\ndef on_start():\n    return "{tag}"\n'
+    project.write("app.py", head + kept.format(tag="v1"))
+    plugins, app = fresh(hmr, "plugins", "app")
+    on_start = app.on_start
+
+    project.write("app.py", head)  # deleted: what it registered stays (documented)
+    assert not hmr.reload("app").failed
+    for tag in ("v1", "v2"):  # put back, then its body edited
+        project.write("app.py", head + kept.format(tag=tag))
+        assert not hmr.reload("app").failed
+        assert app.on_start is on_start
+        assert [(event, f(), f is on_start) for event, f in plugins.HANDLERS] == [
+            ("start", tag, True)
+        ]

@@ -1323,3 +1323,68 @@ def test_bottle_a_route_moved_renamed_or_deleted_leaves_no_old_rule(
             assert len(app.routes) == 2, [route.rule for route in app.routes]
     finally:
         integrations.deactivate()
+
+
+BOTTLE_ORDERED = """\
+from bottle import Bottle
+
+app = Bottle()
+
+
+@app.route("/items/<item_id:int>")
+def by_id({params}):
+    return "by_id {{}}".format(item_id)
+
+
+@app.route("/items/<name>")
+def by_name(name):
+    return "by_name " + name
+{keep}"""
+
+BOTTLE_KEEP = """
+
+@app.route("/keep")
+def keep():
+    return "{tag}"
+"""
+
+
+def test_bottle_a_route_edited_keeps_its_place_and_one_put_back_stays(
+    project: Project, hmr: Any
+) -> None:
+    """Bottle tries its dynamic rules in order: a signature edit put ``/items/<item_id:int>``
+    last, and ``/items/<name>`` answered ``/items/5``.  A view deleted and put back (an
+    undo) was dropped again by the next edit of another view, and the route of the view
+    put back held a function later edits did not reach."""
+    from muckrack_hmr import integrations
+
+    pytest.importorskip("bottle")
+    integrations.activate(hmr)
+
+    def views(params: str = "item_id", keep: str | None = "v1") -> str:
+        more = BOTTLE_KEEP.format(tag=keep) if keep else ""
+        return BOTTLE_ORDERED.format(params=params, keep=more)
+
+    try:
+        project.write("bottle_ordered.py", views())
+        module = importlib.import_module("bottle_ordered")
+        hmr.remember_sources()
+        app = module.app
+        assert _bottle_get(app, "/items/5") == ("200", b"by_id 5")
+        for source, keep in (
+            (views("item_id, fmt='d'"), b"v1"),  # its signature: its place kept
+            (views("item_id, fmt='d'", keep=None), None),  # keep deleted
+            (views("item_id, fmt='d'"), b"v1"),  # put back
+            (views("item_id"), b"v1"),  # another view's edit
+            (views("item_id", keep="v2"), b"v2"),  # keep's body: its route runs it
+        ):
+            project.write("bottle_ordered.py", source)
+            assert not hmr.reload("bottle_ordered").failed
+            assert _bottle_get(app, "/items/5") == ("200", b"by_id 5")
+            assert _bottle_get(app, "/items/x") == ("200", b"by_name x")
+            if keep is None:
+                assert _bottle_get(app, "/keep")[0] == "404"
+            else:
+                assert _bottle_get(app, "/keep") == ("200", keep)
+    finally:
+        integrations.deactivate()

@@ -101,13 +101,37 @@ def forget_old_routes(name: str) -> None:
         if id(callback) in again or _gone(callback, namespace):
             stale.setdefault(id(app), (app, []))[1].append(route)
     for app, routes in stale.values():
-        _take_away(app, routes)
+        fresh = [route for each, route in added if each is app]
+        _rebuild(app, _in_place(getattr(app, "routes", []), routes, fresh))
         log.debug(
             "dropped %d old Bottle route(s) of %s: %s",
             len(routes),
             name,
             ", ".join(f"{getattr(r, 'method', '?')} {getattr(r, 'rule', '?')}" for r in routes),
         )
+
+
+def _in_place(routes: list[object], stale: list[object], fresh: list[object]) -> list[object]:
+    """``routes`` without ``stale``, the ``fresh`` routes of a function where its first
+    stale one was: Bottle tries its dynamic rules in order (a signature edit moved
+    ``/items/<item_id:int>`` after ``/items/<name>``, which answered in its place)."""
+    gone = {id(route) for route in stale}
+    by_callback: dict[int, list[object]] = {}
+    for route in fresh:
+        by_callback.setdefault(id(getattr(route, "callback", None)), []).append(route)
+    placed: set[int] = set()
+    order: list[object] = []
+    for route in routes:
+        callback = id(getattr(route, "callback", None))
+        if id(route) in gone:
+            if callback in by_callback and callback not in placed:
+                placed.add(callback)
+                order.extend(by_callback[callback])
+            continue
+        if callback in placed and any(route is each for each in by_callback[callback]):
+            continue  # (put in its old one's place already)
+        order.append(route)
+    return order
 
 
 def _gone(callback: object, namespace: dict[str, object]) -> bool:
@@ -124,7 +148,11 @@ def _gone(callback: object, namespace: dict[str, object]) -> bool:
 def _take_away(app: object, routes: list[object]) -> None:
     """Drop ``routes`` from ``app``, and make its router again from the routes left."""
     gone = {id(route) for route in routes}
-    kept = [route for route in getattr(app, "routes", []) if id(route) not in gone]
+    _rebuild(app, [route for route in getattr(app, "routes", []) if id(route) not in gone])
+
+
+def _rebuild(app: object, kept: list[object]) -> None:
+    """``app`` routes ``kept``, in that order: its router made again from them."""
     old = getattr(app, "router", None)
     if old is None:
         return
@@ -132,7 +160,7 @@ def _take_away(app: object, routes: list[object]) -> None:
     # (Filters the program added: ``app.router.add_filter("slug", ...)``.)
     router.filters.update(getattr(old, "filters", {}))
     for route in kept:
-        router.add(route.rule, route.method, route, name=route.name)
+        router.add(route.rule, route.method, route, name=route.name)  # type: ignore[attr-defined]
     # In place: an app sets each attribute once (its ``__setattr__`` refuses another).
     vars(old).update(vars(router))
     app.routes[:] = kept  # type: ignore[attr-defined]

@@ -1687,6 +1687,7 @@ def plan_and_run(
     *,
     classes_kept: Mapping[str, frozenset[str]] | None = None,
     again: Collection[int] = (),
+    gone: Mapping[str, object] | None = None,
 ) -> Changes:
     """Run what must run again in ``namespace``; the caller restores it on StatementError.
 
@@ -1694,7 +1695,9 @@ def plan_and_run(
     same object twice when its source did not change).  ``incoming``
     is :func:`translate_incoming`'s answer.  ``before_first`` runs once, just
     before the first statement (the pre-reload hooks).  The new statements at the
-    positions ``again`` run again as if edited.
+    positions ``again`` run again as if edited.  ``gone``: the functions and classes
+    of names an earlier edit removed (a decorated ``def`` put back hands its
+    decorators the one it made then).
     """
     old, new = summaries
     edited, moved, removed = match_statements(old, new)
@@ -1924,7 +1927,7 @@ def plan_and_run(
             # start has there, not from the one the last run left.
             _run_statement(new.statements[earlier], namespace, filename, flags, changes)
             changes.executed += 1
-        live = live_function(statement, (old, new), namespace, filename)
+        live = live_function(statement, (old, new), namespace, filename, gone)
         note_run(binds)
         if several:
             _note_defs_again(statement, old, new, several, edited=edited[index], was=moved[index])

@@ -26,7 +26,7 @@ import gc
 import inspect
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .analysis import ModuleSummary, Statement
 from .body_edits import StatementError, compile_one, original_function
@@ -136,6 +136,7 @@ def live_function(
     summaries: tuple[ModuleSummary, ModuleSummary],
     namespace: dict[str, object],
     filename: str,
+    gone: Mapping[str, object] | None = None,
 ) -> types.FunctionType | None:
     """The function the previous run of this decorated ``def`` made, if it is known.
 
@@ -153,9 +154,14 @@ def live_function(
     if not _defined_once(new, node.name):
         return None
     was = node.name if _defined_once(old, node.name) else _renamed_from(node, old, new)
-    if was is None:
+    if was is not None:
+        live = original_function(namespace.get(was), was, filename)
+    elif gone and not any(node.name in statement.binds for statement in old.statements):
+        # Put back after an edit removed it (an undo): the function it made then, which
+        # the program's registries held, takes it again, and the decorators get it.
+        live = original_function(gone.get(node.name), node.name, filename)
+    else:
         return None
-    live = original_function(namespace.get(was), was, filename)
     if live is None:
         return None
     # A ``def`` that became an ``async def`` (or back) makes a new object, as

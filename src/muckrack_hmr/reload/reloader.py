@@ -1754,6 +1754,7 @@ class Reloader:
                     before_first,
                     classes_kept=translate_kept_classes(bindings, changes),
                     again=self._optional_found.pop(name, frozenset()),
+                    gone=self._removed.get(name),
                 )
             except StatementError as error:
                 # Callbacks the failed run registered (it had none before): they go with it.
