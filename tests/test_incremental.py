@@ -2790,3 +2790,35 @@ def test_a_module_holding_a_proxy_whose_class_raises_reloads(
     project.write("lazy.py", _LAZY.format(m=2, f=2))
     assert hmr.reload("lazy").reloaded == ["lazy"]
     assert (instance.m(), lazy.f()) == (2, 2)
+
+
+def test_a_future_import_added_or_taken_away_runs_every_statement_as_it_compiles_now(
+    project: Project, hmr: Any
+) -> None:
+    """``from __future__ import annotations`` taken away: the defs, whose text did not
+    change, kept string annotations, and one whose annotation names nothing "reloaded"
+    fine where a fresh start raises.  Each statement compiles to other code: it runs."""
+    body = "STATE = []\n\n\ndef g(x: int) -> str:\n    return str(x)\n{more}"
+    future = "from __future__ import annotations\n\n"
+    project.write("annotated.py", future + body.format(more=""))
+    (annotated,) = fresh(hmr, "annotated")
+    g = annotated.g
+    assert g.__annotations__ == {"x": "int", "return": "str"}
+
+    project.write("annotated.py", body.format(more=""))
+    assert not hmr.reload("annotated").failed
+    assert annotated.g is g
+    assert g.__annotations__ == {"x": int, "return": str}  # as a fresh start has them
+
+    project.write(
+        "annotated.py", future + body.format(more="\n\ndef f(x: Undefined) -> int:\n    return 1\n")
+    )
+    assert not hmr.reload("annotated").failed
+    assert g.__annotations__ == {"x": "int", "return": "str"}
+    project.write(
+        "annotated.py", body.format(more="\n\ndef f(x: Undefined) -> int:\n    return 1\n")
+    )
+    failed = hmr.reload("annotated").failed
+    assert list(failed) == ["annotated"]
+    assert "Undefined" in str(failed["annotated"])
+    assert g.__annotations__ == {"x": "int", "return": "str"}  # the old code runs on

@@ -1701,6 +1701,13 @@ def plan_and_run(
     """
     old, new = summaries
     edited, moved, removed = match_statements(old, new)
+    recompiled = old is not new and _future_flags(old) != _future_flags(new)
+    if recompiled:
+        # ``from __future__ import annotations`` added or taken away: each statement
+        # compiles to other code (its annotations evaluated, or not), and runs, as in a
+        # fresh start, where a def whose annotation names nothing raises.
+        edited = [True] * len(new.statements)
+        moved = [None] * len(new.statements)
     values, behaviors, rewrapped = set(incoming[0]), set(incoming[1]), set(incoming[2])
     # A dependent that follows a change runs the same statements: none is edited.
     several = frozenset() if old is new else _shared_def_names(old) | _shared_def_names(new)
@@ -1836,7 +1843,7 @@ def plan_and_run(
             )
             changes.applied = True
             continue
-        if edited[index] and not (rebinds or inputs_changed):
+        if edited[index] and not (rebinds or inputs_changed or recompiled):
             try:
                 pairs = in_place_edit(statement, old, namespace, filename, flags, several=several)
             except StatementError:
