@@ -521,6 +521,7 @@ def test_hmr_magic(kernel: Kernel, kernel_project: Path, tmp_path: Path) -> None
     _save(kernel, mod, "import conf\n\n\ndef f():\n    return 'newer'\n")
     applied = kernel.ok("%hmr reload\nprint(mod.f())")
     assert "hmr: reloaded mod" in applied.stdout, applied
+    assert "nothing changed" not in applied.stderr, applied  # (it said both)
     assert applied.stdout.splitlines()[-1] == "newer"
     kernel.ok("%hmr on")
     # A word it does not know is said to be one, before the usage.

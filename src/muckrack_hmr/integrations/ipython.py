@@ -466,11 +466,12 @@ class HMRExtension:
     def reload_changed(self) -> None:
         """``%hmr reload``: apply what changed on disk since the code that runs, in every
         tracked module (saves the watcher has not seen, or saves held by ``%hmr off``)."""
-        if self._saves:
+        held = bool(self._saves)
+        if held:
             self.apply()
         names = [name for name in self.hmr.tracked_modules() if name != "__main__"]
         result = self.hmr.reloader.reload_result(names)
-        if not result.reloaded and not result.failed:
+        if not result.reloaded and not result.failed and not held:
             print(
                 f"{_PREFIX}nothing changed on disk since the code that runs "
                 "(%hmr reload NAME runs a module again whole)",
