@@ -234,16 +234,7 @@ def run_on_live(
         done = patch_function_now(module, live, fresh)
         if done is None:
             return fresh
-        if live.__name__ != fresh.__name__:  # renamed: the live function takes the new name
-            names = (live.__name__, live.__qualname__)
-            live.__name__, live.__qualname__ = fresh.__name__, fresh.__qualname__
-            report, revert = done
-
-            def undo(revert: Callable[[], None] = revert) -> None:
-                live.__name__, live.__qualname__ = names
-                revert()
-
-            done = (report, undo)
+        # (Renamed: the patch gives it the new ``__name__`` and ``__qualname__`` too.)
         patched.append(done)
         adopted = True
         _decorated.again.append(live)
