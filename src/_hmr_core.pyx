@@ -20,7 +20,8 @@ from cpython.exc cimport PyErr_SetFromErrnoWithFilenameObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.pythread cimport PyThread_get_thread_ident
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memset, strcmp
+from libc.string cimport memcmp, memset, strcmp
+from cpython.unicode cimport PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND
 
 cdef extern from "Python.h":
     PyObject* PyImport_GetModuleDict()
@@ -557,6 +558,33 @@ cdef dict _NONE_YET = {}
 cdef object _MISSING = object()
 # Items per waiting import statement in the graph's flat list (see the twin).
 cdef Py_ssize_t _FIELDS = 6
+
+
+cdef bint _spells_one(object text, list parts) except -1:
+    """Does ``text`` hold one of ``parts`` (str)?  None holds "None" (as the twin reads
+    it); a str of one byte a character is searched here, without a call a part."""
+    cdef Py_ssize_t n, m, i
+    cdef const unsigned char* data
+    cdef const unsigned char* wanted
+    if text is None:
+        text = "None"
+    elif type(text) is not str:
+        text = str(text)
+    n = PyUnicode_GET_LENGTH(text)
+    for part in parts:
+        m = PyUnicode_GET_LENGTH(part)
+        if m > n:
+            continue
+        if PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND or PyUnicode_KIND(part) != PyUnicode_1BYTE_KIND:
+            if (<str>part) in <str>text:
+                return True
+            continue
+        data = <const unsigned char*>PyUnicode_DATA(text)
+        wanted = <const unsigned char*>PyUnicode_DATA(part)
+        for i in range(n - m + 1):
+            if data[i] == wanted[0] and memcmp(data + i, wanted, m) == 0:
+                return True
+    return False
 # The first item of a module's record of several statements importing one name,
 # then level and fromlist of each (see the twin): one flat tuple.
 cdef str _MANY = "\0several statements"
@@ -1892,6 +1920,37 @@ cdef class ImportTracker:
                 queue[0:total] = kept
             self._apply(picked)
         return chosen
+
+    def pending_importers_of(self, parts):
+        """The importers of the waiting imports that may make one of a module whose
+        name's last part is one of ``parts`` (see the twin); none recorded."""
+        cdef list queue = self.graph._pending
+        cdef list wanted = [part for part in parts if type(part) is str and part]
+        cdef set found = set()
+        cdef Py_ssize_t total = (len(queue) // _FIELDS) * _FIELDS, at = 0
+        cdef object name, fromlist, level, other
+        if not wanted:
+            return found
+        while at < total:
+            name = queue[at + 2]
+            fromlist = queue[at + 3]
+            if fromlist is not None and type(fromlist) is not str:
+                found.add(queue[at])  # not names: kept as it came
+            elif _spells_one(name, wanted) or _spells_one(fromlist, wanted):
+                found.add(queue[at])
+            elif not name or type(name) is not str:
+                # ``from . import x``: the module is the package (or one above it).
+                other = queue[at + 1]
+                if other is not None and _spells_one(other, wanted):
+                    found.add(queue[at])
+            else:
+                level = queue[at + 4]
+                if level == -1:  # ``importlib.import_module``: the module it gave
+                    other = queue[at + 5]
+                    if other is None or _spells_one(other, wanted):
+                        found.add(queue[at])
+            at += _FIELDS
+        return found
 
     cdef _make_waiting_nodes(self):
         cdef list modules = self.graph._waiting_modules

@@ -872,6 +872,57 @@ def test_recording_the_waiting_imports_of_some_modules_keeps_the_others_in_order
     assert tracker.apply_pending_of(wanted, ["X"]) == 0
 
 
+def test_the_importers_found_among_the_waiting_imports_are_every_one_the_graph_records(
+    project: Project, hmr: Any
+) -> None:
+    """A reload moments after start-up asks which waiting import statements may make an
+    edge to (or a binding from) the module it changed, by its name's last part, and
+    records only those: every form of import that makes one is found, and a module
+    that imports others alone is not."""
+    project.write("pkg/__init__.py", "")
+    project.write("pkg/sub/__init__.py", "")
+    project.write("pkg/sub/target.py", "X = 1\n")
+    project.write("pkg/sub/other.py", "Y = 1\n")
+    project.write("legacy_shim.py", "import sys\nimport pkg.sub.target\n")
+    forms = {
+        "absolute": "import pkg.sub.target\n",
+        "renamed": "import pkg.sub.target as t\n",
+        "from_it": "from pkg.sub.target import X\n",
+        "from_parent": "from pkg.sub import target\n",
+        "relative": "from . import target\n",
+        "relative_from": "from .target import X\n",
+        "dynamic": "import importlib\nM = importlib.import_module('pkg.sub.target')\n",
+        "dynamic_relative": "import importlib\nM = importlib.import_module('.target', 'pkg.sub')\n",
+        "listed": "M = __import__('pkg.sub.target', globals(), None, ['X'], 0)\n",
+        "aliased": "import legacy\n",
+    }
+    unrelated = {
+        "plain": "import pkg.sub.other\nfrom pkg.sub.other import Y\n",
+        "sibling": "from . import other\nfrom .other import Y\n",
+        "package": "import pkg.sub\n",
+    }
+    for name, source in {**forms, **unrelated}.items():
+        project.write(f"pkg/sub/{name}.py", source)
+    importlib.import_module("legacy_shim")
+    sys.modules["legacy"] = sys.modules["pkg.sub.target"]  # a renamed module's shim
+    try:
+        for name in [*forms, *unrelated]:
+            importlib.import_module(f"pkg.sub.{name}")
+        tracker, graph = hmr.tracker, hmr.tracker.graph
+        assert graph.pending
+        found = tracker.pending_importers_of({"target", "legacy"})
+        assert found >= {f"pkg.sub.{name}" for name in forms}
+        assert found.isdisjoint(f"pkg.sub.{name}" for name in unrelated)
+        # (Names in a list, kept as they came, are not read: that one is always found.)
+        assert tracker.pending_importers_of({"nothing_spells_this"}) == {"pkg.sub.listed"}
+        assert graph.pending  # none recorded
+        tracker.apply_pending()
+        importers = set(graph.dependents_of("pkg.sub.target"))
+        assert importers - {"legacy_shim"} == {f"pkg.sub.{name}" for name in forms}
+    finally:
+        del sys.modules["legacy"]
+
+
 def test_a_star_import_of_a_package_that_star_imports_follows_the_module(
     project: Project, hmr: Any
 ) -> None:

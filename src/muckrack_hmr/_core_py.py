@@ -26,6 +26,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from itertools import compress, repeat
+from operator import eq, itemgetter, not_
 from types import CodeType, ModuleType, TracebackType
 from typing import TYPE_CHECKING, cast
 
@@ -71,6 +73,8 @@ Globals = Mapping[str, object]
 # One waiting import statement: importer, package, name, fromlist, level, target,
 # side by side in the graph's flat list of them (see DependencyGraph._pending).
 _FIELDS = 6
+# The fromlists a waiting statement holds that are none or names (see ImportTracker._wait).
+_PLAIN_FROMLISTS = frozenset((str, type(None)))
 
 # What the import-statement cache holds for an importer that is not project
 # code.  A distinct object, so one dict lookup answers "unknown, untracked or
@@ -628,6 +632,25 @@ def _package_of(globals: Globals) -> str | None:
                 return None
             package = name if "__path__" in globals else name.rpartition(".")[0]
     return package if isinstance(package, str) else None
+
+
+def _spelling(joined: str, part: str) -> list[int]:
+    """The indices of the lines of ``joined`` (texts joined by newlines) that hold
+    ``part`` (no newline): one search, in C, and a count of the lines between two
+    finds."""
+    found: list[int] = []
+    index = line = 0  # the line that starts at ``line`` is the index-th
+    at = joined.find(part)
+    while at >= 0:
+        index += joined.count("\n", line, at)
+        found.append(index)
+        end = joined.find("\n", at + len(part))
+        if end < 0:
+            break
+        index += 1
+        line = end + 1
+        at = joined.find(part, line)
+    return found
 
 
 class DependencyGraph:
@@ -1327,6 +1350,53 @@ class ImportTracker:
             queue[0:0] = kept
             self._apply(picked)
         return len(chosen)
+
+    def pending_importers_of(self, parts: Iterable[str]) -> set[str]:
+        """The importers of the waiting imports that may make one of a module whose
+        name's last part is one of ``parts`` (an edge to it, a binding from it): a
+        statement spells it where its module is named (its name; its package, for
+        ``from . import``; the module ``importlib.import_module`` gave), or in the
+        names it imports, or it imports something else than names.  More than
+        those, never fewer; none recorded.
+
+        A reload moments after start-up asks for the importers of the module it
+        changed: it looks at those few, not at every module imported.  (The
+        statements are read in C: at 5,000 modules, 28,000 of them wait.)
+        """
+        parts = [part for part in parts if part]
+        queue = self.graph._pending
+        with self.lock:  # (its front is taken only under the lock; others append)
+            end = len(queue) // _FIELDS * _FIELDS
+            if not end or not parts:
+                return set()
+            importers = cast("list[str]", queue[0:end:_FIELDS])
+            names = cast("list[str]", queue[2:end:_FIELDS])
+            fromlists, levels = queue[3:end:_FIELDS], queue[4:end:_FIELDS]
+            packages, targets = queue[1:end:_FIELDS], queue[5:end:_FIELDS]
+        found: set[int] = set()
+        try:
+            spelled = "\n".join(names)
+        except TypeError:  # (a name that is no str: never from an import statement)
+            spelled = "\n".join(map(str, names))
+        imported = "\n".join(map(str, fromlists))  # (None: "None")
+        for part in parts:
+            found.update(_spelling(spelled, part), _spelling(imported, part))
+        # ``from . import x``, ``from .. import x``: the module is the package (or one
+        # above it); ``importlib.import_module``: the module it gave.
+        numbers = range(len(names))
+        relative = list(compress(numbers, map(not_, names)))
+        dynamic = list(compress(numbers, map(eq, levels, repeat(-1))))
+        for field, chosen in ((packages, relative), (targets, dynamic)):
+            if chosen:
+                # (itemgetter of one index gives the item, of several a tuple.)
+                picked = itemgetter(*chosen)(field) if len(chosen) > 1 else (field[chosen[0]],)
+                joined = "\n".join([text if type(text) is str else "" for text in picked])
+                for part in parts:
+                    found.update(map(chosen.__getitem__, _spelling(joined, part)))
+        # A fromlist that is no str of names (``fromlist=[obj]``, kept as it came).
+        plain = map(_PLAIN_FROMLISTS.__contains__, map(type, fromlists))
+        found.update(compress(numbers, map(not_, plain)))
+        return {importers[at] for at in found}
 
     def _make_waiting_nodes(self) -> None:
         modules = self.graph._waiting_modules

@@ -12,6 +12,7 @@ import os
 import site
 import sys
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from stat import S_ISLNK
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -237,8 +238,15 @@ class ProjectFilter:
         a module of them that imports something for the first time later (``ast.walk``'s
         ``from collections import deque``, during a reload) is judged without a system
         call.  Under a reload, each one lets a thread of the program that computes
-        hold the interpreter for 20 ms."""
-        for module in loaded_modules().values():
+        hold the interpreter for 20 ms.
+
+        A project module's folder was judged as it was loaded (it has its record in
+        ``loaded``): only the others are looked at (a walk of a big start-up's
+        modules cost its first edit 5-10 ms)."""
+        modules = loaded_modules()
+        judged = set(map(itemgetter(0), dict(self.loaded).values()))
+        for name in modules.keys() - judged:
+            module = modules[name]
             try:
                 # (Not a look at an attribute: a lazy module would run.)
                 namespace = object.__getattribute__(module, "__dict__")

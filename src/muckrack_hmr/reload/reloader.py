@@ -24,13 +24,14 @@ import importlib.util
 import linecache
 import logging
 import os
-import re
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import compress, repeat
+from operator import is_
 from types import CodeType, FrameType, FunctionType, ModuleType
 from typing import TYPE_CHECKING, TypeGuard
 
@@ -39,6 +40,7 @@ from ..capture import being_written, read_steady
 from ..capture import digest as source_digest
 from ..errors import first_line, location_of, user_traceback
 from ..hooks import CASCADES, ErrorHandler, Hook, Hooks
+from ..project import loaded_modules
 from ..threads import signals_to_main_thread
 from .analysis import (
     ModuleSummary,
@@ -286,22 +288,17 @@ _NEW_OBJECT = (
 )
 
 
-def _searched(
-    searched: dict[str, bool],
-    module: str,
-    sources: SourceStore,
-    pattern: re.Pattern[bytes],
-    *,
-    exact: bool = False,
-) -> bool:
-    """Does ``module``'s source spell what ``pattern`` finds (``searched``: the answers so
-    far)?  ``exact``: a source kept compressed is read (see SourceStore.spells); else it
-    may spell it (SourceStore.may_spell), and is not searched."""
-    found = searched.get(module)
-    if found is None or (found and exact and not sources.taken_as_is(module)):
-        found = (sources.spells if exact else sources.may_spell)(module, pattern)
-        searched[module] = found
-    return found
+def _last_parts(name: str) -> set[str]:
+    """The last part of the names ``sys.modules`` holds module ``name`` under (its own,
+    and a second name: ``sys.modules["legacy"] = module``)."""
+    parts = {name.rpartition(".")[2]}
+    module = sys.modules.get(name)
+    if module is not None:
+        modules = loaded_modules()
+        # (In C: at 5,000 modules, a walk in Python cost a reload 0.3 ms.)
+        for alias in compress(modules.keys(), map(is_, modules.values(), repeat(module))):
+            parts.add(alias.rpartition(".")[2])
+    return parts
 
 
 def _nobody(module: str) -> bool:
@@ -627,13 +624,15 @@ class Reloader:
         """Like remember_sources, compressing at most ``limit`` (the watcher's idle steps)."""
         return sum(self._keep((), limit))
 
-    def _keep(self, untrusted: Iterable[str], limit: int | None) -> tuple[int, int]:
+    def _keep(
+        self, untrusted: Iterable[str], limit: int | None, *, trim: bool = True
+    ) -> tuple[int, int]:
         """(sources added, sources compressed); the tracker's record trimmed if need be."""
         with self._lock:
             added = self.sources.remember_all(untrusted)
             compressed = self.sources.compress(limit) if limit != 0 else 0
         loaded = len(getattr(self.sources.project, "loaded", ()))
-        if loaded != self._trimmed_at:
+        if loaded != self._trimmed_at and trim:
             # Modules were imported since the last look: what the tracker
             # recorded of their top-level imports is no longer needed.
             self._trimmed_at = loaded
@@ -872,7 +871,9 @@ class Reloader:
         )
         result = self._result
         first = len(result.reloaded)
-        self.remember_sources(untrusted=root_set, compress=False)
+        # (Not the trim of the tracker's record: memory alone, a walk of every module
+        # imported, which the program's idle time does.)
+        self._keep(root_set, 0, trim=False)
         positions: dict[str, tuple[int, int]] | None = None
 
         def position(name: str) -> tuple[int, int]:
@@ -1264,32 +1265,38 @@ class Reloader:
         settle = True
         pending = set(sources.mentions.pending)  # a copy: imports add to it meanwhile
         pattern = spelling_any(changed) if pending or graph.pending else None
-        # Each module's source searched once (both steps below search the modules not
-        # indexed yet: 25 ms at 5,000 modules on the pure core, twice).
-        searched: dict[str, bool] = {}
+        users = sources.mentions.users(changed)
+        # Modules not indexed yet (imported moments ago, or the program has not
+        # been idle) that spell ``.name``: the ones that import ``name`` follow.
+        spelling: set[str] = set()
+        few = len(pending) <= _FEW
+        if pattern is not None and pending:
+            if few:
+                pool: Iterable[str] = pending
+            else:
+                # Of those, the ones that may import it: what the graph recorded, and
+                # the importers of the statements waiting that spell its name.
+                pool = pending.intersection(graph.dependents_of(name, settle=False))
+                if graph.pending:
+                    found = self.tracker.pending_importers_of(_last_parts(name))
+                    pool.update(pending.intersection(found))
+            spelling = {other for other in pool if sources.spells(other, pattern)}
         if pattern is not None and graph.pending:
             # Imports not recorded in the graph yet (moments after start-up, or
             # the program has not been idle).  Only a ``from`` import of a name
             # that changed binds it, and only a module that spells ``.name`` uses
             # it as an attribute: their imports are recorded now, the rest when
             # the program is idle, and the graph is read as it is.
-            self.tracker.apply_pending_of(
-                lambda module: _searched(searched, module, sources, pattern), changed
-            )
+            wanted = users | spelling
+            self.tracker.apply_pending_of(wanted.__contains__, changed)
             settle = False
         reached = set(graph.binders(name, changed, settle=settle))
-        if pattern is not None and pending:
-            # Modules not indexed yet (imported moments ago, or the program
-            # has not been idle): the ones that import ``name`` are searched.
-            if len(pending) <= _FEW:
-                pool = [other for other in pending if self._imports(other, name, settle)]
+        if spelling:
+            if few:
+                reached.update(other for other in spelling if self._imports(other, name, settle))
             else:
-                dependents = graph.dependents_of(name, settle=settle)
-                pool = [other for other in dependents if other in pending]
-            reached.update(
-                other for other in pool if _searched(searched, other, sources, pattern, exact=True)
-            )
-        for other in sources.mentions.users(changed):
+                reached.update(spelling.intersection(graph.dependents_of(name, settle=settle)))
+        for other in users:
             if other != name and self._imports(other, name, settle):
                 reached.add(other)
         return reached

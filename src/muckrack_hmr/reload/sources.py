@@ -29,6 +29,7 @@ import weakref
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from types import CodeType, FunctionType, ModuleType
 from typing import TYPE_CHECKING
 
@@ -503,11 +504,17 @@ class SourceStore:
             return 0  # nothing imported since the last call (entries are never removed)
         entries = list(dict(loaded).items())[self._remembered :]  # (see loaded_modules)
         self._remembered += len(entries)
+        # Nearly every one was taken at import: those are told apart in one step
+        # of sets (a walk over a big start-up's modules cost its first edit 4 ms).
+        names = map(itemgetter(0), map(itemgetter(1), entries))
+        missing = set(names).difference(self._fresh, self._kept, skip, ("__main__",))
+        if not missing:
+            return 0
         added = 0
         modules = sys.modules
         script = modules.get("__main__")
         for path, (name, baseline) in entries:
-            if name == "__main__" or name in self or baseline is None or name in skip:
+            if name not in missing or baseline is None:
                 continue  # taken at import, or not to be trusted
             if script is not None and modules.get(name) is script:
                 # The script under another name (``__mp_main__`` in a spawned worker):
@@ -521,6 +528,7 @@ class SourceStore:
             if source is None:
                 continue  # saved since its import: not the code that runs
             self.remember(name, source)
+            missing.discard(name)
             added += 1
         return added
 
@@ -721,16 +729,6 @@ class SourceStore:
             source = self.ran(module)
         except zlib.error:
             return True
-        return source is None or pattern.search(source) is not None
-
-    def taken_as_is(self, module: str) -> bool:
-        """Is the source ``module`` ran kept as it was taken (not compressed)?"""
-        return module in self._fresh
-
-    def may_spell(self, module: str, pattern: re.Pattern[bytes]) -> bool:
-        """:meth:`spells`, without decompressing: True for a source not kept as it
-        was taken (compressed, or unknown)."""
-        source = self._fresh.get(module)
         return source is None or pattern.search(source) is not None
 
     def index_mention(self, module: str) -> bool:
