@@ -2440,6 +2440,119 @@ def test_items_updated_from_their_own_value_start_again_from_the_value_above_the
     assert prep.KEEP == {"k": 1, "v": 3}
 
 
+def test_a_statement_that_runs_again_has_the_helper_a_del_took_away_after_its_run(
+    project: Project, hmr: Any
+) -> None:
+    """``def _make(): ...``, ``MADE = _make()``, ``del _make``: ``MADE`` runs again after
+    ``N`` changed, and failed (``NameError: name '_make' is not defined``), the old
+    values kept.  The def runs first, the ``del`` after, as in a fresh start."""
+    source = (
+        "N = {n}\n\ndef _make():\n    return N * 10\n\nMADE = _make()\ndel _make\n"
+        "def _other():\n    return 1\n\nKEPT = _other()\n"
+    )
+    project.write("prep.py", source.format(n=2))
+    (prep,) = fresh(hmr, "prep")
+    assert (prep.N, prep.MADE, hasattr(prep, "_make")) == (2, 20, False)
+    project.write("prep.py", source.format(n=3))
+    result = hmr.reload("prep")
+    assert (result.reloaded, result.failed) == (["prep"], {})
+    assert (prep.N, prep.MADE, hasattr(prep, "_make"), prep.KEPT) == (3, 30, False, 1)
+
+
+def test_a_save_that_fails_leaves_what_its_statements_changed_in_place_as_it_was(
+    project: Project, hmr: Any
+) -> None:
+    """``CONFIG["n"] = N``, ``SEEN.append(N)``, ``core.REGISTRY.append(N)``, ``core.FLAG =
+    N``, ``K.size = N`` ran again before a later line raised: the save was said to change
+    nothing ("the old code keeps running"), ``N`` was 2 again, but the dict, the lists
+    and the attributes held the new code's values.  They are put back; the next good
+    save applies."""
+    project.write("core.py", "REGISTRY = []\nFLAG = 0\n")
+    source = (
+        "import core\n"
+        "N = {n}\n"
+        "CONFIG = {{'n': 0}}\n"
+        "CONFIG['n'] = N\n"
+        "SEEN = []\n"
+        "SEEN.append(N)\n"
+        "core.REGISTRY.append(N)\n"
+        "core.FLAG = N\n"
+        "class K:\n"
+        "    size = 0\n"
+        "K.size = N\n"
+        "{broken}\n"
+    )
+    project.write("prep.py", source.format(n=2, broken=""))
+    core, prep = fresh(hmr, "core", "prep")
+    config, seen = prep.CONFIG, prep.SEEN
+
+    def state() -> tuple[object, ...]:
+        return (prep.N, prep.CONFIG, prep.SEEN, core.REGISTRY, core.FLAG, prep.K.size)
+
+    assert state() == (2, {"n": 2}, [2], [2], 2, 2)
+    project.write("prep.py", source.format(n=3, broken="BROKEN = 1 / 0"))
+    result = hmr.reload("prep")
+    assert list(result.failed) == ["prep"]
+    assert state() == (2, {"n": 2}, [2], [2], 2, 2)
+    assert (config, seen) == (prep.CONFIG, prep.SEEN)
+    project.write("prep.py", source.format(n=3, broken=""))
+    assert hmr.reload("prep").reloaded == ["prep"]
+    assert state()[:3] + state()[4:] == (3, {"n": 3}, [3], 3, 3)
+    assert core.REGISTRY[-1] == 3  # (appended to another module's list: again)
+
+
+def test_a_container_filled_by_a_method_starts_again_from_the_statement_that_made_it(
+    project: Project, hmr: Any
+) -> None:
+    """``LOOP = []`` then ``for i in range(N): LOOP.append(i)`` (``.extend``, ``.add``,
+    ``.setdefault``, one ``.append(N)``): run again after ``N`` changed, each added what it
+    had added (``[0, 1, 0, 1, 2]`` where a fresh start has ``[0, 1, 2]``).  They start
+    again from the statement that made the container, as ``+=`` does; an importer of it
+    takes the new one, and what another module added to it at import follows.  A
+    container made by something else (``app = App()``) is filled again as it is."""
+    source = (
+        "N = {n}\n"
+        "LOOP = []\n"
+        "for i in range(N):\n"
+        "    LOOP.append(i)\n"
+        "EXT = []\n"
+        "EXT.extend(range(N))\n"
+        "APP: list[int] = []\n"
+        "APP.append(N)\n"
+        "SEEN = set()\n"
+        "SEEN.add(N)\n"
+        "FIRST = {{}}\n"
+        "FIRST.setdefault('n', N)\n"
+        "class App:\n"
+        "    def __init__(self):\n"
+        "        self.hooks = []\n"
+        "    def append(self, hook):\n"
+        "        self.hooks.append(hook)\n"
+        "app = App()\n"
+        "app.append(N)\n"
+    )
+    project.write("prep.py", source.format(n=2))
+    project.write("plugin.py", "import prep\nfrom prep import LOOP\n\nprep.EXT.append('plugin')\n")
+    prep, plugin = fresh(hmr, "prep", "plugin")
+    app = prep.app
+    assert (
+        [0, 1],
+        [0, 1, "plugin"],
+        [2],
+        {2},
+        {"n": 2},
+    ) == (prep.LOOP, prep.EXT, prep.APP, prep.SEEN, prep.FIRST)
+    for n in (3, 1):
+        project.write("prep.py", source.format(n=n))
+        assert hmr.reload("prep").reloaded == ["prep", "plugin"]
+        assert list(range(n)) == prep.LOOP
+        assert [*range(n), "plugin"] == prep.EXT
+        assert ([n], {n}, {"n": n}) == (prep.APP, prep.SEEN, prep.FIRST)
+        assert plugin.LOOP is prep.LOOP
+        # Not a container it made: the live object, filled again.
+        assert prep.app is app
+
+
 @pytest.mark.parametrize(
     "edit",
     [("def bump():", "def bump(n=1):"), ("@tag('a')", "@tag('b')")],

@@ -1515,6 +1515,40 @@ def test_a_value_named_only_in_a_comment_of_a_test_file_does_not_run_it(
 
 
 @pytest.mark.skipif(not BY_EXECUTION, reason="sys.monitoring: Python 3.12+")
+def test_a_conftest_whose_import_read_a_changed_value_is_imported_again(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """``@pytest.fixture(params=cfg.MODES)`` and ``FIRST = cfg.MODES[0]`` in a conftest:
+    ``MODES`` edited ran no test ("none ran what changed": no test runs the conftest's
+    import), ``a`` ran the old params, and ``q`` ended 0 where a cold run fails."""
+    write(proj / "pytest.ini", "[pytest]\npythonpath = .\n")
+    write(proj / "lib" / "__init__.py", "")
+    write(proj / "lib" / "cfg.py", 'MODES = ["a", "b"]\n')
+    write(
+        proj / "tests" / "conftest.py",
+        "import pytest\n\nfrom lib import cfg\n\nFIRST = cfg.MODES[0]\n\n\n"
+        "@pytest.fixture(params=cfg.MODES)\ndef mode(request):\n    return request.param\n\n\n"
+        "@pytest.fixture\ndef first():\n    return FIRST\n",
+    )
+    write(
+        proj / "tests" / "test_mode.py",
+        "def test_mode(mode):\n    assert mode in 'ab'\n\n\n"
+        "def test_first(first):\n    assert first == 'a'\n",
+    )
+    session = watch(proj, stdin=True)
+    assert session.run().summary.startswith("3 passed")
+
+    write(proj / "lib" / "cfg.py", 'MODES = ["c", "a", "b"]\n')
+    run = session.run()
+    assert run.outcomes == {
+        "tests/test_mode.py::test_mode[c]": "FAILED",
+        "tests/test_mode.py::test_mode[a]": "PASSED",
+        "tests/test_mode.py::test_mode[b]": "PASSED",
+        "tests/test_mode.py::test_first": "FAILED",
+    }, run.lines
+
+
+@pytest.mark.skipif(not BY_EXECUTION, reason="sys.monitoring: Python 3.12+")
 def test_tests_are_selected_by_the_functions_they_executed(
     proj: Path, watch: Callable[..., Watch], core_env: dict[str, str]
 ) -> None:

@@ -17,6 +17,13 @@ from muckrack_hmr.reload.reloader import _APPLYING_SWITCH_INTERVAL
 from tests.conftest import Project, leases_tell
 from tests.subprocesses import DEADLINE
 
+# Each run of a version appends it to the state a module keeps (through a function: a
+# ``STATE.append(VERSION)`` at the top level starts again from ``STATE = []``).
+APPENDS = (
+    "STATE = []\n\ndef note(version):\n    STATE.append(version)\n\n"
+    "VERSION = {version}\nnote(VERSION)\n"
+)
+
 # Modules append their name here when they execute, so tests can see exactly
 # which modules ran, in which order.
 LOG_MODULE = "hmr_test_exec_log"
@@ -692,7 +699,7 @@ def test_a_request_held_up_after_reading_a_truncated_file_does_not_apply_it(
     for one quiet long ago, and applied it empty: the module's names went."""
     from muckrack_hmr.reload import sources
 
-    path = project.write("a.py", "STATE = []\nVERSION = 1\nSTATE.append(VERSION)\n")
+    path = project.write("a.py", APPENDS.format(version=1))
     a = importlib.import_module("a")
     hmr.remember_sources()
     state = a.STATE
@@ -706,7 +713,7 @@ def test_a_request_held_up_after_reading_a_truncated_file_does_not_apply_it(
         if len(reads) == 1:
             time.sleep(sources.SETTLE * 1.5)  # the thread waits for the interpreter
             # ... while the editor's second step lands.
-            path.write_text("STATE = []\nVERSION = 2\nSTATE.append(VERSION)\n")
+            path.write_text(APPENDS.format(version=2))
         return found
 
     monkeypatch.setattr(sources, "read_steady", held_up_read)
@@ -721,7 +728,7 @@ def test_a_request_never_applies_an_emptied_file(
     """An editor's truncate whose write is late (a loaded machine: 120-400 ms seen) looks
     quiet: the module was emptied, and its next save ran whole.  As the watcher does,
     an empty file keeps the module's code, and says so once."""
-    path = project.write("a.py", "STATE = []\nVERSION = 1\nSTATE.append(VERSION)\n")
+    path = project.write("a.py", APPENDS.format(version=1))
     a = importlib.import_module("a")
     hmr.remember_sources()
     state = a.STATE
@@ -735,7 +742,7 @@ def test_a_request_never_applies_an_emptied_file(
     assert [r.getMessage() for r in caplog.records] == [
         f"{path} is empty; a keeps running its old code"
     ]
-    path.write_text("STATE = []\nVERSION = 2\nSTATE.append(VERSION)\n")
+    path.write_text(APPENDS.format(version=2))
     assert hmr.reload_module("a")[0] == ["a"]
     assert (a.VERSION, a.STATE is state, state) == (2, True, [1, 2])
 
@@ -889,7 +896,7 @@ def test_bytes_the_watcher_judged_do_not_undo_a_later_save_the_program_applied(
     """The watcher's reload waited for the engine while the program's own
     ``reload_module`` applied a later save: the bytes it judged are older than the
     code that runs, and applying them put an old version back for a while."""
-    versions = [f"STATE = []\nVERSION = {n}\nSTATE.append(VERSION)\n" for n in range(3)]
+    versions = [APPENDS.format(version=n) for n in range(3)]
     path = project.write("a.py", versions[0])
     a = importlib.import_module("a")
     hmr.remember_sources()

@@ -138,3 +138,23 @@ def test_a_reverted_refusal_cancels_the_restart_and_ctrl_c_still_ends_it(
     lines = child.stderr_text().splitlines()
     assert lines[-1] == "KeyboardInterrupt"
     assert any(re.search(r'File "[^"]*main\.py", line \d+, in <module>', x) for x in lines)
+
+
+def test_a_module_made_a_package_restarts_the_program_with_it(proj: Path, spawn: Spawn) -> None:
+    """``utils.py`` moved to ``utils/__init__.py``: a module that becomes a package is
+    another kind of module (it has a path; its relative imports start from itself).  It
+    said a restart would load it, and ``--restart-on-refused`` never restarted."""
+    script = SCRIPT.replace("import shapes", "import utils")
+    write(proj / "main.py", script.replace("shapes.Shape.__bases__[0].__name__", "utils.which()"))
+    write(proj / "utils.py", "def which():\n    return 'module'\n")
+    child: Child = spawn(["--restart-on-refused", "main.py"], cwd=proj)
+    first = child.expect(starts("pid ")).split()
+    assert first[2] == "module"
+    (proj / "utils").mkdir()
+    write(proj / "utils" / "__init__.py", "def which():\n    return 'package'\n")
+    (proj / "utils.py").unlink()
+    child.expect(starts("hmr: restart to apply: "), stream="err")
+    line = child.expect(starts(RESTARTING), stream="err")
+    assert line.startswith(f"{RESTARTING}module made a package: "), line
+    second = child.expect(starts("pid ")).split()
+    assert (second[2], second[1] != first[1]) == ("package", True)

@@ -736,9 +736,10 @@ def test_a_module_moved_into_a_package_of_its_name_says_a_restart_loads_it(
     child = start(spawn, root)
     (root / "a").mkdir()
     os.replace(root / "a.py", root / "a" / "__init__.py")
-    line = child.expect(contains(f"hmr: {root / 'a.py'} became the package "), stream="err")
-    assert line.endswith(
-        "a keeps running its old code until a restart (a module made a package is loaded anew)"
+    line = child.expect(contains(f"{root / 'a.py'} became the package "), stream="err")
+    assert line == (
+        f"hmr: restart to apply: {root / 'a.py'} became the package {root / 'a' / '__init__.py'}"
+        " (module made a package); a keeps running the code of a.py until then"
     ), line
     assert "f=old X=1" in child.expect(starts("tick "))
 

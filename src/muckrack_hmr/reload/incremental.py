@@ -58,6 +58,7 @@ from .body_edits import (
     original_function,
     same_last_def,
 )
+from .in_place import Kept, filled_names
 from .kept_classes import kept_class_edit
 from .kinds import CACHE_WRAPPER, is_a
 from .live_defs import (
@@ -134,6 +135,8 @@ class Changes:
     and the undo of each."""
     relocated: list[tuple[types.FunctionType, types.CodeType]] = field(default_factory=list)
     """(function given new line numbers, its old code): for the undo only."""
+    kept: Kept = field(default_factory=Kept)
+    """What the statements that ran changed in place, as it was: for the undo only."""
     applied: bool = False
     """Whether anything was done to the module (statements ran, or names were removed)."""
     removed: set[str] = field(default_factory=set)
@@ -820,6 +823,7 @@ def undo_run(changes: Changes) -> None:
     for function, code in reversed(changes.relocated):
         set_code(function, code)
     changes.relocated.clear()
+    changes.kept.put_back()
 
 
 def _recording(changes: Changes) -> Callable[[types.FunctionType, types.CodeType], None]:
@@ -1100,12 +1104,43 @@ def _updated_items(node: ast.Assign) -> set[str]:
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 
 
+# What makes a container (the statement a filled one is made again from).
+_CONTAINER_DISPLAYS = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
+_CONTAINER_TYPES = frozenset(
+    ("list", "dict", "set", "bytearray", "deque", "defaultdict", "OrderedDict", "Counter")
+)
+
+
+def _makes_container(node: ast.AST, name: str) -> bool:
+    """Is ``node`` ``name = []`` (``{}``, ``set()``, ``deque()``, a comprehension...)?"""
+    if isinstance(node, ast.Assign):
+        if not any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return False
+        value: ast.expr | None = node.value
+    elif isinstance(node, ast.AnnAssign):
+        if not (isinstance(node.target, ast.Name) and node.target.id == name):
+            return False
+        value = node.value
+    else:
+        return False
+    if isinstance(value, _CONTAINER_DISPLAYS):
+        return True
+    if isinstance(value, ast.Call):
+        func = value.func
+        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        return called in _CONTAINER_TYPES
+    return False
+
+
 def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]) -> list[int]:
-    """For a statement that adds to names (``name += ...``) and runs again: the statements
-    above it that made those names' values, the last plain binding and the ones adding
-    to it after that, to run first (none for a name this run bound already, or with
-    no plain binding above)."""
-    names = _augmented(statements[index].node) - rebound
+    """For a statement that adds to names (``name += ...``, ``name.append(...)``) and runs
+    again: the statements above it that made those names' values, the last plain
+    binding and the ones adding to it after that, to run first (none for a name this
+    run bound already, or with no plain binding above; for a container filled by a
+    method, none unless that binding made it: ``X = []``, not ``app = Flask()``)."""
+    node = statements[index].node
+    augmented = _augmented(node)
+    names = (augmented | filled_names(node)) - rebound
     chain: set[int] = set()
     for name in names:
         found: list[int] = []
@@ -1113,14 +1148,33 @@ def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]
             earlier = statements[at]
             if name not in earlier.binds and name not in earlier.reads:
                 continue  # (an update reads what it updates: no walk of the statement)
-            augments = name in _augmented(earlier.node)
+            augments = name in _augmented(earlier.node) or name in filled_names(earlier.node)
             if name not in earlier.binds and not augments:
                 continue
             found.append(at)
             if name in earlier.binds and not augments:
-                chain.update(found)
+                if name in augmented or _makes_container(earlier.node, name):
+                    chain.update(found)
                 break
     return sorted(chain)
+
+
+def _deleted_since(
+    statements: list[Statement], index: int, namespace: Mapping[str, object]
+) -> list[int]:
+    """For a statement that runs again: the statements above it that bound the names it
+    reads which a ``del`` took away since (``def _make(): ...``, ``MADE = _make()``,
+    ``del _make``), to run first, as in a fresh start (the ``del`` runs again after)."""
+    found: list[int] = []
+    for name in {read.partition(".")[0] for read in statements[index].reads}:
+        if name in namespace:
+            continue
+        for at in range(index - 1, -1, -1):
+            node = statements[at].node
+            if name in statements[at].binds and not isinstance(node, ast.Delete):
+                found.append(at)
+                break
+    return found
 
 
 def _note_defs_again(
@@ -1195,6 +1249,7 @@ def _run_statement(
 ) -> None:
     """Run one top-level statement; if it raises, undo this reload's patches (StatementError)."""
     code = compile_one(statement.node, filename, flags)
+    changes.kept.before(statement.node, namespace)
     try:
         exec(code, namespace)
     except BaseException as exc:
@@ -1929,7 +1984,13 @@ def plan_and_run(
         # known once it ran (the module was missing as the statement was parsed).
         whole = dict(namespace) if index in again else None
         before = {name: namespace.get(name, _MISSING) for name in binds}
-        for earlier in _accumulated_from(new.statements, index, rebound):
+        chain = _accumulated_from(new.statements, index, rebound)
+        chain = sorted({*chain, *_deleted_since(new.statements, index, namespace)})
+        # (What the chain binds again is new as what the statement binds: ``X = []``
+        # above ``X.append(...)``, which binds nothing.)
+        made = set().union(*(new.statements[at].binds for at in chain)) - binds
+        before.update((name, namespace.get(name, _MISSING)) for name in made)
+        for earlier in chain:
             # ``V = 0`` ... ``V += f()``: the sum starts again from the value a fresh
             # start has there, not from the one the last run left.
             _run_statement(new.statements[earlier], namespace, filename, flags, changes)
@@ -1958,6 +2019,7 @@ def plan_and_run(
                 # class changed): the entry it appends again is the one it holds.
                 drop_entries_again([held], _registered_by(statement, namespace))
         changes.executed += 1
+        binds = binds | made
         if whole is not None:
             bound = {key for key, now in namespace.items() if whole.get(key, _MISSING) is not now}
             before.update((key, whole.get(key, _MISSING)) for key in bound - binds)

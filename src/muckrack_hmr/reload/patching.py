@@ -403,11 +403,9 @@ class _Patcher:
         if old.__dict__.get("__slots__") != new.__dict__.get("__slots__"):
             return _Refusal(_slots_change(new))
         if issubclass(old, Enum):
-            added = _enum_additions(old, new)
-            if added is None:
-                return _Refusal(
-                    "changed its members (removed, renamed or given new values)", ENUM_MEMBERS
-                )
+            added, moved = _enum_additions(old, new)
+            if moved is not None:
+                return _Refusal(f"changed its members ({moved})", ENUM_MEMBERS)
             if added:
                 reason = _adopt_members(old, new, added)
                 if reason is not None:
@@ -834,14 +832,20 @@ def _is_member(cls: type, key: str) -> bool:
     return key in cls.__members__ or (key.startswith("_") and key.endswith("_"))
 
 
-def _enum_additions(old: type[Enum], new: type[Enum]) -> list[str] | None:
-    """Names of members ``new`` adds to ``old``; None if it drops or changes any."""
+def _enum_additions(old: type[Enum], new: type[Enum]) -> tuple[list[str], str | None]:
+    """Names of members ``new`` adds to ``old``, and what it changed of the others (None:
+    nothing): the first member removed, made an alias or given a new value (a member
+    added above others with ``auto()`` gives them new values)."""
     fresh = new.__members__
     for name, member in old.__members__.items():
         twin = fresh.get(name)
-        if twin is None or twin.value != member.value or twin.name != member.name:
-            return None
-    return [name for name in fresh if name not in old.__members__]
+        if twin is None:
+            return [], f"{name} removed or renamed"
+        if twin.name != member.name:
+            return [], f"{name} made an alias of {twin.name}"
+        if twin.value != member.value:
+            return [], f"{name} given a new value: {member.value!r} -> {twin.value!r}"
+    return [name for name in fresh if name not in old.__members__], None
 
 
 # Flag enums keep masks of their members' bits (3.11+), which must cover the added ones.

@@ -27,6 +27,7 @@ __all__ = [
     "DJANGO_SETTINGS",
     "ENUM_CLASS",
     "ENUM_MEMBERS",
+    "MODULE_MADE_PACKAGE",
     "RUNNING_SCRIPT",
     "Refusal",
     "RefusedEdit",
@@ -51,6 +52,8 @@ DJANGO_MODEL_FIELDS = "django model fields"
 DJANGO_SETTINGS = "django settings"
 #: The script the program runs as ``__main__`` was saved.
 RUNNING_SCRIPT = "running script"
+#: A module's file became a package's ``__init__.py`` (``mod.py`` -> ``mod/__init__.py``).
+MODULE_MADE_PACKAGE = "module made a package"
 
 
 @dataclass(frozen=True)

@@ -173,15 +173,20 @@ class SavePipeline:
         self._failures = 0  # bursts in a row that hit an internal error
         #: ``fn(refusal, path)`` when the running script is saved (``--restart-on-refused``).
         self.script_refused: list[Callable[[Refusal, str], None]] = []
-        #: ``fn(refusal, path)`` when the workers refused the edit of a module this
-        #: process has not loaded (``--restart-on-refused``; see processes.supervisor).
+        #: ``fn(refusal, path)`` for an edit refused that no reload of this process
+        #: reports: the workers refused the edit of a module this process has not
+        #: loaded (see processes.supervisor), a module became a package
+        #: (``--restart-on-refused``).
         self.refused_elsewhere: list[Callable[[Refusal, str], None]] = []
         self._by_folder: dict[str, list[str]] = {}  # folder -> its module and data files
         # Trees whose files are reported as they are saved (watch_files): prefix -> suffixes.
         self._trees: dict[str, tuple[str, ...]] = {}
         self._trees_pending: list[str] = []  # not watched yet (no backend yet, or new)
         self._saves = SaveJudge(
-            hmr, data, spread=lambda: bool(getattr(self.consumer, "spreads_saves", False))
+            hmr,
+            data,
+            spread=lambda: bool(getattr(self.consumer, "spreads_saves", False)),
+            refused=self._refused_here,
         )
         #: path -> when a burst's judgement first looked at it, while it is waited for
         self._first_looks: dict[str, float] = {}
@@ -956,6 +961,10 @@ class SavePipeline:
         )
         log.warning("%s", refusal)
         for listener in list(self.script_refused):
+            listener(refusal, path)
+
+    def _refused_here(self, refusal: Refusal, path: str) -> None:
+        for listener in list(self.refused_elsewhere):
             listener(refusal, path)
 
     def _add_laggards(self, paths: dict[str, float], first: float, now: float) -> None:

@@ -19,6 +19,7 @@ from stat import S_ISLNK, S_ISREG
 from typing import TYPE_CHECKING
 
 from ..capture import being_written, changed_since, digest
+from ..reload.refusals import MODULE_MADE_PACKAGE, Refusal
 from ..reload.sources import SETTLE
 from .datafiles import DataFiles
 
@@ -115,9 +116,15 @@ class SaveJudge:
     """The contents the watcher knows of its files, and its judgement of each save."""
 
     def __init__(
-        self, hmr: HMR, data: DataFiles | None, spread: Callable[[], bool] = lambda: False
+        self,
+        hmr: HMR,
+        data: DataFiles | None,
+        spread: Callable[[], bool] = lambda: False,
+        refused: Callable[[Refusal, str], None] = lambda refusal, path: None,
     ) -> None:
         self.hmr = hmr
+        # Told of an edit no reload can apply, with the file that holds it.
+        self._refused = refused
         # Do saves go to worker processes too (see processes.supervisor)?
         self._spread = spread
         self.project = hmr.project
@@ -157,16 +164,23 @@ class SaveJudge:
                 return Wait(settle.until, "missing")
             message = f"{path} was deleted; {name} keeps running its old code"
             package = os.path.join(os.path.splitext(path)[0], "__init__.py")
+            refusal = None
             if os.path.isfile(package):
-                # ``mod.py`` moved to ``mod/__init__.py``: another kind of module.
-                message = (
-                    f"{path} became the package {package}; {name} keeps running its old "
-                    "code until a restart (a module made a package is loaded anew)"
+                # ``mod.py`` moved to ``mod/__init__.py``: another kind of module (a
+                # package has a path, its relative imports start from itself).
+                refusal = Refusal(
+                    MODULE_MADE_PACKAGE,
+                    name,
+                    f"{path} became the package {package}",
+                    f"{name} keeps running the code of {os.path.basename(path)} until then",
                 )
+                message = str(refusal)
             if self.state(path).problem != message:
                 # What the module started goes with its file (its dispose callbacks).
                 self.hmr.hooks.dispose(name)
-            self.problem(path, message)
+                self.problem(path, message)
+                if refusal is not None:
+                    self._refused(refusal, package)  # (--restart-on-refused restarts)
             return None
         except OSError as exc:
             if recent:

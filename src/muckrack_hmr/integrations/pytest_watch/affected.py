@@ -272,17 +272,39 @@ class Selection:
         candidates = self.reached_files(code_reached) - excluded
         if not candidates:
             return set()
-        project: set[str] = set()
-        for name, _ in self.hmr.project.loaded.values():
-            # A package above project modules leads to them (``import pkg``).
-            while name and name not in project:
-                project.add(name)
-                name = name.rpartition(".")[0]
+        project = self._project_names()
         return {
             key
             for key in candidates
             if toplevels.keeps_collection(key, self.suite.files[key].module(), project.__contains__)
         }
+
+    def conftests_reading(self, code_reached: set[str], toplevels: TopLevels) -> set[str]:
+        """The conftests reached by a change of code they import whose top level reads
+        project code (``@pytest.fixture(params=cfg.MODES)``, ``FIRST = cfg.MODES[0]``): what
+        they made as they were imported may have changed.  (The tests that ran what
+        changed do not tell it: none ran the conftest's import.)"""
+        reached = self.reached_conftests(code_reached)
+        if not reached:
+            return set()
+        project = self._project_names()
+        return {
+            key
+            for key in reached
+            if not toplevels.keeps_collection(
+                key, self.reimport.conftests[key], project.__contains__
+            )
+        }
+
+    def _project_names(self) -> set[str]:
+        """The project modules loaded, and the packages above them (``import pkg`` leads
+        to them)."""
+        project: set[str] = set()
+        for name, _ in self.hmr.project.loaded.values():
+            while name and name not in project:
+                project.add(name)
+                name = name.rpartition(".")[0]
+        return project
 
     def affected(self, changes: Changes, code_reached: set[str]) -> None:
         """The test files to run after ``changes``, before conftests are imported again.

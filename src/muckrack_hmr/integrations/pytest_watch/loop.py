@@ -446,7 +446,9 @@ class WatchLoop:
                 # executed those are selected, not every test importing them.
                 found = self.executed.select(edits)
                 if found is not None:
-                    code_reached = set()
+                    # (And the conftests whose import read what they import: again.)
+                    reading = selection.conftests_reading(code_reached, self.toplevels)
+                    code_reached = {self.reimport.conftests[key].__name__ for key in reading}
                     selection.affected(changes, code_reached)
                     selection.add_executed(*found)
                     if self.executed.kept(held):

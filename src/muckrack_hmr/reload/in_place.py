@@ -1,0 +1,164 @@
+"""What top-level statements change in place, found in their code, and kept as it was
+while they run again, so that a reload that fails puts it back.
+
+The reloader restores a module's namespace when its new code fails: the names go
+back.  But ``CONFIG["n"] = N``, ``SEEN.append(N)`` or ``core.REGISTRY.append(f)``,
+run again before a later line raised, changed objects that the names still hold, and
+a save said to change nothing left them half new.  So before such a statement runs
+again, the containers it fills (lists, dicts, sets, deques, bytearrays) are copied,
+and the module and class attributes it sets are noted; :meth:`Kept.put_back` returns
+them to what they held.  A change made by a function the statement calls (a
+``register(f)`` that appends) is not seen here.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter, OrderedDict, defaultdict, deque
+from collections.abc import Mapping
+from types import ModuleType
+from typing import cast
+
+__all__ = ["FILLING", "Kept", "filled_names"]
+
+#: Methods that add to a container: a statement calling one, run again, adds again.
+FILLING = frozenset(
+    ("append", "extend", "insert", "add", "update", "setdefault", "appendleft", "extendleft")
+)
+# Methods that change a container in place, in any way.
+_CHANGING = FILLING | {
+    "remove",
+    "pop",
+    "popitem",
+    "popleft",
+    "clear",
+    "discard",
+    "sort",
+    "reverse",
+    "rotate",
+    "difference_update",
+    "intersection_update",
+    "symmetric_difference_update",
+}
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+# The containers copied (exactly these types: a subclass's methods could do anything).
+_KINDS = frozenset((list, bytearray, dict, OrderedDict, defaultdict, Counter, set, deque))
+_MISSING = object()
+
+
+def _top_level(node: ast.AST) -> list[ast.AST]:
+    """The nodes of a top-level statement, not those in its functions or classes."""
+    if isinstance(node, _SCOPES):
+        return []
+    found: list[ast.AST] = []
+    pending = [node]
+    while pending:
+        each = pending.pop()
+        found.append(each)
+        pending.extend(
+            child for child in ast.iter_child_nodes(each) if not isinstance(child, _SCOPES)
+        )
+    return found
+
+
+def filled_names(node: ast.AST) -> set[str]:
+    """The names whose container a top-level statement fills by a method (``X.append(v)``,
+    ``X.update(...)``; also in a loop, under an ``if`` or a ``with``)."""
+    return {
+        each.func.value.id
+        for each in _top_level(node)
+        if isinstance(each, ast.Call)
+        and isinstance(each.func, ast.Attribute)
+        and each.func.attr in FILLING
+        and isinstance(each.func.value, ast.Name)
+    }
+
+
+def _changed(node: ast.AST) -> tuple[list[ast.expr], list[ast.Attribute]]:
+    """What a top-level statement changes in place: the containers (the expressions that
+    name them) and the attributes it sets or deletes."""
+    containers: list[ast.expr] = []
+    attributes: list[ast.Attribute] = []
+    for each in _top_level(node):
+        if (
+            isinstance(each, ast.Call)
+            and isinstance(each.func, ast.Attribute)
+            and each.func.attr in _CHANGING
+        ):
+            containers.append(each.func.value)
+        elif isinstance(each, ast.Subscript) and isinstance(each.ctx, ast.Store | ast.Del):
+            containers.append(each.value)
+        elif isinstance(each, ast.Attribute) and isinstance(each.ctx, ast.Store | ast.Del):
+            attributes.append(each)
+    return containers, attributes
+
+
+def _named(node: ast.expr, namespace: Mapping[str, object]) -> object:
+    """The object ``X``, ``mod.X`` or ``Cls.X`` names, looked up without running code (no
+    descriptor, no ``__getattr__``): _MISSING when it names nothing so."""
+    if isinstance(node, ast.Name):
+        return namespace.get(node.id, _MISSING)
+    if isinstance(node, ast.Attribute):
+        base = _named(node.value, namespace)
+        if isinstance(base, ModuleType | type):
+            return base.__dict__.get(node.attr, _MISSING)
+    return _MISSING
+
+
+class Kept:
+    """The containers and attributes that statements run again changed, as they were."""
+
+    def __init__(self) -> None:
+        self._containers: dict[int, tuple[object, list[object] | dict[object, object]]] = {}
+        self._attributes: dict[tuple[int, str], tuple[ModuleType | type, str, object]] = {}
+
+    def before(self, node: ast.AST, namespace: Mapping[str, object]) -> None:
+        """``node`` (a top-level statement) runs next in ``namespace``: keep what it may
+        change in place, once a reload."""
+        containers, attributes = _changed(node)
+        for expression in containers:
+            held = _named(expression, namespace)
+            if type(held) not in _KINDS or id(held) in self._containers:
+                continue
+            if isinstance(held, dict):
+                self._containers[id(held)] = (held, dict(held))
+            elif isinstance(held, list | bytearray | set | deque):
+                self._containers[id(held)] = (held, list(held))
+        for target in attributes:
+            owner = _named(target.value, namespace)
+            key = (id(owner), target.attr)
+            if isinstance(owner, ModuleType | type) and key not in self._attributes:
+                self._attributes[key] = (
+                    owner,
+                    target.attr,
+                    owner.__dict__.get(target.attr, _MISSING),
+                )
+
+    def put_back(self) -> None:
+        """Return what was kept to what it held (the reload failed, or was refused)."""
+        for held, copy in reversed(self._containers.values()):
+            if isinstance(held, dict) and isinstance(copy, dict):
+                held.clear()
+                held.update(copy)
+            elif isinstance(copy, list):
+                if isinstance(held, list):
+                    held[:] = copy
+                elif isinstance(held, bytearray):
+                    held[:] = bytes(cast("list[int]", copy))
+                elif isinstance(held, set):
+                    held.clear()
+                    held.update(copy)
+                elif isinstance(held, deque):
+                    held.clear()
+                    held.extend(copy)
+        self._containers.clear()
+        for owner, attr, value in reversed(self._attributes.values()):
+            try:
+                if value is _MISSING:
+                    if attr in owner.__dict__:
+                        delattr(owner, attr)
+                else:
+                    setattr(owner, attr, value)
+            except (AttributeError, TypeError):  # a built-in type's, read-only
+                pass
+        self._attributes.clear()
