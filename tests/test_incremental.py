@@ -2501,6 +2501,40 @@ def test_a_save_that_fails_leaves_what_its_statements_changed_in_place_as_it_was
     assert core.REGISTRY[-1] == 3  # (appended to another module's list: again)
 
 
+def test_a_table_edited_gives_its_new_items_to_what_holds_the_old_one(
+    project: Project, hmr: Any
+) -> None:
+    """``TABLE = {...}`` edited: a singleton built from it at run time (sqlparse's lexer
+    from ``keywords.KEYWORDS``), a default argument and a cache kept the old dict for
+    good, and answered with the old items.  The old container takes the new items, as a
+    function takes its new code; the name holds the new one, which importers are given.
+    A failed save gives nothing."""
+    source = "TABLE = {{'select': '{kind}'}}\nWORDS = [{words}]\n"
+    project.write("kw.py", source.format(kind="dml", words="'a'"))
+    project.write(
+        "lexer.py",
+        "import kw\nfrom kw import TABLE\n\n_LEXER = None\n\n\n"
+        "def get():\n    global _LEXER\n    if _LEXER is None:\n"
+        "        _LEXER = {'table': kw.TABLE, 'words': kw.WORDS}\n    return _LEXER\n\n\n"
+        "def kind(word, table=TABLE):\n    return table[word]\n",
+    )
+    kw, lexer = fresh(hmr, "kw", "lexer")
+    built = lexer.get()
+    assert (built["table"]["select"], built["words"], lexer.kind("select")) == ("dml", ["a"], "dml")
+    project.write("kw.py", source.format(kind="keyword", words="'a', 'b'"))
+    # (``lexer`` follows: its default argument reads ``TABLE``.)
+    assert hmr.reload("kw").reloaded == ["kw", "lexer"]
+    assert (built["table"]["select"], built["words"], lexer.kind("select")) == (
+        "keyword",
+        ["a", "b"],
+        "keyword",
+    )
+    assert lexer.TABLE is kw.TABLE
+    project.write("kw.py", source.format(kind="broken", words="'c'") + "1 / 0\n")
+    assert list(hmr.reload("kw").failed) == ["kw"]
+    assert (built["table"]["select"], built["words"]) == ("keyword", ["a", "b"])
+
+
 def test_a_container_filled_by_a_method_starts_again_from_the_statement_that_made_it(
     project: Project, hmr: Any
 ) -> None:

@@ -127,6 +127,8 @@ class _Boots:
         # it started, and a failure to boot now is the files' since (a save that has not
         # settled yet: forked in the moment between the write and the reload).
         self.ended = False
+        # Said that no worker is left (while held): once until the next save.
+        self.none_said = False
 
     def settled(self, saves: object) -> None:
         """A watcher's listener: a burst of saves settled (on the watcher's thread)."""
@@ -135,6 +137,7 @@ class _Boots:
         self._settled.set()
         if self.held:
             self.held = False
+            self.none_said = False
             self.arbiter.wakeup()  # its main loop forks the missing workers now
 
     def save_on_its_way(self) -> bool:
@@ -207,6 +210,14 @@ def _adjust_arbiter(hmr: HMR, arbiter_module: ModuleType) -> None:
                         "ones at the next save",
                         len(self.WORKERS),
                         "" if len(self.WORKERS) == 1 else "s",
+                    )
+                if not self.WORKERS and not boots.none_said:
+                    # The workers it had ended meanwhile (``--max-requests``, a crash), and
+                    # their replacements booted on the saved code too.
+                    boots.none_said = True
+                    log.warning(
+                        "no gunicorn worker is left: requests wait until a save lets one "
+                        "boot (fix the error above and save)"
                     )
             else:
                 if isinstance(boots, _Boots) and before - set(self.WORKERS):

@@ -92,6 +92,7 @@ __all__ = [
     "paused_in",
     "plan_and_run",
     "read_by_paused",
+    "refill_containers",
     "removed_calls",
     "spelled_names",
     "translate_incoming",
@@ -137,6 +138,8 @@ class Changes:
     """(function given new line numbers, its old code): for the undo only."""
     kept: Kept = field(default_factory=Kept)
     """What the statements that ran changed in place, as it was: for the undo only."""
+    refills: list[tuple[object, object]] = field(default_factory=list)
+    """(live container, the new one made in its place): see :func:`refill_containers`."""
     applied: bool = False
     """Whether anything was done to the module (statements ran, or names were removed)."""
     removed: set[str] = field(default_factory=set)
@@ -1132,6 +1135,36 @@ def _makes_container(node: ast.AST, name: str) -> bool:
     return False
 
 
+# The containers whose items an edit of the statement that made them puts in the live one.
+_REFILLED = (list, dict, set)
+
+
+def _refilled(then: object, now: object, nodes: list[ast.AST], name: str) -> bool:
+    """Does ``now``, which one of ``nodes`` made (``name = [...]``, ``{...}``, a
+    comprehension, ``dict(...)``), replace a live container ``then`` of its exact type?
+    (Not ``__all__`` and the like: what they held before is read after the run.)"""
+    kind = type(now)
+    if kind is not type(then) or kind not in _REFILLED or name.startswith("__"):
+        return False
+    return any(_makes_container(node, name) for node in nodes)
+
+
+def refill_containers(changes: Changes) -> None:
+    """The module's new code is in: each container a statement that ran made again
+    (``TABLE = {...}`` edited, ``LOOP = []`` above a ``LOOP.append``) gives its items to
+    the one it replaced.  The name holds the new one, as for any new value (importers
+    are given it, and what read it at import follows); what still holds the old one (a
+    singleton built from it, a default argument, a cache) reads the new items too, as
+    the functions it holds run their new code."""
+    for live, fresh in changes.refills:
+        if isinstance(live, list) and isinstance(fresh, list):
+            live[:] = fresh
+        elif isinstance(live, dict | set) and isinstance(fresh, dict | set):
+            live.clear()
+            live.update(fresh)
+    changes.refills.clear()
+
+
 def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]) -> list[int]:
     """For a statement that adds to names (``name += ...``, ``name.append(...)``) and runs
     again: the statements above it that made those names' values, the last plain
@@ -2029,6 +2062,10 @@ def plan_and_run(
             now, then = namespace.get(name, _MISSING), before[name]
             if now is then:
                 continue
+            if _refilled(then, now, [new.statements[at].node for at in (*chain, index)], name):
+                # ``TABLE = {...}`` edited: once the module's new code is in, the old
+                # container takes the new items too (see refill_containers).
+                changes.refills.append((then, now))
             if not _one_definition(then, now):
                 # Another function or class under the name (``from util import fmt``
                 # made ``from other import fmt``): what holds the old one keeps it.

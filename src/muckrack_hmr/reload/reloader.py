@@ -60,6 +60,7 @@ from .incremental import (
     passed_methods,
     plan_and_run,
     read_by_paused,
+    refill_containers,
     removed_calls,
     run_all,
     spelled_names,
@@ -1793,6 +1794,7 @@ class Reloader:
                 refill(namespace, _undone(name, namespace, snapshot))
                 self._refuse(name, RefusedEdit(refusals), filename, source)
                 return Changes()
+            refill_containers(outcome)
             for key in back:
                 del removed[key]
             # A name put back counts as changed: a module that failed to import it
