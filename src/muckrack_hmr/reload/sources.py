@@ -502,14 +502,16 @@ class SourceStore:
         loaded = getattr(self.project, "loaded", None)
         if loaded is None or len(loaded) == self._remembered:
             return 0  # nothing imported since the last call (entries are never removed)
-        entries = list(dict(loaded).items())[self._remembered :]  # (see loaded_modules)
-        self._remembered += len(entries)
+        start = self._remembered
+        records = list(dict(loaded).values())[start:]  # (see loaded_modules)
+        self._remembered += len(records)
         # Nearly every one was taken at import: those are told apart in one step
         # of sets (a walk over a big start-up's modules cost its first edit 4 ms).
-        names = map(itemgetter(0), map(itemgetter(1), entries))
+        names = map(itemgetter(0), records)
         missing = set(names).difference(self._fresh, self._kept, skip, ("__main__",))
         if not missing:
             return 0
+        entries = list(dict(loaded).items())[start : start + len(records)]
         added = 0
         modules = sys.modules
         script = modules.get("__main__")
