@@ -1140,6 +1140,32 @@ def test_an_unchanged_class_attribute_keeps_its_live_value_when_the_class_runs_a
     assert (m.Registry.count, m.Registry.items) == (9, [1, 2, 3])
 
 
+def test_a_class_attribute_filled_in_the_class_body_takes_what_the_new_body_made(
+    project: Project, hmr: Any
+) -> None:
+    """``items = []`` then ``for i in range(N): items.append(i)`` (and ``total = 0`` then
+    ``total += N``) in a class body: ``N`` edited ran the class statement again, but the
+    attribute kept its live value (``[0, 1]`` where a fresh start has ``[0, 1, 2]``), as
+    its assignment was unchanged.  Filled on what changed, it takes the new body's; one
+    the program fills (``cache = {}``) keeps its live value."""
+    source = (
+        "N = {n}\n\n\nclass K:\n    items = []\n    for i in range(N):\n        items.append(i)\n"
+        "    total = 0\n    total += N\n    cache = {{}}\n\n    def size(self):\n"
+        "        return len(self.items)\n"
+    )
+    project.write("m.py", source.format(n=2))
+    (m,) = fresh(hmr, "m")
+    cls, cache = m.K, m.K.cache
+    cache["kept"] = 1
+    assert (m.K.items, m.K.total) == ([0, 1], 2)
+    project.write("m.py", source.format(n=3))
+    assert hmr.reload_module("m")[0] == ["m"]
+    assert m.K is cls
+    assert (m.K.items, m.K.total, m.K().size()) == ([0, 1, 2], 3, 3)
+    assert m.K.cache is cache
+    assert cache == {"kept": 1}
+
+
 @pytest.mark.parametrize("through", ["its body", "a value it reads"])
 def test_a_class_attribute_computed_by_a_call_follows_the_function(
     project: Project, hmr: Any, through: str

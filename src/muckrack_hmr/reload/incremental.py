@@ -862,6 +862,19 @@ def kept_class_values(
     changed = {name for name, sames in binders.items() if not all(sames)}
     # ``core.BASE`` changed: what reads ``core`` may read it (no finer: conservative).
     touched = {value.partition(".")[0] for value in values | behaviors}
+    for child, same in zip(node.body, unchanged, strict=True):
+        if isinstance(child, _SCOPES):
+            continue
+        # ``items = []`` then ``for i in range(N): items.append(i)`` (or ``items += ...``):
+        # filled on what changed, the attribute is what the new class body made.
+        filled = filled_names(child) | _augmented(child)
+        if filled and (
+            not same
+            or not (touched | changed).isdisjoint(
+                each.id for each in ast.walk(child) if isinstance(each, ast.Name)
+            )
+        ):
+            changed |= filled
     # The class body's own functions, which it may call (``v = _make()``).
     own = {
         child.name: child
