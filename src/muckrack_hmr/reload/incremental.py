@@ -1162,19 +1162,28 @@ def _refilled(then: object, now: object, nodes: list[ast.AST], name: str) -> boo
     return any(_makes_container(node, name) for node in nodes)
 
 
-def refill_containers(changes: Changes) -> None:
+def refill_containers(changes: Changes, namespace: dict[str, object]) -> None:
     """The module's new code is in: each container a statement that ran made again
     (``TABLE = {...}`` edited, ``LOOP = []`` above a ``LOOP.append``) gives its items to
-    the one it replaced.  The name holds the new one, as for any new value (importers
-    are given it, and what read it at import follows); what still holds the old one (a
-    singleton built from it, a default argument, a cache) reads the new items too, as
-    the functions it holds run their new code."""
+    the one it replaced, which the module's names hold again: what held it (a singleton
+    built from it, a default argument, ``from kw import TABLE``, a thread that appends
+    to it) reads the new items, and shares later changes with the module, as the
+    functions it holds run their new code.  (Not before: the old one's items were what
+    the patching of the module's functions paired with the new ones.)  What reads it at
+    import follows, as for any value that changed."""
+    if not changes.refills:
+        return
+    live_of = {id(fresh): live for live, fresh in changes.refills}
     for live, fresh in changes.refills:
         if isinstance(live, list) and isinstance(fresh, list):
             live[:] = fresh
         elif isinstance(live, dict | set) and isinstance(fresh, dict | set):
             live.clear()
             live.update(fresh)
+    for key, value in list(namespace.items()):
+        live = live_of.get(id(value))
+        if live is not None:
+            namespace[key] = live
     changes.refills.clear()
 
 

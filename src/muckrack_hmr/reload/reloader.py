@@ -1794,7 +1794,7 @@ class Reloader:
                 refill(namespace, _undone(name, namespace, snapshot))
                 self._refuse(name, RefusedEdit(refusals), filename, source)
                 return Changes()
-            refill_containers(outcome)
+            refill_containers(outcome, namespace)
             for key in back:
                 del removed[key]
             # A name put back counts as changed: a module that failed to import it
