@@ -385,8 +385,9 @@ def test_an_interrupted_reload_says_so_keeps_the_old_code_and_the_save_applies_a
     kernel.ok("import slow")
     running = tmp_path / "running"
     kernel.ok("%hmr off")  # the save waits in the queue until the cell chosen below
+    # (One statement: the interrupt, sent once the file is there, lands in it.)
     long_top_level = (
-        f"import pathlib, time\npathlib.Path({str(running)!r}).touch()\ntime.sleep(120)\n"
+        f"import pathlib, time\npathlib.Path({str(running)!r}).touch(); time.sleep(120)\n"
         "A = 2\n\ndef f():\n    return 'v2'\n"
     )
     _save(kernel, slow, long_top_level)
@@ -401,7 +402,7 @@ def test_an_interrupted_reload_says_so_keeps_the_old_code_and_the_save_applies_a
     assert "Error in callback" not in interrupted.text
     assert "_hmr_core" not in interrupted.text
     assert "reloader.py" not in interrupted.text
-    assert "slow.py:3; the old code keeps running (save again to apply it)" in interrupted.stderr, (
+    assert "slow.py:2; the old code keeps running (save again to apply it)" in interrupted.stderr, (
         interrupted.text
     )
     assert "hmr: reloading slow was interrupted at " in interrupted.stderr
