@@ -1319,23 +1319,24 @@ class ImportTracker:
             count = len(queue) // _FIELDS
             taken = queue[: count * _FIELDS]
             importers = cast("list[str]", taken[0::_FIELDS])
-            answers = {importer: bool(wanted(importer)) for importer in set(importers)}
-            binding: dict[str, bool] = {}  # fromlist -> binds one of names
-            chosen = []
+            yes = {importer for importer in set(importers) if wanted(importer)}
+            numbers = range(count)
+            # (In C, as pending_importers_of reads them: 28,000 statements wait at 5,000
+            # modules, and a walk in Python cost a first edit 10 ms.)
+            found = set(compress(numbers, map(yes.__contains__, importers))) if yes else set()
             fromlists = taken[3::_FIELDS]
-            for at, (importer, fromlist) in enumerate(zip(importers, fromlists, strict=True)):
-                if not answers[importer]:
-                    if fromlist is None:
-                        continue
-                    if type(fromlist) is str:
-                        binds = binding.get(fromlist)
-                        if binds is None:
-                            binds = not wanted_names.isdisjoint(fromlist.split(","))
-                            binding[fromlist] = binds
-                        if not binds:
-                            continue
-                    # else: not a str (kept as it came): looked at when recorded
-                chosen.append(at)
+            spelled = "\n".join(map(str, fromlists))  # (None: "None")
+            for name in wanted_names:
+                for at in _spelling(spelled, name):
+                    fromlist = fromlists[at]
+                    if type(fromlist) is str and not wanted_names.isdisjoint(fromlist.split(",")):
+                        found.add(at)
+            # A fromlist that is no str of names (kept as it came): looked at when recorded.
+            plain = map(_PLAIN_FROMLISTS.__contains__, map(type, fromlists))
+            found.update(compress(numbers, map(not_, plain)))
+            chosen = sorted(found)
+            if not chosen:
+                return 0
             # The others go back to the front, in their order, as runs between
             # the chosen ones (usually few).
             kept: list[object] = []
