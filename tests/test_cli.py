@@ -1713,3 +1713,36 @@ def test_the_programs_token_py_or_logging_py_is_what_it_imports_as_under_python(
     else:
         got = run_hmr(args, cwd=cwd, env=core_env)
     assert (got.stdout, got.returncode) == (expected.stdout, 0), got.stderr
+
+
+def test_a_logging_config_of_the_program_leaves_the_hmr_lines_said(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """The program's ``logging.config.dictConfig({...})`` disables the loggers it does not
+    name (``disable_existing_loggers``, true by default): every later ``hmr:`` line went,
+    a failed save's too, though the program's own logging went on."""
+    write(proj / "other.py", "VALUE = 1\n")
+    write(
+        proj / "main.py",
+        "import logging.config\nimport os\nimport time\n\nimport other\n\n"
+        "print('ready', flush=True)\nseen = None\nwhile True:\n"
+        "    if os.path.exists('configure'):\n        os.remove('configure')\n"
+        "        logging.config.dictConfig({'version': 1})\n"
+        "        print('configured', flush=True)\n"
+        "    if other.VALUE != seen:\n        seen = other.VALUE\n"
+        "        print('value', seen, flush=True)\n    time.sleep(0.02)\n",
+    )
+    child = spawn(["-v", "main.py"], cwd=proj)
+    child.expect("ready")
+    child.expect(starts("hmr: watching "), stream="err")
+    write(proj / "other.py", "VALUE = 2\n")
+    child.expect("value 2")
+    child.expect(starts("hmr: reloaded other"), stream="err")
+    write(proj / "configure", "")
+    child.expect("configured")
+    write(proj / "other.py", "VALUE = 3\n")
+    child.expect("value 3")
+    child.expect(starts("hmr: reloaded other"), stream="err")
+    write(proj / "other.py", "VALUE = (\n")
+    line = child.expect(starts("hmr: failed to reload other"), stream="err")
+    assert "SyntaxError" in line, line

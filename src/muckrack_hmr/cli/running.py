@@ -116,6 +116,44 @@ def setup_logging(settings: Settings) -> None:
     else:
         logger.setLevel(logging.ERROR if settings.quiet else logging.INFO)
     logger.propagate = False
+    _never_disabled(logger.name)
+
+
+class _Ours(logging.Logger):
+    """A logger of ours: the program's ``logging.config.dictConfig`` (or ``fileConfig``),
+    which disables the loggers it does not name (``disable_existing_loggers``, true by
+    default), left every later ``hmr:`` line unsaid, a failed save's too."""
+
+    @property
+    def disabled(self) -> bool:
+        return False
+
+    @disabled.setter
+    def disabled(self, value: bool) -> None:
+        del value
+
+
+def _never_disabled(prefix: str) -> None:
+    """Make the loggers under ``prefix``, and those made later, :class:`_Ours`."""
+    manager = logging.Logger.manager
+
+    def ours(logger: object) -> None:
+        # (Not one of a class the program chose with ``logging.setLoggerClass``.)
+        if type(logger) is logging.Logger:
+            logger.__class__ = _Ours
+
+    for name, logger in list(manager.loggerDict.items()):
+        if name == prefix or name.startswith(prefix + "."):
+            ours(logger)
+    get = manager.getLogger
+
+    def get_logger(name: str) -> logging.Logger:
+        logger = get(name)
+        if name == prefix or name.startswith(prefix + "."):
+            ours(logger)
+        return logger
+
+    manager.getLogger = get_logger  # type: ignore[method-assign]
 
 
 def version_line() -> str:
