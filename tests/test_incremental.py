@@ -2475,6 +2475,7 @@ def test_a_statement_that_runs_again_has_the_helper_a_del_took_away_after_its_ru
     source = (
         "N = {n}\n\ndef _make():\n    return N * 10\n\nMADE = _make()\ndel _make\n"
         "def _other():\n    return 1\n\nKEPT = _other()\n"
+        "def _a():\n    return N\n\ndef _b():\n    return 2\n\nA = _a()\nB = _b()\ndel _a, _b\n"
     )
     project.write("prep.py", source.format(n=2))
     (prep,) = fresh(hmr, "prep")
@@ -2483,6 +2484,8 @@ def test_a_statement_that_runs_again_has_the_helper_a_del_took_away_after_its_ru
     result = hmr.reload("prep")
     assert (result.reloaded, result.failed) == (["prep"], {})
     assert (prep.N, prep.MADE, hasattr(prep, "_make"), prep.KEPT) == (3, 30, False, 1)
+    # One ``del`` of several, ``_b``'s def not run again: ``_b`` is gone already.
+    assert (prep.A, prep.B, hasattr(prep, "_a"), hasattr(prep, "_b")) == (3, 2, False, False)
 
 
 def test_a_save_that_fails_leaves_what_its_statements_changed_in_place_as_it_was(
@@ -2585,6 +2588,12 @@ def test_a_container_filled_by_a_method_starts_again_from_the_statement_that_mad
         "SEEN.add(N)\n"
         "FIRST = {{}}\n"
         "FIRST.setdefault('n', N)\n"
+        "HANDLERS = {{}}\n"
+        "for i in range(N):\n"
+        "    HANDLERS[i] = i * 10\n"
+        "BASE = ['base']\n"
+        "COPIED = BASE.copy()\n"
+        "COPIED.extend(range(N))\n"
         "class App:\n"
         "    def __init__(self):\n"
         "        self.hooks = []\n"
@@ -2610,6 +2619,8 @@ def test_a_container_filled_by_a_method_starts_again_from_the_statement_that_mad
         assert list(range(n)) == prep.LOOP
         assert [*range(n), "plugin"] == prep.EXT
         assert ([n], {n}, {"n": n}) == (prep.APP, prep.SEEN, prep.FIRST)
+        assert {i: i * 10 for i in range(n)} == prep.HANDLERS
+        assert ["base", *range(n)] == prep.COPIED
         assert plugin.LOOP is prep.LOOP
         # Not a container it made: the live object, filled again.
         assert prep.app is app

@@ -1549,6 +1549,44 @@ def test_a_conftest_whose_import_read_a_changed_value_is_imported_again(
 
 
 @pytest.mark.skipif(not BY_EXECUTION, reason="sys.monitoring: Python 3.12+")
+def test_a_table_edited_runs_the_tests_of_what_was_built_from_it(
+    proj: Path, watch: Callable[..., Watch]
+) -> None:
+    """``KEYWORDS = {...}`` edited, which a lexer the first test built holds (sqlparse's):
+    only the test that read ``KEYWORDS`` ran (1 failure of sqlparse's 16), the others
+    use the lexer, whose code names it not.  The tests are told by their imports."""
+    write(proj / "pytest.ini", "[pytest]\npythonpath = .\n")
+    write(proj / "lib" / "__init__.py", "")
+    write(proj / "lib" / "kw.py", "KEYWORDS = {'select': 'dml'}\n")
+    write(
+        proj / "lib" / "lexer.py",
+        "from lib import kw\n\n_LEXER = None\n\n\nclass Lexer:\n    def __init__(self):\n"
+        "        self.table = kw.KEYWORDS\n\n    def kind(self, word):\n"
+        "        return self.table[word]\n\n\ndef get():\n    global _LEXER\n"
+        "    if _LEXER is None:\n        _LEXER = Lexer()\n    return _LEXER\n",
+    )
+    write(
+        proj / "tests" / "test_a.py",
+        "from lib import lexer\n\n\ndef test_a_select():\n"
+        "    assert lexer.get().kind('select') == 'dml'\n",
+    )
+    write(
+        proj / "tests" / "test_b.py",
+        "from lib import lexer\n\n\ndef test_b_select():\n"
+        "    assert lexer.get().kind('select') == 'dml'\n",
+    )
+    session = watch(proj, stdin=True)
+    assert session.run().summary.startswith("2 passed")
+
+    write(proj / "lib" / "kw.py", "KEYWORDS = {'select': 'keyword'}\n")
+    run = session.run()
+    assert run.outcomes == {
+        "tests/test_a.py::test_a_select": "FAILED",
+        "tests/test_b.py::test_b_select": "FAILED",
+    }, run.lines
+
+
+@pytest.mark.skipif(not BY_EXECUTION, reason="sys.monitoring: Python 3.12+")
 def test_tests_are_selected_by_the_functions_they_executed(
     proj: Path, watch: Callable[..., Watch], core_env: dict[str, str]
 ) -> None:

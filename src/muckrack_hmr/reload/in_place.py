@@ -62,16 +62,31 @@ def _top_level(node: ast.AST) -> list[ast.AST]:
 
 
 def filled_names(node: ast.AST) -> set[str]:
-    """The names whose container a top-level statement fills by a method (``X.append(v)``,
-    ``X.update(...)``; also in a loop, under an ``if`` or a ``with``)."""
-    return {
-        each.func.value.id
-        for each in _top_level(node)
-        if isinstance(each, ast.Call)
-        and isinstance(each.func, ast.Attribute)
-        and each.func.attr in FILLING
-        and isinstance(each.func.value, ast.Name)
-    }
+    """The names whose container a top-level statement fills (``X.append(v)``,
+    ``X.update(...)``, ``X[k] = v``, ``X[k].append(v)``; also in a loop, under an ``if``
+    or a ``with``)."""
+    found: set[str] = set()
+    for each in _top_level(node):
+        if (
+            isinstance(each, ast.Call)
+            and isinstance(each.func, ast.Attribute)
+            and each.func.attr in FILLING
+        ):
+            held = _container_name(each.func.value)
+        elif isinstance(each, ast.Subscript) and isinstance(each.ctx, ast.Store):
+            held = _container_name(each.value)
+        else:
+            continue
+        if held is not None:
+            found.add(held)
+    return found
+
+
+def _container_name(node: ast.expr) -> str | None:
+    """``X`` of ``X``, ``X[k]``, ``X[k][j]``: the name of the container filled."""
+    while isinstance(node, ast.Subscript):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def _changed(node: ast.AST) -> tuple[list[ast.expr], list[ast.Attribute]]:

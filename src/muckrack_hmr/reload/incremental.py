@@ -1144,7 +1144,8 @@ def _makes_container(node: ast.AST, name: str) -> bool:
     if isinstance(value, ast.Call):
         func = value.func
         called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-        return called in _CONTAINER_TYPES
+        # (``DEFAULTS.copy()``: a new container too.)
+        return called in _CONTAINER_TYPES or (called == "copy" and not value.args)
     return False
 
 
@@ -1303,8 +1304,15 @@ def _run_statement(
     statement: Statement, namespace: dict[str, object], filename: str, flags: int, changes: Changes
 ) -> None:
     """Run one top-level statement; if it raises, undo this reload's patches (StatementError)."""
-    code = compile_one(statement.node, filename, flags)
-    changes.kept.before(statement.node, namespace)
+    node = statement.node
+    if isinstance(node, ast.Delete) and all(isinstance(t, ast.Name) for t in node.targets):
+        # ``del _a, _b`` run again (``_a``'s def ran again for a statement that calls it):
+        # a name no statement bound again this time is gone already.
+        for target in node.targets:
+            namespace.pop(cast("ast.Name", target).id, None)
+        return
+    code = compile_one(node, filename, flags)
+    changes.kept.before(node, namespace)
     try:
         exec(code, namespace)
     except BaseException as exc:

@@ -150,6 +150,11 @@ def _compare(
     if not gone and not came:
         raise _Doubt  # the same statements in another order
     changed = [s for s in old if _dump(s) in gone] + [s for s in new if _dump(s) in came]
+    if not prefix and any(map(_makes_a_container, changed)):
+        # ``KEYWORDS = {...}`` edited: the live dict takes the new items (see the engine's
+        # refill_containers), and what holds it (a lexer a test built once) reads them
+        # in code that names it not: the tests are told by their imports.
+        raise _Doubt
     exported = [_exported(s) for s in changed]
     if len(changed) == 2 and None not in exported:
         # ``__all__`` edited: the names that came or went (a star import of
@@ -166,6 +171,22 @@ def _compare(
         edit.names.update(names)
     if set().union(*bound_before) != set().union(*bound_after):
         edit.namespace = True
+
+
+_CONTAINERS = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
+
+
+def _makes_a_container(statement: ast.stmt) -> bool:
+    """``NAME = [...]`` (``{...}``, a comprehension), but not ``__all__``'s."""
+    if isinstance(statement, ast.Assign):
+        targets, value = statement.targets, statement.value
+    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+        targets, value = [statement.target], statement.value
+    else:
+        return False
+    return isinstance(value, _CONTAINERS) and not any(
+        isinstance(target, ast.Name) and target.id.startswith("__") for target in targets
+    )
 
 
 def _exported(statement: ast.stmt) -> set[str] | None:
