@@ -2538,13 +2538,18 @@ def test_a_table_edited_gives_its_new_items_to_what_holds_the_old_one(
     good, and answered with the old items.  The old container takes the new items, as a
     function takes its new code, and the module's name holds it again.  A failed save
     gives nothing."""
-    source = "TABLE = {{'select': '{kind}'}}\nWORDS = [{words}]\n"
+    source = (
+        "import collections\n\nTABLE = {{'select': '{kind}'}}\nWORDS = [{words}]\n"
+        "ORDERED = collections.OrderedDict(select='{kind}')\n"
+        "NESTED = {{'sql': {{'select': '{kind}'}}}}\n"
+    )
     project.write("kw.py", source.format(kind="dml", words="'a'"))
     project.write(
         "lexer.py",
         "import kw\nfrom kw import TABLE\n\n_LEXER = None\n\n\n"
         "def get():\n    global _LEXER\n    if _LEXER is None:\n"
-        "        _LEXER = {'table': kw.TABLE, 'words': kw.WORDS}\n    return _LEXER\n\n\n"
+        "        _LEXER = {'table': kw.TABLE, 'words': kw.WORDS, 'ordered': kw.ORDERED,\n"
+        "                  'sql': kw.NESTED['sql']}\n    return _LEXER\n\n\n"
         "def kind(word, table=TABLE):\n    return table[word]\n",
     )
     kw, lexer = fresh(hmr, "kw", "lexer")
@@ -2558,6 +2563,9 @@ def test_a_table_edited_gives_its_new_items_to_what_holds_the_old_one(
         ["a", "b"],
         "keyword",
     )
+    # An OrderedDict, and a dict inside one (``NESTED["sql"]``), alike.
+    assert (built["ordered"]["select"], built["sql"]["select"]) == ("keyword", "keyword")
+    assert kw.NESTED["sql"] is built["sql"]
     # The module and its importers hold the live one again: later changes are shared.
     assert lexer.TABLE is kw.TABLE is built["table"]
     assert kw.WORDS is built["words"]

@@ -25,6 +25,7 @@ import __future__
 import abc
 import ast
 import bisect
+import collections
 import contextlib
 import functools
 import gc
@@ -1150,7 +1151,7 @@ def _makes_container(node: ast.AST, name: str) -> bool:
 
 
 # The containers whose items an edit of the statement that made them puts in the live one.
-_REFILLED = (list, dict, set)
+_REFILLED = (list, dict, set, collections.OrderedDict, collections.defaultdict, collections.deque)
 
 
 def _refilled(then: object, now: object, nodes: list[ast.AST], name: str) -> bool:
@@ -1174,18 +1175,47 @@ def refill_containers(changes: Changes, namespace: dict[str, object]) -> None:
     import follows, as for any value that changed."""
     if not changes.refills:
         return
-    live_of = {id(fresh): live for live, fresh in changes.refills}
-    for live, fresh in changes.refills:
-        if isinstance(live, list) and isinstance(fresh, list):
-            live[:] = fresh
-        elif isinstance(live, dict | set) and isinstance(fresh, dict | set):
-            live.clear()
-            live.update(fresh)
+    live_of = {id(fresh): live for live, fresh in changes.refills if _refill(live, fresh, 0)}
     for key, value in list(namespace.items()):
         live = live_of.get(id(value))
         if live is not None:
             namespace[key] = live
     changes.refills.clear()
+
+
+def _refill(live: object, fresh: object, depth: int) -> bool:
+    """Give ``live`` the items of ``fresh`` (of its exact type); whether it took them.  A
+    dict's value that is a container of the type of the live one's under the same key
+    (``NESTED["sql"]``) is refilled in its turn, and stays."""
+    if type(live) is not type(fresh):
+        return False
+    if isinstance(live, dict) and isinstance(fresh, dict):
+        if depth < _REFILL_DEPTH:
+            for key, value in fresh.items():
+                held = live.get(key)
+                if held is not None and held is not value and _refill(held, value, depth + 1):
+                    fresh[key] = held
+        live.clear()
+        live.update(fresh)
+        if isinstance(live, collections.defaultdict) and isinstance(fresh, collections.defaultdict):
+            live.default_factory = fresh.default_factory
+    elif isinstance(live, list) and isinstance(fresh, list):
+        live[:] = fresh
+    elif isinstance(live, set) and isinstance(fresh, set):
+        live.clear()
+        live.update(fresh)
+    elif isinstance(live, collections.deque) and isinstance(fresh, collections.deque):
+        if live.maxlen != fresh.maxlen:
+            return False  # (its bound is fixed as it is made)
+        live.clear()
+        live.extend(fresh)
+    else:
+        return False
+    return True
+
+
+# How deep the dicts of a table are refilled (see _refill).
+_REFILL_DEPTH = 8
 
 
 def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]) -> list[int]:
