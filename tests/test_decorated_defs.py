@@ -8,6 +8,7 @@ must then keep one entry, which runs the new code.  On both cores.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 import pytest
@@ -623,3 +624,25 @@ def test_a_decorated_def_put_back_is_the_function_its_registry_holds(
         assert [(event, f(), f is on_start) for event, f in plugins.HANDLERS] == [
             ("start", tag, True)
         ]
+
+
+def test_an_lru_cache_given_new_bounds_is_the_new_cache(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``@functools.lru_cache(maxsize=2)`` made ``maxsize=8``: the reload said "reloaded"
+    and kept the old wrapper, whose bounds are fixed as it is made (``maxsize=2`` on).
+    The name holds the new cache, and a line says the old one stays where it was taken."""
+    source = (
+        "import functools\n\n@functools.lru_cache(maxsize={n})\ndef price(x):\n    return x * {k}\n"
+    )
+    project.write("cached.py", source.format(n=2, k=2))
+    (cached,) = fresh(hmr, "cached")
+    taken = cached.price
+    assert [cached.price(i) for i in range(5)] == [0, 2, 4, 6, 8]
+    project.write("cached.py", source.format(n=8, k=3))
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        assert hmr.reload("cached").reloaded == ["cached"]
+    assert [cached.price(i) for i in range(5)] == [0, 3, 6, 9, 12]
+    assert cached.price.cache_info().maxsize == 8
+    assert taken(4) == 12  # (the old cache, emptied, runs the new code)
+    assert any("its cache's maxsize=2 -> 8" in message for message in caplog.messages)

@@ -1356,10 +1356,18 @@ def patch_namespace(
             # code, and its cache is emptied.
             old_function, new_function = pair
             if patcher.plan_function(old_function, new_function):
-                back[name] = previous
                 clear = getattr(previous, "cache_clear", None)
                 if callable(clear):
                     patcher.actions.append(clear)
+                changed = _cache_parameters_changed(previous, value)
+                if changed is None:
+                    back[name] = previous
+                else:
+                    # ``lru_cache(maxsize=2)`` made ``maxsize=8``: a cache takes its bounds
+                    # as it is made.  The name holds the new one (the old runs the new code).
+                    patcher.report.replaced.append(
+                        (f"{module}.{old_function.__qualname__}", f"its cache's {changed}")
+                    )
             else:
                 patcher.report.replaced.append(
                     (
@@ -1375,6 +1383,25 @@ def patch_namespace(
     patcher.apply()
     new.update(back)
     return patcher.report
+
+
+def _cache_parameters_changed(old: object, new: object) -> str | None:
+    """What changed of the parameters of two ``functools.lru_cache`` wrappers
+    (``maxsize=2 -> 8``), or None."""
+    before, after = getattr(old, "cache_parameters", None), getattr(new, "cache_parameters", None)
+    if not (callable(before) and callable(after)):
+        return None
+    try:
+        was, now = before(), after()
+    except Exception:  # not functools' (a look-alike): as its wrapper says
+        return None
+    if not isinstance(was, dict) or not isinstance(now, dict) or was == now:
+        return None
+    return ", ".join(
+        f"{key}={was.get(key)!r} -> {now.get(key)!r}"
+        for key in sorted(was.keys() | now.keys(), key=str)
+        if was.get(key) != now.get(key)
+    )
 
 
 # Containers whose functions a statement made (``HANDLERS = {"k": lambda x: ...}``).
