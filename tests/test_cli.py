@@ -1746,3 +1746,39 @@ def test_a_logging_config_of_the_program_leaves_the_hmr_lines_said(
     write(proj / "other.py", "VALUE = (\n")
     line = child.expect(starts("hmr: failed to reload other"), stream="err")
     assert "SyntaxError" in line, line
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX only")
+def test_ctrl_c_during_a_long_reload_ends_the_program_at_once(
+    proj: Path, spawn: Callable[..., Child]
+) -> None:
+    """Ctrl-C while a save's new top level ran a long call (``time.sleep(30)``): the
+    program ended (its ``except KeyboardInterrupt``, its exit code), and the process
+    waited 10 s for the reload's thread, then said "still reloading" after the end."""
+    write(proj / "slow.py", "VALUE = 1\n")
+    write(
+        proj / "main.py",
+        "import sys\nimport time\n\nimport slow\n\nprint('ready', flush=True)\ntry:\n"
+        "    while True:\n        time.sleep(0.02)\nexcept KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n    sys.exit(5)\n",
+    )
+    child = spawn(["-v", "main.py"], cwd=proj)
+    child.expect("ready")
+    child.expect(starts("hmr: watching "), stream="err")
+    running = proj / "running"
+    write(
+        proj / "slow.py",
+        f"import pathlib, time\npathlib.Path({str(running)!r}).touch(); time.sleep(30)\n"
+        "VALUE = 2\n",
+    )
+    deadline = time.monotonic() + DEADLINE
+    while not running.exists():
+        assert time.monotonic() < deadline, child.stderr_text()
+        time.sleep(0.01)
+    child.proc.send_signal(signal.SIGINT)
+    child.expect("interrupted")
+    sent = time.monotonic()
+    assert child.wait() == 5
+    assert time.monotonic() - sent < 3.0
+    assert "Traceback" not in child.stderr_text(), child.stderr_text()
+    assert "still reloading" not in child.stderr_text(), child.stderr_text()

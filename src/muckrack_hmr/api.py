@@ -404,17 +404,28 @@ class HMR:
         """
         if not self._closes_at_exit:
             self._closes_at_exit = True
-            atexit.register(self.close)
+            atexit.register(self._close_as_it_exits)
 
-    def close(self) -> None:
-        """Stop the watcher (or the idle work), if one runs, once its current step ends."""
+    def _close_as_it_exits(self) -> None:
+        # A reload that runs the module's code now (a long top level) stops first: as
+        # under python, the exit does not wait for it (Ctrl-C then took 10 s to end).
+        running = self._reloader is not None and self._reloader.end_running()
+        self.close(patience=_EXIT_PATIENCE if running else None)
+
+    def close(self, patience: float | None = None) -> None:
+        """Stop the watcher (or the idle work), if one runs, once its current step ends
+        (waiting at most ``patience`` seconds for a reload in progress, if given)."""
         if self.watcher is not None:
-            self.watcher.stop()
+            self.watcher.stop(patience)
             self.watcher = None
         if self._idle_worker is not None:
             self._idle_worker.stop()
             self._idle_worker = None
 
+
+# Seconds the exit waits for a reload that runs a module's code (a blocking call in its top
+# level, which the exception that stops it reaches only as it returns).
+_EXIT_PATIENCE = 0.5
 
 # HMR.watch's keywords from before Settings: each is an option of Settings.
 _WATCH_KEYWORDS = frozenset({"backend", "poll", "include", "exclude", "watch_data", "clear"})

@@ -85,7 +85,7 @@ from .rebinding import GONE, bind_added_names, rebind_importers
 from .refusals import Refusal, RefusedEdit, locate
 from .running import read_by_running_code
 from .sources import SETTLE_AT_MOST, SourceStore, StillWritten, read_settled
-from .watchdog import Watchdog
+from .watchdog import Ended, Watchdog
 
 if TYPE_CHECKING:
     from .._core import ImportTracker
@@ -2039,7 +2039,17 @@ class Reloader:
         for refusal in refused.refusals:
             log.warning("%s", refusal)
 
+    def end_running(self) -> bool:
+        """The program ends: a module's new code that runs now stops (see Watchdog.end_run);
+        whether one ran."""
+        return self._watchdog.end_run()
+
     def _fail(self, name: str, exc: BaseException) -> None:
+        if isinstance(exc, Ended):
+            # Stopped as the program ends: it left nothing, and nothing is to be said.
+            self._result.failed[name] = exc
+            log.debug("%s: its reload stopped, the program ends", name)
+            return
         self._result.failed[name] = exc
         self.failing.add(name)
         before = self._blamed.get(name)

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from .. import collector
 from ..threads import raise_in, signals_to_main_thread
 
-__all__ = ["Superseded", "Watchdog"]
+__all__ = ["Ended", "Superseded", "Watchdog"]
 
 log = logging.getLogger("muckrack_hmr.reload")
 
@@ -57,6 +57,13 @@ class Superseded(BaseException):
 
     def __str__(self) -> str:
         return self.note
+
+
+class Ended(Superseded):
+    """Raised in a module's run that the program's exit finds running (Ctrl-C, its end):
+    as under python, the program does not wait for it."""
+
+    note = "the program ends"
 
 
 class _Run:
@@ -135,6 +142,20 @@ class Watchdog:
         if thread is not threading.current_thread():
             thread.join(timeout=_STOP_PATIENCE)
         self._thread = None
+
+    def end_run(self) -> bool:
+        """The program ends: stop the module's run in progress, if its code runs now (a
+        long top level), as a newer save would (its thread then ends its reload, the
+        module as it was, once it runs Python code again: not inside a blocking call);
+        whether one did."""
+        run = self._run
+        if run is None or run.thread == threading.get_ident():
+            return False
+        with self._ending:
+            if self._run is run and _in_its_code(run):
+                raise_in(run.thread, Ended)
+                return True
+        return False
 
     def saves(self, filenames: list[str]) -> None:
         """The files saved for the reload that starts (its modules'): a newer save of one

@@ -271,8 +271,9 @@ class SavePipeline:
         requested = self._requested
         return (requested if isinstance(requested, str) else requested.name), self._poll
 
-    def stop(self) -> None:
-        """Stop watching; a burst being applied is finished first."""
+    def stop(self, patience: float | None = None) -> None:
+        """Stop watching; a burst being applied is finished first (within ``patience``
+        seconds, if given)."""
         with self._wake:
             self._stopping.set()
             self._wake.notify_all()
@@ -281,7 +282,7 @@ class SavePipeline:
         if self.backend is not None:
             self.backend.stop()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=5 if patience is None else patience)
         prompt.end()  # (a save that came as it stopped is not handled)
 
     # -- which files belong to which modules ------------------------------------

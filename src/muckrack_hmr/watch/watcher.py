@@ -229,16 +229,19 @@ class Watcher:
         """The backend asked for (a name) and the polling interval (``--poll``), if any."""
         return self.pipeline.backend_choice()
 
-    def stop(self) -> None:
-        """Stop watching; a reload in progress finishes first."""
+    def stop(self, patience: float | None = None) -> None:
+        """Stop watching; a reload in progress finishes first (within ``patience`` seconds,
+        if given)."""
         self._stopping.set()
         self._hurried.set()
+        until = None if patience is None else time.monotonic() + patience
         with self._pipeline_made:
             pipeline = self._pipeline
         if pipeline is not None:
-            pipeline.stop()
+            pipeline.stop(patience)
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)  # (at once when the pipeline waited for it)
+            # (At once when the pipeline waited for it.)
+            self._thread.join(timeout=5 if until is None else max(0.0, until - time.monotonic()))
 
     # -- the pipeline's side ------------------------------------------------------
 
