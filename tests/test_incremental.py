@@ -2574,6 +2574,24 @@ def test_a_table_edited_gives_its_new_items_to_what_holds_the_old_one(
     assert (built["table"]["select"], built["words"]) == ("keyword", ["a", "b"])
 
 
+def test_a_class_attribute_table_edited_gives_its_new_items_to_the_live_one(
+    project: Project, hmr: Any
+) -> None:
+    """``class Tables: KEYWORDS = {...}`` edited: what took the class's table (a lexer) read
+    the old items for good; the live table takes the new ones, as a module's does."""
+    source = (
+        "class Tables:\n    KEYWORDS = {{'select': '{kind}'}}\n    WORDS = [{words}]\n\n"
+        "    def first(self):\n        return self.WORDS[0]\n"
+    )
+    project.write("kw.py", source.format(kind="dml", words="'a'"))
+    (kw,) = fresh(hmr, "kw")
+    table, words = kw.Tables.KEYWORDS, kw.Tables.WORDS
+    project.write("kw.py", source.format(kind="keyword", words="'b', 'c'"))
+    assert hmr.reload("kw").reloaded == ["kw"]
+    assert (table["select"], words, kw.Tables().first()) == ("keyword", ["b", "c"], "b")
+    assert kw.Tables.KEYWORDS is table
+
+
 def test_a_container_filled_by_a_method_starts_again_from_the_statement_that_made_it(
     project: Project, hmr: Any
 ) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import cast
 
-__all__ = ["FILLING", "Kept", "filled_names"]
+__all__ = ["FILLING", "REFILLED", "Kept", "filled_names", "give_items"]
 
 #: Methods that add to a container: a statement calling one, run again, adds again.
 FILLING = frozenset(
@@ -177,3 +177,42 @@ class Kept:
             except (AttributeError, TypeError):  # a built-in type's, read-only
                 pass
         self._attributes.clear()
+
+
+#: The containers whose items one made again puts in the live one (see :func:`give_items`).
+REFILLED = (list, dict, set, OrderedDict, defaultdict, deque)
+
+
+def give_items(live: object, fresh: object, depth: int = 0) -> bool:
+    """Give ``live`` the items of ``fresh`` (of its exact type); whether it took them.  A
+    dict's value that is a container of the type of the live one's under the same key
+    (``NESTED["sql"]``) is refilled in its turn, and stays."""
+    if type(live) is not type(fresh):
+        return False
+    if isinstance(live, dict) and isinstance(fresh, dict):
+        if depth < _REFILL_DEPTH:
+            for key, value in fresh.items():
+                held = live.get(key)
+                if held is not None and held is not value and give_items(held, value, depth + 1):
+                    fresh[key] = held
+        live.clear()
+        live.update(fresh)
+        if isinstance(live, defaultdict) and isinstance(fresh, defaultdict):
+            live.default_factory = fresh.default_factory
+    elif isinstance(live, list) and isinstance(fresh, list):
+        live[:] = fresh
+    elif isinstance(live, set) and isinstance(fresh, set):
+        live.clear()
+        live.update(fresh)
+    elif isinstance(live, deque) and isinstance(fresh, deque):
+        if live.maxlen != fresh.maxlen:
+            return False  # (its bound is fixed as it is made)
+        live.clear()
+        live.extend(fresh)
+    else:
+        return False
+    return True
+
+
+# How deep the dicts of a table are refilled (see _refill).
+_REFILL_DEPTH = 8

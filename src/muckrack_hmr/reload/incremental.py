@@ -25,7 +25,6 @@ import __future__
 import abc
 import ast
 import bisect
-import collections
 import contextlib
 import functools
 import gc
@@ -59,7 +58,7 @@ from .body_edits import (
     original_function,
     same_last_def,
 )
-from .in_place import Kept, filled_names
+from .in_place import REFILLED, Kept, filled_names, give_items
 from .kept_classes import kept_class_edit
 from .kinds import CACHE_WRAPPER, is_a
 from .live_defs import (
@@ -1150,16 +1149,12 @@ def _makes_container(node: ast.AST, name: str) -> bool:
     return False
 
 
-# The containers whose items an edit of the statement that made them puts in the live one.
-_REFILLED = (list, dict, set, collections.OrderedDict, collections.defaultdict, collections.deque)
-
-
 def _refilled(then: object, now: object, nodes: list[ast.AST], name: str) -> bool:
     """Does ``now``, which one of ``nodes`` made (``name = [...]``, ``{...}``, a
     comprehension, ``dict(...)``), replace a live container ``then`` of its exact type?
     (Not ``__all__`` and the like: what they held before is read after the run.)"""
     kind = type(now)
-    if kind is not type(then) or kind not in _REFILLED or name.startswith("__"):
+    if kind is not type(then) or kind not in REFILLED or name.startswith("__"):
         return False
     return any(_makes_container(node, name) for node in nodes)
 
@@ -1175,47 +1170,12 @@ def refill_containers(changes: Changes, namespace: dict[str, object]) -> None:
     import follows, as for any value that changed."""
     if not changes.refills:
         return
-    live_of = {id(fresh): live for live, fresh in changes.refills if _refill(live, fresh, 0)}
+    live_of = {id(fresh): live for live, fresh in changes.refills if give_items(live, fresh)}
     for key, value in list(namespace.items()):
         live = live_of.get(id(value))
         if live is not None:
             namespace[key] = live
     changes.refills.clear()
-
-
-def _refill(live: object, fresh: object, depth: int) -> bool:
-    """Give ``live`` the items of ``fresh`` (of its exact type); whether it took them.  A
-    dict's value that is a container of the type of the live one's under the same key
-    (``NESTED["sql"]``) is refilled in its turn, and stays."""
-    if type(live) is not type(fresh):
-        return False
-    if isinstance(live, dict) and isinstance(fresh, dict):
-        if depth < _REFILL_DEPTH:
-            for key, value in fresh.items():
-                held = live.get(key)
-                if held is not None and held is not value and _refill(held, value, depth + 1):
-                    fresh[key] = held
-        live.clear()
-        live.update(fresh)
-        if isinstance(live, collections.defaultdict) and isinstance(fresh, collections.defaultdict):
-            live.default_factory = fresh.default_factory
-    elif isinstance(live, list) and isinstance(fresh, list):
-        live[:] = fresh
-    elif isinstance(live, set) and isinstance(fresh, set):
-        live.clear()
-        live.update(fresh)
-    elif isinstance(live, collections.deque) and isinstance(fresh, collections.deque):
-        if live.maxlen != fresh.maxlen:
-            return False  # (its bound is fixed as it is made)
-        live.clear()
-        live.extend(fresh)
-    else:
-        return False
-    return True
-
-
-# How deep the dicts of a table are refilled (see _refill).
-_REFILL_DEPTH = 8
 
 
 def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]) -> list[int]:

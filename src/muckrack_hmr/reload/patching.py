@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from enum import Enum, Flag
 from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
+from .in_place import REFILLED, give_items
 from .kinds import CACHE_WRAPPER, is_a, takes_code, why_not_taken
 from .refusals import CLASS_LAYOUT, ENUM_CLASS, ENUM_MEMBERS, Refusal
 from .relocation import earlier_versions
@@ -451,6 +452,12 @@ class _Patcher:
             if wrapped is not None and self.plan_function(*wrapped):
                 continue
             if self._plan_property(current, value):
+                continue
+            if type(current) is type(value) and type(value) in REFILLED and current is not value:
+                # ``KEYWORDS = {...}`` edited in the class body: the live table takes the
+                # new items and stays (what copied it, a singleton built from it, reads
+                # them), as a module's does.
+                self.actions.append(functools.partial(_give_items, current, value))
                 continue
             if isinstance(current, types.FunctionType) and isinstance(value, types.FunctionType):
                 # Same name, but the closure changed shape: the class gets the new
@@ -1383,6 +1390,10 @@ def patch_namespace(
     patcher.apply()
     new.update(back)
     return patcher.report
+
+
+def _give_items(live: object, fresh: object) -> None:
+    give_items(live, fresh)
 
 
 def _cache_parameters_changed(old: object, new: object) -> str | None:
