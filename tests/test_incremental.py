@@ -2496,7 +2496,11 @@ def test_a_save_that_fails_leaves_what_its_statements_changed_in_place_as_it_was
     nothing ("the old code keeps running"), ``N`` was 2 again, but the dict, the lists
     and the attributes held the new code's values.  They are put back; the next good
     save applies."""
-    project.write("core.py", "REGISTRY = []\nFLAG = 0\n")
+    project.write(
+        "core.py",
+        "REGISTRY = []\nFLAG = 0\nSETTINGS = {'db': {'port': 0}}\n\n\nclass Conn:\n"
+        "    port = 0\n\n\nCONN = Conn()\n",
+    )
     source = (
         "import core\n"
         "N = {n}\n"
@@ -2509,6 +2513,8 @@ def test_a_save_that_fails_leaves_what_its_statements_changed_in_place_as_it_was
         "class K:\n"
         "    size = 0\n"
         "K.size = N\n"
+        "core.SETTINGS['db']['port'] = N\n"
+        "core.CONN.port = N\n"
         "{broken}\n"
     )
     project.write("prep.py", source.format(n=2, broken=""))
@@ -2518,11 +2524,17 @@ def test_a_save_that_fails_leaves_what_its_statements_changed_in_place_as_it_was
     def state() -> tuple[object, ...]:
         return (prep.N, prep.CONFIG, prep.SEEN, core.REGISTRY, core.FLAG, prep.K.size)
 
+    def deeper() -> tuple[object, ...]:
+        return (core.SETTINGS, core.CONN.port)
+
     assert state() == (2, {"n": 2}, [2], [2], 2, 2)
+    assert deeper() == ({"db": {"port": 2}}, 2)
     project.write("prep.py", source.format(n=3, broken="BROKEN = 1 / 0"))
     result = hmr.reload("prep")
     assert list(result.failed) == ["prep"]
     assert state() == (2, {"n": 2}, [2], [2], 2, 2)
+    # An item of a dict inside one, an instance's attribute: alike.
+    assert deeper() == ({"db": {"port": 2}}, 2)
     assert (config, seen) == (prep.CONFIG, prep.SEEN)
     project.write("prep.py", source.format(n=3, broken=""))
     assert hmr.reload("prep").reloaded == ["prep"]

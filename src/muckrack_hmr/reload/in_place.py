@@ -109,15 +109,34 @@ def _changed(node: ast.AST) -> tuple[list[ast.expr], list[ast.Attribute]]:
 
 
 def _named(node: ast.expr, namespace: Mapping[str, object]) -> object:
-    """The object ``X``, ``mod.X`` or ``Cls.X`` names, looked up without running code (no
-    descriptor, no ``__getattr__``): _MISSING when it names nothing so."""
+    """The object ``X``, ``mod.X``, ``Cls.X``, ``obj.x`` or ``X["k"]`` names, looked up
+    without running code (no descriptor, no ``__getattr__``, an item of a dict or list by
+    a constant): _MISSING when it names nothing so."""
     if isinstance(node, ast.Name):
         return namespace.get(node.id, _MISSING)
     if isinstance(node, ast.Attribute):
         base = _named(node.value, namespace)
-        if isinstance(base, ModuleType | type):
-            return base.__dict__.get(node.attr, _MISSING)
+        if isinstance(base, ModuleType | type) or _plain_instance(base):
+            return vars(base).get(node.attr, _MISSING)
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        base, key = _named(node.value, namespace), node.slice.value
+        if type(base) is dict:
+            return base.get(key, _MISSING)
+        if type(base) is list and type(key) is int and -len(base) <= key < len(base):
+            return base[key]
     return _MISSING
+
+
+def _plain_instance(value: object) -> bool:
+    """An instance whose attributes are its ``__dict__``'s (no ``__slots__`` only, no
+    ``__setattr__`` of its own): set and put back as any."""
+    kind = type(value)
+    return (
+        isinstance(getattr(value, "__dict__", None), dict)
+        and not isinstance(value, ModuleType | type)
+        and kind.__setattr__ is object.__setattr__
+        and kind.__getattribute__ is object.__getattribute__
+    )
 
 
 class Kept:
@@ -125,7 +144,7 @@ class Kept:
 
     def __init__(self) -> None:
         self._containers: dict[int, tuple[object, list[object] | dict[object, object]]] = {}
-        self._attributes: dict[tuple[int, str], tuple[ModuleType | type, str, object]] = {}
+        self._attributes: dict[tuple[int, str], tuple[object, str, object]] = {}
 
     def before(self, node: ast.AST, namespace: Mapping[str, object]) -> None:
         """``node`` (a top-level statement) runs next in ``namespace``: keep what it may
@@ -142,7 +161,9 @@ class Kept:
         for target in attributes:
             owner = _named(target.value, namespace)
             key = (id(owner), target.attr)
-            if isinstance(owner, ModuleType | type) and key not in self._attributes:
+            if (
+                isinstance(owner, ModuleType | type) or _plain_instance(owner)
+            ) and key not in self._attributes:
                 self._attributes[key] = (
                     owner,
                     target.attr,
