@@ -2586,6 +2586,33 @@ def test_a_table_edited_gives_its_new_items_to_what_holds_the_old_one(
     assert (built["table"]["select"], built["words"]) == ("keyword", ["a", "b"])
 
 
+def test_a_registry_a_function_fills_and_a_table_another_name_holds_are_left_as_they_are(
+    project: Project, hmr: Any
+) -> None:
+    """``HANDLERS = []`` filled by ``@handler`` (a function that appends) and by a top-level
+    ``HANDLERS.append(lambda: ...)`` that an edit changed: made again from ``HANDLERS =
+    []``, it lost what the decorated def registered.  And ``B = A`` edited to ``B = [9]``
+    gave A's list the new items.  Neither is made again nor refilled; ``del _helpr``, a
+    typo an edit made, fails as in a fresh start."""
+    source = (
+        "HANDLERS = []\n\n\ndef handler(f):\n    HANDLERS.append(f)\n    return f\n\n\n"
+        "@handler\ndef h1():\n    return 'h1'\n\n\nHANDLERS.append(lambda: '{lam}')\n"
+        "A = [1, 2]\nB = {b}\n"
+    )
+    project.write("reg.py", source.format(lam="v1", b="A"))
+    (reg,) = fresh(hmr, "reg")
+    assert [f() for f in reg.HANDLERS] == ["h1", "v1"]
+    project.write("reg.py", source.format(lam="v2", b="[9]"))
+    assert hmr.reload("reg").reloaded == ["reg"]
+    assert [f() for f in reg.HANDLERS][:1] == ["h1"]
+    assert (reg.A, reg.B) == ([1, 2], [9])
+    project.write("del.py", "def _helper():\n    return 1\n\nX = _helper()\ndel _helper\n")
+    (module,) = fresh(hmr, "del")
+    project.write("del.py", "def _helper():\n    return 2\n\nX = _helper()\ndel _helpr\n")
+    assert list(hmr.reload("del").failed) == ["del"]
+    assert (module.X, hasattr(module, "_helper")) == (1, False)
+
+
 def test_a_class_attribute_table_edited_gives_its_new_items_to_the_live_one(
     project: Project, hmr: Any
 ) -> None:
@@ -2602,6 +2629,10 @@ def test_a_class_attribute_table_edited_gives_its_new_items_to_the_live_one(
     assert hmr.reload("kw").reloaded == ["kw"]
     assert (table["select"], words, kw.Tables().first()) == ("keyword", ["b", "c"], "b")
     assert kw.Tables.KEYWORDS is table
+    # A later line that raises: the class is put back, its table's items with it.
+    project.write("kw.py", source.format(kind="broken", words="'d'") + "\n1 / 0\n")
+    assert list(hmr.reload("kw").failed) == ["kw"]
+    assert (table["select"], words, kw.Tables.KEYWORDS is table) == ("keyword", ["b", "c"], True)
 
 
 def test_a_container_filled_by_a_method_starts_again_from_the_statement_that_made_it(
@@ -2626,9 +2657,6 @@ def test_a_container_filled_by_a_method_starts_again_from_the_statement_that_mad
         "SEEN.add(N)\n"
         "FIRST = {{}}\n"
         "FIRST.setdefault('n', N)\n"
-        "HANDLERS = {{}}\n"
-        "for i in range(N):\n"
-        "    HANDLERS[i] = i * 10\n"
         "BASE = ['base']\n"
         "COPIED = BASE.copy()\n"
         "COPIED.extend(range(N))\n"
@@ -2657,7 +2685,6 @@ def test_a_container_filled_by_a_method_starts_again_from_the_statement_that_mad
         assert list(range(n)) == prep.LOOP
         assert [*range(n), "plugin"] == prep.EXT
         assert ([n], {n}, {"n": n}) == (prep.APP, prep.SEEN, prep.FIRST)
-        assert {i: i * 10 for i in range(n)} == prep.HANDLERS
         assert ["base", *range(n)] == prep.COPIED
         assert plugin.LOOP is prep.LOOP
         # Not a container it made: the live object, filled again.

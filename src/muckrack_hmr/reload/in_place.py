@@ -19,12 +19,23 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import cast
 
-__all__ = ["FILLING", "REFILLED", "Kept", "filled_names", "give_items"]
+__all__ = [
+    "FILLING",
+    "REFILLED",
+    "Kept",
+    "aliased",
+    "filled_in_functions",
+    "filled_names",
+    "give_items",
+]
 
-#: Methods that add to a container: a statement calling one, run again, adds again.
-FILLING = frozenset(
-    ("append", "extend", "insert", "add", "update", "setdefault", "appendleft", "extendleft")
-)
+#: Methods that add to a container: a statement calling one, run again, adds again (not
+#: ``update`` or ``X[k] = v``, which set what they set again: the keys the program added
+#: stay, as they would not if the container were made again).
+FILLING = frozenset(("append", "extend", "insert", "add", "setdefault", "appendleft", "extendleft"))
+# Methods that fill a container in any way (a function of the module that does fills a
+# registry: see filled_in_functions).
+_FILLS = FILLING | {"update", "__setitem__"}
 # Methods that change a container in place, in any way.
 _CHANGING = FILLING | {
     "remove",
@@ -62,23 +73,40 @@ def _top_level(node: ast.AST) -> list[ast.AST]:
 
 
 def filled_names(node: ast.AST) -> set[str]:
-    """The names whose container a top-level statement fills (``X.append(v)``,
-    ``X.update(...)``, ``X[k] = v``, ``X[k].append(v)``; also in a loop, under an ``if``
-    or a ``with``)."""
+    """The names whose container a top-level statement adds to (``X.append(v)``,
+    ``X.add(v)``, ``X[k].append(v)``; also in a loop, under an ``if`` or a ``with``)."""
+    return {
+        held
+        for each in _top_level(node)
+        if isinstance(each, ast.Call)
+        and isinstance(each.func, ast.Attribute)
+        and each.func.attr in FILLING
+        and (held := _container_name(each.func.value)) is not None
+    }
+
+
+def filled_in_functions(statements: list[ast.AST]) -> set[str]:
+    """The names whose container a function (or a method, a lambda) of these statements
+    fills: a registry (``def handler(f): HANDLERS.append(f)``), which what calls it (a
+    decorated def, the program at run time) fills too."""
     found: set[str] = set()
-    for each in _top_level(node):
-        if (
-            isinstance(each, ast.Call)
-            and isinstance(each.func, ast.Attribute)
-            and each.func.attr in FILLING
-        ):
-            held = _container_name(each.func.value)
-        elif isinstance(each, ast.Subscript) and isinstance(each.ctx, ast.Store):
-            held = _container_name(each.value)
-        else:
-            continue
-        if held is not None:
-            found.add(held)
+    for statement in statements:
+        for scope in ast.walk(statement):
+            if not isinstance(scope, _SCOPES):
+                continue
+            for each in ast.walk(scope):
+                if (
+                    isinstance(each, ast.Call)
+                    and isinstance(each.func, ast.Attribute)
+                    and each.func.attr in _FILLS
+                ):
+                    held = _container_name(each.func.value)
+                elif isinstance(each, ast.Subscript) and isinstance(each.ctx, ast.Store):
+                    held = _container_name(each.value)
+                else:
+                    continue
+                if held is not None:
+                    found.add(held)
     return found
 
 
@@ -151,13 +179,7 @@ class Kept:
         change in place, once a reload."""
         containers, attributes = _changed(node)
         for expression in containers:
-            held = _named(expression, namespace)
-            if type(held) not in _KINDS or id(held) in self._containers:
-                continue
-            if isinstance(held, dict):
-                self._containers[id(held)] = (held, dict(held))
-            elif isinstance(held, list | bytearray | set | deque):
-                self._containers[id(held)] = (held, list(held))
+            self.container(_named(expression, namespace))
         for target in attributes:
             owner = _named(target.value, namespace)
             key = (id(owner), target.attr)
@@ -169,6 +191,15 @@ class Kept:
                     target.attr,
                     owner.__dict__.get(target.attr, _MISSING),
                 )
+
+    def container(self, held: object) -> None:
+        """Keep the items of ``held`` if it is a container of ours, once."""
+        if type(held) not in _KINDS or id(held) in self._containers:
+            return
+        if isinstance(held, dict):
+            self._containers[id(held)] = (held, dict(held))
+        elif isinstance(held, list | bytearray | set | deque):
+            self._containers[id(held)] = (held, list(held))
 
     def put_back(self) -> None:
         """Return what was kept to what it held (the reload failed, or was refused)."""
@@ -237,3 +268,9 @@ def give_items(live: object, fresh: object, depth: int = 0) -> bool:
 
 # How deep the dicts of a table are refilled (see _refill).
 _REFILL_DEPTH = 8
+
+
+def aliased(held: object, namespace: Mapping[str, object], name: str) -> bool:
+    """Does another name of ``namespace`` than ``name`` hold ``held`` (``B = A``: B's
+    container is A's, which an edit ``B = [9]`` must leave as it is)?"""
+    return any(value is held and key != name for key, value in list(namespace.items()))

@@ -58,7 +58,7 @@ from .body_edits import (
     original_function,
     same_last_def,
 )
-from .in_place import REFILLED, Kept, filled_names, give_items
+from .in_place import REFILLED, Kept, aliased, filled_in_functions, filled_names, give_items
 from .kept_classes import kept_class_edit
 from .kinds import CACHE_WRAPPER, is_a
 from .live_defs import (
@@ -1186,7 +1186,12 @@ def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]
     method, none unless that binding made it: ``X = []``, not ``app = Flask()``)."""
     node = statements[index].node
     augmented = _augmented(node)
-    names = (augmented | filled_names(node)) - rebound
+    filled = filled_names(node) - rebound
+    if filled:
+        # (A registry a function of the module fills, which a decorated def or the
+        # program calls, is filled again as it is: they would not fill it again.)
+        filled -= filled_in_functions([each.node for each in statements])
+    names = (augmented - rebound) | filled
     chain: set[int] = set()
     for name in names:
         found: list[int] = []
@@ -1291,13 +1296,24 @@ def _registered_by(statement: Statement, namespace: Mapping[str, object]) -> lis
 
 
 def _run_statement(
-    statement: Statement, namespace: dict[str, object], filename: str, flags: int, changes: Changes
+    statement: Statement,
+    namespace: dict[str, object],
+    filename: str,
+    flags: int,
+    changes: Changes,
+    *,
+    again: bool = False,
 ) -> None:
-    """Run one top-level statement; if it raises, undo this reload's patches (StatementError)."""
+    """Run one top-level statement; if it raises, undo this reload's patches (StatementError).
+    ``again``: it runs again unchanged (for what it reads)."""
     node = statement.node
-    if isinstance(node, ast.Delete) and all(isinstance(t, ast.Name) for t in node.targets):
-        # ``del _a, _b`` run again (``_a``'s def ran again for a statement that calls it):
-        # a name no statement bound again this time is gone already.
+    if (
+        again
+        and isinstance(node, ast.Delete)
+        and all(isinstance(t, ast.Name) for t in node.targets)
+    ):
+        # ``del _a, _b`` unchanged, run again (``_a``'s def ran again for a statement that
+        # calls it): a name no statement bound again this time is gone already.
         for target in node.targets:
             namespace.pop(cast("ast.Name", target).id, None)
         return
@@ -2066,7 +2082,7 @@ def plan_and_run(
             )
         elif live is None:
             held = None if edited[index] else _appended_to(statement, namespace)
-            _run_statement(statement, namespace, filename, flags, changes)
+            _run_statement(statement, namespace, filename, flags, changes, again=not edited[index])
             if held is not None:
                 # ``HANDLERS.append(("class", Reg))``, run again for what it reads (its
                 # class changed): the entry it appends again is the one it holds.
@@ -2082,7 +2098,9 @@ def plan_and_run(
             now, then = namespace.get(name, _MISSING), before[name]
             if now is then:
                 continue
-            if _refilled(then, now, [new.statements[at].node for at in (*chain, index)], name):
+            if _refilled(
+                then, now, [new.statements[at].node for at in (*chain, index)], name
+            ) and not aliased(then, namespace, name):
                 # ``TABLE = {...}`` edited: once the module's new code is in, the old
                 # container takes the new items too (see refill_containers).
                 changes.refills.append((then, now))

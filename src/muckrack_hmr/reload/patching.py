@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from enum import Enum, Flag
 from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
-from .in_place import REFILLED, give_items
+from .in_place import REFILLED, Kept, aliased, give_items
 from .kinds import CACHE_WRAPPER, is_a, takes_code, why_not_taken
 from .refusals import CLASS_LAYOUT, ENUM_CLASS, ENUM_MEMBERS, Refusal
 from .relocation import earlier_versions
@@ -453,11 +453,17 @@ class _Patcher:
                 continue
             if self._plan_property(current, value):
                 continue
-            if type(current) is type(value) and type(value) in REFILLED and current is not value:
+            if (
+                type(current) is type(value)
+                and type(value) in REFILLED
+                and current is not value
+                and not aliased(current, old.__dict__, key)
+                and not aliased(current, vars(sys.modules.get(self.module, sys)), "")
+            ):
                 # ``KEYWORDS = {...}`` edited in the class body: the live table takes the
                 # new items and stays (what copied it, a singleton built from it, reads
                 # them), as a module's does.
-                self.actions.append(functools.partial(_give_items, current, value))
+                self.actions.append(functools.partial(self._give_items, current, value))
                 continue
             if isinstance(current, types.FunctionType) and isinstance(value, types.FunctionType):
                 # Same name, but the closure changed shape: the class gets the new
@@ -611,6 +617,14 @@ class _Patcher:
     def _set_member(self, cls: type, key: str, value: object) -> None:
         self._remember_member(cls, key)
         setattr(cls, key, self._rehome(cls, value))
+
+    def _give_items(self, live: object, fresh: object) -> None:
+        if self.undo is not None:
+            # (Undone with the class: a later statement of the module may fail.)
+            kept = Kept()
+            kept.container(live)
+            self.undo.append(kept.put_back)
+        give_items(live, fresh)
 
     def _define_members(self, cls: type, members: frozenset[str]) -> None:
         if self.undo is not None:
@@ -1390,10 +1404,6 @@ def patch_namespace(
     patcher.apply()
     new.update(back)
     return patcher.report
-
-
-def _give_items(live: object, fresh: object) -> None:
-    give_items(live, fresh)
 
 
 def _cache_parameters_changed(old: object, new: object) -> str | None:
