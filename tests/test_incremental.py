@@ -2514,6 +2514,7 @@ def test_a_save_that_fails_leaves_what_its_statements_changed_in_place_as_it_was
         "    size = 0\n"
         "K.size = N\n"
         "core.SETTINGS['db']['port'] = N\n"
+        "core.SETTINGS.update(n=N)\n"
         "core.CONN.port = N\n"
         "{broken}\n"
     )
@@ -2528,13 +2529,13 @@ def test_a_save_that_fails_leaves_what_its_statements_changed_in_place_as_it_was
         return (core.SETTINGS, core.CONN.port)
 
     assert state() == (2, {"n": 2}, [2], [2], 2, 2)
-    assert deeper() == ({"db": {"port": 2}}, 2)
+    assert deeper() == ({"db": {"port": 2}, "n": 2}, 2)
     project.write("prep.py", source.format(n=3, broken="BROKEN = 1 / 0"))
     result = hmr.reload("prep")
     assert list(result.failed) == ["prep"]
     assert state() == (2, {"n": 2}, [2], [2], 2, 2)
-    # An item of a dict inside one, an instance's attribute: alike.
-    assert deeper() == ({"db": {"port": 2}}, 2)
+    # An item of a dict inside one, an update, an instance's attribute: alike.
+    assert deeper() == ({"db": {"port": 2}, "n": 2}, 2)
     assert (config, seen) == (prep.CONFIG, prep.SEEN)
     project.write("prep.py", source.format(n=3, broken=""))
     assert hmr.reload("prep").reloaded == ["prep"]

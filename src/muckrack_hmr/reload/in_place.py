@@ -9,6 +9,11 @@ again, the containers it fills (lists, dicts, sets, deques, bytearrays) are copi
 and the module and class attributes it sets are noted; :meth:`Kept.put_back` returns
 them to what they held.  A change made by a function the statement calls (a
 ``register(f)`` that appends) is not seen here.
+
+Also what the engine reads of containers in code: the names a statement adds to (run
+again, it would add again: see incremental's chain to the statement that made the
+container), those a function of the module fills (a registry), and the refill of a
+container made again into the live one (:func:`give_items`).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ FILLING = frozenset(("append", "extend", "insert", "add", "setdefault", "appendl
 # registry: see filled_in_functions).
 _FILLS = FILLING | {"update", "__setitem__"}
 # Methods that change a container in place, in any way.
-_CHANGING = FILLING | {
+_CHANGING = _FILLS | {
     "remove",
     "pop",
     "popitem",
