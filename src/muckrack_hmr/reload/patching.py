@@ -457,6 +457,7 @@ class _Patcher:
                 type(current) is type(value)
                 and type(value) in REFILLED
                 and current is not value
+                and not key.startswith("__")  # (``__dataclass_fields__``: the class's own)
                 and not aliased(current, old.__dict__, key)
                 and not aliased(current, vars(sys.modules.get(self.module, sys)), "")
             ):
