@@ -1021,6 +1021,45 @@ def test_a_removed_top_level_call_is_reported_with_its_file_and_line(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
+def test_a_call_on_a_container_made_again_is_not_said_to_stay(
+    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``DD = defaultdict(list)`` then ``DD["a"].append(N)``, both edited
+    (``defaultdict(set)``, ``.add``): the container is made again, so what the old
+    call added went with it, and no line says it stays.  The same call removed
+    while its container is kept does stay, and is said to."""
+    source = "from collections import defaultdict\nN = {n}\nDD = {maker}\n{fill}\n"
+    path = project.write(
+        "a.py", source.format(n=1, maker="defaultdict(list)", fill="DD['a'].append(N)")
+    )
+    (a,) = fresh(hmr, "a")
+    assert dict(a.DD) == {"a": [1]}
+    live = a.DD
+    edits = [
+        (2, "defaultdict(set)", "DD['a'].add(N)", {"a": {2}}),
+        (2, "defaultdict(list)", "DD['a'].append(1)", {"a": [1]}),
+        (3, "defaultdict(list)", "DD['b'].append(1)", {"b": [1]}),
+    ]
+    for n, maker, fill, want in edits:
+        project.write("a.py", source.format(n=n, maker=maker, fill=fill))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+            assert hmr.reload_module("a")[0] == ["a"]
+        assert (dict(a.DD), a.DD) == (want, live)
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+    # The maker kept, the call gone: its item stays, as the line says.
+    project.write("a.py", source.format(n=3, maker="defaultdict(list)", fill=""))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        assert hmr.reload_module("a")[0] == []  # (nothing to run)
+    assert dict(a.DD) == {"b": [1]}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"{path}:4: DD['b'].append(1) is no longer in the file; "
+        "what it did when it ran stays until a restart"
+    ]
+
+
 def test_a_removed_class_and_function_put_back_are_the_objects_their_importers_hold(
     project: Project, hmr: Any
 ) -> None:

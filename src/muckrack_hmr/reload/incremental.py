@@ -694,13 +694,17 @@ def _kind(statement: Statement) -> tuple[type, str | None]:
     return type(statement.node), getattr(statement.node, "name", None)
 
 
-def removed_calls(old: ModuleSummary, new: ModuleSummary) -> list[Statement]:
+def removed_calls(
+    old: ModuleSummary, new: ModuleSummary, made_again: Collection[str] = ()
+) -> list[Statement]:
     """The top-level calls of ``old`` (``app.add_middleware(Timing)``, ``register(f)``) that
     ``new`` no longer makes, in source order.
 
     They ran when the module did, and nothing undoes a call: what they did (a
     middleware added, an entry registered) stays until a restart.  A call
-    that only moved or was reformatted has its equal in ``new``.
+    that only moved or was reformatted has its equal in ``new``.  One on a
+    container of ``made_again`` (``DD["a"].append(1)``, where ``DD = defaultdict(list)``
+    ran again) went with the items the container had.
     """
     if old is new:
         return []
@@ -730,9 +734,23 @@ def removed_calls(old: ModuleSummary, new: ModuleSummary) -> list[Statement]:
         callee = _callee(statement)
         if callee is not None and callees.get(callee, 0):
             callees[callee] -= 1
-        else:
+        elif _receiver(statement) not in made_again:
             gone.append(statement)
     return gone
+
+
+def _receiver(statement: Statement) -> str | None:
+    """The name a call statement's callee hangs from (``DD`` of ``DD["a"].append(1)``)."""
+    node = statement.node
+    if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
+        return None
+    func = node.value.func
+    if not isinstance(func, ast.Attribute):
+        return None  # ``register(f)``: no container of the module's
+    target = func.value
+    while isinstance(target, ast.Attribute | ast.Subscript):
+        target = target.value
+    return target.id if isinstance(target, ast.Name) else None
 
 
 def _callee(statement: Statement) -> str | None:

@@ -17,6 +17,7 @@ A call to :meth:`Reloader.reload` is one transaction:
 from __future__ import annotations
 
 import ast
+import collections
 import contextlib
 import gc
 import heapq
@@ -441,6 +442,10 @@ def _count_starred(outcome: Changes, held: dict[str, object], namespace: dict[st
 # What the reloader keeps of a removed name that held no function or class (see
 # Reloader._removed): not the value, which nothing should keep alive.
 _A_VALUE = object()
+# What a statement that ran again may have made anew, with what calls had put in it.
+_CONTAINERS = frozenset(
+    {list, dict, set, collections.OrderedDict, collections.defaultdict, collections.deque}
+)
 
 
 def _in_the_file(exc: BaseException, filename: str, source: bytes) -> BaseException:
@@ -1811,7 +1816,13 @@ class Reloader:
                 self._removed.pop(name, None)
             if old is not new:
                 self._forget_removed_imports(name, old, new, package)
-                for gone in removed_calls(old, new):
+                # (A call on a container its maker made again went with its items.)
+                made_again = {
+                    key
+                    for key in outcome.values
+                    if type(outcome.old.get(key)) in _CONTAINERS and key in namespace
+                }
+                for gone in removed_calls(old, new, made_again):
                     log.warning(
                         "%s:%d: %s is no longer in the file; what it did when it ran "
                         "stays until a restart",
