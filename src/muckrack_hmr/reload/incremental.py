@@ -1196,7 +1196,9 @@ def refill_containers(changes: Changes, namespace: dict[str, object]) -> None:
     changes.refills.clear()
 
 
-def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]) -> list[int]:
+def _accumulated_from(
+    statements: list[Statement], index: int, rebound: set[str], registries: Callable[[], set[str]]
+) -> list[int]:
     """For a statement that adds to names (``name += ...``, ``name.append(...)``) and runs
     again: the statements above it that made those names' values, the last plain
     binding and the ones adding to it after that, to run first (none for a name this
@@ -1208,7 +1210,7 @@ def _accumulated_from(statements: list[Statement], index: int, rebound: set[str]
     if filled:
         # (A registry a function of the module fills, which a decorated def or the
         # program calls, is filled again as it is: they would not fill it again.)
-        filled -= filled_in_functions([each.node for each in statements])
+        filled -= registries()
     names = (augmented - rebound) | filled
     chain: set[int] = set()
     for name in names:
@@ -1862,6 +1864,11 @@ def plan_and_run(
     flags = _future_flags(new)
     started = False
     rebound: set[str] = set()  # names that statements which ran bound again
+    # (What the module's functions fill: looked for once, when a statement that fills
+    # a container first runs again.)
+    registries = functools.cache(
+        lambda: filled_in_functions([each.node for each in new.statements])
+    )
     # Classes kept live that changed only plain members, as the module spells them.
     kept_classes = dict(classes_kept or {})
     last_binder: dict[str, int] = {}  # name -> the last statement binding it (when needed)
@@ -2071,7 +2078,7 @@ def plan_and_run(
         # known once it ran (the module was missing as the statement was parsed).
         whole = dict(namespace) if index in again else None
         before = {name: namespace.get(name, _MISSING) for name in binds}
-        chain = _accumulated_from(new.statements, index, rebound)
+        chain = _accumulated_from(new.statements, index, rebound, registries)
         chain = sorted({*chain, *_deleted_since(new.statements, index, namespace)})
         # (What the chain binds again is new as what the statement binds: ``X = []``
         # above ``X.append(...)``, which binds nothing.)
