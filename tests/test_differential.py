@@ -187,3 +187,127 @@ def test_reloads_match_a_fresh_interpreter(project: Project, hmr: Any, seed: int
         got = json.loads(json.dumps(observe(modules, held)))
         want = fresh_observation(str(project.root))
         assert got == want, f"seed {seed}, edit {step} of {changed}: {model[changed]}"
+
+
+# Everyday edits of module-level data, each checked against a fresh interpreter that
+# imports the edited files: (files before, files after, modules saved, what to look at).
+DATA_EDITS = {
+    "item set again, read below and by an importer": (
+        {
+            "dev.py": 'DB = {"port": 1}\nDB["port"] = 2\nBELOW = DB["port"] + 1\n',
+            "app.py": "import dev\nfrom dev import DB\n"
+            'PORT = dev.DB["port"] * 10\nP2 = DB["port"]\n',
+        },
+        {"dev.py": ('DB["port"] = 2', 'DB["port"] = 3')},
+        ["dev"],
+        "dev.DB, dev.BELOW, app.PORT, app.P2",
+    ),
+    "update edited, read below": (
+        {"s.py": 'S = {"a": 1}\nS.update(b=2)\nKEYS = sorted(S)\nN = len(S)\n'},
+        {"s.py": ("S.update(b=2)", "S.update(b=2, c=3)")},
+        ["s"],
+        "s.S, s.KEYS, s.N",
+    ),
+    "a cached function reading an item set again": (
+        {
+            "m.py": "import functools\nTABLE = {'a': 1}\nTABLE['c'] = 3\n\n"
+            "@functools.lru_cache(maxsize=None)\ndef lookup(k):\n    return TABLE.get(k, -1)\n\n"
+            "FIRST = lookup('c')\n",
+        },
+        {"m.py": ("TABLE['c'] = 3", "TABLE['c'] = 30")},
+        ["m"],
+        "m.TABLE, m.lookup('c'), m.FIRST",
+    ),
+    "an attribute set again, read below and by an importer": (
+        {
+            "lib.py": "class App:\n    debug = False\n\nAPP = App()\nAPP.debug = False\n"
+            'MODE = "dbg" if APP.debug else "prod"\n',
+            "user.py": "import lib\nSEEN = lib.MODE\n",
+        },
+        {"lib.py": ("APP.debug = False", "APP.debug = True")},
+        ["lib"],
+        "lib.MODE, user.SEEN",
+    ),
+    "a list extended below a star import": (
+        {
+            "settings/__init__.py": "",
+            "settings/base.py": 'INSTALLED = ["a", "b"]\n',
+            "settings/dev.py": 'from .base import *\n\nINSTALLED += ["dev"]\n'
+            "APPS = tuple(INSTALLED)\n",
+        },
+        {"settings/base.py": ('"b"]', '"b", "c"]')},
+        ["settings.base"],
+        "settings.dev.INSTALLED, settings.dev.APPS",
+    ),
+    "a container started again keeps the items set between": (
+        {
+            "c.py": 'N = 1\nDB = {"port": 1}\nDB["port"] = 3\nDB.update(user="u")\n'
+            'DB.setdefault("n", N)\nL = [0]\nL[0] = 5\nL.append(N)\n',
+        },
+        {"c.py": ("N = 1", "N = 2")},
+        ["c"],
+        "c.DB, c.L",
+    ),
+    "a del taken away": (
+        {"t.py": "TMP = 5\nUSED = TMP * 2\ndel TMP\n"},
+        {"t.py": ("del TMP\n", "")},
+        ["t"],
+        "getattr(t, 'TMP', None), t.USED",
+    ),
+    "an item set in a class body added": (
+        {
+            "k.py": 'class Kw:\n    WORDS = {"select": 1}\n    WORDS["from"] = 2\n'
+            "    N = len(WORDS)\n\n    def f(self):\n        return 1\n",
+        },
+        {"k.py": ('    WORDS["from"] = 2\n', '    WORDS["from"] = 2\n    WORDS["where"] = 3\n')},
+        ["k"],
+        "k.Kw.WORDS, k.Kw.N",
+    ),
+}
+
+
+def _fresh_value(root: str, modules: list[str], expression: str) -> str:
+    """``repr`` of ``expression`` in a new interpreter that imports ``modules``."""
+    script = (
+        f"import sys\nsys.path.insert(0, {root!r})\n"
+        + "".join(f"import {name}\n" for name in modules)
+        + f"print(repr(({expression})))\n"
+    )
+    with tempfile.TemporaryDirectory() as no_pycs:
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPYCACHEPREFIX=no_pycs)
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+        )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("case", sorted(DATA_EDITS))
+def test_data_edits_match_a_fresh_interpreter(project: Project, hmr: Any, case: str) -> None:
+    """A statement that changes a container or an attribute in place, edited (or what it
+    reads): what reads it, here and in the modules that import it, has the values a
+    fresh start of the edited files has; so do a list a star importer extends, items
+    set between a container's maker and a statement that fills it, a name a ``del``
+    taken away left bound, and a class attribute an item set in the class body fills."""
+    import importlib
+
+    files, edits, saved, expression = DATA_EDITS[case]
+    for path, text in files.items():
+        project.write(path, text)
+    modules = sorted(
+        path.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for path in files
+    )
+    loaded = {name: importlib.import_module(name) for name in modules}
+    hmr.remember_sources()
+    namespace = {name.partition(".")[0]: loaded[name.partition(".")[0]] for name in modules}
+    before = repr(eval(expression, namespace))
+    assert before == _fresh_value(str(project.root), modules, expression)
+    for path, (old, new) in edits.items():
+        text = (project.root / path).read_text()
+        assert old in text, (path, old)
+        project.write(path, text.replace(old, new, 1))
+    reloaded, _ = hmr.reload_modules(saved)
+    assert reloaded[: len(saved)] == saved
+    want = _fresh_value(str(project.root), modules, expression)
+    assert want != before  # (the edit shows in a fresh start)
+    assert repr(eval(expression, namespace)) == want

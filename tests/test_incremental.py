@@ -1021,6 +1021,24 @@ def test_a_removed_top_level_call_is_reported_with_its_file_and_line(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
+def test_what_reads_a_list_a_statement_extends_in_place_follows_it(
+    project: Project, hmr: Any
+) -> None:
+    """``INSTALLED += [...]`` below ``from .base import *``, edited: it extends the list
+    it holds (base's, as at import), and ``APPS = tuple(INSTALLED)`` below runs again
+    on what it holds now (it kept the old items)."""
+    project.write("conf/__init__.py", "")
+    project.write("conf/base.py", 'INSTALLED = ["a", "b"]\n')
+    source = "from .base import *\n\nINSTALLED += {extra}\nAPPS = tuple(INSTALLED)\n"
+    project.write("conf/dev.py", source.format(extra='["dev"]'))
+    (dev,) = fresh(hmr, "conf.dev")
+    assert dev.APPS == ("a", "b", "dev")
+    project.write("conf/dev.py", source.format(extra='["x"]'))
+    assert hmr.reload_module("conf.dev")[0] == ["conf.dev"]
+    assert tuple(dev.INSTALLED) == dev.APPS
+    assert dev.APPS[-1] == "x"
+
+
 def test_a_call_on_a_container_made_again_is_not_said_to_stay(
     project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

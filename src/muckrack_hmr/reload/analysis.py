@@ -350,6 +350,20 @@ class _Collector(ast.NodeVisitor):
             return
         self.generic_visit(node)
 
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        # ``V += x`` reads ``V`` (``INSTALLED += [...]`` below ``from .base import *``
+        # runs again when base's list changed); ``a.b += x`` reads ``a.b``.
+        target = node.target
+        if isinstance(target, ast.Name):
+            self._read(target.id)
+        elif isinstance(target, ast.Attribute):
+            chain = dotted_name(target)
+            if chain is not None:
+                parts = chain.split(".")
+                for end in range(1, len(parts) + 1):
+                    self._read(".".join(parts[:end]))
+        self.generic_visit(node)
+
     def visit_Call(self, node: ast.Call) -> None:
         self._callee(node.func)
         self.generic_visit(node)

@@ -13,14 +13,17 @@ them to what they held.  A change made by a function the statement calls (a
 Also what the engine reads of containers in code: the names a statement adds to (run
 again, it would add again: see incremental's chain to the statement that made the
 container), those a function of the module fills (a registry), and the refill of a
-container made again into the live one (:func:`give_items`).
+container made again into the live one (:func:`give_items`), and what a statement
+run again changed in place (:class:`Touched`), which its readers follow as they follow
+a name bound again.
 """
 
 from __future__ import annotations
 
 import ast
+import operator
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from types import ModuleType
 from typing import cast
 
@@ -28,7 +31,9 @@ __all__ = [
     "FILLING",
     "REFILLED",
     "Kept",
+    "Touched",
     "aliased",
+    "changed_names",
     "filled_in_functions",
     "filled_names",
     "give_items",
@@ -139,6 +144,84 @@ def _changed(node: ast.AST) -> tuple[list[ast.expr], list[ast.Attribute]]:
         elif isinstance(each, ast.Attribute) and isinstance(each.ctx, ast.Store | ast.Del):
             attributes.append(each)
     return containers, attributes
+
+
+def changed_names(node: ast.AST) -> set[str]:
+    """The names whose container a top-level statement changes in place in any way
+    (``X[k] = v``, ``X.update(...)``, ``del X[k]``, ``X.pop()``, ``X["a"]["b"] = v``)."""
+    return {
+        held
+        for expression in _changed(node)[0]
+        if (held := _container_name(expression)) is not None
+    }
+
+
+class Touched:
+    """What a statement about to run again may change in place, as it is: after the run,
+    :meth:`changed` tells which of it the run changed (``DB`` of ``DB["port"] = 3``,
+    ``APP.debug`` of ``APP.debug = True``), for what reads it to follow."""
+
+    def __init__(self, node: ast.AST, namespace: Mapping[str, object], bound: Set[str]) -> None:
+        self._namespace = namespace
+        self._items: list[tuple[str, object, object]] = []
+        self._attributes: list[tuple[str, object, str, object]] = []
+        for name in (changed_names(node) | filled_names(node)) - bound:
+            held = namespace.get(name)
+            if type(held) in REFILLED:
+                self._items.append((name, held, _copy(held)))
+        for target in _changed(node)[1]:
+            if not isinstance(target.value, ast.Name) or target.value.id in bound:
+                continue
+            owner = namespace.get(target.value.id)
+            if isinstance(owner, ModuleType | type) or _plain_instance(owner):
+                self._attributes.append(
+                    (
+                        f"{target.value.id}.{target.attr}",
+                        owner,
+                        target.attr,
+                        vars(owner).get(target.attr, _MISSING),
+                    )
+                )
+
+    def changed(self) -> set[str]:
+        """The names (containers) and ``name.attr`` spellings the run changed."""
+        found = {
+            name
+            for name, held, copy in self._items
+            if self._namespace.get(name) is held and not _same_items(held, copy)
+        }
+        found.update(
+            spelled
+            for spelled, owner, attr, value in self._attributes
+            if vars(owner).get(attr, _MISSING) is not value
+        )
+        return found
+
+
+def _copy(held: object) -> object:
+    """The items of a container of REFILLED, as they are now."""
+    if isinstance(held, dict):
+        return dict(held)
+    if isinstance(held, set):
+        return set(held)
+    return list(cast("list[object]", held))
+
+
+def _same_items(held: object, copy: object) -> bool:
+    """Does ``held`` hold the very objects of ``copy`` (see _copy)?"""
+    try:
+        if isinstance(held, dict) and isinstance(copy, dict):
+            return len(held) == len(copy) and all(
+                copy.get(key, _MISSING) is value for key, value in held.items()
+            )
+        if isinstance(held, set) and isinstance(copy, set):
+            return held == copy
+        if isinstance(copy, list):
+            items = list(cast("list[object]", held))
+            return len(items) == len(copy) and all(map(operator.is_, items, copy))
+    except Exception:  # a key's ``__eq__`` raised: it may have changed
+        return False
+    return False
 
 
 def _named(node: ast.expr, namespace: Mapping[str, object]) -> object:

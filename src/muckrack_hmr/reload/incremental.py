@@ -34,6 +34,7 @@ import re
 import sys
 import types
 import weakref
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -58,7 +59,16 @@ from .body_edits import (
     original_function,
     same_last_def,
 )
-from .in_place import REFILLED, Kept, aliased, filled_in_functions, filled_names, give_items
+from .in_place import (
+    REFILLED,
+    Kept,
+    Touched,
+    aliased,
+    changed_names,
+    filled_in_functions,
+    filled_names,
+    give_items,
+)
 from .kept_classes import kept_class_edit
 from .kinds import CACHE_WRAPPER, is_a
 from .live_defs import (
@@ -885,7 +895,7 @@ def kept_class_values(
             continue
         # ``items = []`` then ``for i in range(N): items.append(i)`` (or ``items += ...``):
         # filled on what changed, the attribute is what the new class body made.
-        filled = filled_names(child) | _augmented(child)
+        filled = filled_names(child) | _augmented(child) | changed_names(child)
         if filled and (
             not same
             or not (touched | changed).isdisjoint(
@@ -1219,7 +1229,13 @@ def _accumulated_from(
             earlier = statements[at]
             if name not in earlier.binds and name not in earlier.reads:
                 continue  # (an update reads what it updates: no walk of the statement)
-            augments = name in _augmented(earlier.node) or name in filled_names(earlier.node)
+            # (``X["port"] = 3`` or ``X.update(...)`` between: what the container held
+            # there is what a fresh start has.)
+            augments = (
+                name in _augmented(earlier.node)
+                or name in filled_names(earlier.node)
+                or (name not in earlier.binds and name in changed_names(earlier.node))
+            )
             if name not in earlier.binds and not augments:
                 continue
             found.append(at)
@@ -1228,6 +1244,37 @@ def _accumulated_from(
                     chain.update(found)
                 break
     return sorted(chain)
+
+
+def _bound_again_for_dels_removed(
+    old: ModuleSummary, new: ModuleSummary, namespace: Mapping[str, object]
+) -> set[int]:
+    """The statements of ``new`` that last bind a name that a ``del`` of ``old``, which
+    ``new`` no longer has, took away (``TMP = 5`` ... ``del TMP`` with the ``del``
+    removed): they run again."""
+    if old is new:
+        return set()
+    left = Counter(each.fingerprint for each in new.statements if isinstance(each.node, ast.Delete))
+    gone: set[str] = set()
+    for each in old.statements:
+        if not isinstance(each.node, ast.Delete):
+            continue
+        if left[each.fingerprint]:
+            left[each.fingerprint] -= 1
+            continue
+        gone.update(
+            target.id
+            for target in each.node.targets
+            if isinstance(target, ast.Name) and target.id not in namespace
+        )
+    last: dict[str, int] = {}
+    for index, each in enumerate(new.statements):
+        for name in each.binds & gone:
+            if isinstance(each.node, ast.Delete):
+                last.pop(name, None)  # (deleted again below: gone in a fresh start too)
+            else:
+                last[name] = index
+    return set(last.values())
 
 
 def _deleted_since(
@@ -1618,6 +1665,29 @@ def _caches_over(value: object, target: types.FunctionType) -> list[object]:
     return found
 
 
+def _clear_caches_called(
+    calls: set[str],
+    expander: _Expander,
+    namespace: Mapping[str, object],
+    changed: tuple[set[str], set[str]],
+    cleared: set[str],
+) -> None:
+    """Empty the ``lru_cache`` of the module's functions a statement about to run calls
+    (through others too) whose bodies read a value that changed (``changed``: values,
+    behaviors), once a reload (``cleared``)."""
+    values, behaviors = changed
+    for callee in calls:
+        if callee in cleared or callee not in expander.defs:
+            continue
+        held = namespace.get(callee)
+        if type(held) is not CACHE_WRAPPER:
+            continue
+        reads, called = expander.body(callee)
+        if not (reads.isdisjoint(values) and called.isdisjoint(behaviors)):
+            cleared.add(callee)
+            held.cache_clear()
+
+
 def _wraps(cache: object, target: types.FunctionType) -> bool:
     """Does the cache wrapper ``cache`` call ``target`` (maybe through other wrappers)?"""
     inner: object = cache
@@ -1869,6 +1939,9 @@ def plan_and_run(
     registries = functools.cache(
         lambda: filled_in_functions([each.node for each in new.statements])
     )
+    cleared: set[str] = set()  # cached functions of the module emptied so far
+    # ``del TMP`` taken away: the statement that bound TMP runs again, as in a fresh start.
+    undeleted = _bound_again_for_dels_removed(old, new, namespace)
     # Classes kept live that changed only plain members, as the module spells them.
     kept_classes = dict(classes_kept or {})
     last_binder: dict[str, int] = {}  # name -> the last statement binding it (when needed)
@@ -1911,7 +1984,9 @@ def plan_and_run(
                 # instances keep their state.  What reads a changed member follows.
                 inputs_changed = False
                 values.update(made)
-        must_run = edited[index] or rebinds or inputs_changed or index in again
+        must_run = (
+            edited[index] or rebinds or inputs_changed or index in again or index in undeleted
+        )
         if (
             not must_run
             and methods
@@ -1978,6 +2053,10 @@ def plan_and_run(
         if not started:
             started = True
             before_first()
+        if must_run and values:
+            # ``FIRST = lookup("c")``, ``lookup`` cached and reading a ``TABLE`` that
+            # changed: its cache holds what the old table gave.
+            _clear_caches_called(calls, expander, namespace, (values, behaviors), cleared)
         if not must_run:
             # Only moved: it does not run again (its decorators would register
             # it twice); what it defined takes its new lines.
@@ -2107,7 +2186,11 @@ def plan_and_run(
             )
         elif live is None:
             held = None if edited[index] else _appended_to(statement, namespace)
+            touched = Touched(statement.node, namespace, binds | made)
             _run_statement(statement, namespace, filename, flags, changes, again=not edited[index])
+            # ``DB["port"] = 3``, ``APP.debug = True``: what reads it below, or in
+            # the modules that import it, follows.
+            values.update(touched.changed())
             if held is not None:
                 # ``HANDLERS.append(("class", Reg))``, run again for what it reads (its
                 # class changed): the entry it appends again is the one it holds.
@@ -2122,6 +2205,8 @@ def plan_and_run(
         for name in binds:
             now, then = namespace.get(name, _MISSING), before[name]
             if now is then:
+                if type(now) in REFILLED and name in _augmented(statement.node):
+                    values.add(name)  # ``INSTALLED += [...]`` added to the list it holds
                 continue
             if _refilled(
                 then, now, [new.statements[at].node for at in (*chain, index)], name
