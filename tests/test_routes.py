@@ -1037,6 +1037,29 @@ def test_a_router_included_in_an_edit_keeps_the_routers_included_before(
     assert {"/items/", "/users/"} <= openapi_paths(child, port)
 
 
+def test_a_router_made_again_takes_the_place_of_its_include(proj: Path, spawn: Spawn) -> None:
+    """``router = APIRouter(prefix=...)`` edited: the router is made again, and
+    ``app.include_router(items.router)`` runs again for it.  FastAPI (0.165) added an
+    entry for the new router beside the old one's at each such save (the app's routes
+    grew by one a save, and the old prefix answered on): the new entry takes the old
+    one's place."""
+    app = FASTAPI_APP.replace(
+        'app.include_router(items.router, prefix="/items")', ("app.include_router(items.router)")
+    )
+    write(proj / "app.py", app)
+    items = FASTAPI_ITEMS.replace("APIRouter()", 'APIRouter(prefix="/items")')
+    write(proj / "items.py", items)
+    child, port = uvicorn(spawn, proj, "app", "items")
+    first = counts(child, port)
+    assert status(port, "/items/") == (200, '"items"')
+    for prefix in ("/things", "/stuff"):
+        edit(child, proj / "items.py", items.replace('"/items"', f'"{prefix}"'), "items")
+        assert status(port, f"{prefix}/") == (200, '"items"')
+        assert status(port, "/items/")[0] == 404
+        assert counts(child, port)["app"] == first["app"]
+        assert f"{prefix}/" in openapi_paths(child, port)
+
+
 FASTAPI_STAMP = """\
 @app.middleware("http")
 async def stamp(request, call_next):

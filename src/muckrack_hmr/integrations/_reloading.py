@@ -31,7 +31,13 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
+#: The attribute of a router that lists the endpoints of the routes a reload took out of
+#: it as their defs ran again on another router (``router = APIRouter(prefix=...)``
+#: edited): an include of the old router stands for the new one (see starlette).
+MOVED_ENDPOINTS = "__muckrack_hmr_moved__"
+
 __all__ = [
+    "MOVED_ENDPOINTS",
     "current",
     "defined_at_top",
     "enable",

@@ -428,6 +428,9 @@ def forget_removed_routes(name: str) -> None:
         for index, route in enumerate(routes):
             if route is gone.route:
                 del routes[index]
+                with contextlib.suppress(Exception):  # (a router that takes no attribute)
+                    moved = vars(gone.router).setdefault(_reloading.MOVED_ENDPOINTS, [])
+                    moved.append(getattr(route, "endpoint", None))
                 _routes.pop(id(route), None)
                 _routes_changed(gone.router)
                 log.debug(

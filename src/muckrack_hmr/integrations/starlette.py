@@ -22,6 +22,7 @@ are Starlette apps: the same applies to them.
 
 from __future__ import annotations
 
+import contextlib
 import linecache
 import logging
 import sys
@@ -363,6 +364,10 @@ def _replace_earlier(router: _Router, saved: list[object]) -> None:
                 ),
                 None,
             )
+        if place is None and getattr(new, "original_router", None) is not None:
+            # ``app.include_router(items.router)`` run again for a router made again
+            # (``APIRouter(prefix=...)`` edited): its entry takes the old router's.
+            place = _included_before(routes, old, new)
         if place is None:
             continue
         target = routes[place]
@@ -373,6 +378,37 @@ def _replace_earlier(router: _Router, saved: list[object]) -> None:
         log.debug("route %s replaces its earlier declaration", getattr(new, "path", "?"))
     if changed:
         _changed(router)
+
+
+def _included_before(routes: list[object], old: list[int], new: object) -> int | None:
+    """The place of the earlier entry of an included router (FastAPI 0.165 and later)
+    that ``new``'s router was made again from (its routes' endpoints are of the same
+    defs), the same include's first (``prefix=`` as given then)."""
+    router = getattr(new, "original_router", None)
+    ends = [getattr(route, "endpoint", None) for route in getattr(router, "routes", ())]
+    candidates = [
+        index
+        for index in old
+        if type(routes[index]) is type(new)
+        and (earlier := getattr(routes[index], "original_router", None)) is not router
+        and any(
+            _reloading.same_def(endpoint, end) for endpoint in _endpoints(earlier) for end in ends
+        )
+    ]
+    for index in candidates:
+        with contextlib.suppress(Exception):  # (what an include context holds compares)
+            if getattr(routes[index], "include_context", None) == getattr(
+                new, "include_context", None
+            ):
+                return index
+    return candidates[0] if candidates else None
+
+
+def _endpoints(router: object) -> list[object]:
+    """The endpoints of a router's routes, and of those a reload moved out of it."""
+    held = [getattr(route, "endpoint", None) for route in getattr(router, "routes", ())]
+    moved = getattr(router, "__dict__", {}).get(_reloading.MOVED_ENDPOINTS, ())
+    return [*held, *moved]
 
 
 def _in_source_order(router: _Router, name: str) -> None:
