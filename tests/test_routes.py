@@ -517,6 +517,42 @@ def test_flask_route_of_a_failed_reload_is_taken_back(proj: Path, spawn: Spawn) 
     assert counts(child, port) == dict(before, rules=before["rules"] + 1, views=before["views"] + 1)
 
 
+def test_flask_blueprint_registered_again_with_other_options_is_refused(
+    proj: Path, spawn: Spawn
+) -> None:
+    """``app.register_blueprint(bp)`` given ``url_prefix="/x"`` after a request: Flask's
+    own ``ValueError`` ("already registered") failed the save, with its traceback.  It is
+    refused by name, as other setup once served; what it registered serves on, and the
+    next edit applies."""
+    write(proj / "views.py", FLASK_VIEWS)
+    write(proj / "shop.py", FLASK_SHOP)
+    web = "from shop import bp\nfrom views import app\n\napp.register_blueprint(bp)\n"
+    write(proj / "web.py", web)
+    server = FLASK_SERVER.replace("from shop import bp\n", "import web\n")
+    write(proj / "server.py", server.replace("app.register_blueprint(bp)\n", ""))
+    port = free_port()
+    child = spawn(["-v", "server.py", str(port)], cwd=proj)
+    tracked(child, "views", "shop", "web")
+    before = counts(child, port)
+    assert status(port, "/shop/") == (200, "shop")
+
+    write(proj / "web.py", web.replace("(bp)", '(bp, url_prefix="/x")'))
+    line = child.expect(lambda line: line.startswith("hmr: "), stream="err")
+    assert line.startswith(
+        "hmr: restart to apply: app.register_blueprint of blueprint 'shop' again"
+    ), line
+    assert line.endswith(
+        "web.py:4 (flask setup); Flask registers a blueprint once: its routes "
+        "stay as first registered until a restart"
+    ), line
+    assert status(port, "/shop/") == (200, "shop")
+    assert status(port, "/x/")[0] == 404
+    assert counts(child, port) == before
+
+    edit(child, proj / "shop.py", FLASK_SHOP.replace('return "shop"', 'return "shop v2"'), "shop")
+    assert status(port, "/shop/") == (200, "shop v2")
+
+
 # -- FastAPI: app routes, routes of an included router -----------------------------------
 
 FASTAPI_APP = """\

@@ -498,9 +498,32 @@ def _wrap_app(module: ModuleType) -> None:
 
         return add_url_rule
 
+    def register(original: Callable[..., object]) -> Callable[..., object]:
+        def register_blueprint(self: _App, blueprint: object, **options: object) -> None:
+            # (As Flask names the registration: ``name_prefix.name``.)
+            own = options.get("name") or getattr(blueprint, "name", "")
+            name = f"{options.get('name_prefix') or ''}.{own}".lstrip(".")
+            blueprints = getattr(self, "blueprints", {})
+            if (
+                _reloading.current() is not None
+                and isinstance(blueprints, dict)
+                and blueprints.get(name) is blueprint
+                and _reloading.refuse(
+                    FLASK_SETUP,
+                    f"app.register_blueprint of blueprint {name!r} again (other options)",
+                    "Flask registers a blueprint once: its routes stay as first registered "
+                    "until a restart",
+                )
+            ):
+                return  # (refused: nothing of the edit applies)
+            original(self, blueprint, **options)
+
+        return register_blueprint
+
     _wrap(cls, "__init__", init)
     _wrap(cls, "add_url_rule", add_rule)
     _wrap(cls, "_check_setup_finished", _lifted)
+    _wrap(cls, "register_blueprint", register)
 
 
 def _wrap_blueprint(module: ModuleType) -> None:
