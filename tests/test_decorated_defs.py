@@ -646,3 +646,60 @@ def test_an_lru_cache_given_new_bounds_is_the_new_cache(
     assert cached.price.cache_info().maxsize == 8
     assert taken(4) == 12  # (the old cache, emptied, runs the new code)
     assert any("its cache's maxsize=2 -> 8" in message for message in caplog.messages)
+
+
+def test_a_def_run_again_for_what_its_decorator_reads_leaves_one_registration(
+    project: Project, hmr: Any
+) -> None:
+    """``@registry.register(PREFIX + ":f")`` and ``@on(PREFIX)`` (a list of pairs), run
+    again because ``PREFIX`` changed: the dict held the function under the old key and
+    the new one, the list both pairs; a fresh start has the new ones alone.  A save that
+    raises leaves them as they were.  Later body edits reach what the registries hold."""
+    project.write(
+        "reg.py",
+        """\
+        KEYED = {}
+        PAIRS = []
+
+        def register(key):
+            def deco(f):
+                KEYED[key] = f
+                return f
+            return deco
+
+        def on(event):
+            def deco(f):
+                PAIRS.append((event, f))
+                return f
+            return deco
+        """,
+    )
+    source = """\
+        from reg import on, register
+
+        PREFIX = {prefix!r}
+
+        @register("fixed")
+        def g():
+            return "g"
+
+        @register(PREFIX + ":f")
+        @on(PREFIX)
+        def f():
+            return {body!r}
+        """
+    project.write("plugins.py", source.format(prefix="a", body="f1"))
+    _, reg = fresh(hmr, "plugins", "reg")
+    assert sorted(reg.KEYED) == ["a:f", "fixed"]
+    # A save that raises below: the registries hold what they held.
+    project.write("plugins.py", source.format(prefix="b", body="f1") + "        1 / 0\n")
+    assert hmr.reload_module("plugins")[0] == []
+    assert sorted(reg.KEYED) == ["a:f", "fixed"]
+    assert [event for event, _ in reg.PAIRS] == ["a"]
+    project.write("plugins.py", source.format(prefix="b", body="f1"))
+    assert hmr.reload_module("plugins")[0] == ["plugins"]
+    assert sorted(reg.KEYED) == ["b:f", "fixed"]
+    assert [event for event, _ in reg.PAIRS] == ["b"]
+    project.write("plugins.py", source.format(prefix="b", body="f2"))
+    assert hmr.reload_module("plugins")[0] == ["plugins"]
+    assert (reg.KEYED["b:f"](), reg.PAIRS[0][1]()) == ("f2", "f2")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -1214,6 +1215,20 @@ def test_a_reload_waits_while_another_thread_holds_the_import_lock(
 
     assert seen[:4] == [True, True, True, False]
     assert rig.transactions == [["a"]]
+
+
+def test_a_frame_read_as_garbage_is_taken_for_an_import_in_progress() -> None:
+    """On CPython 3.11, another thread's frame read while that thread ran on had a dict
+    for its ``f_code``: the pre-fork hook raised ``AttributeError`` and did not hold the
+    engine for that fork.  Such a frame counts as an import in progress (look again)."""
+
+    class Stale:
+        f_code: object = {"not": "code"}
+        f_back = None
+
+    top = types.SimpleNamespace(f_code=sys._getframe().f_code, f_back=Stale())
+    assert safepoint.import_frame(top) is top  # type: ignore[arg-type]
+    assert safepoint.import_frame(sys._getframe()) is None
 
 
 def test_another_thread_in_the_middle_of_an_import_is_seen(make_rig: Any) -> None:

@@ -601,3 +601,14 @@ def test_which_multiprocessing_children_get_the_prologue(code: str, joins: bool)
     from muckrack_hmr.processes.joining import runs_program_code
 
     assert runs_program_code(code) is joins
+
+
+def test_a_line_of_the_one_process_says_so() -> None:
+    """A line that one process of one logged was said to come "in all 1 process"."""
+    from muckrack_hmr.processes.outcomes import _once_each
+
+    assert _once_each([(123, ((30, "slow"),))]) == [(30, "slow (in the one process: pid 123)")]
+    assert _once_each([(2, ((30, "x"),)), (1, ((30, "x"),))]) == [
+        (30, "x (in all 2 processes: pids 1, 2)")
+    ]
+    assert _once_each([(2, ((30, "x"),)), (1, ())]) == [(30, "x (in 1 process of 2: pid 2)")]

@@ -254,6 +254,8 @@ def _pids(outcomes: list[ProcessOutcome]) -> str:
 
 def _where(pids: list[int], active: int) -> str:
     listed = ", ".join(map(str, sorted(pids)))
+    if len(pids) == active == 1:
+        return f"(in the one process: pid {listed})"
     if len(pids) == active:
-        return f"(in all {_count(active)}: pid{'s' if len(pids) != 1 else ''} {listed})"
+        return f"(in all {_count(active)}: pids {listed})"
     return f"(in {_count(len(pids))} of {active}: pid{'s' if len(pids) != 1 else ''} {listed})"

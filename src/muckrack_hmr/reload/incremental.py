@@ -72,6 +72,7 @@ from .in_place import (
 from .kept_classes import kept_class_edit
 from .kinds import CACHE_WRAPPER, is_a
 from .live_defs import (
+    Holders,
     drop_entries_again,
     live_function,
     note_defs_again,
@@ -1402,6 +1403,7 @@ def _run_on_live(
     flags: int,
     changes: Changes,
     edited: bool = False,
+    holders: Holders | None = None,
 ) -> bool:
     """Run a decorated def, its decorators given ``live`` (see :mod:`.live_defs`)."""
     try:
@@ -1413,6 +1415,7 @@ def _run_on_live(
             flags=flags,
             patched=changes.live_patches,
             edited=edited,
+            holders=holders,
         )
     except StatementError:
         undo_run(changes)
@@ -1940,6 +1943,16 @@ def plan_and_run(
         lambda: filled_in_functions([each.node for each in new.statements])
     )
     cleared: set[str] = set()  # cached functions of the module emptied so far
+    # Where the registries hold the functions of the decorated defs (looked for once).
+    holders = Holders(
+        lambda: [
+            namespace.get(each.node.name)
+            for each in new.statements
+            if isinstance(each.node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and each.node.decorator_list
+            and isinstance(namespace.get(each.node.name), types.FunctionType)
+        ]
+    )
     # ``del TMP`` taken away: the statement that bound TMP runs again, as in a fresh start.
     undeleted = _bound_again_for_dels_removed(old, new, namespace)
     # Classes kept live that changed only plain members, as the module spells them.
@@ -2174,7 +2187,14 @@ def plan_and_run(
             _note_defs_again(statement, old, new, several, edited=edited[index], was=moved[index])
         attributes = dict(live.__dict__) if live is not None else None
         if live is not None and _run_on_live(
-            statement, live, namespace, filename, flags=flags, changes=changes, edited=edited[index]
+            statement,
+            live,
+            namespace,
+            filename,
+            flags=flags,
+            changes=changes,
+            edited=edited[index],
+            holders=holders,
         ):
             # The live function took the new definition: whatever the name holds now.
             behaviors.add(live.__name__)

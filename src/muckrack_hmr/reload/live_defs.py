@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import gc
 import inspect
 import threading
@@ -33,6 +34,7 @@ from .body_edits import StatementError, compile_one, original_function
 from .patching import PatchReport, patch_function_now
 
 __all__ = [
+    "Holders",
     "decorated_again",
     "drop_entries_again",
     "lists_holding",
@@ -210,6 +212,7 @@ def run_on_live(
     flags: int,
     patched: list[Patched],
     edited: bool = False,
+    holders: Holders | None = None,
 ) -> bool:
     """Run the decorated ``def`` of ``statement``, its decorators applied to ``live``.
 
@@ -249,8 +252,14 @@ def run_on_live(
     # an entry they append again, which the list holds already.  (A walk of the heap: not
     # for each def that runs again because what its decorators read changed, which makes
     # other entries, ``@register(PREFIX + ":f")``.)
-    held = lists_holding([live]) if edited else []
-    keyed = _dicts_holding(live) if edited else []
+    if edited:
+        held, keyed = lists_holding([live]), _dicts_holding(live)
+    elif holders is not None:
+        # Run again for what its decorators read (``@register(PREFIX + ":f")``, PREFIX
+        # edited): the module's decorated functions were looked for once, together.
+        held, keyed = holders.of(live)
+    else:
+        held, keyed = [], []
     namespace[_ADOPT] = adopt
     try:
         exec(code, namespace)
@@ -261,9 +270,51 @@ def run_on_live(
     if adopted and (held or keyed):
         # (Replaced first: with what was appended again still there, a decorator added
         # beside the one that appended again is no replacement.)
-        _drop_replaced(held, keyed, live)
+        undo = _drop_replaced(held, keyed, live)
         drop_entries_again(held, [live])
+        if undo:
+            # A save that fails after it: the registries hold the old entries again.
+            patched.append((PatchReport(), undo))
     return adopted
+
+
+_Held = list[tuple[list[object], int]]
+_Keyed = list[tuple[dict[object, object], frozenset[object]]]
+
+
+class Holders:
+    """The lists and dicts that hold the live functions of a module's decorated defs,
+    found by one walk of the heap the first time one is asked for (a def run again for
+    what its decorators read: with fifty routes under an edited prefix, one walk, not
+    fifty), then told for each function as the lists and dicts are then."""
+
+    def __init__(self, functions: Callable[[], list[object]]) -> None:
+        self._functions = functions
+        self._lists: list[list[object]] | None = None
+        self._dicts: list[dict[object, object]] = []
+
+    def of(self, function: object) -> tuple[_Held, _Keyed]:
+        """(lists holding ``function``, or a tuple of it, with their lengths; dicts
+        holding it, with its keys), now."""
+        if self._lists is None:
+            objects = [*{id(each): each for each in [*self._functions(), function]}.values()]
+            self._lists = [items for items, _ in lists_holding(objects)]
+            self._dicts = [
+                referrer
+                for referrer in gc.get_referrers(*objects)
+                if type(referrer) is dict and "__builtins__" not in referrer
+            ]
+        held = [
+            (items, len(items))
+            for items in self._lists
+            if any(_holds(item, function) for item in list(items))
+        ]
+        keyed = []
+        for table in self._dicts:
+            keys = frozenset(key for key, value in list(table.items()) if value is function)
+            if keys:
+                keyed.append((table, keys))
+        return held, keyed
 
 
 def lists_holding(objects: list[object]) -> list[tuple[list[object], int]]:
@@ -319,24 +370,46 @@ def _drop_replaced(
     held: list[tuple[list[object], int]],
     keyed: list[tuple[dict[object, object], frozenset[object]]],
     function: object,
-) -> None:
+) -> Callable[[], None] | None:
     """A registration the edited decorator made in place of its old one (``@register("a")``
     made ``@register("b")``): where a dict gained one key for ``function`` and held it
     under one other key before, or a list gained one new entry for it and held one other
     before, the old one goes, as a fresh start has it.  With more (an entry another
-    statement made beside), nothing is told apart, and they stay."""
+    statement made beside), nothing is told apart, and they stay.  Returns what puts
+    them back (None: nothing dropped)."""
+    undos: list[Callable[[], None]] = []
     for table, keys in keyed:
         now = {key for key, value in list(table.items()) if value is function}
         added = now - keys
+        # (Undone, the entries the run added go too: the old code runs on.)
+        undos.extend(functools.partial(_pop_if, table, key, function) for key in added)
         if len(keys) == 1 and len(added) == 1:
-            table.pop(next(iter(keys)), None)
+            key = next(iter(keys))
+            if key in table:
+                value = table.pop(key)
+                undos.append(functools.partial(table.__setitem__, key, value))
     for items, length in held:
         before = [item for item in items[:length] if _holds(item, function)]
         new = [item for item in items[length:] if _holds(item, function)]
+        if new:
+            undos.append(functools.partial(items.__setitem__, slice(None), list(items[:length])))
         if len(before) != 1 or len(new) != 1 or _same(before[0], new[0]):
             continue
         stale = before[0]
         items[:] = [item for item in items if item is not stale]
+    if not undos:
+        return None
+
+    def put_back() -> None:
+        for undo in reversed(undos):
+            undo()
+
+    return put_back
+
+
+def _pop_if(table: dict[object, object], key: object, value: object) -> None:
+    if table.get(key) is value:
+        del table[key]
 
 
 def _holds(item: object, function: object) -> bool:

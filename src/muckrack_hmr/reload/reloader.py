@@ -1242,10 +1242,15 @@ class Reloader:
         with self.tracker.lock:
             if self._positions_version != graph.version:
                 groups = graph.topological_order(graph.modules())
+                # In an import cycle, the module seen first started the imports that
+                # closed it, and ended last (``p/__init__`` importing ``p.filters``,
+                # whose ``tokens`` imports ``from p``): the last seen runs first, so
+                # that a rename saved in ``tokens`` and ``p.filters`` together finds
+                # the new name in ``tokens`` when ``p.filters`` imports it.
                 self._positions = {
                     name: (group_index, member_index)
                     for group_index, group in enumerate(groups)
-                    for member_index, name in enumerate(group)
+                    for member_index, name in enumerate(reversed(group))
                 }
                 self._positions_version = graph.version
             return self._positions

@@ -63,11 +63,21 @@ class SafePoint:
 
 
 def import_frame(top: FrameType | None) -> FrameType | None:
-    """The frame of the import in progress in a thread whose top frame is ``top``, if any."""
+    """The frame of the import in progress in a thread whose top frame is ``top``, if any.
+
+    The thread runs on while its frames are read (the interpreter may switch between
+    two reads), and on CPython 3.11 a frame it left meanwhile may read as garbage
+    (``f_code`` a dict): then ``top`` itself is taken for an import in progress, so that
+    the caller looks again rather than fork or reload in the middle of one."""
     frame = top
-    while frame is not None:
-        code = frame.f_code
-        if code.co_name == "_find_and_load" and code.co_filename.startswith("<frozen importlib"):
-            return frame
-        frame = frame.f_back
+    try:
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "_find_and_load" and code.co_filename.startswith(
+                "<frozen importlib"
+            ):
+                return frame
+            frame = frame.f_back
+    except (AttributeError, TypeError, ValueError):
+        return top
     return None
