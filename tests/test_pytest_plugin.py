@@ -976,8 +976,8 @@ def test_ctrl_c_in_a_run_ends_as_pytests_interrupted_session_and_while_waiting_a
 ) -> None:
     """Ctrl-C during a run (or the reload before it) ended with the code of the last run
     that completed, 0 after a green one, and the interrupted run was not reported: as
-    pytest, it reports what ran of it and ends with 2.  While waiting for saves it
-    quits as ``q`` does (the last run's code)."""
+    pytest, it reports what ran of it (and the test's line) and ends with 2.  While
+    waiting for saves it quits as ``q`` does (the last run's code)."""
     write(proj / "pytest.ini", "[pytest]\n")
     write(proj / "app.py", "def pause():\n    return 0\n")
     write(
@@ -1015,6 +1015,10 @@ def test_ctrl_c_in_a_run_ends_as_pytests_interrupted_session_and_while_waiting_a
     interrupted = out.rsplit("hmr: watching", 1)[1]  # the run after the save
     assert re.search(r"^!+ KeyboardInterrupt !+$", interrupted, re.MULTILINE), out
     assert "test_slow.py::test_first PASSED" in interrupted  # what ran of it
+    # Where the test was interrupted, as pytest says it: not the loop's signal handler.
+    where = re.search(r"^(\S+):\d+: KeyboardInterrupt$", interrupted, re.MULTILINE)
+    assert where is not None, out
+    assert where.group(1).endswith("test_slow.py"), out
 
     write(proj / "app.py", "def pause():\n    return 0\n")
     with as_from_a_terminal():

@@ -226,7 +226,9 @@ class WatchLoop:
 
     def _interrupt(self, signum: int, frame: object) -> None:
         """SIGINT while the loop runs: KeyboardInterrupt, as Python's own handler raises,
-        but not again once one came while it waited (it stops)."""
+        but not again once one came while it waited (it stops).  Hidden from pytest's
+        tracebacks: the interrupted test's line is the one to show."""
+        __tracebackhide__ = True
         if self._quitting:
             return
         if not self._working:
