@@ -248,6 +248,34 @@ DATA_EDITS = {
         ["c"],
         "c.DB, c.L",
     ),
+    "an importer appends to a list its module changed in place": (
+        {
+            "base.py": 'LIST = ["a"]\nLIST[0] = "z"\n',
+            "child.py": 'from base import LIST\n\nLIST.append("child")\n',
+        },
+        {"base.py": ('LIST[0] = "z"', 'LIST[0] = "y"')},
+        ["base"],
+        "base.LIST, child.LIST is base.LIST",
+    ),
+    "an importer's += on a list its module changed in place": (
+        {
+            "base.py": 'ITEMS = ["a"]\nITEMS[0] = "A"\n',
+            "child.py": 'from base import ITEMS\n\nITEMS += ["child"]\nALL = tuple(ITEMS)\n',
+        },
+        {"base.py": ('ITEMS[0] = "A"', 'ITEMS[0] = "B"')},
+        ["base"],
+        "base.ITEMS",
+    ),
+    "a config changed in place and handed to a call": (
+        {
+            "app.py": "REGISTRY = []\n\ndef register(name, options):\n"
+            '    REGISTRY.append({"name": name, "options": options})\n\n'
+            'OPTIONS = {"level": 1}\nOPTIONS["level"] = 2\nregister("mine", OPTIONS)\n',
+        },
+        {"app.py": ('OPTIONS["level"] = 2', 'OPTIONS["level"] = 3')},
+        ["app"],
+        "app.REGISTRY",
+    ),
     "a del taken away": (
         {"t.py": "TMP = 5\nUSED = TMP * 2\ndel TMP\n"},
         {"t.py": ("del TMP\n", "")},

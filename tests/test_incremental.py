@@ -1066,6 +1066,22 @@ def test_a_call_on_a_container_made_again_is_not_said_to_stay(
         assert (dict(a.DD), a.DD) == (want, live)
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
+    # An item of it set again in place, and a call on it gone: the item the call added
+    # stays (the container was not made again), and the line says so.
+    hooks = "HOOKS = ['a']\nHOOKS[0] = {first!r}\n{append}"
+    path = project.write("h.py", hooks.format(first="A", append="HOOKS.append('c')\n"))
+    (h,) = fresh(hmr, "h")
+    project.write("h.py", hooks.format(first="B", append=""))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
+        assert hmr.reload_module("h")[0] == ["h"]
+    assert h.HOOKS == ["B", "c"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"{path}:3: HOOKS.append('c') is no longer in the file; "
+        "what it did when it ran stays until a restart"
+    ]
+    path = project.root / "a.py"
+
     # The maker kept, the call gone: its item stays, as the line says.
     project.write("a.py", source.format(n=3, maker="defaultdict(list)", fill=""))
     caplog.clear()

@@ -1672,30 +1672,3 @@ def test_a_dependent_that_failed_to_follow_keeps_the_state_its_other_imports_mad
     assert core.view() == "v2 yy n=4"  # PREFIX, which read the helper, ran again
     assert core.app is app
     assert core.STATE is state
-
-
-def test_a_rename_saved_in_two_modules_of_an_import_cycle_applies_at_once(
-    project: Project, hmr: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    """``p/__init__`` imports ``p.filters``, whose ``tokens`` imports ``from p``: a class
-    renamed in ``tokens`` and in ``p.filters`` (an editor's rename, one save) ran
-    ``p.filters`` first, which failed on the name ``tokens`` did not have yet, and
-    recovered after.  In a cycle, the module seen last runs first."""
-    project.write("p/__init__.py", "from p import filters\n")
-    project.write("p/consts.py", "KEYWORD = 'kw'\n")
-    project.write("p/filters/__init__.py", "from p.filters.tokens import Alpha, Beta\n")
-    tokens = (
-        "from p import consts as T\n\nclass Alpha:\n    pass\n\n"
-        "class Beta(Alpha):\n    ttype = T.KEYWORD\n"
-    )
-    project.write("p/filters/tokens.py", tokens)
-    import p.filters
-
-    hmr.remember_sources()
-    project.write("p/filters/tokens.py", tokens.replace("class Beta", "class Gamma"))
-    project.write("p/filters/__init__.py", "from p.filters.tokens import Alpha, Gamma\n")
-    with caplog.at_level(logging.WARNING, logger="muckrack_hmr"):
-        reloaded, _ = hmr.reload_modules(["p.filters.tokens", "p.filters"])
-    assert reloaded == ["p.filters.tokens", "p.filters"]
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
-    assert p.filters.Gamma.ttype == "kw"

@@ -178,8 +178,14 @@ class Changes:
     after the edit: the old function by that name is not the new one's to be patched
     by (``@overload`` stubs above an implementation are not: it is the same one)."""
 
+    mutated: set[str] = field(default_factory=set)
+    """Names bound to the same container as before, which statements that ran changed in
+    place (``DB["port"] = 3``): what derives a value from one (``PORT = DB["port"]``)
+    runs again; what adds to it or hands it on (``DB.setdefault(...)``, ``register(DB)``,
+    ``from a import DB``) does not: it holds the same object, with its items."""
+
     def __bool__(self) -> bool:
-        return bool(self.values or self.behaviors)
+        return bool(self.values or self.behaviors or self.mutated)
 
 
 #: Equal tuples mapped to the one copy kept (see :func:`consumption_of`).
@@ -328,20 +334,22 @@ def translate_incoming(
     imports: Iterable[Binding],
     changes: ChangeSet,
     referenced: Callable[[], Iterable[str]] | None = None,
-) -> tuple[set[str], set[str], set[str]]:
+) -> tuple[set[str], set[str], set[str], set[str]]:
     """Changes of imported modules, named as this module names them.
 
     ``from a import X`` makes ``X`` changed when ``a.X`` is; ``import a`` makes
-    ``a.X`` changed.  Returns (values, behaviors, rewrapped).  With ``referenced``
+    ``a.X`` changed.  Returns (values, behaviors, rewrapped, mutated).  With ``referenced``
     (what gives every name the module spells, ``pkg.sub.f``; asked only when a
     submodule of a package it imports changed), the
     submodules of an ``import pkg.sub`` that changed are looked up by what it
     spells, not walked: a change of a function that a thousand modules call
-    follows through each of them, and each would walk the thousand.
+    follows through each of them, and each would walk the thousand.  The fourth set:
+    the containers changed in place (:attr:`Changes.mutated`).
     """
     values: set[str] = set()
     behaviors: set[str] = set()
     rewrapped: set[str] = set()
+    mutated: set[str] = set()
     spelled: list[str] | None = None
     for local, module, attr in imports:
         if module not in changes and module not in changes.below:
@@ -365,12 +373,15 @@ def translate_incoming(
                     values.update(f"{path}.{name}" for name in change.values)
                     behaviors.update(f"{path}.{name}" for name in change.behaviors)
                     rewrapped.update(f"{path}.{name}" for name in change.rewrapped)
+                    mutated.update(f"{path}.{name}" for name in change.mutated)
             continue
         found = changes.get(module)
         if found is None:
             continue
         if attr in found.values:
             values.add(local)
+        if attr in found.mutated:
+            mutated.add(local)
         if attr in found.behaviors:
             behaviors.add(local)
         # ``K.build`` (a method whose body changed): ``from a import K`` spells it so.
@@ -385,7 +396,7 @@ def translate_incoming(
                 for name in found.rewrapped
                 if name.startswith(attr + RESULTS)
             )
-    return values, behaviors, rewrapped
+    return values, behaviors, rewrapped, mutated
 
 
 def spelled_names(summary: ModuleSummary) -> set[str]:
@@ -1271,11 +1282,25 @@ def _bound_again_for_dels_removed(
     last: dict[str, int] = {}
     for index, each in enumerate(new.statements):
         for name in each.binds & gone:
-            if isinstance(each.node, ast.Delete):
-                last.pop(name, None)  # (deleted again below: gone in a fresh start too)
-            else:
+            if isinstance(each.node, _BINDING_ONLY):
                 last[name] = index
+            else:
+                # Deleted again below (gone in a fresh start too), or bound by a loop or
+                # a block whose run again would do more (``for _i in ...: REG.append(_i)``).
+                last.pop(name, None)
     return set(last.values())
+
+
+# The statements whose run again binds, and does nothing else a fresh start would not.
+_BINDING_ONLY = (
+    ast.Assign,
+    ast.AnnAssign,
+    ast.Import,
+    ast.ImportFrom,
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+)
 
 
 def _deleted_since(
@@ -1668,6 +1693,22 @@ def _caches_over(value: object, target: types.FunctionType) -> list[object]:
     return found
 
 
+def _derives(statement: Statement) -> bool:
+    """Does the statement only bind values it computes (``PORT = DB["port"] * 10``,
+    ``KEYS = sorted(S)``), changing nothing in place and importing nothing?"""
+    node = statement.node
+    return (
+        isinstance(node, ast.Assign | ast.AnnAssign)
+        and bool(statement.binds)
+        and not (filled_names(node) or changed_names(node) or _augmented(node))
+        and not any(isinstance(target, ast.Attribute) for target in _targets(node))
+    )
+
+
+def _targets(node: ast.Assign | ast.AnnAssign) -> list[ast.expr]:
+    return list(node.targets) if isinstance(node, ast.Assign) else [node.target]
+
+
 def _clear_caches_called(
     calls: set[str],
     expander: _Expander,
@@ -1899,7 +1940,7 @@ def plan_and_run(
     namespace: dict[str, object],
     filename: str,
     summaries: tuple[ModuleSummary, ModuleSummary],
-    incoming: tuple[set[str], set[str], set[str]],
+    incoming: tuple[set[str], set[str], set[str], set[str]],
     before_first: Callable[[], None],
     *,
     classes_kept: Mapping[str, frozenset[str]] | None = None,
@@ -1926,6 +1967,7 @@ def plan_and_run(
         edited = [True] * len(new.statements)
         moved = [None] * len(new.statements)
     values, behaviors, rewrapped = set(incoming[0]), set(incoming[1]), set(incoming[2])
+    mutated = set(incoming[3])  # containers changed in place (see Changes.mutated)
     # A dependent that follows a change runs the same statements: none is edited.
     several = frozenset() if old is new else _shared_def_names(old) | _shared_def_names(new)
     changes = Changes(
@@ -1984,6 +2026,10 @@ def plan_and_run(
         reads, calls = expander.statement(statement)
         rebinds = isinstance(statement.node, ast.ImportFrom) and bool(statement.binds & values)
         inputs_changed = bool(reads & values) or bool(calls & (behaviors - rewrapped))
+        if not inputs_changed and mutated and reads & mutated:
+            # ``PORT = DB["port"] * 10`` runs again; ``DB.setdefault(...)``,
+            # ``register(DB)``, ``from a import DB`` hold the very container.
+            inputs_changed = _derives(statement)
         if inputs_changed and kept_classes and not (edited[index] or rebinds):
             used = (reads, calls)
             made = _instance_kept(statement.node, used, values, behaviors, kept_classes)
@@ -2066,10 +2112,10 @@ def plan_and_run(
         if not started:
             started = True
             before_first()
-        if must_run and values:
+        if must_run and (values or mutated):
             # ``FIRST = lookup("c")``, ``lookup`` cached and reading a ``TABLE`` that
             # changed: its cache holds what the old table gave.
-            _clear_caches_called(calls, expander, namespace, (values, behaviors), cleared)
+            _clear_caches_called(calls, expander, namespace, (values | mutated, behaviors), cleared)
         if not must_run:
             # Only moved: it does not run again (its decorators would register
             # it twice); what it defined takes its new lines.
@@ -2210,7 +2256,7 @@ def plan_and_run(
             _run_statement(statement, namespace, filename, flags, changes, again=not edited[index])
             # ``DB["port"] = 3``, ``APP.debug = True``: what reads it below, or in
             # the modules that import it, follows.
-            values.update(touched.changed())
+            mutated.update(touched.changed())
             if held is not None:
                 # ``HANDLERS.append(("class", Reg))``, run again for what it reads (its
                 # class changed): the entry it appends again is the one it holds.
@@ -2226,7 +2272,7 @@ def plan_and_run(
             now, then = namespace.get(name, _MISSING), before[name]
             if now is then:
                 if type(now) in REFILLED and name in _augmented(statement.node):
-                    values.add(name)  # ``INSTALLED += [...]`` added to the list it holds
+                    mutated.add(name)  # ``INSTALLED += [...]`` added to the list it holds
                 continue
             if _refilled(
                 then, now, [new.statements[at].node for at in (*chain, index)], name
@@ -2301,11 +2347,16 @@ def plan_and_run(
     for name in expander.defs:
         if name not in behaviors:
             body_reads, body_calls = expander.body(name)
-            if body_reads & values or body_calls & behaviors:
+            if body_reads & (values | mutated) or body_calls & behaviors:
                 behaviors.add(name)
-    _clear_method_caches_reading(new, namespace, values)
+    _clear_method_caches_reading(new, namespace, values | mutated)
     changes.values = {name for name in values if "." not in name and name in changes.old}
     changes.values |= {name for name in removed}
+    changes.mutated = {
+        name
+        for name in mutated
+        if "." not in name and name in changes.old and name not in changes.values
+    }
     changes.behaviors = (
         {name for name in behaviors if "." not in name}
         | {name for name, by_class in methods.items() if by_class}

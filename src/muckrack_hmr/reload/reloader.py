@@ -1242,15 +1242,10 @@ class Reloader:
         with self.tracker.lock:
             if self._positions_version != graph.version:
                 groups = graph.topological_order(graph.modules())
-                # In an import cycle, the module seen first started the imports that
-                # closed it, and ended last (``p/__init__`` importing ``p.filters``,
-                # whose ``tokens`` imports ``from p``): the last seen runs first, so
-                # that a rename saved in ``tokens`` and ``p.filters`` together finds
-                # the new name in ``tokens`` when ``p.filters`` imports it.
                 self._positions = {
                     name: (group_index, member_index)
                     for group_index, group in enumerate(groups)
-                    for member_index, name in enumerate(reversed(group))
+                    for member_index, name in enumerate(group)
                 }
                 self._positions_version = graph.version
             return self._positions
@@ -1269,7 +1264,11 @@ class Reloader:
         if self.cascade == "always":
             return set(graph.dependents_of(name))
         # (``K.build``, a method whose body changed: a module that spells ``.build``.)
-        changed = outcome.values | {each.rpartition(".")[2] for each in outcome.behaviors}
+        changed = (
+            outcome.values
+            | outcome.mutated
+            | {each.rpartition(".")[2] for each in outcome.behaviors}
+        )
         if not changed:
             return set()
         sources = self.sources
@@ -1318,7 +1317,13 @@ class Reloader:
         tells (see :mod:`.reach`), without walking the modules that call them in their
         functions; None when the index cannot tell: a module of the program is not in
         it yet (an unknown one may call them), or other changes came with them."""
-        if outcome.values or outcome.removed or outcome.added or self.cascade != "auto":
+        if (
+            outcome.values
+            or outcome.mutated
+            or outcome.removed
+            or outcome.added
+            or self.cascade != "auto"
+        ):
             return None
         reach = self.sources.reach
         functions = {behavior for behavior in outcome.behaviors if "." not in behavior}
@@ -1382,7 +1387,13 @@ class Reloader:
         """Would walking the users of this change of function bodies alone cost more than
         indexing the modules the index lacks?  Few of those (under 0.1 ms each), or many
         modules that spell a changed name after a dot."""
-        if outcome.values or outcome.removed or outcome.added or self.cascade != "auto":
+        if (
+            outcome.values
+            or outcome.mutated
+            or outcome.removed
+            or outcome.added
+            or self.cascade != "auto"
+        ):
             return False
         if self.sources.unindexed() <= _FEW * 4:
             return True
@@ -1487,9 +1498,10 @@ class Reloader:
         consumption = self.sources.consumption(name)
         if consumption is None:
             return self._incremental(name, changes)
-        values, behaviors, _ = translate_incoming(
+        values, behaviors, _, mutated = translate_incoming(
             consumption.imports, changes, consumption.references
         )
+        values |= mutated  # (what reads a container changed in place may derive from it)
         if consumption.touched_by(values, behaviors):
             return self._incremental(name, changes)
         # Nothing runs again; its functions that use what changed now behave
