@@ -249,9 +249,9 @@ def run_on_live(
     code = compile_one(wrapped, filename, flags)
     # The def edited (a decorator added, its signature): the lists that hold the function
     # (or a tuple of it: ``HANDLERS.append((event, f))``) as the decorators find them, for
-    # an entry they append again, which the list holds already.  (A walk of the heap: not
-    # for each def that runs again because what its decorators read changed, which makes
-    # other entries, ``@register(PREFIX + ":f")``.)
+    # an entry they append again, which the list holds already.  (A walk of the heap;
+    # for the defs that run again because what their decorators read changed,
+    # ``@register(PREFIX + ":f")``, one walk a module: see Holders.)
     if edited:
         held, keyed = lists_holding([live]), _dicts_holding(live)
     elif holders is not None:
@@ -299,10 +299,14 @@ class Holders:
         if self._lists is None:
             objects = [*{id(each): each for each in [*self._functions(), function]}.values()]
             self._lists = [items for items, _ in lists_holding(objects)]
+            # (No module's namespace, and no class's: a class's attributes are set
+            # through the class, which a dict of its does not tell.)
             self._dicts = [
                 referrer
                 for referrer in gc.get_referrers(*objects)
-                if type(referrer) is dict and "__builtins__" not in referrer
+                if type(referrer) is dict
+                and "__builtins__" not in referrer
+                and "__qualname__" not in referrer
             ]
         held = [
             (items, len(items))
@@ -376,7 +380,8 @@ def _drop_replaced(
     under one other key before, or a list gained one new entry for it and held one other
     before, the old one goes, as a fresh start has it.  With more (an entry another
     statement made beside), nothing is told apart, and they stay.  Returns what puts
-    them back (None: nothing dropped)."""
+    the tables back as they were before the run, for a save that fails (None: the run
+    added nothing to them)."""
     undos: list[Callable[[], None]] = []
     for table, keys in keyed:
         now = {key for key, value in list(table.items()) if value is function}

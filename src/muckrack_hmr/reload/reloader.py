@@ -1317,13 +1317,7 @@ class Reloader:
         tells (see :mod:`.reach`), without walking the modules that call them in their
         functions; None when the index cannot tell: a module of the program is not in
         it yet (an unknown one may call them), or other changes came with them."""
-        if (
-            outcome.values
-            or outcome.mutated
-            or outcome.removed
-            or outcome.added
-            or self.cascade != "auto"
-        ):
+        if not self._bodies_alone(outcome):
             return None
         reach = self.sources.reach
         functions = {behavior for behavior in outcome.behaviors if "." not in behavior}
@@ -1383,17 +1377,22 @@ class Reloader:
                     pending.append(other)
         return modules
 
-    def _walk_looks_wide(self, outcome: Changes) -> bool:
-        """Would walking the users of this change of function bodies alone cost more than
-        indexing the modules the index lacks?  Few of those (under 0.1 ms each), or many
-        modules that spell a changed name after a dot."""
-        if (
+    def _bodies_alone(self, outcome: Changes) -> bool:
+        """Did only functions' behaviour change (no value, container, name added or
+        removed), with the cascade left to the engine?"""
+        return not (
             outcome.values
             or outcome.mutated
             or outcome.removed
             or outcome.added
             or self.cascade != "auto"
-        ):
+        )
+
+    def _walk_looks_wide(self, outcome: Changes) -> bool:
+        """Would walking the users of this change of function bodies alone cost more than
+        indexing the modules the index lacks?  Few of those (under 0.1 ms each), or many
+        modules that spell a changed name after a dot."""
+        if not self._bodies_alone(outcome):
             return False
         if self.sources.unindexed() <= _FEW * 4:
             return True
