@@ -1015,10 +1015,11 @@ def test_ctrl_c_in_a_run_ends_as_pytests_interrupted_session_and_while_waiting_a
     interrupted = out.rsplit("hmr: watching", 1)[1]  # the run after the save
     assert re.search(r"^!+ KeyboardInterrupt !+$", interrupted, re.MULTILINE), out
     assert "test_slow.py::test_first PASSED" in interrupted  # what ran of it
-    # Where the test was interrupted, as pytest says it: not the loop's signal handler.
+    # Where the test was interrupted, as pytest says it (the test's line, or a library's
+    # it called: ``pathlib``'s as it wrote the file): not the loop's signal handler.
     where = re.search(r"^(\S+):\d+: KeyboardInterrupt$", interrupted, re.MULTILINE)
     assert where is not None, out
-    assert where.group(1).endswith("test_slow.py"), out
+    assert "muckrack_hmr" not in where.group(1), out
 
     write(proj / "app.py", "def pause():\n    return 0\n")
     with as_from_a_terminal():
