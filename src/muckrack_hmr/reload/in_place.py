@@ -14,8 +14,8 @@ Also what the engine reads of containers in code: the names a statement adds to 
 again, it would add again: see incremental's chain to the statement that made the
 container), those a function of the module fills (a registry), and the refill of a
 container made again into the live one (:func:`give_items`), and what a statement
-run again changed in place (:class:`Touched`), which its readers follow as they follow
-a name bound again.
+run again changed in place (:class:`Touched`), which the assignments that derive from
+it follow (see ``Changes.mutated``).
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def changed_names(node: ast.AST) -> set[str]:
 class Touched:
     """What a statement about to run again may change in place, as it is: after the run,
     :meth:`changed` tells which of it the run changed (``DB`` of ``DB["port"] = 3``,
-    ``APP.debug`` of ``APP.debug = True``), for what reads it to follow."""
+    ``APP.debug`` of ``APP.debug = True``), for what derives from it to follow."""
 
     def __init__(self, node: ast.AST, namespace: Mapping[str, object], bound: Set[str]) -> None:
         self._namespace = namespace
