@@ -530,9 +530,7 @@ class HMRExtension:
             tracker.is_tracked(name)
         if already:
             self.hmr.remember_sources()
-        # (Flushed now, in the cell that made it so: under load, a line left to the
-        # kernel's timed flush reached the client with the next cell's output.)
-        print(f"{_PREFIX}watching {real} (modules imported from it are tracked)", flush=True)
+        print(f"{_PREFIX}watching {real} (modules imported from it are tracked)")
 
 
 def _file_of(module: object) -> object:
